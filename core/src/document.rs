@@ -1,0 +1,715 @@
+//! The case document: one Automerge document per case, its schema (docs/schema.md), and
+//! every read and write of it. Nothing here touches SQLite.
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::codes::{CaseId, CreditCode, DistrictCode, FindingId};
+use crate::error::{Error, Result};
+use crate::model::{
+    Case, CaseType, Conflict, ConflictValue, Enterprise, FieldValue, Finding, FindingEdit,
+    GeoPoint, HistoryEntry, Identity, Industry, Level, NewFinding, Rectification,
+    RectificationOrder, RectificationState, ReviewState, RiskGrade, TeamMember, Violation,
+    ViolationKind,
+};
+
+/// The document schema this build writes and the newest it reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// What every change records besides Automerge's own metadata: who made it and why.
+/// Stored as the change message, as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ChangeNote {
+    /// User id of the author.
+    pub by: String,
+    /// What the change did.
+    pub action: String,
+}
+
+impl ChangeNote {
+    pub fn new(identity: &Identity, action: &str) -> Self {
+        ChangeNote {
+            by: identity.user_id.clone(),
+            action: action.to_owned(),
+        }
+    }
+
+    fn parse(message: Option<&str>) -> ChangeNote {
+        message
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_else(|| ChangeNote {
+                by: String::new(),
+                action: message.unwrap_or_default().to_owned(),
+            })
+    }
+}
+
+/// Commits the open transaction of `doc` with `note` and `time` (device seconds).
+pub(crate) fn commit(doc: &mut AutoCommit, note: &ChangeNote, time: i64) -> Option<ChangeHash> {
+    let message = serde_json::to_string(note).expect("a note of two strings always serialises");
+    doc.commit_with(
+        CommitOptions::default()
+            .with_message(message)
+            .with_time(time),
+    )
+}
+
+/// Everything needed to create a case document.
+pub(crate) struct CaseInit<'a> {
+    pub id: CaseId,
+    pub enterprise: &'a Enterprise,
+    pub case_type: CaseType,
+    pub district: &'a DistrictCode,
+    pub visible_to: &'a [DistrictCode],
+    pub team: &'a [TeamMember],
+    pub opened_at: DateTime<FixedOffset>,
+    pub opened_by: &'a str,
+    pub location: Option<GeoPoint>,
+}
+
+/// Writes the whole skeleton of a new case into an empty document.
+///
+/// Every nested map a later edit writes into is created here, once, by one device: two
+/// devices creating the same map concurrently would make one of them invisible.
+pub(crate) fn init_case(doc: &mut AutoCommit, init: &CaseInit<'_>) -> Result<()> {
+    doc.put(ROOT, "schema", SCHEMA_VERSION)?;
+    doc.put(ROOT, "kind", "case")?;
+    doc.put(ROOT, "case_id", init.id.to_string())?;
+    let enterprise = doc.put_object(ROOT, "enterprise", ObjType::Map)?;
+    doc.put(&enterprise, "name", init.enterprise.name.as_str())?;
+    doc.put(
+        &enterprise,
+        "credit_code",
+        init.enterprise.credit_code.as_str(),
+    )?;
+    doc.put(&enterprise, "district", init.enterprise.district.as_str())?;
+    doc.put(&enterprise, "industry", init.enterprise.industry.code())?;
+    doc.put(&enterprise, "risk_grade", init.enterprise.risk_grade.code())?;
+    doc.put(ROOT, "district", init.district.as_str())?;
+    let visible = doc.put_object(ROOT, "visible_to", ObjType::List)?;
+    for (i, district) in init.visible_to.iter().enumerate() {
+        doc.insert(&visible, i, district.as_str())?;
+    }
+    doc.put(ROOT, "type", init.case_type.code())?;
+    let team = doc.put_object(ROOT, "team", ObjType::Map)?;
+    for member in init.team {
+        put_team_member(doc, &team, member)?;
+    }
+    doc.put(ROOT, "opened_at", init.opened_at.to_rfc3339())?;
+    doc.put(ROOT, "opened_by", init.opened_by)?;
+    if let Some(point) = init.location {
+        let location = doc.put_object(ROOT, "location", ObjType::Map)?;
+        doc.put(&location, "latitude", point.latitude)?;
+        doc.put(&location, "longitude", point.longitude)?;
+    }
+    doc.put_object(ROOT, "findings", ObjType::Map)?;
+    doc.put_object(ROOT, "checklists", ObjType::Map)?;
+    let review = doc.put_object(ROOT, "review", ObjType::Map)?;
+    doc.put(&review, "state", ReviewState::Draft.code())?;
+    doc.put_object(&review, "events", ObjType::List)?;
+    Ok(())
+}
+
+fn put_team_member(doc: &mut AutoCommit, team: &ObjId, member: &TeamMember) -> Result<()> {
+    let entry = doc.put_object(team, member.user_id.as_str(), ObjType::Map)?;
+    doc.put(&entry, "name", member.name.as_str())?;
+    doc.put(&entry, "department", member.department.as_str())?;
+    doc.put(&entry, "district", member.district.as_str())?;
+    Ok(())
+}
+
+/// Adds the inspector to the case's team if they are not in it yet (a joint-team member
+/// recording on a case another member opened).
+pub(crate) fn ensure_team_member(doc: &mut AutoCommit, identity: &Identity) -> Result<()> {
+    let team = map(doc, &ROOT, "team")?;
+    if doc.get(&team, identity.user_id.as_str())?.is_none() {
+        put_team_member(doc, &team, &TeamMember::from(identity))?;
+    }
+    Ok(())
+}
+
+/// Checks that `doc` is a case document this build can read, and returns its case id.
+pub(crate) fn check_case(doc: &AutoCommit) -> Result<CaseId> {
+    let schema = match doc.get(ROOT, "schema")? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Int(v) => *v,
+            ScalarValue::Uint(v) => *v as i64,
+            other => {
+                return Err(Error::InvalidDocument(format!(
+                    "schema is {other}, not a number"
+                )));
+            }
+        },
+        _ => return Err(Error::InvalidDocument("it has no schema version".into())),
+    };
+    if schema > SCHEMA_VERSION {
+        return Err(Error::NewerDocument {
+            found: schema,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if string(doc, &ROOT, "kind").as_deref() != Some("case") {
+        return Err(Error::InvalidDocument("its kind is not \"case\"".into()));
+    }
+    let id = string(doc, &ROOT, "case_id")
+        .ok_or_else(|| Error::InvalidDocument("it has no case_id".into()))?;
+    id.parse()
+        .map_err(|_| Error::InvalidDocument(format!("case_id {id:?} is not a UUID")))
+}
+
+/// Reads a whole case.
+pub(crate) fn read_case(doc: &AutoCommit) -> Result<Case> {
+    let id = check_case(doc)?;
+    let bad = |what: &str| Error::InvalidDocument(format!("case {id}: {what}"));
+    let ent = map(doc, &ROOT, "enterprise")?;
+    let enterprise = Enterprise {
+        credit_code: parse_field::<CreditCode>(doc, &ent, "credit_code")
+            .map_err(|_| bad("enterprise.credit_code"))?,
+        name: string(doc, &ent, "name").unwrap_or_default(),
+        district: parse_field(doc, &ent, "district").map_err(|_| bad("enterprise.district"))?,
+        industry: parse_field::<Industry>(doc, &ent, "industry")
+            .map_err(|_| bad("enterprise.industry"))?,
+        risk_grade: parse_field::<RiskGrade>(doc, &ent, "risk_grade")
+            .map_err(|_| bad("enterprise.risk_grade"))?,
+    };
+    let visible_to = match doc.get(ROOT, "visible_to")? {
+        Some((Value::Object(ObjType::List), list)) => {
+            let mut districts: Vec<DistrictCode> = doc
+                .values(&list)
+                .filter_map(|(v, _)| v.as_str().and_then(|s| s.parse().ok()))
+                .collect();
+            // Two devices may add the same district concurrently: it is a set.
+            districts.sort();
+            districts.dedup();
+            districts
+        }
+        _ => Vec::new(),
+    };
+    let team_obj = map(doc, &ROOT, "team")?;
+    let team = doc
+        .keys(&team_obj)
+        .filter_map(|user_id| {
+            let (_, member) = doc.get(&team_obj, user_id.as_str()).ok()??;
+            Some(TeamMember {
+                name: string(doc, &member, "name").unwrap_or_default(),
+                department: string(doc, &member, "department").unwrap_or_default(),
+                district: parse_field(doc, &member, "district").ok()?,
+                user_id,
+            })
+        })
+        .collect();
+    let location = match doc.get(ROOT, "location")? {
+        Some((Value::Object(ObjType::Map), loc)) => {
+            match (float(doc, &loc, "latitude"), float(doc, &loc, "longitude")) {
+                (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let review = map(doc, &ROOT, "review")?;
+    let mut findings = Vec::new();
+    let findings_obj = map(doc, &ROOT, "findings")?;
+    for key in doc.keys(&findings_obj).collect::<Vec<_>>() {
+        let Ok(finding_id) = key.parse::<FindingId>() else {
+            continue;
+        };
+        if let Some(finding) = read_finding(doc, finding_id)? {
+            findings.push(finding);
+        }
+    }
+    findings.sort_by(|a, b| a.recorded_at.cmp(&b.recorded_at).then(a.id.cmp(&b.id)));
+    Ok(Case {
+        id,
+        enterprise,
+        case_type: parse_field(doc, &ROOT, "type").map_err(|_| bad("type"))?,
+        district: parse_field(doc, &ROOT, "district").map_err(|_| bad("district"))?,
+        visible_to,
+        team,
+        opened_at: parse_time(doc, &ROOT, "opened_at").map_err(|_| bad("opened_at"))?,
+        opened_by: string(doc, &ROOT, "opened_by").unwrap_or_default(),
+        location,
+        state: parse_field(doc, &review, "state").map_err(|_| bad("review.state"))?,
+        findings,
+    })
+}
+
+/// Reads one finding; `None` when it does not exist or was removed.
+pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Finding>> {
+    let Some(obj) = finding_obj(doc, id)? else {
+        return Ok(None);
+    };
+    if doc.get(&obj, "removed")?.is_some() {
+        return Ok(None);
+    }
+    let bad = |what: &str| Error::InvalidDocument(format!("finding {id}: {what}"));
+    let description = match doc.get(&obj, "description")? {
+        Some((Value::Object(ObjType::Text), text)) => doc.text(&text)?,
+        Some((Value::Scalar(s), _)) => s.as_str().unwrap_or_default().to_owned(),
+        _ => String::new(),
+    };
+    let rect = map(doc, &obj, "rectification")?;
+    let state: RectificationState =
+        parse_field(doc, &rect, "state").map_err(|_| bad("rectification.state"))?;
+    let rectification = if state == RectificationState::None {
+        None
+    } else {
+        Some(Rectification {
+            measures: string(doc, &rect, "measures").unwrap_or_default(),
+            deadline: parse_date(doc, &rect, "deadline")
+                .map_err(|_| bad("rectification.deadline"))?,
+            responsible: string(doc, &rect, "responsible").unwrap_or_default(),
+            state,
+        })
+    };
+    let violation_obj = map(doc, &obj, "violation")?;
+    let violation = match parse_field::<ViolationKind>(doc, &violation_obj, "kind") {
+        Ok(kind) => Some(Violation {
+            kind,
+            post: string(doc, &violation_obj, "post").unwrap_or_default(),
+            person: string(doc, &violation_obj, "person").unwrap_or_default(),
+        }),
+        Err(_) => None,
+    };
+    Ok(Some(Finding {
+        id,
+        description,
+        level: parse_field(doc, &obj, "level").map_err(|_| bad("level"))?,
+        category: string(doc, &obj, "category").unwrap_or_default(),
+        legal_basis: string(doc, &obj, "legal_basis").unwrap_or_default(),
+        place: string(doc, &obj, "place").unwrap_or_default(),
+        recorded_by: string(doc, &obj, "recorded_by").unwrap_or_default(),
+        recorded_at: parse_time(doc, &obj, "recorded_at").map_err(|_| bad("recorded_at"))?,
+        rectification,
+        violation,
+    }))
+}
+
+/// Writes a new finding.
+pub(crate) fn add_finding(
+    doc: &mut AutoCommit,
+    id: FindingId,
+    finding: &NewFinding,
+    recorded_by: &str,
+    recorded_at: DateTime<FixedOffset>,
+) -> Result<()> {
+    let findings = map(doc, &ROOT, "findings")?;
+    let obj = doc.put_object(&findings, id.to_string(), ObjType::Map)?;
+    let text = doc.put_object(&obj, "description", ObjType::Text)?;
+    doc.splice_text(&text, 0, 0, &finding.description)?;
+    doc.put(
+        &obj,
+        "level",
+        finding.level.unwrap_or(Level::General).code(),
+    )?;
+    doc.put(&obj, "category", finding.category.as_str())?;
+    doc.put(&obj, "legal_basis", finding.legal_basis.as_str())?;
+    doc.put(&obj, "place", finding.place.as_str())?;
+    doc.put_object(&obj, "photos", ObjType::List)?;
+    doc.put(&obj, "recorded_by", recorded_by)?;
+    doc.put(&obj, "recorded_at", recorded_at.to_rfc3339())?;
+    let rect = doc.put_object(&obj, "rectification", ObjType::Map)?;
+    doc.put(&rect, "state", RectificationState::None.code())?;
+    doc.put_object(&rect, "evidence", ObjType::List)?;
+    let violation = doc.put_object(&obj, "violation", ObjType::Map)?;
+    if let Some(v) = &finding.violation {
+        put_violation(doc, &violation, v)?;
+    }
+    Ok(())
+}
+
+fn put_violation(doc: &mut AutoCommit, obj: &ObjId, violation: &Violation) -> Result<()> {
+    doc.put(obj, "kind", violation.kind.code())?;
+    doc.put(obj, "post", violation.post.as_str())?;
+    doc.put(obj, "person", violation.person.as_str())?;
+    Ok(())
+}
+
+/// Applies an edit to an existing finding, writing only the fields that change.
+pub(crate) fn edit_finding(doc: &mut AutoCommit, id: FindingId, edit: &FindingEdit) -> Result<()> {
+    let obj = live_finding(doc, id)?;
+    if let Some(description) = &edit.description {
+        match doc.get(&obj, "description")? {
+            Some((Value::Object(ObjType::Text), text)) => doc.update_text(&text, description)?,
+            _ => {
+                let text = doc.put_object(&obj, "description", ObjType::Text)?;
+                doc.splice_text(&text, 0, 0, description)?;
+            }
+        }
+    }
+    if let Some(level) = edit.level {
+        put_if_changed(doc, &obj, "level", level.code())?;
+    }
+    for (key, value) in [
+        ("category", &edit.category),
+        ("legal_basis", &edit.legal_basis),
+        ("place", &edit.place),
+    ] {
+        if let Some(value) = value {
+            put_if_changed(doc, &obj, key, value)?;
+        }
+    }
+    if let Some(violation) = &edit.violation {
+        let v = map(doc, &obj, "violation")?;
+        put_if_changed(doc, &v, "kind", violation.kind.code())?;
+        put_if_changed(doc, &v, "post", &violation.post)?;
+        put_if_changed(doc, &v, "person", &violation.person)?;
+    }
+    Ok(())
+}
+
+/// Writes a string unless the field already holds exactly it with no conflict, so that
+/// re-saving an unchanged form neither adds changes nor hides a pending conflict.
+fn put_if_changed(doc: &mut AutoCommit, obj: &ObjId, key: &str, value: &str) -> Result<()> {
+    let current = doc.get_all(obj, key)?;
+    let same = current.len() == 1 && current[0].0.as_str() == Some(value);
+    if !same {
+        doc.put(obj, key, value)?;
+    }
+    Ok(())
+}
+
+/// Marks a finding removed. Findings are evidence: the record stays in the document with
+/// who removed it and when, and an edit made concurrently on another device is kept.
+pub(crate) fn remove_finding(
+    doc: &mut AutoCommit,
+    id: FindingId,
+    by: &str,
+    at: DateTime<FixedOffset>,
+) -> Result<()> {
+    let obj = live_finding(doc, id)?;
+    let removed = doc.put_object(&obj, "removed", ObjType::Map)?;
+    doc.put(&removed, "by", by)?;
+    doc.put(&removed, "at", at.to_rfc3339())?;
+    Ok(())
+}
+
+/// Orders rectification of a finding (or changes the order while it is open).
+pub(crate) fn order_rectification(
+    doc: &mut AutoCommit,
+    id: FindingId,
+    order: &RectificationOrder,
+) -> Result<()> {
+    let obj = live_finding(doc, id)?;
+    let rect = map(doc, &obj, "rectification")?;
+    let state: RectificationState = parse_field(doc, &rect, "state")?;
+    if state == RectificationState::Closed {
+        return Err(Error::NotAllowed(format!(
+            "the rectification of finding {id} is closed (已销号); record a new finding instead"
+        )));
+    }
+    put_if_changed(doc, &rect, "measures", &order.measures)?;
+    put_if_changed(doc, &rect, "deadline", &order.deadline.to_string())?;
+    put_if_changed(doc, &rect, "responsible", &order.responsible)?;
+    if state == RectificationState::None {
+        doc.put(&rect, "state", RectificationState::Ordered.code())?;
+    }
+    Ok(())
+}
+
+/// Moves a finding's rectification to `next`, if the closed loop allows it.
+pub(crate) fn move_rectification(
+    doc: &mut AutoCommit,
+    id: FindingId,
+    next: RectificationState,
+) -> Result<()> {
+    let obj = live_finding(doc, id)?;
+    let rect = map(doc, &obj, "rectification")?;
+    let state: RectificationState = parse_field(doc, &rect, "state")?;
+    if !state.can_move_to(next) {
+        return Err(Error::NotAllowed(format!(
+            "rectification of finding {id} cannot go from {} to {}",
+            state.label(),
+            next.label()
+        )));
+    }
+    doc.put(&rect, "state", next.code())?;
+    Ok(())
+}
+
+/// Finds the finding's map, if the finding exists (removed or not).
+fn finding_obj(doc: &AutoCommit, id: FindingId) -> Result<Option<ObjId>> {
+    let findings = map(doc, &ROOT, "findings")?;
+    Ok(match doc.get(&findings, id.to_string())? {
+        Some((Value::Object(ObjType::Map), obj)) => Some(obj),
+        _ => None,
+    })
+}
+
+/// The finding's map, or `NotFound` when it does not exist or was removed.
+fn live_finding(doc: &AutoCommit, id: FindingId) -> Result<ObjId> {
+    match finding_obj(doc, id)? {
+        Some(obj) if doc.get(&obj, "removed")?.is_none() => Ok(obj),
+        _ => Err(Error::not_found("finding", id)),
+    }
+}
+
+/// Every field that devices wrote concurrently with different values.
+pub(crate) fn conflicts(doc: &AutoCommit) -> Result<Vec<Conflict>> {
+    let mut found = Vec::new();
+    collect_conflicts(doc, &ROOT, &mut Vec::new(), &mut found)?;
+    Ok(found)
+}
+
+fn collect_conflicts(
+    doc: &AutoCommit,
+    obj: &ObjId,
+    path: &mut Vec<String>,
+    found: &mut Vec<Conflict>,
+) -> Result<()> {
+    collect_conflicts_except(doc, obj, path, found, None)
+}
+
+/// Collects conflicts under `obj`, not descending into the child `skip` (its key's own
+/// conflict is still reported).
+fn collect_conflicts_except(
+    doc: &AutoCommit,
+    obj: &ObjId,
+    path: &mut Vec<String>,
+    found: &mut Vec<Conflict>,
+    skip: Option<&str>,
+) -> Result<()> {
+    let keys: Vec<String> = doc.keys(obj).collect();
+    for key in keys {
+        let all = doc.get_all(obj, key.as_str())?;
+        path.push(key.clone());
+        if all.len() > 1 {
+            let values: Vec<ConflictValue> = all
+                .iter()
+                .map(|(value, id)| conflict_value(doc, value, id))
+                .collect();
+            let distinct = values
+                .iter()
+                .any(|v| v.value != values[0].value || v.value == FieldValue::Object);
+            if distinct {
+                found.push(Conflict {
+                    path: path.clone(),
+                    values,
+                });
+            }
+        }
+        // Descend into the winning value only: its siblings are reported above.
+        if let Some((Value::Object(ObjType::Map), child)) = all.first()
+            && skip != Some(key.as_str())
+        {
+            collect_conflicts(doc, child, path, found)?;
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+fn conflict_value(doc: &AutoCommit, value: &Value<'_>, id: &ObjId) -> ConflictValue {
+    let (written_by, device, device_time) = doc
+        .hash_for_opid(id)
+        .and_then(|hash| doc.get_change_by_hash(&hash))
+        .map(|change| {
+            let note = ChangeNote::parse(change.message());
+            (
+                note.by,
+                change.actor_id().to_hex_string(),
+                change.timestamp(),
+            )
+        })
+        .unwrap_or_default();
+    ConflictValue {
+        value: field_value(value),
+        written_by,
+        device,
+        device_time,
+    }
+}
+
+/// A document value as a `FieldValue`.
+pub(crate) fn field_value(value: &Value<'_>) -> FieldValue {
+    match value {
+        Value::Object(_) => FieldValue::Object,
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(s) => FieldValue::Text(s.to_string()),
+            ScalarValue::Int(i) => FieldValue::Int(*i),
+            ScalarValue::Uint(u) => i64::try_from(*u)
+                .map(FieldValue::Int)
+                .unwrap_or(FieldValue::Float(*u as f64)),
+            ScalarValue::F64(f) => FieldValue::Float(*f),
+            ScalarValue::Boolean(b) => FieldValue::Bool(*b),
+            ScalarValue::Timestamp(t) => FieldValue::Int(*t),
+            ScalarValue::Counter(c) => FieldValue::Int(i64::from(c)),
+            ScalarValue::Null | ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } => {
+                FieldValue::Null
+            }
+        },
+    }
+}
+
+/// The object holding the field at `path`, and the field's key, if the path exists.
+pub(crate) fn resolve_path(doc: &AutoCommit, path: &[String]) -> Result<Option<(ObjId, String)>> {
+    let Some((key, parents)) = path.split_last() else {
+        return Ok(None);
+    };
+    let mut obj = ROOT;
+    for segment in parents {
+        match doc.get(&obj, segment.as_str())? {
+            Some((Value::Object(ObjType::Map), child)) => obj = child,
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some((obj, key.clone())))
+}
+
+/// The values at `path` (several when in conflict).
+pub(crate) fn values_at(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<Vec<FieldValue>> {
+    Ok(doc
+        .get_all(obj, key)?
+        .iter()
+        .map(|(v, _)| field_value(v))
+        .collect())
+}
+
+/// Writes a scalar `value` at `key` of `obj`, superseding every concurrent value.
+pub(crate) fn put_field(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    value: &FieldValue,
+) -> Result<()> {
+    let scalar = match value {
+        FieldValue::Text(s) => ScalarValue::Str(s.as_str().into()),
+        FieldValue::Int(i) => ScalarValue::Int(*i),
+        FieldValue::Float(f) => ScalarValue::F64(*f),
+        FieldValue::Bool(b) => ScalarValue::Boolean(*b),
+        FieldValue::Null => ScalarValue::Null,
+        FieldValue::Object => {
+            return Err(Error::invalid(
+                "value",
+                "a nested record cannot be written as a resolution; choose one of the values",
+            ));
+        }
+    };
+    doc.put(obj, key, scalar)?;
+    Ok(())
+}
+
+/// Every change of the case, oldest first in causal order.
+pub(crate) fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
+    doc.get_changes(&[])
+        .iter()
+        .map(|change| {
+            let note = ChangeNote::parse(change.message());
+            HistoryEntry {
+                hash: change.hash().to_string(),
+                author: note.by,
+                device: change.actor_id().to_hex_string(),
+                device_time: change.timestamp(),
+                action: note.action,
+            }
+        })
+        .collect()
+}
+
+/// What the query projections hold of one finding.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FindingProjection {
+    pub id: FindingId,
+    /// `None` when the finding was removed (its row is then deleted).
+    pub finding: Option<Finding>,
+    pub conflicts: usize,
+}
+
+/// What the query projections hold of a case: the case, the conflicts outside its
+/// findings, and each finding.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CaseProjection {
+    pub case: Case,
+    pub case_conflicts: usize,
+    pub findings: Vec<FindingProjection>,
+}
+
+/// Projects the whole case (after a merge, or to rebuild projections).
+pub(crate) fn project_case(doc: &AutoCommit) -> Result<CaseProjection> {
+    let case = read_case(doc)?;
+    let mut path = Vec::new();
+    let mut case_conflicts = Vec::new();
+    collect_conflicts_except(doc, &ROOT, &mut path, &mut case_conflicts, Some("findings"))?;
+    let findings_obj = map(doc, &ROOT, "findings")?;
+    let mut findings = Vec::new();
+    for key in doc.keys(&findings_obj).collect::<Vec<_>>() {
+        if let Ok(id) = key.parse::<FindingId>() {
+            findings.push(project_finding(doc, id)?);
+        }
+    }
+    Ok(CaseProjection {
+        case,
+        case_conflicts: case_conflicts.len(),
+        findings,
+    })
+}
+
+/// Projects one finding (after a local edit of it).
+pub(crate) fn project_finding(doc: &AutoCommit, id: FindingId) -> Result<FindingProjection> {
+    let finding = read_finding(doc, id)?;
+    let mut conflicts = Vec::new();
+    if let Some(obj) = finding_obj(doc, id)? {
+        let mut path = vec!["findings".to_owned(), id.to_string()];
+        collect_conflicts(doc, &obj, &mut path, &mut conflicts)?;
+    }
+    Ok(FindingProjection {
+        id,
+        finding,
+        conflicts: conflicts.len(),
+    })
+}
+
+fn map(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<ObjId> {
+    match doc.get(obj, key)? {
+        Some((Value::Object(ObjType::Map), child)) => Ok(child),
+        _ => Err(Error::InvalidDocument(format!(
+            "{key} is missing or not a map"
+        ))),
+    }
+}
+
+fn string(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
+    match doc.get(obj, key).ok()?? {
+        (Value::Scalar(s), _) => s.as_str().map(str::to_owned),
+        (Value::Object(ObjType::Text), text) => doc.text(&text).ok(),
+        _ => None,
+    }
+}
+
+fn float(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<f64> {
+    match doc.get(obj, key).ok()?? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::F64(f) => Some(*f),
+            ScalarValue::Int(i) => Some(*i as f64),
+            ScalarValue::Uint(u) => Some(*u as f64),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn parse_field<T: std::str::FromStr<Err = Error>>(
+    doc: &AutoCommit,
+    obj: &ObjId,
+    key: &str,
+) -> Result<T> {
+    string(doc, obj, key)
+        .ok_or_else(|| Error::InvalidDocument(format!("{key} is missing")))?
+        .parse()
+}
+
+fn parse_time(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<DateTime<FixedOffset>> {
+    let s =
+        string(doc, obj, key).ok_or_else(|| Error::InvalidDocument(format!("{key} is missing")))?;
+    DateTime::parse_from_rfc3339(&s)
+        .map_err(|e| Error::InvalidDocument(format!("{key} {s:?}: {e}")))
+}
+
+fn parse_date(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<NaiveDate> {
+    let s =
+        string(doc, obj, key).ok_or_else(|| Error::InvalidDocument(format!("{key} is missing")))?;
+    s.parse()
+        .map_err(|e| Error::InvalidDocument(format!("{key} {s:?}: {e}")))
+}

@@ -1,0 +1,19 @@
+//! anjian-core: the offline engine every Anjian inspector app embeds.
+//!
+//! A [`Store`] keeps an inspector's cases in one SQLite file, each case as an Automerge
+//! document, with query projections beside them; see `docs/ARCHITECTURE.md`.
+
+mod codes;
+mod db;
+mod document;
+mod error;
+mod model;
+mod schema;
+mod store;
+
+pub use codes::{CaseId, CreditCode, DistrictCode, FindingId};
+pub use document::SCHEMA_VERSION;
+pub use error::{Error, Result};
+pub use model::*;
+pub use schema::STORE_VERSION;
+pub use store::{CaseQuery, FindingQuery, Store};

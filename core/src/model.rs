@@ -1,0 +1,570 @@
+//! The records an inspector's app reads and writes.
+//!
+//! Enumerations are stored as stable English codes (`general`, `major`) and shown with
+//! their Chinese labels (`label()`); both are part of the document schema (docs/schema.md).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::codes::{CaseId, CreditCode, DistrictCode, FindingId};
+use crate::error::{Error, Result};
+
+macro_rules! coded_enum {
+    ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident = $code:literal / $label:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "&'static str")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in display order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stable code stored in documents and databases.
+            pub fn code(self) -> &'static str {
+                match self { $($name::$variant => $code),+ }
+            }
+
+            /// The Chinese label shown to users.
+            pub fn label(self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            /// Accepts the code or the Chinese label.
+            fn from_str(input: &str) -> Result<Self> {
+                let input = input.trim();
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.code() == input || v.label() == input)
+                    .ok_or_else(|| {
+                        let known: Vec<String> = $name::ALL
+                            .iter()
+                            .map(|v| format!("{} ({})", v.code(), v.label()))
+                            .collect();
+                        Error::invalid($field, format!("{input:?} is not one of: {}", known.join(", ")))
+                    })
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(value: String) -> Result<Self> {
+                value.parse()
+            }
+        }
+
+        impl From<$name> for &'static str {
+            fn from(value: $name) -> Self {
+                value.code()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.code())
+            }
+        }
+    };
+}
+
+coded_enum!(
+    /// The key industries of work-safety supervision.
+    Industry, "industry" {
+        /// 危险化学品
+        HazardousChemicals = "hazardous_chemicals" / "危险化学品",
+        /// 非煤矿山
+        NonCoalMine = "non_coal_mine" / "非煤矿山",
+        /// 煤矿
+        CoalMine = "coal_mine" / "煤矿",
+        /// 烟花爆竹
+        Fireworks = "fireworks" / "烟花爆竹",
+        /// 工贸·冶金
+        Metallurgy = "metallurgy" / "冶金",
+        /// 工贸·有色
+        Nonferrous = "nonferrous" / "有色",
+        /// 工贸·建材
+        BuildingMaterials = "building_materials" / "建材",
+        /// 工贸·机械
+        Machinery = "machinery" / "机械",
+        /// 工贸·轻工
+        LightIndustry = "light_industry" / "轻工",
+        /// 工贸·纺织
+        Textile = "textile" / "纺织",
+        /// 工贸·烟草
+        Tobacco = "tobacco" / "烟草",
+        /// 工贸·商贸
+        Commerce = "commerce" / "商贸",
+        /// 建筑施工
+        Construction = "construction" / "建筑施工",
+        /// 城镇燃气
+        CityGas = "city_gas" / "城镇燃气",
+        /// 交通运输
+        Transport = "transport" / "交通运输",
+        /// 消防
+        FireSafety = "fire_safety" / "消防",
+        /// 特种设备
+        SpecialEquipment = "special_equipment" / "特种设备",
+    }
+);
+
+coded_enum!(
+    /// Risk grade of an enterprise (风险分级), red to blue.
+    RiskGrade, "risk_grade" {
+        /// 重大风险 (red)
+        Major = "major" / "重大风险",
+        /// 较大风险 (orange)
+        Significant = "significant" / "较大风险",
+        /// 一般风险 (yellow)
+        General = "general" / "一般风险",
+        /// 低风险 (blue)
+        Low = "low" / "低风险",
+    }
+);
+
+coded_enum!(
+    /// The kind of inspection a case records.
+    CaseType, "case_type" {
+        /// 日常检查
+        Routine = "routine" / "日常检查",
+        /// 专项检查
+        SpecialCampaign = "special_campaign" / "专项检查",
+        /// 联合执法
+        Joint = "joint" / "联合执法",
+        /// 异地交叉执法
+        CrossDistrict = "cross_district" / "异地交叉执法",
+        /// 集中执法
+        Concentrated = "concentrated" / "集中执法",
+        /// 举报核查
+        ComplaintFollowUp = "complaint_follow_up" / "举报核查",
+    }
+);
+
+coded_enum!(
+    /// Review state of a case.
+    ReviewState, "review_state" {
+        /// 草稿
+        Draft = "draft" / "草稿",
+        /// 已提交
+        Submitted = "submitted" / "已提交",
+        /// 退回
+        Returned = "returned" / "退回",
+        /// 已审核
+        Approved = "approved" / "已审核",
+    }
+);
+
+coded_enum!(
+    /// Hazard level of a finding.
+    Level, "level" {
+        /// 一般隐患
+        General = "general" / "一般隐患",
+        /// 重大事故隐患
+        Major = "major" / "重大隐患",
+    }
+);
+
+coded_enum!(
+    /// Where a finding's rectification stands in the closed loop (隐患排查治理闭环).
+    RectificationState, "rectification_state" {
+        /// No rectification ordered yet.
+        None = "none" / "未下达整改",
+        /// 已下达整改
+        Ordered = "ordered" / "已下达整改",
+        /// 整改中
+        InProgress = "in_progress" / "整改中",
+        /// 已复查
+        Reinspected = "reinspected" / "已复查",
+        /// 已销号
+        Closed = "closed" / "已销号",
+        /// 逾期未整改
+        Overdue = "overdue" / "逾期",
+    }
+);
+
+impl RectificationState {
+    /// Whether the closed loop allows moving from `self` to `next`.
+    ///
+    /// ordered → in progress → re-inspected → closed; ordered or in progress → overdue;
+    /// overdue → in progress or re-inspected; a failed re-inspection goes back to in progress.
+    pub fn can_move_to(self, next: RectificationState) -> bool {
+        use RectificationState::*;
+        matches!(
+            (self, next),
+            (Ordered, InProgress | Overdue | Reinspected)
+                | (InProgress, Reinspected | Overdue)
+                | (Overdue, InProgress | Reinspected)
+                | (Reinspected, Closed | InProgress)
+        )
+    }
+
+    /// Whether the hazard still needs work (ordered and not closed).
+    pub fn is_open(self) -> bool {
+        !matches!(self, RectificationState::None | RectificationState::Closed)
+    }
+}
+
+coded_enum!(
+    /// The three violations (三违).
+    ViolationKind, "violation_kind" {
+        /// 违章指挥
+        IllegalCommand = "illegal_command" / "违章指挥",
+        /// 违章作业
+        IllegalOperation = "illegal_operation" / "违章作业",
+        /// 违反劳动纪律
+        LabourDiscipline = "labour_discipline" / "违反劳动纪律",
+    }
+);
+
+/// Who is using this store: the inspector signed in on the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The inspector's user id on the server.
+    pub user_id: String,
+    /// Full name, as shown to others.
+    pub name: String,
+    /// Department (应急管理, 住建, 消防, 市场监管, 燃气 …).
+    pub department: String,
+    /// The inspector's own district.
+    pub district: DistrictCode,
+}
+
+/// An enterprise (生产经营单位) as registered in this store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enterprise {
+    /// 统一社会信用代码; also the enterprise's id.
+    pub credit_code: CreditCode,
+    /// Registered name.
+    pub name: String,
+    /// The district the enterprise is supervised by.
+    pub district: DistrictCode,
+    /// Its key industry.
+    pub industry: Industry,
+    /// Its risk grade.
+    pub risk_grade: RiskGrade,
+}
+
+/// A point on the earth (WGS-84), as the phone's GPS reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GeoPoint {
+    /// Latitude in degrees, -90 to 90.
+    pub latitude: f64,
+    /// Longitude in degrees, -180 to 180.
+    pub longitude: f64,
+}
+
+impl GeoPoint {
+    /// A point, if both coordinates are finite and in range.
+    pub fn new(latitude: f64, longitude: f64) -> Result<Self> {
+        if !latitude.is_finite() || !(-90.0..=90.0).contains(&latitude) {
+            return Err(Error::invalid(
+                "location",
+                format!("latitude {latitude} is outside -90 to 90"),
+            ));
+        }
+        if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
+            return Err(Error::invalid(
+                "location",
+                format!("longitude {longitude} is outside -180 to 180"),
+            ));
+        }
+        Ok(Self {
+            latitude,
+            longitude,
+        })
+    }
+}
+
+/// A member of the inspection team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamMember {
+    /// User id.
+    pub user_id: String,
+    /// Full name.
+    pub name: String,
+    /// Department.
+    pub department: String,
+    /// The member's district.
+    pub district: DistrictCode,
+}
+
+impl From<&Identity> for TeamMember {
+    fn from(identity: &Identity) -> Self {
+        TeamMember {
+            user_id: identity.user_id.clone(),
+            name: identity.name.clone(),
+            department: identity.department.clone(),
+            district: identity.district.clone(),
+        }
+    }
+}
+
+/// What an inspector enters to open a case.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    /// The enterprise inspected (registered in this store).
+    pub enterprise: CreditCode,
+    /// Kind of inspection.
+    pub case_type: CaseType,
+    /// Owning district; by default the enterprise's.
+    pub district: Option<DistrictCode>,
+    /// Further districts that may see the case (joint and cross-district work).
+    pub visible_to: Vec<DistrictCode>,
+    /// Team members besides the inspector opening the case (who is always a member).
+    pub team: Vec<TeamMember>,
+    /// When the visit started, in local time with its offset.
+    pub opened_at: DateTime<FixedOffset>,
+    /// Where, if the phone knew.
+    pub location: Option<GeoPoint>,
+}
+
+/// What an inspector enters to record a finding.
+#[derive(Debug, Clone, Default)]
+pub struct NewFinding {
+    /// What is wrong (must not be empty).
+    pub description: String,
+    /// 一般 or 重大.
+    pub level: Option<Level>,
+    /// Category (e.g. 设备设施, 作业许可, 安全管理).
+    pub category: String,
+    /// 依据条款.
+    pub legal_basis: String,
+    /// Where on site.
+    pub place: String,
+    /// Set when the finding is a three-violations record.
+    pub violation: Option<Violation>,
+}
+
+/// A three-violations record: what kind, against which post and person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    /// 违章指挥, 违章作业 or 违反劳动纪律.
+    pub kind: ViolationKind,
+    /// The post (岗位).
+    pub post: String,
+    /// The person, as named on site.
+    pub person: String,
+}
+
+/// Changes to a finding's fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct FindingEdit {
+    /// New description (merged as text edits, not replaced).
+    pub description: Option<String>,
+    /// New level.
+    pub level: Option<Level>,
+    /// New category.
+    pub category: Option<String>,
+    /// New legal basis.
+    pub legal_basis: Option<String>,
+    /// New place.
+    pub place: Option<String>,
+    /// New three-violations record.
+    pub violation: Option<Violation>,
+}
+
+/// A rectification order (整改通知).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RectificationOrder {
+    /// 整改措施.
+    pub measures: String,
+    /// 整改期限: the last day, not before the visit.
+    pub deadline: NaiveDate,
+    /// The enterprise's responsible person.
+    pub responsible: String,
+}
+
+/// A case as listed (from the projections, without loading its document).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseSummary {
+    /// Case id.
+    pub id: CaseId,
+    /// Enterprise's credit code.
+    pub enterprise: CreditCode,
+    /// Enterprise's name.
+    pub enterprise_name: String,
+    /// Owning district.
+    pub district: DistrictCode,
+    /// Kind of inspection.
+    pub case_type: CaseType,
+    /// Review state.
+    pub state: ReviewState,
+    /// When the visit started (device time).
+    pub opened_at: DateTime<FixedOffset>,
+    /// Findings not removed.
+    pub findings: u32,
+    /// Major findings among them.
+    pub major_findings: u32,
+    /// Whether any value in the case is in conflict.
+    pub has_conflicts: bool,
+}
+
+/// A finding as listed (from the projections).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingSummary {
+    /// Case id.
+    pub case_id: CaseId,
+    /// Finding id.
+    pub id: FindingId,
+    /// Enterprise's name.
+    pub enterprise_name: String,
+    /// First line of the description.
+    pub title: String,
+    /// Level.
+    pub level: Level,
+    /// Rectification state.
+    pub rectification: RectificationState,
+    /// Deadline, when rectification was ordered.
+    pub deadline: Option<NaiveDate>,
+    /// Three-violations kind, when it is one.
+    pub violation: Option<ViolationKind>,
+}
+
+/// A case read in full from its document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    /// Case id.
+    pub id: CaseId,
+    /// The enterprise as recorded when the case was opened.
+    pub enterprise: Enterprise,
+    /// Kind of inspection.
+    pub case_type: CaseType,
+    /// Owning district.
+    pub district: DistrictCode,
+    /// Other districts that may see it.
+    pub visible_to: Vec<DistrictCode>,
+    /// Team members.
+    pub team: Vec<TeamMember>,
+    /// When the visit started (device time).
+    pub opened_at: DateTime<FixedOffset>,
+    /// Who opened it.
+    pub opened_by: String,
+    /// Where.
+    pub location: Option<GeoPoint>,
+    /// Review state.
+    pub state: ReviewState,
+    /// Findings not removed, ordered by the time they were recorded.
+    pub findings: Vec<Finding>,
+}
+
+/// A finding read in full from its case document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// Finding id.
+    pub id: FindingId,
+    /// Description.
+    pub description: String,
+    /// Level.
+    pub level: Level,
+    /// Category.
+    pub category: String,
+    /// 依据条款.
+    pub legal_basis: String,
+    /// Where on site.
+    pub place: String,
+    /// User id of the inspector who recorded it.
+    pub recorded_by: String,
+    /// When it was recorded (device time).
+    pub recorded_at: DateTime<FixedOffset>,
+    /// Rectification, once ordered.
+    pub rectification: Option<Rectification>,
+    /// Three-violations record.
+    pub violation: Option<Violation>,
+}
+
+/// A finding's rectification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rectification {
+    /// 整改措施.
+    pub measures: String,
+    /// 整改期限.
+    pub deadline: NaiveDate,
+    /// Responsible person.
+    pub responsible: String,
+    /// State in the closed loop.
+    pub state: RectificationState,
+}
+
+/// A value in a case document, as shown to a person.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// Text.
+    Text(String),
+    /// Whole number.
+    Int(i64),
+    /// Decimal number.
+    Float(f64),
+    /// Yes/no.
+    Bool(bool),
+    /// Nothing.
+    Null,
+    /// A nested record (two devices created the same record concurrently).
+    Object,
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Text(s) => f.write_str(s),
+            FieldValue::Int(i) => write!(f, "{i}"),
+            FieldValue::Float(x) => write!(f, "{x}"),
+            FieldValue::Bool(b) => write!(f, "{b}"),
+            FieldValue::Null => f.write_str("null"),
+            FieldValue::Object => f.write_str("{…}"),
+        }
+    }
+}
+
+/// One value written concurrently with others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictValue {
+    /// The value.
+    pub value: FieldValue,
+    /// User id of who wrote it, from the change's record.
+    pub written_by: String,
+    /// The device (Automerge actor id, hex) that wrote it.
+    pub device: String,
+    /// When, by that device's clock (seconds since the Unix epoch).
+    pub device_time: i64,
+}
+
+/// A field that devices wrote concurrently with different values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    /// Path from the document root, e.g. `["findings", "<id>", "level"]`.
+    pub path: Vec<String>,
+    /// Every value, in Automerge's order (the first is what readers see until resolved).
+    pub values: Vec<ConflictValue>,
+}
+
+/// One change in a case's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The change hash (hex).
+    pub hash: String,
+    /// User id of the author, as recorded with the change.
+    pub author: String,
+    /// The device (Automerge actor id, hex).
+    pub device: String,
+    /// The device's clock when the change was made (seconds since the Unix epoch).
+    pub device_time: i64,
+    /// What the change did (`open_case`, `add_finding`, …).
+    pub action: String,
+}
+
+/// How a person resolves a conflict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    /// Keep the value at this index of `Conflict::values`.
+    Choose(usize),
+    /// Write a new value instead.
+    Write(FieldValue),
+}

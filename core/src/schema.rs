@@ -1,0 +1,148 @@
+//! The SQLite file: opening it, recognising it, and migrating it to the current version.
+
+use std::io::Read;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// `PRAGMA application_id` of every Anjian store ("AnJj").
+const APPLICATION_ID: i64 = 0x416E_4A6A;
+
+/// A numbered migration; `rebuild_projections` asks the store to rebuild the query
+/// projections from the documents once every migration has run.
+struct Migration {
+    name: &'static str,
+    sql: &'static str,
+    rebuild_projections: bool,
+}
+
+/// Migrations in order; the store version is the number of migrations applied.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "001_documents",
+        sql: include_str!("../migrations/001_documents.sql"),
+        rebuild_projections: false,
+    },
+    Migration {
+        name: "002_projections",
+        sql: include_str!("../migrations/002_projections.sql"),
+        rebuild_projections: true,
+    },
+];
+
+/// The store version this build writes.
+pub const STORE_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// What opening found, for the store to act on.
+pub(crate) struct Opened {
+    pub conn: Connection,
+    pub rebuild_projections: bool,
+}
+
+/// Opens (or creates) the store file at `path` and brings it to `STORE_VERSION`.
+pub(crate) fn open(path: &Path) -> Result<Opened> {
+    check_header(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    migrate_to(conn, path, STORE_VERSION)
+}
+
+/// Opens `path` and applies migrations up to `target` (tests use it to build old stores).
+pub(crate) fn migrate_to(conn: Connection, path: &Path, target: i64) -> Result<Opened> {
+    configure(&conn)?;
+    let application_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if application_id != APPLICATION_ID && (application_id != 0 || version != 0 || tables != 0) {
+        return Err(Error::NotAStore {
+            path: path.to_owned(),
+            reason: "it is an SQLite database of another application".into(),
+        });
+    }
+    if version > STORE_VERSION {
+        return Err(Error::NewerStore {
+            path: path.to_owned(),
+            found: version,
+            supported: STORE_VERSION,
+        });
+    }
+    let mut rebuild_projections = false;
+    for (index, migration) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target as usize)
+        .skip(version as usize)
+    {
+        let number = index as i64 + 1;
+        // Each step in its own transaction: a crash between steps leaves a store at a
+        // known version that the next open continues from.
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(migration.sql)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.pragma_update(None, "user_version", number)?;
+        tx.commit()?;
+        tracing::info!(migration = migration.name, "store migrated");
+        rebuild_projections |= migration.rebuild_projections && version > 0;
+    }
+    Ok(Opened {
+        conn,
+        rebuild_projections,
+    })
+}
+
+/// Connection settings every store runs with.
+fn configure(conn: &Connection) -> Result<()> {
+    // WAL with synchronous=FULL: a committed write survives power loss, and readers do
+    // not block the writer.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode, "store could not switch to WAL journal mode");
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )?;
+    Ok(())
+}
+
+/// Refuses, before SQLite touches it, a non-empty file that is not an SQLite database.
+fn check_header(path: &Path) -> Result<()> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Error::NotAStore {
+                path: path.to_owned(),
+                reason: format!("it cannot be read: {e}"),
+            });
+        }
+    };
+    let mut header = [0u8; 16];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => {
+                return Err(Error::NotAStore {
+                    path: path.to_owned(),
+                    reason: format!("it cannot be read: {e}"),
+                });
+            }
+        }
+    }
+    if read == 0 || &header[..read] == b"SQLite format 3\0" {
+        return Ok(());
+    }
+    Err(Error::NotAStore {
+        path: path.to_owned(),
+        reason: "it is not an SQLite database".into(),
+    })
+}

@@ -1,0 +1,846 @@
+//! `Store`: the offline case store an inspector's app holds, over one SQLite file.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use automerge::{ActorId, AutoCommit};
+use chrono::{DateTime, FixedOffset, Local, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::codes::{CaseId, CreditCode, DistrictCode, FindingId};
+use crate::db::{self, LoadedDoc};
+use crate::document::{self, CaseInit, ChangeNote};
+use crate::error::{Error, Result};
+use crate::model::{
+    Case, CaseSummary, Conflict, Enterprise, FieldValue, FindingEdit, FindingSummary, HistoryEntry,
+    Identity, Level, NewCase, NewFinding, RectificationOrder, RectificationState, Resolution,
+    ReviewState, TeamMember,
+};
+use crate::schema;
+
+/// How many case documents stay loaded in memory.
+const CACHE_CAPACITY: usize = 32;
+
+/// The offline store of one inspector's device: enterprises, cases as Automerge
+/// documents, and query projections, in one SQLite file.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    identity: Identity,
+    actor: ActorId,
+    cache: DocCache,
+}
+
+/// Filters for listing cases; every field narrows the list.
+#[derive(Debug, Clone)]
+pub struct CaseQuery {
+    /// Only this enterprise's cases.
+    pub enterprise: Option<CreditCode>,
+    /// Only cases owned by this district.
+    pub district: Option<DistrictCode>,
+    /// Only cases in this review state.
+    pub state: Option<ReviewState>,
+    /// Only cases opened on or after this day.
+    pub from: Option<NaiveDate>,
+    /// Only cases opened on or before this day.
+    pub to: Option<NaiveDate>,
+    /// Page size.
+    pub limit: u32,
+    /// Cases to skip (page × size).
+    pub offset: u32,
+}
+
+impl Default for CaseQuery {
+    fn default() -> Self {
+        CaseQuery {
+            enterprise: None,
+            district: None,
+            state: None,
+            from: None,
+            to: None,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+/// Filters for listing findings.
+#[derive(Debug, Clone)]
+pub struct FindingQuery {
+    /// Only this case's findings.
+    pub case: Option<CaseId>,
+    /// Only findings of this level.
+    pub level: Option<Level>,
+    /// Only findings whose rectification is in this state.
+    pub rectification: Option<RectificationState>,
+    /// Page size.
+    pub limit: u32,
+    /// Findings to skip.
+    pub offset: u32,
+}
+
+impl Default for FindingQuery {
+    fn default() -> Self {
+        FindingQuery {
+            case: None,
+            level: None,
+            rectification: None,
+            limit: 100,
+            offset: 0,
+        }
+    }
+}
+
+/// Which projections a write has to refresh.
+enum Touched {
+    Case,
+    Finding(FindingId),
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if the file does not exist, for the
+    /// inspector `identity`. The device's actor id is created once and kept in the file.
+    pub fn open(path: impl AsRef<Path>, identity: Identity) -> Result<Store> {
+        let path = path.as_ref().to_owned();
+        let opened = schema::open(&path)?;
+        Self::from_connection(opened, path, identity)
+    }
+
+    pub(crate) fn from_connection(
+        opened: schema::Opened,
+        path: PathBuf,
+        identity: Identity,
+    ) -> Result<Store> {
+        let mut conn = opened.conn;
+        if opened.rebuild_projections {
+            db::rebuild_projections(&mut conn)?;
+        }
+        let actor = device_actor(&conn)?;
+        let tx = conn.transaction()?;
+        for (key, value) in [
+            ("user_id", identity.user_id.as_str()),
+            ("user_name", identity.name.as_str()),
+            ("department", identity.department.as_str()),
+            ("district", identity.district.as_str()),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value <> excluded.value",
+                params![key, value],
+            )?;
+        }
+        tx.commit()?;
+        tracing::debug!(path = %path.display(), device = %actor, "store opened");
+        Ok(Store {
+            conn,
+            path,
+            identity,
+            actor,
+            cache: DocCache::default(),
+        })
+    }
+
+    /// The inspector using this store.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// This device's Automerge actor id, hex; stable for the life of the file.
+    pub fn device_id(&self) -> String {
+        self.actor.to_hex_string()
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Registers an enterprise, or updates the one with the same credit code.
+    pub fn register_enterprise(&mut self, enterprise: &Enterprise) -> Result<()> {
+        if enterprise.name.trim().is_empty() {
+            return Err(Error::invalid("name", "the enterprise name is empty"));
+        }
+        self.conn.execute(
+            "INSERT INTO enterprises (credit_code, name, district, industry, risk_grade, registered_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (credit_code) DO UPDATE SET name = excluded.name, district = excluded.district,
+                industry = excluded.industry, risk_grade = excluded.risk_grade",
+            params![
+                enterprise.credit_code.as_str(),
+                enterprise.name.trim(),
+                enterprise.district.as_str(),
+                enterprise.industry.code(),
+                enterprise.risk_grade.code(),
+                Utc::now().to_rfc3339(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The enterprise with this credit code.
+    pub fn enterprise(&self, code: &CreditCode) -> Result<Enterprise> {
+        self.conn
+            .query_row(
+                "SELECT credit_code, name, district, industry, risk_grade FROM enterprises WHERE credit_code = ?1",
+                [code.as_str()],
+                enterprise_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::not_found("enterprise", code))?
+    }
+
+    /// Every registered enterprise, by name.
+    pub fn enterprises(&self) -> Result<Vec<Enterprise>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT credit_code, name, district, industry, risk_grade FROM enterprises ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], enterprise_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    /// Opens a case for a registered enterprise; the inspector is always on its team.
+    pub fn open_case(&mut self, new: &NewCase) -> Result<CaseId> {
+        let enterprise = self.enterprise(&new.enterprise)?;
+        let district = new
+            .district
+            .clone()
+            .unwrap_or_else(|| enterprise.district.clone());
+        let mut team: Vec<TeamMember> = vec![TeamMember::from(&self.identity)];
+        for member in &new.team {
+            if member.user_id.trim().is_empty() || member.name.trim().is_empty() {
+                return Err(Error::invalid(
+                    "team",
+                    "every team member needs a user id and a name",
+                ));
+            }
+            if !team.iter().any(|m| m.user_id == member.user_id) {
+                team.push(member.clone());
+            }
+        }
+        let mut visible_to: Vec<DistrictCode> = new.visible_to.clone();
+        // Joint and cross-district teams: every member's district may see the case.
+        visible_to.extend(team.iter().map(|m| m.district.clone()));
+        visible_to.retain(|d| *d != district);
+        visible_to.sort();
+        visible_to.dedup();
+
+        let id = CaseId::new();
+        let mut doc = AutoCommit::new().with_actor(self.actor.clone());
+        document::init_case(
+            &mut doc,
+            &CaseInit {
+                id,
+                enterprise: &enterprise,
+                case_type: new.case_type,
+                district: &district,
+                visible_to: &visible_to,
+                team: &team,
+                opened_at: new.opened_at,
+                opened_by: &self.identity.user_id,
+                location: new.location,
+            },
+        )?;
+        document::commit(
+            &mut doc,
+            &ChangeNote::new(&self.identity, "open_case"),
+            device_seconds(),
+        );
+        let projection = document::project_case(&doc)?;
+        let snapshot = doc.save();
+        let tx = self.conn.transaction()?;
+        db::insert_document(&tx, id, &snapshot)?;
+        db::write_case_projection(&tx, &projection)?;
+        tx.commit()?;
+        let saved_heads = doc.get_heads();
+        self.cache.insert(id, LoadedDoc { doc, saved_heads });
+        tracing::info!(case.id = %id, enterprise = %enterprise.credit_code, "case opened");
+        Ok(id)
+    }
+
+    /// Reads a whole case from its document.
+    pub fn case(&mut self, id: CaseId) -> Result<Case> {
+        document::read_case(&self.doc(id)?.doc)
+    }
+
+    /// Lists cases from the projections, newest first, without loading any document.
+    pub fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>> {
+        let mut sql = String::from(
+            "SELECT case_id, enterprise_code, enterprise_name, district, case_type, state, opened_at,
+                    findings, major_findings, conflicts + finding_conflicts
+             FROM cases WHERE 1 = 1",
+        );
+        let mut args: Vec<String> = Vec::new();
+        let mut filter = |clause: &str, value: Option<String>| {
+            if let Some(value) = value {
+                args.push(value);
+                sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+            }
+        };
+        filter(
+            "enterprise_code =",
+            query.enterprise.as_ref().map(ToString::to_string),
+        );
+        filter(
+            "district =",
+            query.district.as_ref().map(ToString::to_string),
+        );
+        filter("state =", query.state.map(|s| s.code().to_owned()));
+        filter("opened_on >=", query.from.map(|d| d.to_string()));
+        filter("opened_on <=", query.to.map(|d| d.to_string()));
+        sql.push_str(&format!(
+            " ORDER BY opened_on DESC, opened_at DESC, case_id LIMIT {} OFFSET {}",
+            query.limit, query.offset
+        ));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, i64>(8)?,
+                r.get::<_, i64>(9)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, code, name, district, case_type, state, opened_at, findings, major, conflicts) = row?;
+            Ok(CaseSummary {
+                id: id.parse().map_err(|_| corrupt_projection("case_id", &id))?,
+                enterprise: code.parse().map_err(|_| corrupt_projection("enterprise_code", &code))?,
+                enterprise_name: name,
+                district: district.parse().map_err(|_| corrupt_projection("district", &district))?,
+                case_type: case_type.parse().map_err(|_| corrupt_projection("case_type", &case_type))?,
+                state: state.parse().map_err(|_| corrupt_projection("state", &state))?,
+                opened_at: DateTime::parse_from_rfc3339(&opened_at)
+                    .map_err(|_| corrupt_projection("opened_at", &opened_at))?,
+                findings: findings as u32,
+                major_findings: major as u32,
+                has_conflicts: conflicts > 0,
+            })
+        })
+        .collect()
+    }
+
+    /// Records a finding in a case and returns its id.
+    pub fn add_finding(&mut self, case: CaseId, finding: &NewFinding) -> Result<FindingId> {
+        if finding.description.trim().is_empty() {
+            return Err(Error::invalid(
+                "description",
+                "describe the hazard; the description is empty",
+            ));
+        }
+        if let Some(violation) = &finding.violation
+            && violation.post.trim().is_empty()
+        {
+            return Err(Error::invalid(
+                "violation",
+                "a three-violations record needs the post (岗位)",
+            ));
+        }
+        let id = FindingId::new();
+        let recorded_by = self.identity.user_id.clone();
+        let now = device_now();
+        self.write(case, "add_finding", Touched::Finding(id), |doc| {
+            document::add_finding(doc, id, finding, &recorded_by, now)
+        })?;
+        Ok(id)
+    }
+
+    /// Edits a finding's fields; concurrent edits of one field on other devices become
+    /// conflicts, edits of the description merge as text.
+    pub fn edit_finding(
+        &mut self,
+        case: CaseId,
+        finding: FindingId,
+        edit: &FindingEdit,
+    ) -> Result<()> {
+        if edit
+            .description
+            .as_ref()
+            .is_some_and(|d| d.trim().is_empty())
+        {
+            return Err(Error::invalid(
+                "description",
+                "the description cannot be emptied; remove the finding instead",
+            ));
+        }
+        if edit
+            .violation
+            .as_ref()
+            .is_some_and(|v| v.post.trim().is_empty())
+        {
+            return Err(Error::invalid(
+                "violation",
+                "a three-violations record needs the post (岗位)",
+            ));
+        }
+        self.write(case, "edit_finding", Touched::Finding(finding), |doc| {
+            document::edit_finding(doc, finding, edit)
+        })
+    }
+
+    /// Removes a finding from the case's lists; the record stays in the document as
+    /// evidence, marked with who removed it and when.
+    pub fn remove_finding(&mut self, case: CaseId, finding: FindingId) -> Result<()> {
+        let by = self.identity.user_id.clone();
+        let now = device_now();
+        self.write(case, "remove_finding", Touched::Finding(finding), |doc| {
+            document::remove_finding(doc, finding, &by, now)
+        })
+    }
+
+    /// Orders rectification of a finding with measures, a deadline and a responsible person.
+    pub fn order_rectification(
+        &mut self,
+        case: CaseId,
+        finding: FindingId,
+        order: &RectificationOrder,
+    ) -> Result<()> {
+        if order.measures.trim().is_empty() {
+            return Err(Error::invalid(
+                "measures",
+                "state the rectification measures (整改措施)",
+            ));
+        }
+        if order.responsible.trim().is_empty() {
+            return Err(Error::invalid(
+                "responsible",
+                "name the person responsible for rectification",
+            ));
+        }
+        let visit = self.case_opened_on(case)?;
+        if order.deadline < visit {
+            return Err(Error::invalid(
+                "deadline",
+                format!(
+                    "the deadline {} is before the visit on {visit}",
+                    order.deadline
+                ),
+            ));
+        }
+        self.write(
+            case,
+            "order_rectification",
+            Touched::Finding(finding),
+            |doc| document::order_rectification(doc, finding, order),
+        )
+    }
+
+    /// Moves a finding's rectification along the closed loop.
+    pub fn move_rectification(
+        &mut self,
+        case: CaseId,
+        finding: FindingId,
+        next: RectificationState,
+    ) -> Result<()> {
+        self.write(
+            case,
+            "move_rectification",
+            Touched::Finding(finding),
+            |doc| document::move_rectification(doc, finding, next),
+        )
+    }
+
+    /// Lists findings from the projections.
+    pub fn findings(&self, query: &FindingQuery) -> Result<Vec<FindingSummary>> {
+        let mut sql = String::from(
+            "SELECT f.case_id, f.finding_id, c.enterprise_name, f.title, f.level, f.rectification,
+                    f.deadline, f.violation
+             FROM findings f JOIN cases c USING (case_id) WHERE 1 = 1",
+        );
+        let mut args: Vec<String> = Vec::new();
+        let mut filter = |clause: &str, value: Option<String>| {
+            if let Some(value) = value {
+                args.push(value);
+                sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+            }
+        };
+        filter("f.case_id =", query.case.map(|c| c.to_string()));
+        filter("f.level =", query.level.map(|l| l.code().to_owned()));
+        filter(
+            "f.rectification =",
+            query.rectification.map(|r| r.code().to_owned()),
+        );
+        sql.push_str(&format!(
+            " ORDER BY f.recorded_at, f.finding_id LIMIT {} OFFSET {}",
+            query.limit, query.offset
+        ));
+        self.finding_summaries(&sql, &args)
+    }
+
+    /// Rectifications still open whose deadline is `on` or earlier (due that day, or
+    /// overdue), earliest deadline first, major hazards first within a day.
+    pub fn rectifications_due(&self, on: NaiveDate) -> Result<Vec<FindingSummary>> {
+        let sql =
+            "SELECT f.case_id, f.finding_id, c.enterprise_name, f.title, f.level, f.rectification,
+                          f.deadline, f.violation
+                   FROM findings f JOIN cases c USING (case_id)
+                   WHERE f.rectification IN ('ordered', 'in_progress', 'reinspected', 'overdue')
+                     AND f.deadline <= ?1
+                   ORDER BY f.deadline, f.level = 'major' DESC, f.finding_id";
+        self.finding_summaries(sql, &[on.to_string()])
+    }
+
+    fn finding_summaries(&self, sql: &str, args: &[String]) -> Result<Vec<FindingSummary>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (case_id, finding_id, enterprise_name, title, level, rect, deadline, violation) =
+                row?;
+            let (case_id, id) = db::parse_ids(&case_id, &finding_id)?;
+            Ok(FindingSummary {
+                case_id,
+                id,
+                enterprise_name,
+                title,
+                level: level
+                    .parse()
+                    .map_err(|_| corrupt_projection("level", &level))?,
+                rectification: rect
+                    .parse()
+                    .map_err(|_| corrupt_projection("rectification", &rect))?,
+                deadline: deadline
+                    .map(|d| d.parse().map_err(|_| corrupt_projection("deadline", &d)))
+                    .transpose()?,
+                violation: violation
+                    .map(|v| v.parse().map_err(|_| corrupt_projection("violation", &v)))
+                    .transpose()?,
+            })
+        })
+        .collect()
+    }
+
+    /// Every field of the case that devices wrote concurrently with different values.
+    pub fn conflicts(&mut self, case: CaseId) -> Result<Vec<Conflict>> {
+        document::conflicts(&self.doc(case)?.doc)
+    }
+
+    /// Resolves the conflict at `path` by keeping one of its values or writing a new one.
+    pub fn resolve_conflict(
+        &mut self,
+        case: CaseId,
+        path: &[String],
+        resolution: &Resolution,
+    ) -> Result<()> {
+        let loaded = self.doc(case)?;
+        let (obj, key) = document::resolve_path(&loaded.doc, path)?
+            .ok_or_else(|| Error::not_found("field", path.join("/")))?;
+        let values = document::values_at(&loaded.doc, &obj, &key)?;
+        if values.len() < 2 {
+            return Err(Error::NotAllowed(format!(
+                "{} is not in conflict",
+                path.join("/")
+            )));
+        }
+        let value = match resolution {
+            Resolution::Choose(index) => values.get(*index).cloned().ok_or_else(|| {
+                Error::invalid(
+                    "resolution",
+                    format!("there are {} values, not {}", values.len(), index + 1),
+                )
+            })?,
+            Resolution::Write(value) => value.clone(),
+        };
+        validate_field(&key, &value)?;
+        let touched = match path {
+            [findings, id, ..] if findings == "findings" => match id.parse() {
+                Ok(id) => Touched::Finding(id),
+                Err(_) => Touched::Case,
+            },
+            _ => Touched::Case,
+        };
+        self.write(case, "resolve_conflict", touched, |doc| {
+            document::put_field(doc, &obj, &key, &value)
+        })
+    }
+
+    /// Every change of the case: author, device, device time, what it did.
+    pub fn history(&mut self, case: CaseId) -> Result<Vec<HistoryEntry>> {
+        Ok(document::history(&mut self.doc(case)?.doc))
+    }
+
+    /// The case document's full Automerge bytes, for another store or the server.
+    pub fn export_case(&mut self, case: CaseId) -> Result<Vec<u8>> {
+        Ok(self.doc(case)?.doc.save())
+    }
+
+    /// Merges a case document's bytes (full or incremental saves) from elsewhere; creates
+    /// the case if it is new here. Returns its id. Invalid bytes change nothing.
+    pub fn merge_case(&mut self, bytes: &[u8]) -> Result<CaseId> {
+        let mut incoming =
+            AutoCommit::load(bytes).map_err(|e| Error::InvalidDocument(e.to_string()))?;
+        let id = document::check_case(&incoming)?;
+        // Validate the whole document before it touches the store.
+        document::project_case(&incoming)?;
+        if self.doc_if_exists(id)?.is_none() {
+            let projection = document::project_case(&incoming)?;
+            let tx = self.conn.transaction()?;
+            db::insert_document(&tx, id, &incoming.save())?;
+            db::write_case_projection(&tx, &projection)?;
+            tx.commit()?;
+            let saved_heads = incoming.get_heads();
+            let doc = incoming.with_actor(self.actor.clone());
+            self.cache.insert(id, LoadedDoc { doc, saved_heads });
+            tracing::info!(case.id = %id, "case received");
+            return Ok(id);
+        }
+        let loaded = self.cache.get_mut(id).expect("loaded just above");
+        loaded.doc.merge(&mut incoming)?;
+        let result = document::project_case(&loaded.doc).and_then(|projection| {
+            let bytes = loaded.doc.save_after(&loaded.saved_heads);
+            let tx = self.conn.transaction()?;
+            if !bytes.is_empty() {
+                db::append_changes(&tx, id, &mut loaded.doc, &bytes)?;
+            }
+            db::write_case_projection(&tx, &projection)?;
+            tx.commit()?;
+            Ok(())
+        });
+        self.finish_write(id, result)?;
+        Ok(id)
+    }
+
+    /// Folds a case's chunks into one snapshot now.
+    pub fn compact(&mut self, case: CaseId) -> Result<()> {
+        let snapshot = self.doc(case)?.doc.save();
+        let tx = self.conn.transaction()?;
+        db::write_snapshot(&tx, case, &snapshot)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Applies `edit` to a case document as one change by this inspector, then persists
+    /// the change and the projections it touched in one transaction. On any error the
+    /// document is reloaded from storage, so memory never runs ahead of the file.
+    fn write<T>(
+        &mut self,
+        case: CaseId,
+        action: &str,
+        touched: Touched,
+        edit: impl FnOnce(&mut AutoCommit) -> Result<T>,
+    ) -> Result<T> {
+        let note = ChangeNote::new(&self.identity, action);
+        let identity = self.identity.clone();
+        self.doc(case)?;
+        let loaded = self.cache.get_mut(case).expect("loaded just above");
+        let value = match edit(&mut loaded.doc).and_then(|v| {
+            document::ensure_team_member(&mut loaded.doc, &identity)?;
+            Ok(v)
+        }) {
+            Ok(value) => value,
+            Err(e) => {
+                loaded.doc.rollback();
+                return Err(e);
+            }
+        };
+        if document::commit(&mut loaded.doc, &note, device_seconds()).is_none() {
+            return Ok(value);
+        }
+        let result = (|| {
+            let bytes = loaded.doc.save_after(&loaded.saved_heads);
+            let tx = self.conn.transaction()?;
+            db::append_changes(&tx, case, &mut loaded.doc, &bytes)?;
+            match touched {
+                Touched::Case => {
+                    db::write_case_projection(&tx, &document::project_case(&loaded.doc)?)?
+                }
+                Touched::Finding(id) => db::write_finding_projection(
+                    &tx,
+                    case,
+                    &document::project_finding(&loaded.doc, id)?,
+                )?,
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        self.finish_write(case, result)?;
+        Ok(value)
+    }
+
+    /// After a write: marks the document's heads durable, or on failure drops the
+    /// in-memory document so that the next read comes from what storage holds.
+    fn finish_write(&mut self, case: CaseId, result: Result<()>) -> Result<()> {
+        match result {
+            Ok(()) => {
+                let loaded = self.cache.get_mut(case).expect("written just now");
+                loaded.saved_heads = loaded.doc.get_heads();
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(case.id = %case, error = %e, "write failed; in-memory document dropped");
+                self.cache.remove(case);
+                Err(e)
+            }
+        }
+    }
+
+    fn case_opened_on(&self, case: CaseId) -> Result<NaiveDate> {
+        let opened_at: String = self
+            .conn
+            .query_row(
+                "SELECT opened_at FROM cases WHERE case_id = ?1",
+                [case.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| Error::not_found("case", case))?;
+        DateTime::parse_from_rfc3339(&opened_at)
+            .map(|t| t.date_naive())
+            .map_err(|_| corrupt_projection("opened_at", &opened_at))
+    }
+
+    /// The loaded document of a case, from memory or storage.
+    fn doc(&mut self, case: CaseId) -> Result<&mut LoadedDoc> {
+        self.doc_if_exists(case)?
+            .ok_or_else(|| Error::not_found("case", case))
+    }
+
+    fn doc_if_exists(&mut self, case: CaseId) -> Result<Option<&mut LoadedDoc>> {
+        if !self.cache.contains(case) {
+            let Some(mut loaded) = db::load_document(&self.conn, case)? else {
+                return Ok(None);
+            };
+            loaded.doc.set_actor(self.actor.clone());
+            self.cache.insert(case, loaded);
+        }
+        Ok(self.cache.get_mut(case))
+    }
+}
+
+/// Checks a value a person writes to resolve a conflict, for the fields whose values
+/// have rules.
+fn validate_field(key: &str, value: &FieldValue) -> Result<()> {
+    let FieldValue::Text(text) = value else {
+        return match key {
+            "level" | "state" | "deadline" | "type" | "district" => Err(Error::invalid(
+                "value",
+                format!("{key} must be text, not {value}"),
+            )),
+            _ => Ok(()),
+        };
+    };
+    match key {
+        "level" => text.parse::<Level>().map(drop),
+        "state" => text
+            .parse::<RectificationState>()
+            .map(drop)
+            .or_else(|_| text.parse::<ReviewState>().map(drop)),
+        "deadline" => text.parse::<NaiveDate>().map(drop).map_err(|_| {
+            Error::invalid("deadline", format!("{text:?} is not a date (YYYY-MM-DD)"))
+        }),
+        "type" => text.parse::<crate::model::CaseType>().map(drop),
+        "district" => text.parse::<DistrictCode>().map(drop),
+        _ => Ok(()),
+    }
+}
+
+fn enterprise_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Enterprise>> {
+    let code: String = r.get(0)?;
+    let name: String = r.get(1)?;
+    let district: String = r.get(2)?;
+    let industry: String = r.get(3)?;
+    let risk: String = r.get(4)?;
+    Ok((|| {
+        Ok(Enterprise {
+            credit_code: code
+                .parse()
+                .map_err(|_| corrupt_projection("credit_code", &code))?,
+            name,
+            district: district
+                .parse()
+                .map_err(|_| corrupt_projection("district", &district))?,
+            industry: industry
+                .parse()
+                .map_err(|_| corrupt_projection("industry", &industry))?,
+            risk_grade: risk
+                .parse()
+                .map_err(|_| corrupt_projection("risk_grade", &risk))?,
+        })
+    })())
+}
+
+fn corrupt_projection(column: &str, value: &str) -> Error {
+    Error::Corrupt(format!(
+        "unexpected {column} {value:?} in the store's tables"
+    ))
+}
+
+/// The device's actor id, created on first open and kept in the file.
+fn device_actor(conn: &Connection) -> Result<ActorId> {
+    let stored: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'actor_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(hex) = stored {
+        return ActorId::try_from(hex.as_str())
+            .map_err(|_| Error::Corrupt(format!("actor id {hex:?}")));
+    }
+    let actor = ActorId::random();
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('actor_id', ?1)",
+        [actor.to_hex_string()],
+    )?;
+    Ok(actor)
+}
+
+/// The device's clock now, with its offset: what the inspector saw.
+fn device_now() -> DateTime<FixedOffset> {
+    Local::now().fixed_offset()
+}
+
+fn device_seconds() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// A small least-recently-used cache of loaded case documents.
+#[derive(Default)]
+struct DocCache {
+    docs: HashMap<CaseId, LoadedDoc>,
+    order: VecDeque<CaseId>,
+}
+
+impl DocCache {
+    fn contains(&self, id: CaseId) -> bool {
+        self.docs.contains_key(&id)
+    }
+
+    fn get_mut(&mut self, id: CaseId) -> Option<&mut LoadedDoc> {
+        if let Some(pos) = self.order.iter().position(|c| *c == id) {
+            self.order.remove(pos);
+            self.order.push_back(id);
+        }
+        self.docs.get_mut(&id)
+    }
+
+    fn insert(&mut self, id: CaseId, doc: LoadedDoc) {
+        self.remove(id);
+        while self.order.len() >= CACHE_CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.docs.remove(&old);
+            }
+        }
+        self.docs.insert(id, doc);
+        self.order.push_back(id);
+    }
+
+    fn remove(&mut self, id: CaseId) {
+        self.docs.remove(&id);
+        self.order.retain(|c| *c != id);
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end scenarios and benchmarks across the Anjian crates.
