@@ -321,13 +321,15 @@ pub(crate) fn add_finding(
 }
 
 fn put_violation(doc: &mut AutoCommit, obj: &ObjId, violation: &Violation) -> Result<()> {
-    doc.put(obj, "kind", violation.kind.code())?;
-    doc.put(obj, "post", violation.post.as_str())?;
-    doc.put(obj, "person", violation.person.as_str())?;
+    put_judgement(doc, obj, "kind", violation.kind.code())?;
+    put_judgement(doc, obj, "post", &violation.post)?;
+    put_judgement(doc, obj, "person", &violation.person)?;
     Ok(())
 }
 
-/// Applies an edit to an existing finding, writing only the fields that change.
+/// Applies an edit to an existing finding. Every field given is written, even with the
+/// value it already has: it is the inspector's judgement, and a concurrent different
+/// judgement on another device must surface as a conflict.
 pub(crate) fn edit_finding(doc: &mut AutoCommit, id: FindingId, edit: &FindingEdit) -> Result<()> {
     let obj = live_finding(doc, id)?;
     if let Some(description) = &edit.description {
@@ -340,7 +342,7 @@ pub(crate) fn edit_finding(doc: &mut AutoCommit, id: FindingId, edit: &FindingEd
         }
     }
     if let Some(level) = edit.level {
-        put_if_changed(doc, &obj, "level", level.code())?;
+        put_judgement(doc, &obj, "level", level.code())?;
     }
     for (key, value) in [
         ("category", &edit.category),
@@ -348,26 +350,30 @@ pub(crate) fn edit_finding(doc: &mut AutoCommit, id: FindingId, edit: &FindingEd
         ("place", &edit.place),
     ] {
         if let Some(value) = value {
-            put_if_changed(doc, &obj, key, value)?;
+            put_judgement(doc, &obj, key, value)?;
         }
     }
     if let Some(violation) = &edit.violation {
         let v = map(doc, &obj, "violation")?;
-        put_if_changed(doc, &v, "kind", violation.kind.code())?;
-        put_if_changed(doc, &v, "post", &violation.post)?;
-        put_if_changed(doc, &v, "person", &violation.person)?;
+        put_violation(doc, &v, violation)?;
     }
     Ok(())
 }
 
-/// Writes a string unless the field already holds exactly it with no conflict, so that
-/// re-saving an unchanged form neither adds changes nor hides a pending conflict.
-fn put_if_changed(doc: &mut AutoCommit, obj: &ObjId, key: &str, value: &str) -> Result<()> {
+/// Writes `value` at `key` as this inspector's judgement, even when it equals the value
+/// the field holds.
+///
+/// Automerge drops a put of the value a field already has, so an inspector who keeps a
+/// finding "general" while another raises it to "major" offline would leave no trace and
+/// the other judgement would win silently. Writing null and then the value in the same
+/// change makes the judgement an operation of its own, which a concurrent different
+/// value then meets as a conflict.
+fn put_judgement(doc: &mut AutoCommit, obj: &ObjId, key: &str, value: &str) -> Result<()> {
     let current = doc.get_all(obj, key)?;
-    let same = current.len() == 1 && current[0].0.as_str() == Some(value);
-    if !same {
-        doc.put(obj, key, value)?;
+    if current.len() == 1 && current[0].0.as_str() == Some(value) {
+        doc.put(obj, key, ScalarValue::Null)?;
     }
+    doc.put(obj, key, value)?;
     Ok(())
 }
 
@@ -400,9 +406,9 @@ pub(crate) fn order_rectification(
             "the rectification of finding {id} is closed (已销号); record a new finding instead"
         )));
     }
-    put_if_changed(doc, &rect, "measures", &order.measures)?;
-    put_if_changed(doc, &rect, "deadline", &order.deadline.to_string())?;
-    put_if_changed(doc, &rect, "responsible", &order.responsible)?;
+    doc.put(&rect, "measures", order.measures.as_str())?;
+    doc.put(&rect, "deadline", order.deadline.to_string())?;
+    doc.put(&rect, "responsible", order.responsible.as_str())?;
     if state == RectificationState::None {
         doc.put(&rect, "state", RectificationState::Ordered.code())?;
     }

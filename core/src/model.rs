@@ -354,7 +354,8 @@ pub struct Violation {
     pub person: String,
 }
 
-/// Changes to a finding's fields; `None` leaves a field as it is.
+/// Changes to a finding's fields; `None` leaves a field as it is. Apps pass only the
+/// fields the inspector changed: every field given is recorded as a new judgement.
 #[derive(Debug, Clone, Default)]
 pub struct FindingEdit {
     /// New description (merged as text edits, not replaced).

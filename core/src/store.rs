@@ -574,6 +574,20 @@ impl Store {
         Ok(document::history(&mut self.doc(case)?.doc))
     }
 
+    /// The heads of the case document (hex change hashes, sorted): two stores with the
+    /// same heads hold the same document.
+    pub fn heads(&mut self, case: CaseId) -> Result<Vec<String>> {
+        let mut heads: Vec<String> = self
+            .doc(case)?
+            .doc
+            .get_heads()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        heads.sort();
+        Ok(heads)
+    }
+
     /// The case document's full Automerge bytes, for another store or the server.
     pub fn export_case(&mut self, case: CaseId) -> Result<Vec<u8>> {
         Ok(self.doc(case)?.doc.save())

@@ -1,0 +1,6 @@
+//! Integration tests of anjian-core: one binary, one module per behaviour.
+
+mod convergence;
+mod faults;
+mod store;
+mod support;

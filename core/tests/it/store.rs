@@ -1,0 +1,567 @@
+//! What an inspector's app does with a store, offline.
+
+use anjian_core::{
+    CaseQuery, CaseType, FieldValue, FindingEdit, FindingQuery, GeoPoint, Level,
+    RectificationOrder, RectificationState, Resolution, ReviewState, Store, TeamMember, Violation,
+    ViolationKind,
+};
+use chrono::NaiveDate;
+
+use crate::support::*;
+
+fn date(s: &str) -> NaiveDate {
+    s.parse().expect("valid date")
+}
+
+#[test]
+fn a_recorded_finding_survives_reopening_the_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("a.db");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    let device = store.device_id();
+    let id = store
+        .add_finding(case, &finding("储罐区可燃气体报警器故障"))
+        .expect("finding");
+    drop(store);
+
+    let mut store = Store::open(&path, inspector("u1")).expect("reopens");
+    assert_eq!(
+        store.device_id(),
+        device,
+        "the device actor id is kept in the file"
+    );
+    let read = store.case(case).expect("case");
+    assert_eq!(read.findings.len(), 1);
+    assert_eq!(read.findings[0].id, id);
+    assert_eq!(read.findings[0].description, "储罐区可燃气体报警器故障");
+    assert_eq!(read.findings[0].recorded_by, "u1");
+    assert_eq!(read.team[0].user_id, "u1");
+}
+
+#[test]
+fn a_case_records_team_districts_place_and_type() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(dir.path().join("s.db"), inspector("u1")).expect("store");
+    let ent = enterprise(7);
+    store.register_enterprise(&ent).expect("register");
+    let mut new = new_case(&ent);
+    new.case_type = CaseType::Joint;
+    new.location = Some(GeoPoint::new(31.2304, 121.4737).expect("valid point"));
+    new.team.push(TeamMember {
+        user_id: "u2".into(),
+        name: "李四".into(),
+        department: "消防".into(),
+        district: "310104".parse().expect("district"),
+    });
+    new.visible_to.push("310105".parse().expect("district"));
+    let id = store.open_case(&new).expect("open");
+    let case = store.case(id).expect("read");
+    assert_eq!(case.case_type, CaseType::Joint);
+    assert_eq!(case.district.as_str(), "310101");
+    let visible: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
+    assert_eq!(
+        visible,
+        ["310104", "310105"],
+        "team districts join visible_to"
+    );
+    assert_eq!(case.team.len(), 2);
+    assert_eq!(case.location.map(|p| p.latitude), Some(31.2304));
+    assert_eq!(case.state, ReviewState::Draft);
+    assert_eq!(case.enterprise, ent);
+}
+
+#[test]
+fn editing_a_finding_changes_only_what_was_edited() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    let id = store
+        .add_finding(case, &finding("安全阀未校验"))
+        .expect("finding");
+    store
+        .edit_finding(
+            case,
+            id,
+            &FindingEdit {
+                level: Some(Level::Major),
+                description: Some("安全阀未校验，超期一年".into()),
+                ..FindingEdit::default()
+            },
+        )
+        .expect("edit");
+    let f = &store.case(case).expect("case").findings[0];
+    assert_eq!(f.level, Level::Major);
+    assert_eq!(f.description, "安全阀未校验，超期一年");
+    assert_eq!(f.place, "罐区");
+    let majors = store
+        .findings(&FindingQuery {
+            level: Some(Level::Major),
+            ..FindingQuery::default()
+        })
+        .expect("query");
+    assert_eq!(majors.len(), 1);
+    assert_eq!(majors[0].title, "安全阀未校验，超期一年");
+}
+
+#[test]
+fn a_removed_finding_leaves_lists_but_stays_in_history() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    let keep = store
+        .add_finding(case, &finding("消防通道堵塞"))
+        .expect("finding");
+    let gone = store.add_finding(case, &finding("误录")).expect("finding");
+    store.remove_finding(case, gone).expect("remove");
+    let ids: Vec<_> = store
+        .case(case)
+        .expect("case")
+        .findings
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(ids, [keep]);
+    assert_eq!(
+        store.cases(&CaseQuery::default()).expect("cases")[0].findings,
+        1
+    );
+    let actions: Vec<String> = store
+        .history(case)
+        .expect("history")
+        .into_iter()
+        .map(|h| h.action)
+        .collect();
+    assert_eq!(
+        actions,
+        ["open_case", "add_finding", "add_finding", "remove_finding"]
+    );
+    let err = store
+        .remove_finding(case, gone)
+        .expect_err("already removed");
+    assert!(
+        matches!(
+            err,
+            anjian_core::Error::NotFound {
+                what: "finding",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn rectification_follows_the_closed_loop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    let id = store
+        .add_finding(case, &finding("配电箱未接地"))
+        .expect("finding");
+    let err = store
+        .move_rectification(case, id, RectificationState::InProgress)
+        .expect_err("nothing ordered yet");
+    assert!(err.to_string().contains("未下达整改"), "{err}");
+    store
+        .order_rectification(
+            case,
+            id,
+            &RectificationOrder {
+                measures: "立即整改，加装接地线".into(),
+                deadline: date("2026-11-30"),
+                responsible: "王五".into(),
+            },
+        )
+        .expect("order");
+    for next in [
+        RectificationState::InProgress,
+        RectificationState::Reinspected,
+        RectificationState::Closed,
+    ] {
+        store
+            .move_rectification(case, id, next)
+            .expect("allowed step");
+    }
+    let err = store
+        .move_rectification(case, id, RectificationState::InProgress)
+        .expect_err("closed is final");
+    assert!(matches!(err, anjian_core::Error::NotAllowed(_)), "{err}");
+    let f = &store.case(case).expect("case").findings[0];
+    assert_eq!(
+        f.rectification.as_ref().map(|r| r.state),
+        Some(RectificationState::Closed)
+    );
+}
+
+#[test]
+fn due_and_overdue_rectifications_are_listed_for_a_day() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    let mut ids = Vec::new();
+    for (text, deadline) in [
+        ("A", "2026-11-25"),
+        ("B", "2026-11-28"),
+        ("C", "2026-12-10"),
+    ] {
+        let id = store.add_finding(case, &finding(text)).expect("finding");
+        store
+            .order_rectification(
+                case,
+                id,
+                &RectificationOrder {
+                    measures: "整改".into(),
+                    deadline: date(deadline),
+                    responsible: "王五".into(),
+                },
+            )
+            .expect("order");
+        ids.push(id);
+    }
+    store
+        .move_rectification(case, ids[0], RectificationState::Reinspected)
+        .expect("step");
+    store
+        .move_rectification(case, ids[0], RectificationState::Closed)
+        .expect("close");
+    let due: Vec<_> = store
+        .rectifications_due(date("2026-11-28"))
+        .expect("due")
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(due, [ids[1]], "closed A and later C are not due");
+    let due: Vec<_> = store
+        .rectifications_due(date("2026-12-31"))
+        .expect("due")
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(due, [ids[1], ids[2]]);
+}
+
+#[test]
+fn three_violation_findings_record_post_and_person() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    let mut f = finding("动火作业未办理作业票");
+    f.violation = Some(Violation {
+        kind: ViolationKind::IllegalOperation,
+        post: "电焊工".into(),
+        person: "赵六".into(),
+    });
+    store.add_finding(case, &f).expect("finding");
+    let listed = store.findings(&FindingQuery::default()).expect("list");
+    assert_eq!(listed[0].violation, Some(ViolationKind::IllegalOperation));
+    let read = &store.case(case).expect("case").findings[0];
+    assert_eq!(
+        read.violation.as_ref().map(|v| v.post.as_str()),
+        Some("电焊工")
+    );
+}
+
+#[test]
+fn cases_are_queried_by_enterprise_district_state_and_date() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(dir.path().join("s.db"), inspector("u1")).expect("store");
+    let a = enterprise(1);
+    let mut b = enterprise(2);
+    b.district = "310104".parse().expect("district");
+    store.register_enterprise(&a).expect("a");
+    store.register_enterprise(&b).expect("b");
+    let mut ids = Vec::new();
+    for (ent, day) in [(&a, 1), (&b, 2), (&a, 3)] {
+        let mut new = new_case(ent);
+        new.opened_at =
+            chrono::DateTime::parse_from_rfc3339(&format!("2026-11-0{day}T10:00:00+08:00"))
+                .expect("time");
+        ids.push(store.open_case(&new).expect("open"));
+    }
+    let list = |q: CaseQuery| -> Vec<_> {
+        store
+            .cases(&q)
+            .expect("query")
+            .iter()
+            .map(|c| c.id)
+            .collect()
+    };
+    assert_eq!(
+        list(CaseQuery::default()),
+        [ids[2], ids[1], ids[0]],
+        "newest first"
+    );
+    assert_eq!(
+        list(CaseQuery {
+            enterprise: Some(a.credit_code.clone()),
+            ..CaseQuery::default()
+        }),
+        [ids[2], ids[0]]
+    );
+    assert_eq!(
+        list(CaseQuery {
+            district: Some("310104".parse().expect("d")),
+            ..CaseQuery::default()
+        }),
+        [ids[1]]
+    );
+    assert_eq!(
+        list(CaseQuery {
+            from: Some(date("2026-11-02")),
+            to: Some(date("2026-11-02")),
+            ..CaseQuery::default()
+        }),
+        [ids[1]]
+    );
+    assert_eq!(
+        list(CaseQuery {
+            state: Some(ReviewState::Approved),
+            ..CaseQuery::default()
+        }),
+        []
+    );
+    assert_eq!(
+        list(CaseQuery {
+            limit: 1,
+            offset: 1,
+            ..CaseQuery::default()
+        }),
+        [ids[1]]
+    );
+}
+
+#[test]
+fn concurrent_levels_become_a_conflict_naming_both_inspectors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut a, case) = store_with_case(&dir, "a.db", "zhang");
+    let id = a
+        .add_finding(case, &finding("液氨储罐区无喷淋"))
+        .expect("finding");
+    let mut b = Store::open(dir.path().join("b.db"), identity("li", "消防", "310104")).expect("b");
+    b.merge_case(&a.export_case(case).expect("export"))
+        .expect("b receives");
+
+    let set = |store: &mut Store, level| {
+        store
+            .edit_finding(
+                case,
+                id,
+                &FindingEdit {
+                    level: Some(level),
+                    ..FindingEdit::default()
+                },
+            )
+            .expect("edit")
+    };
+    set(&mut a, Level::Major);
+    set(&mut b, Level::General);
+    a.merge_case(&b.export_case(case).expect("export"))
+        .expect("merge");
+
+    let conflicts = a.conflicts(case).expect("conflicts");
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    let conflict = &conflicts[0];
+    assert_eq!(
+        conflict.path,
+        ["findings".to_owned(), id.to_string(), "level".to_owned()]
+    );
+    let mut writers: Vec<(&str, String)> = conflict
+        .values
+        .iter()
+        .map(|v| (v.written_by.as_str(), v.value.to_string()))
+        .collect();
+    writers.sort();
+    assert_eq!(
+        writers,
+        [("li", "general".into()), ("zhang", "major".into())]
+    );
+    assert!(
+        conflict
+            .values
+            .iter()
+            .all(|v| v.device_time > 0 && v.device.len() == 32)
+    );
+    assert!(a.cases(&CaseQuery::default()).expect("cases")[0].has_conflicts);
+
+    a.resolve_conflict(
+        case,
+        &conflict.path,
+        &Resolution::Write(FieldValue::Text("major".into())),
+    )
+    .expect("resolve");
+    assert!(a.conflicts(case).expect("conflicts").is_empty());
+    assert!(!a.cases(&CaseQuery::default()).expect("cases")[0].has_conflicts);
+    assert_eq!(a.case(case).expect("case").findings[0].level, Level::Major);
+
+    // The resolution reaches the other inspector like any edit.
+    b.merge_case(&a.export_case(case).expect("export"))
+        .expect("merge");
+    assert!(b.conflicts(case).expect("conflicts").is_empty());
+    assert_eq!(b.case(case).expect("case").findings[0].level, Level::Major);
+    // Li recorded on the case, so Li joined its team.
+    let team: Vec<String> = b
+        .case(case)
+        .expect("case")
+        .team
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    assert_eq!(team, ["li", "zhang"]);
+}
+
+#[test]
+fn concurrent_description_edits_merge_as_text() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut a, case) = store_with_case(&dir, "a.db", "zhang");
+    let id = a
+        .add_finding(case, &finding("仓库内堆放杂物"))
+        .expect("finding");
+    let mut b = Store::open(dir.path().join("b.db"), inspector("li")).expect("b");
+    b.merge_case(&a.export_case(case).expect("export"))
+        .expect("receive");
+    let edit = |text: &str| FindingEdit {
+        description: Some(text.into()),
+        ..FindingEdit::default()
+    };
+    a.edit_finding(case, id, &edit("一号仓库内堆放杂物"))
+        .expect("a edits");
+    b.edit_finding(case, id, &edit("仓库内堆放杂物，堵塞安全出口"))
+        .expect("b edits");
+    a.merge_case(&b.export_case(case).expect("export"))
+        .expect("merge");
+    let text = a.case(case).expect("case").findings[0].description.clone();
+    assert_eq!(text, "一号仓库内堆放杂物，堵塞安全出口");
+    assert!(a.conflicts(case).expect("conflicts").is_empty());
+}
+
+#[test]
+fn choosing_a_value_resolves_a_conflict_and_bad_resolutions_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut a, case) = store_with_case(&dir, "a.db", "zhang");
+    let id = a.add_finding(case, &finding("A")).expect("finding");
+    let mut b = Store::open(dir.path().join("b.db"), inspector("li")).expect("b");
+    b.merge_case(&a.export_case(case).expect("export"))
+        .expect("receive");
+    let place = |p: &str| FindingEdit {
+        place: Some(p.into()),
+        level: Some(Level::Major),
+        ..FindingEdit::default()
+    };
+    a.edit_finding(case, id, &place("一号罐")).expect("a");
+    b.edit_finding(
+        case,
+        id,
+        &FindingEdit {
+            place: Some("二号罐".into()),
+            level: Some(Level::General),
+            ..FindingEdit::default()
+        },
+    )
+    .expect("b");
+    a.merge_case(&b.export_case(case).expect("export"))
+        .expect("merge");
+    let conflicts = a.conflicts(case).expect("conflicts");
+    assert_eq!(conflicts.len(), 2);
+    let level = conflicts
+        .iter()
+        .find(|c| c.path.last().map(String::as_str) == Some("level"))
+        .expect("level");
+    let err = a
+        .resolve_conflict(
+            case,
+            &level.path,
+            &Resolution::Write(FieldValue::Text("serious".into())),
+        )
+        .expect_err("not a level");
+    assert!(err.to_string().contains("not one of"), "{err}");
+    let err = a
+        .resolve_conflict(case, &level.path, &Resolution::Choose(5))
+        .expect_err("no such value");
+    assert!(
+        matches!(
+            err,
+            anjian_core::Error::Invalid {
+                field: "resolution",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let chosen = level.values[1].value.clone();
+    a.resolve_conflict(case, &level.path, &Resolution::Choose(1))
+        .expect("choose");
+    let remaining = a.conflicts(case).expect("conflicts");
+    assert_eq!(remaining.len(), 1);
+    assert_eq!(remaining[0].path.last().map(String::as_str), Some("place"));
+    assert_eq!(
+        FieldValue::Text(a.case(case).expect("case").findings[0].level.code().into()),
+        chosen
+    );
+}
+
+#[test]
+fn history_lists_each_change_with_author_device_and_time() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut a, case) = store_with_case(&dir, "a.db", "zhang");
+    a.add_finding(case, &finding("A")).expect("finding");
+    let mut b = Store::open(dir.path().join("b.db"), inspector("li")).expect("b");
+    b.merge_case(&a.export_case(case).expect("export"))
+        .expect("receive");
+    b.add_finding(case, &finding("B")).expect("finding");
+    let history = b.history(case).expect("history");
+    let rows: Vec<(&str, &str, bool)> = history
+        .iter()
+        .map(|h| {
+            (
+                h.author.as_str(),
+                h.action.as_str(),
+                h.device == b.device_id(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("zhang", "open_case", false),
+            ("zhang", "add_finding", false),
+            ("li", "add_finding", true)
+        ]
+    );
+    let now = chrono::Utc::now().timestamp();
+    assert!(history.iter().all(|h| (now - h.device_time).abs() < 600));
+}
+
+#[test]
+fn merging_the_same_bytes_twice_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut a, case) = store_with_case(&dir, "a.db", "zhang");
+    a.add_finding(case, &finding("A")).expect("finding");
+    let bytes = a.export_case(case).expect("export");
+    let mut b = Store::open(dir.path().join("b.db"), inspector("li")).expect("b");
+    b.merge_case(&bytes).expect("first");
+    b.merge_case(&bytes).expect("second");
+    a.merge_case(&bytes).expect("own bytes");
+    assert_eq!(b.heads(case).expect("b"), a.heads(case).expect("a"));
+    assert_eq!(b.history(case).expect("h").len(), 2);
+}
+
+#[test]
+fn many_writes_compact_into_a_snapshot_that_reloads_identically() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("a.db");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    for i in 0..150 {
+        store
+            .add_finding(case, &finding(&format!("隐患{i}")))
+            .expect("finding");
+    }
+    let before = store.export_case(case).expect("export");
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("raw open");
+    let chunks: i64 = conn
+        .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+        .expect("count");
+    assert!(
+        chunks < 64,
+        "chunks were folded into the snapshot ({chunks} left)"
+    );
+    drop(conn);
+    let mut store = Store::open(&path, inspector("u1")).expect("reopen");
+    assert_eq!(store.export_case(case).expect("export"), before);
+    assert_eq!(store.case(case).expect("case").findings.len(), 150);
+}
