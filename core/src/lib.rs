@@ -8,6 +8,7 @@ mod db;
 mod document;
 mod error;
 mod model;
+pub mod sample;
 mod schema;
 mod store;
 

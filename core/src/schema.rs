@@ -146,3 +146,84 @@ fn check_header(path: &Path) -> Result<()> {
         reason: "it is not an SQLite database".into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample;
+    use crate::store::Store;
+
+    fn schema_of(conn: &Connection) -> Vec<(String, String, Option<String>)> {
+        let mut stmt = conn
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+            .expect("prepare");
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query");
+        rows.map(|r| r.expect("row")).collect()
+    }
+
+    fn rows_of(conn: &Connection, table: &str) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .expect("prepare");
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).expect("query");
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().expect("row") {
+            let values: Vec<String> = (0..columns)
+                .map(|i| format!("{:?}", row.get_ref(i).expect("value")))
+                .collect();
+            out.push(values.join(" | "));
+        }
+        out
+    }
+
+    #[test]
+    fn a_migrated_store_equals_a_fresh_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fresh_path = dir.path().join("fresh.db");
+        let mut fresh = Store::open(&fresh_path, sample::inspector("u1")).expect("fresh store");
+        let enterprise = sample::enterprise(1);
+        fresh.register_enterprise(&enterprise).expect("register");
+        let case = fresh
+            .open_case(&sample::new_case(&enterprise))
+            .expect("case");
+        for text in ["安全出口堵塞", "储罐区无喷淋"] {
+            fresh
+                .add_finding(case, &sample::finding(text))
+                .expect("finding");
+        }
+        fresh
+            .compact(case)
+            .expect("one snapshot, as version 1 stored it");
+        let snapshot = fresh.export_case(case).expect("export");
+        drop(fresh);
+
+        // A store as version 1 of the app left it: documents, no projections yet.
+        let old_path = dir.path().join("old.db");
+        let conn = Connection::open(&old_path).expect("open");
+        let conn = migrate_to(conn, &old_path, 1).expect("version 1").conn;
+        conn.execute(
+            "INSERT INTO documents (case_id, snapshot) VALUES (?1, ?2)",
+            rusqlite::params![case.to_string(), snapshot],
+        )
+        .expect("document");
+        drop(conn);
+
+        Store::open(&old_path, sample::inspector("u1")).expect("migrates");
+        let fresh = Connection::open(&fresh_path).expect("fresh");
+        let old = Connection::open(&old_path).expect("old");
+        assert_eq!(schema_of(&old), schema_of(&fresh));
+        for pragma in ["user_version", "application_id"] {
+            let read = |c: &Connection| -> i64 {
+                c.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+                    .expect("pragma")
+            };
+            assert_eq!(read(&old), read(&fresh), "{pragma}");
+        }
+        for table in ["cases", "findings", "documents"] {
+            assert_eq!(rows_of(&old, table), rows_of(&fresh, table), "{table}");
+        }
+    }
+}
