@@ -15,10 +15,8 @@ CREATE TABLE enterprises (
 ) STRICT;
 
 CREATE TABLE documents (
-    case_id     TEXT PRIMARY KEY,
-    snapshot    BLOB NOT NULL,
-    chunk_count INTEGER NOT NULL DEFAULT 0,
-    chunk_bytes INTEGER NOT NULL DEFAULT 0
+    case_id  TEXT PRIMARY KEY,
+    snapshot BLOB NOT NULL
 ) STRICT;
 
 CREATE TABLE chunks (
@@ -26,4 +24,4 @@ CREATE TABLE chunks (
     seq     INTEGER NOT NULL,
     bytes   BLOB NOT NULL,
     PRIMARY KEY (case_id, seq)
-) STRICT;
+) STRICT, WITHOUT ROWID;

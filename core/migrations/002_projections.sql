@@ -7,18 +7,17 @@ CREATE TABLE cases (
     district        TEXT NOT NULL,
     case_type       TEXT NOT NULL,
     state           TEXT NOT NULL,
-    opened_at       TEXT NOT NULL,
-    opened_on       TEXT NOT NULL,
-    findings        INTEGER NOT NULL,
-    major_findings  INTEGER NOT NULL,
-    conflicts       INTEGER NOT NULL,
-    finding_conflicts INTEGER NOT NULL DEFAULT 0
+    opened_at       TEXT NOT NULL, -- device time with its offset, as recorded
+    opened_ts       INTEGER NOT NULL, -- the same instant in Unix seconds, for ordering
+    opened_on       TEXT NOT NULL, -- the local date of the visit, for date filters
+    -- Conflicts outside the findings; each finding row counts its own.
+    conflicts       INTEGER NOT NULL
 ) STRICT;
 
-CREATE INDEX cases_by_opened ON cases (opened_on DESC, case_id);
-CREATE INDEX cases_by_district ON cases (district, opened_on DESC);
-CREATE INDEX cases_by_enterprise ON cases (enterprise_code, opened_on DESC);
-CREATE INDEX cases_by_state ON cases (state, opened_on DESC);
+CREATE INDEX cases_by_opened ON cases (opened_ts DESC, case_id);
+CREATE INDEX cases_by_district ON cases (district, opened_ts DESC, case_id);
+CREATE INDEX cases_by_enterprise ON cases (enterprise_code, opened_ts DESC, case_id);
+CREATE INDEX cases_by_state ON cases (state, opened_ts DESC, case_id);
 
 CREATE TABLE findings (
     case_id       TEXT NOT NULL REFERENCES cases (case_id) ON DELETE CASCADE,
@@ -31,7 +30,7 @@ CREATE TABLE findings (
     recorded_at   TEXT NOT NULL,
     conflicts     INTEGER NOT NULL,
     PRIMARY KEY (case_id, finding_id)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE INDEX findings_by_level ON findings (level, rectification);
 CREATE INDEX findings_by_deadline ON findings (rectification, deadline);

@@ -10,7 +10,6 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::codes::{CaseId, FindingId};
 use crate::document::{self, CaseProjection, FindingProjection};
 use crate::error::{Error, Result};
-use crate::model::Level;
 
 /// Fold chunks into a new snapshot once this many have been appended …
 const COMPACT_AFTER_CHUNKS: i64 = 64;
@@ -66,20 +65,17 @@ pub(crate) fn append_changes(
     bytes: &[u8],
 ) -> Result<()> {
     let key = id.to_string();
-    let (count, total): (i64, i64) = tx.query_row(
-        "UPDATE documents SET chunk_count = chunk_count + 1, chunk_bytes = chunk_bytes + ?2
-         WHERE case_id = ?1 RETURNING chunk_count, chunk_bytes",
-        params![key, bytes.len() as i64],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    if count >= COMPACT_AFTER_CHUNKS || total >= COMPACT_AFTER_BYTES {
+    let (count, total, last): (i64, i64, i64) = tx
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(length(bytes)), 0), coalesce(max(seq), 0)
+             FROM chunks WHERE case_id = ?1",
+        )?
+        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if count + 1 >= COMPACT_AFTER_CHUNKS || total + bytes.len() as i64 >= COMPACT_AFTER_BYTES {
         return write_snapshot(tx, id, &doc.save());
     }
-    tx.prepare_cached(
-        "INSERT INTO chunks (case_id, seq, bytes)
-         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE case_id = ?1), ?2)",
-    )?
-    .execute(params![key, bytes])?;
+    tx.prepare_cached("INSERT INTO chunks (case_id, seq, bytes) VALUES (?1, ?2, ?3)")?
+        .execute(params![key, last + 1, bytes])?;
     Ok(())
 }
 
@@ -87,7 +83,7 @@ pub(crate) fn append_changes(
 pub(crate) fn write_snapshot(tx: &Transaction<'_>, id: CaseId, snapshot: &[u8]) -> Result<()> {
     let key = id.to_string();
     tx.execute(
-        "UPDATE documents SET snapshot = ?2, chunk_count = 0, chunk_bytes = 0 WHERE case_id = ?1",
+        "UPDATE documents SET snapshot = ?2 WHERE case_id = ?1",
         params![key, snapshot],
     )?;
     tx.execute("DELETE FROM chunks WHERE case_id = ?1", [&key])?;
@@ -103,12 +99,13 @@ pub(crate) fn write_case_projection(
     let key = case.id.to_string();
     tx.prepare_cached(
         "INSERT INTO cases (case_id, enterprise_code, enterprise_name, district, case_type, state,
-                            opened_at, opened_on, findings, major_findings, conflicts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9)
+                            opened_at, opened_ts, opened_on, conflicts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (case_id) DO UPDATE SET
             enterprise_code = excluded.enterprise_code, enterprise_name = excluded.enterprise_name,
             district = excluded.district, case_type = excluded.case_type, state = excluded.state,
-            opened_at = excluded.opened_at, opened_on = excluded.opened_on,
+            opened_at = excluded.opened_at, opened_ts = excluded.opened_ts,
+            opened_on = excluded.opened_on,
             conflicts = excluded.conflicts",
     )?
     .execute(params![
@@ -119,27 +116,19 @@ pub(crate) fn write_case_projection(
         case.case_type.code(),
         case.state.code(),
         case.opened_at.to_rfc3339(),
+        case.opened_at.timestamp(),
         case.opened_at.date_naive().to_string(),
         projection.case_conflicts as i64,
     ])?;
     tx.execute("DELETE FROM findings WHERE case_id = ?1", [&key])?;
     for finding in &projection.findings {
-        upsert_finding(tx, case.id, finding)?;
+        write_finding_projection(tx, case.id, finding)?;
     }
-    refresh_counts(tx, case.id)
+    Ok(())
 }
 
-/// Writes the projection of one finding and the case's counts.
+/// Writes the projection of one finding (deleting its row once it is removed).
 pub(crate) fn write_finding_projection(
-    tx: &Transaction<'_>,
-    case: CaseId,
-    finding: &FindingProjection,
-) -> Result<()> {
-    upsert_finding(tx, case, finding)?;
-    refresh_counts(tx, case)
-}
-
-fn upsert_finding(
     tx: &Transaction<'_>,
     case: CaseId,
     projection: &FindingProjection,
@@ -166,18 +155,6 @@ fn upsert_finding(
         finding.recorded_at.to_rfc3339(),
         projection.conflicts as i64,
     ])?;
-    Ok(())
-}
-
-fn refresh_counts(tx: &Transaction<'_>, case: CaseId) -> Result<()> {
-    tx.prepare_cached(
-        "UPDATE cases SET
-            findings = (SELECT count(*) FROM findings WHERE case_id = ?1),
-            major_findings = (SELECT count(*) FROM findings WHERE case_id = ?1 AND level = ?2),
-            finding_conflicts = (SELECT coalesce(sum(conflicts), 0) FROM findings WHERE case_id = ?1)
-         WHERE case_id = ?1",
-    )?
-    .execute(params![case.to_string(), Level::Major.code()])?;
     Ok(())
 }
 

@@ -320,6 +320,31 @@ pub(crate) fn add_finding(
     Ok(())
 }
 
+/// The projection of a finding `add_finding` writes, without reading it back.
+pub(crate) fn new_finding_projection(
+    id: FindingId,
+    finding: &NewFinding,
+    recorded_by: &str,
+    recorded_at: DateTime<FixedOffset>,
+) -> FindingProjection {
+    FindingProjection {
+        id,
+        finding: Some(Finding {
+            id,
+            description: finding.description.clone(),
+            level: finding.level.unwrap_or(Level::General),
+            category: finding.category.clone(),
+            legal_basis: finding.legal_basis.clone(),
+            place: finding.place.clone(),
+            recorded_by: recorded_by.to_owned(),
+            recorded_at,
+            rectification: None,
+            violation: finding.violation.clone(),
+        }),
+        conflicts: 0,
+    }
+}
+
 fn put_violation(doc: &mut AutoCommit, obj: &ObjId, violation: &Violation) -> Result<()> {
     put_judgement(doc, obj, "kind", violation.kind.code())?;
     put_judgement(doc, obj, "post", &violation.post)?;
@@ -718,4 +743,46 @@ fn parse_date(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<NaiveDate> {
         string(doc, obj, key).ok_or_else(|| Error::InvalidDocument(format!("{key} is missing")))?;
     s.parse()
         .map_err(|e| Error::InvalidDocument(format!("{key} {s:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample;
+
+    #[test]
+    fn the_projection_of_a_new_finding_is_what_reading_it_back_gives() {
+        let mut doc = AutoCommit::new();
+        let enterprise = sample::enterprise(1);
+        let team = [TeamMember::from(&sample::inspector("u1"))];
+        init_case(
+            &mut doc,
+            &CaseInit {
+                id: CaseId::new(),
+                enterprise: &enterprise,
+                case_type: CaseType::Routine,
+                district: &enterprise.district,
+                visible_to: &[],
+                team: &team,
+                opened_at: sample::visit_time(),
+                opened_by: "u1",
+                location: None,
+            },
+        )
+        .expect("init");
+        let mut finding = sample::finding("动火作业未办理作业票\n第二行");
+        finding.level = Some(Level::Major);
+        finding.violation = Some(Violation {
+            kind: ViolationKind::IllegalOperation,
+            post: "电焊工".into(),
+            person: "赵六".into(),
+        });
+        let id = FindingId::new();
+        let at = sample::visit_time();
+        add_finding(&mut doc, id, &finding, "u1", at).expect("add");
+        assert_eq!(
+            new_finding_projection(id, &finding, "u1", at),
+            project_finding(&doc, id).expect("read back")
+        );
+    }
 }

@@ -19,7 +19,7 @@ use crate::model::{
 use crate::schema;
 
 /// How many case documents stay loaded in memory.
-const CACHE_CAPACITY: usize = 32;
+const CACHE_CAPACITY: usize = 64;
 
 /// The offline store of one inspector's device: enterprises, cases as Automerge
 /// documents, and query projections, in one SQLite file.
@@ -95,6 +95,8 @@ impl Default for FindingQuery {
 enum Touched {
     Case,
     Finding(FindingId),
+    /// A finding just added: its projection is known from the input, no need to read it.
+    NewFinding(Box<document::FindingProjection>),
 }
 
 impl Store {
@@ -266,8 +268,10 @@ impl Store {
     pub fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>> {
         let mut sql = String::from(
             "SELECT case_id, enterprise_code, enterprise_name, district, case_type, state, opened_at,
-                    findings, major_findings, conflicts + finding_conflicts
-             FROM cases WHERE 1 = 1",
+                    (SELECT count(*) FROM findings f WHERE f.case_id = c.case_id),
+                    (SELECT count(*) FROM findings f WHERE f.case_id = c.case_id AND f.level = 'major'),
+                    conflicts + (SELECT coalesce(sum(conflicts), 0) FROM findings f WHERE f.case_id = c.case_id)
+             FROM cases c WHERE 1 = 1",
         );
         let mut args: Vec<String> = Vec::new();
         let mut filter = |clause: &str, value: Option<String>| {
@@ -288,7 +292,7 @@ impl Store {
         filter("opened_on >=", query.from.map(|d| d.to_string()));
         filter("opened_on <=", query.to.map(|d| d.to_string()));
         sql.push_str(&format!(
-            " ORDER BY opened_on DESC, opened_at DESC, case_id LIMIT {} OFFSET {}",
+            " ORDER BY opened_ts DESC, case_id LIMIT {} OFFSET {}",
             query.limit, query.offset
         ));
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -344,9 +348,13 @@ impl Store {
         let id = FindingId::new();
         let recorded_by = self.identity.user_id.clone();
         let now = device_now();
-        self.write(case, "add_finding", Touched::Finding(id), |doc| {
-            document::add_finding(doc, id, finding, &recorded_by, now)
-        })?;
+        let projection = document::new_finding_projection(id, finding, &recorded_by, now);
+        self.write(
+            case,
+            "add_finding",
+            Touched::NewFinding(Box::new(projection)),
+            |doc| document::add_finding(doc, id, finding, &recorded_by, now),
+        )?;
         Ok(id)
     }
 
@@ -678,6 +686,9 @@ impl Store {
                     case,
                     &document::project_finding(&loaded.doc, id)?,
                 )?,
+                Touched::NewFinding(projection) => {
+                    db::write_finding_projection(&tx, case, &projection)?
+                }
             }
             tx.commit()?;
             Ok(())
