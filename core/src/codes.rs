@@ -229,6 +229,12 @@ uuid_id!(
     FindingId,
     "finding_id"
 );
+uuid_id!(
+    /// The id of one checklist attached to a case (a case may carry the same template
+    /// twice, e.g. for two hot-work sites).
+    ChecklistId,
+    "checklist_id"
+);
 
 #[cfg(test)]
 mod tests {

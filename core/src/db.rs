@@ -124,6 +124,27 @@ pub(crate) fn write_case_projection(
     for finding in &projection.findings {
         write_finding_projection(tx, case.id, finding)?;
     }
+    tx.execute("DELETE FROM answers WHERE case_id = ?1", [&key])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO answers (case_id, checklist_id, template_id, item_id, text, category, result, post)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for checklist in &case.checklists {
+        for entry in &checklist.entries {
+            if let Some(answer) = &entry.answer {
+                insert.execute(params![
+                    key,
+                    checklist.id.to_string(),
+                    checklist.template_id,
+                    entry.item.id,
+                    entry.item.text,
+                    entry.item.category,
+                    answer.result.code(),
+                    answer.post,
+                ])?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -3,6 +3,10 @@
 //! A [`Store`] keeps an inspector's cases in one SQLite file, each case as an Automerge
 //! document, with query projections beside them; see `docs/ARCHITECTURE.md`.
 
+#[macro_use]
+mod coded;
+
+pub mod checklist;
 mod codes;
 mod db;
 mod document;
@@ -12,7 +16,8 @@ pub mod sample;
 mod schema;
 mod store;
 
-pub use codes::{CaseId, CreditCode, DistrictCode, FindingId};
+pub use checklist::{Catalog, Operation, Template, TemplateError, TemplateItem, TemplateKind};
+pub use codes::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId};
 pub use document::SCHEMA_VERSION;
 pub use error::{Error, Result};
 pub use model::*;

@@ -4,77 +4,13 @@
 //! their Chinese labels (`label()`); both are part of the document schema (docs/schema.md).
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::codes::{CaseId, CreditCode, DistrictCode, FindingId};
+use crate::checklist::{TemplateItem, TemplateKind};
+use crate::codes::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId};
 use crate::error::{Error, Result};
-
-macro_rules! coded_enum {
-    ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident = $code:literal / $label:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "&'static str")]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
-        impl $name {
-            /// Every value, in display order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The stable code stored in documents and databases.
-            pub fn code(self) -> &'static str {
-                match self { $($name::$variant => $code),+ }
-            }
-
-            /// The Chinese label shown to users.
-            pub fn label(self) -> &'static str {
-                match self { $($name::$variant => $label),+ }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = Error;
-            /// Accepts the code or the Chinese label.
-            fn from_str(input: &str) -> Result<Self> {
-                let input = input.trim();
-                $name::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.code() == input || v.label() == input)
-                    .ok_or_else(|| {
-                        let known: Vec<String> = $name::ALL
-                            .iter()
-                            .map(|v| format!("{} ({})", v.code(), v.label()))
-                            .collect();
-                        Error::invalid($field, format!("{input:?} is not one of: {}", known.join(", ")))
-                    })
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = Error;
-            fn try_from(value: String) -> Result<Self> {
-                value.parse()
-            }
-        }
-
-        impl From<$name> for &'static str {
-            fn from(value: $name) -> Self {
-                value.code()
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.code())
-            }
-        }
-    };
-}
 
 coded_enum!(
     /// The key industries of work-safety supervision.
@@ -221,6 +157,18 @@ coded_enum!(
         IllegalOperation = "illegal_operation" / "违章作业",
         /// 违反劳动纪律
         LabourDiscipline = "labour_discipline" / "违反劳动纪律",
+    }
+);
+
+coded_enum!(
+    /// The answer to a checklist item.
+    AnswerResult, "result" {
+        /// 符合
+        Compliant = "compliant" / "符合",
+        /// 不符合 (becomes a finding)
+        NonCompliant = "non_compliant" / "不符合",
+        /// 不适用
+        NotApplicable = "not_applicable" / "不适用",
     }
 );
 
@@ -454,6 +402,8 @@ pub struct Case {
     pub state: ReviewState,
     /// Findings not removed, ordered by the time they were recorded.
     pub findings: Vec<Finding>,
+    /// Checklists attached, in the order they were attached.
+    pub checklists: Vec<CaseChecklist>,
 }
 
 /// A finding read in full from its case document.
@@ -479,6 +429,100 @@ pub struct Finding {
     pub rectification: Option<Rectification>,
     /// Three-violations record.
     pub violation: Option<Violation>,
+    /// The checklist item whose 不符合 answer created it, if one did.
+    pub source: Option<ChecklistSource>,
+}
+
+/// Where a finding created from a checklist answer came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecklistSource {
+    /// The checklist attached to the case.
+    pub checklist: ChecklistId,
+    /// The item answered 不符合.
+    pub item: String,
+}
+
+/// A checklist attached to a case, with the questions of the version it was attached
+/// with (kept in the case, so an old case still shows what it asked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseChecklist {
+    /// This attachment's id.
+    pub id: ChecklistId,
+    /// The template's id.
+    pub template_id: String,
+    /// The template's version (content hash) the case was answered against.
+    pub version: String,
+    /// The template's title.
+    pub title: String,
+    /// The template's kind.
+    pub kind: TemplateKind,
+    /// User id of who attached it.
+    pub attached_by: String,
+    /// When (device time).
+    pub attached_at: DateTime<FixedOffset>,
+    /// Every item in template order, with its answer once given.
+    pub entries: Vec<ChecklistEntry>,
+}
+
+/// One question of an attached checklist and its answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChecklistEntry {
+    /// The question as attached.
+    pub item: TemplateItem,
+    /// The answer, once given.
+    pub answer: Option<Answer>,
+}
+
+/// An answer to a checklist item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// 符合, 不符合 or 不适用.
+    pub result: AnswerResult,
+    /// The inspector's note.
+    pub note: String,
+    /// User id of who answered.
+    pub answered_by: String,
+    /// When (device time).
+    pub answered_at: DateTime<FixedOffset>,
+    /// The post (岗位) observed, for three-violation items.
+    pub post: String,
+    /// The person observed, for three-violation items.
+    pub person: String,
+    /// The finding a 不符合 answer created.
+    pub finding: Option<FindingId>,
+}
+
+/// What an inspector enters to answer a checklist item.
+#[derive(Debug, Clone)]
+pub struct AnswerInput {
+    /// 符合, 不符合 or 不适用.
+    pub result: AnswerResult,
+    /// A note (may be empty).
+    pub note: String,
+    /// The post observed; for three-violation items one of the item's posts (the first
+    /// is used when none is given).
+    pub post: Option<String>,
+    /// The person observed.
+    pub person: Option<String>,
+}
+
+/// How often a checklist item was answered, and found 不符合, for one post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemStat {
+    /// Template id.
+    pub template_id: String,
+    /// Item id.
+    pub item_id: String,
+    /// Item text.
+    pub text: String,
+    /// Item category (for three-violation lists: the kind of violation).
+    pub category: String,
+    /// The post recorded with the answers (empty when none).
+    pub post: String,
+    /// Answers given.
+    pub answered: u32,
+    /// Answers 不符合.
+    pub non_compliant: u32,
 }
 
 /// A finding's rectification.

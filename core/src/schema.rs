@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/002_projections.sql"),
         rebuild_projections: true,
     },
+    Migration {
+        name: "003_checklists",
+        sql: include_str!("../migrations/003_checklists.sql"),
+        rebuild_projections: true,
+    },
 ];
 
 /// The store version this build writes.
@@ -222,7 +227,7 @@ mod tests {
             };
             assert_eq!(read(&old), read(&fresh), "{pragma}");
         }
-        for table in ["cases", "findings", "documents"] {
+        for table in ["cases", "findings", "answers", "documents"] {
             assert_eq!(rows_of(&old, table), rows_of(&fresh, table), "{table}");
         }
     }

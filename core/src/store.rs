@@ -2,19 +2,22 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use automerge::{ActorId, AutoCommit};
 use chrono::{DateTime, FixedOffset, Local, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::codes::{CaseId, CreditCode, DistrictCode, FindingId};
+use crate::checklist::{Catalog, Template, TemplateKind};
+use crate::codes::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId};
 use crate::db::{self, LoadedDoc};
 use crate::document::{self, CaseInit, ChangeNote};
 use crate::error::{Error, Result};
 use crate::model::{
-    Case, CaseSummary, Conflict, Enterprise, FieldValue, FindingEdit, FindingSummary, HistoryEntry,
-    Identity, Level, NewCase, NewFinding, RectificationOrder, RectificationState, Resolution,
-    ReviewState, TeamMember,
+    AnswerInput, AnswerResult, Case, CaseSummary, Conflict, Enterprise, FieldValue, FindingEdit,
+    FindingSummary, HistoryEntry, Identity, ItemStat, Level, NewCase, NewFinding,
+    RectificationOrder, RectificationState, Resolution, ReviewState, TeamMember, Violation,
+    ViolationKind,
 };
 use crate::schema;
 
@@ -29,6 +32,7 @@ pub struct Store {
     identity: Identity,
     actor: ActorId,
     cache: DocCache,
+    catalog: Arc<Catalog>,
 }
 
 /// Filters for listing cases; every field narrows the list.
@@ -103,9 +107,21 @@ impl Store {
     /// Opens the store at `path`, creating it if the file does not exist, for the
     /// inspector `identity`. The device's actor id is created once and kept in the file.
     pub fn open(path: impl AsRef<Path>, identity: Identity) -> Result<Store> {
+        Self::open_with_catalog(path, identity, Catalog::builtin())
+    }
+
+    /// Opens the store with checklist templates other than the built-in ones (templates
+    /// distributed after the app was built).
+    pub fn open_with_catalog(
+        path: impl AsRef<Path>,
+        identity: Identity,
+        catalog: Arc<Catalog>,
+    ) -> Result<Store> {
         let path = path.as_ref().to_owned();
         let opened = schema::open(&path)?;
-        Self::from_connection(opened, path, identity)
+        let mut store = Self::from_connection(opened, path, identity)?;
+        store.catalog = catalog;
+        Ok(store)
     }
 
     pub(crate) fn from_connection(
@@ -139,6 +155,7 @@ impl Store {
             identity,
             actor,
             cache: DocCache::default(),
+            catalog: Catalog::builtin(),
         })
     }
 
@@ -577,6 +594,116 @@ impl Store {
         })
     }
 
+    /// The checklist templates this store attaches.
+    pub fn templates(&self) -> Vec<Template> {
+        self.catalog.templates().cloned().collect()
+    }
+
+    /// Attaches a checklist template (its current version) to a case.
+    pub fn attach_checklist(&mut self, case: CaseId, template_id: &str) -> Result<ChecklistId> {
+        let catalog = self.catalog.clone();
+        let template = catalog
+            .get(template_id)
+            .ok_or_else(|| Error::not_found("checklist template", template_id))?;
+        let id = ChecklistId::new();
+        let by = self.identity.user_id.clone();
+        let now = device_now();
+        self.write(case, "attach_checklist", Touched::Case, |doc| {
+            document::attach_checklist(doc, id, template, &by, now)
+        })?;
+        Ok(id)
+    }
+
+    /// Answers an item of an attached checklist. A 不符合 answer creates a finding
+    /// pre-filled from the item (level, basis, category, and for three-violation items
+    /// the post and person), linked both ways; its id is returned. Answering 不符合 again
+    /// keeps the finding already linked.
+    pub fn answer_item(
+        &mut self,
+        case: CaseId,
+        checklist: ChecklistId,
+        item: &str,
+        input: &AnswerInput,
+    ) -> Result<Option<FindingId>> {
+        let (kind, question) = document::attached_item(&self.doc(case)?.doc, checklist, item)?;
+        let post = match input.post.as_deref().map(str::trim) {
+            Some(post) if !post.is_empty() => {
+                if kind == TemplateKind::ThreeViolations
+                    && !question.posts.iter().any(|p| p == post)
+                {
+                    return Err(Error::invalid(
+                        "post",
+                        format!(
+                            "item {item} applies to {}, not {post:?}",
+                            question.posts.join("、")
+                        ),
+                    ));
+                }
+                post.to_owned()
+            }
+            _ if kind == TemplateKind::ThreeViolations => {
+                question.posts.first().cloned().unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let by = self.identity.user_id.clone();
+        let now = device_now();
+        self.write(case, "answer_item", Touched::Case, |doc| {
+            let linked = document::answer_item(doc, checklist, item, input, &post, &by, now)?;
+            if input.result != AnswerResult::NonCompliant || linked.is_some() {
+                return Ok(linked);
+            }
+            let violation = (kind == TemplateKind::ThreeViolations)
+                .then(|| question.category.parse::<ViolationKind>().ok())
+                .flatten()
+                .map(|kind| Violation {
+                    kind,
+                    post: post.clone(),
+                    person: input.person.clone().unwrap_or_default(),
+                });
+            let finding = NewFinding {
+                description: match input.note.trim() {
+                    "" => format!("检查表不符合项：{}", question.text),
+                    note => format!("检查表不符合项：{}。{note}", question.text),
+                },
+                level: Some(question.level),
+                category: question.category.clone(),
+                legal_basis: question.basis.clone(),
+                place: String::new(),
+                violation,
+            };
+            let id = FindingId::new();
+            let obj = document::add_finding(doc, id, &finding, &by, now)?;
+            document::put_source(doc, &obj, checklist, item)?;
+            document::link_finding(doc, checklist, item, id)?;
+            Ok(Some(id))
+        })
+    }
+
+    /// How often each checklist item was answered and found 不符合, by post, across
+    /// every case in the store; most often found first.
+    pub fn checklist_stats(&self, template_id: Option<&str>) -> Result<Vec<ItemStat>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT template_id, item_id, max(text), max(category), post, count(*),
+                    sum(result = 'non_compliant')
+             FROM answers WHERE ?1 IS NULL OR template_id = ?1
+             GROUP BY template_id, item_id, post
+             ORDER BY sum(result = 'non_compliant') DESC, template_id, item_id, post",
+        )?;
+        let rows = stmt.query_map([template_id], |r| {
+            Ok(ItemStat {
+                template_id: r.get(0)?,
+                item_id: r.get(1)?,
+                text: r.get(2)?,
+                category: r.get(3)?,
+                post: r.get(4)?,
+                answered: r.get(5)?,
+                non_compliant: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Every change of the case: author, device, device time, what it did.
     pub fn history(&mut self, case: CaseId) -> Result<Vec<HistoryEntry>> {
         Ok(document::history(&mut self.doc(case)?.doc))
@@ -769,6 +896,7 @@ fn validate_field(key: &str, value: &FieldValue) -> Result<()> {
             Error::invalid("deadline", format!("{text:?} is not a date (YYYY-MM-DD)"))
         }),
         "type" => text.parse::<crate::model::CaseType>().map(drop),
+        "result" => text.parse::<AnswerResult>().map(drop),
         "district" => text.parse::<DistrictCode>().map(drop),
         _ => Ok(()),
     }

@@ -1,5 +1,6 @@
 //! Integration tests of anjian-core: one binary, one module per behaviour.
 
+mod checklists;
 mod convergence;
 mod faults;
 mod store;

@@ -1,6 +1,12 @@
 //! The case document: one Automerge document per case, its schema (docs/schema.md), and
 //! every read and write of it. Nothing here touches SQLite.
 
+mod checklists;
+
+pub(crate) use checklists::{
+    answer as answer_item, attach as attach_checklist, attached_item, link_finding, put_source,
+};
+
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use chrono::{DateTime, FixedOffset, NaiveDate};
@@ -9,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::codes::{CaseId, CreditCode, DistrictCode, FindingId};
 use crate::error::{Error, Result};
 use crate::model::{
-    Case, CaseType, Conflict, ConflictValue, Enterprise, FieldValue, Finding, FindingEdit,
-    GeoPoint, HistoryEntry, Identity, Industry, Level, NewFinding, Rectification,
+    Case, CaseType, ChecklistSource, Conflict, ConflictValue, Enterprise, FieldValue, Finding,
+    FindingEdit, GeoPoint, HistoryEntry, Identity, Industry, Level, NewFinding, Rectification,
     RectificationOrder, RectificationState, ReviewState, RiskGrade, TeamMember, Violation,
     ViolationKind,
 };
@@ -233,6 +239,7 @@ pub(crate) fn read_case(doc: &AutoCommit) -> Result<Case> {
         location,
         state: parse_field(doc, &review, "state").map_err(|_| bad("review.state"))?,
         findings,
+        checklists: checklists::read_all(doc)?,
     })
 }
 
@@ -264,6 +271,18 @@ pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Fin
             state,
         })
     };
+    let source = match doc.get(&obj, "source")? {
+        Some((Value::Object(ObjType::Map), source)) => {
+            match (
+                string(doc, &source, "checklist").and_then(|c| c.parse().ok()),
+                string(doc, &source, "item"),
+            ) {
+                (Some(checklist), Some(item)) => Some(ChecklistSource { checklist, item }),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
     let violation_obj = map(doc, &obj, "violation")?;
     let violation = match parse_field::<ViolationKind>(doc, &violation_obj, "kind") {
         Ok(kind) => Some(Violation {
@@ -284,6 +303,7 @@ pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Fin
         recorded_at: parse_time(doc, &obj, "recorded_at").map_err(|_| bad("recorded_at"))?,
         rectification,
         violation,
+        source,
     }))
 }
 
@@ -294,7 +314,7 @@ pub(crate) fn add_finding(
     finding: &NewFinding,
     recorded_by: &str,
     recorded_at: DateTime<FixedOffset>,
-) -> Result<()> {
+) -> Result<ObjId> {
     let findings = map(doc, &ROOT, "findings")?;
     let obj = doc.put_object(&findings, id.to_string(), ObjType::Map)?;
     let text = doc.put_object(&obj, "description", ObjType::Text)?;
@@ -317,7 +337,7 @@ pub(crate) fn add_finding(
     if let Some(v) = &finding.violation {
         put_violation(doc, &violation, v)?;
     }
-    Ok(())
+    Ok(obj)
 }
 
 /// The projection of a finding `add_finding` writes, without reading it back.
@@ -340,6 +360,7 @@ pub(crate) fn new_finding_projection(
             recorded_at,
             rectification: None,
             violation: finding.violation.clone(),
+            source: None,
         }),
         conflicts: 0,
     }

@@ -1,0 +1,480 @@
+//! Checklist templates (检查表): loading, validating and versioning the TOML files in
+//! `checklists/` (format in `checklists/README.md`).
+//!
+//! A template's version is the SHA-256 of its canonical content, so a case records exactly
+//! which questions it was answered against. `released.lock` remembers the text every item
+//! id was released with: an id whose text changes is refused, because old answers would
+//! then read as answers to a different question.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::{Industry, Level};
+
+coded_enum!(
+    /// What a template is for.
+    TemplateKind, "kind" {
+        /// “三违”行为清单 by post (measure 10).
+        ThreeViolations = "three_violations" / "三违行为清单",
+        /// 特殊作业 (GB 30871-2022, measure 8).
+        SpecialOperation = "special_operation" / "特殊作业",
+        /// 重大事故隐患判定标准.
+        MajorHazard = "major_hazard" / "重大事故隐患判定",
+        /// Any other routine checklist.
+        Routine = "routine" / "日常检查",
+    }
+);
+
+coded_enum!(
+    /// The special operation a template checks.
+    Operation, "operation" {
+        /// 动火作业
+        HotWork = "hot_work" / "动火作业",
+        /// 受限空间作业
+        ConfinedSpace = "confined_space" / "受限空间作业",
+        /// 高处作业
+        WorkAtHeight = "work_at_height" / "高处作业",
+        /// 吊装作业
+        Lifting = "lifting" / "吊装作业",
+        /// 临时用电作业
+        TemporaryPower = "temporary_power" / "临时用电作业",
+        /// 盲板抽堵作业
+        BlindPlate = "blind_plate" / "盲板抽堵作业",
+        /// 动土作业
+        Excavation = "excavation" / "动土作业",
+        /// 断路作业
+        RoadClosure = "road_closure" / "断路作业",
+        /// 检维修作业
+        Maintenance = "maintenance" / "检维修作业",
+        /// 开停车
+        StartupShutdown = "startup_shutdown" / "开停车",
+    }
+);
+
+/// A checklist template, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Template {
+    /// Stable id; equals the file name without `.toml`.
+    pub id: String,
+    /// Chinese title.
+    pub title: String,
+    /// What it is for.
+    pub kind: TemplateKind,
+    /// The industry it belongs to, if one.
+    pub industry: Option<Industry>,
+    /// The special operation it checks, if one.
+    pub operation: Option<Operation>,
+    /// What it is for and what it is based on.
+    pub description: String,
+    /// Items in display order.
+    pub items: Vec<TemplateItem>,
+    /// SHA-256 (hex) of the canonical content above.
+    #[serde(skip)]
+    pub version: String,
+}
+
+/// One question of a template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateItem {
+    /// Stable id, unique within the template, never reused for another question.
+    pub id: String,
+    /// What the inspector checks, phrased so that 符合 means compliant.
+    pub text: String,
+    /// 违章指挥 / 违章作业 / 违反劳动纪律 for three-violation lists, else a known category.
+    pub category: String,
+    /// Posts (岗位) it applies to.
+    #[serde(default)]
+    pub posts: Vec<String>,
+    /// Legal or standard basis (依据条款).
+    pub basis: String,
+    /// The hazard level a 不符合 answer suggests.
+    pub level: Level,
+}
+
+impl Template {
+    /// The item with this id.
+    pub fn item(&self, id: &str) -> Option<&TemplateItem> {
+        self.items.iter().find(|item| item.id == id)
+    }
+}
+
+/// What is wrong with a template file: which file, which item, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// The file name.
+    pub file: String,
+    /// The item id, when the problem is in one item.
+    pub item: Option<String>,
+    /// What is wrong and what would be right.
+    pub problem: String,
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.item {
+            Some(item) => write!(f, "{}: item {item}: {}", self.file, self.problem),
+            None => write!(f, "{}: {}", self.file, self.problem),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {}
+
+/// The categories items may use (`checklists/categories.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Categories {
+    /// The three kinds of violation.
+    pub three_violations: BTreeSet<String>,
+    /// Categories of every other kind of template.
+    pub general: BTreeSet<String>,
+}
+
+/// Item texts as released (`checklists/released.lock`): template id → item id → text.
+pub type Released = BTreeMap<String, BTreeMap<String, String>>;
+
+/// A set of validated templates.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    templates: BTreeMap<String, Template>,
+}
+
+/// The template files shipped inside every app and server.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "hazchem-three-violations.toml",
+        include_str!("../../checklists/hazchem-three-violations.toml"),
+    ),
+    (
+        "non-coal-mine-three-violations.toml",
+        include_str!("../../checklists/non-coal-mine-three-violations.toml"),
+    ),
+    (
+        "construction-three-violations.toml",
+        include_str!("../../checklists/construction-three-violations.toml"),
+    ),
+    (
+        "industry-trade-three-violations.toml",
+        include_str!("../../checklists/industry-trade-three-violations.toml"),
+    ),
+    (
+        "hot-work.toml",
+        include_str!("../../checklists/hot-work.toml"),
+    ),
+    (
+        "confined-space.toml",
+        include_str!("../../checklists/confined-space.toml"),
+    ),
+    (
+        "work-at-height.toml",
+        include_str!("../../checklists/work-at-height.toml"),
+    ),
+    (
+        "lifting.toml",
+        include_str!("../../checklists/lifting.toml"),
+    ),
+    (
+        "temporary-power.toml",
+        include_str!("../../checklists/temporary-power.toml"),
+    ),
+    (
+        "blind-plate.toml",
+        include_str!("../../checklists/blind-plate.toml"),
+    ),
+    (
+        "excavation.toml",
+        include_str!("../../checklists/excavation.toml"),
+    ),
+    (
+        "road-closure.toml",
+        include_str!("../../checklists/road-closure.toml"),
+    ),
+    (
+        "maintenance.toml",
+        include_str!("../../checklists/maintenance.toml"),
+    ),
+    (
+        "startup-shutdown.toml",
+        include_str!("../../checklists/startup-shutdown.toml"),
+    ),
+    (
+        "hazchem-major-hazard-criteria.toml",
+        include_str!("../../checklists/hazchem-major-hazard-criteria.toml"),
+    ),
+    (
+        "city-gas-users.toml",
+        include_str!("../../checklists/city-gas-users.toml"),
+    ),
+    (
+        "city-gas-pipelines.toml",
+        include_str!("../../checklists/city-gas-pipelines.toml"),
+    ),
+];
+const BUILTIN_CATEGORIES: &str = include_str!("../../checklists/categories.toml");
+const BUILTIN_RELEASED: &str = include_str!("../../checklists/released.lock");
+
+/// The file names of the built-in templates.
+pub fn builtin_files() -> impl Iterator<Item = &'static str> {
+    BUILTIN.iter().map(|(name, _)| *name)
+}
+
+impl Catalog {
+    /// The templates shipped with this build (validated once; a broken shipped template
+    /// fails the test suite, never an app).
+    pub fn builtin() -> Arc<Catalog> {
+        static CATALOG: OnceLock<Arc<Catalog>> = OnceLock::new();
+        CATALOG
+            .get_or_init(|| {
+                Arc::new(
+                    Catalog::from_sources(BUILTIN, BUILTIN_CATEGORIES, BUILTIN_RELEASED)
+                        .expect("shipped templates are validated by the test suite"),
+                )
+            })
+            .clone()
+    }
+
+    /// Loads and validates every `*.toml` template in `dir`, with the `categories.toml`
+    /// and `released.lock` beside them.
+    pub fn load_dir(dir: &Path) -> Result<Catalog, TemplateError> {
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name)).map_err(|e| TemplateError {
+                file: name.to_owned(),
+                item: None,
+                problem: format!("cannot be read: {e}"),
+            })
+        };
+        let categories = read("categories.toml")?;
+        let released = read("released.lock")?;
+        let mut files = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| TemplateError {
+            file: dir.display().to_string(),
+            item: None,
+            problem: format!("cannot be listed: {e}"),
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".toml") && name != "categories.toml" {
+                let text = read(&name)?;
+                files.push((name, text));
+            }
+        }
+        files.sort();
+        let sources: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        Catalog::from_sources(&sources, &categories, &released)
+    }
+
+    /// Validates templates given as (file name, TOML text).
+    pub fn from_sources(
+        sources: &[(&str, &str)],
+        categories: &str,
+        released: &str,
+    ) -> Result<Catalog, TemplateError> {
+        let categories: Categories = toml::from_str(categories).map_err(|e| TemplateError {
+            file: "categories.toml".into(),
+            item: None,
+            problem: e.to_string(),
+        })?;
+        let released: Released = toml::from_str(released).map_err(|e| TemplateError {
+            file: "released.lock".into(),
+            item: None,
+            problem: e.to_string(),
+        })?;
+        let mut templates = BTreeMap::new();
+        for (file, text) in sources {
+            let template = parse(file, text, &categories, &released)?;
+            templates.insert(template.id.clone(), template);
+        }
+        Ok(Catalog { templates })
+    }
+
+    /// The template with this id.
+    pub fn get(&self, id: &str) -> Option<&Template> {
+        self.templates.get(id)
+    }
+
+    /// Every template, by id.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        self.templates.values()
+    }
+
+    /// The `released.lock` that records every item text of this catalog (for the
+    /// maintainer who has checked that changed texts keep their meaning).
+    pub fn released(&self) -> Released {
+        self.templates
+            .values()
+            .map(|t| {
+                (
+                    t.id.clone(),
+                    t.items
+                        .iter()
+                        .map(|i| (i.id.clone(), i.text.clone()))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A template file as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    id: String,
+    title: String,
+    kind: String,
+    industry: Option<String>,
+    operation: Option<String>,
+    description: String,
+    items: Vec<TemplateItem>,
+}
+
+/// Parses and validates one template file.
+pub fn parse(
+    file: &str,
+    text: &str,
+    categories: &Categories,
+    released: &Released,
+) -> Result<Template, TemplateError> {
+    let fail = |item: Option<&str>, problem: String| TemplateError {
+        file: file.to_owned(),
+        item: item.map(str::to_owned),
+        problem,
+    };
+    let raw: RawTemplate = toml::from_str(text)
+        .map_err(|e| fail(None, format!("invalid TOML: {}", e.to_string().trim())))?;
+    let valid_id = |id: &str| {
+        !id.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if !valid_id(&raw.id) {
+        return Err(fail(
+            None,
+            format!("id {:?} must be lowercase letters, digits and '-'", raw.id),
+        ));
+    }
+    if file.strip_suffix(".toml") != Some(raw.id.as_str()) {
+        return Err(fail(
+            None,
+            format!("id {:?} must equal the file name without .toml", raw.id),
+        ));
+    }
+    for (field, value) in [("title", &raw.title), ("description", &raw.description)] {
+        if value.trim().is_empty() {
+            return Err(fail(None, format!("{field} is empty")));
+        }
+    }
+    let kind: TemplateKind = raw
+        .kind
+        .parse()
+        .map_err(|e: crate::Error| fail(None, e.to_string()))?;
+    let industry = raw
+        .industry
+        .as_deref()
+        .map(str::parse::<Industry>)
+        .transpose()
+        .map_err(|e| fail(None, e.to_string()))?;
+    let operation = raw
+        .operation
+        .as_deref()
+        .map(str::parse::<Operation>)
+        .transpose()
+        .map_err(|e| fail(None, e.to_string()))?;
+    if operation.is_some() != (kind == TemplateKind::SpecialOperation) {
+        return Err(fail(
+            None,
+            "operation is required for special_operation templates and only there".into(),
+        ));
+    }
+    if raw.items.is_empty() {
+        return Err(fail(None, "a template needs at least one item".into()));
+    }
+    let mut seen = BTreeSet::new();
+    let was_released = released.get(&raw.id);
+    for item in &raw.items {
+        let at = Some(item.id.as_str());
+        if !valid_id(&item.id) {
+            return Err(fail(
+                at,
+                "item id must be lowercase letters, digits and '-'".into(),
+            ));
+        }
+        if !seen.insert(item.id.as_str()) {
+            return Err(fail(
+                at,
+                "duplicate item id; every item needs its own".into(),
+            ));
+        }
+        if item.text.trim().is_empty() {
+            return Err(fail(at, "text is empty".into()));
+        }
+        if item.basis.trim().is_empty() {
+            return Err(fail(
+                at,
+                "basis is empty; cite the law or standard (依据条款)".into(),
+            ));
+        }
+        let allowed = if kind == TemplateKind::ThreeViolations {
+            &categories.three_violations
+        } else {
+            &categories.general
+        };
+        if !allowed.contains(&item.category) {
+            return Err(fail(
+                at,
+                format!(
+                    "unknown category {:?}; use one of {} (or add it to categories.toml)",
+                    item.category,
+                    allowed.iter().cloned().collect::<Vec<_>>().join("、")
+                ),
+            ));
+        }
+        if kind == TemplateKind::ThreeViolations && item.posts.iter().all(|p| p.trim().is_empty()) {
+            return Err(fail(
+                at,
+                "a three-violation item needs the posts (岗位) it applies to".into(),
+            ));
+        }
+        if kind == TemplateKind::MajorHazard && item.level != Level::Major {
+            return Err(fail(
+                at,
+                "every item of a major_hazard template is level \"major\"".into(),
+            ));
+        }
+        if let Some(old) = was_released.and_then(|items| items.get(&item.id))
+            && *old != item.text
+        {
+            return Err(fail(
+                at,
+                format!(
+                    "the id was released for {old:?} and now reads {:?}; give a changed requirement a new id, or, \
+                     if the meaning is the same, record the new text in released.lock",
+                    item.text
+                ),
+            ));
+        }
+    }
+    let mut template = Template {
+        id: raw.id,
+        title: raw.title,
+        kind,
+        industry,
+        operation,
+        description: raw.description,
+        items: raw.items,
+        version: String::new(),
+    };
+    let canonical = serde_json::to_vec(&template).expect("a template always serialises");
+    template.version = hex::encode(Sha256::digest(&canonical));
+    Ok(template)
+}
