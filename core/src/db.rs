@@ -124,6 +124,11 @@ pub(crate) fn write_case_projection(
     for finding in &projection.findings {
         write_finding_projection(tx, case.id, finding)?;
     }
+    tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", [&key])?;
+    let mut insert_ref = tx.prepare_cached("INSERT INTO blob_refs (case_id, sha256) VALUES (?1, ?2)")?;
+    for sha256 in &projection.blob_refs {
+        insert_ref.execute(params![key, sha256])?;
+    }
     tx.execute("DELETE FROM answers WHERE case_id = ?1", [&key])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO answers (case_id, checklist_id, template_id, item_id, text, category, result, post)

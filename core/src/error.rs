@@ -58,6 +58,16 @@ pub enum Error {
         /// The newest schema this build knows.
         supported: i64,
     },
+    /// A photo was refused: empty, too large, not an image, damaged, a decompression
+    /// bomb, or with impossible EXIF data.
+    #[error("photo refused: {0}")]
+    Photo(#[from] crate::photo::PhotoError),
+    /// A stored blob no longer matches its hash.
+    #[error("blob {sha256} is damaged in storage (its bytes no longer match the hash); fetch it again")]
+    BlobDamaged {
+        /// The blob's hash.
+        sha256: String,
+    },
     /// Any other storage failure (disk full, I/O error, locked file).
     #[error("storage error: {0}")]
     Storage(rusqlite::Error),

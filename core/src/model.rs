@@ -431,6 +431,71 @@ pub struct Finding {
     pub violation: Option<Violation>,
     /// The checklist item whose 不符合 answer created it, if one did.
     pub source: Option<ChecklistSource>,
+    /// Photos of the hazard, in the order attached.
+    pub photos: Vec<PhotoRef>,
+}
+
+/// A photo as a case document records it: hashes and metadata, never the bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhotoRef {
+    /// SHA-256 of the original, hex.
+    pub sha256: String,
+    /// SHA-256 of the thumbnail, hex.
+    pub thumbnail: String,
+    /// What the photo shows, in the inspector's words.
+    pub caption: String,
+    /// `image/jpeg` or `image/png`.
+    pub mime: String,
+    /// Size of the original in bytes.
+    pub size: u64,
+    /// Width as displayed.
+    pub width: u32,
+    /// Height as displayed.
+    pub height: u32,
+    /// Capture time from EXIF.
+    pub captured_at: Option<DateTime<FixedOffset>>,
+    /// GPS position from EXIF.
+    pub gps: Option<GeoPoint>,
+    /// User id of who attached it.
+    pub added_by: String,
+    /// When it was attached (device time).
+    pub added_at: DateTime<FixedOffset>,
+}
+
+/// What a photo is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhotoTarget {
+    /// A finding, as evidence of the hazard.
+    Finding(FindingId),
+    /// A finding's rectification, as evidence that it was put right (整改佐证).
+    Rectification(FindingId),
+    /// An answer to a checklist item.
+    Answer {
+        /// The checklist attached to the case.
+        checklist: ChecklistId,
+        /// The item.
+        item: String,
+    },
+}
+
+/// A blob this device holds that the server has not acknowledged yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingBlob {
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// `original` or `thumbnail`.
+    pub kind: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What a garbage collection removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GarbageReport {
+    /// Blobs removed.
+    pub blobs: u64,
+    /// Bytes freed.
+    pub bytes: u64,
 }
 
 /// Where a finding created from a checklist answer came from.
@@ -490,6 +555,8 @@ pub struct Answer {
     pub person: String,
     /// The finding a 不符合 answer created.
     pub finding: Option<FindingId>,
+    /// Photos taken for this answer.
+    pub photos: Vec<PhotoRef>,
 }
 
 /// What an inspector enters to answer a checklist item.
@@ -526,7 +593,7 @@ pub struct ItemStat {
 }
 
 /// A finding's rectification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rectification {
     /// 整改措施.
     pub measures: String,
@@ -536,6 +603,8 @@ pub struct Rectification {
     pub responsible: String,
     /// State in the closed loop.
     pub state: RectificationState,
+    /// Photos proving the rectification (整改佐证).
+    pub evidence: Vec<PhotoRef>,
 }
 
 /// A value in a case document, as shown to a person.

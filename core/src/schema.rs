@@ -35,6 +35,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/003_checklists.sql"),
         rebuild_projections: true,
     },
+    Migration {
+        name: "004_photos",
+        sql: include_str!("../migrations/004_photos.sql"),
+        rebuild_projections: true,
+    },
 ];
 
 /// The store version this build writes.
@@ -227,7 +232,7 @@ mod tests {
             };
             assert_eq!(read(&old), read(&fresh), "{pragma}");
         }
-        for table in ["cases", "findings", "answers", "documents"] {
+        for table in ["cases", "findings", "answers", "blob_refs", "documents"] {
             assert_eq!(rows_of(&old, table), rows_of(&fresh, table), "{table}");
         }
     }

@@ -206,6 +206,7 @@ fn read_answer(doc: &AutoCommit, answer: &ObjId) -> Result<Option<Answer>> {
         post: string(doc, answer, "post").unwrap_or_default(),
         person: string(doc, answer, "person").unwrap_or_default(),
         finding: string(doc, answer, "finding").and_then(|f| f.parse().ok()),
+        photos: super::photos::read_at(doc, answer, "photos"),
     }))
 }
 

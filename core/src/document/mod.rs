@@ -2,7 +2,9 @@
 //! every read and write of it. Nothing here touches SQLite.
 
 mod checklists;
+mod photos;
 
+pub(crate) use photos::{attach as attach_photo, detach as detach_photo, list_of as photo_list};
 pub(crate) use checklists::{
     answer as answer_item, attach as attach_checklist, attached_item, link_finding, put_source,
 };
@@ -269,6 +271,7 @@ pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Fin
                 .map_err(|_| bad("rectification.deadline"))?,
             responsible: string(doc, &rect, "responsible").unwrap_or_default(),
             state,
+            evidence: photos::read_at(doc, &rect, "evidence"),
         })
     };
     let source = match doc.get(&obj, "source")? {
@@ -304,6 +307,7 @@ pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Fin
         rectification,
         violation,
         source,
+        photos: photos::read_at(doc, &obj, "photos"),
     }))
 }
 
@@ -361,6 +365,7 @@ pub(crate) fn new_finding_projection(
             rectification: None,
             violation: finding.violation.clone(),
             source: None,
+            photos: Vec::new(),
         }),
         conflicts: 0,
     }
@@ -676,6 +681,8 @@ pub(crate) struct CaseProjection {
     pub case: Case,
     pub case_conflicts: usize,
     pub findings: Vec<FindingProjection>,
+    /// Every blob hash the document mentions.
+    pub blob_refs: std::collections::BTreeSet<String>,
 }
 
 /// Projects the whole case (after a merge, or to rebuild projections).
@@ -695,6 +702,7 @@ pub(crate) fn project_case(doc: &AutoCommit) -> Result<CaseProjection> {
         case,
         case_conflicts: case_conflicts.len(),
         findings,
+        blob_refs: photos::blob_refs(doc),
     })
 }
 

@@ -3,5 +3,6 @@
 mod checklists;
 mod convergence;
 mod faults;
+mod photos;
 mod store;
 mod support;

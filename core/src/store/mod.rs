@@ -19,7 +19,10 @@ use crate::model::{
     RectificationOrder, RectificationState, Resolution, ReviewState, TeamMember, Violation,
     ViolationKind,
 };
+use crate::photo::PhotoLimits;
 use crate::schema;
+
+mod photos;
 
 /// How many case documents stay loaded in memory.
 const CACHE_CAPACITY: usize = 64;
@@ -33,6 +36,7 @@ pub struct Store {
     actor: ActorId,
     cache: DocCache,
     catalog: Arc<Catalog>,
+    photo_limits: PhotoLimits,
 }
 
 /// Filters for listing cases; every field narrows the list.
@@ -96,7 +100,7 @@ impl Default for FindingQuery {
 }
 
 /// Which projections a write has to refresh.
-enum Touched {
+pub(crate) enum Touched {
     Case,
     Finding(FindingId),
     /// A finding just added: its projection is known from the input, no need to read it.
@@ -156,6 +160,7 @@ impl Store {
             actor,
             cache: DocCache::default(),
             catalog: Catalog::builtin(),
+            photo_limits: PhotoLimits::default(),
         })
     }
 
@@ -167,6 +172,11 @@ impl Store {
     /// This device's Automerge actor id, hex; stable for the life of the file.
     pub fn device_id(&self) -> String {
         self.actor.to_hex_string()
+    }
+
+    /// Sets the limits photos are checked against (the defaults suit phone cameras).
+    pub fn set_photo_limits(&mut self, limits: PhotoLimits) {
+        self.photo_limits = limits;
     }
 
     /// The file this store lives in.
@@ -776,7 +786,7 @@ impl Store {
     /// Applies `edit` to a case document as one change by this inspector, then persists
     /// the change and the projections it touched in one transaction. On any error the
     /// document is reloaded from storage, so memory never runs ahead of the file.
-    fn write<T>(
+    pub(crate) fn write<T>(
         &mut self,
         case: CaseId,
         action: &str,
@@ -953,7 +963,7 @@ fn device_actor(conn: &Connection) -> Result<ActorId> {
 }
 
 /// The device's clock now, with its offset: what the inspector saw.
-fn device_now() -> DateTime<FixedOffset> {
+pub(crate) fn device_now() -> DateTime<FixedOffset> {
     Local::now().fixed_offset()
 }
 

@@ -1,0 +1,182 @@
+//! Photos inside a case document: lists of photo records (hashes and metadata, never
+//! bytes) on findings, rectifications and checklist answers.
+
+use std::collections::BTreeSet;
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+
+use super::{float, live_finding, map, parse_field, parse_time, string};
+use crate::codes::ChecklistId;
+use crate::error::{Error, Result};
+use crate::model::{GeoPoint, PhotoRef, PhotoTarget, RectificationState};
+
+/// The list that holds the photos of `target`, or why photos cannot be attached there.
+pub(crate) fn list_of(doc: &AutoCommit, target: &PhotoTarget) -> Result<ObjId> {
+    match target {
+        PhotoTarget::Finding(id) => list(doc, &live_finding(doc, *id)?, "photos"),
+        PhotoTarget::Rectification(id) => {
+            let rect = map(doc, &live_finding(doc, *id)?, "rectification")?;
+            if parse_field::<RectificationState>(doc, &rect, "state")? == RectificationState::None {
+                return Err(Error::NotAllowed(format!(
+                    "no rectification was ordered for finding {id}; order it before adding evidence"
+                )));
+            }
+            list(doc, &rect, "evidence")
+        }
+        PhotoTarget::Answer { checklist, item } => {
+            let answer = answer_obj(doc, *checklist, item)?;
+            if doc.get(&answer, "result")?.is_none() {
+                return Err(Error::NotAllowed(format!("answer item {item} before adding photos to it")));
+            }
+            list(doc, &answer, "photos")
+        }
+    }
+}
+
+/// Appends a photo record unless the list already holds this photo.
+pub(crate) fn attach(doc: &mut AutoCommit, list: &ObjId, photo: &PhotoRef) -> Result<bool> {
+    if read_list(doc, list).iter().any(|p| p.sha256 == photo.sha256) {
+        return Ok(false);
+    }
+    let entry = doc.insert_object(list, doc.length(list), ObjType::Map)?;
+    doc.put(&entry, "sha256", photo.sha256.as_str())?;
+    doc.put(&entry, "thumbnail", photo.thumbnail.as_str())?;
+    doc.put(&entry, "caption", photo.caption.as_str())?;
+    doc.put(&entry, "mime", photo.mime.as_str())?;
+    doc.put(&entry, "size", ScalarValue::Uint(photo.size))?;
+    doc.put(&entry, "width", i64::from(photo.width))?;
+    doc.put(&entry, "height", i64::from(photo.height))?;
+    if let Some(at) = photo.captured_at {
+        doc.put(&entry, "captured_at", at.to_rfc3339())?;
+    }
+    if let Some(gps) = photo.gps {
+        doc.put(&entry, "latitude", gps.latitude)?;
+        doc.put(&entry, "longitude", gps.longitude)?;
+    }
+    doc.put(&entry, "added_by", photo.added_by.as_str())?;
+    doc.put(&entry, "added_at", photo.added_at.to_rfc3339())?;
+    Ok(true)
+}
+
+/// Removes a photo record from the list; the blob stays until garbage collection finds
+/// no case that references it.
+pub(crate) fn detach(doc: &mut AutoCommit, list: &ObjId, sha256: &str) -> Result<()> {
+    let positions: Vec<usize> = (0..doc.length(list))
+        .filter(|&i| match doc.get(list, i) {
+            Ok(Some((Value::Object(ObjType::Map), entry))) => string(doc, &entry, "sha256").as_deref() == Some(sha256),
+            _ => false,
+        })
+        .collect();
+    if positions.is_empty() {
+        return Err(Error::not_found("photo", sha256));
+    }
+    for i in positions.into_iter().rev() {
+        doc.delete(list, i)?;
+    }
+    Ok(())
+}
+
+/// The photo records of a list, skipping malformed ones.
+pub(crate) fn read_list(doc: &AutoCommit, list: &ObjId) -> Vec<PhotoRef> {
+    (0..doc.length(list))
+        .filter_map(|i| match doc.get(list, i) {
+            Ok(Some((Value::Object(ObjType::Map), entry))) => read_entry(doc, &entry),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The photo records under `obj.key`, if that is a list.
+pub(crate) fn read_at(doc: &AutoCommit, obj: &ObjId, key: &str) -> Vec<PhotoRef> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Object(ObjType::List), list))) => read_list(doc, &list),
+        _ => Vec::new(),
+    }
+}
+
+fn read_entry(doc: &AutoCommit, entry: &ObjId) -> Option<PhotoRef> {
+    let int = |key: &str| match doc.get(entry, key).ok()?? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Int(i) => u64::try_from(*i).ok(),
+            ScalarValue::Uint(u) => Some(*u),
+            _ => None,
+        },
+        _ => None,
+    };
+    let gps = match (float(doc, entry, "latitude"), float(doc, entry, "longitude")) {
+        (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
+        _ => None,
+    };
+    Some(PhotoRef {
+        sha256: string(doc, entry, "sha256")?,
+        thumbnail: string(doc, entry, "thumbnail").unwrap_or_default(),
+        caption: string(doc, entry, "caption").unwrap_or_default(),
+        mime: string(doc, entry, "mime").unwrap_or_default(),
+        size: int("size").unwrap_or_default(),
+        width: int("width").and_then(|w| u32::try_from(w).ok()).unwrap_or_default(),
+        height: int("height").and_then(|h| u32::try_from(h).ok()).unwrap_or_default(),
+        captured_at: parse_time(doc, entry, "captured_at").ok(),
+        gps,
+        added_by: string(doc, entry, "added_by").unwrap_or_default(),
+        added_at: parse_time(doc, entry, "added_at").ok()?,
+    })
+}
+
+/// Every blob hash the document mentions anywhere (photo originals and thumbnails, in
+/// removed findings too), for garbage collection and blob access.
+pub(crate) fn blob_refs(doc: &AutoCommit) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    collect_refs(doc, &ROOT, &mut found);
+    found
+}
+
+fn collect_refs(doc: &AutoCommit, obj: &ObjId, found: &mut BTreeSet<String>) {
+    let children: Vec<ObjId> = match doc.object_type(obj) {
+        Ok(ObjType::Map) => {
+            for key in ["sha256", "thumbnail"] {
+                if let Some(hash) = string(doc, obj, key).filter(|h| is_sha256(h)) {
+                    found.insert(hash);
+                }
+            }
+            doc.keys(obj).filter_map(|key| container(doc.get(obj, key.as_str()))).collect()
+        }
+        Ok(ObjType::List) => (0..doc.length(obj)).filter_map(|i| container(doc.get(obj, i))).collect(),
+        _ => Vec::new(),
+    };
+    for child in children {
+        collect_refs(doc, &child, found);
+    }
+}
+
+fn container(got: Result<Option<(Value<'_>, ObjId)>, automerge::AutomergeError>) -> Option<ObjId> {
+    match got {
+        Ok(Some((Value::Object(ObjType::Map | ObjType::List), id))) => Some(id),
+        _ => None,
+    }
+}
+
+/// Whether `s` looks like a hex SHA-256.
+pub(crate) fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn list(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<ObjId> {
+    match doc.get(obj, key)? {
+        Some((Value::Object(ObjType::List), list)) => Ok(list),
+        _ => Err(Error::InvalidDocument(format!("{key} is missing or not a list"))),
+    }
+}
+
+fn answer_obj(doc: &AutoCommit, checklist: ChecklistId, item: &str) -> Result<ObjId> {
+    let checklists = map(doc, &ROOT, "checklists")?;
+    let obj = match doc.get(&checklists, checklist.to_string())? {
+        Some((Value::Object(ObjType::Map), obj)) => obj,
+        _ => return Err(Error::not_found("checklist", checklist)),
+    };
+    let answers = map(doc, &obj, "answers")?;
+    match doc.get(&answers, item)? {
+        Some((Value::Object(ObjType::Map), answer)) => Ok(answer),
+        _ => Err(Error::invalid("item", format!("item {item:?} is not in this checklist"))),
+    }
+}

@@ -1,0 +1,221 @@
+//! Photo evidence in the store: content-addressed blobs, photo metadata, attaching photos
+//! to findings, rectifications and checklist answers, and garbage collection.
+
+use std::io::Read;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, Touched, device_now};
+use crate::codes::CaseId;
+use crate::document;
+use crate::error::{Error, Result};
+use crate::model::{GarbageReport, GeoPoint, PendingBlob, PhotoRef, PhotoTarget};
+use crate::photo::{self, PhotoError, PhotoInfo};
+
+impl Store {
+    /// Verifies a photo, makes its thumbnail and stores both, content-addressed (the same
+    /// photo ingested twice is stored once). The original is kept byte-exact.
+    pub fn ingest_photo(&mut self, bytes: &[u8]) -> Result<PhotoInfo> {
+        let ingested = photo::ingest(bytes, &self.photo_limits)?;
+        let info = ingested.info;
+        let now = Utc::now().to_rfc3339();
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO blobs (sha256, kind, mime, size, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            insert.execute(params![info.sha256, "original", info.mime, info.size as i64, bytes, now])?;
+            insert.execute(params![
+                info.thumbnail_sha256,
+                "thumbnail",
+                "image/jpeg",
+                ingested.thumbnail.len() as i64,
+                ingested.thumbnail,
+                now
+            ])?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO photos (sha256, thumbnail, mime, size, width, height, orientation,
+                                               captured_at, latitude, longitude)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                info.sha256,
+                info.thumbnail_sha256,
+                info.mime,
+                info.size as i64,
+                info.width,
+                info.height,
+                info.orientation,
+                info.captured_at.map(|t| t.to_rfc3339()),
+                info.gps.map(|g| g.latitude),
+                info.gps.map(|g| g.longitude),
+            ])?;
+        }
+        tx.commit()?;
+        tracing::info!(photo = %info.sha256, bytes = info.size, "photo ingested");
+        Ok(info)
+    }
+
+    /// Reads a photo file (refusing it before reading if it is over the size limit) and
+    /// ingests it.
+    pub fn ingest_photo_file(&mut self, path: impl AsRef<Path>) -> Result<PhotoInfo> {
+        let path = path.as_ref();
+        let unreadable = |e: std::io::Error| Error::invalid("path", format!("{} cannot be read: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(unreadable)?;
+        let size = file.metadata().map_err(unreadable)?.len();
+        if size > self.photo_limits.max_bytes {
+            return Err(PhotoError::TooLarge { size, limit: self.photo_limits.max_bytes }.into());
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.take(self.photo_limits.max_bytes + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+        self.ingest_photo(&bytes)
+    }
+
+    /// What ingesting the photo with this hash learned.
+    pub fn photo(&self, sha256: &str) -> Result<PhotoInfo> {
+        self.conn
+            .query_row(
+                "SELECT sha256, thumbnail, mime, size, width, height, orientation, captured_at, latitude, longitude
+                 FROM photos WHERE sha256 = ?1",
+                [sha256],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, u32>(4)?,
+                        r.get::<_, u32>(5)?,
+                        r.get::<_, u8>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                        r.get::<_, Option<f64>>(8)?,
+                        r.get::<_, Option<f64>>(9)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(sha256, thumbnail_sha256, mime, size, width, height, orientation, captured, lat, lon)| {
+                Ok(PhotoInfo {
+                    sha256,
+                    thumbnail_sha256,
+                    mime: if mime == "image/png" { "image/png" } else { "image/jpeg" },
+                    size: size as u64,
+                    width,
+                    height,
+                    orientation,
+                    captured_at: captured.and_then(|c| DateTime::parse_from_rfc3339(&c).ok()),
+                    gps: match (lat, lon) {
+                        (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
+                        _ => None,
+                    },
+                })
+            })
+            .unwrap_or_else(|| Err(Error::not_found("photo", sha256)))
+    }
+
+    /// Attaches an ingested photo to a finding, a rectification or a checklist answer,
+    /// with a caption. The case records hashes and metadata, never the bytes. Attaching
+    /// the same photo to the same place again changes nothing.
+    pub fn attach_photo(&mut self, case: CaseId, target: &PhotoTarget, sha256: &str, caption: &str) -> Result<()> {
+        let info = self.photo(sha256)?;
+        let photo = PhotoRef {
+            sha256: info.sha256,
+            thumbnail: info.thumbnail_sha256,
+            caption: caption.trim().to_owned(),
+            mime: info.mime.to_owned(),
+            size: info.size,
+            width: info.width,
+            height: info.height,
+            captured_at: info.captured_at,
+            gps: info.gps,
+            added_by: self.identity.user_id.clone(),
+            added_at: device_now(),
+        };
+        self.write(case, "attach_photo", Touched::Case, |doc| {
+            let list = document::photo_list(doc, target)?;
+            document::attach_photo(doc, &list, &photo).map(drop)
+        })
+    }
+
+    /// Detaches a photo from one place. The blob stays as long as any case still
+    /// references it, and is only removed by `collect_garbage`.
+    pub fn detach_photo(&mut self, case: CaseId, target: &PhotoTarget, sha256: &str) -> Result<()> {
+        self.write(case, "detach_photo", Touched::Case, |doc| {
+            let list = document::photo_list(doc, target)?;
+            document::detach_photo(doc, &list, sha256)
+        })
+    }
+
+    /// A photo's thumbnail (JPEG), verified against its hash.
+    pub fn photo_thumbnail(&self, sha256: &str) -> Result<Vec<u8>> {
+        let thumbnail = self.photo(sha256)?.thumbnail_sha256;
+        self.blob(&thumbnail)
+    }
+
+    /// A blob's bytes (an original byte-exact as ingested, or a thumbnail), verified
+    /// against its hash.
+    pub fn blob(&self, sha256: &str) -> Result<Vec<u8>> {
+        let bytes: Vec<u8> = self
+            .conn
+            .query_row("SELECT bytes FROM blobs WHERE sha256 = ?1", [sha256], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| Error::not_found("blob", sha256))?;
+        if photo::sha256_hex(&bytes) != sha256 {
+            return Err(Error::BlobDamaged { sha256: sha256.to_owned() });
+        }
+        Ok(bytes)
+    }
+
+    /// Blobs not yet acknowledged by the server: thumbnails first, then originals, oldest
+    /// first within each.
+    pub fn pending_uploads(&self) -> Result<Vec<PendingBlob>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sha256, kind, size FROM blobs WHERE uploaded_at IS NULL
+             ORDER BY kind = 'original', created_at, sha256",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PendingBlob { sha256: r.get(0)?, kind: r.get(1)?, size: r.get::<_, i64>(2)? as u64 })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records that the server holds the whole blob.
+    pub fn mark_uploaded(&mut self, sha256: &str) -> Result<()> {
+        let changed = self.conn.execute(
+            "UPDATE blobs SET uploaded_at = ?2 WHERE sha256 = ?1 AND uploaded_at IS NULL",
+            params![sha256, Utc::now().to_rfc3339()],
+        )?;
+        if changed == 0 && !self.has_blob(sha256)? {
+            return Err(Error::not_found("blob", sha256));
+        }
+        Ok(())
+    }
+
+    /// Whether this store holds the blob.
+    pub fn has_blob(&self, sha256: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM blobs WHERE sha256 = ?1", [sha256], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Removes every blob no case references any more (photos detached everywhere, or
+    /// ingested and never attached). Only this call ever deletes evidence bytes.
+    pub fn collect_garbage(&mut self) -> Result<GarbageReport> {
+        let tx = self.conn.transaction()?;
+        let report = tx.query_row(
+            "SELECT count(*), coalesce(sum(size), 0) FROM blobs
+             WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)",
+            [],
+            |r| Ok(GarbageReport { blobs: r.get::<_, i64>(0)? as u64, bytes: r.get::<_, i64>(1)? as u64 }),
+        )?;
+        tx.execute("DELETE FROM photos WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)", [])?;
+        tx.execute("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)", [])?;
+        tx.commit()?;
+        tracing::info!(blobs = report.blobs, bytes = report.bytes, "garbage collected");
+        Ok(report)
+    }
+}
