@@ -125,7 +125,8 @@ pub(crate) fn write_case_projection(
         write_finding_projection(tx, case.id, finding)?;
     }
     tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", [&key])?;
-    let mut insert_ref = tx.prepare_cached("INSERT INTO blob_refs (case_id, sha256) VALUES (?1, ?2)")?;
+    let mut insert_ref =
+        tx.prepare_cached("INSERT INTO blob_refs (case_id, sha256) VALUES (?1, ?2)")?;
     for sha256 in &projection.blob_refs {
         insert_ref.execute(params![key, sha256])?;
     }

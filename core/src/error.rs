@@ -63,7 +63,9 @@ pub enum Error {
     #[error("photo refused: {0}")]
     Photo(#[from] crate::photo::PhotoError),
     /// A stored blob no longer matches its hash.
-    #[error("blob {sha256} is damaged in storage (its bytes no longer match the hash); fetch it again")]
+    #[error(
+        "blob {sha256} is damaged in storage (its bytes no longer match the hash); fetch it again"
+    )]
     BlobDamaged {
         /// The blob's hash.
         sha256: String,

@@ -68,7 +68,9 @@ pub enum PhotoError {
     #[error("{0} images are not accepted; convert to JPEG first")]
     Unsupported(String),
     /// Declares more pixels than allowed (e.g. a decompression bomb).
-    #[error("the image declares {width} x {height} pixels, more than allowed ({limit} pixels, {edge} per edge)")]
+    #[error(
+        "the image declares {width} x {height} pixels, more than allowed ({limit} pixels, {edge} per edge)"
+    )]
     TooManyPixels {
         /// Declared width.
         width: u32,
@@ -83,7 +85,9 @@ pub enum PhotoError {
     #[error("the image is damaged or incomplete: {0}")]
     Damaged(String),
     /// The EXIF block is garbage or holds impossible values.
-    #[error("the photo's EXIF data is invalid ({field}: {message}); take the photo again with the camera")]
+    #[error(
+        "the photo's EXIF data is invalid ({field}: {message}); take the photo again with the camera"
+    )]
     InvalidExif {
         /// The EXIF field (or `exif` for the whole block).
         field: &'static str,
@@ -158,9 +162,10 @@ pub fn ingest(bytes: &[u8], limits: &PhotoLimits) -> Result<Ingested, PhotoError
     let mut thumb = decoded.image;
     thumb.apply_orientation(orientation);
     let (width, height) = match orientation {
-        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH => {
-            (height, width)
-        }
+        Orientation::Rotate90
+        | Orientation::Rotate270
+        | Orientation::Rotate90FlipH
+        | Orientation::Rotate270FlipH => (height, width),
         _ => (width, height),
     };
     let thumbnail = encode_thumbnail(thumb)?;
@@ -187,14 +192,20 @@ struct Decoded {
     height: u32,
 }
 
-fn decode_small(bytes: &[u8], format: ImageFormat, limits: &PhotoLimits) -> Result<Decoded, PhotoError> {
+fn decode_small(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &PhotoLimits,
+) -> Result<Decoded, PhotoError> {
     let mut reader_limits = Limits::default();
     reader_limits.max_image_width = Some(limits.max_edge);
     reader_limits.max_image_height = Some(limits.max_edge);
     reader_limits.max_alloc = Some(limits.max_alloc);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     reader.limits(reader_limits.clone());
-    let (width, height) = reader.into_dimensions().map_err(|e| size_error(e, limits))?;
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| size_error(e, limits))?;
     if u64::from(width) * u64::from(height) > limits.max_pixels {
         return Err(PhotoError::TooManyPixels {
             width,
@@ -217,7 +228,11 @@ fn decode_small(bytes: &[u8], format: ImageFormat, limits: &PhotoLimits) -> Resu
     } else {
         image
     };
-    Ok(Decoded { image, width, height })
+    Ok(Decoded {
+        image,
+        width,
+        height,
+    })
 }
 
 /// Decodes a JPEG at the smallest DCT scale (1/8, 1/4, 1/2 or 1) that still covers the
@@ -226,20 +241,29 @@ fn decode_jpeg_scaled(bytes: &[u8], limits: &PhotoLimits) -> Result<DynamicImage
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
     decoder.read_info().map_err(jpeg_error)?;
-    let info = decoder.info().ok_or_else(|| PhotoError::Damaged("no JPEG header".into()))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| PhotoError::Damaged("no JPEG header".into()))?;
     let long = info.width.max(info.height).max(1);
     let want = |edge: u16| -> u16 {
         // Requested size keeps the aspect ratio with the long edge at THUMBNAIL_EDGE.
         ((u32::from(edge) * THUMBNAIL_EDGE).div_ceil(u32::from(long))).max(1) as u16
     };
-    decoder.scale(want(info.width), want(info.height)).map_err(jpeg_error)?;
+    decoder
+        .scale(want(info.width), want(info.height))
+        .map_err(jpeg_error)?;
     let pixels = decoder.decode().map_err(jpeg_error)?;
-    let info = decoder.info().ok_or_else(|| PhotoError::Damaged("no JPEG header".into()))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| PhotoError::Damaged("no JPEG header".into()))?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
     let rgb: Vec<u8> = match info.pixel_format {
         jpeg_decoder::PixelFormat::RGB24 => pixels,
         jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&l| [l, l, l]).collect(),
-        jpeg_decoder::PixelFormat::L16 => pixels.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        jpeg_decoder::PixelFormat::L16 => pixels
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0]])
+            .collect(),
         jpeg_decoder::PixelFormat::CMYK32 => pixels
             .chunks_exact(4)
             .flat_map(|p| {
@@ -312,10 +336,14 @@ fn read_exif(bytes: &[u8]) -> Result<ExifFacts, PhotoError> {
             });
         }
     };
-    let captured_at = match field(exif::Tag::DateTimeOriginal).or_else(|| field(exif::Tag::DateTime)) {
-        None => None,
-        Some(f) => Some(capture_time(&f.value, field(exif::Tag::OffsetTimeOriginal).map(|o| &o.value))?),
-    };
+    let captured_at =
+        match field(exif::Tag::DateTimeOriginal).or_else(|| field(exif::Tag::DateTime)) {
+            None => None,
+            Some(f) => Some(capture_time(
+                &f.value,
+                field(exif::Tag::OffsetTimeOriginal).map(|o| &o.value),
+            )?),
+        };
     let gps = match (
         field(exif::Tag::GPSLatitude),
         field(exif::Tag::GPSLatitudeRef),
@@ -325,10 +353,12 @@ fn read_exif(bytes: &[u8]) -> Result<ExifFacts, PhotoError> {
         (Some(lat), lat_ref, Some(lon), lon_ref) => {
             let lat = degrees(&lat.value, lat_ref.map(|r| &r.value), b'S', "GPSLatitude")?;
             let lon = degrees(&lon.value, lon_ref.map(|r| &r.value), b'W', "GPSLongitude")?;
-            Some(GeoPoint::new(lat, lon).map_err(|e| PhotoError::InvalidExif {
-                field: "GPS",
-                message: e.to_string(),
-            })?)
+            Some(
+                GeoPoint::new(lat, lon).map_err(|e| PhotoError::InvalidExif {
+                    field: "GPS",
+                    message: e.to_string(),
+                })?,
+            )
         }
         _ => None,
     };
@@ -341,12 +371,17 @@ fn read_exif(bytes: &[u8]) -> Result<ExifFacts, PhotoError> {
 
 fn ascii(value: &exif::Value) -> Option<String> {
     match value {
-        exif::Value::Ascii(parts) => parts.first().map(|p| String::from_utf8_lossy(p).trim().to_owned()),
+        exif::Value::Ascii(parts) => parts
+            .first()
+            .map(|p| String::from_utf8_lossy(p).trim().to_owned()),
         _ => None,
     }
 }
 
-fn capture_time(value: &exif::Value, offset: Option<&exif::Value>) -> Result<DateTime<FixedOffset>, PhotoError> {
+fn capture_time(
+    value: &exif::Value,
+    offset: Option<&exif::Value>,
+) -> Result<DateTime<FixedOffset>, PhotoError> {
     let bad = |message: String| PhotoError::InvalidExif {
         field: "DateTimeOriginal",
         message,
@@ -355,41 +390,57 @@ fn capture_time(value: &exif::Value, offset: Option<&exif::Value>) -> Result<Dat
     let naive = NaiveDateTime::parse_from_str(&text, "%Y:%m:%d %H:%M:%S")
         .map_err(|e| bad(format!("{text:?} is not a time: {e}")))?;
     let offset = match offset.and_then(ascii) {
-        Some(o) => DateTime::parse_from_str(&format!("2000-01-01T00:00:00{o}"), "%Y-%m-%dT%H:%M:%S%:z")
-            .map(|d| *d.offset())
-            .map_err(|_| PhotoError::InvalidExif {
-                field: "OffsetTimeOriginal",
-                message: format!("{o:?} is not an offset like +08:00"),
-            })?,
+        Some(o) => {
+            DateTime::parse_from_str(&format!("2000-01-01T00:00:00{o}"), "%Y-%m-%dT%H:%M:%S%:z")
+                .map(|d| *d.offset())
+                .map_err(|_| PhotoError::InvalidExif {
+                    field: "OffsetTimeOriginal",
+                    message: format!("{o:?} is not an offset like +08:00"),
+                })?
+        }
         None => FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset"),
     };
     let time = offset
         .from_local_datetime(&naive)
         .single()
         .ok_or_else(|| bad(format!("{text:?} does not exist")))?;
-    let earliest = Utc.with_ymd_and_hms(EARLIEST_CAPTURE_YEAR, 1, 1, 0, 0, 0).single().expect("a valid date");
+    let earliest = Utc
+        .with_ymd_and_hms(EARLIEST_CAPTURE_YEAR, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid date");
     if time < earliest || time > Utc::now() + chrono::Duration::days(2) {
         return Err(bad(format!("{text} is not a plausible capture time")));
     }
     Ok(time)
 }
 
-fn degrees(value: &exif::Value, reference: Option<&exif::Value>, negative: u8, field: &'static str) -> Result<f64, PhotoError> {
+fn degrees(
+    value: &exif::Value,
+    reference: Option<&exif::Value>,
+    negative: u8,
+    field: &'static str,
+) -> Result<f64, PhotoError> {
     let bad = |message: String| PhotoError::InvalidExif { field, message };
     let exif::Value::Rational(parts) = value else {
         return Err(bad("not degrees, minutes and seconds".into()));
     };
     if parts.len() != 3 || parts.iter().any(|r| r.denom == 0) {
-        return Err(bad(format!("{parts:?} is not degrees, minutes and seconds")));
+        return Err(bad(format!(
+            "{parts:?} is not degrees, minutes and seconds"
+        )));
     }
     let [d, m, s] = [parts[0].to_f64(), parts[1].to_f64(), parts[2].to_f64()];
     if m >= 60.0 || s >= 60.0 {
-        return Err(bad(format!("{d}° {m}' {s}\" has minutes or seconds of 60 or more")));
+        return Err(bad(format!(
+            "{d}° {m}' {s}\" has minutes or seconds of 60 or more"
+        )));
     }
     let mut value = d + m / 60.0 + s / 3600.0;
     if let Some(r) = reference {
         match r {
-            exif::Value::Ascii(p) if p.first().and_then(|p| p.first()) == Some(&negative) => value = -value,
+            exif::Value::Ascii(p) if p.first().and_then(|p| p.first()) == Some(&negative) => {
+                value = -value
+            }
             exif::Value::Ascii(_) => {}
             _ => return Err(bad("the hemisphere reference is not text".into())),
         }

@@ -27,7 +27,9 @@ pub(crate) fn list_of(doc: &AutoCommit, target: &PhotoTarget) -> Result<ObjId> {
         PhotoTarget::Answer { checklist, item } => {
             let answer = answer_obj(doc, *checklist, item)?;
             if doc.get(&answer, "result")?.is_none() {
-                return Err(Error::NotAllowed(format!("answer item {item} before adding photos to it")));
+                return Err(Error::NotAllowed(format!(
+                    "answer item {item} before adding photos to it"
+                )));
             }
             list(doc, &answer, "photos")
         }
@@ -36,7 +38,10 @@ pub(crate) fn list_of(doc: &AutoCommit, target: &PhotoTarget) -> Result<ObjId> {
 
 /// Appends a photo record unless the list already holds this photo.
 pub(crate) fn attach(doc: &mut AutoCommit, list: &ObjId, photo: &PhotoRef) -> Result<bool> {
-    if read_list(doc, list).iter().any(|p| p.sha256 == photo.sha256) {
+    if read_list(doc, list)
+        .iter()
+        .any(|p| p.sha256 == photo.sha256)
+    {
         return Ok(false);
     }
     let entry = doc.insert_object(list, doc.length(list), ObjType::Map)?;
@@ -64,7 +69,9 @@ pub(crate) fn attach(doc: &mut AutoCommit, list: &ObjId, photo: &PhotoRef) -> Re
 pub(crate) fn detach(doc: &mut AutoCommit, list: &ObjId, sha256: &str) -> Result<()> {
     let positions: Vec<usize> = (0..doc.length(list))
         .filter(|&i| match doc.get(list, i) {
-            Ok(Some((Value::Object(ObjType::Map), entry))) => string(doc, &entry, "sha256").as_deref() == Some(sha256),
+            Ok(Some((Value::Object(ObjType::Map), entry))) => {
+                string(doc, &entry, "sha256").as_deref() == Some(sha256)
+            }
             _ => false,
         })
         .collect();
@@ -104,7 +111,10 @@ fn read_entry(doc: &AutoCommit, entry: &ObjId) -> Option<PhotoRef> {
         },
         _ => None,
     };
-    let gps = match (float(doc, entry, "latitude"), float(doc, entry, "longitude")) {
+    let gps = match (
+        float(doc, entry, "latitude"),
+        float(doc, entry, "longitude"),
+    ) {
         (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
         _ => None,
     };
@@ -114,8 +124,12 @@ fn read_entry(doc: &AutoCommit, entry: &ObjId) -> Option<PhotoRef> {
         caption: string(doc, entry, "caption").unwrap_or_default(),
         mime: string(doc, entry, "mime").unwrap_or_default(),
         size: int("size").unwrap_or_default(),
-        width: int("width").and_then(|w| u32::try_from(w).ok()).unwrap_or_default(),
-        height: int("height").and_then(|h| u32::try_from(h).ok()).unwrap_or_default(),
+        width: int("width")
+            .and_then(|w| u32::try_from(w).ok())
+            .unwrap_or_default(),
+        height: int("height")
+            .and_then(|h| u32::try_from(h).ok())
+            .unwrap_or_default(),
         captured_at: parse_time(doc, entry, "captured_at").ok(),
         gps,
         added_by: string(doc, entry, "added_by").unwrap_or_default(),
@@ -139,9 +153,13 @@ fn collect_refs(doc: &AutoCommit, obj: &ObjId, found: &mut BTreeSet<String>) {
                     found.insert(hash);
                 }
             }
-            doc.keys(obj).filter_map(|key| container(doc.get(obj, key.as_str()))).collect()
+            doc.keys(obj)
+                .filter_map(|key| container(doc.get(obj, key.as_str())))
+                .collect()
         }
-        Ok(ObjType::List) => (0..doc.length(obj)).filter_map(|i| container(doc.get(obj, i))).collect(),
+        Ok(ObjType::List) => (0..doc.length(obj))
+            .filter_map(|i| container(doc.get(obj, i)))
+            .collect(),
         _ => Vec::new(),
     };
     for child in children {
@@ -158,13 +176,17 @@ fn container(got: Result<Option<(Value<'_>, ObjId)>, automerge::AutomergeError>)
 
 /// Whether `s` looks like a hex SHA-256.
 pub(crate) fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn list(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<ObjId> {
     match doc.get(obj, key)? {
         Some((Value::Object(ObjType::List), list)) => Ok(list),
-        _ => Err(Error::InvalidDocument(format!("{key} is missing or not a list"))),
+        _ => Err(Error::InvalidDocument(format!(
+            "{key} is missing or not a list"
+        ))),
     }
 }
 
@@ -177,6 +199,9 @@ fn answer_obj(doc: &AutoCommit, checklist: ChecklistId, item: &str) -> Result<Ob
     let answers = map(doc, &obj, "answers")?;
     match doc.get(&answers, item)? {
         Some((Value::Object(ObjType::Map), answer)) => Ok(answer),
-        _ => Err(Error::invalid("item", format!("item {item:?} is not in this checklist"))),
+        _ => Err(Error::invalid(
+            "item",
+            format!("item {item:?} is not in this checklist"),
+        )),
     }
 }

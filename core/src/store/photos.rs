@@ -26,7 +26,14 @@ impl Store {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO blobs (sha256, kind, mime, size, bytes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            insert.execute(params![info.sha256, "original", info.mime, info.size as i64, bytes, now])?;
+            insert.execute(params![
+                info.sha256,
+                "original",
+                info.mime,
+                info.size as i64,
+                bytes,
+                now
+            ])?;
             insert.execute(params![
                 info.thumbnail_sha256,
                 "thumbnail",
@@ -62,14 +69,22 @@ impl Store {
     /// ingests it.
     pub fn ingest_photo_file(&mut self, path: impl AsRef<Path>) -> Result<PhotoInfo> {
         let path = path.as_ref();
-        let unreadable = |e: std::io::Error| Error::invalid("path", format!("{} cannot be read: {e}", path.display()));
+        let unreadable = |e: std::io::Error| {
+            Error::invalid("path", format!("{} cannot be read: {e}", path.display()))
+        };
         let file = std::fs::File::open(path).map_err(unreadable)?;
         let size = file.metadata().map_err(unreadable)?.len();
         if size > self.photo_limits.max_bytes {
-            return Err(PhotoError::TooLarge { size, limit: self.photo_limits.max_bytes }.into());
+            return Err(PhotoError::TooLarge {
+                size,
+                limit: self.photo_limits.max_bytes,
+            }
+            .into());
         }
         let mut bytes = Vec::with_capacity(size as usize);
-        file.take(self.photo_limits.max_bytes + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+        file.take(self.photo_limits.max_bytes + 1)
+            .read_to_end(&mut bytes)
+            .map_err(unreadable)?;
         self.ingest_photo(&bytes)
     }
 
@@ -118,7 +133,13 @@ impl Store {
     /// Attaches an ingested photo to a finding, a rectification or a checklist answer,
     /// with a caption. The case records hashes and metadata, never the bytes. Attaching
     /// the same photo to the same place again changes nothing.
-    pub fn attach_photo(&mut self, case: CaseId, target: &PhotoTarget, sha256: &str, caption: &str) -> Result<()> {
+    pub fn attach_photo(
+        &mut self,
+        case: CaseId,
+        target: &PhotoTarget,
+        sha256: &str,
+        caption: &str,
+    ) -> Result<()> {
         let info = self.photo(sha256)?;
         let photo = PhotoRef {
             sha256: info.sha256,
@@ -159,11 +180,15 @@ impl Store {
     pub fn blob(&self, sha256: &str) -> Result<Vec<u8>> {
         let bytes: Vec<u8> = self
             .conn
-            .query_row("SELECT bytes FROM blobs WHERE sha256 = ?1", [sha256], |r| r.get(0))
+            .query_row("SELECT bytes FROM blobs WHERE sha256 = ?1", [sha256], |r| {
+                r.get(0)
+            })
             .optional()?
             .ok_or_else(|| Error::not_found("blob", sha256))?;
         if photo::sha256_hex(&bytes) != sha256 {
-            return Err(Error::BlobDamaged { sha256: sha256.to_owned() });
+            return Err(Error::BlobDamaged {
+                sha256: sha256.to_owned(),
+            });
         }
         Ok(bytes)
     }
@@ -176,7 +201,11 @@ impl Store {
              ORDER BY kind = 'original', created_at, sha256",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok(PendingBlob { sha256: r.get(0)?, kind: r.get(1)?, size: r.get::<_, i64>(2)? as u64 })
+            Ok(PendingBlob {
+                sha256: r.get(0)?,
+                kind: r.get(1)?,
+                size: r.get::<_, i64>(2)? as u64,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -197,7 +226,11 @@ impl Store {
     pub fn has_blob(&self, sha256: &str) -> Result<bool> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM blobs WHERE sha256 = ?1", [sha256], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM blobs WHERE sha256 = ?1",
+                [sha256],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }
@@ -210,12 +243,27 @@ impl Store {
             "SELECT count(*), coalesce(sum(size), 0) FROM blobs
              WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)",
             [],
-            |r| Ok(GarbageReport { blobs: r.get::<_, i64>(0)? as u64, bytes: r.get::<_, i64>(1)? as u64 }),
+            |r| {
+                Ok(GarbageReport {
+                    blobs: r.get::<_, i64>(0)? as u64,
+                    bytes: r.get::<_, i64>(1)? as u64,
+                })
+            },
         )?;
-        tx.execute("DELETE FROM photos WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)", [])?;
-        tx.execute("DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)", [])?;
+        tx.execute(
+            "DELETE FROM photos WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)",
+            [],
+        )?;
+        tx.execute(
+            "DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)",
+            [],
+        )?;
         tx.commit()?;
-        tracing::info!(blobs = report.blobs, bytes = report.bytes, "garbage collected");
+        tracing::info!(
+            blobs = report.blobs,
+            bytes = report.bytes,
+            "garbage collected"
+        );
         Ok(report)
     }
 }
