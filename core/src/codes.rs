@@ -181,6 +181,11 @@ macro_rules! uuid_id {
             pub fn uuid(&self) -> Uuid {
                 self.0
             }
+
+            /// The id holding this UUID.
+            pub fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
         }
 
         impl Default for $name {

@@ -16,6 +16,7 @@ pub mod photo;
 pub mod sample;
 mod schema;
 mod store;
+pub mod sync;
 
 pub use checklist::{Catalog, Operation, Template, TemplateError, TemplateItem, TemplateKind};
 pub use codes::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId};
