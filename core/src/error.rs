@@ -70,6 +70,15 @@ pub enum Error {
         /// The blob's hash.
         sha256: String,
     },
+    /// The server could not be reached, or the connection broke; sync again later.
+    #[error("network error: {0}; sync again when the connection is back")]
+    Network(String),
+    /// The server refused the credentials or the token.
+    #[error("not signed in: {0}")]
+    Auth(String),
+    /// The server broke the sync protocol.
+    #[error("sync failed: {0}")]
+    Sync(String),
     /// Any other storage failure (disk full, I/O error, locked file).
     #[error("storage error: {0}")]
     Storage(rusqlite::Error),

@@ -682,3 +682,25 @@ pub enum Resolution {
     /// Write a new value instead.
     Write(FieldValue),
 }
+
+/// A change the server refused, kept on the device with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The case.
+    pub case_id: CaseId,
+    /// The refused change (hex hash).
+    pub change_hash: String,
+    /// The server's reason, to show the inspector.
+    pub reason: String,
+    /// When the refusal arrived.
+    pub refused_at: DateTime<FixedOffset>,
+}
+
+/// How much of a case the server has acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadState {
+    /// Changes in the case.
+    pub changes: u32,
+    /// Changes the server has acknowledged.
+    pub acknowledged: u32,
+}

@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/004_photos.sql"),
         rebuild_projections: true,
     },
+    Migration {
+        name: "005_sync",
+        sql: include_str!("../migrations/005_sync.sql"),
+        rebuild_projections: false,
+    },
 ];
 
 /// The store version this build writes.

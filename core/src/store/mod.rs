@@ -23,6 +23,7 @@ use crate::photo::PhotoLimits;
 use crate::schema;
 
 mod photos;
+mod sync;
 
 /// How many case documents stay loaded in memory.
 const CACHE_CAPACITY: usize = 64;
@@ -747,19 +748,33 @@ impl Store {
         // Validate the whole document before it touches the store.
         document::project_case(&incoming)?;
         if self.doc_if_exists(id)?.is_none() {
-            let projection = document::project_case(&incoming)?;
-            let tx = self.conn.transaction()?;
-            db::insert_document(&tx, id, &incoming.save())?;
-            db::write_case_projection(&tx, &projection)?;
-            tx.commit()?;
-            let saved_heads = incoming.get_heads();
-            let doc = incoming.with_actor(self.actor.clone());
-            self.cache.insert(id, LoadedDoc { doc, saved_heads });
-            tracing::info!(case.id = %id, "case received");
+            self.insert_case(id, incoming)?;
             return Ok(id);
         }
         let loaded = self.cache.get_mut(id).expect("loaded just above");
         loaded.doc.merge(&mut incoming)?;
+        self.persist_merged(id)?;
+        Ok(id)
+    }
+
+    /// Stores a case document that is new here, after checking it is a readable case.
+    pub(crate) fn insert_case(&mut self, id: CaseId, mut doc: AutoCommit) -> Result<()> {
+        let projection = document::project_case(&doc)?;
+        let tx = self.conn.transaction()?;
+        db::insert_document(&tx, id, &doc.save())?;
+        db::write_case_projection(&tx, &projection)?;
+        tx.commit()?;
+        let saved_heads = doc.get_heads();
+        let doc = doc.with_actor(self.actor.clone());
+        self.cache.insert(id, LoadedDoc { doc, saved_heads });
+        tracing::info!(case.id = %id, "case received");
+        Ok(())
+    }
+
+    /// Persists what was merged into a loaded document from elsewhere (changes and the
+    /// whole case's projections), or drops the in-memory document if that fails.
+    pub(crate) fn persist_merged(&mut self, id: CaseId) -> Result<()> {
+        let loaded = self.cache.get_mut(id).expect("the caller loaded it");
         let result = document::project_case(&loaded.doc).and_then(|projection| {
             let bytes = loaded.doc.save_after(&loaded.saved_heads);
             let tx = self.conn.transaction()?;
@@ -770,8 +785,7 @@ impl Store {
             tx.commit()?;
             Ok(())
         });
-        self.finish_write(id, result)?;
-        Ok(id)
+        self.finish_write(id, result)
     }
 
     /// Folds a case's chunks into one snapshot now.
@@ -867,12 +881,12 @@ impl Store {
     }
 
     /// The loaded document of a case, from memory or storage.
-    fn doc(&mut self, case: CaseId) -> Result<&mut LoadedDoc> {
+    pub(crate) fn doc(&mut self, case: CaseId) -> Result<&mut LoadedDoc> {
         self.doc_if_exists(case)?
             .ok_or_else(|| Error::not_found("case", case))
     }
 
-    fn doc_if_exists(&mut self, case: CaseId) -> Result<Option<&mut LoadedDoc>> {
+    pub(crate) fn doc_if_exists(&mut self, case: CaseId) -> Result<Option<&mut LoadedDoc>> {
         if !self.cache.contains(case) {
             let Some(mut loaded) = db::load_document(&self.conn, case)? else {
                 return Ok(None);

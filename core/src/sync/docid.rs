@@ -32,10 +32,15 @@ impl FromStr for DocumentId {
         let bytes = bs58::decode(input)
             .with_check(None)
             .into_vec()
-            .map_err(|e| Error::invalid("document_id", format!("{input:?} is not a document id: {e}")))?;
-        let bytes: [u8; 16] = bytes
-            .try_into()
-            .map_err(|_| Error::invalid("document_id", format!("{input:?} does not hold 16 bytes")))?;
+            .map_err(|e| {
+                Error::invalid(
+                    "document_id",
+                    format!("{input:?} is not a document id: {e}"),
+                )
+            })?;
+        let bytes: [u8; 16] = bytes.try_into().map_err(|_| {
+            Error::invalid("document_id", format!("{input:?} does not hold 16 bytes"))
+        })?;
         Ok(DocumentId(Uuid::from_bytes(bytes)))
     }
 }
@@ -52,15 +57,27 @@ mod tests {
 
     #[test]
     fn matches_the_automerge_repo_test_vector() {
-        let uuid: Uuid = "f1c29c84-74c8-4ade-b800-be47627d33bf".parse().expect("uuid");
+        let uuid: Uuid = "f1c29c84-74c8-4ade-b800-be47627d33bf"
+            .parse()
+            .expect("uuid");
         let id = DocumentId::of(CaseId::from_uuid(uuid));
         assert_eq!(id.to_string(), "4NMNnkMhL8jXrdJ9jamS58PAVdXu");
-        assert_eq!("4NMNnkMhL8jXrdJ9jamS58PAVdXu".parse::<DocumentId>().expect("parses"), id);
+        assert_eq!(
+            "4NMNnkMhL8jXrdJ9jamS58PAVdXu"
+                .parse::<DocumentId>()
+                .expect("parses"),
+            id
+        );
     }
 
     #[test]
     fn bad_ids_are_refused() {
-        for bad in ["", "not base58 0OIl", "4NMNnkMhL8jXrdJ9jamS58PAVdXv", "3yZe7d"] {
+        for bad in [
+            "",
+            "not base58 0OIl",
+            "4NMNnkMhL8jXrdJ9jamS58PAVdXv",
+            "3yZe7d",
+        ] {
             assert!(bad.parse::<DocumentId>().is_err(), "{bad}");
         }
     }

@@ -3,10 +3,12 @@
 //! in `docs/protocol.md`.
 
 pub mod docid;
+pub mod session;
 pub mod wire;
 
 #[cfg(feature = "client")]
 pub mod client;
 
 pub use docid::DocumentId;
+pub use session::{CatalogEntry, CatalogPage, SyncProgress, SyncReport, SyncSession};
 pub use wire::{PeerMetadata, WireError, WireMessage};

@@ -161,7 +161,9 @@ impl WireMessage {
             let key = d.str().map_err(malformed)?.to_owned();
             let value = match key.as_str() {
                 "peerMetadata" | "metadata" => decode_metadata(&mut d).map_err(malformed)?,
-                "supportedProtocolVersions" | "changes" => Field::Texts(decode_texts(&mut d).map_err(malformed)?),
+                "supportedProtocolVersions" | "changes" => {
+                    Field::Texts(decode_texts(&mut d).map_err(malformed)?)
+                }
                 _ => decode_scalar(&mut d).map_err(malformed)?,
             };
             fields.push((key, value));
@@ -179,44 +181,95 @@ impl WireMessage {
         e.into_writer()
     }
 
-    fn write(&self, e: &mut Encoder<Vec<u8>>) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+    fn write(
+        &self,
+        e: &mut Encoder<Vec<u8>>,
+    ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
         match self {
-            WireMessage::Join { sender_id, metadata, supported_versions } => {
-                e.map(4)?.str("type")?.str("join")?.str("senderId")?.str(sender_id)?;
+            WireMessage::Join {
+                sender_id,
+                metadata,
+                supported_versions,
+            } => {
+                e.map(4)?
+                    .str("type")?
+                    .str("join")?
+                    .str("senderId")?
+                    .str(sender_id)?;
                 e.str("peerMetadata")?;
                 write_metadata(e, metadata)?;
-                e.str("supportedProtocolVersions")?.array(supported_versions.len() as u64)?;
+                e.str("supportedProtocolVersions")?
+                    .array(supported_versions.len() as u64)?;
                 for v in supported_versions {
                     e.str(v)?;
                 }
             }
-            WireMessage::Peer { sender_id, target_id, selected_version, metadata } => {
-                e.map(5)?.str("type")?.str("peer")?.str("senderId")?.str(sender_id)?;
-                e.str("targetId")?.str(target_id)?.str("selectedProtocolVersion")?.str(selected_version)?;
+            WireMessage::Peer {
+                sender_id,
+                target_id,
+                selected_version,
+                metadata,
+            } => {
+                e.map(5)?
+                    .str("type")?
+                    .str("peer")?
+                    .str("senderId")?
+                    .str(sender_id)?;
+                e.str("targetId")?
+                    .str(target_id)?
+                    .str("selectedProtocolVersion")?
+                    .str(selected_version)?;
                 e.str("peerMetadata")?;
                 write_metadata(e, metadata)?;
             }
-            WireMessage::Request { sender_id, target_id, document_id, data } => {
+            WireMessage::Request {
+                sender_id,
+                target_id,
+                document_id,
+                data,
+            } => {
                 e.map(5)?.str("type")?.str("request")?;
                 write_doc_message(e, sender_id, target_id, document_id)?;
                 e.str("data")?.bytes(data)?;
             }
-            WireMessage::Sync { sender_id, target_id, document_id, data } => {
+            WireMessage::Sync {
+                sender_id,
+                target_id,
+                document_id,
+                data,
+            } => {
                 e.map(5)?.str("type")?.str("sync")?;
                 write_doc_message(e, sender_id, target_id, document_id)?;
                 e.str("data")?.bytes(data)?;
             }
-            WireMessage::DocUnavailable { sender_id, target_id, document_id } => {
+            WireMessage::DocUnavailable {
+                sender_id,
+                target_id,
+                document_id,
+            } => {
                 e.map(4)?.str("type")?.str("doc-unavailable")?;
                 write_doc_message(e, sender_id, target_id, document_id)?;
             }
             WireMessage::Error { message } => {
-                e.map(2)?.str("type")?.str("error")?.str("message")?.str(message)?;
+                e.map(2)?
+                    .str("type")?
+                    .str("error")?
+                    .str("message")?
+                    .str(message)?;
             }
-            WireMessage::Refused { sender_id, target_id, document_id, reason, changes } => {
+            WireMessage::Refused {
+                sender_id,
+                target_id,
+                document_id,
+                reason,
+                changes,
+            } => {
                 e.map(6)?.str("type")?.str("anjian-refused")?;
                 write_doc_message(e, sender_id, target_id, document_id)?;
-                e.str("reason")?.str(reason)?.str("changes")?.array(changes.len() as u64)?;
+                e.str("reason")?
+                    .str(reason)?
+                    .str("changes")?
+                    .array(changes.len() as u64)?;
                 for c in changes {
                     e.str(c)?;
                 }
@@ -235,12 +288,18 @@ fn write_doc_message(
     target_id: &str,
     document_id: &DocumentId,
 ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
-    e.str("senderId")?.str(sender_id)?.str("targetId")?.str(target_id)?;
+    e.str("senderId")?
+        .str(sender_id)?
+        .str("targetId")?
+        .str(target_id)?;
     e.str("documentId")?.str(&document_id.to_string())?;
     Ok(())
 }
 
-fn write_metadata(e: &mut Encoder<Vec<u8>>, m: &PeerMetadata) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
+fn write_metadata(
+    e: &mut Encoder<Vec<u8>>,
+    m: &PeerMetadata,
+) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
     let len = 1 + u64::from(m.storage_id.is_some()) + u64::from(!m.extensions.is_empty());
     e.map(len)?;
     if let Some(id) = &m.storage_id {
@@ -248,7 +307,8 @@ fn write_metadata(e: &mut Encoder<Vec<u8>>, m: &PeerMetadata) -> Result<(), mini
     }
     e.str("isEphemeral")?.bool(m.is_ephemeral)?;
     if !m.extensions.is_empty() {
-        e.str("anjianExtensions")?.array(m.extensions.len() as u64)?;
+        e.str("anjianExtensions")?
+            .array(m.extensions.len() as u64)?;
         for x in &m.extensions {
             e.str(x)?;
         }
@@ -350,7 +410,9 @@ impl Message {
     fn bytes(&self, key: &str) -> Result<Vec<u8>, WireError> {
         match self.get(key) {
             Some(Field::Bytes(b)) if !b.is_empty() => Ok(b.clone()),
-            _ => Err(WireError::Malformed(format!("{key} must be non-empty bytes"))),
+            _ => Err(WireError::Malformed(format!(
+                "{key} must be non-empty bytes"
+            ))),
         }
     }
 
@@ -391,13 +453,24 @@ impl Message {
                 metadata: self.metadata(),
             },
             "request" | "sync" => {
-                let (sender_id, target_id) = (self.text("senderId")?, self.optional_text("targetId"));
+                let (sender_id, target_id) =
+                    (self.text("senderId")?, self.optional_text("targetId"));
                 let document_id = self.document_id()?;
                 let data = self.bytes("data")?;
                 if kind == "request" {
-                    WireMessage::Request { sender_id, target_id, document_id, data }
+                    WireMessage::Request {
+                        sender_id,
+                        target_id,
+                        document_id,
+                        data,
+                    }
                 } else {
-                    WireMessage::Sync { sender_id, target_id, document_id, data }
+                    WireMessage::Sync {
+                        sender_id,
+                        target_id,
+                        document_id,
+                        data,
+                    }
                 }
             }
             "doc-unavailable" => WireMessage::DocUnavailable {
@@ -405,7 +478,9 @@ impl Message {
                 target_id: self.optional_text("targetId"),
                 document_id: self.document_id()?,
             },
-            "error" => WireMessage::Error { message: self.optional_text("message") },
+            "error" => WireMessage::Error {
+                message: self.optional_text("message"),
+            },
             "anjian-refused" => WireMessage::Refused {
                 sender_id: self.text("senderId")?,
                 target_id: self.optional_text("targetId"),
@@ -427,7 +502,10 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
     }
 
     #[test]
@@ -456,15 +534,31 @@ mod tests {
         let mut e = Encoder::new(Vec::new());
         e.map(4).unwrap().str("type").unwrap().str("join").unwrap();
         e.str("senderId").unwrap().str("peer-x").unwrap();
-        e.str("peerMetadata").unwrap().map(2).unwrap().str("storageId").unwrap().undefined().unwrap();
+        e.str("peerMetadata")
+            .unwrap()
+            .map(2)
+            .unwrap()
+            .str("storageId")
+            .unwrap()
+            .undefined()
+            .unwrap();
         e.str("isEphemeral").unwrap().bool(true).unwrap();
-        e.str("supportedProtocolVersions").unwrap().array(1).unwrap().str("1").unwrap();
+        e.str("supportedProtocolVersions")
+            .unwrap()
+            .array(1)
+            .unwrap()
+            .str("1")
+            .unwrap();
         let message = WireMessage::decode(&e.into_writer()).expect("decodes");
         assert_eq!(
             message,
             WireMessage::Join {
                 sender_id: "peer-x".into(),
-                metadata: PeerMetadata { storage_id: None, is_ephemeral: true, extensions: vec![] },
+                metadata: PeerMetadata {
+                    storage_id: None,
+                    is_ephemeral: true,
+                    extensions: vec![]
+                },
                 supported_versions: vec!["1".into()],
             }
         );
@@ -473,14 +567,43 @@ mod tests {
     #[test]
     fn every_message_round_trips() {
         let doc: DocumentId = "4NMNnkMhL8jXrdJ9jamS58PAVdXu".parse().expect("id");
-        let metadata = PeerMetadata { storage_id: Some("s".into()), is_ephemeral: false, extensions: vec!["refusal".into()] };
+        let metadata = PeerMetadata {
+            storage_id: Some("s".into()),
+            is_ephemeral: false,
+            extensions: vec!["refusal".into()],
+        };
         for message in [
-            WireMessage::Join { sender_id: "a".into(), metadata: metadata.clone(), supported_versions: vec!["1".into()] },
-            WireMessage::Peer { sender_id: "s".into(), target_id: "a".into(), selected_version: "1".into(), metadata },
-            WireMessage::Request { sender_id: "a".into(), target_id: "s".into(), document_id: doc, data: vec![1, 2] },
-            WireMessage::Sync { sender_id: "a".into(), target_id: "s".into(), document_id: doc, data: vec![3] },
-            WireMessage::DocUnavailable { sender_id: "s".into(), target_id: "a".into(), document_id: doc },
-            WireMessage::Error { message: "bad".into() },
+            WireMessage::Join {
+                sender_id: "a".into(),
+                metadata: metadata.clone(),
+                supported_versions: vec!["1".into()],
+            },
+            WireMessage::Peer {
+                sender_id: "s".into(),
+                target_id: "a".into(),
+                selected_version: "1".into(),
+                metadata,
+            },
+            WireMessage::Request {
+                sender_id: "a".into(),
+                target_id: "s".into(),
+                document_id: doc,
+                data: vec![1, 2],
+            },
+            WireMessage::Sync {
+                sender_id: "a".into(),
+                target_id: "s".into(),
+                document_id: doc,
+                data: vec![3],
+            },
+            WireMessage::DocUnavailable {
+                sender_id: "s".into(),
+                target_id: "a".into(),
+                document_id: doc,
+            },
+            WireMessage::Error {
+                message: "bad".into(),
+            },
             WireMessage::Refused {
                 sender_id: "s".into(),
                 target_id: "a".into(),
@@ -489,20 +612,54 @@ mod tests {
                 changes: vec!["ab".into()],
             },
         ] {
-            assert_eq!(WireMessage::decode(&message.encode()).expect("round trip"), message);
+            assert_eq!(
+                WireMessage::decode(&message.encode()).expect("round trip"),
+                message
+            );
         }
     }
 
     #[test]
     fn bad_frames_are_typed_errors() {
-        assert!(matches!(WireMessage::decode(b"\xff\x00garbage"), Err(WireError::Malformed(_))));
-        assert!(matches!(WireMessage::decode(&[]), Err(WireError::Malformed(_))));
-        let unknown = WireMessage::Ignored { kind: "teleport".into() }.encode();
-        assert_eq!(WireMessage::decode(&unknown), Err(WireError::UnknownType("teleport".into())));
+        assert!(matches!(
+            WireMessage::decode(b"\xff\x00garbage"),
+            Err(WireError::Malformed(_))
+        ));
+        assert!(matches!(
+            WireMessage::decode(&[]),
+            Err(WireError::Malformed(_))
+        ));
+        let unknown = WireMessage::Ignored {
+            kind: "teleport".into(),
+        }
+        .encode();
+        assert_eq!(
+            WireMessage::decode(&unknown),
+            Err(WireError::UnknownType("teleport".into()))
+        );
         let mut e = Encoder::new(Vec::new());
-        e.map(5).unwrap().str("type").unwrap().str("sync").unwrap().str("senderId").unwrap().str("a").unwrap();
-        e.str("targetId").unwrap().str("s").unwrap().str("documentId").unwrap().str("nope").unwrap();
+        e.map(5)
+            .unwrap()
+            .str("type")
+            .unwrap()
+            .str("sync")
+            .unwrap()
+            .str("senderId")
+            .unwrap()
+            .str("a")
+            .unwrap();
+        e.str("targetId")
+            .unwrap()
+            .str("s")
+            .unwrap()
+            .str("documentId")
+            .unwrap()
+            .str("nope")
+            .unwrap();
         e.str("data").unwrap().bytes(&[1]).unwrap();
-        assert_eq!(WireMessage::decode(&e.into_writer()), Err(WireError::InvalidDocumentId("nope".into())));
+        assert_eq!(
+            WireMessage::decode(&e.into_writer()),
+            Err(WireError::InvalidDocumentId("nope".into()))
+        );
     }
 }

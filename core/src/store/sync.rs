@@ -1,0 +1,314 @@
+//! The store's side of sync: Automerge sync state per server and case, applying what a
+//! server sends, acknowledgements per change, and refusals. No networking here.
+
+use std::collections::BTreeSet;
+
+use automerge::sync::{self, SyncDoc};
+use automerge::{AutoCommit, ChangeHash};
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::Store;
+use crate::codes::CaseId;
+use crate::document;
+use crate::error::{Error, Result};
+use crate::model::{Refusal, UploadState};
+
+impl Store {
+    /// Changes the server refused, newest first, with its reasons.
+    pub fn refusals(&self) -> Result<Vec<Refusal>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT case_id, change_hash, reason, refused_at FROM refusals ORDER BY refused_at DESC, change_hash",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (case, change_hash, reason, at) = row?;
+            Ok(Refusal {
+                case_id: case
+                    .parse()
+                    .map_err(|_| Error::Corrupt(format!("case id {case:?} in refusals")))?,
+                change_hash,
+                reason,
+                refused_at: DateTime::parse_from_rfc3339(&at)
+                    .map_err(|_| Error::Corrupt(format!("time {at:?}")))?,
+            })
+        })
+        .collect()
+    }
+
+    /// How many of the case's changes the server has acknowledged ("not yet uploaded"
+    /// is the difference).
+    pub fn upload_state(&mut self, case: CaseId) -> Result<UploadState> {
+        let changes = self.doc(case)?.doc.get_changes(&[]).len() as u32;
+        let acknowledged: u32 = self.conn.query_row(
+            "SELECT count(*) FROM change_acks WHERE case_id = ?1",
+            [case.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(UploadState {
+            changes,
+            acknowledged,
+        })
+    }
+
+    /// When this store last read the server's catalog up to, and the cursor to continue.
+    pub(crate) fn sync_cursor(&self, server: &str) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT cursor FROM sync_servers WHERE server = ?1",
+                [server],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    pub(crate) fn finish_sync_round(&self, server: &str, cursor: i64, result: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO sync_servers (server, cursor, last_sync_at, last_result) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (server) DO UPDATE SET cursor = excluded.cursor, last_sync_at = excluded.last_sync_at,
+                last_result = excluded.last_result",
+            params![server, cursor, Utc::now().to_rfc3339(), result],
+        )?;
+        Ok(())
+    }
+
+    /// Every local case whose heads the server has not acknowledged.
+    pub(crate) fn unacknowledged_cases(&mut self, server: &str) -> Result<Vec<CaseId>> {
+        let ids: Vec<String> = self
+            .conn
+            .prepare("SELECT case_id FROM cases")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::new();
+        for id in ids {
+            let case: CaseId = id
+                .parse()
+                .map_err(|_| Error::Corrupt(format!("case id {id:?}")))?;
+            let heads = self.heads(case)?.join(",");
+            if self.acked_heads(server, case)? != heads {
+                out.push(case);
+            }
+        }
+        Ok(out)
+    }
+
+    fn acked_heads(&self, server: &str, case: CaseId) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT acked FROM sync_states WHERE server = ?1 AND case_id = ?2",
+                params![server, case.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Whether the case exists here.
+    pub(crate) fn has_case(&mut self, case: CaseId) -> Result<bool> {
+        Ok(self.doc_if_exists(case)?.is_some())
+    }
+
+    /// The persisted sync state for a case (a fresh one if none or unreadable).
+    pub(crate) fn load_sync_state(&self, server: &str, case: CaseId) -> Result<sync::State> {
+        let bytes: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT state FROM sync_states WHERE server = ?1 AND case_id = ?2",
+                params![server, case.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(bytes
+            .and_then(|b| sync::State::decode(&b).ok())
+            .unwrap_or_default())
+    }
+
+    /// Keeps the sync state (its shared heads) and, when the server holds everything this
+    /// device has, records the acknowledgement of every change.
+    pub(crate) fn save_sync_state(
+        &mut self,
+        server: &str,
+        case: CaseId,
+        state: &sync::State,
+    ) -> Result<bool> {
+        let Some(loaded) = self.doc_if_exists(case)? else {
+            return Ok(false);
+        };
+        let ours = loaded.doc.get_heads();
+        let acked = state
+            .their_heads
+            .as_ref()
+            .is_some_and(|theirs| same_heads(theirs, &ours));
+        let hashes: Vec<String> = if acked {
+            loaded
+                .doc
+                .get_changes(&[])
+                .iter()
+                .map(|c| c.hash().to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let key = case.to_string();
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO sync_states (server, case_id, state) VALUES (?1, ?2, ?3)
+             ON CONFLICT (server, case_id) DO UPDATE SET state = excluded.state",
+            params![server, key, state.encode()],
+        )?;
+        if acked {
+            let mut heads: Vec<String> = ours.iter().map(ToString::to_string).collect();
+            heads.sort();
+            tx.execute(
+                "UPDATE sync_states SET acked = ?3 WHERE server = ?1 AND case_id = ?2",
+                params![server, key, heads.join(",")],
+            )?;
+            let now = Utc::now().to_rfc3339();
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO change_acks (case_id, change_hash, acked_at) VALUES (?1, ?2, ?3)",
+            )?;
+            for hash in hashes {
+                insert.execute(params![key, hash, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(acked)
+    }
+
+    /// The next sync message for a case (the case may not exist here yet: then the
+    /// message asks for it).
+    pub(crate) fn generate_sync(
+        &mut self,
+        case: CaseId,
+        state: &mut sync::State,
+    ) -> Result<Option<Vec<u8>>> {
+        let message = match self.doc_if_exists(case)? {
+            Some(loaded) => loaded.doc.sync().generate_sync_message(state),
+            None => AutoCommit::new().sync().generate_sync_message(state),
+        };
+        Ok(message.map(|m| m.encode()))
+    }
+
+    /// Applies a sync message from the server; the result must still be a readable case,
+    /// and is persisted before this returns.
+    pub(crate) fn receive_sync(
+        &mut self,
+        case: CaseId,
+        state: &mut sync::State,
+        data: &[u8],
+    ) -> Result<()> {
+        let message = sync::Message::decode(data)
+            .map_err(|e| Error::InvalidDocument(format!("sync message: {e}")))?;
+        if self.doc_if_exists(case)?.is_none() {
+            let mut doc = AutoCommit::new();
+            doc.sync().receive_sync_message(state, message)?;
+            if doc.get_heads().is_empty() {
+                return Ok(());
+            }
+            let id = document::check_case(&doc)?;
+            if id != case {
+                return Err(Error::InvalidDocument(format!(
+                    "document {case} holds case {id}"
+                )));
+            }
+            return self.insert_case(case, doc);
+        }
+        let loaded = self.cache.get_mut(case).expect("loaded just above");
+        let before = loaded.doc.get_heads();
+        let received = loaded.doc.sync().receive_sync_message(state, message);
+        let unchanged = loaded.doc.get_heads() == before;
+        if let Err(e) = received {
+            self.cache.remove(case);
+            return Err(e.into());
+        }
+        if unchanged {
+            return Ok(());
+        }
+        self.persist_merged(case)
+    }
+
+    /// Records that the server refused changes of a case, keeps them (bytes and reason)
+    /// as evidence, and rebuilds the case from what the server acknowledged, so that later
+    /// edits do not build on changes the server will never accept.
+    pub(crate) fn refuse(
+        &mut self,
+        server: &str,
+        case: CaseId,
+        reason: &str,
+        hashes: &[String],
+    ) -> Result<()> {
+        let acked: Vec<ChangeHash> = self
+            .acked_heads(server, case)?
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .filter_map(|h| h.parse().ok())
+            .collect();
+        let Some(loaded) = self.doc_if_exists(case)? else {
+            return Ok(());
+        };
+        let refused: BTreeSet<&str> = hashes.iter().map(String::as_str).collect();
+        // Everything the server does not hold goes with the refused changes: it depends on them.
+        let pending = loaded.doc.get_changes(&acked);
+        let kept = if acked.is_empty() {
+            None
+        } else {
+            Some(loaded.doc.fork_at(&acked)?)
+        };
+        let now = Utc::now().to_rfc3339();
+        let key = case.to_string();
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO refusals (case_id, change_hash, reason, refused_at, change) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for mut change in pending {
+                let hash = change.hash().to_string();
+                let why = if refused.contains(hash.as_str()) {
+                    reason.to_owned()
+                } else {
+                    format!("依赖被拒绝的修改：{reason}")
+                };
+                insert.execute(params![key, hash, why, now, change.bytes().to_vec()])?;
+            }
+        }
+        match &kept {
+            Some(doc) => {
+                let mut doc = doc.clone();
+                let projection = document::project_case(&doc)?;
+                crate::db::write_snapshot(&tx, case, &doc.save())?;
+                crate::db::write_case_projection(&tx, &projection)?;
+            }
+            None => {
+                // The server never accepted this case: it leaves the device's lists; the
+                // refused changes above keep every edit.
+                tx.execute("DELETE FROM cases WHERE case_id = ?1", [&key])?;
+                tx.execute("DELETE FROM documents WHERE case_id = ?1", [&key])?;
+            }
+        }
+        tx.execute(
+            "DELETE FROM sync_states WHERE server = ?1 AND case_id = ?2",
+            params![server, key],
+        )?;
+        tx.commit()?;
+        self.cache.remove(case);
+        tracing::warn!(case.id = %case, reason, "server refused changes; case rebuilt from acknowledged state");
+        Ok(())
+    }
+}
+
+/// Whether two sets of heads are the same set.
+pub(crate) fn same_heads(a: &[ChangeHash], b: &[ChangeHash]) -> bool {
+    let a: BTreeSet<_> = a.iter().collect();
+    let b: BTreeSet<_> = b.iter().collect();
+    a == b
+}

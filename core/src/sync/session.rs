@@ -1,0 +1,264 @@
+//! The client's side of one sync round, without any I/O: given the server's catalog it
+//! decides which cases to exchange, turns incoming frames into store updates and outgoing
+//! frames, and knows when every case is done. The transport (`client.rs`) only moves
+//! frames.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::sync;
+use serde::{Deserialize, Serialize};
+
+use super::docid::DocumentId;
+use super::wire::{PROTOCOL_VERSION, PeerMetadata, REFUSAL_EXTENSION, WireMessage};
+use crate::codes::CaseId;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// One document in the server's catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// The automerge-repo document id.
+    pub document_id: String,
+    /// The document's heads on the server (hex change hashes, sorted).
+    pub heads: Vec<String>,
+}
+
+/// `GET /api/v1/catalog?since=CURSOR`: the documents this user may see that changed
+/// since the cursor, and the cursor to pass next time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogPage {
+    /// Pass as `since` next time.
+    pub cursor: i64,
+    /// Documents changed since the cursor.
+    pub documents: Vec<CatalogEntry>,
+}
+
+/// How far a sync round has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncProgress {
+    /// Documents finished.
+    pub documents_done: usize,
+    /// Documents to exchange in this round.
+    pub documents_total: usize,
+    /// Bytes sent so far.
+    pub bytes_sent: u64,
+    /// Bytes received so far.
+    pub bytes_received: u64,
+}
+
+/// What a sync round did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncReport {
+    /// Documents exchanged.
+    pub documents: usize,
+    /// Documents the server now holds exactly as this device does.
+    pub acknowledged: usize,
+    /// Documents whose changes the server refused, with its reason.
+    pub refused: Vec<(CaseId, String)>,
+    /// Documents the server does not have or this user may not see.
+    pub unavailable: Vec<CaseId>,
+    /// WebSocket frames sent and received, and HTTP round trips.
+    pub frames_sent: usize,
+    /// Frames received.
+    pub frames_received: usize,
+    /// HTTP requests made (the catalog).
+    pub http_requests: usize,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+}
+
+/// One sync round with one server.
+pub struct SyncSession {
+    server: String,
+    peer_id: String,
+    server_peer: Option<String>,
+    states: BTreeMap<CaseId, sync::State>,
+    pending: BTreeSet<CaseId>,
+    total: usize,
+    report: SyncReport,
+}
+
+impl SyncSession {
+    /// Plans a round: every case whose heads differ from the catalog's, every case the
+    /// server is missing or has not acknowledged, every catalog case this device lacks.
+    pub fn plan(store: &mut Store, server: &str, catalog: &CatalogPage) -> Result<SyncSession> {
+        let mut pending: BTreeSet<CaseId> =
+            store.unacknowledged_cases(server)?.into_iter().collect();
+        for entry in &catalog.documents {
+            let id: DocumentId = entry.document_id.parse()?;
+            let case = id.case_id();
+            let local = if store.has_case(case)? {
+                store.heads(case)?
+            } else {
+                Vec::new()
+            };
+            let mut theirs = entry.heads.clone();
+            theirs.sort();
+            if local != theirs {
+                pending.insert(case);
+            }
+        }
+        Ok(SyncSession {
+            server: server.to_owned(),
+            peer_id: format!("anjian-{}", store.device_id()),
+            server_peer: None,
+            states: BTreeMap::new(),
+            total: pending.len(),
+            pending,
+            report: SyncReport::default(),
+        })
+    }
+
+    /// Whether there is nothing to exchange (the round ends with the catalog).
+    pub fn is_idle(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Whether every document of the round is done.
+    pub fn is_done(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Progress so far.
+    pub fn progress(&self) -> SyncProgress {
+        SyncProgress {
+            documents_done: self.total - self.pending.len(),
+            documents_total: self.total,
+            bytes_sent: self.report.bytes_sent,
+            bytes_received: self.report.bytes_received,
+        }
+    }
+
+    /// The first frame: `join`, announcing the refusal extension.
+    pub fn join(&mut self) -> Vec<u8> {
+        self.sent(
+            WireMessage::Join {
+                sender_id: self.peer_id.clone(),
+                metadata: PeerMetadata {
+                    storage_id: None,
+                    is_ephemeral: false,
+                    extensions: vec![REFUSAL_EXTENSION.to_owned()],
+                },
+                supported_versions: vec![PROTOCOL_VERSION.to_owned()],
+            }
+            .encode(),
+        )
+    }
+
+    /// Handles one frame from the server; returns the frames to send back.
+    pub fn on_frame(&mut self, store: &mut Store, frame: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.report.frames_received += 1;
+        self.report.bytes_received += frame.len() as u64;
+        let message =
+            WireMessage::decode(frame).map_err(|e| Error::Sync(format!("the server sent {e}")))?;
+        let mut out = Vec::new();
+        match message {
+            WireMessage::Peer { sender_id, .. } => {
+                self.server_peer = Some(sender_id);
+                for case in self.pending.clone() {
+                    let mut state = store.load_sync_state(&self.server, case)?;
+                    let mut data = store.generate_sync(case, &mut state)?;
+                    if data.is_none() {
+                        // The kept state believes we are in step although the catalog says
+                        // otherwise: start this document afresh.
+                        state = sync::State::new();
+                        data = store.generate_sync(case, &mut state)?;
+                    }
+                    let request = !store.has_case(case)?;
+                    self.states.insert(case, state);
+                    if let Some(data) = data {
+                        out.push(self.doc_frame(case, data, request));
+                    }
+                }
+            }
+            WireMessage::Sync {
+                document_id, data, ..
+            }
+            | WireMessage::Request {
+                document_id, data, ..
+            } => {
+                let case = document_id.case_id();
+                let mut state = self.states.remove(&case).unwrap_or_default();
+                store.receive_sync(case, &mut state, &data)?;
+                if let Some(reply) = store.generate_sync(case, &mut state)? {
+                    out.push(self.doc_frame(case, reply, false));
+                }
+                if store.has_case(case)?
+                    && store.save_sync_state(&self.server, case, &state)?
+                    && self.pending.remove(&case)
+                {
+                    self.report.acknowledged += 1;
+                }
+                self.states.insert(case, state);
+            }
+            WireMessage::DocUnavailable { document_id, .. } => {
+                let case = document_id.case_id();
+                if self.pending.remove(&case) {
+                    self.report.unavailable.push(case);
+                }
+            }
+            WireMessage::Refused {
+                document_id,
+                reason,
+                changes,
+                ..
+            } => {
+                let case = document_id.case_id();
+                store.refuse(&self.server, case, &reason, &changes)?;
+                self.states.remove(&case);
+                self.pending.remove(&case);
+                self.report.refused.push((case, reason));
+            }
+            WireMessage::Error { message } => {
+                return Err(Error::Sync(format!("the server reported: {message}")));
+            }
+            WireMessage::Join { .. } | WireMessage::Ignored { .. } => {}
+        }
+        Ok(out)
+    }
+
+    /// Ends the round: the next round reads the catalog from `cursor`.
+    pub fn finish(mut self, store: &mut Store, cursor: i64) -> Result<SyncReport> {
+        store.finish_sync_round(&self.server, cursor, "ok")?;
+        self.report.documents = self.total;
+        Ok(self.report)
+    }
+
+    /// Counts an HTTP round trip (the catalog) in the report.
+    pub fn count_http(&mut self, bytes: u64) {
+        self.report.http_requests += 1;
+        self.report.bytes_received += bytes;
+    }
+
+    fn doc_frame(&mut self, case: CaseId, data: Vec<u8>, request: bool) -> Vec<u8> {
+        let (sender_id, target_id, document_id) = (
+            self.peer_id.clone(),
+            self.server_peer.clone().unwrap_or_default(),
+            DocumentId::of(case),
+        );
+        let message = if request {
+            WireMessage::Request {
+                sender_id,
+                target_id,
+                document_id,
+                data,
+            }
+        } else {
+            WireMessage::Sync {
+                sender_id,
+                target_id,
+                document_id,
+                data,
+            }
+        };
+        self.sent(message.encode())
+    }
+
+    fn sent(&mut self, frame: Vec<u8>) -> Vec<u8> {
+        self.report.frames_sent += 1;
+        self.report.bytes_sent += frame.len() as u64;
+        frame
+    }
+}
