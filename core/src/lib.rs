@@ -6,6 +6,7 @@
 #[macro_use]
 mod coded;
 
+pub mod case_doc;
 pub mod checklist;
 mod codes;
 mod db;

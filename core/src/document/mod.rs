@@ -7,7 +7,9 @@ mod photos;
 pub(crate) use checklists::{
     answer as answer_item, attach as attach_checklist, attached_item, link_finding, put_source,
 };
-pub(crate) use photos::{attach as attach_photo, detach as detach_photo, list_of as photo_list};
+pub(crate) use photos::{
+    attach as attach_photo, blob_refs, detach as detach_photo, list_of as photo_list,
+};
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};

@@ -58,8 +58,8 @@ impl Store {
         })
     }
 
-    /// When this store last read the server's catalog up to, and the cursor to continue.
-    pub(crate) fn sync_cursor(&self, server: &str) -> Result<i64> {
+    /// Where this store last read the server's catalog up to (0 before the first sync).
+    pub fn sync_cursor(&self, server: &str) -> Result<i64> {
         Ok(self
             .conn
             .query_row(

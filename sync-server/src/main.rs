@@ -1,0 +1,242 @@
+//! `anjian-sync-server`: run the server, or administer its users and devices.
+
+use std::path::PathBuf;
+
+use anjian_sync_server::users::{NewUser, Role};
+use anjian_sync_server::{AppError, AppResult, Settings, Storage};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "anjian-sync-server",
+    about = "安检 Anjian sync server",
+    version
+)]
+struct Cli {
+    /// A TOML settings file (defaults, then this file, then ANJIAN_* variables, then flags).
+    #[arg(long, global = true, env = "ANJIAN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data folder (database and blobs).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Manages user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manages devices bound to users.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Adds a user.
+    Add {
+        /// Sign-in name.
+        #[arg(long)]
+        username: String,
+        /// Full name.
+        #[arg(long)]
+        name: String,
+        /// inspector, supervisor or admin.
+        #[arg(long)]
+        role: String,
+        /// 6-digit district code.
+        #[arg(long)]
+        district: String,
+        /// Department.
+        #[arg(long, default_value = "应急管理")]
+        department: String,
+        /// Password (at least 8 characters); read from ANJIAN_PASSWORD if not given.
+        #[arg(long, env = "ANJIAN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Lists users.
+    List,
+    /// Disables a user (their tokens stop working).
+    Disable {
+        /// Sign-in name.
+        username: String,
+    },
+    /// Enables a disabled user.
+    Enable {
+        /// Sign-in name.
+        username: String,
+    },
+    /// Sets a new password and revokes the user's tokens.
+    ResetPassword {
+        /// Sign-in name.
+        username: String,
+        /// The new password; read from ANJIAN_PASSWORD if not given.
+        #[arg(long, env = "ANJIAN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Lists devices.
+    List {
+        /// Only this user's devices.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revokes a device: its changes are refused from now on.
+    Revoke {
+        /// The device's actor id (hex).
+        actor_id: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> AppResult<()> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(data) = cli.data {
+        settings.data = data;
+    }
+    match cli.command {
+        Command::Serve { listen } => {
+            if let Some(listen) = listen {
+                settings.listen = listen;
+            }
+            let listener = tokio::net::TcpListener::bind(settings.listen)
+                .await
+                .map_err(|e| {
+                    AppError::Internal(format!("cannot listen on {}: {e}", settings.listen))
+                })?;
+            let address = listener
+                .local_addr()
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            tracing::info!(%address, data = %settings.data.display(), "anjian sync server listening");
+            println!(
+                "安检 Anjian sync server on http://{address} (data in {})",
+                settings.data.display()
+            );
+            anjian_sync_server::serve(settings, listener, shutdown_signal()).await
+        }
+        Command::User(command) => {
+            let storage = open_storage(&settings)?;
+            match command {
+                UserCommand::Add {
+                    username,
+                    name,
+                    role,
+                    district,
+                    department,
+                    password,
+                } => {
+                    let district = district
+                        .parse()
+                        .map_err(|e: anjian_core::Error| AppError::BadRequest(e.to_string()))?;
+                    let user = storage.add_user(&NewUser {
+                        username: &username,
+                        name: &name,
+                        role: role.parse::<Role>()?,
+                        district: &district,
+                        department: &department,
+                        password: &password,
+                    })?;
+                    println!(
+                        "added {} ({}, {}, {})",
+                        user.username, user.role, user.district, user.department
+                    );
+                }
+                UserCommand::List => {
+                    for u in storage.users()? {
+                        let state = if u.disabled { "disabled" } else { "active" };
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}\t{state}",
+                            u.username, u.name, u.role, u.district, u.department
+                        );
+                    }
+                }
+                UserCommand::Disable { username } => {
+                    storage.set_disabled(&username, true)?;
+                    println!("disabled {username}");
+                }
+                UserCommand::Enable { username } => {
+                    storage.set_disabled(&username, false)?;
+                    println!("enabled {username}");
+                }
+                UserCommand::ResetPassword { username, password } => {
+                    storage.reset_password(&username, &password)?;
+                    println!("password of {username} reset; their devices must sign in again");
+                }
+            }
+            Ok(())
+        }
+        Command::Device(command) => {
+            let storage = open_storage(&settings)?;
+            match command {
+                DeviceCommand::List { user } => {
+                    for d in storage.devices(user.as_deref())? {
+                        let state = d
+                            .revoked_at
+                            .map(|t| format!("revoked {t}"))
+                            .unwrap_or_else(|| "active".into());
+                        println!(
+                            "{}\t{}\t{}\t{}\t{state}",
+                            d.actor_id, d.username, d.name, d.created_at
+                        );
+                    }
+                }
+                DeviceCommand::Revoke { actor_id } => {
+                    storage.revoke_device(&actor_id)?;
+                    println!("revoked {actor_id}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn open_storage(settings: &Settings) -> AppResult<Storage> {
+    std::fs::create_dir_all(&settings.data)
+        .map_err(|e| AppError::Internal(format!("data folder {}: {e}", settings.data.display())))?;
+    Storage::open(&settings.data.join("server.db"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,63 @@
+//! Counters for `/metrics` (Prometheus text format).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the server counts.
+#[derive(Default)]
+pub struct Metrics {
+    /// Open sync connections.
+    pub connections: AtomicU64,
+    /// Frames received on sync connections.
+    pub frames_received: AtomicU64,
+    /// Frames sent on sync connections.
+    pub frames_sent: AtomicU64,
+    /// Changes accepted and committed.
+    pub changes_accepted: AtomicU64,
+    /// Changes refused by policy.
+    pub changes_refused: AtomicU64,
+}
+
+impl Metrics {
+    /// The counters in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, help, kind, value) in [
+            (
+                "anjian_sync_connections",
+                "Open sync connections.",
+                "gauge",
+                &self.connections,
+            ),
+            (
+                "anjian_sync_frames_received_total",
+                "Frames received on sync connections.",
+                "counter",
+                &self.frames_received,
+            ),
+            (
+                "anjian_sync_frames_sent_total",
+                "Frames sent on sync connections.",
+                "counter",
+                &self.frames_sent,
+            ),
+            (
+                "anjian_changes_accepted_total",
+                "Changes accepted and committed.",
+                "counter",
+                &self.changes_accepted,
+            ),
+            (
+                "anjian_changes_refused_total",
+                "Changes refused by policy.",
+                "counter",
+                &self.changes_refused,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n",
+                value.load(Ordering::Relaxed)
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,313 @@
+//! The server's SQLite storage: accounts, devices, tokens, case documents with their
+//! catalog sequence, visibility, receipts and projections. One writer connection and one
+//! reader connection (WAL lets them work side by side); every write is one transaction
+//! committed with `synchronous=FULL` before anything acknowledges it.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anjian_core::{Case, CaseId};
+use automerge::AutoCommit;
+use chrono::Utc;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{AppError, AppResult};
+use crate::users::{Role, User};
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_server.sql")];
+/// Fold a document's chunks into a new snapshot after this many.
+const COMPACT_AFTER_CHUNKS: i64 = 64;
+
+/// The server's database.
+pub struct Storage {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    storage_id: String,
+}
+
+/// One change received, for its receipt.
+pub struct Receipt {
+    /// Hex hash.
+    pub hash: String,
+    /// Hex actor id.
+    pub actor: String,
+    /// Device time (seconds).
+    pub device_time: i64,
+}
+
+/// What committing new changes of a case writes.
+pub struct Commit {
+    /// The case.
+    pub case_id: CaseId,
+    /// The changes' bytes (incremental save), or the whole document for a new case.
+    pub bytes: Vec<u8>,
+    /// Whether the case is new on the server.
+    pub new: bool,
+    /// Heads after the changes (hex).
+    pub heads: Vec<String>,
+    /// The case as it now reads.
+    pub case: Case,
+    /// Conflicts in it now.
+    pub conflicts: usize,
+    /// Who sent the changes.
+    pub user_id: i64,
+    /// The changes, for receipts.
+    pub receipts: Vec<Receipt>,
+}
+
+impl Storage {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> AppResult<Storage> {
+        let writer = Connection::open(path)?;
+        writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+        writer.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+        )?;
+        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(AppError::Internal(format!(
+                "{} was written by a newer server (version {version}); upgrade the server",
+                path.display()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = writer.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        let storage_id = match writer
+            .query_row("SELECT value FROM meta WHERE key = 'storage_id'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+        {
+            Some(id) => id,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                writer.execute(
+                    "INSERT INTO meta (key, value) VALUES ('storage_id', ?1)",
+                    [&id],
+                )?;
+                id
+            }
+        };
+        let reader = Connection::open(path)?;
+        reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
+        Ok(Storage {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            storage_id,
+        })
+    }
+
+    /// A stable id of this server's storage (sent to automerge-repo peers).
+    pub fn storage_id(&self) -> &str {
+        &self.storage_id
+    }
+
+    /// Runs `f` with the writer connection.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Connection) -> AppResult<T>) -> AppResult<T> {
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| AppError::Internal("storage writer poisoned".into()))?;
+        f(&mut conn)
+    }
+
+    /// Runs `f` with the reader connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> AppResult<T>) -> AppResult<T> {
+        let conn = self
+            .reader
+            .lock()
+            .map_err(|_| AppError::Internal("storage reader poisoned".into()))?;
+        f(&conn)
+    }
+
+    /// Loads a case document; `None` if the server does not have it.
+    pub fn load_document(&self, case: CaseId) -> AppResult<Option<AutoCommit>> {
+        self.read(|conn| {
+            let key = case.to_string();
+            let Some(snapshot) = conn
+                .query_row(
+                    "SELECT snapshot FROM documents WHERE case_id = ?1",
+                    [&key],
+                    |r| r.get::<_, Vec<u8>>(0),
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let damaged = |e: automerge::AutomergeError| {
+                AppError::Internal(format!("stored case {case} is damaged: {e}"))
+            };
+            let mut doc = AutoCommit::load(&snapshot).map_err(damaged)?;
+            let mut stmt =
+                conn.prepare_cached("SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq")?;
+            let mut rows = stmt.query([&key])?;
+            while let Some(row) = rows.next()? {
+                doc.load_incremental(&row.get::<_, Vec<u8>>(0)?)
+                    .map_err(damaged)?;
+            }
+            Ok(Some(doc))
+        })
+    }
+
+    /// Commits new changes of a case with everything derived from them, in one
+    /// transaction; returns the number of chunks the document now has (compact it when
+    /// there are many).
+    pub fn commit(&self, commit: &Commit) -> AppResult<i64> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let key = commit.case_id.to_string();
+            let seq: i64 = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM documents", [], |r| r.get(0))?;
+            let heads = commit.heads.join(",");
+            if commit.new {
+                tx.execute(
+                    "INSERT INTO documents (case_id, snapshot, heads, seq) VALUES (?1, ?2, ?3, ?4)",
+                    params![key, commit.bytes, heads, seq],
+                )?;
+            } else {
+                tx.execute("UPDATE documents SET heads = ?2, seq = ?3 WHERE case_id = ?1", params![key, heads, seq])?;
+                let last: i64 =
+                    tx.query_row("SELECT coalesce(max(seq), 0) FROM chunks WHERE case_id = ?1", [&key], |r| r.get(0))?;
+                tx.execute(
+                    "INSERT INTO chunks (case_id, seq, bytes) VALUES (?1, ?2, ?3)",
+                    params![key, last + 1, commit.bytes],
+                )?;
+            }
+            let chunks: i64 = tx.query_row("SELECT count(*) FROM chunks WHERE case_id = ?1", [&key], |r| r.get(0))?;
+            tx.execute("DELETE FROM visibility WHERE case_id = ?1", [&key])?;
+            let case = &commit.case;
+            let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
+            districts.push(case.district.as_str());
+            for district in districts {
+                tx.execute(
+                    "INSERT OR IGNORE INTO visibility (district, case_id) VALUES (?1, ?2)",
+                    params![district, key],
+                )?;
+            }
+            let now = Utc::now().to_rfc3339();
+            for receipt in &commit.receipts {
+                tx.execute(
+                    "INSERT OR IGNORE INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![receipt.hash, key, receipt.actor, commit.user_id, receipt.device_time, now],
+                )?;
+            }
+            let majors = case.findings.iter().filter(|f| f.level == anjian_core::Level::Major).count();
+            tx.execute(
+                "INSERT INTO cases (case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
+                                    opened_by, findings, major_findings, conflicts, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (case_id) DO UPDATE SET enterprise_name = excluded.enterprise_name,
+                    credit_code = excluded.credit_code, industry = excluded.industry, district = excluded.district,
+                    case_type = excluded.case_type, state = excluded.state, opened_at = excluded.opened_at,
+                    opened_by = excluded.opened_by, findings = excluded.findings,
+                    major_findings = excluded.major_findings, conflicts = excluded.conflicts,
+                    updated_at = excluded.updated_at",
+                params![
+                    key,
+                    case.enterprise.name,
+                    case.enterprise.credit_code.as_str(),
+                    case.enterprise.industry.code(),
+                    case.district.as_str(),
+                    case.case_type.code(),
+                    case.state.code(),
+                    case.opened_at.to_rfc3339(),
+                    case.opened_by,
+                    case.findings.len() as i64,
+                    majors as i64,
+                    commit.conflicts as i64,
+                    now,
+                ],
+            )?;
+            tx.execute("DELETE FROM findings WHERE case_id = ?1", [&key])?;
+            for f in &case.findings {
+                let rect = f.rectification.as_ref();
+                tx.execute(
+                    "INSERT INTO findings (case_id, finding_id, title, level, rectification, deadline, violation)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        key,
+                        f.id.to_string(),
+                        f.description.lines().next().unwrap_or_default(),
+                        f.level.code(),
+                        rect.map_or("none", |r| r.state.code()),
+                        rect.map(|r| r.deadline.to_string()),
+                        f.violation.as_ref().map(|v| v.kind.code()),
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            Ok(chunks)
+        })
+    }
+
+    /// Replaces a document's snapshot and chunks with one snapshot.
+    pub fn compact(&self, case: CaseId, snapshot: &[u8]) -> AppResult<()> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let key = case.to_string();
+            tx.execute(
+                "UPDATE documents SET snapshot = ?2 WHERE case_id = ?1",
+                params![key, snapshot],
+            )?;
+            tx.execute("DELETE FROM chunks WHERE case_id = ?1", [&key])?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Whether a document has piled up enough chunks to compact.
+    pub fn should_compact(chunks: i64) -> bool {
+        chunks >= COMPACT_AFTER_CHUNKS
+    }
+
+    /// Which user a device (actor id) is bound to, unless revoked.
+    pub fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT user_id FROM devices WHERE actor_id = ?1 AND revoked_at IS NULL",
+                    [actor],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    /// The user a token belongs to, if the token, its device and the user are all valid.
+    pub fn user_for_token(&self, token_hash: &str) -> AppResult<Option<User>> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled
+                 FROM tokens t JOIN users u ON u.id = t.user_id JOIN devices d ON d.actor_id = t.actor_id
+                 WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND d.revoked_at IS NULL AND u.disabled = 0",
+                [token_hash],
+                user_row,
+            )
+            .optional()?
+            .transpose()
+        })
+    }
+}
+
+/// Reads a user row (id, username, name, role, district, department, disabled).
+pub fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppResult<User>> {
+    let role: String = r.get(3)?;
+    let district: String = r.get(4)?;
+    Ok((|| {
+        Ok(User {
+            id: r.get(0)?,
+            username: r.get(1)?,
+            name: r.get(2)?,
+            role: role.parse::<Role>()?,
+            district: district
+                .parse()
+                .map_err(|e: anjian_core::Error| AppError::Internal(e.to_string()))?,
+            department: r.get(5)?,
+            disabled: r.get::<_, i64>(6)? != 0,
+        })
+    })())
+}

@@ -1,0 +1,566 @@
+//! WebSocket `GET /sync`: the automerge-repo v1 protocol, with the server's policy between
+//! decoding and applying. Every incoming change is checked (the device is bound to the
+//! signed-in user; the case is in the user's jurisdiction before and after; an approved
+//! case is locked) on a copy of the document, committed to storage, and only then shown
+//! to anyone: in the reply's heads, to other peers, in the catalog.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anjian_core::sync::DocumentId;
+use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireError, WireMessage};
+use anjian_core::{Case, CaseId, case_doc};
+use automerge::sync::{self, SyncDoc};
+use automerge::{AutoCommit, Change};
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::error::{AppError, AppResult};
+use crate::policy;
+use crate::storage::{Commit, Receipt, Storage};
+use crate::users::User;
+
+/// The documents connections are syncing, shared by all connections.
+#[derive(Default)]
+pub struct Hub {
+    slots: std::sync::Mutex<HashMap<CaseId, Arc<Slot>>>,
+    next_connection: std::sync::atomic::AtomicU64,
+}
+
+/// One document: loaded lazily, locked while a message for it is handled, and the
+/// connections to tell when it changes.
+#[derive(Default)]
+pub struct Slot {
+    doc: tokio::sync::Mutex<SlotDoc>,
+    subscribers: std::sync::Mutex<HashMap<u64, mpsc::UnboundedSender<CaseId>>>,
+}
+
+#[derive(Default)]
+struct SlotDoc {
+    loaded: bool,
+    doc: Option<AutoCommit>,
+    case: Option<Case>,
+}
+
+impl Hub {
+    fn slot(&self, case: CaseId) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.entry(case).or_default().clone()
+    }
+}
+
+impl SlotDoc {
+    fn load(&mut self, storage: &Storage, case: CaseId) -> AppResult<()> {
+        if !self.loaded {
+            self.doc = storage.load_document(case)?;
+            self.case = self.doc.as_ref().map(case_doc::read).transpose()?;
+            self.loaded = true;
+        }
+        Ok(())
+    }
+}
+
+/// Serves one WebSocket until it closes or the server shuts down.
+pub async fn serve_socket(app: Arc<AppState>, user: Option<User>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let Some(user) = user else {
+        // Accept, say why, and close: an HTTP 401 on the upgrade crashes some clients.
+        let frame = WireMessage::Error {
+            message: "invalid or revoked token; sign in again (令牌无效或已吊销)".into(),
+        };
+        let _ = sink.send(Message::Binary(frame.encode().into())).await;
+        let _ = sink.close().await;
+        return;
+    };
+    let (notify, mut notified) = mpsc::unbounded_channel();
+    let id = app.hub.next_connection.fetch_add(1, Ordering::Relaxed);
+    app.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(connection = id, user = %user.username, "sync connection opened");
+    let mut conn = Connection {
+        app: app.clone(),
+        user,
+        id,
+        notify,
+        peer: None,
+        states: HashMap::new(),
+        subscribed: HashSet::new(),
+    };
+    let mut shutdown = app.shutdown.clone();
+    loop {
+        let (replies, close) = tokio::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Binary(bytes))) => conn.on_frame(&bytes).await,
+                Some(Ok(Message::Text(_))) => (vec![error("frames must be binary CBOR")], false),
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    // Over the size limit, or a broken connection.
+                    tracing::info!(connection = id, error = %e, "sync connection failed");
+                    (vec![error(&format!("connection error: {e}"))], true)
+                }
+            },
+            Some(case) = notified.recv() => (conn.on_doc_changed(case).await, false),
+            _ = shutdown.changed() => break,
+        };
+        for reply in replies {
+            app.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
+            if sink
+                .send(Message::Binary(reply.encode().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        if close {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+    conn.unsubscribe_all();
+    app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    tracing::info!(connection = id, "sync connection closed");
+}
+
+struct Peer {
+    id: String,
+    metadata: PeerMetadata,
+}
+
+struct Connection {
+    app: Arc<AppState>,
+    user: User,
+    id: u64,
+    notify: mpsc::UnboundedSender<CaseId>,
+    peer: Option<Peer>,
+    states: HashMap<CaseId, sync::State>,
+    subscribed: HashSet<CaseId>,
+}
+
+/// What the policy decided about new changes.
+enum Decision {
+    Admit {
+        case: Case,
+        conflicts: usize,
+        receipts: Vec<Receipt>,
+    },
+    Refuse {
+        reason: String,
+        hashes: Vec<String>,
+    },
+}
+
+fn error(message: &str) -> WireMessage {
+    WireMessage::Error {
+        message: message.to_owned(),
+    }
+}
+
+impl Connection {
+    async fn on_frame(&mut self, bytes: &[u8]) -> (Vec<WireMessage>, bool) {
+        self.app
+            .metrics
+            .frames_received
+            .fetch_add(1, Ordering::Relaxed);
+        let message = match WireMessage::decode(bytes) {
+            Ok(message) => message,
+            Err(e @ WireError::Malformed(_)) => return (vec![error(&e.to_string())], true),
+            Err(e) => return (vec![error(&e.to_string())], false),
+        };
+        match message {
+            WireMessage::Join {
+                sender_id,
+                metadata,
+                supported_versions,
+            } => {
+                if !supported_versions.iter().any(|v| v == PROTOCOL_VERSION) {
+                    return (
+                        vec![error(
+                            "unsupported protocol version; this server speaks version 1",
+                        )],
+                        true,
+                    );
+                }
+                let reply = WireMessage::Peer {
+                    sender_id: self.app.peer_id.clone(),
+                    target_id: sender_id.clone(),
+                    selected_version: PROTOCOL_VERSION.to_owned(),
+                    metadata: PeerMetadata {
+                        storage_id: Some(self.app.storage.storage_id().to_owned()),
+                        is_ephemeral: false,
+                        extensions: Vec::new(),
+                    },
+                };
+                self.peer = Some(Peer {
+                    id: sender_id,
+                    metadata,
+                });
+                (vec![reply], false)
+            }
+            _ if self.peer.is_none() => (vec![error("send join first")], true),
+            WireMessage::Request {
+                document_id, data, ..
+            }
+            | WireMessage::Sync {
+                document_id, data, ..
+            } => match self.on_sync(document_id, &data).await {
+                Ok(replies) => (replies, false),
+                Err(e) => (vec![error(&format!("document {document_id}: {e}"))], false),
+            },
+            WireMessage::Error { message } => {
+                tracing::info!(connection = self.id, message, "peer reported an error");
+                (Vec::new(), false)
+            }
+            _ => (Vec::new(), false),
+        }
+    }
+
+    async fn on_sync(
+        &mut self,
+        document_id: DocumentId,
+        data: &[u8],
+    ) -> AppResult<Vec<WireMessage>> {
+        let message = sync::Message::decode(data)
+            .map_err(|e| AppError::BadRequest(format!("not an Automerge sync message: {e}")))?;
+        let case_id = document_id.case_id();
+        let slot = self.app.hub.slot(case_id);
+        self.subscribe(case_id, &slot);
+        let mut guard = slot.doc.lock().await;
+        guard.load(&self.app.storage, case_id)?;
+        let visible = guard
+            .case
+            .as_ref()
+            .is_some_and(|c| policy::can_see(&self.user, c));
+        let mut state = self.states.remove(&case_id).unwrap_or_default();
+        let result = if visible {
+            self.sync_visible(&mut guard, case_id, &mut state, message)
+                .await
+        } else {
+            self.sync_unknown(&mut guard, case_id, &mut state, message)
+                .await
+        };
+        self.states.insert(case_id, state);
+        let mut replies = result?;
+        // A refusal or doc-unavailable is the whole answer; otherwise reply with what the
+        // server now has (its heads show only committed changes).
+        let answered = !replies.is_empty();
+        let may_see = guard
+            .case
+            .as_ref()
+            .is_some_and(|c| policy::can_see(&self.user, c));
+        if let (false, true, Some(doc)) = (answered, may_see, guard.doc.as_mut()) {
+            let state = self.states.get_mut(&case_id).expect("inserted above");
+            if let Some(reply) = doc.sync().generate_sync_message(state) {
+                replies.push(self.sync_frame(document_id, reply));
+            }
+        }
+        Ok(replies)
+    }
+
+    /// A document this user may see: apply on a copy, check, commit, then swap in.
+    async fn sync_visible(
+        &self,
+        guard: &mut SlotDoc,
+        case_id: CaseId,
+        state: &mut sync::State,
+        message: sync::Message,
+    ) -> AppResult<Vec<WireMessage>> {
+        let doc = guard.doc.as_mut().expect("visible means present");
+        let before = doc.get_heads();
+        let mut candidate = doc.clone();
+        let mut candidate_state = state.clone();
+        candidate
+            .sync()
+            .receive_sync_message(&mut candidate_state, message)
+            .map_err(|e| AppError::BadRequest(format!("the sync message does not apply: {e}")))?;
+        let changes = candidate.get_changes(&before);
+        if changes.is_empty() {
+            *state = candidate_state;
+            return Ok(Vec::new());
+        }
+        match self.decide(guard.case.as_ref(), &candidate, case_id, &changes) {
+            Decision::Refuse { reason, hashes } => {
+                Ok(vec![self.refusal(DocumentId::of(case_id), reason, hashes)])
+            }
+            Decision::Admit {
+                case,
+                conflicts,
+                receipts,
+            } => {
+                let bytes = candidate.save_after(&before);
+                self.persist(
+                    case_id,
+                    &mut candidate,
+                    bytes,
+                    false,
+                    case.clone(),
+                    conflicts,
+                    receipts,
+                )
+                .await?;
+                guard.doc = Some(candidate);
+                guard.case = Some(case);
+                *state = candidate_state;
+                self.announce(case_id);
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// A document the server does not have, or this user may not see: both get the same
+    /// answers. Asking for it gets `doc-unavailable`; sending changes creates the case if
+    /// the policy allows it, and is refused otherwise.
+    async fn sync_unknown(
+        &self,
+        guard: &mut SlotDoc,
+        case_id: CaseId,
+        state: &mut sync::State,
+        message: sync::Message,
+    ) -> AppResult<Vec<WireMessage>> {
+        let document_id = DocumentId::of(case_id);
+        let mut candidate = AutoCommit::new();
+        let mut candidate_state = sync::State::new();
+        candidate
+            .sync()
+            .receive_sync_message(&mut candidate_state, message)
+            .map_err(|e| AppError::BadRequest(format!("the sync message does not apply: {e}")))?;
+        let changes = candidate.get_changes(&[]);
+        if changes.is_empty() {
+            return Ok(vec![WireMessage::DocUnavailable {
+                sender_id: self.app.peer_id.clone(),
+                target_id: self.peer_id(),
+                document_id,
+            }]);
+        }
+        let decision = if guard.doc.is_some() {
+            // It exists but is not this user's to see: refuse as if it were a new case
+            // outside the jurisdiction, which is what the sender's copy claims to be.
+            Decision::Refuse {
+                reason: policy::jurisdiction_reason(),
+                hashes: changes.iter().map(|c| c.hash().to_string()).collect(),
+            }
+        } else {
+            self.decide(None, &candidate, case_id, &changes)
+        };
+        match decision {
+            Decision::Refuse { reason, hashes } => {
+                Ok(vec![self.refusal(document_id, reason, hashes)])
+            }
+            Decision::Admit {
+                case,
+                conflicts,
+                receipts,
+            } => {
+                let bytes = candidate.save();
+                self.persist(
+                    case_id,
+                    &mut candidate,
+                    bytes,
+                    true,
+                    case.clone(),
+                    conflicts,
+                    receipts,
+                )
+                .await?;
+                guard.doc = Some(candidate);
+                guard.case = Some(case);
+                *state = candidate_state;
+                self.announce(case_id);
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn decide(
+        &self,
+        before: Option<&Case>,
+        candidate: &AutoCommit,
+        case_id: CaseId,
+        changes: &[Change],
+    ) -> Decision {
+        let hashes: Vec<String> = changes.iter().map(|c| c.hash().to_string()).collect();
+        let refuse = |reason: String| Decision::Refuse {
+            reason,
+            hashes: hashes.clone(),
+        };
+        let mut receipts = Vec::new();
+        for change in changes {
+            let actor = change.actor_id().to_hex_string();
+            match self.app.storage.actor_owner(&actor) {
+                Ok(Some(owner)) if owner == self.user.id => {}
+                Ok(_) => {
+                    return refuse(format!(
+                        "修改来自未绑定到您账号的设备 {actor}，未被接受 (changes from a device not bound to your account)"
+                    ));
+                }
+                Err(e) => return refuse(format!("服务器暂时无法核验设备 ({e})")),
+            }
+            receipts.push(Receipt {
+                hash: change.hash().to_string(),
+                actor,
+                device_time: change.timestamp(),
+            });
+        }
+        let after = match case_doc::case_id(candidate).and_then(|id| {
+            if id == case_id {
+                case_doc::read(candidate)
+            } else {
+                Err(anjian_core::Error::InvalidDocument(format!(
+                    "document {case_id} holds case {id}"
+                )))
+            }
+        }) {
+            Ok(case) => case,
+            Err(e) => {
+                return refuse(format!(
+                    "不是有效的检查记录 (not a valid case document): {e}"
+                ));
+            }
+        };
+        if let Some(reason) = policy::refuse_change(&self.user, before, &after) {
+            return refuse(reason);
+        }
+        let conflicts = case_doc::conflicts(candidate)
+            .map(|c| c.len())
+            .unwrap_or_default();
+        Decision::Admit {
+            case: after,
+            conflicts,
+            receipts,
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the parts of one commit"
+    )]
+    async fn persist(
+        &self,
+        case_id: CaseId,
+        doc: &mut AutoCommit,
+        bytes: Vec<u8>,
+        new: bool,
+        case: Case,
+        conflicts: usize,
+        receipts: Vec<Receipt>,
+    ) -> AppResult<()> {
+        let accepted = receipts.len() as u64;
+        let heads = {
+            let mut heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
+            heads.sort();
+            heads
+        };
+        let commit = Commit {
+            case_id,
+            bytes,
+            new,
+            heads,
+            case,
+            conflicts,
+            user_id: self.user.id,
+            receipts,
+        };
+        let storage = self.app.storage.clone();
+        let chunks = tokio::task::spawn_blocking(move || storage.commit(&commit))
+            .await
+            .map_err(|e| AppError::Internal(format!("storage task: {e}")))??;
+        if Storage::should_compact(chunks) {
+            let snapshot = doc.save();
+            let storage = self.app.storage.clone();
+            tokio::task::spawn_blocking(move || storage.compact(case_id, &snapshot))
+                .await
+                .map_err(|e| AppError::Internal(format!("storage task: {e}")))??;
+        }
+        self.app
+            .metrics
+            .changes_accepted
+            .fetch_add(accepted, Ordering::Relaxed);
+        tracing::info!(case.id = %case_id, changes = accepted, user = %self.user.username, "changes committed");
+        Ok(())
+    }
+
+    /// Another connection changed a document this one syncs: send what is new, if this
+    /// user may see it.
+    async fn on_doc_changed(&mut self, case_id: CaseId) -> Vec<WireMessage> {
+        let Some(state) = self.states.get_mut(&case_id) else {
+            return Vec::new();
+        };
+        let slot = self.app.hub.slot(case_id);
+        let mut guard = slot.doc.lock().await;
+        let visible = guard
+            .case
+            .as_ref()
+            .is_some_and(|c| policy::can_see(&self.user, c));
+        match guard.doc.as_mut() {
+            Some(doc) if visible => doc
+                .sync()
+                .generate_sync_message(state)
+                .map(|m| vec![self.sync_frame(DocumentId::of(case_id), m)])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn sync_frame(&self, document_id: DocumentId, message: sync::Message) -> WireMessage {
+        WireMessage::Sync {
+            sender_id: self.app.peer_id.clone(),
+            target_id: self.peer_id(),
+            document_id,
+            data: message.encode(),
+        }
+    }
+
+    fn refusal(&self, document_id: DocumentId, reason: String, hashes: Vec<String>) -> WireMessage {
+        self.app
+            .metrics
+            .changes_refused
+            .fetch_add(hashes.len() as u64, Ordering::Relaxed);
+        tracing::warn!(document = %document_id, user = %self.user.username, reason, "changes refused");
+        match &self.peer {
+            Some(peer) if peer.metadata.understands_refusals() => WireMessage::Refused {
+                sender_id: self.app.peer_id.clone(),
+                target_id: peer.id.clone(),
+                document_id,
+                reason,
+                changes: hashes,
+            },
+            _ => error(&reason),
+        }
+    }
+
+    fn peer_id(&self) -> String {
+        self.peer.as_ref().map(|p| p.id.clone()).unwrap_or_default()
+    }
+
+    fn subscribe(&mut self, case_id: CaseId, slot: &Slot) {
+        if self.subscribed.insert(case_id) {
+            slot.subscribers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(self.id, self.notify.clone());
+        }
+    }
+
+    fn announce(&self, case_id: CaseId) {
+        let slot = self.app.hub.slot(case_id);
+        let subscribers = slot.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, sender) in subscribers.iter() {
+            if *id != self.id {
+                let _ = sender.send(case_id);
+            }
+        }
+    }
+
+    fn unsubscribe_all(&mut self) {
+        for case_id in self.subscribed.drain() {
+            let slot = self.app.hub.slot(case_id);
+            slot.subscribers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&self.id);
+        }
+    }
+}
