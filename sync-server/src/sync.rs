@@ -86,6 +86,7 @@ pub async fn serve_socket(app: Arc<AppState>, user: Option<User>, socket: WebSoc
         notify,
         peer: None,
         states: HashMap::new(),
+        incoming: HashMap::new(),
         subscribed: HashSet::new(),
     };
     let mut shutdown = app.shutdown.clone();
@@ -137,6 +138,9 @@ struct Connection {
     notify: mpsc::UnboundedSender<CaseId>,
     peer: Option<Peer>,
     states: HashMap<CaseId, sync::State>,
+    /// Documents this peer is sending that the server does not have (or that this user may
+    /// not see), gathered across messages until their changes arrive.
+    incoming: HashMap<CaseId, (AutoCommit, sync::State)>,
     subscribed: HashSet<CaseId>,
 }
 
@@ -311,29 +315,40 @@ impl Connection {
     }
 
     /// A document the server does not have, or this user may not see: both get the same
-    /// answers. Asking for it gets `doc-unavailable`; sending changes creates the case if
-    /// the policy allows it, and is refused otherwise.
+    /// answers. Asking for it (empty heads) gets `doc-unavailable`; a peer that has it is
+    /// asked for its changes as by a server without the document, and then the case is
+    /// created if the policy allows it, and refused otherwise.
     async fn sync_unknown(
-        &self,
+        &mut self,
         guard: &mut SlotDoc,
         case_id: CaseId,
         state: &mut sync::State,
         message: sync::Message,
     ) -> AppResult<Vec<WireMessage>> {
         let document_id = DocumentId::of(case_id);
-        let mut candidate = AutoCommit::new();
-        let mut candidate_state = sync::State::new();
+        let asks_only = message.heads.is_empty();
+        let (mut candidate, mut candidate_state) = self
+            .incoming
+            .remove(&case_id)
+            .unwrap_or_else(|| (AutoCommit::new(), sync::State::new()));
         candidate
             .sync()
             .receive_sync_message(&mut candidate_state, message)
             .map_err(|e| AppError::BadRequest(format!("the sync message does not apply: {e}")))?;
         let changes = candidate.get_changes(&[]);
         if changes.is_empty() {
-            return Ok(vec![WireMessage::DocUnavailable {
-                sender_id: self.app.peer_id.clone(),
-                target_id: self.peer_id(),
-                document_id,
-            }]);
+            if asks_only {
+                return Ok(vec![WireMessage::DocUnavailable {
+                    sender_id: self.app.peer_id.clone(),
+                    target_id: self.peer_id(),
+                    document_id,
+                }]);
+            }
+            let reply = candidate.sync().generate_sync_message(&mut candidate_state);
+            self.incoming.insert(case_id, (candidate, candidate_state));
+            return Ok(reply
+                .map(|m| vec![self.sync_frame(document_id, m)])
+                .unwrap_or_default());
         }
         let decision = if guard.doc.is_some() {
             // It exists but is not this user's to see: refuse as if it were a new case

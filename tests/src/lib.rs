@@ -1,1 +1,150 @@
-//! End-to-end scenarios and benchmarks across the Anjian crates.
+//! End-to-end scenarios and benchmarks across the Anjian crates; this library holds what
+//! they share: a real sync server on `127.0.0.1:0` and inspectors with real stores.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anjian_core::{Identity, Store};
+use anjian_sync_server::users::{NewUser, Role};
+use anjian_sync_server::{Settings, Storage};
+
+/// A sync server running in this process on a free loopback port.
+pub struct TestServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its data folder.
+    pub data: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with its data in `data`.
+    pub async fn start(data: &Path) -> TestServer {
+        Self::start_with(Settings {
+            data: data.to_owned(),
+            ..Settings::default()
+        })
+        .await
+    }
+
+    /// Starts a server with these settings (its `listen` is replaced by a free port).
+    pub async fn start_with(mut settings: Settings) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("address");
+        settings.listen = addr;
+        let data = settings.data.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            anjian_sync_server::serve(settings, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestServer {
+            addr,
+            data,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Adds a user to the server's database in `data` (the server may be running).
+pub fn add_user(data: &Path, username: &str, role: Role, district: &str, department: &str) {
+    std::fs::create_dir_all(data).expect("data folder");
+    let storage = Storage::open(&data.join("server.db")).expect("server database");
+    storage
+        .add_user(&NewUser {
+            username,
+            name: &format!("{username}的姓名"),
+            role,
+            district: &district.parse().expect("district"),
+            department,
+            password: "correct horse battery",
+        })
+        .expect("user added");
+}
+
+/// The password every test user has.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// An inspector with a store of their own, signed in to a server.
+pub struct Inspector {
+    /// The store on the inspector's phone.
+    pub store: Store,
+    /// The sync token.
+    pub token: String,
+    /// The server.
+    pub server: String,
+}
+
+impl Inspector {
+    /// Opens a store in `dir` for `username` and signs in to `server`.
+    pub async fn sign_in(
+        dir: &Path,
+        server: &str,
+        username: &str,
+        department: &str,
+        district: &str,
+    ) -> Inspector {
+        let identity = Identity {
+            user_id: username.to_owned(),
+            name: format!("{username}的姓名"),
+            department: department.to_owned(),
+            district: district.parse().expect("district"),
+        };
+        let store = Store::open(dir.join(format!("{username}.db")), identity).expect("store opens");
+        let token = store
+            .login(server, username, PASSWORD, "测试手机")
+            .await
+            .expect("login");
+        Inspector {
+            store,
+            token,
+            server: server.to_owned(),
+        }
+    }
+
+    /// One sync round.
+    pub async fn sync(&mut self) -> anjian_core::Result<anjian_core::sync::SyncReport> {
+        self.store.sync(&self.server, &self.token, |_| {}).await
+    }
+}
+
+/// Signs `username` in over HTTP (as a browser or integration would) and returns a token.
+pub async fn login_token(server: &str, username: &str) -> String {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{server}/api/v1/login"))
+        .json(&serde_json::json!({
+            "username": username,
+            "password": PASSWORD,
+            "device_name": "浏览器",
+            "actor_id": uuid::Uuid::new_v4().simple().to_string(),
+        }))
+        .send()
+        .await
+        .expect("login request")
+        .json()
+        .await
+        .expect("login json");
+    body["token"].as_str().expect("a token").to_owned()
+}

@@ -1,3 +1,7 @@
 //! End-to-end tests across crates: one binary, one module per scenario.
 
 mod crash;
+mod sync_access;
+mod sync_durability;
+mod sync_joint;
+mod sync_wire;

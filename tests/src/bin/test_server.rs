@@ -1,0 +1,20 @@
+//! Runs the sync server on an address and data folder given on the command line, printing
+//! the address it listens on; the durability test kills it with SIGKILL.
+
+use anjian_sync_server::Settings;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let data = args.next().ok_or("usage: test_server DATA_DIR [ADDR]")?;
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:0".into());
+    let settings = Settings {
+        data: data.into(),
+        listen: addr.parse()?,
+        ..Settings::default()
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    println!("listening {}", listener.local_addr()?);
+    anjian_sync_server::serve(settings, listener, std::future::pending()).await?;
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Scenario 1: a joint enforcement team of three departments works on one case offline;
+//! after syncing in any order every store and the server hold the same document, every
+//! finding is there, and the level disagreement is a conflict naming both inspectors.
+
+use anjian_core::{CaseType, FindingEdit, Level, TeamMember, sample};
+use anjian_sync_server::users::Role;
+use anjian_tests::{Inspector, TestServer, add_user};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joint_team_records_merge_with_every_finding_and_the_level_conflict() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    for (user, district, department) in [
+        ("zhang", "310101", "应急管理"),
+        ("li", "310104", "消防"),
+        ("wang", "310105", "市场监管"),
+    ] {
+        add_user(&data, user, Role::Inspector, district, department);
+    }
+    add_user(&data, "chief", Role::Supervisor, "310101", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let mut li = Inspector::sign_in(dir.path(), &url, "li", "消防", "310104").await;
+    let mut wang = Inspector::sign_in(dir.path(), &url, "wang", "市场监管", "310105").await;
+
+    // Zhang opens the joint case with the team and syncs; the others receive it.
+    let enterprise = sample::enterprise(1);
+    zhang
+        .store
+        .register_enterprise(&enterprise)
+        .expect("register");
+    let mut new = sample::new_case(&enterprise);
+    new.case_type = CaseType::Joint;
+    for (user, district, department) in [("li", "310104", "消防"), ("wang", "310105", "市场监管")]
+    {
+        new.team.push(TeamMember {
+            user_id: user.into(),
+            name: format!("{user}的姓名"),
+            department: department.into(),
+            district: district.parse().expect("district"),
+        });
+    }
+    let case = zhang.store.open_case(&new).expect("open case");
+    let shared = zhang
+        .store
+        .add_finding(case, &sample::finding("储罐区可燃气体报警器故障"))
+        .expect("finding");
+    zhang.sync().await.expect("zhang syncs");
+    li.sync().await.expect("li receives");
+    wang.sync().await.expect("wang receives");
+    assert_eq!(li.store.case(case).expect("li has it").findings.len(), 1);
+
+    // Offline: each records findings, all edit the shared description, two judge the level.
+    let mut recorded = vec![shared];
+    for (inspector, text) in [
+        (&mut zhang, "安全出口堵塞"),
+        (&mut li, "消防水池无水"),
+        (&mut wang, "气瓶未检验"),
+    ] {
+        recorded.push(
+            inspector
+                .store
+                .add_finding(case, &sample::finding(text))
+                .expect("finding"),
+        );
+    }
+    let describe = |text: &str| FindingEdit {
+        description: Some(text.into()),
+        ..FindingEdit::default()
+    };
+    zhang
+        .store
+        .edit_finding(case, shared, &describe("一号储罐区可燃气体报警器故障"))
+        .expect("edit");
+    li.store
+        .edit_finding(
+            case,
+            shared,
+            &describe("储罐区可燃气体报警器故障，已停用三天"),
+        )
+        .expect("edit");
+    let level = |level| FindingEdit {
+        level: Some(level),
+        ..FindingEdit::default()
+    };
+    zhang
+        .store
+        .edit_finding(case, shared, &level(Level::Major))
+        .expect("zhang: major");
+    li.store
+        .edit_finding(case, shared, &level(Level::General))
+        .expect("li: general");
+
+    // Sync in an unhelpful order, twice round so everyone sees everyone.
+    for _ in 0..2 {
+        wang.sync().await.expect("wang");
+        li.sync().await.expect("li");
+        zhang.sync().await.expect("zhang");
+    }
+    let heads = zhang.store.heads(case).expect("heads");
+    for inspector in [&mut li, &mut wang] {
+        assert_eq!(
+            inspector.store.heads(case).expect("heads"),
+            heads,
+            "identical documents"
+        );
+    }
+    let read = zhang.store.case(case).expect("case");
+    let mut ids: Vec<_> = read.findings.iter().map(|f| f.id).collect();
+    ids.sort();
+    recorded.sort();
+    assert_eq!(ids, recorded, "every finding of every inspector");
+    let description = &read
+        .findings
+        .iter()
+        .find(|f| f.id == shared)
+        .expect("shared")
+        .description;
+    assert_eq!(
+        description, "一号储罐区可燃气体报警器故障，已停用三天",
+        "description edits merged"
+    );
+
+    let conflicts = wang.store.conflicts(case).expect("conflicts");
+    let level_conflict = conflicts
+        .iter()
+        .find(|c| c.path.last().map(String::as_str) == Some("level"))
+        .expect("level conflict");
+    let mut writers: Vec<(&str, String)> = level_conflict
+        .values
+        .iter()
+        .map(|v| (v.written_by.as_str(), v.value.to_string()))
+        .collect();
+    writers.sort();
+    assert_eq!(
+        writers,
+        [("li", "general".to_owned()), ("zhang", "major".to_owned())]
+    );
+
+    // The server holds the same document: its catalog heads, and the supervisor's view.
+    let chief = reqwest::Client::new();
+    let token = anjian_tests::login_token(&url, "chief").await;
+    let body: serde_json::Value = chief
+        .get(format!("{url}/api/v1/cases/{case}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["findings"].as_array().map(Vec::len), Some(4));
+    assert!(
+        body["conflicts"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["path"][2] == "level")),
+        "{body}"
+    );
+    let history = body["history"].as_array().expect("history");
+    assert!(
+        history.iter().all(|h| h["received_at"].is_string()),
+        "every change has its receipt time"
+    );
+    let upload = zhang.store.upload_state(case).expect("upload state");
+    assert_eq!(
+        upload.acknowledged, upload.changes,
+        "zhang's device knows everything reached the server"
+    );
+    server.stop().await;
+}
