@@ -1,1 +1,251 @@
+//! Scenarios 2 and 3: jurisdiction across districts, and changes from a device bound to
+//! someone else. A case a user may not see is answered exactly as one that does not exist;
+//! refused changes never reach storage or other clients.
 
+use anjian_core::sync::DocumentId;
+use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
+use anjian_core::{CaseId, CaseQuery, sample};
+use anjian_sync_server::users::Role;
+use anjian_tests::{Inspector, TestServer, add_user, login_token};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn get(url: &str, token: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// What the server answers a bare `request` for `document` (after `join`).
+async fn ask_for(server: &str, token: &str, document: DocumentId) -> Vec<WireMessage> {
+    let ws = format!("{}/sync?token={token}", server.replace("http", "ws"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws.as_str())
+        .await
+        .expect("connect");
+    let join = WireMessage::Join {
+        sender_id: "probe".into(),
+        metadata: PeerMetadata::default(),
+        supported_versions: vec![PROTOCOL_VERSION.into()],
+    };
+    socket
+        .send(Message::Binary(join.encode().into()))
+        .await
+        .expect("join");
+    let mut answers = Vec::new();
+    let mut empty = automerge::AutoCommit::new();
+    let request = automerge::sync::SyncDoc::generate_sync_message(
+        &empty.sync(),
+        &mut automerge::sync::State::new(),
+    )
+    .expect("a first message")
+    .encode();
+    socket
+        .send(Message::Binary(
+            WireMessage::Request {
+                sender_id: "probe".into(),
+                target_id: String::new(),
+                document_id: document,
+                data: request,
+            }
+            .encode()
+            .into(),
+        ))
+        .await
+        .expect("request");
+    while answers.len() < 2 {
+        match socket.next().await {
+            Some(Ok(Message::Binary(b))) => {
+                answers.push(WireMessage::decode(&b).expect("a message"))
+            }
+            _ => break,
+        }
+    }
+    answers
+}
+
+/// The answer with its document id and the server's peer id blanked out, for comparing.
+fn shape(message: &WireMessage) -> String {
+    match message {
+        WireMessage::DocUnavailable { .. } => "doc-unavailable".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_district_case_is_visible_to_both_districts_and_to_no_one_else() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "a_inspector", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "c_inspector", Role::Inspector, "310105", "应急管理");
+    for (user, district) in [
+        ("a_chief", "310101"),
+        ("b_chief", "310104"),
+        ("c_chief", "310105"),
+    ] {
+        add_user(&data, user, Role::Supervisor, district, "应急管理");
+    }
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+
+    let mut a = Inspector::sign_in(dir.path(), &url, "a_inspector", "应急管理", "310101").await;
+    let enterprise = sample::enterprise(3);
+    a.store.register_enterprise(&enterprise).expect("register");
+    let mut new = sample::new_case(&enterprise);
+    new.case_type = anjian_core::CaseType::CrossDistrict;
+    new.visible_to.push("310104".parse().expect("district"));
+    let case = a.store.open_case(&new).expect("case");
+    a.store
+        .add_finding(case, &sample::finding("危化品仓库超量储存"))
+        .expect("finding");
+    a.sync().await.expect("a syncs");
+
+    for (chief, expected) in [("a_chief", 200), ("b_chief", 200), ("c_chief", 404)] {
+        let token = login_token(&url, chief).await;
+        let (status, body) = get(&format!("{url}/api/v1/cases/{case}"), &token).await;
+        assert_eq!(status, expected, "{chief}: {body}");
+        let (_, catalog) = get(&format!("{url}/api/v1/catalog?since=0"), &token).await;
+        let listed = catalog["documents"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_default();
+        assert_eq!(listed, usize::from(expected == 200), "{chief} catalog");
+        let (_, cases) = get(&format!("{url}/api/v1/cases"), &token).await;
+        assert_eq!(
+            cases["cases"].as_array().map(Vec::len),
+            Some(usize::from(expected == 200)),
+            "{chief} list"
+        );
+    }
+    // For C, the case answers exactly as a case that does not exist, over HTTP and the wire.
+    let c_token = login_token(&url, "c_chief").await;
+    let missing = CaseId::new();
+    let (status_missing, body_missing) =
+        get(&format!("{url}/api/v1/cases/{missing}"), &c_token).await;
+    let (status_hidden, body_hidden) = get(&format!("{url}/api/v1/cases/{case}"), &c_token).await;
+    assert_eq!(status_missing, status_hidden);
+    assert_eq!(body_missing["error"], body_hidden["error"]);
+    let hidden = ask_for(&url, &c_token, DocumentId::of(case)).await;
+    let absent = ask_for(&url, &c_token, DocumentId::of(missing)).await;
+    assert_eq!(
+        hidden.iter().map(shape).collect::<Vec<_>>(),
+        absent.iter().map(shape).collect::<Vec<_>>()
+    );
+    assert!(
+        matches!(hidden.last(), Some(WireMessage::DocUnavailable { .. })),
+        "{hidden:?}"
+    );
+
+    // C's inspector got the case's bytes some other way and records on it: refused, with a reason.
+    let mut c = Inspector::sign_in(dir.path(), &url, "c_inspector", "应急管理", "310105").await;
+    c.store
+        .merge_case(&a.store.export_case(case).expect("export"))
+        .expect("c has a copy");
+    c.store
+        .add_finding(case, &sample::finding("C 区检查员的记录"))
+        .expect("c records");
+    let report = c.sync().await.expect("c syncs");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert!(report.refused[0].1.contains("辖区"), "{:?}", report.refused);
+    let refusals = c.store.refusals().expect("refusals");
+    assert!(!refusals.is_empty() && refusals.iter().all(|r| r.case_id == case));
+    assert!(
+        c.store
+            .cases(&CaseQuery::default())
+            .expect("cases")
+            .is_empty(),
+        "the case left C's lists"
+    );
+    let again = c.sync().await.expect("c syncs again");
+    assert!(
+        again.refused.is_empty() && again.frames_sent == 0,
+        "not retried: {again:?}"
+    );
+
+    // Nothing of C's reached the server or A.
+    a.sync().await.expect("a syncs");
+    assert_eq!(a.store.case(case).expect("case").findings.len(), 1);
+    let (_, body) = get(
+        &format!("{url}/api/v1/cases/{case}"),
+        &login_token(&url, "a_chief").await,
+    )
+    .await;
+    assert_eq!(body["findings"].as_array().map(Vec::len), Some(1));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_from_a_device_bound_to_another_user_are_refused_and_go_nowhere() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "owner", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "mallory", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "chief", Role::Supervisor, "310101", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+
+    let mut owner = Inspector::sign_in(dir.path(), &url, "owner", "应急管理", "310101").await;
+    let enterprise = sample::enterprise(4);
+    owner
+        .store
+        .register_enterprise(&enterprise)
+        .expect("register");
+    let case = owner
+        .store
+        .open_case(&sample::new_case(&enterprise))
+        .expect("case");
+    owner.sync().await.expect("owner syncs");
+
+    // Mallory signs in on her own phone, then syncs from a copy of the owner's store file:
+    // its changes carry the owner's device actor, bound to the owner, not to Mallory.
+    let mallory_device =
+        Inspector::sign_in(dir.path(), &url, "mallory", "应急管理", "310101").await;
+    drop(owner.store);
+    std::fs::copy(dir.path().join("owner.db"), dir.path().join("forged.db")).expect("copy");
+    let mut forged =
+        anjian_core::Store::open(dir.path().join("forged.db"), sample::inspector("owner"))
+            .expect("open");
+    forged
+        .add_finding(case, &sample::finding("冒名记录"))
+        .expect("forged finding");
+    let report = forged
+        .sync(&url, &mallory_device.token, |_| {})
+        .await
+        .expect("sync runs");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert!(
+        report.refused[0].1.contains("未绑定到您账号的设备"),
+        "{:?}",
+        report.refused
+    );
+
+    let (_, body) = get(
+        &format!("{url}/api/v1/cases/{case}"),
+        &login_token(&url, "chief").await,
+    )
+    .await;
+    assert_eq!(
+        body["findings"].as_array().map(Vec::len),
+        Some(0),
+        "nothing reached storage: {body}"
+    );
+    let mut owner = Inspector {
+        store: anjian_core::Store::open(dir.path().join("owner.db"), sample::inspector("owner"))
+            .expect("reopen"),
+        token: owner.token,
+        server: url.clone(),
+    };
+    owner.sync().await.expect("owner syncs");
+    assert!(
+        owner.store.case(case).expect("case").findings.is_empty(),
+        "nothing reached other clients"
+    );
+    server.stop().await;
+}
