@@ -11,6 +11,8 @@ use super::session::{CatalogPage, SyncProgress, SyncReport, SyncSession};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// Sync rounds in one `sync` call, at most.
+const MAX_ROUNDS: usize = 4;
 /// How long to wait for the server's next frame before giving up on a round.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -64,14 +66,33 @@ impl Store {
     }
 
     /// Pushes local changes and pulls every visible case that changed, using the catalog:
-    /// an idle resync is one HTTP round trip. Resumable: a round cut anywhere converges on
-    /// the next. `progress` is called after every frame.
+    /// an idle resync is one HTTP round trip. Rounds repeat until the catalog shows nothing
+    /// new (which also moves the cursor past this device's own pushes), at most a few
+    /// times. Resumable: a round cut anywhere converges on the next. `progress` is called
+    /// after every frame.
     pub async fn sync(
         &mut self,
         server: &str,
         token: &str,
         mut progress: impl FnMut(SyncProgress),
     ) -> Result<SyncReport> {
+        let mut total = SyncReport::default();
+        for _ in 0..MAX_ROUNDS {
+            let (report, idle) = self.sync_round(server, token, &mut progress).await?;
+            total.absorb(report);
+            if idle {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    async fn sync_round(
+        &mut self,
+        server: &str,
+        token: &str,
+        progress: &mut impl FnMut(SyncProgress),
+    ) -> Result<(SyncReport, bool)> {
         let server = server.trim_end_matches('/');
         let since = self.sync_cursor(server)?;
         let response = reqwest::Client::new()
@@ -89,7 +110,7 @@ impl Store {
         let mut session = SyncSession::plan(self, server, &catalog)?;
         session.count_http(body.len() as u64);
         if session.is_idle() {
-            return session.finish(self, catalog.cursor);
+            return Ok((session.finish(self, catalog.cursor)?, true));
         }
 
         let ws_url = format!("{}/sync?token={token}", server.replacen("http", "ws", 1));
@@ -123,7 +144,7 @@ impl Store {
         }
         // The round is complete whether or not the close handshake finishes.
         let _ = socket.close(None).await;
-        session.finish(self, catalog.cursor)
+        Ok((session.finish(self, catalog.cursor)?, false))
     }
 }
 

@@ -69,6 +69,21 @@ pub struct SyncReport {
     pub bytes_received: u64,
 }
 
+impl SyncReport {
+    /// Adds another round's report to this one.
+    pub fn absorb(&mut self, other: SyncReport) {
+        self.documents += other.documents;
+        self.acknowledged += other.acknowledged;
+        self.refused.extend(other.refused);
+        self.unavailable.extend(other.unavailable);
+        self.frames_sent += other.frames_sent;
+        self.frames_received += other.frames_received;
+        self.http_requests += other.http_requests;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+    }
+}
+
 /// One sync round with one server.
 pub struct SyncSession {
     server: String,
