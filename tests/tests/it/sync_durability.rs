@@ -1,1 +1,133 @@
+//! Scenario 4: the server is killed (SIGKILL) in the middle of a sync of many documents
+//! and restarted; every change the client saw acknowledged is on the server, and a second
+//! sync completes the rest.
 
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use anjian_core::sample;
+use anjian_sync_server::Storage;
+use anjian_sync_server::users::Role;
+use anjian_tests::{Inspector, add_user};
+
+/// Starts the server as a child process on `addr` (or a free port) and returns it with
+/// its address.
+fn spawn_server(data: &Path, addr: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_test_server"))
+        .arg(data)
+        .arg(addr)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let stdout = child.stdout.take().expect("piped");
+    let line = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("utf-8");
+    let addr = line
+        .strip_prefix("listening ")
+        .expect("the address")
+        .to_owned();
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_changes_survive_a_killed_server_and_the_next_sync_completes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "field", Role::Inspector, "310101", "应急管理");
+    let (mut child, addr) = spawn_server(&data, "127.0.0.1:0");
+    let url = format!("http://{addr}");
+    let mut inspector = Inspector::sign_in(dir.path(), &url, "field", "应急管理", "310101").await;
+    let enterprise = sample::enterprise(8);
+    inspector
+        .store
+        .register_enterprise(&enterprise)
+        .expect("register");
+    let mut cases = Vec::new();
+    for i in 0..300 {
+        let case = inspector
+            .store
+            .open_case(&sample::new_case(&enterprise))
+            .expect("case");
+        inspector
+            .store
+            .add_finding(case, &sample::finding(&format!("隐患 {i}")))
+            .expect("finding");
+        cases.push(case);
+    }
+
+    // Kill the server once a third of the documents are done.
+    let mut killed = false;
+    let outcome = inspector
+        .store
+        .sync(&url, &inspector.token, |p| {
+            if !killed && p.documents_done >= p.documents_total / 3 {
+                child.kill().expect("SIGKILL");
+                killed = true;
+            }
+        })
+        .await;
+    assert!(killed, "the kill happened mid-sync");
+    assert!(
+        outcome.is_err(),
+        "the cut round reports a network error: {outcome:?}"
+    );
+    let _ = child.wait();
+
+    // What the device recorded as acknowledged, per change.
+    let acked: Vec<(String, String)> = {
+        let conn = rusqlite::Connection::open(dir.path().join("field.db")).expect("store file");
+        let mut stmt = conn
+            .prepare("SELECT case_id, change_hash FROM change_acks")
+            .expect("query");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect()
+    };
+    assert!(
+        !acked.is_empty(),
+        "some documents were acknowledged before the kill"
+    );
+    assert!(acked.len() < cases.len() * 2, "the kill left work undone");
+    let storage = Storage::open(&data.join("server.db")).expect("server database after the kill");
+    for (case, hash) in &acked {
+        let mut doc = storage
+            .load_document(case.parse().expect("case id"))
+            .expect("loads")
+            .expect("the case is on the server");
+        let hash: automerge::ChangeHash = hash.parse().expect("hash");
+        assert!(
+            doc.get_change_by_hash(&hash).is_some(),
+            "acknowledged change {hash} of {case} survived"
+        );
+    }
+    drop(storage);
+
+    // Restart on the same address and data and sync again: everything arrives, nothing twice.
+    let (mut child, _) = spawn_server(&data, &addr);
+    let report = inspector
+        .store
+        .sync(&url, &inspector.token, |_| {})
+        .await
+        .expect("second sync");
+    assert!(report.refused.is_empty(), "{report:?}");
+    for case in &cases {
+        let state = inspector.store.upload_state(*case).expect("state");
+        assert_eq!(
+            state.acknowledged, state.changes,
+            "case {case} fully acknowledged"
+        );
+    }
+    let storage = Storage::open(&data.join("server.db")).expect("server database");
+    let count: i64 = storage
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM documents", [], |r| r.get(0))?))
+        .expect("count");
+    assert_eq!(count, cases.len() as i64, "each case stored once");
+    child.kill().expect("stop");
+    let _ = child.wait();
+}
