@@ -147,7 +147,7 @@ struct Connection {
 /// What the policy decided about new changes.
 enum Decision {
     Admit {
-        case: Case,
+        case: Box<Case>,
         conflicts: usize,
         receipts: Vec<Receipt>,
     },
@@ -294,6 +294,7 @@ impl Connection {
                 conflicts,
                 receipts,
             } => {
+                let case = *case;
                 let bytes = candidate.save_after(&before);
                 self.persist(
                     case_id,
@@ -369,6 +370,7 @@ impl Connection {
                 conflicts,
                 receipts,
             } => {
+                let case = *case;
                 let bytes = candidate.save();
                 self.persist(
                     case_id,
@@ -442,7 +444,7 @@ impl Connection {
             .map(|c| c.len())
             .unwrap_or_default();
         Decision::Admit {
-            case: after,
+            case: Box::new(after),
             conflicts,
             receipts,
         }

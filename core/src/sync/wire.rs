@@ -528,27 +528,20 @@ mod tests {
         );
     }
 
+    type Encoded = Result<(), minicbor::encode::Error<std::convert::Infallible>>;
+
     #[test]
-    fn decodes_a_join_with_undefined_storage_id() {
+    fn decodes_a_join_with_undefined_storage_id() -> Encoded {
         // join of a client without storage: storageId is CBOR undefined (0xf7).
         let mut e = Encoder::new(Vec::new());
-        e.map(4).unwrap().str("type").unwrap().str("join").unwrap();
-        e.str("senderId").unwrap().str("peer-x").unwrap();
-        e.str("peerMetadata")
-            .unwrap()
-            .map(2)
-            .unwrap()
-            .str("storageId")
-            .unwrap()
-            .undefined()
-            .unwrap();
-        e.str("isEphemeral").unwrap().bool(true).unwrap();
-        e.str("supportedProtocolVersions")
-            .unwrap()
-            .array(1)
-            .unwrap()
-            .str("1")
-            .unwrap();
+        e.map(4)?.str("type")?.str("join")?;
+        e.str("senderId")?.str("peer-x")?;
+        e.str("peerMetadata")?
+            .map(2)?
+            .str("storageId")?
+            .undefined()?;
+        e.str("isEphemeral")?.bool(true)?;
+        e.str("supportedProtocolVersions")?.array(1)?.str("1")?;
         let message = WireMessage::decode(&e.into_writer()).expect("decodes");
         assert_eq!(
             message,
@@ -562,6 +555,7 @@ mod tests {
                 supported_versions: vec!["1".into()],
             }
         );
+        Ok(())
     }
 
     #[test]
@@ -620,7 +614,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_frames_are_typed_errors() {
+    fn bad_frames_are_typed_errors() -> Encoded {
         assert!(matches!(
             WireMessage::decode(b"\xff\x00garbage"),
             Err(WireError::Malformed(_))
@@ -638,28 +632,20 @@ mod tests {
             Err(WireError::UnknownType("teleport".into()))
         );
         let mut e = Encoder::new(Vec::new());
-        e.map(5)
-            .unwrap()
-            .str("type")
-            .unwrap()
-            .str("sync")
-            .unwrap()
-            .str("senderId")
-            .unwrap()
-            .str("a")
-            .unwrap();
-        e.str("targetId")
-            .unwrap()
-            .str("s")
-            .unwrap()
-            .str("documentId")
-            .unwrap()
-            .str("nope")
-            .unwrap();
-        e.str("data").unwrap().bytes(&[1]).unwrap();
+        e.map(5)?
+            .str("type")?
+            .str("sync")?
+            .str("senderId")?
+            .str("a")?;
+        e.str("targetId")?
+            .str("s")?
+            .str("documentId")?
+            .str("nope")?;
+        e.str("data")?.bytes(&[1])?;
         assert_eq!(
             WireMessage::decode(&e.into_writer()),
             Err(WireError::InvalidDocumentId("nope".into()))
         );
+        Ok(())
     }
 }
