@@ -1,0 +1,364 @@
+//! "A day in a district" (docs/BENCHMARKS.md): 200 devices, each with 10 new cases of 20
+//! findings, sync to an empty server at once. Runs the same workload, with the same
+//! protocol driver, against Anjian's server and against the stock automerge-repo sync
+//! server on Node (`tests/js/stock-server.mjs`), and reports documents merged per second,
+//! bytes on the wire against the raw size of the changes, and the server's peak memory.
+//!
+//! Run: `(cd tests/js && npm ci) && cargo bench -p anjian-tests --bench sync_load`
+//! (`-- DEVICES CASES FINDINGS` to change the workload).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anjian_core::sync::DocumentId;
+use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
+use anjian_core::{CaseId, Store, sample};
+use anjian_sync_server::users::Role;
+use automerge::AutoCommit;
+use automerge::sync::{self, SyncDoc};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Device {
+    token: Option<String>,
+    docs: Vec<(CaseId, AutoCommit)>,
+}
+
+#[derive(Default)]
+struct Totals {
+    wire_bytes: u64,
+    frames: u64,
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let (devices, cases, findings) = (
+        *args.first().unwrap_or(&200),
+        *args.get(1).unwrap_or(&10),
+        *args.get(2).unwrap_or(&20),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let work = tempfile::tempdir().expect("temp dir");
+    println!(
+        "# {devices} devices x {cases} cases x {findings} findings, all syncing at once to an empty server"
+    );
+    let started = Instant::now();
+    let workload = build_workload(work.path(), devices, cases, findings);
+    let raw: u64 = workload
+        .iter()
+        .flat_map(|d| &d.docs)
+        .map(|(_, doc)| raw_change_bytes(doc))
+        .sum();
+    let documents = devices * cases;
+    println!(
+        "workload: {documents} documents, {:.1} MB of raw changes (built in {:.0} s)",
+        raw as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+
+    // Anjian's server, as its own process.
+    let data = work.path().join("anjian");
+    for d in 0..devices {
+        anjian_tests::add_user(
+            &data,
+            &format!("dev{d:03}"),
+            Role::Inspector,
+            "310101",
+            "应急管理",
+        );
+    }
+    let (anjian, addr) = spawn(Command::new(env!("CARGO_BIN_EXE_test_server")).arg(&data));
+    let mut anjian_devices = workload;
+    runtime.block_on(async {
+        for (d, device) in anjian_devices.iter_mut().enumerate() {
+            device.token = Some(login(&addr, &format!("dev{d:03}"), &device.docs[0].1).await);
+        }
+    });
+    println!("syncing to anjian-sync-server …");
+    let ours = runtime.block_on(run(&addr, &anjian_devices));
+    let ours_peak = peak_memory(&anjian);
+    stop(anjian);
+
+    // The stock automerge-repo server on Node.
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    let stock = if js.join("node_modules").exists() {
+        let (child, addr) = spawn(
+            Command::new("node")
+                .arg(js.join("stock-server.mjs"))
+                .arg(work.path().join("stock")),
+        );
+        let addr = format!("127.0.0.1:{addr}");
+        for device in &mut anjian_devices {
+            device.token = None;
+        }
+        println!("syncing to the stock automerge-repo server …");
+        let result = runtime.block_on(run(&addr, &anjian_devices));
+        let peak = peak_memory(&child);
+        stop(child);
+        Some((result, peak))
+    } else {
+        println!("stock server: tests/js/node_modules missing; run `npm ci` in tests/js");
+        None
+    };
+
+    let report = |name: &str, (time, totals): &(Duration, Totals), peak: u64| {
+        println!(
+            "{name:<28} {:>8.0} docs/s   wire {:>7.2} MB = {:.2}x raw   {:>6} frames   peak memory {:>6.1} MB",
+            documents as f64 / time.as_secs_f64(),
+            totals.wire_bytes as f64 / 1e6,
+            totals.wire_bytes as f64 / raw as f64,
+            totals.frames,
+            peak as f64 / 1e6,
+        );
+    };
+    report("anjian-sync-server", &ours, ours_peak);
+    if let Some((theirs, peak)) = &stock {
+        report("stock automerge-repo (Node)", theirs, *peak);
+        println!(
+            "ratios: throughput {:.1}x, peak memory {:.2}x of the stock server",
+            theirs.0.as_secs_f64() / ours.0.as_secs_f64(),
+            ours_peak as f64 / *peak as f64
+        );
+    }
+}
+
+/// Every device's store, filled through the real API, and its cases as documents.
+fn build_workload(dir: &Path, devices: usize, cases: usize, findings: usize) -> Vec<Device> {
+    (0..devices)
+        .map(|d| {
+            let mut store = Store::open(
+                dir.join(format!("device{d}.db")),
+                sample::inspector(&format!("dev{d:03}")),
+            )
+            .expect("store");
+            let enterprise = sample::enterprise(d as u32);
+            store.register_enterprise(&enterprise).expect("register");
+            let docs = (0..cases)
+                .map(|_| {
+                    let case = store
+                        .open_case(&sample::new_case(&enterprise))
+                        .expect("case");
+                    for f in 0..findings {
+                        let (text, category, basis, place, _) =
+                            sample::FINDINGS[f % sample::FINDINGS.len()];
+                        let finding = anjian_core::NewFinding {
+                            description: format!("{text}（{f}）"),
+                            category: category.into(),
+                            legal_basis: basis.into(),
+                            place: place.into(),
+                            ..Default::default()
+                        };
+                        store.add_finding(case, &finding).expect("finding");
+                    }
+                    (
+                        case,
+                        AutoCommit::load(&store.export_case(case).expect("export")).expect("load"),
+                    )
+                })
+                .collect();
+            Device { token: None, docs }
+        })
+        .collect()
+}
+
+fn raw_change_bytes(doc: &AutoCommit) -> u64 {
+    doc.clone()
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.raw_bytes().len() as u64)
+        .sum()
+}
+
+/// Binds the device's actor id (the author of its documents) to its user; returns a token.
+async fn login(addr: &str, username: &str, doc: &AutoCommit) -> String {
+    let actor = doc.clone().get_changes(&[])[0].actor_id().to_hex_string();
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/login"))
+        .json(&serde_json::json!({"username": username, "password": anjian_tests::PASSWORD, "device_name": "bench", "actor_id": actor}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+/// Every device syncs all its documents at once; returns the time until the last device
+/// has every document acknowledged, and what crossed the wire.
+async fn run(addr: &str, devices: &[Device]) -> (Duration, Totals) {
+    let start = Instant::now();
+    let tasks: Vec<_> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, device)| {
+            let url = match &device.token {
+                Some(token) => format!("ws://{addr}/sync?token={token}"),
+                None => format!("ws://{addr}/sync"),
+            };
+            let docs: Vec<(CaseId, AutoCommit)> =
+                device.docs.iter().map(|(c, d)| (*c, d.clone())).collect();
+            tokio::spawn(push_all(url, format!("device-{i}"), docs))
+        })
+        .collect();
+    let mut totals = Totals::default();
+    for task in tasks {
+        let (bytes, frames) = task.await.expect("device task");
+        totals.wire_bytes += bytes;
+        totals.frames += frames;
+    }
+    (start.elapsed(), totals)
+}
+
+/// One device: join, then the Automerge sync protocol for each document until the
+/// server's heads equal ours.
+async fn push_all(url: String, peer: String, mut docs: Vec<(CaseId, AutoCommit)>) -> (u64, u64) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("connect");
+    let (mut bytes, mut frames) = (0u64, 0u64);
+    let join = WireMessage::Join {
+        sender_id: peer.clone(),
+        metadata: PeerMetadata {
+            storage_id: None,
+            is_ephemeral: true,
+            extensions: vec![],
+        },
+        supported_versions: vec![PROTOCOL_VERSION.into()],
+    }
+    .encode();
+    bytes += join.len() as u64;
+    frames += 1;
+    socket
+        .send(Message::Binary(join.into()))
+        .await
+        .expect("join");
+    let server = loop {
+        match socket.next().await {
+            Some(Ok(Message::Binary(b))) => {
+                bytes += b.len() as u64;
+                frames += 1;
+                match WireMessage::decode(&b) {
+                    Ok(WireMessage::Peer { sender_id, .. }) => break sender_id,
+                    other => panic!("{peer}: expected peer, got {other:?}"),
+                }
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("{peer}: connection ended before peer: {other:?}"),
+        }
+    };
+    let mut states: Vec<sync::State> = docs.iter().map(|_| sync::State::new()).collect();
+    let index: std::collections::HashMap<DocumentId, usize> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| (DocumentId::of(*c), i))
+        .collect();
+    let mut pending = docs.len();
+    for (i, (case, doc)) in docs.iter_mut().enumerate() {
+        if let Some(m) = doc.sync().generate_sync_message(&mut states[i]) {
+            let frame = WireMessage::Sync {
+                sender_id: peer.clone(),
+                target_id: server.clone(),
+                document_id: DocumentId::of(*case),
+                data: m.encode(),
+            }
+            .encode();
+            bytes += frame.len() as u64;
+            frames += 1;
+            socket
+                .send(Message::Binary(frame.into()))
+                .await
+                .expect("send");
+        }
+    }
+    let mut done = vec![false; docs.len()];
+    while pending > 0 {
+        let frame = match tokio::time::timeout(Duration::from_secs(120), socket.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => b,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("{peer}: connection ended early: {other:?}"),
+        };
+        bytes += frame.len() as u64;
+        frames += 1;
+        let Ok(WireMessage::Sync {
+            document_id, data, ..
+        }) = WireMessage::decode(&frame)
+        else {
+            continue;
+        };
+        let Some(&i) = index.get(&document_id) else {
+            continue;
+        };
+        let message = sync::Message::decode(&data).expect("sync message");
+        let doc = &mut docs[i].1;
+        doc.sync()
+            .receive_sync_message(&mut states[i], message)
+            .expect("apply");
+        if let Some(m) = doc.sync().generate_sync_message(&mut states[i]) {
+            let out = WireMessage::Sync {
+                sender_id: peer.clone(),
+                target_id: server.clone(),
+                document_id,
+                data: m.encode(),
+            }
+            .encode();
+            bytes += out.len() as u64;
+            frames += 1;
+            socket
+                .send(Message::Binary(out.into()))
+                .await
+                .expect("send");
+        }
+        if !done[i] && states[i].their_heads.as_deref() == Some(&doc.get_heads()[..]) {
+            done[i] = true;
+            pending -= 1;
+        }
+    }
+    let _ = socket.close(None).await;
+    (bytes, frames)
+}
+
+fn spawn(command: &mut Command) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("utf-8");
+    (
+        child,
+        line.strip_prefix("listening ")
+            .expect("listening")
+            .to_owned(),
+    )
+}
+
+/// The process's peak resident memory (VmHWM), in bytes.
+fn peak_memory(child: &Child) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
