@@ -64,16 +64,17 @@ pub async fn login(
     Json(body): Json<Login>,
 ) -> AppResult<Json<Value>> {
     let storage = app.storage.clone();
-    let (token, user) = tokio::task::spawn_blocking(move || {
-        storage.login(
-            &body.username,
-            &body.password,
-            &body.device_name,
-            &body.actor_id,
-        )
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("login task: {e}")))??;
+    let (token, user) = app
+        .passwords
+        .run(move || {
+            storage.login(
+                &body.username,
+                &body.password,
+                &body.device_name,
+                &body.actor_id,
+            )
+        })
+        .await??;
     Ok(Json(json!({ "token": token, "user": user })))
 }
 

@@ -31,6 +31,10 @@ pub struct AppState {
     pub settings: Settings,
     /// The database.
     pub storage: Arc<Storage>,
+    /// The thread that writes (and group-commits) incoming changes.
+    pub writer: storage::Writer,
+    /// The thread that hashes and checks passwords.
+    pub passwords: users::PasswordThread,
     /// Documents being synced.
     pub hub: sync::Hub,
     /// Counters.
@@ -51,6 +55,8 @@ impl AppState {
         let peer_id = format!("anjian-sync-server-{}", &storage.storage_id()[..8]);
         Ok(Arc::new(AppState {
             settings,
+            writer: storage::Writer::start(storage.clone()),
+            passwords: users::PasswordThread::start(),
             storage,
             hub: sync::Hub::default(),
             metrics: metrics::Metrics::default(),

@@ -153,95 +153,35 @@ impl Storage {
         })
     }
 
-    /// Commits new changes of a case with everything derived from them, in one
-    /// transaction; returns the number of chunks the document now has (compact it when
-    /// there are many).
-    pub fn commit(&self, commit: &Commit) -> AppResult<i64> {
-        self.write(|conn| {
-            let tx = conn.transaction()?;
-            let key = commit.case_id.to_string();
-            let seq: i64 = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM documents", [], |r| r.get(0))?;
-            let heads = commit.heads.join(",");
-            if commit.new {
-                tx.execute(
-                    "INSERT INTO documents (case_id, snapshot, heads, seq) VALUES (?1, ?2, ?3, ?4)",
-                    params![key, commit.bytes, heads, seq],
-                )?;
-            } else {
-                tx.execute("UPDATE documents SET heads = ?2, seq = ?3 WHERE case_id = ?1", params![key, heads, seq])?;
-                let last: i64 =
-                    tx.query_row("SELECT coalesce(max(seq), 0) FROM chunks WHERE case_id = ?1", [&key], |r| r.get(0))?;
-                tx.execute(
-                    "INSERT INTO chunks (case_id, seq, bytes) VALUES (?1, ?2, ?3)",
-                    params![key, last + 1, commit.bytes],
-                )?;
-            }
-            let chunks: i64 = tx.query_row("SELECT count(*) FROM chunks WHERE case_id = ?1", [&key], |r| r.get(0))?;
-            tx.execute("DELETE FROM visibility WHERE case_id = ?1", [&key])?;
-            let case = &commit.case;
-            let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
-            districts.push(case.district.as_str());
-            for district in districts {
-                tx.execute(
-                    "INSERT OR IGNORE INTO visibility (district, case_id) VALUES (?1, ?2)",
-                    params![district, key],
-                )?;
-            }
-            let now = Utc::now().to_rfc3339();
-            for receipt in &commit.receipts {
-                tx.execute(
-                    "INSERT OR IGNORE INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![receipt.hash, key, receipt.actor, commit.user_id, receipt.device_time, now],
-                )?;
-            }
-            let majors = case.findings.iter().filter(|f| f.level == anjian_core::Level::Major).count();
-            tx.execute(
-                "INSERT INTO cases (case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
-                                    opened_by, findings, major_findings, conflicts, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                 ON CONFLICT (case_id) DO UPDATE SET enterprise_name = excluded.enterprise_name,
-                    credit_code = excluded.credit_code, industry = excluded.industry, district = excluded.district,
-                    case_type = excluded.case_type, state = excluded.state, opened_at = excluded.opened_at,
-                    opened_by = excluded.opened_by, findings = excluded.findings,
-                    major_findings = excluded.major_findings, conflicts = excluded.conflicts,
-                    updated_at = excluded.updated_at",
-                params![
-                    key,
-                    case.enterprise.name,
-                    case.enterprise.credit_code.as_str(),
-                    case.enterprise.industry.code(),
-                    case.district.as_str(),
-                    case.case_type.code(),
-                    case.state.code(),
-                    case.opened_at.to_rfc3339(),
-                    case.opened_by,
-                    case.findings.len() as i64,
-                    majors as i64,
-                    commit.conflicts as i64,
-                    now,
-                ],
-            )?;
-            tx.execute("DELETE FROM findings WHERE case_id = ?1", [&key])?;
-            for f in &case.findings {
-                let rect = f.rectification.as_ref();
-                tx.execute(
-                    "INSERT INTO findings (case_id, finding_id, title, level, rectification, deadline, violation)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        key,
-                        f.id.to_string(),
-                        f.description.lines().next().unwrap_or_default(),
-                        f.level.code(),
-                        rect.map_or("none", |r| r.state.code()),
-                        rect.map(|r| r.deadline.to_string()),
-                        f.violation.as_ref().map(|v| v.kind.code()),
-                    ],
-                )?;
+    /// Commits new changes of several cases, each with everything derived from it, in one
+    /// transaction (one fsync for all of them); each commit gets its own result, and one
+    /// that fails changes nothing of its own. Returns, per commit, the number of chunks its
+    /// document now has (compact it when there are many).
+    pub fn commit_batch(&self, commits: &[Commit]) -> Vec<AppResult<i64>> {
+        let outcome = self.write(|conn| {
+            let mut tx = conn.transaction()?;
+            let mut results = Vec::with_capacity(commits.len());
+            for commit in commits {
+                let savepoint = tx.savepoint()?;
+                match apply_commit(&savepoint, commit) {
+                    Ok(chunks) => {
+                        savepoint.commit()?;
+                        results.push(Ok(chunks));
+                    }
+                    // Dropping the savepoint rolls this commit back, and only it.
+                    Err(e) => results.push(Err(e)),
+                }
             }
             tx.commit()?;
-            Ok(chunks)
-        })
+            Ok(results)
+        });
+        match outcome {
+            Ok(results) => results,
+            Err(e) => commits
+                .iter()
+                .map(|_| Err(AppError::Internal(e.to_string())))
+                .collect(),
+        }
     }
 
     /// Replaces a document's snapshot and chunks with one snapshot.
@@ -310,4 +250,152 @@ pub fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppResult<User>> {
             disabled: r.get::<_, i64>(6)? != 0,
         })
     })())
+}
+
+/// Writes one commit (see `Commit`) inside an open transaction.
+fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
+    let key = commit.case_id.to_string();
+    let seq: i64 = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM documents", [], |r| {
+        r.get(0)
+    })?;
+    let heads = commit.heads.join(",");
+    if commit.new {
+        tx.execute(
+            "INSERT INTO documents (case_id, snapshot, heads, seq) VALUES (?1, ?2, ?3, ?4)",
+            params![key, commit.bytes, heads, seq],
+        )?;
+    } else {
+        tx.execute(
+            "UPDATE documents SET heads = ?2, seq = ?3 WHERE case_id = ?1",
+            params![key, heads, seq],
+        )?;
+        let last: i64 = tx.query_row(
+            "SELECT coalesce(max(seq), 0) FROM chunks WHERE case_id = ?1",
+            [&key],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO chunks (case_id, seq, bytes) VALUES (?1, ?2, ?3)",
+            params![key, last + 1, commit.bytes],
+        )?;
+    }
+    let chunks: i64 = tx.query_row(
+        "SELECT count(*) FROM chunks WHERE case_id = ?1",
+        [&key],
+        |r| r.get(0),
+    )?;
+    tx.execute("DELETE FROM visibility WHERE case_id = ?1", [&key])?;
+    let case = &commit.case;
+    let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
+    districts.push(case.district.as_str());
+    for district in districts {
+        tx.execute(
+            "INSERT OR IGNORE INTO visibility (district, case_id) VALUES (?1, ?2)",
+            params![district, key],
+        )?;
+    }
+    let now = Utc::now().to_rfc3339();
+    for receipt in &commit.receipts {
+        tx.execute(
+                "INSERT OR IGNORE INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![receipt.hash, key, receipt.actor, commit.user_id, receipt.device_time, now],
+            )?;
+    }
+    let majors = case
+        .findings
+        .iter()
+        .filter(|f| f.level == anjian_core::Level::Major)
+        .count();
+    tx.execute(
+            "INSERT INTO cases (case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
+                                opened_by, findings, major_findings, conflicts, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (case_id) DO UPDATE SET enterprise_name = excluded.enterprise_name,
+                credit_code = excluded.credit_code, industry = excluded.industry, district = excluded.district,
+                case_type = excluded.case_type, state = excluded.state, opened_at = excluded.opened_at,
+                opened_by = excluded.opened_by, findings = excluded.findings,
+                major_findings = excluded.major_findings, conflicts = excluded.conflicts,
+                updated_at = excluded.updated_at",
+            params![
+                key,
+                case.enterprise.name,
+                case.enterprise.credit_code.as_str(),
+                case.enterprise.industry.code(),
+                case.district.as_str(),
+                case.case_type.code(),
+                case.state.code(),
+                case.opened_at.to_rfc3339(),
+                case.opened_by,
+                case.findings.len() as i64,
+                majors as i64,
+                commit.conflicts as i64,
+                now,
+            ],
+        )?;
+    tx.execute("DELETE FROM findings WHERE case_id = ?1", [&key])?;
+    for f in &case.findings {
+        let rect = f.rectification.as_ref();
+        tx.execute(
+                "INSERT INTO findings (case_id, finding_id, title, level, rectification, deadline, violation)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    key,
+                    f.id.to_string(),
+                    f.description.lines().next().unwrap_or_default(),
+                    f.level.code(),
+                    rect.map_or("none", |r| r.state.code()),
+                    rect.map(|r| r.deadline.to_string()),
+                    f.violation.as_ref().map(|v| v.kind.code()),
+                ],
+            )?;
+    }
+    Ok(chunks)
+}
+
+/// The one thread that writes commits, batching those that queue up while a transaction
+/// is being made durable (group commit).
+pub struct Writer {
+    queue: std::sync::mpsc::Sender<(Commit, tokio::sync::oneshot::Sender<AppResult<i64>>)>,
+}
+
+/// Commits written in one transaction, at most.
+const BATCH: usize = 128;
+
+impl Writer {
+    /// Starts the writer thread over `storage`; it ends when the `Writer` is dropped.
+    pub fn start(storage: std::sync::Arc<Storage>) -> Writer {
+        let (queue, commits) =
+            std::sync::mpsc::channel::<(Commit, tokio::sync::oneshot::Sender<AppResult<i64>>)>();
+        std::thread::Builder::new()
+            .name("anjian-storage-writer".into())
+            .spawn(move || {
+                while let Ok(first) = commits.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH {
+                        match commits.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let (batch, replies): (Vec<Commit>, Vec<_>) = batch.into_iter().unzip();
+                    for (reply, result) in replies.into_iter().zip(storage.commit_batch(&batch)) {
+                        let _ = reply.send(result);
+                    }
+                }
+            })
+            .expect("the storage writer thread starts");
+        Writer { queue }
+    }
+
+    /// Commits and waits until the commit is durable.
+    pub async fn commit(&self, commit: Commit) -> AppResult<i64> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((commit, reply))
+            .map_err(|_| AppError::Internal("the storage writer has stopped".into()))?;
+        result
+            .await
+            .map_err(|_| AppError::Internal("the storage writer has stopped".into()))?
+    }
 }

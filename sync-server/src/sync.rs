@@ -4,7 +4,7 @@
 //! case is locked) on a copy of the document, committed to storage, and only then shown
 //! to anyone: in the reply's heads, to other peers, in the catalog.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -27,8 +27,14 @@ use crate::users::User;
 #[derive(Default)]
 pub struct Hub {
     slots: std::sync::Mutex<HashMap<CaseId, Arc<Slot>>>,
+    /// Documents held in memory, least recently used first.
+    loaded: std::sync::Mutex<VecDeque<CaseId>>,
     next_connection: std::sync::atomic::AtomicU64,
 }
+
+/// How many documents stay in memory between messages; others are read from storage
+/// when a message for them arrives.
+const LOADED_DOCUMENTS: usize = 64;
 
 /// One document: loaded lazily, locked while a message for it is handled, and the
 /// connections to tell when it changes.
@@ -49,6 +55,40 @@ impl Hub {
     fn slot(&self, case: CaseId) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.entry(case).or_default().clone()
+    }
+
+    /// Records that `case` was just used, and unloads the least recently used documents
+    /// beyond the limit (skipping any that a connection is working on right now).
+    fn touched(&self, case: CaseId) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(position) = loaded.iter().position(|c| *c == case) {
+            loaded.remove(position);
+        }
+        loaded.push_back(case);
+        let mut attempts = loaded.len();
+        while loaded.len() > LOADED_DOCUMENTS && attempts > 0 {
+            attempts -= 1;
+            let Some(oldest) = loaded.pop_front() else {
+                break;
+            };
+            let slot = self
+                .slots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&oldest)
+                .cloned();
+            let unloaded = oldest != case
+                && slot.is_some_and(|slot| match slot.doc.try_lock() {
+                    Ok(mut doc) => {
+                        *doc = SlotDoc::default();
+                        true
+                    }
+                    Err(_) => false,
+                });
+            if !unloaded {
+                loaded.push_back(oldest);
+            }
+        }
     }
 }
 
@@ -261,6 +301,8 @@ impl Connection {
                 replies.push(self.sync_frame(document_id, reply));
             }
         }
+        drop(guard);
+        self.app.hub.touched(case_id);
         Ok(replies)
     }
 
@@ -480,10 +522,7 @@ impl Connection {
             user_id: self.user.id,
             receipts,
         };
-        let storage = self.app.storage.clone();
-        let chunks = tokio::task::spawn_blocking(move || storage.commit(&commit))
-            .await
-            .map_err(|e| AppError::Internal(format!("storage task: {e}")))??;
+        let chunks = self.app.writer.commit(commit).await?;
         if Storage::should_compact(chunks) {
             let snapshot = doc.save();
             let storage = self.app.storage.clone();
@@ -502,23 +541,31 @@ impl Connection {
     /// Another connection changed a document this one syncs: send what is new, if this
     /// user may see it.
     async fn on_doc_changed(&mut self, case_id: CaseId) -> Vec<WireMessage> {
-        let Some(state) = self.states.get_mut(&case_id) else {
+        if !self.states.contains_key(&case_id) {
             return Vec::new();
-        };
+        }
         let slot = self.app.hub.slot(case_id);
         let mut guard = slot.doc.lock().await;
+        if let Err(e) = guard.load(&self.app.storage, case_id) {
+            tracing::error!(case.id = %case_id, error = %e, "cannot load a changed document");
+            return Vec::new();
+        }
         let visible = guard
             .case
             .as_ref()
             .is_some_and(|c| policy::can_see(&self.user, c));
-        match guard.doc.as_mut() {
+        let state = self.states.get_mut(&case_id).expect("checked above");
+        let replies = match guard.doc.as_mut() {
             Some(doc) if visible => doc
                 .sync()
                 .generate_sync_message(state)
                 .map(|m| vec![self.sync_frame(DocumentId::of(case_id), m)])
                 .unwrap_or_default(),
             _ => Vec::new(),
-        }
+        };
+        drop(guard);
+        self.app.hub.touched(case_id);
+        replies
     }
 
     fn sync_frame(&self, document_id: DocumentId, message: sync::Message) -> WireMessage {

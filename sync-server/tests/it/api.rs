@@ -1,0 +1,192 @@
+//! Login, tokens and the catalog through the router, without a network.
+
+use std::sync::Arc;
+
+use anjian_sync_server::users::{NewUser, Role};
+use anjian_sync_server::{AppState, Settings, router};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const ACTOR: &str = "00112233445566778899aabbccddeeff";
+
+fn app(dir: &tempfile::TempDir) -> (axum::Router, Arc<AppState>) {
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let settings = Settings {
+        data: dir.path().to_owned(),
+        ..Settings::default()
+    };
+    let state = AppState::open(settings, stopped).expect("state");
+    for (username, district) in [("zhang", "310101"), ("li", "310104")] {
+        state
+            .storage
+            .add_user(&NewUser {
+                username,
+                name: "测试",
+                role: Role::Inspector,
+                district: &district.parse().expect("district"),
+                department: "应急管理",
+                password: "correct horse battery",
+            })
+            .expect("user");
+    }
+    (router(state.clone()), state)
+}
+
+async fn call(app: &axum::Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn login(username: &str, password: &str, actor: &str) -> Request<Body> {
+    Request::post("/api/v1/login")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"username": username, "password": password, "device_name": "手机", "actor_id": actor}).to_string(),
+        ))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn login_binds_the_device_and_issues_a_working_token() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = app(&dir);
+    let (status, body) = call(&app, login("zhang", "correct horse battery", ACTOR)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["token"].as_str().expect("token");
+    assert_eq!(token.len(), 64);
+    assert_eq!(body["user"]["district"], "310101");
+    let devices = state.storage.devices(Some("zhang")).expect("devices");
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].actor_id, ACTOR);
+
+    let request =
+        Request::get("/api/v1/catalog?since=0").header("authorization", format!("Bearer {token}"));
+    let (status, body) = call(&app, request.body(Body::empty()).expect("request")).await;
+    assert_eq!((status, body["cursor"].as_i64()), (StatusCode::OK, Some(0)));
+    // The token is stored only hashed.
+    let stored: i64 = state
+        .storage
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM tokens WHERE token_hash = ?1",
+                [token],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("query");
+    assert_eq!(stored, 0);
+}
+
+#[tokio::test]
+async fn bad_logins_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = app(&dir);
+    let cases = [
+        (
+            login("zhang", "wrong password", ACTOR),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            login("nobody", "correct horse battery", ACTOR),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            login("zhang", "correct horse battery", "not-hex"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = call(&app, request).await;
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+    // A device belongs to one user for ever.
+    assert_eq!(
+        call(&app, login("zhang", "correct horse battery", ACTOR))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, body) = call(&app, login("li", "correct horse battery", ACTOR)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // A disabled account cannot sign in, and its tokens stop working.
+    let (_, body) = call(
+        &app,
+        login(
+            "li",
+            "correct horse battery",
+            "ffeeddccbbaa99887766554433221100",
+        ),
+    )
+    .await;
+    let token = body["token"].as_str().expect("token").to_owned();
+    state.storage.set_disabled("li", true).expect("disable");
+    let (status, _) = call(
+        &app,
+        login(
+            "li",
+            "correct horse battery",
+            "ffeeddccbbaa99887766554433221100",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let request = Request::get("/api/v1/cases").header("authorization", format!("Bearer {token}"));
+    assert_eq!(
+        call(&app, request.body(Body::empty()).expect("request"))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn api_calls_without_a_valid_token_are_unauthorized() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, _) = app(&dir);
+    for uri in [
+        "/api/v1/catalog",
+        "/api/v1/cases",
+        "/api/v1/cases/8b1c3f0e-4d55-4d5e-9a43-7b6f0b2f9d11",
+    ] {
+        let (status, body) = call(
+            &app,
+            Request::get(uri).body(Body::empty()).expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert_eq!(body["error"], "unauthorized");
+        let request = Request::get(uri)
+            .header("authorization", "Bearer 0000")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(
+            call(&app, request).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+    }
+    let (status, _) = call(
+        &app,
+        Request::get("/healthz")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}

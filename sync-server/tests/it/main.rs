@@ -1,0 +1,3 @@
+//! Handler tests of the sync server: the router driven with `oneshot`, real SQLite.
+
+mod api;
