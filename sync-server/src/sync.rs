@@ -184,6 +184,15 @@ struct Connection {
     subscribed: HashSet<CaseId>,
 }
 
+/// A document with new changes, before the policy has decided about them.
+struct Candidate {
+    doc: AutoCommit,
+    state: sync::State,
+    /// What storage appends (the whole document when it is new on the server).
+    bytes: Vec<u8>,
+    new: bool,
+}
+
 /// What the policy decided about new changes.
 enum Decision {
     Admit {
@@ -327,34 +336,16 @@ impl Connection {
             *state = candidate_state;
             return Ok(Vec::new());
         }
-        match self.decide(guard.case.as_ref(), &candidate, case_id, &changes) {
-            Decision::Refuse { reason, hashes } => {
-                Ok(vec![self.refusal(DocumentId::of(case_id), reason, hashes)])
-            }
-            Decision::Admit {
-                case,
-                conflicts,
-                receipts,
-            } => {
-                let case = *case;
-                let bytes = candidate.save_after(&before);
-                self.persist(
-                    case_id,
-                    &mut candidate,
-                    bytes,
-                    false,
-                    case.clone(),
-                    conflicts,
-                    receipts,
-                )
-                .await?;
-                guard.doc = Some(candidate);
-                guard.case = Some(case);
-                *state = candidate_state;
-                self.announce(case_id);
-                Ok(Vec::new())
-            }
-        }
+        let decision = self.decide(guard.case.as_ref(), &candidate, case_id, &changes);
+        let bytes = candidate.save_after(&before);
+        let candidate = Candidate {
+            doc: candidate,
+            state: candidate_state,
+            bytes,
+            new: false,
+        };
+        self.settle(guard, case_id, state, candidate, decision)
+            .await
     }
 
     /// A document the server does not have, or this user may not see: both get the same
@@ -403,9 +394,30 @@ impl Connection {
         } else {
             self.decide(None, &candidate, case_id, &changes)
         };
+        let bytes = candidate.save();
+        let candidate = Candidate {
+            doc: candidate,
+            state: candidate_state,
+            bytes,
+            new: true,
+        };
+        self.settle(guard, case_id, state, candidate, decision)
+            .await
+    }
+
+    /// Carries out the policy's decision: a refusal is the answer; admitted changes are
+    /// committed, then become the document everyone syncs, and its other peers are told.
+    async fn settle(
+        &self,
+        guard: &mut SlotDoc,
+        case_id: CaseId,
+        state: &mut sync::State,
+        mut candidate: Candidate,
+        decision: Decision,
+    ) -> AppResult<Vec<WireMessage>> {
         match decision {
             Decision::Refuse { reason, hashes } => {
-                Ok(vec![self.refusal(document_id, reason, hashes)])
+                Ok(vec![self.refusal(DocumentId::of(case_id), reason, hashes)])
             }
             Decision::Admit {
                 case,
@@ -413,20 +425,11 @@ impl Connection {
                 receipts,
             } => {
                 let case = *case;
-                let bytes = candidate.save();
-                self.persist(
-                    case_id,
-                    &mut candidate,
-                    bytes,
-                    true,
-                    case.clone(),
-                    conflicts,
-                    receipts,
-                )
-                .await?;
-                guard.doc = Some(candidate);
+                self.persist(case_id, &mut candidate, case.clone(), conflicts, receipts)
+                    .await?;
+                guard.doc = Some(candidate.doc);
                 guard.case = Some(case);
-                *state = candidate_state;
+                *state = candidate.state;
                 self.announce(case_id);
                 Ok(Vec::new())
             }
@@ -492,30 +495,29 @@ impl Connection {
         }
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site; the parts of one commit"
-    )]
     async fn persist(
         &self,
         case_id: CaseId,
-        doc: &mut AutoCommit,
-        bytes: Vec<u8>,
-        new: bool,
+        candidate: &mut Candidate,
         case: Case,
         conflicts: usize,
         receipts: Vec<Receipt>,
     ) -> AppResult<()> {
         let accepted = receipts.len() as u64;
         let heads = {
-            let mut heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
+            let mut heads: Vec<String> = candidate
+                .doc
+                .get_heads()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             heads.sort();
             heads
         };
         let commit = Commit {
             case_id,
-            bytes,
-            new,
+            bytes: std::mem::take(&mut candidate.bytes),
+            new: candidate.new,
             heads,
             case,
             conflicts,
@@ -524,7 +526,7 @@ impl Connection {
         };
         let chunks = self.app.writer.commit(commit).await?;
         if Storage::should_compact(chunks) {
-            let snapshot = doc.save();
+            let snapshot = candidate.doc.save();
             let storage = self.app.storage.clone();
             tokio::task::spawn_blocking(move || storage.compact(case_id, &snapshot))
                 .await
