@@ -404,6 +404,21 @@ pub struct Case {
     pub findings: Vec<Finding>,
     /// Checklists attached, in the order they were attached.
     pub checklists: Vec<CaseChecklist>,
+    /// Review events (comments, returns, approvals), in the order recorded.
+    pub review_events: Vec<ReviewEvent>,
+}
+
+/// One entry of a case's review trail: a comment, or a review action with its comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewEvent {
+    /// `comment`, `submit`, `return` or `approve`.
+    pub kind: String,
+    /// User id of who recorded it.
+    pub by: String,
+    /// When, as recorded (RFC 3339, device or server clock).
+    pub at: String,
+    /// The comment.
+    pub text: String,
 }
 
 /// A finding read in full from its case document.

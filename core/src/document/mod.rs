@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 use crate::model::{
     Case, CaseType, ChecklistSource, Conflict, ConflictValue, Enterprise, FieldValue, Finding,
     FindingEdit, GeoPoint, HistoryEntry, Identity, Industry, Level, NewFinding, Rectification,
-    RectificationOrder, RectificationState, ReviewState, RiskGrade, TeamMember, Violation,
-    ViolationKind,
+    RectificationOrder, RectificationState, ReviewEvent, ReviewState, RiskGrade, TeamMember,
+    Violation, ViolationKind,
 };
 
 /// The document schema this build writes and the newest it reads.
@@ -244,7 +244,26 @@ pub(crate) fn read_case(doc: &AutoCommit) -> Result<Case> {
         state: parse_field(doc, &review, "state").map_err(|_| bad("review.state"))?,
         findings,
         checklists: checklists::read_all(doc)?,
+        review_events: read_review_events(doc, &review),
     })
+}
+
+/// The review trail: every well-formed event in `review.events`, in list order.
+fn read_review_events(doc: &AutoCommit, review: &ObjId) -> Vec<ReviewEvent> {
+    let Ok(Some((Value::Object(ObjType::List), events))) = doc.get(review, "events") else {
+        return Vec::new();
+    };
+    (0..doc.length(&events))
+        .filter_map(|i| match doc.get(&events, i) {
+            Ok(Some((Value::Object(ObjType::Map), event))) => Some(ReviewEvent {
+                kind: string(doc, &event, "kind")?,
+                by: string(doc, &event, "by").unwrap_or_default(),
+                at: string(doc, &event, "at").unwrap_or_default(),
+                text: string(doc, &event, "text").unwrap_or_default(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Reads one finding; `None` when it does not exist or was removed.

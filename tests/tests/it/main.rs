@@ -1,6 +1,7 @@
 //! End-to-end tests across crates: one binary, one module per scenario.
 
 mod crash;
+mod interop_js;
 mod sync_access;
 mod sync_durability;
 mod sync_joint;

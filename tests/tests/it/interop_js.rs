@@ -1,0 +1,82 @@
+//! The stock JavaScript client (`@automerge/automerge-repo` 2.x with its WebSocket
+//! adapter, installed by `npm ci` in tests/js) as a peer of Anjian's server.
+
+use std::path::Path;
+use std::process::Command;
+
+use anjian_core::sample;
+use anjian_core::sync::DocumentId;
+use anjian_sync_server::users::Role;
+use anjian_tests::{Inspector, PASSWORD, TestServer, add_user};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stock_javascript_client_reads_findings_and_its_comment_reaches_the_inspector() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "chief", Role::Supervisor, "310101", "应急管理");
+    add_user(&data, "outsider", Role::Supervisor, "310105", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let enterprise = sample::enterprise(9);
+    zhang
+        .store
+        .register_enterprise(&enterprise)
+        .expect("register");
+    let case = zhang
+        .store
+        .open_case(&sample::new_case(&enterprise))
+        .expect("case");
+    for text in ["液氨储罐区无喷淋装置", "安全出口堵塞"] {
+        zhang
+            .store
+            .add_finding(case, &sample::finding(text))
+            .expect("finding");
+    }
+    zhang.sync().await.expect("inspector syncs");
+
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    assert!(
+        js.join("node_modules").exists(),
+        "run `npm ci` in tests/js (the CI script does)"
+    );
+    let script = js.join("interop.mjs");
+    let (url2, document) = (url.clone(), DocumentId::of(case).to_string());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .args([&url2, &document, "chief", PASSWORD, "outsider"])
+            .output()
+    })
+    .await
+    .expect("task")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "node failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value =
+        serde_json::from_str(stdout.trim().lines().last().expect("a line")).expect("json");
+    assert_eq!(
+        seen["findings"],
+        serde_json::json!(["安全出口堵塞", "液氨储罐区无喷淋装置"])
+    );
+    assert_eq!(seen["enterprise"], enterprise.name.as_str());
+    assert!(
+        seen["without_token"].is_null() && seen["other_district"].is_null(),
+        "{seen}"
+    );
+
+    zhang.sync().await.expect("inspector syncs again");
+    let events = zhang.store.case(case).expect("case").review_events;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (events[0].kind.as_str(), events[0].by.as_str()),
+        ("comment", "chief")
+    );
+    assert_eq!(events[0].text, seen["commented"].as_str().expect("text"));
+    server.stop().await;
+}
