@@ -3,6 +3,7 @@
 //! enforces who may see and change what, and serves supervisors' queries.
 
 pub mod api;
+pub mod blobs;
 pub mod config;
 pub mod error;
 pub mod metrics;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub writer: storage::Writer,
     /// The thread that hashes and checks passwords.
     pub passwords: users::PasswordThread,
+    /// One lock per blob being written.
+    pub blob_locks: blobs::BlobLocks,
     /// Documents being synced.
     pub hub: sync::Hub,
     /// Counters.
@@ -57,6 +60,7 @@ impl AppState {
             settings,
             writer: storage::Writer::start(storage.clone()),
             passwords: users::PasswordThread::start(),
+            blob_locks: blobs::BlobLocks::default(),
             storage,
             hub: sync::Hub::default(),
             metrics: metrics::Metrics::default(),
@@ -68,6 +72,8 @@ impl AppState {
 
 /// Every route of the server.
 pub fn router(state: Arc<AppState>) -> Router {
+    // Blobs are photos (up to the apps' 40 MB limit), sent whole or in parts.
+    let body_limit = anjian_core::photo::PhotoLimits::default().max_bytes as usize + 1024;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -79,6 +85,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/catalog", get(api::catalog))
         .route("/api/v1/cases", get(api::cases))
         .route("/api/v1/cases/{id}", get(api::case))
+        .route(
+            "/api/v1/blobs/{sha256}",
+            get(blobs::get)
+                .head(blobs::head)
+                .put(blobs::put)
+                .patch(blobs::patch),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 

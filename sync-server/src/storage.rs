@@ -14,7 +14,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::error::{AppError, AppResult};
 use crate::users::{Role, User};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_server.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/001_server.sql"),
+    include_str!("../migrations/002_blobs.sql"),
+];
 /// Fold a document's chunks into a new snapshot after this many.
 const COMPACT_AFTER_CHUNKS: i64 = 64;
 
@@ -47,6 +50,8 @@ pub struct Commit {
     pub heads: Vec<String>,
     /// The case as it now reads.
     pub case: Case,
+    /// Every blob hash the case now mentions.
+    pub blob_refs: Vec<String>,
     /// Conflicts in it now.
     pub conflicts: usize,
     /// Who sent the changes.
@@ -76,6 +81,7 @@ impl Storage {
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
+        let rebuild_blob_refs = version == 1;
         let storage_id = match writer
             .query_row("SELECT value FROM meta WHERE key = 'storage_id'", [], |r| {
                 r.get::<_, String>(0)
@@ -94,11 +100,15 @@ impl Storage {
         };
         let reader = Connection::open(path)?;
         reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
-        Ok(Storage {
+        let storage = Storage {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             storage_id,
-        })
+        };
+        if rebuild_blob_refs {
+            storage.rebuild_blob_refs()?;
+        }
+        Ok(storage)
     }
 
     /// A stable id of this server's storage (sent to automerge-repo peers).
@@ -202,6 +212,33 @@ impl Storage {
     /// Whether a document has piled up enough chunks to compact.
     pub fn should_compact(chunks: i64) -> bool {
         chunks >= COMPACT_AFTER_CHUNKS
+    }
+
+    /// Recomputes which cases mention which blobs from the documents (after the migration
+    /// that adds the table).
+    fn rebuild_blob_refs(&self) -> AppResult<()> {
+        let cases: Vec<String> = self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT case_id FROM documents")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })?;
+        for case in cases {
+            let id: CaseId = case.parse()?;
+            let Some(doc) = self.load_document(id)? else {
+                continue;
+            };
+            let refs = anjian_core::case_doc::blob_refs(&doc);
+            self.write(|conn| {
+                for sha256 in &refs {
+                    conn.execute(
+                        "INSERT OR IGNORE INTO blob_refs (case_id, sha256) VALUES (?1, ?2)",
+                        params![case, sha256],
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Which user a device (actor id) is bound to, unless revoked.
@@ -333,6 +370,13 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
                 now,
             ],
         )?;
+    tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", [&key])?;
+    for sha256 in &commit.blob_refs {
+        tx.execute(
+            "INSERT OR IGNORE INTO blob_refs (case_id, sha256) VALUES (?1, ?2)",
+            params![key, sha256],
+        )?;
+    }
     tx.execute("DELETE FROM findings WHERE case_id = ?1", [&key])?;
     for f in &case.findings {
         let rect = f.rectification.as_ref();

@@ -514,8 +514,10 @@ impl Connection {
             heads.sort();
             heads
         };
+        let blob_refs = case_doc::blob_refs(&candidate.doc).into_iter().collect();
         let commit = Commit {
             case_id,
+            blob_refs,
             bytes: std::mem::take(&mut candidate.bytes),
             new: candidate.new,
             heads,

@@ -1,5 +1,6 @@
 //! End-to-end tests across crates: one binary, one module per scenario.
 
+mod blobs;
 mod crash;
 mod interop_js;
 mod sync_access;

@@ -1,0 +1,261 @@
+//! Photo blobs over a bad network: resumable uploads, verification, visibility and
+//! deduplication, against a real server.
+
+use anjian_core::{PhotoTarget, sample};
+use anjian_sync_server::users::Role;
+use anjian_tests::{Inspector, TestServer, add_user, login_token};
+use image::ImageEncoder;
+
+/// A PNG of noise (it does not compress): about `w * h * 3` bytes.
+fn noise_png(w: u32, h: u32) -> Vec<u8> {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let pixels: Vec<u8> = (0..w * h * 3)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::NoFilter,
+    )
+    .write_image(&pixels, w, h, image::ExtendedColorType::Rgb8)
+    .expect("encode");
+    out
+}
+
+/// A server, an inspector whose synced case mentions `photo`, and the photo's hash.
+async fn setup(dir: &tempfile::TempDir, photo: &[u8]) -> (TestServer, Inspector, String) {
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "outsider", Role::Inspector, "310105", "应急管理");
+    let server = TestServer::start(&data).await;
+    let mut zhang =
+        Inspector::sign_in(dir.path(), &server.url(), "zhang", "应急管理", "310101").await;
+    let enterprise = sample::enterprise(11);
+    zhang
+        .store
+        .register_enterprise(&enterprise)
+        .expect("register");
+    let case = zhang
+        .store
+        .open_case(&sample::new_case(&enterprise))
+        .expect("case");
+    let finding = zhang
+        .store
+        .add_finding(case, &sample::finding("泄漏点"))
+        .expect("finding");
+    let info = zhang.store.ingest_photo(photo).expect("ingest");
+    zhang
+        .store
+        .attach_photo(
+            case,
+            &PhotoTarget::Finding(finding),
+            &info.sha256,
+            "泄漏点全景",
+        )
+        .expect("attach");
+    zhang.sync().await.expect("sync");
+    (server, zhang, info.sha256)
+}
+
+fn blob_url(server: &TestServer, sha256: &str) -> String {
+    format!("{}/api/v1/blobs/{sha256}", server.url())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_upload_resumes_from_where_it_stopped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = noise_png(1850, 1850);
+    assert!(
+        photo.len() > 10_000_000,
+        "a 10 MB photo ({} bytes)",
+        photo.len()
+    );
+    let (server, zhang, sha256) = setup(&dir, &photo).await;
+    let client = reqwest::Client::new();
+    let url = blob_url(&server, &sha256);
+    let length = photo.len().to_string();
+
+    // 30% goes through, then the connection is cut.
+    let cut = photo.len() * 3 / 10;
+    let first = client
+        .patch(&url)
+        .bearer_auth(&zhang.token)
+        .header("upload-offset", "0")
+        .header("upload-length", &length)
+        .body(photo[..cut].to_vec())
+        .send()
+        .await
+        .expect("first part");
+    assert_eq!(first.status(), 204);
+
+    // Later: ask what the server holds and send only the rest.
+    let head = client
+        .head(&url)
+        .bearer_auth(&zhang.token)
+        .send()
+        .await
+        .expect("head");
+    let held: usize = head.headers()["upload-offset"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("number");
+    assert_eq!(held, cut);
+    let rest = client
+        .patch(&url)
+        .bearer_auth(&zhang.token)
+        .header("upload-offset", held.to_string())
+        .header("upload-length", &length)
+        .body(photo[held..].to_vec())
+        .send()
+        .await
+        .expect("the rest");
+    assert_eq!(rest.status(), 201, "{:?}", rest.text().await);
+    let resent = cut - held;
+    assert!(resent < photo.len() / 10, "re-sent {resent} bytes");
+
+    // A PATCH at the wrong offset is told where to continue, and the stored blob is exact.
+    let wrong = client
+        .patch(&url)
+        .bearer_auth(&zhang.token)
+        .header("upload-offset", "5")
+        .header("upload-length", &length)
+        .body(vec![0u8; 10])
+        .send()
+        .await
+        .expect("wrong offset");
+    assert_eq!(wrong.status(), 200, "a complete blob answers with its size");
+    let got = client
+        .get(&url)
+        .bearer_auth(&zhang.token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.bytes().await.expect("bytes").as_ref(), photo.as_slice());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_uploads_store_nothing_and_other_districts_see_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = noise_png(64, 48);
+    let (server, zhang, sha256) = setup(&dir, &photo).await;
+    let client = reqwest::Client::new();
+    let url = blob_url(&server, &sha256);
+
+    let mut corrupted = photo.clone();
+    corrupted[100] ^= 0xFF;
+    let put = client
+        .put(&url)
+        .bearer_auth(&zhang.token)
+        .body(corrupted)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 400);
+    let head = client
+        .head(&url)
+        .bearer_auth(&zhang.token)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.headers()["upload-offset"], "0", "nothing was kept");
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&zhang.token)
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        404
+    );
+
+    // A blob no case mentions is not accepted (no free file hosting).
+    let stranger = noise_png(32, 32);
+    let stranger_url = blob_url(&server, &anjian_core::photo::sha256_hex(&stranger));
+    let refused = client
+        .put(&stranger_url)
+        .bearer_auth(&zhang.token)
+        .body(stranger)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(refused.status(), 404);
+
+    assert_eq!(
+        client
+            .put(&url)
+            .bearer_auth(&zhang.token)
+            .body(photo.clone())
+            .send()
+            .await
+            .expect("put")
+            .status(),
+        201
+    );
+    let outsider = login_token(&server.url(), "outsider").await;
+    for response in [
+        client
+            .get(&url)
+            .bearer_auth(&outsider)
+            .send()
+            .await
+            .expect("get"),
+        client
+            .head(&url)
+            .bearer_auth(&outsider)
+            .send()
+            .await
+            .expect("head"),
+    ] {
+        assert_eq!(
+            response.status(),
+            404,
+            "another district cannot read or probe the blob"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_devices_uploading_one_photo_store_it_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = noise_png(200, 150);
+    let (server, zhang, sha256) = setup(&dir, &photo).await;
+    let url = blob_url(&server, &sha256);
+    let uploads: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, token, body) = (url.clone(), zhang.token.clone(), photo.clone());
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .put(url)
+                    .bearer_auth(token)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("put")
+                    .status()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for upload in uploads {
+        let status = upload.await.expect("task");
+        assert!(status == 201 || status == 200, "{status}");
+        created += usize::from(status == 201);
+    }
+    assert_eq!(created, 1, "stored once; the others found it there");
+    let rows: i64 = anjian_sync_server::Storage::open(&server.data.join("server.db"))
+        .expect("db")
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))?))
+        .expect("count");
+    assert_eq!(rows, 1);
+    server.stop().await;
+}
