@@ -38,6 +38,7 @@ pub struct Store {
     cache: DocCache,
     catalog: Arc<Catalog>,
     photo_limits: PhotoLimits,
+    upload_originals: bool,
 }
 
 /// Filters for listing cases; every field narrows the list.
@@ -162,6 +163,7 @@ impl Store {
             cache: DocCache::default(),
             catalog: Catalog::builtin(),
             photo_limits: PhotoLimits::default(),
+            upload_originals: true,
         })
     }
 

@@ -222,6 +222,40 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps a blob fetched from the server, after checking it against its hash; it
+    /// counts as uploaded (the server has it).
+    pub fn store_fetched_blob(
+        &mut self,
+        sha256: &str,
+        kind: &str,
+        mime: &str,
+        bytes: &[u8],
+    ) -> Result<()> {
+        if photo::sha256_hex(bytes) != sha256 {
+            return Err(Error::BlobDamaged {
+                sha256: sha256.to_owned(),
+            });
+        }
+        let now = Utc::now().to_rfc3339();
+        self.conn.execute(
+            "INSERT OR IGNORE INTO blobs (sha256, kind, mime, size, bytes, created_at, uploaded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![sha256, kind, mime, bytes.len() as i64, bytes, now],
+        )?;
+        Ok(())
+    }
+
+    /// Whether sync uploads originals (thumbnails always go); an app can hold originals
+    /// back until the phone is on Wi-Fi.
+    pub fn set_upload_originals(&mut self, upload: bool) {
+        self.upload_originals = upload;
+    }
+
+    /// Whether sync uploads originals.
+    pub fn upload_originals(&self) -> bool {
+        self.upload_originals
+    }
+
     /// Whether this store holds the blob.
     pub fn has_blob(&self, sha256: &str) -> Result<bool> {
         Ok(self

@@ -67,6 +67,10 @@ pub struct SyncReport {
     pub bytes_sent: u64,
     /// Bytes received.
     pub bytes_received: u64,
+    /// Blobs the server now holds whole (uploaded, or found there).
+    pub blobs_uploaded: usize,
+    /// Blob bytes sent.
+    pub blob_bytes_sent: u64,
 }
 
 impl SyncReport {
@@ -81,6 +85,8 @@ impl SyncReport {
         self.http_requests += other.http_requests;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
+        self.blobs_uploaded += other.blobs_uploaded;
+        self.blob_bytes_sent += other.blob_bytes_sent;
     }
 }
 

@@ -59,7 +59,10 @@ async fn setup(dir: &tempfile::TempDir, photo: &[u8]) -> (TestServer, Inspector,
             "泄漏点全景",
         )
         .expect("attach");
-    zhang.sync().await.expect("sync");
+    // The original is held back (as an app does off Wi-Fi): the tests upload it themselves.
+    zhang.store.set_upload_originals(false);
+    let report = zhang.sync().await.expect("sync");
+    assert_eq!(report.blobs_uploaded, 1, "the thumbnail goes with the case");
     (server, zhang, info.sha256)
 }
 
@@ -254,8 +257,66 @@ async fn twenty_devices_uploading_one_photo_store_it_once() {
     assert_eq!(created, 1, "stored once; the others found it there");
     let rows: i64 = anjian_sync_server::Storage::open(&server.data.join("server.db"))
         .expect("db")
-        .read(|c| Ok(c.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))?))
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM blobs WHERE sha256 = ?1",
+                [&sha256],
+                |r| r.get(0),
+            )?)
+        })
         .expect("count");
     assert_eq!(rows, 1);
+    let files = std::fs::read_dir(server.data.join("blobs").join(&sha256[..2]))
+        .expect("blob folder")
+        .count();
+    assert!(
+        files >= 1
+            && !server
+                .data
+                .join("blobs/partial")
+                .join(format!("{sha256}.part"))
+                .exists()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_finishes_a_cut_upload_and_another_device_fetches_the_original() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = noise_png(1850, 1850);
+    let (server, mut zhang, sha256) = setup(&dir, &photo).await;
+    // The app was killed after sending 30% of the original.
+    let cut = photo.len() * 3 / 10;
+    let first = reqwest::Client::new()
+        .patch(blob_url(&server, &sha256))
+        .bearer_auth(&zhang.token)
+        .header("upload-offset", "0")
+        .header("upload-length", photo.len().to_string())
+        .body(photo[..cut].to_vec())
+        .send()
+        .await
+        .expect("first part");
+    assert_eq!(first.status(), 204);
+
+    zhang.store.set_upload_originals(true);
+    let report = zhang.sync().await.expect("sync resumes the upload");
+    assert_eq!(report.blobs_uploaded, 1);
+    assert_eq!(
+        report.blob_bytes_sent,
+        (photo.len() - cut) as u64,
+        "only the rest was sent"
+    );
+    assert!(zhang.store.pending_uploads().expect("pending").is_empty());
+
+    add_user(&server.data, "li", Role::Inspector, "310101", "应急管理");
+    let mut li = Inspector::sign_in(dir.path(), &server.url(), "li", "应急管理", "310101").await;
+    li.sync().await.expect("li receives the case");
+    let fetched = li
+        .store
+        .fetch_blob(&li.server, &li.token, &sha256, "original")
+        .await
+        .expect("fetch");
+    assert_eq!(fetched, photo);
+    assert_eq!(li.store.blob(&sha256).expect("kept and verified"), photo);
     server.stop().await;
 }
