@@ -85,9 +85,54 @@ impl Store {
             }
         }
         // Photos after the cases that mention them: the server accepts only those.
-        self.upload_blobs(server.trim_end_matches('/'), token, &mut total)
-            .await?;
+        let server = server.trim_end_matches('/');
+        self.upload_blobs(server, token, &mut total).await?;
+        self.download_thumbnails(server, token, &mut total).await?;
         Ok(total)
+    }
+
+    /// Downloads the thumbnails of every photo in the cases this sync exchanged that the
+    /// device does not hold yet (originals come on demand, `fetch_blob`).
+    async fn download_thumbnails(
+        &mut self,
+        server: &str,
+        token: &str,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let mut wanted = std::collections::BTreeSet::new();
+        for case in report.cases.clone() {
+            if !self.has_case(case)? {
+                continue;
+            }
+            let read = self.case(case)?;
+            let photos = read.findings.iter().flat_map(|f| {
+                f.photos
+                    .iter()
+                    .chain(f.rectification.iter().flat_map(|r| r.evidence.iter()))
+            });
+            let answers = read
+                .checklists
+                .iter()
+                .flat_map(|c| c.entries.iter())
+                .flat_map(|e| e.answer.iter().flat_map(|a| a.photos.iter()));
+            for photo in photos.chain(answers) {
+                if !photo.thumbnail.is_empty() && !self.has_blob(&photo.thumbnail)? {
+                    wanted.insert(photo.thumbnail.clone());
+                }
+            }
+        }
+        for thumbnail in wanted {
+            match self
+                .fetch_blob(server, token, &thumbnail, "thumbnail")
+                .await
+            {
+                Ok(_) => report.thumbnails_downloaded += 1,
+                // Not uploaded yet by the device that took it: the next sync fetches it.
+                Err(Error::Network(message)) if message.starts_with("404") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Uploads every blob the server has not acknowledged, thumbnails first, originals

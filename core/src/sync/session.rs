@@ -71,6 +71,10 @@ pub struct SyncReport {
     pub blobs_uploaded: usize,
     /// Blob bytes sent.
     pub blob_bytes_sent: u64,
+    /// Thumbnails downloaded.
+    pub thumbnails_downloaded: usize,
+    /// The cases exchanged.
+    pub cases: Vec<CaseId>,
 }
 
 impl SyncReport {
@@ -87,6 +91,8 @@ impl SyncReport {
         self.bytes_received += other.bytes_received;
         self.blobs_uploaded += other.blobs_uploaded;
         self.blob_bytes_sent += other.blob_bytes_sent;
+        self.thumbnails_downloaded += other.thumbnails_downloaded;
+        self.cases.extend(other.cases);
     }
 }
 
@@ -97,6 +103,7 @@ pub struct SyncSession {
     server_peer: Option<String>,
     states: BTreeMap<CaseId, sync::State>,
     pending: BTreeSet<CaseId>,
+    planned: Vec<CaseId>,
     total: usize,
     report: SyncReport,
 }
@@ -127,6 +134,7 @@ impl SyncSession {
             server_peer: None,
             states: BTreeMap::new(),
             total: pending.len(),
+            planned: pending.iter().copied().collect(),
             pending,
             report: SyncReport::default(),
         })
@@ -244,6 +252,7 @@ impl SyncSession {
     pub fn finish(mut self, store: &mut Store, cursor: i64) -> Result<SyncReport> {
         store.finish_sync_round(&self.server, cursor, "ok")?;
         self.report.documents = self.total;
+        self.report.cases = self.planned;
         Ok(self.report)
     }
 

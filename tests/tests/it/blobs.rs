@@ -310,7 +310,24 @@ async fn sync_finishes_a_cut_upload_and_another_device_fetches_the_original() {
 
     add_user(&server.data, "li", Role::Inspector, "310101", "应急管理");
     let mut li = Inspector::sign_in(dir.path(), &server.url(), "li", "应急管理", "310101").await;
-    li.sync().await.expect("li receives the case");
+    let received = li.sync().await.expect("li receives the case");
+    assert_eq!(received.thumbnails_downloaded, 1, "thumbnails come eagerly");
+    let case = li
+        .store
+        .cases(&anjian_core::CaseQuery::default())
+        .expect("cases")[0]
+        .id;
+    let thumbnail = li.store.case(case).expect("case").findings[0].photos[0]
+        .thumbnail
+        .clone();
+    assert!(
+        li.store.has_blob(&thumbnail).expect("query"),
+        "the thumbnail is on li's phone"
+    );
+    assert!(
+        !li.store.has_blob(&sha256).expect("query"),
+        "the original is not, until asked for"
+    );
     let fetched = li
         .store
         .fetch_blob(&li.server, &li.token, &sha256, "original")
