@@ -1,0 +1,237 @@
+//! Load (docs/BENCHMARKS.md): 1,000 simulated devices hold WebSocket connections to the
+//! server at once on loopback, each sending a small change every few seconds for a bounded
+//! time. Reports the round trip (change sent → the server's heads show it) at p50/p99,
+//! errors, the server's memory per connection and its CPU time.
+//!
+//! Run: `cargo bench -p anjian-tests --bench sync_connections [-- DEVICES SECONDS INTERVAL_MS]`
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anjian_core::sync::DocumentId;
+use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
+use anjian_core::{Store, sample};
+use anjian_sync_server::users::Role;
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+fn main() {
+    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let (devices, seconds, interval) = (*args.first().unwrap_or(&1000) as usize, *args.get(1).unwrap_or(&30), *args.get(2).unwrap_or(&3000));
+    let work = tempfile::tempdir().expect("temp dir");
+    let data = work.path().join("server");
+    anjian_tests::add_user(&data, "field", Role::Inspector, "310101", "应急管理");
+    let (server, addr) = spawn(&data);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    println!("# {devices} devices, a change each every {interval} ms for {seconds} s");
+
+    // Every device: its own store, one case with one finding, signed in with its actor.
+    let mut setup = Vec::new();
+    for d in 0..devices {
+        let mut store = Store::open(work.path().join(format!("d{d}.db")), sample::inspector("field")).expect("store");
+        let enterprise = sample::enterprise(d as u32);
+        store.register_enterprise(&enterprise).expect("register");
+        let case = store.open_case(&sample::new_case(&enterprise)).expect("case");
+        store.add_finding(case, &sample::finding("现场隐患")).expect("finding");
+        let actor = store.device_id();
+        let doc = AutoCommit::load(&store.export_case(case).expect("export")).expect("load")
+            .with_actor(automerge::ActorId::from(hex_bytes(&actor)));
+        setup.push((case, actor, doc));
+    }
+    let tokens: Vec<String> = runtime.block_on(async {
+        let mut tokens = Vec::new();
+        for (_, actor, _) in &setup {
+            tokens.push(login(&addr, actor).await);
+        }
+        tokens
+    });
+    let baseline = rss(&server);
+    let cpu_before = cpu_seconds(&server);
+
+    let errors = Arc::new(AtomicU64::new(0));
+    let connected = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds) + Duration::from_secs(20);
+    let latencies: Vec<Vec<Duration>> = runtime.block_on(async {
+        let tasks: Vec<_> = setup
+            .into_iter()
+            .zip(tokens)
+            .enumerate()
+            .map(|(i, ((case, _, doc), token))| {
+                let (addr, errors, connected) = (addr.clone(), errors.clone(), connected.clone());
+                tokio::spawn(async move {
+                    match device(i, &addr, &token, case, doc, seconds, interval, &connected).await {
+                        Ok(latencies) => latencies,
+                        Err(e) => {
+                            eprintln!("device {i}: {e}");
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            Vec::new()
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Memory with every connection open (sampled once all have joined).
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(tokio::time::timeout_at(deadline.into(), task).await.ok().and_then(Result::ok).unwrap_or_default());
+        }
+        results
+    });
+    let open = peak(&server);
+    let cpu = cpu_seconds(&server) - cpu_before;
+    let elapsed = start.elapsed();
+    let mut all: Vec<Duration> = latencies.into_iter().flatten().collect();
+    all.sort();
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    println!("connections: {} of {devices}   changes: {}   errors: {}", connected.load(Ordering::Relaxed), all.len(), errors.load(Ordering::Relaxed));
+    println!("round trip: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", ms(pct(0.50)), ms(pct(0.99)), ms(all.last().copied().unwrap_or_default()));
+    println!(
+        "server memory: {:.1} MB before, {:.1} MB peak with connections = {:.1} KB per connection",
+        baseline as f64 / 1e6,
+        open as f64 / 1e6,
+        (open.saturating_sub(baseline)) as f64 / 1e3 / devices as f64
+    );
+    println!("server CPU: {cpu:.1} s over {:.1} s ({:.0}% of one core)", elapsed.as_secs_f64(), cpu / elapsed.as_secs_f64() * 100.0);
+    let _ = std::fs::write(format!("/proc/{}/clear_refs", server.id()), "5");
+    stop(server);
+}
+
+#[expect(clippy::too_many_arguments, reason = "one device's whole script")]
+async fn device(
+    i: usize,
+    addr: &str,
+    token: &str,
+    case: anjian_core::CaseId,
+    mut doc: AutoCommit,
+    seconds: u64,
+    interval: u64,
+    connected: &AtomicU64,
+) -> Result<Vec<Duration>, String> {
+    let url = format!("ws://{addr}/sync?token={token}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.map_err(|e| e.to_string())?;
+    let peer = format!("device-{i}");
+    let join = WireMessage::Join {
+        sender_id: peer.clone(),
+        metadata: PeerMetadata::default(),
+        supported_versions: vec![PROTOCOL_VERSION.into()],
+    };
+    socket.send(Message::Binary(join.encode().into())).await.map_err(|e| e.to_string())?;
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Binary(b))) if matches!(WireMessage::decode(&b), Ok(WireMessage::Peer { .. })) => break,
+            Some(Ok(_)) => continue,
+            other => return Err(format!("no peer: {other:?}")),
+        }
+    }
+    connected.fetch_add(1, Ordering::Relaxed);
+    let document_id = DocumentId::of(case);
+    let mut state = sync::State::new();
+    let mut round_trip = async |doc: &mut AutoCommit, state: &mut sync::State| -> Result<Duration, String> {
+        let start = Instant::now();
+        loop {
+            if let Some(m) = doc.sync().generate_sync_message(state) {
+                let frame = WireMessage::Sync { sender_id: peer.clone(), target_id: String::new(), document_id, data: m.encode() };
+                socket.send(Message::Binary(frame.encode().into())).await.map_err(|e| e.to_string())?;
+            }
+            if state.their_heads.as_deref() == Some(&doc.get_heads()[..]) {
+                return Ok(start.elapsed());
+            }
+            let frame = match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => b,
+                Ok(Some(Ok(_))) => continue,
+                other => return Err(format!("connection: {other:?}")),
+            };
+            match WireMessage::decode(&frame) {
+                Ok(WireMessage::Sync { data, .. }) => {
+                    let message = sync::Message::decode(&data).map_err(|e| e.to_string())?;
+                    doc.sync().receive_sync_message(state, message).map_err(|e| e.to_string())?;
+                }
+                Ok(WireMessage::Error { message }) => return Err(message),
+                _ => {}
+            }
+        }
+    };
+    round_trip(&mut doc, &mut state).await?;
+    let mut latencies = Vec::new();
+    let end = Instant::now() + Duration::from_secs(seconds);
+    // Spread the devices over the interval.
+    tokio::time::sleep(Duration::from_millis((i as u64 * 7919) % interval)).await;
+    while Instant::now() < end {
+        let findings = match doc.get(ROOT, "findings").map_err(|e| e.to_string())? {
+            Some((automerge::Value::Object(ObjType::Map), id)) => id,
+            _ => return Err("no findings".into()),
+        };
+        let finding = doc.keys(&findings).next().ok_or("no finding")?;
+        let Some((_, obj)) = doc.get(&findings, finding.as_str()).map_err(|e| e.to_string())? else { return Err("no finding".into()) };
+        doc.put(&obj, "place", format!("巡查点 {}", latencies.len())).map_err(|e| e.to_string())?;
+        doc.commit();
+        latencies.push(round_trip(&mut doc, &mut state).await?);
+        tokio::time::sleep(Duration::from_millis(interval)).await;
+    }
+    let _ = socket.close(None).await;
+    Ok(latencies)
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect()
+}
+
+async fn login(addr: &str, actor: &str) -> String {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/login"))
+        .json(&serde_json::json!({"username": "field", "password": anjian_tests::PASSWORD, "device_name": "bench", "actor_id": actor}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+fn spawn(data: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_test_server")).arg(data).stdout(Stdio::piped()).spawn().expect("server");
+    let line = BufReader::new(child.stdout.take().expect("stdout")).lines().next().expect("line").expect("utf-8");
+    (child, line.strip_prefix("listening ").expect("address").to_owned())
+}
+
+fn status_kb(child: &Child, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn rss(child: &Child) -> u64 {
+    status_kb(child, "VmRSS:") * 1024
+}
+
+fn peak(child: &Child) -> u64 {
+    status_kb(child, "VmHWM:") * 1024
+}
+
+/// User plus system CPU time of the process, in seconds (clock ticks of 1/100 s).
+fn cpu_seconds(child: &Child) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
