@@ -48,6 +48,20 @@ pub(crate) fn load_document(conn: &Connection, id: CaseId) -> Result<Option<Load
     Ok(Some(LoadedDoc { doc, saved_heads }))
 }
 
+/// A document's heads as stored: hex, sorted, comma-separated.
+pub(crate) fn heads_text(doc: &mut AutoCommit) -> String {
+    let mut heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
+    heads.sort();
+    heads.join(",")
+}
+
+/// Records a document's current heads.
+pub(crate) fn set_heads(tx: &Transaction<'_>, id: CaseId, doc: &mut AutoCommit) -> Result<()> {
+    tx.prepare_cached("UPDATE documents SET heads = ?2 WHERE case_id = ?1")?
+        .execute(params![id.to_string(), heads_text(doc)])?;
+    Ok(())
+}
+
 /// Stores a new case document as its first snapshot.
 pub(crate) fn insert_document(tx: &Transaction<'_>, id: CaseId, snapshot: &[u8]) -> Result<()> {
     tx.execute(
@@ -64,6 +78,7 @@ pub(crate) fn append_changes(
     doc: &mut AutoCommit,
     bytes: &[u8],
 ) -> Result<()> {
+    set_heads(tx, id, doc)?;
     let key = id.to_string();
     let (count, total, last): (i64, i64, i64) = tx
         .prepare_cached(
@@ -202,8 +217,9 @@ pub(crate) fn rebuild_projections(conn: &mut Connection) -> Result<()> {
         let id: CaseId = key
             .parse()
             .map_err(|_| Error::Corrupt(format!("document key {key:?} is not a case id")))?;
-        let loaded = load_document(&tx, id)?.ok_or_else(|| Error::not_found("case", id))?;
+        let mut loaded = load_document(&tx, id)?.ok_or_else(|| Error::not_found("case", id))?;
         write_case_projection(&tx, &document::project_case(&loaded.doc)?)?;
+        set_heads(&tx, id, &mut loaded.doc)?;
     }
     tx.commit()?;
     Ok(())

@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/005_sync.sql"),
         rebuild_projections: false,
     },
+    Migration {
+        name: "006_local_heads",
+        sql: include_str!("../migrations/006_local_heads.sql"),
+        rebuild_projections: true,
+    },
 ];
 
 /// The store version this build writes.

@@ -22,25 +22,45 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let (devices, seconds, interval) = (*args.first().unwrap_or(&1000) as usize, *args.get(1).unwrap_or(&30), *args.get(2).unwrap_or(&3000));
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let (devices, seconds, interval) = (
+        *args.first().unwrap_or(&1000) as usize,
+        *args.get(1).unwrap_or(&30),
+        *args.get(2).unwrap_or(&3000),
+    );
     let work = tempfile::tempdir().expect("temp dir");
     let data = work.path().join("server");
     anjian_tests::add_user(&data, "field", Role::Inspector, "310101", "应急管理");
     let (server, addr) = spawn(&data);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     println!("# {devices} devices, a change each every {interval} ms for {seconds} s");
 
     // Every device: its own store, one case with one finding, signed in with its actor.
     let mut setup = Vec::new();
     for d in 0..devices {
-        let mut store = Store::open(work.path().join(format!("d{d}.db")), sample::inspector("field")).expect("store");
+        let mut store = Store::open(
+            work.path().join(format!("d{d}.db")),
+            sample::inspector("field"),
+        )
+        .expect("store");
         let enterprise = sample::enterprise(d as u32);
         store.register_enterprise(&enterprise).expect("register");
-        let case = store.open_case(&sample::new_case(&enterprise)).expect("case");
-        store.add_finding(case, &sample::finding("现场隐患")).expect("finding");
+        let case = store
+            .open_case(&sample::new_case(&enterprise))
+            .expect("case");
+        store
+            .add_finding(case, &sample::finding("现场隐患"))
+            .expect("finding");
         let actor = store.device_id();
-        let doc = AutoCommit::load(&store.export_case(case).expect("export")).expect("load")
+        let doc = AutoCommit::load(&store.export_case(case).expect("export"))
+            .expect("load")
             .with_actor(automerge::ActorId::from(hex_bytes(&actor)));
         setup.push((case, actor, doc));
     }
@@ -80,7 +100,13 @@ fn main() {
         // Memory with every connection open (sampled once all have joined).
         let mut results = Vec::new();
         for task in tasks {
-            results.push(tokio::time::timeout_at(deadline.into(), task).await.ok().and_then(Result::ok).unwrap_or_default());
+            results.push(
+                tokio::time::timeout_at(deadline.into(), task)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default(),
+            );
         }
         results
     });
@@ -89,16 +115,34 @@ fn main() {
     let elapsed = start.elapsed();
     let mut all: Vec<Duration> = latencies.into_iter().flatten().collect();
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
-    println!("connections: {} of {devices}   changes: {}   errors: {}", connected.load(Ordering::Relaxed), all.len(), errors.load(Ordering::Relaxed));
-    println!("round trip: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", ms(pct(0.50)), ms(pct(0.99)), ms(all.last().copied().unwrap_or_default()));
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "connections: {} of {devices}   changes: {}   errors: {}",
+        connected.load(Ordering::Relaxed),
+        all.len(),
+        errors.load(Ordering::Relaxed)
+    );
+    println!(
+        "round trip: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(all.last().copied().unwrap_or_default())
+    );
     println!(
         "server memory: {:.1} MB before, {:.1} MB peak with connections = {:.1} KB per connection",
         baseline as f64 / 1e6,
         open as f64 / 1e6,
         (open.saturating_sub(baseline)) as f64 / 1e3 / devices as f64
     );
-    println!("server CPU: {cpu:.1} s over {:.1} s ({:.0}% of one core)", elapsed.as_secs_f64(), cpu / elapsed.as_secs_f64() * 100.0);
+    println!(
+        "server CPU: {cpu:.1} s over {:.1} s ({:.0}% of one core)",
+        elapsed.as_secs_f64(),
+        cpu / elapsed.as_secs_f64() * 100.0
+    );
     let _ = std::fs::write(format!("/proc/{}/clear_refs", server.id()), "5");
     stop(server);
 }
@@ -115,17 +159,26 @@ async fn device(
     connected: &AtomicU64,
 ) -> Result<Vec<Duration>, String> {
     let url = format!("ws://{addr}/sync?token={token}");
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.map_err(|e| e.to_string())?;
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .map_err(|e| e.to_string())?;
     let peer = format!("device-{i}");
     let join = WireMessage::Join {
         sender_id: peer.clone(),
         metadata: PeerMetadata::default(),
         supported_versions: vec![PROTOCOL_VERSION.into()],
     };
-    socket.send(Message::Binary(join.encode().into())).await.map_err(|e| e.to_string())?;
+    socket
+        .send(Message::Binary(join.encode().into()))
+        .await
+        .map_err(|e| e.to_string())?;
     loop {
         match socket.next().await {
-            Some(Ok(Message::Binary(b))) if matches!(WireMessage::decode(&b), Ok(WireMessage::Peer { .. })) => break,
+            Some(Ok(Message::Binary(b)))
+                if matches!(WireMessage::decode(&b), Ok(WireMessage::Peer { .. })) =>
+            {
+                break;
+            }
             Some(Ok(_)) => continue,
             other => return Err(format!("no peer: {other:?}")),
         }
@@ -133,12 +186,22 @@ async fn device(
     connected.fetch_add(1, Ordering::Relaxed);
     let document_id = DocumentId::of(case);
     let mut state = sync::State::new();
-    let mut round_trip = async |doc: &mut AutoCommit, state: &mut sync::State| -> Result<Duration, String> {
+    let mut round_trip = async |doc: &mut AutoCommit,
+                                state: &mut sync::State|
+           -> Result<Duration, String> {
         let start = Instant::now();
         loop {
             if let Some(m) = doc.sync().generate_sync_message(state) {
-                let frame = WireMessage::Sync { sender_id: peer.clone(), target_id: String::new(), document_id, data: m.encode() };
-                socket.send(Message::Binary(frame.encode().into())).await.map_err(|e| e.to_string())?;
+                let frame = WireMessage::Sync {
+                    sender_id: peer.clone(),
+                    target_id: String::new(),
+                    document_id,
+                    data: m.encode(),
+                };
+                socket
+                    .send(Message::Binary(frame.encode().into()))
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             if state.their_heads.as_deref() == Some(&doc.get_heads()[..]) {
                 return Ok(start.elapsed());
@@ -151,7 +214,9 @@ async fn device(
             match WireMessage::decode(&frame) {
                 Ok(WireMessage::Sync { data, .. }) => {
                     let message = sync::Message::decode(&data).map_err(|e| e.to_string())?;
-                    doc.sync().receive_sync_message(state, message).map_err(|e| e.to_string())?;
+                    doc.sync()
+                        .receive_sync_message(state, message)
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(WireMessage::Error { message }) => return Err(message),
                 _ => {}
@@ -169,8 +234,14 @@ async fn device(
             _ => return Err("no findings".into()),
         };
         let finding = doc.keys(&findings).next().ok_or("no finding")?;
-        let Some((_, obj)) = doc.get(&findings, finding.as_str()).map_err(|e| e.to_string())? else { return Err("no finding".into()) };
-        doc.put(&obj, "place", format!("巡查点 {}", latencies.len())).map_err(|e| e.to_string())?;
+        let Some((_, obj)) = doc
+            .get(&findings, finding.as_str())
+            .map_err(|e| e.to_string())?
+        else {
+            return Err("no finding".into());
+        };
+        doc.put(&obj, "place", format!("巡查点 {}", latencies.len()))
+            .map_err(|e| e.to_string())?;
         doc.commit();
         latencies.push(round_trip(&mut doc, &mut state).await?);
         tokio::time::sleep(Duration::from_millis(interval)).await;
@@ -180,7 +251,10 @@ async fn device(
 }
 
 fn hex_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect()
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 async fn login(addr: &str, actor: &str) -> String {
@@ -197,9 +271,20 @@ async fn login(addr: &str, actor: &str) -> String {
 }
 
 fn spawn(data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_test_server")).arg(data).stdout(Stdio::piped()).spawn().expect("server");
-    let line = BufReader::new(child.stdout.take().expect("stdout")).lines().next().expect("line").expect("utf-8");
-    (child, line.strip_prefix("listening ").expect("address").to_owned())
+    let mut child = Command::new(env!("CARGO_BIN_EXE_test_server"))
+        .arg(data)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server");
+    let line = BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .next()
+        .expect("line")
+        .expect("utf-8");
+    (
+        child,
+        line.strip_prefix("listening ").expect("address").to_owned(),
+    )
 }
 
 fn status_kb(child: &Child, field: &str) -> u64 {
@@ -222,8 +307,18 @@ fn peak(child: &Child) -> u64 {
 /// User plus system CPU time of the process, in seconds (clock ticks of 1/100 s).
 fn cpu_seconds(child: &Child) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 

@@ -281,6 +281,7 @@ impl Store {
         let snapshot = doc.save();
         let tx = self.conn.transaction()?;
         db::insert_document(&tx, id, &snapshot)?;
+        db::set_heads(&tx, id, &mut doc)?;
         db::write_case_projection(&tx, &projection)?;
         tx.commit()?;
         let saved_heads = doc.get_heads();
@@ -764,6 +765,7 @@ impl Store {
         let projection = document::project_case(&doc)?;
         let tx = self.conn.transaction()?;
         db::insert_document(&tx, id, &doc.save())?;
+        db::set_heads(&tx, id, &mut doc)?;
         db::write_case_projection(&tx, &projection)?;
         tx.commit()?;
         let saved_heads = doc.get_heads();

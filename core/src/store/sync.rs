@@ -81,24 +81,24 @@ impl Store {
         Ok(())
     }
 
-    /// Every local case whose heads the server has not acknowledged.
+    /// Every local case whose heads the server has not acknowledged (one query over the
+    /// heads kept with every write; no document is read).
     pub(crate) fn unacknowledged_cases(&mut self, server: &str) -> Result<Vec<CaseId>> {
         let ids: Vec<String> = self
             .conn
-            .prepare("SELECT case_id FROM cases")?
-            .query_map([], |r| r.get(0))?
+            .prepare_cached(
+                "SELECT d.case_id FROM documents d
+                 LEFT JOIN sync_states s ON s.server = ?1 AND s.case_id = d.case_id
+                 WHERE s.acked IS NULL OR s.acked <> d.heads",
+            )?
+            .query_map([server], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut out = Vec::new();
-        for id in ids {
-            let case: CaseId = id
-                .parse()
-                .map_err(|_| Error::Corrupt(format!("case id {id:?}")))?;
-            let heads = self.heads(case)?.join(",");
-            if self.acked_heads(server, case)? != heads {
-                out.push(case);
-            }
-        }
-        Ok(out)
+        ids.into_iter()
+            .map(|id| {
+                id.parse()
+                    .map_err(|_| Error::Corrupt(format!("case id {id:?}")))
+            })
+            .collect()
     }
 
     fn acked_heads(&self, server: &str, case: CaseId) -> Result<String> {
@@ -286,6 +286,7 @@ impl Store {
                 let mut doc = doc.clone();
                 let projection = document::project_case(&doc)?;
                 crate::db::write_snapshot(&tx, case, &doc.save())?;
+                crate::db::set_heads(&tx, case, &mut doc)?;
                 crate::db::write_case_projection(&tx, &projection)?;
             }
             None => {
