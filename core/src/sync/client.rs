@@ -191,8 +191,18 @@ impl Store {
         Ok(())
     }
 
-    /// Fetches a blob (an original photo, on demand) from the server, verifies it against
-    /// its hash and keeps it.
+    /// Fetches a photo's original from the server when the inspector opens it (originals
+    /// are not downloaded eagerly), verified against its hash and kept.
+    pub async fn fetch_original(
+        &mut self,
+        server: &str,
+        token: &str,
+        sha256: &str,
+    ) -> Result<Vec<u8>> {
+        self.fetch_blob(server, token, sha256, "original").await
+    }
+
+    /// Fetches a blob from the server, verifies it against its hash and keeps it.
     pub async fn fetch_blob(
         &mut self,
         server: &str,
