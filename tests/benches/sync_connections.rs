@@ -5,8 +5,7 @@
 //!
 //! Run: `cargo bench -p anjian-tests --bench sync_connections [-- DEVICES SECONDS INTERVAL_MS]`
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_core::{Store, sample};
 use anjian_sync_server::users::Role;
+use anjian_tests::process;
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc};
@@ -34,7 +34,8 @@ fn main() {
     let work = tempfile::tempdir().expect("temp dir");
     let data = work.path().join("server");
     anjian_tests::add_user(&data, "field", Role::Inspector, "310101", "应急管理");
-    let (server, addr) = spawn(&data);
+    let (server, addr) =
+        process::spawn_listening(Command::new(env!("CARGO_BIN_EXE_test_server")).arg(&data));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -67,12 +68,13 @@ fn main() {
     let tokens: Vec<String> = runtime.block_on(async {
         let mut tokens = Vec::new();
         for (_, actor, _) in &setup {
-            tokens.push(login(&addr, actor).await);
+            tokens
+                .push(anjian_tests::login_device(&format!("http://{addr}"), "field", actor).await);
         }
         tokens
     });
-    let baseline = rss(&server);
-    let cpu_before = cpu_seconds(&server);
+    let baseline = process::rss(&server);
+    let cpu_before = process::cpu_seconds(&server);
 
     let errors = Arc::new(AtomicU64::new(0));
     let connected = Arc::new(AtomicU64::new(0));
@@ -110,8 +112,8 @@ fn main() {
         }
         results
     });
-    let open = peak(&server);
-    let cpu = cpu_seconds(&server) - cpu_before;
+    let open = process::peak_memory(&server);
+    let cpu = process::cpu_seconds(&server) - cpu_before;
     let elapsed = start.elapsed();
     let mut all: Vec<Duration> = latencies.into_iter().flatten().collect();
     all.sort();
@@ -144,7 +146,7 @@ fn main() {
         cpu / elapsed.as_secs_f64() * 100.0
     );
     let _ = std::fs::write(format!("/proc/{}/clear_refs", server.id()), "5");
-    stop(server);
+    process::stop(server);
 }
 
 #[expect(clippy::too_many_arguments, reason = "one device's whole script")]
@@ -257,76 +259,6 @@ fn hex_bytes(hex: &str) -> Vec<u8> {
         .collect()
 }
 
-async fn login(addr: &str, actor: &str) -> String {
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{addr}/api/v1/login"))
-        .json(&serde_json::json!({"username": "field", "password": anjian_tests::PASSWORD, "device_name": "bench", "actor_id": actor}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    body["token"].as_str().expect("token").to_owned()
-}
-
-fn spawn(data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_test_server"))
-        .arg(data)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server");
-    let line = BufReader::new(child.stdout.take().expect("stdout"))
-        .lines()
-        .next()
-        .expect("line")
-        .expect("utf-8");
-    (
-        child,
-        line.strip_prefix("listening ").expect("address").to_owned(),
-    )
-}
-
-fn status_kb(child: &Child, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn rss(child: &Child) -> u64 {
-    status_kb(child, "VmRSS:") * 1024
-}
-
-fn peak(child: &Child) -> u64 {
-    status_kb(child, "VmHWM:") * 1024
-}
-
-/// User plus system CPU time of the process, in seconds (clock ticks of 1/100 s).
-fn cpu_seconds(child: &Child) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -8,15 +8,15 @@
 //! (`-- DEVICES CASES FINDINGS` to change the workload; `ANJIAN_BENCH_ONLY_ANJIAN=1` to
 //! skip the stock server).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_core::{CaseId, Store, sample};
 use anjian_sync_server::users::Role;
+use anjian_tests::process;
 use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};
 use futures_util::{SinkExt, StreamExt};
@@ -77,7 +77,8 @@ fn main() {
             "应急管理",
         );
     }
-    let (anjian, addr) = spawn(Command::new(env!("CARGO_BIN_EXE_test_server")).arg(&data));
+    let (anjian, addr) =
+        process::spawn_listening(Command::new(env!("CARGO_BIN_EXE_test_server")).arg(&data));
     let mut anjian_devices = workload;
     runtime.block_on(async {
         for (d, device) in anjian_devices.iter_mut().enumerate() {
@@ -89,15 +90,15 @@ fn main() {
     // per hash) is setup, not the workload.
     reset_peak_memory(&anjian);
     let ours = runtime.block_on(run(&addr, &anjian_devices));
-    let ours_peak = peak_memory(&anjian);
-    stop(anjian);
+    let ours_peak = process::peak_memory(&anjian);
+    process::stop(anjian);
 
     // The stock automerge-repo server on Node.
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
     let stock = if std::env::var_os("ANJIAN_BENCH_ONLY_ANJIAN").is_some() {
         None
     } else if js.join("node_modules").exists() {
-        let (child, addr) = spawn(
+        let (child, addr) = process::spawn_listening(
             Command::new("node")
                 .arg(js.join("stock-server.mjs"))
                 .arg(work.path().join("stock")),
@@ -109,8 +110,8 @@ fn main() {
         println!("syncing to the stock automerge-repo server …");
         reset_peak_memory(&child);
         let result = runtime.block_on(run(&addr, &anjian_devices));
-        let peak = peak_memory(&child);
-        stop(child);
+        let peak = process::peak_memory(&child);
+        process::stop(child);
         Some((result, peak))
     } else {
         println!("stock server: tests/js/node_modules missing; run `npm ci` in tests/js");
@@ -188,16 +189,16 @@ fn raw_change_bytes(doc: &AutoCommit) -> u64 {
 /// Binds the device's actor id (the author of its documents) to its user; returns a token.
 async fn login(addr: &str, username: &str, doc: &AutoCommit) -> String {
     let actor = doc.clone().get_changes(&[])[0].actor_id().to_hex_string();
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{addr}/api/v1/login"))
-        .json(&serde_json::json!({"username": username, "password": anjian_tests::PASSWORD, "device_name": "bench", "actor_id": actor}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    body["token"].as_str().expect("token").to_owned()
+    anjian_tests::login_device(&format!("http://{addr}"), username, &actor).await
+}
+
+/// Resets the server's peak memory before a measured phase and says where it starts.
+fn reset_peak_memory(child: &std::process::Child) {
+    process::reset_peak_memory(child);
+    println!(
+        "  server before the sync: {:.1} MB",
+        process::rss(child) as f64 / 1e6
+    );
 }
 
 /// Every device syncs all its documents at once; returns the time until the last device
@@ -332,53 +333,4 @@ async fn push_all(url: String, peer: String, mut docs: Vec<(CaseId, AutoCommit)>
     }
     let _ = socket.close(None).await;
     (bytes, frames)
-}
-
-fn spawn(command: &mut Command) -> (Child, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let line = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("utf-8");
-    (
-        child,
-        line.strip_prefix("listening ")
-            .expect("listening")
-            .to_owned(),
-    )
-}
-
-/// The process's peak resident memory (VmHWM), in bytes.
-fn peak_memory(child: &Child) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
-/// Resets the process's peak resident memory to its current value (Linux `clear_refs` 5).
-fn reset_peak_memory(child: &Child) {
-    let _ = std::fs::write(format!("/proc/{}/clear_refs", child.id()), "5");
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    if let Some(rss) = status.lines().find(|l| l.starts_with("VmRSS:")) {
-        println!(
-            "  server before the sync: {}",
-            rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
-        );
-    }
-}
-
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }

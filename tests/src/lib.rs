@@ -1,6 +1,8 @@
 //! End-to-end scenarios and benchmarks across the Anjian crates; this library holds what
 //! they share: a real sync server on `127.0.0.1:0` and inspectors with real stores.
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -132,13 +134,19 @@ impl Inspector {
 
 /// Signs `username` in over HTTP (as a browser or integration would) and returns a token.
 pub async fn login_token(server: &str, username: &str) -> String {
+    login_device(server, username, &uuid::Uuid::new_v4().simple().to_string()).await
+}
+
+/// Signs `username` in from the device with actor id `actor` (hex), binding it; returns a
+/// token.
+pub async fn login_device(server: &str, username: &str, actor: &str) -> String {
     let body: serde_json::Value = reqwest::Client::new()
         .post(format!("{server}/api/v1/login"))
         .json(&serde_json::json!({
             "username": username,
             "password": PASSWORD,
-            "device_name": "浏览器",
-            "actor_id": uuid::Uuid::new_v4().simple().to_string(),
+            "device_name": "测试设备",
+            "actor_id": actor,
         }))
         .send()
         .await

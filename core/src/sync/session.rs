@@ -268,21 +268,7 @@ impl SyncSession {
             self.server_peer.clone().unwrap_or_default(),
             DocumentId::of(case),
         );
-        let message = if request {
-            WireMessage::Request {
-                sender_id,
-                target_id,
-                document_id,
-                data,
-            }
-        } else {
-            WireMessage::Sync {
-                sender_id,
-                target_id,
-                document_id,
-                data,
-            }
-        };
+        let message = WireMessage::document(request, sender_id, target_id, document_id, data);
         self.sent(message.encode())
     }
 

@@ -141,6 +141,31 @@ enum Field {
 }
 
 impl WireMessage {
+    /// A `request` (when the sender lacks the document) or a `sync` carrying `data`.
+    pub fn document(
+        request: bool,
+        sender_id: String,
+        target_id: String,
+        document_id: DocumentId,
+        data: Vec<u8>,
+    ) -> Self {
+        if request {
+            WireMessage::Request {
+                sender_id,
+                target_id,
+                document_id,
+                data,
+            }
+        } else {
+            WireMessage::Sync {
+                sender_id,
+                target_id,
+                document_id,
+                data,
+            }
+        }
+    }
+
     /// Decodes one frame.
     pub fn decode(frame: &[u8]) -> Result<WireMessage, WireError> {
         let malformed = |e: minicbor::decode::Error| WireError::Malformed(e.to_string());
@@ -457,21 +482,7 @@ impl Message {
                     (self.text("senderId")?, self.optional_text("targetId"));
                 let document_id = self.document_id()?;
                 let data = self.bytes("data")?;
-                if kind == "request" {
-                    WireMessage::Request {
-                        sender_id,
-                        target_id,
-                        document_id,
-                        data,
-                    }
-                } else {
-                    WireMessage::Sync {
-                        sender_id,
-                        target_id,
-                        document_id,
-                        data,
-                    }
-                }
+                WireMessage::document(kind == "request", sender_id, target_id, document_id, data)
             }
             "doc-unavailable" => WireMessage::DocUnavailable {
                 sender_id: self.text("senderId")?,

@@ -66,6 +66,25 @@ async fn setup(dir: &tempfile::TempDir, photo: &[u8]) -> (TestServer, Inspector,
     (server, zhang, info.sha256)
 }
 
+/// `PATCH`es `part` at `offset` of an upload of `length` bytes.
+async fn patch(
+    url: &str,
+    token: &str,
+    offset: usize,
+    length: usize,
+    part: &[u8],
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .patch(url)
+        .bearer_auth(token)
+        .header("upload-offset", offset)
+        .header("upload-length", length)
+        .body(part.to_vec())
+        .send()
+        .await
+        .expect("a PATCH answer")
+}
+
 fn blob_url(server: &TestServer, sha256: &str) -> String {
     format!("{}/api/v1/blobs/{sha256}", server.url())
 }
@@ -82,19 +101,10 @@ async fn an_interrupted_upload_resumes_from_where_it_stopped() {
     let (server, zhang, sha256) = setup(&dir, &photo).await;
     let client = reqwest::Client::new();
     let url = blob_url(&server, &sha256);
-    let length = photo.len().to_string();
 
     // 30% goes through, then the connection is cut.
     let cut = photo.len() * 3 / 10;
-    let first = client
-        .patch(&url)
-        .bearer_auth(&zhang.token)
-        .header("upload-offset", "0")
-        .header("upload-length", &length)
-        .body(photo[..cut].to_vec())
-        .send()
-        .await
-        .expect("first part");
+    let first = patch(&url, &zhang.token, 0, photo.len(), &photo[..cut]).await;
     assert_eq!(first.status(), 204);
 
     // Later: ask what the server holds and send only the rest.
@@ -110,29 +120,13 @@ async fn an_interrupted_upload_resumes_from_where_it_stopped() {
         .parse()
         .expect("number");
     assert_eq!(held, cut);
-    let rest = client
-        .patch(&url)
-        .bearer_auth(&zhang.token)
-        .header("upload-offset", held.to_string())
-        .header("upload-length", &length)
-        .body(photo[held..].to_vec())
-        .send()
-        .await
-        .expect("the rest");
+    let rest = patch(&url, &zhang.token, held, photo.len(), &photo[held..]).await;
     assert_eq!(rest.status(), 201, "{:?}", rest.text().await);
     let resent = cut - held;
     assert!(resent < photo.len() / 10, "re-sent {resent} bytes");
 
     // A PATCH at the wrong offset is told where to continue, and the stored blob is exact.
-    let wrong = client
-        .patch(&url)
-        .bearer_auth(&zhang.token)
-        .header("upload-offset", "5")
-        .header("upload-length", &length)
-        .body(vec![0u8; 10])
-        .send()
-        .await
-        .expect("wrong offset");
+    let wrong = patch(&url, &zhang.token, 5, photo.len(), &[0u8; 10]).await;
     assert_eq!(wrong.status(), 200, "a complete blob answers with its size");
     let got = client
         .get(&url)
@@ -287,15 +281,14 @@ async fn sync_finishes_a_cut_upload_and_another_device_fetches_the_original() {
     let (server, mut zhang, sha256) = setup(&dir, &photo).await;
     // The app was killed after sending 30% of the original.
     let cut = photo.len() * 3 / 10;
-    let first = reqwest::Client::new()
-        .patch(blob_url(&server, &sha256))
-        .bearer_auth(&zhang.token)
-        .header("upload-offset", "0")
-        .header("upload-length", photo.len().to_string())
-        .body(photo[..cut].to_vec())
-        .send()
-        .await
-        .expect("first part");
+    let first = patch(
+        &blob_url(&server, &sha256),
+        &zhang.token,
+        0,
+        photo.len(),
+        &photo[..cut],
+    )
+    .await;
     assert_eq!(first.status(), 204);
 
     zhang.store.set_upload_originals(true);

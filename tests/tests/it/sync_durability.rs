@@ -2,36 +2,23 @@
 //! and restarted; every change the client saw acknowledged is on the server, and a second
 //! sync completes the rest.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anjian_core::sample;
 use anjian_sync_server::Storage;
 use anjian_sync_server::users::Role;
-use anjian_tests::{Inspector, add_user};
+use anjian_tests::{Inspector, add_user, process};
 
 /// Starts the server as a child process on `addr` (or a free port) and returns it with
 /// its address.
 fn spawn_server(data: &Path, addr: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_test_server"))
-        .arg(data)
-        .arg(addr)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("server starts");
-    let stdout = child.stdout.take().expect("piped");
-    let line = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a line")
-        .expect("utf-8");
-    let addr = line
-        .strip_prefix("listening ")
-        .expect("the address")
-        .to_owned();
-    (child, addr)
+    process::spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_test_server"))
+            .arg(data)
+            .arg(addr)
+            .stderr(Stdio::null()),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,73 @@
+//! Servers as child processes (the durability test and the load benchmarks): start one,
+//! learn its address, read its memory and CPU, kill it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// Starts `command` (a server that prints `listening ADDRESS` first) and returns the
+/// process with what it printed after `listening `.
+pub fn spawn_listening(command: &mut Command) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a first line")
+        .expect("utf-8");
+    let address = line
+        .strip_prefix("listening ")
+        .expect("`listening ADDRESS`")
+        .to_owned();
+    (child, address)
+}
+
+/// Kills the process and waits for it.
+pub fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn status_kb(child: &Child, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resident memory now (VmRSS), in bytes.
+pub fn rss(child: &Child) -> u64 {
+    status_kb(child, "VmRSS:") * 1024
+}
+
+/// Peak resident memory (VmHWM), in bytes.
+pub fn peak_memory(child: &Child) -> u64 {
+    status_kb(child, "VmHWM:") * 1024
+}
+
+/// Resets the peak resident memory to the current value (Linux `clear_refs` 5).
+pub fn reset_peak_memory(child: &Child) {
+    let _ = std::fs::write(format!("/proc/{}/clear_refs", child.id()), "5");
+}
+
+/// User plus system CPU time of the process, in seconds (clock ticks of 1/100 s).
+pub fn cpu_seconds(child: &Child) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
