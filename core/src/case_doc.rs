@@ -1,12 +1,14 @@
-//! Read-only access to case documents for code outside a `Store` (the sync server reads
-//! every case it receives with the same rules as the apps).
+//! Access to case documents for code outside a `Store`: the sync server reads every case
+//! it receives with the same rules as the apps, and writes supervisors' review actions
+//! and conflict resolutions with the same code the apps use.
 
 use automerge::AutoCommit;
+use chrono::{DateTime, FixedOffset};
 
 use crate::codes::CaseId;
 use crate::document;
 use crate::error::Result;
-use crate::model::{Case, Conflict, HistoryEntry};
+use crate::model::{Case, Conflict, HistoryEntry, Resolution, ReviewAction, ReviewState};
 
 /// The case id a document holds, if it is a case this build can read.
 pub fn case_id(doc: &AutoCommit) -> Result<CaseId> {
@@ -31,4 +33,57 @@ pub fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
 /// Every blob hash the document mentions.
 pub fn blob_refs(doc: &AutoCommit) -> std::collections::BTreeSet<String> {
     document::blob_refs(doc)
+}
+
+/// Records a review action by `by` (a supervisor acting on the server) as one change
+/// stamped with `at`; returns the case's new review state. Nothing is written on error.
+pub fn review(
+    doc: &mut AutoCommit,
+    by: &str,
+    action: ReviewAction,
+    text: &str,
+    at: DateTime<FixedOffset>,
+) -> Result<ReviewState> {
+    change(doc, by, &format!("review:{}", action.code()), at, |doc| {
+        document::review(doc, action, by, at, text)
+    })
+}
+
+/// Resolves the conflict at `path` as one change by `by`, stamped with `at`. Nothing is
+/// written on error.
+pub fn resolve_conflict(
+    doc: &mut AutoCommit,
+    by: &str,
+    path: &[String],
+    resolution: &Resolution,
+    at: DateTime<FixedOffset>,
+) -> Result<()> {
+    change(doc, by, "resolve_conflict", at, |doc| {
+        document::resolve_conflict(doc, path, resolution).map(drop)
+    })
+}
+
+/// Runs `edit` and commits it as one change with the same note the apps write; rolls
+/// back on error.
+fn change<T>(
+    doc: &mut AutoCommit,
+    by: &str,
+    action: &str,
+    at: DateTime<FixedOffset>,
+    edit: impl FnOnce(&mut AutoCommit) -> Result<T>,
+) -> Result<T> {
+    match edit(doc) {
+        Ok(value) => {
+            let note = document::ChangeNote {
+                by: by.to_owned(),
+                action: action.to_owned(),
+            };
+            document::commit(doc, &note, at.timestamp());
+            Ok(value)
+        }
+        Err(e) => {
+            doc.rollback();
+            Err(e)
+        }
+    }
 }

@@ -99,6 +99,54 @@ coded_enum!(
 );
 
 coded_enum!(
+    /// What a person does in a case's review (recorded in `review.events`).
+    ReviewAction, "review_action" {
+        /// 提交审核: the inspectors hand the case in.
+        Submit = "submit" / "提交审核",
+        /// 退回: a supervisor sends it back with a comment.
+        Return = "return" / "退回",
+        /// 审核通过: a supervisor approves it; the case is then locked.
+        Approve = "approve" / "审核通过",
+        /// 重新打开: a supervisor unlocks an approved case for an amendment.
+        Reopen = "reopen" / "重新打开",
+        /// 批注: a comment that leaves the state as it is.
+        Comment = "comment" / "批注",
+    }
+);
+
+impl ReviewAction {
+    /// The state a case in `current` moves to, or why the action is not possible there.
+    pub fn next_state(self, current: ReviewState) -> Result<ReviewState> {
+        use ReviewState::*;
+        let next = match (self, current) {
+            (ReviewAction::Comment, state) => Some(state),
+            (ReviewAction::Submit, Draft | Returned) => Some(Submitted),
+            (ReviewAction::Return, Draft | Submitted) => Some(Returned),
+            (ReviewAction::Approve, Draft | Submitted | Returned) => Some(Approved),
+            (ReviewAction::Reopen, Approved) => Some(Returned),
+            _ => None,
+        };
+        next.ok_or_else(|| {
+            Error::NotAllowed(format!(
+                "a case that is {} cannot be {} ({}状态的案件不能{})",
+                current.code(),
+                self.code(),
+                current.label(),
+                self.label()
+            ))
+        })
+    }
+
+    /// Whether the action needs a comment saying why.
+    pub fn needs_text(self) -> bool {
+        matches!(
+            self,
+            ReviewAction::Return | ReviewAction::Reopen | ReviewAction::Comment
+        )
+    }
+}
+
+coded_enum!(
     /// Hazard level of a finding.
     Level, "level" {
         /// 一般隐患
@@ -620,6 +668,27 @@ pub struct Rectification {
     pub state: RectificationState,
     /// Photos proving the rectification (整改佐证).
     pub evidence: Vec<PhotoRef>,
+    /// The re-inspection (复查), once recorded.
+    pub reinspection: Option<Reinspection>,
+}
+
+impl Rectification {
+    /// Whether there is re-inspection evidence (a photo or an inspector's note), without
+    /// which the rectification can be neither re-inspected nor closed.
+    pub fn has_reinspection_evidence(&self) -> bool {
+        !self.evidence.is_empty() || self.reinspection.is_some()
+    }
+}
+
+/// An inspector's re-inspection of a rectification (复查).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reinspection {
+    /// What the inspector found on re-inspection.
+    pub note: String,
+    /// User id of the inspector.
+    pub by: String,
+    /// When (device time).
+    pub at: DateTime<FixedOffset>,
 }
 
 /// A value in a case document, as shown to a person.

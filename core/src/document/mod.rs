@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 use crate::model::{
     Case, CaseType, ChecklistSource, Conflict, ConflictValue, Enterprise, FieldValue, Finding,
     FindingEdit, GeoPoint, HistoryEntry, Identity, Industry, Level, NewFinding, Rectification,
-    RectificationOrder, RectificationState, ReviewEvent, ReviewState, RiskGrade, TeamMember,
-    Violation, ViolationKind,
+    RectificationOrder, RectificationState, Reinspection, Resolution, ReviewAction, ReviewEvent,
+    ReviewState, RiskGrade, TeamMember, Violation, ViolationKind,
 };
 
 /// The document schema this build writes and the newest it reads.
@@ -293,6 +293,15 @@ pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Fin
             responsible: string(doc, &rect, "responsible").unwrap_or_default(),
             state,
             evidence: photos::read_at(doc, &rect, "evidence"),
+            reinspection: match string(doc, &rect, "reinspection_note") {
+                Some(note) => Some(Reinspection {
+                    note,
+                    by: string(doc, &rect, "reinspected_by").unwrap_or_default(),
+                    at: parse_time(doc, &rect, "reinspected_at")
+                        .map_err(|_| bad("rectification.reinspected_at"))?,
+                }),
+                None => None,
+            },
         })
     };
     let source = match doc.get(&obj, "source")? {
@@ -503,8 +512,132 @@ pub(crate) fn move_rectification(
             next.label()
         )));
     }
+    let needs_evidence = matches!(
+        next,
+        RectificationState::Reinspected | RectificationState::Closed
+    );
+    let has_evidence = read_finding(doc, id)?
+        .and_then(|f| f.rectification)
+        .is_some_and(|r| r.has_reinspection_evidence());
+    if needs_evidence && !has_evidence {
+        return Err(Error::NotAllowed(format!(
+            "复查或销号需要复查佐证：请先附整改照片或填写复查意见 (finding {id} has no re-inspection evidence: attach a photo or record a re-inspection note)"
+        )));
+    }
     doc.put(&rect, "state", next.code())?;
     Ok(())
+}
+
+/// Records an inspector's re-inspection of a finding's rectification and moves it to
+/// 已复查.
+pub(crate) fn reinspect(doc: &mut AutoCommit, id: FindingId, note: &Reinspection) -> Result<()> {
+    let obj = live_finding(doc, id)?;
+    let rect = map(doc, &obj, "rectification")?;
+    let state: RectificationState = parse_field(doc, &rect, "state")?;
+    if !state.can_move_to(RectificationState::Reinspected) {
+        return Err(Error::NotAllowed(format!(
+            "rectification of finding {id} is {}, it cannot be re-inspected now",
+            state.label()
+        )));
+    }
+    doc.put(&rect, "reinspection_note", note.note.as_str())?;
+    doc.put(&rect, "reinspected_by", note.by.as_str())?;
+    doc.put(&rect, "reinspected_at", note.at.to_rfc3339())?;
+    doc.put(&rect, "state", RectificationState::Reinspected.code())?;
+    Ok(())
+}
+
+/// Records a review action: appends the event to `review.events` and moves
+/// `review.state`, if the action is possible in the current state.
+pub(crate) fn review(
+    doc: &mut AutoCommit,
+    action: ReviewAction,
+    by: &str,
+    at: DateTime<FixedOffset>,
+    text: &str,
+) -> Result<ReviewState> {
+    if action.needs_text() && text.trim().is_empty() {
+        return Err(Error::invalid(
+            "text",
+            format!("{} needs a comment (请填写意见)", action.label()),
+        ));
+    }
+    let review = map(doc, &ROOT, "review")?;
+    let current: ReviewState = parse_field(doc, &review, "state")?;
+    let next = action.next_state(current)?;
+    let events = match doc.get(&review, "events")? {
+        Some((Value::Object(ObjType::List), events)) => events,
+        _ => return Err(Error::InvalidDocument("review.events is not a list".into())),
+    };
+    let event = doc.insert_object(&events, doc.length(&events), ObjType::Map)?;
+    doc.put(&event, "kind", action.code())?;
+    doc.put(&event, "by", by)?;
+    doc.put(&event, "at", at.to_rfc3339())?;
+    doc.put(&event, "text", text)?;
+    if next != current {
+        doc.put(&review, "state", next.code())?;
+    }
+    Ok(next)
+}
+
+/// Resolves the conflict at `path` by keeping one of its values or writing a new one;
+/// returns the finding it touched, if any.
+pub(crate) fn resolve_conflict(
+    doc: &mut AutoCommit,
+    path: &[String],
+    resolution: &Resolution,
+) -> Result<Option<FindingId>> {
+    let (obj, key) =
+        resolve_path(doc, path)?.ok_or_else(|| Error::not_found("field", path.join("/")))?;
+    let values = values_at(doc, &obj, &key)?;
+    if values.len() < 2 {
+        return Err(Error::NotAllowed(format!(
+            "{} is not in conflict",
+            path.join("/")
+        )));
+    }
+    let value = match resolution {
+        Resolution::Choose(index) => values.get(*index).cloned().ok_or_else(|| {
+            Error::invalid(
+                "resolution",
+                format!("there are {} values, not {}", values.len(), index + 1),
+            )
+        })?,
+        Resolution::Write(value) => value.clone(),
+    };
+    validate_field(&key, &value)?;
+    put_field(doc, &obj, &key, &value)?;
+    Ok(match path {
+        [findings, id, ..] if findings == "findings" => id.parse().ok(),
+        _ => None,
+    })
+}
+
+/// Checks a value written by hand (a conflict resolution) against the field's rules.
+fn validate_field(key: &str, value: &FieldValue) -> Result<()> {
+    let FieldValue::Text(text) = value else {
+        return match key {
+            "level" | "state" | "deadline" | "type" | "district" => Err(Error::invalid(
+                "value",
+                format!("{key} must be text, not {value}"),
+            )),
+            _ => Ok(()),
+        };
+    };
+    match key {
+        "level" => text.parse::<Level>().map(drop),
+        "state" => text
+            .parse::<RectificationState>()
+            .map(drop)
+            .or_else(|_| text.parse::<ReviewState>().map(drop)),
+        "deadline" => text.parse::<NaiveDate>().map(drop).map_err(|_| {
+            Error::invalid("deadline", format!("{text:?} is not a date (YYYY-MM-DD)"))
+        }),
+        "type" => text.parse::<CaseType>().map(drop),
+        "result" => text.parse::<crate::model::AnswerResult>().map(drop),
+        "district" => text.parse::<DistrictCode>().map(drop),
+        _ => Ok(()),
+    }
 }
 
 /// Finds the finding's map, if the finding exists (removed or not).

@@ -14,10 +14,10 @@ use crate::db::{self, LoadedDoc};
 use crate::document::{self, CaseInit, ChangeNote};
 use crate::error::{Error, Result};
 use crate::model::{
-    AnswerInput, AnswerResult, Case, CaseSummary, Conflict, Enterprise, FieldValue, FindingEdit,
+    AnswerInput, AnswerResult, Case, CaseSummary, Conflict, Enterprise, FindingEdit,
     FindingSummary, HistoryEntry, Identity, ItemStat, Level, NewCase, NewFinding,
-    RectificationOrder, RectificationState, Resolution, ReviewState, TeamMember, Violation,
-    ViolationKind,
+    RectificationOrder, RectificationState, Reinspection, Resolution, ReviewAction, ReviewState,
+    TeamMember, Violation, ViolationKind,
 };
 use crate::photo::PhotoLimits;
 use crate::schema;
@@ -576,26 +576,6 @@ impl Store {
         path: &[String],
         resolution: &Resolution,
     ) -> Result<()> {
-        let loaded = self.doc(case)?;
-        let (obj, key) = document::resolve_path(&loaded.doc, path)?
-            .ok_or_else(|| Error::not_found("field", path.join("/")))?;
-        let values = document::values_at(&loaded.doc, &obj, &key)?;
-        if values.len() < 2 {
-            return Err(Error::NotAllowed(format!(
-                "{} is not in conflict",
-                path.join("/")
-            )));
-        }
-        let value = match resolution {
-            Resolution::Choose(index) => values.get(*index).cloned().ok_or_else(|| {
-                Error::invalid(
-                    "resolution",
-                    format!("there are {} values, not {}", values.len(), index + 1),
-                )
-            })?,
-            Resolution::Write(value) => value.clone(),
-        };
-        validate_field(&key, &value)?;
         let touched = match path {
             [findings, id, ..] if findings == "findings" => match id.parse() {
                 Ok(id) => Touched::Finding(id),
@@ -604,7 +584,39 @@ impl Store {
             _ => Touched::Case,
         };
         self.write(case, "resolve_conflict", touched, |doc| {
-            document::put_field(doc, &obj, &key, &value)
+            document::resolve_conflict(doc, path, resolution).map(drop)
+        })
+    }
+
+    /// Records a review action by this store's user (an inspector submits the case or
+    /// comments; the server refuses actions the user's role may not take).
+    pub fn review(&mut self, case: CaseId, action: ReviewAction, text: &str) -> Result<()> {
+        let by = self.identity.user_id.clone();
+        let now = device_now();
+        self.write(
+            case,
+            &format!("review:{}", action.code()),
+            Touched::Case,
+            |doc| document::review(doc, action, &by, now, text).map(drop),
+        )
+    }
+
+    /// Records the re-inspection of a finding's rectification (复查) with the inspector's
+    /// note, moving it to 已复查; closing (销号) then becomes possible.
+    pub fn reinspect(&mut self, case: CaseId, finding: FindingId, note: &str) -> Result<()> {
+        if note.trim().is_empty() {
+            return Err(Error::invalid(
+                "note",
+                "describe what the re-inspection found (复查意见)",
+            ));
+        }
+        let reinspection = Reinspection {
+            note: note.to_owned(),
+            by: self.identity.user_id.clone(),
+            at: device_now(),
+        };
+        self.write(case, "reinspect", Touched::Finding(finding), |doc| {
+            document::reinspect(doc, finding, &reinspection)
         })
     }
 
@@ -904,32 +916,6 @@ impl Store {
 
 /// Checks a value a person writes to resolve a conflict, for the fields whose values
 /// have rules.
-fn validate_field(key: &str, value: &FieldValue) -> Result<()> {
-    let FieldValue::Text(text) = value else {
-        return match key {
-            "level" | "state" | "deadline" | "type" | "district" => Err(Error::invalid(
-                "value",
-                format!("{key} must be text, not {value}"),
-            )),
-            _ => Ok(()),
-        };
-    };
-    match key {
-        "level" => text.parse::<Level>().map(drop),
-        "state" => text
-            .parse::<RectificationState>()
-            .map(drop)
-            .or_else(|_| text.parse::<ReviewState>().map(drop)),
-        "deadline" => text.parse::<NaiveDate>().map(drop).map_err(|_| {
-            Error::invalid("deadline", format!("{text:?} is not a date (YYYY-MM-DD)"))
-        }),
-        "type" => text.parse::<crate::model::CaseType>().map(drop),
-        "result" => text.parse::<AnswerResult>().map(drop),
-        "district" => text.parse::<DistrictCode>().map(drop),
-        _ => Ok(()),
-    }
-}
-
 fn enterprise_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Enterprise>> {
     let code: String = r.get(0)?;
     let name: String = r.get(1)?;

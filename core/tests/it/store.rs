@@ -2,8 +2,8 @@
 
 use anjian_core::{
     CaseQuery, CaseType, FieldValue, FindingEdit, FindingQuery, GeoPoint, Level,
-    RectificationOrder, RectificationState, Resolution, ReviewState, Store, TeamMember, Violation,
-    ViolationKind,
+    RectificationOrder, RectificationState, Resolution, ReviewAction, ReviewState, Store,
+    TeamMember, Violation, ViolationKind,
 };
 use chrono::NaiveDate;
 
@@ -170,24 +170,69 @@ fn rectification_follows_the_closed_loop() {
             },
         )
         .expect("order");
-    for next in [
-        RectificationState::InProgress,
-        RectificationState::Reinspected,
-        RectificationState::Closed,
-    ] {
-        store
-            .move_rectification(case, id, next)
-            .expect("allowed step");
-    }
+    store
+        .move_rectification(case, id, RectificationState::InProgress)
+        .expect("allowed step");
+    let err = store
+        .move_rectification(case, id, RectificationState::Reinspected)
+        .expect_err("no re-inspection evidence yet");
+    assert!(err.to_string().contains("复查佐证"), "{err}");
+    let err = store
+        .reinspect(case, id, "  ")
+        .expect_err("a re-inspection needs a note");
+    assert!(matches!(err, anjian_core::Error::Invalid { .. }), "{err}");
+    store
+        .reinspect(case, id, "已加装接地线，复查合格")
+        .expect("re-inspect");
+    store
+        .move_rectification(case, id, RectificationState::Closed)
+        .expect("close with the re-inspection note as evidence");
     let err = store
         .move_rectification(case, id, RectificationState::InProgress)
         .expect_err("closed is final");
     assert!(matches!(err, anjian_core::Error::NotAllowed(_)), "{err}");
     let f = &store.case(case).expect("case").findings[0];
-    assert_eq!(
-        f.rectification.as_ref().map(|r| r.state),
-        Some(RectificationState::Closed)
-    );
+    let rect = f.rectification.as_ref().expect("rectification");
+    assert_eq!(rect.state, RectificationState::Closed);
+    let reinspection = rect.reinspection.as_ref().expect("re-inspection kept");
+    assert_eq!(reinspection.note, "已加装接地线，复查合格");
+    assert_eq!(reinspection.by, "u1");
+}
+
+#[test]
+fn review_actions_move_the_state_and_keep_the_trail() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    let err = store
+        .review(case, ReviewAction::Reopen, "更正")
+        .expect_err("a draft is not approved");
+    assert!(matches!(err, anjian_core::Error::NotAllowed(_)), "{err}");
+    let err = store
+        .review(case, ReviewAction::Return, "")
+        .expect_err("returning needs a comment");
+    assert!(matches!(err, anjian_core::Error::Invalid { .. }), "{err}");
+    store
+        .review(case, ReviewAction::Submit, "")
+        .expect("submit");
+    store
+        .review(case, ReviewAction::Return, "照片不清晰，请补拍")
+        .expect("return");
+    store
+        .review(case, ReviewAction::Submit, "已补拍")
+        .expect("submit again");
+    store
+        .review(case, ReviewAction::Approve, "")
+        .expect("approve");
+    let read = store.case(case).expect("case");
+    assert_eq!(read.state, ReviewState::Approved);
+    let kinds: Vec<_> = read.review_events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["submit", "return", "submit", "approve"]);
+    assert_eq!(read.review_events[1].text, "照片不清晰，请补拍");
+    assert_eq!(read.review_events[1].by, "u1");
+    let err = store
+        .review(case, ReviewAction::Submit, "")
+        .expect_err("approved cases are not submitted again");
+    assert!(matches!(err, anjian_core::Error::NotAllowed(_)), "{err}");
 }
 
 #[test]
@@ -215,8 +260,8 @@ fn due_and_overdue_rectifications_are_listed_for_a_day() {
         ids.push(id);
     }
     store
-        .move_rectification(case, ids[0], RectificationState::Reinspected)
-        .expect("step");
+        .reinspect(case, ids[0], "复查合格")
+        .expect("re-inspect");
     store
         .move_rectification(case, ids[0], RectificationState::Closed)
         .expect("close");
