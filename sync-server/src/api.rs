@@ -1,20 +1,24 @@
-//! The HTTP API under `/api/v1/`: login, the catalog, and supervisors' case queries.
+//! The HTTP API under `/api/v1/`: login, the catalog, supervisors' case queries, review
+//! actions and the rectification board.
 
 use std::sync::Arc;
 
 use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
-use anjian_core::{Case, CaseId, case_doc};
+use anjian_core::{Case, CaseId, FieldValue, Resolution, ReviewAction};
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::Method;
 use axum::http::request::Parts;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::{AppError, AppResult};
-use crate::policy;
+use crate::queries::{self, BoardFilter, CaseFilter};
 use crate::users::{Role, User, token_hash};
+use crate::web::session;
+use crate::{policy, review};
 
 /// The signed-in user of a request (bearer token in `Authorization`, or `?token=`).
 pub struct AuthUser(pub User);
@@ -22,13 +26,36 @@ pub struct AuthUser(pub User);
 impl FromRequestParts<Arc<AppState>> for AuthUser {
     type Rejection = AppError;
 
+    /// A bearer token (apps and integrations), or a supervisor's session cookie (pages
+    /// in a browser: photos, and API calls that must then carry `X-CSRF-Token` unless
+    /// they only read).
     async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> AppResult<AuthUser> {
-        let token = token_from(parts)
+        if let Some(token) = token_from(parts) {
+            return app
+                .storage
+                .user_for_token(&token_hash(&token))?
+                .map(AuthUser)
+                .ok_or_else(|| {
+                    AppError::Unauthorized("invalid or revoked token; sign in again".into())
+                });
+        }
+        let viewer = session::session_of(app, &parts.headers)?
             .ok_or_else(|| AppError::Unauthorized("sign in first: no token".into()))?;
-        app.storage
-            .user_for_token(&token_hash(&token))?
-            .map(AuthUser)
-            .ok_or_else(|| AppError::Unauthorized("invalid or revoked token; sign in again".into()))
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            if !session::same_origin(parts)
+                || !session::constant_time_eq(sent, viewer.csrf.as_bytes())
+            {
+                return Err(AppError::Forbidden(
+                    "a request signed in by cookie must carry the session's X-CSRF-Token".into(),
+                ));
+            }
+        }
+        Ok(AuthUser(viewer.user))
     }
 }
 
@@ -116,98 +143,31 @@ pub async fn catalog(
     Ok(Json(page))
 }
 
-/// Filters of the case list.
-#[derive(Deserialize)]
-pub struct CaseFilter {
-    district: Option<String>,
-    state: Option<String>,
-    #[serde(default = "default_limit")]
-    limit: i64,
-    #[serde(default)]
-    offset: i64,
-}
-
-fn default_limit() -> i64 {
-    50
-}
-
-/// The cases this user may see, newest first.
+/// The cases this user's scope covers (`policy::scope`), filtered, newest visit first.
 pub async fn cases(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
-    Query(f): Query<CaseFilter>,
+    Query(filter): Query<CaseFilter>,
 ) -> AppResult<Json<Value>> {
-    let rows = app.storage.read(|conn| {
-        let mut stmt = conn.prepare_cached(
-            "SELECT c.case_id, c.enterprise_name, c.credit_code, c.industry, c.district, c.case_type, c.state,
-                    c.opened_at, c.opened_by, c.findings, c.major_findings, c.conflicts, c.updated_at
-             FROM cases c
-             WHERE (?1 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?2 AND v.case_id = c.case_id))
-               AND (?3 IS NULL OR c.district = ?3) AND (?4 IS NULL OR c.state = ?4)
-             ORDER BY c.opened_at DESC, c.case_id LIMIT ?5 OFFSET ?6",
-        )?;
-        let rows = stmt.query_map(
-            params![user.role == Role::Admin, user.district.as_str(), f.district, f.state, f.limit.clamp(1, 500), f.offset.max(0)],
-            |r| {
-                Ok(json!({
-                    "id": r.get::<_, String>(0)?,
-                    "enterprise": { "name": r.get::<_, String>(1)?, "credit_code": r.get::<_, String>(2)?, "industry": r.get::<_, String>(3)? },
-                    "district": r.get::<_, String>(4)?,
-                    "type": r.get::<_, String>(5)?,
-                    "state": r.get::<_, String>(6)?,
-                    "opened_at": r.get::<_, String>(7)?,
-                    "opened_by": r.get::<_, String>(8)?,
-                    "findings": r.get::<_, i64>(9)?,
-                    "major_findings": r.get::<_, i64>(10)?,
-                    "conflicts": r.get::<_, i64>(11)?,
-                    "updated_at": r.get::<_, String>(12)?,
-                }))
-            },
-        )?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    })?;
-    Ok(Json(json!({ "cases": rows })))
+    let (rows, total) = app
+        .storage
+        .read(|conn| queries::cases(conn, policy::scope(&user), &filter))?;
+    Ok(Json(json!({ "total": total, "cases": rows })))
 }
 
 /// One case in full, with its conflicts and its history (device time and server receipt
-/// time side by side). A case the user may not see is answered as one that does not exist.
+/// time side by side). A case outside the user's scope is answered as one that does not
+/// exist.
 pub async fn case(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    let not_found = || AppError::NotFound(format!("no case {id}"));
-    let case_id: CaseId = id.parse().map_err(|_| not_found())?;
-    let mut doc = app.storage.load_document(case_id)?.ok_or_else(not_found)?;
-    let case = case_doc::read(&doc)?;
-    if !policy::can_see(&user, &case) {
-        return Err(not_found());
-    }
-    let conflicts = case_doc::conflicts(&doc)?;
-    let history = case_doc::history(&mut doc);
-    let receipts: Vec<Value> = app.storage.read(|conn| {
-        let mut stmt = conn.prepare_cached(
-            "SELECT r.received_at, u.username FROM receipts r JOIN users u ON u.id = r.user_id WHERE r.change_hash = ?1",
-        )?;
-        let mut out = Vec::new();
-        for entry in &history {
-            let receipt: Option<(String, String)> =
-                stmt.query_row([&entry.hash], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-            out.push(json!({
-                "hash": entry.hash,
-                "author": entry.author,
-                "device": entry.device,
-                "device_time": chrono::DateTime::from_timestamp(entry.device_time, 0).map(|t| t.to_rfc3339()),
-                "action": entry.action,
-                "received_at": receipt.as_ref().map(|r| r.0.clone()),
-                "received_from": receipt.map(|r| r.1),
-            }));
-        }
-        Ok(out)
-    })?;
-    let mut body = case_json(&case);
-    body["document_id"] = json!(DocumentId::of(case_id).to_string());
-    body["conflicts"] = json!(conflicts
+    let detail = review::load(&app, &user, &id)?;
+    let mut body = case_json(&detail.case);
+    body["document_id"] = json!(DocumentId::of(detail.case.id).to_string());
+    body["conflicts"] = json!(detail
+        .conflicts
         .iter()
         .map(|c| json!({
             "path": c.path,
@@ -217,8 +177,74 @@ pub async fn case(
             })).collect::<Vec<_>>(),
         }))
         .collect::<Vec<_>>());
-    body["history"] = json!(receipts);
+    body["history"] = json!(detail.history);
     Ok(Json(body))
+}
+
+/// `POST /api/v1/cases/{id}/review` body.
+#[derive(Deserialize)]
+pub struct ReviewBody {
+    action: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// A supervisor's review action (`return`, `approve`, `reopen`, `comment`), written into
+/// the case by the supervisor's server-side actor; returns the new state.
+pub async fn review_case(
+    State(app): State<Arc<AppState>>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Json(body): Json<ReviewBody>,
+) -> AppResult<Json<Value>> {
+    let action: ReviewAction = body.action.parse()?;
+    let state = review::act(&app, &user, &id, action, &body.text).await?;
+    Ok(Json(json!({ "state": state.code() })))
+}
+
+/// `POST /api/v1/cases/{id}/resolve` body: the conflict's path, and either the index of
+/// the value to keep (`choose`) or a new text value (`value`).
+#[derive(Deserialize)]
+pub struct ResolveBody {
+    path: Vec<String>,
+    choose: Option<usize>,
+    value: Option<String>,
+}
+
+/// Resolves a conflict as the supervisor.
+pub async fn resolve_conflict(
+    State(app): State<Arc<AppState>>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Json(body): Json<ResolveBody>,
+) -> AppResult<Json<Value>> {
+    let resolution = match (body.choose, body.value) {
+        (Some(index), None) => Resolution::Choose(index),
+        (None, Some(value)) => Resolution::Write(FieldValue::Text(value)),
+        _ => {
+            return Err(AppError::BadRequest(
+                "give either choose (the index of a value) or value (a new value)".into(),
+            ));
+        }
+    };
+    review::resolve(&app, &user, &id, &body.path, &resolution).await?;
+    Ok(Json(json!({ "resolved": body.path })))
+}
+
+/// Open rectifications in the user's scope (`?overdue=true` for notification systems),
+/// major hazards first; supervisors and admins only.
+pub async fn rectifications(
+    State(app): State<Arc<AppState>>,
+    AuthUser(user): AuthUser,
+    Query(filter): Query<BoardFilter>,
+) -> AppResult<Json<Value>> {
+    policy::require_supervisor_pages(&user)?;
+    let rows = app
+        .storage
+        .read(|conn| queries::board(conn, policy::scope(&user), &filter))?;
+    Ok(Json(
+        json!({ "today": queries::today().to_string(), "rectifications": rows }),
+    ))
 }
 
 /// A case as JSON.
@@ -241,6 +267,9 @@ pub fn case_json(case: &Case) -> Value {
         "opened_at": case.opened_at.to_rfc3339(),
         "opened_by": case.opened_by,
         "state": case.state.code(),
+        "review_events": case.review_events.iter().map(|e| json!({
+            "kind": e.kind, "by": e.by, "at": e.at, "text": e.text,
+        })).collect::<Vec<_>>(),
         "findings": case.findings.iter().map(|f| json!({
             "id": f.id.to_string(),
             "description": f.description,
@@ -253,6 +282,10 @@ pub fn case_json(case: &Case) -> Value {
             "rectification": f.rectification.as_ref().map(|r| json!({
                 "measures": r.measures, "deadline": r.deadline.to_string(),
                 "responsible": r.responsible, "state": r.state.code(),
+                "evidence": r.evidence.iter().map(|p| p.sha256.as_str()).collect::<Vec<_>>(),
+                "reinspection": r.reinspection.as_ref().map(|re| json!({
+                    "note": re.note, "by": re.by, "at": re.at.to_rfc3339(),
+                })),
             })),
             "violation": f.violation.as_ref().map(|v| json!({ "kind": v.kind.code(), "post": v.post, "person": v.person })),
             "photos": f.photos.iter().map(|p| json!({ "sha256": p.sha256, "thumbnail": p.thumbnail, "caption": p.caption })).collect::<Vec<_>>(),

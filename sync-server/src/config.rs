@@ -17,6 +17,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Largest WebSocket message accepted, in bytes.
     pub max_message_bytes: usize,
+    /// Whether the supervisors' session cookie is `Secure` (sent over HTTPS only; browsers
+    /// also accept it from `http://localhost` and `http://127.0.0.1`). Turn off only to
+    /// try the pages over plain HTTP from another machine.
+    pub secure_cookies: bool,
 }
 
 impl Default for Settings {
@@ -25,13 +29,14 @@ impl Default for Settings {
             data: PathBuf::from("data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_message_bytes: 64 * 1024 * 1024,
+            secure_cookies: true,
         }
     }
 }
 
 impl Settings {
     /// Defaults, overridden by the file (if given) and then by `ANJIAN_DATA`,
-    /// `ANJIAN_LISTEN` and `ANJIAN_MAX_MESSAGE_BYTES`.
+    /// `ANJIAN_LISTEN`, `ANJIAN_MAX_MESSAGE_BYTES` and `ANJIAN_SECURE_COOKIES`.
     pub fn load(file: Option<&std::path::Path>) -> AppResult<Settings> {
         let mut settings = match file {
             Some(path) => {
@@ -53,6 +58,11 @@ impl Settings {
         if let Ok(max) = std::env::var("ANJIAN_MAX_MESSAGE_BYTES") {
             settings.max_message_bytes = max.parse().map_err(|e| {
                 AppError::BadRequest(format!("ANJIAN_MAX_MESSAGE_BYTES {max:?}: {e}"))
+            })?;
+        }
+        if let Ok(secure) = std::env::var("ANJIAN_SECURE_COOKIES") {
+            settings.secure_cookies = secure.parse().map_err(|e| {
+                AppError::BadRequest(format!("ANJIAN_SECURE_COOKIES {secure:?}: {e}"))
             })?;
         }
         Ok(settings)

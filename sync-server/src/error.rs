@@ -31,7 +31,8 @@ pub enum AppError {
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
-    fn parts(&self) -> (StatusCode, &'static str) {
+    /// The HTTP status and the stable error code.
+    pub fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -68,6 +69,7 @@ impl From<anjian_core::Error> for AppError {
         match e {
             anjian_core::Error::Invalid { .. } => AppError::BadRequest(e.to_string()),
             anjian_core::Error::NotFound { .. } => AppError::NotFound(e.to_string()),
+            anjian_core::Error::NotAllowed(_) => AppError::Conflict(e.to_string()),
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -8,9 +8,12 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod policy;
+pub mod queries;
+pub mod review;
 pub mod storage;
 pub mod sync;
 pub mod users;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -85,6 +88,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/catalog", get(api::catalog))
         .route("/api/v1/cases", get(api::cases))
         .route("/api/v1/cases/{id}", get(api::case))
+        .route("/api/v1/cases/{id}/review", post(api::review_case))
+        .route("/api/v1/cases/{id}/resolve", post(api::resolve_conflict))
+        .route("/api/v1/rectifications", get(api::rectifications))
         .route(
             "/api/v1/blobs/{sha256}",
             get(blobs::get)
@@ -92,6 +98,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .put(blobs::put)
                 .patch(blobs::patch),
         )
+        .merge(web::routes())
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

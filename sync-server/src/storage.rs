@@ -17,6 +17,7 @@ use crate::users::{Role, User};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001_server.sql"),
     include_str!("../migrations/002_blobs.sql"),
+    include_str!("../migrations/003_supervisors.sql"),
 ];
 /// Fold a document's chunks into a new snapshot after this many.
 const COMPACT_AFTER_CHUNKS: i64 = 64;
@@ -48,12 +49,8 @@ pub struct Commit {
     pub new: bool,
     /// Heads after the changes (hex).
     pub heads: Vec<String>,
-    /// The case as it now reads.
-    pub case: Case,
-    /// Every blob hash the case now mentions.
-    pub blob_refs: Vec<String>,
-    /// Conflicts in it now.
-    pub conflicts: usize,
+    /// What the queries read of the case as it now is.
+    pub projection: Projection,
     /// Who sent the changes.
     pub user_id: i64,
     /// The changes, for receipts.
@@ -81,7 +78,8 @@ impl Storage {
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
-        let rebuild_blob_refs = version == 1;
+        // Steps that add projections leave them empty: fill them from the documents.
+        let reproject = version > 0 && version < MIGRATIONS.len() as i64;
         let storage_id = match writer
             .query_row("SELECT value FROM meta WHERE key = 'storage_id'", [], |r| {
                 r.get::<_, String>(0)
@@ -105,8 +103,8 @@ impl Storage {
             reader: Mutex::new(reader),
             storage_id,
         };
-        if rebuild_blob_refs {
-            storage.rebuild_blob_refs()?;
+        if reproject {
+            storage.rebuild_projections()?;
         }
         Ok(storage)
     }
@@ -214,9 +212,8 @@ impl Storage {
         chunks >= COMPACT_AFTER_CHUNKS
     }
 
-    /// Recomputes which cases mention which blobs from the documents (after the migration
-    /// that adds the table).
-    fn rebuild_blob_refs(&self) -> AppResult<()> {
+    /// Recomputes every projection from the documents (after a migration that adds one).
+    fn rebuild_projections(&self) -> AppResult<()> {
         let cases: Vec<String> = self.read(|conn| {
             let mut stmt = conn.prepare("SELECT case_id FROM documents")?;
             let rows = stmt.query_map([], |r| r.get(0))?;
@@ -227,17 +224,15 @@ impl Storage {
             let Some(doc) = self.load_document(id)? else {
                 continue;
             };
-            let refs = anjian_core::case_doc::blob_refs(&doc);
+            let projection = Projection::of(&doc)?;
             self.write(|conn| {
-                for sha256 in &refs {
-                    conn.execute(
-                        "INSERT OR IGNORE INTO blob_refs (case_id, sha256) VALUES (?1, ?2)",
-                        params![case, sha256],
-                    )?;
-                }
+                let tx = conn.transaction()?;
+                write_projections(&tx, &case, &projection)?;
+                tx.commit()?;
                 Ok(())
             })?;
         }
+        tracing::info!("projections rebuilt from the documents");
         Ok(())
     }
 
@@ -289,6 +284,116 @@ pub fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppResult<User>> {
     })())
 }
 
+/// What the server's query tables hold of one case, derived from its document.
+pub struct Projection {
+    /// The case as it reads.
+    pub case: Case,
+    /// How many fields are in conflict.
+    pub conflicts: usize,
+    /// Every blob hash the case mentions.
+    pub blob_refs: Vec<String>,
+}
+
+impl Projection {
+    /// Reads a document's projection.
+    pub fn of(doc: &AutoCommit) -> AppResult<Projection> {
+        Ok(Projection {
+            case: anjian_core::case_doc::read(doc)?,
+            conflicts: anjian_core::case_doc::conflicts(doc)?.len(),
+            blob_refs: anjian_core::case_doc::blob_refs(doc).into_iter().collect(),
+        })
+    }
+}
+
+/// Writes one case's projections (visibility, cases, team, findings, blob references),
+/// replacing what they held of it.
+fn write_projections(tx: &Connection, key: &str, projection: &Projection) -> AppResult<()> {
+    let case = &projection.case;
+    for table in ["visibility", "case_team", "findings", "blob_refs"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE case_id = ?1"), [key])?;
+    }
+    let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
+    districts.push(case.district.as_str());
+    for district in districts {
+        tx.execute(
+            "INSERT OR IGNORE INTO visibility (district, case_id) VALUES (?1, ?2)",
+            params![district, key],
+        )?;
+    }
+    let majors = case
+        .findings
+        .iter()
+        .filter(|f| f.level == anjian_core::Level::Major)
+        .count();
+    tx.execute(
+        "INSERT INTO cases (case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
+                            opened_by, findings, major_findings, conflicts, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (case_id) DO UPDATE SET enterprise_name = excluded.enterprise_name,
+            credit_code = excluded.credit_code, industry = excluded.industry, district = excluded.district,
+            case_type = excluded.case_type, state = excluded.state, opened_at = excluded.opened_at,
+            opened_by = excluded.opened_by, findings = excluded.findings,
+            major_findings = excluded.major_findings, conflicts = excluded.conflicts,
+            updated_at = excluded.updated_at",
+        params![
+            key,
+            case.enterprise.name,
+            case.enterprise.credit_code.as_str(),
+            case.enterprise.industry.code(),
+            case.district.as_str(),
+            case.case_type.code(),
+            case.state.code(),
+            case.opened_at.to_rfc3339(),
+            case.opened_by,
+            case.findings.len() as i64,
+            majors as i64,
+            projection.conflicts as i64,
+            Utc::now().to_rfc3339(),
+        ],
+    )?;
+    for member in &case.team {
+        tx.execute(
+            "INSERT OR IGNORE INTO case_team (case_id, user_id, name, department, district) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key, member.user_id, member.name, member.department, member.district.as_str()],
+        )?;
+    }
+    for sha256 in &projection.blob_refs {
+        tx.execute(
+            "INSERT OR IGNORE INTO blob_refs (case_id, sha256) VALUES (?1, ?2)",
+            params![key, sha256],
+        )?;
+    }
+    for f in &case.findings {
+        let rect = f.rectification.as_ref();
+        let violation = f.violation.as_ref();
+        tx.execute(
+            "INSERT INTO findings (case_id, finding_id, title, level, rectification, deadline, violation,
+                                   category, place, recorded_by, recorded_at, measures, responsible, evidence,
+                                   violation_post, violation_person)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                key,
+                f.id.to_string(),
+                f.description.lines().next().unwrap_or_default(),
+                f.level.code(),
+                rect.map_or("none", |r| r.state.code()),
+                rect.map(|r| r.deadline.to_string()),
+                violation.map(|v| v.kind.code()),
+                f.category,
+                f.place,
+                f.recorded_by,
+                f.recorded_at.to_rfc3339(),
+                rect.map(|r| r.measures.as_str()),
+                rect.map(|r| r.responsible.as_str()),
+                rect.map_or(0, |r| r.evidence.len() as i64 + i64::from(r.reinspection.is_some())),
+                violation.map(|v| v.post.as_str()),
+                violation.map(|v| v.person.as_str()),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 /// Writes one commit (see `Commit`) inside an open transaction.
 fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
     let key = commit.case_id.to_string();
@@ -321,16 +426,6 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
         [&key],
         |r| r.get(0),
     )?;
-    tx.execute("DELETE FROM visibility WHERE case_id = ?1", [&key])?;
-    let case = &commit.case;
-    let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
-    districts.push(case.district.as_str());
-    for district in districts {
-        tx.execute(
-            "INSERT OR IGNORE INTO visibility (district, case_id) VALUES (?1, ?2)",
-            params![district, key],
-        )?;
-    }
     let now = Utc::now().to_rfc3339();
     for receipt in &commit.receipts {
         tx.execute(
@@ -339,61 +434,7 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
                 params![receipt.hash, key, receipt.actor, commit.user_id, receipt.device_time, now],
             )?;
     }
-    let majors = case
-        .findings
-        .iter()
-        .filter(|f| f.level == anjian_core::Level::Major)
-        .count();
-    tx.execute(
-            "INSERT INTO cases (case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
-                                opened_by, findings, major_findings, conflicts, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (case_id) DO UPDATE SET enterprise_name = excluded.enterprise_name,
-                credit_code = excluded.credit_code, industry = excluded.industry, district = excluded.district,
-                case_type = excluded.case_type, state = excluded.state, opened_at = excluded.opened_at,
-                opened_by = excluded.opened_by, findings = excluded.findings,
-                major_findings = excluded.major_findings, conflicts = excluded.conflicts,
-                updated_at = excluded.updated_at",
-            params![
-                key,
-                case.enterprise.name,
-                case.enterprise.credit_code.as_str(),
-                case.enterprise.industry.code(),
-                case.district.as_str(),
-                case.case_type.code(),
-                case.state.code(),
-                case.opened_at.to_rfc3339(),
-                case.opened_by,
-                case.findings.len() as i64,
-                majors as i64,
-                commit.conflicts as i64,
-                now,
-            ],
-        )?;
-    tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", [&key])?;
-    for sha256 in &commit.blob_refs {
-        tx.execute(
-            "INSERT OR IGNORE INTO blob_refs (case_id, sha256) VALUES (?1, ?2)",
-            params![key, sha256],
-        )?;
-    }
-    tx.execute("DELETE FROM findings WHERE case_id = ?1", [&key])?;
-    for f in &case.findings {
-        let rect = f.rectification.as_ref();
-        tx.execute(
-                "INSERT INTO findings (case_id, finding_id, title, level, rectification, deadline, violation)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    key,
-                    f.id.to_string(),
-                    f.description.lines().next().unwrap_or_default(),
-                    f.level.code(),
-                    rect.map_or("none", |r| r.state.code()),
-                    rect.map(|r| r.deadline.to_string()),
-                    f.violation.as_ref().map(|v| v.kind.code()),
-                ],
-            )?;
-    }
+    write_projections(tx, &key, &commit.projection)?;
     Ok(chunks)
 }
 

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::AppState;
 use crate::error::{AppError, AppResult};
 use crate::policy;
-use crate::storage::{Commit, Receipt, Storage};
+use crate::storage::{Commit, Projection, Receipt, Storage};
 use crate::users::User;
 
 /// The documents connections are syncing, shared by all connections.
@@ -336,7 +336,14 @@ impl Connection {
             *state = candidate_state;
             return Ok(Vec::new());
         }
-        let decision = self.decide(guard.case.as_ref(), &candidate, case_id, &changes);
+        let decision = decide(
+            &self.app,
+            &self.user,
+            guard.case.as_ref(),
+            &candidate,
+            case_id,
+            &changes,
+        );
         let bytes = candidate.save_after(&before);
         let candidate = Candidate {
             doc: candidate,
@@ -392,7 +399,7 @@ impl Connection {
                 hashes: changes.iter().map(|c| c.hash().to_string()).collect(),
             }
         } else {
-            self.decide(None, &candidate, case_id, &changes)
+            decide(&self.app, &self.user, None, &candidate, case_id, &changes)
         };
         let bytes = candidate.save();
         let candidate = Candidate {
@@ -425,121 +432,23 @@ impl Connection {
                 receipts,
             } => {
                 let case = *case;
-                self.persist(case_id, &mut candidate, case.clone(), conflicts, receipts)
-                    .await?;
+                persist(
+                    &self.app,
+                    &self.user,
+                    case_id,
+                    &mut candidate,
+                    case.clone(),
+                    conflicts,
+                    receipts,
+                )
+                .await?;
                 guard.doc = Some(candidate.doc);
                 guard.case = Some(case);
                 *state = candidate.state;
-                self.announce(case_id);
+                announce(&self.app, case_id, Some(self.id));
                 Ok(Vec::new())
             }
         }
-    }
-
-    fn decide(
-        &self,
-        before: Option<&Case>,
-        candidate: &AutoCommit,
-        case_id: CaseId,
-        changes: &[Change],
-    ) -> Decision {
-        let hashes: Vec<String> = changes.iter().map(|c| c.hash().to_string()).collect();
-        let refuse = |reason: String| Decision::Refuse {
-            reason,
-            hashes: hashes.clone(),
-        };
-        let mut receipts = Vec::new();
-        for change in changes {
-            let actor = change.actor_id().to_hex_string();
-            match self.app.storage.actor_owner(&actor) {
-                Ok(Some(owner)) if owner == self.user.id => {}
-                Ok(_) => {
-                    return refuse(format!(
-                        "修改来自未绑定到您账号的设备 {actor}，未被接受 (changes from a device not bound to your account)"
-                    ));
-                }
-                Err(e) => return refuse(format!("服务器暂时无法核验设备 ({e})")),
-            }
-            receipts.push(Receipt {
-                hash: change.hash().to_string(),
-                actor,
-                device_time: change.timestamp(),
-            });
-        }
-        let after = match case_doc::case_id(candidate).and_then(|id| {
-            if id == case_id {
-                case_doc::read(candidate)
-            } else {
-                Err(anjian_core::Error::InvalidDocument(format!(
-                    "document {case_id} holds case {id}"
-                )))
-            }
-        }) {
-            Ok(case) => case,
-            Err(e) => {
-                return refuse(format!(
-                    "不是有效的检查记录 (not a valid case document): {e}"
-                ));
-            }
-        };
-        if let Some(reason) = policy::refuse_change(&self.user, before, &after) {
-            return refuse(reason);
-        }
-        let conflicts = case_doc::conflicts(candidate)
-            .map(|c| c.len())
-            .unwrap_or_default();
-        Decision::Admit {
-            case: Box::new(after),
-            conflicts,
-            receipts,
-        }
-    }
-
-    async fn persist(
-        &self,
-        case_id: CaseId,
-        candidate: &mut Candidate,
-        case: Case,
-        conflicts: usize,
-        receipts: Vec<Receipt>,
-    ) -> AppResult<()> {
-        let accepted = receipts.len() as u64;
-        let heads = {
-            let mut heads: Vec<String> = candidate
-                .doc
-                .get_heads()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            heads.sort();
-            heads
-        };
-        let blob_refs = case_doc::blob_refs(&candidate.doc).into_iter().collect();
-        let commit = Commit {
-            case_id,
-            blob_refs,
-            bytes: std::mem::take(&mut candidate.bytes),
-            new: candidate.new,
-            heads,
-            case,
-            conflicts,
-            user_id: self.user.id,
-            receipts,
-        };
-        let chunks = self.app.writer.commit(commit).await?;
-        if Storage::should_compact(chunks) {
-            let snapshot = candidate.doc.save();
-            let storage = self.app.storage.clone();
-            tokio::task::spawn_blocking(move || storage.compact(case_id, &snapshot))
-                .await
-                .map_err(|e| AppError::Internal(format!("storage task: {e}")))??;
-        }
-        self.app
-            .metrics
-            .changes_accepted
-            .fetch_add(accepted, Ordering::Relaxed);
-        tracing::info!(case.id = %case_id, changes = accepted, user = %self.user.username, "changes committed");
-        Ok(())
     }
 
     /// Another connection changed a document this one syncs: send what is new, if this
@@ -612,16 +521,6 @@ impl Connection {
         }
     }
 
-    fn announce(&self, case_id: CaseId) {
-        let slot = self.app.hub.slot(case_id);
-        let subscribers = slot.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        for (id, sender) in subscribers.iter() {
-            if *id != self.id {
-                let _ = sender.send(case_id);
-            }
-        }
-    }
-
     fn unsubscribe_all(&mut self) {
         for case_id in self.subscribed.drain() {
             let slot = self.app.hub.slot(case_id);
@@ -629,6 +528,190 @@ impl Connection {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&self.id);
+        }
+    }
+}
+
+fn decide(
+    app: &AppState,
+    user: &User,
+    before: Option<&Case>,
+    candidate: &AutoCommit,
+    case_id: CaseId,
+    changes: &[Change],
+) -> Decision {
+    let hashes: Vec<String> = changes.iter().map(|c| c.hash().to_string()).collect();
+    let refuse = |reason: String| Decision::Refuse {
+        reason,
+        hashes: hashes.clone(),
+    };
+    let mut receipts = Vec::new();
+    for change in changes {
+        let actor = change.actor_id().to_hex_string();
+        match app.storage.actor_owner(&actor) {
+            Ok(Some(owner)) if owner == user.id => {}
+            Ok(_) => {
+                return refuse(format!(
+                    "修改来自未绑定到您账号的设备 {actor}，未被接受 (changes from a device not bound to your account)"
+                ));
+            }
+            Err(e) => return refuse(format!("服务器暂时无法核验设备 ({e})")),
+        }
+        receipts.push(Receipt {
+            hash: change.hash().to_string(),
+            actor,
+            device_time: change.timestamp(),
+        });
+    }
+    let after = match case_doc::case_id(candidate).and_then(|id| {
+        if id == case_id {
+            case_doc::read(candidate)
+        } else {
+            Err(anjian_core::Error::InvalidDocument(format!(
+                "document {case_id} holds case {id}"
+            )))
+        }
+    }) {
+        Ok(case) => case,
+        Err(e) => {
+            return refuse(format!(
+                "不是有效的检查记录 (not a valid case document): {e}"
+            ));
+        }
+    };
+    if let Some(reason) = policy::refuse_change(user, before, &after) {
+        return refuse(reason);
+    }
+    let conflicts = case_doc::conflicts(candidate)
+        .map(|c| c.len())
+        .unwrap_or_default();
+    Decision::Admit {
+        case: Box::new(after),
+        conflicts,
+        receipts,
+    }
+}
+
+async fn persist(
+    app: &AppState,
+    user: &User,
+    case_id: CaseId,
+    candidate: &mut Candidate,
+    case: Case,
+    conflicts: usize,
+    receipts: Vec<Receipt>,
+) -> AppResult<()> {
+    let accepted = receipts.len() as u64;
+    let heads = {
+        let mut heads: Vec<String> = candidate
+            .doc
+            .get_heads()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        heads.sort();
+        heads
+    };
+    let commit = Commit {
+        case_id,
+        bytes: std::mem::take(&mut candidate.bytes),
+        new: candidate.new,
+        heads,
+        projection: Projection {
+            case,
+            conflicts,
+            blob_refs: case_doc::blob_refs(&candidate.doc).into_iter().collect(),
+        },
+        user_id: user.id,
+        receipts,
+    };
+    let chunks = app.writer.commit(commit).await?;
+    if Storage::should_compact(chunks) {
+        let snapshot = candidate.doc.save();
+        let storage = app.storage.clone();
+        tokio::task::spawn_blocking(move || storage.compact(case_id, &snapshot))
+            .await
+            .map_err(|e| AppError::Internal(format!("storage task: {e}")))??;
+    }
+    app.metrics
+        .changes_accepted
+        .fetch_add(accepted, Ordering::Relaxed);
+    tracing::info!(case.id = %case_id, changes = accepted, user = %user.username, "changes committed");
+    Ok(())
+}
+
+/// Makes a change on the server as `user` (a supervisor's review action or conflict
+/// resolution from the web pages or the API): `edit` runs on a copy of the document, under
+/// its lock, with the user's own server-side actor; the new change then passes the same
+/// policy as changes arriving over sync, is committed, and is announced to every
+/// connection syncing the case, so inspectors' devices receive it on their next sync.
+/// A case the user may not see is answered as absent.
+pub async fn change_on_server<T>(
+    app: &AppState,
+    user: &User,
+    case_id: CaseId,
+    edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T>,
+) -> AppResult<T> {
+    let actor = app.storage.server_actor(user)?;
+    let slot = app.hub.slot(case_id);
+    let mut guard = slot.doc.lock().await;
+    guard.load(&app.storage, case_id)?;
+    let (Some(doc), Some(before_case)) = (guard.doc.as_ref(), guard.case.clone()) else {
+        return Err(AppError::NotFound(format!("no case {case_id}")));
+    };
+    if !policy::can_see(user, &before_case) {
+        return Err(AppError::NotFound(format!("no case {case_id}")));
+    }
+    let mut candidate = doc.clone();
+    let before = candidate.get_heads();
+    candidate.set_actor(actor);
+    let value = edit(&mut candidate)?;
+    let changes = candidate.get_changes(&before);
+    if changes.is_empty() {
+        return Ok(value);
+    }
+    match decide(app, user, Some(&before_case), &candidate, case_id, &changes) {
+        Decision::Refuse { reason, .. } => Err(AppError::Forbidden(reason)),
+        Decision::Admit {
+            case,
+            conflicts,
+            receipts,
+        } => {
+            let bytes = candidate.save_after(&before);
+            let mut candidate = Candidate {
+                doc: candidate,
+                state: sync::State::new(),
+                bytes,
+                new: false,
+            };
+            persist(
+                app,
+                user,
+                case_id,
+                &mut candidate,
+                (*case).clone(),
+                conflicts,
+                receipts,
+            )
+            .await?;
+            guard.doc = Some(candidate.doc);
+            guard.case = Some(*case);
+            drop(guard);
+            app.hub.touched(case_id);
+            announce(app, case_id, None);
+            Ok(value)
+        }
+    }
+}
+
+/// Tells every connection syncing `case_id` (but `except`, the one that made the change)
+/// that it changed.
+fn announce(app: &AppState, case_id: CaseId, except: Option<u64>) {
+    let slot = app.hub.slot(case_id);
+    let subscribers = slot.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+    for (id, sender) in subscribers.iter() {
+        if Some(*id) != except {
+            let _ = sender.send(case_id);
         }
     }
 }

@@ -260,33 +260,20 @@ impl Storage {
         })
     }
 
-    /// Checks a password; binds the device's actor id to the user (a device belongs to one
-    /// user for ever) and issues a token. Returns the token and the user.
-    pub fn login(
-        &self,
-        username: &str,
-        password: &str,
-        device_name: &str,
-        actor_id: &str,
-    ) -> AppResult<(String, User)> {
+    /// Checks a user's password (on the password thread: argon2 is slow on purpose).
+    pub fn check_password(&self, username: &str, password: &str) -> AppResult<User> {
         let denied =
             || AppError::Unauthorized("用户名或密码错误 (wrong username or password)".into());
-        if actor_id.len() != 32 || !actor_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(AppError::BadRequest(
-                "actor_id must be the device's 16-byte actor id in hex".into(),
-            ));
-        }
-        let actor_id = actor_id.to_ascii_lowercase();
-        let stored: Option<(i64, String, i64)> = self.read(|conn| {
+        let stored: Option<(String, i64)> = self.read(|conn| {
             Ok(conn
                 .query_row(
-                    "SELECT id, password_hash, disabled FROM users WHERE username = ?1",
+                    "SELECT password_hash, disabled FROM users WHERE username = ?1",
                     [username],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?)
         })?;
-        let Some((user_id, hash, disabled)) = stored else {
+        let Some((hash, disabled)) = stored else {
             return Err(denied());
         };
         if !verify_password(password, &hash)? {
@@ -297,6 +284,26 @@ impl Storage {
                 "账号已停用 (this account is disabled)".into(),
             ));
         }
+        self.user(username)
+    }
+
+    /// Checks a password; binds the device's actor id to the user (a device belongs to one
+    /// user for ever) and issues a token. Returns the token and the user.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        device_name: &str,
+        actor_id: &str,
+    ) -> AppResult<(String, User)> {
+        if actor_id.len() != 32 || !actor_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AppError::BadRequest(
+                "actor_id must be the device's 16-byte actor id in hex".into(),
+            ));
+        }
+        let actor_id = actor_id.to_ascii_lowercase();
+        let user = self.check_password(username, password)?;
+        let user_id = user.id;
         let token = hex::encode(rand::random::<[u8; 32]>());
         self.write(|conn| {
             let tx = conn.transaction()?;
@@ -325,7 +332,7 @@ impl Storage {
             tx.commit()?;
             Ok(())
         })?;
-        Ok((token, self.user(username)?))
+        Ok((token, user))
     }
 
     /// Devices, optionally of one user.
@@ -370,7 +377,29 @@ impl Storage {
         }
         Ok(())
     }
+
+    /// The actor id under which the server writes `user`'s own changes (review actions
+    /// and conflict resolutions made in the web pages), bound to the user like a device
+    /// so that history attributes every such change to them. Stable per user and server.
+    pub fn server_actor(&self, user: &User) -> AppResult<automerge::ActorId> {
+        let digest = Sha256::digest(
+            format!("anjian-server-actor\0{}\0{}", self.storage_id(), user.id).as_bytes(),
+        );
+        let actor = automerge::ActorId::from(&digest[..16]);
+        let hex = actor.to_hex_string();
+        self.write(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![hex, user.id, SERVER_DEVICE_NAME, Utc::now().to_rfc3339()],
+            )?;
+            Ok(())
+        })?;
+        Ok(actor)
+    }
 }
+
+/// The device name of a user's server-side actor.
+pub const SERVER_DEVICE_NAME: &str = "监管网页 (server)";
 
 /// A job for the password thread.
 type Job = Box<dyn FnOnce() + Send>;

@@ -1,0 +1,405 @@
+//! The supervisors' queries over the projections, shared by the pages and `/api/v1/`:
+//! the case list with its filters and the rectification board. Every query is limited to
+//! the caller's scope (`policy::scope`).
+
+use chrono::{FixedOffset, NaiveDate, Utc};
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, params_from_iter};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, AppResult};
+use crate::policy::Scope;
+
+/// China Standard Time: deadlines are calendar days in China, whatever the server's zone.
+pub fn today() -> NaiveDate {
+    let china = FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset");
+    Utc::now().with_timezone(&china).date_naive()
+}
+
+/// A WHERE clause under construction, with its parameters.
+#[derive(Default)]
+pub struct Conditions {
+    clauses: Vec<String>,
+    params: Vec<Box<dyn ToSql>>,
+}
+
+impl Conditions {
+    /// Adds a clause whose `?` placeholders take `params` in order (SQLite numbers plain
+    /// `?` placeholders from left to right across the whole statement).
+    pub fn push(&mut self, clause: &str, params: Vec<Box<dyn ToSql>>) {
+        debug_assert_eq!(clause.matches('?').count(), params.len());
+        self.clauses.push(clause.to_owned());
+        self.params.extend(params);
+    }
+
+    /// Limits the cases (alias `c`) to `scope`.
+    pub fn scope(&mut self, scope: Scope<'_>) {
+        match scope {
+            Scope::All => {}
+            Scope::District(district) => self.push(
+                "EXISTS (SELECT 1 FROM visibility v WHERE v.case_id = c.case_id AND v.district = ?)",
+                vec![Box::new(district.to_owned())],
+            ),
+            Scope::Own {
+                district,
+                username,
+                user_id,
+            } => self.push(
+                "EXISTS (SELECT 1 FROM visibility v WHERE v.case_id = c.case_id AND v.district = ?)
+                 AND (EXISTS (SELECT 1 FROM case_team t WHERE t.case_id = c.case_id AND t.user_id = ?)
+                      OR EXISTS (SELECT 1 FROM receipts r WHERE r.case_id = c.case_id AND r.user_id = ?))",
+                vec![
+                    Box::new(district.to_owned()),
+                    Box::new(username.to_owned()),
+                    Box::new(user_id),
+                ],
+            ),
+        }
+    }
+
+    /// `WHERE …` (or nothing).
+    pub fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// The parameters, in placeholder order.
+    pub fn params(&self) -> impl Iterator<Item = &dyn ToSql> {
+        self.params.iter().map(|p| p.as_ref())
+    }
+}
+
+/// Filters of the case list (`/cases` and `/api/v1/cases`); empty values mean "any".
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CaseFilter {
+    /// Owning district code.
+    pub district: String,
+    /// Part of the enterprise's name, or its credit code.
+    pub enterprise: String,
+    /// Industry code.
+    pub industry: String,
+    /// Case type code.
+    #[serde(rename = "type")]
+    pub case_type: String,
+    /// Review state code.
+    pub state: String,
+    /// `major`: only cases with a major hazard; `general`: with a general one.
+    pub level: String,
+    /// An inspector on the team (username or name).
+    pub inspector: String,
+    /// Opened on or after this day (`YYYY-MM-DD`).
+    pub from: String,
+    /// Opened on or before this day (`YYYY-MM-DD`).
+    pub to: String,
+    /// Only cases with conflicts (`true`).
+    pub conflicts: String,
+    /// Page size (at most 500).
+    pub limit: Option<i64>,
+    /// Rows to skip.
+    pub offset: Option<i64>,
+}
+
+/// One row of the case list.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseRow {
+    /// Case id.
+    pub id: String,
+    /// Enterprise.
+    pub enterprise: EnterpriseRow,
+    /// Owning district.
+    pub district: String,
+    /// Case type code.
+    #[serde(rename = "type")]
+    pub case_type: String,
+    /// Review state code.
+    pub state: String,
+    /// When the visit began (RFC 3339, device clock).
+    pub opened_at: String,
+    /// Who opened it.
+    pub opened_by: String,
+    /// The team's names.
+    pub team: Vec<String>,
+    /// Findings.
+    pub findings: i64,
+    /// Major findings.
+    pub major_findings: i64,
+    /// Fields in conflict.
+    pub conflicts: i64,
+    /// When the server last received a change (RFC 3339).
+    pub updated_at: String,
+}
+
+/// The enterprise of a case row.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnterpriseRow {
+    /// Name.
+    pub name: String,
+    /// Credit code.
+    pub credit_code: String,
+    /// Industry code.
+    pub industry: String,
+}
+
+fn some(value: &str) -> Option<String> {
+    let value = value.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+fn date(value: &str, field: &str) -> AppResult<Option<NaiveDate>> {
+    some(value)
+        .map(|v| {
+            v.parse::<NaiveDate>().map_err(|_| {
+                AppError::BadRequest(format!(
+                    "{field} {v:?} 不是日期 (not a date, use YYYY-MM-DD)"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// The cases in `scope` matching `filter`, newest visit first, and how many match in all.
+pub fn cases(
+    conn: &Connection,
+    scope: Scope<'_>,
+    filter: &CaseFilter,
+) -> AppResult<(Vec<CaseRow>, i64)> {
+    let mut w = Conditions::default();
+    w.scope(scope);
+    if let Some(d) = some(&filter.district) {
+        w.push("c.district = ?", vec![Box::new(d)]);
+    }
+    if let Some(e) = some(&filter.enterprise) {
+        w.push(
+            "(instr(c.enterprise_name, ?) > 0 OR c.credit_code = upper(?))",
+            vec![Box::new(e.clone()), Box::new(e)],
+        );
+    }
+    if let Some(i) = some(&filter.industry) {
+        w.push("c.industry = ?", vec![Box::new(i)]);
+    }
+    if let Some(t) = some(&filter.case_type) {
+        w.push("c.case_type = ?", vec![Box::new(t)]);
+    }
+    if let Some(s) = some(&filter.state) {
+        w.push("c.state = ?", vec![Box::new(s)]);
+    }
+    if let Some(l) = some(&filter.level) {
+        w.push(
+            "EXISTS (SELECT 1 FROM findings f WHERE f.case_id = c.case_id AND f.level = ?)",
+            vec![Box::new(l)],
+        );
+    }
+    if let Some(i) = some(&filter.inspector) {
+        w.push(
+            "EXISTS (SELECT 1 FROM case_team t WHERE t.case_id = c.case_id AND (t.user_id = ? OR t.name = ?))",
+            vec![Box::new(i.clone()), Box::new(i)],
+        );
+    }
+    if let Some(from) = date(&filter.from, "from")? {
+        w.push(
+            "substr(c.opened_at, 1, 10) >= ?",
+            vec![Box::new(from.to_string())],
+        );
+    }
+    if let Some(to) = date(&filter.to, "to")? {
+        w.push(
+            "substr(c.opened_at, 1, 10) <= ?",
+            vec![Box::new(to.to_string())],
+        );
+    }
+    if filter.conflicts == "true" {
+        w.push("c.conflicts > 0", vec![]);
+    }
+    let total: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM cases c {}", w.sql()),
+        params_from_iter(w.params()),
+        |r| r.get(0),
+    )?;
+    let limit = filter.limit.unwrap_or(50).clamp(1, 500);
+    let offset = filter.offset.unwrap_or(0).max(0);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT c.case_id, c.enterprise_name, c.credit_code, c.industry, c.district, c.case_type, c.state,
+                c.opened_at, c.opened_by, c.findings, c.major_findings, c.conflicts, c.updated_at,
+                (SELECT group_concat(t.name, '、') FROM case_team t WHERE t.case_id = c.case_id)
+         FROM cases c {} ORDER BY c.opened_at DESC, c.case_id LIMIT {limit} OFFSET {offset}",
+        w.sql()
+    ))?;
+    let rows = stmt.query_map(params_from_iter(w.params()), |r| {
+        Ok(CaseRow {
+            id: r.get(0)?,
+            enterprise: EnterpriseRow {
+                name: r.get(1)?,
+                credit_code: r.get(2)?,
+                industry: r.get(3)?,
+            },
+            district: r.get(4)?,
+            case_type: r.get(5)?,
+            state: r.get(6)?,
+            opened_at: r.get(7)?,
+            opened_by: r.get(8)?,
+            findings: r.get(9)?,
+            major_findings: r.get(10)?,
+            conflicts: r.get(11)?,
+            updated_at: r.get(12)?,
+            team: r
+                .get::<_, Option<String>>(13)?
+                .map(|t| t.split('、').map(str::to_owned).collect())
+                .unwrap_or_default(),
+        })
+    })?;
+    Ok((rows.collect::<rusqlite::Result<_>>()?, total))
+}
+
+/// Whether `case_id` is in `scope` (pages answer cases outside it as absent).
+pub fn in_scope(conn: &Connection, scope: Scope<'_>, case_id: &str) -> AppResult<bool> {
+    let mut w = Conditions::default();
+    w.push("c.case_id = ?", vec![Box::new(case_id.to_owned())]);
+    w.scope(scope);
+    Ok(conn.query_row(
+        &format!("SELECT EXISTS (SELECT 1 FROM cases c {})", w.sql()),
+        params_from_iter(w.params()),
+        |r| r.get(0),
+    )?)
+}
+
+/// Filters of the rectification board.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct BoardFilter {
+    /// Only overdue rectifications (`true`).
+    pub overdue: String,
+    /// Owning district code.
+    pub district: String,
+    /// `major` or `general`.
+    pub level: String,
+}
+
+/// One open rectification on the board.
+#[derive(Debug, Clone, Serialize)]
+pub struct BoardRow {
+    /// Case id.
+    pub case_id: String,
+    /// Finding id.
+    pub finding_id: String,
+    /// First line of the finding.
+    pub title: String,
+    /// `general` or `major`.
+    pub level: String,
+    /// Rectification state code.
+    pub state: String,
+    /// Deadline (`YYYY-MM-DD`).
+    pub deadline: String,
+    /// Days until the deadline (negative: overdue by that many days).
+    pub days_left: i64,
+    /// Overdue: past the deadline and not yet re-inspected.
+    pub overdue: bool,
+    /// Major hazard under listed supervision (挂牌督办).
+    pub listed: bool,
+    /// Measures ordered.
+    pub measures: String,
+    /// Who is responsible at the enterprise.
+    pub responsible: String,
+    /// Evidence photos plus the re-inspection note, if any.
+    pub evidence: i64,
+    /// Enterprise name.
+    pub enterprise: String,
+    /// Owning district.
+    pub district: String,
+}
+
+/// Every open rectification in `scope`: major hazards first (挂牌督办), then overdue
+/// ones, then by deadline.
+pub fn board(
+    conn: &Connection,
+    scope: Scope<'_>,
+    filter: &BoardFilter,
+) -> AppResult<Vec<BoardRow>> {
+    let today = today();
+    let mut w = Conditions::default();
+    w.scope(scope);
+    w.push(
+        "f.rectification IN ('ordered', 'in_progress', 'overdue', 'reinspected') AND f.deadline IS NOT NULL",
+        vec![],
+    );
+    if let Some(d) = some(&filter.district) {
+        w.push("c.district = ?", vec![Box::new(d)]);
+    }
+    if let Some(l) = some(&filter.level) {
+        w.push("f.level = ?", vec![Box::new(l)]);
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT f.case_id, f.finding_id, f.title, f.level, f.rectification, f.deadline,
+                coalesce(f.measures, ''), coalesce(f.responsible, ''), f.evidence, c.enterprise_name, c.district
+         FROM findings f JOIN cases c ON c.case_id = f.case_id {}",
+        w.sql()
+    ))?;
+    let rows = stmt.query_map(params_from_iter(w.params()), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, i64>(8)?,
+            r.get::<_, String>(9)?,
+            r.get::<_, String>(10)?,
+        ))
+    })?;
+    let mut board = Vec::new();
+    for row in rows {
+        let (
+            case_id,
+            finding_id,
+            title,
+            level,
+            state,
+            deadline,
+            measures,
+            responsible,
+            evidence,
+            enterprise,
+            district,
+        ) = row?;
+        let days_left = deadline
+            .parse::<NaiveDate>()
+            .map(|d| (d - today).num_days())
+            .map_err(|_| {
+                AppError::Internal(format!("stored deadline {deadline:?} is not a date"))
+            })?;
+        let overdue = state == "overdue" || (days_left < 0 && state != "reinspected");
+        if filter.overdue == "true" && !overdue {
+            continue;
+        }
+        board.push(BoardRow {
+            listed: level == "major",
+            case_id,
+            finding_id,
+            title,
+            level,
+            state,
+            deadline,
+            days_left,
+            overdue,
+            measures,
+            responsible,
+            evidence,
+            enterprise,
+            district,
+        });
+    }
+    board.sort_by(|a, b| {
+        b.listed
+            .cmp(&a.listed)
+            .then(b.overdue.cmp(&a.overdue))
+            .then(a.days_left.cmp(&b.days_left))
+            .then(a.enterprise.cmp(&b.enterprise))
+    });
+    Ok(board)
+}

@@ -1,0 +1,176 @@
+//! Reviewing a case on the server, shared by the pages and the API: reading it in full
+//! for a user (within their scope), and the supervisors' actions, which are changes
+//! written by the supervisor's own server-side actor through `sync::change_on_server`.
+
+use anjian_core::{
+    Case, CaseId, Conflict, PhotoRef, Resolution, ReviewAction, ReviewState, case_doc,
+};
+use chrono::{DateTime, FixedOffset, Utc};
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::error::{AppError, AppResult};
+use crate::users::User;
+use crate::{policy, queries, sync};
+
+/// A case as a reviewer reads it.
+pub struct CaseDetail {
+    /// The case.
+    pub case: Case,
+    /// Fields in conflict, with who wrote each value.
+    pub conflicts: Vec<Conflict>,
+    /// Every change, oldest first.
+    pub history: Vec<HistoryRow>,
+}
+
+/// One change of a case's history: device time and server receipt time side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    /// Change hash (hex).
+    pub hash: String,
+    /// User id recorded with the change.
+    pub author: String,
+    /// The device (actor id, hex).
+    pub device: String,
+    /// The device's clock (RFC 3339, China time).
+    pub device_time: String,
+    /// What the change did.
+    pub action: String,
+    /// When the server received it (RFC 3339); `None` for changes it has not received
+    /// itself (relayed in another change's document, before receipts existed).
+    pub received_at: Option<String>,
+    /// The account that sent it.
+    pub received_from: Option<String>,
+}
+
+/// China Standard Time, in which supervisors read times.
+pub fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
+}
+
+/// Reads case `id` for `user`; a case outside their scope is answered as absent.
+pub fn load(app: &AppState, user: &User, id: &str) -> AppResult<CaseDetail> {
+    let not_found = || AppError::NotFound(format!("没有该案件 (no case {id})"));
+    let case_id: CaseId = id.parse().map_err(|_| not_found())?;
+    let mut doc = app.storage.load_document(case_id)?.ok_or_else(not_found)?;
+    let case = case_doc::read(&doc)?;
+    let in_scope = policy::can_see(user, &case)
+        && app
+            .storage
+            .read(|conn| queries::in_scope(conn, policy::scope(user), id))?;
+    if !in_scope {
+        return Err(not_found());
+    }
+    let conflicts = case_doc::conflicts(&doc)?;
+    let changes = case_doc::history(&mut doc);
+    let history = app.storage.read(|conn| {
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.received_at, u.username FROM receipts r JOIN users u ON u.id = r.user_id WHERE r.change_hash = ?1",
+        )?;
+        let mut rows = Vec::with_capacity(changes.len());
+        for change in changes {
+            let receipt: Option<(String, String)> = stmt
+                .query_row([&change.hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let (received_at, received_from) = receipt.unzip();
+            rows.push(HistoryRow {
+                device_time: DateTime::<Utc>::from_timestamp(change.device_time, 0)
+                    .map(|t| t.with_timezone(&china()).to_rfc3339())
+                    .unwrap_or_default(),
+                hash: change.hash,
+                author: change.author,
+                device: change.device,
+                action: change.action,
+                received_at: received_at.map(|t| {
+                    DateTime::parse_from_rfc3339(&t)
+                        .map(|t| t.with_timezone(&china()).to_rfc3339())
+                        .unwrap_or(t)
+                }),
+                received_from,
+            });
+        }
+        Ok(rows)
+    })?;
+    Ok(CaseDetail {
+        case,
+        conflicts,
+        history,
+    })
+}
+
+/// A supervisor's review action on case `id`; returns the case's new state.
+pub async fn act(
+    app: &AppState,
+    user: &User,
+    id: &str,
+    action: ReviewAction,
+    text: &str,
+) -> AppResult<ReviewState> {
+    policy::require_reviewer(user)?;
+    if action == ReviewAction::Submit {
+        return Err(AppError::BadRequest(
+            "提交审核由检查人员在应用中完成 (inspectors submit cases from the app)".into(),
+        ));
+    }
+    let case_id = reviewable(app, user, id)?;
+    let at = Utc::now().with_timezone(&china());
+    let by = user.username.clone();
+    let text = text.trim().to_owned();
+    let state = sync::change_on_server(app, user, case_id, |doc| {
+        case_doc::review(doc, &by, action, &text, at)
+    })
+    .await?;
+    tracing::info!(case.id = %case_id, user = %user.username, action = action.code(), "review action");
+    Ok(state)
+}
+
+/// A supervisor's resolution of the conflict at `path` of case `id`.
+pub async fn resolve(
+    app: &AppState,
+    user: &User,
+    id: &str,
+    path: &[String],
+    resolution: &Resolution,
+) -> AppResult<()> {
+    policy::require_reviewer(user)?;
+    let case_id = reviewable(app, user, id)?;
+    let at = Utc::now().with_timezone(&china());
+    let by = user.username.clone();
+    sync::change_on_server(app, user, case_id, |doc| {
+        case_doc::resolve_conflict(doc, &by, path, resolution, at)
+    })
+    .await?;
+    tracing::info!(case.id = %case_id, user = %user.username, path = %path.join("/"), "conflict resolved");
+    Ok(())
+}
+
+/// The id of a case `user` may act on (others are answered as absent).
+fn reviewable(app: &AppState, user: &User, id: &str) -> AppResult<CaseId> {
+    let not_found = || AppError::NotFound(format!("没有该案件 (no case {id})"));
+    let case_id: CaseId = id.parse().map_err(|_| not_found())?;
+    if !app
+        .storage
+        .read(|conn| queries::in_scope(conn, policy::scope(user), id))?
+    {
+        return Err(not_found());
+    }
+    Ok(case_id)
+}
+
+/// Every photo of a case: of its findings, their rectification evidence, and checklist
+/// answers.
+pub fn photos_of(case: &Case) -> impl Iterator<Item = &PhotoRef> {
+    let findings = case.findings.iter().flat_map(|f| {
+        f.photos
+            .iter()
+            .chain(f.rectification.iter().flat_map(|r| r.evidence.iter()))
+    });
+    let answers = case
+        .checklists
+        .iter()
+        .flat_map(|c| c.entries.iter())
+        .filter_map(|e| e.answer.as_ref())
+        .flat_map(|a| a.photos.iter());
+    findings.chain(answers)
+}

@@ -1,0 +1,475 @@
+//! Case review pages: the list with its filters, one case in full (findings with photos,
+//! checklists, conflicts with who wrote each value, the review trail and the history with
+//! device and server times side by side), and the review actions.
+
+use std::sync::Arc;
+
+use anjian_core::{
+    Case, CaseId, CaseType, Conflict, FieldValue, Finding, Industry, Level, PhotoRef,
+    RectificationState, Resolution, ReviewAction, ReviewState,
+};
+use axum::extract::{Form, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, FixedOffset, Utc};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::session::{Viewer, encode_query};
+use super::{WebError, page};
+use crate::AppState;
+use crate::error::AppError;
+use crate::policy;
+use crate::queries::{self, CaseFilter, CaseRow};
+use crate::review::{self, HistoryRow};
+
+/// `GET /cases`: the cases in the viewer's scope, filtered.
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    viewer: Viewer,
+    Query(filter): Query<CaseFilter>,
+) -> Result<Markup, WebError> {
+    let user = &viewer.user;
+    let (rows, total) = app
+        .storage
+        .read(|conn| queries::cases(conn, policy::scope(user), &filter))?;
+    let body = html! {
+        h1 { "案件审核" }
+        form.filters method="get" action="/cases" {
+            label { "辖区" input name="district" value=(filter.district) placeholder="行政区划代码"; }
+            label { "企业" input name="enterprise" value=(filter.enterprise) placeholder="名称或信用代码"; }
+            label { "行业" (select("industry", &filter.industry, Industry::ALL.iter().map(|i| (i.code(), i.label())))) }
+            label { "类型" (select("type", &filter.case_type, CaseType::ALL.iter().map(|t| (t.code(), t.label())))) }
+            label { "状态" (select("state", &filter.state, ReviewState::ALL.iter().map(|s| (s.code(), s.label())))) }
+            label { "隐患级别" (select("level", &filter.level, Level::ALL.iter().map(|l| (l.code(), l.label())))) }
+            label { "检查人员" input name="inspector" value=(filter.inspector); }
+            label { "自" input name="from" type="date" value=(filter.from); }
+            label { "至" input name="to" type="date" value=(filter.to); }
+            label.check { input type="checkbox" name="conflicts" value="true" checked[filter.conflicts == "true"]; "仅看有冲突的" }
+            button type="submit" { "筛选" }
+            a href="/cases" { "清除" }
+        }
+        p.count { "共 " span #case-count { (total) } " 件" @if total > rows.len() as i64 { "，显示前 " (rows.len()) " 件" } }
+        table.cases {
+            thead { tr { th { "企业" } th { "行业" } th { "辖区" } th { "类型" } th { "检查日期" } th { "检查组" } th { "隐患" } th { "状态" } } }
+            tbody {
+                @for row in &rows { (case_row(row)) }
+                @if rows.is_empty() { tr { td colspan="8" { "没有符合条件的案件" } } }
+            }
+        }
+    };
+    Ok(page("案件审核", Some(&viewer), body))
+}
+
+fn case_row(row: &CaseRow) -> Markup {
+    html! {
+        tr.conflicted[row.conflicts > 0] data-case=(row.id) {
+            td { a href={ "/cases/" (row.id) } { (row.enterprise.name) } br; small { (row.enterprise.credit_code) } }
+            td { (label_of::<Industry>(&row.enterprise.industry)) }
+            td { (row.district) }
+            td { (label_of::<CaseType>(&row.case_type)) }
+            td { (row.opened_at.get(..10).unwrap_or(&row.opened_at)) }
+            td { (row.team.join("、")) }
+            td {
+                (row.findings)
+                @if row.major_findings > 0 { " " span.badge.major { "重大 " (row.major_findings) } }
+                @if row.conflicts > 0 { " " span.badge.conflict { "冲突 " (row.conflicts) } }
+            }
+            td { span class={ "state " (row.state) } { (label_of::<ReviewState>(&row.state)) } }
+        }
+    }
+}
+
+/// A code's Chinese label, or the code itself when unknown.
+pub fn label_of<T: std::str::FromStr + Labelled>(code: &str) -> String {
+    code.parse::<T>()
+        .map(|v| v.label().to_owned())
+        .unwrap_or_else(|_| code.to_owned())
+}
+
+/// Coded enums with a Chinese label.
+pub trait Labelled {
+    /// The label.
+    fn label(&self) -> &'static str;
+}
+
+macro_rules! labelled {
+    ($($t:ty),*) => { $(impl Labelled for $t { fn label(&self) -> &'static str { <$t>::label(*self) } })* };
+}
+labelled!(Industry, CaseType, ReviewState, Level, RectificationState);
+
+fn select<'a>(
+    name: &str,
+    current: &str,
+    options: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Markup {
+    html! {
+        select name=(name) {
+            option value="" { "全部" }
+            @for (code, label) in options {
+                option value=(code) selected[code == current] { (label) }
+            }
+        }
+    }
+}
+
+/// `GET /cases/{id}`: one case in full.
+pub async fn show(
+    State(app): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Markup, WebError> {
+    let detail = review::load(&app, &viewer.user, &id)?;
+    let case = &detail.case;
+    let reviewer = policy::may_review(&viewer.user);
+    let body = html! {
+        header.case-head {
+            h1 { (case.enterprise.name) }
+            span class={ "state " (case.state.code()) } #review-state { (case.state.label()) }
+        }
+        dl.facts {
+            dt { "统一社会信用代码" } dd { (case.enterprise.credit_code.as_str()) }
+            dt { "行业" } dd { (case.enterprise.industry.label()) }
+            dt { "风险等级" } dd { (case.enterprise.risk_grade.label()) }
+            dt { "辖区" } dd { (case.district.as_str()) @for d in &case.visible_to { "，共享给 " (d.as_str()) } }
+            dt { "检查类型" } dd { (case.case_type.label()) }
+            dt { "检查时间" } dd { (time(&case.opened_at)) }
+            dt { "检查组" } dd {
+                @for (i, m) in case.team.iter().enumerate() {
+                    @if i > 0 { "；" }
+                    (m.name) "（" (m.department) "，" (m.district.as_str()) "）"
+                }
+            }
+        }
+        @if !detail.conflicts.is_empty() {
+            section.conflicts #conflicts {
+                h2 { "待处理的冲突 (" (detail.conflicts.len()) ")" }
+                p { "多名检查人员离线时对同一字段写入了不同的值。请确认后选择一个值或填写新值；处理结果会同步到所有检查人员的设备。" }
+                @for conflict in &detail.conflicts { (conflict_form(case, conflict, &viewer, reviewer)) }
+            }
+        }
+        section.findings {
+            h2 { "隐患 (" (case.findings.len()) ")" }
+            @for finding in &case.findings { (finding_card(case, finding, &detail.conflicts)) }
+            @if case.findings.is_empty() { p { "未记录隐患" } }
+        }
+        @if !case.checklists.is_empty() {
+            section.checklists {
+                h2 { "检查表" }
+                @for list in &case.checklists {
+                    details open {
+                        summary { (list.title) " · " (list.entries.iter().filter(|e| e.answer.is_some()).count()) "/" (list.entries.len()) " 已答" }
+                        table {
+                            thead { tr { th { "检查项" } th { "结论" } th { "岗位 / 人员" } th { "说明" } } }
+                            tbody {
+                                @for entry in &list.entries {
+                                    tr {
+                                        td { (entry.item.text) }
+                                        @if let Some(a) = &entry.answer {
+                                            td class={ "answer " (a.result.code()) } { (a.result.label()) }
+                                            td { (a.post) @if !a.person.is_empty() { " / " (a.person) } }
+                                            td { (a.note) }
+                                        } @else {
+                                            td.unanswered colspan="3" { "未答" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.review {
+            h2 { "审核记录" }
+            ol.events {
+                @for e in &case.review_events {
+                    li { span.kind { (label_of_action(&e.kind)) } " · " (e.by) " · " (e.at) @if !e.text.is_empty() { p { (e.text) } } }
+                }
+                @if case.review_events.is_empty() { li { "暂无" } }
+            }
+            @if reviewer { (review_forms(case, &viewer)) }
+        }
+        section.history {
+            h2 { "修改历史" }
+            p.note { "设备时间为检查人员手机上的时间（可能不准），服务器接收时间由服务器记录。" }
+            table {
+                thead { tr { th { "操作" } th { "修改人" } th { "设备" } th { "设备时间" } th { "服务器接收时间" } } }
+                tbody { @for h in &detail.history { (history_row(h)) } }
+            }
+        }
+    };
+    Ok(page(&case.enterprise.name, Some(&viewer), body))
+}
+
+fn label_of_action(kind: &str) -> &str {
+    kind.parse::<ReviewAction>().map_or(kind, |a| a.label())
+}
+
+fn time(t: &DateTime<FixedOffset>) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
+}
+
+fn history_row(h: &HistoryRow) -> Markup {
+    html! {
+        tr {
+            td { (h.action) }
+            td { (h.author) }
+            td { code { (h.device.get(..8).unwrap_or(&h.device)) } }
+            td { (h.device_time) }
+            td { (h.received_at.as_deref().unwrap_or("—")) }
+        }
+    }
+}
+
+fn finding_card(case: &Case, f: &Finding, conflicts: &[Conflict]) -> Markup {
+    let id = f.id.to_string();
+    let conflicted = conflicts
+        .iter()
+        .any(|c| c.path.get(1).is_some_and(|p| *p == id));
+    html! {
+        article.finding.major[f.level == Level::Major].conflicted[conflicted] id={ "finding-" (id) } {
+            header {
+                span class={ "badge " (f.level.code()) } { (f.level.label()) }
+                @if !f.category.is_empty() { " " span.category { (f.category) } }
+                @if conflicted { " " a.badge.conflict href="#conflicts" { "有冲突" } }
+            }
+            p.description { (f.description) }
+            dl {
+                @if !f.place.is_empty() { dt { "部位" } dd { (f.place) } }
+                @if !f.legal_basis.is_empty() { dt { "依据" } dd { (f.legal_basis) } }
+                dt { "记录" } dd { (f.recorded_by) " · " (time(&f.recorded_at)) }
+                @if let Some(v) = &f.violation {
+                    dt { "三违" } dd { (v.kind.label()) " · 岗位：" (v.post) " · 人员：" (v.person) }
+                }
+                @if let Some(r) = &f.rectification {
+                    dt { "整改" } dd {
+                        (r.measures) " · 期限 " (r.deadline) " · 责任人 " (r.responsible) " · "
+                        span class={ "rect " (r.state.code()) } { (r.state.label()) }
+                        @if let Some(re) = &r.reinspection { br; "复查：" (re.note) "（" (re.by) "，" (time(&re.at)) "）" }
+                    }
+                }
+            }
+            (photos(case, &f.photos))
+            @if let Some(r) = &f.rectification { @if !r.evidence.is_empty() { h4 { "整改佐证" } (photos(case, &r.evidence)) } }
+        }
+    }
+}
+
+fn photos(case: &Case, photos: &[PhotoRef]) -> Markup {
+    html! {
+        @if !photos.is_empty() {
+            ul.photos {
+                @for p in photos {
+                    li {
+                        a href={ "/cases/" (case.id) "/photos/" (p.sha256) } {
+                            img src={ "/api/v1/blobs/" (p.thumbnail) } alt=(p.caption) width="160" loading="lazy";
+                        }
+                        @if !p.caption.is_empty() { span { (p.caption) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A conflict's path as supervisors read it.
+fn conflict_label(case: &Case, path: &[String]) -> String {
+    let field = |key: &str| match key {
+        "level" => "隐患级别",
+        "description" => "隐患描述",
+        "category" => "类别",
+        "place" => "部位",
+        "legal_basis" => "依据",
+        "deadline" => "整改期限",
+        "measures" => "整改措施",
+        "responsible" => "责任人",
+        "state" => "状态",
+        "result" => "检查结论",
+        "note" => "说明",
+        "type" => "检查类型",
+        _ => "字段",
+    };
+    let key = path.last().map(String::as_str).unwrap_or_default();
+    match path {
+        [findings, id, ..] if findings == "findings" => {
+            let title = case
+                .findings
+                .iter()
+                .find(|f| f.id.to_string() == *id)
+                .map(|f| f.description.lines().next().unwrap_or_default().to_owned())
+                .unwrap_or_default();
+            format!("隐患“{title}”的{}（{key}）", field(key))
+        }
+        _ => format!("{}（{}）", field(key), path.join(".")),
+    }
+}
+
+fn shown(value: &FieldValue, key: &str) -> String {
+    match (value, key) {
+        (FieldValue::Text(t), "level") => label_of::<Level>(t),
+        (FieldValue::Text(t), "state") => t
+            .parse::<RectificationState>()
+            .map(|s| s.label().to_owned())
+            .unwrap_or_else(|_| label_of::<ReviewState>(t)),
+        (FieldValue::Text(t), "type") => label_of::<CaseType>(t),
+        (value, _) => value.to_string(),
+    }
+}
+
+fn conflict_form(case: &Case, conflict: &Conflict, viewer: &Viewer, reviewer: bool) -> Markup {
+    let path = conflict.path.join("/");
+    let key = conflict.path.last().map(String::as_str).unwrap_or_default();
+    html! {
+        form.conflict method="post" action={ "/cases/" (case.id) "/resolve" } data-path=(path) {
+            h3 { (conflict_label(case, &conflict.path)) }
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            input type="hidden" name="path" value=(path);
+            ul {
+                @for (i, v) in conflict.values.iter().enumerate() {
+                    li {
+                        label {
+                            input type="radio" name="choice" value=(i) required disabled[!reviewer];
+                            strong { (shown(&v.value, key)) }
+                            " — " (v.written_by) "，设备 " code { (v.device.get(..8).unwrap_or(&v.device)) }
+                            "，设备时间 " (device_time(v.device_time))
+                        }
+                    }
+                }
+                li { label { input type="radio" name="choice" value="custom" disabled[!reviewer]; "填写新值：" input name="value" disabled[!reviewer]; } }
+            }
+            @if reviewer { button type="submit" { "确认处理" } }
+        }
+    }
+}
+
+fn device_time(seconds: i64) -> String {
+    let china = FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset");
+    DateTime::<Utc>::from_timestamp(seconds, 0)
+        .map(|t| t.with_timezone(&china).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "—".into())
+}
+
+fn review_forms(case: &Case, viewer: &Viewer) -> Markup {
+    let action = |a: ReviewAction| a.next_state(case.state).is_ok();
+    html! {
+        div.actions {
+            @if action(ReviewAction::Approve) {
+                form method="post" action={ "/cases/" (case.id) "/review" } {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    input type="hidden" name="action" value="approve";
+                    input name="text" placeholder="审核意见（可选）";
+                    button.approve type="submit" { "审核通过" }
+                }
+            }
+            @if action(ReviewAction::Return) {
+                form method="post" action={ "/cases/" (case.id) "/review" } {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    input type="hidden" name="action" value="return";
+                    textarea name="text" required placeholder="退回原因（必填），检查人员同步后可见" {}
+                    button.return type="submit" { "退回" }
+                }
+            }
+            @if action(ReviewAction::Reopen) {
+                form method="post" action={ "/cases/" (case.id) "/review" } {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    input type="hidden" name="action" value="reopen";
+                    textarea name="text" required placeholder="重新打开的原因（必填）" {}
+                    button type="submit" { "重新打开" }
+                }
+            }
+            form method="post" action={ "/cases/" (case.id) "/review" } {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                input type="hidden" name="action" value="comment";
+                textarea name="text" required placeholder="批注" {}
+                button type="submit" { "添加批注" }
+            }
+        }
+    }
+}
+
+/// A review action form.
+#[derive(Deserialize)]
+pub struct ReviewForm {
+    csrf: String,
+    action: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// `POST /cases/{id}/review`: return, approve, reopen or comment.
+pub async fn review(
+    State(app): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<ReviewForm>,
+) -> Result<Response, WebError> {
+    viewer.check_csrf(&form.csrf)?;
+    let action: ReviewAction = form.action.parse()?;
+    review::act(&app, &viewer.user, &id, action, &form.text).await?;
+    Ok(Redirect::to(&format!("/cases/{}", encode_query(&id))).into_response())
+}
+
+/// A conflict resolution form.
+#[derive(Deserialize)]
+pub struct ResolveForm {
+    csrf: String,
+    path: String,
+    choice: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// `POST /cases/{id}/resolve`: keep one of the values, or write a new one.
+pub async fn resolve(
+    State(app): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<ResolveForm>,
+) -> Result<Response, WebError> {
+    viewer.check_csrf(&form.csrf)?;
+    let resolution = match form.choice.as_str() {
+        "custom" => Resolution::Write(FieldValue::Text(form.value.trim().to_owned())),
+        index => Resolution::Choose(index.parse().map_err(|_| {
+            AppError::BadRequest(format!("请选择一个值 (choice {index:?} is not a number)"))
+        })?),
+    };
+    let path: Vec<String> = form.path.split('/').map(str::to_owned).collect();
+    review::resolve(&app, &viewer.user, &id, &path, &resolution).await?;
+    Ok(Redirect::to(&format!("/cases/{}", encode_query(&id))).into_response())
+}
+
+/// `GET /cases/{id}/photos/{sha256}`: a photo in full with what proves it: capture time,
+/// GPS position and hash.
+pub async fn photo(
+    State(app): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path((id, sha256)): Path<(String, String)>,
+) -> Result<Markup, WebError> {
+    let detail = review::load(&app, &viewer.user, &id)?;
+    let case = &detail.case;
+    let photo = review::photos_of(case)
+        .find(|p| p.sha256 == sha256)
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "照片 {sha256} 不属于该案件 (no such photo in this case)"
+            ))
+        })?;
+    let case_id: CaseId = case.id;
+    let body = html! {
+        p { a href={ "/cases/" (case_id) } { "← 返回 " (case.enterprise.name) } }
+        figure.photo {
+            img src={ "/api/v1/blobs/" (photo.sha256) } alt=(photo.caption);
+            figcaption { (photo.caption) }
+        }
+        dl.facts {
+            dt { "拍摄时间（EXIF）" } dd { (photo.captured_at.as_ref().map_or("无".into(), time)) }
+            dt { "GPS 位置（EXIF）" } dd {
+                @if let Some(g) = &photo.gps { (format!("{:.6}, {:.6}", g.latitude, g.longitude)) } @else { "无" }
+            }
+            dt { "SHA-256" } dd { code #photo-hash { (photo.sha256) } }
+            dt { "尺寸" } dd { (photo.width) " × " (photo.height) " · " (photo.size / 1024) " KB · " (photo.mime) }
+            dt { "上传人" } dd { (photo.added_by) " · " (time(&photo.added_at)) }
+        }
+    };
+    Ok(page("照片", Some(&viewer), body))
+}

@@ -1,0 +1,159 @@
+//! The supervisors' pages under `/`: server-rendered HTML, Chinese first, no script. Every
+//! page reads through the same queries and policy as the `/api/v1/` endpoints, and every
+//! action is a form carrying the session's CSRF token.
+
+pub mod cases;
+pub mod rectifications;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, html};
+
+use crate::AppState;
+use crate::error::AppError;
+use crate::users::Role;
+use session::Viewer;
+
+/// The pages' routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/cases") }))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/cases", get(cases::list))
+        .route("/cases/{id}", get(cases::show))
+        .route("/cases/{id}/review", post(cases::review))
+        .route("/cases/{id}/resolve", post(cases::resolve))
+        .route("/cases/{id}/photos/{sha256}", get(cases::photo))
+        .route("/rectifications", get(rectifications::board))
+        .route("/static/app.css", get(stylesheet))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Headers every page carries: no framing, no inline script, no sniffing, no caching of
+/// pages that hold evidence.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            "content-security-policy",
+            "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'none'; frame-ancestors 'none'; form-action 'self'",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("x-frame-options", "DENY"),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+/// A whole page: the layout around `body`, with the navigation when someone is signed in.
+pub fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · 安检监管平台" }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/cases" { "安检 · 监管平台" }
+                    @if let Some(viewer) = viewer {
+                        nav {
+                            a href="/cases" { "案件审核" }
+                            @if viewer.user.role != Role::Inspector {
+                                a href="/rectifications" { "隐患整改" }
+                                a href="/bulletins" { "执法通报" }
+                            }
+                        }
+                        div.who {
+                            span { (viewer.user.name) " · " (role_label(viewer.user.role)) " · " (viewer.user.district.as_str()) }
+                            form method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(viewer.csrf);
+                                button.link type="submit" { "退出" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// A role as supervisors read it.
+pub fn role_label(role: Role) -> &'static str {
+    match role {
+        Role::Inspector => "执法检查人员",
+        Role::Supervisor => "监管负责人",
+        Role::Admin => "管理员",
+    }
+}
+
+/// An error shown as a page (the same codes as the API's JSON errors).
+#[derive(Debug)]
+pub struct WebError(pub AppError);
+
+impl From<AppError> for WebError {
+    fn from(e: AppError) -> Self {
+        WebError(e)
+    }
+}
+
+impl From<anjian_core::Error> for WebError {
+    fn from(e: anjian_core::Error) -> Self {
+        WebError(e.into())
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.0.parts();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self.0, "page failed");
+        }
+        let heading = match status {
+            StatusCode::UNAUTHORIZED => "请先登录",
+            StatusCode::FORBIDDEN => "无权操作",
+            StatusCode::NOT_FOUND => "未找到",
+            StatusCode::BAD_REQUEST => "输入有误",
+            StatusCode::CONFLICT => "无法执行",
+            _ => "服务器出错",
+        };
+        let body = html! {
+            section.error-page data-error=(code) {
+                h1 { (heading) }
+                p { (self.0.to_string()) }
+                p { a href="/cases" { "返回案件列表" } }
+            }
+        };
+        (status, page(heading, None, body)).into_response()
+    }
+}

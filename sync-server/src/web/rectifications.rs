@@ -1,0 +1,86 @@
+//! The rectification board (隐患排查治理闭环): every open rectification in the viewer's
+//! scope, major hazards (挂牌督办) always on top, overdue ones escalated.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use maud::{Markup, html};
+
+use super::cases::label_of;
+use super::session::Viewer;
+use super::{WebError, page};
+use crate::AppState;
+use crate::policy;
+use crate::queries::{self, BoardFilter, BoardRow};
+use anjian_core::{Level, RectificationState};
+
+/// `GET /rectifications`.
+pub async fn board(
+    State(app): State<Arc<AppState>>,
+    viewer: Viewer,
+    Query(filter): Query<BoardFilter>,
+) -> Result<Markup, WebError> {
+    policy::require_supervisor_pages(&viewer.user)?;
+    let rows = app
+        .storage
+        .read(|conn| queries::board(conn, policy::scope(&viewer.user), &filter))?;
+    let overdue: Vec<&BoardRow> = rows.iter().filter(|r| r.overdue).collect();
+    let body = html! {
+        h1 { "隐患整改" }
+        p.summary {
+            "未销号 " strong #open-count { (rows.len()) } " 项，"
+            "其中重大隐患（挂牌督办）" strong.major { (rows.iter().filter(|r| r.listed).count()) } " 项，"
+            "逾期 " strong.overdue #overdue-count { (overdue.len()) } " 项。"
+            "今天是 " (queries::today()) "（北京时间）。"
+        }
+        form.filters method="get" action="/rectifications" {
+            label { "辖区" input name="district" value=(filter.district); }
+            label { "级别" select name="level" {
+                option value="" { "全部" }
+                @for l in Level::ALL { option value=(l.code()) selected[filter.level == l.code()] { (l.label()) } }
+            } }
+            label.check { input type="checkbox" name="overdue" value="true" checked[filter.overdue == "true"]; "仅看逾期" }
+            button type="submit" { "筛选" }
+        }
+        @if !overdue.is_empty() {
+            section.escalated {
+                h2 { "逾期督办 (" (overdue.len()) ")" }
+                p { "以下隐患已超过整改期限仍未复查，请督促企业整改并安排复查。" }
+                (table(&overdue))
+            }
+        }
+        section {
+            h2 { "全部未销号隐患" }
+            (table(&rows.iter().collect::<Vec<_>>()))
+        }
+    };
+    Ok(page("隐患整改", Some(&viewer), body))
+}
+
+fn table(rows: &[&BoardRow]) -> Markup {
+    html! {
+        table.board {
+            thead { tr { th { "隐患" } th { "企业" } th { "辖区" } th { "级别" } th { "整改期限" } th { "剩余天数" } th { "责任人" } th { "状态" } th { "佐证" } } }
+            tbody {
+                @for r in rows {
+                    tr.listed[r.listed].overdue[r.overdue] data-finding=(r.finding_id) {
+                        td { a href={ "/cases/" (r.case_id) "#finding-" (r.finding_id) } { (r.title) } br; small { (r.measures) } }
+                        td { (r.enterprise) }
+                        td { (r.district) }
+                        td { (label_of::<Level>(&r.level)) @if r.listed { " " span.badge.major { "挂牌督办" } } }
+                        td { (r.deadline) }
+                        td.days {
+                            @if r.days_left < 0 { span.overdue { "逾期 " (-r.days_left) " 天" } }
+                            @else if r.days_left == 0 { "今天到期" }
+                            @else { (r.days_left) " 天" }
+                        }
+                        td { (r.responsible) }
+                        td { (label_of::<RectificationState>(&r.state)) }
+                        td { @if r.evidence > 0 { (r.evidence) } @else { "—" } }
+                    }
+                }
+                @if rows.is_empty() { tr { td colspan="9" { "没有未销号的隐患" } } }
+            }
+        }
+    }
+}

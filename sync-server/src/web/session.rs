@@ -1,0 +1,354 @@
+//! Supervisors' browser sessions: sign-in with the same accounts as the apps, a random
+//! session id in a `Secure`, `HttpOnly`, `SameSite=Strict` cookie (stored only as its
+//! SHA-256), and a CSRF token per session that every action must carry.
+
+use std::sync::Arc;
+
+use axum::extract::{Form, FromRequestParts, Query, State};
+use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{Duration, Utc};
+use maud::html;
+use rusqlite::{OptionalExtension, params};
+use serde::Deserialize;
+
+use super::{WebError, page};
+use crate::AppState;
+use crate::error::{AppError, AppResult};
+use crate::storage::{Storage, user_row};
+use crate::users::{User, token_hash};
+
+/// How long a session lasts: one working day.
+const SESSION_HOURS: i64 = 12;
+/// The cookie that carries the login form's CSRF token before there is a session.
+const LOGIN_COOKIE: &str = "anjian_login";
+
+/// The signed-in user of a page, with the CSRF token their forms carry.
+pub struct Viewer {
+    /// Who.
+    pub user: User,
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+impl Viewer {
+    /// Checks the CSRF token a form sent.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), WebError> {
+        if constant_time_eq(sent.as_bytes(), self.csrf.as_bytes()) {
+            Ok(())
+        } else {
+            Err(WebError(AppError::Forbidden(
+                "表单已过期，请刷新页面后重试 (the form's CSRF token does not match)".into(),
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<AppState>,
+    ) -> Result<Viewer, Response> {
+        if !same_origin(parts) {
+            return Err(WebError(cross_origin()).into_response());
+        }
+        match session_of(app, &parts.headers) {
+            Ok(Some(viewer)) => Ok(viewer),
+            Ok(None) if parts.method == Method::GET => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                Err(Redirect::to(&format!("/login?next={}", encode_query(&next))).into_response())
+            }
+            Ok(None) => Err(
+                WebError(AppError::Unauthorized("请先登录 (sign in first)".into())).into_response(),
+            ),
+            Err(e) => Err(WebError(e).into_response()),
+        }
+    }
+}
+
+/// The session a request's cookie names, if it is valid and its user is enabled.
+pub fn session_of(app: &AppState, headers: &HeaderMap) -> AppResult<Option<Viewer>> {
+    let Some(id) = cookie(headers, cookie_name(app)) else {
+        return Ok(None);
+    };
+    find_session(&app.storage, &id)
+}
+
+/// Whether an unsafe request comes from this site's own pages (checked on every action
+/// besides the CSRF token; `SameSite=Strict` already keeps the cookie off cross-site
+/// requests).
+pub fn same_origin(parts: &Parts) -> bool {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    if parts
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return false;
+    }
+    let (Some(origin), Some(host)) = (parts.headers.get(ORIGIN), parts.headers.get(HOST)) else {
+        // Non-browser clients send no Origin; the CSRF token still has to match.
+        return true;
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = host.to_str().unwrap_or_default();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest == host)
+}
+
+fn cross_origin() -> AppError {
+    AppError::Forbidden("拒绝来自其他网站的请求 (cross-origin request refused)".into())
+}
+
+/// `?next=` of the login page.
+#[derive(Deserialize)]
+pub struct Next {
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    failed: Option<String>,
+}
+
+/// `GET /login`: the sign-in form, with a fresh CSRF token in a cookie of its own.
+pub async fn login_page(State(app): State<Arc<AppState>>, Query(q): Query<Next>) -> Response {
+    let token = random_token();
+    let body = html! {
+        section.login {
+            h1 { "安检 · 监管平台登录" }
+            @if let Some(message) = &q.failed {
+                p.error role="alert" { (message) }
+            }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(token);
+                input type="hidden" name="next" value=(safe_next(&q.next));
+                label { "用户名" input name="username" autocomplete="username" required autofocus; }
+                label { "密码" input name="password" type="password" autocomplete="current-password" required; }
+                button type="submit" { "登录" }
+            }
+        }
+    };
+    let mut response = page("登录", None, body).into_response();
+    set_cookie(
+        &mut response,
+        &format!(
+            "{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{}",
+            secure(&app)
+        ),
+    );
+    response
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /login`: checks the password, starts a session, and goes where the user was
+/// going.
+pub async fn login(
+    State(app): State<Arc<AppState>>,
+    parts: Parts,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    let expected = cookie(&parts.headers, LOGIN_COOKIE).unwrap_or_default();
+    if !same_origin(&parts)
+        || expected.is_empty()
+        || !constant_time_eq(expected.as_bytes(), form.csrf.as_bytes())
+    {
+        return Err(WebError(AppError::Forbidden(
+            "登录表单已过期，请刷新页面后重试 (the login form's CSRF token does not match)".into(),
+        )));
+    }
+    let storage = app.storage.clone();
+    let (username, password) = (form.username.trim().to_owned(), form.password);
+    let checked = app
+        .passwords
+        .run(move || storage.check_password(&username, &password))
+        .await
+        .map_err(WebError)?;
+    let user = match checked {
+        Ok(user) => user,
+        Err(e @ (AppError::Unauthorized(_) | AppError::Forbidden(_))) => {
+            let to = format!(
+                "/login?next={}&failed={}",
+                encode_query(&safe_next(&form.next)),
+                encode_query(&e.to_string())
+            );
+            return Ok(Redirect::to(&to).into_response());
+        }
+        Err(e) => return Err(WebError(e)),
+    };
+    let id = create_session(&app.storage, &user)?;
+    tracing::info!(user = %user.username, "web session started");
+    let mut response = Redirect::to(&safe_next(&form.next)).into_response();
+    set_cookie(
+        &mut response,
+        &format!(
+            "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+            cookie_name(&app),
+            SESSION_HOURS * 3600,
+            secure(&app)
+        ),
+    );
+    set_cookie(
+        &mut response,
+        &format!("{LOGIN_COOKIE}=; Path=/login; Max-Age=0{}", secure(&app)),
+    );
+    Ok(response)
+}
+
+/// The sign-out form.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /logout`: ends the session.
+pub async fn logout(
+    State(app): State<Arc<AppState>>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    viewer.check_csrf(&form.csrf)?;
+    if let Some(id) = cookie(&headers, cookie_name(&app)) {
+        app.storage.write(|conn| {
+            conn.execute(
+                "DELETE FROM web_sessions WHERE session_hash = ?1",
+                [token_hash(&id)],
+            )?;
+            Ok(())
+        })?;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    set_cookie(
+        &mut response,
+        &format!("{}=; Path=/; Max-Age=0{}", cookie_name(&app), secure(&app)),
+    );
+    Ok(response)
+}
+
+/// The session cookie's name: with `Secure`, the `__Host-` prefix makes browsers refuse
+/// it unless it is secure, host-only and for the whole site.
+pub fn cookie_name(app: &AppState) -> &'static str {
+    if app.settings.secure_cookies {
+        "__Host-anjian_session"
+    } else {
+        "anjian_session"
+    }
+}
+
+fn secure(app: &AppState) -> &'static str {
+    if app.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
+fn set_cookie(response: &mut Response, cookie: &str) {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+}
+
+/// Starts a session for `user`; returns the session id for the cookie.
+fn create_session(storage: &Storage, user: &User) -> AppResult<String> {
+    let id = random_token();
+    let now = Utc::now();
+    storage.write(|conn| {
+        conn.execute(
+            "DELETE FROM web_sessions WHERE expires_at < ?1",
+            [now.to_rfc3339()],
+        )?;
+        conn.execute(
+            "INSERT INTO web_sessions (session_hash, user_id, csrf_token, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                token_hash(&id),
+                user.id,
+                random_token(),
+                now.to_rfc3339(),
+                (now + Duration::hours(SESSION_HOURS)).to_rfc3339()
+            ],
+        )?;
+        Ok(())
+    })?;
+    Ok(id)
+}
+
+fn find_session(storage: &Storage, id: &str) -> AppResult<Option<Viewer>> {
+    storage.read(|conn| {
+        conn.query_row(
+            "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled, s.csrf_token
+             FROM web_sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.session_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
+            params![token_hash(id), Utc::now().to_rfc3339()],
+            |r| Ok((user_row(r)?, r.get::<_, String>(7)?)),
+        )
+        .optional()?
+        .map(|(user, csrf)| Ok(Viewer { user: user?, csrf }))
+        .transpose()
+    })
+}
+
+/// A cookie's value from the request headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
+fn random_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Where to go after signing in: only paths of this site.
+fn safe_next(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next.to_owned()
+    } else {
+        "/cases".to_owned()
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode_query(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
