@@ -1,0 +1,694 @@
+//! The supervisors' pages and review endpoints through the router: sign-in and session
+//! cookies, CSRF, who sees and does what (role × district × page), and review actions
+//! and conflict resolutions written into the case document.
+
+use std::sync::Arc;
+
+use anjian_core::{
+    CaseId, FindingEdit, Identity, Level, RectificationOrder, Store, case_doc, sample,
+};
+use anjian_sync_server::storage::{Commit, Projection};
+use anjian_sync_server::users::{NewUser, Role};
+use anjian_sync_server::web::session::encode_query;
+use anjian_sync_server::{AppState, Settings, router};
+use automerge::AutoCommit;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct horse battery";
+const A: &str = "310101";
+const B: &str = "310104";
+
+struct Web {
+    app: axum::Router,
+    state: Arc<AppState>,
+    dir: tempfile::TempDir,
+}
+
+/// A server with supervisors of districts A and B, two inspectors of A and an admin.
+fn setup() -> Web {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let settings = Settings {
+        data: dir.path().join("server"),
+        ..Settings::default()
+    };
+    let state = AppState::open(settings, stopped).expect("state");
+    for (username, role, district) in [
+        ("chief_a", Role::Supervisor, A),
+        ("chief_b", Role::Supervisor, B),
+        ("insp_a", Role::Inspector, A),
+        ("insp_a2", Role::Inspector, A),
+        ("admin", Role::Admin, A),
+    ] {
+        state
+            .storage
+            .add_user(&NewUser {
+                username,
+                name: &format!("{username}姓名"),
+                role,
+                district: &district.parse().expect("district"),
+                department: "应急管理",
+                password: PASSWORD,
+            })
+            .expect("user");
+    }
+    Web {
+        app: router(state.clone()),
+        state,
+        dir,
+    }
+}
+
+fn identity(user: &str, district: &str) -> Identity {
+    Identity {
+        user_id: user.to_owned(),
+        name: format!("{user}姓名"),
+        department: "应急管理".to_owned(),
+        district: district.parse().expect("district"),
+    }
+}
+
+impl Web {
+    /// An inspector's store with a case of district `district` holding one major finding
+    /// whose rectification deadline has passed.
+    fn record(&self, user: &str, district: &str, seed: u32) -> (Store, CaseId) {
+        let mut store = Store::open(
+            self.dir.path().join(format!("{user}-{seed}.db")),
+            identity(user, district),
+        )
+        .expect("store");
+        let mut enterprise = sample::enterprise(seed);
+        enterprise.district = district.parse().expect("district");
+        store.register_enterprise(&enterprise).expect("enterprise");
+        let case = store
+            .open_case(&sample::new_case(&enterprise))
+            .expect("case");
+        let mut finding = sample::finding("液氯储罐区可燃有毒气体检测报警装置未投入使用");
+        finding.level = Some(Level::Major);
+        let finding = store.add_finding(case, &finding).expect("finding");
+        store
+            .order_rectification(
+                case,
+                finding,
+                &RectificationOrder {
+                    measures: "立即恢复报警装置并联锁".into(),
+                    deadline: NaiveDate::from_ymd_opt(2026, 11, 22).expect("date"),
+                    responsible: "王安全".into(),
+                },
+            )
+            .expect("order");
+        (store, case)
+    }
+
+    /// Puts a store's case on the server as if it had been synced.
+    fn upload(&self, store: &mut Store, case: CaseId, user: &str) {
+        let bytes = store.export_case(case).expect("export");
+        let mut doc = AutoCommit::load(&bytes).expect("load");
+        let known = self
+            .state
+            .storage
+            .load_document(case)
+            .expect("storage")
+            .is_some();
+        let user_id = self.state.storage.user(user).expect("user").id;
+        let mut heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
+        heads.sort();
+        let commit = Commit {
+            case_id: case,
+            bytes: if known {
+                doc.save_after(&[])
+            } else {
+                doc.save()
+            },
+            new: !known,
+            heads,
+            projection: Projection::of(&doc).expect("projection"),
+            user_id,
+            receipts: Vec::new(),
+        };
+        for result in self.state.storage.commit_batch(&[commit]) {
+            result.expect("committed");
+        }
+    }
+
+    async fn call(&self, request: Request<Body>) -> (StatusCode, Vec<(String, String)>, String) {
+        let response = self.app.clone().oneshot(request).await.expect("response");
+        let status = response.status();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .expect("body");
+        (
+            status,
+            headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    /// Signs in through the login form, as a browser does.
+    async fn sign_in(&self, username: &str) -> Session {
+        let (status, headers, html) = self
+            .call(Request::get("/login").body(Body::empty()).expect("request"))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let login_cookie = set_cookie(&headers, "anjian_login").expect("login cookie");
+        let csrf = hidden(&html, "csrf").expect("csrf field");
+        let body = form(&[
+            ("username", username),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+            ("next", "/cases"),
+        ]);
+        let (status, headers, _) = self
+            .call(
+                Request::post("/login")
+                    .header(header::COOKIE, format!("anjian_login={login_cookie}"))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(body))
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{username} signs in");
+        let session = set_cookie(&headers, "__Host-anjian_session").expect("session cookie");
+        let cookie = format!("__Host-anjian_session={session}");
+        let (_, _, page) = self
+            .call(
+                Request::get("/cases")
+                    .header(header::COOKIE, &cookie)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        Session {
+            cookie,
+            csrf: hidden(&page, "csrf").expect("the page carries the session's csrf token"),
+        }
+    }
+
+    async fn get(&self, session: &Session, uri: &str) -> (StatusCode, String) {
+        let (status, _, body) = self
+            .call(
+                Request::get(uri)
+                    .header(header::COOKIE, &session.cookie)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        (status, body)
+    }
+
+    async fn post_form(&self, session: &Session, uri: &str, fields: &[(&str, &str)]) -> StatusCode {
+        self.call(
+            Request::post(uri)
+                .header(header::COOKIE, &session.cookie)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form(fields)))
+                .expect("request"),
+        )
+        .await
+        .0
+    }
+
+    async fn post_json(&self, session: &Session, uri: &str, body: Value) -> (StatusCode, String) {
+        let (status, _, body) = self
+            .call(
+                Request::post(uri)
+                    .header(header::COOKIE, &session.cookie)
+                    .header("x-csrf-token", &session.csrf)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body.to_string()))
+                    .expect("request"),
+            )
+            .await;
+        (status, body)
+    }
+
+    fn case_json(&self, case: CaseId) -> anjian_core::Case {
+        let doc = self
+            .state
+            .storage
+            .load_document(case)
+            .expect("storage")
+            .expect("document");
+        case_doc::read(&doc).expect("case")
+    }
+}
+
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode_query(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn set_cookie(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .find_map(|(_, v)| {
+            let (pair, _) = v.split_once(';').unwrap_or((v, ""));
+            let (key, value) = pair.split_once('=')?;
+            (key == name && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
+/// The value of the first hidden input called `name`.
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_secure_http_only_strict_cookie() {
+    let web = setup();
+    let (_, headers, html) = web
+        .call(Request::get("/login").body(Body::empty()).expect("request"))
+        .await;
+    let login_cookie = set_cookie(&headers, "anjian_login").expect("login cookie");
+    let csrf = hidden(&html, "csrf").expect("csrf");
+    let post = |password: &str, csrf: &str| {
+        Request::post("/login")
+            .header(header::COOKIE, format!("anjian_login={login_cookie}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form(&[
+                ("username", "chief_a"),
+                ("password", password),
+                ("csrf", csrf),
+            ])))
+            .expect("request")
+    };
+    // A wrong password goes back to the form with the reason, and no session.
+    let (status, headers, _) = web.call(post("wrong password", &csrf)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(set_cookie(&headers, "__Host-anjian_session").is_none());
+    let location = headers
+        .iter()
+        .find(|(k, _)| k == "location")
+        .expect("location");
+    assert!(location.1.contains("failed="), "{location:?}");
+    // A login form without its own token is refused (login CSRF).
+    let (status, _, _) = web.call(post(PASSWORD, "forged")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, headers, _) = web.call(post(PASSWORD, &csrf)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("__Host-anjian_session="))
+        .map(|(_, v)| v.clone())
+        .expect("session cookie");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    // The session id is stored only hashed.
+    let id = set_cookie(&headers, "__Host-anjian_session").expect("id");
+    let stored: i64 = web
+        .state
+        .storage
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM web_sessions WHERE session_hash = ?1",
+                [&id],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("query");
+    assert_eq!(stored, 0);
+}
+
+#[tokio::test]
+async fn pages_send_strangers_to_the_login_form() {
+    let web = setup();
+    let (status, headers, _) = web
+        .call(
+            Request::get("/cases?state=submitted")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers
+        .iter()
+        .find(|(k, _)| k == "location")
+        .expect("location");
+    assert_eq!(location.1, "/login?next=/cases%3Fstate%3Dsubmitted");
+    let (status, _, body) = web
+        .call(
+            Request::post("/cases/8b1c3f0e-4d55-4d5e-9a43-7b6f0b2f9d11/review")
+                .header(header::COOKIE, "__Host-anjian_session=forged")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test]
+async fn actions_without_the_session_csrf_token_change_nothing() {
+    let web = setup();
+    let (mut store, case) = web.record("insp_a", A, 1);
+    web.upload(&mut store, case, "insp_a");
+    let chief = web.sign_in("chief_a").await;
+    let uri = format!("/cases/{case}/review");
+    let status = web
+        .post_form(&chief, &uri, &[("csrf", "forged"), ("action", "approve")])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // An API call by cookie needs the token in a header; and a cross-site form is refused
+    // even with the right token.
+    let (status, _, _) = web
+        .call(
+            Request::post(format!("/api/v1/cases/{case}/review"))
+                .header(header::COOKIE, &chief.cookie)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({"action": "approve"}).to_string()))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = web
+        .call(
+            Request::post(&uri)
+                .header(header::COOKIE, &chief.cookie)
+                .header(header::ORIGIN, "http://evil.example")
+                .header(header::HOST, "anjian.example")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form(&[
+                    ("csrf", &chief.csrf),
+                    ("action", "approve"),
+                ])))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let read = web.case_json(case);
+    assert_eq!(read.state, anjian_core::ReviewState::Draft);
+    assert!(read.review_events.is_empty());
+}
+
+/// Who may open which page and call which endpoint: every cell is checked on the server.
+#[tokio::test]
+async fn each_role_and_district_sees_and_does_exactly_what_it_may() {
+    let web = setup();
+    let (mut store_a, case_a) = web.record("insp_a", A, 1);
+    web.upload(&mut store_a, case_a, "insp_a");
+    let (mut store_b, case_b) = web.record("insp_b", B, 2);
+    web.upload(&mut store_b, case_b, "chief_b");
+
+    let users = ["chief_a", "chief_b", "insp_a", "insp_a2", "admin"];
+    let mut sessions = Vec::new();
+    for user in users {
+        sessions.push(web.sign_in(user).await);
+    }
+    let a = format!("/cases/{case_a}");
+    let b = format!("/cases/{case_b}");
+    let api_a = format!("/api/v1/cases/{case_a}");
+    let api_b = format!("/api/v1/cases/{case_b}");
+    // Expected status per user, in the order of `users`.
+    let reads: &[(&str, [u16; 5])] = &[
+        ("/cases", [200, 200, 200, 200, 200]),
+        (&a, [200, 404, 200, 404, 200]),
+        (&b, [404, 200, 404, 404, 200]),
+        (&api_a, [200, 404, 200, 404, 200]),
+        (&api_b, [404, 200, 404, 404, 200]),
+        ("/rectifications", [200, 200, 403, 403, 200]),
+        ("/api/v1/rectifications", [200, 200, 403, 403, 200]),
+        ("/api/v1/cases", [200, 200, 200, 200, 200]),
+    ];
+    for (uri, expected) in reads {
+        for ((user, session), expected) in users.iter().zip(&sessions).zip(expected) {
+            let (status, body) = web.get(session, uri).await;
+            assert_eq!(status.as_u16(), *expected, "{user} GET {uri}: {body}");
+        }
+    }
+    // The lists hold exactly the cases in scope.
+    let listed: [(bool, bool); 5] = [
+        (true, false),
+        (false, true),
+        (true, false),
+        (false, false),
+        (true, true),
+    ];
+    for ((user, session), (sees_a, sees_b)) in users.iter().zip(&sessions).zip(listed) {
+        let (_, page) = web.get(session, "/cases").await;
+        assert_eq!(
+            page.contains(&case_a.to_string()),
+            sees_a,
+            "{user} /cases lists A"
+        );
+        assert_eq!(
+            page.contains(&case_b.to_string()),
+            sees_b,
+            "{user} /cases lists B"
+        );
+        let (_, api) = web.get(session, "/api/v1/cases").await;
+        let api: Value = serde_json::from_str(&api).expect("json");
+        assert_eq!(
+            api["total"].as_i64(),
+            Some(i64::from(sees_a) + i64::from(sees_b)),
+            "{user}"
+        );
+    }
+    // Actions: a comment by page form and by API, per user.
+    let actions: [u16; 5] = [303, 404, 403, 403, 303];
+    for ((user, session), expected) in users.iter().zip(&sessions).zip(actions) {
+        let status = web
+            .post_form(
+                session,
+                &format!("{a}/review"),
+                &[
+                    ("csrf", &session.csrf),
+                    ("action", "comment"),
+                    ("text", "请补充照片"),
+                ],
+            )
+            .await;
+        assert_eq!(status.as_u16(), expected, "{user} comments by form");
+        let (status, body) = web
+            .post_json(
+                session,
+                &format!("{api_a}/review"),
+                json!({"action": "comment", "text": "请补充"}),
+            )
+            .await;
+        let expected = if expected == 303 { 200 } else { expected };
+        assert_eq!(status.as_u16(), expected, "{user} comments by API: {body}");
+    }
+    let events = web.case_json(case_a).review_events;
+    let by: Vec<&str> = events.iter().map(|e| e.by.as_str()).collect();
+    assert_eq!(by, ["chief_a", "chief_a", "admin", "admin"]);
+    assert!(web.case_json(case_b).review_events.is_empty());
+}
+
+#[tokio::test]
+async fn returning_and_approving_are_changes_by_the_supervisor_with_receipts() {
+    let web = setup();
+    let (mut store, case) = web.record("insp_a", A, 1);
+    web.upload(&mut store, case, "insp_a");
+    let chief = web.sign_in("chief_a").await;
+    let uri = format!("/cases/{case}/review");
+    // Returning needs a reason.
+    let status = web
+        .post_form(
+            &chief,
+            &uri,
+            &[("csrf", &chief.csrf), ("action", "return"), ("text", " ")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let status = web
+        .post_form(
+            &chief,
+            &uri,
+            &[
+                ("csrf", &chief.csrf),
+                ("action", "return"),
+                ("text", "隐患照片不清晰，请补拍"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let read = web.case_json(case);
+    assert_eq!(read.state, anjian_core::ReviewState::Returned);
+    assert_eq!(read.review_events[0].text, "隐患照片不清晰，请补拍");
+
+    let (status, body) = web
+        .post_json(
+            &chief,
+            &format!("/api/v1/cases/{case}/review"),
+            json!({"action": "approve"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["state"],
+        "approved"
+    );
+    // Approving twice is not possible; reopening is, with a reason.
+    let (status, _) = web
+        .post_json(
+            &chief,
+            &format!("/api/v1/cases/{case}/review"),
+            json!({"action": "approve"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // The history shows the supervisor's changes with the server's receipt time, from a
+    // server-side device bound to the supervisor.
+    let (_, body) = web.get(&chief, &format!("/api/v1/cases/{case}")).await;
+    let body: Value = serde_json::from_str(&body).expect("json");
+    let reviews: Vec<&Value> = body["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter(|h| {
+            h["action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("review:"))
+        })
+        .collect();
+    assert_eq!(reviews.len(), 2, "{body}");
+    for h in &reviews {
+        assert_eq!(h["author"], "chief_a");
+        assert_eq!(h["received_from"], "chief_a");
+        assert!(h["received_at"].is_string(), "{h}");
+    }
+    let devices = web.state.storage.devices(Some("chief_a")).expect("devices");
+    assert_eq!(devices.len(), 1);
+    assert_eq!(
+        Some(devices[0].actor_id.as_str()),
+        reviews[0]["device"].as_str()
+    );
+    // The page shows the trail and the state.
+    let (_, page) = web.get(&chief, &format!("/cases/{case}")).await;
+    assert!(page.contains("隐患照片不清晰，请补拍"));
+    assert!(page.contains("已审核"));
+}
+
+#[tokio::test]
+async fn a_conflict_is_shown_with_its_writers_and_resolved_by_the_supervisor() {
+    let web = setup();
+    let (mut zhang, case) = web.record("insp_a", A, 1);
+    let mut li = Store::open(web.dir.path().join("li.db"), identity("insp_a2", A)).expect("store");
+    li.merge_case(&zhang.export_case(case).expect("export"))
+        .expect("merge");
+    let finding = zhang.case(case).expect("case").findings[0].id;
+    zhang
+        .edit_finding(
+            case,
+            finding,
+            &FindingEdit {
+                level: Some(Level::General),
+                ..FindingEdit::default()
+            },
+        )
+        .expect("zhang edits");
+    li.edit_finding(
+        case,
+        finding,
+        &FindingEdit {
+            level: Some(Level::Major),
+            ..FindingEdit::default()
+        },
+    )
+    .expect("li edits");
+    zhang
+        .merge_case(&li.export_case(case).expect("export"))
+        .expect("merge");
+    web.upload(&mut zhang, case, "insp_a");
+
+    let chief = web.sign_in("chief_a").await;
+    let (_, page) = web.get(&chief, &format!("/cases/{case}")).await;
+    assert!(
+        page.contains("待处理的冲突"),
+        "the page highlights the conflict"
+    );
+    assert!(
+        page.contains("insp_a2"),
+        "the page names who wrote each value"
+    );
+    let path = format!("findings/{finding}/level");
+    assert!(page.contains(&format!("data-path=\"{path}\"")));
+    let (_, list) = web.get(&chief, "/cases?conflicts=true").await;
+    assert!(list.contains(&case.to_string()));
+
+    let conflict = case_conflict_values(&web, case);
+    let keep = conflict
+        .iter()
+        .position(|v| v == "major")
+        .expect("major is one value");
+    let status = web
+        .post_form(
+            &chief,
+            &format!("/cases/{case}/resolve"),
+            &[
+                ("csrf", &chief.csrf),
+                ("path", &path),
+                ("choice", &keep.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let read = web.case_json(case);
+    assert_eq!(read.findings[0].level, Level::Major);
+    assert!(case_conflict_values(&web, case).is_empty(), "resolved");
+    let (_, list) = web.get(&chief, "/cases?conflicts=true").await;
+    assert!(
+        !list.contains(&case.to_string()),
+        "the list no longer flags it"
+    );
+}
+
+fn case_conflict_values(web: &Web, case: CaseId) -> Vec<String> {
+    let doc = web
+        .state
+        .storage
+        .load_document(case)
+        .expect("storage")
+        .expect("document");
+    case_doc::conflicts(&doc)
+        .expect("conflicts")
+        .into_iter()
+        .flat_map(|c| c.values.into_iter().map(|v| v.value.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_board_puts_major_and_overdue_hazards_first_within_scope() {
+    let web = setup();
+    let (mut store_a, case_a) = web.record("insp_a", A, 1);
+    web.upload(&mut store_a, case_a, "insp_a");
+    let (mut store_b, case_b) = web.record("insp_b", B, 2);
+    web.upload(&mut store_b, case_b, "chief_b");
+    let chief = web.sign_in("chief_a").await;
+    let (status, body) = web.get(&chief, "/api/v1/rectifications?overdue=true").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("json");
+    let rows = body["rectifications"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "only district A's overdue hazard: {body}");
+    assert_eq!(rows[0]["case_id"], case_a.to_string());
+    assert_eq!(rows[0]["listed"], true);
+    assert_eq!(rows[0]["overdue"], true);
+    assert!(rows[0]["days_left"].as_i64().is_some_and(|d| d < 0));
+    let (_, page) = web.get(&chief, "/rectifications").await;
+    assert!(page.contains("逾期督办"));
+    assert!(page.contains("挂牌督办"));
+    assert!(!page.contains(&case_b.to_string()));
+}
