@@ -19,10 +19,15 @@ pub fn refuse_change(user: &User, before: Option<&Case>, after: &Case) -> Option
         if !can_see(user, before) {
             return Some(jurisdiction());
         }
+        // A supervisor may reopen an approved case, or comment on it; nothing else.
         let reopened = after.state != ReviewState::Approved;
+        let only_comments = Case {
+            review_events: before.review_events.clone(),
+            ..after.clone()
+        } == *before;
         if before.state == ReviewState::Approved
             && user.role != Role::Admin
-            && !(user.role == Role::Supervisor && reopened)
+            && !(user.role == Role::Supervisor && (reopened || only_comments))
         {
             return Some("该案件已审核通过并锁定，不能再修改；如需更正，请联系监管负责人重新打开或新建关联案件 (the case is approved and locked)".into());
         }

@@ -1,4 +1,5 @@
 //! Handler tests of the sync server: the router driven with `oneshot`, real SQLite.
 
 mod api;
+mod policy;
 mod web;

@@ -3,6 +3,7 @@
 mod blobs;
 mod crash;
 mod interop_js;
+mod review;
 mod sync_access;
 mod sync_durability;
 mod sync_joint;

@@ -1,0 +1,155 @@
+//! Review across the real server: a supervisor's return, approval and reopening reach the
+//! inspector's device on its next sync; an approved case is locked against inspectors'
+//! edits (refused with a reason the app shows); only supervisors may approve or return.
+
+use anjian_core::{FindingEdit, ReviewAction, ReviewState, sample};
+use anjian_sync_server::users::Role;
+use anjian_tests::{Inspector, TestServer, add_user, login_token};
+use serde_json::{Value, json};
+
+async fn review(
+    url: &str,
+    token: &str,
+    case: anjian_core::CaseId,
+    action: &str,
+    text: &str,
+) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/api/v1/cases/{case}/review"))
+        .bearer_auth(token)
+        .json(&json!({ "action": action, "text": text }))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "chief", Role::Supervisor, "310101", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let chief = login_token(&url, "chief").await;
+
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let enterprise = sample::enterprise(7);
+    zhang
+        .store
+        .register_enterprise(&enterprise)
+        .expect("register");
+    let case = zhang
+        .store
+        .open_case(&sample::new_case(&enterprise))
+        .expect("case");
+    let finding = zhang
+        .store
+        .add_finding(case, &sample::finding("安全出口被成品货物堵塞"))
+        .expect("finding");
+    zhang
+        .store
+        .review(case, ReviewAction::Submit, "")
+        .expect("submit");
+    zhang.sync().await.expect("sync");
+
+    // Returned with a comment: the inspector's store shows both after its next sync.
+    let (status, body) = review(&url, &chief, case, "return", "请补充整改期限").await;
+    assert_eq!(status, 200, "{body}");
+    zhang.sync().await.expect("sync");
+    let read = zhang.store.case(case).expect("case");
+    assert_eq!(read.state, ReviewState::Returned);
+    let last = read.review_events.last().expect("event");
+    assert_eq!(
+        (last.kind.as_str(), last.by.as_str(), last.text.as_str()),
+        ("return", "chief", "请补充整改期限")
+    );
+
+    // An inspector cannot approve their own case: the server refuses it with a reason.
+    zhang
+        .store
+        .review(case, ReviewAction::Submit, "已补充")
+        .expect("submit");
+    zhang.sync().await.expect("sync");
+    zhang
+        .store
+        .review(case, ReviewAction::Approve, "")
+        .expect("approve locally");
+    let report = zhang.sync().await.expect("sync runs");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert!(
+        report.refused[0].1.contains("只有监管负责人"),
+        "{:?}",
+        report.refused
+    );
+    assert_eq!(
+        zhang.store.case(case).expect("case").state,
+        ReviewState::Submitted,
+        "rebuilt from the server"
+    );
+
+    // Approved by the supervisor: the case is locked for the inspector.
+    let (status, body) = review(&url, &chief, case, "approve", "").await;
+    assert_eq!(status, 200, "{body}");
+    zhang.sync().await.expect("sync");
+    assert_eq!(
+        zhang.store.case(case).expect("case").state,
+        ReviewState::Approved
+    );
+    zhang
+        .store
+        .edit_finding(
+            case,
+            finding,
+            &FindingEdit {
+                place: Some("二号仓库".into()),
+                ..FindingEdit::default()
+            },
+        )
+        .expect("edit offline");
+    let report = zhang.sync().await.expect("sync runs");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    let refusals = zhang.store.refusals().expect("refusals");
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r.case_id == case && r.reason.contains("已审核通过并锁定")),
+        "the app can show why: {refusals:?}"
+    );
+    let (_, body) = review(&url, &chief, case, "comment", "已锁定").await;
+    assert_eq!(body["state"], "approved");
+
+    // Reopened: the inspector may amend again.
+    let (status, body) = review(&url, &chief, case, "reopen", "企业提交了新的整改材料").await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("returned")),
+        "{body}"
+    );
+    zhang.sync().await.expect("sync");
+    zhang
+        .store
+        .edit_finding(
+            case,
+            finding,
+            &FindingEdit {
+                place: Some("二号仓库".into()),
+                ..FindingEdit::default()
+            },
+        )
+        .expect("edit");
+    let report = zhang.sync().await.expect("sync runs");
+    assert!(report.refused.is_empty(), "{report:?}");
+    let (_, body) = reqwest::Client::new()
+        .get(format!("{url}/api/v1/cases/{case}"))
+        .bearer_auth(&chief)
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .expect("request");
+    let body: Value = body.json().await.expect("json");
+    assert_eq!(body["findings"][0]["place"], "二号仓库");
+    server.stop().await;
+}
