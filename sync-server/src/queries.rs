@@ -2,7 +2,7 @@
 //! the case list with its filters and the rectification board. Every query is limited to
 //! the caller's scope (`policy::scope`).
 
-use chrono::{FixedOffset, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
@@ -12,8 +12,7 @@ use crate::policy::Scope;
 
 /// China Standard Time: deadlines are calendar days in China, whatever the server's zone.
 pub fn today() -> NaiveDate {
-    let china = FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset");
-    Utc::now().with_timezone(&china).date_naive()
+    Utc::now().with_timezone(&crate::review::china()).date_naive()
 }
 
 /// A WHERE clause under construction, with its parameters.

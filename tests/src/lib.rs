@@ -156,3 +156,31 @@ pub async fn login_device(server: &str, username: &str, actor: &str) -> String {
         .expect("login json");
     body["token"].as_str().expect("a token").to_owned()
 }
+
+/// Runs `tests/js/SCRIPT` with Node and returns the JSON of its last line of output;
+/// panics with its output when it fails. The Node packages come from `npm ci` in
+/// `tests/js` (the CI script runs it).
+pub async fn run_js(script: &str, args: Vec<String>) -> serde_json::Value {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    assert!(
+        js.join("node_modules").exists(),
+        "run `npm ci` in tests/js (the CI script does)"
+    );
+    let script = js.join(script);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(script)
+            .args(args)
+            .output()
+    })
+    .await
+    .expect("task")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "node failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap_or_default()).expect("a JSON line")
+}

@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::error::AppError;
 use crate::policy;
 use crate::queries::{self, CaseFilter, CaseRow};
-use crate::review::{self, HistoryRow};
+use crate::review::{self, HistoryRow, china};
 
 /// `GET /cases`: the cases in the viewer's scope, filtered.
 pub async fn list(
@@ -183,7 +183,7 @@ pub async fn show(
             h2 { "审核记录" }
             ol.events {
                 @for e in &case.review_events {
-                    li { span.kind { (label_of_action(&e.kind)) } " · " (e.by) " · " (e.at) @if !e.text.is_empty() { p { (e.text) } } }
+                    li { span.kind { (label_of_action(&e.kind)) } " · " (e.by) " · " (stamp(&e.at)) @if !e.text.is_empty() { p { (e.text) } } }
                 }
                 @if case.review_events.is_empty() { li { "暂无" } }
             }
@@ -191,7 +191,7 @@ pub async fn show(
         }
         section.history {
             h2 { "修改历史" }
-            p.note { "设备时间为检查人员手机上的时间（可能不准），服务器接收时间由服务器记录。" }
+            p.note { "时间均为北京时间。设备时间取自检查人员手机的时钟（可能不准），服务器接收时间由服务器记录。" }
             table {
                 thead { tr { th { "操作" } th { "修改人" } th { "设备" } th { "设备时间" } th { "服务器接收时间" } } }
                 tbody { @for h in &detail.history { (history_row(h)) } }
@@ -205,18 +205,48 @@ fn label_of_action(kind: &str) -> &str {
     kind.parse::<ReviewAction>().map_or(kind, |a| a.label())
 }
 
+/// A time as supervisors read it: in China time, whatever zone the device was set to.
 fn time(t: &DateTime<FixedOffset>) -> String {
-    t.format("%Y-%m-%d %H:%M").to_string()
+    t.with_timezone(&china()).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// An RFC 3339 time from the history, to the second, in China time.
+fn stamp(text: &str) -> String {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&china()).format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| text.to_owned())
+}
+
+/// What a change did, in words (the action recorded with every change).
+fn action_label(action: &str) -> &str {
+    if let Some(review) = action.strip_prefix("review:") {
+        return label_of_action(review);
+    }
+    match action {
+        "open_case" => "开始检查",
+        "add_finding" => "记录隐患",
+        "edit_finding" => "修改隐患",
+        "remove_finding" => "作废隐患",
+        "order_rectification" => "下达整改",
+        "move_rectification" => "整改状态变更",
+        "reinspect" => "复查",
+        "attach_checklist" => "添加检查表",
+        "answer_item" => "填写检查项",
+        "attach_photo" => "添加照片",
+        "detach_photo" => "移除照片",
+        "resolve_conflict" => "处理冲突",
+        other => other,
+    }
 }
 
 fn history_row(h: &HistoryRow) -> Markup {
     html! {
         tr {
-            td { (h.action) }
+            td { (action_label(&h.action)) }
             td { (h.author) }
             td { code { (h.device.get(..8).unwrap_or(&h.device)) } }
-            td { (h.device_time) }
-            td { (h.received_at.as_deref().unwrap_or("—")) }
+            td { (stamp(&h.device_time)) }
+            td { (h.received_at.as_deref().map_or("—".into(), stamp)) }
         }
     }
 }
@@ -343,9 +373,8 @@ fn conflict_form(case: &Case, conflict: &Conflict, viewer: &Viewer, reviewer: bo
 }
 
 fn device_time(seconds: i64) -> String {
-    let china = FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset");
     DateTime::<Utc>::from_timestamp(seconds, 0)
-        .map(|t| t.with_timezone(&china).format("%Y-%m-%d %H:%M").to_string())
+        .map(|t| t.with_timezone(&china()).format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|| "—".into())
 }
 

@@ -1,13 +1,10 @@
 //! The stock JavaScript client (`@automerge/automerge-repo` 2.x with its WebSocket
 //! adapter, installed by `npm ci` in tests/js) as a peer of Anjian's server.
 
-use std::path::Path;
-use std::process::Command;
-
 use anjian_core::sample;
 use anjian_core::sync::DocumentId;
 use anjian_sync_server::users::Role;
-use anjian_tests::{Inspector, PASSWORD, TestServer, add_user};
+use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, run_js};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stock_javascript_client_reads_findings_and_its_comment_reaches_the_inspector() {
@@ -36,30 +33,17 @@ async fn the_stock_javascript_client_reads_findings_and_its_comment_reaches_the_
     }
     zhang.sync().await.expect("inspector syncs");
 
-    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
-    assert!(
-        js.join("node_modules").exists(),
-        "run `npm ci` in tests/js (the CI script does)"
-    );
-    let script = js.join("interop.mjs");
-    let (url2, document) = (url.clone(), DocumentId::of(case).to_string());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .args([&url2, &document, "chief", PASSWORD, "outsider"])
-            .output()
-    })
-    .await
-    .expect("task")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "node failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: serde_json::Value =
-        serde_json::from_str(stdout.trim().lines().last().expect("a line")).expect("json");
+    let seen = run_js(
+        "interop.mjs",
+        vec![
+            url.clone(),
+            DocumentId::of(case).to_string(),
+            "chief".into(),
+            PASSWORD.into(),
+            "outsider".into(),
+        ],
+    )
+    .await;
     assert_eq!(
         seen["findings"],
         serde_json::json!(["安全出口堵塞", "液氨储罐区无喷淋装置"])

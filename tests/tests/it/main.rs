@@ -8,3 +8,4 @@ mod sync_access;
 mod sync_durability;
 mod sync_joint;
 mod sync_wire;
+mod web_browser;
