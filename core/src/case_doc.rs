@@ -5,10 +5,12 @@
 use automerge::AutoCommit;
 use chrono::{DateTime, FixedOffset};
 
-use crate::codes::CaseId;
+use crate::codes::{CaseId, FindingId};
 use crate::document;
 use crate::error::Result;
-use crate::model::{Case, Conflict, HistoryEntry, Resolution, ReviewAction, ReviewState};
+use crate::model::{
+    Case, Conflict, HistoryEntry, RectificationState, Resolution, ReviewAction, ReviewState,
+};
 
 /// The case id a document holds, if it is a case this build can read.
 pub fn case_id(doc: &AutoCommit) -> Result<CaseId> {
@@ -60,6 +62,20 @@ pub fn resolve_conflict(
 ) -> Result<()> {
     change(doc, by, "resolve_conflict", at, |doc| {
         document::resolve_conflict(doc, path, resolution).map(drop)
+    })
+}
+
+/// Moves a finding's rectification along the closed loop as one change by `by` (a
+/// supervisor closing a re-inspected hazard: 销号). Nothing is written on error.
+pub fn move_rectification(
+    doc: &mut AutoCommit,
+    by: &str,
+    finding: FindingId,
+    next: RectificationState,
+    at: DateTime<FixedOffset>,
+) -> Result<()> {
+    change(doc, by, "move_rectification", at, |doc| {
+        document::move_rectification(doc, finding, next)
     })
 }
 

@@ -231,6 +231,16 @@ pub async fn resolve_conflict(
     Ok(Json(json!({ "resolved": body.path })))
 }
 
+/// Closes (销号) a re-inspected hazard as the supervisor.
+pub async fn close_rectification(
+    State(app): State<Arc<AppState>>,
+    AuthUser(user): AuthUser,
+    Path((id, finding)): Path<(String, String)>,
+) -> AppResult<Json<Value>> {
+    review::close_rectification(&app, &user, &id, &finding).await?;
+    Ok(Json(json!({ "state": "closed" })))
+}
+
 /// Open rectifications in the user's scope (`?overdue=true` for notification systems),
 /// major hazards first; supervisors and admins only.
 pub async fn rectifications(

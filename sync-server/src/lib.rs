@@ -90,6 +90,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/cases/{id}", get(api::case))
         .route("/api/v1/cases/{id}/review", post(api::review_case))
         .route("/api/v1/cases/{id}/resolve", post(api::resolve_conflict))
+        .route(
+            "/api/v1/cases/{id}/findings/{finding}/close",
+            post(api::close_rectification),
+        )
         .route("/api/v1/rectifications", get(api::rectifications))
         .route(
             "/api/v1/blobs/{sha256}",

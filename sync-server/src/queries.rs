@@ -12,7 +12,9 @@ use crate::policy::Scope;
 
 /// China Standard Time: deadlines are calendar days in China, whatever the server's zone.
 pub fn today() -> NaiveDate {
-    Utc::now().with_timezone(&crate::review::china()).date_naive()
+    Utc::now()
+        .with_timezone(&crate::review::china())
+        .date_naive()
 }
 
 /// A WHERE clause under construction, with its parameters.

@@ -3,7 +3,8 @@
 //! written by the supervisor's own server-side actor through `sync::change_on_server`.
 
 use anjian_core::{
-    Case, CaseId, Conflict, PhotoRef, Resolution, ReviewAction, ReviewState, case_doc,
+    Case, CaseId, Conflict, FindingId, PhotoRef, RectificationState, Resolution, ReviewAction,
+    ReviewState, case_doc,
 };
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::OptionalExtension;
@@ -142,6 +143,29 @@ pub async fn resolve(
     })
     .await?;
     tracing::info!(case.id = %case_id, user = %user.username, path = %path.join("/"), "conflict resolved");
+    Ok(())
+}
+
+/// A supervisor closes (销号) a re-inspected hazard of case `id`; the document refuses
+/// it unless the rectification was re-inspected with evidence.
+pub async fn close_rectification(
+    app: &AppState,
+    user: &User,
+    id: &str,
+    finding: &str,
+) -> AppResult<()> {
+    policy::require_reviewer(user)?;
+    let case_id = reviewable(app, user, id)?;
+    let finding: FindingId = finding
+        .parse()
+        .map_err(|_| AppError::NotFound(format!("没有该隐患 (no finding {finding})")))?;
+    let at = Utc::now().with_timezone(&china());
+    let by = user.username.clone();
+    sync::change_on_server(app, user, case_id, |doc| {
+        case_doc::move_rectification(doc, &by, finding, RectificationState::Closed, at)
+    })
+    .await?;
+    tracing::info!(case.id = %case_id, finding = %finding, user = %user.username, "rectification closed");
     Ok(())
 }
 

@@ -149,7 +149,7 @@ pub async fn show(
         }
         section.findings {
             h2 { "隐患 (" (case.findings.len()) ")" }
-            @for finding in &case.findings { (finding_card(case, finding, &detail.conflicts)) }
+            @for finding in &case.findings { (finding_card(case, finding, &detail.conflicts, reviewer.then_some(&viewer))) }
             @if case.findings.is_empty() { p { "未记录隐患" } }
         }
         @if !case.checklists.is_empty() {
@@ -207,13 +207,19 @@ fn label_of_action(kind: &str) -> &str {
 
 /// A time as supervisors read it: in China time, whatever zone the device was set to.
 fn time(t: &DateTime<FixedOffset>) -> String {
-    t.with_timezone(&china()).format("%Y-%m-%d %H:%M").to_string()
+    t.with_timezone(&china())
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// An RFC 3339 time from the history, to the second, in China time.
 fn stamp(text: &str) -> String {
     DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&china()).format("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| {
+            t.with_timezone(&china())
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_else(|_| text.to_owned())
 }
 
@@ -251,7 +257,12 @@ fn history_row(h: &HistoryRow) -> Markup {
     }
 }
 
-fn finding_card(case: &Case, f: &Finding, conflicts: &[Conflict]) -> Markup {
+fn finding_card(
+    case: &Case,
+    f: &Finding,
+    conflicts: &[Conflict],
+    reviewer: Option<&Viewer>,
+) -> Markup {
     let id = f.id.to_string();
     let conflicted = conflicts
         .iter()
@@ -280,7 +291,15 @@ fn finding_card(case: &Case, f: &Finding, conflicts: &[Conflict]) -> Markup {
                 }
             }
             (photos(case, &f.photos))
-            @if let Some(r) = &f.rectification { @if !r.evidence.is_empty() { h4 { "整改佐证" } (photos(case, &r.evidence)) } }
+            @if let Some(r) = &f.rectification {
+                @if !r.evidence.is_empty() { h4 { "整改佐证" } (photos(case, &r.evidence)) }
+                @if let (Some(viewer), RectificationState::Reinspected) = (reviewer, r.state) {
+                    form.close method="post" action={ "/cases/" (case.id) "/findings/" (id) "/close" } {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        button type="submit" { "确认销号" }
+                    }
+                }
+            }
         }
     }
 }
@@ -374,7 +393,11 @@ fn conflict_form(case: &Case, conflict: &Conflict, viewer: &Viewer, reviewer: bo
 
 fn device_time(seconds: i64) -> String {
     DateTime::<Utc>::from_timestamp(seconds, 0)
-        .map(|t| t.with_timezone(&china()).format("%Y-%m-%d %H:%M").to_string())
+        .map(|t| {
+            t.with_timezone(&china())
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
         .unwrap_or_else(|| "—".into())
 }
 
@@ -436,6 +459,23 @@ pub async fn review(
     let action: ReviewAction = form.action.parse()?;
     review::act(&app, &viewer.user, &id, action, &form.text).await?;
     Ok(Redirect::to(&format!("/cases/{}", encode_query(&id))).into_response())
+}
+
+/// `POST /cases/{id}/findings/{finding}/close`: 销号 of a re-inspected hazard.
+pub async fn close(
+    State(app): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path((id, finding)): Path<(String, String)>,
+    Form(form): Form<super::session::CsrfForm>,
+) -> Result<Response, WebError> {
+    viewer.check_csrf(&form.csrf)?;
+    review::close_rectification(&app, &viewer.user, &id, &finding).await?;
+    Ok(Redirect::to(&format!(
+        "/cases/{}#finding-{}",
+        encode_query(&id),
+        encode_query(&finding)
+    ))
+    .into_response())
 }
 
 /// A conflict resolution form.

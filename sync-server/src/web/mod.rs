@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/cases/{id}", get(cases::show))
         .route("/cases/{id}/review", post(cases::review))
         .route("/cases/{id}/resolve", post(cases::resolve))
+        .route("/cases/{id}/findings/{finding}/close", post(cases::close))
         .route("/cases/{id}/photos/{sha256}", get(cases::photo))
         .route("/rectifications", get(rectifications::board))
         .route("/static/app.css", get(stylesheet))

@@ -213,10 +213,11 @@ pub async fn login(
     Ok(response)
 }
 
-/// The sign-out form.
+/// A form that carries nothing but the CSRF token (sign-out, 销号).
 #[derive(Deserialize)]
 pub struct CsrfForm {
-    csrf: String,
+    /// The session's CSRF token.
+    pub csrf: String,
 }
 
 /// `POST /logout`: ends the session.

@@ -692,3 +692,56 @@ async fn the_board_puts_major_and_overdue_hazards_first_within_scope() {
     assert!(page.contains("挂牌督办"));
     assert!(!page.contains(&case_b.to_string()));
 }
+
+#[tokio::test]
+async fn a_hazard_is_closed_only_after_re_inspection_with_evidence() {
+    let web = setup();
+    let chief = web.sign_in("chief_a").await;
+    // (The helper writes to storage directly, past the server's in-memory documents, so
+    // each case is uploaded in full before the server first loads it.)
+    let (mut early, early_case) = web.record("insp_a", A, 1);
+    web.upload(&mut early, early_case, "insp_a");
+    let early_finding = early.case(early_case).expect("case").findings[0].id;
+    let (status, body) = web
+        .post_json(
+            &chief,
+            &format!("/api/v1/cases/{early_case}/findings/{early_finding}/close"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "not re-inspected yet: {body}");
+    let (_, page) = web.get(&chief, &format!("/cases/{early_case}")).await;
+    assert!(
+        !page.contains("确认销号"),
+        "no close button before re-inspection"
+    );
+
+    let (mut store, case) = web.record("insp_a", A, 2);
+    let finding = store.case(case).expect("case").findings[0].id;
+    store
+        .reinspect(case, finding, "报警装置已恢复并联锁，复查合格")
+        .expect("re-inspect");
+    web.upload(&mut store, case, "insp_a");
+    let (_, page) = web.get(&chief, &format!("/cases/{case}")).await;
+    assert!(page.contains("确认销号") && page.contains("复查合格"));
+    let status = web
+        .post_form(
+            &chief,
+            &format!("/cases/{case}/findings/{finding}/close"),
+            &[("csrf", &chief.csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let read = web.case_json(case);
+    let rect = read.findings[0]
+        .rectification
+        .as_ref()
+        .expect("rectification");
+    assert_eq!(rect.state, anjian_core::RectificationState::Closed);
+    let (_, body) = web.get(&chief, "/api/v1/rectifications").await;
+    assert!(
+        !body.contains(&finding.to_string()),
+        "closed hazards leave the board"
+    );
+    assert!(body.contains(&early_finding.to_string()));
+}
