@@ -32,6 +32,8 @@ pub struct HistoryRow {
     pub hash: String,
     /// User id recorded with the change.
     pub author: String,
+    /// The author's name, when the server knows the account.
+    pub author_name: Option<String>,
     /// The device (actor id, hex).
     pub device: String,
     /// The device's clock (RFC 3339, China time).
@@ -69,18 +71,23 @@ pub fn load(app: &AppState, user: &User, id: &str) -> AppResult<CaseDetail> {
         let mut stmt = conn.prepare_cached(
             "SELECT r.received_at, u.username FROM receipts r JOIN users u ON u.id = r.user_id WHERE r.change_hash = ?1",
         )?;
+        let mut names = conn.prepare_cached("SELECT name FROM users WHERE username = ?1")?;
         let mut rows = Vec::with_capacity(changes.len());
         for change in changes {
             let receipt: Option<(String, String)> = stmt
                 .query_row([&change.hash], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             let (received_at, received_from) = receipt.unzip();
+            let author_name = names
+                .query_row([&change.author], |r| r.get(0))
+                .optional()?;
             rows.push(HistoryRow {
                 device_time: DateTime::<Utc>::from_timestamp(change.device_time, 0)
                     .map(|t| t.with_timezone(&china()).to_rfc3339())
                     .unwrap_or_default(),
                 hash: change.hash,
                 author: change.author,
+                author_name,
                 device: change.device,
                 action: change.action,
                 received_at: received_at.map(|t| {

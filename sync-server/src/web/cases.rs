@@ -249,7 +249,7 @@ fn history_row(h: &HistoryRow) -> Markup {
     html! {
         tr {
             td { (action_label(&h.action)) }
-            td { (h.author) }
+            td { @if let Some(name) = &h.author_name { (name) "（" (h.author) "）" } @else { (h.author) } }
             td { code { (h.device.get(..8).unwrap_or(&h.device)) } }
             td { (stamp(&h.device_time)) }
             td { (h.received_at.as_deref().map_or("—".into(), stamp)) }
