@@ -119,3 +119,24 @@ pub const FINDINGS: &[(&str, &str, &str, &str, bool)] = &[
         true,
     ),
 ];
+
+/// A JPEG of `w` x `h` pixels with a gradient and edges, which compresses like a real
+/// scene: for demos and tests that need photo evidence.
+pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    use image::ImageEncoder;
+    let w = w.max(1);
+    let h = h.max(1);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let stripe = if (x / 17 + y / 23) % 2 == 0 { 40 } else { 0 };
+        image::Rgb([
+            (x * 255 / w) as u8,
+            (y * 255 / h) as u8,
+            (128 + stripe) as u8,
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .expect("encoding to memory cannot fail");
+    out
+}

@@ -11,22 +11,7 @@ use proptest::prelude::*;
 
 use crate::support::*;
 
-/// A JPEG of `w` x `h` with a gradient and edges, like a real scene compresses.
-pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
-    let img = RgbImage::from_fn(w, h, |x, y| {
-        let stripe = if (x / 17 + y / 23) % 2 == 0 { 40 } else { 0 };
-        image::Rgb([
-            (x * 255 / w) as u8,
-            (y * 255 / h) as u8,
-            (128 + stripe) as u8,
-        ])
-    });
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
-        .encode_image(&img)
-        .expect("encode");
-    out
-}
+pub use anjian_core::sample::jpeg;
 
 fn png(w: u32, h: u32) -> Vec<u8> {
     let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 90]));

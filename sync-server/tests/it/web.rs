@@ -745,3 +745,82 @@ async fn a_hazard_is_closed_only_after_re_inspection_with_evidence() {
     );
     assert!(body.contains(&early_finding.to_string()));
 }
+
+#[tokio::test]
+async fn photos_show_as_thumbnails_and_in_full_with_their_hash() {
+    let web = setup();
+    let (mut store, case) = web.record("insp_a", A, 1);
+    let finding = store.case(case).expect("case").findings[0].id;
+    let photo = store.ingest_photo(&sample::jpeg(800, 600)).expect("photo");
+    store
+        .attach_photo(
+            case,
+            &anjian_core::PhotoTarget::Finding(finding),
+            &photo.sha256,
+            "报警器电源已断开",
+        )
+        .expect("attach");
+    web.upload(&mut store, case, "insp_a");
+    // The inspector's device uploads both blobs with its token.
+    let (_, _, body) = web
+        .call(
+            Request::post("/api/v1/login")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    json!({"username": "insp_a", "password": PASSWORD, "device_name": "手机", "actor_id": store.device_id()})
+                        .to_string(),
+                ))
+                .expect("request"),
+        )
+        .await;
+    let token = serde_json::from_str::<Value>(&body).expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    for sha in [&photo.sha256, &photo.thumbnail_sha256] {
+        let (status, _, body) = web
+            .call(
+                Request::put(format!("/api/v1/blobs/{sha}"))
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .body(Body::from(store.blob(sha).expect("blob")))
+                    .expect("request"),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+    }
+
+    let chief = web.sign_in("chief_a").await;
+    let (_, page) = web.get(&chief, &format!("/cases/{case}")).await;
+    assert!(page.contains(&format!("/api/v1/blobs/{}", photo.thumbnail_sha256)));
+    let (status, headers, bytes) = web
+        .call(
+            Request::get(format!("/api/v1/blobs/{}", photo.thumbnail_sha256))
+                .header(header::COOKIE, &chief.cookie)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the page's image loads with the session"
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "image/jpeg")
+    );
+    assert!(!bytes.is_empty());
+    let (status, page) = web
+        .get(&chief, &format!("/cases/{case}/photos/{}", photo.sha256))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&photo.sha256) && page.contains("报警器电源已断开"));
+    assert!(page.contains("800 × 600"));
+    // Another inspector of the district, not on the case, gets nothing.
+    let other = web.sign_in("insp_a2").await;
+    let (status, _) = web
+        .get(&other, &format!("/cases/{case}/photos/{}", photo.sha256))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
