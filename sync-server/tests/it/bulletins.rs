@@ -254,7 +254,8 @@ fn seed(dir: &Path, state: &AppState) {
     // case shared with A.
     let c6 = open(&mut b, 3, CaseType::Joint, "2026-10-12T14:00:00+08:00", &[]);
     let f8 = find(&mut b, c6, Level::Major, None);
-    order(&mut b, c6, f8, "2026-10-15");
+    // Marked overdue by the inspector before its deadline: overdue by its state alone.
+    order(&mut b, c6, f8, "2099-12-31");
     b.move_rectification(c6, f8, RectificationState::Overdue)
         .expect("overdue");
     find(
