@@ -4,12 +4,15 @@
 
 pub mod api;
 pub mod blobs;
+pub mod bulletin_api;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod metrics;
 pub mod policy;
 pub mod queries;
 pub mod review;
+pub mod stats;
 pub mod storage;
 pub mod sync;
 pub mod users;
@@ -95,6 +98,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(api::close_rectification),
         )
         .route("/api/v1/rectifications", get(api::rectifications))
+        .route("/api/v1/bulletins", get(bulletin_api::json))
+        .route("/api/v1/bulletins.xlsx", get(bulletin_api::xlsx))
+        .route("/api/v1/bulletins.csv", get(bulletin_api::csv))
         .route(
             "/api/v1/blobs/{sha256}",
             get(blobs::get)

@@ -2,7 +2,9 @@
 //! page reads through the same queries and policy as the `/api/v1/` endpoints, and every
 //! action is a form carrying the session's CSRF token.
 
+pub mod bulletins;
 pub mod cases;
+pub mod charts;
 pub mod rectifications;
 pub mod session;
 
@@ -33,6 +35,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/cases/{id}/findings/{finding}/close", post(cases::close))
         .route("/cases/{id}/photos/{sha256}", get(cases::photo))
         .route("/rectifications", get(rectifications::board))
+        .route("/bulletins", get(bulletins::show))
         .route("/static/app.css", get(stylesheet))
         .layer(axum::middleware::map_response(security_headers))
 }

@@ -1,5 +1,6 @@
 //! Handler tests of the sync server: the router driven with `oneshot`, real SQLite.
 
 mod api;
+mod bulletins;
 mod policy;
 mod web;

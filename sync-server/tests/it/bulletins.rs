@@ -1,0 +1,829 @@
+//! Bulletins (执法通报): exact counts over real case documents, limited to the viewer's
+//! jurisdiction; inspectors refused; bad periods refused; the page's charts; and XLSX and
+//! CSV exports that hold exactly the numbers of the JSON.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::Arc;
+
+use anjian_core::{
+    CaseId, CaseType, CreditCode, DistrictCode, Enterprise, FindingId, Identity, Industry, Level,
+    NewCase, NewFinding, RectificationOrder, RectificationState, RiskGrade, Store, Violation,
+    ViolationKind,
+};
+use anjian_sync_server::storage::{Commit, Projection};
+use anjian_sync_server::users::{NewUser, Role};
+use anjian_sync_server::{AppState, Settings, router};
+use automerge::AutoCommit;
+use axum::body::Body;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{Request, Response, StatusCode};
+use calamine::{Data, Reader, Xlsx};
+use chrono::{DateTime, NaiveDate};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct horse battery";
+const A: &str = "310101";
+const B: &str = "310104";
+const OCTOBER: &str = "from=2026-10-01&to=2026-10-31";
+
+/// The server with a supervisor in each district, an inspector and an admin.
+fn server(dir: &Path) -> (axum::Router, Arc<AppState>) {
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let settings = Settings {
+        data: dir.join("server"),
+        ..Settings::default()
+    };
+    let state = AppState::open(settings, stopped).expect("state");
+    for (username, role, district) in [
+        ("sup_a", Role::Supervisor, A),
+        ("sup_b", Role::Supervisor, B),
+        ("insp_a", Role::Inspector, A),
+        ("admin", Role::Admin, A),
+    ] {
+        state
+            .storage
+            .add_user(&NewUser {
+                username,
+                name: username,
+                role,
+                district: &district.parse().expect("district"),
+                department: "应急管理",
+                password: PASSWORD,
+            })
+            .expect("user");
+    }
+    (router(state.clone()), state)
+}
+
+fn district(code: &str) -> DistrictCode {
+    code.parse().expect("district")
+}
+
+fn credit_code(seed: u32) -> CreditCode {
+    anjian_core::sample::credit_code(seed)
+}
+
+fn enterprise(seed: u32, name: &str, district_code: &str, industry: Industry) -> Enterprise {
+    Enterprise {
+        credit_code: credit_code(seed),
+        name: name.to_owned(),
+        district: district(district_code),
+        industry,
+        risk_grade: RiskGrade::General,
+    }
+}
+
+/// An inspector's device in `district_code`, with every enterprise registered.
+fn device(dir: &Path, user: &str, district_code: &str) -> Store {
+    let mut store = Store::open(
+        dir.join(format!("{user}.db")),
+        Identity {
+            user_id: user.to_owned(),
+            name: user.to_owned(),
+            department: "应急管理".to_owned(),
+            district: district(district_code),
+        },
+    )
+    .expect("store");
+    for e in [
+        enterprise(1, "滨江化工有限公司", A, Industry::HazardousChemicals),
+        enterprise(2, "申城建工项目部", A, Industry::Construction),
+        enterprise(3, "东方燃气有限公司", B, Industry::CityGas),
+    ] {
+        store.register_enterprise(&e).expect("enterprise");
+    }
+    store
+}
+
+fn open(
+    store: &mut Store,
+    seed: u32,
+    case_type: CaseType,
+    opened_at: &str,
+    visible_to: &[&str],
+) -> CaseId {
+    store
+        .open_case(&NewCase {
+            enterprise: credit_code(seed),
+            case_type,
+            district: None,
+            visible_to: visible_to.iter().map(|d| district(d)).collect(),
+            team: Vec::new(),
+            opened_at: DateTime::parse_from_rfc3339(opened_at).expect("time"),
+            location: None,
+        })
+        .expect("case")
+}
+
+fn find(
+    store: &mut Store,
+    case: CaseId,
+    level: Level,
+    violation: Option<(ViolationKind, &str)>,
+) -> FindingId {
+    store
+        .add_finding(
+            case,
+            &NewFinding {
+                description: "隐患".to_owned(),
+                level: Some(level),
+                category: "安全管理".to_owned(),
+                place: "现场".to_owned(),
+                violation: violation.map(|(kind, post)| Violation {
+                    kind,
+                    post: post.to_owned(),
+                    person: "某人".to_owned(),
+                }),
+                ..NewFinding::default()
+            },
+        )
+        .expect("finding")
+}
+
+fn order(store: &mut Store, case: CaseId, finding: FindingId, deadline: &str) {
+    store
+        .order_rectification(
+            case,
+            finding,
+            &RectificationOrder {
+                measures: "立即整改".to_owned(),
+                deadline: deadline.parse::<NaiveDate>().expect("deadline"),
+                responsible: "安全总监".to_owned(),
+            },
+        )
+        .expect("order");
+}
+
+/// Puts a device's case into the server's storage as a new document, as the sync path
+/// would on its first message.
+fn upload(state: &AppState, store: &mut Store, case: CaseId) {
+    let mut doc = AutoCommit::load(&store.export_case(case).expect("export")).expect("load");
+    let commit = Commit {
+        case_id: case,
+        bytes: doc.save(),
+        new: true,
+        heads: doc.get_heads().iter().map(ToString::to_string).collect(),
+        projection: Projection::of(&doc).expect("projection"),
+        user_id: 1,
+        receipts: Vec::new(),
+    };
+    for result in state.storage.commit_batch(&[commit]) {
+        result.expect("commit");
+    }
+}
+
+/// Seeds cases around October 2026 in districts A and B (see the expectations in
+/// `supervisors_get_exact_counts_of_their_jurisdiction`).
+fn seed(dir: &Path, state: &AppState) {
+    let mut a = device(dir, "insp_a", A);
+    let mut b = device(dir, "insp_b", B);
+    // District A, enterprise 1 (hazardous chemicals): two cases on 5 October.
+    let c1 = open(
+        &mut a,
+        1,
+        CaseType::Routine,
+        "2026-10-05T09:00:00+08:00",
+        &[],
+    );
+    let f1 = find(&mut a, c1, Level::Major, None);
+    order(&mut a, c1, f1, "2026-10-10"); // long past: overdue
+    let f2 = find(
+        &mut a,
+        c1,
+        Level::General,
+        Some((ViolationKind::IllegalOperation, "司机")),
+    );
+    order(&mut a, c1, f2, "2099-12-31"); // open, not overdue
+    find(
+        &mut a,
+        c1,
+        Level::General,
+        Some((ViolationKind::LabourDiscipline, "司机")),
+    );
+    let c2 = open(
+        &mut a,
+        1,
+        CaseType::SpecialCampaign,
+        "2026-10-05T23:30:00+08:00",
+        &[],
+    );
+    let f4 = find(&mut a, c2, Level::Major, None);
+    order(&mut a, c2, f4, "2099-12-31");
+    a.reinspect(c2, f4, "已整改到位").expect("reinspect");
+    a.move_rectification(c2, f4, RectificationState::Closed)
+        .expect("close");
+    let f5 = find(
+        &mut a,
+        c2,
+        Level::General,
+        Some((ViolationKind::IllegalCommand, "班组长")),
+    );
+    order(&mut a, c2, f5, "2026-10-08");
+    a.reinspect(c2, f5, "已复查").expect("reinspect"); // past the deadline, but re-inspected
+    // District A, enterprise 2 (construction): the last minute of October, and the last
+    // day of September and the first minute of November, which are outside it (the day
+    // is the inspector's local day: 00:10 on 1 November is still October in UTC).
+    let c3 = open(
+        &mut a,
+        2,
+        CaseType::Routine,
+        "2026-10-31T23:50:00+08:00",
+        &[],
+    );
+    find(&mut a, c3, Level::General, None);
+    let c4 = open(
+        &mut a,
+        2,
+        CaseType::Routine,
+        "2026-09-30T10:00:00+08:00",
+        &[],
+    );
+    find(&mut a, c4, Level::Major, None);
+    let c5 = open(
+        &mut a,
+        1,
+        CaseType::Routine,
+        "2026-11-01T00:10:00+08:00",
+        &[],
+    );
+    find(&mut a, c5, Level::Major, None);
+    // District B, enterprise 3 (city gas): a joint case B alone sees, and a cross-district
+    // case shared with A.
+    let c6 = open(&mut b, 3, CaseType::Joint, "2026-10-12T14:00:00+08:00", &[]);
+    let f8 = find(&mut b, c6, Level::Major, None);
+    // Marked overdue by the inspector before its deadline: overdue by its state alone.
+    order(&mut b, c6, f8, "2099-12-31");
+    b.move_rectification(c6, f8, RectificationState::Overdue)
+        .expect("overdue");
+    find(
+        &mut b,
+        c6,
+        Level::General,
+        Some((ViolationKind::IllegalOperation, "焊工")),
+    );
+    let c7 = open(
+        &mut b,
+        3,
+        CaseType::CrossDistrict,
+        "2026-10-15T10:00:00+08:00",
+        &[A],
+    );
+    find(&mut b, c7, Level::General, None);
+    for case in [c1, c2, c3, c4, c5] {
+        upload(state, &mut a, case);
+    }
+    for case in [c6, c7] {
+        upload(state, &mut b, case);
+    }
+}
+
+async fn send(app: &axum::Router, request: Request<Body>) -> Response<Body> {
+    app.clone().oneshot(request).await.expect("response")
+}
+
+async fn bytes(response: Response<Body>) -> Vec<u8> {
+    axum::body::to_bytes(response.into_body(), 16 << 20)
+        .await
+        .expect("body")
+        .to_vec()
+}
+
+/// A bearer token for `username` (from the apps' login).
+async fn token(app: &axum::Router, username: &str, actor: &str) -> String {
+    let request = Request::post("/api/v1/login")
+        .header(CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"username": username, "password": PASSWORD, "device_name": "测试", "actor_id": actor})
+                .to_string(),
+        ))
+        .expect("request");
+    let body: Value = serde_json::from_slice(&bytes(send(app, request).await).await).expect("json");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+fn cookie_of(response: &Response<Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            let value = c.strip_prefix(name)?.strip_prefix('=')?;
+            Some(value.split(';').next().unwrap_or_default().to_owned())
+        })
+}
+
+/// Signs in to the pages as `username`; returns the `Cookie` header of the session.
+async fn session(app: &axum::Router, username: &str) -> String {
+    let page = send(
+        app,
+        Request::get("/login").body(Body::empty()).expect("request"),
+    )
+    .await;
+    // The login form's CSRF token is the value of its cookie.
+    let csrf = cookie_of(&page, "anjian_login").expect("login cookie");
+    let form =
+        format!("username={username}&password=correct+horse+battery&csrf={csrf}&next=%2Fbulletins");
+    let request = Request::post("/login")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(COOKIE, format!("anjian_login={csrf}"))
+        .body(Body::from(form))
+        .expect("request");
+    let response = send(app, request).await;
+    assert_eq!(
+        response.headers().get(LOCATION).map(|v| v.as_bytes()),
+        Some(&b"/bulletins"[..])
+    );
+    let id = cookie_of(&response, "__Host-anjian_session").expect("session cookie");
+    format!("__Host-anjian_session={id}")
+}
+
+async fn get(app: &axum::Router, uri: &str, auth: &str) -> Response<Body> {
+    let request = if auth.contains('=') {
+        Request::get(uri).header(COOKIE, auth)
+    } else {
+        Request::get(uri).header("authorization", format!("Bearer {auth}"))
+    };
+    send(app, request.body(Body::empty()).expect("request")).await
+}
+
+async fn bulletin(app: &axum::Router, query: &str, auth: &str) -> Value {
+    let response = get(app, &format!("/api/v1/bulletins?{query}"), auth).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    serde_json::from_slice(&bytes(response).await).expect("json")
+}
+
+#[tokio::test]
+async fn supervisors_get_exact_counts_of_their_jurisdiction() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = server(dir.path());
+    seed(dir.path(), &state);
+    let sup_a = token(&app, "sup_a", "00000000000000000000000000000a01").await;
+    let b = bulletin(&app, OCTOBER, &sup_a).await;
+
+    // A sees its own cases 1, 2, 3 and B's case 7 shared with it; not B's case 6, nor
+    // cases 4 and 5 outside the period.
+    assert_eq!(
+        b["period"],
+        json!({"from": "2026-10-01", "to": "2026-10-31"})
+    );
+    assert_eq!(b["granularity"], "day");
+    assert_eq!(
+        b["totals"],
+        json!({"cases": 4, "findings": 7, "major_findings": 2, "violations": 3,
+               "rectifications_open": 3, "rectifications_closed": 1, "rectifications_overdue": 1})
+    );
+    assert_eq!(
+        b["by_district"],
+        json!([
+            {"code": A, "label": A, "cases": 3, "findings": 6, "major_findings": 2},
+            {"code": B, "label": B, "cases": 1, "findings": 1, "major_findings": 0},
+        ])
+    );
+    assert_eq!(
+        b["by_industry"],
+        json!([
+            {"code": "hazardous_chemicals", "label": "危险化学品", "cases": 2, "findings": 5, "major_findings": 2},
+            {"code": "city_gas", "label": "城镇燃气", "cases": 1, "findings": 1, "major_findings": 0},
+            {"code": "construction", "label": "建筑施工", "cases": 1, "findings": 1, "major_findings": 0},
+        ])
+    );
+    assert_eq!(
+        b["by_case_type"],
+        json!([
+            {"code": "routine", "label": "日常检查", "cases": 2, "findings": 4, "major_findings": 1},
+            {"code": "special_campaign", "label": "专项检查", "cases": 1, "findings": 2, "major_findings": 1},
+            {"code": "cross_district", "label": "异地交叉执法", "cases": 1, "findings": 1, "major_findings": 0},
+        ])
+    );
+    assert_eq!(
+        b["findings_by_level"],
+        json!([
+            {"code": "general", "label": "一般隐患", "count": 5},
+            {"code": "major", "label": "重大隐患", "count": 2},
+        ])
+    );
+    assert_eq!(
+        b["violations_by_kind"],
+        json!([
+            {"code": "illegal_command", "label": "违章指挥", "count": 1},
+            {"code": "illegal_operation", "label": "违章作业", "count": 1},
+            {"code": "labour_discipline", "label": "违反劳动纪律", "count": 1},
+        ])
+    );
+    assert_eq!(
+        b["violations_by_post"],
+        json!([
+            {"post": "司机", "illegal_command": 0, "illegal_operation": 1, "labour_discipline": 1, "total": 2},
+            {"post": "班组长", "illegal_command": 1, "illegal_operation": 0, "labour_discipline": 0, "total": 1},
+        ])
+    );
+    let trend = b["trend"].as_array().expect("trend");
+    assert_eq!(trend.len(), 31, "every day, zeros included");
+    let busy: Vec<(&str, i64, i64, i64)> = trend
+        .iter()
+        .filter(|r| r["cases"] != 0)
+        .map(|r| {
+            (
+                r["label"].as_str().expect("label"),
+                r["cases"].as_i64().expect("cases"),
+                r["findings"].as_i64().expect("findings"),
+                r["major_findings"].as_i64().expect("major"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        busy,
+        [
+            ("2026-10-05", 2, 5, 2),
+            ("2026-10-15", 1, 1, 0),
+            ("2026-10-31", 1, 1, 0)
+        ]
+    );
+    let top: Vec<(&str, i64, i64, i64)> = b["top_enterprises"]
+        .as_array()
+        .expect("top")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().expect("name"),
+                r["cases"].as_i64().expect("cases"),
+                r["findings"].as_i64().expect("findings"),
+                r["major_findings"].as_i64().expect("major"),
+            )
+        })
+        .collect();
+    // Ties are broken by credit code: enterprise 2 before enterprise 3.
+    assert_eq!(
+        top,
+        [
+            ("滨江化工有限公司", 2, 5, 2),
+            ("申城建工项目部", 1, 1, 0),
+            ("东方燃气有限公司", 1, 1, 0)
+        ]
+    );
+    assert_eq!(
+        b["top_enterprises"][0]["credit_code"],
+        credit_code(1).as_str()
+    );
+    assert_eq!(b["top_enterprises"][0]["industry_label"], "危险化学品");
+    let major = b["top_major_enterprises"].as_array().expect("major");
+    assert_eq!(major.len(), 1);
+    assert_eq!(major[0]["credit_code"], credit_code(1).as_str());
+
+    // B sees its two cases only: none of A's numbers.
+    let sup_b = token(&app, "sup_b", "00000000000000000000000000000b01").await;
+    let b = bulletin(&app, OCTOBER, &sup_b).await;
+    assert_eq!(
+        b["totals"],
+        json!({"cases": 2, "findings": 3, "major_findings": 1, "violations": 1,
+               "rectifications_open": 1, "rectifications_closed": 0, "rectifications_overdue": 1})
+    );
+    assert_eq!(
+        b["by_district"],
+        json!([{"code": B, "label": B, "cases": 2, "findings": 3, "major_findings": 1}])
+    );
+    assert_eq!(b["violations_by_post"][0]["post"], "焊工");
+    assert_eq!(b["violations_by_post"].as_array().map(Vec::len), Some(1));
+
+    // An admin sees every district.
+    let admin = token(&app, "admin", "00000000000000000000000000000c01").await;
+    let b = bulletin(&app, OCTOBER, &admin).await;
+    assert_eq!(
+        (
+            b["totals"]["cases"].as_i64(),
+            b["totals"]["findings"].as_i64()
+        ),
+        (Some(5), Some(9))
+    );
+
+    // A longer period trends by ISO week and takes in September's and November's cases.
+    let b = bulletin(&app, "from=2026-09-01&to=2026-11-30", &admin).await;
+    assert_eq!(b["granularity"], "week");
+    assert_eq!(b["totals"]["cases"], 7);
+    assert_eq!(b["trend"][0]["label"], "2026-W36");
+    let weeks = b["trend"].as_array().expect("trend");
+    let cases: i64 = weeks
+        .iter()
+        .map(|w| w["cases"].as_i64().expect("cases"))
+        .sum();
+    assert_eq!(cases, 7);
+}
+
+#[tokio::test]
+async fn inspectors_and_strangers_are_refused_and_bad_periods_are_explained() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, _state) = server(dir.path());
+    let insp = token(&app, "insp_a", "00000000000000000000000000000d01").await;
+    for uri in [
+        "/api/v1/bulletins",
+        "/api/v1/bulletins.xlsx",
+        "/api/v1/bulletins.csv",
+    ] {
+        assert_eq!(
+            get(&app, uri, &insp).await.status(),
+            StatusCode::FORBIDDEN,
+            "{uri}"
+        );
+        let anonymous = send(
+            &app,
+            Request::get(uri).body(Body::empty()).expect("request"),
+        )
+        .await;
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    let page = session(&app, "insp_a").await;
+    let response = get(&app, "/bulletins", &page).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let html = String::from_utf8(bytes(response).await).expect("utf-8");
+    assert!(html.contains("无权操作"), "{html}");
+
+    let sup = token(&app, "sup_a", "00000000000000000000000000000a02").await;
+    for (query, says) in [
+        ("from=2026-10-31&to=2026-10-01", "晚于"),
+        ("from=2020-01-01&to=2026-01-01", "最长"),
+        ("from=2026-02-30", "YYYY-MM-DD"),
+        ("to=yesterday", "YYYY-MM-DD"),
+    ] {
+        for path in ["/api/v1/bulletins", "/api/v1/bulletins.csv"] {
+            let response = get(&app, &format!("{path}?{query}"), &sup).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}?{query}");
+            let body: Value = serde_json::from_slice(&bytes(response).await).expect("json");
+            assert_eq!(body["error"], "bad_request");
+            assert!(
+                body["message"].as_str().is_some_and(|m| m.contains(says)),
+                "{body}"
+            );
+        }
+    }
+    let page = session(&app, "sup_a").await;
+    let response = get(&app, "/bulletins?from=2026-10-31&to=2026-10-01", &page).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // Without a period: the last 30 days.
+    let b = bulletin(&app, "", &sup).await;
+    let from: NaiveDate = b["period"]["from"]
+        .as_str()
+        .expect("from")
+        .parse()
+        .expect("date");
+    let to: NaiveDate = b["period"]["to"]
+        .as_str()
+        .expect("to")
+        .parse()
+        .expect("date");
+    assert_eq!(
+        ((to - from).num_days(), b["computed_on"].as_str()),
+        (29, b["period"]["to"].as_str())
+    );
+}
+
+/// A spreadsheet cell as text (counts are whole numbers).
+fn cell(data: &Data) -> String {
+    match data {
+        Data::Float(f) => format!("{f}"),
+        Data::Int(i) => i.to_string(),
+        Data::String(s) => s.clone(),
+        other => panic!("unexpected cell {other:?}"),
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// What each sheet (and CSV section) must hold, read from the JSON independently of the
+/// exporter: (sheet, section, rows without the header).
+fn expected(b: &Value) -> Vec<(&'static str, &'static str, Vec<Vec<String>>)> {
+    let rows = |key: &str, fields: &[&str]| -> Vec<Vec<String>> {
+        b[key]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| fields.iter().map(|f| text(&r[*f])).collect())
+            .collect()
+    };
+    let ranked = |key: &str| -> Vec<Vec<String>> {
+        let fields = [
+            "credit_code",
+            "name",
+            "district",
+            "industry",
+            "industry_label",
+            "cases",
+            "findings",
+            "major_findings",
+        ];
+        rows(key, &fields)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| std::iter::once((i + 1).to_string()).chain(r).collect())
+            .collect()
+    };
+    let group = ["code", "label", "cases", "findings", "major_findings"];
+    let mut summary: Vec<Vec<String>> = vec![
+        vec![
+            "period_from".into(),
+            "开始日期".into(),
+            text(&b["period"]["from"]),
+        ],
+        vec![
+            "period_to".into(),
+            "结束日期".into(),
+            text(&b["period"]["to"]),
+        ],
+        vec![
+            "computed_on".into(),
+            "统计日期".into(),
+            text(&b["computed_on"]),
+        ],
+    ];
+    for (key, label) in [
+        ("cases", "检查案件数"),
+        ("findings", "隐患数"),
+        ("major_findings", "重大隐患数"),
+        ("violations", "三违数"),
+        ("rectifications_open", "未销号整改数"),
+        ("rectifications_closed", "已销号整改数"),
+        ("rectifications_overdue", "逾期整改数"),
+    ] {
+        summary.push(vec![key.into(), label.into(), text(&b["totals"][key])]);
+    }
+    for (prefix, key) in [
+        ("level", "findings_by_level"),
+        ("violation", "violations_by_kind"),
+    ] {
+        for r in b[key].as_array().expect("rows") {
+            summary.push(vec![
+                format!("{prefix}.{}", text(&r["code"])),
+                text(&r["label"]),
+                text(&r["count"]),
+            ]);
+        }
+    }
+    vec![
+        ("汇总", "summary", summary),
+        ("按辖区", "by_district", rows("by_district", &group)),
+        ("按行业", "by_industry", rows("by_industry", &group)),
+        ("按类型", "by_case_type", rows("by_case_type", &group)),
+        (
+            "趋势",
+            "trend",
+            rows(
+                "trend",
+                &["label", "from", "to", "cases", "findings", "major_findings"],
+            ),
+        ),
+        (
+            "隐患最多的企业",
+            "top_enterprises",
+            ranked("top_enterprises"),
+        ),
+        (
+            "重大隐患最多的企业",
+            "top_major_enterprises",
+            ranked("top_major_enterprises"),
+        ),
+        (
+            "三违按岗位",
+            "violations_by_post",
+            rows(
+                "violations_by_post",
+                &[
+                    "post",
+                    "illegal_command",
+                    "illegal_operation",
+                    "labour_discipline",
+                    "total",
+                ],
+            ),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn xlsx_and_csv_hold_exactly_the_numbers_of_the_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = server(dir.path());
+    seed(dir.path(), &state);
+    let sup = token(&app, "sup_a", "00000000000000000000000000000a03").await;
+    let b = bulletin(&app, OCTOBER, &sup).await;
+    let expected = expected(&b);
+    assert!(
+        expected.iter().all(|(_, _, rows)| !rows.is_empty()),
+        "every table has rows"
+    );
+
+    let response = get(&app, &format!("/api/v1/bulletins.xlsx?{OCTOBER}"), &sup).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()),
+        Some(&b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"[..])
+    );
+    assert_eq!(
+        response
+            .headers()
+            .get(CONTENT_DISPOSITION)
+            .map(|v| v.as_bytes()),
+        Some(&b"attachment; filename=\"bulletin-2026-10-01-2026-10-31.xlsx\""[..])
+    );
+    let mut workbook: Xlsx<_> =
+        calamine::open_workbook_from_rs(Cursor::new(bytes(response).await)).expect("xlsx");
+    let names: Vec<String> = workbook.sheet_names();
+    let wanted: Vec<&str> = expected.iter().map(|(sheet, _, _)| *sheet).collect();
+    assert_eq!(names, wanted);
+    for (sheet, _, rows) in &expected {
+        let range = workbook.worksheet_range(sheet).expect("sheet");
+        let mut got: Vec<Vec<String>> =
+            range.rows().map(|r| r.iter().map(cell).collect()).collect();
+        let header = got.remove(0);
+        assert!(
+            header.iter().all(|h| !h.is_empty() && !h.is_ascii()),
+            "{sheet}: {header:?}"
+        );
+        assert_eq!(&got, rows, "sheet {sheet}");
+    }
+
+    let response = get(&app, &format!("/api/v1/bulletins.csv?{OCTOBER}"), &sup).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get(CONTENT_TYPE).map(|v| v.as_bytes()),
+        Some(&b"text/csv; charset=utf-8"[..])
+    );
+    assert_eq!(
+        response
+            .headers()
+            .get(CONTENT_DISPOSITION)
+            .map(|v| v.as_bytes()),
+        Some(&b"attachment; filename=\"bulletin-2026-10-01-2026-10-31.csv\""[..])
+    );
+    let body = bytes(response).await;
+    assert_eq!(&body[..3], b"\xEF\xBB\xBF", "UTF-8 byte-order mark");
+    let csv = String::from_utf8(body[3..].to_vec()).expect("utf-8");
+    let mut sections: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    let mut headers = 0;
+    for line in csv.split("\r\n").filter(|l| !l.is_empty()) {
+        let fields: Vec<String> = line.split(',').map(str::to_owned).collect();
+        if fields[0] == "分区" {
+            headers += 1;
+            continue;
+        }
+        sections
+            .entry(fields[0].clone())
+            .or_default()
+            .push(fields[1..].to_vec());
+    }
+    assert_eq!(headers, expected.len());
+    for (_, section, rows) in &expected {
+        assert_eq!(sections.get(*section), Some(rows), "section {section}");
+    }
+}
+
+#[tokio::test]
+async fn the_page_draws_charts_and_totals_and_links_the_exports() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = server(dir.path());
+    seed(dir.path(), &state);
+    let page = session(&app, "sup_a").await;
+    let response = get(&app, &format!("/bulletins?{OCTOBER}"), &page).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = String::from_utf8(bytes(response).await).expect("utf-8");
+    assert!(html.contains(r#"<dd id="total-cases">4</dd>"#), "{html}");
+    assert!(
+        html.contains(r#"<dd class="major" id="total-major">2</dd>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<dd class="overdue" id="total-overdue">1</dd>"#),
+        "{html}"
+    );
+    // One bar chart each by district, industry, type, the two enterprise lists and posts,
+    // and the trend chart.
+    assert_eq!(html.matches("<svg").count(), 7, "{html}");
+    assert_eq!(html.matches(r#"class="chart-svg trend""#).count(), 1);
+    assert!(
+        html.contains("6 项（重大 2）· 3 件"),
+        "numbers on the district bar: {html}"
+    );
+    assert!(html.contains("危险化学品"));
+    assert!(html.contains("班组长"));
+    assert!(!html.contains("style="), "the CSP forbids style attributes");
+    assert!(!html.contains("<script"));
+    assert!(html.contains(&format!(
+        r#"href="/api/v1/bulletins.xlsx?{}""#,
+        OCTOBER.replace('&', "&amp;")
+    )));
+    assert!(html.contains(&format!(
+        r#"href="/api/v1/bulletins.csv?{}""#,
+        OCTOBER.replace('&', "&amp;")
+    )));
+    // The links work with the page's session cookie.
+    let response = get(&app, &format!("/api/v1/bulletins.xlsx?{OCTOBER}"), &page).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
