@@ -32,6 +32,13 @@ pub fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
     document::history(doc)
 }
 
+/// The document's heads as sorted hex strings (how stores and the server record them).
+pub fn sorted_heads(doc: &mut AutoCommit) -> Vec<String> {
+    let mut heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
+    heads.sort();
+    heads
+}
+
 /// Every blob hash the document mentions.
 pub fn blob_refs(doc: &AutoCommit) -> std::collections::BTreeSet<String> {
     document::blob_refs(doc)

@@ -8,6 +8,7 @@ pub mod bulletin_api;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod labels;
 pub mod metrics;
 pub mod policy;
 pub mod queries;

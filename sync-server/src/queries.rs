@@ -267,6 +267,13 @@ pub fn in_scope(conn: &Connection, scope: Scope<'_>, case_id: &str) -> AppResult
     )?)
 }
 
+/// Whether an open rectification in `state` is overdue: marked so, or past its deadline
+/// and not yet re-inspected (a re-inspected hazard awaits closing, not the enterprise).
+/// The one rule for the board, its API and the bulletins.
+pub fn is_overdue(state: &str, past_deadline: bool) -> bool {
+    state == "overdue" || (past_deadline && state != "reinspected")
+}
+
 /// Filters of the rectification board.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
@@ -339,61 +346,38 @@ pub fn board(
         w.sql()
     ))?;
     let rows = stmt.query_map(params_from_iter(w.params()), |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, String>(7)?,
-            r.get::<_, i64>(8)?,
-            r.get::<_, String>(9)?,
-            r.get::<_, String>(10)?,
-        ))
+        let level: String = r.get(3)?;
+        Ok(BoardRow {
+            case_id: r.get(0)?,
+            finding_id: r.get(1)?,
+            title: r.get(2)?,
+            listed: level == "major",
+            level,
+            state: r.get(4)?,
+            deadline: r.get(5)?,
+            measures: r.get(6)?,
+            responsible: r.get(7)?,
+            evidence: r.get(8)?,
+            enterprise: r.get(9)?,
+            district: r.get(10)?,
+            days_left: 0,
+            overdue: false,
+        })
     })?;
     let mut board = Vec::new();
     for row in rows {
-        let (
-            case_id,
-            finding_id,
-            title,
-            level,
-            state,
-            deadline,
-            measures,
-            responsible,
-            evidence,
-            enterprise,
-            district,
-        ) = row?;
-        let days_left = deadline
+        let mut row = row?;
+        row.days_left = row
+            .deadline
             .parse::<NaiveDate>()
             .map(|d| (d - today).num_days())
             .map_err(|_| {
-                AppError::Internal(format!("stored deadline {deadline:?} is not a date"))
+                AppError::Internal(format!("stored deadline {:?} is not a date", row.deadline))
             })?;
-        let overdue = state == "overdue" || (days_left < 0 && state != "reinspected");
-        if filter.overdue == "true" && !overdue {
-            continue;
+        row.overdue = is_overdue(&row.state, row.days_left < 0);
+        if filter.overdue != "true" || row.overdue {
+            board.push(row);
         }
-        board.push(BoardRow {
-            listed: level == "major",
-            case_id,
-            finding_id,
-            title,
-            level,
-            state,
-            deadline,
-            days_left,
-            overdue,
-            measures,
-            responsible,
-            evidence,
-            enterprise,
-            district,
-        });
     }
     board.sort_by(|a, b| {
         b.listed

@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{AppError, AppResult};
+use crate::labels::label_of;
 use crate::policy::{self, Scope};
 use crate::queries::{self, Conditions};
 use crate::users::User;
-use crate::web::cases::label_of;
 
 /// The default period: this many days, up to and including today.
 pub const DEFAULT_DAYS: u64 = 30;
@@ -347,10 +347,9 @@ pub fn bulletin(
             "closed" => totals.rectifications_closed += 1,
             "ordered" | "in_progress" | "overdue" | "reinspected" => {
                 totals.rectifications_open += 1;
-                // The same rule as the rectification board (`queries::board`); ISO
-                // dates compare as text.
+                // ISO dates compare as text.
                 let past_deadline = deadline.is_some_and(|d| d < today_text);
-                if rectification == "overdue" || (past_deadline && rectification != "reinspected") {
+                if crate::queries::is_overdue(&rectification, past_deadline) {
                     totals.rectifications_overdue += 1;
                 }
             }

@@ -602,16 +602,7 @@ async fn persist(
     receipts: Vec<Receipt>,
 ) -> AppResult<()> {
     let accepted = receipts.len() as u64;
-    let heads = {
-        let mut heads: Vec<String> = candidate
-            .doc
-            .get_heads()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        heads.sort();
-        heads
-    };
+    let heads = case_doc::sorted_heads(&mut candidate.doc);
     let commit = Commit {
         case_id,
         bytes: std::mem::take(&mut candidate.bytes),

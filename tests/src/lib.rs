@@ -126,6 +126,17 @@ impl Inspector {
         }
     }
 
+    /// Registers the sample enterprise `seed` and opens a routine case of it.
+    pub fn open_sample_case(&mut self, seed: u32) -> anjian_core::CaseId {
+        let enterprise = anjian_core::sample::enterprise(seed);
+        self.store
+            .register_enterprise(&enterprise)
+            .expect("register");
+        self.store
+            .open_case(&anjian_core::sample::new_case(&enterprise))
+            .expect("case")
+    }
+
     /// One sync round.
     pub async fn sync(&mut self) -> anjian_core::Result<anjian_core::sync::SyncReport> {
         self.store.sync(&self.server, &self.token, |_| {}).await

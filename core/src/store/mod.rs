@@ -738,15 +738,7 @@ impl Store {
     /// The heads of the case document (hex change hashes, sorted): two stores with the
     /// same heads hold the same document.
     pub fn heads(&mut self, case: CaseId) -> Result<Vec<String>> {
-        let mut heads: Vec<String> = self
-            .doc(case)?
-            .doc
-            .get_heads()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        heads.sort();
-        Ok(heads)
+        Ok(crate::case_doc::sorted_heads(&mut self.doc(case)?.doc))
     }
 
     /// The case document's full Automerge bytes, for another store or the server.

@@ -18,6 +18,7 @@ use super::session::{Viewer, encode_query};
 use super::{WebError, page};
 use crate::AppState;
 use crate::error::AppError;
+use crate::labels::label_of;
 use crate::policy;
 use crate::queries::{self, CaseFilter, CaseRow};
 use crate::review::{self, HistoryRow, china};
@@ -78,24 +79,6 @@ fn case_row(row: &CaseRow) -> Markup {
         }
     }
 }
-
-/// A code's Chinese label, or the code itself when unknown.
-pub fn label_of<T: std::str::FromStr + Labelled>(code: &str) -> String {
-    code.parse::<T>()
-        .map(|v| v.label().to_owned())
-        .unwrap_or_else(|_| code.to_owned())
-}
-
-/// Coded enums with a Chinese label.
-pub trait Labelled {
-    /// The label.
-    fn label(&self) -> &'static str;
-}
-
-macro_rules! labelled {
-    ($($t:ty),*) => { $(impl Labelled for $t { fn label(&self) -> &'static str { <$t>::label(*self) } })* };
-}
-labelled!(Industry, CaseType, ReviewState, Level, RectificationState);
 
 fn select<'a>(
     name: &str,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use maud::{Markup, html};
 
-use super::cases::label_of;
 use super::session::Viewer;
 use super::{WebError, page};
 use crate::AppState;
+use crate::labels::label_of;
 use crate::policy;
 use crate::queries::{self, BoardFilter, BoardRow};
 use anjian_core::{Level, RectificationState};

@@ -12,50 +12,33 @@ use anjian_core::{
     NewCase, NewFinding, RectificationOrder, RectificationState, RiskGrade, Store, Violation,
     ViolationKind,
 };
-use anjian_sync_server::storage::{Commit, Projection};
-use anjian_sync_server::users::{NewUser, Role};
-use anjian_sync_server::{AppState, Settings, router};
-use automerge::AutoCommit;
+use anjian_sync_server::AppState;
+use anjian_sync_server::users::Role;
 use axum::body::Body;
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, COOKIE};
 use axum::http::{Request, Response, StatusCode};
 use calamine::{Data, Reader, Xlsx};
 use chrono::{DateTime, NaiveDate};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const PASSWORD: &str = "correct horse battery";
+use crate::support::{self, PASSWORD};
+
 const A: &str = "310101";
 const B: &str = "310104";
 const OCTOBER: &str = "from=2026-10-01&to=2026-10-31";
 
 /// The server with a supervisor in each district, an inspector and an admin.
 fn server(dir: &Path) -> (axum::Router, Arc<AppState>) {
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let settings = Settings {
-        data: dir.join("server"),
-        ..Settings::default()
-    };
-    let state = AppState::open(settings, stopped).expect("state");
-    for (username, role, district) in [
-        ("sup_a", Role::Supervisor, A),
-        ("sup_b", Role::Supervisor, B),
-        ("insp_a", Role::Inspector, A),
-        ("admin", Role::Admin, A),
-    ] {
-        state
-            .storage
-            .add_user(&NewUser {
-                username,
-                name: username,
-                role,
-                district: &district.parse().expect("district"),
-                department: "应急管理",
-                password: PASSWORD,
-            })
-            .expect("user");
-    }
-    (router(state.clone()), state)
+    support::server(
+        dir,
+        &[
+            ("sup_a", Role::Supervisor, A),
+            ("sup_b", Role::Supervisor, B),
+            ("insp_a", Role::Inspector, A),
+            ("admin", Role::Admin, A),
+        ],
+    )
 }
 
 fn district(code: &str) -> DistrictCode {
@@ -157,22 +140,8 @@ fn order(store: &mut Store, case: CaseId, finding: FindingId, deadline: &str) {
         .expect("order");
 }
 
-/// Puts a device's case into the server's storage as a new document, as the sync path
-/// would on its first message.
 fn upload(state: &AppState, store: &mut Store, case: CaseId) {
-    let mut doc = AutoCommit::load(&store.export_case(case).expect("export")).expect("load");
-    let commit = Commit {
-        case_id: case,
-        bytes: doc.save(),
-        new: true,
-        heads: doc.get_heads().iter().map(ToString::to_string).collect(),
-        projection: Projection::of(&doc).expect("projection"),
-        user_id: 1,
-        receipts: Vec::new(),
-    };
-    for result in state.storage.commit_batch(&[commit]) {
-        result.expect("commit");
-    }
+    support::upload(state, store, case, "insp_a");
 }
 
 /// Seeds cases around October 2026 in districts A and B (see the expectations in
@@ -304,41 +273,9 @@ async fn token(app: &axum::Router, username: &str, actor: &str) -> String {
     body["token"].as_str().expect("token").to_owned()
 }
 
-fn cookie_of(response: &Response<Body>, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| {
-            let value = c.strip_prefix(name)?.strip_prefix('=')?;
-            Some(value.split(';').next().unwrap_or_default().to_owned())
-        })
-}
-
 /// Signs in to the pages as `username`; returns the `Cookie` header of the session.
 async fn session(app: &axum::Router, username: &str) -> String {
-    let page = send(
-        app,
-        Request::get("/login").body(Body::empty()).expect("request"),
-    )
-    .await;
-    // The login form's CSRF token is the value of its cookie.
-    let csrf = cookie_of(&page, "anjian_login").expect("login cookie");
-    let form =
-        format!("username={username}&password=correct+horse+battery&csrf={csrf}&next=%2Fbulletins");
-    let request = Request::post("/login")
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(COOKIE, format!("anjian_login={csrf}"))
-        .body(Body::from(form))
-        .expect("request");
-    let response = send(app, request).await;
-    assert_eq!(
-        response.headers().get(LOCATION).map(|v| v.as_bytes()),
-        Some(&b"/bulletins"[..])
-    );
-    let id = cookie_of(&response, "__Host-anjian_session").expect("session cookie");
-    format!("__Host-anjian_session={id}")
+    support::sign_in(app, username).await.cookie
 }
 
 async fn get(app: &axum::Router, uri: &str, auth: &str) -> Response<Body> {

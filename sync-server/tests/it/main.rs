@@ -3,4 +3,5 @@
 mod api;
 mod bulletins;
 mod policy;
+mod support;
 mod web;

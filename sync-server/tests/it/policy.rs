@@ -1,12 +1,11 @@
 //! The server's policy on what a change may do, checked on cases read from real
 //! documents: review states by role, the approved-case lock, and closing rectifications.
 
-use anjian_core::{
-    Case, Level, RectificationOrder, RectificationState, Reinspection, ReviewState, Store, sample,
-};
+use anjian_core::{Case, RectificationState, Reinspection, ReviewState, sample};
 use anjian_sync_server::policy::refuse_change;
 use anjian_sync_server::users::{Role, User};
-use chrono::NaiveDate;
+
+use crate::support::record_case;
 
 fn user(role: Role) -> User {
     User {
@@ -23,26 +22,7 @@ fn user(role: Role) -> User {
 /// A case with one finding whose rectification was ordered.
 fn case() -> Case {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut store = Store::open(dir.path().join("a.db"), sample::inspector("u1")).expect("store");
-    let enterprise = sample::enterprise(1);
-    store.register_enterprise(&enterprise).expect("enterprise");
-    let case = store
-        .open_case(&sample::new_case(&enterprise))
-        .expect("case");
-    let mut finding = sample::finding("动火作业未办理动火安全作业票");
-    finding.level = Some(Level::Major);
-    let finding = store.add_finding(case, &finding).expect("finding");
-    store
-        .order_rectification(
-            case,
-            finding,
-            &RectificationOrder {
-                measures: "停止作业，补办作业票".into(),
-                deadline: NaiveDate::from_ymd_opt(2026, 12, 1).expect("date"),
-                responsible: "王安全".into(),
-            },
-        )
-        .expect("order");
+    let (mut store, case) = record_case(dir.path(), "u1", "310101", 1);
     store.case(case).expect("read")
 }
 

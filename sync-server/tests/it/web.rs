@@ -4,21 +4,15 @@
 
 use std::sync::Arc;
 
-use anjian_core::{
-    CaseId, FindingEdit, Identity, Level, RectificationOrder, Store, case_doc, sample,
-};
-use anjian_sync_server::storage::{Commit, Projection};
-use anjian_sync_server::users::{NewUser, Role};
-use anjian_sync_server::web::session::encode_query;
-use anjian_sync_server::{AppState, Settings, router};
-use automerge::AutoCommit;
+use anjian_core::{CaseId, FindingEdit, Level, Store, case_doc, sample};
+use anjian_sync_server::AppState;
+use anjian_sync_server::users::Role;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use chrono::NaiveDate;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-const PASSWORD: &str = "correct horse battery";
+use crate::support::*;
+
 const A: &str = "310101";
 const B: &str = "310104";
 
@@ -31,166 +25,36 @@ struct Web {
 /// A server with supervisors of districts A and B, two inspectors of A and an admin.
 fn setup() -> Web {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let settings = Settings {
-        data: dir.path().join("server"),
-        ..Settings::default()
-    };
-    let state = AppState::open(settings, stopped).expect("state");
-    for (username, role, district) in [
-        ("chief_a", Role::Supervisor, A),
-        ("chief_b", Role::Supervisor, B),
-        ("insp_a", Role::Inspector, A),
-        ("insp_a2", Role::Inspector, A),
-        ("admin", Role::Admin, A),
-    ] {
-        state
-            .storage
-            .add_user(&NewUser {
-                username,
-                name: &format!("{username}姓名"),
-                role,
-                district: &district.parse().expect("district"),
-                department: "应急管理",
-                password: PASSWORD,
-            })
-            .expect("user");
-    }
-    Web {
-        app: router(state.clone()),
-        state,
-        dir,
-    }
-}
-
-fn identity(user: &str, district: &str) -> Identity {
-    Identity {
-        user_id: user.to_owned(),
-        name: format!("{user}姓名"),
-        department: "应急管理".to_owned(),
-        district: district.parse().expect("district"),
-    }
+    let (app, state) = server(
+        dir.path(),
+        &[
+            ("chief_a", Role::Supervisor, A),
+            ("chief_b", Role::Supervisor, B),
+            ("insp_a", Role::Inspector, A),
+            ("insp_a2", Role::Inspector, A),
+            ("admin", Role::Admin, A),
+        ],
+    );
+    Web { app, state, dir }
 }
 
 impl Web {
     /// An inspector's store with a case of district `district` holding one major finding
     /// whose rectification deadline has passed.
     fn record(&self, user: &str, district: &str, seed: u32) -> (Store, CaseId) {
-        let mut store = Store::open(
-            self.dir.path().join(format!("{user}-{seed}.db")),
-            identity(user, district),
-        )
-        .expect("store");
-        let mut enterprise = sample::enterprise(seed);
-        enterprise.district = district.parse().expect("district");
-        store.register_enterprise(&enterprise).expect("enterprise");
-        let case = store
-            .open_case(&sample::new_case(&enterprise))
-            .expect("case");
-        let mut finding = sample::finding("液氯储罐区可燃有毒气体检测报警装置未投入使用");
-        finding.level = Some(Level::Major);
-        let finding = store.add_finding(case, &finding).expect("finding");
-        store
-            .order_rectification(
-                case,
-                finding,
-                &RectificationOrder {
-                    measures: "立即恢复报警装置并联锁".into(),
-                    deadline: NaiveDate::from_ymd_opt(2026, 11, 22).expect("date"),
-                    responsible: "王安全".into(),
-                },
-            )
-            .expect("order");
-        (store, case)
+        record_case(self.dir.path(), user, district, seed)
     }
 
-    /// Puts a store's case on the server as if it had been synced.
     fn upload(&self, store: &mut Store, case: CaseId, user: &str) {
-        let bytes = store.export_case(case).expect("export");
-        let mut doc = AutoCommit::load(&bytes).expect("load");
-        let known = self
-            .state
-            .storage
-            .load_document(case)
-            .expect("storage")
-            .is_some();
-        let user_id = self.state.storage.user(user).expect("user").id;
-        let mut heads: Vec<String> = doc.get_heads().iter().map(ToString::to_string).collect();
-        heads.sort();
-        let commit = Commit {
-            case_id: case,
-            bytes: if known {
-                doc.save_after(&[])
-            } else {
-                doc.save()
-            },
-            new: !known,
-            heads,
-            projection: Projection::of(&doc).expect("projection"),
-            user_id,
-            receipts: Vec::new(),
-        };
-        for result in self.state.storage.commit_batch(&[commit]) {
-            result.expect("committed");
-        }
+        upload(&self.state, store, case, user);
     }
 
     async fn call(&self, request: Request<Body>) -> (StatusCode, Vec<(String, String)>, String) {
-        let response = self.app.clone().oneshot(request).await.expect("response");
-        let status = response.status();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
-            .collect();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
-            .await
-            .expect("body");
-        (
-            status,
-            headers,
-            String::from_utf8_lossy(&bytes).into_owned(),
-        )
+        call(&self.app, request).await
     }
 
-    /// Signs in through the login form, as a browser does.
     async fn sign_in(&self, username: &str) -> Session {
-        let (status, headers, html) = self
-            .call(Request::get("/login").body(Body::empty()).expect("request"))
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        let login_cookie = set_cookie(&headers, "anjian_login").expect("login cookie");
-        let csrf = hidden(&html, "csrf").expect("csrf field");
-        let body = form(&[
-            ("username", username),
-            ("password", PASSWORD),
-            ("csrf", &csrf),
-            ("next", "/cases"),
-        ]);
-        let (status, headers, _) = self
-            .call(
-                Request::post("/login")
-                    .header(header::COOKIE, format!("anjian_login={login_cookie}"))
-                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(Body::from(body))
-                    .expect("request"),
-            )
-            .await;
-        assert_eq!(status, StatusCode::SEE_OTHER, "{username} signs in");
-        let session = set_cookie(&headers, "__Host-anjian_session").expect("session cookie");
-        let cookie = format!("__Host-anjian_session={session}");
-        let (_, _, page) = self
-            .call(
-                Request::get("/cases")
-                    .header(header::COOKIE, &cookie)
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await;
-        Session {
-            cookie,
-            csrf: hidden(&page, "csrf").expect("the page carries the session's csrf token"),
-        }
+        sign_in(&self.app, username).await
     }
 
     async fn get(&self, session: &Session, uri: &str) -> (StatusCode, String) {
@@ -240,38 +104,6 @@ impl Web {
             .expect("document");
         case_doc::read(&doc).expect("case")
     }
-}
-
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-fn form(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode_query(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn set_cookie(headers: &[(String, String)], name: &str) -> Option<String> {
-    headers
-        .iter()
-        .filter(|(k, _)| k == "set-cookie")
-        .find_map(|(_, v)| {
-            let (pair, _) = v.split_once(';').unwrap_or((v, ""));
-            let (key, value) = pair.split_once('=')?;
-            (key == name && !value.is_empty()).then(|| value.to_owned())
-        })
-}
-
-/// The value of the first hidden input called `name`.
-fn hidden(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')?;
-    Some(html[start..start + end].to_owned())
 }
 
 #[tokio::test]

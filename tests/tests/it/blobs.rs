@@ -36,15 +36,7 @@ async fn setup(dir: &tempfile::TempDir, photo: &[u8]) -> (TestServer, Inspector,
     let server = TestServer::start(&data).await;
     let mut zhang =
         Inspector::sign_in(dir.path(), &server.url(), "zhang", "应急管理", "310101").await;
-    let enterprise = sample::enterprise(11);
-    zhang
-        .store
-        .register_enterprise(&enterprise)
-        .expect("register");
-    let case = zhang
-        .store
-        .open_case(&sample::new_case(&enterprise))
-        .expect("case");
+    let case = zhang.open_sample_case(11);
     let finding = zhang
         .store
         .add_finding(case, &sample::finding("泄漏点"))

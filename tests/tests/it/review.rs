@@ -36,15 +36,7 @@ async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case()
     let chief = login_token(&url, "chief").await;
 
     let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
-    let enterprise = sample::enterprise(7);
-    zhang
-        .store
-        .register_enterprise(&enterprise)
-        .expect("register");
-    let case = zhang
-        .store
-        .open_case(&sample::new_case(&enterprise))
-        .expect("case");
+    let case = zhang.open_sample_case(7);
     let finding = zhang
         .store
         .add_finding(case, &sample::finding("安全出口被成品货物堵塞"))

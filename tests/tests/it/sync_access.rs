@@ -192,15 +192,7 @@ async fn changes_from_a_device_bound_to_another_user_are_refused_and_go_nowhere(
     let url = server.url();
 
     let mut owner = Inspector::sign_in(dir.path(), &url, "owner", "应急管理", "310101").await;
-    let enterprise = sample::enterprise(4);
-    owner
-        .store
-        .register_enterprise(&enterprise)
-        .expect("register");
-    let case = owner
-        .store
-        .open_case(&sample::new_case(&enterprise))
-        .expect("case");
+    let case = owner.open_sample_case(4);
     owner.sync().await.expect("owner syncs");
 
     // Mallory signs in on her own phone, then syncs from a copy of the owner's store file:
