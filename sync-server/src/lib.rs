@@ -5,6 +5,7 @@
 pub mod api;
 pub mod blobs;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod metrics;
 pub mod policy;
