@@ -44,10 +44,10 @@ const PEOPLE: &[(&str, &str, Role, &str, &str)] = &[
 ];
 
 /// Characters of generated passwords: letters and digits that cannot be misread for one
-/// another when copied from a terminal (no 0/O, 1/l/I), and a few symbols.
-const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789-_.";
+/// another (no 0/O, 1/l/I); no symbols, so that a double click selects a whole password.
+const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
-/// Length of generated passwords: about 94 bits from the alphabet above.
+/// Length of generated passwords: about 93 bits from the alphabet above.
 const PASSWORD_LENGTH: usize = 16;
 
 /// A demo account as created, with its password in clear (shown once).
