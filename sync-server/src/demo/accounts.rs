@@ -50,8 +50,9 @@ const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVW
 /// Length of generated passwords: about 93 bits from the alphabet above.
 const PASSWORD_LENGTH: usize = 16;
 
-/// A demo account as created, with its password in clear (shown once).
-#[derive(Debug, Clone)]
+/// A demo account as created, with its password in clear (shown once; `Debug` leaves it
+/// out, so that a log line never carries it).
+#[derive(Clone)]
 pub struct DemoAccount {
     /// Sign-in name.
     pub username: String,
@@ -65,6 +66,17 @@ pub struct DemoAccount {
     pub department: String,
     /// The password generated for this run.
     pub password: String,
+}
+
+impl std::fmt::Debug for DemoAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoAccount")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("district", &self.district)
+            .field("password", &"…")
+            .finish_non_exhaustive()
+    }
 }
 
 impl DemoAccount {
