@@ -6,6 +6,7 @@ pub mod api;
 pub mod blobs;
 pub mod bulletin_api;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod export;
 pub mod labels;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anjian_sync_server::demo;
 use anjian_sync_server::users::{NewUser, Role};
 use anjian_sync_server::{AppError, AppResult, Settings, Storage};
 use clap::{Parser, Subcommand};
@@ -30,6 +31,10 @@ enum Command {
         /// Address to listen on (default 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// On a fresh data folder: create demo accounts (printed with their passwords) and,
+        /// while serving, a few days of sample cases synced by simulated inspectors.
+        #[arg(long)]
+        demo: bool,
     },
     /// Manages user accounts.
     #[command(subcommand)]
@@ -101,12 +106,20 @@ enum DeviceCommand {
 
 #[tokio::main]
 async fn main() {
+    let cli = Cli::parse();
+    // The demo's simulated phones run the inspectors' engine in this process; its per-write
+    // messages would bury the accounts table and the server's own log.
+    let default_filter = match cli.command {
+        Command::Serve { demo: true, .. } => "info,anjian_core=warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .init();
-    if let Err(e) = run(Cli::parse()).await {
+    if let Err(e) = run(cli).await {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
@@ -118,7 +131,7 @@ async fn run(cli: Cli) -> AppResult<()> {
         settings.data = data;
     }
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, demo } => {
             if let Some(listen) = listen {
                 settings.listen = listen;
             }
@@ -135,6 +148,9 @@ async fn run(cli: Cli) -> AppResult<()> {
                 "安检 Anjian sync server on http://{address} (data in {})",
                 settings.data.display()
             );
+            if demo {
+                start_demo(&settings.data, address)?;
+            }
             anjian_sync_server::serve(settings, listener, shutdown_signal()).await
         }
         Command::User(command) => {
@@ -211,6 +227,59 @@ async fn run(cli: Cli) -> AppResult<()> {
             Ok(())
         }
     }
+}
+
+/// `serve --demo`: on a fresh data folder creates the demo accounts, prints them, and
+/// seeds the sample cases in the background once the server is serving; otherwise says
+/// why nothing is added. A seeding failure is logged and leaves the server running.
+fn start_demo(data: &std::path::Path, address: std::net::SocketAddr) -> AppResult<()> {
+    let accounts = match demo::prepare(data)? {
+        demo::Prepared::Accounts(accounts) => accounts,
+        demo::Prepared::NotFresh(reason) => {
+            println!("{reason}");
+            return Ok(());
+        }
+    };
+    // The simulated devices reach the server over loopback when it listens on every
+    // interface.
+    let mut local = address;
+    match local.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            local.set_ip(std::net::Ipv6Addr::LOCALHOST.into());
+        }
+        _ => {}
+    }
+    print!(
+        "{}",
+        demo::accounts_table(&accounts, &format!("http://{local}/"))
+    );
+    println!("正在生成演示数据…… (recording sample cases in the background)");
+    let data = data.to_owned();
+    // The simulated phones write their SQLite stores with blocking calls, as phones do; on a
+    // thread and runtime of their own they never hold up the server's workers.
+    std::thread::Builder::new()
+        .name("demo".into())
+        .spawn(move || {
+            let seeded = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| AppError::Internal(format!("demo runtime: {e}")))
+                .and_then(|runtime| {
+                    runtime.block_on(demo::seed(&format!("http://{local}"), &data, &accounts))
+                });
+            match seeded {
+                Ok(summary) => println!("演示数据已就绪 (demo data ready)：{summary}"),
+                Err(e) => {
+                    tracing::error!(error = %e, "the demo data could not be made; the server keeps running");
+                    println!("演示数据生成失败 (demo data failed)：{e}");
+                }
+            }
+        })
+        .map_err(|e| AppError::Internal(format!("demo thread: {e}")))?;
+    Ok(())
 }
 
 fn open_storage(settings: &Settings) -> AppResult<Storage> {

@@ -2,6 +2,7 @@
 
 mod api;
 mod bulletins;
+mod demo;
 mod policy;
 mod support;
 mod web;

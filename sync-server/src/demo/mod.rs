@@ -1,0 +1,588 @@
+//! `serve --demo`: fills a fresh data folder with demo accounts and a few days of realistic
+//! cases. Nothing is written into the server's database directly: simulated inspectors,
+//! each with a real inspector's store in `DATA/demo-devices/`, sign in over HTTP and sync
+//! through the WebSocket and blob endpoints of the running server, and supervisors review
+//! through the case API, exactly as phones and browsers would.
+
+mod accounts;
+mod content;
+mod photos;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use anjian_core::{
+    AnswerInput, CaseId, CaseType, Enterprise, FindingEdit, FindingId, GeoPoint, Identity, Level,
+    NewCase, NewFinding, PhotoTarget, RectificationOrder, RectificationState, ReviewAction, Store,
+    TeamMember, Violation,
+};
+use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeZone, Utc};
+use serde_json::{Value, json};
+
+pub use accounts::{DISTRICTS, DemoAccount, accounts_table, district_name, role_label};
+
+use crate::error::{AppError, AppResult};
+use crate::storage::Storage;
+use crate::users::Role;
+use content::{CASES, CaseSpec, ENTERPRISES, FindingSpec, RectSpec, Stage};
+
+/// The folder, under the data folder, of the simulated inspectors' stores.
+pub const DEVICES_FOLDER: &str = "demo-devices";
+
+/// What `prepare` found in the data folder.
+#[derive(Debug)]
+pub enum Prepared {
+    /// The folder was fresh: these accounts were created (passwords in clear, to be shown
+    /// once).
+    Accounts(Vec<DemoAccount>),
+    /// The folder already holds data, so nothing was added; the reason, for the terminal.
+    NotFresh(String),
+}
+
+/// What the demo recorded, counted from the simulated devices' stores once all synced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DemoSummary {
+    /// Enterprises inspected.
+    pub enterprises: usize,
+    /// Cases opened.
+    pub cases: usize,
+    /// Districts owning cases.
+    pub districts: usize,
+    /// Findings recorded (from checklists too).
+    pub findings: usize,
+    /// Of which 重大隐患.
+    pub major_findings: usize,
+    /// Of which three-violation records.
+    pub violations: usize,
+    /// Rectifications ordered.
+    pub rectifications: usize,
+    /// Rectifications open past their deadline (China time).
+    pub overdue: usize,
+    /// Rectifications re-inspected and closed (销号).
+    pub closed: usize,
+    /// Checklists attached.
+    pub checklists: usize,
+    /// Distinct photos attached.
+    pub photos: usize,
+    /// Cases submitted for review.
+    pub submitted: usize,
+    /// Cases then returned or approved by a supervisor.
+    pub reviewed: usize,
+    /// Joint cases.
+    pub joint: usize,
+    /// Cross-district cases.
+    pub cross_district: usize,
+    /// Fields left in conflict for a supervisor to resolve.
+    pub conflicts: usize,
+}
+
+impl fmt::Display for DemoSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} 个案件（{} 家企业，{} 个区；联合执法 {} 件，异地交叉执法 {} 件），隐患 {} 项（重大隐患 {} 项，三违 {} 项），\
+             整改 {} 项（逾期 {} 项，已销号 {} 项），检查表 {} 份，照片 {} 张，提交审核 {} 件（已审核或退回 {} 件），待处理冲突 {} 处",
+            self.cases,
+            self.enterprises,
+            self.districts,
+            self.joint,
+            self.cross_district,
+            self.findings,
+            self.major_findings,
+            self.violations,
+            self.rectifications,
+            self.overdue,
+            self.closed,
+            self.checklists,
+            self.photos,
+            self.submitted,
+            self.reviewed,
+            self.conflicts,
+        )
+    }
+}
+
+/// Creates the demo accounts if the data folder is fresh (no accounts yet, no demo devices
+/// left from an earlier run); otherwise changes nothing and says why.
+pub fn prepare(data: &Path) -> AppResult<Prepared> {
+    std::fs::create_dir_all(data)
+        .map_err(|e| AppError::Internal(format!("data folder {}: {e}", data.display())))?;
+    let storage = Storage::open(&data.join("server.db"))?;
+    let users = storage.users()?.len();
+    if users > 0 {
+        return Ok(Prepared::NotFresh(format!(
+            "数据目录 {} 已有 {users} 个账号，不再添加演示数据 (the data folder already has accounts; the demo adds nothing)",
+            data.display()
+        )));
+    }
+    let devices = data.join(DEVICES_FOLDER);
+    let leftovers = std::fs::read_dir(&devices).is_ok_and(|mut d| d.next().is_some());
+    if leftovers {
+        return Ok(Prepared::NotFresh(format!(
+            "{} 中有上次演示留下的设备数据，不再添加演示数据 (demo devices of an earlier run are there; the demo adds nothing)",
+            devices.display()
+        )));
+    }
+    Ok(Prepared::Accounts(accounts::create(&storage)?))
+}
+
+/// Records the demo's cases on simulated inspectors' devices and syncs them to the server
+/// at `server` (`http://host:port`, which must be serving), then has supervisors review
+/// some. `accounts` are those `prepare` created; the devices' stores go in
+/// `data/demo-devices/`. Stops at the first error, leaving what was synced so far.
+pub async fn seed(server: &str, data: &Path, accounts: &[DemoAccount]) -> AppResult<DemoSummary> {
+    let server = server.trim_end_matches('/');
+    let started = std::time::Instant::now();
+    let folder = data.join(DEVICES_FOLDER);
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| AppError::Internal(format!("demo devices {}: {e}", folder.display())))?;
+    let mut devices = BTreeMap::new();
+    for account in accounts.iter().filter(|a| a.role == Role::Inspector) {
+        devices.insert(
+            account.username.clone(),
+            Device::sign_in(&folder, server, account).await?,
+        );
+    }
+    let mut demo = Demo {
+        server,
+        devices,
+        enterprises: ENTERPRISES
+            .iter()
+            .enumerate()
+            .map(|(index, e)| {
+                Ok(Enterprise {
+                    credit_code: content::credit_code(e.district, index)?,
+                    name: e.name.to_owned(),
+                    district: e.district.parse()?,
+                    industry: e.industry,
+                    risk_grade: e.risk,
+                })
+            })
+            .collect::<AppResult<_>>()?,
+        now: china_now(),
+        photos: 0,
+    };
+    let mut recorded = Vec::new();
+    // Day by day, oldest first: each inspector records the day's visits offline and syncs
+    // in the evening, as on the phones.
+    for days_ago in (0..=4).rev() {
+        let mut worked = BTreeSet::new();
+        for spec in CASES.iter().filter(|c| c.days_ago == days_ago) {
+            let case = demo.record(spec).await?;
+            worked.insert(spec.inspector);
+            recorded.push((spec, case));
+        }
+        for username in worked {
+            demo.sync(username).await?;
+        }
+    }
+    let mut reviewed = 0;
+    for (spec, case) in &recorded {
+        if let Some((action, text)) = spec.review {
+            let district = ENTERPRISES[spec.enterprise].district;
+            let supervisor = accounts
+                .iter()
+                .find(|a| a.role == Role::Supervisor && a.district.as_str() == district)
+                .ok_or_else(|| AppError::Internal(format!("no demo supervisor for {district}")))?;
+            review(server, supervisor, *case, action, text).await?;
+            reviewed += 1;
+        }
+    }
+    let mut summary = demo.summary(&recorded)?;
+    summary.reviewed = reviewed;
+    tracing::info!(
+        cases = summary.cases,
+        findings = summary.findings,
+        conflicts = summary.conflicts,
+        seconds = started.elapsed().as_secs_f32(),
+        "demo data synced"
+    );
+    Ok(summary)
+}
+
+/// A simulated inspector's phone: a real store, signed in to the server.
+struct Device {
+    store: Store,
+    token: String,
+}
+
+impl Device {
+    async fn sign_in(folder: &Path, server: &str, account: &DemoAccount) -> AppResult<Device> {
+        let identity = Identity {
+            user_id: account.username.clone(),
+            name: account.name.clone(),
+            department: account.department.clone(),
+            district: account.district.clone(),
+        };
+        let store = Store::open(folder.join(format!("{}.db", account.username)), identity)?;
+        let token = store
+            .login(
+                server,
+                &account.username,
+                &account.password,
+                &format!("{}的执法终端（演示）", account.name),
+            )
+            .await
+            .map_err(|e| {
+                AppError::Internal(format!(
+                    "demo inspector {} cannot sign in: {e}",
+                    account.username
+                ))
+            })?;
+        Ok(Device { store, token })
+    }
+}
+
+/// The seeding in progress.
+struct Demo<'a> {
+    server: &'a str,
+    devices: BTreeMap<String, Device>,
+    enterprises: Vec<Enterprise>,
+    /// When the seeding started, China time: visits and deadlines are relative to it.
+    now: DateTime<FixedOffset>,
+    /// Photos taken so far (each photo is made from its number).
+    photos: u32,
+}
+
+impl Demo<'_> {
+    fn device(&mut self, username: &str) -> AppResult<&mut Device> {
+        self.devices
+            .get_mut(username)
+            .ok_or_else(|| AppError::Internal(format!("no demo device for {username}")))
+    }
+
+    /// Syncs one device with the server; a refusal is an error, since every demo change is
+    /// meant to be accepted.
+    async fn sync(&mut self, username: &str) -> AppResult<()> {
+        let server = self.server;
+        let device = self.device(username)?;
+        let report = device
+            .store
+            .sync(server, &device.token, |_| {})
+            .await
+            .map_err(|e| {
+                AppError::Internal(format!("demo device of {username} cannot sync: {e}"))
+            })?;
+        if let Some((case, reason)) = report.refused.first() {
+            return Err(AppError::Internal(format!(
+                "the server refused {username}'s changes to case {case}: {reason}"
+            )));
+        }
+        tracing::info!(
+            user = username,
+            documents = report.documents,
+            blobs = report.blobs_uploaded,
+            "demo device synced"
+        );
+        Ok(())
+    }
+
+    /// Records one visit; a joint visit goes through the team's devices and syncs.
+    async fn record(&mut self, spec: &CaseSpec) -> AppResult<CaseId> {
+        let enterprise = self
+            .enterprises
+            .get(spec.enterprise)
+            .cloned()
+            .ok_or_else(|| AppError::Internal(format!("demo enterprise {}", spec.enterprise)))?;
+        let location = ENTERPRISES[spec.enterprise].location;
+        let opened_at = self.visit_time(spec)?;
+        let visit_day = opened_at.date_naive();
+        let mut team = Vec::new();
+        for username in spec.team {
+            team.push(TeamMember::from(self.device(username)?.store.identity()));
+        }
+        let mut photos = self.photos;
+        let store = &mut self.device(spec.inspector)?.store;
+        store.register_enterprise(&enterprise)?;
+        let case = store.open_case(&NewCase {
+            enterprise: enterprise.credit_code.clone(),
+            case_type: spec.case_type,
+            district: None,
+            visible_to: Vec::new(),
+            team,
+            opened_at,
+            location: GeoPoint::new(location.0, location.1).ok(),
+        })?;
+        let mut findings = Vec::new();
+        for finding in spec.findings {
+            findings.push(record_finding(
+                store,
+                case,
+                finding,
+                visit_day,
+                &mut photos,
+            )?);
+        }
+        if let Some(checklist) = &spec.checklist {
+            let attached = store.attach_checklist(case, checklist.template)?;
+            for answer in checklist.answers {
+                let linked = store.answer_item(
+                    case,
+                    attached,
+                    answer.item,
+                    &AnswerInput {
+                        result: answer.result,
+                        note: answer.note.to_owned(),
+                        post: answer.observed.map(|(post, _)| post.to_owned()),
+                        person: answer.observed.map(|(_, person)| person.to_owned()),
+                    },
+                )?;
+                if let (Some(finding), Some(order)) = (linked, &answer.rectification) {
+                    rectify(store, case, finding, order, visit_day, &mut photos)?;
+                }
+            }
+        }
+        if spec.submit {
+            store.review(case, ReviewAction::Submit, "现场检查完毕，提交审核")?;
+        }
+        self.photos = photos;
+        tracing::info!(
+            case.id = %case,
+            enterprise = %enterprise.name,
+            inspector = spec.inspector,
+            "demo case recorded"
+        );
+        if let Some(member) = spec.team.first() {
+            self.joint_work(spec, case, member, &findings, visit_day)
+                .await?;
+        }
+        Ok(case)
+    }
+
+    /// The rest of a joint visit: the opener syncs, the team member receives the case and
+    /// records on their own device; both judge the disputed level offline, differently;
+    /// all sync, so that the disagreement reaches the server as a conflict.
+    async fn joint_work(
+        &mut self,
+        spec: &CaseSpec,
+        case: CaseId,
+        member: &str,
+        findings: &[FindingId],
+        visit_day: NaiveDate,
+    ) -> AppResult<()> {
+        self.sync(spec.inspector).await?;
+        self.sync(member).await?;
+        let mut photos = self.photos;
+        let store = &mut self.device(member)?.store;
+        for finding in spec.team_findings {
+            record_finding(store, case, finding, visit_day, &mut photos)?;
+        }
+        self.photos = photos;
+        if let Some((index, opener_level, member_level)) = spec.dispute {
+            let disputed = *findings
+                .get(index)
+                .ok_or_else(|| AppError::Internal(format!("demo dispute names finding {index}")))?;
+            let level = |level: Level| FindingEdit {
+                level: Some(level),
+                ..FindingEdit::default()
+            };
+            self.device(member)?
+                .store
+                .edit_finding(case, disputed, &level(member_level))?;
+            self.device(spec.inspector)?.store.edit_finding(
+                case,
+                disputed,
+                &level(opener_level),
+            )?;
+        }
+        self.sync(spec.inspector).await?;
+        self.sync(member).await?;
+        self.sync(spec.inspector).await
+    }
+
+    /// When a visit started: `days_ago` days before today at the given time, China time;
+    /// a visit of today no later than half an hour ago.
+    fn visit_time(&self, spec: &CaseSpec) -> AppResult<DateTime<FixedOffset>> {
+        let day = self
+            .now
+            .date_naive()
+            .checked_sub_days(Days::new(u64::from(spec.days_ago)))
+            .ok_or_else(|| AppError::Internal("demo visit date out of range".into()))?;
+        let at = day
+            .and_hms_opt(spec.at.0, spec.at.1, 0)
+            .and_then(|t| self.now.timezone().from_local_datetime(&t).single())
+            .ok_or_else(|| AppError::Internal(format!("demo visit time {:?}", spec.at)))?;
+        Ok(at.min(self.now - chrono::Duration::minutes(30)))
+    }
+
+    /// Counts what was recorded, from the stores of the inspectors who opened the cases
+    /// (after the last sync they hold their team's records too).
+    fn summary(&mut self, recorded: &[(&CaseSpec, CaseId)]) -> AppResult<DemoSummary> {
+        let today = self.now.date_naive();
+        let mut summary = DemoSummary::default();
+        let (mut enterprises, mut districts, mut photos) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for (spec, id) in recorded {
+            let store = &mut self.device(spec.inspector)?.store;
+            let case = store.case(*id)?;
+            summary.cases += 1;
+            enterprises.insert(case.enterprise.credit_code.clone());
+            districts.insert(case.district.clone());
+            summary.joint += usize::from(case.case_type == CaseType::Joint);
+            summary.cross_district += usize::from(case.case_type == CaseType::CrossDistrict);
+            summary.submitted += usize::from(spec.submit);
+            summary.checklists += case.checklists.len();
+            summary.conflicts += store.conflicts(*id)?.len();
+            for finding in &case.findings {
+                summary.findings += 1;
+                summary.major_findings += usize::from(finding.level == Level::Major);
+                summary.violations += usize::from(finding.violation.is_some());
+                photos.extend(finding.photos.iter().map(|p| p.sha256.clone()));
+                let Some(rect) = &finding.rectification else {
+                    continue;
+                };
+                summary.rectifications += 1;
+                photos.extend(rect.evidence.iter().map(|p| p.sha256.clone()));
+                summary.closed += usize::from(rect.state == RectificationState::Closed);
+                summary.overdue += usize::from(rect.state.is_open() && rect.deadline < today);
+            }
+        }
+        summary.enterprises = enterprises.len();
+        summary.districts = districts.len();
+        summary.photos = photos.len();
+        Ok(summary)
+    }
+}
+
+/// Records a finding with its photo and rectification.
+fn record_finding(
+    store: &mut Store,
+    case: CaseId,
+    spec: &FindingSpec,
+    visit_day: NaiveDate,
+    photos: &mut u32,
+) -> AppResult<FindingId> {
+    let finding = store.add_finding(
+        case,
+        &NewFinding {
+            description: spec.description.to_owned(),
+            level: Some(spec.level),
+            category: spec.category.to_owned(),
+            legal_basis: spec.basis.to_owned(),
+            place: spec.place.to_owned(),
+            violation: spec.violation.map(|(kind, post, person)| Violation {
+                kind,
+                post: post.to_owned(),
+                person: person.to_owned(),
+            }),
+        },
+    )?;
+    if let Some(caption) = spec.photo {
+        take_photo(store, case, &PhotoTarget::Finding(finding), caption, photos)?;
+    }
+    if let Some(order) = &spec.rectification {
+        rectify(store, case, finding, order, visit_day, photos)?;
+    }
+    Ok(finding)
+}
+
+/// Orders a rectification and takes it as far as the spec says.
+fn rectify(
+    store: &mut Store,
+    case: CaseId,
+    finding: FindingId,
+    spec: &RectSpec,
+    visit_day: NaiveDate,
+    photos: &mut u32,
+) -> AppResult<()> {
+    let deadline = visit_day
+        .checked_add_days(Days::new(u64::from(spec.days)))
+        .ok_or_else(|| AppError::Internal("demo deadline out of range".into()))?;
+    store.order_rectification(
+        case,
+        finding,
+        &RectificationOrder {
+            measures: spec.measures.to_owned(),
+            deadline,
+            responsible: spec.responsible.to_owned(),
+        },
+    )?;
+    match spec.stage {
+        Stage::Ordered => {}
+        Stage::InProgress => {
+            store.move_rectification(case, finding, RectificationState::InProgress)?;
+        }
+        Stage::Closed { note, evidence } => {
+            if let Some(caption) = evidence {
+                let target = PhotoTarget::Rectification(finding);
+                take_photo(store, case, &target, caption, photos)?;
+            }
+            store.reinspect(case, finding, note)?;
+            store.move_rectification(case, finding, RectificationState::Closed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes the next demo photo, ingests it as the phone's camera would, and attaches it.
+fn take_photo(
+    store: &mut Store,
+    case: CaseId,
+    target: &PhotoTarget,
+    caption: &str,
+    photos: &mut u32,
+) -> AppResult<()> {
+    *photos += 1;
+    let info = store.ingest_photo(&photos::jpeg(*photos)?)?;
+    store.attach_photo(case, target, &info.sha256, caption)?;
+    Ok(())
+}
+
+/// A supervisor's review action through the case API, as the review page sends it.
+async fn review(
+    server: &str,
+    supervisor: &DemoAccount,
+    case: CaseId,
+    action: ReviewAction,
+    text: &str,
+) -> AppResult<()> {
+    let http = reqwest::Client::new();
+    let login = http
+        .post(format!("{server}/api/v1/login"))
+        .json(&json!({
+            "username": supervisor.username,
+            "password": supervisor.password,
+            "device_name": "监管网页（演示）",
+            "actor_id": uuid::Uuid::new_v4().simple().to_string(),
+        }))
+        .send()
+        .await;
+    let token = answer(login, "supervisor sign-in")
+        .await?
+        .get("token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| AppError::Internal("demo supervisor sign-in gave no token".into()))?;
+    let reviewed = http
+        .post(format!("{server}/api/v1/cases/{case}/review"))
+        .bearer_auth(token)
+        .json(&json!({ "action": action.code(), "text": text }))
+        .send()
+        .await;
+    answer(reviewed, "review").await?;
+    tracing::info!(case.id = %case, action = action.code(), supervisor = %supervisor.username, "demo case reviewed");
+    Ok(())
+}
+
+/// The JSON body of a successful response, or an error naming `what` failed and why.
+async fn answer(
+    response: Result<reqwest::Response, reqwest::Error>,
+    what: &str,
+) -> AppResult<Value> {
+    let response = response.map_err(|e| AppError::Internal(format!("demo {what}: {e}")))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| AppError::Internal(format!("demo {what}: {e}")))?;
+    if !status.is_success() {
+        return Err(AppError::Internal(format!("demo {what}: {status} {body}")));
+    }
+    Ok(body)
+}
+
+/// Now in China Standard Time, whatever the server's zone.
+fn china_now() -> DateTime<FixedOffset> {
+    Utc::now().with_timezone(&crate::review::china())
+}
