@@ -421,7 +421,9 @@ impl InspectorStore {
         self.core(|s| s.detach_photo(records::case_id(&case_id)?, &target.try_into()?, &sha256))
     }
 
-    /// A photo's thumbnail (JPEG, 320 px on the long edge), by the photo's hash.
+    /// The thumbnail (JPEG, 320 px on the long edge) of a photo ingested on this device,
+    /// by the photo's hash. For a photo received by sync, read `photo_bytes` of the
+    /// `PhotoRef.thumbnail` hash: sync brings thumbnails, not what ingesting learned.
     pub fn photo_thumbnail(&self, sha256: String) -> Result<Vec<u8>, AnjianError> {
         self.core(|s| s.photo_thumbnail(&sha256))
     }
