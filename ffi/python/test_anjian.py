@@ -118,7 +118,7 @@ class InspectorAppTest(unittest.TestCase):
 
     def open_store(self, name, identity):
         store = anjian.InspectorStore.open(os.path.join(self.tmp.name, name), identity)
-        self.addCleanup(store.close)
+        self.addCleanup(store.close_store)
         return store
 
     def open_case_with_enterprise(self, store):
@@ -242,7 +242,7 @@ class InspectorAppTest(unittest.TestCase):
         self.assertIn("模拟的内部错误", raised.exception.reason)
         with self.assertRaises(anjian.AnjianError.Internal):
             store.enterprises()
-        store.close()
+        store.close_store()
         reopened = self.open_store("panic.db", identity)
         self.assertEqual(len(reopened.enterprises()), 1, "the file is intact")
 

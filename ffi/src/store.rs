@@ -136,8 +136,10 @@ impl InspectorStore {
     }
 
     /// Closes the store, releasing the file; later calls fail with `Storage`. Waits for a
-    /// sync in progress. Dropping the last reference closes it too.
-    pub fn close(&self) {
+    /// sync in progress. Releasing the object (Kotlin `close()`, Swift's last reference)
+    /// closes it too once no sync uses it; this name avoids clashing with Kotlin's
+    /// `AutoCloseable.close`, which only releases the object.
+    pub fn close_store(&self) {
         // Closing must work even on a broken store, so it bypasses `with_store`; from
         // inside the runtime (a sync listener) it cannot wait, and does nothing.
         if tokio::runtime::Handle::try_current().is_err() {
@@ -145,7 +147,7 @@ impl InspectorStore {
         }
     }
 
-    /// Whether `close` was called (a store busy with a call or a sync is open).
+    /// Whether `close_store` was called (a store busy with a call or a sync is open).
     pub fn is_closed(&self) -> bool {
         self.inner.try_lock().is_ok_and(|store| store.is_none())
     }
