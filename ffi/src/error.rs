@@ -136,3 +136,60 @@ pub(crate) fn guard<T>(call: impl FnOnce() -> Result<T, AnjianError>) -> Result<
     catch_unwind(AssertUnwindSafe(call))
         .unwrap_or_else(|payload| Err(AnjianError::from_panic(payload)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anjian_core::Error as Core;
+
+    #[test]
+    fn each_core_error_becomes_the_case_an_app_branches_on() {
+        let check = |core: Core, expected: &str| {
+            let public = AnjianError::from(core);
+            let kind = format!("{public:?}");
+            assert!(kind.starts_with(expected), "{kind} is not {expected}");
+        };
+        check(Core::invalid("deadline", "before the visit"), "Validation");
+        check(Core::Photo(anjian_core::PhotoError::Empty), "Validation");
+        check(Core::InvalidDocument("x".into()), "Validation");
+        check(Core::not_found("case", "1"), "NotFound");
+        check(Core::NotAllowed("approved".into()), "Conflict");
+        check(Core::Auth("bad token".into()), "Auth");
+        check(Core::Network("refused".into()), "Network");
+        check(Core::Sync("bad frame".into()), "Network");
+        check(Core::Corrupt("bad page".into()), "Storage");
+        check(
+            Core::NewerDocument {
+                found: 9,
+                supported: 1,
+            },
+            "UpdateRequired",
+        );
+    }
+
+    #[test]
+    fn validation_keeps_the_field_and_the_core_message() {
+        let public = AnjianError::from(Core::invalid(
+            "deadline",
+            "the deadline is before the visit",
+        ));
+        assert_eq!(
+            public,
+            AnjianError::Validation {
+                field: "deadline".to_owned(),
+                reason: "the deadline is before the visit".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn a_panic_in_a_guarded_call_is_an_internal_error() {
+        let result: Result<(), AnjianError> = guard(|| panic!("boom"));
+        assert_eq!(
+            result,
+            Err(AnjianError::Internal {
+                reason: "panic inside the library: boom".to_owned()
+            })
+        );
+    }
+}

@@ -544,3 +544,50 @@ impl InspectorStore {
         self.core(|_| panic!("{message}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> Arc<InspectorStore> {
+        InspectorStore::open(
+            dir.join("store.db").display().to_string(),
+            Identity {
+                user_id: "zhang".to_owned(),
+                name: "张伟".to_owned(),
+                department: "应急管理".to_owned(),
+                district: "310101".to_owned(),
+            },
+        )
+        .expect("open")
+    }
+
+    #[test]
+    fn a_panic_inside_a_store_call_is_internal_and_stops_the_store_until_reopened() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open(dir.path());
+        let error = store
+            .core(|_| -> core::Result<()> { panic!("模拟的内部错误") })
+            .expect_err("the panic comes back as an error");
+        assert!(
+            matches!(&error, AnjianError::Internal { reason } if reason.contains("模拟的内部错误")),
+            "{error:?}"
+        );
+        assert!(matches!(
+            store.templates(),
+            Err(AnjianError::Internal { .. })
+        ));
+        store.close_store();
+        assert!(!open(dir.path()).templates().expect("reopened").is_empty());
+    }
+
+    #[test]
+    fn a_call_from_inside_the_runtime_is_refused_instead_of_blocking_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open(dir.path());
+        let runtime = crate::runtime().expect("runtime");
+        let inside = runtime.block_on(async { store.templates() });
+        assert!(matches!(inside, Err(AnjianError::Internal { .. })));
+        assert!(store.templates().is_ok(), "the store itself is fine");
+    }
+}
