@@ -105,7 +105,7 @@ def enterprise(credit_code=CREDIT_CODE):
 class InspectorAppTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        anjian.init("warn")
+        anjian.init_library("warn")
         cls.tmp = tempfile.TemporaryDirectory()
         cls.server = SyncServer(
             os.path.join(cls.tmp.name, "server"),

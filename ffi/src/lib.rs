@@ -3,7 +3,7 @@
 //! A thin crate over `anjian-core`: one object, [`InspectorStore`], with coarse calls that
 //! take and return plain owned records ([`records`]), one error enum ([`AnjianError`]) of
 //! the cases an app branches on, sync as a listener plus a cancelling handle (or an
-//! `async` call), and [`init`] to set up logging and the runtime. `ffi/README.md` shows the
+//! `async` call), and [`init_library`] to set up logging and the runtime. `ffi/README.md` shows the
 //! API from Kotlin and Python and how to build for Android and iOS.
 
 uniffi::setup_scaffolding!("anjian");
@@ -32,7 +32,7 @@ const RUNTIME_THREADS: usize = 2;
 
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 
-/// The library's tokio runtime, created on first use (by `init` or the first sync).
+/// The library's tokio runtime, created on first use (by `init_library` or the first sync).
 pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime, AnjianError> {
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
@@ -55,7 +55,7 @@ pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime, AnjianError>
 /// Call it at app start; calling it again changes nothing. Everything also works without
 /// it (the runtime starts on first use, logging stays off).
 #[uniffi::export]
-pub fn init(log_filter: String) -> Result<(), AnjianError> {
+pub fn init_library(log_filter: String) -> Result<(), AnjianError> {
     error::guard(|| {
         let filter = tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| {
             AnjianError::Validation {

@@ -103,7 +103,7 @@ class InspectorAppTest {
 
     @BeforeAll
     fun startServer() {
-        init("warn")
+        initLibrary("warn")
         server = SyncServer(dir.resolve("server"), listOf(Triple("zhangwei", "张伟", "应急管理"), Triple("lina", "李娜", "消防")))
     }
 
