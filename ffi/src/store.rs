@@ -1,6 +1,7 @@
 //! `InspectorStore`: the core `Store` as one thread-safe object for apps, with every
 //! capability of the store except sync (in `sync.rs`).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -11,12 +12,11 @@ use tokio::sync::Mutex;
 use crate::enums::{Level, RectificationState};
 use crate::error::{AnjianError, guard};
 use crate::records::{
-    self, CaseQuery, CaseSummary, Conflict, Enterprise, FindingEdit, FindingQuery, FindingSummary,
-    GarbageReport, HistoryEntry, Identity, ItemStat, NewCase, NewFinding, PendingBlob, PhotoInfo,
-    PhotoLimits, PhotoTarget, RectificationOrder, Refusal, Resolution, Template, UploadState,
-    Violation, list,
+    self, AnswerInput, Case, CaseQuery, CaseSummary, Conflict, Enterprise, FindingEdit,
+    FindingQuery, FindingSummary, GarbageReport, HistoryEntry, Identity, ItemStat, NewCase,
+    NewFinding, PendingBlob, PhotoInfo, PhotoLimits, PhotoTarget, RectificationOrder, Refusal,
+    Resolution, Template, UploadState, Violation, list,
 };
-use crate::records::{AnswerInput, Case};
 use crate::sync::SyncResult;
 
 /// An inspector's offline store: one SQLite file on the device holding the inspector's
@@ -67,13 +67,12 @@ impl InspectorStore {
             });
         }
         self.check_usable()?;
-        let mut guard_ = self.inner.blocking_lock();
-        let store = guard_.as_mut().ok_or_else(closed)?;
-        let result = guard(|| call(store));
-        if matches!(&result, Err(AnjianError::Internal { reason }) if reason.starts_with("panic")) {
+        let mut store = self.inner.blocking_lock();
+        let store = store.as_mut().ok_or_else(closed)?;
+        catch_unwind(AssertUnwindSafe(|| call(store))).unwrap_or_else(|panic| {
             self.broken.store(true, Ordering::SeqCst);
-        }
-        result
+            Err(AnjianError::from_panic(panic))
+        })
     }
 
     /// Like `with_store`, for calls whose only error is the core's.
