@@ -1,0 +1,315 @@
+"""The generated Python bindings, used the way an app team would: two inspectors record a
+case offline, sync through a real Anjian sync server, and read each other's work.
+
+Run by `ffi/scripts/test-bindings`, which builds the library and the server, generates the
+`anjian` module and sets:
+  ANJIAN_PYTHON_BINDINGS  folder holding anjian.py and libanjian_ffi.so
+  ANJIAN_SERVER_BIN       the anjian-sync-server binary
+  ANJIAN_FIXTURES         folder with tank-farm.jpg
+"""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+sys.path.insert(0, os.environ["ANJIAN_PYTHON_BINDINGS"])
+
+import anjian  # noqa: E402  (generated module, found through the path above)
+
+SERVER_BIN = os.environ["ANJIAN_SERVER_BIN"]
+PHOTO = os.path.join(os.environ["ANJIAN_FIXTURES"], "tank-farm.jpg")
+PASSWORD = "巡查安全2026!"
+DISTRICT = "310101"
+VISIT = "2026-11-20T09:30:00+08:00"
+# 统一社会信用代码 with a correct check character (GB 32100-2015).
+CREDIT_CODE = "91310101MA0000001M"
+WAIT = 60  # seconds a sync may take before a test gives up
+
+
+class SyncServer:
+    """The real sync server as a child process on 127.0.0.1:0 with its own data folder;
+    users are added with the server's own CLI before it starts."""
+
+    def __init__(self, data, users):
+        for username, name, department in users:
+            subprocess.run(
+                [SERVER_BIN, "--data", data, "user", "add", "--username", username,
+                 "--name", name, "--role", "inspector", "--district", DISTRICT,
+                 "--department", department, "--password", PASSWORD],
+                check=True, stdout=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [SERVER_BIN, "--data", data, "serve", "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env={**os.environ, "RUST_LOG": "warn"})
+        # "安检 Anjian sync server on http://127.0.0.1:PORT (data in …)"
+        self.url = None
+        for line in self.process.stdout:
+            if " on http://" in line:
+                self.url = line.split(" on ", 1)[1].split(" ", 1)[0]
+                break
+        if self.url is None:
+            self.process.kill()
+            raise RuntimeError("the server exited before it listened")
+        # Keep reading what the server prints, so that a full pipe never blocks it.
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class Listener(anjian.SyncListener):
+    """What an app's sync screen does: remember progress, wake the waiter at the end."""
+
+    def __init__(self):
+        self.progress = []
+        self.result = None
+        self.error = None
+        self.done = threading.Event()
+
+    def on_progress(self, progress):
+        self.progress.append(progress)
+
+    def on_finished(self, result):
+        self.result = result
+        self.done.set()
+
+    def on_failed(self, error):
+        self.error = error
+        self.done.set()
+
+
+class Progress(anjian.SyncProgressListener):
+    def __init__(self):
+        self.reports = []
+
+    def on_progress(self, progress):
+        self.reports.append(progress)
+
+
+def inspector(user_id, name, department):
+    return anjian.Identity(user_id=user_id, name=name, department=department, district=DISTRICT)
+
+
+def enterprise(credit_code=CREDIT_CODE):
+    return anjian.Enterprise(
+        credit_code=credit_code, name="上海滨江化工有限公司", district=DISTRICT,
+        industry=anjian.Industry.HAZARDOUS_CHEMICALS, risk_grade=anjian.RiskGrade.SIGNIFICANT)
+
+
+class InspectorAppTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        anjian.init_library("warn")
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.server = SyncServer(
+            os.path.join(cls.tmp.name, "server"),
+            [("zhangwei", "张伟", "应急管理"), ("lina", "李娜", "消防")])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.tmp.cleanup()
+
+    def open_store(self, name, identity):
+        store = anjian.InspectorStore.open(os.path.join(self.tmp.name, name), identity)
+        self.addCleanup(store.close_store)
+        return store
+
+    def open_case_with_enterprise(self, store):
+        store.register_enterprise(enterprise())
+        return store.open_case(anjian.NewCase(
+            enterprise=CREDIT_CODE, case_type=anjian.CaseType.ROUTINE, opened_at=VISIT))
+
+    def test_offline_case_syncs_and_the_other_inspector_reads_it(self):
+        zhang = self.open_store("zhang-flow.db", inspector("zhangwei", "张伟", "应急管理"))
+        li = self.open_store("li-flow.db", inspector("lina", "李娜", "消防"))
+
+        # Offline: a case with a major finding, a photo, a checklist answer, an order.
+        case_id = self.open_case_with_enterprise(zhang)
+        finding_id = zhang.add_finding(case_id, anjian.NewFinding(
+            description="液氯储罐区可燃有毒气体检测报警装置未投入使用",
+            level=anjian.Level.MAJOR, category="报警与切断", place="液氯罐区",
+            legal_basis="安监总管三〔2017〕121号 第十二条"))
+        photo = zhang.ingest_photo_file(PHOTO)
+        self.assertEqual(photo.mime, "image/jpeg")
+        self.assertEqual((photo.width, photo.height), (800, 600))
+        zhang.attach_photo(case_id, anjian.PhotoTarget.FINDING(finding_id=finding_id),
+                           photo.sha256, "报警控制器断电")
+        checklist_id = zhang.attach_checklist(case_id, "hot-work")
+        item = next(t for t in zhang.templates() if t.id == "hot-work").items[0]
+        created = zhang.answer_item(case_id, checklist_id, item.id, anjian.AnswerInput(
+            result=anjian.AnswerResult.NON_COMPLIANT, note="二号车间动火无作业票"))
+        self.assertIsNotNone(created, "a 不符合 answer creates a finding")
+        zhang.order_rectification(case_id, finding_id, anjian.RectificationOrder(
+            measures="恢复报警装置并联调联试", deadline="2026-11-27", responsible="王建国"))
+
+        case = zhang.case(case_id)
+        self.assertEqual(len(case.findings), 2)
+        recorded = next(f for f in case.findings if f.id == finding_id)
+        self.assertEqual([p.sha256 for p in recorded.photos], [photo.sha256])
+        self.assertEqual(recorded.rectification.state, anjian.RectificationState.ORDERED)
+        self.assertEqual(case.checklists[0].entries[0].answer.finding_id, created)
+        self.assertEqual(len(zhang.pending_uploads()), 2, "original and thumbnail wait")
+        self.assertIsNone(zhang.last_sync_result())
+
+        # Sync with a listener and a handle, as a sync screen does.
+        token = zhang.login(self.server.url, "zhangwei", PASSWORD, "张伟的手机")
+        listener = Listener()
+        handle = zhang.sync_now(self.server.url, token, listener)
+        self.assertTrue(listener.done.wait(WAIT), "sync ended")
+        self.assertIsNone(listener.error)
+        self.assertTrue(handle.is_finished())
+        self.assertIn(case_id, listener.result.cases)
+        self.assertEqual(listener.result.blobs_uploaded, 2)
+        self.assertTrue(listener.progress, "progress was reported")
+        self.assertEqual(zhang.last_sync_result(), listener.result)
+        self.assertEqual(zhang.pending_uploads(), [])
+        upload = zhang.upload_state(case_id)
+        self.assertEqual(upload.acknowledged, upload.changes)
+
+        # The other inspector awaits a sync (asyncio) and reads the case.
+        li_token = li.login(self.server.url, "lina", PASSWORD, "李娜的平板")
+        progress = Progress()
+        result = asyncio.run(li.sync(self.server.url, li_token, progress))
+        self.assertIn(case_id, result.cases)
+        self.assertEqual(result.thumbnails_downloaded, 1)
+        received = li.case(case_id)
+        theirs = next(f for f in received.findings if f.id == finding_id)
+        self.assertEqual(theirs.description, "液氯储罐区可燃有毒气体检测报警装置未投入使用")
+        self.assertEqual(theirs.recorded_by, "zhangwei")
+        self.assertEqual(theirs.level, anjian.Level.MAJOR)
+        # Sync brought the thumbnail; the original comes when the inspector opens it.
+        [received_photo] = theirs.photos
+        self.assertEqual(received_photo.caption, "报警控制器断电")
+        self.assertTrue(li.photo_bytes(received_photo.thumbnail).startswith(b"\xff\xd8"))
+        self.assertFalse(li.has_photo_bytes(photo.sha256))
+        with open(PHOTO, "rb") as f:
+            original = f.read()
+        self.assertEqual(li.fetch_original(self.server.url, li_token, photo.sha256), original)
+        self.assertEqual(li.heads(case_id), zhang.heads(case_id))
+
+        # Both judge the level offline; after syncing, the disagreement is a conflict
+        # naming both inspectors, and resolving it is a new judgement everyone gets.
+        zhang.set_finding_level(case_id, finding_id, anjian.Level.MAJOR)
+        li.set_finding_level(case_id, finding_id, anjian.Level.GENERAL)
+        asyncio.run(li.sync(self.server.url, li_token, None))
+        asyncio.run(zhang.sync(self.server.url, token, None))
+        conflicts = zhang.conflicts(case_id)
+        level = next(c for c in conflicts if c.path[-1] == "level")
+        self.assertEqual(sorted((v.written_by, v.display) for v in level.values),
+                         [("lina", "general"), ("zhangwei", "major")])
+        zhang.resolve_conflict(case_id, level.path, anjian.Resolution.WRITE(
+            value=anjian.FieldValue.TEXT(value="major")))
+        self.assertEqual(zhang.conflicts(case_id), [])
+        asyncio.run(zhang.sync(self.server.url, token, None))
+        asyncio.run(li.sync(self.server.url, li_token, None))
+        self.assertEqual(li.conflicts(case_id), [])
+        actions = [h.action for h in li.history(case_id)]
+        self.assertIn("resolve_conflict", actions)
+
+    def test_bad_credit_code_is_a_validation_error_naming_the_field(self):
+        store = self.open_store("validation.db", inspector("zhangwei", "张伟", "应急管理"))
+        with self.assertRaises(anjian.AnjianError.Validation) as raised:
+            store.register_enterprise(enterprise("91310101MA00000010"))
+        self.assertEqual(raised.exception.field, "credit_code")
+        self.assertIn("check character", raised.exception.reason)
+        self.assertEqual(store.enterprises(), [], "nothing was stored")
+
+    def test_deadline_before_the_visit_is_refused(self):
+        store = self.open_store("deadline.db", inspector("zhangwei", "张伟", "应急管理"))
+        case_id = self.open_case_with_enterprise(store)
+        finding_id = store.add_finding(case_id, anjian.NewFinding(description="安全出口堵塞"))
+        with self.assertRaises(anjian.AnjianError.Validation) as raised:
+            store.order_rectification(case_id, finding_id, anjian.RectificationOrder(
+                measures="清理通道", deadline="2026-11-01", responsible="王建国"))
+        self.assertEqual(raised.exception.field, "deadline")
+        with self.assertRaises(anjian.AnjianError.NotFound):
+            store.case("00000000-0000-4000-8000-000000000000")
+
+    def test_a_panic_inside_the_library_is_an_internal_error_not_a_crash(self):
+        path = os.path.join(self.tmp.name, "panic.db")
+        identity = inspector("zhangwei", "张伟", "应急管理")
+        store = anjian.InspectorStore.open(path, identity)
+        store.register_enterprise(enterprise())
+        with self.assertRaises(anjian.AnjianError.Internal) as raised:
+            store.debug_panic("模拟的内部错误")
+        self.assertIn("模拟的内部错误", raised.exception.reason)
+        with self.assertRaises(anjian.AnjianError.Internal):
+            store.enterprises()
+        store.close_store()
+        reopened = self.open_store("panic.db", identity)
+        self.assertEqual(len(reopened.enterprises()), 1, "the file is intact")
+
+    def test_calls_from_many_threads_at_once_all_land(self):
+        store = self.open_store("threads.db", inspector("zhangwei", "张伟", "应急管理"))
+        case_id = self.open_case_with_enterprise(store)
+        errors = []
+
+        def record(worker):
+            try:
+                for n in range(10):
+                    store.add_finding(case_id, anjian.NewFinding(description=f"线程{worker}的隐患{n}"))
+                    store.cases(anjian.CaseQuery())
+            except Exception as e:  # collected and asserted below
+                errors.append(e)
+
+        threads = [threading.Thread(target=record, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(len(store.case(case_id).findings), 80)
+        self.assertEqual(store.cases(anjian.CaseQuery())[0].findings, 80)
+
+    def test_wrong_password_is_an_auth_error(self):
+        store = self.open_store("auth.db", inspector("zhangwei", "张伟", "应急管理"))
+        with self.assertRaises(anjian.AnjianError.Auth):
+            store.login(self.server.url, "zhangwei", "不是这个密码", "手机")
+
+    def test_cancelling_a_sync_that_hangs_reports_cancelled(self):
+        # A server that accepts the connection and never answers: the sync waits until
+        # the inspector cancels it.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        self.addCleanup(silent.close)
+        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        store = self.open_store("cancel.db", inspector("zhangwei", "张伟", "应急管理"))
+        listener = Listener()
+        handle = store.sync_now(url, "token", listener)
+        self.assertFalse(listener.done.wait(0.5), "still waiting for the server")
+        handle.cancel()
+        self.assertTrue(listener.done.wait(WAIT))
+        self.assertIsInstance(listener.error, anjian.AnjianError.Cancelled)
+        # Dropping the handle cancels as well.
+        dropped = Listener()
+        store.sync_now(url, "token", dropped)
+        self.assertTrue(dropped.done.wait(WAIT))
+        self.assertIsInstance(dropped.error, anjian.AnjianError.Cancelled)
+        self.assertEqual(store.enterprises(), [], "the store is usable afterwards")
+
+    def test_unreachable_server_is_a_network_error(self):
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d" % closed.getsockname()[1]
+        closed.close()
+        store = self.open_store("network.db", inspector("zhangwei", "张伟", "应急管理"))
+        with self.assertRaises(anjian.AnjianError.Network):
+            asyncio.run(store.sync(url, "token", None))
+
+    def test_labels_are_chinese_and_codes_stable(self):
+        self.assertEqual(anjian.Level.MAJOR.label(), "重大隐患")
+        self.assertEqual(anjian.Level.MAJOR.code(), "major")
+        self.assertEqual(anjian.ViolationKind.ILLEGAL_COMMAND.label(), "违章指挥")
+        self.assertIn("anjian-ffi", anjian.library_version())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
