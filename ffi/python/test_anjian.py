@@ -213,6 +213,20 @@ class InspectorAppTest(unittest.TestCase):
         actions = [h.action for h in li.history(case_id)]
         self.assertIn("resolve_conflict", actions)
 
+        # Re-inspected, then handed in for review: the other device sees both.
+        with self.assertRaises(anjian.AnjianError.Validation):
+            zhang.reinspect(case_id, finding_id, " ")
+        zhang.reinspect(case_id, finding_id, "报警装置已恢复，联调合格")
+        zhang.review(case_id, anjian.ReviewAction.SUBMIT, "请审核")
+        asyncio.run(zhang.sync(self.server.url, token, None))
+        asyncio.run(li.sync(self.server.url, li_token, None))
+        handed_in = li.case(case_id)
+        self.assertEqual(handed_in.state, anjian.ReviewState.SUBMITTED)
+        self.assertEqual([(e.kind, e.text) for e in handed_in.review_events], [("submit", "请审核")])
+        rectification = next(f for f in handed_in.findings if f.id == finding_id).rectification
+        self.assertEqual(rectification.state, anjian.RectificationState.REINSPECTED)
+        self.assertEqual(rectification.reinspection.note, "报警装置已恢复，联调合格")
+
     def test_bad_credit_code_is_a_validation_error_naming_the_field(self):
         store = self.open_store("validation.db", inspector("zhangwei", "张伟", "应急管理"))
         with self.assertRaises(anjian.AnjianError.Validation) as raised:

@@ -126,6 +126,22 @@ mirror_enum!(
 );
 
 mirror_enum!(
+    /// What a person does in a case's review.
+    ReviewAction => anjian_core::ReviewAction {
+        /// 提交审核 (inspectors)
+        Submit,
+        /// 退回 (supervisors)
+        Return,
+        /// 审核通过 (supervisors; locks the case)
+        Approve,
+        /// 重新打开 (supervisors)
+        Reopen,
+        /// 批注
+        Comment,
+    }
+);
+
+mirror_enum!(
     /// Hazard level of a finding.
     Level => anjian_core::Level {
         /// 一般隐患

@@ -345,6 +345,19 @@ pub struct Rectification {
     pub state: RectificationState,
     /// Photos proving the rectification (整改佐证).
     pub evidence: Vec<PhotoRef>,
+    /// The re-inspection (复查), once recorded.
+    pub reinspection: Option<Reinspection>,
+}
+
+/// An inspector's re-inspection of a rectification (复查).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Reinspection {
+    /// What the re-inspection found.
+    pub note: String,
+    /// User id of the inspector.
+    pub by: String,
+    /// When (RFC 3339, device time).
+    pub at: String,
 }
 
 /// Where a finding created from a checklist answer came from.
@@ -1046,6 +1059,11 @@ impl From<core::Rectification> for Rectification {
             responsible: value.responsible,
             state: value.state.into(),
             evidence: value.evidence.into_iter().map(Into::into).collect(),
+            reinspection: value.reinspection.map(|r| Reinspection {
+                note: r.note,
+                by: r.by,
+                at: time_out(r.at),
+            }),
         }
     }
 }

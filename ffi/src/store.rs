@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use anjian_core as core;
 use tokio::sync::Mutex;
 
-use crate::enums::{Level, RectificationState};
+use crate::enums::{Level, RectificationState, ReviewAction};
 use crate::error::{AnjianError, guard};
 use crate::records::{
     self, AnswerInput, Case, CaseQuery, CaseSummary, Conflict, Enterprise, FindingEdit,
@@ -311,6 +311,35 @@ impl InspectorStore {
                 next.into(),
             )
         })
+    }
+
+    /// Records the re-inspection of a finding's rectification (复查) with the inspector's
+    /// note and moves it to 已复查; closing (销号) needs this or evidence photos.
+    pub fn reinspect(
+        &self,
+        case_id: String,
+        finding_id: String,
+        note: String,
+    ) -> Result<(), AnjianError> {
+        self.core(|s| {
+            s.reinspect(
+                records::case_id(&case_id)?,
+                records::finding_id(&finding_id)?,
+                &note,
+            )
+        })
+    }
+
+    /// Records a review action by this store's user: inspectors submit (提交审核) or
+    /// comment; the server refuses actions the user's role may not take (the refusal's
+    /// reason arrives in `refusals()` after the next sync).
+    pub fn review(
+        &self,
+        case_id: String,
+        action: ReviewAction,
+        text: String,
+    ) -> Result<(), AnjianError> {
+        self.core(|s| s.review(records::case_id(&case_id)?, action.into(), &text))
     }
 
     /// Open rectifications whose deadline is `on` (`YYYY-MM-DD`) or earlier, earliest first.
