@@ -288,8 +288,8 @@ class InspectorAppTest(unittest.TestCase):
             store.login(self.server.url, "zhangwei", "不是这个密码", "手机")
 
     def test_cancelling_a_sync_that_hangs_reports_cancelled(self):
-        # A server that accepts the connection and never answers: the sync waits until
-        # the inspector cancels it.
+        # A server that accepts the connection and never answers: the sync waits (for
+        # the network timeout, 30 s by default) unless the inspector cancels it first.
         silent = socket.socket()
         silent.bind(("127.0.0.1", 0))
         silent.listen()
@@ -308,6 +308,17 @@ class InspectorAppTest(unittest.TestCase):
         self.assertTrue(dropped.done.wait(WAIT))
         self.assertIsInstance(dropped.error, anjian.AnjianError.Cancelled)
         self.assertEqual(store.enterprises(), [], "the store is usable afterwards")
+
+    def test_a_server_that_stops_answering_fails_the_sync_after_the_timeout(self):
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        self.addCleanup(silent.close)
+        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        store = self.open_store("timeout.db", inspector("zhangwei", "张伟", "应急管理"))
+        store.set_network_timeout_secs(1)
+        with self.assertRaises(anjian.AnjianError.Network):
+            asyncio.run(asyncio.wait_for(store.sync(url, "token", None), WAIT))
 
     def test_unreachable_server_is_a_network_error(self):
         closed = socket.socket()

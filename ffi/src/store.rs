@@ -475,6 +475,15 @@ impl InspectorStore {
         self.core(|s| Ok(list(s.pending_uploads()?)))
     }
 
+    /// How many seconds sync waits for the server to connect or answer before it fails
+    /// with `Network` (default 30; raise it on poor signal).
+    pub fn set_network_timeout_secs(&self, seconds: u32) -> Result<(), AnjianError> {
+        self.core(|s| {
+            s.set_network_timeout(std::time::Duration::from_secs(u64::from(seconds.max(1))));
+            Ok(())
+        })
+    }
+
     /// Whether sync uploads originals (thumbnails always go): hold them back off Wi-Fi.
     pub fn set_upload_originals(&self, upload: bool) -> Result<(), AnjianError> {
         self.core(|s| {

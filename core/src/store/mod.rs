@@ -28,6 +28,10 @@ mod sync;
 /// How many case documents stay loaded in memory.
 const CACHE_CAPACITY: usize = 64;
 
+/// How long sync waits for the server to connect or answer before reporting a network
+/// error (the inspector can sync again once the signal is back).
+pub const DEFAULT_NETWORK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The offline store of one inspector's device: enterprises, cases as Automerge
 /// documents, and query projections, in one SQLite file.
 pub struct Store {
@@ -39,6 +43,7 @@ pub struct Store {
     catalog: Arc<Catalog>,
     photo_limits: PhotoLimits,
     upload_originals: bool,
+    network_timeout: std::time::Duration,
 }
 
 /// Filters for listing cases; every field narrows the list.
@@ -164,6 +169,7 @@ impl Store {
             catalog: Catalog::builtin(),
             photo_limits: PhotoLimits::default(),
             upload_originals: true,
+            network_timeout: DEFAULT_NETWORK_TIMEOUT,
         })
     }
 

@@ -15,6 +15,17 @@ use crate::error::{Error, Result};
 use crate::model::{Refusal, UploadState};
 
 impl Store {
+    /// How long sync waits for the server to accept a connection or send its next bytes
+    /// before it gives up with `Error::Network` (default 30 s; longer on poor signal).
+    pub fn set_network_timeout(&mut self, timeout: std::time::Duration) {
+        self.network_timeout = timeout;
+    }
+
+    /// The network timeout in force.
+    pub fn network_timeout(&self) -> std::time::Duration {
+        self.network_timeout
+    }
+
     /// Changes the server refused, newest first, with its reasons.
     pub fn refusals(&self) -> Result<Vec<Refusal>> {
         let mut stmt = self.conn.prepare_cached(

@@ -1,8 +1,6 @@
 //! The networked sync client: signs in over HTTP, reads the catalog, and exchanges the
 //! documents that differ over one WebSocket, driving a `SyncSession`.
 
-use std::time::Duration;
-
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::Message;
@@ -13,8 +11,6 @@ use crate::store::Store;
 
 /// Sync rounds in one `sync` call, at most.
 const MAX_ROUNDS: usize = 4;
-/// How long to wait for the server's next frame before giving up on a round.
-const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Serialize)]
 struct LoginRequest<'a> {
@@ -35,6 +31,17 @@ struct ErrorBody {
 }
 
 impl Store {
+    /// An HTTP client that gives up when the server does not connect or answer within
+    /// the network timeout: a server that accepts and then says nothing (a dead link
+    /// behind a captive portal, a stuck proxy) must not hang the sync for ever.
+    fn http(&self) -> Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .connect_timeout(self.network_timeout())
+            .read_timeout(self.network_timeout())
+            .build()
+            .map_err(network)
+    }
+
     /// Signs in to `server` (`http://host:port`) and binds this device's actor id to the
     /// user; returns the token to sync with.
     pub async fn login(
@@ -44,7 +51,8 @@ impl Store {
         password: &str,
         device_name: &str,
     ) -> Result<String> {
-        let response = reqwest::Client::new()
+        let response = self
+            .http()?
             .post(format!("{}/api/v1/login", server.trim_end_matches('/')))
             .json(&LoginRequest {
                 username,
@@ -144,7 +152,7 @@ impl Store {
         token: &str,
         report: &mut SyncReport,
     ) -> Result<()> {
-        let http = reqwest::Client::new();
+        let http = self.http()?;
         for pending in self.pending_uploads()? {
             if pending.kind == "original" && !self.upload_originals() {
                 continue;
@@ -214,7 +222,8 @@ impl Store {
             return self.blob(sha256);
         }
         let url = format!("{}/api/v1/blobs/{sha256}", server.trim_end_matches('/'));
-        let response = reqwest::Client::new()
+        let response = self
+            .http()?
             .get(url)
             .bearer_auth(token)
             .send()
@@ -239,7 +248,8 @@ impl Store {
     ) -> Result<(SyncReport, bool)> {
         let server = server.trim_end_matches('/');
         let since = self.sync_cursor(server)?;
-        let response = reqwest::Client::new()
+        let response = self
+            .http()?
             .get(format!("{server}/api/v1/catalog?since={since}"))
             .bearer_auth(token)
             .send()
@@ -258,16 +268,20 @@ impl Store {
         }
 
         let ws_url = format!("{}/sync?token={token}", server.replacen("http", "ws", 1));
-        let (mut socket, _) = tokio_tungstenite::connect_async(ws_url.as_str())
-            .await
-            .map_err(network)?;
+        let (mut socket, _) = tokio::time::timeout(
+            self.network_timeout(),
+            tokio_tungstenite::connect_async(ws_url.as_str()),
+        )
+        .await
+        .map_err(|_| silent())?
+        .map_err(network)?;
         socket
             .send(Message::Binary(session.join().into()))
             .await
             .map_err(network)?;
         while !session.is_done() {
-            let frame = match tokio::time::timeout(FRAME_TIMEOUT, socket.next()).await {
-                Err(_) => return Err(Error::Network("the server stopped answering".into())),
+            let frame = match tokio::time::timeout(self.network_timeout(), socket.next()).await {
+                Err(_) => return Err(silent()),
                 Ok(None) => return Err(Error::Network("the server closed the connection".into())),
                 Ok(Some(frame)) => frame.map_err(network)?,
             };
@@ -321,4 +335,9 @@ async fn http_error(response: reqwest::Response) -> Error {
         401 | 403 => Error::Auth(message),
         _ => Error::Network(format!("{status}: {message}")),
     }
+}
+
+/// The error of a server that stopped answering.
+fn silent() -> Error {
+    Error::Network("the server stopped answering; sync again when the connection is back".into())
 }

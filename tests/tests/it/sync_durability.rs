@@ -118,3 +118,28 @@ async fn acknowledged_changes_survive_a_killed_server_and_the_next_sync_complete
     child.kill().expect("stop");
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_accepts_and_never_answers_is_a_network_error_not_a_hang() {
+    // A listener the kernel accepts connections for, but that never reads or writes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("address"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = anjian_core::Store::open(dir.path().join("a.db"), sample::inspector("zhang"))
+        .expect("store");
+    store.set_network_timeout(std::time::Duration::from_millis(500));
+    // Without the timeout these calls wait for ever; the outer limit turns that into a
+    // failure instead of a stuck test run.
+    let limit = std::time::Duration::from_secs(120);
+    let err = tokio::time::timeout(limit, store.sync(&url, "token", |_| {}))
+        .await
+        .expect("sync gave up by itself")
+        .expect_err("nothing answers");
+    assert!(matches!(err, anjian_core::Error::Network(_)), "{err}");
+    let err = tokio::time::timeout(limit, store.login(&url, "zhang", "password", "手机"))
+        .await
+        .expect("login gave up by itself")
+        .expect_err("nothing answers");
+    assert!(matches!(err, anjian_core::Error::Network(_)), "{err}");
+    drop(silent);
+}
