@@ -169,6 +169,8 @@ class InspectorAppTest(unittest.TestCase):
         self.assertEqual(listener.result.blobs_uploaded, 2)
         self.assertTrue(listener.progress, "progress was reported")
         self.assertEqual(zhang.last_sync_result(), listener.result)
+        self.assertIsNotNone(zhang.last_synced_at(self.server.url))
+        self.assertIsNone(li.last_synced_at(self.server.url), "li has not synced yet")
         self.assertEqual(zhang.pending_uploads(), [])
         upload = zhang.upload_state(case_id)
         self.assertEqual(upload.acknowledged, upload.changes)

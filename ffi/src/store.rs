@@ -562,6 +562,12 @@ impl InspectorStore {
         self.core(|s| s.sync_cursor(server.trim_end_matches('/')))
     }
 
+    /// When this store last completed a sync with `server` (RFC 3339; kept across
+    /// restarts, for a "last synced" line), or `None` before the first.
+    pub fn last_synced_at(&self, server: String) -> Result<Option<String>, AnjianError> {
+        self.core(|s| Ok(s.last_synced_at(&server)?.map(|t| t.to_rfc3339())))
+    }
+
     /// The result of the last successful sync since the store was opened, if any.
     pub fn last_sync_result(&self) -> Option<SyncResult> {
         self.last_sync

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::Store;
@@ -80,6 +80,25 @@ impl Store {
             )
             .optional()?
             .unwrap_or(0))
+    }
+
+    /// When this store last completed a sync round with `server` (kept across restarts,
+    /// for the app's "last synced" line); `None` before the first.
+    pub fn last_synced_at(&self, server: &str) -> Result<Option<DateTime<FixedOffset>>> {
+        let at: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT last_sync_at FROM sync_servers WHERE server = ?1",
+                [server.trim_end_matches('/')],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        at.map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| Error::Corrupt(format!("sync_servers.last_sync_at {t:?}: {e}")))
+        })
+        .transpose()
     }
 
     pub(crate) fn finish_sync_round(&self, server: &str, cursor: i64, result: &str) -> Result<()> {

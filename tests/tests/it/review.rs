@@ -45,7 +45,9 @@ async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case()
         .store
         .review(case, ReviewAction::Submit, "")
         .expect("submit");
+    assert_eq!(zhang.store.last_synced_at(&url).expect("read"), None);
     zhang.sync().await.expect("sync");
+    assert!(zhang.store.last_synced_at(&url).expect("read").is_some());
 
     // Returned with a comment: the inspector's store shows both after its next sync.
     let (status, body) = review(&url, &chief, case, "return", "请补充整改期限").await;
