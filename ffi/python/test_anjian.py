@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.environ["ANJIAN_PYTHON_BINDINGS"])
@@ -310,6 +311,25 @@ class InspectorAppTest(unittest.TestCase):
         self.assertTrue(dropped.done.wait(WAIT))
         self.assertIsInstance(dropped.error, anjian.AnjianError.Cancelled)
         self.assertEqual(store.enterprises(), [], "the store is usable afterwards")
+
+    def test_the_store_answers_while_a_sync_waits_for_the_network(self):
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        self.addCleanup(silent.close)
+        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        store = self.open_store("busy.db", inspector("zhangwei", "张伟", "应急管理"))
+        listener = Listener()
+        handle = store.sync_now(url, "token", listener)
+        # Let the sync reach its network wait (a server that never answers), then keep
+        # working as an inspector does: the calls must not wait for the sync.
+        time.sleep(0.3)
+        store.register_enterprise(enterprise())
+        self.assertEqual(len(store.enterprises()), 1)
+        self.assertFalse(handle.is_finished(), "the sync is still waiting for the server")
+        handle.cancel()
+        self.assertTrue(listener.done.wait(WAIT))
+        self.assertIsInstance(listener.error, anjian.AnjianError.Cancelled)
 
     def test_a_server_that_stops_answering_fails_the_sync_after_the_timeout(self):
         silent = socket.socket()

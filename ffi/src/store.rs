@@ -23,17 +23,20 @@ use crate::sync::SyncResult;
 /// enterprises, cases (findings, rectifications, checklists, photos) and sync state.
 ///
 /// Thread-safe: any thread may call any method; calls on one store run one at a time.
-/// A sync holds the store for its whole run, so calls made meanwhile wait for it; call
-/// from a background thread (Kotlin: `Dispatchers.IO`), never from the sync listener.
+/// A sync takes the store only for its local steps, never while it waits for the
+/// network, so the app keeps reading and recording during a sync; syncs of one store run
+/// one at a time. Call from a background thread (Kotlin: `Dispatchers.IO`), never from
+/// the sync listener.
 #[derive(uniffi::Object)]
 pub struct InspectorStore {
     /// The core store, `None` once closed.
     ///
-    /// A `tokio` mutex rather than `std::sync::Mutex`: `Store::sync` is async and takes
-    /// `&mut Store` for its whole run, so the guard must be held across `.await` points
-    /// inside a task on the runtime (a std guard is not `Send` and would block a runtime
+    /// A `tokio` mutex rather than `std::sync::Mutex`: a sync on the runtime waits for
+    /// it asynchronously between its network steps (a std lock would block a runtime
     /// worker while waiting). Blocking calls from app threads use `blocking_lock`.
     pub(crate) inner: Arc<Mutex<Option<core::Store>>>,
+    /// Held for the whole of a sync, so that two syncs of one store do not interleave.
+    pub(crate) syncing: Arc<Mutex<()>>,
     /// Set when a call panicked while holding the store: the in-memory state may then be
     /// ahead of the file, so the store refuses further calls until it is opened again.
     pub(crate) broken: Arc<AtomicBool>,
@@ -45,6 +48,7 @@ impl InspectorStore {
     fn wrap(store: core::Store) -> Arc<Self> {
         Arc::new(InspectorStore {
             inner: Arc::new(Mutex::new(Some(store))),
+            syncing: Arc::new(Mutex::new(())),
             broken: Arc::new(AtomicBool::new(false)),
             last_sync: Arc::new(StdMutex::new(None)),
         })

@@ -2,21 +2,22 @@
 //! cancels (also when dropped), or `await` a sync from Kotlin coroutines, Swift
 //! concurrency or Python asyncio; fetch photo originals on demand.
 //!
-//! Every sync runs as a task on the library's runtime (`crate::runtime`). The store is
-//! held for the whole sync because the core's `Store::sync` takes `&mut Store` across its
-//! network round trips; other calls on the store wait until it ends.
+//! Every sync runs as a task on the library's runtime (`crate::runtime`). It reaches the
+//! store through `StoreAccess`, one local step at a time, so other calls on the store
+//! proceed while the sync waits for the network.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use anjian_core as core;
+use anjian_core::sync::client::{self, StoreAccess};
 use futures_util::FutureExt;
-use tokio::sync::oneshot;
+use tokio::sync::{Mutex, oneshot};
 
 use crate::error::AnjianError;
 use crate::runtime;
-use crate::store::{InspectorStore, closed};
+use crate::store::InspectorStore;
 
 /// How far a sync has come; reported after every frame from the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
@@ -146,9 +147,16 @@ impl InspectorStore {
         device_name: String,
     ) -> Result<String, AnjianError> {
         let runtime = runtime()?;
-        self.with_store(|store| {
-            Ok(runtime.block_on(store.login(&server, &username, &password, &device_name))?)
-        })
+        let (actor, timeout) = self.with_store(|s| Ok((s.device_id(), s.network_timeout())))?;
+        // The store is not held while the server answers.
+        Ok(runtime.block_on(client::login(
+            &server,
+            &username,
+            &password,
+            &device_name,
+            &actor,
+            timeout,
+        ))?)
     }
 
     /// Starts a sync on a library thread and returns at once: pushes this device's changes
@@ -219,10 +227,30 @@ impl InspectorStore {
         token: String,
         sha256: String,
     ) -> Result<Vec<u8>, AnjianError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(AnjianError::Internal {
+                reason: "fetch_original was called from inside the sync runtime; call it from an app thread".to_owned(),
+            });
+        }
+        self.check_usable()?;
         let runtime = runtime()?;
-        self.with_store(|store| {
-            Ok(runtime.block_on(store.fetch_original(&server, &token, &sha256))?)
-        })
+        let mut access = self.access();
+        let fetched = catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(client::fetch_blob(
+                &mut access,
+                &server,
+                &token,
+                &sha256,
+                "original",
+            ))
+        }));
+        match fetched {
+            Ok(result) => Ok(result?),
+            Err(panic) => {
+                self.broken.store(true, Ordering::SeqCst);
+                Err(AnjianError::from_panic(panic))
+            }
+        }
     }
 }
 
@@ -239,9 +267,9 @@ impl InspectorStore {
     ) -> Result<SyncResult, AnjianError> {
         self.check_usable()?;
         let work = async {
-            let mut store = self.inner.lock().await;
-            let store = store.as_mut().ok_or_else(closed)?;
-            let report = store.sync(&server, &token, |p| progress(p.into())).await?;
+            let _one_sync_at_a_time = self.syncing.lock().await;
+            let mut access = self.access();
+            let report = client::sync(&mut access, &server, &token, |p| progress(p.into())).await?;
             Ok::<_, AnjianError>(SyncResult::new(&server, report))
         };
         // Cancelling drops the core's sync future at an `.await`, which the core handles
@@ -267,6 +295,35 @@ impl InspectorStore {
             Err(error) => tracing::warn!(%error, "sync failed"),
         }
         result
+    }
+}
+
+/// The store as the sync client reaches it: locked for one local step at a time.
+pub(crate) struct Access {
+    inner: Arc<Mutex<Option<core::Store>>>,
+}
+
+impl InspectorStore {
+    pub(crate) fn access(&self) -> Access {
+        Access {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl StoreAccess for Access {
+    fn with<R: Send>(
+        &mut self,
+        step: impl FnOnce(&mut core::Store) -> core::Result<R> + Send,
+    ) -> impl Future<Output = core::Result<R>> + Send {
+        let inner = self.inner.clone();
+        async move {
+            let mut guard = inner.lock().await;
+            let store = guard.as_mut().ok_or_else(|| {
+                core::Error::NotAllowed("the store was closed during the sync".to_owned())
+            })?;
+            step(store)
+        }
     }
 }
 

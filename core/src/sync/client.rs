@@ -1,5 +1,12 @@
 //! The networked sync client: signs in over HTTP, reads the catalog, and exchanges the
 //! documents that differ over one WebSocket, driving a `SyncSession`.
+//!
+//! The client reaches the store through `StoreAccess`, one local step at a time and never
+//! across a network wait, so that an app can keep reading and writing its store while a
+//! sync waits on a slow network (`Store` itself is the simplest access: `Store::sync`).
+
+use std::future::Future;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -7,10 +14,32 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::session::{CatalogPage, SyncProgress, SyncReport, SyncSession};
 use crate::error::{Error, Result};
+use crate::model::PhotoRef;
 use crate::store::Store;
 
 /// Sync rounds in one `sync` call, at most.
 const MAX_ROUNDS: usize = 4;
+
+/// How the sync client reaches the store: `with` runs one local step (read the cursor,
+/// plan a round, apply a frame, read a blob) and returns; the client never holds the store
+/// while it waits for the network. An app that shares its store between threads
+/// implements it over its lock.
+pub trait StoreAccess: Send {
+    /// Runs `step` with the store.
+    fn with<R: Send>(
+        &mut self,
+        step: impl FnOnce(&mut Store) -> Result<R> + Send,
+    ) -> impl Future<Output = Result<R>> + Send;
+}
+
+impl StoreAccess for &mut Store {
+    fn with<R: Send>(
+        &mut self,
+        step: impl FnOnce(&mut Store) -> Result<R> + Send,
+    ) -> impl Future<Output = Result<R>> + Send {
+        std::future::ready(step(self))
+    }
+}
 
 #[derive(Serialize)]
 struct LoginRequest<'a> {
@@ -31,17 +60,6 @@ struct ErrorBody {
 }
 
 impl Store {
-    /// An HTTP client that gives up when the server does not connect or answer within
-    /// the network timeout: a server that accepts and then says nothing (a dead link
-    /// behind a captive portal, a stuck proxy) must not hang the sync for ever.
-    fn http(&self) -> Result<reqwest::Client> {
-        reqwest::Client::builder()
-            .connect_timeout(self.network_timeout())
-            .read_timeout(self.network_timeout())
-            .build()
-            .map_err(network)
-    }
-
     /// Signs in to `server` (`http://host:port`) and binds this device's actor id to the
     /// user; returns the token to sync with.
     pub async fn login(
@@ -51,152 +69,26 @@ impl Store {
         password: &str,
         device_name: &str,
     ) -> Result<String> {
-        let response = self
-            .http()?
-            .post(format!("{}/api/v1/login", server.trim_end_matches('/')))
-            .json(&LoginRequest {
-                username,
-                password,
-                device_name,
-                actor_id: &self.device_id(),
-            })
-            .send()
-            .await
-            .map_err(network)?;
-        if !response.status().is_success() {
-            return Err(http_error(response).await);
-        }
-        Ok(response
-            .json::<LoginResponse>()
-            .await
-            .map_err(network)?
-            .token)
+        login(
+            server,
+            username,
+            password,
+            device_name,
+            &self.device_id(),
+            self.network_timeout(),
+        )
+        .await
     }
 
-    /// Pushes local changes and pulls every visible case that changed, using the catalog:
-    /// an idle resync is one HTTP round trip. Rounds repeat until the catalog shows nothing
-    /// new (which also moves the cursor past this device's own pushes), at most a few
-    /// times. Resumable: a round cut anywhere converges on the next. `progress` is called
-    /// after every frame.
+    /// Pushes local changes and pulls every visible case that changed (see `sync`).
     pub async fn sync(
         &mut self,
         server: &str,
         token: &str,
-        mut progress: impl FnMut(SyncProgress),
+        progress: impl FnMut(SyncProgress) + Send,
     ) -> Result<SyncReport> {
-        let mut total = SyncReport::default();
-        for _ in 0..MAX_ROUNDS {
-            let (report, idle) = self.sync_round(server, token, &mut progress).await?;
-            total.absorb(report);
-            if idle {
-                break;
-            }
-        }
-        // Photos after the cases that mention them: the server accepts only those.
-        let server = server.trim_end_matches('/');
-        self.upload_blobs(server, token, &mut total).await?;
-        self.download_thumbnails(server, token, &mut total).await?;
-        Ok(total)
-    }
-
-    /// Downloads the thumbnails of every photo in the cases this sync exchanged that the
-    /// device does not hold yet (originals come on demand, `fetch_blob`).
-    async fn download_thumbnails(
-        &mut self,
-        server: &str,
-        token: &str,
-        report: &mut SyncReport,
-    ) -> Result<()> {
-        let mut wanted = std::collections::BTreeSet::new();
-        for case in report.cases.clone() {
-            if !self.has_case(case)? {
-                continue;
-            }
-            let read = self.case(case)?;
-            let photos = read.findings.iter().flat_map(|f| {
-                f.photos
-                    .iter()
-                    .chain(f.rectification.iter().flat_map(|r| r.evidence.iter()))
-            });
-            let answers = read
-                .checklists
-                .iter()
-                .flat_map(|c| c.entries.iter())
-                .flat_map(|e| e.answer.iter().flat_map(|a| a.photos.iter()));
-            for photo in photos.chain(answers) {
-                if !photo.thumbnail.is_empty() && !self.has_blob(&photo.thumbnail)? {
-                    wanted.insert(photo.thumbnail.clone());
-                }
-            }
-        }
-        for thumbnail in wanted {
-            match self
-                .fetch_blob(server, token, &thumbnail, "thumbnail")
-                .await
-            {
-                Ok(_) => report.thumbnails_downloaded += 1,
-                // Not uploaded yet by the device that took it: the next sync fetches it.
-                Err(Error::Network(message)) if message.starts_with("404") => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// Uploads every blob the server has not acknowledged, thumbnails first, originals
-    /// unless held back (`set_upload_originals(false)`, e.g. until Wi-Fi). An upload cut
-    /// anywhere continues from the server's offset on the next sync, not from zero.
-    async fn upload_blobs(
-        &mut self,
-        server: &str,
-        token: &str,
-        report: &mut SyncReport,
-    ) -> Result<()> {
-        let http = self.http()?;
-        for pending in self.pending_uploads()? {
-            if pending.kind == "original" && !self.upload_originals() {
-                continue;
-            }
-            let url = format!("{server}/api/v1/blobs/{}", pending.sha256);
-            let head = http
-                .head(&url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(network)?;
-            if head.status().as_u16() == 404 {
-                // No case the server holds mentions it yet (e.g. a photo not attached).
-                continue;
-            }
-            if !head.status().is_success() {
-                return Err(http_error(head).await);
-            }
-            let bytes = self.blob(&pending.sha256)?;
-            let mut offset = upload_offset(&head)?;
-            let mut complete = header(&head, "upload-complete") == Some("true");
-            while !complete {
-                let end = (offset + UPLOAD_PART).min(bytes.len());
-                let response = http
-                    .patch(&url)
-                    .bearer_auth(token)
-                    .header("upload-offset", offset)
-                    .header("upload-length", bytes.len())
-                    .body(bytes[offset..end].to_vec())
-                    .send()
-                    .await
-                    .map_err(network)?;
-                match response.status().as_u16() {
-                    200 | 201 => complete = true,
-                    204 | 409 => {}
-                    _ => return Err(http_error(response).await),
-                }
-                report.blob_bytes_sent += (end - offset) as u64;
-                offset = upload_offset(&response)?;
-            }
-            self.mark_uploaded(&pending.sha256)?;
-            report.blobs_uploaded += 1;
-        }
-        Ok(())
+        let mut access = self;
+        sync(&mut access, server, token, progress).await
     }
 
     /// Fetches a photo's original from the server when the inspector opens it (originals
@@ -207,7 +99,8 @@ impl Store {
         token: &str,
         sha256: &str,
     ) -> Result<Vec<u8>> {
-        self.fetch_blob(server, token, sha256, "original").await
+        let mut access = self;
+        fetch_blob(&mut access, server, token, sha256, "original").await
     }
 
     /// Fetches a blob from the server, verifies it against its hash and keeps it.
@@ -218,92 +111,320 @@ impl Store {
         sha256: &str,
         kind: &str,
     ) -> Result<Vec<u8>> {
-        if self.has_blob(sha256)? {
-            return self.blob(sha256);
-        }
-        let url = format!("{}/api/v1/blobs/{sha256}", server.trim_end_matches('/'));
-        let response = self
-            .http()?
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(network)?;
-        if !response.status().is_success() {
-            return Err(http_error(response).await);
-        }
-        let mime = header(&response, "content-type")
-            .unwrap_or("application/octet-stream")
-            .to_owned();
-        let bytes = response.bytes().await.map_err(network)?.to_vec();
-        self.store_fetched_blob(sha256, kind, &mime, &bytes)?;
-        Ok(bytes)
+        let mut access = self;
+        fetch_blob(&mut access, server, token, sha256, kind).await
     }
+}
 
-    async fn sync_round(
-        &mut self,
-        server: &str,
-        token: &str,
-        progress: &mut impl FnMut(SyncProgress),
-    ) -> Result<(SyncReport, bool)> {
-        let server = server.trim_end_matches('/');
-        let since = self.sync_cursor(server)?;
-        let response = self
-            .http()?
-            .get(format!("{server}/api/v1/catalog?since={since}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(network)?;
-        if !response.status().is_success() {
-            return Err(http_error(response).await);
-        }
-        let body = response.bytes().await.map_err(network)?;
-        let catalog: CatalogPage =
-            serde_json::from_slice(&body).map_err(|e| Error::Sync(format!("catalog: {e}")))?;
-        let mut session = SyncSession::plan(self, server, &catalog)?;
-        session.count_http(body.len() as u64);
-        if session.is_idle() {
-            return Ok((session.finish(self, catalog.cursor)?, true));
-        }
+/// An HTTP client that gives up when the server does not connect or answer within
+/// `timeout`: a server that accepts and then says nothing (a dead link behind a captive
+/// portal, a stuck proxy) must not hang the sync for ever.
+fn http(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .read_timeout(timeout)
+        .build()
+        .map_err(network)
+}
 
-        let ws_url = format!("{}/sync?token={token}", server.replacen("http", "ws", 1));
-        let (mut socket, _) = tokio::time::timeout(
-            self.network_timeout(),
-            tokio_tungstenite::connect_async(ws_url.as_str()),
-        )
+/// Signs in as `username` from the device with actor id `actor_id` (hex); returns the
+/// token to sync with.
+pub async fn login(
+    server: &str,
+    username: &str,
+    password: &str,
+    device_name: &str,
+    actor_id: &str,
+    timeout: Duration,
+) -> Result<String> {
+    let response = http(timeout)?
+        .post(format!("{}/api/v1/login", server.trim_end_matches('/')))
+        .json(&LoginRequest {
+            username,
+            password,
+            device_name,
+            actor_id,
+        })
+        .send()
         .await
-        .map_err(|_| silent())?
         .map_err(network)?;
-        socket
-            .send(Message::Binary(session.join().into()))
+    if !response.status().is_success() {
+        return Err(http_error(response).await);
+    }
+    Ok(response
+        .json::<LoginResponse>()
+        .await
+        .map_err(network)?
+        .token)
+}
+
+/// Pushes local changes and pulls every visible case that changed, using the catalog: an
+/// idle resync is one HTTP round trip. Rounds repeat until the catalog shows nothing new
+/// (which also moves the cursor past this device's own pushes), at most a few times.
+/// Resumable: a round cut anywhere converges on the next. `progress` is called after
+/// every frame. The store is taken only for local steps (`StoreAccess`).
+pub async fn sync(
+    store: &mut impl StoreAccess,
+    server: &str,
+    token: &str,
+    mut progress: impl FnMut(SyncProgress) + Send,
+) -> Result<SyncReport> {
+    let server = server.trim_end_matches('/');
+    let timeout = store.with(|s| Ok(s.network_timeout())).await?;
+    let http = http(timeout)?;
+    let mut total = SyncReport::default();
+    for _ in 0..MAX_ROUNDS {
+        let (report, idle) =
+            sync_round(store, &http, timeout, server, token, &mut progress).await?;
+        total.absorb(report);
+        if idle {
+            break;
+        }
+    }
+    // Photos after the cases that mention them: the server accepts only those.
+    upload_blobs(store, &http, server, token, &mut total).await?;
+    download_thumbnails(store, server, token, &mut total).await?;
+    Ok(total)
+}
+
+/// Downloads the thumbnails of every photo in the cases this sync exchanged that the
+/// device does not hold yet (originals come on demand, `fetch_blob`).
+async fn download_thumbnails(
+    store: &mut impl StoreAccess,
+    server: &str,
+    token: &str,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let cases = report.cases.clone();
+    let wanted = store
+        .with(move |s| {
+            let mut wanted = std::collections::BTreeSet::new();
+            for case in cases {
+                if !s.has_case(case)? {
+                    continue;
+                }
+                for photo in photos_of(&s.case(case)?) {
+                    if !photo.thumbnail.is_empty() && !s.has_blob(&photo.thumbnail)? {
+                        wanted.insert(photo.thumbnail.clone());
+                    }
+                }
+            }
+            Ok(wanted)
+        })
+        .await?;
+    for thumbnail in wanted {
+        match fetch_blob(store, server, token, &thumbnail, "thumbnail").await {
+            Ok(_) => report.thumbnails_downloaded += 1,
+            // Not uploaded yet by the device that took it: the next sync fetches it.
+            Err(Error::Network(message)) if message.starts_with("404") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Every photo of a case: of its findings, their rectification evidence, and checklist
+/// answers.
+fn photos_of(case: &crate::model::Case) -> Vec<PhotoRef> {
+    let findings = case.findings.iter().flat_map(|f| {
+        f.photos
+            .iter()
+            .chain(f.rectification.iter().flat_map(|r| r.evidence.iter()))
+    });
+    let answers = case
+        .checklists
+        .iter()
+        .flat_map(|c| c.entries.iter())
+        .flat_map(|e| e.answer.iter().flat_map(|a| a.photos.iter()));
+    findings.chain(answers).cloned().collect()
+}
+
+/// Uploads every blob the server has not acknowledged, thumbnails first, originals
+/// unless held back (`set_upload_originals(false)`, e.g. until Wi-Fi). An upload cut
+/// anywhere continues from the server's offset on the next sync, not from zero.
+async fn upload_blobs(
+    store: &mut impl StoreAccess,
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let (pending, originals) = store
+        .with(|s| Ok((s.pending_uploads()?, s.upload_originals())))
+        .await?;
+    for pending in pending {
+        if pending.kind == "original" && !originals {
+            continue;
+        }
+        let url = format!("{server}/api/v1/blobs/{}", pending.sha256);
+        let head = http
+            .head(&url)
+            .bearer_auth(token)
+            .send()
             .await
             .map_err(network)?;
-        while !session.is_done() {
-            let frame = match tokio::time::timeout(self.network_timeout(), socket.next()).await {
-                Err(_) => return Err(silent()),
-                Ok(None) => return Err(Error::Network("the server closed the connection".into())),
-                Ok(Some(frame)) => frame.map_err(network)?,
-            };
-            let bytes = match frame {
-                Message::Binary(bytes) => bytes,
-                Message::Close(_) => {
-                    return Err(Error::Network("the server closed the connection".into()));
-                }
-                _ => continue,
-            };
-            for reply in session.on_frame(self, &bytes)? {
-                socket
-                    .send(Message::Binary(reply.into()))
-                    .await
-                    .map_err(network)?;
-            }
-            progress(session.progress());
+        if head.status().as_u16() == 404 {
+            // No case the server holds mentions it yet (e.g. a photo not attached).
+            continue;
         }
-        // The round is complete whether or not the close handshake finishes.
-        let _ = socket.close(None).await;
-        Ok((session.finish(self, catalog.cursor)?, false))
+        if !head.status().is_success() {
+            return Err(http_error(head).await);
+        }
+        let sha256 = pending.sha256.clone();
+        let bytes = store.with(move |s| s.blob(&sha256)).await?;
+        let mut offset = upload_offset(&head)?;
+        let mut complete = header(&head, "upload-complete") == Some("true");
+        while !complete {
+            let end = (offset + UPLOAD_PART).min(bytes.len());
+            let response = http
+                .patch(&url)
+                .bearer_auth(token)
+                .header("upload-offset", offset)
+                .header("upload-length", bytes.len())
+                .body(bytes[offset..end].to_vec())
+                .send()
+                .await
+                .map_err(network)?;
+            match response.status().as_u16() {
+                200 | 201 => complete = true,
+                204 | 409 => {}
+                _ => return Err(http_error(response).await),
+            }
+            report.blob_bytes_sent += (end - offset) as u64;
+            offset = upload_offset(&response)?;
+        }
+        let sha256 = pending.sha256.clone();
+        store.with(move |s| s.mark_uploaded(&sha256)).await?;
+        report.blobs_uploaded += 1;
     }
+    Ok(())
+}
+
+/// Fetches a blob from the server, verifies it against its hash and keeps it (or reads
+/// it from the store when it is there already).
+pub async fn fetch_blob(
+    store: &mut impl StoreAccess,
+    server: &str,
+    token: &str,
+    sha256: &str,
+    kind: &str,
+) -> Result<Vec<u8>> {
+    let held = sha256.to_owned();
+    let (local, timeout) = store
+        .with(move |s| {
+            let local = if s.has_blob(&held)? {
+                Some(s.blob(&held)?)
+            } else {
+                None
+            };
+            Ok((local, s.network_timeout()))
+        })
+        .await?;
+    if let Some(bytes) = local {
+        return Ok(bytes);
+    }
+    let url = format!("{}/api/v1/blobs/{sha256}", server.trim_end_matches('/'));
+    let response = http(timeout)?
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(network)?;
+    if !response.status().is_success() {
+        return Err(http_error(response).await);
+    }
+    let mime = header(&response, "content-type")
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let bytes = response.bytes().await.map_err(network)?.to_vec();
+    let (sha256, kind) = (sha256.to_owned(), kind.to_owned());
+    store
+        .with(move |s| {
+            s.store_fetched_blob(&sha256, &kind, &mime, &bytes)?;
+            Ok(bytes)
+        })
+        .await
+}
+
+async fn sync_round(
+    store: &mut impl StoreAccess,
+    http: &reqwest::Client,
+    timeout: Duration,
+    server: &str,
+    token: &str,
+    progress: &mut (impl FnMut(SyncProgress) + Send),
+) -> Result<(SyncReport, bool)> {
+    let owned = server.to_owned();
+    let since = store.with(move |s| s.sync_cursor(&owned)).await?;
+    let response = http
+        .get(format!("{server}/api/v1/catalog?since={since}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(network)?;
+    if !response.status().is_success() {
+        return Err(http_error(response).await);
+    }
+    let body = response.bytes().await.map_err(network)?;
+    let catalog: CatalogPage =
+        serde_json::from_slice(&body).map_err(|e| Error::Sync(format!("catalog: {e}")))?;
+    let owned = server.to_owned();
+    let (mut session, catalog) = store
+        .with(move |s| {
+            let session = SyncSession::plan(s, &owned, &catalog)?;
+            Ok((session, catalog))
+        })
+        .await?;
+    session.count_http(body.len() as u64);
+    if session.is_idle() {
+        let cursor = catalog.cursor;
+        let report = store.with(move |s| session.finish(s, cursor)).await?;
+        return Ok((report, true));
+    }
+
+    let ws_url = format!("{}/sync?token={token}", server.replacen("http", "ws", 1));
+    let (mut socket, _) =
+        tokio::time::timeout(timeout, tokio_tungstenite::connect_async(ws_url.as_str()))
+            .await
+            .map_err(|_| silent())?
+            .map_err(network)?;
+    socket
+        .send(Message::Binary(session.join().into()))
+        .await
+        .map_err(network)?;
+    while !session.is_done() {
+        let frame = match tokio::time::timeout(timeout, socket.next()).await {
+            Err(_) => return Err(silent()),
+            Ok(None) => return Err(Error::Network("the server closed the connection".into())),
+            Ok(Some(frame)) => frame.map_err(network)?,
+        };
+        let bytes = match frame {
+            Message::Binary(bytes) => bytes,
+            Message::Close(_) => {
+                return Err(Error::Network("the server closed the connection".into()));
+            }
+            _ => continue,
+        };
+        let (replies, returned) = store
+            .with(move |s| {
+                let replies = session.on_frame(s, &bytes)?;
+                Ok((replies, session))
+            })
+            .await?;
+        session = returned;
+        for reply in replies {
+            socket
+                .send(Message::Binary(reply.into()))
+                .await
+                .map_err(network)?;
+        }
+        progress(session.progress());
+    }
+    // The round is complete whether or not the close handshake finishes.
+    let _ = socket.close(None).await;
+    let cursor = catalog.cursor;
+    let report = store.with(move |s| session.finish(s, cursor)).await?;
+    Ok((report, false))
 }
 
 /// Bytes per `PATCH` of an upload: small enough that a cut costs little on a weak
