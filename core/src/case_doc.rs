@@ -27,6 +27,12 @@ pub fn conflicts(doc: &AutoCommit) -> Result<Vec<Conflict>> {
     document::conflicts(doc)
 }
 
+/// The user id a change records as its author (empty for changes made by clients that
+/// record none, such as a stock automerge-repo client).
+pub fn author(change: &automerge::Change) -> String {
+    document::ChangeNote::parse(change.message()).by
+}
+
 /// Every change, oldest first.
 pub fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
     document::history(doc)

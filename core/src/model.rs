@@ -676,7 +676,11 @@ impl Rectification {
     /// Whether there is re-inspection evidence (a photo or an inspector's note), without
     /// which the rectification can be neither re-inspected nor closed.
     pub fn has_reinspection_evidence(&self) -> bool {
-        !self.evidence.is_empty() || self.reinspection.is_some()
+        !self.evidence.is_empty()
+            || self
+                .reinspection
+                .as_ref()
+                .is_some_and(|r| !r.note.trim().is_empty())
     }
 }
 

@@ -1,6 +1,7 @@
 -- What supervisors' pages need: browser sessions (cookie + CSRF token, stored hashed),
 -- the inspection team of each case, and more of each finding for the rectification board
--- and the bulletins. The projections are rebuilt from the documents after this step.
+-- and the bulletins. The projections are rebuilt from the documents after this step; the
+-- flag below says so until the rebuild has finished (it survives a crash in between).
 CREATE TABLE web_sessions (
     session_hash TEXT PRIMARY KEY,
     user_id      INTEGER NOT NULL REFERENCES users (id),
@@ -32,3 +33,5 @@ ALTER TABLE findings ADD COLUMN violation_person TEXT;
 
 CREATE INDEX findings_open ON findings (rectification, deadline);
 CREATE INDEX cases_by_opened ON cases (opened_at);
+
+INSERT OR REPLACE INTO meta (key, value) VALUES ('reproject_pending', '1');

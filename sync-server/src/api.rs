@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
-use anjian_core::{Case, CaseId, FieldValue, Resolution, ReviewAction};
+use anjian_core::{Case, CaseId, ReviewAction};
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::Method;
@@ -202,12 +202,12 @@ pub async fn review_case(
     Ok(Json(json!({ "state": state.code() })))
 }
 
-/// `POST /api/v1/cases/{id}/resolve` body: the conflict's path, and either the index of
-/// the value to keep (`choose`) or a new text value (`value`).
+/// `POST /api/v1/cases/{id}/resolve` body: the conflict's path, and either the value to
+/// keep, as shown in the case's `conflicts` (`keep`), or a new text value (`value`).
 #[derive(Deserialize)]
 pub struct ResolveBody {
     path: Vec<String>,
-    choose: Option<usize>,
+    keep: Option<String>,
     value: Option<String>,
 }
 
@@ -218,16 +218,16 @@ pub async fn resolve_conflict(
     Path(id): Path<String>,
     Json(body): Json<ResolveBody>,
 ) -> AppResult<Json<Value>> {
-    let resolution = match (body.choose, body.value) {
-        (Some(index), None) => Resolution::Choose(index),
-        (None, Some(value)) => Resolution::Write(FieldValue::Text(value)),
+    let decision = match (body.keep, body.value) {
+        (Some(shown), None) => review::Decision::Keep(shown),
+        (None, Some(value)) => review::Decision::Write(value),
         _ => {
             return Err(AppError::BadRequest(
-                "give either choose (the index of a value) or value (a new value)".into(),
+                "give either keep (one of the values, as shown) or value (a new value)".into(),
             ));
         }
     };
-    review::resolve(&app, &user, &id, &body.path, &resolution).await?;
+    review::resolve(&app, &user, &id, &body.path, decision).await?;
     Ok(Json(json!({ "resolved": body.path })))
 }
 

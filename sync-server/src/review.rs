@@ -3,8 +3,8 @@
 //! written by the supervisor's own server-side actor through `sync::change_on_server`.
 
 use anjian_core::{
-    Case, CaseId, Conflict, FindingId, PhotoRef, RectificationState, Resolution, ReviewAction,
-    ReviewState, case_doc,
+    Case, CaseId, Conflict, FieldValue, FindingId, PhotoRef, RectificationState, Resolution,
+    ReviewAction, ReviewState, case_doc,
 };
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::OptionalExtension;
@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::error::{AppError, AppResult};
-use crate::users::User;
+use crate::users::{Role, User};
 use crate::{policy, queries, sync};
 
 /// A case as a reviewer reads it.
@@ -121,7 +121,7 @@ pub async fn act(
             "提交审核由检查人员在应用中完成 (inspectors submit cases from the app)".into(),
         ));
     }
-    let case_id = reviewable(app, user, id)?;
+    let case_id = reviewable(app, user, id, action != ReviewAction::Comment)?;
     let at = Utc::now().with_timezone(&china());
     let by = user.username.clone();
     let text = text.trim().to_owned();
@@ -133,20 +133,54 @@ pub async fn act(
     Ok(state)
 }
 
+/// What a supervisor decides about a conflict.
+pub enum Decision {
+    /// Keep the value shown as this text; refused if it is no longer one of the values
+    /// (another device's value arrived since the page was drawn), so that nothing is
+    /// picked quietly.
+    Keep(String),
+    /// Write this text instead.
+    Write(String),
+}
+
 /// A supervisor's resolution of the conflict at `path` of case `id`.
 pub async fn resolve(
     app: &AppState,
     user: &User,
     id: &str,
     path: &[String],
-    resolution: &Resolution,
+    decision: Decision,
 ) -> AppResult<()> {
     policy::require_reviewer(user)?;
-    let case_id = reviewable(app, user, id)?;
+    let case_id = reviewable(app, user, id, true)?;
     let at = Utc::now().with_timezone(&china());
     let by = user.username.clone();
     sync::change_on_server(app, user, case_id, |doc| {
-        case_doc::resolve_conflict(doc, &by, path, resolution, at)
+        let resolution = match decision {
+            Decision::Write(text) => Resolution::Write(FieldValue::Text(text)),
+            Decision::Keep(shown) => {
+                let conflict = case_doc::conflicts(doc)?
+                    .into_iter()
+                    .find(|c| c.path == path)
+                    .ok_or_else(|| {
+                        anjian_core::Error::NotAllowed(format!(
+                            "{} 已不再冲突，请刷新页面 (no longer in conflict)",
+                            path.join("/")
+                        ))
+                    })?;
+                let index = conflict
+                    .values
+                    .iter()
+                    .position(|v| v.value.to_string() == shown)
+                    .ok_or_else(|| {
+                        anjian_core::Error::NotAllowed(
+                            "冲突的值已变化，请刷新页面后重新选择 (the values changed since the page was shown)".into(),
+                        )
+                    })?;
+                Resolution::Choose(index)
+            }
+        };
+        case_doc::resolve_conflict(doc, &by, path, &resolution, at)
     })
     .await?;
     tracing::info!(case.id = %case_id, user = %user.username, path = %path.join("/"), "conflict resolved");
@@ -162,7 +196,7 @@ pub async fn close_rectification(
     finding: &str,
 ) -> AppResult<()> {
     policy::require_reviewer(user)?;
-    let case_id = reviewable(app, user, id)?;
+    let case_id = reviewable(app, user, id, true)?;
     let finding: FindingId = finding
         .parse()
         .map_err(|_| AppError::NotFound(format!("没有该隐患 (no finding {finding})")))?;
@@ -176,15 +210,28 @@ pub async fn close_rectification(
     Ok(())
 }
 
-/// The id of a case `user` may act on (others are answered as absent).
-fn reviewable(app: &AppState, user: &User, id: &str) -> AppResult<CaseId> {
+/// The id of a case `user` may act on (others are answered as absent). Deciding a case
+/// (return, approve, reopen, resolve, close) belongs to the owning district's supervisors
+/// (or an admin); a district the case is only shared with may read and comment.
+fn reviewable(app: &AppState, user: &User, id: &str, deciding: bool) -> AppResult<CaseId> {
     let not_found = || AppError::NotFound(format!("没有该案件 (no case {id})"));
     let case_id: CaseId = id.parse().map_err(|_| not_found())?;
-    if !app
-        .storage
-        .read(|conn| queries::in_scope(conn, policy::scope(user), id))?
-    {
-        return Err(not_found());
+    let owner: Option<String> = app.storage.read(|conn| {
+        if !queries::in_scope(conn, policy::scope(user), id)? {
+            return Ok(None);
+        }
+        Ok(conn
+            .query_row("SELECT district FROM cases WHERE case_id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    })?;
+    let owner = owner.ok_or_else(not_found)?;
+    let decides = user.role == Role::Admin || owner == user.district.as_str();
+    if deciding && !decides {
+        return Err(AppError::Forbidden(format!(
+            "该案件属于辖区 {owner}，由其监管负责人审核；共享辖区可以查看和批注 (only the owning district decides)"
+        )));
     }
     Ok(case_id)
 }

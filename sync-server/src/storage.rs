@@ -78,8 +78,7 @@ impl Storage {
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
-        // Steps that add projections leave them empty: fill them from the documents.
-        let reproject = version > 0 && version < MIGRATIONS.len() as i64;
+
         let storage_id = match writer
             .query_row("SELECT value FROM meta WHERE key = 'storage_id'", [], |r| {
                 r.get::<_, String>(0)
@@ -103,8 +102,21 @@ impl Storage {
             reader: Mutex::new(reader),
             storage_id,
         };
+        // A step that adds projections leaves a flag until they are filled from the
+        // documents, so that a crash during the rebuild resumes it on the next start.
+        let reproject: bool = storage.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'reproject_pending')",
+                [],
+                |r| r.get(0),
+            )?)
+        })?;
         if reproject {
             storage.rebuild_projections()?;
+            storage.write(|conn| {
+                conn.execute("DELETE FROM meta WHERE key = 'reproject_pending'", [])?;
+                Ok(())
+            })?;
         }
         Ok(storage)
     }
@@ -227,7 +239,7 @@ impl Storage {
             let projection = Projection::of(&doc)?;
             self.write(|conn| {
                 let tx = conn.transaction()?;
-                write_projections(&tx, &case, &projection)?;
+                write_projections(&tx, &case, &projection, false)?;
                 tx.commit()?;
                 Ok(())
             })?;
@@ -306,8 +318,14 @@ impl Projection {
 }
 
 /// Writes one case's projections (visibility, cases, team, findings, blob references),
-/// replacing what they held of it.
-fn write_projections(tx: &Connection, key: &str, projection: &Projection) -> AppResult<()> {
+/// replacing what they held of it. `received` says a change has just arrived (it moves
+/// `updated_at`; a rebuild keeps it).
+fn write_projections(
+    tx: &Connection,
+    key: &str,
+    projection: &Projection,
+    received: bool,
+) -> AppResult<()> {
     let case = &projection.case;
     for table in ["visibility", "case_team", "findings", "blob_refs"] {
         tx.execute(&format!("DELETE FROM {table} WHERE case_id = ?1"), [key])?;
@@ -334,7 +352,7 @@ fn write_projections(tx: &Connection, key: &str, projection: &Projection) -> App
             case_type = excluded.case_type, state = excluded.state, opened_at = excluded.opened_at,
             opened_by = excluded.opened_by, findings = excluded.findings,
             major_findings = excluded.major_findings, conflicts = excluded.conflicts,
-            updated_at = excluded.updated_at",
+            updated_at = CASE WHEN ?14 THEN excluded.updated_at ELSE cases.updated_at END",
         params![
             key,
             case.enterprise.name,
@@ -349,6 +367,7 @@ fn write_projections(tx: &Connection, key: &str, projection: &Projection) -> App
             majors as i64,
             projection.conflicts as i64,
             Utc::now().to_rfc3339(),
+            received,
         ],
     )?;
     for member in &case.team {
@@ -434,7 +453,7 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
                 params![receipt.hash, key, receipt.actor, commit.user_id, receipt.device_time, now],
             )?;
     }
-    write_projections(tx, &key, &commit.projection)?;
+    write_projections(tx, &key, &commit.projection, true)?;
     Ok(chunks)
 }
 

@@ -395,7 +395,7 @@ impl Connection {
             // It exists but is not this user's to see: refuse as if it were a new case
             // outside the jurisdiction, which is what the sender's copy claims to be.
             Decision::Refuse {
-                reason: policy::jurisdiction_reason(),
+                reason: policy::jurisdiction(),
                 hashes: changes.iter().map(|c| c.hash().to_string()).collect(),
             }
         } else {
@@ -556,6 +556,12 @@ fn decide(
                 ));
             }
             Err(e) => return refuse(format!("服务器暂时无法核验设备 ({e})")),
+        }
+        let author = case_doc::author(change);
+        if !author.is_empty() && author != user.username {
+            return refuse(format!(
+                "修改记录的作者“{author}”与登录账号不符，未被接受 (a change must be recorded in the sender's own name)"
+            ));
         }
         receipts.push(Receipt {
             hash: change.hash().to_string(),

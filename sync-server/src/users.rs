@@ -255,6 +255,8 @@ impl Storage {
                 "UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
                 params![user.id, Utc::now().to_rfc3339()],
             )?;
+            // Browser sessions end too: a reset is how a stolen session is cut off.
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user.id])?;
             tx.commit()?;
             Ok(())
         })

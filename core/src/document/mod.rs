@@ -46,7 +46,7 @@ impl ChangeNote {
         }
     }
 
-    fn parse(message: Option<&str>) -> ChangeNote {
+    pub(crate) fn parse(message: Option<&str>) -> ChangeNote {
         message
             .and_then(|m| serde_json::from_str(m).ok())
             .unwrap_or_else(|| ChangeNote {
@@ -587,6 +587,12 @@ pub(crate) fn resolve_conflict(
     path: &[String],
     resolution: &Resolution,
 ) -> Result<Option<FindingId>> {
+    if path == ["review", "state"] {
+        return Err(Error::NotAllowed(
+            "the review state changes only by review actions (submit, return, approve, reopen)"
+                .into(),
+        ));
+    }
     let (obj, key) =
         resolve_path(doc, path)?.ok_or_else(|| Error::not_found("field", path.join("/")))?;
     let values = values_at(doc, &obj, &key)?;
@@ -626,10 +632,8 @@ fn validate_field(key: &str, value: &FieldValue) -> Result<()> {
     };
     match key {
         "level" => text.parse::<Level>().map(drop),
-        "state" => text
-            .parse::<RectificationState>()
-            .map(drop)
-            .or_else(|_| text.parse::<ReviewState>().map(drop)),
+        // The only other `state` is the review's, which is not resolved by hand.
+        "state" => text.parse::<RectificationState>().map(drop),
         "deadline" => text.parse::<NaiveDate>().map(drop).map_err(|_| {
             Error::invalid("deadline", format!("{text:?} is not a date (YYYY-MM-DD)"))
         }),

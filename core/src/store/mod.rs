@@ -594,9 +594,18 @@ impl Store {
         })
     }
 
-    /// Records a review action by this store's user (an inspector submits the case or
-    /// comments; the server refuses actions the user's role may not take).
+    /// Records a review action by this store's user: an inspector submits the case
+    /// (提交审核) or comments. Returning, approving and reopening are supervisors' actions on
+    /// the server; they are refused here, since the server would refuse them and a refused
+    /// change sets the device's copy of the case back.
     pub fn review(&mut self, case: CaseId, action: ReviewAction, text: &str) -> Result<()> {
+        if !matches!(action, ReviewAction::Submit | ReviewAction::Comment) {
+            return Err(Error::NotAllowed(format!(
+                "{}由监管负责人在监管平台上进行 (supervisors {} cases on the server)",
+                action.label(),
+                action.code()
+            )));
+        }
         let by = self.identity.user_id.clone();
         let now = device_now();
         self.write(

@@ -203,35 +203,71 @@ fn rectification_follows_the_closed_loop() {
 fn review_actions_move_the_state_and_keep_the_trail() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    // On the device: submit and comment; deciding is the supervisors' (on the server).
     let err = store
-        .review(case, ReviewAction::Reopen, "更正")
-        .expect_err("a draft is not approved");
+        .review(case, ReviewAction::Approve, "")
+        .expect_err("an inspector's store does not approve");
     assert!(matches!(err, anjian_core::Error::NotAllowed(_)), "{err}");
-    let err = store
-        .review(case, ReviewAction::Return, "")
-        .expect_err("returning needs a comment");
-    assert!(matches!(err, anjian_core::Error::Invalid { .. }), "{err}");
     store
         .review(case, ReviewAction::Submit, "")
         .expect("submit");
     store
-        .review(case, ReviewAction::Return, "照片不清晰，请补拍")
-        .expect("return");
-    store
-        .review(case, ReviewAction::Submit, "已补拍")
-        .expect("submit again");
-    store
-        .review(case, ReviewAction::Approve, "")
-        .expect("approve");
-    let read = store.case(case).expect("case");
-    assert_eq!(read.state, ReviewState::Approved);
-    let kinds: Vec<_> = read.review_events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["submit", "return", "submit", "approve"]);
-    assert_eq!(read.review_events[1].text, "照片不清晰，请补拍");
-    assert_eq!(read.review_events[1].by, "u1");
+        .review(case, ReviewAction::Comment, "已补拍照片")
+        .expect("comment");
     let err = store
         .review(case, ReviewAction::Submit, "")
-        .expect_err("approved cases are not submitted again");
+        .expect_err("a submitted case is not submitted again");
+    assert!(matches!(err, anjian_core::Error::NotAllowed(_)), "{err}");
+
+    // The same document as the server's supervisors change it.
+    let mut doc =
+        automerge::AutoCommit::load(&store.export_case(case).expect("export")).expect("load");
+    let at = anjian_core::sample::visit_time();
+    let review = |doc: &mut automerge::AutoCommit, action, text| {
+        anjian_core::case_doc::review(doc, "chief", action, text, at)
+    };
+    let err = review(&mut doc, ReviewAction::Reopen, "更正").expect_err("not approved");
+    assert!(matches!(err, anjian_core::Error::NotAllowed(_)), "{err}");
+    let err = review(&mut doc, ReviewAction::Return, " ").expect_err("needs a reason");
+    assert!(matches!(err, anjian_core::Error::Invalid { .. }), "{err}");
+    assert_eq!(
+        review(&mut doc, ReviewAction::Return, "照片不清晰，请补拍").expect("return"),
+        ReviewState::Returned
+    );
+    assert_eq!(
+        review(&mut doc, ReviewAction::Approve, "").expect("approve"),
+        ReviewState::Approved
+    );
+    assert_eq!(
+        review(&mut doc, ReviewAction::Reopen, "企业补充材料").expect("reopen"),
+        ReviewState::Returned
+    );
+    let read = anjian_core::case_doc::read(&doc).expect("read");
+    let trail: Vec<_> = read
+        .review_events
+        .iter()
+        .map(|e| (e.kind.as_str(), e.by.as_str()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("submit", "u1"),
+            ("comment", "u1"),
+            ("return", "chief"),
+            ("approve", "chief"),
+            ("reopen", "chief")
+        ]
+    );
+    assert_eq!(read.review_events[2].text, "照片不清晰，请补拍");
+    // The review state is never resolved by hand.
+    let err = anjian_core::case_doc::resolve_conflict(
+        &mut doc,
+        "chief",
+        &["review".into(), "state".into()],
+        &Resolution::Write(FieldValue::Text("approved".into())),
+        at,
+    )
+    .expect_err("review actions only");
     assert!(matches!(err, anjian_core::Error::NotAllowed(_)), "{err}");
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anjian_core::{
     Case, CaseId, CaseType, Conflict, FieldValue, Finding, Industry, Level, PhotoRef,
-    RectificationState, Resolution, ReviewAction, ReviewState,
+    RectificationState, ReviewAction, ReviewState,
 };
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -104,6 +104,9 @@ pub async fn show(
     let detail = review::load(&app, &viewer.user, &id)?;
     let case = &detail.case;
     let reviewer = policy::may_review(&viewer.user);
+    // Deciding belongs to the owning district; a district the case is shared with
+    // comments (the server enforces the same in `review`).
+    let decides = reviewer && policy::decides(&viewer.user, case);
     let body = html! {
         header.case-head {
             h1 { (case.enterprise.name) }
@@ -127,12 +130,12 @@ pub async fn show(
             section.conflicts #conflicts {
                 h2 { "待处理的冲突 (" (detail.conflicts.len()) ")" }
                 p { "多名检查人员离线时对同一字段写入了不同的值。请确认后选择一个值或填写新值；处理结果会同步到所有检查人员的设备。" }
-                @for conflict in &detail.conflicts { (conflict_form(case, conflict, &viewer, reviewer)) }
+                @for conflict in &detail.conflicts { (conflict_form(case, conflict, &viewer, decides)) }
             }
         }
         section.findings {
             h2 { "隐患 (" (case.findings.len()) ")" }
-            @for finding in &case.findings { (finding_card(case, finding, &detail.conflicts, reviewer.then_some(&viewer))) }
+            @for finding in &case.findings { (finding_card(case, finding, &detail.conflicts, decides.then_some(&viewer))) }
             @if case.findings.is_empty() { p { "未记录隐患" } }
         }
         @if !case.checklists.is_empty() {
@@ -170,7 +173,7 @@ pub async fn show(
                 }
                 @if case.review_events.is_empty() { li { "暂无" } }
             }
-            @if reviewer { (review_forms(case, &viewer)) }
+            @if reviewer { (review_forms(case, &viewer, decides)) }
         }
         section.history {
             h2 { "修改历史" }
@@ -232,7 +235,11 @@ fn history_row(h: &HistoryRow) -> Markup {
     html! {
         tr {
             td { (action_label(&h.action)) }
-            td { @if let Some(name) = &h.author_name { (name) "（" (h.author) "）" } @else { (h.author) } }
+            td {
+                @if let Some(name) = &h.author_name { (name) "（" (h.author) "）" }
+                @else if h.author.is_empty() { (h.received_from.as_deref().unwrap_or("—")) }
+                @else { (h.author) }
+            }
             td { code { (h.device.get(..8).unwrap_or(&h.device)) } }
             td { (stamp(&h.device_time)) }
             td { (h.received_at.as_deref().map_or("—".into(), stamp)) }
@@ -357,10 +364,10 @@ fn conflict_form(case: &Case, conflict: &Conflict, viewer: &Viewer, reviewer: bo
             input type="hidden" name="csrf" value=(viewer.csrf);
             input type="hidden" name="path" value=(path);
             ul {
-                @for (i, v) in conflict.values.iter().enumerate() {
+                @for v in &conflict.values {
                     li {
                         label {
-                            input type="radio" name="choice" value=(i) required disabled[!reviewer];
+                            input type="radio" name="choice" value={ "keep:" (v.value) } required disabled[!reviewer];
                             strong { (shown(&v.value, key)) }
                             " — " (v.written_by) "，设备 " code { (v.device.get(..8).unwrap_or(&v.device)) }
                             "，设备时间 " (device_time(v.device_time))
@@ -384,8 +391,8 @@ fn device_time(seconds: i64) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-fn review_forms(case: &Case, viewer: &Viewer) -> Markup {
-    let action = |a: ReviewAction| a.next_state(case.state).is_ok();
+fn review_forms(case: &Case, viewer: &Viewer, decides: bool) -> Markup {
+    let action = |a: ReviewAction| decides && a.next_state(case.state).is_ok();
     html! {
         div.actions {
             @if action(ReviewAction::Approve) {
@@ -479,14 +486,17 @@ pub async fn resolve(
     Form(form): Form<ResolveForm>,
 ) -> Result<Response, WebError> {
     viewer.check_csrf(&form.csrf)?;
-    let resolution = match form.choice.as_str() {
-        "custom" => Resolution::Write(FieldValue::Text(form.value.trim().to_owned())),
-        index => Resolution::Choose(index.parse().map_err(|_| {
-            AppError::BadRequest(format!("请选择一个值 (choice {index:?} is not a number)"))
-        })?),
+    let decision = match form.choice.strip_prefix("keep:") {
+        Some(shown) => review::Decision::Keep(shown.to_owned()),
+        None if form.choice == "custom" => review::Decision::Write(form.value.trim().to_owned()),
+        None => {
+            return Err(WebError(AppError::BadRequest(
+                "请选择一个值或填写新值 (choose a value or write a new one)".into(),
+            )));
+        }
     };
     let path: Vec<String> = form.path.split('/').map(str::to_owned).collect();
-    review::resolve(&app, &viewer.user, &id, &path, &resolution).await?;
+    review::resolve(&app, &viewer.user, &id, &path, decision).await?;
     Ok(Redirect::to(&format!("/cases/{}", encode_query(&id))).into_response())
 }
 

@@ -126,7 +126,7 @@ pub async fn login_page(State(app): State<Arc<AppState>>, Query(q): Query<Next>)
     let body = html! {
         section.login {
             h1 { "安检 · 监管平台登录" }
-            @if let Some(message) = &q.failed {
+            @if let Some(message) = q.failed.as_deref().and_then(failure) {
                 p.error role="alert" { (message) }
             }
             form method="post" action="/login" {
@@ -147,6 +147,16 @@ pub async fn login_page(State(app): State<Arc<AppState>>, Query(q): Query<Next>)
         ),
     );
     response
+}
+
+/// What the login page says after a failed sign-in: fixed texts only, so that a link
+/// cannot make the page show words of its own.
+fn failure(code: &str) -> Option<&'static str> {
+    match code {
+        "credentials" => Some("用户名或密码错误"),
+        "disabled" => Some("账号已停用，请联系管理员"),
+        _ => None,
+    }
 }
 
 /// The sign-in form.
@@ -185,10 +195,13 @@ pub async fn login(
     let user = match checked {
         Ok(user) => user,
         Err(e @ (AppError::Unauthorized(_) | AppError::Forbidden(_))) => {
+            let code = match e {
+                AppError::Forbidden(_) => "disabled",
+                _ => "credentials",
+            };
             let to = format!(
-                "/login?next={}&failed={}",
-                encode_query(&safe_next(&form.next)),
-                encode_query(&e.to_string())
+                "/login?next={}&failed={code}",
+                encode_query(&safe_next(&form.next))
             );
             return Ok(Redirect::to(&to).into_response());
         }
@@ -331,9 +344,17 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Where to go after signing in: only paths of this site.
-fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+/// Where to go after signing in: only a path of this site. Browsers drop tabs and line
+/// breaks from URLs and read a backslash as `/`, so `/\t/evil.example` would leave the site: any
+/// control character, space or backslash, or a second leading slash, sends the user to
+/// the case list instead.
+pub fn safe_next(next: &str) -> String {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+    if local {
         next.to_owned()
     } else {
         "/cases".to_owned()

@@ -3,6 +3,7 @@
 mod api;
 mod bulletins;
 mod demo;
+mod migrations;
 mod policy;
 mod support;
 mod web;

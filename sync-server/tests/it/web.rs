@@ -461,22 +461,28 @@ async fn a_conflict_is_shown_with_its_writers_and_resolved_by_the_supervisor() {
     let (_, list) = web.get(&chief, "/cases?conflicts=true").await;
     assert!(list.contains(&case.to_string()));
 
-    let conflict = case_conflict_values(&web, case);
-    let keep = conflict
-        .iter()
-        .position(|v| v == "major")
-        .expect("major is one value");
-    let status = web
-        .post_form(
-            &chief,
-            &format!("/cases/{case}/resolve"),
-            &[
-                ("csrf", &chief.csrf),
-                ("path", &path),
-                ("choice", &keep.to_string()),
-            ],
-        )
-        .await;
+    let mut values = case_conflict_values(&web, case);
+    values.sort();
+    assert_eq!(values, ["general", "major"]);
+    let resolve = |choice: &'static str| {
+        let fields = [
+            ("csrf", chief.csrf.clone()),
+            ("path", path.clone()),
+            ("choice", choice.to_owned()),
+        ];
+        let web = &web;
+        let chief = &chief;
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            web.post_form(chief, &format!("/cases/{case}/resolve"), &fields)
+                .await
+        }
+    };
+    // A value that is not (or no longer) among the values is refused: nothing is picked
+    // quietly; the review state is not resolved by hand.
+    assert_eq!(resolve("keep:minor").await, StatusCode::CONFLICT);
+    assert_eq!(values.len(), case_conflict_values(&web, case).len());
+    let status = resolve("keep:major").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let read = web.case_json(case);
     assert_eq!(read.findings[0].level, Level::Major);

@@ -61,28 +61,16 @@ async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case()
         ("return", "chief", "请补充整改期限")
     );
 
-    // An inspector cannot approve their own case: the server refuses it with a reason.
+    // The app does not approve: that is the supervisor's, on the server.
+    assert!(matches!(
+        zhang.store.review(case, ReviewAction::Approve, ""),
+        Err(anjian_core::Error::NotAllowed(_))
+    ));
     zhang
         .store
         .review(case, ReviewAction::Submit, "已补充")
         .expect("submit");
     zhang.sync().await.expect("sync");
-    zhang
-        .store
-        .review(case, ReviewAction::Approve, "")
-        .expect("approve locally");
-    let report = zhang.sync().await.expect("sync runs");
-    assert_eq!(report.refused.len(), 1, "{report:?}");
-    assert!(
-        report.refused[0].1.contains("只有监管负责人"),
-        "{:?}",
-        report.refused
-    );
-    assert_eq!(
-        zhang.store.case(case).expect("case").state,
-        ReviewState::Submitted,
-        "rebuilt from the server"
-    );
 
     // Approved by the supervisor: the case is locked for the inspector.
     let (status, body) = review(&url, &chief, case, "approve", "").await;
@@ -145,5 +133,46 @@ async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case()
         .expect("request");
     let body: Value = body.json().await.expect("json");
     assert_eq!(body["findings"][0]["place"], "二号仓库");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_recorded_in_another_users_name_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "chief", Role::Supervisor, "310101", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    // A store whose identity claims to be the supervisor, signed in as zhang: its
+    // changes would show "chief" as their author.
+    let mut forged = anjian_core::Store::open(
+        dir.path().join("forged.db"),
+        anjian_core::sample::inspector("chief"),
+    )
+    .expect("store");
+    let token = forged
+        .login(&url, "zhang", anjian_tests::PASSWORD, "手机")
+        .await
+        .expect("login");
+    let enterprise = anjian_core::sample::enterprise(3);
+    forged.register_enterprise(&enterprise).expect("register");
+    forged
+        .open_case(&anjian_core::sample::new_case(&enterprise))
+        .expect("case");
+    let report = forged.sync(&url, &token, |_| {}).await.expect("sync runs");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert!(report.refused[0].1.contains("与登录账号不符"), "{report:?}");
+    let chief = login_token(&url, "chief").await;
+    let cases: Value = reqwest::Client::new()
+        .get(format!("{url}/api/v1/cases"))
+        .bearer_auth(&chief)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(cases["total"], 0, "nothing reached the server: {cases}");
     server.stop().await;
 }
