@@ -662,3 +662,120 @@ async fn photos_show_as_thumbnails_and_in_full_with_their_hash() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn sign_in_goes_only_to_pages_of_this_site_and_says_only_fixed_things() {
+    let web = setup();
+    let (_, headers, html) = web
+        .call(Request::get("/login").body(Body::empty()).expect("request"))
+        .await;
+    let login_cookie = set_cookie(&headers, "anjian_login").expect("login cookie");
+    let csrf = hidden(&html, "csrf").expect("csrf");
+    for (next, expected) in [
+        (
+            "/rectifications?overdue=true",
+            "/rectifications?overdue=true",
+        ),
+        ("//evil.example/x", "/cases"),
+        ("/\t/evil.example", "/cases"),
+        ("/\n/evil.example", "/cases"),
+        ("/\\evil.example", "/cases"),
+        ("https://evil.example/", "/cases"),
+    ] {
+        let (status, headers, _) = web
+            .call(
+                Request::post("/login")
+                    .header(header::COOKIE, format!("anjian_login={login_cookie}"))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(form(&[
+                        ("username", "chief_a"),
+                        ("password", PASSWORD),
+                        ("csrf", &csrf),
+                        ("next", next),
+                    ])))
+                    .expect("request"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let location = headers
+            .iter()
+            .find(|(k, _)| k == "location")
+            .expect("location");
+        assert_eq!(location.1, expected, "next={next:?}");
+    }
+    // The login page shows fixed messages only, never text from the link.
+    let (_, _, page) = web
+        .call(
+            Request::get(
+                "/login?failed=%E6%82%A8%E7%9A%84%E8%B4%A6%E5%8F%B7%E5%B7%B2%E5%86%BB%E7%BB%93",
+            )
+            .body(Body::empty())
+            .expect("request"),
+        )
+        .await;
+    assert!(!page.contains("您的账号已冻结") && !page.contains("role=\"alert\""));
+    let (_, _, page) = web
+        .call(
+            Request::get("/login?failed=credentials")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert!(page.contains("用户名或密码错误"));
+}
+
+#[tokio::test]
+async fn resetting_a_password_ends_the_users_browser_sessions() {
+    let web = setup();
+    let chief = web.sign_in("chief_a").await;
+    assert_eq!(web.get(&chief, "/cases").await.0, StatusCode::OK);
+    web.state
+        .storage
+        .reset_password("chief_a", "another good password")
+        .expect("reset");
+    let (status, _, _) = web
+        .call(
+            Request::get("/cases")
+                .header(header::COOKIE, &chief.cookie)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "sent back to the login form");
+}
+
+#[tokio::test]
+async fn a_district_a_case_is_shared_with_reads_and_comments_but_does_not_decide() {
+    let web = setup();
+    // A case of district A shared with district B, as a cross-district inspection is.
+    let (mut store, _) = web.record("insp_a", A, 1);
+    let mut new = sample::new_case(&sample::enterprise(1));
+    new.visible_to.push(B.parse().expect("district"));
+    let shared = store.open_case(&new).expect("shared case");
+    web.upload(&mut store, shared, "insp_a");
+    let chief_b = web.sign_in("chief_b").await;
+    assert_eq!(
+        web.get(&chief_b, &format!("/cases/{shared}")).await.0,
+        StatusCode::OK
+    );
+    let (_, page) = web.get(&chief_b, &format!("/cases/{shared}")).await;
+    assert!(!page.contains("审核通过</button>") && page.contains("添加批注"));
+    let uri = format!("/api/v1/cases/{shared}/review");
+    let (status, _) = web
+        .post_json(&chief_b, &uri, json!({"action": "approve"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the owning district decides");
+    let (status, body) = web
+        .post_json(
+            &chief_b,
+            &uri,
+            json!({"action": "comment", "text": "徐汇区已阅"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let chief_a = web.sign_in("chief_a").await;
+    let (status, body) = web
+        .post_json(&chief_a, &uri, json!({"action": "approve"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
