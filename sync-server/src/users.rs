@@ -389,13 +389,19 @@ impl Storage {
         );
         let actor = automerge::ActorId::from(&digest[..16]);
         let hex = actor.to_hex_string();
-        self.write(|conn| {
+        let owner: i64 = self.write(|conn| {
             conn.execute(
                 "INSERT OR IGNORE INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![hex, user.id, SERVER_DEVICE_NAME, Utc::now().to_rfc3339()],
             )?;
-            Ok(())
+            Ok(conn.query_row("SELECT user_id FROM devices WHERE actor_id = ?1", [&hex], |r| r.get(0))?)
         })?;
+        if owner != user.id {
+            return Err(AppError::Internal(format!(
+                "the server-side actor {hex} of {} is bound to another account",
+                user.username
+            )));
+        }
         Ok(actor)
     }
 }

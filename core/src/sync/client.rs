@@ -182,7 +182,7 @@ pub async fn sync(
         }
     }
     // Photos after the cases that mention them: the server accepts only those.
-    upload_blobs(store, &http, server, token, &mut total).await?;
+    upload_blobs(store, &http, timeout, server, token, &mut total).await?;
     download_thumbnails(store, server, token, &mut total).await?;
     Ok(total)
 }
@@ -245,6 +245,7 @@ fn photos_of(case: &crate::model::Case) -> Vec<PhotoRef> {
 async fn upload_blobs(
     store: &mut impl StoreAccess,
     http: &reqwest::Client,
+    timeout: Duration,
     server: &str,
     token: &str,
     report: &mut SyncReport,
@@ -276,11 +277,14 @@ async fn upload_blobs(
         let mut complete = header(&head, "upload-complete") == Some("true");
         while !complete {
             let end = (offset + UPLOAD_PART).min(bytes.len());
+            // A part of 256 KiB at a few KiB/s on a poor signal takes a while; a server
+            // that stops reading it must still not hang the sync.
             let response = http
                 .patch(&url)
                 .bearer_auth(token)
                 .header("upload-offset", offset)
                 .header("upload-length", bytes.len())
+                .timeout(timeout * 4)
                 .body(bytes[offset..end].to_vec())
                 .send()
                 .await
@@ -388,10 +392,7 @@ async fn sync_round(
             .await
             .map_err(|_| silent())?
             .map_err(network)?;
-    socket
-        .send(Message::Binary(session.join().into()))
-        .await
-        .map_err(network)?;
+    send(&mut socket, session.join(), timeout).await?;
     while !session.is_done() {
         let frame = match tokio::time::timeout(timeout, socket.next()).await {
             Err(_) => return Err(silent()),
@@ -413,15 +414,12 @@ async fn sync_round(
             .await?;
         session = returned;
         for reply in replies {
-            socket
-                .send(Message::Binary(reply.into()))
-                .await
-                .map_err(network)?;
+            send(&mut socket, reply, timeout).await?;
         }
         progress(session.progress());
     }
     // The round is complete whether or not the close handshake finishes.
-    let _ = socket.close(None).await;
+    let _ = tokio::time::timeout(timeout, socket.close(None)).await;
     let cursor = catalog.cursor;
     let report = store.with(move |s| session.finish(s, cursor)).await?;
     Ok((report, false))
@@ -456,6 +454,17 @@ async fn http_error(response: reqwest::Response) -> Error {
         401 | 403 => Error::Auth(message),
         _ => Error::Network(format!("{status}: {message}")),
     }
+}
+
+/// Sends one frame, giving up when the server stops reading for `timeout`.
+async fn send<S>(socket: &mut S, frame: Vec<u8>, timeout: Duration) -> Result<()>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    tokio::time::timeout(timeout, socket.send(Message::Binary(frame.into())))
+        .await
+        .map_err(|_| silent())?
+        .map_err(network)
 }
 
 /// The error of a server that stopped answering.

@@ -19,6 +19,7 @@ use anjian_core::{
 };
 use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
+use sha2::Digest;
 
 pub use accounts::{DISTRICTS, DemoAccount, accounts_table, district_name, role_label};
 
@@ -537,14 +538,20 @@ async fn review(
     action: ReviewAction,
     text: &str,
 ) -> AppResult<()> {
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| AppError::Internal(format!("demo http client: {e}")))?;
+    // One demo "device" per supervisor, however many cases they review.
+    let actor =
+        hex::encode(&sha2::Sha256::digest(format!("demo-review:{}", supervisor.username))[..16]);
     let login = http
         .post(format!("{server}/api/v1/login"))
         .json(&json!({
             "username": supervisor.username,
             "password": supervisor.password,
             "device_name": "监管网页（演示）",
-            "actor_id": uuid::Uuid::new_v4().simple().to_string(),
+            "actor_id": actor,
         }))
         .send()
         .await;
