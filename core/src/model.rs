@@ -456,6 +456,25 @@ pub struct Case {
     pub review_events: Vec<ReviewEvent>,
 }
 
+impl Case {
+    /// Every photo of the case: of its findings, their rectification evidence, and
+    /// checklist answers.
+    pub fn photos(&self) -> impl Iterator<Item = &PhotoRef> {
+        let findings = self.findings.iter().flat_map(|f| {
+            f.photos
+                .iter()
+                .chain(f.rectification.iter().flat_map(|r| r.evidence.iter()))
+        });
+        let answers = self
+            .checklists
+            .iter()
+            .flat_map(|c| c.entries.iter())
+            .filter_map(|e| e.answer.as_ref())
+            .flat_map(|a| a.photos.iter());
+        findings.chain(answers)
+    }
+}
+
 /// One entry of a case's review trail: a comment, or a review action with its comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewEvent {

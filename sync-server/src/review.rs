@@ -3,8 +3,8 @@
 //! written by the supervisor's own server-side actor through `sync::change_on_server`.
 
 use anjian_core::{
-    Case, CaseId, Conflict, FieldValue, FindingId, PhotoRef, RectificationState, Resolution,
-    ReviewAction, ReviewState, case_doc,
+    Case, CaseId, Conflict, FieldValue, FindingId, RectificationState, Resolution, ReviewAction,
+    ReviewState, case_doc,
 };
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::OptionalExtension;
@@ -234,21 +234,4 @@ fn reviewable(app: &AppState, user: &User, id: &str, deciding: bool) -> AppResul
         )));
     }
     Ok(case_id)
-}
-
-/// Every photo of a case: of its findings, their rectification evidence, and checklist
-/// answers.
-pub fn photos_of(case: &Case) -> impl Iterator<Item = &PhotoRef> {
-    let findings = case.findings.iter().flat_map(|f| {
-        f.photos
-            .iter()
-            .chain(f.rectification.iter().flat_map(|r| r.evidence.iter()))
-    });
-    let answers = case
-        .checklists
-        .iter()
-        .flat_map(|c| c.entries.iter())
-        .filter_map(|e| e.answer.as_ref())
-        .flat_map(|a| a.photos.iter());
-    findings.chain(answers)
 }

@@ -14,7 +14,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::session::{CatalogPage, SyncProgress, SyncReport, SyncSession};
 use crate::error::{Error, Result};
-use crate::model::PhotoRef;
 use crate::store::Store;
 
 /// Sync rounds in one `sync` call, at most.
@@ -203,7 +202,7 @@ async fn download_thumbnails(
                 if !s.has_case(case)? {
                     continue;
                 }
-                for photo in photos_of(&s.case(case)?) {
+                for photo in s.case(case)?.photos() {
                     if !photo.thumbnail.is_empty() && !s.has_blob(&photo.thumbnail)? {
                         wanted.insert(photo.thumbnail.clone());
                     }
@@ -221,22 +220,6 @@ async fn download_thumbnails(
         }
     }
     Ok(())
-}
-
-/// Every photo of a case: of its findings, their rectification evidence, and checklist
-/// answers.
-fn photos_of(case: &crate::model::Case) -> Vec<PhotoRef> {
-    let findings = case.findings.iter().flat_map(|f| {
-        f.photos
-            .iter()
-            .chain(f.rectification.iter().flat_map(|r| r.evidence.iter()))
-    });
-    let answers = case
-        .checklists
-        .iter()
-        .flat_map(|c| c.entries.iter())
-        .flat_map(|e| e.answer.iter().flat_map(|a| a.photos.iter()));
-    findings.chain(answers).cloned().collect()
 }
 
 /// Uploads every blob the server has not acknowledged, thumbnails first, originals

@@ -509,13 +509,11 @@ pub async fn photo(
 ) -> Result<Markup, WebError> {
     let detail = review::load(&app, &viewer.user, &id)?;
     let case = &detail.case;
-    let photo = review::photos_of(case)
-        .find(|p| p.sha256 == sha256)
-        .ok_or_else(|| {
-            AppError::NotFound(format!(
-                "照片 {sha256} 不属于该案件 (no such photo in this case)"
-            ))
-        })?;
+    let photo = case.photos().find(|p| p.sha256 == sha256).ok_or_else(|| {
+        AppError::NotFound(format!(
+            "照片 {sha256} 不属于该案件 (no such photo in this case)"
+        ))
+    })?;
     let case_id: CaseId = case.id;
     let body = html! {
         p { a href={ "/cases/" (case_id) } { "← 返回 " (case.enterprise.name) } }
