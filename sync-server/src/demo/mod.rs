@@ -425,16 +425,15 @@ impl Demo<'_> {
             summary.submitted += usize::from(spec.submit);
             summary.checklists += case.checklists.len();
             summary.conflicts += store.conflicts(*id)?.len();
+            photos.extend(case.photos().map(|p| p.sha256.clone()));
             for finding in &case.findings {
                 summary.findings += 1;
                 summary.major_findings += usize::from(finding.level == Level::Major);
                 summary.violations += usize::from(finding.violation.is_some());
-                photos.extend(finding.photos.iter().map(|p| p.sha256.clone()));
                 let Some(rect) = &finding.rectification else {
                     continue;
                 };
                 summary.rectifications += 1;
-                photos.extend(rect.evidence.iter().map(|p| p.sha256.clone()));
                 summary.closed += usize::from(rect.state == RectificationState::Closed);
                 summary.overdue += usize::from(rect.state.is_open() && rect.deadline < today);
             }
