@@ -26,4 +26,4 @@ pub use error::{Error, Result};
 pub use model::*;
 pub use photo::{PhotoError, PhotoInfo, PhotoLimits};
 pub use schema::STORE_VERSION;
-pub use store::{CaseQuery, FindingQuery, Store};
+pub use store::{CaseQuery, Clock, FindingQuery, Store, system_clock};

@@ -44,6 +44,7 @@ pub struct Store {
     photo_limits: PhotoLimits,
     upload_originals: bool,
     network_timeout: std::time::Duration,
+    clock: Clock,
 }
 
 /// Filters for listing cases; every field narrows the list.
@@ -170,6 +171,7 @@ impl Store {
             photo_limits: PhotoLimits::default(),
             upload_originals: true,
             network_timeout: DEFAULT_NETWORK_TIMEOUT,
+            clock: system_clock(),
         })
     }
 
@@ -181,6 +183,18 @@ impl Store {
     /// This device's Automerge actor id, hex; stable for the life of the file.
     pub fn device_id(&self) -> String {
         self.actor.to_hex_string()
+    }
+
+    /// Sets the clock the store stamps records and changes with (the phone's clock by
+    /// default): for demos and training that replay visits on their days. The server
+    /// keeps its own receipt time beside it whatever the device says.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// The device clock now (see `set_clock`).
+    pub fn now(&self) -> DateTime<FixedOffset> {
+        (self.clock)()
     }
 
     /// Sets the limits photos are checked against (the defaults suit phone cameras).
@@ -281,7 +295,7 @@ impl Store {
         document::commit(
             &mut doc,
             &ChangeNote::new(&self.identity, "open_case"),
-            device_seconds(),
+            self.now().timestamp(),
         );
         let projection = document::project_case(&doc)?;
         let snapshot = doc.save();
@@ -384,7 +398,7 @@ impl Store {
         }
         let id = FindingId::new();
         let recorded_by = self.identity.user_id.clone();
-        let now = device_now();
+        let now = self.now();
         let projection = document::new_finding_projection(id, finding, &recorded_by, now);
         self.write(
             case,
@@ -432,7 +446,7 @@ impl Store {
     /// evidence, marked with who removed it and when.
     pub fn remove_finding(&mut self, case: CaseId, finding: FindingId) -> Result<()> {
         let by = self.identity.user_id.clone();
-        let now = device_now();
+        let now = self.now();
         self.write(case, "remove_finding", Touched::Finding(finding), |doc| {
             document::remove_finding(doc, finding, &by, now)
         })
@@ -607,7 +621,7 @@ impl Store {
             )));
         }
         let by = self.identity.user_id.clone();
-        let now = device_now();
+        let now = self.now();
         self.write(
             case,
             &format!("review:{}", action.code()),
@@ -628,7 +642,7 @@ impl Store {
         let reinspection = Reinspection {
             note: note.to_owned(),
             by: self.identity.user_id.clone(),
-            at: device_now(),
+            at: self.now(),
         };
         self.write(case, "reinspect", Touched::Finding(finding), |doc| {
             document::reinspect(doc, finding, &reinspection)
@@ -648,7 +662,7 @@ impl Store {
             .ok_or_else(|| Error::not_found("checklist template", template_id))?;
         let id = ChecklistId::new();
         let by = self.identity.user_id.clone();
-        let now = device_now();
+        let now = self.now();
         self.write(case, "attach_checklist", Touched::Case, |doc| {
             document::attach_checklist(doc, id, template, &by, now)
         })?;
@@ -688,7 +702,7 @@ impl Store {
             _ => String::new(),
         };
         let by = self.identity.user_id.clone();
-        let now = device_now();
+        let now = self.now();
         self.write(case, "answer_item", Touched::Case, |doc| {
             let linked = document::answer_item(doc, checklist, item, input, &post, &by, now)?;
             if input.result != AnswerResult::NonCompliant || linked.is_some() {
@@ -831,6 +845,7 @@ impl Store {
         edit: impl FnOnce(&mut AutoCommit) -> Result<T>,
     ) -> Result<T> {
         let note = ChangeNote::new(&self.identity, action);
+        let time = self.now().timestamp();
         let identity = self.identity.clone();
         self.doc(case)?;
         let loaded = self.cache.get_mut(case).expect("loaded just above");
@@ -844,7 +859,7 @@ impl Store {
                 return Err(e);
             }
         };
-        if document::commit(&mut loaded.doc, &note, device_seconds()).is_none() {
+        if document::commit(&mut loaded.doc, &note, time).is_none() {
             return Ok(value);
         }
         let result = (|| {
@@ -973,13 +988,13 @@ fn device_actor(conn: &Connection) -> Result<ActorId> {
     Ok(actor)
 }
 
-/// The device's clock now, with its offset: what the inspector saw.
-pub(crate) fn device_now() -> DateTime<FixedOffset> {
-    Local::now().fixed_offset()
-}
+/// The device clock a store stamps records and changes with: the phone's own clock, with
+/// its offset (what the inspector saw), unless set otherwise (`Store::set_clock`).
+pub type Clock = Arc<dyn Fn() -> DateTime<FixedOffset> + Send + Sync>;
 
-fn device_seconds() -> i64 {
-    Utc::now().timestamp()
+/// The phone's clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| Local::now().fixed_offset())
 }
 
 /// A small least-recently-used cache of loaded case documents.

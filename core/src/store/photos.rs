@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, Touched, device_now};
+use super::{Store, Touched};
 use crate::codes::CaseId;
 use crate::document;
 use crate::error::{Error, Result};
@@ -152,7 +152,7 @@ impl Store {
             captured_at: info.captured_at,
             gps: info.gps,
             added_by: self.identity.user_id.clone(),
-            added_at: device_now(),
+            added_at: self.now(),
         };
         self.write(case, "attach_photo", Touched::Case, |doc| {
             let list = document::photo_list(doc, target)?;

@@ -646,3 +646,36 @@ fn many_writes_compact_into_a_snapshot_that_reloads_identically() {
     assert_eq!(store.export_case(case).expect("export"), before);
     assert_eq!(store.case(case).expect("case").findings.len(), 150);
 }
+
+#[test]
+fn records_and_changes_carry_the_store_clock() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    let visit = anjian_core::sample::visit_time();
+    store.set_clock(std::sync::Arc::new(move || visit));
+    let id = store
+        .add_finding(case, &finding("安全出口堵塞"))
+        .expect("finding");
+    let recorded = store.case(case).expect("case").findings;
+    let f = recorded.iter().find(|f| f.id == id).expect("finding");
+    assert_eq!(f.recorded_at, visit);
+    let last = store
+        .history(case)
+        .expect("history")
+        .pop()
+        .expect("a change");
+    assert_eq!(
+        (last.action.as_str(), last.device_time),
+        ("add_finding", visit.timestamp())
+    );
+    store.set_clock(anjian_core::system_clock());
+    store
+        .add_finding(case, &finding("灭火器过期"))
+        .expect("finding");
+    let last = store
+        .history(case)
+        .expect("history")
+        .pop()
+        .expect("a change");
+    assert!(last.device_time > visit.timestamp());
+}

@@ -291,10 +291,15 @@ impl Demo<'_> {
         let visit_day = opened_at.date_naive();
         let mut team = Vec::new();
         for username in spec.team {
-            team.push(TeamMember::from(self.device(username)?.store.identity()));
+            let store = &mut self.device(username)?.store;
+            team.push(TeamMember::from(store.identity()));
+            // The phones' clocks on the day of the visit, so that findings and changes
+            // carry that day (the server's receipt times show when they arrived).
+            store.set_clock(walking_clock(opened_at));
         }
         let mut photos = self.photos;
         let store = &mut self.device(spec.inspector)?.store;
+        store.set_clock(walking_clock(opened_at));
         store.register_enterprise(&enterprise)?;
         let case = store.open_case(&NewCase {
             enterprise: enterprise.credit_code.clone(),
@@ -586,6 +591,17 @@ async fn answer(
         return Err(AppError::Internal(format!("demo {what}: {status} {body}")));
     }
     Ok(body)
+}
+
+/// A clock that starts at `start` and moves on three minutes every time it is read, as
+/// the phone's clock does while an inspector walks through a site (never past now).
+fn walking_clock(start: DateTime<FixedOffset>) -> anjian_core::Clock {
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    std::sync::Arc::new(move || {
+        let read = reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = Utc::now().with_timezone(start.offset());
+        (start + chrono::Duration::minutes(3 * read)).min(now)
+    })
 }
 
 /// Now in China Standard Time, whatever the server's zone.

@@ -157,20 +157,26 @@ async fn demo_fills_a_fresh_folder_through_the_sync_path_once() {
         "{overdue}"
     );
 
-    // Photos were uploaded: the original of a finding's photo comes back byte-exact.
+    // Findings carry the day of their visit (recorded offline on that day), not the day
+    // the demo ran; and photos were uploaded: a finding's photo comes back byte-exact.
     let mut photo = None;
     for row in all["cases"].as_array().expect("cases") {
         let id = row["id"].as_str().expect("id");
         let case = admin.json(&format!("/api/v1/cases/{id}")).await;
+        let visit_day = &case["opened_at"].as_str().expect("opened_at")[..10];
+        for finding in case["findings"].as_array().expect("findings") {
+            let recorded = finding["recorded_at"].as_str().expect("recorded_at");
+            assert_eq!(&recorded[..10], visit_day, "{id}: {finding}");
+        }
+        if photo.is_some() {
+            continue;
+        }
         photo = case["findings"]
             .as_array()
             .expect("findings")
             .iter()
             .flat_map(|f| f["photos"].as_array().cloned().unwrap_or_default())
             .find_map(|p| p["sha256"].as_str().map(str::to_owned));
-        if photo.is_some() {
-            break;
-        }
     }
     let sha256 = photo.expect("a photo in some case");
     let response = admin.get(&format!("/api/v1/blobs/{sha256}")).await;
