@@ -320,6 +320,9 @@ pub struct NewCase {
     pub opened_at: DateTime<FixedOffset>,
     /// Where, if the phone knew.
     pub location: Option<GeoPoint>,
+    /// The case this one amends (更正): an approved case is locked, so a correction
+    /// found later is recorded as a new case linked to it.
+    pub amends: Option<CaseId>,
 }
 
 /// What an inspector enters to record a finding.
@@ -454,6 +457,8 @@ pub struct Case {
     pub checklists: Vec<CaseChecklist>,
     /// Review events (comments, returns, approvals), in the order recorded.
     pub review_events: Vec<ReviewEvent>,
+    /// The case this one amends (更正), if it is an amendment.
+    pub amends: Option<CaseId>,
 }
 
 impl Case {

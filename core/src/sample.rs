@@ -50,6 +50,7 @@ pub fn new_case(enterprise: &Enterprise) -> NewCase {
         team: Vec::new(),
         opened_at: visit_time(),
         location: None,
+        amends: None,
     }
 }
 

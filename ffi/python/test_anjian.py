@@ -238,6 +238,20 @@ class InspectorAppTest(unittest.TestCase):
         self.assertIn("check character", raised.exception.reason)
         self.assertEqual(store.enterprises(), [], "nothing was stored")
 
+    def test_a_fixed_device_time_stamps_the_records(self):
+        store = self.open_store("clock.db", inspector("zhangwei", "张伟", "应急管理"))
+        case_id = self.open_case_with_enterprise(store)
+        store.set_device_time("2026-11-20T10:15:00+08:00")
+        finding_id = store.add_finding(case_id, anjian.NewFinding(description="安全出口堵塞"))
+        finding = next(f for f in store.case(case_id).findings if f.id == finding_id)
+        self.assertEqual(finding.recorded_at, "2026-11-20T10:15:00+08:00")
+        with self.assertRaises(anjian.AnjianError.Validation):
+            store.set_device_time("上周二")
+        store.set_device_time(None)
+        later = store.add_finding(case_id, anjian.NewFinding(description="灭火器过期"))
+        recorded = next(f for f in store.case(case_id).findings if f.id == later).recorded_at
+        self.assertGreater(recorded[:10], "2026-11-20")
+
     def test_deadline_before_the_visit_is_refused(self):
         store = self.open_store("deadline.db", inspector("zhangwei", "张伟", "应急管理"))
         case_id = self.open_case_with_enterprise(store)

@@ -97,6 +97,10 @@ pub struct NewCase {
     /// Where, if the phone knew.
     #[uniffi(default)]
     pub location: Option<GeoPoint>,
+    /// The case this one amends (更正): an approved case is locked, so a correction
+    /// found later is a new case linked to it.
+    #[uniffi(default)]
+    pub amends: Option<String>,
 }
 
 /// A three-violations record (三违): what kind, against which post and person.
@@ -288,6 +292,8 @@ pub struct Case {
     pub checklists: Vec<CaseChecklist>,
     /// Review events (comments, returns, approvals), in the order recorded.
     pub review_events: Vec<ReviewEvent>,
+    /// The case this one amends (更正), if it is an amendment.
+    pub amends: Option<String>,
 }
 
 /// One entry of a case's review trail.
@@ -722,7 +728,7 @@ fn time_out(time: DateTime<FixedOffset>) -> String {
     time.to_rfc3339()
 }
 
-fn time_in(field: &'static str, text: &str) -> CoreResult<DateTime<FixedOffset>> {
+pub(crate) fn time_in(field: &'static str, text: &str) -> CoreResult<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(text.trim()).map_err(|e| {
         core::Error::invalid(
             field,
@@ -877,6 +883,7 @@ impl TryFrom<NewCase> for core::NewCase {
                 .collect::<CoreResult<_>>()?,
             opened_at: time_in("opened_at", &value.opened_at)?,
             location: value.location.map(TryInto::try_into).transpose()?,
+            amends: value.amends.as_deref().map(case_id).transpose()?,
         })
     }
 }
@@ -1014,6 +1021,7 @@ impl From<core::Case> for Case {
             findings: value.findings.into_iter().map(Into::into).collect(),
             checklists: value.checklists.into_iter().map(Into::into).collect(),
             review_events: value.review_events.into_iter().map(Into::into).collect(),
+            amends: value.amends.map(|id| id.to_string()),
         }
     }
 }

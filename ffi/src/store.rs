@@ -479,6 +479,23 @@ impl InspectorStore {
         self.core(|s| Ok(list(s.pending_uploads()?)))
     }
 
+    /// Fixes the device time the store stamps records and changes with (RFC 3339), for
+    /// training and demonstrations that replay a visit; `None` returns to the phone's
+    /// clock. The server records its own receipt time beside it regardless.
+    pub fn set_device_time(&self, at: Option<String>) -> Result<(), AnjianError> {
+        self.core(|s| {
+            let clock = match at {
+                Some(text) => {
+                    let at = records::time_in("at", &text)?;
+                    std::sync::Arc::new(move || at) as core::Clock
+                }
+                None => core::system_clock(),
+            };
+            s.set_clock(clock);
+            Ok(())
+        })
+    }
+
     /// How many seconds sync waits for the server to connect or answer before it fails
     /// with `Network` (default 30; raise it on poor signal).
     pub fn set_network_timeout_secs(&self, seconds: u32) -> Result<(), AnjianError> {

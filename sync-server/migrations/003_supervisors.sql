@@ -31,7 +31,10 @@ ALTER TABLE findings ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0; -- evidence
 ALTER TABLE findings ADD COLUMN violation_post TEXT;
 ALTER TABLE findings ADD COLUMN violation_person TEXT;
 
+ALTER TABLE cases ADD COLUMN amends TEXT; -- the case this one amends (更正), if any
+
 CREATE INDEX findings_open ON findings (rectification, deadline);
+CREATE INDEX cases_by_amended ON cases (amends);
 CREATE INDEX cases_by_opened ON cases (opened_at);
 
 INSERT OR REPLACE INTO meta (key, value) VALUES ('reproject_pending', '1');

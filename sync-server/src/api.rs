@@ -178,6 +178,13 @@ pub async fn case(
         }))
         .collect::<Vec<_>>());
     body["history"] = json!(detail.history);
+    body["amendments"] = json!(
+        detail
+            .amendments
+            .iter()
+            .map(|(id, opened_at)| json!({ "id": id, "opened_at": opened_at }))
+            .collect::<Vec<_>>()
+    );
     Ok(Json(body))
 }
 
@@ -277,6 +284,7 @@ pub fn case_json(case: &Case) -> Value {
         "opened_at": case.opened_at.to_rfc3339(),
         "opened_by": case.opened_by,
         "state": case.state.code(),
+        "amends": case.amends.map(|id| id.to_string()),
         "review_events": case.review_events.iter().map(|e| json!({
             "kind": e.kind, "by": e.by, "at": e.at, "text": e.text,
         })).collect::<Vec<_>>(),

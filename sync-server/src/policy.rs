@@ -65,7 +65,7 @@ fn refuse_locked(user: &User, before: &Case, after: &Case) -> Option<String> {
     if only_review && (comment || may_review(user)) {
         return None;
     }
-    Some("该案件已审核通过并锁定，不能再修改；如需更正，请联系监管负责人重新打开 (the case is approved and locked)".into())
+    Some("该案件已审核通过并锁定，不能再修改；如需更正，请新建关联的更正案件，或联系监管负责人重新打开 (the case is approved and locked; open an amending case)".into())
 }
 
 /// The review state moves only as the review actions move it, and only supervisors

@@ -23,6 +23,8 @@ pub struct CaseDetail {
     pub conflicts: Vec<Conflict>,
     /// Every change, oldest first.
     pub history: Vec<HistoryRow>,
+    /// Cases in the user's scope that amend this one (更正), oldest first: (id, visit).
+    pub amendments: Vec<(String, String)>,
 }
 
 /// One change of a case's history: device time and server receipt time side by side.
@@ -100,10 +102,24 @@ pub fn load(app: &AppState, user: &User, id: &str) -> AppResult<CaseDetail> {
         }
         Ok(rows)
     })?;
+    let amendments = app.storage.read(|conn| {
+        let mut w = queries::Conditions::default();
+        w.push("c.amends = ?", vec![Box::new(id.to_owned())]);
+        w.scope(policy::scope(user));
+        let mut stmt = conn.prepare(&format!(
+            "SELECT c.case_id, c.opened_at FROM cases c {} ORDER BY c.opened_at",
+            w.sql()
+        ))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(w.params()), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })?;
     Ok(CaseDetail {
         case,
         conflicts,
         history,
+        amendments,
     })
 }
 

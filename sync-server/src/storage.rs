@@ -345,14 +345,15 @@ fn write_projections(
         .count();
     tx.execute(
         "INSERT INTO cases (case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
-                            opened_by, findings, major_findings, conflicts, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                            opened_by, findings, major_findings, conflicts, updated_at, amends)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)
          ON CONFLICT (case_id) DO UPDATE SET enterprise_name = excluded.enterprise_name,
             credit_code = excluded.credit_code, industry = excluded.industry, district = excluded.district,
             case_type = excluded.case_type, state = excluded.state, opened_at = excluded.opened_at,
             opened_by = excluded.opened_by, findings = excluded.findings,
             major_findings = excluded.major_findings, conflicts = excluded.conflicts,
-            updated_at = CASE WHEN ?14 THEN excluded.updated_at ELSE cases.updated_at END",
+            updated_at = CASE WHEN ?14 THEN excluded.updated_at ELSE cases.updated_at END,
+            amends = excluded.amends",
         params![
             key,
             case.enterprise.name,
@@ -368,6 +369,7 @@ fn write_projections(
             projection.conflicts as i64,
             Utc::now().to_rfc3339(),
             received,
+            case.amends.map(|id| id.to_string()),
         ],
     )?;
     for member in &case.team {

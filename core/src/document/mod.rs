@@ -77,6 +77,7 @@ pub(crate) struct CaseInit<'a> {
     pub opened_at: DateTime<FixedOffset>,
     pub opened_by: &'a str,
     pub location: Option<GeoPoint>,
+    pub amends: Option<CaseId>,
 }
 
 /// Writes the whole skeleton of a new case into an empty document.
@@ -109,6 +110,9 @@ pub(crate) fn init_case(doc: &mut AutoCommit, init: &CaseInit<'_>) -> Result<()>
     }
     doc.put(ROOT, "opened_at", init.opened_at.to_rfc3339())?;
     doc.put(ROOT, "opened_by", init.opened_by)?;
+    if let Some(amended) = init.amends {
+        doc.put(ROOT, "amends", amended.to_string())?;
+    }
     if let Some(point) = init.location {
         let location = doc.put_object(ROOT, "location", ObjType::Map)?;
         doc.put(&location, "latitude", point.latitude)?;
@@ -245,6 +249,7 @@ pub(crate) fn read_case(doc: &AutoCommit) -> Result<Case> {
         findings,
         checklists: checklists::read_all(doc)?,
         review_events: read_review_events(doc, &review),
+        amends: string(doc, &ROOT, "amends").and_then(|id| id.parse().ok()),
     })
 }
 
@@ -954,6 +959,7 @@ mod tests {
                 opened_at: sample::visit_time(),
                 opened_by: "u1",
                 location: None,
+                amends: None,
             },
         )
         .expect("init");

@@ -253,6 +253,15 @@ impl Store {
     /// Opens a case for a registered enterprise; the inspector is always on its team.
     pub fn open_case(&mut self, new: &NewCase) -> Result<CaseId> {
         let enterprise = self.enterprise(&new.enterprise)?;
+        if let Some(amended) = new.amends {
+            let original = self.case(amended)?;
+            if original.enterprise.credit_code != enterprise.credit_code {
+                return Err(Error::invalid(
+                    "amends",
+                    "an amendment is about the same enterprise as the case it amends",
+                ));
+            }
+        }
         let district = new
             .district
             .clone()
@@ -290,6 +299,7 @@ impl Store {
                 opened_at: new.opened_at,
                 opened_by: &self.identity.user_id,
                 location: new.location,
+                amends: new.amends,
             },
         )?;
         document::commit(

@@ -679,3 +679,29 @@ fn records_and_changes_carry_the_store_clock() {
         .expect("a change");
     assert!(last.device_time > visit.timestamp());
 }
+
+#[test]
+fn an_amendment_links_to_the_case_of_the_same_enterprise() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    let mut amendment = new_case(&enterprise(1));
+    amendment.amends = Some(case);
+    let amending = store.open_case(&amendment).expect("amendment");
+    assert_eq!(store.case(amending).expect("case").amends, Some(case));
+    assert_eq!(store.case(case).expect("case").amends, None);
+    let other = enterprise(2);
+    store.register_enterprise(&other).expect("register");
+    let mut wrong = new_case(&other);
+    wrong.amends = Some(case);
+    let err = store.open_case(&wrong).expect_err("another enterprise");
+    assert!(
+        matches!(err, anjian_core::Error::Invalid { ref field, .. } if *field == "amends"),
+        "{err}"
+    );
+    let mut unknown = new_case(&enterprise(1));
+    unknown.amends = Some(anjian_core::CaseId::new());
+    assert!(matches!(
+        store.open_case(&unknown),
+        Err(anjian_core::Error::NotFound { .. })
+    ));
+}

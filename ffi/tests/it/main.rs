@@ -61,6 +61,7 @@ fn store_with_case(dir: &std::path::Path, user: &str) -> (Arc<InspectorStore>, S
             visible_to: Vec::new(),
             team: Vec::new(),
             location: None,
+            amends: None,
         })
         .expect("open case");
     (store, case)
@@ -101,6 +102,7 @@ fn bad_times_ids_and_unknown_records_are_typed_errors() {
             visible_to: Vec::new(),
             team: Vec::new(),
             location: None,
+            amends: None,
         })
         .expect_err("not RFC 3339");
     assert!(matches!(&error, AnjianError::Validation { field, .. } if field == "opened_at"));

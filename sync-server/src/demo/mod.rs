@@ -309,6 +309,7 @@ impl Demo<'_> {
             team,
             opened_at,
             location: GeoPoint::new(location.0, location.1).ok(),
+            amends: None,
         })?;
         let mut findings = Vec::new();
         for finding in spec.findings {

@@ -112,6 +112,17 @@ pub async fn show(
             h1 { (case.enterprise.name) }
             span class={ "state " (case.state.code()) } #review-state { (case.state.label()) }
         }
+        @if let Some(amended) = case.amends {
+            p.amends { "本案是对案件 " a href={ "/cases/" (amended) } { (amended) } " 的更正（原案件已审核锁定）。" }
+        }
+        @if !detail.amendments.is_empty() {
+            p.amends {
+                "更正案件："
+                @for (id, opened) in &detail.amendments {
+                    a href={ "/cases/" (id) } { (opened.get(..10).unwrap_or(opened)) } " "
+                }
+            }
+        }
         dl.facts {
             dt { "统一社会信用代码" } dd { (case.enterprise.credit_code.as_str()) }
             dt { "行业" } dd { (case.enterprise.industry.label()) }

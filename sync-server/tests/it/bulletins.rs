@@ -97,6 +97,7 @@ fn open(
             team: Vec::new(),
             opened_at: DateTime::parse_from_rfc3339(opened_at).expect("time"),
             location: None,
+            amends: None,
         })
         .expect("case")
 }

@@ -11,7 +11,7 @@ use crate::support::{record_case, server, upload};
 fn projections(storage: &Storage) -> Vec<String> {
     let queries = [
         "SELECT case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
-                opened_by, findings, major_findings, conflicts FROM cases ORDER BY case_id",
+                opened_by, findings, major_findings, conflicts, amends FROM cases ORDER BY case_id",
         "SELECT * FROM findings ORDER BY case_id, finding_id",
         "SELECT * FROM case_team ORDER BY case_id, user_id",
         "SELECT * FROM visibility ORDER BY case_id, district",
@@ -58,7 +58,8 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch(
         "DROP TABLE web_sessions; DROP TABLE case_team;
-         DROP INDEX findings_open; DROP INDEX cases_by_opened;
+         DROP INDEX findings_open; DROP INDEX cases_by_opened; DROP INDEX cases_by_amended;
+         ALTER TABLE cases DROP COLUMN amends;
          ALTER TABLE findings DROP COLUMN category; ALTER TABLE findings DROP COLUMN place;
          ALTER TABLE findings DROP COLUMN recorded_by; ALTER TABLE findings DROP COLUMN recorded_at;
          ALTER TABLE findings DROP COLUMN measures; ALTER TABLE findings DROP COLUMN responsible;

@@ -103,6 +103,31 @@ async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case()
     let (_, body) = review(&url, &chief, case, "comment", "已锁定").await;
     assert_eq!(body["state"], "approved");
 
+    // A correction found later is a new case that amends the locked one.
+    let mut amendment = sample::new_case(&sample::enterprise(7));
+    amendment.amends = Some(case);
+    let amending = zhang.store.open_case(&amendment).expect("amending case");
+    zhang
+        .store
+        .add_finding(amending, &sample::finding("补充：二号仓库安全出口同样堵塞"))
+        .expect("finding");
+    let report = zhang.sync().await.expect("sync runs");
+    assert!(report.refused.is_empty(), "{report:?}");
+    let original: Value = reqwest::Client::new()
+        .get(format!("{url}/api/v1/cases/{case}"))
+        .bearer_auth(&chief)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        original["amendments"][0]["id"],
+        amending.to_string(),
+        "{original}"
+    );
+
     // Reopened: the inspector may amend again.
     let (status, body) = review(&url, &chief, case, "reopen", "企业提交了新的整改材料").await;
     assert_eq!(
