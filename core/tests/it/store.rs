@@ -695,7 +695,7 @@ fn an_amendment_links_to_the_case_of_the_same_enterprise() {
     wrong.amends = Some(case);
     let err = store.open_case(&wrong).expect_err("another enterprise");
     assert!(
-        matches!(err, anjian_core::Error::Invalid { ref field, .. } if *field == "amends"),
+        matches!(err, anjian_core::Error::Invalid { field, .. } if field == "amends"),
         "{err}"
     );
     let mut unknown = new_case(&enterprise(1));
