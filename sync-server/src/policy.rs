@@ -198,7 +198,12 @@ pub fn may_review(user: &User) -> bool {
 /// Whether `user` decides `case` (returns, approves, reopens, resolves, closes): its owning
 /// district's supervisors, or an admin. Districts it is shared with read and comment.
 pub fn decides(user: &User, case: &Case) -> bool {
-    user.role == Role::Admin || (user.role == Role::Supervisor && case.district == user.district)
+    decides_in(user, case.district.as_str())
+}
+
+/// Whether `user` decides the cases owned by district `owner` (see `decides`).
+pub fn decides_in(user: &User, owner: &str) -> bool {
+    user.role == Role::Admin || (user.role == Role::Supervisor && owner == user.district.as_str())
 }
 
 /// Refuses review actions to users who may not take them.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::error::{AppError, AppResult};
-use crate::users::{Role, User};
+use crate::users::User;
 use crate::{policy, queries, sync};
 
 /// A case as a reviewer reads it.
@@ -243,8 +243,7 @@ fn reviewable(app: &AppState, user: &User, id: &str, deciding: bool) -> AppResul
             .optional()?)
     })?;
     let owner = owner.ok_or_else(not_found)?;
-    let decides = user.role == Role::Admin || owner == user.district.as_str();
-    if deciding && !decides {
+    if deciding && !policy::decides_in(user, &owner) {
         return Err(AppError::Forbidden(format!(
             "该案件属于辖区 {owner}，由其监管负责人审核；共享辖区可以查看和批注 (only the owning district decides)"
         )));
