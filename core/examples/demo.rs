@@ -21,12 +21,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         name: "张伟".into(),
         department: "应急管理局".into(),
         district: "310101".parse()?,
+        role: anjian_core::Role::Inspector,
     };
     let li = Identity {
         user_id: "lina".into(),
         name: "李娜".into(),
         department: "消防救援支队".into(),
         district: "310104".parse()?,
+        role: anjian_core::Role::Inspector,
     };
     let mut a = Store::open(dir.join("zhangwei.db"), zhang.clone())?;
     let mut b = Store::open(dir.join("lina.db"), li.clone())?;

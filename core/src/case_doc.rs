@@ -5,12 +5,11 @@
 use automerge::AutoCommit;
 use chrono::{DateTime, FixedOffset};
 
-use crate::codes::{CaseId, FindingId};
+use crate::codes::{CaseId, DistrictCode, FindingId};
+use crate::codes::{RectificationState, ReviewAction, ReviewState};
 use crate::document;
 use crate::error::Result;
-use crate::model::{
-    Case, Conflict, HistoryEntry, RectificationState, Resolution, ReviewAction, ReviewState,
-};
+use crate::model::{Case, Conflict, HistoryEntry, Resolution};
 
 /// The case id a document holds, if it is a case this build can read.
 pub fn case_id(doc: &AutoCommit) -> Result<CaseId> {
@@ -90,6 +89,18 @@ pub fn move_rectification(
     change(doc, by, "move_rectification", at, |doc| {
         document::move_rectification(doc, finding, next)
     })
+}
+
+/// Shares the case with `districts` besides its owner (replacing the districts it was
+/// shared with) as one change by `by`; returns the districts as written. Nothing is
+/// written on error.
+pub fn share(
+    doc: &mut AutoCommit,
+    by: &str,
+    districts: &[DistrictCode],
+    at: DateTime<FixedOffset>,
+) -> Result<Vec<DistrictCode>> {
+    change(doc, by, "share", at, |doc| document::share(doc, districts))
 }
 
 /// Runs `edit` and commits it as one change with the same note the apps write; rolls

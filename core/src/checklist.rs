@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Industry, Level};
+use crate::codes::{Industry, Level};
 
 coded_enum!(
     /// What a template is for.

@@ -16,10 +16,24 @@ const COMPACT_AFTER_CHUNKS: i64 = 64;
 /// … or once they hold more bytes than this.
 const COMPACT_AFTER_BYTES: i64 = 256 * 1024;
 
-/// A case document as loaded, with the heads that are durable in storage.
+/// A case document as loaded, with the heads that are durable in storage, and the case as
+/// the rule book last judged it (kept to judge the next local write against).
 pub(crate) struct LoadedDoc {
     pub doc: AutoCommit,
     pub saved_heads: Vec<ChangeHash>,
+    pub judged: Option<(Vec<ChangeHash>, crate::rules::CaseState)>,
+}
+
+impl LoadedDoc {
+    /// A document just loaded or created.
+    pub fn new(mut doc: AutoCommit) -> LoadedDoc {
+        let saved_heads = doc.get_heads();
+        LoadedDoc {
+            doc,
+            saved_heads,
+            judged: None,
+        }
+    }
 }
 
 /// Loads a case document from its snapshot and chunks; `None` if the case is unknown.
@@ -44,8 +58,7 @@ pub(crate) fn load_document(conn: &Connection, id: CaseId) -> Result<Option<Load
         let bytes: Vec<u8> = row.get(0)?;
         doc.load_incremental(&bytes).map_err(damaged)?;
     }
-    let saved_heads = doc.get_heads();
-    Ok(Some(LoadedDoc { doc, saved_heads }))
+    Ok(Some(LoadedDoc::new(doc)))
 }
 
 /// A document's heads as stored: hex, sorted, comma-separated.

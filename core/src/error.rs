@@ -61,7 +61,7 @@ pub enum Error {
     /// A photo was refused: empty, too large, not an image, damaged, a decompression
     /// bomb, or with impossible EXIF data.
     #[error("photo refused: {0}")]
-    Photo(#[from] crate::photo::PhotoError),
+    Photo(#[from] PhotoError),
     /// A stored blob no longer matches its hash.
     #[error(
         "blob {sha256} is damaged in storage (its bytes no longer match the hash); fetch it again"
@@ -121,4 +121,53 @@ impl From<automerge::AutomergeError> for Error {
     fn from(error: automerge::AutomergeError) -> Self {
         Error::InvalidDocument(error.to_string())
     }
+}
+
+/// Why a photo was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PhotoError {
+    /// Zero bytes.
+    #[error("the photo is empty (0 bytes)")]
+    Empty,
+    /// Over the size limit.
+    #[error("the photo is {size} bytes, the limit is {limit} bytes")]
+    TooLarge {
+        /// The photo's size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Not an image at all.
+    #[error("the file is not an image")]
+    NotAnImage,
+    /// An image format the core does not accept.
+    #[error("{0} images are not accepted; convert to JPEG first")]
+    Unsupported(String),
+    /// Declares more pixels than allowed (e.g. a decompression bomb).
+    #[error(
+        "the image declares {width} x {height} pixels, more than allowed ({limit} pixels, {edge} per edge)"
+    )]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The pixel limit.
+        limit: u64,
+        /// The edge limit.
+        edge: u32,
+    },
+    /// The image data is damaged or truncated.
+    #[error("the image is damaged or incomplete: {0}")]
+    Damaged(String),
+    /// The EXIF block is garbage or holds impossible values.
+    #[error(
+        "the photo's EXIF data is invalid ({field}: {message}); take the photo again with the camera"
+    )]
+    InvalidExif {
+        /// The EXIF field (or `exif` for the whole block).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }

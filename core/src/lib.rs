@@ -14,13 +14,14 @@ mod document;
 mod error;
 mod model;
 pub mod photo;
+pub mod rules;
 pub mod sample;
 mod schema;
 mod store;
 pub mod sync;
 
 pub use checklist::{Catalog, Operation, Template, TemplateError, TemplateItem, TemplateKind};
-pub use codes::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId};
+pub use codes::*;
 pub use document::SCHEMA_VERSION;
 pub use error::{Error, Result};
 pub use model::*;

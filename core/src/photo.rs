@@ -14,7 +14,8 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits, RgbImage};
 use sha2::{Digest, Sha256};
 
-use crate::model::GeoPoint;
+use crate::codes::GeoPoint;
+pub use crate::error::PhotoError;
 
 /// The long edge of a thumbnail, in pixels.
 pub const THUMBNAIL_EDGE: u32 = 320;
@@ -45,55 +46,6 @@ impl Default for PhotoLimits {
             max_alloc: 512 * 1024 * 1024,
         }
     }
-}
-
-/// Why a photo was refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PhotoError {
-    /// Zero bytes.
-    #[error("the photo is empty (0 bytes)")]
-    Empty,
-    /// Over the size limit.
-    #[error("the photo is {size} bytes, the limit is {limit} bytes")]
-    TooLarge {
-        /// The photo's size.
-        size: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// Not an image at all.
-    #[error("the file is not an image")]
-    NotAnImage,
-    /// An image format the core does not accept.
-    #[error("{0} images are not accepted; convert to JPEG first")]
-    Unsupported(String),
-    /// Declares more pixels than allowed (e.g. a decompression bomb).
-    #[error(
-        "the image declares {width} x {height} pixels, more than allowed ({limit} pixels, {edge} per edge)"
-    )]
-    TooManyPixels {
-        /// Declared width.
-        width: u32,
-        /// Declared height.
-        height: u32,
-        /// The pixel limit.
-        limit: u64,
-        /// The edge limit.
-        edge: u32,
-    },
-    /// The image data is damaged or truncated.
-    #[error("the image is damaged or incomplete: {0}")]
-    Damaged(String),
-    /// The EXIF block is garbage or holds impossible values.
-    #[error(
-        "the photo's EXIF data is invalid ({field}: {message}); take the photo again with the camera"
-    )]
-    InvalidExif {
-        /// The EXIF field (or `exif` for the whole block).
-        field: &'static str,
-        /// What is wrong.
-        message: String,
-    },
 }
 
 /// What ingesting a photo learned about it.

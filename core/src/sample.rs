@@ -1,8 +1,9 @@
 //! Realistic sample records, for demos, tests and benchmarks: codes that validate,
 //! Chinese names and findings an inspector would recognise.
 
-use crate::codes::CreditCode;
-use crate::model::{CaseType, Enterprise, Identity, Industry, NewCase, NewFinding, RiskGrade};
+use crate::codes::{CaseType, Industry, RiskGrade};
+use crate::codes::{CreditCode, Role};
+use crate::model::{Enterprise, Identity, NewCase, NewFinding};
 use chrono::{DateTime, FixedOffset};
 
 /// A unified social credit code with a correct check character, made from `seed`.
@@ -21,6 +22,7 @@ pub fn inspector(user: &str) -> Identity {
         name: format!("检查员{user}"),
         department: "应急管理".to_owned(),
         district: "310101".parse().expect("valid district"),
+        role: Role::Inspector,
     }
 }
 

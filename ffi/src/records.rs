@@ -34,6 +34,10 @@ pub struct Identity {
     pub department: String,
     /// The inspector's own district (6 digits).
     pub district: String,
+    /// The account's role as the server reports it at sign-in (`inspector`,
+    /// `supervisor`, `admin`): what the rule book lets this device record.
+    #[uniffi(default = "inspector")]
+    pub role: String,
 }
 
 /// An enterprise (生产经营单位).
@@ -789,6 +793,7 @@ impl TryFrom<Identity> for core::Identity {
             name: value.name,
             department: value.department,
             district: district(&value.district)?,
+            role: value.role.parse()?,
         })
     }
 }
@@ -800,6 +805,7 @@ impl From<&core::Identity> for Identity {
             name: value.name.clone(),
             department: value.department.clone(),
             district: value.district.to_string(),
+            role: value.role.code().to_owned(),
         }
     }
 }

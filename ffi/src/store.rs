@@ -621,6 +621,7 @@ mod tests {
                 name: "张伟".to_owned(),
                 department: "应急管理".to_owned(),
                 district: "310101".to_owned(),
+                role: "inspector".to_owned(),
             },
         )
         .expect("open")

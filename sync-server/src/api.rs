@@ -4,77 +4,18 @@
 use std::sync::Arc;
 
 use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
-use anjian_core::{Case, CaseId, ReviewAction};
+use anjian_core::{Case, CaseId, DistrictCode, ReviewAction, Role};
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::Method;
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use rusqlite::params;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::auth::{self, AuthUser, ClientAddr};
 use crate::error::{AppError, AppResult};
 use crate::queries::{self, BoardFilter, CaseFilter};
-use crate::users::{Role, User, token_hash};
-use crate::web::session;
+use crate::state::AppState;
 use crate::{policy, review};
-
-/// The signed-in user of a request (bearer token in `Authorization`, or `?token=`).
-pub struct AuthUser(pub User);
-
-impl FromRequestParts<Arc<AppState>> for AuthUser {
-    type Rejection = AppError;
-
-    /// A bearer token (apps and integrations), or a supervisor's session cookie (pages
-    /// in a browser: photos, and API calls that must then carry `X-CSRF-Token` unless
-    /// they only read).
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> AppResult<AuthUser> {
-        if let Some(token) = token_from(parts) {
-            return app
-                .storage
-                .user_for_token(&token_hash(&token))?
-                .map(AuthUser)
-                .ok_or_else(|| {
-                    AppError::Unauthorized("invalid or revoked token; sign in again".into())
-                });
-        }
-        let viewer = session::session_of(app, &parts.headers)?
-            .ok_or_else(|| AppError::Unauthorized("sign in first: no token".into()))?;
-        if !matches!(parts.method, Method::GET | Method::HEAD) {
-            let sent = parts
-                .headers
-                .get("x-csrf-token")
-                .map(|v| v.as_bytes())
-                .unwrap_or_default();
-            if !session::same_origin(parts)
-                || !session::constant_time_eq(sent, viewer.csrf.as_bytes())
-            {
-                return Err(AppError::Forbidden(
-                    "a request signed in by cookie must carry the session's X-CSRF-Token".into(),
-                ));
-            }
-        }
-        Ok(AuthUser(viewer.user))
-    }
-}
-
-/// The token of a request, from the `Authorization: Bearer` header or `?token=`.
-pub fn token_from(parts: &Parts) -> Option<String> {
-    if let Some(header) = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        && let Some(token) = header.strip_prefix("Bearer ")
-    {
-        return Some(token.trim().to_owned());
-    }
-    parts
-        .uri
-        .query()?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("token=").map(str::to_owned))
-}
 
 /// `POST /api/v1/login` body.
 #[derive(Deserialize)]
@@ -85,23 +26,26 @@ pub struct Login {
     actor_id: String,
 }
 
-/// Signs in and binds the device; returns a token.
+/// Signs in and binds the device; returns a token (valid for `token_days`, after which
+/// the app signs in again) and the account.
 pub async fn login(
     State(app): State<Arc<AppState>>,
+    ClientAddr(address): ClientAddr,
     Json(body): Json<Login>,
 ) -> AppResult<Json<Value>> {
     let storage = app.storage.clone();
-    let (token, user) = app
-        .passwords
-        .run(move || {
-            storage.login(
-                &body.username,
-                &body.password,
-                &body.device_name,
-                &body.actor_id,
-            )
-        })
-        .await??;
+    let days = app.settings.token_days;
+    let name = body.username.trim().to_owned();
+    let (token, user) = auth::sign_in(&app, &name, address, move || {
+        storage.login(
+            &body.username,
+            &body.password,
+            &body.device_name,
+            &body.actor_id,
+            days,
+        )
+    })
+    .await?;
     Ok(Json(json!({ "token": token, "user": user })))
 }
 
@@ -218,6 +162,32 @@ pub struct ResolveBody {
     value: Option<String>,
 }
 
+/// `POST /api/v1/cases/{id}/share` body: the districts the case is shared with besides
+/// its owner (replacing those it was shared with).
+#[derive(Deserialize)]
+pub struct ShareBody {
+    districts: Vec<String>,
+}
+
+/// Shares a case with other districts, as a supervisor of the owning district (or an
+/// admin); returns the districts it is now shared with.
+pub async fn share_case(
+    State(app): State<Arc<AppState>>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Json(body): Json<ShareBody>,
+) -> AppResult<Json<Value>> {
+    let districts = body
+        .districts
+        .iter()
+        .map(|d| d.parse::<DistrictCode>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let shared = review::share(&app, &user, &id, districts).await?;
+    Ok(Json(
+        json!({ "visible_to": shared.iter().map(|d| d.as_str()).collect::<Vec<_>>() }),
+    ))
+}
+
 /// Resolves a conflict as the supervisor.
 pub async fn resolve_conflict(
     State(app): State<Arc<AppState>>,
@@ -255,7 +225,7 @@ pub async fn rectifications(
     AuthUser(user): AuthUser,
     Query(filter): Query<BoardFilter>,
 ) -> AppResult<Json<Value>> {
-    policy::require_supervisor_pages(&user)?;
+    policy::require_supervisor(&user)?;
     let rows = app
         .storage
         .read(|conn| queries::board(conn, policy::scope(&user), &filter))?;

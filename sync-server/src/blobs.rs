@@ -5,22 +5,22 @@
 //! image within the same limits as the apps'. Only blobs that a case the user may see
 //! mentions are accepted or served; any other is answered as one that does not exist.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use anjian_core::Role;
 use anjian_core::photo::{self, PhotoLimits};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
 
-use crate::AppState;
-use crate::api::AuthUser;
+use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
-use crate::users::{Role, User};
+use crate::state::AppState;
+use crate::users::User;
 
 /// Header: bytes of the blob the server holds, or where a `PATCH` starts.
 pub const UPLOAD_OFFSET: &str = "upload-offset";
@@ -28,32 +28,6 @@ pub const UPLOAD_OFFSET: &str = "upload-offset";
 pub const UPLOAD_LENGTH: &str = "upload-length";
 /// Header: `true` once the blob is stored whole and verified.
 pub const UPLOAD_COMPLETE: &str = "upload-complete";
-
-/// One lock per blob being written, so that concurrent uploads of the same photo (twenty
-/// devices of a joint team) are stored once.
-#[derive(Default)]
-pub struct BlobLocks {
-    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl BlobLocks {
-    fn lock_for(&self, sha256: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(sha256.to_owned()).or_default().clone()
-    }
-}
-
-fn folder(app: &AppState) -> PathBuf {
-    app.settings.data.join("blobs")
-}
-
-fn final_path(app: &AppState, sha256: &str) -> PathBuf {
-    folder(app).join(&sha256[..2]).join(sha256)
-}
-
-fn partial_path(app: &AppState, sha256: &str) -> PathBuf {
-    folder(app).join("partial").join(format!("{sha256}.part"))
-}
 
 /// The stored size of a complete blob.
 fn stored_size(app: &AppState, sha256: &str) -> AppResult<Option<u64>> {
@@ -103,13 +77,6 @@ fn offset_response(status: StatusCode, offset: u64, complete: bool) -> Response 
     response
 }
 
-async fn partial_len(app: &AppState, sha256: &str) -> u64 {
-    tokio::fs::metadata(partial_path(app, sha256))
-        .await
-        .map(|m| m.len())
-        .unwrap_or(0)
-}
-
 /// `HEAD`: how many bytes of the blob the server holds.
 pub async fn head(
     State(app): State<Arc<AppState>>,
@@ -119,7 +86,7 @@ pub async fn head(
     check(&app, &user, &sha256)?;
     Ok(match stored_size(&app, &sha256)? {
         Some(size) => offset_response(StatusCode::OK, size, true),
-        None => offset_response(StatusCode::OK, partial_len(&app, &sha256).await, false),
+        None => offset_response(StatusCode::OK, app.blobs.partial_len(&sha256).await, false),
     })
 }
 
@@ -131,13 +98,19 @@ pub async fn put(
     body: Bytes,
 ) -> AppResult<Response> {
     check(&app, &user, &sha256)?;
-    let lock = app.blob_locks.lock_for(&sha256);
-    let _held = lock.lock().await;
-    if let Some(size) = stored_size(&app, &sha256)? {
-        return Ok(offset_response(StatusCode::OK, size, true));
+    let lock = app.blobs.lock_for(&sha256);
+    let result = async {
+        let _held = lock.lock().await;
+        if let Some(size) = stored_size(&app, &sha256)? {
+            return Ok(offset_response(StatusCode::OK, size, true));
+        }
+        app.blobs.write_partial(&sha256, 0, &body, true).await?;
+        finish(&app, &sha256).await
     }
-    write_partial(&app, &sha256, 0, &body, true).await?;
-    finish(&app, &sha256).await
+    .await;
+    drop(lock);
+    app.blobs.unlock(&sha256);
+    result
 }
 
 /// `PATCH`: appends at `Upload-Offset`, towards `Upload-Length` bytes in all.
@@ -165,118 +138,198 @@ pub async fn patch(
             "the blob is {length} bytes, the limit is {limit} bytes"
         )));
     }
-    let lock = app.blob_locks.lock_for(&sha256);
-    let _held = lock.lock().await;
-    if let Some(size) = stored_size(&app, &sha256)? {
+    let lock = app.blobs.lock_for(&sha256);
+    let result = async {
+        let _held = lock.lock().await;
+        append(&app, &user, &sha256, offset, length, &body).await
+    }
+    .await;
+    drop(lock);
+    app.blobs.unlock(&sha256);
+    result
+}
+
+/// Appends a part of an upload (under the blob's lock), within the user's quota of
+/// parked bytes; verifies and stores the blob once it is whole.
+async fn append(
+    app: &AppState,
+    user: &User,
+    sha256: &str,
+    offset: u64,
+    length: u64,
+    body: &[u8],
+) -> AppResult<Response> {
+    if let Some(size) = stored_size(app, sha256)? {
         return Ok(offset_response(StatusCode::OK, size, true));
     }
-    let held = partial_len(&app, &sha256).await;
+    let held = app.blobs.partial_len(sha256).await;
     if offset != held {
         return Ok(offset_response(StatusCode::CONFLICT, held, false));
     }
     let total = held + body.len() as u64;
     if total > length {
-        let _ = tokio::fs::remove_file(partial_path(&app, &sha256)).await;
+        app.blobs.discard(sha256).await;
+        app.storage.forget_upload(sha256)?;
         return Err(AppError::BadRequest(format!(
             "the upload went past Upload-Length ({total} > {length}); start again"
         )));
     }
-    write_partial(&app, &sha256, offset, &body, offset == 0).await?;
     if total < length {
+        let parked = app.storage.parked_bytes(user.id, sha256)?;
+        let quota = app.settings.limits.parked_bytes_per_user;
+        if parked + total > quota {
+            return Err(AppError::TooLarge(format!(
+                "未完成的上传已达上限 (your unfinished uploads would hold {} bytes, the limit is {quota}; finish or abandon some first)",
+                parked + total
+            )));
+        }
+    }
+    app.blobs
+        .write_partial(sha256, offset, body, offset == 0)
+        .await?;
+    if total < length {
+        app.storage.record_upload(sha256, user.id, total)?;
         return Ok(offset_response(StatusCode::NO_CONTENT, total, false));
     }
-    finish(&app, &sha256).await
+    finish(app, sha256).await
 }
 
-async fn write_partial(
-    app: &AppState,
-    sha256: &str,
-    offset: u64,
-    bytes: &[u8],
-    truncate: bool,
-) -> AppResult<()> {
-    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-    let path = partial_path(app, sha256);
-    let io = |e: std::io::Error| AppError::Internal(format!("blob storage: {e}"));
-    tokio::fs::create_dir_all(path.parent().expect("a partial path has a folder"))
-        .await
-        .map_err(io)?;
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(truncate)
-        .open(&path)
-        .await
-        .map_err(io)?;
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(io)?;
-    file.write_all(bytes).await.map_err(io)?;
-    file.sync_all().await.map_err(io)?;
-    Ok(())
-}
-
-/// Verifies the whole upload (hash, then image) and stores it, or removes it.
+/// Verifies the whole upload (hash, then image, on the photo threads) and stores it
+/// durably, or removes it.
 async fn finish(app: &AppState, sha256: &str) -> AppResult<Response> {
-    let partial = partial_path(app, sha256);
-    let io = |e: std::io::Error| AppError::Internal(format!("blob storage: {e}"));
-    let bytes = tokio::fs::read(&partial).await.map_err(io)?;
-    let refuse = |message: String| async {
-        let _ = tokio::fs::remove_file(&partial).await;
+    let partial = app.blobs.partial_path(sha256);
+    let bytes = tokio::fs::read(&partial)
+        .await
+        .map_err(|e| AppError::Internal(format!("blob storage: {e}")))?;
+    let refuse = |message: String| async move {
+        app.blobs.discard(sha256).await;
+        app.storage.forget_upload(sha256)?;
         Err(AppError::BadRequest(message))
     };
-    if photo::sha256_hex(&bytes) != sha256 {
-        return refuse(format!(
-            "the bytes do not hash to {sha256}; nothing was stored"
-        ))
-        .await;
-    }
-    let mime = match photo::ingest(&bytes, &PhotoLimits::default()) {
-        Ok(ingested) => ingested.info.mime,
-        Err(e) => return refuse(format!("not an accepted image: {e}")).await,
-    };
-    let target = final_path(app, sha256);
-    tokio::fs::create_dir_all(target.parent().expect("a blob path has a folder"))
-        .await
-        .map_err(io)?;
-    tokio::fs::rename(&partial, &target).await.map_err(io)?;
     let size = bytes.len() as i64;
+    let expected = sha256.to_owned();
+    let checked = app
+        .photos
+        .run(move || {
+            if photo::sha256_hex(&bytes) != expected {
+                return Err(format!(
+                    "the bytes do not hash to {expected}; nothing was stored"
+                ));
+            }
+            photo::ingest(&bytes, &PhotoLimits::default())
+                .map(|ingested| ingested.info.mime)
+                .map_err(|e| format!("not an accepted image: {e}"))
+        })
+        .await?;
+    let mime = match checked {
+        Ok(mime) => mime,
+        Err(message) => return refuse(message).await,
+    };
+    app.blobs.store(sha256).await?;
     let key = sha256.to_owned();
     app.storage.write(|conn| {
         conn.execute(
             "INSERT OR IGNORE INTO blobs (sha256, size, mime, stored_at) VALUES (?1, ?2, ?3, ?4)",
             params![key, size, mime, Utc::now().to_rfc3339()],
         )?;
+        conn.execute("DELETE FROM uploads WHERE sha256 = ?1", [&key])?;
         Ok(())
     })?;
     tracing::info!(blob = sha256, bytes = size, "blob stored");
     Ok(offset_response(StatusCode::CREATED, size as u64, true))
 }
 
-/// `GET`: the blob, verified against its hash.
+/// `GET`: the blob, streamed from disk and hashed on the way; a blob damaged in storage
+/// ends in an error instead of a complete answer.
 pub async fn get(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Path(sha256): Path<String>,
 ) -> AppResult<Response> {
     check(&app, &user, &sha256)?;
-    let mime: String = app
+    let (mime, size): (String, i64) = app
         .storage
         .read(|conn| {
             Ok(conn
-                .query_row("SELECT mime FROM blobs WHERE sha256 = ?1", [&sha256], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT mime, size FROM blobs WHERE sha256 = ?1",
+                    [&sha256],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?)
         })?
         .ok_or_else(|| AppError::NotFound(format!("no blob {sha256}")))?;
-    let bytes = tokio::fs::read(final_path(&app, &sha256))
+    let file = tokio::fs::File::open(app.blobs.final_path(&sha256))
         .await
         .map_err(|e| AppError::Internal(format!("blob {sha256}: {e}")))?;
-    if photo::sha256_hex(&bytes) != sha256 {
-        return Err(AppError::Internal(format!(
-            "blob {sha256} is damaged in storage"
-        )));
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, mime),
+            (axum::http::header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(verified(file, sha256)),
+    )
+        .into_response())
+}
+
+/// The bytes of `file` in parts, ending in an error if they do not hash to `sha256`.
+fn verified(
+    file: tokio::fs::File,
+    sha256: String,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::unfold(Some((file, Sha256::new(), sha256)), |state| async move {
+        let (mut file, mut hasher, sha256) = state?;
+        let mut buffer = vec![0u8; 64 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => {
+                let actual = hex::encode(hasher.finalize());
+                if actual == sha256 {
+                    None
+                } else {
+                    tracing::error!(blob = %sha256, "a stored blob no longer matches its hash");
+                    Some((
+                        Err(std::io::Error::other(format!(
+                            "blob {sha256} is damaged in storage"
+                        ))),
+                        None,
+                    ))
+                }
+            }
+            Ok(n) => {
+                buffer.truncate(n);
+                hasher.update(&buffer);
+                Some((Ok(Bytes::from(buffer)), Some((file, hasher, sha256))))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
+
+/// Removes unfinished uploads untouched for longer than the settings allow, now and
+/// every hour until `stop` flips.
+pub async fn sweep_uploads(app: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let app = app.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            let age = std::time::Duration::from_secs(app.settings.limits.upload_hours * 3600);
+            let removed = app.blobs.sweep(age);
+            for sha256 in &removed {
+                app.storage.forget_upload(sha256)?;
+            }
+            AppResult::Ok(removed.len())
+        })
+        .await;
+        match swept {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(uploads = n, "expired unfinished uploads removed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep unfinished uploads"),
+            Err(e) => tracing::warn!(error = %e, "the upload sweep failed"),
+        }
     }
-    Ok(([(axum::http::header::CONTENT_TYPE, mime)], bytes).into_response())
 }

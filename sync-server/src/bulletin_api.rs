@@ -8,10 +8,10 @@ use axum::extract::{Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
-use crate::api::AuthUser;
+use crate::auth::AuthUser;
 use crate::error::AppResult;
 use crate::export;
+use crate::state::AppState;
 use crate::stats::{self, Bulletin, PeriodQuery};
 
 /// `GET /api/v1/bulletins?from=&to=`: the bulletin as JSON.

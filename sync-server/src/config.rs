@@ -1,4 +1,6 @@
 //! Settings: embedded defaults, then a TOML file, then environment variables, then flags.
+//! Every limit the server holds clients to is here, with its default (docs/SECURITY.md
+//! explains each).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +23,63 @@ pub struct Settings {
     /// also accept it from `http://localhost` and `http://127.0.0.1`). Turn off only to
     /// try the pages over plain HTTP from another machine.
     pub secure_cookies: bool,
+    /// How long a device's token lasts before the app signs in again, in days.
+    pub token_days: u32,
+    /// What each client may cost.
+    pub limits: Limits,
+}
+
+/// The limits every client is held to (docs/SECURITY.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Seconds to send a request's headers (also how long an idle keep-alive connection
+    /// stays open).
+    pub header_seconds: u64,
+    /// Seconds to send a request's body.
+    pub body_seconds: u64,
+    /// Open TCP connections from one address.
+    pub connections_per_address: usize,
+    /// Open sync connections of one user.
+    pub sync_connections_per_user: usize,
+    /// Seconds a sync connection may stay silent before it is closed (it is pinged at a
+    /// third of this).
+    pub sync_idle_seconds: u64,
+    /// Frames per second one sync connection may send (more are read more slowly).
+    pub frames_per_second: u32,
+    /// Documents one sync connection syncs at once (the least recently used beyond this
+    /// are forgotten and synced afresh when asked again).
+    pub documents_per_connection: usize,
+    /// Unknown document ids one sync connection is answered about later, when they
+    /// appear (beyond this, the oldest are forgotten).
+    pub unknown_documents_per_connection: usize,
+    /// Bytes of one change, uncompressed.
+    pub change_bytes: usize,
+    /// Bytes of all changes in one sync message, uncompressed.
+    pub message_change_bytes: usize,
+    /// Operations in one change.
+    pub change_operations: u64,
+    /// Operations in one sync message.
+    pub message_operations: u64,
+    /// Threads applying and saving documents.
+    pub apply_threads: usize,
+    /// Threads decoding photos.
+    pub photo_threads: usize,
+    /// Threads hashing passwords.
+    pub password_threads: usize,
+    /// Sign-ins waiting for a password thread before more are turned away with 503.
+    pub sign_in_queue: usize,
+    /// Failed sign-ins of one name from one address before each further attempt waits.
+    pub sign_in_failures_per_name_and_address: u32,
+    /// Failed sign-ins from one address (any name) before each further attempt waits.
+    pub sign_in_failures_per_address: u32,
+    /// Failed sign-ins of one name (any address) before attempts from addresses that never
+    /// signed in as it successfully must wait.
+    pub sign_in_failures_per_name: u32,
+    /// Hours a partial blob upload is kept without progress.
+    pub upload_hours: u64,
+    /// Bytes of unfinished uploads one user may have parked on the server.
+    pub parked_bytes_per_user: u64,
 }
 
 impl Default for Settings {
@@ -28,15 +87,61 @@ impl Default for Settings {
         Settings {
             data: PathBuf::from("data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_message_bytes: 64 * 1024 * 1024,
+            max_message_bytes: 16 * 1024 * 1024,
             secure_cookies: true,
+            token_days: 30,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let wire = anjian_core::sync::intake::Limits::default();
+        Limits {
+            header_seconds: 15,
+            body_seconds: 120,
+            connections_per_address: 512,
+            sync_connections_per_user: 8,
+            sync_idle_seconds: 120,
+            frames_per_second: 1_000,
+            documents_per_connection: 20_000,
+            unknown_documents_per_connection: 1_024,
+            change_bytes: wire.change_bytes,
+            message_change_bytes: wire.message_bytes,
+            change_operations: wire.change_ops,
+            message_operations: wire.message_ops,
+            apply_threads: cores,
+            photo_threads: 1,
+            password_threads: 1,
+            sign_in_queue: 16,
+            sign_in_failures_per_name_and_address: 5,
+            sign_in_failures_per_address: 20,
+            sign_in_failures_per_name: 10,
+            upload_hours: 24,
+            parked_bytes_per_user: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// What the wire accepts of one sync message.
+    pub fn wire(&self) -> anjian_core::sync::intake::Limits {
+        anjian_core::sync::intake::Limits {
+            change_bytes: self.change_bytes,
+            message_bytes: self.message_change_bytes,
+            change_ops: self.change_operations,
+            message_ops: self.message_operations,
+            ..anjian_core::sync::intake::Limits::default()
         }
     }
 }
 
 impl Settings {
     /// Defaults, overridden by the file (if given) and then by `ANJIAN_DATA`,
-    /// `ANJIAN_LISTEN`, `ANJIAN_MAX_MESSAGE_BYTES` and `ANJIAN_SECURE_COOKIES`.
+    /// `ANJIAN_LISTEN`, `ANJIAN_MAX_MESSAGE_BYTES`, `ANJIAN_SECURE_COOKIES` and
+    /// `ANJIAN_TOKEN_DAYS`.
     pub fn load(file: Option<&std::path::Path>) -> AppResult<Settings> {
         let mut settings = match file {
             Some(path) => {
@@ -50,21 +155,32 @@ impl Settings {
         if let Ok(data) = std::env::var("ANJIAN_DATA") {
             settings.data = PathBuf::from(data);
         }
-        if let Ok(listen) = std::env::var("ANJIAN_LISTEN") {
-            settings.listen = listen
-                .parse()
-                .map_err(|e| AppError::BadRequest(format!("ANJIAN_LISTEN {listen:?}: {e}")))?;
+        if let Some(listen) = env("ANJIAN_LISTEN")? {
+            settings.listen = listen;
         }
-        if let Ok(max) = std::env::var("ANJIAN_MAX_MESSAGE_BYTES") {
-            settings.max_message_bytes = max.parse().map_err(|e| {
-                AppError::BadRequest(format!("ANJIAN_MAX_MESSAGE_BYTES {max:?}: {e}"))
-            })?;
+        if let Some(max) = env("ANJIAN_MAX_MESSAGE_BYTES")? {
+            settings.max_message_bytes = max;
         }
-        if let Ok(secure) = std::env::var("ANJIAN_SECURE_COOKIES") {
-            settings.secure_cookies = secure.parse().map_err(|e| {
-                AppError::BadRequest(format!("ANJIAN_SECURE_COOKIES {secure:?}: {e}"))
-            })?;
+        if let Some(secure) = env("ANJIAN_SECURE_COOKIES")? {
+            settings.secure_cookies = secure;
+        }
+        if let Some(days) = env("ANJIAN_TOKEN_DAYS")? {
+            settings.token_days = days;
         }
         Ok(settings)
+    }
+}
+
+/// An environment variable, parsed, if it is set.
+fn env<T: std::str::FromStr>(name: &str) -> AppResult<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .map(Some)
+            .map_err(|e| AppError::BadRequest(format!("{name} {value:?}: {e}"))),
+        Err(_) => Ok(None),
     }
 }

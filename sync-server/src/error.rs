@@ -22,6 +22,28 @@ pub enum AppError {
     /// The request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
+    /// The rule book refused the change.
+    #[error("{0}")]
+    Refused(anjian_core::rules::Refusal),
+    /// The request (or what it would park on the server) is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Too many attempts: try again after this many seconds.
+    #[error("{message}")]
+    TooMany {
+        /// What to show.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// The server is busy: try again after this many seconds.
+    #[error("{message}")]
+    Busy {
+        /// What to show.
+        message: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// A storage or internal failure.
     #[error("{0}")]
     Internal(String),
@@ -39,6 +61,10 @@ impl AppError {
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::Refused(_) => (StatusCode::FORBIDDEN, "refused"),
+            AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AppError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -50,11 +76,18 @@ impl IntoResponse for AppError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
         }
-        (
-            status,
-            Json(serde_json::json!({ "error": code, "message": self.to_string() })),
-        )
-            .into_response()
+        let mut body = serde_json::json!({ "error": code, "message": self.to_string() });
+        if let AppError::Refused(refusal) = &self {
+            body["rule"] = serde_json::json!(refusal.rule.code());
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let AppError::TooMany { retry_after, .. } | AppError::Busy { retry_after, .. } = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after),
+            );
+        }
+        response
     }
 }
 
@@ -70,6 +103,7 @@ impl From<anjian_core::Error> for AppError {
             anjian_core::Error::Invalid { .. } => AppError::BadRequest(e.to_string()),
             anjian_core::Error::NotFound { .. } => AppError::NotFound(e.to_string()),
             anjian_core::Error::NotAllowed(_) => AppError::Conflict(e.to_string()),
+            anjian_core::Error::InvalidDocument(_) => AppError::BadRequest(e.to_string()),
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use anjian_core::Role;
+#[cfg(feature = "demo")]
 use anjian_sync_server::demo;
-use anjian_sync_server::users::{NewUser, Role};
+use anjian_sync_server::users::NewUser;
 use anjian_sync_server::{AppError, AppResult, Settings, Storage};
 use clap::{Parser, Subcommand};
 
@@ -33,6 +35,7 @@ enum Command {
         listen: Option<std::net::SocketAddr>,
         /// On a fresh data folder: create demo accounts (printed with their passwords) and,
         /// while serving, a few days of sample cases synced by simulated inspectors.
+        #[cfg(feature = "demo")]
         #[arg(long)]
         demo: bool,
     },
@@ -42,6 +45,9 @@ enum Command {
     /// Manages devices bound to users.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Manages devices' sign-in tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 #[derive(Subcommand)]
@@ -97,10 +103,26 @@ enum DeviceCommand {
         #[arg(long)]
         user: Option<String>,
     },
-    /// Revokes a device: its changes are refused from now on.
+    /// Revokes a device: its changes are refused and its open connections closed from
+    /// now on.
     Revoke {
         /// The device's actor id (hex).
         actor_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Lists tokens (newest first) with their device, expiry and state.
+    List {
+        /// Only this user's tokens.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revokes a token: the device must sign in again; its open connections close.
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: String,
     },
 }
 
@@ -110,6 +132,7 @@ async fn main() {
     // The demo's simulated phones run the inspectors' engine in this process; its per-write
     // messages would bury the accounts table and the server's own log.
     let default_filter = match cli.command {
+        #[cfg(feature = "demo")]
         Command::Serve { demo: true, .. } => "info,anjian_core=warn",
         _ => "info",
     };
@@ -131,7 +154,11 @@ async fn run(cli: Cli) -> AppResult<()> {
         settings.data = data;
     }
     match cli.command {
-        Command::Serve { listen, demo } => {
+        Command::Serve {
+            listen,
+            #[cfg(feature = "demo")]
+            demo,
+        } => {
             if let Some(listen) = listen {
                 settings.listen = listen;
             }
@@ -148,6 +175,7 @@ async fn run(cli: Cli) -> AppResult<()> {
                 "安检 Anjian sync server on http://{address} (data in {})",
                 settings.data.display()
             );
+            #[cfg(feature = "demo")]
             if demo {
                 start_demo(&settings.data, address)?;
             }
@@ -226,9 +254,37 @@ async fn run(cli: Cli) -> AppResult<()> {
             }
             Ok(())
         }
+        Command::Token(command) => {
+            let storage = open_storage(&settings)?;
+            match command {
+                TokenCommand::List { user } => {
+                    let now = chrono::Utc::now().timestamp();
+                    for t in storage.tokens(user.as_deref())? {
+                        let expires = chrono::DateTime::from_timestamp(t.expires_at, 0)
+                            .map(|at| at.to_rfc3339())
+                            .unwrap_or_default();
+                        let state = match (&t.revoked_at, t.expires_at <= now) {
+                            (Some(at), _) => format!("revoked {at}"),
+                            (None, true) => "expired".to_owned(),
+                            (None, false) => "active".to_owned(),
+                        };
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}\texpires {expires}\t{state}",
+                            t.id, t.username, t.actor_id, t.device, t.created_at
+                        );
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    storage.revoke_token(&id)?;
+                    println!("revoked token {id}");
+                }
+            }
+            Ok(())
+        }
     }
 }
 
+#[cfg(feature = "demo")]
 /// `serve --demo`: on a fresh data folder creates the demo accounts, prints them, and
 /// seeds the sample cases in the background once the server is serving; otherwise says
 /// why nothing is added. A seeding failure is logged and leaves the server running.

@@ -18,9 +18,15 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The counters in Prometheus text format.
-    pub fn render(&self) -> String {
+    /// The counters in Prometheus text format, with `gauges` read from elsewhere
+    /// (name, help, value).
+    pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let mut out = String::new();
+        for (name, help, value) in gauges {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            ));
+        }
         for (name, help, kind, value) in [
             (
                 "anjian_sync_connections",

@@ -10,8 +10,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
-use crate::AppState;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::users::User;
 use crate::{policy, queries, sync};
 
@@ -131,7 +131,7 @@ pub async fn act(
     action: ReviewAction,
     text: &str,
 ) -> AppResult<ReviewState> {
-    policy::require_reviewer(user)?;
+    policy::require_supervisor(user)?;
     if action == ReviewAction::Submit {
         return Err(AppError::BadRequest(
             "提交审核由检查人员在应用中完成 (inspectors submit cases from the app)".into(),
@@ -141,7 +141,7 @@ pub async fn act(
     let at = Utc::now().with_timezone(&china());
     let by = user.username.clone();
     let text = text.trim().to_owned();
-    let state = sync::change_on_server(app, user, case_id, |doc| {
+    let state = sync::change_on_server(app, user, case_id, move |doc| {
         case_doc::review(doc, &by, action, &text, at)
     })
     .await?;
@@ -167,11 +167,13 @@ pub async fn resolve(
     path: &[String],
     decision: Decision,
 ) -> AppResult<()> {
-    policy::require_reviewer(user)?;
+    policy::require_supervisor(user)?;
     let case_id = reviewable(app, user, id, true)?;
     let at = Utc::now().with_timezone(&china());
     let by = user.username.clone();
-    sync::change_on_server(app, user, case_id, |doc| {
+    let shown = path.join("/");
+    let path = path.to_vec();
+    sync::change_on_server(app, user, case_id, move |doc| {
         let resolution = match decision {
             Decision::Write(text) => Resolution::Write(FieldValue::Text(text)),
             Decision::Keep(shown) => {
@@ -196,10 +198,10 @@ pub async fn resolve(
                 Resolution::Choose(index)
             }
         };
-        case_doc::resolve_conflict(doc, &by, path, &resolution, at)
+        case_doc::resolve_conflict(doc, &by, &path, &resolution, at)
     })
     .await?;
-    tracing::info!(case.id = %case_id, user = %user.username, path = %path.join("/"), "conflict resolved");
+    tracing::info!(case.id = %case_id, user = %user.username, path = %shown, "conflict resolved");
     Ok(())
 }
 
@@ -211,19 +213,40 @@ pub async fn close_rectification(
     id: &str,
     finding: &str,
 ) -> AppResult<()> {
-    policy::require_reviewer(user)?;
+    policy::require_supervisor(user)?;
     let case_id = reviewable(app, user, id, true)?;
     let finding: FindingId = finding
         .parse()
         .map_err(|_| AppError::NotFound(format!("没有该隐患 (no finding {finding})")))?;
     let at = Utc::now().with_timezone(&china());
     let by = user.username.clone();
-    sync::change_on_server(app, user, case_id, |doc| {
+    sync::change_on_server(app, user, case_id, move |doc| {
         case_doc::move_rectification(doc, &by, finding, RectificationState::Closed, at)
     })
     .await?;
     tracing::info!(case.id = %case_id, finding = %finding, user = %user.username, "rectification closed");
     Ok(())
+}
+
+/// A supervisor shares case `id` with `districts` besides its owner (replacing the
+/// districts it was shared with): cross-district and joint work. Sharing belongs to the
+/// owning district's supervisors (or an admin).
+pub async fn share(
+    app: &AppState,
+    user: &User,
+    id: &str,
+    districts: Vec<anjian_core::DistrictCode>,
+) -> AppResult<Vec<anjian_core::DistrictCode>> {
+    policy::require_supervisor(user)?;
+    let case_id = reviewable(app, user, id, true)?;
+    let at = Utc::now().with_timezone(&china());
+    let by = user.username.clone();
+    let shared = sync::change_on_server(app, user, case_id, move |doc| {
+        case_doc::share(doc, &by, &districts, at)
+    })
+    .await?;
+    tracing::info!(case.id = %case_id, user = %user.username, "case shared");
+    Ok(shared)
 }
 
 /// The id of a case `user` may act on (others are answered as absent). Deciding a case
@@ -242,7 +265,7 @@ fn reviewable(app: &AppState, user: &User, id: &str, deciding: bool) -> AppResul
             })
             .optional()?)
     })?;
-    let owner = owner.ok_or_else(not_found)?;
+    let owner: anjian_core::DistrictCode = owner.ok_or_else(not_found)?.parse()?;
     if deciding && !policy::decides_in(user, &owner) {
         return Err(AppError::Forbidden(format!(
             "该案件属于辖区 {owner}，由其监管负责人审核；共享辖区可以查看和批注 (only the owning district decides)"

@@ -10,11 +10,11 @@ use chrono::{Datelike, Days, NaiveDate};
 use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
 use crate::error::{AppError, AppResult};
 use crate::labels::label_of;
 use crate::policy::{self, Scope};
 use crate::queries::{self, Conditions};
+use crate::state::AppState;
 use crate::users::User;
 
 /// The default period: this many days, up to and including today.
@@ -243,7 +243,7 @@ pub const NO_POST: &str = "（未填岗位）";
 /// The bulletin `user` asked for: supervisors and admins only, over their scope, for the
 /// period of `query` (China time).
 pub fn for_user(app: &AppState, user: &User, query: &PeriodQuery) -> AppResult<Bulletin> {
-    policy::require_supervisor_pages(user)?;
+    policy::require_supervisor(user)?;
     let today = queries::today();
     let period = Period::parse(query, today)?;
     app.storage

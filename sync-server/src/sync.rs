@@ -1,151 +1,135 @@
-//! WebSocket `GET /sync`: the automerge-repo v1 protocol, with the server's policy between
-//! decoding and applying. Every incoming change is checked (the device is bound to the
-//! signed-in user; the case is in the user's jurisdiction before and after; an approved
-//! case is locked) on a copy of the document, committed to storage, and only then shown
-//! to anyone: in the reply's heads, to other peers, in the catalog.
+//! WebSocket `GET /sync`: the automerge-repo v1 protocol, with the server's checks between
+//! decoding and applying. Every incoming message first passes the wire's limits (what its
+//! changes may cost, before Automerge expands them); its changes must come from a device
+//! bound to the signed-in user; they are applied to a copy of the document on the apply
+//! threads, judged by the rule book (`anjian_core::rules`) against the case as the server
+//! has it, committed, and only then shown to anyone: in the reply's heads, to other
+//! peers, in the catalog.
+//!
+//! A connection lives while its token does: revoking the user, device or token, or the
+//! token expiring, closes it; it is pinged, and closed when silent for too long.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
+use anjian_core::rules::{self, Author, CaseState, Refusal};
 use anjian_core::sync::DocumentId;
+use anjian_core::sync::intake::{self, IntakeError};
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireError, WireMessage};
-use anjian_core::{Case, CaseId, case_doc};
+use anjian_core::{CaseId, case_doc};
 use automerge::sync::{self, SyncDoc};
-use automerge::{AutoCommit, Change};
+use automerge::{AutoCommit, Change, ChangeHash};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::AppState;
 use crate::error::{AppError, AppResult};
+use crate::hub::SlotDoc;
+use crate::live::Registration;
 use crate::policy;
+use crate::state::AppState;
 use crate::storage::{Commit, Projection, Receipt, Storage};
-use crate::users::User;
+use crate::users::{TokenSession, User};
 
-/// The documents connections are syncing, shared by all connections.
-#[derive(Default)]
-pub struct Hub {
-    slots: std::sync::Mutex<HashMap<CaseId, Arc<Slot>>>,
-    /// Documents held in memory, least recently used first.
-    loaded: std::sync::Mutex<VecDeque<CaseId>>,
-    next_connection: std::sync::atomic::AtomicU64,
-}
-
-/// How many documents stay in memory between messages; others are read from storage
-/// when a message for them arrives.
-const LOADED_DOCUMENTS: usize = 64;
-
-/// One document: loaded lazily, locked while a message for it is handled, and the
-/// connections to tell when it changes.
-#[derive(Default)]
-pub struct Slot {
-    doc: tokio::sync::Mutex<SlotDoc>,
-    subscribers: std::sync::Mutex<HashMap<u64, mpsc::UnboundedSender<CaseId>>>,
-}
-
-#[derive(Default)]
-struct SlotDoc {
-    loaded: bool,
-    doc: Option<AutoCommit>,
-    case: Option<Case>,
-}
-
-impl Hub {
-    fn slot(&self, case: CaseId) -> Arc<Slot> {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.entry(case).or_default().clone()
-    }
-
-    /// Records that `case` was just used, and unloads the least recently used documents
-    /// beyond the limit (skipping any that a connection is working on right now).
-    fn touched(&self, case: CaseId) {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(position) = loaded.iter().position(|c| *c == case) {
-            loaded.remove(position);
-        }
-        loaded.push_back(case);
-        let mut attempts = loaded.len();
-        while loaded.len() > LOADED_DOCUMENTS && attempts > 0 {
-            attempts -= 1;
-            let Some(oldest) = loaded.pop_front() else {
-                break;
-            };
-            let slot = self
-                .slots
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&oldest)
-                .cloned();
-            let unloaded = oldest != case
-                && slot.is_some_and(|slot| match slot.doc.try_lock() {
-                    Ok(mut doc) => {
-                        *doc = SlotDoc::default();
-                        true
-                    }
-                    Err(_) => false,
-                });
-            if !unloaded {
-                loaded.push_back(oldest);
-            }
-        }
-    }
-}
-
-impl SlotDoc {
-    fn load(&mut self, storage: &Storage, case: CaseId) -> AppResult<()> {
-        if !self.loaded {
-            self.doc = storage.load_document(case)?;
-            self.case = self.doc.as_ref().map(case_doc::read).transpose()?;
-            self.loaded = true;
-        }
-        Ok(())
-    }
-}
-
-/// Serves one WebSocket until it closes or the server shuts down.
-pub async fn serve_socket(app: Arc<AppState>, user: Option<User>, socket: WebSocket) {
+/// Serves one WebSocket until it closes, its token stops being valid, or the server
+/// shuts down.
+pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let Some(user) = user else {
+    let say = |message: &str| {
+        Message::Binary(
+            WireMessage::Error {
+                message: message.to_owned(),
+            }
+            .encode()
+            .into(),
+        )
+    };
+    let Some(session) = session else {
         // Accept, say why, and close: an HTTP 401 on the upgrade crashes some clients.
-        let frame = WireMessage::Error {
-            message: "invalid or revoked token; sign in again (令牌无效或已吊销)".into(),
-        };
-        let _ = sink.send(Message::Binary(frame.encode().into())).await;
+        let _ = sink
+            .send(say(
+                "invalid, expired or revoked token; sign in again (令牌无效、过期或已吊销)",
+            ))
+            .await;
         let _ = sink.close().await;
         return;
     };
-    let (notify, mut notified) = mpsc::unbounded_channel();
-    let id = app.hub.next_connection.fetch_add(1, Ordering::Relaxed);
-    app.metrics.connections.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(connection = id, user = %user.username, "sync connection opened");
-    let mut conn = Connection {
-        app: app.clone(),
-        user,
+    let id = app.hub.connection_id();
+    let limits = app.settings.limits.clone();
+    let registration = match app.live.register(
         id,
-        notify,
-        peer: None,
-        states: HashMap::new(),
-        incoming: HashMap::new(),
-        subscribed: HashSet::new(),
+        session.user.id,
+        &session.token_hash,
+        limits.sync_connections_per_user,
+    ) {
+        Ok(registration) => registration,
+        Err(_) => {
+            let _ = sink
+                .send(say(&format!(
+                    "too many sync connections of this account (at most {}); close another first (同一账号的同步连接过多)",
+                    limits.sync_connections_per_user
+                )))
+                .await;
+            let _ = sink.close().await;
+            return;
+        }
     };
+    let (notify, mut notified) = mpsc::unbounded_channel();
+    app.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(connection = id, user = %session.user.username, "sync connection opened");
+    let mut conn = Connection::new(app.clone(), &session, id, notify, registration);
     let mut shutdown = app.shutdown.clone();
+    let idle = Duration::from_secs(limits.sync_idle_seconds.max(3));
+    let mut ping = tokio::time::interval(idle / 3);
+    ping.tick().await;
+    let expires = tokio::time::Instant::now()
+        + Duration::from_secs(
+            u64::try_from(session.expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
+        );
+    let mut last_heard = Instant::now();
     loop {
         let (replies, close) = tokio::select! {
-            frame = stream.next() => match frame {
-                Some(Ok(Message::Binary(bytes))) => conn.on_frame(&bytes).await,
-                Some(Ok(Message::Text(_))) => (vec![error("frames must be binary CBOR")], false),
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => {
-                    // Over the size limit, or a broken connection.
-                    tracing::info!(connection = id, error = %e, "sync connection failed");
-                    (vec![error(&format!("connection error: {e}"))], true)
+            frame = stream.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        conn.pace().await;
+                        if conn.revoked() {
+                            (vec![error(conn.closed_reason())], true)
+                        } else {
+                            conn.on_frame(&bytes).await
+                        }
+                    }
+                    Some(Ok(Message::Text(_))) => (vec![error("frames must be binary CBOR")], false),
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => {
+                        // Over the size limit, or a broken connection.
+                        tracing::info!(connection = id, error = %e, "sync connection failed");
+                        (vec![error(&format!("connection error: {e}"))], true)
+                    }
                 }
-            },
+            }
             Some(case) = notified.recv() => (conn.on_doc_changed(case).await, false),
+            _ = conn.registration.closed.changed() => (vec![error(conn.closed_reason())], true),
+            _ = tokio::time::sleep_until(expires) => {
+                (vec![error("登录已过期，请重新登录 (the token expired; sign in again)")], true)
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > idle {
+                    tracing::info!(connection = id, "sync connection idle; closing");
+                    break;
+                }
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             _ = shutdown.changed() => break,
         };
+        let mut broken = false;
         for reply in replies {
             app.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
             if sink
@@ -153,15 +137,16 @@ pub async fn serve_socket(app: Arc<AppState>, user: Option<User>, socket: WebSoc
                 .await
                 .is_err()
             {
+                broken = true;
                 break;
             }
         }
-        if close {
+        if close || broken {
             break;
         }
     }
     let _ = sink.close().await;
-    conn.unsubscribe_all();
+    conn.forget_all();
     app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     tracing::info!(connection = id, "sync connection closed");
 }
@@ -171,39 +156,34 @@ struct Peer {
     metadata: PeerMetadata,
 }
 
+/// A document this connection syncs: the sync state with the peer, and when it was last
+/// used (for forgetting the least recently used beyond the limit).
+struct Synced {
+    state: sync::State,
+    used: u64,
+}
+
 struct Connection {
     app: Arc<AppState>,
     user: User,
+    author: Author,
     id: u64,
     notify: mpsc::UnboundedSender<CaseId>,
+    registration: Registration,
     peer: Option<Peer>,
-    states: HashMap<CaseId, sync::State>,
-    /// Documents this peer is sending that the server does not have (or that this user may
-    /// not see), gathered across messages until their changes arrive.
+    synced: HashMap<CaseId, Synced>,
+    /// Documents this peer is sending that the server does not have (or that this user
+    /// may not see), gathered across messages until their changes arrive.
     incoming: HashMap<CaseId, (AutoCommit, sync::State)>,
+    /// Documents the peer asked for that the server does not have: it is told when they
+    /// appear. Oldest first.
+    unknown: VecDeque<CaseId>,
+    /// Documents subscribed to in the hub.
     subscribed: HashSet<CaseId>,
-}
-
-/// A document with new changes, before the policy has decided about them.
-struct Candidate {
-    doc: AutoCommit,
-    state: sync::State,
-    /// What storage appends (the whole document when it is new on the server).
-    bytes: Vec<u8>,
-    new: bool,
-}
-
-/// What the policy decided about new changes.
-enum Decision {
-    Admit {
-        case: Box<Case>,
-        conflicts: usize,
-        receipts: Vec<Receipt>,
-    },
-    Refuse {
-        reason: String,
-        hashes: Vec<String>,
-    },
+    uses: u64,
+    /// Frames the connection may still send before it is read more slowly.
+    allowance: f64,
+    refilled: Instant,
 }
 
 fn error(message: &str) -> WireMessage {
@@ -212,7 +192,103 @@ fn error(message: &str) -> WireMessage {
     }
 }
 
+/// What handling one sync message came to.
+enum Received {
+    /// Nothing new: the sync state moved on.
+    Nothing { state: sync::State },
+    /// Changes to commit.
+    Commit(Box<Candidate>),
+    /// Refused, with why.
+    Refused {
+        refusal: Refusal,
+        hashes: Vec<String>,
+        state: Option<sync::State>,
+    },
+    /// The server does not have the document (or the user may not see it), and the peer
+    /// only asked for it.
+    Unavailable,
+    /// The peer is sending a document the server does not have: keep gathering.
+    Gathering {
+        doc: AutoCommit,
+        state: sync::State,
+        reply: Option<sync::Message>,
+    },
+}
+
+/// New changes the rule book allowed, before they are committed.
+struct Candidate {
+    doc: AutoCommit,
+    case: CaseState,
+    state: sync::State,
+    /// What storage appends (the whole document when it is new on the server).
+    bytes: Vec<u8>,
+    new: bool,
+    receipts: Vec<Receipt>,
+    conflicts: usize,
+}
+
+/// What the apply threads need to handle a message.
+#[derive(Clone)]
+struct Context {
+    storage: Arc<Storage>,
+    author: Author,
+    user_id: i64,
+    case_id: CaseId,
+    wire: intake::Limits,
+}
+
 impl Connection {
+    fn new(
+        app: Arc<AppState>,
+        session: &TokenSession,
+        id: u64,
+        notify: mpsc::UnboundedSender<CaseId>,
+        registration: Registration,
+    ) -> Connection {
+        let allowance = f64::from(app.settings.limits.frames_per_second);
+        Connection {
+            author: policy::author(&session.user),
+            user: session.user.clone(),
+            app,
+            id,
+            notify,
+            registration,
+            peer: None,
+            synced: HashMap::new(),
+            incoming: HashMap::new(),
+            unknown: VecDeque::new(),
+            subscribed: HashSet::new(),
+            uses: 0,
+            allowance,
+            refilled: Instant::now(),
+        }
+    }
+
+    /// Waits until the connection may send another frame (a token bucket refilled at
+    /// `frames_per_second`): a peer sending faster is read more slowly.
+    async fn pace(&mut self) {
+        let rate = f64::from(self.app.settings.limits.frames_per_second.max(1));
+        let now = Instant::now();
+        self.allowance =
+            (self.allowance + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+        self.refilled = now;
+        if self.allowance < 1.0 {
+            let wait = Duration::from_secs_f64((1.0 - self.allowance) / rate);
+            tokio::time::sleep(wait).await;
+            self.allowance = 1.0;
+            self.refilled = Instant::now();
+        }
+        self.allowance -= 1.0;
+    }
+
+    fn revoked(&self) -> bool {
+        self.registration.closed.borrow().is_some()
+    }
+
+    fn closed_reason(&self) -> &'static str {
+        "登录已失效（账号停用、密码重置或设备吊销），请重新登录 (signed out: the account, device or token was revoked)"
+    }
+
     async fn on_frame(&mut self, bytes: &[u8]) -> (Vec<WireMessage>, bool) {
         self.app
             .metrics
@@ -280,205 +356,138 @@ impl Connection {
             .map_err(|e| AppError::BadRequest(format!("not an Automerge sync message: {e}")))?;
         let case_id = document_id.case_id();
         let slot = self.app.hub.slot(case_id);
-        self.subscribe(case_id, &slot);
-        let mut guard = slot.doc.lock().await;
-        guard.load(&self.app.storage, case_id)?;
-        let visible = guard
-            .case
-            .as_ref()
-            .is_some_and(|c| policy::can_see(&self.user, c));
-        let mut state = self.states.remove(&case_id).unwrap_or_default();
-        let result = if visible {
-            self.sync_visible(&mut guard, case_id, &mut state, message)
-                .await
-        } else {
-            self.sync_unknown(&mut guard, case_id, &mut state, message)
-                .await
-        };
-        self.states.insert(case_id, state);
-        let mut replies = result?;
-        // A refusal or doc-unavailable is the whole answer; otherwise reply with what the
-        // server now has (its heads show only committed changes).
-        let answered = !replies.is_empty();
-        let may_see = guard
-            .case
-            .as_ref()
-            .is_some_and(|c| policy::can_see(&self.user, c));
-        if let (false, true, Some(doc)) = (answered, may_see, guard.doc.as_mut()) {
-            let state = self.states.get_mut(&case_id).expect("inserted above");
-            if let Some(reply) = doc.sync().generate_sync_message(state) {
-                replies.push(self.sync_frame(document_id, reply));
-            }
+        let result = async {
+            let mut guard = slot.doc.lock().await;
+            let state = self.synced.remove(&case_id).map(|s| s.state);
+            let incoming = self.incoming.remove(&case_id);
+            let context = self.context(case_id);
+            let received = with_doc(&self.app, &mut guard, move |doc| {
+                receive(doc, state, incoming, message, &context)
+            })
+            .await??;
+            self.settle(&mut guard, document_id, received).await
         }
-        drop(guard);
+        .await;
+        drop(slot);
         self.app.hub.touched(case_id);
-        Ok(replies)
+        self.app.hub.release(case_id);
+        result
     }
 
-    /// A document this user may see: apply on a copy, check, commit, then swap in.
-    async fn sync_visible(
-        &self,
-        guard: &mut SlotDoc,
-        case_id: CaseId,
-        state: &mut sync::State,
-        message: sync::Message,
-    ) -> AppResult<Vec<WireMessage>> {
-        let doc = guard.doc.as_mut().expect("visible means present");
-        let before = doc.get_heads();
-        let mut candidate = doc.clone();
-        let mut candidate_state = state.clone();
-        candidate
-            .sync()
-            .receive_sync_message(&mut candidate_state, message)
-            .map_err(|e| AppError::BadRequest(format!("the sync message does not apply: {e}")))?;
-        let changes = candidate.get_changes(&before);
-        if changes.is_empty() {
-            *state = candidate_state;
-            return Ok(Vec::new());
-        }
-        let decision = decide(
-            &self.app,
-            &self.user,
-            guard.case.as_ref(),
-            &candidate,
+    fn context(&self, case_id: CaseId) -> Context {
+        Context {
+            storage: self.app.storage.clone(),
+            author: self.author.clone(),
+            user_id: self.user.id,
             case_id,
-            &changes,
-        );
-        let bytes = candidate.save_after(&before);
-        let candidate = Candidate {
-            doc: candidate,
-            state: candidate_state,
-            bytes,
-            new: false,
-        };
-        self.settle(guard, case_id, state, candidate, decision)
-            .await
+            wire: self.app.settings.limits.wire(),
+        }
     }
 
-    /// A document the server does not have, or this user may not see: both get the same
-    /// answers. Asking for it (empty heads) gets `doc-unavailable`; a peer that has it is
-    /// asked for its changes as by a server without the document, and then the case is
-    /// created if the policy allows it, and refused otherwise.
-    async fn sync_unknown(
+    /// Carries out what handling a message came to: a refusal or an answer goes back;
+    /// admitted changes are committed, become the document everyone syncs, and its other
+    /// peers are told.
+    async fn settle(
         &mut self,
         guard: &mut SlotDoc,
-        case_id: CaseId,
-        state: &mut sync::State,
-        message: sync::Message,
+        document_id: DocumentId,
+        received: Received,
     ) -> AppResult<Vec<WireMessage>> {
-        let document_id = DocumentId::of(case_id);
-        let asks_only = message.heads.is_empty();
-        let (mut candidate, mut candidate_state) = self
-            .incoming
-            .remove(&case_id)
-            .unwrap_or_else(|| (AutoCommit::new(), sync::State::new()));
-        candidate
-            .sync()
-            .receive_sync_message(&mut candidate_state, message)
-            .map_err(|e| AppError::BadRequest(format!("the sync message does not apply: {e}")))?;
-        let changes = candidate.get_changes(&[]);
-        if changes.is_empty() {
-            if asks_only {
+        let case_id = document_id.case_id();
+        let state = match received {
+            Received::Unavailable => {
+                self.remember_unknown(case_id);
                 return Ok(vec![WireMessage::DocUnavailable {
                     sender_id: self.app.peer_id.clone(),
                     target_id: self.peer_id(),
                     document_id,
                 }]);
             }
-            let reply = candidate.sync().generate_sync_message(&mut candidate_state);
-            self.incoming.insert(case_id, (candidate, candidate_state));
-            return Ok(reply
-                .map(|m| vec![self.sync_frame(document_id, m)])
-                .unwrap_or_default());
-        }
-        let decision = if guard.doc.is_some() {
-            // It exists but is not this user's to see: refuse as if it were a new case
-            // outside the jurisdiction, which is what the sender's copy claims to be.
-            Decision::Refuse {
-                reason: policy::jurisdiction(),
-                hashes: changes.iter().map(|c| c.hash().to_string()).collect(),
+            Received::Gathering { doc, state, reply } => {
+                self.keep_incoming(case_id, doc, state);
+                return Ok(reply
+                    .map(|m| vec![self.sync_frame(document_id, m)])
+                    .unwrap_or_default());
             }
-        } else {
-            decide(&self.app, &self.user, None, &candidate, case_id, &changes)
-        };
-        let bytes = candidate.save();
-        let candidate = Candidate {
-            doc: candidate,
-            state: candidate_state,
-            bytes,
-            new: true,
-        };
-        self.settle(guard, case_id, state, candidate, decision)
-            .await
-    }
-
-    /// Carries out the policy's decision: a refusal is the answer; admitted changes are
-    /// committed, then become the document everyone syncs, and its other peers are told.
-    async fn settle(
-        &self,
-        guard: &mut SlotDoc,
-        case_id: CaseId,
-        state: &mut sync::State,
-        mut candidate: Candidate,
-        decision: Decision,
-    ) -> AppResult<Vec<WireMessage>> {
-        match decision {
-            Decision::Refuse { reason, hashes } => {
-                Ok(vec![self.refusal(DocumentId::of(case_id), reason, hashes)])
-            }
-            Decision::Admit {
-                case,
-                conflicts,
-                receipts,
+            Received::Refused {
+                refusal,
+                hashes,
+                state,
             } => {
-                let case = *case;
-                persist(
-                    &self.app,
-                    &self.user,
-                    case_id,
-                    &mut candidate,
-                    case.clone(),
-                    conflicts,
-                    receipts,
-                )
-                .await?;
-                guard.doc = Some(candidate.doc);
-                guard.case = Some(case);
-                *state = candidate.state;
-                announce(&self.app, case_id, Some(self.id));
-                Ok(Vec::new())
+                if let Some(state) = state {
+                    self.keep_synced(case_id, state);
+                }
+                return Ok(vec![self.refusal(document_id, refusal, hashes)]);
             }
-        }
+            Received::Nothing { state } => state,
+            Received::Commit(candidate) => {
+                let candidate = *candidate;
+                let state = candidate.state.clone();
+                persist(&self.app, &self.user, case_id, guard, candidate).await?;
+                self.app.hub.announce(case_id, Some(self.id));
+                state
+            }
+        };
+        // Reply with what the server now has (its heads show only committed changes).
+        let reply = with_doc(&self.app, guard, move |doc| {
+            let mut state = state;
+            let reply = doc.doc.as_mut().and_then(|d| generate(d, &mut state));
+            (state, reply)
+        })
+        .await?;
+        let (state, reply) = reply;
+        self.keep_synced(case_id, state);
+        Ok(reply
+            .map(|m| vec![self.sync_frame(document_id, m)])
+            .unwrap_or_default())
     }
 
-    /// Another connection changed a document this one syncs: send what is new, if this
-    /// user may see it.
+    /// Another connection changed a document this one syncs (or asked for while the
+    /// server did not have it): send what is new, if this user may see it.
     async fn on_doc_changed(&mut self, case_id: CaseId) -> Vec<WireMessage> {
-        if !self.states.contains_key(&case_id) {
-            return Vec::new();
-        }
-        let slot = self.app.hub.slot(case_id);
-        let mut guard = slot.doc.lock().await;
-        if let Err(e) = guard.load(&self.app.storage, case_id) {
-            tracing::error!(case.id = %case_id, error = %e, "cannot load a changed document");
-            return Vec::new();
-        }
-        let visible = guard
-            .case
-            .as_ref()
-            .is_some_and(|c| policy::can_see(&self.user, c));
-        let state = self.states.get_mut(&case_id).expect("checked above");
-        let replies = match guard.doc.as_mut() {
-            Some(doc) if visible => doc
-                .sync()
-                .generate_sync_message(state)
-                .map(|m| vec![self.sync_frame(DocumentId::of(case_id), m)])
-                .unwrap_or_default(),
-            _ => Vec::new(),
+        let state = match self.synced.remove(&case_id) {
+            Some(synced) => synced.state,
+            None if self.unknown.contains(&case_id) => {
+                self.unknown.retain(|c| *c != case_id);
+                sync::State::new()
+            }
+            None => return Vec::new(),
         };
-        drop(guard);
+        let slot = self.app.hub.slot(case_id);
+        let author = self.author.clone();
+        let storage = self.app.storage.clone();
+        let outcome = {
+            let mut guard = slot.doc.lock().await;
+            with_doc(&self.app, &mut guard, move |doc| {
+                let mut state = state;
+                doc.load(&storage, case_id)?;
+                let visible = doc
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| rules::may_read(&author, s.case()));
+                let reply = match doc.doc.as_mut() {
+                    Some(d) if visible => generate(d, &mut state),
+                    _ => None,
+                };
+                AppResult::Ok((state, reply))
+            })
+            .await
+        };
+        drop(slot);
         self.app.hub.touched(case_id);
-        replies
+        self.app.hub.release(case_id);
+        match outcome {
+            Ok(Ok((state, reply))) => {
+                self.keep_synced(case_id, state);
+                reply
+                    .map(|m| vec![self.sync_frame(DocumentId::of(case_id), m)])
+                    .unwrap_or_default()
+            }
+            Ok(Err(e)) | Err(e) => {
+                tracing::error!(case.id = %case_id, error = %e, "cannot answer a changed document");
+                Vec::new()
+            }
+        }
     }
 
     fn sync_frame(&self, document_id: DocumentId, message: sync::Message) -> WireMessage {
@@ -490,21 +499,27 @@ impl Connection {
         }
     }
 
-    fn refusal(&self, document_id: DocumentId, reason: String, hashes: Vec<String>) -> WireMessage {
+    fn refusal(
+        &self,
+        document_id: DocumentId,
+        refusal: Refusal,
+        hashes: Vec<String>,
+    ) -> WireMessage {
         self.app
             .metrics
             .changes_refused
             .fetch_add(hashes.len() as u64, Ordering::Relaxed);
-        tracing::warn!(document = %document_id, user = %self.user.username, reason, "changes refused");
+        tracing::warn!(document = %document_id, user = %self.user.username, rule = refusal.rule.code(), reason = %refusal.reason, "changes refused");
         match &self.peer {
             Some(peer) if peer.metadata.understands_refusals() => WireMessage::Refused {
                 sender_id: self.app.peer_id.clone(),
                 target_id: peer.id.clone(),
                 document_id,
-                reason,
+                reason: refusal.reason,
+                rule: refusal.rule.code().to_owned(),
                 changes: hashes,
             },
-            _ => error(&reason),
+            _ => error(&refusal.reason),
         }
     }
 
@@ -512,123 +527,403 @@ impl Connection {
         self.peer.as_ref().map(|p| p.id.clone()).unwrap_or_default()
     }
 
-    fn subscribe(&mut self, case_id: CaseId, slot: &Slot) {
+    fn subscribe(&mut self, case_id: CaseId) {
         if self.subscribed.insert(case_id) {
-            slot.subscribers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(self.id, self.notify.clone());
+            self.app.hub.subscribe(case_id, self.id, &self.notify);
         }
     }
 
-    fn unsubscribe_all(&mut self) {
-        for case_id in self.subscribed.drain() {
-            let slot = self.app.hub.slot(case_id);
-            slot.subscribers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&self.id);
+    fn unsubscribe(&mut self, case_id: CaseId) {
+        if self.subscribed.remove(&case_id) {
+            self.app.hub.unsubscribe(case_id, self.id);
         }
+    }
+
+    /// Keeps the sync state of a document this connection syncs, forgetting the least
+    /// recently used one beyond the limit.
+    fn keep_synced(&mut self, case_id: CaseId, state: sync::State) {
+        self.uses += 1;
+        self.unknown.retain(|c| *c != case_id);
+        self.synced.insert(
+            case_id,
+            Synced {
+                state,
+                used: self.uses,
+            },
+        );
+        self.subscribe(case_id);
+        if self.synced.len() > self.app.settings.limits.documents_per_connection
+            && let Some(oldest) = self
+                .synced
+                .iter()
+                .min_by_key(|(_, s)| s.used)
+                .map(|(case, _)| *case)
+        {
+            self.synced.remove(&oldest);
+            self.unsubscribe(oldest);
+        }
+    }
+
+    /// Remembers that the peer asked for a document the server does not have, so that it
+    /// is told when the document appears; beyond the limit the oldest is forgotten.
+    fn remember_unknown(&mut self, case_id: CaseId) {
+        if !self.unknown.contains(&case_id) {
+            self.unknown.push_back(case_id);
+            self.subscribe(case_id);
+        }
+        while self.unknown.len() > self.app.settings.limits.unknown_documents_per_connection {
+            if let Some(oldest) = self.unknown.pop_front()
+                && !self.synced.contains_key(&oldest)
+            {
+                self.unsubscribe(oldest);
+            }
+        }
+    }
+
+    /// Keeps a document the peer is sending that the server does not have, within the
+    /// same limit as unknown ids.
+    fn keep_incoming(&mut self, case_id: CaseId, doc: AutoCommit, state: sync::State) {
+        if self.incoming.len() >= self.app.settings.limits.unknown_documents_per_connection
+            && let Some(any) = self.incoming.keys().next().copied()
+        {
+            self.incoming.remove(&any);
+        }
+        self.incoming.insert(case_id, (doc, state));
+    }
+
+    fn forget_all(&mut self) {
+        for case_id in std::mem::take(&mut self.subscribed) {
+            self.app.hub.unsubscribe(case_id, self.id);
+        }
+        self.synced.clear();
+        self.incoming.clear();
+        self.unknown.clear();
     }
 }
 
-fn decide(
+/// Runs `f` on the document on an apply thread (its lock held meanwhile); a job that
+/// fails unexpectedly leaves the document to be read again from storage.
+async fn with_doc<T: Send + 'static>(
     app: &AppState,
-    user: &User,
-    before: Option<&Case>,
-    candidate: &AutoCommit,
-    case_id: CaseId,
-    changes: &[Change],
-) -> Decision {
-    let hashes: Vec<String> = changes.iter().map(|c| c.hash().to_string()).collect();
-    let refuse = |reason: String| Decision::Refuse {
-        reason,
-        hashes: hashes.clone(),
+    guard: &mut SlotDoc,
+    f: impl FnOnce(&mut SlotDoc) -> T + Send + 'static,
+) -> AppResult<T> {
+    let mut doc = std::mem::take(guard);
+    let (doc, value) = app
+        .apply
+        .run(move || {
+            let value = f(&mut doc);
+            (doc, value)
+        })
+        .await?;
+    *guard = doc;
+    Ok(value)
+}
+
+/// The next message to the peer, without the capability flags: a peer that does not
+/// hear that the server reads whole-document messages never sends one.
+fn generate(doc: &mut AutoCommit, state: &mut sync::State) -> Option<sync::Message> {
+    let mut message = doc.sync().generate_sync_message(state)?;
+    message.flags = None;
+    Some(message)
+}
+
+/// Handles one sync message for one document, on an apply thread.
+fn receive(
+    slot: &mut SlotDoc,
+    state: Option<sync::State>,
+    incoming: Option<(AutoCommit, sync::State)>,
+    message: sync::Message,
+    context: &Context,
+) -> AppResult<Received> {
+    slot.load(&context.storage, context.case_id)?;
+    let asks_only = message.heads.is_empty();
+    let checked = match intake::check(message, &context.wire) {
+        Ok(checked) => checked,
+        Err(e) => return Err(AppError::BadRequest(e.to_string())),
     };
-    let mut receipts = Vec::new();
-    for change in changes {
-        let actor = change.actor_id().to_hex_string();
-        match app.storage.actor_owner(&actor) {
-            Ok(Some(owner)) if owner == user.id => {}
-            Ok(_) => {
-                return refuse(format!(
-                    "修改来自未绑定到您账号的设备 {actor}，未被接受 (changes from a device not bound to your account)"
-                ));
-            }
-            Err(e) => return refuse(format!("服务器暂时无法核验设备 ({e})")),
-        }
-        let author = case_doc::author(change);
-        if !author.is_empty() && author != user.username {
-            return refuse(format!(
-                "修改记录的作者“{author}”与登录账号不符，未被接受 (a change must be recorded in the sender's own name)"
-            ));
-        }
-        receipts.push(Receipt {
-            hash: change.hash().to_string(),
-            actor,
-            device_time: change.timestamp(),
+    let visible = slot
+        .state
+        .as_ref()
+        .is_some_and(|s| rules::may_read(&context.author, s.case()));
+    if visible {
+        let state = state.unwrap_or_default();
+        receive_visible(slot, state, checked, context)
+    } else {
+        receive_unknown(slot, incoming, checked, asks_only, context)
+    }
+}
+
+/// A document this user may see: apply on a copy, judge, and hand back to commit.
+fn receive_visible(
+    slot: &mut SlotDoc,
+    state: sync::State,
+    checked: intake::Checked,
+    context: &Context,
+) -> AppResult<Received> {
+    let (Some(doc), Some(before)) = (slot.doc.as_mut(), slot.state.as_ref()) else {
+        return Err(AppError::Internal("a visible document is loaded".into()));
+    };
+    let fresh = new_changes(doc, &checked.changes);
+    if let Err(refusal) = check_senders(context, doc, &fresh) {
+        return Ok(refused(refusal, &fresh, Some(state)));
+    }
+    let before_heads = doc.get_heads();
+    let mut candidate = doc.clone();
+    let mut candidate_state = state.clone();
+    candidate
+        .sync()
+        .receive_sync_message(&mut candidate_state, checked.message)
+        .map_err(|e| AppError::BadRequest(format!("the sync message does not apply: {e}")))?;
+    let applied = candidate.get_changes(&before_heads);
+    if applied.is_empty() {
+        return Ok(Received::Nothing {
+            state: candidate_state,
         });
     }
-    let after = match case_doc::case_id(candidate).and_then(|id| {
-        if id == case_id {
-            case_doc::read(candidate)
-        } else {
-            Err(anjian_core::Error::InvalidDocument(format!(
-                "document {case_id} holds case {id}"
-            )))
-        }
-    }) {
-        Ok(case) => case,
-        Err(e) => {
-            return refuse(format!(
-                "不是有效的检查记录 (not a valid case document): {e}"
-            ));
-        }
+    let candidate = without_waiting(candidate, doc, &applied, fresh.len())?;
+    let after = match CaseState::of(&candidate) {
+        Ok(after) => after,
+        Err(e) => return Ok(refused(invalid(e), &applied, Some(state))),
     };
-    if let Some(reason) = policy::refuse_change(user, before, &after) {
-        return refuse(reason);
+    if let Err(refusal) = rules::judge(&context.author, Some(before), &after) {
+        return Ok(refused(refusal, &applied, Some(state)));
     }
-    let conflicts = case_doc::conflicts(candidate)
+    let mut candidate = candidate;
+    let bytes = candidate.save_after(&before_heads);
+    Ok(Received::Commit(Box::new(commit_of(
+        candidate,
+        after,
+        candidate_state,
+        bytes,
+        false,
+        &applied,
+    ))))
+}
+
+/// A document the server does not have, or this user may not see: both get the same
+/// answers. Asking for it (empty heads) gets `doc-unavailable`; a peer that has it is
+/// asked for its changes as by a server without the document, and then the case is
+/// created if the rule book allows it, and refused otherwise.
+fn receive_unknown(
+    slot: &SlotDoc,
+    incoming: Option<(AutoCommit, sync::State)>,
+    checked: intake::Checked,
+    asks_only: bool,
+    context: &Context,
+) -> AppResult<Received> {
+    let (mut candidate, mut candidate_state) =
+        incoming.unwrap_or_else(|| (AutoCommit::new(), sync::State::new()));
+    let fresh = new_changes(&mut candidate, &checked.changes);
+    if let Err(refusal) = check_senders(context, &candidate, &fresh) {
+        return Ok(refused(refusal, &fresh, None));
+    }
+    candidate
+        .sync()
+        .receive_sync_message(&mut candidate_state, checked.message)
+        .map_err(|e| AppError::BadRequest(format!("the sync message does not apply: {e}")))?;
+    let applied = candidate.get_changes(&[]);
+    if applied.is_empty() {
+        if asks_only {
+            return Ok(Received::Unavailable);
+        }
+        let reply = generate(&mut candidate, &mut candidate_state);
+        return Ok(Received::Gathering {
+            doc: candidate,
+            state: candidate_state,
+            reply,
+        });
+    }
+    if slot.doc.is_some() {
+        // It exists but is not this user's to see: refuse as if it were a new case
+        // outside the jurisdiction, which is what the sender's copy claims to be.
+        return Ok(refused(rules::jurisdiction(), &applied, None));
+    }
+    let candidate = without_waiting(candidate, &AutoCommit::new(), &applied, fresh.len())?;
+    let after = match CaseState::of(&candidate) {
+        Ok(after) => after,
+        Err(e) => return Ok(refused(invalid(e), &applied, None)),
+    };
+    if let Err(refusal) = rules::judge(&context.author, None, &after) {
+        return Ok(refused(refusal, &applied, None));
+    }
+    if case_doc::case_id(&candidate).ok() != Some(context.case_id) {
+        return Ok(refused(
+            invalid(anjian_core::Error::InvalidDocument(format!(
+                "document {} holds another case",
+                context.case_id
+            ))),
+            &applied,
+            None,
+        ));
+    }
+    let mut candidate = candidate;
+    let bytes = candidate.save();
+    Ok(Received::Commit(Box::new(commit_of(
+        candidate,
+        after,
+        candidate_state,
+        bytes,
+        true,
+        &applied,
+    ))))
+}
+
+/// The changes of a message that `doc` does not have yet.
+fn new_changes<'a>(doc: &mut AutoCommit, changes: &'a [Change]) -> Vec<&'a Change> {
+    changes
+        .iter()
+        .filter(|c| doc.get_change_by_hash(&c.hash()).is_none())
+        .collect()
+}
+
+/// Every new change must come from a device bound to the sender (and not revoked), name
+/// the sender as its author, and nest objects no deeper than the wire allows: checked
+/// before anything is applied.
+fn check_senders(context: &Context, doc: &AutoCommit, changes: &[&Change]) -> Result<(), Refusal> {
+    for change in changes {
+        let actor = change.actor_id().to_hex_string();
+        match context.storage.actor_owner(&actor) {
+            Ok(Some(owner)) if owner == context.user_id => {}
+            Ok(_) => {
+                return Err(Refusal::new(
+                    rules::Rule::Attribution,
+                    format!(
+                        "修改来自未绑定到您账号的设备 {actor}，未被接受 (changes from a device not bound to your account)"
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(Refusal::new(
+                    rules::Rule::Attribution,
+                    format!("服务器暂时无法核验设备 ({e})"),
+                ));
+            }
+        }
+        rules::note_names_author(&case_doc::author(change), &context.author)?;
+    }
+    let owned: Vec<Change> = changes.iter().map(|c| (*c).clone()).collect();
+    intake::check_depth(doc, &owned, context.wire.depth).map_err(limit)
+}
+
+/// `candidate` without changes waiting for dependencies the server does not have: they
+/// are neither kept in memory nor saved (the peer is asked for what is missing and sends
+/// them again).
+fn without_waiting(
+    candidate: AutoCommit,
+    base: &AutoCommit,
+    applied: &[Change],
+    sent: usize,
+) -> AppResult<AutoCommit> {
+    if applied.len() >= sent {
+        return Ok(candidate);
+    }
+    let mut clean = base.clone();
+    clean
+        .apply_changes(applied.iter().cloned())
+        .map_err(|e| AppError::BadRequest(format!("the changes do not apply: {e}")))?;
+    Ok(clean)
+}
+
+fn commit_of(
+    doc: AutoCommit,
+    case: CaseState,
+    state: sync::State,
+    bytes: Vec<u8>,
+    new: bool,
+    applied: &[Change],
+) -> Candidate {
+    let conflicts = case_doc::conflicts(&doc)
         .map(|c| c.len())
         .unwrap_or_default();
-    Decision::Admit {
-        case: Box::new(after),
+    Candidate {
+        receipts: applied
+            .iter()
+            .map(|change| Receipt {
+                hash: change.hash().to_string(),
+                actor: change.actor_id().to_hex_string(),
+                device_time: change.timestamp(),
+            })
+            .collect(),
+        doc,
+        case,
+        state,
+        bytes,
+        new,
         conflicts,
-        receipts,
     }
 }
 
+fn refused<C: std::borrow::Borrow<Change>>(
+    refusal: Refusal,
+    changes: &[C],
+    state: Option<sync::State>,
+) -> Received {
+    Received::Refused {
+        refusal,
+        hashes: changes
+            .iter()
+            .map(|c| c.borrow().hash().to_string())
+            .collect(),
+        state,
+    }
+}
+
+fn invalid(e: anjian_core::Error) -> Refusal {
+    Refusal::new(
+        rules::Rule::Shape,
+        format!("不是有效的检查记录 (not a valid case document): {e}"),
+    )
+}
+
+fn limit(e: IntakeError) -> Refusal {
+    Refusal::new(
+        rules::Rule::Shape,
+        format!("超出同步限制 (over a limit of the wire): {e}"),
+    )
+}
+
+/// Commits a candidate and makes it the document everyone syncs.
 async fn persist(
     app: &AppState,
     user: &User,
     case_id: CaseId,
-    candidate: &mut Candidate,
-    case: Case,
-    conflicts: usize,
-    receipts: Vec<Receipt>,
+    guard: &mut SlotDoc,
+    candidate: Candidate,
 ) -> AppResult<()> {
+    let Candidate {
+        mut doc,
+        case,
+        bytes,
+        new,
+        receipts,
+        conflicts,
+        ..
+    } = candidate;
     let accepted = receipts.len() as u64;
-    let heads = case_doc::sorted_heads(&mut candidate.doc);
+    let heads = case_doc::sorted_heads(&mut doc);
     let commit = Commit {
         case_id,
-        bytes: std::mem::take(&mut candidate.bytes),
-        new: candidate.new,
+        bytes,
+        new,
         heads,
         projection: Projection {
-            case,
+            case: case.case().clone(),
             conflicts,
-            blob_refs: case_doc::blob_refs(&candidate.doc).into_iter().collect(),
+            blob_refs: case.blob_refs().into_iter().collect(),
         },
         user_id: user.id,
         receipts,
     };
     let chunks = app.writer.commit(commit).await?;
+    guard.replace(doc, case);
     if Storage::should_compact(chunks) {
-        let snapshot = candidate.doc.save();
         let storage = app.storage.clone();
-        tokio::task::spawn_blocking(move || storage.compact(case_id, &snapshot))
-            .await
-            .map_err(|e| AppError::Internal(format!("storage task: {e}")))??;
+        with_doc(app, guard, move |slot| match slot.doc.as_mut() {
+            Some(doc) => storage.compact(case_id, &doc.save()),
+            None => Ok(()),
+        })
+        .await??;
     }
     app.metrics
         .changes_accepted
@@ -637,78 +932,74 @@ async fn persist(
     Ok(())
 }
 
-/// Makes a change on the server as `user` (a supervisor's review action or conflict
-/// resolution from the web pages or the API): `edit` runs on a copy of the document, under
-/// its lock, with the user's own server-side actor; the new change then passes the same
-/// policy as changes arriving over sync, is committed, and is announced to every
-/// connection syncing the case, so inspectors' devices receive it on their next sync.
-/// A case the user may not see is answered as absent.
-pub async fn change_on_server<T>(
+/// Makes a change on the server as `user` (a supervisor's review action, sharing or
+/// conflict resolution from the web pages or the API): `edit` runs on a copy of the
+/// document, under its lock, with the user's own server-side actor; the new change is
+/// then judged by the same rule book as changes arriving over sync, committed, and
+/// announced to every connection syncing the case, so inspectors' devices receive it on
+/// their next sync. A case the user may not see is answered as absent.
+pub async fn change_on_server<T: Send + 'static>(
     app: &AppState,
     user: &User,
     case_id: CaseId,
-    edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T>,
+    edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T> + Send + 'static,
 ) -> AppResult<T> {
     let actor = app.storage.server_actor(user)?;
     let slot = app.hub.slot(case_id);
-    let mut guard = slot.doc.lock().await;
-    guard.load(&app.storage, case_id)?;
-    let (Some(doc), Some(before_case)) = (guard.doc.as_ref(), guard.case.clone()) else {
-        return Err(AppError::NotFound(format!("no case {case_id}")));
-    };
-    if !policy::can_see(user, &before_case) {
-        return Err(AppError::NotFound(format!("no case {case_id}")));
-    }
-    let mut candidate = doc.clone();
-    let before = candidate.get_heads();
-    candidate.set_actor(actor);
-    let value = edit(&mut candidate)?;
-    let changes = candidate.get_changes(&before);
-    if changes.is_empty() {
-        return Ok(value);
-    }
-    match decide(app, user, Some(&before_case), &candidate, case_id, &changes) {
-        Decision::Refuse { reason, .. } => Err(AppError::Forbidden(reason)),
-        Decision::Admit {
-            case,
-            conflicts,
-            receipts,
-        } => {
-            let bytes = candidate.save_after(&before);
-            let mut candidate = Candidate {
-                doc: candidate,
-                state: sync::State::new(),
-                bytes,
-                new: false,
-            };
-            persist(
-                app,
-                user,
-                case_id,
-                &mut candidate,
-                (*case).clone(),
-                conflicts,
-                receipts,
-            )
-            .await?;
-            guard.doc = Some(candidate.doc);
-            guard.case = Some(*case);
-            drop(guard);
-            app.hub.touched(case_id);
-            announce(app, case_id, None);
-            Ok(value)
+    let result = async {
+        let mut guard = slot.doc.lock().await;
+        let storage = app.storage.clone();
+        let author = policy::author(user);
+        let outcome = with_doc(app, &mut guard, move |slot| {
+            change_in(slot, &storage, case_id, &author, actor, edit)
+        })
+        .await??;
+        let Some((value, candidate)) = outcome else {
+            return Err(AppError::NotFound(format!("no case {case_id}")));
+        };
+        if let Some(candidate) = candidate {
+            persist(app, user, case_id, &mut guard, *candidate).await?;
+            app.hub.announce(case_id, None);
         }
+        Ok(value)
     }
+    .await;
+    drop(slot);
+    app.hub.touched(case_id);
+    app.hub.release(case_id);
+    result
 }
 
-/// Tells every connection syncing `case_id` (but `except`, the one that made the change)
-/// that it changed.
-fn announce(app: &AppState, case_id: CaseId, except: Option<u64>) {
-    let slot = app.hub.slot(case_id);
-    let subscribers = slot.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-    for (id, sender) in subscribers.iter() {
-        if Some(*id) != except {
-            let _ = sender.send(case_id);
-        }
+/// The change `edit` makes, judged (on an apply thread); `None` when the user may not see
+/// the case.
+type Edited<T> = Option<(T, Option<Box<Candidate>>)>;
+
+fn change_in<T>(
+    slot: &mut SlotDoc,
+    storage: &Storage,
+    case_id: CaseId,
+    author: &Author,
+    actor: automerge::ActorId,
+    edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T>,
+) -> AppResult<Edited<T>> {
+    slot.load(storage, case_id)?;
+    let (Some(doc), Some(before)) = (slot.doc.as_mut(), slot.state.as_ref()) else {
+        return Ok(None);
+    };
+    if !rules::may_read(author, before.case()) {
+        return Ok(None);
     }
+    let mut candidate = doc.clone();
+    let before_heads: Vec<ChangeHash> = candidate.get_heads();
+    candidate.set_actor(actor);
+    let value = edit(&mut candidate)?;
+    let applied = candidate.get_changes(&before_heads);
+    if applied.is_empty() {
+        return Ok(Some((value, None)));
+    }
+    let after = CaseState::of(&candidate)?;
+    rules::judge(author, Some(before), &after).map_err(AppError::Refused)?;
+    let bytes = candidate.save_after(&before_heads);
+    let commit = commit_of(candidate, after, sync::State::new(), bytes, false, &applied);
+    Ok(Some((value, Some(Box::new(commit)))))
 }

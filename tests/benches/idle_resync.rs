@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
+use anjian_core::Role;
 use anjian_core::sample;
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
-use anjian_sync_server::users::Role;
 use anjian_tests::{Inspector, TestServer, add_user};
 use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use anjian_core::Role;
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_core::{Store, sample};
-use anjian_sync_server::users::Role;
 use anjian_tests::process;
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;

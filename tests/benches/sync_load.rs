@@ -12,10 +12,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use anjian_core::Role;
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_core::{CaseId, Store, sample};
-use anjian_sync_server::users::Role;
 use anjian_tests::process;
 use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};

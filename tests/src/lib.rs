@@ -6,8 +6,9 @@ pub mod process;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use anjian_core::Role;
 use anjian_core::{Identity, Store};
-use anjian_sync_server::users::{NewUser, Role};
+use anjian_sync_server::users::NewUser;
 use anjian_sync_server::{Settings, Storage};
 
 /// A sync server running in this process on a free loopback port.
@@ -113,6 +114,7 @@ impl Inspector {
             name: format!("{username}的姓名"),
             department: department.to_owned(),
             district: district.parse().expect("district"),
+            role: anjian_core::Role::Inspector,
         };
         let store = Store::open(dir.join(format!("{username}.db")), identity).expect("store opens");
         let token = store

@@ -7,9 +7,10 @@ use chrono::{DateTime, FixedOffset};
 
 use super::{map, parse_field, parse_time, put_judgement, string};
 use crate::checklist::{Template, TemplateItem, TemplateKind};
+use crate::codes::{AnswerResult, Level};
 use crate::codes::{ChecklistId, FindingId};
 use crate::error::{Error, Result};
-use crate::model::{Answer, AnswerInput, AnswerResult, CaseChecklist, ChecklistEntry, Level};
+use crate::model::{Answer, AnswerInput, CaseChecklist, ChecklistEntry};
 
 /// Attaches `template` to the case: its identity, version and a copy of every question,
 /// and an empty answer record per item (created here, once, so that two inspectors

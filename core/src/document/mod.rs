@@ -2,13 +2,14 @@
 //! every read and write of it. Nothing here touches SQLite.
 
 mod checklists;
+pub(crate) mod flat;
 mod photos;
 
 pub(crate) use checklists::{
     answer as answer_item, attach as attach_checklist, attached_item, link_finding, put_source,
 };
 pub(crate) use photos::{
-    attach as attach_photo, blob_refs, detach as detach_photo, list_of as photo_list,
+    attach as attach_photo, blob_refs, detach as detach_photo, is_sha256, list_of as photo_list,
 };
 
 use automerge::transaction::{CommitOptions, Transactable};
@@ -17,12 +18,15 @@ use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::codes::{CaseId, CreditCode, DistrictCode, FindingId};
+use crate::codes::{
+    CaseType, GeoPoint, Industry, Level, RectificationState, ReviewAction, ReviewState, RiskGrade,
+    ViolationKind,
+};
 use crate::error::{Error, Result};
 use crate::model::{
-    Case, CaseType, ChecklistSource, Conflict, ConflictValue, Enterprise, FieldValue, Finding,
-    FindingEdit, GeoPoint, HistoryEntry, Identity, Industry, Level, NewFinding, Rectification,
-    RectificationOrder, RectificationState, Reinspection, Resolution, ReviewAction, ReviewEvent,
-    ReviewState, RiskGrade, TeamMember, Violation, ViolationKind,
+    Case, ChecklistSource, Conflict, ConflictValue, Enterprise, FieldValue, Finding, FindingEdit,
+    HistoryEntry, Identity, NewFinding, Rectification, RectificationOrder, Reinspection,
+    Resolution, ReviewEvent, TeamMember, Violation,
 };
 
 /// The document schema this build writes and the newest it reads.
@@ -142,6 +146,27 @@ pub(crate) fn ensure_team_member(doc: &mut AutoCommit, identity: &Identity) -> R
         put_team_member(doc, &team, &TeamMember::from(identity))?;
     }
     Ok(())
+}
+
+/// Shares the case with `districts` besides its owner, replacing the districts it was
+/// shared with; returns them as written (sorted, without duplicates or the owner).
+pub(crate) fn share(doc: &mut AutoCommit, districts: &[DistrictCode]) -> Result<Vec<DistrictCode>> {
+    let owner: DistrictCode = parse_field(doc, &ROOT, "district")?;
+    let mut shared: Vec<DistrictCode> =
+        districts.iter().filter(|d| **d != owner).cloned().collect();
+    shared.sort();
+    shared.dedup();
+    let list = match doc.get(ROOT, "visible_to")? {
+        Some((Value::Object(ObjType::List), list)) => list,
+        _ => return Err(Error::InvalidDocument("visible_to is not a list".into())),
+    };
+    for i in (0..doc.length(&list)).rev() {
+        doc.delete(&list, i)?;
+    }
+    for (i, district) in shared.iter().enumerate() {
+        doc.insert(&list, i, district.as_str())?;
+    }
+    Ok(shared)
 }
 
 /// Checks that `doc` is a case document this build can read, and returns its case id.
@@ -449,14 +474,15 @@ pub(crate) fn edit_finding(doc: &mut AutoCommit, id: FindingId, edit: &FindingEd
 /// Writes `value` at `key` as this inspector's judgement, even when it equals the value
 /// the field holds.
 ///
-/// Automerge drops a put of the value a field already has, so an inspector who keeps a
-/// finding "general" while another raises it to "major" offline would leave no trace and
-/// the other judgement would win silently. Writing null and then the value in the same
-/// change makes the judgement an operation of its own, which a concurrent different
-/// value then meets as a conflict.
+/// Automerge drops a put of the value a field already has, and turns a put of the value
+/// that wins a conflict into a deletion of the other values; either way an inspector who
+/// keeps a finding "general" while another raises it to "major" offline would leave no
+/// value of their own, and the other judgement would win silently. Writing null and then
+/// the value in the same change makes the judgement an operation of its own, which a
+/// concurrent different value then meets as a conflict.
 fn put_judgement(doc: &mut AutoCommit, obj: &ObjId, key: &str, value: &str) -> Result<()> {
     let current = doc.get_all(obj, key)?;
-    if current.len() == 1 && current[0].0.as_str() == Some(value) {
+    if current.iter().any(|(v, _)| v.as_str() == Some(value)) {
         doc.put(obj, key, ScalarValue::Null)?;
     }
     doc.put(obj, key, value)?;
@@ -510,7 +536,7 @@ pub(crate) fn move_rectification(
     let obj = live_finding(doc, id)?;
     let rect = map(doc, &obj, "rectification")?;
     let state: RectificationState = parse_field(doc, &rect, "state")?;
-    if !state.can_move_to(next) {
+    if !crate::rules::rectification_step(state, next) {
         return Err(Error::NotAllowed(format!(
             "rectification of finding {id} cannot go from {} to {}",
             state.label(),
@@ -539,7 +565,7 @@ pub(crate) fn reinspect(doc: &mut AutoCommit, id: FindingId, note: &Reinspection
     let obj = live_finding(doc, id)?;
     let rect = map(doc, &obj, "rectification")?;
     let state: RectificationState = parse_field(doc, &rect, "state")?;
-    if !state.can_move_to(RectificationState::Reinspected) {
+    if !crate::rules::rectification_step(state, RectificationState::Reinspected) {
         return Err(Error::NotAllowed(format!(
             "rectification of finding {id} is {}, it cannot be re-inspected now",
             state.label()
@@ -569,7 +595,7 @@ pub(crate) fn review(
     }
     let review = map(doc, &ROOT, "review")?;
     let current: ReviewState = parse_field(doc, &review, "state")?;
-    let next = action.next_state(current)?;
+    let next = crate::rules::review_step(action, current)?;
     let events = match doc.get(&review, "events")? {
         Some((Value::Object(ObjType::List), events)) => events,
         _ => return Err(Error::InvalidDocument("review.events is not a list".into())),
@@ -643,7 +669,7 @@ fn validate_field(key: &str, value: &FieldValue) -> Result<()> {
             Error::invalid("deadline", format!("{text:?} is not a date (YYYY-MM-DD)"))
         }),
         "type" => text.parse::<CaseType>().map(drop),
-        "result" => text.parse::<crate::model::AnswerResult>().map(drop),
+        "result" => text.parse::<crate::codes::AnswerResult>().map(drop),
         "district" => text.parse::<DistrictCode>().map(drop),
         _ => Ok(()),
     }
@@ -682,8 +708,9 @@ fn collect_conflicts(
     collect_conflicts_except(doc, obj, path, found, None)
 }
 
-/// Collects conflicts under `obj`, not descending into the child `skip` (its key's own
-/// conflict is still reported).
+/// Collects conflicts under `obj`, not descending into the child `skip` of `obj` (its
+/// key's own conflict is still reported). Iterative: a hostile document may nest far
+/// deeper than the stack allows.
 fn collect_conflicts_except(
     doc: &AutoCommit,
     obj: &ObjId,
@@ -691,32 +718,38 @@ fn collect_conflicts_except(
     found: &mut Vec<Conflict>,
     skip: Option<&str>,
 ) -> Result<()> {
-    let keys: Vec<String> = doc.keys(obj).collect();
-    for key in keys {
-        let all = doc.get_all(obj, key.as_str())?;
-        path.push(key.clone());
-        if all.len() > 1 {
-            let values: Vec<ConflictValue> = all
-                .iter()
-                .map(|(value, id)| conflict_value(doc, value, id))
-                .collect();
-            let distinct = values
-                .iter()
-                .any(|v| v.value != values[0].value || v.value == FieldValue::Object);
-            if distinct {
-                found.push(Conflict {
-                    path: path.clone(),
-                    values,
-                });
+    let mut stack = vec![(obj.clone(), path.clone(), skip)];
+    while let Some((obj, path, skip)) = stack.pop() {
+        let keys: Vec<String> = doc.keys(&obj).collect();
+        let mut children = Vec::new();
+        for key in keys {
+            let all = doc.get_all(&obj, key.as_str())?;
+            let mut here = path.clone();
+            here.push(key.clone());
+            if all.len() > 1 {
+                let values: Vec<ConflictValue> = all
+                    .iter()
+                    .map(|(value, id)| conflict_value(doc, value, id))
+                    .collect();
+                let distinct = values
+                    .iter()
+                    .any(|v| v.value != values[0].value || v.value == FieldValue::Object);
+                if distinct {
+                    found.push(Conflict {
+                        path: here.clone(),
+                        values,
+                    });
+                }
+            }
+            // Descend into the winning value only: its siblings are reported above.
+            if let Some((Value::Object(ObjType::Map), child)) = all.first()
+                && skip != Some(key.as_str())
+            {
+                children.push((child.clone(), here, None));
             }
         }
-        // Descend into the winning value only: its siblings are reported above.
-        if let Some((Value::Object(ObjType::Map), child)) = all.first()
-            && skip != Some(key.as_str())
-        {
-            collect_conflicts(doc, child, path, found)?;
-        }
-        path.pop();
+        // Reversed, so that conflicts are reported in document order.
+        stack.extend(children.into_iter().rev());
     }
     Ok(())
 }

@@ -8,8 +8,9 @@ use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 use super::{float, live_finding, map, parse_field, parse_time, string};
 use crate::codes::ChecklistId;
+use crate::codes::{GeoPoint, RectificationState};
 use crate::error::{Error, Result};
-use crate::model::{GeoPoint, PhotoRef, PhotoTarget, RectificationState};
+use crate::model::{PhotoRef, PhotoTarget};
 
 /// The list that holds the photos of `target`, or why photos cannot be attached there.
 pub(crate) fn list_of(doc: &AutoCommit, target: &PhotoTarget) -> Result<ObjId> {
@@ -145,25 +146,27 @@ pub(crate) fn blob_refs(doc: &AutoCommit) -> BTreeSet<String> {
     found
 }
 
-fn collect_refs(doc: &AutoCommit, obj: &ObjId, found: &mut BTreeSet<String>) {
-    let children: Vec<ObjId> = match doc.object_type(obj) {
-        Ok(ObjType::Map) => {
-            for key in ["sha256", "thumbnail"] {
-                if let Some(hash) = string(doc, obj, key).filter(|h| is_sha256(h)) {
-                    found.insert(hash);
+fn collect_refs(doc: &AutoCommit, root: &ObjId, found: &mut BTreeSet<String>) {
+    // Iterative: a hostile document may nest far deeper than the stack allows.
+    let mut stack = vec![root.clone()];
+    while let Some(obj) = stack.pop() {
+        match doc.object_type(&obj) {
+            Ok(ObjType::Map) => {
+                for key in ["sha256", "thumbnail"] {
+                    if let Some(hash) = string(doc, &obj, key).filter(|h| is_sha256(h)) {
+                        found.insert(hash);
+                    }
                 }
+                stack.extend(
+                    doc.keys(&obj)
+                        .filter_map(|key| container(doc.get(&obj, key.as_str()))),
+                );
             }
-            doc.keys(obj)
-                .filter_map(|key| container(doc.get(obj, key.as_str())))
-                .collect()
+            Ok(ObjType::List) => {
+                stack.extend((0..doc.length(&obj)).filter_map(|i| container(doc.get(&obj, i))));
+            }
+            _ => {}
         }
-        Ok(ObjType::List) => (0..doc.length(obj))
-            .filter_map(|i| container(doc.get(obj, i)))
-            .collect(),
-        _ => Vec::new(),
-    };
-    for child in children {
-        collect_refs(doc, &child, found);
     }
 }
 

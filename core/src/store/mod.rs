@@ -9,17 +9,20 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::checklist::{Catalog, Template, TemplateKind};
+use crate::codes::{
+    AnswerResult, Level, RectificationState, ReviewAction, ReviewState, ViolationKind,
+};
 use crate::codes::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId};
 use crate::db::{self, LoadedDoc};
 use crate::document::{self, CaseInit, ChangeNote};
 use crate::error::{Error, Result};
 use crate::model::{
-    AnswerInput, AnswerResult, Case, CaseSummary, Conflict, Enterprise, FindingEdit,
-    FindingSummary, HistoryEntry, Identity, ItemStat, Level, NewCase, NewFinding,
-    RectificationOrder, RectificationState, Reinspection, Resolution, ReviewAction, ReviewState,
-    TeamMember, Violation, ViolationKind,
+    AnswerInput, Case, CaseSummary, Conflict, Enterprise, FindingEdit, FindingSummary,
+    HistoryEntry, Identity, ItemStat, NewCase, NewFinding, RectificationOrder, Reinspection,
+    Resolution, TeamMember, Violation,
 };
 use crate::photo::PhotoLimits;
+use crate::rules::{self, Author};
 use crate::schema;
 
 mod photos;
@@ -152,6 +155,7 @@ impl Store {
             ("user_name", identity.name.as_str()),
             ("department", identity.department.as_str()),
             ("district", identity.district.as_str()),
+            ("role", identity.role.code()),
         ] {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -302,6 +306,8 @@ impl Store {
                 amends: new.amends,
             },
         )?;
+        let opened = rules::CaseState::of(&doc)?;
+        rules::judge(&Author::from(&self.identity), None, &opened)?;
         document::commit(
             &mut doc,
             &ChangeNote::new(&self.identity, "open_case"),
@@ -314,8 +320,9 @@ impl Store {
         db::set_heads(&tx, id, &mut doc)?;
         db::write_case_projection(&tx, &projection)?;
         tx.commit()?;
-        let saved_heads = doc.get_heads();
-        self.cache.insert(id, LoadedDoc { doc, saved_heads });
+        let mut loaded = LoadedDoc::new(doc);
+        loaded.judged = Some((loaded.saved_heads.clone(), opened));
+        self.cache.insert(id, loaded);
         tracing::info!(case.id = %id, enterprise = %enterprise.credit_code, "case opened");
         Ok(id)
     }
@@ -791,7 +798,9 @@ impl Store {
         let mut incoming =
             AutoCommit::load(bytes).map_err(|e| Error::InvalidDocument(e.to_string()))?;
         let id = document::check_case(&incoming)?;
-        // Validate the whole document before it touches the store.
+        // Validate the whole document (its depth and size first) before it touches the
+        // store.
+        rules::CaseState::of(&incoming)?;
         document::project_case(&incoming)?;
         if self.doc_if_exists(id)?.is_none() {
             self.insert_case(id, incoming)?;
@@ -805,15 +814,17 @@ impl Store {
 
     /// Stores a case document that is new here, after checking it is a readable case.
     pub(crate) fn insert_case(&mut self, id: CaseId, mut doc: AutoCommit) -> Result<()> {
+        // Bounds the document's depth and size before anything walks it.
+        let judged = rules::CaseState::of(&doc)?;
         let projection = document::project_case(&doc)?;
         let tx = self.conn.transaction()?;
         db::insert_document(&tx, id, &doc.save())?;
         db::set_heads(&tx, id, &mut doc)?;
         db::write_case_projection(&tx, &projection)?;
         tx.commit()?;
-        let saved_heads = doc.get_heads();
-        let doc = doc.with_actor(self.actor.clone());
-        self.cache.insert(id, LoadedDoc { doc, saved_heads });
+        let mut loaded = LoadedDoc::new(doc.with_actor(self.actor.clone()));
+        loaded.judged = Some((loaded.saved_heads.clone(), judged));
+        self.cache.insert(id, loaded);
         tracing::info!(case.id = %id, "case received");
         Ok(())
     }
@@ -859,19 +870,28 @@ impl Store {
         let identity = self.identity.clone();
         self.doc(case)?;
         let loaded = self.cache.get_mut(case).expect("loaded just above");
+        let before = judged_state(loaded)?;
         let value = match edit(&mut loaded.doc).and_then(|v| {
             document::ensure_team_member(&mut loaded.doc, &identity)?;
-            Ok(v)
+            // The rule book judges the edit before it is recorded: the device never
+            // records what the server would refuse.
+            let after = rules::CaseState::of(&loaded.doc)?;
+            rules::judge(&Author::from(&identity), Some(&before), &after)?;
+            Ok((v, after))
         }) {
             Ok(value) => value,
             Err(e) => {
                 loaded.doc.rollback();
+                loaded.judged = Some((loaded.doc.get_heads(), before));
                 return Err(e);
             }
         };
+        let (value, after) = value;
         if document::commit(&mut loaded.doc, &note, time).is_none() {
+            loaded.judged = Some((loaded.doc.get_heads(), before));
             return Ok(value);
         }
+        loaded.judged = Some((loaded.doc.get_heads(), after));
         let result = (|| {
             let bytes = loaded.doc.save_after(&loaded.saved_heads);
             let tx = self.conn.transaction()?;
@@ -946,8 +966,16 @@ impl Store {
     }
 }
 
-/// Checks a value a person writes to resolve a conflict, for the fields whose values
-/// have rules.
+/// The case as the rule book last judged it, if the document has not changed since;
+/// otherwise read anew.
+fn judged_state(loaded: &mut LoadedDoc) -> Result<rules::CaseState> {
+    let heads = loaded.doc.get_heads();
+    match loaded.judged.take() {
+        Some((at, state)) if at == heads => Ok(state),
+        _ => rules::CaseState::of(&loaded.doc),
+    }
+}
+
 fn enterprise_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Enterprise>> {
     let code: String = r.get(0)?;
     let name: String = r.get(1)?;

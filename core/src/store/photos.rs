@@ -9,9 +9,10 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Store, Touched};
 use crate::codes::CaseId;
+use crate::codes::GeoPoint;
 use crate::document;
 use crate::error::{Error, Result};
-use crate::model::{GarbageReport, GeoPoint, PendingBlob, PhotoRef, PhotoTarget};
+use crate::model::{GarbageReport, PendingBlob, PhotoRef, PhotoTarget};
 use crate::photo::{self, PhotoError, PhotoInfo};
 
 impl Store {

@@ -3,6 +3,7 @@
 //! in `docs/protocol.md`.
 
 pub mod docid;
+pub mod intake;
 pub mod session;
 pub mod wire;
 

@@ -104,6 +104,9 @@ pub enum WireMessage {
         document_id: DocumentId,
         /// Why, for the inspector to read.
         reason: String,
+        /// The code of the rule that refused (`anjian_core::rules::Rule`), or a limit of
+        /// the wire (`limit`); empty from servers that send none.
+        rule: String,
         /// The refused change hashes (hex).
         changes: Vec<String>,
     },
@@ -287,12 +290,15 @@ impl WireMessage {
                 target_id,
                 document_id,
                 reason,
+                rule,
                 changes,
             } => {
-                e.map(6)?.str("type")?.str("anjian-refused")?;
+                e.map(7)?.str("type")?.str("anjian-refused")?;
                 write_doc_message(e, sender_id, target_id, document_id)?;
                 e.str("reason")?
                     .str(reason)?
+                    .str("rule")?
+                    .str(rule)?
                     .str("changes")?
                     .array(changes.len() as u64)?;
                 for c in changes {
@@ -497,6 +503,7 @@ impl Message {
                 target_id: self.optional_text("targetId"),
                 document_id: self.document_id()?,
                 reason: self.text("reason")?,
+                rule: self.optional_text("rule"),
                 changes: self.texts("changes"),
             },
             "ephemeral" | "leave" | "remote-heads-changed" | "remote-subscription-change" => {
@@ -614,6 +621,7 @@ mod tests {
                 target_id: "a".into(),
                 document_id: doc,
                 reason: "已审核的案件不能修改".into(),
+                rule: "approved_lock".into(),
                 changes: vec!["ab".into()],
             },
         ] {

@@ -5,6 +5,8 @@ use anjian_core::{
     RectificationOrder, RectificationState, Resolution, ReviewAction, ReviewState, Store,
     TeamMember, Violation, ViolationKind,
 };
+use std::collections::BTreeSet;
+
 use chrono::NaiveDate;
 
 use crate::support::*;
@@ -413,7 +415,7 @@ fn concurrent_levels_become_a_conflict_naming_both_inspectors() {
     let id = a
         .add_finding(case, &finding("液氨储罐区无喷淋"))
         .expect("finding");
-    let mut b = Store::open(dir.path().join("b.db"), identity("li", "消防", "310104")).expect("b");
+    let mut b = Store::open(dir.path().join("b.db"), identity("li", "消防", "310101")).expect("b");
     b.merge_case(&a.export_case(case).expect("export"))
         .expect("b receives");
 
@@ -704,4 +706,53 @@ fn an_amendment_links_to_the_case_of_the_same_enterprise() {
         store.open_case(&unknown),
         Err(anjian_core::Error::NotFound { .. })
     ));
+}
+
+#[test]
+fn reaffirming_a_value_in_conflict_stays_a_judgement_of_its_own() {
+    // Automerge turns a put of the value that wins a conflict into a deletion of the
+    // other values; an inspector who reaffirms it must still leave a value of their own,
+    // which a concurrent different value then meets as a conflict.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut a, case) = store_with_case(&dir, "a.db", "zhang");
+    let id = a
+        .add_finding(case, &finding("液氨储罐区无喷淋"))
+        .expect("finding");
+    let mut open = |name: &str| {
+        let mut store =
+            Store::open(dir.path().join(format!("{name}.db")), inspector(name)).expect("store");
+        store
+            .merge_case(&a.export_case(case).expect("export"))
+            .expect("receive");
+        store
+    };
+    let (mut b, mut c) = (open("li"), open("wang"));
+    let place = |store: &mut Store, place: &str| {
+        let edit = FindingEdit {
+            place: Some(place.into()),
+            ..FindingEdit::default()
+        };
+        store.edit_finding(case, id, &edit).expect("edit");
+    };
+    place(&mut a, "一号车间");
+    place(&mut b, "罐区");
+    c.merge_case(&a.export_case(case).expect("export"))
+        .expect("merge");
+    c.merge_case(&b.export_case(case).expect("export"))
+        .expect("merge");
+    let winner = c.case(case).expect("case").findings[0].place.clone();
+    place(&mut c, &winner);
+    place(&mut a, "配电室");
+    a.merge_case(&c.export_case(case).expect("export"))
+        .expect("merge");
+    let conflicts = a.conflicts(case).expect("conflicts");
+    let values: BTreeSet<String> = conflicts
+        .iter()
+        .find(|c| c.path.last().map(String::as_str) == Some("place"))
+        .expect("place is in conflict")
+        .values
+        .iter()
+        .map(|v| v.value.to_string())
+        .collect();
+    assert_eq!(values, BTreeSet::from([winner, "配电室".to_owned()]));
 }

@@ -10,6 +10,7 @@ pub fn identity(user: &str, department: &str, district: &str) -> Identity {
         name: format!("检查员{user}"),
         department: department.to_owned(),
         district: district.parse().expect("valid district"),
+        role: anjian_core::Role::Inspector,
     }
 }
 

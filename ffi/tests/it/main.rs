@@ -19,6 +19,7 @@ fn identity(user: &str) -> Identity {
         name: format!("检查员{user}"),
         department: "应急管理".to_owned(),
         district: "310101".to_owned(),
+        role: "inspector".to_owned(),
     }
 }
 

@@ -6,7 +6,9 @@ use rand::Rng;
 
 use crate::error::{AppError, AppResult};
 use crate::storage::Storage;
-use crate::users::{NewUser, Role};
+use anjian_core::Role;
+
+use crate::users::NewUser;
 
 /// The demo's districts: code and name.
 pub const DISTRICTS: &[(&str, &str)] = &[

@@ -25,7 +25,7 @@ pub use accounts::{DISTRICTS, DemoAccount, accounts_table, district_name, role_l
 
 use crate::error::{AppError, AppResult};
 use crate::storage::Storage;
-use crate::users::Role;
+use anjian_core::Role;
 use content::{CASES, CaseSpec, ENTERPRISES, FindingSpec, RectSpec, Stage};
 
 /// The folder, under the data folder, of the simulated inspectors' stores.
@@ -163,6 +163,7 @@ pub async fn seed(server: &str, data: &Path, accounts: &[DemoAccount]) -> AppRes
             .collect::<AppResult<_>>()?,
         now: china_now(),
         photos: 0,
+        closes: Vec::new(),
     };
     let mut recorded = Vec::new();
     // Day by day, oldest first: each inspector records the day's visits offline and syncs
@@ -178,15 +179,29 @@ pub async fn seed(server: &str, data: &Path, accounts: &[DemoAccount]) -> AppRes
             demo.sync(username).await?;
         }
     }
+    let supervisor_of = |district: &str| {
+        accounts
+            .iter()
+            .find(|a| a.role == Role::Supervisor && a.district.as_str() == district)
+            .ok_or_else(|| AppError::Internal(format!("no demo supervisor for {district}")))
+    };
+    for (case, finding, district) in std::mem::take(&mut demo.closes) {
+        let path = format!("/api/v1/cases/{case}/findings/{finding}/close");
+        act(server, supervisor_of(district.as_str())?, &path, json!({})).await?;
+    }
     let mut reviewed = 0;
     for (spec, case) in &recorded {
         if let Some((action, text)) = spec.review {
-            let district = ENTERPRISES[spec.enterprise].district;
-            let supervisor = accounts
-                .iter()
-                .find(|a| a.role == Role::Supervisor && a.district.as_str() == district)
-                .ok_or_else(|| AppError::Internal(format!("no demo supervisor for {district}")))?;
-            review(server, supervisor, *case, action, text).await?;
+            let supervisor = supervisor_of(ENTERPRISES[spec.enterprise].district)?;
+            let body = json!({ "action": action.code(), "text": text });
+            act(
+                server,
+                supervisor,
+                &format!("/api/v1/cases/{case}/review"),
+                body,
+            )
+            .await?;
+            tracing::info!(case.id = %case, action = action.code(), supervisor = %supervisor.username, "demo case reviewed");
             reviewed += 1;
         }
     }
@@ -215,6 +230,7 @@ impl Device {
             name: account.name.clone(),
             department: account.department.clone(),
             district: account.district.clone(),
+            role: anjian_core::Role::Inspector,
         };
         let store = Store::open(folder.join(format!("{}.db", account.username)), identity)?;
         let token = store
@@ -244,6 +260,8 @@ struct Demo<'a> {
     now: DateTime<FixedOffset>,
     /// Photos taken so far (each photo is made from its number).
     photos: u32,
+    /// Major hazards re-inspected on site, for their district's supervisor to close.
+    closes: Vec<(CaseId, FindingId, anjian_core::DistrictCode)>,
 }
 
 impl Demo<'_> {
@@ -312,6 +330,8 @@ impl Demo<'_> {
             amends: None,
         })?;
         let mut findings = Vec::new();
+        // Major hazards the inspector re-inspected: their 销号 is the supervisor's.
+        let mut closes = Vec::new();
         for finding in spec.findings {
             findings.push(record_finding(
                 store,
@@ -319,6 +339,7 @@ impl Demo<'_> {
                 finding,
                 visit_day,
                 &mut photos,
+                &mut closes,
             )?);
         }
         if let Some(checklist) = &spec.checklist {
@@ -336,7 +357,15 @@ impl Demo<'_> {
                     },
                 )?;
                 if let (Some(finding), Some(order)) = (linked, &answer.rectification) {
-                    rectify(store, case, finding, order, visit_day, &mut photos)?;
+                    rectify(
+                        store,
+                        case,
+                        finding,
+                        order,
+                        visit_day,
+                        &mut photos,
+                        &mut closes,
+                    )?;
                 }
             }
         }
@@ -344,6 +373,11 @@ impl Demo<'_> {
             store.review(case, ReviewAction::Submit, "现场检查完毕，提交审核")?;
         }
         self.photos = photos;
+        self.closes.extend(
+            closes
+                .into_iter()
+                .map(|finding| (case, finding, enterprise.district.clone())),
+        );
         tracing::info!(
             case.id = %case,
             enterprise = %enterprise.name,
@@ -371,11 +405,15 @@ impl Demo<'_> {
         self.sync(spec.inspector).await?;
         self.sync(member).await?;
         let mut photos = self.photos;
+        let mut closes = Vec::new();
         let store = &mut self.device(member)?.store;
         for finding in spec.team_findings {
-            record_finding(store, case, finding, visit_day, &mut photos)?;
+            record_finding(store, case, finding, visit_day, &mut photos, &mut closes)?;
         }
         self.photos = photos;
+        let district = self.device(member)?.store.case(case)?.district;
+        self.closes
+            .extend(closes.into_iter().map(|f| (case, f, district.clone())));
         if let Some((index, opener_level, member_level)) = spec.dispute {
             let disputed = *findings
                 .get(index)
@@ -458,6 +496,7 @@ fn record_finding(
     spec: &FindingSpec,
     visit_day: NaiveDate,
     photos: &mut u32,
+    closes: &mut Vec<FindingId>,
 ) -> AppResult<FindingId> {
     let finding = store.add_finding(
         case,
@@ -478,12 +517,14 @@ fn record_finding(
         take_photo(store, case, &PhotoTarget::Finding(finding), caption, photos)?;
     }
     if let Some(order) = &spec.rectification {
-        rectify(store, case, finding, order, visit_day, photos)?;
+        rectify(store, case, finding, order, visit_day, photos, closes)?;
     }
     Ok(finding)
 }
 
-/// Orders a rectification and takes it as far as the spec says.
+/// Orders a rectification and takes it as far as the spec says. The inspector closes
+/// (销号) a general hazard after re-inspecting it; a major one is left re-inspected in
+/// `closes`, for the district's supervisor.
 fn rectify(
     store: &mut Store,
     case: CaseId,
@@ -491,6 +532,7 @@ fn rectify(
     spec: &RectSpec,
     visit_day: NaiveDate,
     photos: &mut u32,
+    closes: &mut Vec<FindingId>,
 ) -> AppResult<()> {
     let deadline = visit_day
         .checked_add_days(Days::new(u64::from(spec.days)))
@@ -515,7 +557,16 @@ fn rectify(
                 take_photo(store, case, &target, caption, photos)?;
             }
             store.reinspect(case, finding, note)?;
-            store.move_rectification(case, finding, RectificationState::Closed)?;
+            let major = store
+                .case(case)?
+                .findings
+                .iter()
+                .any(|f| f.id == finding && f.level == Level::Major);
+            if major {
+                closes.push(finding);
+            } else {
+                store.move_rectification(case, finding, RectificationState::Closed)?;
+            }
         }
     }
     Ok(())
@@ -535,14 +586,9 @@ fn take_photo(
     Ok(())
 }
 
-/// A supervisor's review action through the case API, as the review page sends it.
-async fn review(
-    server: &str,
-    supervisor: &DemoAccount,
-    case: CaseId,
-    action: ReviewAction,
-    text: &str,
-) -> AppResult<()> {
+/// A supervisor's action through the case API (`path`, with a JSON `body`), as the case
+/// page sends it.
+async fn act(server: &str, supervisor: &DemoAccount, path: &str, body: Value) -> AppResult<()> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()
@@ -566,14 +612,13 @@ async fn review(
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| AppError::Internal("demo supervisor sign-in gave no token".into()))?;
-    let reviewed = http
-        .post(format!("{server}/api/v1/cases/{case}/review"))
+    let done = http
+        .post(format!("{server}{path}"))
         .bearer_auth(token)
-        .json(&json!({ "action": action.code(), "text": text }))
+        .json(&body)
         .send()
         .await;
-    answer(reviewed, "review").await?;
-    tracing::info!(case.id = %case, action = action.code(), supervisor = %supervisor.username, "demo case reviewed");
+    answer(done, path).await?;
     Ok(())
 }
 

@@ -7,9 +7,9 @@ use axum::extract::{Query, State};
 use maud::{Markup, html};
 
 use super::charts::{self, Bar, Column};
-use super::session::Viewer;
 use super::{WebError, page};
-use crate::AppState;
+use crate::auth::Viewer;
+use crate::state::AppState;
 use crate::stats::{self, Bulletin, EnterpriseRow, GroupRow, PeriodQuery};
 
 /// `GET /bulletins?from=&to=`.

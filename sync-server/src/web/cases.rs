@@ -14,14 +14,16 @@ use chrono::{DateTime, FixedOffset, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::session::{Viewer, encode_query};
+use super::session::encode_query;
 use super::{WebError, page};
-use crate::AppState;
+use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::labels::label_of;
 use crate::policy;
 use crate::queries::{self, CaseFilter, CaseRow};
 use crate::review::{self, HistoryRow, china};
+use crate::state::AppState;
+use anjian_core::rules;
 
 /// `GET /cases`: the cases in the viewer's scope, filtered.
 pub async fn list(
@@ -103,10 +105,11 @@ pub async fn show(
 ) -> Result<Markup, WebError> {
     let detail = review::load(&app, &viewer.user, &id)?;
     let case = &detail.case;
-    let reviewer = policy::may_review(&viewer.user);
+    let author = policy::author(&viewer.user);
+    let reviewer = rules::supervises(&author);
     // Deciding belongs to the owning district; a district the case is shared with
-    // comments (the server enforces the same in `review`).
-    let decides = reviewer && policy::decides(&viewer.user, case);
+    // comments (the rule book decides both).
+    let decides = rules::decides(&author, &case.district);
     let body = html! {
         header.case-head {
             h1 { (case.enterprise.name) }
@@ -403,7 +406,7 @@ fn device_time(seconds: i64) -> String {
 }
 
 fn review_forms(case: &Case, viewer: &Viewer, decides: bool) -> Markup {
-    let action = |a: ReviewAction| decides && a.next_state(case.state).is_ok();
+    let action = |a: ReviewAction| decides && rules::review_step(a, case.state).is_ok();
     html! {
         div.actions {
             @if action(ReviewAction::Approve) {

@@ -17,10 +17,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
 
-use crate::AppState;
+use crate::auth::Viewer;
 use crate::error::AppError;
-use crate::users::Role;
-use session::Viewer;
+use crate::state::AppState;
+use anjian_core::Role;
 
 /// The pages' routes.
 pub fn routes() -> Router<Arc<AppState>> {

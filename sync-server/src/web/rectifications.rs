@@ -6,12 +6,12 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use maud::{Markup, html};
 
-use super::session::Viewer;
 use super::{WebError, page};
-use crate::AppState;
+use crate::auth::Viewer;
 use crate::labels::label_of;
 use crate::policy;
 use crate::queries::{self, BoardFilter, BoardRow};
+use crate::state::AppState;
 use anjian_core::{Level, RectificationState};
 
 /// `GET /rectifications`.
@@ -20,7 +20,7 @@ pub async fn board(
     viewer: Viewer,
     Query(filter): Query<BoardFilter>,
 ) -> Result<Markup, WebError> {
-    policy::require_supervisor_pages(&viewer.user)?;
+    policy::require_supervisor(&viewer.user)?;
     let rows = app
         .storage
         .read(|conn| queries::board(conn, policy::scope(&viewer.user), &filter))?;

@@ -5,33 +5,28 @@
 use std::sync::Arc;
 
 use axum::extract::{Form, FromRequestParts, Query, State};
-use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, Utc};
 use maud::html;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::Deserialize;
 
 use super::{WebError, page};
-use crate::AppState;
+use crate::auth::{
+    self, ClientAddr, Viewer, constant_time_eq, cookie, cookie_name, same_origin, session_of,
+};
 use crate::error::{AppError, AppResult};
-use crate::storage::{Storage, user_row};
+use crate::state::AppState;
+use crate::storage::Storage;
 use crate::users::{User, token_hash};
 
 /// How long a session lasts: one working day.
 const SESSION_HOURS: i64 = 12;
 /// The cookie that carries the login form's CSRF token before there is a session.
 const LOGIN_COOKIE: &str = "anjian_login";
-
-/// The signed-in user of a page, with the CSRF token their forms carry.
-pub struct Viewer {
-    /// Who.
-    pub user: User,
-    /// The session's CSRF token.
-    pub csrf: String,
-}
 
 impl Viewer {
     /// Checks the CSRF token a form sent.
@@ -72,39 +67,6 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
             Err(e) => Err(WebError(e).into_response()),
         }
     }
-}
-
-/// The session a request's cookie names, if it is valid and its user is enabled.
-pub fn session_of(app: &AppState, headers: &HeaderMap) -> AppResult<Option<Viewer>> {
-    let Some(id) = cookie(headers, cookie_name(app)) else {
-        return Ok(None);
-    };
-    find_session(&app.storage, &id)
-}
-
-/// Whether an unsafe request comes from this site's own pages (checked on every action
-/// besides the CSRF token; `SameSite=Strict` already keeps the cookie off cross-site
-/// requests).
-pub fn same_origin(parts: &Parts) -> bool {
-    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return true;
-    }
-    if parts
-        .headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site")
-    {
-        return false;
-    }
-    let (Some(origin), Some(host)) = (parts.headers.get(ORIGIN), parts.headers.get(HOST)) else {
-        // Non-browser clients send no Origin; the CSRF token still has to match.
-        return true;
-    };
-    let origin = origin.to_str().unwrap_or_default();
-    let host = host.to_str().unwrap_or_default();
-    origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest == host)
 }
 
 fn cross_origin() -> AppError {
@@ -155,6 +117,8 @@ fn failure(code: &str) -> Option<&'static str> {
     match code {
         "credentials" => Some("用户名或密码错误"),
         "disabled" => Some("账号已停用，请联系管理员"),
+        "wait" => Some("登录失败次数过多，请稍后再试"),
+        "busy" => Some("服务器正忙，请稍后再试"),
         _ => None,
     }
 }
@@ -173,6 +137,7 @@ pub struct LoginForm {
 /// going.
 pub async fn login(
     State(app): State<Arc<AppState>>,
+    ClientAddr(address): ClientAddr,
     parts: Parts,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
@@ -187,16 +152,23 @@ pub async fn login(
     }
     let storage = app.storage.clone();
     let (username, password) = (form.username.trim().to_owned(), form.password);
-    let checked = app
-        .passwords
-        .run(move || storage.check_password(&username, &password))
-        .await
-        .map_err(WebError)?;
+    let name = username.clone();
+    let checked = auth::sign_in(&app, &name, address, move || {
+        storage.check_password(&username, &password)
+    })
+    .await;
     let user = match checked {
         Ok(user) => user,
-        Err(e @ (AppError::Unauthorized(_) | AppError::Forbidden(_))) => {
+        Err(
+            e @ (AppError::Unauthorized(_)
+            | AppError::Forbidden(_)
+            | AppError::TooMany { .. }
+            | AppError::Busy { .. }),
+        ) => {
             let code = match e {
                 AppError::Forbidden(_) => "disabled",
+                AppError::TooMany { .. } => "wait",
+                AppError::Busy { .. } => "busy",
                 _ => "credentials",
             };
             let to = format!(
@@ -258,16 +230,6 @@ pub async fn logout(
     Ok(response)
 }
 
-/// The session cookie's name: with `Secure`, the `__Host-` prefix makes browsers refuse
-/// it unless it is secure, host-only and for the whole site.
-pub fn cookie_name(app: &AppState) -> &'static str {
-    if app.settings.secure_cookies {
-        "__Host-anjian_session"
-    } else {
-        "anjian_session"
-    }
-}
-
 fn secure(app: &AppState) -> &'static str {
     if app.settings.secure_cookies {
         "; Secure"
@@ -307,41 +269,8 @@ fn create_session(storage: &Storage, user: &User) -> AppResult<String> {
     Ok(id)
 }
 
-fn find_session(storage: &Storage, id: &str) -> AppResult<Option<Viewer>> {
-    storage.read(|conn| {
-        conn.query_row(
-            "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled, s.csrf_token
-             FROM web_sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.session_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
-            params![token_hash(id), Utc::now().to_rfc3339()],
-            |r| Ok((user_row(r)?, r.get::<_, String>(7)?)),
-        )
-        .optional()?
-        .map(|(user, csrf)| Ok(Viewer { user: user?, csrf }))
-        .transpose()
-    })
-}
-
-/// A cookie's value from the request headers.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name && !value.is_empty()).then(|| value.to_owned())
-        })
-}
-
 fn random_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
-}
-
-/// Compares secrets in time that does not depend on where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Where to go after signing in: only a path of this site. Browsers drop tabs and line

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use anjian_sync_server::users::{NewUser, Role};
+use anjian_core::Role;
+use anjian_sync_server::users::NewUser;
 use anjian_sync_server::{AppState, Settings, router};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -7,13 +7,13 @@ use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 
+use anjian_core::Role;
 use anjian_core::{
     CaseId, CaseType, CreditCode, DistrictCode, Enterprise, FindingId, Identity, Industry, Level,
     NewCase, NewFinding, RectificationOrder, RectificationState, RiskGrade, Store, Violation,
     ViolationKind,
 };
 use anjian_sync_server::AppState;
-use anjian_sync_server::users::Role;
 use axum::body::Body;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, COOKIE};
 use axum::http::{Request, Response, StatusCode};
@@ -61,6 +61,11 @@ fn enterprise(seed: u32, name: &str, district_code: &str, industry: Industry) ->
 
 /// An inspector's device in `district_code`, with every enterprise registered.
 fn device(dir: &Path, user: &str, district_code: &str) -> Store {
+    device_of(dir, user, district_code, anjian_core::Role::Inspector)
+}
+
+/// A device of `role` in `district_code`, with every enterprise registered.
+fn device_of(dir: &Path, user: &str, district_code: &str, role: anjian_core::Role) -> Store {
     let mut store = Store::open(
         dir.join(format!("{user}.db")),
         Identity {
@@ -68,6 +73,7 @@ fn device(dir: &Path, user: &str, district_code: &str) -> Store {
             name: user.to_owned(),
             department: "应急管理".to_owned(),
             district: district(district_code),
+            role,
         },
     )
     .expect("store");
@@ -183,8 +189,16 @@ fn seed(dir: &Path, state: &AppState) {
     let f4 = find(&mut a, c2, Level::Major, None);
     order(&mut a, c2, f4, "2099-12-31");
     a.reinspect(c2, f4, "已整改到位").expect("reinspect");
-    a.move_rectification(c2, f4, RectificationState::Closed)
+    // A major hazard is closed (销号) by the district's supervisor.
+    let mut chief = device_of(dir, "chief_a", A, anjian_core::Role::Supervisor);
+    chief
+        .merge_case(&a.export_case(c2).expect("export"))
+        .expect("merge");
+    chief
+        .move_rectification(c2, f4, RectificationState::Closed)
         .expect("close");
+    a.merge_case(&chief.export_case(c2).expect("export"))
+        .expect("merge");
     let f5 = find(
         &mut a,
         c2,

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use anjian_core::Role;
 use anjian_sync_server::demo::{self, DemoAccount, Prepared};
-use anjian_sync_server::users::Role;
 use anjian_sync_server::{Settings, Storage};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -2,8 +2,8 @@
 
 mod api;
 mod bulletins;
+#[cfg(feature = "demo")]
 mod demo;
 mod migrations;
-mod policy;
 mod support;
 mod web;

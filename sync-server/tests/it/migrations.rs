@@ -1,8 +1,8 @@
 //! Upgrading the server's database: a database of the previous version, migrated and
 //! rebuilt, holds the same projections as one written by this version.
 
+use anjian_core::Role;
 use anjian_sync_server::Storage;
-use anjian_sync_server::users::Role;
 
 use crate::support::{record_case, server, upload};
 
@@ -66,6 +66,9 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
          ALTER TABLE findings DROP COLUMN evidence; ALTER TABLE findings DROP COLUMN violation_post;
          ALTER TABLE findings DROP COLUMN violation_person;
          DELETE FROM meta WHERE key = 'reproject_pending';
+         DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
+         ALTER TABLE tokens DROP COLUMN expires_at;
+         DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair');
          PRAGMA user_version = 2;",
     )
     .expect("downgrade");
@@ -107,4 +110,76 @@ fn an_interrupted_rebuild_resumes_on_the_next_start() {
     drop(state);
     let reopened = Storage::open(&path).expect("opens");
     assert_eq!(projections(&reopened), fresh);
+}
+
+/// Takes a database of this version back to version 3 (before tokens expired and server
+/// actors were derived from the server's secret).
+fn downgrade_to_3(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch(
+        "DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
+         ALTER TABLE tokens DROP COLUMN expires_at;
+         DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair');
+         PRAGMA user_version = 3;",
+    )
+    .expect("downgrade");
+}
+
+#[test]
+fn the_upgrade_revokes_a_device_that_took_a_supervisors_server_actor() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_app, state) = server(
+        dir.path(),
+        &[
+            ("chief", Role::Supervisor, "310101"),
+            ("mallory", Role::Inspector, "310101"),
+        ],
+    );
+    // Before the upgrade a supervisor's server actor was derivable from the storage id
+    // every peer is told and the sequential user id; an inspector could bind it first.
+    let chief = state.storage.user("chief").expect("chief");
+    let digest = Sha256::digest(
+        format!(
+            "anjian-server-actor\0{}\0{}",
+            state.storage.storage_id(),
+            chief.id
+        )
+        .as_bytes(),
+    );
+    let old = hex::encode(&digest[..16]);
+    let (squatter, _) = state
+        .storage
+        .login("mallory", crate::support::PASSWORD, "手机", &old, 30)
+        .expect("binds");
+    let honest = "00112233445566778899aabbccddeeff";
+    let (kept, _) = state
+        .storage
+        .login("chief", crate::support::PASSWORD, "平板", honest, 30)
+        .expect("binds");
+    let path = dir.path().join("server").join("server.db");
+    drop(state);
+    downgrade_to_3(&path);
+
+    let upgraded = Storage::open(&path).expect("migrates");
+    let session = |token: &str| {
+        upgraded
+            .token_session(&anjian_sync_server::users::token_hash(token))
+            .expect("read")
+    };
+    assert!(
+        session(&squatter).is_none(),
+        "the squatter's token is revoked"
+    );
+    let squatting = upgraded.devices(Some("mallory")).expect("devices");
+    assert!(
+        squatting.iter().all(|d| d.revoked_at.is_some()),
+        "{squatting:?}"
+    );
+    let kept = session(&kept).expect("an honest token stays valid");
+    assert!(kept.expires_at > chrono::Utc::now().timestamp());
+    let actor = upgraded
+        .server_actor(&chief)
+        .expect("the supervisor acts again");
+    assert_ne!(actor.to_hex_string(), old);
 }

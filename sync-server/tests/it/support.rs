@@ -4,9 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use anjian_core::Role;
+use anjian_core::rules::CaseState;
 use anjian_core::{CaseId, Identity, Level, RectificationOrder, Store, case_doc, sample};
 use anjian_sync_server::storage::{Commit, Projection};
-use anjian_sync_server::users::{NewUser, Role};
+use anjian_sync_server::users::NewUser;
 use anjian_sync_server::web::session::encode_query;
 use anjian_sync_server::{AppState, Settings, router};
 use automerge::AutoCommit;
@@ -49,6 +51,7 @@ pub fn identity(user: &str, district: &str) -> Identity {
         name: format!("{user}姓名"),
         department: "应急管理".to_owned(),
         district: district.parse().expect("district"),
+        role: anjian_core::Role::Inspector,
     }
 }
 
@@ -98,7 +101,8 @@ pub fn upload(state: &AppState, store: &mut Store, case: CaseId, user: &str) {
         bytes: doc.save(),
         new: !known,
         heads: case_doc::sorted_heads(&mut doc),
-        projection: Projection::of(&doc).expect("projection"),
+        projection: Projection::of(&doc, &CaseState::of(&doc).expect("a case"))
+            .expect("projection"),
         user_id: state.storage.user(user).expect("user").id,
         receipts: Vec::new(),
     };

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
+use anjian_core::Role;
 use anjian_core::{CaseId, FindingEdit, Level, Store, case_doc, sample};
 use anjian_sync_server::AppState;
-use anjian_sync_server::users::Role;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};

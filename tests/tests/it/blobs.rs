@@ -1,8 +1,8 @@
 //! Photo blobs over a bad network: resumable uploads, verification, visibility and
 //! deduplication, against a real server.
 
+use anjian_core::Role;
 use anjian_core::{PhotoTarget, sample};
-use anjian_sync_server::users::Role;
 use anjian_tests::{Inspector, TestServer, add_user, login_token};
 use image::ImageEncoder;
 

@@ -1,9 +1,9 @@
 //! The stock JavaScript client (`@automerge/automerge-repo` 2.x with its WebSocket
 //! adapter, installed by `npm ci` in tests/js) as a peer of Anjian's server.
 
+use anjian_core::Role;
 use anjian_core::sample;
 use anjian_core::sync::DocumentId;
-use anjian_sync_server::users::Role;
 use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, run_js};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,8 @@
 //! inspector's device on its next sync; an approved case is locked against inspectors'
 //! edits (refused with a reason the app shows); only supervisors may approve or return.
 
+use anjian_core::Role;
 use anjian_core::{FindingEdit, ReviewAction, ReviewState, sample};
-use anjian_sync_server::users::Role;
 use anjian_tests::{Inspector, TestServer, add_user, login_token};
 use serde_json::{Value, json};
 

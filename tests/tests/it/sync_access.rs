@@ -2,10 +2,10 @@
 //! someone else. A case a user may not see is answered exactly as one that does not exist;
 //! refused changes never reach storage or other clients.
 
+use anjian_core::Role;
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_core::{CaseId, CaseQuery, sample};
-use anjian_sync_server::users::Role;
 use anjian_tests::{Inspector, TestServer, add_user, login_token};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use anjian_core::Role;
 use anjian_core::sample;
 use anjian_sync_server::Storage;
-use anjian_sync_server::users::Role;
 use anjian_tests::{Inspector, add_user, process};
 
 /// Starts the server as a child process on `addr` (or a free port) and returns it with

@@ -2,8 +2,8 @@
 //! after syncing in any order every store and the server hold the same document, every
 //! finding is there, and the level disagreement is a conflict naming both inspectors.
 
+use anjian_core::Role;
 use anjian_core::{CaseType, FindingEdit, Level, TeamMember, sample};
-use anjian_sync_server::users::Role;
 use anjian_tests::{Inspector, TestServer, add_user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use anjian_core::Role;
 use anjian_core::sample;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_sync_server::Settings;
-use anjian_sync_server::users::Role;
 use anjian_tests::{Inspector, TestServer, add_user};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
+use anjian_core::Role;
 use anjian_core::{CaseType, FindingEdit, Level, ReviewState, TeamMember, sample};
-use anjian_sync_server::users::Role;
 use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, run_js};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,18 +6,28 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use anjian_core::{Case, CaseId};
+use anjian_core::rules::CaseState;
+use anjian_core::{CaseId, Role};
 use automerge::AutoCommit;
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{AppError, AppResult};
-use crate::users::{Role, User};
+use crate::users::User;
+
+mod accounts;
+mod projections;
+mod uploads;
+
+pub use accounts::TOKEN_ID_LEN;
+pub use projections::Projection;
+use projections::write_projections;
 
 const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/001_server.sql"),
-    include_str!("../migrations/002_blobs.sql"),
-    include_str!("../migrations/003_supervisors.sql"),
+    include_str!("../../migrations/001_server.sql"),
+    include_str!("../../migrations/002_blobs.sql"),
+    include_str!("../../migrations/003_supervisors.sql"),
+    include_str!("../../migrations/004_trust.sql"),
 ];
 /// Fold a document's chunks into a new snapshot after this many.
 const COMPACT_AFTER_CHUNKS: i64 = 64;
@@ -27,6 +37,8 @@ pub struct Storage {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     storage_id: String,
+    /// The server's own secret (server actors are derived from it); never sent anywhere.
+    secret: Vec<u8>,
 }
 
 /// One change received, for its receipt.
@@ -95,13 +107,43 @@ impl Storage {
                 id
             }
         };
+        let secret = match writer
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'server_secret'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+        {
+            Some(secret) => hex::decode(&secret)
+                .map_err(|e| AppError::Internal(format!("the server secret is damaged: {e}")))?,
+            None => {
+                let secret = rand::random::<[u8; 32]>().to_vec();
+                writer.execute(
+                    "INSERT INTO meta (key, value) VALUES ('server_secret', ?1)",
+                    [hex::encode(&secret)],
+                )?;
+                secret
+            }
+        };
         let reader = Connection::open(path)?;
         reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
         let storage = Storage {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             storage_id,
+            secret,
         };
+        let repair: bool = storage.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'server_actors_repair')",
+                [],
+                |r| r.get(0),
+            )?)
+        })?;
+        if repair {
+            storage.repair_server_actors()?;
+        }
         // A step that adds projections leaves a flag until they are filled from the
         // documents, so that a crash during the rebuild resumes it on the next start.
         let reproject: bool = storage.read(|conn| {
@@ -124,6 +166,11 @@ impl Storage {
     /// A stable id of this server's storage (sent to automerge-repo peers).
     pub fn storage_id(&self) -> &str {
         &self.storage_id
+    }
+
+    /// The server's own secret.
+    fn secret(&self) -> &[u8] {
+        &self.secret
     }
 
     /// Runs `f` with the writer connection.
@@ -236,7 +283,9 @@ impl Storage {
             let Some(doc) = self.load_document(id)? else {
                 continue;
             };
-            let projection = Projection::of(&doc)?;
+            let state = CaseState::of(&doc)
+                .map_err(|e| AppError::Internal(format!("stored case {id}: {e}")))?;
+            let projection = Projection::of(&doc, &state)?;
             self.write(|conn| {
                 let tx = conn.transaction()?;
                 write_projections(&tx, &case, &projection, false)?;
@@ -260,21 +309,6 @@ impl Storage {
                 .optional()?)
         })
     }
-
-    /// The user a token belongs to, if the token, its device and the user are all valid.
-    pub fn user_for_token(&self, token_hash: &str) -> AppResult<Option<User>> {
-        self.read(|conn| {
-            conn.query_row(
-                "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled
-                 FROM tokens t JOIN users u ON u.id = t.user_id JOIN devices d ON d.actor_id = t.actor_id
-                 WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND d.revoked_at IS NULL AND u.disabled = 0",
-                [token_hash],
-                user_row,
-            )
-            .optional()?
-            .transpose()
-        })
-    }
 }
 
 /// Reads a user row (id, username, name, role, district, department, disabled).
@@ -294,125 +328,6 @@ pub fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppResult<User>> {
             disabled: r.get::<_, i64>(6)? != 0,
         })
     })())
-}
-
-/// What the server's query tables hold of one case, derived from its document.
-pub struct Projection {
-    /// The case as it reads.
-    pub case: Case,
-    /// How many fields are in conflict.
-    pub conflicts: usize,
-    /// Every blob hash the case mentions.
-    pub blob_refs: Vec<String>,
-}
-
-impl Projection {
-    /// Reads a document's projection.
-    pub fn of(doc: &AutoCommit) -> AppResult<Projection> {
-        Ok(Projection {
-            case: anjian_core::case_doc::read(doc)?,
-            conflicts: anjian_core::case_doc::conflicts(doc)?.len(),
-            blob_refs: anjian_core::case_doc::blob_refs(doc).into_iter().collect(),
-        })
-    }
-}
-
-/// Writes one case's projections (visibility, cases, team, findings, blob references),
-/// replacing what they held of it. `received` says a change has just arrived (it moves
-/// `updated_at`; a rebuild keeps it).
-fn write_projections(
-    tx: &Connection,
-    key: &str,
-    projection: &Projection,
-    received: bool,
-) -> AppResult<()> {
-    let case = &projection.case;
-    for table in ["visibility", "case_team", "findings", "blob_refs"] {
-        tx.execute(&format!("DELETE FROM {table} WHERE case_id = ?1"), [key])?;
-    }
-    let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
-    districts.push(case.district.as_str());
-    for district in districts {
-        tx.execute(
-            "INSERT OR IGNORE INTO visibility (district, case_id) VALUES (?1, ?2)",
-            params![district, key],
-        )?;
-    }
-    let majors = case
-        .findings
-        .iter()
-        .filter(|f| f.level == anjian_core::Level::Major)
-        .count();
-    tx.execute(
-        "INSERT INTO cases (case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
-                            opened_by, findings, major_findings, conflicts, updated_at, amends)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)
-         ON CONFLICT (case_id) DO UPDATE SET enterprise_name = excluded.enterprise_name,
-            credit_code = excluded.credit_code, industry = excluded.industry, district = excluded.district,
-            case_type = excluded.case_type, state = excluded.state, opened_at = excluded.opened_at,
-            opened_by = excluded.opened_by, findings = excluded.findings,
-            major_findings = excluded.major_findings, conflicts = excluded.conflicts,
-            updated_at = CASE WHEN ?14 THEN excluded.updated_at ELSE cases.updated_at END,
-            amends = excluded.amends",
-        params![
-            key,
-            case.enterprise.name,
-            case.enterprise.credit_code.as_str(),
-            case.enterprise.industry.code(),
-            case.district.as_str(),
-            case.case_type.code(),
-            case.state.code(),
-            case.opened_at.to_rfc3339(),
-            case.opened_by,
-            case.findings.len() as i64,
-            majors as i64,
-            projection.conflicts as i64,
-            Utc::now().to_rfc3339(),
-            received,
-            case.amends.map(|id| id.to_string()),
-        ],
-    )?;
-    for member in &case.team {
-        tx.execute(
-            "INSERT OR IGNORE INTO case_team (case_id, user_id, name, department, district) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key, member.user_id, member.name, member.department, member.district.as_str()],
-        )?;
-    }
-    for sha256 in &projection.blob_refs {
-        tx.execute(
-            "INSERT OR IGNORE INTO blob_refs (case_id, sha256) VALUES (?1, ?2)",
-            params![key, sha256],
-        )?;
-    }
-    for f in &case.findings {
-        let rect = f.rectification.as_ref();
-        let violation = f.violation.as_ref();
-        tx.execute(
-            "INSERT INTO findings (case_id, finding_id, title, level, rectification, deadline, violation,
-                                   category, place, recorded_by, recorded_at, measures, responsible, evidence,
-                                   violation_post, violation_person)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            params![
-                key,
-                f.id.to_string(),
-                f.description.lines().next().unwrap_or_default(),
-                f.level.code(),
-                rect.map_or("none", |r| r.state.code()),
-                rect.map(|r| r.deadline.to_string()),
-                violation.map(|v| v.kind.code()),
-                f.category,
-                f.place,
-                f.recorded_by,
-                f.recorded_at.to_rfc3339(),
-                rect.map(|r| r.measures.as_str()),
-                rect.map(|r| r.responsible.as_str()),
-                rect.map_or(0, |r| r.evidence.len() as i64 + i64::from(r.reinspection.is_some())),
-                violation.map(|v| v.post.as_str()),
-                violation.map(|v| v.person.as_str()),
-            ],
-        )?;
-    }
-    Ok(())
 }
 
 /// Writes one commit (see `Commit`) inside an open transaction.

@@ -1,0 +1,188 @@
+//! Coded enumerations: stored as stable English codes (`general`, `major`) and shown
+//! with their Chinese labels (`label()`); both are part of the document schema
+//! (docs/schema.md). What may move from one value to another is the rule book's
+//! (`crate::rules`), not theirs.
+
+coded_enum!(
+    /// The key industries of work-safety supervision.
+    Industry, "industry" {
+        /// 危险化学品
+        HazardousChemicals = "hazardous_chemicals" / "危险化学品",
+        /// 非煤矿山
+        NonCoalMine = "non_coal_mine" / "非煤矿山",
+        /// 煤矿
+        CoalMine = "coal_mine" / "煤矿",
+        /// 烟花爆竹
+        Fireworks = "fireworks" / "烟花爆竹",
+        /// 工贸·冶金
+        Metallurgy = "metallurgy" / "冶金",
+        /// 工贸·有色
+        Nonferrous = "nonferrous" / "有色",
+        /// 工贸·建材
+        BuildingMaterials = "building_materials" / "建材",
+        /// 工贸·机械
+        Machinery = "machinery" / "机械",
+        /// 工贸·轻工
+        LightIndustry = "light_industry" / "轻工",
+        /// 工贸·纺织
+        Textile = "textile" / "纺织",
+        /// 工贸·烟草
+        Tobacco = "tobacco" / "烟草",
+        /// 工贸·商贸
+        Commerce = "commerce" / "商贸",
+        /// 建筑施工
+        Construction = "construction" / "建筑施工",
+        /// 城镇燃气
+        CityGas = "city_gas" / "城镇燃气",
+        /// 交通运输
+        Transport = "transport" / "交通运输",
+        /// 消防
+        FireSafety = "fire_safety" / "消防",
+        /// 特种设备
+        SpecialEquipment = "special_equipment" / "特种设备",
+    }
+);
+
+coded_enum!(
+    /// Risk grade of an enterprise (风险分级), red to blue.
+    RiskGrade, "risk_grade" {
+        /// 重大风险 (red)
+        Major = "major" / "重大风险",
+        /// 较大风险 (orange)
+        Significant = "significant" / "较大风险",
+        /// 一般风险 (yellow)
+        General = "general" / "一般风险",
+        /// 低风险 (blue)
+        Low = "low" / "低风险",
+    }
+);
+
+coded_enum!(
+    /// The kind of inspection a case records.
+    CaseType, "case_type" {
+        /// 日常检查
+        Routine = "routine" / "日常检查",
+        /// 专项检查
+        SpecialCampaign = "special_campaign" / "专项检查",
+        /// 联合执法
+        Joint = "joint" / "联合执法",
+        /// 异地交叉执法
+        CrossDistrict = "cross_district" / "异地交叉执法",
+        /// 集中执法
+        Concentrated = "concentrated" / "集中执法",
+        /// 举报核查
+        ComplaintFollowUp = "complaint_follow_up" / "举报核查",
+    }
+);
+
+coded_enum!(
+    /// Review state of a case.
+    ReviewState, "review_state" {
+        /// 草稿
+        Draft = "draft" / "草稿",
+        /// 已提交
+        Submitted = "submitted" / "已提交",
+        /// 退回
+        Returned = "returned" / "退回",
+        /// 已审核
+        Approved = "approved" / "已审核",
+    }
+);
+
+coded_enum!(
+    /// What a person does in a case's review (recorded in `review.events`).
+    ReviewAction, "review_action" {
+        /// 提交审核: the inspectors hand the case in.
+        Submit = "submit" / "提交审核",
+        /// 退回: a supervisor sends it back with a comment.
+        Return = "return" / "退回",
+        /// 审核通过: a supervisor approves it; the case is then locked.
+        Approve = "approve" / "审核通过",
+        /// 重新打开: a supervisor unlocks an approved case for an amendment.
+        Reopen = "reopen" / "重新打开",
+        /// 批注: a comment that leaves the state as it is.
+        Comment = "comment" / "批注",
+    }
+);
+
+impl ReviewAction {
+    /// Whether the action needs a comment saying why.
+    pub fn needs_text(self) -> bool {
+        matches!(
+            self,
+            ReviewAction::Return | ReviewAction::Reopen | ReviewAction::Comment
+        )
+    }
+}
+
+coded_enum!(
+    /// Hazard level of a finding.
+    Level, "level" {
+        /// 一般隐患
+        General = "general" / "一般隐患",
+        /// 重大事故隐患
+        Major = "major" / "重大隐患",
+    }
+);
+
+coded_enum!(
+    /// Where a finding's rectification stands in the closed loop (隐患排查治理闭环).
+    RectificationState, "rectification_state" {
+        /// No rectification ordered yet.
+        None = "none" / "未下达整改",
+        /// 已下达整改
+        Ordered = "ordered" / "已下达整改",
+        /// 整改中
+        InProgress = "in_progress" / "整改中",
+        /// 已复查
+        Reinspected = "reinspected" / "已复查",
+        /// 已销号
+        Closed = "closed" / "已销号",
+        /// 逾期未整改
+        Overdue = "overdue" / "逾期",
+    }
+);
+
+impl RectificationState {
+    /// Whether the hazard still needs work (ordered and not closed).
+    pub fn is_open(self) -> bool {
+        !matches!(self, RectificationState::None | RectificationState::Closed)
+    }
+}
+
+coded_enum!(
+    /// The three violations (三违).
+    ViolationKind, "violation_kind" {
+        /// 违章指挥
+        IllegalCommand = "illegal_command" / "违章指挥",
+        /// 违章作业
+        IllegalOperation = "illegal_operation" / "违章作业",
+        /// 违反劳动纪律
+        LabourDiscipline = "labour_discipline" / "违反劳动纪律",
+    }
+);
+
+coded_enum!(
+    /// The answer to a checklist item.
+    AnswerResult, "result" {
+        /// 符合
+        Compliant = "compliant" / "符合",
+        /// 不符合 (becomes a finding)
+        NonCompliant = "non_compliant" / "不符合",
+        /// 不适用
+        NotApplicable = "not_applicable" / "不适用",
+    }
+);
+
+coded_enum!(
+    /// What a user may do: the role of an account on the server, and of the inspector
+    /// signed in on a device.
+    Role, "role" {
+        /// 执法检查人员: records cases in the field.
+        Inspector = "inspector" / "执法检查人员",
+        /// 监管负责人: reviews the cases of their district and those shared with it.
+        Supervisor = "supervisor" / "监管负责人",
+        /// 管理员: administers the server; sees and decides in every district.
+        Admin = "admin" / "管理员",
+    }
+);

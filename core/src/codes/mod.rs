@@ -1,0 +1,11 @@
+//! Values that carry their own rules, at the bottom of the crate's dependency order
+//! (they depend only on `error`): identifiers parsed once at the edge, the coded
+//! enumerations of the schema, and GPS points.
+
+mod enums;
+mod geo;
+mod ids;
+
+pub use enums::*;
+pub use geo::GeoPoint;
+pub use ids::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId};

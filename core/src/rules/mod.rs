@@ -1,0 +1,641 @@
+//! The rule book: every rule about who may read, comment on, decide and change what in a
+//! case, written once. The device checks a write with it before recording it (so an app
+//! never records what the server will refuse); the server's sync path, its pages and its
+//! API call the same functions. Rules are functions over typed values: the author (user,
+//! role, district, department) and the case before and after a change.
+//!
+//! - Reading and commenting: the owning district and the districts the case is shared
+//!   with (`visible_to`), and admins. Deciding (return, approve, reopen, resolve, close a
+//!   major hazard, share): the owning district's supervisors, and admins.
+//! - The review state machine, the rectification closed loop and its evidence, who may
+//!   close (销号) which level, and the approved-case lock.
+//! - The structure: fields fixed after creation, sharing only by those who decide, team
+//!   entries only for oneself, every attribution field naming the change's author, and
+//!   the schema's shape.
+
+mod shape;
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::AutoCommit;
+
+use crate::codes::{DistrictCode, Level, RectificationState, ReviewAction, ReviewState, Role};
+use crate::document::flat::{self, Entry, Flat, Leaf, Seg};
+use crate::error::{Error, Result};
+use crate::model::{Case, Finding, Identity};
+
+coded_enum!(
+    /// Which rule refused a change (carried with every refusal, on the wire and in API
+    /// errors, so that apps and tests can tell refusals apart).
+    Rule, "rule" {
+        /// The case is outside the author's jurisdiction.
+        Jurisdiction = "jurisdiction" / "辖区",
+        /// Only the owning district's supervisors (or an admin) decide.
+        Decide = "decide" / "审核权限",
+        /// The review state moves only by review actions.
+        ReviewState = "review_state" / "审核状态",
+        /// The review trail is only added to, each event in its author's name.
+        ReviewTrail = "review_trail" / "审核记录",
+        /// An approved case is locked.
+        ApprovedLock = "approved_lock" / "审核锁定",
+        /// Rectifications move only along the closed loop.
+        RectificationLoop = "rectification_loop" / "整改闭环",
+        /// Re-inspection and closing need evidence, and evidence (and removals) stay.
+        Evidence = "evidence" / "佐证",
+        /// Who may close (销号) which level of hazard.
+        Close = "close" / "销号权限",
+        /// Fields fixed when the case was opened.
+        Fixed = "fixed" / "不可更改字段",
+        /// Sharing a case with other districts.
+        Sharing = "sharing" / "共享辖区",
+        /// The inspection team.
+        Team = "team" / "检查组",
+        /// Who a record says did something.
+        Attribution = "attribution" / "记录人",
+        /// The shape of the case document.
+        Shape = "shape" / "记录结构",
+    }
+);
+
+/// Why the rule book refused something: the rule, and a reason to show a person
+/// (Chinese first, English in brackets).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Refusal {
+    /// The rule that refused.
+    pub rule: Rule,
+    /// What to show.
+    pub reason: String,
+}
+
+impl Refusal {
+    /// A refusal by `rule`.
+    pub fn new(rule: Rule, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            rule,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Error {
+        Error::NotAllowed(refusal.reason)
+    }
+}
+
+/// Who makes a change: an account's user id, role, district and department.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// The user id (username) records name.
+    pub user_id: String,
+    /// The account's role.
+    pub role: Role,
+    /// The account's district.
+    pub district: DistrictCode,
+    /// The account's department.
+    pub department: String,
+}
+
+impl From<&Identity> for Author {
+    fn from(identity: &Identity) -> Author {
+        Author {
+            user_id: identity.user_id.clone(),
+            role: identity.role,
+            district: identity.district.clone(),
+            department: identity.department.clone(),
+        }
+    }
+}
+
+/// Whether `author` may read `case` (and so comment on it and record in it): its owning
+/// district, the districts it is shared with, and admins.
+pub fn may_read(author: &Author, case: &Case) -> bool {
+    may_read_in(author, &case.district, &case.visible_to)
+}
+
+/// Whether `author` may read a case owned by `owner` and shared with `shared`.
+pub fn may_read_in(author: &Author, owner: &DistrictCode, shared: &[DistrictCode]) -> bool {
+    author.role == Role::Admin || *owner == author.district || shared.contains(&author.district)
+}
+
+/// Whether `author` decides the cases owned by district `owner` (returns, approves,
+/// reopens, resolves conflicts, closes major hazards, shares): its supervisors, and
+/// admins. Districts a case is shared with read and comment.
+pub fn decides(author: &Author, owner: &DistrictCode) -> bool {
+    author.role == Role::Admin || (author.role == Role::Supervisor && *owner == author.district)
+}
+
+/// Whether `author` may take supervisors' actions anywhere (the rectification board and
+/// the bulletins are theirs): supervisors and admins.
+pub fn supervises(author: &Author) -> bool {
+    matches!(author.role, Role::Supervisor | Role::Admin)
+}
+
+/// The state a review action leads to from `current`, or why it cannot be taken there.
+pub fn review_step(action: ReviewAction, current: ReviewState) -> Result<ReviewState, Refusal> {
+    use ReviewState::*;
+    let next = match (action, current) {
+        (ReviewAction::Comment, state) => Some(state),
+        (ReviewAction::Submit, Draft | Returned) => Some(Submitted),
+        (ReviewAction::Return, Draft | Submitted) => Some(Returned),
+        (ReviewAction::Approve, Draft | Submitted | Returned) => Some(Approved),
+        (ReviewAction::Reopen, Approved) => Some(Returned),
+        _ => None,
+    };
+    next.ok_or_else(|| {
+        Refusal::new(
+            Rule::ReviewState,
+            format!(
+                "{}状态的案件不能{} (a case that is {} cannot be {})",
+                current.label(),
+                action.label(),
+                current.code(),
+                action.code()
+            ),
+        )
+    })
+}
+
+/// Whether the action decides the case (return, approve, reopen) rather than hands it in
+/// or comments on it.
+pub fn is_decision(action: ReviewAction) -> bool {
+    matches!(
+        action,
+        ReviewAction::Return | ReviewAction::Approve | ReviewAction::Reopen
+    )
+}
+
+/// Whether `author` may take `action` on `case`, and the state it leads to.
+pub fn may_review(
+    author: &Author,
+    case: &Case,
+    action: ReviewAction,
+) -> Result<ReviewState, Refusal> {
+    if !may_read(author, case) {
+        return Err(jurisdiction());
+    }
+    if is_decision(action) && !decides(author, &case.district) {
+        return Err(only_deciders(&case.district));
+    }
+    review_step(action, case.state)
+}
+
+/// Whether the closed loop allows one step from `from` to `to`: ordered → in progress →
+/// re-inspected → closed; ordered or in progress → overdue; overdue → in progress or
+/// re-inspected; a failed re-inspection goes back to in progress. (Ordering, none →
+/// ordered, is its own action.)
+pub fn rectification_step(from: RectificationState, to: RectificationState) -> bool {
+    use RectificationState::*;
+    matches!(
+        (from, to),
+        (Ordered, InProgress | Overdue | Reinspected)
+            | (InProgress, Reinspected | Overdue)
+            | (Overdue, InProgress | Reinspected)
+            | (Reinspected, Closed | InProgress)
+    )
+}
+
+/// Whether any number of steps of the loop (ordering included) lead from `from` to `to`:
+/// several steps may be taken offline between two syncs.
+pub fn rectification_reachable(from: RectificationState, to: RectificationState) -> bool {
+    let step = |a, b| {
+        rectification_step(a, b)
+            || (a == RectificationState::None && b == RectificationState::Ordered)
+    };
+    let mut seen = vec![from];
+    let mut frontier = vec![from];
+    while let Some(state) = frontier.pop() {
+        for next in RectificationState::ALL {
+            if step(state, *next) && !seen.contains(next) {
+                seen.push(*next);
+                frontier.push(*next);
+            }
+        }
+    }
+    seen.contains(&to)
+}
+
+/// Whether `author` may close (销号) `finding` of `case`: a major hazard (重大隐患) only
+/// by those who decide the case; a general one also by the inspector who re-inspected it.
+pub fn may_close(author: &Author, case: &Case, finding: &Finding) -> Result<(), Refusal> {
+    if decides(author, &case.district) {
+        return Ok(());
+    }
+    let reinspector = finding
+        .rectification
+        .as_ref()
+        .and_then(|r| r.reinspection.as_ref())
+        .map(|r| r.by.as_str());
+    match finding.level {
+        Level::Major => Err(Refusal::new(
+            Rule::Close,
+            format!(
+                "重大隐患“{}”的销号由辖区 {} 的监管负责人办理 (a major hazard is closed by the owning district's supervisors)",
+                title(finding),
+                case.district
+            ),
+        )),
+        Level::General if reinspector.is_none_or(|by| by == author.user_id) => Ok(()),
+        Level::General => Err(Refusal::new(
+            Rule::Close,
+            format!(
+                "一般隐患“{}”由复查人或监管负责人销号 (a general hazard is closed by whoever re-inspected it, or a supervisor)",
+                title(finding)
+            ),
+        )),
+    }
+}
+
+/// A case as the rule book judges it: the typed case and every value of its document.
+#[derive(Debug, Clone)]
+pub struct CaseState {
+    case: Case,
+    flat: Flat,
+}
+
+impl CaseState {
+    /// Reads `doc`, refusing one nested too deep or too large before reading anything
+    /// else of it.
+    pub fn of(doc: &AutoCommit) -> Result<CaseState> {
+        let flat = flat::flatten(doc)?;
+        let case = crate::document::read_case(doc)?;
+        Ok(CaseState { case, flat })
+    }
+
+    /// The case.
+    pub fn case(&self) -> &Case {
+        &self.case
+    }
+
+    /// Every blob hash the document mentions (photo originals and thumbnails, in removed
+    /// findings and in values that lost a conflict too).
+    pub fn blob_refs(&self) -> std::collections::BTreeSet<String> {
+        self.flat
+            .entries
+            .iter()
+            .filter(
+                |e| matches!(e.path.last(), Some(Seg::Key(k)) if k == "sha256" || k == "thumbnail"),
+            )
+            .filter_map(|e| e.value.as_str())
+            .filter(|s| crate::document::is_sha256(s))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Root keys written when a case is opened and never after.
+const FIXED: &[&str] = &[
+    "schema",
+    "kind",
+    "case_id",
+    "district",
+    "opened_by",
+    "opened_at",
+    "enterprise",
+    "type",
+    "amends",
+    "location",
+];
+
+/// Judges a change by `author` that turns `before` (`None` for a case new to the judge)
+/// into `after`.
+pub fn judge(
+    author: &Author,
+    before: Option<&CaseState>,
+    after: &CaseState,
+) -> Result<(), Refusal> {
+    shape::check(&after.flat)?;
+    if before.is_some_and(|b| !may_read(author, &b.case)) || !may_read(author, &after.case) {
+        return Err(jurisdiction());
+    }
+    if let Some(before) = before {
+        fixed(before, after)?;
+        sharing(author, before, after)?;
+        team(author, before, after)?;
+        approved_lock(before, after)?;
+        removals_stay(before, after)?;
+    }
+    attribution(author, before, after)?;
+    trail(author, before, after)?;
+    review_state(author, before, after)?;
+    rectifications(author, before, after)
+}
+
+/// Whether a change's recorded author (its note's `by`, empty for clients that record
+/// none) is `author`.
+pub fn note_names_author(note_by: &str, author: &Author) -> Result<(), Refusal> {
+    if note_by.is_empty() || note_by == author.user_id {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            Rule::Attribution,
+            format!(
+                "修改记录的作者“{note_by}”与登录账号不符，未被接受 (a change must be recorded in the sender's own name)"
+            ),
+        ))
+    }
+}
+
+/// The refusal for a case outside the author's jurisdiction.
+pub fn jurisdiction() -> Refusal {
+    Refusal::new(
+        Rule::Jurisdiction,
+        "该案件不在您的辖区内，修改未被接受 (the case is outside your jurisdiction)",
+    )
+}
+
+fn only_deciders(owner: &DistrictCode) -> Refusal {
+    Refusal::new(
+        Rule::Decide,
+        format!(
+            "该案件属于辖区 {owner}，由其监管负责人退回、审核通过或重新打开；共享辖区可以查看和批注 (only the owning district's supervisors decide)"
+        ),
+    )
+}
+
+fn title(finding: &Finding) -> &str {
+    finding.description.lines().next().unwrap_or_default()
+}
+
+fn subtree<'a>(flat: &'a Flat, key: &'a str) -> Vec<&'a Entry> {
+    flat.under(key).collect()
+}
+
+fn fixed(before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
+    for key in FIXED {
+        if subtree(&before.flat, key) != subtree(&after.flat, key) {
+            return Err(Refusal::new(
+                Rule::Fixed,
+                format!("“{key}”在开案后不能修改 ({key} is fixed once the case is opened)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn sharing(author: &Author, before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
+    if subtree(&before.flat, "visible_to") == subtree(&after.flat, "visible_to") {
+        return Ok(());
+    }
+    if decides(author, &before.case.district) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Rule::Sharing,
+        format!(
+            "只有辖区 {} 的监管负责人或管理员可以共享案件 (only the owning district's supervisors share a case)",
+            before.case.district
+        ),
+    ))
+}
+
+fn team(author: &Author, before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
+    let old: Vec<&Entry> = subtree(&before.flat, "team");
+    let new: Vec<&Entry> = subtree(&after.flat, "team");
+    let kept = old.iter().all(|e| new.contains(e));
+    let old_ops: HashSet<&automerge::ObjId> = old.iter().map(|e| &e.op).collect();
+    let refuse = |why: &str| Refusal::new(Rule::Team, why.to_owned());
+    if !kept {
+        return Err(refuse(
+            "检查组成员记录不能修改或删除 (team entries cannot be changed or removed)",
+        ));
+    }
+    for entry in new.iter().filter(|e| !old_ops.contains(&e.op)) {
+        let member = entry.path.get(1).and_then(Seg::key);
+        if member != Some(author.user_id.as_str()) {
+            return Err(refuse(
+                "只能把自己加入检查组 (only oneself can be added to the team)",
+            ));
+        }
+        if matches!(entry.path.get(2).and_then(Seg::key), Some("district"))
+            && entry.value.as_str() != Some(author.district.as_str())
+        {
+            return Err(refuse(
+                "检查组成员的辖区必须是本人账号的辖区 (a team entry carries the member's own district)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn approved_lock(before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
+    if before.case.state != ReviewState::Approved {
+        return Ok(());
+    }
+    if outside_review(&before.flat) == outside_review(&after.flat) {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Rule::ApprovedLock,
+        "该案件已审核通过并锁定，不能再修改；如需更正，请新建关联的更正案件，或联系监管负责人重新打开 (the case is approved and locked; open an amending case)",
+    ))
+}
+
+fn outside_review(flat: &Flat) -> Vec<&Entry> {
+    flat.entries
+        .iter()
+        .filter(|e| e.path.first().and_then(Seg::key) != Some("review"))
+        .collect()
+}
+
+/// Findings are evidence: a removal stays recorded, with who removed it and when.
+fn removals_stay(before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
+    let removal = |e: &&Entry| {
+        e.path.len() >= 3
+            && e.path[0] == Seg::Key("findings".into())
+            && e.path[2] == Seg::Key("removed".into())
+    };
+    let after_removals: Vec<&Entry> = after.flat.entries.iter().filter(removal).collect();
+    if before
+        .flat
+        .entries
+        .iter()
+        .filter(removal)
+        .all(|e| after_removals.contains(&e))
+    {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            Rule::Evidence,
+            "已删除隐患的删除记录不能撤销或修改 (a removed finding stays recorded as removed)",
+        ))
+    }
+}
+
+fn attribution(
+    author: &Author,
+    before: Option<&CaseState>,
+    after: &CaseState,
+) -> Result<(), Refusal> {
+    let old: HashSet<&automerge::ObjId> = before
+        .map(|b| b.flat.entries.iter().map(|e| &e.op).collect())
+        .unwrap_or_default();
+    for entry in &after.flat.entries {
+        if old.contains(&entry.op) || !shape::is_attribution(&entry.path) {
+            continue;
+        }
+        if entry.value.as_str() != Some(author.user_id.as_str()) {
+            let key = entry.path.last().and_then(Seg::key).unwrap_or_default();
+            return Err(Refusal::new(
+                Rule::Attribution,
+                format!(
+                    "记录人“{}”必须是您本人（{}）({key} must name the change's author)",
+                    entry.value.as_str().unwrap_or_default(),
+                    author.user_id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The review trail only grows: every event stays as it was, each new one is in its
+/// author's name (see `attribution`), and only those who decide add returns, approvals
+/// and reopenings.
+fn trail(author: &Author, before: Option<&CaseState>, after: &CaseState) -> Result<(), Refusal> {
+    let events = |flat: &'_ Flat| -> Vec<(usize, Entry)> {
+        flat.entries
+            .iter()
+            .filter_map(|e| match e.path.as_slice() {
+                [Seg::Key(r), Seg::Key(ev), Seg::Index(i), ..]
+                    if r == "review" && ev == "events" =>
+                {
+                    Some((*i, e.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let new_events = events(&after.flat);
+    let now: HashMap<&automerge::ObjId, &Leaf> =
+        new_events.iter().map(|(_, e)| (&e.op, &e.value)).collect();
+    let mut old_ops = HashSet::new();
+    if let Some(before) = before {
+        for (_, entry) in events(&before.flat) {
+            if now.get(&entry.op) != Some(&&entry.value) {
+                return Err(Refusal::new(
+                    Rule::ReviewTrail,
+                    "审核记录不能修改或删除 (the review trail can only be added to)",
+                ));
+            }
+            old_ops.insert(entry.op);
+        }
+    }
+    let added: Vec<usize> = new_events
+        .iter()
+        .filter(|(_, e)| e.path.len() == 3 && !old_ops.contains(&e.op))
+        .map(|(i, _)| *i)
+        .collect();
+    for index in added {
+        let kinds: Vec<&str> = new_events
+            .iter()
+            .filter(|(i, e)| {
+                *i == index && e.path.len() == 4 && e.path[3] == Seg::Key("kind".into())
+            })
+            .filter_map(|(_, e)| e.value.as_str())
+            .collect();
+        let [kind] = kinds.as_slice() else {
+            return Err(Refusal::new(
+                Rule::ReviewTrail,
+                "审核记录必须写明动作 (a review event needs exactly one kind)",
+            ));
+        };
+        let action: ReviewAction = kind.parse().map_err(|_| {
+            Refusal::new(
+                Rule::ReviewTrail,
+                format!("“{kind}”不是审核动作 (not a review action)"),
+            )
+        })?;
+        if is_decision(action) && !decides(author, &after.case.district) {
+            return Err(only_deciders(&after.case.district));
+        }
+    }
+    Ok(())
+}
+
+/// The review state moves only as a review action moves it, and only those who decide
+/// return, approve or reopen.
+fn review_state(
+    author: &Author,
+    before: Option<&CaseState>,
+    after: &CaseState,
+) -> Result<(), Refusal> {
+    let from = before.map_or(ReviewState::Draft, |b| b.case.state);
+    let to = after.case.state;
+    if from == to {
+        return Ok(());
+    }
+    let action = ReviewAction::ALL
+        .iter()
+        .copied()
+        .find(|a| *a != ReviewAction::Comment && review_step(*a, from).ok() == Some(to));
+    match action {
+        None => Err(Refusal::new(
+            Rule::ReviewState,
+            format!(
+                "案件状态不能从“{}”变为“{}” (no review action does that)",
+                from.label(),
+                to.label()
+            ),
+        )),
+        Some(a) if is_decision(a) && !decides(author, &after.case.district) => {
+            Err(only_deciders(&after.case.district))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Rectifications move only forward along the closed loop (several steps may have been
+/// taken offline between two syncs), are re-inspected or closed only with evidence that
+/// then stays, and are closed only by those `may_close` names.
+fn rectifications(
+    author: &Author,
+    before: Option<&CaseState>,
+    after: &CaseState,
+) -> Result<(), Refusal> {
+    let old_finding = |id| before.and_then(|b| b.case.findings.iter().find(|f| f.id == id));
+    for finding in &after.case.findings {
+        let old = old_finding(finding.id).and_then(|f| f.rectification.as_ref());
+        let from = old.map_or(RectificationState::None, |r| r.state);
+        let to = finding
+            .rectification
+            .as_ref()
+            .map_or(RectificationState::None, |r| r.state);
+        if from == to && old.is_none() {
+            continue;
+        }
+        if from != to && !rectification_reachable(from, to) {
+            return Err(Refusal::new(
+                Rule::RectificationLoop,
+                format!(
+                    "隐患“{}”的整改状态不能从“{}”变为“{}” (not a step of the closed loop)",
+                    title(finding),
+                    from.label(),
+                    to.label()
+                ),
+            ));
+        }
+        let Some(rect) = &finding.rectification else {
+            continue;
+        };
+        let needs_evidence = matches!(
+            to,
+            RectificationState::Reinspected | RectificationState::Closed
+        );
+        let had_evidence = old.is_some_and(|r| r.has_reinspection_evidence());
+        if needs_evidence && !rect.has_reinspection_evidence() && (from != to || had_evidence) {
+            return Err(Refusal::new(
+                Rule::Evidence,
+                format!(
+                    "隐患“{}”复查或销号需要复查佐证（整改照片或复查意见），且不能删除 (re-inspection evidence is required and stays)",
+                    title(finding)
+                ),
+            ));
+        }
+        if to == RectificationState::Closed && from != RectificationState::Closed {
+            may_close(author, &after.case, finding)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! The shape of a case document (docs/schema.md), as the rule book checks it: every value
+//! at a path the schema names, of the type the schema gives, under keys of the right
+//! form. Anything else (an unknown key, a number where a string belongs, a map nested
+//! where none is expected) is refused, whoever sent it.
+
+use crate::codes::{
+    AnswerResult, ChecklistId, DistrictCode, FindingId, Level, RectificationState, ReviewAction,
+    ReviewState, ViolationKind,
+};
+use crate::document::flat::{Flat, Leaf, Seg};
+
+use super::{Refusal, Rule};
+
+/// What the schema expects at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Str,
+    /// A collaborative text, or a plain string (older writers).
+    Text,
+    Int,
+    /// A number, integer or float (coordinates).
+    Num,
+    Map,
+    List,
+    /// A string holding one of the codes of a coded field.
+    Code(Coded),
+}
+
+/// The coded fields whose every value (conflicting ones too) must be a valid code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coded {
+    Level,
+    Rectification,
+    Violation,
+    ReviewState,
+    ReviewAction,
+    Answer,
+    District,
+    Date,
+}
+
+impl Coded {
+    fn accepts(self, value: &str) -> bool {
+        match self {
+            Coded::Level => value.parse::<Level>().is_ok(),
+            Coded::Rectification => value.parse::<RectificationState>().is_ok(),
+            Coded::Violation => value.parse::<ViolationKind>().is_ok(),
+            Coded::ReviewState => value.parse::<ReviewState>().is_ok(),
+            Coded::ReviewAction => value.parse::<ReviewAction>().is_ok(),
+            Coded::Answer => value.parse::<AnswerResult>().is_ok(),
+            Coded::District => value.parse::<DistrictCode>().is_ok(),
+            Coded::Date => value.parse::<chrono::NaiveDate>().is_ok(),
+        }
+    }
+}
+
+/// A path step as the patterns below read it.
+#[derive(Debug, Clone, Copy)]
+enum P<'a> {
+    K(&'a str),
+    I,
+}
+
+use P::{I, K};
+
+/// Checks every value of `flat` against the schema.
+pub(super) fn check(flat: &Flat) -> Result<(), Refusal> {
+    for entry in &flat.entries {
+        let path: Vec<P<'_>> = entry
+            .path
+            .iter()
+            .map(|s| match s {
+                Seg::Key(k) => K(k),
+                Seg::Index(_) => I,
+            })
+            .collect();
+        let shown = || {
+            entry
+                .path
+                .iter()
+                .map(|s| match s {
+                    Seg::Key(k) => k.clone(),
+                    Seg::Index(i) => i.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        let Some(want) = expected(&path) else {
+            return Err(Refusal::new(
+                Rule::Shape,
+                format!(
+                    "检查记录中不应有“{}” (the case schema has no such field)",
+                    shown()
+                ),
+            ));
+        };
+        let fits = match (want, &entry.value) {
+            (Want::Str, Leaf::Str(_)) => true,
+            (Want::Text, Leaf::Str(_) | Leaf::Text(_)) => true,
+            (Want::Int, Leaf::Int(_) | Leaf::Uint(_)) => true,
+            (Want::Num, Leaf::Int(_) | Leaf::Uint(_) | Leaf::F64(_)) => true,
+            (Want::Map, Leaf::Map) => true,
+            (Want::List, Leaf::List) => true,
+            (Want::Code(code), Leaf::Str(s)) => code.accepts(s),
+            _ => false,
+        };
+        if !fits {
+            return Err(Refusal::new(
+                Rule::Shape,
+                format!(
+                    "检查记录的“{}”类型不对 (expected {want:?}, found {:?})",
+                    shown(),
+                    entry.value
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the value at `path` names who did something (`recorded_by`, `added_by`, …):
+/// a new value there must name the change's author.
+pub(super) fn is_attribution(path: &[Seg]) -> bool {
+    let keys: Vec<Option<&str>> = path.iter().map(Seg::key).collect();
+    matches!(
+        keys.as_slice(),
+        [Some("opened_by")]
+            | [Some("findings"), _, Some("recorded_by")]
+            | [Some("findings"), _, Some("removed"), Some("by")]
+            | [
+                Some("findings"),
+                _,
+                Some("rectification"),
+                Some("reinspected_by")
+            ]
+            | [Some("checklists"), _, Some("attached_by")]
+            | [
+                Some("checklists"),
+                _,
+                Some("answers"),
+                _,
+                Some("answered_by")
+            ]
+            | [Some("review"), Some("events"), None, Some("by")]
+    ) || (keys.len() >= 3
+        && keys[keys.len() - 1] == Some("added_by")
+        && keys[keys.len() - 2].is_none()
+        && matches!(keys[keys.len() - 3], Some("photos" | "evidence")))
+}
+
+fn expected(path: &[P<'_>]) -> Option<Want> {
+    use Want::*;
+    Some(match path {
+        [K("schema")] => Int,
+        [K("district")] => Code(Coded::District),
+        [K("kind" | "case_id" | "type" | "opened_at" | "opened_by" | "amends")] => Str,
+        [K("enterprise")] => Map,
+        [
+            K("enterprise"),
+            K("name" | "credit_code" | "district" | "industry" | "risk_grade"),
+        ] => Str,
+        [K("visible_to")] => List,
+        [K("visible_to"), I] => Code(Coded::District),
+        [K("team")] => Map,
+        [K("team"), K(user)] if is_name(user) => Map,
+        [K("team"), K(user), K("name" | "department")] if is_name(user) => Str,
+        [K("team"), K(user), K("district")] if is_name(user) => Code(Coded::District),
+        [K("location")] => Map,
+        [K("location"), K("latitude" | "longitude")] => Num,
+        [K("findings")] => Map,
+        [K("findings"), K(id), rest @ ..] if id.parse::<FindingId>().is_ok() => finding(rest)?,
+        [K("checklists")] => Map,
+        [K("checklists"), K(id), rest @ ..] if id.parse::<ChecklistId>().is_ok() => {
+            checklist(rest)?
+        }
+        [K("review")] => Map,
+        [K("review"), K("state")] => Code(Coded::ReviewState),
+        [K("review"), K("events")] => List,
+        [K("review"), K("events"), I] => Map,
+        [K("review"), K("events"), I, K("kind")] => Code(Coded::ReviewAction),
+        [K("review"), K("events"), I, K("by" | "at" | "text")] => Str,
+        _ => return None,
+    })
+}
+
+fn finding(path: &[P<'_>]) -> Option<Want> {
+    use Want::*;
+    Some(match path {
+        [] => Map,
+        [K("description")] => Text,
+        [K("level")] => Code(Coded::Level),
+        [K("category" | "legal_basis" | "place" | "recorded_by" | "recorded_at")] => Str,
+        [K("photos"), rest @ ..] => photos(rest)?,
+        [K("rectification")] => Map,
+        [K("rectification"), K("state")] => Code(Coded::Rectification),
+        [K("rectification"), K("deadline")] => Code(Coded::Date),
+        [
+            K("rectification"),
+            K(
+                "measures" | "responsible" | "reinspection_note" | "reinspected_by"
+                | "reinspected_at",
+            ),
+        ] => Str,
+        [K("rectification"), K("evidence"), rest @ ..] => photos(rest)?,
+        [K("violation")] => Map,
+        [K("violation"), K("kind")] => Code(Coded::Violation),
+        [K("violation"), K("post" | "person")] => Str,
+        [K("source")] => Map,
+        [K("source"), K("checklist" | "item")] => Str,
+        [K("removed")] => Map,
+        [K("removed"), K("by" | "at")] => Str,
+        _ => return None,
+    })
+}
+
+fn checklist(path: &[P<'_>]) -> Option<Want> {
+    use Want::*;
+    Some(match path {
+        [] => Map,
+        [K("template" | "version" | "title" | "kind" | "attached_by" | "attached_at")] => Str,
+        [K("items")] => Map,
+        [K("items"), K(item)] if is_name(item) => Map,
+        [K("items"), K(item), K("text" | "category" | "basis")] if is_name(item) => Str,
+        [K("items"), K(item), K("level")] if is_name(item) => Code(Coded::Level),
+        [K("items"), K(item), K("order")] if is_name(item) => Int,
+        [K("items"), K(item), K("posts")] if is_name(item) => List,
+        [K("items"), K(item), K("posts"), I] if is_name(item) => Str,
+        [K("answers")] => Map,
+        [K("answers"), K(item)] if is_name(item) => Map,
+        [K("answers"), K(item), K("result")] if is_name(item) => Code(Coded::Answer),
+        [
+            K("answers"),
+            K(item),
+            K("note" | "post" | "person" | "answered_by" | "answered_at" | "finding"),
+        ] if is_name(item) => Str,
+        [K("answers"), K(item), K("photos"), rest @ ..] if is_name(item) => photos(rest)?,
+        _ => return None,
+    })
+}
+
+/// A list of photo records.
+fn photos(path: &[P<'_>]) -> Option<Want> {
+    use Want::*;
+    Some(match path {
+        [] => List,
+        [I] => Map,
+        [
+            I,
+            K(
+                "sha256" | "thumbnail" | "caption" | "mime" | "captured_at" | "added_by"
+                | "added_at",
+            ),
+        ] => Str,
+        [I, K("size" | "width" | "height")] => Int,
+        [I, K("latitude" | "longitude")] => Num,
+        _ => return None,
+    })
+}
+
+/// A user id or checklist item id used as a map key: 1 to 64 characters, no control
+/// characters.
+fn is_name(key: &str) -> bool {
+    (1..=64).contains(&key.chars().count()) && !key.chars().any(char::is_control)
+}

@@ -1,0 +1,218 @@
+//! Who is signed in on a request: a device's bearer token (apps and integrations), or a
+//! supervisor's browser session (a cookie, with a CSRF token for anything but reads);
+//! and from which address the request came.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::{COOKIE, HOST, ORIGIN};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+use chrono::Utc;
+use rusqlite::{OptionalExtension, params};
+
+use crate::error::{AppError, AppResult};
+use crate::signin::Admission;
+use crate::state::AppState;
+use crate::storage::{Storage, user_row};
+use crate::users::{User, token_hash};
+
+/// The signed-in user of a request (bearer token in `Authorization`, or `?token=`).
+pub struct AuthUser(pub User);
+
+impl FromRequestParts<Arc<AppState>> for AuthUser {
+    type Rejection = AppError;
+
+    /// A bearer token (apps and integrations), or a supervisor's session cookie (pages
+    /// in a browser: photos, and API calls that must then carry `X-CSRF-Token` unless
+    /// they only read).
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> AppResult<AuthUser> {
+        if let Some(token) = token_from(parts) {
+            return app
+                .storage
+                .token_session(&token_hash(&token))?
+                .map(|session| AuthUser(session.user))
+                .ok_or_else(|| {
+                    AppError::Unauthorized(
+                        "invalid, expired or revoked token; sign in again".into(),
+                    )
+                });
+        }
+        let viewer = session_of(app, &parts.headers)?
+            .ok_or_else(|| AppError::Unauthorized("sign in first: no token".into()))?;
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            if !same_origin(parts) || !constant_time_eq(sent, viewer.csrf.as_bytes()) {
+                return Err(AppError::Forbidden(
+                    "a request signed in by cookie must carry the session's X-CSRF-Token".into(),
+                ));
+            }
+        }
+        Ok(AuthUser(viewer.user))
+    }
+}
+
+/// The token of a request, from the `Authorization: Bearer` header or `?token=`.
+pub fn token_from(parts: &Parts) -> Option<String> {
+    if let Some(header) = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some(token) = header.strip_prefix("Bearer ")
+    {
+        return Some(token.trim().to_owned());
+    }
+    parts
+        .uri
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token=").map(str::to_owned))
+}
+
+/// The signed-in user of a page, with the CSRF token their forms carry.
+pub struct Viewer {
+    /// Who.
+    pub user: User,
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+/// The session a request's cookie names, if it is valid and its user is enabled.
+pub fn session_of(app: &AppState, headers: &HeaderMap) -> AppResult<Option<Viewer>> {
+    let Some(id) = cookie(headers, cookie_name(app)) else {
+        return Ok(None);
+    };
+    find_session(&app.storage, &id)
+}
+
+/// Whether an unsafe request comes from this site's own pages (checked on every action
+/// besides the CSRF token; `SameSite=Strict` already keeps the cookie off cross-site
+/// requests).
+pub fn same_origin(parts: &Parts) -> bool {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    if parts
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return false;
+    }
+    let (Some(origin), Some(host)) = (parts.headers.get(ORIGIN), parts.headers.get(HOST)) else {
+        // Non-browser clients send no Origin; the CSRF token still has to match.
+        return true;
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = host.to_str().unwrap_or_default();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest == host)
+}
+
+/// The session cookie's name: with `Secure`, the `__Host-` prefix makes browsers refuse
+/// it unless it is secure, host-only and for the whole site.
+pub fn cookie_name(app: &AppState) -> &'static str {
+    if app.settings.secure_cookies {
+        "__Host-anjian_session"
+    } else {
+        "anjian_session"
+    }
+}
+
+fn find_session(storage: &Storage, id: &str) -> AppResult<Option<Viewer>> {
+    storage.read(|conn| {
+        conn.query_row(
+            "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled, s.csrf_token
+             FROM web_sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.session_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
+            params![token_hash(id), Utc::now().to_rfc3339()],
+            |r| Ok((user_row(r)?, r.get::<_, String>(7)?)),
+        )
+        .optional()?
+        .map(|(user, csrf)| Ok(Viewer { user: user?, csrf }))
+        .transpose()
+    })
+}
+
+/// A cookie's value from the request headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The address a request came from (unknown in handler tests that send requests without
+/// a connection).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddr, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip()),
+        ))
+    }
+}
+
+/// One sign-in attempt as `name` from `address`: held back with 429 and `Retry-After`
+/// while earlier failures say so, turned away with 503 when the password threads' queue
+/// is full, and otherwise `check` (the password check) runs on a password thread, ahead
+/// of the queue when the address signed in as the name before. The outcome is recorded
+/// for the delays of later attempts.
+pub async fn sign_in<T: Send + 'static>(
+    app: &AppState,
+    name: &str,
+    address: IpAddr,
+    check: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    let known = match app.signin.admit(name, address) {
+        Admission::Go { known } => known,
+        Admission::Wait(wait) => {
+            let seconds = wait.as_secs().max(1);
+            return Err(AppError::TooMany {
+                message: format!(
+                    "登录失败次数过多，请 {seconds} 秒后再试 (too many failed sign-ins; try again in {seconds} s)"
+                ),
+                retry_after: seconds,
+            });
+        }
+    };
+    let outcome = app
+        .passwords
+        .try_run(known, check)
+        .await
+        .map_err(|_| AppError::Busy {
+            message:
+                "服务器正忙，请稍后再试 (the server is busy signing others in; try again shortly)"
+                    .into(),
+            retry_after: 1,
+        })??;
+    match &outcome {
+        Ok(_) => app.signin.record(name, address, true),
+        Err(AppError::Unauthorized(_)) => app.signin.record(name, address, false),
+        Err(_) => {}
+    }
+    outcome
+}

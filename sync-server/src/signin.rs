@@ -1,0 +1,199 @@
+//! Who may try to sign in, and when: failed sign-ins slow down further attempts per
+//! (name, address), per address and per name, with delays that grow with every failure,
+//! so that guessing passwords is slow and a flood of wrong passwords cannot keep an
+//! account's owner out. An address that signed in as a name before is that name's known
+//! address: a flood against the name from elsewhere does not slow it down, and its
+//! attempts go ahead of the queue for the password threads.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::Limits;
+
+/// Failures are forgotten after this long without another.
+const QUIET: Duration = Duration::from_secs(15 * 60);
+/// The longest wait a run of failures earns.
+const LONGEST_WAIT: Duration = Duration::from_secs(5 * 60);
+/// A known address stays known this long after its last sign-in.
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Entries kept per table; beyond this the oldest are dropped.
+const MAX_ENTRIES: usize = 100_000;
+
+/// Sign-in attempts, remembered for their delays.
+pub struct SignIn {
+    limits: Limits,
+    tables: Mutex<Tables>,
+}
+
+#[derive(Default)]
+struct Tables {
+    by_pair: HashMap<(String, IpAddr), Failures>,
+    by_address: HashMap<IpAddr, Failures>,
+    by_name: HashMap<String, Failures>,
+    known: HashMap<(String, IpAddr), Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+/// What may happen to an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Check the password now; `known` says the address signed in as the name before.
+    Go {
+        /// Whether the attempt comes from a known address of the name.
+        known: bool,
+    },
+    /// Try again after this long.
+    Wait(Duration),
+}
+
+impl SignIn {
+    /// Attempts held to `limits`.
+    pub fn new(limits: Limits) -> SignIn {
+        SignIn {
+            limits,
+            tables: Mutex::new(Tables::default()),
+        }
+    }
+
+    /// Whether an attempt to sign in as `name` from `address` may go ahead now.
+    pub fn admit(&self, name: &str, address: IpAddr) -> Admission {
+        let now = Instant::now();
+        let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let pair = (name.to_owned(), address);
+        let known = tables
+            .known
+            .get(&pair)
+            .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR);
+        let mut wait = Duration::ZERO;
+        let mut consider = |failures: Option<&Failures>, allowed: u32| {
+            if let Some(f) = failures {
+                wait = wait.max(remaining(f, allowed, now));
+            }
+        };
+        consider(
+            tables.by_pair.get(&pair),
+            self.limits.sign_in_failures_per_name_and_address,
+        );
+        consider(
+            tables.by_address.get(&address),
+            self.limits.sign_in_failures_per_address,
+        );
+        if !known {
+            consider(
+                tables.by_name.get(name),
+                self.limits.sign_in_failures_per_name,
+            );
+        }
+        if wait.is_zero() {
+            Admission::Go { known }
+        } else {
+            Admission::Wait(wait)
+        }
+    }
+
+    /// Records how an attempt ended.
+    pub fn record(&self, name: &str, address: IpAddr, success: bool) {
+        let now = Instant::now();
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let pair = (name.to_owned(), address);
+        if success {
+            tables.by_pair.remove(&pair);
+            tables.known.insert(pair, now);
+            prune(&mut tables.known, |at| now.duration_since(*at) < KNOWN_FOR);
+            return;
+        }
+        bump(&mut tables.by_pair, pair, now);
+        bump(&mut tables.by_address, address, now);
+        bump(&mut tables.by_name, name.to_owned(), now);
+    }
+}
+
+/// How long an attempt must wait after `f` failures, when `allowed` are free: a second
+/// after the first failure past them, doubling with each further one.
+fn remaining(f: &Failures, allowed: u32, now: Instant) -> Duration {
+    if now.duration_since(f.last) >= QUIET || f.count < allowed {
+        return Duration::ZERO;
+    }
+    let doublings = (f.count - allowed).min(16);
+    let wait = Duration::from_secs(1u64 << doublings).min(LONGEST_WAIT);
+    wait.saturating_sub(now.duration_since(f.last))
+}
+
+fn bump<K: std::hash::Hash + Eq>(table: &mut HashMap<K, Failures>, key: K, now: Instant) {
+    let entry = table.entry(key).or_insert(Failures {
+        count: 0,
+        last: now,
+    });
+    if now.duration_since(entry.last) >= QUIET {
+        entry.count = 0;
+    }
+    entry.count = entry.count.saturating_add(1);
+    entry.last = now;
+    prune(table, |f| now.duration_since(f.last) < QUIET);
+}
+
+fn prune<K, V>(table: &mut HashMap<K, V>, keep: impl Fn(&V) -> bool) {
+    if table.len() > MAX_ENTRIES {
+        table.retain(|_, v| keep(v));
+        if table.len() > MAX_ENTRIES {
+            // Still full of live entries: start afresh rather than grow without bound.
+            table.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    #[test]
+    fn failures_past_the_allowance_wait_longer_each_time() {
+        let signin = SignIn::new(Limits::default());
+        let allowed = Limits::default().sign_in_failures_per_name_and_address;
+        for _ in 0..allowed {
+            assert_eq!(signin.admit("li", addr(2)), Admission::Go { known: false });
+            signin.record("li", addr(2), false);
+        }
+        let Admission::Wait(first) = signin.admit("li", addr(2)) else {
+            panic!("the next attempt waits");
+        };
+        signin.record("li", addr(2), false);
+        let Admission::Wait(second) = signin.admit("li", addr(2)) else {
+            panic!("the next attempt waits");
+        };
+        assert!(second > first, "{second:?} > {first:?}");
+    }
+
+    #[test]
+    fn a_flood_against_a_name_does_not_slow_its_known_address() {
+        let signin = SignIn::new(Limits::default());
+        signin.record("victim", addr(1), true);
+        for last in 2..=201 {
+            signin.record("victim", addr(last), false);
+        }
+        assert_eq!(
+            signin.admit("victim", addr(1)),
+            Admission::Go { known: true }
+        );
+        assert!(matches!(
+            signin.admit("victim", addr(250)),
+            Admission::Wait(_)
+        ));
+        // Another name from a flooding address is not held up by the name's failures.
+        assert_eq!(
+            signin.admit("other", addr(3)),
+            Admission::Go { known: false }
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! What every handler shares: settings, storage, the pools that keep heavy work off the
+//! async workers, the documents in use, the open connections and the sign-in limiter.
+//! It depends only on the modules below it, never on handlers.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::blob_store::BlobStore;
+use crate::config::Settings;
+use crate::error::{AppError, AppResult};
+use crate::hub::Hub;
+use crate::live::Live;
+use crate::metrics::Metrics;
+use crate::pool::Pool;
+use crate::signin::SignIn;
+use crate::storage::{self, Storage};
+
+/// What every handler shares.
+pub struct AppState {
+    /// Settings in force.
+    pub settings: Settings,
+    /// The database.
+    pub storage: Arc<Storage>,
+    /// The thread that writes (and group-commits) incoming changes.
+    pub writer: storage::Writer,
+    /// Threads that apply, judge and save documents.
+    pub apply: Pool,
+    /// Threads that decode photos.
+    pub photos: Pool,
+    /// Threads that hash and check passwords.
+    pub passwords: Pool,
+    /// Blob files and the locks of blobs being written.
+    pub blobs: BlobStore,
+    /// Documents in use.
+    pub hub: Hub,
+    /// Open sync connections, for revocation.
+    pub live: Arc<Live>,
+    /// Sign-in attempts, for their delays.
+    pub signin: SignIn,
+    /// Counters.
+    pub metrics: Metrics,
+    /// The server's automerge-repo peer id.
+    pub peer_id: String,
+    /// Flips to `true` when the server shuts down (sync connections then close).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Jobs that may wait for an apply thread (more wait for room: back-pressure).
+const APPLY_QUEUE: usize = 64;
+/// Photos that may wait for a photo thread.
+const PHOTO_QUEUE: usize = 8;
+
+impl AppState {
+    /// Opens the data folder and builds the shared state.
+    pub fn open(settings: Settings, shutdown: watch::Receiver<bool>) -> AppResult<Arc<AppState>> {
+        std::fs::create_dir_all(&settings.data).map_err(|e| {
+            AppError::Internal(format!("data folder {}: {e}", settings.data.display()))
+        })?;
+        let storage = Arc::new(Storage::open(&settings.data.join("server.db"))?);
+        let peer_id = format!("anjian-sync-server-{}", &storage.storage_id()[..8]);
+        let limits = &settings.limits;
+        Ok(Arc::new(AppState {
+            writer: storage::Writer::start(storage.clone()),
+            apply: Pool::start("apply", limits.apply_threads, APPLY_QUEUE),
+            photos: Pool::start("photos", limits.photo_threads, PHOTO_QUEUE),
+            passwords: Pool::start("passwords", limits.password_threads, limits.sign_in_queue),
+            blobs: BlobStore::new(settings.data.join("blobs")),
+            signin: SignIn::new(limits.clone()),
+            storage,
+            hub: Hub::default(),
+            live: Arc::new(Live::default()),
+            metrics: Metrics::default(),
+            peer_id,
+            shutdown,
+            settings,
+        }))
+    }
+}

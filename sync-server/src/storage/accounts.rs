@@ -1,0 +1,432 @@
+//! Accounts, devices and tokens in the database: creating and disabling accounts,
+//! checking passwords, binding devices at sign-in, issuing and revoking tokens.
+
+use chrono::Utc;
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::{Storage, user_row};
+use crate::error::{AppError, AppResult};
+use crate::users::{
+    Device, NewUser, SERVER_DEVICE_NAME, Token, TokenSession, User, hash_password, token_hash,
+    verify_password,
+};
+
+impl Storage {
+    /// Creates an account.
+    pub fn add_user(&self, new: &NewUser<'_>) -> AppResult<User> {
+        if new.username.trim().is_empty() || new.name.trim().is_empty() {
+            return Err(AppError::BadRequest(
+                "username and name are required".into(),
+            ));
+        }
+        let hash = hash_password(new.password)?;
+        self.write(|conn| {
+            let inserted = conn.execute(
+                "INSERT INTO users (username, name, role, district, department, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (username) DO NOTHING",
+                params![
+                    new.username.trim(),
+                    new.name.trim(),
+                    new.role.to_string(),
+                    new.district.as_str(),
+                    new.department.trim(),
+                    hash,
+                    Utc::now().to_rfc3339()
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(AppError::Conflict(format!("user {:?} already exists", new.username)));
+            }
+            Ok(())
+        })?;
+        self.user(new.username)
+    }
+
+    /// The account with this username.
+    pub fn user(&self, username: &str) -> AppResult<User> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT id, username, name, role, district, department, disabled FROM users WHERE username = ?1",
+                [username],
+                user_row,
+            )
+            .optional()?
+            .ok_or_else(|| AppError::NotFound(format!("no user {username:?}")))?
+        })
+    }
+
+    /// Every account, by username.
+    pub fn users(&self) -> AppResult<Vec<User>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, username, name, role, district, department, disabled FROM users ORDER BY username",
+            )?;
+            let rows = stmt.query_map([], user_row)?;
+            rows.map(|r| r?).collect()
+        })
+    }
+
+    /// Disables (or enables) an account; a disabled account's tokens stop working.
+    pub fn set_disabled(&self, username: &str, disabled: bool) -> AppResult<()> {
+        let changed = self.write(|conn| {
+            let tx = conn.transaction()?;
+            let changed = tx.execute(
+                "UPDATE users SET disabled = ?2 WHERE username = ?1",
+                params![username, disabled as i64],
+            )?;
+            if disabled {
+                bump_revocations(&tx)?;
+            }
+            tx.commit()?;
+            Ok(changed)
+        })?;
+        if changed == 0 {
+            return Err(AppError::NotFound(format!("no user {username:?}")));
+        }
+        Ok(())
+    }
+
+    /// Sets a new password and revokes every token of the account.
+    pub fn reset_password(&self, username: &str, password: &str) -> AppResult<()> {
+        let hash = hash_password(password)?;
+        let user = self.user(username)?;
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                params![user.id, hash],
+            )?;
+            tx.execute(
+                "UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+                params![user.id, Utc::now().to_rfc3339()],
+            )?;
+            // Browser sessions end too: a reset is how a stolen session is cut off.
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user.id])?;
+            bump_revocations(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Checks a user's password (on the password thread: argon2 is slow on purpose).
+    pub fn check_password(&self, username: &str, password: &str) -> AppResult<User> {
+        let denied =
+            || AppError::Unauthorized("用户名或密码错误 (wrong username or password)".into());
+        let stored: Option<(String, i64)> = self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT password_hash, disabled FROM users WHERE username = ?1",
+                    [username],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?)
+        })?;
+        let Some((hash, disabled)) = stored else {
+            // An unknown name takes as long as a wrong password: names cannot be told
+            // apart by timing.
+            verify_password(password, unknown_user_hash())?;
+            return Err(denied());
+        };
+        if !verify_password(password, &hash)? {
+            return Err(denied());
+        }
+        if disabled != 0 {
+            return Err(AppError::Forbidden(
+                "账号已停用 (this account is disabled)".into(),
+            ));
+        }
+        self.user(username)
+    }
+
+    /// Checks a password; binds the device's actor id to the user (a device belongs to one
+    /// user for ever) and issues a token. Returns the token and the user.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        device_name: &str,
+        actor_id: &str,
+        token_days: u32,
+    ) -> AppResult<(String, User)> {
+        if actor_id.len() != 32 || !actor_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AppError::BadRequest(
+                "actor_id must be the device's 16-byte actor id in hex".into(),
+            ));
+        }
+        let actor_id = actor_id.to_ascii_lowercase();
+        let user = self.check_password(username, password)?;
+        let user_id = user.id;
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let owner: Option<(i64, Option<String>)> = tx
+                .query_row("SELECT user_id, revoked_at FROM devices WHERE actor_id = ?1", [&actor_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            let server_side: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM devices WHERE actor_id = ?1 AND name = ?2)",
+                params![actor_id, SERVER_DEVICE_NAME],
+                |r| r.get(0),
+            )?;
+            if server_side {
+                return Err(AppError::Conflict("this actor id belongs to the server".into()));
+            }
+            match owner {
+                Some((owner, _)) if owner != user_id => {
+                    return Err(AppError::Conflict("this device is bound to another user".into()));
+                }
+                Some((_, Some(_))) => return Err(AppError::Forbidden("this device was revoked".into())),
+                Some(_) => {}
+                None => {
+                    tx.execute(
+                        "INSERT INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![actor_id, user_id, device_name.trim(), Utc::now().to_rfc3339()],
+                    )?;
+                }
+            }
+            let now = Utc::now();
+            tx.execute(
+                "INSERT INTO tokens (token_hash, user_id, actor_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    token_hash(&token),
+                    user_id,
+                    actor_id,
+                    now.to_rfc3339(),
+                    now.timestamp() + i64::from(token_days) * 86_400
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })?;
+        Ok((token, user))
+    }
+
+    /// Devices, optionally of one user.
+    pub fn devices(&self, username: Option<&str>) -> AppResult<Vec<Device>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT d.actor_id, u.username, d.name, d.created_at, d.revoked_at
+                 FROM devices d JOIN users u ON u.id = d.user_id
+                 WHERE ?1 IS NULL OR u.username = ?1 ORDER BY u.username, d.created_at",
+            )?;
+            let rows = stmt.query_map([username], |r| {
+                Ok(Device {
+                    actor_id: r.get(0)?,
+                    username: r.get(1)?,
+                    name: r.get(2)?,
+                    created_at: r.get(3)?,
+                    revoked_at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Revokes a device: its changes are refused and its tokens stop working.
+    pub fn revoke_device(&self, actor_id: &str) -> AppResult<()> {
+        let now = Utc::now().to_rfc3339();
+        let changed = self.write(|conn| {
+            let tx = conn.transaction()?;
+            let changed = tx.execute(
+                "UPDATE devices SET revoked_at = ?2 WHERE actor_id = ?1 AND revoked_at IS NULL",
+                params![actor_id, now],
+            )?;
+            tx.execute(
+                "UPDATE tokens SET revoked_at = ?2 WHERE actor_id = ?1 AND revoked_at IS NULL",
+                params![actor_id, now],
+            )?;
+            bump_revocations(&tx)?;
+            tx.commit()?;
+            Ok(changed)
+        })?;
+        if changed == 0 {
+            return Err(AppError::NotFound(format!("no active device {actor_id}")));
+        }
+        Ok(())
+    }
+
+    /// The actor id under which the server writes `user`'s own changes (review actions
+    /// and conflict resolutions made in the web pages), bound to the user like a device
+    /// so that history attributes every such change to them. Stable per user and server,
+    /// and derived from a secret that never leaves the server, so that no device can
+    /// guess it and bind it first.
+    pub fn server_actor(&self, user: &User) -> AppResult<automerge::ActorId> {
+        let digest = hmac(
+            self.secret(),
+            format!("anjian-server-actor\0{}", user.id).as_bytes(),
+        );
+        let actor = automerge::ActorId::from(&digest[..16]);
+        let hex = actor.to_hex_string();
+        let owner: i64 = self.write(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![hex, user.id, SERVER_DEVICE_NAME, Utc::now().to_rfc3339()],
+            )?;
+            Ok(conn.query_row("SELECT user_id FROM devices WHERE actor_id = ?1", [&hex], |r| r.get(0))?)
+        })?;
+        if owner != user.id {
+            return Err(AppError::Internal(format!(
+                "the server-side actor {hex} of {} is bound to another account",
+                user.username
+            )));
+        }
+        Ok(actor)
+    }
+
+    /// Once, after the upgrade that derived server actors from the secret: server actor
+    /// ids of the old derivation (from the storage id every peer is told and sequential
+    /// user ids) that a device bound first are revoked with their tokens. The supervisors'
+    /// own old server actors stay, for their history.
+    pub(super) fn repair_server_actors(&self) -> AppResult<()> {
+        let users = self.users()?;
+        let now = Utc::now().to_rfc3339();
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            for user in &users {
+                let digest = Sha256::digest(
+                    format!("anjian-server-actor\0{}\0{}", self.storage_id(), user.id).as_bytes(),
+                );
+                let old = automerge::ActorId::from(&digest[..16]).to_hex_string();
+                let squatted = tx.execute(
+                    "UPDATE devices SET revoked_at = ?3 WHERE actor_id = ?1 AND user_id <> ?2 AND revoked_at IS NULL",
+                    params![old, user.id, now],
+                )?;
+                if squatted > 0 {
+                    tx.execute(
+                        "UPDATE tokens SET revoked_at = ?2 WHERE actor_id = ?1 AND revoked_at IS NULL",
+                        params![old, now],
+                    )?;
+                    tracing::warn!(actor = %old, user = %user.username, "a device had bound a supervisor's server-side actor id; it is revoked");
+                }
+            }
+            bump_revocations(&tx)?;
+            tx.execute("DELETE FROM meta WHERE key = 'server_actors_repair'", [])?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// The signed-in session a token is, if the token, its device and its user are all
+    /// valid and it has not expired.
+    pub fn token_session(&self, token_hash: &str) -> AppResult<Option<TokenSession>> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled, t.actor_id, t.expires_at
+                 FROM tokens t JOIN users u ON u.id = t.user_id JOIN devices d ON d.actor_id = t.actor_id
+                 WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND d.revoked_at IS NULL
+                   AND u.disabled = 0 AND t.expires_at > ?2",
+                params![token_hash, Utc::now().timestamp()],
+                |r| Ok((user_row(r)?, r.get::<_, String>(7)?, r.get::<_, i64>(8)?)),
+            )
+            .optional()?
+            .map(|(user, actor_id, expires_at)| {
+                Ok(TokenSession {
+                    user: user?,
+                    token_hash: token_hash.to_owned(),
+                    actor_id,
+                    expires_at,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    /// Tokens, optionally of one user, newest first.
+    pub fn tokens(&self, username: Option<&str>) -> AppResult<Vec<Token>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT t.token_hash, u.username, t.actor_id, d.name, t.created_at, t.expires_at, t.revoked_at
+                 FROM tokens t JOIN users u ON u.id = t.user_id JOIN devices d ON d.actor_id = t.actor_id
+                 WHERE ?1 IS NULL OR u.username = ?1 ORDER BY t.created_at DESC",
+            )?;
+            let rows = stmt.query_map([username], |r| {
+                let hash: String = r.get(0)?;
+                Ok(Token {
+                    id: hash[..TOKEN_ID_LEN].to_owned(),
+                    username: r.get(1)?,
+                    actor_id: r.get(2)?,
+                    device: r.get(3)?,
+                    created_at: r.get(4)?,
+                    expires_at: r.get(5)?,
+                    revoked_at: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Revokes the token whose id (the start of its hash, as `tokens` lists it) is `id`.
+    pub fn revoke_token(&self, id: &str) -> AppResult<()> {
+        if id.len() < TOKEN_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AppError::BadRequest(format!(
+                "a token id is the first {TOKEN_ID_LEN} hex digits that `token list` shows"
+            )));
+        }
+        let changed = self.write(|conn| {
+            let tx = conn.transaction()?;
+            let changed = tx.execute(
+                "UPDATE tokens SET revoked_at = ?2 WHERE token_hash LIKE ?1 || '%' AND revoked_at IS NULL",
+                params![id.to_ascii_lowercase(), Utc::now().to_rfc3339()],
+            )?;
+            if changed > 1 {
+                return Err(AppError::BadRequest("that id names more than one token; give more of it".into()));
+            }
+            bump_revocations(&tx)?;
+            tx.commit()?;
+            Ok(changed)
+        })?;
+        if changed == 0 {
+            return Err(AppError::NotFound(format!("no active token {id}")));
+        }
+        Ok(())
+    }
+
+    /// How many revocations there have been (every process sharing the database sees it
+    /// move, and rechecks its open connections).
+    pub fn revocations(&self) -> AppResult<i64> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'revocations'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or_default())
+        })
+    }
+}
+
+/// How many hex digits of a token's hash name it in the CLI.
+pub const TOKEN_ID_LEN: usize = 12;
+
+/// Counts a revocation.
+fn bump_revocations(tx: &rusqlite::Transaction<'_>) -> AppResult<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('revocations', '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [],
+    )?;
+    Ok(())
+}
+
+/// HMAC-SHA256 of `message` under `key`.
+fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+/// A stored hash of a password nobody has, checked for unknown names so that they take
+/// as long as known ones.
+fn unknown_user_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        hash_password(&hex::encode(rand::random::<[u8; 16]>()))
+            .expect("hashing a random password works")
+    })
+}

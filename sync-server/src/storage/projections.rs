@@ -1,0 +1,129 @@
+//! The query tables derived from each case document (visibility, cases, team, findings,
+//! blob references), written in the same transaction as the document's changes.
+
+use anjian_core::Case;
+use anjian_core::rules::CaseState;
+use automerge::AutoCommit;
+use chrono::Utc;
+use rusqlite::{Connection, params};
+
+use crate::error::AppResult;
+
+/// What the server's query tables hold of one case, derived from its document.
+pub struct Projection {
+    /// The case as it reads.
+    pub case: Case,
+    /// How many fields are in conflict.
+    pub conflicts: usize,
+    /// Every blob hash the case mentions.
+    pub blob_refs: Vec<String>,
+}
+
+impl Projection {
+    /// The projection of a document the rule book has read as `state`.
+    pub fn of(doc: &AutoCommit, state: &CaseState) -> AppResult<Projection> {
+        Ok(Projection {
+            case: state.case().clone(),
+            conflicts: anjian_core::case_doc::conflicts(doc)?.len(),
+            blob_refs: state.blob_refs().into_iter().collect(),
+        })
+    }
+}
+
+/// Writes one case's projections (visibility, cases, team, findings, blob references),
+/// replacing what they held of it. `received` says a change has just arrived (it moves
+/// `updated_at`; a rebuild keeps it).
+pub(super) fn write_projections(
+    tx: &Connection,
+    key: &str,
+    projection: &Projection,
+    received: bool,
+) -> AppResult<()> {
+    let case = &projection.case;
+    for table in ["visibility", "case_team", "findings", "blob_refs"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE case_id = ?1"), [key])?;
+    }
+    let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
+    districts.push(case.district.as_str());
+    for district in districts {
+        tx.execute(
+            "INSERT OR IGNORE INTO visibility (district, case_id) VALUES (?1, ?2)",
+            params![district, key],
+        )?;
+    }
+    let majors = case
+        .findings
+        .iter()
+        .filter(|f| f.level == anjian_core::Level::Major)
+        .count();
+    tx.execute(
+        "INSERT INTO cases (case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
+                            opened_by, findings, major_findings, conflicts, updated_at, amends)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)
+         ON CONFLICT (case_id) DO UPDATE SET enterprise_name = excluded.enterprise_name,
+            credit_code = excluded.credit_code, industry = excluded.industry, district = excluded.district,
+            case_type = excluded.case_type, state = excluded.state, opened_at = excluded.opened_at,
+            opened_by = excluded.opened_by, findings = excluded.findings,
+            major_findings = excluded.major_findings, conflicts = excluded.conflicts,
+            updated_at = CASE WHEN ?14 THEN excluded.updated_at ELSE cases.updated_at END,
+            amends = excluded.amends",
+        params![
+            key,
+            case.enterprise.name,
+            case.enterprise.credit_code.as_str(),
+            case.enterprise.industry.code(),
+            case.district.as_str(),
+            case.case_type.code(),
+            case.state.code(),
+            case.opened_at.to_rfc3339(),
+            case.opened_by,
+            case.findings.len() as i64,
+            majors as i64,
+            projection.conflicts as i64,
+            Utc::now().to_rfc3339(),
+            received,
+            case.amends.map(|id| id.to_string()),
+        ],
+    )?;
+    for member in &case.team {
+        tx.execute(
+            "INSERT OR IGNORE INTO case_team (case_id, user_id, name, department, district) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key, member.user_id, member.name, member.department, member.district.as_str()],
+        )?;
+    }
+    for sha256 in &projection.blob_refs {
+        tx.execute(
+            "INSERT OR IGNORE INTO blob_refs (case_id, sha256) VALUES (?1, ?2)",
+            params![key, sha256],
+        )?;
+    }
+    for f in &case.findings {
+        let rect = f.rectification.as_ref();
+        let violation = f.violation.as_ref();
+        tx.execute(
+            "INSERT INTO findings (case_id, finding_id, title, level, rectification, deadline, violation,
+                                   category, place, recorded_by, recorded_at, measures, responsible, evidence,
+                                   violation_post, violation_person)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                key,
+                f.id.to_string(),
+                f.description.lines().next().unwrap_or_default(),
+                f.level.code(),
+                rect.map_or("none", |r| r.state.code()),
+                rect.map(|r| r.deadline.to_string()),
+                violation.map(|v| v.kind.code()),
+                f.category,
+                f.place,
+                f.recorded_by,
+                f.recorded_at.to_rfc3339(),
+                rect.map(|r| r.measures.as_str()),
+                rect.map(|r| r.responsible.as_str()),
+                rect.map_or(0, |r| r.evidence.len() as i64 + i64::from(r.reinspection.is_some())),
+                violation.map(|v| v.post.as_str()),
+                violation.map(|v| v.person.as_str()),
+            ],
+        )?;
+    }
+    Ok(())
+}
