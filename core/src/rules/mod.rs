@@ -306,19 +306,24 @@ pub fn judge(
     after: &CaseState,
 ) -> Result<(), Refusal> {
     shape::check(&after.flat)?;
-    if before.is_some_and(|b| !may_read(author, &b.case)) || !may_read(author, &after.case) {
+    if before.is_some_and(|b| !may_read(author, &b.case)) {
         return Err(jurisdiction());
     }
     if let Some(before) = before {
         fixed(before, after)?;
         sharing(author, before, after)?;
+    }
+    if !may_read(author, &after.case) {
+        return Err(jurisdiction());
+    }
+    if let Some(before) = before {
         team(author, before, after)?;
         approved_lock(before, after)?;
         removals_stay(before, after)?;
     }
     attribution(author, before, after)?;
-    trail(author, before, after)?;
-    review_state(author, before, after)?;
+    let actions = trail(author, before, after)?;
+    review_state(before, after, &actions)?;
     rectifications(author, before, after)
 }
 
@@ -492,8 +497,12 @@ fn attribution(
 
 /// The review trail only grows: every event stays as it was, each new one is in its
 /// author's name (see `attribution`), and only those who decide add returns, approvals
-/// and reopenings.
-fn trail(author: &Author, before: Option<&CaseState>, after: &CaseState) -> Result<(), Refusal> {
+/// and reopenings. Returns the actions of the new events.
+fn trail(
+    author: &Author,
+    before: Option<&CaseState>,
+    after: &CaseState,
+) -> Result<Vec<ReviewAction>, Refusal> {
     let events = |flat: &'_ Flat| -> Vec<(usize, Entry)> {
         flat.entries
             .iter()
@@ -527,6 +536,7 @@ fn trail(author: &Author, before: Option<&CaseState>, after: &CaseState) -> Resu
         .filter(|(_, e)| e.path.len() == 3 && !old_ops.contains(&e.op))
         .map(|(i, _)| *i)
         .collect();
+    let mut actions = Vec::new();
     for index in added {
         let kinds: Vec<&str> = new_events
             .iter()
@@ -550,40 +560,44 @@ fn trail(author: &Author, before: Option<&CaseState>, after: &CaseState) -> Resu
         if is_decision(action) && !decides(author, &after.case.district) {
             return Err(only_deciders(&after.case.district));
         }
+        actions.push(action);
     }
-    Ok(())
+    Ok(actions)
 }
 
-/// The review state moves only as a review action moves it, and only those who decide
-/// return, approve or reopen.
+/// The review state moves only as the review actions recorded in the same change move it
+/// (several may have been taken offline between two syncs: submitted, then commented),
+/// and only those who decide return, approve or reopen (`trail` checked who recorded
+/// which).
 fn review_state(
-    author: &Author,
     before: Option<&CaseState>,
     after: &CaseState,
+    actions: &[ReviewAction],
 ) -> Result<(), Refusal> {
     let from = before.map_or(ReviewState::Draft, |b| b.case.state);
     let to = after.case.state;
+    // A state that reads as it did is no move (an action recorded concurrently with
+    // another device's may lose the conflict on the state; its event still stands).
     if from == to {
         return Ok(());
     }
-    let action = ReviewAction::ALL
-        .iter()
-        .copied()
-        .find(|a| *a != ReviewAction::Comment && review_step(*a, from).ok() == Some(to));
-    match action {
-        None => Err(Refusal::new(
-            Rule::ReviewState,
-            format!(
-                "案件状态不能从“{}”变为“{}” (no review action does that)",
-                from.label(),
-                to.label()
-            ),
-        )),
-        Some(a) if is_decision(a) && !decides(author, &after.case.district) => {
-            Err(only_deciders(&after.case.district))
+    let mut state = from;
+    for action in actions {
+        if let Ok(next) = review_step(*action, state) {
+            state = next;
         }
-        Some(_) => Ok(()),
     }
+    if state == to {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Rule::ReviewState,
+        format!(
+            "案件状态不能从“{}”变为“{}” (only the review actions recorded lead there)",
+            from.label(),
+            to.label()
+        ),
+    ))
 }
 
 /// Rectifications move only forward along the closed loop (several steps may have been

@@ -4,5 +4,6 @@ mod checklists;
 mod convergence;
 mod faults;
 mod photos;
+mod rules;
 mod store;
 mod support;

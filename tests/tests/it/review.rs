@@ -72,25 +72,19 @@ async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case()
         .expect("submit");
     zhang.sync().await.expect("sync");
 
-    // Approved by the supervisor: the case is locked for the inspector.
-    let (status, body) = review(&url, &chief, case, "approve", "").await;
-    assert_eq!(status, 200, "{body}");
-    zhang.sync().await.expect("sync");
-    assert_eq!(
-        zhang.store.case(case).expect("case").state,
-        ReviewState::Approved
-    );
+    // Offline, the inspector edits the case while the supervisor approves it on the
+    // server: the server judges the late edit against the case as it now is (approved,
+    // locked) and refuses it, and the app can show why.
+    let relocate = FindingEdit {
+        place: Some("二号仓库".into()),
+        ..FindingEdit::default()
+    };
     zhang
         .store
-        .edit_finding(
-            case,
-            finding,
-            &FindingEdit {
-                place: Some("二号仓库".into()),
-                ..FindingEdit::default()
-            },
-        )
+        .edit_finding(case, finding, &relocate)
         .expect("edit offline");
+    let (status, body) = review(&url, &chief, case, "approve", "").await;
+    assert_eq!(status, 200, "{body}");
     let report = zhang.sync().await.expect("sync runs");
     assert_eq!(report.refused.len(), 1, "{report:?}");
     let refusals = zhang.store.refusals().expect("refusals");
@@ -99,6 +93,16 @@ async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case()
             .iter()
             .any(|r| r.case_id == case && r.reason.contains("已审核通过并锁定")),
         "the app can show why: {refusals:?}"
+    );
+    assert_eq!(
+        zhang.store.case(case).expect("case").state,
+        ReviewState::Approved
+    );
+    // Now that the device knows, its rule book refuses the same edit before recording.
+    let again = zhang.store.edit_finding(case, finding, &relocate);
+    assert!(
+        matches!(&again, Err(anjian_core::Error::NotAllowed(m)) if m.contains("已审核通过并锁定")),
+        "{again:?}"
     );
     let (_, body) = review(&url, &chief, case, "comment", "已锁定").await;
     assert_eq!(body["state"], "approved");

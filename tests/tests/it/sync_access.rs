@@ -143,14 +143,33 @@ async fn a_cross_district_case_is_visible_to_both_districts_and_to_no_one_else()
         "{hidden:?}"
     );
 
-    // C's inspector got the case's bytes some other way and records on it: refused, with a reason.
+    // C's inspector got the case's bytes some other way and records on it. C's own app
+    // would refuse that (its rule book says the case is outside C's jurisdiction), so the
+    // change is made past it, with C's device actor: the server refuses it, with a reason.
     let mut c = Inspector::sign_in(dir.path(), &url, "c_inspector", "应急管理", "310105").await;
-    c.store
-        .merge_case(&a.store.export_case(case).expect("export"))
-        .expect("c has a copy");
-    c.store
-        .add_finding(case, &sample::finding("C 区检查员的记录"))
-        .expect("c records");
+    let copy = a.store.export_case(case).expect("export");
+    c.store.merge_case(&copy).expect("c has a copy");
+    assert!(
+        matches!(
+            c.store.add_finding(case, &sample::finding("C 区检查员的记录")),
+            Err(anjian_core::Error::NotAllowed(_))
+        ),
+        "C's own app refuses"
+    );
+    let mut forged = automerge::AutoCommit::load(&copy)
+        .expect("load")
+        .with_actor(
+            automerge::ActorId::try_from(c.store.device_id().as_str()).expect("actor id"),
+        );
+    anjian_core::case_doc::review(
+        &mut forged,
+        "c_inspector",
+        anjian_core::ReviewAction::Comment,
+        "C 区检查员的记录",
+        chrono::Utc::now().fixed_offset(),
+    )
+    .expect("comment");
+    c.store.merge_case(&forged.save()).expect("c records");
     let report = c.sync().await.expect("c syncs");
     assert_eq!(report.refused.len(), 1, "{report:?}");
     assert!(report.refused[0].1.contains("辖区"), "{:?}", report.refused);
@@ -241,3 +260,4 @@ async fn changes_from_a_device_bound_to_another_user_are_refused_and_go_nowhere(
     );
     server.stop().await;
 }
+

@@ -1,0 +1,375 @@
+//! The rule book, row by row: real case documents changed as a hostile device could change
+//! them (with Automerge directly, past every check of the store), each judged for an
+//! author, with the verdict written by hand in the table.
+
+use anjian_core::rules::{self, Author, CaseState, Rule};
+use anjian_core::{
+    CaseId, DistrictCode, FindingEdit, FindingId, Level, NewCase, RectificationOrder,
+    RectificationState, ReviewAction, Role, Store, case_doc,
+};
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc};
+use chrono::NaiveDate;
+
+use crate::support::*;
+
+const OWNER: &str = "310101";
+const SHARED: &str = "310104";
+const OTHER: &str = "310105";
+
+fn author(user: &str, role: Role, district: &str) -> Author {
+    Author {
+        user_id: user.to_owned(),
+        role,
+        district: district.parse().expect("district"),
+        department: "应急管理".to_owned(),
+    }
+}
+
+/// The case every row starts from: opened by `insp` of 310101, shared with 310104, with a
+/// major finding (rectification ordered) and a general one (re-inspected by `insp`).
+struct Fixture {
+    doc: AutoCommit,
+    case: CaseId,
+    major: FindingId,
+    general: FindingId,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(dir.path().join("s.db"), inspector("insp")).expect("store");
+    let ent = enterprise(1);
+    store.register_enterprise(&ent).expect("enterprise");
+    let case = store
+        .open_case(&NewCase {
+            visible_to: vec![SHARED.parse().expect("district")],
+            ..new_case(&ent)
+        })
+        .expect("case");
+    let order = RectificationOrder {
+        measures: "立即整改".into(),
+        deadline: NaiveDate::from_ymd_opt(2026, 12, 31).expect("date"),
+        responsible: "安全总监".into(),
+    };
+    let major = store
+        .add_finding(
+            case,
+            &anjian_core::NewFinding {
+                level: Some(Level::Major),
+                ..finding("液氯储罐区可燃有毒气体检测报警装置未投入使用")
+            },
+        )
+        .expect("finding");
+    store.order_rectification(case, major, &order).expect("order");
+    let general = store.add_finding(case, &finding("安全出口堵塞")).expect("finding");
+    store.order_rectification(case, general, &order).expect("order");
+    store.reinspect(case, general, "已清理").expect("reinspect");
+    let doc = AutoCommit::load(&store.export_case(case).expect("export")).expect("load");
+    Fixture {
+        doc,
+        case,
+        major,
+        general,
+    }
+}
+
+/// `before` changed by `edit` as a device of its own would (a fork with its own actor).
+fn changed(before: &AutoCommit, edit: impl FnOnce(&mut AutoCommit)) -> AutoCommit {
+    let mut after = before.clone();
+    after.set_actor(automerge::ActorId::random());
+    edit(&mut after);
+    after.commit();
+    after
+}
+
+fn map(doc: &AutoCommit, obj: &ObjId, key: &str) -> ObjId {
+    match doc.get(obj, key).expect("read") {
+        Some((automerge::Value::Object(_), id)) => id,
+        other => panic!("{key} is not an object: {other:?}"),
+    }
+}
+
+fn finding_obj(doc: &AutoCommit, id: FindingId) -> ObjId {
+    let findings = map(doc, &ROOT, "findings");
+    map(doc, &findings, &id.to_string())
+}
+
+fn at() -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00+08:00").expect("time")
+}
+
+fn review(by: &str, action: ReviewAction) -> impl Fn(&mut AutoCommit) {
+    let by = by.to_owned();
+    move |doc| {
+        case_doc::review(doc, &by, action, "意见", at()).expect("a step of the review");
+    }
+}
+
+fn verdict(who: &Author, before: &AutoCommit, after: &AutoCommit) -> Result<(), Rule> {
+    let before = CaseState::of(before).expect("before reads");
+    let after = match CaseState::of(after) {
+        Ok(after) => after,
+        Err(_) => return Err(Rule::Shape),
+    };
+    rules::judge(who, Some(&before), &after).map_err(|r| r.rule)
+}
+
+#[test]
+fn every_rule_refuses_and_allows_what_the_table_says() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, OWNER);
+    let other_insp = author("wang", Role::Inspector, OWNER);
+    let far = author("far", Role::Inspector, OTHER);
+    let chief = author("chief", Role::Supervisor, OWNER);
+    let shared_chief = author("shared_chief", Role::Supervisor, SHARED);
+    let shared_insp = author("shared_insp", Role::Inspector, SHARED);
+    let admin = author("admin", Role::Admin, OTHER);
+    let base = &f.doc;
+    let approved = changed(base, review("chief", ReviewAction::Approve));
+    let (major, general) = (f.major, f.general);
+    let place = |doc: &mut AutoCommit| {
+        let obj = finding_obj(doc, major);
+        doc.put(&obj, "place", "三号车间").expect("put");
+    };
+    let close = |id: FindingId, by: &'static str| {
+        move |doc: &mut AutoCommit| {
+            case_doc::move_rectification(doc, by, id, RectificationState::Closed, at())
+                .expect("a step of the loop");
+        }
+    };
+    let put_root = |key: &'static str, value: &'static str| {
+        move |doc: &mut AutoCommit| {
+            doc.put(ROOT, key, value).expect("put");
+        }
+    };
+    type Edit<'a> = Box<dyn Fn(&mut AutoCommit) + 'a>;
+    // (row, author, before, edit, verdict)
+    let rows: Vec<(&str, &Author, &AutoCommit, Edit<'_>, Result<(), Rule>)> = vec![
+        // Who reads and comments: the owning district, shared districts, admins.
+        ("owner comments", &insp, base, Box::new(review("insp", ReviewAction::Comment)), Ok(())),
+        ("shared district comments", &shared_chief, base, Box::new(review("shared_chief", ReviewAction::Comment)), Ok(())),
+        ("shared inspector records", &shared_insp, base, Box::new(place), Ok(())),
+        ("other district is outside", &far, base, Box::new(review("far", ReviewAction::Comment)), Err(Rule::Jurisdiction)),
+        // Who decides: the owning district's supervisors and admins.
+        ("owner supervisor approves", &chief, base, Box::new(review("chief", ReviewAction::Approve)), Ok(())),
+        ("admin approves", &admin, base, Box::new(review("admin", ReviewAction::Approve)), Ok(())),
+        ("shared supervisor approves", &shared_chief, base, Box::new(review("shared_chief", ReviewAction::Approve)), Err(Rule::Decide)),
+        ("shared supervisor returns", &shared_chief, base, Box::new(review("shared_chief", ReviewAction::Return)), Err(Rule::Decide)),
+        ("inspector approves", &insp, base, Box::new(review("insp", ReviewAction::Approve)), Err(Rule::Decide)),
+        ("inspector submits", &insp, base, Box::new(review("insp", ReviewAction::Submit)), Ok(())),
+        ("state without an action", &chief, base, Box::new(|doc: &mut AutoCommit| {
+            let review = map(doc, &ROOT, "review");
+            doc.put(&review, "state", "submitted").expect("put");
+        }), Err(Rule::ReviewState)),
+        ("approved to draft", &chief, &approved, Box::new(|doc: &mut AutoCommit| {
+            let review = map(doc, &ROOT, "review");
+            doc.put(&review, "state", "draft").expect("put");
+        }), Err(Rule::ReviewState)),
+        // The trail only grows, each event in its author's name.
+        ("event erased", &chief, &approved, Box::new(|doc: &mut AutoCommit| {
+            let review = map(doc, &ROOT, "review");
+            let events = map(doc, &review, "events");
+            doc.delete(&events, 0).expect("delete");
+        }), Err(Rule::ReviewTrail)),
+        ("event in another's name", &insp, base, Box::new(review("chief", ReviewAction::Comment)), Err(Rule::Attribution)),
+        ("event of no known kind", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            let review = map(doc, &ROOT, "review");
+            let events = map(doc, &review, "events");
+            let event = doc.insert_object(&events, 0, ObjType::Map).expect("insert");
+            doc.put(&event, "kind", "bless").expect("put");
+            doc.put(&event, "by", "insp").expect("put");
+        }), Err(Rule::Shape)),
+        // The approved lock compares the whole document.
+        ("approved case edited", &chief, &approved, Box::new(place), Err(Rule::ApprovedLock)),
+        ("approved case edited by admin", &admin, &approved, Box::new(place), Err(Rule::ApprovedLock)),
+        ("approved case commented", &insp, &approved, Box::new(review("insp", ReviewAction::Comment)), Ok(())),
+        ("approved case reopened", &chief, &approved, Box::new(review("chief", ReviewAction::Reopen)), Ok(())),
+        ("approved case reopened by inspector", &insp, &approved, Box::new(review("insp", ReviewAction::Reopen)), Err(Rule::Decide)),
+        ("approved case given a hidden key", &chief, &approved, Box::new(|doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, major);
+            let violation = map(doc, &obj, "violation");
+            doc.put(&violation, "post", "操作工").expect("put");
+        }), Err(Rule::ApprovedLock)),
+        // Fields fixed at creation.
+        ("district rewritten", &chief, base, Box::new(put_root("district", OTHER)), Err(Rule::Fixed)),
+        ("opened_by rewritten", &insp, base, Box::new(put_root("opened_by", "wang")), Err(Rule::Fixed)),
+        ("type rewritten", &chief, base, Box::new(put_root("type", "joint")), Err(Rule::Fixed)),
+        ("enterprise renamed", &admin, base, Box::new(|doc: &mut AutoCommit| {
+            let ent = map(doc, &ROOT, "enterprise");
+            doc.put(&ent, "name", "别的公司").expect("put");
+        }), Err(Rule::Fixed)),
+        // Sharing only by those who decide.
+        ("owner supervisor shares", &chief, base, Box::new(|doc: &mut AutoCommit| {
+            let districts: Vec<DistrictCode> = vec![SHARED.parse().expect("d"), OTHER.parse().expect("d")];
+            case_doc::share(doc, "chief", &districts, at()).expect("share");
+        }), Ok(())),
+        ("inspector shares", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            let list = map(doc, &ROOT, "visible_to");
+            doc.insert(&list, 0, OTHER).expect("insert");
+        }), Err(Rule::Sharing)),
+        ("shared supervisor unshares", &shared_chief, base, Box::new(|doc: &mut AutoCommit| {
+            case_doc::share(doc, "shared_chief", &[], at()).expect("share");
+        }), Err(Rule::Sharing)),
+        // Team entries: only oneself, in one's own district.
+        ("joins the team", &other_insp, base, Box::new(|doc: &mut AutoCommit| {
+            let team = map(doc, &ROOT, "team");
+            let me = doc.put_object(&team, "wang", ObjType::Map).expect("put");
+            doc.put(&me, "district", OWNER).expect("put");
+        }), Ok(())),
+        ("adds someone else", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            let team = map(doc, &ROOT, "team");
+            doc.put_object(&team, "wang", ObjType::Map).expect("put");
+        }), Err(Rule::Team)),
+        // Attribution fields name the change's author.
+        ("finding in another's name", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, major);
+            doc.put(&obj, "recorded_by", "wang").expect("put");
+        }), Err(Rule::Attribution)),
+        ("removed in another's name", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, major);
+            let removed = doc.put_object(&obj, "removed", ObjType::Map).expect("put");
+            doc.put(&removed, "by", "wang").expect("put");
+        }), Err(Rule::Attribution)),
+        // The schema's shape.
+        ("unknown root key", &chief, base, Box::new(put_root("note", "x")), Err(Rule::Shape)),
+        ("wrong type", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, major);
+            doc.put(&obj, "place", 5).expect("put");
+        }), Err(Rule::Shape)),
+        ("not a level", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, major);
+            doc.put(&obj, "level", "catastrophic").expect("put");
+        }), Err(Rule::Shape)),
+        ("extra nesting", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, major);
+            let deep = doc.put_object(&obj, "category", ObjType::Map).expect("put");
+            doc.put_object(&deep, "x", ObjType::Map).expect("put");
+        }), Err(Rule::Shape)),
+        // The closed loop, its evidence, and who closes which level.
+        ("major closed by inspector", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            case_doc::move_rectification(doc, "insp", major, RectificationState::InProgress, at()).expect("step");
+            let obj = finding_obj(doc, major);
+            let rect = map(doc, &obj, "rectification");
+            doc.put(&rect, "reinspection_note", "已整改").expect("put");
+            doc.put(&rect, "reinspected_by", "insp").expect("put");
+            doc.put(&rect, "reinspected_at", "2026-11-29T10:00:00+08:00").expect("put");
+            doc.put(&rect, "state", "closed").expect("put");
+        }), Err(Rule::Close)),
+        ("general closed by its re-inspector", &insp, base, Box::new(close(general, "insp")), Ok(())),
+        ("general closed by another inspector", &other_insp, base, Box::new(close(general, "wang")), Err(Rule::Close)),
+        ("general closed by the supervisor", &chief, base, Box::new(close(general, "chief")), Ok(())),
+        ("closed without evidence", &chief, base, Box::new(|doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, major);
+            let rect = map(doc, &obj, "rectification");
+            doc.put(&rect, "state", "closed").expect("put");
+        }), Err(Rule::Evidence)),
+        ("back to none", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, major);
+            let rect = map(doc, &obj, "rectification");
+            doc.put(&rect, "state", "none").expect("put");
+        }), Err(Rule::RectificationLoop)),
+        ("evidence taken away", &insp, base, Box::new(|doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, general);
+            let rect = map(doc, &obj, "rectification");
+            doc.delete(&rect, "reinspection_note").expect("delete");
+        }), Err(Rule::Evidence)),
+    ];
+    let mut wrong = Vec::new();
+    for (row, who, before, edit, expected) in &rows {
+        let after = changed(before, edit);
+        let got = verdict(who, before, &after);
+        if got != *expected {
+            wrong.push(format!("{row}: expected {expected:?}, got {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(f.case, case_doc::case_id(base).expect("a case"));
+}
+
+#[test]
+fn a_removal_stays_recorded() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, OWNER);
+    let removed = changed(&f.doc, |doc| {
+        let obj = finding_obj(doc, f.major);
+        let removed = doc.put_object(&obj, "removed", ObjType::Map).expect("put");
+        doc.put(&removed, "by", "insp").expect("put");
+        doc.put(&removed, "at", "2026-11-29T10:00:00+08:00").expect("put");
+    });
+    assert_eq!(verdict(&insp, &f.doc, &removed), Ok(()));
+    let restored = changed(&removed, |doc| {
+        let obj = finding_obj(doc, f.major);
+        doc.delete(&obj, "removed").expect("delete");
+    });
+    assert_eq!(verdict(&insp, &removed, &restored), Err(Rule::Evidence));
+}
+
+#[test]
+fn a_value_hidden_in_a_conflict_is_judged_too() {
+    // A device writes the district concurrently with an earlier state of the case: its
+    // value may lose the conflict and stay unseen by readers, but it is there.
+    let f = fixture();
+    let chief = author("chief", Role::Supervisor, OWNER);
+    let mut forked = f.doc.clone();
+    forked.set_actor(automerge::ActorId::random());
+    forked.put(ROOT, "district", OTHER).expect("put");
+    forked.commit();
+    let mut ours = f.doc.clone();
+    ours.set_actor(automerge::ActorId::random());
+    // The owner's value, written again as an operation of its own (null, then the value),
+    // with a later counter: it wins the conflict, and readers see the district unchanged.
+    ours.put(ROOT, "district", automerge::ScalarValue::Null).expect("put");
+    ours.put(ROOT, "district", OWNER).expect("put");
+    ours.commit();
+    let mut after = ours.clone();
+    after.merge(&mut forked).expect("merge");
+    let values = after.get_all(ROOT, "district").expect("read");
+    assert_eq!(values.len(), 2, "{values:?}");
+    assert_eq!(
+        CaseState::of(&after).expect("reads").case().district.as_str(),
+        OWNER,
+        "the hostile value is hidden from readers"
+    );
+    assert_eq!(verdict(&chief, &f.doc, &after), Err(Rule::Fixed));
+}
+
+#[test]
+fn the_store_refuses_locally_what_the_server_would() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case) = store_with_case(&dir, "s.db", "insp");
+    let id = store
+        .add_finding(
+            case,
+            &anjian_core::NewFinding {
+                level: Some(Level::Major),
+                ..finding("隐患")
+            },
+        )
+        .expect("finding");
+    let order = RectificationOrder {
+        measures: "立即整改".into(),
+        deadline: NaiveDate::from_ymd_opt(2026, 12, 31).expect("date"),
+        responsible: "安全总监".into(),
+    };
+    store.order_rectification(case, id, &order).expect("order");
+    store.reinspect(case, id, "已整改").expect("reinspect");
+    let heads = store.heads(case).expect("heads");
+    let refused = store.move_rectification(case, id, RectificationState::Closed);
+    assert!(
+        matches!(&refused, Err(anjian_core::Error::NotAllowed(m)) if m.contains("重大隐患")),
+        "{refused:?}"
+    );
+    assert_eq!(store.heads(case).expect("heads"), heads, "nothing was recorded");
+    // The store goes on: the next allowed edit is recorded.
+    store
+        .edit_finding(
+            case,
+            id,
+            &FindingEdit {
+                place: Some("罐区".into()),
+                ..FindingEdit::default()
+            },
+        )
+        .expect("edit");
+    assert_ne!(store.heads(case).expect("heads"), heads);
+}
