@@ -5,7 +5,7 @@
 //! role, district, department) and the case before and after a change.
 //!
 //! - Reading and commenting: the owning district and the districts the case is shared
-//!   with (`visible_to`), and admins. Deciding (return, approve, reopen, resolve, close a
+//!   with (`visible_to`), and admins. Deciding (return, approve, reopen, close a
 //!   major hazard, share): the owning district's supervisors, and admins.
 //! - The review state machine, the rectification closed loop and its evidence, who may
 //!   close (销号) which level, and the approved-case lock.
@@ -120,7 +120,7 @@ pub fn may_read_in(author: &Author, owner: &DistrictCode, shared: &[DistrictCode
 }
 
 /// Whether `author` decides the cases owned by district `owner` (returns, approves,
-/// reopens, resolves conflicts, closes major hazards, shares): its supervisors, and
+/// reopens, closes major hazards, shares): its supervisors, and
 /// admins. Districts a case is shared with read and comment.
 pub fn decides(author: &Author, owner: &DistrictCode) -> bool {
     author.role == Role::Admin || (author.role == Role::Supervisor && *owner == author.district)

@@ -60,9 +60,15 @@ fn fixture() -> Fixture {
             },
         )
         .expect("finding");
-    store.order_rectification(case, major, &order).expect("order");
-    let general = store.add_finding(case, &finding("安全出口堵塞")).expect("finding");
-    store.order_rectification(case, general, &order).expect("order");
+    store
+        .order_rectification(case, major, &order)
+        .expect("order");
+    let general = store
+        .add_finding(case, &finding("安全出口堵塞"))
+        .expect("finding");
+    store
+        .order_rectification(case, general, &order)
+        .expect("order");
     store.reinspect(case, general, "已清理").expect("reinspect");
     let doc = AutoCommit::load(&store.export_case(case).expect("export")).expect("load");
     Fixture {
@@ -146,133 +152,400 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
     // (row, author, before, edit, verdict)
     let rows: Vec<(&str, &Author, &AutoCommit, Edit<'_>, Result<(), Rule>)> = vec![
         // Who reads and comments: the owning district, shared districts, admins.
-        ("owner comments", &insp, base, Box::new(review("insp", ReviewAction::Comment)), Ok(())),
-        ("shared district comments", &shared_chief, base, Box::new(review("shared_chief", ReviewAction::Comment)), Ok(())),
-        ("shared inspector records", &shared_insp, base, Box::new(place), Ok(())),
-        ("other district is outside", &far, base, Box::new(review("far", ReviewAction::Comment)), Err(Rule::Jurisdiction)),
+        (
+            "owner comments",
+            &insp,
+            base,
+            Box::new(review("insp", ReviewAction::Comment)),
+            Ok(()),
+        ),
+        (
+            "shared district comments",
+            &shared_chief,
+            base,
+            Box::new(review("shared_chief", ReviewAction::Comment)),
+            Ok(()),
+        ),
+        (
+            "shared inspector records",
+            &shared_insp,
+            base,
+            Box::new(place),
+            Ok(()),
+        ),
+        (
+            "other district is outside",
+            &far,
+            base,
+            Box::new(review("far", ReviewAction::Comment)),
+            Err(Rule::Jurisdiction),
+        ),
         // Who decides: the owning district's supervisors and admins.
-        ("owner supervisor approves", &chief, base, Box::new(review("chief", ReviewAction::Approve)), Ok(())),
-        ("admin approves", &admin, base, Box::new(review("admin", ReviewAction::Approve)), Ok(())),
-        ("shared supervisor approves", &shared_chief, base, Box::new(review("shared_chief", ReviewAction::Approve)), Err(Rule::Decide)),
-        ("shared supervisor returns", &shared_chief, base, Box::new(review("shared_chief", ReviewAction::Return)), Err(Rule::Decide)),
-        ("inspector approves", &insp, base, Box::new(review("insp", ReviewAction::Approve)), Err(Rule::Decide)),
-        ("inspector submits", &insp, base, Box::new(review("insp", ReviewAction::Submit)), Ok(())),
-        ("state without an action", &chief, base, Box::new(|doc: &mut AutoCommit| {
-            let review = map(doc, &ROOT, "review");
-            doc.put(&review, "state", "submitted").expect("put");
-        }), Err(Rule::ReviewState)),
-        ("approved to draft", &chief, &approved, Box::new(|doc: &mut AutoCommit| {
-            let review = map(doc, &ROOT, "review");
-            doc.put(&review, "state", "draft").expect("put");
-        }), Err(Rule::ReviewState)),
+        (
+            "owner supervisor approves",
+            &chief,
+            base,
+            Box::new(review("chief", ReviewAction::Approve)),
+            Ok(()),
+        ),
+        (
+            "admin approves",
+            &admin,
+            base,
+            Box::new(review("admin", ReviewAction::Approve)),
+            Ok(()),
+        ),
+        (
+            "shared supervisor approves",
+            &shared_chief,
+            base,
+            Box::new(review("shared_chief", ReviewAction::Approve)),
+            Err(Rule::Decide),
+        ),
+        (
+            "shared supervisor returns",
+            &shared_chief,
+            base,
+            Box::new(review("shared_chief", ReviewAction::Return)),
+            Err(Rule::Decide),
+        ),
+        (
+            "inspector approves",
+            &insp,
+            base,
+            Box::new(review("insp", ReviewAction::Approve)),
+            Err(Rule::Decide),
+        ),
+        (
+            "inspector submits",
+            &insp,
+            base,
+            Box::new(review("insp", ReviewAction::Submit)),
+            Ok(()),
+        ),
+        (
+            "state without an action",
+            &chief,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let review = map(doc, &ROOT, "review");
+                doc.put(&review, "state", "submitted").expect("put");
+            }),
+            Err(Rule::ReviewState),
+        ),
+        (
+            "approved to draft",
+            &chief,
+            &approved,
+            Box::new(|doc: &mut AutoCommit| {
+                let review = map(doc, &ROOT, "review");
+                doc.put(&review, "state", "draft").expect("put");
+            }),
+            Err(Rule::ReviewState),
+        ),
         // The trail only grows, each event in its author's name.
-        ("event erased", &chief, &approved, Box::new(|doc: &mut AutoCommit| {
-            let review = map(doc, &ROOT, "review");
-            let events = map(doc, &review, "events");
-            doc.delete(&events, 0).expect("delete");
-        }), Err(Rule::ReviewTrail)),
-        ("event in another's name", &insp, base, Box::new(review("chief", ReviewAction::Comment)), Err(Rule::Attribution)),
-        ("event of no known kind", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            let review = map(doc, &ROOT, "review");
-            let events = map(doc, &review, "events");
-            let event = doc.insert_object(&events, 0, ObjType::Map).expect("insert");
-            doc.put(&event, "kind", "bless").expect("put");
-            doc.put(&event, "by", "insp").expect("put");
-        }), Err(Rule::Shape)),
+        (
+            "event erased",
+            &chief,
+            &approved,
+            Box::new(|doc: &mut AutoCommit| {
+                let review = map(doc, &ROOT, "review");
+                let events = map(doc, &review, "events");
+                doc.delete(&events, 0).expect("delete");
+            }),
+            Err(Rule::ReviewTrail),
+        ),
+        (
+            "event in another's name",
+            &insp,
+            base,
+            Box::new(review("chief", ReviewAction::Comment)),
+            Err(Rule::Attribution),
+        ),
+        (
+            "event of no known kind",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let review = map(doc, &ROOT, "review");
+                let events = map(doc, &review, "events");
+                let event = doc.insert_object(&events, 0, ObjType::Map).expect("insert");
+                doc.put(&event, "kind", "bless").expect("put");
+                doc.put(&event, "by", "insp").expect("put");
+            }),
+            Err(Rule::Shape),
+        ),
         // The approved lock compares the whole document.
-        ("approved case edited", &chief, &approved, Box::new(place), Err(Rule::ApprovedLock)),
-        ("approved case edited by admin", &admin, &approved, Box::new(place), Err(Rule::ApprovedLock)),
-        ("approved case commented", &insp, &approved, Box::new(review("insp", ReviewAction::Comment)), Ok(())),
-        ("approved case reopened", &chief, &approved, Box::new(review("chief", ReviewAction::Reopen)), Ok(())),
-        ("approved case reopened by inspector", &insp, &approved, Box::new(review("insp", ReviewAction::Reopen)), Err(Rule::Decide)),
-        ("approved case given a hidden key", &chief, &approved, Box::new(|doc: &mut AutoCommit| {
-            let obj = finding_obj(doc, major);
-            let violation = map(doc, &obj, "violation");
-            doc.put(&violation, "post", "操作工").expect("put");
-        }), Err(Rule::ApprovedLock)),
+        (
+            "approved case edited",
+            &chief,
+            &approved,
+            Box::new(place),
+            Err(Rule::ApprovedLock),
+        ),
+        (
+            "approved case edited by admin",
+            &admin,
+            &approved,
+            Box::new(place),
+            Err(Rule::ApprovedLock),
+        ),
+        (
+            "approved case commented",
+            &insp,
+            &approved,
+            Box::new(review("insp", ReviewAction::Comment)),
+            Ok(()),
+        ),
+        (
+            "approved case reopened",
+            &chief,
+            &approved,
+            Box::new(review("chief", ReviewAction::Reopen)),
+            Ok(()),
+        ),
+        (
+            "approved case reopened by inspector",
+            &insp,
+            &approved,
+            Box::new(review("insp", ReviewAction::Reopen)),
+            Err(Rule::Decide),
+        ),
+        (
+            "approved case given a hidden key",
+            &chief,
+            &approved,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let violation = map(doc, &obj, "violation");
+                doc.put(&violation, "post", "操作工").expect("put");
+            }),
+            Err(Rule::ApprovedLock),
+        ),
         // Fields fixed at creation.
-        ("district rewritten", &chief, base, Box::new(put_root("district", OTHER)), Err(Rule::Fixed)),
-        ("opened_by rewritten", &insp, base, Box::new(put_root("opened_by", "wang")), Err(Rule::Fixed)),
-        ("type rewritten", &chief, base, Box::new(put_root("type", "joint")), Err(Rule::Fixed)),
-        ("enterprise renamed", &admin, base, Box::new(|doc: &mut AutoCommit| {
-            let ent = map(doc, &ROOT, "enterprise");
-            doc.put(&ent, "name", "别的公司").expect("put");
-        }), Err(Rule::Fixed)),
+        (
+            "district rewritten",
+            &chief,
+            base,
+            Box::new(put_root("district", OTHER)),
+            Err(Rule::Fixed),
+        ),
+        (
+            "opened_by rewritten",
+            &insp,
+            base,
+            Box::new(put_root("opened_by", "wang")),
+            Err(Rule::Fixed),
+        ),
+        (
+            "type rewritten",
+            &chief,
+            base,
+            Box::new(put_root("type", "joint")),
+            Err(Rule::Fixed),
+        ),
+        (
+            "enterprise renamed",
+            &admin,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let ent = map(doc, &ROOT, "enterprise");
+                doc.put(&ent, "name", "别的公司").expect("put");
+            }),
+            Err(Rule::Fixed),
+        ),
         // Sharing only by those who decide.
-        ("owner supervisor shares", &chief, base, Box::new(|doc: &mut AutoCommit| {
-            let districts: Vec<DistrictCode> = vec![SHARED.parse().expect("d"), OTHER.parse().expect("d")];
-            case_doc::share(doc, "chief", &districts, at()).expect("share");
-        }), Ok(())),
-        ("inspector shares", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            let list = map(doc, &ROOT, "visible_to");
-            doc.insert(&list, 0, OTHER).expect("insert");
-        }), Err(Rule::Sharing)),
-        ("shared supervisor unshares", &shared_chief, base, Box::new(|doc: &mut AutoCommit| {
-            case_doc::share(doc, "shared_chief", &[], at()).expect("share");
-        }), Err(Rule::Sharing)),
+        (
+            "owner supervisor shares",
+            &chief,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let districts: Vec<DistrictCode> =
+                    vec![SHARED.parse().expect("d"), OTHER.parse().expect("d")];
+                case_doc::share(doc, "chief", &districts, at()).expect("share");
+            }),
+            Ok(()),
+        ),
+        (
+            "inspector shares",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let list = map(doc, &ROOT, "visible_to");
+                doc.insert(&list, 0, OTHER).expect("insert");
+            }),
+            Err(Rule::Sharing),
+        ),
+        (
+            "shared supervisor unshares",
+            &shared_chief,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                case_doc::share(doc, "shared_chief", &[], at()).expect("share");
+            }),
+            Err(Rule::Sharing),
+        ),
         // Team entries: only oneself, in one's own district.
-        ("joins the team", &other_insp, base, Box::new(|doc: &mut AutoCommit| {
-            let team = map(doc, &ROOT, "team");
-            let me = doc.put_object(&team, "wang", ObjType::Map).expect("put");
-            doc.put(&me, "district", OWNER).expect("put");
-        }), Ok(())),
-        ("adds someone else", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            let team = map(doc, &ROOT, "team");
-            doc.put_object(&team, "wang", ObjType::Map).expect("put");
-        }), Err(Rule::Team)),
+        (
+            "joins the team",
+            &other_insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let team = map(doc, &ROOT, "team");
+                let me = doc.put_object(&team, "wang", ObjType::Map).expect("put");
+                doc.put(&me, "district", OWNER).expect("put");
+            }),
+            Ok(()),
+        ),
+        (
+            "adds someone else",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let team = map(doc, &ROOT, "team");
+                doc.put_object(&team, "wang", ObjType::Map).expect("put");
+            }),
+            Err(Rule::Team),
+        ),
         // Attribution fields name the change's author.
-        ("finding in another's name", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            let obj = finding_obj(doc, major);
-            doc.put(&obj, "recorded_by", "wang").expect("put");
-        }), Err(Rule::Attribution)),
-        ("removed in another's name", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            let obj = finding_obj(doc, major);
-            let removed = doc.put_object(&obj, "removed", ObjType::Map).expect("put");
-            doc.put(&removed, "by", "wang").expect("put");
-        }), Err(Rule::Attribution)),
+        (
+            "finding in another's name",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                doc.put(&obj, "recorded_by", "wang").expect("put");
+            }),
+            Err(Rule::Attribution),
+        ),
+        (
+            "removed in another's name",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let removed = doc.put_object(&obj, "removed", ObjType::Map).expect("put");
+                doc.put(&removed, "by", "wang").expect("put");
+            }),
+            Err(Rule::Attribution),
+        ),
         // The schema's shape.
-        ("unknown root key", &chief, base, Box::new(put_root("note", "x")), Err(Rule::Shape)),
-        ("wrong type", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            let obj = finding_obj(doc, major);
-            doc.put(&obj, "place", 5).expect("put");
-        }), Err(Rule::Shape)),
-        ("not a level", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            let obj = finding_obj(doc, major);
-            doc.put(&obj, "level", "catastrophic").expect("put");
-        }), Err(Rule::Shape)),
-        ("extra nesting", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            let obj = finding_obj(doc, major);
-            let deep = doc.put_object(&obj, "category", ObjType::Map).expect("put");
-            doc.put_object(&deep, "x", ObjType::Map).expect("put");
-        }), Err(Rule::Shape)),
+        (
+            "unknown root key",
+            &chief,
+            base,
+            Box::new(put_root("note", "x")),
+            Err(Rule::Shape),
+        ),
+        (
+            "wrong type",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                doc.put(&obj, "place", 5).expect("put");
+            }),
+            Err(Rule::Shape),
+        ),
+        (
+            "not a level",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                doc.put(&obj, "level", "catastrophic").expect("put");
+            }),
+            Err(Rule::Shape),
+        ),
+        (
+            "extra nesting",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let deep = doc.put_object(&obj, "category", ObjType::Map).expect("put");
+                doc.put_object(&deep, "x", ObjType::Map).expect("put");
+            }),
+            Err(Rule::Shape),
+        ),
         // The closed loop, its evidence, and who closes which level.
-        ("major closed by inspector", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            case_doc::move_rectification(doc, "insp", major, RectificationState::InProgress, at()).expect("step");
-            let obj = finding_obj(doc, major);
-            let rect = map(doc, &obj, "rectification");
-            doc.put(&rect, "reinspection_note", "已整改").expect("put");
-            doc.put(&rect, "reinspected_by", "insp").expect("put");
-            doc.put(&rect, "reinspected_at", "2026-11-29T10:00:00+08:00").expect("put");
-            doc.put(&rect, "state", "closed").expect("put");
-        }), Err(Rule::Close)),
-        ("general closed by its re-inspector", &insp, base, Box::new(close(general, "insp")), Ok(())),
-        ("general closed by another inspector", &other_insp, base, Box::new(close(general, "wang")), Err(Rule::Close)),
-        ("general closed by the supervisor", &chief, base, Box::new(close(general, "chief")), Ok(())),
-        ("closed without evidence", &chief, base, Box::new(|doc: &mut AutoCommit| {
-            let obj = finding_obj(doc, major);
-            let rect = map(doc, &obj, "rectification");
-            doc.put(&rect, "state", "closed").expect("put");
-        }), Err(Rule::Evidence)),
-        ("back to none", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            let obj = finding_obj(doc, major);
-            let rect = map(doc, &obj, "rectification");
-            doc.put(&rect, "state", "none").expect("put");
-        }), Err(Rule::RectificationLoop)),
-        ("evidence taken away", &insp, base, Box::new(|doc: &mut AutoCommit| {
-            let obj = finding_obj(doc, general);
-            let rect = map(doc, &obj, "rectification");
-            doc.delete(&rect, "reinspection_note").expect("delete");
-        }), Err(Rule::Evidence)),
+        (
+            "major closed by inspector",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                case_doc::move_rectification(
+                    doc,
+                    "insp",
+                    major,
+                    RectificationState::InProgress,
+                    at(),
+                )
+                .expect("step");
+                let obj = finding_obj(doc, major);
+                let rect = map(doc, &obj, "rectification");
+                doc.put(&rect, "reinspection_note", "已整改").expect("put");
+                doc.put(&rect, "reinspected_by", "insp").expect("put");
+                doc.put(&rect, "reinspected_at", "2026-11-29T10:00:00+08:00")
+                    .expect("put");
+                doc.put(&rect, "state", "closed").expect("put");
+            }),
+            Err(Rule::Close),
+        ),
+        (
+            "general closed by its re-inspector",
+            &insp,
+            base,
+            Box::new(close(general, "insp")),
+            Ok(()),
+        ),
+        (
+            "general closed by another inspector",
+            &other_insp,
+            base,
+            Box::new(close(general, "wang")),
+            Err(Rule::Close),
+        ),
+        (
+            "general closed by the supervisor",
+            &chief,
+            base,
+            Box::new(close(general, "chief")),
+            Ok(()),
+        ),
+        (
+            "closed without evidence",
+            &chief,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let rect = map(doc, &obj, "rectification");
+                doc.put(&rect, "state", "closed").expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "back to none",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let rect = map(doc, &obj, "rectification");
+                doc.put(&rect, "state", "none").expect("put");
+            }),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "evidence taken away",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, general);
+                let rect = map(doc, &obj, "rectification");
+                doc.delete(&rect, "reinspection_note").expect("delete");
+            }),
+            Err(Rule::Evidence),
+        ),
     ];
     let mut wrong = Vec::new();
     for (row, who, before, edit, expected) in &rows {
@@ -294,7 +567,8 @@ fn a_removal_stays_recorded() {
         let obj = finding_obj(doc, f.major);
         let removed = doc.put_object(&obj, "removed", ObjType::Map).expect("put");
         doc.put(&removed, "by", "insp").expect("put");
-        doc.put(&removed, "at", "2026-11-29T10:00:00+08:00").expect("put");
+        doc.put(&removed, "at", "2026-11-29T10:00:00+08:00")
+            .expect("put");
     });
     assert_eq!(verdict(&insp, &f.doc, &removed), Ok(()));
     let restored = changed(&removed, |doc| {
@@ -318,7 +592,8 @@ fn a_value_hidden_in_a_conflict_is_judged_too() {
     ours.set_actor(automerge::ActorId::random());
     // The owner's value, written again as an operation of its own (null, then the value),
     // with a later counter: it wins the conflict, and readers see the district unchanged.
-    ours.put(ROOT, "district", automerge::ScalarValue::Null).expect("put");
+    ours.put(ROOT, "district", automerge::ScalarValue::Null)
+        .expect("put");
     ours.put(ROOT, "district", OWNER).expect("put");
     ours.commit();
     let mut after = ours.clone();
@@ -326,7 +601,11 @@ fn a_value_hidden_in_a_conflict_is_judged_too() {
     let values = after.get_all(ROOT, "district").expect("read");
     assert_eq!(values.len(), 2, "{values:?}");
     assert_eq!(
-        CaseState::of(&after).expect("reads").case().district.as_str(),
+        CaseState::of(&after)
+            .expect("reads")
+            .case()
+            .district
+            .as_str(),
         OWNER,
         "the hostile value is hidden from readers"
     );
@@ -359,7 +638,11 @@ fn the_store_refuses_locally_what_the_server_would() {
         matches!(&refused, Err(anjian_core::Error::NotAllowed(m)) if m.contains("重大隐患")),
         "{refused:?}"
     );
-    assert_eq!(store.heads(case).expect("heads"), heads, "nothing was recorded");
+    assert_eq!(
+        store.heads(case).expect("heads"),
+        heads,
+        "nothing was recorded"
+    );
     // The store goes on: the next allowed edit is recorded.
     store
         .edit_finding(

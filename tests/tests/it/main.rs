@@ -4,6 +4,7 @@ mod blobs;
 mod crash;
 mod interop_js;
 mod review;
+mod rulebook;
 mod sync_access;
 mod sync_durability;
 mod sync_joint;

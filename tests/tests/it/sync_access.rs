@@ -151,16 +151,15 @@ async fn a_cross_district_case_is_visible_to_both_districts_and_to_no_one_else()
     c.store.merge_case(&copy).expect("c has a copy");
     assert!(
         matches!(
-            c.store.add_finding(case, &sample::finding("C 区检查员的记录")),
+            c.store
+                .add_finding(case, &sample::finding("C 区检查员的记录")),
             Err(anjian_core::Error::NotAllowed(_))
         ),
         "C's own app refuses"
     );
     let mut forged = automerge::AutoCommit::load(&copy)
         .expect("load")
-        .with_actor(
-            automerge::ActorId::try_from(c.store.device_id().as_str()).expect("actor id"),
-        );
+        .with_actor(automerge::ActorId::try_from(c.store.device_id().as_str()).expect("actor id"));
     anjian_core::case_doc::review(
         &mut forged,
         "c_inspector",
@@ -260,4 +259,3 @@ async fn changes_from_a_device_bound_to_another_user_are_refused_and_go_nowhere(
     );
     server.stop().await;
 }
-

@@ -1,0 +1,287 @@
+//! One rule book on every path: each row (role × relation to the case × action × state)
+//! is tried through the sync path (a raw device sending the change) and through the API
+//! (the same action as a request), on fresh cases; both must give the verdict written by
+//! hand in the table.
+
+use std::time::Duration;
+
+use anjian_core::sync::DocumentId;
+use anjian_core::{
+    CaseId, DistrictCode, FindingId, Level, NewFinding, RectificationOrder, RectificationState,
+    ReviewAction, Role, case_doc, sample,
+};
+use anjian_tests::peer::RawPeer;
+use anjian_tests::{Inspector, TestServer, add_user, login_device, login_token};
+use automerge::AutoCommit;
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+
+const OWNER: &str = "310101";
+const SHARED: &str = "310104";
+const OTHER: &str = "310105";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    Refused,
+}
+
+use Verdict::{Allowed, Refused};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Submitted,
+    Approved,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Review(ReviewAction),
+    CloseMajor,
+    Share,
+    /// Sync only: the owning district rewritten.
+    RewriteDistrict,
+}
+
+/// A case as the rows need it: submitted, shared with 310104, with a major hazard
+/// re-inspected on site and waiting for 销号.
+struct Fresh {
+    case: CaseId,
+    major: FindingId,
+    bytes: Vec<u8>,
+}
+
+async fn fresh(insp: &mut Inspector, url: &str, state: State) -> Fresh {
+    let enterprise = sample::enterprise(2);
+    insp.store
+        .register_enterprise(&enterprise)
+        .expect("register");
+    let case = insp
+        .store
+        .open_case(&anjian_core::NewCase {
+            visible_to: vec![SHARED.parse().expect("district")],
+            ..sample::new_case(&enterprise)
+        })
+        .expect("case");
+    let major = insp
+        .store
+        .add_finding(
+            case,
+            &NewFinding {
+                level: Some(Level::Major),
+                ..sample::finding("液氯储罐区报警装置未投入使用")
+            },
+        )
+        .expect("finding");
+    let order = RectificationOrder {
+        measures: "恢复报警装置".into(),
+        deadline: NaiveDate::from_ymd_opt(2026, 12, 31).expect("date"),
+        responsible: "安全总监".into(),
+    };
+    insp.store
+        .order_rectification(case, major, &order)
+        .expect("order");
+    insp.store
+        .reinspect(case, major, "已恢复")
+        .expect("reinspect");
+    insp.store
+        .review(case, ReviewAction::Submit, "检查完毕")
+        .expect("submit");
+    let report = insp.sync().await.expect("sync");
+    assert!(report.refused.is_empty(), "{report:?}");
+    if state == State::Approved {
+        let (status, body) = api(url, "chief", case, Action::Review(ReviewAction::Approve)).await;
+        assert_eq!(status, 200, "{body}");
+        insp.sync().await.expect("sync");
+    }
+    Fresh {
+        case,
+        major,
+        bytes: insp.store.export_case(case).expect("export"),
+    }
+}
+
+/// The action through the API, as `user`; returns the status and the body.
+async fn api(url: &str, user: &str, case: CaseId, action: Action) -> (u16, Value) {
+    let token = login_token(url, user).await;
+    let (path, body) = match action {
+        Action::Review(action) => (
+            format!("/api/v1/cases/{case}/review"),
+            json!({ "action": action.code(), "text": "意见" }),
+        ),
+        Action::Share => (
+            format!("/api/v1/cases/{case}/share"),
+            json!({ "districts": [SHARED, OTHER] }),
+        ),
+        Action::CloseMajor | Action::RewriteDistrict => unreachable!("no API for this row"),
+    };
+    let response = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The 销号 of the major hazard through the API, as `user`.
+async fn api_close(url: &str, user: &str, fresh: &Fresh) -> (u16, Value) {
+    let token = login_token(url, user).await;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{url}/api/v1/cases/{}/findings/{}/close",
+            fresh.case, fresh.major
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The action as a change sent over `/sync` by a device of `user`, made on the case's
+/// bytes past every check of an app.
+async fn over_sync(server: &TestServer, user: &str, fresh: &Fresh, action: Action) -> Verdict {
+    let actor = automerge::ActorId::random();
+    let token = login_device(&server.url(), user, &actor.to_hex_string()).await;
+    let mut doc = AutoCommit::load(&fresh.bytes)
+        .expect("load")
+        .with_actor(actor);
+    let at = chrono::Utc::now().fixed_offset();
+    match action {
+        Action::Review(action) => {
+            case_doc::review(&mut doc, user, action, "意见", at).expect("a review step");
+        }
+        Action::CloseMajor => {
+            case_doc::move_rectification(
+                &mut doc,
+                user,
+                fresh.major,
+                RectificationState::Closed,
+                at,
+            )
+            .expect("a step of the loop");
+        }
+        Action::Share => {
+            let districts: Vec<DistrictCode> =
+                vec![SHARED.parse().expect("d"), OTHER.parse().expect("d")];
+            case_doc::share(&mut doc, user, &districts, at).expect("share");
+        }
+        Action::RewriteDistrict => {
+            use automerge::transaction::Transactable;
+            doc.put(automerge::ROOT, "district", OTHER).expect("put");
+            doc.commit();
+        }
+    }
+    let mut peer = RawPeer::joined(&server.addr.to_string(), &token).await;
+    let pushed = peer.push(DocumentId::of(fresh.case), &mut doc).await;
+    match (pushed.acknowledged, &pushed.refused) {
+        (true, None) => Allowed,
+        (false, Some(_)) => Refused,
+        _ => panic!("{user} {action:?}: neither acknowledged nor refused: {pushed:?}"),
+    }
+}
+
+fn verdict_of(status: u16) -> Verdict {
+    match status {
+        200..=299 => Allowed,
+        403 | 404 => Refused,
+        other => panic!("unexpected status {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_path_and_the_api_give_the_table_s_verdicts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    for (user, role, district) in [
+        ("insp", Role::Inspector, OWNER),
+        ("chief", Role::Supervisor, OWNER),
+        ("shared_chief", Role::Supervisor, SHARED),
+        ("shared_insp", Role::Inspector, SHARED),
+        ("far_chief", Role::Supervisor, OTHER),
+        ("admin", Role::Admin, OTHER),
+    ] {
+        add_user(&data, user, role, district, "应急管理");
+    }
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut insp = Inspector::sign_in(dir.path(), &url, "insp", "应急管理", OWNER).await;
+    use Action::*;
+    use ReviewAction::{Approve, Comment, Reopen, Return};
+    use State::*;
+    // (user, relation, action, state, verdict) — the relation is the user's district's to
+    // the case: owner, shared (visible_to) or other.
+    let rows: &[(&str, &str, Action, State, Verdict)] = &[
+        ("chief", "owner", Review(Approve), Submitted, Allowed),
+        (
+            "shared_chief",
+            "shared",
+            Review(Approve),
+            Submitted,
+            Refused,
+        ),
+        ("far_chief", "other", Review(Approve), Submitted, Refused),
+        ("admin", "any", Review(Approve), Submitted, Allowed),
+        ("insp", "owner", Review(Approve), Submitted, Refused),
+        ("chief", "owner", Review(Return), Submitted, Allowed),
+        ("shared_chief", "shared", Review(Return), Submitted, Refused),
+        (
+            "shared_chief",
+            "shared",
+            Review(Comment),
+            Submitted,
+            Allowed,
+        ),
+        ("shared_insp", "shared", Review(Comment), Submitted, Allowed),
+        ("far_chief", "other", Review(Comment), Submitted, Refused),
+        ("chief", "owner", Review(Reopen), Approved, Allowed),
+        ("shared_chief", "shared", Review(Reopen), Approved, Refused),
+        ("insp", "owner", Review(Reopen), Approved, Refused),
+        ("insp", "owner", Review(Comment), Approved, Allowed),
+        ("chief", "owner", CloseMajor, Submitted, Allowed),
+        ("shared_chief", "shared", CloseMajor, Submitted, Refused),
+        ("insp", "owner", CloseMajor, Submitted, Refused),
+        ("chief", "owner", CloseMajor, Approved, Refused),
+        ("chief", "owner", Share, Submitted, Allowed),
+        ("admin", "any", Share, Submitted, Allowed),
+        ("shared_chief", "shared", Share, Submitted, Refused),
+        ("insp", "owner", Share, Submitted, Refused),
+        ("chief", "owner", RewriteDistrict, Submitted, Refused),
+        ("admin", "any", RewriteDistrict, Submitted, Refused),
+    ];
+    let mut wrong = Vec::new();
+    for (user, relation, action, state, expected) in rows {
+        let row = format!("{user} ({relation}) {action:?} on {state:?}");
+        let by_sync = over_sync(
+            &server,
+            user,
+            &fresh(&mut insp, &url, *state).await,
+            *action,
+        )
+        .await;
+        if by_sync != *expected {
+            wrong.push(format!(
+                "{row}: over sync {by_sync:?}, expected {expected:?}"
+            ));
+        }
+        let target = fresh(&mut insp, &url, *state).await;
+        let by_api = match action {
+            RewriteDistrict => continue,
+            CloseMajor => api_close(&url, user, &target).await,
+            _ => api(&url, user, target.case, *action).await,
+        };
+        if verdict_of(by_api.0) != *expected {
+            wrong.push(format!("{row}: over the API {:?} {}", by_api.0, by_api.1));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Nothing the table refused reached the inspector's device: its next sync is clean.
+    let report = insp.sync().await.expect("sync");
+    assert!(report.refused.is_empty(), "{report:?}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    server.stop().await;
+}
