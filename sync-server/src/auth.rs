@@ -13,7 +13,7 @@ use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 
 use crate::error::{AppError, AppResult};
-use crate::signin::Admission;
+use crate::signin::{Admission, Outcome};
 use crate::state::AppState;
 use crate::storage::{Storage, user_row};
 use crate::users::{User, token_hash};
@@ -199,20 +199,21 @@ pub async fn sign_in<T: Send + 'static>(
             });
         }
     };
-    let outcome = app
-        .passwords
-        .try_run(known, check)
-        .await
-        .map_err(|_| AppError::Busy {
+    let outcome = match app.passwords.try_run(known, check).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(AppError::Busy {
             message:
                 "服务器正忙，请稍后再试 (the server is busy signing others in; try again shortly)"
                     .into(),
             retry_after: 1,
-        })??;
-    match &outcome {
-        Ok(_) => app.signin.record(name, address, true),
-        Err(AppError::Unauthorized(_)) => app.signin.record(name, address, false),
-        Err(_) => {}
-    }
+        }),
+    };
+    let recorded = match &outcome {
+        Ok(_) => Outcome::Success,
+        Err(AppError::Unauthorized(_)) => Outcome::Failure,
+        Err(_) => Outcome::Unchecked,
+    };
+    app.signin.record(name, address, recorded);
     outcome
 }

@@ -32,6 +32,9 @@ pub struct Pool {
     shared: Arc<Shared>,
     /// Room: threads + queue length; a job holds a permit until it has run.
     room: Arc<Semaphore>,
+    /// Room of its own for urgent work, so that a queue full of other work never turns it
+    /// away.
+    urgent_room: Arc<Semaphore>,
 }
 
 /// The pool's queue is full.
@@ -56,6 +59,7 @@ impl Pool {
             name,
             shared,
             room: Arc::new(Semaphore::new(threads.max(1) + queue)),
+            urgent_room: Arc::new(Semaphore::new(queue.max(1))),
         }
     }
 
@@ -74,13 +78,18 @@ impl Pool {
     }
 
     /// Runs `f` on the pool, or answers `Busy` at once when its queue is full. Urgent
-    /// work runs before the rest of the queue.
+    /// work has room of its own and runs before the rest of the queue.
     pub async fn try_run<T: Send + 'static>(
         &self,
         urgent: bool,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<AppResult<T>, Busy> {
-        let permit = self.room.clone().try_acquire_owned().map_err(|_| Busy)?;
+        let room = if urgent {
+            &self.urgent_room
+        } else {
+            &self.room
+        };
+        let permit = room.clone().try_acquire_owned().map_err(|_| Busy)?;
         Ok(self.submit(permit, urgent, f).await)
     }
 
@@ -163,7 +172,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_full_queue_answers_busy_and_urgent_work_goes_first() {
+    async fn a_full_queue_answers_busy_and_urgent_work_has_room_and_goes_first() {
         let pool = Arc::new(Pool::start("test", 1, 2));
         let (hold, held) = std::sync::mpsc::channel::<()>();
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -171,23 +180,28 @@ mod tests {
         let p0 = pool.clone();
         let blocker = tokio::spawn(async move { p0.run(move || held.recv().ok()).await });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let (p1, o1) = (pool.clone(), order.clone());
-        let normal = tokio::spawn(async move {
-            p1.try_run(false, move || o1.lock().expect("order").push("normal"))
-                .await
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let (p2, o2) = (pool.clone(), order.clone());
-        let urgent = tokio::spawn(async move {
-            p2.try_run(true, move || o2.lock().expect("order").push("urgent"))
-                .await
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut queued = Vec::new();
+        for name in ["first", "second"] {
+            let (p, o) = (pool.clone(), order.clone());
+            queued.push(tokio::spawn(async move {
+                p.try_run(false, move || o.lock().expect("order").push(name))
+                    .await
+            }));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert_eq!(pool.try_run(false, || ()).await.err(), Some(Busy));
+        let (p, o) = (pool.clone(), order.clone());
+        let urgent = tokio::spawn(async move {
+            p.try_run(true, move || o.lock().expect("order").push("urgent"))
+                .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         hold.send(()).expect("release");
         blocker.await.expect("join").expect("ran");
-        normal.await.expect("join").expect("room").expect("ran");
         urgent.await.expect("join").expect("room").expect("ran");
-        assert_eq!(*order.lock().expect("order"), ["urgent", "normal"]);
+        for job in queued {
+            job.await.expect("join").expect("room").expect("ran");
+        }
+        assert_eq!(*order.lock().expect("order"), ["urgent", "first", "second"]);
     }
 }

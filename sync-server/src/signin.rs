@@ -38,7 +38,21 @@ struct Tables {
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
+    /// Attempts let through whose outcome is not known yet: they count as failures until
+    /// it is, so that a burst cannot slip past before the first failures are recorded.
+    pending: u32,
     last: Instant,
+}
+
+/// How an attempt that was let through ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The password was right.
+    Success,
+    /// The name or the password was wrong.
+    Failure,
+    /// It ended without a password check (the server was busy, or failed).
+    Unchecked,
 }
 
 /// What may happen to an attempt.
@@ -62,10 +76,11 @@ impl SignIn {
         }
     }
 
-    /// Whether an attempt to sign in as `name` from `address` may go ahead now.
+    /// Whether an attempt to sign in as `name` from `address` may go ahead now; one that
+    /// may is counted as pending until `record` says how it ended.
     pub fn admit(&self, name: &str, address: IpAddr) -> Admission {
         let now = Instant::now();
-        let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         let pair = (name.to_owned(), address);
         let known = tables
             .known
@@ -91,52 +106,78 @@ impl SignIn {
                 self.limits.sign_in_failures_per_name,
             );
         }
-        if wait.is_zero() {
-            Admission::Go { known }
-        } else {
-            Admission::Wait(wait)
+        if !wait.is_zero() {
+            return Admission::Wait(wait);
         }
+        pend(&mut tables.by_pair, pair, now);
+        pend(&mut tables.by_address, address, now);
+        pend(&mut tables.by_name, name.to_owned(), now);
+        Admission::Go { known }
     }
 
-    /// Records how an attempt ended.
-    pub fn record(&self, name: &str, address: IpAddr, success: bool) {
+    /// Records how an attempt that `admit` let through ended.
+    pub fn record(&self, name: &str, address: IpAddr, outcome: Outcome) {
         let now = Instant::now();
         let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         let pair = (name.to_owned(), address);
-        if success {
+        let failed = outcome == Outcome::Failure;
+        settle(&mut tables.by_pair, &pair, failed, now);
+        settle(&mut tables.by_address, &address, failed, now);
+        settle(&mut tables.by_name, name, failed, now);
+        if outcome == Outcome::Success {
             tables.by_pair.remove(&pair);
             tables.known.insert(pair, now);
             prune(&mut tables.known, |at| now.duration_since(*at) < KNOWN_FOR);
-            return;
         }
-        bump(&mut tables.by_pair, pair, now);
-        bump(&mut tables.by_address, address, now);
-        bump(&mut tables.by_name, name.to_owned(), now);
     }
 }
 
-/// How long an attempt must wait after `f` failures, when `allowed` are free: a second
-/// after the first failure past them, doubling with each further one.
+/// How long an attempt must wait after `f` failures (pending attempts counted as such),
+/// when `allowed` are free: a second after the first failure past them, doubling with each
+/// further one.
 fn remaining(f: &Failures, allowed: u32, now: Instant) -> Duration {
-    if now.duration_since(f.last) >= QUIET || f.count < allowed {
+    let count = if now.duration_since(f.last) >= QUIET {
+        f.pending
+    } else {
+        f.count + f.pending
+    };
+    if count < allowed {
         return Duration::ZERO;
     }
-    let doublings = (f.count - allowed).min(16);
+    let doublings = (count - allowed).min(16);
     let wait = Duration::from_secs(1u64 << doublings).min(LONGEST_WAIT);
     wait.saturating_sub(now.duration_since(f.last))
 }
 
-fn bump<K: std::hash::Hash + Eq>(table: &mut HashMap<K, Failures>, key: K, now: Instant) {
+/// Counts an attempt let through as pending.
+fn pend<K: std::hash::Hash + Eq>(table: &mut HashMap<K, Failures>, key: K, now: Instant) {
     let entry = table.entry(key).or_insert(Failures {
         count: 0,
+        pending: 0,
         last: now,
     });
-    if now.duration_since(entry.last) >= QUIET {
-        entry.count = 0;
+    entry.pending = entry.pending.saturating_add(1);
+    prune(table, |f| {
+        f.pending > 0 || now.duration_since(f.last) < QUIET
+    });
+}
+
+/// Turns a pending attempt into a failure, or forgets it.
+fn settle<K, Q>(table: &mut HashMap<K, Failures>, key: &Q, failed: bool, now: Instant)
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(entry) = table.get_mut(key) {
+        entry.pending = entry.pending.saturating_sub(1);
+        if failed {
+            if now.duration_since(entry.last) >= QUIET {
+                entry.count = 0;
+            }
+            entry.count = entry.count.saturating_add(1);
+            entry.last = now;
+        }
     }
-    entry.count = entry.count.saturating_add(1);
-    entry.last = now;
-    prune(table, |f| now.duration_since(f.last) < QUIET);
 }
 
 fn prune<K, V>(table: &mut HashMap<K, V>, keep: impl Fn(&V) -> bool) {
@@ -163,12 +204,23 @@ mod tests {
         let allowed = Limits::default().sign_in_failures_per_name_and_address;
         for _ in 0..allowed {
             assert_eq!(signin.admit("li", addr(2)), Admission::Go { known: false });
-            signin.record("li", addr(2), false);
+            signin.record("li", addr(2), Outcome::Failure);
         }
         let Admission::Wait(first) = signin.admit("li", addr(2)) else {
             panic!("the next attempt waits");
         };
-        signin.record("li", addr(2), false);
+        // Another failure recorded (from an attempt that was let through elsewhere)
+        // lengthens the wait.
+        signin.admit("li", addr(3));
+        signin.record("li", addr(3), Outcome::Failure);
+        {
+            let mut tables = signin.tables.lock().expect("tables");
+            tables
+                .by_pair
+                .get_mut(&("li".to_owned(), addr(2)))
+                .expect("counted")
+                .count += 1;
+        }
         let Admission::Wait(second) = signin.admit("li", addr(2)) else {
             panic!("the next attempt waits");
         };
@@ -178,9 +230,12 @@ mod tests {
     #[test]
     fn a_flood_against_a_name_does_not_slow_its_known_address() {
         let signin = SignIn::new(Limits::default());
-        signin.record("victim", addr(1), true);
+        signin.admit("victim", addr(1));
+        signin.record("victim", addr(1), Outcome::Success);
         for last in 2..=201 {
-            signin.record("victim", addr(last), false);
+            if signin.admit("victim", addr(last)) == (Admission::Go { known: false }) {
+                signin.record("victim", addr(last), Outcome::Failure);
+            }
         }
         assert_eq!(
             signin.admit("victim", addr(1)),
@@ -195,5 +250,25 @@ mod tests {
             signin.admit("other", addr(3)),
             Admission::Go { known: false }
         );
+    }
+}
+
+#[cfg(test)]
+mod bursts {
+    use super::*;
+
+    #[test]
+    fn a_burst_is_held_back_before_any_outcome_is_known() {
+        let signin = SignIn::new(Limits::default());
+        let allowed = Limits::default().sign_in_failures_per_name;
+        let let_through = (2..=201u8)
+            .filter(|last| {
+                matches!(
+                    signin.admit("victim", IpAddr::from([127, 0, 0, *last])),
+                    Admission::Go { .. }
+                )
+            })
+            .count();
+        assert_eq!(let_through as u32, allowed);
     }
 }

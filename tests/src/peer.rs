@@ -41,6 +41,8 @@ pub struct Pushed {
 /// A signed-in peer on a server's `/sync`.
 pub struct RawPeer {
     socket: Socket,
+    /// The storage id the server announced when the peer joined.
+    pub server_storage_id: Option<String>,
 }
 
 impl RawPeer {
@@ -50,7 +52,10 @@ impl RawPeer {
         let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .expect("connect");
-        RawPeer { socket }
+        RawPeer {
+            socket,
+            server_storage_id: None,
+        }
     }
 
     /// Connects and joins, announcing that it understands refusals.
@@ -69,7 +74,10 @@ impl RawPeer {
         )
         .await;
         match peer.next(Duration::from_secs(10)).await {
-            Next::Message(WireMessage::Peer { .. }) => peer,
+            Next::Message(WireMessage::Peer { metadata, .. }) => {
+                peer.server_storage_id = metadata.storage_id;
+                peer
+            }
             other => panic!("no peer message after join: {other:?}"),
         }
     }

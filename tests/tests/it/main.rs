@@ -2,6 +2,7 @@
 
 mod blobs;
 mod crash;
+mod hostile;
 mod interop_js;
 mod review;
 mod rulebook;

@@ -1,0 +1,678 @@
+//! A hostile but signed-in client against a real server: every way of breaking the server
+//! that was found by trying (issue "trust boundary"), each as a test. Decisions of shared
+//! districts over sync, and district rewrites, are rows of the rule book's table
+//! (`rulebook.rs`); a case that cannot be taken is here too, end to end.
+
+use std::time::{Duration, Instant};
+
+use anjian_core::sync::DocumentId;
+use anjian_core::sync::wire::WireMessage;
+use anjian_core::{CaseId, FindingId, Role, sample};
+use anjian_sync_server::Settings;
+use anjian_sync_server::config::Limits;
+use anjian_tests::hostile::{compressed_bomb, name_photo, png, png_rows, sync_message};
+use anjian_tests::peer::{Next, RawPeer};
+use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, login_device, login_token};
+use automerge::AutoCommit;
+use automerge::transaction::Transactable;
+use serde_json::{Value, json};
+
+/// A server with an inspector who has synced one case with one finding.
+struct World {
+    dir: tempfile::TempDir,
+    server: TestServer,
+    insp: Inspector,
+    case: CaseId,
+    finding: FindingId,
+}
+
+async fn world(users: &[(&str, Role, &str)], limits: Limits) -> World {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "insp", Role::Inspector, "310101", "应急管理");
+    for (user, role, district) in users {
+        add_user(&data, user, *role, district, "应急管理");
+    }
+    let server = TestServer::start_with(Settings {
+        data,
+        limits,
+        ..Settings::default()
+    })
+    .await;
+    let mut insp =
+        Inspector::sign_in(dir.path(), &server.url(), "insp", "应急管理", "310101").await;
+    let case = insp.open_sample_case(3);
+    let finding = insp
+        .store
+        .add_finding(case, &sample::finding("配电室门口堆放杂物"))
+        .expect("finding");
+    let report = insp.sync().await.expect("sync");
+    assert_eq!(report.refused.len(), 0, "{report:?}");
+    World {
+        dir,
+        server,
+        insp,
+        case,
+        finding,
+    }
+}
+
+impl World {
+    fn addr(&self) -> String {
+        self.server.addr.to_string()
+    }
+
+    /// A raw device of `user`, bound at sign-in: its token, and the case's document with
+    /// the device's actor.
+    async fn device(&mut self, user: &str) -> (String, AutoCommit) {
+        let actor = automerge::ActorId::random();
+        let token = login_device(&self.server.url(), user, &actor.to_hex_string()).await;
+        let bytes = self.insp.store.export_case(self.case).expect("export");
+        let doc = AutoCommit::load(&bytes).expect("load").with_actor(actor);
+        (token, doc)
+    }
+
+    /// Whether the server still serves: `/healthz`, and an honest inspector's sync.
+    async fn still_serves(&mut self) {
+        let health = reqwest::get(format!("{}/healthz", self.server.url()))
+            .await
+            .expect("healthz");
+        assert!(health.status().is_success());
+        self.insp
+            .store
+            .add_finding(self.case, &sample::finding("消防通道被占用"))
+            .expect("finding");
+        let report = self.insp.sync().await.expect("sync still works");
+        assert!(
+            report.refused.is_empty() && report.acknowledged >= 1,
+            "{report:?}"
+        );
+    }
+}
+
+fn error_of(next: Next) -> String {
+    match next {
+        Next::Message(WireMessage::Error { message }) => message,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bombs_and_whole_documents_are_refused_before_anything_expands() {
+    let mut w = world(&[], Limits::default()).await;
+    let (token, mut doc) = w.device("insp").await;
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let ours = DocumentId::of(w.case);
+    let unknown = DocumentId::of(CaseId::new());
+    let wait = Duration::from_secs(20);
+
+    // 256 MB of zeros in 256 KB: refused at the cap, for a document the sender may see
+    // and for one the server does not have.
+    let bomb = compressed_bomb(256 << 20);
+    assert!(bomb.len() < 1 << 20, "a small frame: {}", bomb.len());
+    for document in [ours, unknown] {
+        peer.send_sync(document, sync_message(vec![bomb.clone()]))
+            .await;
+        let message = error_of(peer.next(wait).await);
+        assert!(message.contains("uncompressed"), "{message}");
+    }
+    // The same bomb split across two entries of the message.
+    let (a, b) = bomb.split_at(bomb.len() / 2);
+    peer.send_sync(ours, sync_message(vec![a.to_vec(), b.to_vec()]))
+        .await;
+    assert!(error_of(peer.next(wait).await).contains("uncompressed"));
+    // A whole document, and a bundle, where changes are expected.
+    let saved = doc.save();
+    peer.send_sync(ours, sync_message(vec![saved.clone()]))
+        .await;
+    assert!(error_of(peer.next(wait).await).contains("whole-document"));
+    let mut bundle = saved;
+    bundle[8] = 3;
+    peer.send_sync(ours, sync_message(vec![bundle])).await;
+    assert!(error_of(peer.next(wait).await).contains("bundle"));
+
+    // A legitimate change still goes through on the same connection.
+    anjian_core::case_doc::review(
+        &mut doc,
+        "insp",
+        anjian_core::ReviewAction::Comment,
+        "现场照片已补充",
+        chrono::Utc::now().fixed_offset(),
+    )
+    .expect("comment");
+    let pushed = peer.push(ours, &mut doc).await;
+    assert!(pushed.acknowledged, "{pushed:?}");
+    w.still_serves().await;
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_nesting_maps_deep_in_the_senders_own_case_is_refused() {
+    let mut w = world(&[], Limits::default()).await;
+    let (token, mut doc) = w.device("insp").await;
+    let mut obj = automerge::ROOT;
+    for _ in 0..1_000 {
+        obj = doc
+            .put_object(&obj, "x", automerge::ObjType::Map)
+            .expect("put");
+    }
+    doc.commit();
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let pushed = peer.push(DocumentId::of(w.case), &mut doc).await;
+    let (rule, reason) = pushed.refused.expect("refused");
+    assert_eq!(rule, "shape", "{reason}");
+    assert!(reason.contains("levels deep"), "{reason}");
+    w.still_serves().await;
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_district_cannot_take_a_case() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "insp", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "chief", Role::Supervisor, "310101", "应急管理");
+    add_user(&data, "taker", Role::Inspector, "310104", "应急管理");
+    add_user(&data, "taker_chief", Role::Supervisor, "310104", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut insp = Inspector::sign_in(dir.path(), &url, "insp", "应急管理", "310101").await;
+    let enterprise = sample::enterprise(4);
+    insp.store
+        .register_enterprise(&enterprise)
+        .expect("register");
+    let case = insp
+        .store
+        .open_case(&anjian_core::NewCase {
+            visible_to: vec!["310104".parse().expect("district")],
+            ..sample::new_case(&enterprise)
+        })
+        .expect("case");
+    insp.sync().await.expect("sync");
+
+    // The shared district's inspector rewrites the owner and the sharing over sync.
+    let actor = automerge::ActorId::random();
+    let token = login_device(&url, "taker", &actor.to_hex_string()).await;
+    let mut doc = AutoCommit::load(&insp.store.export_case(case).expect("export"))
+        .expect("load")
+        .with_actor(actor);
+    doc.put(automerge::ROOT, "district", "310104").expect("put");
+    let list = match automerge::ReadDoc::get(&doc, automerge::ROOT, "visible_to").expect("read") {
+        Some((_, id)) => id,
+        None => panic!("visible_to"),
+    };
+    doc.delete(&list, 0).expect("delete");
+    doc.commit();
+    let mut peer = RawPeer::joined(&server.addr.to_string(), &token).await;
+    let pushed = peer.push(DocumentId::of(case), &mut doc).await;
+    assert_eq!(
+        pushed.refused.as_ref().map(|(rule, _)| rule.as_str()),
+        Some("fixed"),
+        "{pushed:?}"
+    );
+
+    // The owning district still has it; the taker's supervisor still does not decide it.
+    let get = |user: &'static str| {
+        let url = url.clone();
+        async move {
+            let token = login_token(&url, user).await;
+            reqwest::Client::new()
+                .get(format!("{url}/api/v1/cases/{case}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let owned = get("chief").await;
+    assert_eq!(owned["district"], "310101", "{owned}");
+    assert_eq!(owned["visible_to"], json!(["310104"]));
+    let token = login_token(&url, "taker_chief").await;
+    let approve = reqwest::Client::new()
+        .post(format!("{url}/api/v1/cases/{case}/review"))
+        .bearer_auth(token)
+        .json(&json!({ "action": "approve", "text": "" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(approve.status().as_u16(), 403);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_closes_open_sockets_and_refuses_every_later_frame() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    let ways = ["disable", "reset", "device", "token", "expiry"];
+    for way in ways {
+        add_user(&data, way, Role::Inspector, "310101", "应急管理");
+    }
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    // What the CLI does, from a connection of its own to the same database.
+    let cli = anjian_sync_server::Storage::open(&data.join("server.db")).expect("database");
+    for way in ways {
+        let mut device = Inspector::sign_in(dir.path(), &url, way, "应急管理", "310101").await;
+        let case = device.open_sample_case(5);
+        device.sync().await.expect("sync");
+        let actor = automerge::ActorId::random();
+        let token = login_device(&url, way, &actor.to_hex_string()).await;
+        let hash = anjian_sync_server::users::token_hash(&token);
+        if way == "expiry" {
+            let soon = chrono::Utc::now().timestamp() + 2;
+            cli.write(|conn| {
+                conn.execute(
+                    "UPDATE tokens SET expires_at = ?1 WHERE token_hash = ?2",
+                    rusqlite::params![soon, hash],
+                )?;
+                Ok(())
+            })
+            .expect("expire soon");
+        }
+        let mut peer = RawPeer::joined(&server.addr.to_string(), &token).await;
+        let mut doc = AutoCommit::load(&device.store.export_case(case).expect("export"))
+            .expect("load")
+            .with_actor(actor.clone());
+        assert!(peer.push(DocumentId::of(case), &mut doc).await.acknowledged);
+        let started = Instant::now();
+        match way {
+            "disable" => cli.set_disabled(way, true).expect("disable"),
+            "reset" => cli
+                .reset_password(way, "另一个足够长的密码")
+                .expect("reset"),
+            "device" => cli.revoke_device(&actor.to_hex_string()).expect("revoke"),
+            "token" => {
+                let id = cli
+                    .tokens(Some(way))
+                    .expect("tokens")
+                    .into_iter()
+                    .find(|t| hash.starts_with(&t.id))
+                    .expect("listed")
+                    .id;
+                cli.revoke_token(&id).expect("revoke")
+            }
+            _ => {}
+        }
+        let reason = error_of(peer.next(Duration::from_secs(10)).await);
+        assert!(
+            reason.contains("重新登录"),
+            "{way}: the socket is told why: {reason}"
+        );
+        assert!(
+            matches!(peer.next(Duration::from_secs(5)).await, Next::Closed),
+            "{way}"
+        );
+        eprintln!("{way}: closed after {:?}", started.elapsed());
+        // A later connection with the same token gets nothing but an error.
+        let mut again = RawPeer::connect(&server.addr.to_string(), &token).await;
+        assert!(error_of(again.next(Duration::from_secs(5)).await).contains("sign in again"));
+        let status = reqwest::Client::new()
+            .get(format!("{url}/api/v1/catalog"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request")
+            .status();
+        assert_eq!(status.as_u16(), 401, "{way}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_cannot_claim_the_supervisors_server_actors() {
+    let mut w = world(&[("chief", Role::Supervisor, "310101")], Limits::default()).await;
+    let url = w.server.url();
+    // Before, the server actor of user N was SHA-256(storage id, N): an inspector who heard
+    // the storage id in the `peer` message bound those ids first.
+    let (token, _) = w.device("insp").await;
+    let peer = RawPeer::joined(&w.addr(), &token).await;
+    let storage_id = peer.server_storage_id.clone().expect("announced");
+    for user_id in 1..=5 {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("anjian-server-actor\0{storage_id}\0{user_id}"));
+        login_device(&url, "insp", &hex(&digest[..16])).await;
+    }
+    // The supervisor's review action works all the same.
+    let chief = login_token(&url, "chief").await;
+    let comment = reqwest::Client::new()
+        .post(format!("{url}/api/v1/cases/{}/review", w.case))
+        .bearer_auth(&chief)
+        .json(&json!({ "action": "comment", "text": "请补充照片" }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(comment.status().as_u16(), 200);
+    // The inspector reads the supervisor's server actor from the history, and cannot bind it.
+    let case: Value = reqwest::Client::new()
+        .get(format!("{url}/api/v1/cases/{}", w.case))
+        .bearer_auth(&chief)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let server_actor = case["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .find(|h| h["author"] == "chief")
+        .and_then(|h| h["device"].as_str())
+        .expect("the supervisor's change")
+        .to_owned();
+    let refused = reqwest::Client::new()
+        .post(format!("{url}/api/v1/login"))
+        .json(&json!({
+            "username": "insp", "password": PASSWORD,
+            "device_name": "冒充", "actor_id": server_actor,
+        }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status().as_u16(), 409);
+    w.still_serves().await;
+    w.server.stop().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `PATCH`es `bytes` at `offset` of an upload of `length` bytes.
+async fn patch(
+    url: &str,
+    token: &str,
+    sha256: &str,
+    offset: u64,
+    length: u64,
+    bytes: Vec<u8>,
+) -> u16 {
+    reqwest::Client::new()
+        .patch(format!("{url}/api/v1/blobs/{sha256}"))
+        .bearer_auth(token)
+        .header("upload-offset", offset)
+        .header("upload-length", length)
+        .body(bytes)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+async fn held(url: &str, token: &str, sha256: &str) -> u64 {
+    reqwest::Client::new()
+        .head(format!("{url}/api/v1/blobs/{sha256}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .headers()
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("an offset")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_uploads_count_against_a_quota_and_expire() {
+    let quota = Limits {
+        parked_bytes_per_user: 1024 * 1024,
+        ..Limits::default()
+    };
+    let mut w = world(&[], quota.clone()).await;
+    let (token, mut doc) = w.device("insp").await;
+    let hashes: Vec<String> = (0..3).map(|i| format!("{i:064x}")).collect();
+    for sha256 in &hashes {
+        name_photo(&mut doc, w.finding, sha256, "insp");
+    }
+    doc.commit();
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    assert!(
+        peer.push(DocumentId::of(w.case), &mut doc)
+            .await
+            .acknowledged
+    );
+    let url = w.server.url();
+    let part = vec![7u8; 600 * 1024];
+    let whole = 30 * 1024 * 1024;
+    assert_eq!(
+        patch(&url, &token, &hashes[0], 0, whole, part.clone()).await,
+        204
+    );
+    assert_eq!(
+        patch(&url, &token, &hashes[1], 0, whole, part.clone()).await,
+        413,
+        "over the quota of parked bytes"
+    );
+    assert_eq!(held(&url, &token, &hashes[1]).await, 0, "nothing was kept");
+
+    // A day later (here: a server whose uploads expire at once) the parked bytes are gone
+    // and the quota is free again.
+    let data = w.server.data.clone();
+    w.server.stop().await;
+    let server = TestServer::start_with(Settings {
+        data,
+        limits: Limits {
+            upload_hours: 0,
+            ..quota
+        },
+        ..Settings::default()
+    })
+    .await;
+    let url = server.url();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held(&url, &token, &hashes[0]).await > 0 {
+        assert!(Instant::now() < deadline, "the expired upload is swept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(patch(&url, &token, &hashes[1], 0, whole, part).await, 204);
+    let partial = server.data.join("blobs").join("partial");
+    let files = std::fs::read_dir(&partial).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(files, 1, "only the new upload is parked");
+    drop(w.dir);
+    server.stop().await;
+}
+
+/// The number a gauge of `/metrics` shows.
+async fn gauge(url: &str, name: &str) -> u64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
+    let limits = Limits {
+        frames_per_second: 1_000_000,
+        ..Limits::default()
+    };
+    let w = world(&[], limits.clone()).await;
+    let url = w.server.url();
+    let before = gauge(&url, "anjian_hub_documents").await;
+    let token = login_token(&url, "insp").await;
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let mut empty = AutoCommit::new();
+    let ask = automerge::sync::SyncDoc::generate_sync_message(
+        &mut empty.sync(),
+        &mut automerge::sync::State::new(),
+    )
+    .expect("a first message")
+    .encode();
+    let ids = 10_000;
+    let mut unavailable = 0;
+    for i in 0..ids {
+        peer.send_sync(DocumentId::of(CaseId::new()), ask.clone())
+            .await;
+        // Read as we go, so that neither side's buffers fill.
+        if i % 100 == 99 {
+            while unavailable < i - 50 {
+                match peer.next(Duration::from_secs(20)).await {
+                    Next::Message(WireMessage::DocUnavailable { .. }) => unavailable += 1,
+                    other => panic!("expected doc-unavailable, got {other:?}"),
+                }
+            }
+        }
+    }
+    while unavailable < ids {
+        match peer.next(Duration::from_secs(20)).await {
+            Next::Message(WireMessage::DocUnavailable { .. }) => unavailable += 1,
+            other => panic!("expected doc-unavailable, got {other:?}"),
+        }
+    }
+    let during = gauge(&url, "anjian_hub_documents").await;
+    assert!(
+        during <= before + limits.unknown_documents_per_connection as u64,
+        "remembered at most the limit: {during}"
+    );
+    drop(peer);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = gauge(&url, "anjian_hub_documents").await;
+        if after <= before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still held after close: {after}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decoding_heavy_pngs_does_not_stall_the_server() {
+    let mut w = world(&[], Limits::default()).await;
+    let (token, mut doc) = w.device("insp").await;
+    let (width, height) = (4_000, 4_000);
+    let rows = png_rows(width, height);
+    let pngs: Vec<Vec<u8>> = (0..4).map(|seed| png(width, height, &rows, seed)).collect();
+    let hashes: Vec<String> = pngs
+        .iter()
+        .map(|p| anjian_core::photo::sha256_hex(p))
+        .collect();
+    for sha256 in &hashes {
+        name_photo(&mut doc, w.finding, sha256, "insp");
+    }
+    doc.commit();
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    assert!(
+        peer.push(DocumentId::of(w.case), &mut doc)
+            .await
+            .acknowledged
+    );
+    let url = w.server.url();
+    let uploads: Vec<_> = pngs
+        .into_iter()
+        .zip(&hashes)
+        .map(|(bytes, sha256)| {
+            let (url, token, sha256) = (url.clone(), token.clone(), sha256.clone());
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .put(format!("{url}/api/v1/blobs/{sha256}"))
+                    .bearer_auth(token)
+                    .body(bytes)
+                    .send()
+                    .await
+                    .expect("upload")
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    // The server answers its health check throughout.
+    let mut checks = 0;
+    let client = reqwest::Client::new();
+    while uploads.iter().any(|u| !u.is_finished()) {
+        let health = client
+            .get(format!("{url}/healthz"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("healthz answers during the decoding");
+        assert!(health.status().is_success());
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for upload in uploads {
+        assert_eq!(upload.await.expect("task"), 201, "stored after decoding");
+    }
+    assert!(checks > 0);
+    w.still_serves().await;
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_does_not_keep_the_owner_out() {
+    let w = world(&[("victim", Role::Inspector, "310101")], Limits::default()).await;
+    let url = w.server.url();
+    let sign_in = |from: [u8; 4], username: &'static str, password: &'static str| {
+        let url = url.clone();
+        async move {
+            reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from(from))
+                .build()
+                .expect("client")
+                .post(format!("{url}/api/v1/login"))
+                .json(&json!({
+                    "username": username, "password": password,
+                    "device_name": "手机", "actor_id": automerge::ActorId::random().to_hex_string(),
+                }))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    // The owner's phone signed in from its address before.
+    assert_eq!(sign_in([127, 0, 0, 1], "victim", PASSWORD).await, 200);
+    // An unknown name and a wrong password are answered alike.
+    assert_eq!(
+        sign_in([127, 0, 0, 1], "nobody", "wrong password").await,
+        401
+    );
+    assert_eq!(
+        sign_in([127, 0, 0, 1], "victim", "wrong password").await,
+        401
+    );
+
+    let flood: Vec<_> = (0..200u8)
+        .map(|i| {
+            tokio::spawn(sign_in(
+                [127, 0, 0, 2 + i % 250],
+                "victim",
+                "wrong password",
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    assert_eq!(
+        sign_in([127, 0, 0, 1], "victim", PASSWORD).await,
+        200,
+        "the owner signs in during the flood"
+    );
+    eprintln!(
+        "the owner's sign-in took {:?} during the flood",
+        started.elapsed()
+    );
+    let mut statuses = std::collections::BTreeMap::new();
+    for attempt in flood {
+        *statuses.entry(attempt.await.expect("task")).or_insert(0) += 1;
+    }
+    assert!(!statuses.contains_key(&200), "{statuses:?}");
+    assert!(
+        statuses.get(&429).copied().unwrap_or(0) > 100,
+        "most attempts are held back without a password check: {statuses:?}"
+    );
+    w.server.stop().await;
+}
