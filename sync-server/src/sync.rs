@@ -209,7 +209,7 @@ enum Received {
     Unavailable,
     /// The peer is sending a document the server does not have: keep gathering.
     Gathering {
-        doc: AutoCommit,
+        doc: Box<AutoCommit>,
         state: sync::State,
         reply: Option<sync::Message>,
     },
@@ -404,7 +404,7 @@ impl Connection {
                 }]);
             }
             Received::Gathering { doc, state, reply } => {
-                self.keep_incoming(case_id, doc, state);
+                self.keep_incoming(case_id, *doc, state);
                 return Ok(reply
                     .map(|m| vec![self.sync_frame(document_id, m)])
                     .unwrap_or_default());
@@ -729,7 +729,7 @@ fn receive_unknown(
         }
         let reply = generate(&mut candidate, &mut candidate_state);
         return Ok(Received::Gathering {
-            doc: candidate,
+            doc: Box::new(candidate),
             state: candidate_state,
             reply,
         });

@@ -34,8 +34,11 @@ fn main() {
     let work = tempfile::tempdir().expect("temp dir");
     let data = work.path().join("server");
     anjian_tests::add_user(&data, "field", Role::Inspector, "310101", "应急管理");
-    let (server, addr) =
-        process::spawn_listening(Command::new(env!("CARGO_BIN_EXE_test_server")).arg(&data));
+    let (server, addr) = process::spawn_listening(
+        Command::new(env!("CARGO_BIN_EXE_test_server"))
+            .arg(&data)
+            .env("ANJIAN_CONFIG", process::load_settings(work.path())),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

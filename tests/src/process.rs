@@ -71,3 +71,16 @@ pub fn cpu_seconds(child: &Child) -> f64 {
     };
     (ticks(11) + ticks(12)) / 100.0
 }
+
+/// A settings file for a load benchmark's server in `dir`: the limits on connections per
+/// address and per user raised, as for a load balancer in front of many phones of one
+/// test account (the benchmarks run every device from one address, often as one user).
+pub fn load_settings(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("load.toml");
+    std::fs::write(
+        &path,
+        "[limits]\nconnections_per_address = 100000\nsync_connections_per_user = 100000\n",
+    )
+    .expect("settings file");
+    path
+}

@@ -695,14 +695,14 @@ fn live_finding(doc: &AutoCommit, id: FindingId) -> Result<ObjId> {
 /// Every field that devices wrote concurrently with different values.
 pub(crate) fn conflicts(doc: &AutoCommit) -> Result<Vec<Conflict>> {
     let mut found = Vec::new();
-    collect_conflicts(doc, &ROOT, &mut Vec::new(), &mut found)?;
+    collect_conflicts(doc, &ROOT, &[], &mut found)?;
     Ok(found)
 }
 
 fn collect_conflicts(
     doc: &AutoCommit,
     obj: &ObjId,
-    path: &mut Vec<String>,
+    path: &[String],
     found: &mut Vec<Conflict>,
 ) -> Result<()> {
     collect_conflicts_except(doc, obj, path, found, None)
@@ -714,11 +714,11 @@ fn collect_conflicts(
 fn collect_conflicts_except(
     doc: &AutoCommit,
     obj: &ObjId,
-    path: &mut Vec<String>,
+    path: &[String],
     found: &mut Vec<Conflict>,
     skip: Option<&str>,
 ) -> Result<()> {
-    let mut stack = vec![(obj.clone(), path.clone(), skip)];
+    let mut stack = vec![(obj.clone(), path.to_vec(), skip)];
     while let Some((obj, path, skip)) = stack.pop() {
         let keys: Vec<String> = doc.keys(&obj).collect();
         let mut children = Vec::new();
@@ -884,9 +884,9 @@ pub(crate) struct CaseProjection {
 /// Projects the whole case (after a merge, or to rebuild projections).
 pub(crate) fn project_case(doc: &AutoCommit) -> Result<CaseProjection> {
     let case = read_case(doc)?;
-    let mut path = Vec::new();
+    let path = Vec::new();
     let mut case_conflicts = Vec::new();
-    collect_conflicts_except(doc, &ROOT, &mut path, &mut case_conflicts, Some("findings"))?;
+    collect_conflicts_except(doc, &ROOT, &path, &mut case_conflicts, Some("findings"))?;
     let findings_obj = map(doc, &ROOT, "findings")?;
     let mut findings = Vec::new();
     for key in doc.keys(&findings_obj).collect::<Vec<_>>() {
@@ -907,8 +907,8 @@ pub(crate) fn project_finding(doc: &AutoCommit, id: FindingId) -> Result<Finding
     let finding = read_finding(doc, id)?;
     let mut conflicts = Vec::new();
     if let Some(obj) = finding_obj(doc, id)? {
-        let mut path = vec!["findings".to_owned(), id.to_string()];
-        collect_conflicts(doc, &obj, &mut path, &mut conflicts)?;
+        let path = vec!["findings".to_owned(), id.to_string()];
+        collect_conflicts(doc, &obj, &path, &mut conflicts)?;
     }
     Ok(FindingProjection {
         id,

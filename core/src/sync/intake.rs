@@ -126,7 +126,12 @@ pub fn check(mut message: Message, limits: &Limits) -> Result<Checked, IntakeErr
                 limit: limits.changes as u64,
             });
         }
-        let (kind, checksum, data, after) = split_chunk(rest)?;
+        let Chunk {
+            kind,
+            checksum,
+            data,
+            rest: after,
+        } = split_chunk(rest)?;
         rest = after;
         let chunk = match kind {
             CHUNK_CHANGE => {
@@ -230,8 +235,18 @@ fn existing_depth(doc: &AutoCommit, id: &str) -> Option<usize> {
     Some(doc.parents(&obj).ok()?.count())
 }
 
-/// Splits the first chunk off `bytes`: its type, stated checksum, data, and what follows.
-fn split_chunk(bytes: &[u8]) -> Result<(u8, [u8; 4], &[u8], &[u8]), IntakeError> {
+/// One chunk as its header describes it.
+struct Chunk<'a> {
+    kind: u8,
+    /// The checksum the header states.
+    checksum: [u8; 4],
+    data: &'a [u8],
+    /// What follows the chunk.
+    rest: &'a [u8],
+}
+
+/// Splits the first chunk off `bytes`.
+fn split_chunk(bytes: &[u8]) -> Result<Chunk<'_>, IntakeError> {
     let malformed = |why: &str| IntakeError::Malformed(why.to_owned());
     if bytes.len() < 9 || bytes[..4] != MAGIC {
         return Err(malformed(
@@ -247,7 +262,12 @@ fn split_chunk(bytes: &[u8]) -> Result<(u8, [u8; 4], &[u8], &[u8]), IntakeError>
         .and_then(|len| start.checked_add(len))
         .filter(|end| *end <= bytes.len())
         .ok_or_else(|| malformed("a chunk is longer than the message"))?;
-    Ok((kind, checksum, &bytes[start..end], &bytes[end..]))
+    Ok(Chunk {
+        kind,
+        checksum,
+        data: &bytes[start..end],
+        rest: &bytes[end..],
+    })
 }
 
 /// An uncompressed change chunk around `data`, with its checksum.

@@ -1,5 +1,7 @@
 //! Runs the sync server on an address and data folder given on the command line, printing
-//! the address it listens on; the durability test kills it with SIGKILL.
+//! the address it listens on; the durability test kills it with SIGKILL. Settings beyond
+//! those come from `ANJIAN_CONFIG` (a TOML file), as for the real server: the load
+//! benchmarks raise the limits on connections per address and per user there.
 
 use anjian_sync_server::Settings;
 
@@ -8,10 +10,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let data = args.next().ok_or("usage: test_server DATA_DIR [ADDR]")?;
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:0".into());
+    let config = std::env::var_os("ANJIAN_CONFIG").map(std::path::PathBuf::from);
     let settings = Settings {
         data: data.into(),
         listen: addr.parse()?,
-        ..Settings::default()
+        ..Settings::load(config.as_deref())?
     };
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     println!("listening {}", listener.local_addr()?);

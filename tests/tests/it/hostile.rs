@@ -504,7 +504,7 @@ async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
     let mut peer = RawPeer::joined(&w.addr(), &token).await;
     let mut empty = AutoCommit::new();
     let ask = automerge::sync::SyncDoc::generate_sync_message(
-        &mut empty.sync(),
+        &empty.sync(),
         &mut automerge::sync::State::new(),
     )
     .expect("a first message")
