@@ -23,9 +23,7 @@ pub use enums::{
 pub use error::AnjianError;
 pub use records::*;
 pub use store::InspectorStore;
-pub use sync::{
-    RefusedCase, SyncHandle, SyncListener, SyncProgress, SyncProgressListener, SyncResult,
-};
+pub use sync::{SyncHandle, SyncListener, SyncProgress, SyncProgressListener};
 
 /// Threads of the runtime that runs syncs: a phone has few cores and sync is I/O-bound.
 const RUNTIME_THREADS: usize = 2;

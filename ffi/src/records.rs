@@ -1359,3 +1359,80 @@ impl From<core::UploadState> for UploadState {
 pub(crate) fn list<C, F: From<C>>(items: Vec<C>) -> Vec<F> {
     items.into_iter().map(Into::into).collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// Sync
+
+/// A case whose changes the server refused.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RefusedCase {
+    /// The case.
+    pub case_id: String,
+    /// The server's reason, to show the inspector.
+    pub reason: String,
+}
+
+/// What a finished sync did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncResult {
+    /// The server synced with.
+    pub server: String,
+    /// When the sync finished (RFC 3339, device clock).
+    pub finished_at: String,
+    /// Case documents exchanged.
+    pub documents: u64,
+    /// Case documents the server now holds exactly as this device does.
+    pub acknowledged: u64,
+    /// Cases whose changes the server refused (see also `InspectorStore.refusals`).
+    pub refused: Vec<RefusedCase>,
+    /// Cases the server does not have or this inspector may not see.
+    pub unavailable: Vec<String>,
+    /// The cases exchanged (sent, received or both).
+    pub cases: Vec<String>,
+    /// WebSocket frames sent.
+    pub frames_sent: u64,
+    /// WebSocket frames received.
+    pub frames_received: u64,
+    /// HTTP requests made.
+    pub http_requests: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Photo blobs the server now holds whole.
+    pub blobs_uploaded: u64,
+    /// Photo bytes sent.
+    pub blob_bytes_sent: u64,
+    /// Thumbnails downloaded.
+    pub thumbnails_downloaded: u64,
+}
+
+impl SyncResult {
+    pub(crate) fn new(server: &str, report: core::sync::SyncReport) -> Self {
+        let count = |n: usize| n as u64;
+        SyncResult {
+            server: server.trim_end_matches('/').to_owned(),
+            finished_at: chrono::Local::now().fixed_offset().to_rfc3339(),
+            documents: count(report.documents),
+            acknowledged: count(report.acknowledged),
+            refused: report
+                .refused
+                .into_iter()
+                .map(|(case, reason)| RefusedCase {
+                    case_id: case.to_string(),
+                    reason,
+                })
+                .collect(),
+            unavailable: report.unavailable.iter().map(ToString::to_string).collect(),
+            cases: report.cases.iter().map(ToString::to_string).collect(),
+            frames_sent: count(report.frames_sent),
+            frames_received: count(report.frames_received),
+            http_requests: count(report.http_requests),
+            bytes_sent: report.bytes_sent,
+            bytes_received: report.bytes_received,
+            blobs_uploaded: count(report.blobs_uploaded),
+            blob_bytes_sent: report.blob_bytes_sent,
+            thumbnails_downloaded: count(report.thumbnails_downloaded),
+        }
+    }
+}

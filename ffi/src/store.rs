@@ -15,9 +15,8 @@ use crate::records::{
     self, AnswerInput, Case, CaseQuery, CaseSummary, Conflict, Enterprise, FindingEdit,
     FindingQuery, FindingSummary, GarbageReport, HistoryEntry, Identity, ItemStat, NewCase,
     NewFinding, PendingBlob, PhotoInfo, PhotoLimits, PhotoTarget, RectificationOrder, Refusal,
-    Resolution, Template, UploadState, Violation, list,
+    Resolution, SyncResult, Template, UploadState, Violation, list,
 };
-use crate::sync::SyncResult;
 
 /// An inspector's offline store: one SQLite file on the device holding the inspector's
 /// enterprises, cases (findings, rectifications, checklists, photos) and sync state.

@@ -2,7 +2,7 @@
 //! the case list with its filters and the rectification board. Every query is limited to
 //! the caller's scope (`policy::scope`).
 
-use chrono::{NaiveDate, Utc};
+use chrono::{FixedOffset, NaiveDate, Utc};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::{AppError, AppResult};
 use crate::policy::Scope;
 
-/// China Standard Time: deadlines are calendar days in China, whatever the server's zone.
+/// China Standard Time, in which supervisors read times.
+pub fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
+}
+
+/// Today in China: deadlines are calendar days in China, whatever the server's zone.
 pub fn today() -> NaiveDate {
-    Utc::now()
-        .with_timezone(&crate::review::china())
-        .date_naive()
+    Utc::now().with_timezone(&china()).date_naive()
 }
 
 /// A WHERE clause under construction, with its parameters.

@@ -6,11 +6,12 @@ use anjian_core::{
     Case, CaseId, Conflict, FieldValue, FindingId, RectificationState, Resolution, ReviewAction,
     ReviewState, case_doc,
 };
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use crate::error::{AppError, AppResult};
+use crate::queries::china;
 use crate::state::AppState;
 use crate::users::User;
 use crate::{policy, queries, sync};
@@ -47,11 +48,6 @@ pub struct HistoryRow {
     pub received_at: Option<String>,
     /// The account that sent it.
     pub received_from: Option<String>,
-}
-
-/// China Standard Time, in which supervisors read times.
-pub fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
 }
 
 /// Reads case `id` for `user`; a case outside their scope is answered as absent.

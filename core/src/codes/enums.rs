@@ -1,7 +1,7 @@
 //! Coded enumerations: stored as stable English codes (`general`, `major`) and shown
 //! with their Chinese labels (`label()`); both are part of the document schema
 //! (docs/schema.md). What may move from one value to another is the rule book's
-//! (`crate::rules`), not theirs.
+//! (`rules`), not theirs.
 
 coded_enum!(
     /// The key industries of work-safety supervision.

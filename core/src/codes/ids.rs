@@ -17,6 +17,13 @@ const CREDIT_CODE_WEIGHTS: [u32; 17] = [
     1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
 ];
 
+/// Whether `s` is a hex SHA-256 (64 lower-case hex digits), as blobs are named.
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A unified social credit code (统一社会信用代码): 18 characters whose last one is a check
 /// character computed over the first 17 (GB 32100-2015).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -8,4 +8,4 @@ mod ids;
 
 pub use enums::*;
 pub use geo::GeoPoint;
-pub use ids::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId};
+pub use ids::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId, is_sha256};

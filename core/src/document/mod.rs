@@ -2,14 +2,13 @@
 //! every read and write of it. Nothing here touches SQLite.
 
 mod checklists;
-pub(crate) mod flat;
 mod photos;
 
 pub(crate) use checklists::{
     answer as answer_item, attach as attach_checklist, attached_item, link_finding, put_source,
 };
 pub(crate) use photos::{
-    attach as attach_photo, blob_refs, detach as detach_photo, is_sha256, list_of as photo_list,
+    attach as attach_photo, blob_refs, detach as detach_photo, list_of as photo_list,
 };
 
 use automerge::transaction::{CommitOptions, Transactable};
@@ -167,6 +166,16 @@ pub(crate) fn share(doc: &mut AutoCommit, districts: &[DistrictCode]) -> Result<
         doc.insert(&list, i, district.as_str())?;
     }
     Ok(shared)
+}
+
+impl crate::rules::CaseState {
+    /// Reads `doc` for the rule book, refusing one nested too deep or too large before
+    /// reading anything else of it.
+    pub fn of(doc: &AutoCommit) -> Result<crate::rules::CaseState> {
+        let flat = crate::flat::flatten(doc)?;
+        let case = read_case(doc)?;
+        Ok(crate::rules::CaseState::new(case, flat))
+    }
 }
 
 /// Checks that `doc` is a case document this build can read, and returns its case id.

@@ -7,7 +7,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 
 use super::{float, live_finding, map, parse_field, parse_time, string};
-use crate::codes::ChecklistId;
+use crate::codes::{ChecklistId, is_sha256};
 use crate::codes::{GeoPoint, RectificationState};
 use crate::error::{Error, Result};
 use crate::model::{PhotoRef, PhotoTarget};
@@ -175,13 +175,6 @@ fn container(got: Result<Option<(Value<'_>, ObjId)>, automerge::AutomergeError>)
         Ok(Some((Value::Object(ObjType::Map | ObjType::List), id))) => Some(id),
         _ => None,
     }
-}
-
-/// Whether `s` looks like a hex SHA-256.
-pub(crate) fn is_sha256(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn list(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<ObjId> {

@@ -17,11 +17,11 @@ mod shape;
 
 use std::collections::{HashMap, HashSet};
 
-use automerge::AutoCommit;
-
-use crate::codes::{DistrictCode, Level, RectificationState, ReviewAction, ReviewState, Role};
-use crate::document::flat::{self, Entry, Flat, Leaf, Seg};
+use crate::codes::{
+    DistrictCode, Level, RectificationState, ReviewAction, ReviewState, Role, is_sha256,
+};
 use crate::error::{Error, Result};
+use crate::flat::{Entry, Flat, Leaf, Seg};
 use crate::model::{Case, Finding, Identity};
 
 coded_enum!(
@@ -255,12 +255,9 @@ pub struct CaseState {
 }
 
 impl CaseState {
-    /// Reads `doc`, refusing one nested too deep or too large before reading anything
-    /// else of it.
-    pub fn of(doc: &AutoCommit) -> Result<CaseState> {
-        let flat = flat::flatten(doc)?;
-        let case = crate::document::read_case(doc)?;
-        Ok(CaseState { case, flat })
+    /// The case as read, and every value of its document (see `CaseState::of`).
+    pub(crate) fn new(case: Case, flat: Flat) -> CaseState {
+        CaseState { case, flat }
     }
 
     /// The case.
@@ -278,7 +275,7 @@ impl CaseState {
                 |e| matches!(e.path.last(), Some(Seg::Key(k)) if k == "sha256" || k == "thumbnail"),
             )
             .filter_map(|e| e.value.as_str())
-            .filter(|s| crate::document::is_sha256(s))
+            .filter(|s| is_sha256(s))
             .map(str::to_owned)
             .collect()
     }

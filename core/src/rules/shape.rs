@@ -7,7 +7,7 @@ use crate::codes::{
     AnswerResult, ChecklistId, DistrictCode, FindingId, Level, RectificationState, ReviewAction,
     ReviewState, ViolationKind,
 };
-use crate::document::flat::{Flat, Leaf, Seg};
+use crate::flat::{Flat, Leaf, Seg};
 
 use super::{Refusal, Rule};
 

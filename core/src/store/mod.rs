@@ -9,9 +9,7 @@ use chrono::{DateTime, FixedOffset, Local, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::checklist::{Catalog, Template, TemplateKind};
-use crate::codes::{
-    AnswerResult, Level, RectificationState, ReviewAction, ReviewState, ViolationKind,
-};
+use crate::codes::{AnswerResult, RectificationState, ReviewAction, ViolationKind};
 use crate::codes::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId};
 use crate::db::{self, LoadedDoc};
 use crate::document::{self, CaseInit, ChangeNote};
@@ -22,6 +20,7 @@ use crate::model::{
     Resolution, TeamMember, Violation,
 };
 use crate::photo::PhotoLimits;
+use crate::projections::{self, CaseQuery, FindingQuery};
 use crate::rules::{self, Author};
 use crate::schema;
 
@@ -48,66 +47,6 @@ pub struct Store {
     upload_originals: bool,
     network_timeout: std::time::Duration,
     clock: Clock,
-}
-
-/// Filters for listing cases; every field narrows the list.
-#[derive(Debug, Clone)]
-pub struct CaseQuery {
-    /// Only this enterprise's cases.
-    pub enterprise: Option<CreditCode>,
-    /// Only cases owned by this district.
-    pub district: Option<DistrictCode>,
-    /// Only cases in this review state.
-    pub state: Option<ReviewState>,
-    /// Only cases opened on or after this day.
-    pub from: Option<NaiveDate>,
-    /// Only cases opened on or before this day.
-    pub to: Option<NaiveDate>,
-    /// Page size.
-    pub limit: u32,
-    /// Cases to skip (page × size).
-    pub offset: u32,
-}
-
-impl Default for CaseQuery {
-    fn default() -> Self {
-        CaseQuery {
-            enterprise: None,
-            district: None,
-            state: None,
-            from: None,
-            to: None,
-            limit: 50,
-            offset: 0,
-        }
-    }
-}
-
-/// Filters for listing findings.
-#[derive(Debug, Clone)]
-pub struct FindingQuery {
-    /// Only this case's findings.
-    pub case: Option<CaseId>,
-    /// Only findings of this level.
-    pub level: Option<Level>,
-    /// Only findings whose rectification is in this state.
-    pub rectification: Option<RectificationState>,
-    /// Page size.
-    pub limit: u32,
-    /// Findings to skip.
-    pub offset: u32,
-}
-
-impl Default for FindingQuery {
-    fn default() -> Self {
-        FindingQuery {
-            case: None,
-            level: None,
-            rectification: None,
-            limit: 100,
-            offset: 0,
-        }
-    }
 }
 
 /// Which projections a write has to refresh.
@@ -146,7 +85,7 @@ impl Store {
     ) -> Result<Store> {
         let mut conn = opened.conn;
         if opened.rebuild_projections {
-            db::rebuild_projections(&mut conn)?;
+            projections::rebuild_projections(&mut conn)?;
         }
         let actor = device_actor(&conn)?;
         let tx = conn.transaction()?;
@@ -318,7 +257,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         db::insert_document(&tx, id, &snapshot)?;
         db::set_heads(&tx, id, &mut doc)?;
-        db::write_case_projection(&tx, &projection)?;
+        projections::write_case_projection(&tx, &projection)?;
         tx.commit()?;
         let mut loaded = LoadedDoc::new(doc);
         loaded.judged = Some((loaded.saved_heads.clone(), opened));
@@ -327,74 +266,31 @@ impl Store {
         Ok(id)
     }
 
+    /// Lists cases from the projections, newest first, without loading any document.
+    pub fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>> {
+        projections::cases(&self.conn, query)
+    }
+
+    /// Lists findings from the projections.
+    pub fn findings(&self, query: &FindingQuery) -> Result<Vec<FindingSummary>> {
+        projections::findings(&self.conn, query)
+    }
+
+    /// Rectifications still open whose deadline is `on` or earlier (due that day, or
+    /// overdue), earliest deadline first, major hazards first within a day.
+    pub fn rectifications_due(&self, on: NaiveDate) -> Result<Vec<FindingSummary>> {
+        projections::rectifications_due(&self.conn, on)
+    }
+
+    /// How often each checklist item was answered and found 不符合, by post, across
+    /// every case in the store; most often found first.
+    pub fn checklist_stats(&self, template_id: Option<&str>) -> Result<Vec<ItemStat>> {
+        projections::checklist_stats(&self.conn, template_id)
+    }
+
     /// Reads a whole case from its document.
     pub fn case(&mut self, id: CaseId) -> Result<Case> {
         document::read_case(&self.doc(id)?.doc)
-    }
-
-    /// Lists cases from the projections, newest first, without loading any document.
-    pub fn cases(&self, query: &CaseQuery) -> Result<Vec<CaseSummary>> {
-        let mut sql = String::from(
-            "SELECT case_id, enterprise_code, enterprise_name, district, case_type, state, opened_at,
-                    (SELECT count(*) FROM findings f WHERE f.case_id = c.case_id),
-                    (SELECT count(*) FROM findings f WHERE f.case_id = c.case_id AND f.level = 'major'),
-                    conflicts + (SELECT coalesce(sum(conflicts), 0) FROM findings f WHERE f.case_id = c.case_id)
-             FROM cases c WHERE 1 = 1",
-        );
-        let mut args: Vec<String> = Vec::new();
-        let mut filter = |clause: &str, value: Option<String>| {
-            if let Some(value) = value {
-                args.push(value);
-                sql.push_str(&format!(" AND {clause} ?{}", args.len()));
-            }
-        };
-        filter(
-            "enterprise_code =",
-            query.enterprise.as_ref().map(ToString::to_string),
-        );
-        filter(
-            "district =",
-            query.district.as_ref().map(ToString::to_string),
-        );
-        filter("state =", query.state.map(|s| s.code().to_owned()));
-        filter("opened_on >=", query.from.map(|d| d.to_string()));
-        filter("opened_on <=", query.to.map(|d| d.to_string()));
-        sql.push_str(&format!(
-            " ORDER BY opened_ts DESC, case_id LIMIT {} OFFSET {}",
-            query.limit, query.offset
-        ));
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, i64>(7)?,
-                r.get::<_, i64>(8)?,
-                r.get::<_, i64>(9)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (id, code, name, district, case_type, state, opened_at, findings, major, conflicts) = row?;
-            Ok(CaseSummary {
-                id: id.parse().map_err(|_| corrupt_projection("case_id", &id))?,
-                enterprise: code.parse().map_err(|_| corrupt_projection("enterprise_code", &code))?,
-                enterprise_name: name,
-                district: district.parse().map_err(|_| corrupt_projection("district", &district))?,
-                case_type: case_type.parse().map_err(|_| corrupt_projection("case_type", &case_type))?,
-                state: state.parse().map_err(|_| corrupt_projection("state", &state))?,
-                opened_at: DateTime::parse_from_rfc3339(&opened_at)
-                    .map_err(|_| corrupt_projection("opened_at", &opened_at))?,
-                findings: findings as u32,
-                major_findings: major as u32,
-                has_conflicts: conflicts > 0,
-            })
-        })
-        .collect()
     }
 
     /// Records a finding in a case and returns its id.
@@ -519,86 +415,6 @@ impl Store {
             Touched::Finding(finding),
             |doc| document::move_rectification(doc, finding, next),
         )
-    }
-
-    /// Lists findings from the projections.
-    pub fn findings(&self, query: &FindingQuery) -> Result<Vec<FindingSummary>> {
-        let mut sql = String::from(
-            "SELECT f.case_id, f.finding_id, c.enterprise_name, f.title, f.level, f.rectification,
-                    f.deadline, f.violation
-             FROM findings f JOIN cases c USING (case_id) WHERE 1 = 1",
-        );
-        let mut args: Vec<String> = Vec::new();
-        let mut filter = |clause: &str, value: Option<String>| {
-            if let Some(value) = value {
-                args.push(value);
-                sql.push_str(&format!(" AND {clause} ?{}", args.len()));
-            }
-        };
-        filter("f.case_id =", query.case.map(|c| c.to_string()));
-        filter("f.level =", query.level.map(|l| l.code().to_owned()));
-        filter(
-            "f.rectification =",
-            query.rectification.map(|r| r.code().to_owned()),
-        );
-        sql.push_str(&format!(
-            " ORDER BY f.recorded_at, f.finding_id LIMIT {} OFFSET {}",
-            query.limit, query.offset
-        ));
-        self.finding_summaries(&sql, &args)
-    }
-
-    /// Rectifications still open whose deadline is `on` or earlier (due that day, or
-    /// overdue), earliest deadline first, major hazards first within a day.
-    pub fn rectifications_due(&self, on: NaiveDate) -> Result<Vec<FindingSummary>> {
-        let sql =
-            "SELECT f.case_id, f.finding_id, c.enterprise_name, f.title, f.level, f.rectification,
-                          f.deadline, f.violation
-                   FROM findings f JOIN cases c USING (case_id)
-                   WHERE f.rectification IN ('ordered', 'in_progress', 'reinspected', 'overdue')
-                     AND f.deadline <= ?1
-                   ORDER BY f.deadline, f.level = 'major' DESC, f.finding_id";
-        self.finding_summaries(sql, &[on.to_string()])
-    }
-
-    fn finding_summaries(&self, sql: &str, args: &[String]) -> Result<Vec<FindingSummary>> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<String>>(7)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (case_id, finding_id, enterprise_name, title, level, rect, deadline, violation) =
-                row?;
-            let (case_id, id) = db::parse_ids(&case_id, &finding_id)?;
-            Ok(FindingSummary {
-                case_id,
-                id,
-                enterprise_name,
-                title,
-                level: level
-                    .parse()
-                    .map_err(|_| corrupt_projection("level", &level))?,
-                rectification: rect
-                    .parse()
-                    .map_err(|_| corrupt_projection("rectification", &rect))?,
-                deadline: deadline
-                    .map(|d| d.parse().map_err(|_| corrupt_projection("deadline", &d)))
-                    .transpose()?,
-                violation: violation
-                    .map(|v| v.parse().map_err(|_| corrupt_projection("violation", &v)))
-                    .transpose()?,
-            })
-        })
-        .collect()
     }
 
     /// Every field of the case that devices wrote concurrently with different values.
@@ -752,30 +568,6 @@ impl Store {
         })
     }
 
-    /// How often each checklist item was answered and found 不符合, by post, across
-    /// every case in the store; most often found first.
-    pub fn checklist_stats(&self, template_id: Option<&str>) -> Result<Vec<ItemStat>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT template_id, item_id, max(text), max(category), post, count(*),
-                    sum(result = 'non_compliant')
-             FROM answers WHERE ?1 IS NULL OR template_id = ?1
-             GROUP BY template_id, item_id, post
-             ORDER BY sum(result = 'non_compliant') DESC, template_id, item_id, post",
-        )?;
-        let rows = stmt.query_map([template_id], |r| {
-            Ok(ItemStat {
-                template_id: r.get(0)?,
-                item_id: r.get(1)?,
-                text: r.get(2)?,
-                category: r.get(3)?,
-                post: r.get(4)?,
-                answered: r.get(5)?,
-                non_compliant: r.get(6)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     /// Every change of the case: author, device, device time, what it did.
     pub fn history(&mut self, case: CaseId) -> Result<Vec<HistoryEntry>> {
         Ok(document::history(&mut self.doc(case)?.doc))
@@ -820,7 +612,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         db::insert_document(&tx, id, &doc.save())?;
         db::set_heads(&tx, id, &mut doc)?;
-        db::write_case_projection(&tx, &projection)?;
+        projections::write_case_projection(&tx, &projection)?;
         tx.commit()?;
         let mut loaded = LoadedDoc::new(doc.with_actor(self.actor.clone()));
         loaded.judged = Some((loaded.saved_heads.clone(), judged));
@@ -839,7 +631,7 @@ impl Store {
             if !bytes.is_empty() {
                 db::append_changes(&tx, id, &mut loaded.doc, &bytes)?;
             }
-            db::write_case_projection(&tx, &projection)?;
+            projections::write_case_projection(&tx, &projection)?;
             tx.commit()?;
             Ok(())
         });
@@ -898,15 +690,15 @@ impl Store {
             db::append_changes(&tx, case, &mut loaded.doc, &bytes)?;
             match touched {
                 Touched::Case => {
-                    db::write_case_projection(&tx, &document::project_case(&loaded.doc)?)?
+                    projections::write_case_projection(&tx, &document::project_case(&loaded.doc)?)?
                 }
-                Touched::Finding(id) => db::write_finding_projection(
+                Touched::Finding(id) => projections::write_finding_projection(
                     &tx,
                     case,
                     &document::project_finding(&loaded.doc, id)?,
                 )?,
                 Touched::NewFinding(projection) => {
-                    db::write_finding_projection(&tx, case, &projection)?
+                    projections::write_finding_projection(&tx, case, &projection)?
                 }
             }
             tx.commit()?;
@@ -945,7 +737,7 @@ impl Store {
             .ok_or_else(|| Error::not_found("case", case))?;
         DateTime::parse_from_rfc3339(&opened_at)
             .map(|t| t.date_naive())
-            .map_err(|_| corrupt_projection("opened_at", &opened_at))
+            .map_err(|_| projections::corrupt_projection("opened_at", &opened_at))
     }
 
     /// The loaded document of a case, from memory or storage.
@@ -986,25 +778,19 @@ fn enterprise_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Enterprise>>
         Ok(Enterprise {
             credit_code: code
                 .parse()
-                .map_err(|_| corrupt_projection("credit_code", &code))?,
+                .map_err(|_| projections::corrupt_projection("credit_code", &code))?,
             name,
             district: district
                 .parse()
-                .map_err(|_| corrupt_projection("district", &district))?,
+                .map_err(|_| projections::corrupt_projection("district", &district))?,
             industry: industry
                 .parse()
-                .map_err(|_| corrupt_projection("industry", &industry))?,
+                .map_err(|_| projections::corrupt_projection("industry", &industry))?,
             risk_grade: risk
                 .parse()
-                .map_err(|_| corrupt_projection("risk_grade", &risk))?,
+                .map_err(|_| projections::corrupt_projection("risk_grade", &risk))?,
         })
     })())
-}
-
-fn corrupt_projection(column: &str, value: &str) -> Error {
-    Error::Corrupt(format!(
-        "unexpected {column} {value:?} in the store's tables"
-    ))
 }
 
 /// The device's actor id, created on first open and kept in the file.

@@ -317,7 +317,7 @@ impl Store {
                 let projection = document::project_case(&doc)?;
                 crate::db::write_snapshot(&tx, case, &doc.save())?;
                 crate::db::set_heads(&tx, case, &mut doc)?;
-                crate::db::write_case_projection(&tx, &projection)?;
+                crate::projections::write_case_projection(&tx, &projection)?;
             }
             None => {
                 // The server never accepted this case: it leaves the device's lists; the

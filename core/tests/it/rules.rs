@@ -150,7 +150,13 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
     };
     type Edit<'a> = Box<dyn Fn(&mut AutoCommit) + 'a>;
     /// (row, author, before, edit, verdict)
-    type Row<'a> = (&'a str, &'a Author, &'a AutoCommit, Edit<'a>, Result<(), Rule>);
+    type Row<'a> = (
+        &'a str,
+        &'a Author,
+        &'a AutoCommit,
+        Edit<'a>,
+        Result<(), Rule>,
+    );
     let rows: Vec<Row<'_>> = vec![
         // Who reads and comments: the owning district, shared districts, admins.
         (

@@ -652,5 +652,5 @@ fn walking_clock(start: DateTime<FixedOffset>) -> anjian_core::Clock {
 
 /// Now in China Standard Time, whatever the server's zone.
 fn china_now() -> DateTime<FixedOffset> {
-    Utc::now().with_timezone(&crate::review::china())
+    Utc::now().with_timezone(&crate::queries::china())
 }

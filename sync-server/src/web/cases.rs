@@ -20,8 +20,9 @@ use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::labels::label_of;
 use crate::policy;
+use crate::queries::china;
 use crate::queries::{self, CaseFilter, CaseRow};
-use crate::review::{self, HistoryRow, china};
+use crate::review::{self, HistoryRow};
 use crate::state::AppState;
 use anjian_core::rules;
 
