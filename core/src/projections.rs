@@ -7,7 +7,8 @@ use chrono::{DateTime, NaiveDate};
 use rusqlite::{Connection, Transaction, params};
 
 use crate::codes::{
-    CaseId, CreditCode, DistrictCode, FindingId, Level, RectificationState, ReviewState,
+    AnswerResult, CaseId, CreditCode, DistrictCode, FindingId, Level, RectificationState,
+    ReviewState,
 };
 use crate::db;
 use crate::document::{self, CaseProjection, FindingProjection};
@@ -76,12 +77,13 @@ impl Default for FindingQuery {
 
 /// Lists cases from the projections, newest first, without loading any document.
 pub(crate) fn cases(conn: &Connection, query: &CaseQuery) -> Result<Vec<CaseSummary>> {
-    let mut sql = String::from(
+    let mut sql = format!(
         "SELECT case_id, enterprise_code, enterprise_name, district, case_type, state, opened_at,
                 (SELECT count(*) FROM findings f WHERE f.case_id = c.case_id),
-                (SELECT count(*) FROM findings f WHERE f.case_id = c.case_id AND f.level = 'major'),
+                (SELECT count(*) FROM findings f WHERE f.case_id = c.case_id AND f.level = '{}'),
                 conflicts + (SELECT coalesce(sum(conflicts), 0) FROM findings f WHERE f.case_id = c.case_id)
          FROM cases c WHERE 1 = 1",
+        Level::Major.code()
     );
     let mut args: Vec<String> = Vec::new();
     let mut filter = |clause: &str, value: Option<String>| {
@@ -233,13 +235,15 @@ pub(crate) fn checklist_stats(
     conn: &Connection,
     template_id: Option<&str>,
 ) -> Result<Vec<ItemStat>> {
-    let mut stmt = conn.prepare_cached(
+    let sql = format!(
         "SELECT template_id, item_id, max(text), max(category), post, count(*),
-                sum(result = 'non_compliant')
+                sum(result = '{non_compliant}')
          FROM answers WHERE ?1 IS NULL OR template_id = ?1
          GROUP BY template_id, item_id, post
-         ORDER BY sum(result = 'non_compliant') DESC, template_id, item_id, post",
-    )?;
+         ORDER BY sum(result = '{non_compliant}') DESC, template_id, item_id, post",
+        non_compliant = AnswerResult::NonCompliant.code()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([template_id], |r| {
         Ok(ItemStat {
             template_id: r.get(0)?,

@@ -2,6 +2,7 @@
 //! the case list with its filters and the rectification board. Every query is limited to
 //! the caller's scope (`policy::scope`).
 
+use anjian_core::{Level, RectificationState};
 use chrono::{FixedOffset, NaiveDate, Utc};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, params_from_iter};
@@ -270,13 +271,6 @@ pub fn in_scope(conn: &Connection, scope: Scope<'_>, case_id: &str) -> AppResult
     )?)
 }
 
-/// Whether an open rectification in `state` is overdue: marked so, or past its deadline
-/// and not yet re-inspected (a re-inspected hazard awaits closing, not the enterprise).
-/// The one rule for the board, its API and the bulletins.
-pub fn is_overdue(state: &str, past_deadline: bool) -> bool {
-    state == "overdue" || (past_deadline && state != "reinspected")
-}
-
 /// Filters of the rectification board.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
@@ -333,7 +327,10 @@ pub fn board(
     let mut w = Conditions::default();
     w.scope(scope);
     w.push(
-        "f.rectification IN ('ordered', 'in_progress', 'overdue', 'reinspected') AND f.deadline IS NOT NULL",
+        &format!(
+            "f.rectification IN ({}) AND f.deadline IS NOT NULL",
+            RectificationState::open_codes_sql()
+        ),
         vec![],
     );
     if let Some(d) = some(&filter.district) {
@@ -354,7 +351,7 @@ pub fn board(
             case_id: r.get(0)?,
             finding_id: r.get(1)?,
             title: r.get(2)?,
-            listed: level == "major",
+            listed: level == Level::Major.code(),
             level,
             state: r.get(4)?,
             deadline: r.get(5)?,
@@ -377,7 +374,10 @@ pub fn board(
             .map_err(|_| {
                 AppError::Internal(format!("stored deadline {:?} is not a date", row.deadline))
             })?;
-        row.overdue = is_overdue(&row.state, row.days_left < 0);
+        row.overdue = row
+            .state
+            .parse::<RectificationState>()
+            .is_ok_and(|s| s.is_overdue(row.days_left < 0));
         if filter.overdue != "true" || row.overdue {
             board.push(row);
         }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anjian_core::{CaseType, Industry, Level, ViolationKind};
+use anjian_core::{CaseType, Industry, Level, RectificationState, ViolationKind};
 use chrono::{Datelike, Days, NaiveDate};
 use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
@@ -343,13 +343,13 @@ pub fn bulletin(
             totals.major_findings += 1;
         }
         *by_level.entry(level).or_default() += 1;
-        match rectification.as_str() {
-            "closed" => totals.rectifications_closed += 1,
-            "ordered" | "in_progress" | "overdue" | "reinspected" => {
+        match rectification.parse::<RectificationState>() {
+            Ok(RectificationState::Closed) => totals.rectifications_closed += 1,
+            Ok(state) if state.is_open() => {
                 totals.rectifications_open += 1;
                 // ISO dates compare as text.
                 let past_deadline = deadline.is_some_and(|d| d < today_text);
-                if crate::queries::is_overdue(&rectification, past_deadline) {
+                if state.is_overdue(past_deadline) {
                     totals.rectifications_overdue += 1;
                 }
             }

@@ -148,6 +148,25 @@ impl RectificationState {
     pub fn is_open(self) -> bool {
         !matches!(self, RectificationState::None | RectificationState::Closed)
     }
+
+    /// Whether an open rectification is overdue: marked so, or past its deadline and not
+    /// yet re-inspected (a re-inspected hazard awaits closing, not the enterprise). The one
+    /// rule for the rectification board, its API, the bulletins and the apps' lists.
+    pub fn is_overdue(self, past_deadline: bool) -> bool {
+        self.is_open()
+            && (self == RectificationState::Overdue
+                || (past_deadline && self != RectificationState::Reinspected))
+    }
+
+    /// The codes of the states that are open, quoted for an SQL `IN (…)` list.
+    pub fn open_codes_sql() -> String {
+        RectificationState::ALL
+            .iter()
+            .filter(|s| s.is_open())
+            .map(|s| format!("'{}'", s.code()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 coded_enum!(
