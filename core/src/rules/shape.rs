@@ -14,9 +14,9 @@ use super::{Refusal, Rule};
 /// What the schema expects at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {
+    /// A string, or a collaborative text: the stock JavaScript client writes every string
+    /// as a text, the apps write descriptions so, and readers read both alike.
     Str,
-    /// A collaborative text, or a plain string (older writers).
-    Text,
     Int,
     /// A number, integer or float (coordinates).
     Num,
@@ -95,13 +95,12 @@ pub(super) fn check(flat: &Flat) -> Result<(), Refusal> {
             ));
         };
         let fits = match (want, &entry.value) {
-            (Want::Str, Leaf::Str(_)) => true,
-            (Want::Text, Leaf::Str(_) | Leaf::Text(_)) => true,
+            (Want::Str, Leaf::Str(_) | Leaf::Text(_)) => true,
             (Want::Int, Leaf::Int(_) | Leaf::Uint(_)) => true,
             (Want::Num, Leaf::Int(_) | Leaf::Uint(_) | Leaf::F64(_)) => true,
             (Want::Map, Leaf::Map) => true,
             (Want::List, Leaf::List) => true,
-            (Want::Code(code), Leaf::Str(s)) => code.accepts(s),
+            (Want::Code(code), Leaf::Str(s) | Leaf::Text(s)) => code.accepts(s),
             _ => false,
         };
         if !fits {
@@ -187,7 +186,7 @@ fn finding(path: &[P<'_>]) -> Option<Want> {
     use Want::*;
     Some(match path {
         [] => Map,
-        [K("description")] => Text,
+        [K("description")] => Str,
         [K("level")] => Code(Coded::Level),
         [K("category" | "legal_basis" | "place" | "recorded_by" | "recorded_at")] => Str,
         [K("photos"), rest @ ..] => photos(rest)?,
