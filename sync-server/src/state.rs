@@ -58,6 +58,7 @@ impl AppState {
             AppError::Internal(format!("data folder {}: {e}", settings.data.display()))
         })?;
         let storage = Arc::new(Storage::open(&settings.data.join("server.db"))?);
+        storage::prepare_sign_in();
         let peer_id = format!("anjian-sync-server-{}", &storage.storage_id()[..8]);
         let limits = &settings.limits;
         Ok(Arc::new(AppState {

@@ -97,7 +97,7 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
                     Some(Ok(Message::Binary(bytes))) => {
                         conn.pace().await;
                         if conn.revoked() {
-                            (vec![error(conn.closed_reason())], true)
+                            (vec![error(&conn.closed_reason())], true)
                         } else {
                             conn.on_frame(&bytes).await
                         }
@@ -113,7 +113,7 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
                 }
             }
             Some(case) = notified.recv() => (conn.on_doc_changed(case).await, false),
-            _ = conn.registration.closed.changed() => (vec![error(conn.closed_reason())], true),
+            _ = conn.registration.closed.changed() => (vec![error(&conn.closed_reason())], true),
             _ = tokio::time::sleep_until(expires) => {
                 (vec![error("登录已过期，请重新登录 (the token expired; sign in again)")], true)
             }
@@ -285,8 +285,13 @@ impl Connection {
         self.registration.closed.borrow().is_some()
     }
 
-    fn closed_reason(&self) -> &'static str {
-        "登录已失效（账号停用、密码重置或设备吊销），请重新登录 (signed out: the account, device or token was revoked)"
+    /// Why the registry closed the connection.
+    fn closed_reason(&self) -> String {
+        self.registration
+            .closed
+            .borrow()
+            .clone()
+            .unwrap_or_default()
     }
 
     async fn on_frame(&mut self, bytes: &[u8]) -> (Vec<WireMessage>, bool) {

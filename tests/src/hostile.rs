@@ -54,7 +54,7 @@ pub fn sync_message(entries: Vec<Vec<u8>>) -> Vec<u8> {
 pub fn png_rows(width: u32, height: u32) -> Vec<u8> {
     let mut row = vec![0u8; 1 + 3 * width as usize];
     row[0] = 4;
-    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
     for _ in 0..height {
         zlib.write_all(&row).expect("zlib");
     }

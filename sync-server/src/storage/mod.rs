@@ -19,7 +19,7 @@ mod accounts;
 mod projections;
 mod uploads;
 
-pub use accounts::TOKEN_ID_LEN;
+pub use accounts::{TOKEN_ID_LEN, prepare_sign_in};
 pub use projections::Projection;
 use projections::write_projections;
 

@@ -3,8 +3,6 @@
 //! (the same action as a request), on fresh cases; both must give the verdict written by
 //! hand in the table.
 
-use std::time::Duration;
-
 use anjian_core::sync::DocumentId;
 use anjian_core::{
     CaseId, DistrictCode, FindingId, Level, NewFinding, RectificationOrder, RectificationState,
@@ -282,6 +280,5 @@ async fn the_sync_path_and_the_api_give_the_table_s_verdicts() {
     // Nothing the table refused reached the inspector's device: its next sync is clean.
     let report = insp.sync().await.expect("sync");
     assert!(report.refused.is_empty(), "{report:?}");
-    tokio::time::sleep(Duration::from_millis(10)).await;
     server.stop().await;
 }
