@@ -44,11 +44,7 @@ fn stored_size(app: &AppState, sha256: &str) -> AppResult<Option<u64>> {
 /// Refuses a malformed hash, and a blob no case visible to `user` mentions (as not found).
 fn check(app: &AppState, user: &User, sha256: &str) -> AppResult<()> {
     let not_found = || AppError::NotFound(format!("no blob {sha256}"));
-    if sha256.len() != 64
-        || !sha256
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if !anjian_core::is_sha256(sha256) {
         return Err(not_found());
     }
     let visible = app.storage.read(|conn| {

@@ -36,7 +36,8 @@ pub struct Limits {
     /// Seconds to send a request's headers (also how long an idle keep-alive connection
     /// stays open).
     pub header_seconds: u64,
-    /// Seconds to send a request's body.
+    /// Seconds a request's body may pause between two parts (a slow phone keeps sending;
+    /// a stalled one is cut off).
     pub body_seconds: u64,
     /// Open TCP connections from one address.
     pub connections_per_address: usize,
