@@ -56,7 +56,7 @@ impl SlotDoc {
             self.state = self
                 .doc
                 .as_ref()
-                .map(CaseState::of)
+                .map(CaseState::of_stored)
                 .transpose()
                 .map_err(|e| AppError::Internal(format!("stored case {case}: {e}")))?;
             self.loaded = true;

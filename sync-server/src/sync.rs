@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anjian_core::rules::{self, Author, CaseState, Refusal};
+use anjian_core::rules::{self, Author, CaseState, Ops, Refusal};
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::intake::{self, IntakeError};
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireError, WireMessage};
@@ -687,11 +687,15 @@ fn receive_visible(
         });
     }
     let candidate = without_waiting(candidate, doc, &applied, fresh.len())?;
-    let after = match CaseState::of(&candidate) {
+    let ops = match Ops::of(&candidate, &applied) {
+        Ok(ops) => ops,
+        Err(refusal) => return Ok(refused(refusal, &applied, Some(state))),
+    };
+    let after = match before.after(&candidate, &ops) {
         Ok(after) => after,
         Err(e) => return Ok(refused(invalid(e), &applied, Some(state))),
     };
-    if let Err(refusal) = rules::judge(&context.author, Some(before), &after) {
+    if let Err(refusal) = rules::judge(&context.author, Some(before), &after, &ops) {
         return Ok(refused(refusal, &applied, Some(state)));
     }
     let mut candidate = candidate;
@@ -749,7 +753,11 @@ fn receive_unknown(
         Ok(after) => after,
         Err(e) => return Ok(refused(invalid(e), &applied, None)),
     };
-    if let Err(refusal) = rules::judge(&context.author, None, &after) {
+    let ops = match Ops::of(&candidate, &applied) {
+        Ok(ops) => ops,
+        Err(refusal) => return Ok(refused(refusal, &applied, None)),
+    };
+    if let Err(refusal) = rules::judge(&context.author, None, &after, &ops) {
         return Ok(refused(refusal, &applied, None));
     }
     if case_doc::case_id(&candidate).ok() != Some(context.case_id) {
@@ -915,7 +923,7 @@ async fn persist(
         projection: Projection {
             case: case.case().clone(),
             conflicts,
-            blob_refs: case.blob_refs().into_iter().collect(),
+            blob_refs: case_doc::blob_refs(&doc).into_iter().collect(),
         },
         user_id: user.id,
         receipts,
@@ -1002,8 +1010,9 @@ fn change_in<T>(
     if applied.is_empty() {
         return Ok(Some((value, None)));
     }
-    let after = CaseState::of(&candidate)?;
-    rules::judge(author, Some(before), &after).map_err(AppError::Refused)?;
+    let ops = Ops::of(&candidate, &applied).map_err(AppError::Refused)?;
+    let after = before.after(&candidate, &ops)?;
+    rules::judge(author, Some(before), &after, &ops).map_err(AppError::Refused)?;
     let bytes = candidate.save_after(&before_heads);
     let commit = commit_of(candidate, after, sync::State::new(), bytes, false, &applied);
     Ok(Some((value, Some(Box::new(commit)))))

@@ -169,12 +169,44 @@ pub(crate) fn share(doc: &mut AutoCommit, districts: &[DistrictCode]) -> Result<
 }
 
 impl crate::rules::CaseState {
-    /// Reads `doc` for the rule book, refusing one nested too deep or too large before
-    /// reading anything else of it.
+    /// Reads a whole case for the rule book, refusing a document nested too deep or too
+    /// large before reading anything else of it (a case from elsewhere: a peer's new case,
+    /// bytes to merge).
     pub fn of(doc: &AutoCommit) -> Result<crate::rules::CaseState> {
-        let flat = crate::flat::flatten(doc)?;
-        let case = read_case(doc)?;
-        Ok(crate::rules::CaseState::new(case, flat))
+        crate::paths::check_bounds(doc)?;
+        Self::of_stored(doc)
+    }
+
+    /// Reads a whole case already judged when it was stored (its depth and size were
+    /// bounded then).
+    pub fn of_stored(doc: &AutoCommit) -> Result<crate::rules::CaseState> {
+        Ok(crate::rules::CaseState::new(read_case(doc)?))
+    }
+
+    /// The case after `ops` changed this one into `doc`: only what they touched is read
+    /// again (the case's header always; the findings they touched; the checklists if
+    /// they touched any).
+    pub fn after(
+        &self,
+        doc: &AutoCommit,
+        ops: &crate::rules::Ops,
+    ) -> Result<crate::rules::CaseState> {
+        let mut case = read_header(doc)?;
+        let mut findings = self.case().findings.clone();
+        for id in ops.findings() {
+            findings.retain(|f| f.id != id);
+            if let Some(finding) = read_finding(doc, id)? {
+                findings.push(finding);
+            }
+        }
+        sort_findings(&mut findings);
+        case.findings = findings;
+        case.checklists = if ops.touches("checklists") {
+            checklists::read_all(doc)?
+        } else {
+            self.case().checklists.clone()
+        };
+        Ok(crate::rules::CaseState::new(case))
     }
 }
 
@@ -209,6 +241,35 @@ pub(crate) fn check_case(doc: &AutoCommit) -> Result<CaseId> {
 
 /// Reads a whole case.
 pub(crate) fn read_case(doc: &AutoCommit) -> Result<Case> {
+    let mut case = read_header(doc)?;
+    case.findings = read_findings(doc)?;
+    case.checklists = checklists::read_all(doc)?;
+    Ok(case)
+}
+
+/// Every finding not removed, ordered by the time they were recorded.
+fn read_findings(doc: &AutoCommit) -> Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    let findings_obj = map(doc, &ROOT, "findings")?;
+    for key in doc.keys(&findings_obj).collect::<Vec<_>>() {
+        let Ok(finding_id) = key.parse::<FindingId>() else {
+            continue;
+        };
+        if let Some(finding) = read_finding(doc, finding_id)? {
+            findings.push(finding);
+        }
+    }
+    sort_findings(&mut findings);
+    Ok(findings)
+}
+
+fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| a.recorded_at.cmp(&b.recorded_at).then(a.id.cmp(&b.id)));
+}
+
+/// Reads a case without its findings and checklists (a few keys: what every change may
+/// need to be judged).
+fn read_header(doc: &AutoCommit) -> Result<Case> {
     let id = check_case(doc)?;
     let bad = |what: &str| Error::InvalidDocument(format!("case {id}: {what}"));
     let ent = map(doc, &ROOT, "enterprise")?;
@@ -258,17 +319,6 @@ pub(crate) fn read_case(doc: &AutoCommit) -> Result<Case> {
         _ => None,
     };
     let review = map(doc, &ROOT, "review")?;
-    let mut findings = Vec::new();
-    let findings_obj = map(doc, &ROOT, "findings")?;
-    for key in doc.keys(&findings_obj).collect::<Vec<_>>() {
-        let Ok(finding_id) = key.parse::<FindingId>() else {
-            continue;
-        };
-        if let Some(finding) = read_finding(doc, finding_id)? {
-            findings.push(finding);
-        }
-    }
-    findings.sort_by(|a, b| a.recorded_at.cmp(&b.recorded_at).then(a.id.cmp(&b.id)));
     Ok(Case {
         id,
         enterprise,
@@ -280,8 +330,8 @@ pub(crate) fn read_case(doc: &AutoCommit) -> Result<Case> {
         opened_by: string(doc, &ROOT, "opened_by").unwrap_or_default(),
         location,
         state: parse_field(doc, &review, "state").map_err(|_| bad("review.state"))?,
-        findings,
-        checklists: checklists::read_all(doc)?,
+        findings: Vec::new(),
+        checklists: Vec::new(),
         review_events: read_review_events(doc, &review),
         amends: string(doc, &ROOT, "amends").and_then(|id| id.parse().ok()),
     })

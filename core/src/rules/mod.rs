@@ -13,16 +13,18 @@
 //!   entries only for oneself, every attribution field naming the change's author, and
 //!   the schema's shape.
 
+mod ops;
 mod shape;
 
-use std::collections::{HashMap, HashSet};
+use ops::OpAt;
+pub use ops::Ops;
 
 use crate::codes::{
-    DistrictCode, Level, RectificationState, ReviewAction, ReviewState, Role, is_sha256,
+    DistrictCode, FindingId, Level, RectificationState, ReviewAction, ReviewState, Role,
 };
 use crate::error::{Error, Result};
-use crate::flat::{Entry, Flat, Leaf, Seg};
 use crate::model::{Case, Finding, Identity};
+use crate::paths::{Leaf, Seg};
 
 coded_enum!(
     /// Which rule refused a change (carried with every refusal, on the wire and in API
@@ -247,37 +249,22 @@ pub fn may_close(author: &Author, case: &Case, finding: &Finding) -> Result<(), 
     }
 }
 
-/// A case as the rule book judges it: the typed case and every value of its document.
+/// A case as the rule book judges it (see `CaseState::of` and `CaseState::after`, which
+/// read it from a document).
 #[derive(Debug, Clone)]
 pub struct CaseState {
     case: Case,
-    flat: Flat,
 }
 
 impl CaseState {
-    /// The case as read, and every value of its document (see `CaseState::of`).
-    pub(crate) fn new(case: Case, flat: Flat) -> CaseState {
-        CaseState { case, flat }
+    /// The case as read.
+    pub(crate) fn new(case: Case) -> CaseState {
+        CaseState { case }
     }
 
     /// The case.
     pub fn case(&self) -> &Case {
         &self.case
-    }
-
-    /// Every blob hash the document mentions (photo originals and thumbnails, in removed
-    /// findings and in values that lost a conflict too).
-    pub fn blob_refs(&self) -> std::collections::BTreeSet<String> {
-        self.flat
-            .entries
-            .iter()
-            .filter(
-                |e| matches!(e.path.last(), Some(Seg::Key(k)) if k == "sha256" || k == "thumbnail"),
-            )
-            .filter_map(|e| e.value.as_str())
-            .filter(|s| is_sha256(s))
-            .map(str::to_owned)
-            .collect()
     }
 }
 
@@ -295,33 +282,43 @@ const FIXED: &[&str] = &[
     "location",
 ];
 
-/// Judges a change by `author` that turns `before` (`None` for a case new to the judge)
-/// into `after`.
+/// Judges the operations `ops` of a change by `author` that turn `before` (`None` for a
+/// case new to the judge) into `after`.
 pub fn judge(
     author: &Author,
     before: Option<&CaseState>,
     after: &CaseState,
+    ops: &Ops,
 ) -> Result<(), Refusal> {
-    shape::check(&after.flat)?;
+    for op in ops.iter() {
+        if op.foreign {
+            return Err(Refusal::new(
+                Rule::Shape,
+                "检查记录不使用计数器或标记 (the case schema has no counters or marks)",
+            ));
+        }
+        if let (Some(value), false, false) = (&op.value, op.in_text, op.superseded) {
+            shape::check(&op.path, value)?;
+        }
+    }
     if before.is_some_and(|b| !may_read(author, &b.case)) {
         return Err(jurisdiction());
     }
     if let Some(before) = before {
-        fixed(before, after)?;
-        sharing(author, before, after)?;
+        structure(author, before, ops)?;
     }
     if !may_read(author, &after.case) {
         return Err(jurisdiction());
     }
     if let Some(before) = before {
-        team(author, before, after)?;
-        approved_lock(before, after)?;
-        removals_stay(before, after)?;
+        team(author, before, ops)?;
+        approved_lock(before, ops)?;
+        evidence_stays(ops)?;
     }
-    attribution(author, before, after)?;
-    let actions = trail(author, before, after)?;
+    attribution(author, ops)?;
+    let actions = trail(author, before.is_some(), after, ops)?;
     review_state(before, after, &actions)?;
-    rectifications(author, before, after)
+    rectifications(author, before, after, ops)
 }
 
 /// Whether a change's recorded author (its note's `by`, empty for clients that record
@@ -360,58 +357,51 @@ fn title(finding: &Finding) -> &str {
     finding.description.lines().next().unwrap_or_default()
 }
 
-fn subtree<'a>(flat: &'a Flat, key: &'a str) -> Vec<&'a Entry> {
-    flat.under(key).collect()
+fn root(op: &OpAt) -> Option<&str> {
+    op.path.first().and_then(Seg::key)
 }
 
-fn fixed(before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
-    for key in FIXED {
-        if subtree(&before.flat, key) != subtree(&after.flat, key) {
+/// After creation, the fields written at creation stay as they are, the case's
+/// containers are never replaced, and only those who decide share it.
+fn structure(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
+    for op in ops.iter() {
+        let Some(key) = root(op) else { continue };
+        if FIXED.contains(&key) || op.path.len() == 1 {
             return Err(Refusal::new(
                 Rule::Fixed,
                 format!("“{key}”在开案后不能修改 ({key} is fixed once the case is opened)"),
+            ));
+        }
+        if key == "visible_to" && !decides(author, &before.case.district) {
+            return Err(Refusal::new(
+                Rule::Sharing,
+                format!(
+                    "只有辖区 {} 的监管负责人或管理员可以共享案件 (only the owning district's supervisors share a case)",
+                    before.case.district
+                ),
             ));
         }
     }
     Ok(())
 }
 
-fn sharing(author: &Author, before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
-    if subtree(&before.flat, "visible_to") == subtree(&after.flat, "visible_to") {
-        return Ok(());
-    }
-    if decides(author, &before.case.district) {
-        return Ok(());
-    }
-    Err(Refusal::new(
-        Rule::Sharing,
-        format!(
-            "只有辖区 {} 的监管负责人或管理员可以共享案件 (only the owning district's supervisors share a case)",
-            before.case.district
-        ),
-    ))
-}
-
-fn team(author: &Author, before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
-    let old: Vec<&Entry> = subtree(&before.flat, "team");
-    let new: Vec<&Entry> = subtree(&after.flat, "team");
-    let kept = old.iter().all(|e| new.contains(e));
-    let old_ops: HashSet<&automerge::ObjId> = old.iter().map(|e| &e.op).collect();
+/// Team entries: only oneself is added, with one's own district; existing entries stay.
+fn team(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
     let refuse = |why: &str| Refusal::new(Rule::Team, why.to_owned());
-    if !kept {
-        return Err(refuse(
-            "检查组成员记录不能修改或删除 (team entries cannot be changed or removed)",
-        ));
-    }
-    for entry in new.iter().filter(|e| !old_ops.contains(&e.op)) {
-        let member = entry.path.get(1).and_then(Seg::key);
-        if member != Some(author.user_id.as_str()) {
+    for op in ops.iter().filter(|op| root(op) == Some("team")) {
+        let member = op.path.get(1).and_then(Seg::key);
+        let existing = before
+            .case
+            .team
+            .iter()
+            .any(|m| Some(m.user_id.as_str()) == member);
+        if member != Some(author.user_id.as_str()) || existing {
             return Err(refuse(
-                "只能把自己加入检查组 (only oneself can be added to the team)",
+                "只能把自己加入检查组，已有的成员记录不能修改 (only oneself can be added to the team; entries stay as they are)",
             ));
         }
-        if matches!(entry.path.get(2).and_then(Seg::key), Some("district"))
-            && entry.value.as_str() != Some(author.district.as_str())
+        if op.path.get(2).and_then(Seg::key) == Some("district")
+            && op.value.as_ref().and_then(Leaf::as_str) != Some(author.district.as_str())
         {
             return Err(refuse(
                 "检查组成员的辖区必须是本人账号的辖区 (a team entry carries the member's own district)",
@@ -421,11 +411,10 @@ fn team(author: &Author, before: &CaseState, after: &CaseState) -> Result<(), Re
     Ok(())
 }
 
-fn approved_lock(before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
-    if before.case.state != ReviewState::Approved {
-        return Ok(());
-    }
-    if outside_review(&before.flat) == outside_review(&after.flat) {
+/// An approved case is locked: nothing but its review changes.
+fn approved_lock(before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
+    if before.case.state != ReviewState::Approved || ops.iter().all(|op| root(op) == Some("review"))
+    {
         return Ok(());
     }
     Err(Refusal::new(
@@ -434,56 +423,37 @@ fn approved_lock(before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
     ))
 }
 
-fn outside_review(flat: &Flat) -> Vec<&Entry> {
-    flat.entries
+/// Findings are evidence: a finding is never deleted or replaced, and a removal stays
+/// recorded, with who removed it and when.
+fn evidence_stays(ops: &Ops) -> Result<(), Refusal> {
+    for op in ops
         .iter()
-        .filter(|e| e.path.first().and_then(Seg::key) != Some("review"))
-        .collect()
-}
-
-/// Findings are evidence: a removal stays recorded, with who removed it and when.
-fn removals_stay(before: &CaseState, after: &CaseState) -> Result<(), Refusal> {
-    let removal = |e: &&Entry| {
-        e.path.len() >= 3
-            && e.path[0] == Seg::Key("findings".into())
-            && e.path[2] == Seg::Key("removed".into())
-    };
-    let after_removals: Vec<&Entry> = after.flat.entries.iter().filter(removal).collect();
-    if before
-        .flat
-        .entries
-        .iter()
-        .filter(removal)
-        .all(|e| after_removals.contains(&e))
+        .filter(|op| root(op) == Some("findings") && op.overwrites)
     {
-        Ok(())
-    } else {
-        Err(Refusal::new(
-            Rule::Evidence,
-            "已删除隐患的删除记录不能撤销或修改 (a removed finding stays recorded as removed)",
-        ))
+        let removal = op.path.get(2).and_then(Seg::key) == Some("removed");
+        if op.path.len() == 2 || removal {
+            return Err(Refusal::new(
+                Rule::Evidence,
+                "隐患记录及其删除记录不能撤销或修改 (a finding, and its removal, stay recorded)",
+            ));
+        }
     }
+    Ok(())
 }
 
-fn attribution(
-    author: &Author,
-    before: Option<&CaseState>,
-    after: &CaseState,
-) -> Result<(), Refusal> {
-    let old: HashSet<&automerge::ObjId> = before
-        .map(|b| b.flat.entries.iter().map(|e| &e.op).collect())
-        .unwrap_or_default();
-    for entry in &after.flat.entries {
-        if old.contains(&entry.op) || !shape::is_attribution(&entry.path) {
+/// Every attribution field a change writes names its author.
+fn attribution(author: &Author, ops: &Ops) -> Result<(), Refusal> {
+    for op in ops.iter() {
+        let (Some(value), false, false) = (&op.value, op.in_text, op.superseded) else {
             continue;
-        }
-        if entry.value.as_str() != Some(author.user_id.as_str()) {
-            let key = entry.path.last().and_then(Seg::key).unwrap_or_default();
+        };
+        if shape::is_attribution(&op.path) && value.as_str() != Some(author.user_id.as_str()) {
+            let key = op.path.last().and_then(Seg::key).unwrap_or_default();
             return Err(Refusal::new(
                 Rule::Attribution,
                 format!(
                     "记录人“{}”必须是您本人（{}）({key} must name the change's author)",
-                    entry.value.as_str().unwrap_or_default(),
+                    value.as_str().unwrap_or_default(),
                     author.user_id
                 ),
             ));
@@ -492,55 +462,39 @@ fn attribution(
     Ok(())
 }
 
-/// The review trail only grows: every event stays as it was, each new one is in its
+/// The review trail only grows: a change appends new events (maps it makes at the end of
+/// the list, and their fields) and touches no existing one; each new event is in its
 /// author's name (see `attribution`), and only those who decide add returns, approvals
-/// and reopenings. Returns the actions of the new events.
+/// and reopenings. Returns the actions of the new events, in the order they were made.
 fn trail(
     author: &Author,
-    before: Option<&CaseState>,
+    existed: bool,
     after: &CaseState,
+    ops: &Ops,
 ) -> Result<Vec<ReviewAction>, Refusal> {
-    let events = |flat: &'_ Flat| -> Vec<(usize, Entry)> {
-        flat.entries
-            .iter()
-            .filter_map(|e| match e.path.as_slice() {
-                [Seg::Key(r), Seg::Key(ev), Seg::Index(i), ..]
-                    if r == "review" && ev == "events" =>
-                {
-                    Some((*i, e.clone()))
-                }
-                _ => None,
-            })
-            .collect()
+    let events = |op: &&OpAt| matches!(op.path.as_slice(), [Seg::Key(r), Seg::Key(e), ..] if r == "review" && e == "events");
+    let refuse = || {
+        Refusal::new(
+            Rule::ReviewTrail,
+            "审核记录只能追加，不能修改或删除 (the review trail can only be added to)",
+        )
     };
-    let new_events = events(&after.flat);
-    let now: HashMap<&automerge::ObjId, &Leaf> =
-        new_events.iter().map(|(_, e)| (&e.op, &e.value)).collect();
-    let mut old_ops = HashSet::new();
-    if let Some(before) = before {
-        for (_, entry) in events(&before.flat) {
-            if now.get(&entry.op) != Some(&&entry.value) {
-                return Err(Refusal::new(
-                    Rule::ReviewTrail,
-                    "审核记录不能修改或删除 (the review trail can only be added to)",
-                ));
-            }
-            old_ops.insert(entry.op);
+    let mut new_events = Vec::new();
+    for op in ops.iter().filter(events) {
+        match op.path.len() {
+            3 if !op.overwrites && op.value == Some(Leaf::Map) => new_events.push(op.id.as_str()),
+            n if n >= 4 && op.in_new_object => {}
+            _ if !existed => {}
+            _ => return Err(refuse()),
         }
     }
-    let added: Vec<usize> = new_events
-        .iter()
-        .filter(|(_, e)| e.path.len() == 3 && !old_ops.contains(&e.op))
-        .map(|(i, _)| *i)
-        .collect();
     let mut actions = Vec::new();
-    for index in added {
-        let kinds: Vec<&str> = new_events
+    for event in new_events {
+        let kinds: Vec<&str> = ops
             .iter()
-            .filter(|(i, e)| {
-                *i == index && e.path.len() == 4 && e.path[3] == Seg::Key("kind".into())
-            })
-            .filter_map(|(_, e)| e.value.as_str())
+            .filter(|op| op.obj == event && !op.superseded)
+            .filter(|op| op.path.last().and_then(Seg::key) == Some("kind"))
+            .filter_map(|op| op.value.as_ref()?.as_str())
             .collect();
         let [kind] = kinds.as_slice() else {
             return Err(Refusal::new(
@@ -561,7 +515,6 @@ fn trail(
     }
     Ok(actions)
 }
-
 /// The review state moves only as the review actions recorded in the same change move it
 /// (several may have been taken offline between two syncs: submitted, then commented),
 /// and only those who decide return, approve or reopen (`trail` checked who recorded
@@ -599,15 +552,22 @@ fn review_state(
 
 /// Rectifications move only forward along the closed loop (several steps may have been
 /// taken offline between two syncs), are re-inspected or closed only with evidence that
-/// then stays, and are closed only by those `may_close` names.
+/// then stays, and are closed only by those `may_close` names. Judged for the findings the
+/// change touches.
 fn rectifications(
     author: &Author,
     before: Option<&CaseState>,
     after: &CaseState,
+    ops: &Ops,
 ) -> Result<(), Refusal> {
-    let old_finding = |id| before.and_then(|b| b.case.findings.iter().find(|f| f.id == id));
-    for finding in &after.case.findings {
-        let old = old_finding(finding.id).and_then(|f| f.rectification.as_ref());
+    fn find(state: Option<&CaseState>, id: FindingId) -> Option<&Finding> {
+        state.and_then(|s| s.case.findings.iter().find(|f| f.id == id))
+    }
+    for id in ops.findings() {
+        let Some(finding) = find(Some(after), id) else {
+            continue;
+        };
+        let old = find(before, id).and_then(|f| f.rectification.as_ref());
         let from = old.map_or(RectificationState::None, |r| r.state);
         let to = finding
             .rectification

@@ -7,7 +7,7 @@ use crate::codes::{
     AnswerResult, ChecklistId, DistrictCode, FindingId, Level, RectificationState, ReviewAction,
     ReviewState, ViolationKind,
 };
-use crate::flat::{Flat, Leaf, Seg};
+use crate::paths::{Leaf, Seg};
 
 use super::{Refusal, Rule};
 
@@ -63,58 +63,53 @@ enum P<'a> {
 
 use P::{I, K};
 
-/// Checks every value of `flat` against the schema.
-pub(super) fn check(flat: &Flat) -> Result<(), Refusal> {
-    for entry in &flat.entries {
-        let path: Vec<P<'_>> = entry
-            .path
-            .iter()
+/// Checks a value written at `path` against the schema.
+pub(super) fn check(path: &[Seg], value: &Leaf) -> Result<(), Refusal> {
+    let pattern: Vec<P<'_>> = path
+        .iter()
+        .map(|s| match s {
+            Seg::Key(k) => K(k),
+            Seg::Index(_) => I,
+        })
+        .collect();
+    let shown = || {
+        path.iter()
             .map(|s| match s {
-                Seg::Key(k) => K(k),
-                Seg::Index(_) => I,
+                Seg::Key(k) => k.clone(),
+                Seg::Index(i) => i.to_string(),
             })
-            .collect();
-        let shown = || {
-            entry
-                .path
-                .iter()
-                .map(|s| match s {
-                    Seg::Key(k) => k.clone(),
-                    Seg::Index(i) => i.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join("/")
-        };
-        let Some(want) = expected(&path) else {
-            return Err(Refusal::new(
-                Rule::Shape,
-                format!(
-                    "检查记录中不应有“{}” (the case schema has no such field)",
-                    shown()
-                ),
-            ));
-        };
-        let fits = match (want, &entry.value) {
-            (Want::Str, Leaf::Str(_) | Leaf::Text(_)) => true,
-            (Want::Int, Leaf::Int(_) | Leaf::Uint(_)) => true,
-            (Want::Num, Leaf::Int(_) | Leaf::Uint(_) | Leaf::F64(_)) => true,
-            (Want::Map, Leaf::Map) => true,
-            (Want::List, Leaf::List) => true,
-            (Want::Code(code), Leaf::Str(s) | Leaf::Text(s)) => code.accepts(s),
-            _ => false,
-        };
-        if !fits {
-            return Err(Refusal::new(
-                Rule::Shape,
-                format!(
-                    "检查记录的“{}”类型不对 (expected {want:?}, found {:?})",
-                    shown(),
-                    entry.value
-                ),
-            ));
-        }
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let Some(want) = expected(&pattern) else {
+        return Err(Refusal::new(
+            Rule::Shape,
+            format!(
+                "检查记录中不应有“{}” (the case schema has no such field)",
+                shown()
+            ),
+        ));
+    };
+    let fits = match (want, value) {
+        (Want::Str, Leaf::Str(_) | Leaf::Text(_)) => true,
+        (Want::Int, Leaf::Int(_) | Leaf::Uint(_)) => true,
+        (Want::Num, Leaf::Int(_) | Leaf::Uint(_) | Leaf::F64(_)) => true,
+        (Want::Map, Leaf::Map) => true,
+        (Want::List, Leaf::List) => true,
+        (Want::Code(code), Leaf::Str(s) | Leaf::Text(s)) => code.accepts(s),
+        _ => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            Rule::Shape,
+            format!(
+                "检查记录的“{}”类型不对 (expected {want:?}, found {value:?})",
+                shown()
+            ),
+        ))
     }
-    Ok(())
 }
 
 /// Whether the value at `path` names who did something (`recorded_by`, `added_by`, …):

@@ -245,13 +245,15 @@ impl Store {
                 amends: new.amends,
             },
         )?;
-        let opened = rules::CaseState::of(&doc)?;
-        rules::judge(&Author::from(&self.identity), None, &opened)?;
         document::commit(
             &mut doc,
             &ChangeNote::new(&self.identity, "open_case"),
             self.now().timestamp(),
         );
+        let opened = rules::CaseState::of_stored(&doc)?;
+        let changes = doc.get_changes(&[]);
+        let ops = rules::Ops::of(&doc, &changes)?;
+        rules::judge(&Author::from(&self.identity), None, &opened, &ops)?;
         let projection = document::project_case(&doc)?;
         let snapshot = doc.save();
         let tx = self.conn.transaction()?;
@@ -665,11 +667,7 @@ impl Store {
         let before = judged_state(loaded)?;
         let value = match edit(&mut loaded.doc).and_then(|v| {
             document::ensure_team_member(&mut loaded.doc, &identity)?;
-            // The rule book judges the edit before it is recorded: the device never
-            // records what the server would refuse.
-            let after = rules::CaseState::of(&loaded.doc)?;
-            rules::judge(&Author::from(&identity), Some(&before), &after)?;
-            Ok((v, after))
+            Ok(v)
         }) {
             Ok(value) => value,
             Err(e) => {
@@ -678,11 +676,30 @@ impl Store {
                 return Err(e);
             }
         };
-        let (value, after) = value;
-        if document::commit(&mut loaded.doc, &note, time).is_none() {
+        let Some(hash) = document::commit(&mut loaded.doc, &note, time) else {
             loaded.judged = Some((loaded.doc.get_heads(), before));
             return Ok(value);
-        }
+        };
+        // The rule book judges the change before it is stored: the device never records
+        // what the server would refuse. A refused change leaves memory with the document,
+        // which is read again from storage (where it never arrived).
+        let judged = loaded
+            .doc
+            .get_change_by_hash(&hash)
+            .ok_or_else(|| Error::InvalidDocument("the change just made is missing".into()))
+            .and_then(|change| Ok(rules::Ops::of(&loaded.doc, &[change])?))
+            .and_then(|ops| {
+                let after = before.after(&loaded.doc, &ops)?;
+                rules::judge(&Author::from(&identity), Some(&before), &after, &ops)?;
+                Ok(after)
+            });
+        let after = match judged {
+            Ok(after) => after,
+            Err(e) => {
+                self.cache.remove(case);
+                return Err(e);
+            }
+        };
         loaded.judged = Some((loaded.doc.get_heads(), after));
         let result = (|| {
             let bytes = loaded.doc.save_after(&loaded.saved_heads);
@@ -764,7 +781,7 @@ fn judged_state(loaded: &mut LoadedDoc) -> Result<rules::CaseState> {
     let heads = loaded.doc.get_heads();
     match loaded.judged.take() {
         Some((at, state)) if at == heads => Ok(state),
-        _ => rules::CaseState::of(&loaded.doc),
+        _ => rules::CaseState::of_stored(&loaded.doc),
     }
 }
 

@@ -59,7 +59,7 @@ impl Default for Limits {
             changes: 20_000,
             change_ops: 100_000,
             message_ops: 400_000,
-            depth: crate::flat::MAX_DEPTH,
+            depth: crate::paths::MAX_DEPTH,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! them (with Automerge directly, past every check of the store), each judged for an
 //! author, with the verdict written by hand in the table.
 
-use anjian_core::rules::{self, Author, CaseState, Rule};
+use anjian_core::rules::{self, Author, CaseState, Ops, Rule};
 use anjian_core::{
     CaseId, DistrictCode, FindingEdit, FindingId, Level, NewCase, RectificationOrder,
     RectificationState, ReviewAction, Role, Store, case_doc,
@@ -112,12 +112,14 @@ fn review(by: &str, action: ReviewAction) -> impl Fn(&mut AutoCommit) {
 }
 
 fn verdict(who: &Author, before: &AutoCommit, after: &AutoCommit) -> Result<(), Rule> {
-    let before = CaseState::of(before).expect("before reads");
-    let after = match CaseState::of(after) {
-        Ok(after) => after,
-        Err(_) => return Err(Rule::Shape),
+    let state = CaseState::of(before).expect("before reads");
+    let mut after = after.clone();
+    let changes = after.get_changes(&before.clone().get_heads());
+    let ops = Ops::of(&after, &changes).map_err(|r| r.rule)?;
+    let Ok(after_state) = state.after(&after, &ops) else {
+        return Err(Rule::Shape);
     };
-    rules::judge(who, Some(&before), &after).map_err(|r| r.rule)
+    rules::judge(who, Some(&state), &after_state, &ops).map_err(|r| r.rule)
 }
 
 #[test]

@@ -283,7 +283,7 @@ impl Storage {
             let Some(doc) = self.load_document(id)? else {
                 continue;
             };
-            let state = CaseState::of(&doc)
+            let state = CaseState::of_stored(&doc)
                 .map_err(|e| AppError::Internal(format!("stored case {id}: {e}")))?;
             let projection = Projection::of(&doc, &state)?;
             self.write(|conn| {

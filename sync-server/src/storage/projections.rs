@@ -25,7 +25,7 @@ impl Projection {
         Ok(Projection {
             case: state.case().clone(),
             conflicts: anjian_core::case_doc::conflicts(doc)?.len(),
-            blob_refs: state.blob_refs().into_iter().collect(),
+            blob_refs: anjian_core::case_doc::blob_refs(doc).into_iter().collect(),
         })
     }
 }
