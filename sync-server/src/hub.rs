@@ -46,6 +46,8 @@ pub struct SlotDoc {
     pub doc: Option<AutoCommit>,
     /// The case as the rule book judged it, if the server has it.
     pub state: Option<CaseState>,
+    /// How many fields of the document are in conflict.
+    pub conflicts: usize,
 }
 
 impl SlotDoc {
@@ -53,21 +55,30 @@ impl SlotDoc {
     pub fn load(&mut self, storage: &Storage, case: CaseId) -> AppResult<()> {
         if !self.loaded {
             self.doc = storage.load_document(case)?;
+            let damaged =
+                |e: anjian_core::Error| AppError::Internal(format!("stored case {case}: {e}"));
             self.state = self
                 .doc
                 .as_ref()
                 .map(CaseState::of_stored)
                 .transpose()
-                .map_err(|e| AppError::Internal(format!("stored case {case}: {e}")))?;
+                .map_err(damaged)?;
+            self.conflicts = match &self.doc {
+                Some(doc) => anjian_core::case_doc::conflicts(doc)
+                    .map_err(damaged)?
+                    .len(),
+                None => 0,
+            };
             self.loaded = true;
         }
         Ok(())
     }
 
     /// The document and the case, once committed changes made them the server's.
-    pub fn replace(&mut self, doc: AutoCommit, state: CaseState) {
+    pub fn replace(&mut self, doc: AutoCommit, state: CaseState, conflicts: usize) {
         self.doc = Some(doc);
         self.state = Some(state);
+        self.conflicts = conflicts;
         self.loaded = true;
     }
 }

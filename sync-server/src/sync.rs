@@ -219,6 +219,8 @@ enum Received {
 struct Candidate {
     doc: AutoCommit,
     case: CaseState,
+    /// Blob hashes the changes name.
+    blob_refs: Vec<String>,
     state: sync::State,
     /// What storage appends (the whole document when it is new on the server).
     bytes: Vec<u8>,
@@ -707,6 +709,8 @@ fn receive_visible(
         bytes,
         false,
         &applied,
+        &ops,
+        slot.conflicts,
     ))))
 }
 
@@ -749,7 +753,8 @@ fn receive_unknown(
         return Ok(refused(rules::jurisdiction(), &applied, None));
     }
     let candidate = without_waiting(candidate, &AutoCommit::new(), &applied, fresh.len())?;
-    let after = match CaseState::of(&candidate) {
+    // The wire's limits bounded the depth and size of everything these changes make.
+    let after = match CaseState::of_stored(&candidate) {
         Ok(after) => after,
         Err(e) => return Ok(refused(invalid(e), &applied, None)),
     };
@@ -779,6 +784,8 @@ fn receive_unknown(
         bytes,
         true,
         &applied,
+        &ops,
+        0,
     ))))
 }
 
@@ -838,6 +845,12 @@ fn without_waiting(
     Ok(clean)
 }
 
+/// What committing judged changes writes. The fields in conflict are counted again only
+/// when the document had some, or the changes wrote into one: otherwise none are.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one value of each kind a commit carries"
+)]
 fn commit_of(
     doc: AutoCommit,
     case: CaseState,
@@ -845,11 +858,18 @@ fn commit_of(
     bytes: Vec<u8>,
     new: bool,
     applied: &[Change],
+    ops: &Ops,
+    conflicts_before: usize,
 ) -> Candidate {
-    let conflicts = case_doc::conflicts(&doc)
-        .map(|c| c.len())
-        .unwrap_or_default();
+    let conflicts = if conflicts_before == 0 && !ops.touch_a_conflict(&doc) {
+        0
+    } else {
+        case_doc::conflicts(&doc)
+            .map(|c| c.len())
+            .unwrap_or_default()
+    };
     Candidate {
+        blob_refs: ops.blob_refs().into_iter().collect(),
         receipts: applied
             .iter()
             .map(|change| Receipt {
@@ -907,6 +927,7 @@ async fn persist(
     let Candidate {
         mut doc,
         case,
+        blob_refs,
         bytes,
         new,
         receipts,
@@ -923,13 +944,14 @@ async fn persist(
         projection: Projection {
             case: case.case().clone(),
             conflicts,
-            blob_refs: case_doc::blob_refs(&doc).into_iter().collect(),
+            blob_refs,
+            all_blob_refs: false,
         },
         user_id: user.id,
         receipts,
     };
     let chunks = app.writer.commit(commit).await?;
-    guard.replace(doc, case);
+    guard.replace(doc, case, conflicts);
     if Storage::should_compact(chunks) {
         let storage = app.storage.clone();
         with_doc(app, guard, move |slot| match slot.doc.as_mut() {
@@ -1014,6 +1036,15 @@ fn change_in<T>(
     let after = before.after(&candidate, &ops)?;
     rules::judge(author, Some(before), &after, &ops).map_err(AppError::Refused)?;
     let bytes = candidate.save_after(&before_heads);
-    let commit = commit_of(candidate, after, sync::State::new(), bytes, false, &applied);
+    let commit = commit_of(
+        candidate,
+        after,
+        sync::State::new(),
+        bytes,
+        false,
+        &applied,
+        &ops,
+        slot.conflicts,
+    );
     Ok(Some((value, Some(Box::new(commit)))))
 }

@@ -31,6 +31,8 @@ pub(crate) struct OpAt {
     pub id: String,
     /// The id of the object it writes into.
     pub obj: String,
+    /// The object it writes into, in the document after the changes.
+    pub obj_id: Option<automerge::ObjId>,
     /// The object it writes into was made by these same changes.
     pub in_new_object: bool,
     /// A later operation of these same changes overwrote it (it is in no reader's view).
@@ -85,6 +87,7 @@ impl Ops {
                     _ => (None, true),
                 };
                 ops.push(OpAt {
+                    obj_id: None,
                     in_new_object: made.contains(&obj),
                     in_text: obj_type == ObjType::Text,
                     overwrites: !op.pred.is_empty(),
@@ -97,8 +100,16 @@ impl Ops {
                 });
             }
         }
+        let mut ids: HashMap<String, Option<automerge::ObjId>> = HashMap::new();
         for op in &mut ops {
             op.superseded = preds.contains(&op.id);
+            op.obj_id = ids
+                .entry(op.obj.clone())
+                .or_insert_with(|| match op.obj.as_str() {
+                    "_root" => Some(automerge::ROOT),
+                    id => doc.import(id).ok().map(|(obj, _)| obj),
+                })
+                .clone();
             // A text made by these changes reads as its content after them (the stock
             // JavaScript client writes every string as a text).
             if matches!(op.value, Some(Leaf::Text(_)))
@@ -135,6 +146,36 @@ impl Ops {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// The blob hashes (photo originals and thumbnails) the operations name.
+    pub fn blob_refs(&self) -> BTreeSet<String> {
+        self.ops
+            .iter()
+            .filter(|op| !op.superseded && !op.in_text)
+            .filter(|op| {
+                matches!(
+                    op.path.last().and_then(Seg::key),
+                    Some("sha256" | "thumbnail")
+                )
+            })
+            .filter_map(|op| op.value.as_ref()?.as_str())
+            .filter(|hash| crate::codes::is_sha256(hash))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Whether any map field the operations write holds more than one value in `doc` (the
+    /// document after them): only there can they have made or ended a conflict.
+    pub fn touch_a_conflict(&self, doc: &AutoCommit) -> bool {
+        self.ops.iter().filter(|op| !op.in_text).any(|op| {
+            match (&op.obj_id, op.path.last().and_then(Seg::key)) {
+                (Some(obj), Some(key)) => {
+                    doc.get_all(obj, key).is_ok_and(|values| values.len() > 1)
+                }
+                _ => false,
+            }
+        })
     }
 }
 

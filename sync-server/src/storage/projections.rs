@@ -15,8 +15,11 @@ pub struct Projection {
     pub case: Case,
     /// How many fields are in conflict.
     pub conflicts: usize,
-    /// Every blob hash the case mentions.
+    /// Blob hashes the case mentions: every one when `all_blob_refs`, otherwise those a
+    /// commit's changes add (a blob a case once named stays accessible with it).
     pub blob_refs: Vec<String>,
+    /// Whether `blob_refs` lists every hash the case mentions.
+    pub all_blob_refs: bool,
 }
 
 impl Projection {
@@ -26,6 +29,7 @@ impl Projection {
             case: state.case().clone(),
             conflicts: anjian_core::case_doc::conflicts(doc)?.len(),
             blob_refs: anjian_core::case_doc::blob_refs(doc).into_iter().collect(),
+            all_blob_refs: true,
         })
     }
 }
@@ -40,8 +44,11 @@ pub(super) fn write_projections(
     received: bool,
 ) -> AppResult<()> {
     let case = &projection.case;
-    for table in ["visibility", "case_team", "findings", "blob_refs"] {
+    for table in ["visibility", "case_team", "findings"] {
         tx.execute(&format!("DELETE FROM {table} WHERE case_id = ?1"), [key])?;
+    }
+    if projection.all_blob_refs {
+        tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", [key])?;
     }
     let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
     districts.push(case.district.as_str());
