@@ -184,28 +184,32 @@ impl crate::rules::CaseState {
     }
 
     /// The case after `ops` changed this one into `doc`: only what they touched is read
-    /// again (the case's header always; the findings they touched; the checklists if
-    /// they touched any).
+    /// again (the case's header only when they wrote outside findings and checklists; the
+    /// findings they touched; the checklists if they touched any).
     pub fn after(
         &self,
         doc: &AutoCommit,
         ops: &crate::rules::Ops,
     ) -> Result<crate::rules::CaseState> {
-        let mut case = read_header(doc)?;
-        let mut findings = self.case().findings.clone();
+        let mut case = self.case().clone();
+        if ops.touches_other_than(&["findings", "checklists"]) {
+            let header = read_header(doc)?;
+            case = Case {
+                findings: std::mem::take(&mut case.findings),
+                checklists: std::mem::take(&mut case.checklists),
+                ..header
+            };
+        }
         for id in ops.findings() {
-            findings.retain(|f| f.id != id);
+            case.findings.retain(|f| f.id != id);
             if let Some(finding) = read_finding(doc, id)? {
-                findings.push(finding);
+                case.findings.push(finding);
             }
         }
-        sort_findings(&mut findings);
-        case.findings = findings;
-        case.checklists = if ops.touches("checklists") {
-            checklists::read_all(doc)?
-        } else {
-            self.case().checklists.clone()
-        };
+        sort_findings(&mut case.findings);
+        if ops.touches("checklists") {
+            case.checklists = checklists::read_all(doc)?;
+        }
         Ok(crate::rules::CaseState::new(case))
     }
 }

@@ -134,6 +134,16 @@ impl Ops {
             .any(|op| op.path.first().and_then(Seg::key) == Some(key))
     }
 
+    /// Whether any operation writes under a root key other than `keys`.
+    pub fn touches_other_than(&self, keys: &[&str]) -> bool {
+        self.ops.iter().any(|op| {
+            op.path
+                .first()
+                .and_then(Seg::key)
+                .is_none_or(|k| !keys.contains(&k))
+        })
+    }
+
     /// The findings the operations write into (or make).
     pub fn findings(&self) -> BTreeSet<FindingId> {
         self.ops
