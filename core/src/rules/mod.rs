@@ -291,13 +291,7 @@ pub fn judge(
     ops: &Ops,
 ) -> Result<(), Refusal> {
     for op in ops.iter() {
-        if op.foreign {
-            return Err(Refusal::new(
-                Rule::Shape,
-                "检查记录不使用计数器或标记 (the case schema has no counters or marks)",
-            ));
-        }
-        if let (Some(value), false, false) = (&op.value, op.in_text, op.superseded) {
+        if let (Some(value), false) = (&op.value, op.superseded) {
             shape::check(&op.path, value)?;
         }
     }
@@ -444,7 +438,7 @@ fn evidence_stays(ops: &Ops) -> Result<(), Refusal> {
 /// Every attribution field a change writes names its author.
 fn attribution(author: &Author, ops: &Ops) -> Result<(), Refusal> {
     for op in ops.iter() {
-        let (Some(value), false, false) = (&op.value, op.in_text, op.superseded) else {
+        let (Some(value), false) = (&op.value, op.superseded) else {
             continue;
         };
         if shape::is_attribution(&op.path) && value.as_str() != Some(author.user_id.as_str()) {

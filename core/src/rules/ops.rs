@@ -2,17 +2,26 @@
 //! what the rule book judges. Reading a change's operations costs as much as the change,
 //! not as much as the document, so judging a finding recorded in a case of a thousand
 //! findings costs what judging it in an empty case costs.
+//!
+//! Automerge trusts an operation's predecessors: applying it hides every value they name,
+//! wherever it is. So before anything else is judged, every operation must name as
+//! predecessors exactly the values it replaces, as a well-behaved writer does: for a map
+//! key, the values the key held at the change's dependencies (as the change's own earlier
+//! operations left them); for a deleted list element, the element itself (list elements are
+//! inserted and deleted, never replaced in place); a new list element or character, none.
+//! An operation that names anything else is refused, and with it the change.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use automerge::legacy::{Key, ObjectId, OpType};
-use automerge::{AutoCommit, Change, ObjType, Prop, ReadDoc};
+use automerge::legacy::{ElementId, Key, ObjectId, OpType};
+use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, ScalarValue};
 
 use super::{Refusal, Rule};
 use crate::codes::FindingId;
-use crate::paths::{Leaf, Seg, scalar};
+use crate::paths::{Leaf, MAX_DEPTH, Seg, scalar};
 
-/// One operation, where it lands.
+/// One operation (or, for edits inside a collaborative text, the text as they left it),
+/// where it lands.
 #[derive(Debug, Clone)]
 pub(crate) struct OpAt {
     /// The path of what it writes: its object's path and its key (list positions all read
@@ -21,21 +30,17 @@ pub(crate) struct OpAt {
     /// What it writes: an object it makes (a text with its content after the changes) or a
     /// scalar; `None` for a deletion.
     pub value: Option<Leaf>,
-    /// An increment or a mark: nothing the case schema uses.
-    pub foreign: bool,
-    /// It overwrites or deletes an earlier value (it has predecessors).
+    /// It replaces or deletes an earlier value (one that existed before these changes).
     pub overwrites: bool,
-    /// It writes inside a collaborative text (a character).
-    pub in_text: bool,
     /// Its own id (`counter@actor`).
     pub id: String,
     /// The id of the object it writes into.
     pub obj: String,
     /// The object it writes into, in the document after the changes.
-    pub obj_id: Option<automerge::ObjId>,
+    pub obj_id: Option<ObjId>,
     /// The object it writes into was made by these same changes.
     pub in_new_object: bool,
-    /// A later operation of these same changes overwrote it (it is in no reader's view).
+    /// A later operation of these same changes replaced it (it is in no reader's view).
     pub superseded: bool,
 }
 
@@ -45,76 +50,177 @@ pub struct Ops {
     ops: Vec<OpAt>,
 }
 
+/// An object the operations write into: its path, type, and the object that holds it.
+#[derive(Debug, Clone)]
+struct Place {
+    path: Vec<Seg>,
+    kind: ObjType,
+    parent: String,
+}
+
 impl Ops {
     /// The operations of `changes`, found in `doc` (which holds them).
     pub fn of(doc: &AutoCommit, changes: &[Change]) -> Result<Ops, Refusal> {
-        let mut objects: HashMap<String, (Vec<Seg>, ObjType)> = HashMap::new();
-        objects.insert("_root".into(), (Vec::new(), ObjType::Map));
+        let mut places: HashMap<String, Place> = HashMap::new();
         let mut made = HashSet::new();
+        // Every operation of the changes, by id.
+        let mut written: HashSet<String> = HashSet::new();
+        // Which of the changes made each object.
+        let mut made_in: HashMap<String, usize> = HashMap::new();
         let mut preds = HashSet::new();
+        let mut texts: Vec<String> = Vec::new();
         let mut ops = Vec::new();
-        for change in changes {
+        for (n, change) in changes.iter().enumerate() {
             let expanded = change.decode();
             let actor = expanded.actor_id.to_hex_string();
+            // The values each map key holds as this change goes on, from its dependencies.
+            let mut current: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
             for (i, op) in expanded.operations.iter().enumerate() {
                 let id = format!("{}@{actor}", expanded.start_op.get() + i as u64);
+                written.insert(id.clone());
                 let obj = match &op.obj {
                     ObjectId::Root => "_root".to_owned(),
-                    ObjectId::Id(o) => format!("{}@{}", o.0, o.1.to_hex_string()),
+                    ObjectId::Id(o) => op_id(o),
                 };
-                let (mut path, obj_type) = resolve(doc, &mut objects, &obj)?;
+                let place = resolve(doc, &mut places, &obj)?;
+                let named: BTreeSet<String> = op.pred.iter().map(op_id).collect();
+                match &op.key {
+                    Key::Map(key) => {
+                        let slot = current
+                            .entry((obj.clone(), key.to_string()))
+                            .or_insert_with(|| match made_in.get(&obj) {
+                                // An object this change makes holds nothing before it.
+                                Some(m) if *m == n => BTreeSet::new(),
+                                _ => values_at(doc, &obj, key, change.deps()),
+                            });
+                        if named != *slot {
+                            return Err(forged(&id));
+                        }
+                        *slot = match op.action {
+                            OpType::Delete => BTreeSet::new(),
+                            _ => BTreeSet::from([id.clone()]),
+                        };
+                    }
+                    Key::Seq(element) => {
+                        let itself = match element {
+                            ElementId::Id(e) => BTreeSet::from([op_id(e)]),
+                            ElementId::Head => BTreeSet::new(),
+                        };
+                        let deletes = matches!(op.action, OpType::Delete);
+                        if !op.insert && !deletes {
+                            return Err(Refusal::new(
+                                Rule::Shape,
+                                "列表中的元素只能插入或删除，不能原地替换 (a list element is inserted or deleted, never replaced in place)",
+                            ));
+                        }
+                        let fits = if op.insert {
+                            named.is_empty() && !deletes
+                        } else {
+                            !itself.is_empty() && named == itself
+                        };
+                        if !fits {
+                            return Err(forged(&id));
+                        }
+                    }
+                }
+                preds.extend(named);
+                if place.kind == ObjType::Text {
+                    // Inside a text: only characters are inserted, and deleted.
+                    let character = match &op.action {
+                        OpType::Put(ScalarValue::Str(_)) => op.insert,
+                        OpType::Delete => !op.insert,
+                        _ => false,
+                    };
+                    if !character {
+                        return Err(Refusal::new(
+                            Rule::Shape,
+                            "文本中只能有文字 (a text holds characters only)",
+                        ));
+                    }
+                    if !made.contains(&obj) && !texts.contains(&obj) {
+                        texts.push(obj.clone());
+                    }
+                    continue;
+                }
+                let mut path = place.path.clone();
                 path.push(match &op.key {
                     Key::Map(key) => Seg::Key(key.to_string()),
                     Key::Seq(_) => Seg::Index(0),
                 });
-                for pred in op.pred.iter() {
-                    preds.insert(format!("{}@{}", pred.0, pred.1.to_hex_string()));
+                if path.len() > MAX_DEPTH {
+                    return Err(Refusal::new(
+                        Rule::Shape,
+                        format!("修改嵌套超过 {MAX_DEPTH} 层 (an operation nests deeper than {MAX_DEPTH} levels)"),
+                    ));
                 }
-                let (value, foreign) = match &op.action {
-                    OpType::Make(made_type) => {
-                        objects.insert(id.clone(), (path.clone(), *made_type));
+                let value = match &op.action {
+                    OpType::Make(kind) => {
+                        places.insert(
+                            id.clone(),
+                            Place {
+                                path: path.clone(),
+                                kind: *kind,
+                                parent: obj.clone(),
+                            },
+                        );
                         made.insert(id.clone());
-                        let leaf = match made_type {
+                        made_in.insert(id.clone(), n);
+                        Some(match kind {
                             ObjType::Map => Leaf::Map,
                             ObjType::List => Leaf::List,
                             ObjType::Text => Leaf::Text(String::new()),
                             ObjType::Table => Leaf::Other("table"),
-                        };
-                        (Some(leaf), false)
+                        })
                     }
-                    OpType::Put(value) => (Some(scalar(value)), false),
-                    OpType::Delete => (None, false),
-                    _ => (None, true),
+                    OpType::Put(value) => Some(scalar(value)),
+                    OpType::Delete => None,
+                    _ => Some(Leaf::Other("counter or mark")),
                 };
                 ops.push(OpAt {
                     obj_id: None,
                     in_new_object: made.contains(&obj),
-                    in_text: obj_type == ObjType::Text,
-                    overwrites: !op.pred.is_empty(),
+                    overwrites: op.pred.iter().any(|p| !written.contains(&op_id(p))),
                     path,
                     value,
-                    foreign,
                     id,
                     obj,
                     superseded: false,
                 });
             }
         }
-        let mut ids: HashMap<String, Option<automerge::ObjId>> = HashMap::new();
+        // An edit inside a text that was there before writes the whole text anew: it is
+        // judged as the text it leaves, where the text is.
+        for text in texts {
+            let place = resolve(doc, &mut places, &text)?;
+            let content = doc
+                .import(&text)
+                .ok()
+                .and_then(|(obj, _)| doc.text(&obj).ok())
+                .unwrap_or_default();
+            ops.push(OpAt {
+                obj_id: None,
+                in_new_object: made.contains(&place.parent),
+                overwrites: true,
+                path: place.path,
+                value: Some(Leaf::Text(content)),
+                id: text,
+                obj: place.parent,
+                superseded: false,
+            });
+        }
+        let mut ids: HashMap<String, Option<ObjId>> = HashMap::new();
         for op in &mut ops {
             op.superseded = preds.contains(&op.id);
             op.obj_id = ids
                 .entry(op.obj.clone())
-                .or_insert_with(|| match op.obj.as_str() {
-                    "_root" => Some(automerge::ROOT),
-                    id => doc.import(id).ok().map(|(obj, _)| obj),
-                })
+                .or_insert_with(|| import(doc, &op.obj))
                 .clone();
             // A text made by these changes reads as its content after them (the stock
             // JavaScript client writes every string as a text).
-            if matches!(op.value, Some(Leaf::Text(_)))
+            if matches!(&op.value, Some(Leaf::Text(t)) if t.is_empty())
+                && made.contains(&op.id)
                 && !op.superseded
-                && let Ok((text, _)) = doc.import(&op.id)
+                && let Some(text) = import(doc, &op.id)
             {
                 op.value = Some(Leaf::Text(doc.text(&text).unwrap_or_default()));
             }
@@ -162,7 +268,7 @@ impl Ops {
     pub fn blob_refs(&self) -> BTreeSet<String> {
         self.ops
             .iter()
-            .filter(|op| !op.superseded && !op.in_text)
+            .filter(|op| !op.superseded)
             .filter(|op| {
                 matches!(
                     op.path.last().and_then(Seg::key),
@@ -178,24 +284,59 @@ impl Ops {
     /// Whether any map field the operations write holds more than one value in `doc` (the
     /// document after them): only there can they have made or ended a conflict.
     pub fn touch_a_conflict(&self, doc: &AutoCommit) -> bool {
-        self.ops.iter().filter(|op| !op.in_text).any(|op| {
-            match (&op.obj_id, op.path.last().and_then(Seg::key)) {
-                (Some(obj), Some(key)) => {
-                    doc.get_all(obj, key).is_ok_and(|values| values.len() > 1)
-                }
+        self.ops
+            .iter()
+            .any(|op| match (&op.obj_id, op.path.last().and_then(Seg::key)) {
+                (Some(obj), Some(key)) => doc
+                    .get_all(obj, key)
+                    .is_ok_and(|values| values.len() > 1),
                 _ => false,
-            }
-        })
+            })
     }
+}
+
+fn op_id(id: &automerge::legacy::OpId) -> String {
+    format!("{}@{}", id.0, id.1.to_hex_string())
+}
+
+fn forged(id: &str) -> Refusal {
+    Refusal::new(
+        Rule::Shape,
+        format!(
+            "修改 {id} 所替换的值与其所见不符 (an operation must replace exactly the values it saw)"
+        ),
+    )
+}
+
+fn import(doc: &AutoCommit, id: &str) -> Option<ObjId> {
+    match id {
+        "_root" => Some(automerge::ROOT),
+        id => doc.import(id).ok().map(|(obj, _)| obj),
+    }
+}
+
+/// The values `key` of object `obj` held at `heads`.
+fn values_at(doc: &AutoCommit, obj: &str, key: &str, heads: &[ChangeHash]) -> BTreeSet<String> {
+    import(doc, obj)
+        .and_then(|obj| doc.get_all_at(&obj, key, heads).ok())
+        .map(|values| values.iter().map(|(_, id)| id.to_string()).collect())
+        .unwrap_or_default()
 }
 
 /// The path and type of the object `id`, from these changes or from `doc`.
 fn resolve(
     doc: &AutoCommit,
-    objects: &mut HashMap<String, (Vec<Seg>, ObjType)>,
+    places: &mut HashMap<String, Place>,
     id: &str,
-) -> Result<(Vec<Seg>, ObjType), Refusal> {
-    if let Some(known) = objects.get(id) {
+) -> Result<Place, Refusal> {
+    if id == "_root" {
+        return Ok(Place {
+            path: Vec::new(),
+            kind: ObjType::Map,
+            parent: String::new(),
+        });
+    }
+    if let Some(known) = places.get(id) {
         return Ok(known.clone());
     }
     let unknown = || {
@@ -206,20 +347,23 @@ fn resolve(
             ),
         )
     };
-    let (obj, obj_type) = doc.import(id).map_err(|_| unknown())?;
-    let path: Vec<Seg> = doc
-        .parents(&obj)
-        .map_err(|_| unknown())?
-        .path()
+    let (obj, kind) = doc.import(id).map_err(|_| unknown())?;
+    let chain: Vec<(ObjId, Prop)> = doc.parents(&obj).map_err(|_| unknown())?.path();
+    if chain.len() > MAX_DEPTH {
+        return Err(unknown());
+    }
+    let parent = chain
+        .last()
+        .map(|(parent, _)| parent.to_string())
+        .unwrap_or_default();
+    let path = chain
         .into_iter()
         .map(|(_, prop)| match prop {
             Prop::Map(key) => Seg::Key(key),
             Prop::Seq(i) => Seg::Index(i),
         })
         .collect();
-    if path.len() > crate::paths::MAX_DEPTH {
-        return Err(unknown());
-    }
-    objects.insert(id.to_owned(), (path.clone(), obj_type));
-    Ok((path, obj_type))
+    let place = Place { path, kind, parent };
+    places.insert(id.to_owned(), place.clone());
+    Ok(place)
 }

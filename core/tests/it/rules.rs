@@ -112,10 +112,19 @@ fn review(by: &str, action: ReviewAction) -> impl Fn(&mut AutoCommit) {
 }
 
 fn verdict(who: &Author, before: &AutoCommit, after: &AutoCommit) -> Result<(), Rule> {
+    let changes = after.clone().get_changes(&before.clone().get_heads());
+    verdict_of(who, before, after, &changes)
+}
+
+/// The verdict on `changes`, which turned `before` into `after`.
+fn verdict_of(
+    who: &Author,
+    before: &AutoCommit,
+    after: &AutoCommit,
+    changes: &[automerge::Change],
+) -> Result<(), Rule> {
     let state = CaseState::of(before).expect("before reads");
-    let mut after = after.clone();
-    let changes = after.get_changes(&before.clone().get_heads());
-    let ops = Ops::of(&after, &changes).map_err(|r| r.rule)?;
+    let ops = Ops::of(after, changes).map_err(|r| r.rule)?;
     let Ok(after_state) = state.after(&after, &ops) else {
         return Err(Rule::Shape);
     };
@@ -664,4 +673,111 @@ fn the_store_refuses_locally_what_the_server_would() {
         )
         .expect("edit");
     assert_ne!(store.heads(case).expect("heads"), heads);
+}
+
+/// `before` changed by `edit`, then its change rewritten by `tamper` (as a hostile writer
+/// builds one by hand): the rewritten change, and `before` with it applied. Automerge
+/// rebuilds the changes it is asked for from its operations, so a forged change is only
+/// ever read as it came.
+fn tampered(
+    before: &AutoCommit,
+    edit: impl FnOnce(&mut AutoCommit),
+    tamper: impl FnOnce(&mut automerge::ExpandedChange),
+) -> (AutoCommit, automerge::Change) {
+    let mut honest = changed(before, edit);
+    let change = honest
+        .get_changes(&before.clone().get_heads())
+        .pop()
+        .expect("a change");
+    let mut expanded = change.decode();
+    tamper(&mut expanded);
+    let forged = automerge::Change::from(expanded);
+    let mut after = before.clone();
+    after
+        .apply_changes([forged.clone()])
+        .expect("Automerge takes the forged change");
+    (after, forged)
+}
+
+/// The id of the value `key` of `obj` holds, as a change names it.
+fn value_id(doc: &AutoCommit, obj: &ObjId, key: &str) -> automerge::legacy::OpId {
+    let (_, id) = doc.get(obj, key).expect("read").expect("a value");
+    id.to_string().parse().expect("an operation id")
+}
+
+#[test]
+fn an_operation_must_replace_exactly_the_values_it_saw() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, OWNER);
+    let place = |doc: &mut AutoCommit| {
+        let obj = finding_obj(doc, f.general);
+        doc.put(&obj, "place", "二号罐区东侧").expect("put");
+    };
+    assert_eq!(
+        verdict(&insp, &f.doc, &changed(&f.doc, place)),
+        Ok(()),
+        "the honest edit is allowed"
+    );
+
+    // The edit also names the major finding's description as replaced: a reader that trusts
+    // predecessors would hide that evidence.
+    let major = finding_obj(&f.doc, f.major);
+    let hidden = value_id(&f.doc, &major, "description");
+    let (after, forged) = tampered(&f.doc, place, |change| {
+        let mut pred: Vec<_> = change.operations[0].pred.iter().cloned().collect();
+        pred.push(hidden.clone());
+        change.operations[0].pred = pred.into();
+    });
+    assert_eq!(
+        verdict_of(&insp, &f.doc, &after, &[forged]),
+        Err(Rule::Shape)
+    );
+
+    // A write that names nothing where a value is: it would stand beside the value as a
+    // conflict nobody made.
+    let general = finding_obj(&f.doc, f.general);
+    let description = |doc: &mut AutoCommit| {
+        let obj = finding_obj(doc, f.general);
+        doc.put(&obj, "description", "安全出口被货物堵塞")
+            .expect("put");
+    };
+    let (after, forged) = tampered(&f.doc, description, |change| {
+        change.operations[0].pred = Vec::new().into();
+    });
+    assert_eq!(
+        after.get_all(&general, "description").expect("read").len(),
+        2
+    );
+    assert_eq!(
+        verdict_of(&insp, &f.doc, &after, &[forged]),
+        Err(Rule::Shape)
+    );
+
+    // A new event in the review trail that also names the major finding's description.
+    let comment = review("insp", ReviewAction::Comment);
+    let (after, forged) = tampered(&f.doc, comment, |change| {
+        let insert = change
+            .operations
+            .iter_mut()
+            .find(|op| op.insert)
+            .expect("the event is inserted");
+        insert.pred = vec![hidden.clone()].into();
+    });
+    assert_eq!(
+        verdict_of(&insp, &f.doc, &after, &[forged]),
+        Err(Rule::Shape)
+    );
+}
+
+#[test]
+fn a_list_element_is_never_replaced_in_place() {
+    let f = fixture();
+    let chief = author("chief", Role::Supervisor, OWNER);
+    let with_event = changed(&f.doc, review("chief", ReviewAction::Comment));
+    let overwrite = changed(&with_event, |doc| {
+        let review = map(doc, &ROOT, "review");
+        let events = map(doc, &review, "events");
+        doc.put(&events, 0, "已删除").expect("put");
+    });
+    assert_eq!(verdict(&chief, &with_event, &overwrite), Err(Rule::Shape));
 }
