@@ -664,43 +664,47 @@ fn receive(
 /// A document this user may see: apply on a copy, judge, and hand back to commit.
 fn receive_visible(
     slot: &mut SlotDoc,
-    state: sync::State,
+    mut state: sync::State,
     checked: intake::Checked,
     context: &Context,
 ) -> AppResult<Received> {
     let (Some(doc), Some(before)) = (slot.doc.as_mut(), slot.state.as_ref()) else {
         return Err(AppError::Internal("a visible document is loaded".into()));
     };
-    let fresh = new_changes(doc, &checked.changes);
+    let admitted = intake::admit(doc, checked);
+    if admitted.changes.is_empty() {
+        // Nothing new to apply: only the sync state moves.
+        doc.sync()
+            .receive_sync_message(&mut state, admitted.message)
+            .map_err(unreadable)?;
+        return Ok(Received::Nothing { state });
+    }
+    let fresh = admitted.changes;
     if let Err(refusal) = check_senders(context, doc, &fresh) {
         return Ok(refused(refusal, &fresh, Some(state)));
     }
     let before_heads = doc.get_heads();
     let mut candidate = doc.clone();
-    let mut candidate_state = state.clone();
-    candidate
-        .sync()
-        .receive_sync_message(&mut candidate_state, checked.message)
-        .map_err(|e| AppError::BadRequest(format!("the sync message does not apply: {e}")))?;
-    let applied = candidate.get_changes(&before_heads);
-    if applied.is_empty() {
-        return Ok(Received::Nothing {
-            state: candidate_state,
-        });
+    if let Err(refusal) = rules::apply(&mut candidate, &fresh) {
+        return Ok(refused(refusal, &fresh, Some(state)));
     }
-    let candidate = without_waiting(candidate, doc, &applied, fresh.len())?;
-    let ops = match Ops::of(&candidate, &applied) {
+    let ops = match Ops::of(&candidate, &fresh) {
         Ok(ops) => ops,
-        Err(refusal) => return Ok(refused(refusal, &applied, Some(state))),
+        Err(refusal) => return Ok(refused(refusal, &fresh, Some(state))),
     };
     let after = match before.after(&candidate, &ops) {
         Ok(after) => after,
-        Err(e) => return Ok(refused(invalid(e), &applied, Some(state))),
+        Err(e) => return Ok(refused(invalid(e), &fresh, Some(state))),
     };
     if let Err(refusal) = rules::judge(&context.author, Some(before), &after, &ops) {
-        return Ok(refused(refusal, &applied, Some(state)));
+        return Ok(refused(refusal, &fresh, Some(state)));
     }
-    let mut candidate = candidate;
+    // The changes are in the copy already: receiving the message only moves the state.
+    let mut candidate_state = state;
+    candidate
+        .sync()
+        .receive_sync_message(&mut candidate_state, admitted.message)
+        .map_err(unreadable)?;
     let bytes = candidate.save_after(&before_heads);
     Ok(Received::Commit(Box::new(commit_of(
         candidate,
@@ -708,7 +712,7 @@ fn receive_visible(
         candidate_state,
         bytes,
         false,
-        &applied,
+        &fresh,
         &ops,
         slot.conflicts,
     ))))
@@ -727,16 +731,19 @@ fn receive_unknown(
 ) -> AppResult<Received> {
     let (mut candidate, mut candidate_state) =
         incoming.unwrap_or_else(|| (AutoCommit::new(), sync::State::new()));
-    let fresh = new_changes(&mut candidate, &checked.changes);
+    let admitted = intake::admit(&candidate, checked);
+    let fresh = admitted.changes;
     if let Err(refusal) = check_senders(context, &candidate, &fresh) {
+        return Ok(refused(refusal, &fresh, None));
+    }
+    if let Err(refusal) = rules::apply(&mut candidate, &fresh) {
         return Ok(refused(refusal, &fresh, None));
     }
     candidate
         .sync()
-        .receive_sync_message(&mut candidate_state, checked.message)
-        .map_err(|e| AppError::BadRequest(format!("the sync message does not apply: {e}")))?;
-    let applied = candidate.get_changes(&[]);
-    if applied.is_empty() {
+        .receive_sync_message(&mut candidate_state, admitted.message)
+        .map_err(unreadable)?;
+    if candidate.get_heads().is_empty() {
         if asks_only {
             return Ok(Received::Unavailable);
         }
@@ -747,12 +754,13 @@ fn receive_unknown(
             reply,
         });
     }
+    // Everything gathered so far is judged as one new case.
+    let applied = candidate.get_changes(&[]);
     if slot.doc.is_some() {
         // It exists but is not this user's to see: refuse as if it were a new case
         // outside the jurisdiction, which is what the sender's copy claims to be.
         return Ok(refused(rules::jurisdiction(), &applied, None));
     }
-    let candidate = without_waiting(candidate, &AutoCommit::new(), &applied, fresh.len())?;
     // The wire's limits bounded the depth and size of everything these changes make.
     let after = match CaseState::of_stored(&candidate) {
         Ok(after) => after,
@@ -775,7 +783,6 @@ fn receive_unknown(
             None,
         ));
     }
-    let mut candidate = candidate;
     let bytes = candidate.save();
     Ok(Received::Commit(Box::new(commit_of(
         candidate,
@@ -789,18 +796,14 @@ fn receive_unknown(
     ))))
 }
 
-/// The changes of a message that `doc` does not have yet.
-fn new_changes<'a>(doc: &mut AutoCommit, changes: &'a [Change]) -> Vec<&'a Change> {
-    changes
-        .iter()
-        .filter(|c| doc.get_change_by_hash(&c.hash()).is_none())
-        .collect()
+fn unreadable(e: automerge::AutomergeError) -> AppError {
+    AppError::BadRequest(format!("the sync message does not apply: {e}"))
 }
 
 /// Every new change must come from a device bound to the sender (and not revoked), name
 /// the sender as its author, and nest objects no deeper than the wire allows: checked
 /// before anything is applied.
-fn check_senders(context: &Context, doc: &AutoCommit, changes: &[&Change]) -> Result<(), Refusal> {
+fn check_senders(context: &Context, doc: &AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
     for change in changes {
         let actor = change.actor_id().to_hex_string();
         match context.storage.actor_owner(&actor) {
@@ -822,27 +825,7 @@ fn check_senders(context: &Context, doc: &AutoCommit, changes: &[&Change]) -> Re
         }
         rules::note_names_author(&case_doc::author(change), &context.author)?;
     }
-    let owned: Vec<Change> = changes.iter().map(|c| (*c).clone()).collect();
-    intake::check_depth(doc, &owned, context.wire.depth).map_err(limit)
-}
-
-/// `candidate` without changes waiting for dependencies the server does not have: they
-/// are neither kept in memory nor saved (the peer is asked for what is missing and sends
-/// them again).
-fn without_waiting(
-    candidate: AutoCommit,
-    base: &AutoCommit,
-    applied: &[Change],
-    sent: usize,
-) -> AppResult<AutoCommit> {
-    if applied.len() >= sent {
-        return Ok(candidate);
-    }
-    let mut clean = base.clone();
-    clean
-        .apply_changes(applied.iter().cloned())
-        .map_err(|e| AppError::BadRequest(format!("the changes do not apply: {e}")))?;
-    Ok(clean)
+    intake::check_depth(doc, changes, context.wire.depth).map_err(limit)
 }
 
 /// What committing judged changes writes. The fields in conflict are counted again only

@@ -15,9 +15,11 @@
 
 mod ops;
 mod shape;
+mod written;
 
 use ops::OpAt;
 pub use ops::Ops;
+pub use written::{apply, check};
 
 use crate::codes::{
     DistrictCode, FindingId, Level, RectificationState, ReviewAction, ReviewState, Role,

@@ -2,19 +2,15 @@
 //! what the rule book judges. Reading a change's operations costs as much as the change,
 //! not as much as the document, so judging a finding recorded in a case of a thousand
 //! findings costs what judging it in an empty case costs.
-//!
-//! Automerge trusts an operation's predecessors: applying it hides every value they name,
-//! wherever it is. So before anything else is judged, every operation must name as
-//! predecessors exactly the values it replaces, as a well-behaved writer does: for a map
-//! key, the values the key held at the change's dependencies (as the change's own earlier
-//! operations left them); for a deleted list element, the element itself (list elements are
-//! inserted and deleted, never replaced in place); a new list element or character, none.
-//! An operation that names anything else is refused, and with it the change.
+//! The changes were found well formed before they were applied (`written`): every
+//! operation names exactly what it replaces, so what it hides is what it overwrote.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use automerge::legacy::{ElementId, Key, ObjectId, OpType};
-use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, ScalarValue};
+use automerge::legacy::{Key, ObjectId, OpType};
+use automerge::{AutoCommit, Change, ObjId, ObjType, Prop, ReadDoc};
+
+use super::written::{import, op_id};
 
 use super::{Refusal, Rule};
 use crate::codes::FindingId;
@@ -65,16 +61,12 @@ impl Ops {
         let mut made = HashSet::new();
         // Every operation of the changes, by id.
         let mut written: HashSet<String> = HashSet::new();
-        // Which of the changes made each object.
-        let mut made_in: HashMap<String, usize> = HashMap::new();
         let mut preds = HashSet::new();
         let mut texts: Vec<String> = Vec::new();
         let mut ops = Vec::new();
-        for (n, change) in changes.iter().enumerate() {
+        for change in changes {
             let expanded = change.decode();
             let actor = expanded.actor_id.to_hex_string();
-            // The values each map key holds as this change goes on, from its dependencies.
-            let mut current: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
             for (i, op) in expanded.operations.iter().enumerate() {
                 let id = format!("{}@{actor}", expanded.start_op.get() + i as u64);
                 written.insert(id.clone());
@@ -83,60 +75,8 @@ impl Ops {
                     ObjectId::Id(o) => op_id(o),
                 };
                 let place = resolve(doc, &mut places, &obj)?;
-                let named: BTreeSet<String> = op.pred.iter().map(op_id).collect();
-                match &op.key {
-                    Key::Map(key) => {
-                        let slot = current
-                            .entry((obj.clone(), key.to_string()))
-                            .or_insert_with(|| match made_in.get(&obj) {
-                                // An object this change makes holds nothing before it.
-                                Some(m) if *m == n => BTreeSet::new(),
-                                _ => values_at(doc, &obj, key, change.deps()),
-                            });
-                        if named != *slot {
-                            return Err(forged(&id));
-                        }
-                        *slot = match op.action {
-                            OpType::Delete => BTreeSet::new(),
-                            _ => BTreeSet::from([id.clone()]),
-                        };
-                    }
-                    Key::Seq(element) => {
-                        let itself = match element {
-                            ElementId::Id(e) => BTreeSet::from([op_id(e)]),
-                            ElementId::Head => BTreeSet::new(),
-                        };
-                        let deletes = matches!(op.action, OpType::Delete);
-                        if !op.insert && !deletes {
-                            return Err(Refusal::new(
-                                Rule::Shape,
-                                "列表中的元素只能插入或删除，不能原地替换 (a list element is inserted or deleted, never replaced in place)",
-                            ));
-                        }
-                        let fits = if op.insert {
-                            named.is_empty() && !deletes
-                        } else {
-                            !itself.is_empty() && named == itself
-                        };
-                        if !fits {
-                            return Err(forged(&id));
-                        }
-                    }
-                }
-                preds.extend(named);
+                preds.extend(op.pred.iter().map(op_id));
                 if place.kind == ObjType::Text {
-                    // Inside a text: only characters are inserted, and deleted.
-                    let character = match &op.action {
-                        OpType::Put(ScalarValue::Str(_)) => op.insert,
-                        OpType::Delete => !op.insert,
-                        _ => false,
-                    };
-                    if !character {
-                        return Err(Refusal::new(
-                            Rule::Shape,
-                            "文本中只能有文字 (a text holds characters only)",
-                        ));
-                    }
                     if !made.contains(&obj) && !texts.contains(&obj) {
                         texts.push(obj.clone());
                     }
@@ -150,7 +90,9 @@ impl Ops {
                 if path.len() > MAX_DEPTH {
                     return Err(Refusal::new(
                         Rule::Shape,
-                        format!("修改嵌套超过 {MAX_DEPTH} 层 (an operation nests deeper than {MAX_DEPTH} levels)"),
+                        format!(
+                            "修改嵌套超过 {MAX_DEPTH} 层 (an operation nests deeper than {MAX_DEPTH} levels)"
+                        ),
                     ));
                 }
                 let value = match &op.action {
@@ -164,7 +106,6 @@ impl Ops {
                             },
                         );
                         made.insert(id.clone());
-                        made_in.insert(id.clone(), n);
                         Some(match kind {
                             ObjType::Map => Leaf::Map,
                             ObjType::List => Leaf::List,
@@ -213,14 +154,14 @@ impl Ops {
             op.superseded = preds.contains(&op.id);
             op.obj_id = ids
                 .entry(op.obj.clone())
-                .or_insert_with(|| import(doc, &op.obj))
+                .or_insert_with(|| import(doc, &op.obj).map(|(obj, _)| obj))
                 .clone();
             // A text made by these changes reads as its content after them (the stock
             // JavaScript client writes every string as a text).
             if matches!(&op.value, Some(Leaf::Text(t)) if t.is_empty())
                 && made.contains(&op.id)
                 && !op.superseded
-                && let Some(text) = import(doc, &op.id)
+                && let Some((text, _)) = import(doc, &op.id)
             {
                 op.value = Some(Leaf::Text(doc.text(&text).unwrap_or_default()));
             }
@@ -287,40 +228,12 @@ impl Ops {
         self.ops
             .iter()
             .any(|op| match (&op.obj_id, op.path.last().and_then(Seg::key)) {
-                (Some(obj), Some(key)) => doc
-                    .get_all(obj, key)
-                    .is_ok_and(|values| values.len() > 1),
+                (Some(obj), Some(key)) => {
+                    doc.get_all(obj, key).is_ok_and(|values| values.len() > 1)
+                }
                 _ => false,
             })
     }
-}
-
-fn op_id(id: &automerge::legacy::OpId) -> String {
-    format!("{}@{}", id.0, id.1.to_hex_string())
-}
-
-fn forged(id: &str) -> Refusal {
-    Refusal::new(
-        Rule::Shape,
-        format!(
-            "修改 {id} 所替换的值与其所见不符 (an operation must replace exactly the values it saw)"
-        ),
-    )
-}
-
-fn import(doc: &AutoCommit, id: &str) -> Option<ObjId> {
-    match id {
-        "_root" => Some(automerge::ROOT),
-        id => doc.import(id).ok().map(|(obj, _)| obj),
-    }
-}
-
-/// The values `key` of object `obj` held at `heads`.
-fn values_at(doc: &AutoCommit, obj: &str, key: &str, heads: &[ChangeHash]) -> BTreeSet<String> {
-    import(doc, obj)
-        .and_then(|obj| doc.get_all_at(&obj, key, heads).ok())
-        .map(|values| values.iter().map(|(_, id)| id.to_string()).collect())
-        .unwrap_or_default()
 }
 
 /// The path and type of the object `id`, from these changes or from `doc`.

@@ -252,6 +252,9 @@ impl Store {
         );
         let opened = rules::CaseState::of_stored(&doc)?;
         let changes = doc.get_changes(&[]);
+        for change in &changes {
+            rules::check(&doc, change)?;
+        }
         let ops = rules::Ops::of(&doc, &changes)?;
         rules::judge(&Author::from(&self.identity), None, &opened, &ops)?;
         let projection = document::project_case(&doc)?;
@@ -687,7 +690,10 @@ impl Store {
             .doc
             .get_change_by_hash(&hash)
             .ok_or_else(|| Error::InvalidDocument("the change just made is missing".into()))
-            .and_then(|change| Ok(rules::Ops::of(&loaded.doc, &[change])?))
+            .and_then(|change| {
+                rules::check(&loaded.doc, &change)?;
+                Ok(rules::Ops::of(&loaded.doc, &[change])?)
+            })
             .and_then(|ops| {
                 let after = before.after(&loaded.doc, &ops)?;
                 rules::judge(&Author::from(&identity), Some(&before), &after, &ops)?;

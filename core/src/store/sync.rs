@@ -13,6 +13,8 @@ use crate::codes::CaseId;
 use crate::document;
 use crate::error::{Error, Result};
 use crate::model::{Refusal, UploadState};
+use crate::rules;
+use crate::sync::intake;
 
 impl Store {
     /// How long sync waits for the server to accept a connection or send its next bytes
@@ -230,7 +232,9 @@ impl Store {
     }
 
     /// Applies a sync message from the server; the result must still be a readable case,
-    /// and is persisted before this returns.
+    /// and is persisted before this returns. Its changes pass the same limits and the same
+    /// check of how they are written as changes reaching the server: a server that is not
+    /// what it should be cannot crash the device or damage a case on it.
     pub(crate) fn receive_sync(
         &mut self,
         case: CaseId,
@@ -239,9 +243,13 @@ impl Store {
     ) -> Result<()> {
         let message = sync::Message::decode(data)
             .map_err(|e| Error::InvalidDocument(format!("sync message: {e}")))?;
+        let checked = intake::check(message, &intake::Limits::default())
+            .map_err(|e| Error::InvalidDocument(format!("sync message: {e}")))?;
         if self.doc_if_exists(case)?.is_none() {
             let mut doc = AutoCommit::new();
-            doc.sync().receive_sync_message(state, message)?;
+            let admitted = intake::admit(&doc, checked);
+            rules::apply(&mut doc, &admitted.changes)?;
+            doc.sync().receive_sync_message(state, admitted.message)?;
             if doc.get_heads().is_empty() {
                 return Ok(());
             }
@@ -254,12 +262,21 @@ impl Store {
             return self.insert_case(case, doc);
         }
         let loaded = self.cache.get_mut(case).expect("loaded just above");
-        let before = loaded.doc.get_heads();
-        let received = loaded.doc.sync().receive_sync_message(state, message);
-        let unchanged = loaded.doc.get_heads() == before;
+        let admitted = intake::admit(&loaded.doc, checked);
+        let unchanged = admitted.changes.is_empty();
+        let received = rules::apply(&mut loaded.doc, &admitted.changes)
+            .map_err(Error::from)
+            .and_then(|()| {
+                Ok(loaded
+                    .doc
+                    .sync()
+                    .receive_sync_message(state, admitted.message)?)
+            });
         if let Err(e) = received {
+            // What was applied leaves memory with the document, which is read again from
+            // storage.
             self.cache.remove(case);
-            return Err(e.into());
+            return Err(e);
         }
         if unchanged {
             return Ok(());

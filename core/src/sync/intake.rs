@@ -6,15 +6,23 @@
 //! and a run-length-encoded column of a few bytes can declare billions of operations. So
 //! every incoming message first passes [`check`]:
 //!
-//! 1. the bytes of all its change entries are joined and walked chunk by chunk (a chunk
+//! 1. its heads, needs and summaries are bounded, and each summary's bloom filter asks a
+//!    sane number of probes per lookup;
+//! 2. the bytes of all its change entries are joined and walked chunk by chunk (a chunk
 //!    may span entries), reading only chunk headers;
-//! 2. whole-document and bundle chunks are refused (peers send changes; the server never
+//! 3. whole-document and bundle chunks are refused (peers send changes; the server never
 //!    advertises the message format that carries whole documents);
-//! 3. a compressed change is inflated under a cap and passed on uncompressed;
-//! 4. each change's operations are counted from its run-length-encoded action column,
-//!    under a cap, before Automerge parses it;
-//! 5. only then are the changes parsed, and [`check_depth`] bounds how deep the objects
-//!    they create would nest in the document, from their decoded operations.
+//! 4. a compressed change is inflated under a cap and passed on uncompressed; every
+//!    change's checksum must match its content;
+//! 5. each change's operations, and the predecessors they name, are counted from its
+//!    run-length-encoded columns, under a cap, before Automerge parses it;
+//! 6. only then are the changes parsed, and each must be encoded exactly as Automerge
+//!    encodes it (Automerge rebuilds stored changes from its operations: a change encoded
+//!    otherwise would sit under a hash the document cannot reproduce); [`check_depth`]
+//!    bounds how deep the objects they create would nest in the document.
+//!
+//! [`admit`] then picks the changes a document may take now, each after its dependencies;
+//! the rule book checks how each is written before it is applied (`rules::apply`).
 //!
 //! What the wire accepts, and what it costs in bytes, is written in docs/protocol.md §3.
 
@@ -22,7 +30,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use automerge::sync::Message;
-use automerge::{AutoCommit, Change, ReadDoc};
+use automerge::{AutoCommit, Change, ChangeHash, ReadDoc};
 use sha2::{Digest, Sha256};
 
 /// The four bytes every Automerge chunk starts with.
@@ -33,6 +41,8 @@ const CHUNK_COMPRESSED: u8 = 2;
 const CHUNK_BUNDLE: u8 = 3;
 /// The column spec of a change's action column: id 4, type integer (RLE), not deflated.
 const ACTION_COLUMN: u64 = (4 << 4) | 2;
+/// The column spec of a change's predecessor counts: id 7, type group (RLE), not deflated.
+const PRED_COUNT_COLUMN: u64 = 7 << 4;
 
 /// The limits an incoming message is held to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +124,7 @@ pub struct Checked {
 /// Checks every change of `message` against `limits`, inflating compressed ones under the
 /// cap, before anything of it is applied.
 pub fn check(mut message: Message, limits: &Limits) -> Result<Checked, IntakeError> {
+    check_summary(&message, limits)?;
     let joined: Vec<u8> = message.changes.iter().flatten().copied().collect();
     let mut rest = joined.as_slice();
     let mut chunks: Vec<Vec<u8>> = Vec::new();
@@ -144,16 +155,7 @@ pub fn check(mut message: Message, limits: &Limits) -> Result<Checked, IntakeErr
                 }
                 change_chunk(data)
             }
-            CHUNK_COMPRESSED => {
-                let inflated = inflate(data, limits.change_bytes)?;
-                let chunk = change_chunk(&inflated);
-                if chunk[4..8] != checksum {
-                    return Err(IntakeError::Malformed(
-                        "a compressed change's checksum does not match its content".into(),
-                    ));
-                }
-                chunk
-            }
+            CHUNK_COMPRESSED => change_chunk(&inflate(data, limits.change_bytes)?),
             CHUNK_DOCUMENT => return Err(IntakeError::Unsupported("whole-document")),
             CHUNK_BUNDLE => return Err(IntakeError::Unsupported("bundle")),
             other => {
@@ -162,6 +164,11 @@ pub fn check(mut message: Message, limits: &Limits) -> Result<Checked, IntakeErr
                 )));
             }
         };
+        if chunk[4..8] != checksum {
+            return Err(IntakeError::Malformed(
+                "a change's checksum does not match its content".into(),
+            ));
+        }
         total_bytes += chunk.len();
         if total_bytes > limits.message_bytes {
             return Err(IntakeError::TooLarge {
@@ -171,7 +178,7 @@ pub fn check(mut message: Message, limits: &Limits) -> Result<Checked, IntakeErr
             });
         }
         let ops = count_ops(&chunk[chunk_header_len(&chunk)..], limits.change_ops)?;
-        total_ops += ops;
+        total_ops += ops.operations + ops.predecessors;
         if total_ops > limits.message_ops {
             return Err(IntakeError::TooMany {
                 what: "operations in one message",
@@ -183,12 +190,140 @@ pub fn check(mut message: Message, limits: &Limits) -> Result<Checked, IntakeErr
     let changes = chunks
         .iter()
         .map(|bytes| {
-            Change::try_from(bytes.as_slice())
-                .map_err(|e| IntakeError::Malformed(format!("a change does not parse: {e}")))
+            let change = Change::try_from(bytes.as_slice())
+                .map_err(|e| IntakeError::Malformed(format!("a change does not parse: {e}")))?;
+            // Automerge rebuilds changes from its operations as it encodes them: one encoded
+            // otherwise would be stored under a hash the document cannot reproduce.
+            if Change::from(change.decode()).hash() != change.hash() {
+                return Err(IntakeError::Malformed(
+                    "a change is not encoded as Automerge encodes it".into(),
+                ));
+            }
+            Ok(change)
         })
         .collect::<Result<Vec<_>, _>>()?;
     message.changes = chunks.into();
     Ok(Checked { message, changes })
+}
+
+/// How many hashes a message may list in its heads, its needs, and each summary of what
+/// its sender has; and how many such summaries it may carry (a peer sends one).
+const HAVES: usize = 4;
+
+/// Checks the parts of a message besides its changes: their lengths, and that each bloom
+/// filter asks for a sane number of probes per lookup (each probe of each lookup is
+/// allocated: a filter asking billions of them exhausts memory).
+fn check_summary(message: &Message, limits: &Limits) -> Result<(), IntakeError> {
+    let too_many = |what| IntakeError::TooMany {
+        what,
+        limit: limits.changes as u64,
+    };
+    if message.heads.len() > limits.changes {
+        return Err(too_many("heads in one message"));
+    }
+    if message.need.len() > limits.changes {
+        return Err(too_many("needed changes in one message"));
+    }
+    if message.have.len() > HAVES {
+        return Err(IntakeError::TooMany {
+            what: "summaries in one message",
+            limit: HAVES as u64,
+        });
+    }
+    for have in &message.have {
+        if have.last_sync.len() > limits.changes {
+            return Err(too_many("heads of one summary"));
+        }
+        let bloom = have.bloom.to_bytes();
+        let mut r = Reader(&bloom);
+        if r.0.is_empty() {
+            continue;
+        }
+        let sane = (|| {
+            let _entries = r.uleb()?;
+            let bits = r.uleb()?;
+            let probes = r.uleb()?;
+            Some((1..=64).contains(&bits) && (1..=32).contains(&probes))
+        })();
+        if sane != Some(true) {
+            return Err(IntakeError::Malformed(
+                "a summary's bloom filter is not one a peer makes".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The changes of a checked message that may be applied to a document now, and the
+/// message that carries them.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The changes the document does not have whose dependencies it has (or that come
+    /// earlier in this list), each after its dependencies.
+    pub changes: Vec<Change>,
+    /// The message, carrying the changes the document already had and those admitted:
+    /// changes that wait for dependencies neither the document nor the message holds are
+    /// left out (never queued inside the document; the peer is asked for what is missing
+    /// and sends them again).
+    pub message: Message,
+}
+
+/// Which changes of `checked` may be applied to `doc` now. Automerge is never asked to
+/// rebuild a change to tell whether the document has it: only its change graph is read.
+pub fn admit(doc: &AutoCommit, checked: Checked) -> Admitted {
+    let Checked {
+        mut message,
+        changes,
+    } = checked;
+    let has = |hash: &ChangeHash| !ReadDoc::get_missing_deps(doc, &[*hash]).contains(hash);
+    let mut carried: Vec<Vec<u8>> = Vec::new();
+    let mut fresh: Vec<&Change> = Vec::new();
+    let mut index: HashMap<ChangeHash, usize> = HashMap::new();
+    for change in &changes {
+        let hash = change.hash();
+        if has(&hash) {
+            carried.push(change.raw_bytes().to_vec());
+        } else if !index.contains_key(&hash) {
+            index.insert(hash, fresh.len());
+            fresh.push(change);
+        }
+    }
+    // Each change after its dependencies; one whose dependencies are missing, and every
+    // change after it, waits.
+    let mut waiting_on = vec![0usize; fresh.len()];
+    let mut blocked = vec![false; fresh.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); fresh.len()];
+    for (i, change) in fresh.iter().enumerate() {
+        for dep in change.deps() {
+            match index.get(dep) {
+                Some(&j) => {
+                    waiting_on[i] += 1;
+                    dependents[j].push(i);
+                }
+                None if !has(dep) => blocked[i] = true,
+                None => {}
+            }
+        }
+    }
+    let mut ready: std::collections::VecDeque<usize> = (0..fresh.len())
+        .filter(|&i| waiting_on[i] == 0 && !blocked[i])
+        .collect();
+    let mut admitted = Vec::new();
+    while let Some(i) = ready.pop_front() {
+        admitted.push(fresh[i].clone());
+        for &k in &dependents[i] {
+            waiting_on[k] -= 1;
+            if waiting_on[k] == 0 && !blocked[k] {
+                ready.push_back(k);
+            }
+        }
+    }
+    carried.extend(admitted.iter().map(|c| c.raw_bytes().to_vec()));
+    message.changes = carried.into();
+    Admitted {
+        changes: admitted,
+        message,
+    }
 }
 
 /// Checks how deep the objects `changes` create would nest once applied to `doc`: an
@@ -309,9 +444,16 @@ fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, IntakeError> {
     Ok(out)
 }
 
-/// How many operations a change declares: the length of its run-length-encoded action
-/// column, summed under `limit` without expanding it.
-fn count_ops(data: &[u8], limit: u64) -> Result<u64, IntakeError> {
+/// What a change declares it holds, counted from its run-length-encoded columns.
+struct Counted {
+    operations: u64,
+    predecessors: u64,
+}
+
+/// How many operations a change declares (the length of its action column), and how many
+/// predecessors they name (the sum of its predecessor-count column), each under `limit`,
+/// without expanding either.
+fn count_ops(data: &[u8], limit: u64) -> Result<Counted, IntakeError> {
     let malformed = |why: &str| IntakeError::Malformed(format!("a change's header: {why}"));
     let mut r = Reader(data);
     let deps = r.uleb().ok_or_else(|| malformed("dependencies"))?;
@@ -333,51 +475,84 @@ fn count_ops(data: &[u8], limit: u64) -> Result<u64, IntakeError> {
     let columns = r.uleb().ok_or_else(|| malformed("columns"))?;
     let mut offset = 0u64;
     let mut action = None;
+    let mut pred = None;
     for _ in 0..columns {
         let spec = r.uleb().ok_or_else(|| malformed("columns"))?;
         let len = r.uleb().ok_or_else(|| malformed("columns"))?;
-        if spec == ACTION_COLUMN {
-            action = Some((offset, len));
+        match spec {
+            ACTION_COLUMN => action = Some((offset, len)),
+            PRED_COUNT_COLUMN => pred = Some((offset, len)),
+            _ => {}
         }
         offset = offset
             .checked_add(len)
             .ok_or_else(|| malformed("columns"))?;
     }
-    let Some((start, len)) = action else {
-        return Ok(0);
+    let column = |at: Option<(u64, u64)>, what: &'static str| {
+        let Some((start, len)) = at else {
+            return Ok(&[][..]);
+        };
+        usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(start, len)| r.0.get(start..start.checked_add(len)?))
+            .ok_or_else(|| malformed(what))
     };
-    let column = usize::try_from(start)
-        .ok()
-        .zip(usize::try_from(len).ok())
-        .and_then(|(start, len)| r.0.get(start..start.checked_add(len)?))
-        .ok_or_else(|| malformed("the action column is outside the change"))?;
+    let operations = sum_runs(
+        column(action, "the action column is outside the change")?,
+        limit,
+        "operations in one change",
+        |_| 1,
+    )?;
+    let predecessors = sum_runs(
+        column(pred, "the predecessor column is outside the change")?,
+        limit,
+        "predecessors in one change",
+        |value| value.unwrap_or(0),
+    )?;
+    Ok(Counted {
+        operations,
+        predecessors,
+    })
+}
+
+/// Walks a run-length-encoded column of unsigned integers and sums `weight` of each value
+/// (`None` for a null), refusing to go past `limit`.
+fn sum_runs(
+    column: &[u8],
+    limit: u64,
+    what: &'static str,
+    weight: impl Fn(Option<u64>) -> u64,
+) -> Result<u64, IntakeError> {
+    let malformed = || IntakeError::Malformed(format!("a change's column of {what}"));
     let mut column = Reader(column);
-    let mut ops = 0u64;
+    let mut sum = 0u64;
     while !column.0.is_empty() {
-        let count = column.sleb().ok_or_else(|| malformed("action column"))?;
-        let run = match count {
-            0 => column.uleb().ok_or_else(|| malformed("action column"))?,
+        let count = column.sleb().ok_or_else(malformed)?;
+        let added = match count {
+            0 => {
+                let nulls = column.uleb().ok_or_else(malformed)?;
+                nulls.saturating_mul(weight(None))
+            }
             n if n > 0 => {
-                column.uleb().ok_or_else(|| malformed("action column"))?;
-                n.unsigned_abs()
+                let value = column.uleb().ok_or_else(malformed)?;
+                n.unsigned_abs().saturating_mul(weight(Some(value)))
             }
             n => {
-                let literals = n.unsigned_abs();
-                for _ in 0..literals {
-                    column.uleb().ok_or_else(|| malformed("action column"))?;
+                let mut literals = 0u64;
+                for _ in 0..n.unsigned_abs() {
+                    let value = column.uleb().ok_or_else(malformed)?;
+                    literals = literals.saturating_add(weight(Some(value)));
                 }
                 literals
             }
         };
-        ops = ops.saturating_add(run);
-        if ops > limit {
-            return Err(IntakeError::TooMany {
-                what: "operations in one change",
-                limit,
-            });
+        sum = sum.saturating_add(added);
+        if sum > limit {
+            return Err(IntakeError::TooMany { what, limit });
         }
     }
-    Ok(ops)
+    Ok(sum)
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -424,7 +599,11 @@ impl<'a> Reader<'a> {
 fn uleb(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut result: u64 = 0;
     for (i, byte) in bytes.iter().enumerate().take(10) {
-        result |= u64::from(byte & 0x7f).checked_shl(7 * i as u32)?;
+        // The tenth byte holds the 64th bit only.
+        if i == 9 && byte & 0x7f > 1 {
+            return None;
+        }
+        result |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             return Some((result, i + 1));
         }
@@ -493,8 +672,9 @@ mod tests {
             count_ops(
                 &checked.changes[0].raw_bytes()[chunk_header_len(checked.changes[0].raw_bytes())..],
                 10
-            ),
-            Ok(2)
+            )
+            .map(|counted| (counted.operations, counted.predecessors)),
+            Ok((2, 0))
         );
     }
 
@@ -557,13 +737,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_declared_run_of_billions_of_operations_is_refused_unexpanded() {
-        let mut doc = sample_doc();
-        let mut message = message_of(&mut doc);
+    /// `message`'s first change with the column `spec` replaced by `column`.
+    fn with_column(message: &mut Message, spec: u64, column: &[u8]) {
         let raw = message.changes.iter().next().expect("a change").to_vec();
         let data = raw[chunk_header_len(&raw)..].to_vec();
-        // Rewrites the action column as one run of 2^40 "make map" actions.
         let mut r = Reader(&data);
         let deps = r.uleb().expect("deps");
         r.take(32 * deps as usize).expect("deps");
@@ -582,40 +759,49 @@ mod tests {
         for _ in 0..count {
             specs.push((r.uleb().expect("spec"), r.uleb().expect("len")));
         }
+        assert!(
+            specs.iter().any(|(s, _)| *s == spec),
+            "the change has the column"
+        );
         let column_data = r.0;
-        let mut bomb_column = Vec::new();
-        put_uleb(&mut bomb_column, 0); // placeholder, replaced below
-        bomb_column.clear();
-        // sleb(2^40) then the value 0.
-        let mut n: i64 = 1 << 40;
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 && byte & 0x40 == 0 {
-                bomb_column.push(byte);
-                break;
-            }
-            bomb_column.push(byte | 0x80);
-        }
-        bomb_column.push(0);
         let mut rebuilt = data[..columns_at].to_vec();
         put_uleb(&mut rebuilt, count);
         let mut offset = 0usize;
         let mut body: Vec<u8> = Vec::new();
-        for (spec, len) in &specs {
+        for (this, len) in &specs {
             let bytes = &column_data[offset..offset + *len as usize];
             offset += *len as usize;
-            let bytes = if *spec == ACTION_COLUMN {
-                &bomb_column[..]
-            } else {
-                bytes
-            };
-            put_uleb(&mut rebuilt, *spec);
+            let bytes = if *this == spec { column } else { bytes };
+            put_uleb(&mut rebuilt, *this);
             put_uleb(&mut rebuilt, bytes.len() as u64);
             body.extend(bytes);
         }
         rebuilt.extend(body);
         message.changes = vec![change_chunk(&rebuilt)].into();
+    }
+
+    /// A run-length-encoded column of `n` repetitions of `value`.
+    fn run_of(mut n: i64, value: u64) -> Vec<u8> {
+        let mut column = Vec::new();
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 && byte & 0x40 == 0 {
+                column.push(byte);
+                break;
+            }
+            column.push(byte | 0x80);
+        }
+        put_uleb(&mut column, value);
+        column
+    }
+
+    #[test]
+    fn a_declared_run_of_billions_of_operations_is_refused_unexpanded() {
+        let mut doc = sample_doc();
+        let mut message = message_of(&mut doc);
+        // One run of 2^40 "make map" actions.
+        with_column(&mut message, ACTION_COLUMN, &run_of(1 << 40, 0));
         assert_eq!(
             check(message, &Limits::default()).err(),
             Some(IntakeError::TooMany {
@@ -623,6 +809,111 @@ mod tests {
                 limit: Limits::default().change_ops
             })
         );
+    }
+
+    #[test]
+    fn billions_of_declared_predecessors_are_refused_unexpanded() {
+        let mut doc = sample_doc();
+        doc.put(ROOT, "x", 1).expect("put");
+        doc.commit();
+        doc.put(ROOT, "x", 2).expect("put");
+        doc.commit();
+        let mut message = message_of(&mut doc);
+        message.changes = vec![
+            message
+                .changes
+                .iter()
+                .last()
+                .expect("the overwrite")
+                .to_vec(),
+        ]
+        .into();
+        // Two operations each naming 2^39 predecessors.
+        with_column(&mut message, PRED_COUNT_COLUMN, &run_of(2, 1 << 39));
+        assert_eq!(
+            check(message, &Limits::default()).err(),
+            Some(IntakeError::TooMany {
+                what: "predecessors in one change",
+                limit: Limits::default().change_ops
+            })
+        );
+    }
+
+    #[test]
+    fn a_change_whose_checksum_is_wrong_is_refused() {
+        let mut doc = sample_doc();
+        let mut message = message_of(&mut doc);
+        let mut raw = message.changes.iter().next().expect("a change").to_vec();
+        raw[4] ^= 0xff;
+        message.changes = vec![raw].into();
+        assert!(matches!(
+            check(message, &Limits::default()),
+            Err(IntakeError::Malformed(why)) if why.contains("checksum")
+        ));
+    }
+
+    #[test]
+    fn a_change_encoded_otherwise_than_automerge_encodes_it_is_refused() {
+        let mut doc = sample_doc();
+        let mut message = message_of(&mut doc);
+        // The same two actions, written as two runs of one instead of as literals.
+        let mut actions = run_of(1, 0);
+        actions.extend(run_of(1, 1));
+        with_column(&mut message, ACTION_COLUMN, &actions);
+        let reparsed = Change::try_from(message.changes.iter().next().expect("a change"))
+            .expect("Automerge parses it");
+        assert_eq!(reparsed.decode(), Change::from(reparsed.decode()).decode());
+        assert!(matches!(
+            check(message, &Limits::default()),
+            Err(IntakeError::Malformed(why)) if why.contains("encodes")
+        ));
+    }
+
+    #[test]
+    fn a_bloom_filter_asking_billions_of_probes_is_refused() {
+        let mut doc = sample_doc();
+        let mut message = message_of(&mut doc);
+        let mut bloom = Vec::new();
+        for field in [1, 10, 4_000_000_000] {
+            put_uleb(&mut bloom, field);
+        }
+        bloom.extend([0xff; 2]);
+        message.have = vec![automerge::sync::Have {
+            last_sync: Vec::new(),
+            bloom: automerge::sync::BloomFilter::try_from(bloom.as_slice()).expect("bloom"),
+        }];
+        assert!(matches!(
+            check(message, &Limits::default()),
+            Err(IntakeError::Malformed(why)) if why.contains("bloom")
+        ));
+    }
+
+    #[test]
+    fn changes_are_admitted_after_their_dependencies_and_never_before() {
+        let mut doc = sample_doc();
+        let mut server = doc.clone();
+        for n in 0..3 {
+            doc.put(ROOT, "n", n).expect("put");
+            doc.commit();
+        }
+        let mut changes = doc.get_changes(&server.get_heads());
+        changes.reverse();
+        let raw: Vec<Vec<u8>> = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
+        let mut message = message_of(&mut doc);
+        message.changes = raw.clone().into();
+        let checked = check(message.clone(), &Limits::default()).expect("passes");
+        let admitted = admit(&server, checked);
+        let order: Vec<ChangeHash> = admitted.changes.iter().map(Change::hash).collect();
+        let mut causal: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+        causal.reverse();
+        assert_eq!(order, causal);
+        // Without the first, the others wait: nothing is admitted, nothing is carried.
+        message.changes = raw[..2].to_vec().into();
+        let checked = check(message, &Limits::default()).expect("passes");
+        let admitted = admit(&server, checked);
+        assert!(admitted.changes.is_empty());
+        assert_eq!(admitted.message.changes.iter().count(), 0);
+        server.apply_changes(admitted.changes).expect("nothing");
     }
 
     #[test]

@@ -113,6 +113,9 @@ fn review(by: &str, action: ReviewAction) -> impl Fn(&mut AutoCommit) {
 
 fn verdict(who: &Author, before: &AutoCommit, after: &AutoCommit) -> Result<(), Rule> {
     let changes = after.clone().get_changes(&before.clone().get_heads());
+    for change in &changes {
+        rules::check(after, change).map_err(|r| r.rule)?;
+    }
     verdict_of(who, before, after, &changes)
 }
 
@@ -676,14 +679,12 @@ fn the_store_refuses_locally_what_the_server_would() {
 }
 
 /// `before` changed by `edit`, then its change rewritten by `tamper` (as a hostile writer
-/// builds one by hand): the rewritten change, and `before` with it applied. Automerge
-/// rebuilds the changes it is asked for from its operations, so a forged change is only
-/// ever read as it came.
+/// builds one by hand).
 fn tampered(
     before: &AutoCommit,
     edit: impl FnOnce(&mut AutoCommit),
     tamper: impl FnOnce(&mut automerge::ExpandedChange),
-) -> (AutoCommit, automerge::Change) {
+) -> automerge::Change {
     let mut honest = changed(before, edit);
     let change = honest
         .get_changes(&before.clone().get_heads())
@@ -691,12 +692,15 @@ fn tampered(
         .expect("a change");
     let mut expanded = change.decode();
     tamper(&mut expanded);
-    let forged = automerge::Change::from(expanded);
+    automerge::Change::from(expanded)
+}
+
+/// What the rule book makes of `change` arriving at `before`: it is applied only if it is
+/// written as a well-behaved writer writes, then judged.
+fn verdict_on(who: &Author, before: &AutoCommit, change: automerge::Change) -> Result<(), Rule> {
     let mut after = before.clone();
-    after
-        .apply_changes([forged.clone()])
-        .expect("Automerge takes the forged change");
-    (after, forged)
+    rules::apply(&mut after, std::slice::from_ref(&change)).map_err(|r| r.rule)?;
+    verdict_of(who, before, &after, &[change])
 }
 
 /// The id of the value `key` of `obj` holds, as a change names it.
@@ -723,15 +727,12 @@ fn an_operation_must_replace_exactly_the_values_it_saw() {
     // predecessors would hide that evidence.
     let major = finding_obj(&f.doc, f.major);
     let hidden = value_id(&f.doc, &major, "description");
-    let (after, forged) = tampered(&f.doc, place, |change| {
+    let forged = tampered(&f.doc, place, |change| {
         let mut pred: Vec<_> = change.operations[0].pred.iter().cloned().collect();
         pred.push(hidden.clone());
         change.operations[0].pred = pred.into();
     });
-    assert_eq!(
-        verdict_of(&insp, &f.doc, &after, &[forged]),
-        Err(Rule::Shape)
-    );
+    assert_eq!(verdict_on(&insp, &f.doc, forged), Err(Rule::Shape));
 
     // A write that names nothing where a value is: it would stand beside the value as a
     // conflict nobody made.
@@ -741,21 +742,23 @@ fn an_operation_must_replace_exactly_the_values_it_saw() {
         doc.put(&obj, "description", "安全出口被货物堵塞")
             .expect("put");
     };
-    let (after, forged) = tampered(&f.doc, description, |change| {
+    let forged = tampered(&f.doc, description, |change| {
         change.operations[0].pred = Vec::new().into();
     });
+    let mut after = f.doc.clone();
+    after
+        .apply_changes([forged.clone()])
+        .expect("Automerge takes it");
     assert_eq!(
         after.get_all(&general, "description").expect("read").len(),
-        2
+        2,
+        "Automerge alone would keep both"
     );
-    assert_eq!(
-        verdict_of(&insp, &f.doc, &after, &[forged]),
-        Err(Rule::Shape)
-    );
+    assert_eq!(verdict_on(&insp, &f.doc, forged), Err(Rule::Shape));
 
     // A new event in the review trail that also names the major finding's description.
     let comment = review("insp", ReviewAction::Comment);
-    let (after, forged) = tampered(&f.doc, comment, |change| {
+    let forged = tampered(&f.doc, comment, |change| {
         let insert = change
             .operations
             .iter_mut()
@@ -763,10 +766,7 @@ fn an_operation_must_replace_exactly_the_values_it_saw() {
             .expect("the event is inserted");
         insert.pred = vec![hidden.clone()].into();
     });
-    assert_eq!(
-        verdict_of(&insp, &f.doc, &after, &[forged]),
-        Err(Rule::Shape)
-    );
+    assert_eq!(verdict_on(&insp, &f.doc, forged), Err(Rule::Shape));
 }
 
 #[test]
@@ -780,4 +780,61 @@ fn a_list_element_is_never_replaced_in_place() {
         doc.put(&events, 0, "已删除").expect("put");
     });
     assert_eq!(verdict(&chief, &with_event, &overwrite), Err(Rule::Shape));
+}
+
+#[test]
+fn an_element_is_named_only_in_its_own_list() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, OWNER);
+    let shared = map(&mut f.doc.clone(), &ROOT, "visible_to");
+    let shared_element = {
+        let (_, id) = f.doc.get(&shared, 0).expect("read").expect("a district");
+        id.to_string().parse().expect("an operation id")
+    };
+    // A new event placed after an element of the shared districts' list: Automerge would
+    // panic applying it.
+    let forged = tampered(&f.doc, review("insp", ReviewAction::Comment), |change| {
+        let insert = change
+            .operations
+            .iter_mut()
+            .find(|op| op.insert)
+            .expect("the event is inserted");
+        insert.key = automerge::legacy::Key::Seq(automerge::legacy::ElementId::Id(shared_element));
+    });
+    assert_eq!(verdict_on(&insp, &f.doc, forged), Err(Rule::Shape));
+}
+
+#[test]
+fn concurrent_edits_of_one_text_are_well_formed() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, OWNER);
+    let text = |doc: &AutoCommit| {
+        let obj = finding_obj(&mut doc.clone(), f.general);
+        let (_, text) = doc.get(&obj, "description").expect("read").expect("text");
+        text
+    };
+    let cut = changed(&f.doc, |doc| {
+        let t = text(doc);
+        doc.splice_text(&t, 2, 2, "").expect("delete");
+    });
+    let added = changed(&f.doc, |doc| {
+        let t = text(doc);
+        doc.splice_text(&t, 3, 0, "通道").expect("insert");
+        doc.splice_text(&t, 0, 1, "").expect("delete");
+    });
+    let added_change = added
+        .clone()
+        .get_changes(&f.doc.clone().get_heads())
+        .pop()
+        .expect("a change");
+    let mut both = cut.clone();
+    rules::apply(&mut both, std::slice::from_ref(&added_change))
+        .expect("an honest edit beside a concurrent deletion is well formed");
+    let mut merged = cut.clone();
+    merged.merge(&mut added.clone()).expect("merge");
+    assert_eq!(
+        both.text(&text(&both)).expect("text"),
+        merged.text(&text(&merged)).expect("text")
+    );
+    assert_eq!(verdict_on(&insp, &cut, added_change), Ok(()));
 }

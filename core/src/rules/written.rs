@@ -1,0 +1,222 @@
+//! Which changes Automerge may be given at all.
+//!
+//! Automerge trusts what a change says about the document it was written against. An
+//! operation's predecessors hide every value they name, wherever it is; a list operation
+//! is placed after the element it names, whichever list that element is in. A change that
+//! names the wrong ones still applies, but the document no longer matches its own changes:
+//! the changes Automerge rebuilds from it hash differently, a saved copy no longer loads,
+//! and some such changes make Automerge panic while applying or rebuilding them. So a
+//! change from elsewhere is given to Automerge only once every operation in it is one a
+//! well-behaved writer makes, read against the document at the change's dependencies:
+//!
+//! - it writes into an object that exists there (or that the change made earlier): a map
+//!   by key, a list or text by element;
+//! - a map write names as predecessors exactly the values the key held (as the change's
+//!   own earlier operations left them), each once;
+//! - a list or text element is inserted after an element of the same object (or at its
+//!   head), naming no predecessor, and deleted naming itself; it is never replaced in
+//!   place; a text holds characters only;
+//! - it makes, writes or deletes: counters and marks are nothing the case uses.
+//!
+//! Each change is checked against the document with the changes before it applied, then
+//! applied: [`apply`]. The local store checks its own changes the same way, so a device
+//! never records what the server refuses here.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
+use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue};
+
+use super::{Refusal, Rule};
+
+/// Applies `changes` to `doc` in their order, each only once [`check`] found it well
+/// formed. On a refusal, the changes before the refused one stay applied: apply to a copy.
+pub fn apply(doc: &mut AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
+    for change in changes {
+        check(doc, change)?;
+        doc.apply_changes([change.clone()]).map_err(|e| {
+            Refusal::new(
+                Rule::Shape,
+                format!("修改无法应用 (the change does not apply: {e})"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks that every operation of `change` is one a well-behaved writer makes, against
+/// `doc` (which holds the change's dependencies, and may hold the change itself).
+pub fn check(doc: &AutoCommit, change: &Change) -> Result<(), Refusal> {
+    let deps = change.deps();
+    if !ReadDoc::get_missing_deps(doc, deps).is_empty() {
+        return Err(Refusal::new(
+            Rule::Shape,
+            "修改所依赖的记录不在此处 (the change depends on changes not here)",
+        ));
+    }
+    let expanded = change.decode();
+    let actor = expanded.actor_id.to_hex_string();
+    // Objects this change makes, and their types.
+    let mut made: HashMap<String, ObjType> = HashMap::new();
+    // The values each map key holds as the change goes on.
+    let mut current: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
+    // The elements of each list or text the change writes into: visible at its
+    // dependencies, or inserted by it.
+    let mut elements: HashMap<String, HashSet<String>> = HashMap::new();
+    for (i, op) in expanded.operations.iter().enumerate() {
+        let id = format!("{}@{actor}", expanded.start_op.get() + i as u64);
+        let obj = match &op.obj {
+            ObjectId::Root => "_root".to_owned(),
+            ObjectId::Id(o) => op_id(o),
+        };
+        let kind = match made.get(&obj) {
+            Some(kind) => *kind,
+            None => import(doc, &obj)
+                .map(|(_, kind)| kind)
+                .ok_or_else(|| unknown(&id))?,
+        };
+        let named: BTreeSet<String> = op.pred.iter().map(op_id).collect();
+        if named.len() != op.pred.len() {
+            return Err(forged(&id));
+        }
+        if matches!(
+            op.action,
+            OpType::Increment(_)
+                | OpType::MarkBegin(..)
+                | OpType::MarkEnd(_)
+                | OpType::Make(ObjType::Table)
+        ) {
+            return Err(Refusal::new(
+                Rule::Shape,
+                "记录中没有计数器、标记或表 (a case holds no counters, marks or tables)",
+            ));
+        }
+        match &op.key {
+            Key::Map(key) => {
+                if kind != ObjType::Map {
+                    return Err(unknown(&id));
+                }
+                let slot = current
+                    .entry((obj.clone(), key.to_string()))
+                    .or_insert_with(|| {
+                        if made.contains_key(&obj) {
+                            BTreeSet::new()
+                        } else {
+                            values_at(doc, &obj, key, deps)
+                        }
+                    });
+                if named != *slot {
+                    return Err(forged(&id));
+                }
+                *slot = match op.action {
+                    OpType::Delete => BTreeSet::new(),
+                    _ => BTreeSet::from([id.clone()]),
+                };
+            }
+            Key::Seq(element) => {
+                if !matches!(kind, ObjType::List | ObjType::Text) {
+                    return Err(unknown(&id));
+                }
+                let deletes = matches!(op.action, OpType::Delete);
+                if !op.insert && !deletes {
+                    return Err(Refusal::new(
+                        Rule::Shape,
+                        "列表中的元素只能插入或删除，不能原地替换 (a list element is inserted or deleted, never replaced in place)",
+                    ));
+                }
+                if kind == ObjType::Text
+                    && op.insert
+                    && !matches!(op.action, OpType::Put(ScalarValue::Str(_)))
+                {
+                    return Err(Refusal::new(
+                        Rule::Shape,
+                        "文本中只能有文字 (a text holds characters only)",
+                    ));
+                }
+                let known = elements.entry(obj.clone()).or_insert_with(|| {
+                    if made.contains_key(&obj) {
+                        HashSet::new()
+                    } else {
+                        visible_at(doc, &obj, deps)
+                    }
+                });
+                let fits = match element {
+                    ElementId::Head => op.insert,
+                    ElementId::Id(e) => {
+                        let e = op_id(e);
+                        let of_obj = known.contains(&e) || ever_in(doc, &obj, &e);
+                        of_obj && (op.insert || named == BTreeSet::from([e]))
+                    }
+                };
+                if !fits || (op.insert && (deletes || !named.is_empty())) {
+                    return Err(forged(&id));
+                }
+                if op.insert {
+                    known.insert(id.clone());
+                }
+            }
+        }
+        if let OpType::Make(kind) = op.action {
+            made.insert(id, kind);
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn op_id(id: &OpId) -> String {
+    format!("{}@{}", id.0, id.1.to_hex_string())
+}
+
+pub(super) fn import(doc: &AutoCommit, id: &str) -> Option<(ObjId, ObjType)> {
+    match id {
+        "_root" => Some((automerge::ROOT, ObjType::Map)),
+        id => doc.import(id).ok(),
+    }
+}
+
+fn forged(id: &str) -> Refusal {
+    Refusal::new(
+        Rule::Shape,
+        format!(
+            "修改 {id} 所替换的值与其所见不符 (an operation must name exactly what it replaces or follows)"
+        ),
+    )
+}
+
+fn unknown(id: &str) -> Refusal {
+    Refusal::new(
+        Rule::Shape,
+        format!("修改 {id} 写入的对象不存在或类型不符 (an operation writes into no such object)"),
+    )
+}
+
+/// The values `key` of object `obj` held at `heads`.
+fn values_at(doc: &AutoCommit, obj: &str, key: &str, heads: &[ChangeHash]) -> BTreeSet<String> {
+    import(doc, obj)
+        .and_then(|(obj, _)| doc.get_all_at(&obj, key, heads).ok())
+        .map(|values| values.iter().map(|(_, id)| id.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// The elements of list or text `obj` visible at `heads`.
+fn visible_at(doc: &AutoCommit, obj: &str, heads: &[ChangeHash]) -> HashSet<String> {
+    import(doc, obj)
+        .map(|(obj, _)| {
+            doc.list_range_at(&obj, .., heads)
+                .map(|item| item.id().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `element` was ever an element of list or text `obj`: it is one there as the
+/// change that inserted it left the document (a writer may name an element deleted since).
+fn ever_in(doc: &AutoCommit, obj: &str, element: &str) -> bool {
+    let Ok(exid) = doc.import_obj(element) else {
+        return false;
+    };
+    let Some(inserted_by) = doc.hash_for_opid(&exid) else {
+        return false;
+    };
+    visible_at(doc, obj, &[inserted_by]).contains(element)
+}
