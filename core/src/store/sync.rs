@@ -218,7 +218,9 @@ impl Store {
     }
 
     /// The next sync message for a case (the case may not exist here yet: then the
-    /// message asks for it).
+    /// message asks for it). It carries no capability flags: a server that does not hear
+    /// that the device reads whole-document messages sends changes, which the device
+    /// checks one by one as the server checks the device's.
     pub(crate) fn generate_sync(
         &mut self,
         case: CaseId,
@@ -228,7 +230,10 @@ impl Store {
             Some(loaded) => loaded.doc.sync().generate_sync_message(state),
             None => AutoCommit::new().sync().generate_sync_message(state),
         };
-        Ok(message.map(|m| m.encode()))
+        Ok(message.map(|mut m| {
+            m.flags = None;
+            m.encode()
+        }))
     }
 
     /// Applies a sync message from the server; the result must still be a readable case,

@@ -676,3 +676,109 @@ async fn a_flood_of_wrong_passwords_does_not_keep_the_owner_out() {
     );
     w.server.stop().await;
 }
+
+/// The next refusal the server sends, skipping its sync messages.
+async fn refusal_of(peer: &mut RawPeer) -> (String, String) {
+    for _ in 0..8 {
+        match peer.next(Duration::from_secs(20)).await {
+            Next::Message(WireMessage::Refused { rule, reason, .. }) => return (rule, reason),
+            Next::Message(WireMessage::Sync { .. }) => continue,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    panic!("no refusal");
+}
+
+/// The id (`counter@actor`) of the value at `path` from the root.
+fn value_id(doc: &AutoCommit, path: &[&str]) -> automerge::legacy::OpId {
+    let mut obj = automerge::ROOT;
+    let mut id = None;
+    for key in path {
+        let (_, at) = automerge::ReadDoc::get(doc, &obj, *key)
+            .expect("read")
+            .expect("present");
+        id = Some(at.clone());
+        obj = at;
+    }
+    id.expect("a path")
+        .to_string()
+        .parse()
+        .expect("an operation id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_forged_by_hand_are_refused_before_automerge_applies_them() {
+    let mut w = world(&[], Limits::default()).await;
+    let (token, doc) = w.device("insp").await;
+    let ours = DocumentId::of(w.case);
+    let finding = w.finding.to_string();
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    // An honest change of the device, rewritten by `tamper`.
+    let forge = |edit: &dyn Fn(&mut AutoCommit),
+                 tamper: &dyn Fn(&mut automerge::ExpandedChange)| {
+        let mut honest = doc.clone();
+        edit(&mut honest);
+        honest.commit();
+        let mut change = honest
+            .get_changes(&doc.clone().get_heads())
+            .pop()
+            .expect("a change")
+            .decode();
+        tamper(&mut change);
+        automerge::Change::from(change)
+    };
+    let described = value_id(&doc, &["findings", &finding, "description"]);
+    let shared = {
+        let (_, list) = automerge::ReadDoc::get(&doc, automerge::ROOT, "visible_to")
+            .expect("read")
+            .expect("a list");
+        list
+    };
+    let forged = [
+        // Writing a place, and naming the finding's description as replaced: Automerge
+        // would hide the description, and rebuild the change under another hash.
+        forge(
+            &|d| {
+                let (_, f) = automerge::ReadDoc::get(d, automerge::ROOT, "findings")
+                    .expect("read")
+                    .expect("findings");
+                let (_, f) = automerge::ReadDoc::get(d, &f, &finding)
+                    .expect("read")
+                    .expect("the finding");
+                d.put(&f, "place", "二号罐区").expect("put");
+            },
+            &|c| {
+                let mut pred: Vec<_> = c.operations[0].pred.iter().cloned().collect();
+                pred.push(described.clone());
+                c.operations[0].pred = pred.into();
+            },
+        ),
+        // A district added to the shared list after an element of another list: Automerge
+        // panics applying it.
+        forge(
+            &|d| {
+                d.insert(&shared, 0, "310104").expect("insert");
+            },
+            &|c| {
+                c.operations[0].key = automerge::legacy::Key::Seq(
+                    automerge::legacy::ElementId::Id(described.clone()),
+                );
+            },
+        ),
+    ];
+    for change in forged {
+        let message = automerge::sync::Message {
+            heads: vec![change.hash()],
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![change.raw_bytes().to_vec()].into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        };
+        peer.send_sync(ours, message.encode()).await;
+        let (rule, reason) = refusal_of(&mut peer).await;
+        assert_eq!(rule, "shape", "{reason}");
+    }
+    w.still_serves().await;
+    w.server.stop().await;
+}
