@@ -306,13 +306,13 @@ pub fn judge(
     if !may_read(author, &after.case) {
         return Err(jurisdiction());
     }
+    let actions = trail(author, before.is_some(), after, ops)?;
     if let Some(before) = before {
         team(author, before, ops)?;
-        approved_lock(before, ops)?;
-        evidence_stays(ops)?;
+        approved_lock(before, ops, &actions)?;
+        evidence_stays(author, before, ops)?;
     }
     attribution(author, ops)?;
-    let actions = trail(author, before.is_some(), after, ops)?;
     review_state(before, after, &actions)?;
     rectifications(author, before, after, ops)
 }
@@ -407,9 +407,12 @@ fn team(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// An approved case is locked: nothing but its review changes.
-fn approved_lock(before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
-    if before.case.state != ReviewState::Approved || ops.iter().all(|op| root(op) == Some("review"))
+/// An approved case is locked: nothing changes but its review trail, and only by a
+/// comment or a reopening.
+fn approved_lock(before: &CaseState, ops: &Ops, actions: &[ReviewAction]) -> Result<(), Refusal> {
+    let unlocking = |a: &ReviewAction| matches!(a, ReviewAction::Comment | ReviewAction::Reopen);
+    if before.case.state != ReviewState::Approved
+        || (ops.iter().all(|op| root(op) == Some("review")) && actions.iter().all(unlocking))
     {
         return Ok(());
     }
@@ -420,17 +423,31 @@ fn approved_lock(before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
 }
 
 /// Findings are evidence: a finding is never deleted or replaced, and a removal stays
-/// recorded, with who removed it and when.
-fn evidence_stays(ops: &Ops) -> Result<(), Refusal> {
-    for op in ops
-        .iter()
-        .filter(|op| root(op) == Some("findings") && op.overwrites)
-    {
+/// recorded, with who removed it and when. A finding ordered to be rectified is removed
+/// only by those who decide the case: removing it would end its closed loop unclosed.
+fn evidence_stays(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
+    for op in ops.iter().filter(|op| root(op) == Some("findings")) {
         let removal = op.path.get(2).and_then(Seg::key) == Some("removed");
-        if op.path.len() == 2 || removal {
+        if op.overwrites && (op.path.len() == 2 || removal) {
             return Err(Refusal::new(
                 Rule::Evidence,
                 "隐患记录及其删除记录不能撤销或修改 (a finding, and its removal, stay recorded)",
+            ));
+        }
+        let ordered = op
+            .path
+            .get(1)
+            .and_then(Seg::key)
+            .and_then(|id| id.parse::<FindingId>().ok())
+            .and_then(|id| before.case.findings.iter().find(|f| f.id == id))
+            .is_some_and(|f| f.rectification.is_some());
+        if removal && ordered && !decides(author, &before.case.district) {
+            return Err(Refusal::new(
+                Rule::Close,
+                format!(
+                    "已下达整改的隐患只能由辖区 {} 的监管负责人删除 (a finding ordered to be rectified is removed only by the owning district's supervisors)",
+                    before.case.district
+                ),
             ));
         }
     }
@@ -601,7 +618,13 @@ fn rectifications(
             ));
         }
         if to == RectificationState::Closed && from != RectificationState::Closed {
-            may_close(author, &after.case, finding)?;
+            // Judged at the stricter of the levels before and after: a hazard is not
+            // lowered to general and closed in one change.
+            let mut judged = finding.clone();
+            if find(before, id).is_some_and(|f| f.level == Level::Major) {
+                judged.level = Level::Major;
+            }
+            may_close(author, &after.case, &judged)?;
         }
     }
     Ok(())

@@ -12,7 +12,8 @@
 //! - it writes into an object that exists there (or that the change made earlier): a map
 //!   by key, a list or text by element;
 //! - a map write names as predecessors exactly the values the key held (as the change's
-//!   own earlier operations left them), each once;
+//!   own earlier operations left them), each once; a deletion names some of them (all,
+//!   or the losers of a conflict Automerge resolves in favour of the value it keeps);
 //! - a list or text element is inserted after an element of the same object (or at its
 //!   head), naming no predecessor, and deleted naming itself; it is never replaced in
 //!   place; a text holds characters only;
@@ -105,11 +106,17 @@ pub fn check(doc: &AutoCommit, change: &Change) -> Result<(), Refusal> {
                             values_at(doc, &obj, key, deps)
                         }
                     });
-                if named != *slot {
+                // A write replaces every value; a deletion removes all of them, or (as
+                // Automerge resolves a conflict in favour of the value it keeps) some.
+                let fits = match op.action {
+                    OpType::Delete => !named.is_empty() && named.is_subset(slot),
+                    _ => named == *slot,
+                };
+                if !fits {
                     return Err(forged(&id));
                 }
                 *slot = match op.action {
-                    OpType::Delete => BTreeSet::new(),
+                    OpType::Delete => slot.difference(&named).cloned().collect(),
                     _ => BTreeSet::from([id.clone()]),
                 };
             }

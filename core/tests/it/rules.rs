@@ -33,6 +33,8 @@ struct Fixture {
     case: CaseId,
     major: FindingId,
     general: FindingId,
+    /// A finding with no rectification ordered.
+    plain: FindingId,
 }
 
 fn fixture() -> Fixture {
@@ -70,12 +72,16 @@ fn fixture() -> Fixture {
         .order_rectification(case, general, &order)
         .expect("order");
     store.reinspect(case, general, "已清理").expect("reinspect");
+    let plain = store
+        .add_finding(case, &finding("临时堆放的纸箱"))
+        .expect("finding");
     let doc = AutoCommit::load(&store.export_case(case).expect("export")).expect("load");
     Fixture {
         doc,
         case,
         major,
         general,
+        plain,
     }
 }
 
@@ -326,6 +332,25 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             Ok(()),
         ),
         (
+            "approved case returned in the trail alone",
+            &chief,
+            &approved,
+            Box::new(|doc: &mut AutoCommit| {
+                let review = map(doc, &ROOT, "review");
+                let events = map(doc, &review, "events");
+                let event = doc
+                    .insert_object(&events, doc.length(&events), ObjType::Map)
+                    .expect("insert");
+                doc.put(&event, "kind", ReviewAction::Return.code())
+                    .expect("put");
+                doc.put(&event, "by", "chief").expect("put");
+                doc.put(&event, "at", "2026-11-29T10:00:00+08:00")
+                    .expect("put");
+                doc.put(&event, "text", "退回").expect("put");
+            }),
+            Err(Rule::ApprovedLock),
+        ),
+        (
             "approved case reopened by inspector",
             &insp,
             &approved,
@@ -443,8 +468,8 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             "removed in another's name",
             &insp,
             base,
-            Box::new(|doc: &mut AutoCommit| {
-                let obj = finding_obj(doc, major);
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, f.plain);
                 let removed = doc.put_object(&obj, "removed", ObjType::Map).expect("put");
                 doc.put(&removed, "by", "wang").expect("put");
             }),
@@ -504,6 +529,30 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
                 )
                 .expect("step");
                 let obj = finding_obj(doc, major);
+                let rect = map(doc, &obj, "rectification");
+                doc.put(&rect, "reinspection_note", "已整改").expect("put");
+                doc.put(&rect, "reinspected_by", "insp").expect("put");
+                doc.put(&rect, "reinspected_at", "2026-11-29T10:00:00+08:00")
+                    .expect("put");
+                doc.put(&rect, "state", "closed").expect("put");
+            }),
+            Err(Rule::Close),
+        ),
+        (
+            "major lowered to general and closed by inspector in one change",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                case_doc::move_rectification(
+                    doc,
+                    "insp",
+                    major,
+                    RectificationState::InProgress,
+                    at(),
+                )
+                .expect("step");
+                let obj = finding_obj(doc, major);
+                doc.put(&obj, "level", Level::General.code()).expect("put");
                 let rect = map(doc, &obj, "rectification");
                 doc.put(&rect, "reinspection_note", "已整改").expect("put");
                 doc.put(&rect, "reinspected_by", "insp").expect("put");
@@ -584,19 +633,33 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
 fn a_removal_stays_recorded() {
     let f = fixture();
     let insp = author("insp", Role::Inspector, OWNER);
-    let removed = changed(&f.doc, |doc| {
-        let obj = finding_obj(doc, f.major);
-        let removed = doc.put_object(&obj, "removed", ObjType::Map).expect("put");
-        doc.put(&removed, "by", "insp").expect("put");
-        doc.put(&removed, "at", "2026-11-29T10:00:00+08:00")
-            .expect("put");
-    });
-    assert_eq!(verdict(&insp, &f.doc, &removed), Ok(()));
+    let chief = author("chief", Role::Supervisor, OWNER);
+    let remove = |id: FindingId, by: &'static str| {
+        move |doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, id);
+            let removed = doc.put_object(&obj, "removed", ObjType::Map).expect("put");
+            doc.put(&removed, "by", by).expect("put");
+            doc.put(&removed, "at", "2026-11-29T10:00:00+08:00")
+                .expect("put");
+        }
+    };
+    // A finding ordered to be rectified leaves the loop only by those who decide.
+    assert_eq!(
+        verdict(&insp, &f.doc, &changed(&f.doc, remove(f.major, "insp"))),
+        Err(Rule::Close)
+    );
+    let removed = changed(&f.doc, remove(f.major, "chief"));
+    assert_eq!(verdict(&chief, &f.doc, &removed), Ok(()));
     let restored = changed(&removed, |doc| {
         let obj = finding_obj(doc, f.major);
         doc.delete(&obj, "removed").expect("delete");
     });
-    assert_eq!(verdict(&insp, &removed, &restored), Err(Rule::Evidence));
+    assert_eq!(verdict(&chief, &removed, &restored), Err(Rule::Evidence));
+    // A finding with no rectification ordered is removed by an inspector.
+    assert_eq!(
+        verdict(&insp, &f.doc, &changed(&f.doc, remove(f.plain, "insp"))),
+        Ok(())
+    );
 }
 
 #[test]
