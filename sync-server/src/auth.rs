@@ -199,6 +199,7 @@ pub async fn sign_in<T: Send + 'static>(
             });
         }
     };
+    let attempt = app.signin.attempt(name, address);
     let outcome = match app.passwords.try_run(known, check).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => Err(e),
@@ -214,6 +215,6 @@ pub async fn sign_in<T: Send + 'static>(
         Err(AppError::Unauthorized(_)) => Outcome::Failure,
         Err(_) => Outcome::Unchecked,
     };
-    app.signin.record(name, address, recorded);
+    attempt.record(recorded);
     outcome
 }

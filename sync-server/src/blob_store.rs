@@ -24,22 +24,23 @@ impl BlobStore {
         }
     }
 
-    /// The lock of one blob, so that concurrent uploads of the same photo (twenty devices
-    /// of a joint team) are stored once. Give it back with `unlock`.
-    pub fn lock_for(&self, sha256: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// The lock of one blob (by its hash), so that concurrent uploads of the same photo
+    /// (twenty devices of a joint team) are stored once; or of one user's parked uploads
+    /// (`user:ID`). Give it back with `unlock`.
+    pub fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(sha256.to_owned()).or_default().clone()
+        locks.entry(key.to_owned()).or_default().clone()
     }
 
     /// Gives back a lock taken with `lock_for` (drop your `Arc` first): it is freed once no
     /// one else holds it.
-    pub fn unlock(&self, sha256: &str) {
+    pub fn unlock(&self, key: &str) {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         if locks
-            .get(sha256)
+            .get(key)
             .is_some_and(|lock| Arc::strong_count(lock) == 1)
         {
-            locks.remove(sha256);
+            locks.remove(key);
         }
     }
 

@@ -171,22 +171,32 @@ async fn append(
         )));
     }
     if total < length {
-        let parked = app.storage.parked_bytes(user.id, sha256)?;
-        let quota = app.settings.limits.parked_bytes_per_user;
-        if parked + total > quota {
-            return Err(AppError::TooLarge(format!(
-                "未完成的上传已达上限 (your unfinished uploads would hold {} bytes, the limit is {quota}; finish or abandon some first)",
-                parked + total
-            )));
+        // The user's parts of different blobs are parked one at a time, so that parallel
+        // uploads cannot each find room under the quota and together pass it.
+        let key = format!("user:{}", user.id);
+        let lock = app.blobs.lock_for(&key);
+        let parked = async {
+            let _held = lock.lock().await;
+            let parked = app.storage.parked_bytes(user.id, sha256)?;
+            let quota = app.settings.limits.parked_bytes_per_user;
+            if parked + total > quota {
+                return Err(AppError::TooLarge(format!(
+                    "未完成的上传已达上限 (your unfinished uploads would hold {} bytes, the limit is {quota}; finish or abandon some first)",
+                    parked + total
+                )));
+            }
+            app.blobs.write_partial(sha256, offset, body, offset == 0).await?;
+            app.storage.record_upload(sha256, user.id, total)
         }
+        .await;
+        drop(lock);
+        app.blobs.unlock(&key);
+        parked?;
+        return Ok(offset_response(StatusCode::NO_CONTENT, total, false));
     }
     app.blobs
         .write_partial(sha256, offset, body, offset == 0)
         .await?;
-    if total < length {
-        app.storage.record_upload(sha256, user.id, total)?;
-        return Ok(offset_response(StatusCode::NO_CONTENT, total, false));
-    }
     finish(app, sha256).await
 }
 

@@ -62,6 +62,9 @@ pub struct Limits {
     pub change_operations: u64,
     /// Operations in one sync message.
     pub message_operations: u64,
+    /// Operations one case may hold (every change ever made to it): past this, changes
+    /// are refused and the case is closed for growth.
+    pub case_operations: u64,
     /// Threads applying and saving documents.
     pub apply_threads: usize,
     /// Threads decoding photos.
@@ -113,6 +116,7 @@ impl Default for Limits {
             message_change_bytes: wire.message_bytes,
             change_operations: wire.change_ops,
             message_operations: wire.message_ops,
+            case_operations: wire.case_ops,
             apply_threads: cores,
             photo_threads: 1,
             password_threads: 1,
@@ -134,6 +138,7 @@ impl Limits {
             message_bytes: self.message_change_bytes,
             change_ops: self.change_operations,
             message_ops: self.message_operations,
+            case_ops: self.case_operations,
             ..anjian_core::sync::intake::Limits::default()
         }
     }

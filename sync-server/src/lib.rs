@@ -52,6 +52,9 @@ pub use storage::Storage;
 pub const FORM_BODY_BYTES: usize = 8 * 1024;
 /// Bodies of JSON actions, at most.
 pub const ACTION_BODY_BYTES: usize = 64 * 1024;
+/// Blob transfers (uploads and downloads) served at once; more wait their turn: each may
+/// hold up to a photo's bytes in memory.
+pub const BLOB_TRANSFERS: usize = 32;
 
 /// Every route of the server, each with the body it may carry.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -116,7 +119,11 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .head(blobs::head)
                 .put(blobs::put)
                 .patch(blobs::patch)
-                .layer(DefaultBodyLimit::max(blob_body)),
+                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(blob_body))
+                // Each transfer may hold a photo's bytes in memory: a bounded number at once.
+                .layer::<_, std::convert::Infallible>(
+                    tower::limit::GlobalConcurrencyLimitLayer::new(BLOB_TRANSFERS),
+                ),
         )
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(ACTION_BODY_BYTES))

@@ -74,8 +74,9 @@ impl Live {
         })
     }
 
-    /// Closes every connection whose token is no longer valid.
-    pub fn recheck(&self, storage: &Storage) {
+    /// Closes every connection whose token is no longer valid; whether every token could
+    /// be checked.
+    pub fn recheck(&self, storage: &Storage) -> bool {
         let tokens: Vec<(u64, String)> = self
             .connections
             .lock()
@@ -83,11 +84,13 @@ impl Live {
             .iter()
             .map(|(id, c)| (*id, c.token_hash.clone()))
             .collect();
+        let mut complete = true;
         for (id, token) in tokens {
             let valid = match storage.token_session(&token) {
                 Ok(session) => session.is_some(),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot recheck a sync connection's token");
+                    complete = false;
                     continue;
                 }
             };
@@ -98,6 +101,7 @@ impl Live {
                 );
             }
         }
+        complete
     }
 
     fn close(&self, id: u64, reason: &str) {
@@ -153,8 +157,10 @@ pub async fn watch_revocations(
         let (live, storage) = (live.clone(), storage.clone());
         let rechecked = tokio::task::spawn_blocking(move || {
             let now = storage.revocations()?;
-            if now != seen {
-                live.recheck(&storage);
+            // The counter is taken as seen only once every open connection was checked
+            // against it: a check that failed is tried again on the next tick.
+            if now != seen && !live.recheck(&storage) {
+                return crate::error::AppResult::Ok(seen);
             }
             crate::error::AppResult::Ok(now)
         })

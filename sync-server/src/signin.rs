@@ -115,6 +115,17 @@ impl SignIn {
         Admission::Go { known }
     }
 
+    /// An attempt `admit` let through, to be recorded: one dropped unrecorded (its request
+    /// was cancelled) is recorded as unchecked, so that it does not stay pending forever.
+    pub fn attempt(&self, name: &str, address: IpAddr) -> Attempt<'_> {
+        Attempt {
+            signin: self,
+            name: name.to_owned(),
+            address,
+            recorded: false,
+        }
+    }
+
     /// Records how an attempt that `admit` let through ended.
     pub fn record(&self, name: &str, address: IpAddr, outcome: Outcome) {
         let now = Instant::now();
@@ -127,7 +138,36 @@ impl SignIn {
         if outcome == Outcome::Success {
             tables.by_pair.remove(&pair);
             tables.known.insert(pair, now);
-            prune(&mut tables.known, |at| now.duration_since(*at) < KNOWN_FOR);
+            prune(
+                &mut tables.known,
+                |at| now.duration_since(*at) < KNOWN_FOR,
+                |at| (0, *at),
+            );
+        }
+    }
+}
+
+/// An attempt let through (see [`SignIn::attempt`]).
+pub struct Attempt<'a> {
+    signin: &'a SignIn,
+    name: String,
+    address: IpAddr,
+    recorded: bool,
+}
+
+impl Attempt<'_> {
+    /// Records how the attempt ended.
+    pub fn record(mut self, outcome: Outcome) {
+        self.recorded = true;
+        self.signin.record(&self.name, self.address, outcome);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.signin
+                .record(&self.name, self.address, Outcome::Unchecked);
         }
     }
 }
@@ -146,20 +186,33 @@ fn remaining(f: &Failures, allowed: u32, now: Instant) -> Duration {
     }
     let doublings = (count - allowed).min(16);
     let wait = Duration::from_secs(1u64 << doublings).min(LONGEST_WAIT);
-    wait.saturating_sub(now.duration_since(f.last))
+    let left = wait.saturating_sub(now.duration_since(f.last));
+    if f.pending >= allowed {
+        // As many attempts in flight as failures allowed: the next waits for their
+        // outcome, however long ago the last one began.
+        left.max(Duration::from_secs(1))
+    } else {
+        left
+    }
 }
 
 /// Counts an attempt let through as pending.
-fn pend<K: std::hash::Hash + Eq>(table: &mut HashMap<K, Failures>, key: K, now: Instant) {
+fn pend<K: Clone + std::hash::Hash + Eq>(table: &mut HashMap<K, Failures>, key: K, now: Instant) {
     let entry = table.entry(key).or_insert(Failures {
         count: 0,
         pending: 0,
         last: now,
     });
+    if now.duration_since(entry.last) >= QUIET {
+        entry.count = 0;
+    }
     entry.pending = entry.pending.saturating_add(1);
-    prune(table, |f| {
-        f.pending > 0 || now.duration_since(f.last) < QUIET
-    });
+    entry.last = now;
+    prune(
+        table,
+        |f| f.pending > 0 || now.duration_since(f.last) < QUIET,
+        |f| (f.count.saturating_add(f.pending), f.last),
+    );
 }
 
 /// Turns a pending attempt into a failure, or forgets it.
@@ -180,12 +233,24 @@ where
     }
 }
 
-fn prune<K, V>(table: &mut HashMap<K, V>, keep: impl Fn(&V) -> bool) {
+/// Keeps a table under `MAX_ENTRIES`: entries no longer `live` go first; if live ones
+/// still fill it, those of the lowest `rank` (fewest failures, then oldest) go, so that a
+/// flood of new names or addresses cannot wipe out the record of the failures that count.
+fn prune<K: Clone + std::hash::Hash + Eq, V, R: Ord>(
+    table: &mut HashMap<K, V>,
+    live: impl Fn(&V) -> bool,
+    rank: impl Fn(&V) -> R,
+) {
+    if table.len() <= MAX_ENTRIES {
+        return;
+    }
+    table.retain(|_, v| live(v));
+    let excess = table.len().saturating_sub(MAX_ENTRIES * 9 / 10);
     if table.len() > MAX_ENTRIES {
-        table.retain(|_, v| keep(v));
-        if table.len() > MAX_ENTRIES {
-            // Still full of live entries: start afresh rather than grow without bound.
-            table.clear();
+        let mut ranked: Vec<(R, K)> = table.iter().map(|(k, v)| (rank(v), k.clone())).collect();
+        ranked.select_nth_unstable_by(excess - 1, |a, b| a.0.cmp(&b.0));
+        for (_, key) in ranked.into_iter().take(excess) {
+            table.remove(&key);
         }
     }
 }
@@ -248,6 +313,45 @@ mod tests {
             signin.admit("other", addr(3)),
             Admission::Go { known: false }
         );
+    }
+
+    #[test]
+    fn a_cancelled_attempt_does_not_stay_pending() {
+        let signin = SignIn::new(Limits::default());
+        let allowed = Limits::default().sign_in_failures_per_name;
+        for last in 0..allowed {
+            assert!(matches!(
+                signin.admit("victim", addr(last as u8)),
+                Admission::Go { .. }
+            ));
+            // The request is cancelled while its password is checked.
+            drop(signin.attempt("victim", addr(last as u8)));
+        }
+        assert_eq!(
+            signin.admit("victim", addr(100)),
+            Admission::Go { known: false }
+        );
+    }
+
+    #[test]
+    fn a_flood_of_new_names_does_not_wipe_out_a_names_failures() {
+        let signin = SignIn::new(Limits::default());
+        let allowed = Limits::default().sign_in_failures_per_name;
+        // Failures enough for a wait of many minutes.
+        for last in 0..allowed + 8 {
+            signin.admit("victim", addr(last as u8));
+            signin.record("victim", addr(last as u8), Outcome::Failure);
+        }
+        for n in 0..(MAX_ENTRIES as u32 + 10) {
+            let address = IpAddr::from((10u32 << 24 | n).to_be_bytes());
+            let name = format!("flood{n}");
+            signin.admit(&name, address);
+            signin.record(&name, address, Outcome::Failure);
+        }
+        assert!(matches!(
+            signin.admit("victim", addr(200)),
+            Admission::Wait(_)
+        ));
     }
 
     #[test]

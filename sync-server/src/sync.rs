@@ -76,6 +76,22 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
             return;
         }
     };
+    // A revocation between the token's check at the upgrade and the registration found
+    // nothing to close: check the token once more now that it is registered.
+    let storage = app.storage.clone();
+    let token_hash = session.token_hash.clone();
+    let still_valid = tokio::task::spawn_blocking(move || storage.token_session(&token_hash))
+        .await
+        .is_ok_and(|session| matches!(session, Ok(Some(_))));
+    if !still_valid {
+        let _ = sink
+            .send(say(
+                "登录已失效（账号停用、密码重置或设备吊销），请重新登录 (signed out: the account, device or token was revoked)",
+            ))
+            .await;
+        let _ = sink.close().await;
+        return;
+    }
     let (notify, mut notified) = mpsc::unbounded_channel();
     app.metrics.connections.fetch_add(1, Ordering::Relaxed);
     tracing::info!(connection = id, user = %session.user.username, "sync connection opened");
@@ -122,7 +138,7 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
                     tracing::info!(connection = id, "sync connection idle; closing");
                     break;
                 }
-                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                if !send_within(&mut sink, Message::Ping(Vec::new().into()), idle).await {
                     break;
                 }
                 continue;
@@ -132,11 +148,7 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
         let mut broken = false;
         for reply in replies {
             app.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
-            if sink
-                .send(Message::Binary(reply.encode().into()))
-                .await
-                .is_err()
-            {
+            if !send_within(&mut sink, Message::Binary(reply.encode().into()), idle).await {
                 broken = true;
                 break;
             }
@@ -145,10 +157,23 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
             break;
         }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(idle, sink.close()).await;
     conn.forget_all();
     app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     tracing::info!(connection = id, "sync connection closed");
+}
+
+/// Sends `message`, unless the peer has not read enough of what it was sent for `wait`
+/// (a peer that stops reading must not hold its connection, or a revoked one, open).
+async fn send_within(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    message: Message,
+    wait: Duration,
+) -> bool {
+    matches!(
+        tokio::time::timeout(wait, sink.send(message)).await,
+        Ok(Ok(()))
+    )
 }
 
 struct Peer {
@@ -685,7 +710,9 @@ fn receive_visible(
     }
     let before_heads = doc.get_heads();
     let mut candidate = doc.clone();
-    if let Err(refusal) = rules::apply(&mut candidate, &fresh) {
+    if let Err(refusal) =
+        rules::apply(&mut candidate, &fresh).and_then(|()| within_size(&candidate, &context.wire))
+    {
         return Ok(refused(refusal, &fresh, Some(state)));
     }
     let ops = match Ops::of(&candidate, &fresh) {
@@ -736,7 +763,9 @@ fn receive_unknown(
     if let Err(refusal) = check_senders(context, &candidate, &fresh) {
         return Ok(refused(refusal, &fresh, None));
     }
-    if let Err(refusal) = rules::apply(&mut candidate, &fresh) {
+    if let Err(refusal) =
+        rules::apply(&mut candidate, &fresh).and_then(|()| within_size(&candidate, &context.wire))
+    {
         return Ok(refused(refusal, &fresh, None));
     }
     candidate
@@ -794,6 +823,22 @@ fn receive_unknown(
         &ops,
         0,
     ))))
+}
+
+/// A case holds at most the operations the limits allow (a hostile device could
+/// otherwise grow one change at a time what every reader of the case loads).
+fn within_size(doc: &AutoCommit, limits: &intake::Limits) -> Result<(), Refusal> {
+    let ops = automerge::ReadDoc::stats(doc).num_ops;
+    if ops > limits.case_ops {
+        return Err(Refusal::new(
+            rules::Rule::Shape,
+            format!(
+                "案件记录过大（{ops} 项操作，上限 {}），请新建关联案件 (the case would hold more operations than allowed)",
+                limits.case_ops
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn unreadable(e: automerge::AutomergeError) -> AppError {
@@ -936,12 +981,17 @@ async fn persist(
     let chunks = app.writer.commit(commit).await?;
     guard.replace(doc, case, conflicts);
     if Storage::should_compact(chunks) {
+        // The changes are committed: a compaction that fails leaves more chunks to read,
+        // and is tried again after the next commit.
         let storage = app.storage.clone();
-        with_doc(app, guard, move |slot| match slot.doc.as_mut() {
+        let compacted = with_doc(app, guard, move |slot| match slot.doc.as_mut() {
             Some(doc) => storage.compact(case_id, &doc.save()),
             None => Ok(()),
         })
-        .await??;
+        .await;
+        if let Err(e) = compacted.and_then(|done| done) {
+            tracing::warn!(case.id = %case_id, error = %e, "compaction failed; the case is stored as chunks");
+        }
     }
     app.metrics
         .changes_accepted

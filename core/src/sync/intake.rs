@@ -59,6 +59,8 @@ pub struct Limits {
     pub message_ops: u64,
     /// How deep objects may nest in a document.
     pub depth: usize,
+    /// Operations one document may hold.
+    pub case_ops: u64,
 }
 
 impl Default for Limits {
@@ -70,6 +72,7 @@ impl Default for Limits {
             change_ops: 100_000,
             message_ops: 400_000,
             depth: crate::paths::MAX_DEPTH,
+            case_ops: 1_000_000,
         }
     }
 }

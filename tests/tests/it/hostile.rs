@@ -782,3 +782,38 @@ async fn changes_forged_by_hand_are_refused_before_automerge_applies_them() {
     w.still_serves().await;
     w.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_grows_no_larger_than_the_limit() {
+    let mut w = world(
+        &[],
+        Limits {
+            case_operations: 5_000,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let (token, mut doc) = w.device("insp").await;
+    // A long description, one change within every per-message limit.
+    let finding = w.finding.to_string();
+    let (_, findings) = automerge::ReadDoc::get(&doc, automerge::ROOT, "findings")
+        .expect("read")
+        .expect("findings");
+    let (_, obj) = automerge::ReadDoc::get(&doc, &findings, &finding)
+        .expect("read")
+        .expect("the finding");
+    doc.put(&obj, "place", "罐区".repeat(3_000)).expect("put");
+    let (_, text) = automerge::ReadDoc::get(&doc, &obj, "description")
+        .expect("read")
+        .expect("text");
+    doc.splice_text(&text, 0, 0, &"隐".repeat(6_000))
+        .expect("splice");
+    doc.commit();
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let pushed = peer.push(DocumentId::of(w.case), &mut doc).await;
+    let (rule, reason) = pushed.refused.expect("refused");
+    assert_eq!(rule, "shape", "{reason}");
+    assert!(reason.contains("过大"), "{reason}");
+    w.still_serves().await;
+    w.server.stop().await;
+}
