@@ -286,8 +286,8 @@ pub fn admit(doc: &AutoCommit, checked: Checked) -> Admitted {
         let hash = change.hash();
         if has(&hash) {
             carried.push(change.raw_bytes().to_vec());
-        } else if !index.contains_key(&hash) {
-            index.insert(hash, fresh.len());
+        } else if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(hash) {
+            slot.insert(fresh.len());
             fresh.push(change);
         }
     }

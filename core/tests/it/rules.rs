@@ -134,7 +134,7 @@ fn verdict_of(
 ) -> Result<(), Rule> {
     let state = CaseState::of(before).expect("before reads");
     let ops = Ops::of(after, changes).map_err(|r| r.rule)?;
-    let Ok(after_state) = state.after(&after, &ops) else {
+    let Ok(after_state) = state.after(after, &ops) else {
         return Err(Rule::Shape);
     };
     rules::judge(who, Some(&state), &after_state, &ops).map_err(|r| r.rule)
@@ -849,7 +849,7 @@ fn a_list_element_is_never_replaced_in_place() {
 fn an_element_is_named_only_in_its_own_list() {
     let f = fixture();
     let insp = author("insp", Role::Inspector, OWNER);
-    let shared = map(&mut f.doc.clone(), &ROOT, "visible_to");
+    let shared = map(&f.doc, &ROOT, "visible_to");
     let shared_element = {
         let (_, id) = f.doc.get(&shared, 0).expect("read").expect("a district");
         id.to_string().parse().expect("an operation id")
@@ -872,7 +872,7 @@ fn concurrent_edits_of_one_text_are_well_formed() {
     let f = fixture();
     let insp = author("insp", Role::Inspector, OWNER);
     let text = |doc: &AutoCommit| {
-        let obj = finding_obj(&mut doc.clone(), f.general);
+        let obj = finding_obj(doc, f.general);
         let (_, text) = doc.get(&obj, "description").expect("read").expect("text");
         text
     };
@@ -896,8 +896,8 @@ fn concurrent_edits_of_one_text_are_well_formed() {
     let mut merged = cut.clone();
     merged.merge(&mut added.clone()).expect("merge");
     assert_eq!(
-        both.text(&text(&both)).expect("text"),
-        merged.text(&text(&merged)).expect("text")
+        both.text(text(&both)).expect("text"),
+        merged.text(text(&merged)).expect("text")
     );
     assert_eq!(verdict_on(&insp, &cut, added_change), Ok(()));
 }
