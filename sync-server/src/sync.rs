@@ -219,8 +219,8 @@ fn error(message: &str) -> WireMessage {
 
 /// What handling one sync message came to.
 enum Received {
-    /// Nothing new: the sync state moved on.
-    Nothing { state: sync::State },
+    /// Nothing new: the sync state moved on. `rewind`: changes waited (see `Candidate`).
+    Nothing { state: sync::State, rewind: bool },
     /// Changes to commit.
     Commit(Box<Candidate>),
     /// Refused, with why.
@@ -252,6 +252,9 @@ struct Candidate {
     new: bool,
     receipts: Vec<Receipt>,
     conflicts: usize,
+    /// Changes of the message waited for ones it did not carry: the answer asks the peer
+    /// for every change again (`intake::rewind`).
+    rewind: bool,
 }
 
 /// What the apply threads need to handle a message.
@@ -426,7 +429,7 @@ impl Connection {
         received: Received,
     ) -> AppResult<Vec<WireMessage>> {
         let case_id = document_id.case_id();
-        let state = match received {
+        let (state, rewind) = match received {
             Received::Unavailable => {
                 self.remember_unknown(case_id);
                 return Ok(vec![WireMessage::DocUnavailable {
@@ -451,15 +454,19 @@ impl Connection {
                 }
                 return Ok(vec![self.refusal(document_id, refusal, hashes)]);
             }
-            Received::Nothing { state } => state,
+            Received::Nothing { state, rewind } => (state, rewind),
             Received::Commit(candidate) => {
                 let candidate = *candidate;
-                let state = candidate.state.clone();
+                let answer = (candidate.state.clone(), candidate.rewind);
                 persist(&self.app, &self.user, case_id, guard, candidate).await?;
                 self.app.hub.announce(case_id, Some(self.id));
-                state
+                answer
             }
         };
+        if rewind {
+            self.keep_synced(case_id, state);
+            return Ok(vec![self.sync_frame(document_id, intake::rewind())]);
+        }
         // Reply with what the server now has (its heads show only committed changes).
         let reply = with_doc(&self.app, guard, move |doc| {
             let mut state = state;
@@ -697,12 +704,13 @@ fn receive_visible(
         return Err(AppError::Internal("a visible document is loaded".into()));
     };
     let admitted = intake::admit(doc, checked);
+    let rewind = admitted.waiting > 0;
     if admitted.changes.is_empty() {
         // Nothing new to apply: only the sync state moves.
         doc.sync()
             .receive_sync_message(&mut state, admitted.message)
             .map_err(unreadable)?;
-        return Ok(Received::Nothing { state });
+        return Ok(Received::Nothing { state, rewind });
     }
     let fresh = admitted.changes;
     if let Err(refusal) = check_senders(context, doc, &fresh) {
@@ -733,7 +741,7 @@ fn receive_visible(
         .receive_sync_message(&mut candidate_state, admitted.message)
         .map_err(unreadable)?;
     let bytes = candidate.save_after(&before_heads);
-    Ok(Received::Commit(Box::new(commit_of(
+    let mut commit = commit_of(
         candidate,
         after,
         candidate_state,
@@ -742,7 +750,9 @@ fn receive_visible(
         &fresh,
         &ops,
         slot.conflicts,
-    ))))
+    );
+    commit.rewind = rewind;
+    Ok(Received::Commit(Box::new(commit)))
 }
 
 /// A document the server does not have, or this user may not see: both get the same
@@ -912,6 +922,7 @@ fn commit_of(
         bytes,
         new,
         conflicts,
+        rewind: false,
     }
 }
 

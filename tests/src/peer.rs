@@ -122,11 +122,23 @@ impl RawPeer {
     /// Syncs `doc` (as document `document`) with the server until one side has nothing
     /// more to say, a refusal or an error arrives, or the socket closes.
     pub async fn push(&mut self, document: DocumentId, doc: &mut AutoCommit) -> Pushed {
+        self.push_with(document, doc, |_| {}).await
+    }
+
+    /// As `push`, with every message the peer sends passed through `alter` first (as a
+    /// peer whose messages lose changes on the way).
+    pub async fn push_with(
+        &mut self,
+        document: DocumentId,
+        doc: &mut AutoCommit,
+        mut alter: impl FnMut(&mut sync::Message),
+    ) -> Pushed {
         let mut state = sync::State::new();
         let mut pushed = Pushed::default();
-        let Some(first) = doc.sync().generate_sync_message(&mut state) else {
+        let Some(mut first) = doc.sync().generate_sync_message(&mut state) else {
             return pushed;
         };
+        alter(&mut first);
         self.send_sync(document, first.encode()).await;
         for _ in 0..64 {
             match self.next(Duration::from_secs(20)).await {
@@ -137,7 +149,10 @@ impl RawPeer {
                         .expect("the server's message applies");
                     let next = doc.sync().generate_sync_message(&mut state);
                     match next {
-                        Some(next) => self.send_sync(document, next.encode()).await,
+                        Some(mut next) => {
+                            alter(&mut next);
+                            self.send_sync(document, next.encode()).await;
+                        }
                         None => {
                             let ours = doc.get_heads();
                             pushed.acknowledged = state

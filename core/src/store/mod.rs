@@ -47,6 +47,9 @@ pub struct Store {
     upload_originals: bool,
     network_timeout: std::time::Duration,
     clock: Clock,
+    /// Cases whose next sync message asks the server for every change again (changes it
+    /// sent had to wait for ones it skipped).
+    rewind: std::collections::HashSet<CaseId>,
 }
 
 /// Which projections a write has to refresh.
@@ -115,6 +118,7 @@ impl Store {
             upload_originals: true,
             network_timeout: DEFAULT_NETWORK_TIMEOUT,
             clock: system_clock(),
+            rewind: std::collections::HashSet::new(),
         })
     }
 

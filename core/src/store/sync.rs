@@ -226,6 +226,9 @@ impl Store {
         case: CaseId,
         state: &mut sync::State,
     ) -> Result<Option<Vec<u8>>> {
+        if self.rewind.remove(&case) {
+            return Ok(Some(intake::rewind().encode()));
+        }
         let message = match self.doc_if_exists(case)? {
             Some(loaded) => loaded.doc.sync().generate_sync_message(state),
             None => AutoCommit::new().sync().generate_sync_message(state),
@@ -268,6 +271,9 @@ impl Store {
         }
         let loaded = self.cache.get_mut(case).expect("loaded just above");
         let admitted = intake::admit(&loaded.doc, checked);
+        if admitted.waiting > 0 {
+            self.rewind.insert(case);
+        }
         let unchanged = admitted.changes.is_empty();
         let received = rules::apply(&mut loaded.doc, &admitted.changes)
             .map_err(Error::from)
@@ -364,4 +370,71 @@ pub(crate) fn same_heads(a: &[ChangeHash], b: &[ChangeHash]) -> bool {
     let a: BTreeSet<_> = a.iter().collect();
     let b: BTreeSet<_> = b.iter().collect();
     a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::AutoCommit;
+    use automerge::sync::{self, SyncDoc};
+
+    use crate::sample;
+    use crate::store::Store;
+
+    #[test]
+    fn changes_that_wait_are_asked_for_again_and_then_applied() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut a = Store::open(dir.path().join("a.db"), sample::inspector("insp")).expect("a");
+        let enterprise = sample::enterprise(1);
+        a.register_enterprise(&enterprise).expect("enterprise");
+        let case = a.open_case(&sample::new_case(&enterprise)).expect("case");
+        let mut b = Store::open(dir.path().join("b.db"), sample::inspector("insp")).expect("b");
+        b.merge_case(&a.export_case(case).expect("export"))
+            .expect("merge");
+        let known = AutoCommit::load(&b.export_case(case).expect("export"))
+            .expect("load")
+            .get_heads();
+        for text in ["配电箱未接地", "消防通道堵塞"] {
+            a.add_finding(case, &sample::finding(text))
+                .expect("finding");
+        }
+        let mut server = AutoCommit::load(&a.export_case(case).expect("export")).expect("load");
+        let changes = server.get_changes(&known);
+        assert_eq!(changes.len(), 2);
+        // A message that lost the first of the two changes on the way.
+        let message = sync::Message {
+            heads: server.get_heads(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![changes[1].raw_bytes().to_vec()].into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let mut state = sync::State::new();
+        b.receive_sync(case, &mut state, &message.encode())
+            .expect("received");
+        assert_eq!(b.case(case).expect("case").findings.len(), 0, "it waits");
+        let rewind = b
+            .generate_sync(case, &mut state)
+            .expect("generate")
+            .expect("a message");
+        let rewind = sync::Message::decode(&rewind).expect("decode");
+        assert!(
+            rewind.heads.is_empty(),
+            "the server is asked for everything"
+        );
+        let mut server_state = sync::State::new();
+        server
+            .sync()
+            .receive_sync_message(&mut server_state, rewind)
+            .expect("receive");
+        let everything = server
+            .sync()
+            .generate_sync_message(&mut server_state)
+            .expect("the server answers");
+        b.receive_sync(case, &mut state, &everything.encode())
+            .expect("received");
+        assert_eq!(b.case(case).expect("case").findings.len(), 2);
+        let mut synced = AutoCommit::load(&b.export_case(case).expect("export")).expect("load");
+        assert_eq!(synced.get_heads(), server.get_heads());
+    }
 }

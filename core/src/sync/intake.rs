@@ -269,6 +269,25 @@ pub struct Admitted {
     /// left out (never queued inside the document; the peer is asked for what is missing
     /// and sends them again).
     pub message: Message,
+    /// How many changes wait. A peer does not send a change twice in one session, so the
+    /// answer to a message whose changes waited is [`rewind`].
+    pub waiting: usize,
+}
+
+/// A message that makes the peer send every change of the document again: it reads as
+/// from a peer that lost the document (no heads, an empty summary), on which Automerge
+/// forgets which changes it sent. The answer to a message whose changes had to wait for
+/// dependencies it did not carry (as when a bloom filter's false positive made the peer
+/// skip one): the peer's next message carries them all, in order.
+pub fn rewind() -> Message {
+    Message {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: vec![automerge::sync::Have::default()],
+        changes: Vec::<Vec<u8>>::new().into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
 }
 
 /// Which changes of `checked` may be applied to `doc` now. Automerge is never asked to
@@ -321,11 +340,13 @@ pub fn admit(doc: &AutoCommit, checked: Checked) -> Admitted {
             }
         }
     }
+    let waiting = fresh.len() - admitted.len();
     carried.extend(admitted.iter().map(|c| c.raw_bytes().to_vec()));
     message.changes = carried.into();
     Admitted {
         changes: admitted,
         message,
+        waiting,
     }
 }
 
@@ -915,6 +936,7 @@ mod tests {
         let checked = check(message, &Limits::default()).expect("passes");
         let admitted = admit(&server, checked);
         assert!(admitted.changes.is_empty());
+        assert_eq!(admitted.waiting, 2);
         assert_eq!(admitted.message.changes.iter().count(), 0);
         server.apply_changes(admitted.changes).expect("nothing");
     }

@@ -817,3 +817,38 @@ async fn a_case_grows_no_larger_than_the_limit() {
     w.still_serves().await;
     w.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_sent_without_its_dependency_is_asked_for_again_and_arrives() {
+    let mut w = world(&[], Limits::default()).await;
+    let (token, mut doc) = w.device("insp").await;
+    for text in ["一号库房已复查", "二号库房已复查"] {
+        anjian_core::case_doc::review(
+            &mut doc,
+            "insp",
+            anjian_core::ReviewAction::Comment,
+            text,
+            chrono::Utc::now().fixed_offset(),
+        )
+        .expect("comment");
+        doc.commit();
+    }
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    // The first message carrying both comments loses the first on the way (as when a
+    // bloom filter's false positive made the peer skip it): the second waits, and the
+    // peer, which sends no change twice in a session, must be asked for all again.
+    let mut lost = false;
+    let pushed = peer
+        .push_with(DocumentId::of(w.case), &mut doc, |message| {
+            let changes: Vec<Vec<u8>> = message.changes.iter().map(|c| c.to_vec()).collect();
+            if !lost && changes.len() == 2 {
+                lost = true;
+                message.changes = vec![changes[1].clone()].into();
+            }
+        })
+        .await;
+    assert!(lost, "the two comments travelled together");
+    assert!(pushed.acknowledged, "{pushed:?}");
+    w.still_serves().await;
+    w.server.stop().await;
+}
