@@ -23,6 +23,7 @@ use crate::photo::PhotoLimits;
 use crate::projections::{self, CaseQuery, FindingQuery};
 use crate::rules::{self, Author};
 use crate::schema;
+use crate::sync::intake;
 
 mod photos;
 mod sync;
@@ -594,7 +595,9 @@ impl Store {
     }
 
     /// Merges a case document's bytes (full or incremental saves) from elsewhere; creates
-    /// the case if it is new here. Returns its id. Invalid bytes change nothing.
+    /// the case if it is new here. Returns its id. Invalid bytes change nothing. Its
+    /// changes are checked as the server's are (`rules::apply`): the file came from
+    /// another device, which may have written anything.
     pub fn merge_case(&mut self, bytes: &[u8]) -> Result<CaseId> {
         let mut incoming =
             AutoCommit::load(bytes).map_err(|e| Error::InvalidDocument(e.to_string()))?;
@@ -603,12 +606,22 @@ impl Store {
         // store.
         rules::CaseState::of(&incoming)?;
         document::project_case(&incoming)?;
-        if self.doc_if_exists(id)?.is_none() {
-            self.insert_case(id, incoming)?;
+        let changes = incoming.get_changes(&[]);
+        let existing = self.doc_if_exists(id)?.map(|loaded| loaded.doc.clone());
+        let mut merged = existing.clone().unwrap_or_default();
+        let (fresh, waiting) = intake::in_causal_order(&merged, &changes);
+        if waiting > 0 {
+            return Err(Error::InvalidDocument(format!(
+                "{waiting} changes of the case depend on changes it does not hold"
+            )));
+        }
+        rules::apply(&mut merged, &fresh)?;
+        if existing.is_none() {
+            self.insert_case(id, merged)?;
             return Ok(id);
         }
         let loaded = self.cache.get_mut(id).expect("loaded just above");
-        loaded.doc.merge(&mut incoming)?;
+        loaded.doc = merged;
         self.persist_merged(id)?;
         Ok(id)
     }

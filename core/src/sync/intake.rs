@@ -297,15 +297,37 @@ pub fn admit(doc: &AutoCommit, checked: Checked) -> Admitted {
         mut message,
         changes,
     } = checked;
-    let has = |hash: &ChangeHash| !ReadDoc::get_missing_deps(doc, &[*hash]).contains(hash);
-    let mut carried: Vec<Vec<u8>> = Vec::new();
+    let mut carried: Vec<Vec<u8>> = changes
+        .iter()
+        .filter(|change| has(doc, &change.hash()))
+        .map(|change| change.raw_bytes().to_vec())
+        .collect();
+    let (admitted, waiting) = in_causal_order(doc, &changes);
+    carried.extend(admitted.iter().map(|c| c.raw_bytes().to_vec()));
+    message.changes = carried.into();
+    Admitted {
+        changes: admitted,
+        message,
+        waiting,
+    }
+}
+
+/// Whether `doc` has the change `hash` (read from its change graph alone).
+fn has(doc: &AutoCommit, hash: &ChangeHash) -> bool {
+    !ReadDoc::get_missing_deps(doc, &[*hash]).contains(hash)
+}
+
+/// The changes of `changes` that `doc` does not have and can take now, each after its
+/// dependencies, and how many wait for dependencies neither holds.
+pub fn in_causal_order(doc: &AutoCommit, changes: &[Change]) -> (Vec<Change>, usize) {
     let mut fresh: Vec<&Change> = Vec::new();
     let mut index: HashMap<ChangeHash, usize> = HashMap::new();
-    for change in &changes {
+    for change in changes {
         let hash = change.hash();
-        if has(&hash) {
-            carried.push(change.raw_bytes().to_vec());
-        } else if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(hash) {
+        if has(doc, &hash) {
+            continue;
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = index.entry(hash) {
             slot.insert(fresh.len());
             fresh.push(change);
         }
@@ -322,7 +344,7 @@ pub fn admit(doc: &AutoCommit, checked: Checked) -> Admitted {
                     waiting_on[i] += 1;
                     dependents[j].push(i);
                 }
-                None if !has(dep) => blocked[i] = true,
+                None if !has(doc, dep) => blocked[i] = true,
                 None => {}
             }
         }
@@ -341,13 +363,7 @@ pub fn admit(doc: &AutoCommit, checked: Checked) -> Admitted {
         }
     }
     let waiting = fresh.len() - admitted.len();
-    carried.extend(admitted.iter().map(|c| c.raw_bytes().to_vec()));
-    message.changes = carried.into();
-    Admitted {
-        changes: admitted,
-        message,
-        waiting,
-    }
+    (admitted, waiting)
 }
 
 /// Checks how deep the objects `changes` create would nest once applied to `doc`: an

@@ -901,3 +901,32 @@ fn concurrent_edits_of_one_text_are_well_formed() {
     );
     assert_eq!(verdict_on(&insp, &cut, added_change), Ok(()));
 }
+
+#[test]
+fn a_case_file_from_another_device_is_checked_as_the_servers_changes_are() {
+    let f = fixture();
+    // A device that replaced the shared district in place, past its own store.
+    let forged = changed(&f.doc, |doc| {
+        let list = map(doc, &ROOT, "visible_to");
+        doc.put(&list, 0, OTHER).expect("put");
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(dir.path().join("s.db"), inspector("insp")).expect("store");
+    let err = store
+        .merge_case(&forged.clone().save())
+        .expect_err("refused");
+    assert!(err.to_string().contains("列表"), "{err}");
+    assert!(store.case(f.case).is_err(), "nothing of it is stored");
+    store
+        .merge_case(&f.doc.clone().save())
+        .expect("the honest file merges");
+    assert_eq!(store.case(f.case).expect("case").findings.len(), 3);
+    let err = store
+        .merge_case(&forged.clone().save())
+        .expect_err("refused into the existing case too");
+    assert!(err.to_string().contains("列表"), "{err}");
+    assert_eq!(
+        store.case(f.case).expect("case").visible_to,
+        vec![SHARED.parse::<DistrictCode>().expect("district")]
+    );
+}
