@@ -4,9 +4,12 @@
 //! API call the same functions. Rules are functions over typed values: the author (user,
 //! role, district, department) and the case before and after a change.
 //!
-//! - Reading and commenting: the owning district and the districts the case is shared
-//!   with (`visible_to`), and admins. Deciding (return, approve, reopen, close a
-//!   major hazard, share): the owning district's supervisors, and admins.
+//! - How a change is written, before Automerge applies it (`apply`, in `written`): every
+//!   operation names exactly what it replaces or follows.
+//! - Reading, commenting and recording: the owning district and the districts the case is
+//!   shared with (`visible_to`), and admins. Deciding (return, approve, reopen, close a
+//!   major hazard, share, remove a finding ordered to be rectified): the owning district's
+//!   supervisors, and admins.
 //! - The review state machine, the rectification closed loop and its evidence, who may
 //!   close (销号) which level, and the approved-case lock.
 //! - The structure: fields fixed after creation, sharing only by those who decide, team
