@@ -12,6 +12,9 @@ use tokio::sync::watch;
 
 use crate::storage::Storage;
 
+/// What a connection whose token was revoked is told before it closes.
+pub const REVOKED: &str = "登录已失效（账号停用、密码重置或设备吊销），请重新登录 (signed out: the account, device or token was revoked)";
+
 /// How often the watcher looks for revocations.
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 
@@ -95,10 +98,7 @@ impl Live {
                 }
             };
             if !valid {
-                self.close(
-                    id,
-                    "登录已失效（账号停用、密码重置或设备吊销），请重新登录 (signed out: the account, device or token was revoked)",
-                );
+                self.close(id, REVOKED);
             }
         }
         complete

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{AppError, AppResult};
 use crate::hub::SlotDoc;
-use crate::live::Registration;
+use crate::live::{self, Registration};
 use crate::policy;
 use crate::state::AppState;
 use crate::storage::{Commit, Projection, Receipt, Storage};
@@ -37,23 +37,13 @@ use crate::users::{TokenSession, User};
 /// shuts down.
 pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
-    let say = |message: &str| {
-        Message::Binary(
-            WireMessage::Error {
-                message: message.to_owned(),
-            }
-            .encode()
-            .into(),
-        )
-    };
     let Some(session) = session else {
         // Accept, say why, and close: an HTTP 401 on the upgrade crashes some clients.
-        let _ = sink
-            .send(say(
-                "invalid, expired or revoked token; sign in again (令牌无效、过期或已吊销)",
-            ))
-            .await;
-        let _ = sink.close().await;
+        turn_away(
+            &mut sink,
+            "invalid, expired or revoked token; sign in again (令牌无效、过期或已吊销)",
+        )
+        .await;
         return;
     };
     let id = app.hub.connection_id();
@@ -66,13 +56,11 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
     ) {
         Ok(registration) => registration,
         Err(_) => {
-            let _ = sink
-                .send(say(&format!(
-                    "too many sync connections of this account (at most {}); close another first (同一账号的同步连接过多)",
-                    limits.sync_connections_per_user
-                )))
-                .await;
-            let _ = sink.close().await;
+            let message = format!(
+                "too many sync connections of this account (at most {}); close another first (同一账号的同步连接过多)",
+                limits.sync_connections_per_user
+            );
+            turn_away(&mut sink, &message).await;
             return;
         }
     };
@@ -84,12 +72,7 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
         .await
         .is_ok_and(|session| matches!(session, Ok(Some(_))));
     if !still_valid {
-        let _ = sink
-            .send(say(
-                "登录已失效（账号停用、密码重置或设备吊销），请重新登录 (signed out: the account, device or token was revoked)",
-            ))
-            .await;
-        let _ = sink.close().await;
+        turn_away(&mut sink, live::REVOKED).await;
         return;
     }
     let (notify, mut notified) = mpsc::unbounded_channel();
@@ -161,6 +144,16 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
     conn.forget_all();
     app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     tracing::info!(connection = id, "sync connection closed");
+}
+
+/// How long a connection being turned away is given to read why.
+const TURN_AWAY: Duration = Duration::from_secs(5);
+
+/// Tells a connection that is not served why, and closes it.
+async fn turn_away(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>, why: &str) {
+    if send_within(sink, Message::Binary(error(why).encode().into()), TURN_AWAY).await {
+        let _ = tokio::time::timeout(TURN_AWAY, sink.close()).await;
+    }
 }
 
 /// Sends `message`, unless the peer has not read enough of what it was sent for `wait`

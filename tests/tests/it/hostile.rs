@@ -72,6 +72,16 @@ impl World {
         (token, doc)
     }
 
+    /// Pushes `doc` as the case from a raw device signed in with `token`; the push must be
+    /// refused by the rule `shape`: its reason.
+    async fn refused_as_shape(&self, token: &str, doc: &mut AutoCommit) -> String {
+        let mut peer = RawPeer::joined(&self.addr(), token).await;
+        let pushed = peer.push(DocumentId::of(self.case), doc).await;
+        let (rule, reason) = pushed.refused.expect("refused");
+        assert_eq!(rule, "shape", "{reason}");
+        reason
+    }
+
     /// Whether the server still serves: `/healthz`, and an honest inspector's sync.
     async fn still_serves(&mut self) {
         let health = reqwest::get(format!("{}/healthz", self.server.url()))
@@ -88,6 +98,16 @@ impl World {
             "{report:?}"
         );
     }
+}
+
+/// The value (an object, or the id of a scalar) at `path` from the root.
+fn at_path(doc: &AutoCommit, path: &[&str]) -> automerge::ObjId {
+    path.iter().fold(automerge::ROOT, |obj, key| {
+        let (_, at) = automerge::ReadDoc::get(doc, &obj, *key)
+            .expect("read")
+            .expect("present");
+        at
+    })
 }
 
 fn error_of(next: Next) -> String {
@@ -157,10 +177,7 @@ async fn a_change_nesting_maps_deep_in_the_senders_own_case_is_refused() {
             .expect("put");
     }
     doc.commit();
-    let mut peer = RawPeer::joined(&w.addr(), &token).await;
-    let pushed = peer.push(DocumentId::of(w.case), &mut doc).await;
-    let (rule, reason) = pushed.refused.expect("refused");
-    assert_eq!(rule, "shape", "{reason}");
+    let reason = w.refused_as_shape(&token, &mut doc).await;
     assert!(reason.contains("levels deep"), "{reason}");
     w.still_serves().await;
     w.server.stop().await;
@@ -691,16 +708,7 @@ async fn refusal_of(peer: &mut RawPeer) -> (String, String) {
 
 /// The id (`counter@actor`) of the value at `path` from the root.
 fn value_id(doc: &AutoCommit, path: &[&str]) -> automerge::legacy::OpId {
-    let mut obj = automerge::ROOT;
-    let mut id = None;
-    for key in path {
-        let (_, at) = automerge::ReadDoc::get(doc, &obj, *key)
-            .expect("read")
-            .expect("present");
-        id = Some(at.clone());
-        obj = at;
-    }
-    id.expect("a path")
+    at_path(doc, path)
         .to_string()
         .parse()
         .expect("an operation id")
@@ -728,23 +736,13 @@ async fn changes_forged_by_hand_are_refused_before_automerge_applies_them() {
         automerge::Change::from(change)
     };
     let described = value_id(&doc, &["findings", &finding, "description"]);
-    let shared = {
-        let (_, list) = automerge::ReadDoc::get(&doc, automerge::ROOT, "visible_to")
-            .expect("read")
-            .expect("a list");
-        list
-    };
+    let shared = at_path(&doc, &["visible_to"]);
     let forged = [
         // Writing a place, and naming the finding's description as replaced: Automerge
         // would hide the description, and rebuild the change under another hash.
         forge(
             &|d| {
-                let (_, f) = automerge::ReadDoc::get(d, automerge::ROOT, "findings")
-                    .expect("read")
-                    .expect("findings");
-                let (_, f) = automerge::ReadDoc::get(d, &f, &finding)
-                    .expect("read")
-                    .expect("the finding");
+                let f = at_path(d, &["findings", &finding]);
                 d.put(&f, "place", "二号罐区").expect("put");
             },
             &|c| {
@@ -796,23 +794,13 @@ async fn a_case_grows_no_larger_than_the_limit() {
     let (token, mut doc) = w.device("insp").await;
     // A long description, one change within every per-message limit.
     let finding = w.finding.to_string();
-    let (_, findings) = automerge::ReadDoc::get(&doc, automerge::ROOT, "findings")
-        .expect("read")
-        .expect("findings");
-    let (_, obj) = automerge::ReadDoc::get(&doc, &findings, &finding)
-        .expect("read")
-        .expect("the finding");
+    let obj = at_path(&doc, &["findings", &finding]);
     doc.put(&obj, "place", "罐区".repeat(3_000)).expect("put");
-    let (_, text) = automerge::ReadDoc::get(&doc, &obj, "description")
-        .expect("read")
-        .expect("text");
+    let text = at_path(&doc, &["findings", &finding, "description"]);
     doc.splice_text(&text, 0, 0, &"隐".repeat(6_000))
         .expect("splice");
     doc.commit();
-    let mut peer = RawPeer::joined(&w.addr(), &token).await;
-    let pushed = peer.push(DocumentId::of(w.case), &mut doc).await;
-    let (rule, reason) = pushed.refused.expect("refused");
-    assert_eq!(rule, "shape", "{reason}");
+    let reason = w.refused_as_shape(&token, &mut doc).await;
     assert!(reason.contains("过大"), "{reason}");
     w.still_serves().await;
     w.server.stop().await;
