@@ -608,7 +608,8 @@ impl Store {
         document::project_case(&incoming)?;
         let changes = incoming.get_changes(&[]);
         let existing = self.doc_if_exists(id)?.map(|loaded| loaded.doc.clone());
-        let mut merged = existing.clone().unwrap_or_default();
+        let exists = existing.is_some();
+        let mut merged = existing.unwrap_or_default();
         let (fresh, waiting) = intake::in_causal_order(&merged, &changes);
         if waiting > 0 {
             return Err(Error::InvalidDocument(format!(
@@ -616,7 +617,7 @@ impl Store {
             )));
         }
         rules::apply(&mut merged, &fresh)?;
-        if existing.is_none() {
+        if !exists {
             self.insert_case(id, merged)?;
             return Ok(id);
         }
