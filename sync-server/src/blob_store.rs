@@ -115,28 +115,33 @@ impl BlobStore {
         let _ = tokio::fs::remove_file(self.partial_path(sha256)).await;
     }
 
-    /// Removes unfinished uploads untouched for longer than `age`; returns their hashes.
-    pub fn sweep(&self, age: Duration) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.partial_folder()) else {
+    /// Unfinished uploads untouched for longer than `age`, by hash.
+    pub async fn stale(&self, age: Duration) -> Vec<String> {
+        let Ok(mut entries) = tokio::fs::read_dir(self.partial_folder()).await else {
             return Vec::new();
         };
-        let now = SystemTime::now();
-        let mut removed = Vec::new();
-        for entry in entries.flatten() {
-            let stale = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|modified| now.duration_since(modified).ok())
-                .is_some_and(|idle| idle > age);
+        let mut stale = Vec::new();
+        while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let (true, Some(sha256)) = (stale, name.strip_suffix(".part"))
-                && std::fs::remove_file(entry.path()).is_ok()
+            if let Some(sha256) = name.strip_suffix(".part")
+                && self
+                    .untouched_for(sha256)
+                    .await
+                    .is_some_and(|idle| idle > age)
             {
-                removed.push(sha256.to_owned());
+                stale.push(sha256.to_owned());
             }
         }
-        removed
+        stale
+    }
+
+    /// How long the unfinished upload of `sha256` has been untouched, if there is one.
+    pub async fn untouched_for(&self, sha256: &str) -> Option<Duration> {
+        let modified = tokio::fs::metadata(self.partial_path(sha256))
+            .await
+            .and_then(|m| m.modified())
+            .ok()?;
+        SystemTime::now().duration_since(modified).ok()
     }
 }
 

@@ -321,21 +321,41 @@ pub async fn sweep_uploads(app: Arc<AppState>, mut stop: tokio::sync::watch::Rec
             _ = every.tick() => {}
             _ = stop.changed() => return,
         }
-        let app = app.clone();
-        let swept = tokio::task::spawn_blocking(move || {
-            let age = std::time::Duration::from_secs(app.settings.limits.upload_hours * 3600);
-            let removed = app.blobs.sweep(age);
-            for sha256 in &removed {
-                app.storage.forget_upload(sha256)?;
-            }
-            AppResult::Ok(removed.len())
-        })
-        .await;
+        let age = std::time::Duration::from_secs(app.settings.limits.upload_hours * 3600);
+        let swept = sweep(&app, age).await;
         match swept {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(uploads = n, "expired unfinished uploads removed"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep unfinished uploads"),
-            Err(e) => tracing::warn!(error = %e, "the upload sweep failed"),
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "expired unfinished uploads removed"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep unfinished uploads"),
         }
     }
+}
+
+/// Removes the unfinished uploads untouched for longer than `age`, each under its blob's
+/// lock (a part arriving meanwhile keeps it): the quota forgets an upload before its bytes
+/// go, so that an upload seen gone is never still counted.
+async fn sweep(app: &AppState, age: std::time::Duration) -> AppResult<usize> {
+    let mut removed = 0;
+    for sha256 in app.blobs.stale(age).await {
+        let lock = app.blobs.lock_for(&sha256);
+        let swept = async {
+            let _held = lock.lock().await;
+            if app
+                .blobs
+                .untouched_for(&sha256)
+                .await
+                .is_none_or(|idle| idle <= age)
+            {
+                return AppResult::Ok(false);
+            }
+            app.storage.forget_upload(&sha256)?;
+            app.blobs.discard(&sha256).await;
+            Ok(true)
+        }
+        .await;
+        drop(lock);
+        app.blobs.unlock(&sha256);
+        removed += usize::from(swept?);
+    }
+    Ok(removed)
 }
