@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
-use anjian_core::{Case, CaseId, DistrictCode, ReviewAction, Role};
+use anjian_core::sync::{CatalogPage, DocumentId};
+use anjian_core::{Case, DistrictCode, ReviewAction};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use rusqlite::params;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -62,28 +61,7 @@ pub async fn catalog(
     AuthUser(user): AuthUser,
     Query(q): Query<Since>,
 ) -> AppResult<Json<CatalogPage>> {
-    let page = app.storage.read(|conn| {
-        let cursor: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM documents", [], |r| r.get(0))?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT d.case_id, d.heads FROM documents d
-             WHERE d.seq > ?1 AND d.seq <= ?2
-               AND (?3 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?4 AND v.case_id = d.case_id))
-             ORDER BY d.seq",
-        )?;
-        let rows = stmt.query_map(params![q.since, cursor, user.role == Role::Admin, user.district.as_str()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut documents = Vec::new();
-        for row in rows {
-            let (case, heads) = row?;
-            let case: CaseId = case.parse()?;
-            documents.push(CatalogEntry {
-                document_id: DocumentId::of(case).to_string(),
-                heads: heads.split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect(),
-            });
-        }
-        Ok(CatalogPage { cursor, documents })
-    })?;
+    let page = app.storage.catalog(&user, q.since)?;
     Ok(Json(page))
 }
 

@@ -14,7 +14,7 @@ use automerge::AutoCommit;
 use tokio::sync::mpsc;
 
 use crate::error::{AppError, AppResult};
-use crate::storage::Storage;
+use crate::storage::Documents;
 
 /// How many documents stay loaded between messages; others are read from storage when a
 /// message for them arrives.
@@ -52,7 +52,7 @@ pub struct SlotDoc {
 
 impl SlotDoc {
     /// Reads the document from storage unless it is loaded.
-    pub fn load(&mut self, storage: &Storage, case: CaseId) -> AppResult<()> {
+    pub fn load(&mut self, storage: &dyn Documents, case: CaseId) -> AppResult<()> {
         if !self.loaded {
             self.doc = storage.load_document(case)?;
             let damaged =

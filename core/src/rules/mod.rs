@@ -130,6 +130,9 @@ pub fn may_read_in(author: &Author, owner: &DistrictCode, shared: &[DistrictCode
 /// reopens, closes major hazards, shares): its supervisors, and
 /// admins. Districts a case is shared with read and comment.
 pub fn decides(author: &Author, owner: &DistrictCode) -> bool {
+    if crate::injected::injected(crate::injected::Bug::SharedDistrictDecides) {
+        return matches!(author.role, Role::Admin | Role::Supervisor);
+    }
     author.role == Role::Admin || (author.role == Role::Supervisor && *owner == author.district)
 }
 

@@ -48,6 +48,7 @@ pub struct Store {
     upload_originals: bool,
     network_timeout: std::time::Duration,
     clock: Clock,
+    ids: Ids,
     /// Cases whose next sync message asks the server for every change again (changes it
     /// sent had to wait for ones it skipped).
     rewind: std::collections::HashSet<CaseId>,
@@ -75,9 +76,21 @@ impl Store {
         identity: Identity,
         catalog: Arc<Catalog>,
     ) -> Result<Store> {
+        Self::open_with_ids(path, identity, catalog, random_ids())
+    }
+
+    /// Opens the store as `open_with_catalog` does, taking every new identifier (the
+    /// device's actor id on first open, then cases, findings, checklists) from `ids`: a
+    /// seeded source makes a simulated district replay exactly.
+    pub fn open_with_ids(
+        path: impl AsRef<Path>,
+        identity: Identity,
+        catalog: Arc<Catalog>,
+        ids: Ids,
+    ) -> Result<Store> {
         let path = path.as_ref().to_owned();
         let opened = schema::open(&path)?;
-        let mut store = Self::from_connection(opened, path, identity)?;
+        let mut store = Self::from_connection(opened, path, identity, ids)?;
         store.catalog = catalog;
         Ok(store)
     }
@@ -86,12 +99,13 @@ impl Store {
         opened: schema::Opened,
         path: PathBuf,
         identity: Identity,
+        ids: Ids,
     ) -> Result<Store> {
         let mut conn = opened.conn;
         if opened.rebuild_projections {
             projections::rebuild_projections(&mut conn)?;
         }
-        let actor = device_actor(&conn)?;
+        let actor = device_actor(&conn, &ids)?;
         let tx = conn.transaction()?;
         for (key, value) in [
             ("user_id", identity.user_id.as_str()),
@@ -119,6 +133,7 @@ impl Store {
             upload_originals: true,
             network_timeout: DEFAULT_NETWORK_TIMEOUT,
             clock: system_clock(),
+            ids,
             rewind: std::collections::HashSet::new(),
         })
     }
@@ -138,6 +153,11 @@ impl Store {
     /// keeps its own receipt time beside it whatever the device says.
     pub fn set_clock(&mut self, clock: Clock) {
         self.clock = clock;
+    }
+
+    /// A new identifier (see `open_with_ids`).
+    fn new_id(&self) -> uuid::Uuid {
+        (self.ids)()
     }
 
     /// The device clock now (see `set_clock`).
@@ -233,7 +253,7 @@ impl Store {
         visible_to.sort();
         visible_to.dedup();
 
-        let id = CaseId::new();
+        let id = CaseId::from_uuid(self.new_id());
         let mut doc = AutoCommit::new().with_actor(self.actor.clone());
         document::init_case(
             &mut doc,
@@ -319,7 +339,7 @@ impl Store {
                 "a three-violations record needs the post (岗位)",
             ));
         }
-        let id = FindingId::new();
+        let id = FindingId::from_uuid(self.new_id());
         let recorded_by = self.identity.user_id.clone();
         let now = self.now();
         let projection = document::new_finding_projection(id, finding, &recorded_by, now);
@@ -503,7 +523,7 @@ impl Store {
         let template = catalog
             .get(template_id)
             .ok_or_else(|| Error::not_found("checklist template", template_id))?;
-        let id = ChecklistId::new();
+        let id = ChecklistId::from_uuid(self.new_id());
         let by = self.identity.user_id.clone();
         let now = self.now();
         self.write(case, "attach_checklist", Touched::Case, |doc| {
@@ -546,6 +566,7 @@ impl Store {
         };
         let by = self.identity.user_id.clone();
         let now = self.now();
+        let id = FindingId::from_uuid(self.new_id());
         self.write(case, "answer_item", Touched::Case, |doc| {
             let linked = document::answer_item(doc, checklist, item, input, &post, &by, now)?;
             if input.result != AnswerResult::NonCompliant || linked.is_some() {
@@ -570,7 +591,6 @@ impl Store {
                 place: String::new(),
                 violation,
             };
-            let id = FindingId::new();
             let obj = document::add_finding(doc, id, &finding, &by, now)?;
             document::put_source(doc, &obj, checklist, item)?;
             document::link_finding(doc, checklist, item, id)?;
@@ -834,8 +854,8 @@ fn enterprise_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Enterprise>>
     })())
 }
 
-/// The device's actor id, created on first open and kept in the file.
-fn device_actor(conn: &Connection) -> Result<ActorId> {
+/// The device's actor id, created on first open (from `ids`) and kept in the file.
+fn device_actor(conn: &Connection, ids: &Ids) -> Result<ActorId> {
     let stored: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = 'actor_id'", [], |r| {
             r.get(0)
@@ -845,7 +865,7 @@ fn device_actor(conn: &Connection) -> Result<ActorId> {
         return ActorId::try_from(hex.as_str())
             .map_err(|_| Error::Corrupt(format!("actor id {hex:?}")));
     }
-    let actor = ActorId::random();
+    let actor = ActorId::from(ids().as_bytes().as_slice());
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('actor_id', ?1)",
         [actor.to_hex_string()],
@@ -856,6 +876,14 @@ fn device_actor(conn: &Connection) -> Result<ActorId> {
 /// The device clock a store stamps records and changes with: the phone's own clock, with
 /// its offset (what the inspector saw), unless set otherwise (`Store::set_clock`).
 pub type Clock = Arc<dyn Fn() -> DateTime<FixedOffset> + Send + Sync>;
+
+/// Where a store takes new identifiers from (random UUIDs, unless set otherwise).
+pub type Ids = Arc<dyn Fn() -> uuid::Uuid + Send + Sync>;
+
+/// Random version-4 UUIDs.
+pub fn random_ids() -> Ids {
+    Arc::new(uuid::Uuid::new_v4)
+}
 
 /// The phone's clock.
 pub fn system_clock() -> Clock {

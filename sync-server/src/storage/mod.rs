@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use anjian_core::rules::CaseState;
+use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
 use anjian_core::{CaseId, Role};
 use automerge::AutoCommit;
 use chrono::Utc;
@@ -297,6 +298,33 @@ impl Storage {
         Ok(())
     }
 
+    /// The documents `user` may see that changed after `since`, with their heads, and the
+    /// cursor to pass next time.
+    pub fn catalog(&self, user: &User, since: i64) -> AppResult<CatalogPage> {
+        self.read(|conn| {
+            let cursor: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM documents", [], |r| r.get(0))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.case_id, d.heads FROM documents d
+                 WHERE d.seq > ?1 AND d.seq <= ?2
+                   AND (?3 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?4 AND v.case_id = d.case_id))
+                 ORDER BY d.seq",
+            )?;
+            let rows = stmt.query_map(params![since, cursor, user.role == Role::Admin, user.district.as_str()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut documents = Vec::new();
+            for row in rows {
+                let (case, heads) = row?;
+                let case: CaseId = case.parse()?;
+                documents.push(CatalogEntry {
+                    document_id: DocumentId::of(case).to_string(),
+                    heads: heads.split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect(),
+                });
+            }
+            Ok(CatalogPage { cursor, documents })
+        })
+    }
+
     /// Which user a device (actor id) is bound to, unless revoked.
     pub fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>> {
         self.read(|conn| {
@@ -372,6 +400,39 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
     }
     write_projections(tx, &key, &commit.projection, true)?;
     Ok(chunks)
+}
+
+/// What the sync core reads and writes of storage: documents, the devices that may write
+/// them, and commits. Everything the sync core does to storage goes through this one
+/// interface (implemented by SQLite here).
+pub trait Documents: Send + Sync {
+    /// A case document; `None` if the server does not have it.
+    fn load_document(&self, case: CaseId) -> AppResult<Option<AutoCommit>>;
+    /// The user a device (actor id, hex) is bound to, unless revoked.
+    fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>>;
+    /// Commits new changes of several cases, each durable and independent of the others;
+    /// per commit, the number of chunks its document now has.
+    fn commit_batch(&self, commits: &[Commit]) -> Vec<AppResult<i64>>;
+    /// Replaces a document's stored pieces with one snapshot.
+    fn compact(&self, case: CaseId, snapshot: &[u8]) -> AppResult<()>;
+}
+
+impl Documents for Storage {
+    fn load_document(&self, case: CaseId) -> AppResult<Option<AutoCommit>> {
+        Storage::load_document(self, case)
+    }
+
+    fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>> {
+        Storage::actor_owner(self, actor)
+    }
+
+    fn commit_batch(&self, commits: &[Commit]) -> Vec<AppResult<i64>> {
+        Storage::commit_batch(self, commits)
+    }
+
+    fn compact(&self, case: CaseId, snapshot: &[u8]) -> AppResult<()> {
+        Storage::compact(self, case, snapshot)
+    }
 }
 
 /// The one thread that writes commits, batching those that queue up while a transaction

@@ -1,0 +1,794 @@
+//! anjian-sim: a district under faults, replayable from a seed.
+//!
+//! One server and five inspectors' phones (three districts, a supervisor each, an admin)
+//! run in one process on virtual time. A seeded scheduler decides everything: what the
+//! inspectors record through the real `Store` (cases, findings, levels, places, shared
+//! descriptions, three-violation records, submissions), what supervisors decide through
+//! the server's own review step, when phones sync, and every fault: frames dropped,
+//! duplicated, delayed past one another or cut short, phones cut off from the server,
+//! the server crashing (losing what its writer had not yet made durable) and restarting
+//! on its files, phones crashing and reopening their stores, phone clocks hours off.
+//!
+//! At the end every partition heals and every phone syncs until nothing moves; then the
+//! outcome is checked against a model written without the rule book (`check`).
+
+mod check;
+mod net;
+mod server;
+pub mod world;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anjian_core::injected::{self, Bug};
+use anjian_core::sync::SyncSession;
+use anjian_core::sync::wire::WireMessage;
+use anjian_core::{
+    CaseId, Enterprise, FindingEdit, FindingId, Level, ReviewAction, Store, Violation,
+    ViolationKind, sample,
+};
+use chrono::{DateTime, Duration, FixedOffset, TimeZone};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use net::{Net, Payload, To};
+use server::{ConnId, SimServer};
+
+/// The server's name in the phones' stores.
+const SERVER: &str = "sim://server";
+/// Steps of one schedule before everything heals.
+const STEPS: usize = 400;
+/// A phone gives up a sync round that has not moved for this long (virtual ms).
+const ROUND_TIMEOUT: u64 = 30_000;
+
+/// What to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The seed.
+    pub seed: u64,
+    /// A bug injected on purpose, to show it is caught.
+    pub bug: Option<Bug>,
+    /// Print the trace as it goes.
+    pub verbose: bool,
+}
+
+/// How a schedule ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// One line per event.
+    pub trace: Vec<String>,
+    /// The first check that failed.
+    pub failure: Option<String>,
+}
+
+/// A write of one field by one phone, for the conflicts check.
+struct Write {
+    case: CaseId,
+    finding: FindingId,
+    field: &'static str,
+    value: String,
+    change: String,
+}
+
+/// What the model knows, written without the rule book.
+#[derive(Default)]
+struct Model {
+    /// Each case: its owning district and the districts it is shared with (indices).
+    cases: BTreeMap<CaseId, (usize, BTreeSet<usize>)>,
+    writes: Vec<Write>,
+    /// Cases a supervisor approved at some point (an edit concurrent with that is refused
+    /// legitimately).
+    approved: BTreeSet<CaseId>,
+    /// Per case, every change the server showed a phone as its own (acknowledged).
+    acknowledged: BTreeMap<CaseId, BTreeSet<automerge::ChangeHash>>,
+}
+
+struct Round {
+    conn: ConnId,
+    session: Option<SyncSession>,
+    cursor: i64,
+    moved: u64,
+}
+
+struct Phone {
+    path: PathBuf,
+    store: Option<Store>,
+    round: Option<Round>,
+    skew: Duration,
+    ids: Arc<std::sync::Mutex<StdRng>>,
+    enterprises: Vec<Enterprise>,
+}
+
+struct Sim {
+    rng: StdRng,
+    now: u64,
+    dir: tempfile::TempDir,
+    server: Option<SimServer>,
+    phones: Vec<Phone>,
+    net: Net,
+    model: Model,
+    next_conn: ConnId,
+    trace: Vec<String>,
+    verbose: bool,
+    /// Faults on (off while healing).
+    faults: bool,
+}
+
+/// Runs one schedule.
+pub fn run(options: Options) -> Outcome {
+    injected::inject(options.bug);
+    let mut sim = Sim::new(options);
+    let failure = sim.schedule().err();
+    injected::inject(None);
+    Outcome {
+        trace: sim.trace,
+        failure,
+    }
+}
+
+/// The one-line command that replays a seed with its trace.
+pub fn replay_command(seed: u64, bug: Option<Bug>) -> String {
+    let bug = bug.map(|b| format!(" --bug {b:?}")).unwrap_or_default();
+    format!("cargo run -p anjian-sim --release -- --seed {seed} --trace{bug}")
+}
+
+fn tmp_root() -> PathBuf {
+    // Stores on tmpfs where there is one: thousands of schedules fsync a lot.
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() && tempfile::tempdir_in(&shm).is_ok() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn every_case() -> anjian_core::CaseQuery {
+    anjian_core::CaseQuery {
+        limit: u32::MAX,
+        ..Default::default()
+    }
+}
+
+fn base_time() -> DateTime<FixedOffset> {
+    FixedOffset::east_opt(8 * 3600)
+        .expect("UTC+8")
+        .with_ymd_and_hms(2026, 11, 20, 9, 0, 0)
+        .single()
+        .expect("a valid time")
+}
+
+impl Sim {
+    fn new(options: Options) -> Sim {
+        let mut rng = StdRng::seed_from_u64(options.seed);
+        let dir = tempfile::tempdir_in(tmp_root()).expect("temp dir");
+        world::server_data(&dir.path().join("server"));
+        let server = SimServer::open(&dir.path().join("server")).expect("server opens");
+        let phones = (0..world::INSPECTORS.len())
+            .map(|index| {
+                let skew = Duration::minutes(rng.random_range(-6 * 60..=6 * 60));
+                let ids = StdRng::seed_from_u64(rng.random());
+                let district = world::INSPECTORS[index].1;
+                let enterprises = (0..2)
+                    .map(|k| {
+                        let mut e = sample::enterprise((index * 10 + k) as u32 + 1);
+                        e.district = world::district(district);
+                        e
+                    })
+                    .collect();
+                Phone {
+                    path: dir.path().join(format!("phone-{index}.db")),
+                    store: None,
+                    round: None,
+                    skew,
+                    ids: Arc::new(std::sync::Mutex::new(ids)),
+                    enterprises,
+                }
+            })
+            .collect();
+        let mut sim = Sim {
+            rng,
+            now: 0,
+            dir,
+            server: Some(server),
+            phones,
+            net: Net::default(),
+            model: Model::default(),
+            next_conn: 1,
+            trace: Vec::new(),
+            verbose: options.verbose,
+            faults: true,
+        };
+        for index in 0..sim.phones.len() {
+            sim.open_store(index).expect("a phone's store opens");
+            let phone = &mut sim.phones[index];
+            let store = phone.store.as_mut().expect("open");
+            for e in &phone.enterprises {
+                store.register_enterprise(e).expect("enterprise");
+            }
+        }
+        sim
+    }
+
+    fn log(&mut self, line: String) {
+        let line = format!("{:>8} {line}", self.now);
+        if self.verbose {
+            println!("{line}");
+        }
+        self.trace.push(line);
+    }
+
+    fn open_store(&mut self, index: usize) -> Result<(), String> {
+        let phone = &mut self.phones[index];
+        let ids = phone.ids.clone();
+        // The phone's actor id is the first identifier of a new store only.
+        let first = std::sync::atomic::AtomicBool::new(!phone.path.exists());
+        let actor = world::device_actor(index);
+        let ids: anjian_core::Ids = Arc::new(move || {
+            if first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                return actor;
+            }
+            let mut rng = ids.lock().unwrap_or_else(|p| p.into_inner());
+            uuid::Builder::from_random_bytes(rng.random()).into_uuid()
+        });
+        let mut store = Store::open_with_ids(
+            &phone.path,
+            world::identity(index),
+            anjian_core::checklist::Catalog::builtin(),
+            ids,
+        )
+        .map_err(|e| format!("phone {index} cannot open its store: {e}"))?;
+        let clock = Arc::new(std::sync::atomic::AtomicU64::new(self.now));
+        let skew = phone.skew;
+        let clock_now = clock.clone();
+        store.set_clock(Arc::new(move || {
+            base_time()
+                + skew
+                + Duration::milliseconds(
+                    clock_now.load(std::sync::atomic::Ordering::Relaxed) as i64,
+                )
+        }));
+        phone.store = Some(store);
+        Ok(())
+    }
+
+    fn schedule(&mut self) -> Result<(), String> {
+        for _ in 0..STEPS {
+            self.now += self.rng.random_range(1..=400);
+            self.tick_clocks();
+            self.step()?;
+        }
+        self.log("heal: every partition heals, faults stop".into());
+        self.faults = false;
+        self.net.heal();
+        if self.server.is_none() {
+            self.restart()?;
+        }
+        self.heal()?;
+        check::outcome(self)
+    }
+
+    fn tick_clocks(&mut self) {
+        // Phones read the shared virtual time through their clocks; reopened stores get a
+        // fresh clock, so set it for every open store.
+        for index in 0..self.phones.len() {
+            let skew = self.phones[index].skew;
+            let now = self.now;
+            if let Some(store) = self.phones[index].store.as_mut() {
+                store.set_clock(Arc::new(move || {
+                    base_time() + skew + Duration::milliseconds(now as i64)
+                }));
+            }
+        }
+    }
+
+    fn step(&mut self) -> Result<(), String> {
+        let roll = self.rng.random_range(0..100);
+        match roll {
+            0..=44 => {
+                self.deliver()?;
+            }
+            45..=54 => {
+                self.flush()?;
+            }
+            55..=74 => {
+                let phone = self.rng.random_range(0..self.phones.len());
+                self.act(phone)?;
+            }
+            75..=86 => {
+                let phone = self.rng.random_range(0..self.phones.len());
+                self.start_round(phone)?;
+            }
+            87..=91 => self.supervise()?,
+            92..=93 => self.partition(),
+            94 => self.crash_server()?,
+            95 => self.crash_phone()?,
+            _ => {
+                self.deliver()?;
+            }
+        }
+        if self.server.is_none() && self.rng.random_bool(0.2) {
+            self.restart()?;
+        }
+        self.time_out_rounds();
+        Ok(())
+    }
+
+    /// Heals: every phone syncs until a whole pass moves nothing.
+    fn heal(&mut self) -> Result<(), String> {
+        for pass in 0..30 {
+            let mut moved = false;
+            for index in 0..self.phones.len() {
+                let before = self.phone_heads(index)?;
+                self.start_round(index)?;
+                let mut spins = 0;
+                while self.phones[index].round.is_some() {
+                    spins += 1;
+                    if spins > 10_000 {
+                        return Err(format!("phone {index}'s sync round never ends"));
+                    }
+                    self.now += 10;
+                    if !self.deliver()? {
+                        self.flush()?;
+                        if self.net.is_empty() && self.server_queue() == 0 {
+                            // Nothing in flight and the round is not done: it stalled.
+                            self.now += ROUND_TIMEOUT + 1;
+                            self.time_out_rounds();
+                        }
+                    }
+                }
+                let after = self.phone_heads(index)?;
+                moved |= before != after;
+            }
+            self.flush()?;
+            while self.deliver()? {}
+            if !moved && pass > 0 {
+                self.log(format!("quiet after {pass} passes"));
+                return Ok(());
+            }
+        }
+        Err("the district never became quiet after healing".into())
+    }
+
+    fn server_queue(&self) -> usize {
+        self.server.as_ref().map(|s| s.queued()).unwrap_or_default()
+    }
+
+    fn phone_heads(&mut self, index: usize) -> Result<BTreeMap<CaseId, Vec<String>>, String> {
+        let store = self.phones[index].store.as_mut().ok_or("a closed store")?;
+        let cases = store.cases(&every_case()).map_err(|e| e.to_string())?;
+        let mut heads = BTreeMap::new();
+        for case in cases {
+            heads.insert(case.id, store.heads(case.id).map_err(|e| e.to_string())?);
+        }
+        Ok(heads)
+    }
+
+    /// Delivers the next frame due; `false` if none was in flight.
+    fn deliver(&mut self) -> Result<bool, String> {
+        let Some(packet) = self.net.next() else {
+            return Ok(false);
+        };
+        self.now = self.now.max(packet.at);
+        match packet.to {
+            To::Server => self.at_server(packet.conn, packet.from, packet.payload)?,
+            To::Phone(index) => self.at_phone(index, packet.conn, packet.payload)?,
+        }
+        Ok(true)
+    }
+
+    fn send(&mut self, to: To, from: usize, conn: ConnId, payload: Payload) {
+        let faults = self.faults;
+        self.net
+            .send(&mut self.rng, self.now, to, from, conn, payload, faults);
+    }
+
+    fn at_server(&mut self, conn: ConnId, from: usize, payload: Payload) -> Result<(), String> {
+        let Some(server) = self.server.as_mut() else {
+            return Ok(());
+        };
+        let user = world::INSPECTORS[from].0;
+        let out = match payload {
+            Payload::Catalog(since) => {
+                let page = server.catalog(user, since).map_err(|e| e.to_string())?;
+                self.send(To::Phone(from), from, conn, Payload::Page(page));
+                return Ok(());
+            }
+            Payload::Open => {
+                server.connect(conn, user).map_err(|e| e.to_string())?;
+                return Ok(());
+            }
+            Payload::Close => {
+                server.disconnect(conn);
+                return Ok(());
+            }
+            Payload::Frame(bytes) => server.on_frame(conn, &bytes),
+            Payload::Page(_) => return Ok(()),
+        };
+        self.send_out(out)
+    }
+
+    fn send_out(&mut self, out: server::Out) -> Result<(), String> {
+        for (conn, message) in out {
+            let Some(phone) = self
+                .phones
+                .iter()
+                .position(|p| p.round.as_ref().is_some_and(|r| r.conn == conn))
+            else {
+                continue;
+            };
+            self.note_acknowledged(&message);
+            self.send(
+                To::Phone(phone),
+                phone,
+                conn,
+                Payload::Frame(message.encode()),
+            );
+        }
+        Ok(())
+    }
+
+    /// Every change a server's sync message shows as its own heads is acknowledged: the
+    /// server must never lose it.
+    fn note_acknowledged(&mut self, message: &WireMessage) {
+        if let WireMessage::Sync {
+            document_id, data, ..
+        } = message
+            && let Ok(sync) = automerge::sync::Message::decode(data)
+        {
+            self.model
+                .acknowledged
+                .entry(document_id.case_id())
+                .or_default()
+                .extend(sync.heads);
+        }
+    }
+
+    fn at_phone(&mut self, index: usize, conn: ConnId, payload: Payload) -> Result<(), String> {
+        let phone = &mut self.phones[index];
+        let (Some(store), Some(round)) = (phone.store.as_mut(), phone.round.as_mut()) else {
+            return Ok(());
+        };
+        if round.conn != conn {
+            return Ok(());
+        }
+        round.moved = self.now;
+        match payload {
+            Payload::Page(page) => {
+                let session = SyncSession::plan(store, SERVER, &page).map_err(|e| e.to_string())?;
+                round.cursor = page.cursor;
+                if session.is_idle() {
+                    session
+                        .finish(store, page.cursor)
+                        .map_err(|e| e.to_string())?;
+                    phone.round = None;
+                    return Ok(());
+                }
+                let mut session = session;
+                let join = session.join();
+                round.session = Some(session);
+                self.send(To::Server, index, conn, Payload::Open);
+                self.send(To::Server, index, conn, Payload::Frame(join));
+            }
+            Payload::Frame(bytes) => {
+                let Some(session) = round.session.as_mut() else {
+                    return Ok(());
+                };
+                match session.on_frame(store, &bytes) {
+                    Ok(out) => {
+                        let done = session.is_done();
+                        for frame in out {
+                            self.send(To::Server, index, conn, Payload::Frame(frame));
+                        }
+                        if done {
+                            self.end_round(index, true)?;
+                        }
+                    }
+                    Err(e) => {
+                        self.log(format!("phone {index}: round abandoned: {e}"));
+                        self.end_round(index, false)?;
+                    }
+                }
+            }
+            Payload::Catalog(_) | Payload::Open | Payload::Close => {}
+        }
+        Ok(())
+    }
+
+    fn end_round(&mut self, index: usize, done: bool) -> Result<(), String> {
+        let Some(mut round) = self.phones[index].round.take() else {
+            return Ok(());
+        };
+        if done
+            && let (Some(session), Some(store)) =
+                (round.session.take(), self.phones[index].store.as_mut())
+        {
+            let report = session
+                .finish(store, round.cursor)
+                .map_err(|e| e.to_string())?;
+            self.log(format!(
+                "phone {index}: round done ({} documents, {} refused)",
+                report.documents,
+                report.refused.len()
+            ));
+        }
+        self.send(To::Server, index, round.conn, Payload::Close);
+        Ok(())
+    }
+
+    fn start_round(&mut self, index: usize) -> Result<(), String> {
+        if self.phones[index].round.is_some() || self.phones[index].store.is_none() {
+            return Ok(());
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let since = self.phones[index]
+            .store
+            .as_ref()
+            .map(|s| s.sync_cursor(SERVER))
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        self.phones[index].round = Some(Round {
+            conn,
+            session: None,
+            cursor: 0,
+            moved: self.now,
+        });
+        self.log(format!("phone {index}: sync round {conn}"));
+        self.send(To::Server, index, conn, Payload::Catalog(since));
+        Ok(())
+    }
+
+    fn time_out_rounds(&mut self) {
+        for index in 0..self.phones.len() {
+            let stalled = self.phones[index]
+                .round
+                .as_ref()
+                .is_some_and(|r| self.now.saturating_sub(r.moved) > ROUND_TIMEOUT);
+            if stalled {
+                self.log(format!("phone {index}: round timed out"));
+                let _ = self.end_round(index, false);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<bool, String> {
+        let Some(server) = self.server.as_mut() else {
+            return Ok(false);
+        };
+        if server.queued() == 0 {
+            return Ok(false);
+        }
+        let out = server.flush();
+        self.log("server: writer commits".into());
+        self.send_out(out)?;
+        Ok(true)
+    }
+
+    fn crash_server(&mut self) -> Result<(), String> {
+        if self.server.take().is_some() {
+            self.log("server: crash".into());
+            self.net.drop_server_bound();
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        let server = SimServer::open(&self.dir.path().join("server"))
+            .map_err(|e| format!("the server does not restart: {e}"))?;
+        self.server = Some(server);
+        self.log("server: restarted".into());
+        check::acknowledged_kept(self)
+    }
+
+    fn crash_phone(&mut self) -> Result<(), String> {
+        let index = self.rng.random_range(0..self.phones.len());
+        self.log(format!("phone {index}: crash"));
+        self.phones[index].round = None;
+        self.phones[index].store = None;
+        self.open_store(index)?;
+        self.tick_clocks();
+        Ok(())
+    }
+
+    fn partition(&mut self) {
+        let index = self.rng.random_range(0..self.phones.len());
+        let cut = self.net.toggle(index);
+        self.log(format!(
+            "phone {index}: {}",
+            if cut { "cut off" } else { "back" }
+        ));
+    }
+
+    /// A supervisor (or the admin) takes a review action on a case they may read.
+    fn supervise(&mut self) -> Result<(), String> {
+        let cases: Vec<CaseId> = self.model.cases.keys().copied().collect();
+        if cases.is_empty() || self.server.is_none() {
+            return Ok(());
+        }
+        let case = cases[self.rng.random_range(0..cases.len())];
+        let pick = self.rng.random_range(0..world::SUPERVISORS.len() + 1);
+        let (user, district) = world::SUPERVISORS
+            .get(pick)
+            .map(|(u, d)| (*u, Some(*d)))
+            .unwrap_or(("admin", None));
+        let action = [
+            ReviewAction::Approve,
+            ReviewAction::Return,
+            ReviewAction::Reopen,
+            ReviewAction::Comment,
+        ][self.rng.random_range(0..4)];
+        let (owner, shared) = self.model.cases[&case].clone();
+        let at = base_time() + Duration::milliseconds(self.now as i64);
+        let server = self.server.as_mut().expect("running");
+        let (accepted, out) = server
+            .review(user, case, action, at)
+            .map_err(|e| format!("{user} {action:?}: {e}"))?;
+        self.log(format!(
+            "{user}: {} {case} -> {}",
+            action.code(),
+            if accepted { "accepted" } else { "not taken" }
+        ));
+        if accepted {
+            let decides = district.is_none_or(|d| d == owner);
+            if action != ReviewAction::Comment && !decides {
+                let shared = district.is_some_and(|d| shared.contains(&d));
+                return Err(format!(
+                    "{user} (shared district: {shared}) took {} on case {case} owned by district {}",
+                    action.code(),
+                    world::DISTRICTS[owner]
+                ));
+            }
+            if action == ReviewAction::Approve {
+                self.model.approved.insert(case);
+            }
+        }
+        self.send_out(out)
+    }
+
+    /// An inspector records something on their phone.
+    fn act(&mut self, index: usize) -> Result<(), String> {
+        let roll = self.rng.random_range(0..100);
+        let phone = &mut self.phones[index];
+        let Some(store) = phone.store.as_mut() else {
+            return Ok(());
+        };
+        let cases = store.cases(&every_case()).map_err(|e| e.to_string())?;
+        if cases.is_empty() || roll < 10 {
+            let enterprise = phone.enterprises[self.rng.random_range(0..2)].clone();
+            let mut new = sample::new_case(&enterprise);
+            let own = world::INSPECTORS[index].1;
+            let mut shared = BTreeSet::new();
+            if self.rng.random_bool(0.4) {
+                let other = (own + self.rng.random_range(1..3)) % 3;
+                new.visible_to = vec![world::district(other)];
+                shared.insert(other);
+            }
+            match store.open_case(&new) {
+                Ok(case) => {
+                    self.model.cases.insert(case, (own, shared));
+                    self.trace
+                        .push(format!("{:>8} phone {index}: opens {case}", self.now));
+                }
+                Err(e) => return Err(format!("phone {index} cannot open a case: {e}")),
+            }
+            return Ok(());
+        }
+        let case = cases[self.rng.random_range(0..cases.len())].id;
+        let findings: Vec<FindingId> = store
+            .case(case)
+            .map_err(|e| e.to_string())?
+            .findings
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        let line;
+        let result = if findings.is_empty() || roll < 30 {
+            let mut finding = sample::finding("储罐区可燃气体报警器失效");
+            if self.rng.random_bool(0.3) {
+                finding.violation = Some(Violation {
+                    kind: ViolationKind::IllegalOperation,
+                    post: "电焊工".into(),
+                    person: "赵六".into(),
+                });
+            }
+            line = format!("adds a finding to {case}");
+            store.add_finding(case, &finding).map(|_| None)
+        } else {
+            let finding = findings[self.rng.random_range(0..findings.len())];
+            match roll {
+                30..=54 => {
+                    let level = if self.rng.random_bool(0.5) {
+                        Level::Major
+                    } else {
+                        Level::General
+                    };
+                    line = format!("sets {finding} level {}", level.code());
+                    let edit = FindingEdit {
+                        level: Some(level),
+                        ..FindingEdit::default()
+                    };
+                    store
+                        .edit_finding(case, finding, &edit)
+                        .map(|()| Some((finding, "level", level.code().to_owned())))
+                }
+                55..=79 => {
+                    let place = ["罐区", "一号车间", "配电室"][self.rng.random_range(0..3)];
+                    line = format!("sets {finding} place {place}");
+                    let edit = FindingEdit {
+                        place: Some(place.to_owned()),
+                        ..FindingEdit::default()
+                    };
+                    store
+                        .edit_finding(case, finding, &edit)
+                        .map(|()| Some((finding, "place", place.to_owned())))
+                }
+                80..=92 => {
+                    line = format!("adds to {finding}'s description");
+                    let description = store
+                        .case(case)
+                        .map_err(|e| e.to_string())?
+                        .findings
+                        .iter()
+                        .find(|f| f.id == finding)
+                        .map(|f| format!("{}；补充{}", f.description, index))
+                        .unwrap_or_default();
+                    let edit = FindingEdit {
+                        description: Some(description),
+                        ..FindingEdit::default()
+                    };
+                    store.edit_finding(case, finding, &edit).map(|()| None)
+                }
+                _ => {
+                    line = format!("submits {case}");
+                    store.review(case, ReviewAction::Submit, "").map(|()| None)
+                }
+            }
+        };
+        match result {
+            Ok(write) => {
+                if let Some((finding, field, value)) = write {
+                    let change = store
+                        .heads(case)
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default();
+                    self.model.writes.push(Write {
+                        case,
+                        finding,
+                        field,
+                        value,
+                        change,
+                    });
+                }
+                self.log(format!("phone {index}: {line}"));
+            }
+            // The phone's own rule book said no (an approved case, a step the review
+            // state does not allow): nothing was recorded.
+            Err(e) => self.log(format!("phone {index}: {line}: not recorded: {e}")),
+        }
+        Ok(())
+    }
+}
+
+/// Faults of the network, for the trace.
+pub fn describe(bug: Option<Bug>) -> &'static str {
+    match bug {
+        None => "no bug injected",
+        Some(Bug::AckBeforeCommit) => "acknowledgement before commit",
+        Some(Bug::DropChange) => "a change dropped from what is stored",
+        Some(Bug::SharedDistrictDecides) => "a shared district decides",
+    }
+}
+
+/// Parses a bug's name as `--bug` takes it.
+pub fn parse_bug(name: &str) -> Option<Bug> {
+    match name {
+        "AckBeforeCommit" => Some(Bug::AckBeforeCommit),
+        "DropChange" => Some(Bug::DropChange),
+        "SharedDistrictDecides" => Some(Bug::SharedDistrictDecides),
+        _ => None,
+    }
+}

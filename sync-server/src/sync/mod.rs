@@ -1,0 +1,125 @@
+//! The automerge-repo v1 protocol, with the server's checks between decoding and
+//! applying. Every incoming message first passes the wire's limits (what its changes may
+//! cost, before Automerge expands them); its changes must come from a device bound to
+//! the signed-in user; they are applied to a copy of the document, judged by the rule
+//! book (`anjian_core::rules`) against the case as the server has it, committed, and only
+//! then shown to anyone: in the reply's heads, to other peers, in the catalog.
+//!
+//! The protocol is written without I/O, so that the simulation runs the same code as the
+//! server: `session` is one connection's state (frames in, replies and document work
+//! out), `document` one message or server-side change on one document. `socket` drives
+//! them over a WebSocket with tokio, the apply threads and the writer thread; this module
+//! holds what both the socket and the pages' and API's actions drive them with.
+
+pub mod document;
+pub mod session;
+mod socket;
+
+pub use socket::serve_socket;
+
+use std::sync::atomic::Ordering;
+
+use anjian_core::CaseId;
+use automerge::AutoCommit;
+
+use self::document::{Candidate, Committing};
+use crate::error::{AppError, AppResult};
+use crate::hub::SlotDoc;
+use crate::policy;
+use crate::state::AppState;
+use crate::storage::Storage;
+use crate::users::User;
+
+/// Runs `f` on the document on an apply thread (its lock held meanwhile); a job that
+/// fails unexpectedly leaves the document to be read again from storage.
+async fn with_doc<T: Send + 'static>(
+    app: &AppState,
+    guard: &mut SlotDoc,
+    f: impl FnOnce(&mut SlotDoc) -> T + Send + 'static,
+) -> AppResult<T> {
+    let mut doc = std::mem::take(guard);
+    let (doc, value) = app
+        .apply
+        .run(move || {
+            let value = f(&mut doc);
+            (doc, value)
+        })
+        .await?;
+    *guard = doc;
+    Ok(value)
+}
+
+/// Commits a candidate and makes it the document everyone syncs.
+async fn persist(
+    app: &AppState,
+    user: &User,
+    case_id: CaseId,
+    guard: &mut SlotDoc,
+    candidate: Candidate,
+) -> AppResult<()> {
+    let accepted = candidate.changes() as u64;
+    let Committing {
+        commit,
+        doc,
+        case,
+        conflicts,
+    } = candidate.committing(user.id, case_id);
+    let chunks = app.writer.commit(commit).await?;
+    guard.replace(doc, case, conflicts);
+    if Storage::should_compact(chunks) {
+        // The changes are committed: a compaction that fails leaves more chunks to read,
+        // and is tried again after the next commit.
+        let storage = app.storage.clone();
+        let compacted = with_doc(app, guard, move |slot| match slot.doc.as_mut() {
+            Some(doc) => storage.compact(case_id, &doc.save()),
+            None => Ok(()),
+        })
+        .await;
+        if let Err(e) = compacted.and_then(|done| done) {
+            tracing::warn!(case.id = %case_id, error = %e, "compaction failed; the case is stored as chunks");
+        }
+    }
+    app.metrics
+        .changes_accepted
+        .fetch_add(accepted, Ordering::Relaxed);
+    tracing::info!(case.id = %case_id, changes = accepted, user = %user.username, "changes committed");
+    Ok(())
+}
+
+/// Makes a change on the server as `user` (a supervisor's review action, sharing or
+/// conflict resolution from the web pages or the API): `edit` runs on a copy of the
+/// document, under its lock, with the user's own server-side actor; the new change is
+/// then judged by the same rule book as changes arriving over sync, committed, and
+/// announced to every connection syncing the case, so inspectors' devices receive it on
+/// their next sync. A case the user may not see is answered as absent.
+pub async fn change_on_server<T: Send + 'static>(
+    app: &AppState,
+    user: &User,
+    case_id: CaseId,
+    edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T> + Send + 'static,
+) -> AppResult<T> {
+    let actor = app.storage.server_actor(user)?;
+    let slot = app.hub.slot(case_id);
+    let result = async {
+        let mut guard = slot.doc.lock().await;
+        let storage = app.storage.clone();
+        let author = policy::author(user);
+        let outcome = with_doc(app, &mut guard, move |slot| {
+            document::change_in(slot, storage.as_ref(), case_id, &author, actor, edit)
+        })
+        .await??;
+        let Some((value, candidate)) = outcome else {
+            return Err(AppError::NotFound(format!("no case {case_id}")));
+        };
+        if let Some(candidate) = candidate {
+            persist(app, user, case_id, &mut guard, *candidate).await?;
+            app.hub.announce(case_id, None);
+        }
+        Ok(value)
+    }
+    .await;
+    drop(slot);
+    app.hub.touched(case_id);
+    app.hub.release(case_id);
+    result
+}

@@ -1,0 +1,378 @@
+//! The WebSocket driver of a sync connection: frames between the socket and the
+//! connection's `Session`, documents locked in the hub and handled on the apply threads,
+//! commits through the writer thread, other connections told through the hub; pacing,
+//! pings, idle connections, expiry and revocation.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anjian_core::CaseId;
+use anjian_core::rules::Author;
+use anjian_core::sync::DocumentId;
+use anjian_core::sync::wire::WireMessage;
+use automerge::sync;
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use super::document::{self, Context};
+use super::session::{Reply, Server, Session, Step, error};
+use super::{persist, with_doc};
+use crate::hub::SlotDoc;
+use crate::live::{self, Registration};
+use crate::policy;
+use crate::state::AppState;
+use crate::users::{TokenSession, User};
+
+/// Serves one WebSocket until it closes, its token stops being valid, or the server
+/// shuts down.
+pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let Some(session) = session else {
+        // Accept, say why, and close: an HTTP 401 on the upgrade crashes some clients.
+        turn_away(
+            &mut sink,
+            "invalid, expired or revoked token; sign in again (令牌无效、过期或已吊销)",
+        )
+        .await;
+        return;
+    };
+    let id = app.hub.connection_id();
+    let limits = app.settings.limits.clone();
+    let registration = match app.live.register(
+        id,
+        session.user.id,
+        &session.token_hash,
+        limits.sync_connections_per_user,
+    ) {
+        Ok(registration) => registration,
+        Err(_) => {
+            let message = format!(
+                "too many sync connections of this account (at most {}); close another first (同一账号的同步连接过多)",
+                limits.sync_connections_per_user
+            );
+            turn_away(&mut sink, &message).await;
+            return;
+        }
+    };
+    // A revocation between the token's check at the upgrade and the registration found
+    // nothing to close: check the token once more now that it is registered.
+    let storage = app.storage.clone();
+    let token_hash = session.token_hash.clone();
+    let still_valid = tokio::task::spawn_blocking(move || storage.token_session(&token_hash))
+        .await
+        .is_ok_and(|session| matches!(session, Ok(Some(_))));
+    if !still_valid {
+        turn_away(&mut sink, live::REVOKED).await;
+        return;
+    }
+    let (notify, mut notified) = mpsc::unbounded_channel();
+    app.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(connection = id, user = %session.user.username, "sync connection opened");
+    let mut conn = Connection::new(app.clone(), &session, id, notify, registration);
+    let mut shutdown = app.shutdown.clone();
+    let idle = Duration::from_secs(limits.sync_idle_seconds.max(3));
+    let mut ping = tokio::time::interval(idle / 3);
+    ping.tick().await;
+    let expires = tokio::time::Instant::now()
+        + Duration::from_secs(
+            u64::try_from(session.expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
+        );
+    let mut last_heard = Instant::now();
+    loop {
+        let (replies, close) = tokio::select! {
+            frame = stream.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        conn.pace().await;
+                        if conn.revoked() {
+                            (vec![error(&conn.closed_reason())], true)
+                        } else {
+                            conn.on_frame(&bytes).await
+                        }
+                    }
+                    Some(Ok(Message::Text(_))) => (vec![error("frames must be binary CBOR")], false),
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => {
+                        // Over the size limit, or a broken connection.
+                        tracing::info!(connection = id, error = %e, "sync connection failed");
+                        (vec![error(&format!("connection error: {e}"))], true)
+                    }
+                }
+            }
+            Some(case) = notified.recv() => (conn.on_doc_changed(case).await, false),
+            _ = conn.registration.closed.changed() => (vec![error(&conn.closed_reason())], true),
+            _ = tokio::time::sleep_until(expires) => {
+                (vec![error("登录已过期，请重新登录 (the token expired; sign in again)")], true)
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > idle {
+                    tracing::info!(connection = id, "sync connection idle; closing");
+                    break;
+                }
+                if !send_within(&mut sink, Message::Ping(Vec::new().into()), idle).await {
+                    break;
+                }
+                continue;
+            }
+            _ = shutdown.changed() => break,
+        };
+        let mut broken = false;
+        for reply in replies {
+            app.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
+            if !send_within(&mut sink, Message::Binary(reply.encode().into()), idle).await {
+                broken = true;
+                break;
+            }
+        }
+        if close || broken {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(idle, sink.close()).await;
+    conn.close();
+    app.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    tracing::info!(connection = id, "sync connection closed");
+}
+
+/// How long a connection being turned away is given to read why.
+const TURN_AWAY: Duration = Duration::from_secs(5);
+
+/// Tells a connection that is not served why, and closes it.
+async fn turn_away(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>, why: &str) {
+    if send_within(sink, Message::Binary(error(why).encode().into()), TURN_AWAY).await {
+        let _ = tokio::time::timeout(TURN_AWAY, sink.close()).await;
+    }
+}
+
+/// Sends `message`, unless the peer has not read enough of what it was sent for `wait`
+/// (a peer that stops reading must not hold its connection, or a revoked one, open).
+async fn send_within(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    message: Message,
+    wait: Duration,
+) -> bool {
+    matches!(
+        tokio::time::timeout(wait, sink.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// A connection: its session, and what drives it.
+struct Connection {
+    app: Arc<AppState>,
+    session: Session,
+    user: User,
+    author: Author,
+    id: u64,
+    notify: mpsc::UnboundedSender<CaseId>,
+    registration: Registration,
+    /// Frames the connection may still send before it is read more slowly.
+    allowance: f64,
+    refilled: Instant,
+}
+
+impl Connection {
+    fn new(
+        app: Arc<AppState>,
+        session: &TokenSession,
+        id: u64,
+        notify: mpsc::UnboundedSender<CaseId>,
+        registration: Registration,
+    ) -> Connection {
+        let allowance = f64::from(app.settings.limits.frames_per_second);
+        let limits = &app.settings.limits;
+        let server = Server {
+            peer_id: app.peer_id.clone(),
+            storage_id: app.storage.storage_id().to_owned(),
+            documents: limits.documents_per_connection,
+            unknown_documents: limits.unknown_documents_per_connection,
+        };
+        Connection {
+            session: Session::new(server),
+            author: policy::author(&session.user),
+            user: session.user.clone(),
+            app,
+            id,
+            notify,
+            registration,
+            allowance,
+            refilled: Instant::now(),
+        }
+    }
+
+    /// Waits until the connection may send another frame (a token bucket refilled at
+    /// `frames_per_second`): a peer sending faster is read more slowly.
+    async fn pace(&mut self) {
+        let rate = f64::from(self.app.settings.limits.frames_per_second.max(1));
+        let now = Instant::now();
+        self.allowance =
+            (self.allowance + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
+        self.refilled = now;
+        if self.allowance < 1.0 {
+            let wait = Duration::from_secs_f64((1.0 - self.allowance) / rate);
+            tokio::time::sleep(wait).await;
+            self.allowance = 1.0;
+            self.refilled = Instant::now();
+        }
+        self.allowance -= 1.0;
+    }
+
+    fn revoked(&self) -> bool {
+        self.registration.closed.borrow().is_some()
+    }
+
+    /// Why the registry closed the connection.
+    fn closed_reason(&self) -> String {
+        self.registration
+            .closed
+            .borrow()
+            .clone()
+            .unwrap_or_default()
+    }
+
+    async fn on_frame(&mut self, bytes: &[u8]) -> (Vec<WireMessage>, bool) {
+        self.app
+            .metrics
+            .frames_received
+            .fetch_add(1, Ordering::Relaxed);
+        match self.session.on_frame(bytes) {
+            Step::Reply { messages, close } => (messages, close),
+            Step::Document {
+                document_id,
+                message,
+            } => (self.on_sync(document_id, message).await, false),
+        }
+    }
+
+    /// Handles a sync message on its document, under the document's lock.
+    async fn on_sync(
+        &mut self,
+        document_id: DocumentId,
+        message: sync::Message,
+    ) -> Vec<WireMessage> {
+        let case = document_id.case_id();
+        let slot = self.app.hub.slot(case);
+        let replies = {
+            let mut guard = slot.doc.lock().await;
+            let replies = self.handle(&mut guard, document_id, message).await;
+            self.carry_out_subscriptions();
+            replies
+        };
+        drop(slot);
+        self.app.hub.touched(case);
+        self.app.hub.release(case);
+        replies
+    }
+
+    async fn handle(
+        &mut self,
+        guard: &mut SlotDoc,
+        document_id: DocumentId,
+        message: sync::Message,
+    ) -> Vec<WireMessage> {
+        let case = document_id.case_id();
+        let (state, incoming) = self.session.take(case);
+        let context = self.context(case);
+        let received = with_doc(&self.app, guard, move |doc| {
+            document::receive(doc, state, incoming, message, &context)
+        })
+        .await
+        .and_then(|received| received);
+        let settle = self.session.settle(document_id, received);
+        self.count_refused();
+        if let Some(candidate) = settle.commit {
+            if let Err(e) = persist(&self.app, &self.user, case, guard, *candidate).await {
+                return vec![self.session.failed(document_id, &e)];
+            }
+            self.app.hub.announce(case, Some(self.id));
+        }
+        match settle.reply {
+            Reply::Send(messages) => messages,
+            Reply::Answer { state, rewind } => {
+                // The reply shows what the server now has (only committed changes).
+                match with_doc(&self.app, guard, move |doc| {
+                    document::answer(doc, state, rewind)
+                })
+                .await
+                {
+                    Ok((state, message)) => self.session.answered(document_id, state, message),
+                    Err(e) => vec![self.session.failed(document_id, &e)],
+                }
+            }
+        }
+    }
+
+    fn context(&self, case_id: CaseId) -> Context {
+        Context {
+            storage: self.app.storage.clone(),
+            author: self.author.clone(),
+            user_id: self.user.id,
+            case_id,
+            wire: self.app.settings.limits.wire(),
+        }
+    }
+
+    fn count_refused(&mut self) {
+        let refused = self.session.take_refused();
+        if refused > 0 {
+            self.app
+                .metrics
+                .changes_refused
+                .fetch_add(refused, Ordering::Relaxed);
+            tracing::warn!(user = %self.user.username, changes = refused, "changes refused");
+        }
+    }
+
+    /// Another connection changed a document this one syncs (or asked for while the
+    /// server did not have it): send what is new, if this user may see it.
+    async fn on_doc_changed(&mut self, case: CaseId) -> Vec<WireMessage> {
+        let Some(state) = self.session.changed(case) else {
+            return Vec::new();
+        };
+        let slot = self.app.hub.slot(case);
+        let author = self.author.clone();
+        let storage = self.app.storage.clone();
+        let replies = {
+            let mut guard = slot.doc.lock().await;
+            let outcome = with_doc(&self.app, &mut guard, move |doc| {
+                document::changed(doc, storage.as_ref(), case, &author, state)
+            })
+            .await
+            .and_then(|outcome| outcome);
+            let replies = match outcome {
+                Ok((state, message)) => self.session.answered(DocumentId::of(case), state, message),
+                Err(e) => {
+                    tracing::error!(case.id = %case, error = %e, "cannot answer a changed document");
+                    Vec::new()
+                }
+            };
+            self.carry_out_subscriptions();
+            replies
+        };
+        drop(slot);
+        self.app.hub.touched(case);
+        self.app.hub.release(case);
+        replies
+    }
+
+    /// Subscribes to and unsubscribes from documents in the hub as the session decided.
+    fn carry_out_subscriptions(&mut self) {
+        for (case, subscribe) in self.session.subscriptions() {
+            if subscribe {
+                self.app.hub.subscribe(case, self.id, &self.notify);
+            } else {
+                self.app.hub.unsubscribe(case, self.id);
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        for case in self.session.close() {
+            self.app.hub.unsubscribe(case, self.id);
+        }
+    }
+}
