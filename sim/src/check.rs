@@ -38,12 +38,6 @@ pub fn acknowledged_kept(sim: &Sim) -> Result<(), String> {
     Ok(())
 }
 
-fn sorted_heads(doc: &mut AutoCommit) -> Vec<String> {
-    let mut heads: Vec<String> = doc.get_heads().iter().map(|h| h.to_string()).collect();
-    heads.sort();
-    heads
-}
-
 /// The checks after healing.
 pub fn outcome(sim: &mut Sim) -> Result<(), String> {
     acknowledged_kept(sim)?;
@@ -79,7 +73,7 @@ pub fn outcome(sim: &mut Sim) -> Result<(), String> {
             }
             match server_cases.get_mut(case) {
                 Some(doc) => {
-                    if *heads != sorted_heads(doc) {
+                    if *heads != case_doc::sorted_heads(doc) {
                         return Err(format!(
                             "phone {index} and the server hold case {case} differently after healing"
                         ));

@@ -150,6 +150,11 @@ fn every_case() -> anjian_core::CaseQuery {
     }
 }
 
+/// A phone's clock at virtual time `now`, `skew` off.
+fn phone_clock(skew: Duration, now: u64) -> anjian_core::Clock {
+    Arc::new(move || base_time() + skew + Duration::milliseconds(now as i64))
+}
+
 fn base_time() -> DateTime<FixedOffset> {
     FixedOffset::east_opt(8 * 3600)
         .expect("UTC+8")
@@ -238,16 +243,7 @@ impl Sim {
             ids,
         )
         .map_err(|e| format!("phone {index} cannot open its store: {e}"))?;
-        let clock = Arc::new(std::sync::atomic::AtomicU64::new(self.now));
-        let skew = phone.skew;
-        let clock_now = clock.clone();
-        store.set_clock(Arc::new(move || {
-            base_time()
-                + skew
-                + Duration::milliseconds(
-                    clock_now.load(std::sync::atomic::Ordering::Relaxed) as i64,
-                )
-        }));
+        store.set_clock(phone_clock(phone.skew, self.now));
         phone.store = Some(store);
         Ok(())
     }
@@ -268,16 +264,11 @@ impl Sim {
         check::outcome(self)
     }
 
+    /// Phones read the virtual time, each with its own skew.
     fn tick_clocks(&mut self) {
-        // Phones read the shared virtual time through their clocks; reopened stores get a
-        // fresh clock, so set it for every open store.
-        for index in 0..self.phones.len() {
-            let skew = self.phones[index].skew;
-            let now = self.now;
-            if let Some(store) = self.phones[index].store.as_mut() {
-                store.set_clock(Arc::new(move || {
-                    base_time() + skew + Duration::milliseconds(now as i64)
-                }));
+        for phone in &mut self.phones {
+            if let Some(store) = phone.store.as_mut() {
+                store.set_clock(phone_clock(phone.skew, self.now));
             }
         }
     }
@@ -588,7 +579,6 @@ impl Sim {
         self.phones[index].round = None;
         self.phones[index].store = None;
         self.open_store(index)?;
-        self.tick_clocks();
         Ok(())
     }
 
@@ -668,8 +658,7 @@ impl Sim {
             match store.open_case(&new) {
                 Ok(case) => {
                     self.model.cases.insert(case, (own, shared));
-                    self.trace
-                        .push(format!("{:>8} phone {index}: opens {case}", self.now));
+                    self.log(format!("phone {index}: opens {case}"));
                 }
                 Err(e) => return Err(format!("phone {index} cannot open a case: {e}")),
             }
@@ -773,7 +762,7 @@ impl Sim {
     }
 }
 
-/// Faults of the network, for the trace.
+/// What a run injects, for its summary line.
 pub fn describe(bug: Option<Bug>) -> &'static str {
     match bug {
         None => "no bug injected",

@@ -117,6 +117,14 @@ impl Hub {
         }
     }
 
+    /// Gives back a slot whose document was just used: it counts as recently used, and
+    /// is freed if no one else holds it.
+    pub fn done_with(&self, case: CaseId, slot: Arc<Slot>) {
+        drop(slot);
+        self.touched(case);
+        self.release(case);
+    }
+
     /// Subscribes connection `id` to changes of `case` (the connection holds the slot
     /// until it unsubscribes).
     pub fn subscribe(&self, case: CaseId, id: u64, notify: &mpsc::UnboundedSender<CaseId>) {

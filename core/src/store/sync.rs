@@ -133,18 +133,6 @@ impl Store {
             .collect()
     }
 
-    fn acked_heads(&self, server: &str, case: CaseId) -> Result<String> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT acked FROM sync_states WHERE server = ?1 AND case_id = ?2",
-                params![server, case.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or_default())
-    }
-
     /// Whether the case exists here.
     pub(crate) fn has_case(&mut self, case: CaseId) -> Result<bool> {
         Ok(self.doc_if_exists(case)?.is_some())
@@ -230,13 +218,10 @@ impl Store {
             return Ok(Some(intake::rewind().encode()));
         }
         let message = match self.doc_if_exists(case)? {
-            Some(loaded) => loaded.doc.sync().generate_sync_message(state),
-            None => AutoCommit::new().sync().generate_sync_message(state),
+            Some(loaded) => crate::sync::next_message(&mut loaded.doc, state),
+            None => crate::sync::next_message(&mut AutoCommit::new(), state),
         };
-        Ok(message.map(|mut m| {
-            m.flags = None;
-            m.encode()
-        }))
+        Ok(message.map(|m| m.encode()))
     }
 
     /// Applies a sync message from the server; the result must still be a readable case,
@@ -295,32 +280,45 @@ impl Store {
         self.persist_merged(case)
     }
 
-    /// Records that the server refused changes of a case, keeps them (bytes and reason)
-    /// as evidence, and rebuilds the case from what the server acknowledged, so that later
-    /// edits do not build on changes the server will never accept.
+    /// Records that the server refused changes of a case, keeps them and every change
+    /// built on them (bytes and reason) as evidence, and rebuilds the case from the rest,
+    /// so that later edits do not build on changes the server will never accept, while
+    /// what the server sent and what was not refused stays. Returns whether the case left
+    /// the device (its first change was refused): the round then reads the whole catalog
+    /// next time, so that whatever of it the server does hold comes back.
     pub(crate) fn refuse(
         &mut self,
         server: &str,
         case: CaseId,
         reason: &str,
         hashes: &[String],
-    ) -> Result<()> {
-        let acked: Vec<ChangeHash> = self
-            .acked_heads(server, case)?
-            .split(',')
-            .filter(|h| !h.is_empty())
-            .filter_map(|h| h.parse().ok())
-            .collect();
+    ) -> Result<bool> {
         let Some(loaded) = self.doc_if_exists(case)? else {
-            return Ok(());
+            return Ok(false);
         };
         let refused: BTreeSet<&str> = hashes.iter().map(String::as_str).collect();
-        // Everything the server does not hold goes with the refused changes: it depends on them.
-        let pending = loaded.doc.get_changes(&acked);
-        let kept = if acked.is_empty() {
+        // Changes come in causal order: a change goes if it was refused or builds on one
+        // that goes.
+        let mut dropped: BTreeSet<ChangeHash> = BTreeSet::new();
+        let mut keep = Vec::new();
+        let mut pending = Vec::new();
+        for change in loaded.doc.get_changes(&[]) {
+            let hash = change.hash();
+            if refused.contains(hash.to_string().as_str())
+                || change.deps().iter().any(|d| dropped.contains(d))
+            {
+                dropped.insert(hash);
+                pending.push(change);
+            } else {
+                keep.push(change);
+            }
+        }
+        let kept = if keep.is_empty() {
             None
         } else {
-            Some(loaded.doc.fork_at(&acked)?)
+            let mut doc = AutoCommit::new();
+            doc.apply_changes(keep)?;
+            Some(doc)
         };
         let now = Utc::now().to_rfc3339();
         let key = case.to_string();
@@ -346,22 +344,27 @@ impl Store {
                 crate::db::write_snapshot(&tx, case, &doc.save())?;
                 crate::db::set_heads(&tx, case, &mut doc)?;
                 crate::projections::write_case_projection(&tx, &projection)?;
+                // The sync starts afresh; what the server acknowledged stays known.
+                tx.execute(
+                    "UPDATE sync_states SET state = ?3 WHERE server = ?1 AND case_id = ?2",
+                    params![server, key, sync::State::new().encode()],
+                )?;
             }
             None => {
-                // The server never accepted this case: it leaves the device's lists; the
-                // refused changes above keep every edit.
+                // The case itself was refused: it leaves the device's lists; the refused
+                // changes above keep every edit.
                 tx.execute("DELETE FROM cases WHERE case_id = ?1", [&key])?;
                 tx.execute("DELETE FROM documents WHERE case_id = ?1", [&key])?;
+                tx.execute(
+                    "DELETE FROM sync_states WHERE server = ?1 AND case_id = ?2",
+                    params![server, key],
+                )?;
             }
         }
-        tx.execute(
-            "DELETE FROM sync_states WHERE server = ?1 AND case_id = ?2",
-            params![server, key],
-        )?;
         tx.commit()?;
         self.cache.remove(case);
         tracing::warn!(case.id = %case, reason, "server refused changes; case rebuilt from acknowledged state");
-        Ok(())
+        Ok(kept.is_none())
     }
 }
 
@@ -436,5 +439,79 @@ mod tests {
         assert_eq!(b.case(case).expect("case").findings.len(), 2);
         let mut synced = AutoCommit::load(&b.export_case(case).expect("export")).expect("load");
         assert_eq!(synced.get_heads(), server.get_heads());
+    }
+
+    #[test]
+    fn a_refusal_takes_only_the_refused_changes_and_what_builds_on_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut phone =
+            Store::open(dir.path().join("a.db"), sample::inspector("insp")).expect("phone");
+        let enterprise = sample::enterprise(1);
+        phone.register_enterprise(&enterprise).expect("enterprise");
+        let case = phone
+            .open_case(&sample::new_case(&enterprise))
+            .expect("case");
+        // Another inspector's finding reaches the phone (the phone never heard that the
+        // server holds any of the case).
+        let mut other =
+            Store::open(dir.path().join("b.db"), sample::inspector("other")).expect("other");
+        other
+            .merge_case(&phone.export_case(case).expect("export"))
+            .expect("merge");
+        other
+            .add_finding(case, &sample::finding("消防通道堵塞"))
+            .expect("finding");
+        phone
+            .merge_case(&other.export_case(case).expect("export"))
+            .expect("merge");
+        let mut refused = Vec::new();
+        for text in ["配电箱未接地", "安全出口锁闭"] {
+            phone
+                .add_finding(case, &sample::finding(text))
+                .expect("finding");
+            let hash = phone.heads(case).expect("heads").remove(0);
+            let left = phone
+                .refuse(
+                    "server",
+                    case,
+                    "案件已审核通过",
+                    std::slice::from_ref(&hash),
+                )
+                .expect("refuse");
+            assert!(!left, "the case stays on the phone");
+            refused.push(hash);
+        }
+        let findings: Vec<String> = phone
+            .case(case)
+            .expect("case")
+            .findings
+            .into_iter()
+            .map(|f| f.description)
+            .collect();
+        assert_eq!(findings, ["消防通道堵塞"], "what the server sent stays");
+        let mut kept: Vec<String> = phone
+            .refusals()
+            .expect("refusals")
+            .into_iter()
+            .map(|r| r.change_hash)
+            .collect();
+        kept.sort();
+        refused.sort();
+        assert_eq!(
+            kept, refused,
+            "each refused change is kept as evidence, nothing else"
+        );
+
+        // A refused first change takes the case off the phone.
+        let lone = phone
+            .open_case(&sample::new_case(&enterprise))
+            .expect("case");
+        let hash = phone.heads(lone).expect("heads").remove(0);
+        assert!(
+            phone
+                .refuse("server", lone, "不在辖区", &[hash])
+                .expect("refuse")
+        );
+        assert!(!phone.has_case(lone).expect("has"));
     }
 }

@@ -106,6 +106,8 @@ pub struct SyncSession {
     planned: Vec<CaseId>,
     total: usize,
     report: SyncReport,
+    /// A case left this device on a refusal: the next round reads the whole catalog.
+    reread_catalog: bool,
 }
 
 impl SyncSession {
@@ -137,6 +139,7 @@ impl SyncSession {
             planned: pending.iter().copied().collect(),
             pending,
             report: SyncReport::default(),
+            reread_catalog: false,
         })
     }
 
@@ -235,7 +238,9 @@ impl SyncSession {
                 ..
             } => {
                 let case = document_id.case_id();
-                store.refuse(&self.server, case, &reason, &changes)?;
+                if store.refuse(&self.server, case, &reason, &changes)? {
+                    self.reread_catalog = true;
+                }
                 self.states.remove(&case);
                 self.pending.remove(&case);
                 self.report.refused.push((case, reason));
@@ -248,8 +253,11 @@ impl SyncSession {
         Ok(out)
     }
 
-    /// Ends the round: the next round reads the catalog from `cursor`.
+    /// Ends the round: the next round reads the catalog from `cursor` (from the start when
+    /// a case left this device on a refusal: the server may hold some of it after all, and
+    /// its catalog entry may lie before `cursor`).
     pub fn finish(mut self, store: &mut Store, cursor: i64) -> Result<SyncReport> {
+        let cursor = if self.reread_catalog { 0 } else { cursor };
         store.finish_sync_round(&self.server, cursor, "ok")?;
         self.report.documents = self.total;
         self.report.cases = self.planned;

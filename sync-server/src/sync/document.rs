@@ -7,6 +7,7 @@
 use anjian_core::injected::{Bug, injected};
 use anjian_core::rules::{self, Author, CaseState, Ops, Refusal};
 use anjian_core::sync::intake::{self, IntakeError};
+use anjian_core::sync::next_message;
 use anjian_core::{CaseId, case_doc};
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash};
@@ -80,14 +81,6 @@ pub struct Context {
     pub case_id: CaseId,
     /// What one message may cost.
     pub wire: intake::Limits,
-}
-
-/// The next message to the peer, without the capability flags: a peer that does not
-/// hear that the server reads whole-document messages never sends one.
-pub fn generate(doc: &mut AutoCommit, state: &mut sync::State) -> Option<sync::Message> {
-    let mut message = doc.sync().generate_sync_message(state)?;
-    message.flags = None;
-    Some(message)
 }
 
 /// Handles one sync message for one document: `state` is the peer's sync state, `incoming`
@@ -216,7 +209,7 @@ fn receive_unknown(
         if asks_only {
             return Ok(Received::Unavailable);
         }
-        let reply = generate(&mut candidate, &mut candidate_state);
+        let reply = next_message(&mut candidate, &mut candidate_state);
         return Ok(Received::Gathering {
             doc: Box::new(candidate),
             state: candidate_state,
@@ -441,7 +434,7 @@ pub fn answer(
     if rewind {
         return (state, Some(intake::rewind()));
     }
-    let reply = slot.doc.as_mut().and_then(|d| generate(d, &mut state));
+    let reply = slot.doc.as_mut().and_then(|d| next_message(d, &mut state));
     (state, reply)
 }
 
@@ -460,7 +453,7 @@ pub fn changed(
         .as_ref()
         .is_some_and(|s| rules::may_read(author, s.case()));
     let reply = match slot.doc.as_mut() {
-        Some(d) if visible => generate(d, &mut state),
+        Some(d) if visible => next_message(d, &mut state),
         _ => None,
     };
     Ok((state, reply))

@@ -118,8 +118,6 @@ pub async fn change_on_server<T: Send + 'static>(
         Ok(value)
     }
     .await;
-    drop(slot);
-    app.hub.touched(case_id);
-    app.hub.release(case_id);
+    app.hub.done_with(case_id, slot);
     result
 }

@@ -262,9 +262,7 @@ impl Connection {
             self.carry_out_subscriptions();
             replies
         };
-        drop(slot);
-        self.app.hub.touched(case);
-        self.app.hub.release(case);
+        self.app.hub.done_with(case, slot);
         replies
     }
 
@@ -353,9 +351,7 @@ impl Connection {
             self.carry_out_subscriptions();
             replies
         };
-        drop(slot);
-        self.app.hub.touched(case);
-        self.app.hub.release(case);
+        self.app.hub.done_with(case, slot);
         replies
     }
 
