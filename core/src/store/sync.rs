@@ -344,9 +344,12 @@ impl Store {
                 crate::db::write_snapshot(&tx, case, &doc.save())?;
                 crate::db::set_heads(&tx, case, &mut doc)?;
                 crate::projections::write_case_projection(&tx, &projection)?;
-                // The sync starts afresh; what the server acknowledged stays known.
+                // The sync starts afresh, and the case is exchanged again next round: the
+                // server holds changes this device may not have seen (the very ones that
+                // made it refuse, such as an approval), which no catalog entry may list
+                // again.
                 tx.execute(
-                    "UPDATE sync_states SET state = ?3 WHERE server = ?1 AND case_id = ?2",
+                    "UPDATE sync_states SET state = ?3, acked = '' WHERE server = ?1 AND case_id = ?2",
                     params![server, key, sync::State::new().encode()],
                 )?;
             }
@@ -513,5 +516,46 @@ mod tests {
                 .expect("refuse")
         );
         assert!(!phone.has_case(lone).expect("has"));
+    }
+
+    #[test]
+    fn a_case_with_a_refused_change_is_exchanged_again_next_round() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut phone =
+            Store::open(dir.path().join("a.db"), sample::inspector("insp")).expect("phone");
+        let enterprise = sample::enterprise(1);
+        phone.register_enterprise(&enterprise).expect("enterprise");
+        let case = phone
+            .open_case(&sample::new_case(&enterprise))
+            .expect("case");
+        // The server acknowledged the case as it is.
+        let mut state = sync::State::new();
+        state.their_heads = Some(
+            AutoCommit::load(&phone.export_case(case).expect("export"))
+                .expect("load")
+                .get_heads(),
+        );
+        assert!(phone.save_sync_state("server", case, &state).expect("save"));
+        assert!(
+            !phone
+                .unacknowledged_cases("server")
+                .expect("list")
+                .contains(&case)
+        );
+        // An edit concurrent with the case's approval on the server is refused.
+        phone
+            .add_finding(case, &sample::finding("配电箱未接地"))
+            .expect("finding");
+        let hash = phone.heads(case).expect("heads").remove(0);
+        phone
+            .refuse("server", case, "案件已审核通过", &[hash])
+            .expect("refuse");
+        assert!(
+            phone
+                .unacknowledged_cases("server")
+                .expect("list")
+                .contains(&case),
+            "the next round fetches what the server holds (the approval)"
+        );
     }
 }
