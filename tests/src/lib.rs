@@ -2,6 +2,7 @@
 //! they share: a real sync server on `127.0.0.1:0` and inspectors with real stores.
 
 pub mod hostile;
+pub mod kills;
 pub mod peer;
 pub mod process;
 

@@ -1,4 +1,4 @@
-//! Servers as child processes (the durability test and the load benchmarks): start one,
+//! Servers as child processes (the durability tests and the load benchmarks): start one,
 //! learn its address, read its memory and CPU, kill it.
 
 use std::io::{BufRead, BufReader};
@@ -7,21 +7,25 @@ use std::process::{Child, Command, Stdio};
 /// Starts `command` (a server that prints `listening ADDRESS` first) and returns the
 /// process with what it printed after `listening `.
 pub fn spawn_listening(command: &mut Command) -> (Child, String) {
+    try_spawn_listening(command).expect("the server prints `listening ADDRESS` first")
+}
+
+/// Starts `command` as `spawn_listening` does; `None`, with the process gone, when it
+/// ends before printing `listening ADDRESS` (its address taken, say).
+pub fn try_spawn_listening(command: &mut Command) -> Option<(Child, String)> {
     let mut child = command
         .stdout(Stdio::piped())
         .spawn()
         .expect("the server starts");
     let stdout = child.stdout.take().expect("piped stdout");
-    let line = BufReader::new(stdout)
-        .lines()
-        .next()
-        .expect("a first line")
-        .expect("utf-8");
-    let address = line
-        .strip_prefix("listening ")
-        .expect("`listening ADDRESS`")
-        .to_owned();
-    (child, address)
+    let line = BufReader::new(stdout).lines().next().and_then(Result::ok);
+    match line.as_deref().and_then(|l| l.strip_prefix("listening ")) {
+        Some(address) => Some((child, address.to_owned())),
+        None => {
+            stop(child);
+            None
+        }
+    }
 }
 
 /// Kills the process and waits for it.

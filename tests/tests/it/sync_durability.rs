@@ -1,6 +1,7 @@
 //! Scenario 4: the server is killed (SIGKILL) in the middle of a sync of many documents
 //! and restarted; every change the client saw acknowledged is on the server, and a second
-//! sync completes the rest.
+//! sync completes the rest. Then the same many times over, at random moments, while three
+//! devices edit and sync (`anjian_tests::kills`; 200 kills in the `sync_kills` benchmark).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -8,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use anjian_core::Role;
 use anjian_core::sample;
 use anjian_sync_server::Storage;
-use anjian_tests::{Inspector, add_user, process};
+use anjian_tests::{Inspector, add_user, kills, process};
 
 /// Starts the server as a child process on `addr` (or a free port) and returns it with
 /// its address.
@@ -117,6 +118,29 @@ async fn acknowledged_changes_survive_a_killed_server_and_the_next_sync_complete
     assert_eq!(count, cases.len() as i64, "each case stored once");
     child.kill().expect("stop");
     let _ = child.wait();
+}
+
+/// Kills in CI (`ANJIAN_KILLS` sets another number; `ANJIAN_KILL_SEED` the seed).
+const KILLS: usize = 20;
+
+#[test]
+fn acknowledged_changes_survive_repeated_kills_and_every_device_syncs_again() {
+    let options = kills::Options::from_env(env!("CARGO_BIN_EXE_test_server"), KILLS);
+    let counts = kills::run(&options);
+    println!("{counts}");
+    assert!(
+        counts.missing.is_empty(),
+        "seed {}: acknowledged but lost:\n{}",
+        counts.seed,
+        counts.missing.join("\n")
+    );
+    assert_eq!(counts.kills, options.kills);
+    assert!(
+        counts.syncs_interrupted > 0,
+        "seed {}: no kill landed during a sync: {counts}",
+        counts.seed
+    );
+    assert!(counts.acknowledgements_checked > 0, "{counts}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
