@@ -1,11 +1,13 @@
 //! Values that carry their own rules, at the bottom of the crate's dependency order
 //! (they depend only on `error`): identifiers parsed once at the edge, the coded
-//! enumerations of the schema, and GPS points.
+//! enumerations of the schema, days, and GPS points.
 
+mod day;
 mod enums;
 mod geo;
 mod ids;
 
+pub use day::parse_day;
 pub use enums::*;
 pub use geo::GeoPoint;
 pub use ids::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId, is_sha256};

@@ -728,7 +728,7 @@ fn validate_field(key: &str, value: &FieldValue) -> Result<()> {
         "level" => text.parse::<Level>().map(drop),
         // The only other `state` is the review's, which is not resolved by hand.
         "state" => text.parse::<RectificationState>().map(drop),
-        "deadline" => text.parse::<NaiveDate>().map(drop).map_err(|_| {
+        "deadline" => crate::codes::parse_day(text).map(drop).ok_or_else(|| {
             Error::invalid("deadline", format!("{text:?} is not a date (YYYY-MM-DD)"))
         }),
         "type" => text.parse::<CaseType>().map(drop),

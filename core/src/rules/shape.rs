@@ -49,7 +49,7 @@ impl Coded {
             Coded::ReviewAction => value.parse::<ReviewAction>().is_ok(),
             Coded::Answer => value.parse::<AnswerResult>().is_ok(),
             Coded::District => value.parse::<DistrictCode>().is_ok(),
-            Coded::Date => value.parse::<chrono::NaiveDate>().is_ok(),
+            Coded::Date => crate::codes::parse_day(value).is_some(),
         }
     }
 }
