@@ -1,37 +1,78 @@
 //! The HTTP API under `/api/v1/`: login, the catalog, supervisors' case queries, review
-//! actions and the rectification board.
+//! actions and the rectification board. Each handler's `#[utoipa::path]` is its part of
+//! the OpenAPI description (`openapi.rs`).
 
 use std::sync::Arc;
 
-use anjian_core::sync::{CatalogPage, DocumentId};
-use anjian_core::{Case, DistrictCode, ReviewAction};
-use axum::Json;
-use axum::extract::{Path, Query, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use anjian_core::sync::CatalogPage;
+use anjian_core::{DistrictCode, RectificationState, ReviewAction};
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{self, AuthUser, ClientAddr};
-use crate::error::{AppError, AppResult};
-use crate::queries::{self, BoardFilter, CaseFilter};
+use crate::case_view::CaseView;
+use crate::error::{AppError, AppResult, ErrorBody, JsonBodyRefused, SignedOut};
+use crate::extract::{Json, Path, Query};
+use crate::queries::{self, BoardFilter, BoardRow, CaseFilter, CaseRow};
+use crate::schemas;
 use crate::state::AppState;
+use crate::users::User;
 use crate::{policy, review};
 
 /// `POST /api/v1/login` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Login {
+    /// Sign-in name.
     username: String,
+    /// Password.
     password: String,
+    /// The name the app gives the device (shown to administrators).
     device_name: String,
+    /// The device's Automerge actor id (16 bytes in hex), kept in its store for ever.
+    #[schema(pattern = "^[0-9a-fA-F]{32}$")]
     actor_id: String,
 }
 
-/// Signs in and binds the device; returns a token (valid for `token_days`, after which
-/// the app signs in again) and the account.
+/// `POST /api/v1/login` answer.
+#[derive(Serialize, ToSchema)]
+pub struct LoginAnswer {
+    /// The token (64 hex digits) to send as `Authorization: Bearer TOKEN`.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    token: String,
+    /// The account signed in.
+    user: User,
+}
+
+/// Sign in and bind the device
+///
+/// Checks the password, binds the device's actor id to the user (a device belongs to one
+/// user for ever) and issues a token, valid for `token_days` (30 by default), after which
+/// the app signs in again. Failed sign-ins slow further ones down, per name and address,
+/// per address and per name.
+#[utoipa::path(
+    post,
+    path = "/api/v1/login",
+    tag = "sync",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Signed in", body = LoginAnswer),
+        (status = 400, description = "The body is not valid JSON, or `actor_id` is not 32 hex digits", body = ErrorBody),
+        (status = 401, description = "Wrong name or password (the same answer for both)", body = ErrorBody),
+        (status = 403, description = "The account is disabled, or the device revoked", body = ErrorBody),
+        (status = 409, description = "The device is bound to another user, or the actor id is the server's", body = ErrorBody),
+        JsonBodyRefused,
+        (status = 429, description = "Too many failed sign-ins: try again after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The server is busy checking other sign-ins: try again after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
 pub async fn login(
     State(app): State<Arc<AppState>>,
     ClientAddr(address): ClientAddr,
     Json(body): Json<Login>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<LoginAnswer>> {
     let storage = app.storage.clone();
     let days = app.settings.token_days;
     let name = body.username.trim().to_owned();
@@ -45,17 +86,34 @@ pub async fn login(
         )
     })
     .await?;
-    Ok(Json(json!({ "token": token, "user": user })))
+    Ok(Json(LoginAnswer { token, user }))
 }
 
 /// `?since=` of the catalog.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Since {
+    /// The cursor of the previous page (0, or absent, for everything).
     #[serde(default)]
     since: i64,
 }
 
-/// The documents this user may see that changed after `since`, with their heads.
+/// The documents to sync
+///
+/// The documents this user may see that changed after `since`, with their heads (hex
+/// change hashes, sorted), and the cursor to pass next time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/catalog",
+    tag = "sync",
+    params(Since),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The documents changed since the cursor", body = CatalogPage),
+        (status = 400, description = "`since` is not a whole number, or is given twice", body = ErrorBody),
+        SignedOut,
+    ),
+)]
 pub async fn catalog(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
@@ -65,114 +123,182 @@ pub async fn catalog(
     Ok(Json(page))
 }
 
-/// The cases this user's scope covers (`policy::scope`), filtered, newest visit first.
+/// A page of the case list.
+#[derive(Serialize, ToSchema)]
+pub struct CaseList {
+    /// How many cases match in all.
+    total: i64,
+    /// This page of them, newest visit first.
+    cases: Vec<CaseRow>,
+}
+
+/// The case list
+///
+/// The cases this user's scope covers (supervisors: their district's jurisdiction;
+/// admins: everything; inspectors: their own cases), filtered, newest visit first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases",
+    tag = "cases",
+    params(CaseFilter),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of the matching cases", body = CaseList),
+        (status = 400, description = "`from` or `to` is not a date, `limit` or `offset` not a whole number, or a parameter is given twice", body = ErrorBody),
+        SignedOut,
+    ),
+)]
 pub async fn cases(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Query(filter): Query<CaseFilter>,
-) -> AppResult<Json<Value>> {
-    let (rows, total) = app
+) -> AppResult<Json<CaseList>> {
+    let (cases, total) = app
         .storage
         .read(|conn| queries::cases(conn, policy::scope(&user), &filter))?;
-    Ok(Json(json!({ "total": total, "cases": rows })))
+    Ok(Json(CaseList { total, cases }))
 }
 
-/// One case in full, with its conflicts and its history (device time and server receipt
-/// time side by side). A case outside the user's scope is answered as one that does not
-/// exist.
+/// One case
+///
+/// The case in full, with its conflicts (every value with who wrote it) and its history
+/// (device time and server receipt time side by side). A case outside the user's scope is
+/// answered as one that does not exist.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases/{id}",
+    tag = "cases",
+    params(("id" = String, Path, format = Uuid, description = "Case id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The case", body = CaseView, links(
+            ("CloseFirstFinding" = (operation_id = "close_rectification", parameters(
+                ("id" = "$response.body#/id"),
+                ("finding" = "$response.body#/findings/0/id"),
+            ), description = "Close the rectification of the case's first finding")),
+            ("FirstPhoto" = (operation_id = "get_blob", parameters(
+                ("sha256" = "$response.body#/findings/0/photos/0/sha256"),
+            ), description = "The first photo of the case's first finding")),
+            ("FirstPhotoHeld" = (operation_id = "blob_offset", parameters(
+                ("sha256" = "$response.body#/findings/0/photos/0/sha256"),
+            ), description = "How much of that photo the server holds")),
+            ("FirstThumbnail" = (operation_id = "get_blob", parameters(
+                ("sha256" = "$response.body#/findings/0/photos/0/thumbnail"),
+            ), description = "Its thumbnail")),
+        )),
+        (status = 400, description = "The id is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 404, description = "No such case, or not one this user may see", body = ErrorBody),
+    ),
+)]
 pub async fn case(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
-    let detail = review::load(&app, &user, &id)?;
-    let mut body = case_json(&detail.case);
-    body["document_id"] = json!(DocumentId::of(detail.case.id).to_string());
-    body["conflicts"] = json!(detail
-        .conflicts
-        .iter()
-        .map(|c| json!({
-            "path": c.path,
-            "values": c.values.iter().map(|v| json!({
-                "value": v.value.to_string(), "written_by": v.written_by, "device": v.device,
-                "device_time": chrono::DateTime::from_timestamp(v.device_time, 0).map(|t| t.to_rfc3339()),
-            })).collect::<Vec<_>>(),
-        }))
-        .collect::<Vec<_>>());
-    body["history"] = json!(detail.history);
-    body["amendments"] = json!(
-        detail
-            .amendments
-            .iter()
-            .map(|(id, opened_at)| json!({ "id": id, "opened_at": opened_at }))
-            .collect::<Vec<_>>()
-    );
-    Ok(Json(body))
+) -> AppResult<Json<CaseView>> {
+    Ok(Json(CaseView::of(review::load(&app, &user, &id)?)))
 }
 
 /// `POST /api/v1/cases/{id}/review` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ReviewBody {
+    /// The action (its code; its Chinese label is accepted too).
+    #[schema(value_type = schemas::ReviewAction)]
     action: String,
+    /// The comment (needed by `return`, `reopen` and `comment`).
     #[serde(default)]
     text: String,
 }
 
-/// A supervisor's review action (`return`, `approve`, `reopen`, `comment`), written into
-/// the case by the supervisor's server-side actor; returns the new state.
+/// The state a case is in after an action.
+#[derive(Serialize, ToSchema)]
+pub struct StateAnswer {
+    /// Review state code.
+    #[schema(value_type = schemas::ReviewState)]
+    state: &'static str,
+}
+
+/// A review action
+///
+/// `submit`, `return`, `approve`, `reopen` or `comment`, written into the case by the
+/// caller's server-side actor and judged by the rule book like any change.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/review",
+    tag = "cases",
+    params(("id" = String, Path, format = Uuid, description = "Case id")),
+    request_body = ReviewBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Done: the case's new state", body = StateAnswer),
+        (status = 400, description = "The body is not valid JSON, the action is not one of the actions, it needs a comment, or the id is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "The rule book refuses the action to the caller (`refused`, with its `rule`), or a cookie session sent no CSRF token", body = ErrorBody),
+        (status = 404, description = "No such case, or not one this user may see", body = ErrorBody),
+        (status = 409, description = "The action is not possible in the case's state", body = ErrorBody),
+        JsonBodyRefused,
+    ),
+)]
 pub async fn review_case(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Json(body): Json<ReviewBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<StateAnswer>> {
     let action: ReviewAction = body.action.parse()?;
     let state = review::act(&app, &user, &id, action, &body.text).await?;
-    Ok(Json(json!({ "state": state.code() })))
+    Ok(Json(StateAnswer {
+        state: state.code(),
+    }))
 }
 
 /// `POST /api/v1/cases/{id}/resolve` body: the conflict's path, and either the value to
 /// keep, as shown in the case's `conflicts` (`keep`), or a new text value (`value`).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ResolveBody {
+    /// The conflict's path, as in the case's `conflicts`.
     path: Vec<String>,
+    /// The value to keep, as shown in the case's `conflicts`.
     keep: Option<String>,
+    /// A new text value.
     value: Option<String>,
 }
 
-/// `POST /api/v1/cases/{id}/share` body: the districts the case is shared with besides
-/// its owner (replacing those it was shared with).
-#[derive(Deserialize)]
-pub struct ShareBody {
-    districts: Vec<String>,
+/// The conflict resolved.
+#[derive(Serialize, ToSchema)]
+pub struct Resolved {
+    /// Its path.
+    resolved: Vec<String>,
 }
 
-/// Shares a case with other districts, as a supervisor of the owning district (or an
-/// admin); returns the districts it is now shared with.
-pub async fn share_case(
-    State(app): State<Arc<AppState>>,
-    AuthUser(user): AuthUser,
-    Path(id): Path<String>,
-    Json(body): Json<ShareBody>,
-) -> AppResult<Json<Value>> {
-    let districts = body
-        .districts
-        .iter()
-        .map(|d| d.parse::<DistrictCode>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let shared = review::share(&app, &user, &id, districts).await?;
-    Ok(Json(
-        json!({ "visible_to": shared.iter().map(|d| d.as_str()).collect::<Vec<_>>() }),
-    ))
-}
-
-/// Resolves a conflict as the supervisor.
+/// Resolve a conflict
+///
+/// Keeps the value shown as `keep` (refused if it is no longer one of the values, so that
+/// nothing is picked quietly), or writes a new text value: an edit of the field, judged by
+/// the rule book.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/resolve",
+    tag = "cases",
+    params(("id" = String, Path, format = Uuid, description = "Case id")),
+    request_body = ResolveBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Resolved", body = Resolved),
+        (status = 400, description = "The body is not valid JSON, gives both or neither of `keep` and `value` or a value the field cannot hold, or the id is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "The rule book refuses the edit to the caller (`refused`, with its `rule`), or a cookie session sent no CSRF token", body = ErrorBody),
+        (status = 404, description = "No such case or field, or not one this user may see", body = ErrorBody),
+        (status = 409, description = "The field is no longer in conflict, or `keep` is no longer one of its values", body = ErrorBody),
+        JsonBodyRefused,
+    ),
+)]
 pub async fn resolve_conflict(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Json(body): Json<ResolveBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Resolved>> {
     let decision = match (body.keep, body.value) {
         (Some(shown), None) => review::Decision::Keep(shown),
         (None, Some(value)) => review::Decision::Write(value),
@@ -183,78 +309,158 @@ pub async fn resolve_conflict(
         }
     };
     review::resolve(&app, &user, &id, &body.path, decision).await?;
-    Ok(Json(json!({ "resolved": body.path })))
+    Ok(Json(Resolved {
+        resolved: body.path,
+    }))
 }
 
-/// Closes (销号) a re-inspected hazard as the supervisor.
+/// `POST /api/v1/cases/{id}/share` body: the districts the case is shared with besides
+/// its owner (replacing those it was shared with).
+#[derive(Deserialize, ToSchema)]
+pub struct ShareBody {
+    /// District codes.
+    #[schema(value_type = Vec<schemas::DistrictCode>)]
+    districts: Vec<String>,
+}
+
+/// The districts a case is shared with.
+#[derive(Serialize, ToSchema)]
+pub struct Shared {
+    /// District codes, besides the owner.
+    #[schema(value_type = Vec<schemas::DistrictCode>)]
+    visible_to: Vec<String>,
+}
+
+/// Share a case
+///
+/// Shares a case with other districts besides its owner (replacing those it was shared
+/// with), as a supervisor of the owning district or an admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/share",
+    tag = "cases",
+    params(("id" = String, Path, format = Uuid, description = "Case id")),
+    request_body = ShareBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Shared", body = Shared),
+        (status = 400, description = "The body is not valid JSON, a district is not a district code, or the id is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "The rule book refuses sharing to the caller (`refused`, with its `rule`), or a cookie session sent no CSRF token", body = ErrorBody),
+        (status = 404, description = "No such case, or not one this user may see", body = ErrorBody),
+        (status = 409, description = "The case cannot be shared in its state", body = ErrorBody),
+        JsonBodyRefused,
+    ),
+)]
+pub async fn share_case(
+    State(app): State<Arc<AppState>>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Json(body): Json<ShareBody>,
+) -> AppResult<Json<Shared>> {
+    let districts = body
+        .districts
+        .iter()
+        .map(|d| d.parse::<DistrictCode>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let shared = review::share(&app, &user, &id, districts).await?;
+    Ok(Json(Shared {
+        visible_to: shared.iter().map(|d| d.as_str().to_owned()).collect(),
+    }))
+}
+
+/// A rectification closed.
+#[derive(Serialize, ToSchema)]
+pub struct Closed {
+    /// `closed`.
+    #[schema(schema_with = closed)]
+    state: &'static str,
+}
+
+/// Schema of `Closed::state`: `closed` only.
+fn closed() -> utoipa::openapi::schema::Object {
+    schemas::codes([RectificationState::Closed.code()])
+}
+
+/// Close a rectification (销号)
+///
+/// Closes a re-inspected hazard: a major one by the owning district's supervisors (and
+/// admins), a general one also by the inspector who re-inspected it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/findings/{finding}/close",
+    tag = "cases",
+    params(
+        ("id" = String, Path, format = Uuid, description = "Case id"),
+        ("finding" = String, Path, format = Uuid, description = "Finding id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Closed", body = Closed),
+        (status = 400, description = "An id is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "The rule book refuses closing to the caller (`refused`, with its `rule`), or a cookie session sent no CSRF token", body = ErrorBody),
+        (status = 404, description = "No such case or finding, or not one this user may see", body = ErrorBody),
+        (status = 409, description = "The rectification was not re-inspected with evidence, or is not open", body = ErrorBody),
+    ),
+)]
 pub async fn close_rectification(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Path((id, finding)): Path<(String, String)>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Closed>> {
     review::close_rectification(&app, &user, &id, &finding).await?;
-    Ok(Json(json!({ "state": "closed" })))
+    Ok(Json(Closed {
+        state: RectificationState::Closed.code(),
+    }))
 }
 
-/// Open rectifications in the user's scope (`?overdue=true` for notification systems),
-/// major hazards first; supervisors and admins only.
+/// The rectification board.
+#[derive(Serialize, ToSchema)]
+pub struct Board {
+    /// Today in China (`YYYY-MM-DD`), on which overdue is judged.
+    #[schema(format = Date)]
+    today: String,
+    /// The open rectifications.
+    rectifications: Vec<BoardRow>,
+}
+
+/// The rectification board
+///
+/// Open rectifications in the user's scope, major hazards (挂牌督办) first, then overdue
+/// ones, then by deadline; supervisors and admins only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rectifications",
+    tag = "cases",
+    params(BoardFilter),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The board", body = Board, links(
+            ("CaseOfFirst" = (operation_id = "case", parameters(
+                ("id" = "$response.body#/rectifications/0/case_id"),
+            ), description = "The case of the first rectification")),
+            ("CloseFirst" = (operation_id = "close_rectification", parameters(
+                ("id" = "$response.body#/rectifications/0/case_id"),
+                ("finding" = "$response.body#/rectifications/0/finding_id"),
+            ), description = "Close the first rectification")),
+        )),
+        (status = 400, description = "A parameter is given twice", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "Supervisors and admins only", body = ErrorBody),
+    ),
+)]
 pub async fn rectifications(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Query(filter): Query<BoardFilter>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Board>> {
     policy::require_supervisor(&user)?;
-    let rows = app
+    let rectifications = app
         .storage
         .read(|conn| queries::board(conn, policy::scope(&user), &filter))?;
-    Ok(Json(
-        json!({ "today": queries::today().to_string(), "rectifications": rows }),
-    ))
-}
-
-/// A case as JSON.
-pub fn case_json(case: &Case) -> Value {
-    json!({
-        "id": case.id.to_string(),
-        "enterprise": {
-            "name": case.enterprise.name,
-            "credit_code": case.enterprise.credit_code.as_str(),
-            "district": case.enterprise.district.as_str(),
-            "industry": case.enterprise.industry.code(),
-            "risk_grade": case.enterprise.risk_grade.code(),
-        },
-        "type": case.case_type.code(),
-        "district": case.district.as_str(),
-        "visible_to": case.visible_to.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
-        "team": case.team.iter().map(|m| json!({
-            "user_id": m.user_id, "name": m.name, "department": m.department, "district": m.district.as_str(),
-        })).collect::<Vec<_>>(),
-        "opened_at": case.opened_at.to_rfc3339(),
-        "opened_by": case.opened_by,
-        "state": case.state.code(),
-        "amends": case.amends.map(|id| id.to_string()),
-        "review_events": case.review_events.iter().map(|e| json!({
-            "kind": e.kind, "by": e.by, "at": e.at, "text": e.text,
-        })).collect::<Vec<_>>(),
-        "findings": case.findings.iter().map(|f| json!({
-            "id": f.id.to_string(),
-            "description": f.description,
-            "level": f.level.code(),
-            "category": f.category,
-            "legal_basis": f.legal_basis,
-            "place": f.place,
-            "recorded_by": f.recorded_by,
-            "recorded_at": f.recorded_at.to_rfc3339(),
-            "rectification": f.rectification.as_ref().map(|r| json!({
-                "measures": r.measures, "deadline": r.deadline.to_string(),
-                "responsible": r.responsible, "state": r.state.code(),
-                "evidence": r.evidence.iter().map(|p| p.sha256.as_str()).collect::<Vec<_>>(),
-                "reinspection": r.reinspection.as_ref().map(|re| json!({
-                    "note": re.note, "by": re.by, "at": re.at.to_rfc3339(),
-                })),
-            })),
-            "violation": f.violation.as_ref().map(|v| json!({ "kind": v.kind.code(), "post": v.post, "person": v.person })),
-            "photos": f.photos.iter().map(|p| json!({ "sha256": p.sha256, "thumbnail": p.thumbnail, "caption": p.caption })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
+    Ok(Json(Board {
+        today: queries::today().to_string(),
+        rectifications,
+    }))
 }

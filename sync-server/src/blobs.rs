@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anjian_core::Role;
 use anjian_core::photo::{self, PhotoLimits};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -18,7 +18,9 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorBody, SignedOut};
+use crate::extract::{self, Path};
+use crate::schemas;
 use crate::state::AppState;
 use crate::users::User;
 
@@ -73,7 +75,27 @@ fn offset_response(status: StatusCode, offset: u64, complete: bool) -> Response 
     response
 }
 
-/// `HEAD`: how many bytes of the blob the server holds.
+/// How much of a blob the server holds
+///
+/// The size once stored, the part received while uploading, 0 before.
+#[utoipa::path(
+    head,
+    operation_id = "blob_offset",
+    path = "/api/v1/blobs/{sha256}",
+    tag = "blobs",
+    params(("sha256" = schemas::Sha256, Path, description = "SHA-256 of the blob's bytes, hex")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What the server holds",
+            headers(
+                ("Upload-Offset" = u64, description = "Bytes held"),
+                ("Upload-Complete" = bool, description = "`true` once the blob is stored whole and verified"),
+            )),
+        (status = 400, description = "The name is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 404, description = "No case this user may see mentions the blob (or the name is not a SHA-256)", body = ErrorBody),
+    ),
+)]
 pub async fn head(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
@@ -86,12 +108,41 @@ pub async fn head(
     })
 }
 
-/// `PUT`: the whole blob.
+/// Upload a blob whole
+///
+/// Stored once its bytes hash to its name and it is a JPEG or PNG within the apps' limits;
+/// otherwise nothing is kept.
+#[utoipa::path(
+    put,
+    operation_id = "put_blob",
+    path = "/api/v1/blobs/{sha256}",
+    tag = "blobs",
+    params(("sha256" = schemas::Sha256, Path, description = "SHA-256 of the blob's bytes, hex")),
+    request_body(content = schemas::Binary, content_type = "application/octet-stream", description = "The whole blob"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Already stored (nothing was written)",
+            headers(
+                ("Upload-Offset" = u64, description = "The blob's size"),
+                ("Upload-Complete" = bool, description = "`true`"),
+            )),
+        (status = 201, description = "Stored and verified",
+            headers(
+                ("Upload-Offset" = u64, description = "The blob's size"),
+                ("Upload-Complete" = bool, description = "`true`"),
+            )),
+        (status = 400, description = "The bytes do not hash to the name or are not an accepted image (nothing was kept), or the name is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "A cookie session sent no CSRF token", body = ErrorBody),
+        (status = 404, description = "No case this user may see mentions the blob (or the name is not a SHA-256)", body = ErrorBody),
+        (status = 413, description = "The body is larger than a photo may be", body = ErrorBody),
+    ),
+)]
 pub async fn put(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Path(sha256): Path<String>,
-    body: Bytes,
+    extract::Body(body): extract::Body,
 ) -> AppResult<Response> {
     check(&app, &user, &sha256)?;
     let lock = app.blobs.lock_for(&sha256);
@@ -109,13 +160,57 @@ pub async fn put(
     result
 }
 
-/// `PATCH`: appends at `Upload-Offset`, towards `Upload-Length` bytes in all.
+/// Upload the next part of a blob
+///
+/// Appends the body at `Upload-Offset` (which must be what the server holds), towards
+/// `Upload-Length` bytes in all; once whole, the blob is verified as a whole upload is.
+/// Unfinished uploads count against their user's quota of parked bytes.
+#[utoipa::path(
+    patch,
+    operation_id = "patch_blob",
+    path = "/api/v1/blobs/{sha256}",
+    tag = "blobs",
+    params(
+        ("sha256" = schemas::Sha256, Path, description = "SHA-256 of the blob's bytes, hex"),
+        ("Upload-Offset" = u64, Header, description = "Where this part starts: the bytes the server holds"),
+        ("Upload-Length" = u64, Header, description = "The whole blob's size"),
+    ),
+    request_body(content = schemas::Binary, content_type = "application/octet-stream", description = "The next part"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Already stored (nothing was written)",
+            headers(
+                ("Upload-Offset" = u64, description = "The blob's size"),
+                ("Upload-Complete" = bool, description = "`true`"),
+            )),
+        (status = 201, description = "The last part: the blob is stored and verified",
+            headers(
+                ("Upload-Offset" = u64, description = "The blob's size"),
+                ("Upload-Complete" = bool, description = "`true`"),
+            )),
+        (status = 204, description = "The part is kept",
+            headers(
+                ("Upload-Offset" = u64, description = "Bytes held now"),
+                ("Upload-Complete" = bool, description = "`false`"),
+            )),
+        (status = 400, description = "A header is missing or not a number, `Upload-Length` is over the limit, the upload went past it (start again), the whole blob does not hash to its name or is not an accepted image (nothing was kept), or the name is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "A cookie session sent no CSRF token", body = ErrorBody),
+        (status = 404, description = "No case this user may see mentions the blob (or the name is not a SHA-256)", body = ErrorBody),
+        (status = 409, description = "`Upload-Offset` is not what the server holds: continue from the answer's `Upload-Offset`",
+            headers(
+                ("Upload-Offset" = u64, description = "Bytes held"),
+                ("Upload-Complete" = bool, description = "`false`"),
+            )),
+        (status = 413, description = "The body is larger than a photo may be, or the user's unfinished uploads would pass their quota (nothing was kept)", body = ErrorBody),
+    ),
+)]
 pub async fn patch(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Path(sha256): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    extract::Body(body): extract::Body,
 ) -> AppResult<Response> {
     check(&app, &user, &sha256)?;
     let number = |name: &str| -> AppResult<u64> {
@@ -245,8 +340,27 @@ async fn finish(app: &AppState, sha256: &str) -> AppResult<Response> {
     Ok(offset_response(StatusCode::CREATED, size as u64, true))
 }
 
-/// `GET`: the blob, streamed from disk and hashed on the way; a blob damaged in storage
-/// ends in an error instead of a complete answer.
+/// Download a blob
+///
+/// The bytes, streamed from disk and hashed on the way: a blob damaged in storage ends in
+/// an error instead of a complete answer.
+#[utoipa::path(
+    get,
+    operation_id = "get_blob",
+    path = "/api/v1/blobs/{sha256}",
+    tag = "blobs",
+    params(("sha256" = schemas::Sha256, Path, description = "SHA-256 of the blob's bytes, hex")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The blob", content(
+            (schemas::Binary = "image/jpeg"),
+            (schemas::Binary = "image/png"),
+        )),
+        (status = 400, description = "The name is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 404, description = "Not stored, or no case this user may see mentions the blob (or the name is not a SHA-256)", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,

@@ -3,18 +3,37 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::AuthUser;
-use crate::error::AppResult;
+use crate::error::{AppResult, ErrorBody, SignedOut};
 use crate::export;
+use crate::extract::{Json, Query};
+use crate::schemas;
 use crate::state::AppState;
 use crate::stats::{self, Bulletin, PeriodQuery};
 
-/// `GET /api/v1/bulletins?from=&to=`: the bulletin as JSON.
+/// The bulletin as JSON
+///
+/// Counts and trends of cases and findings over the period (both days included, at most
+/// three years, by default the last 30 days up to today in China), in the user's scope;
+/// supervisors and admins only.
+#[utoipa::path(
+    get,
+    operation_id = "bulletin",
+    path = "/api/v1/bulletins",
+    tag = "bulletins",
+    params(PeriodQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The bulletin", body = Bulletin),
+        (status = 400, description = "A day is not a date, the period is reversed or longer than three years, or a parameter is given twice", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "Supervisors and admins only", body = ErrorBody),
+    ),
+)]
 pub async fn json(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
@@ -23,7 +42,25 @@ pub async fn json(
     Ok(Json(stats::for_user(&app, &user, &query)?))
 }
 
-/// `GET /api/v1/bulletins.xlsx?from=&to=`: the bulletin as a workbook.
+/// The bulletin as a workbook
+///
+/// The bulletin's tables as sheets, each with a Chinese header row, as an attachment
+/// named `bulletin-FROM-TO.xlsx`.
+#[utoipa::path(
+    get,
+    operation_id = "bulletin_xlsx",
+    path = "/api/v1/bulletins.xlsx",
+    tag = "bulletins",
+    params(PeriodQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The workbook", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = schemas::Binary,
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"bulletin-FROM-TO.xlsx\"`"))),
+        (status = 400, description = "A day is not a date, the period is reversed or longer than three years, or a parameter is given twice", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "Supervisors and admins only", body = ErrorBody),
+    ),
+)]
 pub async fn xlsx(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
@@ -34,7 +71,25 @@ pub async fn xlsx(
     Ok(attachment(&bulletin, "xlsx", export::XLSX_TYPE, bytes))
 }
 
-/// `GET /api/v1/bulletins.csv?from=&to=`: the bulletin as CSV (UTF-8 with BOM).
+/// The bulletin as CSV
+///
+/// The bulletin's tables as sections of one CSV file (UTF-8 with a byte-order mark, CRLF
+/// line ends), as an attachment named `bulletin-FROM-TO.csv`.
+#[utoipa::path(
+    get,
+    operation_id = "bulletin_csv",
+    path = "/api/v1/bulletins.csv",
+    tag = "bulletins",
+    params(PeriodQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The CSV file", content_type = "text/csv", body = String,
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"bulletin-FROM-TO.csv\"`"))),
+        (status = 400, description = "A day is not a date, the period is reversed or longer than three years, or a parameter is given twice", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "Supervisors and admins only", body = ErrorBody),
+    ),
+)]
 pub async fn csv(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,

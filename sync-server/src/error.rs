@@ -1,8 +1,11 @@
-//! The server's one error type: JSON bodies `{"error": code, "message": …}`.
+//! The server's one error type: JSON bodies `{"error": code, "message": …}`; and the
+//! error answers that whole kinds of endpoint share, as the API's description gives them.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::IntoResponses;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +22,13 @@ pub enum AppError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The body is not of the media type the endpoint takes (JSON where JSON is expected).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is well-formed JSON of the wrong shape (a field missing or of the wrong
+    /// type).
+    #[error("{0}")]
+    Unprocessable(String),
     /// The request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
@@ -49,6 +59,44 @@ pub enum AppError {
     Internal(String),
 }
 
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The stable code of the kind of error.
+    #[schema(value_type = String, example = "not_found")]
+    pub error: &'static str,
+    /// What was wrong and what to do, in Chinese (with English in brackets where given).
+    pub message: String,
+    /// The rule book's rule that refused the change (`refused` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::schemas::Rule>, nullable = false)]
+    pub rule: Option<&'static str>,
+}
+
+/// The answer of every endpoint that takes a token, when there is none that works.
+#[derive(IntoResponses)]
+pub enum SignedOut {
+    /// No token, or an invalid, expired or revoked one (or a disabled account's): sign in
+    /// again.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+}
+
+/// The answers of every endpoint with a JSON body, when the body cannot be taken.
+#[derive(IntoResponses)]
+pub enum JsonBodyRefused {
+    /// The body is larger than the endpoint accepts (8 KB for signing in, 64 KB for the
+    /// rest).
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body is not sent as JSON (`Content-Type: application/json`).
+    #[response(status = 415)]
+    NotJson(ErrorBody),
+    /// The body is JSON of the wrong shape: a field missing, or of the wrong type.
+    #[response(status = 422)]
+    WrongShape(ErrorBody),
+}
+
 /// The server's result type.
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -60,6 +108,10 @@ impl AppError {
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AppError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            AppError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::Refused(_) => (StatusCode::FORBIDDEN, "refused"),
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -76,10 +128,14 @@ impl IntoResponse for AppError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
         }
-        let mut body = serde_json::json!({ "error": code, "message": self.to_string() });
-        if let AppError::Refused(refusal) = &self {
-            body["rule"] = serde_json::json!(refusal.rule.code());
-        }
+        let body = ErrorBody {
+            error: code,
+            message: self.to_string(),
+            rule: match &self {
+                AppError::Refused(refusal) => Some(refusal.rule.code()),
+                _ => None,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if let AppError::TooMany { retry_after, .. } | AppError::Busy { retry_after, .. } = &self {
             response.headers_mut().insert(

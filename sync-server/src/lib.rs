@@ -2,29 +2,34 @@
 //! protocol over WebSocket, with the rule book between decoding and applying), enforces
 //! who may see and change what, and serves supervisors' queries.
 //!
-//! Modules, from the bottom of the dependency order up: `error`, `config`, `users`,
-//! `storage`, `metrics`, `pool`, `hub`, `live`, `signin`, `blob_store`; then `state`
-//! (what handlers share) and `auth` (who is signed in); then `policy`, the handlers
-//! (`sync`, `api`, `blobs`, `review`, `queries`, `stats`, `web`, …) and `serve`.
+//! Modules, from the bottom of the dependency order up: `schemas`, `error`, `config`,
+//! `users`, `storage`, `metrics`, `pool`, `hub`, `live`, `signin`, `blob_store`; then
+//! `state` (what handlers share), `auth` (who is signed in) and `extract` (the API's
+//! extractors); then `policy`, the handlers (`sync`, `api`, `blobs`, `review`, `queries`,
+//! `stats`, `web`, …), `openapi` (their description) and `serve`.
 
 pub mod api;
 pub mod auth;
 pub mod blob_store;
 pub mod blobs;
 pub mod bulletin_api;
+pub mod case_view;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod export;
+pub mod extract;
 pub mod hub;
 pub mod labels;
 pub mod live;
 pub mod metrics;
+pub mod openapi;
 pub mod policy;
 pub mod pool;
 pub mod queries;
 pub mod review;
+pub mod schemas;
 pub mod serve;
 pub mod signin;
 pub mod state;
@@ -86,6 +91,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             }),
         )
         .route("/sync", get(sync_upgrade))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route(
             "/api/v1/login",
             post(api::login).layer(DefaultBodyLimit::max(FORM_BODY_BYTES)),

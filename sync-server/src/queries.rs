@@ -7,9 +7,11 @@ use chrono::{FixedOffset, NaiveDate, Utc};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{AppError, AppResult};
 use crate::policy::Scope;
+use crate::schemas;
 
 /// China Standard Time, in which supervisors read times.
 pub fn china() -> FixedOffset {
@@ -78,51 +80,64 @@ impl Conditions {
 }
 
 /// Filters of the case list (`/cases` and `/api/v1/cases`); empty values mean "any".
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct CaseFilter {
     /// Owning district code.
+    #[param(value_type = schemas::DistrictCode)]
     pub district: String,
     /// Part of the enterprise's name, or its credit code.
     pub enterprise: String,
     /// Industry code.
+    #[param(value_type = schemas::Industry)]
     pub industry: String,
     /// Case type code.
     #[serde(rename = "type")]
+    #[param(value_type = schemas::CaseType)]
     pub case_type: String,
     /// Review state code.
+    #[param(value_type = schemas::ReviewState)]
     pub state: String,
     /// `major`: only cases with a major hazard; `general`: with a general one.
+    #[param(value_type = schemas::Level)]
     pub level: String,
     /// An inspector on the team (username or name).
     pub inspector: String,
     /// Opened on or after this day (`YYYY-MM-DD`).
+    #[param(format = Date)]
     pub from: String,
     /// Opened on or before this day (`YYYY-MM-DD`).
+    #[param(format = Date)]
     pub to: String,
-    /// Only cases with conflicts (`true`).
+    /// Only cases with conflicts (`true`; anything else means any).
     pub conflicts: String,
-    /// Page size (at most 500).
+    /// Page size (1 to 500; 50 by default; values outside are taken as the nearest end).
     pub limit: Option<i64>,
-    /// Rows to skip.
+    /// Rows to skip (0 by default; below 0 is taken as 0).
     pub offset: Option<i64>,
 }
 
 /// One row of the case list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CaseRow {
     /// Case id.
+    #[schema(format = Uuid)]
     pub id: String,
     /// Enterprise.
     pub enterprise: EnterpriseRow,
     /// Owning district.
+    #[schema(value_type = schemas::DistrictCode)]
     pub district: String,
     /// Case type code.
     #[serde(rename = "type")]
+    #[schema(value_type = schemas::CaseType)]
     pub case_type: String,
     /// Review state code.
+    #[schema(value_type = schemas::ReviewState)]
     pub state: String,
     /// When the visit began (RFC 3339, device clock).
+    #[schema(format = DateTime)]
     pub opened_at: String,
     /// Who opened it.
     pub opened_by: String,
@@ -135,17 +150,20 @@ pub struct CaseRow {
     /// Fields in conflict.
     pub conflicts: i64,
     /// When the server last received a change (RFC 3339).
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
 /// The enterprise of a case row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CaseRowEnterprise)]
 pub struct EnterpriseRow {
     /// Name.
     pub name: String,
     /// Credit code.
     pub credit_code: String,
     /// Industry code.
+    #[schema(value_type = schemas::Industry)]
     pub industry: String,
 }
 
@@ -157,7 +175,7 @@ fn some(value: &str) -> Option<String> {
 fn date(value: &str, field: &str) -> AppResult<Option<NaiveDate>> {
     some(value)
         .map(|v| {
-            v.parse::<NaiveDate>().map_err(|_| {
+            anjian_core::parse_day(&v).ok_or_else(|| {
                 AppError::BadRequest(format!(
                     "{field} {v:?} 不是日期 (not a date, use YYYY-MM-DD)"
                 ))
@@ -271,32 +289,40 @@ pub fn in_scope(conn: &Connection, scope: Scope<'_>, case_id: &str) -> AppResult
     )?)
 }
 
-/// Filters of the rectification board.
-#[derive(Debug, Default, Clone, Deserialize)]
+/// Filters of the rectification board; empty values mean "any".
+#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct BoardFilter {
-    /// Only overdue rectifications (`true`).
+    /// Only overdue rectifications (`true`; anything else means any).
     pub overdue: String,
     /// Owning district code.
+    #[param(value_type = schemas::DistrictCode)]
     pub district: String,
     /// `major` or `general`.
+    #[param(value_type = schemas::Level)]
     pub level: String,
 }
 
 /// One open rectification on the board.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BoardRow {
     /// Case id.
+    #[schema(format = Uuid)]
     pub case_id: String,
     /// Finding id.
+    #[schema(format = Uuid)]
     pub finding_id: String,
     /// First line of the finding.
     pub title: String,
     /// `general` or `major`.
+    #[schema(value_type = schemas::Level)]
     pub level: String,
     /// Rectification state code.
+    #[schema(value_type = schemas::RectificationState)]
     pub state: String,
     /// Deadline (`YYYY-MM-DD`).
+    #[schema(format = Date)]
     pub deadline: String,
     /// Days until the deadline (negative: overdue by that many days).
     pub days_left: i64,
@@ -313,6 +339,7 @@ pub struct BoardRow {
     /// Enterprise name.
     pub enterprise: String,
     /// Owning district.
+    #[schema(value_type = schemas::DistrictCode)]
     pub district: String,
 }
 

@@ -29,7 +29,7 @@ pub struct CaseDetail {
 }
 
 /// One change of a case's history: device time and server receipt time side by side.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HistoryRow {
     /// Change hash (hex).
     pub hash: String,
@@ -39,7 +39,7 @@ pub struct HistoryRow {
     pub author_name: Option<String>,
     /// The device (actor id, hex).
     pub device: String,
-    /// The device's clock (RFC 3339, China time).
+    /// The device's clock (RFC 3339, China time; empty when that clock was out of range).
     pub device_time: String,
     /// What the change did.
     pub action: String,

@@ -9,6 +9,7 @@ use anjian_core::{CaseType, Industry, Level, RectificationState, ViolationKind};
 use chrono::{Datelike, Days, NaiveDate};
 use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{AppError, AppResult};
 use crate::labels::label_of;
@@ -28,18 +29,21 @@ pub const DAILY_UP_TO_DAYS: i64 = 62;
 pub const TOP_ENTERPRISES: usize = 10;
 
 /// `?from=&to=` as sent (empty means the default).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
-    /// First day (`YYYY-MM-DD`).
+    /// First day (`YYYY-MM-DD`); by default the 30 days up to `to`.
+    #[param(format = Date)]
     pub from: String,
-    /// Last day (`YYYY-MM-DD`), included.
+    /// Last day (`YYYY-MM-DD`), included; by default today in China.
+    #[param(format = Date)]
     pub to: String,
 }
 
 /// The days a bulletin covers, both ends included, in China time. A case belongs to the
 /// period by the day its visit began (`opened_at`, the inspector's local date).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Period {
     /// First day.
     pub from: NaiveDate,
@@ -49,14 +53,17 @@ pub struct Period {
 
 impl Period {
     /// Parses `query`; a missing `to` is `today`, a missing `from` is the
-    /// `DEFAULT_DAYS` days up to `to`.
+    /// `DEFAULT_DAYS` days up to `to`, but not before 0000-01-01 (the first day written
+    /// `YYYY-MM-DD`).
     pub fn parse(query: &PeriodQuery, today: NaiveDate) -> AppResult<Period> {
         let to = day(&query.to, "to")?.unwrap_or(today);
         let from = match day(&query.from, "from")? {
             Some(from) => from,
-            None => to
-                .checked_sub_days(Days::new(DEFAULT_DAYS - 1))
-                .unwrap_or(NaiveDate::MIN),
+            None => {
+                let first = NaiveDate::from_ymd_opt(0, 1, 1).expect("0000-01-01 is a day");
+                to.checked_sub_days(Days::new(DEFAULT_DAYS - 1))
+                    .map_or(first, |from| from.max(first))
+            }
         };
         Period::new(from, to)
     }
@@ -100,7 +107,7 @@ fn day(value: &str, field: &str) -> AppResult<Option<NaiveDate>> {
     if value.is_empty() {
         return Ok(None);
     }
-    value.parse::<NaiveDate>().map(Some).map_err(|_| {
+    anjian_core::parse_day(value).map(Some).ok_or_else(|| {
         AppError::BadRequest(format!(
             "{field} 日期 {value:?} 格式有误，应为 YYYY-MM-DD ({field} is not a date, use YYYY-MM-DD)"
         ))
@@ -108,11 +115,12 @@ fn day(value: &str, field: &str) -> AppResult<Option<NaiveDate>> {
 }
 
 /// A bulletin: every number the page, the JSON and the exports show.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Bulletin {
     /// The days covered.
     pub period: Period,
     /// `day` or `week`: the trend's buckets.
+    #[schema(schema_with = granularity)]
     pub granularity: &'static str,
     /// The day it was computed (China time); overdue is judged on this day.
     pub computed_on: NaiveDate,
@@ -139,7 +147,7 @@ pub struct Bulletin {
 }
 
 /// The totals of a bulletin.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Totals {
     /// Cases opened in the period.
     pub cases: i64,
@@ -159,7 +167,7 @@ pub struct Totals {
 }
 
 /// Cases and findings of one district, industry or case type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct GroupRow {
     /// The stable code (district code, industry code, case type code).
     pub code: String,
@@ -174,7 +182,7 @@ pub struct GroupRow {
 }
 
 /// A count of one coded value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CountRow {
     /// The stable code.
     pub code: String,
@@ -185,7 +193,7 @@ pub struct CountRow {
 }
 
 /// One day or ISO week of the trend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct TrendRow {
     /// First day of the bucket within the period.
     pub from: NaiveDate,
@@ -202,7 +210,8 @@ pub struct TrendRow {
 }
 
 /// An enterprise with its counts in the period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = BulletinEnterprise)]
 pub struct EnterpriseRow {
     /// 统一社会信用代码.
     pub credit_code: String,
@@ -223,7 +232,7 @@ pub struct EnterpriseRow {
 }
 
 /// Three-violation findings recorded against one post.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct PostRow {
     /// The post (岗位) as recorded; `（未填岗位）` when none was.
     pub post: String,
@@ -235,6 +244,11 @@ pub struct PostRow {
     pub labour_discipline: i64,
     /// All three.
     pub total: i64,
+}
+
+/// Schema of `Bulletin::granularity`.
+fn granularity() -> utoipa::openapi::schema::Object {
+    crate::schemas::codes(["day", "week"])
 }
 
 /// The post shown for three-violation findings recorded without one.
@@ -581,6 +595,10 @@ mod tests {
             ("2020-01-01", "2026-01-01", "最长"),
             ("2026-13-01", "", "YYYY-MM-DD"),
             ("", "yesterday", "YYYY-MM-DD"),
+            // Days `NaiveDate` reads but that are not written YYYY-MM-DD.
+            ("-262143-01-01", "-262143-01-05", "YYYY-MM-DD"),
+            ("", "+12026-01-01", "YYYY-MM-DD"),
+            ("2026-1-01", "", "YYYY-MM-DD"),
         ] {
             match Period::parse(&query(from, to), today) {
                 Err(AppError::BadRequest(message)) => assert!(message.contains(says), "{message}"),
@@ -588,6 +606,8 @@ mod tests {
             }
         }
         assert!(Period::parse(&query("2023-11-29", "2026-11-29"), today).is_ok());
+        let p = Period::parse(&query("", "0000-01-05"), today).expect("early");
+        assert_eq!(p.from.to_string(), "0000-01-01", "still written YYYY-MM-DD");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{AppError, AppResult};
 
 /// A user account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// Internal id.
     pub id: i64,
@@ -19,9 +19,11 @@ pub struct User {
     /// Full name.
     pub name: String,
     /// Role.
+    #[schema(value_type = crate::schemas::Role)]
     pub role: Role,
     /// The user's district.
     #[serde(serialize_with = "district")]
+    #[schema(value_type = crate::schemas::DistrictCode)]
     pub district: DistrictCode,
     /// Department.
     pub department: String,

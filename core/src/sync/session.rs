@@ -16,6 +16,7 @@ use crate::store::Store;
 
 /// One document in the server's catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogEntry {
     /// The automerge-repo document id.
     pub document_id: String,
@@ -26,6 +27,7 @@ pub struct CatalogEntry {
 /// `GET /api/v1/catalog?since=CURSOR`: the documents this user may see that changed
 /// since the cursor, and the cursor to pass next time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogPage {
     /// Pass as `since` next time.
     pub cursor: i64,

@@ -191,3 +191,74 @@ async fn api_calls_without_a_valid_token_are_unauthorized() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn requests_that_cannot_be_read_are_answered_as_json_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, _) = app(&dir);
+    let (_, body) = call(&app, login("zhang", "correct horse battery", ACTOR)).await;
+    let token = format!("Bearer {}", body["token"].as_str().expect("token"));
+    let post = |content_type: &str, body: String| {
+        Request::post("/api/v1/login")
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let get = |uri: &str| {
+        Request::get(uri)
+            .header("authorization", &token)
+            .body(Body::empty())
+            .expect("request")
+    };
+    let cases = [
+        (
+            post("text/plain", "{}".into()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post("application/json", "{".into()),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            post("application/json", json!({"username": 1}).to_string()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            post("application/json", "x".repeat(9 * 1024)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            get("/api/v1/catalog?since=yesterday"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            get("/api/v1/cases?limit=1&limit=2"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            get("/api/v1/cases/%FF"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            get("/api/v1/cases?from=%2B12026-01-01"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let uri = request.uri().to_string();
+        let (got, body) = call(&app, request).await;
+        assert_eq!((got, body["error"].as_str()), (status, Some(code)), "{uri}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{uri}: {body}"
+        );
+    }
+}

@@ -4,6 +4,7 @@ mod blobs;
 mod crash;
 mod hostile;
 mod interop_js;
+mod openapi;
 mod review;
 mod rulebook;
 mod sync_access;

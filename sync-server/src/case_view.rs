@@ -1,0 +1,347 @@
+//! A case as the API shows it (`GET /api/v1/cases/{id}`): typed, so that what is sent is
+//! exactly what the OpenAPI description says.
+
+use anjian_core::Case;
+use anjian_core::sync::DocumentId;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::review::{CaseDetail, HistoryRow};
+use crate::schemas;
+
+/// A case in full, as a reviewer reads it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Case)]
+pub struct CaseView {
+    /// Case id (UUID).
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// The inspected enterprise.
+    pub enterprise: EnterpriseView,
+    /// Case type code.
+    #[serde(rename = "type")]
+    #[schema(value_type = schemas::CaseType)]
+    pub case_type: &'static str,
+    /// Owning district.
+    #[schema(value_type = schemas::DistrictCode)]
+    pub district: String,
+    /// Districts the case is shared with besides its owner.
+    #[schema(value_type = Vec<schemas::DistrictCode>)]
+    pub visible_to: Vec<String>,
+    /// The inspection team.
+    pub team: Vec<TeamMemberView>,
+    /// When the visit began (RFC 3339, device clock).
+    #[schema(format = DateTime)]
+    pub opened_at: String,
+    /// User id of who opened it.
+    pub opened_by: String,
+    /// Review state code.
+    #[schema(value_type = schemas::ReviewState)]
+    pub state: &'static str,
+    /// The case this one amends (更正), if any.
+    #[schema(format = Uuid)]
+    pub amends: Option<String>,
+    /// The review trail, oldest first.
+    pub review_events: Vec<ReviewEventView>,
+    /// Findings, as recorded.
+    pub findings: Vec<FindingView>,
+    /// The automerge-repo document id of the case.
+    pub document_id: String,
+    /// Fields in conflict, with every value and who wrote it.
+    pub conflicts: Vec<ConflictView>,
+    /// Every change, oldest first: device time and server receipt time side by side.
+    pub history: Vec<HistoryRow>,
+    /// Cases in the reader's scope that amend this one, oldest first.
+    pub amendments: Vec<AmendmentView>,
+}
+
+/// The enterprise of a case.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CaseEnterprise)]
+pub struct EnterpriseView {
+    /// Name.
+    pub name: String,
+    /// 统一社会信用代码.
+    pub credit_code: String,
+    /// District.
+    #[schema(value_type = schemas::DistrictCode)]
+    pub district: String,
+    /// Industry code.
+    #[schema(value_type = schemas::Industry)]
+    pub industry: &'static str,
+    /// Risk grade code.
+    #[schema(value_type = schemas::RiskGrade)]
+    pub risk_grade: &'static str,
+}
+
+/// A member of the inspection team.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = TeamMember)]
+pub struct TeamMemberView {
+    /// User id (username).
+    pub user_id: String,
+    /// Full name.
+    pub name: String,
+    /// Department.
+    pub department: String,
+    /// District.
+    #[schema(value_type = schemas::DistrictCode)]
+    pub district: String,
+}
+
+/// One entry of the review trail.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ReviewEvent)]
+pub struct ReviewEventView {
+    /// `comment`, or the code of the review action it records.
+    #[schema(value_type = schemas::ReviewAction)]
+    pub kind: String,
+    /// User id of who recorded it.
+    pub by: String,
+    /// When, as recorded (RFC 3339, device or server clock).
+    pub at: String,
+    /// The comment.
+    pub text: String,
+}
+
+/// A finding.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Finding)]
+pub struct FindingView {
+    /// Finding id (UUID).
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// What was found.
+    pub description: String,
+    /// Level code.
+    #[schema(value_type = schemas::Level)]
+    pub level: &'static str,
+    /// Category.
+    pub category: String,
+    /// The legal basis cited.
+    pub legal_basis: String,
+    /// Where at the enterprise.
+    pub place: String,
+    /// User id of who recorded it.
+    pub recorded_by: String,
+    /// When (RFC 3339, device clock).
+    #[schema(format = DateTime)]
+    pub recorded_at: String,
+    /// The rectification ordered, if any.
+    pub rectification: Option<RectificationView>,
+    /// The three-violation record, if it is one.
+    pub violation: Option<ViolationView>,
+    /// Its photos.
+    pub photos: Vec<PhotoView>,
+}
+
+/// A rectification (整改) in its closed loop.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Rectification)]
+pub struct RectificationView {
+    /// 整改措施.
+    pub measures: String,
+    /// 整改期限.
+    #[schema(format = Date)]
+    pub deadline: String,
+    /// Who is responsible at the enterprise.
+    pub responsible: String,
+    /// Rectification state code.
+    #[schema(value_type = schemas::RectificationState)]
+    pub state: &'static str,
+    /// SHA-256 of each evidence photo (整改佐证).
+    #[schema(value_type = Vec<schemas::Sha256>)]
+    pub evidence: Vec<String>,
+    /// The re-inspection (复查), once recorded.
+    pub reinspection: Option<ReinspectionView>,
+}
+
+/// A re-inspection.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Reinspection)]
+pub struct ReinspectionView {
+    /// What the inspector found.
+    pub note: String,
+    /// User id of the inspector.
+    pub by: String,
+    /// When (RFC 3339, device clock).
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+/// A three-violation record (三违).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Violation)]
+pub struct ViolationView {
+    /// Kind code.
+    #[schema(value_type = schemas::ViolationKind)]
+    pub kind: &'static str,
+    /// The post (岗位).
+    pub post: String,
+    /// The person.
+    pub person: String,
+}
+
+/// A photo of a finding.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Photo)]
+pub struct PhotoView {
+    /// SHA-256 of the original (`/api/v1/blobs/{sha256}`).
+    #[schema(value_type = schemas::Sha256)]
+    pub sha256: String,
+    /// SHA-256 of the thumbnail.
+    #[schema(value_type = schemas::Sha256)]
+    pub thumbnail: String,
+    /// What it shows.
+    pub caption: String,
+}
+
+/// A field in conflict.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Conflict)]
+pub struct ConflictView {
+    /// Path from the document root, e.g. `["findings", "<id>", "level"]`.
+    pub path: Vec<String>,
+    /// Every value, the one readers see first.
+    pub values: Vec<ConflictValueView>,
+}
+
+/// One value of a conflict.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ConflictValue)]
+pub struct ConflictValueView {
+    /// The value as text (what `keep` of a resolution names).
+    pub value: String,
+    /// User id of who wrote it.
+    pub written_by: String,
+    /// The device (actor id, hex).
+    pub device: String,
+    /// When, by the device's clock (RFC 3339); none when that clock was out of range.
+    #[schema(format = DateTime)]
+    pub device_time: Option<String>,
+}
+
+/// A case that amends another.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Amendment)]
+pub struct AmendmentView {
+    /// Its id.
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// When its visit began.
+    #[schema(format = DateTime)]
+    pub opened_at: String,
+}
+
+impl CaseView {
+    /// The case of `detail` as the API shows it.
+    pub fn of(detail: CaseDetail) -> CaseView {
+        let case: &Case = &detail.case;
+        CaseView {
+            id: case.id.to_string(),
+            enterprise: EnterpriseView {
+                name: case.enterprise.name.clone(),
+                credit_code: case.enterprise.credit_code.as_str().to_owned(),
+                district: case.enterprise.district.as_str().to_owned(),
+                industry: case.enterprise.industry.code(),
+                risk_grade: case.enterprise.risk_grade.code(),
+            },
+            case_type: case.case_type.code(),
+            district: case.district.as_str().to_owned(),
+            visible_to: case
+                .visible_to
+                .iter()
+                .map(|d| d.as_str().to_owned())
+                .collect(),
+            team: case
+                .team
+                .iter()
+                .map(|m| TeamMemberView {
+                    user_id: m.user_id.clone(),
+                    name: m.name.clone(),
+                    department: m.department.clone(),
+                    district: m.district.as_str().to_owned(),
+                })
+                .collect(),
+            opened_at: case.opened_at.to_rfc3339(),
+            opened_by: case.opened_by.clone(),
+            state: case.state.code(),
+            amends: case.amends.map(|id| id.to_string()),
+            review_events: case
+                .review_events
+                .iter()
+                .map(|e| ReviewEventView {
+                    kind: e.kind.clone(),
+                    by: e.by.clone(),
+                    at: e.at.clone(),
+                    text: e.text.clone(),
+                })
+                .collect(),
+            findings: case.findings.iter().map(finding).collect(),
+            document_id: DocumentId::of(case.id).to_string(),
+            conflicts: detail
+                .conflicts
+                .iter()
+                .map(|c| ConflictView {
+                    path: c.path.clone(),
+                    values: c
+                        .values
+                        .iter()
+                        .map(|v| ConflictValueView {
+                            value: v.value.to_string(),
+                            written_by: v.written_by.clone(),
+                            device: v.device.clone(),
+                            device_time: chrono::DateTime::from_timestamp(v.device_time, 0)
+                                .map(|t| t.to_rfc3339()),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            history: detail.history,
+            amendments: detail
+                .amendments
+                .into_iter()
+                .map(|(id, opened_at)| AmendmentView { id, opened_at })
+                .collect(),
+        }
+    }
+}
+
+fn finding(f: &anjian_core::Finding) -> FindingView {
+    FindingView {
+        id: f.id.to_string(),
+        description: f.description.clone(),
+        level: f.level.code(),
+        category: f.category.clone(),
+        legal_basis: f.legal_basis.clone(),
+        place: f.place.clone(),
+        recorded_by: f.recorded_by.clone(),
+        recorded_at: f.recorded_at.to_rfc3339(),
+        rectification: f.rectification.as_ref().map(|r| RectificationView {
+            measures: r.measures.clone(),
+            deadline: r.deadline.to_string(),
+            responsible: r.responsible.clone(),
+            state: r.state.code(),
+            evidence: r.evidence.iter().map(|p| p.sha256.clone()).collect(),
+            reinspection: r.reinspection.as_ref().map(|re| ReinspectionView {
+                note: re.note.clone(),
+                by: re.by.clone(),
+                at: re.at.to_rfc3339(),
+            }),
+        }),
+        violation: f.violation.as_ref().map(|v| ViolationView {
+            kind: v.kind.code(),
+            post: v.post.clone(),
+            person: v.person.clone(),
+        }),
+        photos: f
+            .photos
+            .iter()
+            .map(|p| PhotoView {
+                sha256: p.sha256.clone(),
+                thumbnail: p.thumbnail.clone(),
+                caption: p.caption.clone(),
+            })
+            .collect(),
+    }
+}
