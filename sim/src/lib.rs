@@ -14,7 +14,7 @@
 
 mod check;
 mod net;
-mod server;
+pub mod server;
 pub mod world;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,8 +25,9 @@ use anjian_core::injected::{self, Bug};
 use anjian_core::sync::SyncSession;
 use anjian_core::sync::wire::WireMessage;
 use anjian_core::{
-    CaseId, Enterprise, FindingEdit, FindingId, Level, ReviewAction, Store, Violation,
-    ViolationKind, sample,
+    AnswerInput, AnswerResult, CaseId, Enterprise, FieldValue, FindingEdit, FindingId, Level,
+    PhotoTarget, RectificationOrder, RectificationState, Resolution, ReviewAction, Store,
+    Violation, ViolationKind, sample,
 };
 use chrono::{DateTime, Duration, FixedOffset, TimeZone};
 use rand::rngs::StdRng;
@@ -51,6 +52,22 @@ pub struct Options {
     pub bug: Option<Bug>,
     /// Print the trace as it goes.
     pub verbose: bool,
+    /// Inspectors also order and move rectifications, fill in checklists, attach photos
+    /// and resolve conflicts. Off, a seed replays the schedule it had before these were
+    /// simulated (the regression seeds found then).
+    pub field_work: bool,
+}
+
+impl Options {
+    /// Seed `seed` with every action, no bug, quietly.
+    pub fn seed(seed: u64) -> Options {
+        Options {
+            seed,
+            bug: None,
+            verbose: false,
+            field_work: true,
+        }
+    }
 }
 
 /// How a schedule ended.
@@ -60,6 +77,37 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// The first check that failed.
     pub failure: Option<String>,
+}
+
+/// What one schedule sent, kept when asked (`record`): the fuzzers' seed corpora are
+/// this traffic.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Per connection, in the order opened: the phone's index and every frame it sent the
+    /// server, in order.
+    pub sessions: Vec<(usize, Vec<Vec<u8>>)>,
+    /// Every frame the server sent.
+    pub replies: Vec<Vec<u8>>,
+    /// Every case the server stores at the end, saved.
+    pub documents: Vec<Vec<u8>>,
+    open: BTreeMap<ConnId, usize>,
+}
+
+/// Runs schedule `seed` and returns what was sent.
+pub fn record(seed: u64) -> Traffic {
+    let mut sim = Sim::new(Options::seed(seed));
+    sim.traffic = Some(Traffic::default());
+    // A failing schedule's traffic is as good a seed as any.
+    let _ = sim.schedule();
+    let mut traffic = sim.traffic.take().unwrap_or_default();
+    if let Some(server) = &sim.server {
+        for case in sim.model.cases.keys() {
+            if let Ok(Some(mut doc)) = server.storage().load_document(*case) {
+                traffic.documents.push(doc.save());
+            }
+        }
+    }
+    traffic
 }
 
 /// A write of one field by one phone, for the conflicts check.
@@ -80,6 +128,10 @@ struct Model {
     /// Cases a supervisor approved at some point (an edit concurrent with that is refused
     /// legitimately).
     approved: BTreeSet<CaseId>,
+    /// Per finding, the phones that ordered or moved its rectification: a step taken on
+    /// one phone concurrently with another's may no longer be a step of the loop when the
+    /// server judges it (refused legitimately).
+    rectified: BTreeMap<(CaseId, FindingId), BTreeSet<usize>>,
     /// Per case, every change the server showed a phone as its own (acknowledged).
     acknowledged: BTreeMap<CaseId, BTreeSet<automerge::ChangeHash>>,
 }
@@ -113,6 +165,11 @@ struct Sim {
     verbose: bool,
     /// Faults on (off while healing).
     faults: bool,
+    /// What was sent, when recording.
+    traffic: Option<Traffic>,
+    /// Draws the field work (`Options::field_work`), apart from `rng` so that schedules
+    /// without it stay as they were.
+    field_work: Option<StdRng>,
 }
 
 /// Runs one schedule.
@@ -133,7 +190,8 @@ pub fn replay_command(seed: u64, bug: Option<Bug>) -> String {
     format!("cargo run -p anjian-sim --release -- --seed {seed} --trace{bug}")
 }
 
-fn tmp_root() -> PathBuf {
+/// Where stores live: tmpfs where there is one.
+pub fn tmp_root() -> PathBuf {
     // Stores on tmpfs where there is one: thousands of schedules fsync a lot.
     let shm = PathBuf::from("/dev/shm");
     if shm.is_dir() && tempfile::tempdir_in(&shm).is_ok() {
@@ -203,6 +261,10 @@ impl Sim {
             trace: Vec::new(),
             verbose: options.verbose,
             faults: true,
+            traffic: None,
+            field_work: options
+                .field_work
+                .then(|| StdRng::seed_from_u64(options.seed ^ 0xf1e1_d000)),
         };
         for index in 0..sim.phones.len() {
             sim.open_store(index).expect("a phone's store opens");
@@ -386,6 +448,10 @@ impl Sim {
                 return Ok(());
             }
             Payload::Open => {
+                if let Some(traffic) = self.traffic.as_mut() {
+                    traffic.open.insert(conn, traffic.sessions.len());
+                    traffic.sessions.push((from, Vec::new()));
+                }
                 server.connect(conn, user).map_err(|e| e.to_string())?;
                 return Ok(());
             }
@@ -393,7 +459,14 @@ impl Sim {
                 server.disconnect(conn);
                 return Ok(());
             }
-            Payload::Frame(bytes) => server.on_frame(conn, &bytes),
+            Payload::Frame(bytes) => {
+                if let Some(traffic) = self.traffic.as_mut()
+                    && let Some(&session) = traffic.open.get(&conn)
+                {
+                    traffic.sessions[session].1.push(bytes.clone());
+                }
+                server.on_frame(conn, &bytes)
+            }
             Payload::Page(_) => return Ok(()),
         };
         self.send_out(out)
@@ -409,6 +482,9 @@ impl Sim {
                 continue;
             };
             self.note_acknowledged(&message);
+            if let Some(traffic) = self.traffic.as_mut() {
+                traffic.replies.push(message.encode());
+            }
             self.send(
                 To::Phone(phone),
                 phone,
@@ -639,6 +715,11 @@ impl Sim {
 
     /// An inspector records something on their phone.
     fn act(&mut self, index: usize) -> Result<(), String> {
+        if let Some(rng) = self.field_work.as_mut()
+            && rng.random_bool(0.35)
+        {
+            return self.field_work(index);
+        }
         let roll = self.rng.random_range(0..100);
         let phone = &mut self.phones[index];
         let Some(store) = phone.store.as_mut() else {
@@ -738,24 +819,152 @@ impl Sim {
         match result {
             Ok(write) => {
                 if let Some((finding, field, value)) = write {
-                    let change = store
-                        .heads(case)
-                        .map_err(|e| e.to_string())?
-                        .into_iter()
-                        .next()
-                        .unwrap_or_default();
-                    self.model.writes.push(Write {
-                        case,
-                        finding,
-                        field,
-                        value,
-                        change,
-                    });
+                    self.record_write(index, case, finding, field, value)?;
                 }
                 self.log(format!("phone {index}: {line}"));
             }
             // The phone's own rule book said no (an approved case, a step the review
             // state does not allow): nothing was recorded.
+            Err(e) => self.log(format!("phone {index}: {line}: not recorded: {e}")),
+        }
+        Ok(())
+    }
+
+    /// Records for the conflicts check that phone `index` just wrote `field` of `finding`.
+    fn record_write(
+        &mut self,
+        index: usize,
+        case: CaseId,
+        finding: FindingId,
+        field: &'static str,
+        value: String,
+    ) -> Result<(), String> {
+        let store = self.phones[index].store.as_mut().expect("the phone wrote");
+        let change = store
+            .heads(case)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        self.model.writes.push(Write {
+            case,
+            finding,
+            field,
+            value,
+            change,
+        });
+        Ok(())
+    }
+
+    /// Field work on a case the phone holds: a rectification ordered or moved on, a
+    /// checklist attached or one of its items answered (不符合 makes a finding), a photo
+    /// attached to a finding, a conflict resolved. Drawn from its own generator.
+    fn field_work(&mut self, index: usize) -> Result<(), String> {
+        let rng = self.field_work.as_mut().expect("field work is on");
+        let roll: u32 = rng.random_range(0..100);
+        let (pick, other) = (rng.random::<u32>() as usize, rng.random::<u32>() as usize);
+        let Some(store) = self.phones[index].store.as_mut() else {
+            return Ok(());
+        };
+        let cases = store.cases(&every_case()).map_err(|e| e.to_string())?;
+        if cases.is_empty() {
+            return Ok(());
+        }
+        let case = cases[pick % cases.len()].id;
+        let detail = store.case(case).map_err(|e| e.to_string())?;
+        let finding =
+            (!detail.findings.is_empty()).then(|| &detail.findings[other % detail.findings.len()]);
+        let mut write = None;
+        let (line, result) = match (roll, finding) {
+            (0..=19, Some(f)) => {
+                let order = RectificationOrder {
+                    measures: "更换可燃气体报警器探头并校验".into(),
+                    deadline: sample::visit_time().date_naive() + Duration::days(15),
+                    responsible: "王经理".into(),
+                };
+                (
+                    format!("orders rectification of {}", f.id),
+                    store.order_rectification(case, f.id, &order),
+                )
+            }
+            (20..=39, Some(f)) => {
+                // The next step of the loop, as an inspector would take it.
+                let next = match f.rectification.as_ref().map(|r| r.state) {
+                    Some(RectificationState::InProgress) => RectificationState::Reinspected,
+                    Some(RectificationState::Reinspected) => RectificationState::Closed,
+                    _ => RectificationState::InProgress,
+                };
+                (
+                    format!("moves the rectification of {} to {}", f.id, next.code()),
+                    store.move_rectification(case, f.id, next),
+                )
+            }
+            (40..=64, _) => match detail.checklists.first() {
+                None => (
+                    format!("attaches a checklist to {case}"),
+                    store.attach_checklist(case, "hot-work").map(drop),
+                ),
+                Some(list) => {
+                    let item = &list.entries[other % list.entries.len()].item.id;
+                    let result = [
+                        AnswerResult::Compliant,
+                        AnswerResult::NotApplicable,
+                        AnswerResult::NonCompliant,
+                    ][pick % 3];
+                    let input = AnswerInput {
+                        result,
+                        note: String::new(),
+                        post: None,
+                        person: None,
+                    };
+                    (
+                        format!("answers {item} {}", result.code()),
+                        store.answer_item(case, list.id, item, &input).map(drop),
+                    )
+                }
+            },
+            (65..=79, Some(f)) => {
+                let photo = sample::jpeg(8 + (other % 16) as u32, 8);
+                let result = store.ingest_photo(&photo).and_then(|info| {
+                    store.attach_photo(case, &PhotoTarget::Finding(f.id), &info.sha256, "现场照片")
+                });
+                (format!("attaches a photo to {}", f.id), result)
+            }
+            _ => {
+                let conflicts = store.conflicts(case).map_err(|e| e.to_string())?;
+                let Some(conflict) = conflicts.first() else {
+                    return Ok(());
+                };
+                let chosen = other % conflict.values.len();
+                if let ([_, finding, field], FieldValue::Text(value)) =
+                    (conflict.path.as_slice(), &conflict.values[chosen].value)
+                    && let (Ok(finding), Some(field)) = (
+                        finding.parse::<FindingId>(),
+                        ["level", "place"].into_iter().find(|f| f == field),
+                    )
+                {
+                    write = Some((finding, field, value.clone()));
+                }
+                (
+                    format!("resolves {} of {case}", conflict.path.join("/")),
+                    store.resolve_conflict(case, &conflict.path, &Resolution::Choose(chosen)),
+                )
+            }
+        };
+        match result {
+            Ok(()) => {
+                if let Some((finding, field, value)) = write {
+                    self.record_write(index, case, finding, field, value)?;
+                }
+                if let (0..=39, Some(f)) = (roll, finding) {
+                    self.model
+                        .rectified
+                        .entry((case, f.id))
+                        .or_default()
+                        .insert(index);
+                }
+                self.log(format!("phone {index}: {line}"));
+            }
             Err(e) => self.log(format!("phone {index}: {line}: not recorded: {e}")),
         }
         Ok(())

@@ -15,6 +15,7 @@ fn main() {
     };
     let bug = value("--bug").map(|b| parse_bug(&b).unwrap_or_else(|| panic!("no bug {b}")));
     let verbose = args.iter().any(|a| a == "--trace");
+    let field_work = !args.iter().any(|a| a == "--no-field-work");
     let (first, count) = match (value("--seed"), value("--seeds")) {
         (Some(seed), _) => (seed.parse().expect("a seed"), 1),
         (None, Some(count)) => (
@@ -26,7 +27,12 @@ fn main() {
     let started = Instant::now();
     let mut failures = 0;
     for seed in first..first + count {
-        let outcome = run(Options { seed, bug, verbose });
+        let outcome = run(Options {
+            bug,
+            verbose,
+            field_work,
+            ..Options::seed(seed)
+        });
         if let Some(failure) = outcome.failure {
             failures += 1;
             println!(

@@ -24,7 +24,8 @@ pub const INSPECTORS: [(&str, usize); 5] = [
 /// One supervisor per district, and the admin.
 pub const SUPERVISORS: [(&str, usize); 3] = [("sup-a", 0), ("sup-b", 1), ("sup-c", 2)];
 
-const PASSWORD: &str = "sim-password-1";
+/// The password of every account.
+pub const PASSWORD: &str = "sim-password-1";
 
 /// A district's code.
 pub fn district(index: usize) -> DistrictCode {

@@ -8,17 +8,27 @@ use anjian_sim::{Options, replay_command, run};
 /// Runs seeds `from..from + count`; panics with the first failure and how to replay it.
 fn seeds(from: u64, count: u64) {
     for seed in from..from + count {
-        let outcome = run(Options {
-            seed,
-            bug: None,
-            verbose: false,
-        });
+        let outcome = run(Options::seed(seed));
         if let Some(failure) = outcome.failure {
             panic!(
                 "seed {seed}: {failure}\nreplay: {}",
                 replay_command(seed, None)
             );
         }
+    }
+}
+
+/// Seed `seed` as it ran when it found a bug, before field work was simulated.
+fn found_seed(seed: u64) {
+    let outcome = run(Options {
+        field_work: false,
+        ..Options::seed(seed)
+    });
+    if let Some(failure) = outcome.failure {
+        panic!(
+            "seed {seed}: {failure}\nreplay: {} --no-field-work",
+            replay_command(seed, None)
+        );
     }
 }
 
@@ -47,7 +57,7 @@ fn seeds_120_to_159_keep_every_finding_and_converge() {
 /// server's later changes left the phone, and a second refusal took the whole case off it.
 #[test]
 fn seed_40_a_refused_edit_leaves_the_case_and_what_the_server_sent() {
-    seeds(40, 1);
+    found_seed(40);
 }
 
 /// After a refusal the phone held the case as the server had acknowledged it, the server
@@ -55,23 +65,22 @@ fn seed_40_a_refused_edit_leaves_the_case_and_what_the_server_sent() {
 /// case up again: the phone never saw the approval. (Found in the 10,000-seed run.)
 #[test]
 fn seed_284_a_case_with_a_refused_change_is_exchanged_again() {
-    seeds(284, 1);
+    found_seed(284);
 }
 
 /// A lost message left a change the phone needed "sent" for the rest of the session: the
 /// two answered each other for ever.
 #[test]
 fn seed_6_a_change_needed_after_a_lost_message_goes_again() {
-    seeds(6, 1);
+    found_seed(6);
 }
 
 /// The first seed below 1,000 whose schedule fails with `bug` switched on.
 fn caught(bug: Bug) -> Option<(u64, String)> {
     (0..1000).find_map(|seed| {
         run(Options {
-            seed,
             bug: Some(bug),
-            verbose: false,
+            ..Options::seed(seed)
         })
         .failure
         .map(|failure| (seed, failure))
@@ -104,16 +113,8 @@ fn a_shared_district_deciding_is_caught() {
 
 #[test]
 fn a_seed_replays_the_same_trace() {
-    let first = run(Options {
-        seed: 7,
-        bug: None,
-        verbose: false,
-    });
-    let again = run(Options {
-        seed: 7,
-        bug: None,
-        verbose: false,
-    });
+    let first = run(Options::seed(7));
+    let again = run(Options::seed(7));
     assert!(first.trace.len() > 50, "the schedule does something");
     assert_eq!(first.trace, again.trace);
 }
