@@ -490,8 +490,10 @@ pub fn forged_changes(data: &[u8]) {
     };
     let base = base();
     let (_dir, mut server) = fresh_server();
-    let history = push_base(&mut server);
-    let honest = AutoCommit::load(&base.bytes).expect("the base case loads");
+    let mut honest = AutoCommit::load(&base.bytes).expect("the base case loads");
+    let heads = honest.get_heads();
+    let history = honest.get_changes(&[]);
+    push_base(&mut server, history.clone());
     // The forger edits it honestly, then rewrites the change.
     let mut doc = honest.with_actor(ActorId::from(world::device_actor(0).as_bytes().as_slice()));
     let objects = objects(&doc);
@@ -501,7 +503,6 @@ pub fn forged_changes(data: &[u8]) {
         edit(&mut doc, &objects, e);
     }
     doc.commit();
-    let heads = honest_heads(&base.bytes);
     let Some(change) = doc.get_changes(&heads).into_iter().next_back() else {
         return;
     };
@@ -529,22 +530,14 @@ pub fn forged_changes(data: &[u8]) {
     }
 }
 
-fn honest_heads(bytes: &[u8]) -> Vec<ChangeHash> {
-    AutoCommit::load(bytes)
-        .expect("the base case loads")
-        .get_heads()
-}
-
-/// The owner's phone syncs the real case to `server`; returns its changes.
-fn push_base(server: &mut SimServer) -> Vec<automerge::Change> {
+/// The owner's phone syncs the real case (its changes, `history`) to `server`.
+fn push_base(server: &mut SimServer, history: Vec<automerge::Change>) {
     let base = base();
-    let mut honest = AutoCommit::load(&base.bytes).expect("the base case loads");
-    let history: Vec<automerge::Change> = honest.get_changes(&[]);
     server
         .connect(1, world::INSPECTORS[0].0)
         .expect("the owner connects");
     server.on_frame(1, &join("phone-1"));
-    send_changes(server, 1, base.case, history.clone());
+    send_changes(server, 1, base.case, history);
     server.disconnect(1);
     assert!(
         server
@@ -554,7 +547,6 @@ fn push_base(server: &mut SimServer) -> Vec<automerge::Change> {
             .is_some(),
         "the owner's honest case is stored"
     );
-    history
 }
 
 /// Makes the server data in `data` (the accounts) hold the real case; returns the ids of
@@ -562,7 +554,10 @@ fn push_base(server: &mut SimServer) -> Vec<automerge::Change> {
 pub(crate) fn store_base_case(data: &std::path::Path) -> (String, String) {
     world::server_data(data);
     let mut server = SimServer::open(data).expect("the server opens its storage");
-    push_base(&mut server);
+    let history = AutoCommit::load(&base().bytes)
+        .expect("the base case loads")
+        .get_changes(&[]);
+    push_base(&mut server, history);
     let base = base();
     (base.case.to_string(), base.finding.to_string())
 }
