@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::codes::CaseId;
 use crate::error::{Error, Result};
+use crate::signing::ChangeSignature;
 
 /// Fold chunks into a new snapshot once this many have been appended …
 const COMPACT_AFTER_CHUNKS: i64 = 64;
@@ -115,4 +116,48 @@ pub(crate) fn write_snapshot(tx: &Transaction<'_>, id: CaseId, snapshot: &[u8]) 
     )?;
     tx.execute("DELETE FROM chunks WHERE case_id = ?1", [&key])?;
     Ok(())
+}
+
+/// Keeps signatures of a case's changes (a signature already kept stays as it is).
+pub(crate) fn keep_signatures(
+    tx: &Transaction<'_>,
+    id: CaseId,
+    signatures: &[ChangeSignature],
+) -> Result<()> {
+    let key = id.to_string();
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO change_signatures (change_hash, case_id, key_id, signature)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for signature in signatures {
+        insert.execute(params![
+            signature.hash.to_string(),
+            key,
+            signature.key.as_slice(),
+            signature.signature.as_slice()
+        ])?;
+    }
+    Ok(())
+}
+
+/// The signatures kept of the changes `hashes` (those without one are left out).
+pub(crate) fn signatures_of(
+    conn: &Connection,
+    hashes: impl IntoIterator<Item = ChangeHash>,
+) -> Result<Vec<ChangeSignature>> {
+    let mut select = conn
+        .prepare_cached("SELECT key_id, signature FROM change_signatures WHERE change_hash = ?1")?;
+    let mut found = Vec::new();
+    for hash in hashes {
+        let row: Option<(Vec<u8>, Vec<u8>)> = select
+            .query_row([hash.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((key, signature)) = row {
+            found.push(
+                ChangeSignature::from_stored(hash, &key, &signature)
+                    .ok_or_else(|| Error::Corrupt(format!("signature of change {hash}")))?,
+            );
+        }
+    }
+    Ok(found)
 }

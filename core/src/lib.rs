@@ -20,6 +20,7 @@ mod projections;
 pub mod rules;
 pub mod sample;
 mod schema;
+pub mod signing;
 mod store;
 pub mod sync;
 

@@ -50,6 +50,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/006_local_heads.sql"),
         rebuild_projections: true,
     },
+    Migration {
+        name: "007_signatures",
+        sql: include_str!("../migrations/007_signatures.sql"),
+        rebuild_projections: false,
+    },
 ];
 
 /// The store version this build writes.
@@ -217,7 +222,7 @@ mod tests {
         fresh
             .compact(case)
             .expect("one snapshot, as version 1 stored it");
-        let snapshot = fresh.export_case(case).expect("export");
+        let snapshot = fresh.export_document(case).expect("export");
         drop(fresh);
 
         // A store as version 1 of the app left it: documents, no projections yet.

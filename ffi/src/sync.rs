@@ -104,7 +104,8 @@ impl InspectorStore {
         device_name: String,
     ) -> Result<String, AnjianError> {
         let runtime = runtime()?;
-        let (actor, timeout) = self.with_store(|s| Ok((s.device_id(), s.network_timeout())))?;
+        let (actor, key, timeout) =
+            self.with_store(|s| Ok((s.device_id(), s.public_key(), s.network_timeout())))?;
         // The store is not held while the server answers.
         Ok(runtime.block_on(client::login(
             &server,
@@ -112,6 +113,7 @@ impl InspectorStore {
             &password,
             &device_name,
             &actor,
+            &key,
             timeout,
         ))?)
     }

@@ -28,7 +28,7 @@ pub fn case_document(data: &[u8]) {
         });
         if let Ok(case) = store.merge_case(data) {
             let heads = store.heads(case).expect("a merged case has heads");
-            let exported = store.export_case(case).expect("a merged case exports");
+            let exported = store.export_document(case).expect("a merged case exports");
             let mut again = AutoCommit::load(&exported).expect("an exported case loads");
             assert_eq!(case_doc::sorted_heads(&mut again), heads);
             store.case(case).expect("a merged case reads");

@@ -75,7 +75,7 @@ fn base() -> &'static Base {
                 },
             )
             .expect("edit");
-        let bytes = store.export_case(case).expect("export");
+        let bytes = store.export_document(case).expect("export");
         Base {
             case,
             finding: leak,

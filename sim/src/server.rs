@@ -66,6 +66,7 @@ impl SimServer {
                 storage_id: storage.storage_id().to_owned(),
                 documents: limits.documents_per_connection,
                 unknown_documents: limits.unknown_documents_per_connection,
+                waiting_signatures: limits.wire().changes,
             },
             wire: limits.wire(),
             storage,
@@ -149,7 +150,7 @@ impl SimServer {
         let Some(conn) = self.conns.get_mut(&id) else {
             return Vec::new();
         };
-        let (state, incoming) = conn.session.take(case);
+        let (state, incoming, signatures) = conn.session.take(case);
         let context = Context {
             storage: self.storage.clone(),
             author: conn.author.clone(),
@@ -158,7 +159,7 @@ impl SimServer {
             wire: self.wire.clone(),
         };
         let slot = self.docs.entry(case).or_default();
-        let received = document::receive(slot, state, incoming, message, &context);
+        let received = document::receive(slot, state, incoming, message, &signatures, &context);
         let settle = conn.session.settle(document_id, received);
         let mut out = Vec::new();
         match settle.commit {
@@ -283,10 +284,15 @@ impl SimServer {
         let author = policy::author(&user);
         let by = user.username.clone();
         let slot = self.docs.entry(case).or_default();
-        let edited =
-            document::change_in(slot, self.storage.as_ref(), case, &author, actor, |doc| {
-                case_doc::review(doc, &by, action, "模拟审核意见", at)
-            });
+        let edited = document::change_in(
+            slot,
+            self.storage.as_ref(),
+            case,
+            &author,
+            user.id,
+            actor,
+            |doc| case_doc::review(doc, &by, action, "模拟审核意见", at),
+        );
         match edited {
             Ok(Some((_, Some(candidate)))) => {
                 let out = self.enqueue(case, user.id, *candidate, None);
@@ -313,8 +319,14 @@ impl SimServer {
             Reply::Send(messages) => messages,
             Reply::Answer { state, rewind } => {
                 let slot = self.docs.entry(document_id.case_id()).or_default();
-                let (state, message) = document::answer(slot, state, rewind);
-                conn.session.answered(document_id, state, message)
+                let signed = conn.session.wants_signatures();
+                match document::answer(slot, self.storage.as_ref(), state, rewind, signed) {
+                    Ok((state, message, signatures)) => {
+                        conn.session
+                            .answered(document_id, state, message, signatures)
+                    }
+                    Err(e) => vec![conn.session.failed(document_id, &e)],
+                }
             }
         };
         messages.into_iter().map(|m| (id, m)).collect()
@@ -336,9 +348,19 @@ impl SimServer {
                 continue;
             };
             let slot = self.docs.entry(case).or_default();
-            match document::changed(slot, self.storage.as_ref(), case, &conn.author, state) {
-                Ok((state, message)) => {
-                    let messages = conn.session.answered(DocumentId::of(case), state, message);
+            let signed = conn.session.wants_signatures();
+            match document::changed(
+                slot,
+                self.storage.as_ref(),
+                case,
+                &conn.author,
+                state,
+                signed,
+            ) {
+                Ok((state, message, signatures)) => {
+                    let messages =
+                        conn.session
+                            .answered(DocumentId::of(case), state, message, signatures);
                     out.extend(messages.into_iter().map(|m| (id, m)));
                 }
                 Err(_) => continue,

@@ -86,7 +86,7 @@ fn make_template() -> PathBuf {
         for (index, (user, _)) in INSPECTORS.iter().enumerate() {
             let actor = automerge::ActorId::from(device_actor(index).as_bytes().as_slice());
             storage
-                .login(user, PASSWORD, "phone", &actor.to_hex_string(), 365)
+                .login(user, PASSWORD, "phone", &actor.to_hex_string(), None, 365)
                 .expect("bind the phone");
         }
         // A fixed secret: the supervisors' server-side actors are the same in every run.

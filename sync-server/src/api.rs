@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use anjian_core::signing::{KeyAlgorithm, PublicKey};
 use anjian_core::sync::CatalogPage;
 use anjian_core::{DistrictCode, RectificationState, ReviewAction};
 use axum::extract::State;
@@ -32,6 +33,39 @@ pub struct Login {
     /// The device's Automerge actor id (16 bytes in hex), kept in its store for ever.
     #[schema(pattern = "^[0-9a-fA-F]{32}$")]
     actor_id: String,
+    /// The algorithm of the key the device signs its changes with: `ed25519` or `p256`.
+    /// Devices that sign nothing (the stock automerge-repo client) send neither this nor
+    /// `public_key`.
+    #[serde(default)]
+    key_algorithm: Option<String>,
+    /// The public key, in hex: 32 bytes for Ed25519, a compressed or uncompressed point
+    /// for P-256.
+    #[serde(default)]
+    #[schema(pattern = "^([0-9a-fA-F]{2})+$")]
+    public_key: Option<String>,
+}
+
+impl Login {
+    /// The public key the device sent, checked.
+    fn key(&self) -> AppResult<Option<PublicKey>> {
+        let (algorithm, bytes) = match (&self.key_algorithm, &self.public_key) {
+            (None, None) => return Ok(None),
+            (Some(algorithm), Some(bytes)) => (algorithm, bytes),
+            _ => {
+                return Err(AppError::BadRequest(
+                    "key_algorithm and public_key come together".into(),
+                ));
+            }
+        };
+        let algorithm: KeyAlgorithm = algorithm
+            .parse()
+            .map_err(|e: anjian_core::Error| AppError::BadRequest(e.to_string()))?;
+        let bytes = hex::decode(bytes)
+            .map_err(|_| AppError::BadRequest("public_key must be hex".into()))?;
+        PublicKey::new(algorithm, bytes)
+            .map(Some)
+            .map_err(|e| AppError::BadRequest(e.to_string()))
+    }
 }
 
 /// `POST /api/v1/login` answer.
@@ -57,10 +91,10 @@ pub struct LoginAnswer {
     request_body = Login,
     responses(
         (status = 200, description = "Signed in", body = LoginAnswer),
-        (status = 400, description = "The body is not valid JSON, or `actor_id` is not 32 hex digits", body = ErrorBody),
+        (status = 400, description = "The body is not valid JSON, `actor_id` is not 32 hex digits, or the public key is not one of its algorithm", body = ErrorBody),
         (status = 401, description = "Wrong name or password (the same answer for both)", body = ErrorBody),
         (status = 403, description = "The account is disabled, or the device revoked", body = ErrorBody),
-        (status = 409, description = "The device is bound to another user, or the actor id is the server's", body = ErrorBody),
+        (status = 409, description = "The device is bound to another user, the actor id is the server's, or the public key is another device's", body = ErrorBody),
         JsonBodyRefused,
         (status = 429, description = "Too many failed sign-ins: try again after `Retry-After` seconds", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -76,12 +110,14 @@ pub async fn login(
     let storage = app.storage.clone();
     let days = app.settings.token_days;
     let name = body.username.trim().to_owned();
+    let key = body.key()?;
     let (token, user) = auth::sign_in(&app, &name, address, move || {
         storage.login(
             &body.username,
             &body.password,
             &body.device_name,
             &body.actor_id,
+            key.as_ref(),
             days,
         )
     })

@@ -161,7 +161,7 @@ async fn healthz_under_png_load(
         .collect();
     let actor = automerge::ActorId::random();
     let token = login_device(url, "insp", &actor.to_hex_string()).await;
-    let mut doc = AutoCommit::load(&insp.store.export_case(case).expect("export"))
+    let mut doc = AutoCommit::load(&insp.store.export_document(case).expect("export"))
         .expect("load")
         .with_actor(actor);
     for sha256 in &hashes {

@@ -56,7 +56,7 @@ fn main() {
         // shared heads), each answered by the server.
         let docs: Vec<(DocumentId, AutoCommit)> = ids
             .iter()
-            .map(|id| (DocumentId::of(*id), AutoCommit::load(&inspector.store.export_case(*id).expect("export")).expect("load")))
+            .map(|id| (DocumentId::of(*id), AutoCommit::load(&inspector.store.export_document(*id).expect("export")).expect("load")))
             .collect();
         let url = format!("ws://{}/sync?token={}", server.addr, inspector.token);
         let start = Instant::now();

@@ -63,7 +63,7 @@ fn main() {
             .add_finding(case, &sample::finding("现场隐患"))
             .expect("finding");
         let actor = store.device_id();
-        let doc = AutoCommit::load(&store.export_case(case).expect("export"))
+        let doc = AutoCommit::load(&store.export_document(case).expect("export"))
             .expect("load")
             .with_actor(automerge::ActorId::from(hex_bytes(&actor)));
         setup.push((case, actor, doc));

@@ -169,7 +169,8 @@ fn build_workload(dir: &Path, devices: usize, cases: usize, findings: usize) -> 
                     }
                     (
                         case,
-                        AutoCommit::load(&store.export_case(case).expect("export")).expect("load"),
+                        AutoCommit::load(&store.export_document(case).expect("export"))
+                            .expect("load"),
                     )
                 })
                 .collect();

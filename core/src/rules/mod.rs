@@ -61,6 +61,10 @@ coded_enum!(
         Attribution = "attribution" / "记录人",
         /// The shape of the case document.
         Shape = "shape" / "记录结构",
+        /// Whose change it is: its signature, and its signing device's standing.
+        Signature = "signature" / "签名",
+        /// A change built on one that was refused.
+        Dependency = "dependency" / "依赖",
     }
 );
 

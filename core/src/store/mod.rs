@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use automerge::{ActorId, AutoCommit};
+use automerge::{ActorId, AutoCommit, ChangeHash};
 use chrono::{DateTime, FixedOffset, Local, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -23,7 +23,9 @@ use crate::photo::PhotoLimits;
 use crate::projections::{self, CaseQuery, FindingQuery};
 use crate::rules::{self, Author};
 use crate::schema;
+use crate::signing::{ChangeSignature, KeyAlgorithm, PublicKey, SignedCase, Signer, SoftwareKey};
 use crate::sync::intake;
+use sha2::Digest;
 
 mod photos;
 mod sync;
@@ -52,6 +54,8 @@ pub struct Store {
     /// Cases whose next sync message asks the server for every change again (changes it
     /// sent had to wait for ones it skipped).
     rewind: std::collections::HashSet<CaseId>,
+    /// What signs every change this device commits.
+    signer: Arc<dyn Signer>,
 }
 
 /// Which projections a write has to refresh.
@@ -106,6 +110,11 @@ impl Store {
             projections::rebuild_projections(&mut conn)?;
         }
         let actor = device_actor(&conn, &ids)?;
+        let signer = Arc::new(SoftwareKey::load_or_create(
+            &key_path(&path),
+            KeyAlgorithm::Ed25519,
+            || key_seed(&ids),
+        )?);
         let tx = conn.transaction()?;
         for (key, value) in [
             ("user_id", identity.user_id.as_str()),
@@ -135,7 +144,21 @@ impl Store {
             clock: system_clock(),
             ids,
             rewind: std::collections::HashSet::new(),
+            signer,
         })
+    }
+
+    /// The public key this device signs its changes with (the server records it at
+    /// sign-in).
+    pub fn public_key(&self) -> PublicKey {
+        self.signer.public_key()
+    }
+
+    /// Signs this device's changes from now on with `signer` (a key in the platform's key
+    /// store) instead of the store's own key file. Sign in again afterwards, so that the
+    /// server records the new key; changes signed before stay verifiable with the old one.
+    pub fn set_signer(&mut self, signer: Arc<dyn Signer>) {
+        self.signer = signer;
     }
 
     /// The inspector using this store.
@@ -288,6 +311,11 @@ impl Store {
         db::insert_document(&tx, id, &snapshot)?;
         db::set_heads(&tx, id, &mut doc)?;
         projections::write_case_projection(&tx, &projection)?;
+        let signatures = changes
+            .iter()
+            .map(|c| ChangeSignature::sign(self.signer.as_ref(), c.hash()))
+            .collect::<Result<Vec<_>>>()?;
+        db::keep_signatures(&tx, id, &signatures)?;
         tx.commit()?;
         let mut loaded = LoadedDoc::new(doc);
         loaded.judged = Some((loaded.saved_heads.clone(), opened));
@@ -609,18 +637,41 @@ impl Store {
         Ok(crate::case_doc::sorted_heads(&mut self.doc(case)?.doc))
     }
 
-    /// The case document's full Automerge bytes, for another store or the server.
+    /// The case for another device (an on-site merge, `merge_case`): its document and the
+    /// signatures of its changes (`signing::SignedCase`).
     pub fn export_case(&mut self, case: CaseId) -> Result<Vec<u8>> {
+        let loaded = self.doc(case)?;
+        let document = loaded.doc.save();
+        let hashes: Vec<ChangeHash> = loaded
+            .doc
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.hash())
+            .collect();
+        let signatures = db::signatures_of(&self.conn, hashes)?;
+        Ok(SignedCase {
+            document,
+            signatures,
+        }
+        .encode())
+    }
+
+    /// The case document's Automerge bytes alone, without signatures (for Automerge tools
+    /// and peers that read documents only).
+    pub fn export_document(&mut self, case: CaseId) -> Result<Vec<u8>> {
         Ok(self.doc(case)?.doc.save())
     }
 
-    /// Merges a case document's bytes (full or incremental saves) from elsewhere; creates
-    /// the case if it is new here. Returns its id. Invalid bytes change nothing. Its
-    /// changes are checked as the server's are (`rules::apply`): the file came from
-    /// another device, which may have written anything.
+    /// Merges a case from another device (`export_case`, or bare Automerge document bytes,
+    /// full or incremental saves); creates the case if it is new here. Returns its id.
+    /// Invalid bytes change nothing. Its changes are checked as the server's are
+    /// (`rules::apply`): the file came from another device, which may have written
+    /// anything. The signatures that came with its changes are kept, to travel on with
+    /// them.
     pub fn merge_case(&mut self, bytes: &[u8]) -> Result<CaseId> {
-        let mut incoming =
-            AutoCommit::load(bytes).map_err(|e| Error::InvalidDocument(e.to_string()))?;
+        let signed = SignedCase::decode(bytes)?;
+        let mut incoming = AutoCommit::load(&signed.document)
+            .map_err(|e| Error::InvalidDocument(e.to_string()))?;
         let id = document::check_case(&incoming)?;
         // Validate the whole document (its depth and size first) before it touches the
         // store.
@@ -637,18 +688,30 @@ impl Store {
             )));
         }
         rules::apply(&mut merged, &fresh)?;
+        let fresh_hashes: std::collections::HashSet<ChangeHash> =
+            fresh.iter().map(|c| c.hash()).collect();
+        let signatures: Vec<ChangeSignature> = signed
+            .signatures
+            .into_iter()
+            .filter(|s| fresh_hashes.contains(&s.hash))
+            .collect();
         if !exists {
-            self.insert_case(id, merged)?;
+            self.insert_case(id, merged, &signatures)?;
             return Ok(id);
         }
         let loaded = self.cache.get_mut(id).expect("loaded just above");
         loaded.doc = merged;
-        self.persist_merged(id)?;
+        self.persist_merged(id, &signatures)?;
         Ok(id)
     }
 
     /// Stores a case document that is new here, after checking it is a readable case.
-    pub(crate) fn insert_case(&mut self, id: CaseId, mut doc: AutoCommit) -> Result<()> {
+    pub(crate) fn insert_case(
+        &mut self,
+        id: CaseId,
+        mut doc: AutoCommit,
+        signatures: &[ChangeSignature],
+    ) -> Result<()> {
         // Bounds the document's depth and size before anything walks it.
         let judged = rules::CaseState::of(&doc)?;
         let projection = document::project_case(&doc)?;
@@ -656,6 +719,7 @@ impl Store {
         db::insert_document(&tx, id, &doc.save())?;
         db::set_heads(&tx, id, &mut doc)?;
         projections::write_case_projection(&tx, &projection)?;
+        db::keep_signatures(&tx, id, signatures)?;
         tx.commit()?;
         let mut loaded = LoadedDoc::new(doc.with_actor(self.actor.clone()));
         loaded.judged = Some((loaded.saved_heads.clone(), judged));
@@ -664,9 +728,14 @@ impl Store {
         Ok(())
     }
 
-    /// Persists what was merged into a loaded document from elsewhere (changes and the
-    /// whole case's projections), or drops the in-memory document if that fails.
-    pub(crate) fn persist_merged(&mut self, id: CaseId) -> Result<()> {
+    /// Persists what was merged into a loaded document from elsewhere (changes, the
+    /// signatures that came with them and the whole case's projections), or drops the
+    /// in-memory document if that fails.
+    pub(crate) fn persist_merged(
+        &mut self,
+        id: CaseId,
+        signatures: &[ChangeSignature],
+    ) -> Result<()> {
         let loaded = self.cache.get_mut(id).expect("the caller loaded it");
         let result = document::project_case(&loaded.doc).and_then(|projection| {
             let bytes = loaded.doc.save_after(&loaded.saved_heads);
@@ -675,6 +744,7 @@ impl Store {
                 db::append_changes(&tx, id, &mut loaded.doc, &bytes)?;
             }
             projections::write_case_projection(&tx, &projection)?;
+            db::keep_signatures(&tx, id, signatures)?;
             tx.commit()?;
             Ok(())
         });
@@ -745,10 +815,12 @@ impl Store {
             }
         };
         loaded.judged = Some((loaded.doc.get_heads(), after));
+        let signer = self.signer.clone();
         let result = (|| {
             let bytes = loaded.doc.save_after(&loaded.saved_heads);
             let tx = self.conn.transaction()?;
             db::append_changes(&tx, case, &mut loaded.doc, &bytes)?;
+            db::keep_signatures(&tx, case, &[ChangeSignature::sign(signer.as_ref(), hash)?])?;
             match touched {
                 Touched::Case => {
                     projections::write_case_projection(&tx, &document::project_case(&loaded.doc)?)?
@@ -852,6 +924,25 @@ fn enterprise_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Enterprise>>
                 .map_err(|_| projections::corrupt_projection("risk_grade", &risk))?,
         })
     })())
+}
+
+/// Where the store keeps its own device key: a file beside the database, never inside it,
+/// so that a backup of the database never carries the key.
+fn key_path(store: &Path) -> PathBuf {
+    let mut path = store.as_os_str().to_owned();
+    path.push(".key");
+    PathBuf::from(path)
+}
+
+/// The secret of a new device key, from the store's source of identifiers (random in an
+/// app: four version-4 UUIDs, 488 random bits, hashed; seeded in a simulation).
+fn key_seed(ids: &Ids) -> [u8; 32] {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"anjian device key\n");
+    for _ in 0..4 {
+        hasher.update(ids().as_bytes());
+    }
+    hasher.finalize().into()
 }
 
 /// The device's actor id, created on first open (from `ids`) and kept in the file.

@@ -14,6 +14,7 @@ use crate::document;
 use crate::error::{Error, Result};
 use crate::model::{Refusal, UploadState};
 use crate::rules;
+use crate::signing::ChangeSignature;
 use crate::sync::intake;
 
 impl Store {
@@ -233,6 +234,7 @@ impl Store {
         case: CaseId,
         state: &mut sync::State,
         data: &[u8],
+        signatures: &[ChangeSignature],
     ) -> Result<()> {
         let message = sync::Message::decode(data)
             .map_err(|e| Error::InvalidDocument(format!("sync message: {e}")))?;
@@ -252,7 +254,8 @@ impl Store {
                     "document {case} holds case {id}"
                 )));
             }
-            return self.insert_case(case, doc);
+            let signed = signatures_of_changes(signatures, &admitted.changes);
+            return self.insert_case(case, doc, &signed);
         }
         let loaded = self.cache.get_mut(case).expect("loaded just above");
         let admitted = intake::admit(&loaded.doc, checked);
@@ -260,6 +263,7 @@ impl Store {
             self.rewind.insert(case);
         }
         let unchanged = admitted.changes.is_empty();
+        let signed = signatures_of_changes(signatures, &admitted.changes);
         let received = rules::apply(&mut loaded.doc, &admitted.changes)
             .map_err(Error::from)
             .and_then(|()| {
@@ -277,7 +281,20 @@ impl Store {
         if unchanged {
             return Ok(());
         }
-        self.persist_merged(case)
+        self.persist_merged(case, &signed)
+    }
+
+    /// The signatures kept of the changes a sync message carries (`data`), to send before
+    /// it.
+    pub(crate) fn signatures_in(&self, data: &[u8]) -> Result<Vec<ChangeSignature>> {
+        let message = sync::Message::decode(data)
+            .map_err(|e| Error::InvalidDocument(format!("sync message: {e}")))?;
+        let hashes = message
+            .changes
+            .iter()
+            .filter_map(|bytes| automerge::Change::try_from(bytes).ok())
+            .map(|change| change.hash());
+        crate::db::signatures_of(&self.conn, hashes)
     }
 
     /// Records that the server refused changes of a case, keeps them and every change
@@ -327,8 +344,13 @@ impl Store {
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO refusals (case_id, change_hash, reason, refused_at, change) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
+            // Their signatures go with them: a change the server refused may come back
+            // from elsewhere, with a signature that verifies.
+            let mut unsign =
+                tx.prepare_cached("DELETE FROM change_signatures WHERE change_hash = ?1")?;
             for mut change in pending {
                 let hash = change.hash().to_string();
+                unsign.execute([&hash])?;
                 let why = if refused.contains(hash.as_str()) {
                     reason.to_owned()
                 } else {
@@ -371,6 +393,19 @@ impl Store {
     }
 }
 
+/// The signatures among `signatures` of the changes `changes`.
+fn signatures_of_changes(
+    signatures: &[ChangeSignature],
+    changes: &[automerge::Change],
+) -> Vec<ChangeSignature> {
+    let hashes: BTreeSet<ChangeHash> = changes.iter().map(|c| c.hash()).collect();
+    signatures
+        .iter()
+        .filter(|s| hashes.contains(&s.hash))
+        .cloned()
+        .collect()
+}
+
 /// Whether two sets of heads are the same set.
 pub(crate) fn same_heads(a: &[ChangeHash], b: &[ChangeHash]) -> bool {
     let a: BTreeSet<_> = a.iter().collect();
@@ -396,14 +431,14 @@ mod tests {
         let mut b = Store::open(dir.path().join("b.db"), sample::inspector("insp")).expect("b");
         b.merge_case(&a.export_case(case).expect("export"))
             .expect("merge");
-        let known = AutoCommit::load(&b.export_case(case).expect("export"))
+        let known = AutoCommit::load(&b.export_document(case).expect("export"))
             .expect("load")
             .get_heads();
         for text in ["配电箱未接地", "消防通道堵塞"] {
             a.add_finding(case, &sample::finding(text))
                 .expect("finding");
         }
-        let mut server = AutoCommit::load(&a.export_case(case).expect("export")).expect("load");
+        let mut server = AutoCommit::load(&a.export_document(case).expect("export")).expect("load");
         let changes = server.get_changes(&known);
         assert_eq!(changes.len(), 2);
         // A message that lost the first of the two changes on the way.
@@ -416,7 +451,7 @@ mod tests {
             version: sync::MessageVersion::V1,
         };
         let mut state = sync::State::new();
-        b.receive_sync(case, &mut state, &message.encode())
+        b.receive_sync(case, &mut state, &message.encode(), &[])
             .expect("received");
         assert_eq!(b.case(case).expect("case").findings.len(), 0, "it waits");
         let rewind = b
@@ -437,10 +472,10 @@ mod tests {
             .sync()
             .generate_sync_message(&mut server_state)
             .expect("the server answers");
-        b.receive_sync(case, &mut state, &everything.encode())
+        b.receive_sync(case, &mut state, &everything.encode(), &[])
             .expect("received");
         assert_eq!(b.case(case).expect("case").findings.len(), 2);
-        let mut synced = AutoCommit::load(&b.export_case(case).expect("export")).expect("load");
+        let mut synced = AutoCommit::load(&b.export_document(case).expect("export")).expect("load");
         assert_eq!(synced.get_heads(), server.get_heads());
     }
 
@@ -531,7 +566,7 @@ mod tests {
         // The server acknowledged the case as it is.
         let mut state = sync::State::new();
         state.their_heads = Some(
-            AutoCommit::load(&phone.export_case(case).expect("export"))
+            AutoCommit::load(&phone.export_document(case).expect("export"))
                 .expect("load")
                 .get_heads(),
         );

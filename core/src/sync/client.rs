@@ -46,6 +46,8 @@ struct LoginRequest<'a> {
     password: &'a str,
     device_name: &'a str,
     actor_id: &'a str,
+    key_algorithm: &'a str,
+    public_key: String,
 }
 
 #[derive(Deserialize)]
@@ -59,8 +61,8 @@ struct ErrorBody {
 }
 
 impl Store {
-    /// Signs in to `server` (`http://host:port`) and binds this device's actor id to the
-    /// user; returns the token to sync with.
+    /// Signs in to `server` (`http://host:port`) and binds this device's actor id and
+    /// public key to the user; returns the token to sync with.
     pub async fn login(
         &self,
         server: &str,
@@ -74,6 +76,7 @@ impl Store {
             password,
             device_name,
             &self.device_id(),
+            &self.public_key(),
             self.network_timeout(),
         )
         .await
@@ -126,14 +129,15 @@ fn http(timeout: Duration) -> Result<reqwest::Client> {
         .map_err(network)
 }
 
-/// Signs in as `username` from the device with actor id `actor_id` (hex); returns the
-/// token to sync with.
+/// Signs in as `username` from the device with actor id `actor_id` (hex) that signs its
+/// changes with `key`; returns the token to sync with.
 pub async fn login(
     server: &str,
     username: &str,
     password: &str,
     device_name: &str,
     actor_id: &str,
+    key: &crate::signing::PublicKey,
     timeout: Duration,
 ) -> Result<String> {
     let response = http(timeout)?
@@ -143,6 +147,8 @@ pub async fn login(
             password,
             device_name,
             actor_id,
+            key_algorithm: key.algorithm.code(),
+            public_key: hex::encode(&key.bytes),
         })
         .send()
         .await

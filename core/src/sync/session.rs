@@ -9,10 +9,17 @@ use automerge::sync;
 use serde::{Deserialize, Serialize};
 
 use super::docid::DocumentId;
-use super::wire::{PROTOCOL_VERSION, PeerMetadata, REFUSAL_EXTENSION, WireMessage};
+use super::wire::{
+    PROTOCOL_VERSION, PeerMetadata, REFUSAL_EXTENSION, SIGNATURES_EXTENSION, WireMessage,
+};
 use crate::codes::CaseId;
 use crate::error::{Error, Result};
+use crate::signing::ChangeSignature;
 use crate::store::Store;
+
+/// Signatures the server sent that wait for the changes they sign, at most (as many as
+/// changes one message may carry).
+const WAITING_SIGNATURES: usize = 20_000;
 
 /// One document in the server's catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +117,10 @@ pub struct SyncSession {
     report: SyncReport,
     /// A case left this device on a refusal: the next round reads the whole catalog.
     reread_catalog: bool,
+    /// Whether the server reads and sends `anjian-signatures`.
+    server_signs: bool,
+    /// Signatures the server sent, kept until the changes they sign arrive.
+    signatures: Vec<ChangeSignature>,
 }
 
 impl SyncSession {
@@ -142,6 +153,8 @@ impl SyncSession {
             pending,
             report: SyncReport::default(),
             reread_catalog: false,
+            server_signs: false,
+            signatures: Vec::new(),
         })
     }
 
@@ -165,7 +178,7 @@ impl SyncSession {
         }
     }
 
-    /// The first frame: `join`, announcing the refusal extension.
+    /// The first frame: `join`, announcing the refusal and signature extensions.
     pub fn join(&mut self) -> Vec<u8> {
         self.sent(
             WireMessage::Join {
@@ -173,7 +186,10 @@ impl SyncSession {
                 metadata: PeerMetadata {
                     storage_id: None,
                     is_ephemeral: false,
-                    extensions: vec![REFUSAL_EXTENSION.to_owned()],
+                    extensions: vec![
+                        REFUSAL_EXTENSION.to_owned(),
+                        SIGNATURES_EXTENSION.to_owned(),
+                    ],
                 },
                 supported_versions: vec![PROTOCOL_VERSION.to_owned()],
             }
@@ -189,8 +205,13 @@ impl SyncSession {
             WireMessage::decode(frame).map_err(|e| Error::Sync(format!("the server sent {e}")))?;
         let mut out = Vec::new();
         match message {
-            WireMessage::Peer { sender_id, .. } => {
+            WireMessage::Peer {
+                sender_id,
+                metadata,
+                ..
+            } => {
                 self.server_peer = Some(sender_id);
+                self.server_signs = metadata.understands_signatures();
                 for case in self.pending.clone() {
                     let mut state = store.load_sync_state(&self.server, case)?;
                     let mut data = store.generate_sync(case, &mut state)?;
@@ -203,7 +224,7 @@ impl SyncSession {
                     let request = !store.has_case(case)?;
                     self.states.insert(case, state);
                     if let Some(data) = data {
-                        out.push(self.doc_frame(case, data, request));
+                        out.extend(self.doc_frames(store, case, data, request)?);
                     }
                 }
             }
@@ -215,9 +236,9 @@ impl SyncSession {
             } => {
                 let case = document_id.case_id();
                 let mut state = self.states.remove(&case).unwrap_or_default();
-                store.receive_sync(case, &mut state, &data)?;
+                store.receive_sync(case, &mut state, &data, &self.signatures)?;
                 if let Some(reply) = store.generate_sync(case, &mut state)? {
-                    out.push(self.doc_frame(case, reply, false));
+                    out.extend(self.doc_frames(store, case, reply, false)?);
                 }
                 if store.has_case(case)?
                     && store.save_sync_state(&self.server, case, &state)?
@@ -247,6 +268,14 @@ impl SyncSession {
                 self.pending.remove(&case);
                 self.report.refused.push((case, reason));
             }
+            WireMessage::Signatures { signatures, .. } => {
+                let records = ChangeSignature::from_records(&signatures)
+                    .map_err(|e| Error::Sync(format!("the server sent signatures: {e}")))?;
+                if self.signatures.len() + records.len() > WAITING_SIGNATURES {
+                    self.signatures.clear();
+                }
+                self.signatures.extend(records);
+            }
             WireMessage::Error { message } => {
                 return Err(Error::Sync(format!("the server reported: {message}")));
             }
@@ -272,14 +301,36 @@ impl SyncSession {
         self.report.bytes_received += bytes;
     }
 
-    fn doc_frame(&mut self, case: CaseId, data: Vec<u8>, request: bool) -> Vec<u8> {
+    /// The frames that carry a sync message: the signatures of its changes first, to a
+    /// server that reads them, then the message.
+    fn doc_frames(
+        &mut self,
+        store: &Store,
+        case: CaseId,
+        data: Vec<u8>,
+        request: bool,
+    ) -> Result<Vec<Vec<u8>>> {
         let (sender_id, target_id, document_id) = (
             self.peer_id.clone(),
             self.server_peer.clone().unwrap_or_default(),
             DocumentId::of(case),
         );
+        let mut frames = Vec::new();
+        if self.server_signs {
+            let signatures = store.signatures_in(&data)?;
+            if !signatures.is_empty() {
+                let message = WireMessage::Signatures {
+                    sender_id: sender_id.clone(),
+                    target_id: target_id.clone(),
+                    document_id,
+                    signatures: ChangeSignature::records(&signatures),
+                };
+                frames.push(self.sent(message.encode()));
+            }
+        }
         let message = WireMessage::document(request, sender_id, target_id, document_id, data);
-        self.sent(message.encode())
+        frames.push(self.sent(message.encode()));
+        Ok(frames)
     }
 
     fn sent(&mut self, frame: Vec<u8>) -> Vec<u8> {

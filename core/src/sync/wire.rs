@@ -1,6 +1,7 @@
 //! The automerge-repo v1 WebSocket messages (one CBOR map per binary frame), as the stock
 //! JavaScript client (`@automerge/automerge-repo` 2.x) sends and reads them, plus Anjian's
-//! one extension, `anjian-refused`, sent only to peers that announce it.
+//! two extensions, sent only to peers that announce them: `anjian-refused` and
+//! `anjian-signatures`.
 //!
 //! Decoding is lenient where the JavaScript encoder is loose (16-bit map headers, CBOR
 //! `undefined`, floats for large integers, unknown keys) and strict about what matters
@@ -16,6 +17,8 @@ pub const PROTOCOL_VERSION: &str = "1";
 /// The extension name a peer lists in `peerMetadata.anjianExtensions` to receive
 /// `anjian-refused` messages.
 pub const REFUSAL_EXTENSION: &str = "refusal";
+/// The extension name a peer lists to send and receive `anjian-signatures` messages.
+pub const SIGNATURES_EXTENSION: &str = "signatures";
 
 /// What a peer says about itself in `join` and `peer`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +35,11 @@ impl PeerMetadata {
     /// Whether the peer wants `anjian-refused` messages.
     pub fn understands_refusals(&self) -> bool {
         self.extensions.iter().any(|e| e == REFUSAL_EXTENSION)
+    }
+
+    /// Whether the peer sends and reads `anjian-signatures` messages.
+    pub fn understands_signatures(&self) -> bool {
+        self.extensions.iter().any(|e| e == SIGNATURES_EXTENSION)
     }
 }
 
@@ -109,6 +117,18 @@ pub enum WireMessage {
         rule: String,
         /// The refused change hashes (hex).
         changes: Vec<String>,
+    },
+    /// Anjian extension, both ways, before the `sync` message that carries the changes:
+    /// the signatures of changes (`signing::ChangeSignature` records, one after another).
+    Signatures {
+        /// Sender.
+        sender_id: String,
+        /// Recipient.
+        target_id: String,
+        /// The document.
+        document_id: DocumentId,
+        /// The records.
+        signatures: Vec<u8>,
     },
     /// A message type this implementation does not act on (`ephemeral`, `leave`,
     /// `remote-heads-changed`, `remote-subscription-change`).
@@ -304,6 +324,16 @@ impl WireMessage {
                 for c in changes {
                     e.str(c)?;
                 }
+            }
+            WireMessage::Signatures {
+                sender_id,
+                target_id,
+                document_id,
+                signatures,
+            } => {
+                e.map(5)?.str("type")?.str("anjian-signatures")?;
+                write_doc_message(e, sender_id, target_id, document_id)?;
+                e.str("signatures")?.bytes(signatures)?;
             }
             WireMessage::Ignored { kind } => {
                 e.map(1)?.str("type")?.str(kind)?;
@@ -506,6 +536,12 @@ impl Message {
                 rule: self.optional_text("rule"),
                 changes: self.texts("changes"),
             },
+            "anjian-signatures" => WireMessage::Signatures {
+                sender_id: self.text("senderId")?,
+                target_id: self.optional_text("targetId"),
+                document_id: self.document_id()?,
+                signatures: self.bytes("signatures")?,
+            },
             "ephemeral" | "leave" | "remote-heads-changed" | "remote-subscription-change" => {
                 WireMessage::Ignored { kind }
             }
@@ -623,6 +659,12 @@ mod tests {
                 reason: "已审核的案件不能修改".into(),
                 rule: "approved_lock".into(),
                 changes: vec!["ab".into()],
+            },
+            WireMessage::Signatures {
+                sender_id: "a".into(),
+                target_id: "s".into(),
+                document_id: doc,
+                signatures: vec![7; crate::signing::RECORD_LEN],
             },
         ] {
             assert_eq!(

@@ -75,7 +75,7 @@ fn fixture() -> Fixture {
     let plain = store
         .add_finding(case, &finding("临时堆放的纸箱"))
         .expect("finding");
-    let doc = AutoCommit::load(&store.export_case(case).expect("export")).expect("load");
+    let doc = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
     Fixture {
         doc,
         case,

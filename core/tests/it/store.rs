@@ -223,7 +223,7 @@ fn review_actions_move_the_state_and_keep_the_trail() {
 
     // The same document as the server's supervisors change it.
     let mut doc =
-        automerge::AutoCommit::load(&store.export_case(case).expect("export")).expect("load");
+        automerge::AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
     let at = anjian_core::sample::visit_time();
     let review = |doc: &mut automerge::AutoCommit, action, text| {
         anjian_core::case_doc::review(doc, "chief", action, text, at)

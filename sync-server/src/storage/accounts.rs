@@ -5,6 +5,8 @@ use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
+use anjian_core::signing::PublicKey;
+
 use super::{Storage, user_row};
 use crate::error::{AppError, AppResult};
 use crate::users::{
@@ -147,6 +149,7 @@ impl Storage {
         password: &str,
         device_name: &str,
         actor_id: &str,
+        key: Option<&PublicKey>,
         token_days: u32,
     ) -> AppResult<(String, User)> {
         if actor_id.len() != 32 || !actor_id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -185,6 +188,9 @@ impl Storage {
                         params![actor_id, user_id, device_name.trim(), Utc::now().to_rfc3339()],
                     )?;
                 }
+            }
+            if let Some(key) = key {
+                register_key(&tx, &actor_id, key)?;
             }
             let now = Utc::now();
             tx.execute(
@@ -403,6 +409,39 @@ impl Storage {
 pub const TOKEN_ID_LEN: usize = 12;
 
 /// Counts a revocation.
+/// Records a key the device `actor_id` signs with (a key it registered before stays, as
+/// do its older keys); a key registered by another device is refused.
+fn register_key(tx: &rusqlite::Transaction<'_>, actor_id: &str, key: &PublicKey) -> AppResult<()> {
+    let id = key.id();
+    let holder: Option<String> = tx
+        .query_row(
+            "SELECT actor_id FROM device_keys WHERE key_id = ?1",
+            [id.as_slice()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match holder {
+        Some(holder) if holder == actor_id => Ok(()),
+        Some(_) => Err(AppError::Conflict(
+            "this public key belongs to another device".into(),
+        )),
+        None => {
+            tx.execute(
+                "INSERT INTO device_keys (key_id, actor_id, algorithm, public_key, registered_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    id.as_slice(),
+                    actor_id,
+                    key.algorithm.code(),
+                    key.bytes,
+                    Utc::now().to_rfc3339()
+                ],
+            )?;
+            Ok(())
+        }
+    }
+}
+
 fn bump_revocations(tx: &rusqlite::Transaction<'_>) -> AppResult<()> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('revocations', '1')

@@ -6,10 +6,11 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use anjian_core::rules::CaseState;
+use anjian_core::rules::{Author, CaseState};
+use anjian_core::signing::{ChangeSignature, KeyId, PublicKey};
 use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
 use anjian_core::{CaseId, Role};
-use automerge::AutoCommit;
+use automerge::{AutoCommit, ChangeHash};
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -29,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/002_blobs.sql"),
     include_str!("../../migrations/003_supervisors.sql"),
     include_str!("../../migrations/004_trust.sql"),
+    include_str!("../../migrations/005_device_keys.sql"),
 ];
 /// Fold a document's chunks into a new snapshot after this many.
 const COMPACT_AFTER_CHUNKS: i64 = 64;
@@ -50,6 +52,23 @@ pub struct Receipt {
     pub actor: String,
     /// Device time (seconds).
     pub device_time: i64,
+    /// The account that wrote the change (for a relayed change, not the sender's).
+    pub author: i64,
+    /// The change's signature, when it came with one.
+    pub signature: Option<ChangeSignature>,
+}
+
+/// A key a device registered, as the server keeps it.
+#[derive(Debug, Clone)]
+pub struct DeviceKey {
+    /// The device (actor id, hex).
+    pub actor: String,
+    /// The account the device is bound to.
+    pub user_id: i64,
+    /// The key.
+    pub key: PublicKey,
+    /// Whether the device was revoked.
+    pub revoked: bool,
 }
 
 /// What committing new changes of a case writes.
@@ -325,6 +344,75 @@ impl Storage {
         })
     }
 
+    /// The key `id` and the device that registered it.
+    pub fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT k.actor_id, d.user_id, k.algorithm, k.public_key, d.revoked_at IS NOT NULL
+                 FROM device_keys k JOIN devices d ON d.actor_id = k.actor_id
+                 WHERE k.key_id = ?1",
+                [id.as_slice()],
+                |r| {
+                    let algorithm: String = r.get(2)?;
+                    let bytes: Vec<u8> = r.get(3)?;
+                    Ok((|| {
+                        let key = PublicKey::new(algorithm.parse()?, bytes)
+                            .map_err(|e| AppError::Internal(format!("a stored device key: {e}")))?;
+                        Ok(DeviceKey {
+                            actor: r.get(0)?,
+                            user_id: r.get(1)?,
+                            key,
+                            revoked: r.get(4)?,
+                        })
+                    })())
+                },
+            )
+            .optional()?
+            .transpose()
+        })
+    }
+
+    /// The account `user_id` as the rule book knows it, unless disabled.
+    pub fn author(&self, user_id: i64) -> AppResult<Option<Author>> {
+        self.read(|conn| {
+            let user = conn
+                .query_row(
+                    "SELECT id, username, name, role, district, department, disabled FROM users WHERE id = ?1",
+                    [user_id],
+                    user_row,
+                )
+                .optional()?
+                .transpose()?;
+            Ok(user
+                .filter(|u| !u.disabled)
+                .map(|u| crate::policy::author(&u)))
+        })
+    }
+
+    /// The signatures the server received of the changes `hashes` (those without one are
+    /// left out).
+    pub fn signatures_of(&self, hashes: &[ChangeHash]) -> AppResult<Vec<ChangeSignature>> {
+        self.read(|conn| {
+            let mut select = conn.prepare_cached(
+                "SELECT key_id, signature FROM receipts WHERE change_hash = ?1 AND signature IS NOT NULL",
+            )?;
+            let mut found = Vec::new();
+            for hash in hashes {
+                let row: Option<(Vec<u8>, Vec<u8>)> = select
+                    .query_row([hash.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((key, signature)) = row {
+                    found.push(
+                        ChangeSignature::from_stored(*hash, &key, &signature).ok_or_else(
+                            || AppError::Internal(format!("the signature of {hash}")),
+                        )?,
+                    );
+                }
+            }
+            Ok(found)
+        })
+    }
+
     /// Which user a device (actor id) is bound to, unless revoked.
     pub fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>> {
         self.read(|conn| {
@@ -391,12 +479,25 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
         |r| r.get(0),
     )?;
     let now = Utc::now().to_rfc3339();
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at,
+            relayed_by, key_id, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
     for receipt in &commit.receipts {
-        tx.execute(
-                "INSERT OR IGNORE INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![receipt.hash, key, receipt.actor, commit.user_id, receipt.device_time, now],
-            )?;
+        let relayed_by = (receipt.author != commit.user_id).then_some(commit.user_id);
+        let signature = receipt.signature.as_ref();
+        insert.execute(params![
+            receipt.hash,
+            key,
+            receipt.actor,
+            receipt.author,
+            receipt.device_time,
+            now,
+            relayed_by,
+            signature.map(|s| s.key.to_vec()),
+            signature.map(|s| s.signature.to_vec()),
+        ])?;
     }
     write_projections(tx, &key, &commit.projection, true)?;
     Ok(chunks)
@@ -410,6 +511,12 @@ pub trait Documents: Send + Sync {
     fn load_document(&self, case: CaseId) -> AppResult<Option<AutoCommit>>;
     /// The user a device (actor id, hex) is bound to, unless revoked.
     fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>>;
+    /// A key a device registered, with the device.
+    fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>>;
+    /// An account as the rule book knows it, unless disabled.
+    fn author(&self, user_id: i64) -> AppResult<Option<Author>>;
+    /// The signatures received of changes.
+    fn signatures_of(&self, hashes: &[ChangeHash]) -> AppResult<Vec<ChangeSignature>>;
     /// Commits new changes of several cases, each durable and independent of the others;
     /// per commit, the number of chunks its document now has.
     fn commit_batch(&self, commits: &[Commit]) -> Vec<AppResult<i64>>;
@@ -424,6 +531,18 @@ impl Documents for Storage {
 
     fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>> {
         Storage::actor_owner(self, actor)
+    }
+
+    fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>> {
+        Storage::device_key(self, id)
+    }
+
+    fn author(&self, user_id: i64) -> AppResult<Option<Author>> {
+        Storage::author(self, user_id)
+    }
+
+    fn signatures_of(&self, hashes: &[ChangeHash]) -> AppResult<Vec<ChangeSignature>> {
+        Storage::signatures_of(self, hashes)
     }
 
     fn commit_batch(&self, commits: &[Commit]) -> Vec<AppResult<i64>> {

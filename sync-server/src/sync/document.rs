@@ -4,14 +4,17 @@
 //! WebSocket's on the apply threads, the simulation's on its own) run these functions on
 //! the document under its lock and commit what they return.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
 use anjian_core::injected::{Bug, injected};
 use anjian_core::rules::{self, Author, CaseState, Ops, Refusal};
+use anjian_core::signing::{ChangeSignature, KeyId};
 use anjian_core::sync::intake::{self, IntakeError};
 use anjian_core::sync::next_message;
 use anjian_core::{CaseId, case_doc};
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, Change, ChangeHash};
-use std::sync::Arc;
 
 use crate::error::{AppError, AppResult};
 use crate::hub::SlotDoc;
@@ -28,12 +31,10 @@ pub enum Received {
     },
     /// Changes to commit.
     Commit(Box<Candidate>),
-    /// Refused, with why.
+    /// Every new change refused, with why.
     Refused {
-        /// The rule and the reason.
-        refusal: Refusal,
-        /// The changes refused (hex hashes).
-        hashes: Vec<String>,
+        /// The refusals, each with the changes it refused.
+        refused: Vec<RefusedChanges>,
         /// The peer's sync state, when the server has the document.
         state: Option<sync::State>,
     },
@@ -51,12 +52,20 @@ pub enum Received {
     },
 }
 
+/// Signatures a peer sent, by the hash of the change each signs.
+pub type Signatures = HashMap<ChangeHash, ChangeSignature>;
+
+/// Changes refused for one reason: the refusal, and the changes (hex hashes).
+pub type RefusedChanges = (Refusal, Vec<String>);
+
 /// New changes the rule book allowed, before they are committed.
 pub struct Candidate {
     doc: AutoCommit,
     case: CaseState,
     /// Blob hashes the changes name.
     blob_refs: Vec<String>,
+    /// Changes of the same message that were refused (the others are committed).
+    refused: Vec<RefusedChanges>,
     state: sync::State,
     /// What storage appends (the whole document when it is new on the server).
     bytes: Vec<u8>,
@@ -84,12 +93,14 @@ pub struct Context {
 }
 
 /// Handles one sync message for one document: `state` is the peer's sync state, `incoming`
-/// what it sent so far of a document the server does not have.
+/// what it sent so far of a document the server does not have, `signatures` what it sent
+/// of its changes' signatures.
 pub fn receive(
     slot: &mut SlotDoc,
     state: Option<sync::State>,
     incoming: Option<(AutoCommit, sync::State)>,
     message: sync::Message,
+    signatures: &Signatures,
     context: &Context,
 ) -> AppResult<Received> {
     slot.load(context.storage.as_ref(), context.case_id)?;
@@ -104,17 +115,19 @@ pub fn receive(
         .is_some_and(|s| rules::may_read(&context.author, s.case()));
     if visible {
         let state = state.unwrap_or_default();
-        receive_visible(slot, state, checked, context)
+        receive_visible(slot, state, checked, signatures, context)
     } else {
-        receive_unknown(slot, incoming, checked, asks_only, context)
+        receive_unknown(slot, incoming, checked, asks_only, signatures, context)
     }
 }
 
-/// A document this user may see: apply on a copy, judge, and hand back to commit.
+/// A document this user may see: apply on a copy, judge each change as its author's, and
+/// hand back to commit what the rule book allows.
 fn receive_visible(
     slot: &mut SlotDoc,
     mut state: sync::State,
     checked: intake::Checked,
+    signatures: &Signatures,
     context: &Context,
 ) -> AppResult<Received> {
     let (Some(doc), Some(before)) = (slot.doc.as_mut(), slot.state.as_ref()) else {
@@ -130,38 +143,44 @@ fn receive_visible(
         return Ok(Received::Nothing { state, rewind });
     }
     let fresh = admitted.changes;
-    if let Err(refusal) = check_senders(context, doc, &fresh) {
-        return Ok(refused(refusal, &fresh, Some(state)));
+    if let Err(e) = intake::check_depth(doc, &fresh, context.wire.depth) {
+        return Ok(refused(limit(e), &fresh, Some(state)));
     }
+    let authors = authors(context, &fresh, signatures);
+    let judged = judge_changes(doc, Some(before), fresh, authors, &context.wire);
+    let Some(after) = judged.case else {
+        return Ok(Received::Refused {
+            refused: judged.refused,
+            state: Some(state),
+        });
+    };
     let before_heads = doc.get_heads();
-    let mut candidate = doc.clone();
-    if let Err(refusal) =
-        rules::apply(&mut candidate, &fresh).and_then(|()| within_size(&candidate, &context.wire))
-    {
-        return Ok(refused(refusal, &fresh, Some(state)));
-    }
-    let ops = match Ops::of(&candidate, &fresh) {
-        Ok(ops) => ops,
-        Err(refusal) => return Ok(refused(refusal, &fresh, Some(state))),
+    let Judged {
+        doc: mut candidate,
+        admitted: applied,
+        refused: refusals,
+        blob_refs,
+        touched_conflict,
+        ..
+    } = judged;
+    let candidate_state = if refusals.is_empty() {
+        // The changes are in the copy already: receiving the message only moves the
+        // state.
+        let mut moved = state;
+        candidate
+            .sync()
+            .receive_sync_message(&mut moved, admitted.message)
+            .map_err(unreadable)?;
+        moved
+    } else {
+        // The peer drops what was refused and starts the document afresh.
+        sync::State::new()
     };
-    let after = match before.after(&candidate, &ops) {
-        Ok(after) => after,
-        Err(e) => return Ok(refused(invalid(e), &fresh, Some(state))),
-    };
-    if let Err(refusal) = rules::judge(&context.author, Some(before), &after, &ops) {
-        return Ok(refused(refusal, &fresh, Some(state)));
-    }
-    // The changes are in the copy already: receiving the message only moves the state.
-    let mut candidate_state = state;
-    candidate
-        .sync()
-        .receive_sync_message(&mut candidate_state, admitted.message)
-        .map_err(unreadable)?;
     let mut bytes = candidate.save_after(&before_heads);
-    if injected(Bug::DropChange) && fresh.len() > 1 {
-        bytes = fresh[..fresh.len() - 1]
+    if injected(Bug::DropChange) && applied.len() > 1 {
+        bytes = applied[..applied.len() - 1]
             .iter()
-            .flat_map(|c| c.raw_bytes().to_vec())
+            .flat_map(|(c, _)| c.raw_bytes().to_vec())
             .collect();
     }
     let mut commit = commit_of(
@@ -170,11 +189,12 @@ fn receive_visible(
         candidate_state,
         bytes,
         false,
-        &fresh,
-        &ops,
+        &applied,
+        (blob_refs, touched_conflict),
         slot.conflicts,
     );
     commit.rewind = rewind;
+    commit.refused = refusals;
     Ok(Received::Commit(Box::new(commit)))
 }
 
@@ -187,75 +207,361 @@ fn receive_unknown(
     incoming: Option<(AutoCommit, sync::State)>,
     checked: intake::Checked,
     asks_only: bool,
+    signatures: &Signatures,
     context: &Context,
 ) -> AppResult<Received> {
-    let (mut candidate, mut candidate_state) =
+    let (mut gathered, mut gathered_state) =
         incoming.unwrap_or_else(|| (AutoCommit::new(), sync::State::new()));
-    let admitted = intake::admit(&candidate, checked);
+    let admitted = intake::admit(&gathered, checked);
     let fresh = admitted.changes;
-    if let Err(refusal) = check_senders(context, &candidate, &fresh) {
-        return Ok(refused(refusal, &fresh, None));
+    if let Err(e) = intake::check_depth(&gathered, &fresh, context.wire.depth) {
+        return Ok(refused(limit(e), &fresh, None));
     }
     if let Err(refusal) =
-        rules::apply(&mut candidate, &fresh).and_then(|()| within_size(&candidate, &context.wire))
+        rules::apply(&mut gathered, &fresh).and_then(|()| within_size(&gathered, &context.wire))
     {
         return Ok(refused(refusal, &fresh, None));
     }
-    candidate
+    gathered
         .sync()
-        .receive_sync_message(&mut candidate_state, admitted.message)
+        .receive_sync_message(&mut gathered_state, admitted.message)
         .map_err(unreadable)?;
-    if candidate.get_heads().is_empty() {
+    if gathered.get_heads().is_empty() {
         if asks_only {
             return Ok(Received::Unavailable);
         }
-        let reply = next_message(&mut candidate, &mut candidate_state);
+        let reply = next_message(&mut gathered, &mut gathered_state);
         return Ok(Received::Gathering {
-            doc: Box::new(candidate),
-            state: candidate_state,
+            doc: Box::new(gathered),
+            state: gathered_state,
             reply,
         });
     }
-    // Everything gathered so far is judged as one new case.
-    let applied = candidate.get_changes(&[]);
+    // Everything gathered so far is judged as one new case, each change as its author's.
+    let applied = gathered.get_changes(&[]);
     if slot.doc.is_some() {
         // It exists but is not this user's to see: refuse as if it were a new case
         // outside the jurisdiction, which is what the sender's copy claims to be.
         return Ok(refused(rules::jurisdiction(), &applied, None));
     }
-    // The wire's limits bounded the depth and size of everything these changes make.
-    let after = match CaseState::of_stored(&candidate) {
-        Ok(after) => after,
-        Err(e) => return Ok(refused(invalid(e), &applied, None)),
+    let authors = authors(context, &applied, signatures);
+    let judged = judge_changes(&AutoCommit::new(), None, applied, authors, &context.wire);
+    let Some(after) = judged.case else {
+        return Ok(Received::Refused {
+            refused: judged.refused,
+            state: None,
+        });
     };
-    let ops = match Ops::of(&candidate, &applied) {
-        Ok(ops) => ops,
-        Err(refusal) => return Ok(refused(refusal, &applied, None)),
-    };
-    if let Err(refusal) = rules::judge(&context.author, None, &after, &ops) {
-        return Ok(refused(refusal, &applied, None));
-    }
+    let Judged {
+        doc: mut candidate,
+        admitted: applied,
+        refused: refusals,
+        blob_refs,
+        touched_conflict,
+        ..
+    } = judged;
     if case_doc::case_id(&candidate).ok() != Some(context.case_id) {
+        let all: Vec<Change> = applied.into_iter().map(|(c, _)| c).collect();
         return Ok(refused(
             invalid(anjian_core::Error::InvalidDocument(format!(
                 "document {} holds another case",
                 context.case_id
             ))),
-            &applied,
+            &all,
             None,
         ));
     }
+    let state = if refusals.is_empty() {
+        gathered_state
+    } else {
+        sync::State::new()
+    };
     let bytes = candidate.save();
-    Ok(Received::Commit(Box::new(commit_of(
+    let mut commit = commit_of(
         candidate,
         after,
-        candidate_state,
+        state,
         bytes,
         true,
         &applied,
-        &ops,
+        (blob_refs, touched_conflict),
         0,
-    ))))
+    );
+    commit.refused = refusals;
+    Ok(Received::Commit(Box::new(commit)))
+}
+
+/// Who wrote a change, as the server accepts it.
+#[derive(Clone)]
+pub struct Signed {
+    author: Author,
+    user_id: i64,
+    signature: Option<ChangeSignature>,
+}
+
+/// The author of each change, or why the server accepts it from no one: a change whose
+/// signature verifies against a key its own device registered is its device's user's,
+/// whichever connection carries it, unless that device was revoked; an unsigned change
+/// (or one signed with a key the server never registered) is accepted only from the
+/// sender's own bound device, as the sender's. Either way the change's note names that
+/// author.
+fn authors(
+    context: &Context,
+    changes: &[Change],
+    signatures: &Signatures,
+) -> Vec<Result<Signed, Refusal>> {
+    let mut keys: HashMap<KeyId, Option<crate::storage::DeviceKey>> = HashMap::new();
+    let mut accounts: HashMap<i64, Option<Author>> = HashMap::new();
+    let mut owners: HashMap<String, Option<i64>> = HashMap::new();
+    let unverifiable = |e: AppError| {
+        Refusal::new(
+            rules::Rule::Attribution,
+            format!("服务器暂时无法核验设备 ({e})"),
+        )
+    };
+    changes
+        .iter()
+        .map(|change| {
+            let actor = change.actor_id().to_hex_string();
+            let note_by = case_doc::author(change);
+            if let Some(signature) = signatures.get(&change.hash()) {
+                let key = match keys.get(&signature.key) {
+                    Some(key) => key.clone(),
+                    None => {
+                        let key = context
+                            .storage
+                            .device_key(&signature.key)
+                            .map_err(unverifiable)?;
+                        keys.insert(signature.key, key.clone());
+                        key
+                    }
+                };
+                if let Some(key) = key {
+                    if key.actor != actor || signature.verify(&key.key).is_err() {
+                        return Err(Refusal::new(
+                            rules::Rule::Signature,
+                            "修改的签名与其设备的密钥不符，未被接受 (the change's signature does not verify against its device's key)",
+                        ));
+                    }
+                    if key.revoked {
+                        return Err(Refusal::new(
+                            rules::Rule::Signature,
+                            format!(
+                                "签名设备 {actor} 已被吊销，其修改未被接受 (the signing device was revoked)"
+                            ),
+                        ));
+                    }
+                    let author = if key.user_id == context.user_id {
+                        Some(context.author.clone())
+                    } else {
+                        match accounts.get(&key.user_id) {
+                            Some(author) => author.clone(),
+                            None => {
+                                let author =
+                                    context.storage.author(key.user_id).map_err(unverifiable)?;
+                                accounts.insert(key.user_id, author.clone());
+                                author
+                            }
+                        }
+                    };
+                    let Some(author) = author else {
+                        return Err(Refusal::new(
+                            rules::Rule::Signature,
+                            "签名设备的账号已停用，其修改未被接受 (the signer's account is disabled)",
+                        ));
+                    };
+                    rules::note_names_author(&note_by, &author)?;
+                    return Ok(Signed {
+                        author,
+                        user_id: key.user_id,
+                        signature: Some(signature.clone()),
+                    });
+                }
+            }
+            let owner = match owners.get(&actor) {
+                Some(owner) => *owner,
+                None => {
+                    let owner = context.storage.actor_owner(&actor).map_err(unverifiable)?;
+                    owners.insert(actor.clone(), owner);
+                    owner
+                }
+            };
+            if owner != Some(context.user_id) {
+                return Err(Refusal::new(
+                    rules::Rule::Attribution,
+                    format!(
+                        "修改来自未绑定到您账号的设备 {actor}，且没有可核验的签名，未被接受 (an unsigned change from a device not bound to your account)"
+                    ),
+                ));
+            }
+            rules::note_names_author(&note_by, &context.author)?;
+            Ok(Signed {
+                author: context.author.clone(),
+                user_id: context.user_id,
+                signature: None,
+            })
+        })
+        .collect()
+}
+
+/// What judging a message's changes one author at a time came to.
+struct Judged {
+    /// The document with the admitted changes.
+    doc: AutoCommit,
+    /// The case after them, when any were admitted.
+    case: Option<CaseState>,
+    /// The admitted changes, in causal order, with their authors.
+    admitted: Vec<(Change, Signed)>,
+    /// The refused ones, by reason.
+    refused: Vec<RefusedChanges>,
+    /// Blob hashes the admitted changes name.
+    blob_refs: BTreeSet<String>,
+    /// Whether they wrote into a field in conflict.
+    touched_conflict: bool,
+}
+
+/// Judges `fresh` (in causal order) against `doc` (whose case is `before`, `None` for a
+/// case new to the server), each run of consecutive changes by one author as that
+/// author's: a run the rule book allows is applied whole; in a run it refuses, each change
+/// is judged alone. A refused change, and every change built on it, is left out; the rest
+/// are admitted.
+fn judge_changes(
+    doc: &AutoCommit,
+    before: Option<&CaseState>,
+    fresh: Vec<Change>,
+    authors: Vec<Result<Signed, Refusal>>,
+    limits: &intake::Limits,
+) -> Judged {
+    let mut judging = Judging {
+        doc: doc.clone(),
+        case: before.cloned(),
+        admitted: Vec::new(),
+        refused: Vec::new(),
+        dropped: HashSet::new(),
+        blob_refs: BTreeSet::new(),
+        touched_conflict: false,
+        limits,
+    };
+    let mut run: Vec<(Change, Signed)> = Vec::new();
+    for (change, author) in fresh.into_iter().zip(authors) {
+        let continues = matches!(
+            (&author, run.first()),
+            (Ok(signed), Some((_, first))) if signed.user_id == first.user_id
+        );
+        if !continues && !run.is_empty() {
+            judging.run(std::mem::take(&mut run));
+        }
+        if judging.depends_on_dropped(&change) {
+            judging.drop_dependent(&change);
+            continue;
+        }
+        match author {
+            Ok(signed) => run.push((change, signed)),
+            Err(refusal) => judging.drop(&change, refusal),
+        }
+    }
+    judging.run(run);
+    Judged {
+        doc: judging.doc,
+        // Nothing admitted leaves the case as it was.
+        case: judging.case.filter(|_| !judging.admitted.is_empty()),
+        admitted: judging.admitted,
+        refused: group(judging.refused),
+        blob_refs: judging.blob_refs,
+        touched_conflict: judging.touched_conflict,
+    }
+}
+
+struct Judging<'a> {
+    doc: AutoCommit,
+    case: Option<CaseState>,
+    admitted: Vec<(Change, Signed)>,
+    refused: Vec<(Refusal, ChangeHash)>,
+    dropped: HashSet<ChangeHash>,
+    blob_refs: BTreeSet<String>,
+    touched_conflict: bool,
+    limits: &'a intake::Limits,
+}
+
+impl Judging<'_> {
+    /// Applies a run of one author's changes whole if the rule book allows it, or else
+    /// each change alone.
+    fn run(&mut self, run: Vec<(Change, Signed)>) {
+        if run.is_empty() {
+            return;
+        }
+        match self.try_apply(&run) {
+            Ok(()) => {}
+            Err(refusal) if run.len() == 1 => {
+                let (change, _) = &run[0];
+                self.drop(change, refusal);
+            }
+            Err(_) => {
+                for (change, signed) in run {
+                    if self.depends_on_dropped(&change) {
+                        self.drop_dependent(&change);
+                        continue;
+                    }
+                    if let Err(refusal) = self.try_apply(&[(change.clone(), signed)]) {
+                        self.drop(&change, refusal);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies changes of one author on a copy, judges them, and keeps the copy if the
+    /// rule book allows them.
+    fn try_apply(&mut self, run: &[(Change, Signed)]) -> Result<(), Refusal> {
+        let changes: Vec<Change> = run.iter().map(|(c, _)| c.clone()).collect();
+        let author = &run[0].1.author;
+        let mut trial = self.doc.clone();
+        rules::apply(&mut trial, &changes).and_then(|()| within_size(&trial, self.limits))?;
+        let ops = Ops::of(&trial, &changes)?;
+        let after = match &self.case {
+            Some(before) => before.after(&trial, &ops),
+            None => CaseState::of_stored(&trial),
+        }
+        .map_err(invalid)?;
+        rules::judge(author, self.case.as_ref(), &after, &ops)?;
+        self.touched_conflict |= ops.touch_a_conflict(&trial);
+        self.blob_refs.extend(ops.blob_refs());
+        self.doc = trial;
+        self.case = Some(after);
+        self.admitted.extend(run.iter().cloned());
+        Ok(())
+    }
+
+    fn depends_on_dropped(&self, change: &Change) -> bool {
+        change.deps().iter().any(|d| self.dropped.contains(d))
+    }
+
+    fn drop(&mut self, change: &Change, refusal: Refusal) {
+        self.dropped.insert(change.hash());
+        self.refused.push((refusal, change.hash()));
+    }
+
+    fn drop_dependent(&mut self, change: &Change) {
+        self.drop(
+            change,
+            Refusal::new(
+                rules::Rule::Dependency,
+                "依赖被拒绝的修改，未被接受 (builds on a refused change)",
+            ),
+        );
+    }
+}
+
+/// Refused changes grouped by their refusal, in the order first refused.
+fn group(refused: Vec<(Refusal, ChangeHash)>) -> Vec<RefusedChanges> {
+    let mut groups: Vec<RefusedChanges> = Vec::new();
+    for (refusal, hash) in refused {
+        match groups.iter_mut().find(|(r, _)| *r == refusal) {
+            Some((_, hashes)) => hashes.push(hash.to_string()),
+            None => groups.push((refusal, vec![hash.to_string()])),
+        }
+    }
+    groups
 }
 
 /// A case holds at most the operations the limits allow (a hostile device could
@@ -278,34 +584,6 @@ fn unreadable(e: automerge::AutomergeError) -> AppError {
     AppError::BadRequest(format!("the sync message does not apply: {e}"))
 }
 
-/// Every new change must come from a device bound to the sender (and not revoked), name
-/// the sender as its author, and nest objects no deeper than the wire allows: checked
-/// before anything is applied.
-fn check_senders(context: &Context, doc: &AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
-    for change in changes {
-        let actor = change.actor_id().to_hex_string();
-        match context.storage.actor_owner(&actor) {
-            Ok(Some(owner)) if owner == context.user_id => {}
-            Ok(_) => {
-                return Err(Refusal::new(
-                    rules::Rule::Attribution,
-                    format!(
-                        "修改来自未绑定到您账号的设备 {actor}，未被接受 (changes from a device not bound to your account)"
-                    ),
-                ));
-            }
-            Err(e) => {
-                return Err(Refusal::new(
-                    rules::Rule::Attribution,
-                    format!("服务器暂时无法核验设备 ({e})"),
-                ));
-            }
-        }
-        rules::note_names_author(&case_doc::author(change), &context.author)?;
-    }
-    intake::check_depth(doc, changes, context.wire.depth).map_err(limit)
-}
-
 /// What committing judged changes writes. The fields in conflict are counted again only
 /// when the document had some, or the changes wrote into one: otherwise none are.
 #[expect(
@@ -318,11 +596,11 @@ fn commit_of(
     state: sync::State,
     bytes: Vec<u8>,
     new: bool,
-    applied: &[Change],
-    ops: &Ops,
+    applied: &[(Change, Signed)],
+    (blob_refs, touched_conflict): (BTreeSet<String>, bool),
     conflicts_before: usize,
 ) -> Candidate {
-    let conflicts = if conflicts_before == 0 && !ops.touch_a_conflict(&doc) {
+    let conflicts = if conflicts_before == 0 && !touched_conflict {
         0
     } else {
         case_doc::conflicts(&doc)
@@ -330,13 +608,15 @@ fn commit_of(
             .unwrap_or_default()
     };
     Candidate {
-        blob_refs: ops.blob_refs().into_iter().collect(),
+        blob_refs: blob_refs.into_iter().collect(),
         receipts: applied
             .iter()
-            .map(|change| Receipt {
+            .map(|(change, signed)| Receipt {
                 hash: change.hash().to_string(),
                 actor: change.actor_id().to_hex_string(),
                 device_time: change.timestamp(),
+                author: signed.user_id,
+                signature: signed.signature.clone(),
             })
             .collect(),
         doc,
@@ -346,20 +626,16 @@ fn commit_of(
         new,
         conflicts,
         rewind: false,
+        refused: Vec::new(),
     }
 }
 
-fn refused<C: std::borrow::Borrow<Change>>(
-    refusal: Refusal,
-    changes: &[C],
-    state: Option<sync::State>,
-) -> Received {
+fn refused(refusal: Refusal, changes: &[Change], state: Option<sync::State>) -> Received {
     Received::Refused {
-        refusal,
-        hashes: changes
-            .iter()
-            .map(|c| c.borrow().hash().to_string())
-            .collect(),
+        refused: vec![(
+            refusal,
+            changes.iter().map(|c| c.hash().to_string()).collect(),
+        )],
         state,
     }
 }
@@ -381,13 +657,15 @@ fn limit(e: IntakeError) -> Refusal {
 /// The change `edit` makes, judged; `None` when the user may not see the case.
 pub type Edited<T> = Option<(T, Option<Box<Candidate>>)>;
 
-/// Makes the change `edit` makes on a copy of the document, with `actor` (the user's
-/// server-side actor), and judges it like any change arriving over sync.
+/// Makes the change `edit` makes on a copy of the document as the account `user_id`, with
+/// `actor` (the user's server-side actor), and judges it like any change arriving over
+/// sync.
 pub fn change_in<T>(
     slot: &mut SlotDoc,
     storage: &dyn Documents,
     case_id: CaseId,
     author: &Author,
+    user_id: i64,
     actor: automerge::ActorId,
     edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T>,
 ) -> AppResult<Edited<T>> {
@@ -410,6 +688,13 @@ pub fn change_in<T>(
     let after = before.after(&candidate, &ops)?;
     rules::judge(author, Some(before), &after, &ops).map_err(AppError::Refused)?;
     let bytes = candidate.save_after(&before_heads);
+    let touched = (ops.blob_refs(), ops.touch_a_conflict(&candidate));
+    let signed = Signed {
+        author: author.clone(),
+        user_id,
+        signature: None,
+    };
+    let applied: Vec<(Change, Signed)> = applied.into_iter().map(|c| (c, signed.clone())).collect();
     let commit = commit_of(
         candidate,
         after,
@@ -417,25 +702,52 @@ pub fn change_in<T>(
         bytes,
         false,
         &applied,
-        &ops,
+        touched,
         slot.conflicts,
     );
     Ok(Some((value, Some(Box::new(commit)))))
 }
+
+/// A sync message to send, with the signatures of its changes (when the peer reads them).
+pub type Outgoing = (sync::State, Option<sync::Message>, Vec<ChangeSignature>);
 
 /// The answer to a message once what it brought is committed: the server's next sync
 /// message from the document as it now is, or, when changes had to wait for ones the
 /// message skipped, the message that asks the peer for every change again.
 pub fn answer(
     slot: &mut SlotDoc,
+    storage: &dyn Documents,
     mut state: sync::State,
     rewind: bool,
-) -> (sync::State, Option<sync::Message>) {
+    with_signatures: bool,
+) -> AppResult<Outgoing> {
     if rewind {
-        return (state, Some(intake::rewind()));
+        return Ok((state, Some(intake::rewind()), Vec::new()));
     }
     let reply = slot.doc.as_mut().and_then(|d| next_message(d, &mut state));
-    (state, reply)
+    let signatures = signatures_in(storage, reply.as_ref(), with_signatures)?;
+    Ok((state, reply, signatures))
+}
+
+/// The signatures the server holds of the changes `message` carries.
+fn signatures_in(
+    storage: &dyn Documents,
+    message: Option<&sync::Message>,
+    wanted: bool,
+) -> AppResult<Vec<ChangeSignature>> {
+    let Some(message) = message.filter(|_| wanted) else {
+        return Ok(Vec::new());
+    };
+    let hashes: Vec<ChangeHash> = message
+        .changes
+        .iter()
+        .filter_map(|bytes| Change::try_from(bytes).ok())
+        .map(|change| change.hash())
+        .collect();
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    storage.signatures_of(&hashes)
 }
 
 /// What a peer syncing `case` is sent after someone else changed it: what is new, if
@@ -446,7 +758,8 @@ pub fn changed(
     case: CaseId,
     author: &Author,
     mut state: sync::State,
-) -> AppResult<(sync::State, Option<sync::Message>)> {
+    with_signatures: bool,
+) -> AppResult<Outgoing> {
     slot.load(storage, case)?;
     let visible = slot
         .state
@@ -456,7 +769,8 @@ pub fn changed(
         Some(d) if visible => next_message(d, &mut state),
         _ => None,
     };
-    Ok((state, reply))
+    let signatures = signatures_in(storage, reply.as_ref(), with_signatures)?;
+    Ok((state, reply, signatures))
 }
 
 /// A candidate taken apart into what storage commits and what the document becomes
@@ -473,6 +787,11 @@ pub struct Committing {
 }
 
 impl Candidate {
+    /// The changes of the message that were refused (the candidate holds the rest).
+    pub fn take_refused(&mut self) -> Vec<RefusedChanges> {
+        std::mem::take(&mut self.refused)
+    }
+
     /// The sync state with the peer once the candidate is committed, and whether the
     /// answer asks for every change again.
     pub fn answer_state(&self) -> (sync::State, bool) {

@@ -104,8 +104,17 @@ pub async fn change_on_server<T: Send + 'static>(
         let mut guard = slot.doc.lock().await;
         let storage = app.storage.clone();
         let author = policy::author(user);
+        let user_id = user.id;
         let outcome = with_doc(app, &mut guard, move |slot| {
-            document::change_in(slot, storage.as_ref(), case_id, &author, actor, edit)
+            document::change_in(
+                slot,
+                storage.as_ref(),
+                case_id,
+                &author,
+                user_id,
+                actor,
+                edit,
+            )
         })
         .await??;
         let Some((value, candidate)) = outcome else {

@@ -10,12 +10,15 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use anjian_core::CaseId;
 use anjian_core::rules::Refusal;
+use anjian_core::signing::ChangeSignature;
 use anjian_core::sync::DocumentId;
-use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireError, WireMessage};
+use anjian_core::sync::wire::{
+    PROTOCOL_VERSION, PeerMetadata, REFUSAL_EXTENSION, SIGNATURES_EXTENSION, WireError, WireMessage,
+};
 use automerge::AutoCommit;
 use automerge::sync;
 
-use super::document::{Candidate, Received};
+use super::document::{Candidate, Received, RefusedChanges, Signatures};
 use crate::error::AppError;
 
 /// What the session knows of the server it speaks for, and its limits.
@@ -29,6 +32,9 @@ pub struct Server {
     pub documents: usize,
     /// Unknown documents (asked for, or being sent) one connection remembers.
     pub unknown_documents: usize,
+    /// Signatures one connection holds for changes that have not arrived yet (as many as
+    /// changes one message may carry).
+    pub waiting_signatures: usize,
 }
 
 /// What a frame came to.
@@ -101,6 +107,8 @@ pub struct Session {
     subscriptions: Vec<(CaseId, bool)>,
     uses: u64,
     refused: u64,
+    /// Signatures the peer sent for changes it has not sent yet.
+    signatures: Signatures,
 }
 
 /// An error frame.
@@ -123,6 +131,7 @@ impl Session {
             subscriptions: Vec::new(),
             uses: 0,
             refused: 0,
+            signatures: Signatures::new(),
         }
     }
 
@@ -155,7 +164,10 @@ impl Session {
                     metadata: PeerMetadata {
                         storage_id: Some(self.server.storage_id.clone()),
                         is_ephemeral: false,
-                        extensions: Vec::new(),
+                        extensions: vec![
+                            REFUSAL_EXTENSION.to_owned(),
+                            SIGNATURES_EXTENSION.to_owned(),
+                        ],
                     },
                 };
                 self.peer = Some(Peer {
@@ -182,6 +194,21 @@ impl Session {
                     false,
                 ),
             },
+            WireMessage::Signatures { signatures, .. } => {
+                match ChangeSignature::from_records(&signatures) {
+                    Ok(records) => {
+                        if self.signatures.len() + records.len() > self.server.waiting_signatures {
+                            // A peer sends the signatures of one message before it: more
+                            // than one message holds are not waiting for anything.
+                            self.signatures.clear();
+                        }
+                        self.signatures
+                            .extend(records.into_iter().map(|s| (s.hash, s)));
+                        reply(Vec::new(), false)
+                    }
+                    Err(e) => reply(vec![error(&format!("anjian-signatures: {e}"))], false),
+                }
+            }
             WireMessage::Error { message } => {
                 tracing::info!(message, "peer reported an error");
                 reply(Vec::new(), false)
@@ -190,12 +217,24 @@ impl Session {
         }
     }
 
-    /// What `document::receive` needs of this session for `case`: the peer's sync state
-    /// and what it sent so far of a document the server does not have (both taken: the
-    /// outcome given to `settle` puts back what lives on).
-    pub fn take(&mut self, case: CaseId) -> (Option<sync::State>, Option<Incoming>) {
+    /// What `document::receive` needs of this session for `case`: the peer's sync state,
+    /// what it sent so far of a document the server does not have, and the signatures it
+    /// sent (all taken: the outcome given to `settle` puts back what lives on).
+    pub fn take(&mut self, case: CaseId) -> (Option<sync::State>, Option<Incoming>, Signatures) {
         let state = self.synced.remove(&case).map(|s| s.state);
-        (state, self.incoming.remove(&case))
+        (
+            state,
+            self.incoming.remove(&case),
+            std::mem::take(&mut self.signatures),
+        )
+    }
+
+    /// Whether the peer reads `anjian-signatures` (the driver then looks up the
+    /// signatures of what it sends, `document::answer`).
+    pub fn wants_signatures(&self) -> bool {
+        self.peer
+            .as_ref()
+            .is_some_and(|p| p.metadata.understands_signatures())
     }
 
     /// What handling a message for `document_id` came to: the reply, and changes to
@@ -228,42 +267,61 @@ impl Session {
                         .unwrap_or_default(),
                 )
             }
-            Ok(Received::Refused {
-                refusal,
-                hashes,
-                state,
-            }) => {
+            Ok(Received::Refused { refused, state }) => {
                 if let Some(state) = state {
                     self.keep_synced(case, state);
                 }
-                send(vec![self.refusal(document_id, refusal, hashes)])
+                send(self.refusals(document_id, refused))
             }
             Ok(Received::Nothing { state, rewind }) => Settle {
                 commit: None,
                 reply: Reply::Answer { state, rewind },
             },
-            Ok(Received::Commit(candidate)) => {
+            Ok(Received::Commit(mut candidate)) => {
+                let refused = candidate.take_refused();
                 let (state, rewind) = candidate.answer_state();
+                if refused.is_empty() {
+                    return Settle {
+                        commit: Some(candidate),
+                        reply: Reply::Answer { state, rewind },
+                    };
+                }
+                // Some changes were refused: the rest are committed, and the peer, told
+                // which, drops them and syncs the document afresh.
+                self.keep_synced(case, state);
                 Settle {
                     commit: Some(candidate),
-                    reply: Reply::Answer { state, rewind },
+                    reply: Reply::Send(self.refusals(document_id, refused)),
                 }
             }
         }
     }
 
     /// The answer to a message, or to another peer's change (`changed`), computed from the
-    /// document: the sync state lives on, the message goes out.
+    /// document: the sync state lives on, the message goes out, after the signatures of
+    /// its changes for a peer that reads them.
     pub fn answered(
         &mut self,
         document_id: DocumentId,
         state: sync::State,
         message: Option<sync::Message>,
+        signatures: Vec<ChangeSignature>,
     ) -> Vec<WireMessage> {
         self.keep_synced(document_id.case_id(), state);
-        message
-            .map(|m| vec![self.sync_frame(document_id, m)])
-            .unwrap_or_default()
+        let Some(message) = message else {
+            return Vec::new();
+        };
+        let mut frames = Vec::new();
+        if !signatures.is_empty() && self.wants_signatures() {
+            frames.push(WireMessage::Signatures {
+                sender_id: self.server.peer_id.clone(),
+                target_id: self.peer_id(),
+                document_id,
+                signatures: ChangeSignature::records(&signatures),
+            });
+        }
+        frames.push(self.sync_frame(document_id, message));
+        frames
     }
 
     /// The error frame for a message whose handling failed (its sync state is forgotten:
@@ -315,6 +373,17 @@ impl Session {
             document_id,
             data: message.encode(),
         }
+    }
+
+    fn refusals(
+        &mut self,
+        document_id: DocumentId,
+        refused: Vec<RefusedChanges>,
+    ) -> Vec<WireMessage> {
+        refused
+            .into_iter()
+            .map(|(refusal, hashes)| self.refusal(document_id, refusal, hashes))
+            .collect()
     }
 
     fn refusal(

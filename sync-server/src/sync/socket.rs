@@ -190,6 +190,7 @@ impl Connection {
             storage_id: app.storage.storage_id().to_owned(),
             documents: limits.documents_per_connection,
             unknown_documents: limits.unknown_documents_per_connection,
+            waiting_signatures: limits.wire().changes,
         };
         Connection {
             session: Session::new(server),
@@ -273,10 +274,10 @@ impl Connection {
         message: sync::Message,
     ) -> Vec<WireMessage> {
         let case = document_id.case_id();
-        let (state, incoming) = self.session.take(case);
+        let (state, incoming, signatures) = self.session.take(case);
         let context = self.context(case);
         let received = with_doc(&self.app, guard, move |doc| {
-            document::receive(doc, state, incoming, message, &context)
+            document::receive(doc, state, incoming, message, &signatures, &context)
         })
         .await
         .and_then(|received| received);
@@ -292,12 +293,18 @@ impl Connection {
             Reply::Send(messages) => messages,
             Reply::Answer { state, rewind } => {
                 // The reply shows what the server now has (only committed changes).
+                let storage = self.app.storage.clone();
+                let with_signatures = self.session.wants_signatures();
                 match with_doc(&self.app, guard, move |doc| {
-                    document::answer(doc, state, rewind)
+                    document::answer(doc, storage.as_ref(), state, rewind, with_signatures)
                 })
                 .await
+                .and_then(|outgoing| outgoing)
                 {
-                    Ok((state, message)) => self.session.answered(document_id, state, message),
+                    Ok((state, message, signatures)) => {
+                        self.session
+                            .answered(document_id, state, message, signatures)
+                    }
                     Err(e) => vec![self.session.failed(document_id, &e)],
                 }
             }
@@ -334,15 +341,19 @@ impl Connection {
         let slot = self.app.hub.slot(case);
         let author = self.author.clone();
         let storage = self.app.storage.clone();
+        let with_signatures = self.session.wants_signatures();
         let replies = {
             let mut guard = slot.doc.lock().await;
             let outcome = with_doc(&self.app, &mut guard, move |doc| {
-                document::changed(doc, storage.as_ref(), case, &author, state)
+                document::changed(doc, storage.as_ref(), case, &author, state, with_signatures)
             })
             .await
             .and_then(|outcome| outcome);
             let replies = match outcome {
-                Ok((state, message)) => self.session.answered(DocumentId::of(case), state, message),
+                Ok((state, message, signatures)) => {
+                    self.session
+                        .answered(DocumentId::of(case), state, message, signatures)
+                }
                 Err(e) => {
                     tracing::error!(case.id = %case, error = %e, "cannot answer a changed document");
                     Vec::new()

@@ -57,7 +57,9 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     // Take the database back to version 2: what migration 3 adds is gone.
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch(
-        "DROP TABLE web_sessions; DROP TABLE case_team;
+        "DROP TABLE device_keys; ALTER TABLE receipts DROP COLUMN relayed_by;
+         ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
+         DROP TABLE web_sessions; DROP TABLE case_team;
          DROP INDEX findings_open; DROP INDEX cases_by_opened; DROP INDEX cases_by_amended;
          ALTER TABLE cases DROP COLUMN amends;
          ALTER TABLE findings DROP COLUMN category; ALTER TABLE findings DROP COLUMN place;
@@ -112,12 +114,14 @@ fn an_interrupted_rebuild_resumes_on_the_next_start() {
     assert_eq!(projections(&reopened), fresh);
 }
 
-/// Takes a database of this version back to version 3 (before tokens expired and server
-/// actors were derived from the server's secret).
+/// Takes a database of this version back to version 3 (before tokens expired, server
+/// actors were derived from the server's secret, and devices registered keys).
 fn downgrade_to_3(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch(
-        "DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
+        "DROP TABLE device_keys; ALTER TABLE receipts DROP COLUMN relayed_by;
+         ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
+         DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
          ALTER TABLE tokens DROP COLUMN expires_at;
          DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair');
          PRAGMA user_version = 3;",
@@ -150,12 +154,12 @@ fn the_upgrade_revokes_a_device_that_took_a_supervisors_server_actor() {
     let old = hex::encode(&digest[..16]);
     let (squatter, _) = state
         .storage
-        .login("mallory", crate::support::PASSWORD, "手机", &old, 30)
+        .login("mallory", crate::support::PASSWORD, "手机", &old, None, 30)
         .expect("binds");
     let honest = "00112233445566778899aabbccddeeff";
     let (kept, _) = state
         .storage
-        .login("chief", crate::support::PASSWORD, "平板", honest, 30)
+        .login("chief", crate::support::PASSWORD, "平板", honest, None, 30)
         .expect("binds");
     let path = dir.path().join("server").join("server.db");
     drop(state);

@@ -90,7 +90,7 @@ pub fn record_case(dir: &Path, user: &str, district: &str, seed: u32) -> (Store,
 /// a new document or on top of the stored one). It goes past the server's in-memory
 /// documents, so upload a case before the server first loads it.
 pub fn upload(state: &AppState, store: &mut Store, case: CaseId, user: &str) {
-    let mut doc = AutoCommit::load(&store.export_case(case).expect("export")).expect("load");
+    let mut doc = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
     let known = state
         .storage
         .load_document(case)

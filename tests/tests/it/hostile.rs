@@ -67,7 +67,7 @@ impl World {
     async fn device(&mut self, user: &str) -> (String, AutoCommit) {
         let actor = automerge::ActorId::random();
         let token = login_device(&self.server.url(), user, &actor.to_hex_string()).await;
-        let bytes = self.insp.store.export_case(self.case).expect("export");
+        let bytes = self.insp.store.export_document(self.case).expect("export");
         let doc = AutoCommit::load(&bytes).expect("load").with_actor(actor);
         (token, doc)
     }
@@ -210,7 +210,7 @@ async fn a_shared_district_cannot_take_a_case() {
     // The shared district's inspector rewrites the owner and the sharing over sync.
     let actor = automerge::ActorId::random();
     let token = login_device(&url, "taker", &actor.to_hex_string()).await;
-    let mut doc = AutoCommit::load(&insp.store.export_case(case).expect("export"))
+    let mut doc = AutoCommit::load(&insp.store.export_document(case).expect("export"))
         .expect("load")
         .with_actor(actor);
     doc.put(automerge::ROOT, "district", "310104").expect("put");
@@ -290,7 +290,7 @@ async fn revocation_closes_open_sockets_and_refuses_every_later_frame() {
             .expect("expire soon");
         }
         let mut peer = RawPeer::joined(&server.addr.to_string(), &token).await;
-        let mut doc = AutoCommit::load(&device.store.export_case(case).expect("export"))
+        let mut doc = AutoCommit::load(&device.store.export_document(case).expect("export"))
             .expect("load")
             .with_actor(actor.clone());
         assert!(peer.push(DocumentId::of(case), &mut doc).await.acknowledged);

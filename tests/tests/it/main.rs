@@ -10,5 +10,6 @@ mod rulebook;
 mod sync_access;
 mod sync_durability;
 mod sync_joint;
+mod sync_relayed;
 mod sync_wire;
 mod web_browser;

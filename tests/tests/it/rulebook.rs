@@ -95,7 +95,7 @@ async fn fresh(insp: &mut Inspector, url: &str, state: State) -> Fresh {
     Fresh {
         case,
         major,
-        bytes: insp.store.export_case(case).expect("export"),
+        bytes: insp.store.export_document(case).expect("export"),
     }
 }
 

@@ -147,7 +147,7 @@ async fn a_cross_district_case_is_visible_to_both_districts_and_to_no_one_else()
     // would refuse that (its rule book says the case is outside C's jurisdiction), so the
     // change is made past it, with C's device actor: the server refuses it, with a reason.
     let mut c = Inspector::sign_in(dir.path(), &url, "c_inspector", "应急管理", "310105").await;
-    let copy = a.store.export_case(case).expect("export");
+    let copy = a.store.export_document(case).expect("export");
     c.store.merge_case(&copy).expect("c has a copy");
     assert!(
         matches!(

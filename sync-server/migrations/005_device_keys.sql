@@ -1,0 +1,17 @@
+-- Device keys: every public key a device registered at sign-in, kept for ever (a device
+-- that makes a new key keeps its old ones, so that changes it signed before stay
+-- verifiable). Receipts record who wrote a change (user_id: its author, which for a change
+-- relayed by another device is not the sender), who relayed it, and its signature.
+CREATE TABLE device_keys (
+    key_id        BLOB PRIMARY KEY,
+    actor_id      TEXT NOT NULL REFERENCES devices (actor_id),
+    algorithm     TEXT NOT NULL,
+    public_key    BLOB NOT NULL,
+    registered_at TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX device_keys_by_actor ON device_keys (actor_id);
+
+ALTER TABLE receipts ADD COLUMN relayed_by INTEGER REFERENCES users (id);
+ALTER TABLE receipts ADD COLUMN key_id BLOB;
+ALTER TABLE receipts ADD COLUMN signature BLOB;

@@ -1,0 +1,241 @@
+//! A joint team merges on site without signal and one phone carries everyone's work to the
+//! server: every change is signed by the device that wrote it, so the server accepts what
+//! another inspector wrote as that inspector's, and refuses exactly the changes whose
+//! signature is forged or missing, or whose device was revoked, keeping the rest.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anjian_core::{CaseId, CaseType, Role, TeamMember, sample};
+use anjian_sync_server::Storage;
+use anjian_tests::{Inspector, TestServer, add_user};
+
+/// A server with two inspectors of a joint team (two districts) signed in.
+async fn team(dir: &Path) -> (TestServer, Inspector, Inspector) {
+    let data = dir.join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "li", Role::Inspector, "310104", "消防");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let zhang = Inspector::sign_in(dir, &url, "zhang", "应急管理", "310101").await;
+    let li = Inspector::sign_in(dir, &url, "li", "消防", "310104").await;
+    (server, zhang, li)
+}
+
+/// Zhang opens a joint case with Li on the team.
+fn joint_case(zhang: &mut Inspector) -> CaseId {
+    let enterprise = sample::enterprise(7);
+    zhang
+        .store
+        .register_enterprise(&enterprise)
+        .expect("register");
+    let mut new = sample::new_case(&enterprise);
+    new.case_type = CaseType::Joint;
+    new.team.push(TeamMember {
+        user_id: "li".into(),
+        name: "li的姓名".into(),
+        department: "消防".into(),
+        district: "310104".parse().expect("district"),
+    });
+    zhang.store.open_case(&new).expect("case")
+}
+
+fn descriptions(inspector: &mut Inspector, case: CaseId) -> Vec<String> {
+    let mut found: Vec<String> = inspector
+        .store
+        .case(case)
+        .expect("case")
+        .findings
+        .into_iter()
+        .map(|f| f.description)
+        .collect();
+    found.sort();
+    found
+}
+
+/// Who the server says wrote each change of the case, and who carried it there.
+fn receipts(data: &Path, case: CaseId) -> BTreeMap<String, (String, Option<String>)> {
+    let storage = Storage::open(&data.join("server.db")).expect("server database");
+    storage
+        .read(|conn| {
+            let mut select = conn.prepare(
+                "SELECT r.change_hash, u.username, relayer.username FROM receipts r
+                 JOIN users u ON u.id = r.user_id
+                 LEFT JOIN users relayer ON relayer.id = r.relayed_by
+                 WHERE r.case_id = ?1",
+            )?;
+            let rows = select
+                .query_map([case.to_string()], |r| {
+                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .expect("receipts")
+}
+
+/// Rewrites the signature a store keeps of a change, as a hostile device could.
+fn tamper_signature(store: &Path, hash: &str, signature: Option<[u8; 64]>) {
+    let conn = rusqlite::Connection::open(store).expect("the store's file");
+    let changed = match signature {
+        Some(forged) => conn.execute(
+            "UPDATE change_signatures SET signature = ?2 WHERE change_hash = ?1",
+            rusqlite::params![hash, forged.as_slice()],
+        ),
+        None => conn.execute(
+            "DELETE FROM change_signatures WHERE change_hash = ?1",
+            [hash],
+        ),
+    }
+    .expect("tamper");
+    assert_eq!(changed, 1, "the store kept a signature of {hash}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_phone_carries_the_whole_team_s_work_each_change_as_its_author_s() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, mut zhang, mut li) = team(dir.path()).await;
+    let case = joint_case(&mut zhang);
+    zhang
+        .store
+        .add_finding(case, &sample::finding("储罐区可燃气体报警器故障"))
+        .expect("zhang's finding");
+    let zhang_changes = zhang.store.history(case).expect("history").len();
+
+    // On site, without signal: Li receives the case from Zhang's phone and records too.
+    let exported = zhang.store.export_case(case).expect("export");
+    li.store.merge_case(&exported).expect("li merges");
+    li.store
+        .add_finding(case, &sample::finding("消防水池无水"))
+        .expect("li's finding");
+    let expected = vec![
+        "储罐区可燃气体报警器故障".to_owned(),
+        "消防水池无水".to_owned(),
+    ];
+
+    // Li reaches the network first and carries everything.
+    let report = li.sync().await.expect("li syncs");
+    assert!(report.refused.is_empty(), "{report:?}");
+    assert_eq!(
+        descriptions(&mut li, case),
+        expected,
+        "Li's own finding stays"
+    );
+    assert!(li.store.refusals().expect("refusals").is_empty());
+
+    let receipts = receipts(&server.data, case);
+    let by = |user: &str, relayer: Option<&str>| {
+        receipts
+            .values()
+            .filter(|(u, r)| u == user && r.as_deref() == relayer)
+            .count()
+    };
+    assert_eq!(
+        by("zhang", Some("li")),
+        zhang_changes,
+        "Zhang's changes are Zhang's, carried by Li: {receipts:?}"
+    );
+    assert_eq!(by("li", None), 1, "{receipts:?}");
+    assert_eq!(receipts.len(), zhang_changes + 1);
+
+    // Zhang's phone learns of Li's finding; the server acknowledged Zhang's own changes.
+    let report = zhang.sync().await.expect("zhang syncs");
+    assert!(report.refused.is_empty(), "{report:?}");
+    assert_eq!(descriptions(&mut zhang, case), expected);
+    assert_eq!(
+        zhang.store.heads(case).expect("heads"),
+        li.store.heads(case).expect("heads")
+    );
+    let upload = zhang.store.upload_state(case).expect("upload state");
+    assert_eq!(upload.acknowledged, upload.changes);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_the_changes_with_a_forged_or_missing_signature_or_a_revoked_signer_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, mut zhang, mut li) = team(dir.path()).await;
+    let case = joint_case(&mut zhang);
+    zhang.sync().await.expect("zhang syncs the case");
+    li.sync().await.expect("li receives it");
+    let li_path = dir.path().join("li.db");
+
+    for (round, tamper) in ["forged", "missing", "revoked"].into_iter().enumerate() {
+        // Offline: each records a finding; Li then merges Zhang's.
+        let theirs = format!("张的隐患 {round}");
+        let ours = format!("李的隐患 {round}");
+        zhang
+            .store
+            .add_finding(case, &sample::finding(&theirs))
+            .expect("zhang's finding");
+        let hash = zhang.store.heads(case).expect("heads").remove(0);
+        li.store
+            .add_finding(case, &sample::finding(&ours))
+            .expect("li's finding");
+        li.store
+            .merge_case(&zhang.store.export_case(case).expect("export"))
+            .expect("li merges");
+        let reason = match tamper {
+            "forged" => {
+                tamper_signature(&li_path, &hash, Some([7; 64]));
+                "签名"
+            }
+            "missing" => {
+                tamper_signature(&li_path, &hash, None);
+                "没有可核验的签名"
+            }
+            _ => {
+                let storage =
+                    Storage::open(&server.data.join("server.db")).expect("server database");
+                storage
+                    .revoke_device(&zhang.store.device_id())
+                    .expect("revoke");
+                "吊销"
+            }
+        };
+
+        let report = li.sync().await.expect("li syncs");
+        assert_eq!(report.refused.len(), 1, "{tamper}: {report:?}");
+        assert!(report.refused[0].1.contains(reason), "{tamper}: {report:?}");
+        let refused: Vec<String> = li
+            .store
+            .refusals()
+            .expect("refusals")
+            .into_iter()
+            .map(|r| r.change_hash)
+            .collect();
+        assert!(refused.contains(&hash), "{tamper}: {refused:?}");
+        let shown = descriptions(&mut li, case);
+        assert!(shown.contains(&ours), "{tamper}: Li's own finding stays");
+        let accepted = receipts(&server.data, case);
+        assert!(
+            !accepted.contains_key(&hash),
+            "{tamper}: the server holds no change refused"
+        );
+        assert_eq!(
+            accepted.values().filter(|(u, _)| u == "li").count(),
+            round + 1,
+            "{tamper}: Li's finding reached the server"
+        );
+
+        if tamper == "revoked" {
+            // Zhang's revoked phone cannot sync its finding either.
+            assert!(
+                zhang.sync().await.is_err(),
+                "a revoked device is signed out"
+            );
+        } else {
+            // Zhang's own phone delivers the finding honestly; Li receives it from there.
+            let report = zhang.sync().await.expect("zhang syncs");
+            assert!(report.refused.is_empty(), "{tamper}: {report:?}");
+            li.sync().await.expect("li syncs again");
+            assert!(descriptions(&mut li, case).contains(&theirs), "{tamper}");
+            assert_eq!(
+                zhang.store.heads(case).expect("heads"),
+                li.store.heads(case).expect("heads"),
+                "{tamper}"
+            );
+        }
+    }
+    server.stop().await;
+}
