@@ -239,3 +239,174 @@ async fn exactly_the_changes_with_a_forged_or_missing_signature_or_a_revoked_sig
     }
     server.stop().await;
 }
+
+/// Three phones of a joint team merge in pairs on site, edit further, and only one syncs:
+/// the server holds every finding as its author's, the others receive everything on their
+/// next sync, and the level they disagree on is a conflict naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_phones_merge_in_pairs_and_one_carries_it_all() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, mut zhang, mut li) = team(dir.path()).await;
+    add_user(&server.data, "wang", Role::Inspector, "310101", "住建");
+    let mut wang = Inspector::sign_in(dir.path(), &server.url(), "wang", "住建", "310101").await;
+    let case = joint_case(&mut zhang);
+    let shared = zhang
+        .store
+        .add_finding(case, &sample::finding("脚手架未设置连墙件"))
+        .expect("finding");
+    let merge = |from: &mut Inspector, to: &mut Inspector| {
+        let bytes = from.store.export_case(case).expect("export");
+        to.store.merge_case(&bytes).expect("merge");
+    };
+    merge(&mut zhang, &mut li);
+    merge(&mut li, &mut wang);
+    let level = |level| anjian_core::FindingEdit {
+        level: Some(level),
+        ..anjian_core::FindingEdit::default()
+    };
+    for (inspector, text) in [
+        (&mut zhang, "塔吊司机无证上岗"),
+        (&mut li, "消防通道堵塞"),
+        (&mut wang, "基坑临边无防护"),
+    ] {
+        inspector
+            .store
+            .add_finding(case, &sample::finding(text))
+            .expect("finding");
+    }
+    li.store
+        .edit_finding(case, shared, &level(anjian_core::Level::Major))
+        .expect("li: major");
+    wang.store
+        .edit_finding(case, shared, &level(anjian_core::Level::General))
+        .expect("wang: general");
+    merge(&mut wang, &mut zhang);
+    merge(&mut li, &mut zhang);
+
+    // Only Zhang reaches the network.
+    let report = zhang.sync().await.expect("zhang syncs");
+    assert!(report.refused.is_empty(), "{report:?}");
+    let every = descriptions(&mut zhang, case);
+    assert_eq!(every.len(), 4, "{every:?}");
+    let receipts = receipts(&server.data, case);
+    for (user, relayer) in [
+        ("li", Some("zhang")),
+        ("wang", Some("zhang")),
+        ("zhang", None),
+    ] {
+        assert!(
+            receipts
+                .values()
+                .any(|(u, r)| u == user && r.as_deref() == relayer),
+            "{user}'s changes are {user}'s: {receipts:?}"
+        );
+    }
+    assert!(
+        receipts
+            .values()
+            .all(|(u, r)| r.is_none() == (u == "zhang"))
+    );
+
+    for inspector in [&mut li, &mut wang] {
+        let report = inspector.sync().await.expect("sync");
+        assert!(report.refused.is_empty(), "{report:?}");
+        assert_eq!(descriptions(inspector, case), every);
+        assert_eq!(
+            inspector.store.heads(case).expect("heads"),
+            zhang.store.heads(case).expect("heads")
+        );
+    }
+    let conflicts = zhang.store.conflicts(case).expect("conflicts");
+    let level = conflicts
+        .iter()
+        .find(|c| c.path.last().map(String::as_str) == Some("level"))
+        .expect("the level disagreement is a conflict");
+    let mut writers: Vec<&str> = level.values.iter().map(|v| v.written_by.as_str()).collect();
+    writers.sort();
+    assert_eq!(writers, ["li", "wang"]);
+    server.stop().await;
+}
+
+/// A supervisor's action on the server through the API.
+async fn supervise(url: &str, case: CaseId, path: &str, body: serde_json::Value) {
+    let token = anjian_tests::login_token(url, "chief").await;
+    let response = reqwest::Client::new()
+        .post(format!("{url}/api/v1/cases/{case}/{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200, "{path}");
+}
+
+/// A relayed (or late) change is judged against the case as the server holds it when the
+/// change arrives: an offline finding carried in after the case was approved, or after its
+/// author's district lost access, is refused with that reason, and only it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_relayed_change_is_judged_against_the_case_as_the_server_holds_it() {
+    for (step, reason) in [("approve", "审核通过"), ("share", "辖区")] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (server, mut zhang, mut li) = team(dir.path()).await;
+        add_user(
+            &server.data,
+            "chief",
+            Role::Supervisor,
+            "310101",
+            "应急管理",
+        );
+        let url = server.url();
+        let case = joint_case(&mut zhang);
+        zhang.sync().await.expect("zhang syncs");
+        li.sync().await.expect("li receives");
+
+        // Offline, Li records a finding and hands the case to Zhang's phone.
+        li.store
+            .add_finding(case, &sample::finding("配电箱未接地"))
+            .expect("li's finding");
+        let late = li.store.heads(case).expect("heads").remove(0);
+        zhang
+            .store
+            .merge_case(&li.store.export_case(case).expect("export"))
+            .expect("zhang merges");
+
+        // Meanwhile the supervisor approves the case, or takes it from Li's district.
+        match step {
+            "approve" => {
+                supervise(
+                    &url,
+                    case,
+                    "review",
+                    serde_json::json!({"action": "approve"}),
+                )
+                .await
+            }
+            _ => supervise(&url, case, "share", serde_json::json!({"districts": []})).await,
+        }
+
+        let report = zhang.sync().await.expect("zhang syncs");
+        assert_eq!(report.refused.len(), 1, "{step}: {report:?}");
+        assert!(report.refused[0].1.contains(reason), "{step}: {report:?}");
+        let refused: Vec<String> = zhang
+            .store
+            .refusals()
+            .expect("refusals")
+            .into_iter()
+            .map(|r| r.change_hash)
+            .collect();
+        assert_eq!(
+            refused,
+            std::slice::from_ref(&late),
+            "{step}: only Li's late change"
+        );
+        assert!(
+            !receipts(&server.data, case).contains_key(&late),
+            "{step}: the server does not hold it"
+        );
+        assert!(
+            descriptions(&mut zhang, case).is_empty(),
+            "{step}: the refused finding left Zhang's case, kept among the refusals"
+        );
+        server.stop().await;
+    }
+}
