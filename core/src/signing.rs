@@ -36,13 +36,38 @@ pub const KEY_ID_LEN: usize = 8;
 /// A key id: names the key that signed a change.
 pub type KeyId = [u8; KEY_ID_LEN];
 
-/// A public key and its algorithm.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A public key and its algorithm, checked (and parsed once) when made.
+#[derive(Clone)]
 pub struct PublicKey {
-    /// How it signs.
-    pub algorithm: KeyAlgorithm,
-    /// Its bytes: 32 for Ed25519, a SEC1 point for P-256.
-    pub bytes: Vec<u8>,
+    algorithm: KeyAlgorithm,
+    bytes: Vec<u8>,
+    id: KeyId,
+    parsed: Parsed,
+}
+
+#[derive(Clone)]
+enum Parsed {
+    Ed25519(ed25519_dalek::VerifyingKey),
+    P256(p256::ecdsa::VerifyingKey),
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.algorithm == other.algorithm && self.bytes == other.bytes
+    }
+}
+
+impl Eq for PublicKey {}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PublicKey({} {})",
+            self.algorithm,
+            hex::encode(&self.bytes)
+        )
+    }
 }
 
 /// Why a signature or a key was not accepted.
@@ -60,74 +85,75 @@ pub enum SignatureError {
 }
 
 impl PublicKey {
-    /// A public key, checked to be one of its algorithm.
+    /// A public key, checked to be one of its algorithm: 32 bytes for Ed25519, a
+    /// compressed or uncompressed point for P-256 (as every platform key store exports
+    /// them).
     pub fn new(algorithm: KeyAlgorithm, bytes: Vec<u8>) -> Result<PublicKey, SignatureError> {
-        let key = PublicKey { algorithm, bytes };
-        match algorithm {
+        let bad = SignatureError::BadKey(algorithm);
+        let parsed = match algorithm {
             KeyAlgorithm::Ed25519 => {
-                key.ed25519()?;
+                let array: &[u8; 32] = bytes.as_slice().try_into().map_err(|_| bad.clone())?;
+                Parsed::Ed25519(
+                    ed25519_dalek::VerifyingKey::from_bytes(array).map_err(|_| bad.clone())?,
+                )
             }
             KeyAlgorithm::P256 => {
-                key.p256()?;
+                let sec1 = matches!(
+                    (bytes.first(), bytes.len()),
+                    (Some(2 | 3), 33) | (Some(4), 65)
+                );
+                if !sec1 {
+                    return Err(bad);
+                }
+                Parsed::P256(
+                    p256::ecdsa::VerifyingKey::from_sec1_bytes(&bytes).map_err(|_| bad.clone())?,
+                )
             }
-        }
-        Ok(key)
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(algorithm.code().as_bytes());
+        hasher.update(b":");
+        hasher.update(&bytes);
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&hasher.finalize()[..KEY_ID_LEN]);
+        Ok(PublicKey {
+            algorithm,
+            bytes,
+            id,
+            parsed,
+        })
+    }
+
+    /// How it signs.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// Its bytes: 32 for Ed25519, a SEC1 point for P-256.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// Its key id.
     pub fn id(&self) -> KeyId {
-        let mut hasher = Sha256::new();
-        hasher.update(self.algorithm.code().as_bytes());
-        hasher.update(b":");
-        hasher.update(&self.bytes);
-        let digest = hasher.finalize();
-        let mut id = [0u8; KEY_ID_LEN];
-        id.copy_from_slice(&digest[..KEY_ID_LEN]);
-        id
+        self.id
     }
 
     /// Whether `signature` is this key's signature of `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-        match self.algorithm {
-            KeyAlgorithm::Ed25519 => {
-                let signature = ed25519_dalek::Signature::from_slice(signature)
-                    .map_err(|_| SignatureError::Mismatch)?;
-                self.ed25519()?
-                    .verify_strict(message, &signature)
-                    .map_err(|_| SignatureError::Mismatch)
+        let mismatch = |_| SignatureError::Mismatch;
+        match &self.parsed {
+            Parsed::Ed25519(key) => {
+                let signature =
+                    ed25519_dalek::Signature::from_slice(signature).map_err(mismatch)?;
+                key.verify_strict(message, &signature).map_err(mismatch)
             }
-            KeyAlgorithm::P256 => {
+            Parsed::P256(key) => {
                 use p256::ecdsa::signature::Verifier;
-                let signature = p256::ecdsa::Signature::from_slice(signature)
-                    .map_err(|_| SignatureError::Mismatch)?;
-                self.p256()?
-                    .verify(message, &signature)
-                    .map_err(|_| SignatureError::Mismatch)
+                let signature = p256::ecdsa::Signature::from_slice(signature).map_err(mismatch)?;
+                key.verify(message, &signature).map_err(mismatch)
             }
         }
-    }
-
-    fn ed25519(&self) -> Result<ed25519_dalek::VerifyingKey, SignatureError> {
-        let bytes: &[u8; 32] = self
-            .bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| SignatureError::BadKey(self.algorithm))?;
-        ed25519_dalek::VerifyingKey::from_bytes(bytes)
-            .map_err(|_| SignatureError::BadKey(self.algorithm))
-    }
-
-    fn p256(&self) -> Result<p256::ecdsa::VerifyingKey, SignatureError> {
-        // Compressed or uncompressed points only, as every platform key store exports them.
-        let sec1 = matches!(
-            (self.bytes.first(), self.bytes.len()),
-            (Some(2 | 3), 33) | (Some(4), 65)
-        );
-        if !sec1 {
-            return Err(SignatureError::BadKey(self.algorithm));
-        }
-        p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.bytes)
-            .map_err(|_| SignatureError::BadKey(self.algorithm))
     }
 }
 
@@ -146,14 +172,20 @@ pub trait Signer: Send + Sync {
 /// (`<store>.key`), which never goes into a backup of the database: a store restored from
 /// a backup makes a new key, and the server records it at the next sign-in.
 pub struct SoftwareKey {
-    algorithm: KeyAlgorithm,
     secret: [u8; 32],
+    signing: SigningKey,
+    public: PublicKey,
+}
+
+enum SigningKey {
+    Ed25519(ed25519_dalek::SigningKey),
+    P256(p256::ecdsa::SigningKey),
 }
 
 impl std::fmt::Debug for SoftwareKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SoftwareKey")
-            .field("algorithm", &self.algorithm)
+            .field("public", &self.public)
             .finish_non_exhaustive()
     }
 }
@@ -162,12 +194,29 @@ impl SoftwareKey {
     /// A key of `algorithm` from 32 secret bytes (for P-256, bytes that are not a valid
     /// scalar are hashed until they are one).
     pub fn from_secret(algorithm: KeyAlgorithm, mut secret: [u8; 32]) -> SoftwareKey {
-        if algorithm == KeyAlgorithm::P256 {
-            while p256::ecdsa::SigningKey::from_slice(&secret).is_err() {
-                secret = Sha256::digest(secret).into();
+        let (signing, bytes) = match algorithm {
+            KeyAlgorithm::Ed25519 => {
+                let key = ed25519_dalek::SigningKey::from_bytes(&secret);
+                let public = key.verifying_key().to_bytes().to_vec();
+                (SigningKey::Ed25519(key), public)
             }
+            KeyAlgorithm::P256 => {
+                let key = loop {
+                    match p256::ecdsa::SigningKey::from_slice(&secret) {
+                        Ok(key) => break key,
+                        Err(_) => secret = Sha256::digest(secret).into(),
+                    }
+                };
+                let public = key.verifying_key().to_sec1_point(true).as_bytes().to_vec();
+                (SigningKey::P256(key), public)
+            }
+        };
+        let public = PublicKey::new(algorithm, bytes).expect("a key's own public key is valid");
+        SoftwareKey {
+            secret,
+            signing,
+            public,
         }
-        SoftwareKey { algorithm, secret }
     }
 
     /// The key in the file at `path`, or a new one of `algorithm` made from `seed` (with
@@ -195,7 +244,11 @@ impl SoftwareKey {
     }
 
     fn to_text(&self) -> String {
-        format!("{} {}\n", self.algorithm.code(), hex::encode(self.secret))
+        format!(
+            "{} {}\n",
+            self.public.algorithm().code(),
+            hex::encode(self.secret)
+        )
     }
 
     fn parse(text: &str) -> Option<SoftwareKey> {
@@ -209,43 +262,22 @@ impl SoftwareKey {
 
 impl Signer for SoftwareKey {
     fn public_key(&self) -> PublicKey {
-        let bytes = match self.algorithm {
-            KeyAlgorithm::Ed25519 => ed25519_dalek::SigningKey::from_bytes(&self.secret)
-                .verifying_key()
-                .to_bytes()
-                .to_vec(),
-            KeyAlgorithm::P256 => p256_key(&self.secret)
-                .verifying_key()
-                .to_sec1_point(true)
-                .as_bytes()
-                .to_vec(),
-        };
-        PublicKey {
-            algorithm: self.algorithm,
-            bytes,
-        }
+        self.public.clone()
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        Ok(match self.algorithm {
-            KeyAlgorithm::Ed25519 => {
+        Ok(match &self.signing {
+            SigningKey::Ed25519(key) => {
                 use ed25519_dalek::Signer as _;
-                ed25519_dalek::SigningKey::from_bytes(&self.secret)
-                    .sign(message)
-                    .to_bytes()
-                    .to_vec()
+                key.sign(message).to_bytes().to_vec()
             }
-            KeyAlgorithm::P256 => {
+            SigningKey::P256(key) => {
                 use p256::ecdsa::signature::Signer as _;
-                let signature: p256::ecdsa::Signature = p256_key(&self.secret).sign(message);
+                let signature: p256::ecdsa::Signature = key.sign(message);
                 signature.to_bytes().to_vec()
             }
         })
     }
-}
-
-fn p256_key(secret: &[u8; 32]) -> p256::ecdsa::SigningKey {
-    p256::ecdsa::SigningKey::from_slice(secret).expect("checked to be a scalar when made")
 }
 
 /// Writes a file only its owner may read, atomically (a crash leaves the old file or the
@@ -361,27 +393,43 @@ pub fn change_message(hash: &ChangeHash) -> Vec<u8> {
 /// The format name a signed case export starts with.
 pub const CASE_FORMAT: &str = "anjian-case/1";
 
-/// A case as one device hands it to another (`Store::export_case`): the Automerge
-/// document and the signatures of its changes. Encoded as a CBOR map
-/// `{"format": "anjian-case/1", "document": bytes, "signatures": bytes}`, the signatures
-/// as records one after the other (docs/protocol.md).
+/// A case as one device hands it to another (`Store::export_case`): the Automerge changes
+/// of its document and their signatures. Encoded as a CBOR map `{"format":
+/// "anjian-case/1", "changes": bytes, "signatures": bytes}`: the change chunks one after
+/// the other, as they travel in a sync message (never a whole-document chunk, which
+/// Automerge expands before anything could bound it), and the signature records one after
+/// the other (docs/protocol.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedCase {
-    /// The document's bytes, as Automerge saves them.
-    pub document: Vec<u8>,
+    /// The change chunks, one after the other.
+    pub changes: Vec<u8>,
     /// Signatures of its changes (a change may have none: one recorded before devices
     /// signed, or by a client that does not sign).
     pub signatures: Vec<ChangeSignature>,
 }
 
 impl SignedCase {
+    /// Every change of `doc`, without signatures (a document from a peer that signs
+    /// nothing).
+    pub fn unsigned(doc: &automerge::AutoCommit) -> SignedCase {
+        SignedCase {
+            changes: doc
+                .clone()
+                .get_changes(&[])
+                .iter()
+                .flat_map(|c| c.raw_bytes().to_vec())
+                .collect(),
+            signatures: Vec::new(),
+        }
+    }
+
     /// Its bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let mut e = minicbor::Encoder::new(&mut out);
         let written: Result<(), minicbor::encode::Error<std::convert::Infallible>> = (|| {
             e.map(3)?.str("format")?.str(CASE_FORMAT)?;
-            e.str("document")?.bytes(&self.document)?;
+            e.str("changes")?.bytes(&self.changes)?;
             e.str("signatures")?
                 .bytes(&ChangeSignature::records(&self.signatures))?;
             Ok(())
@@ -390,20 +438,20 @@ impl SignedCase {
         out
     }
 
-    /// Reads an export: a signed case, or the bare Automerge document older exports (and
-    /// other Automerge peers) hand over, which carries no signatures.
+    /// Reads an export. Bare Automerge documents are refused: their whole-document chunk
+    /// would be expanded before any limit could apply.
     pub fn decode(bytes: &[u8]) -> Result<SignedCase> {
         if bytes.starts_with(&AUTOMERGE_MAGIC) {
-            return Ok(SignedCase {
-                document: bytes.to_vec(),
-                signatures: Vec::new(),
-            });
+            return Err(Error::InvalidDocument(
+                "a bare Automerge document is not accepted; export the case with export_case"
+                    .into(),
+            ));
         }
         let invalid = |why: &str| Error::InvalidDocument(format!("signed case export: {why}"));
         let cbor = |e: minicbor::decode::Error| invalid(&e.to_string());
         let mut d = minicbor::Decoder::new(bytes);
         let mut format = None;
-        let mut document = None;
+        let mut changes = None;
         let mut signatures = Vec::new();
         let fields = d
             .map()
@@ -412,7 +460,7 @@ impl SignedCase {
         for _ in 0..fields {
             match d.str().map_err(cbor)? {
                 "format" => format = Some(d.str().map_err(cbor)?.to_owned()),
-                "document" => document = Some(d.bytes().map_err(cbor)?.to_vec()),
+                "changes" => changes = Some(d.bytes().map_err(cbor)?.to_vec()),
                 "signatures" => {
                     signatures = ChangeSignature::from_records(d.bytes().map_err(cbor)?)
                         .map_err(|e| invalid(&e.to_string()))?;
@@ -429,7 +477,7 @@ impl SignedCase {
             )));
         }
         Ok(SignedCase {
-            document: document.ok_or_else(|| invalid("no document"))?,
+            changes: changes.ok_or_else(|| invalid("no changes"))?,
             signatures,
         })
     }
@@ -452,7 +500,7 @@ mod tests {
             let key = SoftwareKey::from_secret(*algorithm, [7; 32]);
             let public = key.public_key();
             assert_eq!(
-                PublicKey::new(*algorithm, public.bytes.clone()),
+                PublicKey::new(*algorithm, public.bytes().to_vec()),
                 Ok(public.clone())
             );
             let signed = ChangeSignature::sign(&key, hash(1)).expect("sign");
@@ -498,10 +546,10 @@ mod tests {
     }
 
     #[test]
-    fn a_signed_case_reads_back_and_a_bare_document_reads_as_unsigned() {
+    fn a_signed_case_reads_back_and_a_bare_document_is_refused() {
         let key = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [1; 32]);
         let case = SignedCase {
-            document: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
+            changes: vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
             signatures: vec![
                 ChangeSignature::sign(&key, hash(1)).expect("sign"),
                 ChangeSignature::sign(&key, hash(2)).expect("sign"),
@@ -509,13 +557,10 @@ mod tests {
         };
         let bytes = case.encode();
         assert_eq!(SignedCase::decode(&bytes).expect("decode"), case);
-        assert_eq!(
-            SignedCase::decode(&case.document).expect("bare"),
-            SignedCase {
-                document: case.document.clone(),
-                signatures: Vec::new()
-            }
-        );
+        assert!(matches!(
+            SignedCase::decode(&case.changes),
+            Err(Error::InvalidDocument(_))
+        ));
         for cut in [1, bytes.len() / 2, bytes.len() - 1] {
             assert!(SignedCase::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }

@@ -73,3 +73,20 @@ fn every_target_is_replayed_here() {
         );
     }
 }
+
+/// The case files of the seed corpus are cases a phone takes (or the target would only
+/// ever see refusals).
+#[test]
+fn the_seed_case_files_merge() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store =
+        anjian_core::Store::open(dir.path().join("phone.db"), anjian_sim::world::identity(0))
+            .expect("a store");
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/case_document");
+    let mut merged = 0;
+    for entry in std::fs::read_dir(folder).expect("the corpus") {
+        let input = std::fs::read(entry.expect("an entry").path()).expect("an input");
+        merged += usize::from(store.merge_case(&input).is_ok());
+    }
+    assert!(merged > 10, "{merged} case files merged");
+}

@@ -88,7 +88,8 @@ pub struct Traffic {
     pub sessions: Vec<(usize, Vec<Vec<u8>>)>,
     /// Every frame the server sent.
     pub replies: Vec<Vec<u8>>,
-    /// Every case the server stores at the end, saved.
+    /// Every case the server stores at the end, as a case file (`Store::export_case`: its
+    /// changes and their signatures).
     pub documents: Vec<Vec<u8>>,
     open: BTreeMap<ConnId, usize>,
 }
@@ -102,8 +103,16 @@ pub fn record(seed: u64) -> Traffic {
     let mut traffic = sim.traffic.take().unwrap_or_default();
     if let Some(server) = &sim.server {
         for case in sim.model.cases.keys() {
-            if let Ok(Some(mut doc)) = server.storage().load_document(*case) {
-                traffic.documents.push(doc.save());
+            if let Ok(Some(doc)) = server.storage().load_document(*case) {
+                let mut file = anjian_core::signing::SignedCase::unsigned(&doc);
+                let hashes: Vec<automerge::ChangeHash> = doc
+                    .clone()
+                    .get_changes(&[])
+                    .iter()
+                    .map(|c| c.hash())
+                    .collect();
+                file.signatures = server.storage().signatures_of(&hashes).unwrap_or_default();
+                traffic.documents.push(file.encode());
             }
         }
     }

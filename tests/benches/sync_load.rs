@@ -3,6 +3,9 @@
 //! protocol driver, against Anjian's server and against the stock automerge-repo sync
 //! server on Node (`tests/js/stock-server.mjs`), and reports documents merged per second,
 //! bytes on the wire against the raw size of the changes, and the server's peak memory.
+//! Anjian's server runs twice: with devices that send no signatures (as before devices
+//! signed their changes), then with every change's signature sent and verified; and the
+//! cost of signing and of verifying one change is measured on its own.
 //!
 //! Run: `(cd tests/js && npm ci) && cargo bench -p anjian-tests --bench sync_load`
 //! (`-- DEVICES CASES FINDINGS` to change the workload; `ANJIAN_BENCH_ONLY_ANJIAN=1` to
@@ -12,20 +15,31 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use anjian_core::Role;
+use anjian_core::signing::{
+    ChangeSignature, KeyAlgorithm, PublicKey, SignedCase, Signer, SoftwareKey,
+};
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_core::{CaseId, Store, sample};
 use anjian_tests::process;
-use automerge::AutoCommit;
 use automerge::sync::{self, SyncDoc};
+use automerge::{AutoCommit, ChangeHash};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 struct Device {
     token: Option<String>,
     docs: Vec<(CaseId, AutoCommit)>,
+    /// The device's key, and the signatures of its changes (sent only when signing).
+    key: PublicKey,
+    signatures: Signatures,
+    signing: bool,
 }
+
+type Signatures = std::sync::Arc<HashMap<ChangeHash, ChangeSignature>>;
 
 #[derive(Default)]
 struct Totals {
@@ -66,32 +80,23 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    // Anjian's server, as its own process.
-    let data = work.path().join("anjian");
-    for d in 0..devices {
-        anjian_tests::add_user(
-            &data,
-            &format!("dev{d:03}"),
-            Role::Inspector,
-            "310101",
-            "应急管理",
-        );
-    }
-    let (anjian, addr) =
-        process::spawn_listening(Command::new(env!("CARGO_BIN_EXE_test_server")).arg(&data));
+    signing_costs();
+
+    // Anjian's server, as its own process: devices that send no signatures, then devices
+    // whose every change's signature the server verifies.
     let mut anjian_devices = workload;
-    runtime.block_on(async {
-        for (d, device) in anjian_devices.iter_mut().enumerate() {
-            device.token = Some(login(&addr, &format!("dev{d:03}"), &device.docs[0].1).await);
-        }
-    });
-    println!("syncing to anjian-sync-server …");
-    // The peak is measured over the sync only: signing 200 devices in (argon2, 19 MiB
-    // per hash) is setup, not the workload.
-    reset_peak_memory(&anjian);
-    let ours = runtime.block_on(run(&addr, &anjian_devices));
-    let ours_peak = process::peak_memory(&anjian);
-    process::stop(anjian);
+    let (unsigned, unsigned_peak) = run_anjian(
+        &runtime,
+        &work.path().join("unsigned"),
+        &mut anjian_devices,
+        false,
+    );
+    let (ours, ours_peak) = run_anjian(
+        &runtime,
+        &work.path().join("anjian"),
+        &mut anjian_devices,
+        true,
+    );
 
     // The stock automerge-repo server on Node.
     let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
@@ -106,6 +111,7 @@ fn main() {
         let addr = format!("127.0.0.1:{addr}");
         for device in &mut anjian_devices {
             device.token = None;
+            device.signing = false;
         }
         println!("syncing to the stock automerge-repo server …");
         reset_peak_memory(&child);
@@ -128,13 +134,89 @@ fn main() {
             peak as f64 / 1e6,
         );
     };
+    report("anjian, no signatures", &unsigned, unsigned_peak);
     report("anjian-sync-server", &ours, ours_peak);
+    println!(
+        "signatures sent and verified: throughput {:.3}x of the same server without them",
+        unsigned.0.as_secs_f64() / ours.0.as_secs_f64()
+    );
     if let Some((theirs, peak)) = &stock {
         report("stock automerge-repo (Node)", theirs, *peak);
         println!(
             "ratios: throughput {:.1}x, peak memory {:.2}x of the stock server",
             theirs.0.as_secs_f64() / ours.0.as_secs_f64(),
             ours_peak as f64 / *peak as f64
+        );
+    }
+}
+
+/// Signs in every device to a new Anjian server in `data` and syncs them all; returns the
+/// time and totals, and the server's peak memory over the sync.
+fn run_anjian(
+    runtime: &tokio::runtime::Runtime,
+    data: &Path,
+    devices: &mut [Device],
+    signing: bool,
+) -> ((Duration, Totals), u64) {
+    for d in 0..devices.len() {
+        anjian_tests::add_user(
+            data,
+            &format!("dev{d:03}"),
+            Role::Inspector,
+            "310101",
+            "应急管理",
+        );
+    }
+    let (anjian, addr) =
+        process::spawn_listening(Command::new(env!("CARGO_BIN_EXE_test_server")).arg(data));
+    runtime.block_on(async {
+        for (d, device) in devices.iter_mut().enumerate() {
+            let key = signing.then_some(&device.key);
+            device.token = Some(login(&addr, &format!("dev{d:03}"), &device.docs[0].1, key).await);
+            device.signing = signing;
+        }
+    });
+    println!(
+        "syncing to anjian-sync-server ({}) …",
+        if signing { "signed" } else { "no signatures" }
+    );
+    // The peak is measured over the sync only: signing 200 devices in (argon2, 19 MiB
+    // per hash) is setup, not the workload.
+    reset_peak_memory(&anjian);
+    let result = runtime.block_on(run(&addr, devices));
+    let peak = process::peak_memory(&anjian);
+    process::stop(anjian);
+    (result, peak)
+}
+
+/// What signing a change costs a device, and verifying it the server, per change.
+fn signing_costs() {
+    const N: u32 = 5_000;
+    for algorithm in KeyAlgorithm::ALL {
+        let key = SoftwareKey::from_secret(*algorithm, [9; 32]);
+        let public = key.public_key();
+        let hashes: Vec<ChangeHash> = (0..N)
+            .map(|i| {
+                let mut bytes = [0u8; 32];
+                bytes[..4].copy_from_slice(&i.to_le_bytes());
+                ChangeHash(bytes)
+            })
+            .collect();
+        let started = Instant::now();
+        let signed: Vec<ChangeSignature> = hashes
+            .iter()
+            .map(|h| ChangeSignature::sign(&key, *h).expect("sign"))
+            .collect();
+        let sign = started.elapsed();
+        let started = Instant::now();
+        for s in &signed {
+            s.verify(&public).expect("verifies");
+        }
+        let verify = started.elapsed();
+        println!(
+            "{algorithm}: signing {:.1} µs per change, verifying {:.1} µs per change",
+            sign.as_secs_f64() * 1e6 / f64::from(N),
+            verify.as_secs_f64() * 1e6 / f64::from(N),
         );
     }
 }
@@ -150,6 +232,7 @@ fn build_workload(dir: &Path, devices: usize, cases: usize, findings: usize) -> 
             .expect("store");
             let enterprise = sample::enterprise(d as u32);
             store.register_enterprise(&enterprise).expect("register");
+            let mut signatures = HashMap::new();
             let docs = (0..cases)
                 .map(|_| {
                     let case = store
@@ -167,14 +250,21 @@ fn build_workload(dir: &Path, devices: usize, cases: usize, findings: usize) -> 
                         };
                         store.add_finding(case, &finding).expect("finding");
                     }
-                    (
-                        case,
-                        AutoCommit::load(&store.export_document(case).expect("export"))
-                            .expect("load"),
-                    )
+                    let signed = SignedCase::decode(&store.export_case(case).expect("export"))
+                        .expect("a signed case");
+                    signatures.extend(signed.signatures.into_iter().map(|s| (s.hash, s)));
+                    let doc = AutoCommit::load(&store.export_document(case).expect("export"))
+                        .expect("load");
+                    (case, doc)
                 })
                 .collect();
-            Device { token: None, docs }
+            Device {
+                token: None,
+                docs,
+                key: store.public_key(),
+                signatures: std::sync::Arc::new(signatures),
+                signing: false,
+            }
         })
         .collect()
 }
@@ -187,10 +277,11 @@ fn raw_change_bytes(doc: &AutoCommit) -> u64 {
         .sum()
 }
 
-/// Binds the device's actor id (the author of its documents) to its user; returns a token.
-async fn login(addr: &str, username: &str, doc: &AutoCommit) -> String {
+/// Binds the device's actor id (the author of its documents), and its key when it signs,
+/// to its user; returns a token.
+async fn login(addr: &str, username: &str, doc: &AutoCommit, key: Option<&PublicKey>) -> String {
     let actor = doc.clone().get_changes(&[])[0].actor_id().to_hex_string();
-    anjian_tests::login_device(&format!("http://{addr}"), username, &actor).await
+    anjian_tests::login_device_with_key(&format!("http://{addr}"), username, &actor, key).await
 }
 
 /// Resets the server's peak memory before a measured phase and says where it starts.
@@ -216,7 +307,8 @@ async fn run(addr: &str, devices: &[Device]) -> (Duration, Totals) {
             };
             let docs: Vec<(CaseId, AutoCommit)> =
                 device.docs.iter().map(|(c, d)| (*c, d.clone())).collect();
-            tokio::spawn(push_all(url, format!("device-{i}"), docs))
+            let signatures = device.signing.then(|| device.signatures.clone());
+            tokio::spawn(push_all(url, format!("device-{i}"), docs, signatures))
         })
         .collect();
     let mut totals = Totals::default();
@@ -229,8 +321,14 @@ async fn run(addr: &str, devices: &[Device]) -> (Duration, Totals) {
 }
 
 /// One device: join, then the Automerge sync protocol for each document until the
-/// server's heads equal ours.
-async fn push_all(url: String, peer: String, mut docs: Vec<(CaseId, AutoCommit)>) -> (u64, u64) {
+/// server's heads equal ours; with `signatures`, each sync message that carries changes
+/// goes after their signatures.
+async fn push_all(
+    url: String,
+    peer: String,
+    mut docs: Vec<(CaseId, AutoCommit)>,
+    signatures: Option<Signatures>,
+) -> (u64, u64) {
     let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .expect("connect");
@@ -240,7 +338,10 @@ async fn push_all(url: String, peer: String, mut docs: Vec<(CaseId, AutoCommit)>
         metadata: PeerMetadata {
             storage_id: None,
             is_ephemeral: true,
-            extensions: vec![],
+            extensions: signatures
+                .iter()
+                .map(|_| anjian_core::sync::wire::SIGNATURES_EXTENSION.to_owned())
+                .collect(),
         },
         supported_versions: vec![PROTOCOL_VERSION.into()],
     }
@@ -272,21 +373,48 @@ async fn push_all(url: String, peer: String, mut docs: Vec<(CaseId, AutoCommit)>
         .map(|(i, (c, _))| (DocumentId::of(*c), i))
         .collect();
     let mut pending = docs.len();
-    for (i, (case, doc)) in docs.iter_mut().enumerate() {
-        if let Some(m) = doc.sync().generate_sync_message(&mut states[i]) {
-            let frame = WireMessage::Sync {
+    let frames_of = |document_id: DocumentId, m: sync::Message| {
+        let mut out = Vec::new();
+        if let Some(signatures) = &signatures {
+            let records: Vec<ChangeSignature> = m
+                .changes
+                .iter()
+                .filter_map(|c| automerge::Change::try_from(c).ok())
+                .filter_map(|c| signatures.get(&c.hash()).cloned())
+                .collect();
+            if !records.is_empty() {
+                out.push(
+                    WireMessage::Signatures {
+                        sender_id: peer.clone(),
+                        target_id: server.clone(),
+                        document_id,
+                        signatures: ChangeSignature::records(&records),
+                    }
+                    .encode(),
+                );
+            }
+        }
+        out.push(
+            WireMessage::Sync {
                 sender_id: peer.clone(),
                 target_id: server.clone(),
-                document_id: DocumentId::of(*case),
+                document_id,
                 data: m.encode(),
             }
-            .encode();
-            bytes += frame.len() as u64;
-            frames += 1;
-            socket
-                .send(Message::Binary(frame.into()))
-                .await
-                .expect("send");
+            .encode(),
+        );
+        out
+    };
+    for (i, (case, doc)) in docs.iter_mut().enumerate() {
+        if let Some(m) = doc.sync().generate_sync_message(&mut states[i]) {
+            for frame in frames_of(DocumentId::of(*case), m) {
+                bytes += frame.len() as u64;
+                frames += 1;
+                socket
+                    .send(Message::Binary(frame.into()))
+                    .await
+                    .expect("send");
+            }
         }
     }
     let mut done = vec![false; docs.len()];
@@ -313,19 +441,14 @@ async fn push_all(url: String, peer: String, mut docs: Vec<(CaseId, AutoCommit)>
             .receive_sync_message(&mut states[i], message)
             .expect("apply");
         if let Some(m) = doc.sync().generate_sync_message(&mut states[i]) {
-            let out = WireMessage::Sync {
-                sender_id: peer.clone(),
-                target_id: server.clone(),
-                document_id,
-                data: m.encode(),
+            for out in frames_of(document_id, m) {
+                bytes += out.len() as u64;
+                frames += 1;
+                socket
+                    .send(Message::Binary(out.into()))
+                    .await
+                    .expect("send");
             }
-            .encode();
-            bytes += out.len() as u64;
-            frames += 1;
-            socket
-                .send(Message::Binary(out.into()))
-                .await
-                .expect("send");
         }
         if !done[i] && states[i].their_heads.as_deref() == Some(&doc.get_heads()[..]) {
             done[i] = true;

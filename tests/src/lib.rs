@@ -156,14 +156,30 @@ pub async fn login_token(server: &str, username: &str) -> String {
 /// Signs `username` in from the device with actor id `actor` (hex), binding it; returns a
 /// token.
 pub async fn login_device(server: &str, username: &str, actor: &str) -> String {
+    login_device_with_key(server, username, actor, None).await
+}
+
+/// Signs `username` in from the device with actor id `actor` (hex) that signs with `key`
+/// (none: a device that signs nothing), binding both; returns a token.
+pub async fn login_device_with_key(
+    server: &str,
+    username: &str,
+    actor: &str,
+    key: Option<&anjian_core::signing::PublicKey>,
+) -> String {
+    let mut request = serde_json::json!({
+        "username": username,
+        "password": PASSWORD,
+        "device_name": "测试设备",
+        "actor_id": actor,
+    });
+    if let Some(key) = key {
+        request["key_algorithm"] = key.algorithm().code().into();
+        request["public_key"] = hex::encode(key.bytes()).into();
+    }
     let body: serde_json::Value = reqwest::Client::new()
         .post(format!("{server}/api/v1/login"))
-        .json(&serde_json::json!({
-            "username": username,
-            "password": PASSWORD,
-            "device_name": "测试设备",
-            "actor_id": actor,
-        }))
+        .json(&request)
         .send()
         .await
         .expect("login request")

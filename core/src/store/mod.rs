@@ -637,20 +637,16 @@ impl Store {
         Ok(crate::case_doc::sorted_heads(&mut self.doc(case)?.doc))
     }
 
-    /// The case for another device (an on-site merge, `merge_case`): its document and the
-    /// signatures of its changes (`signing::SignedCase`).
+    /// The case for another device (an on-site merge, `merge_case`): its changes and their
+    /// signatures (`signing::SignedCase`).
     pub fn export_case(&mut self, case: CaseId) -> Result<Vec<u8>> {
-        let loaded = self.doc(case)?;
-        let document = loaded.doc.save();
-        let hashes: Vec<ChangeHash> = loaded
-            .doc
-            .get_changes(&[])
-            .iter()
-            .map(|c| c.hash())
-            .collect();
-        let signatures = db::signatures_of(&self.conn, hashes)?;
+        let changes = self.doc(case)?.doc.get_changes(&[]);
+        let signatures = db::signatures_of(&self.conn, changes.iter().map(|c| c.hash()))?;
         Ok(SignedCase {
-            document,
+            changes: changes
+                .iter()
+                .flat_map(|c| c.raw_bytes().to_vec())
+                .collect(),
             signatures,
         }
         .encode())
@@ -662,31 +658,37 @@ impl Store {
         Ok(self.doc(case)?.doc.save())
     }
 
-    /// Merges a case from another device (`export_case`, or bare Automerge document bytes,
-    /// full or incremental saves); creates the case if it is new here. Returns its id.
-    /// Invalid bytes change nothing. Its changes are checked as the server's are
-    /// (`rules::apply`): the file came from another device, which may have written
-    /// anything. The signatures that came with its changes are kept, to travel on with
-    /// them.
+    /// Merges a case from another device (`export_case`); creates the case if it is new
+    /// here. Returns its id. Invalid bytes change nothing. The changes pass the wire's
+    /// limits and are checked as the server checks them (`intake::check`, `rules::apply`)
+    /// before anything of them is expanded: the file came from another device, which may
+    /// have written anything. The signatures that came with them are kept, to travel on
+    /// with them.
     pub fn merge_case(&mut self, bytes: &[u8]) -> Result<CaseId> {
         let signed = SignedCase::decode(bytes)?;
-        let mut incoming = AutoCommit::load(&signed.document)
+        let limits = intake::Limits::default();
+        let checked = intake::check(intake::carrying(signed.changes), &limits)
             .map_err(|e| Error::InvalidDocument(e.to_string()))?;
-        let id = document::check_case(&incoming)?;
-        // Validate the whole document (its depth and size first) before it touches the
-        // store.
-        rules::CaseState::of(&incoming)?;
-        document::project_case(&incoming)?;
-        let changes = incoming.get_changes(&[]);
-        let existing = self.doc_if_exists(id)?.map(|loaded| loaded.doc.clone());
-        let exists = existing.is_some();
-        let mut merged = existing.unwrap_or_default();
-        let (fresh, waiting) = intake::in_causal_order(&merged, &changes);
+        let changes = checked.changes;
+        // The case the changes make, on their own, validated whole (its depth and size
+        // first) before it touches the store.
+        let mut incoming = AutoCommit::new();
+        let (all, waiting) = intake::in_causal_order(&incoming, &changes);
         if waiting > 0 {
             return Err(Error::InvalidDocument(format!(
                 "{waiting} changes of the case depend on changes it does not hold"
             )));
         }
+        intake::check_depth(&incoming, &all, limits.depth)
+            .map_err(|e| Error::InvalidDocument(e.to_string()))?;
+        rules::apply(&mut incoming, &all)?;
+        let id = document::check_case(&incoming)?;
+        rules::CaseState::of(&incoming)?;
+        document::project_case(&incoming)?;
+        let existing = self.doc_if_exists(id)?.map(|loaded| loaded.doc.clone());
+        let exists = existing.is_some();
+        let mut merged = existing.unwrap_or_default();
+        let (fresh, _) = intake::in_causal_order(&merged, &all);
         rules::apply(&mut merged, &fresh)?;
         let fresh_hashes: std::collections::HashSet<ChangeHash> =
             fresh.iter().map(|c| c.hash()).collect();

@@ -147,8 +147,8 @@ pub async fn login(
             password,
             device_name,
             actor_id,
-            key_algorithm: key.algorithm.code(),
-            public_key: hex::encode(&key.bytes),
+            key_algorithm: key.algorithm().code(),
+            public_key: hex::encode(key.bytes()),
         })
         .send()
         .await

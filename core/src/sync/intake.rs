@@ -274,6 +274,20 @@ pub struct Admitted {
     pub waiting: usize,
 }
 
+/// A message carrying `changes` (change chunks one after another) and nothing else, for
+/// changes that came another way than a sync message (a case file from another device):
+/// they pass the same `check`.
+pub fn carrying(changes: Vec<u8>) -> Message {
+    Message {
+        heads: Vec::new(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: vec![changes].into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+}
+
 /// A message that makes the peer send every change of the document again: it reads as
 /// from a peer that lost the document (no heads, an empty summary), on which Automerge
 /// forgets which changes it sent. The answer to a message whose changes had to wait for

@@ -121,6 +121,8 @@ fn invalid_inputs_are_typed_errors_that_change_nothing() {
         &b""[..],
         b"not automerge",
         &[0x85, 0x6f, 0x4a, 0x83, 1, 2, 3][..],
+        // A bare Automerge document: its whole-document chunk is never expanded.
+        &automerge::AutoCommit::new().save()[..],
     ] {
         let err = store.merge_case(bytes).expect_err("corrupt bytes");
         assert!(matches!(err, Error::InvalidDocument(_)), "{err}");
@@ -129,7 +131,9 @@ fn invalid_inputs_are_typed_errors_that_change_nothing() {
     let mut other = automerge::AutoCommit::new();
     automerge::transaction::Transactable::put(&mut other, automerge::ROOT, "kind", "note")
         .expect("put");
-    let err = store.merge_case(&other.save()).expect_err("not a case");
+    let err = store
+        .merge_case(&anjian_core::signing::SignedCase::unsigned(&other).encode())
+        .expect_err("not a case");
     assert!(matches!(err, Error::InvalidDocument(_)), "{err}");
 
     assert_eq!(

@@ -3,6 +3,7 @@
 //! author, with the verdict written by hand in the table.
 
 use anjian_core::rules::{self, Author, CaseState, Ops, Rule};
+use anjian_core::signing::SignedCase;
 use anjian_core::{
     CaseId, DistrictCode, FindingEdit, FindingId, Level, NewCase, RectificationOrder,
     RectificationState, ReviewAction, Role, Store, case_doc,
@@ -899,16 +900,16 @@ fn a_case_file_from_another_device_is_checked_as_the_servers_changes_are() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = Store::open(dir.path().join("s.db"), inspector("insp")).expect("store");
     let err = store
-        .merge_case(&forged.clone().save())
+        .merge_case(&SignedCase::unsigned(&forged).encode())
         .expect_err("refused");
     assert!(err.to_string().contains("列表"), "{err}");
     assert!(store.case(f.case).is_err(), "nothing of it is stored");
     store
-        .merge_case(&f.doc.clone().save())
+        .merge_case(&SignedCase::unsigned(&f.doc).encode())
         .expect("the honest file merges");
     assert_eq!(store.case(f.case).expect("case").findings.len(), 3);
     let err = store
-        .merge_case(&forged.clone().save())
+        .merge_case(&SignedCase::unsigned(&forged).encode())
         .expect_err("refused into the existing case too");
     assert!(err.to_string().contains("列表"), "{err}");
     assert_eq!(

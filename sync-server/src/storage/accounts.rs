@@ -432,8 +432,8 @@ fn register_key(tx: &rusqlite::Transaction<'_>, actor_id: &str, key: &PublicKey)
                 params![
                     id.as_slice(),
                     actor_id,
-                    key.algorithm.code(),
-                    key.bytes,
+                    key.algorithm().code(),
+                    key.bytes(),
                     Utc::now().to_rfc3339()
                 ],
             )?;
