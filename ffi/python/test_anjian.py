@@ -230,6 +230,46 @@ class InspectorAppTest(unittest.TestCase):
         self.assertEqual(rectification.state, anjian.RectificationState.REINSPECTED)
         self.assertEqual(rectification.reinspection.note, "报警装置已恢复，联调合格")
 
+    def test_a_teammate_carries_the_case_to_the_server_and_every_finding_stays(self):
+        # On site, without signal: Zhang opens the case and records a finding; Li receives
+        # the case from Zhang's phone and records one of her own.
+        zhang = self.open_store("zhang-relay.db", inspector("zhangwei", "张伟", "应急管理"))
+        li = self.open_store("li-relay.db", inspector("lina", "李娜", "消防"))
+        case_id = self.open_case_with_enterprise(zhang)
+        zhang.add_finding(case_id, anjian.NewFinding(
+            description="配电箱未接地", level=anjian.Level.GENERAL, category="电气",
+            place="二号车间", legal_basis=""))
+        li.merge_case(zhang.export_case(case_id))
+        li.add_finding(case_id, anjian.NewFinding(
+            description="消防通道堵塞", level=anjian.Level.GENERAL, category="消防",
+            place="仓库", legal_basis=""))
+        both = ["消防通道堵塞", "配电箱未接地"]
+
+        # Li reaches the network first. Zhang's phone has never signed in, so the server
+        # cannot tell Zhang's signature yet: it holds Zhang's changes back, and Li's finding
+        # built on them, without refusing anything; both findings stay on Li's phone.
+        li_token = li.login(self.server.url, "lina", PASSWORD, "李娜的平板")
+        result = asyncio.run(li.sync(self.server.url, li_token, None))
+        self.assertEqual(result.refused, [])
+        self.assertEqual([w.case_id for w in result.waiting], [case_id])
+        self.assertEqual(li.refusals(), [])
+        self.assertEqual(sorted(f.description for f in li.case(case_id).findings), both)
+
+        # Once Zhang's phone has signed in, Li's next sync carries everything, each
+        # finding as its author's, and Zhang's phone receives Li's.
+        token = zhang.login(self.server.url, "zhangwei", PASSWORD, "张伟的手机")
+        result = asyncio.run(li.sync(self.server.url, li_token, None))
+        self.assertEqual((result.refused, result.waiting), ([], []))
+        result = asyncio.run(zhang.sync(self.server.url, token, None))
+        self.assertEqual((result.refused, result.waiting), ([], []))
+        findings = zhang.case(case_id).findings
+        self.assertEqual(sorted((f.description, f.recorded_by) for f in findings),
+                         [("消防通道堵塞", "lina"), ("配电箱未接地", "zhangwei")])
+        self.assertEqual(zhang.heads(case_id), li.heads(case_id))
+        for store in (zhang, li):
+            upload = store.upload_state(case_id)
+            self.assertEqual(upload.acknowledged, upload.changes)
+
     def test_bad_credit_code_is_a_validation_error_naming_the_field(self):
         store = self.open_store("validation.db", inspector("zhangwei", "张伟", "应急管理"))
         with self.assertRaises(anjian.AnjianError.Validation) as raised:

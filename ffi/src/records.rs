@@ -1363,7 +1363,7 @@ pub(crate) fn list<C, F: From<C>>(items: Vec<C>) -> Vec<F> {
 // ---------------------------------------------------------------------------------------
 // Sync
 
-/// A case whose changes the server refused.
+/// A case whose changes the server refused, or holds back.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RefusedCase {
     /// The case.
@@ -1385,6 +1385,11 @@ pub struct SyncResult {
     pub acknowledged: u64,
     /// Cases whose changes the server refused (see also `InspectorStore.refusals`).
     pub refused: Vec<RefusedCase>,
+    /// Cases with changes the server holds back, not refused: changes another inspector's
+    /// phone signed that has not signed in to the server yet (relayed after an on-site
+    /// merge), and those built on them. They stay on this device and go again on the next
+    /// sync.
+    pub waiting: Vec<RefusedCase>,
     /// Cases the server does not have or this inspector may not see.
     pub unavailable: Vec<String>,
     /// The cases exchanged (sent, received or both).
@@ -1407,6 +1412,16 @@ pub struct SyncResult {
     pub thumbnails_downloaded: u64,
 }
 
+fn cases_with_reasons(cases: Vec<(core::CaseId, String)>) -> Vec<RefusedCase> {
+    cases
+        .into_iter()
+        .map(|(case, reason)| RefusedCase {
+            case_id: case.to_string(),
+            reason,
+        })
+        .collect()
+}
+
 impl SyncResult {
     pub(crate) fn new(server: &str, report: core::sync::SyncReport) -> Self {
         let count = |n: usize| n as u64;
@@ -1415,14 +1430,8 @@ impl SyncResult {
             finished_at: chrono::Local::now().fixed_offset().to_rfc3339(),
             documents: count(report.documents),
             acknowledged: count(report.acknowledged),
-            refused: report
-                .refused
-                .into_iter()
-                .map(|(case, reason)| RefusedCase {
-                    case_id: case.to_string(),
-                    reason,
-                })
-                .collect(),
+            refused: cases_with_reasons(report.refused),
+            waiting: cases_with_reasons(report.waiting),
             unavailable: report.unavailable.iter().map(ToString::to_string).collect(),
             cases: report.cases.iter().map(ToString::to_string).collect(),
             frames_sent: count(report.frames_sent),

@@ -65,6 +65,10 @@ coded_enum!(
         Signature = "signature" / "签名",
         /// A change built on one that was refused.
         Dependency = "dependency" / "依赖",
+        /// Not refused: a change signed by a device that has not signed in to the server
+        /// yet (or built on one) waits; the device that carries it keeps it and sends it
+        /// again after that device has.
+        AwaitingSigner = "awaiting_signer" / "待核验签名",
     }
 );
 

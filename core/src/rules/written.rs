@@ -17,7 +17,10 @@
 //! - a list or text element is inserted after an element of the same object (or at its
 //!   head), naming no predecessor, and deleted naming itself; it is never replaced in
 //!   place; a text holds characters only;
-//! - it makes, writes or deletes: counters and marks are nothing the case uses.
+//! - it makes, writes or deletes: counters and marks are nothing the case uses;
+//! - it is its actor's next change: Automerge numbers each actor's changes 1, 2, 3, … and
+//!   panics on a change whose number skips ahead (or that carries an author and is not
+//!   its actor's first).
 //!
 //! Each change is checked against the document with the changes before it applied, then
 //! applied: [`apply`]. The local store checks its own changes the same way, so a device
@@ -33,8 +36,10 @@ use super::{Refusal, Rule};
 /// Applies `changes` to `doc` in their order, each only once [`check`] found it well
 /// formed. On a refusal, the changes before the refused one stay applied: apply to a copy.
 pub fn apply(doc: &mut AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
+    let mut numbered = Numbered::default();
     for change in changes {
         check(doc, change)?;
+        numbered.check(doc, change)?;
         doc.apply_changes([change.clone()]).map_err(|e| {
             Refusal::new(
                 Rule::Shape,
@@ -43,6 +48,48 @@ pub fn apply(doc: &mut AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
         })?;
     }
     Ok(())
+}
+
+/// The last change number of each actor in a document, read once when first needed and
+/// kept up as changes are applied.
+#[derive(Default)]
+struct Numbered {
+    last: Option<HashMap<automerge::ActorId, u64>>,
+}
+
+impl Numbered {
+    /// Whether `change` is its actor's next change in `doc`; it counts as applied after.
+    fn check(&mut self, doc: &mut AutoCommit, change: &Change) -> Result<(), Refusal> {
+        let seq = change.seq();
+        let refuse = |why: &str| Err(Refusal::new(Rule::Shape, why.to_owned()));
+        if change.author().is_some() && seq != 1 {
+            return refuse(
+                "修改的作者标记只能出现在设备的第一条修改中 (an author mark belongs on an actor's first change)",
+            );
+        }
+        // A first change needs no count: if the actor has changes already, Automerge
+        // refuses it as a duplicate.
+        if seq > 1 {
+            let last = self.last.get_or_insert_with(|| {
+                let mut last = HashMap::new();
+                for meta in doc.get_changes_meta(&[]) {
+                    let entry = last.entry(meta.actor.into_owned()).or_insert(0);
+                    *entry = (*entry).max(meta.seq);
+                }
+                last
+            });
+            let expected = last.get(change.actor_id()).copied().unwrap_or(0) + 1;
+            if seq != expected {
+                return refuse(&format!(
+                    "修改的序号 {seq} 不是其设备的下一条（应为 {expected}） (a change must be its actor's next)"
+                ));
+            }
+        }
+        if let Some(last) = &mut self.last {
+            last.insert(change.actor_id().clone(), seq);
+        }
+        Ok(())
+    }
 }
 
 /// Checks that every operation of `change` is one a well-behaved writer makes, against

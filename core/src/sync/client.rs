@@ -179,8 +179,10 @@ pub async fn sync(
     let http = http(timeout)?;
     let mut total = SyncReport::default();
     for _ in 0..MAX_ROUNDS {
+        let held: std::collections::BTreeSet<_> =
+            total.waiting.iter().map(|(case, _)| *case).collect();
         let (report, idle) =
-            sync_round(store, &http, timeout, server, token, &mut progress).await?;
+            sync_round(store, &http, timeout, server, token, held, &mut progress).await?;
         total.absorb(report);
         if idle {
             break;
@@ -345,6 +347,7 @@ async fn sync_round(
     timeout: Duration,
     server: &str,
     token: &str,
+    held: std::collections::BTreeSet<crate::codes::CaseId>,
     progress: &mut (impl FnMut(SyncProgress) + Send),
 ) -> Result<(SyncReport, bool)> {
     let owned = server.to_owned();
@@ -364,7 +367,7 @@ async fn sync_round(
     let owned = server.to_owned();
     let (mut session, catalog) = store
         .with(move |s| {
-            let session = SyncSession::plan(s, &owned, &catalog)?;
+            let session = SyncSession::plan_without(s, &owned, &catalog, &held)?;
             Ok((session, catalog))
         })
         .await?;

@@ -64,6 +64,10 @@ pub struct SyncReport {
     pub acknowledged: usize,
     /// Documents whose changes the server refused, with its reason.
     pub refused: Vec<(CaseId, String)>,
+    /// Documents with changes the server holds back, not refused, with its reason:
+    /// changes signed by a device that has not signed in yet (carried here from an on-site
+    /// merge), and those built on them. They stay, and go again next sync.
+    pub waiting: Vec<(CaseId, String)>,
     /// Documents the server does not have or this user may not see.
     pub unavailable: Vec<CaseId>,
     /// WebSocket frames sent and received, and HTTP round trips.
@@ -92,6 +96,7 @@ impl SyncReport {
         self.documents += other.documents;
         self.acknowledged += other.acknowledged;
         self.refused.extend(other.refused);
+        self.waiting.extend(other.waiting);
         self.unavailable.extend(other.unavailable);
         self.frames_sent += other.frames_sent;
         self.frames_received += other.frames_received;
@@ -127,6 +132,17 @@ impl SyncSession {
     /// Plans a round: every case whose heads differ from the catalog's, every case the
     /// server is missing or has not acknowledged, every catalog case this device lacks.
     pub fn plan(store: &mut Store, server: &str, catalog: &CatalogPage) -> Result<SyncSession> {
+        Self::plan_without(store, server, catalog, &BTreeSet::new())
+    }
+
+    /// Plans a round as `plan` does, but leaves out `held` (cases whose changes the server
+    /// held back earlier in the same sync: they go again at the next sync, not at once).
+    pub fn plan_without(
+        store: &mut Store,
+        server: &str,
+        catalog: &CatalogPage,
+        held: &BTreeSet<CaseId>,
+    ) -> Result<SyncSession> {
         let mut pending: BTreeSet<CaseId> =
             store.unacknowledged_cases(server)?.into_iter().collect();
         for entry in &catalog.documents {
@@ -143,6 +159,7 @@ impl SyncSession {
                 pending.insert(case);
             }
         }
+        pending.retain(|case| !held.contains(case));
         Ok(SyncSession {
             server: server.to_owned(),
             peer_id: format!("anjian-{}", store.device_id()),
@@ -253,6 +270,18 @@ impl SyncSession {
                 if self.pending.remove(&case) {
                     self.report.unavailable.push(case);
                 }
+            }
+            WireMessage::Refused {
+                document_id,
+                reason,
+                rule,
+                ..
+            } if rule == crate::rules::Rule::AwaitingSigner.code() => {
+                // Nothing is dropped: the changes go again once their signer signed in.
+                let case = document_id.case_id();
+                self.states.remove(&case);
+                self.pending.remove(&case);
+                self.report.waiting.push((case, reason));
             }
             WireMessage::Refused {
                 document_id,

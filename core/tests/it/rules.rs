@@ -917,3 +917,28 @@ fn a_case_file_from_another_device_is_checked_as_the_servers_changes_are() {
         vec![SHARED.parse::<DistrictCode>().expect("district")]
     );
 }
+
+/// Automerge numbers each actor's changes 1, 2, 3, … and panics on a change that skips
+/// ahead: such a change is refused before Automerge sees it (found by fuzzing).
+#[test]
+fn a_change_whose_number_skips_ahead_is_refused_not_applied() {
+    let f = fixture();
+    let honest = changed(&f.doc, |doc| {
+        doc.put(ROOT, "note", "一条").expect("put");
+    });
+    let mut second = honest.clone();
+    second.put(ROOT, "note", "两条").expect("put");
+    second.commit();
+    let heads = f.doc.clone().get_heads();
+    let changes = second.clone().get_changes(&heads);
+    assert_eq!(changes.len(), 2);
+    let mut skipping = changes[1].decode();
+    skipping.seq = 7;
+    let skipping = automerge::Change::from(skipping);
+    let mut doc = f.doc.clone();
+    rules::apply(&mut doc, std::slice::from_ref(&changes[0])).expect("the first applies");
+    let refusal = rules::apply(&mut doc, &[skipping]).expect_err("refused");
+    assert_eq!(refusal.rule, Rule::Shape);
+    assert!(refusal.reason.contains("序号 7"), "{}", refusal.reason);
+    rules::apply(&mut doc, &changes[1..]).expect("the honest second applies");
+}

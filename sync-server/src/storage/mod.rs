@@ -413,6 +413,17 @@ impl Storage {
         })
     }
 
+    /// Whether a device (actor id) ever signed in, revoked or not.
+    pub fn device_known(&self, actor: &str) -> AppResult<bool> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM devices WHERE actor_id = ?1)",
+                [actor],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
     /// Which user a device (actor id) is bound to, unless revoked.
     pub fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>> {
         self.read(|conn| {
@@ -511,6 +522,8 @@ pub trait Documents: Send + Sync {
     fn load_document(&self, case: CaseId) -> AppResult<Option<AutoCommit>>;
     /// The user a device (actor id, hex) is bound to, unless revoked.
     fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>>;
+    /// Whether a device (actor id, hex) ever signed in, revoked or not.
+    fn device_known(&self, actor: &str) -> AppResult<bool>;
     /// A key a device registered, with the device.
     fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>>;
     /// An account as the rule book knows it, unless disabled.
@@ -531,6 +544,10 @@ impl Documents for Storage {
 
     fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>> {
         Storage::actor_owner(self, actor)
+    }
+
+    fn device_known(&self, actor: &str) -> AppResult<bool> {
+        Storage::device_known(self, actor)
     }
 
     fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>> {

@@ -4,7 +4,7 @@
 //! WebSocket's on the apply threads, the simulation's on its own) run these functions on
 //! the document under its lock and commit what they return.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use anjian_core::injected::{Bug, injected};
@@ -324,7 +324,8 @@ fn authors(
         .map(|change| {
             let actor = change.actor_id().to_hex_string();
             let note_by = case_doc::author(change);
-            if let Some(signature) = signatures.get(&change.hash()) {
+            let signature = signatures.get(&change.hash());
+            if let Some(signature) = signature {
                 let key = match keys.get(&signature.key) {
                     Some(key) => key.clone(),
                     None => {
@@ -386,6 +387,21 @@ fn authors(
                     owner
                 }
             };
+            if owner != Some(context.user_id) && signature.is_some() {
+                // Signed with a key the server never saw: by a device that never signed
+                // in, it waits for it; by a known device, it is not that device's key.
+                if !context.storage.device_known(&actor).map_err(unverifiable)? {
+                    return Err(awaiting(&format!(
+                        "签名设备 {actor} 尚未登录过服务器，其修改待该设备登录后再同步 (the signing device has not signed in yet; sync again after it has)"
+                    )));
+                }
+                return Err(Refusal::new(
+                    rules::Rule::Signature,
+                    format!(
+                        "修改来自未绑定到您账号的设备 {actor}，其签名与该设备登记的密钥不符，未被接受 (the signature is not by a key of the change's device)"
+                    ),
+                ));
+            }
             if owner != Some(context.user_id) {
                 return Err(Refusal::new(
                     rules::Rule::Attribution,
@@ -437,7 +453,7 @@ fn judge_changes(
         case: before.cloned(),
         admitted: Vec::new(),
         refused: Vec::new(),
-        dropped: HashSet::new(),
+        dropped: HashMap::new(),
         blob_refs: BTreeSet::new(),
         touched_conflict: false,
         limits,
@@ -477,7 +493,8 @@ struct Judging<'a> {
     case: Option<CaseState>,
     admitted: Vec<(Change, Signed)>,
     refused: Vec<(Refusal, ChangeHash)>,
-    dropped: HashSet<ChangeHash>,
+    /// Changes left out, and whether each only waits.
+    dropped: HashMap<ChangeHash, bool>,
     blob_refs: BTreeSet<String>,
     touched_conflict: bool,
     limits: &'a intake::Limits,
@@ -533,23 +550,41 @@ impl Judging<'_> {
     }
 
     fn depends_on_dropped(&self, change: &Change) -> bool {
-        change.deps().iter().any(|d| self.dropped.contains(d))
+        change.deps().iter().any(|d| self.dropped.contains_key(d))
     }
 
+    /// Leaves a change out: refused, or waiting for its signer (`Rule::AwaitingSigner`).
     fn drop(&mut self, change: &Change, refusal: Refusal) {
-        self.dropped.insert(change.hash());
+        let waits = refusal.rule == rules::Rule::AwaitingSigner;
+        self.dropped.insert(change.hash(), waits);
         self.refused.push((refusal, change.hash()));
     }
 
+    /// Leaves out a change built on one left out: it waits if everything it builds on that
+    /// was left out waits, and is refused otherwise.
     fn drop_dependent(&mut self, change: &Change) {
-        self.drop(
-            change,
+        let waits = change
+            .deps()
+            .iter()
+            .all(|d| self.dropped.get(d).is_none_or(|waits| *waits));
+        let refusal = if waits {
+            awaiting(
+                "依赖尚待核验签名的修改，暂未接受 (builds on a change whose signer has not signed in yet)",
+            )
+        } else {
             Refusal::new(
                 rules::Rule::Dependency,
                 "依赖被拒绝的修改，未被接受 (builds on a refused change)",
-            ),
-        );
+            )
+        };
+        self.drop(change, refusal);
     }
+}
+
+/// The answer for a change that waits for its signer to sign in (not a refusal: the
+/// device carrying it keeps it and sends it again).
+fn awaiting(reason: &str) -> Refusal {
+    Refusal::new(rules::Rule::AwaitingSigner, reason)
 }
 
 /// Refused changes grouped by their refusal, in the order first refused.
