@@ -475,6 +475,7 @@ fn send_changes(
         target_id: "anjian-server".into(),
         document_id: DocumentId::of(case),
         data: message.encode(),
+        signatures: Vec::new(),
     }
     .encode();
     server.on_frame(conn, &frame);

@@ -279,6 +279,16 @@ impl Sim {
             sim.open_store(index).expect("a phone's store opens");
             let phone = &mut sim.phones[index];
             let store = phone.store.as_mut().expect("open");
+            // The phone signed in with its key before the schedule (its account was bound
+            // in the accounts template).
+            if let Some(server) = &sim.server {
+                let actor =
+                    automerge::ActorId::from(world::device_actor(index).as_bytes().as_slice());
+                server
+                    .storage()
+                    .register_device_key(&actor.to_hex_string(), &store.public_key())
+                    .expect("the phone's key is recorded");
+            }
             for e in &phone.enterprises {
                 store.register_enterprise(e).expect("enterprise");
             }
@@ -867,11 +877,14 @@ impl Sim {
 
     /// Field work on a case the phone holds: a rectification ordered or moved on, a
     /// checklist attached or one of its items answered (不符合 makes a finding), a photo
-    /// attached to a finding, a conflict resolved. Drawn from its own generator.
+    /// attached to a finding, the case handed to a teammate's phone on site (an on-site
+    /// merge: the teammate may carry the phone's changes to the server), a conflict
+    /// resolved. Drawn from its own generator.
     fn field_work(&mut self, index: usize) -> Result<(), String> {
         let rng = self.field_work.as_mut().expect("field work is on");
         let roll: u32 = rng.random_range(0..100);
         let (pick, other) = (rng.random::<u32>() as usize, rng.random::<u32>() as usize);
+        let phones = self.phones.len();
         let Some(store) = self.phones[index].store.as_mut() else {
             return Ok(());
         };
@@ -938,6 +951,29 @@ impl Sim {
                     store.attach_photo(case, &PhotoTarget::Finding(f.id), &info.sha256, "现场照片")
                 });
                 (format!("attaches a photo to {}", f.id), result)
+            }
+            (80..=94, _) => {
+                // On site, without signal: the case goes to a teammate's phone that may
+                // see it, which may carry it to the server first.
+                let (owner, shared) = &self.model.cases[&case];
+                let teammates: Vec<usize> = (0..phones)
+                    .filter(|&to| to != index)
+                    .filter(|&to| {
+                        let district = world::INSPECTORS[to].1;
+                        *owner == district || shared.contains(&district)
+                    })
+                    .collect();
+                let Some(&to) = teammates.get(other % teammates.len().max(1)) else {
+                    return Ok(());
+                };
+                let bytes = store.export_case(case).map_err(|e| e.to_string())?;
+                let Some(teammate) = self.phones[to].store.as_mut() else {
+                    return Ok(());
+                };
+                (
+                    format!("hands {case} to phone {to}"),
+                    teammate.merge_case(&bytes).map(drop),
+                )
             }
             _ => {
                 let conflicts = store.conflicts(case).map_err(|e| e.to_string())?;

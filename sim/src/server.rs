@@ -14,7 +14,7 @@ use anjian_core::sync::wire::WireMessage;
 use anjian_core::{CaseId, ReviewAction, case_doc};
 use anjian_sync_server::hub::SlotDoc;
 use anjian_sync_server::storage::Storage;
-use anjian_sync_server::sync::document::{self, Candidate, Committing, Context};
+use anjian_sync_server::sync::document::{self, Candidate, Committing, Context, Signatures};
 use anjian_sync_server::sync::session::{Reply, Server, Session, Step};
 use anjian_sync_server::users::User;
 use anjian_sync_server::{AppError, AppResult, Settings, policy};
@@ -29,6 +29,10 @@ struct Conn {
     author: Author,
     session: Session,
 }
+
+/// A sync message waiting for its document's commit: the connection, the document, the
+/// message and the signatures of its changes.
+type Waiting = (ConnId, DocumentId, sync::Message, Signatures);
 
 /// A commit waiting for the writer, with the answer that follows it.
 struct Queued {
@@ -47,7 +51,7 @@ pub struct SimServer {
     /// Cases with a commit in the queue: their messages wait for it, as behind the
     /// document's lock in the server.
     busy: BTreeSet<CaseId>,
-    waiting: VecDeque<(ConnId, DocumentId, sync::Message)>,
+    waiting: VecDeque<Waiting>,
     server: Server,
     wire: anjian_core::sync::intake::Limits,
 }
@@ -66,7 +70,6 @@ impl SimServer {
                 storage_id: storage.storage_id().to_owned(),
                 documents: limits.documents_per_connection,
                 unknown_documents: limits.unknown_documents_per_connection,
-                waiting_signatures: limits.wire().changes,
             },
             wire: limits.wire(),
             storage,
@@ -110,7 +113,7 @@ impl SimServer {
                 self.unsubscribe(case, id);
             }
         }
-        self.waiting.retain(|(c, _, _)| *c != id);
+        self.waiting.retain(|(c, ..)| *c != id);
     }
 
     /// `GET /api/v1/catalog` for `username`.
@@ -135,22 +138,24 @@ impl SimServer {
             Step::Document {
                 document_id,
                 message,
+                signatures,
             } => {
                 if self.busy.contains(&document_id.case_id()) {
-                    self.waiting.push_back((id, document_id, message));
+                    self.waiting
+                        .push_back((id, document_id, message, signatures));
                     return Vec::new();
                 }
-                self.on_sync(id, document_id, message)
+                self.on_sync((id, document_id, message, signatures))
             }
         }
     }
 
-    fn on_sync(&mut self, id: ConnId, document_id: DocumentId, message: sync::Message) -> Out {
+    fn on_sync(&mut self, (id, document_id, message, signatures): Waiting) -> Out {
         let case = document_id.case_id();
         let Some(conn) = self.conns.get_mut(&id) else {
             return Vec::new();
         };
-        let (state, incoming, signatures) = conn.session.take(case);
+        let (state, incoming) = conn.session.take(case);
         let context = Context {
             storage: self.storage.clone(),
             author: conn.author.clone(),
@@ -257,11 +262,11 @@ impl SimServer {
             }
         }
         let waiting = std::mem::take(&mut self.waiting);
-        for (id, document_id, message) in waiting {
-            if self.busy.contains(&document_id.case_id()) {
-                self.waiting.push_back((id, document_id, message));
+        for waiting in waiting {
+            if self.busy.contains(&waiting.1.case_id()) {
+                self.waiting.push_back(waiting);
             } else {
-                out.extend(self.on_sync(id, document_id, message));
+                out.extend(self.on_sync(waiting));
             }
         }
         out

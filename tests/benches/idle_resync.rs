@@ -75,7 +75,8 @@ fn main() {
             let mut state = sync::State::new();
             state.shared_heads = doc.get_heads();
             if let Some(m) = doc.sync().generate_sync_message(&mut state) {
-                let frame = WireMessage::Sync { sender_id: "repo".into(), target_id: String::new(), document_id: *id, data: m.encode() }.encode();
+                let frame = WireMessage::Sync { sender_id: "repo".into(), target_id: String::new(), document_id: *id, data: m.encode(),
+    signatures: Vec::new(), }.encode();
                 bytes += frame.len();
                 frames += 1;
                 socket.send(Message::Binary(frame.into())).await.expect("send");

@@ -202,6 +202,7 @@ async fn device(
                     target_id: String::new(),
                     document_id,
                     data: m.encode(),
+                    signatures: Vec::new(),
                 };
                 socket
                     .send(Message::Binary(frame.encode().into()))

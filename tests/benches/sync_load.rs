@@ -321,8 +321,8 @@ async fn run(addr: &str, devices: &[Device]) -> (Duration, Totals) {
 }
 
 /// One device: join, then the Automerge sync protocol for each document until the
-/// server's heads equal ours; with `signatures`, each sync message that carries changes
-/// goes after their signatures.
+/// server's heads equal ours; with `signatures`, each sync message carries the signatures
+/// of its changes.
 async fn push_all(
     url: String,
     peer: String,
@@ -374,36 +374,25 @@ async fn push_all(
         .collect();
     let mut pending = docs.len();
     let frames_of = |document_id: DocumentId, m: sync::Message| {
-        let mut out = Vec::new();
-        if let Some(signatures) = &signatures {
-            let records: Vec<ChangeSignature> = m
+        let records: Vec<ChangeSignature> = match &signatures {
+            Some(signatures) => m
                 .changes
                 .iter()
                 .filter_map(|c| automerge::Change::try_from(c).ok())
                 .filter_map(|c| signatures.get(&c.hash()).cloned())
-                .collect();
-            if !records.is_empty() {
-                out.push(
-                    WireMessage::Signatures {
-                        sender_id: peer.clone(),
-                        target_id: server.clone(),
-                        document_id,
-                        signatures: ChangeSignature::records(&records),
-                    }
-                    .encode(),
-                );
-            }
-        }
-        out.push(
+                .collect(),
+            None => Vec::new(),
+        };
+        vec![
             WireMessage::Sync {
                 sender_id: peer.clone(),
                 target_id: server.clone(),
                 document_id,
                 data: m.encode(),
+                signatures: ChangeSignature::records(&records),
             }
             .encode(),
-        );
-        out
+        ]
     };
     for (i, (case, doc)) in docs.iter_mut().enumerate() {
         if let Some(m) = doc.sync().generate_sync_message(&mut states[i]) {

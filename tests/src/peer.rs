@@ -95,6 +95,7 @@ impl RawPeer {
                 target_id: String::new(),
                 document_id: document,
                 data,
+                signatures: Vec::new(),
             }
             .encode(),
         )

@@ -61,14 +61,18 @@ coded_enum!(
         Attribution = "attribution" / "记录人",
         /// The shape of the case document.
         Shape = "shape" / "记录结构",
-        /// Whose change it is: its signature, and its signing device's standing.
+        /// Whose change it is: its signing device was revoked, or its account disabled.
         Signature = "signature" / "签名",
+        /// The connection carrying a change cannot show it is its author's: it is unsigned
+        /// and not from the sender's own device, or its signature does not verify. Not
+        /// final: the author's own device may still deliver it.
+        Relay = "relay" / "转交核验",
         /// A change built on one that was refused.
         Dependency = "dependency" / "依赖",
-        /// Not refused: a change signed by a device that has not signed in to the server
-        /// yet (or built on one) waits; the device that carries it keeps it and sends it
-        /// again after that device has.
-        AwaitingSigner = "awaiting_signer" / "待核验签名",
+        /// Not refused, held back: a change signed by a device that has not signed in to
+        /// the server yet (or built on one), or one the server could not check just now;
+        /// the device that carries it keeps it and sends it again at its next sync.
+        HeldBack = "held_back" / "暂缓接受",
     }
 );
 

@@ -17,10 +17,6 @@ use crate::error::{Error, Result};
 use crate::signing::ChangeSignature;
 use crate::store::Store;
 
-/// Signatures the server sent that wait for the changes they sign, at most (as many as
-/// changes one message may carry).
-const WAITING_SIGNATURES: usize = 20_000;
-
 /// One document in the server's catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -122,10 +118,6 @@ pub struct SyncSession {
     report: SyncReport,
     /// A case left this device on a refusal: the next round reads the whole catalog.
     reread_catalog: bool,
-    /// Whether the server reads and sends `anjian-signatures`.
-    server_signs: bool,
-    /// Signatures the server sent, kept until the changes they sign arrive.
-    signatures: Vec<ChangeSignature>,
 }
 
 impl SyncSession {
@@ -170,8 +162,6 @@ impl SyncSession {
             pending,
             report: SyncReport::default(),
             reread_catalog: false,
-            server_signs: false,
-            signatures: Vec::new(),
         })
     }
 
@@ -222,13 +212,8 @@ impl SyncSession {
             WireMessage::decode(frame).map_err(|e| Error::Sync(format!("the server sent {e}")))?;
         let mut out = Vec::new();
         match message {
-            WireMessage::Peer {
-                sender_id,
-                metadata,
-                ..
-            } => {
+            WireMessage::Peer { sender_id, .. } => {
                 self.server_peer = Some(sender_id);
-                self.server_signs = metadata.understands_signatures();
                 for case in self.pending.clone() {
                     let mut state = store.load_sync_state(&self.server, case)?;
                     let mut data = store.generate_sync(case, &mut state)?;
@@ -241,21 +226,29 @@ impl SyncSession {
                     let request = !store.has_case(case)?;
                     self.states.insert(case, state);
                     if let Some(data) = data {
-                        out.extend(self.doc_frames(store, case, data, request)?);
+                        out.push(self.doc_frame(store, case, data, request)?);
                     }
                 }
             }
             WireMessage::Sync {
-                document_id, data, ..
+                document_id,
+                data,
+                signatures,
+                ..
             }
             | WireMessage::Request {
-                document_id, data, ..
+                document_id,
+                data,
+                signatures,
+                ..
             } => {
                 let case = document_id.case_id();
+                let signatures = ChangeSignature::from_records(&signatures)
+                    .map_err(|e| Error::Sync(format!("the server sent signatures: {e}")))?;
                 let mut state = self.states.remove(&case).unwrap_or_default();
-                store.receive_sync(case, &mut state, &data, &self.signatures)?;
+                store.receive_sync(case, &mut state, &data, &signatures)?;
                 if let Some(reply) = store.generate_sync(case, &mut state)? {
-                    out.extend(self.doc_frames(store, case, reply, false)?);
+                    out.push(self.doc_frame(store, case, reply, false)?);
                 }
                 if store.has_case(case)?
                     && store.save_sync_state(&self.server, case, &state)?
@@ -276,7 +269,7 @@ impl SyncSession {
                 reason,
                 rule,
                 ..
-            } if rule == crate::rules::Rule::AwaitingSigner.code() => {
+            } if rule == crate::rules::Rule::HeldBack.code() => {
                 // Nothing is dropped: the changes go again once their signer signed in.
                 let case = document_id.case_id();
                 self.states.remove(&case);
@@ -296,14 +289,6 @@ impl SyncSession {
                 self.states.remove(&case);
                 self.pending.remove(&case);
                 self.report.refused.push((case, reason));
-            }
-            WireMessage::Signatures { signatures, .. } => {
-                let records = ChangeSignature::from_records(&signatures)
-                    .map_err(|e| Error::Sync(format!("the server sent signatures: {e}")))?;
-                if self.signatures.len() + records.len() > WAITING_SIGNATURES {
-                    self.signatures.clear();
-                }
-                self.signatures.extend(records);
             }
             WireMessage::Error { message } => {
                 return Err(Error::Sync(format!("the server reported: {message}")));
@@ -330,36 +315,26 @@ impl SyncSession {
         self.report.bytes_received += bytes;
     }
 
-    /// The frames that carry a sync message: the signatures of its changes first, to a
-    /// server that reads them, then the message.
-    fn doc_frames(
+    /// The frame that carries a sync message, with the signatures of its changes (always:
+    /// a frame may have to go before the server's `peer` arrives, and a server that does
+    /// not read them ignores the key).
+    fn doc_frame(
         &mut self,
         store: &Store,
         case: CaseId,
         data: Vec<u8>,
         request: bool,
-    ) -> Result<Vec<Vec<u8>>> {
-        let (sender_id, target_id, document_id) = (
+    ) -> Result<Vec<u8>> {
+        let signatures = ChangeSignature::records(&store.signatures_in(&data)?);
+        let message = WireMessage::document(
+            request,
             self.peer_id.clone(),
             self.server_peer.clone().unwrap_or_default(),
             DocumentId::of(case),
+            data,
+            signatures,
         );
-        let mut frames = Vec::new();
-        if self.server_signs {
-            let signatures = store.signatures_in(&data)?;
-            if !signatures.is_empty() {
-                let message = WireMessage::Signatures {
-                    sender_id: sender_id.clone(),
-                    target_id: target_id.clone(),
-                    document_id,
-                    signatures: ChangeSignature::records(&signatures),
-                };
-                frames.push(self.sent(message.encode()));
-            }
-        }
-        let message = WireMessage::document(request, sender_id, target_id, document_id, data);
-        frames.push(self.sent(message.encode()));
-        Ok(frames)
+        Ok(self.sent(message.encode()))
     }
 
     fn sent(&mut self, frame: Vec<u8>) -> Vec<u8> {

@@ -1,7 +1,7 @@
 //! The automerge-repo v1 WebSocket messages (one CBOR map per binary frame), as the stock
 //! JavaScript client (`@automerge/automerge-repo` 2.x) sends and reads them, plus Anjian's
-//! two extensions, sent only to peers that announce them: `anjian-refused` and
-//! `anjian-signatures`.
+//! two extensions, sent only to peers that announce them: the `anjian-refused` message, and
+//! the signatures of a sync message's changes in the message itself (`anjianSignatures`).
 //!
 //! Decoding is lenient where the JavaScript encoder is loose (16-bit map headers, CBOR
 //! `undefined`, floats for large integers, unknown keys) and strict about what matters
@@ -17,7 +17,8 @@ pub const PROTOCOL_VERSION: &str = "1";
 /// The extension name a peer lists in `peerMetadata.anjianExtensions` to receive
 /// `anjian-refused` messages.
 pub const REFUSAL_EXTENSION: &str = "refusal";
-/// The extension name a peer lists to send and receive `anjian-signatures` messages.
+/// The extension name a peer lists to send and receive the signatures of changes in its
+/// sync messages (`anjianSignatures`).
 pub const SIGNATURES_EXTENSION: &str = "signatures";
 
 /// What a peer says about itself in `join` and `peer`.
@@ -37,7 +38,7 @@ impl PeerMetadata {
         self.extensions.iter().any(|e| e == REFUSAL_EXTENSION)
     }
 
-    /// Whether the peer sends and reads `anjian-signatures` messages.
+    /// Whether the peer sends and reads the signatures of changes in sync messages.
     pub fn understands_signatures(&self) -> bool {
         self.extensions.iter().any(|e| e == SIGNATURES_EXTENSION)
     }
@@ -76,6 +77,10 @@ pub enum WireMessage {
         document_id: DocumentId,
         /// An Automerge sync message.
         data: Vec<u8>,
+        /// Anjian extension (`anjianSignatures`, for peers that announce it): the
+        /// signatures of the message's changes, `signing::ChangeSignature` records one after
+        /// another; empty when none.
+        signatures: Vec<u8>,
     },
     /// An Automerge sync message for a document.
     Sync {
@@ -87,6 +92,8 @@ pub enum WireMessage {
         document_id: DocumentId,
         /// An Automerge sync message.
         data: Vec<u8>,
+        /// The signatures of its changes, as in `Request`.
+        signatures: Vec<u8>,
     },
     /// The sender does not have the document (or may not share it: the same answer).
     DocUnavailable {
@@ -117,18 +124,6 @@ pub enum WireMessage {
         rule: String,
         /// The refused change hashes (hex).
         changes: Vec<String>,
-    },
-    /// Anjian extension, both ways, before the `sync` message that carries the changes:
-    /// the signatures of changes (`signing::ChangeSignature` records, one after another).
-    Signatures {
-        /// Sender.
-        sender_id: String,
-        /// Recipient.
-        target_id: String,
-        /// The document.
-        document_id: DocumentId,
-        /// The records.
-        signatures: Vec<u8>,
     },
     /// A message type this implementation does not act on (`ephemeral`, `leave`,
     /// `remote-heads-changed`, `remote-subscription-change`).
@@ -164,13 +159,15 @@ enum Field {
 }
 
 impl WireMessage {
-    /// A `request` (when the sender lacks the document) or a `sync` carrying `data`.
+    /// A `request` (when the sender lacks the document) or a `sync` carrying `data`, and
+    /// the signatures of its changes (records; empty for none).
     pub fn document(
         request: bool,
         sender_id: String,
         target_id: String,
         document_id: DocumentId,
         data: Vec<u8>,
+        signatures: Vec<u8>,
     ) -> Self {
         if request {
             WireMessage::Request {
@@ -178,6 +175,7 @@ impl WireMessage {
                 target_id,
                 document_id,
                 data,
+                signatures,
             }
         } else {
             WireMessage::Sync {
@@ -185,6 +183,7 @@ impl WireMessage {
                 target_id,
                 document_id,
                 data,
+                signatures,
             }
         }
     }
@@ -275,20 +274,28 @@ impl WireMessage {
                 target_id,
                 document_id,
                 data,
-            } => {
-                e.map(5)?.str("type")?.str("request")?;
-                write_doc_message(e, sender_id, target_id, document_id)?;
-                e.str("data")?.bytes(data)?;
+                signatures,
             }
-            WireMessage::Sync {
+            | WireMessage::Sync {
                 sender_id,
                 target_id,
                 document_id,
                 data,
+                signatures,
             } => {
-                e.map(5)?.str("type")?.str("sync")?;
+                let kind = if matches!(self, WireMessage::Request { .. }) {
+                    "request"
+                } else {
+                    "sync"
+                };
+                e.map(5 + u64::from(!signatures.is_empty()))?
+                    .str("type")?
+                    .str(kind)?;
                 write_doc_message(e, sender_id, target_id, document_id)?;
                 e.str("data")?.bytes(data)?;
+                if !signatures.is_empty() {
+                    e.str("anjianSignatures")?.bytes(signatures)?;
+                }
             }
             WireMessage::DocUnavailable {
                 sender_id,
@@ -324,16 +331,6 @@ impl WireMessage {
                 for c in changes {
                     e.str(c)?;
                 }
-            }
-            WireMessage::Signatures {
-                sender_id,
-                target_id,
-                document_id,
-                signatures,
-            } => {
-                e.map(5)?.str("type")?.str("anjian-signatures")?;
-                write_doc_message(e, sender_id, target_id, document_id)?;
-                e.str("signatures")?.bytes(signatures)?;
             }
             WireMessage::Ignored { kind } => {
                 e.map(1)?.str("type")?.str(kind)?;
@@ -518,7 +515,23 @@ impl Message {
                     (self.text("senderId")?, self.optional_text("targetId"));
                 let document_id = self.document_id()?;
                 let data = self.bytes("data")?;
-                WireMessage::document(kind == "request", sender_id, target_id, document_id, data)
+                let signatures = match self.get("anjianSignatures") {
+                    Some(Field::Bytes(b)) => b.clone(),
+                    None | Some(Field::Absent) => Vec::new(),
+                    _ => {
+                        return Err(WireError::Malformed(
+                            "anjianSignatures must be bytes".into(),
+                        ));
+                    }
+                };
+                WireMessage::document(
+                    kind == "request",
+                    sender_id,
+                    target_id,
+                    document_id,
+                    data,
+                    signatures,
+                )
             }
             "doc-unavailable" => WireMessage::DocUnavailable {
                 sender_id: self.text("senderId")?,
@@ -535,12 +548,6 @@ impl Message {
                 reason: self.text("reason")?,
                 rule: self.optional_text("rule"),
                 changes: self.texts("changes"),
-            },
-            "anjian-signatures" => WireMessage::Signatures {
-                sender_id: self.text("senderId")?,
-                target_id: self.optional_text("targetId"),
-                document_id: self.document_id()?,
-                signatures: self.bytes("signatures")?,
             },
             "ephemeral" | "leave" | "remote-heads-changed" | "remote-subscription-change" => {
                 WireMessage::Ignored { kind }
@@ -578,6 +585,7 @@ mod tests {
                 target_id: "server-1".into(),
                 document_id: "4NMNnkMhL8jXrdJ9jamS58PAVdXu".parse().expect("id"),
                 data: hex("42000001000000020284"),
+                signatures: Vec::new(),
             }
         );
     }
@@ -637,12 +645,21 @@ mod tests {
                 target_id: "s".into(),
                 document_id: doc,
                 data: vec![1, 2],
+                signatures: Vec::new(),
             },
             WireMessage::Sync {
                 sender_id: "a".into(),
                 target_id: "s".into(),
                 document_id: doc,
                 data: vec![3],
+                signatures: Vec::new(),
+            },
+            WireMessage::Sync {
+                sender_id: "a".into(),
+                target_id: "s".into(),
+                document_id: doc,
+                data: vec![3],
+                signatures: vec![7; crate::signing::RECORD_LEN],
             },
             WireMessage::DocUnavailable {
                 sender_id: "s".into(),
@@ -659,12 +676,6 @@ mod tests {
                 reason: "已审核的案件不能修改".into(),
                 rule: "approved_lock".into(),
                 changes: vec!["ab".into()],
-            },
-            WireMessage::Signatures {
-                sender_id: "a".into(),
-                target_id: "s".into(),
-                document_id: doc,
-                signatures: vec![7; crate::signing::RECORD_LEN],
             },
         ] {
             assert_eq!(

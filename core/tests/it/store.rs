@@ -756,3 +756,57 @@ fn reaffirming_a_value_in_conflict_stays_a_judgement_of_its_own() {
         .collect();
     assert_eq!(values, BTreeSet::from([winner, "配电室".to_owned()]));
 }
+
+/// Every change a store commits carries its device's signature, whatever the write: an
+/// unsigned change could not travel through another phone.
+#[test]
+fn every_change_the_store_commits_is_signed() {
+    use anjian_core::signing::SignedCase;
+    use anjian_core::{AnswerInput, AnswerResult, PhotoTarget, sample};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case) = store_with_case(&dir, "a.db", "zhang");
+    let finding = store.add_finding(case, &finding("A")).expect("finding");
+    store
+        .edit_finding(
+            case,
+            finding,
+            &FindingEdit {
+                level: Some(Level::Major),
+                ..FindingEdit::default()
+            },
+        )
+        .expect("edit");
+    let list = store.attach_checklist(case, "hot-work").expect("checklist");
+    let item = store.case(case).expect("case").checklists[0].entries[0]
+        .item
+        .id
+        .clone();
+    store
+        .answer_item(
+            case,
+            list,
+            &item,
+            &AnswerInput {
+                result: AnswerResult::NonCompliant,
+                note: "无作业票".into(),
+                post: None,
+                person: None,
+            },
+        )
+        .expect("answer");
+    let photo = store.ingest_photo(&sample::jpeg(16, 12)).expect("photo");
+    store
+        .attach_photo(case, &PhotoTarget::Finding(finding), &photo.sha256, "现场")
+        .expect("attach");
+    store
+        .review(case, ReviewAction::Submit, "请审核")
+        .expect("submit");
+    let exported = SignedCase::decode(&store.export_case(case).expect("export")).expect("read");
+    let changes = store.history(case).expect("history").len();
+    assert!(changes >= 7, "{changes}");
+    assert_eq!(exported.signatures.len(), changes, "every change is signed");
+    let key = store.public_key();
+    for signature in &exported.signatures {
+        signature.verify(&key).expect("by this device's key");
+    }
+}

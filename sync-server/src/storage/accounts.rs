@@ -409,6 +409,19 @@ impl Storage {
 pub const TOKEN_ID_LEN: usize = 12;
 
 /// Counts a revocation.
+impl Storage {
+    /// Records a key the device `actor_id` (bound already) signs with, as signing in with
+    /// it does.
+    pub fn register_device_key(&self, actor_id: &str, key: &PublicKey) -> AppResult<()> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            register_key(&tx, actor_id, key)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+}
+
 /// Records a key the device `actor_id` signs with (a key it registered before stays, as
 /// do its older keys); a key registered by another device is refused.
 fn register_key(tx: &rusqlite::Transaction<'_>, actor_id: &str, key: &PublicKey) -> AppResult<()> {

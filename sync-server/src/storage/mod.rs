@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use anjian_core::rules::{Author, CaseState};
+use anjian_core::rules::{Author, CaseState, Refusal};
 use anjian_core::signing::{ChangeSignature, KeyId, PublicKey};
 use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
 use anjian_core::{CaseId, Role};
@@ -413,6 +413,46 @@ impl Storage {
         })
     }
 
+    /// Why the change `hash` was refused, if it ever was.
+    pub fn refused_before(&self, hash: &ChangeHash) -> AppResult<Option<Refusal>> {
+        self.read(|conn| {
+            let row: Option<(String, String)> = conn
+                .prepare_cached("SELECT rule, reason FROM refused_changes WHERE change_hash = ?1")?
+                .query_row([hash.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            row.map(|(rule, reason)| Ok(Refusal::new(rule.parse()?, reason)))
+                .transpose()
+        })
+    }
+
+    /// Keeps refusals of changes of `case` (hex hashes), so that they are final.
+    pub fn record_refusals(&self, case: CaseId, refused: &[(String, Refusal)]) -> AppResult<()> {
+        if refused.is_empty() {
+            return Ok(());
+        }
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO refused_changes (change_hash, case_id, rule, reason, refused_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                let now = Utc::now().to_rfc3339();
+                for (hash, refusal) in refused {
+                    insert.execute(params![
+                        hash,
+                        case.to_string(),
+                        refusal.rule.code(),
+                        refusal.reason,
+                        now
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     /// Whether a device (actor id) ever signed in, revoked or not.
     pub fn device_known(&self, actor: &str) -> AppResult<bool> {
         self.read(|conn| {
@@ -524,6 +564,10 @@ pub trait Documents: Send + Sync {
     fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>>;
     /// Whether a device (actor id, hex) ever signed in, revoked or not.
     fn device_known(&self, actor: &str) -> AppResult<bool>;
+    /// Why a change was refused, if it ever was.
+    fn refused_before(&self, hash: &ChangeHash) -> AppResult<Option<Refusal>>;
+    /// Keeps refusals of changes of a case, so that they are final.
+    fn record_refusals(&self, case: CaseId, refused: &[(String, Refusal)]) -> AppResult<()>;
     /// A key a device registered, with the device.
     fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>>;
     /// An account as the rule book knows it, unless disabled.
@@ -548,6 +592,14 @@ impl Documents for Storage {
 
     fn device_known(&self, actor: &str) -> AppResult<bool> {
         Storage::device_known(self, actor)
+    }
+
+    fn refused_before(&self, hash: &ChangeHash) -> AppResult<Option<Refusal>> {
+        Storage::refused_before(self, hash)
+    }
+
+    fn record_refusals(&self, case: CaseId, refused: &[(String, Refusal)]) -> AppResult<()> {
+        Storage::record_refusals(self, case, refused)
     }
 
     fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>> {

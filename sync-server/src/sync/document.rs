@@ -113,12 +113,31 @@ pub fn receive(
         .state
         .as_ref()
         .is_some_and(|s| rules::may_read(&context.author, s.case()));
-    if visible {
+    let received = if visible {
         let state = state.unwrap_or_default();
-        receive_visible(slot, state, checked, signatures, context)
+        receive_visible(slot, state, checked, signatures, context)?
     } else {
-        receive_unknown(slot, incoming, checked, asks_only, signatures, context)
-    }
+        receive_unknown(slot, incoming, checked, asks_only, signatures, context)?
+    };
+    keep_refusals(context, &received)?;
+    Ok(received)
+}
+
+/// Keeps every refusal before the peer hears of it: a refusal is final. Not kept: what is
+/// only held back, and a relay the carrier could not vouch for (the author's own device
+/// may still deliver the change).
+fn keep_refusals(context: &Context, received: &Received) -> AppResult<()> {
+    let groups = match received {
+        Received::Refused { refused, .. } => refused.as_slice(),
+        Received::Commit(candidate) => candidate.refused.as_slice(),
+        _ => return Ok(()),
+    };
+    let refused: Vec<(String, Refusal)> = groups
+        .iter()
+        .filter(|(refusal, _)| !matches!(refusal.rule, rules::Rule::HeldBack | rules::Rule::Relay))
+        .flat_map(|(refusal, hashes)| hashes.iter().map(|h| (h.clone(), refusal.clone())))
+        .collect();
+    context.storage.record_refusals(context.case_id, &refused)
 }
 
 /// A document this user may see: apply on a copy, judge each change as its author's, and
@@ -299,7 +318,10 @@ pub struct Signed {
     signature: Option<ChangeSignature>,
 }
 
-/// The author of each change, or why the server accepts it from no one: a change whose
+/// The author of each change, or why the server accepts it from no one. A change the server
+/// refused before is refused again, for the same reason, whoever carries it and whenever
+/// (a refusal is final: the device that made it dropped it, and may reuse its number). A
+/// change whose
 /// signature verifies against a key its own device registered is its device's user's,
 /// whichever connection carries it, unless that device was revoked; an unsigned change
 /// (or one signed with a key the server never registered) is accepted only from the
@@ -313,15 +335,18 @@ fn authors(
     let mut keys: HashMap<KeyId, Option<crate::storage::DeviceKey>> = HashMap::new();
     let mut accounts: HashMap<i64, Option<Author>> = HashMap::new();
     let mut owners: HashMap<String, Option<i64>> = HashMap::new();
-    let unverifiable = |e: AppError| {
-        Refusal::new(
-            rules::Rule::Attribution,
-            format!("服务器暂时无法核验设备 ({e})"),
-        )
-    };
+    // A storage error holds the change back: the device sends it again.
+    let unverifiable = |e: AppError| awaiting(&format!("服务器暂时无法核验设备 ({e})"));
     changes
         .iter()
         .map(|change| {
+            if let Some(refusal) = context
+                .storage
+                .refused_before(&change.hash())
+                .map_err(unverifiable)?
+            {
+                return Err(refusal);
+            }
             let actor = change.actor_id().to_hex_string();
             let note_by = case_doc::author(change);
             let signature = signatures.get(&change.hash());
@@ -340,7 +365,7 @@ fn authors(
                 if let Some(key) = key {
                     if key.actor != actor || signature.verify(&key.key).is_err() {
                         return Err(Refusal::new(
-                            rules::Rule::Signature,
+                            rules::Rule::Relay,
                             "修改的签名与其设备的密钥不符，未被接受 (the change's signature does not verify against its device's key)",
                         ));
                     }
@@ -396,7 +421,7 @@ fn authors(
                     )));
                 }
                 return Err(Refusal::new(
-                    rules::Rule::Signature,
+                    rules::Rule::Relay,
                     format!(
                         "修改来自未绑定到您账号的设备 {actor}，其签名与该设备登记的密钥不符，未被接受 (the signature is not by a key of the change's device)"
                     ),
@@ -404,7 +429,7 @@ fn authors(
             }
             if owner != Some(context.user_id) {
                 return Err(Refusal::new(
-                    rules::Rule::Attribution,
+                    rules::Rule::Relay,
                     format!(
                         "修改来自未绑定到您账号的设备 {actor}，且没有可核验的签名，未被接受 (an unsigned change from a device not bound to your account)"
                     ),
@@ -553,9 +578,9 @@ impl Judging<'_> {
         change.deps().iter().any(|d| self.dropped.contains_key(d))
     }
 
-    /// Leaves a change out: refused, or waiting for its signer (`Rule::AwaitingSigner`).
+    /// Leaves a change out: refused, or waiting for its signer (`Rule::HeldBack`).
     fn drop(&mut self, change: &Change, refusal: Refusal) {
-        let waits = refusal.rule == rules::Rule::AwaitingSigner;
+        let waits = refusal.rule == rules::Rule::HeldBack;
         self.dropped.insert(change.hash(), waits);
         self.refused.push((refusal, change.hash()));
     }
@@ -584,7 +609,7 @@ impl Judging<'_> {
 /// The answer for a change that waits for its signer to sign in (not a refusal: the
 /// device carrying it keeps it and sends it again).
 fn awaiting(reason: &str) -> Refusal {
-    Refusal::new(rules::Rule::AwaitingSigner, reason)
+    Refusal::new(rules::Rule::HeldBack, reason)
 }
 
 /// Refused changes grouped by their refusal, in the order first refused.

@@ -32,9 +32,6 @@ pub struct Server {
     pub documents: usize,
     /// Unknown documents (asked for, or being sent) one connection remembers.
     pub unknown_documents: usize,
-    /// Signatures one connection holds for changes that have not arrived yet (as many as
-    /// changes one message may carry).
-    pub waiting_signatures: usize,
 }
 
 /// What a frame came to.
@@ -53,6 +50,8 @@ pub enum Step {
         document_id: DocumentId,
         /// The decoded message.
         message: sync::Message,
+        /// The signatures of its changes the peer sent with it.
+        signatures: Signatures,
     },
 }
 
@@ -107,8 +106,6 @@ pub struct Session {
     subscriptions: Vec<(CaseId, bool)>,
     uses: u64,
     refused: u64,
-    /// Signatures the peer sent for changes it has not sent yet.
-    signatures: Signatures,
 }
 
 /// An error frame.
@@ -131,7 +128,6 @@ impl Session {
             subscriptions: Vec::new(),
             uses: 0,
             refused: 0,
-            signatures: Signatures::new(),
         }
     }
 
@@ -178,35 +174,35 @@ impl Session {
             }
             _ if self.peer.is_none() => reply(vec![error("send join first")], true),
             WireMessage::Request {
-                document_id, data, ..
+                document_id,
+                data,
+                signatures,
+                ..
             }
             | WireMessage::Sync {
-                document_id, data, ..
-            } => match sync::Message::decode(&data) {
-                Ok(message) => Step::Document {
-                    document_id,
-                    message,
-                },
-                Err(e) => reply(
-                    vec![error(&format!(
-                        "document {document_id}: not an Automerge sync message: {e}"
-                    ))],
-                    false,
-                ),
-            },
-            WireMessage::Signatures { signatures, .. } => {
-                match ChangeSignature::from_records(&signatures) {
-                    Ok(records) => {
-                        if self.signatures.len() + records.len() > self.server.waiting_signatures {
-                            // A peer sends the signatures of one message before it: more
-                            // than one message holds are not waiting for anything.
-                            self.signatures.clear();
-                        }
-                        self.signatures
-                            .extend(records.into_iter().map(|s| (s.hash, s)));
-                        reply(Vec::new(), false)
+                document_id,
+                data,
+                signatures,
+                ..
+            } => {
+                let signatures = match ChangeSignature::from_records(&signatures) {
+                    Ok(records) => records.into_iter().map(|s| (s.hash, s)).collect(),
+                    Err(e) => {
+                        return reply(vec![error(&format!("document {document_id}: {e}"))], false);
                     }
-                    Err(e) => reply(vec![error(&format!("anjian-signatures: {e}"))], false),
+                };
+                match sync::Message::decode(&data) {
+                    Ok(message) => Step::Document {
+                        document_id,
+                        message,
+                        signatures,
+                    },
+                    Err(e) => reply(
+                        vec![error(&format!(
+                            "document {document_id}: not an Automerge sync message: {e}"
+                        ))],
+                        false,
+                    ),
                 }
             }
             WireMessage::Error { message } => {
@@ -217,16 +213,12 @@ impl Session {
         }
     }
 
-    /// What `document::receive` needs of this session for `case`: the peer's sync state,
-    /// what it sent so far of a document the server does not have, and the signatures it
-    /// sent (all taken: the outcome given to `settle` puts back what lives on).
-    pub fn take(&mut self, case: CaseId) -> (Option<sync::State>, Option<Incoming>, Signatures) {
+    /// What `document::receive` needs of this session for `case`: the peer's sync state
+    /// and what it sent so far of a document the server does not have (both taken: the
+    /// outcome given to `settle` puts back what lives on).
+    pub fn take(&mut self, case: CaseId) -> (Option<sync::State>, Option<Incoming>) {
         let state = self.synced.remove(&case).map(|s| s.state);
-        (
-            state,
-            self.incoming.remove(&case),
-            std::mem::take(&mut self.signatures),
-        )
+        (state, self.incoming.remove(&case))
     }
 
     /// Whether the peer reads `anjian-signatures` (the driver then looks up the
@@ -263,7 +255,7 @@ impl Session {
                 self.keep_incoming(case, *doc, state);
                 send(
                     reply
-                        .map(|m| vec![self.sync_frame(document_id, m)])
+                        .map(|m| vec![self.sync_frame(document_id, m, Vec::new())])
                         .unwrap_or_default(),
                 )
             }
@@ -298,8 +290,8 @@ impl Session {
     }
 
     /// The answer to a message, or to another peer's change (`changed`), computed from the
-    /// document: the sync state lives on, the message goes out, after the signatures of
-    /// its changes for a peer that reads them.
+    /// document: the sync state lives on, the message goes out, with the signatures of its
+    /// changes for a peer that reads them.
     pub fn answered(
         &mut self,
         document_id: DocumentId,
@@ -311,17 +303,12 @@ impl Session {
         let Some(message) = message else {
             return Vec::new();
         };
-        let mut frames = Vec::new();
-        if !signatures.is_empty() && self.wants_signatures() {
-            frames.push(WireMessage::Signatures {
-                sender_id: self.server.peer_id.clone(),
-                target_id: self.peer_id(),
-                document_id,
-                signatures: ChangeSignature::records(&signatures),
-            });
-        }
-        frames.push(self.sync_frame(document_id, message));
-        frames
+        let signatures = if self.wants_signatures() {
+            ChangeSignature::records(&signatures)
+        } else {
+            Vec::new()
+        };
+        vec![self.sync_frame(document_id, message, signatures)]
     }
 
     /// The error frame for a message whose handling failed (its sync state is forgotten:
@@ -366,12 +353,19 @@ impl Session {
         cases
     }
 
-    fn sync_frame(&self, document_id: DocumentId, message: sync::Message) -> WireMessage {
+    /// A sync frame, with the signatures of its changes (records) when the peer reads them.
+    fn sync_frame(
+        &self,
+        document_id: DocumentId,
+        message: sync::Message,
+        signatures: Vec<u8>,
+    ) -> WireMessage {
         WireMessage::Sync {
             sender_id: self.server.peer_id.clone(),
             target_id: self.peer_id(),
             document_id,
             data: message.encode(),
+            signatures,
         }
     }
 

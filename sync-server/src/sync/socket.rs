@@ -16,7 +16,7 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::document::{self, Context};
+use super::document::{self, Context, Signatures};
 use super::session::{Reply, Server, Session, Step, error};
 use super::{persist, with_doc};
 use crate::hub::SlotDoc;
@@ -190,7 +190,6 @@ impl Connection {
             storage_id: app.storage.storage_id().to_owned(),
             documents: limits.documents_per_connection,
             unknown_documents: limits.unknown_documents_per_connection,
-            waiting_signatures: limits.wire().changes,
         };
         Connection {
             session: Session::new(server),
@@ -245,7 +244,8 @@ impl Connection {
             Step::Document {
                 document_id,
                 message,
-            } => (self.on_sync(document_id, message).await, false),
+                signatures,
+            } => (self.on_sync(document_id, message, signatures).await, false),
         }
     }
 
@@ -254,12 +254,15 @@ impl Connection {
         &mut self,
         document_id: DocumentId,
         message: sync::Message,
+        signatures: Signatures,
     ) -> Vec<WireMessage> {
         let case = document_id.case_id();
         let slot = self.app.hub.slot(case);
         let replies = {
             let mut guard = slot.doc.lock().await;
-            let replies = self.handle(&mut guard, document_id, message).await;
+            let replies = self
+                .handle(&mut guard, document_id, message, signatures)
+                .await;
             self.carry_out_subscriptions();
             replies
         };
@@ -272,9 +275,10 @@ impl Connection {
         guard: &mut SlotDoc,
         document_id: DocumentId,
         message: sync::Message,
+        signatures: Signatures,
     ) -> Vec<WireMessage> {
         let case = document_id.case_id();
-        let (state, incoming, signatures) = self.session.take(case);
+        let (state, incoming) = self.session.take(case);
         let context = self.context(case);
         let received = with_doc(&self.app, guard, move |doc| {
             document::receive(doc, state, incoming, message, &signatures, &context)

@@ -57,7 +57,7 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     // Take the database back to version 2: what migration 3 adds is gone.
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch(
-        "DROP TABLE device_keys; ALTER TABLE receipts DROP COLUMN relayed_by;
+        "DROP TABLE device_keys; DROP TABLE refused_changes; ALTER TABLE receipts DROP COLUMN relayed_by;
          ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
          DROP TABLE web_sessions; DROP TABLE case_team;
          DROP INDEX findings_open; DROP INDEX cases_by_opened; DROP INDEX cases_by_amended;
@@ -119,7 +119,7 @@ fn an_interrupted_rebuild_resumes_on_the_next_start() {
 fn downgrade_to_3(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch(
-        "DROP TABLE device_keys; ALTER TABLE receipts DROP COLUMN relayed_by;
+        "DROP TABLE device_keys; DROP TABLE refused_changes; ALTER TABLE receipts DROP COLUMN relayed_by;
          ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
          DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
          ALTER TABLE tokens DROP COLUMN expires_at;

@@ -54,6 +54,7 @@ async fn ask_for(server: &str, token: &str, document: DocumentId) -> Vec<WireMes
                 target_id: String::new(),
                 document_id: document,
                 data: request,
+                signatures: Vec::new(),
             }
             .encode()
             .into(),

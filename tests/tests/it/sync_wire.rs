@@ -155,6 +155,7 @@ async fn bad_input_on_the_wire_is_answered_and_the_server_keeps_serving() {
             target_id: String::new(),
             document_id,
             data: b"garbage".to_vec(),
+            signatures: Vec::new(),
         }
         .encode(),
     )
