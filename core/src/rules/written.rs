@@ -50,44 +50,50 @@ pub fn apply(doc: &mut AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The last change number of each actor in a document, read once when first needed and
-/// kept up as changes are applied.
+/// The last change number and operation counter of each actor in a document, read once
+/// when first needed and kept up as changes are applied.
 #[derive(Default)]
 struct Numbered {
-    last: Option<HashMap<automerge::ActorId, u64>>,
+    last: Option<HashMap<automerge::ActorId, (u64, u64)>>,
 }
 
 impl Numbered {
-    /// Whether `change` is its actor's next change in `doc`; it counts as applied after.
+    /// Whether `change` is its actor's next change in `doc`, with at least one operation
+    /// and operation counters after its actor's last; it counts as applied after. (A change
+    /// that breaks these makes Automerge panic, or leaves a document whose saved bytes no
+    /// longer load.)
     fn check(&mut self, doc: &mut AutoCommit, change: &Change) -> Result<(), Refusal> {
         let seq = change.seq();
         let refuse = |why: &str| Err(Refusal::new(Rule::Shape, why.to_owned()));
+        if change.is_empty() {
+            return refuse("修改不含任何操作 (a change must hold at least one operation)");
+        }
         if change.author().is_some() && seq != 1 {
             return refuse(
                 "修改的作者标记只能出现在设备的第一条修改中 (an author mark belongs on an actor's first change)",
             );
         }
-        // A first change needs no count: if the actor has changes already, Automerge
-        // refuses it as a duplicate.
-        if seq > 1 {
-            let last = self.last.get_or_insert_with(|| {
-                let mut last = HashMap::new();
-                for meta in doc.get_changes_meta(&[]) {
-                    let entry = last.entry(meta.actor.into_owned()).or_insert(0);
-                    *entry = (*entry).max(meta.seq);
-                }
-                last
-            });
-            let expected = last.get(change.actor_id()).copied().unwrap_or(0) + 1;
-            if seq != expected {
-                return refuse(&format!(
-                    "修改的序号 {seq} 不是其设备的下一条（应为 {expected}） (a change must be its actor's next)"
-                ));
+        let last = self.last.get_or_insert_with(|| {
+            let mut last: HashMap<automerge::ActorId, (u64, u64)> = HashMap::new();
+            for meta in doc.get_changes_meta(&[]) {
+                let entry = last.entry(meta.actor.into_owned()).or_insert((0, 0));
+                *entry = (entry.0.max(meta.seq), entry.1.max(meta.max_op));
             }
+            last
+        });
+        let (last_seq, last_op) = last.get(change.actor_id()).copied().unwrap_or((0, 0));
+        if seq != last_seq + 1 {
+            return refuse(&format!(
+                "修改的序号 {seq} 不是其设备的下一条（应为 {}） (a change must be its actor's next)",
+                last_seq + 1
+            ));
         }
-        if let Some(last) = &mut self.last {
-            last.insert(change.actor_id().clone(), seq);
+        if change.start_op().get() <= last_op {
+            return refuse(
+                "修改的操作编号与其设备之前的修改重叠 (a change's operations must come after its actor's earlier ones)",
+            );
         }
+        last.insert(change.actor_id().clone(), (seq, change.max_op()));
         Ok(())
     }
 }
