@@ -318,15 +318,20 @@ pub struct Signed {
     signature: Option<ChangeSignature>,
 }
 
-/// The author of each change, or why the server accepts it from no one. A change the server
-/// refused before is refused again, for the same reason, whoever carries it and whenever
-/// (a refusal is final: the device that made it dropped it, and may reuse its number). A
-/// change whose
-/// signature verifies against a key its own device registered is its device's user's,
-/// whichever connection carries it, unless that device was revoked; an unsigned change
-/// (or one signed with a key the server never registered) is accepted only from the
-/// sender's own bound device, as the sender's. Either way the change's note names that
-/// author.
+/// The author of each change, or why the server accepts it from no one:
+///
+/// - a change the server refused before is refused again, for the same reason, whoever
+///   carries it and whenever (a refusal is final: the device that made it dropped it, and
+///   may reuse its number);
+/// - a change whose signature verifies against a key its own device registered is that
+///   device's user's, whichever connection carries it, unless the device was revoked or
+///   its account disabled;
+/// - a change signed with a key the server never saw waits (held back) if its device never
+///   signed in, and is refused (`relay`) if the device is known;
+/// - an unsigned change is accepted only from the sender's own bound device, as the
+///   sender's.
+///
+/// Either way the change's note names that author.
 fn authors(
     context: &Context,
     changes: &[Change],
