@@ -7,6 +7,7 @@
 mod coded;
 
 pub mod case_doc;
+pub mod certificate;
 pub mod checklist;
 mod codes;
 mod db;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use anjian_core::signing::{KeyAlgorithm, PublicKey};
+use anjian_core::signing::{KeyAlgorithm, PublicKey, Signer};
 use anjian_core::sync::CatalogPage;
 use anjian_core::{DistrictCode, RectificationState, ReviewAction};
 use axum::extract::State;
@@ -76,6 +76,15 @@ pub struct LoginAnswer {
     token: String,
     /// The account signed in.
     user: User,
+    /// For a device that sent its public key: the certificate the server issued it (hex
+    /// of its CBOR, docs/EVIDENCE.md), which the device shows its peers on site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^([0-9a-f]{2})+$")]
+    certificate: Option<String>,
+    /// The server's public key (Ed25519, hex), with which devices verify each other's
+    /// certificates and their receipts.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    server_key: String,
 }
 
 /// Sign in and bind the device
@@ -111,7 +120,8 @@ pub async fn login(
     let days = app.settings.token_days;
     let name = body.username.trim().to_owned();
     let key = body.key()?;
-    let (token, user) = auth::sign_in(&app, &name, address, move || {
+    let server_key = hex::encode(app.storage.server_key().public_key().bytes());
+    let (token, user, certificate) = auth::sign_in(&app, &name, address, move || {
         storage.login(
             &body.username,
             &body.password,
@@ -122,7 +132,12 @@ pub async fn login(
         )
     })
     .await?;
-    Ok(Json(LoginAnswer { token, user }))
+    Ok(Json(LoginAnswer {
+        token,
+        user,
+        certificate: certificate.map(|c| hex::encode(c.encode())),
+        server_key,
+    }))
 }
 
 /// `?since=` of the catalog.

@@ -16,10 +16,15 @@
 //!   entries only for oneself, every attribution field naming the change's author, and
 //!   the schema's shape.
 
+mod judging;
 mod ops;
 mod shape;
 mod written;
 
+pub use judging::{
+    Authored, Judged, KeyHolder, RefusedChanges, Verifier, author_of, held_back, judge_changes,
+    not_a_case, within_size,
+};
 use ops::OpAt;
 pub use ops::Ops;
 pub use written::{apply, check};

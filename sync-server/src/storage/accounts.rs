@@ -5,7 +5,8 @@ use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use anjian_core::signing::PublicKey;
+use anjian_core::certificate::{CERTIFICATE_VALIDITY, Certificate, CertificateFields};
+use anjian_core::signing::{PublicKey, Signer};
 
 use super::{Storage, user_row};
 use crate::error::{AppError, AppResult};
@@ -142,7 +143,8 @@ impl Storage {
     }
 
     /// Checks a password; binds the device's actor id to the user (a device belongs to one
-    /// user for ever) and issues a token. Returns the token and the user.
+    /// user for ever) and issues a token, and for a device that signs, a certificate of its
+    /// key. Returns the token, the user and the certificate.
     pub fn login(
         &self,
         username: &str,
@@ -151,7 +153,7 @@ impl Storage {
         actor_id: &str,
         key: Option<&PublicKey>,
         token_days: u32,
-    ) -> AppResult<(String, User)> {
+    ) -> AppResult<(String, User, Option<Certificate>)> {
         if actor_id.len() != 32 || !actor_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AppError::BadRequest(
                 "actor_id must be the device's 16-byte actor id in hex".into(),
@@ -189,10 +191,14 @@ impl Storage {
                     )?;
                 }
             }
-            if let Some(key) = key {
-                register_key(&tx, &actor_id, key)?;
-            }
             let now = Utc::now();
+            let certificate = match key {
+                Some(key) => {
+                    register_key(&tx, &actor_id, key)?;
+                    Some(self.certify(&tx, &user, &actor_id, key, now)?)
+                }
+                None => None,
+            };
             tx.execute(
                 "INSERT INTO tokens (token_hash, user_id, actor_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -204,9 +210,61 @@ impl Storage {
                 ],
             )?;
             tx.commit()?;
-            Ok(())
-        })?;
-        Ok((token, user))
+            Ok(certificate)
+        })
+        .map(|certificate| (token, user, certificate))
+    }
+
+    /// Issues (and keeps) a certificate binding `key` to `user` and the device `actor_id`.
+    fn certify(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        user: &User,
+        actor_id: &str,
+        key: &PublicKey,
+        now: chrono::DateTime<Utc>,
+    ) -> AppResult<Certificate> {
+        let server = self.server_key();
+        let certificate = Certificate::issue(
+            server,
+            CertificateFields {
+                user: user.username.clone(),
+                name: user.name.clone(),
+                role: user.role,
+                district: user.district.clone(),
+                department: user.department.clone(),
+                actor: actor_id.to_owned(),
+                key: key.clone(),
+                issued_at: now.timestamp(),
+                not_after: now.timestamp() + CERTIFICATE_VALIDITY,
+                issuer: server.public_key().id(),
+            },
+        )
+        .map_err(|e| AppError::Internal(format!("issuing a certificate: {e}")))?;
+        tx.execute(
+            "INSERT INTO certificates (actor_id, key_id, bytes, issued_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                actor_id,
+                key.id().as_slice(),
+                certificate.encode(),
+                now.to_rfc3339()
+            ],
+        )?;
+        Ok(certificate)
+    }
+
+    /// Every certificate the server issued the device `actor_id`, oldest first.
+    pub fn certificates_of(&self, actor_id: &str) -> AppResult<Vec<Certificate>> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT bytes FROM certificates WHERE actor_id = ?1 ORDER BY id")?;
+            let rows = stmt.query_map([actor_id], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.map(|bytes| {
+                Certificate::decode(&bytes?)
+                    .map_err(|e| AppError::Internal(format!("a stored certificate: {e}")))
+            })
+            .collect()
+        })
     }
 
     /// Devices, optionally of one user.

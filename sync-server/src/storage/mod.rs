@@ -6,8 +6,9 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use anjian_core::certificate::receipt_message;
 use anjian_core::rules::{Author, CaseState, Refusal};
-use anjian_core::signing::{ChangeSignature, KeyId, PublicKey};
+use anjian_core::signing::{ChangeSignature, KeyAlgorithm, KeyId, PublicKey, Signer, SoftwareKey};
 use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
 use anjian_core::{CaseId, Role};
 use automerge::{AutoCommit, ChangeHash};
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/003_supervisors.sql"),
     include_str!("../../migrations/004_trust.sql"),
     include_str!("../../migrations/005_device_keys.sql"),
+    include_str!("../../migrations/006_certificates.sql"),
 ];
 /// Fold a document's chunks into a new snapshot after this many.
 const COMPACT_AFTER_CHUNKS: i64 = 64;
@@ -42,6 +44,8 @@ pub struct Storage {
     storage_id: String,
     /// The server's own secret (server actors are derived from it); never sent anywhere.
     secret: Vec<u8>,
+    /// The server's signing key (certificates, receipts), derived from the secret.
+    key: SoftwareKey,
 }
 
 /// One change received, for its receipt.
@@ -148,11 +152,13 @@ impl Storage {
         };
         let reader = Connection::open(path)?;
         reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
+        let key = server_key(&secret);
         let storage = Storage {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
             storage_id,
             secret,
+            key,
         };
         let repair: bool = storage.read(|conn| {
             Ok(conn.query_row(
@@ -191,6 +197,12 @@ impl Storage {
     /// The server's own secret.
     fn secret(&self) -> &[u8] {
         &self.secret
+    }
+
+    /// The key the server signs device certificates and receipts with (Ed25519). Its public
+    /// half goes to every device at sign-in.
+    pub fn server_key(&self) -> &SoftwareKey {
+        &self.key
     }
 
     /// Runs `f` with the writer connection.
@@ -250,7 +262,7 @@ impl Storage {
             let mut results = Vec::with_capacity(commits.len());
             for commit in commits {
                 let savepoint = tx.savepoint()?;
-                match apply_commit(&savepoint, commit) {
+                match apply_commit(&savepoint, &self.key, commit) {
                     Ok(chunks) => {
                         savepoint.commit()?;
                         results.push(Ok(chunks));
@@ -497,8 +509,18 @@ pub fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppResult<User>> {
     })())
 }
 
+/// The server's signing key, derived from its secret (so that it lives wherever the secret
+/// does, and every server process sharing the database signs with the same key).
+fn server_key(secret: &[u8]) -> SoftwareKey {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"anjian server key v1\n");
+    hasher.update(secret);
+    SoftwareKey::from_secret(KeyAlgorithm::Ed25519, hasher.finalize().into())
+}
+
 /// Writes one commit (see `Commit`) inside an open transaction.
-fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
+fn apply_commit(tx: &Connection, server: &SoftwareKey, commit: &Commit) -> AppResult<i64> {
     let key = commit.case_id.to_string();
     let seq: i64 = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM documents", [], |r| {
         r.get(0)
@@ -532,12 +554,20 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
     let now = Utc::now().to_rfc3339();
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at,
-            relayed_by, key_id, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            relayed_by, key_id, signature, receipt_issuer, receipt_signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
+    let issuer = server.public_key().id();
     for receipt in &commit.receipts {
         let relayed_by = (receipt.author != commit.user_id).then_some(commit.user_id);
         let signature = receipt.signature.as_ref();
+        let hash: ChangeHash = receipt
+            .hash
+            .parse()
+            .map_err(|e| AppError::Internal(format!("a receipt's change hash: {e}")))?;
+        let receipt_signature = server
+            .sign(&receipt_message(&hash, &receipt.actor, &now))
+            .map_err(|e| AppError::Internal(format!("signing a receipt: {e}")))?;
         insert.execute(params![
             receipt.hash,
             key,
@@ -548,6 +578,8 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
             relayed_by,
             signature.map(|s| s.key.to_vec()),
             signature.map(|s| s.signature.to_vec()),
+            issuer.as_slice(),
+            receipt_signature,
         ])?;
     }
     write_projections(tx, &key, &commit.projection, true)?;

@@ -55,8 +55,7 @@ pub enum Received {
 /// Signatures a peer sent, by the hash of the change each signs.
 pub type Signatures = HashMap<ChangeHash, ChangeSignature>;
 
-/// Changes refused for one reason: the refusal, and the changes (hex hashes).
-pub type RefusedChanges = (Refusal, Vec<String>);
+pub use rules::RefusedChanges;
 
 /// New changes the rule book allowed, before they are committed.
 pub struct Candidate {
@@ -166,7 +165,7 @@ fn receive_visible(
         return Ok(refused(limit(e), &fresh, Some(state)));
     }
     let authors = authors(context, &fresh, signatures);
-    let judged = judge_changes(doc, Some(before), fresh, authors, &context.wire);
+    let judged = rules::judge_changes(doc, Some(before), fresh, authors, &context.wire);
     let Some(after) = judged.case else {
         return Ok(Received::Refused {
             refused: judged.refused,
@@ -174,7 +173,7 @@ fn receive_visible(
         });
     };
     let before_heads = doc.get_heads();
-    let Judged {
+    let rules::Judged {
         doc: mut candidate,
         admitted: applied,
         refused: refusals,
@@ -236,8 +235,8 @@ fn receive_unknown(
     if let Err(e) = intake::check_depth(&gathered, &fresh, context.wire.depth) {
         return Ok(refused(limit(e), &fresh, None));
     }
-    if let Err(refusal) =
-        rules::apply(&mut gathered, &fresh).and_then(|()| within_size(&gathered, &context.wire))
+    if let Err(refusal) = rules::apply(&mut gathered, &fresh)
+        .and_then(|()| rules::within_size(&gathered, &context.wire))
     {
         return Ok(refused(refusal, &fresh, None));
     }
@@ -264,14 +263,14 @@ fn receive_unknown(
         return Ok(refused(rules::jurisdiction(), &applied, None));
     }
     let authors = authors(context, &applied, signatures);
-    let judged = judge_changes(&AutoCommit::new(), None, applied, authors, &context.wire);
+    let judged = rules::judge_changes(&AutoCommit::new(), None, applied, authors, &context.wire);
     let Some(after) = judged.case else {
         return Ok(Received::Refused {
             refused: judged.refused,
             state: None,
         });
     };
-    let Judged {
+    let rules::Judged {
         doc: mut candidate,
         admitted: applied,
         refused: refusals,
@@ -318,30 +317,29 @@ pub struct Signed {
     signature: Option<ChangeSignature>,
 }
 
-/// The author of each change, or why the server accepts it from no one:
-///
-/// - a change the server refused before is refused again, for the same reason, whoever
-///   carries it and whenever (a refusal is final: the device that made it dropped it, and
-///   may reuse its number);
-/// - a change whose signature verifies against a key its own device registered is that
-///   device's user's, whichever connection carries it, unless the device was revoked or
-///   its account disabled;
-/// - a change signed with a key the server never saw waits (held back) if its device never
-///   signed in, and is refused (`relay`) if the device is known;
-/// - an unsigned change is accepted only from the sender's own bound device, as the
-///   sender's.
-///
-/// Either way the change's note names that author.
+impl rules::Authored for Signed {
+    fn author(&self) -> &Author {
+        &self.author
+    }
+}
+
+/// The author of each change (`rules::author_of`, with what storage knows of keys,
+/// devices and accounts), or why the server accepts it from no one. A change the server
+/// refused before is refused again first, for the same reason, whoever carries it and
+/// whenever: a refusal is final (the device that made it dropped it, and may reuse its
+/// number).
 fn authors(
     context: &Context,
     changes: &[Change],
     signatures: &Signatures,
 ) -> Vec<Result<Signed, Refusal>> {
-    let mut keys: HashMap<KeyId, Option<crate::storage::DeviceKey>> = HashMap::new();
-    let mut accounts: HashMap<i64, Option<Author>> = HashMap::new();
-    let mut owners: HashMap<String, Option<i64>> = HashMap::new();
-    // A storage error holds the change back: the device sends it again.
-    let unverifiable = |e: AppError| awaiting(&format!("服务器暂时无法核验设备 ({e})"));
+    let mut registry = Registry {
+        context,
+        keys: HashMap::new(),
+        accounts: HashMap::new(),
+        user_ids: HashMap::new(),
+        owners: HashMap::new(),
+    };
     changes
         .iter()
         .map(|change| {
@@ -352,297 +350,102 @@ fn authors(
             {
                 return Err(refusal);
             }
-            let actor = change.actor_id().to_hex_string();
-            let note_by = case_doc::author(change);
             let signature = signatures.get(&change.hash());
-            if let Some(signature) = signature {
-                let key = match keys.get(&signature.key) {
-                    Some(key) => key.clone(),
-                    None => {
-                        let key = context
-                            .storage
-                            .device_key(&signature.key)
-                            .map_err(unverifiable)?;
-                        keys.insert(signature.key, key.clone());
-                        key
-                    }
-                };
-                if let Some(key) = key {
-                    if key.actor != actor || signature.verify(&key.key).is_err() {
-                        return Err(Refusal::new(
-                            rules::Rule::Relay,
-                            "修改的签名与其设备的密钥不符，未被接受 (the change's signature does not verify against its device's key)",
-                        ));
-                    }
-                    if key.revoked {
-                        return Err(Refusal::new(
-                            rules::Rule::Signature,
-                            format!(
-                                "签名设备 {actor} 已被吊销，其修改未被接受 (the signing device was revoked)"
-                            ),
-                        ));
-                    }
-                    let author = if key.user_id == context.user_id {
-                        Some(context.author.clone())
-                    } else {
-                        match accounts.get(&key.user_id) {
-                            Some(author) => author.clone(),
-                            None => {
-                                let author =
-                                    context.storage.author(key.user_id).map_err(unverifiable)?;
-                                accounts.insert(key.user_id, author.clone());
-                                author
-                            }
-                        }
-                    };
-                    let Some(author) = author else {
-                        return Err(Refusal::new(
-                            rules::Rule::Signature,
-                            "签名设备的账号已停用，其修改未被接受 (the signer's account is disabled)",
-                        ));
-                    };
-                    rules::note_names_author(&note_by, &author)?;
-                    return Ok(Signed {
-                        author,
-                        user_id: key.user_id,
-                        signature: Some(signature.clone()),
-                    });
-                }
-            }
-            let owner = match owners.get(&actor) {
-                Some(owner) => *owner,
-                None => {
-                    let owner = context.storage.actor_owner(&actor).map_err(unverifiable)?;
-                    owners.insert(actor.clone(), owner);
-                    owner
-                }
+            let (author, verified) = rules::author_of(change, signature, &mut registry)?;
+            let user_id = if author.user_id == context.author.user_id {
+                context.user_id
+            } else {
+                registry.user_ids[&author.user_id]
             };
-            if owner != Some(context.user_id) && signature.is_some() {
-                // Signed with a key the server never saw: by a device that never signed
-                // in, it waits for it; by a known device, it is not that device's key.
-                if !context.storage.device_known(&actor).map_err(unverifiable)? {
-                    return Err(awaiting(&format!(
-                        "签名设备 {actor} 尚未登录过服务器，其修改待该设备登录后再同步 (the signing device has not signed in yet; sync again after it has)"
-                    )));
-                }
-                return Err(Refusal::new(
-                    rules::Rule::Relay,
-                    format!(
-                        "修改来自未绑定到您账号的设备 {actor}，其签名与该设备登记的密钥不符，未被接受 (the signature is not by a key of the change's device)"
-                    ),
-                ));
-            }
-            if owner != Some(context.user_id) {
-                return Err(Refusal::new(
-                    rules::Rule::Relay,
-                    format!(
-                        "修改来自未绑定到您账号的设备 {actor}，且没有可核验的签名，未被接受 (an unsigned change from a device not bound to your account)"
-                    ),
-                ));
-            }
-            rules::note_names_author(&note_by, &context.author)?;
             Ok(Signed {
-                author: context.author.clone(),
-                user_id: context.user_id,
-                signature: None,
+                author,
+                user_id,
+                signature: signature.filter(|_| verified).cloned(),
             })
         })
         .collect()
 }
 
-/// What judging a message's changes one author at a time came to.
-struct Judged {
-    /// The document with the admitted changes.
-    doc: AutoCommit,
-    /// The case after them, when any were admitted.
-    case: Option<CaseState>,
-    /// The admitted changes, in causal order, with their authors.
-    admitted: Vec<(Change, Signed)>,
-    /// The refused ones, by reason.
-    refused: Vec<RefusedChanges>,
-    /// Blob hashes the admitted changes name.
-    blob_refs: BTreeSet<String>,
-    /// Whether they wrote into a field in conflict.
-    touched_conflict: bool,
+/// A storage error holds the change back: the device sends it again.
+fn unverifiable(e: AppError) -> Refusal {
+    rules::held_back(&format!("服务器暂时无法核验设备 ({e})"))
 }
 
-/// Judges `fresh` (in causal order) against `doc` (whose case is `before`, `None` for a
-/// case new to the server), each run of consecutive changes by one author as that
-/// author's: a run the rule book allows is applied whole; in a run it refuses, each change
-/// is judged alone. A refused change, and every change built on it, is left out; the rest
-/// are admitted.
-fn judge_changes(
-    doc: &AutoCommit,
-    before: Option<&CaseState>,
-    fresh: Vec<Change>,
-    authors: Vec<Result<Signed, Refusal>>,
-    limits: &intake::Limits,
-) -> Judged {
-    let mut judging = Judging {
-        doc: doc.clone(),
-        case: before.cloned(),
-        admitted: Vec::new(),
-        refused: Vec::new(),
-        dropped: HashMap::new(),
-        blob_refs: BTreeSet::new(),
-        touched_conflict: false,
-        limits,
-    };
-    let mut run: Vec<(Change, Signed)> = Vec::new();
-    for (change, author) in fresh.into_iter().zip(authors) {
-        let continues = matches!(
-            (&author, run.first()),
-            (Ok(signed), Some((_, first))) if signed.user_id == first.user_id
-        );
-        if !continues && !run.is_empty() {
-            judging.run(std::mem::take(&mut run));
+/// What storage knows of keys, devices and accounts, read once per message.
+struct Registry<'a> {
+    context: &'a Context,
+    keys: HashMap<KeyId, Option<rules::KeyHolder>>,
+    accounts: HashMap<i64, Option<Author>>,
+    /// The account id of each author met, by user id (username).
+    user_ids: HashMap<String, i64>,
+    owners: HashMap<String, Option<i64>>,
+}
+
+impl Registry<'_> {
+    fn account(&mut self, user_id: i64) -> Result<Option<Author>, Refusal> {
+        if user_id == self.context.user_id {
+            return Ok(Some(self.context.author.clone()));
         }
-        if judging.depends_on_dropped(&change) {
-            judging.drop_dependent(&change);
-            continue;
+        if let Some(author) = self.accounts.get(&user_id) {
+            return Ok(author.clone());
         }
-        match author {
-            Ok(signed) => run.push((change, signed)),
-            Err(refusal) => judging.drop(&change, refusal),
-        }
-    }
-    judging.run(run);
-    Judged {
-        doc: judging.doc,
-        // Nothing admitted leaves the case as it was.
-        case: judging.case.filter(|_| !judging.admitted.is_empty()),
-        admitted: judging.admitted,
-        refused: group(judging.refused),
-        blob_refs: judging.blob_refs,
-        touched_conflict: judging.touched_conflict,
+        let author = self.context.storage.author(user_id).map_err(unverifiable)?;
+        self.accounts.insert(user_id, author.clone());
+        Ok(author)
     }
 }
 
-struct Judging<'a> {
-    doc: AutoCommit,
-    case: Option<CaseState>,
-    admitted: Vec<(Change, Signed)>,
-    refused: Vec<(Refusal, ChangeHash)>,
-    /// Changes left out, and whether each only waits.
-    dropped: HashMap<ChangeHash, bool>,
-    blob_refs: BTreeSet<String>,
-    touched_conflict: bool,
-    limits: &'a intake::Limits,
-}
-
-impl Judging<'_> {
-    /// Applies a run of one author's changes whole if the rule book allows it, or else
-    /// each change alone.
-    fn run(&mut self, run: Vec<(Change, Signed)>) {
-        if run.is_empty() {
-            return;
+impl rules::Verifier for Registry<'_> {
+    fn key(&mut self, signature: &ChangeSignature) -> Result<Option<rules::KeyHolder>, Refusal> {
+        if let Some(holder) = self.keys.get(&signature.key) {
+            return Ok(holder.clone());
         }
-        match self.try_apply(&run) {
-            Ok(()) => {}
-            Err(refusal) if run.len() == 1 => {
-                let (change, _) = &run[0];
-                self.drop(change, refusal);
-            }
-            Err(_) => {
-                for (change, signed) in run {
-                    if self.depends_on_dropped(&change) {
-                        self.drop_dependent(&change);
-                        continue;
-                    }
-                    if let Err(refusal) = self.try_apply(&[(change.clone(), signed)]) {
-                        self.drop(&change, refusal);
-                    }
+        let holder = match self
+            .context
+            .storage
+            .device_key(&signature.key)
+            .map_err(unverifiable)?
+        {
+            Some(key) => {
+                let author = self.account(key.user_id)?;
+                if let Some(author) = &author {
+                    self.user_ids.insert(author.user_id.clone(), key.user_id);
                 }
+                Some(rules::KeyHolder {
+                    actor: key.actor,
+                    key: key.key,
+                    author,
+                    revoked: key.revoked,
+                })
             }
-        }
-    }
-
-    /// Applies changes of one author on a copy, judges them, and keeps the copy if the
-    /// rule book allows them.
-    fn try_apply(&mut self, run: &[(Change, Signed)]) -> Result<(), Refusal> {
-        let changes: Vec<Change> = run.iter().map(|(c, _)| c.clone()).collect();
-        let author = &run[0].1.author;
-        let mut trial = self.doc.clone();
-        rules::apply(&mut trial, &changes).and_then(|()| within_size(&trial, self.limits))?;
-        let ops = Ops::of(&trial, &changes)?;
-        let after = match &self.case {
-            Some(before) => before.after(&trial, &ops),
-            None => CaseState::of_stored(&trial),
-        }
-        .map_err(invalid)?;
-        rules::judge(author, self.case.as_ref(), &after, &ops)?;
-        self.touched_conflict |= ops.touch_a_conflict(&trial);
-        self.blob_refs.extend(ops.blob_refs());
-        self.doc = trial;
-        self.case = Some(after);
-        self.admitted.extend(run.iter().cloned());
-        Ok(())
-    }
-
-    fn depends_on_dropped(&self, change: &Change) -> bool {
-        change.deps().iter().any(|d| self.dropped.contains_key(d))
-    }
-
-    /// Leaves a change out: refused, or waiting for its signer (`Rule::HeldBack`).
-    fn drop(&mut self, change: &Change, refusal: Refusal) {
-        let waits = refusal.rule == rules::Rule::HeldBack;
-        self.dropped.insert(change.hash(), waits);
-        self.refused.push((refusal, change.hash()));
-    }
-
-    /// Leaves out a change built on one left out: it waits if everything it builds on that
-    /// was left out waits, and is refused otherwise.
-    fn drop_dependent(&mut self, change: &Change) {
-        let waits = change
-            .deps()
-            .iter()
-            .all(|d| self.dropped.get(d).is_none_or(|waits| *waits));
-        let refusal = if waits {
-            awaiting(
-                "依赖尚待核验签名的修改，暂未接受 (builds on a change whose signer has not signed in yet)",
-            )
-        } else {
-            Refusal::new(
-                rules::Rule::Dependency,
-                "依赖被拒绝的修改，未被接受 (builds on a refused change)",
-            )
+            None => None,
         };
-        self.drop(change, refusal);
+        self.keys.insert(signature.key, holder.clone());
+        Ok(holder)
     }
-}
 
-/// The answer for a change that waits for its signer to sign in (not a refusal: the
-/// device carrying it keeps it and sends it again).
-fn awaiting(reason: &str) -> Refusal {
-    Refusal::new(rules::Rule::HeldBack, reason)
-}
-
-/// Refused changes grouped by their refusal, in the order first refused.
-fn group(refused: Vec<(Refusal, ChangeHash)>) -> Vec<RefusedChanges> {
-    let mut groups: Vec<RefusedChanges> = Vec::new();
-    for (refusal, hash) in refused {
-        match groups.iter_mut().find(|(r, _)| *r == refusal) {
-            Some((_, hashes)) => hashes.push(hash.to_string()),
-            None => groups.push((refusal, vec![hash.to_string()])),
-        }
+    fn device_known(&mut self, actor: &str) -> Result<bool, Refusal> {
+        self.context
+            .storage
+            .device_known(actor)
+            .map_err(unverifiable)
     }
-    groups
-}
 
-/// A case holds at most the operations the limits allow (a hostile device could
-/// otherwise grow one change at a time what every reader of the case loads).
-fn within_size(doc: &AutoCommit, limits: &intake::Limits) -> Result<(), Refusal> {
-    let ops = automerge::ReadDoc::stats(doc).num_ops;
-    if ops > limits.case_ops {
-        return Err(Refusal::new(
-            rules::Rule::Shape,
-            format!(
-                "案件记录过大（{ops} 项操作，上限 {}），请新建关联案件 (the case would hold more operations than allowed)",
-                limits.case_ops
-            ),
-        ));
+    fn own_device(&mut self, actor: &str) -> Result<Option<Author>, Refusal> {
+        let owner = match self.owners.get(actor) {
+            Some(owner) => *owner,
+            None => {
+                let owner = self
+                    .context
+                    .storage
+                    .actor_owner(actor)
+                    .map_err(unverifiable)?;
+                self.owners.insert(actor.to_owned(), owner);
+                owner
+            }
+        };
+        Ok((owner == Some(self.context.user_id)).then(|| self.context.author.clone()))
     }
-    Ok(())
 }
 
 fn unreadable(e: automerge::AutomergeError) -> AppError {
@@ -706,10 +509,7 @@ fn refused(refusal: Refusal, changes: &[Change], state: Option<sync::State>) -> 
 }
 
 fn invalid(e: anjian_core::Error) -> Refusal {
-    Refusal::new(
-        rules::Rule::Shape,
-        format!("不是有效的检查记录 (not a valid case document): {e}"),
-    )
+    rules::not_a_case(e)
 }
 
 fn limit(e: IntakeError) -> Refusal {

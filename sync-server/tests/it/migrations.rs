@@ -57,7 +57,9 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     // Take the database back to version 2: what migration 3 adds is gone.
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch(
-        "DROP TABLE device_keys; DROP TABLE refused_changes; ALTER TABLE receipts DROP COLUMN relayed_by;
+        "DROP TABLE certificates; ALTER TABLE receipts DROP COLUMN receipt_issuer;
+         ALTER TABLE receipts DROP COLUMN receipt_signature;
+         DROP TABLE device_keys; DROP TABLE refused_changes; ALTER TABLE receipts DROP COLUMN relayed_by;
          ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
          DROP TABLE web_sessions; DROP TABLE case_team;
          DROP INDEX findings_open; DROP INDEX cases_by_opened; DROP INDEX cases_by_amended;
@@ -119,7 +121,9 @@ fn an_interrupted_rebuild_resumes_on_the_next_start() {
 fn downgrade_to_3(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch(
-        "DROP TABLE device_keys; DROP TABLE refused_changes; ALTER TABLE receipts DROP COLUMN relayed_by;
+        "DROP TABLE certificates; ALTER TABLE receipts DROP COLUMN receipt_issuer;
+         ALTER TABLE receipts DROP COLUMN receipt_signature;
+         DROP TABLE device_keys; DROP TABLE refused_changes; ALTER TABLE receipts DROP COLUMN relayed_by;
          ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
          DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
          ALTER TABLE tokens DROP COLUMN expires_at;
@@ -152,12 +156,12 @@ fn the_upgrade_revokes_a_device_that_took_a_supervisors_server_actor() {
         .as_bytes(),
     );
     let old = hex::encode(&digest[..16]);
-    let (squatter, _) = state
+    let (squatter, _, _) = state
         .storage
         .login("mallory", crate::support::PASSWORD, "手机", &old, None, 30)
         .expect("binds");
     let honest = "00112233445566778899aabbccddeeff";
-    let (kept, _) = state
+    let (kept, _, _) = state
         .storage
         .login("chief", crate::support::PASSWORD, "平板", honest, None, 30)
         .expect("binds");

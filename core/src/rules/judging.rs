@@ -1,0 +1,329 @@
+//! Judging received changes: who wrote each one (its signature, its device, the sender),
+//! and whether the rule book lets that author make it. The server runs this on every sync
+//! message and a phone on every message of a peer session, so a phone never accepts from a
+//! teammate what the server will refuse.
+
+use std::collections::{BTreeSet, HashMap};
+
+use automerge::{AutoCommit, Change, ChangeHash};
+
+use super::{Author, CaseState, Ops, Refusal, Rule, apply, judge};
+use crate::signing::{ChangeSignature, PublicKey};
+use crate::sync::intake;
+
+/// What a verifier knows about the key a signature names.
+#[derive(Debug, Clone)]
+pub struct KeyHolder {
+    /// The device (actor id, hex) the key belongs to.
+    pub actor: String,
+    /// The key.
+    pub key: PublicKey,
+    /// Its account, as the rule book knows it; `None` when the account is disabled.
+    pub author: Option<Author>,
+    /// Whether the device was revoked.
+    pub revoked: bool,
+}
+
+/// The sender of a message, and what the verifier knows of the keys and devices behind
+/// its changes.
+pub trait Verifier {
+    /// The holder of the key `signature.key`, if the verifier knows the key.
+    fn key(&mut self, signature: &ChangeSignature) -> Result<Option<KeyHolder>, Refusal>;
+    /// Whether the verifier knows the device `actor` at all (a device it never heard of
+    /// may still sign in; a known one signs only with the keys it registered).
+    fn device_known(&mut self, actor: &str) -> Result<bool, Refusal>;
+    /// The sender's account, when `actor` is the sender's own device and the verifier
+    /// accepts unsigned changes from it (the server, from a device bound to the account
+    /// signed in; never a phone from a peer, which proves nothing about who it is).
+    fn own_device(&mut self, actor: &str) -> Result<Option<Author>, Refusal>;
+}
+
+/// The author of `change`, or why it is accepted from no one:
+///
+/// - a change whose signature verifies against a key its own device holds is that
+///   device's account's, whoever carries it, unless the device was revoked or the account
+///   disabled;
+/// - a change signed with a key the verifier does not know waits (`held_back`) if its
+///   device is unknown too, and is refused (`relay`) if the device is known;
+/// - an unsigned change is accepted only from the sender's own device, as the sender's.
+///
+/// Either way the change's note names that author. Also says whether the signature
+/// verified (an own device's change may come with a signature of a key not known yet).
+pub fn author_of(
+    change: &Change,
+    signature: Option<&ChangeSignature>,
+    verifier: &mut dyn Verifier,
+) -> Result<(Author, bool), Refusal> {
+    let actor = change.actor_id().to_hex_string();
+    let note_by = crate::case_doc::author(change);
+    if let Some(signature) = signature {
+        if let Some(holder) = verifier.key(signature)? {
+            if holder.actor != actor || signature.verify(&holder.key).is_err() {
+                return Err(Refusal::new(
+                    Rule::Relay,
+                    "修改的签名与其设备的密钥不符，未被接受 (the change's signature does not verify against its device's key)",
+                ));
+            }
+            if holder.revoked {
+                return Err(Refusal::new(
+                    Rule::Signature,
+                    format!(
+                        "签名设备 {actor} 已被吊销，其修改未被接受 (the signing device was revoked)"
+                    ),
+                ));
+            }
+            let Some(author) = holder.author else {
+                return Err(Refusal::new(
+                    Rule::Signature,
+                    "签名设备的账号已停用，其修改未被接受 (the signer's account is disabled)",
+                ));
+            };
+            super::note_names_author(&note_by, &author)?;
+            return Ok((author, true));
+        }
+    }
+    match verifier.own_device(&actor)? {
+        Some(sender) => {
+            super::note_names_author(&note_by, &sender)?;
+            Ok((sender, false))
+        }
+        None if signature.is_some() => {
+            // Signed with a key the verifier never saw: by a device it does not know, it
+            // waits for it; by a known device, it is not that device's key.
+            if !verifier.device_known(&actor)? {
+                return Err(held_back(&format!(
+                    "签名设备 {actor} 的证书尚未核验，其修改待核验后再同步 (the signing device's key is not known yet; sync again once it is)"
+                )));
+            }
+            Err(Refusal::new(
+                Rule::Relay,
+                format!(
+                    "修改来自设备 {actor}，其签名与该设备登记的密钥不符，未被接受 (the signature is not by a key of the change's device)"
+                ),
+            ))
+        }
+        None => Err(Refusal::new(
+            Rule::Relay,
+            format!(
+                "修改来自设备 {actor}，且没有可核验的签名，未被接受 (an unsigned change that its own device did not send)"
+            ),
+        )),
+    }
+}
+
+/// A change left out for now, not refused: it waits for what would let it be verified
+/// (its signer's key), and the device carrying it keeps it and sends it again.
+pub fn held_back(reason: &str) -> Refusal {
+    Refusal::new(Rule::HeldBack, reason)
+}
+
+/// Refused changes grouped by their refusal, in the order first refused.
+pub type RefusedChanges = (Refusal, Vec<String>);
+
+/// What judging changes one author at a time came to.
+pub struct Judged<S> {
+    /// The document with the admitted changes.
+    pub doc: AutoCommit,
+    /// The case after them, when any were admitted.
+    pub case: Option<CaseState>,
+    /// The admitted changes, in causal order, with who wrote each.
+    pub admitted: Vec<(Change, S)>,
+    /// The refused ones (and those held back), by reason.
+    pub refused: Vec<RefusedChanges>,
+    /// Blob hashes the admitted changes name.
+    pub blob_refs: BTreeSet<String>,
+    /// Whether they wrote into a field in conflict.
+    pub touched_conflict: bool,
+}
+
+/// Who wrote a change, as the judge needs to know it.
+pub trait Authored: Clone {
+    /// The author, as the rule book knows them.
+    fn author(&self) -> &Author;
+}
+
+impl Authored for Author {
+    fn author(&self) -> &Author {
+        self
+    }
+}
+
+/// Judges `fresh` (in causal order) against `doc` (whose case is `before`, `None` for a
+/// case new to the judge), each run of consecutive changes by one author as that
+/// author's: a run the rule book allows is applied whole; in a run it refuses, each change
+/// is judged alone. A refused change, and every change built on it, is left out (a change
+/// built only on changes held back is held back too); the rest are admitted.
+pub fn judge_changes<S: Authored>(
+    doc: &AutoCommit,
+    before: Option<&CaseState>,
+    fresh: Vec<Change>,
+    authors: Vec<Result<S, Refusal>>,
+    limits: &intake::Limits,
+) -> Judged<S> {
+    let mut judging = Judging {
+        doc: doc.clone(),
+        case: before.cloned(),
+        admitted: Vec::new(),
+        refused: Vec::new(),
+        dropped: HashMap::new(),
+        blob_refs: BTreeSet::new(),
+        touched_conflict: false,
+        limits,
+    };
+    let mut run: Vec<(Change, S)> = Vec::new();
+    for (change, author) in fresh.into_iter().zip(authors) {
+        let continues = matches!(
+            (&author, run.first()),
+            (Ok(signed), Some((_, first))) if signed.author().user_id == first.author().user_id
+        );
+        if !continues && !run.is_empty() {
+            judging.run(std::mem::take(&mut run));
+        }
+        if judging.depends_on_dropped(&change) {
+            judging.drop_dependent(&change);
+            continue;
+        }
+        match author {
+            Ok(signed) => run.push((change, signed)),
+            Err(refusal) => judging.drop(&change, refusal),
+        }
+    }
+    judging.run(run);
+    Judged {
+        doc: judging.doc,
+        // Nothing admitted leaves the case as it was.
+        case: judging.case.filter(|_| !judging.admitted.is_empty()),
+        admitted: judging.admitted,
+        refused: group(judging.refused),
+        blob_refs: judging.blob_refs,
+        touched_conflict: judging.touched_conflict,
+    }
+}
+
+struct Judging<'a, S> {
+    doc: AutoCommit,
+    case: Option<CaseState>,
+    admitted: Vec<(Change, S)>,
+    refused: Vec<(Refusal, ChangeHash)>,
+    /// Changes left out, and whether each only waits.
+    dropped: HashMap<ChangeHash, bool>,
+    blob_refs: BTreeSet<String>,
+    touched_conflict: bool,
+    limits: &'a intake::Limits,
+}
+
+impl<S: Authored> Judging<'_, S> {
+    /// Applies a run of one author's changes whole if the rule book allows it, or else
+    /// each change alone.
+    fn run(&mut self, run: Vec<(Change, S)>) {
+        if run.is_empty() {
+            return;
+        }
+        match self.try_apply(&run) {
+            Ok(()) => {}
+            Err(refusal) if run.len() == 1 => {
+                let (change, _) = &run[0];
+                self.drop(change, refusal);
+            }
+            Err(_) => {
+                for (change, signed) in run {
+                    if self.depends_on_dropped(&change) {
+                        self.drop_dependent(&change);
+                        continue;
+                    }
+                    if let Err(refusal) = self.try_apply(&[(change.clone(), signed)]) {
+                        self.drop(&change, refusal);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies changes of one author on a copy, judges them, and keeps the copy if the
+    /// rule book allows them.
+    fn try_apply(&mut self, run: &[(Change, S)]) -> Result<(), Refusal> {
+        let changes: Vec<Change> = run.iter().map(|(c, _)| c.clone()).collect();
+        let author = run[0].1.author();
+        let mut trial = self.doc.clone();
+        apply(&mut trial, &changes).and_then(|()| within_size(&trial, self.limits))?;
+        let ops = Ops::of(&trial, &changes)?;
+        let after = match &self.case {
+            Some(before) => before.after(&trial, &ops),
+            None => CaseState::of_stored(&trial),
+        }
+        .map_err(not_a_case)?;
+        judge(author, self.case.as_ref(), &after, &ops)?;
+        self.touched_conflict |= ops.touch_a_conflict(&trial);
+        self.blob_refs.extend(ops.blob_refs());
+        self.doc = trial;
+        self.case = Some(after);
+        self.admitted.extend(run.iter().cloned());
+        Ok(())
+    }
+
+    fn depends_on_dropped(&self, change: &Change) -> bool {
+        change.deps().iter().any(|d| self.dropped.contains_key(d))
+    }
+
+    /// Leaves a change out: refused, or waiting (`Rule::HeldBack`).
+    fn drop(&mut self, change: &Change, refusal: Refusal) {
+        let waits = refusal.rule == Rule::HeldBack;
+        self.dropped.insert(change.hash(), waits);
+        self.refused.push((refusal, change.hash()));
+    }
+
+    /// Leaves out a change built on one left out: it waits if everything it builds on that
+    /// was left out waits, and is refused otherwise.
+    fn drop_dependent(&mut self, change: &Change) {
+        let waits = change
+            .deps()
+            .iter()
+            .all(|d| self.dropped.get(d).is_none_or(|waits| *waits));
+        let refusal = if waits {
+            held_back(
+                "依赖尚待核验签名的修改，暂未接受 (builds on a change whose signer is not verified yet)",
+            )
+        } else {
+            Refusal::new(
+                Rule::Dependency,
+                "依赖被拒绝的修改，未被接受 (builds on a refused change)",
+            )
+        };
+        self.drop(change, refusal);
+    }
+}
+
+fn group(refused: Vec<(Refusal, ChangeHash)>) -> Vec<RefusedChanges> {
+    let mut groups: Vec<RefusedChanges> = Vec::new();
+    for (refusal, hash) in refused {
+        match groups.iter_mut().find(|(r, _)| *r == refusal) {
+            Some((_, hashes)) => hashes.push(hash.to_string()),
+            None => groups.push((refusal, vec![hash.to_string()])),
+        }
+    }
+    groups
+}
+
+/// A case holds at most the operations the limits allow (a hostile device could
+/// otherwise grow one change at a time what every reader of the case loads).
+pub fn within_size(doc: &AutoCommit, limits: &intake::Limits) -> Result<(), Refusal> {
+    let ops = automerge::ReadDoc::stats(doc).num_ops;
+    if ops > limits.case_ops {
+        return Err(Refusal::new(
+            Rule::Shape,
+            format!(
+                "案件记录过大（{ops} 项操作，上限 {}），请新建关联案件 (the case would hold more operations than allowed)",
+                limits.case_ops
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The refusal for changes that leave no readable case.
+pub fn not_a_case(e: crate::Error) -> Refusal {
+    Refusal::new(
+        Rule::Shape,
+        format!("不是有效的检查记录 (not a valid case document): {e}"),
+    )
+}
