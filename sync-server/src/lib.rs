@@ -18,6 +18,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
+pub mod evidence;
 pub mod export;
 pub mod extract;
 pub mod hub;

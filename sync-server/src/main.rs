@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anjian_core::Role;
 #[cfg(feature = "demo")]
 use anjian_sync_server::demo;
+use anjian_sync_server::evidence;
 use anjian_sync_server::users::NewUser;
 use anjian_sync_server::{AppError, AppResult, Settings, Storage};
 use clap::{Parser, Subcommand};
@@ -48,6 +49,29 @@ enum Command {
     /// Manages devices' sign-in tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Evidence packages anyone can verify (docs/EVIDENCE.md).
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Writes the evidence package of a case: every change with its device signature and
+    /// the server's receipt, the authors' keys, devices and certificates, the server's
+    /// public key and the photos' hashes.
+    Export {
+        /// The case id.
+        case: String,
+        /// Include the photos' bytes (originals and thumbnails the server holds).
+        #[arg(long)]
+        photos: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Prints the server's public key (algorithm and hex), which verifiers of its evidence
+    /// packages pin: publish it where they can compare.
+    Key,
 }
 
 #[derive(Subcommand)]
@@ -277,6 +301,44 @@ async fn run(cli: Cli) -> AppResult<()> {
                 TokenCommand::Revoke { id } => {
                     storage.revoke_token(&id)?;
                     println!("revoked token {id}");
+                }
+            }
+            Ok(())
+        }
+        Command::Evidence(EvidenceCommand::Key) => {
+            use anjian_core::signing::Signer;
+            let key = open_storage(&settings)?.server_key().public_key();
+            println!("{} {}", key.algorithm().code(), hex::encode(key.bytes()));
+            Ok(())
+        }
+        Command::Evidence(EvidenceCommand::Export { case, photos, out }) => {
+            let storage = open_storage(&settings)?;
+            let case: anjian_core::CaseId = case
+                .parse()
+                .map_err(|e: anjian_core::Error| AppError::BadRequest(e.to_string()))?;
+            let blobs = anjian_sync_server::blob_store::BlobStore::new(settings.data.join("blobs"));
+            let photos = if photos {
+                evidence::Photos::Included
+            } else {
+                evidence::Photos::Hashes
+            };
+            let package = evidence::export(&storage, &blobs, case, photos)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &package).map_err(|e| {
+                        AppError::Internal(format!("writing {}: {e}", path.display()))
+                    })?;
+                    eprintln!(
+                        "wrote the evidence package of case {case} to {} ({} bytes)",
+                        path.display(),
+                        package.len()
+                    );
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout()
+                        .write_all(&package)
+                        .map_err(|e| AppError::Internal(format!("writing the package: {e}")))?;
                 }
             }
             Ok(())

@@ -9,6 +9,7 @@ use anjian_core::{
     RectificationState, ReviewAction, ReviewState,
 };
 use axum::extract::{Form, Path, Query, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, FixedOffset, Utc};
 use maud::{Markup, html};
@@ -18,6 +19,7 @@ use super::session::encode_query;
 use super::{WebError, page};
 use crate::auth::Viewer;
 use crate::error::AppError;
+use crate::evidence::{self, ChangeCheck, Verdict};
 use crate::labels::label_of;
 use crate::policy;
 use crate::queries::china;
@@ -111,6 +113,11 @@ pub async fn show(
     // Deciding belongs to the owning district; a district the case is shared with
     // comments (the rule book decides both).
     let decides = rules::decides(&author, &case.district);
+    let mut doc = app
+        .storage
+        .load_document(case.id)?
+        .ok_or_else(|| AppError::NotFound(format!("没有该案件 (no case {id})")))?;
+    let checks = evidence::check(&app.storage, &mut doc)?;
     let body = html! {
         header.case-head {
             h1 { (case.enterprise.name) }
@@ -190,6 +197,7 @@ pub async fn show(
             }
             @if reviewer { (review_forms(case, &viewer, decides)) }
         }
+        (signatures(case, &checks, &detail.history, reviewer))
         section.history {
             h2 { "修改历史" }
             p.note { "时间均为北京时间。设备时间取自检查人员手机的时钟（可能不准），服务器接收时间由服务器记录。" }
@@ -243,6 +251,92 @@ fn action_label(action: &str) -> &str {
         "detach_photo" => "移除照片",
         "resolve_conflict" => "处理冲突",
         other => other,
+    }
+}
+
+/// The 签名核验 section: every change with who signed it, from which device, whether its
+/// device signature and the server's receipt verify, and one line saying whether all do;
+/// with the evidence package's downloads for those who supervise.
+fn signatures(
+    case: &Case,
+    checks: &[ChangeCheck],
+    history: &[HistoryRow],
+    reviewer: bool,
+) -> Markup {
+    let verified = checks
+        .iter()
+        .filter(|c| c.signature == Verdict::Verified)
+        .count();
+    let unsigned = checks
+        .iter()
+        .filter(|c| c.signature == Verdict::Missing)
+        .count();
+    let failed = checks.len() - verified - unsigned;
+    let receipts_failed = checks
+        .iter()
+        .filter(|c| matches!(c.receipt, Verdict::Failed(_)))
+        .count();
+    let all = failed == 0 && unsigned == 0 && receipts_failed == 0;
+    let action = |hash: &str| {
+        history
+            .iter()
+            .find(|h| h.hash == hash)
+            .map_or("—", |h| action_label(&h.action))
+    };
+    html! {
+        section.signatures #signatures {
+            h2 { "签名核验" }
+            p.summary.verified[all].failed[failed + receipts_failed > 0] #signature-summary data-verified=(all) {
+                @if all {
+                    "全部 " (checks.len()) " 项修改的设备签名均核验通过，服务器回执均有效。"
+                } @else {
+                    "共 " (checks.len()) " 项修改：" (verified) " 项设备签名核验通过"
+                    @if unsigned > 0 { "，" (unsigned) " 项无设备签名" }
+                    @if failed > 0 { "，" strong { (failed) " 项设备签名核验未通过" } }
+                    @if receipts_failed > 0 { "，" strong { (receipts_failed) " 项服务器回执核验未通过" } }
+                    "。"
+                }
+            }
+            p.note {
+                "每项修改由记录它的设备用设备密钥签名；服务器用该设备登录时登记的公钥核验签名，并对收到的每项修改签发回执。"
+                "无设备签名的修改来自不签名的客户端或监管人员的网页操作（由服务器回执证明接收时间）。"
+                "证据包包含全部修改、签名、公钥与回执，任何人都可以按公开的格式说明独立核验。"
+            }
+            @if reviewer {
+                p.downloads {
+                    a.download href={ "/cases/" (case.id) "/evidence" } download { "下载证据包" }
+                    " · "
+                    a.download href={ "/cases/" (case.id) "/evidence?photos=true" } download { "下载证据包（含照片）" }
+                }
+            }
+            table {
+                thead { tr { th { "操作" } th { "作者账号" } th { "设备" } th { "密钥" } th { "设备签名" } th { "服务器回执" } th { "转交人" } th { "服务器接收时间" } } }
+                tbody {
+                    @for c in checks {
+                        tr.failed[matches!(c.signature, Verdict::Failed(_)) || matches!(c.receipt, Verdict::Failed(_))] data-change=(c.hash) {
+                            td { (action(&c.hash)) }
+                            td { @if let Some((username, name)) = &c.author { (name) "（" (username) "）" } @else { "—" } }
+                            td { (c.device.as_deref().unwrap_or("未登记的设备")) br; small { code { (c.actor.get(..8).unwrap_or(&c.actor)) } } }
+                            td { @if let Some(key) = &c.key_id { code { (key) } } @else { "—" } }
+                            td.verdict { (verdict(&c.signature, "无签名")) }
+                            td.verdict { (verdict(&c.receipt, "无回执")) }
+                            td { (c.relayed_by.as_deref().unwrap_or("—")) }
+                            td { (c.received_at.as_deref().map_or("—".into(), stamp)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn verdict(verdict: &Verdict, missing: &str) -> Markup {
+    html! {
+        @match verdict {
+            Verdict::Verified => span.verified { "✓ 核验通过" },
+            Verdict::Missing => span.missing { (missing) },
+            Verdict::Failed(reason) => span.failed title=(reason) { "✗ 核验未通过" },
+        }
     }
 }
 
@@ -442,6 +536,51 @@ fn review_forms(case: &Case, viewer: &Viewer, decides: bool) -> Markup {
             }
         }
     }
+}
+
+/// Which evidence package the case page's download asks for.
+#[derive(Deserialize)]
+pub struct EvidenceQuery {
+    /// Whether the photos' bytes go in the package.
+    #[serde(default)]
+    photos: bool,
+}
+
+/// `GET /cases/{id}/evidence`: the case's evidence package (docs/EVIDENCE.md), the same
+/// bytes `anjian-sync-server evidence export` writes; for those who supervise and may read
+/// the case (the case page's own check).
+pub async fn evidence(
+    State(app): State<Arc<AppState>>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(query): Query<EvidenceQuery>,
+) -> Result<Response, WebError> {
+    policy::require_supervisor(&viewer.user)?;
+    let case = review::load(&app, &viewer.user, &id)?.case.id;
+    let photos = if query.photos {
+        evidence::Photos::Included
+    } else {
+        evidence::Photos::Hashes
+    };
+    // Reading photos and encoding them is blocking work: off the async workers.
+    let state = app.clone();
+    let package = tokio::task::spawn_blocking(move || {
+        evidence::export(&state.storage, &state.blobs, case, photos)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("the evidence package: {e}")))??;
+    tracing::info!(case.id = %case, user = %viewer.user.username, photos = query.photos, bytes = package.len(), "evidence package downloaded");
+    Ok((
+        [
+            (CONTENT_TYPE, "application/json".to_owned()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"anjian-evidence-{case}.json\""),
+            ),
+        ],
+        package,
+    )
+        .into_response())
 }
 
 /// A review action form.

@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/logout", post(session::logout))
         .route("/cases", get(cases::list))
         .route("/cases/{id}", get(cases::show))
+        .route("/cases/{id}/evidence", get(cases::evidence))
         .route("/cases/{id}/review", post(cases::review))
         .route("/cases/{id}/resolve", post(cases::resolve))
         .route("/cases/{id}/findings/{finding}/close", post(cases::close))

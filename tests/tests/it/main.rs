@@ -2,6 +2,7 @@
 
 mod blobs;
 mod crash;
+mod evidence;
 mod hostile;
 mod interop_js;
 mod openapi;

@@ -1,0 +1,249 @@
+//! Evidence packages against a real server: the case page's download is the package the
+//! command line writes (one function), every change in it is the document's and verifies
+//! against its device's key, the package verifies against the server's key, only
+//! supervisors who may read the case get it, and the page's 签名核验 section tells a
+//! signature that does not verify.
+
+use anjian_core::signing::{ChangeSignature, KeyAlgorithm, PublicKey, Signer as _};
+use anjian_core::{PhotoTarget, Role, sample};
+use anjian_sync_server::Storage;
+use anjian_sync_server::blob_store::BlobStore;
+use anjian_sync_server::evidence::{self, Photos};
+use anjian_sync_server::web::session::encode_query;
+use anjian_tests::{Inspector, PASSWORD, TestServer, add_user};
+use base64::Engine as _;
+use sha2::Digest as _;
+
+const PHOTO: &[u8] = include_bytes!("../../../ffi/tests/fixtures/tank-farm.jpg");
+
+/// A browser signed in to the pages: its session cookie.
+async fn browser(server: &str, username: &str) -> (reqwest::Client, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = client
+        .get(format!("{server}/login"))
+        .send()
+        .await
+        .expect("login page");
+    let login_cookie = cookie(&page, "anjian_login");
+    let html = page.text().await.expect("page");
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("csrf field") + marker.len();
+    let csrf = &html[start..start + html[start..].find('"').expect("end")];
+    let answer = client
+        .post(format!("{server}/login"))
+        .header("cookie", format!("anjian_login={login_cookie}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            [
+                ("username", username),
+                ("password", PASSWORD),
+                ("csrf", csrf),
+                ("next", "/cases"),
+            ]
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode_query(v)))
+            .collect::<Vec<_>>()
+            .join("&"),
+        )
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(answer.status(), 303, "{username} signs in");
+    let session = format!(
+        "__Host-anjian_session={}",
+        cookie(&answer, "__Host-anjian_session")
+    );
+    (client, session)
+}
+
+fn cookie(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let (pair, _) = v.split_once(';').unwrap_or((v, ""));
+            let (key, value) = pair.split_once('=')?;
+            (key == name).then(|| value.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no cookie {name}"))
+}
+
+async fn get(client: &reqwest::Client, session: &str, url: String) -> (u16, Vec<u8>) {
+    let response = client
+        .get(url)
+        .header("cookie", session)
+        .send()
+        .await
+        .expect("answer");
+    let status = response.status().as_u16();
+    (status, response.bytes().await.expect("body").to_vec())
+}
+
+fn b64(value: &serde_json::Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(value.as_str().expect("base64 text"))
+        .expect("base64")
+}
+
+#[tokio::test]
+async fn the_page_downloads_the_exported_package_and_every_signature_in_it_verifies() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "chen", Role::Supervisor, "310101", "应急管理");
+    add_user(&data, "sun", Role::Supervisor, "310104", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let case = zhang.open_sample_case(3);
+    let finding = zhang
+        .store
+        .add_finding(case, &sample::finding("配电箱未接地"))
+        .expect("finding");
+    let photo = zhang.store.ingest_photo(PHOTO).expect("photo");
+    zhang
+        .store
+        .attach_photo(
+            case,
+            &PhotoTarget::Finding(finding),
+            &photo.sha256,
+            "配电箱",
+        )
+        .expect("attach");
+    let report = zhang.sync().await.expect("sync");
+    assert_eq!(report.blobs_uploaded, 2, "the original and its thumbnail");
+
+    // The page's download is the command line's package, byte for byte.
+    let (client, chen) = browser(&url, "chen").await;
+    let (status, downloaded) = get(
+        &client,
+        &chen,
+        format!("{url}/cases/{case}/evidence?photos=true"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let storage = Storage::open(&data.join("server.db")).expect("storage");
+    let blobs = BlobStore::new(data.join("blobs"));
+    let exported = evidence::export(&storage, &blobs, case, Photos::Included).expect("export");
+    assert_eq!(downloaded, exported);
+
+    // Every change of the document is in it, signed by the device's registered key.
+    let package: serde_json::Value = serde_json::from_slice(&downloaded).expect("JSON");
+    assert_eq!(package["format"], evidence::FORMAT);
+    let device_key = zhang.store.public_key();
+    let [device] = package["devices"].as_array().expect("devices").as_slice() else {
+        panic!("one device: {}", package["devices"]);
+    };
+    assert_eq!(
+        device["keys"][0]["publicKey"],
+        hex::encode(device_key.bytes())
+    );
+    let mut held = storage.load_document(case).expect("load").expect("case");
+    let mut expected: Vec<_> = held.get_changes(&[]).iter().map(|c| c.hash()).collect();
+    let mut found = Vec::new();
+    for entry in package["changes"].as_array().expect("changes") {
+        let change = automerge::Change::try_from(&b64(&entry["bytes"])[..]).expect("a change");
+        let signature = ChangeSignature::from_stored(
+            change.hash(),
+            &hex::decode(entry["signature"]["keyId"].as_str().expect("key id")).expect("hex"),
+            &hex::decode(entry["signature"]["signature"].as_str().expect("sig")).expect("hex"),
+        )
+        .expect("8 + 64 bytes");
+        signature.verify(&device_key).expect("the device signed it");
+        assert_eq!(entry["receipt"]["author"], "zhang");
+        found.push(change.hash());
+    }
+    expected.sort();
+    found.sort();
+    assert_eq!(found, expected);
+
+    // The photo's bytes are the photo; the package verifies against the server's key.
+    let original = package["photos"]
+        .as_array()
+        .expect("photos")
+        .iter()
+        .find(|p| p["sha256"] == photo.sha256.as_str())
+        .expect("the original");
+    assert_eq!(b64(&original["bytes"]), PHOTO);
+    assert_eq!(hex::encode(sha2::Sha256::digest(PHOTO)), photo.sha256);
+    let server_key = PublicKey::new(
+        KeyAlgorithm::Ed25519,
+        hex::decode(package["server"]["publicKey"].as_str().expect("key")).expect("hex"),
+    )
+    .expect("key");
+    assert_eq!(server_key, storage.server_key().public_key());
+    let mut unsigned = package.clone();
+    let signature = unsigned
+        .as_object_mut()
+        .expect("object")
+        .remove("signature")
+        .expect("signed");
+    server_key
+        .verify(
+            &evidence::package_message(&unsigned),
+            &hex::decode(signature.as_str().expect("hex")).expect("hex"),
+        )
+        .expect("the server signed the package");
+
+    // Without photos: the same package but for the photos' bytes.
+    let (_, light) = get(&client, &chen, format!("{url}/cases/{case}/evidence")).await;
+    let light: serde_json::Value = serde_json::from_slice(&light).expect("JSON");
+    assert_eq!(light["changes"], package["changes"]);
+    assert!(
+        light["photos"]
+            .as_array()
+            .expect("photos")
+            .iter()
+            .all(|p| p.get("bytes").is_none())
+    );
+
+    // Only supervisors who may read the case get it.
+    let (client_sun, sun) = browser(&url, "sun").await;
+    let (status, _) = get(&client_sun, &sun, format!("{url}/cases/{case}/evidence")).await;
+    assert_eq!(status, 404, "another district's supervisor");
+    let (client_zhang, zhang_web) = browser(&url, "zhang").await;
+    let (status, _) = get(
+        &client_zhang,
+        &zhang_web,
+        format!("{url}/cases/{case}/evidence"),
+    )
+    .await;
+    assert_eq!(status, 403, "an inspector, even of the case");
+    let (status, _) = get(&client, "", format!("{url}/cases/{case}/evidence")).await;
+    assert_ne!(status, 200, "nobody signed in");
+
+    // The page: every signature verifies; then one stored signature is damaged.
+    let page = |client: reqwest::Client, session: String| {
+        let url = format!("{url}/cases/{case}");
+        async move {
+            let (status, body) = get(&client, &session, url).await;
+            assert_eq!(status, 200);
+            String::from_utf8(body).expect("UTF-8")
+        }
+    };
+    let html = page(client.clone(), chen.clone()).await;
+    assert!(html.contains("签名核验"));
+    assert!(html.contains("data-verified=\"true\""), "{html}");
+    assert!(html.contains("下载证据包"));
+    let damaged = &found[0];
+    storage
+        .write(|conn| {
+            conn.execute(
+                "UPDATE receipts SET signature = ?1 WHERE change_hash = ?2",
+                rusqlite::params![vec![7u8; 64], damaged.to_string()],
+            )?;
+            Ok(())
+        })
+        .expect("damage");
+    let html = page(client.clone(), chen.clone()).await;
+    assert!(html.contains("data-verified=\"false\""));
+    assert!(html.contains("1 项设备签名核验未通过"), "{html}");
+    assert_eq!(html.matches("✗ 核验未通过").count(), 1);
+    server.stop().await;
+}
