@@ -327,7 +327,7 @@ mod tests {
             user: "zhang".into(),
             name: "张三".into(),
             role: Role::Inspector,
-            district: "320102".parse().unwrap(),
+            district: "320102".parse().expect("district"),
             department: "应急管理局".into(),
             actor: "aa01".into(),
             key: device.public_key(),
@@ -342,12 +342,12 @@ mod tests {
         let server = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [1; 32]);
         let other = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [2; 32]);
         let device = SoftwareKey::from_secret(KeyAlgorithm::P256, [3; 32]);
-        let issued = Certificate::issue(&server, fields(&server, &device)).unwrap();
-        let read = Certificate::decode(&issued.encode()).unwrap();
+        let issued = Certificate::issue(&server, fields(&server, &device)).expect("as built");
+        let read = Certificate::decode(&issued.encode()).expect("as built");
         assert_eq!(read, issued);
         assert_eq!(read.fields().key, device.public_key());
         assert_eq!(read.author().user_id, "zhang");
-        read.verify(&server.public_key(), 1_000_001).unwrap();
+        read.verify(&server.public_key(), 1_000_001).expect("as built");
         assert_eq!(
             read.verify(&other.public_key(), 1_000_001),
             Err(CertificateError::OtherIssuer)
@@ -363,7 +363,7 @@ mod tests {
         let server = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [1; 32]);
         let device = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [3; 32]);
         let bytes = Certificate::issue(&server, fields(&server, &device))
-            .unwrap()
+            .expect("as built")
             .encode();
         for i in 0..bytes.len() {
             let mut altered = bytes.clone();
@@ -386,8 +386,8 @@ mod tests {
             "aa01".into(),
             "2026-12-03T10:00:00Z".into(),
         )
-        .unwrap();
-        receipt.verify(&server.public_key()).unwrap();
+        .expect("as built");
+        receipt.verify(&server.public_key()).expect("as built");
         let mut later = receipt.clone();
         later.received_at = "2026-12-03T10:00:01Z".into();
         assert!(later.verify(&server.public_key()).is_err());

@@ -33,4 +33,6 @@ pub use model::*;
 pub use photo::{PhotoError, PhotoInfo, PhotoLimits};
 pub use projections::{CaseQuery, FindingQuery};
 pub use schema::STORE_VERSION;
-pub use store::{Clock, Ids, Store, random_ids, system_clock};
+pub use store::{
+    Clock, Ids, PEER_FORMAT, PeerReceived, PeerSession, Store, random_ids, system_clock,
+};

@@ -55,6 +55,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/007_signatures.sql"),
         rebuild_projections: false,
     },
+    Migration {
+        name: "008_certificates",
+        sql: include_str!("../migrations/008_certificates.sql"),
+        rebuild_projections: false,
+    },
 ];
 
 /// The store version this build writes.

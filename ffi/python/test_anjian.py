@@ -270,6 +270,86 @@ class InspectorAppTest(unittest.TestCase):
             upload = store.upload_state(case_id)
             self.assertEqual(upload.acknowledged, upload.changes)
 
+    def test_phones_merge_on_site_in_a_peer_session_signing_with_a_platform_key(self):
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        class SecureEnclave(anjian.DeviceSigner):
+            """A P-256 key the app keeps in the platform's key store (here: in memory)."""
+            def __init__(self, der=False):
+                self.key = ec.generate_private_key(ec.SECP256R1())
+                self.der = der
+            def algorithm(self):
+                return "p256"
+            def public_key(self):
+                return self.key.public_key().public_bytes(
+                    serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+            def sign(self, message):
+                der = self.key.sign(message, ec.ECDSA(hashes.SHA256()))
+                if self.der:
+                    return der
+                r, s = decode_dss_signature(der)
+                return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+        zhang = self.open_store("zhang-peer.db", inspector("zhangwei", "张伟", "应急管理"))
+        li = self.open_store("li-peer.db", inspector("lina", "李娜", "消防"))
+        zhang.set_signer(SecureEnclave())
+        zhang_token = zhang.login(self.server.url, "zhangwei", PASSWORD, "张伟的手机")
+        li_token = li.login(self.server.url, "lina", PASSWORD, "李娜的平板")
+
+        # On site, no signal: the phones pass messages back and forth (over Bluetooth or
+        # QR codes in an app) until neither has more to say.
+        def meet(a, b, case_id):
+            at_a, at_b = a.peer_session(case_id), b.peer_session(case_id)
+            results = []
+            for _ in range(20):
+                to_b, to_a = at_a.message(), None
+                if to_b is not None:
+                    results.append(at_b.receive(to_b))
+                to_a = at_b.message()
+                if to_a is not None:
+                    results.append(at_a.receive(to_a))
+                if to_b is None and to_a is None:
+                    return results
+            self.fail("the peer session did not finish")
+
+        case_id = self.open_case_with_enterprise(zhang)
+        zhang.add_finding(case_id, anjian.NewFinding(
+            description="配电箱未接地", level=anjian.Level.GENERAL, category="电气",
+            place="二号车间", legal_basis=""))
+        results = meet(zhang, li, case_id)
+        self.assertEqual([(r.refused, r.waiting) for r in results if r.refused], [])
+        self.assertGreater(sum(r.accepted for r in results), 0)
+        li.add_finding(case_id, anjian.NewFinding(
+            description="消防通道堵塞", level=anjian.Level.GENERAL, category="消防",
+            place="仓库", legal_basis=""))
+        meet(li, zhang, case_id)
+        both = ["消防通道堵塞", "配电箱未接地"]
+        self.assertEqual(sorted(f.description for f in zhang.case(case_id).findings), both)
+
+        # Bytes that are not a peer message change nothing.
+        with self.assertRaises(anjian.AnjianError.Validation):
+            li.peer_session(case_id).receive(b"\xa1not a peer message")
+
+        # Li reaches the network; the server takes everything, each as its author's.
+        result = asyncio.run(li.sync(self.server.url, li_token, None))
+        self.assertEqual((result.refused, result.waiting), ([], []))
+        result = asyncio.run(zhang.sync(self.server.url, zhang_token, None))
+        self.assertEqual((result.refused, result.waiting), ([], []))
+        self.assertEqual(sorted((f.description, f.recorded_by)
+                                for f in zhang.case(case_id).findings),
+                         [("消防通道堵塞", "lina"), ("配电箱未接地", "zhangwei")])
+        upload = zhang.upload_state(case_id)
+        self.assertEqual(upload.acknowledged, upload.changes)
+
+        # A key store that answers in DER is caught before anything is recorded.
+        zhang.set_signer(SecureEnclave(der=True))
+        with self.assertRaises(anjian.AnjianError.Validation) as raised:
+            zhang.add_finding(case_id, anjian.NewFinding(description="安全出口堵塞"))
+        self.assertEqual(raised.exception.field, "signature")
+        self.assertEqual(len(zhang.case(case_id).findings), 2)
+
     def test_bad_credit_code_is_a_validation_error_naming_the_field(self):
         store = self.open_store("validation.db", inspector("zhangwei", "张伟", "应急管理"))
         with self.assertRaises(anjian.AnjianError.Validation) as raised:

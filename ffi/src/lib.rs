@@ -10,6 +10,7 @@ uniffi::setup_scaffolding!("anjian");
 
 mod enums;
 mod error;
+mod peer;
 mod records;
 mod store;
 mod sync;
@@ -21,6 +22,7 @@ pub use enums::{
     TemplateKind, ViolationKind,
 };
 pub use error::AnjianError;
+pub use peer::{DeviceSigner, PeerRefusal, PeerResult, PeerSession};
 pub use records::*;
 pub use store::InspectorStore;
 pub use sync::{SyncHandle, SyncListener, SyncProgress, SyncProgressListener};

@@ -107,7 +107,7 @@ impl InspectorStore {
         let (actor, key, timeout) =
             self.with_store(|s| Ok((s.device_id(), s.public_key(), s.network_timeout())))?;
         // The store is not held while the server answers.
-        Ok(runtime.block_on(client::login(
+        let signed_in = runtime.block_on(client::login(
             &server,
             &username,
             &password,
@@ -115,7 +115,16 @@ impl InspectorStore {
             &actor,
             &key,
             timeout,
-        ))?)
+        ))?;
+        let server = server.trim_end_matches('/');
+        self.with_store(|s| {
+            Ok(s.keep_sign_in(
+                server,
+                &signed_in.server_key,
+                signed_in.certificate.as_deref(),
+            )?)
+        })?;
+        Ok(signed_in.token)
     }
 
     /// Starts a sync on a library thread and returns at once: pushes this device's changes

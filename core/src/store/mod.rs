@@ -27,8 +27,11 @@ use crate::signing::{ChangeSignature, KeyAlgorithm, PublicKey, SignedCase, Signe
 use crate::sync::intake;
 use sha2::Digest;
 
+mod peer;
 mod photos;
 mod sync;
+
+pub use peer::{PEER_FORMAT, PeerReceived, PeerSession};
 
 /// How many case documents stay loaded in memory.
 const CACHE_CAPACITY: usize = 64;

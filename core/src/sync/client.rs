@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::session::{CatalogPage, SyncProgress, SyncReport, SyncSession};
 use crate::error::{Error, Result};
+use crate::signing::{KeyAlgorithm, PublicKey};
 use crate::store::Store;
 
 /// Sync rounds in one `sync` call, at most.
@@ -53,6 +54,12 @@ struct LoginRequest<'a> {
 #[derive(Deserialize)]
 struct LoginResponse {
     token: String,
+    /// The device's certificate (hex of its CBOR).
+    #[serde(default)]
+    certificate: Option<String>,
+    /// The server's public key (Ed25519, hex).
+    #[serde(default)]
+    server_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,7 +69,9 @@ struct ErrorBody {
 
 impl Store {
     /// Signs in to `server` (`http://host:port`) and binds this device's actor id and
-    /// public key to the user; returns the token to sync with.
+    /// public key to the user; keeps the certificate the server issues for the key, and
+    /// the server's key (to verify teammates' certificates on site); returns the token to
+    /// sync with.
     pub async fn login(
         &self,
         server: &str,
@@ -70,7 +79,7 @@ impl Store {
         password: &str,
         device_name: &str,
     ) -> Result<String> {
-        login(
+        let signed_in = login(
             server,
             username,
             password,
@@ -79,7 +88,13 @@ impl Store {
             &self.public_key(),
             self.network_timeout(),
         )
-        .await
+        .await?;
+        self.keep_sign_in(
+            server,
+            &signed_in.server_key,
+            signed_in.certificate.as_deref(),
+        )?;
+        Ok(signed_in.token)
     }
 
     /// Pushes local changes and pulls every visible case that changed (see `sync`).
@@ -129,17 +144,29 @@ fn http(timeout: Duration) -> Result<reqwest::Client> {
         .map_err(network)
 }
 
+/// What signing in gives a device.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The token to sync with.
+    pub token: String,
+    /// The server's key, which issues certificates and receipts.
+    pub server_key: PublicKey,
+    /// The certificate the server issued for the device's key.
+    pub certificate: Option<Vec<u8>>,
+}
+
 /// Signs in as `username` from the device with actor id `actor_id` (hex) that signs its
-/// changes with `key`; returns the token to sync with.
+/// changes with `key`: the token to sync with, the server's key and the device's
+/// certificate (keep them with `Store::keep_sign_in`).
 pub async fn login(
     server: &str,
     username: &str,
     password: &str,
     device_name: &str,
     actor_id: &str,
-    key: &crate::signing::PublicKey,
+    key: &PublicKey,
     timeout: Duration,
-) -> Result<String> {
+) -> Result<SignedIn> {
     let response = http(timeout)?
         .post(format!("{}/api/v1/login", server.trim_end_matches('/')))
         .json(&LoginRequest {
@@ -156,11 +183,24 @@ pub async fn login(
     if !response.status().is_success() {
         return Err(http_error(response).await);
     }
-    Ok(response
-        .json::<LoginResponse>()
-        .await
-        .map_err(network)?
-        .token)
+    let answer = response.json::<LoginResponse>().await.map_err(network)?;
+    let server_key = answer
+        .server_key
+        .as_deref()
+        .and_then(|hex_key| hex::decode(hex_key).ok())
+        .and_then(|bytes| PublicKey::new(KeyAlgorithm::Ed25519, bytes).ok())
+        .ok_or_else(|| Error::invalid("server_key", "the server sent no Ed25519 public key"))?;
+    let certificate = answer
+        .certificate
+        .as_deref()
+        .map(hex::decode)
+        .transpose()
+        .map_err(|_| Error::invalid("certificate", "not hex"))?;
+    Ok(SignedIn {
+        token: answer.token,
+        server_key,
+        certificate,
+    })
 }
 
 /// Pushes local changes and pulls every visible case that changed, using the catalog: an

@@ -6,6 +6,7 @@ mod evidence;
 mod hostile;
 mod interop_js;
 mod openapi;
+mod peer_sessions;
 mod review;
 mod rulebook;
 mod sync_access;

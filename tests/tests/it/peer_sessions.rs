@@ -1,0 +1,307 @@
+//! A joint team merges on site with no server at all: phones run peer sessions in pairs
+//! (`Store::peer_session`, messages carried as an app would over Bluetooth or QR codes),
+//! each verifying every change against the signer's certificate and judging it with the
+//! rule book; then one phone reaches the network and carries everyone's work.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anjian_core::rules::Rule;
+use anjian_core::{CaseId, CaseType, FindingEdit, Level, PeerReceived, Role, TeamMember, sample};
+use anjian_sync_server::Storage;
+use anjian_tests::{Inspector, TestServer, add_user};
+
+const TEAM: [(&str, &str, &str); 3] = [
+    ("zhang", "310101", "应急管理"),
+    ("li", "310104", "消防"),
+    ("wang", "310105", "住建"),
+];
+
+/// A server with the three inspectors of a joint team, each signed in once (which gives
+/// each phone its certificate and the server's key), and the server's data folder.
+async fn team(dir: &Path) -> (TestServer, Vec<Inspector>) {
+    let data = dir.join("server");
+    for (user, district, department) in TEAM {
+        add_user(&data, user, Role::Inspector, district, department);
+    }
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut phones = Vec::new();
+    for (user, district, department) in TEAM {
+        phones.push(Inspector::sign_in(dir, &url, user, department, district).await);
+    }
+    (server, phones)
+}
+
+/// Zhang opens a joint case with the other two on the team.
+fn joint_case(zhang: &mut Inspector) -> CaseId {
+    let enterprise = sample::enterprise(3);
+    zhang
+        .store
+        .register_enterprise(&enterprise)
+        .expect("register");
+    let mut new = sample::new_case(&enterprise);
+    new.case_type = CaseType::Joint;
+    for (user, district, department) in &TEAM[1..] {
+        new.team.push(TeamMember {
+            user_id: (*user).into(),
+            name: format!("{user}的姓名"),
+            department: (*department).into(),
+            district: district.parse().expect("district"),
+        });
+    }
+    zhang.store.open_case(&new).expect("case")
+}
+
+/// Runs a peer session for `case` between two phones until neither has anything to say;
+/// what each side's messages came to.
+fn meet(a: &mut Inspector, b: &mut Inspector, case: CaseId) -> (PeerReceived, PeerReceived) {
+    let mut at_a = a.store.peer_session(case);
+    let mut at_b = b.store.peer_session(case);
+    let (mut got_a, mut got_b) = (PeerReceived::default(), PeerReceived::default());
+    for _ in 0..20 {
+        let from_a = a.store.peer_message(&mut at_a).expect("a's message");
+        if let Some(message) = &from_a {
+            absorb(
+                &mut got_b,
+                b.store
+                    .peer_receive(&mut at_b, message)
+                    .expect("b takes it"),
+            );
+        }
+        let from_b = b.store.peer_message(&mut at_b).expect("b's message");
+        if let Some(message) = &from_b {
+            absorb(
+                &mut got_a,
+                a.store
+                    .peer_receive(&mut at_a, message)
+                    .expect("a takes it"),
+            );
+        }
+        if from_a.is_none() && from_b.is_none() {
+            return (got_a, got_b);
+        }
+    }
+    panic!("the peer session did not finish in 20 rounds");
+}
+
+fn absorb(total: &mut PeerReceived, one: PeerReceived) {
+    total.accepted += one.accepted;
+    total.refused.extend(one.refused);
+}
+
+fn descriptions(inspector: &mut Inspector, case: CaseId) -> Vec<String> {
+    let mut found: Vec<String> = inspector
+        .store
+        .case(case)
+        .expect("case")
+        .findings
+        .into_iter()
+        .map(|f| f.description)
+        .collect();
+    found.sort();
+    found
+}
+
+/// Who the server says wrote each change of the case.
+fn authors(data: &Path, case: CaseId) -> BTreeMap<String, String> {
+    let storage = Storage::open(&data.join("server.db")).expect("server database");
+    storage
+        .read(|conn| {
+            let mut select = conn.prepare(
+                "SELECT r.change_hash, u.username FROM receipts r JOIN users u ON u.id = r.user_id
+                 WHERE r.case_id = ?1",
+            )?;
+            let rows = select
+                .query_map([case.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+        .expect("receipts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_phones_merge_in_pairs_without_a_server_and_one_carries_it_all() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, mut phones) = team(dir.path()).await;
+    let [mut zhang, mut li, mut wang] = [phones.remove(0), phones.remove(0), phones.remove(0)];
+    let case = joint_case(&mut zhang);
+    let shared = zhang
+        .store
+        .add_finding(case, &sample::finding("储罐区可燃气体报警器故障"))
+        .expect("zhang's finding");
+
+    // In the plant, no signal: Zhang meets Li, Li meets Wang (who never met Zhang).
+    let (_, li_got) = meet(&mut zhang, &mut li, case);
+    assert!(li_got.refused.is_empty(), "{li_got:?}");
+    assert!(li_got.accepted >= 2, "{li_got:?}");
+    let (_, wang_got) = meet(&mut li, &mut wang, case);
+    assert!(wang_got.refused.is_empty(), "{wang_got:?}");
+    assert_eq!(descriptions(&mut wang, case), ["储罐区可燃气体报警器故障"]);
+
+    // Each records more; Zhang and Wang judge the shared finding's level differently.
+    let texts = [
+        (&mut zhang, "安全出口堵塞"),
+        (&mut li, "消防水池无水"),
+        (&mut wang, "脚手架未设防护网"),
+    ];
+    for (phone, text) in texts {
+        phone
+            .store
+            .add_finding(case, &sample::finding(text))
+            .expect("finding");
+    }
+    let level = |level| FindingEdit {
+        level: Some(level),
+        ..FindingEdit::default()
+    };
+    zhang
+        .store
+        .edit_finding(case, shared, &level(Level::Major))
+        .expect("zhang: major");
+    wang.store
+        .edit_finding(case, shared, &level(Level::General))
+        .expect("wang: general");
+
+    // Wang meets Zhang, Zhang meets Li: Zhang holds everything.
+    meet(&mut wang, &mut zhang, case);
+    meet(&mut zhang, &mut li, case);
+    let everything = [
+        "储罐区可燃气体报警器故障",
+        "安全出口堵塞",
+        "消防水池无水",
+        "脚手架未设防护网",
+    ];
+    let mut expected: Vec<String> = everything.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    assert_eq!(descriptions(&mut zhang, case), expected);
+    assert_eq!(descriptions(&mut li, case), expected);
+
+    // Only Li reaches the network.
+    let report = li.sync().await.expect("li syncs");
+    assert!(report.refused.is_empty(), "{report:?}");
+    assert!(report.waiting.is_empty(), "{report:?}");
+    let written = authors(&server.data, case);
+    let heads_history = li.store.history(case).expect("history");
+    assert_eq!(
+        written.len(),
+        heads_history.len(),
+        "the server holds every change"
+    );
+    for entry in &heads_history {
+        assert_eq!(
+            written.get(&entry.hash).map(String::as_str),
+            Some(entry.author.as_str()),
+            "the server names each change's real author: {entry:?}"
+        );
+    }
+
+    // The other two get it all on their next sync; the level disagreement is a conflict.
+    for phone in [&mut zhang, &mut wang] {
+        let report = phone.sync().await.expect("sync");
+        assert!(report.refused.is_empty(), "{report:?}");
+        assert_eq!(descriptions(phone, case), expected);
+    }
+    let conflicts = wang.store.conflicts(case).expect("conflicts");
+    let level_conflict = conflicts
+        .iter()
+        .find(|c| c.path.last().map(String::as_str) == Some("level"))
+        .expect("the level disagreement is a conflict");
+    let mut writers: Vec<&str> = level_conflict
+        .values
+        .iter()
+        .map(|v| v.written_by.as_str())
+        .collect();
+    writers.sort();
+    assert_eq!(writers, ["wang", "zhang"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_refuses_exactly_the_relayed_change_whose_signature_was_forged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_server, mut phones) = team(dir.path()).await;
+    let [mut zhang, mut li, mut wang] = [phones.remove(0), phones.remove(0), phones.remove(0)];
+    let case = joint_case(&mut zhang);
+    zhang
+        .store
+        .add_finding(case, &sample::finding("储罐区可燃气体报警器故障"))
+        .expect("finding");
+    meet(&mut zhang, &mut li, case);
+    li.store
+        .add_finding(case, &sample::finding("消防水池无水"))
+        .expect("li's finding");
+    // Zhang records once more after they parted, and they meet again: Li holds a change
+    // of Zhang's that nothing of Li's builds on.
+    zhang
+        .store
+        .add_finding(case, &sample::finding("配电箱未接地"))
+        .expect("finding");
+    let heads = zhang.store.heads(case).expect("heads");
+    assert_eq!(heads.len(), 1);
+    let forged = heads[0].clone();
+    meet(&mut zhang, &mut li, case);
+
+    // Li's phone is hostile: it rewrites the signature it keeps of that change.
+    let conn = rusqlite::Connection::open(dir.path().join("li.db")).expect("li's store");
+    let changed = conn
+        .execute(
+            "UPDATE change_signatures SET signature = ?2 WHERE change_hash = ?1",
+            rusqlite::params![forged, [7u8; 64].as_slice()],
+        )
+        .expect("tamper");
+    assert_eq!(changed, 1);
+    drop(conn);
+
+    let (_, wang_got) = meet(&mut li, &mut wang, case);
+    assert_eq!(
+        wang_got.refused.len(),
+        1,
+        "one refusal, of one change: {wang_got:?}"
+    );
+    let (refusal, hashes) = &wang_got.refused[0];
+    assert_eq!(refusal.rule, Rule::Relay, "{refusal:?}");
+    assert_eq!(hashes, &[forged]);
+    assert_eq!(
+        descriptions(&mut wang, case),
+        ["储罐区可燃气体报警器故障", "消防水池无水"],
+        "everything but the forged change is taken"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_holds_back_changes_whose_signer_it_cannot_verify() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    let server = TestServer::start(&data).await;
+    let mut zhang =
+        Inspector::sign_in(dir.path(), &server.url(), "zhang", "应急管理", "310101").await;
+    // Li's phone never signed in to any server: it trusts no certificate.
+    let identity = anjian_core::Identity {
+        user_id: "li".into(),
+        name: "li的姓名".into(),
+        department: "消防".into(),
+        district: "310104".parse().expect("district"),
+        role: Role::Inspector,
+    };
+    let mut li = anjian_core::Store::open(dir.path().join("li.db"), identity).expect("store");
+    let case = joint_case(&mut zhang);
+    let mut at_zhang = zhang.store.peer_session(case);
+    let mut at_li = li.peer_session(case);
+    let mut held = 0;
+    for _ in 0..6 {
+        if let Some(m) = zhang.store.peer_message(&mut at_zhang).expect("message") {
+            let got = li.peer_receive(&mut at_li, &m).expect("receive");
+            assert_eq!(got.accepted, 0, "{got:?}");
+            held += got.waiting();
+        }
+        if let Some(m) = li.peer_message(&mut at_li).expect("message") {
+            zhang
+                .store
+                .peer_receive(&mut at_zhang, &m)
+                .expect("receive");
+        }
+    }
+    assert!(held > 0, "the changes wait for a verifiable certificate");
+    assert!(li.case(case).is_err(), "nothing of the case was taken");
+}
