@@ -347,7 +347,8 @@ mod tests {
         assert_eq!(read, issued);
         assert_eq!(read.fields().key, device.public_key());
         assert_eq!(read.author().user_id, "zhang");
-        read.verify(&server.public_key(), 1_000_001).expect("as built");
+        read.verify(&server.public_key(), 1_000_001)
+            .expect("as built");
         assert_eq!(
             read.verify(&other.public_key(), 1_000_001),
             Err(CertificateError::OtherIssuer)

@@ -27,8 +27,13 @@ pub struct KeyHolder {
 /// The sender of a message, and what the verifier knows of the keys and devices behind
 /// its changes.
 pub trait Verifier {
-    /// The holder of the key `signature.key`, if the verifier knows the key.
-    fn key(&mut self, signature: &ChangeSignature) -> Result<Option<KeyHolder>, Refusal>;
+    /// The holder of the key `signature.key` for the device `actor` (the change's), if the
+    /// verifier knows the key.
+    fn key(
+        &mut self,
+        signature: &ChangeSignature,
+        actor: &str,
+    ) -> Result<Option<KeyHolder>, Refusal>;
     /// Whether the verifier knows the device `actor` at all (a device it never heard of
     /// may still sign in; a known one signs only with the keys it registered).
     fn device_known(&mut self, actor: &str) -> Result<bool, Refusal>;
@@ -57,7 +62,7 @@ pub fn author_of(
     let actor = change.actor_id().to_hex_string();
     let note_by = crate::case_doc::author(change);
     if let Some(signature) = signature {
-        if let Some(holder) = verifier.key(signature)? {
+        if let Some(holder) = verifier.key(signature, &actor)? {
             if holder.actor != actor || signature.verify(&holder.key).is_err() {
                 return Err(Refusal::new(
                     Rule::Relay,
@@ -98,14 +103,14 @@ pub fn author_of(
             Err(Refusal::new(
                 Rule::Relay,
                 format!(
-                    "修改来自设备 {actor}，其签名与该设备登记的密钥不符，未被接受 (the signature is not by a key of the change's device)"
+                    "修改来自未绑定到您账号的设备 {actor}，其签名与该设备登记的密钥不符，未被接受 (the signature is not by a key of the change's device)"
                 ),
             ))
         }
         None => Err(Refusal::new(
             Rule::Relay,
             format!(
-                "修改来自设备 {actor}，且没有可核验的签名，未被接受 (an unsigned change that its own device did not send)"
+                "修改来自未绑定到您账号的设备 {actor}，且没有可核验的签名，未被接受 (an unsigned change from a device not bound to your account)"
             ),
         )),
     }

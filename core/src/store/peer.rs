@@ -110,14 +110,19 @@ impl Store {
             }
             session.last_said = Some(said);
         }
-        let hashes: Vec<ChangeHash> = message
+        let actors: HashMap<ChangeHash, String> = message
             .changes
             .iter()
             .filter_map(|bytes| automerge::Change::try_from(bytes).ok())
-            .map(|change| change.hash())
+            .map(|change| (change.hash(), change.actor_id().to_hex_string()))
             .collect();
-        let signatures = crate::db::signatures_of(&self.conn, hashes)?;
-        let certificates = self.certificates_for(&signatures)?;
+        let signatures = crate::db::signatures_of(&self.conn, actors.keys().copied())?;
+        let mut signers: Vec<(KeyId, String)> = signatures
+            .iter()
+            .filter_map(|s| Some((s.key, actors.get(&s.hash)?.clone())))
+            .collect();
+        signers.push((self.public_key().id(), self.device_id()));
+        let certificates = self.certificates_for(signers)?;
         Ok(Some(encode(
             session.case,
             &message.encode(),
@@ -301,32 +306,32 @@ impl Store {
             .transpose()
     }
 
-    /// The certificates kept for the keys of `signatures`, and this device's own.
-    fn certificates_for(&self, signatures: &[ChangeSignature]) -> Result<Vec<Vec<u8>>> {
-        let mut keys: Vec<KeyId> = signatures.iter().map(|s| s.key).collect();
-        keys.push(self.public_key().id());
-        keys.sort();
-        keys.dedup();
+    /// The certificates kept for the signers (key and device), and this device's own.
+    fn certificates_for(&self, mut signers: Vec<(KeyId, String)>) -> Result<Vec<Vec<u8>>> {
+        signers.sort();
+        signers.dedup();
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT bytes FROM certificates WHERE key_id = ?1")?;
+            .prepare_cached("SELECT bytes FROM certificates WHERE key_id = ?1 AND actor = ?2")?;
         let mut out = Vec::new();
-        for key in keys {
-            let rows = stmt.query_map([key.as_slice()], |r| r.get::<_, Vec<u8>>(0))?;
-            for bytes in rows {
-                out.push(bytes?);
-            }
+        for (key, actor) in signers {
+            let bytes: Option<Vec<u8>> = stmt
+                .query_row(params![key.as_slice(), actor], |r| r.get(0))
+                .optional()?;
+            out.extend(bytes);
         }
         Ok(out)
     }
 
-    /// The certificate kept for key `id`, verified again now.
-    fn certificate_of(&self, id: &KeyId) -> Result<Option<Certificate>> {
+    /// The certificate kept for key `id` and the device `actor`, verified again now (one
+    /// key may certify several actors: the server's own key certifies each supervisor's
+    /// server-side actor).
+    fn certificate_of(&self, id: &KeyId, actor: &str) -> Result<Option<Certificate>> {
         let now = self.now().timestamp();
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT bytes FROM certificates WHERE key_id = ?1")?;
-        let rows = stmt.query_map([id.as_slice()], |r| r.get::<_, Vec<u8>>(0))?;
+            .prepare_cached("SELECT bytes FROM certificates WHERE key_id = ?1 AND actor = ?2")?;
+        let rows = stmt.query_map(params![id.as_slice(), actor], |r| r.get::<_, Vec<u8>>(0))?;
         for bytes in rows {
             let Ok(certificate) = Certificate::decode(&bytes?) else {
                 continue;
@@ -351,10 +356,11 @@ impl rules::Verifier for Certified<'_> {
     fn key(
         &mut self,
         signature: &ChangeSignature,
+        actor: &str,
     ) -> std::result::Result<Option<KeyHolder>, Refusal> {
         let certificate = self
             .store
-            .certificate_of(&signature.key)
+            .certificate_of(&signature.key, actor)
             .map_err(|e| rules::held_back(&format!("无法读取证书 ({e})")))?;
         Ok(certificate.map(|c| KeyHolder {
             actor: c.fields().actor.clone(),

@@ -323,19 +323,36 @@ impl Storage {
         );
         let actor = automerge::ActorId::from(&digest[..16]);
         let hex = actor.to_hex_string();
-        let owner: i64 = self.write(|conn| {
-            conn.execute(
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let now = Utc::now();
+            tx.execute(
                 "INSERT OR IGNORE INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![hex, user.id, SERVER_DEVICE_NAME, Utc::now().to_rfc3339()],
+                params![hex, user.id, SERVER_DEVICE_NAME, now.to_rfc3339()],
             )?;
-            Ok(conn.query_row("SELECT user_id FROM devices WHERE actor_id = ?1", [&hex], |r| r.get(0))?)
+            let owner: i64 =
+                tx.query_row("SELECT user_id FROM devices WHERE actor_id = ?1", [&hex], |r| r.get(0))?;
+            if owner != user.id {
+                return Err(AppError::Internal(format!(
+                    "the server-side actor {hex} of {} is bound to another account",
+                    user.username
+                )));
+            }
+            // The server signs what it writes for the user with its own key, certified for
+            // this actor as the user's, renewed well before it expires: phones on site
+            // then verify a supervisor's decision like any teammate's change.
+            let renew_after = now - chrono::Duration::seconds(CERTIFICATE_VALIDITY / 2);
+            let current: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM certificates WHERE actor_id = ?1 AND issued_at > ?2)",
+                params![hex, renew_after.to_rfc3339()],
+                |r| r.get(0),
+            )?;
+            if !current {
+                self.certify(&tx, user, &hex, &self.server_key().public_key(), now)?;
+            }
+            tx.commit()?;
+            Ok(())
         })?;
-        if owner != user.id {
-            return Err(AppError::Internal(format!(
-                "the server-side actor {hex} of {} is bound to another account",
-                user.username
-            )));
-        }
         Ok(actor)
     }
 

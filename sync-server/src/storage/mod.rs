@@ -611,6 +611,8 @@ pub trait Documents: Send + Sync {
     fn commit_batch(&self, commits: &[Commit]) -> Vec<AppResult<i64>>;
     /// Replaces a document's stored pieces with one snapshot.
     fn compact(&self, case: CaseId, snapshot: &[u8]) -> AppResult<()>;
+    /// The key the server signs what it writes itself with.
+    fn server_key(&self) -> &SoftwareKey;
 }
 
 impl Documents for Storage {
@@ -652,6 +654,10 @@ impl Documents for Storage {
 
     fn compact(&self, case: CaseId, snapshot: &[u8]) -> AppResult<()> {
         Storage::compact(self, case, snapshot)
+    }
+
+    fn server_key(&self) -> &SoftwareKey {
+        Storage::server_key(self)
     }
 }
 

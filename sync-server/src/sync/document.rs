@@ -396,7 +396,11 @@ impl Registry<'_> {
 }
 
 impl rules::Verifier for Registry<'_> {
-    fn key(&mut self, signature: &ChangeSignature) -> Result<Option<rules::KeyHolder>, Refusal> {
+    fn key(
+        &mut self,
+        signature: &ChangeSignature,
+        _actor: &str,
+    ) -> Result<Option<rules::KeyHolder>, Refusal> {
         if let Some(holder) = self.keys.get(&signature.key) {
             return Ok(holder.clone());
         }
@@ -554,12 +558,20 @@ pub fn change_in<T>(
     rules::judge(author, Some(before), &after, &ops).map_err(AppError::Refused)?;
     let bytes = candidate.save_after(&before_heads);
     let touched = (ops.blob_refs(), ops.touch_a_conflict(&candidate));
-    let signed = Signed {
-        author: author.clone(),
-        user_id,
-        signature: None,
-    };
-    let applied: Vec<(Change, Signed)> = applied.into_iter().map(|c| (c, signed.clone())).collect();
+    // Signed with the server's key, certified for this actor as the user's
+    // (`Storage::server_actor`).
+    let applied: Vec<(Change, Signed)> = applied
+        .into_iter()
+        .map(|c| {
+            let signature = ChangeSignature::sign(storage.server_key(), c.hash())?;
+            let signed = Signed {
+                author: author.clone(),
+                user_id,
+                signature: Some(signature),
+            };
+            Ok((c, signed))
+        })
+        .collect::<anjian_core::Result<_>>()?;
     let commit = commit_of(
         candidate,
         after,
