@@ -112,6 +112,17 @@ impl Certificate {
 
     /// Whether `server` issued it and it is valid at `now` (unix seconds).
     pub fn verify(&self, server: &PublicKey, now: i64) -> Result<(), CertificateError> {
+        self.issued_by(server)?;
+        if now < self.fields.issued_at - CLOCK_SKEW || now > self.fields.not_after {
+            return Err(CertificateError::Expired);
+        }
+        Ok(())
+    }
+
+    /// Whether `server` issued it, whenever that was: what an evidence package asks of a
+    /// certificate (which account the server bound a key and device to), where a phone
+    /// on site asks [`Certificate::verify`] whether to trust the key now.
+    pub fn issued_by(&self, server: &PublicKey) -> Result<(), CertificateError> {
         if server.id() != self.fields.issuer {
             return Err(CertificateError::OtherIssuer);
         }
@@ -119,9 +130,6 @@ impl Certificate {
             &signed_bytes(CERTIFICATE_CONTEXT, &self.body),
             &self.signature,
         )?;
-        if now < self.fields.issued_at - CLOCK_SKEW || now > self.fields.not_after {
-            return Err(CertificateError::Expired);
-        }
         Ok(())
     }
 

@@ -22,7 +22,7 @@ pub use enums::{
     TemplateKind, ViolationKind,
 };
 pub use error::AnjianError;
-pub use peer::{DeviceSigner, PeerRefusal, PeerResult, PeerSession};
+pub use peer::{DeviceSigner, PeerRefusal, PeerResult, PeerSession, ServerReceipt};
 pub use records::*;
 pub use store::InspectorStore;
 pub use sync::{SyncHandle, SyncListener, SyncProgress, SyncProgressListener};

@@ -1,5 +1,5 @@
-//! On-site merging without a server (`PeerSession`), and device keys kept by the platform
-//! (`DeviceSigner`).
+//! On-site merging without a server (`PeerSession`), device keys kept by the platform
+//! (`DeviceSigner`), and the server's receipts a device keeps.
 
 use std::sync::{Arc, Mutex as StdMutex};
 
@@ -73,6 +73,38 @@ impl InspectorStore {
             s.set_signer(platform);
             Ok(())
         })
+    }
+}
+
+/// The server's signed receipt of one change: proof of when it reached the server.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ServerReceipt {
+    /// The change (hex hash).
+    pub change_hash: String,
+    /// The device that wrote it (actor id, hex).
+    pub actor: String,
+    /// When the server first received it (RFC 3339, server time).
+    pub received_at: String,
+    /// The server's signature (verified against the server's key before it was kept).
+    pub signature: Vec<u8>,
+}
+
+#[uniffi::export]
+impl InspectorStore {
+    /// The server's receipts kept of a case's changes (each sync keeps those of the cases
+    /// it exchanged), in the order the server received them.
+    pub fn receipts(&self, case_id: String) -> Result<Vec<ServerReceipt>, AnjianError> {
+        let case = records::case_id(&case_id)?;
+        let receipts = self.with_store(|s| s.receipts(case).map_err(AnjianError::from))?;
+        Ok(receipts
+            .into_iter()
+            .map(|r| ServerReceipt {
+                change_hash: r.hash.to_string(),
+                actor: r.actor,
+                received_at: r.received_at,
+                signature: r.signature,
+            })
+            .collect())
     }
 }
 

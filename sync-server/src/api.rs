@@ -250,6 +250,81 @@ pub async fn case(
     Ok(Json(CaseView::of(review::load(&app, &user, &id)?)))
 }
 
+/// What the server signed about a case's changes, for a device to keep.
+#[derive(Serialize, ToSchema)]
+pub struct Proofs {
+    /// The server's public key (Ed25519, hex).
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    server_key: String,
+    /// The certificates the server issued the devices (and the server-side actors) that
+    /// wrote the case's changes: hex of their CBOR (docs/EVIDENCE.md).
+    certificates: Vec<String>,
+    /// The server's signed receipt of every change of the case it committed.
+    receipts: Vec<ReceiptProof>,
+}
+
+/// The server's signed receipt of one change.
+#[derive(Serialize, ToSchema)]
+pub struct ReceiptProof {
+    /// The change (hex hash).
+    change_hash: String,
+    /// The actor that wrote it (hex).
+    actor: String,
+    /// When the server first received it (RFC 3339, server time).
+    received_at: String,
+    /// The key id of the server key that signed the receipt (hex).
+    issuer: String,
+    /// The signature (hex) of `anjian receipt v1\n` + hash + actor + `\n` + received_at.
+    signature: String,
+}
+
+/// A case's certificates and receipts
+///
+/// The server's signed receipts of the case's changes (proof of when each reached the
+/// server) and the certificates of the devices that wrote them: a device keeps them, to
+/// show them as evidence and to verify its teammates' changes on site without signal.
+/// Answered for the cases the user may sync.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cases/{id}/proofs",
+    tag = "sync",
+    params(("id" = String, Path, format = Uuid, description = "Case id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The case's receipts and its writers' certificates", body = Proofs),
+        (status = 400, description = "The id is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 404, description = "No such case, or not one this user may sync", body = ErrorBody),
+    ),
+)]
+pub async fn proofs(
+    State(app): State<Arc<AppState>>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Proofs>> {
+    let not_found = || AppError::NotFound(format!("没有该案件 (no case {id})"));
+    let case_id: anjian_core::CaseId = id.parse().map_err(|_| not_found())?;
+    let doc = app.storage.load_document(case_id)?.ok_or_else(not_found)?;
+    if !policy::can_see(&user, &anjian_core::case_doc::read(&doc)?) {
+        return Err(not_found());
+    }
+    let (certificates, receipts) = app.storage.proofs(case_id)?;
+    Ok(Json(Proofs {
+        server_key: hex::encode(app.storage.server_key().public_key().bytes()),
+        certificates: certificates.iter().map(hex::encode).collect(),
+        receipts: receipts
+            .into_iter()
+            .map(|r| ReceiptProof {
+                change_hash: r.hash.to_string(),
+                actor: r.actor,
+                received_at: r.received_at,
+                issuer: hex::encode(r.issuer),
+                signature: hex::encode(r.signature),
+            })
+            .collect(),
+    }))
+}
+
 /// `POST /api/v1/cases/{id}/review` body.
 #[derive(Deserialize, ToSchema)]
 pub struct ReviewBody {

@@ -28,6 +28,7 @@ use crate::{api, blobs, bulletin_api};
         api::catalog,
         api::cases,
         api::case,
+        api::proofs,
         api::review_case,
         api::resolve_conflict,
         api::share_case,

@@ -29,6 +29,7 @@ use sha2::Digest;
 
 mod peer;
 mod photos;
+mod proofs;
 mod sync;
 
 pub use peer::{PEER_FORMAT, PeerReceived, PeerSession};

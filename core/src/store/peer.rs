@@ -13,16 +13,13 @@ use std::collections::{HashMap, HashSet};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
-use chrono::Utc;
-use rusqlite::{OptionalExtension, params};
 
 use super::Store;
-use crate::certificate::Certificate;
 use crate::codes::CaseId;
 use crate::document;
 use crate::error::{Error, Result};
 use crate::rules::{self, Author, KeyHolder, Refusal, RefusedChanges};
-use crate::signing::{ChangeSignature, KeyId, PublicKey};
+use crate::signing::{ChangeSignature, KeyId};
 use crate::sync::intake;
 
 /// The format name a peer message starts with.
@@ -223,126 +220,6 @@ impl Store {
         }
         tracing::info!(case.id = %case, accepted = received.accepted, left_out = received.refused.len(), "peer changes received");
         Ok(received)
-    }
-
-    /// Keeps the certificate the server issued this device at sign-in, and the server's
-    /// key, which it trusts from then on to issue certificates and receipts.
-    pub fn keep_sign_in(
-        &self,
-        server: &str,
-        server_key: &PublicKey,
-        certificate: Option<&[u8]>,
-    ) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO server_keys (key_id, public_key, server, first_seen)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![
-                server_key.id().as_slice(),
-                server_key.bytes(),
-                server,
-                Utc::now().to_rfc3339()
-            ],
-        )?;
-        if let Some(bytes) = certificate {
-            let kept = self.keep_verified(&[bytes.to_vec()])?;
-            if kept == 0 {
-                return Err(Error::invalid(
-                    "certificate",
-                    "the server's certificate for this device does not verify against its key",
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Keeps every certificate of `certificates` issued by a trusted server key and valid
-    /// now (a later one for the same key and device replaces an earlier one); the others
-    /// are ignored: the changes they would vouch for wait. Returns how many it kept.
-    fn keep_verified(&self, certificates: &[Vec<u8>]) -> Result<usize> {
-        let now = self.now().timestamp();
-        let mut kept = 0;
-        for bytes in certificates {
-            let Ok(certificate) = Certificate::decode(bytes) else {
-                continue;
-            };
-            let Some(issuer) = self.server_key(&certificate.fields().issuer)? else {
-                continue;
-            };
-            if certificate.verify(&issuer, now).is_err() {
-                continue;
-            }
-            let fields = certificate.fields();
-            kept += self.conn.execute(
-                "INSERT INTO certificates (key_id, actor, not_after, bytes) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (key_id, actor) DO UPDATE SET not_after = excluded.not_after,
-                    bytes = excluded.bytes
-                 WHERE excluded.not_after > certificates.not_after",
-                params![
-                    fields.key.id().as_slice(),
-                    fields.actor,
-                    fields.not_after,
-                    bytes
-                ],
-            )?;
-        }
-        Ok(kept)
-    }
-
-    /// The trusted server key `id`.
-    fn server_key(&self, id: &KeyId) -> Result<Option<PublicKey>> {
-        let bytes: Option<Vec<u8>> = self
-            .conn
-            .query_row(
-                "SELECT public_key FROM server_keys WHERE key_id = ?1",
-                [id.as_slice()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        bytes
-            .map(|b| {
-                PublicKey::new(crate::signing::KeyAlgorithm::Ed25519, b)
-                    .map_err(|e| Error::Corrupt(format!("a trusted server key: {e}")))
-            })
-            .transpose()
-    }
-
-    /// The certificates kept for the signers (key and device), and this device's own.
-    fn certificates_for(&self, mut signers: Vec<(KeyId, String)>) -> Result<Vec<Vec<u8>>> {
-        signers.sort();
-        signers.dedup();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT bytes FROM certificates WHERE key_id = ?1 AND actor = ?2")?;
-        let mut out = Vec::new();
-        for (key, actor) in signers {
-            let bytes: Option<Vec<u8>> = stmt
-                .query_row(params![key.as_slice(), actor], |r| r.get(0))
-                .optional()?;
-            out.extend(bytes);
-        }
-        Ok(out)
-    }
-
-    /// The certificate kept for key `id` and the device `actor`, verified again now (one
-    /// key may certify several actors: the server's own key certifies each supervisor's
-    /// server-side actor).
-    fn certificate_of(&self, id: &KeyId, actor: &str) -> Result<Option<Certificate>> {
-        let now = self.now().timestamp();
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT bytes FROM certificates WHERE key_id = ?1 AND actor = ?2")?;
-        let rows = stmt.query_map(params![id.as_slice(), actor], |r| r.get::<_, Vec<u8>>(0))?;
-        for bytes in rows {
-            let Ok(certificate) = Certificate::decode(&bytes?) else {
-                continue;
-            };
-            if let Some(issuer) = self.server_key(&certificate.fields().issuer)?
-                && certificate.verify(&issuer, now).is_ok()
-            {
-                return Ok(Some(certificate));
-            }
-        }
-        Ok(None)
     }
 }
 

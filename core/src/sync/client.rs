@@ -231,7 +231,95 @@ pub async fn sync(
     // Photos after the cases that mention them: the server accepts only those.
     upload_blobs(store, &http, timeout, server, token, &mut total).await?;
     download_thumbnails(store, server, token, &mut total).await?;
+    fetch_proofs(store, &http, server, token, &mut total).await?;
     Ok(total)
+}
+
+#[derive(Deserialize)]
+struct ProofsAnswer {
+    certificates: Vec<String>,
+    receipts: Vec<ReceiptAnswer>,
+}
+
+#[derive(Deserialize)]
+struct ReceiptAnswer {
+    change_hash: String,
+    actor: String,
+    received_at: String,
+    issuer: String,
+    signature: String,
+}
+
+/// Keeps what the server signed about every case this sync exchanged: its receipts of
+/// the changes (proof of when each reached the server) and the certificates of the
+/// devices that wrote them (to verify teammates' changes on site).
+async fn fetch_proofs(
+    store: &mut impl StoreAccess,
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let cases: std::collections::BTreeSet<_> = report.cases.iter().copied().collect();
+    for case in cases {
+        if !store.with(move |s| s.has_case(case)).await? {
+            continue;
+        }
+        let response = http
+            .get(format!("{server}/api/v1/cases/{case}/proofs"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(network)?;
+        report.http_requests += 1;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            // No longer one this user may sync.
+            continue;
+        }
+        if !response.status().is_success() {
+            return Err(http_error(response).await);
+        }
+        let answer: ProofsAnswer = response
+            .json()
+            .await
+            .map_err(|e| Error::Sync(format!("proofs of case {case}: {e}")))?;
+        let (certificates, receipts) = read_proofs(answer)
+            .map_err(|why| Error::Sync(format!("proofs of case {case}: {why}")))?;
+        report.receipts += store
+            .with(move |s| s.keep_proofs(case, &certificates, &receipts))
+            .await?;
+    }
+    Ok(())
+}
+
+fn read_proofs(
+    answer: ProofsAnswer,
+) -> std::result::Result<(Vec<Vec<u8>>, Vec<crate::certificate::Receipt>), String> {
+    let unhex = |text: &str| hex::decode(text).map_err(|_| format!("{text:?} is not hex"));
+    let certificates = answer
+        .certificates
+        .iter()
+        .map(|c| unhex(c))
+        .collect::<std::result::Result<_, _>>()?;
+    let receipts = answer
+        .receipts
+        .into_iter()
+        .map(|r| {
+            Ok(crate::certificate::Receipt {
+                hash: r
+                    .change_hash
+                    .parse()
+                    .map_err(|_| format!("{:?} is not a change hash", r.change_hash))?,
+                issuer: unhex(&r.issuer)?
+                    .try_into()
+                    .map_err(|_| "an issuer is a key id of 8 bytes".to_owned())?,
+                signature: unhex(&r.signature)?,
+                actor: r.actor,
+                received_at: r.received_at,
+            })
+        })
+        .collect::<std::result::Result<_, String>>()?;
+    Ok((certificates, receipts))
 }
 
 /// Downloads the thumbnails of every photo in the cases this sync exchanged that the

@@ -82,6 +82,8 @@ pub struct SyncReport {
     pub blob_bytes_sent: u64,
     /// Thumbnails downloaded.
     pub thumbnails_downloaded: usize,
+    /// The server's signed receipts of changes newly kept (`Store::receipts`).
+    pub receipts: usize,
     /// The cases exchanged.
     pub cases: Vec<CaseId>,
 }
@@ -102,6 +104,7 @@ impl SyncReport {
         self.blobs_uploaded += other.blobs_uploaded;
         self.blob_bytes_sent += other.blob_bytes_sent;
         self.thumbnails_downloaded += other.thumbnails_downloaded;
+        self.receipts += other.receipts;
         self.cases.extend(other.cases);
     }
 }

@@ -384,6 +384,59 @@ impl Storage {
         })
     }
 
+    /// The certificates of every device that wrote a change of `case`, and the server's
+    /// signed receipts of its changes.
+    pub fn proofs(
+        &self,
+        case: CaseId,
+    ) -> AppResult<(Vec<Vec<u8>>, Vec<anjian_core::certificate::Receipt>)> {
+        let key = case.to_string();
+        self.read(|conn| {
+            let mut certificates = conn.prepare(
+                "SELECT c.bytes FROM certificates c
+                 WHERE c.actor_id IN (SELECT DISTINCT actor_id FROM receipts WHERE case_id = ?1)
+                 ORDER BY c.id",
+            )?;
+            let certificates = certificates
+                .query_map([&key], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut receipts = conn.prepare(
+                "SELECT change_hash, actor_id, received_at, receipt_issuer, receipt_signature
+                 FROM receipts WHERE case_id = ?1 AND receipt_signature IS NOT NULL
+                 ORDER BY received_at, change_hash",
+            )?;
+            let receipts = receipts
+                .query_map([&key], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            receipts
+                .into_iter()
+                .map(|(hash, actor, received_at, issuer, signature)| {
+                    let damaged =
+                        |what: &str| AppError::Internal(format!("a stored receipt's {what}"));
+                    Ok(anjian_core::certificate::Receipt {
+                        hash: hash.parse().map_err(|_| damaged("change hash"))?,
+                        actor,
+                        received_at,
+                        issuer: issuer
+                            .as_slice()
+                            .try_into()
+                            .map_err(|_| damaged("issuer"))?,
+                        signature,
+                    })
+                })
+                .collect::<AppResult<Vec<_>>>()
+                .map(|receipts| (certificates, receipts))
+        })
+    }
+
     /// The account `user_id` as the rule book knows it, unless disabled.
     pub fn author(&self, user_id: i64) -> AppResult<Option<Author>> {
         self.read(|conn| {

@@ -305,3 +305,61 @@ async fn a_phone_holds_back_changes_whose_signer_it_cannot_verify() {
     assert!(held > 0, "the changes wait for a verifiable certificate");
     assert!(li.case(case).is_err(), "nothing of the case was taken");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_s_decision_signed_by_the_server_is_verified_on_site_and_every_change_has_a_receipt()
+ {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "chief", Role::Supervisor, "310101", "应急管理");
+    let (server, mut phones) = team(dir.path()).await;
+    let [mut zhang, mut li] = [phones.remove(0), phones.remove(0)];
+    let url = server.url();
+    let case = joint_case(&mut zhang);
+    zhang
+        .store
+        .review(case, anjian_core::ReviewAction::Submit, "")
+        .expect("submit");
+    zhang.sync().await.expect("zhang syncs");
+
+    // The supervisor returns the case on the server; Zhang's phone receives the decision,
+    // the server's receipts of every change and the certificates of their writers.
+    let chief = anjian_tests::login_token(&url, "chief").await;
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/api/v1/cases/{case}/review"))
+        .bearer_auth(&chief)
+        .json(&serde_json::json!({"action": "return", "text": "请补充整改期限"}))
+        .send()
+        .await
+        .expect("review");
+    assert!(answer.status().is_success(), "{:?}", answer.text().await);
+    let report = zhang.sync().await.expect("zhang syncs again");
+    assert!(report.receipts > 0, "{report:?}");
+
+    let storage = Storage::open(&server.data.join("server.db")).expect("server database");
+    let server_key = anjian_core::signing::Signer::public_key(storage.server_key());
+    let history = zhang.store.history(case).expect("history");
+    let receipts = zhang.store.receipts(case).expect("receipts");
+    assert_eq!(
+        receipts.len(),
+        history.len(),
+        "a receipt of every change, the supervisor's included"
+    );
+    for receipt in &receipts {
+        receipt.verify(&server_key).expect("the server signed it");
+        assert!(history.iter().any(|h| h.hash == receipt.hash.to_string()));
+    }
+
+    // On site Li, who never synced the case, receives it from Zhang: the supervisor's
+    // decision verifies against the certificate of the supervisor's server-side actor.
+    let (_, li_got) = meet(&mut zhang, &mut li, case);
+    assert!(li_got.refused.is_empty(), "{li_got:?}");
+    assert_eq!(
+        li.store.case(case).expect("case").state,
+        anjian_core::ReviewState::Returned
+    );
+    assert_eq!(
+        li.store.heads(case).expect("heads"),
+        zhang.store.heads(case).expect("heads")
+    );
+}
