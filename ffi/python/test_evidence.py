@@ -1,7 +1,8 @@
 """Evidence packages from a real server, checked by the independent verifier
 (`verify_evidence.py`, which uses no Anjian code): a package from a case that real devices
-recorded, signed and synced verifies clean, and a single byte altered in any part of it
-is found.
+recorded, signed and synced, and a supervisor approved (a change the server writes and
+signs with its own key), verifies clean, and a single byte altered in any part of it is
+found.
 
 Run by `ffi/scripts/test-bindings` with the environment `test_anjian.py` describes: the
 generated bindings are the devices, the server runs as a child process, and the package
@@ -88,9 +89,21 @@ class Browser:
             return response.headers, response.read()
 
 
+def api(url, path, body, token=None):
+    """POSTs `body` as JSON to the server's API and returns the JSON answer."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(),
+                                     headers=headers)
+    with urllib.request.urlopen(request) as answer:
+        return json.loads(answer.read())
+
+
 class EvidenceTest(unittest.TestCase):
     """One case recorded on site by two inspectors' phones and carried to the server by
-    one of them, with a photo; its evidence package, exported once."""
+    one of them, with a photo, handed in and approved by a supervisor; its evidence
+    package, exported once."""
 
     @classmethod
     def setUpClass(cls):
@@ -146,9 +159,18 @@ class EvidenceTest(unittest.TestCase):
             li_token = li.login(cls.server.url, "lina", PASSWORD, "李娜的平板")
             result = asyncio.run(li.sync(cls.server.url, li_token, None))
             assert (result.refused, result.waiting) == ([], []), result
-            # Zhang's phone then uploads the photo it holds.
+            # Zhang hands the case in; his phone then uploads it with the photo it holds.
+            zhang.review(case_id, anjian.ReviewAction.SUBMIT, "请审核")
             result = asyncio.run(zhang.sync(cls.server.url, zhang_token, None))
             assert result.blobs_uploaded == 2, result
+            # The supervisor approves it through the API: the server writes the decision
+            # under his server-side device and signs it with the server's key.
+            token = api(cls.server.url, "/api/v1/login", {
+                "username": SUPERVISOR, "password": PASSWORD, "device_name": "办公电脑",
+                "actor_id": os.urandom(16).hex()})["token"]
+            answer = api(cls.server.url, f"/api/v1/cases/{case_id}/review",
+                         {"action": "approve", "text": ""}, token)
+            assert answer == {"state": "approved"}, answer
             return case_id, photo.sha256
         finally:
             zhang.close_store()
@@ -157,14 +179,30 @@ class EvidenceTest(unittest.TestCase):
     def verify(self, package):
         return verify_evidence.verify_package(package, self.server_key)
 
+    def server_signed(self, package):
+        """The indices of the changes signed with the server's key."""
+        server_id = verify_evidence.key_id("ed25519", self.server_key).hex()
+        return [i for i, c in enumerate(package["changes"])
+                if c["signature"] and c["signature"]["keyId"] == server_id]
+
     def test_a_package_from_a_real_server_verifies_clean(self):
         report = self.verify(self.package)
         self.assertEqual(report.failures, [])
         changes = len(self.package["changes"])
-        self.assertGreaterEqual(changes, 4)
+        self.assertGreaterEqual(changes, 6)
         self.assertEqual((report.signed, report.receipts), (changes, changes),
-                         "every change is device-signed and has a signed receipt")
-        self.assertEqual(report.certificates, 2, "one certificate per phone")
+                         "every change is signed and has a signed receipt")
+        self.assertEqual(report.certificates, 3,
+                         "one certificate per phone, and the server's for the supervisor")
+        # The approval: written by the supervisor's server-side device, signed by the server.
+        decisions = self.server_signed(self.package)
+        self.assertGreaterEqual(len(decisions), 1)
+        self.assertEqual(report.server_signed, len(decisions))
+        server_side = [d for d in self.package["devices"]
+                       if d["name"] == verify_evidence.SERVER_DEVICE_NAME]
+        self.assertEqual([(d["account"], d["keys"]) for d in server_side], [(SUPERVISOR, [])])
+        for i in decisions:
+            self.assertEqual(self.package["changes"][i]["receipt"]["author"], SUPERVISOR)
         self.assertEqual(report.photos_checked, 2, "the original and its thumbnail")
         self.assertIn(self.photo, {p["sha256"] for p in self.package["photos"]})
         # Zhang's changes reached the server on Li's phone: the receipts say so.
@@ -194,7 +232,12 @@ class EvidenceTest(unittest.TestCase):
         self.assertIn("server-key", verify_evidence.verify_package(self.package, other).codes)
 
     def test_one_altered_byte_in_any_part_is_found(self):
-        first_signed = next(i for i, c in enumerate(self.package["changes"]) if c["signature"])
+        decision = self.server_signed(self.package)[0]
+        first_signed = next(i for i, c in enumerate(self.package["changes"])
+                            if c["signature"] and i != decision)
+        phone = next(i for i, d in enumerate(self.package["devices"]) if d["keys"])
+        server_side = next(i for i, d in enumerate(self.package["devices"])
+                           if d["name"] == verify_evidence.SERVER_DEVICE_NAME)
         original = next(i for i, p in enumerate(self.package["photos"])
                         if p["sha256"] == self.photo)
 
@@ -206,8 +249,23 @@ class EvidenceTest(unittest.TestCase):
             s = p["changes"][first_signed]["signature"]
             s["signature"] = hex_flip(s["signature"])
 
+        def server_signature(p):
+            s = p["changes"][decision]["signature"]
+            s["signature"] = hex_flip(s["signature"])
+
+        def server_key_on_a_phones_change(p):
+            # The decision's signature moved onto a phone's change: the server's key signs
+            # only what a supervisor's server-side device wrote.
+            p["changes"][first_signed]["signature"] = p["changes"][decision]["signature"]
+
+        def server_side_device_renamed(p):
+            p["devices"][server_side]["name"] = "陈建国的手机"
+
+        def decision_author(p):
+            p["changes"][decision]["receipt"]["author"] = "zhangwei"
+
         def key(p):
-            k = p["devices"][0]["keys"][0]
+            k = p["devices"][phone]["keys"][0]
             k["publicKey"] = hex_flip(k["publicKey"])
 
         def receipt_time(p):
@@ -235,6 +293,10 @@ class EvidenceTest(unittest.TestCase):
         cases = [
             (change_byte, "change-checksum"),
             (signature, "signature"),
+            (server_signature, "signature"),
+            (server_key_on_a_phones_change, "signature"),
+            (server_side_device_renamed, "signature"),
+            (decision_author, "signature"),
             (key, "signature"),
             (receipt_time, "receipt"),
             (receipt_signature, "receipt"),

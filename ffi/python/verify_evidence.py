@@ -7,8 +7,10 @@ any Anjian code: only the Python standard library and the `cryptography` package
 It trusts no hash the package states. It recomputes every change hash from the change's
 bytes (and checks the chunk's checksum), every key id from the key's bytes and every photo
 hash from the photo's bytes, and then checks every device signature against the key of the
-device that wrote the change, every certificate, receipt and the package itself against
-the server's key, and that each change's dependencies are in the package. Pass the server's
+device that wrote the change (a supervisor's decision, which the server writes and signs
+itself, against the server's key certified for the supervisor's server-side device), every
+certificate, receipt and the package itself against the server's key, and that each
+change's dependencies are in the package. Pass the server's
 public key as published (`anjian-sync-server evidence key` prints it) with --server-key:
 without it, the checks prove only that the package is consistent with the key it names.
 
@@ -33,6 +35,9 @@ RECEIPT_CONTEXT = b"anjian receipt v1\n"
 CERTIFICATE_CONTEXT = b"anjian certificate v1\n"
 PACKAGE_CONTEXT = b"anjian evidence v1\n"
 AUTOMERGE_MAGIC = bytes.fromhex("856f4a83")
+# The name of a supervisor's server-side device: the server writes the supervisor's
+# decisions under it and signs them with its own key.
+SERVER_DEVICE_NAME = "监管网页 (server)"
 CHANGE_CHUNK = 1
 
 
@@ -202,6 +207,7 @@ class Report:
         self.notes = []
         self.changes = 0
         self.signed = 0
+        self.server_signed = 0
         self.receipts = 0
         self.certificates = 0
         self.photos_checked = 0
@@ -249,9 +255,11 @@ def _verify(package, pinned, report):
 
     accounts = {a["username"]: a for a in package["accounts"]}
 
-    # Devices, their keys (by recomputed key id) and certificates.
+    # Devices, their keys (by recomputed key id) and certificates; the server-side devices
+    # for which the server certified its own key.
     keys = {}
     devices = {}
+    server_certified = set()
     for device in package["devices"]:
         actor = device["actor"]
         devices[actor] = device
@@ -264,8 +272,11 @@ def _verify(package, pinned, report):
                 report.fail("key", f"key {kid.hex()} is listed for two devices")
             keys[kid] = (actor, key["algorithm"], public)
         for encoded in device["certificates"]:
-            check_certificate(unbase64(encoded, "a certificate"), device, accounts,
-                              server_algorithm, server_key, server_id, report)
+            fields = check_certificate(unbase64(encoded, "a certificate"), device, accounts,
+                                       server_algorithm, server_key, server_id, report)
+            if (fields is not None and is_server_side(device)
+                    and (fields["algorithm"], fields["publicKey"]) == (server_algorithm, server_key)):
+                server_certified.add(actor)
 
     # Changes: hashes from bytes, then signatures, receipts and the device each names.
     hashes = set()
@@ -288,6 +299,14 @@ def _verify(package, pinned, report):
         signature = entry.get("signature")
         if signature is None:
             report.notes.append(f"{name} by device {actor} carries no device signature")
+        elif unhex(signature["keyId"], f"{name}'s key id") == server_id:
+            # Checked before the devices' keys: a device listing the server's public key
+            # as its own does not make the server's signature its device's.
+            report.signed += 1
+            report.server_signed += 1
+            check_server_signed(name, digest, actor, device, entry.get("receipt"),
+                                signature, server_certified, server_algorithm, server_key,
+                                report)
         else:
             report.signed += 1
             kid = unhex(signature["keyId"], f"{name}'s key id")
@@ -341,10 +360,39 @@ def _verify(package, pinned, report):
         report.photos_checked += 1
 
 
+def is_server_side(device):
+    """Whether `device` is a supervisor's server-side device (by the name the server gives
+    them, which no phone may sign in under)."""
+    return device is not None and device["name"] == SERVER_DEVICE_NAME
+
+
+def check_server_signed(name, digest, actor, device, receipt, signature, server_certified,
+                        server_algorithm, server_key, report):
+    """A change signed with the server's own key: valid exactly when the server wrote it
+    for a supervisor, under the supervisor's server-side device, which holds the server's
+    certificate for its key; the receipt names the device's account; and the server's
+    signature verifies."""
+    if not is_server_side(device):
+        report.fail("signature", f"{name} is signed with the server's key, but device {actor} "
+                                 "is not a supervisor's server-side device")
+        return
+    if actor not in server_certified:
+        report.fail("signature", f"{name} is signed with the server's key, but the server "
+                                 f"certified its key for device {actor} in no valid certificate")
+    if receipt is None or receipt.get("author") != device["account"]:
+        report.fail("signature", f"{name} is signed with the server's key, but its receipt does "
+                                 f"not name the account of device {actor} ({device['account']})")
+    if not verify(server_algorithm, server_key, CHANGE_CONTEXT + digest,
+                  unhex(signature["signature"], f"{name}'s signature")):
+        report.fail("signature", f"{name}: the server's signature does not verify")
+
+
 def check_certificate(raw, device, accounts, server_algorithm, server_key, server_id, report):
     """A certificate of `device`: signed by the server, naming the device, one of its keys
-    and its account as the package lists them."""
+    (for a server-side device, the server's own key) and its account as the package lists
+    them. Returns its fields when every check passes, None otherwise."""
     report.certificates += 1
+    before = len(report.failures)
     actor = device["actor"]
     try:
         outer = cbor_map(raw)
@@ -352,7 +400,7 @@ def check_certificate(raw, device, accounts, server_algorithm, server_key, serve
         fields = cbor_map(body)
     except (ValueError, KeyError, UnicodeDecodeError) as e:
         report.fail("certificate", f"a certificate of device {actor} cannot be read: {e}")
-        return
+        return None
     if not verify(server_algorithm, server_key, CERTIFICATE_CONTEXT + body, signature):
         report.fail("certificate", f"a certificate of device {actor}: the server's signature does not verify")
     if fields.get("issuer") != server_id:
@@ -360,6 +408,8 @@ def check_certificate(raw, device, accounts, server_algorithm, server_key, serve
     if fields.get("actor") != actor:
         report.fail("certificate", f"a certificate listed for device {actor} names device {fields.get('actor')}")
     listed = {(k["algorithm"], k["publicKey"]) for k in device["keys"]}
+    if is_server_side(device):
+        listed.add((server_algorithm, server_key.hex()))
     public = fields.get("publicKey")
     if not isinstance(public, bytes) or (fields.get("algorithm"), public.hex()) not in listed:
         report.fail("certificate", f"a certificate of device {actor} certifies a key the device does not list")
@@ -370,6 +420,7 @@ def check_certificate(raw, device, accounts, server_algorithm, server_key, serve
                                        f"{fields.get(field)!r}, the package {account.get(field)!r}")
     if fields.get("user") != device["account"]:
         report.fail("certificate", f"a certificate of device {actor} names account {fields.get('user')!r}")
+    return fields if len(report.failures) == before else None
 
 
 def main(argv=None):
@@ -385,8 +436,9 @@ def main(argv=None):
         print(f"note: {note}")
     for code, message in report.failures:
         print(f"FAILED [{code}] {message}")
-    print(f"{report.changes} changes ({report.signed} device-signed, {report.receipts} signed "
-          f"receipts), {report.certificates} certificates, {report.photos_checked} photos checked: "
+    print(f"{report.changes} changes ({report.signed} signed, {report.server_signed} of them by "
+          f"the server for a supervisor; {report.receipts} signed receipts), "
+          f"{report.certificates} certificates, {report.photos_checked} photos checked: "
           + ("every check passed" if report.ok else f"{len(report.failures)} checks failed"))
     if pinned is None:
         print("note: no --server-key given; compare the package's server key with the published one")

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anjian_core::certificate::Receipt;
+use anjian_core::certificate::{Certificate, Receipt};
 use anjian_core::signing::{ChangeSignature, PublicKey, Signer};
 use anjian_core::{CaseId, case_doc};
 use automerge::{AutoCommit, Change, ChangeHash};
@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::blob_store::BlobStore;
 use crate::error::{AppError, AppResult};
 use crate::storage::Storage;
+use crate::users::SERVER_DEVICE_NAME;
 
 /// The format name an evidence package starts with.
 pub const FORMAT: &str = "anjian-evidence/1";
@@ -230,7 +231,11 @@ pub struct ChangeCheck {
     pub author: Option<(String, String)>,
     /// The id of the key that signed it (hex).
     pub key_id: Option<String>,
-    /// The device signature against the key the device registered.
+    /// Whether that key is the server's own: the server wrote the change for a
+    /// supervisor, under the supervisor's server-side device.
+    pub server_signed: bool,
+    /// The change's signature: against the key the device registered, or, for a change
+    /// the server signed, against the server's key certified for the device.
     pub signature: Verdict,
     /// The server's signature of its receipt.
     pub receipt: Verdict,
@@ -240,9 +245,8 @@ pub struct ChangeCheck {
     pub received_at: Option<String>,
 }
 
-/// Checks every change of `doc` as a verifier of its evidence package would: each device
-/// signature against the key the device registered (which must be a key of the change's
-/// own device) and each receipt against the server's key.
+/// Checks every change of `doc` as a verifier of its evidence package would: each
+/// change's signature ([`verify_change`]) and each receipt against the server's key.
 pub fn check(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Vec<ChangeCheck>> {
     let gathered = gather(storage, doc)?;
     let server = storage.server_key().public_key();
@@ -251,10 +255,7 @@ pub fn check(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Vec<ChangeChe
         .iter()
         .map(|c| {
             let device = gathered.devices.get(&c.actor);
-            let signature = match &c.signature {
-                None => Verdict::Missing,
-                Some((key_id, signature)) => verify_change(c, device, key_id, signature),
-            };
+            let signature = verify_change(c, &gathered, &server);
             let receipt = match &c.receipt {
                 Some(ReceiptRow {
                     issuer: Some(issuer),
@@ -286,6 +287,10 @@ pub fn check(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Vec<ChangeChe
                         .map(|a| (a.username.clone(), a.name.clone()))
                 }),
                 key_id: c.signature.as_ref().map(|(key, _)| hex::encode(key)),
+                server_signed: c
+                    .signature
+                    .as_ref()
+                    .is_some_and(|(key, _)| key.as_slice() == server.id().as_slice()),
                 signature,
                 receipt,
                 relayed_by: c
@@ -299,21 +304,77 @@ pub fn check(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Vec<ChangeChe
         .collect())
 }
 
-fn verify_change(
-    change: &GatheredChange,
-    device: Option<&DeviceRow>,
-    key_id: &[u8],
-    signature: &[u8],
-) -> Verdict {
+/// The one check of a change's signature (docs/EVIDENCE.md, check 6). A device's change
+/// verifies against a key the device registered. A change signed with the server's own
+/// key verifies against that key only when the server wrote it for a supervisor
+/// ([`server_may_sign`]); the same signature on any other device's change fails.
+fn verify_change(change: &GatheredChange, gathered: &Gathered, server: &PublicKey) -> Verdict {
+    let Some((key_id, signature)) = &change.signature else {
+        return Verdict::Missing;
+    };
     let Some(signature) = ChangeSignature::from_stored(change.hash, key_id, signature) else {
         return Verdict::Failed("the stored signature is not 8 + 64 bytes".into());
     };
-    let Some(key) = device.and_then(|d| d.keys.iter().find(|k| k.key.id() == signature.key)) else {
-        return Verdict::Failed("the key is not one the writing device registered".into());
+    let device = gathered.devices.get(&change.actor);
+    // The server's key first: a device that registered the server's public key as its own
+    // does not make the server's signature its own.
+    let key = if signature.key == server.id() {
+        if let Err(reason) = server_may_sign(change, device, gathered, server) {
+            return Verdict::Failed(reason);
+        }
+        server
+    } else {
+        match device.and_then(|d| d.keys.iter().find(|k| k.key.id() == signature.key)) {
+            Some(key) => &key.key,
+            None => {
+                return Verdict::Failed("the key is not one the writing device registered".into());
+            }
+        }
     };
     signature
-        .verify(&key.key)
+        .verify(key)
         .map_or_else(|e| Verdict::Failed(e.to_string()), |()| Verdict::Verified)
+}
+
+/// Whether the server's key may have signed `change`: the server signs only what it writes
+/// itself for a supervisor (`sync::document::change_in`), under the supervisor's
+/// server-side device, which holds the server's certificate binding the server's key to
+/// that device as that supervisor's; and the receipt names the same account.
+fn server_may_sign(
+    change: &GatheredChange,
+    device: Option<&DeviceRow>,
+    gathered: &Gathered,
+    server: &PublicKey,
+) -> Result<(), String> {
+    let Some(device) = device.filter(|d| d.name == SERVER_DEVICE_NAME) else {
+        return Err(format!(
+            "the server's key signs only changes of a supervisor's server-side device, and {} is not one",
+            change.actor
+        ));
+    };
+    let Some(receipt) = &change.receipt else {
+        return Err("a change the server signed has no receipt naming its account".into());
+    };
+    if receipt.author != device.user_id {
+        return Err("the receipt names another account than the server-side device's".into());
+    }
+    let username = gathered.accounts.get(&device.user_id).map(|a| &a.username);
+    let certified = device
+        .certificates
+        .iter()
+        .filter_map(|bytes| Certificate::decode(bytes).ok())
+        .any(|c| {
+            let fields = c.fields();
+            c.issued_by(server).is_ok()
+                && fields.actor == change.actor
+                && fields.key == *server
+                && Some(&fields.user) == username
+        });
+    if certified {
+        Ok(())
+    } else {
+        Err("the server never certified its key for this server-side device".into())
+    }
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;

@@ -299,7 +299,8 @@ fn signatures(
             }
             p.note {
                 "每项修改由记录它的设备用设备密钥签名；服务器用该设备登录时登记的公钥核验签名，并对收到的每项修改签发回执。"
-                "无设备签名的修改来自不签名的客户端或监管人员的网页操作（由服务器回执证明接收时间）。"
+                "监管人员的审核、销号与冲突处理由服务器代其写入，用服务器密钥签名；服务器为该人员的网页端签发了证书，证明签名者是服务器、代表的是该人员。"
+                "无签名的修改来自不签名的客户端，或服务器开始签名之前的监管操作（由服务器回执证明接收时间）。"
                 "证据包包含全部修改、签名、公钥与回执，任何人都可以按公开的格式说明独立核验。"
             }
             @if reviewer {
@@ -317,7 +318,10 @@ fn signatures(
                             td { (action(&c.hash)) }
                             td { @if let Some((username, name)) = &c.author { (name) "（" (username) "）" } @else { "—" } }
                             td { (c.device.as_deref().unwrap_or("未登记的设备")) br; small { code { (c.actor.get(..8).unwrap_or(&c.actor)) } } }
-                            td { @if let Some(key) = &c.key_id { code { (key) } } @else { "—" } }
+                            td {
+                                @if let Some(key) = &c.key_id { code { (key) } } @else { "—" }
+                                @if c.server_signed { br; small { "服务器密钥" } }
+                            }
                             td.verdict { (verdict(&c.signature, "无签名")) }
                             td.verdict { (verdict(&c.receipt, "无回执")) }
                             td { (c.relayed_by.as_deref().unwrap_or("—")) }

@@ -2,15 +2,18 @@
 //! command line writes (one function), every change in it is the document's and verifies
 //! against its device's key, the package verifies against the server's key, only
 //! supervisors who may read the case get it, and the page's 签名核验 section tells a
-//! signature that does not verify.
+//! signature that does not verify. A supervisor's decision, which the server writes and
+//! signs with its own key, verifies as the supervisor's; the server's key on a device's
+//! change does not.
 
 use anjian_core::signing::{ChangeSignature, KeyAlgorithm, PublicKey, Signer as _};
-use anjian_core::{PhotoTarget, Role, sample};
+use anjian_core::{PhotoTarget, ReviewAction, Role, sample};
 use anjian_sync_server::Storage;
 use anjian_sync_server::blob_store::BlobStore;
-use anjian_sync_server::evidence::{self, Photos};
+use anjian_sync_server::evidence::{self, Photos, Verdict};
+use anjian_sync_server::users::SERVER_DEVICE_NAME;
 use anjian_sync_server::web::session::encode_query;
-use anjian_tests::{Inspector, PASSWORD, TestServer, add_user};
+use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, login_token};
 use base64::Engine as _;
 use sha2::Digest as _;
 
@@ -242,6 +245,137 @@ async fn the_page_downloads_the_exported_package_and_every_signature_in_it_verif
         })
         .expect("damage");
     let html = page(client.clone(), chen.clone()).await;
+    assert!(html.contains("data-verified=\"false\""));
+    assert!(html.contains("1 项设备签名核验未通过"), "{html}");
+    assert_eq!(html.matches("✗ 核验未通过").count(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_servers_signature_verifies_on_a_supervisors_decision_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "chen", Role::Supervisor, "310101", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let case = zhang.open_sample_case(5);
+    zhang
+        .store
+        .add_finding(case, &sample::finding("安全出口被成品货物堵塞"))
+        .expect("finding");
+    zhang
+        .store
+        .review(case, ReviewAction::Submit, "")
+        .expect("submit");
+    zhang.sync().await.expect("sync");
+
+    // The supervisor approves through the API: the server writes the decision under
+    // chen's server-side device and signs it with its own key.
+    let chen_token = login_token(&url, "chen").await;
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/api/v1/cases/{case}/review"))
+        .bearer_auth(&chen_token)
+        .json(&serde_json::json!({ "action": "approve", "text": "" }))
+        .send()
+        .await
+        .expect("review");
+    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+
+    let storage = Storage::open(&data.join("server.db")).expect("storage");
+    let server_id = hex::encode(storage.server_key().public_key().id());
+    let checks = || {
+        let mut held = storage.load_document(case).expect("load").expect("case");
+        evidence::check(&storage, &mut held).expect("check")
+    };
+    let before = checks();
+    for c in &before {
+        assert_eq!(
+            (&c.signature, &c.receipt),
+            (&Verdict::Verified, &Verdict::Verified),
+            "{c:?}"
+        );
+    }
+    let decisions: Vec<_> = before.iter().filter(|c| c.server_signed).collect();
+    assert!(
+        !decisions.is_empty(),
+        "the approval is signed by the server"
+    );
+    for c in &decisions {
+        assert_eq!(c.key_id.as_deref(), Some(server_id.as_str()));
+        assert_eq!(c.device.as_deref(), Some(SERVER_DEVICE_NAME));
+        assert_eq!(c.author.as_ref().map(|(u, _)| u.as_str()), Some("chen"));
+    }
+
+    // The page shows every signature verified, the decision's by the server's key.
+    let (client, chen) = browser(&url, "chen").await;
+    let page = || async {
+        let (status, body) = get(&client, &chen, format!("{url}/cases/{case}")).await;
+        assert_eq!(status, 200);
+        String::from_utf8(body).expect("UTF-8")
+    };
+    let html = page().await;
+    assert!(html.contains("data-verified=\"true\""), "{html}");
+    assert_eq!(html.matches("✓ 核验通过").count(), 2 * before.len());
+    assert!(html.contains("服务器密钥"));
+
+    // The package carries the server-side device with its certificate for the server's key.
+    let blobs = BlobStore::new(data.join("blobs"));
+    let package: serde_json::Value = serde_json::from_slice(
+        &evidence::export(&storage, &blobs, case, Photos::Hashes).expect("export"),
+    )
+    .expect("JSON");
+    let server_side = package["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .find(|d| d["name"] == SERVER_DEVICE_NAME)
+        .expect("chen's server-side device");
+    assert_eq!(server_side["account"], "chen");
+    assert_eq!(server_side["keys"], serde_json::json!([]));
+    assert!(
+        !server_side["certificates"]
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+
+    // One of zhang's changes re-signed with the server's key: a valid signature by the
+    // server, but on a change the server did not write for a supervisor. It fails, alone.
+    let relabelled = before.iter().find(|c| !c.server_signed).expect("zhang's");
+    let hash: automerge::ChangeHash = relabelled.hash.parse().expect("hash");
+    let forged = ChangeSignature::sign(storage.server_key(), hash).expect("sign");
+    forged
+        .verify(&storage.server_key().public_key())
+        .expect("the server's own signature");
+    storage
+        .write(|conn| {
+            conn.execute(
+                "UPDATE receipts SET key_id = ?1, signature = ?2 WHERE change_hash = ?3",
+                rusqlite::params![
+                    forged.key.as_slice(),
+                    forged.signature.as_slice(),
+                    relabelled.hash
+                ],
+            )?;
+            Ok(())
+        })
+        .expect("relabel");
+    let after = checks();
+    for c in &after {
+        if c.hash == relabelled.hash {
+            assert!(c.server_signed);
+            assert!(
+                matches!(&c.signature, Verdict::Failed(reason) if reason.contains("server-side device")),
+                "{c:?}"
+            );
+        } else {
+            assert_eq!(c.signature, Verdict::Verified, "{c:?}");
+        }
+    }
+    let html = page().await;
     assert!(html.contains("data-verified=\"false\""));
     assert!(html.contains("1 项设备签名核验未通过"), "{html}");
     assert_eq!(html.matches("✗ 核验未通过").count(), 1);
