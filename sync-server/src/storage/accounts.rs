@@ -193,6 +193,9 @@ impl Storage {
             }
             let now = Utc::now();
             let certificate = match key {
+                Some(key) if *key == self.server_key().public_key() => {
+                    return Err(AppError::Conflict("this public key belongs to the server".into()));
+                }
                 Some(key) => {
                     register_key(&tx, &actor_id, key)?;
                     Some(self.certify(&tx, &user, &actor_id, key, now)?)

@@ -363,3 +363,36 @@ async fn a_supervisor_s_decision_signed_by_the_server_is_verified_on_site_and_ev
         zhang.store.heads(case).expect("heads")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_device_signs_in_with_the_server_s_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (server, _phones) = team(dir.path()).await;
+    let login = |public_key: Option<String>| {
+        let mut body = serde_json::json!({
+            "username": "zhang", "password": anjian_tests::PASSWORD,
+            "device_name": "仿冒设备", "actor_id": uuid::Uuid::new_v4().simple().to_string(),
+        });
+        if let Some(key) = public_key {
+            body["key_algorithm"] = "ed25519".into();
+            body["public_key"] = key.into();
+        }
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/login", server.url()))
+            .json(&body)
+            .send()
+    };
+    let answer: serde_json::Value = login(None)
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let server_key = answer["server_key"].as_str().expect("the server's key");
+    assert!(
+        answer.get("certificate").is_none(),
+        "no key, no certificate"
+    );
+    let taken = login(Some(server_key.to_owned())).await.expect("login");
+    assert_eq!(taken.status().as_u16(), 409);
+}
