@@ -10,6 +10,7 @@
 mod documents;
 mod forged;
 mod http;
+mod peers;
 mod server;
 
 use anjian_core::checklist::Catalog;
@@ -21,6 +22,7 @@ use anjian_sync_server::Settings;
 pub use documents::case_document;
 pub use forged::forged_changes;
 pub use http::http_request;
+pub use peers::{peer_inputs, peer_message};
 pub use server::{server_session, session_input};
 
 /// A target's body.
@@ -33,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("server_session", server_session),
     ("forged_changes", forged_changes),
     ("case_document", case_document),
+    ("peer_message", peer_message),
     ("checklist_template", checklist_template),
     ("photo_ingest", photo_ingest),
     ("http_request", http_request),

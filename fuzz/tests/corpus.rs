@@ -49,6 +49,11 @@ fn case_document() {
 }
 
 #[test]
+fn peer_message() {
+    replay("peer_message");
+}
+
+#[test]
 fn checklist_template() {
     replay("checklist_template");
 }

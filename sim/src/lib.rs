@@ -284,10 +284,17 @@ impl Sim {
             if let Some(server) = &sim.server {
                 let actor =
                     automerge::ActorId::from(world::device_actor(index).as_bytes().as_slice());
-                server
-                    .storage()
+                let storage = server.storage();
+                let certificate = storage
                     .register_device_key(&actor.to_hex_string(), &store.public_key())
                     .expect("the phone's key is recorded");
+                store
+                    .keep_sign_in(
+                        "sim",
+                        &anjian_core::signing::Signer::public_key(storage.server_key()),
+                        Some(&certificate.encode()),
+                    )
+                    .expect("the phone keeps its certificate");
             }
             for e in &phone.enterprises {
                 store.register_enterprise(e).expect("enterprise");
@@ -966,14 +973,27 @@ impl Sim {
                 let Some(&to) = teammates.get(other % teammates.len().max(1)) else {
                     return Ok(());
                 };
-                let bytes = store.export_case(case).map_err(|e| e.to_string())?;
-                let Some(teammate) = self.phones[to].store.as_mut() else {
-                    return Ok(());
-                };
-                (
-                    format!("hands {case} to phone {to}"),
-                    teammate.merge_case(&bytes).map(drop),
-                )
+                if roll % 2 == 0 {
+                    let bytes = store.export_case(case).map_err(|e| e.to_string())?;
+                    let Some(teammate) = self.phones[to].store.as_mut() else {
+                        return Ok(());
+                    };
+                    (
+                        format!("hands {case} to phone {to}"),
+                        teammate.merge_case(&bytes).map(drop),
+                    )
+                } else {
+                    let Some(mut teammate) = self.phones[to].store.take() else {
+                        return Ok(());
+                    };
+                    let store = self.phones[index].store.as_mut().expect("open");
+                    let met = meet(store, &mut teammate, case);
+                    self.phones[to].store = Some(teammate);
+                    (
+                        format!("meets phone {to} over {case}: left out {:?}", met?),
+                        Ok(()),
+                    )
+                }
             }
             _ => {
                 let conflicts = store.conflicts(case).map_err(|e| e.to_string())?;
@@ -1015,6 +1035,52 @@ impl Sim {
         Ok(())
     }
 }
+
+/// A peer session between two phones for `case`, run until neither has more to say: what
+/// each side left out (the rule book refuses on site what the server would). Between two
+/// honest phones a message that fails, or a session that does not end, is a bug.
+fn meet(a: &mut Store, b: &mut Store, case: CaseId) -> Result<Vec<String>, String> {
+    let (mut at_a, mut at_b) = (a.peer_session(case), b.peer_session(case));
+    let mut left_out = Vec::new();
+    for _ in 0..MEETING_ROUNDS {
+        let from_a = exchange(a, b, &mut at_a, &mut at_b, &mut left_out)?;
+        let from_b = exchange(b, a, &mut at_b, &mut at_a, &mut left_out)?;
+        if !from_a && !from_b {
+            return Ok(left_out);
+        }
+    }
+    Err(format!(
+        "a peer session over {case} did not end in {MEETING_ROUNDS} exchanges"
+    ))
+}
+
+/// One message from `from` to `to`, if `from` has one; whether it had.
+fn exchange(
+    from: &mut Store,
+    to: &mut Store,
+    at_from: &mut anjian_core::PeerSession,
+    at_to: &mut anjian_core::PeerSession,
+    left_out: &mut Vec<String>,
+) -> Result<bool, String> {
+    let Some(message) = from
+        .peer_message(at_from)
+        .map_err(|e| format!("a peer message: {e}"))?
+    else {
+        return Ok(false);
+    };
+    let got = to
+        .peer_receive(at_to, &message)
+        .map_err(|e| format!("a peer message did not apply: {e}"))?;
+    left_out.extend(
+        got.refused
+            .iter()
+            .map(|(r, hashes)| format!("{} ×{}", r.rule.code(), hashes.len())),
+    );
+    Ok(true)
+}
+
+/// A peer session ends within this many exchanges, or the simulation says it did not.
+const MEETING_ROUNDS: usize = 20;
 
 /// What a run injects, for its summary line.
 pub fn describe(bug: Option<Bug>) -> &'static str {

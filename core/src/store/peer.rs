@@ -143,12 +143,12 @@ impl Store {
                 incoming.case, session.case
             )));
         }
-        self.keep_verified(&incoming.certificates)?;
         let message = sync::Message::decode(&incoming.sync)
             .map_err(|e| Error::InvalidDocument(format!("peer sync message: {e}")))?;
         let limits = intake::Limits::default();
         let checked = intake::check(message, &limits)
             .map_err(|e| Error::InvalidDocument(format!("peer sync message: {e}")))?;
+        self.keep_verified(&incoming.certificates)?;
         let case = session.case;
         let (doc, before) = match self.doc_if_exists(case)? {
             Some(loaded) => {

@@ -62,6 +62,7 @@ fn main() {
     corpus.write("server_session", sessions);
     corpus.write("wire_frame", frames);
     corpus.write("case_document", documents);
+    corpus.write("peer_message", anjian_fuzz::peer_inputs());
     let checklists = Path::new(env!("CARGO_MANIFEST_DIR")).join("../checklists");
     let mut templates = Vec::new();
     for entry in std::fs::read_dir(checklists).expect("the checklists") {

@@ -488,14 +488,26 @@ pub const TOKEN_ID_LEN: usize = 12;
 
 /// Counts a revocation.
 impl Storage {
-    /// Records a key the device `actor_id` (bound already) signs with, as signing in with
-    /// it does.
-    pub fn register_device_key(&self, actor_id: &str, key: &PublicKey) -> AppResult<()> {
+    /// Records a key the device `actor_id` (bound already) signs with and certifies it, as
+    /// signing in with it does; returns the certificate.
+    pub fn register_device_key(&self, actor_id: &str, key: &PublicKey) -> AppResult<Certificate> {
+        let user = self.read(|conn| {
+            conn.query_row(
+                "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled
+                 FROM devices d JOIN users u ON u.id = d.user_id WHERE d.actor_id = ?1",
+                [actor_id],
+                user_row,
+            )
+            .optional()?
+            .transpose()
+        })?;
+        let user = user.ok_or_else(|| AppError::NotFound(format!("no device {actor_id}")))?;
         self.write(|conn| {
             let tx = conn.transaction()?;
             register_key(&tx, actor_id, key)?;
+            let certificate = self.certify(&tx, &user, actor_id, key, Utc::now())?;
             tx.commit()?;
-            Ok(())
+            Ok(certificate)
         })
     }
 }

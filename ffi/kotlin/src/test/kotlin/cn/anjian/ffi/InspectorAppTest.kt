@@ -1,6 +1,11 @@
 package cn.anjian.ffi
 
 import java.io.File
+import java.math.BigInteger
+import java.security.KeyPairGenerator
+import java.security.Signature
+import java.security.interfaces.ECPublicKey
+import java.security.spec.ECGenParameterSpec
 import java.net.ServerSocket
 import java.nio.file.Files
 import java.nio.file.Path
@@ -191,6 +196,70 @@ class InspectorAppTest {
                 assertArrayEquals(photo.readBytes(), li.fetchOriginal(server.url, liToken, info.sha256))
                 assertEquals(zhang.heads(caseId), li.heads(caseId))
                 assertTrue(li.history(caseId).any { it.action == "add_finding" && it.author == "zhangwei" })
+            }
+        }
+    }
+
+    /** A P-256 key as the Android Keystore keeps it: the app never sees its secret. */
+    class KeystoreKey : DeviceSigner {
+        private val pair = KeyPairGenerator.getInstance("EC").apply {
+            initialize(ECGenParameterSpec("secp256r1"))
+        }.generateKeyPair()
+
+        override fun algorithm() = "p256"
+
+        override fun publicKey(): ByteArray {
+            val point = (pair.public as ECPublicKey).w
+            return byteArrayOf(4) + fixed(point.affineX) + fixed(point.affineY)
+        }
+
+        // r and s, 32 bytes each: the JDK's P1363 format, not DER.
+        override fun sign(message: ByteArray): ByteArray? = Signature.getInstance("SHA256withECDSAinP1363Format").run {
+            initSign(pair.private)
+            update(message)
+            sign()
+        }
+
+        private fun fixed(n: BigInteger): ByteArray = n.toByteArray().takeLast(32).toByteArray().let {
+            ByteArray(32 - it.size) + it
+        }
+    }
+
+    @Test
+    fun `two phones merge on site in a peer session and the server takes it all`() {
+        openStore("zhang-peer.db", zhangwei).use { zhang ->
+            openStore("li-peer.db", lina).use { li ->
+                zhang.setSigner(KeystoreKey())
+                val zhangToken = zhang.login(server.url, "zhangwei", PASSWORD, "张伟的手机")
+                val liToken = li.login(server.url, "lina", PASSWORD, "李娜的平板")
+                val caseId = openCase(zhang)
+                zhang.addFinding(caseId, NewFinding(description = "配电箱未接地", level = Level.GENERAL))
+
+                // No signal: the phones pass messages (Bluetooth, QR codes) until both are done.
+                val atZhang = zhang.peerSession(caseId)
+                val atLi = li.peerSession(caseId)
+                var accepted = 0uL
+                for (round in 1..20) {
+                    val toLi = atZhang.message()
+                    if (toLi != null) {
+                        val result = atLi.receive(toLi)
+                        assertEquals(emptyList<PeerRefusal>(), result.refused)
+                        accepted += result.accepted
+                    }
+                    val toZhang = atLi.message()
+                    if (toZhang != null) atZhang.receive(toZhang)
+                    if (toLi == null && toZhang == null) break
+                }
+                assertTrue(accepted > 0uL)
+                assertEquals(zhang.heads(caseId), li.heads(caseId))
+                assertThrows<AnjianException.Validation> { li.peerSession(caseId).receive(byteArrayOf(1, 2, 3)) }
+
+                // Li carries Zhang's work to the server; it is Zhang's there, with a receipt.
+                val pushed = runBlocking { withTimeout(WAIT_SECONDS * 1000) { li.sync(server.url, liToken, null) } }
+                assertEquals(emptyList<RefusedCase>(), pushed.refused)
+                runBlocking { withTimeout(WAIT_SECONDS * 1000) { zhang.sync(server.url, zhangToken, null) } }
+                assertEquals(zhang.history(caseId).size, zhang.receipts(caseId).size)
+                assertEquals("zhangwei", li.case(caseId).findings.single().recordedBy)
             }
         }
     }
