@@ -142,6 +142,20 @@ impl Inspector {
             .expect("case")
     }
 
+    /// The descriptions of a case's findings, sorted.
+    pub fn descriptions(&mut self, case: anjian_core::CaseId) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .store
+            .case(case)
+            .expect("case")
+            .findings
+            .into_iter()
+            .map(|f| f.description)
+            .collect();
+        found.sort();
+        found
+    }
+
     /// One sync round.
     pub async fn sync(&mut self) -> anjian_core::Result<anjian_core::sync::SyncReport> {
         self.store.sync(&self.server, &self.token, |_| {}).await

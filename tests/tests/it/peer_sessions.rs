@@ -90,19 +90,6 @@ fn absorb(total: &mut PeerReceived, one: PeerReceived) {
     total.refused.extend(one.refused);
 }
 
-fn descriptions(inspector: &mut Inspector, case: CaseId) -> Vec<String> {
-    let mut found: Vec<String> = inspector
-        .store
-        .case(case)
-        .expect("case")
-        .findings
-        .into_iter()
-        .map(|f| f.description)
-        .collect();
-    found.sort();
-    found
-}
-
 /// Who the server says wrote each change of the case.
 fn authors(data: &Path, case: CaseId) -> BTreeMap<String, String> {
     let storage = Storage::open(&data.join("server.db")).expect("server database");
@@ -137,7 +124,7 @@ async fn three_phones_merge_in_pairs_without_a_server_and_one_carries_it_all() {
     assert!(li_got.accepted >= 2, "{li_got:?}");
     let (_, wang_got) = meet(&mut li, &mut wang, case);
     assert!(wang_got.refused.is_empty(), "{wang_got:?}");
-    assert_eq!(descriptions(&mut wang, case), ["储罐区可燃气体报警器故障"]);
+    assert_eq!(wang.descriptions(case), ["储罐区可燃气体报警器故障"]);
 
     // Each records more; Zhang and Wang judge the shared finding's level differently.
     let texts = [
@@ -174,8 +161,8 @@ async fn three_phones_merge_in_pairs_without_a_server_and_one_carries_it_all() {
     ];
     let mut expected: Vec<String> = everything.iter().map(|s| (*s).to_owned()).collect();
     expected.sort();
-    assert_eq!(descriptions(&mut zhang, case), expected);
-    assert_eq!(descriptions(&mut li, case), expected);
+    assert_eq!(zhang.descriptions(case), expected);
+    assert_eq!(li.descriptions(case), expected);
 
     // Only Li reaches the network.
     let report = li.sync().await.expect("li syncs");
@@ -200,7 +187,7 @@ async fn three_phones_merge_in_pairs_without_a_server_and_one_carries_it_all() {
     for phone in [&mut zhang, &mut wang] {
         let report = phone.sync().await.expect("sync");
         assert!(report.refused.is_empty(), "{report:?}");
-        assert_eq!(descriptions(phone, case), expected);
+        assert_eq!(phone.descriptions(case), expected);
     }
     let conflicts = wang.store.conflicts(case).expect("conflicts");
     let level_conflict = conflicts
@@ -262,7 +249,7 @@ async fn a_phone_refuses_exactly_the_relayed_change_whose_signature_was_forged()
     assert_eq!(refusal.rule, Rule::Relay, "{refusal:?}");
     assert_eq!(hashes, &[forged]);
     assert_eq!(
-        descriptions(&mut wang, case),
+        wang.descriptions(case),
         ["储罐区可燃气体报警器故障", "消防水池无水"],
         "everything but the forged change is taken"
     );

@@ -40,19 +40,6 @@ fn joint_case(zhang: &mut Inspector) -> CaseId {
     zhang.store.open_case(&new).expect("case")
 }
 
-fn descriptions(inspector: &mut Inspector, case: CaseId) -> Vec<String> {
-    let mut found: Vec<String> = inspector
-        .store
-        .case(case)
-        .expect("case")
-        .findings
-        .into_iter()
-        .map(|f| f.description)
-        .collect();
-    found.sort();
-    found
-}
-
 /// Who the server says wrote each change of the case, and who carried it there.
 fn receipts(data: &Path, case: CaseId) -> BTreeMap<String, (String, Option<String>)> {
     let storage = Storage::open(&data.join("server.db")).expect("server database");
@@ -117,7 +104,7 @@ async fn one_phone_carries_the_whole_team_s_work_each_change_as_its_author_s() {
     let report = li.sync().await.expect("li syncs");
     assert!(report.refused.is_empty(), "{report:?}");
     assert_eq!(
-        descriptions(&mut li, case),
+        li.descriptions(case),
         expected,
         "Li's own finding stays"
     );
@@ -141,7 +128,7 @@ async fn one_phone_carries_the_whole_team_s_work_each_change_as_its_author_s() {
     // Zhang's phone learns of Li's finding; the server acknowledged Zhang's own changes.
     let report = zhang.sync().await.expect("zhang syncs");
     assert!(report.refused.is_empty(), "{report:?}");
-    assert_eq!(descriptions(&mut zhang, case), expected);
+    assert_eq!(zhang.descriptions(case), expected);
     assert_eq!(
         zhang.store.heads(case).expect("heads"),
         li.store.heads(case).expect("heads")
@@ -205,7 +192,7 @@ async fn exactly_the_changes_with_a_forged_or_missing_signature_or_a_revoked_sig
             .map(|r| r.change_hash)
             .collect();
         assert!(refused.contains(&hash), "{tamper}: {refused:?}");
-        let shown = descriptions(&mut li, case);
+        let shown = li.descriptions(case);
         assert!(shown.contains(&ours), "{tamper}: Li's own finding stays");
         let accepted = receipts(&server.data, case);
         assert!(
@@ -229,7 +216,7 @@ async fn exactly_the_changes_with_a_forged_or_missing_signature_or_a_revoked_sig
             let report = zhang.sync().await.expect("zhang syncs");
             assert!(report.refused.is_empty(), "{tamper}: {report:?}");
             li.sync().await.expect("li syncs again");
-            assert!(descriptions(&mut li, case).contains(&theirs), "{tamper}");
+            assert!(li.descriptions(case).contains(&theirs), "{tamper}");
             assert_eq!(
                 zhang.store.heads(case).expect("heads"),
                 li.store.heads(case).expect("heads"),
@@ -286,7 +273,7 @@ async fn three_phones_merge_in_pairs_and_one_carries_it_all() {
     // Only Zhang reaches the network.
     let report = zhang.sync().await.expect("zhang syncs");
     assert!(report.refused.is_empty(), "{report:?}");
-    let every = descriptions(&mut zhang, case);
+    let every = zhang.descriptions(case);
     assert_eq!(every.len(), 4, "{every:?}");
     let receipts = receipts(&server.data, case);
     for (user, relayer) in [
@@ -310,7 +297,7 @@ async fn three_phones_merge_in_pairs_and_one_carries_it_all() {
     for inspector in [&mut li, &mut wang] {
         let report = inspector.sync().await.expect("sync");
         assert!(report.refused.is_empty(), "{report:?}");
-        assert_eq!(descriptions(inspector, case), every);
+        assert_eq!(inspector.descriptions(case), every);
         assert_eq!(
             inspector.store.heads(case).expect("heads"),
             zhang.store.heads(case).expect("heads")
@@ -404,7 +391,7 @@ async fn a_late_relayed_change_is_judged_against_the_case_as_the_server_holds_it
             "{step}: the server does not hold it"
         );
         assert!(
-            descriptions(&mut zhang, case).is_empty(),
+            zhang.descriptions(case).is_empty(),
             "{step}: the refused finding left Zhang's case, kept among the refusals"
         );
         server.stop().await;
