@@ -103,11 +103,7 @@ async fn one_phone_carries_the_whole_team_s_work_each_change_as_its_author_s() {
     // Li reaches the network first and carries everything.
     let report = li.sync().await.expect("li syncs");
     assert!(report.refused.is_empty(), "{report:?}");
-    assert_eq!(
-        li.descriptions(case),
-        expected,
-        "Li's own finding stays"
-    );
+    assert_eq!(li.descriptions(case), expected, "Li's own finding stays");
     assert!(li.store.refusals().expect("refusals").is_empty());
 
     let receipts = receipts(&server.data, case);
