@@ -250,16 +250,38 @@ pub async fn case(
     Ok(Json(CaseView::of(review::load(&app, &user, &id)?)))
 }
 
-/// What the server signed about a case's changes, for a device to keep.
+/// `POST /api/v1/proofs` body.
+#[derive(Deserialize, ToSchema)]
+pub struct ProofsRequest {
+    /// The cases (ids), at most `MAX_PROOF_CASES` (100).
+    #[schema(max_items = 100)]
+    cases: Vec<String>,
+}
+
+/// Cases asked about in one `POST /api/v1/proofs`, at most.
+pub const MAX_PROOF_CASES: usize = 100;
+
+/// What the server signed about cases' changes, for a device to keep.
 #[derive(Serialize, ToSchema)]
 pub struct Proofs {
     /// The server's public key (Ed25519, hex).
     #[schema(pattern = "^[0-9a-f]{64}$")]
     server_key: String,
     /// The certificates the server issued the devices (and the server-side actors) that
-    /// wrote the case's changes: hex of their CBOR (docs/EVIDENCE.md).
+    /// wrote the cases' changes, each once: hex of their CBOR (docs/EVIDENCE.md).
     certificates: Vec<String>,
-    /// The server's signed receipt of every change of the case it committed.
+    /// Per case the user may sync, the server's signed receipt of every change it
+    /// committed (the other cases asked about are left out).
+    cases: Vec<CaseProofs>,
+}
+
+/// The receipts of one case's changes.
+#[derive(Serialize, ToSchema)]
+pub struct CaseProofs {
+    /// The case id.
+    #[schema(format = Uuid)]
+    case: String,
+    /// The server's signed receipt of each change of it.
     receipts: Vec<ReceiptProof>,
 }
 
@@ -278,48 +300,57 @@ pub struct ReceiptProof {
     signature: String,
 }
 
-/// A case's certificates and receipts
+/// Cases' certificates and receipts
 ///
-/// The server's signed receipts of the case's changes (proof of when each reached the
+/// The server's signed receipts of the cases' changes (proof of when each reached the
 /// server) and the certificates of the devices that wrote them: a device keeps them, to
 /// show them as evidence and to verify its teammates' changes on site without signal.
-/// Answered for the cases the user may sync.
+/// Answered for the cases the user may sync; others, and unknown ids, are left out.
 #[utoipa::path(
-    get,
-    path = "/api/v1/cases/{id}/proofs",
+    post,
+    path = "/api/v1/proofs",
     tag = "sync",
-    params(("id" = String, Path, format = Uuid, description = "Case id")),
+    request_body = ProofsRequest,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The case's receipts and its writers' certificates", body = Proofs),
-        (status = 400, description = "The id is not UTF-8 once percent-decoded", body = ErrorBody),
+        (status = 200, description = "The cases' receipts and their writers' certificates", body = Proofs),
+        (status = 400, description = "The body is not valid JSON, or asks about more than 100 cases", body = ErrorBody),
         SignedOut,
-        (status = 404, description = "No such case, or not one this user may sync", body = ErrorBody),
+        JsonBodyRefused,
     ),
 )]
 pub async fn proofs(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
-    Path(id): Path<String>,
+    Json(body): Json<ProofsRequest>,
 ) -> AppResult<Json<Proofs>> {
-    let not_found = || AppError::NotFound(format!("没有该案件 (no case {id})"));
-    let case_id: anjian_core::CaseId = id.parse().map_err(|_| not_found())?;
-    let doc = app.storage.load_document(case_id)?.ok_or_else(not_found)?;
-    if !policy::can_see(&user, &anjian_core::case_doc::read(&doc)?) {
-        return Err(not_found());
+    if body.cases.len() > MAX_PROOF_CASES {
+        return Err(AppError::BadRequest(format!(
+            "at most {MAX_PROOF_CASES} cases per request"
+        )));
     }
-    let (certificates, receipts) = app.storage.proofs(case_id)?;
+    // An id that is not a case id names no case the user may sync.
+    let cases: Vec<anjian_core::CaseId> =
+        body.cases.iter().filter_map(|id| id.parse().ok()).collect();
+    let proofs = app.storage.proofs(&user, &cases)?;
     Ok(Json(Proofs {
         server_key: hex::encode(app.storage.server_key().public_key().bytes()),
-        certificates: certificates.iter().map(hex::encode).collect(),
-        receipts: receipts
+        certificates: proofs.certificates.iter().map(hex::encode).collect(),
+        cases: proofs
+            .receipts
             .into_iter()
-            .map(|r| ReceiptProof {
-                change_hash: r.hash.to_string(),
-                actor: r.actor,
-                received_at: r.received_at,
-                issuer: hex::encode(r.issuer),
-                signature: hex::encode(r.signature),
+            .map(|(case, receipts)| CaseProofs {
+                case: case.to_string(),
+                receipts: receipts
+                    .into_iter()
+                    .map(|r| ReceiptProof {
+                        change_hash: r.hash.to_string(),
+                        actor: r.actor,
+                        received_at: r.received_at,
+                        issuer: hex::encode(r.issuer),
+                        signature: hex::encode(r.signature),
+                    })
+                    .collect(),
             })
             .collect(),
     }))

@@ -100,7 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/catalog", get(api::catalog))
         .route("/api/v1/cases", get(api::cases))
         .route("/api/v1/cases/{id}", get(api::case))
-        .route("/api/v1/cases/{id}/proofs", get(api::proofs))
+        .route("/api/v1/proofs", post(api::proofs).layer(action()))
         .route(
             "/api/v1/cases/{id}/review",
             post(api::review_case).layer(action()),

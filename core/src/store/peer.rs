@@ -148,7 +148,7 @@ impl Store {
         let limits = intake::Limits::default();
         let checked = intake::check(message, &limits)
             .map_err(|e| Error::InvalidDocument(format!("peer sync message: {e}")))?;
-        self.keep_verified(&incoming.certificates)?;
+        self.keep_certificates(&incoming.certificates)?;
         let case = session.case;
         let (doc, before) = match self.doc_if_exists(case)? {
             Some(loaded) => {

@@ -31,7 +31,7 @@ impl Store {
             ],
         )?;
         if let Some(bytes) = certificate {
-            let kept = self.keep_verified(&[bytes.to_vec()])?;
+            let kept = self.keep_certificates(&[bytes.to_vec()])?;
             if kept == 0 {
                 return Err(Error::invalid(
                     "certificate",
@@ -45,7 +45,7 @@ impl Store {
     /// Keeps every certificate of `certificates` issued by a trusted server key and valid
     /// now (a later one for the same key and device replaces an earlier one); the others
     /// are ignored: the changes they would vouch for wait. Returns how many it kept.
-    pub(crate) fn keep_verified(&self, certificates: &[Vec<u8>]) -> Result<usize> {
+    pub fn keep_certificates(&self, certificates: &[Vec<u8>]) -> Result<usize> {
         let now = self.now().timestamp();
         let mut kept = 0;
         for bytes in certificates {
@@ -134,17 +134,10 @@ impl Store {
         }
         Ok(None)
     }
-    /// Keeps what the server signed about a case (`GET /api/v1/cases/{id}/proofs`):
-    /// certificates of the devices that wrote it, and receipts of its changes. Only what a
-    /// server key this device trusts (from sign-in) signed is kept; the rest is ignored.
-    /// Returns how many receipts were new.
-    pub fn keep_proofs(
-        &self,
-        case: CaseId,
-        certificates: &[Vec<u8>],
-        receipts: &[Receipt],
-    ) -> Result<usize> {
-        self.keep_verified(certificates)?;
+    /// Keeps the server's receipts of a case's changes (`POST /api/v1/proofs`) that a
+    /// server key this device trusts (from sign-in) signed; the rest are ignored. Returns
+    /// how many were new.
+    pub fn keep_receipts(&self, case: CaseId, receipts: &[Receipt]) -> Result<usize> {
         let mut kept = 0;
         for receipt in receipts {
             let Some(server) = self.trusted_key(&receipt.issuer)? else {
@@ -168,6 +161,23 @@ impl Store {
             )?;
         }
         Ok(kept)
+    }
+
+    /// Which of `cases` this store holds with changes the server acknowledged and no
+    /// receipt of them kept here: the cases to ask the server's proofs of.
+    pub(crate) fn cases_wanting_receipts(&self, cases: &[CaseId]) -> Result<Vec<CaseId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM change_acks a WHERE a.case_id = ?1
+                AND NOT EXISTS (SELECT 1 FROM receipts r WHERE r.change_hash = a.change_hash))",
+        )?;
+        let mut wanted = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for case in cases {
+            if seen.insert(*case) && stmt.query_row([case.to_string()], |r| r.get::<_, bool>(0))? {
+                wanted.push(*case);
+            }
+        }
+        Ok(wanted)
     }
 
     /// The server's receipts kept of a case's changes, in the order the server received

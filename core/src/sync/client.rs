@@ -238,6 +238,12 @@ pub async fn sync(
 #[derive(Deserialize)]
 struct ProofsAnswer {
     certificates: Vec<String>,
+    cases: Vec<CaseProofsAnswer>,
+}
+
+#[derive(Deserialize)]
+struct CaseProofsAnswer {
+    case: String,
     receipts: Vec<ReceiptAnswer>,
 }
 
@@ -250,9 +256,13 @@ struct ReceiptAnswer {
     signature: String,
 }
 
-/// Keeps what the server signed about every case this sync exchanged: its receipts of
-/// the changes (proof of when each reached the server) and the certificates of the
-/// devices that wrote them (to verify teammates' changes on site).
+/// Cases asked about in one request for proofs (the server's limit).
+const PROOF_CASES: usize = 100;
+
+/// Keeps what the server signed about the cases this sync exchanged whose acknowledged
+/// changes lack a receipt here: its receipts of the changes (proof of when each reached
+/// the server) and the certificates of the devices that wrote them (to verify teammates'
+/// changes on site). One request per hundred such cases; none for an idle sync.
 async fn fetch_proofs(
     store: &mut impl StoreAccess,
     http: &reqwest::Client,
@@ -260,66 +270,86 @@ async fn fetch_proofs(
     token: &str,
     report: &mut SyncReport,
 ) -> Result<()> {
-    let cases: std::collections::BTreeSet<_> = report.cases.iter().copied().collect();
-    for case in cases {
-        if !store.with(move |s| s.has_case(case)).await? {
-            continue;
-        }
+    let exchanged = report.cases.clone();
+    let wanted = store
+        .with(move |s| s.cases_wanting_receipts(&exchanged))
+        .await?;
+    for batch in wanted.chunks(PROOF_CASES) {
+        let cases: Vec<String> = batch.iter().map(ToString::to_string).collect();
         let response = http
-            .get(format!("{server}/api/v1/cases/{case}/proofs"))
+            .post(format!("{server}/api/v1/proofs"))
             .bearer_auth(token)
+            .json(&serde_json::json!({ "cases": cases }))
             .send()
             .await
             .map_err(network)?;
         report.http_requests += 1;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            // No longer one this user may sync.
-            continue;
-        }
         if !response.status().is_success() {
             return Err(http_error(response).await);
         }
         let answer: ProofsAnswer = response
             .json()
             .await
-            .map_err(|e| Error::Sync(format!("proofs of case {case}: {e}")))?;
-        let (certificates, receipts) = read_proofs(answer)
-            .map_err(|why| Error::Sync(format!("proofs of case {case}: {why}")))?;
+            .map_err(|e| Error::Sync(format!("proofs: {e}")))?;
+        let (certificates, cases) =
+            read_proofs(answer).map_err(|why| Error::Sync(format!("proofs: {why}")))?;
         report.receipts += store
-            .with(move |s| s.keep_proofs(case, &certificates, &receipts))
+            .with(move |s| {
+                s.keep_certificates(&certificates)?;
+                let mut kept = 0;
+                for (case, receipts) in &cases {
+                    kept += s.keep_receipts(*case, receipts)?;
+                }
+                Ok(kept)
+            })
             .await?;
     }
     Ok(())
 }
 
-fn read_proofs(
-    answer: ProofsAnswer,
-) -> std::result::Result<(Vec<Vec<u8>>, Vec<crate::certificate::Receipt>), String> {
+/// Certificates, and receipts by case, as the server sent them.
+type ReadProofs = (
+    Vec<Vec<u8>>,
+    Vec<(crate::codes::CaseId, Vec<crate::certificate::Receipt>)>,
+);
+
+fn read_proofs(answer: ProofsAnswer) -> std::result::Result<ReadProofs, String> {
     let unhex = |text: &str| hex::decode(text).map_err(|_| format!("{text:?} is not hex"));
     let certificates = answer
         .certificates
         .iter()
         .map(|c| unhex(c))
         .collect::<std::result::Result<_, _>>()?;
-    let receipts = answer
-        .receipts
+    let cases = answer
+        .cases
         .into_iter()
-        .map(|r| {
-            Ok(crate::certificate::Receipt {
-                hash: r
-                    .change_hash
-                    .parse()
-                    .map_err(|_| format!("{:?} is not a change hash", r.change_hash))?,
-                issuer: unhex(&r.issuer)?
-                    .try_into()
-                    .map_err(|_| "an issuer is a key id of 8 bytes".to_owned())?,
-                signature: unhex(&r.signature)?,
-                actor: r.actor,
-                received_at: r.received_at,
-            })
+        .map(|case| {
+            let id = case
+                .case
+                .parse()
+                .map_err(|_| format!("{:?} is not a case id", case.case))?;
+            let receipts = case
+                .receipts
+                .into_iter()
+                .map(|r| {
+                    Ok(crate::certificate::Receipt {
+                        hash: r
+                            .change_hash
+                            .parse()
+                            .map_err(|_| format!("{:?} is not a change hash", r.change_hash))?,
+                        issuer: unhex(&r.issuer)?
+                            .try_into()
+                            .map_err(|_| "an issuer is a key id of 8 bytes".to_owned())?,
+                        signature: unhex(&r.signature)?,
+                        actor: r.actor,
+                        received_at: r.received_at,
+                    })
+                })
+                .collect::<std::result::Result<_, String>>()?;
+            Ok((id, receipts))
         })
         .collect::<std::result::Result<_, String>>()?;
-    Ok((certificates, receipts))
+    Ok((certificates, cases))
 }
 
 /// Downloads the thumbnails of every photo in the cases this sync exchanged that the

@@ -48,6 +48,15 @@ pub struct Storage {
     key: SoftwareKey,
 }
 
+/// What the server signed about some cases (`Storage::proofs`).
+#[derive(Debug, Default)]
+pub struct Proofs {
+    /// Certificates of the devices and server-side actors that wrote in them (CBOR).
+    pub certificates: Vec<Vec<u8>>,
+    /// The receipts of each case's changes.
+    pub receipts: Vec<(CaseId, Vec<anjian_core::certificate::Receipt>)>,
+}
+
 /// One change received, for its receipt.
 pub struct Receipt {
     /// Hex hash.
@@ -384,56 +393,70 @@ impl Storage {
         })
     }
 
-    /// The certificates of every device that wrote a change of `case`, and the server's
-    /// signed receipts of its changes.
-    pub fn proofs(
-        &self,
-        case: CaseId,
-    ) -> AppResult<(Vec<Vec<u8>>, Vec<anjian_core::certificate::Receipt>)> {
-        let key = case.to_string();
+    /// What the server signed about the cases of `cases` that `user` may sync (the others
+    /// are left out, as if they did not exist): the server's receipts of each case's
+    /// changes, and the certificates of every device and server-side actor that wrote
+    /// one, each once.
+    pub fn proofs(&self, user: &User, cases: &[CaseId]) -> AppResult<Proofs> {
         self.read(|conn| {
-            let mut certificates = conn.prepare(
+            let mut visible = conn.prepare_cached(
+                "SELECT ?1 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?2 AND v.case_id = ?3)",
+            )?;
+            let mut certificates = conn.prepare_cached(
                 "SELECT c.bytes FROM certificates c
                  WHERE c.actor_id IN (SELECT DISTINCT actor_id FROM receipts WHERE case_id = ?1)
                  ORDER BY c.id",
             )?;
-            let certificates = certificates
-                .query_map([&key], |r| r.get::<_, Vec<u8>>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut receipts = conn.prepare(
+            let mut receipts = conn.prepare_cached(
                 "SELECT change_hash, actor_id, received_at, receipt_issuer, receipt_signature
                  FROM receipts WHERE case_id = ?1 AND receipt_signature IS NOT NULL
                  ORDER BY received_at, change_hash",
             )?;
-            let receipts = receipts
-                .query_map([&key], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                    ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            receipts
-                .into_iter()
-                .map(|(hash, actor, received_at, issuer, signature)| {
-                    let damaged =
-                        |what: &str| AppError::Internal(format!("a stored receipt's {what}"));
-                    Ok(anjian_core::certificate::Receipt {
-                        hash: hash.parse().map_err(|_| damaged("change hash"))?,
-                        actor,
-                        received_at,
-                        issuer: issuer
-                            .as_slice()
-                            .try_into()
-                            .map_err(|_| damaged("issuer"))?,
-                        signature,
+            let mut proofs = Proofs::default();
+            let mut seen = std::collections::HashSet::new();
+            for case in cases {
+                let key = case.to_string();
+                let may: bool = visible.query_row(
+                    params![user.role == Role::Admin, user.district.as_str(), key],
+                    |r| r.get(0),
+                )?;
+                if !may {
+                    continue;
+                }
+                for bytes in certificates.query_map([&key], |r| r.get::<_, Vec<u8>>(0))? {
+                    let bytes = bytes?;
+                    if seen.insert(bytes.clone()) {
+                        proofs.certificates.push(bytes);
+                    }
+                }
+                let rows = receipts
+                    .query_map([&key], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Vec<u8>>(3)?,
+                            r.get::<_, Vec<u8>>(4)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let of_case = rows
+                    .into_iter()
+                    .map(|(hash, actor, received_at, issuer, signature)| {
+                        let damaged =
+                            |what: &str| AppError::Internal(format!("a stored receipt's {what}"));
+                        Ok(anjian_core::certificate::Receipt {
+                            hash: hash.parse().map_err(|_| damaged("change hash"))?,
+                            actor,
+                            received_at,
+                            issuer: issuer.as_slice().try_into().map_err(|_| damaged("issuer"))?,
+                            signature,
+                        })
                     })
-                })
-                .collect::<AppResult<Vec<_>>>()
-                .map(|receipts| (certificates, receipts))
+                    .collect::<AppResult<Vec<_>>>()?;
+                proofs.receipts.push((*case, of_case));
+            }
+            Ok(proofs)
         })
     }
 

@@ -299,6 +299,7 @@ async fn a_supervisor_s_decision_signed_by_the_server_is_verified_on_site_and_ev
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("server");
     add_user(&data, "chief", Role::Supervisor, "310101", "应急管理");
+    add_user(&data, "outsider", Role::Inspector, "310109", "应急管理");
     let (server, mut phones) = team(dir.path()).await;
     let [mut zhang, mut li] = [phones.remove(0), phones.remove(0)];
     let url = server.url();
@@ -336,6 +337,29 @@ async fn a_supervisor_s_decision_signed_by_the_server_is_verified_on_site_and_ev
         receipt.verify(&server_key).expect("the server signed it");
         assert!(history.iter().any(|h| h.hash == receipt.hash.to_string()));
     }
+
+    // The proofs of a case are answered only to those who may sync it.
+    let proofs = |token: String| {
+        let url = url.clone();
+        async move {
+            let answer: serde_json::Value = reqwest::Client::new()
+                .post(format!("{url}/api/v1/proofs"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"cases": [case.to_string(), "不是案件"]}))
+                .send()
+                .await
+                .expect("proofs")
+                .json()
+                .await
+                .expect("json");
+            answer["cases"].as_array().map(Vec::len)
+        }
+    };
+    assert_eq!(proofs(zhang.token.clone()).await, Some(1));
+    assert_eq!(
+        proofs(anjian_tests::login_token(&url, "outsider").await).await,
+        Some(0)
+    );
 
     // On site Li, who never synced the case, receives it from Zhang: the supervisor's
     // decision verifies against the certificate of the supervisor's server-side actor.
