@@ -44,7 +44,7 @@ impl Store {
 
     /// Keeps every certificate of `certificates` issued by a trusted server key and valid
     /// now (a later one for the same key and device replaces an earlier one); the others
-    /// are ignored: the changes they would vouch for wait. Returns how many it kept.
+    /// are ignored: the changes they would vouch for wait. Returns how many verified.
     pub fn keep_certificates(&self, certificates: &[Vec<u8>]) -> Result<usize> {
         let now = self.now().timestamp();
         let mut kept = 0;
@@ -59,7 +59,8 @@ impl Store {
                 continue;
             }
             let fields = certificate.fields();
-            kept += self.conn.execute(
+            kept += 1;
+            self.conn.execute(
                 "INSERT INTO certificates (key_id, actor, not_after, bytes) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (key_id, actor) DO UPDATE SET not_after = excluded.not_after,
                     bytes = excluded.bytes
@@ -134,6 +135,7 @@ impl Store {
         }
         Ok(None)
     }
+
     /// Keeps the server's receipts of a case's changes (`POST /api/v1/proofs`) that a
     /// server key this device trusts (from sign-in) signed; the rest are ignored. Returns
     /// how many were new.
