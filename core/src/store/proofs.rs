@@ -167,6 +167,7 @@ impl Store {
 
     /// Which of `cases` this store holds with changes the server acknowledged and no
     /// receipt of them kept here: the cases to ask the server's proofs of.
+    #[cfg(feature = "client")]
     pub(crate) fn cases_wanting_receipts(&self, cases: &[CaseId]) -> Result<Vec<CaseId>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM change_acks a WHERE a.case_id = ?1
