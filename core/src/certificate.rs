@@ -312,6 +312,25 @@ impl Receipt {
         })
     }
 
+    /// A receipt as a database or an answer keeps it: the change hash in hex and the
+    /// issuer's key id as bytes of any length (`None` unless the hash reads and the key id
+    /// is 8 bytes).
+    pub fn from_stored(
+        hash: &str,
+        actor: String,
+        received_at: String,
+        issuer: &[u8],
+        signature: Vec<u8>,
+    ) -> Option<Receipt> {
+        Some(Receipt {
+            hash: hash.parse().ok()?,
+            actor,
+            received_at,
+            issuer: issuer.try_into().ok()?,
+            signature,
+        })
+    }
+
     /// Whether `server` signed it.
     pub fn verify(&self, server: &PublicKey) -> std::result::Result<(), SignatureError> {
         if server.id() != self.issuer {

@@ -201,14 +201,8 @@ impl Store {
         })?;
         rows.map(|row| {
             let (hash, actor, received_at, issuer, signature) = row?;
-            let damaged = || Error::Corrupt(format!("a kept receipt of change {hash}"));
-            Ok(Receipt {
-                hash: hash.parse().map_err(|_| damaged())?,
-                actor,
-                received_at,
-                issuer: issuer.as_slice().try_into().map_err(|_| damaged())?,
-                signature,
-            })
+            Receipt::from_stored(&hash, actor, received_at, &issuer, signature)
+                .ok_or_else(|| Error::Corrupt(format!("a kept receipt of change {hash}")))
         })
         .collect()
     }

@@ -332,18 +332,15 @@ fn read_proofs(answer: ProofsAnswer) -> std::result::Result<ReadProofs, String> 
                 .receipts
                 .into_iter()
                 .map(|r| {
-                    Ok(crate::certificate::Receipt {
-                        hash: r
-                            .change_hash
-                            .parse()
-                            .map_err(|_| format!("{:?} is not a change hash", r.change_hash))?,
-                        issuer: unhex(&r.issuer)?
-                            .try_into()
-                            .map_err(|_| "an issuer is a key id of 8 bytes".to_owned())?,
-                        signature: unhex(&r.signature)?,
-                        actor: r.actor,
-                        received_at: r.received_at,
-                    })
+                    let (issuer, signature) = (unhex(&r.issuer)?, unhex(&r.signature)?);
+                    crate::certificate::Receipt::from_stored(
+                        &r.change_hash,
+                        r.actor,
+                        r.received_at,
+                        &issuer,
+                        signature,
+                    )
+                    .ok_or_else(|| format!("the receipt of {:?} is malformed", r.change_hash))
                 })
                 .collect::<std::result::Result<_, String>>()?;
             Ok((id, receipts))

@@ -443,15 +443,14 @@ impl Storage {
                 let of_case = rows
                     .into_iter()
                     .map(|(hash, actor, received_at, issuer, signature)| {
-                        let damaged =
-                            |what: &str| AppError::Internal(format!("a stored receipt's {what}"));
-                        Ok(anjian_core::certificate::Receipt {
-                            hash: hash.parse().map_err(|_| damaged("change hash"))?,
+                        anjian_core::certificate::Receipt::from_stored(
+                            &hash,
                             actor,
                             received_at,
-                            issuer: issuer.as_slice().try_into().map_err(|_| damaged("issuer"))?,
+                            &issuer,
                             signature,
-                        })
+                        )
+                        .ok_or_else(|| AppError::Internal(format!("the stored receipt of {hash}")))
                     })
                     .collect::<AppResult<Vec<_>>>()?;
                 proofs.receipts.push((*case, of_case));
