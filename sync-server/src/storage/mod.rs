@@ -6,9 +6,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use anjian_core::certificate::receipt_message;
 use anjian_core::rules::{Author, CaseState, Refusal};
-use anjian_core::signing::{ChangeSignature, KeyAlgorithm, KeyId, PublicKey, Signer, SoftwareKey};
+use anjian_core::signing::{ChangeSignature, KeyAlgorithm, KeyId, PublicKey, SoftwareKey};
 use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
 use anjian_core::{CaseId, Role};
 use automerge::{AutoCommit, ChangeHash};
@@ -59,10 +58,9 @@ pub struct Proofs {
 
 /// One change received, for its receipt.
 pub struct Receipt {
-    /// Hex hash.
-    pub hash: String,
-    /// Hex actor id.
-    pub actor: String,
+    /// The server's signed receipt (hash, actor, time received), made where the change
+    /// was judged: the one writer thread only stores it.
+    pub signed: anjian_core::certificate::Receipt,
     /// Device time (seconds).
     pub device_time: i64,
     /// The account that wrote the change (for a relayed change, not the sender's).
@@ -271,7 +269,7 @@ impl Storage {
             let mut results = Vec::with_capacity(commits.len());
             for commit in commits {
                 let savepoint = tx.savepoint()?;
-                match apply_commit(&savepoint, &self.key, commit) {
+                match apply_commit(&savepoint, commit) {
                     Ok(chunks) => {
                         savepoint.commit()?;
                         results.push(Ok(chunks));
@@ -595,7 +593,7 @@ fn server_key(secret: &[u8]) -> SoftwareKey {
 }
 
 /// Writes one commit (see `Commit`) inside an open transaction.
-fn apply_commit(tx: &Connection, server: &SoftwareKey, commit: &Commit) -> AppResult<i64> {
+fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
     let key = commit.case_id.to_string();
     let seq: i64 = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM documents", [], |r| {
         r.get(0)
@@ -626,35 +624,27 @@ fn apply_commit(tx: &Connection, server: &SoftwareKey, commit: &Commit) -> AppRe
         [&key],
         |r| r.get(0),
     )?;
-    let now = Utc::now().to_rfc3339();
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at,
             relayed_by, key_id, signature, receipt_issuer, receipt_signature)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    let issuer = server.public_key().id();
     for receipt in &commit.receipts {
         let relayed_by = (receipt.author != commit.user_id).then_some(commit.user_id);
         let signature = receipt.signature.as_ref();
-        let hash: ChangeHash = receipt
-            .hash
-            .parse()
-            .map_err(|e| AppError::Internal(format!("a receipt's change hash: {e}")))?;
-        let receipt_signature = server
-            .sign(&receipt_message(&hash, &receipt.actor, &now))
-            .map_err(|e| AppError::Internal(format!("signing a receipt: {e}")))?;
+        let signed = &receipt.signed;
         insert.execute(params![
-            receipt.hash,
+            signed.hash.to_string(),
             key,
-            receipt.actor,
+            signed.actor,
             receipt.author,
             receipt.device_time,
-            now,
+            signed.received_at,
             relayed_by,
             signature.map(|s| s.key.to_vec()),
             signature.map(|s| s.signature.to_vec()),
-            issuer.as_slice(),
-            receipt_signature,
+            signed.issuer.as_slice(),
+            signed.signature,
         ])?;
     }
     write_projections(tx, &key, &commit.projection, true)?;

@@ -207,7 +207,7 @@ fn receive_visible(
         candidate_state,
         bytes,
         false,
-        &applied,
+        receipts(context.storage.as_ref(), &applied)?,
         (blob_refs, touched_conflict),
         slot.conflicts,
     );
@@ -301,7 +301,7 @@ fn receive_unknown(
         state,
         bytes,
         true,
-        &applied,
+        receipts(context.storage.as_ref(), &applied)?,
         (blob_refs, touched_conflict),
         0,
     );
@@ -468,7 +468,7 @@ fn commit_of(
     state: sync::State,
     bytes: Vec<u8>,
     new: bool,
-    applied: &[(Change, Signed)],
+    receipts: Vec<Receipt>,
     (blob_refs, touched_conflict): (BTreeSet<String>, bool),
     conflicts_before: usize,
 ) -> Candidate {
@@ -481,16 +481,7 @@ fn commit_of(
     };
     Candidate {
         blob_refs: blob_refs.into_iter().collect(),
-        receipts: applied
-            .iter()
-            .map(|(change, signed)| Receipt {
-                hash: change.hash().to_string(),
-                actor: change.actor_id().to_hex_string(),
-                device_time: change.timestamp(),
-                author: signed.user_id,
-                signature: signed.signature.clone(),
-            })
-            .collect(),
+        receipts,
         doc,
         case,
         state,
@@ -500,6 +491,28 @@ fn commit_of(
         rewind: false,
         refused: Vec::new(),
     }
+}
+
+/// The receipts of changes judged now, each signed by the server (on the thread that
+/// judged them, not on the one writer thread).
+fn receipts(storage: &dyn Documents, applied: &[(Change, Signed)]) -> AppResult<Vec<Receipt>> {
+    let received_at = chrono::Utc::now().to_rfc3339();
+    applied
+        .iter()
+        .map(|(change, signed)| {
+            Ok(Receipt {
+                signed: anjian_core::certificate::Receipt::sign(
+                    storage.server_key(),
+                    change.hash(),
+                    change.actor_id().to_hex_string(),
+                    received_at.clone(),
+                )?,
+                device_time: change.timestamp(),
+                author: signed.user_id,
+                signature: signed.signature.clone(),
+            })
+        })
+        .collect()
 }
 
 fn refused(refusal: Refusal, changes: &[Change], state: Option<sync::State>) -> Received {
@@ -578,7 +591,7 @@ pub fn change_in<T>(
         sync::State::new(),
         bytes,
         false,
-        &applied,
+        receipts(storage, &applied)?,
         touched,
         slot.conflicts,
     );
