@@ -152,9 +152,9 @@ impl Store {
         let case = session.case;
         let (doc, before) = match self.doc_if_exists(case)? {
             Some(loaded) => {
-                let doc = loaded.doc.clone();
-                let before = rules::CaseState::of(&doc)?;
-                (doc, Some(before))
+                let before = super::judged_state(loaded)?;
+                loaded.judged = Some((loaded.doc.get_heads(), before.clone()));
+                (loaded.doc.clone(), Some(before))
             }
             None => (AutoCommit::new(), None),
         };
@@ -170,7 +170,10 @@ impl Store {
             .into_iter()
             .map(|s| (s.hash, s))
             .collect();
-        let mut verifier = Certified { store: self };
+        let mut verifier = Certified {
+            store: self,
+            known: HashMap::new(),
+        };
         let authors: Vec<std::result::Result<Author, Refusal>> = fresh
             .iter()
             .map(|change| {
@@ -199,13 +202,14 @@ impl Store {
             accepted: judged.admitted.len(),
             refused: judged.refused,
         };
-        if received.accepted == 0 {
+        let Some(after) = judged.case else {
             return Ok(received);
-        }
+        };
         let actor = self.actor.clone();
         match self.doc_if_exists(case)? {
             Some(loaded) => {
                 loaded.doc = merged.with_actor(actor);
+                loaded.judged = Some((loaded.doc.get_heads(), after));
                 self.persist_merged(case, &kept)?;
             }
             None => {
@@ -227,6 +231,9 @@ impl Store {
 /// proves nothing about who it is, so no unsigned change is taken from it.
 struct Certified<'a> {
     store: &'a Store,
+    /// What was found for each key and device in this message (a certificate is
+    /// verified once, not once per change).
+    known: HashMap<(KeyId, String), Option<KeyHolder>>,
 }
 
 impl rules::Verifier for Certified<'_> {
@@ -235,16 +242,22 @@ impl rules::Verifier for Certified<'_> {
         signature: &ChangeSignature,
         actor: &str,
     ) -> std::result::Result<Option<KeyHolder>, Refusal> {
+        let slot = (signature.key, actor.to_owned());
+        if let Some(holder) = self.known.get(&slot) {
+            return Ok(holder.clone());
+        }
         let certificate = self
             .store
             .certificate_of(&signature.key, actor)
             .map_err(|e| rules::held_back(&format!("无法读取证书 ({e})")))?;
-        Ok(certificate.map(|c| KeyHolder {
+        let holder = certificate.map(|c| KeyHolder {
             actor: c.fields().actor.clone(),
             key: c.fields().key.clone(),
             author: Some(c.author()),
             revoked: false,
-        }))
+        });
+        self.known.insert(slot, holder.clone());
+        Ok(holder)
     }
 
     fn device_known(&mut self, _actor: &str) -> std::result::Result<bool, Refusal> {
