@@ -142,6 +142,30 @@ impl Inspector {
             .expect("case")
     }
 
+    /// Registers the sample enterprise `seed` and opens a joint case (联合执法) of it with
+    /// `team` (user, district, department) on the inspection team.
+    pub fn open_joint_case(
+        &mut self,
+        seed: u32,
+        team: &[(&str, &str, &str)],
+    ) -> anjian_core::CaseId {
+        let enterprise = anjian_core::sample::enterprise(seed);
+        self.store
+            .register_enterprise(&enterprise)
+            .expect("register");
+        let mut new = anjian_core::sample::new_case(&enterprise);
+        new.case_type = anjian_core::CaseType::Joint;
+        for (user, district, department) in team {
+            new.team.push(anjian_core::TeamMember {
+                user_id: (*user).into(),
+                name: format!("{user}的姓名"),
+                department: (*department).into(),
+                district: district.parse().expect("district"),
+            });
+        }
+        self.store.open_case(&new).expect("case")
+    }
+
     /// The descriptions of a case's findings, sorted.
     pub fn descriptions(&mut self, case: anjian_core::CaseId) -> Vec<String> {
         let mut found: Vec<String> = self

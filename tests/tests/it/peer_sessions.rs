@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anjian_core::rules::Rule;
-use anjian_core::{CaseId, CaseType, FindingEdit, Level, PeerReceived, Role, TeamMember, sample};
+use anjian_core::{CaseId, FindingEdit, Level, PeerReceived, Role, sample};
 use anjian_sync_server::Storage;
 use anjian_tests::{Inspector, TestServer, add_user};
 
@@ -35,22 +35,7 @@ async fn team(dir: &Path) -> (TestServer, Vec<Inspector>) {
 
 /// Zhang opens a joint case with the other two on the team.
 fn joint_case(zhang: &mut Inspector) -> CaseId {
-    let enterprise = sample::enterprise(3);
-    zhang
-        .store
-        .register_enterprise(&enterprise)
-        .expect("register");
-    let mut new = sample::new_case(&enterprise);
-    new.case_type = CaseType::Joint;
-    for (user, district, department) in &TEAM[1..] {
-        new.team.push(TeamMember {
-            user_id: (*user).into(),
-            name: format!("{user}的姓名"),
-            department: (*department).into(),
-            district: district.parse().expect("district"),
-        });
-    }
-    zhang.store.open_case(&new).expect("case")
+    zhang.open_joint_case(3, &TEAM[1..])
 }
 
 /// Runs a peer session for `case` between two phones until neither has anything to say;

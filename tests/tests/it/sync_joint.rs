@@ -3,7 +3,7 @@
 //! finding is there, and the level disagreement is a conflict naming both inspectors.
 
 use anjian_core::Role;
-use anjian_core::{CaseType, FindingEdit, Level, TeamMember, sample};
+use anjian_core::{FindingEdit, Level, sample};
 use anjian_tests::{Inspector, TestServer, add_user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,23 +25,10 @@ async fn joint_team_records_merge_with_every_finding_and_the_level_conflict() {
     let mut wang = Inspector::sign_in(dir.path(), &url, "wang", "市场监管", "310105").await;
 
     // Zhang opens the joint case with the team and syncs; the others receive it.
-    let enterprise = sample::enterprise(1);
-    zhang
-        .store
-        .register_enterprise(&enterprise)
-        .expect("register");
-    let mut new = sample::new_case(&enterprise);
-    new.case_type = CaseType::Joint;
-    for (user, district, department) in [("li", "310104", "消防"), ("wang", "310105", "市场监管")]
-    {
-        new.team.push(TeamMember {
-            user_id: user.into(),
-            name: format!("{user}的姓名"),
-            department: department.into(),
-            district: district.parse().expect("district"),
-        });
-    }
-    let case = zhang.store.open_case(&new).expect("open case");
+    let case = zhang.open_joint_case(
+        1,
+        &[("li", "310104", "消防"), ("wang", "310105", "市场监管")],
+    );
     let shared = zhang
         .store
         .add_finding(case, &sample::finding("储罐区可燃气体报警器故障"))

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anjian_core::{CaseId, CaseType, Role, TeamMember, sample};
+use anjian_core::{CaseId, Role, sample};
 use anjian_sync_server::Storage;
 use anjian_tests::{Inspector, TestServer, add_user};
 
@@ -24,20 +24,7 @@ async fn team(dir: &Path) -> (TestServer, Inspector, Inspector) {
 
 /// Zhang opens a joint case with Li on the team.
 fn joint_case(zhang: &mut Inspector) -> CaseId {
-    let enterprise = sample::enterprise(7);
-    zhang
-        .store
-        .register_enterprise(&enterprise)
-        .expect("register");
-    let mut new = sample::new_case(&enterprise);
-    new.case_type = CaseType::Joint;
-    new.team.push(TeamMember {
-        user_id: "li".into(),
-        name: "li的姓名".into(),
-        department: "消防".into(),
-        district: "310104".parse().expect("district"),
-    });
-    zhang.store.open_case(&new).expect("case")
+    zhang.open_joint_case(7, &[("li", "310104", "消防")])
 }
 
 /// Who the server says wrote each change of the case, and who carried it there.
