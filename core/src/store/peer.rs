@@ -205,6 +205,11 @@ impl Store {
         let Some(after) = judged.case else {
             return Ok(received);
         };
+        // A teammate may hand over only cases this phone's inspector may read (the server
+        // would never send it another district's case): nothing of the message is kept.
+        if !rules::may_read(&Author::from(&self.identity), after.case()) {
+            return Err(rules::jurisdiction().into());
+        }
         let actor = self.actor.clone();
         match self.doc_if_exists(case)? {
             Some(loaded) => {
@@ -306,6 +311,9 @@ fn encode(
 /// At most this many certificates in one message (a joint team is a handful of phones).
 const MAX_CERTIFICATES: u64 = 64;
 
+/// A certificate's bytes, at most (one the server issues is about 400).
+const MAX_CERTIFICATE_BYTES: usize = 4096;
+
 fn decode(bytes: &[u8]) -> Result<Incoming> {
     let invalid = |why: String| Error::InvalidDocument(format!("peer message: {why}"));
     let cbor = |e: minicbor::decode::Error| invalid(e.to_string());
@@ -337,7 +345,14 @@ fn decode(bytes: &[u8]) -> Result<Incoming> {
                     )));
                 }
                 for _ in 0..count {
-                    certificates.push(d.bytes().map_err(cbor)?.to_vec());
+                    let bytes = d.bytes().map_err(cbor)?;
+                    if bytes.len() > MAX_CERTIFICATE_BYTES {
+                        return Err(invalid(format!(
+                            "a certificate of {} bytes, at most {MAX_CERTIFICATE_BYTES}",
+                            bytes.len()
+                        )));
+                    }
+                    certificates.push(bytes.to_vec());
                 }
             }
             other => return Err(invalid(format!("unknown field {other:?}"))),

@@ -401,3 +401,67 @@ async fn no_device_signs_in_with_the_server_s_key() {
     let taken = login(Some(server_key.to_owned())).await.expect("login");
     assert_eq!(taken.status().as_u16(), 409);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_takes_no_case_its_inspector_may_not_read_and_no_oversized_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "outsider", Role::Inspector, "310109", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let mut outsider = Inspector::sign_in(dir.path(), &url, "outsider", "应急管理", "310109").await;
+    // A routine case of 黄浦区, not shared with 虹口区: both phones hold valid certificates.
+    let case = zhang.open_sample_case(4);
+    let mut at_zhang = zhang.store.peer_session(case);
+    let mut at_outsider = outsider.store.peer_session(case);
+    let mut refused = 0;
+    for _ in 0..6 {
+        if let Some(message) = zhang.store.peer_message(&mut at_zhang).expect("message") {
+            match outsider.store.peer_receive(&mut at_outsider, &message) {
+                Err(anjian_core::Error::NotAllowed(reason)) => {
+                    assert!(reason.contains("辖区"), "{reason}");
+                    refused += 1;
+                }
+                other => assert!(matches!(&other, Ok(got) if got.accepted == 0), "{other:?}"),
+            }
+        }
+        if let Some(message) = outsider
+            .store
+            .peer_message(&mut at_outsider)
+            .expect("message")
+        {
+            zhang
+                .store
+                .peer_receive(&mut at_zhang, &message)
+                .expect("zhang takes the answer");
+        }
+    }
+    assert!(refused > 0, "the case was offered and refused");
+    assert!(outsider.store.case(case).is_err(), "nothing of it was kept");
+
+    // A message whose certificate is oversized is refused before anything of it is read.
+    let mut huge = Vec::new();
+    let mut e = minicbor::Encoder::new(&mut huge);
+    e.map(5).expect("cbor");
+    e.str("format")
+        .expect("cbor")
+        .str(anjian_core::PEER_FORMAT)
+        .expect("cbor");
+    e.str("case")
+        .expect("cbor")
+        .str(&case.to_string())
+        .expect("cbor");
+    e.str("sync").expect("cbor").bytes(&[]).expect("cbor");
+    e.str("signatures").expect("cbor").bytes(&[]).expect("cbor");
+    e.str("certificates").expect("cbor").array(1).expect("cbor");
+    e.bytes(&vec![0u8; 1 << 20]).expect("cbor");
+    let answer = zhang
+        .store
+        .peer_receive(&mut zhang.store.peer_session(case), &huge);
+    assert!(
+        matches!(&answer, Err(anjian_core::Error::InvalidDocument(why)) if why.contains("certificate of")),
+        "{answer:?}"
+    );
+}
