@@ -494,14 +494,16 @@ impl Storage {
         let user = self.read(|conn| {
             conn.query_row(
                 "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled
-                 FROM devices d JOIN users u ON u.id = d.user_id WHERE d.actor_id = ?1",
+                 FROM devices d JOIN users u ON u.id = d.user_id
+                 WHERE d.actor_id = ?1 AND d.revoked_at IS NULL",
                 [actor_id],
                 user_row,
             )
             .optional()?
             .transpose()
         })?;
-        let user = user.ok_or_else(|| AppError::NotFound(format!("no device {actor_id}")))?;
+        let user =
+            user.ok_or_else(|| AppError::NotFound(format!("no unrevoked device {actor_id}")))?;
         self.write(|conn| {
             let tx = conn.transaction()?;
             register_key(&tx, actor_id, key)?;
