@@ -3,6 +3,7 @@
 //! reader connection (WAL lets them work side by side); every write is one transaction
 //! committed with `synchronous=FULL` before anything acknowledges it.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -498,15 +499,22 @@ impl Storage {
         })
     }
 
-    /// Why the change `hash` was refused, if it ever was.
-    pub fn refused_before(&self, hash: &ChangeHash) -> AppResult<Option<Refusal>> {
+    /// Why each of `hashes` the server ever refused was refused, in one read.
+    pub fn refused_before(&self, hashes: &[ChangeHash]) -> AppResult<HashMap<ChangeHash, Refusal>> {
         self.read(|conn| {
-            let row: Option<(String, String)> = conn
-                .prepare_cached("SELECT rule, reason FROM refused_changes WHERE change_hash = ?1")?
-                .query_row([hash.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            row.map(|(rule, reason)| Ok(Refusal::new(rule.parse()?, reason)))
-                .transpose()
+            let mut select = conn.prepare_cached(
+                "SELECT rule, reason FROM refused_changes WHERE change_hash = ?1",
+            )?;
+            let mut refused = HashMap::new();
+            for hash in hashes {
+                let row: Option<(String, String)> = select
+                    .query_row([hash.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((rule, reason)) = row {
+                    refused.insert(*hash, Refusal::new(rule.parse()?, reason));
+                }
+            }
+            Ok(refused)
         })
     }
 
@@ -661,8 +669,9 @@ pub trait Documents: Send + Sync {
     fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>>;
     /// Whether a device (actor id, hex) ever signed in, revoked or not.
     fn device_known(&self, actor: &str) -> AppResult<bool>;
-    /// Why a change was refused, if it ever was.
-    fn refused_before(&self, hash: &ChangeHash) -> AppResult<Option<Refusal>>;
+    /// Why each of `hashes` that the server ever refused was refused (one read for a
+    /// whole message).
+    fn refused_before(&self, hashes: &[ChangeHash]) -> AppResult<HashMap<ChangeHash, Refusal>>;
     /// Keeps refusals of changes of a case, so that they are final.
     fn record_refusals(&self, case: CaseId, refused: &[(String, Refusal)]) -> AppResult<()>;
     /// A key a device registered, with the device.
@@ -693,8 +702,8 @@ impl Documents for Storage {
         Storage::device_known(self, actor)
     }
 
-    fn refused_before(&self, hash: &ChangeHash) -> AppResult<Option<Refusal>> {
-        Storage::refused_before(self, hash)
+    fn refused_before(&self, hashes: &[ChangeHash]) -> AppResult<HashMap<ChangeHash, Refusal>> {
+        Storage::refused_before(self, hashes)
     }
 
     fn record_refusals(&self, case: CaseId, refused: &[(String, Refusal)]) -> AppResult<()> {

@@ -340,14 +340,18 @@ fn authors(
         user_ids: HashMap::new(),
         owners: HashMap::new(),
     };
+    let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+    let mut refused_before = match context.storage.refused_before(&hashes) {
+        Ok(refused) => refused,
+        Err(e) => {
+            let refusal = unverifiable(e);
+            return changes.iter().map(|_| Err(refusal.clone())).collect();
+        }
+    };
     changes
         .iter()
         .map(|change| {
-            if let Some(refusal) = context
-                .storage
-                .refused_before(&change.hash())
-                .map_err(unverifiable)?
-            {
+            if let Some(refusal) = refused_before.remove(&change.hash()) {
                 return Err(refusal);
             }
             let signature = signatures.get(&change.hash());
