@@ -687,24 +687,27 @@ impl Store {
             .map_err(|e| Error::InvalidDocument(e.to_string()))?;
         rules::apply(&mut incoming, &all)?;
         let id = document::check_case(&incoming)?;
+        let signatures_of = |changes: &[automerge::Change]| -> Vec<ChangeSignature> {
+            let hashes: std::collections::HashSet<ChangeHash> =
+                changes.iter().map(|c| c.hash()).collect();
+            signed
+                .signatures
+                .iter()
+                .filter(|s| hashes.contains(&s.hash))
+                .cloned()
+                .collect()
+        };
+        let Some(mut merged) = self.doc_if_exists(id)?.map(|loaded| loaded.doc.clone()) else {
+            // New here: the case the changes make is the case stored (`insert_case` reads
+            // and projects it whole before it touches the store).
+            self.insert_case(id, incoming, &signatures_of(&all))?;
+            return Ok(id);
+        };
         rules::CaseState::of(&incoming)?;
         document::project_case(&incoming)?;
-        let existing = self.doc_if_exists(id)?.map(|loaded| loaded.doc.clone());
-        let exists = existing.is_some();
-        let mut merged = existing.unwrap_or_default();
         let (fresh, _) = intake::in_causal_order(&merged, &all);
         rules::apply(&mut merged, &fresh)?;
-        let fresh_hashes: std::collections::HashSet<ChangeHash> =
-            fresh.iter().map(|c| c.hash()).collect();
-        let signatures: Vec<ChangeSignature> = signed
-            .signatures
-            .into_iter()
-            .filter(|s| fresh_hashes.contains(&s.hash))
-            .collect();
-        if !exists {
-            self.insert_case(id, merged, &signatures)?;
-            return Ok(id);
-        }
+        let signatures = signatures_of(&fresh);
         let loaded = self.cache.get_mut(id).expect("loaded just above");
         loaded.doc = merged;
         self.persist_merged(id, &signatures)?;
