@@ -129,6 +129,23 @@ impl DistrictCode {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The division's name (`黄浦区` for 310101), or `None` when the table of districts
+    /// shipped with the core does not know the code.
+    pub fn name(&self) -> Option<&'static str> {
+        super::districts::district_name(&self.0)
+    }
+
+    /// What people read: the name, or the code itself when the table does not know it.
+    pub fn label(&self) -> &str {
+        super::districts::district_label(&self.0)
+    }
+
+    /// The name with the code beside it (`黄浦区（310101）`), as in exports and tables; the
+    /// code alone when the table does not know it.
+    pub fn name_with_code(&self) -> String {
+        super::districts::district_with_code(&self.0)
+    }
 }
 
 impl FromStr for DistrictCode {
