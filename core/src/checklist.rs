@@ -71,6 +71,9 @@ pub struct Template {
     pub operation: Option<Operation>,
     /// What it is for and what it is based on.
     pub description: String,
+    /// The document the template is drawn from: its title, number and date of issue or
+    /// entry into force (shown in the template's header).
+    pub source: String,
     /// Items in display order.
     pub items: Vec<TemplateItem>,
     /// SHA-256 (hex) of the canonical content above.
@@ -216,6 +219,11 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../checklists/city-gas-pipelines.toml"),
     ),
 ];
+/// The `.toml` files in `checklists/` that are not templates.
+const NOT_TEMPLATES: &[&str] = &["categories.toml", STANDARDS_FILE];
+/// The list of standards and documents templates may cite.
+pub const STANDARDS_FILE: &str = "standards.toml";
+const BUILTIN_STANDARDS: &str = include_str!("../../checklists/standards.toml");
 const BUILTIN_CATEGORIES: &str = include_str!("../../checklists/categories.toml");
 const BUILTIN_RELEASED: &str = include_str!("../../checklists/released.lock");
 
@@ -259,7 +267,7 @@ impl Catalog {
         })?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".toml") && name != "categories.toml" {
+            if name.ends_with(".toml") && !NOT_TEMPLATES.contains(&name.as_str()) {
                 let text = read(&name)?;
                 files.push((name, text));
             }
@@ -334,6 +342,7 @@ struct RawTemplate {
     industry: Option<String>,
     operation: Option<String>,
     description: String,
+    source: String,
     items: Vec<TemplateItem>,
 }
 
@@ -369,10 +378,23 @@ pub fn parse(
             format!("id {:?} must equal the file name without .toml", raw.id),
         ));
     }
-    for (field, value) in [("title", &raw.title), ("description", &raw.description)] {
+    for (field, value) in [
+        ("title", &raw.title),
+        ("description", &raw.description),
+        ("source", &raw.source),
+    ] {
         if value.trim().is_empty() {
             return Err(fail(None, format!("{field} is empty")));
         }
+    }
+    if !has_year(&raw.source) {
+        return Err(fail(
+            None,
+            format!(
+                "source {:?} names no date; give the document's date of issue or entry into force",
+                raw.source
+            ),
+        ));
     }
     let kind: TemplateKind = raw
         .kind
@@ -471,10 +493,367 @@ pub fn parse(
         industry,
         operation,
         description: raw.description,
+        source: raw.source,
         items: raw.items,
         version: String::new(),
     };
     let canonical = serde_json::to_vec(&template).expect("a template always serialises");
     template.version = hex::encode(Sha256::digest(&canonical));
     Ok(template)
+}
+
+/// Whether `text` holds a year: four ASCII digits starting 19 or 20.
+fn has_year(text: &str) -> bool {
+    text.as_bytes()
+        .windows(4)
+        .any(|w| w.iter().all(u8::is_ascii_digit) && (w.starts_with(b"19") || w.starts_with(b"20")))
+}
+
+/// The standards and documents templates may cite (`checklists/standards.toml`): those in
+/// force, and those replaced, each with its successor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Standards {
+    /// Standards and documents in force.
+    pub current: Vec<Standard>,
+    /// Standards and documents replaced by another.
+    #[serde(default)]
+    pub superseded: Vec<SupersededStandard>,
+}
+
+/// A standard or document in force.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Standard {
+    /// Its number (`GB 30871-2022`, `应急管理部令第10号`, `安监总管三〔2017〕121号`); laws
+    /// without one are known by title only.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Its Chinese title, as cited between 《》.
+    pub title: String,
+    /// Date of entry into force where known, else of issue (`2022-10-01`, `2017-11-13`).
+    pub date: String,
+}
+
+/// A standard or document no longer in force.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupersededStandard {
+    /// Its number, if it has one.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Its title, if citing it by title alone would be wrong.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// What replaced it (a `code` or `title` of the current list).
+    pub successor: String,
+}
+
+/// A standard's number as cited: `GB/T 33579`, `TSG 81-2022`, `JGJ/T 46-2024`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StandardNumber {
+    prefix: String,
+    number: String,
+    year: Option<String>,
+}
+
+impl StandardNumber {
+    /// Whether a citation (`self`, perhaps without a year) names `entry`.
+    fn names(&self, entry: &StandardNumber) -> bool {
+        self.prefix == entry.prefix
+            && self.number == entry.number
+            && (self.year.is_none() || self.year == entry.year)
+    }
+}
+
+impl fmt::Display for StandardNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.prefix, self.number)?;
+        match &self.year {
+            Some(year) => write!(f, "-{year}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The standard numbers in `text`: an upper-case prefix of two to four letters (with
+/// `/T` or `/Z`), a space or none, a number (`30871`, `6067.1`, `N0001`) and an optional
+/// `-year`.
+fn standard_numbers(text: &str) -> Vec<StandardNumber> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let starts_word = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
+        if !(starts_word && chars[i].is_ascii_uppercase()) {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < chars.len() && chars[j].is_ascii_uppercase() {
+            j += 1;
+        }
+        let letters = j - i;
+        let mut prefix: String = chars[i..j].iter().collect();
+        if j + 1 < chars.len() && chars[j] == '/' && matches!(chars[j + 1], 'T' | 'Z') {
+            prefix.push('/');
+            prefix.push(chars[j + 1]);
+            j += 2;
+        }
+        if !(2..=4).contains(&letters) {
+            i = j.max(i + 1);
+            continue;
+        }
+        let mut k = j;
+        if k < chars.len() && chars[k] == ' ' {
+            k += 1;
+        }
+        let start = k;
+        if k + 1 < chars.len() && chars[k].is_ascii_uppercase() && chars[k + 1].is_ascii_digit() {
+            k += 1;
+        }
+        if k >= chars.len() || !chars[k].is_ascii_digit() {
+            i = j.max(i + 1);
+            continue;
+        }
+        while k < chars.len()
+            && (chars[k].is_ascii_digit()
+                || (chars[k] == '.' && chars.get(k + 1).is_some_and(char::is_ascii_digit)))
+        {
+            k += 1;
+        }
+        let number: String = chars[start..k].iter().collect();
+        let mut year = None;
+        if k + 4 < chars.len()
+            && chars[k] == '-'
+            && chars[k + 1..k + 5].iter().all(char::is_ascii_digit)
+        {
+            year = Some(chars[k + 1..k + 5].iter().collect());
+            k += 5;
+        }
+        found.push(StandardNumber {
+            prefix,
+            number,
+            year,
+        });
+        i = k;
+    }
+    found
+}
+
+/// Whether `c` is a CJK ideograph (the characters of an issuer's name).
+fn is_han(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c)
+}
+
+/// The document numbers in `text`: `安监总管三〔2017〕121号` and `应急管理部令第10号`.
+fn document_numbers(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let issuer_start = |end: usize| {
+        let mut s = end;
+        while s > 0 && is_han(chars[s - 1]) {
+            s -= 1;
+        }
+        s
+    };
+    let digits_then_hao = |from: usize| {
+        let mut k = from;
+        while k < chars.len() && chars[k].is_ascii_digit() {
+            k += 1;
+        }
+        (k > from && chars.get(k) == Some(&'号')).then_some(k + 1)
+    };
+    let mut found = Vec::new();
+    for i in 0..chars.len() {
+        let end = if chars[i] == '〔' {
+            let year_end = i + 5;
+            if year_end < chars.len()
+                && chars[i + 1..year_end].iter().all(char::is_ascii_digit)
+                && chars[year_end] == '〕'
+            {
+                digits_then_hao(year_end + 1)
+            } else {
+                None
+            }
+        } else if chars[i] == '令' && chars.get(i + 1) == Some(&'第') {
+            digits_then_hao(i + 2)
+        } else {
+            None
+        };
+        if let Some(end) = end {
+            let start = issuer_start(i);
+            if start < i || chars[i] == '令' {
+                found.push(chars[start..end].iter().collect());
+            }
+        }
+    }
+    found
+}
+
+/// The titles cited between 《》 in `text`.
+fn titles(text: &str) -> Vec<&str> {
+    text.split('《')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('》').map(|(title, _)| title))
+        .collect()
+}
+
+impl Standards {
+    /// The list shipped with this build.
+    pub fn builtin() -> Result<Standards, TemplateError> {
+        Standards::parse(BUILTIN_STANDARDS)
+    }
+
+    /// Parses a `standards.toml`.
+    pub fn parse(text: &str) -> Result<Standards, TemplateError> {
+        toml::from_str(text).map_err(|e| TemplateError {
+            file: STANDARDS_FILE.into(),
+            item: None,
+            problem: e.to_string(),
+        })
+    }
+
+    /// What is wrong with the citations in `text` (a basis, description or source): every
+    /// standard number, document number and 《title》 it cites must be on the current
+    /// list. A superseded one is named with its successor.
+    pub fn check(&self, text: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let replaced = |matches: &dyn Fn(&SupersededStandard) -> bool| {
+            self.superseded
+                .iter()
+                .find(|s| matches(s))
+                .map(|s| s.successor.clone())
+        };
+        let current_numbers: Vec<StandardNumber> = self
+            .current
+            .iter()
+            .filter_map(|s| s.code.as_deref())
+            .flat_map(standard_numbers)
+            .collect();
+        for cited in standard_numbers(text) {
+            if current_numbers.iter().any(|entry| cited.names(entry)) {
+                continue;
+            }
+            let successor = replaced(&|s| {
+                s.code
+                    .as_deref()
+                    .map(standard_numbers)
+                    .is_some_and(|codes| codes.iter().any(|entry| cited.names(entry)))
+            });
+            problems.push(match successor {
+                Some(successor) => {
+                    format!("cites {cited}, which is superseded by {successor}; cite {successor}")
+                }
+                None => format!(
+                    "cites {cited}, which is not on the current list in {STANDARDS_FILE}; \
+                     add it there once checked, or cite the standard in force"
+                ),
+            });
+        }
+        for cited in document_numbers(text) {
+            if self
+                .current
+                .iter()
+                .any(|s| s.code.as_deref() == Some(&cited))
+            {
+                continue;
+            }
+            problems.push(match replaced(&|s| s.code.as_deref() == Some(&cited)) {
+                Some(successor) => {
+                    format!("cites {cited}, which is superseded by {successor}; cite {successor}")
+                }
+                None => {
+                    format!("cites {cited}, which is not on the current list in {STANDARDS_FILE}")
+                }
+            });
+        }
+        for cited in titles(text) {
+            if self.current.iter().any(|s| s.title == cited) {
+                continue;
+            }
+            problems.push(match replaced(&|s| s.title.as_deref() == Some(cited)) {
+                Some(successor) => format!(
+                    "cites 《{cited}》, which is superseded by {successor}; cite {successor}"
+                ),
+                None => format!(
+                    "cites 《{cited}》, which is not on the current list in {STANDARDS_FILE}"
+                ),
+            });
+        }
+        problems
+    }
+
+    /// Every citation problem of a catalog: in each template's description and source and
+    /// in each item's basis.
+    pub fn check_catalog(&self, catalog: &Catalog) -> Vec<TemplateError> {
+        let mut errors = Vec::new();
+        for template in catalog.templates() {
+            let file = format!("{}.toml", template.id);
+            for (field, text) in [
+                ("description", &template.description),
+                ("source", &template.source),
+            ] {
+                for problem in self.check(text) {
+                    errors.push(TemplateError {
+                        file: file.clone(),
+                        item: None,
+                        problem: format!("{field} {problem}"),
+                    });
+                }
+            }
+            for item in &template.items {
+                for problem in self.check(&item.basis) {
+                    errors.push(TemplateError {
+                        file: file.clone(),
+                        item: Some(item.id.clone()),
+                        problem: format!("basis {problem}"),
+                    });
+                }
+            }
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(text: &str) -> Vec<String> {
+        standard_numbers(text)
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn standard_numbers_are_found_with_and_without_year() {
+        assert_eq!(
+            numbers(
+                "GB 30871-2022 5.2.1；TSG N0001-2017；JGJ/T 46-2024；GB/T 33579《…》；GB 6067.1-2010"
+            ),
+            [
+                "GB 30871-2022",
+                "TSG N0001-2017",
+                "JGJ/T 46-2024",
+                "GB/T 33579",
+                "GB 6067.1-2010"
+            ]
+        );
+        assert!(numbers("照明不大于36V，间距不小于5m，LEL").is_empty());
+    }
+
+    #[test]
+    fn document_numbers_and_titles_are_found() {
+        assert_eq!(
+            document_numbers(
+                "《化工和危险化学品生产经营单位重大生产安全事故隐患判定标准（试行）》（安监总管三〔2017〕121号）第十八项；《工贸企业重大事故隐患判定标准》（应急管理部令第10号）第三条（二）"
+            ),
+            ["安监总管三〔2017〕121号", "应急管理部令第10号"]
+        );
+        assert_eq!(
+            titles("《中华人民共和国安全生产法》第三十条；《燃气工程项目规范》GB 55009-2021"),
+            ["中华人民共和国安全生产法", "燃气工程项目规范"]
+        );
+    }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anjian_core::checklist::Standards;
 use anjian_core::{
     AnswerInput, AnswerResult, Catalog, Error, Level, Store, TemplateError, TemplateKind,
     ViolationKind,
@@ -52,6 +53,97 @@ fn every_shipped_template_loads_and_is_built_in() {
     );
 }
 
+#[test]
+fn every_item_has_a_basis_and_a_level_and_an_id_of_its_own_across_the_catalog() {
+    let catalog = Catalog::builtin();
+    let mut owners = std::collections::BTreeMap::new();
+    for template in catalog.templates() {
+        assert!(
+            !template.source.trim().is_empty(),
+            "{} names its source",
+            template.id
+        );
+        for item in &template.items {
+            assert!(
+                !item.basis.trim().is_empty(),
+                "{}: {} has a basis",
+                template.id,
+                item.id
+            );
+            assert!(
+                matches!(item.level, Level::General | Level::Major),
+                "{}: {} has a level",
+                template.id,
+                item.id
+            );
+            // Answers are stored per template, but the prefixes keep ids unique across the
+            // catalog, so a finding's item id alone names its question.
+            if let Some(other) = owners.insert(item.id.clone(), template.id.clone()) {
+                panic!("item id {} is used by {other} and {}", item.id, template.id);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_shipped_citation_is_to_a_standard_in_force() {
+    let standards = Standards::builtin().unwrap_or_else(|e| panic!("{e}"));
+    let errors = standards.check_catalog(&Catalog::builtin());
+    assert!(
+        errors.is_empty(),
+        "citations not on the current list of checklists/standards.toml:\n{}",
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn citing_a_superseded_standard_fails_naming_its_successor() {
+    let standards = Standards::builtin().unwrap_or_else(|e| panic!("{e}"));
+    for (basis, successor) in [
+        (
+            "TSG N0001-2017《场（厂）内专用机动车辆安全技术监察规程》",
+            "TSG 81-2022",
+        ),
+        ("TSG N0001", "TSG 81-2022"),
+        (
+            "《施工现场临时用电安全技术规范》JGJ 46-2005",
+            "JGJ/T 46-2024",
+        ),
+        ("GB 30871-2014 动火作业要求", "GB 30871-2022"),
+        ("《粉尘防爆安全规程》GB 15577-2007", "GB 15577-2018"),
+    ] {
+        let catalog = load(&GOOD.replace("GB 30871-2022 5.2.1", basis), "").expect("loads");
+        let errors = standards.check_catalog(&catalog);
+        assert!(!errors.is_empty(), "{basis} is refused");
+        for error in &errors {
+            assert_eq!(error.item.as_deref(), Some("s-001"), "{error}");
+            assert!(
+                error
+                    .problem
+                    .contains(&format!("superseded by {successor}")),
+                "{basis}: {error}"
+            );
+        }
+    }
+    let unknown = load(&GOOD.replace("GB 30871-2022 5.2.1", "GB 99999-2099"), "").expect("loads");
+    let errors = standards.check_catalog(&unknown);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].problem.contains("not on the current list"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        standards
+            .check_catalog(&load(GOOD, "").expect("loads"))
+            .is_empty()
+    );
+}
+
 fn toml_lock() -> anjian_core::checklist::Released {
     let text = std::fs::read_to_string(checklists_dir().join("released.lock")).expect("lock");
     toml::from_str(&text).expect("lock parses")
@@ -63,6 +155,7 @@ title = "示例检查表"
 kind = "special_operation"
 operation = "hot_work"
 description = "用于测试。"
+source = "GB 30871-2022《危险化学品企业特殊作业安全规范》（2022-10-01实施）"
 
 [[items]]
 id = "s-001"
@@ -148,6 +241,19 @@ fn broken_templates_are_refused_with_file_item_and_reason() {
         "",
         None,
         "must equal the file name",
+    );
+    check(
+        GOOD.replace("source = ", "# source = "),
+        "",
+        None,
+        "missing field `source`",
+    );
+    check(
+        GOOD.replace("（2022-10-01实施）", "")
+            .replace("GB 30871-2022", "GB 30871"),
+        "",
+        None,
+        "names no date",
     );
     check(
         GOOD.replace("operation = \"hot_work\"\n", ""),

@@ -608,7 +608,7 @@ pub(super) const CASES: &[CaseSpec] = &[
         )),
     ])
     .checklist("city-gas-users", &[
-        answer("cg-u-002", Compliant, "燃气设施均在地上一层"),
+        answer("cg-u-017", Compliant, "燃气设施均在地上一层"),
         answer("cg-u-008", NonCompliant, "2只液化石油气钢瓶超过检验有效期")
             .rectify(rect(
                 "停用超期钢瓶，由供气企业更换检验合格的钢瓶",
