@@ -218,6 +218,22 @@ const BUILTIN: &[(&str, &str)] = &[
         "city-gas-pipelines.toml",
         include_str!("../../checklists/city-gas-pipelines.toml"),
     ),
+    (
+        "industry-trade-major-hazard-management.toml",
+        include_str!("../../checklists/industry-trade-major-hazard-management.toml"),
+    ),
+    (
+        "metallurgy-major-hazard.toml",
+        include_str!("../../checklists/metallurgy-major-hazard.toml"),
+    ),
+    (
+        "dust-explosion-major-hazard.toml",
+        include_str!("../../checklists/dust-explosion-major-hazard.toml"),
+    ),
+    (
+        "confined-space-industry-trade.toml",
+        include_str!("../../checklists/confined-space-industry-trade.toml"),
+    ),
 ];
 /// The `.toml` files in `checklists/` that are not templates.
 const NOT_TEMPLATES: &[&str] = &["categories.toml", STANDARDS_FILE];
