@@ -9,7 +9,7 @@ use crate::codes::{CaseId, DistrictCode, FindingId};
 use crate::codes::{RectificationState, ReviewAction, ReviewState};
 use crate::document;
 use crate::error::Result;
-use crate::model::{Case, Conflict, HistoryEntry, Resolution};
+use crate::model::{Case, Conflict, HazardStep, HistoryEntry, Resolution};
 
 /// The case id a document holds, if it is a case this build can read.
 pub fn case_id(doc: &AutoCommit) -> Result<CaseId> {
@@ -77,17 +77,19 @@ pub fn resolve_conflict(
     })
 }
 
-/// Moves a finding's rectification along the closed loop as one change by `by` (a
-/// supervisor closing a re-inspected hazard: 销号). Nothing is written on error.
-pub fn move_rectification(
+/// Records a step of a hazard's follow-up as one change by `by` (a supervisor closing
+/// a re-inspected hazard: 销号; listing it for supervision: 挂牌督办; …); returns the
+/// rectification's state after it. Nothing is written on error.
+pub fn follow_up(
     doc: &mut AutoCommit,
     by: &str,
     finding: FindingId,
-    next: RectificationState,
+    step: &HazardStep,
     at: DateTime<FixedOffset>,
-) -> Result<()> {
-    change(doc, by, "move_rectification", at, |doc| {
-        document::move_rectification(doc, finding, next)
+) -> Result<RectificationState> {
+    let action = format!("follow_up:{}", step.action().code());
+    change(doc, by, &action, at, |doc| {
+        document::follow_up(doc, finding, step, by, at)
     })
 }
 

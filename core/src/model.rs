@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::checklist::{TemplateItem, TemplateKind};
 use crate::codes::{
     AnswerResult, CaseId, CaseType, ChecklistId, CreditCode, DistrictCode, FindingId, GeoPoint,
-    Industry, Level, RectificationState, ReviewState, RiskGrade, Role, ViolationKind,
+    HazardAction, Industry, Level, OnsiteMeasure, RectificationState, ReinspectionResult,
+    ReviewState, RiskGrade, Role, ViolationKind,
 };
 
 /// Who is using this store: the inspector signed in on the device.
@@ -283,6 +284,158 @@ pub struct Finding {
     pub source: Option<ChecklistSource>,
     /// Photos of the hazard, in the order attached.
     pub photos: Vec<PhotoRef>,
+    /// The hazard's follow-up (on-site measures, extensions, re-inspections, closing,
+    /// supervision), oldest first.
+    pub events: Vec<HazardEvent>,
+}
+
+impl Finding {
+    /// The measures taken on site, oldest first.
+    pub fn onsite_measures(&self) -> impl Iterator<Item = (&HazardEvent, OnsiteMeasure)> {
+        self.events.iter().filter_map(|e| match e.step {
+            HazardStep::Onsite { measure, .. } => Some((e, measure)),
+            _ => None,
+        })
+    }
+
+    /// The hazard's listing for supervision (挂牌督办), while it is listed: the latest
+    /// listing not followed by a delisting.
+    pub fn listing(&self) -> Option<&HazardEvent> {
+        let last = self
+            .events
+            .iter()
+            .rev()
+            .find(|e| matches!(e.step, HazardStep::List { .. } | HazardStep::Delist { .. }))?;
+        matches!(last.step, HazardStep::List { .. }).then_some(last)
+    }
+
+    /// The last step recorded of `action`.
+    pub fn last(&self, action: HazardAction) -> Option<&HazardEvent> {
+        self.events.iter().rev().find(|e| e.step.action() == action)
+    }
+}
+
+/// One step of a hazard's follow-up, as a person records it (`Store::follow_up`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HazardStep {
+    /// 现场处理措施: a measure taken on the spot (during the visit only).
+    Onsite {
+        /// Which measure.
+        measure: OnsiteMeasure,
+        /// What was ordered, where, to whom.
+        note: String,
+    },
+    /// 延期: the rectification deadline moves later.
+    Extend {
+        /// The new deadline.
+        deadline: NaiveDate,
+        /// Why (the enterprise's application, the reason it was granted).
+        reason: String,
+    },
+    /// 复查: the rectification re-inspected, with its result.
+    Reinspect {
+        /// 合格 or 不合格.
+        result: ReinspectionResult,
+        /// What the inspector found.
+        note: String,
+        /// After 不合格: the new deadline, unless the hazard is escalated.
+        deadline: Option<NaiveDate>,
+        /// After 不合格: what the hazard is escalated to (立案处罚, 挂牌督办 …), when no new
+        /// deadline is given.
+        escalation: String,
+    },
+    /// 销号: the hazard closed after a 合格 re-inspection.
+    Close {
+        /// A note (may be empty).
+        note: String,
+    },
+    /// 挂牌督办: a major hazard listed for supervision.
+    List {
+        /// The supervising authority.
+        authority: String,
+        /// The listing document's number.
+        number: String,
+        /// The deadline set by the listing.
+        deadline: NaiveDate,
+    },
+    /// 治理方案: the enterprise's plan for a listed hazard (the latest one stands).
+    Plan {
+        /// 治理措施.
+        measures: String,
+        /// 资金.
+        funds: String,
+        /// 责任人.
+        responsible: String,
+        /// 临时安全措施 while the hazard is being removed.
+        interim: String,
+    },
+    /// 进展报告 on a listed hazard.
+    Progress {
+        /// What was reported.
+        text: String,
+    },
+    /// 摘牌: a closed hazard delisted.
+    Delist {
+        /// A note (may be empty).
+        note: String,
+    },
+}
+
+impl HazardStep {
+    /// A 合格 re-inspection with the inspector's note.
+    pub fn pass(note: impl Into<String>) -> HazardStep {
+        HazardStep::Reinspect {
+            result: ReinspectionResult::Pass,
+            note: note.into(),
+            deadline: None,
+            escalation: String::new(),
+        }
+    }
+
+    /// Closing (销号) with no note.
+    pub fn close() -> HazardStep {
+        HazardStep::Close {
+            note: String::new(),
+        }
+    }
+
+    /// What kind of step it is.
+    pub fn action(&self) -> HazardAction {
+        match self {
+            HazardStep::Onsite { .. } => HazardAction::Onsite,
+            HazardStep::Extend { .. } => HazardAction::Extend,
+            HazardStep::Reinspect { .. } => HazardAction::Reinspect,
+            HazardStep::Close { .. } => HazardAction::Close,
+            HazardStep::List { .. } => HazardAction::List,
+            HazardStep::Plan { .. } => HazardAction::Plan,
+            HazardStep::Progress { .. } => HazardAction::Progress,
+            HazardStep::Delist { .. } => HazardAction::Delist,
+        }
+    }
+
+    /// The rectification deadline the step sets, if it moves it.
+    pub fn new_deadline(&self) -> Option<NaiveDate> {
+        match self {
+            HazardStep::Extend { deadline, .. } => Some(*deadline),
+            HazardStep::Reinspect { deadline, .. } => *deadline,
+            _ => None,
+        }
+    }
+}
+
+/// A step of a hazard's follow-up as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HazardEvent {
+    /// The step.
+    pub step: HazardStep,
+    /// User id of who recorded it (for 延期, who granted it).
+    pub by: String,
+    /// When (device or server clock).
+    pub at: DateTime<FixedOffset>,
+    /// The deadline the step replaced, when it moved the deadline.
+    pub previous_deadline: Option<NaiveDate>,
+    /// For a re-inspection: the rectification evidence it saw (photo hashes).
+    pub evidence: Vec<String>,
 }
 
 /// A photo as a case document records it: hashes and metadata, never the bytes.
@@ -471,9 +624,11 @@ impl Rectification {
     }
 }
 
-/// An inspector's re-inspection of a rectification (复查).
+/// An inspector's re-inspection of a rectification (复查): the latest one recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reinspection {
+    /// 合格 or 不合格.
+    pub result: ReinspectionResult,
     /// What the inspector found on re-inspection.
     pub note: String,
     /// User id of the inspector.

@@ -170,6 +170,52 @@ mirror_enum!(
 );
 
 mirror_enum!(
+    /// What a step of a hazard's follow-up records.
+    HazardAction => anjian_core::HazardAction {
+        /// 现场处理措施 (during the visit only)
+        Onsite,
+        /// 延期
+        Extend,
+        /// 复查
+        Reinspect,
+        /// 销号
+        Close,
+        /// 挂牌督办
+        List,
+        /// 治理方案
+        Plan,
+        /// 进展报告
+        Progress,
+        /// 摘牌
+        Delist,
+    }
+);
+
+mirror_enum!(
+    /// The result of a re-inspection (复查).
+    ReinspectionResult => anjian_core::ReinspectionResult {
+        /// 合格
+        Pass,
+        /// 不合格
+        Fail,
+    }
+);
+
+mirror_enum!(
+    /// A measure taken on site (现场处理措施, 安全生产法 第六十五条).
+    OnsiteMeasure => anjian_core::OnsiteMeasure {
+        /// 责令立即排除
+        EliminateNow,
+        /// 责令从危险区域撤出作业人员
+        Evacuate,
+        /// 责令暂时停产停业或者停止使用相关设施、设备
+        Suspend,
+        /// 查封、扣押
+        Seize,
+    }
+);
+
+mirror_enum!(
     /// The three violations (三违).
     ViolationKind => anjian_core::ViolationKind {
         /// 违章指挥

@@ -14,8 +14,8 @@ use anjian_core as core;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 
 use crate::enums::{
-    AnswerResult, CaseType, Industry, Level, Operation, RectificationState, ReviewState, RiskGrade,
-    TemplateKind, ViolationKind,
+    AnswerResult, CaseType, Industry, Level, OnsiteMeasure, Operation, RectificationState,
+    ReinspectionResult, ReviewState, RiskGrade, TemplateKind, ViolationKind,
 };
 
 type CoreResult<T> = core::Result<T>;
@@ -340,6 +340,90 @@ pub struct Finding {
     pub source: Option<ChecklistSource>,
     /// Photos of the hazard, in the order attached.
     pub photos: Vec<PhotoRef>,
+    /// The hazard's follow-up (on-site measures, extensions, re-inspections, closing,
+    /// supervision), oldest first.
+    pub events: Vec<HazardEvent>,
+}
+
+/// One step of a hazard's follow-up, as a person records it (`Store.follow_up`). Dates
+/// are `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum HazardStep {
+    /// 现场处理措施: a measure taken on the spot (during the visit only).
+    Onsite {
+        /// Which measure.
+        measure: OnsiteMeasure,
+        /// What was ordered, where, to whom.
+        note: String,
+    },
+    /// 延期: the rectification deadline moves later.
+    Extend {
+        /// The new deadline.
+        deadline: String,
+        /// Why.
+        reason: String,
+    },
+    /// 复查, 合格 or 不合格.
+    Reinspect {
+        /// The result.
+        result: ReinspectionResult,
+        /// What the re-inspection found.
+        note: String,
+        /// After 不合格: the new deadline, unless escalated.
+        deadline: Option<String>,
+        /// After 不合格 without a new deadline: what the hazard is escalated to.
+        escalation: String,
+    },
+    /// 销号 after a 合格 re-inspection.
+    Close {
+        /// A note (may be empty).
+        note: String,
+    },
+    /// 挂牌督办 of a major hazard (supervisors).
+    List {
+        /// The supervising authority.
+        authority: String,
+        /// The listing document's number.
+        number: String,
+        /// The listing's deadline.
+        deadline: String,
+    },
+    /// 治理方案 of a listed hazard.
+    Plan {
+        /// 治理措施.
+        measures: String,
+        /// 资金.
+        funds: String,
+        /// 责任人.
+        responsible: String,
+        /// 临时安全措施.
+        interim: String,
+    },
+    /// 进展报告 on a listed hazard.
+    Progress {
+        /// What was reported.
+        text: String,
+    },
+    /// 摘牌 of a closed, listed hazard (supervisors).
+    Delist {
+        /// A note (may be empty).
+        note: String,
+    },
+}
+
+/// A step of a hazard's follow-up as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HazardEvent {
+    /// The step.
+    pub step: HazardStep,
+    /// User id of who recorded it.
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The deadline the step replaced, when it moved the deadline.
+    pub previous_deadline: Option<String>,
+    /// For a re-inspection: the rectification evidence it saw (photo hashes).
+    pub evidence: Vec<String>,
 }
 
 /// A finding's rectification.
@@ -359,9 +443,11 @@ pub struct Rectification {
     pub reinspection: Option<Reinspection>,
 }
 
-/// An inspector's re-inspection of a rectification (复查).
+/// An inspector's re-inspection of a rectification (复查): the latest one.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Reinspection {
+    /// 合格 or 不合格.
+    pub result: ReinspectionResult,
     /// What the re-inspection found.
     pub note: String,
     /// User id of the inspector.
@@ -1061,7 +1147,121 @@ impl From<core::Finding> for Finding {
                 item_id: s.item,
             }),
             photos: value.photos.into_iter().map(Into::into).collect(),
+            events: value.events.into_iter().map(Into::into).collect(),
         }
+    }
+}
+
+impl From<core::HazardEvent> for HazardEvent {
+    fn from(value: core::HazardEvent) -> Self {
+        HazardEvent {
+            step: value.step.into(),
+            by: value.by,
+            at: time_out(value.at),
+            previous_deadline: value.previous_deadline.map(date_out),
+            evidence: value.evidence,
+        }
+    }
+}
+
+impl From<core::HazardStep> for HazardStep {
+    fn from(value: core::HazardStep) -> Self {
+        use core::HazardStep as S;
+        match value {
+            S::Onsite { measure, note } => HazardStep::Onsite {
+                measure: measure.into(),
+                note,
+            },
+            S::Extend { deadline, reason } => HazardStep::Extend {
+                deadline: date_out(deadline),
+                reason,
+            },
+            S::Reinspect {
+                result,
+                note,
+                deadline,
+                escalation,
+            } => HazardStep::Reinspect {
+                result: result.into(),
+                note,
+                deadline: deadline.map(date_out),
+                escalation,
+            },
+            S::Close { note } => HazardStep::Close { note },
+            S::List {
+                authority,
+                number,
+                deadline,
+            } => HazardStep::List {
+                authority,
+                number,
+                deadline: date_out(deadline),
+            },
+            S::Plan {
+                measures,
+                funds,
+                responsible,
+                interim,
+            } => HazardStep::Plan {
+                measures,
+                funds,
+                responsible,
+                interim,
+            },
+            S::Progress { text } => HazardStep::Progress { text },
+            S::Delist { note } => HazardStep::Delist { note },
+        }
+    }
+}
+
+impl TryFrom<HazardStep> for core::HazardStep {
+    type Error = core::Error;
+    fn try_from(value: HazardStep) -> CoreResult<Self> {
+        use core::HazardStep as S;
+        Ok(match value {
+            HazardStep::Onsite { measure, note } => S::Onsite {
+                measure: measure.into(),
+                note,
+            },
+            HazardStep::Extend { deadline, reason } => S::Extend {
+                deadline: date_in("deadline", &deadline)?,
+                reason,
+            },
+            HazardStep::Reinspect {
+                result,
+                note,
+                deadline,
+                escalation,
+            } => S::Reinspect {
+                result: result.into(),
+                note,
+                deadline: deadline.map(|d| date_in("deadline", &d)).transpose()?,
+                escalation,
+            },
+            HazardStep::Close { note } => S::Close { note },
+            HazardStep::List {
+                authority,
+                number,
+                deadline,
+            } => S::List {
+                authority,
+                number,
+                deadline: date_in("deadline", &deadline)?,
+            },
+            HazardStep::Plan {
+                measures,
+                funds,
+                responsible,
+                interim,
+            } => S::Plan {
+                measures,
+                funds,
+                responsible,
+                interim,
+            },
+            HazardStep::Progress { text } => S::Progress { text },
+            HazardStep::Delist { note } => S::Delist { note },
+        })
     }
 }
 
@@ -1074,6 +1274,7 @@ impl From<core::Rectification> for Rectification {
             state: value.state.into(),
             evidence: value.evidence.into_iter().map(Into::into).collect(),
             reinspection: value.reinspection.map(|r| Reinspection {
+                result: r.result.into(),
                 note: r.note,
                 by: r.by,
                 at: time_out(r.at),

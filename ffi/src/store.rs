@@ -13,9 +13,9 @@ use crate::enums::{Level, RectificationState, ReviewAction};
 use crate::error::{AnjianError, guard};
 use crate::records::{
     self, AnswerInput, Case, CaseQuery, CaseSummary, Conflict, Enterprise, FindingEdit,
-    FindingQuery, FindingSummary, GarbageReport, HistoryEntry, Identity, ItemStat, NewCase,
-    NewFinding, PendingBlob, PhotoInfo, PhotoLimits, PhotoTarget, RectificationOrder, Refusal,
-    Resolution, SyncResult, Template, UploadState, Violation, list,
+    FindingQuery, FindingSummary, GarbageReport, HazardStep, HistoryEntry, Identity, ItemStat,
+    NewCase, NewFinding, PendingBlob, PhotoInfo, PhotoLimits, PhotoTarget, RectificationOrder,
+    Refusal, Resolution, SyncResult, Template, UploadState, Violation, list,
 };
 
 /// An inspector's offline store: one SQLite file on the device holding the inspector's
@@ -299,8 +299,8 @@ impl InspectorStore {
         })
     }
 
-    /// Moves a rectification along the closed loop (ordered → in progress → re-inspected
-    /// → closed, or overdue); a move the loop does not allow is `Conflict`.
+    /// Moves a rectification where no step of its follow-up is needed (to in progress or
+    /// overdue); re-inspecting and closing are `follow_up` steps.
     pub fn move_rectification(
         &self,
         case_id: String,
@@ -316,19 +316,21 @@ impl InspectorStore {
         })
     }
 
-    /// Records the re-inspection of a finding's rectification (复查) with the inspector's
-    /// note and moves it to 已复查; closing (销号) needs this or evidence photos.
-    pub fn reinspect(
+    /// Records a step of a hazard's follow-up by this store's user: on-site measures
+    /// during the visit; 延期, 复查 (合格/不合格), 销号, and supervision after it, also on an
+    /// approved case. A step the rule book does not allow (closing before a 合格
+    /// re-inspection, a major hazard closed by an inspector, …) is `NotAllowed`.
+    pub fn follow_up(
         &self,
         case_id: String,
         finding_id: String,
-        note: String,
+        step: HazardStep,
     ) -> Result<(), AnjianError> {
         self.core(|s| {
-            s.reinspect(
+            s.follow_up(
                 records::case_id(&case_id)?,
                 records::finding_id(&finding_id)?,
-                &note,
+                &step.try_into()?,
             )
         })
     }

@@ -25,9 +25,9 @@ use anjian_core::injected::{self, Bug};
 use anjian_core::sync::SyncSession;
 use anjian_core::sync::wire::WireMessage;
 use anjian_core::{
-    AnswerInput, AnswerResult, CaseId, Enterprise, FieldValue, FindingEdit, FindingId, Level,
-    PhotoTarget, RectificationOrder, RectificationState, Resolution, ReviewAction, Store,
-    Violation, ViolationKind, sample,
+    AnswerInput, AnswerResult, CaseId, Enterprise, FieldValue, FindingEdit, FindingId, HazardStep,
+    Level, PhotoTarget, RectificationOrder, RectificationState, ReinspectionResult, Resolution,
+    ReviewAction, Store, Violation, ViolationKind, sample,
 };
 use chrono::{DateTime, Duration, FixedOffset, TimeZone};
 use rand::rngs::StdRng;
@@ -917,16 +917,41 @@ impl Sim {
                 )
             }
             (20..=39, Some(f)) => {
-                // The next step of the loop, as an inspector would take it.
-                let next = match f.rectification.as_ref().map(|r| r.state) {
-                    Some(RectificationState::InProgress) => RectificationState::Reinspected,
-                    Some(RectificationState::Reinspected) => RectificationState::Closed,
-                    _ => RectificationState::InProgress,
+                // The next step of the loop, as an inspector would take it: the enterprise
+                // at work; a re-inspection, failed with a new deadline or passed; an
+                // extension; closing.
+                let rect = f.rectification.as_ref();
+                let later = |days| {
+                    rect.map_or(sample::visit_time().date_naive(), |r| r.deadline)
+                        + Duration::days(days)
                 };
-                (
-                    format!("moves the rectification of {} to {}", f.id, next.code()),
-                    store.move_rectification(case, f.id, next),
-                )
+                let step = match (rect.map(|r| r.state), other % 3) {
+                    (Some(RectificationState::InProgress), 0) => Some(HazardStep::Reinspect {
+                        result: ReinspectionResult::Fail,
+                        note: "报警器仍未校验".into(),
+                        deadline: Some(later(7)),
+                        escalation: String::new(),
+                    }),
+                    (Some(RectificationState::InProgress), 1) => Some(HazardStep::Extend {
+                        deadline: later(10),
+                        reason: "探头到货延迟，企业书面申请".into(),
+                    }),
+                    (Some(RectificationState::InProgress), _) => {
+                        Some(HazardStep::pass("探头已更换并校验合格"))
+                    }
+                    (Some(RectificationState::Reinspected), _) => Some(HazardStep::close()),
+                    _ => None,
+                };
+                match step {
+                    Some(step) => (
+                        format!("records {} on {}", step.action().code(), f.id),
+                        store.follow_up(case, f.id, &step),
+                    ),
+                    None => (
+                        format!("moves the rectification of {} to in_progress", f.id),
+                        store.move_rectification(case, f.id, RectificationState::InProgress),
+                    ),
+                }
             }
             (40..=64, _) => match detail.checklists.first() {
                 None => (

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anjian_core::signing::{KeyAlgorithm, PublicKey, Signer};
 use anjian_core::sync::CatalogPage;
-use anjian_core::{DistrictCode, RectificationState, ReviewAction};
+use anjian_core::{DistrictCode, HazardStep, RectificationState, ReviewAction};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -556,9 +556,8 @@ fn closed() -> utoipa::openapi::schema::Object {
         (status = 200, description = "Closed", body = Closed),
         (status = 400, description = "An id is not UTF-8 once percent-decoded", body = ErrorBody),
         SignedOut,
-        (status = 403, description = "The rule book refuses closing to the caller (`refused`, with its `rule`), or a cookie session sent no CSRF token", body = ErrorBody),
+        (status = 403, description = "The rule book refuses closing (`refused`, with its `rule`: `rectification_loop` before a 合格 re-inspection, `close` to one who may not close this level), or a cookie session sent no CSRF token", body = ErrorBody),
         (status = 404, description = "No such case or finding, or not one this user may see", body = ErrorBody),
-        (status = 409, description = "The rectification was not re-inspected with evidence, or is not open", body = ErrorBody),
     ),
 )]
 pub async fn close_rectification(
@@ -566,9 +565,56 @@ pub async fn close_rectification(
     AuthUser(user): AuthUser,
     Path((id, finding)): Path<(String, String)>,
 ) -> AppResult<Json<Closed>> {
-    review::close_rectification(&app, &user, &id, &finding).await?;
+    review::follow_up(&app, &user, &id, &finding, HazardStep::close()).await?;
     Ok(Json(Closed {
         state: RectificationState::Closed.code(),
+    }))
+}
+
+/// A finding's rectification after a step.
+#[derive(Serialize, ToSchema)]
+pub struct StepAnswer {
+    /// The rectification state the step left.
+    #[schema(value_type = schemas::RectificationState)]
+    state: &'static str,
+}
+
+/// A step of a hazard's follow-up
+///
+/// 延期, 复查 (合格/不合格), 销号, 挂牌督办, 治理方案, 进展报告 or 摘牌, written into the case by
+/// the caller's server-side actor and judged by the rule book like any change: also on an
+/// approved case, since approval locks the record of the visit, not the hazards'
+/// follow-up. Listing, delisting and closing a major hazard belong to the owning
+/// district's supervisors.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cases/{id}/findings/{finding}/steps",
+    tag = "cases",
+    params(
+        ("id" = String, Path, format = Uuid, description = "Case id"),
+        ("finding" = String, Path, format = Uuid, description = "Finding id"),
+    ),
+    request_body = review::StepFields,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Recorded: the rectification's state", body = StepAnswer),
+        (status = 400, description = "The body is not valid JSON, the action or a field is not valid, or an id is not UTF-8 once percent-decoded", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "The rule book refuses the step (`refused`, with its `rule`), or a cookie session sent no CSRF token", body = ErrorBody),
+        (status = 404, description = "No such case or finding, or not one this user may see", body = ErrorBody),
+        JsonBodyRefused,
+    ),
+)]
+pub async fn follow_up(
+    State(app): State<Arc<AppState>>,
+    AuthUser(user): AuthUser,
+    Path((id, finding)): Path<(String, String)>,
+    Json(body): Json<review::StepFields>,
+) -> AppResult<Json<StepAnswer>> {
+    let step = body.step()?;
+    let state = review::follow_up(&app, &user, &id, &finding, step).await?;
+    Ok(Json(StepAnswer {
+        state: state.code(),
     }))
 }
 

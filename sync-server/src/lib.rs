@@ -117,6 +117,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/cases/{id}/findings/{finding}/close",
             post(api::close_rectification).layer(action()),
         )
+        .route(
+            "/api/v1/cases/{id}/findings/{finding}/steps",
+            post(api::follow_up).layer(action()),
+        )
         .route("/api/v1/rectifications", get(api::rectifications))
         .route("/api/v1/bulletins", get(bulletin_api::json))
         .route("/api/v1/bulletins.xlsx", get(bulletin_api::xlsx))

@@ -33,6 +33,7 @@ use crate::{api, blobs, bulletin_api};
         api::resolve_conflict,
         api::share_case,
         api::close_rectification,
+        api::follow_up,
         api::rectifications,
         bulletin_api::json,
         bulletin_api::xlsx,

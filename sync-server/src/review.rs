@@ -3,12 +3,12 @@
 //! written by the supervisor's own server-side actor through `sync::change_on_server`.
 
 use anjian_core::{
-    Case, CaseId, Conflict, FieldValue, FindingId, RectificationState, Resolution, ReviewAction,
-    ReviewState, case_doc,
+    Case, CaseId, Conflict, FieldValue, FindingId, HazardAction, HazardStep, RectificationState,
+    Resolution, ReviewAction, ReviewState, case_doc,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, AppResult};
 use crate::queries::china;
@@ -196,27 +196,126 @@ pub async fn resolve(
     Ok(())
 }
 
-/// Closes (销号) a re-inspected hazard of case `id` (a major one only by the owning
-/// district's supervisors, by the rule book); the document refuses
-/// it unless the rectification was re-inspected with evidence.
-pub async fn close_rectification(
+/// A step of a hazard's follow-up as a form or an API body gives it: the action's code
+/// and the fields that action uses (the others are ignored). On-site measures are taken
+/// on site, by the apps, not here.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct StepFields {
+    /// `extend` 延期, `reinspect` 复查, `close` 销号, `list` 挂牌督办, `plan` 治理方案,
+    /// `progress` 进展报告 or `delist` 摘牌 (the Chinese label is accepted too).
+    #[schema(value_type = crate::schemas::HazardAction)]
+    pub action: String,
+    /// `reinspect`: `pass` 合格 or `fail` 不合格.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::schemas::ReinspectionResult>)]
+    pub result: Option<String>,
+    /// `extend`, `reinspect` after `fail` (new deadline), `list` (YYYY-MM-DD).
+    #[serde(default)]
+    #[schema(format = Date)]
+    pub deadline: Option<String>,
+    /// `reinspect`, `close`, `delist`: what was found, a note.
+    #[serde(default)]
+    pub note: String,
+    /// `extend`: why.
+    #[serde(default)]
+    pub reason: String,
+    /// `reinspect` after `fail` without a new deadline: what the hazard is escalated to.
+    #[serde(default)]
+    pub escalation: String,
+    /// `list`: the supervising authority.
+    #[serde(default)]
+    pub authority: String,
+    /// `list`: the listing document's number.
+    #[serde(default)]
+    pub number: String,
+    /// `plan`: 治理措施.
+    #[serde(default)]
+    pub measures: String,
+    /// `plan`: 资金.
+    #[serde(default)]
+    pub funds: String,
+    /// `plan`: 责任人.
+    #[serde(default)]
+    pub responsible: String,
+    /// `plan`: 临时安全措施.
+    #[serde(default)]
+    pub interim: String,
+    /// `progress`: the report.
+    #[serde(default)]
+    pub text: String,
+}
+
+impl StepFields {
+    /// The step the fields describe; a missing or malformed field is `Invalid`.
+    pub fn step(self) -> anjian_core::Result<HazardStep> {
+        let day = |field: &'static str, value: Option<&str>| {
+            let value = value.map(str::trim).filter(|v| !v.is_empty());
+            value.and_then(anjian_core::parse_day).ok_or_else(|| {
+                anjian_core::Error::invalid(field, "需要日期 YYYY-MM-DD (a day, YYYY-MM-DD)")
+            })
+        };
+        let optional_day = |value: Option<&str>| match value.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(v) => day("deadline", Some(v)).map(Some),
+        };
+        Ok(match self.action.parse::<HazardAction>()? {
+            HazardAction::Onsite => {
+                return Err(anjian_core::Error::invalid(
+                    "action",
+                    "现场处理措施在现场由检查人员记录 (on-site measures are recorded on site)",
+                ));
+            }
+            HazardAction::Extend => HazardStep::Extend {
+                deadline: day("deadline", self.deadline.as_deref())?,
+                reason: self.reason,
+            },
+            HazardAction::Reinspect => HazardStep::Reinspect {
+                result: self.result.as_deref().unwrap_or_default().parse()?,
+                note: self.note,
+                deadline: optional_day(self.deadline.as_deref())?,
+                escalation: self.escalation,
+            },
+            HazardAction::Close => HazardStep::Close { note: self.note },
+            HazardAction::List => HazardStep::List {
+                authority: self.authority,
+                number: self.number,
+                deadline: day("deadline", self.deadline.as_deref())?,
+            },
+            HazardAction::Plan => HazardStep::Plan {
+                measures: self.measures,
+                funds: self.funds,
+                responsible: self.responsible,
+                interim: self.interim,
+            },
+            HazardAction::Progress => HazardStep::Progress { text: self.text },
+            HazardAction::Delist => HazardStep::Delist { note: self.note },
+        })
+    }
+}
+
+/// Records a step of the follow-up of finding `finding` of case `id` by a supervisor
+/// (销号, 挂牌督办, 摘牌, 延期, 复查 …), also on an approved case; the rule book says who
+/// may take which step where the loop stands. Returns the rectification's state after it.
+pub async fn follow_up(
     app: &AppState,
     user: &User,
     id: &str,
     finding: &str,
-) -> AppResult<()> {
+    step: HazardStep,
+) -> AppResult<RectificationState> {
     let case_id = case_id(id)?;
     let finding: FindingId = finding
         .parse()
         .map_err(|_| AppError::NotFound(format!("没有该隐患 (no finding {finding})")))?;
     let at = Utc::now().with_timezone(&china());
     let by = user.username.clone();
-    sync::change_on_server(app, user, case_id, move |doc| {
-        case_doc::move_rectification(doc, &by, finding, RectificationState::Closed, at)
+    let action = step.action();
+    let state = sync::change_on_server(app, user, case_id, move |doc| {
+        case_doc::follow_up(doc, &by, finding, &step, at)
     })
     .await?;
-    tracing::info!(case.id = %case_id, finding = %finding, user = %user.username, "rectification closed");
-    Ok(())
+    tracing::info!(case.id = %case_id, finding = %finding, user = %user.username, step = action.code(), "hazard follow-up");
+    Ok(state)
 }
 
 /// Shares case `id` with `districts` besides its owner (replacing the

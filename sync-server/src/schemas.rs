@@ -36,6 +36,12 @@ named_schema! {
     CaseType = codes(anjian_core::CaseType::ALL.iter().map(|v| v.code()));
     /// Schema of an industry code.
     Industry = codes(anjian_core::Industry::ALL.iter().map(|v| v.code()));
+    /// Schema of the code of a step of a hazard's follow-up.
+    HazardAction = codes(anjian_core::HazardAction::ALL.iter().map(|v| v.code()));
+    /// Schema of a re-inspection result code.
+    ReinspectionResult = codes(anjian_core::ReinspectionResult::ALL.iter().map(|v| v.code()));
+    /// Schema of an on-site measure code.
+    OnsiteMeasure = codes(anjian_core::OnsiteMeasure::ALL.iter().map(|v| v.code()));
     /// Schema of a hazard level code.
     Level = codes(anjian_core::Level::ALL.iter().map(|v| v.code()));
     /// Schema of a rectification state code.

@@ -205,3 +205,70 @@ coded_enum!(
         Admin = "admin" / "管理员",
     }
 );
+
+coded_enum!(
+    /// What a step of a hazard's follow-up records (`findings/<id>/events`): the measures
+    /// taken on site, then the closed loop after the visit — extension, re-inspection,
+    /// closing — and supervision by listing (挂牌督办).
+    HazardAction, "hazard_action" {
+        /// 现场处理措施: a measure taken on the spot, part of the visit's record.
+        Onsite = "onsite" / "现场处理措施",
+        /// 延期: the deadline moved, with a reason and who granted it.
+        Extend = "extend" / "延期",
+        /// 复查: a re-inspection, 合格 or 不合格.
+        Reinspect = "reinspect" / "复查",
+        /// 销号: the hazard closed after a 合格 re-inspection.
+        Close = "close" / "销号",
+        /// 挂牌督办: a major hazard listed for supervision.
+        List = "list" / "挂牌督办",
+        /// 治理方案: the enterprise's plan for a listed hazard.
+        Plan = "plan" / "治理方案",
+        /// 进展报告: a progress report on a listed hazard.
+        Progress = "progress" / "进展报告",
+        /// 摘牌: a listed hazard delisted after it was closed.
+        Delist = "delist" / "摘牌",
+    }
+);
+
+impl HazardAction {
+    /// Whether the step follows up a hazard after the visit, and so stays possible on an
+    /// approved case (every step but the on-site measures, which belong to the visit).
+    pub fn is_follow_up(self) -> bool {
+        self != HazardAction::Onsite
+    }
+}
+
+coded_enum!(
+    /// The result of a re-inspection (复查).
+    ReinspectionResult, "reinspection_result" {
+        /// 合格: the hazard is rectified; it may be closed.
+        Pass = "pass" / "合格",
+        /// 不合格: the hazard stays open, with a new deadline or escalated.
+        Fail = "fail" / "不合格",
+    }
+);
+
+coded_enum!(
+    /// The measures an inspector may take on the spot (现场处理措施), by 《中华人民共和国
+    /// 安全生产法》第六十五条第一款.
+    OnsiteMeasure, "onsite_measure" {
+        /// 责令立即排除
+        EliminateNow = "eliminate_now" / "责令立即排除",
+        /// 责令从危险区域撤出作业人员
+        Evacuate = "evacuate" / "责令从危险区域撤出作业人员",
+        /// 责令暂时停产停业或者停止使用相关设施、设备
+        Suspend = "suspend" / "责令暂时停产停业或者停止使用相关设施、设备",
+        /// 查封、扣押
+        Seize = "seize" / "查封、扣押",
+    }
+);
+
+impl OnsiteMeasure {
+    /// The legal basis of the measure.
+    pub fn basis(self) -> &'static str {
+        match self {
+            OnsiteMeasure::Seize => "《中华人民共和国安全生产法》第六十五条第一款第（四）项",
+            _ => "《中华人民共和国安全生产法》第六十五条第一款第（三）项",
+        }
+    }
+}

@@ -2,11 +2,13 @@
 //! every read and write of it. Nothing here touches SQLite.
 
 mod checklists;
+mod follow_up;
 mod photos;
 
 pub(crate) use checklists::{
     answer as answer_item, attach as attach_checklist, attached_item, link_finding, put_source,
 };
+pub(crate) use follow_up::record as follow_up;
 pub(crate) use photos::{
     attach as attach_photo, blob_refs, detach as detach_photo, list_of as photo_list,
 };
@@ -18,14 +20,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::codes::{CaseId, CreditCode, DistrictCode, FindingId};
 use crate::codes::{
-    CaseType, GeoPoint, Industry, Level, RectificationState, ReviewAction, ReviewState, RiskGrade,
-    ViolationKind,
+    CaseType, GeoPoint, Industry, Level, RectificationState, ReinspectionResult, ReviewAction,
+    ReviewState, RiskGrade, ViolationKind,
 };
 use crate::error::{Error, Result};
 use crate::model::{
     Case, ChecklistSource, Conflict, ConflictValue, Enterprise, FieldValue, Finding, FindingEdit,
-    HistoryEntry, Identity, NewFinding, Rectification, RectificationOrder, Reinspection,
-    Resolution, ReviewEvent, TeamMember, Violation,
+    HazardEvent, HazardStep, HistoryEntry, Identity, NewFinding, Rectification, RectificationOrder,
+    Reinspection, Resolution, ReviewEvent, TeamMember, Violation,
 };
 
 /// The document schema this build writes and the newest it reads.
@@ -373,6 +375,7 @@ pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Fin
         Some((Value::Scalar(s), _)) => s.as_str().unwrap_or_default().to_owned(),
         _ => String::new(),
     };
+    let events = follow_up::read(doc, &obj, id)?;
     let rect = map(doc, &obj, "rectification")?;
     let state: RectificationState =
         parse_field(doc, &rect, "state").map_err(|_| bad("rectification.state"))?;
@@ -386,15 +389,8 @@ pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Fin
             responsible: string(doc, &rect, "responsible").unwrap_or_default(),
             state,
             evidence: photos::read_at(doc, &rect, "evidence"),
-            reinspection: match string(doc, &rect, "reinspection_note") {
-                Some(note) => Some(Reinspection {
-                    note,
-                    by: string(doc, &rect, "reinspected_by").unwrap_or_default(),
-                    at: parse_time(doc, &rect, "reinspected_at")
-                        .map_err(|_| bad("rectification.reinspected_at"))?,
-                }),
-                None => None,
-            },
+            reinspection: latest_reinspection(doc, &rect, &events)
+                .map_err(|_| bad("rectification.reinspected_at"))?,
         })
     };
     let source = match doc.get(&obj, "source")? {
@@ -431,7 +427,39 @@ pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Fin
         violation,
         source,
         photos: photos::read_at(doc, &obj, "photos"),
+        events,
     }))
+}
+
+/// The latest re-inspection: the last one in the follow-up, or for a finding re-inspected
+/// before re-inspections had results, the one recorded in its rectification (合格: it
+/// moved the hazard to 已复查).
+fn latest_reinspection(
+    doc: &AutoCommit,
+    rect: &ObjId,
+    events: &[HazardEvent],
+) -> Result<Option<Reinspection>> {
+    let last = events.iter().rev().find_map(|e| match &e.step {
+        HazardStep::Reinspect { result, note, .. } => Some(Reinspection {
+            result: *result,
+            note: note.clone(),
+            by: e.by.clone(),
+            at: e.at,
+        }),
+        _ => None,
+    });
+    if last.is_some() {
+        return Ok(last);
+    }
+    match string(doc, rect, "reinspection_note") {
+        Some(note) => Ok(Some(Reinspection {
+            result: ReinspectionResult::Pass,
+            note,
+            by: string(doc, rect, "reinspected_by").unwrap_or_default(),
+            at: parse_time(doc, rect, "reinspected_at")?,
+        })),
+        None => Ok(None),
+    }
 }
 
 /// Writes a new finding.
@@ -460,6 +488,7 @@ pub(crate) fn add_finding(
     let rect = doc.put_object(&obj, "rectification", ObjType::Map)?;
     doc.put(&rect, "state", RectificationState::None.code())?;
     doc.put_object(&rect, "evidence", ObjType::List)?;
+    doc.put_object(&obj, follow_up::EVENTS, ObjType::List)?;
     let violation = doc.put_object(&obj, "violation", ObjType::Map)?;
     if let Some(v) = &finding.violation {
         put_violation(doc, &violation, v)?;
@@ -489,6 +518,7 @@ pub(crate) fn new_finding_projection(
             violation: finding.violation.clone(),
             source: None,
             photos: Vec::new(),
+            events: Vec::new(),
         }),
         conflicts: 0,
     }
@@ -567,7 +597,8 @@ pub(crate) fn remove_finding(
     Ok(())
 }
 
-/// Orders rectification of a finding (or changes the order while it is open).
+/// Orders rectification of a finding (or amends its measures and responsible person while
+/// it is open; the deadline then moves only by an extension).
 pub(crate) fn order_rectification(
     doc: &mut AutoCommit,
     id: FindingId,
@@ -581,8 +612,15 @@ pub(crate) fn order_rectification(
             "the rectification of finding {id} is closed (已销号); record a new finding instead"
         )));
     }
+    let deadline = order.deadline.to_string();
+    if state != RectificationState::None && string(doc, &rect, "deadline") != Some(deadline.clone())
+    {
+        return Err(Error::NotAllowed(format!(
+            "整改期限已下达，变更期限请办理延期 (the deadline of finding {id} was ordered; it moves only by an extension)"
+        )));
+    }
     doc.put(&rect, "measures", order.measures.as_str())?;
-    doc.put(&rect, "deadline", order.deadline.to_string())?;
+    doc.put(&rect, "deadline", deadline)?;
     doc.put(&rect, "responsible", order.responsible.as_str())?;
     if state == RectificationState::None {
         doc.put(&rect, "state", RectificationState::Ordered.code())?;
@@ -590,7 +628,9 @@ pub(crate) fn order_rectification(
     Ok(())
 }
 
-/// Moves a finding's rectification to `next`, if the closed loop allows it.
+/// Moves a finding's rectification to `next` where no step of its follow-up is needed
+/// (the enterprise at work, 整改中; or 逾期), if the closed loop allows it. Re-inspecting
+/// and closing are steps of the follow-up (`follow_up`).
 pub(crate) fn move_rectification(
     doc: &mut AutoCommit,
     id: FindingId,
@@ -601,43 +641,14 @@ pub(crate) fn move_rectification(
     let state: RectificationState = parse_field(doc, &rect, "state")?;
     if !crate::rules::rectification_step(state, next) {
         return Err(Error::NotAllowed(format!(
-            "rectification of finding {id} cannot go from {} to {}",
+            "隐患整改状态不能从“{}”直接变为“{}”：复查和销号请记录复查结果或销号 (rectification of finding {id} cannot go from {} to {} by itself)",
             state.label(),
-            next.label()
-        )));
-    }
-    let needs_evidence = matches!(
-        next,
-        RectificationState::Reinspected | RectificationState::Closed
-    );
-    let has_evidence = read_finding(doc, id)?
-        .and_then(|f| f.rectification)
-        .is_some_and(|r| r.has_reinspection_evidence());
-    if needs_evidence && !has_evidence {
-        return Err(Error::NotAllowed(format!(
-            "复查或销号需要复查佐证：请先附整改照片或填写复查意见 (finding {id} has no re-inspection evidence: attach a photo or record a re-inspection note)"
+            next.label(),
+            state.code(),
+            next.code()
         )));
     }
     doc.put(&rect, "state", next.code())?;
-    Ok(())
-}
-
-/// Records an inspector's re-inspection of a finding's rectification and moves it to
-/// 已复查.
-pub(crate) fn reinspect(doc: &mut AutoCommit, id: FindingId, note: &Reinspection) -> Result<()> {
-    let obj = live_finding(doc, id)?;
-    let rect = map(doc, &obj, "rectification")?;
-    let state: RectificationState = parse_field(doc, &rect, "state")?;
-    if !crate::rules::rectification_step(state, RectificationState::Reinspected) {
-        return Err(Error::NotAllowed(format!(
-            "rectification of finding {id} is {}, it cannot be re-inspected now",
-            state.label()
-        )));
-    }
-    doc.put(&rect, "reinspection_note", note.note.as_str())?;
-    doc.put(&rect, "reinspected_by", note.by.as_str())?;
-    doc.put(&rect, "reinspected_at", note.at.to_rfc3339())?;
-    doc.put(&rect, "state", RectificationState::Reinspected.code())?;
     Ok(())
 }
 

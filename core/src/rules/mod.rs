@@ -16,6 +16,7 @@
 //!   entries only for oneself, every attribution field naming the change's author, and
 //!   the schema's shape.
 
+mod follow_up;
 mod judging;
 mod ops;
 mod shape;
@@ -208,43 +209,22 @@ pub fn may_review(
     review_step(action, case.state)
 }
 
-/// Whether the closed loop allows one step from `from` to `to`: ordered → in progress →
-/// re-inspected → closed; ordered or in progress → overdue; overdue → in progress or
-/// re-inspected; a failed re-inspection goes back to in progress. (Ordering, none →
-/// ordered, is its own action.)
+/// Whether the closed loop allows a move from `from` to `to` that needs no step of the
+/// follow-up: the enterprise at work (ordered or overdue → in progress) and overdue
+/// (ordered or in progress → overdue). Re-inspecting (→ re-inspected, or back to in
+/// progress when it fails), extending and closing are steps (`HazardStep`), judged with
+/// the step recorded in the same change; ordering (none → ordered) is its own action.
 pub fn rectification_step(from: RectificationState, to: RectificationState) -> bool {
     use RectificationState::*;
     matches!(
         (from, to),
-        (Ordered, InProgress | Overdue | Reinspected)
-            | (InProgress, Reinspected | Overdue)
-            | (Overdue, InProgress | Reinspected)
-            | (Reinspected, Closed | InProgress)
+        (Ordered, InProgress | Overdue) | (InProgress, Overdue) | (Overdue, InProgress)
     )
 }
 
-/// Whether any number of steps of the loop (ordering included) lead from `from` to `to`:
-/// several steps may be taken offline between two syncs.
-pub fn rectification_reachable(from: RectificationState, to: RectificationState) -> bool {
-    let step = |a, b| {
-        rectification_step(a, b)
-            || (a == RectificationState::None && b == RectificationState::Ordered)
-    };
-    let mut seen = vec![from];
-    let mut frontier = vec![from];
-    while let Some(state) = frontier.pop() {
-        for next in RectificationState::ALL {
-            if step(state, *next) && !seen.contains(next) {
-                seen.push(*next);
-                frontier.push(*next);
-            }
-        }
-    }
-    seen.contains(&to)
-}
-
-/// Whether `author` may close (销号) `finding` of `case`: a major hazard (重大隐患) only
-/// by those who decide the case; a general one also by the inspector who re-inspected it.
+/// Whether `author` may close (销号) `finding` of `case` (re-inspected 合格): a major
+/// hazard (重大隐患) only by those who decide the case; a general one also by the
+/// inspector who re-inspected it.
 pub fn may_close(author: &Author, case: &Case, finding: &Finding) -> Result<(), Refusal> {
     if decides(author, &case.district) {
         return Ok(());
@@ -263,7 +243,7 @@ pub fn may_close(author: &Author, case: &Case, finding: &Finding) -> Result<(), 
                 case.district
             ),
         )),
-        Level::General if reinspector.is_none_or(|by| by == author.user_id) => Ok(()),
+        Level::General if reinspector == Some(author.user_id.as_str()) => Ok(()),
         Level::General => Err(Refusal::new(
             Rule::Close,
             format!(
@@ -430,18 +410,42 @@ fn team(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// An approved case is locked: nothing changes but its review trail, and only by a
-/// comment or a reopening.
+/// An approved case is locked: its record of the visit stays as approved. What goes on
+/// after the visit stays possible: the hazards' follow-up (整改, 延期, 复查, 销号, 挂牌督办:
+/// their steps, rectification state, deadline and evidence, judged step by step in
+/// `follow_up`), a person joining the team to take one, comments and reopening.
 fn approved_lock(before: &CaseState, ops: &Ops, actions: &[ReviewAction]) -> Result<(), Refusal> {
     let unlocking = |a: &ReviewAction| matches!(a, ReviewAction::Comment | ReviewAction::Reopen);
+    let after_the_visit = |op: &OpAt| {
+        let keys: Vec<Option<&str>> = op.path.iter().map(Seg::key).collect();
+        follow_up::in_follow_up(op)
+            || matches!(
+                keys.as_slice(),
+                [Some("review"), ..]
+                    | [Some("team"), ..]
+                    | [
+                        Some("findings"),
+                        _,
+                        Some("rectification"),
+                        Some("state" | "deadline")
+                    ]
+                    | [
+                        Some("findings"),
+                        _,
+                        Some("rectification"),
+                        Some("evidence"),
+                        ..
+                    ]
+            )
+    };
     if before.case.state != ReviewState::Approved
-        || (ops.iter().all(|op| root(op) == Some("review")) && actions.iter().all(unlocking))
+        || (ops.iter().all(after_the_visit) && actions.iter().all(unlocking))
     {
         return Ok(());
     }
     Err(Refusal::new(
         Rule::ApprovedLock,
-        "该案件已审核通过并锁定，不能再修改；如需更正，请新建关联的更正案件，或联系监管负责人重新打开 (the case is approved and locked; open an amending case)",
+        "该案件已审核通过并锁定，检查记录不能再修改（隐患的整改、复查、销号和督办仍可办理）；如需更正，请新建关联的更正案件，或联系监管负责人重新打开 (the case is approved and locked; open an amending case)",
     ))
 }
 
@@ -586,69 +590,17 @@ fn review_state(
     ))
 }
 
-/// Rectifications move only forward along the closed loop (several steps may have been
-/// taken offline between two syncs), are re-inspected or closed only with evidence that
-/// then stays, and are closed only by those `may_close` names. Judged for the findings the
-/// change touches.
+/// Each touched finding's follow-up only grows, and its new steps, state and deadline
+/// keep the closed loop (`follow_up`).
 fn rectifications(
     author: &Author,
     before: Option<&CaseState>,
     after: &CaseState,
     ops: &Ops,
 ) -> Result<(), Refusal> {
-    fn find(state: Option<&CaseState>, id: FindingId) -> Option<&Finding> {
-        state.and_then(|s| s.case.findings.iter().find(|f| f.id == id))
-    }
+    follow_up::list_grows(ops)?;
     for id in ops.findings() {
-        let Some(finding) = find(Some(after), id) else {
-            continue;
-        };
-        let old = find(before, id).and_then(|f| f.rectification.as_ref());
-        let from = old.map_or(RectificationState::None, |r| r.state);
-        let to = finding
-            .rectification
-            .as_ref()
-            .map_or(RectificationState::None, |r| r.state);
-        if from == to && old.is_none() {
-            continue;
-        }
-        if from != to && !rectification_reachable(from, to) {
-            return Err(Refusal::new(
-                Rule::RectificationLoop,
-                format!(
-                    "隐患“{}”的整改状态不能从“{}”变为“{}” (not a step of the closed loop)",
-                    title(finding),
-                    from.label(),
-                    to.label()
-                ),
-            ));
-        }
-        let Some(rect) = &finding.rectification else {
-            continue;
-        };
-        let needs_evidence = matches!(
-            to,
-            RectificationState::Reinspected | RectificationState::Closed
-        );
-        let had_evidence = old.is_some_and(|r| r.has_reinspection_evidence());
-        if needs_evidence && !rect.has_reinspection_evidence() && (from != to || had_evidence) {
-            return Err(Refusal::new(
-                Rule::Evidence,
-                format!(
-                    "隐患“{}”复查或销号需要复查佐证（整改照片或复查意见），且不能删除 (re-inspection evidence is required and stays)",
-                    title(finding)
-                ),
-            ));
-        }
-        if to == RectificationState::Closed && from != RectificationState::Closed {
-            // Judged at the stricter of the levels before and after: a hazard is not
-            // lowered to general and closed in one change.
-            let mut judged = finding.clone();
-            if find(before, id).is_some_and(|f| f.level == Level::Major) {
-                judged.level = Level::Major;
-            }
-            may_close(author, &after.case, &judged)?;
-        }
+        follow_up::judge(author, before, after, id, ops)?;
     }
     Ok(())
 }

@@ -4,8 +4,8 @@
 //! where none is expected) is refused, whoever sent it.
 
 use crate::codes::{
-    AnswerResult, ChecklistId, DistrictCode, FindingId, Level, RectificationState, ReviewAction,
-    ReviewState, ViolationKind,
+    AnswerResult, ChecklistId, DistrictCode, FindingId, HazardAction, Level, OnsiteMeasure,
+    RectificationState, ReinspectionResult, ReviewAction, ReviewState, ViolationKind, is_sha256,
 };
 use crate::paths::{Leaf, Seg};
 
@@ -37,6 +37,10 @@ enum Coded {
     Answer,
     District,
     Date,
+    HazardAction,
+    Reinspection,
+    Measure,
+    Sha256,
 }
 
 impl Coded {
@@ -50,6 +54,10 @@ impl Coded {
             Coded::Answer => value.parse::<AnswerResult>().is_ok(),
             Coded::District => value.parse::<DistrictCode>().is_ok(),
             Coded::Date => crate::codes::parse_day(value).is_some(),
+            Coded::HazardAction => value.parse::<HazardAction>().is_ok(),
+            Coded::Reinspection => value.parse::<ReinspectionResult>().is_ok(),
+            Coded::Measure => value.parse::<OnsiteMeasure>().is_ok(),
+            Coded::Sha256 => is_sha256(value),
         }
     }
 }
@@ -136,6 +144,7 @@ pub(super) fn is_attribution(path: &[Seg]) -> bool {
                 Some("answered_by")
             ]
             | [Some("review"), Some("events"), None, Some("by")]
+            | [Some("findings"), _, Some("events"), None, Some("by")]
     ) || (keys.len() >= 3
         && keys[keys.len() - 1] == Some("added_by")
         && keys[keys.len() - 2].is_none()
@@ -196,6 +205,7 @@ fn finding(path: &[P<'_>]) -> Option<Want> {
             ),
         ] => Str,
         [K("rectification"), K("evidence"), rest @ ..] => photos(rest)?,
+        [K("events"), rest @ ..] => follow_up(rest)?,
         [K("violation")] => Map,
         [K("violation"), K("kind")] => Code(Coded::Violation),
         [K("violation"), K("post" | "person")] => Str,
@@ -203,6 +213,29 @@ fn finding(path: &[P<'_>]) -> Option<Want> {
         [K("source"), K("checklist" | "item")] => Str,
         [K("removed")] => Map,
         [K("removed"), K("by" | "at")] => Str,
+        _ => return None,
+    })
+}
+
+/// A finding's follow-up: a list of steps.
+fn follow_up(path: &[P<'_>]) -> Option<Want> {
+    use Want::*;
+    Some(match path {
+        [] => List,
+        [I] => Map,
+        [I, K("kind")] => Code(Coded::HazardAction),
+        [I, K("result")] => Code(Coded::Reinspection),
+        [I, K("measure")] => Code(Coded::Measure),
+        [I, K("deadline" | "previous_deadline")] => Code(Coded::Date),
+        [
+            I,
+            K(
+                "by" | "at" | "note" | "basis" | "reason" | "escalation" | "authority" | "number"
+                | "measures" | "funds" | "responsible" | "interim" | "text",
+            ),
+        ] => Str,
+        [I, K("evidence")] => List,
+        [I, K("evidence"), I] => Code(Coded::Sha256),
         _ => return None,
     })
 }

@@ -15,9 +15,9 @@ use crate::db::{self, LoadedDoc};
 use crate::document::{self, CaseInit, ChangeNote};
 use crate::error::{Error, Result};
 use crate::model::{
-    AnswerInput, Case, CaseSummary, Conflict, Enterprise, FindingEdit, FindingSummary,
-    HistoryEntry, Identity, ItemStat, NewCase, NewFinding, RectificationOrder, Reinspection,
-    Resolution, TeamMember, Violation,
+    AnswerInput, Case, CaseSummary, Conflict, Enterprise, FindingEdit, FindingSummary, HazardStep,
+    HistoryEntry, Identity, ItemStat, NewCase, NewFinding, RectificationOrder, Resolution,
+    TeamMember, Violation,
 };
 use crate::photo::PhotoLimits;
 use crate::projections::{self, CaseQuery, FindingQuery};
@@ -464,7 +464,8 @@ impl Store {
         )
     }
 
-    /// Moves a finding's rectification along the closed loop.
+    /// Moves a finding's rectification where no step of its follow-up is needed: to 整改中
+    /// or 逾期 (re-inspecting and closing are steps: `follow_up`).
     pub fn move_rectification(
         &mut self,
         case: CaseId,
@@ -525,23 +526,19 @@ impl Store {
         )
     }
 
-    /// Records the re-inspection of a finding's rectification (复查) with the inspector's
-    /// note, moving it to 已复查; closing (销号) then becomes possible.
-    pub fn reinspect(&mut self, case: CaseId, finding: FindingId, note: &str) -> Result<()> {
-        if note.trim().is_empty() {
-            return Err(Error::invalid(
-                "note",
-                "describe what the re-inspection found (复查意见)",
-            ));
-        }
-        let reinspection = Reinspection {
-            note: note.to_owned(),
-            by: self.identity.user_id.clone(),
-            at: self.now(),
-        };
-        self.write(case, "reinspect", Touched::Finding(finding), |doc| {
-            document::reinspect(doc, finding, &reinspection)
-        })
+    /// Records a step of a hazard's follow-up by this store's user, now: on site (现场处理
+    /// 措施), or after the visit (延期, 复查 合格/不合格, 销号, 挂牌督办, 治理方案, 进展报告,
+    /// 摘牌), which stays possible on an approved case. The rule book says who may take
+    /// which step where the loop stands.
+    pub fn follow_up(&mut self, case: CaseId, finding: FindingId, step: &HazardStep) -> Result<()> {
+        let by = self.identity.user_id.clone();
+        let now = self.now();
+        self.write(
+            case,
+            &format!("follow_up:{}", step.action().code()),
+            Touched::Finding(finding),
+            |doc| document::follow_up(doc, finding, step, &by, now).map(drop),
+        )
     }
 
     /// The checklist templates this store attaches.

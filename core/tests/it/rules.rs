@@ -5,8 +5,8 @@
 use anjian_core::rules::{self, Author, CaseState, Ops, Rule};
 use anjian_core::signing::SignedCase;
 use anjian_core::{
-    CaseId, DistrictCode, FindingEdit, FindingId, Level, NewCase, RectificationOrder,
-    RectificationState, ReviewAction, Role, Store, case_doc,
+    CaseId, DistrictCode, FindingEdit, FindingId, HazardStep, Level, NewCase, OnsiteMeasure,
+    RectificationOrder, ReinspectionResult, ReviewAction, Role, Store, case_doc,
 };
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc};
@@ -72,7 +72,9 @@ fn fixture() -> Fixture {
     store
         .order_rectification(case, general, &order)
         .expect("order");
-    store.reinspect(case, general, "已清理").expect("reinspect");
+    store
+        .follow_up(case, general, &HazardStep::pass("已清理"))
+        .expect("reinspect");
     let plain = store
         .add_finding(case, &finding("临时堆放的纸箱"))
         .expect("finding");
@@ -118,21 +120,32 @@ fn review(by: &str, action: ReviewAction) -> impl Fn(&mut AutoCommit) {
     }
 }
 
-/// `insp` takes finding `id` through rectification, re-inspection and closing in one
-/// change, past the store's own checks, first setting its level to `level` if given.
+/// `insp` re-inspects finding `id` (合格) and closes it, past the store's own checks,
+/// first setting its level to `level` if given; the rows judge the changes as one.
 fn close_by_hand(doc: &mut AutoCommit, id: FindingId, level: Option<Level>) {
-    case_doc::move_rectification(doc, "insp", id, RectificationState::InProgress, at())
-        .expect("step");
-    let obj = finding_obj(doc, id);
+    case_doc::follow_up(doc, "insp", id, &HazardStep::pass("已整改"), at()).expect("step");
     if let Some(level) = level {
+        let obj = finding_obj(doc, id);
         doc.put(&obj, "level", level.code()).expect("put");
     }
-    let rect = map(doc, &obj, "rectification");
-    doc.put(&rect, "reinspection_note", "已整改").expect("put");
-    doc.put(&rect, "reinspected_by", "insp").expect("put");
-    doc.put(&rect, "reinspected_at", "2026-11-29T10:00:00+08:00")
-        .expect("put");
-    doc.put(&rect, "state", "closed").expect("put");
+    case_doc::follow_up(doc, "insp", id, &HazardStep::close(), at()).expect("step");
+}
+
+/// `by` records `step` on finding `id`, past the store's own checks.
+fn step(by: &'static str, id: FindingId, step: HazardStep) -> impl Fn(&mut AutoCommit) {
+    move |doc| case_doc::follow_up(doc, by, id, &step, at()).expect("recorded")
+}
+
+fn listing() -> HazardStep {
+    HazardStep::List {
+        authority: "区安全生产委员会办公室".into(),
+        number: "黄安委办督〔2026〕3号".into(),
+        deadline: day("2027-02-28"),
+    }
+}
+
+fn day(text: &str) -> NaiveDate {
+    text.parse().expect("date")
 }
 
 fn verdict(who: &Author, before: &AutoCommit, after: &AutoCommit) -> Result<(), Rule> {
@@ -175,12 +188,7 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
         let obj = finding_obj(doc, major);
         doc.put(&obj, "place", "三号车间").expect("put");
     };
-    let close = |id: FindingId, by: &'static str| {
-        move |doc: &mut AutoCommit| {
-            case_doc::move_rectification(doc, by, id, RectificationState::Closed, at())
-                .expect("a step of the loop");
-        }
-    };
+    let close = |id: FindingId, by: &'static str| step(by, id, HazardStep::close());
     let put_root = |key: &'static str, value: &'static str| {
         move |doc: &mut AutoCommit| {
             doc.put(ROOT, key, value).expect("put");
@@ -571,37 +579,254 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             Ok(()),
         ),
         (
-            "closed without evidence",
+            "closed without a closing step",
+            &chief,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, general);
+                let rect = map(doc, &obj, "rectification");
+                doc.put(&rect, "state", "closed").expect("put");
+            }),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "closed before a passed re-inspection",
+            &chief,
+            base,
+            Box::new(close(major, "chief")),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "re-inspected without a result",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let rect = map(doc, &obj, "rectification");
+                doc.put(&rect, "state", "reinspected").expect("put");
+            }),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "re-inspection passed without evidence",
+            &insp,
+            base,
+            Box::new(step("insp", major, HazardStep::pass(""))),
+            Err(Rule::Evidence),
+        ),
+        (
+            "re-inspection failed with neither a new deadline nor escalation",
+            &insp,
+            base,
+            Box::new(step(
+                "insp",
+                major,
+                HazardStep::Reinspect {
+                    result: ReinspectionResult::Fail,
+                    note: "报警装置仍未投用".into(),
+                    deadline: None,
+                    escalation: " ".into(),
+                },
+            )),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "re-inspection failed with a new deadline",
+            &insp,
+            base,
+            Box::new(step(
+                "insp",
+                major,
+                HazardStep::Reinspect {
+                    result: ReinspectionResult::Fail,
+                    note: "报警装置仍未投用".into(),
+                    deadline: Some(day("2027-01-15")),
+                    escalation: String::new(),
+                },
+            )),
+            Ok(()),
+        ),
+        (
+            "deadline moved without an extension",
             &chief,
             base,
             Box::new(|doc: &mut AutoCommit| {
                 let obj = finding_obj(doc, major);
                 let rect = map(doc, &obj, "rectification");
-                doc.put(&rect, "state", "closed").expect("put");
-            }),
-            Err(Rule::Evidence),
-        ),
-        (
-            "back to none",
-            &insp,
-            base,
-            Box::new(|doc: &mut AutoCommit| {
-                let obj = finding_obj(doc, major);
-                let rect = map(doc, &obj, "rectification");
-                doc.put(&rect, "state", "none").expect("put");
+                doc.put(&rect, "deadline", "2027-03-01").expect("put");
             }),
             Err(Rule::RectificationLoop),
         ),
         (
-            "evidence taken away",
+            "extension without a reason",
+            &insp,
+            base,
+            Box::new(step(
+                "insp",
+                major,
+                HazardStep::Extend {
+                    deadline: day("2027-01-31"),
+                    reason: String::new(),
+                },
+            )),
+            Err(Rule::Evidence),
+        ),
+        (
+            "extension to an earlier day",
+            &insp,
+            base,
+            Box::new(step(
+                "insp",
+                major,
+                HazardStep::Extend {
+                    deadline: day("2026-12-01"),
+                    reason: "企业申请".into(),
+                },
+            )),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "extension with a reason",
+            &insp,
+            base,
+            Box::new(step(
+                "insp",
+                major,
+                HazardStep::Extend {
+                    deadline: day("2027-01-31"),
+                    reason: "设备采购周期长，企业书面申请".into(),
+                },
+            )),
+            Ok(()),
+        ),
+        (
+            "a recorded step taken away",
             &insp,
             base,
             Box::new(|doc: &mut AutoCommit| {
                 let obj = finding_obj(doc, general);
-                let rect = map(doc, &obj, "rectification");
-                doc.delete(&rect, "reinspection_note").expect("delete");
+                let events = map(doc, &obj, "events");
+                doc.delete(&events, 0).expect("delete");
             }),
             Err(Rule::Evidence),
+        ),
+        (
+            "a recorded step rewritten",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, general);
+                let events = map(doc, &obj, "events");
+                let first = match doc.get(&events, 0).expect("get") {
+                    Some((_, first)) => first,
+                    None => panic!("the re-inspection is recorded"),
+                };
+                doc.put(&first, "result", "fail").expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "a general hazard listed",
+            &chief,
+            base,
+            Box::new(step("chief", general, listing())),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "a major hazard listed by an inspector",
+            &insp,
+            base,
+            Box::new(step("insp", major, listing())),
+            Err(Rule::Decide),
+        ),
+        (
+            "a major hazard listed by the supervisor",
+            &chief,
+            base,
+            Box::new(step("chief", major, listing())),
+            Ok(()),
+        ),
+        (
+            "a hazard not listed delisted",
+            &chief,
+            base,
+            Box::new(step(
+                "chief",
+                major,
+                HazardStep::Delist {
+                    note: String::new(),
+                },
+            )),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "a progress report on a hazard not listed",
+            &insp,
+            base,
+            Box::new(step(
+                "insp",
+                major,
+                HazardStep::Progress {
+                    text: "已采购".into(),
+                },
+            )),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "re-inspected on an approved case",
+            &insp,
+            &approved,
+            Box::new(step("insp", major, HazardStep::pass("报警装置已投用"))),
+            Ok(()),
+        ),
+        (
+            "extended on an approved case",
+            &insp,
+            &approved,
+            Box::new(step(
+                "insp",
+                major,
+                HazardStep::Extend {
+                    deadline: day("2027-01-31"),
+                    reason: "企业书面申请".into(),
+                },
+            )),
+            Ok(()),
+        ),
+        (
+            "general closed by its re-inspector on an approved case",
+            &insp,
+            &approved,
+            Box::new(close(general, "insp")),
+            Ok(()),
+        ),
+        (
+            "on-site measure added to an approved case",
+            &insp,
+            &approved,
+            Box::new(step(
+                "insp",
+                major,
+                HazardStep::Onsite {
+                    measure: OnsiteMeasure::Evacuate,
+                    note: "撤出罐区作业人员".into(),
+                },
+            )),
+            Err(Rule::ApprovedLock),
+        ),
+        (
+            "rectification ordered on an approved case",
+            &insp,
+            &approved,
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, f.plain);
+                let rect = map(doc, &obj, "rectification");
+                doc.put(&rect, "measures", "整改").expect("put");
+                doc.put(&rect, "deadline", "2027-01-31").expect("put");
+                doc.put(&rect, "responsible", "王五").expect("put");
+                doc.put(&rect, "state", "ordered").expect("put");
+            }),
+            Err(Rule::ApprovedLock),
         ),
     ];
     let mut wrong = Vec::new();
@@ -702,9 +927,11 @@ fn the_store_refuses_locally_what_the_server_would() {
         responsible: "安全总监".into(),
     };
     store.order_rectification(case, id, &order).expect("order");
-    store.reinspect(case, id, "已整改").expect("reinspect");
+    store
+        .follow_up(case, id, &HazardStep::pass("已整改"))
+        .expect("reinspect");
     let heads = store.heads(case).expect("heads");
-    let refused = store.move_rectification(case, id, RectificationState::Closed);
+    let refused = store.follow_up(case, id, &HazardStep::close());
     assert!(
         matches!(&refused, Err(anjian_core::Error::NotAllowed(m)) if m.contains("重大隐患")),
         "{refused:?}"

@@ -1,7 +1,7 @@
 //! What an inspector's app does with a store, offline.
 
 use anjian_core::{
-    CaseQuery, CaseType, FieldValue, FindingEdit, FindingQuery, GeoPoint, Level,
+    CaseQuery, CaseType, FieldValue, FindingEdit, FindingQuery, GeoPoint, HazardStep, Level,
     RectificationOrder, RectificationState, Resolution, ReviewAction, ReviewState, Store,
     TeamMember, Violation, ViolationKind,
 };
@@ -177,17 +177,17 @@ fn rectification_follows_the_closed_loop() {
         .expect("allowed step");
     let err = store
         .move_rectification(case, id, RectificationState::Reinspected)
-        .expect_err("no re-inspection evidence yet");
-    assert!(err.to_string().contains("复查佐证"), "{err}");
+        .expect_err("re-inspecting is a step with a result");
+    assert!(err.to_string().contains("复查"), "{err}");
     let err = store
-        .reinspect(case, id, "  ")
-        .expect_err("a re-inspection needs a note");
-    assert!(matches!(err, anjian_core::Error::Invalid { .. }), "{err}");
+        .follow_up(case, id, &HazardStep::pass("  "))
+        .expect_err("a re-inspection needs evidence: a note or a photo");
+    assert!(err.to_string().contains("复查佐证"), "{err}");
     store
-        .reinspect(case, id, "已加装接地线，复查合格")
+        .follow_up(case, id, &HazardStep::pass("已加装接地线，复查合格"))
         .expect("re-inspect");
     store
-        .move_rectification(case, id, RectificationState::Closed)
+        .follow_up(case, id, &HazardStep::close())
         .expect("close with the re-inspection note as evidence");
     let err = store
         .move_rectification(case, id, RectificationState::InProgress)
@@ -298,10 +298,10 @@ fn due_and_overdue_rectifications_are_listed_for_a_day() {
         ids.push(id);
     }
     store
-        .reinspect(case, ids[0], "复查合格")
+        .follow_up(case, ids[0], &HazardStep::pass("复查合格"))
         .expect("re-inspect");
     store
-        .move_rectification(case, ids[0], RectificationState::Closed)
+        .follow_up(case, ids[0], &HazardStep::close())
         .expect("close");
     let due: Vec<_> = store
         .rectifications_due(date("2026-11-28"))
@@ -808,5 +808,184 @@ fn every_change_the_store_commits_is_signed() {
     let key = store.public_key();
     for signature in &exported.signatures {
         signature.verify(&key).expect("by this device's key");
+    }
+}
+
+#[test]
+fn a_hazard_s_follow_up_keeps_every_step_and_its_deadlines() {
+    use anjian_core::{HazardAction, OnsiteMeasure, ReinspectionResult};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut insp, case) = store_with_case(&dir, "insp.db", "u1");
+    let chief_identity = anjian_core::Identity {
+        role: anjian_core::Role::Supervisor,
+        ..anjian_core::sample::inspector("chief")
+    };
+    let mut chief = Store::open(dir.path().join("chief.db"), chief_identity).expect("store");
+    let mut hand_over = |from: &mut Store, to: &mut Store| {
+        let bytes = from.export_case(case).expect("export");
+        to.merge_case(&bytes).expect("merge");
+    };
+    let id = insp
+        .add_finding(
+            case,
+            &anjian_core::NewFinding {
+                level: Some(Level::Major),
+                ..finding("液氨储罐区氨气泄漏报警装置失效")
+            },
+        )
+        .expect("finding");
+    insp.follow_up(
+        case,
+        id,
+        &HazardStep::Onsite {
+            measure: OnsiteMeasure::Evacuate,
+            note: "责令罐区作业人员立即撤出".into(),
+        },
+    )
+    .expect("on-site measure");
+    insp.order_rectification(
+        case,
+        id,
+        &RectificationOrder {
+            measures: "更换报警探头并联锁".into(),
+            deadline: date("2026-12-15"),
+            responsible: "设备部经理".into(),
+        },
+    )
+    .expect("order");
+    // The deadline moves only by a recorded step.
+    let err = insp
+        .order_rectification(
+            case,
+            id,
+            &RectificationOrder {
+                measures: "更换报警探头并联锁".into(),
+                deadline: date("2026-12-20"),
+                responsible: "设备部经理".into(),
+            },
+        )
+        .expect_err("a new deadline is an extension");
+    assert!(err.to_string().contains("延期"), "{err}");
+    let err = insp
+        .follow_up(
+            case,
+            id,
+            &HazardStep::Extend {
+                deadline: date("2026-12-31"),
+                reason: " ".into(),
+            },
+        )
+        .expect_err("an extension has a reason");
+    assert!(err.to_string().contains("理由"), "{err}");
+    insp.follow_up(
+        case,
+        id,
+        &HazardStep::Extend {
+            deadline: date("2026-12-31"),
+            reason: "探头到货延迟，企业书面申请".into(),
+        },
+    )
+    .expect("extension");
+    insp.follow_up(
+        case,
+        id,
+        &HazardStep::Reinspect {
+            result: ReinspectionResult::Fail,
+            note: "探头已换，联锁未调试".into(),
+            deadline: Some(date("2027-01-15")),
+            escalation: String::new(),
+        },
+    )
+    .expect("failed re-inspection");
+    let f = &insp.case(case).expect("case").findings[0];
+    let rect = f.rectification.as_ref().expect("ordered");
+    assert_eq!(rect.state, RectificationState::InProgress);
+    assert_eq!(rect.deadline, date("2027-01-15"));
+    let moves: Vec<_> = f
+        .events
+        .iter()
+        .filter_map(|e| Some((e.previous_deadline?, e.step.new_deadline()?)))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (date("2026-12-15"), date("2026-12-31")),
+            (date("2026-12-31"), date("2027-01-15"))
+        ],
+        "every deadline is kept"
+    );
+    // The supervisor lists the hazard; the enterprise's plan and progress are recorded.
+    hand_over(&mut insp, &mut chief);
+    let err = insp
+        .follow_up(case, id, &listing())
+        .expect_err("an inspector does not list");
+    assert!(err.to_string().contains("监管负责人"), "{err}");
+    chief.follow_up(case, id, &listing()).expect("listing");
+    chief
+        .follow_up(
+            case,
+            id,
+            &HazardStep::Plan {
+                measures: "更换全部探头，增设联锁切断".into(),
+                funds: "12万元".into(),
+                responsible: "总经理".into(),
+                interim: "每两小时人工巡检并便携式检测".into(),
+            },
+        )
+        .expect("plan");
+    hand_over(&mut chief, &mut insp);
+    insp.follow_up(
+        case,
+        id,
+        &HazardStep::Progress {
+            text: "探头已全部更换".into(),
+        },
+    )
+    .expect("progress");
+    insp.follow_up(case, id, &HazardStep::pass("联锁调试完成，复查合格"))
+        .expect("passed");
+    let heads = insp.heads(case).expect("heads");
+    let err = insp
+        .follow_up(case, id, &HazardStep::close())
+        .expect_err("a major hazard is closed by the district's supervisors");
+    assert!(err.to_string().contains("销号"), "{err}");
+    assert_eq!(insp.heads(case).expect("heads"), heads, "nothing recorded");
+    hand_over(&mut insp, &mut chief);
+    let early = HazardStep::Delist {
+        note: "已整改".into(),
+    };
+    let err = chief
+        .follow_up(case, id, &early)
+        .expect_err("delisted only once closed");
+    assert!(err.to_string().contains("摘牌"), "{err}");
+    chief
+        .follow_up(case, id, &HazardStep::close())
+        .expect("closed");
+    chief.follow_up(case, id, &early).expect("delisted");
+    let f = &chief.case(case).expect("case").findings[0];
+    let kinds: Vec<HazardAction> = f.events.iter().map(|e| e.step.action()).collect();
+    use HazardAction::*;
+    assert_eq!(
+        kinds,
+        [
+            Onsite, Extend, Reinspect, List, Plan, Progress, Reinspect, Close, Delist
+        ]
+    );
+    assert!(f.listing().is_none(), "delisted");
+    let rect = f.rectification.as_ref().expect("ordered");
+    assert_eq!(rect.state, RectificationState::Closed);
+    let last = rect.reinspection.as_ref().expect("re-inspected");
+    assert_eq!(
+        (last.result, last.by.as_str()),
+        (ReinspectionResult::Pass, "u1")
+    );
+    assert_eq!(f.onsite_measures().count(), 1);
+}
+
+fn listing() -> HazardStep {
+    HazardStep::List {
+        authority: "区安全生产委员会办公室".into(),
+        number: "黄安委办督〔2026〕3号".into(),
+        deadline: date("2027-02-28"),
     }
 }

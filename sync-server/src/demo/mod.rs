@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
+use anjian_core::HazardStep;
 use anjian_core::{
     AnswerInput, CaseId, CaseType, Enterprise, FindingEdit, FindingId, GeoPoint, Identity, Level,
     NewCase, NewFinding, PhotoTarget, RectificationOrder, RectificationState, ReviewAction, Store,
@@ -556,7 +557,7 @@ fn rectify(
                 let target = PhotoTarget::Rectification(finding);
                 take_photo(store, case, &target, caption, photos)?;
             }
-            store.reinspect(case, finding, note)?;
+            store.follow_up(case, finding, &HazardStep::pass(note))?;
             let major = store
                 .case(case)?
                 .findings
@@ -565,7 +566,7 @@ fn rectify(
             if major {
                 closes.push(finding);
             } else {
-                store.move_rectification(case, finding, RectificationState::Closed)?;
+                store.follow_up(case, finding, &HazardStep::close())?;
             }
         }
     }

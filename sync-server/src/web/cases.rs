@@ -617,7 +617,14 @@ pub async fn close(
     Form(form): Form<super::session::CsrfForm>,
 ) -> Result<Response, WebError> {
     viewer.check_csrf(&form.csrf)?;
-    review::close_rectification(&app, &viewer.user, &id, &finding).await?;
+    review::follow_up(
+        &app,
+        &viewer.user,
+        &id,
+        &finding,
+        anjian_core::HazardStep::close(),
+    )
+    .await?;
     Ok(Redirect::to(&format!(
         "/cases/{}#finding-{}",
         encode_query(&id),

@@ -7,6 +7,7 @@ use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 
+use anjian_core::HazardStep;
 use anjian_core::Role;
 use anjian_core::{
     CaseId, CaseType, CreditCode, DistrictCode, Enterprise, FindingId, Identity, Industry, Level,
@@ -188,14 +189,15 @@ fn seed(dir: &Path, state: &AppState) {
     );
     let f4 = find(&mut a, c2, Level::Major, None);
     order(&mut a, c2, f4, "2099-12-31");
-    a.reinspect(c2, f4, "已整改到位").expect("reinspect");
+    a.follow_up(c2, f4, &HazardStep::pass("已整改到位"))
+        .expect("reinspect");
     // A major hazard is closed (销号) by the district's supervisor.
     let mut chief = device_of(dir, "chief_a", A, anjian_core::Role::Supervisor);
     chief
         .merge_case(&a.export_case(c2).expect("export"))
         .expect("merge");
     chief
-        .move_rectification(c2, f4, RectificationState::Closed)
+        .follow_up(c2, f4, &HazardStep::close())
         .expect("close");
     a.merge_case(&chief.export_case(c2).expect("export"))
         .expect("merge");
@@ -206,7 +208,8 @@ fn seed(dir: &Path, state: &AppState) {
         Some((ViolationKind::IllegalCommand, "班组长")),
     );
     order(&mut a, c2, f5, "2026-10-08");
-    a.reinspect(c2, f5, "已复查").expect("reinspect"); // past the deadline, but re-inspected
+    a.follow_up(c2, f5, &HazardStep::pass("已复查"))
+        .expect("reinspect"); // past the deadline, but re-inspected
     // District A, enterprise 2 (construction): the last minute of October, and the last
     // day of September and the first minute of November, which are outside it (the day
     // is the inspector's local day: 00:10 on 1 November is still October in UTC).

@@ -1,6 +1,7 @@
 //! Upgrading the server's database: a database of the previous version, migrated and
 //! rebuilt, holds the same projections as one written by this version.
 
+use anjian_core::HazardStep;
 use anjian_core::Role;
 use anjian_sync_server::Storage;
 
@@ -45,7 +46,7 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
         let (mut store, case) = record_case(dir.path(), "insp_a", "310101", seed);
         let finding = store.case(case).expect("case").findings[0].id;
         store
-            .reinspect(case, finding, "复查合格")
+            .follow_up(case, finding, &HazardStep::pass("复查合格"))
             .expect("reinspect");
         upload(&state, &mut store, case, "insp_a");
     }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use anjian_core::HazardStep;
 use anjian_core::Role;
 use anjian_core::{CaseId, FindingEdit, Level, Store, case_doc, sample};
 use anjian_sync_server::AppState;
@@ -554,7 +555,12 @@ async fn a_hazard_is_closed_only_after_re_inspection_with_evidence() {
             json!({}),
         )
         .await;
-    assert_eq!(status, StatusCode::CONFLICT, "not re-inspected yet: {body}");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "not re-inspected yet: {body}"
+    );
+    assert!(body.contains("\"rule\":\"rectification_loop\""), "{body}");
     let (_, page) = web.get(&chief, &format!("/cases/{early_case}")).await;
     assert!(
         !page.contains("确认销号"),
@@ -564,7 +570,11 @@ async fn a_hazard_is_closed_only_after_re_inspection_with_evidence() {
     let (mut store, case) = web.record("insp_a", A, 2);
     let finding = store.case(case).expect("case").findings[0].id;
     store
-        .reinspect(case, finding, "报警装置已恢复并联锁，复查合格")
+        .follow_up(
+            case,
+            finding,
+            &HazardStep::pass("报警装置已恢复并联锁，复查合格"),
+        )
         .expect("re-inspect");
     web.upload(&mut store, case, "insp_a");
     let (_, page) = web.get(&chief, &format!("/cases/{case}")).await;

@@ -3,10 +3,11 @@
 //! (the same action as a request), on fresh cases; both must give the verdict written by
 //! hand in the table.
 
+use anjian_core::HazardStep;
 use anjian_core::sync::DocumentId;
 use anjian_core::{
-    CaseId, DistrictCode, FindingId, Level, NewFinding, RectificationOrder, RectificationState,
-    ReviewAction, Role, case_doc, sample,
+    CaseId, DistrictCode, FindingId, Level, NewFinding, RectificationOrder, ReviewAction, Role,
+    case_doc, sample,
 };
 use anjian_tests::peer::RawPeer;
 use anjian_tests::{Inspector, TestServer, add_user, login_device, login_token};
@@ -80,7 +81,7 @@ async fn fresh(insp: &mut Inspector, url: &str, state: State) -> Fresh {
         .order_rectification(case, major, &order)
         .expect("order");
     insp.store
-        .reinspect(case, major, "已恢复")
+        .follow_up(case, major, &HazardStep::pass("已恢复"))
         .expect("reinspect");
     insp.store
         .review(case, ReviewAction::Submit, "检查完毕")
@@ -154,14 +155,8 @@ async fn over_sync(server: &TestServer, user: &str, fresh: &Fresh, action: Actio
             case_doc::review(&mut doc, user, action, "意见", at).expect("a review step");
         }
         Action::CloseMajor => {
-            case_doc::move_rectification(
-                &mut doc,
-                user,
-                fresh.major,
-                RectificationState::Closed,
-                at,
-            )
-            .expect("a step of the loop");
+            case_doc::follow_up(&mut doc, user, fresh.major, &HazardStep::close(), at)
+                .expect("a step of the loop");
         }
         Action::Share => {
             let districts: Vec<DistrictCode> =
@@ -243,7 +238,9 @@ async fn the_sync_path_and_the_api_give_the_table_s_verdicts() {
         ("chief", "owner", CloseMajor, Submitted, Allowed),
         ("shared_chief", "shared", CloseMajor, Submitted, Refused),
         ("insp", "owner", CloseMajor, Submitted, Refused),
-        ("chief", "owner", CloseMajor, Approved, Refused),
+        // Approval locks the record of the visit, not the hazards' follow-up.
+        ("chief", "owner", CloseMajor, Approved, Allowed),
+        ("insp", "owner", CloseMajor, Approved, Refused),
         ("chief", "owner", Share, Submitted, Allowed),
         ("admin", "any", Share, Submitted, Allowed),
         ("shared_chief", "shared", Share, Submitted, Refused),

@@ -1,0 +1,383 @@
+//! The rules of a hazard's closed loop (发现 → 责令整改 → 整改 → 复查 → 销号, with 延期
+//! and 挂牌督办): the follow-up list only grows; each new step is taken where the loop
+//! allows it, by whom the rule book allows; the rectification's state and deadline move
+//! only as the steps (or the free moves of `rectification_step`) move them.
+
+use chrono::NaiveDate;
+
+use super::{Author, ReviewState};
+use super::{
+    CaseState, OpAt, Ops, Refusal, Rule, decides, may_close, rectification_step, root, title,
+};
+use crate::codes::{FindingId, Level, RectificationState, ReinspectionResult};
+use crate::model::{Finding, HazardEvent, HazardStep};
+use crate::paths::{Leaf, Seg};
+
+/// Whether `op` writes into a finding's follow-up list (or makes it).
+pub(super) fn in_follow_up(op: &OpAt) -> bool {
+    matches!(op.path.as_slice(), [Seg::Key(f), _, Seg::Key(e), ..] if f == "findings" && e == "events")
+}
+
+/// The follow-up list only grows: a change makes the list of a finding that has none,
+/// appends new steps, and writes fields only into steps it makes.
+pub(super) fn list_grows(ops: &Ops) -> Result<(), Refusal> {
+    for op in ops.iter().filter(|op| in_follow_up(op)) {
+        let fine = match op.path.len() {
+            3 => op.value == Some(Leaf::List) && !op.overwrites,
+            4 => op.value == Some(Leaf::Map) && !op.overwrites,
+            _ => op.in_new_object,
+        };
+        if !fine {
+            return Err(Refusal::new(
+                Rule::Evidence,
+                "隐患的处理记录（现场措施、延期、复查、销号、督办）只能追加，不能修改或删除 (a hazard's follow-up can only be added to)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where a finding's loop stands, as the steps of one change are judged one by one.
+struct Loop {
+    state: RectificationState,
+    deadline: Option<NaiveDate>,
+    listed: bool,
+}
+
+/// Judges the new steps of finding `id` (those in `after` and not in `before`), in order,
+/// then the state and deadline the change leaves.
+pub(super) fn judge(
+    author: &Author,
+    before: Option<&CaseState>,
+    after: &CaseState,
+    id: FindingId,
+    ops: &Ops,
+) -> Result<(), Refusal> {
+    let find = |s: &CaseState| s.case.findings.iter().find(|f| f.id == id).cloned();
+    let Some(finding) = find(after) else {
+        return Ok(());
+    };
+    let old = before.and_then(find);
+    let approved = before.is_some_and(|b| b.case.state == ReviewState::Approved);
+    let mut at = Loop {
+        state: state_of(old.as_ref()),
+        deadline: old
+            .as_ref()
+            .and_then(|f| f.rectification.as_ref())
+            .map(|r| r.deadline),
+        listed: old.as_ref().is_some_and(|f| f.listing().is_some()),
+    };
+    let ordered_before = at.state != RectificationState::None;
+    // Closing and listing are judged at the stricter of the levels before and after: a
+    // hazard is not lowered to general and closed in one change.
+    let mut judged = finding.clone();
+    if old.as_ref().is_some_and(|f| f.level == Level::Major) {
+        judged.level = Level::Major;
+    }
+    for event in new_events(old.as_ref(), &finding) {
+        if approved && !event.step.action().is_follow_up() {
+            return Err(Refusal::new(
+                Rule::ApprovedLock,
+                "案件已审核通过：现场处理措施属于检查时的记录，不能再追加 (on-site measures belong to the visit; the case is approved)",
+            ));
+        }
+        step(author, after, &judged, event, &mut at)?;
+    }
+    let to = state_of(Some(&finding));
+    if to != at.state {
+        let ordering = at.state == RectificationState::None && to == RectificationState::Ordered;
+        if approved && ordering {
+            return Err(Refusal::new(
+                Rule::ApprovedLock,
+                "案件已审核通过，不能再下达整改；如需更正，请新建关联的更正案件 (the case is approved; order in an amending case)",
+            ));
+        }
+        if !ordering && !rectification_step(at.state, to) {
+            return Err(Refusal::new(
+                Rule::RectificationLoop,
+                format!(
+                    "隐患“{}”的整改状态不能从“{}”变为“{}”：复查须记录结果，销号须记录销号 (not a step of the closed loop)",
+                    title(&finding),
+                    at.state.label(),
+                    to.label()
+                ),
+            ));
+        }
+    }
+    let deadline = finding.rectification.as_ref().map(|r| r.deadline);
+    if ordered_before && deadline != at.deadline {
+        return Err(Refusal::new(
+            Rule::RectificationLoop,
+            format!(
+                "隐患“{}”的整改期限只能通过延期或复查不合格变更，并留有记录 (a deadline moves only by a recorded extension or failed re-inspection)",
+                title(&finding)
+            ),
+        ));
+    }
+    evidence_stays(old.as_ref(), &finding, ops, id)
+}
+
+/// One new step, judged where the loop stands; moves the loop.
+fn step(
+    author: &Author,
+    after: &CaseState,
+    finding: &Finding,
+    event: &HazardEvent,
+    at: &mut Loop,
+) -> Result<(), Refusal> {
+    use RectificationState::*;
+    let name = title(finding);
+    let refuse = |rule: Rule, why: String| Err(Refusal::new(rule, why));
+    let open = matches!(at.state, Ordered | InProgress | Overdue);
+    let district = &after.case.district;
+    match &event.step {
+        HazardStep::Onsite { .. } => {}
+        HazardStep::Extend { deadline, reason } => {
+            if !open {
+                return refuse(
+                    Rule::RectificationLoop,
+                    format!(
+                        "隐患“{name}”未在整改中，不能延期 (only an open rectification is extended)"
+                    ),
+                );
+            }
+            if reason.trim().is_empty() {
+                return refuse(
+                    Rule::Evidence,
+                    format!("隐患“{name}”延期须写明理由 (an extension states its reason)"),
+                );
+            }
+            moves_deadline(name, event, *deadline, at)?;
+        }
+        HazardStep::Reinspect {
+            result,
+            note,
+            deadline,
+            escalation,
+        } => {
+            if !(open || at.state == Reinspected) {
+                return refuse(
+                    Rule::RectificationLoop,
+                    format!(
+                        "隐患“{name}”为“{}”，不能复查 (only an ordered rectification is re-inspected)",
+                        at.state.label()
+                    ),
+                );
+            }
+            match result {
+                ReinspectionResult::Pass => {
+                    if note.trim().is_empty() && event.evidence.is_empty() {
+                        return refuse(
+                            Rule::Evidence,
+                            format!(
+                                "隐患“{name}”复查合格需要复查佐证（整改照片或复查意见） (a passed re-inspection needs evidence)"
+                            ),
+                        );
+                    }
+                    at.state = Reinspected;
+                }
+                ReinspectionResult::Fail => {
+                    if note.trim().is_empty() {
+                        return refuse(
+                            Rule::Evidence,
+                            format!(
+                                "隐患“{name}”复查不合格须写明复查意见 (a failed re-inspection says what was found)"
+                            ),
+                        );
+                    }
+                    match *deadline {
+                        Some(deadline) => moves_deadline(name, event, deadline, at)?,
+                        Option::None if escalation.trim().is_empty() => {
+                            return refuse(
+                                Rule::RectificationLoop,
+                                format!(
+                                    "隐患“{name}”复查不合格，须重新确定整改期限或写明升级处理措施 (a failed re-inspection sets a new deadline or escalates)"
+                                ),
+                            );
+                        }
+                        Option::None => {}
+                    }
+                    at.state = InProgress;
+                }
+            }
+        }
+        HazardStep::Close { .. } => {
+            if at.state != Reinspected {
+                return refuse(
+                    Rule::RectificationLoop,
+                    format!(
+                        "隐患“{name}”复查合格后才能销号 (a hazard is closed after a passed re-inspection)"
+                    ),
+                );
+            }
+            may_close(author, &after.case, finding)?;
+            at.state = Closed;
+        }
+        HazardStep::List {
+            authority, number, ..
+        } => {
+            if finding.level != Level::Major {
+                return refuse(
+                    Rule::RectificationLoop,
+                    format!(
+                        "只有重大隐患可以挂牌督办（“{name}”为一般隐患） (only a major hazard is listed)"
+                    ),
+                );
+            }
+            if !decides(author, district) {
+                return refuse(
+                    Rule::Decide,
+                    format!(
+                        "挂牌督办由辖区 {district} 的监管负责人办理 (the owning district's supervisors list a hazard)"
+                    ),
+                );
+            }
+            if at.listed {
+                return refuse(
+                    Rule::RectificationLoop,
+                    format!("隐患“{name}”已挂牌督办 (already listed)"),
+                );
+            }
+            if authority.trim().is_empty() || number.trim().is_empty() {
+                return refuse(
+                    Rule::Evidence,
+                    format!(
+                        "挂牌督办须写明督办单位和文号 (a listing names its authority and document number)"
+                    ),
+                );
+            }
+            at.listed = true;
+        }
+        HazardStep::Plan {
+            measures,
+            responsible,
+            ..
+        } => {
+            listed(name, at)?;
+            if measures.trim().is_empty() || responsible.trim().is_empty() {
+                return refuse(
+                    Rule::Evidence,
+                    format!(
+                        "治理方案须写明治理措施和责任人 (a plan names its measures and who is responsible)"
+                    ),
+                );
+            }
+        }
+        HazardStep::Progress { text } => {
+            listed(name, at)?;
+            if text.trim().is_empty() {
+                return refuse(
+                    Rule::Evidence,
+                    format!("进展报告不能为空 (a progress report says something)"),
+                );
+            }
+        }
+        HazardStep::Delist { .. } => {
+            listed(name, at)?;
+            if !decides(author, district) {
+                return refuse(
+                    Rule::Decide,
+                    format!(
+                        "摘牌由辖区 {district} 的监管负责人办理 (the owning district's supervisors delist a hazard)"
+                    ),
+                );
+            }
+            if at.state != Closed {
+                return refuse(
+                    Rule::RectificationLoop,
+                    format!("隐患“{name}”销号后才能摘牌 (a hazard is delisted after it is closed)"),
+                );
+            }
+            at.listed = false;
+        }
+    }
+    Ok(())
+}
+
+fn listed(name: &str, at: &Loop) -> Result<(), Refusal> {
+    if at.listed {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            Rule::RectificationLoop,
+            format!("隐患“{name}”未挂牌督办 (the hazard is not listed for supervision)"),
+        ))
+    }
+}
+
+/// A step that moves the deadline names the one it replaces and moves it later.
+fn moves_deadline(
+    name: &str,
+    event: &HazardEvent,
+    deadline: NaiveDate,
+    at: &mut Loop,
+) -> Result<(), Refusal> {
+    if event.previous_deadline != at.deadline || at.deadline.is_some_and(|d| deadline <= d) {
+        return Err(Refusal::new(
+            Rule::RectificationLoop,
+            format!(
+                "隐患“{name}”的新整改期限须晚于原期限，并记录原期限 (a new deadline is later than, and names, the one it replaces)"
+            ),
+        ));
+    }
+    at.deadline = Some(deadline);
+    Ok(())
+}
+
+/// Re-inspection evidence stays: photos of a rectification re-inspected or closed are
+/// not detached.
+fn evidence_stays(
+    old: Option<&Finding>,
+    finding: &Finding,
+    ops: &Ops,
+    id: FindingId,
+) -> Result<(), Refusal> {
+    let done = |f: &Finding| {
+        matches!(
+            state_of(Some(f)),
+            RectificationState::Reinspected | RectificationState::Closed
+        )
+    };
+    let detached = ops.iter().any(|op| {
+        op.value.is_none()
+            && root(op) == Some("findings")
+            && op.path.get(1).and_then(Seg::key) == Some(id.to_string().as_str())
+            && op.path.get(2).and_then(Seg::key) == Some("rectification")
+            && op.path.get(3).and_then(Seg::key) == Some("evidence")
+    });
+    if detached && (old.is_some_and(done) || done(finding)) {
+        return Err(Refusal::new(
+            Rule::Evidence,
+            format!(
+                "隐患“{}”已复查，整改佐证不能删除 (re-inspection evidence stays)",
+                title(finding)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn state_of(finding: Option<&Finding>) -> RectificationState {
+    finding
+        .and_then(|f| f.rectification.as_ref())
+        .map_or(RectificationState::None, |r| r.state)
+}
+
+/// The steps of `after` that `before` does not have, in order (the list only grows, so
+/// these are the ones the change made).
+fn new_events<'a>(before: Option<&Finding>, after: &'a Finding) -> Vec<&'a HazardEvent> {
+    let mut old: Vec<&HazardEvent> = before
+        .map(|f| f.events.iter().collect())
+        .unwrap_or_default();
+    after
+        .events
+        .iter()
+        .filter(|e| match old.iter().position(|o| o == e) {
+            Some(i) => {
+                old.swap_remove(i);
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
