@@ -10,8 +10,10 @@
 //!   shared with (`visible_to`), and admins. Deciding (return, approve, reopen, close a
 //!   major hazard, share, remove a finding ordered to be rectified): the owning district's
 //!   supervisors, and admins.
-//! - The review state machine, the rectification closed loop and its evidence, who may
-//!   close (销号) which level, and the approved-case lock.
+//! - The review state machine, the rectification closed loop and its evidence (each step of
+//!   a hazard's follow-up judged where the loop stands, `follow_up`), who may close (销号),
+//!   list and delist which hazard, and the approved-case lock (the visit's record, not the
+//!   follow-up).
 //! - The structure: fields fixed after creation, sharing only by those who decide, team
 //!   entries only for oneself, every attribution field naming the change's author, and
 //!   the schema's shape.
