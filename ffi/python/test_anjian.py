@@ -216,10 +216,24 @@ class InspectorAppTest(unittest.TestCase):
         actions = [h.action for h in li.history(case_id)]
         self.assertIn("resolve_conflict", actions)
 
-        # Re-inspected, then handed in for review: the other device sees both.
-        with self.assertRaises(anjian.AnjianError.Validation):
-            zhang.reinspect(case_id, finding_id, " ")
-        zhang.reinspect(case_id, finding_id, "报警装置已恢复，联调合格")
+        # Extended once, re-inspected 不合格 then 合格, then handed in for review: the other
+        # device sees every step.
+        zhang.follow_up(case_id, finding_id, anjian.HazardStep.EXTEND(
+            deadline="2027-01-31", reason="备件到货延迟，企业书面申请"))
+        with self.assertRaises(anjian.AnjianError.Conflict):
+            zhang.follow_up(case_id, finding_id, anjian.HazardStep.REINSPECT(
+                result=anjian.ReinspectionResult.FAIL, note="仍未投用", deadline=None,
+                escalation=""))
+        zhang.follow_up(case_id, finding_id, anjian.HazardStep.REINSPECT(
+            result=anjian.ReinspectionResult.FAIL, note="仍未投用", deadline="2027-02-15",
+            escalation=""))
+        with self.assertRaises(anjian.AnjianError.Conflict):
+            zhang.follow_up(case_id, finding_id, anjian.HazardStep.REINSPECT(
+                result=anjian.ReinspectionResult.PASS, note=" ", deadline=None,
+                escalation=""))
+        zhang.follow_up(case_id, finding_id, anjian.HazardStep.REINSPECT(
+            result=anjian.ReinspectionResult.PASS, note="报警装置已恢复，联调合格",
+            deadline=None, escalation=""))
         zhang.review(case_id, anjian.ReviewAction.SUBMIT, "请审核")
         asyncio.run(zhang.sync(self.server.url, token, None))
         asyncio.run(li.sync(self.server.url, li_token, None))
@@ -229,6 +243,14 @@ class InspectorAppTest(unittest.TestCase):
         rectification = next(f for f in handed_in.findings if f.id == finding_id).rectification
         self.assertEqual(rectification.state, anjian.RectificationState.REINSPECTED)
         self.assertEqual(rectification.reinspection.note, "报警装置已恢复，联调合格")
+        self.assertEqual(rectification.reinspection.result, anjian.ReinspectionResult.PASS)
+        self.assertEqual(rectification.deadline, "2027-02-15")
+        events = next(f for f in handed_in.findings if f.id == finding_id).events
+        self.assertEqual([type(e.step) for e in events],
+                         [anjian.HazardStep.EXTEND, anjian.HazardStep.REINSPECT,
+                          anjian.HazardStep.REINSPECT])
+        self.assertEqual([e.previous_deadline for e in events], ["2026-11-27", "2027-01-31", None])
+        self.assertEqual(events[1].step.result, anjian.ReinspectionResult.FAIL)
 
     def test_a_teammate_carries_the_case_to_the_server_and_every_finding_stays(self):
         # On site, without signal: Zhang opens the case and records a finding; Li receives

@@ -241,9 +241,7 @@ fn step(
             if authority.trim().is_empty() || number.trim().is_empty() {
                 return refuse(
                     Rule::Evidence,
-                    format!(
-                        "挂牌督办须写明督办单位和文号 (a listing names its authority and document number)"
-                    ),
+                    "挂牌督办须写明督办单位和文号 (a listing names its authority and document number)".to_owned(),
                 );
             }
             at.listed = true;
@@ -257,9 +255,7 @@ fn step(
             if measures.trim().is_empty() || responsible.trim().is_empty() {
                 return refuse(
                     Rule::Evidence,
-                    format!(
-                        "治理方案须写明治理措施和责任人 (a plan names its measures and who is responsible)"
-                    ),
+                    "治理方案须写明治理措施和责任人 (a plan names its measures and who is responsible)".to_owned(),
                 );
             }
         }
@@ -268,7 +264,7 @@ fn step(
             if text.trim().is_empty() {
                 return refuse(
                     Rule::Evidence,
-                    format!("进展报告不能为空 (a progress report says something)"),
+                    "进展报告不能为空 (a progress report says something)".to_owned(),
                 );
             }
         }

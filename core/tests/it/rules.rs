@@ -133,7 +133,9 @@ fn close_by_hand(doc: &mut AutoCommit, id: FindingId, level: Option<Level>) {
 
 /// `by` records `step` on finding `id`, past the store's own checks.
 fn step(by: &'static str, id: FindingId, step: HazardStep) -> impl Fn(&mut AutoCommit) {
-    move |doc| case_doc::follow_up(doc, by, id, &step, at()).expect("recorded")
+    move |doc| {
+        case_doc::follow_up(doc, by, id, &step, at()).expect("recorded");
+    }
 }
 
 fn listing() -> HazardStep {

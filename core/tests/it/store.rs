@@ -821,7 +821,7 @@ fn a_hazard_s_follow_up_keeps_every_step_and_its_deadlines() {
         ..anjian_core::sample::inspector("chief")
     };
     let mut chief = Store::open(dir.path().join("chief.db"), chief_identity).expect("store");
-    let mut hand_over = |from: &mut Store, to: &mut Store| {
+    let hand_over = |from: &mut Store, to: &mut Store| {
         let bytes = from.export_case(case).expect("export");
         to.merge_case(&bytes).expect("merge");
     };

@@ -283,10 +283,23 @@ class InspectorAppTest {
             val findingId = store.addFinding(caseId, NewFinding(description = "安全出口堵塞"))
             store.orderRectification(caseId, findingId, RectificationOrder("清理通道", "2026-11-27", "王建国"))
             assertThrows<AnjianException.Conflict> {
-                store.moveRectification(caseId, findingId, RectificationState.CLOSED)
+                store.followUp(caseId, findingId, HazardStep.Close(note = ""))
             }
             store.moveRectification(caseId, findingId, RectificationState.IN_PROGRESS)
             assertEquals(1, store.rectificationsDue("2026-11-27").size)
+            // 延期 keeps the deadline it replaced; a 合格 re-inspection then allows 销号 by
+            // the inspector who re-inspected this general hazard.
+            store.followUp(caseId, findingId, HazardStep.Extend(deadline = "2026-12-10", reason = "企业书面申请"))
+            store.followUp(
+                caseId,
+                findingId,
+                HazardStep.Reinspect(ReinspectionResult.PASS, note = "通道已清理", deadline = null, escalation = ""),
+            )
+            store.followUp(caseId, findingId, HazardStep.Close(note = ""))
+            val finding = store.case(caseId).findings.single()
+            assertEquals(RectificationState.CLOSED, finding.rectification?.state)
+            assertEquals(listOf("2026-11-27", null, null), finding.events.map { it.previousDeadline })
+            assertEquals("2026-12-10", finding.rectification?.deadline)
         }
     }
 
