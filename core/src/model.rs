@@ -309,6 +309,30 @@ impl Finding {
         matches!(last.step, HazardStep::List { .. }).then_some(last)
     }
 
+    /// Each step with the rectification deadline in force when it was taken (before any
+    /// move it made itself): a 合格 re-inspection on or before it rectified the hazard on
+    /// time, one after it late.
+    pub fn steps_with_deadlines(&self) -> Vec<(&HazardEvent, Option<NaiveDate>)> {
+        let mut deadline = self
+            .events
+            .iter()
+            .find(|e| e.step.new_deadline().is_some())
+            .map_or_else(
+                || self.rectification.as_ref().map(|r| r.deadline),
+                |e| e.previous_deadline,
+            );
+        self.events
+            .iter()
+            .map(|e| {
+                let then = deadline;
+                if let Some(moved) = e.step.new_deadline() {
+                    deadline = Some(moved);
+                }
+                (e, then)
+            })
+            .collect()
+    }
+
     /// The last step recorded of `action`.
     pub fn last(&self, action: HazardAction) -> Option<&HazardEvent> {
         self.events.iter().rev().find(|e| e.step.action() == action)

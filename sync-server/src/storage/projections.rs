@@ -1,8 +1,8 @@
 //! The query tables derived from each case document (visibility, cases, team, findings,
 //! blob references), written in the same transaction as the document's changes.
 
-use anjian_core::Case;
 use anjian_core::rules::CaseState;
+use anjian_core::{Case, HazardStep, ReinspectionResult};
 use automerge::AutoCommit;
 use chrono::Utc;
 use rusqlite::{Connection, params};
@@ -44,7 +44,7 @@ pub(super) fn write_projections(
     received: bool,
 ) -> AppResult<()> {
     let case = &projection.case;
-    for table in ["visibility", "case_team", "findings"] {
+    for table in ["visibility", "case_team", "findings", "hazard_steps"] {
         tx.execute(&format!("DELETE FROM {table} WHERE case_id = ?1"), [key])?;
     }
     if projection.all_blob_refs {
@@ -107,11 +107,21 @@ pub(super) fn write_projections(
     for f in &case.findings {
         let rect = f.rectification.as_ref();
         let violation = f.violation.as_ref();
+        let listing = f.listing().and_then(|e| match &e.step {
+            HazardStep::List {
+                authority,
+                number,
+                deadline,
+            } => Some((authority, number, deadline.to_string())),
+            _ => None,
+        });
+        let onsite: Vec<&str> = f.onsite_measures().map(|(_, m)| m.label()).collect();
         tx.execute(
             "INSERT INTO findings (case_id, finding_id, title, level, rectification, deadline, violation,
                                    category, place, recorded_by, recorded_at, measures, responsible, evidence,
-                                   violation_post, violation_person)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                                   violation_post, violation_person, listed_authority, listed_number,
+                                   listed_deadline, onsite)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             params![
                 key,
                 f.id.to_string(),
@@ -129,8 +139,37 @@ pub(super) fn write_projections(
                 rect.map_or(0, |r| r.evidence.len() as i64 + i64::from(r.reinspection.is_some())),
                 violation.map(|v| v.post.as_str()),
                 violation.map(|v| v.person.as_str()),
+                listing.as_ref().map(|l| l.0.as_str()),
+                listing.as_ref().map(|l| l.1.as_str()),
+                listing.as_ref().map(|l| l.2.as_str()),
+                onsite.join("；"),
             ],
         )?;
+        for (seq, (step, deadline)) in f.steps_with_deadlines().into_iter().enumerate() {
+            let day = step.at.date_naive();
+            let (result, on_time) = match &step.step {
+                HazardStep::Reinspect { result, .. } => (
+                    Some(result.code()),
+                    (*result == ReinspectionResult::Pass)
+                        .then(|| deadline.is_none_or(|d| day <= d)),
+                ),
+                _ => (None, None),
+            };
+            tx.execute(
+                "INSERT INTO hazard_steps (case_id, finding_id, seq, kind, day, by_user, result, on_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    key,
+                    f.id.to_string(),
+                    seq as i64,
+                    step.step.action().code(),
+                    day.to_string(),
+                    step.by,
+                    result,
+                    on_time,
+                ],
+            )?;
+        }
     }
     Ok(())
 }
