@@ -25,6 +25,9 @@ pub struct CaseView {
     /// Owning district.
     #[schema(value_type = schemas::DistrictCode)]
     pub district: String,
+    /// The owning district's name (黄浦区), or `null` when the server's table of districts
+    /// does not know the code.
+    pub district_name: Option<&'static str>,
     /// Districts the case is shared with besides its owner.
     #[schema(value_type = Vec<schemas::DistrictCode>)]
     pub visible_to: Vec<String>,
@@ -66,6 +69,9 @@ pub struct EnterpriseView {
     /// District.
     #[schema(value_type = schemas::DistrictCode)]
     pub district: String,
+    /// The district's name, or `null` when the server's table of districts does not know
+    /// the code.
+    pub district_name: Option<&'static str>,
     /// Industry code.
     #[schema(value_type = schemas::Industry)]
     pub industry: &'static str,
@@ -87,6 +93,9 @@ pub struct TeamMemberView {
     /// District.
     #[schema(value_type = schemas::DistrictCode)]
     pub district: String,
+    /// The district's name, or `null` when the server's table of districts does not know
+    /// the code.
+    pub district_name: Option<&'static str>,
 }
 
 /// One entry of the review trail.
@@ -243,11 +252,13 @@ impl CaseView {
                 name: case.enterprise.name.clone(),
                 credit_code: case.enterprise.credit_code.as_str().to_owned(),
                 district: case.enterprise.district.as_str().to_owned(),
+                district_name: case.enterprise.district.name(),
                 industry: case.enterprise.industry.code(),
                 risk_grade: case.enterprise.risk_grade.code(),
             },
             case_type: case.case_type.code(),
             district: case.district.as_str().to_owned(),
+            district_name: case.district.name(),
             visible_to: case
                 .visible_to
                 .iter()
@@ -261,6 +272,7 @@ impl CaseView {
                     name: m.name.clone(),
                     department: m.department.clone(),
                     district: m.district.as_str().to_owned(),
+                    district_name: m.district.name(),
                 })
                 .collect(),
             opened_at: case.opened_at.to_rfc3339(),

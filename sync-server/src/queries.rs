@@ -2,7 +2,7 @@
 //! the case list with its filters and the rectification board. Every query is limited to
 //! the caller's scope (`policy::scope`).
 
-use anjian_core::{Level, RectificationState};
+use anjian_core::{Level, RectificationState, district_name};
 use chrono::{FixedOffset, NaiveDate, Utc};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, params_from_iter};
@@ -129,6 +129,9 @@ pub struct CaseRow {
     /// Owning district.
     #[schema(value_type = schemas::DistrictCode)]
     pub district: String,
+    /// The owning district's name (黄浦区), or `null` when the server's table of districts
+    /// does not know the code.
+    pub district_name: Option<&'static str>,
     /// Case type code.
     #[serde(rename = "type")]
     #[schema(value_type = schemas::CaseType)]
@@ -252,6 +255,7 @@ pub fn cases(
         w.sql()
     ))?;
     let rows = stmt.query_map(params_from_iter(w.params()), |r| {
+        let district: String = r.get(4)?;
         Ok(CaseRow {
             id: r.get(0)?,
             enterprise: EnterpriseRow {
@@ -259,7 +263,8 @@ pub fn cases(
                 credit_code: r.get(2)?,
                 industry: r.get(3)?,
             },
-            district: r.get(4)?,
+            district_name: district_name(&district),
+            district,
             case_type: r.get(5)?,
             state: r.get(6)?,
             opened_at: r.get(7)?,
@@ -341,6 +346,9 @@ pub struct BoardRow {
     /// Owning district.
     #[schema(value_type = schemas::DistrictCode)]
     pub district: String,
+    /// The owning district's name (黄浦区), or `null` when the server's table of districts
+    /// does not know the code.
+    pub district_name: Option<&'static str>,
 }
 
 /// Every open rectification in `scope`: major hazards first (挂牌督办), then overdue
@@ -374,6 +382,7 @@ pub fn board(
     ))?;
     let rows = stmt.query_map(params_from_iter(w.params()), |r| {
         let level: String = r.get(3)?;
+        let district: String = r.get(10)?;
         Ok(BoardRow {
             case_id: r.get(0)?,
             finding_id: r.get(1)?,
@@ -386,7 +395,8 @@ pub fn board(
             responsible: r.get(7)?,
             evidence: r.get(8)?,
             enterprise: r.get(9)?,
-            district: r.get(10)?,
+            district_name: district_name(&district),
+            district,
             days_left: 0,
             overdue: false,
         })

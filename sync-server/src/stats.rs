@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anjian_core::{CaseType, Industry, Level, RectificationState, ViolationKind};
+use anjian_core::{
+    CaseType, Industry, Level, RectificationState, ViolationKind, district_label, district_name,
+};
 use chrono::{Datelike, Days, NaiveDate};
 use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
@@ -171,7 +173,8 @@ pub struct Totals {
 pub struct GroupRow {
     /// The stable code (district code, industry code, case type code).
     pub code: String,
-    /// The Chinese label (for districts, the code: the server holds no district names).
+    /// The Chinese label (for districts, the name, e.g. 黄浦区, or the code when the
+    /// server's table of districts does not know it).
     pub label: String,
     /// Cases.
     pub cases: i64,
@@ -219,6 +222,9 @@ pub struct EnterpriseRow {
     pub name: String,
     /// Owning district of that case.
     pub district: String,
+    /// The district's name (黄浦区), or `null` when the server's table of districts does
+    /// not know the code.
+    pub district_name: Option<&'static str>,
     /// Industry code.
     pub industry: String,
     /// Industry label.
@@ -418,7 +424,7 @@ pub fn bulletin(
         });
         rows
     };
-    let by_district = group(|c| &c.district, str::to_owned);
+    let by_district = group(|c| &c.district, |code| district_label(code).to_owned());
     let by_industry = group(|c| &c.industry, label_of::<Industry>);
     let by_case_type = group(|c| &c.case_type, label_of::<CaseType>);
 
@@ -529,6 +535,7 @@ fn top_enterprises(cases: &HashMap<String, CaseFacts>) -> (Vec<EnterpriseRow>, V
                     credit_code: case.credit_code.clone(),
                     name: case.name.clone(),
                     district: case.district.clone(),
+                    district_name: district_name(&case.district),
                     industry: case.industry.clone(),
                     industry_label: label_of::<Industry>(&case.industry),
                     cases: 0,
@@ -542,6 +549,7 @@ fn top_enterprises(cases: &HashMap<String, CaseFacts>) -> (Vec<EnterpriseRow>, V
         if case.opened_at.as_str() > *latest {
             row.name.clone_from(&case.name);
             row.district.clone_from(&case.district);
+            row.district_name = district_name(&case.district);
             row.industry.clone_from(&case.industry);
             row.industry_label = label_of::<Industry>(&case.industry);
             *latest = &case.opened_at;

@@ -10,12 +10,9 @@ use anjian_core::Role;
 
 use crate::users::NewUser;
 
-/// The demo's districts: code and name.
-pub const DISTRICTS: &[(&str, &str)] = &[
-    ("310101", "黄浦区"),
-    ("310104", "徐汇区"),
-    ("310115", "浦东新区"),
-];
+/// The demo's districts (黄浦区, 徐汇区, 浦东新区; their names come from the core's table of
+/// districts).
+pub const DISTRICTS: &[&str] = &["310101", "310104", "310115"];
 
 /// The demo's people: username, name, role, district, department.
 const PEOPLE: &[(&str, &str, Role, &str, &str)] = &[
@@ -88,12 +85,9 @@ impl DemoAccount {
     }
 }
 
-/// The name of a demo district, or `""` for another code.
+/// The name of a district, or `""` for a code the core's table of districts does not know.
 pub fn district_name(code: &str) -> &'static str {
-    DISTRICTS
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map_or("", |(_, name)| name)
+    anjian_core::district_name(code).unwrap_or_default()
 }
 
 /// The role as users see it.

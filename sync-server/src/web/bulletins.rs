@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use anjian_core::district_with_code;
 use axum::extract::{Query, State};
 use maud::{Markup, html};
 
@@ -147,7 +148,7 @@ fn enterprise_section(id: &str, heading: &str, rows: &[EnterpriseRow], major: bo
                 thead { tr { th { "排名" } th { "企业" } th { "统一社会信用代码" } th { "辖区" } th { "行业" } th { "案件" } th { "隐患" } th { "重大隐患" } } }
                 tbody {
                     @for (i, r) in rows.iter().enumerate() {
-                        tr { td { (i + 1) } td { (r.name) } td { (r.credit_code) } td { (r.district) } td { (r.industry_label) } td { (r.cases) } td { (r.findings) } td { (r.major_findings) } }
+                        tr { td { (i + 1) } td { (r.name) } td { (r.credit_code) } td { (district_with_code(&r.district)) } td { (r.industry_label) } td { (r.cases) } td { (r.findings) } td { (r.major_findings) } }
                     }
                     @if rows.is_empty() { tr { td colspan="8" { "本期没有" @if major { "重大" } "隐患" } } }
                 }

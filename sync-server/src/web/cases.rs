@@ -41,7 +41,7 @@ pub async fn list(
     let body = html! {
         h1 { "案件审核" }
         form.filters method="get" action="/cases" {
-            label { "辖区" input name="district" value=(filter.district) placeholder="行政区划代码"; }
+            label { "辖区" input name="district" list="districts" value=(filter.district) placeholder="行政区划代码"; (super::district_choices()) }
             label { "企业" input name="enterprise" value=(filter.enterprise) placeholder="名称或信用代码"; }
             label { "行业" (select("industry", &filter.industry, Industry::ALL.iter().map(|i| (i.code(), i.label())))) }
             label { "类型" (select("type", &filter.case_type, CaseType::ALL.iter().map(|t| (t.code(), t.label())))) }
@@ -71,7 +71,7 @@ fn case_row(row: &CaseRow) -> Markup {
         tr.conflicted[row.conflicts > 0] data-case=(row.id) {
             td { a href={ "/cases/" (row.id) } { (row.enterprise.name) } br; small { (row.enterprise.credit_code) } }
             td { (label_of::<Industry>(&row.enterprise.industry)) }
-            td { (row.district) }
+            td title=(row.district) { (row.district_name.unwrap_or(&row.district)) }
             td { (label_of::<CaseType>(&row.case_type)) }
             td { (row.opened_at.get(..10).unwrap_or(&row.opened_at)) }
             td { (row.team.join("、")) }
@@ -138,13 +138,13 @@ pub async fn show(
             dt { "统一社会信用代码" } dd { (case.enterprise.credit_code.as_str()) }
             dt { "行业" } dd { (case.enterprise.industry.label()) }
             dt { "风险等级" } dd { (case.enterprise.risk_grade.label()) }
-            dt { "辖区" } dd { (case.district.as_str()) @for d in &case.visible_to { "，共享给 " (d.as_str()) } }
+            dt { "辖区" } dd #district { (case.district.name_with_code()) @for d in &case.visible_to { "，共享给 " (d.name_with_code()) } }
             dt { "检查类型" } dd { (case.case_type.label()) }
             dt { "检查时间" } dd { (time(&case.opened_at)) }
             dt { "检查组" } dd {
                 @for (i, m) in case.team.iter().enumerate() {
                     @if i > 0 { "；" }
-                    (m.name) "（" (m.department) "，" (m.district.as_str()) "）"
+                    (m.name) "（" (m.department) "，" (m.district.label()) "）"
                 }
             }
         }

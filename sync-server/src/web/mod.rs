@@ -99,7 +99,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
                             }
                         }
                         div.who {
-                            span { (viewer.user.name) " · " (role_label(viewer.user.role)) " · " (viewer.user.district.as_str()) }
+                            span { (viewer.user.name) " · " (role_label(viewer.user.role)) " · " (viewer.user.district.label()) }
                             form method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(viewer.csrf);
                                 button.link type="submit" { "退出" }
@@ -109,6 +109,20 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
                 }
                 main { (body) }
             }
+        }
+    }
+}
+
+/// The county-level districts the server knows by name, for a filter's `list`
+/// (`#districts`): the filter takes a code, and the browser offers 黄浦区 for 310101 as one
+/// types. Provinces and cities (codes ending in `00`) own no cases and are left out.
+pub fn district_choices() -> Markup {
+    let counties = anjian_core::districts()
+        .iter()
+        .filter(|(code, _)| !code.ends_with("00"));
+    html! {
+        datalist #districts {
+            @for (code, name) in counties { option value=(code) { (name) } }
         }
     }
 }

@@ -34,7 +34,7 @@ pub async fn board(
             "今天是 " (queries::today()) "（北京时间）。"
         }
         form.filters method="get" action="/rectifications" {
-            label { "辖区" input name="district" value=(filter.district); }
+            label { "辖区" input name="district" list="districts" value=(filter.district) placeholder="行政区划代码"; (super::district_choices()) }
             label { "级别" select name="level" {
                 option value="" { "全部" }
                 @for l in Level::ALL { option value=(l.code()) selected[filter.level == l.code()] { (l.label()) } }
@@ -66,7 +66,7 @@ fn table(rows: &[&BoardRow]) -> Markup {
                     tr.listed[r.listed].overdue[r.overdue] data-finding=(r.finding_id) {
                         td { a href={ "/cases/" (r.case_id) "#finding-" (r.finding_id) } { (r.title) } br; small { (r.measures) } }
                         td { (r.enterprise) }
-                        td { (r.district) }
+                        td title=(r.district) { (r.district_name.unwrap_or(&r.district)) }
                         td { (label_of::<Level>(&r.level)) @if r.listed { " " span.badge.major { "挂牌督办" } } }
                         td { (r.deadline) }
                         td.days {

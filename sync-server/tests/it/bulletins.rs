@@ -334,8 +334,8 @@ async fn supervisors_get_exact_counts_of_their_jurisdiction() {
     assert_eq!(
         b["by_district"],
         json!([
-            {"code": A, "label": A, "cases": 3, "findings": 6, "major_findings": 2},
-            {"code": B, "label": B, "cases": 1, "findings": 1, "major_findings": 0},
+            {"code": A, "label": "黄浦区", "cases": 3, "findings": 6, "major_findings": 2},
+            {"code": B, "label": "徐汇区", "cases": 1, "findings": 1, "major_findings": 0},
         ])
     );
     assert_eq!(
@@ -425,6 +425,9 @@ async fn supervisors_get_exact_counts_of_their_jurisdiction() {
         credit_code(1).as_str()
     );
     assert_eq!(b["top_enterprises"][0]["industry_label"], "危险化学品");
+    // Districts by code, with their names beside them.
+    assert_eq!(b["top_enterprises"][0]["district"], A);
+    assert_eq!(b["top_enterprises"][0]["district_name"], "黄浦区");
     let major = b["top_major_enterprises"].as_array().expect("major");
     assert_eq!(major.len(), 1);
     assert_eq!(major[0]["credit_code"], credit_code(1).as_str());
@@ -439,7 +442,7 @@ async fn supervisors_get_exact_counts_of_their_jurisdiction() {
     );
     assert_eq!(
         b["by_district"],
-        json!([{"code": B, "label": B, "cases": 2, "findings": 3, "major_findings": 1}])
+        json!([{"code": B, "label": "徐汇区", "cases": 2, "findings": 3, "major_findings": 1}])
     );
     assert_eq!(b["violations_by_post"][0]["post"], "焊工");
     assert_eq!(b["violations_by_post"].as_array().map(Vec::len), Some(1));
@@ -569,6 +572,7 @@ fn expected(b: &Value) -> Vec<(&'static str, &'static str, Vec<Vec<String>>)> {
             "credit_code",
             "name",
             "district",
+            "district_name",
             "industry",
             "industry_label",
             "cases",
@@ -703,6 +707,14 @@ async fn xlsx_and_csv_hold_exactly_the_numbers_of_the_json() {
             "{sheet}: {header:?}"
         );
         assert_eq!(&got, rows, "sheet {sheet}");
+        if *sheet == "隐患最多的企业" {
+            assert_eq!(header[3..5], ["辖区代码", "辖区"], "{header:?}");
+            assert_eq!(got[0][3..5], [A, "黄浦区"], "{got:?}");
+        }
+        if *sheet == "按辖区" {
+            assert_eq!(header[..2], ["辖区代码", "辖区"], "{header:?}");
+            assert_eq!(got[0][..2], [A, "黄浦区"], "{got:?}");
+        }
     }
 
     let response = get(&app, &format!("/api/v1/bulletins.csv?{OCTOBER}"), &sup).await;
@@ -738,6 +750,13 @@ async fn xlsx_and_csv_hold_exactly_the_numbers_of_the_json() {
     for (_, section, rows) in &expected {
         assert_eq!(sections.get(*section), Some(rows), "section {section}");
     }
+    // The name stands beside the code, in a column of its own.
+    assert!(csv.contains("\r\n分区,辖区代码,辖区,案件数,"), "{csv}");
+    assert!(
+        csv.contains("\r\nby_district,310101,黄浦区,3,6,2\r\n"),
+        "{csv}"
+    );
+    assert!(csv.contains(",310101,黄浦区,hazardous_chemicals,"), "{csv}");
 }
 
 #[tokio::test]
@@ -768,6 +787,17 @@ async fn the_page_draws_charts_and_totals_and_links_the_exports() {
     );
     assert!(html.contains("危险化学品"));
     assert!(html.contains("班组长"));
+    // Districts by name: in the district table beside the code, on the bars, and with the
+    // code in the enterprise tables.
+    assert!(
+        html.contains("<td>黄浦区</td><td>310101</td><td>3</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(">黄浦区</text>"),
+        "the district bar's label: {html}"
+    );
+    assert!(html.contains("<td>黄浦区（310101）</td>"), "{html}");
     assert!(!html.contains("style="), "the CSP forbids style attributes");
     assert!(!html.contains("<script"));
     assert!(html.contains(&format!(

@@ -540,6 +540,86 @@ async fn the_board_puts_major_and_overdue_hazards_first_within_scope() {
 }
 
 #[tokio::test]
+async fn pages_and_the_api_show_districts_by_name_and_filters_take_codes() {
+    let web = setup();
+    // A case of 黄浦区 with an open rectification, one shared with 徐汇区, and one of a
+    // district the server has no name for.
+    let (mut store, first) = web.record("insp_a", A, 1);
+    web.upload(&mut store, first, "insp_a");
+    let mut new = sample::new_case(&sample::enterprise(1));
+    new.visible_to.push(B.parse().expect("district"));
+    let shared = store.open_case(&new).expect("shared case");
+    web.upload(&mut store, shared, "insp_a");
+    let (mut far, unnamed) = web.record("insp_x", "650102", 3);
+    web.upload(&mut far, unnamed, "admin");
+    let admin = web.sign_in("admin").await;
+
+    let (_, list) = web.get(&admin, "/cases").await;
+    assert!(list.contains(r#"<td title="310101">黄浦区</td>"#), "{list}");
+    assert!(list.contains(r#"<td title="650102">650102</td>"#), "{list}");
+    assert!(
+        list.contains("管理员 · 黄浦区"),
+        "the header names the user's district"
+    );
+    assert!(
+        list.contains(r#"<option value="310115">浦东新区</option>"#),
+        "the district filter offers names: {list}"
+    );
+    let (_, filtered) = web.get(&admin, "/cases?district=650102").await;
+    assert!(filtered.contains(&unnamed.to_string()) && !filtered.contains(&shared.to_string()));
+
+    let (_, page) = web.get(&admin, &format!("/cases/{shared}")).await;
+    assert!(
+        page.contains("黄浦区（310101），共享给 徐汇区（310104）"),
+        "{page}"
+    );
+    assert!(
+        page.contains("（应急管理，黄浦区）"),
+        "the team's districts: {page}"
+    );
+
+    let (_, api) = web.get(&admin, "/api/v1/cases").await;
+    let api: Value = serde_json::from_str(&api).expect("json");
+    let names: Vec<(&str, &Value)> = api["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| (c["district"].as_str().expect("code"), &c["district_name"]))
+        .collect();
+    assert!(names.contains(&(A, &json!("黄浦区"))), "{names:?}");
+    assert!(names.contains(&("650102", &Value::Null)), "{names:?}");
+    let (_, detail) = web.get(&admin, &format!("/api/v1/cases/{shared}")).await;
+    let detail: Value = serde_json::from_str(&detail).expect("json");
+    assert_eq!(
+        (&detail["district"], &detail["district_name"]),
+        (&json!(A), &json!("黄浦区"))
+    );
+    assert_eq!(detail["enterprise"]["district_name"], "黄浦区");
+    assert_eq!(detail["team"][0]["district_name"], "黄浦区");
+
+    let (_, board) = web.get(&admin, "/rectifications").await;
+    assert!(
+        board.contains(r#"<td title="310101">黄浦区</td>"#),
+        "{board}"
+    );
+    assert!(
+        board.contains(r#"<td title="650102">650102</td>"#),
+        "{board}"
+    );
+    let (_, rows) = web
+        .get(&admin, "/api/v1/rectifications?district=310101")
+        .await;
+    let rows: Value = serde_json::from_str(&rows).expect("json");
+    let rows = rows["rectifications"].as_array().expect("rows");
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|r| r["district"] == A && r["district_name"] == "黄浦区"),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_hazard_is_closed_only_after_re_inspection_with_evidence() {
     let web = setup();
     let chief = web.sign_in("chief_a").await;
