@@ -17,6 +17,7 @@ fn projections(storage: &Storage) -> Vec<String> {
         "SELECT * FROM case_team ORDER BY case_id, user_id",
         "SELECT * FROM visibility ORDER BY case_id, district",
         "SELECT * FROM blob_refs ORDER BY case_id, sha256",
+        "SELECT * FROM hazard_steps ORDER BY case_id, finding_id, seq",
     ];
     storage
         .read(|conn| {
@@ -58,7 +59,10 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     // Take the database back to version 2: what migration 3 adds is gone.
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch(
-        "DROP TABLE certificates; ALTER TABLE receipts DROP COLUMN receipt_issuer;
+        "DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
+         ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
+         ALTER TABLE findings DROP COLUMN onsite;
+         DROP TABLE certificates; ALTER TABLE receipts DROP COLUMN receipt_issuer;
          ALTER TABLE receipts DROP COLUMN receipt_signature;
          DROP TABLE device_keys; DROP TABLE refused_changes; ALTER TABLE receipts DROP COLUMN relayed_by;
          ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
@@ -122,7 +126,10 @@ fn an_interrupted_rebuild_resumes_on_the_next_start() {
 fn downgrade_to_3(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch(
-        "DROP TABLE certificates; ALTER TABLE receipts DROP COLUMN receipt_issuer;
+        "DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
+         ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
+         ALTER TABLE findings DROP COLUMN onsite;
+         DROP TABLE certificates; ALTER TABLE receipts DROP COLUMN receipt_issuer;
          ALTER TABLE receipts DROP COLUMN receipt_signature;
          DROP TABLE device_keys; DROP TABLE refused_changes; ALTER TABLE receipts DROP COLUMN relayed_by;
          ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
