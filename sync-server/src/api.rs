@@ -630,8 +630,9 @@ pub struct Board {
 
 /// The rectification board
 ///
-/// Open rectifications in the user's scope, major hazards (挂牌督办) first, then overdue
-/// ones, then by deadline; supervisors and admins only.
+/// Open rectifications in the user's scope, and hazards listed for supervision (挂牌督办)
+/// until delisted: listed ones first (with their authority, number and days left), then
+/// overdue ones, then by deadline; supervisors and admins only.
 #[utoipa::path(
     get,
     path = "/api/v1/rectifications",

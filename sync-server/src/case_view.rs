@@ -142,6 +142,104 @@ pub struct FindingView {
     pub violation: Option<ViolationView>,
     /// Its photos.
     pub photos: Vec<PhotoView>,
+    /// Its follow-up: on-site measures and every step since, oldest first.
+    pub events: Vec<StepView>,
+}
+
+/// A step of a hazard's follow-up (docs/schema.md, Step): the fields of its action only.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[schema(as = HazardStep)]
+pub struct StepView {
+    /// The step's action code.
+    #[schema(value_type = schemas::HazardAction)]
+    pub action: &'static str,
+    /// User id of who took it.
+    pub by: String,
+    /// When (RFC 3339, the clock of who recorded it).
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// `onsite`: the measure's code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schemas::OnsiteMeasure>)]
+    pub measure: Option<&'static str>,
+    /// `onsite`: its legal basis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basis: Option<&'static str>,
+    /// `reinspect`: `pass` or `fail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<schemas::ReinspectionResult>)]
+    pub result: Option<&'static str>,
+    /// `extend`, `reinspect` (a new deadline), `list`: the deadline it sets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Date)]
+    pub deadline: Option<String>,
+    /// The rectification deadline the step replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Date)]
+    pub previous_deadline: Option<String>,
+    /// The step's text fields by name (`note`, `reason`, `escalation`, `authority`,
+    /// `number`, `measures`, `funds`, `responsible`, `interim`, `text`), as its action has them.
+    pub fields: std::collections::BTreeMap<&'static str, String>,
+    /// `reinspect`: the SHA-256 of each evidence photo it saw.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<schemas::Sha256>)]
+    pub evidence: Vec<String>,
+}
+
+impl From<&anjian_core::HazardEvent> for StepView {
+    fn from(e: &anjian_core::HazardEvent) -> StepView {
+        use anjian_core::HazardStep as S;
+        let mut view = StepView {
+            action: e.step.action().code(),
+            by: e.by.clone(),
+            at: e.at.to_rfc3339(),
+            previous_deadline: e.previous_deadline.map(|d| d.to_string()),
+            deadline: e.step.new_deadline().map(|d| d.to_string()),
+            evidence: e.evidence.clone(),
+            ..StepView::default()
+        };
+        let mut text = |key: &'static str, value: &str| {
+            view.fields.insert(key, value.to_owned());
+        };
+        match &e.step {
+            S::Onsite { note, .. } | S::Close { note } | S::Delist { note } => text("note", note),
+            S::Extend { reason, .. } => text("reason", reason),
+            S::Reinspect {
+                note, escalation, ..
+            } => {
+                text("note", note);
+                text("escalation", escalation);
+            }
+            S::List {
+                authority, number, ..
+            } => {
+                text("authority", authority);
+                text("number", number);
+            }
+            S::Plan {
+                measures,
+                funds,
+                responsible,
+                interim,
+            } => {
+                text("measures", measures);
+                text("funds", funds);
+                text("responsible", responsible);
+                text("interim", interim);
+            }
+            S::Progress { text: report } => text("text", report),
+        }
+        match &e.step {
+            S::Onsite { measure, .. } => {
+                view.measure = Some(measure.code());
+                view.basis = Some(measure.basis());
+            }
+            S::Reinspect { result, .. } => view.result = Some(result.code()),
+            S::List { deadline, .. } => view.deadline = Some(deadline.to_string()),
+            _ => {}
+        }
+        view
+    }
 }
 
 /// A rectification (整改) in its closed loop.
@@ -169,6 +267,9 @@ pub struct RectificationView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = Reinspection)]
 pub struct ReinspectionView {
+    /// `pass` 合格 or `fail` 不合格.
+    #[schema(value_type = schemas::ReinspectionResult)]
+    pub result: &'static str,
     /// What the inspector found.
     pub note: String,
     /// User id of the inspector.
@@ -336,6 +437,7 @@ fn finding(f: &anjian_core::Finding) -> FindingView {
             state: r.state.code(),
             evidence: r.evidence.iter().map(|p| p.sha256.clone()).collect(),
             reinspection: r.reinspection.as_ref().map(|re| ReinspectionView {
+                result: re.result.code(),
                 note: re.note.clone(),
                 by: re.by.clone(),
                 at: re.at.to_rfc3339(),
@@ -355,5 +457,6 @@ fn finding(f: &anjian_core::Finding) -> FindingView {
                 caption: p.caption.clone(),
             })
             .collect(),
+        events: f.events.iter().map(StepView::from).collect(),
     }
 }

@@ -2,7 +2,7 @@
 //! the case list with its filters and the rectification board. Every query is limited to
 //! the caller's scope (`policy::scope`).
 
-use anjian_core::{Level, RectificationState, district_name};
+use anjian_core::{RectificationState, district_name};
 use chrono::{FixedOffset, NaiveDate, Utc};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, params_from_iter};
@@ -333,8 +333,12 @@ pub struct BoardRow {
     pub days_left: i64,
     /// Overdue: past the deadline and not yet re-inspected.
     pub overdue: bool,
-    /// Major hazard under listed supervision (挂牌督办).
+    /// Listed for supervision (挂牌督办), until delisted (摘牌).
     pub listed: bool,
+    /// While listed: the supervising authority, the listing's number and its deadline.
+    pub listing: Option<Listing>,
+    /// The measures taken on site (现场处理措施), by their labels; empty when none.
+    pub onsite: Vec<String>,
     /// Measures ordered.
     pub measures: String,
     /// Who is responsible at the enterprise.
@@ -351,8 +355,23 @@ pub struct BoardRow {
     pub district_name: Option<&'static str>,
 }
 
-/// Every open rectification in `scope`: major hazards first (挂牌督办), then overdue
-/// ones, then by deadline.
+/// A hazard's listing for supervision (挂牌督办), as the board shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Listing {
+    /// The supervising authority.
+    pub authority: String,
+    /// The listing document's number.
+    pub number: String,
+    /// The listing's deadline (`YYYY-MM-DD`).
+    #[schema(format = Date)]
+    pub deadline: String,
+    /// Days until it (negative: past it by that many days).
+    pub days_left: i64,
+}
+
+/// Every open rectification in `scope`, and every hazard listed for supervision until it
+/// is delisted (a closed one awaits 摘牌): listed hazards first, then overdue ones, then by
+/// deadline.
 pub fn board(
     conn: &Connection,
     scope: Scope<'_>,
@@ -363,7 +382,7 @@ pub fn board(
     w.scope(scope);
     w.push(
         &format!(
-            "f.rectification IN ({}) AND f.deadline IS NOT NULL",
+            "((f.rectification IN ({}) AND f.deadline IS NOT NULL) OR f.listed_number IS NOT NULL)",
             RectificationState::open_codes_sql()
         ),
         vec![],
@@ -375,20 +394,36 @@ pub fn board(
         w.push("f.level = ?", vec![Box::new(l)]);
     }
     let mut stmt = conn.prepare(&format!(
-        "SELECT f.case_id, f.finding_id, f.title, f.level, f.rectification, f.deadline,
-                coalesce(f.measures, ''), coalesce(f.responsible, ''), f.evidence, c.enterprise_name, c.district
+        "SELECT f.case_id, f.finding_id, f.title, f.level, f.rectification, coalesce(f.deadline, f.listed_deadline),
+                coalesce(f.measures, ''), coalesce(f.responsible, ''), f.evidence, c.enterprise_name, c.district,
+                f.listed_authority, f.listed_number, f.listed_deadline, f.onsite
          FROM findings f JOIN cases c ON c.case_id = f.case_id {}",
         w.sql()
     ))?;
     let rows = stmt.query_map(params_from_iter(w.params()), |r| {
-        let level: String = r.get(3)?;
         let district: String = r.get(10)?;
+        let listing = match (r.get(11)?, r.get(12)?, r.get(13)?) {
+            (Some(authority), Some(number), Some(deadline)) => Some(Listing {
+                authority,
+                number,
+                deadline,
+                days_left: 0,
+            }),
+            _ => None,
+        };
+        let onsite: String = r.get(14)?;
         Ok(BoardRow {
             case_id: r.get(0)?,
             finding_id: r.get(1)?,
             title: r.get(2)?,
-            listed: level == Level::Major.code(),
-            level,
+            listed: listing.is_some(),
+            listing,
+            onsite: onsite
+                .split('；')
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            level: r.get(3)?,
             state: r.get(4)?,
             deadline: r.get(5)?,
             measures: r.get(6)?,
@@ -404,13 +439,18 @@ pub fn board(
     let mut board = Vec::new();
     for row in rows {
         let mut row = row?;
-        row.days_left = row
-            .deadline
-            .parse::<NaiveDate>()
-            .map(|d| (d - today).num_days())
-            .map_err(|_| {
-                AppError::Internal(format!("stored deadline {:?} is not a date", row.deadline))
-            })?;
+        let days_left = |deadline: &str| {
+            deadline
+                .parse::<NaiveDate>()
+                .map(|d| (d - today).num_days())
+                .map_err(|_| {
+                    AppError::Internal(format!("stored deadline {deadline:?} is not a date"))
+                })
+        };
+        row.days_left = days_left(&row.deadline)?;
+        if let Some(listing) = &mut row.listing {
+            listing.days_left = days_left(&listing.deadline)?;
+        }
         row.overdue = row
             .state
             .parse::<RectificationState>()

@@ -389,20 +389,15 @@ fn finding_card(
                     dt { "整改" } dd {
                         (r.measures) " · 期限 " (r.deadline) " · 责任人 " (r.responsible) " · "
                         span class={ "rect " (r.state.code()) } { (r.state.label()) }
-                        @if let Some(re) = &r.reinspection { br; "复查：" (re.note) "（" (re.by) "，" (time(&re.at)) "）" }
+                        @if let Some(re) = &r.reinspection { br; "复查" (re.result.label()) "：" (re.note) "（" (re.by) "，" (time(&re.at)) "）" }
                     }
                 }
             }
             (photos(case, &f.photos))
             @if let Some(r) = &f.rectification {
                 @if !r.evidence.is_empty() { h4 { "整改佐证" } (photos(case, &r.evidence)) }
-                @if let (Some(viewer), RectificationState::Reinspected) = (reviewer, r.state) {
-                    form.close method="post" action={ "/cases/" (case.id) "/findings/" (id) "/close" } {
-                        input type="hidden" name="csrf" value=(viewer.csrf);
-                        button type="submit" { "确认销号" }
-                    }
-                }
             }
+            (super::follow_up::section(case, f, reviewer))
         }
     }
 }

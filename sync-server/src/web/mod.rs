@@ -5,6 +5,7 @@
 pub mod bulletins;
 pub mod cases;
 pub mod charts;
+pub mod follow_up;
 pub mod rectifications;
 pub mod session;
 
@@ -34,6 +35,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/cases/{id}/review", post(cases::review))
         .route("/cases/{id}/resolve", post(cases::resolve))
         .route("/cases/{id}/findings/{finding}/close", post(cases::close))
+        .route(
+            "/cases/{id}/findings/{finding}/steps",
+            post(follow_up::record),
+        )
         .route("/cases/{id}/photos/{sha256}", get(cases::photo))
         .route("/rectifications", get(rectifications::board))
         .route("/bulletins", get(bulletins::show))

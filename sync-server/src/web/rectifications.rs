@@ -1,5 +1,6 @@
 //! The rectification board (隐患排查治理闭环): every open rectification in the viewer's
-//! scope, major hazards (挂牌督办) always on top, overdue ones escalated.
+//! scope and every hazard listed for supervision (挂牌督办) until delisted, listed ones
+//! always on top with their authority and days left, overdue ones escalated.
 
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ pub async fn board(
         h1 { "隐患整改" }
         p.summary {
             "未销号 " strong #open-count { (rows.len()) } " 项，"
-            "其中重大隐患（挂牌督办）" strong.major { (rows.iter().filter(|r| r.listed).count()) } " 项，"
+            "其中挂牌督办 " strong.major #listed-count { (rows.iter().filter(|r| r.listed).count()) } " 项，"
             "逾期 " strong.overdue #overdue-count { (overdue.len()) } " 项。"
             "今天是 " (queries::today()) "（北京时间）。"
         }
@@ -64,7 +65,16 @@ fn table(rows: &[&BoardRow]) -> Markup {
             tbody {
                 @for r in rows {
                     tr.listed[r.listed].overdue[r.overdue] data-finding=(r.finding_id) {
-                        td { a href={ "/cases/" (r.case_id) "#finding-" (r.finding_id) } { (r.title) } br; small { (r.measures) } }
+                        td {
+                            a href={ "/cases/" (r.case_id) "#finding-" (r.finding_id) } { (r.title) } br; small { (r.measures) }
+                            @if !r.onsite.is_empty() { br; small.onsite { "现场处理措施：" (r.onsite.join("；")) } }
+                            @if let Some(l) = &r.listing {
+                                br; small.listing {
+                                    "督办：" (l.authority) " · " (l.number) " · 督办期限 " (l.deadline)
+                                    @if l.days_left < 0 { " · 已超期 " (-l.days_left) " 天" } @else { " · 剩余 " (l.days_left) " 天" }
+                                }
+                            }
+                        }
                         td { (r.enterprise) }
                         td title=(r.district) { (r.district_name.unwrap_or(&r.district)) }
                         td { (label_of::<Level>(&r.level)) @if r.listed { " " span.badge.major { "挂牌督办" } } }

@@ -530,13 +530,119 @@ async fn the_board_puts_major_and_overdue_hazards_first_within_scope() {
     let rows = body["rectifications"].as_array().expect("rows");
     assert_eq!(rows.len(), 1, "only district A's overdue hazard: {body}");
     assert_eq!(rows[0]["case_id"], case_a.to_string());
-    assert_eq!(rows[0]["listed"], true);
+    assert_eq!(
+        rows[0]["listed"], false,
+        "a major hazard is not listed until listed"
+    );
     assert_eq!(rows[0]["overdue"], true);
     assert!(rows[0]["days_left"].as_i64().is_some_and(|d| d < 0));
     let (_, page) = web.get(&chief, "/rectifications").await;
     assert!(page.contains("逾期督办"));
-    assert!(page.contains("挂牌督办"));
     assert!(!page.contains(&case_b.to_string()));
+}
+
+#[tokio::test]
+async fn a_listed_hazard_is_followed_to_its_delisting_also_after_approval() {
+    let web = setup();
+    let (mut store, case) = web.record("insp_a", A, 1);
+    web.upload(&mut store, case, "insp_a");
+    let finding = store.case(case).expect("case").findings[0].id;
+    let steps = format!("/api/v1/cases/{case}/findings/{finding}/steps");
+    let chief = web.sign_in("chief_a").await;
+    let insp = web.sign_in("insp_a").await;
+    let listing = json!({"action": "list", "authority": "黄浦区安全生产委员会办公室",
+                         "number": "黄安委办督〔2026〕3号", "deadline": "2099-06-30"});
+    let (status, body) = web.post_json(&insp, &steps, listing.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("\"rule\":\"decide\""), "{body}");
+    let (status, body) = web.post_json(&chief, &steps, listing.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = web.post_json(&chief, &steps, listing).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "listed once: {body}");
+    let (_, board) = web.get(&chief, "/api/v1/rectifications").await;
+    let board: Value = serde_json::from_str(&board).expect("json");
+    let row = &board["rectifications"][0];
+    assert_eq!(row["finding_id"], finding.to_string());
+    assert_eq!(row["listed"], true);
+    assert_eq!(row["listing"]["number"], "黄安委办督〔2026〕3号");
+    assert!(row["listing"]["days_left"].as_i64().is_some_and(|d| d > 0));
+    let (_, page) = web.get(&chief, "/rectifications").await;
+    assert!(page.contains("黄安委办督〔2026〕3号") && page.contains("挂牌督办"));
+
+    // Approval locks the visit's record; the follow-up goes on.
+    let (status, body) = web
+        .post_json(
+            &chief,
+            &format!("/api/v1/cases/{case}/review"),
+            json!({"action": "approve"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (step, expected) in [
+        (
+            json!({"action": "extend", "deadline": "2099-12-31", "reason": " "}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!({"action": "extend", "deadline": "2099-12-31", "reason": "企业书面申请，设备采购周期长"}),
+            StatusCode::OK,
+        ),
+        (
+            json!({"action": "reinspect", "result": "fail", "note": "仍未整改到位"}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!({"action": "reinspect", "result": "fail", "note": "仍未整改到位", "escalation": "立案处罚"}),
+            StatusCode::OK,
+        ),
+        (json!({"action": "delist"}), StatusCode::FORBIDDEN),
+        (
+            json!({"action": "reinspect", "result": "pass", "note": "报警装置已投用并联锁"}),
+            StatusCode::OK,
+        ),
+        (json!({"action": "deadline"}), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = web.post_json(&chief, &steps, step.clone()).await;
+        assert_eq!(status, expected, "{step}: {body}");
+    }
+    let page_steps = format!("/cases/{case}/findings/{finding}/steps");
+    for action in ["close", "delist"] {
+        let status = web
+            .post_form(
+                &chief,
+                &page_steps,
+                &[("csrf", &chief.csrf), ("action", action)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{action}");
+    }
+    let read = web.case_json(case);
+    let f = &read.findings[0];
+    let actions: Vec<&str> = f.events.iter().map(|e| e.step.action().code()).collect();
+    assert_eq!(
+        actions,
+        [
+            "list",
+            "extend",
+            "reinspect",
+            "reinspect",
+            "close",
+            "delist"
+        ]
+    );
+    assert_eq!(read.state, anjian_core::ReviewState::Approved);
+    let (_, board) = web.get(&chief, "/api/v1/rectifications").await;
+    assert!(
+        !board.contains(&finding.to_string()),
+        "delisted and closed: {board}"
+    );
+    let (_, json) = web.get(&chief, &format!("/api/v1/cases/{case}")).await;
+    assert!(
+        json.contains("\"action\":\"delist\"") && json.contains("企业书面申请"),
+        "{json}"
+    );
+    let (_, page) = web.get(&chief, &format!("/cases/{case}")).await;
+    assert!(page.contains("整改跟踪") && page.contains("摘牌") && page.contains("不合格"));
 }
 
 #[tokio::test]
