@@ -85,6 +85,31 @@ pub fn tables(b: &Bulletin) -> Vec<Table> {
             Cell::Count(t.rectifications_overdue),
         ],
     ];
+    let l = &b.hazard_loop;
+    for (code, label, count) in [
+        ("loop.found", "期间发现隐患数", l.found),
+        (
+            "loop.rectified_on_time",
+            "按期整改（复查合格）数",
+            l.rectified_on_time,
+        ),
+        (
+            "loop.rectified_late",
+            "逾期整改（复查合格）数",
+            l.rectified_late,
+        ),
+        (
+            "loop.reinspections_failed",
+            "复查不合格数",
+            l.reinspections_failed,
+        ),
+        ("loop.extended", "延期数", l.extended),
+        ("loop.closed", "销号数", l.closed),
+        ("loop.listed", "挂牌督办数", l.listed),
+        ("loop.delisted", "摘牌数", l.delisted),
+    ] {
+        summary.push(vec![text(code), text(label), Cell::Count(count)]);
+    }
     for row in &b.findings_by_level {
         summary.push(vec![
             text(format!("level.{}", row.code)),

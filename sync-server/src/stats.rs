@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anjian_core::{
-    CaseType, Industry, Level, RectificationState, ViolationKind, district_label, district_name,
+    CaseType, HazardAction, Industry, Level, RectificationState, ViolationKind, district_label,
+    district_name,
 };
 use chrono::{Datelike, Days, NaiveDate};
 use rusqlite::{Connection, params_from_iter};
@@ -128,6 +129,8 @@ pub struct Bulletin {
     pub computed_on: NaiveDate,
     /// The totals.
     pub totals: Totals,
+    /// What the hazards' closed loop did in the period, by the day of each step.
+    pub hazard_loop: LoopCounts,
     /// Cases and findings by owning district.
     pub by_district: Vec<GroupRow>,
     /// Cases and findings by the enterprise's industry.
@@ -166,6 +169,31 @@ pub struct Totals {
     /// Open rectifications that are overdue on `computed_on` (marked overdue, or past the
     /// deadline and not yet re-inspected), as on the rectification board.
     pub rectifications_overdue: i64,
+}
+
+/// The closed loop in a period: hazards counted by the day each step was taken (the
+/// recording inspector's local day), whenever their case was opened, so that a past
+/// period's counts do not change with the day the bulletin is read. A hazard counts once
+/// per line however many such steps it had in the period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct LoopCounts {
+    /// Hazards found (recorded) in the period.
+    pub found: i64,
+    /// Hazards that passed a re-inspection (复查合格) in the period, on or before the
+    /// rectification deadline in force then (extensions count).
+    pub rectified_on_time: i64,
+    /// Hazards that passed a re-inspection in the period after the deadline in force then.
+    pub rectified_late: i64,
+    /// Hazards re-inspected 不合格 in the period.
+    pub reinspections_failed: i64,
+    /// Hazards whose deadline was extended (延期) in the period.
+    pub extended: i64,
+    /// Hazards closed (销号) in the period.
+    pub closed: i64,
+    /// Hazards listed for supervision (挂牌督办) in the period.
+    pub listed: i64,
+    /// Hazards delisted (摘牌) in the period.
+    pub delisted: i64,
 }
 
 /// Cases and findings of one district, industry or case type.
@@ -455,7 +483,9 @@ pub fn bulletin(
     violations_by_post.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.post.cmp(&b.post)));
 
     let (top_enterprises, top_major_enterprises) = top_enterprises(&cases);
+    let hazard_loop = hazard_loop(conn, scope, period)?;
     Ok(Bulletin {
+        hazard_loop,
         period,
         granularity: if period.weekly() { "week" } else { "day" },
         computed_on: today,
@@ -470,6 +500,58 @@ pub fn bulletin(
         violations_by_post,
         violations_by_kind,
     })
+}
+
+/// The closed loop of the hazards in `scope` over `period`, from the dated steps.
+fn hazard_loop(conn: &Connection, scope: Scope<'_>, period: Period) -> AppResult<LoopCounts> {
+    let (from, to) = (period.from.to_string(), period.to.to_string());
+    let mut counts = LoopCounts::default();
+    let mut w = Conditions::default();
+    // `recorded_at` is RFC 3339 with the inspector's offset: its first ten characters
+    // are the local day.
+    w.push(
+        "substr(f.recorded_at, 1, 10) BETWEEN ? AND ?",
+        vec![Box::new(from.clone()), Box::new(to.clone())],
+    );
+    w.scope(scope);
+    counts.found = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM findings f JOIN cases c ON c.case_id = f.case_id {}",
+            w.sql()
+        ),
+        params_from_iter(w.params()),
+        |r| r.get(0),
+    )?;
+    let mut w = Conditions::default();
+    w.push("s.day BETWEEN ? AND ?", vec![Box::new(from), Box::new(to)]);
+    w.scope(scope);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT s.kind, s.result, s.on_time, count(DISTINCT s.case_id || '/' || s.finding_id)
+         FROM hazard_steps s JOIN cases c ON c.case_id = s.case_id {}
+         GROUP BY s.kind, s.result, s.on_time",
+        w.sql()
+    ))?;
+    let mut rows = stmt.query(params_from_iter(w.params()))?;
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(0)?;
+        let result: Option<String> = r.get(1)?;
+        let on_time: Option<bool> = r.get(2)?;
+        let n: i64 = r.get(3)?;
+        let line = match (kind.parse::<HazardAction>(), result.as_deref(), on_time) {
+            (Ok(HazardAction::Reinspect), Some("pass"), Some(true)) => {
+                &mut counts.rectified_on_time
+            }
+            (Ok(HazardAction::Reinspect), Some("pass"), _) => &mut counts.rectified_late,
+            (Ok(HazardAction::Reinspect), _, _) => &mut counts.reinspections_failed,
+            (Ok(HazardAction::Extend), _, _) => &mut counts.extended,
+            (Ok(HazardAction::Close), _, _) => &mut counts.closed,
+            (Ok(HazardAction::List), _, _) => &mut counts.listed,
+            (Ok(HazardAction::Delist), _, _) => &mut counts.delisted,
+            _ => continue,
+        };
+        *line += n;
+    }
+    Ok(counts)
 }
 
 /// Every bucket of the period (days, or ISO weeks cut to the period), with the cases

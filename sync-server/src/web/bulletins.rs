@@ -11,7 +11,7 @@ use super::charts::{self, Bar, Column};
 use super::{WebError, page};
 use crate::auth::Viewer;
 use crate::state::AppState;
-use crate::stats::{self, Bulletin, EnterpriseRow, GroupRow, PeriodQuery};
+use crate::stats::{self, Bulletin, EnterpriseRow, GroupRow, LoopCounts, PeriodQuery};
 
 /// `GET /bulletins?from=&to=`.
 pub async fn show(
@@ -21,6 +21,26 @@ pub async fn show(
 ) -> Result<Markup, WebError> {
     let b = stats::for_user(&app, &viewer.user, &query)?;
     Ok(page("执法通报", Some(&viewer), body(&b)))
+}
+
+/// The closed loop in the period, by the day of each step.
+fn loop_section(l: &LoopCounts) -> Markup {
+    html! {
+        section.totals #hazard-loop {
+            h2 { "隐患闭环（按各环节发生日期）" }
+            p { "以下按隐患计数，统计期间内发生的各环节，不论案件何时检查；往期数字不随查看日期变化。" }
+            dl.totals {
+                dt { "发现隐患" } dd #loop-found { (l.found) }
+                dt { "按期整改" } dd #loop-on-time { (l.rectified_on_time) }
+                dt { "逾期整改" } dd.overdue #loop-late { (l.rectified_late) }
+                dt { "复查不合格" } dd #loop-failed { (l.reinspections_failed) }
+                dt { "延期" } dd #loop-extended { (l.extended) }
+                dt { "销号" } dd #loop-closed { (l.closed) }
+                dt { "挂牌督办" } dd.major #loop-listed { (l.listed) }
+                dt { "摘牌" } dd #loop-delisted { (l.delisted) }
+            }
+        }
+    }
 }
 
 fn body(b: &Bulletin) -> Markup {
@@ -56,6 +76,7 @@ fn body(b: &Bulletin) -> Markup {
                 tbody { @for r in &b.findings_by_level { tr { td { (r.label) } td { (r.count) } } } }
             }
         }
+        (loop_section(&b.hazard_loop))
         (group_section("by-district", "分区域（按辖区）", "辖区", &b.by_district))
         (group_section("by-industry", "分行业", "行业", &b.by_industry))
         (group_section("by-type", "分类型（按检查类型）", "检查类型", &b.by_case_type))

@@ -614,6 +614,22 @@ fn expected(b: &Value) -> Vec<(&'static str, &'static str, Vec<Vec<String>>)> {
     ] {
         summary.push(vec![key.into(), label.into(), text(&b["totals"][key])]);
     }
+    for (key, label) in [
+        ("found", "期间发现隐患数"),
+        ("rectified_on_time", "按期整改（复查合格）数"),
+        ("rectified_late", "逾期整改（复查合格）数"),
+        ("reinspections_failed", "复查不合格数"),
+        ("extended", "延期数"),
+        ("closed", "销号数"),
+        ("listed", "挂牌督办数"),
+        ("delisted", "摘牌数"),
+    ] {
+        summary.push(vec![
+            format!("loop.{key}"),
+            label.into(),
+            text(&b["hazard_loop"][key]),
+        ]);
+    }
     for (prefix, key) in [
         ("level", "findings_by_level"),
         ("violation", "violations_by_kind"),
@@ -811,4 +827,140 @@ async fn the_page_draws_charts_and_totals_and_links_the_exports() {
     // The links work with the page's session cookie.
     let response = get(&app, &format!("/api/v1/bulletins.xlsx?{OCTOBER}"), &page).await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Sets `store`'s clock to `at` (China time).
+fn at(store: &mut Store, at: &str) {
+    let time = DateTime::parse_from_rfc3339(at).expect("time");
+    store.set_clock(Arc::new(move || time));
+}
+
+#[tokio::test]
+async fn the_hazard_loop_is_counted_by_the_day_of_each_step_whenever_read() {
+    use anjian_core::ReinspectionResult;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = server(dir.path());
+    let mut insp = device(dir.path(), "insp_a", A);
+    let mut sup = device_of(dir.path(), "sup_a", A, Role::Supervisor);
+    // A case opened in September: a major hazard found then, and a general one recorded
+    // on 2 October (a visit that went on), both followed up in October and November.
+    at(&mut insp, "2026-09-20T10:00:00+08:00");
+    let case = open(
+        &mut insp,
+        1,
+        CaseType::Routine,
+        "2026-09-20T09:00:00+08:00",
+        &[],
+    );
+    let major = find(&mut insp, case, Level::Major, None);
+    order(&mut insp, case, major, "2026-10-10");
+    at(&mut insp, "2026-10-02T10:00:00+08:00");
+    let general = find(&mut insp, case, Level::General, None);
+    order(&mut insp, case, general, "2026-10-09");
+    let hand_over = |from: &mut Store, to: &mut Store| {
+        to.merge_case(&from.export_case(case).expect("export"))
+            .expect("merge");
+    };
+    hand_over(&mut insp, &mut sup);
+    at(&mut sup, "2026-10-03T09:00:00+08:00");
+    sup.follow_up(
+        case,
+        major,
+        &HazardStep::List {
+            authority: "黄浦区安委办".into(),
+            number: "黄安委办督〔2026〕5号".into(),
+            deadline: "2026-11-30".parse().expect("day"),
+        },
+    )
+    .expect("listed");
+    hand_over(&mut sup, &mut insp);
+    let steps: [(&str, FindingId, HazardStep); 5] = [
+        (
+            "2026-10-05T10:00:00+08:00",
+            major,
+            HazardStep::Extend {
+                deadline: "2026-10-20".parse().expect("day"),
+                reason: "企业书面申请".into(),
+            },
+        ),
+        (
+            "2026-10-08T16:00:00+08:00",
+            general,
+            HazardStep::pass("已整改"),
+        ),
+        ("2026-10-08T16:10:00+08:00", general, HazardStep::close()),
+        (
+            "2026-10-15T10:00:00+08:00",
+            major,
+            HazardStep::Reinspect {
+                result: ReinspectionResult::Fail,
+                note: "联锁未恢复".into(),
+                deadline: Some("2026-10-25".parse().expect("day")),
+                escalation: String::new(),
+            },
+        ),
+        // After the deadline in force (25 October): rectified late.
+        (
+            "2026-10-28T10:00:00+08:00",
+            major,
+            HazardStep::pass("已恢复"),
+        ),
+    ];
+    for (time, finding, step) in steps {
+        at(&mut insp, time);
+        insp.follow_up(case, finding, &step).expect("step");
+    }
+    hand_over(&mut insp, &mut sup);
+    at(&mut sup, "2026-11-02T09:00:00+08:00");
+    sup.follow_up(case, major, &HazardStep::close())
+        .expect("closed");
+    at(&mut sup, "2026-11-03T09:00:00+08:00");
+    sup.follow_up(
+        case,
+        major,
+        &HazardStep::Delist {
+            note: String::new(),
+        },
+    )
+    .expect("delisted");
+    upload(&state, &mut sup, case);
+    // Another district's hazard, rectified in October, is not A's to count.
+    let mut b = device(dir.path(), "insp_b", B);
+    at(&mut b, "2026-10-10T10:00:00+08:00");
+    let other = open(
+        &mut b,
+        3,
+        CaseType::Routine,
+        "2026-10-10T09:00:00+08:00",
+        &[],
+    );
+    let f = find(&mut b, other, Level::General, None);
+    order(&mut b, other, f, "2026-10-20");
+    b.follow_up(other, f, &HazardStep::pass("已整改"))
+        .expect("passed");
+    upload(&state, &mut b, other);
+
+    let sup_a = token(&app, "sup_a", "00000000000000000000000000000a02").await;
+    let october = bulletin(&app, OCTOBER, &sup_a).await;
+    assert_eq!(
+        october["hazard_loop"],
+        json!({"found": 1, "rectified_on_time": 1, "rectified_late": 1,
+               "reinspections_failed": 1, "extended": 1, "closed": 1, "listed": 1, "delisted": 0})
+    );
+    let november = bulletin(&app, "from=2026-11-01&to=2026-11-30", &sup_a).await;
+    assert_eq!(
+        november["hazard_loop"],
+        json!({"found": 0, "rectified_on_time": 0, "rectified_late": 0,
+               "reinspections_failed": 0, "extended": 0, "closed": 1, "listed": 0, "delisted": 1})
+    );
+    let september = bulletin(&app, "from=2026-09-01&to=2026-09-30", &sup_a).await;
+    assert_eq!(september["hazard_loop"]["found"], 1);
+    let page = session(&app, "sup_a").await;
+    let html =
+        String::from_utf8(bytes(get(&app, &format!("/bulletins?{OCTOBER}"), &page).await).await)
+            .expect("utf-8");
+    assert!(
+        html.contains("隐患闭环") && html.contains("id=\"loop-late\">1<"),
+        "{html}"
+    );
 }
