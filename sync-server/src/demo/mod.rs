@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
-use anjian_core::HazardStep;
 use anjian_core::{
     AnswerInput, CaseId, CaseType, Enterprise, FindingEdit, FindingId, GeoPoint, Identity, Level,
     NewCase, NewFinding, PhotoTarget, RectificationOrder, RectificationState, ReviewAction, Store,
     TeamMember, Violation,
 };
+use anjian_core::{HazardStep, OnsiteMeasure};
 use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -164,7 +164,7 @@ pub async fn seed(server: &str, data: &Path, accounts: &[DemoAccount]) -> AppRes
             .collect::<AppResult<_>>()?,
         now: china_now(),
         photos: 0,
-        closes: Vec::new(),
+        supervised: Vec::new(),
     };
     let mut recorded = Vec::new();
     // Day by day, oldest first: each inspector records the day's visits offline and syncs
@@ -186,9 +186,33 @@ pub async fn seed(server: &str, data: &Path, accounts: &[DemoAccount]) -> AppRes
             .find(|a| a.role == Role::Supervisor && a.district.as_str() == district)
             .ok_or_else(|| AppError::Internal(format!("no demo supervisor for {district}")))
     };
-    for (case, finding, district) in std::mem::take(&mut demo.closes) {
-        let path = format!("/api/v1/cases/{case}/findings/{finding}/close");
-        act(server, supervisor_of(district.as_str())?, &path, json!({})).await?;
+    let year = demo.now.date_naive().format("%Y").to_string();
+    for (n, (case, finding, district, step)) in
+        std::mem::take(&mut demo.supervised).into_iter().enumerate()
+    {
+        let path = format!("/api/v1/cases/{case}/findings/{finding}/steps");
+        let supervisor = supervisor_of(district.as_str())?;
+        let bodies = match step {
+            ForSupervisor::Close => vec![json!({ "action": "close" })],
+            ForSupervisor::List => vec![
+                json!({
+                    "action": "list",
+                    "authority": format!("{}安全生产委员会办公室", district.label()),
+                    "number": format!("{}安委办督〔{year}〕{}号", district.label(), n + 1),
+                    "deadline": (demo.now.date_naive() + Days::new(60)).to_string(),
+                }),
+                json!({
+                    "action": "plan",
+                    "measures": "制定专项治理方案，更换失效设备并完善联锁",
+                    "funds": "企业自筹",
+                    "responsible": "企业主要负责人",
+                    "interim": "落实专人值守，每两小时巡检一次",
+                }),
+            ],
+        };
+        for body in bodies {
+            act(server, supervisor, &path, body).await?;
+        }
     }
     let mut reviewed = 0;
     for (spec, case) in &recorded {
@@ -261,8 +285,9 @@ struct Demo<'a> {
     now: DateTime<FixedOffset>,
     /// Photos taken so far (each photo is made from its number).
     photos: u32,
-    /// Major hazards re-inspected on site, for their district's supervisor to close.
-    closes: Vec<(CaseId, FindingId, anjian_core::DistrictCode)>,
+    /// Major hazards for their district's supervisor to close (re-inspected on site) or to
+    /// list for supervision (挂牌督办: not yet rectified).
+    supervised: Vec<(CaseId, FindingId, anjian_core::DistrictCode, ForSupervisor)>,
 }
 
 impl Demo<'_> {
@@ -331,8 +356,8 @@ impl Demo<'_> {
             amends: None,
         })?;
         let mut findings = Vec::new();
-        // Major hazards the inspector re-inspected: their 销号 is the supervisor's.
-        let mut closes = Vec::new();
+        // Major hazards whose next step is the supervisor's.
+        let mut supervised = Vec::new();
         for finding in spec.findings {
             findings.push(record_finding(
                 store,
@@ -340,7 +365,7 @@ impl Demo<'_> {
                 finding,
                 visit_day,
                 &mut photos,
-                &mut closes,
+                &mut supervised,
             )?);
         }
         if let Some(checklist) = &spec.checklist {
@@ -365,7 +390,7 @@ impl Demo<'_> {
                         order,
                         visit_day,
                         &mut photos,
-                        &mut closes,
+                        &mut supervised,
                     )?;
                 }
             }
@@ -374,10 +399,10 @@ impl Demo<'_> {
             store.review(case, ReviewAction::Submit, "现场检查完毕，提交审核")?;
         }
         self.photos = photos;
-        self.closes.extend(
-            closes
+        self.supervised.extend(
+            supervised
                 .into_iter()
-                .map(|finding| (case, finding, enterprise.district.clone())),
+                .map(|(finding, step)| (case, finding, enterprise.district.clone(), step)),
         );
         tracing::info!(
             case.id = %case,
@@ -406,15 +431,25 @@ impl Demo<'_> {
         self.sync(spec.inspector).await?;
         self.sync(member).await?;
         let mut photos = self.photos;
-        let mut closes = Vec::new();
+        let mut supervised = Vec::new();
         let store = &mut self.device(member)?.store;
         for finding in spec.team_findings {
-            record_finding(store, case, finding, visit_day, &mut photos, &mut closes)?;
+            record_finding(
+                store,
+                case,
+                finding,
+                visit_day,
+                &mut photos,
+                &mut supervised,
+            )?;
         }
         self.photos = photos;
         let district = self.device(member)?.store.case(case)?.district;
-        self.closes
-            .extend(closes.into_iter().map(|f| (case, f, district.clone())));
+        self.supervised.extend(
+            supervised
+                .into_iter()
+                .map(|(f, step)| (case, f, district.clone(), step)),
+        );
         if let Some((index, opener_level, member_level)) = spec.dispute {
             let disputed = *findings
                 .get(index)
@@ -497,7 +532,7 @@ fn record_finding(
     spec: &FindingSpec,
     visit_day: NaiveDate,
     photos: &mut u32,
-    closes: &mut Vec<FindingId>,
+    supervised: &mut Vec<(FindingId, ForSupervisor)>,
 ) -> AppResult<FindingId> {
     let finding = store.add_finding(
         case,
@@ -518,14 +553,25 @@ fn record_finding(
         take_photo(store, case, &PhotoTarget::Finding(finding), caption, photos)?;
     }
     if let Some(order) = &spec.rectification {
-        rectify(store, case, finding, order, visit_day, photos, closes)?;
+        rectify(store, case, finding, order, visit_day, photos, supervised)?;
     }
     Ok(finding)
 }
 
-/// Orders a rectification and takes it as far as the spec says. The inspector closes
-/// (销号) a general hazard after re-inspecting it; a major one is left re-inspected in
-/// `closes`, for the district's supervisor.
+/// A major hazard's next step, which belongs to its district's supervisor.
+#[derive(Debug, Clone, Copy)]
+enum ForSupervisor {
+    /// 销号 after the inspector's 合格 re-inspection.
+    Close,
+    /// 挂牌督办, with the enterprise's 治理方案.
+    List,
+}
+
+/// Orders a rectification and takes it as far as the spec says. A major hazard first gets
+/// the on-site measure of evacuating the danger zone. The inspector closes (销号) a general
+/// hazard after re-inspecting it; work in progress gets an extension (延期); a major
+/// hazard is left in `supervised` for the district's supervisor to close once
+/// re-inspected, or to list for supervision (挂牌督办) while it is open.
 fn rectify(
     store: &mut Store,
     case: CaseId,
@@ -533,8 +579,23 @@ fn rectify(
     spec: &RectSpec,
     visit_day: NaiveDate,
     photos: &mut u32,
-    closes: &mut Vec<FindingId>,
+    supervised: &mut Vec<(FindingId, ForSupervisor)>,
 ) -> AppResult<()> {
+    let major = store
+        .case(case)?
+        .findings
+        .iter()
+        .any(|f| f.id == finding && f.level == Level::Major);
+    if major {
+        store.follow_up(
+            case,
+            finding,
+            &HazardStep::Onsite {
+                measure: OnsiteMeasure::Evacuate,
+                note: "责令立即撤出危险区域内作业人员，设置警戒".into(),
+            },
+        )?;
+    }
     let deadline = visit_day
         .checked_add_days(Days::new(u64::from(spec.days)))
         .ok_or_else(|| AppError::Internal("demo deadline out of range".into()))?;
@@ -548,9 +609,21 @@ fn rectify(
         },
     )?;
     match spec.stage {
-        Stage::Ordered => {}
+        Stage::Ordered => {
+            if major {
+                supervised.push((finding, ForSupervisor::List));
+            }
+        }
         Stage::InProgress => {
             store.move_rectification(case, finding, RectificationState::InProgress)?;
+            store.follow_up(
+                case,
+                finding,
+                &HazardStep::Extend {
+                    deadline: deadline + Days::new(7),
+                    reason: "企业书面申请：备件到货延迟，已落实临时管控措施".into(),
+                },
+            )?;
         }
         Stage::Closed { note, evidence } => {
             if let Some(caption) = evidence {
@@ -558,13 +631,8 @@ fn rectify(
                 take_photo(store, case, &target, caption, photos)?;
             }
             store.follow_up(case, finding, &HazardStep::pass(note))?;
-            let major = store
-                .case(case)?
-                .findings
-                .iter()
-                .any(|f| f.id == finding && f.level == Level::Major);
             if major {
-                closes.push(finding);
+                supervised.push((finding, ForSupervisor::Close));
             } else {
                 store.follow_up(case, finding, &HazardStep::close())?;
             }

@@ -157,8 +157,20 @@ async fn demo_fills_a_fresh_folder_through_the_sync_path_once() {
         "{overdue}"
     );
 
+    // The follow-up reaches the board: major hazards listed for supervision (挂牌督办).
+    let board = admin.json("/api/v1/rectifications").await;
+    let listed = board["rectifications"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["listed"] == true && r["listing"]["number"].is_string())
+        .count();
+    assert!(listed >= 1, "{board}");
+
     // Findings carry the day of their visit (recorded offline on that day), not the day
-    // the demo ran; and photos were uploaded: a finding's photo comes back byte-exact.
+    // the demo ran, and their follow-up; and photos were uploaded: a finding's photo comes
+    // back byte-exact.
+    let mut steps = BTreeSet::new();
     let mut photo = None;
     for row in all["cases"].as_array().expect("cases") {
         let id = row["id"].as_str().expect("id");
@@ -167,6 +179,9 @@ async fn demo_fills_a_fresh_folder_through_the_sync_path_once() {
         for finding in case["findings"].as_array().expect("findings") {
             let recorded = finding["recorded_at"].as_str().expect("recorded_at");
             assert_eq!(&recorded[..10], visit_day, "{id}: {finding}");
+            for step in finding["events"].as_array().expect("events") {
+                steps.insert(step["action"].as_str().expect("action").to_owned());
+            }
         }
         if photo.is_some() {
             continue;
@@ -178,6 +193,11 @@ async fn demo_fills_a_fresh_folder_through_the_sync_path_once() {
             .flat_map(|f| f["photos"].as_array().cloned().unwrap_or_default())
             .find_map(|p| p["sha256"].as_str().map(str::to_owned));
     }
+    let wanted = ["close", "extend", "list", "onsite", "plan", "reinspect"];
+    assert!(
+        wanted.iter().all(|w| steps.contains(*w)),
+        "the demo takes every kind of follow-up step it shows: {steps:?}"
+    );
     let sha256 = photo.expect("a photo in some case");
     let response = admin.get(&format!("/api/v1/blobs/{sha256}")).await;
     assert_eq!(response.status(), 200);
