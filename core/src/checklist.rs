@@ -234,6 +234,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "confined-space-industry-trade.toml",
         include_str!("../../checklists/confined-space-industry-trade.toml"),
     ),
+    (
+        "work-safety-law-basics.toml",
+        include_str!("../../checklists/work-safety-law-basics.toml"),
+    ),
 ];
 /// The `.toml` files in `checklists/` that are not templates.
 const NOT_TEMPLATES: &[&str] = &["categories.toml", STANDARDS_FILE];
