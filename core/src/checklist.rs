@@ -238,6 +238,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "work-safety-law-basics.toml",
         include_str!("../../checklists/work-safety-law-basics.toml"),
     ),
+    (
+        "construction-major-hazard.toml",
+        include_str!("../../checklists/construction-major-hazard.toml"),
+    ),
 ];
 /// The `.toml` files in `checklists/` that are not templates.
 const NOT_TEMPLATES: &[&str] = &["categories.toml", STANDARDS_FILE];
