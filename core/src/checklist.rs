@@ -242,6 +242,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "construction-major-hazard.toml",
         include_str!("../../checklists/construction-major-hazard.toml"),
     ),
+    (
+        "building-materials-major-hazard.toml",
+        include_str!("../../checklists/building-materials-major-hazard.toml"),
+    ),
 ];
 /// The `.toml` files in `checklists/` that are not templates.
 const NOT_TEMPLATES: &[&str] = &["categories.toml", STANDARDS_FILE];

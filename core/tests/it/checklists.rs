@@ -54,6 +54,59 @@ fn every_shipped_template_loads_and_is_built_in() {
 }
 
 #[test]
+fn templates_drawn_from_one_document_hold_the_clauses_read_and_no_other() {
+    // Each template ships only the clauses read in its source; a clause added or dropped
+    // without reading the text shows up here as a changed count or a foreign citation.
+    let catalog = Catalog::builtin();
+    for (id, kind, items, cited) in [
+        (
+            "work-safety-law-basics",
+            TemplateKind::Routine,
+            18,
+            "《中华人民共和国安全生产法》第",
+        ),
+        (
+            "construction-major-hazard",
+            TemplateKind::MajorHazard,
+            16,
+            "《房屋市政工程生产安全重大事故隐患判定标准（2022版）》（建质规〔2022〕2号）第",
+        ),
+        (
+            "building-materials-major-hazard",
+            TemplateKind::MajorHazard,
+            8,
+            "《工贸企业重大事故隐患判定标准》（应急管理部令第10号）第六条（",
+        ),
+        (
+            "dust-explosion-major-hazard",
+            TemplateKind::MajorHazard,
+            8,
+            "《工贸企业重大事故隐患判定标准》（应急管理部令第10号）第十一条（",
+        ),
+    ] {
+        let template = catalog
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} is built in"));
+        assert_eq!(template.kind, kind, "{id}");
+        assert_eq!(template.items.len(), items, "{id}");
+        for item in &template.items {
+            assert!(
+                item.basis.starts_with(cited),
+                "{id}: {} cites {}",
+                item.id,
+                item.basis
+            );
+            let level = if kind == TemplateKind::MajorHazard {
+                Level::Major
+            } else {
+                Level::General
+            };
+            assert_eq!(item.level, level, "{id}: {}", item.id);
+        }
+    }
+}
+
+#[test]
 fn every_item_has_a_basis_and_a_level_and_an_id_of_its_own_across_the_catalog() {
     let catalog = Catalog::builtin();
     let mut owners = std::collections::BTreeMap::new();
