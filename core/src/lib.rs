@@ -24,6 +24,7 @@ mod schema;
 pub mod signing;
 mod store;
 pub mod sync;
+pub mod writs;
 
 pub use checklist::{Catalog, Operation, Template, TemplateError, TemplateItem, TemplateKind};
 pub use codes::*;

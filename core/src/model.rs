@@ -1,6 +1,7 @@
 //! The records an inspector's app reads and writes. Their coded fields and identifiers
 //! are the values of `codes`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveDate};
@@ -10,7 +11,7 @@ use crate::checklist::{TemplateItem, TemplateKind};
 use crate::codes::{
     AnswerResult, CaseId, CaseType, ChecklistId, CreditCode, DistrictCode, FindingId, GeoPoint,
     HazardAction, Industry, Level, OnsiteMeasure, RectificationState, ReinspectionResult,
-    ReviewState, RiskGrade, Role, ViolationKind,
+    ReviewState, RiskGrade, Role, SignerRole, ViolationKind, WritId, WritKind, WritState,
 };
 
 /// Who is using this store: the inspector signed in on the device.
@@ -223,6 +224,8 @@ pub struct Case {
     pub review_events: Vec<ReviewEvent>,
     /// The case this one amends (更正), if it is an amendment.
     pub amends: Option<CaseId>,
+    /// Its enforcement documents (执法文书), oldest first.
+    pub writs: Vec<Writ>,
 }
 
 impl Case {
@@ -285,7 +288,7 @@ pub struct Finding {
     /// Photos of the hazard, in the order attached.
     pub photos: Vec<PhotoRef>,
     /// The hazard's follow-up (on-site measures, extensions, re-inspections, closing,
-    /// supervision), oldest first.
+    /// supervision), in the order written.
     pub events: Vec<HazardEvent>,
 }
 
@@ -757,4 +760,157 @@ pub struct UploadState {
     pub changes: u32,
     /// Changes the server has acknowledged.
     pub acknowledged: u32,
+}
+
+/// An enforcement document (执法文书) of a case: filled from the case, edited as a draft,
+/// then sealed (numbered, its content frozen under a SHA-256), signed by two inspectors
+/// and the enterprise (or its refusal recorded), issued; voided with a reason, never
+/// edited once sealed (docs/decisions/0004).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writ {
+    /// Its id.
+    pub id: WritId,
+    /// Which document.
+    pub kind: WritKind,
+    /// User id of who drew it up.
+    pub created_by: String,
+    /// When (device time).
+    pub created_at: DateTime<FixedOffset>,
+    /// The document it corrects (and which is voided for it), if any.
+    pub replaces: Option<WritId>,
+    /// Its content: the kind's fields (`WritKind::fields`) by key.
+    pub fields: BTreeMap<String, String>,
+    /// Its number and frozen content, once sealed.
+    pub seal: Option<WritSeal>,
+    /// Signatures, in the order recorded.
+    pub signatures: Vec<WritSignature>,
+    /// The enterprise's refusal to sign (拒签), if recorded.
+    pub refusal: Option<SignatureRefusal>,
+    /// Who issued it and when, once every signature was there.
+    pub issued: Option<Stamp>,
+    /// Why, by whom and when it was voided (作废).
+    pub voided: Option<Voiding>,
+}
+
+impl Writ {
+    /// Where it stands.
+    pub fn state(&self) -> WritState {
+        if self.voided.is_some() {
+            WritState::Voided
+        } else if self.issued.is_some() {
+            WritState::Issued
+        } else if self.seal.is_some() {
+            WritState::Sealed
+        } else {
+            WritState::Draft
+        }
+    }
+
+    /// The distinct inspectors who signed the sealed content, with their 执法证号.
+    pub fn inspectors_signed(&self) -> BTreeSet<&str> {
+        let sealed = self.seal.as_ref().map(|s| s.sha256.as_str());
+        self.signatures
+            .iter()
+            .filter(|s| s.role == SignerRole::Inspector && Some(s.sha256.as_str()) == sealed)
+            .filter(|s| !s.certificate_no.trim().is_empty())
+            .map(|s| s.user.as_str())
+            .collect()
+    }
+
+    /// Whether the enterprise signed the sealed content or its refusal is recorded.
+    pub fn enterprise_answered(&self) -> bool {
+        let sealed = self.seal.as_ref().map(|s| s.sha256.as_str());
+        self.refusal.is_some()
+            || self
+                .signatures
+                .iter()
+                .any(|s| s.role == SignerRole::Enterprise && Some(s.sha256.as_str()) == sealed)
+    }
+}
+
+/// A document's number and frozen content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritSeal {
+    /// The document number (（沪黄）应急责改〔2026〕0012号), or a provisional one.
+    pub number: String,
+    /// Whether the number is provisional (issued offline with no number left in the
+    /// device's block; the server gives the real one).
+    pub provisional: bool,
+    /// SHA-256 (hex) of the canonical content: case, kind, number and fields.
+    pub sha256: String,
+    /// Who sealed it.
+    pub by: String,
+    /// When.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// One signature on a sealed document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritSignature {
+    /// An inspector or the enterprise.
+    pub role: SignerRole,
+    /// The inspector's user id (empty for the enterprise).
+    pub user: String,
+    /// The signer's name as written.
+    pub name: String,
+    /// The inspector's 执法证号 (empty for the enterprise).
+    pub certificate_no: String,
+    /// SHA-256 of the captured signature (strokes rendered to an image), a blob.
+    pub image: String,
+    /// The SHA-256 of the sealed content the signature was given on.
+    pub sha256: String,
+    /// Who recorded it (the device's user).
+    pub by: String,
+    /// When.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// The enterprise's refusal to sign (拒签), as the forms require it recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureRefusal {
+    /// Why, as stated.
+    pub reason: String,
+    /// The witness (见证人).
+    pub witness: String,
+    /// SHA-256 of a photo of the refusal, if taken.
+    pub photo: Option<String>,
+    /// Who recorded it.
+    pub by: String,
+    /// When.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// Who did something and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// User id.
+    pub by: String,
+    /// When.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// A document voided (作废).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voiding {
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub by: String,
+    /// When.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// A signature as the app captured it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureInput {
+    /// An inspector or the enterprise.
+    pub role: SignerRole,
+    /// The inspector's user id (a member of the case's team; empty for the enterprise).
+    pub user: String,
+    /// The signer's name.
+    pub name: String,
+    /// The inspector's 执法证号 (empty for the enterprise).
+    pub certificate_no: String,
+    /// SHA-256 of the signature image, ingested as a photo blob first.
+    pub image: String,
 }

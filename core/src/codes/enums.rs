@@ -272,3 +272,59 @@ impl OnsiteMeasure {
         }
     }
 }
+
+coded_enum!(
+    /// The kinds of enforcement documents (执法文书) an inspection issues on site.
+    WritKind, "writ_kind" {
+        /// 现场检查记录
+        InspectionRecord = "inspection_record" / "现场检查记录",
+        /// 责令限期整改指令书
+        RectificationOrder = "rectification_order" / "责令限期整改指令书",
+        /// 现场处理措施决定书
+        OnsiteDecision = "onsite_decision" / "现场处理措施决定书",
+        /// 整改复查意见书
+        ReinspectionOpinion = "reinspection_opinion" / "整改复查意见书",
+    }
+);
+
+impl WritKind {
+    /// The short name of the kind in a document number (（沪黄）应急**责改**〔2026〕0012号).
+    pub fn abbreviation(self) -> &'static str {
+        match self {
+            WritKind::InspectionRecord => "检记",
+            WritKind::RectificationOrder => "责改",
+            WritKind::OnsiteDecision => "现决",
+            WritKind::ReinspectionOpinion => "复查",
+        }
+    }
+
+    /// Whether the document records the follow-up after the visit (and so may still be
+    /// issued on an approved case).
+    pub fn is_follow_up(self) -> bool {
+        self == WritKind::ReinspectionOpinion
+    }
+}
+
+coded_enum!(
+    /// Where an enforcement document stands.
+    WritState, "writ_state" {
+        /// 草稿: filled from the case, still editable.
+        Draft = "draft" / "草稿",
+        /// 待签: numbered and frozen, awaiting signatures.
+        Sealed = "sealed" / "待签",
+        /// 已送达: signed by two inspectors and by the enterprise (or its refusal recorded).
+        Issued = "issued" / "已签发",
+        /// 作废: voided with a reason (its number stays on record).
+        Voided = "voided" / "作废",
+    }
+);
+
+coded_enum!(
+    /// Who signs an enforcement document.
+    SignerRole, "signer_role" {
+        /// 执法人员 (with their 执法证号).
+        Inspector = "inspector" / "执法人员",
+        /// 被检查单位负责人或其代表.
+        Enterprise = "enterprise" / "被检查单位",
+    }
+);

@@ -264,6 +264,11 @@ uuid_id!(
     ChecklistId,
     "checklist_id"
 );
+uuid_id!(
+    /// The id of an enforcement document (执法文书) within its case.
+    WritId,
+    "writ_id"
+);
 
 #[cfg(test)]
 mod tests {

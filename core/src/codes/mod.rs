@@ -12,4 +12,4 @@ pub use day::parse_day;
 pub use districts::{district_label, district_name, district_with_code, districts};
 pub use enums::*;
 pub use geo::GeoPoint;
-pub use ids::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId, is_sha256};
+pub use ids::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId, WritId, is_sha256};

@@ -4,6 +4,7 @@
 mod checklists;
 mod follow_up;
 mod photos;
+mod writs;
 
 pub(crate) use checklists::{
     answer as answer_item, attach as attach_checklist, attached_item, link_finding, put_source,
@@ -11,6 +12,10 @@ pub(crate) use checklists::{
 pub(crate) use follow_up::record as follow_up;
 pub(crate) use photos::{
     attach as attach_photo, blob_refs, detach as detach_photo, list_of as photo_list,
+};
+pub(crate) use writs::{
+    create as create_writ, edit as edit_writ, issue as issue_writ, refuse as refuse_writ,
+    seal as seal_writ, sign as sign_writ, void as void_writ,
 };
 
 use automerge::transaction::{CommitOptions, Transactable};
@@ -125,6 +130,7 @@ pub(crate) fn init_case(doc: &mut AutoCommit, init: &CaseInit<'_>) -> Result<()>
     }
     doc.put_object(ROOT, "findings", ObjType::Map)?;
     doc.put_object(ROOT, "checklists", ObjType::Map)?;
+    doc.put_object(ROOT, writs::WRITS, ObjType::Map)?;
     let review = doc.put_object(ROOT, "review", ObjType::Map)?;
     doc.put(&review, "state", ReviewState::Draft.code())?;
     doc.put_object(&review, "events", ObjType::List)?;
@@ -340,6 +346,7 @@ fn read_header(doc: &AutoCommit) -> Result<Case> {
         checklists: Vec::new(),
         review_events: read_review_events(doc, &review),
         amends: string(doc, &ROOT, "amends").and_then(|id| id.parse().ok()),
+        writs: writs::read_all(doc)?,
     })
 }
 

@@ -22,6 +22,7 @@ mod follow_up;
 mod judging;
 mod ops;
 mod shape;
+mod writs;
 mod written;
 
 pub use judging::{
@@ -77,6 +78,9 @@ coded_enum!(
         Relay = "relay" / "转交核验",
         /// A change built on one that was refused.
         Dependency = "dependency" / "依赖",
+        /// Enforcement documents (执法文书): sealed content never edited, two inspectors
+        /// and the enterprise sign before issuing, voided with a reason.
+        Writ = "writ" / "执法文书",
         /// Not refused, held back: a change signed by a device that has not signed in to
         /// the server yet (or built on one), or one the server could not check just now;
         /// the device that carries it keeps it and sends it again at its next sync.
@@ -319,7 +323,8 @@ pub fn judge(
     }
     attribution(author, ops)?;
     review_state(before, after, &actions)?;
-    rectifications(author, before, after, ops)
+    rectifications(author, before, after, ops)?;
+    writs::judge(author, before, after, ops)
 }
 
 /// Whether a change's recorded author (its note's `by`, empty for clients that record
@@ -367,7 +372,10 @@ fn root(op: &OpAt) -> Option<&str> {
 fn structure(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
     for op in ops.iter() {
         let Some(key) = root(op) else { continue };
-        if FIXED.contains(&key) || op.path.len() == 1 {
+        // The documents' map is the one container made after opening (an old case's,
+        // with its first document); `writs` judges it.
+        let documents = key == "writs" && !op.overwrites;
+        if FIXED.contains(&key) || (op.path.len() == 1 && !documents) {
             return Err(Refusal::new(
                 Rule::Fixed,
                 format!("“{key}”在开案后不能修改 ({key} is fixed once the case is opened)"),
@@ -415,7 +423,8 @@ fn team(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
 /// An approved case is locked: its record of the visit stays as approved. What goes on
 /// after the visit stays possible: the hazards' follow-up (整改, 延期, 复查, 销号, 挂牌督办:
 /// their steps, rectification state, deadline and evidence, judged step by step in
-/// `follow_up`), a person joining the team to take one, comments and reopening.
+/// `follow_up`) and its documents (judged in `writs`), a person joining the team to take
+/// one, comments and reopening.
 fn approved_lock(before: &CaseState, ops: &Ops, actions: &[ReviewAction]) -> Result<(), Refusal> {
     let unlocking = |a: &ReviewAction| matches!(a, ReviewAction::Comment | ReviewAction::Reopen);
     let after_the_visit = |op: &OpAt| {
@@ -425,6 +434,7 @@ fn approved_lock(before: &CaseState, ops: &Ops, actions: &[ReviewAction]) -> Res
                 keys.as_slice(),
                 [Some("review"), ..]
                     | [Some("team"), ..]
+                    | [Some("writs"), ..]
                     | [
                         Some("findings"),
                         _,
@@ -600,9 +610,9 @@ fn rectifications(
     after: &CaseState,
     ops: &Ops,
 ) -> Result<(), Refusal> {
-    follow_up::list_grows(ops)?;
+    follow_up::list_grows(before, ops)?;
     for id in ops.findings() {
-        follow_up::judge(author, before, after, id, ops)?;
+        follow_up::judge(author, before, after, id)?;
     }
     Ok(())
 }

@@ -5,7 +5,8 @@
 
 use crate::codes::{
     AnswerResult, ChecklistId, DistrictCode, FindingId, HazardAction, Level, OnsiteMeasure,
-    RectificationState, ReinspectionResult, ReviewAction, ReviewState, ViolationKind, is_sha256,
+    RectificationState, ReinspectionResult, ReviewAction, ReviewState, SignerRole, ViolationKind,
+    WritId, WritKind, is_sha256,
 };
 use crate::paths::{Leaf, Seg};
 
@@ -41,6 +42,8 @@ enum Coded {
     Reinspection,
     Measure,
     Sha256,
+    WritKind,
+    Signer,
 }
 
 impl Coded {
@@ -58,6 +61,8 @@ impl Coded {
             Coded::Reinspection => value.parse::<ReinspectionResult>().is_ok(),
             Coded::Measure => value.parse::<OnsiteMeasure>().is_ok(),
             Coded::Sha256 => is_sha256(value),
+            Coded::WritKind => value.parse::<WritKind>().is_ok(),
+            Coded::Signer => value.parse::<SignerRole>().is_ok(),
         }
     }
 }
@@ -145,6 +150,14 @@ pub(super) fn is_attribution(path: &[Seg]) -> bool {
             ]
             | [Some("review"), Some("events"), None, Some("by")]
             | [Some("findings"), _, Some("events"), None, Some("by")]
+            | [Some("writs"), _, Some("created_by")]
+            | [
+                Some("writs"),
+                _,
+                Some("seal" | "refusal" | "issued" | "voided"),
+                Some("by")
+            ]
+            | [Some("writs"), _, Some("signatures"), None, Some("by")]
     ) || (keys.len() >= 3
         && keys[keys.len() - 1] == Some("added_by")
         && keys[keys.len() - 2].is_none()
@@ -176,6 +189,8 @@ fn expected(path: &[P<'_>]) -> Option<Want> {
         [K("checklists"), K(id), rest @ ..] if id.parse::<ChecklistId>().is_ok() => {
             checklist(rest)?
         }
+        [K("writs")] => Map,
+        [K("writs"), K(id), rest @ ..] if id.parse::<WritId>().is_ok() => writ(rest)?,
         [K("review")] => Map,
         [K("review"), K("state")] => Code(Coded::ReviewState),
         [K("review"), K("events")] => List,
@@ -213,6 +228,39 @@ fn finding(path: &[P<'_>]) -> Option<Want> {
         [K("source"), K("checklist" | "item")] => Str,
         [K("removed")] => Map,
         [K("removed"), K("by" | "at")] => Str,
+        _ => return None,
+    })
+}
+
+/// An enforcement document.
+fn writ(path: &[P<'_>]) -> Option<Want> {
+    use Want::*;
+    Some(match path {
+        [] => Map,
+        [K("kind")] => Code(Coded::WritKind),
+        [K("created_by" | "created_at" | "replaces")] => Str,
+        [K("fields")] => Map,
+        [K("fields"), K(key)] if is_name(key) => Str,
+        [K("seal")] => Map,
+        [K("seal"), K("number" | "by" | "at")] => Str,
+        [K("seal"), K("sha256")] => Code(Coded::Sha256),
+        [K("seal"), K("provisional")] => Int,
+        [K("signatures")] => List,
+        [K("signatures"), I] => Map,
+        [K("signatures"), I, K("role")] => Code(Coded::Signer),
+        [
+            K("signatures"),
+            I,
+            K("user" | "name" | "certificate_no" | "by" | "at"),
+        ] => Str,
+        [K("signatures"), I, K("image" | "sha256")] => Code(Coded::Sha256),
+        [K("refusal")] => Map,
+        [K("refusal"), K("reason" | "witness" | "by" | "at")] => Str,
+        [K("refusal"), K("photo")] => Code(Coded::Sha256),
+        [K("issued")] => Map,
+        [K("issued"), K("by" | "at")] => Str,
+        [K("voided")] => Map,
+        [K("voided"), K("reason" | "by" | "at")] => Str,
         _ => return None,
     })
 }

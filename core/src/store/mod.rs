@@ -31,6 +31,7 @@ mod peer;
 mod photos;
 mod proofs;
 mod sync;
+mod writs;
 
 pub use peer::{PEER_FORMAT, PeerReceived, PeerSession};
 

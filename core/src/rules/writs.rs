@@ -1,0 +1,204 @@
+//! The rules of enforcement documents (执法文书, docs/decisions/0004): a document is made
+//! whole, edited only as a draft, sealed once under the SHA-256 of its content, signed on
+//! that content, issued only with two inspectors' signatures (each with a 执法证号) and
+//! the enterprise's signature or refusal, and voided with a reason; nothing of it is ever
+//! removed. On an approved case only the follow-up's documents (整改复查意见书) move.
+
+use std::collections::BTreeSet;
+
+use super::{Author, CaseState, OpAt, Ops, Refusal, Rule, decides};
+use crate::codes::{ReviewState, SignerRole, WritId};
+use crate::model::Writ;
+use crate::paths::{Leaf, Seg};
+
+/// The document an operation writes into, if it writes into one (or makes the map).
+fn writ_of(op: &OpAt) -> Option<Option<WritId>> {
+    match op.path.as_slice() {
+        [Seg::Key(root)] if root == "writs" => Some(None),
+        [Seg::Key(root), Seg::Key(id), ..] if root == "writs" => Some(id.parse().ok()),
+        _ => None,
+    }
+}
+
+fn refuse(why: impl Into<String>) -> Refusal {
+    Refusal::new(Rule::Writ, why)
+}
+
+/// Judges the operations of a change on the case's documents.
+pub(super) fn judge(
+    author: &Author,
+    before: Option<&CaseState>,
+    after: &CaseState,
+    ops: &Ops,
+) -> Result<(), Refusal> {
+    let mut touched = BTreeSet::new();
+    for op in ops.iter() {
+        let Some(writ) = writ_of(op) else { continue };
+        if op.value.is_none() {
+            return Err(Refusal::new(
+                Rule::Evidence,
+                "执法文书及其签名、作废记录不能删除 (an enforcement document stays recorded)",
+            ));
+        }
+        let Some(id) = writ else {
+            // The map of documents, made once (at opening, or with an old case's first).
+            if op.value != Some(Leaf::Map) || op.overwrites {
+                return Err(refuse(
+                    "执法文书记录不能替换 (the documents' map is never replaced)",
+                ));
+            }
+            continue;
+        };
+        touched.insert(id);
+        let key = op.path.get(2).and_then(Seg::key);
+        let whole = |op: &OpAt| !op.overwrites && matches!(op.value, Some(Leaf::Map | Leaf::List));
+        let fine = match (op.path.len(), key) {
+            (2, _) => whole(op),
+            (3, Some("seal" | "refusal" | "issued" | "voided")) => whole(op),
+            (3, _) => op.in_new_object,
+            (4, Some("fields")) => true,
+            (4, Some("signatures")) => whole(op),
+            _ => op.in_new_object,
+        };
+        if !fine {
+            return Err(refuse(
+                "执法文书只能按步骤追加记录（定稿、签名、拒签、签发、作废），已有记录不能修改 (a document's records are only added, each once)",
+            ));
+        }
+    }
+    let approved = before.is_some_and(|b| b.case.state == ReviewState::Approved);
+    for id in touched {
+        let find = |s: &CaseState| s.case.writs.iter().find(|w| w.id == id).cloned();
+        let Some(writ) = find(after) else {
+            return Err(refuse("执法文书记录不完整 (the document is incomplete)"));
+        };
+        let old = before.and_then(find);
+        if approved && !writ.kind.is_follow_up() {
+            return Err(Refusal::new(
+                Rule::ApprovedLock,
+                format!(
+                    "案件已审核通过：{}属于检查时的文书，不能再办理 (the case is approved)",
+                    writ.kind.label()
+                ),
+            ));
+        }
+        steps(author, after, old.as_ref(), &writ, ops, id)?;
+    }
+    Ok(())
+}
+
+/// The steps a change takes on one document, judged against the document before it.
+fn steps(
+    author: &Author,
+    after: &CaseState,
+    old: Option<&Writ>,
+    writ: &Writ,
+    ops: &Ops,
+    id: WritId,
+) -> Result<(), Refusal> {
+    let name = writ.kind.label();
+    let edits_fields = ops.iter().any(|op| {
+        writ_of(op) == Some(Some(id)) && op.path.get(2).and_then(Seg::key) == Some("fields")
+    });
+    if let Some(key) = writ
+        .fields
+        .keys()
+        .find(|k| !crate::writs::has_field(writ.kind, k))
+    {
+        return Err(refuse(format!("{name}没有“{key}”一栏 (no such field)")));
+    }
+    if edits_fields && old.is_some_and(|w| w.seal.is_some()) {
+        return Err(refuse(format!(
+            "{name}已定稿编号，内容不能再修改；如需更正，请制作新文书并作废原文书 (a sealed document is never edited)"
+        )));
+    }
+    if old.is_some_and(|w| w.voided.is_some()) {
+        return Err(refuse(format!("{name}已作废 (the document is voided)")));
+    }
+    if let Some(replaced) = writ.replaces
+        && old.is_none()
+        && !after
+            .case
+            .writs
+            .iter()
+            .any(|w| w.id == replaced && w.id != id)
+    {
+        return Err(refuse(format!(
+            "被更正的文书 {replaced} 不存在 (no such document to correct)"
+        )));
+    }
+    let new = |was: bool, is: bool| is && !was;
+    if new(old.is_some_and(|w| w.seal.is_some()), writ.seal.is_some()) {
+        let seal = writ.seal.as_ref().expect("checked just above");
+        let content =
+            crate::writs::content_sha256(after.case.id, writ.kind, &seal.number, &writ.fields);
+        if seal.number.trim().is_empty() || seal.sha256 != content {
+            return Err(refuse(format!(
+                "{name}的定稿须有文书编号，且摘要与内容一致 (a seal names a number and the SHA-256 of the content)"
+            )));
+        }
+    }
+    let sealed = writ.seal.as_ref().map(|s| s.sha256.as_str());
+    let old_signatures = old.map_or(0, |w| w.signatures.len());
+    for signature in writ.signatures.iter().skip(old_signatures) {
+        if Some(signature.sha256.as_str()) != sealed {
+            return Err(refuse(format!(
+                "签名须针对{name}定稿后的内容 (a signature is given on the sealed content)"
+            )));
+        }
+        let member = after.case.team.iter().any(|m| m.user_id == signature.user);
+        let fine = match signature.role {
+            SignerRole::Inspector => member && !signature.certificate_no.trim().is_empty(),
+            SignerRole::Enterprise => !signature.name.trim().is_empty(),
+        };
+        if !fine {
+            return Err(refuse(
+                "执法人员签名须为检查组成员并注明执法证号；被检查单位签名须写明姓名 (an inspector who signs is on the team and has a 执法证号)",
+            ));
+        }
+    }
+    if new(
+        old.is_some_and(|w| w.refusal.is_some()),
+        writ.refusal.is_some(),
+    ) {
+        let refusal = writ.refusal.as_ref().expect("checked just above");
+        if sealed.is_none() || refusal.reason.trim().is_empty() || refusal.witness.trim().is_empty()
+        {
+            return Err(refuse(format!(
+                "拒签须在{name}定稿后记录，并写明理由和见证人 (a refusal to sign has a reason and a witness)"
+            )));
+        }
+    }
+    if new(
+        old.is_some_and(|w| w.issued.is_some()),
+        writ.issued.is_some(),
+    ) && (writ.inspectors_signed().len() < 2 || !writ.enterprise_answered())
+    {
+        return Err(refuse(format!(
+            "{name}须有两名以上执法人员签名（注明执法证号），并有被检查单位签名或拒签记录，方可签发 (two inspectors and the enterprise sign first)"
+        )));
+    }
+    if new(
+        old.is_some_and(|w| w.voided.is_some()),
+        writ.voided.is_some(),
+    ) {
+        let voiding = writ.voided.as_ref().expect("checked just above");
+        let signer = writ.signatures.iter().any(|s| s.user == author.user_id);
+        let may =
+            writ.created_by == author.user_id || signer || decides(author, &after.case.district);
+        if sealed.is_none() || voiding.reason.trim().is_empty() {
+            return Err(refuse(format!(
+                "只有已定稿编号的{name}需要作废，且须写明理由 (a sealed document is voided with a reason)"
+            )));
+        }
+        if !may {
+            return Err(Refusal::new(
+                Rule::Decide,
+                format!(
+                    "{name}由制作、签名的执法人员或辖区监管负责人作废 (voided by its makers or the district's supervisors)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
