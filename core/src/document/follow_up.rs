@@ -116,8 +116,10 @@ pub(crate) fn record(
     }
 }
 
-/// The follow-up of the finding at `obj`, oldest first. Two devices that each gave an
-/// old finding its list at once leave two lists under one key: both are read.
+/// The follow-up of the finding at `obj`, in the order written: the order the rule book
+/// judged its steps in (a step's time is its device's clock, which may be wrong, and
+/// orders nothing). Two devices that each gave an old finding its list at once leave two
+/// lists under one key: both are read, one after the other.
 pub(crate) fn read(doc: &AutoCommit, obj: &ObjId, id: FindingId) -> Result<Vec<HazardEvent>> {
     let mut events = Vec::new();
     for (value, list) in doc.get_all(obj, EVENTS)? {
@@ -132,7 +134,6 @@ pub(crate) fn read(doc: &AutoCommit, obj: &ObjId, id: FindingId) -> Result<Vec<H
             }
         }
     }
-    events.sort_by_key(|e| e.at);
     Ok(events)
 }
 

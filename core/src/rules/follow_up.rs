@@ -6,9 +6,7 @@
 use chrono::NaiveDate;
 
 use super::{Author, ReviewState};
-use super::{
-    CaseState, OpAt, Ops, Refusal, Rule, decides, may_close, rectification_step, root, title,
-};
+use super::{CaseState, OpAt, Ops, Refusal, Rule, decides, may_close, rectification_step, title};
 use crate::codes::{FindingId, Level, RectificationState, ReinspectionResult};
 use crate::model::{Finding, HazardEvent, HazardStep};
 use crate::paths::{Leaf, Seg};
@@ -18,13 +16,28 @@ pub(super) fn in_follow_up(op: &OpAt) -> bool {
     matches!(op.path.as_slice(), [Seg::Key(f), _, Seg::Key(e), ..] if f == "findings" && e == "events")
 }
 
-/// The follow-up list only grows: a change makes the list of a finding that has none,
-/// appends new steps, and writes fields only into steps it makes.
-pub(super) fn list_grows(ops: &Ops) -> Result<(), Refusal> {
+/// The follow-up list only grows: a change makes the list of a finding that has no step,
+/// appends new steps at its end, and writes fields only into steps it makes. So the steps
+/// read in the order they were written and judged in (a step's time is its device's clock,
+/// and orders nothing).
+pub(super) fn list_grows(before: Option<&CaseState>, ops: &Ops) -> Result<(), Refusal> {
+    let has_steps = |op: &OpAt| {
+        let id = op
+            .path
+            .get(1)
+            .and_then(Seg::key)
+            .and_then(|id| id.parse::<FindingId>().ok());
+        before.is_some_and(|b| {
+            b.case
+                .findings
+                .iter()
+                .any(|f| Some(f.id) == id && !f.events.is_empty())
+        })
+    };
     for op in ops.iter().filter(|op| in_follow_up(op)) {
         let fine = match op.path.len() {
-            3 => op.value == Some(Leaf::List) && !op.overwrites,
-            4 => op.value == Some(Leaf::Map) && !op.overwrites,
+            3 => op.value == Some(Leaf::List) && !op.overwrites && !has_steps(op),
+            4 => op.value == Some(Leaf::Map) && !op.overwrites && op.appended,
             _ => op.in_new_object,
         };
         if !fine {
@@ -51,7 +64,6 @@ pub(super) fn judge(
     before: Option<&CaseState>,
     after: &CaseState,
     id: FindingId,
-    ops: &Ops,
 ) -> Result<(), Refusal> {
     let find = |s: &CaseState| s.case.findings.iter().find(|f| f.id == id).cloned();
     let Some(finding) = find(after) else {
@@ -114,7 +126,7 @@ pub(super) fn judge(
             ),
         ));
     }
-    evidence_stays(old.as_ref(), &finding, ops, id)
+    evidence_stays(old.as_ref(), &finding)
 }
 
 /// One new step, judged where the loop stands; moves the loop.
@@ -130,6 +142,16 @@ fn step(
     let refuse = |rule: Rule, why: String| Err(Refusal::new(rule, why));
     let open = matches!(at.state, Ordered | InProgress | Overdue);
     let district = &after.case.district;
+    if event.by != author.user_id {
+        return refuse(
+            Rule::Attribution,
+            format!(
+                "隐患“{name}”的处理记录须写明记录人，且为您本人（{}） (a step names its author)",
+                author.user_id
+            ),
+        );
+    }
+    fits_its_kind(name, event)?;
     match &event.step {
         HazardStep::Onsite { .. } => {}
         HazardStep::Extend { deadline, reason } => {
@@ -161,6 +183,24 @@ fn step(
                     format!(
                         "隐患“{name}”为“{}”，不能复查 (only an ordered rectification is re-inspected)",
                         at.state.label()
+                    ),
+                );
+            }
+            let attached: Vec<&str> = finding
+                .rectification
+                .iter()
+                .flat_map(|r| r.evidence.iter())
+                .map(|p| p.sha256.as_str())
+                .collect();
+            if event
+                .evidence
+                .iter()
+                .any(|hash| !attached.contains(&hash.as_str()))
+            {
+                return refuse(
+                    Rule::Evidence,
+                    format!(
+                        "隐患“{name}”的复查佐证须为已附的整改照片 (a re-inspection names only the rectification's evidence photos)"
                     ),
                 );
             }
@@ -290,6 +330,35 @@ fn step(
     Ok(())
 }
 
+/// A step carries the fields of its kind only: a deadline it replaced only when it moves
+/// the deadline (a 合格 re-inspection moves none), and the evidence it saw only when it
+/// is a re-inspection. Readers read what a step carries (a deadline in force, on time or
+/// late), so nothing it carries goes unjudged.
+fn fits_its_kind(name: &str, event: &HazardEvent) -> Result<(), Refusal> {
+    let passed_with_deadline = matches!(
+        event.step,
+        HazardStep::Reinspect {
+            result: ReinspectionResult::Pass,
+            deadline: Some(_),
+            ..
+        }
+    );
+    let replaced_without_moving =
+        event.step.new_deadline().is_none() && event.previous_deadline.is_some();
+    let evidence_elsewhere =
+        !event.evidence.is_empty() && !matches!(event.step, HazardStep::Reinspect { .. });
+    if passed_with_deadline || replaced_without_moving || evidence_elsewhere {
+        return Err(Refusal::new(
+            Rule::Shape,
+            format!(
+                "隐患“{name}”的{}记录含有不属于该步骤的内容 (a step carries only the fields of its kind)",
+                event.step.action().label()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn listed(name: &str, at: &Loop) -> Result<(), Refusal> {
     if at.listed {
         Ok(())
@@ -320,28 +389,29 @@ fn moves_deadline(
     Ok(())
 }
 
-/// Re-inspection evidence stays: photos of a rectification re-inspected or closed are
-/// not detached.
-fn evidence_stays(
-    old: Option<&Finding>,
-    finding: &Finding,
-    ops: &Ops,
-    id: FindingId,
-) -> Result<(), Refusal> {
+/// Re-inspection evidence stays: the evidence photos of a rectification re-inspected or
+/// closed (before or after the change) all read after it, however a change would take one
+/// away (detached, its list or its rectification written anew, its record rewritten).
+fn evidence_stays(old: Option<&Finding>, finding: &Finding) -> Result<(), Refusal> {
     let done = |f: &Finding| {
         matches!(
             state_of(Some(f)),
             RectificationState::Reinspected | RectificationState::Closed
         )
     };
-    let detached = ops.iter().any(|op| {
-        op.value.is_none()
-            && root(op) == Some("findings")
-            && op.path.get(1).and_then(Seg::key) == Some(id.to_string().as_str())
-            && op.path.get(2).and_then(Seg::key) == Some("rectification")
-            && op.path.get(3).and_then(Seg::key) == Some("evidence")
-    });
-    if detached && (old.is_some_and(done) || done(finding)) {
+    let Some(old) = old else {
+        return Ok(());
+    };
+    let hashes = |f: &Finding| -> Vec<String> {
+        f.rectification
+            .iter()
+            .flat_map(|r| r.evidence.iter())
+            .map(|p| p.sha256.clone())
+            .collect()
+    };
+    let kept = hashes(finding);
+    let lost = hashes(old).iter().any(|hash| !kept.contains(hash));
+    if lost && (done(old) || done(finding)) {
         return Err(Refusal::new(
             Rule::Evidence,
             format!(

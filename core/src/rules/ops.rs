@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use automerge::legacy::{Key, ObjectId, OpType};
-use automerge::{AutoCommit, Change, ObjId, ObjType, Prop, ReadDoc};
+use automerge::legacy::{ElementId, Key, ObjectId, OpType};
+use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc};
 
 use super::written::{import, op_id};
 
@@ -38,6 +38,10 @@ pub(crate) struct OpAt {
     pub in_new_object: bool,
     /// A later operation of these same changes replaced it (it is in no reader's view).
     pub superseded: bool,
+    /// For an element inserted into a list: it went at the end of the list as its change
+    /// saw it (after the last element there at the change's dependencies, or after the
+    /// change's own last insertion into it). Other operations read as appended.
+    pub appended: bool,
 }
 
 /// The operations of some changes.
@@ -67,6 +71,8 @@ impl Ops {
         for change in changes {
             let expanded = change.decode();
             let actor = expanded.actor_id.to_hex_string();
+            // The last element of each list this change inserts into, as it goes on.
+            let mut ends: HashMap<String, Option<String>> = HashMap::new();
             for (i, op) in expanded.operations.iter().enumerate() {
                 let id = format!("{}@{actor}", expanded.start_op.get() + i as u64);
                 written.insert(id.clone());
@@ -82,6 +88,25 @@ impl Ops {
                     }
                     continue;
                 }
+                let appended = match &op.key {
+                    Key::Seq(after) if op.insert => {
+                        let end = ends.entry(obj.clone()).or_insert_with(|| {
+                            if made.contains(&obj) {
+                                None
+                            } else {
+                                last_at(doc, &obj, change.deps())
+                            }
+                        });
+                        let after = match after {
+                            ElementId::Head => None,
+                            ElementId::Id(e) => Some(op_id(e)),
+                        };
+                        let at_end = after == *end;
+                        *end = Some(id.clone());
+                        at_end
+                    }
+                    _ => true,
+                };
                 let mut path = place.path.clone();
                 path.push(match &op.key {
                     Key::Map(key) => Seg::Key(key.to_string()),
@@ -126,6 +151,7 @@ impl Ops {
                     id,
                     obj,
                     superseded: false,
+                    appended,
                 });
             }
         }
@@ -147,6 +173,7 @@ impl Ops {
                 id: text,
                 obj: place.parent,
                 superseded: false,
+                appended: true,
             });
         }
         let mut ids: HashMap<String, Option<ObjId>> = HashMap::new();
@@ -234,6 +261,14 @@ impl Ops {
                 _ => false,
             })
     }
+}
+
+/// The last element of list `obj` at `heads`.
+fn last_at(doc: &AutoCommit, obj: &str, heads: &[ChangeHash]) -> Option<String> {
+    let (obj, _) = import(doc, obj)?;
+    doc.list_range_at(&obj, .., heads)
+        .last()
+        .map(|item| item.id().to_string())
 }
 
 /// The path and type of the object `id`, from these changes or from `doc`.

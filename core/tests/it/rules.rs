@@ -146,6 +146,66 @@ fn listing() -> HazardStep {
     }
 }
 
+/// A photo's hash, and one of no photo the case has.
+const PHOTO: &str = "5f0c8a3e1b7d4c2a9e6f8b1d3a5c7e9f0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a";
+const OTHER_PHOTO: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
+
+/// Appends a photo record of `sha256` to the list `photos`, as `insp` attaches one.
+fn attach(doc: &mut AutoCommit, photos: &ObjId, sha256: &str) {
+    let photo = doc
+        .insert_object(photos, doc.length(photos), ObjType::Map)
+        .expect("insert");
+    doc.put(&photo, "sha256", sha256).expect("put");
+    doc.put(&photo, "thumbnail", sha256).expect("put");
+    doc.put(&photo, "mime", "image/jpeg").expect("put");
+    doc.put(&photo, "added_by", "insp").expect("put");
+    doc.put(&photo, "added_at", "2026-11-29T10:00:00+08:00")
+        .expect("put");
+}
+
+/// The list `key` of finding `id`'s rectification.
+fn rect_list(doc: &AutoCommit, id: FindingId, key: &str) -> ObjId {
+    let obj = finding_obj(doc, id);
+    let rect = map(doc, &obj, "rectification");
+    map(doc, &rect, key)
+}
+
+/// Writes `value` at `key` of finding `id`'s rectification.
+fn rect_put(doc: &mut AutoCommit, id: FindingId, key: &str, value: &str) {
+    let obj = finding_obj(doc, id);
+    let rect = map(doc, &obj, "rectification");
+    doc.put(&rect, key, value).expect("put");
+}
+
+/// Appends a step written by hand to finding `id`'s follow-up: `fields` (with `at` unless
+/// given, and `by` as `insp` unless given), and `evidence` as its list of hashes.
+fn hand_step(doc: &mut AutoCommit, id: FindingId, fields: &[(&str, &str)], evidence: &[&str]) {
+    let obj = finding_obj(doc, id);
+    let events = map(doc, &obj, "events");
+    let step = doc
+        .insert_object(&events, doc.length(&events), ObjType::Map)
+        .expect("insert");
+    let given = |key: &str| fields.iter().any(|(k, _)| *k == key);
+    if !given("by") {
+        doc.put(&step, "by", "insp").expect("put");
+    }
+    if !given("at") {
+        doc.put(&step, "at", "2026-11-29T10:00:00+08:00")
+            .expect("put");
+    }
+    for (key, value) in fields {
+        doc.put(&step, *key, *value).expect("put");
+    }
+    if !evidence.is_empty() {
+        let list = doc
+            .put_object(&step, "evidence", ObjType::List)
+            .expect("put");
+        for (i, hash) in evidence.iter().enumerate() {
+            doc.insert(&list, i, *hash).expect("insert");
+        }
+    }
+}
+
 fn day(text: &str) -> NaiveDate {
     text.parse().expect("date")
 }
@@ -186,6 +246,18 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
     let base = &f.doc;
     let approved = changed(base, review("chief", ReviewAction::Approve));
     let (major, general) = (f.major, f.general);
+    // Both rectifications with an evidence photo (the general one re-inspected).
+    let with_photo = changed(base, |doc| {
+        for id in [major, general] {
+            let evidence = rect_list(doc, id, "evidence");
+            attach(doc, &evidence, PHOTO);
+        }
+    });
+    let listed = changed(base, step("chief", major, listing()));
+    let listed_closed = changed(&listed, |doc| {
+        step("chief", major, HazardStep::pass("已整改"))(doc);
+        step("chief", major, HazardStep::close())(doc);
+    });
     let place = |doc: &mut AutoCommit| {
         let obj = finding_obj(doc, major);
         doc.put(&obj, "place", "三号车间").expect("put");
@@ -830,6 +902,293 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             }),
             Err(Rule::ApprovedLock),
         ),
+        // A step is judged as it reads: its fields are its kind's, in its author's name,
+        // and the evidence it names is the rectification's.
+        (
+            "a passed re-inspection naming a photo the rectification does not have",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                hand_step(
+                    doc,
+                    major,
+                    &[("kind", "reinspect"), ("result", "pass")],
+                    &[OTHER_PHOTO],
+                );
+                rect_put(doc, major, "state", "reinspected");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "a passed re-inspection naming the rectification's photo",
+            &insp,
+            &with_photo,
+            Box::new(move |doc: &mut AutoCommit| {
+                hand_step(
+                    doc,
+                    major,
+                    &[("kind", "reinspect"), ("result", "pass")],
+                    &[PHOTO],
+                );
+                rect_put(doc, major, "state", "reinspected");
+            }),
+            Ok(()),
+        ),
+        (
+            "a passed re-inspection carrying a deadline",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                hand_step(
+                    doc,
+                    major,
+                    &[
+                        ("kind", "reinspect"),
+                        ("result", "pass"),
+                        ("note", "已整改"),
+                        ("deadline", "2099-12-31"),
+                        ("previous_deadline", "2099-12-31"),
+                    ],
+                    &[],
+                );
+                rect_put(doc, major, "state", "reinspected");
+            }),
+            Err(Rule::Shape),
+        ),
+        (
+            "a progress report naming a deadline it replaced",
+            &chief,
+            &listed,
+            Box::new(move |doc: &mut AutoCommit| {
+                hand_step(
+                    doc,
+                    major,
+                    &[
+                        ("kind", "progress"),
+                        ("by", "chief"),
+                        ("text", "已采购"),
+                        ("previous_deadline", "2099-12-31"),
+                    ],
+                    &[],
+                );
+            }),
+            Err(Rule::Shape),
+        ),
+        (
+            "a step in no one's name",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let events = map(doc, &obj, "events");
+                let step = doc
+                    .insert_object(&events, doc.length(&events), ObjType::Map)
+                    .expect("insert");
+                doc.put(&step, "kind", "extend").expect("put");
+                doc.put(&step, "at", "2026-11-29T10:00:00+08:00")
+                    .expect("put");
+                doc.put(&step, "reason", "企业申请").expect("put");
+                doc.put(&step, "deadline", "2027-01-31").expect("put");
+                doc.put(&step, "previous_deadline", "2026-12-31")
+                    .expect("put");
+                rect_put(doc, major, "deadline", "2027-01-31");
+            }),
+            Err(Rule::Attribution),
+        ),
+        (
+            "a field added to a recorded step",
+            &insp,
+            base,
+            Box::new(|doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, general);
+                let events = map(doc, &obj, "events");
+                let first = match doc.get(&events, 0).expect("get") {
+                    Some((_, first)) => first,
+                    None => panic!("the re-inspection is recorded"),
+                };
+                doc.put(&first, "escalation", "立案处罚").expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "a step inserted before the recorded ones",
+            &chief,
+            &listed,
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let events = map(doc, &obj, "events");
+                let step = doc.insert_object(&events, 0, ObjType::Map).expect("insert");
+                doc.put(&step, "kind", "progress").expect("put");
+                doc.put(&step, "by", "chief").expect("put");
+                doc.put(&step, "at", "2026-11-29T10:00:00+08:00")
+                    .expect("put");
+                doc.put(&step, "text", "已采购").expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        // Re-inspection evidence stays, however it would be taken away.
+        (
+            "re-inspection evidence detached",
+            &insp,
+            &with_photo,
+            Box::new(move |doc: &mut AutoCommit| {
+                let evidence = rect_list(doc, general, "evidence");
+                doc.delete(&evidence, 0).expect("delete");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "re-inspection evidence replaced by an empty list",
+            &insp,
+            &with_photo,
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, general);
+                let rect = map(doc, &obj, "rectification");
+                doc.put_object(&rect, "evidence", ObjType::List)
+                    .expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "re-inspection evidence photo rewritten",
+            &insp,
+            &with_photo,
+            Box::new(move |doc: &mut AutoCommit| {
+                let evidence = rect_list(doc, general, "evidence");
+                let photo = match doc.get(&evidence, 0).expect("get") {
+                    Some((_, photo)) => photo,
+                    None => panic!("the photo is attached"),
+                };
+                doc.put(&photo, "sha256", OTHER_PHOTO).expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "re-inspection evidence photo made unreadable",
+            &insp,
+            &with_photo,
+            Box::new(move |doc: &mut AutoCommit| {
+                let evidence = rect_list(doc, general, "evidence");
+                let photo = match doc.get(&evidence, 0).expect("get") {
+                    Some((_, photo)) => photo,
+                    None => panic!("the photo is attached"),
+                };
+                doc.put(&photo, "added_at", "昨天").expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "a re-inspected rectification written anew without its evidence",
+            &insp,
+            &with_photo,
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, general);
+                let rect = doc
+                    .put_object(&obj, "rectification", ObjType::Map)
+                    .expect("put");
+                doc.put(&rect, "state", "reinspected").expect("put");
+                doc.put(&rect, "deadline", "2026-12-31").expect("put");
+                doc.put(&rect, "measures", "立即整改").expect("put");
+                doc.put(&rect, "responsible", "安全总监").expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        // The state and deadline move only as the steps move them.
+        (
+            "a passed re-inspection with the state written to closed",
+            &chief,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                step("chief", major, HazardStep::pass("已整改"))(doc);
+                rect_put(doc, major, "state", "closed");
+            }),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "a failed re-inspection with an earlier deadline",
+            &insp,
+            base,
+            Box::new(step(
+                "insp",
+                major,
+                HazardStep::Reinspect {
+                    result: ReinspectionResult::Fail,
+                    note: "报警装置仍未投用".into(),
+                    deadline: Some(day("2026-12-15")),
+                    escalation: String::new(),
+                },
+            )),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "an extension naming a deadline that was not in force",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                hand_step(
+                    doc,
+                    major,
+                    &[
+                        ("kind", "extend"),
+                        ("by", "insp"),
+                        ("reason", "企业申请"),
+                        ("deadline", "2027-01-31"),
+                        ("previous_deadline", "2027-01-15"),
+                    ],
+                    &[],
+                );
+                rect_put(doc, major, "deadline", "2027-01-31");
+            }),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "a description edited with a step on an approved case",
+            &insp,
+            &approved,
+            Box::new(move |doc: &mut AutoCommit| {
+                step("insp", major, HazardStep::pass("报警装置已投用"))(doc);
+                let obj = finding_obj(doc, major);
+                doc.put(&obj, "description", "已整改的隐患").expect("put");
+            }),
+            Err(Rule::ApprovedLock),
+        ),
+        (
+            "a photo of the hazard attached on an approved case",
+            &insp,
+            &approved,
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let photos = map(doc, &obj, "photos");
+                attach(doc, &photos, OTHER_PHOTO);
+            }),
+            Err(Rule::ApprovedLock),
+        ),
+        (
+            "a listed hazard delisted by an inspector",
+            &insp,
+            &listed_closed,
+            Box::new(step(
+                "insp",
+                major,
+                HazardStep::Delist {
+                    note: String::new(),
+                },
+            )),
+            Err(Rule::Decide),
+        ),
+        (
+            "a listed hazard delisted by the supervisor",
+            &chief,
+            &listed_closed,
+            Box::new(step(
+                "chief",
+                major,
+                HazardStep::Delist {
+                    note: String::new(),
+                },
+            )),
+            Ok(()),
+        ),
     ];
     let mut wrong = Vec::new();
     for (row, who, before, edit, expected) in &rows {
@@ -841,6 +1200,92 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert_eq!(f.case, case_doc::case_id(base).expect("a case"));
+}
+
+#[test]
+fn a_hazard_s_history_reads_in_the_order_it_was_written() {
+    // Phones' clocks are wrong at times: a step reads after the steps it was taken after,
+    // whatever time it carries, as the rule book judged it.
+    let f = fixture();
+    let chief = author("chief", Role::Supervisor, OWNER);
+    let insp = author("insp", Role::Inspector, OWNER);
+    let time = |text: &str| chrono::DateTime::parse_from_rfc3339(text).expect("time");
+    let ahead = time("2027-06-01T09:00:00+08:00");
+    let behind = time("2026-11-01T09:00:00+08:00");
+    let taken = |by: &'static str, step: HazardStep, at| {
+        move |doc: &mut AutoCommit| {
+            case_doc::follow_up(doc, by, f.major, &step, at).expect("recorded");
+        }
+    };
+    let major = |doc: &AutoCommit| {
+        CaseState::of(doc)
+            .expect("reads")
+            .case()
+            .findings
+            .iter()
+            .find(|x| x.id == f.major)
+            .cloned()
+            .expect("the major finding")
+    };
+    // Extended twice, the second time from a phone whose clock is behind: each extension
+    // reads with the deadline it replaced.
+    let first = HazardStep::Extend {
+        deadline: day("2027-01-31"),
+        reason: "设备采购周期长".into(),
+    };
+    let second = HazardStep::Extend {
+        deadline: day("2027-02-28"),
+        reason: "设备到货延迟".into(),
+    };
+    let extended = changed(&f.doc, taken("insp", first, at()));
+    let twice = changed(&extended, taken("insp", second, behind));
+    assert_eq!(verdict(&insp, &extended, &twice), Ok(()));
+    let deadlines: Vec<Option<NaiveDate>> = major(&twice)
+        .steps_with_deadlines()
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(
+        deadlines,
+        vec![Some(day("2026-12-31")), Some(day("2027-01-31"))]
+    );
+    // Listed from a phone whose clock is ahead, closed, then delisted: the listing ends.
+    let listed = changed(&f.doc, taken("chief", listing(), ahead));
+    let closed = changed(&listed, |doc| {
+        taken("chief", HazardStep::pass("已整改"), at())(doc);
+        taken("chief", HazardStep::close(), at())(doc);
+    });
+    let delist = || HazardStep::Delist {
+        note: String::new(),
+    };
+    let delisted = changed(&closed, taken("chief", delist(), at()));
+    assert_eq!(verdict(&chief, &closed, &delisted), Ok(()));
+    assert_eq!(major(&delisted).listing(), None, "delisted");
+    let again = changed(&delisted, taken("chief", delist(), at()));
+    assert_eq!(
+        verdict(&chief, &delisted, &again),
+        Err(Rule::RectificationLoop)
+    );
+    // Two phones offline each append a step: the later to arrive is appended too, though
+    // it may read before the other.
+    let report = HazardStep::Progress {
+        text: "已采购".into(),
+    };
+    let plan = HazardStep::Plan {
+        measures: "更换报警装置".into(),
+        funds: "5万元".into(),
+        responsible: "安全总监".into(),
+        interim: "人工巡检".into(),
+    };
+    let first = changed(&listed, taken("chief", report, at()));
+    let mut second = changed(&listed, taken("insp", plan, at()));
+    let merged = {
+        let mut both = first.clone();
+        both.merge(&mut second).expect("merge");
+        both
+    };
+    assert_eq!(verdict(&insp, &first, &merged), Ok(()));
+    assert_eq!(major(&merged).events.len(), 3);
 }
 
 #[test]
