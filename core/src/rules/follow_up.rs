@@ -86,7 +86,26 @@ pub(super) fn judge(
     if old.as_ref().is_some_and(|f| f.level == Level::Major) {
         judged.level = Level::Major;
     }
-    for event in new_events(old.as_ref(), &finding) {
+    let new = new_events(old.as_ref(), &finding);
+    // A re-inspection reads only from a step: the fields re-inspections were kept in before
+    // steps are neither written anew nor taken away.
+    let reinspection = |f: Option<&Finding>| {
+        f.and_then(|f| f.rectification.as_ref())
+            .and_then(|r| r.reinspection.clone())
+    };
+    let reinspects = new
+        .iter()
+        .any(|e| matches!(e.step, HazardStep::Reinspect { .. }));
+    if !reinspects && reinspection(old.as_ref()) != reinspection(Some(&finding)) {
+        return Err(Refusal::new(
+            Rule::Evidence,
+            format!(
+                "隐患“{}”的复查只能以复查记录办理，已有的复查记录不能修改 (a re-inspection is recorded as a step; one recorded stays)",
+                title(&finding)
+            ),
+        ));
+    }
+    for event in new {
         if approved && !event.step.action().is_follow_up() {
             return Err(Refusal::new(
                 Rule::ApprovedLock,

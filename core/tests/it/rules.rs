@@ -1026,6 +1026,17 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             }),
             Err(Rule::Evidence),
         ),
+        (
+            "a re-inspection written into the old fields",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                rect_put(doc, major, "reinspection_note", "已整改");
+                rect_put(doc, major, "reinspected_by", "insp");
+                rect_put(doc, major, "reinspected_at", "2026-11-29T10:00:00+08:00");
+            }),
+            Err(Rule::Evidence),
+        ),
         // Re-inspection evidence stays, however it would be taken away.
         (
             "re-inspection evidence detached",
