@@ -964,3 +964,60 @@ async fn the_hazard_loop_is_counted_by_the_day_of_each_step_whenever_read() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn steps_dated_by_clocks_far_off_are_counted_on_their_days_and_break_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = server(dir.path());
+    let mut insp = device(dir.path(), "insp_a", A);
+    at(&mut insp, "2026-10-02T10:00:00+08:00");
+    let case = open(
+        &mut insp,
+        1,
+        CaseType::Routine,
+        "2026-10-02T09:00:00+08:00",
+        &[],
+    );
+    let late = find(&mut insp, case, Level::General, None);
+    order(&mut insp, case, late, "2026-10-09");
+    let extended = find(&mut insp, case, Level::General, None);
+    order(&mut insp, case, extended, "2026-10-09");
+    let shifted = find(&mut insp, case, Level::General, None);
+    order(&mut insp, case, shifted, "2026-10-09");
+    // A phone whose clock is millennia ahead, one whose clock is at year one, and one
+    // at the widest offsets.
+    at(&mut insp, "9999-12-31T23:59:59+14:00");
+    insp.follow_up(case, late, &HazardStep::pass("已整改"))
+        .expect("passed");
+    at(&mut insp, "0001-01-01T00:00:00-12:00");
+    insp.follow_up(
+        case,
+        extended,
+        &HazardStep::Extend {
+            deadline: "2026-10-31".parse().expect("day"),
+            reason: "企业书面申请".into(),
+        },
+    )
+    .expect("extended");
+    at(&mut insp, "2026-10-08T23:30:00+23:59");
+    insp.follow_up(case, shifted, &HazardStep::pass("已整改"))
+        .expect("passed");
+    upload(&state, &mut insp, case);
+
+    let sup_a = token(&app, "sup_a", "00000000000000000000000000000a02").await;
+    let october = bulletin(&app, OCTOBER, &sup_a).await;
+    assert_eq!(
+        october["hazard_loop"],
+        json!({"found": 3, "rectified_on_time": 1, "rectified_late": 0,
+               "reinspections_failed": 0, "extended": 0, "closed": 0, "listed": 0, "delisted": 0})
+    );
+    let page = session(&app, "sup_a").await;
+    for uri in [
+        format!("/bulletins?{OCTOBER}"),
+        format!("/cases/{case}"),
+        "/rectifications".to_owned(),
+    ] {
+        let response = get(&app, &uri, &page).await;
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    }
+}

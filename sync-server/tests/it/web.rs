@@ -646,6 +646,79 @@ async fn a_listed_hazard_is_followed_to_its_delisting_also_after_approval() {
 }
 
 #[tokio::test]
+async fn a_step_with_missing_or_malformed_fields_is_refused_never_an_error() {
+    let web = setup();
+    let (mut store, case) = web.record("insp_a", A, 1);
+    web.upload(&mut store, case, "insp_a");
+    let finding = store.case(case).expect("case").findings[0].id;
+    let steps = format!("/api/v1/cases/{case}/findings/{finding}/steps");
+    let chief = web.sign_in("chief_a").await;
+    for (step, expected) in [
+        (json!({}), None),
+        (json!({"action": 5}), None),
+        (json!({"action": "bless"}), Some(StatusCode::BAD_REQUEST)),
+        (
+            json!({"action": "onsite", "measure": "evacuate", "note": "撤离"}),
+            Some(StatusCode::BAD_REQUEST),
+        ),
+        (
+            json!({"action": "extend", "reason": "企业申请"}),
+            Some(StatusCode::BAD_REQUEST),
+        ),
+        (
+            json!({"action": "extend", "deadline": "2099-02-30", "reason": "企业申请"}),
+            Some(StatusCode::BAD_REQUEST),
+        ),
+        (json!({"action": "extend", "deadline": 20990101}), None),
+        (
+            json!({"action": "reinspect", "note": "已整改"}),
+            Some(StatusCode::BAD_REQUEST),
+        ),
+        (
+            json!({"action": "reinspect", "result": "pass", "note": "已整改", "deadline": "2099-12-31"}),
+            Some(StatusCode::FORBIDDEN),
+        ),
+        (
+            json!({"action": "list", "authority": "区安委办", "number": "3号"}),
+            Some(StatusCode::BAD_REQUEST),
+        ),
+    ] {
+        let (status, body) = web.post_json(&chief, &steps, step.clone()).await;
+        assert!(status.is_client_error(), "{step}: {status} {body}");
+        if let Some(expected) = expected {
+            assert_eq!(status, expected, "{step}: {body}");
+        }
+    }
+    for path in [
+        format!("/api/v1/cases/{case}/findings/not-a-finding/steps"),
+        format!(
+            "/api/v1/cases/{case}/findings/{}/steps",
+            anjian_core::FindingId::new()
+        ),
+    ] {
+        let (status, body) = web
+            .post_json(&chief, &path, json!({"action": "close"}))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let page_steps = format!("/cases/{case}/findings/{finding}/steps");
+    for fields in [
+        vec![("csrf", chief.csrf.as_str())],
+        vec![("csrf", chief.csrf.as_str()), ("action", "extend")],
+        vec![
+            ("csrf", chief.csrf.as_str()),
+            ("action", "reinspect"),
+            ("result", "maybe"),
+        ],
+    ] {
+        let status = web.post_form(&chief, &page_steps, &fields).await;
+        assert!(!status.is_server_error(), "{fields:?}: {status}");
+    }
+    let read = web.case_json(case);
+    assert!(read.findings[0].events.is_empty(), "nothing was recorded");
+}
+
+#[tokio::test]
 async fn pages_and_the_api_show_districts_by_name_and_filters_take_codes() {
     let web = setup();
     // A case of 黄浦区 with an open rectification, one shared with 徐汇区, and one of a
