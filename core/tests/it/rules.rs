@@ -1627,3 +1627,44 @@ fn a_change_whose_number_skips_ahead_is_refused_not_applied() {
     assert!(refusal.reason.contains("序号 7"), "{}", refusal.reason);
     rules::apply(&mut doc, &changes[1..]).expect("the honest second applies");
 }
+
+#[test]
+fn a_second_follow_up_list_is_made_only_for_a_finding_with_no_step() {
+    // A device claims to have written before the finding had its list: its list stands
+    // beside the first one, and its steps would read before the recorded ones.
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, OWNER);
+    let first = f
+        .doc
+        .clone()
+        .get_changes(&[])
+        .first()
+        .map(|c| c.hash())
+        .expect("the case's first change");
+    let second_list = |id: FindingId| {
+        tampered(
+            &f.doc,
+            |doc| {
+                let obj = finding_obj(doc, id);
+                let events = doc.put_object(&obj, "events", ObjType::List).expect("put");
+                let step = doc.insert_object(&events, 0, ObjType::Map).expect("insert");
+                doc.put(&step, "kind", "onsite").expect("put");
+                doc.put(&step, "by", "insp").expect("put");
+                doc.put(&step, "at", "2026-11-29T10:00:00+08:00")
+                    .expect("put");
+                doc.put(&step, "measure", OnsiteMeasure::Evacuate.code())
+                    .expect("put");
+            },
+            |change| {
+                change.deps = vec![first];
+                if let Some(put) = change.operations.first_mut() {
+                    put.pred = Vec::new().into();
+                }
+            },
+        )
+    };
+    assert_eq!(
+        verdict_on(&insp, &f.doc, second_list(f.general)),
+        Err(Rule::Evidence)
+    );
+}
