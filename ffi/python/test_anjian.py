@@ -9,6 +9,8 @@ Run by `ffi/scripts/test-bindings`, which builds the library and the server, gen
 """
 
 import asyncio
+import json
+import urllib.request
 import os
 import socket
 import subprocess
@@ -291,6 +293,67 @@ class InspectorAppTest(unittest.TestCase):
         for store in (zhang, li):
             upload = store.upload_state(case_id)
             self.assertEqual(upload.acknowledged, upload.changes)
+
+    def test_documents_issued_offline_reach_the_server(self):
+        # Offline, a joint team of two: Zhang's phone draws up a 现场检查记录 and a
+        # 责令限期整改指令书 from the case, seals them, both inspectors sign on it, the
+        # enterprise signs one and refuses the other before a witness; both are issued.
+        zhang = self.open_store("zhang-writs.db", inspector("zhangwei", "张伟", "应急管理"))
+        zhang.register_enterprise(enterprise())
+        case_id = zhang.open_case(anjian.NewCase(
+            enterprise=CREDIT_CODE, case_type=anjian.CaseType.JOINT, opened_at=VISIT,
+            team=[anjian.TeamMember(user_id="lina", name="李娜", department="消防",
+                                    district=DISTRICT)]))
+        finding_id = zhang.add_finding(case_id, anjian.NewFinding(
+            description="液氯储罐区报警装置未投入使用", level=anjian.Level.MAJOR,
+            category="设备设施", place="罐区", legal_basis="《危险化学品安全管理条例》第二十条"))
+        zhang.order_rectification(case_id, finding_id, anjian.RectificationOrder(
+            measures="恢复报警装置并联调联试", deadline="2026-12-15", responsible="王建国"))
+        image = zhang.ingest_photo_file(PHOTO).sha256
+        keys = [f.key for f in anjian.writ_fields(anjian.WritKind.RECTIFICATION_ORDER)]
+        self.assertEqual(keys, ["enterprise", "hazards", "deadline", "requirement"])
+
+        def signed(kind):
+            writ = zhang.create_writ(case_id, kind, None)
+            number = zhang.seal_writ(case_id, writ)
+            self.assertTrue(number.startswith("（临时）"), number)
+            with self.assertRaises(anjian.AnjianError.Conflict):
+                zhang.edit_writ(case_id, writ, "enterprise", "改写")
+            for user, name, cert in [("zhangwei", "张伟", "31010000001"),
+                                     ("lina", "李娜", "31010000002")]:
+                zhang.sign_writ(case_id, writ, anjian.SignatureInput(
+                    role=anjian.SignerRole.INSPECTOR, user=user, name=name,
+                    certificate_no=cert, image=image))
+            return writ
+
+        record = signed(anjian.WritKind.INSPECTION_RECORD)
+        with self.assertRaises(anjian.AnjianError.Conflict):
+            zhang.issue_writ(case_id, record)  # the enterprise has not answered yet
+        zhang.sign_writ(case_id, record, anjian.SignatureInput(
+            role=anjian.SignerRole.ENTERPRISE, user="", name="王建国", certificate_no="",
+            image=image))
+        zhang.issue_writ(case_id, record)
+        order = signed(anjian.WritKind.RECTIFICATION_ORDER)
+        zhang.refuse_writ(case_id, order, "负责人拒绝签字", "园区安全员 赵某", None)
+        zhang.issue_writ(case_id, order)
+        writs = zhang.writs(case_id)
+        self.assertEqual([w.state for w in writs], [anjian.WritState.ISSUED] * 2)
+        self.assertIn("液氯储罐区报警装置未投入使用", writs[1].fields["hazards"])
+
+        # Then Zhang syncs; the server holds both, as issued, with their signers.
+        token = zhang.login(self.server.url, "zhangwei", PASSWORD, "张伟的手机")
+        result = asyncio.run(zhang.sync(self.server.url, token, None))
+        self.assertEqual((result.refused, result.waiting), ([], []))
+        request = urllib.request.Request(
+            f"{self.server.url}/api/v1/cases/{case_id}",
+            headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=WAIT) as response:
+            served = json.load(response)
+        self.assertEqual(
+            [(w["kind"], w["state"], w["number"]) for w in served["writs"]],
+            [(w.kind.name.lower(), "issued", w.number) for w in writs])
+        self.assertIn("李娜（lina，执法证号 31010000002）", served["writs"][0]["signers"])
+        self.assertEqual(served["writs"][1]["refusal"], "负责人拒绝签字（见证人：园区安全员 赵某）")
 
     def test_phones_merge_on_site_in_a_peer_session_signing_with_a_platform_key(self):
         from cryptography.hazmat.primitives import hashes, serialization

@@ -216,6 +216,44 @@ mirror_enum!(
 );
 
 mirror_enum!(
+    /// The kinds of enforcement documents (执法文书).
+    WritKind => anjian_core::WritKind {
+        /// 现场检查记录
+        InspectionRecord,
+        /// 责令限期整改指令书
+        RectificationOrder,
+        /// 现场处理措施决定书
+        OnsiteDecision,
+        /// 整改复查意见书
+        ReinspectionOpinion,
+    }
+);
+
+mirror_enum!(
+    /// Where an enforcement document stands.
+    WritState => anjian_core::WritState {
+        /// 草稿
+        Draft,
+        /// 待签 (numbered and frozen)
+        Sealed,
+        /// 已签发
+        Issued,
+        /// 作废
+        Voided,
+    }
+);
+
+mirror_enum!(
+    /// Who signs an enforcement document.
+    SignerRole => anjian_core::SignerRole {
+        /// 执法人员
+        Inspector,
+        /// 被检查单位
+        Enterprise,
+    }
+);
+
+mirror_enum!(
     /// The three violations (三违).
     ViolationKind => anjian_core::ViolationKind {
         /// 违章指挥

@@ -14,6 +14,7 @@ mod peer;
 mod records;
 mod store;
 mod sync;
+mod writs;
 
 use std::sync::OnceLock;
 

@@ -79,7 +79,7 @@ impl InspectorStore {
     }
 
     /// Like `with_store`, for calls whose only error is the core's.
-    fn core<T>(
+    pub(crate) fn core<T>(
         &self,
         call: impl FnOnce(&mut core::Store) -> core::Result<T>,
     ) -> Result<T, AnjianError> {

@@ -48,6 +48,8 @@ pub struct CaseView {
     pub review_events: Vec<ReviewEventView>,
     /// Findings, as recorded.
     pub findings: Vec<FindingView>,
+    /// Enforcement documents (执法文书), oldest first.
+    pub writs: Vec<WritView>,
     /// The automerge-repo document id of the case.
     pub document_id: String,
     /// Fields in conflict, with every value and who wrote it.
@@ -144,6 +146,72 @@ pub struct FindingView {
     pub photos: Vec<PhotoView>,
     /// Its follow-up: on-site measures and every step since, oldest first.
     pub events: Vec<StepView>,
+}
+
+/// An enforcement document (执法文书, docs/schema.md, Writ) as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Writ)]
+pub struct WritView {
+    /// Its id (UUID).
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// `inspection_record`, `rectification_order`, `onsite_decision` or
+    /// `reinspection_opinion`.
+    pub kind: &'static str,
+    /// The kind's name (责令限期整改指令书 …).
+    pub title: &'static str,
+    /// `draft`, `sealed`, `issued` or `voided`.
+    pub state: &'static str,
+    /// The number, once sealed.
+    pub number: Option<String>,
+    /// Whether the number is provisional.
+    pub provisional: bool,
+    /// SHA-256 of the sealed content.
+    pub sha256: Option<String>,
+    /// Its content by field key.
+    pub fields: std::collections::BTreeMap<String, String>,
+    /// Who drew it up.
+    pub created_by: String,
+    /// Who signed: inspectors' user ids with their 执法证号, and the enterprise's signer.
+    pub signers: Vec<String>,
+    /// The enterprise's refusal to sign (拒签): reason and witness.
+    pub refusal: Option<String>,
+    /// The document it corrects.
+    pub replaces: Option<String>,
+    /// Why it was voided.
+    pub voided: Option<String>,
+}
+
+impl From<&anjian_core::Writ> for WritView {
+    fn from(w: &anjian_core::Writ) -> WritView {
+        WritView {
+            id: w.id.to_string(),
+            kind: w.kind.code(),
+            title: w.kind.label(),
+            state: w.state().code(),
+            number: w.seal.as_ref().map(|s| s.number.clone()),
+            provisional: w.seal.as_ref().is_some_and(|s| s.provisional),
+            sha256: w.seal.as_ref().map(|s| s.sha256.clone()),
+            fields: w.fields.clone(),
+            created_by: w.created_by.clone(),
+            signers: w
+                .signatures
+                .iter()
+                .map(|s| match s.role {
+                    anjian_core::SignerRole::Inspector => {
+                        format!("{}（{}，执法证号 {}）", s.name, s.user, s.certificate_no)
+                    }
+                    anjian_core::SignerRole::Enterprise => format!("{}（被检查单位）", s.name),
+                })
+                .collect(),
+            refusal: w
+                .refusal
+                .as_ref()
+                .map(|r| format!("{}（见证人：{}）", r.reason, r.witness)),
+            replaces: w.replaces.map(|r| r.to_string()),
+            voided: w.voided.as_ref().map(|v| v.reason.clone()),
+        }
+    }
 }
 
 /// A step of a hazard's follow-up (docs/schema.md, Step): the fields of its action only.
@@ -391,6 +459,7 @@ impl CaseView {
                 })
                 .collect(),
             findings: case.findings.iter().map(finding).collect(),
+            writs: case.writs.iter().map(WritView::from).collect(),
             document_id: DocumentId::of(case.id).to_string(),
             conflicts: detail
                 .conflicts

@@ -160,6 +160,7 @@ pub async fn show(
             @for finding in &case.findings { (finding_card(case, finding, &detail.conflicts, decides.then_some(&viewer))) }
             @if case.findings.is_empty() { p { "未记录隐患" } }
         }
+        (writs(case))
         @if !case.checklists.is_empty() {
             section.checklists {
                 h2 { "检查表" }
@@ -398,6 +399,45 @@ fn finding_card(
                 @if !r.evidence.is_empty() { h4 { "整改佐证" } (photos(case, &r.evidence)) }
             }
             (super::follow_up::section(case, f, reviewer))
+        }
+    }
+}
+
+/// The case's enforcement documents: number, kind, state, signers, when.
+fn writs(case: &Case) -> Markup {
+    html! {
+        @if !case.writs.is_empty() {
+            section.writs #writs {
+                h2 { "执法文书 (" (case.writs.len()) ")" }
+                table {
+                    thead { tr { th { "文书" } th { "编号" } th { "状态" } th { "签名" } th { "制作" } } }
+                    tbody {
+                        @for w in &case.writs {
+                            tr data-writ=(w.id) {
+                                td { (w.kind.label()) }
+                                td {
+                                    @if let Some(seal) = &w.seal {
+                                        (seal.number) @if seal.provisional { " " span.badge { "临时编号" } }
+                                        br; small { code title="内容摘要 SHA-256" { (seal.sha256.get(..16).unwrap_or(&seal.sha256)) "…" } }
+                                    } @else { "（草稿，未编号）" }
+                                }
+                                td {
+                                    (w.state().label())
+                                    @if let Some(v) = &w.voided { "：" (v.reason) }
+                                    @if let Some(r) = w.replaces { br; small { "更正 " (r) } }
+                                }
+                                td {
+                                    @for s in &w.signatures {
+                                        (s.name) @if !s.certificate_no.is_empty() { "（执法证号 " (s.certificate_no) "）" } br;
+                                    }
+                                    @if let Some(r) = &w.refusal { "拒签：" (r.reason) "（见证人 " (r.witness) "）" }
+                                }
+                                td { (w.created_by) " · " (time(&w.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }
