@@ -341,7 +341,7 @@ pub struct Finding {
     /// Photos of the hazard, in the order attached.
     pub photos: Vec<PhotoRef>,
     /// The hazard's follow-up (on-site measures, extensions, re-inspections, closing,
-    /// supervision), oldest first.
+    /// supervision), in the order written.
     pub events: Vec<HazardEvent>,
 }
 

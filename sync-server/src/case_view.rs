@@ -144,7 +144,7 @@ pub struct FindingView {
     pub violation: Option<ViolationView>,
     /// Its photos.
     pub photos: Vec<PhotoView>,
-    /// Its follow-up: on-site measures and every step since, oldest first.
+    /// Its follow-up: on-site measures and every step since, in the order written.
     pub events: Vec<StepView>,
 }
 
