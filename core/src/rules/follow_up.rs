@@ -3,11 +3,13 @@
 //! allows it, by whom the rule book allows; the rectification's state and deadline move
 //! only as the steps (or the free moves of `rectification_step`) move them.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 
 use super::{Author, ReviewState};
 use super::{CaseState, OpAt, Ops, Refusal, Rule, decides, may_close, rectification_step, title};
-use crate::codes::{FindingId, Level, RectificationState, ReinspectionResult};
+use crate::codes::{FindingId, HazardAction, Level, RectificationState, ReinspectionResult};
 use crate::model::{Finding, HazardEvent, HazardStep};
 use crate::paths::{Leaf, Seg};
 
@@ -44,6 +46,58 @@ pub(super) fn list_grows(before: Option<&CaseState>, ops: &Ops) -> Result<(), Re
             return Err(Refusal::new(
                 Rule::Evidence,
                 "隐患的处理记录（现场措施、延期、复查、销号、督办）只能追加，不能修改或删除 (a hazard's follow-up can only be added to)",
+            ));
+        }
+    }
+    fields_of_its_kind(ops)
+}
+
+/// The key an operation writes in a step of a follow-up list, if it writes one.
+fn step_field(op: &OpAt) -> Option<&str> {
+    match op.path.as_slice() {
+        [_, _, _, Seg::Index(_), Seg::Key(key)] if in_follow_up(op) => Some(key.as_str()),
+        _ => None,
+    }
+}
+
+/// The fields of a new step are those of its kind (docs/schema.md, Step).
+fn fields_of_its_kind(ops: &Ops) -> Result<(), Refusal> {
+    let kinds: HashMap<&str, HazardAction> = ops
+        .iter()
+        .filter(|op| step_field(op) == Some("kind") && !op.superseded)
+        .filter_map(|op| Some((op.obj.as_str(), op.value.as_ref()?.as_str()?.parse().ok()?)))
+        .collect();
+    for op in ops.iter() {
+        let (Some(key), Some(kind)) = (step_field(op), kinds.get(op.obj.as_str())) else {
+            continue;
+        };
+        let fits = matches!(key, "kind" | "by" | "at")
+            || match kind {
+                HazardAction::Onsite => matches!(key, "measure" | "basis" | "note"),
+                HazardAction::Extend => matches!(key, "deadline" | "previous_deadline" | "reason"),
+                HazardAction::Reinspect => matches!(
+                    key,
+                    "result"
+                        | "note"
+                        | "evidence"
+                        | "escalation"
+                        | "deadline"
+                        | "previous_deadline"
+                ),
+                HazardAction::Close | HazardAction::Delist => key == "note",
+                HazardAction::List => matches!(key, "authority" | "number" | "deadline"),
+                HazardAction::Plan => {
+                    matches!(key, "measures" | "funds" | "responsible" | "interim")
+                }
+                HazardAction::Progress => key == "text",
+            };
+        if !fits {
+            return Err(Refusal::new(
+                Rule::Shape,
+                format!(
+                    "{}记录中不应有“{key}” (a step carries only the fields of its kind)",
+                    kind.label()
+                ),
             ));
         }
     }

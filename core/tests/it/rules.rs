@@ -975,6 +975,25 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             Err(Rule::Shape),
         ),
         (
+            "a progress report carrying a listing's authority",
+            &chief,
+            &listed,
+            Box::new(move |doc: &mut AutoCommit| {
+                hand_step(
+                    doc,
+                    major,
+                    &[
+                        ("kind", "progress"),
+                        ("by", "chief"),
+                        ("text", "已采购"),
+                        ("authority", "市安委办"),
+                    ],
+                    &[],
+                );
+            }),
+            Err(Rule::Shape),
+        ),
+        (
             "a step in no one's name",
             &insp,
             base,
