@@ -200,6 +200,54 @@ class InspectorAppTest {
         }
     }
 
+    @Test
+    fun `documents issued offline reach the server and the other inspector`() {
+        openStore("zhang-writs.db", zhangwei).use { zhang ->
+            openStore("li-writs.db", lina).use { li ->
+                // Offline: a joint case; Zhang's phone issues a 现场检查记录 and a
+                // 责令限期整改指令书, both inspectors sign, the enterprise refuses before a witness.
+                zhang.registerEnterprise(enterprise())
+                val caseId = zhang.openCase(
+                    NewCase(
+                        enterprise = CREDIT_CODE,
+                        caseType = CaseType.JOINT,
+                        openedAt = VISIT,
+                        team = listOf(TeamMember(userId = "lina", name = "李娜", department = "消防", district = DISTRICT)),
+                    ),
+                )
+                val findingId = zhang.addFinding(caseId, NewFinding(description = "安全出口堵塞"))
+                zhang.orderRectification(caseId, findingId, RectificationOrder("清理通道", "2026-11-27", "王建国"))
+                val image = zhang.ingestPhoto(photo.readBytes()).sha256
+                val issued = listOf(WritKind.INSPECTION_RECORD, WritKind.RECTIFICATION_ORDER).map { kind ->
+                    val writ = zhang.createWrit(caseId, kind, null)
+                    val number = zhang.sealWrit(caseId, writ)
+                    assertTrue(number.startsWith("（临时）"), number)
+                    assertThrows<AnjianException.Conflict> { zhang.issueWrit(caseId, writ) }
+                    for ((user, name, cert) in listOf(
+                        Triple("zhangwei", "张伟", "31010000001"),
+                        Triple("lina", "李娜", "31010000002"),
+                    )) {
+                        zhang.signWrit(caseId, writ, SignatureInput(SignerRole.INSPECTOR, user, name, cert, image))
+                    }
+                    zhang.refuseWrit(caseId, writ, "代班长拒绝签字", "园区安全员 赵某", null)
+                    zhang.issueWrit(caseId, writ)
+                    writ
+                }
+                assertTrue("安全出口堵塞" in zhang.writs(caseId).last().fields.getValue("hazards"))
+
+                val token = zhang.login(server.url, "zhangwei", PASSWORD, "张伟的手机")
+                runBlocking { withTimeout(WAIT_SECONDS * 1000) { zhang.sync(server.url, token, null) } }
+                val liToken = li.login(server.url, "lina", PASSWORD, "李娜的平板")
+                runBlocking { withTimeout(WAIT_SECONDS * 1000) { li.sync(server.url, liToken, null) } }
+                val received = li.writs(caseId)
+                assertEquals(issued, received.map { it.id })
+                assertEquals(listOf(WritState.ISSUED, WritState.ISSUED), received.map { it.state })
+                assertEquals(zhang.writs(caseId).map { it.number }, received.map { it.number })
+                assertEquals("代班长拒绝签字", received.first().refusal?.reason)
+            }
+        }
+    }
+
     /** A P-256 key as the Android Keystore keeps it: the app never sees its secret. */
     class KeystoreKey : DeviceSigner {
         private val pair = KeyPairGenerator.getInstance("EC").apply {
