@@ -637,10 +637,6 @@ pub struct Rectification {
     pub evidence: Vec<PhotoRef>,
     /// The re-inspection (复查), once recorded.
     pub reinspection: Option<Reinspection>,
-    /// The hazard's level when rectification was ordered (`None` for one ordered before
-    /// it was kept): closing is judged at the stricter of it and the level now, so that
-    /// lowering a major hazard does not hand its closing to an inspector.
-    pub ordered_level: Option<Level>,
 }
 
 impl Rectification {

@@ -398,7 +398,6 @@ pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Fin
             evidence: photos::read_at(doc, &rect, "evidence"),
             reinspection: latest_reinspection(doc, &rect, &events)
                 .map_err(|_| bad("rectification.reinspected_at"))?,
-            ordered_level: string(doc, &rect, "level").and_then(|l| l.parse().ok()),
         })
     };
     let source = match doc.get(&obj, "source")? {
@@ -632,8 +631,6 @@ pub(crate) fn order_rectification(
     doc.put(&rect, "responsible", order.responsible.as_str())?;
     if state == RectificationState::None {
         doc.put(&rect, "state", RectificationState::Ordered.code())?;
-        let level: Level = parse_field(doc, &obj, "level")?;
-        doc.put(&rect, "level", level.code())?;
     }
     Ok(())
 }

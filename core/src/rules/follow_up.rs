@@ -134,15 +134,10 @@ pub(super) fn judge(
         listed: old.as_ref().is_some_and(|f| f.listing().is_some()),
     };
     let ordered_before = at.state != RectificationState::None;
-    // Closing and listing are judged at the stricter of the levels before and after, and
-    // of the level the hazard had when rectification was ordered: a hazard is not lowered
-    // to general and closed, in one change or in two.
-    let ordered_level = |f: &Finding| f.rectification.as_ref().and_then(|r| r.ordered_level);
-    let ordering = !ordered_before && state_of(Some(&finding)) != RectificationState::None;
+    // Closing and listing are judged at the stricter of the levels before and after: a
+    // hazard is not lowered to general and closed in one change.
     let mut judged = finding.clone();
-    if old.as_ref().is_some_and(|f| f.level == Level::Major)
-        || ordered_level(&finding) == Some(Level::Major)
-    {
+    if old.as_ref().is_some_and(|f| f.level == Level::Major) {
         judged.level = Level::Major;
     }
     let new = new_events(old.as_ref(), &finding);
@@ -204,19 +199,7 @@ pub(super) fn judge(
             ),
         ));
     }
-    evidence_stays(old.as_ref(), &finding)?;
-    if ordered_level(&finding) != old.as_ref().and_then(ordered_level)
-        && !(ordering && ordered_level(&finding) == Some(finding.level))
-    {
-        return Err(Refusal::new(
-            Rule::RectificationLoop,
-            format!(
-                "隐患“{}”下达整改时的级别只在下达整改时记录，且与隐患级别一致 (the level at ordering is written once, when ordering)",
-                title(&finding)
-            ),
-        ));
-    }
-    Ok(())
+    evidence_stays(old.as_ref(), &finding)
 }
 
 /// One new step, judged where the loop stands; moves the loop.

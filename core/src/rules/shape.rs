@@ -211,7 +211,6 @@ fn finding(path: &[P<'_>]) -> Option<Want> {
         [K("photos"), rest @ ..] => photos(rest)?,
         [K("rectification")] => Map,
         [K("rectification"), K("state")] => Code(Coded::Rectification),
-        [K("rectification"), K("level")] => Code(Coded::Level),
         [K("rectification"), K("deadline")] => Code(Coded::Date),
         [
             K("rectification"),

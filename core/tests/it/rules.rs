@@ -246,11 +246,6 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
     let base = &f.doc;
     let approved = changed(base, review("chief", ReviewAction::Approve));
     let (major, general) = (f.major, f.general);
-    // The inspector lowers the ordered major hazard on its own, as a change of its own.
-    let lowered = changed(base, move |doc: &mut AutoCommit| {
-        let obj = finding_obj(doc, major);
-        doc.put(&obj, "level", Level::General.code()).expect("put");
-    });
     // Both rectifications with an evidence photo (the general one re-inspected).
     let with_photo = changed(base, |doc| {
         for id in [major, general] {
@@ -635,24 +630,6 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
                 close_by_hand(doc, major, Some(Level::General));
             }),
             Err(Rule::Close),
-        ),
-        (
-            "major lowered to general in an earlier change, then closed by its re-inspector",
-            &insp,
-            &lowered,
-            Box::new(move |doc: &mut AutoCommit| close_by_hand(doc, major, None)),
-            Err(Rule::Close),
-        ),
-        (
-            "the level at ordering rewritten",
-            &insp,
-            base,
-            Box::new(move |doc: &mut AutoCommit| {
-                let obj = finding_obj(doc, major);
-                let rect = map(doc, &obj, "rectification");
-                doc.put(&rect, "level", "general").expect("put");
-            }),
-            Err(Rule::RectificationLoop),
         ),
         (
             "general closed by its re-inspector",
