@@ -75,6 +75,34 @@ fn base() -> &'static Base {
                 },
             )
             .expect("edit");
+        // A follow-up and an enforcement document to tamper with, too.
+        store
+            .order_rectification(
+                case,
+                leak,
+                &anjian_core::RectificationOrder {
+                    measures: "更换探头并校验".into(),
+                    deadline: "2026-11-30".parse().expect("a day"),
+                    responsible: "王经理".into(),
+                },
+            )
+            .expect("order");
+        for step in [
+            anjian_core::HazardStep::Onsite {
+                measure: anjian_core::OnsiteMeasure::Evacuate,
+                note: "撤出罐区人员".into(),
+            },
+            anjian_core::HazardStep::Extend {
+                deadline: "2026-12-10".parse().expect("a day"),
+                reason: "备件到货延迟".into(),
+            },
+        ] {
+            store.follow_up(case, leak, &step).expect("step");
+        }
+        let writ = store
+            .create_writ(case, anjian_core::WritKind::RectificationOrder, None)
+            .expect("writ");
+        store.seal_writ(case, writ).expect("sealed");
         let bytes = store.export_document(case).expect("export");
         Base {
             case,
