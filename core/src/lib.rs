@@ -16,6 +16,7 @@ mod error;
 pub mod injected;
 mod model;
 mod paths;
+pub mod pdf;
 pub mod photo;
 mod projections;
 pub mod rules;

@@ -361,7 +361,7 @@ impl ChangeSignature {
 
     /// Reads records one after the other.
     pub fn from_records(bytes: &[u8]) -> Result<Vec<ChangeSignature>, SignatureError> {
-        if bytes.len() % RECORD_LEN != 0 {
+        if !bytes.len().is_multiple_of(RECORD_LEN) {
             return Err(SignatureError::Malformed);
         }
         Ok(bytes

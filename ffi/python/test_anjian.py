@@ -338,6 +338,12 @@ class InspectorAppTest(unittest.TestCase):
         zhang.issue_writ(case_id, order)
         writs = zhang.writs(case_id)
         self.assertEqual([w.state for w in writs], [anjian.WritState.ISSUED] * 2)
+        font = os.environ.get("ANJIAN_CJK_FONT",
+                              "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc")
+        pdf = zhang.render_writ(case_id, order, font, 2)
+        self.assertEqual(pdf[:5], b"%PDF-")
+        with self.assertRaises(anjian.AnjianError.Storage):
+            zhang.render_writ(case_id, order, os.path.join(self.tmp.name, "no-such-font"), 0)
         self.assertIn("液氯储罐区报警装置未投入使用", writs[1].fields["hazards"])
 
         # Then Zhang syncs; the server holds both, as issued, with their signers.

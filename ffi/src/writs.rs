@@ -217,6 +217,23 @@ impl InspectorStore {
         self.core(|s| s.issue_writ(case_id_of(&case_id)?, self::writ_id(&writ_id)?))
     }
 
+    /// The document as a PDF (A4, for a portable printer and the enterprise's copy), set
+    /// in face `face` of the font file at `font_file` (the app bundles Noto Serif SC:
+    /// face 0 of its OTF, or face 2 of the Noto Serif CJK collection).
+    pub fn render_writ(
+        &self,
+        case_id: String,
+        writ_id: String,
+        font_file: String,
+        face: u32,
+    ) -> Result<Vec<u8>, AnjianError> {
+        let bytes = std::fs::read(&font_file).map_err(|e| AnjianError::Storage {
+            reason: format!("字体文件无法读取 (cannot read the font {font_file}: {e})"),
+        })?;
+        let font = core::pdf::PdfFont::load(bytes, face)?;
+        self.core(|s| s.render_writ(case_id_of(&case_id)?, self::writ_id(&writ_id)?, &font))
+    }
+
     /// Voids a sealed document with a reason.
     pub fn void_writ(
         &self,

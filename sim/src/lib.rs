@@ -998,7 +998,7 @@ impl Sim {
                 let Some(&to) = teammates.get(other % teammates.len().max(1)) else {
                     return Ok(());
                 };
-                if roll % 2 == 0 {
+                if roll.is_multiple_of(2) {
                     let bytes = store.export_case(case).map_err(|e| e.to_string())?;
                     let Some(teammate) = self.phones[to].store.as_mut() else {
                         return Ok(());

@@ -61,31 +61,31 @@ pub fn author_of(
 ) -> Result<(Author, bool), Refusal> {
     let actor = change.actor_id().to_hex_string();
     let note_by = crate::case_doc::author(change);
-    if let Some(signature) = signature {
-        if let Some(holder) = verifier.key(signature, &actor)? {
-            if holder.actor != actor || signature.verify(&holder.key).is_err() {
-                return Err(Refusal::new(
-                    Rule::Relay,
-                    "修改的签名与其设备的密钥不符，未被接受 (the change's signature does not verify against its device's key)",
-                ));
-            }
-            if holder.revoked {
-                return Err(Refusal::new(
-                    Rule::Signature,
-                    format!(
-                        "签名设备 {actor} 已被吊销，其修改未被接受 (the signing device was revoked)"
-                    ),
-                ));
-            }
-            let Some(author) = holder.author else {
-                return Err(Refusal::new(
-                    Rule::Signature,
-                    "签名设备的账号已停用，其修改未被接受 (the signer's account is disabled)",
-                ));
-            };
-            super::note_names_author(&note_by, &author)?;
-            return Ok((author, true));
+    if let Some(signature) = signature
+        && let Some(holder) = verifier.key(signature, &actor)?
+    {
+        if holder.actor != actor || signature.verify(&holder.key).is_err() {
+            return Err(Refusal::new(
+                Rule::Relay,
+                "修改的签名与其设备的密钥不符，未被接受 (the change's signature does not verify against its device's key)",
+            ));
         }
+        if holder.revoked {
+            return Err(Refusal::new(
+                Rule::Signature,
+                format!(
+                    "签名设备 {actor} 已被吊销，其修改未被接受 (the signing device was revoked)"
+                ),
+            ));
+        }
+        let Some(author) = holder.author else {
+            return Err(Refusal::new(
+                Rule::Signature,
+                "签名设备的账号已停用，其修改未被接受 (the signer's account is disabled)",
+            ));
+        };
+        super::note_names_author(&note_by, &author)?;
+        return Ok((author, true));
     }
     match verifier.own_device(&actor)? {
         Some(sender) => {

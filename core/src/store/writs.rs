@@ -9,6 +9,7 @@ use crate::codes::{CaseId, WritId, WritKind};
 use crate::document;
 use crate::error::{Error, Result};
 use crate::model::{SignatureInput, SignatureRefusal, Writ, WritSeal};
+use crate::pdf::PdfFont;
 
 impl Store {
     /// Draws up a document of `kind` for the case, filled from it (enterprise, team,
@@ -129,6 +130,18 @@ impl Store {
         self.write(case, "writ:void", Touched::Case, |doc| {
             document::void_writ(doc, writ, reason, &by, now)
         })
+    }
+
+    /// The document as a PDF (A4, for a portable printer and the enterprise's copy), set
+    /// in `font`, with the signature images this device holds.
+    pub fn render_writ(&mut self, case: CaseId, writ: WritId, font: &PdfFont) -> Result<Vec<u8>> {
+        let full = self.case(case)?;
+        let writ = full
+            .writs
+            .iter()
+            .find(|w| w.id == writ)
+            .ok_or_else(|| Error::not_found("writ", writ))?;
+        crate::pdf::render(&full, writ, font, &|sha256| self.blob(sha256).ok())
     }
 
     /// A provisional number, unique to this device: （临时）责改〔2026〕3f9a0c21号.

@@ -6,5 +6,5 @@ mod faults;
 mod photos;
 mod rules;
 mod store;
-mod writs;
 mod support;
+mod writs;

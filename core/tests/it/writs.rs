@@ -24,6 +24,8 @@ struct Visit {
 fn visit() -> Visit {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = Store::open(dir.path().join("s.db"), inspector("u1")).expect("store");
+    let now = anjian_core::sample::visit_time();
+    store.set_clock(std::sync::Arc::new(move || now));
     let ent = enterprise(1);
     store.register_enterprise(&ent).expect("enterprise");
     let teammate = inspector("u2");
@@ -157,8 +159,9 @@ fn an_order_is_filled_sealed_signed_issued_and_corrected_offline() {
         .expect("voided");
     let all = store.case(case).expect("case").writs;
     assert_eq!(all.len(), 2);
-    assert_eq!(all[0].state(), WritState::Voided);
-    assert_eq!(all[1].replaces, Some(order));
+    let of = |id| all.iter().find(|w| w.id == id).expect("kept");
+    assert_eq!(of(order).state(), WritState::Voided);
+    assert_eq!(of(correction).replaces, Some(order));
     let err = store
         .void_writ(case, order, "再次作废")
         .expect_err("voided once");
@@ -358,4 +361,130 @@ fn an_approved_case_takes_only_the_follow_up_s_documents() {
         after.apply_changes([change]).expect("apply");
         assert_eq!(verdict(&u1, &approved, &after), expected);
     }
+}
+
+/// The CJK font the tests set documents in: Noto Serif CJK (简体中文 face) as Debian's
+/// fonts-noto-cjk installs it, or the file `ANJIAN_CJK_FONT` names (with `ANJIAN_CJK_FACE`).
+fn cjk_font() -> anjian_core::pdf::PdfFont {
+    let path = std::env::var("ANJIAN_CJK_FONT")
+        .unwrap_or_else(|_| "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc".into());
+    let face = std::env::var("ANJIAN_CJK_FACE").map_or(2, |f| f.parse().expect("a face index"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("the CJK font {path}: {e}"));
+    anjian_core::pdf::PdfFont::load(bytes, face).expect("a font")
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} (poppler-utils): {e}"));
+    assert!(
+        out.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn an_issued_order_prints_as_a_pdf_with_its_font_embedded_and_every_field() {
+    let Visit {
+        mut store,
+        case,
+        image,
+        _dir: dir,
+    } = visit();
+    let order = store
+        .create_writ(case, WritKind::RectificationOrder, None)
+        .expect("drawn up");
+    store
+        .edit_writ(
+            case,
+            order,
+            "requirement",
+            "1. 立即恢复报警装置并联调联试，整改完成后书面报告。",
+        )
+        .expect("edited");
+    let seal = store.seal_writ(case, order).expect("sealed");
+    for (user, cert) in [("u1", "31000000001"), ("u2", "31000000002")] {
+        store
+            .sign_writ(case, order, &inspector_signs(user, cert, &image))
+            .expect("signed");
+    }
+    store
+        .refuse_writ(case, order, "负责人拒绝签字", "园区安全员 赵某", None)
+        .expect("refused");
+    store.issue_writ(case, order).expect("issued");
+    let pdf = store
+        .render_writ(case, order, &cjk_font())
+        .expect("rendered");
+    assert_eq!(&pdf[..5], b"%PDF-");
+    assert_eq!(
+        pdf,
+        store.render_writ(case, order, &cjk_font()).expect("again"),
+        "the same document prints to the same bytes"
+    );
+    let file = dir.path().join("order.pdf");
+    std::fs::write(&file, &pdf).expect("write");
+    let file = file.to_str().expect("a path");
+
+    let squeeze = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    let text = squeeze(&run("pdftotext", &["-raw", file, "-"]));
+    let writ = store.writ(case, order).expect("read");
+    let mut wanted = vec![
+        "责令限期整改指令书".to_owned(),
+        seal.number.clone(),
+        "临时编号".to_owned(),
+        "执法证号：31000000002".to_owned(),
+        "负责人拒绝签字".to_owned(),
+        "园区安全员赵某".to_owned(),
+        "第1页共1页".to_owned(),
+        seal.sha256.clone(),
+    ];
+    for (key, label) in anjian_core::writs::fields(WritKind::RectificationOrder) {
+        wanted.push(format!("{label}："));
+        wanted.extend(writ.fields[*key].lines().map(str::to_owned));
+    }
+    for piece in wanted {
+        assert!(
+            text.contains(&squeeze(&piece)),
+            "{piece:?} is not in the PDF's text: {text}"
+        );
+    }
+    let fonts = run("pdffonts", &[file]);
+    let embedded = fonts
+        .lines()
+        .find(|l| l.contains("NotoSerifCJK"))
+        .unwrap_or_else(|| panic!("no CJK font: {fonts}"));
+    assert!(
+        embedded.contains(" yes yes yes ")
+            && embedded.split('+').next().is_some_and(|tag| tag.len() == 6),
+        "embedded as a subset with a text map: {fonts}"
+    );
+    // A page for a person to look at: target/artefacts/rectification-order-1.png (a copy
+    // is kept in core/tests/artefacts/).
+    let artefacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artefacts");
+    std::fs::create_dir_all(&artefacts).expect("artefacts");
+    let prefix = artefacts.join("rectification-order");
+    run(
+        "pdftoppm",
+        &[
+            "-png",
+            "-r",
+            "80",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            file,
+            prefix.to_str().expect("a path"),
+        ],
+    );
+    let page = std::fs::read(artefacts.join("rectification-order-1.png")).expect("the page");
+    assert_eq!(&page[1..4], b"PNG");
+    assert!(
+        pdf.len() < 400_000,
+        "a subset, not the whole font: {} bytes",
+        pdf.len()
+    );
 }
