@@ -52,7 +52,7 @@ impl PdfFont {
     /// `text` shaped as Simplified Chinese, advances in em.
     fn shape(&self, text: &str) -> Vec<KrillaGlyph> {
         let face = rustybuzz::Face::from_slice(&self.data, self.index).expect("checked at load");
-        let em = f32::from(face.units_per_em() as u16);
+        let em = face.units_per_em() as f32;
         let mut buffer = rustybuzz::UnicodeBuffer::new();
         buffer.push_str(text);
         buffer.set_direction(rustybuzz::Direction::LeftToRight);
@@ -211,13 +211,15 @@ impl Layout<'_> {
                     "签名图片无法读取 (the signature image is not a PNG or JPEG)",
                 )
             })?;
+        // At most `height` high and half the text wide, keeping the image's proportions.
         let (w, h) = image.size();
-        let width = height * w as f32 / h.max(1) as f32;
+        let scale = (height / h.max(1) as f32).min(self.width() / 2.0 / w.max(1) as f32);
+        let (width, height) = (w as f32 * scale, h as f32 * scale);
         let top = self.room(height + 4.0);
         self.mark(Mark::Image {
             x: LEFT + 2.0 * BODY,
             top,
-            width: width.min(self.width() / 2.0),
+            width,
             height,
             image,
         });
