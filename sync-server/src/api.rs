@@ -618,6 +618,43 @@ pub async fn follow_up(
     }))
 }
 
+/// The register of enforcement documents.
+#[derive(Serialize, ToSchema)]
+pub struct Register {
+    /// Every numbered document in scope, by when it was sealed.
+    documents: Vec<queries::RegisterRow>,
+}
+
+/// The register of enforcement documents (执法文书)
+///
+/// Every numbered document in the user's scope — awaiting signatures, issued or voided
+/// (a voided number stays on record) — with its number, kind, state and dates;
+/// supervisors and admins only.
+#[utoipa::path(
+    get,
+    path = "/api/v1/documents",
+    tag = "cases",
+    params(queries::RegisterFilter),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The register", body = Register),
+        (status = 400, description = "A parameter is given twice", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "Supervisors and admins only", body = ErrorBody),
+    ),
+)]
+pub async fn documents(
+    State(app): State<Arc<AppState>>,
+    AuthUser(user): AuthUser,
+    Query(filter): Query<queries::RegisterFilter>,
+) -> AppResult<Json<Register>> {
+    policy::require_supervisor(&user)?;
+    let documents = app
+        .storage
+        .read(|conn| queries::register(conn, policy::scope(&user), &filter))?;
+    Ok(Json(Register { documents }))
+}
+
 /// The rectification board.
 #[derive(Serialize, ToSchema)]
 pub struct Board {

@@ -110,6 +110,13 @@ pub fn tables(b: &Bulletin) -> Vec<Table> {
     ] {
         summary.push(vec![text(code), text(label), Cell::Count(count)]);
     }
+    for row in &b.writs_by_kind {
+        summary.push(vec![
+            text(format!("writ.{}", row.code)),
+            text(format!("签发{}", row.label)),
+            Cell::Count(row.count),
+        ]);
+    }
     for row in &b.findings_by_level {
         summary.push(vec![
             text(format!("level.{}", row.code)),

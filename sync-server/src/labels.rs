@@ -1,7 +1,9 @@
 //! The Chinese labels of the codes stored in documents and projections, for pages and
 //! exports.
 
-use anjian_core::{CaseType, Industry, Level, RectificationState, ReviewState, ViolationKind};
+use anjian_core::{
+    CaseType, Industry, Level, RectificationState, ReviewState, ViolationKind, WritKind,
+};
 
 /// A code's Chinese label, or the code itself when unknown.
 pub fn label_of<T: std::str::FromStr + Labelled>(code: &str) -> String {
@@ -25,5 +27,6 @@ labelled!(
     ReviewState,
     Level,
     RectificationState,
-    ViolationKind
+    ViolationKind,
+    WritKind
 );

@@ -122,6 +122,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(api::follow_up).layer(action()),
         )
         .route("/api/v1/rectifications", get(api::rectifications))
+        .route("/api/v1/documents", get(api::documents))
         .route("/api/v1/bulletins", get(bulletin_api::json))
         .route("/api/v1/bulletins.xlsx", get(bulletin_api::xlsx))
         .route("/api/v1/bulletins.csv", get(bulletin_api::csv))

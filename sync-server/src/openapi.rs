@@ -35,6 +35,7 @@ use crate::{api, blobs, bulletin_api};
         api::close_rectification,
         api::follow_up,
         api::rectifications,
+        api::documents,
         bulletin_api::json,
         bulletin_api::xlsx,
         bulletin_api::csv,

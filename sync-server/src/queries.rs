@@ -468,3 +468,94 @@ pub fn board(
     });
     Ok(board)
 }
+
+/// Filters of the register of enforcement documents; empty values mean "any".
+#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
+#[serde(default)]
+#[into_params(parameter_in = Query)]
+pub struct RegisterFilter {
+    /// The kind's code (`rectification_order` …).
+    pub kind: String,
+    /// The year the documents were sealed (`2026`).
+    pub year: String,
+    /// Owning district code.
+    #[param(value_type = schemas::DistrictCode)]
+    pub district: String,
+}
+
+/// One enforcement document in the register.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RegisterRow {
+    /// Case id.
+    #[schema(format = Uuid)]
+    pub case_id: String,
+    /// Document id.
+    #[schema(format = Uuid)]
+    pub writ_id: String,
+    /// The kind's code.
+    pub kind: String,
+    /// The kind's name (责令限期整改指令书 …).
+    pub title: String,
+    /// `draft`, `sealed`, `issued` or `voided`.
+    pub state: String,
+    /// The number, once sealed.
+    pub number: Option<String>,
+    /// Whether the number is provisional.
+    pub provisional: bool,
+    /// The department of who drew it up.
+    pub department: String,
+    /// Owning district of its case.
+    #[schema(value_type = schemas::DistrictCode)]
+    pub district: String,
+    /// When it was sealed (RFC 3339).
+    pub sealed_at: Option<String>,
+    /// When it was issued (RFC 3339).
+    pub issued_at: Option<String>,
+    /// Why it was voided, if it was: its number stays on record.
+    pub voided: Option<String>,
+}
+
+/// Every numbered enforcement document in `scope`, issued or voided or awaiting
+/// signatures, by when it was sealed.
+pub fn register(
+    conn: &Connection,
+    scope: Scope<'_>,
+    filter: &RegisterFilter,
+) -> AppResult<Vec<RegisterRow>> {
+    let mut w = Conditions::default();
+    w.scope(scope);
+    w.push("wr.number IS NOT NULL", vec![]);
+    if let Some(kind) = some(&filter.kind) {
+        w.push("wr.kind = ?", vec![Box::new(kind)]);
+    }
+    if let Some(year) = some(&filter.year) {
+        w.push("substr(wr.sealed_at, 1, 4) = ?", vec![Box::new(year)]);
+    }
+    if let Some(d) = some(&filter.district) {
+        w.push("c.district = ?", vec![Box::new(d)]);
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT wr.case_id, wr.writ_id, wr.kind, wr.state, wr.number, wr.provisional, wr.department,
+                c.district, wr.sealed_at, wr.issued_at, wr.voided
+         FROM writs wr JOIN cases c ON c.case_id = wr.case_id {} ORDER BY wr.sealed_at, wr.number",
+        w.sql()
+    ))?;
+    let rows = stmt.query_map(params_from_iter(w.params()), |r| {
+        let kind: String = r.get(2)?;
+        Ok(RegisterRow {
+            case_id: r.get(0)?,
+            writ_id: r.get(1)?,
+            title: crate::labels::label_of::<anjian_core::WritKind>(&kind),
+            kind,
+            state: r.get(3)?,
+            number: r.get(4)?,
+            provisional: r.get(5)?,
+            department: r.get(6)?,
+            district: r.get(7)?,
+            sealed_at: r.get(8)?,
+            issued_at: r.get(9)?,
+            voided: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

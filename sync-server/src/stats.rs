@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anjian_core::{
-    CaseType, HazardAction, Industry, Level, RectificationState, ViolationKind, district_label,
-    district_name,
+    CaseType, HazardAction, Industry, Level, RectificationState, ViolationKind, WritKind,
+    district_label, district_name,
 };
 use chrono::{Datelike, Days, NaiveDate};
 use rusqlite::{Connection, params_from_iter};
@@ -131,6 +131,9 @@ pub struct Bulletin {
     pub totals: Totals,
     /// What the hazards' closed loop did in the period, by the day of each step.
     pub hazard_loop: LoopCounts,
+    /// Enforcement documents (执法文书) issued in the period, by kind (every kind, zeros
+    /// included), by the day they were issued.
+    pub writs_by_kind: Vec<CountRow>,
     /// Cases and findings by owning district.
     pub by_district: Vec<GroupRow>,
     /// Cases and findings by the enterprise's industry.
@@ -484,8 +487,10 @@ pub fn bulletin(
 
     let (top_enterprises, top_major_enterprises) = top_enterprises(&cases);
     let hazard_loop = hazard_loop(conn, scope, period)?;
+    let writs_by_kind = writs_issued(conn, scope, period)?;
     Ok(Bulletin {
         hazard_loop,
+        writs_by_kind,
         period,
         granularity: if period.weekly() { "week" } else { "day" },
         computed_on: today,
@@ -500,6 +505,36 @@ pub fn bulletin(
         violations_by_post,
         violations_by_kind,
     })
+}
+
+/// The enforcement documents in `scope` issued in `period`, by kind.
+fn writs_issued(conn: &Connection, scope: Scope<'_>, period: Period) -> AppResult<Vec<CountRow>> {
+    let mut w = Conditions::default();
+    // `issued_at` is RFC 3339 with the issuing device's offset: its first ten characters
+    // are the local day.
+    w.push(
+        "substr(wr.issued_at, 1, 10) BETWEEN ? AND ?",
+        vec![
+            Box::new(period.from.to_string()),
+            Box::new(period.to.to_string()),
+        ],
+    );
+    w.scope(scope);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT wr.kind, count(*) FROM writs wr JOIN cases c ON c.case_id = wr.case_id {} GROUP BY wr.kind",
+        w.sql()
+    ))?;
+    let mut counts: BTreeMap<String, i64> = stmt
+        .query_map(params_from_iter(w.params()), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(WritKind::ALL
+        .iter()
+        .map(|k| CountRow {
+            code: k.code().to_owned(),
+            label: k.label().to_owned(),
+            count: counts.remove(k.code()).unwrap_or(0),
+        })
+        .collect())
 }
 
 /// The closed loop of the hazards in `scope` over `period`, from the dated steps.

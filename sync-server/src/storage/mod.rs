@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/005_device_keys.sql"),
     include_str!("../../migrations/006_certificates.sql"),
     include_str!("../../migrations/007_follow_up.sql"),
+    include_str!("../../migrations/008_writs.sql"),
 ];
 /// Fold a document's chunks into a new snapshot after this many.
 const COMPACT_AFTER_CHUNKS: i64 = 64;

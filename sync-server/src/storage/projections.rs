@@ -44,7 +44,13 @@ pub(super) fn write_projections(
     received: bool,
 ) -> AppResult<()> {
     let case = &projection.case;
-    for table in ["visibility", "case_team", "findings", "hazard_steps"] {
+    for table in [
+        "visibility",
+        "case_team",
+        "findings",
+        "hazard_steps",
+        "writs",
+    ] {
         tx.execute(&format!("DELETE FROM {table} WHERE case_id = ?1"), [key])?;
     }
     if projection.all_blob_refs {
@@ -102,6 +108,31 @@ pub(super) fn write_projections(
         tx.execute(
             "INSERT OR IGNORE INTO blob_refs (case_id, sha256) VALUES (?1, ?2)",
             params![key, sha256],
+        )?;
+    }
+    for w in &case.writs {
+        let department = case
+            .team
+            .iter()
+            .find(|m| m.user_id == w.created_by)
+            .map_or("", |m| m.department.as_str());
+        tx.execute(
+            "INSERT INTO writs (case_id, writ_id, kind, state, number, provisional, department,
+                                created_by, sealed_at, issued_at, voided)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                key,
+                w.id.to_string(),
+                w.kind.code(),
+                w.state().code(),
+                w.seal.as_ref().map(|s| s.number.as_str()),
+                w.seal.as_ref().is_some_and(|s| s.provisional),
+                department,
+                w.created_by,
+                w.seal.as_ref().map(|s| s.at.to_rfc3339()),
+                w.issued.as_ref().map(|i| i.at.to_rfc3339()),
+                w.voided.as_ref().map(|v| v.reason.as_str()),
+            ],
         )?;
     }
     for f in &case.findings {

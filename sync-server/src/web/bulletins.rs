@@ -43,6 +43,19 @@ fn loop_section(l: &LoopCounts) -> Markup {
     }
 }
 
+/// Enforcement documents issued in the period, by kind.
+fn writs_section(rows: &[crate::stats::CountRow]) -> Markup {
+    html! {
+        section.totals #writs-issued {
+            h2 { "执法文书签发情况" }
+            table.counts {
+                thead { tr { th { "文书" } th { "签发数" } } }
+                tbody { @for r in rows { tr { td { (r.label) } td { (r.count) } } } }
+            }
+        }
+    }
+}
+
 fn body(b: &Bulletin) -> Markup {
     let t = &b.totals;
     let q = b.period.query();
@@ -77,6 +90,7 @@ fn body(b: &Bulletin) -> Markup {
             }
         }
         (loop_section(&b.hazard_loop))
+        (writs_section(&b.writs_by_kind))
         (group_section("by-district", "分区域（按辖区）", "辖区", &b.by_district))
         (group_section("by-industry", "分行业", "行业", &b.by_industry))
         (group_section("by-type", "分类型（按检查类型）", "检查类型", &b.by_case_type))

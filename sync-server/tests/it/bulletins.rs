@@ -630,6 +630,13 @@ fn expected(b: &Value) -> Vec<(&'static str, &'static str, Vec<Vec<String>>)> {
             text(&b["hazard_loop"][key]),
         ]);
     }
+    for r in b["writs_by_kind"].as_array().expect("rows") {
+        summary.push(vec![
+            format!("writ.{}", text(&r["code"])),
+            format!("签发{}", text(&r["label"])),
+            text(&r["count"]),
+        ]);
+    }
     for (prefix, key) in [
         ("level", "findings_by_level"),
         ("violation", "violations_by_kind"),
@@ -1020,4 +1027,117 @@ async fn steps_dated_by_clocks_far_off_are_counted_on_their_days_and_break_nothi
         let response = get(&app, &uri, &page).await;
         assert_eq!(response.status(), StatusCode::OK, "{uri}");
     }
+}
+
+#[tokio::test]
+async fn issued_documents_are_in_the_register_and_counted_by_the_day_they_were_issued() {
+    use anjian_core::{SignatureInput, SignerRole, TeamMember, WritKind};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = server(dir.path());
+    let mut insp = device(dir.path(), "insp_a", A);
+    at(&mut insp, "2026-10-09T10:00:00+08:00");
+    let case = insp
+        .open_case(&NewCase {
+            team: vec![TeamMember {
+                user_id: "insp_a2".into(),
+                name: "李娜".into(),
+                department: "消防".into(),
+                district: district(A),
+            }],
+            ..anjian_core::sample::new_case(&enterprise(
+                1,
+                "滨江化工有限公司",
+                A,
+                Industry::HazardousChemicals,
+            ))
+        })
+        .expect("case");
+    let image = insp
+        .ingest_photo(&anjian_core::sample::jpeg(40, 20))
+        .expect("image")
+        .sha256;
+    let mut numbers = Vec::new();
+    for (kind, issue) in [
+        (WritKind::InspectionRecord, true),
+        (WritKind::RectificationOrder, true),
+        (WritKind::RectificationOrder, false),
+    ] {
+        let writ = insp.create_writ(case, kind, None).expect("drawn up");
+        numbers.push(insp.seal_writ(case, writ).expect("sealed").number);
+        if issue {
+            for (user, cert) in [("insp_a", "31010000001"), ("insp_a2", "31010000002")] {
+                let signature = SignatureInput {
+                    role: SignerRole::Inspector,
+                    user: user.into(),
+                    name: user.into(),
+                    certificate_no: cert.into(),
+                    image: image.clone(),
+                };
+                insp.sign_writ(case, writ, &signature).expect("signed");
+            }
+            insp.refuse_writ(case, writ, "拒绝签字", "见证人 王某", None)
+                .expect("refused");
+            insp.issue_writ(case, writ).expect("issued");
+        } else {
+            insp.void_writ(case, writ, "编号错用").expect("voided");
+        }
+    }
+    upload(&state, &mut insp, case);
+
+    let sup_a = token(&app, "sup_a", "00000000000000000000000000000a05").await;
+    let response = get(&app, "/api/v1/documents?year=2026", &sup_a).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let register: Value = serde_json::from_slice(&bytes(response).await).expect("json");
+    let rows = register["documents"].as_array().expect("rows");
+    let mut listed: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (text(&r["number"]), text(&r["state"])))
+        .collect();
+    listed.sort();
+    let mut wanted = vec![
+        (numbers[0].clone(), "issued".to_owned()),
+        (numbers[1].clone(), "issued".to_owned()),
+        (numbers[2].clone(), "voided".to_owned()),
+    ];
+    wanted.sort();
+    assert_eq!(listed, wanted, "a voided number stays on record");
+    let response = get(&app, "/api/v1/documents?year=2025", &sup_a).await;
+    let none: Value = serde_json::from_slice(&bytes(response).await).expect("json");
+    assert_eq!(none["documents"], json!([]));
+    let sup_b = token(&app, "sup_b", "00000000000000000000000000000b05").await;
+    let response = get(&app, "/api/v1/documents", &sup_b).await;
+    let theirs: Value = serde_json::from_slice(&bytes(response).await).expect("json");
+    assert_eq!(
+        theirs["documents"],
+        json!([]),
+        "another district's register is not B's"
+    );
+    let insp_token = token(&app, "insp_a", "00000000000000000000000000000a06").await;
+    let response = get(&app, "/api/v1/documents", &insp_token).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    let october = bulletin(&app, OCTOBER, &sup_a).await;
+    let issued: Vec<(String, i64)> = october["writs_by_kind"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (text(&r["code"]), r["count"].as_i64().expect("a count")))
+        .collect();
+    assert_eq!(
+        issued,
+        [
+            ("inspection_record".to_owned(), 1),
+            ("rectification_order".to_owned(), 1),
+            ("onsite_decision".to_owned(), 0),
+            ("reinspection_opinion".to_owned(), 0),
+        ]
+    );
+    let september = bulletin(&app, "from=2026-09-01&to=2026-09-30", &sup_a).await;
+    assert!(
+        september["writs_by_kind"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .all(|r| r["count"] == 0)
+    );
 }
