@@ -2,7 +2,7 @@
 //! exports.
 
 use anjian_core::{
-    CaseType, Industry, Level, RectificationState, ReviewState, ViolationKind, WritKind,
+    CaseType, Industry, Level, RectificationState, ReviewState, ViolationKind, WritKind, WritState,
 };
 
 /// A code's Chinese label, or the code itself when unknown.
@@ -28,5 +28,6 @@ labelled!(
     Level,
     RectificationState,
     ViolationKind,
-    WritKind
+    WritKind,
+    WritState
 );

@@ -5,6 +5,7 @@
 pub mod bulletins;
 pub mod cases;
 pub mod charts;
+pub mod documents;
 pub mod follow_up;
 pub mod rectifications;
 pub mod session;
@@ -42,6 +43,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/cases/{id}/photos/{sha256}", get(cases::photo))
         .route("/rectifications", get(rectifications::board))
         .route("/bulletins", get(bulletins::show))
+        .route("/documents", get(documents::register))
         .route("/static/app.css", get(stylesheet))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -101,6 +103,7 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
                             @if viewer.user.role != Role::Inspector {
                                 a href="/rectifications" { "隐患整改" }
                                 a href="/bulletins" { "执法通报" }
+                                a href="/documents" { "文书台账" }
                             }
                         }
                         div.who {

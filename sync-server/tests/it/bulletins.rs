@@ -1132,6 +1132,13 @@ async fn issued_documents_are_in_the_register_and_counted_by_the_day_they_were_i
             ("reinspection_opinion".to_owned(), 0),
         ]
     );
+    let page = session(&app, "sup_a").await;
+    let html = String::from_utf8(bytes(get(&app, "/documents?year=2026", &page).await).await)
+        .expect("utf-8");
+    assert!(
+        html.contains(&numbers[2]) && html.contains("作废：编号错用") && html.contains("临时编号"),
+        "{html}"
+    );
     let september = bulletin(&app, "from=2026-09-01&to=2026-09-30", &sup_a).await;
     assert!(
         september["writs_by_kind"]
