@@ -619,15 +619,8 @@ pub(crate) fn order_rectification(
             "the rectification of finding {id} is closed (已销号); record a new finding instead"
         )));
     }
-    let deadline = order.deadline.to_string();
-    if state != RectificationState::None && string(doc, &rect, "deadline") != Some(deadline.clone())
-    {
-        return Err(Error::NotAllowed(format!(
-            "整改期限已下达，变更期限请办理延期 (the deadline of finding {id} was ordered; it moves only by an extension)"
-        )));
-    }
     doc.put(&rect, "measures", order.measures.as_str())?;
-    doc.put(&rect, "deadline", deadline)?;
+    doc.put(&rect, "deadline", order.deadline.to_string())?;
     doc.put(&rect, "responsible", order.responsible.as_str())?;
     if state == RectificationState::None {
         doc.put(&rect, "state", RectificationState::Ordered.code())?;
