@@ -5,11 +5,11 @@
 use automerge::AutoCommit;
 use chrono::{DateTime, FixedOffset};
 
-use crate::codes::{CaseId, DistrictCode, FindingId};
+use crate::codes::{CaseId, DistrictCode, FindingId, WritId};
 use crate::codes::{RectificationState, ReviewAction, ReviewState};
 use crate::document;
 use crate::error::Result;
-use crate::model::{Case, Conflict, HazardStep, HistoryEntry, Resolution};
+use crate::model::{Case, Conflict, HazardStep, HistoryEntry, Numbering, Resolution};
 
 /// The case id a document holds, if it is a case this build can read.
 pub fn case_id(doc: &AutoCommit) -> Result<CaseId> {
@@ -90,6 +90,15 @@ pub fn follow_up(
     let action = format!("follow_up:{}", step.action().code());
     change(doc, by, &action, at, |doc| {
         document::follow_up(doc, finding, step, by, at)
+    })
+}
+
+/// Gives the document `writ`, sealed with a provisional number, its number from a block
+/// the server allocated itself (`numbering`), as one change in the name of who sealed it.
+pub fn number_writ(doc: &mut AutoCommit, writ: WritId, numbering: &Numbering) -> Result<()> {
+    let at = numbering.at;
+    change(doc, &numbering.by, "writ:number", at, |doc| {
+        document::number_writ(doc, writ, numbering)
     })
 }
 

@@ -107,6 +107,7 @@ impl Certificate {
             role: self.fields.role,
             district: self.fields.district.clone(),
             department: self.fields.department.clone(),
+            key: Some(self.fields.key.id()),
         }
     }
 

@@ -15,6 +15,7 @@ mod document;
 mod error;
 pub mod injected;
 mod model;
+pub mod numbering;
 mod paths;
 pub mod pdf;
 pub mod photo;

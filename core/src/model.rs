@@ -790,9 +790,26 @@ pub struct Writ {
     pub issued: Option<Stamp>,
     /// Why, by whom and when it was voided (作废).
     pub voided: Option<Voiding>,
+    /// The number the server gave it in place of a provisional one.
+    pub numbered: Option<Numbering>,
 }
 
 impl Writ {
+    /// Its number in force: the one the server gave in place of a provisional one, or
+    /// the seal's (`None` for a draft).
+    pub fn number(&self) -> Option<&str> {
+        match (&self.numbered, &self.seal) {
+            (Some(numbered), _) => Some(&numbered.number),
+            (None, Some(seal)) => Some(&seal.number),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether its number in force is provisional.
+    pub fn provisional(&self) -> bool {
+        self.numbered.is_none() && self.seal.as_ref().is_some_and(|s| s.provisional)
+    }
+
     /// Where it stands.
     pub fn state(&self) -> WritState {
         if self.voided.is_some() {
@@ -838,6 +855,9 @@ pub struct WritSeal {
     pub provisional: bool,
     /// SHA-256 (hex) of the canonical content: case, kind, number and fields.
     pub sha256: String,
+    /// The server-signed block the number comes from (`numbering::SignedBlock`, as text);
+    /// `None` for a provisional number.
+    pub block: Option<String>,
     /// Who sealed it.
     pub by: String,
     /// When.
@@ -889,7 +909,20 @@ pub struct Stamp {
     pub at: DateTime<FixedOffset>,
 }
 
-/// A document voided (作废).
+/// The number the server gave a document sealed with a provisional one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbering {
+    /// The number.
+    pub number: String,
+    /// The server-signed block it comes from (`numbering::SignedBlock`, as text).
+    pub block: String,
+    /// In whose name the server wrote it (who sealed the document).
+    pub by: String,
+    /// When (server time).
+    pub at: DateTime<FixedOffset>,
+}
+
+/// A document voided (作废): why, by whom and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Voiding {
     /// Why.

@@ -243,14 +243,19 @@ pub fn render(
     };
     layout.paragraph(writ.kind.label(), 22.0, true, 0.5);
     layout.room(BODY * 0.6);
-    match &writ.seal {
-        Some(seal) => {
+    match (&writ.seal, &writ.numbered) {
+        (Some(_), Some(numbered)) => {
+            layout.paragraph(&numbered.number, BODY, false, 1.0);
+            let was = writ.seal.as_ref().map_or("", |s| s.number.as_str());
+            layout.paragraph(&format!("（原临时编号 {was}）"), 9.0, false, 1.0);
+        }
+        (Some(seal), None) => {
             layout.paragraph(&seal.number, BODY, false, 1.0);
             if seal.provisional {
                 layout.paragraph("（临时编号，以监管平台编号为准）", 9.0, false, 1.0);
             }
         }
-        None => layout.paragraph("（草稿，未编号）", BODY, false, 1.0),
+        (None, _) => layout.paragraph("（草稿，未编号）", BODY, false, 1.0),
     }
     layout.room(BODY * 0.6);
     for (key, label) in crate::writs::fields(writ.kind) {

@@ -60,6 +60,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/008_certificates.sql"),
         rebuild_projections: false,
     },
+    Migration {
+        name: "009_number_blocks",
+        sql: include_str!("../migrations/009_number_blocks.sql"),
+        rebuild_projections: false,
+    },
 ];
 
 /// The store version this build writes.

@@ -1611,6 +1611,8 @@ pub struct SyncResult {
     pub blob_bytes_sent: u64,
     /// Thumbnails downloaded.
     pub thumbnails_downloaded: u64,
+    /// Blocks of document numbers the server newly allocated this device.
+    pub number_blocks: u64,
 }
 
 fn cases_with_reasons(cases: Vec<(core::CaseId, String)>) -> Vec<RefusedCase> {
@@ -1643,6 +1645,7 @@ impl SyncResult {
             blobs_uploaded: count(report.blobs_uploaded),
             blob_bytes_sent: report.blob_bytes_sent,
             thumbnails_downloaded: count(report.thumbnails_downloaded),
+            number_blocks: count(report.number_blocks),
         }
     }
 }

@@ -11,7 +11,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{self, AuthUser, ClientAddr};
+use crate::auth::{self, AuthDevice, AuthUser, ClientAddr};
 use crate::case_view::CaseView;
 use crate::error::{AppError, AppResult, ErrorBody, JsonBodyRefused, SignedOut};
 use crate::extract::{Json, Path, Query};
@@ -354,6 +354,75 @@ pub async fn proofs(
             })
             .collect(),
     }))
+}
+
+/// `POST /api/v1/number-blocks` body.
+#[derive(Deserialize, ToSchema)]
+pub struct NumberBlocksRequest {
+    /// The key id (hex, 8 bytes) of the device key the numbers are bound to: one the
+    /// device registered at sign-in.
+    #[schema(pattern = "^[0-9a-f]{16}$")]
+    key: String,
+    /// The kinds of document to allocate a block for, each once:
+    /// `inspection_record`, `rectification_order`, `onsite_decision`,
+    /// `reinspection_opinion`.
+    #[schema(max_items = 4)]
+    kinds: Vec<String>,
+}
+
+/// Blocks of document numbers for a device.
+#[derive(Serialize, ToSchema)]
+pub struct NumberBlocks {
+    /// One block per kind asked for: the lines of `anjian-numbers/1` (format, prefix,
+    /// kind, year, first, last, actor, key id, issued at, issuer) and the server's
+    /// signature in hex, joined by newlines (docs/protocol.md).
+    blocks: Vec<String>,
+}
+
+/// Blocks of document numbers
+///
+/// Allocates the signed-in device, for one of its registered keys, a block of numbers
+/// for this year per kind of enforcement document asked for, in its department's format
+/// (（沪黄）应急责改〔2026〕0012号). The device issues from them offline; every seal carries
+/// its block, and the server and teammates' phones check the number against it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/number-blocks",
+    tag = "sync",
+    request_body = NumberBlocksRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The blocks allocated, signed", body = NumberBlocks),
+        (status = 400, description = "The key id is not hex of 8 bytes, or a kind is asked for twice", body = ErrorBody),
+        SignedOut,
+        (status = 403, description = "The key is not one this device registered", body = ErrorBody),
+        (status = 409, description = "The key holds the most blocks of a kind a year allows", body = ErrorBody),
+        JsonBodyRefused,
+    ),
+)]
+pub async fn number_blocks(
+    State(app): State<Arc<AppState>>,
+    AuthDevice(session): AuthDevice,
+    Json(body): Json<NumberBlocksRequest>,
+) -> AppResult<Json<NumberBlocks>> {
+    let key: anjian_core::signing::KeyId = hex::decode(&body.key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| AppError::BadRequest("key: the hex of an 8-byte key id".into()))?;
+    let mut kinds: Vec<anjian_core::WritKind> = Vec::new();
+    for code in &body.kinds {
+        let kind = code
+            .parse()
+            .map_err(|e: anjian_core::Error| AppError::BadRequest(format!("kinds: {e}")))?;
+        if kinds.contains(&kind) {
+            return Err(AppError::BadRequest("kinds: each kind once".into()));
+        }
+        kinds.push(kind);
+    }
+    let blocks =
+        app.storage
+            .allocate_number_blocks(&session.user, &session.actor_id, &key, &kinds)?;
+    Ok(Json(NumberBlocks { blocks }))
 }
 
 /// `POST /api/v1/cases/{id}/review` body.

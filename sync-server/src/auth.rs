@@ -16,7 +16,7 @@ use crate::error::{AppError, AppResult};
 use crate::signin::{Admission, Outcome};
 use crate::state::AppState;
 use crate::storage::{Storage, user_row};
-use crate::users::{User, token_hash};
+use crate::users::{TokenSession, User, token_hash};
 
 /// The signed-in user of a request (bearer token in `Authorization`, or `?token=`).
 pub struct AuthUser(pub User);
@@ -54,6 +54,26 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
             }
         }
         Ok(AuthUser(viewer.user))
+    }
+}
+
+/// The signed-in device of a request: a bearer token only (a browser session belongs to
+/// no device).
+pub struct AuthDevice(pub TokenSession);
+
+impl FromRequestParts<Arc<AppState>> for AuthDevice {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> AppResult<AuthDevice> {
+        let token = token_from(parts).ok_or_else(|| {
+            AppError::Unauthorized("sign in on a device first: no bearer token".into())
+        })?;
+        app.storage
+            .token_session(&token_hash(&token))?
+            .map(AuthDevice)
+            .ok_or_else(|| {
+                AppError::Unauthorized("invalid, expired or revoked token; sign in again".into())
+            })
     }
 }
 

@@ -166,6 +166,8 @@ pub struct WritView {
     pub number: Option<String>,
     /// Whether the number is provisional.
     pub provisional: bool,
+    /// The provisional number it was sealed with, once the server gave it its number.
+    pub provisional_number: Option<String>,
     /// SHA-256 of the sealed content.
     pub sha256: Option<String>,
     /// Its content by field key.
@@ -189,8 +191,13 @@ impl From<&anjian_core::Writ> for WritView {
             kind: w.kind.code(),
             title: w.kind.label(),
             state: w.state().code(),
-            number: w.seal.as_ref().map(|s| s.number.clone()),
-            provisional: w.seal.as_ref().is_some_and(|s| s.provisional),
+            number: w.number().map(str::to_owned),
+            provisional: w.provisional(),
+            provisional_number: w
+                .numbered
+                .as_ref()
+                .and(w.seal.as_ref())
+                .map(|s| s.number.clone()),
             sha256: w.seal.as_ref().map(|s| s.sha256.clone()),
             fields: w.fields.clone(),
             created_by: w.created_by.clone(),

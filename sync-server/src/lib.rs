@@ -102,6 +102,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/cases/{id}", get(api::case))
         .route("/api/v1/proofs", post(api::proofs).layer(action()))
         .route(
+            "/api/v1/number-blocks",
+            post(api::number_blocks).layer(action()),
+        )
+        .route(
             "/api/v1/cases/{id}/review",
             post(api::review_case).layer(action()),
         )

@@ -29,6 +29,7 @@ use crate::{api, blobs, bulletin_api};
         api::cases,
         api::case,
         api::proofs,
+        api::number_blocks,
         api::review_case,
         api::resolve_conflict,
         api::share_case,

@@ -15,6 +15,7 @@ pub fn author(user: &User) -> Author {
         role: user.role,
         district: user.district.clone(),
         department: user.department.clone(),
+        key: None,
     }
 }
 

@@ -18,6 +18,11 @@ pub fn china() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
 }
 
+/// Now in China.
+pub fn china_now() -> chrono::DateTime<FixedOffset> {
+    Utc::now().with_timezone(&china())
+}
+
 /// Today in China: deadlines are calendar days in China, whatever the server's zone.
 pub fn today() -> NaiveDate {
     Utc::now().with_timezone(&china()).date_naive()
@@ -500,8 +505,12 @@ pub struct RegisterRow {
     pub state: String,
     /// The number, once sealed.
     pub number: Option<String>,
-    /// Whether the number is provisional.
+    /// Whether the number is provisional (issued offline with no number left on the
+    /// device; the server gives the real one when the document reaches it).
     pub provisional: bool,
+    /// The provisional number it was issued with, once the server gave it its number
+    /// (the printed copy the enterprise holds bears this one).
+    pub provisional_number: Option<String>,
     /// The department of who drew it up.
     pub department: String,
     /// Owning district of its case.
@@ -536,7 +545,7 @@ pub fn register(
     }
     let mut stmt = conn.prepare(&format!(
         "SELECT wr.case_id, wr.writ_id, wr.kind, wr.state, wr.number, wr.provisional, wr.department,
-                c.district, wr.sealed_at, wr.issued_at, wr.voided
+                c.district, wr.sealed_at, wr.issued_at, wr.voided, wr.provisional_number
          FROM writs wr JOIN cases c ON c.case_id = wr.case_id {} ORDER BY wr.sealed_at, wr.number",
         w.sql()
     ))?;
@@ -555,6 +564,7 @@ pub fn register(
             sealed_at: r.get(8)?,
             issued_at: r.get(9)?,
             voided: r.get(10)?,
+            provisional_number: r.get(11)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -14,8 +14,8 @@ pub(crate) use photos::{
     attach as attach_photo, blob_refs, detach as detach_photo, list_of as photo_list,
 };
 pub(crate) use writs::{
-    create as create_writ, edit as edit_writ, issue as issue_writ, refuse as refuse_writ,
-    seal as seal_writ, sign as sign_writ, void as void_writ,
+    create as create_writ, edit as edit_writ, issue as issue_writ, number as number_writ,
+    refuse as refuse_writ, seal as seal_writ, sign as sign_writ, void as void_writ,
 };
 
 use automerge::transaction::{CommitOptions, Transactable};

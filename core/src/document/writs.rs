@@ -13,7 +13,7 @@ use super::{map, parse_field, parse_time, put_judgement, string};
 use crate::codes::{CaseId, WritId, WritKind};
 use crate::error::{Error, Result};
 use crate::model::{
-    SignatureInput, SignatureRefusal, Stamp, Voiding, Writ, WritSeal, WritSignature,
+    Numbering, SignatureInput, SignatureRefusal, Stamp, Voiding, Writ, WritSeal, WritSignature,
 };
 
 /// The root key of the enforcement documents.
@@ -63,7 +63,7 @@ pub(crate) fn seal(
     case: CaseId,
     id: WritId,
     number: &str,
-    provisional: bool,
+    block: Option<&str>,
     by: &str,
     at: DateTime<FixedOffset>,
 ) -> Result<String> {
@@ -72,11 +72,26 @@ pub(crate) fn seal(
     let obj = writ_obj(doc, id)?;
     let seal = doc.put_object(&obj, "seal", ObjType::Map)?;
     doc.put(&seal, "number", number)?;
-    doc.put(&seal, "provisional", i64::from(provisional))?;
+    doc.put(&seal, "provisional", i64::from(block.is_none()))?;
+    if let Some(block) = block {
+        doc.put(&seal, "block", block)?;
+    }
     doc.put(&seal, "sha256", sha256.as_str())?;
     doc.put(&seal, "by", by)?;
     doc.put(&seal, "at", at.to_rfc3339())?;
     Ok(sha256)
+}
+
+/// Gives a document sealed with a provisional number its number (the server does, in the
+/// name of who sealed it).
+pub(crate) fn number(doc: &mut AutoCommit, id: WritId, numbering: &Numbering) -> Result<()> {
+    let obj = writ_obj(doc, id)?;
+    let entry = doc.put_object(&obj, "numbered", ObjType::Map)?;
+    doc.put(&entry, "number", numbering.number.as_str())?;
+    doc.put(&entry, "block", numbering.block.as_str())?;
+    doc.put(&entry, "by", numbering.by.as_str())?;
+    doc.put(&entry, "at", numbering.at.to_rfc3339())?;
+    Ok(())
 }
 
 /// Appends a signature on the sealed content.
@@ -222,6 +237,7 @@ fn read(doc: &AutoCommit, id: WritId, obj: &ObjId) -> Result<Writ> {
                 number: text(&seal, "number"),
                 provisional,
                 sha256: text(&seal, "sha256"),
+                block: string(doc, &seal, "block"),
                 by: stamp.by,
                 at: stamp.at,
             })
@@ -282,5 +298,17 @@ fn read(doc: &AutoCommit, id: WritId, obj: &ObjId) -> Result<Writ> {
         refusal,
         issued: child("issued").map(|i| stamp(&i)).transpose()?,
         voided,
+        numbered: match child("numbered") {
+            Some(entry) => {
+                let stamp = stamp(&entry)?;
+                Some(Numbering {
+                    number: text(&entry, "number"),
+                    block: text(&entry, "block"),
+                    by: stamp.by,
+                    at: stamp.at,
+                })
+            }
+            None => None,
+        },
     })
 }

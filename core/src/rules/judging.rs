@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use automerge::{AutoCommit, Change, ChangeHash};
 
-use super::{Author, CaseState, Ops, Refusal, Rule, apply, judge};
+use super::{Author, CaseState, Ops, Refusal, Rule, Trust, apply, judge};
 use crate::signing::{ChangeSignature, PublicKey};
 use crate::sync::intake;
 
@@ -78,13 +78,14 @@ pub fn author_of(
                 ),
             ));
         }
-        let Some(author) = holder.author else {
+        let Some(mut author) = holder.author else {
             return Err(Refusal::new(
                 Rule::Signature,
                 "签名设备的账号已停用，其修改未被接受 (the signer's account is disabled)",
             ));
         };
         super::note_names_author(&note_by, &author)?;
+        author.key = Some(signature.key);
         return Ok((author, true));
     }
     match verifier.own_device(&actor)? {
@@ -164,6 +165,7 @@ pub fn judge_changes<S: Authored>(
     fresh: Vec<Change>,
     authors: Vec<Result<S, Refusal>>,
     limits: &intake::Limits,
+    trust: &Trust,
 ) -> Judged<S> {
     let mut judging = Judging {
         doc: doc.clone(),
@@ -174,12 +176,13 @@ pub fn judge_changes<S: Authored>(
         blob_refs: BTreeSet::new(),
         touched_conflict: false,
         limits,
+        trust,
     };
     let mut run: Vec<(Change, S)> = Vec::new();
     for (change, author) in fresh.into_iter().zip(authors) {
         let continues = matches!(
             (&author, run.first()),
-            (Ok(signed), Some((_, first))) if signed.author().user_id == first.author().user_id
+            (Ok(signed), Some((_, first))) if signed.author() == first.author()
         );
         if !continues && !run.is_empty() {
             judging.run(std::mem::take(&mut run));
@@ -215,6 +218,7 @@ struct Judging<'a, S> {
     blob_refs: BTreeSet<String>,
     touched_conflict: bool,
     limits: &'a intake::Limits,
+    trust: &'a Trust,
 }
 
 impl<S: Authored> Judging<'_, S> {
@@ -257,7 +261,7 @@ impl<S: Authored> Judging<'_, S> {
             None => CaseState::of_stored(&trial),
         }
         .map_err(not_a_case)?;
-        judge(author, self.case.as_ref(), &after, &ops)?;
+        judge(author, self.case.as_ref(), &after, &ops, self.trust)?;
         self.touched_conflict |= ops.touch_a_conflict(&trial);
         self.blob_refs.extend(ops.blob_refs());
         self.doc = trial;

@@ -39,6 +39,7 @@ use crate::codes::{
 use crate::error::{Error, Result};
 use crate::model::{Case, Finding, Identity};
 use crate::paths::{Leaf, Seg};
+use crate::signing::{KeyId, PublicKey};
 
 coded_enum!(
     /// Which rule refused a change (carried with every refusal, on the wire and in API
@@ -126,6 +127,18 @@ pub struct Author {
     pub district: DistrictCode,
     /// The account's department.
     pub department: String,
+    /// The key that signed the change judged, when its signature verified (a seal's
+    /// number must come from a block allocated to that key).
+    pub key: Option<KeyId>,
+}
+
+/// What the judge trusts besides the change itself: the server keys that allocate
+/// document numbers (`numbering`): the server's own, or on a phone the keys of the
+/// servers it signed in to.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// The server keys.
+    pub servers: Vec<PublicKey>,
 }
 
 impl From<&Identity> for Author {
@@ -135,6 +148,7 @@ impl From<&Identity> for Author {
             role: identity.role,
             district: identity.district.clone(),
             department: identity.department.clone(),
+            key: None,
         }
     }
 }
@@ -300,6 +314,7 @@ pub fn judge(
     before: Option<&CaseState>,
     after: &CaseState,
     ops: &Ops,
+    trust: &Trust,
 ) -> Result<(), Refusal> {
     for op in ops.iter() {
         if let (Some(value), false) = (&op.value, op.superseded) {
@@ -324,7 +339,7 @@ pub fn judge(
     attribution(author, ops)?;
     review_state(before, after, &actions)?;
     rectifications(author, before, after, ops)?;
-    writs::judge(author, before, after, ops)
+    writs::judge(author, before, after, ops, trust)
 }
 
 /// Whether a change's recorded author (its note's `by`, empty for clients that record

@@ -154,7 +154,7 @@ pub(super) fn is_attribution(path: &[Seg]) -> bool {
             | [
                 Some("writs"),
                 _,
-                Some("seal" | "refusal" | "issued" | "voided"),
+                Some("seal" | "refusal" | "issued" | "voided" | "numbered"),
                 Some("by")
             ]
             | [Some("writs"), _, Some("signatures"), None, Some("by")]
@@ -242,7 +242,7 @@ fn writ(path: &[P<'_>]) -> Option<Want> {
         [K("fields")] => Map,
         [K("fields"), K(key)] if is_name(key) => Str,
         [K("seal")] => Map,
-        [K("seal"), K("number" | "by" | "at")] => Str,
+        [K("seal"), K("number" | "block" | "by" | "at")] => Str,
         [K("seal"), K("sha256")] => Code(Coded::Sha256),
         [K("seal"), K("provisional")] => Int,
         [K("signatures")] => List,
@@ -261,6 +261,8 @@ fn writ(path: &[P<'_>]) -> Option<Want> {
         [K("issued"), K("by" | "at")] => Str,
         [K("voided")] => Map,
         [K("voided"), K("reason" | "by" | "at")] => Str,
+        [K("numbered")] => Map,
+        [K("numbered"), K("number" | "block" | "by" | "at")] => Str,
         _ => return None,
     })
 }

@@ -6,9 +6,11 @@
 
 use std::collections::BTreeSet;
 
-use super::{Author, CaseState, OpAt, Ops, Refusal, Rule, decides};
+use super::{Author, CaseState, OpAt, Ops, Refusal, Rule, Trust, decides};
+use crate::codes::WritKind;
 use crate::codes::{ReviewState, SignerRole, WritId};
 use crate::model::Writ;
+use crate::numbering::{PROVISIONAL_MARK, SignedBlock};
 use crate::paths::{Leaf, Seg};
 
 /// The document an operation writes into, if it writes into one (or makes the map).
@@ -30,6 +32,7 @@ pub(super) fn judge(
     before: Option<&CaseState>,
     after: &CaseState,
     ops: &Ops,
+    trust: &Trust,
 ) -> Result<(), Refusal> {
     let mut touched = BTreeSet::new();
     for op in ops.iter() {
@@ -54,7 +57,7 @@ pub(super) fn judge(
         let whole = |op: &OpAt| !op.overwrites && matches!(op.value, Some(Leaf::Map | Leaf::List));
         let fine = match (op.path.len(), key) {
             (2, _) => whole(op),
-            (3, Some("seal" | "refusal" | "issued" | "voided")) => whole(op),
+            (3, Some("seal" | "refusal" | "issued" | "voided" | "numbered")) => whole(op),
             (3, _) => op.in_new_object,
             (4, Some("fields")) => true,
             (4, Some("signatures")) => whole(op),
@@ -83,6 +86,7 @@ pub(super) fn judge(
             ));
         }
         steps(author, after, old.as_ref(), &writ, ops, id)?;
+        numbers(author, trust, after, old.as_ref(), &writ)?;
     }
     Ok(())
 }
@@ -201,4 +205,82 @@ fn steps(
         }
     }
     Ok(())
+}
+
+/// The numbers a change gives a document: a seal's number is either provisional (marked
+/// so, with no block) or one of a block the server allocated to the key that signed the
+/// change; the server later gives a provisional document its number the same way. No
+/// two documents of a case carry the same number (across cases the server's register
+/// sees to it).
+fn numbers(
+    author: &Author,
+    trust: &Trust,
+    after: &CaseState,
+    old: Option<&Writ>,
+    writ: &Writ,
+) -> Result<(), Refusal> {
+    let name = writ.kind.label();
+    let sealed_now = old.is_none_or(|w| w.seal.is_none());
+    if let Some(seal) = writ.seal.as_ref().filter(|_| sealed_now) {
+        match &seal.block {
+            None if seal.provisional && seal.number.starts_with(PROVISIONAL_MARK) => {}
+            Some(block) if !seal.provisional => {
+                allocated(author, trust, writ.kind, &seal.number, block)?;
+            }
+            _ => {
+                return Err(refuse(format!(
+                    "{name}的编号须来自服务器分配的号段，或标明为临时编号 (a number comes from an allocated block, or is marked provisional)"
+                )));
+            }
+        }
+    }
+    if let Some(numbered) = &writ.numbered
+        && old.is_none_or(|w| w.numbered.is_none())
+    {
+        if !writ.seal.as_ref().is_some_and(|s| s.provisional) {
+            return Err(refuse(format!(
+                "只有使用临时编号的{name}由服务器补编正式编号 (only a provisional number is replaced)"
+            )));
+        }
+        allocated(author, trust, writ.kind, &numbered.number, &numbered.block)?;
+    }
+    let Some(number) = writ.number().filter(|_| !writ.provisional()) else {
+        return Ok(());
+    };
+    if after
+        .case
+        .writs
+        .iter()
+        .any(|w| w.id != writ.id && !w.provisional() && w.number() == Some(number))
+    {
+        return Err(refuse(format!(
+            "文书编号 {number} 已被本案其他文书使用 (a number is issued once)"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `number` is one of the numbers of `block`, a block for `kind` that a trusted
+/// server key allocated to the key that signed the change.
+fn allocated(
+    author: &Author,
+    trust: &Trust,
+    kind: WritKind,
+    number: &str,
+    block: &str,
+) -> Result<(), Refusal> {
+    let fine = SignedBlock::decode(block).is_ok_and(|signed| {
+        let b = signed.block();
+        signed.verify(&trust.servers).is_ok()
+            && b.kind == kind
+            && author.key == Some(b.key)
+            && b.sequence_of(number).is_some()
+    });
+    if fine {
+        Ok(())
+    } else {
+        Err(refuse(format!(
+            "文书编号 {number} 不是服务器分配给签名设备的号段中的编号 (the number was not allocated to the device that signed)"
+        )))
+    }
 }

@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::photo::PhotoLimits;
 use crate::projections::{self, CaseQuery, FindingQuery};
-use crate::rules::{self, Author};
+use crate::rules;
 use crate::schema;
 use crate::signing::{ChangeSignature, KeyAlgorithm, PublicKey, SignedCase, Signer, SoftwareKey};
 use crate::sync::intake;
@@ -113,6 +113,16 @@ impl Store {
         let mut conn = opened.conn;
         if opened.rebuild_projections {
             projections::rebuild_projections(&mut conn)?;
+        }
+        if !key_path(&path).exists() {
+            // A store whose key is gone was restored from a backup (the key never goes
+            // into one): it becomes a new device. The lost phone may have written changes
+            // after the backup under the old actor id, and each change must be its
+            // actor's next; the server binds the new actor and key at the next sign-in.
+            let forgot = conn.execute("DELETE FROM meta WHERE key = 'actor_id'", [])?;
+            if forgot > 0 {
+                tracing::warn!(path = %path.display(), "store restored without its key: a new device");
+            }
         }
         let actor = device_actor(&conn, &ids)?;
         let signer = Arc::new(SoftwareKey::load_or_create(
@@ -309,7 +319,8 @@ impl Store {
             rules::check(&doc, change)?;
         }
         let ops = rules::Ops::of(&doc, &changes)?;
-        rules::judge(&Author::from(&self.identity), None, &opened, &ops)?;
+        let (author, trust) = self.judging()?;
+        rules::judge(&author, None, &opened, &ops, &trust)?;
         let projection = document::project_case(&doc)?;
         let snapshot = doc.save();
         let tx = self.conn.transaction()?;
@@ -780,6 +791,7 @@ impl Store {
         let note = ChangeNote::new(&self.identity, action);
         let time = self.now().timestamp();
         let identity = self.identity.clone();
+        let (author, trust) = self.judging()?;
         self.doc(case)?;
         let loaded = self.cache.get_mut(case).expect("loaded just above");
         let before = judged_state(loaded)?;
@@ -811,7 +823,7 @@ impl Store {
             })
             .and_then(|ops| {
                 let after = before.after(&loaded.doc, &ops)?;
-                rules::judge(&Author::from(&identity), Some(&before), &after, &ops)?;
+                rules::judge(&author, Some(&before), &after, &ops, &trust)?;
                 Ok(after)
             });
         let after = match judged {

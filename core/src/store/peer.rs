@@ -181,7 +181,8 @@ impl Store {
                     .map(|(author, _)| author)
             })
             .collect();
-        let judged = rules::judge_changes(&doc, before.as_ref(), fresh, authors, &limits);
+        let (_, trust) = self.judging()?;
+        let judged = rules::judge_changes(&doc, before.as_ref(), fresh, authors, &limits, &trust);
         for (_, hashes) in &judged.refused {
             session
                 .left_out

@@ -76,6 +76,24 @@ impl Store {
         Ok(kept)
     }
 
+    /// This device's account as the rule book judges its own changes (signed with its
+    /// key), and what the judge trusts: the keys of the servers it signed in to.
+    pub(crate) fn judging(&self) -> Result<(crate::rules::Author, crate::rules::Trust)> {
+        let mut author = crate::rules::Author::from(&self.identity);
+        author.key = Some(self.public_key().id());
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT public_key FROM server_keys")?;
+        let servers = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .map(|bytes| {
+                PublicKey::new(crate::signing::KeyAlgorithm::Ed25519, bytes?)
+                    .map_err(|e| Error::Corrupt(format!("a trusted server key: {e}")))
+            })
+            .collect::<Result<_>>()?;
+        Ok((author, crate::rules::Trust { servers }))
+    }
+
     /// The trusted server key `id`.
     fn trusted_key(&self, id: &KeyId) -> Result<Option<PublicKey>> {
         let bytes: Option<Vec<u8>> = self

@@ -3,12 +3,14 @@
 //! change the rule book judges before it is recorded (docs/decisions/0004).
 
 use chrono::Datelike;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Store, Touched};
 use crate::codes::{CaseId, WritId, WritKind};
 use crate::document;
 use crate::error::{Error, Result};
 use crate::model::{SignatureInput, SignatureRefusal, Writ, WritSeal};
+use crate::numbering::{PROVISIONAL_MARK, SignedBlock};
 use crate::pdf::PdfFont;
 
 impl Store {
@@ -57,16 +59,23 @@ impl Store {
         })
     }
 
-    /// Seals a draft: gives it its number and freezes its content under a SHA-256. With
-    /// no number block from the server on the device, the number is provisional (the
-    /// printed copy says so, and the server gives the real one).
+    /// Seals a draft: gives it its number and freezes its content under a SHA-256. The
+    /// number is the next of a block the server allocated this device's key for the
+    /// kind and this year; with none left, it is provisional (the printed copy says so,
+    /// and the server gives the real one when the document reaches it).
+    ///
+    /// The number is taken from its block before the seal is written: a seal the rule
+    /// book refuses leaves a gap in the block, never a number issued twice.
     pub fn seal_writ(&mut self, case: CaseId, writ: WritId) -> Result<WritSeal> {
         let kind = self.writ(case, writ)?.kind;
-        let number = self.provisional_number(kind);
+        let (number, block) = match self.take_number(kind)? {
+            Some((number, block)) => (number, Some(block)),
+            None => (self.provisional_number(kind), None),
+        };
         let by = self.identity.user_id.clone();
         let now = self.now();
         self.write(case, "writ:seal", Touched::Case, |doc| {
-            document::seal_writ(doc, case, writ, &number, true, &by, now).map(drop)
+            document::seal_writ(doc, case, writ, &number, block.as_deref(), &by, now).map(drop)
         })?;
         self.writ(case, writ)?
             .seal
@@ -144,12 +153,96 @@ impl Store {
         crate::pdf::render(&full, writ, font, &|sha256| self.blob(sha256).ok())
     }
 
+    /// Keeps the number blocks the server allocated (`POST /api/v1/number-blocks`) that
+    /// a trusted server key signed for this device and its current key; the others are
+    /// ignored. Returns how many were new.
+    pub fn keep_number_blocks(&mut self, blocks: &[String]) -> Result<usize> {
+        let (_, trust) = self.judging()?;
+        let key = self.public_key().id();
+        let actor = self.actor.to_hex_string();
+        let mut kept = 0;
+        for text in blocks {
+            let Ok(signed) = SignedBlock::decode(text) else {
+                continue;
+            };
+            let block = signed.block();
+            if signed.verify(&trust.servers).is_err() || block.key != key || block.actor != actor {
+                continue;
+            }
+            kept += self.conn.execute(
+                "INSERT OR IGNORE INTO number_blocks (block, kind, year, first, last, next, key_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?6)",
+                params![
+                    text,
+                    block.kind.code(),
+                    block.year,
+                    block.first,
+                    block.last,
+                    key.as_slice()
+                ],
+            )?;
+        }
+        Ok(kept)
+    }
+
+    /// How many numbers this device can still issue, by kind, for this year (from blocks
+    /// bound to its current key).
+    pub fn numbers_left(&self) -> Result<Vec<(WritKind, u32)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, SUM(last - next + 1) FROM number_blocks
+             WHERE key_id = ?1 AND year = ?2 AND next <= last GROUP BY kind",
+        )?;
+        let key = self.public_key().id();
+        let left: Vec<(String, u32)> = stmt
+            .query_map(params![key.as_slice(), self.now().year()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(WritKind::ALL
+            .iter()
+            .map(|kind| {
+                let n = left
+                    .iter()
+                    .find(|(k, _)| k == kind.code())
+                    .map_or(0, |(_, n)| *n);
+                (*kind, n)
+            })
+            .collect())
+    }
+
+    /// Takes the next number of a block for `kind` and this year bound to this device's
+    /// key (the earliest block first), committed before it is used.
+    fn take_number(&mut self, kind: WritKind) -> Result<Option<(String, String)>> {
+        let key = self.public_key().id();
+        let year = self.now().year();
+        let tx = self.conn.transaction()?;
+        let next: Option<(String, u32)> = tx
+            .query_row(
+                "SELECT block, next FROM number_blocks
+                 WHERE key_id = ?1 AND kind = ?2 AND year = ?3 AND next <= last
+                 ORDER BY first LIMIT 1",
+                params![key.as_slice(), kind.code(), year],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((text, n)) = next else {
+            return Ok(None);
+        };
+        tx.execute(
+            "UPDATE number_blocks SET next = next + 1 WHERE block = ?1",
+            [&text],
+        )?;
+        tx.commit()?;
+        let block = SignedBlock::decode(&text)?;
+        Ok(Some((block.block().number(n), text)))
+    }
+
     /// A provisional number, unique to this device: （临时）责改〔2026〕3f9a0c21号.
     fn provisional_number(&self, kind: WritKind) -> String {
         let year = self.now().year();
         let unique = self.new_id().simple().to_string();
         format!(
-            "（临时）{}〔{year}〕{}号",
+            "{PROVISIONAL_MARK}{}〔{year}〕{}号",
             kind.abbreviation(),
             &unique[..8]
         )

@@ -232,7 +232,61 @@ pub async fn sync(
     upload_blobs(store, &http, timeout, server, token, &mut total).await?;
     download_thumbnails(store, server, token, &mut total).await?;
     fetch_proofs(store, &http, server, token, &mut total).await?;
+    fetch_number_blocks(store, &http, server, token, &mut total).await?;
     Ok(total)
+}
+
+/// Below this many numbers left for a kind this year, a sync asks for another block.
+pub const NUMBERS_LOW: u32 = 5;
+
+/// Asks the server for blocks of document numbers for the kinds this device has fewer
+/// than [`NUMBERS_LOW`] of left this year (bound to its current key), and keeps those it
+/// allocates. No request when every kind has enough: an idle sync asks nothing.
+async fn fetch_number_blocks(
+    store: &mut impl StoreAccess,
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let (key, low) = store
+        .with(|s| {
+            let low: Vec<String> = s
+                .numbers_left()?
+                .into_iter()
+                .filter(|(_, left)| *left < NUMBERS_LOW)
+                .map(|(kind, _)| kind.code().to_owned())
+                .collect();
+            Ok((hex::encode(s.public_key().id()), low))
+        })
+        .await?;
+    if low.is_empty() {
+        return Ok(());
+    }
+    let response = http
+        .post(format!("{server}/api/v1/number-blocks"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "key": key, "kinds": low }))
+        .send()
+        .await
+        .map_err(network)?;
+    report.http_requests += 1;
+    if !response.status().is_success() {
+        return Err(http_error(response).await);
+    }
+    let answer: NumberBlocksAnswer = response
+        .json()
+        .await
+        .map_err(|e| Error::Sync(format!("number blocks: {e}")))?;
+    report.number_blocks += store
+        .with(move |s| s.keep_number_blocks(&answer.blocks))
+        .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct NumberBlocksAnswer {
+    blocks: Vec<String>,
 }
 
 #[derive(Deserialize)]

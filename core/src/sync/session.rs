@@ -84,6 +84,8 @@ pub struct SyncReport {
     pub thumbnails_downloaded: usize,
     /// The server's signed receipts of changes newly kept (`Store::receipts`).
     pub receipts: usize,
+    /// Blocks of document numbers the server newly allocated this device.
+    pub number_blocks: usize,
     /// The cases exchanged.
     pub cases: Vec<CaseId>,
 }
@@ -105,6 +107,7 @@ impl SyncReport {
         self.blob_bytes_sent += other.blob_bytes_sent;
         self.thumbnails_downloaded += other.thumbnails_downloaded;
         self.receipts += other.receipts;
+        self.number_blocks += other.number_blocks;
         self.cases.extend(other.cases);
     }
 }

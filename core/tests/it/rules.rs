@@ -24,6 +24,7 @@ fn author(user: &str, role: Role, district: &str) -> Author {
         role,
         district: district.parse().expect("district"),
         department: "应急管理".to_owned(),
+        key: None,
     }
 }
 
@@ -230,7 +231,14 @@ fn verdict_of(
     let Ok(after_state) = state.after(after, &ops) else {
         return Err(Rule::Shape);
     };
-    rules::judge(who, Some(&state), &after_state, &ops).map_err(|r| r.rule)
+    rules::judge(
+        who,
+        Some(&state),
+        &after_state,
+        &ops,
+        &rules::Trust::default(),
+    )
+    .map_err(|r| r.rule)
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! inspectors and the enterprise (or its refusal), issued, voided and corrected; and
 //! what the rule book refuses whoever sends it.
 
+use anjian_core::numbering::{NumberBlock, SignedBlock};
 use anjian_core::rules::{self, Author, CaseState, Ops, Rule};
+use anjian_core::signing::{KeyAlgorithm, KeyId, Signer, SoftwareKey};
 use anjian_core::{
     CaseId, Level, NewCase, NewFinding, RectificationOrder, ReviewAction, Role, SignatureInput,
     SignerRole, Store, TeamMember, WritId, WritKind, WritState, case_doc,
@@ -178,10 +180,20 @@ fn author(user: &str, role: Role) -> Author {
         role,
         district: "310101".parse().expect("district"),
         department: "应急管理".to_owned(),
+        key: None,
     }
 }
 
 fn verdict(who: &Author, before: &AutoCommit, after: &AutoCommit) -> Result<(), Rule> {
+    verdict_trusting(who, &rules::Trust::default(), before, after)
+}
+
+fn verdict_trusting(
+    who: &Author,
+    trust: &rules::Trust,
+    before: &AutoCommit,
+    after: &AutoCommit,
+) -> Result<(), Rule> {
     let changes = after.clone().get_changes(&before.clone().get_heads());
     for change in &changes {
         rules::check(after, change).map_err(|r| r.rule)?;
@@ -191,7 +203,7 @@ fn verdict(who: &Author, before: &AutoCommit, after: &AutoCommit) -> Result<(), 
     let Ok(after_state) = state.after(after, &ops) else {
         return Err(Rule::Shape);
     };
-    rules::judge(who, Some(&state), &after_state, &ops).map_err(|r| r.rule)
+    rules::judge(who, Some(&state), &after_state, &ops, trust).map_err(|r| r.rule)
 }
 
 fn changed(doc: &AutoCommit, edit: impl Fn(&mut AutoCommit)) -> AutoCommit {
@@ -318,6 +330,284 @@ fn a_hostile_device_cannot_rewrite_a_document() {
         if got != *expected {
             wrong.push(format!("{row}: expected {expected:?}, got {got:?}"));
         }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A block of numbers `first..=last` of `kind` for 2026, allocated by `server` to the
+/// device `actor` for its key `key`.
+fn block(
+    server: &SoftwareKey,
+    kind: WritKind,
+    (first, last): (u32, u32),
+    actor: &str,
+    key: KeyId,
+) -> SignedBlock {
+    SignedBlock::issue(
+        server,
+        NumberBlock {
+            prefix: "（沪黄）应急".into(),
+            kind,
+            year: 2026,
+            first,
+            last,
+            actor: actor.to_owned(),
+            key,
+            issued_at: 1_790_000_000,
+            issuer: server.public_key().id(),
+        },
+    )
+    .expect("signed")
+}
+
+#[test]
+fn a_device_issues_numbers_from_its_blocks_then_provisional_ones_and_a_restored_store_none() {
+    let Visit {
+        _dir: dir,
+        mut store,
+        case,
+        ..
+    } = visit();
+    let server = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [9; 32]);
+    let stranger = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [8; 32]);
+    store
+        .keep_sign_in("https://server", &server.public_key(), None)
+        .expect("server key kept");
+    let (actor, key) = (store.device_id(), store.public_key().id());
+    let order = WritKind::RectificationOrder;
+    let kept = store
+        .keep_number_blocks(&[
+            block(&server, order, (3, 4), &actor, key).encode(),
+            block(&server, order, (1, 1), &actor, key).encode(),
+            // Not this device's key, not this device, not a trusted server: ignored.
+            block(&server, order, (5, 9), &actor, [0; 8]).encode(),
+            block(&server, order, (5, 9), &"00".repeat(16), key).encode(),
+            block(&stranger, order, (5, 9), &actor, key).encode(),
+            "（沪黄）应急责改〔2026〕0005号".into(),
+        ])
+        .expect("kept");
+    assert_eq!(kept, 2);
+    assert!(store.numbers_left().expect("left").contains(&(order, 3)));
+    let mut numbers = Vec::new();
+    for _ in 0..4 {
+        let writ = store.create_writ(case, order, None).expect("drawn up");
+        let seal = store.seal_writ(case, writ).expect("sealed");
+        numbers.push((seal.number, seal.provisional));
+    }
+    let issued: Vec<&str> = numbers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        issued[..3],
+        [
+            "（沪黄）应急责改〔2026〕0001号",
+            "（沪黄）应急责改〔2026〕0003号",
+            "（沪黄）应急责改〔2026〕0004号"
+        ],
+        "the earliest block first, each number once"
+    );
+    assert!(numbers[3].1 && numbers[3].0.starts_with("（临时）责改〔2026〕"));
+    assert!(store.numbers_left().expect("left").contains(&(order, 0)));
+
+    // Restored from a backup: the database without its key file.
+    let blocks: Vec<String> = vec![block(&server, order, (10, 20), &actor, key).encode()];
+    drop(store);
+    let restored = dir.path().join("restored.db");
+    std::fs::copy(dir.path().join("s.db"), &restored).expect("backup restored");
+    let mut store = Store::open(&restored, inspector("u1")).expect("restored store");
+    assert_ne!(
+        store.public_key().id(),
+        key,
+        "a restored store makes a new key"
+    );
+    assert_ne!(store.device_id(), actor, "and is a new device");
+    assert_eq!(
+        store.keep_number_blocks(&blocks).expect("kept"),
+        0,
+        "blocks for the old key are not the restored store's"
+    );
+    let writ = store.create_writ(case, order, None).expect("drawn up");
+    let seal = store.seal_writ(case, writ).expect("sealed");
+    assert!(seal.provisional, "{}", seal.number);
+    let fresh = block(
+        &server,
+        order,
+        (21, 40),
+        &store.device_id(),
+        store.public_key().id(),
+    )
+    .encode();
+    assert_eq!(store.keep_number_blocks(&[fresh]).expect("kept"), 1);
+    let writ = store.create_writ(case, order, None).expect("drawn up");
+    let seal = store.seal_writ(case, writ).expect("sealed");
+    assert_eq!(seal.number, "（沪黄）应急责改〔2026〕0021号");
+}
+
+#[test]
+fn a_number_is_one_its_signing_key_was_allocated() {
+    let Visit {
+        mut store, case, ..
+    } = visit();
+    let server = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [9; 32]);
+    let other_server = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [8; 32]);
+    let device = [1; 8];
+    let actor = store.device_id();
+    let order = WritKind::RectificationOrder;
+    let sealed = store.create_writ(case, order, None).expect("drawn up");
+    let provisional = store.create_writ(case, order, None).expect("drawn up");
+    store
+        .seal_writ(case, provisional)
+        .expect("sealed provisional");
+    let draft = store.create_writ(case, order, None).expect("drawn up");
+    let mut base = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let fields = store.writ(case, draft).expect("draft").fields;
+    let own = block(&server, order, (1, 20), &actor, device).encode();
+    let seal = move |doc: &mut AutoCommit, writ: WritId, number: &str, block: Option<&str>| {
+        let obj = writ_obj(doc, writ);
+        let seal = doc
+            .put_object(&obj, "seal", automerge::ObjType::Map)
+            .expect("put");
+        doc.put(&seal, "number", number).expect("put");
+        doc.put(&seal, "provisional", i64::from(block.is_none()))
+            .expect("put");
+        if let Some(block) = block {
+            doc.put(&seal, "block", block).expect("put");
+        }
+        let sha256 = anjian_core::writs::content_sha256(case, order, number, &fields);
+        doc.put(&seal, "sha256", sha256).expect("put");
+        doc.put(&seal, "by", "u1").expect("put");
+        doc.put(&seal, "at", "2026-11-20T10:00:00+08:00")
+            .expect("put");
+    };
+    base = changed(&base, |doc| {
+        seal(doc, sealed, "（沪黄）应急责改〔2026〕0001号", Some(&own));
+    });
+    let number = |doc: &mut AutoCommit, number: &str, block: &str| {
+        let obj = writ_obj(doc, provisional);
+        let entry = doc
+            .put_object(&obj, "numbered", automerge::ObjType::Map)
+            .expect("put");
+        doc.put(&entry, "number", number).expect("put");
+        doc.put(&entry, "block", block).expect("put");
+        doc.put(&entry, "by", "u1").expect("put");
+        doc.put(&entry, "at", "2026-11-20T10:00:00+08:00")
+            .expect("put");
+    };
+    let others = block(&server, order, (1, 20), &actor, [2; 8]).encode();
+    let forged = block(&other_server, order, (1, 20), &actor, device).encode();
+    let inspection = block(&server, WritKind::InspectionRecord, (1, 20), &actor, device).encode();
+    type Row<'a> = (&'a str, Box<dyn Fn(&mut AutoCommit) + 'a>, Result<(), Rule>);
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "from its own block",
+            Box::new(|doc| seal(doc, draft, "（沪黄）应急责改〔2026〕0002号", Some(&own))),
+            Ok(()),
+        ),
+        (
+            "provisional, marked so",
+            Box::new(|doc| seal(doc, draft, "（临时）责改〔2026〕0a1b2c3d号", None)),
+            Ok(()),
+        ),
+        (
+            "from another key's block",
+            Box::new(|doc| seal(doc, draft, "（沪黄）应急责改〔2026〕0002号", Some(&others))),
+            Err(Rule::Writ),
+        ),
+        (
+            "from a block no trusted server signed",
+            Box::new(|doc| seal(doc, draft, "（沪黄）应急责改〔2026〕0002号", Some(&forged))),
+            Err(Rule::Writ),
+        ),
+        (
+            "from a block of another kind",
+            Box::new(|doc| {
+                seal(
+                    doc,
+                    draft,
+                    "（沪黄）应急责改〔2026〕0002号",
+                    Some(&inspection),
+                );
+            }),
+            Err(Rule::Writ),
+        ),
+        (
+            "outside its block",
+            Box::new(|doc| seal(doc, draft, "（沪黄）应急责改〔2026〕0021号", Some(&own))),
+            Err(Rule::Writ),
+        ),
+        (
+            "a number with no block",
+            Box::new(|doc| {
+                seal(doc, draft, "（沪黄）应急责改〔2026〕0002号", None);
+                let obj = obj(doc, &writ_obj(doc, draft), "seal");
+                doc.put(&obj, "provisional", 0).expect("put");
+            }),
+            Err(Rule::Writ),
+        ),
+        (
+            "provisional, not marked so",
+            Box::new(|doc| seal(doc, draft, "责改〔2026〕0a1b2c3d号", None)),
+            Err(Rule::Writ),
+        ),
+        (
+            "a number the case already has",
+            Box::new(|doc| seal(doc, draft, "（沪黄）应急责改〔2026〕0001号", Some(&own))),
+            Err(Rule::Writ),
+        ),
+        (
+            "a provisional number replaced from a block",
+            Box::new(|doc| number(doc, "（沪黄）应急责改〔2026〕0003号", &own)),
+            Ok(()),
+        ),
+        (
+            "a provisional number replaced from another key's block",
+            Box::new(|doc| number(doc, "（沪黄）应急责改〔2026〕0003号", &others)),
+            Err(Rule::Writ),
+        ),
+        (
+            "a provisional number replaced by one the case has",
+            Box::new(|doc| number(doc, "（沪黄）应急责改〔2026〕0001号", &own)),
+            Err(Rule::Writ),
+        ),
+        (
+            "a real number replaced",
+            Box::new(|doc| {
+                let obj = writ_obj(doc, sealed);
+                let entry = doc
+                    .put_object(&obj, "numbered", automerge::ObjType::Map)
+                    .expect("put");
+                doc.put(&entry, "number", "（沪黄）应急责改〔2026〕0005号")
+                    .expect("put");
+                doc.put(&entry, "block", own.as_str()).expect("put");
+                doc.put(&entry, "by", "u1").expect("put");
+                doc.put(&entry, "at", "2026-11-20T10:00:00+08:00")
+                    .expect("put");
+            }),
+            Err(Rule::Writ),
+        ),
+    ];
+    let u1 = Author {
+        key: Some(device),
+        ..author("u1", Role::Inspector)
+    };
+    let trust = rules::Trust {
+        servers: vec![server.public_key()],
+    };
+    let mut wrong = Vec::new();
+    for (row, edit, expected) in &rows {
+        let after = changed(&base, edit);
+        let got = verdict_trusting(&u1, &trust, &base, &after);
+        if got != *expected {
+            wrong.push(format!("{row}: expected {expected:?}, got {got:?}"));
+        }
+    }
+    let unsigned = Author {
+        key: None,
+        ..u1.clone()
+    };
+    let after = changed(&base, |doc| {
+        seal(doc, draft, "（沪黄）应急责改〔2026〕0002号", Some(&own));
+    });
+    if verdict_trusting(&unsigned, &trust, &base, &after) != Err(Rule::Writ) {
+        wrong.push("an unsigned change sealed with a number".into());
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

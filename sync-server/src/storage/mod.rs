@@ -19,6 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::users::User;
 
 mod accounts;
+mod numbers;
 mod projections;
 mod uploads;
 
@@ -35,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/006_certificates.sql"),
     include_str!("../../migrations/007_follow_up.sql"),
     include_str!("../../migrations/008_writs.sql"),
+    include_str!("../../migrations/009_number_blocks.sql"),
 ];
 /// Fold a document's chunks into a new snapshot after this many.
 const COMPACT_AFTER_CHUNKS: i64 = 64;

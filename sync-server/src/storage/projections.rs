@@ -118,20 +118,24 @@ pub(super) fn write_projections(
             .map_or("", |m| m.department.as_str());
         tx.execute(
             "INSERT INTO writs (case_id, writ_id, kind, state, number, provisional, department,
-                                created_by, sealed_at, issued_at, voided)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                created_by, sealed_at, issued_at, voided, provisional_number)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 key,
                 w.id.to_string(),
                 w.kind.code(),
                 w.state().code(),
-                w.seal.as_ref().map(|s| s.number.as_str()),
-                w.seal.as_ref().is_some_and(|s| s.provisional),
+                w.number(),
+                w.provisional(),
                 department,
                 w.created_by,
                 w.seal.as_ref().map(|s| s.at.to_rfc3339()),
                 w.issued.as_ref().map(|i| i.at.to_rfc3339()),
                 w.voided.as_ref().map(|v| v.reason.as_str()),
+                w.numbered
+                    .as_ref()
+                    .and(w.seal.as_ref())
+                    .map(|s| s.number.as_str()),
             ],
         )?;
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anjian_core::injected::{Bug, injected};
 use anjian_core::rules::{self, Author, CaseState, Ops, Refusal};
-use anjian_core::signing::{ChangeSignature, KeyId};
+use anjian_core::signing::{ChangeSignature, KeyId, Signer};
 use anjian_core::sync::intake::{self, IntakeError};
 use anjian_core::sync::next_message;
 use anjian_core::{CaseId, case_doc};
@@ -165,7 +165,14 @@ fn receive_visible(
         return Ok(refused(limit(e), &fresh, Some(state)));
     }
     let authors = authors(context, &fresh, signatures);
-    let judged = rules::judge_changes(doc, Some(before), fresh, authors, &context.wire);
+    let judged = rules::judge_changes(
+        doc,
+        Some(before),
+        fresh,
+        authors,
+        &context.wire,
+        &trust(context.storage.as_ref()),
+    );
     let Some(after) = judged.case else {
         return Ok(Received::Refused {
             refused: judged.refused,
@@ -263,7 +270,14 @@ fn receive_unknown(
         return Ok(refused(rules::jurisdiction(), &applied, None));
     }
     let authors = authors(context, &applied, signatures);
-    let judged = rules::judge_changes(&AutoCommit::new(), None, applied, authors, &context.wire);
+    let judged = rules::judge_changes(
+        &AutoCommit::new(),
+        None,
+        applied,
+        authors,
+        &context.wire,
+        &trust(context.storage.as_ref()),
+    );
     let Some(after) = judged.case else {
         return Ok(Received::Refused {
             refused: judged.refused,
@@ -529,6 +543,13 @@ fn refused(refusal: Refusal, changes: &[Change], state: Option<sync::State>) -> 
     }
 }
 
+/// What the server's judge trusts: its own key, which allocates document numbers.
+fn trust(storage: &dyn Documents) -> rules::Trust {
+    rules::Trust {
+        servers: vec![storage.server_key().public_key()],
+    }
+}
+
 fn invalid(e: anjian_core::Error) -> Refusal {
     rules::not_a_case(e)
 }
@@ -572,7 +593,11 @@ pub fn change_in<T>(
     }
     let ops = Ops::of(&candidate, &applied).map_err(AppError::Refused)?;
     let after = before.after(&candidate, &ops)?;
-    rules::judge(author, Some(before), &after, &ops).map_err(AppError::Refused)?;
+    // The server signs the change with its own key.
+    let mut author = author.clone();
+    author.key = Some(storage.server_key().public_key().id());
+    rules::judge(&author, Some(before), &after, &ops, &trust(storage))
+        .map_err(AppError::Refused)?;
     let bytes = candidate.save_after(&before_heads);
     let touched = (ops.blob_refs(), ops.touch_a_conflict(&candidate));
     // Signed with the server's key, certified for this actor as the user's

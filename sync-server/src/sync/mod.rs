@@ -19,7 +19,7 @@ pub use socket::serve_socket;
 
 use std::sync::atomic::Ordering;
 
-use anjian_core::CaseId;
+use anjian_core::{CaseId, Numbering, WritId, WritKind};
 use automerge::AutoCommit;
 
 use self::document::{Candidate, Committing};
@@ -98,35 +98,99 @@ pub async fn change_on_server<T: Send + 'static>(
     case_id: CaseId,
     edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T> + Send + 'static,
 ) -> AppResult<T> {
-    let actor = app.storage.server_actor(user)?;
     let slot = app.hub.slot(case_id);
     let result = async {
         let mut guard = slot.doc.lock().await;
-        let storage = app.storage.clone();
-        let author = policy::author(user);
-        let user_id = user.id;
-        let outcome = with_doc(app, &mut guard, move |slot| {
-            document::change_in(
-                slot,
-                storage.as_ref(),
-                case_id,
-                &author,
-                user_id,
-                actor,
-                edit,
-            )
-        })
-        .await??;
-        let Some((value, candidate)) = outcome else {
-            return Err(AppError::NotFound(format!("no case {case_id}")));
-        };
-        if let Some(candidate) = candidate {
-            persist(app, user, case_id, &mut guard, *candidate).await?;
-            app.hub.announce(case_id, None);
-        }
-        Ok(value)
+        change_locked(app, user, case_id, &mut guard, edit).await
     }
     .await;
     app.hub.done_with(case_id, slot);
     result
+}
+
+/// `change_on_server` with the document's lock already held (`guard`).
+async fn change_locked<T: Send + 'static>(
+    app: &AppState,
+    user: &User,
+    case_id: CaseId,
+    guard: &mut SlotDoc,
+    edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T> + Send + 'static,
+) -> AppResult<T> {
+    let actor = app.storage.server_actor(user)?;
+    let storage = app.storage.clone();
+    let author = policy::author(user);
+    let user_id = user.id;
+    let outcome = with_doc(app, guard, move |slot| {
+        document::change_in(
+            slot,
+            storage.as_ref(),
+            case_id,
+            &author,
+            user_id,
+            actor,
+            edit,
+        )
+    })
+    .await??;
+    let Some((value, candidate)) = outcome else {
+        return Err(AppError::NotFound(format!("no case {case_id}")));
+    };
+    if let Some(candidate) = candidate {
+        persist(app, user, case_id, guard, *candidate).await?;
+        app.hub.announce(case_id, None);
+    }
+    Ok(value)
+}
+
+/// Gives every document of the case sealed offline with a provisional number (and not
+/// voided) its number: one the server allocates from the sealer's department's sequence
+/// to its own key, written as a change in the sealer's name by their server-side actor,
+/// signed with the server's key (docs/decisions/0004). Run after each commit of the case,
+/// under its lock, so that the device that brought the document receives its number in
+/// the same sync; one that fails is tried again after the case's next commit.
+pub(crate) async fn number_provisional(app: &AppState, case_id: CaseId, guard: &mut SlotDoc) {
+    let Some(state) = guard.state.as_ref() else {
+        return;
+    };
+    let district = state.case().district.clone();
+    let pending: Vec<(WritId, WritKind, String)> = state
+        .case()
+        .writs
+        .iter()
+        .filter(|w| w.provisional() && w.voided.is_none())
+        .filter_map(|w| Some((w.id, w.kind, w.seal.as_ref()?.by.clone())))
+        .collect();
+    for (writ, kind, sealer) in pending {
+        let numbered = async {
+            let user = app.storage.user(&sealer)?;
+            let actor = app.storage.server_actor(&user)?.to_hex_string();
+            let storage = app.storage.clone();
+            let district = district.clone();
+            let sealer_user = user.clone();
+            change_locked(app, &user, case_id, guard, move |doc| {
+                // Checked again under the lock: a number is allocated only to be used.
+                let case = anjian_core::case_doc::read(doc)?;
+                if !case.writs.iter().any(|w| w.id == writ && w.provisional()) {
+                    return Ok(());
+                }
+                let signed = storage
+                    .allocate_server_number(&sealer_user, &district, &actor, kind)
+                    .map_err(|e| anjian_core::Error::Sync(format!("allocating a number: {e}")))?;
+                let block = signed.block();
+                let numbering = Numbering {
+                    number: block.number(block.first),
+                    block: signed.encode(),
+                    by: sealer_user.username.clone(),
+                    at: crate::queries::china_now(),
+                };
+                anjian_core::case_doc::number_writ(doc, writ, &numbering)
+            })
+            .await
+        }
+        .await;
+        if let Err(e) = numbered {
+            tracing::warn!(case.id = %case_id, writ = %writ, error = %e,
+                "a provisional document number was not replaced; tried again after the case's next commit");
+        }
+    }
 }

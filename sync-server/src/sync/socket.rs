@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::document::{self, Context, Signatures};
 use super::session::{Reply, Server, Session, Step, error};
-use super::{persist, with_doc};
+use super::{number_provisional, persist, with_doc};
 use crate::hub::SlotDoc;
 use crate::live::{self, Registration};
 use crate::policy;
@@ -292,6 +292,7 @@ impl Connection {
                 return vec![self.session.failed(document_id, &e)];
             }
             self.app.hub.announce(case, Some(self.id));
+            number_provisional(&self.app, case, guard).await;
         }
         match settle.reply {
             Reply::Send(messages) => messages,

@@ -417,7 +417,8 @@ fn writs(case: &Case) -> Markup {
                                 td { (w.kind.label()) }
                                 td {
                                     @if let Some(seal) = &w.seal {
-                                        (seal.number) @if seal.provisional { " " span.badge { "临时编号" } }
+                                        (w.number().unwrap_or_default()) @if w.provisional() { " " span.badge { "临时编号" } }
+                                        @if w.numbered.is_some() { br; small { "原临时编号 " (seal.number) } }
                                         br; small { code title="内容摘要 SHA-256" { (seal.sha256.get(..16).unwrap_or(&seal.sha256)) "…" } }
                                     } @else { "（草稿，未编号）" }
                                 }

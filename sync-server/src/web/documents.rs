@@ -39,7 +39,10 @@ pub async fn register(
             tbody {
                 @for r in &rows {
                     tr data-writ=(r.writ_id) {
-                        td { (r.number.as_deref().unwrap_or("")) @if r.provisional { " " span.badge { "临时编号" } } }
+                        td {
+                            (r.number.as_deref().unwrap_or("")) @if r.provisional { " " span.badge { "临时编号" } }
+                            @if let Some(p) = &r.provisional_number { br; small { "原临时编号 " (p) } }
+                        }
                         td { (r.title) }
                         td { (label_of::<WritState>(&r.state)) @if let Some(v) = &r.voided { "：" (v) } }
                         td { (r.department) }

@@ -1,0 +1,31 @@
+-- Document numbers (decision 0004): the next sequence per department prefix, kind and
+-- year, and every block allocated from it, to a device's key or to the server itself
+-- (a provisional number replaced): a number is allocated once, ever.
+CREATE TABLE number_sequences (
+    prefix TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    year   INTEGER NOT NULL,
+    next   INTEGER NOT NULL,
+    PRIMARY KEY (prefix, kind, year)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE number_blocks (
+    prefix     TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    year       INTEGER NOT NULL,
+    first      INTEGER NOT NULL,
+    last       INTEGER NOT NULL,
+    user_id    INTEGER NOT NULL REFERENCES users (id),
+    actor_id   TEXT NOT NULL,
+    key_id     BLOB NOT NULL,
+    issued_at  TEXT NOT NULL,
+    block      TEXT NOT NULL,
+    PRIMARY KEY (prefix, kind, year, first)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX number_blocks_by_key ON number_blocks (key_id);
+
+-- The provisional number a document was sealed with, once the server replaced it.
+ALTER TABLE writs ADD COLUMN provisional_number TEXT;
+
+INSERT OR REPLACE INTO meta (key, value) VALUES ('reproject_pending', '1');

@@ -1,0 +1,278 @@
+//! Document numbers issued offline through the real server: blocks allocated at sync,
+//! numbers issued from them with no signal, provisional numbers the server replaces, a
+//! store restored from a backup, and a number the server never allocated to the device.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anjian_core::sync::DocumentId;
+use anjian_core::{CaseId, Role, WritKind};
+use anjian_tests::peer::RawPeer;
+use anjian_tests::{Inspector, TestServer, add_user, login_device, login_token};
+use automerge::AutoCommit;
+use automerge::transaction::Transactable;
+
+const PHONES: [&str; 4] = ["zhang", "li", "wang", "zhao"];
+
+/// Sealed offline by each phone: more than the block of 20 a first sync gives.
+const SEALED: usize = 23;
+
+/// A server with the phones' inspectors and a supervisor, all of 黄浦区's 应急管理.
+async fn district(dir: &Path) -> TestServer {
+    let data = dir.join("server");
+    for user in PHONES {
+        add_user(&data, user, Role::Inspector, "310101", "应急管理");
+    }
+    add_user(&data, "chen", Role::Supervisor, "310101", "应急管理");
+    TestServer::start(&data).await
+}
+
+/// The numbers in force of the case's documents, and how many are provisional.
+fn numbers(phone: &mut Inspector, case: CaseId) -> (Vec<String>, usize) {
+    let writs = phone.store.case(case).expect("case").writs;
+    let provisional = writs.iter().filter(|w| w.provisional()).count();
+    let numbers = writs
+        .iter()
+        .filter_map(|w| w.number().map(str::to_owned))
+        .collect();
+    (numbers, provisional)
+}
+
+/// Seals a new document of `kind` on the phone's case (offline: no sync).
+fn seal(phone: &mut Inspector, case: CaseId, kind: WritKind) -> anjian_core::WritSeal {
+    let writ = phone.store.create_writ(case, kind, None).expect("drawn up");
+    phone.store.seal_writ(case, writ).expect("sealed")
+}
+
+/// The register as the district's supervisor reads it.
+async fn register(server: &str) -> Vec<serde_json::Value> {
+    let token = login_token(server, "chen").await;
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(format!("{server}/api/v1/documents"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    body["documents"].as_array().expect("rows").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_issue_numbers_offline_and_sync_in_any_order_without_a_duplicate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = district(dir.path()).await;
+    let url = server.url();
+    let mut phones = Vec::new();
+    let mut cases = Vec::new();
+    for (i, user) in PHONES.iter().enumerate() {
+        let mut phone = Inspector::sign_in(dir.path(), &url, user, "应急管理", "310101").await;
+        cases.push(phone.open_sample_case(i as u32 + 1));
+        let report = phone.sync().await.expect("first sync");
+        assert_eq!(report.number_blocks, WritKind::ALL.len(), "{user}");
+        let idle = phone.sync().await.expect("idle sync");
+        assert_eq!(
+            idle.number_blocks, 0,
+            "no block asked for while numbers are left"
+        );
+        phones.push(phone);
+    }
+    // Offline, interleaved: each phone uses up its block, then issues provisional ones.
+    let mut sealed = vec![Vec::new(); PHONES.len()];
+    for _ in 0..SEALED {
+        for (i, phone) in phones.iter_mut().enumerate() {
+            sealed[i].push(seal(phone, cases[i], WritKind::RectificationOrder));
+        }
+    }
+    for seals in &sealed {
+        assert_eq!(seals.iter().filter(|s| s.provisional).count(), SEALED - 20);
+        assert!(
+            seals[0].number.starts_with("（沪黄）应急责改〔"),
+            "{}",
+            seals[0].number
+        );
+    }
+    // Back in signal, all at once, in no particular order.
+    let [mut a, mut b, mut c, mut d] = <[Inspector; 4]>::try_from(phones).ok().expect("four");
+    let (ra, rb, rc, rd) = tokio::join!(d.sync(), b.sync(), a.sync(), c.sync());
+    for report in [ra, rb, rc, rd] {
+        let report = report.expect("sync");
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+    }
+    let mut phones = [a, b, c, d];
+    let mut all = BTreeSet::new();
+    for (i, phone) in phones.iter_mut().enumerate() {
+        // The server's numbers for the provisional ones may have come in the same sync;
+        // they have after the next.
+        phone.sync().await.expect("sync again");
+        let (numbers, provisional) = numbers(phone, cases[i]);
+        assert_eq!(
+            provisional, 0,
+            "{}: every provisional number replaced",
+            PHONES[i]
+        );
+        assert_eq!(numbers.len(), SEALED);
+        for (seal, number) in sealed[i].iter().zip(&numbers) {
+            if !seal.provisional {
+                assert_eq!(&seal.number, number, "a number from a block stays");
+            }
+        }
+        all.extend(numbers);
+    }
+    assert_eq!(all.len(), PHONES.len() * SEALED, "no number issued twice");
+
+    let rows = register(&url).await;
+    let listed: BTreeSet<String> = rows
+        .iter()
+        .map(|r| r["number"].as_str().expect("number").to_owned())
+        .collect();
+    assert_eq!(listed, all, "the register holds every number");
+    let replaced: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["provisional_number"].is_string())
+        .collect();
+    assert_eq!(replaced.len(), PHONES.len() * (SEALED - 20));
+    assert!(rows.iter().all(|r| r["provisional"] == false));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_restored_from_a_backup_issues_only_provisional_numbers_until_new_blocks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = district(dir.path()).await;
+    let url = server.url();
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let case = zhang.open_sample_case(1);
+    zhang.sync().await.expect("blocks");
+    let first = seal(&mut zhang, case, WritKind::InspectionRecord);
+    zhang.sync().await.expect("synced");
+    // The backup: a consistent copy of the database, never the key beside it.
+    let backup = dir.path().join("backup.db");
+    rusqlite::Connection::open(dir.path().join("zhang.db"))
+        .expect("open")
+        .execute("VACUUM INTO ?1", [backup.to_str().expect("utf-8")])
+        .expect("backed up");
+    let second = seal(&mut zhang, case, WritKind::InspectionRecord);
+    zhang.sync().await.expect("synced");
+    drop(zhang);
+
+    // The phone is lost; a new one restores the backup, offline.
+    let restored_dir = dir.path().join("restored");
+    std::fs::create_dir_all(&restored_dir).expect("dir");
+    std::fs::copy(&backup, restored_dir.join("zhang.db")).expect("restored");
+    let identity = anjian_core::Identity {
+        user_id: "zhang".into(),
+        name: "zhang的姓名".into(),
+        department: "应急管理".into(),
+        district: "310101".parse().expect("district"),
+        role: Role::Inspector,
+    };
+    let mut store =
+        anjian_core::Store::open(restored_dir.join("zhang.db"), identity).expect("opens");
+    assert!(
+        store
+            .numbers_left()
+            .expect("left")
+            .iter()
+            .all(|(_, n)| *n == 0),
+        "the blocks of the lost key are not the restored store's"
+    );
+    let writ = store
+        .create_writ(case, WritKind::InspectionRecord, None)
+        .expect("drawn up");
+    let offline = store.seal_writ(case, writ).expect("sealed");
+    assert!(offline.provisional, "{}", offline.number);
+
+    // Back in signal: it signs in again (its new key), syncs, and gets new blocks.
+    let token = store
+        .login(&url, "zhang", anjian_tests::PASSWORD, "新手机")
+        .await
+        .expect("login");
+    let mut zhang = Inspector {
+        store,
+        token,
+        server: url.clone(),
+    };
+    let report = zhang.sync().await.expect("sync");
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert_eq!(report.number_blocks, WritKind::ALL.len());
+    zhang.sync().await.expect("sync");
+    let next = seal(&mut zhang, case, WritKind::InspectionRecord);
+    assert!(!next.provisional, "{}", next.number);
+    zhang.sync().await.expect("sync");
+    let (numbers, provisional) = numbers(&mut zhang, case);
+    assert_eq!(provisional, 0);
+    let distinct: BTreeSet<&String> = numbers.iter().collect();
+    assert_eq!(distinct.len(), 4, "{numbers:?}");
+    for number in [&first.number, &second.number, &next.number] {
+        assert!(numbers.contains(number), "{number} in {numbers:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_refuses_a_number_it_did_not_allocate_to_the_device() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = district(dir.path()).await;
+    let url = server.url();
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let case = zhang.open_sample_case(1);
+    zhang.sync().await.expect("blocks");
+    let own = seal(&mut zhang, case, WritKind::RectificationOrder);
+    let draft = zhang
+        .store
+        .create_writ(case, WritKind::RectificationOrder, None)
+        .expect("drawn up");
+    zhang.sync().await.expect("synced");
+    let block = zhang
+        .store
+        .case(case)
+        .expect("case")
+        .writs
+        .iter()
+        .find_map(|w| w.seal.as_ref()?.block.clone())
+        .expect("a block in the seal");
+
+    // Li's own device, speaking the protocol itself, seals Zhang's draft with the next
+    // number of Zhang's block (a block carried in the case for all to read).
+    let actor = "11".repeat(16);
+    let token = login_device(&url, "li", &actor).await;
+    let mut doc =
+        AutoCommit::load(&zhang.store.export_document(case).expect("export")).expect("load");
+    doc.set_actor(automerge::ActorId::from(hex::decode(&actor).expect("hex")));
+    let next = own.number.replace("0001号", "0002号");
+    let fields = zhang.store.writ(case, draft).expect("draft").fields;
+    let writs = match automerge::ReadDoc::get(&doc, automerge::ROOT, "writs").expect("get") {
+        Some((_, writs)) => writs,
+        None => panic!("writs"),
+    };
+    let writ = match automerge::ReadDoc::get(&doc, &writs, draft.to_string()).expect("get") {
+        Some((_, writ)) => writ,
+        None => panic!("the draft"),
+    };
+    let seal = doc
+        .put_object(&writ, "seal", automerge::ObjType::Map)
+        .expect("put");
+    doc.put(&seal, "number", next.as_str()).expect("put");
+    doc.put(&seal, "provisional", 0).expect("put");
+    doc.put(&seal, "block", block.as_str()).expect("put");
+    let sha256 =
+        anjian_core::writs::content_sha256(case, WritKind::RectificationOrder, &next, &fields);
+    doc.put(&seal, "sha256", sha256).expect("put");
+    doc.put(&seal, "by", "li").expect("put");
+    doc.put(&seal, "at", "2026-11-20T10:00:00+08:00")
+        .expect("put");
+    doc.commit_with(
+        automerge::transaction::CommitOptions::default()
+            .with_message(serde_json::json!({ "by": "li", "action": "writ:seal" }).to_string()),
+    );
+    let mut peer = RawPeer::joined(&server.addr.to_string(), &token).await;
+    let pushed = peer.push(DocumentId::of(case), &mut doc).await;
+    let (rule, reason) = pushed.refused.expect("refused");
+    assert_eq!(rule, "writ", "{reason}");
+    assert!(reason.contains("号段"), "{reason}");
+    zhang.sync().await.expect("sync");
+    assert!(zhang.store.writ(case, draft).expect("draft").seal.is_none());
+    server.stop().await;
+}
