@@ -39,11 +39,16 @@ class SyncServer:
     users are added with the server's own CLI before it starts."""
 
     def __init__(self, data, users):
-        for username, name, department in users:
+        for i, (username, name, department) in enumerate(users):
             subprocess.run(
                 [SERVER_BIN, "--data", data, "user", "add", "--username", username,
                  "--name", name, "--role", "inspector", "--district", DISTRICT,
                  "--department", department, "--password", PASSWORD],
+                check=True, stdout=subprocess.DEVNULL)
+            # Each inspector's 执法证: 31010000001, 31010000002, …
+            subprocess.run(
+                [SERVER_BIN, "--data", data, "user", "certify", username,
+                 "--number", f"3101000000{i + 1}", "--valid-until", "2030-12-31"],
                 check=True, stdout=subprocess.DEVNULL)
         self.process = subprocess.Popen(
             [SERVER_BIN, "--data", data, "serve", "--listen", "127.0.0.1:0"],
@@ -355,9 +360,15 @@ class InspectorAppTest(unittest.TestCase):
             headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(request, timeout=WAIT) as response:
             served = json.load(response)
+        # Sealed offline with provisional numbers, which the server replaced on sync.
         self.assertEqual(
-            [(w["kind"], w["state"], w["number"]) for w in served["writs"]],
+            [(w["kind"], w["state"], w["provisional_number"]) for w in served["writs"]],
             [(w.kind.name.lower(), "issued", w.number) for w in writs])
+        for w in served["writs"]:
+            self.assertRegex(w["number"], r"^（沪黄）应急(检记|责改)〔\d{4}〕\d{4}号$")
+            self.assertFalse(w["provisional"])
+        self.assertEqual([w.number for w in zhang.writs(case_id)],
+                         [w["number"] for w in served["writs"]])
         self.assertIn("李娜（lina，执法证号 31010000002）", served["writs"][0]["signers"])
         self.assertEqual(served["writs"][1]["refusal"], "负责人拒绝签字（见证人：园区安全员 赵某）")
 

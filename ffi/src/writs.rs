@@ -32,6 +32,8 @@ pub struct Writ {
     pub number: Option<String>,
     /// Whether the number is provisional (print it as such).
     pub provisional: bool,
+    /// The provisional number it was sealed with, once the server gave it its number.
+    pub provisional_number: Option<String>,
     /// SHA-256 of the sealed content, once sealed.
     pub sha256: Option<String>,
     /// Signatures, in the order recorded.
@@ -252,6 +254,13 @@ fn case_id_of(text: &str) -> core::Result<core::CaseId> {
 impl From<core::Writ> for Writ {
     fn from(w: core::Writ) -> Self {
         let state = w.state().into();
+        let number = w.number().map(str::to_owned);
+        let provisional = w.provisional();
+        let provisional_number = w
+            .numbered
+            .as_ref()
+            .and(w.seal.as_ref())
+            .map(|s| s.number.clone());
         Writ {
             id: w.id.to_string(),
             kind: w.kind.into(),
@@ -260,8 +269,9 @@ impl From<core::Writ> for Writ {
             created_at: w.created_at.to_rfc3339(),
             replaces: w.replaces.map(|r| r.to_string()),
             fields: w.fields.into_iter().collect(),
-            number: w.seal.as_ref().map(|s| s.number.clone()),
-            provisional: w.seal.as_ref().is_some_and(|s| s.provisional),
+            number,
+            provisional,
+            provisional_number,
             sha256: w.seal.map(|s| s.sha256),
             signatures: w
                 .signatures

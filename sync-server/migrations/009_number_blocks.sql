@@ -25,6 +25,15 @@ CREATE TABLE number_blocks (
 
 CREATE INDEX number_blocks_by_key ON number_blocks (key_id);
 
+-- Inspectors' enforcement certificates (执法证): an inspector's signature on a document
+-- names its number and is given while it is valid.
+CREATE TABLE enforcement_certificates (
+    user_id     INTEGER PRIMARY KEY REFERENCES users (id),
+    number      TEXT NOT NULL UNIQUE,
+    valid_until TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+) STRICT;
+
 -- The provisional number a document was sealed with, once the server replaced it.
 ALTER TABLE writs ADD COLUMN provisional_number TEXT;
 

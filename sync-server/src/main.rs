@@ -97,6 +97,18 @@ enum UserCommand {
         #[arg(long, env = "ANJIAN_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// Records a user's enforcement certificate (执法证): its number and the last day it
+    /// is valid. An inspector signs enforcement documents with it.
+    Certify {
+        /// Sign-in name.
+        username: String,
+        /// The certificate's number (执法证号).
+        #[arg(long)]
+        number: String,
+        /// The last day it is valid (YYYY-MM-DD).
+        #[arg(long)]
+        valid_until: chrono::NaiveDate,
+    },
     /// Lists users.
     List,
     /// Disables a user (their tokens stop working).
@@ -232,11 +244,23 @@ async fn run(cli: Cli) -> AppResult<()> {
                         user.username, user.role, user.district, user.department
                     );
                 }
+                UserCommand::Certify {
+                    username,
+                    number,
+                    valid_until,
+                } => {
+                    storage.set_enforcement_certificate(&username, &number, valid_until)?;
+                    println!("{username}: 执法证号 {number}, valid until {valid_until}");
+                }
                 UserCommand::List => {
                     for u in storage.users()? {
                         let state = if u.disabled { "disabled" } else { "active" };
+                        let certificate = storage
+                            .enforcement_certificate(&u.username)?
+                            .map(|c| format!("{} (to {})", c.number, c.valid_until))
+                            .unwrap_or_default();
                         println!(
-                            "{}\t{}\t{}\t{}\t{}\t{state}",
+                            "{}\t{}\t{}\t{}\t{}\t{state}\t{certificate}",
                             u.username, u.name, u.role, u.district, u.department
                         );
                     }

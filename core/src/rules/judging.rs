@@ -165,7 +165,7 @@ pub fn judge_changes<S: Authored>(
     fresh: Vec<Change>,
     authors: Vec<Result<S, Refusal>>,
     limits: &intake::Limits,
-    trust: &Trust,
+    trust: &Trust<'_>,
 ) -> Judged<S> {
     let mut judging = Judging {
         doc: doc.clone(),
@@ -218,7 +218,7 @@ struct Judging<'a, S> {
     blob_refs: BTreeSet<String>,
     touched_conflict: bool,
     limits: &'a intake::Limits,
-    trust: &'a Trust,
+    trust: &'a Trust<'a>,
 }
 
 impl<S: Authored> Judging<'_, S> {

@@ -132,13 +132,33 @@ pub struct Author {
     pub key: Option<KeyId>,
 }
 
-/// What the judge trusts besides the change itself: the server keys that allocate
+/// What the judge knows besides the change itself: the server keys that allocate
 /// document numbers (`numbering`): the server's own, or on a phone the keys of the
-/// servers it signed in to.
-#[derive(Debug, Clone, Default)]
-pub struct Trust {
+/// servers it signed in to; and, on the server, the enforcement certificates (执法证) on
+/// record, against which an inspector's signature on a document is checked (a phone does
+/// not hold its teammates' and leaves that check to the server).
+#[derive(Clone, Default)]
+pub struct Trust<'a> {
     /// The server keys.
     pub servers: Vec<PublicKey>,
+    /// The enforcement certificates on record, where the judge holds them.
+    pub certificates: Option<&'a dyn Certificates>,
+}
+
+/// An inspector's enforcement certificate (执法证) as the server records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnforcementCertificate {
+    /// Its number (执法证号).
+    pub number: String,
+    /// The last day it is valid.
+    pub valid_until: chrono::NaiveDate,
+}
+
+/// Where the judge looks up enforcement certificates.
+pub trait Certificates: Send + Sync {
+    /// The certificate on record for the account `user` (user id), `None` when it has
+    /// none; a refusal (held back) when it cannot be read just now.
+    fn of(&self, user: &str) -> Result<Option<EnforcementCertificate>, Refusal>;
 }
 
 impl From<&Identity> for Author {
@@ -314,7 +334,7 @@ pub fn judge(
     before: Option<&CaseState>,
     after: &CaseState,
     ops: &Ops,
-    trust: &Trust,
+    trust: &Trust<'_>,
 ) -> Result<(), Refusal> {
     for op in ops.iter() {
         if let (Some(value), false) = (&op.value, op.superseded) {

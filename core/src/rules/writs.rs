@@ -32,7 +32,7 @@ pub(super) fn judge(
     before: Option<&CaseState>,
     after: &CaseState,
     ops: &Ops,
-    trust: &Trust,
+    trust: &Trust<'_>,
 ) -> Result<(), Refusal> {
     let mut touched = BTreeSet::new();
     for op in ops.iter() {
@@ -86,6 +86,7 @@ pub(super) fn judge(
             ));
         }
         steps(author, after, old.as_ref(), &writ, ops, id)?;
+        certified(trust, old.as_ref(), &writ)?;
         numbers(author, trust, after, old.as_ref(), &writ)?;
     }
     Ok(())
@@ -207,6 +208,31 @@ fn steps(
     Ok(())
 }
 
+/// Where the judge holds the enforcement certificates on record (the server), every new
+/// inspector's signature names the signer's certificate, valid on the day signed.
+fn certified(trust: &Trust<'_>, old: Option<&Writ>, writ: &Writ) -> Result<(), Refusal> {
+    let Some(certificates) = trust.certificates else {
+        return Ok(());
+    };
+    let old_signatures = old.map_or(0, |w| w.signatures.len());
+    for signature in writ.signatures.iter().skip(old_signatures) {
+        if signature.role != SignerRole::Inspector {
+            continue;
+        }
+        let fine = certificates.of(&signature.user)?.is_some_and(|c| {
+            c.number == signature.certificate_no.trim()
+                && signature.at.date_naive() <= c.valid_until
+        });
+        if !fine {
+            return Err(refuse(format!(
+                "{} 的执法证号 {} 与登记的执法证不符，或签名时已过有效期 (the 执法证号 is not the signer's certificate on record, valid that day)",
+                signature.user, signature.certificate_no
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The numbers a change gives a document: a seal's number is either provisional (marked
 /// so, with no block) or one of a block the server allocated to the key that signed the
 /// change; the server later gives a provisional document its number the same way. No
@@ -214,7 +240,7 @@ fn steps(
 /// sees to it).
 fn numbers(
     author: &Author,
-    trust: &Trust,
+    trust: &Trust<'_>,
     after: &CaseState,
     old: Option<&Writ>,
     writ: &Writ,
@@ -264,7 +290,7 @@ fn numbers(
 /// server key allocated to the key that signed the change.
 fn allocated(
     author: &Author,
-    trust: &Trust,
+    trust: &Trust<'_>,
     kind: WritKind,
     number: &str,
     block: &str,

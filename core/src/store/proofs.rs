@@ -78,7 +78,7 @@ impl Store {
 
     /// This device's account as the rule book judges its own changes (signed with its
     /// key), and what the judge trusts: the keys of the servers it signed in to.
-    pub(crate) fn judging(&self) -> Result<(crate::rules::Author, crate::rules::Trust)> {
+    pub(crate) fn judging(&self) -> Result<(crate::rules::Author, crate::rules::Trust<'static>)> {
         let mut author = crate::rules::Author::from(&self.identity);
         author.key = Some(self.public_key().id());
         let mut stmt = self
@@ -91,7 +91,11 @@ impl Store {
                     .map_err(|e| Error::Corrupt(format!("a trusted server key: {e}")))
             })
             .collect::<Result<_>>()?;
-        Ok((author, crate::rules::Trust { servers }))
+        let trust = crate::rules::Trust {
+            servers,
+            certificates: None,
+        };
+        Ok((author, trust))
     }
 
     /// The trusted server key `id`.

@@ -590,6 +590,7 @@ fn a_number_is_one_its_signing_key_was_allocated() {
     };
     let trust = rules::Trust {
         servers: vec![server.public_key()],
+        certificates: None,
     };
     let mut wrong = Vec::new();
     for (row, edit, expected) in &rows {
@@ -608,6 +609,104 @@ fn a_number_is_one_its_signing_key_was_allocated() {
     });
     if verdict_trusting(&unsigned, &trust, &base, &after) != Err(Rule::Writ) {
         wrong.push("an unsigned change sealed with a number".into());
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The certificates on record, as the server holds them.
+struct OnRecord;
+
+impl rules::Certificates for OnRecord {
+    fn of(&self, user: &str) -> Result<Option<rules::EnforcementCertificate>, rules::Refusal> {
+        let valid = |number: &str, until: &str| rules::EnforcementCertificate {
+            number: number.into(),
+            valid_until: until.parse().expect("day"),
+        };
+        Ok(match user {
+            "u1" => Some(valid("31000000001", "2030-12-31")),
+            "u2" => Some(valid("31000000002", "2026-01-31")),
+            _ => None,
+        })
+    }
+}
+
+#[test]
+fn an_inspector_s_signature_names_the_certificate_on_record_valid_that_day() {
+    let Visit {
+        mut store,
+        case,
+        image,
+        ..
+    } = visit();
+    let writ = store
+        .create_writ(case, WritKind::InspectionRecord, None)
+        .expect("drawn up");
+    store.seal_writ(case, writ).expect("sealed");
+    let base = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let signs = |user: &'static str, number: &'static str, at: &'static str| {
+        let image = image.clone();
+        move |doc: &mut AutoCommit| {
+            let writ_obj = writ_obj(doc, writ);
+            let sha256 = match doc.get(obj(doc, &writ_obj, "seal"), "sha256").expect("get") {
+                Some((value, _)) => value.as_str().expect("text").to_owned(),
+                None => panic!("sealed"),
+            };
+            let list = obj(doc, &writ_obj, "signatures");
+            let entry = doc
+                .insert_object(&list, doc.length(&list), automerge::ObjType::Map)
+                .expect("insert");
+            for (key, value) in [
+                ("role", "inspector"),
+                ("user", user),
+                ("name", user),
+                ("certificate_no", number),
+                ("image", image.as_str()),
+                ("sha256", sha256.as_str()),
+                ("by", "u1"),
+                ("at", at),
+            ] {
+                doc.put(&entry, key, value).expect("put");
+            }
+        }
+    };
+    let rows = [
+        (
+            "the certificate on record",
+            signs("u1", "31000000001", "2026-11-20T10:00:00+08:00"),
+            Ok(()),
+        ),
+        (
+            "another number",
+            signs("u1", "31000000009", "2026-11-20T10:00:00+08:00"),
+            Err(Rule::Writ),
+        ),
+        (
+            "after it expired",
+            signs("u2", "31000000002", "2026-11-20T10:00:00+08:00"),
+            Err(Rule::Writ),
+        ),
+        (
+            "while it was valid",
+            signs("u2", "31000000002", "2026-01-31T18:00:00+08:00"),
+            Ok(()),
+        ),
+    ];
+    let u1 = author("u1", Role::Inspector);
+    let on_record = rules::Trust {
+        servers: Vec::new(),
+        certificates: Some(&OnRecord),
+    };
+    let mut wrong = Vec::new();
+    for (row, edit, expected) in &rows {
+        let after = changed(&base, edit);
+        let got = verdict_trusting(&u1, &on_record, &base, &after);
+        if got != *expected {
+            wrong.push(format!("{row}: expected {expected:?}, got {got:?}"));
+        }
+        // A phone holds no certificates on record and leaves the check to the server.
+        if verdict(&u1, &base, &after) != Ok(()) {
+            wrong.push(format!("{row}: refused without certificates on record"));
+        }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

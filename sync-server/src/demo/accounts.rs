@@ -2,6 +2,7 @@
 //! of different departments, plus an administrator; passwords are random per run.
 
 use anjian_core::DistrictCode;
+use chrono::NaiveDate;
 use rand::Rng;
 
 use crate::error::{AppError, AppResult};
@@ -107,7 +108,7 @@ pub(super) fn create(storage: &Storage) -> AppResult<Vec<DemoAccount>> {
             .parse()
             .map_err(|e| AppError::Internal(format!("demo district {district}: {e}")))?;
         let password = password();
-        storage.add_user(&NewUser {
+        let user = storage.add_user(&NewUser {
             username,
             name,
             role,
@@ -115,6 +116,12 @@ pub(super) fn create(storage: &Storage) -> AppResult<Vec<DemoAccount>> {
             department,
             password: &password,
         })?;
+        if role == Role::Inspector {
+            // 执法证号: the district's code and the account's number, valid for years.
+            let number = format!("{}{:05}", district.as_str(), user.id);
+            let valid_until = NaiveDate::from_ymd_opt(2030, 12, 31).expect("a day");
+            storage.set_enforcement_certificate(username, &number, valid_until)?;
+        }
         accounts.push(DemoAccount {
             username: username.to_owned(),
             name: name.to_owned(),

@@ -691,6 +691,11 @@ pub trait Documents: Send + Sync {
     fn compact(&self, case: CaseId, snapshot: &[u8]) -> AppResult<()>;
     /// The key the server signs what it writes itself with.
     fn server_key(&self) -> &SoftwareKey;
+    /// The enforcement certificate (执法证) on record for the account `username`.
+    fn enforcement_certificate(
+        &self,
+        username: &str,
+    ) -> AppResult<Option<anjian_core::rules::EnforcementCertificate>>;
 }
 
 impl Documents for Storage {
@@ -736,6 +741,13 @@ impl Documents for Storage {
 
     fn server_key(&self) -> &SoftwareKey {
         Storage::server_key(self)
+    }
+
+    fn enforcement_certificate(
+        &self,
+        username: &str,
+    ) -> AppResult<Option<anjian_core::rules::EnforcementCertificate>> {
+        Storage::enforcement_certificate(self, username)
     }
 }
 

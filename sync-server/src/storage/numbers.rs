@@ -4,9 +4,10 @@
 //! that replaces a provisional one. A number is allocated once, ever.
 
 use anjian_core::numbering::{self, NumberBlock, SignedBlock};
+use anjian_core::rules::EnforcementCertificate;
 use anjian_core::signing::{KeyId, Signer};
 use anjian_core::{DistrictCode, WritKind};
-use chrono::{Datelike, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::Storage;
@@ -21,6 +22,72 @@ pub const BLOCK_SIZE: u32 = 20;
 pub const MAX_BLOCKS_PER_YEAR: i64 = 50;
 
 impl Storage {
+    /// Records `username`'s enforcement certificate (执法证): its number and the last day
+    /// it is valid (a renewed one replaces the old).
+    pub fn set_enforcement_certificate(
+        &self,
+        username: &str,
+        number: &str,
+        valid_until: NaiveDate,
+    ) -> AppResult<()> {
+        let number = number.trim();
+        if number.is_empty() {
+            return Err(AppError::BadRequest(
+                "执法证号不能为空 (a certificate number)".into(),
+            ));
+        }
+        let user = self.user(username)?;
+        self.write(|conn| {
+            let taken: Option<String> = conn
+                .query_row(
+                    "SELECT u.username FROM enforcement_certificates c JOIN users u ON u.id = c.user_id
+                     WHERE c.number = ?1 AND c.user_id <> ?2",
+                    params![number, user.id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(other) = taken {
+                return Err(AppError::Conflict(format!(
+                    "执法证号 {number} 已登记给 {other} (the number is another user's)"
+                )));
+            }
+            conn.execute(
+                "INSERT INTO enforcement_certificates (user_id, number, valid_until, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (user_id) DO UPDATE SET number = excluded.number,
+                    valid_until = excluded.valid_until, recorded_at = excluded.recorded_at",
+                params![user.id, number, valid_until.to_string(), Utc::now().to_rfc3339()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The enforcement certificate on record for `username`.
+    pub fn enforcement_certificate(
+        &self,
+        username: &str,
+    ) -> AppResult<Option<EnforcementCertificate>> {
+        let row: Option<(String, String)> = self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT c.number, c.valid_until FROM enforcement_certificates c
+                     JOIN users u ON u.id = c.user_id WHERE u.username = ?1",
+                    [username],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?)
+        })?;
+        row.map(|(number, valid_until)| {
+            Ok(EnforcementCertificate {
+                number,
+                valid_until: valid_until
+                    .parse()
+                    .map_err(|e| AppError::Internal(format!("a certificate's validity: {e}")))?,
+            })
+        })
+        .transpose()
+    }
+
     /// Allocates the device `actor` of `user`, for its key `key` (one it registered), a
     /// block of [`BLOCK_SIZE`] numbers this year for each of `kinds`; returns them signed.
     pub fn allocate_number_blocks(

@@ -171,7 +171,7 @@ fn receive_visible(
         fresh,
         authors,
         &context.wire,
-        &trust(context.storage.as_ref()),
+        &trust(&OnRecord(context.storage.as_ref())),
     );
     let Some(after) = judged.case else {
         return Ok(Received::Refused {
@@ -276,7 +276,7 @@ fn receive_unknown(
         applied,
         authors,
         &context.wire,
-        &trust(context.storage.as_ref()),
+        &trust(&OnRecord(context.storage.as_ref())),
     );
     let Some(after) = judged.case else {
         return Ok(Received::Refused {
@@ -543,10 +543,25 @@ fn refused(refusal: Refusal, changes: &[Change], state: Option<sync::State>) -> 
     }
 }
 
-/// What the server's judge trusts: its own key, which allocates document numbers.
-fn trust(storage: &dyn Documents) -> rules::Trust {
+/// The enforcement certificates on record, as the rule book looks them up.
+struct OnRecord<'a>(&'a dyn Documents);
+
+impl rules::Certificates for OnRecord<'_> {
+    fn of(&self, user: &str) -> Result<Option<rules::EnforcementCertificate>, Refusal> {
+        self.0.enforcement_certificate(user).map_err(|e| {
+            rules::held_back(&format!(
+                "暂时无法核对执法证，稍后再同步 (the certificates on record could not be read: {e})"
+            ))
+        })
+    }
+}
+
+/// What the server's judge knows: its own key, which allocates document numbers, and the
+/// enforcement certificates on record.
+fn trust<'a>(on_record: &'a OnRecord<'a>) -> rules::Trust<'a> {
     rules::Trust {
-        servers: vec![storage.server_key().public_key()],
+        servers: vec![on_record.0.server_key().public_key()],
+        certificates: Some(on_record),
     }
 }
 
@@ -596,8 +611,14 @@ pub fn change_in<T>(
     // The server signs the change with its own key.
     let mut author = author.clone();
     author.key = Some(storage.server_key().public_key().id());
-    rules::judge(&author, Some(before), &after, &ops, &trust(storage))
-        .map_err(AppError::Refused)?;
+    rules::judge(
+        &author,
+        Some(before),
+        &after,
+        &ops,
+        &trust(&OnRecord(storage)),
+    )
+    .map_err(AppError::Refused)?;
     let bytes = candidate.save_after(&before_heads);
     let touched = (ops.blob_refs(), ops.touch_a_conflict(&candidate));
     // Signed with the server's key, certified for this actor as the user's

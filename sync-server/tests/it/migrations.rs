@@ -60,7 +60,7 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     // Take the database back to version 2: what migration 3 adds is gone.
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.execute_batch(
-        "DROP TABLE number_blocks; DROP TABLE number_sequences;
+        "DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
@@ -128,7 +128,7 @@ fn an_interrupted_rebuild_resumes_on_the_next_start() {
 fn downgrade_to_3(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch(
-        "DROP TABLE number_blocks; DROP TABLE number_sequences;
+        "DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;

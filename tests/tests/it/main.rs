@@ -15,4 +15,4 @@ mod sync_joint;
 mod sync_relayed;
 mod sync_wire;
 mod web_browser;
-mod writ_numbers;
+mod writs;

@@ -230,6 +230,17 @@ async fn changes_from_a_device_bound_to_another_user_are_refused_and_go_nowhere(
         Inspector::sign_in(dir.path(), &url, "mallory", "应急管理", "310101").await;
     drop(owner.store);
     std::fs::copy(dir.path().join("owner.db"), dir.path().join("forged.db")).expect("copy");
+    // With a key file of its own beside it (a store without one is restored from a
+    // backup and becomes a new device): it keeps the owner's actor.
+    drop(
+        anjian_core::Store::open(dir.path().join("spare.db"), sample::inspector("x"))
+            .expect("a spare store makes a key"),
+    );
+    std::fs::copy(
+        dir.path().join("spare.db.key"),
+        dir.path().join("forged.db.key"),
+    )
+    .expect("copy key");
     let mut forged =
         anjian_core::Store::open(dir.path().join("forged.db"), sample::inspector("owner"))
             .expect("open");

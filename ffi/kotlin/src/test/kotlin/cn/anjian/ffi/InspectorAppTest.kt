@@ -46,13 +46,20 @@ class SyncServer(data: Path, users: List<Triple<String, String, String>>) : Auto
     val url: String
 
     init {
-        for ((username, name, department) in users) {
+        for ((i, user) in users.withIndex()) {
+            val (username, name, department) = user
             val add = ProcessBuilder(
                 bin, "--data", data.toString(), "user", "add", "--username", username,
                 "--name", name, "--role", "inspector", "--district", DISTRICT,
                 "--department", department, "--password", PASSWORD,
             ).redirectOutput(ProcessBuilder.Redirect.DISCARD).start()
             check(add.waitFor() == 0) { "user add $username failed" }
+            // Each inspector's 执法证: 31010000001, 31010000002, …
+            val certify = ProcessBuilder(
+                bin, "--data", data.toString(), "user", "certify", username,
+                "--number", "3101000000${i + 1}", "--valid-until", "2030-12-31",
+            ).redirectOutput(ProcessBuilder.Redirect.DISCARD).start()
+            check(certify.waitFor() == 0) { "user certify $username failed" }
         }
         val builder = ProcessBuilder(bin, "--data", data.toString(), "serve", "--listen", "127.0.0.1:0")
             .redirectError(ProcessBuilder.Redirect.DISCARD)

@@ -1,6 +1,7 @@
-//! Document numbers issued offline through the real server: blocks allocated at sync,
-//! numbers issued from them with no signal, provisional numbers the server replaces, a
-//! store restored from a backup, and a number the server never allocated to the device.
+//! Enforcement documents through the real server: numbers issued offline from blocks
+//! allocated at sync, provisional numbers the server replaces, a store restored from a
+//! backup, a number the server never allocated to the device, and inspectors' signatures
+//! checked against the enforcement certificates on record.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -16,6 +17,14 @@ const PHONES: [&str; 4] = ["zhang", "li", "wang", "zhao"];
 
 /// Sealed offline by each phone: more than the block of 20 a first sync gives.
 const SEALED: usize = 23;
+
+/// Records `user`'s enforcement certificate on the server in `data`.
+fn certify(data: &Path, user: &str, number: &str, valid_until: &str) {
+    anjian_sync_server::Storage::open(&data.join("server.db"))
+        .expect("server database")
+        .set_enforcement_certificate(user, number, valid_until.parse().expect("day"))
+        .expect("certified");
+}
 
 /// A server with the phones' inspectors and a supervisor, all of 黄浦区's 应急管理.
 async fn district(dir: &Path) -> TestServer {
@@ -274,5 +283,105 @@ async fn the_server_refuses_a_number_it_did_not_allocate_to_the_device() {
     assert!(reason.contains("号段"), "{reason}");
     zhang.sync().await.expect("sync");
     assert!(zhang.store.writ(case, draft).expect("draft").seal.is_none());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inspector_signs_with_the_certificate_on_record_valid_that_day() {
+    use anjian_core::{SignatureInput, SignerRole};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    let server = district(dir.path()).await;
+    certify(&data, "zhang", "31010100001", "2030-12-31");
+    certify(&data, "li", "31010100002", "2026-01-31");
+    let url = server.url();
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let case = zhang.open_joint_case(1, &[("li", "310101", "应急管理")]);
+    let image = zhang
+        .store
+        .ingest_photo(&anjian_core::sample::jpeg(40, 20))
+        .expect("signature image")
+        .sha256;
+    let inspector = |user: &str, number: &str| SignatureInput {
+        role: SignerRole::Inspector,
+        user: user.into(),
+        name: format!("{user}的姓名"),
+        certificate_no: number.into(),
+        image: image.clone(),
+    };
+    // Signed today on the phone's clock: Li's certificate expired in January, and
+    // Zhang's number is mistyped in the second document.
+    let signed = |zhang: &mut Inspector, signatures: [SignatureInput; 2]| {
+        let writ = zhang
+            .store
+            .create_writ(case, WritKind::InspectionRecord, None)
+            .expect("drawn up");
+        zhang.store.seal_writ(case, writ).expect("sealed");
+        for signature in &signatures {
+            zhang
+                .store
+                .sign_writ(case, writ, signature)
+                .expect("the phone does not know the certificates on record");
+        }
+        writ
+    };
+    let expired = signed(
+        &mut zhang,
+        [
+            inspector("zhang", "31010100001"),
+            inspector("li", "31010100002"),
+        ],
+    );
+    let report = zhang.sync().await.expect("sync");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert!(
+        report.refused[0].1.contains("执法证"),
+        "{:?}",
+        report.refused
+    );
+    let writ = zhang.store.writ(case, expired).expect("kept");
+    assert_eq!(
+        writ.signatures.len(),
+        1,
+        "only the signature with a valid certificate stays"
+    );
+
+    let mistyped = signed(
+        &mut zhang,
+        [
+            inspector("zhang", "31010100009"),
+            inspector("li", "31010100002"),
+        ],
+    );
+    let report = zhang.sync().await.expect("sync");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert!(
+        zhang
+            .store
+            .writ(case, mistyped)
+            .expect("kept")
+            .signatures
+            .is_empty()
+    );
+
+    // Li's certificate renewed: both sign, and the document is issued.
+    certify(&data, "li", "31010100002", "2031-12-31");
+    zhang
+        .store
+        .sign_writ(case, expired, &inspector("li", "31010100002"))
+        .expect("signed");
+    zhang
+        .store
+        .refuse_writ(case, expired, "拒绝签字", "见证人 王某", None)
+        .expect("refusal recorded");
+    zhang.store.issue_writ(case, expired).expect("issued");
+    let report = zhang.sync().await.expect("sync");
+    assert!(report.refused.is_empty(), "{report:?}");
+    let rows = register(&url).await;
+    assert!(
+        rows.iter()
+            .any(|r| r["writ_id"] == expired.to_string().as_str() && r["state"] == "issued"),
+        "{rows:?}"
+    );
     server.stop().await;
 }
