@@ -792,6 +792,8 @@ pub struct Writ {
     pub voided: Option<Voiding>,
     /// The number the server gave it in place of a provisional one.
     pub numbered: Option<Numbering>,
+    /// The PDF of the issued document as handed to the enterprise.
+    pub printed: Option<Printed>,
 }
 
 impl Writ {
@@ -904,6 +906,18 @@ pub struct SignatureRefusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
     /// User id.
+    pub by: String,
+    /// When.
+    pub at: DateTime<FixedOffset>,
+}
+
+/// The PDF of an issued document as handed to the enterprise: a blob, synced like a
+/// photo, served with the case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printed {
+    /// SHA-256 (hex) of the PDF's bytes.
+    pub sha256: String,
+    /// Who printed it.
     pub by: String,
     /// When.
     pub at: DateTime<FixedOffset>,

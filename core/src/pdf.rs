@@ -227,6 +227,39 @@ impl Layout<'_> {
     }
 }
 
+/// The largest PDF of a document a server takes (a document of a few pages with its
+/// font subset and signature images is well under a megabyte).
+pub const MAX_PDF_BYTES: usize = 8 * 1024 * 1024;
+
+/// Whether `bytes` are shaped like a whole PDF file, as a server checks an uploaded
+/// document before storing it: the header, a cross-reference offset and the end-of-file
+/// marker at the end, within [`MAX_PDF_BYTES`]. A structural check, not a full parse:
+/// it keeps out a truncated upload and anything that is not a PDF at all.
+pub fn check(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.len() > MAX_PDF_BYTES {
+        return Err(format!(
+            "a PDF of {} bytes, over {MAX_PDF_BYTES}",
+            bytes.len()
+        ));
+    }
+    if !bytes.starts_with(b"%PDF-1.") && !bytes.starts_with(b"%PDF-2.") {
+        return Err("not a PDF: no %PDF- header".into());
+    }
+    let tail = &bytes[bytes.len().saturating_sub(1024)..];
+    let trimmed = tail
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(&tail[..0], |end| &tail[..=end]);
+    if !trimmed.ends_with(b"%%EOF") || !contains(tail, b"startxref") {
+        return Err("not a whole PDF: no startxref and %%EOF at its end".into());
+    }
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// The document `writ` of `case` as PDF bytes. `image` gives the bytes of a blob (the
 /// captured signatures); a signature whose image the device does not hold is printed by
 /// name only.

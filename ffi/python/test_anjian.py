@@ -347,6 +347,9 @@ class InspectorAppTest(unittest.TestCase):
                               "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc")
         pdf = zhang.render_writ(case_id, order, font, 2)
         self.assertEqual(pdf[:5], b"%PDF-")
+        printed = zhang.print_writ(case_id, order, font, 2)
+        self.assertEqual(printed.pdf[:5], b"%PDF-")
+        self.assertEqual(zhang.writs(case_id)[1].pdf, printed.sha256)
         with self.assertRaises(anjian.AnjianError.Storage):
             zhang.render_writ(case_id, order, os.path.join(self.tmp.name, "no-such-font"), 0)
         self.assertIn("液氯储罐区报警装置未投入使用", writs[1].fields["hazards"])
@@ -371,6 +374,14 @@ class InspectorAppTest(unittest.TestCase):
                          [w["number"] for w in served["writs"]])
         self.assertIn("李娜（lina，执法证号 31010000002）", served["writs"][0]["signers"])
         self.assertEqual(served["writs"][1]["refusal"], "负责人拒绝签字（见证人：园区安全员 赵某）")
+        # The printed copy reached the server byte for byte.
+        self.assertEqual(served["writs"][1]["pdf"], printed.sha256)
+        request = urllib.request.Request(
+            f"{self.server.url}/api/v1/blobs/{printed.sha256}",
+            headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=WAIT) as response:
+            self.assertEqual(response.headers["Content-Type"], "application/pdf")
+            self.assertEqual(response.read(), printed.pdf)
 
     def test_phones_merge_on_site_in_a_peer_session_signing_with_a_platform_key(self):
         from cryptography.hazmat.primitives import hashes, serialization

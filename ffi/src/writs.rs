@@ -42,6 +42,8 @@ pub struct Writ {
     pub refusal: Option<SignatureRefusal>,
     /// The reason it was voided (作废), if it was.
     pub voided: Option<String>,
+    /// SHA-256 of the PDF handed to the enterprise, once printed (`print_writ`).
+    pub pdf: Option<String>,
 }
 
 /// A signature on a sealed document.
@@ -229,11 +231,24 @@ impl InspectorStore {
         font_file: String,
         face: u32,
     ) -> Result<Vec<u8>, AnjianError> {
-        let bytes = std::fs::read(&font_file).map_err(|e| AnjianError::Storage {
-            reason: format!("字体文件无法读取 (cannot read the font {font_file}: {e})"),
-        })?;
-        let font = core::pdf::PdfFont::load(bytes, face)?;
+        let font = font(&font_file, face)?;
         self.core(|s| s.render_writ(case_id_of(&case_id)?, self::writ_id(&writ_id)?, &font))
+    }
+
+    /// Prints the issued document: its PDF, as `render_writ` makes it, kept on the device
+    /// as a blob that syncs like a photo and recorded in the document as the copy handed
+    /// to the enterprise (the first print is the copy of record).
+    pub fn print_writ(
+        &self,
+        case_id: String,
+        writ_id: String,
+        font_file: String,
+        face: u32,
+    ) -> Result<PrintedWrit, AnjianError> {
+        let font = font(&font_file, face)?;
+        let (sha256, pdf) =
+            self.core(|s| s.print_writ(case_id_of(&case_id)?, self::writ_id(&writ_id)?, &font))?;
+        Ok(PrintedWrit { sha256, pdf })
     }
 
     /// Voids a sealed document with a reason.
@@ -245,6 +260,22 @@ impl InspectorStore {
     ) -> Result<(), AnjianError> {
         self.core(|s| s.void_writ(case_id_of(&case_id)?, self::writ_id(&writ_id)?, &reason))
     }
+}
+
+/// The PDF of an issued document, as printed and kept.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct PrintedWrit {
+    /// SHA-256 (hex) of the PDF: the blob the case names.
+    pub sha256: String,
+    /// The PDF's bytes, for the printer.
+    pub pdf: Vec<u8>,
+}
+
+fn font(font_file: &str, face: u32) -> Result<core::pdf::PdfFont, AnjianError> {
+    let bytes = std::fs::read(font_file).map_err(|e| AnjianError::Storage {
+        reason: format!("字体文件无法读取 (cannot read the font {font_file}: {e})"),
+    })?;
+    Ok(core::pdf::PdfFont::load(bytes, face)?)
 }
 
 fn case_id_of(text: &str) -> core::Result<core::CaseId> {
@@ -273,6 +304,7 @@ impl From<core::Writ> for Writ {
             provisional,
             provisional_number,
             sha256: w.seal.map(|s| s.sha256),
+            pdf: w.printed.map(|p| p.sha256),
             signatures: w
                 .signatures
                 .into_iter()

@@ -1,8 +1,8 @@
-//! Blobs over HTTP (`/api/v1/blobs/{sha256}`): photo originals and thumbnails, addressed by
-//! the SHA-256 of their bytes. Uploads resume: `HEAD` tells how many bytes the server holds
+//! Blobs over HTTP (`/api/v1/blobs/{sha256}`): photo originals and thumbnails, and the
+//! PDFs of issued enforcement documents, addressed by the SHA-256 of their bytes. Uploads resume: `HEAD` tells how many bytes the server holds
 //! (`Upload-Offset`), `PATCH` appends at that offset (with `Upload-Length`, the whole size),
 //! `PUT` sends a blob whole. A blob counts as stored only once its hash matches and it is an
-//! image within the same limits as the apps'. Only blobs that a case the user may see
+//! image within the same limits as the apps' (or a whole PDF: `anjian_core::pdf::check`). Only blobs that a case the user may see
 //! mentions are accepted or served; any other is answered as one that does not exist.
 
 use std::sync::Arc;
@@ -295,7 +295,7 @@ async fn append(
     finish(app, sha256).await
 }
 
-/// Verifies the whole upload (hash, then image, on the photo threads) and stores it
+/// Verifies the whole upload (hash, then image or PDF, on the photo threads) and stores it
 /// durably, or removes it.
 async fn finish(app: &AppState, sha256: &str) -> AppResult<Response> {
     let partial = app.blobs.partial_path(sha256);
@@ -316,6 +316,12 @@ async fn finish(app: &AppState, sha256: &str) -> AppResult<Response> {
                 return Err(format!(
                     "the bytes do not hash to {expected}; nothing was stored"
                 ));
+            }
+            if bytes.starts_with(b"%PDF-") {
+                // An issued enforcement document as printed on the device.
+                return anjian_core::pdf::check(&bytes)
+                    .map(|()| "application/pdf")
+                    .map_err(|e| format!("not an accepted document: {e}"));
             }
             photo::ingest(&bytes, &PhotoLimits::default())
                 .map(|ingested| ingested.info.mime)
@@ -355,6 +361,7 @@ async fn finish(app: &AppState, sha256: &str) -> AppResult<Response> {
         (status = 200, description = "The blob", content(
             (schemas::Binary = "image/jpeg"),
             (schemas::Binary = "image/png"),
+            (schemas::Binary = "application/pdf"),
         )),
         (status = 400, description = "The name is not UTF-8 once percent-decoded", body = ErrorBody),
         SignedOut,

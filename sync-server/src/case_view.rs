@@ -168,6 +168,9 @@ pub struct WritView {
     pub provisional: bool,
     /// The provisional number it was sealed with, once the server gave it its number.
     pub provisional_number: Option<String>,
+    /// SHA-256 of the PDF handed to the enterprise, once printed (`GET
+    /// /api/v1/blobs/{sha256}`).
+    pub pdf: Option<String>,
     /// SHA-256 of the sealed content.
     pub sha256: Option<String>,
     /// Its content by field key.
@@ -198,6 +201,7 @@ impl From<&anjian_core::Writ> for WritView {
                 .as_ref()
                 .and(w.seal.as_ref())
                 .map(|s| s.number.clone()),
+            pdf: w.printed.as_ref().map(|p| p.sha256.clone()),
             sha256: w.seal.as_ref().map(|s| s.sha256.clone()),
             fields: w.fields.clone(),
             created_by: w.created_by.clone(),

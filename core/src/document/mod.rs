@@ -15,7 +15,8 @@ pub(crate) use photos::{
 };
 pub(crate) use writs::{
     create as create_writ, edit as edit_writ, issue as issue_writ, number as number_writ,
-    refuse as refuse_writ, seal as seal_writ, sign as sign_writ, void as void_writ,
+    print as print_writ, refuse as refuse_writ, seal as seal_writ, sign as sign_writ,
+    void as void_writ,
 };
 
 use automerge::transaction::{CommitOptions, Transactable};

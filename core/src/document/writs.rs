@@ -13,7 +13,8 @@ use super::{map, parse_field, parse_time, put_judgement, string};
 use crate::codes::{CaseId, WritId, WritKind};
 use crate::error::{Error, Result};
 use crate::model::{
-    Numbering, SignatureInput, SignatureRefusal, Stamp, Voiding, Writ, WritSeal, WritSignature,
+    Numbering, Printed, SignatureInput, SignatureRefusal, Stamp, Voiding, Writ, WritSeal,
+    WritSignature,
 };
 
 /// The root key of the enforcement documents.
@@ -133,6 +134,22 @@ pub(crate) fn refuse(doc: &mut AutoCommit, id: WritId, refusal: &SignatureRefusa
     }
     doc.put(&entry, "by", refusal.by.as_str())?;
     doc.put(&entry, "at", refusal.at.to_rfc3339())?;
+    Ok(())
+}
+
+/// Records the PDF of the issued document as handed to the enterprise (a blob).
+pub(crate) fn print(
+    doc: &mut AutoCommit,
+    id: WritId,
+    sha256: &str,
+    by: &str,
+    at: DateTime<FixedOffset>,
+) -> Result<()> {
+    let obj = writ_obj(doc, id)?;
+    let entry = doc.put_object(&obj, "printed", ObjType::Map)?;
+    doc.put(&entry, "sha256", sha256)?;
+    doc.put(&entry, "by", by)?;
+    doc.put(&entry, "at", at.to_rfc3339())?;
     Ok(())
 }
 
@@ -298,6 +315,17 @@ fn read(doc: &AutoCommit, id: WritId, obj: &ObjId) -> Result<Writ> {
         refusal,
         issued: child("issued").map(|i| stamp(&i)).transpose()?,
         voided,
+        printed: match child("printed") {
+            Some(entry) => {
+                let stamp = stamp(&entry)?;
+                Some(Printed {
+                    sha256: text(&entry, "sha256"),
+                    by: stamp.by,
+                    at: stamp.at,
+                })
+            }
+            None => None,
+        },
         numbered: match child("numbered") {
             Some(entry) => {
                 let stamp = stamp(&entry)?;

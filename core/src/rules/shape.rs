@@ -154,7 +154,7 @@ pub(super) fn is_attribution(path: &[Seg]) -> bool {
             | [
                 Some("writs"),
                 _,
-                Some("seal" | "refusal" | "issued" | "voided" | "numbered"),
+                Some("seal" | "refusal" | "issued" | "voided" | "numbered" | "printed"),
                 Some("by")
             ]
             | [Some("writs"), _, Some("signatures"), None, Some("by")]
@@ -261,6 +261,9 @@ fn writ(path: &[P<'_>]) -> Option<Want> {
         [K("issued"), K("by" | "at")] => Str,
         [K("voided")] => Map,
         [K("voided"), K("reason" | "by" | "at")] => Str,
+        [K("printed")] => Map,
+        [K("printed"), K("sha256")] => Code(Coded::Sha256),
+        [K("printed"), K("by" | "at")] => Str,
         [K("numbered")] => Map,
         [K("numbered"), K("number" | "block" | "by" | "at")] => Str,
         _ => return None,

@@ -57,7 +57,9 @@ pub(super) fn judge(
         let whole = |op: &OpAt| !op.overwrites && matches!(op.value, Some(Leaf::Map | Leaf::List));
         let fine = match (op.path.len(), key) {
             (2, _) => whole(op),
-            (3, Some("seal" | "refusal" | "issued" | "voided" | "numbered")) => whole(op),
+            (3, Some("seal" | "refusal" | "issued" | "voided" | "numbered" | "printed")) => {
+                whole(op)
+            }
             (3, _) => op.in_new_object,
             (4, Some("fields")) => true,
             (4, Some("signatures")) => whole(op),
@@ -181,6 +183,15 @@ fn steps(
     {
         return Err(refuse(format!(
             "{name}须有两名以上执法人员签名（注明执法证号），并有被检查单位签名或拒签记录，方可签发 (two inspectors and the enterprise sign first)"
+        )));
+    }
+    if new(
+        old.is_some_and(|w| w.printed.is_some()),
+        writ.printed.is_some(),
+    ) && (writ.issued.is_none() || writ.voided.is_some())
+    {
+        return Err(refuse(format!(
+            "{name}签发后方可留存交付的文书 PDF (the PDF kept is the issued document's)"
         )));
     }
     if new(

@@ -237,6 +237,34 @@ impl Store {
         Ok(Some((block.block().number(n), text)))
     }
 
+    /// Prints the issued document: its PDF (as `render_writ` makes it), kept as a blob
+    /// that syncs like a photo, and recorded in the document as the copy handed to the
+    /// enterprise. The first print is the copy of record: printing again renders the
+    /// document as it reads now (with the server's number, say) without recording it.
+    pub fn print_writ(
+        &mut self,
+        case: CaseId,
+        writ: WritId,
+        font: &PdfFont,
+    ) -> Result<(String, Vec<u8>)> {
+        let bytes = self.render_writ(case, writ, font)?;
+        if let Some(printed) = self.writ(case, writ)?.printed {
+            return Ok((printed.sha256, bytes));
+        }
+        let sha256 = crate::photo::sha256_hex(&bytes);
+        let by = self.identity.user_id.clone();
+        let now = self.now();
+        self.conn.execute(
+            "INSERT OR IGNORE INTO blobs (sha256, kind, mime, size, bytes, created_at)
+             VALUES (?1, 'document', 'application/pdf', ?2, ?3, ?4)",
+            params![sha256, bytes.len() as i64, bytes, now.to_rfc3339()],
+        )?;
+        self.write(case, "writ:print", Touched::Case, |doc| {
+            document::print_writ(doc, writ, &sha256, &by, now)
+        })?;
+        Ok((sha256, bytes))
+    }
+
     /// A provisional number, unique to this device: （临时）责改〔2026〕3f9a0c21号.
     fn provisional_number(&self, kind: WritKind) -> String {
         let year = self.now().year();

@@ -143,10 +143,50 @@ fn an_order_is_filled_sealed_signed_issued_and_corrected_offline() {
             Some(&image),
         )
         .expect("refusal recorded");
+    let font = cjk_font();
+    let early = store.print_writ(case, order, &font);
+    assert!(
+        matches!(&early, Err(anjian_core::Error::NotAllowed(m)) if m.contains("签发后")),
+        "only the issued document's PDF is kept: {:?}",
+        early.map(|(sha256, _)| sha256)
+    );
     store.issue_writ(case, order).expect("issued");
     let issued = store.writ(case, order).expect("read");
     assert_eq!(issued.state(), WritState::Issued);
     assert_eq!(issued.inspectors_signed().len(), 2);
+
+    // Printed: the PDF kept as a blob to sync, named in the document as the copy handed
+    // over; printing again gives back the copy of record.
+    let (sha256, pdf) = store.print_writ(case, order, &font).expect("printed");
+    assert!(pdf.starts_with(b"%PDF-"));
+    anjian_core::pdf::check(&pdf).expect("a whole PDF");
+    assert_eq!(store.blob(&sha256).expect("kept"), pdf);
+    assert_eq!(
+        store
+            .writ(case, order)
+            .expect("read")
+            .printed
+            .map(|p| p.sha256),
+        Some(sha256.clone())
+    );
+    assert!(
+        store
+            .pending_uploads()
+            .expect("pending")
+            .iter()
+            .any(|b| b.sha256 == sha256 && b.kind == "document")
+    );
+    let (again, _) = store.print_writ(case, order, &font).expect("printed again");
+    assert_eq!(again, sha256);
+    store.collect_garbage().expect("garbage collected");
+    assert!(store.has_blob(&sha256).expect("read"), "the case names it");
+    for cut in [
+        &pdf[..pdf.len() / 2],
+        b"%PDF-1.7 not a document".as_slice(),
+        b"GIF89a",
+    ] {
+        assert!(anjian_core::pdf::check(cut).is_err());
+    }
 
     // A correction is a new document naming the one it replaces; the old one is voided.
     assert!(

@@ -433,7 +433,12 @@ fn writs(case: &Case) -> Markup {
                                     }
                                     @if let Some(r) = &w.refusal { "拒签：" (r.reason) "（见证人 " (r.witness) "）" }
                                 }
-                                td { (w.created_by) " · " (time(&w.created_at)) }
+                                td {
+                                    (w.created_by) " · " (time(&w.created_at))
+                                    @if let Some(p) = &w.printed {
+                                        br; a.pdf href={ "/api/v1/blobs/" (p.sha256) } download={ (w.kind.label()) ".pdf" } { "交付文书 PDF" }
+                                    }
+                                }
                             }
                         }
                     }

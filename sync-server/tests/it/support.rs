@@ -111,6 +111,25 @@ pub fn upload(state: &AppState, store: &mut Store, case: CaseId, user: &str) {
     }
 }
 
+/// Signs `username` in from the device `actor` (as an app does) and returns its token.
+pub async fn device_token(app: &axum::Router, username: &str, actor: &str) -> String {
+    let (_, _, body) = call(
+        app,
+        Request::post("/api/v1/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                serde_json::json!({"username": username, "password": PASSWORD, "device_name": "手机", "actor_id": actor})
+                    .to_string(),
+            ))
+            .expect("request"),
+    )
+    .await;
+    serde_json::from_str::<serde_json::Value>(&body).expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
 /// A signed-in browser: its session cookie and the CSRF token its pages carry.
 pub struct Session {
     /// The `Cookie` header.

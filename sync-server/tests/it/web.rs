@@ -876,21 +876,7 @@ async fn photos_show_as_thumbnails_and_in_full_with_their_hash() {
         .expect("attach");
     web.upload(&mut store, case, "insp_a");
     // The inspector's device uploads both blobs with its token.
-    let (_, _, body) = web
-        .call(
-            Request::post("/api/v1/login")
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(
-                    json!({"username": "insp_a", "password": PASSWORD, "device_name": "手机", "actor_id": store.device_id()})
-                        .to_string(),
-                ))
-                .expect("request"),
-        )
-        .await;
-    let token = serde_json::from_str::<Value>(&body).expect("json")["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = device_token(&web.app, "insp_a", &store.device_id()).await;
     for sha in [&photo.sha256, &photo.thumbnail_sha256] {
         let (status, _, body) = web
             .call(
@@ -1054,4 +1040,86 @@ async fn a_district_a_case_is_shared_with_reads_and_comments_but_does_not_decide
         .post_json(&chief_a, &uri, json!({"action": "approve"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn an_issued_document_is_listed_on_the_case_page_with_its_pdf() {
+    use anjian_core::{SignatureInput, SignerRole, TeamMember, WritKind};
+    let web = setup();
+    let mut store =
+        Store::open(web.dir.path().join("writs.db"), identity("insp_a", A)).expect("store");
+    let mut enterprise = sample::enterprise(2);
+    enterprise.district = A.parse().expect("district");
+    store.register_enterprise(&enterprise).expect("enterprise");
+    let case = store
+        .open_case(&anjian_core::NewCase {
+            team: vec![TeamMember::from(&identity("insp_a2", A))],
+            ..sample::new_case(&enterprise)
+        })
+        .expect("case");
+    let image = store
+        .ingest_photo(&sample::jpeg(40, 20))
+        .expect("signature image")
+        .sha256;
+    let writ = store
+        .create_writ(case, WritKind::InspectionRecord, None)
+        .expect("drawn up");
+    let number = store.seal_writ(case, writ).expect("sealed").number;
+    for (user, certificate_no) in [("insp_a", "31010100001"), ("insp_a2", "31010100002")] {
+        let signature = SignatureInput {
+            role: SignerRole::Inspector,
+            user: user.into(),
+            name: format!("{user}的姓名"),
+            certificate_no: certificate_no.into(),
+            image: image.clone(),
+        };
+        store.sign_writ(case, writ, &signature).expect("signed");
+    }
+    store
+        .refuse_writ(case, writ, "拒绝签字", "见证人 王某", None)
+        .expect("refusal recorded");
+    store.issue_writ(case, writ).expect("issued");
+    let font_path = std::env::var("ANJIAN_CJK_FONT")
+        .unwrap_or_else(|_| "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc".into());
+    let font = anjian_core::pdf::PdfFont::load(std::fs::read(&font_path).expect("font"), 2)
+        .expect("a font");
+    let (sha256, pdf) = store.print_writ(case, writ, &font).expect("printed");
+    web.upload(&mut store, case, "insp_a");
+    let token = device_token(&web.app, "insp_a", &store.device_id()).await;
+    let (status, _, body) = web
+        .call(
+            Request::put(format!("/api/v1/blobs/{sha256}"))
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::from(pdf.clone()))
+                .expect("request"),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+
+    let chief = web.sign_in("chief_a").await;
+    let (_, page) = web.get(&chief, &format!("/cases/{case}")).await;
+    assert!(
+        page.contains("执法文书 (1)") && page.contains(&number),
+        "{page}"
+    );
+    assert!(page.contains("拒签：拒绝签字"));
+    assert!(page.contains(&format!("href=\"/api/v1/blobs/{sha256}\"")));
+    let (status, headers, _) = web
+        .call(
+            Request::get(format!("/api/v1/blobs/{sha256}"))
+                .header(header::COOKIE, &chief.cookie)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the page's link loads with the session"
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/pdf")
+    );
 }

@@ -375,13 +375,59 @@ async fn an_inspector_signs_with_the_certificate_on_record_valid_that_day() {
         .refuse_writ(case, expired, "拒绝签字", "见证人 王某", None)
         .expect("refusal recorded");
     zhang.store.issue_writ(case, expired).expect("issued");
+    // Printed on site: the same PDF bytes reach the server and are served with the case.
+    let font_path = std::env::var("ANJIAN_CJK_FONT")
+        .unwrap_or_else(|_| "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc".into());
+    let font = anjian_core::pdf::PdfFont::load(std::fs::read(&font_path).expect("font"), 2)
+        .expect("a font");
+    let (sha256, pdf) = zhang
+        .store
+        .print_writ(case, expired, &font)
+        .expect("printed");
     let report = zhang.sync().await.expect("sync");
     assert!(report.refused.is_empty(), "{report:?}");
+    assert_eq!(
+        report.blobs_uploaded, 1,
+        "the PDF (the signature image went earlier): {report:?}"
+    );
     let rows = register(&url).await;
     assert!(
         rows.iter()
             .any(|r| r["writ_id"] == expired.to_string().as_str() && r["state"] == "issued"),
         "{rows:?}"
+    );
+    let chen = login_token(&url, "chen").await;
+    let http = reqwest::Client::new();
+    let served: serde_json::Value = http
+        .get(format!("{url}/api/v1/cases/{case}"))
+        .bearer_auth(&chen)
+        .send()
+        .await
+        .expect("case")
+        .json()
+        .await
+        .expect("json");
+    let writ = served["writs"]
+        .as_array()
+        .expect("writs")
+        .iter()
+        .find(|w| w["id"] == expired.to_string().as_str())
+        .expect("the issued document");
+    assert_eq!(writ["pdf"], sha256.as_str());
+    let response = http
+        .get(format!("{url}/api/v1/blobs/{sha256}"))
+        .bearer_auth(&chen)
+        .send()
+        .await
+        .expect("blob");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().expect("ascii"),
+        "application/pdf"
+    );
+    assert_eq!(
+        response.bytes().await.expect("bytes").as_ref(),
+        pdf.as_slice()
     );
     server.stop().await;
 }
