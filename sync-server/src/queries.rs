@@ -513,6 +513,8 @@ pub struct RegisterRow {
     pub provisional_number: Option<String>,
     /// The department of who drew it up.
     pub department: String,
+    /// The enterprise inspected.
+    pub enterprise: String,
     /// Owning district of its case.
     #[schema(value_type = schemas::DistrictCode)]
     pub district: String,
@@ -545,7 +547,8 @@ pub fn register(
     }
     let mut stmt = conn.prepare(&format!(
         "SELECT wr.case_id, wr.writ_id, wr.kind, wr.state, wr.number, wr.provisional, wr.department,
-                c.district, wr.sealed_at, wr.issued_at, wr.voided, wr.provisional_number
+                c.district, wr.sealed_at, wr.issued_at, wr.voided, wr.provisional_number,
+                c.enterprise_name
          FROM writs wr JOIN cases c ON c.case_id = wr.case_id {} ORDER BY wr.sealed_at, wr.number",
         w.sql()
     ))?;
@@ -565,6 +568,7 @@ pub fn register(
             issued_at: r.get(9)?,
             voided: r.get(10)?,
             provisional_number: r.get(11)?,
+            enterprise: r.get(12)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

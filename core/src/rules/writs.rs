@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use super::{Author, CaseState, OpAt, Ops, Refusal, Rule, Trust, decides};
-use crate::codes::WritKind;
+use crate::codes::{HazardAction, WritKind};
 use crate::codes::{ReviewState, SignerRole, WritId};
 use crate::model::Writ;
 use crate::numbering::{PROVISIONAL_MARK, SignedBlock};
@@ -179,11 +179,19 @@ fn steps(
     if new(
         old.is_some_and(|w| w.issued.is_some()),
         writ.issued.is_some(),
-    ) && (writ.inspectors_signed().len() < 2 || !writ.enterprise_answered())
-    {
-        return Err(refuse(format!(
-            "{name}须有两名以上执法人员签名（注明执法证号），并有被检查单位签名或拒签记录，方可签发 (two inspectors and the enterprise sign first)"
-        )));
+    ) {
+        if writ.inspectors_signed().len() < 2 || !writ.enterprise_answered() {
+            return Err(refuse(format!(
+                "{name}须有两名以上执法人员签名（注明执法证号），并有被检查单位签名或拒签记录，方可签发 (two inspectors and the enterprise sign first)"
+            )));
+        }
+        if !writ.inspectors_signed().contains(author.user_id.as_str()) {
+            return Err(Refusal::new(
+                Rule::Decide,
+                format!("{name}由签名的执法人员签发 (issued by an inspector who signed it)"),
+            ));
+        }
+        grounded(after, writ)?;
     }
     if new(
         old.is_some_and(|w| w.printed.is_some()),
@@ -217,6 +225,41 @@ fn steps(
         }
     }
     Ok(())
+}
+
+/// What a document of each kind records must be in the case when it is issued: a
+/// 责令限期整改指令书 orders at least one rectification, a 现场处理措施决定书 decides
+/// measures taken on site (`HazardStep::Onsite`), a 整改复查意见书 gives the result of a
+/// re-inspection. A 现场检查记录 records the visit, whatever was found.
+fn grounded(after: &CaseState, writ: &Writ) -> Result<(), Refusal> {
+    let findings = &after.case.findings;
+    let (fine, what) = match writ.kind {
+        WritKind::InspectionRecord => (true, ""),
+        WritKind::RectificationOrder => (
+            findings.iter().any(|f| f.rectification.is_some()),
+            "责令整改的隐患",
+        ),
+        WritKind::OnsiteDecision => (
+            findings
+                .iter()
+                .any(|f| f.onsite_measures().next().is_some()),
+            "现场处理措施",
+        ),
+        WritKind::ReinspectionOpinion => (
+            findings
+                .iter()
+                .any(|f| f.last(HazardAction::Reinspect).is_some()),
+            "复查结果",
+        ),
+    };
+    if fine {
+        Ok(())
+    } else {
+        Err(refuse(format!(
+            "案件中尚无{what}，不能签发{} (the case records nothing this document decides)",
+            writ.kind.label()
+        )))
+    }
 }
 
 /// Where the judge holds the enforcement certificates on record (the server), every new

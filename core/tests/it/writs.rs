@@ -653,6 +653,93 @@ fn a_number_is_one_its_signing_key_was_allocated() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+#[test]
+fn a_document_is_issued_by_an_inspector_who_signed_it_for_what_the_case_records() {
+    let Visit {
+        mut store,
+        case,
+        image,
+        ..
+    } = visit();
+    let sign_all = |store: &mut Store, writ: WritId| {
+        for (user, number) in [("u1", "31000000001"), ("u2", "31000000002")] {
+            store
+                .sign_writ(case, writ, &inspector_signs(user, number, &image))
+                .expect("signed");
+        }
+        store
+            .refuse_writ(case, writ, "拒绝签字", "见证人 王某", None)
+            .expect("refusal recorded");
+    };
+    // A decision on on-site measures, before any measure was taken on site.
+    let decision = store
+        .create_writ(case, WritKind::OnsiteDecision, None)
+        .expect("drawn up");
+    store.seal_writ(case, decision).expect("sealed");
+    sign_all(&mut store, decision);
+    let err = store
+        .issue_writ(case, decision)
+        .expect_err("no measure yet");
+    assert!(err.to_string().contains("现场处理措施"), "{err}");
+    let finding = store.case(case).expect("case").findings[0].id;
+    store
+        .follow_up(
+            case,
+            finding,
+            &anjian_core::HazardStep::Onsite {
+                measure: anjian_core::OnsiteMeasure::Suspend,
+                note: "液氯储罐区停止使用".into(),
+            },
+        )
+        .expect("measure taken");
+    store.issue_writ(case, decision).expect("issued");
+    // A re-inspection opinion, before any re-inspection.
+    let opinion = store
+        .create_writ(case, WritKind::ReinspectionOpinion, None)
+        .expect("drawn up");
+    store.seal_writ(case, opinion).expect("sealed");
+    sign_all(&mut store, opinion);
+    let err = store
+        .issue_writ(case, opinion)
+        .expect_err("no re-inspection yet");
+    assert!(err.to_string().contains("复查结果"), "{err}");
+
+    // Issued by whom: an inspector who signed it, not a supervisor of the district.
+    let order = store
+        .create_writ(case, WritKind::RectificationOrder, None)
+        .expect("drawn up");
+    store.seal_writ(case, order).expect("sealed");
+    sign_all(&mut store, order);
+    let base = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let issue = |by: &'static str| {
+        move |doc: &mut AutoCommit| {
+            let writ = writ_obj(doc, order);
+            let issued = doc
+                .put_object(&writ, "issued", automerge::ObjType::Map)
+                .expect("put");
+            doc.put(&issued, "by", by).expect("put");
+            doc.put(&issued, "at", "2026-11-20T10:00:00+08:00")
+                .expect("put");
+        }
+    };
+    assert_eq!(
+        verdict(
+            &author("u2", Role::Inspector),
+            &base,
+            &changed(&base, issue("u2"))
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        verdict(
+            &author("chief", Role::Supervisor),
+            &base,
+            &changed(&base, issue("chief"))
+        ),
+        Err(Rule::Decide)
+    );
+}
+
 /// The certificates on record, as the server holds them.
 struct OnRecord;
 

@@ -1,6 +1,7 @@
 //! The rectification board (隐患排查治理闭环): every open rectification in the viewer's
 //! scope and every hazard listed for supervision (挂牌督办) until delisted, listed ones
-//! always on top with their authority and days left, overdue ones escalated.
+//! always on top with their authority and days left, overdue ones escalated; above them,
+//! the decisions on on-site measures (现场处理措施决定书: evacuation, suspension) in force.
 
 use std::sync::Arc;
 
@@ -11,9 +12,9 @@ use super::{WebError, page};
 use crate::auth::Viewer;
 use crate::labels::label_of;
 use crate::policy;
-use crate::queries::{self, BoardFilter, BoardRow};
+use crate::queries::{self, BoardFilter, BoardRow, RegisterFilter, RegisterRow};
 use crate::state::AppState;
-use anjian_core::{Level, RectificationState};
+use anjian_core::{Level, RectificationState, WritKind, WritState};
 
 /// `GET /rectifications`.
 pub async fn board(
@@ -22,9 +23,25 @@ pub async fn board(
     Query(filter): Query<BoardFilter>,
 ) -> Result<Markup, WebError> {
     policy::require_supervisor(&viewer.user)?;
-    let rows = app
-        .storage
-        .read(|conn| queries::board(conn, policy::scope(&viewer.user), &filter))?;
+    let (rows, decisions) = app.storage.read(|conn| {
+        let scope = policy::scope(&viewer.user);
+        let decisions = queries::register(
+            conn,
+            scope,
+            &RegisterFilter {
+                kind: WritKind::OnsiteDecision.code().into(),
+                ..RegisterFilter::default()
+            },
+        )?;
+        Ok((queries::board(conn, scope, &filter)?, decisions))
+    })?;
+    // Decisions on on-site measures in force (issued, not voided), newest first: a
+    // suspension reaches the supervisors the moment its document syncs.
+    let decisions: Vec<&RegisterRow> = decisions
+        .iter()
+        .rev()
+        .filter(|d| d.state == WritState::Issued.code())
+        .collect();
     let overdue: Vec<&BoardRow> = rows.iter().filter(|r| r.overdue).collect();
     let body = html! {
         h1 { "隐患整改" }
@@ -42,6 +59,24 @@ pub async fn board(
             } }
             label.check { input type="checkbox" name="overdue" value="true" checked[filter.overdue == "true"]; "仅看逾期" }
             button type="submit" { "筛选" }
+        }
+        @if !decisions.is_empty() {
+            section.decisions #onsite-decisions {
+                h2 { "现场处理措施决定 (" (decisions.len()) ")" }
+                table {
+                    thead { tr { th { "企业" } th { "文书编号" } th { "签发" } th { "部门" } } }
+                    tbody {
+                        @for d in &decisions {
+                            tr data-writ=(d.writ_id) {
+                                td { a href={ "/cases/" (d.case_id) "#writs" } { (d.enterprise) } }
+                                td { (d.number.as_deref().unwrap_or_default()) @if d.provisional { " " span.badge { "临时编号" } } }
+                                td { (d.issued_at.as_deref().map_or("", |t| t.get(..10).unwrap_or(t))) }
+                                td { (d.department) }
+                            }
+                        }
+                    }
+                }
+            }
         }
         @if !overdue.is_empty() {
             section.escalated {

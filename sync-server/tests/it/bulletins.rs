@@ -1052,6 +1052,9 @@ async fn issued_documents_are_in_the_register_and_counted_by_the_day_they_were_i
             ))
         })
         .expect("case");
+    // What the order decides: a hazard ordered to be rectified.
+    let finding = find(&mut insp, case, Level::General, None);
+    order(&mut insp, case, finding, "2026-12-30");
     let image = insp
         .ingest_photo(&anjian_core::sample::jpeg(40, 20))
         .expect("image")

@@ -1043,7 +1043,7 @@ async fn a_district_a_case_is_shared_with_reads_and_comments_but_does_not_decide
 }
 
 #[tokio::test]
-async fn an_issued_document_is_listed_on_the_case_page_with_its_pdf() {
+async fn an_issued_decision_is_on_the_case_page_with_its_pdf_and_on_the_board() {
     use anjian_core::{SignatureInput, SignerRole, TeamMember, WritKind};
     let web = setup();
     let mut store =
@@ -1061,8 +1061,22 @@ async fn an_issued_document_is_listed_on_the_case_page_with_its_pdf() {
         .ingest_photo(&sample::jpeg(40, 20))
         .expect("signature image")
         .sha256;
+    // Production suspended on site, and the decision drawn up from it.
+    let finding = store
+        .add_finding(case, &sample::finding("涉爆粉尘除尘系统未设置泄爆装置"))
+        .expect("finding");
+    store
+        .follow_up(
+            case,
+            finding,
+            &HazardStep::Onsite {
+                measure: anjian_core::OnsiteMeasure::Suspend,
+                note: "除尘系统停止使用".into(),
+            },
+        )
+        .expect("measure taken");
     let writ = store
-        .create_writ(case, WritKind::InspectionRecord, None)
+        .create_writ(case, WritKind::OnsiteDecision, None)
         .expect("drawn up");
     let number = store.seal_writ(case, writ).expect("sealed").number;
     for (user, certificate_no) in [("insp_a", "31010100001"), ("insp_a2", "31010100002")] {
@@ -1122,4 +1136,13 @@ async fn an_issued_document_is_listed_on_the_case_page_with_its_pdf() {
             .iter()
             .any(|(k, v)| k == "content-type" && v == "application/pdf")
     );
+    // The suspension is on the rectification board at once, for the district only.
+    let (_, board) = web.get(&chief, "/rectifications").await;
+    assert!(
+        board.contains("现场处理措施决定 (1)") && board.contains(&number),
+        "{board}"
+    );
+    let other = web.sign_in("chief_b").await;
+    let (_, board) = web.get(&other, "/rectifications").await;
+    assert!(!board.contains(&number));
 }
