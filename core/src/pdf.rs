@@ -15,7 +15,7 @@ use krilla::page::PageSettings;
 use krilla::paint::{Fill, Stroke};
 use krilla::text::{Font, GlyphId, KrillaGlyph};
 
-use crate::codes::SignerRole;
+use crate::codes::{SignerRole, WritKind};
 use crate::error::{Error, Result};
 use crate::model::{Case, Writ};
 
@@ -274,6 +274,7 @@ pub fn render(
         pages: vec![Vec::new()],
         y: TOP,
     };
+    layout.paragraph("安全生产行政执法文书", 12.0, false, 0.5);
     layout.paragraph(writ.kind.label(), 22.0, true, 0.5);
     layout.room(BODY * 0.6);
     match (&writ.seal, &writ.numbered) {
@@ -300,13 +301,18 @@ pub fn render(
         layout.room(BODY * 0.4);
     }
     layout.room(BODY);
+    let inspected = if writ.kind == WritKind::ReinspectionOpinion {
+        "被复查单位"
+    } else {
+        "被检查单位"
+    };
     for signature in &writ.signatures {
         let who = match signature.role {
             SignerRole::Inspector => format!(
-                "执法人员：{}（执法证号：{}）",
+                "执法人员（签名）：{}　证号：{}",
                 signature.name, signature.certificate_no
             ),
-            SignerRole::Enterprise => format!("被检查单位负责人或其代表：{}", signature.name),
+            SignerRole::Enterprise => format!("{inspected}负责人（签名）：{}", signature.name),
         };
         layout.paragraph(&who, BODY, false, 0.0);
         if let Some(bytes) = image(&signature.image) {
@@ -322,10 +328,19 @@ pub fn render(
     if let Some(refusal) = &writ.refusal {
         layout.paragraph(
             &format!(
-                "被检查单位拒绝签字：{}；见证人：{}",
+                "{inspected}负责人拒绝签字：{}；见证人：{}",
                 refusal.reason, refusal.witness
             ),
             BODY,
+            false,
+            0.0,
+        );
+    }
+    if writ.kind != WritKind::InspectionRecord {
+        layout.room(BODY * 0.6);
+        layout.paragraph(
+            &format!("本文书一式两份：一份由执法部门备案，一份交{inspected}。"),
+            10.0,
             false,
             0.0,
         );

@@ -15,30 +15,46 @@ pub fn fields(kind: WritKind) -> &'static [(&'static str, &'static str)] {
             ("enterprise", "被检查单位"),
             ("address", "地址"),
             ("representative", "法定代表人（负责人）"),
-            ("time", "检查时间"),
             ("place", "检查场所"),
-            ("inspectors", "检查人员及执法证号"),
+            ("time", "检查时间"),
+            ("inspectors", "执法人员"),
             ("content", "检查情况"),
         ],
         WritKind::RectificationOrder => &[
             ("enterprise", "被检查单位"),
-            ("hazards", "存在的问题及依据"),
-            ("deadline", "整改期限"),
+            ("hazards", "经查，你单位存在下列问题"),
+            ("deadline", "限期整改"),
             ("requirement", "整改要求"),
+            ("appeal", "救济途径"),
         ],
         WritKind::OnsiteDecision => &[
             ("enterprise", "被检查单位"),
-            ("facts", "发现的问题"),
-            ("measures", "现场处理措施"),
+            ("facts", "现场检查时发现的违法违规行为和事故隐患"),
             ("basis", "依据"),
+            ("measures", "现场处理决定"),
+            ("appeal", "救济途径"),
         ],
         WritKind::ReinspectionOpinion => &[
-            ("enterprise", "被检查单位"),
-            ("order", "原责令限期整改指令书"),
+            ("enterprise", "被复查单位"),
+            ("order", "原决定"),
             ("results", "复查情况"),
             ("opinion", "复查意见"),
         ],
     }
+}
+
+/// The model forms' sentence on applying for administrative review or suing, which an
+/// order or a decision carries (安全生产行政执法文书式样, 2016): the blanks name the
+/// government, the department and the court, which the inspector completes before
+/// sealing.
+pub fn appeal(kind: WritKind) -> String {
+    let what = match kind {
+        WritKind::OnsiteDecision => "决定",
+        _ => "指令",
+    };
+    format!(
+        "如果不服本{what}，可以依法在60日内向　　　　人民政府或者　　　　申请行政复议，或者在6个月内依法向　　　　人民法院提起行政诉讼，但本{what}不停止执行，法律另有规定的除外。"
+    )
 }
 
 /// Whether `key` is a field of `kind`.
@@ -67,13 +83,14 @@ pub fn fill(kind: WritKind, case: &Case) -> BTreeMap<String, String> {
                 "time",
                 case.opened_at.format("%Y年%m月%d日 %H时%M分").to_string(),
             );
+            let names: Vec<&str> = case.team.iter().map(|m| m.name.as_str()).collect();
             put(
                 "inspectors",
-                case.team
-                    .iter()
-                    .map(|m| format!("{}（{}）", m.name, m.department))
-                    .collect::<Vec<_>>()
-                    .join("、"),
+                format!(
+                    "我们是{}的行政执法人员{}，证件号码为　　　　，这是我们的证件（出示证件）。现依法对你单位进行现场检查，请予以配合。",
+                    case.team.first().map_or("", |m| m.department.as_str()),
+                    names.join("、")
+                ),
             );
             let found: Vec<String> = findings()
                 .map(|(n, f)| format!("{n}. {}（{}）", title(f), f.level.label()))
@@ -107,8 +124,15 @@ pub fn fill(kind: WritKind, case: &Case) -> BTreeMap<String, String> {
                     .join("\n"),
             );
             if let Some(last) = ordered.iter().map(|(_, _, r)| r.deadline).max() {
-                put("deadline", format!("{}前", last.format("%Y年%m月%d日")));
+                put(
+                    "deadline",
+                    format!(
+                        "现责令你单位对上述问题于{}前整改完毕，达到有关法律法规规章和标准规定的要求。由此造成事故的，依法追究有关人员的责任。\n整改期间，你单位应当采取措施，确保安全生产。对安全生产违法行为，将依法予以行政处罚。",
+                        last.format("%Y年%m月%d日")
+                    ),
+                );
             }
+            put("appeal", appeal(kind));
             put(
                 "requirement",
                 ordered
@@ -122,13 +146,17 @@ pub fn fill(kind: WritKind, case: &Case) -> BTreeMap<String, String> {
             let taken: Vec<_> = findings()
                 .flat_map(|(n, f)| f.onsite_measures().map(move |(e, m)| (n, f, e, m)))
                 .collect();
+            let items: Vec<String> = taken
+                .iter()
+                .map(|(n, f, _, _)| format!("{n}. {}", title(f)))
+                .collect();
             put(
                 "facts",
-                taken
-                    .iter()
-                    .map(|(n, f, _, _)| format!("{n}. {}", title(f)))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                format!(
+                    "本机关于{}现场检查时，发现你单位有下列违法违规行为和事故隐患：\n{}",
+                    case.opened_at.format("%Y年%m月%d日"),
+                    items.join("\n")
+                ),
             );
             put(
                 "measures",
@@ -146,8 +174,27 @@ pub fn fill(kind: WritKind, case: &Case) -> BTreeMap<String, String> {
             let mut bases: Vec<&str> = taken.iter().map(|(_, _, _, m)| m.basis()).collect();
             bases.dedup();
             put("basis", bases.join("；"));
+            put("appeal", appeal(kind));
         }
         WritKind::ReinspectionOpinion => {
+            // The order re-inspected: the case's latest issued 责令限期整改指令书.
+            let order = case
+                .writs
+                .iter()
+                .filter(|w| w.kind == WritKind::RectificationOrder)
+                .filter(|w| w.state() == crate::codes::WritState::Issued)
+                .max_by_key(|w| w.issued.as_ref().map(|i| i.at));
+            if let Some(order) = order {
+                let at = order.issued.as_ref().map(|i| i.at.format("%Y年%m月%d日"));
+                put(
+                    "order",
+                    format!(
+                        "本机关于{}作出了责令限期整改的决定［{}］，经对你单位整改情况进行复查，提出如下意见：",
+                        at.map(|a| a.to_string()).unwrap_or_default(),
+                        order.number().unwrap_or_default()
+                    ),
+                );
+            }
             let checked: Vec<_> = findings()
                 .filter_map(|(n, f)| Some((n, f, f.last(HazardAction::Reinspect)?)))
                 .collect();

@@ -316,7 +316,7 @@ class InspectorAppTest(unittest.TestCase):
             measures="恢复报警装置并联调联试", deadline="2026-12-15", responsible="王建国"))
         image = zhang.ingest_photo_file(PHOTO).sha256
         keys = [f.key for f in anjian.writ_fields(anjian.WritKind.RECTIFICATION_ORDER)]
-        self.assertEqual(keys, ["enterprise", "hazards", "deadline", "requirement"])
+        self.assertEqual(keys, ["enterprise", "hazards", "deadline", "requirement", "appeal"])
 
         def signed(kind):
             writ = zhang.create_writ(case_id, kind, None)

@@ -37,4 +37,7 @@ CREATE TABLE enforcement_certificates (
 -- The provisional number a document was sealed with, once the server replaced it.
 ALTER TABLE writs ADD COLUMN provisional_number TEXT;
 
+-- A number is looked up in the register before a seal naming it is accepted.
+CREATE INDEX writs_by_number ON writs (number);
+
 INSERT OR REPLACE INTO meta (key, value) VALUES ('reproject_pending', '1');

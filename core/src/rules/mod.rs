@@ -34,7 +34,7 @@ pub use ops::Ops;
 pub use written::{apply, check};
 
 use crate::codes::{
-    DistrictCode, FindingId, Level, RectificationState, ReviewAction, ReviewState, Role,
+    CaseId, DistrictCode, FindingId, Level, RectificationState, ReviewAction, ReviewState, Role,
 };
 use crate::error::{Error, Result};
 use crate::model::{Case, Finding, Identity};
@@ -134,15 +134,16 @@ pub struct Author {
 
 /// What the judge knows besides the change itself: the server keys that allocate
 /// document numbers (`numbering`): the server's own, or on a phone the keys of the
-/// servers it signed in to; and, on the server, the enforcement certificates (执法证) on
-/// record, against which an inspector's signature on a document is checked (a phone does
-/// not hold its teammates' and leaves that check to the server).
+/// servers it signed in to; and, on the server, what it has on record across cases (the
+/// enforcement certificates (执法证) an inspector's signature is checked against, and the
+/// numbers of documents in other cases). A phone holds neither and leaves those checks to
+/// the server.
 #[derive(Clone, Default)]
 pub struct Trust<'a> {
     /// The server keys.
     pub servers: Vec<PublicKey>,
-    /// The enforcement certificates on record, where the judge holds them.
-    pub certificates: Option<&'a dyn Certificates>,
+    /// What is on record, where the judge holds it.
+    pub records: Option<&'a dyn Records>,
 }
 
 /// An inspector's enforcement certificate (执法证) as the server records it.
@@ -154,11 +155,14 @@ pub struct EnforcementCertificate {
     pub valid_until: chrono::NaiveDate,
 }
 
-/// Where the judge looks up enforcement certificates.
-pub trait Certificates: Send + Sync {
+/// What the server has on record beyond the case judged. Either answer may be a refusal
+/// (held back) when it cannot be read just now.
+pub trait Records: Send + Sync {
     /// The certificate on record for the account `user` (user id), `None` when it has
-    /// none; a refusal (held back) when it cannot be read just now.
-    fn of(&self, user: &str) -> Result<Option<EnforcementCertificate>, Refusal>;
+    /// none.
+    fn certificate(&self, user: &str) -> Result<Option<EnforcementCertificate>, Refusal>;
+    /// Whether a document of another case than `case` carries `number`.
+    fn number_elsewhere(&self, number: &str, case: CaseId) -> Result<bool, Refusal>;
 }
 
 impl From<&Identity> for Author {

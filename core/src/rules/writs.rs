@@ -265,7 +265,7 @@ fn grounded(after: &CaseState, writ: &Writ) -> Result<(), Refusal> {
 /// Where the judge holds the enforcement certificates on record (the server), every new
 /// inspector's signature names the signer's certificate, valid on the day signed.
 fn certified(trust: &Trust<'_>, old: Option<&Writ>, writ: &Writ) -> Result<(), Refusal> {
-    let Some(certificates) = trust.certificates else {
+    let Some(records) = trust.records else {
         return Ok(());
     };
     let old_signatures = old.map_or(0, |w| w.signatures.len());
@@ -273,7 +273,7 @@ fn certified(trust: &Trust<'_>, old: Option<&Writ>, writ: &Writ) -> Result<(), R
         if signature.role != SignerRole::Inspector {
             continue;
         }
-        let fine = certificates.of(&signature.user)?.is_some_and(|c| {
+        let fine = records.certificate(&signature.user)?.is_some_and(|c| {
             c.number == signature.certificate_no.trim()
                 && signature.at.date_naive() <= c.valid_until
         });
@@ -327,14 +327,19 @@ fn numbers(
     let Some(number) = writ.number().filter(|_| !writ.provisional()) else {
         return Ok(());
     };
-    if after
+    let in_case = after
         .case
         .writs
         .iter()
-        .any(|w| w.id != writ.id && !w.provisional() && w.number() == Some(number))
-    {
+        .any(|w| w.id != writ.id && !w.provisional() && w.number() == Some(number));
+    let numbered_now = old.is_none_or(|w| w.number() != Some(number));
+    let elsewhere = || match trust.records {
+        Some(records) if numbered_now => records.number_elsewhere(number, after.case.id),
+        _ => Ok(false),
+    };
+    if in_case || elsewhere()? {
         return Err(refuse(format!(
-            "文书编号 {number} 已被本案其他文书使用 (a number is issued once)"
+            "文书编号 {number} 已被其他文书使用 (a number is issued once)"
         )));
     }
     Ok(())

@@ -93,7 +93,7 @@ impl Store {
             .collect::<Result<_>>()?;
         let trust = crate::rules::Trust {
             servers,
-            certificates: None,
+            records: None,
         };
         Ok((author, trust))
     }

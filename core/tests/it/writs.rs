@@ -95,7 +95,8 @@ fn an_order_is_filled_sealed_signed_issued_and_corrected_offline() {
     assert_eq!(draft.state(), WritState::Draft);
     assert!(draft.fields["hazards"].contains("报警装置未投入使用"));
     assert!(draft.fields["hazards"].contains("第十三条"));
-    assert_eq!(draft.fields["deadline"], "2026年12月15日前");
+    assert!(draft.fields["deadline"].contains("于2026年12月15日前整改完毕"));
+    assert!(draft.fields["appeal"].contains("60日内"));
     store
         .edit_writ(case, order, "requirement", "1. 立即恢复报警装置并联调联试")
         .expect("edited as a draft");
@@ -154,6 +155,16 @@ fn an_order_is_filled_sealed_signed_issued_and_corrected_offline() {
     let issued = store.writ(case, order).expect("read");
     assert_eq!(issued.state(), WritState::Issued);
     assert_eq!(issued.inspectors_signed().len(), 2);
+    // A re-inspection opinion drawn up now names the order it follows.
+    let opinion = store
+        .create_writ(case, WritKind::ReinspectionOpinion, None)
+        .expect("drawn up");
+    let opinion = store.writ(case, opinion).expect("read").fields;
+    assert!(
+        opinion["order"].contains(&format!("［{}］", seal.number)),
+        "{}",
+        opinion["order"]
+    );
 
     // Printed: the PDF kept as a blob to sync, named in the document as the copy handed
     // over; printing again gives back the copy of record.
@@ -200,7 +211,11 @@ fn an_order_is_filled_sealed_signed_issued_and_corrected_offline() {
         .void_writ(case, order, "整改期限填写错误，以新文书为准")
         .expect("voided");
     let all = store.case(case).expect("case").writs;
-    assert_eq!(all.len(), 2);
+    assert_eq!(
+        all.len(),
+        3,
+        "the order, the opinion drafted and the correction"
+    );
     let of = |id| all.iter().find(|w| w.id == id).expect("kept");
     assert_eq!(of(order).state(), WritState::Voided);
     assert_eq!(of(correction).replaces, Some(order));
@@ -630,7 +645,7 @@ fn a_number_is_one_its_signing_key_was_allocated() {
     };
     let trust = rules::Trust {
         servers: vec![server.public_key()],
-        certificates: None,
+        records: None,
     };
     let mut wrong = Vec::new();
     for (row, edit, expected) in &rows {
@@ -638,6 +653,23 @@ fn a_number_is_one_its_signing_key_was_allocated() {
         let got = verdict_trusting(&u1, &trust, &base, &after);
         if got != *expected {
             wrong.push(format!("{row}: expected {expected:?}, got {got:?}"));
+        }
+    }
+    // Where the judge holds the register (the server), a number another case carries.
+    let with_register = rules::Trust {
+        records: Some(&OnRecord),
+        ..trust.clone()
+    };
+    for (number, expected) in [
+        ("（沪黄）应急责改〔2026〕0002号", Err(Rule::Writ)),
+        ("（沪黄）应急责改〔2026〕0003号", Ok(())),
+    ] {
+        let after = changed(&base, |doc| seal(doc, draft, number, Some(&own)));
+        let got = verdict_trusting(&u1, &with_register, &base, &after);
+        if got != expected {
+            wrong.push(format!(
+                "{number} with the register: expected {expected:?}, got {got:?}"
+            ));
         }
     }
     let unsigned = Author {
@@ -743,8 +775,15 @@ fn a_document_is_issued_by_an_inspector_who_signed_it_for_what_the_case_records(
 /// The certificates on record, as the server holds them.
 struct OnRecord;
 
-impl rules::Certificates for OnRecord {
-    fn of(&self, user: &str) -> Result<Option<rules::EnforcementCertificate>, rules::Refusal> {
+impl rules::Records for OnRecord {
+    fn number_elsewhere(&self, number: &str, _: CaseId) -> Result<bool, rules::Refusal> {
+        Ok(number == "（沪黄）应急责改〔2026〕0002号")
+    }
+
+    fn certificate(
+        &self,
+        user: &str,
+    ) -> Result<Option<rules::EnforcementCertificate>, rules::Refusal> {
         let valid = |number: &str, until: &str| rules::EnforcementCertificate {
             number: number.into(),
             valid_until: until.parse().expect("day"),
@@ -821,7 +860,7 @@ fn an_inspector_s_signature_names_the_certificate_on_record_valid_that_day() {
     let u1 = author("u1", Role::Inspector);
     let on_record = rules::Trust {
         servers: Vec::new(),
-        certificates: Some(&OnRecord),
+        records: Some(&OnRecord),
     };
     let mut wrong = Vec::new();
     for (row, edit, expected) in &rows {
@@ -948,10 +987,12 @@ fn an_issued_order_prints_as_a_pdf_with_its_font_embedded_and_every_field() {
     let text = squeeze(&run("pdftotext", &["-raw", file, "-"]));
     let writ = store.writ(case, order).expect("read");
     let mut wanted = vec![
+        "安全生产行政执法文书".to_owned(),
         "责令限期整改指令书".to_owned(),
+        "本文书一式两份".to_owned(),
         seal.number.clone(),
         "临时编号".to_owned(),
-        "执法证号：31000000002".to_owned(),
+        "证号：31000000002".to_owned(),
         "负责人拒绝签字".to_owned(),
         "园区安全员赵某".to_owned(),
         "第1页共1页".to_owned(),

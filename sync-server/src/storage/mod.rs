@@ -696,6 +696,8 @@ pub trait Documents: Send + Sync {
         &self,
         username: &str,
     ) -> AppResult<Option<anjian_core::rules::EnforcementCertificate>>;
+    /// Whether a document of another case than `case` carries `number` (the register).
+    fn number_elsewhere(&self, number: &str, case: CaseId) -> AppResult<bool>;
 }
 
 impl Documents for Storage {
@@ -748,6 +750,16 @@ impl Documents for Storage {
         username: &str,
     ) -> AppResult<Option<anjian_core::rules::EnforcementCertificate>> {
         Storage::enforcement_certificate(self, username)
+    }
+
+    fn number_elsewhere(&self, number: &str, case: CaseId) -> AppResult<bool> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM writs WHERE number = ?1 AND case_id <> ?2)",
+                params![number, case.to_string()],
+                |r| r.get(0),
+            )?)
+        })
     }
 }
 

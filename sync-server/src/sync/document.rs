@@ -543,25 +543,35 @@ fn refused(refusal: Refusal, changes: &[Change], state: Option<sync::State>) -> 
     }
 }
 
-/// The enforcement certificates on record, as the rule book looks them up.
+/// What the server has on record, as the rule book looks it up.
 struct OnRecord<'a>(&'a dyn Documents);
 
-impl rules::Certificates for OnRecord<'_> {
-    fn of(&self, user: &str) -> Result<Option<rules::EnforcementCertificate>, Refusal> {
-        self.0.enforcement_certificate(user).map_err(|e| {
-            rules::held_back(&format!(
-                "暂时无法核对执法证，稍后再同步 (the certificates on record could not be read: {e})"
-            ))
-        })
+fn unreadable_record(e: AppError) -> Refusal {
+    rules::held_back(&format!(
+        "暂时无法核对登记记录，稍后再同步 (the server's records could not be read: {e})"
+    ))
+}
+
+impl rules::Records for OnRecord<'_> {
+    fn certificate(&self, user: &str) -> Result<Option<rules::EnforcementCertificate>, Refusal> {
+        self.0
+            .enforcement_certificate(user)
+            .map_err(unreadable_record)
+    }
+
+    fn number_elsewhere(&self, number: &str, case: CaseId) -> Result<bool, Refusal> {
+        self.0
+            .number_elsewhere(number, case)
+            .map_err(unreadable_record)
     }
 }
 
-/// What the server's judge knows: its own key, which allocates document numbers, and the
-/// enforcement certificates on record.
+/// What the server's judge knows: its own key, which allocates document numbers, and what
+/// it has on record (enforcement certificates, the register of numbers).
 fn trust<'a>(on_record: &'a OnRecord<'a>) -> rules::Trust<'a> {
     rules::Trust {
         servers: vec![on_record.0.server_key().public_key()],
-        certificates: Some(on_record),
+        records: Some(on_record),
     }
 }
 
