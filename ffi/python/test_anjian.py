@@ -374,6 +374,14 @@ class InspectorAppTest(unittest.TestCase):
                          [w["number"] for w in served["writs"]])
         self.assertIn("李娜（lina，执法证号 31010000002）", served["writs"][0]["signers"])
         self.assertEqual(served["writs"][1]["refusal"], "负责人拒绝签字（见证人：园区安全员 赵某）")
+        # The sync brought blocks of numbers: the next document is numbered offline.
+        left = {n.kind: n.left for n in zhang.numbers_left()}
+        self.assertEqual(left[anjian.WritKind.RECTIFICATION_ORDER], 20)
+        next_order = zhang.create_writ(case_id, anjian.WritKind.RECTIFICATION_ORDER, None)
+        self.assertRegex(zhang.seal_writ(case_id, next_order),
+                         r"^（沪黄）应急责改〔\d{4}〕\d{4}号$")
+        left = {n.kind: n.left for n in zhang.numbers_left()}
+        self.assertEqual(left[anjian.WritKind.RECTIFICATION_ORDER], 19)
         # The printed copy reached the server byte for byte.
         self.assertEqual(served["writs"][1]["pdf"], printed.sha256)
         request = urllib.request.Request(

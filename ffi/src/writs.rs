@@ -145,6 +145,21 @@ impl InspectorStore {
         })
     }
 
+    /// How many document numbers this device can still issue this year, by kind (from
+    /// the blocks the server allocated its current key at sync; with none left a document
+    /// is sealed with a provisional number).
+    pub fn numbers_left(&self) -> Result<Vec<NumbersLeft>, AnjianError> {
+        self.core(|s| {
+            Ok(s.numbers_left()?
+                .into_iter()
+                .map(|(kind, left)| NumbersLeft {
+                    kind: kind.into(),
+                    left,
+                })
+                .collect())
+        })
+    }
+
     /// Writes one field of a draft.
     pub fn edit_writ(
         &self,
@@ -260,6 +275,15 @@ impl InspectorStore {
     ) -> Result<(), AnjianError> {
         self.core(|s| s.void_writ(case_id_of(&case_id)?, self::writ_id(&writ_id)?, &reason))
     }
+}
+
+/// Document numbers left on the device for one kind.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct NumbersLeft {
+    /// The kind of document.
+    pub kind: WritKind,
+    /// Numbers left this year.
+    pub left: u32,
 }
 
 /// The PDF of an issued document, as printed and kept.
