@@ -263,13 +263,9 @@ async fn fetch_number_blocks(
     if low.is_empty() {
         return Ok(());
     }
-    let response = http
-        .post(format!("{server}/api/v1/number-blocks"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "key": key, "kinds": low }))
-        .send()
-        .await
-        .map_err(network)?;
+    let body = serde_json::json!({ "key": key, "kinds": low });
+    let url = format!("{server}/api/v1/number-blocks");
+    let response = post_json(http, &url, token, &body).await?;
     report.http_requests += 1;
     if response.status() == reqwest::StatusCode::FORBIDDEN {
         // The key signing now is not one this device registered (a platform key set after
@@ -278,13 +274,7 @@ async fn fetch_number_blocks(
         tracing::warn!(error = %refused, "no document numbers for this key until it signs in again");
         return Ok(());
     }
-    if !response.status().is_success() {
-        return Err(http_error(response).await);
-    }
-    let answer: NumberBlocksAnswer = response
-        .json()
-        .await
-        .map_err(|e| Error::Sync(format!("number blocks: {e}")))?;
+    let answer: NumberBlocksAnswer = read_json(response, "number blocks").await?;
     report.number_blocks += store
         .with(move |s| s.keep_number_blocks(&answer.blocks))
         .await?;
@@ -337,21 +327,10 @@ async fn fetch_proofs(
         .await?;
     for batch in wanted.chunks(PROOF_CASES) {
         let cases: Vec<String> = batch.iter().map(ToString::to_string).collect();
-        let response = http
-            .post(format!("{server}/api/v1/proofs"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({ "cases": cases }))
-            .send()
-            .await
-            .map_err(network)?;
+        let body = serde_json::json!({ "cases": cases });
+        let response = post_json(http, &format!("{server}/api/v1/proofs"), token, &body).await?;
         report.http_requests += 1;
-        if !response.status().is_success() {
-            return Err(http_error(response).await);
-        }
-        let answer: ProofsAnswer = response
-            .json()
-            .await
-            .map_err(|e| Error::Sync(format!("proofs: {e}")))?;
+        let answer: ProofsAnswer = read_json(response, "proofs").await?;
         let (certificates, cases) =
             read_proofs(answer).map_err(|why| Error::Sync(format!("proofs: {why}")))?;
         report.receipts += store
@@ -636,6 +615,35 @@ async fn sync_round(
 /// Bytes per `PATCH` of an upload: small enough that a cut costs little on a weak
 /// network, large enough that the request overhead does not matter.
 const UPLOAD_PART: usize = 256 * 1024;
+
+/// POSTs `body` as JSON with the token.
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<reqwest::Response> {
+    http.post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .map_err(network)
+}
+
+/// The JSON answer of a successful response (`what` names it in errors).
+async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    what: &str,
+) -> Result<T> {
+    if !response.status().is_success() {
+        return Err(http_error(response).await);
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| Error::Sync(format!("{what}: {e}")))
+}
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())

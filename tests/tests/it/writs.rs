@@ -36,6 +36,16 @@ async fn district(dir: &Path) -> TestServer {
     TestServer::start(&data).await
 }
 
+/// The district's server, and Zhang's phone with a case, synced once: it holds blocks of
+/// numbers for every kind.
+async fn zhang_with_blocks(dir: &Path) -> (TestServer, Inspector, CaseId) {
+    let server = district(dir).await;
+    let mut zhang = Inspector::sign_in(dir, &server.url(), "zhang", "应急管理", "310101").await;
+    let case = zhang.open_sample_case(1);
+    zhang.sync().await.expect("blocks");
+    (server, zhang, case)
+}
+
 /// The numbers in force of the case's documents, and how many are provisional.
 fn numbers(phone: &mut Inspector, case: CaseId) -> (Vec<String>, usize) {
     let writs = phone.store.case(case).expect("case").writs;
@@ -149,11 +159,8 @@ async fn phones_issue_numbers_offline_and_sync_in_any_order_without_a_duplicate(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_restored_from_a_backup_issues_only_provisional_numbers_until_new_blocks() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = district(dir.path()).await;
+    let (server, mut zhang, case) = zhang_with_blocks(dir.path()).await;
     let url = server.url();
-    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
-    let case = zhang.open_sample_case(1);
-    zhang.sync().await.expect("blocks");
     let first = seal(&mut zhang, case, WritKind::InspectionRecord);
     zhang.sync().await.expect("synced");
     // The backup: a consistent copy of the database, never the key beside it.
@@ -223,11 +230,8 @@ async fn a_store_restored_from_a_backup_issues_only_provisional_numbers_until_ne
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_refuses_a_number_it_did_not_allocate_to_the_device() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = district(dir.path()).await;
+    let (server, mut zhang, case) = zhang_with_blocks(dir.path()).await;
     let url = server.url();
-    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
-    let case = zhang.open_sample_case(1);
-    zhang.sync().await.expect("blocks");
     let own = seal(&mut zhang, case, WritKind::RectificationOrder);
     let draft = zhang
         .store
