@@ -2,7 +2,8 @@
 //! the server acknowledged is kept; after healing every phone holds exactly what the
 //! server holds of the cases it may see, and nothing else; every concurrent edit of a
 //! field is a visible conflict; no change was refused but for a reason the model knows;
-//! every stored case reads, and only deciders decided.
+//! every stored case reads, only deciders decided, and no document number is carried
+//! twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,9 +48,20 @@ pub fn outcome(sim: &mut Sim) -> Result<(), String> {
             server_cases.insert(case, doc);
         }
     }
+    let mut numbers: BTreeMap<String, CaseId> = BTreeMap::new();
     for (case, doc) in &mut server_cases {
         rule_book_holds(sim, *case, doc)?;
         conflicts_visible(sim, *case, doc)?;
+        let state = CaseState::of_stored(doc).map_err(|e| format!("case {case}: {e}"))?;
+        for writ in state.case().writs.iter().filter(|w| !w.provisional()) {
+            if let Some(number) = writ.number()
+                && let Some(other) = numbers.insert(number.to_owned(), *case)
+            {
+                return Err(format!(
+                    "document number {number} is carried in case {case} and case {other}"
+                ));
+            }
+        }
     }
     for index in 0..sim.phones.len() {
         let district = world::INSPECTORS[index].1;

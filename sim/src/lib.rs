@@ -27,7 +27,7 @@ use anjian_core::sync::wire::WireMessage;
 use anjian_core::{
     AnswerInput, AnswerResult, CaseId, Enterprise, FieldValue, FindingEdit, FindingId, HazardStep,
     Level, PhotoTarget, RectificationOrder, RectificationState, ReinspectionResult, Resolution,
-    ReviewAction, Store, Violation, ViolationKind, sample,
+    ReviewAction, Store, Violation, ViolationKind, WritKind, sample,
 };
 use chrono::{DateTime, Duration, FixedOffset, TimeZone};
 use rand::rngs::StdRng;
@@ -295,6 +295,21 @@ impl Sim {
                         Some(&certificate.encode()),
                     )
                     .expect("the phone keeps its certificate");
+                // And took blocks of document numbers at its first sync.
+                let user = storage
+                    .user(world::INSPECTORS[index].0)
+                    .expect("the phone's account");
+                let blocks = storage
+                    .allocate_number_blocks(
+                        &user,
+                        &actor.to_hex_string(),
+                        &store.public_key().id(),
+                        &[WritKind::InspectionRecord],
+                    )
+                    .expect("blocks allocated");
+                store
+                    .keep_number_blocks(&blocks)
+                    .expect("the phone keeps its blocks");
             }
             for e in &phone.enterprises {
                 store.register_enterprise(e).expect("enterprise");
@@ -1019,6 +1034,17 @@ impl Sim {
                         Ok(()),
                     )
                 }
+            }
+            (95..=96, _) => {
+                // A 现场检查记录 sealed on site with the next number of the phone's block.
+                let result = store
+                    .create_writ(case, WritKind::InspectionRecord, None)
+                    .and_then(|writ| store.seal_writ(case, writ));
+                let line = match &result {
+                    Ok(seal) => format!("seals 现场检查记录 {} in {case}", seal.number),
+                    Err(_) => format!("seals a 现场检查记录 in {case}"),
+                };
+                (line, result.map(drop))
             }
             _ => {
                 let conflicts = store.conflicts(case).map_err(|e| e.to_string())?;
