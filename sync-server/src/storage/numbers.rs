@@ -3,10 +3,10 @@
 //! device's key (it issues from them offline), or to the server's own key for one number
 //! that replaces a provisional one. A number is allocated once, ever.
 
+use anjian_core::WritKind;
 use anjian_core::numbering::{self, NumberBlock, SignedBlock};
 use anjian_core::rules::EnforcementCertificate;
 use anjian_core::signing::{KeyId, Signer};
-use anjian_core::{DistrictCode, WritKind};
 use chrono::{Datelike, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -141,17 +141,16 @@ impl Storage {
         })
     }
 
-    /// Allocates one number for a document of `kind` sealed with a provisional number in
-    /// a case of `district` by `sealer` (whose department's numbers it takes), bound to
-    /// the server's own key, written by the server-side actor `actor`.
+    /// Allocates one number for a document of `kind` sealed with a provisional number by
+    /// `sealer` (the numbers of whose district and department it takes, as their device's
+    /// blocks do), bound to the server's own key, written by the server-side actor `actor`.
     pub fn allocate_server_number(
         &self,
         sealer: &User,
-        district: &DistrictCode,
         actor: &str,
         kind: WritKind,
     ) -> AppResult<SignedBlock> {
-        let prefix = numbering::prefix(district, &sealer.department);
+        let prefix = numbering::prefix(&sealer.district, &sealer.department);
         let year = crate::queries::china_now().year();
         let key = self.server_key().public_key().id();
         self.write(|conn| {

@@ -143,7 +143,8 @@ async fn change_locked<T: Send + 'static>(
 }
 
 /// Gives every document of the case sealed offline with a provisional number (and not
-/// voided) its number: one the server allocates from the sealer's department's sequence
+/// voided) its number: one the server allocates from the sealer's district's and
+/// department's sequence
 /// to its own key, written as a change in the sealer's name by their server-side actor,
 /// signed with the server's key (docs/decisions/0004). Run after each commit of the case,
 /// under its lock, so that the device that brought the document receives its number in
@@ -152,7 +153,6 @@ pub(crate) async fn number_provisional(app: &AppState, case_id: CaseId, guard: &
     let Some(state) = guard.state.as_ref() else {
         return;
     };
-    let district = state.case().district.clone();
     let pending: Vec<(WritId, WritKind, String)> = state
         .case()
         .writs
@@ -165,7 +165,6 @@ pub(crate) async fn number_provisional(app: &AppState, case_id: CaseId, guard: &
             let user = app.storage.user(&sealer)?;
             let actor = app.storage.server_actor(&user)?.to_hex_string();
             let storage = app.storage.clone();
-            let district = district.clone();
             let sealer_user = user.clone();
             change_locked(app, &user, case_id, guard, move |doc| {
                 // Checked again under the lock: a number is allocated only to be used.
@@ -174,7 +173,7 @@ pub(crate) async fn number_provisional(app: &AppState, case_id: CaseId, guard: &
                     return Ok(());
                 }
                 let signed = storage
-                    .allocate_server_number(&sealer_user, &district, &actor, kind)
+                    .allocate_server_number(&sealer_user, &actor, kind)
                     .map_err(|e| anjian_core::Error::Sync(format!("allocating a number: {e}")))?;
                 let block = signed.block();
                 let numbering = Numbering {
