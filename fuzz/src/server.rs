@@ -74,11 +74,7 @@ pub fn server_session(data: &[u8]) {
 /// Every case the server stores loads and reads as a case.
 pub(crate) fn stored_cases_read(storage: &Storage) {
     let cases = storage
-        .read(|conn| {
-            let mut stmt = conn.prepare("SELECT case_id FROM documents")?;
-            let ids = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            Ok(ids.collect::<Result<Vec<_>, _>>()?)
-        })
+        .read(|conn| conn.query_map("SELECT case_id FROM documents", &[], |r| r.get::<String>(0)))
         .expect("the stored cases are listed");
     for id in cases {
         let case: CaseId = id.parse().expect("a stored case id");

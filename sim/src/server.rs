@@ -13,7 +13,7 @@ use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::WireMessage;
 use anjian_core::{CaseId, ReviewAction, case_doc};
 use anjian_sync_server::hub::SlotDoc;
-use anjian_sync_server::storage::Storage;
+use anjian_sync_server::storage::{Database, Storage};
 use anjian_sync_server::sync::document::{self, Candidate, Committing, Context, Signatures};
 use anjian_sync_server::sync::session::{Reply, Server, Session, Step};
 use anjian_sync_server::users::User;
@@ -62,7 +62,7 @@ pub type Out = Vec<(ConnId, WireMessage)>;
 impl SimServer {
     /// Opens the server's storage in `data`.
     pub fn open(data: &Path) -> AppResult<SimServer> {
-        let storage = Arc::new(Storage::open(&data.join("server.db"))?);
+        let storage = Arc::new(Storage::open(&Database::Sqlite(data.join("server.db")))?);
         let limits = Settings::default().limits;
         Ok(SimServer {
             server: Server {
@@ -187,7 +187,12 @@ impl SimServer {
         candidate: Candidate,
         answer: Option<(ConnId, DocumentId, Reply)>,
     ) -> Out {
-        let committing = candidate.committing(user_id, case);
+        let base = self
+            .docs
+            .get(&case)
+            .map(SlotDoc::stored_heads)
+            .unwrap_or_default();
+        let committing = candidate.committing(user_id, case, base);
         if injected(Bug::AckBeforeCommit) {
             let slot = self.docs.entry(case).or_default();
             slot.replace(
@@ -240,10 +245,11 @@ impl SimServer {
                 Ok(chunks) => {
                     let slot = self.docs.entry(case).or_default();
                     slot.replace(doc, state, conflicts);
+                    let heads = slot.stored_heads();
                     if Storage::should_compact(chunks)
                         && let Some(doc) = slot.doc.as_mut()
                     {
-                        let _ = self.storage.compact(case, &doc.save());
+                        let _ = self.storage.compact(case, &doc.save(), &heads);
                     }
                     let except = answer.as_ref().map(|(id, _, _)| *id);
                     out.extend(self.announce(case, except));

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use anjian_core::{DistrictCode, Identity, Role};
 use anjian_sync_server::Storage;
+use anjian_sync_server::storage::Database;
 use anjian_sync_server::users::NewUser;
 
 /// The districts.
@@ -63,7 +64,7 @@ fn make_template() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("template folder");
     let path = dir.join("server.db");
     {
-        let storage = Storage::open(&path).expect("storage");
+        let storage = Storage::open(&Database::Sqlite(path.clone())).expect("storage");
         let add = |username: &str, role: Role, d: usize| {
             storage
                 .add_user(&NewUser {
@@ -94,7 +95,7 @@ fn make_template() -> PathBuf {
             .write(|conn| {
                 conn.execute(
                     "UPDATE meta SET value = ?1 WHERE key = 'server_secret'",
-                    [hex_secret()],
+                    anjian_sync_server::params![hex_secret()],
                 )?;
                 Ok(())
             })

@@ -5,12 +5,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use crate::db::params;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::{COOKIE, HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use chrono::Utc;
-use rusqlite::{OptionalExtension, params};
 
 use crate::error::{AppError, AppResult};
 use crate::signin::{Admission, Outcome};
@@ -147,15 +147,14 @@ pub fn cookie_name(app: &AppState) -> &'static str {
 
 fn find_session(storage: &Storage, id: &str) -> AppResult<Option<Viewer>> {
     storage.read(|conn| {
-        conn.query_row(
+        conn.query_opt(
             "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled, s.csrf_token
              FROM web_sessions s JOIN users u ON u.id = s.user_id
              WHERE s.session_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
             params![token_hash(id), Utc::now().to_rfc3339()],
-            |r| Ok((user_row(r)?, r.get::<_, String>(7)?)),
-        )
-        .optional()?
-        .map(|(user, csrf)| Ok(Viewer { user: user?, csrf }))
+            |r| Ok((user_row(r)?, r.get::<String>(7)?)),
+        )?
+        .map(|(user, csrf)| Ok(Viewer { user, csrf }))
         .transpose()
     })
 }

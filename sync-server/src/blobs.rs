@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::db::params;
 use anjian_core::Role;
 use anjian_core::photo::{self, PhotoLimits};
 use axum::body::{Body, Bytes};
@@ -14,7 +15,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::auth::AuthUser;
@@ -35,10 +35,11 @@ pub const UPLOAD_COMPLETE: &str = "upload-complete";
 fn stored_size(app: &AppState, sha256: &str) -> AppResult<Option<u64>> {
     app.storage.read(|conn| {
         Ok(conn
-            .query_row("SELECT size FROM blobs WHERE sha256 = ?1", [sha256], |r| {
-                r.get::<_, i64>(0)
-            })
-            .optional()?
+            .query_opt(
+                "SELECT size FROM blobs WHERE sha256 = ?1",
+                params![sha256],
+                |r| r.get::<i64>(0),
+            )?
             .map(|s| s as u64))
     })
 }
@@ -51,14 +52,13 @@ fn check(app: &AppState, user: &User, sha256: &str) -> AppResult<()> {
     }
     let visible = app.storage.read(|conn| {
         Ok(conn
-            .query_row(
+            .query_opt(
                 "SELECT 1 FROM blob_refs r WHERE r.sha256 = ?1
                    AND (?2 OR EXISTS (SELECT 1 FROM visibility v WHERE v.case_id = r.case_id AND v.district = ?3))
                  LIMIT 1",
                 params![sha256, user.role == Role::Admin, user.district.as_str()],
                 |_| Ok(()),
-            )
-            .optional()?
+            )?
             .is_some())
     })?;
     if visible { Ok(()) } else { Err(not_found()) }
@@ -336,10 +336,10 @@ async fn finish(app: &AppState, sha256: &str) -> AppResult<Response> {
     let key = sha256.to_owned();
     app.storage.write(|conn| {
         conn.execute(
-            "INSERT OR IGNORE INTO blobs (sha256, size, mime, stored_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO blobs (sha256, size, mime, stored_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
             params![key, size, mime, Utc::now().to_rfc3339()],
         )?;
-        conn.execute("DELETE FROM uploads WHERE sha256 = ?1", [&key])?;
+        conn.execute("DELETE FROM uploads WHERE sha256 = ?1", params![&key])?;
         Ok(())
     })?;
     tracing::info!(blob = sha256, bytes = size, "blob stored");
@@ -377,13 +377,11 @@ pub async fn get(
     let (mime, size): (String, i64) = app
         .storage
         .read(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT mime, size FROM blobs WHERE sha256 = ?1",
-                    [&sha256],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?)
+            conn.query_opt(
+                "SELECT mime, size FROM blobs WHERE sha256 = ?1",
+                params![&sha256],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })?
         .ok_or_else(|| AppError::NotFound(format!("no blob {sha256}")))?;
     let file = tokio::fs::File::open(app.blobs.final_path(&sha256))

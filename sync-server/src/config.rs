@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
+use crate::storage::Database;
 
 /// How the server runs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -15,6 +16,10 @@ use crate::error::{AppError, AppResult};
 pub struct Settings {
     /// Folder of the database and blobs.
     pub data: PathBuf,
+    /// The database, when it is not `server.db` in the data folder: a PostgreSQL URL
+    /// (`postgres://user@host:port/database`) that several server processes may share, or
+    /// a SQLite file's path.
+    pub database: Option<String>,
     /// Address to listen on.
     pub listen: SocketAddr,
     /// Largest WebSocket message accepted, in bytes.
@@ -90,6 +95,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             data: PathBuf::from("data"),
+            database: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_message_bytes: 16 * 1024 * 1024,
             secure_cookies: true,
@@ -146,7 +152,7 @@ impl Limits {
 
 impl Settings {
     /// Defaults, overridden by the file (if given) and then by `ANJIAN_DATA`,
-    /// `ANJIAN_LISTEN`, `ANJIAN_MAX_MESSAGE_BYTES`, `ANJIAN_SECURE_COOKIES` and
+    /// `ANJIAN_DATABASE`, `ANJIAN_LISTEN`, `ANJIAN_MAX_MESSAGE_BYTES`, `ANJIAN_SECURE_COOKIES` and
     /// `ANJIAN_TOKEN_DAYS`.
     pub fn load(file: Option<&std::path::Path>) -> AppResult<Settings> {
         let mut settings = match file {
@@ -161,6 +167,9 @@ impl Settings {
         if let Ok(data) = std::env::var("ANJIAN_DATA") {
             settings.data = PathBuf::from(data);
         }
+        if let Ok(database) = std::env::var("ANJIAN_DATABASE") {
+            settings.database = Some(database);
+        }
         if let Some(listen) = env("ANJIAN_LISTEN")? {
             settings.listen = listen;
         }
@@ -174,6 +183,16 @@ impl Settings {
             settings.token_days = days;
         }
         Ok(settings)
+    }
+}
+
+impl Settings {
+    /// Where the data is kept: `database`, or `server.db` in the data folder.
+    pub fn database(&self) -> Database {
+        match &self.database {
+            Some(location) => Database::parse(location),
+            None => Database::Sqlite(self.data.join("server.db")),
+        }
     }
 }
 

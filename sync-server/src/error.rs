@@ -32,6 +32,10 @@ pub enum AppError {
     /// The request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
+    /// The case changed on another server process after this one read it: nothing was
+    /// written; read it again and retry.
+    #[error("{0}")]
+    Stale(String),
     /// The rule book refused the change.
     #[error("{0}")]
     Refused(anjian_core::rules::Refusal),
@@ -113,6 +117,7 @@ impl AppError {
             }
             AppError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::Stale(_) => (StatusCode::CONFLICT, "stale"),
             AppError::Refused(_) => (StatusCode::FORBIDDEN, "refused"),
             AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             AppError::TooMany { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),

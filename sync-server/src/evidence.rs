@@ -10,12 +10,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::db::{Conn, params};
 use anjian_core::certificate::{Certificate, Receipt};
 use anjian_core::signing::{ChangeSignature, PublicKey, Signer};
 use anjian_core::{CaseId, case_doc};
 use automerge::{AutoCommit, Change, ChangeHash};
 use base64::Engine as _;
-use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::blob_store::BlobStore;
@@ -441,17 +441,13 @@ impl Gathered {
 fn gather(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Gathered> {
     let changes: Vec<Change> = doc.get_changes(&[]);
     storage.read(|conn| {
-        let mut receipts = conn.prepare_cached(
-            "SELECT user_id, relayed_by, received_at, key_id, signature, receipt_issuer, receipt_signature
-             FROM receipts WHERE change_hash = ?1",
-        )?;
         let mut gathered = Vec::with_capacity(changes.len());
         let mut actors = BTreeSet::new();
         let mut account_ids = BTreeSet::new();
         for change in &changes {
             let hash = change.hash();
-            let row = receipts
-                .query_row([hash.to_string()], |r| {
+            let row = conn.query_opt("SELECT user_id, relayed_by, received_at, key_id, signature, receipt_issuer, receipt_signature
+             FROM receipts WHERE change_hash = ?1", params![hash.to_string()], |r| {
                     Ok((
                         ReceiptRow {
                             author: r.get(0)?,
@@ -460,11 +456,10 @@ fn gather(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Gathered> {
                             issuer: r.get(5)?,
                             signature: r.get(6)?,
                         },
-                        r.get::<_, Option<Vec<u8>>>(3)?,
-                        r.get::<_, Option<Vec<u8>>>(4)?,
+                        r.get::<Option<Vec<u8>>>(3)?,
+                        r.get::<Option<Vec<u8>>>(4)?,
                     ))
-                })
-                .optional()?;
+                })?;
             let (receipt, signature) = match row {
                 Some((receipt, Some(key), Some(signature))) => (Some(receipt), Some((key, signature))),
                 Some((receipt, _, _)) => (Some(receipt), None),
@@ -494,49 +489,40 @@ fn gather(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Gathered> {
     })
 }
 
-fn devices(conn: &Connection, actors: &BTreeSet<String>) -> AppResult<BTreeMap<String, DeviceRow>> {
-    let mut device = conn.prepare_cached(
-        "SELECT user_id, name, created_at, revoked_at FROM devices WHERE actor_id = ?1",
-    )?;
-    let mut keys = conn.prepare_cached(
-        "SELECT algorithm, public_key, registered_at FROM device_keys WHERE actor_id = ?1
-         ORDER BY registered_at, key_id",
-    )?;
-    let mut certificates =
-        conn.prepare_cached("SELECT bytes FROM certificates WHERE actor_id = ?1 ORDER BY id")?;
+fn devices(
+    conn: &mut dyn Conn,
+    actors: &BTreeSet<String>,
+) -> AppResult<BTreeMap<String, DeviceRow>> {
     let mut found = BTreeMap::new();
     for actor in actors {
-        let Some((user_id, name, created_at, revoked_at)) = device
-            .query_row([actor], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()?
+        let Some((user_id, name, created_at, revoked_at)) = conn.query_opt(
+            "SELECT user_id, name, created_at, revoked_at FROM devices WHERE actor_id = ?1",
+            params![actor],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?
         else {
             continue;
         };
-        let keys = keys
-            .query_map([actor], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?
-            .map(|row| {
-                let (algorithm, bytes, registered_at) = row?;
-                let algorithm = algorithm.parse()?;
-                let key = PublicKey::new(algorithm, bytes)
+        let keys = conn.query_map(
+            "SELECT algorithm, public_key, registered_at FROM device_keys WHERE actor_id = ?1
+             ORDER BY registered_at, key_id",
+            params![actor],
+            |r| {
+                let algorithm = r.get::<String>(0)?.parse()?;
+                let key = PublicKey::new(algorithm, r.get(1)?)
                     .map_err(|e| AppError::Internal(format!("a stored device key: {e}")))?;
                 Ok(KeyRow {
                     algorithm,
                     key,
-                    registered_at,
+                    registered_at: r.get(2)?,
                 })
-            })
-            .collect::<AppResult<Vec<_>>>()?;
-        let certificates = certificates
-            .query_map([actor], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            },
+        )?;
+        let certificates = conn.query_map(
+            "SELECT bytes FROM certificates WHERE actor_id = ?1 ORDER BY id",
+            params![actor],
+            |r| r.get::<Vec<u8>>(0),
+        )?;
         found.insert(
             actor.clone(),
             DeviceRow {
@@ -553,14 +539,13 @@ fn devices(conn: &Connection, actors: &BTreeSet<String>) -> AppResult<BTreeMap<S
     Ok(found)
 }
 
-fn accounts(conn: &Connection, ids: &BTreeSet<i64>) -> AppResult<BTreeMap<i64, AccountRow>> {
-    let mut select = conn.prepare_cached(
-        "SELECT username, name, role, district, department FROM users WHERE id = ?1",
-    )?;
+fn accounts(conn: &mut dyn Conn, ids: &BTreeSet<i64>) -> AppResult<BTreeMap<i64, AccountRow>> {
     let mut found = BTreeMap::new();
     for id in ids {
-        if let Some(account) = select
-            .query_row([id], |r| {
+        if let Some(account) = conn.query_opt(
+            "SELECT username, name, role, district, department FROM users WHERE id = ?1",
+            params![id],
+            |r| {
                 Ok(AccountRow {
                     username: r.get(0)?,
                     name: r.get(1)?,
@@ -568,9 +553,8 @@ fn accounts(conn: &Connection, ids: &BTreeSet<i64>) -> AppResult<BTreeMap<i64, A
                     district: r.get(3)?,
                     department: r.get(4)?,
                 })
-            })
-            .optional()?
-        {
+            },
+        )? {
             found.insert(*id, account);
         }
     }

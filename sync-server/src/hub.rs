@@ -48,13 +48,27 @@ pub struct SlotDoc {
     pub state: Option<CaseState>,
     /// How many fields of the document are in conflict.
     pub conflicts: usize,
+    /// The document's heads as stored (hex, sorted; empty while the server has none).
+    heads: Vec<String>,
 }
 
 impl SlotDoc {
-    /// Reads the document from storage unless it is loaded.
+    /// Reads the document from storage unless it is loaded and, where other server
+    /// processes commit to the same database, still the stored one.
     pub fn load(&mut self, storage: &dyn Documents, case: CaseId) -> AppResult<()> {
+        if self.loaded && storage.shared() {
+            let stored = storage.stored_heads(case)?.unwrap_or_default();
+            if stored != self.heads {
+                self.loaded = false;
+            }
+        }
         if !self.loaded {
             self.doc = storage.load_document(case)?;
+            self.heads = self
+                .doc
+                .as_mut()
+                .map(anjian_core::case_doc::sorted_heads)
+                .unwrap_or_default();
             let damaged =
                 |e: anjian_core::Error| AppError::Internal(format!("stored case {case}: {e}"));
             self.state = self
@@ -75,11 +89,23 @@ impl SlotDoc {
     }
 
     /// The document and the case, once committed changes made them the server's.
-    pub fn replace(&mut self, doc: AutoCommit, state: CaseState, conflicts: usize) {
+    pub fn replace(&mut self, mut doc: AutoCommit, state: CaseState, conflicts: usize) {
+        self.heads = anjian_core::case_doc::sorted_heads(&mut doc);
         self.doc = Some(doc);
         self.state = Some(state);
         self.conflicts = conflicts;
         self.loaded = true;
+    }
+
+    /// The heads the document had when it was read from storage or last committed: what
+    /// a commit of changes judged against it expects to find stored.
+    pub fn stored_heads(&self) -> Vec<String> {
+        self.heads.clone()
+    }
+
+    /// Forgets the document, so that the next use reads it from storage again.
+    pub fn forget(&mut self) {
+        *self = SlotDoc::default();
     }
 }
 

@@ -14,7 +14,9 @@ pub mod blob_store;
 pub mod blobs;
 pub mod bulletin_api;
 pub mod case_view;
+pub mod cluster;
 pub mod config;
+pub mod db;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
@@ -37,6 +39,7 @@ pub mod state;
 pub mod stats;
 pub mod storage;
 pub mod sync;
+pub mod testing;
 pub mod users;
 pub mod web;
 

@@ -23,6 +23,10 @@ struct Cli {
     /// Data folder (database and blobs).
     #[arg(long, global = true)]
     data: Option<PathBuf>,
+    /// The database, when not `server.db` in the data folder: `postgres://user@host/db`
+    /// (shared by any number of server processes) or a SQLite file.
+    #[arg(long, global = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -189,6 +193,9 @@ async fn run(cli: Cli) -> AppResult<()> {
     if let Some(data) = cli.data {
         settings.data = data;
     }
+    if let Some(database) = cli.database {
+        settings.database = Some(database);
+    }
     match cli.command {
         Command::Serve {
             listen,
@@ -213,7 +220,7 @@ async fn run(cli: Cli) -> AppResult<()> {
             );
             #[cfg(feature = "demo")]
             if demo {
-                start_demo(&settings.data, address)?;
+                start_demo(&settings, address)?;
             }
             anjian_sync_server::serve(settings, listener, shutdown_signal()).await
         }
@@ -374,8 +381,9 @@ async fn run(cli: Cli) -> AppResult<()> {
 /// `serve --demo`: on a fresh data folder creates the demo accounts, prints them, and
 /// seeds the sample cases in the background once the server is serving; otherwise says
 /// why nothing is added. A seeding failure is logged and leaves the server running.
-fn start_demo(data: &std::path::Path, address: std::net::SocketAddr) -> AppResult<()> {
-    let accounts = match demo::prepare(data)? {
+fn start_demo(settings: &Settings, address: std::net::SocketAddr) -> AppResult<()> {
+    let data = &settings.data;
+    let accounts = match demo::prepare(data, &settings.database())? {
         demo::Prepared::Accounts(accounts) => accounts,
         demo::Prepared::NotFresh(reason) => {
             println!("{reason}");
@@ -427,7 +435,7 @@ fn start_demo(data: &std::path::Path, address: std::net::SocketAddr) -> AppResul
 fn open_storage(settings: &Settings) -> AppResult<Storage> {
     std::fs::create_dir_all(&settings.data)
         .map_err(|e| AppError::Internal(format!("data folder {}: {e}", settings.data.display())))?;
-    Storage::open(&settings.data.join("server.db"))
+    Storage::open(&settings.database())
 }
 
 async fn shutdown_signal() {

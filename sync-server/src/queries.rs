@@ -2,10 +2,9 @@
 //! the case list with its filters and the rectification board. Every query is limited to
 //! the caller's scope (`policy::scope`).
 
+use crate::db::{self, Conn, Value};
 use anjian_core::{RectificationState, district_name};
 use chrono::{FixedOffset, NaiveDate, Utc};
-use rusqlite::types::ToSql;
-use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -32,13 +31,13 @@ pub fn today() -> NaiveDate {
 #[derive(Default)]
 pub struct Conditions {
     clauses: Vec<String>,
-    params: Vec<Box<dyn ToSql>>,
+    params: Vec<Value>,
 }
 
 impl Conditions {
     /// Adds a clause whose `?` placeholders take `params` in order (SQLite numbers plain
     /// `?` placeholders from left to right across the whole statement).
-    pub fn push(&mut self, clause: &str, params: Vec<Box<dyn ToSql>>) {
+    pub fn push(&mut self, clause: &str, params: Vec<Value>) {
         debug_assert_eq!(clause.matches('?').count(), params.len());
         self.clauses.push(clause.to_owned());
         self.params.extend(params);
@@ -50,7 +49,7 @@ impl Conditions {
             Scope::All => {}
             Scope::District(district) => self.push(
                 "EXISTS (SELECT 1 FROM visibility v WHERE v.case_id = c.case_id AND v.district = ?)",
-                vec![Box::new(district.to_owned())],
+                vec![db::value(district.to_owned())],
             ),
             Scope::Own {
                 district,
@@ -61,9 +60,9 @@ impl Conditions {
                  AND (EXISTS (SELECT 1 FROM case_team t WHERE t.case_id = c.case_id AND t.user_id = ?)
                       OR EXISTS (SELECT 1 FROM receipts r WHERE r.case_id = c.case_id AND r.user_id = ?))",
                 vec![
-                    Box::new(district.to_owned()),
-                    Box::new(username.to_owned()),
-                    Box::new(user_id),
+                    db::value(district.to_owned()),
+                    db::value(username.to_owned()),
+                    db::value(user_id),
                 ],
             ),
         }
@@ -79,8 +78,8 @@ impl Conditions {
     }
 
     /// The parameters, in placeholder order.
-    pub fn params(&self) -> impl Iterator<Item = &dyn ToSql> {
-        self.params.iter().map(|p| p.as_ref())
+    pub fn params(&self) -> &[Value] {
+        &self.params
     }
 }
 
@@ -194,52 +193,52 @@ fn date(value: &str, field: &str) -> AppResult<Option<NaiveDate>> {
 
 /// The cases in `scope` matching `filter`, newest visit first, and how many match in all.
 pub fn cases(
-    conn: &Connection,
+    conn: &mut dyn Conn,
     scope: Scope<'_>,
     filter: &CaseFilter,
 ) -> AppResult<(Vec<CaseRow>, i64)> {
     let mut w = Conditions::default();
     w.scope(scope);
     if let Some(d) = some(&filter.district) {
-        w.push("c.district = ?", vec![Box::new(d)]);
+        w.push("c.district = ?", vec![db::value(d)]);
     }
     if let Some(e) = some(&filter.enterprise) {
         w.push(
             "(instr(c.enterprise_name, ?) > 0 OR c.credit_code = upper(?))",
-            vec![Box::new(e.clone()), Box::new(e)],
+            vec![db::value(e.clone()), db::value(e)],
         );
     }
     if let Some(i) = some(&filter.industry) {
-        w.push("c.industry = ?", vec![Box::new(i)]);
+        w.push("c.industry = ?", vec![db::value(i)]);
     }
     if let Some(t) = some(&filter.case_type) {
-        w.push("c.case_type = ?", vec![Box::new(t)]);
+        w.push("c.case_type = ?", vec![db::value(t)]);
     }
     if let Some(s) = some(&filter.state) {
-        w.push("c.state = ?", vec![Box::new(s)]);
+        w.push("c.state = ?", vec![db::value(s)]);
     }
     if let Some(l) = some(&filter.level) {
         w.push(
             "EXISTS (SELECT 1 FROM findings f WHERE f.case_id = c.case_id AND f.level = ?)",
-            vec![Box::new(l)],
+            vec![db::value(l)],
         );
     }
     if let Some(i) = some(&filter.inspector) {
         w.push(
             "EXISTS (SELECT 1 FROM case_team t WHERE t.case_id = c.case_id AND (t.user_id = ? OR t.name = ?))",
-            vec![Box::new(i.clone()), Box::new(i)],
+            vec![db::value(i.clone()), db::value(i)],
         );
     }
     if let Some(from) = date(&filter.from, "from")? {
         w.push(
             "substr(c.opened_at, 1, 10) >= ?",
-            vec![Box::new(from.to_string())],
+            vec![db::value(from.to_string())],
         );
     }
     if let Some(to) = date(&filter.to, "to")? {
         w.push(
             "substr(c.opened_at, 1, 10) <= ?",
-            vec![Box::new(to.to_string())],
+            vec![db::value(to.to_string())],
         );
     }
     if filter.conflicts == "true" {
@@ -247,19 +246,19 @@ pub fn cases(
     }
     let total: i64 = conn.query_row(
         &format!("SELECT count(*) FROM cases c {}", w.sql()),
-        params_from_iter(w.params()),
+        w.params(),
         |r| r.get(0),
     )?;
     let limit = filter.limit.unwrap_or(50).clamp(1, 500);
     let offset = filter.offset.unwrap_or(0).max(0);
-    let mut stmt = conn.prepare(&format!(
+    let team = conn.dialect().group_concat("t.name", "、");
+    let rows = conn.query_map(&format!(
         "SELECT c.case_id, c.enterprise_name, c.credit_code, c.industry, c.district, c.case_type, c.state,
                 c.opened_at, c.opened_by, c.findings, c.major_findings, c.conflicts, c.updated_at,
-                (SELECT group_concat(t.name, '、') FROM case_team t WHERE t.case_id = c.case_id)
+                (SELECT {team} FROM case_team t WHERE t.case_id = c.case_id)
          FROM cases c {} ORDER BY c.opened_at DESC, c.case_id LIMIT {limit} OFFSET {offset}",
         w.sql()
-    ))?;
-    let rows = stmt.query_map(params_from_iter(w.params()), |r| {
+    ), w.params(), |r| {
         let district: String = r.get(4)?;
         Ok(CaseRow {
             id: r.get(0)?,
@@ -279,24 +278,24 @@ pub fn cases(
             conflicts: r.get(11)?,
             updated_at: r.get(12)?,
             team: r
-                .get::<_, Option<String>>(13)?
+                .get::<Option<String>>(13)?
                 .map(|t| t.split('、').map(str::to_owned).collect())
                 .unwrap_or_default(),
         })
     })?;
-    Ok((rows.collect::<rusqlite::Result<_>>()?, total))
+    Ok((rows, total))
 }
 
 /// Whether `case_id` is in `scope` (pages answer cases outside it as absent).
-pub fn in_scope(conn: &Connection, scope: Scope<'_>, case_id: &str) -> AppResult<bool> {
+pub fn in_scope(conn: &mut dyn Conn, scope: Scope<'_>, case_id: &str) -> AppResult<bool> {
     let mut w = Conditions::default();
-    w.push("c.case_id = ?", vec![Box::new(case_id.to_owned())]);
+    w.push("c.case_id = ?", vec![db::value(case_id.to_owned())]);
     w.scope(scope);
-    Ok(conn.query_row(
+    conn.query_row(
         &format!("SELECT EXISTS (SELECT 1 FROM cases c {})", w.sql()),
-        params_from_iter(w.params()),
+        w.params(),
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// Filters of the rectification board; empty values mean "any".
@@ -378,7 +377,7 @@ pub struct Listing {
 /// is delisted (a closed one awaits 摘牌): listed hazards first, then overdue ones, then by
 /// deadline.
 pub fn board(
-    conn: &Connection,
+    conn: &mut dyn Conn,
     scope: Scope<'_>,
     filter: &BoardFilter,
 ) -> AppResult<Vec<BoardRow>> {
@@ -393,19 +392,18 @@ pub fn board(
         vec![],
     );
     if let Some(d) = some(&filter.district) {
-        w.push("c.district = ?", vec![Box::new(d)]);
+        w.push("c.district = ?", vec![db::value(d)]);
     }
     if let Some(l) = some(&filter.level) {
-        w.push("f.level = ?", vec![Box::new(l)]);
+        w.push("f.level = ?", vec![db::value(l)]);
     }
-    let mut stmt = conn.prepare(&format!(
+    let rows = conn.query_map(&format!(
         "SELECT f.case_id, f.finding_id, f.title, f.level, f.rectification, coalesce(f.deadline, f.listed_deadline),
                 coalesce(f.measures, ''), coalesce(f.responsible, ''), f.evidence, c.enterprise_name, c.district,
                 f.listed_authority, f.listed_number, f.listed_deadline, f.onsite
          FROM findings f JOIN cases c ON c.case_id = f.case_id {}",
         w.sql()
-    ))?;
-    let rows = stmt.query_map(params_from_iter(w.params()), |r| {
+    ), w.params(), |r| {
         let district: String = r.get(10)?;
         let listing = match (r.get(11)?, r.get(12)?, r.get(13)?) {
             (Some(authority), Some(number), Some(deadline)) => Some(Listing {
@@ -443,7 +441,7 @@ pub fn board(
     })?;
     let mut board = Vec::new();
     for row in rows {
-        let mut row = row?;
+        let mut row = row;
         let days_left = |deadline: &str| {
             deadline
                 .parse::<NaiveDate>()
@@ -529,7 +527,7 @@ pub struct RegisterRow {
 /// Every numbered enforcement document in `scope`, issued or voided or awaiting
 /// signatures, by when it was sealed.
 pub fn register(
-    conn: &Connection,
+    conn: &mut dyn Conn,
     scope: Scope<'_>,
     filter: &RegisterFilter,
 ) -> AppResult<Vec<RegisterRow>> {
@@ -537,39 +535,42 @@ pub fn register(
     w.scope(scope);
     w.push("wr.number IS NOT NULL", vec![]);
     if let Some(kind) = some(&filter.kind) {
-        w.push("wr.kind = ?", vec![Box::new(kind)]);
+        w.push("wr.kind = ?", vec![db::value(kind)]);
     }
     if let Some(year) = some(&filter.year) {
-        w.push("substr(wr.sealed_at, 1, 4) = ?", vec![Box::new(year)]);
+        w.push("substr(wr.sealed_at, 1, 4) = ?", vec![db::value(year)]);
     }
     if let Some(d) = some(&filter.district) {
-        w.push("c.district = ?", vec![Box::new(d)]);
+        w.push("c.district = ?", vec![db::value(d)]);
     }
-    let mut stmt = conn.prepare(&format!(
+    let rows = conn.query_map(
+        &format!(
         "SELECT wr.case_id, wr.writ_id, wr.kind, wr.state, wr.number, wr.provisional, wr.department,
                 c.district, wr.sealed_at, wr.issued_at, wr.voided, wr.provisional_number,
                 c.enterprise_name
          FROM writs wr JOIN cases c ON c.case_id = wr.case_id {} ORDER BY wr.sealed_at, wr.number",
         w.sql()
-    ))?;
-    let rows = stmt.query_map(params_from_iter(w.params()), |r| {
-        let kind: String = r.get(2)?;
-        Ok(RegisterRow {
-            case_id: r.get(0)?,
-            writ_id: r.get(1)?,
-            title: crate::labels::label_of::<anjian_core::WritKind>(&kind),
-            kind,
-            state: r.get(3)?,
-            number: r.get(4)?,
-            provisional: r.get(5)?,
-            department: r.get(6)?,
-            district: r.get(7)?,
-            sealed_at: r.get(8)?,
-            issued_at: r.get(9)?,
-            voided: r.get(10)?,
-            provisional_number: r.get(11)?,
-            enterprise: r.get(12)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    ),
+        w.params(),
+        |r| {
+            let kind: String = r.get(2)?;
+            Ok(RegisterRow {
+                case_id: r.get(0)?,
+                writ_id: r.get(1)?,
+                title: crate::labels::label_of::<anjian_core::WritKind>(&kind),
+                kind,
+                state: r.get(3)?,
+                number: r.get(4)?,
+                provisional: r.get(5)?,
+                department: r.get(6)?,
+                district: r.get(7)?,
+                sealed_at: r.get(8)?,
+                issued_at: r.get(9)?,
+                voided: r.get(10)?,
+                provisional_number: r.get(11)?,
+                enterprise: r.get(12)?,
+            })
+        },
+    )?;
+    Ok(rows)
 }

@@ -7,9 +7,9 @@ use anjian_core::{
     Resolution, ReviewAction, ReviewState, case_doc,
 };
 use chrono::{DateTime, Utc};
-use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
+use crate::db::{self, params};
 use crate::error::{AppError, AppResult};
 use crate::queries::china;
 use crate::state::AppState;
@@ -66,19 +66,11 @@ pub fn load(app: &AppState, user: &User, id: &str) -> AppResult<CaseDetail> {
     let conflicts = case_doc::conflicts(&doc)?;
     let changes = case_doc::history(&mut doc);
     let history = app.storage.read(|conn| {
-        let mut stmt = conn.prepare_cached(
-            "SELECT r.received_at, u.username FROM receipts r JOIN users u ON u.id = r.user_id WHERE r.change_hash = ?1",
-        )?;
-        let mut names = conn.prepare_cached("SELECT name FROM users WHERE username = ?1")?;
         let mut rows = Vec::with_capacity(changes.len());
         for change in changes {
-            let receipt: Option<(String, String)> = stmt
-                .query_row([&change.hash], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
+            let receipt: Option<(String, String)> = conn.query_opt("SELECT r.received_at, u.username FROM receipts r JOIN users u ON u.id = r.user_id WHERE r.change_hash = ?1", params![&change.hash], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let (received_at, received_from) = receipt.unzip();
-            let author_name = names
-                .query_row([&change.author], |r| r.get(0))
-                .optional()?;
+            let author_name = conn.query_opt("SELECT name FROM users WHERE username = ?1", params![&change.author], |r| r.get(0))?;
             rows.push(HistoryRow {
                 device_time: DateTime::<Utc>::from_timestamp(change.device_time, 0)
                     .map(|t| t.with_timezone(&china()).to_rfc3339())
@@ -100,16 +92,17 @@ pub fn load(app: &AppState, user: &User, id: &str) -> AppResult<CaseDetail> {
     })?;
     let amendments = app.storage.read(|conn| {
         let mut w = queries::Conditions::default();
-        w.push("c.amends = ?", vec![Box::new(id.to_owned())]);
+        w.push("c.amends = ?", vec![db::value(id.to_owned())]);
         w.scope(policy::scope(user));
-        let mut stmt = conn.prepare(&format!(
-            "SELECT c.case_id, c.opened_at FROM cases c {} ORDER BY c.opened_at",
-            w.sql()
-        ))?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(w.params()), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = conn.query_map(
+            &format!(
+                "SELECT c.case_id, c.opened_at FROM cases c {} ORDER BY c.opened_at",
+                w.sql()
+            ),
+            w.params(),
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(rows)
     })?;
     Ok(CaseDetail {
         case,

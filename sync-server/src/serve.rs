@@ -20,7 +20,7 @@ use tower::ServiceExt;
 use crate::config::Settings;
 use crate::error::AppResult;
 use crate::state::AppState;
-use crate::{blobs, live, router};
+use crate::{blobs, cluster, live, router};
 
 /// How long a graceful shutdown waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -40,6 +40,7 @@ pub async fn serve(
         stopped.clone(),
     ));
     tokio::spawn(blobs::sweep_uploads(state.clone(), stopped.clone()));
+    tokio::spawn(cluster::follow(state.clone(), stopped.clone()));
     let limits = state.settings.limits.clone();
     let body_timeout = Duration::from_secs(limits.body_seconds);
     let app = router(state.clone()).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(

@@ -57,7 +57,7 @@ impl AppState {
         std::fs::create_dir_all(&settings.data).map_err(|e| {
             AppError::Internal(format!("data folder {}: {e}", settings.data.display()))
         })?;
-        let storage = Arc::new(Storage::open(&settings.data.join("server.db"))?);
+        let storage = Arc::new(Storage::open(&settings.database())?);
         storage::prepare_sign_in();
         let peer_id = format!("anjian-sync-server-{}", &storage.storage_id()[..8]);
         let limits = &settings.limits;

@@ -5,12 +5,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::db::{self, Conn};
 use anjian_core::{
     CaseType, HazardAction, Industry, Level, RectificationState, ViolationKind, WritKind,
     district_label, district_name,
 };
 use chrono::{Datelike, Days, NaiveDate};
-use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -317,7 +317,7 @@ struct CaseFacts {
 /// Computes the bulletin of `period` over the cases in `scope`, judging overdue
 /// rectifications on `today`.
 pub fn bulletin(
-    conn: &Connection,
+    conn: &mut dyn Conn,
     scope: Scope<'_>,
     period: Period,
     today: NaiveDate,
@@ -332,25 +332,27 @@ pub fn bulletin(
         .unwrap_or(NaiveDate::MAX);
     w.push(
         "c.opened_at >= ? AND c.opened_at < ?",
-        vec![Box::new(period.from.to_string()), Box::new(end.to_string())],
+        vec![
+            db::value(period.from.to_string()),
+            db::value(end.to_string()),
+        ],
     );
     w.scope(scope);
     // One statement reads cases and findings together, so every number comes from one
     // snapshot of the projections even while syncs commit.
-    let mut stmt = conn.prepare(&format!(
+    let rows = conn.query(&format!(
         "SELECT c.case_id, c.enterprise_name, c.credit_code, c.industry, c.district, c.case_type, c.opened_at,
                 f.level, f.rectification, f.deadline, f.violation, f.violation_post
          FROM cases c LEFT JOIN findings f ON f.case_id = c.case_id {}",
         w.sql()
-    ))?;
-    let mut rows = stmt.query(params_from_iter(w.params()))?;
+    ), w.params())?;
     let mut cases: HashMap<String, CaseFacts> = HashMap::new();
     let mut totals = Totals::default();
     let mut by_level: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_kind: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_post: BTreeMap<String, PostRow> = BTreeMap::new();
     let today_text = today.to_string();
-    while let Some(r) = rows.next()? {
+    for r in &rows {
         let case_id: String = r.get(0)?;
         let opened_at: String = r.get(6)?;
         if !cases.contains_key(&case_id) {
@@ -377,7 +379,7 @@ pub fn bulletin(
                 },
             );
         }
-        let Some(level) = r.get::<_, Option<String>>(7)? else {
+        let Some(level) = r.get::<Option<String>>(7)? else {
             continue; // a case without findings
         };
         let rectification: String = r.get(8)?;
@@ -508,25 +510,22 @@ pub fn bulletin(
 }
 
 /// The enforcement documents in `scope` issued in `period`, by kind.
-fn writs_issued(conn: &Connection, scope: Scope<'_>, period: Period) -> AppResult<Vec<CountRow>> {
+fn writs_issued(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppResult<Vec<CountRow>> {
     let mut w = Conditions::default();
     // `issued_at` is RFC 3339 with the issuing device's offset: its first ten characters
     // are the local day.
     w.push(
         "substr(wr.issued_at, 1, 10) BETWEEN ? AND ?",
         vec![
-            Box::new(period.from.to_string()),
-            Box::new(period.to.to_string()),
+            db::value(period.from.to_string()),
+            db::value(period.to.to_string()),
         ],
     );
     w.scope(scope);
-    let mut stmt = conn.prepare(&format!(
+    let mut counts: BTreeMap<String, i64> = conn.query_map(&format!(
         "SELECT wr.kind, count(*) FROM writs wr JOIN cases c ON c.case_id = wr.case_id {} GROUP BY wr.kind",
         w.sql()
-    ))?;
-    let mut counts: BTreeMap<String, i64> = stmt
-        .query_map(params_from_iter(w.params()), |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    ), w.params(), |r| Ok((r.get(0)?, r.get(1)?)))?.into_iter().collect();
     Ok(WritKind::ALL
         .iter()
         .map(|k| CountRow {
@@ -538,7 +537,7 @@ fn writs_issued(conn: &Connection, scope: Scope<'_>, period: Period) -> AppResul
 }
 
 /// The closed loop of the hazards in `scope` over `period`, from the dated steps.
-fn hazard_loop(conn: &Connection, scope: Scope<'_>, period: Period) -> AppResult<LoopCounts> {
+fn hazard_loop(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppResult<LoopCounts> {
     let (from, to) = (period.from.to_string(), period.to.to_string());
     let mut counts = LoopCounts::default();
     let mut w = Conditions::default();
@@ -546,7 +545,7 @@ fn hazard_loop(conn: &Connection, scope: Scope<'_>, period: Period) -> AppResult
     // are the local day.
     w.push(
         "substr(f.recorded_at, 1, 10) BETWEEN ? AND ?",
-        vec![Box::new(from.clone()), Box::new(to.clone())],
+        vec![db::value(from.clone()), db::value(to.clone())],
     );
     w.scope(scope);
     counts.found = conn.query_row(
@@ -554,20 +553,25 @@ fn hazard_loop(conn: &Connection, scope: Scope<'_>, period: Period) -> AppResult
             "SELECT count(*) FROM findings f JOIN cases c ON c.case_id = f.case_id {}",
             w.sql()
         ),
-        params_from_iter(w.params()),
+        w.params(),
         |r| r.get(0),
     )?;
     let mut w = Conditions::default();
-    w.push("s.day BETWEEN ? AND ?", vec![Box::new(from), Box::new(to)]);
+    w.push(
+        "s.day BETWEEN ? AND ?",
+        vec![db::value(from), db::value(to)],
+    );
     w.scope(scope);
-    let mut stmt = conn.prepare(&format!(
-        "SELECT s.kind, s.result, s.on_time, count(DISTINCT s.case_id || '/' || s.finding_id)
+    let rows = conn.query(
+        &format!(
+            "SELECT s.kind, s.result, s.on_time, count(DISTINCT s.case_id || '/' || s.finding_id)
          FROM hazard_steps s JOIN cases c ON c.case_id = s.case_id {}
          GROUP BY s.kind, s.result, s.on_time",
-        w.sql()
-    ))?;
-    let mut rows = stmt.query(params_from_iter(w.params()))?;
-    while let Some(r) = rows.next()? {
+            w.sql()
+        ),
+        w.params(),
+    )?;
+    for r in &rows {
         let kind: String = r.get(0)?;
         let result: Option<String> = r.get(1)?;
         let on_time: Option<bool> = r.get(2)?;

@@ -1,6 +1,7 @@
 //! End-to-end scenarios and benchmarks across the Anjian crates; this library holds what
 //! they share: a real sync server on `127.0.0.1:0` and inspectors with real stores.
 
+pub mod cluster;
 pub mod hostile;
 pub mod kills;
 pub mod peer;
@@ -36,6 +37,9 @@ impl TestServer {
 
     /// Starts a server with these settings (its `listen` is replaced by a free port).
     pub async fn start_with(mut settings: Settings) -> TestServer {
+        if settings.database.is_none() {
+            settings.database = anjian_sync_server::testing::postgres_database(&settings.data);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -77,7 +81,8 @@ impl TestServer {
 /// Adds a user to the server's database in `data` (the server may be running).
 pub fn add_user(data: &Path, username: &str, role: Role, district: &str, department: &str) {
     std::fs::create_dir_all(data).expect("data folder");
-    let storage = Storage::open(&data.join("server.db")).expect("server database");
+    let storage =
+        Storage::open(&anjian_sync_server::testing::database(data)).expect("server database");
     storage
         .add_user(&NewUser {
             username,
@@ -88,6 +93,19 @@ pub fn add_user(data: &Path, username: &str, role: Role, district: &str, departm
             password: "correct horse battery",
         })
         .expect("user added");
+}
+
+/// Every change a store's file (`path`) records as acknowledged by the server: (case,
+/// change hash).
+pub fn acknowledged_changes(path: &Path) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(path).expect("the store's file");
+    let mut stmt = conn
+        .prepare("SELECT case_id, change_hash FROM change_acks")
+        .expect("query");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect()
 }
 
 /// The password every test user has.
@@ -140,6 +158,27 @@ impl Inspector {
         self.store
             .open_case(&anjian_core::sample::new_case(&enterprise))
             .expect("case")
+    }
+
+    /// Registers the sample enterprise `seed` and opens `count` routine cases of it, each
+    /// with one finding (隐患 0, 隐患 1, …).
+    pub fn record_cases(&mut self, seed: u32, count: usize) -> Vec<anjian_core::CaseId> {
+        let enterprise = anjian_core::sample::enterprise(seed);
+        self.store
+            .register_enterprise(&enterprise)
+            .expect("register");
+        (0..count)
+            .map(|i| {
+                let case = self
+                    .store
+                    .open_case(&anjian_core::sample::new_case(&enterprise))
+                    .expect("case");
+                self.store
+                    .add_finding(case, &anjian_core::sample::finding(&format!("隐患 {i}")))
+                    .expect("finding");
+                case
+            })
+            .collect()
     }
 
     /// Registers the sample enterprise `seed` and opens a joint case (联合执法) of it with

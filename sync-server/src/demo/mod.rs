@@ -25,7 +25,7 @@ use sha2::Digest;
 pub use accounts::{DISTRICTS, DemoAccount, accounts_table, district_name, role_label};
 
 use crate::error::{AppError, AppResult};
-use crate::storage::Storage;
+use crate::storage::{Database, Storage};
 use anjian_core::Role;
 use content::{CASES, CaseSpec, ENTERPRISES, FindingSpec, RectSpec, Stage};
 
@@ -105,12 +105,12 @@ impl fmt::Display for DemoSummary {
     }
 }
 
-/// Creates the demo accounts if the data folder is fresh (no accounts yet, no demo devices
-/// left from an earlier run); otherwise changes nothing and says why.
-pub fn prepare(data: &Path) -> AppResult<Prepared> {
+/// Creates the demo accounts if the data folder and the database are fresh (no accounts
+/// yet, no demo devices left from an earlier run); otherwise changes nothing and says why.
+pub fn prepare(data: &Path, database: &Database) -> AppResult<Prepared> {
     std::fs::create_dir_all(data)
         .map_err(|e| AppError::Internal(format!("data folder {}: {e}", data.display())))?;
-    let storage = Storage::open(&data.join("server.db"))?;
+    let storage = Storage::open(database)?;
     let users = storage.users()?.len();
     if users > 0 {
         return Ok(Prepared::NotFresh(format!(

@@ -1,8 +1,8 @@
 //! Accounts, devices and tokens in the database: creating and disabling accounts,
 //! checking passwords, binding devices at sign-in, issuing and revoking tokens.
 
+use crate::db::{Conn, params};
 use chrono::Utc;
-use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use anjian_core::certificate::{CERTIFICATE_VALIDITY, Certificate, CertificateFields};
@@ -49,40 +49,36 @@ impl Storage {
     /// The account with this username.
     pub fn user(&self, username: &str) -> AppResult<User> {
         self.read(|conn| {
-            conn.query_row(
+            conn.query_opt(
                 "SELECT id, username, name, role, district, department, disabled FROM users WHERE username = ?1",
-                [username],
+                params![username],
                 user_row,
-            )
-            .optional()?
-            .ok_or_else(|| AppError::NotFound(format!("no user {username:?}")))?
+            )?
+            .ok_or_else(|| AppError::NotFound(format!("no user {username:?}")))
         })
     }
 
     /// Every account, by username.
     pub fn users(&self) -> AppResult<Vec<User>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, username, name, role, district, department, disabled FROM users ORDER BY username",
-            )?;
-            let rows = stmt.query_map([], user_row)?;
-            rows.map(|r| r?).collect()
+            let rows = conn.query_map("SELECT id, username, name, role, district, department, disabled FROM users ORDER BY username", params![], user_row)?;
+            Ok(rows)
         })
     }
 
     /// Disables (or enables) an account; a disabled account's tokens stop working.
     pub fn set_disabled(&self, username: &str, disabled: bool) -> AppResult<()> {
         let changed = self.write(|conn| {
-            let tx = conn.transaction()?;
-            let changed = tx.execute(
-                "UPDATE users SET disabled = ?2 WHERE username = ?1",
-                params![username, disabled as i64],
-            )?;
-            if disabled {
-                bump_revocations(&tx)?;
-            }
-            tx.commit()?;
-            Ok(changed)
+            conn.transaction(|tx| {
+                let changed = tx.execute(
+                    "UPDATE users SET disabled = ?2 WHERE username = ?1",
+                    params![username, disabled as i64],
+                )?;
+                if disabled {
+                    bump_revocations(tx)?;
+                }
+                Ok(changed)
+            })
         })?;
         if changed == 0 {
             return Err(AppError::NotFound(format!("no user {username:?}")));
@@ -95,20 +91,23 @@ impl Storage {
         let hash = hash_password(password)?;
         let user = self.user(username)?;
         self.write(|conn| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "UPDATE users SET password_hash = ?2 WHERE id = ?1",
-                params![user.id, hash],
-            )?;
-            tx.execute(
-                "UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
-                params![user.id, Utc::now().to_rfc3339()],
-            )?;
-            // Browser sessions end too: a reset is how a stolen session is cut off.
-            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user.id])?;
-            bump_revocations(&tx)?;
-            tx.commit()?;
-            Ok(())
+            conn.transaction(|tx| {
+                tx.execute(
+                    "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                    params![user.id, hash],
+                )?;
+                tx.execute(
+                    "UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+                    params![user.id, Utc::now().to_rfc3339()],
+                )?;
+                // Browser sessions end too: a reset is how a stolen session is cut off.
+                tx.execute(
+                    "DELETE FROM web_sessions WHERE user_id = ?1",
+                    params![user.id],
+                )?;
+                bump_revocations(tx)?;
+                Ok(())
+            })
         })
     }
 
@@ -117,13 +116,11 @@ impl Storage {
         let denied =
             || AppError::Unauthorized("用户名或密码错误 (wrong username or password)".into());
         let stored: Option<(String, i64)> = self.read(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT password_hash, disabled FROM users WHERE username = ?1",
-                    [username],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?)
+            conn.query_opt(
+                "SELECT password_hash, disabled FROM users WHERE username = ?1",
+                params![username],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })?;
         let Some((hash, disabled)) = stored else {
             // An unknown name takes as long as a wrong password: names cannot be told
@@ -164,56 +161,55 @@ impl Storage {
         let user_id = user.id;
         let token = hex::encode(rand::random::<[u8; 32]>());
         self.write(|conn| {
-            let tx = conn.transaction()?;
-            let owner: Option<(i64, Option<String>)> = tx
-                .query_row("SELECT user_id, revoked_at FROM devices WHERE actor_id = ?1", [&actor_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
-            let server_side: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM devices WHERE actor_id = ?1 AND name = ?2)",
-                params![actor_id, SERVER_DEVICE_NAME],
-                |r| r.get(0),
-            )?;
-            if server_side {
-                return Err(AppError::Conflict("this actor id belongs to the server".into()));
-            }
-            match owner {
-                Some((owner, _)) if owner != user_id => {
-                    return Err(AppError::Conflict("this device is bound to another user".into()));
+            conn.transaction(|tx| {
+                let owner: Option<(i64, Option<String>)> = tx
+                    .query_opt("SELECT user_id, revoked_at FROM devices WHERE actor_id = ?1", params![&actor_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                let server_side: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM devices WHERE actor_id = ?1 AND name = ?2)",
+                    params![actor_id, SERVER_DEVICE_NAME],
+                    |r| r.get(0),
+                )?;
+                if server_side {
+                    return Err(AppError::Conflict("this actor id belongs to the server".into()));
                 }
-                Some((_, Some(_))) => return Err(AppError::Forbidden("this device was revoked".into())),
-                Some(_) => {}
-                None => {
-                    tx.execute(
-                        "INSERT INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-                        params![actor_id, user_id, device_name.trim(), Utc::now().to_rfc3339()],
-                    )?;
+                match owner {
+                    Some((owner, _)) if owner != user_id => {
+                        return Err(AppError::Conflict("this device is bound to another user".into()));
+                    }
+                    Some((_, Some(_))) => return Err(AppError::Forbidden("this device was revoked".into())),
+                    Some(_) => {}
+                    None => {
+                        tx.execute(
+                            "INSERT INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                            params![actor_id, user_id, device_name.trim(), Utc::now().to_rfc3339()],
+                        )?;
+                    }
                 }
-            }
-            let now = Utc::now();
-            let certificate = match key {
-                Some(key) if *key == self.server_key().public_key() => {
-                    return Err(AppError::Conflict("this public key belongs to the server".into()));
-                }
-                Some(key) => {
-                    register_key(&tx, &actor_id, key)?;
-                    Some(self.certify(&tx, &user, &actor_id, key, now)?)
-                }
-                None => None,
-            };
-            tx.execute(
-                "INSERT INTO tokens (token_hash, user_id, actor_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    token_hash(&token),
-                    user_id,
-                    actor_id,
-                    now.to_rfc3339(),
-                    now.timestamp() + i64::from(token_days) * 86_400
-                ],
-            )?;
-            tx.commit()?;
-            Ok(certificate)
+                let now = Utc::now();
+                let certificate = match key {
+                    Some(key) if *key == self.server_key().public_key() => {
+                        return Err(AppError::Conflict("this public key belongs to the server".into()));
+                    }
+                    Some(key) => {
+                        register_key(tx, &actor_id, key)?;
+                        Some(self.certify(tx, &user, &actor_id, key, now)?)
+                    }
+                    None => None,
+                };
+                tx.execute(
+                    "INSERT INTO tokens (token_hash, user_id, actor_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        token_hash(&token),
+                        user_id,
+                        actor_id,
+                        now.to_rfc3339(),
+                        now.timestamp() + i64::from(token_days) * 86_400
+                    ],
+                )?;
+                Ok(certificate)
+            })
         })
         .map(|certificate| (token, user, certificate))
     }
@@ -221,7 +217,7 @@ impl Storage {
     /// Issues (and keeps) a certificate binding `key` to `user` and the device `actor_id`.
     fn certify(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &mut dyn Conn,
         user: &User,
         actor_id: &str,
         key: &PublicKey,
@@ -259,35 +255,39 @@ impl Storage {
     /// Every certificate the server issued the device `actor_id`, oldest first.
     pub fn certificates_of(&self, actor_id: &str) -> AppResult<Vec<Certificate>> {
         self.read(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT bytes FROM certificates WHERE actor_id = ?1 ORDER BY id")?;
-            let rows = stmt.query_map([actor_id], |r| r.get::<_, Vec<u8>>(0))?;
-            rows.map(|bytes| {
-                Certificate::decode(&bytes?)
-                    .map_err(|e| AppError::Internal(format!("a stored certificate: {e}")))
-            })
-            .collect()
+            let rows = conn.query_map(
+                "SELECT bytes FROM certificates WHERE actor_id = ?1 ORDER BY id",
+                params![actor_id],
+                |r| r.get::<Vec<u8>>(0),
+            )?;
+            rows.iter()
+                .map(|bytes| {
+                    Certificate::decode(bytes)
+                        .map_err(|e| AppError::Internal(format!("a stored certificate: {e}")))
+                })
+                .collect()
         })
     }
 
     /// Devices, optionally of one user.
     pub fn devices(&self, username: Option<&str>) -> AppResult<Vec<Device>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
+            let rows = conn.query_map(
                 "SELECT d.actor_id, u.username, d.name, d.created_at, d.revoked_at
                  FROM devices d JOIN users u ON u.id = d.user_id
-                 WHERE ?1 IS NULL OR u.username = ?1 ORDER BY u.username, d.created_at",
+                 WHERE CAST(?1 AS TEXT) IS NULL OR u.username = ?1 ORDER BY u.username, d.created_at",
+                params![username],
+                |r| {
+                    Ok(Device {
+                        actor_id: r.get(0)?,
+                        username: r.get(1)?,
+                        name: r.get(2)?,
+                        created_at: r.get(3)?,
+                        revoked_at: r.get(4)?,
+                    })
+                },
             )?;
-            let rows = stmt.query_map([username], |r| {
-                Ok(Device {
-                    actor_id: r.get(0)?,
-                    username: r.get(1)?,
-                    name: r.get(2)?,
-                    created_at: r.get(3)?,
-                    revoked_at: r.get(4)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            Ok(rows)
         })
     }
 
@@ -295,18 +295,18 @@ impl Storage {
     pub fn revoke_device(&self, actor_id: &str) -> AppResult<()> {
         let now = Utc::now().to_rfc3339();
         let changed = self.write(|conn| {
-            let tx = conn.transaction()?;
-            let changed = tx.execute(
-                "UPDATE devices SET revoked_at = ?2 WHERE actor_id = ?1 AND revoked_at IS NULL",
-                params![actor_id, now],
-            )?;
-            tx.execute(
-                "UPDATE tokens SET revoked_at = ?2 WHERE actor_id = ?1 AND revoked_at IS NULL",
-                params![actor_id, now],
-            )?;
-            bump_revocations(&tx)?;
-            tx.commit()?;
-            Ok(changed)
+            conn.transaction(|tx| {
+                let changed = tx.execute(
+                    "UPDATE devices SET revoked_at = ?2 WHERE actor_id = ?1 AND revoked_at IS NULL",
+                    params![actor_id, now],
+                )?;
+                tx.execute(
+                    "UPDATE tokens SET revoked_at = ?2 WHERE actor_id = ?1 AND revoked_at IS NULL",
+                    params![actor_id, now],
+                )?;
+                bump_revocations(tx)?;
+                Ok(changed)
+            })
         })?;
         if changed == 0 {
             return Err(AppError::NotFound(format!("no active device {actor_id}")));
@@ -327,34 +327,34 @@ impl Storage {
         let actor = automerge::ActorId::from(&digest[..16]);
         let hex = actor.to_hex_string();
         self.write(|conn| {
-            let tx = conn.transaction()?;
-            let now = Utc::now();
-            tx.execute(
-                "INSERT OR IGNORE INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![hex, user.id, SERVER_DEVICE_NAME, now.to_rfc3339()],
-            )?;
-            let owner: i64 =
-                tx.query_row("SELECT user_id FROM devices WHERE actor_id = ?1", [&hex], |r| r.get(0))?;
-            if owner != user.id {
-                return Err(AppError::Internal(format!(
-                    "the server-side actor {hex} of {} is bound to another account",
-                    user.username
-                )));
-            }
-            // The server signs what it writes for the user with its own key, certified for
-            // this actor as the user's, renewed well before it expires: phones on site
-            // then verify a supervisor's decision like any teammate's change.
-            let renew_after = now - chrono::Duration::seconds(CERTIFICATE_VALIDITY / 2);
-            let current: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM certificates WHERE actor_id = ?1 AND issued_at > ?2)",
-                params![hex, renew_after.to_rfc3339()],
-                |r| r.get(0),
-            )?;
-            if !current {
-                self.certify(&tx, user, &hex, &self.server_key().public_key(), now)?;
-            }
-            tx.commit()?;
-            Ok(())
+            conn.transaction(|tx| {
+                let now = Utc::now();
+                tx.execute(
+                    "INSERT INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    params![hex, user.id, SERVER_DEVICE_NAME, now.to_rfc3339()],
+                )?;
+                let owner: i64 =
+                    tx.query_row("SELECT user_id FROM devices WHERE actor_id = ?1", params![&hex], |r| r.get(0))?;
+                if owner != user.id {
+                    return Err(AppError::Internal(format!(
+                        "the server-side actor {hex} of {} is bound to another account",
+                        user.username
+                    )));
+                }
+                // The server signs what it writes for the user with its own key, certified for
+                // this actor as the user's, renewed well before it expires: phones on site
+                // then verify a supervisor's decision like any teammate's change.
+                let renew_after = now - chrono::Duration::seconds(CERTIFICATE_VALIDITY / 2);
+                let current: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM certificates WHERE actor_id = ?1 AND issued_at > ?2)",
+                    params![hex, renew_after.to_rfc3339()],
+                    |r| r.get(0),
+                )?;
+                if !current {
+                    self.certify(tx, user, &hex, &self.server_key().public_key(), now)?;
+                }
+                Ok(())
+            })
         })?;
         Ok(actor)
     }
@@ -367,28 +367,28 @@ impl Storage {
         let users = self.users()?;
         let now = Utc::now().to_rfc3339();
         self.write(|conn| {
-            let tx = conn.transaction()?;
-            for user in &users {
-                let digest = Sha256::digest(
-                    format!("anjian-server-actor\0{}\0{}", self.storage_id(), user.id).as_bytes(),
-                );
-                let old = automerge::ActorId::from(&digest[..16]).to_hex_string();
-                let squatted = tx.execute(
-                    "UPDATE devices SET revoked_at = ?3 WHERE actor_id = ?1 AND user_id <> ?2 AND revoked_at IS NULL",
-                    params![old, user.id, now],
-                )?;
-                if squatted > 0 {
-                    tx.execute(
-                        "UPDATE tokens SET revoked_at = ?2 WHERE actor_id = ?1 AND revoked_at IS NULL",
-                        params![old, now],
+            conn.transaction(|tx| {
+                for user in &users {
+                    let digest = Sha256::digest(
+                        format!("anjian-server-actor\0{}\0{}", self.storage_id(), user.id).as_bytes(),
+                    );
+                    let old = automerge::ActorId::from(&digest[..16]).to_hex_string();
+                    let squatted = tx.execute(
+                        "UPDATE devices SET revoked_at = ?3 WHERE actor_id = ?1 AND user_id <> ?2 AND revoked_at IS NULL",
+                        params![old, user.id, now],
                     )?;
-                    tracing::warn!(actor = %old, user = %user.username, "a device had bound a supervisor's server-side actor id; it is revoked");
+                    if squatted > 0 {
+                        tx.execute(
+                            "UPDATE tokens SET revoked_at = ?2 WHERE actor_id = ?1 AND revoked_at IS NULL",
+                            params![old, now],
+                        )?;
+                        tracing::warn!(actor = %old, user = %user.username, "a device had bound a supervisor's server-side actor id; it is revoked");
+                    }
                 }
-            }
-            bump_revocations(&tx)?;
-            tx.execute("DELETE FROM meta WHERE key = 'server_actors_repair'", [])?;
-            tx.commit()?;
-            Ok(())
+                bump_revocations(tx)?;
+                tx.execute("DELETE FROM meta WHERE key = 'server_actors_repair'", params![])?;
+                Ok(())
+            })
         })
     }
 
@@ -396,18 +396,17 @@ impl Storage {
     /// valid and it has not expired.
     pub fn token_session(&self, token_hash: &str) -> AppResult<Option<TokenSession>> {
         self.read(|conn| {
-            conn.query_row(
+            conn.query_opt(
                 "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled, t.actor_id, t.expires_at
                  FROM tokens t JOIN users u ON u.id = t.user_id JOIN devices d ON d.actor_id = t.actor_id
                  WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND d.revoked_at IS NULL
                    AND u.disabled = 0 AND t.expires_at > ?2",
                 params![token_hash, Utc::now().timestamp()],
-                |r| Ok((user_row(r)?, r.get::<_, String>(7)?, r.get::<_, i64>(8)?)),
-            )
-            .optional()?
+                |r| Ok((user_row(r)?, r.get::<String>(7)?, r.get::<i64>(8)?)),
+            )?
             .map(|(user, actor_id, expires_at)| {
                 Ok(TokenSession {
-                    user: user?,
+                    user,
                     token_hash: token_hash.to_owned(),
                     actor_id,
                     expires_at,
@@ -420,12 +419,9 @@ impl Storage {
     /// Tokens, optionally of one user, newest first.
     pub fn tokens(&self, username: Option<&str>) -> AppResult<Vec<Token>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT t.token_hash, u.username, t.actor_id, d.name, t.created_at, t.expires_at, t.revoked_at
+            let rows = conn.query_map("SELECT t.token_hash, u.username, t.actor_id, d.name, t.created_at, t.expires_at, t.revoked_at
                  FROM tokens t JOIN users u ON u.id = t.user_id JOIN devices d ON d.actor_id = t.actor_id
-                 WHERE ?1 IS NULL OR u.username = ?1 ORDER BY t.created_at DESC",
-            )?;
-            let rows = stmt.query_map([username], |r| {
+                 WHERE CAST(?1 AS TEXT) IS NULL OR u.username = ?1 ORDER BY t.created_at DESC", params![username], |r| {
                 let hash: String = r.get(0)?;
                 Ok(Token {
                     id: hash[..TOKEN_ID_LEN].to_owned(),
@@ -437,7 +433,7 @@ impl Storage {
                     revoked_at: r.get(6)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            Ok(rows)
         })
     }
 
@@ -449,17 +445,17 @@ impl Storage {
             )));
         }
         let changed = self.write(|conn| {
-            let tx = conn.transaction()?;
-            let changed = tx.execute(
-                "UPDATE tokens SET revoked_at = ?2 WHERE token_hash LIKE ?1 || '%' AND revoked_at IS NULL",
-                params![id.to_ascii_lowercase(), Utc::now().to_rfc3339()],
-            )?;
-            if changed > 1 {
-                return Err(AppError::BadRequest("that id names more than one token; give more of it".into()));
-            }
-            bump_revocations(&tx)?;
-            tx.commit()?;
-            Ok(changed)
+            conn.transaction(|tx| {
+                let changed = tx.execute(
+                    "UPDATE tokens SET revoked_at = ?2 WHERE token_hash LIKE ?1 || '%' AND revoked_at IS NULL",
+                    params![id.to_ascii_lowercase(), Utc::now().to_rfc3339()],
+                )?;
+                if changed > 1 {
+                    return Err(AppError::BadRequest("that id names more than one token; give more of it".into()));
+                }
+                bump_revocations(tx)?;
+                Ok(changed)
+            })
         })?;
         if changed == 0 {
             return Err(AppError::NotFound(format!("no active token {id}")));
@@ -472,12 +468,11 @@ impl Storage {
     pub fn revocations(&self) -> AppResult<i64> {
         self.read(|conn| {
             Ok(conn
-                .query_row(
+                .query_opt(
                     "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'revocations'",
-                    [],
+                    params![],
                     |r| r.get(0),
-                )
-                .optional()?
+                )?
                 .unwrap_or_default())
         })
     }
@@ -492,39 +487,35 @@ impl Storage {
     /// signing in with it does; returns the certificate.
     pub fn register_device_key(&self, actor_id: &str, key: &PublicKey) -> AppResult<Certificate> {
         let user = self.read(|conn| {
-            conn.query_row(
+            conn.query_opt(
                 "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled
                  FROM devices d JOIN users u ON u.id = d.user_id
                  WHERE d.actor_id = ?1 AND d.revoked_at IS NULL",
-                [actor_id],
+                params![actor_id],
                 user_row,
             )
-            .optional()?
-            .transpose()
         })?;
         let user =
             user.ok_or_else(|| AppError::NotFound(format!("no unrevoked device {actor_id}")))?;
         self.write(|conn| {
-            let tx = conn.transaction()?;
-            register_key(&tx, actor_id, key)?;
-            let certificate = self.certify(&tx, &user, actor_id, key, Utc::now())?;
-            tx.commit()?;
-            Ok(certificate)
+            conn.transaction(|tx| {
+                register_key(tx, actor_id, key)?;
+                let certificate = self.certify(tx, &user, actor_id, key, Utc::now())?;
+                Ok(certificate)
+            })
         })
     }
 }
 
 /// Records a key the device `actor_id` signs with (a key it registered before stays, as
 /// do its older keys); a key registered by another device is refused.
-fn register_key(tx: &rusqlite::Transaction<'_>, actor_id: &str, key: &PublicKey) -> AppResult<()> {
+fn register_key(tx: &mut dyn Conn, actor_id: &str, key: &PublicKey) -> AppResult<()> {
     let id = key.id();
-    let holder: Option<String> = tx
-        .query_row(
-            "SELECT actor_id FROM device_keys WHERE key_id = ?1",
-            [id.as_slice()],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let holder: Option<String> = tx.query_opt(
+        "SELECT actor_id FROM device_keys WHERE key_id = ?1",
+        params![id.as_slice()],
+        |r| r.get(0),
+    )?;
     match holder {
         Some(holder) if holder == actor_id => Ok(()),
         Some(_) => Err(AppError::Conflict(
@@ -547,11 +538,11 @@ fn register_key(tx: &rusqlite::Transaction<'_>, actor_id: &str, key: &PublicKey)
     }
 }
 
-fn bump_revocations(tx: &rusqlite::Transaction<'_>) -> AppResult<()> {
+fn bump_revocations(tx: &mut dyn Conn) -> AppResult<()> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('revocations', '1')
-         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-        [],
+         ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)",
+        params![],
     )?;
     Ok(())
 }

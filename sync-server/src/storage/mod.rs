@@ -1,10 +1,12 @@
-//! The server's SQLite storage: accounts, devices, tokens, case documents with their
-//! catalog sequence, visibility, receipts and projections. One writer connection and one
-//! reader connection (WAL lets them work side by side); every write is one transaction
-//! committed with `synchronous=FULL` before anything acknowledges it.
+//! The server's storage: accounts, devices, tokens, case documents with their catalog
+//! sequence, visibility, receipts and projections, on SQLite (the embedded default: one
+//! writer connection and one reader, side by side in WAL, every write committed with
+//! `synchronous=FULL`) or on PostgreSQL (a pool of connections, shared by any number of
+//! server processes; decision 0005). Every query is written once, through `db::Conn`;
+//! every write is one transaction, durable before anything acknowledges it.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anjian_core::rules::{Author, CaseState, Refusal};
@@ -13,7 +15,9 @@ use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
 use anjian_core::{CaseId, Role};
 use automerge::{AutoCommit, ChangeHash};
 use chrono::Utc;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
+
+use crate::db::{Conn, Dialect, Row, params};
 
 use crate::error::{AppError, AppResult};
 use crate::users::User;
@@ -27,24 +31,190 @@ pub use accounts::{TOKEN_ID_LEN, prepare_sign_in};
 pub use projections::Projection;
 use projections::write_projections;
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/001_server.sql"),
-    include_str!("../../migrations/002_blobs.sql"),
-    include_str!("../../migrations/003_supervisors.sql"),
-    include_str!("../../migrations/004_trust.sql"),
-    include_str!("../../migrations/005_device_keys.sql"),
-    include_str!("../../migrations/006_certificates.sql"),
-    include_str!("../../migrations/007_follow_up.sql"),
-    include_str!("../../migrations/008_writs.sql"),
-    include_str!("../../migrations/009_number_blocks.sql"),
-];
+macro_rules! migrations {
+    ($dir:literal) => {
+        &[
+            include_str!(concat!($dir, "001_server.sql")),
+            include_str!(concat!($dir, "002_blobs.sql")),
+            include_str!(concat!($dir, "003_supervisors.sql")),
+            include_str!(concat!($dir, "004_trust.sql")),
+            include_str!(concat!($dir, "005_device_keys.sql")),
+            include_str!(concat!($dir, "006_certificates.sql")),
+            include_str!(concat!($dir, "007_follow_up.sql")),
+            include_str!(concat!($dir, "008_writs.sql")),
+            include_str!(concat!($dir, "009_number_blocks.sql")),
+        ]
+    };
+}
+/// The schema's steps, one list per engine, each step the same in both.
+const SQLITE_MIGRATIONS: &[&str] = migrations!("../../migrations/");
+const POSTGRES_MIGRATIONS: &[&str] = migrations!("../../migrations/postgres/");
 /// Fold a document's chunks into a new snapshot after this many.
 const COMPACT_AFTER_CHUNKS: i64 = 64;
 
+/// Where the server keeps its data: a SQLite file (the embedded default) or a PostgreSQL
+/// database that any number of server processes share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://user@host:port/database`).
+    Postgres(String),
+}
+
+impl Database {
+    /// `postgres://…` or `postgresql://…` names PostgreSQL; anything else is a SQLite
+    /// file's path.
+    pub fn parse(location: &str) -> Database {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            Database::Postgres(location.to_owned())
+        } else {
+            Database::Sqlite(PathBuf::from(location))
+        }
+    }
+}
+
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            // Never the password.
+            Database::Postgres(url) => match url.split_once('@') {
+                Some((_, host)) => write!(f, "postgres://…@{host}"),
+                None => f.write_str(url),
+            },
+        }
+    }
+}
+
+/// Connections a server process keeps open to PostgreSQL at most.
+const POSTGRES_POOL: usize = 16;
+
+enum Engine {
+    /// One writer connection and one reader (WAL lets them work side by side).
+    Sqlite {
+        writer: Mutex<Connection>,
+        reader: Mutex<Connection>,
+    },
+    Postgres(crate::db::postgres::Pool),
+}
+
+impl Engine {
+    fn sqlite(path: &Path) -> AppResult<Engine> {
+        let writer = Connection::open(path)?;
+        writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+        writer.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+        )?;
+        // The reader opens after the writer has made the file.
+        let reader = || -> AppResult<Connection> {
+            let reader = Connection::open(path)?;
+            reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
+            Ok(reader)
+        };
+        Ok(Engine::Sqlite {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader()?),
+        })
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut dyn Conn) -> AppResult<T>) -> AppResult<T> {
+        match self {
+            Engine::Sqlite { writer, .. } => {
+                let mut conn = writer
+                    .lock()
+                    .map_err(|_| AppError::Internal("storage writer poisoned".into()))?;
+                f(&mut *conn)
+            }
+            Engine::Postgres(pool) => pool.with(|conn| f(conn)),
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> AppResult<T>) -> AppResult<T> {
+        match self {
+            Engine::Sqlite { reader, .. } => {
+                let mut conn = reader
+                    .lock()
+                    .map_err(|_| AppError::Internal("storage reader poisoned".into()))?;
+                f(&mut *conn)
+            }
+            Engine::Postgres(pool) => pool.with(|conn| f(conn)),
+        }
+    }
+}
+
+/// Brings the schema up to date, one numbered step per transaction.
+fn migrate(conn: &mut dyn Conn, location: &Database) -> AppResult<()> {
+    let steps = match conn.dialect() {
+        Dialect::Sqlite => SQLITE_MIGRATIONS,
+        Dialect::Postgres => POSTGRES_MIGRATIONS,
+    };
+    // Nodes starting together migrate one after the other.
+    let (version_sql, set_version): (&str, fn(i64) -> String) = match conn.dialect() {
+        Dialect::Sqlite => ("PRAGMA user_version", |v| {
+            format!("PRAGMA user_version = {v}")
+        }),
+        Dialect::Postgres => {
+            conn.batch(
+                "SELECT pg_advisory_lock(7268501); \
+                 CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL); \
+                 INSERT INTO schema_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version)",
+            )?;
+            ("SELECT version FROM schema_version", |v| {
+                format!("UPDATE schema_version SET version = {v}")
+            })
+        }
+    };
+    let result = (|| {
+        let version: i64 = conn.query_row(version_sql, params![], |r| r.get(0))?;
+        if version > steps.len() as i64 {
+            return Err(AppError::Internal(format!(
+                "{location} was written by a newer server (version {version}); upgrade the server"
+            )));
+        }
+        for (i, sql) in steps.iter().enumerate().skip(version as usize) {
+            conn.transaction(|tx| {
+                tx.batch(sql)?;
+                tx.batch(&set_version(i as i64 + 1))
+            })?;
+        }
+        Ok(())
+    })();
+    if conn.dialect() == Dialect::Postgres {
+        conn.batch("SELECT pg_advisory_unlock(7268501)")?;
+    }
+    result
+}
+
+/// The value of `key` in `meta`, made by `new` and kept the first time.
+fn meta_or(conn: &mut dyn Conn, key: &str, new: fn() -> String) -> AppResult<String> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+        params![key, new()],
+    )?;
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+        r.get(0)
+    })
+}
+
+fn new_storage_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn new_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// The channel on which every commit to a PostgreSQL database is announced to the server
+/// processes sharing it (payload: the committing process, the catalog sequence number,
+/// the case).
+pub const COMMITS_CHANNEL: &str = "anjian_commits";
+
 /// The server's database.
 pub struct Storage {
-    writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    engine: Engine,
+    /// This process among those sharing the database (random, for this run).
+    node: String,
     storage_id: String,
     /// The server's own secret (server actors are derived from it); never sent anywhere.
     secret: Vec<u8>,
@@ -95,8 +265,12 @@ pub struct Commit {
     pub bytes: Vec<u8>,
     /// Whether the case is new on the server.
     pub new: bool,
-    /// Heads after the changes (hex).
+    /// Heads after the changes (hex, sorted).
     pub heads: Vec<String>,
+    /// Heads of the stored document the changes were judged against (hex, sorted; empty
+    /// for a new case): when another server process committed changes of the case since,
+    /// the commit fails as `Stale` and writes nothing.
+    pub base: Vec<String>,
     /// What the queries read of the case as it now is.
     pub projection: Projection,
     /// Who sent the changes.
@@ -106,78 +280,39 @@ pub struct Commit {
 }
 
 impl Storage {
-    /// Opens (or creates) the database at `path`.
-    pub fn open(path: &Path) -> AppResult<Storage> {
-        let writer = Connection::open(path)?;
-        writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
-        writer.execute_batch(
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-        )?;
-        let version: i64 = writer.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > MIGRATIONS.len() as i64 {
-            return Err(AppError::Internal(format!(
-                "{} was written by a newer server (version {version}); upgrade the server",
-                path.display()
-            )));
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = writer.unchecked_transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
-        }
-
-        let storage_id = match writer
-            .query_row("SELECT value FROM meta WHERE key = 'storage_id'", [], |r| {
-                r.get::<_, String>(0)
+    /// Opens (or creates) the database at `location`, bringing its schema up to date.
+    pub fn open(location: &Database) -> AppResult<Storage> {
+        let engine = match location {
+            Database::Sqlite(path) => Engine::sqlite(path)?,
+            Database::Postgres(url) => {
+                Engine::Postgres(crate::db::postgres::Pool::open(url, POSTGRES_POOL)?)
+            }
+        };
+        engine.write(|conn| migrate(conn, location))?;
+        let (storage_id, secret) = engine.write(|conn| {
+            conn.transaction(|tx| {
+                Ok((
+                    meta_or(tx, "storage_id", new_storage_id)?,
+                    meta_or(tx, "server_secret", new_secret)?,
+                ))
             })
-            .optional()?
-        {
-            Some(id) => id,
-            None => {
-                let id = uuid::Uuid::new_v4().to_string();
-                writer.execute(
-                    "INSERT INTO meta (key, value) VALUES ('storage_id', ?1)",
-                    [&id],
-                )?;
-                id
-            }
-        };
-        let secret = match writer
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'server_secret'",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()?
-        {
-            Some(secret) => hex::decode(&secret)
-                .map_err(|e| AppError::Internal(format!("the server secret is damaged: {e}")))?,
-            None => {
-                let secret = rand::random::<[u8; 32]>().to_vec();
-                writer.execute(
-                    "INSERT INTO meta (key, value) VALUES ('server_secret', ?1)",
-                    [hex::encode(&secret)],
-                )?;
-                secret
-            }
-        };
-        let reader = Connection::open(path)?;
-        reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
+        })?;
+        let secret = hex::decode(&secret)
+            .map_err(|e| AppError::Internal(format!("the server secret is damaged: {e}")))?;
         let key = server_key(&secret);
         let storage = Storage {
-            writer: Mutex::new(writer),
-            reader: Mutex::new(reader),
+            engine,
+            node: hex::encode(rand::random::<[u8; 8]>()),
             storage_id,
             secret,
             key,
         };
         let repair: bool = storage.read(|conn| {
-            Ok(conn.query_row(
+            conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'server_actors_repair')",
-                [],
+                params![],
                 |r| r.get(0),
-            )?)
+            )
         })?;
         if repair {
             storage.repair_server_actors()?;
@@ -185,16 +320,19 @@ impl Storage {
         // A step that adds projections leaves a flag until they are filled from the
         // documents, so that a crash during the rebuild resumes it on the next start.
         let reproject: bool = storage.read(|conn| {
-            Ok(conn.query_row(
+            conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'reproject_pending')",
-                [],
+                params![],
                 |r| r.get(0),
-            )?)
+            )
         })?;
         if reproject {
             storage.rebuild_projections()?;
             storage.write(|conn| {
-                conn.execute("DELETE FROM meta WHERE key = 'reproject_pending'", [])?;
+                conn.execute(
+                    "DELETE FROM meta WHERE key = 'reproject_pending'",
+                    params![],
+                )?;
                 Ok(())
             })?;
         }
@@ -217,51 +355,27 @@ impl Storage {
         &self.key
     }
 
-    /// Runs `f` with the writer connection.
-    pub fn write<T>(&self, f: impl FnOnce(&mut Connection) -> AppResult<T>) -> AppResult<T> {
-        let mut conn = self
-            .writer
-            .lock()
-            .map_err(|_| AppError::Internal("storage writer poisoned".into()))?;
-        f(&mut conn)
+    /// Runs `f` with a connection that may write (it opens its own transactions).
+    pub fn write<T>(&self, f: impl FnOnce(&mut dyn Conn) -> AppResult<T>) -> AppResult<T> {
+        self.engine.write(f)
     }
 
-    /// Runs `f` with the reader connection.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> AppResult<T>) -> AppResult<T> {
-        let conn = self
-            .reader
-            .lock()
-            .map_err(|_| AppError::Internal("storage reader poisoned".into()))?;
-        f(&conn)
+    /// Runs `f` with a connection for reading.
+    pub fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> AppResult<T>) -> AppResult<T> {
+        self.engine.read(f)
+    }
+
+    /// The SQL the database reads.
+    pub fn dialect(&self) -> Dialect {
+        match self.engine {
+            Engine::Sqlite { .. } => Dialect::Sqlite,
+            Engine::Postgres(_) => Dialect::Postgres,
+        }
     }
 
     /// Loads a case document; `None` if the server does not have it.
     pub fn load_document(&self, case: CaseId) -> AppResult<Option<AutoCommit>> {
-        self.read(|conn| {
-            let key = case.to_string();
-            let Some(snapshot) = conn
-                .query_row(
-                    "SELECT snapshot FROM documents WHERE case_id = ?1",
-                    [&key],
-                    |r| r.get::<_, Vec<u8>>(0),
-                )
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let damaged = |e: automerge::AutomergeError| {
-                AppError::Internal(format!("stored case {case} is damaged: {e}"))
-            };
-            let mut doc = AutoCommit::load(&snapshot).map_err(damaged)?;
-            let mut stmt =
-                conn.prepare_cached("SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq")?;
-            let mut rows = stmt.query([&key])?;
-            while let Some(row) = rows.next()? {
-                doc.load_incremental(&row.get::<_, Vec<u8>>(0)?)
-                    .map_err(damaged)?;
-            }
-            Ok(Some(doc))
-        })
+        self.read(|conn| conn.consistent(|conn| load(conn, case)))
     }
 
     /// Commits new changes of several cases, each with everything derived from it, in one
@@ -270,21 +384,15 @@ impl Storage {
     /// document now has (compact it when there are many).
     pub fn commit_batch(&self, commits: &[Commit]) -> Vec<AppResult<i64>> {
         let outcome = self.write(|conn| {
-            let mut tx = conn.transaction()?;
-            let mut results = Vec::with_capacity(commits.len());
-            for commit in commits {
-                let savepoint = tx.savepoint()?;
-                match apply_commit(&savepoint, commit) {
-                    Ok(chunks) => {
-                        savepoint.commit()?;
-                        results.push(Ok(chunks));
-                    }
-                    // Dropping the savepoint rolls this commit back, and only it.
-                    Err(e) => results.push(Err(e)),
+            conn.transaction(|tx| {
+                lock_commits(tx)?;
+                let mut results = Vec::with_capacity(commits.len());
+                for commit in commits {
+                    // A commit that fails is rolled back to its savepoint, and only it.
+                    results.push(tx.savepoint(|one| apply_commit(one, commit, &self.node)));
                 }
-            }
-            tx.commit()?;
-            Ok(results)
+                Ok(results)
+            })
         });
         match outcome {
             Ok(results) => results,
@@ -295,19 +403,75 @@ impl Storage {
         }
     }
 
-    /// Replaces a document's snapshot and chunks with one snapshot.
-    pub fn compact(&self, case: CaseId, snapshot: &[u8]) -> AppResult<()> {
+    /// Replaces a document's snapshot and chunks with one snapshot of the document at
+    /// `heads`; does nothing when the stored document has moved on since (another server
+    /// process committed changes of it).
+    pub fn compact(&self, case: CaseId, snapshot: &[u8], heads: &[String]) -> AppResult<()> {
         self.write(|conn| {
-            let tx = conn.transaction()?;
-            let key = case.to_string();
-            tx.execute(
-                "UPDATE documents SET snapshot = ?2 WHERE case_id = ?1",
-                params![key, snapshot],
-            )?;
-            tx.execute("DELETE FROM chunks WHERE case_id = ?1", [&key])?;
-            tx.commit()?;
-            Ok(())
+            conn.transaction(|tx| {
+                lock_commits(tx)?;
+                let key = case.to_string();
+                let stored: Option<String> = tx.query_opt(
+                    "SELECT heads FROM documents WHERE case_id = ?1",
+                    params![&key],
+                    |r| r.get(0),
+                )?;
+                if stored.as_deref() != Some(heads.join(",").as_str()) {
+                    return Ok(());
+                }
+                tx.execute(
+                    "UPDATE documents SET snapshot = ?2 WHERE case_id = ?1",
+                    params![&key, snapshot],
+                )?;
+                tx.execute("DELETE FROM chunks WHERE case_id = ?1", params![&key])?;
+                Ok(())
+            })
         })
+    }
+
+    /// The heads of a stored document (hex, sorted), if the server has it.
+    pub fn stored_heads(&self, case: CaseId) -> AppResult<Option<Vec<String>>> {
+        self.read(|conn| {
+            conn.query_opt(
+                "SELECT heads FROM documents WHERE case_id = ?1",
+                params![case.to_string()],
+                |r| Ok(split_heads(&r.get::<String>(0)?)),
+            )
+        })
+    }
+
+    /// This process among those sharing the database.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The cases committed after the catalog sequence number `since`, with the number of
+    /// their last commit, in order.
+    pub fn committed_since(&self, since: i64) -> AppResult<Vec<(i64, CaseId)>> {
+        self.read(|conn| {
+            conn.query_map(
+                "SELECT seq, case_id FROM documents WHERE seq > ?1 ORDER BY seq",
+                params![since],
+                |r| Ok((r.get(0)?, r.get::<String>(1)?.parse()?)),
+            )
+        })
+    }
+
+    /// The catalog sequence number of the last commit.
+    pub fn last_commit(&self) -> AppResult<i64> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT coalesce(max(seq), 0) FROM documents",
+                params![],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Whether other server processes may share the database (PostgreSQL): documents
+    /// held in memory must then be checked against the stored ones.
+    pub fn shared(&self) -> bool {
+        self.dialect() == Dialect::Postgres
     }
 
     /// Whether a document has piled up enough chunks to compact.
@@ -318,9 +482,7 @@ impl Storage {
     /// Recomputes every projection from the documents (after a migration that adds one).
     fn rebuild_projections(&self) -> AppResult<()> {
         let cases: Vec<String> = self.read(|conn| {
-            let mut stmt = conn.prepare("SELECT case_id FROM documents")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            conn.query_map("SELECT case_id FROM documents", params![], |r| r.get(0))
         })?;
         for case in cases {
             let id: CaseId = case.parse()?;
@@ -331,10 +493,10 @@ impl Storage {
                 .map_err(|e| AppError::Internal(format!("stored case {id}: {e}")))?;
             let projection = Projection::of(&doc, &state)?;
             self.write(|conn| {
-                let tx = conn.transaction()?;
-                write_projections(&tx, &case, &projection, false)?;
-                tx.commit()?;
-                Ok(())
+                conn.transaction(|tx| {
+                    write_projections(tx, &case, &projection, false)?;
+                    Ok(())
+                })
             })?;
         }
         tracing::info!("projections rebuilt from the documents");
@@ -345,23 +507,21 @@ impl Storage {
     /// cursor to pass next time.
     pub fn catalog(&self, user: &User, since: i64) -> AppResult<CatalogPage> {
         self.read(|conn| {
-            let cursor: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM documents", [], |r| r.get(0))?;
-            let mut stmt = conn.prepare_cached(
+            let cursor: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM documents", params![], |r| r.get(0))?;
+            let rows = conn.query(
                 "SELECT d.case_id, d.heads FROM documents d
                  WHERE d.seq > ?1 AND d.seq <= ?2
                    AND (?3 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?4 AND v.case_id = d.case_id))
                  ORDER BY d.seq",
+                params![since, cursor, user.role == Role::Admin, user.district.as_str()],
             )?;
-            let rows = stmt.query_map(params![since, cursor, user.role == Role::Admin, user.district.as_str()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
             let mut documents = Vec::new();
             for row in rows {
-                let (case, heads) = row?;
-                let case: CaseId = case.parse()?;
+                let case: CaseId = row.get::<String>(0)?.parse()?;
+                let heads = split_heads(&row.get::<String>(1)?);
                 documents.push(CatalogEntry {
                     document_id: DocumentId::of(case).to_string(),
-                    heads: heads.split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect(),
+                    heads,
                 });
             }
             Ok(CatalogPage { cursor, documents })
@@ -371,28 +531,23 @@ impl Storage {
     /// The key `id` and the device that registered it.
     pub fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>> {
         self.read(|conn| {
-            conn.query_row(
+            conn.query_opt(
                 "SELECT k.actor_id, d.user_id, k.algorithm, k.public_key, d.revoked_at IS NOT NULL
                  FROM device_keys k JOIN devices d ON d.actor_id = k.actor_id
                  WHERE k.key_id = ?1",
-                [id.as_slice()],
+                params![id.as_slice()],
                 |r| {
                     let algorithm: String = r.get(2)?;
-                    let bytes: Vec<u8> = r.get(3)?;
-                    Ok((|| {
-                        let key = PublicKey::new(algorithm.parse()?, bytes)
-                            .map_err(|e| AppError::Internal(format!("a stored device key: {e}")))?;
-                        Ok(DeviceKey {
-                            actor: r.get(0)?,
-                            user_id: r.get(1)?,
-                            key,
-                            revoked: r.get(4)?,
-                        })
-                    })())
+                    let key = PublicKey::new(algorithm.parse()?, r.get(3)?)
+                        .map_err(|e| AppError::Internal(format!("a stored device key: {e}")))?;
+                    Ok(DeviceKey {
+                        actor: r.get(0)?,
+                        user_id: r.get(1)?,
+                        key,
+                        revoked: r.get(4)?,
+                    })
                 },
             )
-            .optional()?
-            .transpose()
         })
     }
 
@@ -402,60 +557,48 @@ impl Storage {
     /// one, each once.
     pub fn proofs(&self, user: &User, cases: &[CaseId]) -> AppResult<Proofs> {
         self.read(|conn| {
-            let mut visible = conn.prepare_cached(
-                "SELECT ?1 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?2 AND v.case_id = ?3)",
-            )?;
-            let mut certificates = conn.prepare_cached(
-                "SELECT c.bytes FROM certificates c
-                 WHERE c.actor_id IN (SELECT DISTINCT actor_id FROM receipts WHERE case_id = ?1)
-                 ORDER BY c.id",
-            )?;
-            let mut receipts = conn.prepare_cached(
-                "SELECT change_hash, actor_id, received_at, receipt_issuer, receipt_signature
-                 FROM receipts WHERE case_id = ?1 AND receipt_signature IS NOT NULL
-                 ORDER BY received_at, change_hash",
-            )?;
             let mut proofs = Proofs::default();
             let mut seen = std::collections::HashSet::new();
             for case in cases {
                 let key = case.to_string();
-                let may: bool = visible.query_row(
-                    params![user.role == Role::Admin, user.district.as_str(), key],
+                let may: bool = conn.query_row(
+                    "SELECT ?1 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?2 AND v.case_id = ?3)",
+                    params![user.role == Role::Admin, user.district.as_str(), &key],
                     |r| r.get(0),
                 )?;
                 if !may {
                     continue;
                 }
-                for bytes in certificates.query_map([&key], |r| r.get::<_, Vec<u8>>(0))? {
-                    let bytes = bytes?;
+                let certificates = conn.query_map(
+                    "SELECT c.bytes FROM certificates c
+                     WHERE c.actor_id IN (SELECT DISTINCT actor_id FROM receipts WHERE case_id = ?1)
+                     ORDER BY c.id",
+                    params![&key],
+                    |r| r.get::<Vec<u8>>(0),
+                )?;
+                for bytes in certificates {
                     if seen.insert(bytes.clone()) {
                         proofs.certificates.push(bytes);
                     }
                 }
-                let rows = receipts
-                    .query_map([&key], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, Vec<u8>>(3)?,
-                            r.get::<_, Vec<u8>>(4)?,
-                        ))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                let of_case = rows
-                    .into_iter()
-                    .map(|(hash, actor, received_at, issuer, signature)| {
+                let of_case = conn.query_map(
+                    "SELECT change_hash, actor_id, received_at, receipt_issuer, receipt_signature
+                     FROM receipts WHERE case_id = ?1 AND receipt_signature IS NOT NULL
+                     ORDER BY received_at, change_hash",
+                    params![&key],
+                    |r| {
+                        let hash: String = r.get(0)?;
+                        let issuer: Vec<u8> = r.get(3)?;
                         anjian_core::certificate::Receipt::from_stored(
                             &hash,
-                            actor,
-                            received_at,
+                            r.get(1)?,
+                            r.get(2)?,
                             &issuer,
-                            signature,
+                            r.get(4)?,
                         )
                         .ok_or_else(|| AppError::Internal(format!("the stored receipt of {hash}")))
-                    })
-                    .collect::<AppResult<Vec<_>>>()?;
+                    },
+                )?;
                 proofs.receipts.push((*case, of_case));
             }
             Ok(proofs)
@@ -466,13 +609,11 @@ impl Storage {
     pub fn author(&self, user_id: i64) -> AppResult<Option<Author>> {
         self.read(|conn| {
             let user = conn
-                .query_row(
+                .query_opt(
                     "SELECT id, username, name, role, district, department, disabled FROM users WHERE id = ?1",
-                    [user_id],
+                    params![user_id],
                     user_row,
-                )
-                .optional()?
-                .transpose()?;
+                )?;
             Ok(user
                 .filter(|u| !u.disabled)
                 .map(|u| crate::policy::author(&u)))
@@ -483,14 +624,13 @@ impl Storage {
     /// left out).
     pub fn signatures_of(&self, hashes: &[ChangeHash]) -> AppResult<Vec<ChangeSignature>> {
         self.read(|conn| {
-            let mut select = conn.prepare_cached(
-                "SELECT key_id, signature FROM receipts WHERE change_hash = ?1 AND signature IS NOT NULL",
-            )?;
             let mut found = Vec::new();
             for hash in hashes {
-                let row: Option<(Vec<u8>, Vec<u8>)> = select
-                    .query_row([hash.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
+                let row: Option<(Vec<u8>, Vec<u8>)> = conn.query_opt(
+                    "SELECT key_id, signature FROM receipts WHERE change_hash = ?1 AND signature IS NOT NULL",
+                    params![hash.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
                 if let Some((key, signature)) = row {
                     found.push(
                         ChangeSignature::from_stored(*hash, &key, &signature).ok_or_else(
@@ -506,14 +646,13 @@ impl Storage {
     /// Why each of `hashes` the server ever refused was refused, in one read.
     pub fn refused_before(&self, hashes: &[ChangeHash]) -> AppResult<HashMap<ChangeHash, Refusal>> {
         self.read(|conn| {
-            let mut select = conn.prepare_cached(
-                "SELECT rule, reason FROM refused_changes WHERE change_hash = ?1",
-            )?;
             let mut refused = HashMap::new();
             for hash in hashes {
-                let row: Option<(String, String)> = select
-                    .query_row([hash.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
+                let row: Option<(String, String)> = conn.query_opt(
+                    "SELECT rule, reason FROM refused_changes WHERE change_hash = ?1",
+                    params![hash.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
                 if let Some((rule, reason)) = row {
                     refused.insert(*hash, Refusal::new(rule.parse()?, reason));
                 }
@@ -528,70 +667,58 @@ impl Storage {
             return Ok(());
         }
         self.write(|conn| {
-            let tx = conn.transaction()?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO refused_changes (change_hash, case_id, rule, reason, refused_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
+            conn.transaction(|tx| {
                 let now = Utc::now().to_rfc3339();
                 for (hash, refusal) in refused {
-                    insert.execute(params![
-                        hash,
-                        case.to_string(),
-                        refusal.rule.code(),
-                        refusal.reason,
-                        now
-                    ])?;
+                    tx.execute(
+                        "INSERT INTO refused_changes (change_hash, case_id, rule, reason, refused_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                        params![hash, case.to_string(), refusal.rule.code(), &refusal.reason, &now],
+                    )?;
                 }
-            }
-            tx.commit()?;
-            Ok(())
+                Ok(())
+            })
         })
     }
 
     /// Whether a device (actor id) ever signed in, revoked or not.
     pub fn device_known(&self, actor: &str) -> AppResult<bool> {
         self.read(|conn| {
-            Ok(conn.query_row(
+            conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM devices WHERE actor_id = ?1)",
-                [actor],
+                params![actor],
                 |r| r.get(0),
-            )?)
+            )
         })
     }
 
     /// Which user a device (actor id) is bound to, unless revoked.
     pub fn actor_owner(&self, actor: &str) -> AppResult<Option<i64>> {
         self.read(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT user_id FROM devices WHERE actor_id = ?1 AND revoked_at IS NULL",
-                    [actor],
-                    |r| r.get(0),
-                )
-                .optional()?)
+            conn.query_opt(
+                "SELECT user_id FROM devices WHERE actor_id = ?1 AND revoked_at IS NULL",
+                params![actor],
+                |r| r.get(0),
+            )
         })
     }
 }
 
 /// Reads a user row (id, username, name, role, district, department, disabled).
-pub fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppResult<User>> {
+pub fn user_row(r: &Row) -> AppResult<User> {
     let role: String = r.get(3)?;
     let district: String = r.get(4)?;
-    Ok((|| {
-        Ok(User {
-            id: r.get(0)?,
-            username: r.get(1)?,
-            name: r.get(2)?,
-            role: role.parse::<Role>()?,
-            district: district
-                .parse()
-                .map_err(|e: anjian_core::Error| AppError::Internal(e.to_string()))?,
-            department: r.get(5)?,
-            disabled: r.get::<_, i64>(6)? != 0,
-        })
-    })())
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        name: r.get(2)?,
+        role: role.parse::<Role>()?,
+        district: district
+            .parse()
+            .map_err(|e: anjian_core::Error| AppError::Internal(e.to_string()))?,
+        department: r.get(5)?,
+        disabled: r.get(6)?,
+    })
 }
 
 /// The server's signing key, derived from its secret (so that it lives wherever the secret
@@ -604,12 +731,73 @@ fn server_key(secret: &[u8]) -> SoftwareKey {
     SoftwareKey::from_secret(KeyAlgorithm::Ed25519, hasher.finalize().into())
 }
 
-/// Writes one commit (see `Commit`) inside an open transaction.
-fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
+/// A stored document: its snapshot, then its chunks (read in one consistent snapshot of
+/// the database, so that a compaction elsewhere never falls between the two).
+fn load(conn: &mut dyn Conn, case: CaseId) -> AppResult<Option<AutoCommit>> {
+    let key = case.to_string();
+    let Some(snapshot) = conn.query_opt(
+        "SELECT snapshot FROM documents WHERE case_id = ?1",
+        params![&key],
+        |r| r.get::<Vec<u8>>(0),
+    )?
+    else {
+        return Ok(None);
+    };
+    let damaged = |e: automerge::AutomergeError| {
+        AppError::Internal(format!("stored case {case} is damaged: {e}"))
+    };
+    let mut doc = AutoCommit::load(&snapshot).map_err(damaged)?;
+    for row in conn.query(
+        "SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq",
+        params![&key],
+    )? {
+        doc.load_incremental(&row.get::<Vec<u8>>(0)?)
+            .map_err(damaged)?;
+    }
+    Ok(Some(doc))
+}
+
+/// Heads as stored (hex, comma-separated).
+fn split_heads(heads: &str) -> Vec<String> {
+    heads
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Takes the lock every commit takes, inside its transaction, until it ends: commits (of
+/// every server process sharing a PostgreSQL database) run one at a time, so that the
+/// catalog's sequence numbers are given and become visible in order, and a commit sees
+/// every commit before it. SQLite has one writer and needs none.
+fn lock_commits(tx: &mut dyn Conn) -> AppResult<()> {
+    match tx.dialect() {
+        Dialect::Sqlite => Ok(()),
+        Dialect::Postgres => tx.batch("SELECT pg_advisory_xact_lock(7268502)"),
+    }
+}
+
+/// Writes one commit (see `Commit`) inside an open transaction that holds the commit lock;
+/// on PostgreSQL, the other server processes hear of it when it commits.
+fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64> {
     let key = commit.case_id.to_string();
-    let seq: i64 = tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM documents", [], |r| {
-        r.get(0)
-    })?;
+    let stored: Option<String> = tx.query_opt(
+        "SELECT heads FROM documents WHERE case_id = ?1",
+        params![&key],
+        |r| r.get(0),
+    )?;
+    let judged_against = (!commit.new).then(|| commit.base.join(","));
+    if stored != judged_against {
+        return Err(AppError::Stale(format!(
+            "案件 {} 刚在别处更新，请重试 (the case changed on another server process meanwhile; try again)",
+            commit.case_id
+        )));
+    }
+    let seq: i64 = tx.query_row(
+        "SELECT coalesce(max(seq), 0) + 1 FROM documents",
+        params![],
+        |r| r.get(0),
+    )?;
     let heads = commit.heads.join(",");
     if commit.new {
         tx.execute(
@@ -623,7 +811,7 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
         )?;
         let last: i64 = tx.query_row(
             "SELECT coalesce(max(seq), 0) FROM chunks WHERE case_id = ?1",
-            [&key],
+            params![&key],
             |r| r.get(0),
         )?;
         tx.execute(
@@ -633,19 +821,18 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
     }
     let chunks: i64 = tx.query_row(
         "SELECT count(*) FROM chunks WHERE case_id = ?1",
-        [&key],
+        params![&key],
         |r| r.get(0),
-    )?;
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at,
-            relayed_by, key_id, signature, receipt_issuer, receipt_signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     for receipt in &commit.receipts {
         let relayed_by = (receipt.author != commit.user_id).then_some(commit.user_id);
         let signature = receipt.signature.as_ref();
         let signed = &receipt.signed;
-        insert.execute(params![
+        tx.execute(
+            "INSERT INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at,
+                relayed_by, key_id, signature, receipt_issuer, receipt_signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+            params![
             signed.hash.to_string(),
             key,
             signed.actor,
@@ -656,10 +843,17 @@ fn apply_commit(tx: &Connection, commit: &Commit) -> AppResult<i64> {
             signature.map(|s| s.key.to_vec()),
             signature.map(|s| s.signature.to_vec()),
             signed.issuer.as_slice(),
-            signed.signature,
-        ])?;
+            &signed.signature,
+            ],
+        )?;
     }
     write_projections(tx, &key, &commit.projection, true)?;
+    if tx.dialect() == Dialect::Postgres {
+        tx.query(
+            "SELECT pg_notify(?1, ?2)",
+            params![COMMITS_CHANNEL, format!("{node} {seq} {key}")],
+        )?;
+    }
     Ok(chunks)
 }
 
@@ -687,8 +881,13 @@ pub trait Documents: Send + Sync {
     /// Commits new changes of several cases, each durable and independent of the others;
     /// per commit, the number of chunks its document now has.
     fn commit_batch(&self, commits: &[Commit]) -> Vec<AppResult<i64>>;
-    /// Replaces a document's stored pieces with one snapshot.
-    fn compact(&self, case: CaseId, snapshot: &[u8]) -> AppResult<()>;
+    /// Replaces a document's stored pieces with one snapshot of it at `heads`, unless
+    /// the stored document has moved on.
+    fn compact(&self, case: CaseId, snapshot: &[u8], heads: &[String]) -> AppResult<()>;
+    /// The heads of a stored document (hex, sorted), if the server has it.
+    fn stored_heads(&self, case: CaseId) -> AppResult<Option<Vec<String>>>;
+    /// Whether other server processes may commit to the same database.
+    fn shared(&self) -> bool;
     /// The key the server signs what it writes itself with.
     fn server_key(&self) -> &SoftwareKey;
     /// The enforcement certificate (执法证) on record for the account `username`.
@@ -737,8 +936,16 @@ impl Documents for Storage {
         Storage::commit_batch(self, commits)
     }
 
-    fn compact(&self, case: CaseId, snapshot: &[u8]) -> AppResult<()> {
-        Storage::compact(self, case, snapshot)
+    fn compact(&self, case: CaseId, snapshot: &[u8], heads: &[String]) -> AppResult<()> {
+        Storage::compact(self, case, snapshot, heads)
+    }
+
+    fn stored_heads(&self, case: CaseId) -> AppResult<Option<Vec<String>>> {
+        Storage::stored_heads(self, case)
+    }
+
+    fn shared(&self) -> bool {
+        Storage::shared(self)
     }
 
     fn server_key(&self) -> &SoftwareKey {
@@ -754,11 +961,11 @@ impl Documents for Storage {
 
     fn number_elsewhere(&self, number: &str, case: CaseId) -> AppResult<bool> {
         self.read(|conn| {
-            Ok(conn.query_row(
+            conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM writs WHERE number = ?1 AND case_id <> ?2)",
                 params![number, case.to_string()],
                 |r| r.get(0),
-            )?)
+            )
         })
     }
 }

@@ -3,12 +3,12 @@
 //! device's key (it issues from them offline), or to the server's own key for one number
 //! that replaces a provisional one. A number is allocated once, ever.
 
+use crate::db::{Conn, params};
 use anjian_core::WritKind;
 use anjian_core::numbering::{self, NumberBlock, SignedBlock};
 use anjian_core::rules::EnforcementCertificate;
 use anjian_core::signing::{KeyId, Signer};
 use chrono::{Datelike, NaiveDate, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::Storage;
 use crate::error::{AppError, AppResult};
@@ -38,14 +38,12 @@ impl Storage {
         }
         let user = self.user(username)?;
         self.write(|conn| {
-            let taken: Option<String> = conn
-                .query_row(
-                    "SELECT u.username FROM enforcement_certificates c JOIN users u ON u.id = c.user_id
+            let taken: Option<String> = conn.query_opt(
+                "SELECT u.username FROM enforcement_certificates c JOIN users u ON u.id = c.user_id
                      WHERE c.number = ?1 AND c.user_id <> ?2",
-                    params![number, user.id],
-                    |r| r.get(0),
-                )
-                .optional()?;
+                params![number, user.id],
+                |r| r.get(0),
+            )?;
             if let Some(other) = taken {
                 return Err(AppError::Conflict(format!(
                     "执法证号 {number} 已登记给 {other} (the number is another user's)"
@@ -56,7 +54,12 @@ impl Storage {
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (user_id) DO UPDATE SET number = excluded.number,
                     valid_until = excluded.valid_until, recorded_at = excluded.recorded_at",
-                params![user.id, number, valid_until.to_string(), Utc::now().to_rfc3339()],
+                params![
+                    user.id,
+                    number,
+                    valid_until.to_string(),
+                    Utc::now().to_rfc3339()
+                ],
             )?;
             Ok(())
         })
@@ -68,14 +71,12 @@ impl Storage {
         username: &str,
     ) -> AppResult<Option<EnforcementCertificate>> {
         let row: Option<(String, String)> = self.read(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT c.number, c.valid_until FROM enforcement_certificates c
+            conn.query_opt(
+                "SELECT c.number, c.valid_until FROM enforcement_certificates c
                      JOIN users u ON u.id = c.user_id WHERE u.username = ?1",
-                    [username],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?)
+                params![username],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
         })?;
         row.map(|(number, valid_until)| {
             Ok(EnforcementCertificate {
@@ -100,44 +101,43 @@ impl Storage {
         let prefix = numbering::prefix(&user.district, &user.department);
         let year = crate::queries::china_now().year();
         self.write(|conn| {
-            let tx = conn.transaction()?;
-            let registered: Option<i64> = tx
-                .query_row(
-                    "SELECT 1 FROM device_keys k JOIN devices d ON d.actor_id = k.actor_id
-                     WHERE k.key_id = ?1 AND k.actor_id = ?2 AND d.user_id = ?3 AND d.revoked_at IS NULL",
-                    params![key.as_slice(), actor, user.id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if registered.is_none() {
-                return Err(AppError::Forbidden(
-                    "该密钥不是本设备登记的签名密钥 (the key is not one this device registered; sign in again)".into(),
-                ));
-            }
-            let mut blocks = Vec::new();
-            for &kind in kinds {
-                let held: i64 = tx.query_row(
-                    "SELECT COUNT(*) FROM number_blocks WHERE key_id = ?1 AND kind = ?2 AND year = ?3",
-                    params![key.as_slice(), kind.code(), year],
-                    |r| r.get(0),
-                )?;
-                if held >= MAX_BLOCKS_PER_YEAR {
-                    return Err(AppError::Conflict(format!(
-                        "本设备今年已领取 {held} 个{}编号段 (this key holds the most blocks of a kind a year allows)",
-                        kind.label()
-                    )));
+            conn.transaction(|tx| {
+                let registered: Option<i64> = tx
+                    .query_opt(
+                        "SELECT 1 FROM device_keys k JOIN devices d ON d.actor_id = k.actor_id
+                         WHERE k.key_id = ?1 AND k.actor_id = ?2 AND d.user_id = ?3 AND d.revoked_at IS NULL",
+                        params![key.as_slice(), actor, user.id],
+                        |r| r.get(0),
+                    )?;
+                if registered.is_none() {
+                    return Err(AppError::Forbidden(
+                        "该密钥不是本设备登记的签名密钥 (the key is not one this device registered; sign in again)".into(),
+                    ));
                 }
-                let place = Place {
-                    prefix: &prefix,
-                    kind,
-                    year,
-                };
-                let block =
-                    self.allocate(&tx, &place, BLOCK_SIZE, user.id, actor, *key)?;
-                blocks.push(block.encode());
-            }
-            tx.commit()?;
-            Ok(blocks)
+                let mut blocks = Vec::new();
+                for &kind in kinds {
+                    let held: i64 = tx.query_row(
+                        "SELECT COUNT(*) FROM number_blocks WHERE key_id = ?1 AND kind = ?2 AND year = ?3",
+                        params![key.as_slice(), kind.code(), year],
+                        |r| r.get(0),
+                    )?;
+                    if held >= MAX_BLOCKS_PER_YEAR {
+                        return Err(AppError::Conflict(format!(
+                            "本设备今年已领取 {held} 个{}编号段 (this key holds the most blocks of a kind a year allows)",
+                            kind.label()
+                        )));
+                    }
+                    let place = Place {
+                        prefix: &prefix,
+                        kind,
+                        year,
+                    };
+                    let block =
+                        self.allocate(tx, &place, BLOCK_SIZE, user.id, actor, *key)?;
+                    blocks.push(block.encode());
+                }
+                Ok(blocks)
+            })
         })
     }
 
@@ -154,21 +154,21 @@ impl Storage {
         let year = crate::queries::china_now().year();
         let key = self.server_key().public_key().id();
         self.write(|conn| {
-            let tx = conn.transaction()?;
-            let place = Place {
-                prefix: &prefix,
-                kind,
-                year,
-            };
-            let block = self.allocate(&tx, &place, 1, sealer.id, actor, key)?;
-            tx.commit()?;
-            Ok(block)
+            conn.transaction(|tx| {
+                let place = Place {
+                    prefix: &prefix,
+                    kind,
+                    year,
+                };
+                let block = self.allocate(tx, &place, 1, sealer.id, actor, key)?;
+                Ok(block)
+            })
         })
     }
 
     fn allocate(
         &self,
-        tx: &Transaction<'_>,
+        tx: &mut dyn Conn,
         place: &Place<'_>,
         size: u32,
         user_id: i64,
@@ -176,20 +176,18 @@ impl Storage {
         key: KeyId,
     ) -> AppResult<SignedBlock> {
         let Place { prefix, kind, year } = *place;
-        let first: u32 = tx
-            .query_row(
-                "SELECT next FROM number_sequences WHERE prefix = ?1 AND kind = ?2 AND year = ?3",
-                params![prefix, kind.code(), year],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(1);
-        let last = first + size - 1;
-        tx.execute(
-            "INSERT INTO number_sequences (prefix, kind, year, next) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (prefix, kind, year) DO UPDATE SET next = excluded.next",
-            params![prefix, kind.code(), year, last + 1],
+        // One statement takes the numbers and moves the sequence on (the row locked while
+        // it does), so that connections and server processes allocating at once never
+        // take the same numbers.
+        let next: u32 = tx.query_row(
+            "INSERT INTO number_sequences (prefix, kind, year, next) VALUES (?1, ?2, ?3, 1 + ?4)
+             ON CONFLICT (prefix, kind, year) DO UPDATE SET next = number_sequences.next + ?4
+             RETURNING next",
+            params![prefix, kind.code(), year, size],
+            |r| r.get(0),
         )?;
+        let first = next - size;
+        let last = next - 1;
         let server = self.server_key();
         let now = Utc::now();
         let block = SignedBlock::issue(

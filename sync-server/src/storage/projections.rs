@@ -1,11 +1,11 @@
 //! The query tables derived from each case document (visibility, cases, team, findings,
 //! blob references), written in the same transaction as the document's changes.
 
+use crate::db::{Conn, params};
 use anjian_core::rules::CaseState;
 use anjian_core::{Case, HazardStep, ReinspectionResult};
 use automerge::AutoCommit;
 use chrono::Utc;
-use rusqlite::{Connection, params};
 
 use crate::error::AppResult;
 
@@ -38,7 +38,7 @@ impl Projection {
 /// replacing what they held of it. `received` says a change has just arrived (it moves
 /// `updated_at`; a rebuild keeps it).
 pub(super) fn write_projections(
-    tx: &Connection,
+    tx: &mut dyn Conn,
     key: &str,
     projection: &Projection,
     received: bool,
@@ -51,16 +51,19 @@ pub(super) fn write_projections(
         "hazard_steps",
         "writs",
     ] {
-        tx.execute(&format!("DELETE FROM {table} WHERE case_id = ?1"), [key])?;
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE case_id = ?1"),
+            params![key],
+        )?;
     }
     if projection.all_blob_refs {
-        tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", [key])?;
+        tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", params![key])?;
     }
     let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
     districts.push(case.district.as_str());
     for district in districts {
         tx.execute(
-            "INSERT OR IGNORE INTO visibility (district, case_id) VALUES (?1, ?2)",
+            "INSERT INTO visibility (district, case_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![district, key],
         )?;
     }
@@ -100,13 +103,13 @@ pub(super) fn write_projections(
     )?;
     for member in &case.team {
         tx.execute(
-            "INSERT OR IGNORE INTO case_team (case_id, user_id, name, department, district) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO case_team (case_id, user_id, name, department, district) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             params![key, member.user_id, member.name, member.department, member.district.as_str()],
         )?;
     }
     for sha256 in &projection.blob_refs {
         tx.execute(
-            "INSERT OR IGNORE INTO blob_refs (case_id, sha256) VALUES (?1, ?2)",
+            "INSERT INTO blob_refs (case_id, sha256) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![key, sha256],
         )?;
     }

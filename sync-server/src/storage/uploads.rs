@@ -1,7 +1,7 @@
 //! Unfinished blob uploads, attributed to who parked them, for the per-user quota.
 
+use crate::db::params;
 use chrono::Utc;
-use rusqlite::params;
 
 use super::Storage;
 use crate::error::AppResult;
@@ -35,7 +35,7 @@ impl Storage {
     /// Forgets the unfinished upload of `sha256` (finished, refused or expired).
     pub fn forget_upload(&self, sha256: &str) -> AppResult<()> {
         self.write(|conn| {
-            conn.execute("DELETE FROM uploads WHERE sha256 = ?1", [sha256])?;
+            conn.execute("DELETE FROM uploads WHERE sha256 = ?1", params![sha256])?;
             Ok(())
         })
     }

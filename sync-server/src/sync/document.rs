@@ -753,8 +753,9 @@ impl Candidate {
         self.receipts.len()
     }
 
-    /// What committing the candidate as `user_id` writes.
-    pub fn committing(self, user_id: i64, case_id: CaseId) -> Committing {
+    /// What committing the candidate as `user_id` writes; `base` is the heads of the
+    /// stored document it was judged against (`SlotDoc::stored_heads`).
+    pub fn committing(self, user_id: i64, case_id: CaseId, base: Vec<String>) -> Committing {
         let Candidate {
             mut doc,
             case,
@@ -772,6 +773,7 @@ impl Candidate {
                 bytes,
                 new,
                 heads,
+                base,
                 projection: Projection {
                     case: case.case().clone(),
                     conflicts,

@@ -63,15 +63,24 @@ async fn persist(
         doc,
         case,
         conflicts,
-    } = candidate.committing(user.id, case_id);
-    let chunks = app.writer.commit(commit).await?;
+    } = candidate.committing(user.id, case_id, guard.stored_heads());
+    let chunks = match app.writer.commit(commit).await {
+        Ok(chunks) => chunks,
+        Err(e) => {
+            if matches!(e, AppError::Stale(_)) {
+                // Another server process committed changes of the case: read it again.
+                guard.forget();
+            }
+            return Err(e);
+        }
+    };
     guard.replace(doc, case, conflicts);
     if Storage::should_compact(chunks) {
         // The changes are committed: a compaction that fails leaves more chunks to read,
         // and is tried again after the next commit.
         let storage = app.storage.clone();
         let compacted = with_doc(app, guard, move |slot| match slot.doc.as_mut() {
-            Some(doc) => storage.compact(case_id, &doc.save()),
+            Some(doc) => storage.compact(case_id, &doc.save(), &slot.stored_heads()),
             None => Ok(()),
         })
         .await;

@@ -221,6 +221,31 @@ impl Session {
         (state, self.incoming.remove(&case))
     }
 
+    /// Puts back what `take` took, as it was, to handle the same message again (after
+    /// another server process committed changes of the case first).
+    pub fn put_back(
+        &mut self,
+        case: CaseId,
+        state: Option<sync::State>,
+        incoming: Option<Incoming>,
+    ) {
+        self.synced.remove(&case);
+        self.incoming.remove(&case);
+        if let Some(state) = state {
+            self.uses += 1;
+            self.synced.insert(
+                case,
+                Synced {
+                    state,
+                    used: self.uses,
+                },
+            );
+        }
+        if let Some(incoming) = incoming {
+            self.incoming.insert(case, incoming);
+        }
+    }
+
     /// Whether the peer reads `anjian-signatures` (the driver then looks up the
     /// signatures of what it sends, `document::answer`).
     pub fn wants_signatures(&self) -> bool {

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::document::{self, Context, Signatures};
 use super::session::{Reply, Server, Session, Step, error};
 use super::{number_provisional, persist, with_doc};
+use crate::error::AppError;
 use crate::hub::SlotDoc;
 use crate::live::{self, Registration};
 use crate::policy;
@@ -139,6 +140,10 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
 }
 
 /// How long a connection being turned away is given to read why.
+/// Times a message is handled again when another server process committed changes of
+/// its case first (each attempt reads the case as stored).
+const STALE_ATTEMPTS: u32 = 3;
+
 const TURN_AWAY: Duration = Duration::from_secs(5);
 
 /// Tells a connection that is not served why, and closes it.
@@ -270,6 +275,9 @@ impl Connection {
         replies
     }
 
+    /// Handles one message on its document (`guard`), committing what the rule book
+    /// allows; when another server process committed changes of the case meanwhile, the
+    /// message is handled again on the document as stored, up to `STALE_ATTEMPTS` times.
     async fn handle(
         &mut self,
         guard: &mut SlotDoc,
@@ -278,22 +286,56 @@ impl Connection {
         signatures: Signatures,
     ) -> Vec<WireMessage> {
         let case = document_id.case_id();
-        let (state, incoming) = self.session.take(case);
-        let context = self.context(case);
-        let received = with_doc(&self.app, guard, move |doc| {
-            document::receive(doc, state, incoming, message, &signatures, &context)
-        })
-        .await
-        .and_then(|received| received);
-        let settle = self.session.settle(document_id, received);
-        self.count_refused();
-        if let Some(candidate) = settle.commit {
-            if let Err(e) = persist(&self.app, &self.user, case, guard, *candidate).await {
+        let mut attempts = 0;
+        let mut pending = Some((message, signatures));
+        let settle = loop {
+            let (state, incoming) = self.session.take(case);
+            // Kept to handle the message again on the document as now stored, should
+            // another server process commit changes of the case before this one does.
+            // (Only a shared database has other server processes.)
+            let again = self.app.storage.shared().then(|| {
+                (
+                    state.clone(),
+                    incoming
+                        .as_ref()
+                        .map(|(doc, state)| (doc.clone(), state.clone())),
+                )
+            });
+            let context = self.context(case);
+            let taken = if again.is_some() {
+                pending.clone()
+            } else {
+                pending.take()
+            };
+            let Some((message, signatures)) = taken else {
+                let e = AppError::Internal("a message handled twice".into());
                 return vec![self.session.failed(document_id, &e)];
+            };
+            let received = with_doc(&self.app, guard, move |doc| {
+                document::receive(doc, state, incoming, message, &signatures, &context)
+            })
+            .await
+            .and_then(|received| received);
+            let mut settle = self.session.settle(document_id, received);
+            self.count_refused();
+            let Some(candidate) = settle.commit.take() else {
+                break settle;
+            };
+            match persist(&self.app, &self.user, case, guard, *candidate).await {
+                Ok(()) => {
+                    self.app.hub.announce(case, Some(self.id));
+                    number_provisional(&self.app, case, guard).await;
+                    break settle;
+                }
+                Err(AppError::Stale(_)) if attempts < STALE_ATTEMPTS && again.is_some() => {
+                    attempts += 1;
+                    if let Some((state, incoming)) = again {
+                        self.session.put_back(case, state, incoming);
+                    }
+                }
+                Err(e) => return vec![self.session.failed(document_id, &e)],
             }
-            self.app.hub.announce(case, Some(self.id));
-            number_provisional(&self.app, case, guard).await;
-        }
+        };
         match settle.reply {
             Reply::Send(messages) => messages,
             Reply::Answer { state, rewind } => {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::db::params;
 use axum::extract::{Form, FromRequestParts, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
@@ -11,7 +12,6 @@ use axum::http::{HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, Utc};
 use maud::html;
-use rusqlite::params;
 use serde::Deserialize;
 
 use super::{WebError, page};
@@ -217,7 +217,7 @@ pub async fn logout(
         app.storage.write(|conn| {
             conn.execute(
                 "DELETE FROM web_sessions WHERE session_hash = ?1",
-                [token_hash(&id)],
+                params![token_hash(&id)],
             )?;
             Ok(())
         })?;
@@ -251,7 +251,7 @@ fn create_session(storage: &Storage, user: &User) -> AppResult<String> {
     storage.write(|conn| {
         conn.execute(
             "DELETE FROM web_sessions WHERE expires_at < ?1",
-            [now.to_rfc3339()],
+            params![now.to_rfc3339()],
         )?;
         conn.execute(
             "INSERT INTO web_sessions (session_hash, user_id, csrf_token, created_at, expires_at)

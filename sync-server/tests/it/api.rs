@@ -77,11 +77,11 @@ async fn login_binds_the_device_and_issues_a_working_token() {
     let stored: i64 = state
         .storage
         .read(|c| {
-            Ok(c.query_row(
+            c.query_row(
                 "SELECT count(*) FROM tokens WHERE token_hash = ?1",
-                [token],
+                anjian_sync_server::params![token],
                 |r| r.get(0),
-            )?)
+            )
         })
         .expect("query");
     assert_eq!(stored, 0);

@@ -76,7 +76,8 @@ async fn demo_fills_a_fresh_folder_through_the_sync_path_once() {
         .with_env_filter("info,anjian_core=warn")
         .try_init();
     let data = dir.path().join("data");
-    let Prepared::Accounts(accounts) = demo::prepare(&data).expect("prepare") else {
+    let database = anjian_sync_server::testing::database(&data);
+    let Prepared::Accounts(accounts) = demo::prepare(&data, &database).expect("prepare") else {
         panic!("a fresh folder gets demo accounts");
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -85,6 +86,7 @@ async fn demo_fills_a_fresh_folder_through_the_sync_path_once() {
     let addr = listener.local_addr().expect("address");
     let settings = Settings {
         data: data.clone(),
+        database: anjian_sync_server::testing::postgres_database(&data),
         listen: addr,
         ..Settings::default()
     };
@@ -206,16 +208,16 @@ async fn demo_fills_a_fresh_folder_through_the_sync_path_once() {
     assert_eq!(hex::encode(Sha256::digest(&bytes)), sha256);
 
     // A second `serve --demo` on the same folder adds nothing.
-    let users = Storage::open(&data.join("server.db"))
+    let users = Storage::open(&database)
         .expect("database")
         .users()
         .expect("users")
         .len();
     assert!(matches!(
-        demo::prepare(&data).expect("prepare again"),
+        demo::prepare(&data, &database).expect("prepare again"),
         Prepared::NotFresh(_)
     ));
-    let again = Storage::open(&data.join("server.db"))
+    let again = Storage::open(&database)
         .expect("database")
         .users()
         .expect("users")

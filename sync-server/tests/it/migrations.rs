@@ -3,7 +3,8 @@
 
 use anjian_core::HazardStep;
 use anjian_core::Role;
-use anjian_sync_server::Storage;
+use anjian_sync_server::db::Dialect;
+use anjian_sync_server::{Storage, testing};
 
 use crate::support::{record_case, server, upload};
 
@@ -24,15 +25,8 @@ fn projections(storage: &Storage) -> Vec<String> {
         .read(|conn| {
             let mut rows = Vec::new();
             for sql in queries {
-                let mut stmt = conn.prepare(sql)?;
-                let columns = stmt.column_count();
-                let mut query = stmt.query([])?;
-                while let Some(row) = query.next()? {
-                    let mut values = Vec::with_capacity(columns);
-                    for i in 0..columns {
-                        values.push(format!("{:?}", row.get::<_, rusqlite::types::Value>(i)?));
-                    }
-                    rows.push(values.join("|"));
+                for row in conn.query(sql, &[])? {
+                    rows.push(format!("{:?}", row.0));
                 }
             }
             Ok(rows)
@@ -54,12 +48,13 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     }
     let fresh = projections(&state.storage);
     assert!(fresh.len() > 10, "{fresh:?}");
-    let path = dir.path().join("server").join("server.db");
+    let database = testing::database(&dir.path().join("server"));
     drop(state);
 
     // Take the database back to version 2: what migration 3 adds is gone.
-    let conn = rusqlite::Connection::open(&path).expect("open");
-    conn.execute_batch(
+    downgrade(
+        &database,
+        2,
         "DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
@@ -79,21 +74,18 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
          DELETE FROM meta WHERE key = 'reproject_pending';
          DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
          ALTER TABLE tokens DROP COLUMN expires_at;
-         DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair');
-         PRAGMA user_version = 2;",
-    )
-    .expect("downgrade");
-    drop(conn);
+         DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair');",
+    );
 
-    let migrated = Storage::open(&path).expect("migrates");
+    let migrated = Storage::open(&database).expect("migrates");
     assert_eq!(projections(&migrated), fresh);
     let pending: bool = migrated
         .read(|c| {
-            Ok(c.query_row(
+            c.query_row(
                 "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'reproject_pending')",
-                [],
+                &[],
                 |r| r.get(0),
-            )?)
+            )
         })
         .expect("read");
     assert!(!pending, "the rebuild finished and cleared its flag");
@@ -110,24 +102,23 @@ fn an_interrupted_rebuild_resumes_on_the_next_start() {
     state
         .storage
         .write(|c| {
-            c.execute_batch(
+            c.batch(
                 "DELETE FROM case_team; UPDATE findings SET category = '', responsible = NULL;
                  INSERT INTO meta (key, value) VALUES ('reproject_pending', '1');",
-            )?;
-            Ok(())
+            )
         })
         .expect("interrupt");
-    let path = dir.path().join("server").join("server.db");
     drop(state);
-    let reopened = Storage::open(&path).expect("opens");
+    let reopened = Storage::open(&testing::database(&dir.path().join("server"))).expect("opens");
     assert_eq!(projections(&reopened), fresh);
 }
 
 /// Takes a database of this version back to version 3 (before tokens expired, server
 /// actors were derived from the server's secret, and devices registered keys).
-fn downgrade_to_3(path: &std::path::Path) {
-    let conn = rusqlite::Connection::open(path).expect("open");
-    conn.execute_batch(
+fn downgrade_to_3(database: &anjian_sync_server::storage::Database) {
+    downgrade(
+        database,
+        3,
         "DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
@@ -138,10 +129,25 @@ fn downgrade_to_3(path: &std::path::Path) {
          ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
          DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
          ALTER TABLE tokens DROP COLUMN expires_at;
-         DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair');
-         PRAGMA user_version = 3;",
-    )
-    .expect("downgrade");
+         DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair');",
+    );
+}
+
+/// Runs `sql` on the database and sets its schema's version to `version`, as if an older
+/// server had written it.
+fn downgrade(database: &anjian_sync_server::storage::Database, version: i64, sql: &str) {
+    let storage = Storage::open(database).expect("opens");
+    storage
+        .write(|c| {
+            c.transaction(|tx| {
+                tx.batch(sql)?;
+                tx.batch(&match tx.dialect() {
+                    Dialect::Sqlite => format!("PRAGMA user_version = {version}"),
+                    Dialect::Postgres => format!("UPDATE schema_version SET version = {version}"),
+                })
+            })
+        })
+        .expect("downgrade");
 }
 
 #[test]
@@ -176,11 +182,11 @@ fn the_upgrade_revokes_a_device_that_took_a_supervisors_server_actor() {
         .storage
         .login("chief", crate::support::PASSWORD, "平板", honest, None, 30)
         .expect("binds");
-    let path = dir.path().join("server").join("server.db");
+    let database = testing::database(&dir.path().join("server"));
     drop(state);
-    downgrade_to_3(&path);
+    downgrade_to_3(&database);
 
-    let upgraded = Storage::open(&path).expect("migrates");
+    let upgraded = Storage::open(&database).expect("migrates");
     let session = |token: &str| {
         upgraded
             .token_session(&anjian_sync_server::users::token_hash(token))

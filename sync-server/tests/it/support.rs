@@ -25,6 +25,7 @@ pub fn server(dir: &Path, users: &[(&str, Role, &str)]) -> (axum::Router, Arc<Ap
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let settings = Settings {
         data: dir.join("server"),
+        database: anjian_sync_server::testing::postgres_database(&dir.join("server")),
         ..Settings::default()
     };
     let state = AppState::open(settings, stopped).expect("state");
@@ -91,16 +92,13 @@ pub fn record_case(dir: &Path, user: &str, district: &str, seed: u32) -> (Store,
 /// documents, so upload a case before the server first loads it.
 pub fn upload(state: &AppState, store: &mut Store, case: CaseId, user: &str) {
     let mut doc = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
-    let known = state
-        .storage
-        .load_document(case)
-        .expect("storage")
-        .is_some();
+    let stored = state.storage.stored_heads(case).expect("storage");
     let commit = Commit {
         case_id: case,
         bytes: doc.save(),
-        new: !known,
+        new: stored.is_none(),
         heads: case_doc::sorted_heads(&mut doc),
+        base: stored.unwrap_or_default(),
         projection: Projection::of(&doc, &CaseState::of(&doc).expect("a case"))
             .expect("projection"),
         user_id: state.storage.user(user).expect("user").id,
@@ -198,7 +196,8 @@ pub async fn sign_in(app: &axum::Router, username: &str) -> Session {
     .await;
     Session {
         cookie,
-        csrf: hidden(&page, "csrf").expect("the page carries the session's csrf token"),
+        csrf: hidden(&page, "csrf")
+            .unwrap_or_else(|| panic!("the page carries the session's csrf token: {page}")),
     }
 }
 

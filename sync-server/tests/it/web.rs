@@ -155,11 +155,11 @@ async fn signing_in_sets_a_secure_http_only_strict_cookie() {
         .state
         .storage
         .read(|c| {
-            Ok(c.query_row(
+            c.query_row(
                 "SELECT count(*) FROM web_sessions WHERE session_hash = ?1",
-                [&id],
+                anjian_sync_server::params![&id],
                 |r| r.get(0),
-            )?)
+            )
         })
         .expect("query");
     assert_eq!(stored, 0);

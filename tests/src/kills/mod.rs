@@ -466,31 +466,16 @@ struct StoredDocument {
 }
 
 /// Every case document in the server's database, read as the server reads it (snapshot,
-/// then chunks in order) through a read-only connection: nothing is checkpointed or
-/// changed before the server opens the files again.
+/// then chunks in order): from a SQLite file through a read-only connection, so that
+/// nothing is checkpointed or changed before the server opens the files again; or from
+/// the data folder's PostgreSQL database when the tests run against PostgreSQL.
 fn server_documents(data: &Path) -> Result<BTreeMap<String, StoredDocument>, String> {
-    let conn = Connection::open_with_flags(
-        data.join("server.db"),
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| e.to_string())?;
-    let sql = |e: rusqlite::Error| e.to_string();
-    let rows: Vec<(String, Vec<u8>, String)> = conn
-        .prepare("SELECT case_id, snapshot, heads FROM documents")
-        .and_then(|mut stmt| {
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
-        })
-        .map_err(sql)?;
-    let mut chunks = conn
-        .prepare("SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq")
-        .map_err(sql)?;
+    let stored = match anjian_sync_server::testing::postgres_database(data) {
+        Some(url) => postgres_documents(&url)?,
+        None => sqlite_documents(&data.join("server.db"))?,
+    };
     let mut out = BTreeMap::new();
-    for (case, snapshot, catalog) in rows {
-        let pieces: Vec<Vec<u8>> = chunks
-            .query_map([&case], |r| r.get(0))
-            .and_then(Iterator::collect)
-            .map_err(sql)?;
+    for (case, snapshot, catalog, pieces) in stored {
         let damaged = |e: automerge::AutomergeError| format!("case {case} does not load: {e}");
         let mut doc = AutoCommit::load(&snapshot).map_err(damaged)?;
         for piece in pieces {
@@ -519,6 +504,58 @@ fn server_documents(data: &Path) -> Result<BTreeMap<String, StoredDocument>, Str
         );
     }
     Ok(out)
+}
+
+/// A stored document: case, snapshot, heads in the catalog, chunks in order.
+type Stored = (String, Vec<u8>, String, Vec<Vec<u8>>);
+
+fn sqlite_documents(path: &Path) -> Result<Vec<Stored>, String> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| e.to_string())?;
+    let sql = |e: rusqlite::Error| e.to_string();
+    let rows: Vec<(String, Vec<u8>, String)> = conn
+        .prepare("SELECT case_id, snapshot, heads FROM documents")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(sql)?;
+    let mut chunks = conn
+        .prepare("SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq")
+        .map_err(sql)?;
+    rows.into_iter()
+        .map(|(case, snapshot, heads)| {
+            let pieces = chunks
+                .query_map([&case], |r| r.get(0))
+                .and_then(Iterator::collect)
+                .map_err(sql)?;
+            Ok((case, snapshot, heads, pieces))
+        })
+        .collect()
+}
+
+fn postgres_documents(url: &str) -> Result<Vec<Stored>, String> {
+    use anjian_sync_server::db::{Conn, postgres::PgConn};
+    let mut conn = PgConn::connect(url).map_err(|e| e.to_string())?;
+    let conn: &mut dyn Conn = &mut conn;
+    let read = |conn: &mut dyn Conn| -> anjian_sync_server::AppResult<Vec<Stored>> {
+        let rows = conn.query("SELECT case_id, snapshot, heads FROM documents", &[])?;
+        rows.iter()
+            .map(|row| {
+                let case: String = row.get(0)?;
+                let pieces = conn.query_map(
+                    "SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq",
+                    anjian_sync_server::params![&case],
+                    |r| r.get(0),
+                )?;
+                Ok((case, row.get(1)?, row.get(2)?, pieces))
+            })
+            .collect()
+    };
+    conn.consistent(read).map_err(|e| e.to_string())
 }
 
 /// One thing a device's store records the server as having.

@@ -241,16 +241,17 @@ async fn twenty_devices_uploading_one_photo_store_it_once() {
         created += usize::from(status == 201);
     }
     assert_eq!(created, 1, "stored once; the others found it there");
-    let rows: i64 = anjian_sync_server::Storage::open(&server.data.join("server.db"))
-        .expect("db")
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT count(*) FROM blobs WHERE sha256 = ?1",
-                [&sha256],
-                |r| r.get(0),
-            )?)
-        })
-        .expect("count");
+    let rows: i64 =
+        anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&server.data))
+            .expect("db")
+            .read(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM blobs WHERE sha256 = ?1",
+                    anjian_sync_server::params![&sha256],
+                    |r| r.get(0),
+                )
+            })
+            .expect("count");
     assert_eq!(rows, 1);
     let files = std::fs::read_dir(server.data.join("blobs").join(&sha256[..2]))
         .expect("blob folder")

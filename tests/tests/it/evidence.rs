@@ -131,7 +131,7 @@ async fn the_page_downloads_the_exported_package_and_every_signature_in_it_verif
     )
     .await;
     assert_eq!(status, 200);
-    let storage = Storage::open(&data.join("server.db")).expect("storage");
+    let storage = Storage::open(&anjian_sync_server::testing::database(&data)).expect("storage");
     let blobs = BlobStore::new(data.join("blobs"));
     let exported = evidence::export(&storage, &blobs, case, Photos::Included).expect("export");
     assert_eq!(downloaded, exported);
@@ -239,7 +239,7 @@ async fn the_page_downloads_the_exported_package_and_every_signature_in_it_verif
         .write(|conn| {
             conn.execute(
                 "UPDATE receipts SET signature = ?1 WHERE change_hash = ?2",
-                rusqlite::params![vec![7u8; 64], damaged.to_string()],
+                anjian_sync_server::params![vec![7u8; 64], damaged.to_string()],
             )?;
             Ok(())
         })
@@ -284,7 +284,7 @@ async fn the_servers_signature_verifies_on_a_supervisors_decision_only() {
         .expect("review");
     assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
 
-    let storage = Storage::open(&data.join("server.db")).expect("storage");
+    let storage = Storage::open(&anjian_sync_server::testing::database(&data)).expect("storage");
     let server_id = hex::encode(storage.server_key().public_key().id());
     let checks = || {
         let mut held = storage.load_document(case).expect("load").expect("case");
@@ -354,7 +354,7 @@ async fn the_servers_signature_verifies_on_a_supervisors_decision_only() {
         .write(|conn| {
             conn.execute(
                 "UPDATE receipts SET key_id = ?1, signature = ?2 WHERE change_hash = ?3",
-                rusqlite::params![
+                anjian_sync_server::params![
                     forged.key.as_slice(),
                     forged.signature.as_slice(),
                     relabelled.hash

@@ -270,7 +270,8 @@ async fn revocation_closes_open_sockets_and_refuses_every_later_frame() {
     let server = TestServer::start(&data).await;
     let url = server.url();
     // What the CLI does, from a connection of its own to the same database.
-    let cli = anjian_sync_server::Storage::open(&data.join("server.db")).expect("database");
+    let cli = anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&data))
+        .expect("database");
     for way in ways {
         let mut device = Inspector::sign_in(dir.path(), &url, way, "应急管理", "310101").await;
         let case = device.open_sample_case(5);
@@ -283,7 +284,7 @@ async fn revocation_closes_open_sockets_and_refuses_every_later_frame() {
             cli.write(|conn| {
                 conn.execute(
                     "UPDATE tokens SET expires_at = ?1 WHERE token_hash = ?2",
-                    rusqlite::params![soon, hash],
+                    anjian_sync_server::params![soon, hash],
                 )?;
                 Ok(())
             })

@@ -1,6 +1,7 @@
 //! End-to-end tests across crates: one binary, one module per scenario.
 
 mod blobs;
+mod cluster;
 mod crash;
 mod evidence;
 mod hostile;

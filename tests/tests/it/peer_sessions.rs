@@ -77,17 +77,17 @@ fn absorb(total: &mut PeerReceived, one: PeerReceived) {
 
 /// Who the server says wrote each change of the case.
 fn authors(data: &Path, case: CaseId) -> BTreeMap<String, String> {
-    let storage = Storage::open(&data.join("server.db")).expect("server database");
+    let storage =
+        Storage::open(&anjian_sync_server::testing::database(data)).expect("server database");
     storage
         .read(|conn| {
-            let mut select = conn.prepare(
+            let rows = conn.query_map(
                 "SELECT r.change_hash, u.username FROM receipts r JOIN users u ON u.id = r.user_id
                  WHERE r.case_id = ?1",
+                anjian_sync_server::params![case.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let rows = select
-                .query_map([case.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(rows)
+            Ok(rows.into_iter().collect())
         })
         .expect("receipts")
 }
@@ -309,7 +309,8 @@ async fn a_supervisor_s_decision_signed_by_the_server_is_verified_on_site_and_ev
     let report = zhang.sync().await.expect("zhang syncs again");
     assert!(report.receipts > 0, "{report:?}");
 
-    let storage = Storage::open(&server.data.join("server.db")).expect("server database");
+    let storage = Storage::open(&anjian_sync_server::testing::database(&server.data))
+        .expect("server database");
     let server_key = anjian_core::signing::Signer::public_key(storage.server_key());
     let history = zhang.store.history(case).expect("history");
     let receipts = zhang.store.receipts(case).expect("receipts");

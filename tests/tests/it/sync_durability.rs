@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use anjian_core::Role;
 use anjian_core::sample;
 use anjian_sync_server::Storage;
-use anjian_tests::{Inspector, add_user, kills, process};
+use anjian_tests::{Inspector, acknowledged_changes, add_user, kills, process};
 
 /// Starts the server as a child process on `addr` (or a free port) and returns it with
 /// its address.
@@ -30,23 +30,7 @@ async fn acknowledged_changes_survive_a_killed_server_and_the_next_sync_complete
     let (mut child, addr) = spawn_server(&data, "127.0.0.1:0");
     let url = format!("http://{addr}");
     let mut inspector = Inspector::sign_in(dir.path(), &url, "field", "应急管理", "310101").await;
-    let enterprise = sample::enterprise(8);
-    inspector
-        .store
-        .register_enterprise(&enterprise)
-        .expect("register");
-    let mut cases = Vec::new();
-    for i in 0..300 {
-        let case = inspector
-            .store
-            .open_case(&sample::new_case(&enterprise))
-            .expect("case");
-        inspector
-            .store
-            .add_finding(case, &sample::finding(&format!("隐患 {i}")))
-            .expect("finding");
-        cases.push(case);
-    }
+    let cases = inspector.record_cases(8, 300);
 
     // Kill the server once a third of the documents are done.
     let mut killed = false;
@@ -67,22 +51,14 @@ async fn acknowledged_changes_survive_a_killed_server_and_the_next_sync_complete
     let _ = child.wait();
 
     // What the device recorded as acknowledged, per change.
-    let acked: Vec<(String, String)> = {
-        let conn = rusqlite::Connection::open(dir.path().join("field.db")).expect("store file");
-        let mut stmt = conn
-            .prepare("SELECT case_id, change_hash FROM change_acks")
-            .expect("query");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("rows")
-            .map(|r| r.expect("row"))
-            .collect()
-    };
+    let acked = acknowledged_changes(&dir.path().join("field.db"));
     assert!(
         !acked.is_empty(),
         "some documents were acknowledged before the kill"
     );
     assert!(acked.len() < cases.len() * 2, "the kill left work undone");
-    let storage = Storage::open(&data.join("server.db")).expect("server database after the kill");
+    let storage = Storage::open(&anjian_sync_server::testing::database(&data))
+        .expect("server database after the kill");
     for (case, hash) in &acked {
         let mut doc = storage
             .load_document(case.parse().expect("case id"))
@@ -111,9 +87,10 @@ async fn acknowledged_changes_survive_a_killed_server_and_the_next_sync_complete
             "case {case} fully acknowledged"
         );
     }
-    let storage = Storage::open(&data.join("server.db")).expect("server database");
+    let storage =
+        Storage::open(&anjian_sync_server::testing::database(&data)).expect("server database");
     let count: i64 = storage
-        .read(|c| Ok(c.query_row("SELECT count(*) FROM documents", [], |r| r.get(0))?))
+        .read(|c| c.query_row("SELECT count(*) FROM documents", &[], |r| r.get(0)))
         .expect("count");
     assert_eq!(count, cases.len() as i64, "each case stored once");
     child.kill().expect("stop");

@@ -29,21 +29,19 @@ fn joint_case(zhang: &mut Inspector) -> CaseId {
 
 /// Who the server says wrote each change of the case, and who carried it there.
 fn receipts(data: &Path, case: CaseId) -> BTreeMap<String, (String, Option<String>)> {
-    let storage = Storage::open(&data.join("server.db")).expect("server database");
+    let storage =
+        Storage::open(&anjian_sync_server::testing::database(data)).expect("server database");
     storage
         .read(|conn| {
-            let mut select = conn.prepare(
+            let rows = conn.query_map(
                 "SELECT r.change_hash, u.username, relayer.username FROM receipts r
                  JOIN users u ON u.id = r.user_id
                  LEFT JOIN users relayer ON relayer.id = r.relayed_by
                  WHERE r.case_id = ?1",
+                anjian_sync_server::params![case.to_string()],
+                |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))),
             )?;
-            let rows = select
-                .query_map([case.to_string()], |r| {
-                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(rows)
+            Ok(rows.into_iter().collect())
         })
         .expect("receipts")
 }
@@ -155,8 +153,8 @@ async fn exactly_the_changes_with_a_forged_or_missing_signature_or_a_revoked_sig
                 "没有可核验的签名"
             }
             _ => {
-                let storage =
-                    Storage::open(&server.data.join("server.db")).expect("server database");
+                let storage = Storage::open(&anjian_sync_server::testing::database(&server.data))
+                    .expect("server database");
                 storage
                     .revoke_device(&zhang.store.device_id())
                     .expect("revoke");

@@ -202,7 +202,7 @@ async fn bad_input_on_the_wire_is_answered_and_the_server_keeps_serving() {
     let mut p = Probe::connect(&server, "not-a-token").await;
     assert!(is_error(&p.next().await));
     assert!(matches!(p.next().await, Next::Closed));
-    anjian_sync_server::Storage::open(&data.join("server.db"))
+    anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&data))
         .expect("db")
         .revoke_device(&prober.store.device_id())
         .expect("revoke");

@@ -20,7 +20,7 @@ const SEALED: usize = 23;
 
 /// Records `user`'s enforcement certificate on the server in `data`.
 fn certify(data: &Path, user: &str, number: &str, valid_until: &str) {
-    anjian_sync_server::Storage::open(&data.join("server.db"))
+    anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(data))
         .expect("server database")
         .set_enforcement_certificate(user, number, valid_until.parse().expect("day"))
         .expect("certified");

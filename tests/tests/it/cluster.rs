@@ -1,0 +1,383 @@
+//! Two server nodes on one PostgreSQL database, as behind a load balancer: a joint team
+//! split across them merges live, commits to one case from both at once lose nothing and
+//! leave the queries true, and supervisors read the same on either node.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anjian_core::Role;
+use anjian_core::sample;
+use anjian_core::sync::DocumentId;
+use anjian_core::sync::wire::WireMessage;
+use anjian_sync_server::storage::Database;
+use anjian_sync_server::users::NewUser;
+use anjian_sync_server::{Settings, Storage};
+use anjian_tests::cluster::Postgres;
+use anjian_tests::peer::{Next, RawPeer};
+use anjian_tests::{Inspector, PASSWORD, TestServer, acknowledged_changes, login_token};
+use automerge::AutoCommit;
+use automerge::sync::{self, SyncDoc};
+
+/// Accounts on the cluster's database: (username, role, district, department).
+fn add_users(database: &str, users: &[(&str, Role, &str, &str)]) {
+    let storage = Storage::open(&Database::Postgres(database.to_owned())).expect("database");
+    for (username, role, district, department) in users {
+        storage
+            .add_user(&NewUser {
+                username,
+                name: &format!("{username}的姓名"),
+                role: *role,
+                district: &district.parse().expect("district"),
+                department,
+                password: PASSWORD,
+            })
+            .expect("user added");
+    }
+}
+
+/// The PostgreSQL database of a test's two nodes, with the team's accounts (keep the
+/// `Postgres` while the test runs).
+fn cluster_database(dir: &Path) -> (Postgres, String) {
+    let postgres = Postgres::start();
+    let database = postgres.database(&dir.join("cluster"));
+    add_users(&database, &TEAM);
+    (postgres, database)
+}
+
+/// A node with its own data folder (blobs) on the shared database.
+async fn node(dir: &Path, name: &str, database: &str) -> TestServer {
+    TestServer::start_with(Settings {
+        data: dir.join(name),
+        database: Some(database.to_owned()),
+        ..Settings::default()
+    })
+    .await
+}
+
+/// Two nodes on one database, Zhang's phone on node A and Li's on node B.
+struct Split {
+    _postgres: Postgres,
+    database: String,
+    a: TestServer,
+    b: TestServer,
+    zhang: Inspector,
+    li: Inspector,
+}
+
+impl Split {
+    async fn start(dir: &Path) -> Split {
+        let (postgres, database) = cluster_database(dir);
+        let (a, b) = (
+            node(dir, "a", &database).await,
+            node(dir, "b", &database).await,
+        );
+        let zhang = Inspector::sign_in(dir, &a.url(), "zhang", "应急管理", "310101").await;
+        let li = Inspector::sign_in(dir, &b.url(), "li", "消防", "310104").await;
+        Split {
+            _postgres: postgres,
+            database,
+            a,
+            b,
+            zhang,
+            li,
+        }
+    }
+}
+
+/// The case's document as a store holds it.
+fn document(inspector: &mut Inspector, case: anjian_core::CaseId) -> AutoCommit {
+    AutoCommit::load(&inspector.store.export_document(case).expect("export")).expect("loads")
+}
+
+/// The case as the API of the server at `url` shows it to `token`'s user.
+async fn case_json(url: &str, token: &str, case: anjian_core::CaseId) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .get(format!("{url}/api/v1/cases/{case}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+const TEAM: [(&str, Role, &str, &str); 3] = [
+    ("zhang", Role::Inspector, "310101", "应急管理"),
+    ("li", Role::Inspector, "310104", "消防"),
+    ("chief", Role::Supervisor, "310101", "应急管理"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joint_team_split_across_two_nodes_merges_live() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Split {
+        _postgres,
+        database: _,
+        a,
+        b,
+        mut zhang,
+        mut li,
+    } = Split::start(dir.path()).await;
+
+    // Zhang opens the joint case on node A; Li receives it from node B.
+    let case = zhang.open_joint_case(4, &[("li", "310104", "消防")]);
+    zhang
+        .store
+        .add_finding(case, &sample::finding("储罐区可燃气体报警器故障"))
+        .expect("finding");
+    zhang.sync().await.expect("zhang syncs with node A");
+    li.sync().await.expect("li syncs with node B");
+    assert_eq!(
+        li.store.case(case).expect("li has the case").findings.len(),
+        1
+    );
+
+    // Li's phone stays connected to node B, synced with the case.
+    let document_id = DocumentId::of(case);
+    let mut live = RawPeer::joined(&b.addr.to_string(), &li.token).await;
+    let mut held = document(&mut li, case);
+    let pushed = live.push(document_id, &mut held).await;
+    assert!(pushed.acknowledged, "{pushed:?}");
+
+    // Zhang records another finding on node A: node B sends it to Li's open connection.
+    zhang
+        .store
+        .add_finding(case, &sample::finding("安全出口堵塞"))
+        .expect("finding");
+    zhang.sync().await.expect("zhang syncs with node A");
+    let expected = document(&mut zhang, case).get_heads();
+    let mut state = sync::State::new();
+    while held.get_heads() != expected {
+        match live.next(Duration::from_secs(30)).await {
+            Next::Message(WireMessage::Sync { data, .. }) => {
+                let message = sync::Message::decode(&data).expect("a sync message");
+                held.sync()
+                    .receive_sync_message(&mut state, message)
+                    .expect("applies");
+            }
+            Next::Message(_) => {}
+            other => panic!("node B did not pass on node A's commit: {other:?}"),
+        }
+    }
+
+    // Li's own finding goes through node B and reaches Zhang through node A.
+    li.store
+        .add_finding(case, &sample::finding("消防水池无水"))
+        .expect("finding");
+    li.sync().await.expect("li syncs with node B");
+    zhang.sync().await.expect("zhang syncs with node A");
+    for inspector in [&mut zhang, &mut li] {
+        assert_eq!(inspector.store.case(case).expect("case").findings.len(), 3);
+    }
+    assert_eq!(
+        document(&mut zhang, case).get_heads(),
+        document(&mut li, case).get_heads()
+    );
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_to_one_case_on_two_nodes_at_once_lose_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Split {
+        _postgres,
+        database,
+        a,
+        b,
+        mut zhang,
+        mut li,
+    } = Split::start(dir.path()).await;
+    let case = zhang.open_joint_case(5, &[("li", "310104", "消防")]);
+    zhang.sync().await.expect("zhang syncs with node A");
+    li.sync().await.expect("li syncs with node B");
+
+    // Both record findings and sync at the same moment, each with their own node, round
+    // after round: the two nodes commit changes of the one case side by side.
+    const ROUNDS: usize = 8;
+    for round in 0..ROUNDS {
+        for (inspector, who) in [(&mut zhang, "张"), (&mut li, "李")] {
+            inspector
+                .store
+                .add_finding(
+                    case,
+                    &sample::finding(&format!("{who}第{round}轮发现的隐患")),
+                )
+                .expect("finding");
+        }
+        let (z, l) = tokio::join!(zhang.sync(), li.sync());
+        z.expect("zhang syncs with node A");
+        l.expect("li syncs with node B");
+    }
+    zhang.sync().await.expect("zhang syncs again");
+    li.sync().await.expect("li syncs again");
+
+    // Every finding is in both phones and in the stored case; the queries say so too, on
+    // either node.
+    let findings = 2 * ROUNDS;
+    for inspector in [&mut zhang, &mut li] {
+        assert_eq!(
+            inspector.store.case(case).expect("case").findings.len(),
+            findings
+        );
+    }
+    let storage = Storage::open(&Database::Postgres(database.clone())).expect("database");
+    let mut stored = storage.load_document(case).expect("reads").expect("stored");
+    assert_eq!(stored.get_heads(), document(&mut zhang, case).get_heads());
+    assert_eq!(
+        storage.stored_heads(case).expect("reads").expect("stored"),
+        anjian_core::case_doc::sorted_heads(&mut stored),
+        "the catalog's heads are the stored document's"
+    );
+    let chief = login_token(&a.url(), "chief").await;
+    let on_a = case_json(&a.url(), &chief, case).await;
+    let on_b = case_json(&b.url(), &chief, case).await;
+    assert_eq!(on_a, on_b, "both nodes show the same case");
+    assert_eq!(
+        on_a["findings"].as_array().map(Vec::len),
+        Some(findings),
+        "{on_a}"
+    );
+    let listed = |url: String| {
+        let chief = chief.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{url}/api/v1/cases"))
+                .bearer_auth(&chief)
+                .send()
+                .await
+                .expect("request")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let (list_a, list_b) = (listed(a.url()).await, listed(b.url()).await);
+    assert_eq!(list_a, list_b, "both nodes list the same cases");
+    assert_eq!(
+        list_a["cases"][0]["findings"].as_i64(),
+        Some(findings as i64),
+        "{list_a}"
+    );
+    b.stop().await;
+    a.stop().await;
+}
+
+/// Every table with its columns in order, as the engine describes it.
+fn schema(storage: &Storage) -> Vec<(String, Vec<String>)> {
+    use anjian_sync_server::db::Dialect;
+    storage
+        .read(|conn| {
+            let listing = match conn.dialect() {
+                Dialect::Sqlite => {
+                    "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p
+                     WHERE m.type = 'table' ORDER BY m.name, p.cid"
+                }
+                Dialect::Postgres => {
+                    "SELECT table_name, column_name FROM information_schema.columns
+                     WHERE table_schema = 'public' AND table_name <> 'schema_version'
+                     ORDER BY table_name, ordinal_position"
+                }
+            };
+            let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+            for row in conn.query(listing, &[])? {
+                let (table, column): (String, String) = (row.get(0)?, row.get(1)?);
+                match tables.last_mut() {
+                    Some((last, columns)) if *last == table => columns.push(column),
+                    _ => tables.push((table, vec![column])),
+                }
+            }
+            Ok(tables)
+        })
+        .expect("the schema reads")
+}
+
+#[test]
+fn both_engines_make_the_same_tables_and_columns() {
+    let postgres = Postgres::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let on_postgres = Storage::open(&Database::Postgres(
+        postgres.database(&dir.path().join("fresh")),
+    ))
+    .expect("a fresh PostgreSQL database");
+    let on_sqlite = Storage::open(&Database::Sqlite(dir.path().join("server.db")))
+        .expect("a fresh SQLite database");
+    let (sqlite, postgres) = (schema(&on_sqlite), schema(&on_postgres));
+    assert!(sqlite.len() > 20, "{sqlite:?}");
+    assert_eq!(sqlite, postgres);
+}
+
+/// A node as a child process on `database`, with its own data folder.
+fn spawn_node(dir: &Path, name: &str, database: &str) -> (std::process::Child, String) {
+    anjian_tests::process::spawn_listening(
+        std::process::Command::new(env!("CARGO_BIN_EXE_test_server"))
+            .arg(dir.join(name))
+            .arg("127.0.0.1:0")
+            .env("ANJIAN_DATABASE", database)
+            .stderr(std::process::Stdio::null()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_sync_loses_nothing_and_the_phone_finishes_on_the_other() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_postgres, database) = cluster_database(dir.path());
+    let (mut a, a_addr) = spawn_node(dir.path(), "a", &database);
+    let (mut b, b_addr) = spawn_node(dir.path(), "b", &database);
+    let (a_url, b_url) = (format!("http://{a_addr}"), format!("http://{b_addr}"));
+    let mut zhang = Inspector::sign_in(dir.path(), &a_url, "zhang", "应急管理", "310101").await;
+    let cases = zhang.record_cases(9, 200);
+
+    // Node A is killed (SIGKILL) a third of the way through the phone's sync.
+    let mut killed = false;
+    let outcome = zhang
+        .store
+        .sync(&a_url, &zhang.token, |p| {
+            if !killed && p.documents_done >= p.documents_total / 3 {
+                a.kill().expect("SIGKILL");
+                killed = true;
+            }
+        })
+        .await;
+    assert!(killed && outcome.is_err(), "{outcome:?}");
+    let _ = a.wait();
+
+    // Every change the phone recorded as acknowledged by node A is in the database.
+    let acknowledged = acknowledged_changes(&dir.path().join("zhang.db"));
+    assert!(!acknowledged.is_empty(), "node A acknowledged some changes");
+    let storage = Storage::open(&Database::Postgres(database.clone())).expect("database");
+    for (case, hash) in &acknowledged {
+        let mut stored = storage
+            .load_document(case.parse().expect("case id"))
+            .expect("reads")
+            .expect("an acknowledged case is stored");
+        let hash: automerge::ChangeHash = hash.parse().expect("hash");
+        assert!(stored.get_change_by_hash(&hash).is_some(), "{case}: {hash}");
+    }
+
+    // The phone finishes on node B, with the same token.
+    let report = zhang
+        .store
+        .sync(&b_url, &zhang.token, |_| {})
+        .await
+        .expect("the phone syncs with node B");
+    assert!(report.refused.is_empty(), "{report:?}");
+    for case in &cases {
+        let state = zhang.store.upload_state(*case).expect("state");
+        assert_eq!(
+            state.acknowledged, state.changes,
+            "{case} fully acknowledged"
+        );
+        let mut stored = storage
+            .load_document(*case)
+            .expect("reads")
+            .expect("stored");
+        assert_eq!(stored.get_heads(), document(&mut zhang, *case).get_heads());
+    }
+    let count: i64 = storage
+        .read(|c| c.query_row("SELECT count(*) FROM documents", &[], |r| r.get(0)))
+        .expect("count");
+    assert_eq!(count, cases.len() as i64, "each case stored once");
+    let _ = b.kill();
+    let _ = b.wait();
+}
