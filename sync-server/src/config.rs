@@ -30,6 +30,11 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// How long a device's token lasts before the app signs in again, in days.
     pub token_days: u32,
+    /// Load balancers in front of the server (their addresses): a request through one is
+    /// counted against the client its `X-Forwarded-For` names (the last address there that
+    /// is not a proxy's), and its connections are not held to the cap on one address's.
+    /// Empty by default: the server then trusts no header about where a request came from.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// What each client may cost.
     pub limits: Limits,
 }
@@ -100,6 +105,7 @@ impl Default for Settings {
             max_message_bytes: 16 * 1024 * 1024,
             secure_cookies: true,
             token_days: 30,
+            trusted_proxies: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -152,8 +158,9 @@ impl Limits {
 
 impl Settings {
     /// Defaults, overridden by the file (if given) and then by `ANJIAN_DATA`,
-    /// `ANJIAN_DATABASE`, `ANJIAN_LISTEN`, `ANJIAN_MAX_MESSAGE_BYTES`, `ANJIAN_SECURE_COOKIES` and
-    /// `ANJIAN_TOKEN_DAYS`.
+    /// `ANJIAN_DATABASE`, `ANJIAN_LISTEN`, `ANJIAN_MAX_MESSAGE_BYTES`,
+    /// `ANJIAN_SECURE_COOKIES`, `ANJIAN_TOKEN_DAYS` and `ANJIAN_TRUSTED_PROXIES`
+    /// (comma-separated addresses).
     pub fn load(file: Option<&std::path::Path>) -> AppResult<Settings> {
         let mut settings = match file {
             Some(path) => {
@@ -181,6 +188,17 @@ impl Settings {
         }
         if let Some(days) = env("ANJIAN_TOKEN_DAYS")? {
             settings.token_days = days;
+        }
+        if let Ok(proxies) = std::env::var("ANJIAN_TRUSTED_PROXIES") {
+            settings.trusted_proxies = proxies
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    p.trim().parse().map_err(|e| {
+                        AppError::BadRequest(format!("ANJIAN_TRUSTED_PROXIES {p:?}: {e}"))
+                    })
+                })
+                .collect::<AppResult<_>>()?;
         }
         Ok(settings)
     }

@@ -213,9 +213,10 @@ async fn run(cli: Cli) -> AppResult<()> {
             let address = listener
                 .local_addr()
                 .map_err(|e| AppError::Internal(e.to_string()))?;
-            tracing::info!(%address, data = %settings.data.display(), "anjian sync server listening");
+            let database = settings.database();
+            tracing::info!(%address, data = %settings.data.display(), %database, "anjian sync server listening");
             println!(
-                "安检 Anjian sync server on http://{address} (data in {})",
+                "安检 Anjian sync server on http://{address} (data in {}, database {database})",
                 settings.data.display()
             );
             #[cfg(feature = "demo")]

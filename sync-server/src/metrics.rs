@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// What the server counts.
 #[derive(Default)]
 pub struct Metrics {
+    /// HTTP requests received (sync connections' upgrades among them).
+    pub requests: AtomicU64,
     /// Open sync connections.
     pub connections: AtomicU64,
     /// Frames received on sync connections.
@@ -28,6 +30,12 @@ impl Metrics {
             ));
         }
         for (name, help, kind, value) in [
+            (
+                "anjian_http_requests_total",
+                "HTTP requests received.",
+                "counter",
+                &self.requests,
+            ),
             (
                 "anjian_sync_connections",
                 "Open sync connections.",

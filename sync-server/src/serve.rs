@@ -4,7 +4,8 @@
 //! shutdown.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +48,7 @@ pub async fn serve(
         body_timeout,
     ));
     let per_address = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let trusted: Arc<[IpAddr]> = state.settings.trusted_proxies.clone().into();
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -63,16 +65,32 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let Some(held) = Held::take(&per_address, address.ip(), limits.connections_per_address)
-        else {
-            tracing::warn!(%address, "too many connections from one address; refused");
-            drop(stream);
-            continue;
+        // A load balancer's connections carry many clients: the cap on one address's
+        // connections is its to keep, and each request names its client.
+        let proxied = trusted.contains(&address.ip());
+        let held = if proxied {
+            None
+        } else {
+            let Some(held) = Held::take(&per_address, address.ip(), limits.connections_per_address)
+            else {
+                tracing::warn!(%address, "too many connections from one address; refused");
+                drop(stream);
+                continue;
+            };
+            Some(held)
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let trusted = trusted.clone();
+        let counted = state.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(address));
+            let client = match proxied {
+                true => forwarded_for(request.headers(), &trusted)
+                    .map_or(address, |ip| SocketAddr::new(ip, 0)),
+                false => address,
+            };
+            request.extensions_mut().insert(ConnectInfo(client));
+            counted.metrics.requests.fetch_add(1, Ordering::Relaxed);
             let app = app.clone();
             async move { app.oneshot(request.map(axum::body::Body::new)).await }
         });
@@ -102,6 +120,24 @@ pub async fn serve(
     }
     drop(state);
     Ok(())
+}
+
+/// The client a trusted proxy names in `X-Forwarded-For`: the last address in it that is
+/// not itself a trusted proxy (what stands to its left was written by the client, and may
+/// be anything). `None` when the header names no address.
+pub fn forwarded_for(headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    hops.iter()
+        .rev()
+        .find(|hop| !trusted.contains(hop))
+        .or(hops.first())
+        .copied()
 }
 
 /// A connection counted against its address; dropping it gives the count back.
@@ -138,5 +174,37 @@ impl Drop for Held {
                 counts.remove(&self.address);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                "x-forwarded-for",
+                HeaderValue::from_str(value).expect("ascii"),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn the_client_is_the_last_address_a_trusted_proxy_did_not_write() {
+        let proxy: IpAddr = [10, 0, 0, 2].into();
+        let client: IpAddr = [203, 0, 113, 7].into();
+        // The client's own header (anything), then what the proxy appended.
+        let forged = headers(&["198.51.100.1, not-an-address", "203.0.113.7"]);
+        assert_eq!(forwarded_for(&forged, &[proxy]), Some(client));
+        // Two proxies in a row: the one nearer the client wrote the client.
+        let chained = headers(&["203.0.113.7, 10.0.0.2"]);
+        assert_eq!(forwarded_for(&chained, &[proxy]), Some(client));
+        assert_eq!(forwarded_for(&headers(&["garbage"]), &[proxy]), None);
+        assert_eq!(forwarded_for(&HeaderMap::new(), &[proxy]), None);
     }
 }

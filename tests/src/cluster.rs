@@ -68,3 +68,67 @@ fn workspace() -> PathBuf {
         .expect("the workspace holds the tests crate")
         .to_owned()
 }
+
+/// HAProxy from the system's packages in front of server nodes, balancing every request
+/// round-robin with no stickiness, as a province would run the nodes.
+pub struct Balancer {
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    child: Child,
+    _config: tempfile::TempDir,
+}
+
+impl Balancer {
+    /// Starts HAProxy on a free loopback port in front of `nodes`.
+    pub fn start(nodes: &[std::net::SocketAddr]) -> Balancer {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let folder = tempfile::tempdir().expect("temp dir");
+        let config = folder.path().join("haproxy.cfg");
+        std::fs::write(&config, haproxy_config(addr, nodes)).expect("config written");
+        let balancer = Balancer {
+            addr,
+            child: Command::new("haproxy")
+                .arg("-db")
+                .arg("-f")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("haproxy starts (scripts/install-browser installs it)"),
+            _config: folder,
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return balancer;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("haproxy does not listen on {addr}");
+    }
+
+    /// `http://ADDRESS`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `scripts/haproxy.cfg` for `nodes` behind `listen` (as `scripts/cluster` fills it in).
+pub fn haproxy_config(listen: std::net::SocketAddr, nodes: &[std::net::SocketAddr]) -> String {
+    let servers: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| format!("    server node{i} {node}"))
+        .collect();
+    include_str!("../../scripts/haproxy.cfg")
+        .replace("@LISTEN@", &listen.to_string())
+        .replace("@SERVERS@", &servers.join("\n"))
+}

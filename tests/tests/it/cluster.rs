@@ -381,3 +381,149 @@ async fn a_node_killed_mid_sync_loses_nothing_and_the_phone_finishes_on_the_othe
     let _ = b.kill();
     let _ = b.wait();
 }
+
+/// The HTTP requests a node has counted (this one among them).
+async fn requests(node: &TestServer) -> u64 {
+    let metrics = reqwest::get(format!("{}/metrics", node.url()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("anjian_http_requests_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the node counts requests")
+}
+
+/// Tries to sign in as `username` with a wrong password, as the client `forwarded` behind
+/// a proxy; the answer's status.
+async fn wrong_password(url: &str, username: &str, forwarded: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{url}/api/v1/login"))
+        .header("X-Forwarded-For", forwarded)
+        .json(&serde_json::json!({
+            "username": username,
+            "password": "not the password",
+            "device_name": "测试设备",
+            "actor_id": uuid::Uuid::new_v4().simple().to_string(),
+        }))
+        .send()
+        .await
+        .expect("login request")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_delays_follow_the_client_a_trusted_proxy_names_and_no_one_else() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let loopback: std::net::IpAddr = [127, 0, 0, 1].into();
+    for (name, trusted) in [("behind", vec![loopback]), ("open", Vec::new())] {
+        let data = dir.path().join(name);
+        anjian_tests::add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+        let server = TestServer::start_with(Settings {
+            data,
+            trusted_proxies: trusted.clone(),
+            ..Settings::default()
+        })
+        .await;
+        // Five failures as one client: the sixth attempt from it waits.
+        for _ in 0..5 {
+            assert_eq!(
+                wrong_password(&server.url(), "zhang", "203.0.113.7").await,
+                401
+            );
+        }
+        assert_eq!(
+            wrong_password(&server.url(), "zhang", "203.0.113.7").await,
+            429
+        );
+        // Another client: behind a trusted proxy it is someone else and tries at once;
+        // without one, the header is the caller's say-so and changes nothing.
+        let other = wrong_password(&server.url(), "zhang", "198.51.100.9").await;
+        if trusted.is_empty() {
+            assert_eq!(other, 429, "an untrusted X-Forwarded-For is ignored");
+        } else {
+            assert_eq!(other, 401, "a trusted proxy's client is its own");
+        }
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_behind_a_round_robin_balancer_merges_and_reads_alike_on_every_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_postgres, database) = cluster_database(dir.path());
+    // Both nodes keep blobs in one folder (object storage aside) and trust the balancer.
+    let settings = Settings {
+        data: dir.path().join("shared"),
+        database: Some(database),
+        trusted_proxies: vec![[127, 0, 0, 1].into()],
+        ..Settings::default()
+    };
+    let a = TestServer::start_with(settings.clone()).await;
+    let b = TestServer::start_with(settings).await;
+    let balancer = anjian_tests::cluster::Balancer::start(&[a.addr, b.addr]);
+    let url = balancer.url();
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let mut li = Inspector::sign_in(dir.path(), &url, "li", "消防", "310104").await;
+
+    // Every request may land on either node: a joint case with a photo, recorded on both
+    // phones offline, syncs and merges through the balancer.
+    let case = zhang.open_joint_case(6, &[("li", "310104", "消防")]);
+    let finding = zhang
+        .store
+        .add_finding(case, &sample::finding("配电箱未接地"))
+        .expect("finding");
+    let photo = zhang
+        .store
+        .ingest_photo(&sample::jpeg(640, 480))
+        .expect("ingest");
+    zhang
+        .store
+        .attach_photo(
+            case,
+            &anjian_core::PhotoTarget::Finding(finding),
+            &photo.sha256,
+            "配电箱",
+        )
+        .expect("attach");
+    zhang.sync().await.expect("zhang syncs");
+    li.sync().await.expect("li syncs");
+    li.store
+        .add_finding(case, &sample::finding("灭火器过期"))
+        .expect("finding");
+    li.sync().await.expect("li syncs");
+    zhang.sync().await.expect("zhang syncs");
+    for inspector in [&mut zhang, &mut li] {
+        assert_eq!(inspector.store.case(case).expect("case").findings.len(), 2);
+    }
+
+    // A supervisor's requests alternate between the nodes (each balanced on its own) and
+    // read the same case, photo included, whichever answers.
+    let chief = login_token(&url, "chief").await;
+    let before = [requests(&a).await, requests(&b).await];
+    let first = case_json(&url, &chief, case).await;
+    for _ in 0..3 {
+        assert_eq!(case_json(&url, &chief, case).await, first);
+    }
+    let after = [requests(&a).await, requests(&b).await];
+    // Each node answered two of the four (a node counts its own metrics requests too).
+    assert_eq!([after[0] - before[0] - 1, after[1] - before[1] - 1], [2, 2]);
+    for _ in 0..2 {
+        let response = reqwest::Client::new()
+            .get(format!("{url}/api/v1/blobs/{}", photo.sha256))
+            .bearer_auth(&chief)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        let bytes = response.bytes().await.expect("bytes");
+        assert_eq!(anjian_core::photo::sha256_hex(&bytes), photo.sha256);
+    }
+    drop(balancer);
+    b.stop().await;
+    a.stop().await;
+}
