@@ -24,6 +24,9 @@ use anjian_core::signing::{
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_core::{CaseId, Store, sample};
+use anjian_sync_server::storage::Database;
+use anjian_sync_server::users::NewUser;
+use anjian_sync_server::{Storage, testing};
 use anjian_tests::process;
 use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
@@ -91,11 +94,35 @@ fn main() {
         &mut anjian_devices,
         false,
     );
-    let (ours, ours_peak) = run_anjian(
+    let sqlite = run_nodes(
         &runtime,
         &work.path().join("anjian"),
+        &Database::Sqlite(work.path().join("anjian").join("server.db")),
+        1,
         &mut anjian_devices,
         true,
+    );
+    let (ours, ours_peak) = (&sqlite.result, sqlite.peaks[0]);
+
+    // The same signed run on PostgreSQL, with one node and with two sharing it (devices
+    // split between them), when a PostgreSQL server is given (`scripts/postgres run`).
+    let mut engines = vec![("SQLite", 1, &sqlite)];
+    let clustered: Vec<(usize, NodesRun)> = match std::env::var(testing::POSTGRES_VARIABLE) {
+        Ok(server) => [1, 2]
+            .into_iter()
+            .map(|nodes| {
+                let data = work.path().join(format!("postgres-{nodes}"));
+                let database = Database::Postgres(testing::database_on(&server, &data));
+                let run = run_nodes(&runtime, &data, &database, nodes, &mut anjian_devices, true);
+                (nodes, run)
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    engines.extend(
+        clustered
+            .iter()
+            .map(|(nodes, run)| ("PostgreSQL", *nodes, run)),
     );
 
     // The stock automerge-repo server on Node.
@@ -135,11 +162,47 @@ fn main() {
         );
     };
     report("anjian, no signatures", &unsigned, unsigned_peak);
-    report("anjian-sync-server", &ours, ours_peak);
+    report("anjian-sync-server", ours, ours_peak);
     println!(
         "signatures sent and verified: throughput {:.3}x of the same server without them",
         unsigned.0.as_secs_f64() / ours.0.as_secs_f64()
     );
+    println!(
+        "{:<22} {:>8} {:>26} {:>18} {:>10} {:>22} {:>16}",
+        "engine, nodes",
+        "docs/s",
+        "CPU ms/doc per node",
+        "PostgreSQL ms/doc",
+        "wire MB",
+        "peak MB per node",
+        "database KB/doc"
+    );
+    for (engine, nodes, run) in &engines {
+        let per_doc = |seconds: f64| seconds * 1e3 / documents as f64;
+        let cpu: Vec<String> = run
+            .cpu
+            .iter()
+            .map(|c| format!("{:.2}", per_doc(*c)))
+            .collect();
+        let peaks: Vec<String> = run
+            .peaks
+            .iter()
+            .map(|p| format!("{:.1}", *p as f64 / 1e6))
+            .collect();
+        println!(
+            "{:<22} {:>8.0} {:>26} {:>18} {:>10.2} {:>22} {:>16.1}",
+            format!("{engine}, {nodes}"),
+            documents as f64 / run.result.0.as_secs_f64(),
+            cpu.join(" + "),
+            match engine {
+                &"PostgreSQL" => format!("{:.2}", per_doc(run.postgres_cpu)),
+                _ => "-".to_owned(),
+            },
+            run.result.1.wire_bytes as f64 / 1e6,
+            peaks.join(" + "),
+            run.database_bytes as f64 / 1e3 / documents as f64,
+        );
+    }
     if let Some((theirs, peak)) = &stock {
         report("stock automerge-repo (Node)", theirs, *peak);
         println!(
@@ -150,43 +213,161 @@ fn main() {
     }
 }
 
-/// Signs in every device to a new Anjian server in `data` and syncs them all; returns the
-/// time and totals, and the server's peak memory over the sync.
+/// Signs in every device to a new Anjian server in `data` (its database in the folder) and
+/// syncs them all; returns the time and totals, and the server's peak memory over the
+/// sync.
 fn run_anjian(
     runtime: &tokio::runtime::Runtime,
     data: &Path,
     devices: &mut [Device],
     signing: bool,
 ) -> ((Duration, Totals), u64) {
+    let database = Database::Sqlite(data.join("server.db"));
+    let run = run_nodes(runtime, data, &database, 1, devices, signing);
+    (run.result, run.peaks[0])
+}
+
+/// One run on `nodes` server processes sharing `database`: the time and totals, each
+/// node's peak memory and CPU seconds, and PostgreSQL's CPU seconds.
+struct NodesRun {
+    result: (Duration, Totals),
+    peaks: Vec<u64>,
+    cpu: Vec<f64>,
+    postgres_cpu: f64,
+    /// The database's size on disk afterwards.
+    database_bytes: u64,
+}
+
+/// Signs every device in and syncs them all at once, device `i` through node `i % nodes`.
+fn run_nodes(
+    runtime: &tokio::runtime::Runtime,
+    data: &Path,
+    database: &Database,
+    nodes: usize,
+    devices: &mut [Device],
+    signing: bool,
+) -> NodesRun {
+    std::fs::create_dir_all(data).expect("data folder");
+    let storage = Storage::open(database).expect("the database");
     for d in 0..devices.len() {
-        anjian_tests::add_user(
-            data,
-            &format!("dev{d:03}"),
-            Role::Inspector,
-            "310101",
-            "应急管理",
-        );
+        storage
+            .add_user(&NewUser {
+                username: &format!("dev{d:03}"),
+                name: &format!("设备{d}"),
+                role: Role::Inspector,
+                district: &"310101".parse().expect("district"),
+                department: "应急管理",
+                password: anjian_tests::PASSWORD,
+            })
+            .expect("user");
     }
-    let (anjian, addr) =
-        process::spawn_listening(Command::new(env!("CARGO_BIN_EXE_test_server")).arg(data));
+    drop(storage);
+    let location = match database {
+        Database::Sqlite(path) => path.display().to_string(),
+        Database::Postgres(url) => url.clone(),
+    };
+    let servers: Vec<(std::process::Child, String)> = (0..nodes)
+        .map(|n| {
+            process::spawn_listening(
+                Command::new(env!("CARGO_BIN_EXE_test_server"))
+                    .arg(data.join(format!("node{n}")))
+                    .env("ANJIAN_DATABASE", &location),
+            )
+        })
+        .collect();
+    let addrs: Vec<String> = servers.iter().map(|(_, addr)| addr.clone()).collect();
     runtime.block_on(async {
         for (d, device) in devices.iter_mut().enumerate() {
             let key = signing.then_some(&device.key);
-            device.token = Some(login(&addr, &format!("dev{d:03}"), &device.docs[0].1, key).await);
+            let addr = &addrs[d % nodes];
+            device.token = Some(login(addr, &format!("dev{d:03}"), &device.docs[0].1, key).await);
             device.signing = signing;
         }
     });
     println!(
-        "syncing to anjian-sync-server ({}) …",
-        if signing { "signed" } else { "no signatures" }
+        "syncing to anjian-sync-server ({}, {nodes} node{} on {}) …",
+        if signing { "signed" } else { "no signatures" },
+        if nodes == 1 { "" } else { "s" },
+        match database {
+            Database::Sqlite(_) => "SQLite",
+            Database::Postgres(_) => "PostgreSQL",
+        }
     );
     // The peak is measured over the sync only: signing 200 devices in (argon2, 19 MiB
     // per hash) is setup, not the workload.
-    reset_peak_memory(&anjian);
-    let result = runtime.block_on(run(&addr, devices));
-    let peak = process::peak_memory(&anjian);
-    process::stop(anjian);
-    (result, peak)
+    for (child, _) in &servers {
+        reset_peak_memory(child);
+    }
+    let cpu_before: Vec<f64> = servers
+        .iter()
+        .map(|(child, _)| process::cpu_seconds(child))
+        .collect();
+    let postgres_before = postgres_cpu_seconds();
+    let result = runtime.block_on(run_spread(&addrs, devices));
+    let postgres_cpu = postgres_cpu_seconds() - postgres_before;
+    let cpu = servers
+        .iter()
+        .zip(&cpu_before)
+        .map(|((child, _), before)| process::cpu_seconds(child) - before)
+        .collect();
+    let peaks = servers
+        .iter()
+        .map(|(child, _)| process::peak_memory(child))
+        .collect();
+    for (child, _) in servers {
+        process::stop(child);
+    }
+    let database_bytes = match database {
+        Database::Sqlite(path) => ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+            .map(|m| m.len())
+            .sum(),
+        Database::Postgres(_) => Storage::open(database)
+            .and_then(|storage| {
+                storage.read(|c| {
+                    c.query_row("SELECT pg_database_size(current_database())", &[], |r| {
+                        r.get(0)
+                    })
+                })
+            })
+            .expect("the database's size"),
+    };
+    NodesRun {
+        result,
+        peaks,
+        cpu,
+        postgres_cpu,
+        database_bytes,
+    }
+}
+
+/// CPU seconds (user and system) of every PostgreSQL process on the machine.
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .map(|stat| {
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect();
+            let ticks = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            (ticks(11) + ticks(12)) / 100.0
+        })
+        .sum()
 }
 
 /// What signing a change costs a device, and verifying it the server, per change.
@@ -296,11 +477,17 @@ fn reset_peak_memory(child: &std::process::Child) {
 /// Every device syncs all its documents at once; returns the time until the last device
 /// has every document acknowledged, and what crossed the wire.
 async fn run(addr: &str, devices: &[Device]) -> (Duration, Totals) {
+    run_spread(&[addr.to_owned()], devices).await
+}
+
+/// As `run`, device `i` syncing with the server at `addrs[i % addrs.len()]`.
+async fn run_spread(addrs: &[String], devices: &[Device]) -> (Duration, Totals) {
     let start = Instant::now();
     let tasks: Vec<_> = devices
         .iter()
         .enumerate()
         .map(|(i, device)| {
+            let addr = &addrs[i % addrs.len()];
             let url = match &device.token {
                 Some(token) => format!("ws://{addr}/sync?token={token}"),
                 None => format!("ws://{addr}/sync"),
