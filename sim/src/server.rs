@@ -199,6 +199,7 @@ impl SimServer {
                 committing.doc.clone(),
                 committing.case.clone(),
                 committing.conflicts,
+                committing.commit.heads.clone(),
             );
             let except = answer.as_ref().map(|(id, _, _)| *id);
             let mut out = self.announce(case, except);
@@ -234,18 +235,19 @@ impl SimServer {
                 case,
                 conflicts,
             } = queued.committing;
-            after.push((commit.case_id, doc, case, conflicts, queued.answer));
+            let heads = commit.heads.clone();
+            after.push((commit.case_id, doc, case, conflicts, heads, queued.answer));
             commits.push(commit);
         }
         let results = self.storage.commit_batch(&commits);
         let mut out = Vec::new();
-        for ((case, doc, state, conflicts, answer), result) in after.into_iter().zip(results) {
+        for ((case, doc, state, conflicts, heads, answer), result) in after.into_iter().zip(results)
+        {
             self.busy.remove(&case);
             match result {
                 Ok(chunks) => {
                     let slot = self.docs.entry(case).or_default();
-                    slot.replace(doc, state, conflicts);
-                    let heads = slot.stored_heads();
+                    slot.replace(doc, state, conflicts, heads.clone());
                     if Storage::should_compact(chunks)
                         && let Some(doc) = slot.doc.as_mut()
                     {

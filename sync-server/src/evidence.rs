@@ -446,8 +446,11 @@ fn gather(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Gathered> {
         let mut account_ids = BTreeSet::new();
         for change in &changes {
             let hash = change.hash();
-            let row = conn.query_opt("SELECT user_id, relayed_by, received_at, key_id, signature, receipt_issuer, receipt_signature
-             FROM receipts WHERE change_hash = ?1", params![hash.to_string()], |r| {
+            let row = conn.query_opt(
+                "SELECT user_id, relayed_by, received_at, key_id, signature, receipt_issuer, receipt_signature
+                 FROM receipts WHERE change_hash = ?1",
+                params![hash.to_string()],
+                |r| {
                     Ok((
                         ReceiptRow {
                             author: r.get(0)?,
@@ -459,7 +462,8 @@ fn gather(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Gathered> {
                         r.get::<Option<Vec<u8>>>(3)?,
                         r.get::<Option<Vec<u8>>>(4)?,
                     ))
-                })?;
+                },
+            )?;
             let (receipt, signature) = match row {
                 Some((receipt, Some(key), Some(signature))) => (Some(receipt), Some((key, signature))),
                 Some((receipt, _, _)) => (Some(receipt), None),

@@ -88,9 +88,16 @@ impl SlotDoc {
         Ok(())
     }
 
-    /// The document and the case, once committed changes made them the server's.
-    pub fn replace(&mut self, mut doc: AutoCommit, state: CaseState, conflicts: usize) {
-        self.heads = anjian_core::case_doc::sorted_heads(&mut doc);
+    /// The document and the case, once committed changes made them the server's; `heads`
+    /// are those the commit stored (`Commit::heads`).
+    pub fn replace(
+        &mut self,
+        doc: AutoCommit,
+        state: CaseState,
+        conflicts: usize,
+        heads: Vec<String>,
+    ) {
+        self.heads = heads;
         self.doc = Some(doc);
         self.state = Some(state);
         self.conflicts = conflicts;

@@ -252,13 +252,17 @@ pub fn cases(
     let limit = filter.limit.unwrap_or(50).clamp(1, 500);
     let offset = filter.offset.unwrap_or(0).max(0);
     let team = conn.dialect().group_concat("t.name", "、");
-    let rows = conn.query_map(&format!(
+    let sql = format!(
         "SELECT c.case_id, c.enterprise_name, c.credit_code, c.industry, c.district, c.case_type, c.state,
                 c.opened_at, c.opened_by, c.findings, c.major_findings, c.conflicts, c.updated_at,
                 (SELECT {team} FROM case_team t WHERE t.case_id = c.case_id)
-         FROM cases c {} ORDER BY c.opened_at DESC, c.case_id LIMIT {limit} OFFSET {offset}",
+         FROM cases c {} ORDER BY c.opened_at DESC, c.case_id LIMIT ? OFFSET ?",
         w.sql()
-    ), w.params(), |r| {
+    );
+    // The page is a parameter too: one statement serves every page.
+    let mut params = w.params().to_vec();
+    params.extend([db::value(limit), db::value(offset)]);
+    let rows = conn.query_map(&sql, &params, |r| {
         let district: String = r.get(4)?;
         Ok(CaseRow {
             id: r.get(0)?,
@@ -397,13 +401,14 @@ pub fn board(
     if let Some(l) = some(&filter.level) {
         w.push("f.level = ?", vec![db::value(l)]);
     }
-    let rows = conn.query_map(&format!(
+    let sql = format!(
         "SELECT f.case_id, f.finding_id, f.title, f.level, f.rectification, coalesce(f.deadline, f.listed_deadline),
                 coalesce(f.measures, ''), coalesce(f.responsible, ''), f.evidence, c.enterprise_name, c.district,
                 f.listed_authority, f.listed_number, f.listed_deadline, f.onsite
          FROM findings f JOIN cases c ON c.case_id = f.case_id {}",
         w.sql()
-    ), w.params(), |r| {
+    );
+    let rows = conn.query_map(&sql, w.params(), |r| {
         let district: String = r.get(10)?;
         let listing = match (r.get(11)?, r.get(12)?, r.get(13)?) {
             (Some(authority), Some(number), Some(deadline)) => Some(Listing {
@@ -543,34 +548,31 @@ pub fn register(
     if let Some(d) = some(&filter.district) {
         w.push("c.district = ?", vec![db::value(d)]);
     }
-    let rows = conn.query_map(
-        &format!(
+    let sql = format!(
         "SELECT wr.case_id, wr.writ_id, wr.kind, wr.state, wr.number, wr.provisional, wr.department,
                 c.district, wr.sealed_at, wr.issued_at, wr.voided, wr.provisional_number,
                 c.enterprise_name
          FROM writs wr JOIN cases c ON c.case_id = wr.case_id {} ORDER BY wr.sealed_at, wr.number",
         w.sql()
-    ),
-        w.params(),
-        |r| {
-            let kind: String = r.get(2)?;
-            Ok(RegisterRow {
-                case_id: r.get(0)?,
-                writ_id: r.get(1)?,
-                title: crate::labels::label_of::<anjian_core::WritKind>(&kind),
-                kind,
-                state: r.get(3)?,
-                number: r.get(4)?,
-                provisional: r.get(5)?,
-                department: r.get(6)?,
-                district: r.get(7)?,
-                sealed_at: r.get(8)?,
-                issued_at: r.get(9)?,
-                voided: r.get(10)?,
-                provisional_number: r.get(11)?,
-                enterprise: r.get(12)?,
-            })
-        },
-    )?;
+    );
+    let rows = conn.query_map(&sql, w.params(), |r| {
+        let kind: String = r.get(2)?;
+        Ok(RegisterRow {
+            case_id: r.get(0)?,
+            writ_id: r.get(1)?,
+            title: crate::labels::label_of::<anjian_core::WritKind>(&kind),
+            kind,
+            state: r.get(3)?,
+            number: r.get(4)?,
+            provisional: r.get(5)?,
+            department: r.get(6)?,
+            district: r.get(7)?,
+            sealed_at: r.get(8)?,
+            issued_at: r.get(9)?,
+            voided: r.get(10)?,
+            provisional_number: r.get(11)?,
+            enterprise: r.get(12)?,
+        })
+    })?;
     Ok(rows)
 }

@@ -340,12 +340,13 @@ pub fn bulletin(
     w.scope(scope);
     // One statement reads cases and findings together, so every number comes from one
     // snapshot of the projections even while syncs commit.
-    let rows = conn.query(&format!(
+    let sql = format!(
         "SELECT c.case_id, c.enterprise_name, c.credit_code, c.industry, c.district, c.case_type, c.opened_at,
                 f.level, f.rectification, f.deadline, f.violation, f.violation_post
          FROM cases c LEFT JOIN findings f ON f.case_id = c.case_id {}",
         w.sql()
-    ), w.params())?;
+    );
+    let rows = conn.query(&sql, w.params())?;
     let mut cases: HashMap<String, CaseFacts> = HashMap::new();
     let mut totals = Totals::default();
     let mut by_level: BTreeMap<String, i64> = BTreeMap::new();
@@ -522,10 +523,14 @@ fn writs_issued(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppRes
         ],
     );
     w.scope(scope);
-    let mut counts: BTreeMap<String, i64> = conn.query_map(&format!(
+    let sql = format!(
         "SELECT wr.kind, count(*) FROM writs wr JOIN cases c ON c.case_id = wr.case_id {} GROUP BY wr.kind",
         w.sql()
-    ), w.params(), |r| Ok((r.get(0)?, r.get(1)?)))?.into_iter().collect();
+    );
+    let mut counts: BTreeMap<String, i64> = conn
+        .query_map(&sql, w.params(), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .into_iter()
+        .collect();
     Ok(WritKind::ALL
         .iter()
         .map(|k| CountRow {

@@ -302,9 +302,9 @@ fn run_nodes(
         .iter()
         .map(|(child, _)| process::cpu_seconds(child))
         .collect();
-    let postgres_before = postgres_cpu_seconds();
+    let postgres_before = process::cpu_seconds_of("postgres");
     let result = runtime.block_on(run_spread(&addrs, devices));
-    let postgres_cpu = postgres_cpu_seconds() - postgres_before;
+    let postgres_cpu = process::cpu_seconds_of("postgres") - postgres_before;
     let cpu = servers
         .iter()
         .zip(&cpu_before)
@@ -340,34 +340,6 @@ fn run_nodes(
         postgres_cpu,
         database_bytes,
     }
-}
-
-/// CPU seconds (user and system) of every PostgreSQL process on the machine.
-fn postgres_cpu_seconds() -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| stat.contains("(postgres)"))
-        .map(|stat| {
-            let fields: Vec<&str> = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or_default()
-                .split_whitespace()
-                .collect();
-            let ticks = |i: usize| {
-                fields
-                    .get(i)
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-            };
-            (ticks(11) + ticks(12)) / 100.0
-        })
-        .sum()
 }
 
 /// What signing a change costs a device, and verifying it the server, per change.

@@ -60,7 +60,29 @@ pub fn reset_peak_memory(child: &Child) {
 
 /// User plus system CPU time of the process, in seconds (clock ticks of 1/100 s).
 pub fn cpu_seconds(child: &Child) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+    stat_cpu_seconds(
+        &std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default(),
+    )
+}
+
+/// User plus system CPU time of every process on the machine whose command is `command`
+/// (`postgres`: a PostgreSQL server's processes), in seconds.
+pub fn cpu_seconds_of(command: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let name = format!("({command})");
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| stat.contains(&name))
+        .map(|stat| stat_cpu_seconds(&stat))
+        .sum()
+}
+
+/// The CPU seconds in a `/proc/PID/stat` line (`utime` and `stime`).
+fn stat_cpu_seconds(stat: &str) -> f64 {
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()

@@ -99,6 +99,19 @@ pub fn value(v: impl ToValue) -> Value {
     v.to_value()
 }
 
+impl Value {
+    /// What kind of value it is (for messages: never the value, which may be large).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "NULL",
+            Value::Int(_) => "an integer",
+            Value::Real(_) => "a float",
+            Value::Text(_) => "text",
+            Value::Blob(_) => "bytes",
+        }
+    }
+}
+
 /// The parameters of a statement, each converted into a `Value`.
 #[macro_export]
 macro_rules! params {
@@ -197,7 +210,8 @@ impl Row {
             .ok_or_else(|| AppError::Internal(format!("storage: no column {i}")))?;
         T::from_value(value).ok_or_else(|| {
             AppError::Internal(format!(
-                "storage: column {i} holds {value:?}, not a {}",
+                "storage: column {i} holds {}, not a {}",
+                value.kind(),
                 std::any::type_name::<T>()
             ))
         })

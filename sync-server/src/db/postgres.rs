@@ -92,6 +92,9 @@ fn numeric(raw: &[u8]) -> Result<Value, BoxError> {
     })
 }
 
+/// Prepared statements a connection keeps at most.
+const STATEMENTS_KEPT: usize = 256;
+
 /// One connection, with its prepared statements.
 pub struct PgConn {
     client: Client,
@@ -126,6 +129,12 @@ impl PgConn {
             return Ok(statement.clone());
         }
         let statement = block_on(self.client.prepare(&numbered_placeholders(sql)))?;
+        // Statements made from filters (a page's limit and offset among them) can be many:
+        // the cache starts over rather than grow without end (dropped statements are closed
+        // on the server).
+        if self.statements.len() >= STATEMENTS_KEPT {
+            self.statements.clear();
+        }
         self.statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }

@@ -419,21 +419,24 @@ impl Storage {
     /// Tokens, optionally of one user, newest first.
     pub fn tokens(&self, username: Option<&str>) -> AppResult<Vec<Token>> {
         self.read(|conn| {
-            let rows = conn.query_map("SELECT t.token_hash, u.username, t.actor_id, d.name, t.created_at, t.expires_at, t.revoked_at
+            conn.query_map(
+                "SELECT t.token_hash, u.username, t.actor_id, d.name, t.created_at, t.expires_at, t.revoked_at
                  FROM tokens t JOIN users u ON u.id = t.user_id JOIN devices d ON d.actor_id = t.actor_id
-                 WHERE CAST(?1 AS TEXT) IS NULL OR u.username = ?1 ORDER BY t.created_at DESC", params![username], |r| {
-                let hash: String = r.get(0)?;
-                Ok(Token {
-                    id: hash[..TOKEN_ID_LEN].to_owned(),
-                    username: r.get(1)?,
-                    actor_id: r.get(2)?,
-                    device: r.get(3)?,
-                    created_at: r.get(4)?,
-                    expires_at: r.get(5)?,
-                    revoked_at: r.get(6)?,
-                })
-            })?;
-            Ok(rows)
+                 WHERE CAST(?1 AS TEXT) IS NULL OR u.username = ?1 ORDER BY t.created_at DESC",
+                params![username],
+                |r| {
+                    let hash: String = r.get(0)?;
+                    Ok(Token {
+                        id: hash[..TOKEN_ID_LEN].to_owned(),
+                        username: r.get(1)?,
+                        actor_id: r.get(2)?,
+                        device: r.get(3)?,
+                        created_at: r.get(4)?,
+                        expires_at: r.get(5)?,
+                        revoked_at: r.get(6)?,
+                    })
+                },
+            )
         })
     }
 

@@ -64,6 +64,7 @@ async fn persist(
         case,
         conflicts,
     } = candidate.committing(user.id, case_id, guard.stored_heads());
+    let heads = commit.heads.clone();
     let chunks = match app.writer.commit(commit).await {
         Ok(chunks) => chunks,
         Err(e) => {
@@ -74,7 +75,7 @@ async fn persist(
             return Err(e);
         }
     };
-    guard.replace(doc, case, conflicts);
+    guard.replace(doc, case, conflicts, heads);
     if Storage::should_compact(chunks) {
         // The changes are committed: a compaction that fails leaves more chunks to read,
         // and is tried again after the next commit.
