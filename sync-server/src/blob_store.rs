@@ -1,159 +1,349 @@
-//! Blob files under the data folder: stored blobs by hash, unfinished uploads beside
-//! them, one lock per blob being written, and the durability steps (fsync the bytes,
-//! rename, fsync the folder) that come before anyone is told a blob is stored.
+//! Where stored blobs live, behind one interface: a folder (the default, `DATA/blobs/`) or
+//! an S3-compatible object store (`s3://bucket/prefix?endpoint=URL`), which any number of
+//! server processes may share. A blob is put here whole, once verified (`blobs.rs`), and
+//! counts as stored only once the store has it durably: in a folder, after the file and
+//! its folder are synced; in an object store, after it answered the upload. Unfinished
+//! uploads are not here but in the database (`storage/uploads.rs`), so that the next part
+//! of an upload may reach any server process.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::{AppError, AppResult};
 
-/// The blob files.
+/// Bytes of each part of a multipart upload to an object store but the last: S3's
+/// smallest part. A blob no larger goes in one request.
+pub const PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// The stored blobs, and the locks of blobs being written by this process.
 pub struct BlobStore {
-    root: PathBuf,
+    place: Place,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+enum Place {
+    Folder(PathBuf),
+    Objects {
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+    },
+}
+
+/// The bytes of a stored blob as they are read.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
 impl BlobStore {
-    /// The blobs under `root`.
-    pub fn new(root: PathBuf) -> BlobStore {
-        BlobStore {
-            root,
+    /// The blobs at `location`: `s3://bucket[/prefix]?endpoint=URL[&region=R]` for an
+    /// S3-compatible object store (credentials from `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`, as every S3 client reads them; `&anonymous=true` for a
+    /// store that lets anyone in), or a folder's path; without one, `blobs/` in the data
+    /// folder `data`.
+    pub fn open(location: Option<&str>, data: &Path) -> AppResult<BlobStore> {
+        let place = match location {
+            Some(url) if url.starts_with("s3://") => objects(url)?,
+            Some(folder) => Place::Folder(PathBuf::from(folder)),
+            None => Place::Folder(data.join("blobs")),
+        };
+        if let Place::Folder(root) = &place {
+            // Earlier versions kept unfinished uploads here; the database holds them now.
+            let _ = std::fs::remove_dir_all(root.join("partial"));
+        }
+        Ok(BlobStore {
+            place,
             locks: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Where the blobs are, for the log (never a secret: credentials are not in it).
+    pub fn describe(&self) -> String {
+        match &self.place {
+            Place::Folder(root) => root.display().to_string(),
+            Place::Objects { store, prefix } => format!("{store} {prefix}"),
         }
     }
 
-    /// The lock of one blob (by its hash), so that concurrent uploads of the same photo
-    /// (twenty devices of a joint team) are stored once; or of one user's parked uploads
-    /// (`user:ID`). Give it back with `unlock`.
-    pub fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// The lock of one blob (by its hash) in this process, so that concurrent uploads of
+    /// the same photo (twenty devices of a joint team) are verified and stored once. Give
+    /// it back with `unlock`.
+    pub fn lock_for(&self, sha256: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(key.to_owned()).or_default().clone()
+        locks.entry(sha256.to_owned()).or_default().clone()
     }
 
     /// Gives back a lock taken with `lock_for` (drop your `Arc` first): it is freed once no
     /// one else holds it.
-    pub fn unlock(&self, key: &str) {
+    pub fn unlock(&self, sha256: &str) {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         if locks
-            .get(key)
+            .get(sha256)
             .is_some_and(|lock| Arc::strong_count(lock) == 1)
         {
-            locks.remove(key);
+            locks.remove(sha256);
         }
     }
 
-    /// Where a stored blob lives.
-    pub fn final_path(&self, sha256: &str) -> PathBuf {
-        self.root.join(&sha256[..2]).join(sha256)
-    }
-
-    /// Where an unfinished upload lives.
-    pub fn partial_path(&self, sha256: &str) -> PathBuf {
-        self.partial_folder().join(format!("{sha256}.part"))
-    }
-
-    fn partial_folder(&self) -> PathBuf {
-        self.root.join("partial")
-    }
-
-    /// Bytes of an unfinished upload held.
-    pub async fn partial_len(&self, sha256: &str) -> u64 {
-        tokio::fs::metadata(self.partial_path(sha256))
-            .await
-            .map(|m| m.len())
-            .unwrap_or(0)
-    }
-
-    /// Writes `bytes` at `offset` of an unfinished upload and makes them durable.
-    pub async fn write_partial(
-        &self,
-        sha256: &str,
-        offset: u64,
-        bytes: &[u8],
-        truncate: bool,
-    ) -> AppResult<()> {
-        use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-        let path = self.partial_path(sha256);
-        tokio::fs::create_dir_all(self.partial_folder())
-            .await
-            .map_err(io)?;
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(truncate)
-            .open(&path)
-            .await
-            .map_err(io)?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(io)?;
-        file.write_all(bytes).await.map_err(io)?;
-        file.sync_all().await.map_err(io)?;
-        Ok(())
-    }
-
-    /// Moves a verified upload to its final place durably: the file was synced as it was
-    /// written; the rename is made durable by syncing both folders.
-    pub async fn store(&self, sha256: &str) -> AppResult<()> {
-        let target = self.final_path(sha256);
-        let folder = target
-            .parent()
-            .expect("a blob path has a folder")
-            .to_owned();
-        tokio::fs::create_dir_all(&folder).await.map_err(io)?;
-        tokio::fs::rename(self.partial_path(sha256), &target)
-            .await
-            .map_err(io)?;
-        sync_folder(&folder).await?;
-        sync_folder(&self.partial_folder()).await
-    }
-
-    /// Removes an unfinished upload.
-    pub async fn discard(&self, sha256: &str) {
-        let _ = tokio::fs::remove_file(self.partial_path(sha256)).await;
-    }
-
-    /// Unfinished uploads untouched for longer than `age`, by hash.
-    pub async fn stale(&self, age: Duration) -> Vec<String> {
-        let Ok(mut entries) = tokio::fs::read_dir(self.partial_folder()).await else {
-            return Vec::new();
-        };
-        let mut stale = Vec::new();
-        while let Ok(Some(entry)) = entries.next_entry().await {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(sha256) = name.strip_suffix(".part")
-                && self
-                    .untouched_for(sha256)
+    /// Stores a verified blob durably. Putting the same blob twice (two processes finishing
+    /// one upload) stores the same bytes.
+    pub async fn put(&self, sha256: &str, bytes: Bytes) -> AppResult<()> {
+        match &self.place {
+            Place::Folder(root) => {
+                let target = final_path(root, sha256);
+                tokio::task::spawn_blocking(move || write_durably(&target, &bytes))
                     .await
-                    .is_some_and(|idle| idle > age)
-            {
-                stale.push(sha256.to_owned());
+                    .map_err(|e| AppError::Internal(format!("blob storage: {e}")))?
+                    .map_err(io)
+            }
+            Place::Objects { store, prefix } => {
+                put_object(store.as_ref(), &object_path(prefix, sha256), bytes).await
             }
         }
-        stale
     }
 
-    /// How long the unfinished upload of `sha256` has been untouched, if there is one.
-    pub async fn untouched_for(&self, sha256: &str) -> Option<Duration> {
-        let modified = tokio::fs::metadata(self.partial_path(sha256))
-            .await
-            .and_then(|m| m.modified())
-            .ok()?;
-        SystemTime::now().duration_since(modified).ok()
+    /// The bytes of a stored blob as they are read, or `None` if the store has no such blob.
+    pub async fn get(&self, sha256: &str) -> AppResult<Option<ByteStream>> {
+        match &self.place {
+            Place::Folder(root) => match tokio::fs::File::open(final_path(root, sha256)).await {
+                Ok(file) => Ok(Some(file_stream(file).boxed())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io(e)),
+            },
+            Place::Objects { store, prefix } => {
+                match store.get(&object_path(prefix, sha256)).await {
+                    Ok(got) => Ok(Some(
+                        got.into_stream().map_err(std::io::Error::other).boxed(),
+                    )),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(objects_error(e)),
+                }
+            }
+        }
     }
+
+    /// The whole bytes of a stored blob, or `None` if the store has no such blob.
+    pub async fn read(&self, sha256: &str) -> AppResult<Option<Vec<u8>>> {
+        let Some(mut stream) = self.get(sha256).await? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        while let Some(part) = stream.next().await {
+            bytes.extend_from_slice(&part.map_err(io)?);
+        }
+        Ok(Some(bytes))
+    }
+
+    /// `read`, from a thread that may block (not an async worker) inside the runtime.
+    pub fn read_blocking(&self, sha256: &str) -> AppResult<Option<Vec<u8>>> {
+        tokio::runtime::Handle::current().block_on(self.read(sha256))
+    }
+}
+
+/// The byte ranges a blob of `len` bytes is uploaded in: `PART_BYTES` each, the last
+/// one the rest.
+pub fn parts(len: usize) -> Vec<Range<usize>> {
+    (0..len)
+        .step_by(PART_BYTES)
+        .map(|start| start..(start + PART_BYTES).min(len))
+        .collect()
+}
+
+/// The object store of an `s3://` location.
+fn objects(url: &str) -> AppResult<Place> {
+    let bad = |why: String| AppError::BadRequest(format!("blobs {url:?}: {why}"));
+    let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    let bucket = parsed
+        .host_str()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| bad("no bucket: s3://BUCKET[/PREFIX]?endpoint=URL".into()))?;
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    for (key, value) in parsed.query_pairs() {
+        builder = match key.as_ref() {
+            "endpoint" => builder
+                .with_allow_http(value.starts_with("http://"))
+                .with_endpoint(value.as_ref()),
+            "region" => builder.with_region(value.as_ref()),
+            // For a store that lets anyone in (a throwaway one for tests): no credentials
+            // are looked for and requests go unsigned.
+            "anonymous" if value == "true" => builder.with_skip_signature(true),
+            other => {
+                return Err(bad(format!(
+                    "unknown setting {other:?} (endpoint, region, anonymous=true)"
+                )));
+            }
+        };
+    }
+    let store = builder.build().map_err(|e| bad(e.to_string()))?;
+    Ok(Place::Objects {
+        store: Arc::new(store),
+        prefix: parsed.path().trim_matches('/').to_owned(),
+    })
+}
+
+fn object_path(prefix: &str, sha256: &str) -> object_store::path::Path {
+    if prefix.is_empty() {
+        object_store::path::Path::from(sha256)
+    } else {
+        object_store::path::Path::from(format!("{prefix}/{sha256}"))
+    }
+}
+
+/// Puts `bytes` at `path`: in one request when they fit in one part, else as a multipart
+/// upload in `parts`, aborted if any part fails.
+async fn put_object(
+    store: &dyn ObjectStore,
+    path: &object_store::path::Path,
+    bytes: Bytes,
+) -> AppResult<()> {
+    if bytes.len() <= PART_BYTES {
+        store
+            .put(path, PutPayload::from(bytes))
+            .await
+            .map_err(objects_error)?;
+        return Ok(());
+    }
+    let mut upload = store.put_multipart(path).await.map_err(objects_error)?;
+    let sent = futures_util::future::try_join_all(
+        parts(bytes.len())
+            .into_iter()
+            .map(|range| upload.put_part(PutPayload::from(bytes.slice(range)))),
+    )
+    .await;
+    let done = match sent {
+        Ok(_) => upload.complete().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = done {
+        let _ = upload.abort().await;
+        return Err(objects_error(e));
+    }
+    Ok(())
+}
+
+fn final_path(root: &Path, sha256: &str) -> PathBuf {
+    root.join(&sha256[..2]).join(sha256)
+}
+
+/// Writes `bytes` to `target` so that it is there whole or not at all, and durably: to a
+/// file beside it, synced, renamed into place, and the folder synced.
+fn write_durably(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let folder = target.parent().expect("a blob path has a folder");
+    std::fs::create_dir_all(folder)?;
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let temporary = folder.join(format!(".{unique}.part"));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, target)?;
+        std::fs::File::open(folder)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+/// The bytes of `file`, 64 KiB at a time.
+fn file_stream(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::try_unfold(file, |mut file| async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        let n = file.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buffer.truncate(n);
+        Ok(Some((Bytes::from(buffer), file)))
+    })
 }
 
 fn io(e: std::io::Error) -> AppError {
     AppError::Internal(format!("blob storage: {e}"))
 }
 
-/// Makes the entries of `folder` (a rename into or out of it) durable.
-async fn sync_folder(folder: &Path) -> AppResult<()> {
-    let folder = folder.to_owned();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&folder)?.sync_all())
-        .await
-        .map_err(|e| AppError::Internal(format!("blob storage: {e}")))?
-        .map_err(io)
+fn objects_error(e: object_store::Error) -> AppError {
+    AppError::Internal(format!("object storage: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_the_smallest_s3_part_but_the_last() {
+        assert!(parts(0).is_empty());
+        assert_eq!(parts(1).len(), 1);
+        assert_eq!(parts(1)[0], 0..1);
+        assert_eq!(parts(PART_BYTES).len(), 1);
+        assert_eq!(
+            parts(PART_BYTES + 1),
+            vec![0..PART_BYTES, PART_BYTES..PART_BYTES + 1]
+        );
+        let len = 40 * 1024 * 1024 + 17;
+        let all = parts(len);
+        assert_eq!(all.len(), 9);
+        assert!(all[..8].iter().all(|r| r.len() == PART_BYTES));
+        assert_eq!(all.last().map(|r| r.end), Some(len));
+        assert!(all.windows(2).all(|w| w[0].end == w[1].start));
+    }
+
+    #[test]
+    fn an_s3_location_names_a_bucket_and_only_known_settings() {
+        let data = Path::new("data");
+        for bad in [
+            "s3://",
+            "s3:///prefix",
+            "s3://bucket?endpoint=http://127.0.0.1:1&colour=blue",
+        ] {
+            assert!(
+                matches!(
+                    BlobStore::open(Some(bad), data),
+                    Err(AppError::BadRequest(_))
+                ),
+                "{bad}"
+            );
+        }
+        let store = BlobStore::open(
+            Some("s3://anjian/province/shanghai?endpoint=http://127.0.0.1:1&region=us-east-1"),
+            data,
+        )
+        .expect("a location");
+        assert!(
+            store.describe().contains("province/shanghai"),
+            "{}",
+            store.describe()
+        );
+        assert!(!store.describe().contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn a_folder_keeps_a_blob_whole_and_answers_none_for_another() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = BlobStore::open(None, dir.path()).expect("folder");
+        let sha256 = "ab".repeat(32);
+        store
+            .put(&sha256, Bytes::from_static(b"photo"))
+            .await
+            .expect("put");
+        assert_eq!(
+            store.read(&sha256).await.expect("read"),
+            Some(b"photo".to_vec())
+        );
+        assert_eq!(store.read(&"cd".repeat(32)).await.expect("read"), None);
+        let folder = dir.path().join("blobs").join("ab");
+        let names: Vec<String> = std::fs::read_dir(&folder)
+            .expect("folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![sha256], "no temporary file is left");
+    }
 }

@@ -1,9 +1,12 @@
 //! Blobs over HTTP (`/api/v1/blobs/{sha256}`): photo originals and thumbnails, and the
-//! PDFs of issued enforcement documents, addressed by the SHA-256 of their bytes. Uploads resume: `HEAD` tells how many bytes the server holds
-//! (`Upload-Offset`), `PATCH` appends at that offset (with `Upload-Length`, the whole size),
-//! `PUT` sends a blob whole. A blob counts as stored only once its hash matches and it is an
-//! image within the same limits as the apps' (or a whole PDF: `anjian_core::pdf::check`). Only blobs that a case the user may see
-//! mentions are accepted or served; any other is answered as one that does not exist.
+//! PDFs of issued enforcement documents, addressed by the SHA-256 of their bytes. Uploads
+//! resume: `HEAD` tells how many bytes the server holds (`Upload-Offset`), `PATCH` appends
+//! at that offset (with `Upload-Length`, the whole size), `PUT` sends a blob whole. The
+//! parts of an unfinished upload are kept in the database, so that any server process may
+//! take the next one. A blob counts as stored only once its hash matches, it is an image
+//! within the same limits as the apps' (or a whole PDF: `anjian_core::pdf::check`), and
+//! the blob store (`blob_store.rs`) has it durably. Only blobs that a case the user may
+//! see mentions are accepted or served; any other is answered as one that does not exist.
 
 use std::sync::Arc;
 
@@ -18,10 +21,12 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use crate::auth::AuthUser;
+use crate::blob_store::ByteStream;
 use crate::error::{AppError, AppResult, ErrorBody, SignedOut};
 use crate::extract::{self, Path};
 use crate::schemas;
 use crate::state::AppState;
+use crate::storage::Staged;
 use crate::users::User;
 
 /// Header: bytes of the blob the server holds, or where a `PATCH` starts.
@@ -104,7 +109,7 @@ pub async fn head(
     check(&app, &user, &sha256)?;
     Ok(match stored_size(&app, &sha256)? {
         Some(size) => offset_response(StatusCode::OK, size, true),
-        None => offset_response(StatusCode::OK, app.blobs.partial_len(&sha256).await, false),
+        None => offset_response(StatusCode::OK, app.storage.upload_held(&sha256)?, false),
     })
 }
 
@@ -151,8 +156,7 @@ pub async fn put(
         if let Some(size) = stored_size(&app, &sha256)? {
             return Ok(offset_response(StatusCode::OK, size, true));
         }
-        app.blobs.write_partial(&sha256, 0, &body, true).await?;
-        finish(&app, &sha256).await
+        finish(&app, &sha256, body).await
     }
     .await;
     drop(lock);
@@ -232,7 +236,7 @@ pub async fn patch(
     let lock = app.blobs.lock_for(&sha256);
     let result = async {
         let _held = lock.lock().await;
-        append(&app, &user, &sha256, offset, length, &body).await
+        append(&app, &user, &sha256, offset, length, body).await
     }
     .await;
     drop(lock);
@@ -240,78 +244,69 @@ pub async fn patch(
     result
 }
 
-/// Appends a part of an upload (under the blob's lock), within the user's quota of
-/// parked bytes; verifies and stores the blob once it is whole.
+/// Appends a part of an upload (under the blob's lock in this process; the database keeps
+/// two processes from both taking it), within the user's quota of parked bytes; verifies
+/// and stores the blob once it is whole.
 async fn append(
     app: &AppState,
     user: &User,
     sha256: &str,
     offset: u64,
     length: u64,
-    body: &[u8],
+    body: Bytes,
 ) -> AppResult<Response> {
     if let Some(size) = stored_size(app, sha256)? {
         return Ok(offset_response(StatusCode::OK, size, true));
     }
-    let held = app.blobs.partial_len(sha256).await;
+    let held = app.storage.upload_held(sha256)?;
     if offset != held {
         return Ok(offset_response(StatusCode::CONFLICT, held, false));
     }
     let total = held + body.len() as u64;
     if total > length {
-        app.blobs.discard(sha256).await;
         app.storage.forget_upload(sha256)?;
         return Err(AppError::BadRequest(format!(
             "the upload went past Upload-Length ({total} > {length}); start again"
         )));
     }
     if total < length {
-        // The user's parts of different blobs are parked one at a time, so that parallel
-        // uploads cannot each find room under the quota and together pass it.
-        let key = format!("user:{}", user.id);
-        let lock = app.blobs.lock_for(&key);
-        let parked = async {
-            let _held = lock.lock().await;
-            let parked = app.storage.parked_bytes(user.id, sha256)?;
-            let quota = app.settings.limits.parked_bytes_per_user;
-            if parked + total > quota {
-                return Err(AppError::TooLarge(format!(
-                    "未完成的上传已达上限 (your unfinished uploads would hold {} bytes, the limit is {quota}; finish or abandon some first)",
-                    parked + total
-                )));
-            }
-            app.blobs.write_partial(sha256, offset, body, offset == 0).await?;
-            app.storage.record_upload(sha256, user.id, total)
-        }
-        .await;
-        drop(lock);
-        app.blobs.unlock(&key);
-        parked?;
-        return Ok(offset_response(StatusCode::NO_CONTENT, total, false));
+        let quota = app.settings.limits.parked_bytes_per_user;
+        return match app
+            .storage
+            .stage_part(sha256, user.id, offset, &body, quota)?
+        {
+            Staged::Kept(total) => Ok(offset_response(StatusCode::NO_CONTENT, total, false)),
+            Staged::Elsewhere(held) => Ok(offset_response(StatusCode::CONFLICT, held, false)),
+            Staged::OverQuota(parked) => Err(AppError::TooLarge(format!(
+                "未完成的上传已达上限 (your unfinished uploads would hold {parked} bytes, the limit is {quota}; finish or abandon some first)"
+            ))),
+        };
     }
-    app.blobs
-        .write_partial(sha256, offset, body, offset == 0)
-        .await?;
-    finish(app, sha256).await
+    // The last part: the blob is the parts held and this one, checked again as one read
+    // (another process may have finished or swept the upload meanwhile).
+    let mut whole = if offset == 0 {
+        Vec::new()
+    } else {
+        app.storage.staged_bytes(sha256)?
+    };
+    if whole.len() as u64 != offset {
+        let held = app.storage.upload_held(sha256)?;
+        return Ok(offset_response(StatusCode::CONFLICT, held, false));
+    }
+    whole.extend_from_slice(&body);
+    finish(app, sha256, Bytes::from(whole)).await
 }
 
-/// Verifies the whole upload (hash, then image or PDF, on the photo threads) and stores it
-/// durably, or removes it.
-async fn finish(app: &AppState, sha256: &str) -> AppResult<Response> {
-    let partial = app.blobs.partial_path(sha256);
-    let bytes = tokio::fs::read(&partial)
-        .await
-        .map_err(|e| AppError::Internal(format!("blob storage: {e}")))?;
-    let refuse = |message: String| async move {
-        app.blobs.discard(sha256).await;
-        app.storage.forget_upload(sha256)?;
-        Err(AppError::BadRequest(message))
-    };
+/// Verifies a whole blob (hash, then image or PDF, on the photo threads) and stores it
+/// durably, or keeps nothing; either way the unfinished upload of it is forgotten.
+async fn finish(app: &AppState, sha256: &str, bytes: Bytes) -> AppResult<Response> {
     let size = bytes.len() as i64;
     let expected = sha256.to_owned();
+    let checking = bytes.clone();
     let checked = app
         .photos
         .run(move || {
+            let bytes = checking;
             if photo::sha256_hex(&bytes) != expected {
                 return Err(format!(
                     "the bytes do not hash to {expected}; nothing was stored"
@@ -330,17 +325,23 @@ async fn finish(app: &AppState, sha256: &str) -> AppResult<Response> {
         .await?;
     let mime = match checked {
         Ok(mime) => mime,
-        Err(message) => return refuse(message).await,
+        Err(message) => {
+            app.storage.forget_upload(sha256)?;
+            return Err(AppError::BadRequest(message));
+        }
     };
-    app.blobs.store(sha256).await?;
+    app.blobs.put(sha256, bytes).await?;
     let key = sha256.to_owned();
     app.storage.write(|conn| {
-        conn.execute(
-            "INSERT INTO blobs (sha256, size, mime, stored_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-            params![key, size, mime, Utc::now().to_rfc3339()],
-        )?;
-        conn.execute("DELETE FROM uploads WHERE sha256 = ?1", params![&key])?;
-        Ok(())
+        conn.transaction(|tx| {
+            tx.execute(
+                "INSERT INTO blobs (sha256, size, mime, stored_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![key, size, mime, Utc::now().to_rfc3339()],
+            )?;
+            tx.execute("DELETE FROM upload_parts WHERE sha256 = ?1", params![&key])?;
+            tx.execute("DELETE FROM uploads WHERE sha256 = ?1", params![&key])?;
+            Ok(())
+        })
     })?;
     tracing::info!(blob = sha256, bytes = size, "blob stored");
     Ok(offset_response(StatusCode::CREATED, size as u64, true))
@@ -384,30 +385,30 @@ pub async fn get(
             )
         })?
         .ok_or_else(|| AppError::NotFound(format!("no blob {sha256}")))?;
-    let file = tokio::fs::File::open(app.blobs.final_path(&sha256))
-        .await
-        .map_err(|e| AppError::Internal(format!("blob {sha256}: {e}")))?;
+    let stream = app.blobs.get(&sha256).await?.ok_or_else(|| {
+        tracing::error!(blob = %sha256, "a blob recorded as stored is missing from storage");
+        AppError::Internal(format!("blob {sha256} is missing from storage"))
+    })?;
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, mime),
             (axum::http::header::CONTENT_LENGTH, size.to_string()),
         ],
-        Body::from_stream(verified(file, sha256)),
+        Body::from_stream(verified(stream, sha256)),
     )
         .into_response())
 }
 
-/// The bytes of `file` in parts, ending in an error if they do not hash to `sha256`.
+/// The bytes of `stream`, ending in an error if they do not hash to `sha256`.
 fn verified(
-    file: tokio::fs::File,
+    stream: ByteStream,
     sha256: String,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
-    use tokio::io::AsyncReadExt;
-    futures_util::stream::unfold(Some((file, Sha256::new(), sha256)), |state| async move {
-        let (mut file, mut hasher, sha256) = state?;
-        let mut buffer = vec![0u8; 64 * 1024];
-        match file.read(&mut buffer).await {
-            Ok(0) => {
+    use futures_util::StreamExt;
+    futures_util::stream::unfold(Some((stream, Sha256::new(), sha256)), |state| async move {
+        let (mut stream, mut hasher, sha256) = state?;
+        match stream.next().await {
+            None => {
                 let actual = hex::encode(hasher.finalize());
                 if actual == sha256 {
                     None
@@ -421,12 +422,11 @@ fn verified(
                     ))
                 }
             }
-            Ok(n) => {
-                buffer.truncate(n);
-                hasher.update(&buffer);
-                Some((Ok(Bytes::from(buffer)), Some((file, hasher, sha256))))
+            Some(Ok(bytes)) => {
+                hasher.update(&bytes);
+                Some((Ok(bytes), Some((stream, hasher, sha256))))
             }
-            Err(e) => Some((Err(e), None)),
+            Some(Err(e)) => Some((Err(e), None)),
         }
     })
 }
@@ -450,31 +450,8 @@ pub async fn sweep_uploads(app: Arc<AppState>, mut stop: tokio::sync::watch::Rec
     }
 }
 
-/// Removes the unfinished uploads untouched for longer than `age`, each under its blob's
-/// lock (a part arriving meanwhile keeps it): the quota forgets an upload before its bytes
-/// go, so that an upload seen gone is never still counted.
+/// Removes the unfinished uploads untouched for longer than `age`. A part arriving for
+/// one meanwhile finds it gone and is told to start again from 0.
 async fn sweep(app: &AppState, age: std::time::Duration) -> AppResult<usize> {
-    let mut removed = 0;
-    for sha256 in app.blobs.stale(age).await {
-        let lock = app.blobs.lock_for(&sha256);
-        let swept = async {
-            let _held = lock.lock().await;
-            if app
-                .blobs
-                .untouched_for(&sha256)
-                .await
-                .is_none_or(|idle| idle <= age)
-            {
-                return AppResult::Ok(false);
-            }
-            app.storage.forget_upload(&sha256)?;
-            app.blobs.discard(&sha256).await;
-            Ok(true)
-        }
-        .await;
-        drop(lock);
-        app.blobs.unlock(&sha256);
-        removed += usize::from(swept?);
-    }
-    Ok(removed)
+    app.storage.forget_uploads_older_than(age)
 }

@@ -20,6 +20,11 @@ pub struct Settings {
     /// (`postgres://user@host:port/database`) that several server processes may share, or
     /// a SQLite file's path.
     pub database: Option<String>,
+    /// Where stored blobs are kept, when not in `blobs/` in the data folder: an
+    /// S3-compatible object store (`s3://bucket/prefix?endpoint=URL&region=R`, with
+    /// credentials in `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`) that several server
+    /// processes may share, or a folder.
+    pub blobs: Option<String>,
     /// Address to listen on.
     pub listen: SocketAddr,
     /// Largest WebSocket message accepted, in bytes.
@@ -101,6 +106,7 @@ impl Default for Settings {
         Settings {
             data: PathBuf::from("data"),
             database: None,
+            blobs: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_message_bytes: 16 * 1024 * 1024,
             secure_cookies: true,
@@ -158,7 +164,7 @@ impl Limits {
 
 impl Settings {
     /// Defaults, overridden by the file (if given) and then by `ANJIAN_DATA`,
-    /// `ANJIAN_DATABASE`, `ANJIAN_LISTEN`, `ANJIAN_MAX_MESSAGE_BYTES`,
+    /// `ANJIAN_DATABASE`, `ANJIAN_BLOBS`, `ANJIAN_LISTEN`, `ANJIAN_MAX_MESSAGE_BYTES`,
     /// `ANJIAN_SECURE_COOKIES`, `ANJIAN_TOKEN_DAYS` and `ANJIAN_TRUSTED_PROXIES`
     /// (comma-separated addresses).
     pub fn load(file: Option<&std::path::Path>) -> AppResult<Settings> {
@@ -176,6 +182,9 @@ impl Settings {
         }
         if let Ok(database) = std::env::var("ANJIAN_DATABASE") {
             settings.database = Some(database);
+        }
+        if let Ok(blobs) = std::env::var("ANJIAN_BLOBS") {
+            settings.blobs = Some(blobs);
         }
         if let Some(listen) = env("ANJIAN_LISTEN")? {
             settings.listen = listen;

@@ -44,7 +44,8 @@ pub enum Photos {
 /// with its device signature and the server's receipt, the authors' accounts, devices,
 /// keys and certificates, the server's public key and its signed statement of the case's
 /// heads, and the photos (see docs/EVIDENCE.md). The same stored case always gives the
-/// same bytes.
+/// same bytes. It reads the photos from the blob store: call it from a thread that may
+/// block, inside the runtime (`spawn_blocking`).
 pub fn export(
     storage: &Storage,
     blobs: &BlobStore,
@@ -575,11 +576,7 @@ fn read_blob(blobs: &BlobStore, sha256: &str) -> AppResult<Option<Vec<u8>>> {
     {
         return Ok(None);
     }
-    match std::fs::read(blobs.final_path(sha256)) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(AppError::Internal(format!("reading photo {sha256}: {e}"))),
-    }
+    blobs.read_blocking(sha256)
 }
 
 // The package as JSON: field names in camelCase, fields in the order docs/EVIDENCE.md

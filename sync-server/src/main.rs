@@ -27,6 +27,11 @@ struct Cli {
     /// (shared by any number of server processes) or a SQLite file.
     #[arg(long, global = true)]
     database: Option<String>,
+    /// Where stored blobs are kept, when not in `blobs/` in the data folder:
+    /// `s3://bucket/prefix?endpoint=URL` (an S3-compatible object store, credentials in
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or a folder.
+    #[arg(long, global = true)]
+    blobs: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -196,6 +201,9 @@ async fn run(cli: Cli) -> AppResult<()> {
     if let Some(database) = cli.database {
         settings.database = Some(database);
     }
+    if let Some(blobs) = cli.blobs {
+        settings.blobs = Some(blobs);
+    }
     match cli.command {
         Command::Serve {
             listen,
@@ -214,9 +222,13 @@ async fn run(cli: Cli) -> AppResult<()> {
                 .local_addr()
                 .map_err(|e| AppError::Internal(e.to_string()))?;
             let database = settings.database();
-            tracing::info!(%address, data = %settings.data.display(), %database, "anjian sync server listening");
+            let blobs = settings
+                .blobs
+                .clone()
+                .unwrap_or_else(|| settings.data.join("blobs").display().to_string());
+            tracing::info!(%address, data = %settings.data.display(), %database, %blobs, "anjian sync server listening");
             println!(
-                "安检 Anjian sync server on http://{address} (data in {}, database {database})",
+                "安检 Anjian sync server on http://{address} (data in {}, database {database}, blobs {blobs})",
                 settings.data.display()
             );
             #[cfg(feature = "demo")]
@@ -348,13 +360,21 @@ async fn run(cli: Cli) -> AppResult<()> {
             let case: anjian_core::CaseId = case
                 .parse()
                 .map_err(|e: anjian_core::Error| AppError::BadRequest(e.to_string()))?;
-            let blobs = anjian_sync_server::blob_store::BlobStore::new(settings.data.join("blobs"));
+            let blobs = anjian_sync_server::blob_store::BlobStore::open(
+                settings.blobs.as_deref(),
+                &settings.data,
+            )?;
             let photos = if photos {
                 evidence::Photos::Included
             } else {
                 evidence::Photos::Hashes
             };
-            let package = evidence::export(&storage, &blobs, case, photos)?;
+            // Reading blobs from an object store waits on the network: off the async thread.
+            let package = tokio::task::spawn_blocking(move || {
+                evidence::export(&storage, &blobs, case, photos)
+            })
+            .await
+            .map_err(|e| AppError::Internal(format!("the evidence package: {e}")))??;
             match out {
                 Some(path) => {
                     std::fs::write(&path, &package).map_err(|e| {

@@ -30,7 +30,7 @@ pub struct AppState {
     pub photos: Pool,
     /// Threads that hash and check passwords.
     pub passwords: Pool,
-    /// Blob files and the locks of blobs being written.
+    /// Stored blobs (a folder or an object store) and the locks of blobs being written.
     pub blobs: BlobStore,
     /// Documents in use.
     pub hub: Hub,
@@ -66,7 +66,7 @@ impl AppState {
             apply: Pool::start("apply", limits.apply_threads, APPLY_QUEUE),
             photos: Pool::start("photos", limits.photo_threads, PHOTO_QUEUE),
             passwords: Pool::start("passwords", limits.password_threads, limits.sign_in_queue),
-            blobs: BlobStore::new(settings.data.join("blobs")),
+            blobs: BlobStore::open(settings.blobs.as_deref(), &settings.data)?,
             signin: SignIn::new(limits.clone()),
             storage,
             hub: Hub::default(),

@@ -1,6 +1,7 @@
-//! Several server processes on one PostgreSQL database, as behind a load balancer: the
-//! PostgreSQL the tests run against (`ANJIAN_TEST_POSTGRES`), or else a throwaway one
-//! started for the test by `scripts/postgres`, and server nodes on it.
+//! Several server processes on one PostgreSQL database and one object store, as behind a
+//! load balancer: the PostgreSQL the tests run against (`ANJIAN_TEST_POSTGRES`), or else a
+//! throwaway one started for the test by `scripts/postgres`; the object store the tests
+//! run against (`ANJIAN_TEST_S3`), or else a throwaway one started by `scripts/s3`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -22,24 +23,10 @@ impl Postgres {
         if let Ok(url) = std::env::var(testing::POSTGRES_VARIABLE) {
             return Postgres { url, script: None };
         }
-        let script = workspace().join("scripts").join("postgres");
-        let mut child = Command::new("bash")
-            .arg(&script)
-            .arg("url")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("scripts/postgres starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let url = BufReader::new(stdout)
-            .lines()
-            .next()
-            .and_then(Result::ok)
-            .filter(|line| line.starts_with("postgres://"))
-            .unwrap_or_else(|| panic!("scripts/postgres printed no URL"));
+        let (url, script) = script_url("postgres", "postgres://");
         Postgres {
             url,
-            script: Some(child),
+            script: Some(script),
         }
     }
 
@@ -51,14 +38,89 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        if let Some(mut child) = self.script.take() {
-            // SIGTERM: the script stops the server and removes its data.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
+        stop(self.script.take());
+    }
+}
+
+/// An S3-compatible object store for a test.
+pub struct ObjectStore {
+    /// Its endpoint, `http://ADDRESS`.
+    pub endpoint: String,
+    /// The bucket blobs go to.
+    pub bucket: String,
+    /// The throwaway server's script, stopped when this is dropped.
+    script: Option<Child>,
+}
+
+impl ObjectStore {
+    /// The object store the tests run against, or a throwaway one.
+    pub fn start() -> ObjectStore {
+        if let Ok(endpoint) = std::env::var(testing::S3_VARIABLE) {
+            let bucket =
+                std::env::var(testing::S3_BUCKET_VARIABLE).unwrap_or_else(|_| "anjian".into());
+            return ObjectStore {
+                endpoint,
+                bucket,
+                script: None,
+            };
         }
+        let (endpoint, script) = script_url("s3", "http://");
+        ObjectStore {
+            endpoint,
+            bucket: "anjian".into(),
+            script: Some(script),
+        }
+    }
+
+    /// The blob store of the servers named `name`: a prefix of its own in the bucket.
+    /// A throwaway store lets anyone in, and this process holds no keys for it: requests
+    /// to it go unsigned.
+    pub fn blobs(&self, name: &Path) -> String {
+        let location = testing::blobs_on(&self.endpoint, &self.bucket, name);
+        if self.script.is_some() {
+            format!("{location}&anonymous=true")
+        } else {
+            location
+        }
+    }
+}
+
+impl Drop for ObjectStore {
+    fn drop(&mut self) {
+        stop(self.script.take());
+    }
+}
+
+/// Runs `scripts/NAME url` and reads the URL it prints first (starting with `scheme`);
+/// the script keeps its server until it is stopped.
+fn script_url(name: &str, scheme: &str) -> (String, Child) {
+    let script = workspace().join("scripts").join(name);
+    let mut child = Command::new("bash")
+        .arg(&script)
+        .arg("url")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("scripts/{name} starts: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let url = BufReader::new(stdout)
+        .lines()
+        .next()
+        .and_then(Result::ok)
+        .filter(|line| line.starts_with(scheme))
+        .unwrap_or_else(|| panic!("scripts/{name} printed no URL"));
+    (url, child)
+}
+
+/// Stops a script started by `script_url`: on SIGTERM it stops its server and removes the
+/// server's data.
+fn stop(script: Option<Child>) {
+    if let Some(mut child) = script {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let _ = child.wait();
     }
 }
 

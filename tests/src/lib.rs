@@ -40,6 +40,9 @@ impl TestServer {
         if settings.database.is_none() {
             settings.database = anjian_sync_server::testing::postgres_database(&settings.data);
         }
+        if settings.blobs.is_none() {
+            settings.blobs = anjian_sync_server::testing::s3_blobs(&settings.data);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");

@@ -30,6 +30,7 @@ mod uploads;
 pub use accounts::{TOKEN_ID_LEN, prepare_sign_in};
 pub use projections::Projection;
 use projections::write_projections;
+pub use uploads::Staged;
 
 macro_rules! migrations {
     ($dir:literal) => {
@@ -43,6 +44,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "007_follow_up.sql")),
             include_str!(concat!($dir, "008_writs.sql")),
             include_str!(concat!($dir, "009_number_blocks.sql")),
+            include_str!(concat!($dir, "010_upload_parts.sql")),
         ]
     };
 }

@@ -87,6 +87,7 @@ async fn demo_fills_a_fresh_folder_through_the_sync_path_once() {
     let settings = Settings {
         data: data.clone(),
         database: anjian_sync_server::testing::postgres_database(&data),
+        blobs: anjian_sync_server::testing::s3_blobs(&data),
         listen: addr,
         ..Settings::default()
     };

@@ -26,6 +26,7 @@ pub fn server(dir: &Path, users: &[(&str, Role, &str)]) -> (axum::Router, Arc<Ap
     let settings = Settings {
         data: dir.join("server"),
         database: anjian_sync_server::testing::postgres_database(&dir.join("server")),
+        blobs: anjian_sync_server::testing::s3_blobs(&dir.join("server")),
         ..Settings::default()
     };
     let state = AppState::open(settings, stopped).expect("state");

@@ -3,7 +3,7 @@
 //! those come from `ANJIAN_CONFIG` (a TOML file), as for the real server: the load
 //! benchmarks raise the limits on connections per address and per user there. Under
 //! `ANJIAN_TEST_POSTGRES` its data goes to the data folder's PostgreSQL database, as a test
-//! server's does.
+//! server's does, and under `ANJIAN_TEST_S3` its blobs go to the object store.
 
 use anjian_sync_server::Settings;
 
@@ -20,6 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     if settings.database.is_none() {
         settings.database = anjian_sync_server::testing::postgres_database(&settings.data);
+    }
+    if settings.blobs.is_none() {
+        settings.blobs = anjian_sync_server::testing::s3_blobs(&settings.data);
     }
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     println!("listening {}", listener.local_addr()?);

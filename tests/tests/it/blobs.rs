@@ -7,7 +7,7 @@ use anjian_tests::{Inspector, TestServer, add_user, login_token};
 use image::ImageEncoder;
 
 /// A PNG of noise (it does not compress): about `w * h * 3` bytes.
-fn noise_png(w: u32, h: u32) -> Vec<u8> {
+pub(crate) fn noise_png(w: u32, h: u32) -> Vec<u8> {
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let pixels: Vec<u8> = (0..w * h * 3)
         .map(|_| {
@@ -59,7 +59,7 @@ async fn setup(dir: &tempfile::TempDir, photo: &[u8]) -> (TestServer, Inspector,
 }
 
 /// `PATCH`es `part` at `offset` of an upload of `length` bytes.
-async fn patch(
+pub(crate) async fn patch(
     url: &str,
     token: &str,
     offset: usize,
@@ -241,29 +241,26 @@ async fn twenty_devices_uploading_one_photo_store_it_once() {
         created += usize::from(status == 201);
     }
     assert_eq!(created, 1, "stored once; the others found it there");
-    let rows: i64 =
+    let storage =
         anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&server.data))
-            .expect("db")
-            .read(|c| {
-                c.query_row(
-                    "SELECT count(*) FROM blobs WHERE sha256 = ?1",
-                    anjian_sync_server::params![&sha256],
-                    |r| r.get(0),
-                )
-            })
-            .expect("count");
-    assert_eq!(rows, 1);
-    let files = std::fs::read_dir(server.data.join("blobs").join(&sha256[..2]))
-        .expect("blob folder")
-        .count();
-    assert!(
-        files >= 1
-            && !server
-                .data
-                .join("blobs/partial")
-                .join(format!("{sha256}.part"))
-                .exists()
+            .expect("db");
+    let count = |sql: &str| -> i64 {
+        storage
+            .read(|c| c.query_row(sql, anjian_sync_server::params![&sha256], |r| r.get(0)))
+            .expect("count")
+    };
+    assert_eq!(count("SELECT count(*) FROM blobs WHERE sha256 = ?1"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM uploads WHERE sha256 = ?1"),
+        0,
+        "no unfinished upload is left"
     );
+    let stored = anjian_sync_server::testing::blob_store(&server.data)
+        .expect("blob store")
+        .read(&sha256)
+        .await
+        .expect("read");
+    assert_eq!(stored.as_deref(), Some(photo.as_slice()));
     server.stop().await;
 }
 

@@ -12,7 +12,7 @@ use anjian_core::sync::wire::WireMessage;
 use anjian_sync_server::storage::Database;
 use anjian_sync_server::users::NewUser;
 use anjian_sync_server::{Settings, Storage};
-use anjian_tests::cluster::Postgres;
+use anjian_tests::cluster::{ObjectStore, Postgres};
 use anjian_tests::peer::{Next, RawPeer};
 use anjian_tests::{Inspector, PASSWORD, TestServer, acknowledged_changes, login_token};
 use automerge::AutoCommit;
@@ -35,29 +35,48 @@ fn add_users(database: &str, users: &[(&str, Role, &str, &str)]) {
     }
 }
 
-/// The PostgreSQL database of a test's two nodes, with the team's accounts (keep the
-/// `Postgres` while the test runs).
-fn cluster_database(dir: &Path) -> (Postgres, String) {
-    let postgres = Postgres::start();
-    let database = postgres.database(&dir.join("cluster"));
-    add_users(&database, &TEAM);
-    (postgres, database)
+/// What a test's nodes share: a PostgreSQL database with the team's accounts and a blob
+/// store in an object store (keep it while the test runs).
+struct Shared {
+    _postgres: Postgres,
+    objects: ObjectStore,
+    database: String,
+    blobs: String,
 }
 
-/// A node with its own data folder (blobs) on the shared database.
-async fn node(dir: &Path, name: &str, database: &str) -> TestServer {
-    TestServer::start_with(Settings {
-        data: dir.join(name),
-        database: Some(database.to_owned()),
-        ..Settings::default()
-    })
-    .await
+impl Shared {
+    fn start(dir: &Path) -> Shared {
+        let postgres = Postgres::start();
+        let objects = ObjectStore::start();
+        let database = postgres.database(&dir.join("cluster"));
+        add_users(&database, &TEAM);
+        Shared {
+            blobs: objects.blobs(&dir.join("cluster")),
+            _postgres: postgres,
+            objects,
+            database,
+        }
+    }
+
+    /// The settings of a node with its data folder `data`.
+    fn settings(&self, data: std::path::PathBuf) -> Settings {
+        Settings {
+            data,
+            database: Some(self.database.clone()),
+            blobs: Some(self.blobs.clone()),
+            ..Settings::default()
+        }
+    }
+}
+
+/// A node with its own data folder on the shared database and blob store.
+async fn node(dir: &Path, name: &str, shared: &Shared) -> TestServer {
+    TestServer::start_with(shared.settings(dir.join(name))).await
 }
 
 /// Two nodes on one database, Zhang's phone on node A and Li's on node B.
 struct Split {
-    _postgres: Postgres,
-    database: String,
+    shared: Shared,
     a: TestServer,
     b: TestServer,
     zhang: Inspector,
@@ -66,16 +85,12 @@ struct Split {
 
 impl Split {
     async fn start(dir: &Path) -> Split {
-        let (postgres, database) = cluster_database(dir);
-        let (a, b) = (
-            node(dir, "a", &database).await,
-            node(dir, "b", &database).await,
-        );
+        let shared = Shared::start(dir);
+        let (a, b) = (node(dir, "a", &shared).await, node(dir, "b", &shared).await);
         let zhang = Inspector::sign_in(dir, &a.url(), "zhang", "应急管理", "310101").await;
         let li = Inspector::sign_in(dir, &b.url(), "li", "消防", "310104").await;
         Split {
-            _postgres: postgres,
-            database,
+            shared,
             a,
             b,
             zhang,
@@ -111,8 +126,7 @@ const TEAM: [(&str, Role, &str, &str); 3] = [
 async fn a_joint_team_split_across_two_nodes_merges_live() {
     let dir = tempfile::tempdir().expect("temp dir");
     let Split {
-        _postgres,
-        database: _,
+        shared: _shared,
         a,
         b,
         mut zhang,
@@ -181,8 +195,7 @@ async fn a_joint_team_split_across_two_nodes_merges_live() {
 async fn commits_to_one_case_on_two_nodes_at_once_lose_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let Split {
-        _postgres,
-        database,
+        shared,
         a,
         b,
         mut zhang,
@@ -221,7 +234,7 @@ async fn commits_to_one_case_on_two_nodes_at_once_lose_nothing() {
             findings
         );
     }
-    let storage = Storage::open(&Database::Postgres(database.clone())).expect("database");
+    let storage = Storage::open(&Database::Postgres(shared.database.clone())).expect("database");
     let mut stored = storage.load_document(case).expect("reads").expect("stored");
     assert_eq!(stored.get_heads(), document(&mut zhang, case).get_heads());
     assert_eq!(
@@ -307,13 +320,14 @@ fn both_engines_make_the_same_tables_and_columns() {
     assert_eq!(sqlite, postgres);
 }
 
-/// A node as a child process on `database`, with its own data folder.
-fn spawn_node(dir: &Path, name: &str, database: &str) -> (std::process::Child, String) {
+/// A node as a child process with its own data folder.
+fn spawn_node(dir: &Path, name: &str, shared: &Shared) -> (std::process::Child, String) {
     anjian_tests::process::spawn_listening(
         std::process::Command::new(env!("CARGO_BIN_EXE_test_server"))
             .arg(dir.join(name))
             .arg("127.0.0.1:0")
-            .env("ANJIAN_DATABASE", database)
+            .env("ANJIAN_DATABASE", &shared.database)
+            .env("ANJIAN_BLOBS", &shared.blobs)
             .stderr(std::process::Stdio::null()),
     )
 }
@@ -321,9 +335,10 @@ fn spawn_node(dir: &Path, name: &str, database: &str) -> (std::process::Child, S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_sync_loses_nothing_and_the_phone_finishes_on_the_other() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_postgres, database) = cluster_database(dir.path());
-    let (mut a, a_addr) = spawn_node(dir.path(), "a", &database);
-    let (mut b, b_addr) = spawn_node(dir.path(), "b", &database);
+    let shared = Shared::start(dir.path());
+    let database = shared.database.clone();
+    let (mut a, a_addr) = spawn_node(dir.path(), "a", &shared);
+    let (mut b, b_addr) = spawn_node(dir.path(), "b", &shared);
     let (a_url, b_url) = (format!("http://{a_addr}"), format!("http://{b_addr}"));
     let mut zhang = Inspector::sign_in(dir.path(), &a_url, "zhang", "应急管理", "310101").await;
     let cases = zhang.record_cases(9, 200);
@@ -455,16 +470,14 @@ async fn sign_in_delays_follow_the_client_a_trusted_proxy_names_and_no_one_else(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_behind_a_round_robin_balancer_merges_and_reads_alike_on_every_request() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_postgres, database) = cluster_database(dir.path());
-    // Both nodes keep blobs in one folder (object storage aside) and trust the balancer.
-    let settings = Settings {
-        data: dir.path().join("shared"),
-        database: Some(database),
+    let shared = Shared::start(dir.path());
+    // Each node has a data folder of its own; both trust the balancer.
+    let settings = |name: &str| Settings {
         trusted_proxies: vec![[127, 0, 0, 1].into()],
-        ..Settings::default()
+        ..shared.settings(dir.path().join(name))
     };
-    let a = TestServer::start_with(settings.clone()).await;
-    let b = TestServer::start_with(settings).await;
+    let a = TestServer::start_with(settings("a")).await;
+    let b = TestServer::start_with(settings("b")).await;
     let balancer = anjian_tests::cluster::Balancer::start(&[a.addr, b.addr]);
     let url = balancer.url();
     let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
@@ -524,6 +537,111 @@ async fn a_team_behind_a_round_robin_balancer_merges_and_reads_alike_on_every_re
         assert_eq!(anjian_core::photo::sha256_hex(&bytes), photo.sha256);
     }
     drop(balancer);
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_started_on_one_node_finishes_on_the_other_in_whole_s3_parts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Split {
+        shared,
+        a,
+        b,
+        mut zhang,
+        li: _li,
+    } = Split::start(dir.path()).await;
+    // A photo of about 12 MB: three parts of an S3 multipart upload (5, 5 and 2 MiB).
+    let photo = crate::blobs::noise_png(2000, 2000);
+    assert!(photo.len() > 2 * 5 * 1024 * 1024 && photo.len() < 3 * 5 * 1024 * 1024);
+    let case = zhang.open_sample_case(12);
+    let finding = zhang
+        .store
+        .add_finding(case, &sample::finding("储罐泄漏"))
+        .expect("finding");
+    let info = zhang.store.ingest_photo(&photo).expect("ingest");
+    zhang
+        .store
+        .attach_photo(
+            case,
+            &anjian_core::PhotoTarget::Finding(finding),
+            &info.sha256,
+            "储罐全景",
+        )
+        .expect("attach");
+    zhang.store.set_upload_originals(false);
+    zhang
+        .sync()
+        .await
+        .expect("the case and thumbnail reach node A");
+
+    // 40% goes to node A; the connection drops and the phone reaches node B for the rest.
+    let path = format!("/api/v1/blobs/{}", info.sha256);
+    let cut = photo.len() * 4 / 10;
+    let first = crate::blobs::patch(
+        &format!("{}{path}", a.url()),
+        &zhang.token,
+        0,
+        photo.len(),
+        &photo[..cut],
+    )
+    .await;
+    assert_eq!(first.status(), 204);
+    let head = reqwest::Client::new()
+        .head(format!("{}{path}", b.url()))
+        .bearer_auth(&zhang.token)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.headers()["upload-offset"], cut.to_string().as_str());
+    let rest = crate::blobs::patch(
+        &format!("{}{path}", b.url()),
+        &zhang.token,
+        cut,
+        photo.len(),
+        &photo[cut..],
+    )
+    .await;
+    assert_eq!(rest.status(), 201, "{:?}", rest.text().await);
+
+    // Node A serves the photo node B stored, byte for byte.
+    let got = reqwest::Client::new()
+        .get(format!("{}{path}", a.url()))
+        .bearer_auth(&zhang.token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.expect("bytes").as_ref(), photo.as_slice());
+
+    // The object store holds it, sent in three parts (an S3 multipart object's ETag ends
+    // in its number of parts; every part but the last had to be at least 5 MiB, which
+    // SeaweedFS enforces); no node keeps blob files or unfinished parts.
+    let location = shared.blobs.strip_prefix("s3://").expect("an s3 location");
+    let (bucket_and_prefix, _) = location.split_once('?').expect("settings");
+    let object = reqwest::Client::new()
+        .head(format!(
+            "{}/{bucket_and_prefix}/{}",
+            shared.objects.endpoint, info.sha256
+        ))
+        .send()
+        .await
+        .expect("object head");
+    assert_eq!(object.status(), 200);
+    assert_eq!(
+        object.headers()["content-length"],
+        photo.len().to_string().as_str()
+    );
+    let etag = object.headers()["etag"].to_str().expect("text").to_owned();
+    assert!(etag.trim_matches('"').ends_with("-3"), "ETag {etag}");
+    for node in ["a", "b"] {
+        assert!(!dir.path().join(node).join("blobs").exists(), "{node}");
+    }
+    let storage = Storage::open(&Database::Postgres(shared.database.clone())).expect("database");
+    let unfinished: i64 = storage
+        .read(|c| c.query_row("SELECT count(*) FROM upload_parts", &[], |r| r.get(0)))
+        .expect("count");
+    assert_eq!(unfinished, 0);
     b.stop().await;
     a.stop().await;
 }

@@ -9,7 +9,6 @@
 use anjian_core::signing::{ChangeSignature, KeyAlgorithm, PublicKey, Signer as _};
 use anjian_core::{PhotoTarget, ReviewAction, Role, sample};
 use anjian_sync_server::Storage;
-use anjian_sync_server::blob_store::BlobStore;
 use anjian_sync_server::evidence::{self, Photos, Verdict};
 use anjian_sync_server::users::SERVER_DEVICE_NAME;
 use anjian_sync_server::web::session::encode_query;
@@ -87,6 +86,19 @@ async fn get(client: &reqwest::Client, session: &str, url: String) -> (u16, Vec<
     (status, response.bytes().await.expect("body").to_vec())
 }
 
+/// The evidence package of `case` as the command line exports it.
+async fn export(data: &std::path::Path, case: anjian_core::CaseId, photos: Photos) -> Vec<u8> {
+    let data = data.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let storage =
+            Storage::open(&anjian_sync_server::testing::database(&data)).expect("storage");
+        let blobs = anjian_sync_server::testing::blob_store(&data).expect("blob store");
+        evidence::export(&storage, &blobs, case, photos).expect("export")
+    })
+    .await
+    .expect("exported")
+}
+
 fn b64(value: &serde_json::Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(value.as_str().expect("base64 text"))
@@ -131,9 +143,8 @@ async fn the_page_downloads_the_exported_package_and_every_signature_in_it_verif
     )
     .await;
     assert_eq!(status, 200);
+    let exported = export(&data, case, Photos::Included).await;
     let storage = Storage::open(&anjian_sync_server::testing::database(&data)).expect("storage");
-    let blobs = BlobStore::new(data.join("blobs"));
-    let exported = evidence::export(&storage, &blobs, case, Photos::Included).expect("export");
     assert_eq!(downloaded, exported);
 
     // Every change of the document is in it, signed by the device's registered key.
@@ -322,11 +333,8 @@ async fn the_servers_signature_verifies_on_a_supervisors_decision_only() {
     assert!(html.contains("服务器密钥"));
 
     // The package carries the server-side device with its certificate for the server's key.
-    let blobs = BlobStore::new(data.join("blobs"));
-    let package: serde_json::Value = serde_json::from_slice(
-        &evidence::export(&storage, &blobs, case, Photos::Hashes).expect("export"),
-    )
-    .expect("JSON");
+    let package: serde_json::Value =
+        serde_json::from_slice(&export(&data, case, Photos::Hashes).await).expect("JSON");
     let server_side = package["devices"]
         .as_array()
         .expect("devices")

@@ -488,9 +488,22 @@ async fn parked_uploads_count_against_a_quota_and_expire() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(patch(&url, &token, &hashes[1], 0, whole, part).await, 204);
-    let partial = server.data.join("blobs").join("partial");
-    let files = std::fs::read_dir(&partial).map(|d| d.count()).unwrap_or(0);
-    assert_eq!(files, 1, "only the new upload is parked");
+    let parked: Vec<String> =
+        anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&server.data))
+            .expect("db")
+            .read(|c| {
+                c.query_map(
+                    "SELECT DISTINCT sha256 FROM upload_parts ORDER BY sha256",
+                    &[],
+                    |r| r.get(0),
+                )
+            })
+            .expect("parts");
+    assert_eq!(
+        parked,
+        vec![hashes[1].clone()],
+        "only the new upload is parked"
+    );
     drop(w.dir);
     server.stop().await;
 }
