@@ -206,7 +206,7 @@ pub async fn sign_in<T: Send + 'static>(
     address: IpAddr,
     check: impl FnOnce() -> AppResult<T> + Send + 'static,
 ) -> AppResult<T> {
-    let known = match app.signin.admit(name, address) {
+    let known = match app.signin.admit(name, address)? {
         Admission::Go { known } => known,
         Admission::Wait(wait) => {
             let seconds = wait.as_secs().max(1);

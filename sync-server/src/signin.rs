@@ -3,14 +3,18 @@
 //! so that guessing passwords is slow and a flood of wrong passwords cannot keep an
 //! account's owner out. An address that signed in as a name before is that name's known
 //! address: a flood against the name from elsewhere does not slow it down, and its
-//! attempts go ahead of the queue for the password threads.
+//! attempts go ahead of the queue for the password threads. The counts are kept in the
+//! database, so that every server process sharing it holds an attempt to the same delays
+//! (a balancer spreading a guesser's attempts over the nodes gains nothing).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Limits;
+use crate::db::{Conn, params};
+use crate::error::AppResult;
+use crate::storage::Storage;
 
 /// Failures are forgotten after this long without another.
 const QUIET: Duration = Duration::from_secs(15 * 60);
@@ -18,30 +22,25 @@ const QUIET: Duration = Duration::from_secs(15 * 60);
 const LONGEST_WAIT: Duration = Duration::from_secs(5 * 60);
 /// A known address stays known this long after its last sign-in.
 const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Entries kept per table; beyond this the oldest are dropped.
-const MAX_ENTRIES: usize = 100_000;
+/// An attempt let through and never recorded (its server process stopped meanwhile) stops
+/// counting as pending after this long: no password check takes nearly as long.
+const PENDING_FOR: Duration = Duration::from_secs(2 * 60);
 
 /// Sign-in attempts, remembered for their delays.
 pub struct SignIn {
     limits: Limits,
-    tables: Mutex<Tables>,
+    storage: Arc<Storage>,
 }
 
-#[derive(Default)]
-struct Tables {
-    by_pair: HashMap<(String, IpAddr), Failures>,
-    by_address: HashMap<IpAddr, Failures>,
-    by_name: HashMap<String, Failures>,
-    known: HashMap<(String, IpAddr), Instant>,
-}
-
-#[derive(Debug, Clone, Copy)]
+/// The failures of one scope and key, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Failures {
     count: u32,
     /// Attempts let through whose outcome is not known yet: they count as failures until
     /// it is, so that a burst cannot slip past before the first failures are recorded.
     pending: u32,
-    last: Instant,
+    /// When the last attempt began or failed, in Unix milliseconds.
+    last: i64,
 }
 
 /// How an attempt that was let through ended.
@@ -67,56 +66,64 @@ pub enum Admission {
     Wait(Duration),
 }
 
+/// The three counts an attempt is weighed against: (scope, key).
+fn scopes(name: &str, address: IpAddr) -> [(&'static str, String); 3] {
+    [
+        ("pair", format!("{name}\n{address}")),
+        ("address", address.to_string()),
+        ("name", name.to_owned()),
+    ]
+}
+
 impl SignIn {
-    /// Attempts held to `limits`.
-    pub fn new(limits: Limits) -> SignIn {
-        SignIn {
-            limits,
-            tables: Mutex::new(Tables::default()),
-        }
+    /// Attempts held to `limits`, counted in `storage`.
+    pub fn new(limits: Limits, storage: Arc<Storage>) -> SignIn {
+        SignIn { limits, storage }
     }
 
     /// Whether an attempt to sign in as `name` from `address` may go ahead now; one that
     /// may is counted as pending until `record` says how it ended.
-    pub fn admit(&self, name: &str, address: IpAddr) -> Admission {
-        let now = Instant::now();
-        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        let pair = (name.to_owned(), address);
-        let known = tables
-            .known
-            .get(&pair)
-            .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR);
-        let mut wait = Duration::ZERO;
-        let mut consider = |failures: Option<&Failures>, allowed: u32| {
-            if let Some(f) = failures {
-                wait = wait.max(remaining(f, allowed, now));
-            }
-        };
-        consider(
-            tables.by_pair.get(&pair),
-            self.limits.sign_in_failures_per_name_and_address,
-        );
-        consider(
-            tables.by_address.get(&address),
-            self.limits.sign_in_failures_per_address,
-        );
-        if !known {
-            consider(
-                tables.by_name.get(name),
-                self.limits.sign_in_failures_per_name,
-            );
-        }
-        if !wait.is_zero() {
-            return Admission::Wait(wait);
-        }
-        pend(&mut tables.by_pair, pair, now);
-        pend(&mut tables.by_address, address, now);
-        pend(&mut tables.by_name, name.to_owned(), now);
-        Admission::Go { known }
+    pub fn admit(&self, name: &str, address: IpAddr) -> AppResult<Admission> {
+        let now = now_millis();
+        let keys = scopes(name, address);
+        self.storage.write(|conn| {
+            conn.transaction(|tx| {
+                let known: bool = tx
+                    .query_opt(
+                        "SELECT 1 FROM sign_in_known WHERE username = ?1 AND address = ?2 AND at > ?3",
+                        params![name, address.to_string(), now - millis(KNOWN_FOR)],
+                        |_| Ok(()),
+                    )?
+                    .is_some();
+                let allowed = [
+                    self.limits.sign_in_failures_per_name_and_address,
+                    self.limits.sign_in_failures_per_address,
+                    self.limits.sign_in_failures_per_name,
+                ];
+                let mut stored = Vec::with_capacity(3);
+                let mut wait = Duration::ZERO;
+                for ((scope, key), allowed) in keys.iter().zip(allowed) {
+                    let failures = load(tx, scope, key)?;
+                    // A known address is not held up by the name's failures elsewhere.
+                    let weighed = !(known && *scope == "name");
+                    if let Some(f) = failures.filter(|_| weighed) {
+                        wait = wait.max(remaining(&f, allowed, now));
+                    }
+                    stored.push(failures);
+                }
+                if !wait.is_zero() {
+                    return Ok(Admission::Wait(wait));
+                }
+                for ((scope, key), failures) in keys.iter().zip(stored) {
+                    save(tx, scope, key, pend(failures, now))?;
+                }
+                Ok(Admission::Go { known })
+            })
+        })
     }
 
     /// An attempt `admit` let through, to be recorded: one dropped unrecorded (its request
-    /// was cancelled) is recorded as unchecked, so that it does not stay pending forever.
+    /// was cancelled) is recorded as unchecked, so that it does not stay pending.
     pub fn attempt(&self, name: &str, address: IpAddr) -> Attempt<'_> {
         Attempt {
             signin: self,
@@ -127,23 +134,42 @@ impl SignIn {
     }
 
     /// Records how an attempt that `admit` let through ended.
-    pub fn record(&self, name: &str, address: IpAddr, outcome: Outcome) {
-        let now = Instant::now();
-        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        let pair = (name.to_owned(), address);
+    pub fn record(&self, name: &str, address: IpAddr, outcome: Outcome) -> AppResult<()> {
+        let now = now_millis();
         let failed = outcome == Outcome::Failure;
-        settle(&mut tables.by_pair, &pair, failed, now);
-        settle(&mut tables.by_address, &address, failed, now);
-        settle(&mut tables.by_name, name, failed, now);
-        if outcome == Outcome::Success {
-            tables.by_pair.remove(&pair);
-            tables.known.insert(pair, now);
-            prune(
-                &mut tables.known,
-                |at| now.duration_since(*at) < KNOWN_FOR,
-                |at| (0, *at),
-            );
-        }
+        let keys = scopes(name, address);
+        self.storage.write(|conn| {
+            conn.transaction(|tx| {
+                for (scope, key) in &keys {
+                    if let Some(failures) = load(tx, scope, key)? {
+                        save(tx, scope, key, settle(failures, failed, now))?;
+                    }
+                }
+                if outcome == Outcome::Success {
+                    let (scope, key) = &keys[0];
+                    tx.execute(
+                        "DELETE FROM sign_in_failures WHERE scope = ?1 AND key = ?2",
+                        params![scope, key],
+                    )?;
+                    tx.execute(
+                        "INSERT INTO sign_in_known (username, address, at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (username, address) DO UPDATE SET at = excluded.at",
+                        params![name, address.to_string(), now],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM sign_in_known WHERE at <= ?1",
+                        params![now - millis(KNOWN_FOR)],
+                    )?;
+                }
+                // What no longer counts goes: failures quiet for long enough, with no
+                // attempt in flight (or none that can still be).
+                tx.execute(
+                    "DELETE FROM sign_in_failures WHERE last_at <= ?1",
+                    params![now - millis(QUIET.max(PENDING_FOR))],
+                )?;
+                Ok(())
+            })
+        })
     }
 }
 
@@ -159,35 +185,75 @@ impl Attempt<'_> {
     /// Records how the attempt ended.
     pub fn record(mut self, outcome: Outcome) {
         self.recorded = true;
-        self.signin.record(&self.name, self.address, outcome);
+        self.save(outcome);
+    }
+
+    fn save(&self, outcome: Outcome) {
+        if let Err(e) = self.signin.record(&self.name, self.address, outcome) {
+            // The attempt then counts as pending until `PENDING_FOR` passes.
+            tracing::warn!(error = %e, "cannot record a sign-in attempt");
+        }
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
         if !self.recorded {
-            self.signin
-                .record(&self.name, self.address, Outcome::Unchecked);
+            self.save(Outcome::Unchecked);
         }
     }
+}
+
+fn load(tx: &mut dyn Conn, scope: &str, key: &str) -> AppResult<Option<Failures>> {
+    tx.query_opt(
+        "SELECT count, pending, last_at FROM sign_in_failures WHERE scope = ?1 AND key = ?2",
+        params![scope, key],
+        |r| {
+            Ok(Failures {
+                count: r.get(0)?,
+                pending: r.get(1)?,
+                last: r.get(2)?,
+            })
+        },
+    )
+}
+
+fn save(tx: &mut dyn Conn, scope: &str, key: &str, f: Failures) -> AppResult<()> {
+    tx.execute(
+        "INSERT INTO sign_in_failures (scope, key, count, pending, last_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (scope, key) DO UPDATE SET count = excluded.count,
+            pending = excluded.pending, last_at = excluded.last_at",
+        params![scope, key, f.count, f.pending, f.last],
+    )?;
+    Ok(())
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis() as i64
 }
 
 /// How long an attempt must wait after `f` failures (pending attempts counted as such),
 /// when `allowed` are free: a second after the first failure past them, doubling with each
 /// further one.
-fn remaining(f: &Failures, allowed: u32, now: Instant) -> Duration {
-    let count = if now.duration_since(f.last) >= QUIET {
-        f.pending
+fn remaining(f: &Failures, allowed: u32, now: i64) -> Duration {
+    let since = Duration::from_millis((now - f.last).max(0) as u64);
+    let pending = if since >= PENDING_FOR { 0 } else { f.pending };
+    let count = if since >= QUIET {
+        pending
     } else {
-        f.count + f.pending
+        f.count + pending
     };
     if count < allowed {
         return Duration::ZERO;
     }
     let doublings = (count - allowed).min(16);
     let wait = Duration::from_secs(1u64 << doublings).min(LONGEST_WAIT);
-    let left = wait.saturating_sub(now.duration_since(f.last));
-    if f.pending >= allowed {
+    let left = wait.saturating_sub(since);
+    if pending >= allowed {
         // As many attempts in flight as failures allowed: the next waits for their
         // outcome, however long ago the last one began.
         left.max(Duration::from_secs(1))
@@ -196,83 +262,76 @@ fn remaining(f: &Failures, allowed: u32, now: Instant) -> Duration {
     }
 }
 
-/// Counts an attempt let through as pending.
-fn pend<K: Clone + std::hash::Hash + Eq>(table: &mut HashMap<K, Failures>, key: K, now: Instant) {
-    let entry = table.entry(key).or_insert(Failures {
+/// `f` with an attempt let through counted as pending.
+fn pend(f: Option<Failures>, now: i64) -> Failures {
+    let mut f = f.unwrap_or(Failures {
         count: 0,
         pending: 0,
         last: now,
     });
-    if now.duration_since(entry.last) >= QUIET {
-        entry.count = 0;
+    let since = Duration::from_millis((now - f.last).max(0) as u64);
+    if since >= QUIET {
+        f.count = 0;
     }
-    entry.pending = entry.pending.saturating_add(1);
-    entry.last = now;
-    prune(
-        table,
-        |f| f.pending > 0 || now.duration_since(f.last) < QUIET,
-        |f| (f.count.saturating_add(f.pending), f.last),
-    );
+    if since >= PENDING_FOR {
+        f.pending = 0;
+    }
+    f.pending = f.pending.saturating_add(1);
+    f.last = now;
+    f
 }
 
-/// Turns a pending attempt into a failure, or forgets it.
-fn settle<K, Q>(table: &mut HashMap<K, Failures>, key: &Q, failed: bool, now: Instant)
-where
-    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-    Q: std::hash::Hash + Eq + ?Sized,
-{
-    if let Some(entry) = table.get_mut(key) {
-        entry.pending = entry.pending.saturating_sub(1);
-        if failed {
-            if now.duration_since(entry.last) >= QUIET {
-                entry.count = 0;
-            }
-            entry.count = entry.count.saturating_add(1);
-            entry.last = now;
+/// `f` with a pending attempt turned into a failure, or forgotten.
+fn settle(mut f: Failures, failed: bool, now: i64) -> Failures {
+    f.pending = f.pending.saturating_sub(1);
+    if failed {
+        if Duration::from_millis((now - f.last).max(0) as u64) >= QUIET {
+            f.count = 0;
         }
+        f.count = f.count.saturating_add(1);
+        f.last = now;
     }
-}
-
-/// Keeps a table under `MAX_ENTRIES`: entries no longer `live` go first; if live ones
-/// still fill it, those of the lowest `rank` (fewest failures, then oldest) go, so that a
-/// flood of new names or addresses cannot wipe out the record of the failures that count.
-fn prune<K: Clone + std::hash::Hash + Eq, V, R: Ord>(
-    table: &mut HashMap<K, V>,
-    live: impl Fn(&V) -> bool,
-    rank: impl Fn(&V) -> R,
-) {
-    if table.len() <= MAX_ENTRIES {
-        return;
-    }
-    table.retain(|_, v| live(v));
-    let excess = table.len().saturating_sub(MAX_ENTRIES * 9 / 10);
-    if table.len() > MAX_ENTRIES {
-        let mut ranked: Vec<(R, K)> = table.iter().map(|(k, v)| (rank(v), k.clone())).collect();
-        ranked.select_nth_unstable_by(excess - 1, |a, b| a.0.cmp(&b.0));
-        for (_, key) in ranked.into_iter().take(excess) {
-            table.remove(&key);
-        }
-    }
+    f
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Database;
 
     fn addr(last: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, last])
     }
 
+    /// Sign-ins counted in a fresh database in `dir`.
+    fn signin(dir: &tempfile::TempDir) -> SignIn {
+        let storage =
+            Storage::open(&Database::Sqlite(dir.path().join("server.db"))).expect("a database");
+        SignIn::new(Limits::default(), Arc::new(storage))
+    }
+
+    fn admit(signin: &SignIn, name: &str, address: IpAddr) -> Admission {
+        signin.admit(name, address).expect("admit")
+    }
+
+    fn record(signin: &SignIn, name: &str, address: IpAddr, outcome: Outcome) {
+        signin.record(name, address, outcome).expect("record");
+    }
+
     #[test]
     fn failures_past_the_allowance_wait_longer_each_time() {
-        let signin = SignIn::new(Limits::default());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let signin = signin(&dir);
         let allowed = Limits::default().sign_in_failures_per_name_and_address;
         for _ in 0..allowed {
-            assert_eq!(signin.admit("li", addr(2)), Admission::Go { known: false });
-            signin.record("li", addr(2), Outcome::Failure);
+            assert_eq!(
+                admit(&signin, "li", addr(2)),
+                Admission::Go { known: false }
+            );
+            record(&signin, "li", addr(2), Outcome::Failure);
         }
-        assert!(matches!(signin.admit("li", addr(2)), Admission::Wait(_)));
-        let now = Instant::now();
+        assert!(matches!(admit(&signin, "li", addr(2)), Admission::Wait(_)));
+        let now = now_millis();
         let waits: Vec<Duration> = (0..4)
             .map(|past| {
                 let f = Failures {
@@ -291,75 +350,91 @@ mod tests {
     }
 
     #[test]
+    fn a_second_server_process_on_the_database_holds_the_same_delays() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let one = signin(&dir);
+        let other = signin(&dir);
+        let allowed = Limits::default().sign_in_failures_per_name_and_address;
+        for i in 0..allowed {
+            // A balancer sends the guesses to either process in turn.
+            let process = if i % 2 == 0 { &one } else { &other };
+            assert_eq!(
+                admit(process, "li", addr(2)),
+                Admission::Go { known: false }
+            );
+            record(process, "li", addr(2), Outcome::Failure);
+        }
+        assert!(matches!(admit(&one, "li", addr(2)), Admission::Wait(_)));
+        assert!(matches!(admit(&other, "li", addr(2)), Admission::Wait(_)));
+    }
+
+    #[test]
     fn a_flood_against_a_name_does_not_slow_its_known_address() {
-        let signin = SignIn::new(Limits::default());
-        signin.admit("victim", addr(1));
-        signin.record("victim", addr(1), Outcome::Success);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let signin = signin(&dir);
+        admit(&signin, "victim", addr(1));
+        record(&signin, "victim", addr(1), Outcome::Success);
         for last in 2..=201 {
-            if signin.admit("victim", addr(last)) == (Admission::Go { known: false }) {
-                signin.record("victim", addr(last), Outcome::Failure);
+            if admit(&signin, "victim", addr(last)) == (Admission::Go { known: false }) {
+                record(&signin, "victim", addr(last), Outcome::Failure);
             }
         }
         assert_eq!(
-            signin.admit("victim", addr(1)),
+            admit(&signin, "victim", addr(1)),
             Admission::Go { known: true }
         );
         assert!(matches!(
-            signin.admit("victim", addr(250)),
+            admit(&signin, "victim", addr(250)),
             Admission::Wait(_)
         ));
         // Another name from a flooding address is not held up by the name's failures.
         assert_eq!(
-            signin.admit("other", addr(3)),
+            admit(&signin, "other", addr(3)),
             Admission::Go { known: false }
         );
     }
 
     #[test]
     fn a_cancelled_attempt_does_not_stay_pending() {
-        let signin = SignIn::new(Limits::default());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let signin = signin(&dir);
         let allowed = Limits::default().sign_in_failures_per_name;
         for last in 0..allowed {
             assert!(matches!(
-                signin.admit("victim", addr(last as u8)),
+                admit(&signin, "victim", addr(last as u8)),
                 Admission::Go { .. }
             ));
             // The request is cancelled while its password is checked.
             drop(signin.attempt("victim", addr(last as u8)));
         }
         assert_eq!(
-            signin.admit("victim", addr(100)),
+            admit(&signin, "victim", addr(100)),
             Admission::Go { known: false }
         );
     }
 
     #[test]
-    fn a_flood_of_new_names_does_not_wipe_out_a_names_failures() {
-        let signin = SignIn::new(Limits::default());
+    fn attempts_a_stopped_process_left_pending_stop_counting() {
         let allowed = Limits::default().sign_in_failures_per_name;
-        // Failures enough for a wait of many minutes.
-        for last in 0..allowed + 8 {
-            signin.admit("victim", addr(last as u8));
-            signin.record("victim", addr(last as u8), Outcome::Failure);
-        }
-        for n in 0..(MAX_ENTRIES as u32 + 10) {
-            let address = IpAddr::from((10u32 << 24 | n).to_be_bytes());
-            let name = format!("flood{n}");
-            signin.admit(&name, address);
-            signin.record(&name, address, Outcome::Failure);
-        }
-        assert!(matches!(
-            signin.admit("victim", addr(200)),
-            Admission::Wait(_)
-        ));
+        let now = now_millis();
+        let stuck = Failures {
+            count: 0,
+            pending: allowed,
+            last: now,
+        };
+        assert!(remaining(&stuck, allowed, now) >= Duration::from_secs(1));
+        let later = now + millis(PENDING_FOR);
+        assert_eq!(remaining(&stuck, allowed, later), Duration::ZERO);
+        assert_eq!(pend(Some(stuck), later).pending, 1);
     }
 
     #[test]
     fn a_burst_is_held_back_before_any_outcome_is_known() {
-        let signin = SignIn::new(Limits::default());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let signin = signin(&dir);
         let allowed = Limits::default().sign_in_failures_per_name;
         let let_through = (2..=201u8)
-            .filter(|last| matches!(signin.admit("victim", addr(*last)), Admission::Go { .. }))
+            .filter(|last| matches!(admit(&signin, "victim", addr(*last)), Admission::Go { .. }))
             .count();
         assert_eq!(let_through as u32, allowed);
     }

@@ -67,7 +67,7 @@ impl AppState {
             photos: Pool::start("photos", limits.photo_threads, PHOTO_QUEUE),
             passwords: Pool::start("passwords", limits.password_threads, limits.sign_in_queue),
             blobs: BlobStore::open(settings.blobs.as_deref(), &settings.data)?,
-            signin: SignIn::new(limits.clone()),
+            signin: SignIn::new(limits.clone(), storage.clone()),
             storage,
             hub: Hub::default(),
             live: Arc::new(Live::default()),

@@ -45,6 +45,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "008_writs.sql")),
             include_str!(concat!($dir, "009_number_blocks.sql")),
             include_str!(concat!($dir, "010_upload_parts.sql")),
+            include_str!(concat!($dir, "011_sign_in.sql")),
         ]
     };
 }

@@ -536,6 +536,18 @@ async fn a_team_behind_a_round_robin_balancer_merges_and_reads_alike_on_every_re
         let bytes = response.bytes().await.expect("bytes");
         assert_eq!(anjian_core::photo::sha256_hex(&bytes), photo.sha256);
     }
+
+    // A guesser's wrong passwords, spread over both nodes by the balancer, add up: after
+    // the allowance, both nodes make the next attempt wait.
+    let allowed = Settings::default()
+        .limits
+        .sign_in_failures_per_name_and_address;
+    for _ in 0..allowed {
+        assert_eq!(wrong_password(&url, "li", "203.0.113.9").await, 401);
+    }
+    for node in [&a, &b] {
+        assert_eq!(wrong_password(&node.url(), "li", "203.0.113.9").await, 429);
+    }
     drop(balancer);
     b.stop().await;
     a.stop().await;
