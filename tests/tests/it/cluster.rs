@@ -657,3 +657,93 @@ async fn an_upload_started_on_one_node_finishes_on_the_other_in_whole_s3_parts()
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_districts_day_split_across_two_nodes_merges_every_case_and_photo() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shared = Shared::start(dir.path());
+    let (a, b) = (
+        node(dir.path(), "a", &shared).await,
+        node(dir.path(), "b", &shared).await,
+    );
+    let nodes = [a.url(), b.url()];
+    const PHONES: usize = 12;
+    const CASES: usize = 3;
+    let names: Vec<String> = (0..PHONES).map(|i| format!("insp{i:02}")).collect();
+    let accounts: Vec<(&str, Role, &str, &str)> = names
+        .iter()
+        .map(|n| (n.as_str(), Role::Inspector, "310101", "应急管理"))
+        .collect();
+    add_users(&shared.database, &accounts);
+
+    // Each phone signs in on one node, records its cases offline, one with a photo of its
+    // own, and all sync at once, half of them through each node.
+    let mut phones = Vec::new();
+    let mut photos = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut phone =
+            Inspector::sign_in(dir.path(), &nodes[i % 2], name, "应急管理", "310101").await;
+        let cases = phone.record_cases(100 + i as u32, CASES);
+        let info = phone
+            .store
+            .ingest_photo(&sample::jpeg(320 + i as u32, 240))
+            .expect("ingest");
+        let finding = phone.store.case(cases[0]).expect("case").findings[0].id;
+        phone
+            .store
+            .attach_photo(
+                cases[0],
+                &anjian_core::PhotoTarget::Finding(finding),
+                &info.sha256,
+                "现场",
+            )
+            .expect("attach");
+        photos.push(info.sha256);
+        phones.push(phone);
+    }
+    let reports = futures_util::future::join_all(phones.iter_mut().map(|phone| phone.sync())).await;
+    for report in reports {
+        let report = report.expect("sync");
+        // Its own cases, and those of colleagues of its district already synced.
+        assert!(report.acknowledged >= CASES, "{report:?}");
+        assert!(report.refused.is_empty(), "{report:?}");
+        assert_eq!(report.blobs_uploaded, 2, "the original and its thumbnail");
+    }
+
+    // Both nodes list every case and serve every photo, whichever node took it.
+    let chief = login_token(&nodes[0], "chief").await;
+    for url in &nodes {
+        let list: serde_json::Value = reqwest::Client::new()
+            .get(format!("{url}/api/v1/cases?limit=200"))
+            .bearer_auth(&chief)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(list["total"], PHONES * CASES, "{url}");
+        for sha256 in &photos {
+            let response = reqwest::Client::new()
+                .get(format!("{url}/api/v1/blobs/{sha256}"))
+                .bearer_auth(&chief)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status(), 200);
+            let bytes = response.bytes().await.expect("bytes");
+            assert_eq!(&anjian_core::photo::sha256_hex(&bytes), sha256);
+        }
+    }
+
+    // The next day every phone reaches the other node: nothing is sent again and nothing
+    // is missing.
+    for (i, phone) in phones.iter_mut().enumerate() {
+        phone.server = nodes[(i + 1) % 2].clone();
+        let report = phone.sync().await.expect("sync");
+        assert_eq!(report.blobs_uploaded, 0, "{report:?}");
+        assert!(report.refused.is_empty(), "{report:?}");
+    }
+    b.stop().await;
+    a.stop().await;
+}
