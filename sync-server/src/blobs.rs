@@ -156,7 +156,7 @@ pub async fn put(
         if let Some(size) = stored_size(&app, &sha256)? {
             return Ok(offset_response(StatusCode::OK, size, true));
         }
-        finish(&app, &sha256, body).await
+        finish(&app, &sha256, body, Parts::None).await
     }
     .await;
     drop(lock);
@@ -294,12 +294,21 @@ async fn append(
         return Ok(offset_response(StatusCode::CONFLICT, held, false));
     }
     whole.extend_from_slice(&body);
-    finish(app, sha256, Bytes::from(whole)).await
+    finish(app, sha256, Bytes::from(whole), Parts::Staged).await
+}
+
+/// Where a whole blob came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    /// One request: a refusal leaves anyone's unfinished upload of the blob alone.
+    None,
+    /// The unfinished upload's parts and a last one: a refusal forgets the upload.
+    Staged,
 }
 
 /// Verifies a whole blob (hash, then image or PDF, on the photo threads) and stores it
-/// durably, or keeps nothing; either way the unfinished upload of it is forgotten.
-async fn finish(app: &AppState, sha256: &str, bytes: Bytes) -> AppResult<Response> {
+/// durably, or keeps nothing; once stored, the unfinished upload of it is forgotten.
+async fn finish(app: &AppState, sha256: &str, bytes: Bytes, parts: Parts) -> AppResult<Response> {
     let size = bytes.len() as i64;
     let expected = sha256.to_owned();
     let checking = bytes.clone();
@@ -326,7 +335,9 @@ async fn finish(app: &AppState, sha256: &str, bytes: Bytes) -> AppResult<Respons
     let mime = match checked {
         Ok(mime) => mime,
         Err(message) => {
-            app.storage.forget_upload(sha256)?;
+            if parts == Parts::Staged {
+                app.storage.forget_upload(sha256)?;
+            }
             return Err(AppError::BadRequest(message));
         }
     };

@@ -138,6 +138,12 @@ async fn corrupted_uploads_store_nothing_and_other_districts_see_nothing() {
     let client = reqwest::Client::new();
     let url = blob_url(&server, &sha256);
 
+    // An upload in progress (its first part parked) ...
+    let cut = photo.len() / 3;
+    let first = patch(&url, &zhang.token, 0, photo.len(), &photo[..cut]).await;
+    assert_eq!(first.status(), 204);
+
+    // ... is not disturbed by a corrupted whole upload of the same blob.
     let mut corrupted = photo.clone();
     corrupted[100] ^= 0xFF;
     let put = client
@@ -154,7 +160,12 @@ async fn corrupted_uploads_store_nothing_and_other_districts_see_nothing() {
         .send()
         .await
         .expect("head");
-    assert_eq!(head.headers()["upload-offset"], "0", "nothing was kept");
+    assert_eq!(
+        head.headers()["upload-offset"],
+        cut.to_string().as_str(),
+        "the corrupted upload kept nothing and left the parked part"
+    );
+    assert_eq!(head.headers()["upload-complete"], "false");
     assert_eq!(
         client
             .get(&url)
