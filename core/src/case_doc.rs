@@ -21,6 +21,12 @@ pub fn read(doc: &AutoCommit) -> Result<Case> {
     document::read_case(doc)
 }
 
+/// The case without its findings and checklists (a few keys): who owns it and who may
+/// read it, its state. Far cheaper than `read` on a large case.
+pub fn read_header(doc: &AutoCommit) -> Result<Case> {
+    document::read_header(doc)
+}
+
 /// Every field written concurrently with different values.
 pub fn conflicts(doc: &AutoCommit) -> Result<Vec<Conflict>> {
     document::conflicts(doc)

@@ -8,8 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anjian_core::CaseId;
-use anjian_core::rules::CaseState;
+use anjian_core::rules::{self, Author, CaseState};
+use anjian_core::{Case, CaseId};
 use automerge::AutoCommit;
 use tokio::sync::mpsc;
 
@@ -38,16 +38,18 @@ pub struct Slot {
     subscribers: std::sync::Mutex<HashMap<u64, mpsc::UnboundedSender<CaseId>>>,
 }
 
-/// A document as the hub holds it.
+/// A document as the hub holds it. What is read from it is read when first needed: a
+/// peer that only reads the case costs the document and its header, not the whole case.
 #[derive(Default)]
 pub struct SlotDoc {
     loaded: bool,
     /// The document, if the server has it.
     pub doc: Option<AutoCommit>,
-    /// The case as the rule book judged it, if the server has it.
-    pub state: Option<CaseState>,
-    /// How many fields of the document are in conflict.
-    pub conflicts: usize,
+    /// The case's header (no findings or checklists): who may read it.
+    header: Option<Case>,
+    /// The case as the rule book judged it, and how many fields of the document are in
+    /// conflict: what judging changes needs.
+    judged: Option<(CaseState, usize)>,
     /// The document's heads as stored (hex, sorted; empty while the server has none).
     heads: Vec<String>,
 }
@@ -69,23 +71,45 @@ impl SlotDoc {
                 .as_mut()
                 .map(anjian_core::case_doc::sorted_heads)
                 .unwrap_or_default();
-            let damaged =
-                |e: anjian_core::Error| AppError::Internal(format!("stored case {case}: {e}"));
-            self.state = self
-                .doc
-                .as_ref()
-                .map(CaseState::of_stored)
-                .transpose()
-                .map_err(damaged)?;
-            self.conflicts = match &self.doc {
-                Some(doc) => anjian_core::case_doc::conflicts(doc)
-                    .map_err(damaged)?
-                    .len(),
-                None => 0,
-            };
+            self.header = None;
+            self.judged = None;
             self.loaded = true;
         }
         Ok(())
+    }
+
+    /// Whether `author` may read the case (not when the server has none).
+    pub fn may_read(&mut self, author: &Author) -> AppResult<bool> {
+        if let Some((state, _)) = &self.judged {
+            return Ok(rules::may_read(author, state.case()));
+        }
+        let Some(doc) = &self.doc else {
+            return Ok(false);
+        };
+        let header = match self.header.take() {
+            Some(header) => header,
+            None => anjian_core::case_doc::read_header(doc).map_err(damaged)?,
+        };
+        let may = rules::may_read(author, &header);
+        self.header = Some(header);
+        Ok(may)
+    }
+
+    /// The document with the case as the rule book judged it and its number of fields in
+    /// conflict (read from the document when first needed), if the server has it.
+    pub fn judged(&mut self) -> AppResult<Option<(&mut AutoCommit, &CaseState, usize)>> {
+        let Some(doc) = self.doc.as_mut() else {
+            return Ok(None);
+        };
+        if self.judged.is_none() {
+            let state = CaseState::of_stored(doc).map_err(damaged)?;
+            let conflicts = anjian_core::case_doc::conflicts(doc)
+                .map_err(damaged)?
+                .len();
+            self.judged = Some((state, conflicts));
+        }
+        let (state, conflicts) = self.judged.as_ref().expect("read above");
+        Ok(Some((doc, state, *conflicts)))
     }
 
     /// The document and the case, once committed changes made them the server's; `heads`
@@ -99,8 +123,8 @@ impl SlotDoc {
     ) {
         self.heads = heads;
         self.doc = Some(doc);
-        self.state = Some(state);
-        self.conflicts = conflicts;
+        self.header = None;
+        self.judged = Some((state, conflicts));
         self.loaded = true;
     }
 
@@ -114,6 +138,10 @@ impl SlotDoc {
     pub fn forget(&mut self) {
         *self = SlotDoc::default();
     }
+}
+
+fn damaged(e: anjian_core::Error) -> AppError {
+    AppError::Internal(format!("a stored case: {e}"))
 }
 
 impl Hub {

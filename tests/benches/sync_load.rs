@@ -7,6 +7,13 @@
 //! signed their changes), then with every change's signature sent and verified; and the
 //! cost of signing and of verifying one change is measured on its own.
 //!
+//! After the push, a fresh peer (a supervisor's new device) reads every case back. Both
+//! phases' server CPU per document is set against a floor measured in the same run: what
+//! the engine and the disk must spend anyway (applying exactly those changes to empty
+//! documents with `automerge` directly, saving each once and writing it to SQLite with the
+//! server's durability; and answering a fresh peer's sync messages from documents already
+//! in memory).
+//!
 //! Run: `(cd tests/js && npm ci) && cargo bench -p anjian-tests --bench sync_load`
 //! (`-- DEVICES CASES FINDINGS` to change the workload; `ANJIAN_BENCH_ONLY_ANJIAN=1` to
 //! skip the stock server).
@@ -84,6 +91,12 @@ fn main() {
     );
 
     signing_costs();
+    let floor = floor(&workload, work.path());
+    println!(
+        "floor: merging {:.2} ms per document, serving {:.2} ms per document",
+        floor.merge * 1e3,
+        floor.serve * 1e3
+    );
 
     // Anjian's server, as its own process: devices that send no signatures, then devices
     // whose every change's signature the server verifies.
@@ -142,10 +155,18 @@ fn main() {
         }
         println!("syncing to the stock automerge-repo server …");
         reset_peak_memory(&child);
+        let before = process::cpu_seconds(&child);
         let result = runtime.block_on(run(&addr, &anjian_devices));
+        let pushed = process::cpu_seconds(&child);
+        let served = runtime.block_on(pull_all(
+            format!("ws://{addr}/sync"),
+            "fresh-reader".into(),
+            wanted(&anjian_devices),
+        ));
+        let cpu = [pushed - before, process::cpu_seconds(&child) - pushed];
         let peak = process::peak_memory(&child);
         process::stop(child);
-        Some((result, peak))
+        Some((result, peak, cpu, served))
     } else {
         println!("stock server: tests/js/node_modules missing; run `npm ci` in tests/js");
         None
@@ -203,7 +224,46 @@ fn main() {
             run.database_bytes as f64 / 1e3 / documents as f64,
         );
     }
-    if let Some((theirs, peak)) = &stock {
+    println!(
+        "{:<30} {:>22} {:>10} {:>22} {:>10} {:>10}",
+        "server CPU per document",
+        "merging ms per node",
+        "x floor",
+        "serving ms",
+        "x floor",
+        "serve s"
+    );
+    let per_doc = |seconds: f64| seconds / documents as f64;
+    for (engine, nodes, run) in &engines {
+        let merging: f64 = run.cpu.iter().sum::<f64>() + run.postgres_cpu;
+        let serving = run.serve_cpu + run.serve_postgres_cpu;
+        let each: Vec<String> = run
+            .cpu
+            .iter()
+            .map(|c| format!("{:.2}", per_doc(*c) * 1e3))
+            .collect();
+        println!(
+            "{:<30} {:>22} {:>10.2} {:>22.2} {:>10.2} {:>10.2}",
+            format!("{engine}, {nodes} (with its database)"),
+            each.join(" + "),
+            per_doc(merging) / floor.merge,
+            per_doc(serving) * 1e3,
+            per_doc(serving) / floor.serve,
+            run.serve.0.as_secs_f64(),
+        );
+    }
+    if let Some((_, _, [pushed, served], serve)) = &stock {
+        println!(
+            "{:<30} {:>22.2} {:>10.2} {:>22.2} {:>10.2} {:>10.2}",
+            "stock automerge-repo (Node)",
+            per_doc(*pushed) * 1e3,
+            per_doc(*pushed) / floor.merge,
+            per_doc(*served) * 1e3,
+            per_doc(*served) / floor.serve,
+            serve.0.as_secs_f64(),
+        );
+    }
+    if let Some((theirs, peak, _, _)) = &stock {
         report("stock automerge-repo (Node)", theirs, *peak);
         println!(
             "ratios: throughput {:.1}x, peak memory {:.2}x of the stock server",
@@ -228,12 +288,18 @@ fn run_anjian(
 }
 
 /// One run on `nodes` server processes sharing `database`: the time and totals, each
-/// node's peak memory and CPU seconds, and PostgreSQL's CPU seconds.
+/// node's peak memory and CPU seconds, and PostgreSQL's CPU seconds; then a fresh peer
+/// reading every document back from the first node.
 struct NodesRun {
     result: (Duration, Totals),
     peaks: Vec<u64>,
     cpu: Vec<f64>,
     postgres_cpu: f64,
+    /// The fresh peer's read: its time and totals, the first node's CPU seconds and
+    /// PostgreSQL's.
+    serve: (Duration, Totals),
+    serve_cpu: f64,
+    serve_postgres_cpu: f64,
     /// The database's size on disk afterwards.
     database_bytes: u64,
 }
@@ -261,6 +327,16 @@ fn run_nodes(
             })
             .expect("user");
     }
+    storage
+        .add_user(&NewUser {
+            username: "reader",
+            name: "读取者",
+            role: Role::Supervisor,
+            district: &"310101".parse().expect("district"),
+            department: "应急管理",
+            password: anjian_tests::PASSWORD,
+        })
+        .expect("user");
     drop(storage);
     let location = match database {
         Database::Sqlite(path) => path.display().to_string(),
@@ -314,6 +390,25 @@ fn run_nodes(
         .iter()
         .map(|(child, _)| process::peak_memory(child))
         .collect();
+    // A supervisor's new device reads every case back from the first node.
+    let reader = runtime.block_on(anjian_tests::login_device(
+        &format!("http://{}", addrs[0]),
+        "reader",
+        "0123456789abcdef0123456789abcdef",
+    ));
+    println!("  a fresh peer reads every case back …");
+    let (node, _) = &servers[0];
+    let (serve_before, serve_postgres_before) = (
+        process::cpu_seconds(node),
+        process::cpu_seconds_of("postgres"),
+    );
+    let serve = runtime.block_on(pull_all(
+        format!("ws://{}/sync?token={reader}", addrs[0]),
+        "fresh-reader".into(),
+        wanted(devices),
+    ));
+    let serve_cpu = process::cpu_seconds(node) - serve_before;
+    let serve_postgres_cpu = process::cpu_seconds_of("postgres") - serve_postgres_before;
     for (child, _) in servers {
         process::stop(child);
     }
@@ -338,8 +433,182 @@ fn run_nodes(
         peaks,
         cpu,
         postgres_cpu,
+        serve,
+        serve_cpu,
+        serve_postgres_cpu,
         database_bytes,
     }
+}
+
+/// The engine's and the disk's least cost per document, CPU seconds.
+struct Floor {
+    /// Applying a document's changes to an empty document, saving it once and writing the
+    /// bytes to SQLite (WAL, `synchronous = FULL`, one transaction per document).
+    merge: f64,
+    /// Answering a fresh peer's sync messages for a document already in memory.
+    serve: f64,
+}
+
+/// The floor of the workload's documents, each the best of three rounds.
+fn floor(devices: &[Device], dir: &Path) -> Floor {
+    let docs: Vec<&AutoCommit> = devices
+        .iter()
+        .flat_map(|d| d.docs.iter().map(|(_, doc)| doc))
+        .collect();
+    let changes: Vec<Vec<automerge::Change>> =
+        docs.iter().map(|d| (*d).clone().get_changes(&[])).collect();
+    let db = rusqlite::Connection::open(dir.join("floor.db")).expect("floor database");
+    db.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+        .expect("WAL");
+    db.execute_batch(
+        "PRAGMA synchronous = FULL; CREATE TABLE documents (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL);",
+    )
+    .expect("floor schema");
+    let mut merge = f64::MAX;
+    for _ in 0..3 {
+        let round: Vec<Vec<automerge::Change>> = changes.clone();
+        let started = process::own_cpu_seconds();
+        for (i, changes) in round.into_iter().enumerate() {
+            let mut doc = AutoCommit::new();
+            doc.apply_changes(changes).expect("apply");
+            let bytes = doc.save();
+            db.execute(
+                "INSERT OR REPLACE INTO documents (id, bytes) VALUES (?1, ?2)",
+                rusqlite::params![i as i64, bytes],
+            )
+            .expect("write");
+        }
+        merge = merge.min(process::own_cpu_seconds() - started);
+    }
+
+    // A fresh peer's side of each exchange, recorded once; then only the server's side is
+    // measured, replaying it.
+    let mut loaded: Vec<AutoCommit> = docs
+        .iter()
+        .map(|d| AutoCommit::load(&(*d).clone().save()).expect("load"))
+        .collect();
+    let replies: Vec<Vec<Vec<u8>>> = loaded
+        .iter_mut()
+        .map(|server| {
+            let (mut ours, mut theirs) = (sync::State::new(), sync::State::new());
+            let mut peer = AutoCommit::new();
+            let mut replies = Vec::new();
+            let mut asked = peer.sync().generate_sync_message(&mut theirs);
+            while let Some(message) = asked {
+                let encoded = message.encode();
+                let message = sync::Message::decode(&encoded).expect("decode");
+                replies.push(encoded);
+                server
+                    .sync()
+                    .receive_sync_message(&mut ours, message)
+                    .expect("receive");
+                let Some(answer) = server.sync().generate_sync_message(&mut ours) else {
+                    break;
+                };
+                peer.sync()
+                    .receive_sync_message(&mut theirs, answer)
+                    .expect("apply");
+                asked = peer.sync().generate_sync_message(&mut theirs);
+            }
+            assert_eq!(peer.get_heads(), server.get_heads());
+            replies
+        })
+        .collect();
+    // Ten passes per round: one pass takes about as long as the CPU clock's tick.
+    const PASSES: usize = 10;
+    let mut serve = f64::MAX;
+    for _ in 0..3 {
+        let started = process::own_cpu_seconds();
+        for i in 0..loaded.len() * PASSES {
+            let (server, replies) = (&mut loaded[i % docs.len()], &replies[i % docs.len()]);
+            let mut state = sync::State::new();
+            for reply in replies {
+                let message = sync::Message::decode(reply).expect("decode");
+                server
+                    .sync()
+                    .receive_sync_message(&mut state, message)
+                    .expect("receive");
+                if let Some(answer) = server.sync().generate_sync_message(&mut state) {
+                    std::hint::black_box(answer.encode());
+                }
+            }
+        }
+        serve = serve.min((process::own_cpu_seconds() - started) / PASSES as f64);
+    }
+    Floor {
+        merge: merge / docs.len() as f64,
+        serve: serve / docs.len() as f64,
+    }
+}
+
+/// Every device's documents with their heads: what a fresh peer should end up with.
+fn wanted(devices: &[Device]) -> Vec<(CaseId, Vec<ChangeHash>)> {
+    devices
+        .iter()
+        .flat_map(|d| d.docs.iter())
+        .map(|(case, doc)| {
+            let mut heads = doc.clone().get_heads();
+            heads.sort();
+            (*case, heads)
+        })
+        .collect()
+}
+
+/// A fresh peer: joins, asks for every document from nothing and answers until it holds
+/// each one's `wanted` heads; returns the time and what crossed the wire.
+async fn pull_all(
+    url: String,
+    peer: String,
+    wanted: Vec<(CaseId, Vec<ChangeHash>)>,
+) -> (Duration, Totals) {
+    let start = Instant::now();
+    let mut totals = Totals::default();
+    let (mut socket, server) = join(&url, &peer, Vec::new(), &mut totals).await;
+    let mut docs: Vec<AutoCommit> = wanted.iter().map(|_| AutoCommit::new()).collect();
+    let mut states: Vec<sync::State> = wanted.iter().map(|_| sync::State::new()).collect();
+    let index: HashMap<DocumentId, usize> = wanted
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| (DocumentId::of(*c), i))
+        .collect();
+    let frame = |document_id: DocumentId, m: sync::Message| {
+        WireMessage::Sync {
+            sender_id: peer.clone(),
+            target_id: server.clone(),
+            document_id,
+            data: m.encode(),
+            signatures: ChangeSignature::records(&[]),
+        }
+        .encode()
+    };
+    for (i, (case, _)) in wanted.iter().enumerate() {
+        if let Some(m) = docs[i].sync().generate_sync_message(&mut states[i]) {
+            send(&mut socket, frame(DocumentId::of(*case), m), &mut totals).await;
+        }
+    }
+    let mut pending = wanted.len();
+    let mut done = vec![false; wanted.len()];
+    while pending > 0 {
+        let (document_id, message) = next_sync(&mut socket, &peer, &mut totals).await;
+        let Some(&i) = index.get(&document_id) else {
+            continue;
+        };
+        docs[i]
+            .sync()
+            .receive_sync_message(&mut states[i], message)
+            .expect("apply");
+        if let Some(m) = docs[i].sync().generate_sync_message(&mut states[i]) {
+            send(&mut socket, frame(document_id, m), &mut totals).await;
+        }
+        let mut heads = docs[i].get_heads();
+        heads.sort();
+        if !done[i] && heads == wanted[i].1 {
+            done[i] = true;
+            pending -= 1;
+        }
+    }
+    let _ = socket.close(None).await;
+    (start.elapsed(), totals)
 }
 
 /// What signing a change costs a device, and verifying it the server, per change.
@@ -488,43 +757,12 @@ async fn push_all(
     mut docs: Vec<(CaseId, AutoCommit)>,
     signatures: Option<Signatures>,
 ) -> (u64, u64) {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .expect("connect");
-    let (mut bytes, mut frames) = (0u64, 0u64);
-    let join = WireMessage::Join {
-        sender_id: peer.clone(),
-        metadata: PeerMetadata {
-            storage_id: None,
-            is_ephemeral: true,
-            extensions: signatures
-                .iter()
-                .map(|_| anjian_core::sync::wire::SIGNATURES_EXTENSION.to_owned())
-                .collect(),
-        },
-        supported_versions: vec![PROTOCOL_VERSION.into()],
-    }
-    .encode();
-    bytes += join.len() as u64;
-    frames += 1;
-    socket
-        .send(Message::Binary(join.into()))
-        .await
-        .expect("join");
-    let server = loop {
-        match socket.next().await {
-            Some(Ok(Message::Binary(b))) => {
-                bytes += b.len() as u64;
-                frames += 1;
-                match WireMessage::decode(&b) {
-                    Ok(WireMessage::Peer { sender_id, .. }) => break sender_id,
-                    other => panic!("{peer}: expected peer, got {other:?}"),
-                }
-            }
-            Some(Ok(_)) => continue,
-            other => panic!("{peer}: connection ended before peer: {other:?}"),
-        }
-    };
+    let extensions = signatures
+        .iter()
+        .map(|_| anjian_core::sync::wire::SIGNATURES_EXTENSION.to_owned())
+        .collect();
+    let mut totals = Totals::default();
+    let (mut socket, server) = join(&url, &peer, extensions, &mut totals).await;
     let mut states: Vec<sync::State> = docs.iter().map(|_| sync::State::new()).collect();
     let index: std::collections::HashMap<DocumentId, usize> = docs
         .iter()
@@ -556,46 +794,23 @@ async fn push_all(
     for (i, (case, doc)) in docs.iter_mut().enumerate() {
         if let Some(m) = doc.sync().generate_sync_message(&mut states[i]) {
             for frame in frames_of(DocumentId::of(*case), m) {
-                bytes += frame.len() as u64;
-                frames += 1;
-                socket
-                    .send(Message::Binary(frame.into()))
-                    .await
-                    .expect("send");
+                send(&mut socket, frame, &mut totals).await;
             }
         }
     }
     let mut done = vec![false; docs.len()];
     while pending > 0 {
-        let frame = match tokio::time::timeout(Duration::from_secs(120), socket.next()).await {
-            Ok(Some(Ok(Message::Binary(b)))) => b,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("{peer}: connection ended early: {other:?}"),
-        };
-        bytes += frame.len() as u64;
-        frames += 1;
-        let Ok(WireMessage::Sync {
-            document_id, data, ..
-        }) = WireMessage::decode(&frame)
-        else {
-            continue;
-        };
+        let (document_id, message) = next_sync(&mut socket, &peer, &mut totals).await;
         let Some(&i) = index.get(&document_id) else {
             continue;
         };
-        let message = sync::Message::decode(&data).expect("sync message");
         let doc = &mut docs[i].1;
         doc.sync()
             .receive_sync_message(&mut states[i], message)
             .expect("apply");
         if let Some(m) = doc.sync().generate_sync_message(&mut states[i]) {
             for out in frames_of(document_id, m) {
-                bytes += out.len() as u64;
-                frames += 1;
-                socket
-                    .send(Message::Binary(out.into()))
-                    .await
-                    .expect("send");
+                send(&mut socket, out, &mut totals).await;
             }
         }
         if !done[i] && states[i].their_heads.as_deref() == Some(&doc.get_heads()[..]) {
@@ -604,5 +819,82 @@ async fn push_all(
         }
     }
     let _ = socket.close(None).await;
-    (bytes, frames)
+    (totals.wire_bytes, totals.frames)
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to `url` and joins as `peer` with `extensions`; returns the socket and the
+/// server's peer id.
+async fn join(
+    url: &str,
+    peer: &str,
+    extensions: Vec<String>,
+    totals: &mut Totals,
+) -> (Socket, String) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    let join = WireMessage::Join {
+        sender_id: peer.to_owned(),
+        metadata: PeerMetadata {
+            storage_id: None,
+            is_ephemeral: true,
+            extensions,
+        },
+        supported_versions: vec![PROTOCOL_VERSION.into()],
+    }
+    .encode();
+    send(&mut socket, join, totals).await;
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Binary(b))) => {
+                totals.wire_bytes += b.len() as u64;
+                totals.frames += 1;
+                match WireMessage::decode(&b) {
+                    Ok(WireMessage::Peer { sender_id, .. }) => return (socket, sender_id),
+                    other => panic!("{peer}: expected peer, got {other:?}"),
+                }
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("{peer}: connection ended before peer: {other:?}"),
+        }
+    }
+}
+
+/// Sends one frame, counting it.
+async fn send(socket: &mut Socket, frame: Vec<u8>, totals: &mut Totals) {
+    totals.wire_bytes += frame.len() as u64;
+    totals.frames += 1;
+    socket
+        .send(Message::Binary(frame.into()))
+        .await
+        .expect("send");
+}
+
+/// The next sync message the server sends (other frames are counted and skipped).
+async fn next_sync(
+    socket: &mut Socket,
+    peer: &str,
+    totals: &mut Totals,
+) -> (DocumentId, sync::Message) {
+    loop {
+        let frame = match tokio::time::timeout(Duration::from_secs(120), socket.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => b,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("{peer}: connection ended early: {other:?}"),
+        };
+        totals.wire_bytes += frame.len() as u64;
+        totals.frames += 1;
+        if let Ok(WireMessage::Sync {
+            document_id, data, ..
+        }) = WireMessage::decode(&frame)
+        {
+            return (
+                document_id,
+                sync::Message::decode(&data).expect("sync message"),
+            );
+        }
+    }
 }

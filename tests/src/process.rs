@@ -65,6 +65,11 @@ pub fn cpu_seconds(child: &Child) -> f64 {
     )
 }
 
+/// User plus system CPU time of this process, in seconds (clock ticks of 1/100 s).
+pub fn own_cpu_seconds() -> f64 {
+    stat_cpu_seconds(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
 /// User plus system CPU time of every process on the machine whose command is `command`
 /// (`postgres`: a PostgreSQL server's processes), in seconds.
 pub fn cpu_seconds_of(command: &str) -> f64 {

@@ -282,7 +282,7 @@ fn sort_findings(findings: &mut [Finding]) {
 
 /// Reads a case without its findings and checklists (a few keys: what every change may
 /// need to be judged).
-fn read_header(doc: &AutoCommit) -> Result<Case> {
+pub(crate) fn read_header(doc: &AutoCommit) -> Result<Case> {
     let id = check_case(doc)?;
     let bad = |what: &str| Error::InvalidDocument(format!("case {id}: {what}"));
     let ent = map(doc, &ROOT, "enterprise")?;

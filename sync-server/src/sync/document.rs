@@ -108,10 +108,7 @@ pub fn receive(
         Ok(checked) => checked,
         Err(e) => return Err(AppError::BadRequest(e.to_string())),
     };
-    let visible = slot
-        .state
-        .as_ref()
-        .is_some_and(|s| rules::may_read(&context.author, s.case()));
+    let visible = slot.may_read(&context.author)?;
     let received = if visible {
         let state = state.unwrap_or_default();
         receive_visible(slot, state, checked, signatures, context)?
@@ -148,18 +145,18 @@ fn receive_visible(
     signatures: &Signatures,
     context: &Context,
 ) -> AppResult<Received> {
-    let (Some(doc), Some(before)) = (slot.doc.as_mut(), slot.state.as_ref()) else {
-        return Err(AppError::Internal("a visible document is loaded".into()));
-    };
+    let loaded = || AppError::Internal("a visible document is loaded".into());
+    let doc = slot.doc.as_mut().ok_or_else(loaded)?;
     let admitted = intake::admit(doc, checked);
     let rewind = admitted.waiting > 0;
     if admitted.changes.is_empty() {
-        // Nothing new to apply: only the sync state moves.
+        // Nothing new to apply: only the sync state moves (and the case is not read).
         doc.sync()
             .receive_sync_message(&mut state, admitted.message)
             .map_err(unreadable)?;
         return Ok(Received::Nothing { state, rewind });
     }
+    let (doc, before, conflicts_before) = slot.judged()?.ok_or_else(loaded)?;
     let fresh = admitted.changes;
     if let Err(e) = intake::check_depth(doc, &fresh, context.wire.depth) {
         return Ok(refused(limit(e), &fresh, Some(state)));
@@ -216,7 +213,7 @@ fn receive_visible(
         false,
         receipts(context.storage.as_ref(), &applied)?,
         (blob_refs, touched_conflict),
-        slot.conflicts,
+        conflicts_before,
     );
     commit.rewind = rewind;
     commit.refused = refusals;
@@ -602,7 +599,7 @@ pub fn change_in<T>(
     edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T>,
 ) -> AppResult<Edited<T>> {
     slot.load(storage, case_id)?;
-    let (Some(doc), Some(before)) = (slot.doc.as_mut(), slot.state.as_ref()) else {
+    let Some((doc, before, conflicts_before)) = slot.judged()? else {
         return Ok(None);
     };
     if !rules::may_read(author, before.case()) {
@@ -653,7 +650,7 @@ pub fn change_in<T>(
         false,
         receipts(storage, &applied)?,
         touched,
-        slot.conflicts,
+        conflicts_before,
     );
     Ok(Some((value, Some(Box::new(commit)))))
 }
@@ -711,10 +708,7 @@ pub fn changed(
     with_signatures: bool,
 ) -> AppResult<Outgoing> {
     slot.load(storage, case)?;
-    let visible = slot
-        .state
-        .as_ref()
-        .is_some_and(|s| rules::may_read(author, s.case()));
+    let visible = slot.may_read(author)?;
     let reply = match slot.doc.as_mut() {
         Some(d) if visible => next_message(d, &mut state),
         _ => None,

@@ -160,8 +160,13 @@ async fn change_locked<T: Send + 'static>(
 /// under its lock, so that the device that brought the document receives its number in
 /// the same sync; one that fails is tried again after the case's next commit.
 pub(crate) async fn number_provisional(app: &AppState, case_id: CaseId, guard: &mut SlotDoc) {
-    let Some(state) = guard.state.as_ref() else {
-        return;
+    let state = match guard.judged() {
+        Ok(Some((_, state, _))) => state,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(case.id = %case_id, error = %e, "cannot read the case to number its documents");
+            return;
+        }
     };
     let pending: Vec<(WritId, WritKind, String)> = state
         .case()
