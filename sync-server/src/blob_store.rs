@@ -61,14 +61,6 @@ impl BlobStore {
         })
     }
 
-    /// Where the blobs are, for the log (never a secret: credentials are not in it).
-    pub fn describe(&self) -> String {
-        match &self.place {
-            Place::Folder(root) => root.display().to_string(),
-            Place::Objects { store, prefix } => format!("{store} {prefix}"),
-        }
-    }
-
     /// The lock of one blob (by its hash) in this process, so that concurrent uploads of
     /// the same photo (twenty devices of a joint team) are verified and stored once. Give
     /// it back with `unlock`.
@@ -312,17 +304,13 @@ mod tests {
                 "{bad}"
             );
         }
-        let store = BlobStore::open(
-            Some("s3://anjian/province/shanghai?endpoint=http://127.0.0.1:1&region=us-east-1"),
-            data,
-        )
-        .expect("a location");
         assert!(
-            store.describe().contains("province/shanghai"),
-            "{}",
-            store.describe()
+            BlobStore::open(
+                Some("s3://anjian/province/shanghai?endpoint=http://127.0.0.1:1&region=us-east-1"),
+                data,
+            )
+            .is_ok()
         );
-        assert!(!store.describe().contains("secret"));
     }
 
     #[tokio::test]
