@@ -64,6 +64,10 @@ pub const ACTION_BODY_BYTES: usize = 64 * 1024;
 /// Blob transfers (uploads and downloads) served at once; more wait their turn: each may
 /// hold up to a photo's bytes in memory.
 pub const BLOB_TRANSFERS: usize = 32;
+/// What a sync socket reads at a time. Each connection keeps this much memory for as long
+/// as it is open (the WebSocket library's default, 128 KiB, made an idle connection cost
+/// more than everything else it holds); a larger frame is still read whole, in steps.
+const SYNC_READ_BUFFER: usize = 8 * 1024;
 
 /// Every route of the server, each with the body it may carry.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -164,6 +168,7 @@ async fn sync_upgrade(
     let limit = app.settings.max_message_bytes;
     ws.max_message_size(limit)
         .max_frame_size(limit)
+        .read_buffer_size(SYNC_READ_BUFFER)
         .on_upgrade(move |socket| sync::serve_socket(app, session, socket))
         .into_response()
 }

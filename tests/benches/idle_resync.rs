@@ -1,6 +1,9 @@
-//! Idle resync (docs/BENCHMARKS.md): a device holding N synced cases, nothing changed,
-//! syncs again. Anjian's catalog against the automerge-repo approach (a sync message per
-//! document from the kept sync state, answered by the server), on the same server.
+//! A device's first full sync and its idle resync (docs/BENCHMARKS.md), measured from
+//! the device's side: a device sends N new cases to the server (its first sync), a new
+//! device of the same inspector receives them all (its first sync), then the first device,
+//! nothing changed, syncs again. The idle resync against the automerge-repo approach (a
+//! sync message per document from the kept sync state, answered by the server), on the
+//! same server.
 //!
 //! Run: `cargo bench -p anjian-tests --bench idle_resync [-- CASES]`
 
@@ -31,41 +34,84 @@ fn main() {
         let data = dir.path().join("server");
         add_user(&data, "busy", Role::Inspector, "310101", "应急管理");
         let server = TestServer::start(&data).await;
-        let mut inspector = Inspector::sign_in(dir.path(), &server.url(), "busy", "应急管理", "310101").await;
+        let mut inspector =
+            Inspector::sign_in(dir.path(), &server.url(), "busy", "应急管理", "310101").await;
         let enterprise = sample::enterprise(1);
-        inspector.store.register_enterprise(&enterprise).expect("register");
+        inspector
+            .store
+            .register_enterprise(&enterprise)
+            .expect("register");
         let mut ids = Vec::new();
         for _ in 0..cases {
-            ids.push(inspector.store.open_case(&sample::new_case(&enterprise)).expect("case"));
+            ids.push(
+                inspector
+                    .store
+                    .open_case(&sample::new_case(&enterprise))
+                    .expect("case"),
+            );
         }
-        inspector.sync().await.expect("first sync");
+        let start = Instant::now();
+        let report = inspector.sync().await.expect("first sync");
+        print_report(
+            &format!("first sync, sending {cases} cases:"),
+            &report,
+            start.elapsed(),
+        );
+        assert_eq!(report.acknowledged, cases, "every case acknowledged");
+
+        let phone = dir.path().join("new-phone");
+        std::fs::create_dir_all(&phone).expect("dir");
+        let mut new_phone =
+            Inspector::sign_in(&phone, &server.url(), "busy", "应急管理", "310101").await;
+        let start = Instant::now();
+        let report = new_phone.sync().await.expect("new phone's first sync");
+        print_report(
+            &format!("first sync, receiving {cases} cases:"),
+            &report,
+            start.elapsed(),
+        );
+        assert!(
+            ids.iter()
+                .all(|id| new_phone.store.export_document(*id).is_ok()),
+            "every case received"
+        );
+
         println!("# idle resync of {cases} synced cases, nothing changed");
 
         let start = Instant::now();
         let report = inspector.sync().await.expect("idle sync");
-        let ours = start.elapsed();
-        println!(
-            "anjian catalog:            {:>3} HTTP round trip, {:>6} frames, {:>9} bytes, {:>8.1} ms",
-            report.http_requests,
-            report.frames_sent + report.frames_received,
-            report.bytes_sent + report.bytes_received,
-            ours.as_secs_f64() * 1e3
-        );
+        print_report("anjian catalog:", &report, start.elapsed());
 
         // The automerge-repo way: one sync message per document from the kept state (the
         // shared heads), each answered by the server.
         let docs: Vec<(DocumentId, AutoCommit)> = ids
             .iter()
-            .map(|id| (DocumentId::of(*id), AutoCommit::load(&inspector.store.export_document(*id).expect("export")).expect("load")))
+            .map(|id| {
+                (
+                    DocumentId::of(*id),
+                    AutoCommit::load(&inspector.store.export_document(*id).expect("export"))
+                        .expect("load"),
+                )
+            })
             .collect();
         let url = format!("ws://{}/sync?token={}", server.addr, inspector.token);
         let start = Instant::now();
-        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
+        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("connect");
         let (mut frames, mut bytes) = (0usize, 0usize);
-        let join = WireMessage::Join { sender_id: "repo".into(), metadata: PeerMetadata::default(), supported_versions: vec![PROTOCOL_VERSION.into()] }.encode();
+        let join = WireMessage::Join {
+            sender_id: "repo".into(),
+            metadata: PeerMetadata::default(),
+            supported_versions: vec![PROTOCOL_VERSION.into()],
+        }
+        .encode();
         bytes += join.len();
         frames += 1;
-        socket.send(Message::Binary(join.into())).await.expect("join");
+        socket
+            .send(Message::Binary(join.into()))
+            .await
+            .expect("join");
         if let Some(Ok(Message::Binary(b))) = socket.next().await {
             bytes += b.len();
             frames += 1;
@@ -75,11 +121,20 @@ fn main() {
             let mut state = sync::State::new();
             state.shared_heads = doc.get_heads();
             if let Some(m) = doc.sync().generate_sync_message(&mut state) {
-                let frame = WireMessage::Sync { sender_id: "repo".into(), target_id: String::new(), document_id: *id, data: m.encode(),
-    signatures: Vec::new(), }.encode();
+                let frame = WireMessage::Sync {
+                    sender_id: "repo".into(),
+                    target_id: String::new(),
+                    document_id: *id,
+                    data: m.encode(),
+                    signatures: Vec::new(),
+                }
+                .encode();
                 bytes += frame.len();
                 frames += 1;
-                socket.send(Message::Binary(frame.into())).await.expect("send");
+                socket
+                    .send(Message::Binary(frame.into()))
+                    .await
+                    .expect("send");
             }
         }
         for _ in 0..docs.len() {
@@ -93,7 +148,8 @@ fn main() {
         }
         let theirs = start.elapsed();
         println!(
-            "one message per document:  {:>3} HTTP round trip, {frames:>6} frames, {bytes:>9} bytes, {:>8.1} ms",
+            "{:<34}{:>3} HTTP round trip, {frames:>6} frames, {bytes:>9} bytes, {:>8.1} ms",
+            "one message per document:",
             0,
             theirs.as_secs_f64() * 1e3
         );
@@ -103,4 +159,14 @@ fn main() {
         );
         server.stop().await;
     });
+}
+
+fn print_report(what: &str, report: &anjian_core::sync::SyncReport, took: std::time::Duration) {
+    println!(
+        "{what:<34}{:>3} HTTP round trip, {:>6} frames, {:>9} bytes, {:>8.1} ms",
+        report.http_requests,
+        report.frames_sent + report.frames_received,
+        report.bytes_sent + report.bytes_received,
+        took.as_secs_f64() * 1e3
+    );
 }

@@ -3,7 +3,11 @@
 //! time. Reports the round trip (change sent → the server's heads show it) at p50/p99,
 //! errors, the server's memory per connection and its CPU time.
 //!
-//! Run: `cargo bench -p anjian-tests --bench sync_connections [-- DEVICES SECONDS INTERVAL_MS]`
+//! With an interval of 0 the connections are idle: each device opens SOCKETS sockets,
+//! syncs its case once on each and then only holds them (the server's memory for many
+//! idle connections, sampled once every socket has synced).
+//!
+//! Run: `cargo bench -p anjian-tests --bench sync_connections [-- DEVICES SECONDS INTERVAL_MS [SOCKETS]]`
 
 use std::process::Command;
 use std::sync::Arc;
@@ -26,11 +30,13 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let (devices, seconds, interval) = (
+    let (devices, seconds, interval, sockets) = (
         *args.first().unwrap_or(&1000) as usize,
         *args.get(1).unwrap_or(&30),
         *args.get(2).unwrap_or(&3000),
+        *args.get(3).unwrap_or(&1) as usize,
     );
+    let connections = devices * sockets;
     let work = tempfile::tempdir().expect("temp dir");
     let data = work.path().join("server");
     anjian_tests::add_user(&data, "field", Role::Inspector, "310101", "应急管理");
@@ -44,7 +50,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("# {devices} devices, a change each every {interval} ms for {seconds} s");
+    if interval == 0 {
+        println!("# {devices} devices × {sockets} sockets, idle for {seconds} s");
+    } else {
+        println!("# {devices} devices, a change each every {interval} ms for {seconds} s");
+    }
 
     // Every device: its own store, one case with one finding, signed in with its actor.
     let mut setup = Vec::new();
@@ -83,26 +93,36 @@ fn main() {
     let connected = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds) + Duration::from_secs(20);
-    let latencies: Vec<Vec<Duration>> = runtime.block_on(async {
-        let tasks: Vec<_> = setup
-            .into_iter()
-            .zip(tokens)
-            .enumerate()
-            .map(|(i, ((case, _, doc), token))| {
-                let (addr, errors, connected) = (addr.clone(), errors.clone(), connected.clone());
-                tokio::spawn(async move {
-                    match device(i, &addr, &token, case, doc, seconds, interval, &connected).await {
-                        Ok(latencies) => latencies,
-                        Err(e) => {
-                            eprintln!("device {i}: {e}");
-                            errors.fetch_add(1, Ordering::Relaxed);
-                            Vec::new()
-                        }
+    let tasks: Vec<_> = setup
+        .into_iter()
+        .zip(tokens)
+        .enumerate()
+        .flat_map(|(i, ((case, _, doc), token))| {
+            (0..sockets).map(move |_| (i, case, doc.clone(), token.clone()))
+        })
+        .map(|(i, case, doc, token)| {
+            let (addr, errors, connected) = (addr.clone(), errors.clone(), connected.clone());
+            runtime.spawn(async move {
+                match device(i, &addr, &token, case, doc, seconds, interval, &connected).await {
+                    Ok(latencies) => latencies,
+                    Err(e) => {
+                        eprintln!("device {i}: {e}");
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        Vec::new()
                     }
-                })
+                }
             })
-            .collect();
-        // Memory with every connection open (sampled once all have joined).
+        })
+        .collect();
+    // Memory once every connection has synced (or the time is up), after a moment to settle.
+    while connected.load(Ordering::Relaxed) + errors.load(Ordering::Relaxed) < connections as u64
+        && Instant::now() < start + Duration::from_secs(seconds)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let all_open = process::rss(&server);
+    let latencies: Vec<Vec<Duration>> = runtime.block_on(async {
         let mut results = Vec::new();
         for task in tasks {
             results.push(
@@ -126,7 +146,7 @@ fn main() {
             .unwrap_or_default()
     };
     println!(
-        "connections: {} of {devices}   changes: {}   errors: {}",
+        "connections: {} of {connections}   changes: {}   errors: {}",
         connected.load(Ordering::Relaxed),
         all.len(),
         errors.load(Ordering::Relaxed)
@@ -138,10 +158,12 @@ fn main() {
         ms(all.last().copied().unwrap_or_default())
     );
     println!(
-        "server memory: {:.1} MB before, {:.1} MB peak with connections = {:.1} KB per connection",
+        "server memory: {:.1} MB before, {:.1} MB with every connection open ({:.1} KB per connection), {:.1} MB at the peak ({:.1} KB per connection)",
         baseline as f64 / 1e6,
+        all_open as f64 / 1e6,
+        (all_open.saturating_sub(baseline)) as f64 / 1e3 / connections as f64,
         open as f64 / 1e6,
-        (open.saturating_sub(baseline)) as f64 / 1e3 / devices as f64
+        (open.saturating_sub(baseline)) as f64 / 1e3 / connections as f64
     );
     println!(
         "server CPU: {cpu:.1} s over {:.1} s ({:.0}% of one core)",
@@ -188,7 +210,6 @@ async fn device(
             other => return Err(format!("no peer: {other:?}")),
         }
     }
-    connected.fetch_add(1, Ordering::Relaxed);
     let document_id = DocumentId::of(case);
     let mut state = sync::State::new();
     let mut round_trip = async |doc: &mut AutoCommit,
@@ -230,7 +251,15 @@ async fn device(
         }
     };
     round_trip(&mut doc, &mut state).await?;
+    connected.fetch_add(1, Ordering::Relaxed);
     let mut latencies = Vec::new();
+    if interval == 0 {
+        // Idle: hold the connection, answering the server's pings.
+        let end = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        while let Ok(Some(Ok(_))) = tokio::time::timeout_at(end, socket.next()).await {}
+        let _ = socket.close(None).await;
+        return Ok(latencies);
+    }
     let end = Instant::now() + Duration::from_secs(seconds);
     // Spread the devices over the interval.
     tokio::time::sleep(Duration::from_millis((i as u64 * 7919) % interval)).await;

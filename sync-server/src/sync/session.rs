@@ -97,7 +97,9 @@ pub struct Session {
     server: Server,
     peer: Option<Peer>,
     synced: HashMap<CaseId, Synced>,
-    incoming: HashMap<CaseId, Incoming>,
+    /// Boxed: a table of documents inline would keep tens of kilobytes per connection for
+    /// as long as it lives, though it is empty almost always.
+    incoming: HashMap<CaseId, Box<Incoming>>,
     /// Documents the peer asked for that the server does not have: it is told when they
     /// appear. Oldest first.
     unknown: VecDeque<CaseId>,
@@ -218,7 +220,7 @@ impl Session {
     /// outcome given to `settle` puts back what lives on).
     pub fn take(&mut self, case: CaseId) -> (Option<sync::State>, Option<Incoming>) {
         let state = self.synced.remove(&case).map(|s| s.state);
-        (state, self.incoming.remove(&case))
+        (state, self.incoming.remove(&case).map(|incoming| *incoming))
     }
 
     /// Puts back what `take` took, as it was, to handle the same message again (after
@@ -242,7 +244,7 @@ impl Session {
             );
         }
         if let Some(incoming) = incoming {
-            self.incoming.insert(case, incoming);
+            self.incoming.insert(case, Box::new(incoming));
         }
     }
 
@@ -491,6 +493,6 @@ impl Session {
         {
             self.incoming.remove(&any);
         }
-        self.incoming.insert(case, (doc, state));
+        self.incoming.insert(case, Box::new((doc, state)));
     }
 }

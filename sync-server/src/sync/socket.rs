@@ -91,7 +91,9 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
                         if conn.revoked() {
                             (vec![error(&conn.closed_reason())], true)
                         } else {
-                            conn.on_frame(&bytes).await
+                            // Boxed, as below: handling a frame is a large future, and
+                            // only while it runs should the connection hold its memory.
+                            Box::pin(conn.on_frame(&bytes)).await
                         }
                     }
                     Some(Ok(Message::Text(_))) => (vec![error("frames must be binary CBOR")], false),
@@ -104,7 +106,7 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
                     }
                 }
             }
-            Some(case) = notified.recv() => (conn.on_doc_changed(case).await, false),
+            Some(case) = notified.recv() => (Box::pin(conn.on_doc_changed(case)).await, false),
             _ = conn.registration.closed.changed() => (vec![error(&conn.closed_reason())], true),
             _ = tokio::time::sleep_until(expires) => {
                 (vec![error("登录已过期，请重新登录 (the token expired; sign in again)")], true)
