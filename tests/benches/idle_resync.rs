@@ -50,26 +50,22 @@ fn main() {
                     .expect("case"),
             );
         }
-        let start = Instant::now();
-        let report = inspector.sync().await.expect("first sync");
-        print_report(
+        let report = timed_sync(
             &format!("first sync, sending {cases} cases:"),
-            &report,
-            start.elapsed(),
-        );
+            &mut inspector,
+        )
+        .await;
         assert_eq!(report.acknowledged, cases, "every case acknowledged");
 
         let phone = dir.path().join("new-phone");
         std::fs::create_dir_all(&phone).expect("dir");
         let mut new_phone =
             Inspector::sign_in(&phone, &server.url(), "busy", "应急管理", "310101").await;
-        let start = Instant::now();
-        let report = new_phone.sync().await.expect("new phone's first sync");
-        print_report(
+        timed_sync(
             &format!("first sync, receiving {cases} cases:"),
-            &report,
-            start.elapsed(),
-        );
+            &mut new_phone,
+        )
+        .await;
         assert!(
             ids.iter()
                 .all(|id| new_phone.store.export_document(*id).is_ok()),
@@ -78,9 +74,7 @@ fn main() {
 
         println!("# idle resync of {cases} synced cases, nothing changed");
 
-        let start = Instant::now();
-        let report = inspector.sync().await.expect("idle sync");
-        print_report("anjian catalog:", &report, start.elapsed());
+        let report = timed_sync("anjian catalog:", &mut inspector).await;
 
         // The automerge-repo way: one sync message per document from the kept state (the
         // shared heads), each answered by the server.
@@ -161,12 +155,16 @@ fn main() {
     });
 }
 
-fn print_report(what: &str, report: &anjian_core::sync::SyncReport, took: std::time::Duration) {
+/// Syncs `device` once, timed, and prints what it cost from the device's side.
+async fn timed_sync(what: &str, device: &mut Inspector) -> anjian_core::sync::SyncReport {
+    let start = Instant::now();
+    let report = device.sync().await.expect("sync");
     println!(
         "{what:<34}{:>3} HTTP round trip, {:>6} frames, {:>9} bytes, {:>8.1} ms",
         report.http_requests,
         report.frames_sent + report.frames_received,
         report.bytes_sent + report.bytes_received,
-        took.as_secs_f64() * 1e3
+        start.elapsed().as_secs_f64() * 1e3
     );
+    report
 }
