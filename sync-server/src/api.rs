@@ -730,15 +730,22 @@ pub struct Board {
     /// Today in China (`YYYY-MM-DD`), on which overdue is judged.
     #[schema(format = Date)]
     today: String,
-    /// The open rectifications.
+    /// The page of open rectifications asked for (`limit`, `offset`).
     rectifications: Vec<BoardRow>,
+    /// Rectifications on the board matching the filters, over every page.
+    total: i64,
+    /// Of which listed for supervision (挂牌督办).
+    listed: i64,
+    /// Of which overdue.
+    overdue: i64,
 }
 
 /// The rectification board
 ///
 /// Open rectifications in the user's scope, and hazards listed for supervision (挂牌督办)
 /// until delisted: listed ones first (with their authority, number and days left), then
-/// overdue ones, then by deadline; supervisors and admins only.
+/// overdue ones, then by deadline, one page at a time, with the counts over all of them;
+/// supervisors and admins only.
 #[utoipa::path(
     get,
     path = "/api/v1/rectifications",
@@ -766,11 +773,14 @@ pub async fn rectifications(
     Query(filter): Query<BoardFilter>,
 ) -> AppResult<Json<Board>> {
     policy::require_supervisor(&user)?;
-    let rectifications = app
+    let board = app
         .storage
         .read(|conn| queries::board(conn, policy::scope(&user), &filter))?;
     Ok(Json(Board {
         today: queries::today().to_string(),
-        rectifications,
+        rectifications: board.rows,
+        total: board.total,
+        listed: board.listed,
+        overdue: board.overdue,
     }))
 }

@@ -229,17 +229,16 @@ pub fn cases(
             vec![db::value(i.clone()), db::value(i)],
         );
     }
+    // `opened_at` is RFC 3339 with the inspector's offset: its first ten characters are
+    // the local day, so whole strings compare against day bounds, using the index.
     if let Some(from) = date(&filter.from, "from")? {
-        w.push(
-            "substr(c.opened_at, 1, 10) >= ?",
-            vec![db::value(from.to_string())],
-        );
+        w.push("c.opened_at >= ?", vec![db::value(from.to_string())]);
     }
     if let Some(to) = date(&filter.to, "to")? {
-        w.push(
-            "substr(c.opened_at, 1, 10) <= ?",
-            vec![db::value(to.to_string())],
-        );
+        let after = to
+            .checked_add_days(chrono::Days::new(1))
+            .unwrap_or(NaiveDate::MAX);
+        w.push("c.opened_at < ?", vec![db::value(after.to_string())]);
     }
     if filter.conflicts == "true" {
         w.push("c.conflicts > 0", vec![]);
@@ -249,8 +248,7 @@ pub fn cases(
         w.params(),
         |r| r.get(0),
     )?;
-    let limit = filter.limit.unwrap_or(50).clamp(1, 500);
-    let offset = filter.offset.unwrap_or(0).max(0);
+    let (limit, offset) = page_bounds(filter.limit, filter.offset);
     let team = conn.dialect().group_concat("t.name", "、");
     let sql = format!(
         "SELECT c.case_id, c.enterprise_name, c.credit_code, c.industry, c.district, c.case_type, c.state,
@@ -303,7 +301,7 @@ pub fn in_scope(conn: &mut dyn Conn, scope: Scope<'_>, case_id: &str) -> AppResu
 }
 
 /// Filters of the rectification board; empty values mean "any".
-#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize, IntoParams)]
 #[serde(default)]
 #[into_params(parameter_in = Query)]
 pub struct BoardFilter {
@@ -315,6 +313,18 @@ pub struct BoardFilter {
     /// `major` or `general`.
     #[param(value_type = schemas::Level)]
     pub level: String,
+    /// Page size (1 to 500; 50 by default; values outside are taken as the nearest end).
+    pub limit: Option<i64>,
+    /// Rows to skip (0 by default; below 0 is taken as 0).
+    pub offset: Option<i64>,
+}
+
+/// A page's size and the rows before it, from what was asked (`limit`, `offset`).
+pub fn page_bounds(limit: Option<i64>, offset: Option<i64>) -> (i64, i64) {
+    (
+        limit.unwrap_or(50).clamp(1, 500),
+        offset.unwrap_or(0).max(0),
+    )
 }
 
 /// One open rectification on the board.
@@ -377,15 +387,27 @@ pub struct Listing {
     pub days_left: i64,
 }
 
-/// Every open rectification in `scope`, and every hazard listed for supervision until it
+/// One page of the board, and the counts over all of it.
+#[derive(Debug, Clone)]
+pub struct BoardPage {
+    /// The page's rows.
+    pub rows: Vec<BoardRow>,
+    /// Rectifications on the board, over every page.
+    pub total: i64,
+    /// Of which listed for supervision.
+    pub listed: i64,
+    /// Of which overdue.
+    pub overdue: i64,
+}
+
+/// The open rectifications in `scope`, and every hazard listed for supervision until it
 /// is delisted (a closed one awaits 摘牌): listed hazards first, then overdue ones, then by
-/// deadline.
-pub fn board(
-    conn: &mut dyn Conn,
-    scope: Scope<'_>,
-    filter: &BoardFilter,
-) -> AppResult<Vec<BoardRow>> {
+/// deadline; one page of them, and how many there are.
+pub fn board(conn: &mut dyn Conn, scope: Scope<'_>, filter: &BoardFilter) -> AppResult<BoardPage> {
     let today = today();
+    // The deadline in force: the rectification's, else the listing's.
+    let deadline = "coalesce(f.deadline, f.listed_deadline)";
+    let overdue = RectificationState::overdue_sql("f.rectification", deadline, today);
     let mut w = Conditions::default();
     w.scope(scope);
     w.push(
@@ -401,14 +423,34 @@ pub fn board(
     if let Some(l) = some(&filter.level) {
         w.push("f.level = ?", vec![db::value(l)]);
     }
-    let sql = format!(
-        "SELECT f.case_id, f.finding_id, f.title, f.level, f.rectification, coalesce(f.deadline, f.listed_deadline),
-                coalesce(f.measures, ''), coalesce(f.responsible, ''), f.evidence, c.enterprise_name, c.district,
-                f.listed_authority, f.listed_number, f.listed_deadline, f.onsite
-         FROM findings f JOIN cases c ON c.case_id = f.case_id {}",
+    if filter.overdue == "true" {
+        w.push(&overdue, vec![]);
+    }
+    let from = format!(
+        "FROM findings f JOIN cases c ON c.case_id = f.case_id {}",
         w.sql()
     );
-    let rows = conn.query_map(&sql, w.params(), |r| {
+    let (total, listed, overdue_count) = conn.query_row(
+        &format!(
+            "SELECT count(*), coalesce(sum(CASE WHEN f.listed_number IS NOT NULL THEN 1 ELSE 0 END), 0),
+                    coalesce(sum(CASE WHEN {overdue} THEN 1 ELSE 0 END), 0) {from}"
+        ),
+        w.params(),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let (limit, offset) = page_bounds(filter.limit, filter.offset);
+    let sql = format!(
+        "SELECT f.case_id, f.finding_id, f.title, f.level, f.rectification, {deadline},
+                coalesce(f.measures, ''), coalesce(f.responsible, ''), f.evidence, c.enterprise_name, c.district,
+                f.listed_authority, f.listed_number, f.listed_deadline, f.onsite
+         {from}
+         ORDER BY CASE WHEN f.listed_number IS NOT NULL THEN 0 ELSE 1 END, CASE WHEN {overdue} THEN 0 ELSE 1 END,
+                  {deadline}, c.enterprise_name, f.case_id, f.finding_id
+         LIMIT ? OFFSET ?"
+    );
+    let mut params = w.params().to_vec();
+    params.extend([db::value(limit), db::value(offset)]);
+    let rows = conn.query_map(&sql, &params, |r| {
         let district: String = r.get(10)?;
         let listing = match (r.get(11)?, r.get(12)?, r.get(13)?) {
             (Some(authority), Some(number), Some(deadline)) => Some(Listing {
@@ -444,17 +486,14 @@ pub fn board(
             overdue: false,
         })
     })?;
-    let mut board = Vec::new();
-    for row in rows {
-        let mut row = row;
-        let days_left = |deadline: &str| {
-            deadline
-                .parse::<NaiveDate>()
-                .map(|d| (d - today).num_days())
-                .map_err(|_| {
-                    AppError::Internal(format!("stored deadline {deadline:?} is not a date"))
-                })
-        };
+    let days_left = |deadline: &str| {
+        deadline
+            .parse::<NaiveDate>()
+            .map(|d| (d - today).num_days())
+            .map_err(|_| AppError::Internal(format!("stored deadline {deadline:?} is not a date")))
+    };
+    let mut page = Vec::with_capacity(rows.len());
+    for mut row in rows {
         row.days_left = days_left(&row.deadline)?;
         if let Some(listing) = &mut row.listing {
             listing.days_left = days_left(&listing.deadline)?;
@@ -463,18 +502,14 @@ pub fn board(
             .state
             .parse::<RectificationState>()
             .is_ok_and(|s| s.is_overdue(row.days_left < 0));
-        if filter.overdue != "true" || row.overdue {
-            board.push(row);
-        }
+        page.push(row);
     }
-    board.sort_by(|a, b| {
-        b.listed
-            .cmp(&a.listed)
-            .then(b.overdue.cmp(&a.overdue))
-            .then(a.days_left.cmp(&b.days_left))
-            .then(a.enterprise.cmp(&b.enterprise))
-    });
-    Ok(board)
+    Ok(BoardPage {
+        rows: page,
+        total,
+        listed,
+        overdue: overdue_count,
+    })
 }
 
 /// Filters of the register of enforcement documents; empty values mean "any".

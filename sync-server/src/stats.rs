@@ -3,7 +3,7 @@
 //! and the most serious hazards; three-violation frequency by post. One function computes
 //! a `Bulletin` from the projections; the page, the JSON and the exports all show it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::db::{self, Conn};
 use anjian_core::{
@@ -97,6 +97,15 @@ impl Period {
     /// Whether the trend is by ISO week (long periods) rather than by day.
     pub fn weekly(&self) -> bool {
         self.days() > DAILY_UP_TO_DAYS
+    }
+
+    /// The first day after the period (`YYYY-MM-DD`): an RFC 3339 time whose local day
+    /// is in the period compares at least `from` and less than this as text.
+    pub fn end(&self) -> String {
+        self.to
+            .checked_add_days(Days::new(1))
+            .unwrap_or(NaiveDate::MAX)
+            .to_string()
     }
 
     /// `from=…&to=…`, for links to the same period.
@@ -315,8 +324,19 @@ struct CaseFacts {
 }
 
 /// Computes the bulletin of `period` over the cases in `scope`, judging overdue
-/// rectifications on `today`.
+/// rectifications on `today`. Every number comes from one snapshot of the projections,
+/// even while syncs commit.
 pub fn bulletin(
+    conn: &mut dyn Conn,
+    scope: Scope<'_>,
+    period: Period,
+    today: NaiveDate,
+) -> AppResult<Bulletin> {
+    conn.consistent(|conn| read_bulletin(conn, scope, period, today))
+}
+
+/// `bulletin`, inside one snapshot.
+fn read_bulletin(
     conn: &mut dyn Conn,
     scope: Scope<'_>,
     period: Period,
@@ -326,91 +346,86 @@ pub fn bulletin(
     // `opened_at` is RFC 3339 with the inspector's offset, so its first ten characters
     // are the local day, and comparing whole strings against day bounds selects the
     // same cases while using the index on `opened_at`.
-    let end = period
-        .to
-        .checked_add_days(Days::new(1))
-        .unwrap_or(NaiveDate::MAX);
     w.push(
         "c.opened_at >= ? AND c.opened_at < ?",
-        vec![
-            db::value(period.from.to_string()),
-            db::value(end.to_string()),
-        ],
+        vec![db::value(period.from.to_string()), db::value(period.end())],
     );
     w.scope(scope);
-    // One statement reads cases and findings together, so every number comes from one
-    // snapshot of the projections even while syncs commit.
-    let sql = format!(
-        "SELECT c.case_id, c.enterprise_name, c.credit_code, c.industry, c.district, c.case_type, c.opened_at,
-                f.level, f.rectification, f.deadline, f.violation, f.violation_post
-         FROM cases c LEFT JOIN findings f ON f.case_id = c.case_id {}",
-        w.sql()
-    );
-    let rows = conn.query(&sql, w.params())?;
-    let mut cases: HashMap<String, CaseFacts> = HashMap::new();
+    // The period's cases, each with the counts of its findings the projection keeps.
+    let rows = conn.query(
+        &format!(
+            "SELECT c.case_id, c.enterprise_name, c.credit_code, c.industry, c.district, c.case_type, c.opened_at,
+                    c.findings, c.major_findings
+             FROM cases c {}",
+            w.sql()
+        ),
+        w.params(),
+    )?;
+    let mut cases = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let case_id: String = r.get(0)?;
+        let opened_at: String = r.get(6)?;
+        let day = opened_at
+            .get(..10)
+            .and_then(|d| d.parse::<NaiveDate>().ok())
+            .ok_or_else(|| {
+                AppError::Internal(format!(
+                    "case {case_id}: stored opened_at {opened_at:?} has no date"
+                ))
+            })?;
+        cases.push(CaseFacts {
+            name: r.get(1)?,
+            credit_code: r.get(2)?,
+            industry: r.get(3)?,
+            district: r.get(4)?,
+            case_type: r.get(5)?,
+            opened_at,
+            day,
+            findings: r.get(7)?,
+            major_findings: r.get(8)?,
+        });
+    }
+    // Their findings, counted by what the bulletin tells apart (the database counts, so
+    // that a year of a city's findings never travels row by row). A day's text holds
+    // digits and dashes only: it is safe to write in place.
+    let groups = conn.query(
+        &format!(
+            "SELECT f.level, f.rectification, CASE WHEN f.deadline < '{today}' THEN 1 ELSE 0 END,
+                    f.violation, f.violation_post, count(*)
+             FROM cases c JOIN findings f ON f.case_id = c.case_id {}
+             GROUP BY f.level, f.rectification, 3, f.violation, f.violation_post",
+            w.sql()
+        ),
+        w.params(),
+    )?;
     let mut totals = Totals::default();
     let mut by_level: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_kind: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_post: BTreeMap<String, PostRow> = BTreeMap::new();
-    let today_text = today.to_string();
-    for r in &rows {
-        let case_id: String = r.get(0)?;
-        let opened_at: String = r.get(6)?;
-        if !cases.contains_key(&case_id) {
-            let day = opened_at
-                .get(..10)
-                .and_then(|d| d.parse::<NaiveDate>().ok())
-                .ok_or_else(|| {
-                    AppError::Internal(format!(
-                        "case {case_id}: stored opened_at {opened_at:?} has no date"
-                    ))
-                })?;
-            cases.insert(
-                case_id.clone(),
-                CaseFacts {
-                    name: r.get(1)?,
-                    credit_code: r.get(2)?,
-                    industry: r.get(3)?,
-                    district: r.get(4)?,
-                    case_type: r.get(5)?,
-                    opened_at,
-                    day,
-                    findings: 0,
-                    major_findings: 0,
-                },
-            );
-        }
-        let Some(level) = r.get::<Option<String>>(7)? else {
-            continue; // a case without findings
-        };
-        let rectification: String = r.get(8)?;
-        let deadline: Option<String> = r.get(9)?;
-        let violation: Option<String> = r.get(10)?;
-        let post: Option<String> = r.get(11)?;
-        let case = cases
-            .get_mut(&case_id)
-            .expect("inserted above for this case id");
-        case.findings += 1;
-        totals.findings += 1;
+    for r in &groups {
+        let level: String = r.get(0)?;
+        let rectification: String = r.get(1)?;
+        let past_deadline: bool = r.get::<i64>(2)? == 1;
+        let violation: Option<String> = r.get(3)?;
+        let post: Option<String> = r.get(4)?;
+        let n: i64 = r.get(5)?;
+        totals.findings += n;
         if level == Level::Major.code() {
-            case.major_findings += 1;
-            totals.major_findings += 1;
+            totals.major_findings += n;
         }
-        *by_level.entry(level).or_default() += 1;
+        *by_level.entry(level).or_default() += n;
         match rectification.parse::<RectificationState>() {
-            Ok(RectificationState::Closed) => totals.rectifications_closed += 1,
+            Ok(RectificationState::Closed) => totals.rectifications_closed += n,
             Ok(state) if state.is_open() => {
-                totals.rectifications_open += 1;
-                // ISO dates compare as text.
-                let past_deadline = deadline.is_some_and(|d| d < today_text);
+                totals.rectifications_open += n;
                 if state.is_overdue(past_deadline) {
-                    totals.rectifications_overdue += 1;
+                    totals.rectifications_overdue += n;
                 }
             }
             _ => {}
         }
         if let Some(kind) = violation {
-            totals.violations += 1;
+            totals.violations += n;
             let post = post
                 .map(|p| p.trim().to_owned())
                 .filter(|p| !p.is_empty())
@@ -422,22 +437,22 @@ pub fn bulletin(
                 labour_discipline: 0,
                 total: 0,
             });
-            row.total += 1;
+            row.total += n;
             match kind.parse::<ViolationKind>() {
-                Ok(ViolationKind::IllegalCommand) => row.illegal_command += 1,
-                Ok(ViolationKind::IllegalOperation) => row.illegal_operation += 1,
-                Ok(ViolationKind::LabourDiscipline) => row.labour_discipline += 1,
+                Ok(ViolationKind::IllegalCommand) => row.illegal_command += n,
+                Ok(ViolationKind::IllegalOperation) => row.illegal_operation += n,
+                Ok(ViolationKind::LabourDiscipline) => row.labour_discipline += n,
                 // A kind this build does not know still counts in the post's total.
                 Err(_) => {}
             }
-            *by_kind.entry(kind).or_default() += 1;
+            *by_kind.entry(kind).or_default() += n;
         }
     }
     totals.cases = cases.len() as i64;
 
     let group = |key: fn(&CaseFacts) -> &str, label: fn(&str) -> String| {
         let mut groups: BTreeMap<&str, GroupRow> = BTreeMap::new();
-        for case in cases.values() {
+        for case in &cases {
             let code = key(case);
             let row = groups.entry(code).or_insert_with(|| GroupRow {
                 code: code.to_owned(),
@@ -497,7 +512,7 @@ pub fn bulletin(
         period,
         granularity: if period.weekly() { "week" } else { "day" },
         computed_on: today,
-        trend: trend(period, cases.values()),
+        trend: trend(period, cases.iter()),
         totals,
         by_district,
         by_industry,
@@ -514,13 +529,10 @@ pub fn bulletin(
 fn writs_issued(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppResult<Vec<CountRow>> {
     let mut w = Conditions::default();
     // `issued_at` is RFC 3339 with the issuing device's offset: its first ten characters
-    // are the local day.
+    // are the local day (compared as `opened_at` is, using its index).
     w.push(
-        "substr(wr.issued_at, 1, 10) BETWEEN ? AND ?",
-        vec![
-            db::value(period.from.to_string()),
-            db::value(period.to.to_string()),
-        ],
+        "wr.issued_at >= ? AND wr.issued_at < ?",
+        vec![db::value(period.from.to_string()), db::value(period.end())],
     );
     w.scope(scope);
     let sql = format!(
@@ -549,8 +561,8 @@ fn hazard_loop(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppResu
     // `recorded_at` is RFC 3339 with the inspector's offset: its first ten characters
     // are the local day.
     w.push(
-        "substr(f.recorded_at, 1, 10) BETWEEN ? AND ?",
-        vec![db::value(from.clone()), db::value(to.clone())],
+        "f.recorded_at >= ? AND f.recorded_at < ?",
+        vec![db::value(from.clone()), db::value(period.end())],
     );
     w.scope(scope);
     counts.found = conn.query_row(
@@ -652,9 +664,9 @@ fn trend<'a>(period: Period, cases: impl Iterator<Item = &'a CaseFacts>) -> Vec<
 }
 
 /// The enterprises with the most findings, and with the most major findings.
-fn top_enterprises(cases: &HashMap<String, CaseFacts>) -> (Vec<EnterpriseRow>, Vec<EnterpriseRow>) {
+fn top_enterprises(cases: &[CaseFacts]) -> (Vec<EnterpriseRow>, Vec<EnterpriseRow>) {
     let mut by_code: BTreeMap<&str, (EnterpriseRow, &str)> = BTreeMap::new();
-    for case in cases.values() {
+    for case in cases {
         let (row, latest) = by_code.entry(&case.credit_code).or_insert_with(|| {
             (
                 EnterpriseRow {

@@ -167,6 +167,31 @@ impl RectificationState {
             .collect::<Vec<_>>()
             .join(", ")
     }
+
+    /// `is_overdue` as an SQL condition, for queries that filter and sort by it: the
+    /// rectification whose state is the column `state` and whose deadline (`YYYY-MM-DD`)
+    /// is the expression `deadline` is overdue on `today`. Made from `is_overdue`, so that
+    /// the rule stays written once.
+    pub fn overdue_sql(state: &str, deadline: &str, today: chrono::NaiveDate) -> String {
+        let among = |past_deadline: bool| {
+            let codes: Vec<String> = RectificationState::ALL
+                .iter()
+                .filter(|s| s.is_overdue(past_deadline))
+                .map(|s| format!("'{}'", s.code()))
+                .collect();
+            if codes.is_empty() {
+                "FALSE".to_owned()
+            } else {
+                format!("{state} IN ({})", codes.join(", "))
+            }
+        };
+        // A day's text holds digits and dashes only: it is safe to write in place.
+        format!(
+            "({} OR ({} AND {deadline} < '{today}'))",
+            among(false),
+            among(true)
+        )
+    }
 }
 
 coded_enum!(
@@ -328,3 +353,30 @@ coded_enum!(
         Enterprise = "enterprise" / "被检查单位",
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overdue_in_sql_agrees_with_is_overdue_for_every_state() {
+        let conn = rusqlite::Connection::open_in_memory().expect("database");
+        let today: chrono::NaiveDate = "2026-12-04".parse().expect("day");
+        let sql = format!(
+            "SELECT {} FROM (SELECT ?1 AS state, ?2 AS deadline)",
+            RectificationState::overdue_sql("state", "deadline", today)
+        );
+        for state in RectificationState::ALL {
+            for (deadline, past) in [("2026-12-03", true), ("2026-12-04", false)] {
+                let overdue: bool = conn
+                    .query_row(&sql, [state.code(), deadline], |r| r.get(0))
+                    .expect("query");
+                assert_eq!(
+                    overdue,
+                    state.is_overdue(past),
+                    "{state:?} with deadline {deadline}"
+                );
+            }
+        }
+    }
+}

@@ -46,6 +46,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "009_number_blocks.sql")),
             include_str!(concat!($dir, "010_upload_parts.sql")),
             include_str!(concat!($dir, "011_sign_in.sql")),
+            include_str!(concat!($dir, "012_city_scale.sql")),
         ]
     };
 }

@@ -1,7 +1,8 @@
 //! The rectification board (隐患排查治理闭环): every open rectification in the viewer's
 //! scope and every hazard listed for supervision (挂牌督办) until delisted, listed ones
-//! always on top with their authority and days left, overdue ones escalated; above them,
-//! the decisions on on-site measures (现场处理措施决定书: evacuation, suspension) in force.
+//! always on top with their authority and days left, overdue ones next, a page at a time
+//! with the counts over all of them; above them, the decisions on on-site measures
+//! (现场处理措施决定书: evacuation, suspension) in force.
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ pub async fn board(
     Query(filter): Query<BoardFilter>,
 ) -> Result<Markup, WebError> {
     policy::require_supervisor(&viewer.user)?;
-    let (rows, decisions) = app.storage.read(|conn| {
+    let (board, decisions) = app.storage.read(|conn| {
         let scope = policy::scope(&viewer.user);
         let decisions = queries::register(
             conn,
@@ -35,6 +36,10 @@ pub async fn board(
         )?;
         Ok((queries::board(conn, scope, &filter)?, decisions))
     })?;
+    let rows: Vec<&BoardRow> = board.rows.iter().collect();
+    let (limit, offset) = queries::page_bounds(filter.limit, filter.offset);
+    let first = if rows.is_empty() { offset } else { offset + 1 };
+    let last = offset + rows.len() as i64;
     // Decisions on on-site measures in force (issued, not voided), newest first: a
     // suspension reaches the supervisors the moment its document syncs.
     let decisions: Vec<&RegisterRow> = decisions
@@ -42,13 +47,12 @@ pub async fn board(
         .rev()
         .filter(|d| d.state == WritState::Issued.code())
         .collect();
-    let overdue: Vec<&BoardRow> = rows.iter().filter(|r| r.overdue).collect();
     let body = html! {
         h1 { "隐患整改" }
         p.summary {
-            "未销号 " strong #open-count { (rows.len()) } " 项，"
-            "其中挂牌督办 " strong.major #listed-count { (rows.iter().filter(|r| r.listed).count()) } " 项，"
-            "逾期 " strong.overdue #overdue-count { (overdue.len()) } " 项。"
+            "未销号 " strong #open-count { (board.total) } " 项，"
+            "其中挂牌督办 " strong.major #listed-count { (board.listed) } " 项，"
+            "逾期 " strong.overdue #overdue-count { (board.overdue) } " 项。"
             "今天是 " (queries::today()) "（北京时间）。"
         }
         form.filters method="get" action="/rectifications" {
@@ -78,19 +82,47 @@ pub async fn board(
                 }
             }
         }
-        @if !overdue.is_empty() {
+        @if board.overdue > 0 && filter.overdue != "true" {
             section.escalated {
-                h2 { "逾期督办 (" (overdue.len()) ")" }
-                p { "以下隐患已超过整改期限仍未复查，请督促企业整改并安排复查。" }
-                (table(&overdue))
+                h2 { "逾期督办 (" (board.overdue) ")" }
+                p {
+                    (board.overdue) " 项隐患已超过整改期限仍未复查，请督促企业整改并安排复查。"
+                    "它们排在挂牌督办之后、其余隐患之前；"
+                    a href=(page_link(&filter, 0, true)) { "仅看逾期" }
+                }
             }
         }
         section {
-            h2 { "全部未销号隐患" }
-            (table(&rows.iter().collect::<Vec<_>>()))
+            h2 { @if filter.overdue == "true" { "逾期未销号隐患" } @else { "全部未销号隐患" } }
+            p.count { "第 " (first) "–" (last) " 项，共 " (board.total) " 项（挂牌督办、逾期在前）" }
+            (table(&rows))
+            nav.pages {
+                @if offset > 0 { a rel="prev" href=(page_link(&filter, (offset - limit).max(0), filter.overdue == "true")) { "上一页" } " " }
+                @if last < board.total { a rel="next" href=(page_link(&filter, last, filter.overdue == "true")) { "下一页" } }
+            }
         }
     };
     Ok(page("隐患整改", Some(&viewer), body))
+}
+
+/// The board's address with `filter`, from row `offset`, overdue ones only if `overdue`.
+fn page_link(filter: &BoardFilter, offset: i64, overdue: bool) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [("district", &filter.district), ("level", &filter.level)] {
+        if !value.is_empty() {
+            query.append_pair(key, value);
+        }
+    }
+    if overdue {
+        query.append_pair("overdue", "true");
+    }
+    if let Some(limit) = filter.limit {
+        query.append_pair("limit", &limit.to_string());
+    }
+    if offset > 0 {
+        query.append_pair("offset", &offset.to_string());
+    }
+    format!("/rectifications?{}", query.finish())
 }
 
 fn table(rows: &[&BoardRow]) -> Markup {

@@ -542,6 +542,102 @@ async fn the_board_puts_major_and_overdue_hazards_first_within_scope() {
 }
 
 #[tokio::test]
+async fn the_board_comes_a_page_at_a_time_in_its_order_with_counts_over_every_page() {
+    let web = setup();
+    // One major hazard overdue since 2026-11-22, and four general ones: two overdue, two
+    // not yet due.
+    let (mut store, case) = web.record("insp_a", A, 1);
+    for deadline in ["2099-01-03", "2026-11-21", "2099-01-01", "2026-11-25"] {
+        let finding = store
+            .add_finding(case, &sample::finding(&format!("整改期限 {deadline}")))
+            .expect("finding");
+        store
+            .order_rectification(
+                case,
+                finding,
+                &anjian_core::RectificationOrder {
+                    measures: "限期整改".into(),
+                    deadline: deadline.parse().expect("day"),
+                    responsible: "王安全".into(),
+                },
+            )
+            .expect("order");
+    }
+    web.upload(&mut store, case, "insp_a");
+    let chief = web.sign_in("chief_a").await;
+    let json = |body: String| -> Value { serde_json::from_str(&body).expect("json") };
+    let deadlines = |board: &Value| -> Vec<String> {
+        board["rectifications"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["deadline"].as_str().expect("deadline").to_owned())
+            .collect()
+    };
+
+    let (_, whole) = web.get(&chief, "/api/v1/rectifications").await;
+    let whole = json(whole);
+    assert_eq!(
+        deadlines(&whole),
+        [
+            "2026-11-21",
+            "2026-11-22",
+            "2026-11-25",
+            "2099-01-01",
+            "2099-01-03"
+        ],
+        "overdue ones first, each part by deadline: {whole}"
+    );
+    assert_eq!(
+        (whole["total"].as_i64(), whole["overdue"].as_i64()),
+        (Some(5), Some(3))
+    );
+    assert_eq!(whole["listed"], 0);
+
+    let mut paged = Vec::new();
+    for offset in [0, 2, 4] {
+        let (status, page) = web
+            .get(
+                &chief,
+                &format!("/api/v1/rectifications?limit=2&offset={offset}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let page = json(page);
+        assert_eq!(page["total"], 5, "the counts are over every page: {page}");
+        assert_eq!(page["overdue"], 3);
+        paged.extend(deadlines(&page));
+    }
+    assert_eq!(paged, deadlines(&whole), "the pages make up the board");
+
+    let (_, overdue) = web
+        .get(
+            &chief,
+            "/api/v1/rectifications?overdue=true&limit=1&offset=1",
+        )
+        .await;
+    let overdue = json(overdue);
+    assert_eq!(deadlines(&overdue), ["2026-11-22"]);
+    assert_eq!(
+        (overdue["total"].as_i64(), overdue["overdue"].as_i64()),
+        (Some(3), Some(3))
+    );
+
+    let (_, page) = web.get(&chief, "/rectifications?limit=2&offset=2").await;
+    assert!(
+        page.contains(r#"<strong id="open-count">5</strong>"#),
+        "{page}"
+    );
+    assert!(page.contains("第 3–4 项，共 5 项"), "{page}");
+    assert!(
+        page.contains(r#"rel="prev" href="/rectifications?limit=2""#)
+            && page.contains(r#"rel="next" href="/rectifications?limit=2&amp;offset=4""#),
+        "{page}"
+    );
+    assert!(page.contains("2026-11-25") && !page.contains("2026-11-21"));
+}
+
+#[tokio::test]
 async fn a_listed_hazard_is_followed_to_its_delisting_also_after_approval() {
     let web = setup();
     let (mut store, case) = web.record("insp_a", A, 1);
