@@ -410,9 +410,11 @@ pub fn board(conn: &mut dyn Conn, scope: Scope<'_>, filter: &BoardFilter) -> App
     let overdue = RectificationState::overdue_sql("f.rectification", deadline, today);
     let mut w = Conditions::default();
     w.scope(scope);
+    // An open rectification always has its deadline. `listed_number >= ''` holds for
+    // every listed hazard, and lets the database find them by the index on listings.
     w.push(
         &format!(
-            "((f.rectification IN ({}) AND f.deadline IS NOT NULL) OR f.listed_number IS NOT NULL)",
+            "(f.rectification IN ({}) OR f.listed_number >= '')",
             RectificationState::open_codes_sql()
         ),
         vec![],
