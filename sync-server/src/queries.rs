@@ -204,7 +204,10 @@ pub fn cases(
     }
     if let Some(e) = some(&filter.enterprise) {
         w.push(
-            "(instr(c.enterprise_name, ?) > 0 OR c.credit_code = upper(?))",
+            &format!(
+                "({} OR c.credit_code = upper(?))",
+                conn.dialect().contains("c.enterprise_name", "?")
+            ),
             vec![db::value(e.clone()), db::value(e)],
         );
     }

@@ -257,31 +257,35 @@ fn fill(storage: &Storage, data: &Path, database: &Database, cases: usize) {
     let (sender, desks) = add_accounts(storage);
     let source = data.join("server.db");
     let districts = districts();
-    let (made, queue) = mpsc::sync_channel::<Made>(1_024);
+    let (made, queue) = mpsc::sync_channel::<Commit>(1_024);
     std::thread::scope(|scope| {
-        if matches!(database, Database::Postgres(_)) && source.exists() {
+        let copy = matches!(database, Database::Postgres(_)) && source.exists();
+        if copy {
             println!("# committing the documents of {}", source.display());
-            scope.spawn(move || copy_documents(&source, made));
         } else {
             println!("# making {cases} cases in the districts' stores");
-            for worker in 0..2 {
-                let (made, districts, desks) = (made.clone(), &districts, &desks);
-                scope.spawn(move || {
-                    for (i, district) in districts.iter().enumerate() {
-                        if i % 2 == worker {
-                            let share =
-                                cases / districts.len() + usize::from(i < cases % districts.len());
-                            make_district(district, i, share, &desks[i], &made);
-                        }
-                    }
-                });
-            }
-            drop(made);
         }
+        for worker in 0..2 {
+            let (made, districts, desks, source) = (made.clone(), &districts, &desks, &source);
+            scope.spawn(move || {
+                if copy {
+                    copy_documents(source, worker, 2, sender, &made);
+                    return;
+                }
+                for (i, district) in districts.iter().enumerate() {
+                    if i % 2 == worker {
+                        let share =
+                            cases / districts.len() + usize::from(i < cases % districts.len());
+                        make_district(district, i, share, &desks[i], sender, &made);
+                    }
+                }
+            });
+        }
+        drop(made);
         let mut batch = Vec::new();
         let mut committed = 0;
-        for made in queue {
-            batch.push(committing(made, sender));
+        for commit in queue {
+            batch.push(commit);
             if batch.len() == 128 || committed + batch.len() == cases {
                 for result in storage.commit_batch(&batch) {
                     result.expect("committed");
@@ -322,24 +326,39 @@ fn committing(made: Made, sender: i64) -> Commit {
     }
 }
 
-/// Sends every document of the SQLite store at `source` (each is one snapshot: the cases
-/// were committed new).
-fn copy_documents(source: &Path, made: mpsc::SyncSender<Made>) {
+/// Sends for commit the documents of the SQLite store at `source` whose place in the
+/// order of case ids is `worker` modulo `workers` (each is one snapshot: the cases were
+/// committed new).
+fn copy_documents(
+    source: &Path,
+    worker: usize,
+    workers: usize,
+    sender: i64,
+    made: &mpsc::SyncSender<Commit>,
+) {
     let source = Storage::open(&Database::Sqlite(source.to_owned())).expect("the SQLite store");
-    let ids: Vec<String> = source
-        .read(|conn| conn.query_map("SELECT case_id FROM documents", params![], |r| r.get(0)))
-        .expect("case ids");
-    for id in ids {
-        let case: CaseId = id.parse().expect("case id");
-        let mut doc = source
-            .load_document(case)
-            .expect("load")
-            .expect("the document");
-        made.send(Made {
-            case,
-            bytes: doc.save(),
-        })
-        .expect("the committer runs");
+    let mut after = String::new();
+    loop {
+        let page: Vec<(String, Vec<u8>)> = source
+            .read(|conn| {
+                conn.query_map(
+                    "SELECT case_id, snapshot FROM documents WHERE case_id > ?1 ORDER BY case_id LIMIT 1000",
+                    params![&after],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .expect("documents");
+        let Some((last, _)) = page.last() else {
+            return;
+        };
+        after = last.clone();
+        for (i, (id, bytes)) in page.into_iter().enumerate() {
+            if i % workers == worker {
+                let case = id.parse().expect("case id");
+                made.send(committing(Made { case, bytes }, sender))
+                    .expect("the committer runs");
+            }
+        }
     }
 }
 
@@ -534,7 +553,8 @@ fn make_district(
     index: usize,
     cases: usize,
     desk: &Desk,
-    made: &mpsc::SyncSender<Made>,
+    sender: i64,
+    made: &mpsc::SyncSender<Commit>,
 ) {
     let mut rng = StdRng::seed_from_u64(index as u64);
     let (first, last) = (day(FIRST_DAY), day(LAST_DAY));
@@ -678,7 +698,8 @@ fn make_district(
             .expect("approved");
         }
         let bytes = doc.save();
-        made.send(Made { case, bytes }).expect("the committer runs");
+        made.send(committing(Made { case, bytes }, sender))
+            .expect("the committer runs");
         phone.cases += 1;
         if phone.cases == CASES_PER_PHONE {
             phones[k] = None;

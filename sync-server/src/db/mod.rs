@@ -27,6 +27,15 @@ impl Dialect {
             Dialect::Postgres => format!("string_agg({expr}, '{separator}')"),
         }
     }
+
+    /// Whether the text `haystack` contains the text `needle` (exactly, with no
+    /// wildcards): both are SQL expressions, placeholders among them.
+    pub fn contains(self, haystack: &str, needle: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("instr({haystack}, {needle}) > 0"),
+            Dialect::Postgres => format!("strpos({haystack}, {needle}) > 0"),
+        }
+    }
 }
 
 /// A value bound to a statement or read from a row.

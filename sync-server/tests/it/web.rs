@@ -815,6 +815,51 @@ async fn a_step_with_missing_or_malformed_fields_is_refused_never_an_error() {
 }
 
 #[tokio::test]
+async fn the_case_list_finds_an_enterprise_by_part_of_its_name_or_its_code_and_cases_by_day() {
+    let web = setup();
+    let (mut one, first) = web.record("insp_a", A, 1);
+    web.upload(&mut one, first, "insp_a");
+    let (mut three, third) = web.record("insp_a", A, 3);
+    web.upload(&mut three, third, "insp_a");
+    let chief = web.sign_in("chief_a").await;
+    let ids = |body: String| -> Vec<String> {
+        let body: Value = serde_json::from_str(&body).expect("json");
+        body["cases"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|c| c["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let query = |filters: &[(&str, &str)]| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.extend_pairs(filters);
+        format!("/api/v1/cases?{}", query.finish())
+    };
+    let code = sample::credit_code(1).as_str().to_lowercase();
+    // Both visits began on 2026-11-20 at 09:30 in China.
+    for (filters, expected) in [
+        (vec![("enterprise", "化工有限公司3")], vec![third]),
+        (vec![("enterprise", code.as_str())], vec![first]),
+        (vec![("enterprise", "五金")], vec![]),
+        (
+            vec![("from", "2026-11-20"), ("to", "2026-11-20")],
+            vec![first, third],
+        ),
+        (vec![("to", "2026-11-19")], vec![]),
+        (vec![("from", "2026-11-21")], vec![]),
+    ] {
+        let (status, body) = web.get(&chief, &query(&filters)).await;
+        assert_eq!(status, StatusCode::OK, "{filters:?}: {body}");
+        let mut found = ids(body);
+        found.sort();
+        let mut expected: Vec<String> = expected.iter().map(ToString::to_string).collect();
+        expected.sort();
+        assert_eq!(found, expected, "{filters:?}");
+    }
+}
+
+#[tokio::test]
 async fn pages_and_the_api_show_districts_by_name_and_filters_take_codes() {
     let web = setup();
     // A case of 黄浦区 with an open rectification, one shared with 徐汇区, and one of a
