@@ -564,12 +564,9 @@ fn hazard_loop(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppResu
         "f.recorded_at >= ? AND f.recorded_at < ?",
         vec![db::value(from.clone()), db::value(period.end())],
     );
-    w.scope(scope);
+    w.scope_on(scope, "f.case_id");
     counts.found = conn.query_row(
-        &format!(
-            "SELECT count(*) FROM findings f JOIN cases c ON c.case_id = f.case_id {}",
-            w.sql()
-        ),
+        &format!("SELECT count(*) FROM findings f {}", w.sql()),
         w.params(),
         |r| r.get(0),
     )?;
@@ -578,11 +575,11 @@ fn hazard_loop(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppResu
         "s.day BETWEEN ? AND ?",
         vec![db::value(from), db::value(to)],
     );
-    w.scope(scope);
+    w.scope_on(scope, "s.case_id");
     let rows = conn.query(
         &format!(
             "SELECT s.kind, s.result, s.on_time, count(DISTINCT s.case_id || '/' || s.finding_id)
-         FROM hazard_steps s JOIN cases c ON c.case_id = s.case_id {}
+         FROM hazard_steps s {}
          GROUP BY s.kind, s.result, s.on_time",
             w.sql()
         ),

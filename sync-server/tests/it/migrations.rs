@@ -55,7 +55,7 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     downgrade(
         &database,
         2,
-        "DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
+        "DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
@@ -119,7 +119,7 @@ fn downgrade_to_3(database: &anjian_sync_server::storage::Database) {
     downgrade(
         database,
         3,
-        "DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
+        "DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
