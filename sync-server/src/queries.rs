@@ -3,7 +3,7 @@
 //! the caller's scope (`policy::scope`).
 
 use crate::db::{self, Conn, Value};
-use anjian_core::{RectificationState, district_name};
+use anjian_core::{Level, RectificationState, district_name};
 use chrono::{FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -28,7 +28,7 @@ pub fn today() -> NaiveDate {
 }
 
 /// A WHERE clause under construction, with its parameters.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Conditions {
     clauses: Vec<String>,
     params: Vec<Value>,
@@ -230,10 +230,12 @@ pub fn cases(
         w.push("c.state = ?", vec![db::value(s)]);
     }
     if let Some(l) = some(&filter.level) {
-        w.push(
-            "EXISTS (SELECT 1 FROM findings f WHERE f.case_id = c.case_id AND f.level = ?)",
-            vec![db::value(l)],
-        );
+        // From the counts each case keeps, not its findings' rows.
+        match l.parse::<Level>() {
+            Ok(Level::Major) => w.push("c.major_findings > 0", vec![]),
+            Ok(Level::General) => w.push("c.findings > c.major_findings", vec![]),
+            Err(_) => w.push("1 = 0", vec![]),
+        }
     }
     if let Some(i) = some(&filter.inspector) {
         w.push(
@@ -421,48 +423,71 @@ pub fn board(conn: &mut dyn Conn, scope: Scope<'_>, filter: &BoardFilter) -> App
     let deadline = "coalesce(f.deadline, f.listed_deadline)";
     let overdue = RectificationState::overdue_sql("f.rectification", deadline, today);
     let mut w = Conditions::default();
-    w.scope(scope);
-    // An open rectification always has its deadline. `listed_number >= ''` holds for
-    // every listed hazard, and lets the database find them by the index on listings.
-    w.push(
-        &format!(
-            "(f.rectification IN ({}) OR f.listed_number >= '')",
-            RectificationState::open_codes_sql()
-        ),
-        vec![],
-    );
+    w.scope_on(scope, "f.case_id");
     if let Some(d) = some(&filter.district) {
-        w.push("c.district = ?", vec![db::value(d)]);
+        w.push(
+            "f.case_id IN (SELECT c.case_id FROM cases c WHERE c.district = ?)",
+            vec![db::value(d)],
+        );
     }
     if let Some(l) = some(&filter.level) {
         w.push("f.level = ?", vec![db::value(l)]);
     }
     if filter.overdue == "true" {
-        w.push(&overdue, vec![]);
+        // As a value, so that the database does not take its `OR` for a reason to read
+        // each finding's row.
+        w.push(
+            &format!("(CASE WHEN {overdue} THEN 1 ELSE 0 END) = 1"),
+            vec![],
+        );
     }
-    let from = format!(
-        "FROM findings f JOIN cases c ON c.case_id = f.case_id {}",
-        w.sql()
+    // The board's findings: the open rectifications, then the hazards listed and no
+    // longer open (awaiting 摘牌). Everything it filters, counts and sorts by is in the
+    // index `findings_open` (with each finding's key), so that the database reads no
+    // finding's row but those of the page shown; the few listed ones come by
+    // `findings_listed` (`listed_number >= ''` holds for every listed hazard).
+    let open_codes = RectificationState::open_codes_sql();
+    let (mut open, mut listed) = (w.clone(), w);
+    open.push(&format!("f.rectification IN ({open_codes})"), vec![]);
+    listed.push(
+        &format!("f.listed_number >= '' AND f.rectification NOT IN ({open_codes})"),
+        vec![],
     );
-    let (total, listed, overdue_count) = conn.query_row(
+    let on_board = format!(
+        "(SELECT f.case_id, f.finding_id, f.rectification, f.deadline, f.listed_number, f.listed_deadline
+          FROM findings f {}
+          UNION ALL
+          SELECT f.case_id, f.finding_id, f.rectification, f.deadline, f.listed_number, f.listed_deadline
+          FROM findings f {}) f",
+        open.sql(),
+        listed.sql()
+    );
+    let mut params = open.params().to_vec();
+    params.extend_from_slice(listed.params());
+    let (total, listed_count, overdue_count) = conn.query_row(
         &format!(
             "SELECT count(*), coalesce(sum(CASE WHEN f.listed_number IS NOT NULL THEN 1 ELSE 0 END), 0),
-                    coalesce(sum(CASE WHEN {overdue} THEN 1 ELSE 0 END), 0) {from}"
+                    coalesce(sum(CASE WHEN {overdue} THEN 1 ELSE 0 END), 0)
+             FROM {on_board}"
         ),
-        w.params(),
+        &params,
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let (limit, offset) = page_bounds(filter.limit, filter.offset);
+    // Listed first, then overdue, then by deadline; a case's findings together.
+    let order = format!(
+        "CASE WHEN f.listed_number IS NOT NULL THEN 0 ELSE 1 END, CASE WHEN {overdue} THEN 0 ELSE 1 END,
+         {deadline}, f.case_id, f.finding_id"
+    );
     let sql = format!(
         "SELECT f.case_id, f.finding_id, f.title, f.level, f.rectification, {deadline},
                 coalesce(f.measures, ''), coalesce(f.responsible, ''), f.evidence, c.enterprise_name, c.district,
                 f.listed_authority, f.listed_number, f.listed_deadline, f.onsite
-         {from}
-         ORDER BY CASE WHEN f.listed_number IS NOT NULL THEN 0 ELSE 1 END, CASE WHEN {overdue} THEN 0 ELSE 1 END,
-                  {deadline}, c.enterprise_name, f.case_id, f.finding_id
-         LIMIT ? OFFSET ?"
+         FROM (SELECT f.case_id, f.finding_id FROM {on_board} ORDER BY {order} LIMIT ? OFFSET ?) page
+         JOIN findings f ON f.case_id = page.case_id AND f.finding_id = page.finding_id
+         JOIN cases c ON c.case_id = f.case_id
+         ORDER BY {order}"
     );
-    let mut params = w.params().to_vec();
     params.extend([db::value(limit), db::value(offset)]);
     let rows = conn.query_map(&sql, &params, |r| {
         let district: String = r.get(10)?;
@@ -521,7 +546,7 @@ pub fn board(conn: &mut dyn Conn, scope: Scope<'_>, filter: &BoardFilter) -> App
     Ok(BoardPage {
         rows: page,
         total,
-        listed,
+        listed: listed_count,
         overdue: overdue_count,
     })
 }

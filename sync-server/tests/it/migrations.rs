@@ -55,7 +55,7 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     downgrade(
         &database,
         2,
-        "DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
+        "DROP INDEX findings_open; DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
@@ -64,7 +64,7 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
          DROP TABLE device_keys; DROP TABLE refused_changes; ALTER TABLE receipts DROP COLUMN relayed_by;
          ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
          DROP TABLE web_sessions; DROP TABLE case_team;
-         DROP INDEX findings_open; DROP INDEX cases_by_opened; DROP INDEX cases_by_amended;
+         DROP INDEX cases_by_opened; DROP INDEX cases_by_amended;
          ALTER TABLE cases DROP COLUMN amends;
          ALTER TABLE findings DROP COLUMN category; ALTER TABLE findings DROP COLUMN place;
          ALTER TABLE findings DROP COLUMN recorded_by; ALTER TABLE findings DROP COLUMN recorded_at;
@@ -119,7 +119,7 @@ fn downgrade_to_3(database: &anjian_sync_server::storage::Database) {
     downgrade(
         database,
         3,
-        "DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
+        "DROP INDEX findings_open; DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
@@ -129,6 +129,7 @@ fn downgrade_to_3(database: &anjian_sync_server::storage::Database) {
          ALTER TABLE receipts DROP COLUMN key_id; ALTER TABLE receipts DROP COLUMN signature;
          DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
          ALTER TABLE tokens DROP COLUMN expires_at;
+         CREATE INDEX findings_open ON findings (rectification, deadline);
          DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair');",
     );
 }

@@ -815,11 +815,15 @@ async fn a_step_with_missing_or_malformed_fields_is_refused_never_an_error() {
 }
 
 #[tokio::test]
-async fn the_case_list_finds_an_enterprise_by_part_of_its_name_or_its_code_and_cases_by_day() {
+async fn the_case_list_finds_an_enterprise_by_name_or_code_and_cases_by_day_and_level() {
     let web = setup();
     let (mut one, first) = web.record("insp_a", A, 1);
     web.upload(&mut one, first, "insp_a");
     let (mut three, third) = web.record("insp_a", A, 3);
+    // Each has a major finding; the third a general one too.
+    three
+        .add_finding(third, &sample::finding("灭火器压力不足"))
+        .expect("finding");
     web.upload(&mut three, third, "insp_a");
     let chief = web.sign_in("chief_a").await;
     let ids = |body: String| -> Vec<String> {
@@ -848,6 +852,9 @@ async fn the_case_list_finds_an_enterprise_by_part_of_its_name_or_its_code_and_c
         ),
         (vec![("to", "2026-11-19")], vec![]),
         (vec![("from", "2026-11-21")], vec![]),
+        (vec![("level", "major")], vec![first, third]),
+        (vec![("level", "general")], vec![third]),
+        (vec![("level", "trivial")], vec![]),
     ] {
         let (status, body) = web.get(&chief, &query(&filters)).await;
         assert_eq!(status, StatusCode::OK, "{filters:?}: {body}");
