@@ -571,14 +571,17 @@ fn hazard_loop(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppResu
         |r| r.get(0),
     )?;
     let mut w = Conditions::default();
+    // A finding counts once for each class of step (kind, result, on time) it had in the
+    // period: by its first step of the class in the period, the one whose previous step
+    // of the class came before the period (or never).
     w.push(
-        "s.day BETWEEN ? AND ?",
-        vec![db::value(from), db::value(to)],
+        "s.day BETWEEN ? AND ? AND (s.prev_day IS NULL OR s.prev_day < ?)",
+        vec![db::value(from.clone()), db::value(to), db::value(from)],
     );
     w.scope_on(scope, "s.case_id");
     let rows = conn.query(
         &format!(
-            "SELECT s.kind, s.result, s.on_time, count(DISTINCT s.case_id || '/' || s.finding_id)
+            "SELECT s.kind, s.result, s.on_time, count(*)
          FROM hazard_steps s {}
          GROUP BY s.kind, s.result, s.on_time",
             w.sql()

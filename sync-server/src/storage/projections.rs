@@ -183,19 +183,39 @@ pub(super) fn write_projections(
                 onsite.join("；"),
             ],
         )?;
-        for (seq, (step, deadline)) in f.steps_with_deadlines().into_iter().enumerate() {
-            let day = step.at.date_naive();
-            let (result, on_time) = match &step.step {
-                HazardStep::Reinspect { result, .. } => (
-                    Some(result.code()),
-                    (*result == ReinspectionResult::Pass)
-                        .then(|| deadline.is_none_or(|d| day <= d)),
-                ),
-                _ => (None, None),
-            };
+        let steps: Vec<_> = f
+            .steps_with_deadlines()
+            .into_iter()
+            .map(|(step, deadline)| {
+                let day = step.at.date_naive();
+                let (result, on_time) = match &step.step {
+                    HazardStep::Reinspect { result, .. } => (
+                        Some(result.code()),
+                        (*result == ReinspectionResult::Pass)
+                            .then(|| deadline.is_none_or(|d| day <= d)),
+                    ),
+                    _ => (None, None),
+                };
+                (step, day, result, on_time)
+            })
+            .collect();
+        // Each step's previous step of its class (kind, result, on time) by day, then by
+        // order of recording: a bulletin counts a finding once for a class in a period by
+        // counting the steps in it whose previous one is before it (or none).
+        let mut by_day: Vec<usize> = (0..steps.len()).collect();
+        by_day.sort_by_key(|&i| (steps[i].1, i));
+        let mut last_of_class = std::collections::HashMap::new();
+        let mut previous = vec![None; steps.len()];
+        for i in by_day {
+            let (step, day, result, on_time) = &steps[i];
+            previous[i] = last_of_class.insert((step.step.action(), *result, *on_time), *day);
+        }
+        for (seq, ((step, day, result, on_time), previous)) in
+            steps.iter().zip(previous).enumerate()
+        {
             tx.execute(
-                "INSERT INTO hazard_steps (case_id, finding_id, seq, kind, day, by_user, result, on_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO hazard_steps (case_id, finding_id, seq, kind, day, by_user, result, on_time, prev_day)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     key,
                     f.id.to_string(),
@@ -203,8 +223,9 @@ pub(super) fn write_projections(
                     step.step.action().code(),
                     day.to_string(),
                     step.by,
-                    result,
-                    on_time,
+                    *result,
+                    *on_time,
+                    previous.map(|d| d.to_string()),
                 ],
             )?;
         }

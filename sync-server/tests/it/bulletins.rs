@@ -881,13 +881,22 @@ async fn the_hazard_loop_is_counted_by_the_day_of_each_step_whenever_read() {
     )
     .expect("listed");
     hand_over(&mut sup, &mut insp);
-    let steps: [(&str, FindingId, HazardStep); 5] = [
+    let steps: [(&str, FindingId, HazardStep); 6] = [
         (
             "2026-10-05T10:00:00+08:00",
             major,
             HazardStep::Extend {
                 deadline: "2026-10-20".parse().expect("day"),
                 reason: "企业书面申请".into(),
+            },
+        ),
+        // Extended again: the finding still counts once as extended in October.
+        (
+            "2026-10-06T10:00:00+08:00",
+            major,
+            HazardStep::Extend {
+                deadline: "2026-10-22".parse().expect("day"),
+                reason: "企业再次书面申请".into(),
             },
         ),
         (
@@ -960,6 +969,14 @@ async fn the_hazard_loop_is_counted_by_the_day_of_each_step_whenever_read() {
         json!({"found": 0, "rectified_on_time": 0, "rectified_late": 0,
                "reinspections_failed": 0, "extended": 0, "closed": 1, "listed": 0, "delisted": 1})
     );
+    // Each period holding one of the two extensions counts the finding once.
+    for period in [
+        "from=2026-10-01&to=2026-10-05",
+        "from=2026-10-06&to=2026-10-06",
+    ] {
+        let part = bulletin(&app, period, &sup_a).await;
+        assert_eq!(part["hazard_loop"]["extended"], 1, "{period}");
+    }
     let september = bulletin(&app, "from=2026-09-01&to=2026-09-30", &sup_a).await;
     assert_eq!(september["hazard_loop"]["found"], 1);
     let page = session(&app, "sup_a").await;

@@ -55,7 +55,7 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     downgrade(
         &database,
         2,
-        "DROP INDEX findings_open; DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
+        "DROP INDEX findings_open; DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
@@ -113,13 +113,77 @@ fn an_interrupted_rebuild_resumes_on_the_next_start() {
     assert_eq!(projections(&reopened), fresh);
 }
 
+#[test]
+fn the_upgrade_finds_each_steps_previous_step_of_its_class_as_the_server_writes_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_app, state) = server(dir.path(), &[("insp_a", Role::Inspector, "310101")]);
+    let (mut store, case) = record_case(dir.path(), "insp_a", "310101", 1);
+    let finding = store.case(case).expect("case").findings[0].id;
+    // Three extensions, the second recorded by a clock two days behind.
+    for (day, deadline) in [
+        ("2026-11-23", "2026-12-10"),
+        ("2026-11-21", "2026-12-20"),
+        ("2026-11-25", "2026-12-30"),
+    ] {
+        let at =
+            chrono::DateTime::parse_from_rfc3339(&format!("{day}T10:00:00+08:00")).expect("time");
+        store.set_clock(std::sync::Arc::new(move || at));
+        store
+            .follow_up(
+                case,
+                finding,
+                &HazardStep::Extend {
+                    deadline: deadline.parse().expect("day"),
+                    reason: "企业书面申请".into(),
+                },
+            )
+            .expect("extended");
+    }
+    upload(&state, &mut store, case, "insp_a");
+    let previous: Vec<(String, Option<String>)> = state
+        .storage
+        .read(|c| {
+            c.query_map(
+                "SELECT day, prev_day FROM hazard_steps WHERE kind = 'extend' ORDER BY day",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .expect("steps");
+    let day = |d: &str| d.to_owned();
+    assert_eq!(
+        previous,
+        [
+            (day("2026-11-21"), None),
+            (day("2026-11-23"), Some(day("2026-11-21"))),
+            (day("2026-11-25"), Some(day("2026-11-23"))),
+        ]
+    );
+    let fresh = projections(&state.storage);
+    let database = testing::database(&dir.path().join("server"));
+    drop(state);
+
+    // Back to version 11: the steps without their previous days, the old indexes.
+    downgrade(
+        &database,
+        11,
+        "DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX findings_by_recorded;
+         DROP INDEX cases_by_district; DROP INDEX findings_open;
+         CREATE INDEX findings_open ON findings (rectification, deadline);
+         DROP INDEX hazard_steps_by_day; ALTER TABLE hazard_steps DROP COLUMN prev_day;
+         CREATE INDEX hazard_steps_by_day ON hazard_steps (kind, day);",
+    );
+    let migrated = Storage::open(&database).expect("migrates");
+    assert_eq!(projections(&migrated), fresh);
+}
+
 /// Takes a database of this version back to version 3 (before tokens expired, server
 /// actors were derived from the server's secret, and devices registered keys).
 fn downgrade_to_3(database: &anjian_sync_server::storage::Database) {
     downgrade(
         database,
         3,
-        "DROP INDEX findings_open; DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
+        "DROP INDEX findings_open; DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
