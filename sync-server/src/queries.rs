@@ -422,14 +422,17 @@ pub fn board(conn: &mut dyn Conn, scope: Scope<'_>, filter: &BoardFilter) -> App
     // The deadline in force: the rectification's, else the listing's.
     let deadline = "coalesce(f.deadline, f.listed_deadline)";
     let overdue = RectificationState::overdue_sql("f.rectification", deadline, today);
-    let mut w = Conditions::default();
-    w.scope_on(scope, "f.case_id");
+    // Which cases: asked of each finding on the board, after the index found it (a
+    // district's cases hold far more findings than are open).
+    let mut cases = Conditions::default();
+    cases.scope_on(scope, "f.case_id");
     if let Some(d) = some(&filter.district) {
-        w.push(
+        cases.push(
             "f.case_id IN (SELECT c.case_id FROM cases c WHERE c.district = ?)",
             vec![db::value(d)],
         );
     }
+    let mut w = Conditions::default();
     if let Some(l) = some(&filter.level) {
         w.push("f.level = ?", vec![db::value(l)]);
     }
@@ -453,20 +456,25 @@ pub fn board(conn: &mut dyn Conn, scope: Scope<'_>, filter: &BoardFilter) -> App
         &format!("f.listed_number >= '' AND f.rectification NOT IN ({open_codes})"),
         vec![],
     );
-    let on_board = format!(
-        "(SELECT f.case_id, f.finding_id, f.rectification, f.deadline, f.listed_number, f.listed_deadline
-          FROM findings f {}
-          UNION ALL
-          SELECT f.case_id, f.finding_id, f.rectification, f.deadline, f.listed_number, f.listed_deadline
-          FROM findings f {}) f",
+    // Made whole before the cases are asked about (`MATERIALIZED`), so that the database
+    // does not push that question into each part and start from the cases.
+    let board = format!(
+        "WITH board AS MATERIALIZED (
+             SELECT f.case_id, f.finding_id, f.rectification, f.deadline, f.listed_number, f.listed_deadline
+             FROM findings f {}
+             UNION ALL
+             SELECT f.case_id, f.finding_id, f.rectification, f.deadline, f.listed_number, f.listed_deadline
+             FROM findings f {})",
         open.sql(),
         listed.sql()
     );
+    let on_board = format!("board f {}", cases.sql());
     let mut params = open.params().to_vec();
     params.extend_from_slice(listed.params());
+    params.extend_from_slice(cases.params());
     let (total, listed_count, overdue_count) = conn.query_row(
         &format!(
-            "SELECT count(*), coalesce(sum(CASE WHEN f.listed_number IS NOT NULL THEN 1 ELSE 0 END), 0),
+            "{board} SELECT count(*), coalesce(sum(CASE WHEN f.listed_number IS NOT NULL THEN 1 ELSE 0 END), 0),
                     coalesce(sum(CASE WHEN {overdue} THEN 1 ELSE 0 END), 0)
              FROM {on_board}"
         ),
@@ -480,7 +488,7 @@ pub fn board(conn: &mut dyn Conn, scope: Scope<'_>, filter: &BoardFilter) -> App
          {deadline}, f.case_id, f.finding_id"
     );
     let sql = format!(
-        "SELECT f.case_id, f.finding_id, f.title, f.level, f.rectification, {deadline},
+        "{board} SELECT f.case_id, f.finding_id, f.title, f.level, f.rectification, {deadline},
                 coalesce(f.measures, ''), coalesce(f.responsible, ''), f.evidence, c.enterprise_name, c.district,
                 f.listed_authority, f.listed_number, f.listed_deadline, f.onsite
          FROM (SELECT f.case_id, f.finding_id FROM {on_board} ORDER BY {order} LIMIT ? OFFSET ?) page
