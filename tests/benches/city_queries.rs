@@ -114,6 +114,10 @@ fn main() {
                     "/api/v1/rectifications?overdue=true".to_owned(),
                 ),
                 (
+                    "bulletin of November 2026",
+                    "/api/v1/bulletins?from=2026-11-01&to=2026-11-30".to_owned(),
+                ),
+                (
                     &format!("bulletin of {BULLETIN_YEAR}"),
                     format!("/api/v1/bulletins?{year}"),
                 ),
