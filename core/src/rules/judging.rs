@@ -3,11 +3,11 @@
 //! message and a phone on every message of a peer session, so a phone never accepts from a
 //! teammate what the server will refuse.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::{AutoCommit, Change, ChangeHash};
 
-use super::{Author, CaseState, Ops, Refusal, Rule, Trust, apply, judge};
+use super::{Author, CaseState, Ops, Refusal, Rule, Trust, apply, judge, written};
 use crate::signing::{ChangeSignature, PublicKey};
 use crate::sync::intake;
 
@@ -138,7 +138,9 @@ pub struct Judged<S> {
     pub refused: Vec<RefusedChanges>,
     /// Blob hashes the admitted changes name.
     pub blob_refs: BTreeSet<String>,
-    /// Whether they wrote into a field in conflict.
+    /// Whether they wrote into a field in conflict (changes built one on another on
+    /// everything the case held make no conflict, and are not asked: with none before,
+    /// there is none after).
     pub touched_conflict: bool,
 }
 
@@ -254,6 +256,7 @@ impl<S: Authored> Judging<'_, S> {
         let changes: Vec<Change> = run.iter().map(|(c, _)| c.clone()).collect();
         let author = run[0].1.author();
         let mut trial = self.doc.clone();
+        let heads = trial.get_heads();
         apply(&mut trial, &changes).and_then(|()| within_size(&trial, self.limits))?;
         let ops = Ops::of(&trial, &changes)?;
         let after = match &self.case {
@@ -262,7 +265,12 @@ impl<S: Authored> Judging<'_, S> {
         }
         .map_err(not_a_case)?;
         judge(author, self.case.as_ref(), &after, &ops, self.trust)?;
-        self.touched_conflict |= ops.touch_a_conflict(&trial);
+        // Changes built one on another on everything the case held write over every
+        // value they find: they can end a conflict but make none.
+        let builds_on_all = changes[0].deps().iter().collect::<HashSet<_>>()
+            == heads.iter().collect()
+            && written::is_chain(&changes);
+        self.touched_conflict |= !builds_on_all && ops.touch_a_conflict(&trial);
         self.blob_refs.extend(ops.blob_refs());
         self.doc = trial;
         self.case = Some(after);

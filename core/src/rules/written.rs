@@ -34,20 +34,50 @@ use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, ReadDoc, ScalarV
 use super::{Refusal, Rule};
 
 /// Applies `changes` to `doc` in their order, each only once [`check`] found it well
-/// formed. On a refusal, the changes before the refused one stay applied: apply to a copy.
+/// formed. On a refusal, the changes before the refused one may stay applied: apply to a
+/// copy.
+///
+/// A chain (each change built on the one before it alone, the way a device records) is
+/// checked whole against the document at the chain's start and then applied at once:
+/// what each change sees is what the document held there and what the changes before it
+/// in the chain wrote, which is what checking it after applying them one by one reads
+/// (and Automerge applies many changes at once for little more than one).
 pub fn apply(doc: &mut AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
     let mut numbered = Numbered::default();
+    if let Some(first) = changes.first()
+        && is_chain(changes)
+    {
+        present(doc, first.deps())?;
+        let mut seen = Seen::at(first.deps());
+        for change in changes {
+            seen.check(doc, change)?;
+            numbered.check(doc, change)?;
+        }
+        return doc
+            .apply_changes(changes.iter().cloned())
+            .map_err(unapplied);
+    }
     for change in changes {
         check(doc, change)?;
         numbered.check(doc, change)?;
-        doc.apply_changes([change.clone()]).map_err(|e| {
-            Refusal::new(
-                Rule::Shape,
-                format!("修改无法应用 (the change does not apply: {e})"),
-            )
-        })?;
+        doc.apply_changes([change.clone()]).map_err(unapplied)?;
     }
     Ok(())
+}
+
+/// Whether each of `changes` after the first depends on the one before it and nothing
+/// else.
+pub(crate) fn is_chain(changes: &[Change]) -> bool {
+    changes
+        .windows(2)
+        .all(|pair| pair[1].deps() == [pair[0].hash()])
+}
+
+fn unapplied(e: automerge::AutomergeError) -> Refusal {
+    Refusal::new(
+        Rule::Shape,
+        format!("修改无法应用 (the change does not apply: {e})"),
+    )
 }
 
 /// The last change number and operation counter of each actor in a document, read once
@@ -101,126 +131,161 @@ impl Numbered {
 /// Checks that every operation of `change` is one a well-behaved writer makes, against
 /// `doc` (which holds the change's dependencies, and may hold the change itself).
 pub fn check(doc: &AutoCommit, change: &Change) -> Result<(), Refusal> {
-    let deps = change.deps();
+    present(doc, change.deps())?;
+    Seen::at(change.deps()).check(doc, change)
+}
+
+/// Refuses a change whose dependencies `doc` does not hold.
+fn present(doc: &AutoCommit, deps: &[ChangeHash]) -> Result<(), Refusal> {
     if !ReadDoc::get_missing_deps(doc, deps).is_empty() {
         return Err(Refusal::new(
             Rule::Shape,
             "修改所依赖的记录不在此处 (the change depends on changes not here)",
         ));
     }
-    let expanded = change.decode();
-    let actor = expanded.actor_id.to_hex_string();
-    // Objects this change makes, and their types.
-    let mut made: HashMap<String, ObjType> = HashMap::new();
-    // The values each map key holds as the change goes on.
-    let mut current: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
-    // The elements of each list or text the change writes into: visible at its
-    // dependencies, or inserted by it.
-    let mut elements: HashMap<String, HashSet<String>> = HashMap::new();
-    for (i, op) in expanded.operations.iter().enumerate() {
-        let id = format!("{}@{actor}", expanded.start_op.get() + i as u64);
-        let obj = match &op.obj {
-            ObjectId::Root => "_root".to_owned(),
-            ObjectId::Id(o) => op_id(o),
-        };
-        let kind = match made.get(&obj) {
-            Some(kind) => *kind,
-            None => import(doc, &obj)
-                .map(|(_, kind)| kind)
-                .ok_or_else(|| unknown(&id))?,
-        };
-        let named: BTreeSet<String> = op.pred.iter().map(op_id).collect();
-        if named.len() != op.pred.len() {
-            return Err(forged(&id));
-        }
-        if matches!(
-            op.action,
-            OpType::Increment(_)
-                | OpType::MarkBegin(..)
-                | OpType::MarkEnd(_)
-                | OpType::Make(ObjType::Table)
-        ) {
-            return Err(Refusal::new(
-                Rule::Shape,
-                "记录中没有计数器、标记或表 (a case holds no counters, marks or tables)",
-            ));
-        }
-        match &op.key {
-            Key::Map(key) => {
-                if kind != ObjType::Map {
-                    return Err(unknown(&id));
-                }
-                let slot = current
-                    .entry((obj.clone(), key.to_string()))
-                    .or_insert_with(|| {
-                        if made.contains_key(&obj) {
-                            BTreeSet::new()
-                        } else {
-                            values_at(doc, &obj, key, deps)
-                        }
-                    });
-                // A write replaces every value; a deletion removes all of them, or (as
-                // Automerge resolves a conflict in favour of the value it keeps) some.
-                let fits = match op.action {
-                    OpType::Delete => !named.is_empty() && named.is_subset(slot),
-                    _ => named == *slot,
-                };
-                if !fits {
-                    return Err(forged(&id));
-                }
-                *slot = match op.action {
-                    OpType::Delete => slot.difference(&named).cloned().collect(),
-                    _ => BTreeSet::from([id.clone()]),
-                };
-            }
-            Key::Seq(element) => {
-                if !matches!(kind, ObjType::List | ObjType::Text) {
-                    return Err(unknown(&id));
-                }
-                let deletes = matches!(op.action, OpType::Delete);
-                if !op.insert && !deletes {
-                    return Err(Refusal::new(
-                        Rule::Shape,
-                        "列表中的元素只能插入或删除，不能原地替换 (a list element is inserted or deleted, never replaced in place)",
-                    ));
-                }
-                if kind == ObjType::Text
-                    && op.insert
-                    && !matches!(op.action, OpType::Put(ScalarValue::Str(_)))
-                {
-                    return Err(Refusal::new(
-                        Rule::Shape,
-                        "文本中只能有文字 (a text holds characters only)",
-                    ));
-                }
-                let known = elements.entry(obj.clone()).or_insert_with(|| {
-                    if made.contains_key(&obj) {
-                        HashSet::new()
-                    } else {
-                        visible_at(doc, &obj, deps)
-                    }
-                });
-                let fits = match element {
-                    ElementId::Head => op.insert,
-                    ElementId::Id(e) => {
-                        let e = op_id(e);
-                        let of_obj = known.contains(&e) || ever_in(doc, &obj, &e);
-                        of_obj && (op.insert || named == BTreeSet::from([e]))
-                    }
-                };
-                if !fits || (op.insert && (deletes || !named.is_empty())) {
-                    return Err(forged(&id));
-                }
-                if op.insert {
-                    known.insert(id.clone());
-                }
-            }
-        }
-        if let OpType::Make(kind) = op.action {
-            made.insert(id, kind);
+    Ok(())
+}
+
+/// What a chain of changes saw as it went on: the document at `base` (the first change's
+/// dependencies) and what the changes checked so far wrote.
+struct Seen<'a> {
+    base: &'a [ChangeHash],
+    /// Objects the changes made, and their types.
+    made: HashMap<String, ObjType>,
+    /// The values each map key holds as the changes go on.
+    current: HashMap<(String, String), BTreeSet<String>>,
+    /// The elements of each list or text the changes write into: visible at `base`, or
+    /// inserted by them.
+    elements: HashMap<String, HashSet<String>>,
+}
+
+impl<'a> Seen<'a> {
+    fn at(base: &'a [ChangeHash]) -> Self {
+        Seen {
+            base,
+            made: HashMap::new(),
+            current: HashMap::new(),
+            elements: HashMap::new(),
         }
     }
-    Ok(())
+
+    /// Checks the operations of `change`, the next of the chain, and keeps what they
+    /// wrote.
+    fn check(&mut self, doc: &AutoCommit, change: &Change) -> Result<(), Refusal> {
+        let Seen {
+            base,
+            made,
+            current,
+            elements,
+        } = self;
+        let deps: &[ChangeHash] = base;
+        let expanded = change.decode();
+        let actor = expanded.actor_id.to_hex_string();
+        for (i, op) in expanded.operations.iter().enumerate() {
+            let id = format!("{}@{actor}", expanded.start_op.get() + i as u64);
+            let obj = match &op.obj {
+                ObjectId::Root => "_root".to_owned(),
+                ObjectId::Id(o) => op_id(o),
+            };
+            let kind = match made.get(&obj) {
+                Some(kind) => *kind,
+                None => import(doc, &obj)
+                    .map(|(_, kind)| kind)
+                    .ok_or_else(|| unknown(&id))?,
+            };
+            let named: BTreeSet<String> = op.pred.iter().map(op_id).collect();
+            if named.len() != op.pred.len() {
+                return Err(forged(&id));
+            }
+            if matches!(
+                op.action,
+                OpType::Increment(_)
+                    | OpType::MarkBegin(..)
+                    | OpType::MarkEnd(_)
+                    | OpType::Make(ObjType::Table)
+            ) {
+                return Err(Refusal::new(
+                    Rule::Shape,
+                    "记录中没有计数器、标记或表 (a case holds no counters, marks or tables)",
+                ));
+            }
+            match &op.key {
+                Key::Map(key) => {
+                    if kind != ObjType::Map {
+                        return Err(unknown(&id));
+                    }
+                    let slot = current
+                        .entry((obj.clone(), key.to_string()))
+                        .or_insert_with(|| {
+                            if made.contains_key(&obj) {
+                                BTreeSet::new()
+                            } else {
+                                values_at(doc, &obj, key, deps)
+                            }
+                        });
+                    // A write replaces every value; a deletion removes all of them, or (as
+                    // Automerge resolves a conflict in favour of the value it keeps) some.
+                    let fits = match op.action {
+                        OpType::Delete => !named.is_empty() && named.is_subset(slot),
+                        _ => named == *slot,
+                    };
+                    if !fits {
+                        return Err(forged(&id));
+                    }
+                    *slot = match op.action {
+                        OpType::Delete => slot.difference(&named).cloned().collect(),
+                        _ => BTreeSet::from([id.clone()]),
+                    };
+                }
+                Key::Seq(element) => {
+                    if !matches!(kind, ObjType::List | ObjType::Text) {
+                        return Err(unknown(&id));
+                    }
+                    let deletes = matches!(op.action, OpType::Delete);
+                    if !op.insert && !deletes {
+                        return Err(Refusal::new(
+                            Rule::Shape,
+                            "列表中的元素只能插入或删除，不能原地替换 (a list element is inserted or deleted, never replaced in place)",
+                        ));
+                    }
+                    if kind == ObjType::Text
+                        && op.insert
+                        && !matches!(op.action, OpType::Put(ScalarValue::Str(_)))
+                    {
+                        return Err(Refusal::new(
+                            Rule::Shape,
+                            "文本中只能有文字 (a text holds characters only)",
+                        ));
+                    }
+                    let known = elements.entry(obj.clone()).or_insert_with(|| {
+                        if made.contains_key(&obj) {
+                            HashSet::new()
+                        } else {
+                            visible_at(doc, &obj, deps)
+                        }
+                    });
+                    let fits = match element {
+                        ElementId::Head => op.insert,
+                        ElementId::Id(e) => {
+                            let e = op_id(e);
+                            let of_obj = known.contains(&e) || ever_in(doc, &obj, &e);
+                            of_obj && (op.insert || named == BTreeSet::from([e]))
+                        }
+                    };
+                    if !fits || (op.insert && (deletes || !named.is_empty())) {
+                        return Err(forged(&id));
+                    }
+                    if op.insert {
+                        known.insert(id.clone());
+                    }
+                }
+            }
+            if let OpType::Make(kind) = op.action {
+                made.insert(id, kind);
+            }
+        }
+        Ok(())
+    }
 }
 
 pub(super) fn op_id(id: &OpId) -> String {

@@ -1695,3 +1695,94 @@ fn a_second_follow_up_list_is_made_only_for_a_finding_with_no_step() {
         Err(Rule::Evidence)
     );
 }
+
+/// A device's chain of changes (each built on the one before) is checked whole, then
+/// applied at once: each change must name what the changes before it in the chain left,
+/// exactly as when the changes arrive one at a time.
+#[test]
+fn a_chain_of_changes_is_checked_as_each_change_arriving_alone() {
+    let f = fixture();
+    let base = f.doc.clone().get_heads();
+    let mut device = f.doc.clone();
+    device.set_actor(automerge::ActorId::random());
+    let general = finding_obj(&device, f.general);
+    let was = value_id(&device, &general, "place");
+    let mut place_ids = Vec::new();
+    for place in ["一号库房", "二号库房", "三号库房"] {
+        device.put(&general, "place", place).expect("put");
+        device.commit();
+        place_ids.push(value_id(&device, &general, "place"));
+    }
+    let tags = device
+        .put_object(&general, "tags", automerge::ObjType::List)
+        .expect("list");
+    device.insert(&tags, 0, "消防").expect("insert");
+    device.commit();
+    device.insert(&tags, 1, "仓储").expect("insert");
+    device.delete(&tags, 0).expect("delete");
+    device.commit();
+    let chain = device.get_changes(&base);
+    assert_eq!(chain.len(), 5);
+
+    // Change `i` rewritten so that its first operation naming what it replaces names
+    // `pred` instead (the third change's put, the fifth's deletion).
+    let with_pred = |i: usize, pred: automerge::legacy::OpId| {
+        let mut changes = chain.clone();
+        let mut expanded = changes[i].decode();
+        let op = expanded
+            .operations
+            .iter_mut()
+            .find(|op| !op.pred.is_empty())
+            .expect("an operation naming what it replaces");
+        op.pred = vec![pred].into();
+        changes[i] = automerge::Change::from(expanded);
+        changes
+    };
+    let cases = [
+        ("honest", chain.clone(), true),
+        // A value the chain's first change already replaced.
+        (
+            "the value at the chain's start",
+            with_pred(2, was.clone()),
+            false,
+        ),
+        (
+            "a value the second change replaced",
+            with_pred(2, place_ids[0].clone()),
+            false,
+        ),
+        (
+            "the value the change saw",
+            with_pred(2, place_ids[1].clone()),
+            true,
+        ),
+        // The deletion names an element of another object (the finding's place value).
+        (
+            "no element of the list",
+            with_pred(4, place_ids[2].clone()),
+            false,
+        ),
+    ];
+    for (what, changes, honest) in cases {
+        let mut whole = f.doc.clone();
+        let at_once = rules::apply(&mut whole, &changes);
+        let mut alone = f.doc.clone();
+        let one_by_one = changes
+            .iter()
+            .try_for_each(|c| rules::apply(&mut alone, std::slice::from_ref(c)));
+        assert_eq!(at_once.is_ok(), honest, "{what}: {at_once:?}");
+        assert_eq!(
+            at_once.map_err(|r| r.rule),
+            one_by_one.map_err(|r| r.rule),
+            "{what}"
+        );
+        if honest {
+            assert_eq!(whole.get_heads(), alone.get_heads(), "{what}");
+            assert_eq!(
+                whole.get_changes(&base).len(),
+                5,
+                "{what}: every change applied"
+            );
+        }
+    }
+}

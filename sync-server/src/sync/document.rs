@@ -224,6 +224,9 @@ fn receive_visible(
 /// answers. Asking for it (empty heads) gets `doc-unavailable`; a peer that has it is
 /// asked for its changes as by a server without the document, and then the case is
 /// created if the rule book allows it, and refused otherwise.
+///
+/// What is gathered of such a document stays empty until changes arrive that apply to it:
+/// those are judged at once, as one new case, each change as its author's.
 fn receive_unknown(
     slot: &SlotDoc,
     incoming: Option<(AutoCommit, sync::State)>,
@@ -236,19 +239,11 @@ fn receive_unknown(
         incoming.unwrap_or_else(|| (AutoCommit::new(), sync::State::new()));
     let admitted = intake::admit(&gathered, checked);
     let fresh = admitted.changes;
-    if let Err(e) = intake::check_depth(&gathered, &fresh, context.wire.depth) {
-        return Ok(refused(limit(e), &fresh, None));
-    }
-    if let Err(refusal) = rules::apply(&mut gathered, &fresh)
-        .and_then(|()| rules::within_size(&gathered, &context.wire))
-    {
-        return Ok(refused(refusal, &fresh, None));
-    }
-    gathered
-        .sync()
-        .receive_sync_message(&mut gathered_state, admitted.message)
-        .map_err(unreadable)?;
-    if gathered.get_heads().is_empty() {
+    if fresh.is_empty() {
+        gathered
+            .sync()
+            .receive_sync_message(&mut gathered_state, admitted.message)
+            .map_err(unreadable)?;
         if asks_only {
             return Ok(Received::Unavailable);
         }
@@ -259,18 +254,14 @@ fn receive_unknown(
             reply,
         });
     }
-    // Everything gathered so far is judged as one new case, each change as its author's.
-    let applied = gathered.get_changes(&[]);
-    if slot.doc.is_some() {
-        // It exists but is not this user's to see: refuse as if it were a new case
-        // outside the jurisdiction, which is what the sender's copy claims to be.
-        return Ok(refused(rules::jurisdiction(), &applied, None));
+    if let Err(e) = intake::check_depth(&gathered, &fresh, context.wire.depth) {
+        return Ok(refused(limit(e), &fresh, None));
     }
-    let authors = authors(context, &applied, signatures);
+    let authors = authors(context, &fresh, signatures);
     let judged = rules::judge_changes(
-        &AutoCommit::new(),
+        &gathered,
         None,
-        applied,
+        fresh,
         authors,
         &context.wire,
         &trust(&OnRecord(context.storage.as_ref())),
@@ -284,11 +275,26 @@ fn receive_unknown(
     let rules::Judged {
         doc: mut candidate,
         admitted: applied,
-        refused: refusals,
+        refused: mut refusals,
         blob_refs,
         touched_conflict,
         ..
     } = judged;
+    if slot.doc.is_some() {
+        // It exists but is not this user's to see: what the rule book would admit as a
+        // new case is refused as outside the jurisdiction, which is what the sender's
+        // copy claims to be (the rest as it would be refused for a new case).
+        let jurisdiction = rules::jurisdiction();
+        let hashes = applied.iter().map(|(c, _)| c.hash().to_string());
+        match refusals.iter_mut().find(|(r, _)| *r == jurisdiction) {
+            Some((_, refused)) => refused.extend(hashes),
+            None => refusals.push((jurisdiction, hashes.collect())),
+        }
+        return Ok(Received::Refused {
+            refused: refusals,
+            state: None,
+        });
+    }
     if case_doc::case_id(&candidate).ok() != Some(context.case_id) {
         let all: Vec<Change> = applied.into_iter().map(|(c, _)| c).collect();
         return Ok(refused(
@@ -301,6 +307,11 @@ fn receive_unknown(
         ));
     }
     let state = if refusals.is_empty() {
+        // The changes are in the candidate: receiving the message only moves the state.
+        candidate
+            .sync()
+            .receive_sync_message(&mut gathered_state, admitted.message)
+            .map_err(unreadable)?;
         gathered_state
     } else {
         sync::State::new()
