@@ -5,10 +5,10 @@
 //! whether the step may be taken is the rule book's (`rules::follow_up`).
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, Value};
+use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValueRef, Value, ValueRef};
 use chrono::{DateTime, FixedOffset};
 
-use super::{live_finding, map, parse_date, parse_field, parse_time, photos, string};
+use super::{Fields, live_finding, map, parse_field, photos, string};
 use crate::codes::{
     FindingId, HazardAction, OnsiteMeasure, RectificationState, ReinspectionResult,
 };
@@ -126,10 +126,10 @@ pub(crate) fn read(doc: &AutoCommit, obj: &ObjId, id: FindingId) -> Result<Vec<H
         if !matches!(value, Value::Object(ObjType::List)) {
             continue;
         }
-        for i in 0..doc.length(&list) {
-            if let Some((Value::Object(ObjType::Map), entry)) = doc.get(&list, i)? {
-                events.push(read_event(doc, &entry).map_err(|e| {
-                    Error::InvalidDocument(format!("finding {id}: follow-up {i}: {e}"))
+        for item in doc.list_range(&list, ..) {
+            if matches!(item.value, ValueRef::Object(ObjType::Map)) {
+                events.push(read_event(&Fields::of(doc, &item.id())).map_err(|e| {
+                    Error::InvalidDocument(format!("finding {id}: follow-up {}: {e}", item.index))
                 })?);
             }
         }
@@ -137,13 +137,13 @@ pub(crate) fn read(doc: &AutoCommit, obj: &ObjId, id: FindingId) -> Result<Vec<H
     Ok(events)
 }
 
-fn read_event(doc: &AutoCommit, entry: &ObjId) -> Result<HazardEvent> {
-    let text = |key: &str| string(doc, entry, key).unwrap_or_default();
-    let date = |key: &str| parse_date(doc, entry, key);
-    let action: HazardAction = parse_field(doc, entry, "kind")?;
+fn read_event(entry: &Fields) -> Result<HazardEvent> {
+    let text = |key: &str| entry.string(key).unwrap_or_default();
+    let date = |key: &str| entry.date(key);
+    let action: HazardAction = entry.parse("kind")?;
     let step = match action {
         HazardAction::Onsite => HazardStep::Onsite {
-            measure: parse_field::<OnsiteMeasure>(doc, entry, "measure")?,
+            measure: entry.parse::<OnsiteMeasure>("measure")?,
             note: text("note"),
         },
         HazardAction::Extend => HazardStep::Extend {
@@ -151,7 +151,7 @@ fn read_event(doc: &AutoCommit, entry: &ObjId) -> Result<HazardEvent> {
             reason: text("reason"),
         },
         HazardAction::Reinspect => HazardStep::Reinspect {
-            result: parse_field(doc, entry, "result")?,
+            result: entry.parse("result")?,
             note: text("note"),
             deadline: date("deadline").ok(),
             escalation: text("escalation"),
@@ -171,19 +171,21 @@ fn read_event(doc: &AutoCommit, entry: &ObjId) -> Result<HazardEvent> {
         HazardAction::Progress => HazardStep::Progress { text: text("text") },
         HazardAction::Delist => HazardStep::Delist { note: text("note") },
     };
-    let evidence = match doc.get(entry, "evidence")? {
-        Some((Value::Object(ObjType::List), list)) => (0..doc.length(&list))
-            .filter_map(|i| match doc.get(&list, i).ok()?? {
-                (Value::Scalar(s), _) => s.as_str().map(str::to_owned),
+    let evidence = match entry.object("evidence", ObjType::List) {
+        Some(list) => entry
+            .doc()
+            .list_range(&list, ..)
+            .filter_map(|item| match item.value {
+                ValueRef::Scalar(ScalarValueRef::Str(s)) => Some(s.into_owned()),
                 _ => None,
             })
             .collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
     };
     Ok(HazardEvent {
         step,
         by: text("by"),
-        at: parse_time(doc, entry, "at")?,
+        at: entry.time("at")?,
         previous_deadline: date("previous_deadline").ok(),
         evidence,
     })

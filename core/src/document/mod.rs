@@ -264,11 +264,14 @@ pub(crate) fn read_case(doc: &AutoCommit) -> Result<Case> {
 fn read_findings(doc: &AutoCommit) -> Result<Vec<Finding>> {
     let mut findings = Vec::new();
     let findings_obj = map(doc, &ROOT, "findings")?;
-    for key in doc.keys(&findings_obj).collect::<Vec<_>>() {
-        let Ok(finding_id) = key.parse::<FindingId>() else {
+    for item in doc.map_range(&findings_obj, ..) {
+        let Ok(finding_id) = item.key.parse::<FindingId>() else {
             continue;
         };
-        if let Some(finding) = read_finding(doc, finding_id)? {
+        if !matches!(item.value, automerge::ValueRef::Object(ObjType::Map)) {
+            continue;
+        }
+        if let Some(finding) = read_finding_at(doc, finding_id, &item.id())? {
             findings.push(finding);
         }
     }
@@ -285,19 +288,25 @@ fn sort_findings(findings: &mut [Finding]) {
 pub(crate) fn read_header(doc: &AutoCommit) -> Result<Case> {
     let id = check_case(doc)?;
     let bad = |what: &str| Error::InvalidDocument(format!("case {id}: {what}"));
-    let ent = map(doc, &ROOT, "enterprise")?;
+    let root = Fields::of(doc, &ROOT);
+    let ent = Fields::of(doc, &root.map("enterprise")?);
     let enterprise = Enterprise {
-        credit_code: parse_field::<CreditCode>(doc, &ent, "credit_code")
+        credit_code: ent
+            .parse::<CreditCode>("credit_code")
             .map_err(|_| bad("enterprise.credit_code"))?,
-        name: string(doc, &ent, "name").unwrap_or_default(),
-        district: parse_field(doc, &ent, "district").map_err(|_| bad("enterprise.district"))?,
-        industry: parse_field::<Industry>(doc, &ent, "industry")
+        name: ent.string("name").unwrap_or_default(),
+        district: ent
+            .parse("district")
+            .map_err(|_| bad("enterprise.district"))?,
+        industry: ent
+            .parse::<Industry>("industry")
             .map_err(|_| bad("enterprise.industry"))?,
-        risk_grade: parse_field::<RiskGrade>(doc, &ent, "risk_grade")
+        risk_grade: ent
+            .parse::<RiskGrade>("risk_grade")
             .map_err(|_| bad("enterprise.risk_grade"))?,
     };
-    let visible_to = match doc.get(ROOT, "visible_to")? {
-        Some((Value::Object(ObjType::List), list)) => {
+    let visible_to = match root.object("visible_to", ObjType::List) {
+        Some(list) => {
             let mut districts: Vec<DistrictCode> = doc
                 .values(&list)
                 .filter_map(|(v, _)| v.as_str().and_then(|s| s.parse().ok()))
@@ -307,46 +316,41 @@ pub(crate) fn read_header(doc: &AutoCommit) -> Result<Case> {
             districts.dedup();
             districts
         }
-        _ => Vec::new(),
+        None => Vec::new(),
     };
-    let team_obj = map(doc, &ROOT, "team")?;
     let team = doc
-        .keys(&team_obj)
-        .filter_map(|user_id| {
-            let (_, member) = doc.get(&team_obj, user_id.as_str()).ok()??;
+        .map_range(&root.map("team")?, ..)
+        .filter(|item| matches!(item.value, automerge::ValueRef::Object(ObjType::Map)))
+        .filter_map(|item| {
+            let member = Fields::of(doc, &item.id());
             Some(TeamMember {
-                name: string(doc, &member, "name").unwrap_or_default(),
-                department: string(doc, &member, "department").unwrap_or_default(),
-                district: parse_field(doc, &member, "district").ok()?,
-                user_id,
+                name: member.string("name").unwrap_or_default(),
+                department: member.string("department").unwrap_or_default(),
+                district: member.parse("district").ok()?,
+                user_id: item.key.into_owned(),
             })
         })
         .collect();
-    let location = match doc.get(ROOT, "location")? {
-        Some((Value::Object(ObjType::Map), loc)) => {
-            match (float(doc, &loc, "latitude"), float(doc, &loc, "longitude")) {
-                (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
-                _ => None,
-            }
-        }
-        _ => None,
-    };
-    let review = map(doc, &ROOT, "review")?;
+    let location = root.object("location", ObjType::Map).and_then(|loc| {
+        let loc = Fields::of(doc, &loc);
+        GeoPoint::new(loc.float("latitude")?, loc.float("longitude")?).ok()
+    });
+    let review = root.map("review")?;
     Ok(Case {
         id,
         enterprise,
-        case_type: parse_field(doc, &ROOT, "type").map_err(|_| bad("type"))?,
-        district: parse_field(doc, &ROOT, "district").map_err(|_| bad("district"))?,
+        case_type: root.parse("type").map_err(|_| bad("type"))?,
+        district: root.parse("district").map_err(|_| bad("district"))?,
         visible_to,
         team,
-        opened_at: parse_time(doc, &ROOT, "opened_at").map_err(|_| bad("opened_at"))?,
-        opened_by: string(doc, &ROOT, "opened_by").unwrap_or_default(),
+        opened_at: root.time("opened_at").map_err(|_| bad("opened_at"))?,
+        opened_by: root.string("opened_by").unwrap_or_default(),
         location,
         state: parse_field(doc, &review, "state").map_err(|_| bad("review.state"))?,
         findings: Vec::new(),
         checklists: Vec::new(),
         review_events: read_review_events(doc, &review),
-        amends: string(doc, &ROOT, "amends").and_then(|id| id.parse().ok()),
+        amends: root.string("amends").and_then(|id| id.parse().ok()),
         writs: writs::read_all(doc)?,
     })
 }
@@ -371,70 +375,68 @@ fn read_review_events(doc: &AutoCommit, review: &ObjId) -> Vec<ReviewEvent> {
 
 /// Reads one finding; `None` when it does not exist or was removed.
 pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Finding>> {
-    let Some(obj) = finding_obj(doc, id)? else {
-        return Ok(None);
-    };
-    if doc.get(&obj, "removed")?.is_some() {
+    match finding_obj(doc, id)? {
+        Some(obj) => read_finding_at(doc, id, &obj),
+        None => Ok(None),
+    }
+}
+
+/// Reads finding `id` from its map `obj`; `None` when it was removed.
+fn read_finding_at(doc: &AutoCommit, id: FindingId, obj: &ObjId) -> Result<Option<Finding>> {
+    let fields = Fields::of(doc, obj);
+    if fields.has("removed") {
         return Ok(None);
     }
     let bad = |what: &str| Error::InvalidDocument(format!("finding {id}: {what}"));
-    let description = match doc.get(&obj, "description")? {
-        Some((Value::Object(ObjType::Text), text)) => doc.text(&text)?,
-        Some((Value::Scalar(s), _)) => s.as_str().unwrap_or_default().to_owned(),
-        _ => String::new(),
-    };
-    let events = follow_up::read(doc, &obj, id)?;
-    let rect = map(doc, &obj, "rectification")?;
-    let state: RectificationState =
-        parse_field(doc, &rect, "state").map_err(|_| bad("rectification.state"))?;
+    let events = follow_up::read(doc, obj, id)?;
+    let rect = Fields::of(doc, &fields.map("rectification")?);
+    let state: RectificationState = rect
+        .parse("state")
+        .map_err(|_| bad("rectification.state"))?;
     let rectification = if state == RectificationState::None {
         None
     } else {
         Some(Rectification {
-            measures: string(doc, &rect, "measures").unwrap_or_default(),
-            deadline: parse_date(doc, &rect, "deadline")
+            measures: rect.string("measures").unwrap_or_default(),
+            deadline: rect
+                .date("deadline")
                 .map_err(|_| bad("rectification.deadline"))?,
-            responsible: string(doc, &rect, "responsible").unwrap_or_default(),
+            responsible: rect.string("responsible").unwrap_or_default(),
             state,
-            evidence: photos::read_at(doc, &rect, "evidence"),
-            reinspection: latest_reinspection(doc, &rect, &events)
+            evidence: photos::read_field(&rect, "evidence"),
+            reinspection: latest_reinspection(&rect, &events)
                 .map_err(|_| bad("rectification.reinspected_at"))?,
         })
     };
-    let source = match doc.get(&obj, "source")? {
-        Some((Value::Object(ObjType::Map), source)) => {
-            match (
-                string(doc, &source, "checklist").and_then(|c| c.parse().ok()),
-                string(doc, &source, "item"),
-            ) {
-                (Some(checklist), Some(item)) => Some(ChecklistSource { checklist, item }),
-                _ => None,
-            }
-        }
-        _ => None,
-    };
-    let violation_obj = map(doc, &obj, "violation")?;
-    let violation = match parse_field::<ViolationKind>(doc, &violation_obj, "kind") {
+    let source = fields.object("source", ObjType::Map).and_then(|source| {
+        let source = Fields::of(doc, &source);
+        Some(ChecklistSource {
+            checklist: source.string("checklist")?.parse().ok()?,
+            item: source.string("item")?,
+        })
+    });
+    let violation = Fields::of(doc, &fields.map("violation")?);
+    let violation = match violation.parse::<ViolationKind>("kind") {
         Ok(kind) => Some(Violation {
             kind,
-            post: string(doc, &violation_obj, "post").unwrap_or_default(),
-            person: string(doc, &violation_obj, "person").unwrap_or_default(),
+            post: violation.string("post").unwrap_or_default(),
+            person: violation.string("person").unwrap_or_default(),
         }),
         Err(_) => None,
     };
     Ok(Some(Finding {
         id,
-        description,
-        level: parse_field(doc, &obj, "level").map_err(|_| bad("level"))?,
-        category: string(doc, &obj, "category").unwrap_or_default(),
-        legal_basis: string(doc, &obj, "legal_basis").unwrap_or_default(),
-        place: string(doc, &obj, "place").unwrap_or_default(),
-        recorded_by: string(doc, &obj, "recorded_by").unwrap_or_default(),
-        recorded_at: parse_time(doc, &obj, "recorded_at").map_err(|_| bad("recorded_at"))?,
+        description: fields.string("description").unwrap_or_default(),
+        level: fields.parse("level").map_err(|_| bad("level"))?,
+        category: fields.string("category").unwrap_or_default(),
+        legal_basis: fields.string("legal_basis").unwrap_or_default(),
+        place: fields.string("place").unwrap_or_default(),
+        recorded_by: fields.string("recorded_by").unwrap_or_default(),
+        recorded_at: fields.time("recorded_at").map_err(|_| bad("recorded_at"))?,
         rectification,
         violation,
         source,
-        photos: photos::read_at(doc, &obj, "photos"),
+        photos: photos::read_field(&fields, "photos"),
         events,
     }))
 }
@@ -442,11 +444,7 @@ pub(crate) fn read_finding(doc: &AutoCommit, id: FindingId) -> Result<Option<Fin
 /// The latest re-inspection: the last one in the follow-up, or for a finding re-inspected
 /// before re-inspections had results, the one recorded in its rectification (合格: it
 /// moved the hazard to 已复查).
-fn latest_reinspection(
-    doc: &AutoCommit,
-    rect: &ObjId,
-    events: &[HazardEvent],
-) -> Result<Option<Reinspection>> {
+fn latest_reinspection(rect: &Fields, events: &[HazardEvent]) -> Result<Option<Reinspection>> {
     let last = events.iter().rev().find_map(|e| match &e.step {
         HazardStep::Reinspect { result, note, .. } => Some(Reinspection {
             result: *result,
@@ -459,12 +457,12 @@ fn latest_reinspection(
     if last.is_some() {
         return Ok(last);
     }
-    match string(doc, rect, "reinspection_note") {
+    match rect.string("reinspection_note") {
         Some(note) => Ok(Some(Reinspection {
             result: ReinspectionResult::Pass,
             note,
-            by: string(doc, rect, "reinspected_by").unwrap_or_default(),
-            at: parse_time(doc, rect, "reinspected_at")?,
+            by: rect.string("reinspected_by").unwrap_or_default(),
+            at: rect.time("reinspected_at")?,
         })),
         None => Ok(None),
     }
@@ -993,7 +991,30 @@ pub(crate) fn project_finding(doc: &AutoCommit, id: FindingId) -> Result<Finding
 }
 
 fn map(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<ObjId> {
-    match doc.get(obj, key)? {
+    map_of(doc.get(obj, key)?, key)
+}
+
+fn string(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
+    let (value, id) = doc.get(obj, key).ok()??;
+    text_of(doc, &value, Some(&id))
+}
+
+fn parse_field<T: std::str::FromStr<Err = Error>>(
+    doc: &AutoCommit,
+    obj: &ObjId,
+    key: &str,
+) -> Result<T> {
+    parsed(string(doc, obj, key), key)
+}
+
+fn parse_time(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<DateTime<FixedOffset>> {
+    time_of(string(doc, obj, key), key)
+}
+
+/// How each field is read, from a map read key by key ([`string`] and the rest) or whole
+/// ([`Fields`]): one reading of values in one place.
+fn map_of(value: Option<(Value<'_>, ObjId)>, key: &str) -> Result<ObjId> {
+    match value {
         Some((Value::Object(ObjType::Map), child)) => Ok(child),
         _ => Err(Error::InvalidDocument(format!(
             "{key} is missing or not a map"
@@ -1001,17 +1022,18 @@ fn map(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<ObjId> {
     }
 }
 
-fn string(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
-    match doc.get(obj, key).ok()?? {
+/// A string field's content: a string, or a text's (`id` is the text's object).
+fn text_of(doc: &AutoCommit, value: &Value<'_>, id: Option<&ObjId>) -> Option<String> {
+    match (value, id) {
         (Value::Scalar(s), _) => s.as_str().map(str::to_owned),
-        (Value::Object(ObjType::Text), text) => doc.text(&text).ok(),
+        (Value::Object(ObjType::Text), Some(text)) => doc.text(text).ok(),
         _ => None,
     }
 }
 
-fn float(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<f64> {
-    match doc.get(obj, key).ok()?? {
-        (Value::Scalar(s), _) => match s.as_ref() {
+fn float_of(value: &Value<'_>) -> Option<f64> {
+    match value {
+        Value::Scalar(s) => match s.as_ref() {
             ScalarValue::F64(f) => Some(*f),
             ScalarValue::Int(i) => Some(*i as f64),
             ScalarValue::Uint(u) => Some(*u as f64),
@@ -1021,28 +1043,111 @@ fn float(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<f64> {
     }
 }
 
-fn parse_field<T: std::str::FromStr<Err = Error>>(
-    doc: &AutoCommit,
-    obj: &ObjId,
-    key: &str,
-) -> Result<T> {
-    string(doc, obj, key)
-        .ok_or_else(|| Error::InvalidDocument(format!("{key} is missing")))?
+fn int_of(value: &Value<'_>) -> Option<u64> {
+    match value {
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Int(i) => u64::try_from(*i).ok(),
+            ScalarValue::Uint(u) => Some(*u),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn parsed<T: std::str::FromStr<Err = Error>>(text: Option<String>, key: &str) -> Result<T> {
+    text.ok_or_else(|| Error::InvalidDocument(format!("{key} is missing")))?
         .parse()
 }
 
-fn parse_time(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<DateTime<FixedOffset>> {
-    let s =
-        string(doc, obj, key).ok_or_else(|| Error::InvalidDocument(format!("{key} is missing")))?;
+fn time_of(text: Option<String>, key: &str) -> Result<DateTime<FixedOffset>> {
+    let s = text.ok_or_else(|| Error::InvalidDocument(format!("{key} is missing")))?;
     DateTime::parse_from_rfc3339(&s)
         .map_err(|e| Error::InvalidDocument(format!("{key} {s:?}: {e}")))
 }
 
-fn parse_date(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<NaiveDate> {
-    let s =
-        string(doc, obj, key).ok_or_else(|| Error::InvalidDocument(format!("{key} is missing")))?;
+fn date_of(text: Option<String>, key: &str) -> Result<NaiveDate> {
+    let s = text.ok_or_else(|| Error::InvalidDocument(format!("{key} is missing")))?;
     s.parse()
         .map_err(|e| Error::InvalidDocument(format!("{key} {s:?}: {e}")))
+}
+
+/// One map's fields, read whole: Automerge finds a key by scanning its object, so reading
+/// a map of twenty fields at once costs what reading one or two of them key by key does.
+/// Each field reads as the key-by-key helpers read it (the value that wins a conflict).
+pub(crate) struct Fields<'a> {
+    doc: &'a AutoCommit,
+    /// Each key's value, with the object's id when the value is an object.
+    fields: Vec<(String, Value<'static>, Option<ObjId>)>,
+}
+
+impl<'a> Fields<'a> {
+    pub(crate) fn of(doc: &'a AutoCommit, obj: &ObjId) -> Self {
+        let fields = doc
+            .map_range(obj, ..)
+            .map(|item| {
+                let id = matches!(item.value, automerge::ValueRef::Object(_)).then(|| item.id());
+                (item.key.into_owned(), item.value.into_value(), id)
+            })
+            .collect();
+        Fields { doc, fields }
+    }
+
+    fn value(&self, key: &str) -> Option<(&Value<'static>, Option<&ObjId>)> {
+        self.fields
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, value, id)| (value, id.as_ref()))
+    }
+
+    /// The document the map is in.
+    pub(crate) fn doc(&self) -> &'a AutoCommit {
+        self.doc
+    }
+
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.value(key).is_some()
+    }
+
+    /// The object under `key`, if it is one of type `kind`.
+    pub(crate) fn object(&self, key: &str, kind: ObjType) -> Option<ObjId> {
+        match self.value(key)? {
+            (Value::Object(k), Some(id)) if *k == kind => Some(id.clone()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn map(&self, key: &str) -> Result<ObjId> {
+        map_of(
+            self.value(key)
+                .and_then(|(v, id)| Some((v.clone(), id?.clone()))),
+            key,
+        )
+    }
+
+    pub(crate) fn string(&self, key: &str) -> Option<String> {
+        let (value, id) = self.value(key)?;
+        text_of(self.doc, value, id)
+    }
+
+    pub(crate) fn float(&self, key: &str) -> Option<f64> {
+        float_of(self.value(key)?.0)
+    }
+
+    pub(crate) fn int(&self, key: &str) -> Option<u64> {
+        int_of(self.value(key)?.0)
+    }
+
+    pub(crate) fn parse<T: std::str::FromStr<Err = Error>>(&self, key: &str) -> Result<T> {
+        parsed(self.string(key), key)
+    }
+
+    pub(crate) fn time(&self, key: &str) -> Result<DateTime<FixedOffset>> {
+        time_of(self.string(key), key)
+    }
+
+    pub(crate) fn date(&self, key: &str) -> Result<NaiveDate> {
+        date_of(self.string(key), key)
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value, ValueRef};
 
-use super::{float, live_finding, map, parse_field, parse_time, string};
+use super::{Fields, live_finding, map, parse_field, string};
 use crate::codes::{ChecklistId, is_sha256};
 use crate::codes::{GeoPoint, RectificationState};
 use crate::error::{Error, Result};
@@ -87,11 +87,9 @@ pub(crate) fn detach(doc: &mut AutoCommit, list: &ObjId, sha256: &str) -> Result
 
 /// The photo records of a list, skipping malformed ones.
 pub(crate) fn read_list(doc: &AutoCommit, list: &ObjId) -> Vec<PhotoRef> {
-    (0..doc.length(list))
-        .filter_map(|i| match doc.get(list, i) {
-            Ok(Some((Value::Object(ObjType::Map), entry))) => read_entry(doc, &entry),
-            _ => None,
-        })
+    doc.list_range(list, ..)
+        .filter(|item| matches!(item.value, ValueRef::Object(ObjType::Map)))
+        .filter_map(|item| read_entry(&Fields::of(doc, &item.id())))
         .collect()
 }
 
@@ -103,38 +101,37 @@ pub(crate) fn read_at(doc: &AutoCommit, obj: &ObjId, key: &str) -> Vec<PhotoRef>
     }
 }
 
-fn read_entry(doc: &AutoCommit, entry: &ObjId) -> Option<PhotoRef> {
-    let int = |key: &str| match doc.get(entry, key).ok()?? {
-        (Value::Scalar(s), _) => match s.as_ref() {
-            ScalarValue::Int(i) => u64::try_from(*i).ok(),
-            ScalarValue::Uint(u) => Some(*u),
-            _ => None,
-        },
-        _ => None,
-    };
-    let gps = match (
-        float(doc, entry, "latitude"),
-        float(doc, entry, "longitude"),
-    ) {
+/// The photo records under field `key` of a map read whole, if that is a list.
+pub(crate) fn read_field(fields: &Fields, key: &str) -> Vec<PhotoRef> {
+    fields
+        .object(key, ObjType::List)
+        .map(|list| read_list(fields.doc(), &list))
+        .unwrap_or_default()
+}
+
+fn read_entry(entry: &Fields) -> Option<PhotoRef> {
+    let gps = match (entry.float("latitude"), entry.float("longitude")) {
         (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
         _ => None,
     };
     Some(PhotoRef {
-        sha256: string(doc, entry, "sha256")?,
-        thumbnail: string(doc, entry, "thumbnail").unwrap_or_default(),
-        caption: string(doc, entry, "caption").unwrap_or_default(),
-        mime: string(doc, entry, "mime").unwrap_or_default(),
-        size: int("size").unwrap_or_default(),
-        width: int("width")
+        sha256: entry.string("sha256")?,
+        thumbnail: entry.string("thumbnail").unwrap_or_default(),
+        caption: entry.string("caption").unwrap_or_default(),
+        mime: entry.string("mime").unwrap_or_default(),
+        size: entry.int("size").unwrap_or_default(),
+        width: entry
+            .int("width")
             .and_then(|w| u32::try_from(w).ok())
             .unwrap_or_default(),
-        height: int("height")
+        height: entry
+            .int("height")
             .and_then(|h| u32::try_from(h).ok())
             .unwrap_or_default(),
-        captured_at: parse_time(doc, entry, "captured_at").ok(),
+        captured_at: entry.time("captured_at").ok(),
         gps,
-        added_by: string(doc, entry, "added_by").unwrap_or_default(),
-        added_at: parse_time(doc, entry, "added_at").ok()?,
+        added_by: entry.string("added_by").unwrap_or_default(),
+        added_at: entry.time("added_at").ok()?,
     })
 }
 
