@@ -10,23 +10,55 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anjian_core::rules::{self, Author, CaseState};
 use anjian_core::{Case, CaseId};
-use automerge::AutoCommit;
+use automerge::{AutoCommit, ReadDoc};
 use tokio::sync::mpsc;
 
 use crate::error::{AppError, AppResult};
 use crate::storage::Documents;
 
-/// How many documents stay loaded between messages; others are read from storage when a
-/// message for them arrives.
-const LOADED_DOCUMENTS: usize = 64;
+/// How many operations the documents that stay loaded between messages hold in all;
+/// others are read from storage when a message for them arrives. Automerge keeps about
+/// 120 bytes per operation, so this is about 64 MB: some 1,000 cases of twenty findings
+/// (each about 500 operations), or many more small ones.
+const LOADED_OPERATIONS: usize = 512 * 1024;
 
 /// The documents in use.
-#[derive(Default)]
 pub struct Hub {
     slots: std::sync::Mutex<HashMap<CaseId, Arc<Slot>>>,
     /// Documents held in memory, least recently used first.
-    loaded: std::sync::Mutex<VecDeque<CaseId>>,
+    loaded: std::sync::Mutex<Loaded>,
+    /// How many operations the loaded documents may hold in all.
+    loaded_limit: usize,
     next_connection: AtomicU64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::holding(LOADED_OPERATIONS)
+    }
+}
+
+/// The documents held in memory, least recently used first, each with its operations as
+/// last counted, and their sum.
+#[derive(Default)]
+struct Loaded {
+    order: VecDeque<(CaseId, usize)>,
+    operations: usize,
+}
+
+impl Loaded {
+    /// Takes `case` out; returns its operations as counted.
+    fn remove(&mut self, case: CaseId) -> Option<usize> {
+        let position = self.order.iter().position(|(c, _)| *c == case)?;
+        let (_, operations) = self.order.remove(position)?;
+        self.operations -= operations;
+        Some(operations)
+    }
+
+    fn push(&mut self, case: CaseId, operations: usize) {
+        self.order.push_back((case, operations));
+        self.operations += operations;
+    }
 }
 
 /// One document: loaded lazily, locked while a message for it is handled, and the
@@ -145,6 +177,16 @@ fn damaged(e: anjian_core::Error) -> AppError {
 }
 
 impl Hub {
+    /// A hub whose loaded documents hold at most `operations` operations in all.
+    fn holding(operations: usize) -> Self {
+        Hub {
+            slots: Default::default(),
+            loaded: Default::default(),
+            loaded_limit: operations,
+            next_connection: AtomicU64::new(0),
+        }
+    }
+
     /// A new connection's id.
     pub fn connection_id(&self) -> u64 {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
@@ -174,7 +216,7 @@ impl Hub {
             slots.remove(&case);
             drop(slots);
             let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-            loaded.retain(|c| *c != case);
+            loaded.remove(case);
         }
     }
 
@@ -236,25 +278,30 @@ impl Hub {
     /// Records that `case` was just used, and unloads the least recently used documents
     /// beyond the limit (skipping any that a connection is working on right now).
     pub fn touched(&self, case: CaseId) {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(position) = loaded.iter().position(|c| *c == case) {
-            loaded.remove(position);
-        }
-        loaded.push_back(case);
-        let mut attempts = loaded.len();
-        while loaded.len() > LOADED_DOCUMENTS && attempts > 0 {
-            attempts -= 1;
-            let Some(oldest) = loaded.pop_front() else {
-                break;
-            };
-            let slot = self
-                .slots
+        let slot = |case: &CaseId| {
+            self.slots
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .get(&oldest)
-                .cloned();
+                .get(case)
+                .cloned()
+        };
+        // Counted when no one is working on it (else as counted before).
+        let counted = slot(&case).and_then(|slot| {
+            let doc = slot.doc.try_lock().ok()?;
+            Some(doc.doc.as_ref().map_or(0, |d| d.stats().num_ops as usize) + 1)
+        });
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let before = loaded.remove(case);
+        loaded.push(case, counted.or(before).unwrap_or(1));
+        let mut attempts = loaded.order.len();
+        while loaded.operations > self.loaded_limit && attempts > 0 {
+            attempts -= 1;
+            let Some((oldest, operations)) = loaded.order.pop_front() else {
+                break;
+            };
+            loaded.operations -= operations;
             let unloaded = oldest != case
-                && slot.is_none_or(|slot| match slot.doc.try_lock() {
+                && slot(&oldest).is_none_or(|slot| match slot.doc.try_lock() {
                     Ok(mut doc) => {
                         *doc = SlotDoc::default();
                         true
@@ -262,7 +309,7 @@ impl Hub {
                     Err(_) => false,
                 });
             if !unloaded {
-                loaded.push_back(oldest);
+                loaded.push(oldest, operations);
             }
         }
     }
@@ -274,6 +321,70 @@ impl Hub {
 
     /// Documents loaded in memory.
     pub fn loaded(&self) -> usize {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .order
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::transaction::Transactable;
+
+    use super::*;
+
+    /// A loaded document of `n` operations in `case`'s slot, which a connection holds.
+    fn load(hub: &Hub, case: CaseId, n: usize, notify: &mpsc::UnboundedSender<CaseId>) {
+        hub.subscribe(case, 1, notify);
+        let slot = hub.slot(case);
+        {
+            let mut held = slot.doc.try_lock().expect("free");
+            let mut doc = AutoCommit::new();
+            for i in 0..n {
+                doc.put(automerge::ROOT, format!("k{i}"), "v").expect("put");
+            }
+            held.loaded = true;
+            held.doc = Some(doc);
+        }
+        hub.done_with(case, slot);
+    }
+
+    fn is_loaded(hub: &Hub, case: CaseId) -> bool {
+        hub.slot(case).doc.try_lock().expect("free").doc.is_some()
+    }
+
+    #[test]
+    fn documents_stay_loaded_by_the_operations_they_hold_the_least_recently_used_going_first() {
+        let hub = Hub::holding(100);
+        let (notify, _) = mpsc::unbounded_channel();
+        let cases: Vec<CaseId> = (0..4).map(|_| CaseId::new()).collect();
+        load(&hub, cases[0], 10, &notify);
+        load(&hub, cases[1], 10, &notify);
+        load(&hub, cases[2], 10, &notify);
+        assert_eq!(
+            hub.loaded(),
+            3,
+            "small documents: more than a count would keep"
+        );
+        // Using the first again makes the second the least recently used.
+        hub.touched(cases[0]);
+        load(&hub, cases[3], 80, &notify);
+        assert!(
+            !is_loaded(&hub, cases[1]),
+            "the least recently used is unloaded"
+        );
+        assert!(is_loaded(&hub, cases[0]));
+        assert!(
+            !is_loaded(&hub, cases[2]),
+            "and the next, until the rest fit"
+        );
+        assert!(is_loaded(&hub, cases[3]));
+        assert_eq!(hub.loaded(), 2);
+        // A document larger than the whole limit stays while it is the one just used.
+        load(&hub, cases[1], 150, &notify);
+        assert!(is_loaded(&hub, cases[1]));
+        assert_eq!(hub.loaded(), 1);
     }
 }
