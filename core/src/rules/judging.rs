@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use automerge::{AutoCommit, Change, ChangeHash};
+use automerge::{AutoCommit, Change, ChangeHash, ExpandedChange};
 
-use super::{Author, CaseState, Ops, Refusal, Rule, Trust, apply, judge, written};
+use super::{Author, CaseState, Ops, Refusal, Rule, Trust, judge, written};
 use crate::signing::{ChangeSignature, PublicKey};
 use crate::sync::intake;
 
@@ -254,11 +254,14 @@ impl<S: Authored> Judging<'_, S> {
     /// rule book allows them.
     fn try_apply(&mut self, run: &[(Change, S)]) -> Result<(), Refusal> {
         let changes: Vec<Change> = run.iter().map(|(c, _)| c.clone()).collect();
+        // Decoded once, for the check of how they are written and for the rule book.
+        let expanded: Vec<ExpandedChange> = changes.iter().map(Change::decode).collect();
         let author = run[0].1.author();
         let mut trial = self.doc.clone();
         let heads = trial.get_heads();
-        apply(&mut trial, &changes).and_then(|()| within_size(&trial, self.limits))?;
-        let ops = Ops::of(&trial, &changes)?;
+        written::apply_expanded(&mut trial, &changes, &expanded)
+            .and_then(|()| within_size(&trial, self.limits))?;
+        let ops = Ops::of_expanded(&trial, &expanded)?;
         let after = match &self.case {
             Some(before) => before.after(&trial, &ops),
             None => CaseState::of_stored(&trial),

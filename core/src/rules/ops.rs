@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::legacy::{ElementId, Key, ObjectId, OpType};
-use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc};
+use automerge::{AutoCommit, Change, ChangeHash, ExpandedChange, ObjId, ObjType, Prop, ReadDoc};
 
 use super::written::{import, op_id};
 
@@ -61,6 +61,15 @@ struct Place {
 impl Ops {
     /// The operations of `changes`, found in `doc` (which holds them).
     pub fn of(doc: &AutoCommit, changes: &[Change]) -> Result<Ops, Refusal> {
+        let expanded: Vec<ExpandedChange> = changes.iter().map(Change::decode).collect();
+        Ops::of_expanded(doc, &expanded)
+    }
+
+    /// The operations of changes already decoded, found in `doc` (which holds them).
+    pub(crate) fn of_expanded(
+        doc: &AutoCommit,
+        changes: &[ExpandedChange],
+    ) -> Result<Ops, Refusal> {
         let mut places: HashMap<String, Place> = HashMap::new();
         let mut made = HashSet::new();
         // Every operation of the changes, by id.
@@ -68,8 +77,7 @@ impl Ops {
         let mut preds = HashSet::new();
         let mut texts: Vec<String> = Vec::new();
         let mut ops = Vec::new();
-        for change in changes {
-            let expanded = change.decode();
+        for expanded in changes {
             let actor = expanded.actor_id.to_hex_string();
             // The last element of each list this change inserts into, as it goes on.
             let mut ends: HashMap<String, Option<String>> = HashMap::new();
@@ -94,7 +102,7 @@ impl Ops {
                             if made.contains(&obj) {
                                 None
                             } else {
-                                last_at(doc, &obj, change.deps())
+                                last_at(doc, &obj, &expanded.deps)
                             }
                         });
                         let after = match after {

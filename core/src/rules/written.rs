@@ -29,7 +29,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
-use automerge::{AutoCommit, Change, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue};
+use automerge::{
+    AutoCommit, Change, ChangeHash, ExpandedChange, ObjId, ObjType, ReadDoc, ScalarValue,
+};
 
 use super::{Refusal, Rule};
 
@@ -43,22 +45,34 @@ use super::{Refusal, Rule};
 /// in the chain wrote, which is what checking it after applying them one by one reads
 /// (and Automerge applies many changes at once for little more than one).
 pub fn apply(doc: &mut AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
+    let expanded: Vec<ExpandedChange> = changes.iter().map(Change::decode).collect();
+    apply_expanded(doc, changes, &expanded)
+}
+
+/// [`apply`], with each change's operations already decoded (`expanded`, in the same
+/// order).
+pub(crate) fn apply_expanded(
+    doc: &mut AutoCommit,
+    changes: &[Change],
+    expanded: &[ExpandedChange],
+) -> Result<(), Refusal> {
     let mut numbered = Numbered::default();
     if let Some(first) = changes.first()
         && is_chain(changes)
     {
         present(doc, first.deps())?;
         let mut seen = Seen::at(first.deps());
-        for change in changes {
-            seen.check(doc, change)?;
+        for (change, ops) in changes.iter().zip(expanded) {
+            seen.check(doc, ops)?;
             numbered.check(doc, change)?;
         }
         return doc
             .apply_changes(changes.iter().cloned())
             .map_err(unapplied);
     }
-    for change in changes {
-        check(doc, change)?;
+    for (change, ops) in changes.iter().zip(expanded) {
+        present(doc, change.deps())?;
+        Seen::at(change.deps()).check(doc, ops)?;
         numbered.check(doc, change)?;
         doc.apply_changes([change.clone()]).map_err(unapplied)?;
     }
@@ -132,7 +146,7 @@ impl Numbered {
 /// `doc` (which holds the change's dependencies, and may hold the change itself).
 pub fn check(doc: &AutoCommit, change: &Change) -> Result<(), Refusal> {
     present(doc, change.deps())?;
-    Seen::at(change.deps()).check(doc, change)
+    Seen::at(change.deps()).check(doc, &change.decode())
 }
 
 /// Refuses a change whose dependencies `doc` does not hold.
@@ -169,9 +183,9 @@ impl<'a> Seen<'a> {
         }
     }
 
-    /// Checks the operations of `change`, the next of the chain, and keeps what they
-    /// wrote.
-    fn check(&mut self, doc: &AutoCommit, change: &Change) -> Result<(), Refusal> {
+    /// Checks the operations of `expanded`, the next change of the chain, and keeps what
+    /// they wrote.
+    fn check(&mut self, doc: &AutoCommit, expanded: &ExpandedChange) -> Result<(), Refusal> {
         let Seen {
             base,
             made,
@@ -179,7 +193,6 @@ impl<'a> Seen<'a> {
             elements,
         } = self;
         let deps: &[ChangeHash] = base;
-        let expanded = change.decode();
         let actor = expanded.actor_id.to_hex_string();
         for (i, op) in expanded.operations.iter().enumerate() {
             let id = format!("{}@{actor}", expanded.start_op.get() + i as u64);
