@@ -18,7 +18,8 @@ use crate::storage::Documents;
 
 /// How many operations the documents that stay loaded between messages hold in all;
 /// others are read from storage when a message for them arrives. Automerge keeps about
-/// 120 bytes per operation, so this is about 64 MB: some 1,000 cases of twenty findings
+/// 120 bytes per operation, so this is about 64 MB of documents (and about as much again
+/// of the cases read from them to judge changes): some 1,000 cases of twenty findings
 /// (each about 500 operations), or many more small ones.
 const LOADED_OPERATIONS: usize = 512 * 1024;
 
