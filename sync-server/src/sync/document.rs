@@ -43,9 +43,7 @@ pub enum Received {
     Unavailable,
     /// The peer is sending a document the server does not have: keep gathering.
     Gathering {
-        /// What arrived so far.
-        doc: Box<AutoCommit>,
-        /// The peer's sync state with it.
+        /// The peer's sync state with it (nothing of it arrived yet).
         state: sync::State,
         /// What to ask the peer for next.
         reply: Option<sync::Message>,
@@ -92,12 +90,12 @@ pub struct Context {
 }
 
 /// Handles one sync message for one document: `state` is the peer's sync state, `incoming`
-/// what it sent so far of a document the server does not have, `signatures` what it sent
+/// its sync state with a document the server does not have, `signatures` what it sent
 /// of its changes' signatures.
 pub fn receive(
     slot: &mut SlotDoc,
     state: Option<sync::State>,
-    incoming: Option<(AutoCommit, sync::State)>,
+    incoming: Option<sync::State>,
     message: sync::Message,
     signatures: &Signatures,
     context: &Context,
@@ -225,18 +223,19 @@ fn receive_visible(
 /// asked for its changes as by a server without the document, and then the case is
 /// created if the rule book allows it, and refused otherwise.
 ///
-/// What is gathered of such a document stays empty until changes arrive that apply to it:
-/// those are judged at once, as one new case, each change as its author's.
+/// Nothing of such a document is kept between messages but the peer's sync state: the
+/// first changes that apply are judged at once, as one new case, each change as its
+/// author's.
 fn receive_unknown(
     slot: &SlotDoc,
-    incoming: Option<(AutoCommit, sync::State)>,
+    incoming: Option<sync::State>,
     checked: intake::Checked,
     asks_only: bool,
     signatures: &Signatures,
     context: &Context,
 ) -> AppResult<Received> {
-    let (mut gathered, mut gathered_state) =
-        incoming.unwrap_or_else(|| (AutoCommit::new(), sync::State::new()));
+    let mut gathered = AutoCommit::new();
+    let mut gathered_state = incoming.unwrap_or_default();
     let admitted = intake::admit(&gathered, checked);
     let fresh = admitted.changes;
     if fresh.is_empty() {
@@ -249,7 +248,6 @@ fn receive_unknown(
         }
         let reply = next_message(&mut gathered, &mut gathered_state);
         return Ok(Received::Gathering {
-            doc: Box::new(gathered),
             state: gathered_state,
             reply,
         });

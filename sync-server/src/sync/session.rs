@@ -15,7 +15,6 @@ use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{
     PROTOCOL_VERSION, PeerMetadata, REFUSAL_EXTENSION, SIGNATURES_EXTENSION, WireError, WireMessage,
 };
-use automerge::AutoCommit;
 use automerge::sync;
 
 use super::document::{Candidate, Received, RefusedChanges, Signatures};
@@ -77,8 +76,10 @@ pub enum Reply {
     },
 }
 
-/// What the peer sent so far of a document the server does not have.
-pub type Incoming = (AutoCommit, sync::State);
+/// The peer's sync state with a document the server does not have, while it asks for its
+/// changes (what is gathered stays empty until changes arrive that apply, and those are
+/// judged at once: `document::receive`).
+pub type Incoming = sync::State;
 
 struct Peer {
     id: String,
@@ -97,8 +98,8 @@ pub struct Session {
     server: Server,
     peer: Option<Peer>,
     synced: HashMap<CaseId, Synced>,
-    /// Boxed: a table of documents inline would keep tens of kilobytes per connection for
-    /// as long as it lives, though it is empty almost always.
+    /// The peer's sync states with documents it is sending that the server does not have;
+    /// boxed, since the table is empty almost always and keeps room for what it once held.
     incoming: HashMap<CaseId, Box<Incoming>>,
     /// Documents the peer asked for that the server does not have: it is told when they
     /// appear. Oldest first.
@@ -278,8 +279,8 @@ impl Session {
                     document_id,
                 }])
             }
-            Ok(Received::Gathering { doc, state, reply }) => {
-                self.keep_incoming(case, *doc, state);
+            Ok(Received::Gathering { state, reply }) => {
+                self.keep_incoming(case, state);
                 send(
                     reply
                         .map(|m| vec![self.sync_frame(document_id, m, Vec::new())])
@@ -487,12 +488,12 @@ impl Session {
 
     /// Keeps a document the peer is sending that the server does not have, within the
     /// same limit as unknown ids (the smallest id goes first).
-    fn keep_incoming(&mut self, case: CaseId, doc: AutoCommit, state: sync::State) {
+    fn keep_incoming(&mut self, case: CaseId, state: sync::State) {
         if self.incoming.len() >= self.server.unknown_documents
             && let Some(any) = self.incoming.keys().min().copied()
         {
             self.incoming.remove(&any);
         }
-        self.incoming.insert(case, Box::new((doc, state)));
+        self.incoming.insert(case, Box::new(state));
     }
 }

@@ -295,14 +295,11 @@ impl Connection {
             // Kept to handle the message again on the document as now stored, should
             // another server process commit changes of the case before this one does.
             // (Only a shared database has other server processes.)
-            let again = self.app.storage.shared().then(|| {
-                (
-                    state.clone(),
-                    incoming
-                        .as_ref()
-                        .map(|(doc, state)| (doc.clone(), state.clone())),
-                )
-            });
+            let again = self
+                .app
+                .storage
+                .shared()
+                .then(|| (state.clone(), incoming.clone()));
             let context = self.context(case);
             let taken = if again.is_some() {
                 pending.clone()
