@@ -19,6 +19,7 @@ use crate::labels::label_of;
 use crate::policy::{self, Scope};
 use crate::queries::{self, Conditions};
 use crate::state::AppState;
+use crate::storage::FOUND;
 use crate::users::User;
 
 /// The default period: this many days, up to and including today.
@@ -385,29 +386,26 @@ fn read_bulletin(
             major_findings: r.get(8)?,
         });
     }
-    // Their findings, counted by what the bulletin tells apart (the database counts, so
-    // that a year of a city's findings never travels row by row). A day's text holds
-    // digits and dashes only: it is safe to write in place.
-    let groups = conn.query(
-        &format!(
-            "SELECT f.level, f.rectification, CASE WHEN f.deadline < '{today}' THEN 1 ELSE 0 END,
-                    f.violation, f.violation_post, count(*)
-             FROM cases c JOIN findings f ON f.case_id = c.case_id {}
-             GROUP BY f.level, f.rectification, 3, f.violation, f.violation_post",
-            w.sql()
-        ),
-        w.params(),
+    // Their findings, from the tallies of the period's days (a few thousand rows for a
+    // city's year, where its findings are hundreds of thousands).
+    let tallies = conn.query(
+        "SELECT level, rectification, deadline, violation, post, CAST(sum(n) AS BIGINT)
+         FROM finding_tallies WHERE district = ?1 AND day >= ?2 AND day <= ?3
+         GROUP BY level, rectification, deadline, violation, post",
+        &tally_params(scope, period)?,
     )?;
+    let today_text = today.to_string();
     let mut totals = Totals::default();
     let mut by_level: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_kind: BTreeMap<String, i64> = BTreeMap::new();
     let mut by_post: BTreeMap<String, PostRow> = BTreeMap::new();
-    for r in &groups {
+    for r in &tallies {
         let level: String = r.get(0)?;
         let rectification: String = r.get(1)?;
-        let past_deadline: bool = r.get::<i64>(2)? == 1;
-        let violation: Option<String> = r.get(3)?;
-        let post: Option<String> = r.get(4)?;
+        let deadline: String = r.get(2)?;
+        let past_deadline = !deadline.is_empty() && deadline < today_text;
+        let violation: String = r.get(3)?;
+        let post: String = r.get(4)?;
         let n: i64 = r.get(5)?;
         totals.findings += n;
         if level == Level::Major.code() {
@@ -424,12 +422,12 @@ fn read_bulletin(
             }
             _ => {}
         }
-        if let Some(kind) = violation {
+        if !violation.is_empty() {
             totals.violations += n;
-            let post = post
-                .map(|p| p.trim().to_owned())
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| NO_POST.to_owned());
+            let post = match post.trim() {
+                "" => NO_POST.to_owned(),
+                post => post.to_owned(),
+            };
             let row = by_post.entry(post.clone()).or_insert_with(|| PostRow {
                 post,
                 illegal_command: 0,
@@ -438,14 +436,14 @@ fn read_bulletin(
                 total: 0,
             });
             row.total += n;
-            match kind.parse::<ViolationKind>() {
+            match violation.parse::<ViolationKind>() {
                 Ok(ViolationKind::IllegalCommand) => row.illegal_command += n,
                 Ok(ViolationKind::IllegalOperation) => row.illegal_operation += n,
                 Ok(ViolationKind::LabourDiscipline) => row.labour_discipline += n,
                 // A kind this build does not know still counts in the post's total.
                 Err(_) => {}
             }
-            *by_kind.entry(kind).or_default() += n;
+            *by_kind.entry(violation).or_default() += n;
         }
     }
     totals.cases = cases.len() as i64;
@@ -553,51 +551,53 @@ fn writs_issued(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppRes
         .collect())
 }
 
-/// The closed loop of the hazards in `scope` over `period`, from the dated steps.
+/// The parameters of a tallies' query over `period` in `scope`: the district ('' for
+/// every case), the first day and the last.
+fn tally_params(scope: Scope<'_>, period: Period) -> AppResult<Vec<db::Value>> {
+    let district = match scope {
+        Scope::All => "",
+        Scope::District(district) => district,
+        // Tallies count districts, not persons; bulletins are for supervisors.
+        Scope::Own { .. } => {
+            return Err(AppError::Internal(
+                "a bulletin was asked over an inspector's own cases".into(),
+            ));
+        }
+    };
+    Ok(vec![
+        db::value(district),
+        db::value(period.from.to_string()),
+        db::value(period.to.to_string()),
+    ])
+}
+
+/// The closed loop of the hazards in `scope` over `period`, from the tallies of the
+/// dated steps.
 fn hazard_loop(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppResult<LoopCounts> {
-    let (from, to) = (period.from.to_string(), period.to.to_string());
     let mut counts = LoopCounts::default();
-    let mut w = Conditions::default();
-    // `recorded_at` is RFC 3339 with the inspector's offset: its first ten characters
-    // are the local day.
-    w.push(
-        "f.recorded_at >= ? AND f.recorded_at < ?",
-        vec![db::value(from.clone()), db::value(period.end())],
-    );
-    w.scope_on(scope, "f.case_id");
-    counts.found = conn.query_row(
-        &format!("SELECT count(*) FROM findings f {}", w.sql()),
-        w.params(),
-        |r| r.get(0),
-    )?;
-    let mut w = Conditions::default();
+    let mut params = tally_params(scope, period)?;
+    params.push(db::value(period.from.to_string()));
     // A finding counts once for each class of step (kind, result, on time) it had in the
     // period: by its first step of the class in the period, the one whose previous step
-    // of the class came before the period (or never).
-    w.push(
-        "s.day BETWEEN ? AND ? AND (s.prev_day IS NULL OR s.prev_day < ?)",
-        vec![db::value(from.clone()), db::value(to), db::value(from)],
-    );
-    w.scope_on(scope, "s.case_id");
+    // of the class came before the period (or never: `since` is '').
     let rows = conn.query(
-        &format!(
-            "SELECT s.kind, s.result, s.on_time, count(*)
-         FROM hazard_steps s {}
-         GROUP BY s.kind, s.result, s.on_time",
-            w.sql()
-        ),
-        w.params(),
+        "SELECT kind, result, on_time, CAST(sum(n) AS BIGINT)
+         FROM step_tallies WHERE district = ?1 AND day >= ?2 AND day <= ?3 AND since < ?4
+         GROUP BY kind, result, on_time",
+        &params,
     )?;
     for r in &rows {
         let kind: String = r.get(0)?;
-        let result: Option<String> = r.get(1)?;
-        let on_time: Option<bool> = r.get(2)?;
+        let result: String = r.get(1)?;
+        let on_time: i64 = r.get(2)?;
         let n: i64 = r.get(3)?;
-        let line = match (kind.parse::<HazardAction>(), result.as_deref(), on_time) {
-            (Ok(HazardAction::Reinspect), Some("pass"), Some(true)) => {
-                &mut counts.rectified_on_time
-            }
-            (Ok(HazardAction::Reinspect), Some("pass"), _) => &mut counts.rectified_late,
+        if kind == FOUND {
+            counts.found += n;
+            continue;
+        }
+        let line = match (kind.parse::<HazardAction>(), result.as_str(), on_time) {
+            (Ok(HazardAction::Reinspect), "pass", 1) => &mut counts.rectified_on_time,
+            (Ok(HazardAction::Reinspect), "pass", _) => &mut counts.rectified_late,
             (Ok(HazardAction::Reinspect), _, _) => &mut counts.reinspections_failed,
             (Ok(HazardAction::Extend), _, _) => &mut counts.extended,
             (Ok(HazardAction::Close), _, _) => &mut counts.closed,

@@ -28,6 +28,7 @@ mod projections;
 mod uploads;
 
 pub use accounts::{TOKEN_ID_LEN, prepare_sign_in};
+pub(crate) use projections::FOUND;
 pub use projections::Projection;
 use projections::write_projections;
 pub use uploads::Staged;
@@ -47,6 +48,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "010_upload_parts.sql")),
             include_str!(concat!($dir, "011_sign_in.sql")),
             include_str!(concat!($dir, "012_city_scale.sql")),
+            include_str!(concat!($dir, "013_tallies.sql")),
         ]
     };
 }
@@ -311,36 +313,49 @@ impl Storage {
             secret,
             key,
         };
-        let repair: bool = storage.read(|conn| {
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'server_actors_repair')",
-                params![],
-                |r| r.get(0),
-            )
-        })?;
-        if repair {
+        if storage.pending("server_actors_repair")? {
             storage.repair_server_actors()?;
         }
         // A step that adds projections leaves a flag until they are filled from the
         // documents, so that a crash during the rebuild resumes it on the next start.
-        let reproject: bool = storage.read(|conn| {
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'reproject_pending')",
-                params![],
-                |r| r.get(0),
-            )
-        })?;
-        if reproject {
+        if storage.pending("reproject_pending")? {
             storage.rebuild_projections()?;
-            storage.write(|conn| {
-                conn.execute(
-                    "DELETE FROM meta WHERE key = 'reproject_pending'",
-                    params![],
-                )?;
-                Ok(())
-            })?;
+            storage.done("reproject_pending")?;
+        }
+        // A step that adds tallies leaves a flag until they are counted from the
+        // projections, in one transaction, after any rebuild above (which starts from
+        // tallies that may not match the rows yet).
+        if storage.pending("retally_pending")? {
+            storage.recount_tallies()?;
+            storage.done("retally_pending")?;
+            tracing::info!("tallies counted from the projections");
         }
         Ok(storage)
+    }
+
+    /// Whether a migration left the flag `key` for work still to do.
+    fn pending(&self, key: &str) -> AppResult<bool> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM meta WHERE key = ?1)",
+                params![key],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Clears the flag `key` once its work is done.
+    fn done(&self, key: &str) -> AppResult<()> {
+        self.write(|conn| {
+            conn.execute("DELETE FROM meta WHERE key = ?1", params![key])?;
+            Ok(())
+        })
+    }
+
+    /// Counts every case's projection rows into the bulletins' tallies afresh, in one
+    /// transaction (what each commit keeps up to date as it writes the projections).
+    pub fn recount_tallies(&self) -> AppResult<()> {
+        self.write(|conn| conn.transaction(projections::recount_tallies))
     }
 
     /// A stable id of this server's storage (sent to automerge-repo peers).

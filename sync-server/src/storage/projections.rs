@@ -1,9 +1,10 @@
 //! The query tables derived from each case document (visibility, cases, team, findings,
-//! blob references), written in the same transaction as the document's changes.
+//! blob references), written in the same transaction as the document's changes, and the
+//! tallies counted from them.
 
-use crate::db::{Conn, params};
+use crate::db::{self, Conn, params};
 use anjian_core::rules::CaseState;
-use anjian_core::{Case, HazardStep, ReinspectionResult};
+use anjian_core::{Case, HazardStep, RectificationState, ReinspectionResult};
 use automerge::AutoCommit;
 use chrono::Utc;
 
@@ -44,6 +45,7 @@ pub(super) fn write_projections(
     received: bool,
 ) -> AppResult<()> {
     let case = &projection.case;
+    tally(tx, Some(key), -1)?;
     for table in [
         "visibility",
         "case_team",
@@ -230,5 +232,62 @@ pub(super) fn write_projections(
             )?;
         }
     }
+    tally(tx, Some(key), 1)
+}
+
+/// The kind under which `step_tallies` counts findings by the day they were recorded.
+pub(crate) const FOUND: &str = "found";
+
+/// Counts every case's projection rows into the tallies afresh.
+pub(super) fn recount_tallies(tx: &mut dyn Conn) -> AppResult<()> {
+    tx.execute("DELETE FROM finding_tallies", params![])?;
+    tx.execute("DELETE FROM step_tallies", params![])?;
+    tally(tx, None, 1)
+}
+
+/// Adds to the tallies (`sign` 1) or takes away from them (`sign` -1) what the
+/// projection rows of the case `key` count, or of every case. A case counts under each
+/// district it is visible to and once under '' (every case); the one place that says
+/// what the tallies count (migration 013 describes them).
+fn tally(tx: &mut dyn Conn, key: Option<&str>, sign: i64) -> AppResult<()> {
+    let (only, params) = match key {
+        Some(key) => ("WHERE case_id = ?1", vec![db::value(key)]),
+        None => ("", Vec::new()),
+    };
+    let districts = format!(
+        "(SELECT case_id, district FROM visibility {only}
+          UNION ALL SELECT case_id, '' AS district FROM cases {only}) d"
+    );
+    let open = RectificationState::open_codes_sql();
+    tx.execute(
+        &format!(
+            "INSERT INTO finding_tallies (district, day, level, rectification, deadline, violation, post, n)
+             SELECT d.district, substr(c.opened_at, 1, 10), f.level, f.rectification,
+                    CASE WHEN f.rectification IN ({open}) THEN coalesce(f.deadline, '') ELSE '' END,
+                    coalesce(f.violation, ''), coalesce(f.violation_post, ''), {sign} * count(*)
+             FROM {districts} JOIN cases c ON c.case_id = d.case_id JOIN findings f ON f.case_id = d.case_id
+             GROUP BY 1, 2, 3, 4, 5, 6, 7
+             ON CONFLICT (district, day, level, rectification, deadline, violation, post)
+             DO UPDATE SET n = finding_tallies.n + excluded.n"
+        ),
+        &params,
+    )?;
+    tx.execute(
+        &format!(
+            "INSERT INTO step_tallies (district, day, kind, result, on_time, since, n)
+             SELECT d.district, s.day, s.kind, s.result, s.on_time, s.since, {sign} * count(*)
+             FROM {districts} JOIN (
+                 SELECT case_id, day, kind, coalesce(result, '') AS result, coalesce(on_time, -1) AS on_time,
+                        coalesce(prev_day, '') AS since
+                 FROM hazard_steps {only}
+                 UNION ALL
+                 SELECT case_id, coalesce(substr(recorded_at, 1, 10), ''), '{FOUND}', '', -1, '' FROM findings {only}
+             ) s ON s.case_id = d.case_id
+             GROUP BY 1, 2, 3, 4, 5, 6
+             ON CONFLICT (district, day, kind, result, on_time, since)
+             DO UPDATE SET n = step_tallies.n + excluded.n"
+        ),
+        &params,
+    )?;
     Ok(())
 }

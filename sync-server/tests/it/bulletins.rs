@@ -1168,3 +1168,223 @@ async fn issued_documents_are_in_the_register_and_counted_by_the_day_they_were_i
             .all(|r| r["count"] == 0)
     );
 }
+
+/// Every tally row that counts something, sorted.
+fn tallies(state: &AppState) -> Vec<String> {
+    state
+        .storage
+        .read(|conn| {
+            let mut rows = conn.query_map(
+                "SELECT district, day, level, rectification, deadline, violation, post, n
+                 FROM finding_tallies WHERE n <> 0",
+                &[],
+                |r| {
+                    Ok(format!(
+                        "finding {:?} {:?} {:?} {:?} {:?} {:?} {:?} {}",
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<String>(3)?,
+                        r.get::<String>(4)?,
+                        r.get::<String>(5)?,
+                        r.get::<String>(6)?,
+                        r.get::<i64>(7)?
+                    ))
+                },
+            )?;
+            rows.extend(conn.query_map(
+                "SELECT district, day, kind, result, on_time, since, n FROM step_tallies WHERE n <> 0",
+                &[],
+                |r| {
+                    Ok(format!(
+                        "step {:?} {:?} {:?} {:?} {} {:?} {}",
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<String>(3)?,
+                        r.get::<i64>(4)?,
+                        r.get::<String>(5)?,
+                        r.get::<i64>(6)?
+                    ))
+                },
+            )?);
+            rows.sort();
+            Ok(rows)
+        })
+        .expect("tallies")
+}
+
+/// The tallies as each commit left them, checked against a count of the projection rows
+/// afresh (which must change nothing), with no count below zero.
+fn assert_tallies_recount(state: &AppState, after: &str) -> Vec<String> {
+    let kept = tallies(state);
+    let below_zero = |row: &String| {
+        row.rsplit(' ')
+            .next()
+            .and_then(|n| n.parse::<i64>().ok())
+            .is_none_or(|n| n < 0)
+    };
+    assert!(
+        !kept.iter().any(below_zero),
+        "{after}: a count below zero: {kept:#?}"
+    );
+    state.storage.recount_tallies().expect("recount");
+    assert_eq!(
+        kept,
+        tallies(state),
+        "{after}: kept by each commit, then counted afresh"
+    );
+    kept
+}
+
+#[tokio::test]
+async fn tallies_follow_every_commit_of_a_case_as_a_recount_would() {
+    use anjian_core::{FindingEdit, ReinspectionResult};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = server(dir.path());
+    let mut insp = device(dir.path(), "insp_a", A);
+    let mut sup = device_of(dir.path(), "sup_a", A, Role::Supervisor);
+    let hand_over = |from: &mut Store, to: &mut Store, case: CaseId| {
+        to.merge_case(&from.export_case(case).expect("export"))
+            .expect("merge");
+    };
+    // A case of A shared with B, recorded and followed up over weeks, committed after
+    // every step as a device syncing would.
+    at(&mut insp, "2026-10-03T09:30:00+08:00");
+    let case = open(
+        &mut insp,
+        1,
+        CaseType::CrossDistrict,
+        "2026-10-03T09:00:00+08:00",
+        &[B],
+    );
+    let major = find(&mut insp, case, Level::Major, None);
+    order(&mut insp, case, major, "2026-10-10");
+    let driver = find(
+        &mut insp,
+        case,
+        Level::General,
+        Some((ViolationKind::IllegalOperation, "司机")),
+    );
+    let gone = find(&mut insp, case, Level::General, None);
+    upload(&state, &mut insp, case);
+    let first = assert_tallies_recount(&state, "the first commit");
+    assert!(
+        first
+            .iter()
+            .any(|row| row.starts_with(&format!("finding {B:?}"))),
+        "counted for B, which the case is shared with: {first:#?}"
+    );
+
+    // The next day: a finding removed, another made major and its post changed, a
+    // re-inspection that fails with a new deadline.
+    at(&mut insp, "2026-10-04T10:00:00+08:00");
+    insp.remove_finding(case, gone).expect("remove");
+    insp.edit_finding(
+        case,
+        driver,
+        &FindingEdit {
+            level: Some(Level::Major),
+            violation: Some(Violation {
+                kind: ViolationKind::IllegalCommand,
+                post: "班组长".to_owned(),
+                person: "某人".to_owned(),
+            }),
+            ..FindingEdit::default()
+        },
+    )
+    .expect("edit");
+    insp.follow_up(
+        case,
+        major,
+        &HazardStep::Reinspect {
+            result: ReinspectionResult::Fail,
+            note: "未整改".to_owned(),
+            deadline: Some("2026-10-25".parse().expect("day")),
+            escalation: String::new(),
+        },
+    )
+    .expect("fail");
+    upload(&state, &mut insp, case);
+    assert_tallies_recount(&state, "the edits");
+
+    // Passed late, then closed by the supervisor; a second case opened the same day.
+    at(&mut insp, "2026-10-28T10:00:00+08:00");
+    insp.follow_up(case, major, &HazardStep::pass("已整改"))
+        .expect("pass");
+    upload(&state, &mut insp, case);
+    assert_tallies_recount(&state, "the late pass");
+    hand_over(&mut insp, &mut sup, case);
+    at(&mut sup, "2026-10-29T10:00:00+08:00");
+    sup.follow_up(case, major, &HazardStep::close())
+        .expect("close");
+    upload(&state, &mut sup, case);
+    let other = open(
+        &mut insp,
+        2,
+        CaseType::Routine,
+        "2026-10-03T15:00:00+08:00",
+        &[],
+    );
+    find(&mut insp, other, Level::General, None);
+    upload(&state, &mut insp, other);
+    let last = assert_tallies_recount(&state, "the closing and a second case");
+    assert_ne!(first, last, "the commits changed what is counted");
+
+    // The bulletins read what the commits left: one case for B, two for A and the city.
+    let totals = |b: &Value| {
+        (
+            b["totals"]["cases"].clone(),
+            b["totals"]["findings"].clone(),
+            b["totals"]["major_findings"].clone(),
+            b["totals"]["violations"].clone(),
+            b["totals"]["rectifications_closed"].clone(),
+            b["hazard_loop"]["found"].clone(),
+            b["hazard_loop"]["reinspections_failed"].clone(),
+            b["hazard_loop"]["rectified_late"].clone(),
+            b["hazard_loop"]["closed"].clone(),
+        )
+    };
+    let sup_b = session(&app, "sup_b").await;
+    let admin = session(&app, "admin").await;
+    let sup_a = session(&app, "sup_a").await;
+    let of_b = bulletin(&app, OCTOBER, &sup_b).await;
+    assert_eq!(
+        totals(&of_b),
+        (
+            json!(1),
+            json!(2),
+            json!(2),
+            json!(1),
+            json!(1),
+            json!(2),
+            json!(1),
+            json!(1),
+            json!(1)
+        ),
+        "{of_b:#}"
+    );
+    assert_eq!(of_b["violations_by_post"][0]["post"], "班组长", "{of_b:#}");
+    assert_eq!(
+        of_b["violations_by_post"][0]["illegal_command"], 1,
+        "{of_b:#}"
+    );
+    for auth in [&admin, &sup_a] {
+        let b = bulletin(&app, OCTOBER, auth).await;
+        assert_eq!(
+            totals(&b),
+            (
+                json!(2),
+                json!(3),
+                json!(2),
+                json!(1),
+                json!(1),
+                json!(3),
+                json!(1),
+                json!(1),
+                json!(1)
+            ),
+            "{b:#}"
+        );
+    }
+}

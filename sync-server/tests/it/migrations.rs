@@ -8,8 +8,8 @@ use anjian_sync_server::{Storage, testing};
 
 use crate::support::{record_case, server, upload};
 
-/// Every projection row, in a stable order (`updated_at` aside: it records when the
-/// server received the last change).
+/// Every projection row and every tally that counts something, in a stable order
+/// (`updated_at` aside: it records when the server received the last change).
 fn projections(storage: &Storage) -> Vec<String> {
     let queries = [
         "SELECT case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
@@ -20,6 +20,9 @@ fn projections(storage: &Storage) -> Vec<String> {
         "SELECT * FROM blob_refs ORDER BY case_id, sha256",
         "SELECT * FROM hazard_steps ORDER BY case_id, finding_id, seq",
         "SELECT * FROM writs ORDER BY case_id, writ_id",
+        "SELECT * FROM finding_tallies WHERE n <> 0
+         ORDER BY district, day, level, rectification, deadline, violation, post",
+        "SELECT * FROM step_tallies WHERE n <> 0 ORDER BY district, day, kind, result, on_time, since",
     ];
     storage
         .read(|conn| {
@@ -55,7 +58,7 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     downgrade(
         &database,
         2,
-        "DROP INDEX findings_open; DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
+        "DROP TABLE finding_tallies; DROP TABLE step_tallies; DROP INDEX visibility_by_case; DROP INDEX findings_open; DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
@@ -74,7 +77,7 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
          DELETE FROM meta WHERE key = 'reproject_pending';
          DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
          ALTER TABLE tokens DROP COLUMN expires_at;
-         DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair');",
+         DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair', 'retally_pending');",
     );
 
     let migrated = Storage::open(&database).expect("migrates");
@@ -167,10 +170,10 @@ fn the_upgrade_finds_each_steps_previous_step_of_its_class_as_the_server_writes_
     downgrade(
         &database,
         11,
-        "DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX findings_by_recorded;
+        "DROP TABLE finding_tallies; DROP TABLE step_tallies; DROP INDEX visibility_by_case; DROP INDEX findings_facts; DROP INDEX findings_listed;
          DROP INDEX cases_by_district; DROP INDEX findings_open;
          CREATE INDEX findings_open ON findings (rectification, deadline);
-         DROP INDEX hazard_steps_by_day; ALTER TABLE hazard_steps DROP COLUMN prev_day;
+         ALTER TABLE hazard_steps DROP COLUMN prev_day;
          CREATE INDEX hazard_steps_by_day ON hazard_steps (kind, day);",
     );
     let migrated = Storage::open(&database).expect("migrates");
@@ -183,7 +186,7 @@ fn downgrade_to_3(database: &anjian_sync_server::storage::Database) {
     downgrade(
         database,
         3,
-        "DROP INDEX findings_open; DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX findings_by_recorded; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
+        "DROP TABLE finding_tallies; DROP TABLE step_tallies; DROP INDEX visibility_by_case; DROP INDEX findings_open; DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
@@ -194,7 +197,7 @@ fn downgrade_to_3(database: &anjian_sync_server::storage::Database) {
          DROP TABLE uploads; DROP INDEX tokens_by_user; DROP INDEX tokens_by_actor;
          ALTER TABLE tokens DROP COLUMN expires_at;
          CREATE INDEX findings_open ON findings (rectification, deadline);
-         DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair');",
+         DELETE FROM meta WHERE key IN ('revocations', 'server_actors_repair', 'retally_pending');",
     );
 }
 
