@@ -111,6 +111,11 @@ impl SlotDoc {
         Ok(())
     }
 
+    /// Whether the document is in memory (read from storage, or committed here).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
     /// Whether `author` may read the case (not when the server has none).
     pub fn may_read(&mut self, author: &Author) -> AppResult<bool> {
         if let Some((state, _)) = &self.judged {

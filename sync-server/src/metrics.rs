@@ -17,6 +17,9 @@ pub struct Metrics {
     pub changes_accepted: AtomicU64,
     /// Changes refused by policy.
     pub changes_refused: AtomicU64,
+    /// Whole documents sent from their stored bytes to peers that had nothing of them,
+    /// without reading the documents into memory.
+    pub documents_served_stored: AtomicU64,
 }
 
 impl Metrics {
@@ -65,6 +68,12 @@ impl Metrics {
                 "Changes refused by policy.",
                 "counter",
                 &self.changes_refused,
+            ),
+            (
+                "anjian_documents_served_stored_total",
+                "Whole documents sent from their stored bytes to peers that had nothing of them.",
+                "counter",
+                &self.documents_served_stored,
             ),
         ] {
             out.push_str(&format!(

@@ -228,6 +228,20 @@ impl Inspector {
     }
 }
 
+/// The value `/metrics` of the server at `url` shows for `name` (a counter or a gauge).
+pub async fn metric(url: &str, name: &str) -> u64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
 /// Signs `username` in over HTTP (as a browser or integration would) and returns a token.
 pub async fn login_token(server: &str, username: &str) -> String {
     login_device(server, username, &uuid::Uuid::new_v4().simple().to_string()).await

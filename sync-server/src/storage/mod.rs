@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use anjian_core::rules::{Author, CaseState, Refusal};
 use anjian_core::signing::{ChangeSignature, KeyAlgorithm, KeyId, PublicKey, SoftwareKey};
 use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
-use anjian_core::{CaseId, Role};
+use anjian_core::{CaseId, DistrictCode, Role};
 use automerge::{AutoCommit, ChangeHash};
 use chrono::Utc;
 use rusqlite::Connection;
@@ -459,6 +459,13 @@ impl Storage {
         })
     }
 
+    /// A stored document as the server answers a peer from it without reading it into
+    /// memory (`sync::document`): its heads, who may read it and, when `with_bytes`, its
+    /// bytes (the snapshot and the chunks after it, which Automerge loads as one).
+    pub fn stored_document(&self, case: CaseId, with_bytes: bool) -> AppResult<Option<Stored>> {
+        self.read(|conn| conn.consistent(|conn| stored_document(conn, case, with_bytes)))
+    }
+
     /// This process among those sharing the database.
     pub fn node(&self) -> &str {
         &self.node
@@ -776,6 +783,78 @@ fn load(conn: &mut dyn Conn, case: CaseId) -> AppResult<Option<AutoCommit>> {
     Ok(Some(doc))
 }
 
+/// What `Storage::stored_document` reads of a document.
+pub struct Stored {
+    /// Its heads, sorted.
+    pub heads: Vec<ChangeHash>,
+    /// The district that owns the case.
+    pub owner: DistrictCode,
+    /// The districts it is shared with (the owner among them).
+    pub shared: Vec<DistrictCode>,
+    /// The snapshot and the chunks after it, one after the other (empty unless asked).
+    pub bytes: Vec<u8>,
+}
+
+fn stored_document(
+    conn: &mut dyn Conn,
+    case: CaseId,
+    with_bytes: bool,
+) -> AppResult<Option<Stored>> {
+    let key = case.to_string();
+    let Some((heads, owner)) = conn.query_opt(
+        "SELECT d.heads, c.district FROM documents d JOIN cases c ON c.case_id = d.case_id
+         WHERE d.case_id = ?1",
+        params![&key],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+    )?
+    else {
+        return Ok(None);
+    };
+    let damaged = |what: &str| AppError::Internal(format!("stored case {case}: {what}"));
+    let mut heads = split_heads(&heads)
+        .iter()
+        .map(|h| {
+            h.parse::<ChangeHash>()
+                .map_err(|_| damaged("a head is not a hash"))
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    heads.sort();
+    let district = |code: String| {
+        code.parse()
+            .map_err(|_| damaged("a district is not a code"))
+    };
+    let owner = district(owner)?;
+    let shared = conn
+        .query_map(
+            "SELECT district FROM visibility WHERE case_id = ?1",
+            params![&key],
+            |r| r.get::<String>(0),
+        )?
+        .into_iter()
+        .map(district)
+        .collect::<AppResult<Vec<_>>>()?;
+    let mut bytes = Vec::new();
+    if with_bytes {
+        bytes = conn.query_row(
+            "SELECT snapshot FROM documents WHERE case_id = ?1",
+            params![&key],
+            |r| r.get::<Vec<u8>>(0),
+        )?;
+        for row in conn.query(
+            "SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq",
+            params![&key],
+        )? {
+            bytes.extend_from_slice(&row.get::<Vec<u8>>(0)?);
+        }
+    }
+    Ok(Some(Stored {
+        heads,
+        owner,
+        shared,
+        bytes,
+    }))
+}
+
 /// Heads as stored (hex, comma-separated).
 fn split_heads(heads: &str) -> Vec<String> {
     heads
@@ -905,6 +984,9 @@ pub trait Documents: Send + Sync {
     fn compact(&self, case: CaseId, snapshot: &[u8], heads: &[String]) -> AppResult<()>;
     /// The heads of a stored document (hex, sorted), if the server has it.
     fn stored_heads(&self, case: CaseId) -> AppResult<Option<Vec<String>>>;
+    /// A stored document's heads, who may read it and, when `with_bytes`, its bytes, if
+    /// the server has it.
+    fn stored_document(&self, case: CaseId, with_bytes: bool) -> AppResult<Option<Stored>>;
     /// Whether other server processes may commit to the same database.
     fn shared(&self) -> bool;
     /// The key the server signs what it writes itself with.
@@ -961,6 +1043,10 @@ impl Documents for Storage {
 
     fn stored_heads(&self, case: CaseId) -> AppResult<Option<Vec<String>>> {
         Storage::stored_heads(self, case)
+    }
+
+    fn stored_document(&self, case: CaseId, with_bytes: bool) -> AppResult<Option<Stored>> {
+        Storage::stored_document(self, case, with_bytes)
     }
 
     fn shared(&self) -> bool {

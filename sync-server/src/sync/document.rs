@@ -41,6 +41,14 @@ pub enum Received {
     /// The server does not have the document (or the user may not see it), and the peer
     /// only asked for it.
     Unavailable,
+    /// Answered from the stored document without reading it into memory
+    /// (`from_storage`): send `reply`, keep `state`.
+    Served {
+        /// The peer's sync state.
+        state: sync::State,
+        /// The whole document, for a peer that has nothing of it.
+        reply: Box<sync::Message>,
+    },
     /// The peer is sending a document the server does not have: keep gathering.
     Gathering {
         /// The peer's sync state with it (nothing of it arrived yet).
@@ -100,6 +108,12 @@ pub fn receive(
     signatures: &Signatures,
     context: &Context,
 ) -> AppResult<Received> {
+    if !slot.is_loaded()
+        && incoming.is_none()
+        && let Some(served) = from_storage(state.as_ref(), &message, context)?
+    {
+        return Ok(served);
+    }
     slot.load(context.storage.as_ref(), context.case_id)?;
     let asks_only = message.heads.is_empty();
     let checked = match intake::check(message, &context.wire) {
@@ -115,6 +129,127 @@ pub fn receive(
     };
     keep_refusals(context, &received)?;
     Ok(received)
+}
+
+/// The two messages of a peer reading a case it has nothing of that need nothing of the
+/// document but its stored bytes and heads.
+enum Reading {
+    /// It has nothing and asks for everything: empty heads, no summary of what it has
+    /// beyond an empty one.
+    Asks,
+    /// It has what it was sent: the stored heads, a summary from them.
+    Has,
+}
+
+/// A peer reading a case it has nothing of (a supervisor's new device, a reinstalled
+/// app), answered from the stored document without reading it into memory: its first
+/// message with the stored bytes (which Automerge loads as one, as it does the whole
+/// document `generate_sync_message` would send such a peer), and its acknowledgement with
+/// nothing. `None` for every other message, and when the document is not stored or not
+/// the sender's to read: those are handled from the document.
+///
+/// The sync state moves as `receive_sync_message` and `generate_sync_message` move it on
+/// the document, but for what they would read of its change graph: the summary sent is
+/// the stored heads with nothing since (what the server has is everything they reach),
+/// and the hashes sent are not listed in the state (they only spare resending changes
+/// before the peer acknowledges them, and the whole document is sent again then anyway).
+fn from_storage(
+    state: Option<&sync::State>,
+    message: &sync::Message,
+    context: &Context,
+) -> AppResult<Option<Received>> {
+    let ours = state.cloned().unwrap_or_default();
+    let plain = message.changes.is_empty()
+        && message.need.is_empty()
+        && message.flags.is_some()
+        && !ours.read_only
+        && !ours.needs_reset;
+    if !plain {
+        return Ok(None);
+    }
+    let reading = if message.heads.is_empty() {
+        if !message.have.iter().all(|have| have.last_sync.is_empty()) {
+            return Ok(None);
+        }
+        Reading::Asks
+    } else if ours.have_responded {
+        Reading::Has
+    } else {
+        return Ok(None);
+    };
+    let with_bytes = matches!(reading, Reading::Asks);
+    let Some(stored) = context
+        .storage
+        .stored_document(context.case_id, with_bytes)?
+    else {
+        return Ok(None);
+    };
+    if stored.heads.is_empty()
+        || !rules::may_read_in(&context.author, &stored.owner, &stored.shared)
+    {
+        return Ok(None);
+    }
+    let heads = stored.heads;
+    let summarised = |have: &sync::Have| {
+        let mut last_sync = have.last_sync.clone();
+        last_sync.sort();
+        last_sync == heads
+    };
+    if matches!(reading, Reading::Has)
+        && (message.heads != heads
+            || ours.last_sent_heads != heads
+            || !message.have.iter().all(summarised))
+    {
+        return Ok(None);
+    }
+    // What receiving reads of the document: for empty heads, nothing (the peer starts
+    // afresh); for the stored heads, that the document has them, all it has.
+    let mut state = ours;
+    AutoCommit::new()
+        .sync()
+        .receive_sync_message(&mut state, message.clone())
+        .map_err(unreadable)?;
+    if state.peer_read_only
+        || !state
+            .their_capabilities
+            .as_ref()
+            .is_some_and(|c| c.contains(&sync::Capability::MessageV2))
+    {
+        return Ok(None);
+    }
+    match reading {
+        Reading::Has => {
+            state.last_sent_heads.clone_from(&heads);
+            state.shared_heads.clone_from(&heads);
+            state.sent_hashes.clear();
+            // Nothing to send: the peer has the stored heads, and was told them.
+            Ok(Some(Received::Nothing {
+                state,
+                rewind: false,
+            }))
+        }
+        Reading::Asks => {
+            let reply = sync::Message {
+                heads: heads.clone(),
+                need: Vec::new(),
+                have: vec![sync::Have {
+                    last_sync: heads.clone(),
+                    bloom: sync::BloomFilter::default(),
+                }],
+                changes: vec![stored.bytes].into(),
+                // As `next_message` sends every message.
+                flags: None,
+                version: sync::MessageVersion::V2,
+            };
+            state.have_responded = true;
+            state.last_sent_heads = heads;
+            state.in_flight = true;
+            Ok(Some(Received::Served {
+                state,
+                reply: Box::new(reply),
+            }))
+        }
+    }
 }
 
 /// Keeps every refusal before the peer hears of it: a refusal is final. Not kept: what is

@@ -293,6 +293,9 @@ impl Session {
                 }
                 send(self.refusals(document_id, refused))
             }
+            Ok(Received::Served { state, reply }) => {
+                send(self.answered(document_id, state, Some(*reply), Vec::new()))
+            }
             Ok(Received::Nothing { state, rewind }) => Settle {
                 commit: None,
                 reply: Reply::Answer { state, rewind },

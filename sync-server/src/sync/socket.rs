@@ -16,7 +16,7 @@ use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::document::{self, Context, Signatures};
+use super::document::{self, Context, Received, Signatures};
 use super::session::{Reply, Server, Session, Step, error};
 use super::{number_provisional, persist, with_doc};
 use crate::error::AppError;
@@ -315,6 +315,12 @@ impl Connection {
             })
             .await
             .and_then(|received| received);
+            if matches!(received, Ok(Received::Served { .. })) {
+                self.app
+                    .metrics
+                    .documents_served_stored
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             let mut settle = self.session.settle(document_id, received);
             self.count_refused();
             let Some(candidate) = settle.commit.take() else {

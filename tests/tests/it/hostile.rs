@@ -12,7 +12,7 @@ use anjian_sync_server::Settings;
 use anjian_sync_server::config::Limits;
 use anjian_tests::hostile::{compressed_bomb, name_photo, png, png_rows, sync_message};
 use anjian_tests::peer::{Next, RawPeer};
-use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, login_device, login_token};
+use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, login_device, login_token, metric};
 use automerge::AutoCommit;
 use automerge::transaction::Transactable;
 use serde_json::{Value, json};
@@ -508,20 +508,6 @@ async fn parked_uploads_count_against_a_quota_and_expire() {
     server.stop().await;
 }
 
-/// The number a gauge of `/metrics` shows.
-async fn gauge(url: &str, name: &str) -> u64 {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in {text}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
     let limits = Limits {
@@ -530,7 +516,7 @@ async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
     };
     let w = world(&[], limits.clone()).await;
     let url = w.server.url();
-    let before = gauge(&url, "anjian_hub_documents").await;
+    let before = metric(&url, "anjian_hub_documents").await;
     let token = login_token(&url, "insp").await;
     let mut peer = RawPeer::joined(&w.addr(), &token).await;
     let mut empty = AutoCommit::new();
@@ -561,7 +547,7 @@ async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
             other => panic!("expected doc-unavailable, got {other:?}"),
         }
     }
-    let during = gauge(&url, "anjian_hub_documents").await;
+    let during = metric(&url, "anjian_hub_documents").await;
     assert!(
         during <= before + limits.unknown_documents_per_connection as u64,
         "remembered at most the limit: {during}"
@@ -569,7 +555,7 @@ async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
     drop(peer);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let after = gauge(&url, "anjian_hub_documents").await;
+        let after = metric(&url, "anjian_hub_documents").await;
         if after <= before {
             break;
         }

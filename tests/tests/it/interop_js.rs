@@ -4,7 +4,7 @@
 use anjian_core::Role;
 use anjian_core::sample;
 use anjian_core::sync::DocumentId;
-use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, run_js};
+use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, metric, run_js};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stock_javascript_client_reads_findings_and_its_comment_reaches_the_inspector() {
@@ -52,6 +52,12 @@ async fn the_stock_javascript_client_reads_findings_and_its_comment_reaches_the_
     assert!(
         seen["without_token"].is_null() && seen["other_district"].is_null(),
         "{seen}"
+    );
+    // The stock client reads whole documents: it was sent the stored case, and its
+    // comment below went on from the sync state that answer left.
+    assert_eq!(
+        metric(&url, "anjian_documents_served_stored_total").await,
+        1
     );
 
     zhang.sync().await.expect("inspector syncs again");

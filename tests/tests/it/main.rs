@@ -10,6 +10,7 @@ mod openapi;
 mod peer_sessions;
 mod review;
 mod rulebook;
+mod serving;
 mod sync_access;
 mod sync_durability;
 mod sync_joint;
