@@ -50,6 +50,15 @@ pub fn sorted_heads(doc: &mut AutoCommit) -> Vec<String> {
     heads
 }
 
+/// Drops what Automerge recorded of the changes applied to `doc` as patches, which nobody
+/// here reads: automerge 0.12 records them in the document's own log whether or not the
+/// log is on (applying a batch of changes does not ask), keeps them for as long as the
+/// document lives, and copies them with every clone. Call it after applying or loading
+/// changes into a document that is kept or cloned.
+pub fn forget_patches(doc: &mut AutoCommit) {
+    doc.reset_diff_cursor();
+}
+
 /// Every blob hash the document mentions.
 pub fn blob_refs(doc: &AutoCommit) -> std::collections::BTreeSet<String> {
     document::blob_refs(doc)

@@ -58,6 +58,7 @@ pub(crate) fn load_document(conn: &Connection, id: CaseId) -> Result<Option<Load
         let bytes: Vec<u8> = row.get(0)?;
         doc.load_incremental(&bytes).map_err(damaged)?;
     }
+    crate::case_doc::forget_patches(&mut doc);
     Ok(Some(LoadedDoc::new(doc)))
 }
 

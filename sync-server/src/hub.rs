@@ -154,11 +154,12 @@ impl SlotDoc {
     /// are those the commit stored (`Commit::heads`).
     pub fn replace(
         &mut self,
-        doc: AutoCommit,
+        mut doc: AutoCommit,
         state: CaseState,
         conflicts: usize,
         heads: Vec<String>,
     ) {
+        anjian_core::case_doc::forget_patches(&mut doc);
         self.heads = heads;
         self.doc = Some(doc);
         self.header = None;

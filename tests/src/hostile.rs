@@ -24,6 +24,20 @@ pub fn compressed_bomb(size: usize) -> Vec<u8> {
     chunk
 }
 
+/// A summary (`have`) whose bloom filter asks `probes` probes per lookup, as a hostile
+/// peer would send it (every probe of every lookup is allocated).
+pub fn bloom_asking(probes: u64) -> automerge::sync::Have {
+    let mut bloom = Vec::new();
+    for field in [1, 10, probes] {
+        put_uleb(&mut bloom, field);
+    }
+    bloom.extend([0xff; 2]);
+    automerge::sync::Have {
+        last_sync: Vec::new(),
+        bloom: automerge::sync::BloomFilter::try_from(bloom.as_slice()).expect("bloom"),
+    }
+}
+
 fn put_uleb(out: &mut Vec<u8>, mut value: u64) {
     loop {
         let byte = (value & 0x7f) as u8;

@@ -66,9 +66,10 @@ pub(crate) fn apply_expanded(
             seen.check(doc, ops)?;
             numbered.check(doc, change)?;
         }
-        return doc
-            .apply_changes(changes.iter().cloned())
-            .map_err(unapplied);
+        doc.apply_changes(changes.iter().cloned())
+            .map_err(unapplied)?;
+        crate::case_doc::forget_patches(doc);
+        return Ok(());
     }
     for (change, ops) in changes.iter().zip(expanded) {
         present(doc, change.deps())?;
@@ -76,6 +77,7 @@ pub(crate) fn apply_expanded(
         numbered.check(doc, change)?;
         doc.apply_changes([change.clone()]).map_err(unapplied)?;
     }
+    crate::case_doc::forget_patches(doc);
     Ok(())
 }
 

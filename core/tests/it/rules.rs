@@ -1786,3 +1786,33 @@ fn a_chain_of_changes_is_checked_as_each_change_arriving_alone() {
         }
     }
 }
+
+/// A document the rule book applied changes to keeps no record of them as patches.
+/// Automerge 0.12 records every change a batch applies in the document's own patch log,
+/// whether or not the log is on, and copies that record with every clone: a case kept in
+/// memory on the server would grow with every change it received.
+#[test]
+fn applied_changes_leave_no_record_of_patches_in_the_document() {
+    let f = fixture();
+    let base = f.doc.clone().get_heads();
+    let mut device = f.doc.clone();
+    device.set_actor(automerge::ActorId::random());
+    let general = finding_obj(&device, f.general);
+    for i in 0..40 {
+        device
+            .put(&general, "place", format!("{i} 号库房"))
+            .expect("put");
+        device.commit();
+    }
+    let chain = device.get_changes(&base);
+    let recorded = |doc: &AutoCommit| format!("{doc:?}").matches("PutMap").count();
+
+    let mut plain = f.doc.clone();
+    plain.apply_changes(chain.clone()).expect("applies");
+    assert!(recorded(&plain) > 0, "Automerge records them itself");
+
+    let mut judged = f.doc.clone();
+    rules::apply(&mut judged, &chain).expect("honest changes");
+    assert_eq!(judged.get_heads(), plain.get_heads());
+    assert_eq!(recorded(&judged), 0);
+}

@@ -780,6 +780,7 @@ fn load(conn: &mut dyn Conn, case: CaseId) -> AppResult<Option<AutoCommit>> {
         doc.load_incremental(&row.get::<Vec<u8>>(0)?)
             .map_err(damaged)?;
     }
+    anjian_core::case_doc::forget_patches(&mut doc);
     Ok(Some(doc))
 }
 

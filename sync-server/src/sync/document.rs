@@ -108,18 +108,18 @@ pub fn receive(
     signatures: &Signatures,
     context: &Context,
 ) -> AppResult<Received> {
-    if !slot.is_loaded()
-        && incoming.is_none()
-        && let Some(served) = from_storage(state.as_ref(), &message, context)?
-    {
-        return Ok(served);
-    }
-    slot.load(context.storage.as_ref(), context.case_id)?;
     let asks_only = message.heads.is_empty();
     let checked = match intake::check(message, &context.wire) {
         Ok(checked) => checked,
         Err(e) => return Err(AppError::BadRequest(e.to_string())),
     };
+    if !slot.is_loaded()
+        && incoming.is_none()
+        && let Some(served) = from_storage(state.as_ref(), &checked.message, context)?
+    {
+        return Ok(served);
+    }
+    slot.load(context.storage.as_ref(), context.case_id)?;
     let visible = slot.may_read(&context.author)?;
     let received = if visible {
         let state = state.unwrap_or_default();
@@ -142,7 +142,8 @@ enum Reading {
 }
 
 /// A peer reading a case it has nothing of (a supervisor's new device, a reinstalled
-/// app), answered from the stored document without reading it into memory: its first
+/// app), answered from the stored document without reading it into memory (`message` has
+/// passed the wire's limits, its summaries among them): its first
 /// message with the stored bytes (which Automerge loads as one, as it does the whole
 /// document `generate_sync_message` would send such a peer), and its acknowledgement with
 /// nothing. `None` for every other message, and when the document is not stored or not

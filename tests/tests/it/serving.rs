@@ -8,6 +8,7 @@ use std::time::Duration;
 use anjian_core::Role;
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::WireMessage;
+use anjian_tests::hostile::bloom_asking;
 use anjian_tests::peer::{Next, RawPeer};
 use anjian_tests::{Inspector, TestServer, add_user, login_device, metric};
 use automerge::sync::{self, SyncDoc};
@@ -67,6 +68,21 @@ async fn a_peer_with_nothing_is_sent_the_stored_case_and_syncs_on_from_it() {
     // The district's supervisor, on a new device that reads whole documents.
     let token = login_device(&url, "chief", &"c1".repeat(16)).await;
     let mut chief = RawPeer::joined(&addr, &token).await;
+    // An ask whose summary's bloom filter asks billions of probes per lookup is held to
+    // the wire's limits first, as every message is, and sent nothing.
+    let mut hostile = AutoCommit::new()
+        .sync()
+        .generate_sync_message(&mut sync::State::new())
+        .expect("asks");
+    hostile.have = vec![bloom_asking(4_000_000_000)];
+    chief.send_sync(document, hostile.encode()).await;
+    match chief.next(Duration::from_secs(10)).await {
+        Next::Message(WireMessage::Error { message }) => {
+            assert!(message.contains("bloom"), "{message}")
+        }
+        other => panic!("expected an error: {other:?}"),
+    }
+    assert_eq!(metric(&url, SERVED).await, 0);
     let (mut doc, mut state) = (AutoCommit::new(), sync::State::new());
     let ask = doc.sync().generate_sync_message(&mut state).expect("asks");
     assert!(
