@@ -34,6 +34,10 @@ CREATE TABLE step_tallies (
     PRIMARY KEY (district, day, kind, result, on_time, since)
 ) STRICT, WITHOUT ROWID;
 
+-- A digest of what the tallies count of each case as its rows hold it: a commit that
+-- changes none of it leaves the tallies alone.
+ALTER TABLE cases ADD COLUMN tallied TEXT;
+
 -- A case's districts by the case: each projection write replaces them, and the tallies
 -- count a case under each (the table's key starts with the district, so finding a
 -- case's rows read the whole table).

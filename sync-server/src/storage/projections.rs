@@ -4,9 +4,10 @@
 
 use crate::db::{self, Conn, params};
 use anjian_core::rules::CaseState;
-use anjian_core::{Case, HazardStep, RectificationState, ReinspectionResult};
+use anjian_core::{Case, Finding, HazardStep, RectificationState, ReinspectionResult};
 use automerge::AutoCommit;
 use chrono::Utc;
+use sha2::{Digest, Sha256};
 
 use crate::error::AppResult;
 
@@ -45,7 +46,27 @@ pub(super) fn write_projections(
     received: bool,
 ) -> AppResult<()> {
     let case = &projection.case;
-    tally(tx, Some(key), -1)?;
+    let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
+    districts.push(case.district.as_str());
+    let findings: Vec<(&Finding, Facts<'_>, Vec<StepRow<'_>>)> = case
+        .findings
+        .iter()
+        .map(|f| (f, Facts::of(f), StepRow::of(f)))
+        .collect();
+    // What the tallies count of the case, as its rows will hold it: when it is what they
+    // counted last time, they are left as they are (most commits change no such column).
+    let counted = tally_inputs(case, &districts, &findings);
+    let before: Option<String> = tx
+        .query_opt(
+            "SELECT tallied FROM cases WHERE case_id = ?1",
+            params![key],
+            |r| r.get::<Option<String>>(0),
+        )?
+        .flatten();
+    let retally = before.as_deref() != Some(counted.as_str());
+    if retally {
+        tally(tx, Some(key), -1)?;
+    }
     for table in [
         "visibility",
         "case_team",
@@ -61,9 +82,7 @@ pub(super) fn write_projections(
     if projection.all_blob_refs {
         tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", params![key])?;
     }
-    let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
-    districts.push(case.district.as_str());
-    for district in districts {
+    for district in &districts {
         tx.execute(
             "INSERT INTO visibility (district, case_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![district, key],
@@ -76,15 +95,15 @@ pub(super) fn write_projections(
         .count();
     tx.execute(
         "INSERT INTO cases (case_id, enterprise_name, credit_code, industry, district, case_type, state, opened_at,
-                            opened_by, findings, major_findings, conflicts, updated_at, amends)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)
+                            opened_by, findings, major_findings, conflicts, updated_at, amends, tallied)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?16)
          ON CONFLICT (case_id) DO UPDATE SET enterprise_name = excluded.enterprise_name,
             credit_code = excluded.credit_code, industry = excluded.industry, district = excluded.district,
             case_type = excluded.case_type, state = excluded.state, opened_at = excluded.opened_at,
             opened_by = excluded.opened_by, findings = excluded.findings,
             major_findings = excluded.major_findings, conflicts = excluded.conflicts,
             updated_at = CASE WHEN ?14 THEN excluded.updated_at ELSE cases.updated_at END,
-            amends = excluded.amends",
+            amends = excluded.amends, tallied = excluded.tallied",
         params![
             key,
             case.enterprise.name,
@@ -101,6 +120,7 @@ pub(super) fn write_projections(
             Utc::now().to_rfc3339(),
             received,
             case.amends.map(|id| id.to_string()),
+            counted,
         ],
     )?;
     for member in &case.team {
@@ -144,7 +164,7 @@ pub(super) fn write_projections(
             ],
         )?;
     }
-    for f in &case.findings {
+    for (f, facts, steps) in &findings {
         let rect = f.rectification.as_ref();
         let violation = f.violation.as_ref();
         let listing = f.listing().and_then(|e| match &e.step {
@@ -166,18 +186,18 @@ pub(super) fn write_projections(
                 key,
                 f.id.to_string(),
                 f.description.lines().next().unwrap_or_default(),
-                f.level.code(),
-                rect.map_or("none", |r| r.state.code()),
-                rect.map(|r| r.deadline.to_string()),
-                violation.map(|v| v.kind.code()),
+                facts.level,
+                facts.rectification,
+                facts.deadline,
+                facts.violation,
                 f.category,
                 f.place,
                 f.recorded_by,
-                f.recorded_at.to_rfc3339(),
+                facts.recorded_at,
                 rect.map(|r| r.measures.as_str()),
                 rect.map(|r| r.responsible.as_str()),
                 rect.map_or(0, |r| r.evidence.len() as i64 + i64::from(r.reinspection.is_some())),
-                violation.map(|v| v.post.as_str()),
+                facts.post,
                 violation.map(|v| v.person.as_str()),
                 listing.as_ref().map(|l| l.0.as_str()),
                 listing.as_ref().map(|l| l.1.as_str()),
@@ -185,6 +205,70 @@ pub(super) fn write_projections(
                 onsite.join("；"),
             ],
         )?;
+        for (seq, step) in steps.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO hazard_steps (case_id, finding_id, seq, kind, day, by_user, result, on_time, prev_day)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    key,
+                    f.id.to_string(),
+                    seq as i64,
+                    step.kind,
+                    step.day,
+                    step.by,
+                    step.result,
+                    step.on_time,
+                    step.previous,
+                ],
+            )?;
+        }
+    }
+    if retally {
+        tally(tx, Some(key), 1)?;
+    }
+    Ok(())
+}
+
+/// What `findings` holds of a finding that the tallies count.
+struct Facts<'a> {
+    level: &'static str,
+    rectification: &'static str,
+    deadline: Option<String>,
+    violation: Option<&'static str>,
+    post: Option<&'a str>,
+    recorded_at: String,
+}
+
+impl Facts<'_> {
+    fn of(f: &Finding) -> Facts<'_> {
+        let rect = f.rectification.as_ref();
+        Facts {
+            level: f.level.code(),
+            rectification: rect.map_or("none", |r| r.state.code()),
+            deadline: rect.map(|r| r.deadline.to_string()),
+            violation: f.violation.as_ref().map(|v| v.kind.code()),
+            post: f.violation.as_ref().map(|v| v.post.as_str()),
+            recorded_at: f.recorded_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A follow-up step as `hazard_steps` holds it.
+struct StepRow<'a> {
+    kind: &'static str,
+    day: String,
+    by: &'a str,
+    result: Option<&'static str>,
+    on_time: Option<bool>,
+    /// The day of the previous step of its class (kind, result, on time), by day, then
+    /// by order of recording: a bulletin counts a finding once for a class in a period
+    /// by counting the steps in it whose previous one is before it (or none).
+    previous: Option<String>,
+}
+
+impl StepRow<'_> {
+    /// A finding's steps, in the order they were recorded.
+    fn of(f: &Finding) -> Vec<StepRow<'_>> {
         let steps: Vec<_> = f
             .steps_with_deadlines()
             .into_iter()
@@ -201,9 +285,6 @@ pub(super) fn write_projections(
                 (step, day, result, on_time)
             })
             .collect();
-        // Each step's previous step of its class (kind, result, on time) by day, then by
-        // order of recording: a bulletin counts a finding once for a class in a period by
-        // counting the steps in it whose previous one is before it (or none).
         let mut by_day: Vec<usize> = (0..steps.len()).collect();
         by_day.sort_by_key(|&i| (steps[i].1, i));
         let mut last_of_class = std::collections::HashMap::new();
@@ -212,27 +293,61 @@ pub(super) fn write_projections(
             let (step, day, result, on_time) = &steps[i];
             previous[i] = last_of_class.insert((step.step.action(), *result, *on_time), *day);
         }
-        for (seq, ((step, day, result, on_time), previous)) in
-            steps.iter().zip(previous).enumerate()
-        {
-            tx.execute(
-                "INSERT INTO hazard_steps (case_id, finding_id, seq, kind, day, by_user, result, on_time, prev_day)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    key,
-                    f.id.to_string(),
-                    seq as i64,
-                    step.step.action().code(),
-                    day.to_string(),
-                    step.by,
-                    *result,
-                    *on_time,
-                    previous.map(|d| d.to_string()),
-                ],
-            )?;
+        steps
+            .into_iter()
+            .zip(previous)
+            .map(|((step, day, result, on_time), previous)| StepRow {
+                kind: step.step.action().code(),
+                day: day.to_string(),
+                by: step.by.as_str(),
+                result,
+                on_time,
+                previous: previous.map(|d| d.to_string()),
+            })
+            .collect()
+    }
+}
+
+/// A digest of every value of a case's rows that `tally` reads (the case's opening, its
+/// districts, each finding's facts and each step's class and days).
+fn tally_inputs(
+    case: &Case,
+    districts: &[&str],
+    findings: &[(&Finding, Facts<'_>, Vec<StepRow<'_>>)],
+) -> String {
+    let mut digest = Sha256::new();
+    let mut put = |value: Option<&str>| match value {
+        None => digest.update([0]),
+        Some(value) => {
+            digest.update([1]);
+            digest.update((value.len() as u64).to_le_bytes());
+            digest.update(value.as_bytes());
+        }
+    };
+    put(Some(&case.opened_at.to_rfc3339()));
+    let mut districts = districts.to_vec();
+    districts.sort_unstable();
+    districts.dedup();
+    for district in districts {
+        put(Some(district));
+    }
+    for (_, facts, steps) in findings {
+        put(None);
+        put(Some(facts.level));
+        put(Some(facts.rectification));
+        put(facts.deadline.as_deref());
+        put(facts.violation);
+        put(facts.post);
+        put(Some(&facts.recorded_at));
+        for step in steps {
+            put(Some(step.kind));
+            put(Some(&step.day));
+            put(step.result);
+            put(step.on_time.map(|on_time| if on_time { "1" } else { "0" }));
+            put(step.previous.as_deref());
         }
     }
-    tally(tx, Some(key), 1)
+    hex::encode(digest.finalize())
 }
 
 /// The kind under which `step_tallies` counts findings by the day they were recorded.

@@ -1276,6 +1276,19 @@ async fn tallies_follow_every_commit_of_a_case_as_a_recount_would() {
         "counted for B, which the case is shared with: {first:#?}"
     );
 
+    // An edit the tallies do not count (a description) leaves them as they were.
+    insp.edit_finding(
+        case,
+        major,
+        &FindingEdit {
+            description: Some("储罐区消防喷淋装置损坏".to_owned()),
+            ..FindingEdit::default()
+        },
+    )
+    .expect("edit");
+    upload(&state, &mut insp, case);
+    assert_eq!(assert_tallies_recount(&state, "a description"), first);
+
     // The next day: a finding removed, another made major and its post changed, a
     // re-inspection that fails with a new deadline.
     at(&mut insp, "2026-10-04T10:00:00+08:00");

@@ -58,7 +58,7 @@ fn a_migrated_database_holds_the_same_projections_as_a_fresh_one() {
     downgrade(
         &database,
         2,
-        "DROP TABLE finding_tallies; DROP TABLE step_tallies; DROP INDEX visibility_by_case; DROP INDEX findings_open; DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
+        "DROP TABLE finding_tallies; DROP TABLE step_tallies; DROP INDEX visibility_by_case; ALTER TABLE cases DROP COLUMN tallied; DROP INDEX findings_open; DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
@@ -170,7 +170,7 @@ fn the_upgrade_finds_each_steps_previous_step_of_its_class_as_the_server_writes_
     downgrade(
         &database,
         11,
-        "DROP TABLE finding_tallies; DROP TABLE step_tallies; DROP INDEX visibility_by_case; DROP INDEX findings_facts; DROP INDEX findings_listed;
+        "DROP TABLE finding_tallies; DROP TABLE step_tallies; DROP INDEX visibility_by_case; ALTER TABLE cases DROP COLUMN tallied; DROP INDEX findings_facts; DROP INDEX findings_listed;
          DROP INDEX cases_by_district; DROP INDEX findings_open;
          CREATE INDEX findings_open ON findings (rectification, deadline);
          ALTER TABLE hazard_steps DROP COLUMN prev_day;
@@ -186,7 +186,7 @@ fn downgrade_to_3(database: &anjian_sync_server::storage::Database) {
     downgrade(
         database,
         3,
-        "DROP TABLE finding_tallies; DROP TABLE step_tallies; DROP INDEX visibility_by_case; DROP INDEX findings_open; DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
+        "DROP TABLE finding_tallies; DROP TABLE step_tallies; DROP INDEX visibility_by_case; ALTER TABLE cases DROP COLUMN tallied; DROP INDEX findings_open; DROP INDEX findings_facts; DROP INDEX findings_listed; DROP INDEX cases_by_district; DROP TABLE sign_in_known; DROP TABLE sign_in_failures; DROP TABLE upload_parts; DROP TABLE number_blocks; DROP TABLE number_sequences; DROP TABLE enforcement_certificates;
          DROP TABLE writs; DROP TABLE hazard_steps; ALTER TABLE findings DROP COLUMN listed_authority;
          ALTER TABLE findings DROP COLUMN listed_number; ALTER TABLE findings DROP COLUMN listed_deadline;
          ALTER TABLE findings DROP COLUMN onsite;
