@@ -35,7 +35,11 @@ pub fn stop(mut child: Child) {
 }
 
 fn status_kb(child: &Child, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+    status_kb_of(child.id(), field)
+}
+
+fn status_kb_of(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix(field))
@@ -46,6 +50,12 @@ fn status_kb(child: &Child, field: &str) -> u64 {
 /// Resident memory now (VmRSS), in bytes.
 pub fn rss(child: &Child) -> u64 {
     status_kb(child, "VmRSS:") * 1024
+}
+
+/// Resident memory now (VmRSS) of the process `pid`, in bytes (from another thread
+/// than the one holding its `Child`).
+pub fn rss_of(pid: u32) -> u64 {
+    status_kb_of(pid, "VmRSS:") * 1024
 }
 
 /// Peak resident memory (VmHWM), in bytes.
