@@ -292,14 +292,30 @@ impl Hub {
                 .get(case)
                 .cloned()
         };
-        // Counted when no one is working on it (else as counted before).
-        let counted = slot(&case).and_then(|slot| {
-            let doc = slot.doc.try_lock().ok()?;
-            Some(doc.doc.as_ref().map_or(0, |d| d.stats().num_ops as usize) + 1)
-        });
+        // Counted when no one is working on it (else as counted before). A document not
+        // in memory (answered from storage, or not stored) is not listed: the list stays
+        // as short as what memory holds.
+        enum Held {
+            Operations(usize),
+            Nothing,
+            Busy,
+        }
+        let held = match slot(&case) {
+            None => Held::Nothing,
+            Some(slot) => match slot.doc.try_lock() {
+                Ok(doc) => doc.doc.as_ref().map_or(Held::Nothing, |d| {
+                    Held::Operations(d.stats().num_ops as usize + 1)
+                }),
+                Err(_) => Held::Busy,
+            },
+        };
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         let before = loaded.remove(case);
-        loaded.push(case, counted.or(before).unwrap_or(1));
+        match held {
+            Held::Operations(operations) => loaded.push(case, operations),
+            Held::Busy => loaded.push(case, before.unwrap_or(1)),
+            Held::Nothing => return,
+        }
         let mut attempts = loaded.order.len();
         while loaded.operations > self.loaded_limit && attempts > 0 {
             attempts -= 1;
@@ -393,5 +409,22 @@ mod tests {
         load(&hub, cases[1], 150, &notify);
         assert!(is_loaded(&hub, cases[1]));
         assert_eq!(hub.loaded(), 1);
+    }
+
+    #[test]
+    fn a_document_not_in_memory_is_not_listed() {
+        let hub = Hub::holding(100);
+        let (notify, _) = mpsc::unbounded_channel();
+        let (kept, served) = (CaseId::new(), CaseId::new());
+        load(&hub, kept, 10, &notify);
+        hub.subscribe(served, 1, &notify);
+        let slot = hub.slot(served);
+        hub.done_with(served, slot);
+        assert_eq!(hub.loaded(), 1, "only the document in memory");
+        load(&hub, served, 10, &notify);
+        assert_eq!(hub.loaded(), 2);
+        hub.slot(served).doc.try_lock().expect("free").forget();
+        hub.touched(served);
+        assert_eq!(hub.loaded(), 1, "forgotten, it leaves the list");
     }
 }
