@@ -760,28 +760,42 @@ fn server_key(secret: &[u8]) -> SoftwareKey {
 /// A stored document: its snapshot, then its chunks (read in one consistent snapshot of
 /// the database, so that a compaction elsewhere never falls between the two).
 fn load(conn: &mut dyn Conn, case: CaseId) -> AppResult<Option<AutoCommit>> {
-    let key = case.to_string();
-    let Some(snapshot) = conn.query_opt(
-        "SELECT snapshot FROM documents WHERE case_id = ?1",
-        params![&key],
-        |r| r.get::<Vec<u8>>(0),
-    )?
-    else {
+    let Some(Pieces { snapshot, chunks }) = pieces(conn, &case.to_string())? else {
         return Ok(None);
     };
     let damaged = |e: automerge::AutomergeError| {
         AppError::Internal(format!("stored case {case} is damaged: {e}"))
     };
     let mut doc = AutoCommit::load(&snapshot).map_err(damaged)?;
-    for row in conn.query(
-        "SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq",
-        params![&key],
-    )? {
-        doc.load_incremental(&row.get::<Vec<u8>>(0)?)
-            .map_err(damaged)?;
+    for chunk in chunks {
+        doc.load_incremental(&chunk).map_err(damaged)?;
     }
     anjian_core::case_doc::forget_patches(&mut doc);
     Ok(Some(doc))
+}
+
+/// A stored document as stored: its snapshot and the chunks after it, in order.
+struct Pieces {
+    snapshot: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
+}
+
+/// The stored pieces of document `key`; `None` if the server does not have it.
+fn pieces(conn: &mut dyn Conn, key: &str) -> AppResult<Option<Pieces>> {
+    let Some(snapshot) = conn.query_opt(
+        "SELECT snapshot FROM documents WHERE case_id = ?1",
+        params![key],
+        |r| r.get::<Vec<u8>>(0),
+    )?
+    else {
+        return Ok(None);
+    };
+    let chunks = conn.query_map(
+        "SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq",
+        params![key],
+        |r| r.get::<Vec<u8>>(0),
+    )?;
+    Ok(Some(Pieces { snapshot, chunks }))
 }
 
 /// What `Storage::stored_document` reads of a document.
@@ -835,17 +849,10 @@ fn stored_document(
         .map(district)
         .collect::<AppResult<Vec<_>>>()?;
     let mut bytes = Vec::new();
-    if with_bytes {
-        bytes = conn.query_row(
-            "SELECT snapshot FROM documents WHERE case_id = ?1",
-            params![&key],
-            |r| r.get::<Vec<u8>>(0),
-        )?;
-        for row in conn.query(
-            "SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq",
-            params![&key],
-        )? {
-            bytes.extend_from_slice(&row.get::<Vec<u8>>(0)?);
+    if with_bytes && let Some(Pieces { snapshot, chunks }) = pieces(conn, &key)? {
+        bytes = snapshot;
+        for chunk in chunks {
+            bytes.extend_from_slice(&chunk);
         }
     }
     Ok(Some(Stored {

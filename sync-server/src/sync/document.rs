@@ -159,12 +159,10 @@ fn from_storage(
     message: &sync::Message,
     context: &Context,
 ) -> AppResult<Option<Received>> {
-    let ours = state.cloned().unwrap_or_default();
     let plain = message.changes.is_empty()
         && message.need.is_empty()
         && message.flags.is_some()
-        && !ours.read_only
-        && !ours.needs_reset;
+        && state.is_none_or(|s| !s.read_only && !s.needs_reset);
     if !plain {
         return Ok(None);
     }
@@ -173,7 +171,7 @@ fn from_storage(
             return Ok(None);
         }
         Reading::Asks
-    } else if ours.have_responded {
+    } else if state.is_some_and(|s| s.have_responded) {
         Reading::Has
     } else {
         return Ok(None);
@@ -198,14 +196,14 @@ fn from_storage(
     };
     if matches!(reading, Reading::Has)
         && (message.heads != heads
-            || ours.last_sent_heads != heads
+            || state.is_none_or(|s| s.last_sent_heads != heads)
             || !message.have.iter().all(summarised))
     {
         return Ok(None);
     }
     // What receiving reads of the document: for empty heads, nothing (the peer starts
     // afresh); for the stored heads, that the document has them, all it has.
-    let mut state = ours;
+    let mut state = state.cloned().unwrap_or_default();
     AutoCommit::new()
         .sync()
         .receive_sync_message(&mut state, message.clone())
