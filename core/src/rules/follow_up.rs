@@ -62,13 +62,13 @@ fn step_field(op: &OpAt) -> Option<&str> {
 
 /// The fields of a new step are those of its kind (docs/schema.md, Step).
 fn fields_of_its_kind(ops: &Ops) -> Result<(), Refusal> {
-    let kinds: HashMap<&str, HazardAction> = ops
+    let kinds: HashMap<&automerge::ObjId, HazardAction> = ops
         .iter()
         .filter(|op| step_field(op) == Some("kind") && !op.superseded)
-        .filter_map(|op| Some((op.obj.as_str(), op.value.as_ref()?.as_str()?.parse().ok()?)))
+        .filter_map(|op| Some((&op.obj, op.value.as_ref()?.as_str()?.parse().ok()?)))
         .collect();
     for op in ops.iter() {
-        let (Some(key), Some(kind)) = (step_field(op), kinds.get(op.obj.as_str())) else {
+        let (Some(key), Some(kind)) = (step_field(op), kinds.get(&op.obj)) else {
             continue;
         };
         let fits = matches!(key, "kind" | "by" | "at")

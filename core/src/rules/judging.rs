@@ -3,6 +3,7 @@
 //! message and a phone on every message of a peer session, so a phone never accepts from a
 //! teammate what the server will refuse.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::{AutoCommit, Change, ChangeHash, ExpandedChange};
@@ -165,18 +166,20 @@ pub fn judge_changes<S: Authored>(
     doc: &AutoCommit,
     before: Option<&CaseState>,
     fresh: Vec<Change>,
+    decoded: &intake::Decoded,
     authors: Vec<Result<S, Refusal>>,
     limits: &intake::Limits,
     trust: &Trust<'_>,
 ) -> Judged<S> {
     let mut judging = Judging {
-        doc: doc.clone(),
+        doc: Cow::Borrowed(doc),
         case: before.cloned(),
         admitted: Vec::new(),
         refused: Vec::new(),
         dropped: HashMap::new(),
         blob_refs: BTreeSet::new(),
         touched_conflict: false,
+        decoded,
         limits,
         trust,
     };
@@ -200,7 +203,7 @@ pub fn judge_changes<S: Authored>(
     }
     judging.run(run);
     Judged {
-        doc: judging.doc,
+        doc: judging.doc.into_owned(),
         // Nothing admitted leaves the case as it was.
         case: judging.case.filter(|_| !judging.admitted.is_empty()),
         admitted: judging.admitted,
@@ -211,7 +214,9 @@ pub fn judge_changes<S: Authored>(
 }
 
 struct Judging<'a, S> {
-    doc: AutoCommit,
+    /// The document as judged so far: the one given, until a change is admitted (each try
+    /// applies to a copy, so the given one is never copied twice).
+    doc: Cow<'a, AutoCommit>,
     case: Option<CaseState>,
     admitted: Vec<(Change, S)>,
     refused: Vec<(Refusal, ChangeHash)>,
@@ -219,6 +224,7 @@ struct Judging<'a, S> {
     dropped: HashMap<ChangeHash, bool>,
     blob_refs: BTreeSet<String>,
     touched_conflict: bool,
+    decoded: &'a intake::Decoded,
     limits: &'a intake::Limits,
     trust: &'a Trust<'a>,
 }
@@ -254,10 +260,10 @@ impl<S: Authored> Judging<'_, S> {
     /// rule book allows them.
     fn try_apply(&mut self, run: &[(Change, S)]) -> Result<(), Refusal> {
         let changes: Vec<Change> = run.iter().map(|(c, _)| c.clone()).collect();
-        // Decoded once, for the check of how they are written and for the rule book.
-        let expanded: Vec<ExpandedChange> = changes.iter().map(Change::decode).collect();
+        let expanded: Vec<Cow<'_, ExpandedChange>> =
+            changes.iter().map(|c| self.decoded.of(c)).collect();
         let author = run[0].1.author();
-        let mut trial = self.doc.clone();
+        let mut trial = self.doc.as_ref().clone();
         let heads = trial.get_heads();
         written::apply_expanded(&mut trial, &changes, &expanded)
             .and_then(|()| within_size(&trial, self.limits))?;
@@ -275,7 +281,7 @@ impl<S: Authored> Judging<'_, S> {
             && written::is_chain(&changes);
         self.touched_conflict |= !builds_on_all && ops.touch_a_conflict(&trial);
         self.blob_refs.extend(ops.blob_refs());
-        self.doc = trial;
+        self.doc = Cow::Owned(trial);
         self.case = Some(after);
         self.admitted.extend(run.iter().cloned());
         Ok(())

@@ -23,7 +23,7 @@ mod judging;
 mod ops;
 mod shape;
 mod writs;
-mod written;
+pub(crate) mod written;
 
 pub use judging::{
     Authored, Judged, KeyHolder, RefusedChanges, Verifier, author_of, held_back, judge_changes,
@@ -573,7 +573,7 @@ fn trail(
     let mut new_events = Vec::new();
     for op in ops.iter().filter(events) {
         match op.path.len() {
-            3 if !op.overwrites && op.value == Some(Leaf::Map) => new_events.push(op.id.as_str()),
+            3 if !op.overwrites && op.value == Some(Leaf::Map) => new_events.push(&op.id),
             n if n >= 4 && op.in_new_object => {}
             _ if !existed => {}
             _ => return Err(refuse()),
@@ -583,7 +583,7 @@ fn trail(
     for event in new_events {
         let kinds: Vec<&str> = ops
             .iter()
-            .filter(|op| op.obj == event && !op.superseded)
+            .filter(|op| op.obj == *event && !op.superseded)
             .filter(|op| op.path.last().and_then(Seg::key) == Some("kind"))
             .filter_map(|op| op.value.as_ref()?.as_str())
             .collect();

@@ -5,12 +5,13 @@
 //! The changes were found well formed before they were applied (`written`): every
 //! operation names exactly what it replaces, so what it hides is what it overwrote.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use automerge::legacy::{ElementId, Key, ObjectId, OpType};
+use automerge::legacy::{ElementId, Key, OpType};
 use automerge::{AutoCommit, Change, ChangeHash, ExpandedChange, ObjId, ObjType, Prop, ReadDoc};
 
-use super::written::{import, op_id};
+use super::written::{id_of, kind_of, nth_op, object_of};
 
 use super::{Refusal, Rule};
 use crate::codes::FindingId;
@@ -28,12 +29,12 @@ pub(crate) struct OpAt {
     pub value: Option<Leaf>,
     /// It replaces or deletes an earlier value (one that existed before these changes).
     pub overwrites: bool,
-    /// Its own id (`counter@actor`).
-    pub id: String,
+    /// Its own id.
+    pub id: ObjId,
     /// The id of the object it writes into.
-    pub obj: String,
-    /// The object it writes into, in the document after the changes.
-    pub obj_id: Option<ObjId>,
+    pub obj: ObjId,
+    /// The object it writes into is in the document after the changes.
+    pub obj_present: bool,
     /// The object it writes into was made by these same changes.
     pub in_new_object: bool,
     /// A later operation of these same changes replaced it (it is in no reader's view).
@@ -55,7 +56,7 @@ pub struct Ops {
 struct Place {
     path: Vec<Seg>,
     kind: ObjType,
-    parent: String,
+    parent: ObjId,
 }
 
 impl Ops {
@@ -66,30 +67,27 @@ impl Ops {
     }
 
     /// The operations of changes already decoded, found in `doc` (which holds them).
-    pub(crate) fn of_expanded(
+    pub(crate) fn of_expanded<E: Borrow<ExpandedChange>>(
         doc: &AutoCommit,
-        changes: &[ExpandedChange],
+        changes: &[E],
     ) -> Result<Ops, Refusal> {
-        let mut places: HashMap<String, Place> = HashMap::new();
+        let mut places: HashMap<ObjId, Place> = HashMap::new();
         let mut made = HashSet::new();
         // Every operation of the changes, by id.
-        let mut written: HashSet<String> = HashSet::new();
+        let mut written: HashSet<ObjId> = HashSet::new();
         let mut preds = HashSet::new();
-        let mut texts: Vec<String> = Vec::new();
+        let mut texts: Vec<ObjId> = Vec::new();
         let mut ops = Vec::new();
         for expanded in changes {
-            let actor = expanded.actor_id.to_hex_string();
+            let expanded: &ExpandedChange = expanded.borrow();
             // The last element of each list this change inserts into, as it goes on.
-            let mut ends: HashMap<String, Option<String>> = HashMap::new();
+            let mut ends: HashMap<ObjId, Option<ObjId>> = HashMap::new();
             for (i, op) in expanded.operations.iter().enumerate() {
-                let id = format!("{}@{actor}", expanded.start_op.get() + i as u64);
+                let id = nth_op(expanded, i);
                 written.insert(id.clone());
-                let obj = match &op.obj {
-                    ObjectId::Root => "_root".to_owned(),
-                    ObjectId::Id(o) => op_id(o),
-                };
+                let obj = object_of(&op.obj);
                 let place = resolve(doc, &mut places, &obj)?;
-                preds.extend(op.pred.iter().map(op_id));
+                preds.extend(op.pred.iter().map(id_of));
                 if place.kind == ObjType::Text {
                     if !made.contains(&obj) && !texts.contains(&obj) {
                         texts.push(obj.clone());
@@ -107,7 +105,7 @@ impl Ops {
                         });
                         let after = match after {
                             ElementId::Head => None,
-                            ElementId::Id(e) => Some(op_id(e)),
+                            ElementId::Id(e) => Some(id_of(e)),
                         };
                         let at_end = after == *end;
                         *end = Some(id.clone());
@@ -151,9 +149,9 @@ impl Ops {
                     _ => Some(Leaf::Other("counter or mark")),
                 };
                 ops.push(OpAt {
-                    obj_id: None,
+                    obj_present: false,
                     in_new_object: made.contains(&obj),
-                    overwrites: op.pred.iter().any(|p| !written.contains(&op_id(p))),
+                    overwrites: op.pred.iter().any(|p| !written.contains(&id_of(p))),
                     path,
                     value,
                     id,
@@ -167,13 +165,9 @@ impl Ops {
         // judged as the text it leaves, where the text is.
         for text in texts {
             let place = resolve(doc, &mut places, &text)?;
-            let content = doc
-                .import(&text)
-                .ok()
-                .and_then(|(obj, _)| doc.text(&obj).ok())
-                .unwrap_or_default();
+            let content = doc.text(&text).unwrap_or_default();
             ops.push(OpAt {
-                obj_id: None,
+                obj_present: false,
                 in_new_object: made.contains(&place.parent),
                 overwrites: true,
                 path: place.path,
@@ -184,21 +178,19 @@ impl Ops {
                 appended: true,
             });
         }
-        let mut ids: HashMap<String, Option<ObjId>> = HashMap::new();
+        let mut present: HashMap<ObjId, bool> = HashMap::new();
         for op in &mut ops {
             op.superseded = preds.contains(&op.id);
-            op.obj_id = ids
+            op.obj_present = *present
                 .entry(op.obj.clone())
-                .or_insert_with(|| import(doc, &op.obj).map(|(obj, _)| obj))
-                .clone();
+                .or_insert_with(|| kind_of(doc, &op.obj).is_some());
             // A text made by these changes reads as its content after them (the stock
             // JavaScript client writes every string as a text).
             if matches!(&op.value, Some(Leaf::Text(t)) if t.is_empty())
                 && made.contains(&op.id)
                 && !op.superseded
-                && let Some((text, _)) = import(doc, &op.id)
             {
-                op.value = Some(Leaf::Text(doc.text(&text).unwrap_or_default()));
+                op.value = Some(Leaf::Text(doc.text(&op.id).unwrap_or_default()));
             }
         }
         Ok(Ops { ops })
@@ -262,34 +254,33 @@ impl Ops {
     pub fn touch_a_conflict(&self, doc: &AutoCommit) -> bool {
         self.ops
             .iter()
-            .any(|op| match (&op.obj_id, op.path.last().and_then(Seg::key)) {
-                (Some(obj), Some(key)) => {
-                    doc.get_all(obj, key).is_ok_and(|values| values.len() > 1)
-                }
+            .any(|op| match op.path.last().and_then(Seg::key) {
+                Some(key) if op.obj_present => doc
+                    .get_all(&op.obj, key)
+                    .is_ok_and(|values| values.len() > 1),
                 _ => false,
             })
     }
 }
 
 /// The last element of list `obj` at `heads`.
-fn last_at(doc: &AutoCommit, obj: &str, heads: &[ChangeHash]) -> Option<String> {
-    let (obj, _) = import(doc, obj)?;
-    doc.list_range_at(&obj, .., heads)
+fn last_at(doc: &AutoCommit, obj: &ObjId, heads: &[ChangeHash]) -> Option<ObjId> {
+    doc.list_range_at(obj, .., heads)
         .last()
-        .map(|item| item.id().to_string())
+        .map(|item| item.id())
 }
 
 /// The path and type of the object `id`, from these changes or from `doc`.
 fn resolve(
     doc: &AutoCommit,
-    places: &mut HashMap<String, Place>,
-    id: &str,
+    places: &mut HashMap<ObjId, Place>,
+    id: &ObjId,
 ) -> Result<Place, Refusal> {
-    if id == "_root" {
+    if *id == automerge::ROOT {
         return Ok(Place {
             path: Vec::new(),
             kind: ObjType::Map,
-            parent: String::new(),
+            parent: automerge::ROOT,
         });
     }
     if let Some(known) = places.get(id) {
@@ -303,15 +294,15 @@ fn resolve(
             ),
         )
     };
-    let (obj, kind) = doc.import(id).map_err(|_| unknown())?;
-    let chain: Vec<(ObjId, Prop)> = doc.parents(&obj).map_err(|_| unknown())?.path();
+    let kind = kind_of(doc, id).ok_or_else(unknown)?;
+    let chain: Vec<(ObjId, Prop)> = doc.parents(id).map_err(|_| unknown())?.path();
     if chain.len() > MAX_DEPTH {
         return Err(unknown());
     }
     let parent = chain
         .last()
-        .map(|(parent, _)| parent.to_string())
-        .unwrap_or_default();
+        .map(|(parent, _)| parent.clone())
+        .unwrap_or(automerge::ROOT);
     let path = chain
         .into_iter()
         .map(|(_, prop)| match prop {
@@ -320,6 +311,6 @@ fn resolve(
         })
         .collect();
     let place = Place { path, kind, parent };
-    places.insert(id.to_owned(), place.clone());
+    places.insert(id.clone(), place.clone());
     Ok(place)
 }

@@ -26,6 +26,7 @@
 //! applied: [`apply`]. The local store checks its own changes the same way, so a device
 //! never records what the server refuses here.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
@@ -51,10 +52,10 @@ pub fn apply(doc: &mut AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
 
 /// [`apply`], with each change's operations already decoded (`expanded`, in the same
 /// order).
-pub(crate) fn apply_expanded(
+pub(crate) fn apply_expanded<E: Borrow<ExpandedChange>>(
     doc: &mut AutoCommit,
     changes: &[Change],
-    expanded: &[ExpandedChange],
+    expanded: &[E],
 ) -> Result<(), Refusal> {
     let mut numbered = Numbered::default();
     if let Some(first) = changes.first()
@@ -63,7 +64,7 @@ pub(crate) fn apply_expanded(
         present(doc, first.deps())?;
         let mut seen = Seen::at(first.deps());
         for (change, ops) in changes.iter().zip(expanded) {
-            seen.check(doc, ops)?;
+            seen.check(doc, ops.borrow())?;
             numbered.check(doc, change)?;
         }
         doc.apply_changes(changes.iter().cloned())
@@ -73,7 +74,7 @@ pub(crate) fn apply_expanded(
     }
     for (change, ops) in changes.iter().zip(expanded) {
         present(doc, change.deps())?;
-        Seen::at(change.deps()).check(doc, ops)?;
+        Seen::at(change.deps()).check(doc, ops.borrow())?;
         numbered.check(doc, change)?;
         doc.apply_changes([change.clone()]).map_err(unapplied)?;
     }
@@ -167,12 +168,12 @@ fn present(doc: &AutoCommit, deps: &[ChangeHash]) -> Result<(), Refusal> {
 struct Seen<'a> {
     base: &'a [ChangeHash],
     /// Objects the changes made, and their types.
-    made: HashMap<String, ObjType>,
+    made: HashMap<ObjId, ObjType>,
     /// The values each map key holds as the changes go on.
-    current: HashMap<(String, String), BTreeSet<String>>,
+    current: HashMap<(ObjId, String), BTreeSet<ObjId>>,
     /// The elements of each list or text the changes write into: visible at `base`, or
     /// inserted by them.
-    elements: HashMap<String, HashSet<String>>,
+    elements: HashMap<ObjId, HashSet<ObjId>>,
 }
 
 impl<'a> Seen<'a> {
@@ -195,20 +196,14 @@ impl<'a> Seen<'a> {
             elements,
         } = self;
         let deps: &[ChangeHash] = base;
-        let actor = expanded.actor_id.to_hex_string();
         for (i, op) in expanded.operations.iter().enumerate() {
-            let id = format!("{}@{actor}", expanded.start_op.get() + i as u64);
-            let obj = match &op.obj {
-                ObjectId::Root => "_root".to_owned(),
-                ObjectId::Id(o) => op_id(o),
-            };
+            let id = nth_op(expanded, i);
+            let obj = object_of(&op.obj);
             let kind = match made.get(&obj) {
                 Some(kind) => *kind,
-                None => import(doc, &obj)
-                    .map(|(_, kind)| kind)
-                    .ok_or_else(|| unknown(&id))?,
+                None => kind_of(doc, &obj).ok_or_else(|| unknown(&id))?,
             };
-            let named: BTreeSet<String> = op.pred.iter().map(op_id).collect();
+            let named: BTreeSet<ObjId> = op.pred.iter().map(id_of).collect();
             if named.len() != op.pred.len() {
                 return Err(forged(&id));
             }
@@ -282,7 +277,7 @@ impl<'a> Seen<'a> {
                     let fits = match element {
                         ElementId::Head => op.insert,
                         ElementId::Id(e) => {
-                            let e = op_id(e);
+                            let e = id_of(e);
                             let of_obj = known.contains(&e) || ever_in(doc, &obj, &e);
                             of_obj && (op.insert || named == BTreeSet::from([e]))
                         }
@@ -303,18 +298,37 @@ impl<'a> Seen<'a> {
     }
 }
 
-pub(super) fn op_id(id: &OpId) -> String {
-    format!("{}@{}", id.0, id.1.to_hex_string())
+/// The id of operation `id` (or of the object it made), as the document's readers take
+/// it. Its actor's index in the document is not known from a change: Automerge looks the
+/// actor up when the index it is given does not name it, and compares and hashes ids by
+/// counter and actor alone.
+pub(crate) fn id_of(id: &OpId) -> ObjId {
+    ObjId::Id(id.0, id.1.clone(), usize::MAX)
 }
 
-pub(super) fn import(doc: &AutoCommit, id: &str) -> Option<(ObjId, ObjType)> {
-    match id {
-        "_root" => Some((automerge::ROOT, ObjType::Map)),
-        id => doc.import(id).ok(),
+/// The id of the object `obj`.
+pub(crate) fn object_of(obj: &ObjectId) -> ObjId {
+    match obj {
+        ObjectId::Root => automerge::ROOT,
+        ObjectId::Id(id) => id_of(id),
     }
 }
 
-fn forged(id: &str) -> Refusal {
+/// The id of the `i`th operation of `change`.
+pub(crate) fn nth_op(change: &ExpandedChange, i: usize) -> ObjId {
+    ObjId::Id(
+        change.start_op.get() + i as u64,
+        change.actor_id.clone(),
+        usize::MAX,
+    )
+}
+
+/// The type of the object `obj` in `doc`, if it is one there.
+pub(crate) fn kind_of(doc: &AutoCommit, obj: &ObjId) -> Option<ObjType> {
+    doc.object_type(obj).ok()
+}
+
+fn forged(id: &ObjId) -> Refusal {
     Refusal::new(
         Rule::Shape,
         format!(
@@ -323,7 +337,7 @@ fn forged(id: &str) -> Refusal {
     )
 }
 
-fn unknown(id: &str) -> Refusal {
+fn unknown(id: &ObjId) -> Refusal {
     Refusal::new(
         Rule::Shape,
         format!("修改 {id} 写入的对象不存在或类型不符 (an operation writes into no such object)"),
@@ -331,31 +345,23 @@ fn unknown(id: &str) -> Refusal {
 }
 
 /// The values `key` of object `obj` held at `heads`.
-fn values_at(doc: &AutoCommit, obj: &str, key: &str, heads: &[ChangeHash]) -> BTreeSet<String> {
-    import(doc, obj)
-        .and_then(|(obj, _)| doc.get_all_at(&obj, key, heads).ok())
-        .map(|values| values.iter().map(|(_, id)| id.to_string()).collect())
+fn values_at(doc: &AutoCommit, obj: &ObjId, key: &str, heads: &[ChangeHash]) -> BTreeSet<ObjId> {
+    doc.get_all_at(obj, key, heads)
+        .map(|values| values.into_iter().map(|(_, id)| id).collect())
         .unwrap_or_default()
 }
 
 /// The elements of list or text `obj` visible at `heads`.
-fn visible_at(doc: &AutoCommit, obj: &str, heads: &[ChangeHash]) -> HashSet<String> {
-    import(doc, obj)
-        .map(|(obj, _)| {
-            doc.list_range_at(&obj, .., heads)
-                .map(|item| item.id().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
+fn visible_at(doc: &AutoCommit, obj: &ObjId, heads: &[ChangeHash]) -> HashSet<ObjId> {
+    doc.list_range_at(obj, .., heads)
+        .map(|item| item.id())
+        .collect()
 }
 
 /// Whether `element` was ever an element of list or text `obj`: it is one there as the
 /// change that inserted it left the document (a writer may name an element deleted since).
-fn ever_in(doc: &AutoCommit, obj: &str, element: &str) -> bool {
-    let Ok(exid) = doc.import_obj(element) else {
-        return false;
-    };
-    let Some(inserted_by) = doc.hash_for_opid(&exid) else {
+fn ever_in(doc: &AutoCommit, obj: &ObjId, element: &ObjId) -> bool {
+    let Some(inserted_by) = doc.hash_for_opid(element) else {
         return false;
     };
     visible_at(doc, obj, &[inserted_by]).contains(element)

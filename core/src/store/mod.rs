@@ -682,17 +682,17 @@ impl Store {
         let limits = intake::Limits::default();
         let checked = intake::check(intake::carrying(signed.changes), &limits)
             .map_err(|e| Error::InvalidDocument(e.to_string()))?;
-        let changes = checked.changes;
+        let changes = &checked.changes;
         // The case the changes make, on their own, validated whole (its depth and size
         // first) before it touches the store.
         let mut incoming = AutoCommit::new();
-        let (all, waiting) = intake::in_causal_order(&incoming, &changes);
+        let (all, waiting) = intake::in_causal_order(&incoming, changes);
         if waiting > 0 {
             return Err(Error::InvalidDocument(format!(
                 "{waiting} changes of the case depend on changes it does not hold"
             )));
         }
-        intake::check_depth(&incoming, &all, limits.depth)
+        intake::check_depth(&incoming, &all, &checked.decoded, limits.depth)
             .map_err(|e| Error::InvalidDocument(e.to_string()))?;
         rules::apply(&mut incoming, &all)?;
         let id = document::check_case(&incoming)?;

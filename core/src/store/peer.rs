@@ -162,7 +162,7 @@ impl Store {
         session.rewind |= admitted.waiting > 0;
         let mut message = admitted.message;
         let fresh = admitted.changes;
-        if let Err(e) = intake::check_depth(&doc, &fresh, limits.depth) {
+        if let Err(e) = intake::check_depth(&doc, &fresh, &admitted.decoded, limits.depth) {
             return Err(Error::InvalidDocument(e.to_string()));
         }
         let signatures: HashMap<ChangeHash, ChangeSignature> = incoming
@@ -182,7 +182,15 @@ impl Store {
             })
             .collect();
         let (_, trust) = self.judging()?;
-        let judged = rules::judge_changes(&doc, before.as_ref(), fresh, authors, &limits, &trust);
+        let judged = rules::judge_changes(
+            &doc,
+            before.as_ref(),
+            fresh,
+            &admitted.decoded,
+            authors,
+            &limits,
+            &trust,
+        );
         for (_, hashes) in &judged.refused {
             session
                 .left_out

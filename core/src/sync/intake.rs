@@ -26,11 +26,12 @@
 //!
 //! What the wire accepts, and what it costs in bytes, is written in docs/protocol.md §3.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 
 use automerge::sync::Message;
-use automerge::{AutoCommit, Change, ChangeHash, ReadDoc};
+use automerge::{AutoCommit, Change, ChangeHash, ExpandedChange, ReadDoc};
 use sha2::{Digest, Sha256};
 
 /// The four bytes every Automerge chunk starts with.
@@ -122,6 +123,24 @@ pub struct Checked {
     pub message: Message,
     /// Its changes.
     pub changes: Vec<Change>,
+    /// Their operations.
+    pub decoded: Decoded,
+}
+
+/// The operations of changes, decoded once (as the limits were checked) for every reader
+/// after: the depth check, the check of how each change is written, the rule book.
+#[derive(Debug, Default)]
+pub struct Decoded(HashMap<ChangeHash, ExpandedChange>);
+
+impl Decoded {
+    /// The operations of `change`: as decoded before, or decoded now for a change that
+    /// came another way.
+    pub fn of(&self, change: &Change) -> Cow<'_, ExpandedChange> {
+        match self.0.get(&change.hash()) {
+            Some(expanded) => Cow::Borrowed(expanded),
+            None => Cow::Owned(change.decode()),
+        }
+    }
 }
 
 /// Checks every change of `message` against `limits`, inflating compressed ones under the
@@ -190,6 +209,7 @@ pub fn check(mut message: Message, limits: &Limits) -> Result<Checked, IntakeErr
         }
         chunks.push(chunk);
     }
+    let mut decoded = HashMap::new();
     let changes = chunks
         .iter()
         .map(|bytes| {
@@ -197,16 +217,22 @@ pub fn check(mut message: Message, limits: &Limits) -> Result<Checked, IntakeErr
                 .map_err(|e| IntakeError::Malformed(format!("a change does not parse: {e}")))?;
             // Automerge rebuilds changes from its operations as it encodes them: one encoded
             // otherwise would be stored under a hash the document cannot reproduce.
-            if Change::from(change.decode()).hash() != change.hash() {
+            let expanded = change.decode();
+            if Change::from(expanded.clone()).hash() != change.hash() {
                 return Err(IntakeError::Malformed(
                     "a change is not encoded as Automerge encodes it".into(),
                 ));
             }
+            decoded.insert(change.hash(), expanded);
             Ok(change)
         })
         .collect::<Result<Vec<_>, _>>()?;
     message.changes = chunks.into();
-    Ok(Checked { message, changes })
+    Ok(Checked {
+        message,
+        changes,
+        decoded: Decoded(decoded),
+    })
 }
 
 /// How many hashes a message may list in its heads, its needs, and each summary of what
@@ -272,6 +298,8 @@ pub struct Admitted {
     /// How many changes wait. A peer does not send a change twice in one session, so the
     /// answer to a message whose changes waited is [`rewind`].
     pub waiting: usize,
+    /// The operations of the message's changes.
+    pub decoded: Decoded,
 }
 
 /// A message carrying `changes` (change chunks one after another) and nothing else, for
@@ -310,6 +338,7 @@ pub fn admit(doc: &AutoCommit, checked: Checked) -> Admitted {
     let Checked {
         mut message,
         changes,
+        decoded,
     } = checked;
     let mut carried: Vec<Vec<u8>> = changes
         .iter()
@@ -323,6 +352,7 @@ pub fn admit(doc: &AutoCommit, checked: Checked) -> Admitted {
         changes: admitted,
         message,
         waiting,
+        decoded,
     }
 }
 
@@ -384,25 +414,26 @@ pub fn in_causal_order(doc: &AutoCommit, changes: &[Change]) -> (Vec<Change>, us
 /// object made inside the root is at depth 1, one made inside that at depth 2, and so on.
 /// Operations on objects neither in `doc` nor made by these changes are skipped (their
 /// changes wait for dependencies the server does not keep).
-pub fn check_depth(doc: &AutoCommit, changes: &[Change], limit: usize) -> Result<(), IntakeError> {
-    // Depth of objects by their id ("counter@actor"), the root at 0.
-    let mut depths: HashMap<String, usize> = HashMap::new();
+pub fn check_depth(
+    doc: &AutoCommit,
+    changes: &[Change],
+    decoded: &Decoded,
+    limit: usize,
+) -> Result<(), IntakeError> {
+    use crate::rules::written::{nth_op, object_of};
+    // Depth of objects the changes make, by id.
+    let mut depths: HashMap<automerge::ObjId, usize> = HashMap::new();
     for change in changes {
-        let expanded = change.decode();
-        let actor = expanded.actor_id.to_hex_string();
+        let expanded = decoded.of(change);
         for (i, op) in expanded.operations.iter().enumerate() {
             let automerge::legacy::OpType::Make(_) = op.action else {
                 continue;
             };
-            let parent = match &op.obj {
-                automerge::legacy::ObjectId::Root => Some(0),
-                automerge::legacy::ObjectId::Id(id) => {
-                    let key = format!("{}@{}", id.0, id.1.to_hex_string());
-                    match depths.get(&key) {
-                        Some(depth) => Some(*depth),
-                        None => existing_depth(doc, &key),
-                    }
-                }
+            let obj = object_of(&op.obj);
+            let parent = match depths.get(&obj) {
+                Some(depth) => Some(*depth),
+                None if obj == automerge::ROOT => Some(0),
+                None => existing_depth(doc, &obj),
             };
             let Some(parent) = parent else {
                 continue;
@@ -411,17 +442,15 @@ pub fn check_depth(doc: &AutoCommit, changes: &[Change], limit: usize) -> Result
             if depth > limit {
                 return Err(IntakeError::TooDeep { depth, limit });
             }
-            let counter = expanded.start_op.get() + i as u64;
-            depths.insert(format!("{counter}@{actor}"), depth);
+            depths.insert(nth_op(&expanded, i), depth);
         }
     }
     Ok(())
 }
 
 /// The depth of an object already in `doc`, if it is there.
-fn existing_depth(doc: &AutoCommit, id: &str) -> Option<usize> {
-    let (obj, _) = doc.import(id).ok()?;
-    Some(doc.parents(&obj).ok()?.count())
+fn existing_depth(doc: &AutoCommit, obj: &automerge::ObjId) -> Option<usize> {
+    Some(doc.parents(obj).ok()?.count())
 }
 
 /// One chunk as its header describes it.
@@ -979,16 +1008,24 @@ mod tests {
             obj = doc.put_object(&obj, "x", ObjType::Map).expect("put");
         }
         doc.commit();
-        let changes = doc.get_changes(&[]);
+        let bytes = doc
+            .get_changes(&[])
+            .iter()
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect();
+        // As decoded when the message was checked, and as decoded on demand.
+        let checked = check(carrying(bytes), &Limits::default()).expect("within the limits");
         let server = AutoCommit::new();
-        assert_eq!(
-            check_depth(&server, &changes, 16).err(),
-            Some(IntakeError::TooDeep {
-                depth: 17,
-                limit: 16
-            })
-        );
-        assert_eq!(check_depth(&server, &changes, 40), Ok(()));
+        for decoded in [&checked.decoded, &Decoded::default()] {
+            assert_eq!(
+                check_depth(&server, &checked.changes, decoded, 16).err(),
+                Some(IntakeError::TooDeep {
+                    depth: 17,
+                    limit: 16
+                })
+            );
+            assert_eq!(check_depth(&server, &checked.changes, decoded, 40), Ok(()));
+        }
 
         // Nesting onto objects the document already has counts their depth too.
         let mut base = AutoCommit::new();
@@ -1006,7 +1043,7 @@ mod tests {
         let heads = base.get_heads();
         let added = more.get_changes(&heads);
         assert_eq!(
-            check_depth(&base, &added, 16).err(),
+            check_depth(&base, &added, &Decoded::default(), 16).err(),
             Some(IntakeError::TooDeep {
                 depth: 17,
                 limit: 16

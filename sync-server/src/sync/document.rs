@@ -290,7 +290,7 @@ fn receive_visible(
     }
     let (doc, before, conflicts_before) = slot.judged()?.ok_or_else(loaded)?;
     let fresh = admitted.changes;
-    if let Err(e) = intake::check_depth(doc, &fresh, context.wire.depth) {
+    if let Err(e) = intake::check_depth(doc, &fresh, &admitted.decoded, context.wire.depth) {
         return Ok(refused(limit(e), &fresh, Some(state)));
     }
     let authors = authors(context, &fresh, signatures);
@@ -298,6 +298,7 @@ fn receive_visible(
         doc,
         Some(before),
         fresh,
+        &admitted.decoded,
         authors,
         &context.wire,
         &trust(&OnRecord(context.storage.as_ref())),
@@ -386,7 +387,7 @@ fn receive_unknown(
             reply,
         });
     }
-    if let Err(e) = intake::check_depth(&gathered, &fresh, context.wire.depth) {
+    if let Err(e) = intake::check_depth(&gathered, &fresh, &admitted.decoded, context.wire.depth) {
         return Ok(refused(limit(e), &fresh, None));
     }
     let authors = authors(context, &fresh, signatures);
@@ -394,6 +395,7 @@ fn receive_unknown(
         &gathered,
         None,
         fresh,
+        &admitted.decoded,
         authors,
         &context.wire,
         &trust(&OnRecord(context.storage.as_ref())),
