@@ -2,8 +2,8 @@
 //! protocol over WebSocket, with the rule book between decoding and applying), enforces
 //! who may see and change what, and serves supervisors' queries.
 //!
-//! Modules, from the bottom of the dependency order up: `schemas`, `error`, `config`,
-//! `users`, `storage`, `metrics`, `pool`, `hub`, `live`, `signin`, `blob_store`; then
+//! Modules, from the bottom of the dependency order up: `memory`, `schemas`, `error`,
+//! `config`, `users`, `storage`, `metrics`, `pool`, `hub`, `live`, `signin`, `blob_store`; then
 //! `state` (what handlers share), `auth` (who is signed in) and `extract` (the API's
 //! extractors); then `policy`, the handlers (`sync`, `api`, `blobs`, `review`, `queries`,
 //! `stats`, `web`, …), `openapi` (their description) and `serve`.
@@ -26,6 +26,7 @@ pub mod extract;
 pub mod hub;
 pub mod labels;
 pub mod live;
+pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;

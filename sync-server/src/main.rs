@@ -10,6 +10,9 @@ use anjian_sync_server::users::NewUser;
 use anjian_sync_server::{AppError, AppResult, Settings, Storage};
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: anjian_sync_server::memory::Allocator = anjian_sync_server::memory::ALLOCATOR;
+
 #[derive(Parser)]
 #[command(
     name = "anjian-sync-server",

@@ -7,6 +7,10 @@
 
 use anjian_sync_server::Settings;
 
+/// The server's own allocator, as its binary runs on.
+#[global_allocator]
+static ALLOCATOR: anjian_sync_server::memory::Allocator = anjian_sync_server::memory::ALLOCATOR;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
