@@ -780,22 +780,25 @@ struct Pieces {
     chunks: Vec<Vec<u8>>,
 }
 
-/// The stored pieces of document `key`; `None` if the server does not have it.
+/// The stored pieces of document `key`; `None` if the server does not have it. One
+/// statement: the snapshot first (its chunks are numbered from 1), then the chunks in
+/// order.
 fn pieces(conn: &mut dyn Conn, key: &str) -> AppResult<Option<Pieces>> {
-    let Some(snapshot) = conn.query_opt(
-        "SELECT snapshot FROM documents WHERE case_id = ?1",
-        params![key],
-        |r| r.get::<Vec<u8>>(0),
-    )?
-    else {
-        return Ok(None);
-    };
-    let chunks = conn.query_map(
-        "SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq",
-        params![key],
-        |r| r.get::<Vec<u8>>(0),
-    )?;
-    Ok(Some(Pieces { snapshot, chunks }))
+    let mut rows = conn
+        .query_map(
+            "SELECT bytes FROM (
+                 SELECT 0 AS seq, snapshot AS bytes FROM documents WHERE case_id = ?1
+                 UNION ALL
+                 SELECT seq, bytes FROM chunks WHERE case_id = ?1
+             ) AS pieces ORDER BY seq",
+            params![key],
+            |r| r.get::<Vec<u8>>(0),
+        )?
+        .into_iter();
+    Ok(rows.next().map(|snapshot| Pieces {
+        snapshot,
+        chunks: rows.collect(),
+    }))
 }
 
 /// What `Storage::stored_document` reads of a document.
@@ -816,17 +819,26 @@ fn stored_document(
     with_bytes: bool,
 ) -> AppResult<Option<Stored>> {
     let key = case.to_string();
-    let Some((heads, owner)) = conn.query_opt(
-        "SELECT d.heads, c.district FROM documents d JOIN cases c ON c.case_id = d.case_id
+    // The heads and the owner, once for each district the case is visible to.
+    let rows = conn.query_map(
+        "SELECT d.heads, c.district, v.district FROM documents d
+         JOIN cases c ON c.case_id = d.case_id
+         LEFT JOIN visibility v ON v.case_id = d.case_id
          WHERE d.case_id = ?1",
         params![&key],
-        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
-    )?
-    else {
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                r.get::<String>(1)?,
+                r.get::<Option<String>>(2)?,
+            ))
+        },
+    )?;
+    let Some((heads, owner, _)) = rows.first() else {
         return Ok(None);
     };
     let damaged = |what: &str| AppError::Internal(format!("stored case {case}: {what}"));
-    let mut heads = split_heads(&heads)
+    let mut heads = split_heads(heads)
         .iter()
         .map(|h| {
             h.parse::<ChangeHash>()
@@ -834,18 +846,14 @@ fn stored_document(
         })
         .collect::<AppResult<Vec<_>>>()?;
     heads.sort();
-    let district = |code: String| {
+    let district = |code: &String| {
         code.parse()
             .map_err(|_| damaged("a district is not a code"))
     };
     let owner = district(owner)?;
-    let shared = conn
-        .query_map(
-            "SELECT district FROM visibility WHERE case_id = ?1",
-            params![&key],
-            |r| r.get::<String>(0),
-        )?
-        .into_iter()
+    let shared = rows
+        .iter()
+        .filter_map(|(_, _, shared)| shared.as_ref())
         .map(district)
         .collect::<AppResult<Vec<_>>>()?;
     let mut bytes = Vec::new();
