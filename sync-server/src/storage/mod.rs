@@ -394,7 +394,7 @@ impl Storage {
 
     /// Loads a case document; `None` if the server does not have it.
     pub fn load_document(&self, case: CaseId) -> AppResult<Option<AutoCommit>> {
-        self.read(|conn| conn.consistent(|conn| load(conn, case)))
+        self.read(|conn| load(conn, case))
     }
 
     /// Commits new changes of several cases, each with everything derived from it, in one
@@ -463,7 +463,7 @@ impl Storage {
     /// memory (`sync::document`): its heads, who may read it and, when `with_bytes`, its
     /// bytes (the snapshot and the chunks after it, which Automerge loads as one).
     pub fn stored_document(&self, case: CaseId, with_bytes: bool) -> AppResult<Option<Stored>> {
-        self.read(|conn| conn.consistent(|conn| stored_document(conn, case, with_bytes)))
+        self.read(|conn| stored_document(conn, case, with_bytes))
     }
 
     /// This process among those sharing the database.
@@ -757,48 +757,73 @@ fn server_key(secret: &[u8]) -> SoftwareKey {
     SoftwareKey::from_secret(KeyAlgorithm::Ed25519, hasher.finalize().into())
 }
 
-/// A stored document: its snapshot, then its chunks (read in one consistent snapshot of
-/// the database, so that a compaction elsewhere never falls between the two).
+/// A stored document, loaded from its snapshot and the chunks after it.
 fn load(conn: &mut dyn Conn, case: CaseId) -> AppResult<Option<AutoCommit>> {
-    let Some(Pieces { snapshot, chunks }) = pieces(conn, &case.to_string())? else {
+    let mut bytes = pieces(conn, case, true)?.bytes.into_iter();
+    let Some(snapshot) = bytes.next() else {
         return Ok(None);
     };
     let damaged = |e: automerge::AutomergeError| {
         AppError::Internal(format!("stored case {case} is damaged: {e}"))
     };
     let mut doc = AutoCommit::load(&snapshot).map_err(damaged)?;
-    for chunk in chunks {
+    for chunk in bytes {
         doc.load_incremental(&chunk).map_err(damaged)?;
     }
     anjian_core::case_doc::forget_patches(&mut doc);
     Ok(Some(doc))
 }
 
-/// A stored document as stored: its snapshot and the chunks after it, in order.
+/// What is stored of a document, read in one statement so that all of it is of one
+/// moment (a commit or a compaction elsewhere never falls between its parts).
 struct Pieces {
-    snapshot: Vec<u8>,
-    chunks: Vec<Vec<u8>>,
+    /// Its heads (hex, comma-separated); `None` if it is not stored.
+    heads: Option<String>,
+    /// The district that owns its case, from the projections.
+    owner: Option<String>,
+    /// The districts its case is visible to (the owner among them).
+    shared: Vec<String>,
+    /// Its snapshot, then the chunks after it in order (when asked for).
+    bytes: Vec<Vec<u8>>,
 }
 
-/// The stored pieces of document `key`; `None` if the server does not have it. One
-/// statement: the snapshot first (its chunks are numbered from 1), then the chunks in
-/// order.
-fn pieces(conn: &mut dyn Conn, key: &str) -> AppResult<Option<Pieces>> {
-    let mut rows = conn
-        .query_map(
-            "SELECT bytes FROM (
-                 SELECT 0 AS seq, snapshot AS bytes FROM documents WHERE case_id = ?1
-                 UNION ALL
-                 SELECT seq, bytes FROM chunks WHERE case_id = ?1
-             ) AS pieces ORDER BY seq",
-            params![key],
-            |r| r.get::<Vec<u8>>(0),
-        )?
-        .into_iter();
-    Ok(rows.next().map(|snapshot| Pieces {
-        snapshot,
-        chunks: rows.collect(),
-    }))
+/// The stored pieces of document `case`, its bytes only `with_bytes`.
+fn pieces(conn: &mut dyn Conn, case: CaseId, with_bytes: bool) -> AppResult<Pieces> {
+    let rows = conn.query_map(
+        // The bytes come first in the statement (not in the rows): PostgreSQL types a
+        // column of the union from its first parts, and a NULL there would make it text.
+        "SELECT 3 AS part, 0 AS seq, NULL AS text, snapshot AS bytes FROM documents
+             WHERE case_id = ?1 AND ?2 = 1
+         UNION ALL SELECT 3, seq, NULL, bytes FROM chunks WHERE case_id = ?1 AND ?2 = 1
+         UNION ALL SELECT 0, 0, heads, NULL FROM documents WHERE case_id = ?1
+         UNION ALL SELECT 1, 0, district, NULL FROM cases WHERE case_id = ?1
+         UNION ALL SELECT 2, 0, district, NULL FROM visibility WHERE case_id = ?1
+         ORDER BY part, seq",
+        params![case.to_string(), with_bytes],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<Option<String>>(2)?,
+                r.get::<Option<Vec<u8>>>(3)?,
+            ))
+        },
+    )?;
+    let mut pieces = Pieces {
+        heads: None,
+        owner: None,
+        shared: Vec::new(),
+        bytes: Vec::new(),
+    };
+    for (part, text, bytes) in rows {
+        match (part, text, bytes) {
+            (0, heads, _) => pieces.heads = heads,
+            (1, owner, _) => pieces.owner = owner,
+            (2, Some(district), _) => pieces.shared.push(district),
+            (_, _, Some(bytes)) => pieces.bytes.push(bytes),
+            _ => {}
+        }
+    }
+    Ok(pieces)
 }
 
 /// What `Storage::stored_document` reads of a document.
@@ -818,27 +843,21 @@ fn stored_document(
     case: CaseId,
     with_bytes: bool,
 ) -> AppResult<Option<Stored>> {
-    let key = case.to_string();
-    // The heads and the owner, once for each district the case is visible to.
-    let rows = conn.query_map(
-        "SELECT d.heads, c.district, v.district FROM documents d
-         JOIN cases c ON c.case_id = d.case_id
-         LEFT JOIN visibility v ON v.case_id = d.case_id
-         WHERE d.case_id = ?1",
-        params![&key],
-        |r| {
-            Ok((
-                r.get::<String>(0)?,
-                r.get::<String>(1)?,
-                r.get::<Option<String>>(2)?,
-            ))
-        },
-    )?;
-    let Some((heads, owner, _)) = rows.first() else {
+    let Pieces {
+        heads: Some(heads),
+        owner: Some(owner),
+        shared,
+        bytes,
+    } = pieces(conn, case, with_bytes)?
+    else {
         return Ok(None);
     };
     let damaged = |what: &str| AppError::Internal(format!("stored case {case}: {what}"));
-    let mut heads = split_heads(heads)
+    let district = |code: String| -> AppResult<DistrictCode> {
+        code.parse()
+            .map_err(|_| damaged("a district is not a code"))
+    };
+    let mut heads = split_heads(&heads)
         .iter()
         .map(|h| {
             h.parse::<ChangeHash>()
@@ -846,28 +865,14 @@ fn stored_document(
         })
         .collect::<AppResult<Vec<_>>>()?;
     heads.sort();
-    let district = |code: &String| {
-        code.parse()
-            .map_err(|_| damaged("a district is not a code"))
-    };
-    let owner = district(owner)?;
-    let shared = rows
-        .iter()
-        .filter_map(|(_, _, shared)| shared.as_ref())
-        .map(district)
-        .collect::<AppResult<Vec<_>>>()?;
-    let mut bytes = Vec::new();
-    if with_bytes && let Some(Pieces { snapshot, chunks }) = pieces(conn, &key)? {
-        bytes = snapshot;
-        for chunk in chunks {
-            bytes.extend_from_slice(&chunk);
-        }
-    }
     Ok(Some(Stored {
         heads,
-        owner,
-        shared,
-        bytes,
+        owner: district(owner)?,
+        shared: shared
+            .into_iter()
+            .map(district)
+            .collect::<AppResult<Vec<_>>>()?,
+        bytes: bytes.concat(),
     }))
 }
 
