@@ -3,7 +3,7 @@
 //! Every commit replaces a case's document with its judged copy, so the server frees and
 //! allocates whole documents all day. The system allocator (glibc) kept most of what the
 //! old copies held: holding 1,000 active devices cost about 93–105 KB each against some
-//! 27 KB of live heap. jemalloc hands freed pages back to the system within seconds: 47–50
+//! 27 KB of live heap. jemalloc hands freed pages back to the system within seconds: 46–50
 //! KB each, at the same latency and CPU (docs/BENCHMARKS.md). The phone's engine keeps the
 //! platform's allocator; only server processes take this one, each in its `main`:
 //!

@@ -18,8 +18,9 @@
 //!    run-length-encoded columns, under a cap, before Automerge parses it;
 //! 6. only then are the changes parsed, and each must be encoded exactly as Automerge
 //!    encodes it (Automerge rebuilds stored changes from its operations: a change encoded
-//!    otherwise would sit under a hash the document cannot reproduce); [`check_depth`]
-//!    bounds how deep the objects they create would nest in the document.
+//!    otherwise would sit under a hash the document cannot reproduce). Their decoded
+//!    operations are kept for every reader after ([`Decoded`]), within the same limits;
+//!    [`check_depth`] bounds how deep the objects they create would nest in the document.
 //!
 //! [`admit`] then picks the changes a document may take now, each after its dependencies;
 //! the rule book checks how each is written before it is applied (`rules::apply`).
