@@ -34,11 +34,7 @@ pub fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-fn status_kb(child: &Child, field: &str) -> u64 {
-    status_kb_of(child.id(), field)
-}
-
-fn status_kb_of(pid: u32, field: &str) -> u64 {
+fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -49,18 +45,18 @@ fn status_kb_of(pid: u32, field: &str) -> u64 {
 
 /// Resident memory now (VmRSS), in bytes.
 pub fn rss(child: &Child) -> u64 {
-    status_kb(child, "VmRSS:") * 1024
+    rss_of(child.id())
 }
 
 /// Resident memory now (VmRSS) of the process `pid`, in bytes (from another thread
 /// than the one holding its `Child`).
 pub fn rss_of(pid: u32) -> u64 {
-    status_kb_of(pid, "VmRSS:") * 1024
+    status_kb(pid, "VmRSS:") * 1024
 }
 
 /// Peak resident memory (VmHWM), in bytes.
 pub fn peak_memory(child: &Child) -> u64 {
-    status_kb(child, "VmHWM:") * 1024
+    status_kb(child.id(), "VmHWM:") * 1024
 }
 
 /// Resets the peak resident memory to the current value (Linux `clear_refs` 5).
