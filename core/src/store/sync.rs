@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use automerge::sync::{self, SyncDoc};
+use automerge::sync;
 use automerge::{AutoCommit, ChangeHash};
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -244,7 +244,7 @@ impl Store {
             let mut doc = AutoCommit::new();
             let admitted = intake::admit(&doc, checked);
             rules::apply(&mut doc, &admitted.changes)?;
-            doc.sync().receive_sync_message(state, admitted.message)?;
+            intake::receive_applied(&mut doc, state, admitted.message)?;
             if doc.get_heads().is_empty() {
                 return Ok(());
             }
@@ -267,10 +267,11 @@ impl Store {
         let received = rules::apply(&mut loaded.doc, &admitted.changes)
             .map_err(Error::from)
             .and_then(|()| {
-                Ok(loaded
-                    .doc
-                    .sync()
-                    .receive_sync_message(state, admitted.message)?)
+                Ok(intake::receive_applied(
+                    &mut loaded.doc,
+                    state,
+                    admitted.message,
+                )?)
             });
         if let Err(e) = received {
             // What was applied leaves memory with the document, which is read again from

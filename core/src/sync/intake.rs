@@ -31,8 +31,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 
-use automerge::sync::Message;
-use automerge::{AutoCommit, Change, ChangeHash, ExpandedChange, ReadDoc};
+use automerge::sync::{Message, SyncDoc};
+use automerge::{AutoCommit, AutomergeError, Change, ChangeHash, ExpandedChange, ReadDoc};
 use sha2::{Digest, Sha256};
 
 /// The four bytes every Automerge chunk starts with.
@@ -355,6 +355,34 @@ pub fn admit(doc: &AutoCommit, checked: Checked) -> Admitted {
         waiting,
         decoded,
     }
+}
+
+/// Receives `message` (as `admit` left it) on `doc` when `doc` already holds every change
+/// the message carries (the judge applied them), moving `state` exactly as receiving the
+/// whole message would, without Automerge parsing and verifying each change again only
+/// to find that the document has it.
+///
+/// Receiving changes a document already has leaves its heads as they were, so Automerge
+/// keeps of the shared heads only those still among them, and, because the message
+/// carried changes, does not take its heads as the ones last sent. Both are done here
+/// around receiving the message without its changes.
+pub fn receive_applied(
+    doc: &mut AutoCommit,
+    state: &mut automerge::sync::State,
+    mut message: Message,
+) -> Result<(), AutomergeError> {
+    if message.changes.is_empty() || state.read_only {
+        return doc.sync().receive_sync_message(state, message);
+    }
+    let heads = doc.get_heads();
+    state.shared_heads.retain(|head| heads.contains(head));
+    state.shared_heads.sort();
+    state.shared_heads.dedup();
+    let last_sent = state.last_sent_heads.clone();
+    message.changes = Vec::<Vec<u8>>::new().into();
+    doc.sync().receive_sync_message(state, message)?;
+    state.last_sent_heads = last_sent;
+    Ok(())
 }
 
 /// Whether `doc` has the change `hash` (read from its change graph alone).
@@ -711,11 +739,11 @@ fn put_uleb(out: &mut Vec<u8>, mut value: u64) {
 mod tests {
     use std::io::Write;
 
-    use automerge::sync::SyncDoc;
     use automerge::transaction::Transactable;
     use automerge::{ObjType, ROOT};
 
     use super::*;
+    use automerge::sync::{self, SyncDoc};
 
     /// A sync message from a new peer carrying `doc`'s changes, as a stock peer sends them.
     fn message_of(doc: &mut AutoCommit) -> Message {
@@ -801,6 +829,131 @@ mod tests {
         message.changes = vec![a.to_vec(), b.to_vec()].into();
         let checked = check(message, &Limits::default()).expect("passes");
         assert_eq!(checked.changes.len(), 1);
+    }
+
+    /// Receives `sent` as the server does (checked, admitted, the changes applied to a
+    /// copy of `server`), both whole and with `receive_applied`, and asserts that the two
+    /// leave the same sync state and the same next message. Returns whether the message
+    /// still carried changes after `admit`.
+    fn receive_both_ways(server: &mut AutoCommit, ours: &mut sync::State, sent: Message) -> bool {
+        let admitted = admit(server, check(sent, &Limits::default()).expect("passes"));
+        let mut candidate = server.clone();
+        candidate
+            .apply_changes(admitted.changes.clone())
+            .expect("applies");
+        let (mut whole, mut whole_state) = (candidate.clone(), ours.clone());
+        whole
+            .sync()
+            .receive_sync_message(&mut whole_state, admitted.message.clone())
+            .expect("receives whole");
+        let carried = !admitted.message.changes.is_empty();
+        receive_applied(&mut candidate, ours, admitted.message).expect("receives");
+        assert_eq!(*ours, whole_state, "the same sync state");
+        let next = |doc: &mut AutoCommit, state: &sync::State| {
+            doc.sync()
+                .generate_sync_message(&mut state.clone())
+                .map(|m| m.encode())
+        };
+        assert_eq!(next(&mut candidate, ours), next(&mut whole, &whole_state));
+        *server = candidate;
+        carried
+    }
+
+    /// The server's next message, without capability flags (the server's carry none, so
+    /// a peer sends changes, not its whole document).
+    fn server_message(server: &mut AutoCommit, ours: &mut sync::State) -> Option<Message> {
+        server.sync().generate_sync_message(ours).map(|mut m| {
+            m.flags = None;
+            m
+        })
+    }
+
+    /// Syncs `peer` into `server` until neither has more to say, receiving each of the
+    /// peer's messages both ways (`receive_both_ways`). Returns how many carried changes.
+    fn sync_both_ways(
+        server: &mut AutoCommit,
+        ours: &mut sync::State,
+        peer: &mut AutoCommit,
+        theirs: &mut sync::State,
+    ) -> usize {
+        let mut with_changes = 0;
+        for _ in 0..10 {
+            let asked = server_message(server, ours);
+            if let Some(asked) = asked.clone() {
+                peer.sync()
+                    .receive_sync_message(theirs, asked)
+                    .expect("peer receives");
+            }
+            let Some(sent) = peer.sync().generate_sync_message(theirs) else {
+                if asked.is_none() {
+                    break;
+                }
+                continue;
+            };
+            with_changes += usize::from(receive_both_ways(server, ours, sent));
+        }
+        assert_eq!(server.get_heads(), peer.get_heads(), "synced");
+        with_changes
+    }
+
+    fn write(doc: &mut AutoCommit, value: &str) {
+        let map = doc.put_object(ROOT, value, ObjType::Map).expect("put");
+        doc.put(&map, "level", value).expect("put");
+        doc.commit();
+    }
+
+    #[test]
+    fn receiving_applied_changes_moves_the_state_as_receiving_them_whole() {
+        let (mut ours, mut theirs) = (sync::State::new(), sync::State::new());
+        // A new case pushed to a server that has nothing of it.
+        let mut server = AutoCommit::new();
+        let mut peer = sample_doc();
+        assert!(sync_both_ways(&mut server, &mut ours, &mut peer, &mut theirs) > 0);
+        // Both sides wrote since, the peer on two branches (two heads on its side).
+        let mut other = peer.fork();
+        write(&mut server, "重大隐患");
+        write(&mut peer, "已整改");
+        write(&mut other, "复查");
+        peer.merge(&mut other).expect("merges");
+        assert!(sync_both_ways(&mut server, &mut ours, &mut peer, &mut theirs) > 0);
+        // Nothing new: only heads go back and forth.
+        assert_eq!(
+            sync_both_ways(&mut server, &mut ours, &mut peer, &mut theirs),
+            0
+        );
+    }
+
+    #[test]
+    fn receiving_applied_changes_when_some_wait_moves_the_state_as_receiving_them_whole() {
+        let (mut ours, mut theirs) = (sync::State::new(), sync::State::new());
+        let mut server = AutoCommit::new();
+        let mut peer = sample_doc();
+        sync_both_ways(&mut server, &mut ours, &mut peer, &mut theirs);
+        // Two branches on the peer, one of two changes; the change the second builds on
+        // is left out of the message, so the peer's heads are not all known and what
+        // was shared is no longer a head.
+        let mut other = peer.fork();
+        write(&mut peer, "已整改");
+        write(&mut other, "复查");
+        let left_out = other.get_heads();
+        write(&mut other, "复查通过");
+        peer.merge(&mut other).expect("merges");
+        let mut sent = peer
+            .sync()
+            .generate_sync_message(&mut theirs)
+            .expect("sends");
+        let kept: Vec<Vec<u8>> = sent
+            .changes
+            .iter()
+            .filter(|bytes| {
+                let hash = Change::from_bytes(bytes.to_vec()).expect("a change").hash();
+                !left_out.contains(&hash)
+            })
+            .map(|bytes| bytes.to_vec())
+            .collect();
+        assert_eq!(kept.len(), 2, "one of three left out");
+        sent.changes = kept.into();
+        assert!(receive_both_ways(&mut server, &mut ours, sent));
     }
 
     #[test]

@@ -322,9 +322,7 @@ fn receive_visible(
         // The changes are in the copy already: receiving the message only moves the
         // state.
         let mut moved = state;
-        candidate
-            .sync()
-            .receive_sync_message(&mut moved, admitted.message)
+        intake::receive_applied(&mut candidate, &mut moved, admitted.message)
             .map_err(unreadable)?;
         moved
     } else {
@@ -442,9 +440,7 @@ fn receive_unknown(
     }
     let state = if refusals.is_empty() {
         // The changes are in the candidate: receiving the message only moves the state.
-        candidate
-            .sync()
-            .receive_sync_message(&mut gathered_state, admitted.message)
+        intake::receive_applied(&mut candidate, &mut gathered_state, admitted.message)
             .map_err(unreadable)?;
         gathered_state
     } else {
