@@ -14,7 +14,7 @@ use postgres_types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
 
-use super::{Conn, Dialect, Row, Value, numbered_placeholders};
+use super::{Conn, Dialect, Row, STATEMENTS_KEPT, Value, numbered_placeholders};
 use crate::error::{AppError, AppResult};
 
 type BoxError = Box<dyn Error + Sync + Send>;
@@ -91,9 +91,6 @@ fn numeric(raw: &[u8]) -> Result<Value, BoxError> {
         Value::Real(value)
     })
 }
-
-/// Prepared statements a connection keeps at most.
-const STATEMENTS_KEPT: usize = 256;
 
 /// One connection, with its prepared statements.
 pub struct PgConn {

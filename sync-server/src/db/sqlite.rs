@@ -3,8 +3,18 @@
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
 
-use super::{Conn, Dialect, Row, Value};
+use std::path::Path;
+
+use super::{Conn, Dialect, Row, STATEMENTS_KEPT, Value};
 use crate::error::AppResult;
+
+/// Opens the SQLite file at `path`, keeping as many prepared statements as a PostgreSQL
+/// connection does.
+pub fn open(path: &Path) -> AppResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
+    Ok(conn)
+}
 
 impl ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

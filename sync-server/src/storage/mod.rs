@@ -17,7 +17,7 @@ use automerge::{AutoCommit, ChangeHash};
 use chrono::Utc;
 use rusqlite::Connection;
 
-use crate::db::{Conn, Dialect, Row, params};
+use crate::db::{Conn, Dialect, Row, Value, params};
 
 use crate::error::{AppError, AppResult};
 use crate::users::User;
@@ -107,14 +107,14 @@ enum Engine {
 
 impl Engine {
     fn sqlite(path: &Path) -> AppResult<Engine> {
-        let writer = Connection::open(path)?;
+        let writer = crate::db::sqlite::open(path)?;
         writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
         writer.execute_batch(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
         )?;
         // The reader opens after the writer has made the file.
         let reader = || -> AppResult<Connection> {
-            let reader = Connection::open(path)?;
+            let reader = crate::db::sqlite::open(path)?;
             reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
             Ok(reader)
         };
@@ -943,29 +943,35 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
         params![&key],
         |r| r.get(0),
     )?;
-    for receipt in &commit.receipts {
-        let relayed_by = (receipt.author != commit.user_id).then_some(commit.user_id);
-        let signature = receipt.signature.as_ref();
-        let signed = &receipt.signed;
-        tx.execute(
-            "INSERT INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at,
-                relayed_by, key_id, signature, receipt_issuer, receipt_signature)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+    let receipts: Vec<Vec<Value>> = commit
+        .receipts
+        .iter()
+        .map(|receipt| {
+            let relayed_by = (receipt.author != commit.user_id).then_some(commit.user_id);
+            let signature = receipt.signature.as_ref();
+            let signed = &receipt.signed;
             params![
-            signed.hash.to_string(),
-            key,
-            signed.actor,
-            receipt.author,
-            receipt.device_time,
-            signed.received_at,
-            relayed_by,
-            signature.map(|s| s.key.to_vec()),
-            signature.map(|s| s.signature.to_vec()),
-            signed.issuer.as_slice(),
-            &signed.signature,
-            ],
-        )?;
-    }
+                signed.hash.to_string(),
+                key,
+                signed.actor,
+                receipt.author,
+                receipt.device_time,
+                signed.received_at,
+                relayed_by,
+                signature.map(|s| s.key.to_vec()),
+                signature.map(|s| s.signature.to_vec()),
+                signed.issuer.as_slice(),
+                &signed.signature,
+            ]
+            .to_vec()
+        })
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at,
+            relayed_by, key_id, signature, receipt_issuer, receipt_signature)",
+        "ON CONFLICT DO NOTHING",
+        &receipts,
+    )?;
     write_projections(tx, &key, &commit.projection, true)?;
     if tx.dialect() == Dialect::Postgres {
         tx.query(

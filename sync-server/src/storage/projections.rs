@@ -2,7 +2,7 @@
 //! blob references), written in the same transaction as the document's changes, and the
 //! tallies counted from them.
 
-use crate::db::{self, Conn, params};
+use crate::db::{self, Conn, Value, params};
 use anjian_core::rules::CaseState;
 use anjian_core::{Case, Finding, HazardStep, RectificationState, ReinspectionResult};
 use automerge::AutoCommit;
@@ -82,12 +82,15 @@ pub(super) fn write_projections(
     if projection.all_blob_refs {
         tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", params![key])?;
     }
-    for district in &districts {
-        tx.execute(
-            "INSERT INTO visibility (district, case_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            params![district, key],
-        )?;
-    }
+    let rows: Vec<Vec<Value>> = districts
+        .iter()
+        .map(|district| params![district, key].to_vec())
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO visibility (district, case_id)",
+        "ON CONFLICT DO NOTHING",
+        &rows,
+    )?;
     let majors = case
         .findings
         .iter()
@@ -123,28 +126,44 @@ pub(super) fn write_projections(
             counted,
         ],
     )?;
-    for member in &case.team {
-        tx.execute(
-            "INSERT INTO case_team (case_id, user_id, name, department, district) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            params![key, member.user_id, member.name, member.department, member.district.as_str()],
-        )?;
-    }
-    for sha256 in &projection.blob_refs {
-        tx.execute(
-            "INSERT INTO blob_refs (case_id, sha256) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            params![key, sha256],
-        )?;
-    }
-    for w in &case.writs {
-        let department = case
-            .team
-            .iter()
-            .find(|m| m.user_id == w.created_by)
-            .map_or("", |m| m.department.as_str());
-        tx.execute(
-            "INSERT INTO writs (case_id, writ_id, kind, state, number, provisional, department,
-                                created_by, sealed_at, issued_at, voided, provisional_number)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    let team: Vec<Vec<Value>> = case
+        .team
+        .iter()
+        .map(|member| {
+            params![
+                key,
+                member.user_id,
+                member.name,
+                member.department,
+                member.district.as_str()
+            ]
+            .to_vec()
+        })
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO case_team (case_id, user_id, name, department, district)",
+        "ON CONFLICT DO NOTHING",
+        &team,
+    )?;
+    let blob_refs: Vec<Vec<Value>> = projection
+        .blob_refs
+        .iter()
+        .map(|sha256| params![key, sha256].to_vec())
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO blob_refs (case_id, sha256)",
+        "ON CONFLICT DO NOTHING",
+        &blob_refs,
+    )?;
+    let writs: Vec<Vec<Value>> = case
+        .writs
+        .iter()
+        .map(|w| {
+            let department = case
+                .team
+                .iter()
+                .find(|m| m.user_id == w.created_by)
+                .map_or("", |m| m.department.as_str());
             params![
                 key,
                 w.id.to_string(),
@@ -161,9 +180,17 @@ pub(super) fn write_projections(
                     .as_ref()
                     .and(w.seal.as_ref())
                     .map(|s| s.number.as_str()),
-            ],
-        )?;
-    }
+            ]
+            .to_vec()
+        })
+        .collect();
+    tx.insert_rows(
+        "INSERT INTO writs (case_id, writ_id, kind, state, number, provisional, department,
+                            created_by, sealed_at, issued_at, voided, provisional_number)",
+        "",
+        &writs,
+    )?;
+    let (mut finding_rows, mut step_rows) = (Vec::new(), Vec::new());
     for (f, facts, steps) in &findings {
         let rect = f.rectification.as_ref();
         let violation = f.violation.as_ref();
@@ -176,12 +203,7 @@ pub(super) fn write_projections(
             _ => None,
         });
         let onsite: Vec<&str> = f.onsite_measures().map(|(_, m)| m.label()).collect();
-        tx.execute(
-            "INSERT INTO findings (case_id, finding_id, title, level, rectification, deadline, violation,
-                                   category, place, recorded_by, recorded_at, measures, responsible, evidence,
-                                   violation_post, violation_person, listed_authority, listed_number,
-                                   listed_deadline, onsite)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+        finding_rows.push(
             params![
                 key,
                 f.id.to_string(),
@@ -196,19 +218,19 @@ pub(super) fn write_projections(
                 facts.recorded_at,
                 rect.map(|r| r.measures.as_str()),
                 rect.map(|r| r.responsible.as_str()),
-                rect.map_or(0, |r| r.evidence.len() as i64 + i64::from(r.reinspection.is_some())),
+                rect.map_or(0, |r| r.evidence.len() as i64
+                    + i64::from(r.reinspection.is_some())),
                 facts.post,
                 violation.map(|v| v.person.as_str()),
                 listing.as_ref().map(|l| l.0.as_str()),
                 listing.as_ref().map(|l| l.1.as_str()),
                 listing.as_ref().map(|l| l.2.as_str()),
                 onsite.join("；"),
-            ],
-        )?;
+            ]
+            .to_vec(),
+        );
         for (seq, step) in steps.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO hazard_steps (case_id, finding_id, seq, kind, day, by_user, result, on_time, prev_day)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            step_rows.push(
                 params![
                     key,
                     f.id.to_string(),
@@ -219,10 +241,24 @@ pub(super) fn write_projections(
                     step.result,
                     step.on_time,
                     step.previous,
-                ],
-            )?;
+                ]
+                .to_vec(),
+            );
         }
     }
+    tx.insert_rows(
+        "INSERT INTO findings (case_id, finding_id, title, level, rectification, deadline, violation,
+                               category, place, recorded_by, recorded_at, measures, responsible, evidence,
+                               violation_post, violation_person, listed_authority, listed_number,
+                               listed_deadline, onsite)",
+        "",
+        &finding_rows,
+    )?;
+    tx.insert_rows(
+        "INSERT INTO hazard_steps (case_id, finding_id, seq, kind, day, by_user, result, on_time, prev_day)",
+        "",
+        &step_rows,
+    )?;
     if retally {
         tally(tx, Some(key), 1)?;
     }
