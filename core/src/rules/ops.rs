@@ -6,7 +6,10 @@
 //! operation names exactly what it replaces, so what it hides is what it overwrote.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+// Operation ids hashed fast, seeded at random per process (see `written`).
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use automerge::legacy::{ElementId, Key, OpType};
 use automerge::{AutoCommit, Change, ChangeHash, ExpandedChange, ObjId, ObjType, Prop, ReadDoc};

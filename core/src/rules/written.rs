@@ -27,7 +27,11 @@
 //! never records what the server refuses here.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+// The rule book hashes every operation id of every change it judges: a fast hasher,
+// seeded at random per process, so that a sender cannot choose ids that collide.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
 use automerge::{
