@@ -285,20 +285,26 @@ impl dyn Conn + '_ {
     /// Rows go in groups of 32, 16, 8, 4, 2 and 1, so that a table is written with at most
     /// six statements a connection prepares once, in one round trip each to PostgreSQL.
     pub fn insert_rows(&mut self, into: &str, then: &str, rows: &[Vec<Value>]) -> AppResult<()> {
+        let Some(width) = rows.first().map(Vec::len) else {
+            return Ok(());
+        };
+        if rows.iter().any(|row| row.len() != width) {
+            return Err(AppError::Internal(format!(
+                "storage: rows of different widths for {into}"
+            )));
+        }
+        let one = format!("({})", vec!["?"; width].join(", "));
         let mut rest = rows;
-        while let Some(first) = rest.first() {
+        while !rest.is_empty() {
             let group = INSERT_GROUPS
                 .into_iter()
                 .find(|&n| n <= rest.len())
                 .unwrap_or(1);
             let (now, later) = rest.split_at(group);
-            let one = format!("({})", vec!["?"; first.len()].join(", "));
-            let sql = format!("{into} VALUES {} {then}", vec![one; group].join(", "));
-            if now.iter().any(|row| row.len() != first.len()) {
-                return Err(AppError::Internal(format!(
-                    "storage: rows of different widths for {into}"
-                )));
-            }
+            let sql = format!(
+                "{into} VALUES {} {then}",
+                vec![one.as_str(); group].join(", ")
+            );
             let params: Vec<Value> = now.iter().flatten().cloned().collect();
             self.execute(&sql, &params)?;
             rest = later;
@@ -431,12 +437,19 @@ mod tests {
             .expect("reads");
         let expected: Vec<String> = (0..written).map(|n| format!("隐患{n}")).collect();
         assert_eq!(names, expected);
-        let ragged = vec![params![1000, "一"].to_vec(), params![1001].to_vec()];
-        assert!(conn.insert_rows("INSERT INTO t (n, name)", "", &ragged).is_err());
+        let ragged = vec![
+            params![1000, "一"].to_vec(),
+            params![1001, "二"].to_vec(),
+            params![1002].to_vec(),
+        ];
+        assert!(
+            conn.insert_rows("INSERT INTO t (n, name)", "", &ragged)
+                .is_err()
+        );
         let count = conn
             .query_row("SELECT count(*) FROM t", &[], |r| r.get::<i64>(0))
             .expect("counts");
-        assert_eq!(count, written, "a ragged group writes nothing");
+        assert_eq!(count, written, "ragged rows write nothing");
     }
 
     #[test]
