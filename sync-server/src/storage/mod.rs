@@ -789,32 +789,35 @@ struct Pieces {
 
 /// The stored pieces of document `case`, its bytes only `with_bytes`.
 fn pieces(conn: &mut dyn Conn, case: CaseId, with_bytes: bool) -> AppResult<Pieces> {
-    let rows = conn.query_map(
+    let mut rows = conn.query_map(
         // The bytes come first in the statement (not in the rows): PostgreSQL types a
         // column of the union from its first parts, and a NULL there would make it text.
+        // The rows are put in order here: SQLite prepares a union with an ORDER BY again
+        // every time it is run from the statement cache (its bound values may change the
+        // plan), which was most of the cost of this read.
         "SELECT 3 AS part, 0 AS seq, NULL AS text, snapshot AS bytes FROM documents
              WHERE case_id = ?1 AND ?2 = 1
          UNION ALL SELECT 3, seq, NULL, bytes FROM chunks WHERE case_id = ?1 AND ?2 = 1
          UNION ALL SELECT 0, 0, heads, NULL FROM documents WHERE case_id = ?1
          UNION ALL SELECT 1, 0, district, NULL FROM cases WHERE case_id = ?1
-         UNION ALL SELECT 2, 0, district, NULL FROM visibility WHERE case_id = ?1
-         ORDER BY part, seq",
+         UNION ALL SELECT 2, 0, district, NULL FROM visibility WHERE case_id = ?1",
         params![case.to_string(), with_bytes],
         |r| {
             Ok((
-                r.get::<i64>(0)?,
+                (r.get::<i64>(0)?, r.get::<i64>(1)?),
                 r.get::<Option<String>>(2)?,
                 r.get::<Option<Vec<u8>>>(3)?,
             ))
         },
     )?;
+    rows.sort_unstable_by_key(|(order, _, _)| *order);
     let mut pieces = Pieces {
         heads: None,
         owner: None,
         shared: Vec::new(),
         bytes: Vec::new(),
     };
-    for (part, text, bytes) in rows {
+    for ((part, _), text, bytes) in rows {
         match (part, text, bytes) {
             (0, heads, _) => pieces.heads = heads,
             (1, owner, _) => pieces.owner = owner,
