@@ -137,6 +137,15 @@ macro_rules! params {
 }
 pub use crate::params;
 
+/// One row for `insert_rows`, each value converted into a `Value`.
+#[macro_export]
+macro_rules! row {
+    ($($v:expr),* $(,)?) => {
+        vec![$($crate::db::ToValue::to_value(&$v)),*]
+    };
+}
+pub use crate::row;
+
 /// A Rust value read from a column.
 pub trait FromValue: Sized {
     /// The Rust value, or `None` when the column holds another type.
@@ -284,7 +293,7 @@ impl dyn Conn + '_ {
     ///
     /// Rows go in groups of 32, 16, 8, 4, 2 and 1, so that a table is written with at most
     /// six statements a connection prepares once, in one round trip each to PostgreSQL.
-    pub fn insert_rows(&mut self, into: &str, then: &str, rows: &[Vec<Value>]) -> AppResult<()> {
+    pub fn insert_rows(&mut self, into: &str, then: &str, rows: Vec<Vec<Value>>) -> AppResult<()> {
         let Some(width) = rows.first().map(Vec::len) else {
             return Ok(());
         };
@@ -294,20 +303,17 @@ impl dyn Conn + '_ {
             )));
         }
         let one = format!("({})", vec!["?"; width].join(", "));
-        let mut rest = rows;
-        while !rest.is_empty() {
-            let group = INSERT_GROUPS
-                .into_iter()
-                .find(|&n| n <= rest.len())
-                .unwrap_or(1);
-            let (now, later) = rest.split_at(group);
+        let mut left = rows.len();
+        let mut rows = rows.into_iter();
+        while left > 0 {
+            let group = INSERT_GROUPS.into_iter().find(|&n| n <= left).unwrap_or(1);
             let sql = format!(
                 "{into} VALUES {} {then}",
                 vec![one.as_str(); group].join(", ")
             );
-            let params: Vec<Value> = now.iter().flatten().cloned().collect();
+            let params: Vec<Value> = rows.by_ref().take(group).flatten().collect();
             self.execute(&sql, &params)?;
-            rest = later;
+            left -= group;
         }
         Ok(())
     }
@@ -426,9 +432,9 @@ mod tests {
         let mut written = 0;
         for count in [0, 1, 7, 33, 70] {
             let rows: Vec<Vec<Value>> = (written..written + count)
-                .map(|n| params![n, format!("隐患{n}")].to_vec())
+                .map(|n| row![n, format!("隐患{n}")])
                 .collect();
-            conn.insert_rows("INSERT INTO t (n, name)", "ON CONFLICT DO NOTHING", &rows)
+            conn.insert_rows("INSERT INTO t (n, name)", "ON CONFLICT DO NOTHING", rows)
                 .expect("inserts");
             written += count;
         }
@@ -437,19 +443,41 @@ mod tests {
             .expect("reads");
         let expected: Vec<String> = (0..written).map(|n| format!("隐患{n}")).collect();
         assert_eq!(names, expected);
-        let ragged = vec![
-            params![1000, "一"].to_vec(),
-            params![1001, "二"].to_vec(),
-            params![1002].to_vec(),
-        ];
+        let ragged = vec![row![1000, "一"], row![1001, "二"], row![1002]];
         assert!(
-            conn.insert_rows("INSERT INTO t (n, name)", "", &ragged)
+            conn.insert_rows("INSERT INTO t (n, name)", "", ragged)
                 .is_err()
         );
         let count = conn
             .query_row("SELECT count(*) FROM t", &[], |r| r.get::<i64>(0))
             .expect("counts");
         assert_eq!(count, written, "ragged rows write nothing");
+    }
+
+    #[test]
+    fn sqlite_statements_are_planned_once_whatever_is_bound() {
+        // An ordered union is one SQLite would prepare again each time its bound values
+        // are cleared, as the statement cache clears them.
+        let dir = tempfile::tempdir().expect("a folder");
+        let conn = sqlite::open(&dir.path().join("db")).expect("opens");
+        conn.execute_batch("CREATE TABLE d (id TEXT, v TEXT); CREATE TABLE e (id TEXT, v TEXT);")
+            .expect("creates");
+        let sql = "SELECT 0 AS part, v FROM d WHERE id = ?1 AND ?2 = 1
+                   UNION ALL SELECT 1, v FROM e WHERE id = ?1 ORDER BY part";
+        for i in 0..10 {
+            let mut statement = conn.prepare_cached(sql).expect("prepares");
+            statement
+                .query(rusqlite::params![format!("案件{i}"), i % 2])
+                .expect("runs")
+                .next()
+                .expect("reads");
+            drop(statement);
+        }
+        let statement = conn.prepare_cached(sql).expect("prepares");
+        assert_eq!(
+            statement.get_status(rusqlite::StatementStatus::RePrepare),
+            0
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! SQLite behind `Conn`: statements cached per connection, values converted both ways.
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
 
@@ -9,10 +10,18 @@ use super::{Conn, Dialect, Row, STATEMENTS_KEPT, Value};
 use crate::error::AppResult;
 
 /// Opens the SQLite file at `path`, keeping as many prepared statements as a PostgreSQL
-/// connection does.
+/// connection does, each planned once.
+///
+/// Without the query planner's stability guarantee, SQLite marks some statements (a
+/// union with an `ORDER BY`, a `LIKE` with a bound pattern) as ones whose plan may
+/// depend on their bound values, and rusqlite clears the values of every statement it
+/// puts back in its cache, which makes SQLite prepare such a statement again on every
+/// run. With it, a plan never depends on the values bound (there are no statistics for
+/// it to use either: the server never runs `ANALYZE`).
 pub fn open(path: &Path) -> AppResult<Connection> {
     let conn = Connection::open(path)?;
     conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 

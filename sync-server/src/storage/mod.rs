@@ -17,7 +17,7 @@ use automerge::{AutoCommit, ChangeHash};
 use chrono::Utc;
 use rusqlite::Connection;
 
-use crate::db::{Conn, Dialect, Row, Value, params};
+use crate::db::{Conn, Dialect, Row, Value, params, row};
 
 use crate::error::{AppError, AppResult};
 use crate::users::User;
@@ -789,35 +789,32 @@ struct Pieces {
 
 /// The stored pieces of document `case`, its bytes only `with_bytes`.
 fn pieces(conn: &mut dyn Conn, case: CaseId, with_bytes: bool) -> AppResult<Pieces> {
-    let mut rows = conn.query_map(
+    let rows = conn.query_map(
         // The bytes come first in the statement (not in the rows): PostgreSQL types a
         // column of the union from its first parts, and a NULL there would make it text.
-        // The rows are put in order here: SQLite prepares a union with an ORDER BY again
-        // every time it is run from the statement cache (its bound values may change the
-        // plan), which was most of the cost of this read.
         "SELECT 3 AS part, 0 AS seq, NULL AS text, snapshot AS bytes FROM documents
              WHERE case_id = ?1 AND ?2 = 1
          UNION ALL SELECT 3, seq, NULL, bytes FROM chunks WHERE case_id = ?1 AND ?2 = 1
          UNION ALL SELECT 0, 0, heads, NULL FROM documents WHERE case_id = ?1
          UNION ALL SELECT 1, 0, district, NULL FROM cases WHERE case_id = ?1
-         UNION ALL SELECT 2, 0, district, NULL FROM visibility WHERE case_id = ?1",
+         UNION ALL SELECT 2, 0, district, NULL FROM visibility WHERE case_id = ?1
+         ORDER BY part, seq",
         params![case.to_string(), with_bytes],
         |r| {
             Ok((
-                (r.get::<i64>(0)?, r.get::<i64>(1)?),
+                r.get::<i64>(0)?,
                 r.get::<Option<String>>(2)?,
                 r.get::<Option<Vec<u8>>>(3)?,
             ))
         },
     )?;
-    rows.sort_unstable_by_key(|(order, _, _)| *order);
     let mut pieces = Pieces {
         heads: None,
         owner: None,
         shared: Vec::new(),
         bytes: Vec::new(),
     };
-    for ((part, _), text, bytes) in rows {
+    for (part, text, bytes) in rows {
         match (part, text, bytes) {
             (0, heads, _) => pieces.heads = heads,
             (1, owner, _) => pieces.owner = owner,
@@ -953,7 +950,7 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
             let relayed_by = (receipt.author != commit.user_id).then_some(commit.user_id);
             let signature = receipt.signature.as_ref();
             let signed = &receipt.signed;
-            params![
+            row![
                 signed.hash.to_string(),
                 key,
                 signed.actor,
@@ -966,14 +963,13 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
                 signed.issuer.as_slice(),
                 &signed.signature,
             ]
-            .to_vec()
         })
         .collect();
     tx.insert_rows(
         "INSERT INTO receipts (change_hash, case_id, actor_id, user_id, device_time, received_at,
             relayed_by, key_id, signature, receipt_issuer, receipt_signature)",
         "ON CONFLICT DO NOTHING",
-        &receipts,
+        receipts,
     )?;
     write_projections(tx, &key, &commit.projection, true)?;
     if tx.dialect() == Dialect::Postgres {

@@ -2,7 +2,7 @@
 //! blob references), written in the same transaction as the document's changes, and the
 //! tallies counted from them.
 
-use crate::db::{self, Conn, Value, params};
+use crate::db::{self, Conn, Value, params, row};
 use anjian_core::rules::CaseState;
 use anjian_core::{Case, Finding, HazardStep, RectificationState, ReinspectionResult};
 use automerge::AutoCommit;
@@ -84,12 +84,12 @@ pub(super) fn write_projections(
     }
     let rows: Vec<Vec<Value>> = districts
         .iter()
-        .map(|district| params![district, key].to_vec())
+        .map(|district| row![district, key])
         .collect();
     tx.insert_rows(
         "INSERT INTO visibility (district, case_id)",
         "ON CONFLICT DO NOTHING",
-        &rows,
+        rows,
     )?;
     let majors = case
         .findings
@@ -130,30 +130,29 @@ pub(super) fn write_projections(
         .team
         .iter()
         .map(|member| {
-            params![
+            row![
                 key,
                 member.user_id,
                 member.name,
                 member.department,
                 member.district.as_str()
             ]
-            .to_vec()
         })
         .collect();
     tx.insert_rows(
         "INSERT INTO case_team (case_id, user_id, name, department, district)",
         "ON CONFLICT DO NOTHING",
-        &team,
+        team,
     )?;
     let blob_refs: Vec<Vec<Value>> = projection
         .blob_refs
         .iter()
-        .map(|sha256| params![key, sha256].to_vec())
+        .map(|sha256| row![key, sha256])
         .collect();
     tx.insert_rows(
         "INSERT INTO blob_refs (case_id, sha256)",
         "ON CONFLICT DO NOTHING",
-        &blob_refs,
+        blob_refs,
     )?;
     let writs: Vec<Vec<Value>> = case
         .writs
@@ -164,7 +163,7 @@ pub(super) fn write_projections(
                 .iter()
                 .find(|m| m.user_id == w.created_by)
                 .map_or("", |m| m.department.as_str());
-            params![
+            row![
                 key,
                 w.id.to_string(),
                 w.kind.code(),
@@ -181,14 +180,13 @@ pub(super) fn write_projections(
                     .and(w.seal.as_ref())
                     .map(|s| s.number.as_str()),
             ]
-            .to_vec()
         })
         .collect();
     tx.insert_rows(
         "INSERT INTO writs (case_id, writ_id, kind, state, number, provisional, department,
                             created_by, sealed_at, issued_at, voided, provisional_number)",
         "",
-        &writs,
+        writs,
     )?;
     let (mut finding_rows, mut step_rows) = (Vec::new(), Vec::new());
     for (f, facts, steps) in &findings {
@@ -203,47 +201,41 @@ pub(super) fn write_projections(
             _ => None,
         });
         let onsite: Vec<&str> = f.onsite_measures().map(|(_, m)| m.label()).collect();
-        finding_rows.push(
-            params![
+        finding_rows.push(row![
+            key,
+            f.id.to_string(),
+            f.description.lines().next().unwrap_or_default(),
+            facts.level,
+            facts.rectification,
+            facts.deadline,
+            facts.violation,
+            f.category,
+            f.place,
+            f.recorded_by,
+            facts.recorded_at,
+            rect.map(|r| r.measures.as_str()),
+            rect.map(|r| r.responsible.as_str()),
+            rect.map_or(0, |r| r.evidence.len() as i64
+                + i64::from(r.reinspection.is_some())),
+            facts.post,
+            violation.map(|v| v.person.as_str()),
+            listing.as_ref().map(|l| l.0.as_str()),
+            listing.as_ref().map(|l| l.1.as_str()),
+            listing.as_ref().map(|l| l.2.as_str()),
+            onsite.join("；"),
+        ]);
+        for (seq, step) in steps.iter().enumerate() {
+            step_rows.push(row![
                 key,
                 f.id.to_string(),
-                f.description.lines().next().unwrap_or_default(),
-                facts.level,
-                facts.rectification,
-                facts.deadline,
-                facts.violation,
-                f.category,
-                f.place,
-                f.recorded_by,
-                facts.recorded_at,
-                rect.map(|r| r.measures.as_str()),
-                rect.map(|r| r.responsible.as_str()),
-                rect.map_or(0, |r| r.evidence.len() as i64
-                    + i64::from(r.reinspection.is_some())),
-                facts.post,
-                violation.map(|v| v.person.as_str()),
-                listing.as_ref().map(|l| l.0.as_str()),
-                listing.as_ref().map(|l| l.1.as_str()),
-                listing.as_ref().map(|l| l.2.as_str()),
-                onsite.join("；"),
-            ]
-            .to_vec(),
-        );
-        for (seq, step) in steps.iter().enumerate() {
-            step_rows.push(
-                params![
-                    key,
-                    f.id.to_string(),
-                    seq as i64,
-                    step.kind,
-                    step.day,
-                    step.by,
-                    step.result,
-                    step.on_time,
-                    step.previous,
-                ]
-                .to_vec(),
-            );
+                seq as i64,
+                step.kind,
+                step.day,
+                step.by,
+                step.result,
+                step.on_time,
+                step.previous,
+            ]);
         }
     }
     tx.insert_rows(
@@ -252,12 +244,12 @@ pub(super) fn write_projections(
                                violation_post, violation_person, listed_authority, listed_number,
                                listed_deadline, onsite)",
         "",
-        &finding_rows,
+        finding_rows,
     )?;
     tx.insert_rows(
         "INSERT INTO hazard_steps (case_id, finding_id, seq, kind, day, by_user, result, on_time, prev_day)",
         "",
-        &step_rows,
+        step_rows,
     )?;
     if retally {
         tally(tx, Some(key), 1)?;
