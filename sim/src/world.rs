@@ -2,7 +2,7 @@
 //! a supervisor per district and an admin; the server's accounts are made once per
 //! process (passwords are slow to hash on purpose) and copied for every schedule.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use anjian_core::{DistrictCode, Identity, Role};
@@ -52,17 +52,16 @@ pub fn device_actor(index: usize) -> uuid::Uuid {
 
 /// A copy of the accounts for one schedule, in `data`.
 pub fn server_data(data: &Path) {
-    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    static TEMPLATE: OnceLock<Vec<u8>> = OnceLock::new();
     let template = TEMPLATE.get_or_init(make_template);
     std::fs::create_dir_all(data).expect("data folder");
-    std::fs::copy(template, data.join("server.db")).expect("copy the accounts");
+    std::fs::write(data.join("server.db"), template).expect("copy the accounts");
 }
 
-fn make_template() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("anjian-sim-accounts-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("template folder");
-    let path = dir.join("server.db");
+/// The accounts' database file, made once per process in a folder removed after.
+fn make_template() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("template folder");
+    let path = dir.path().join("server.db");
     {
         let storage = Storage::open(&Database::Sqlite(path.clone())).expect("storage");
         let add = |username: &str, role: Role, d: usize| {
@@ -105,7 +104,8 @@ fn make_template() -> PathBuf {
     let conn = rusqlite::Connection::open(&path).expect("reopen");
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")
         .expect("checkpoint");
-    path
+    drop(conn);
+    std::fs::read(&path).expect("read the accounts")
 }
 
 fn hex_secret() -> String {
