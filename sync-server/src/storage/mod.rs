@@ -520,7 +520,7 @@ impl Storage {
             let projection = Projection::of(&doc, &state)?;
             self.write(|conn| {
                 conn.transaction(|tx| {
-                    write_projections(tx, &case, &projection, false)?;
+                    write_projections(tx, &case, &projection, false, false)?;
                     Ok(())
                 })
             })?;
@@ -900,10 +900,13 @@ fn lock_commits(tx: &mut dyn Conn) -> AppResult<()> {
 /// on PostgreSQL, the other server processes hear of it when it commits.
 fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64> {
     let key = commit.case_id.to_string();
-    let stored: Option<String> = tx.query_opt(
-        "SELECT heads FROM documents WHERE case_id = ?1",
+    // The stored heads and the next sequence number, in one round trip (commits hold
+    // the commit lock, so the number is free until this transaction ends).
+    let (stored, seq): (Option<String>, i64) = tx.query_row(
+        "SELECT (SELECT heads FROM documents WHERE case_id = ?1),
+                (SELECT coalesce(max(seq), 0) + 1 FROM documents)",
         params![&key],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let judged_against = (!commit.new).then(|| commit.base.join(","));
     if stored != judged_against {
@@ -912,11 +915,6 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
             commit.case_id
         )));
     }
-    let seq: i64 = tx.query_row(
-        "SELECT coalesce(max(seq), 0) + 1 FROM documents",
-        params![],
-        |r| r.get(0),
-    )?;
     let heads = commit.heads.join(",");
     if commit.new {
         tx.execute(
@@ -938,11 +936,16 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
             params![key, last + 1, commit.bytes],
         )?;
     }
-    let chunks: i64 = tx.query_row(
-        "SELECT count(*) FROM chunks WHERE case_id = ?1",
-        params![&key],
-        |r| r.get(0),
-    )?;
+    // A new case is one snapshot and no chunks.
+    let chunks: i64 = if commit.new {
+        0
+    } else {
+        tx.query_row(
+            "SELECT count(*) FROM chunks WHERE case_id = ?1",
+            params![&key],
+            |r| r.get(0),
+        )?
+    };
     let receipts: Vec<Vec<Value>> = commit
         .receipts
         .iter()
@@ -971,7 +974,7 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
         "ON CONFLICT DO NOTHING",
         receipts,
     )?;
-    write_projections(tx, &key, &commit.projection, true)?;
+    write_projections(tx, &key, &commit.projection, true, commit.new)?;
     if tx.dialect() == Dialect::Postgres {
         tx.query(
             "SELECT pg_notify(?1, ?2)",

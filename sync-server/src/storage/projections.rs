@@ -38,12 +38,15 @@ impl Projection {
 
 /// Writes one case's projections (visibility, cases, team, findings, blob references),
 /// replacing what they held of it. `received` says a change has just arrived (it moves
-/// `updated_at`; a rebuild keeps it).
+/// `updated_at`; a rebuild keeps it). `first` says the case's document is being stored
+/// for the first time in this transaction: every projection row is of a stored document,
+/// so there is nothing of it to take out of the tallies or delete.
 pub(super) fn write_projections(
     tx: &mut dyn Conn,
     key: &str,
     projection: &Projection,
     received: bool,
+    first: bool,
 ) -> AppResult<()> {
     let case = &projection.case;
     let mut districts: Vec<&str> = case.visible_to.iter().map(|d| d.as_str()).collect();
@@ -56,31 +59,36 @@ pub(super) fn write_projections(
     // What the tallies count of the case, as its rows will hold it: when it is what they
     // counted last time, they are left as they are (most commits change no such column).
     let counted = tally_inputs(case, &districts, &findings);
-    let before: Option<String> = tx
-        .query_opt(
+    let before: Option<String> = if first {
+        None
+    } else {
+        tx.query_opt(
             "SELECT tallied FROM cases WHERE case_id = ?1",
             params![key],
             |r| r.get::<Option<String>>(0),
         )?
-        .flatten();
+        .flatten()
+    };
     let retally = before.as_deref() != Some(counted.as_str());
-    if retally {
+    if retally && !first {
         tally(tx, Some(key), -1)?;
     }
-    for table in [
-        "visibility",
-        "case_team",
-        "findings",
-        "hazard_steps",
-        "writs",
-    ] {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE case_id = ?1"),
-            params![key],
-        )?;
-    }
-    if projection.all_blob_refs {
-        tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", params![key])?;
+    if !first {
+        for table in [
+            "visibility",
+            "case_team",
+            "findings",
+            "hazard_steps",
+            "writs",
+        ] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE case_id = ?1"),
+                params![key],
+            )?;
+        }
+        if projection.all_blob_refs {
+            tx.execute("DELETE FROM blob_refs WHERE case_id = ?1", params![key])?;
+        }
     }
     let rows: Vec<Vec<Value>> = districts
         .iter()
