@@ -12,7 +12,9 @@
 //! the engine and the disk must spend anyway (applying exactly those changes to empty
 //! documents with `automerge` directly, saving each once and writing it to SQLite with the
 //! server's durability; and answering a fresh peer's sync messages from documents already
-//! in memory).
+//! in memory). The run without signatures is set against it too: the floor verifies and
+//! signs nothing, while the signed server verifies each change's signature and signs a
+//! receipt for it.
 //!
 //! Run: `(cd tests/js && npm ci) && cargo bench -p anjian-tests --bench sync_load`
 //! (`-- DEVICES CASES FINDINGS` to change the workload; `ANJIAN_BENCH_ONLY_ANJIAN=1` to
@@ -101,9 +103,11 @@ fn main() {
     // Anjian's server, as its own process: devices that send no signatures, then devices
     // whose every change's signature the server verifies.
     let mut anjian_devices = workload;
-    let (unsigned, unsigned_peak) = run_anjian(
+    let unsigned = run_nodes(
         &runtime,
         &work.path().join("unsigned"),
+        &Database::Sqlite(work.path().join("unsigned").join("server.db")),
+        1,
         &mut anjian_devices,
         false,
     );
@@ -119,7 +123,12 @@ fn main() {
 
     // The same signed run on PostgreSQL, with one node and with two sharing it (devices
     // split between them), when a PostgreSQL server is given (`scripts/postgres run`).
-    let mut engines = vec![("SQLite", 1, &sqlite)];
+    // Each run is named by its engine and nodes; the run without signatures is reported
+    // too, since the floor verifies and signs nothing.
+    let mut engines = vec![
+        ("SQLite, 1, no signatures".to_owned(), &unsigned),
+        ("SQLite, 1".to_owned(), &sqlite),
+    ];
     let clustered: Vec<(usize, NodesRun)> = match std::env::var(testing::POSTGRES_VARIABLE) {
         Ok(server) => [1, 2]
             .into_iter()
@@ -135,7 +144,7 @@ fn main() {
     engines.extend(
         clustered
             .iter()
-            .map(|(nodes, run)| ("PostgreSQL", *nodes, run)),
+            .map(|(nodes, run)| (format!("PostgreSQL, {nodes}"), run)),
     );
 
     // The stock automerge-repo server on Node.
@@ -182,14 +191,14 @@ fn main() {
             peak as f64 / 1e6,
         );
     };
-    report("anjian, no signatures", &unsigned, unsigned_peak);
+    report("anjian, no signatures", &unsigned.result, unsigned.peaks[0]);
     report("anjian-sync-server", ours, ours_peak);
     println!(
         "signatures sent and verified: throughput {:.3}x of the same server without them",
-        unsigned.0.as_secs_f64() / ours.0.as_secs_f64()
+        unsigned.result.0.as_secs_f64() / ours.0.as_secs_f64()
     );
     println!(
-        "{:<22} {:>8} {:>26} {:>18} {:>10} {:>22} {:>16}",
+        "{:<24} {:>8} {:>26} {:>18} {:>10} {:>22} {:>16}",
         "engine, nodes",
         "docs/s",
         "CPU ms/doc per node",
@@ -198,7 +207,7 @@ fn main() {
         "peak MB per node",
         "database KB/doc"
     );
-    for (engine, nodes, run) in &engines {
+    for (name, run) in &engines {
         let per_doc = |seconds: f64| seconds * 1e3 / documents as f64;
         let cpu: Vec<String> = run
             .cpu
@@ -211,13 +220,13 @@ fn main() {
             .map(|p| format!("{:.1}", *p as f64 / 1e6))
             .collect();
         println!(
-            "{:<22} {:>8.0} {:>26} {:>18} {:>10.2} {:>22} {:>16.1}",
-            format!("{engine}, {nodes}"),
+            "{:<24} {:>8.0} {:>26} {:>18} {:>10.2} {:>22} {:>16.1}",
+            name,
             documents as f64 / run.result.0.as_secs_f64(),
             cpu.join(" + "),
-            match engine {
-                &"PostgreSQL" => format!("{:.2}", per_doc(run.postgres_cpu)),
-                _ => "-".to_owned(),
+            match run.postgres {
+                true => format!("{:.2}", per_doc(run.postgres_cpu)),
+                false => "-".to_owned(),
             },
             run.result.1.wire_bytes as f64 / 1e6,
             peaks.join(" + "),
@@ -225,7 +234,7 @@ fn main() {
         );
     }
     println!(
-        "{:<30} {:>22} {:>10} {:>22} {:>10} {:>10}",
+        "{:<46} {:>22} {:>10} {:>22} {:>10} {:>10}",
         "server CPU per document",
         "merging ms per node",
         "x floor",
@@ -234,7 +243,7 @@ fn main() {
         "serve s"
     );
     let per_doc = |seconds: f64| seconds / documents as f64;
-    for (engine, nodes, run) in &engines {
+    for (name, run) in &engines {
         let merging: f64 = run.cpu.iter().sum::<f64>() + run.postgres_cpu;
         let serving = run.serve_cpu + run.serve_postgres_cpu;
         let each: Vec<String> = run
@@ -243,8 +252,8 @@ fn main() {
             .map(|c| format!("{:.2}", per_doc(*c) * 1e3))
             .collect();
         println!(
-            "{:<30} {:>22} {:>10.2} {:>22.2} {:>10.2} {:>10.2}",
-            format!("{engine}, {nodes} (with its database)"),
+            "{:<46} {:>22} {:>10.2} {:>22.2} {:>10.2} {:>10.2}",
+            format!("{name} (with its database)"),
             each.join(" + "),
             per_doc(merging) / floor.merge,
             per_doc(serving) * 1e3,
@@ -254,7 +263,7 @@ fn main() {
     }
     if let Some((_, _, [pushed, served], serve)) = &stock {
         println!(
-            "{:<30} {:>22.2} {:>10.2} {:>22.2} {:>10.2} {:>10.2}",
+            "{:<46} {:>22.2} {:>10.2} {:>22.2} {:>10.2} {:>10.2}",
             "stock automerge-repo (Node)",
             per_doc(*pushed) * 1e3,
             per_doc(*pushed) / floor.merge,
@@ -273,20 +282,6 @@ fn main() {
     }
 }
 
-/// Signs in every device to a new Anjian server in `data` (its database in the folder) and
-/// syncs them all; returns the time and totals, and the server's peak memory over the
-/// sync.
-fn run_anjian(
-    runtime: &tokio::runtime::Runtime,
-    data: &Path,
-    devices: &mut [Device],
-    signing: bool,
-) -> ((Duration, Totals), u64) {
-    let database = Database::Sqlite(data.join("server.db"));
-    let run = run_nodes(runtime, data, &database, 1, devices, signing);
-    (run.result, run.peaks[0])
-}
-
 /// One run on `nodes` server processes sharing `database`: the time and totals, each
 /// node's peak memory and CPU seconds, and PostgreSQL's CPU seconds; then a fresh peer
 /// reading every document back from the first node.
@@ -294,6 +289,8 @@ struct NodesRun {
     result: (Duration, Totals),
     peaks: Vec<u64>,
     cpu: Vec<f64>,
+    /// Whether the database is PostgreSQL, and its CPU seconds.
+    postgres: bool,
     postgres_cpu: f64,
     /// The fresh peer's read: its time and totals, the first node's CPU seconds and
     /// PostgreSQL's.
@@ -432,6 +429,7 @@ fn run_nodes(
         result,
         peaks,
         cpu,
+        postgres: matches!(database, Database::Postgres(_)),
         postgres_cpu,
         serve,
         serve_cpu,
