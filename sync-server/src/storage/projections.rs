@@ -59,21 +59,21 @@ pub(super) fn write_projections(
     // What the tallies count of the case, as its rows will hold it: when it is what they
     // counted last time, they are left as they are (most commits change no such column).
     let counted = tally_inputs(case, &districts, &findings);
-    let before: Option<String> = if first {
-        None
-    } else {
-        tx.query_opt(
-            "SELECT tallied FROM cases WHERE case_id = ?1",
-            params![key],
-            |r| r.get::<Option<String>>(0),
-        )?
-        .flatten()
+    let retally = first || {
+        let before: Option<String> = tx
+            .query_opt(
+                "SELECT tallied FROM cases WHERE case_id = ?1",
+                params![key],
+                |r| r.get::<Option<String>>(0),
+            )?
+            .flatten();
+        before.as_deref() != Some(counted.as_str())
     };
-    let retally = before.as_deref() != Some(counted.as_str());
-    if retally && !first {
-        tally(tx, Some(key), -1)?;
-    }
     if !first {
+        // What the rows held of the case before: out of the tallies, then deleted.
+        if retally {
+            tally(tx, Some(key), -1)?;
+        }
         for table in [
             "visibility",
             "case_team",
