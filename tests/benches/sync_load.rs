@@ -12,9 +12,9 @@
 //! the engine and the disk must spend anyway (applying exactly those changes to empty
 //! documents with `automerge` directly, saving each once and writing it to SQLite with the
 //! server's durability; and answering a fresh peer's sync messages from documents already
-//! in memory). The run without signatures is set against it too: the floor verifies and
-//! signs nothing, while the signed server verifies each change's signature and signs a
-//! receipt for it.
+//! in memory). The run without devices' signatures is set against it too: the floor
+//! verifies and signs nothing, while the server signs a receipt for every change, and with
+//! signatures also verifies each change's.
 //!
 //! Run: `(cd tests/js && npm ci) && cargo bench -p anjian-tests --bench sync_load`
 //! (`-- DEVICES CASES FINDINGS` to change the workload; `ANJIAN_BENCH_ONLY_ANJIAN=1` to
