@@ -212,7 +212,10 @@ impl Connection {
     }
 
     /// Waits until the connection may send another frame (a token bucket refilled at
-    /// `frames_per_second`): a peer sending faster is read more slowly.
+    /// `frames_per_second`, holding at most a second's worth): a peer sending faster is
+    /// read more slowly. Once the bucket is empty the connection sleeps until 10 ms of
+    /// frames have come back, not one: waking for every frame would cost more than
+    /// reading it.
     async fn pace(&mut self) {
         let rate = f64::from(self.app.settings.limits.frames_per_second.max(1));
         let now = Instant::now();
@@ -220,9 +223,10 @@ impl Connection {
             (self.allowance + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate);
         self.refilled = now;
         if self.allowance < 1.0 {
-            let wait = Duration::from_secs_f64((1.0 - self.allowance) / rate);
+            let wake_for = (rate / 100.0).max(1.0);
+            let wait = Duration::from_secs_f64((wake_for - self.allowance) / rate);
             tokio::time::sleep(wait).await;
-            self.allowance = 1.0;
+            self.allowance = wake_for;
             self.refilled = Instant::now();
         }
         self.allowance -= 1.0;

@@ -565,6 +565,57 @@ async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
     w.server.stop().await;
 }
 
+/// A connection sending faster than `frames_per_second` is read at that rate once its
+/// second's allowance is spent. Only a lower bound on the time is asserted: a slow
+/// machine makes it longer, never shorter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flooding_frames_is_read_at_its_allowance() {
+    let rate = 200;
+    let limits = Limits {
+        frames_per_second: rate,
+        ..Limits::default()
+    };
+    let w = world(&[], limits).await;
+    let token = login_token(&w.server.url(), "insp").await;
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let ask = automerge::sync::SyncDoc::generate_sync_message(
+        &AutoCommit::new().sync(),
+        &mut automerge::sync::State::new(),
+    )
+    .expect("a first message")
+    .encode();
+    let frames = 3 * rate;
+    let started = Instant::now();
+    let mut answered = 0;
+    for i in 0..frames {
+        peer.send_sync(DocumentId::of(CaseId::new()), ask.clone())
+            .await;
+        // Read as we go, so that neither side's buffers fill.
+        if i % 50 == 49 {
+            while answered < i - 25 {
+                match peer.next(Duration::from_secs(20)).await {
+                    Next::Message(WireMessage::DocUnavailable { .. }) => answered += 1,
+                    other => panic!("expected doc-unavailable, got {other:?}"),
+                }
+            }
+        }
+    }
+    while answered < frames {
+        match peer.next(Duration::from_secs(20)).await {
+            Next::Message(WireMessage::DocUnavailable { .. }) => answered += 1,
+            other => panic!("expected doc-unavailable, got {other:?}"),
+        }
+    }
+    // A second's worth at once, then `rate` a second: at least 2 s for the other 400.
+    let took = started.elapsed();
+    let least = Duration::from_secs_f64(f64::from(frames - rate) / f64::from(rate));
+    assert!(
+        took >= least.mul_f64(0.9),
+        "{frames} frames answered in {took:?}, under the {least:?} the allowance permits"
+    );
+    w.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decoding_heavy_pngs_does_not_stall_the_server() {
     let mut w = world(&[], Limits::default()).await;
