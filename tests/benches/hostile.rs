@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 use anjian_core::sync::DocumentId;
 use anjian_core::{CaseId, Role, sample};
 use anjian_tests::hostile::{name_photo, png, png_rows};
-use anjian_tests::peer::{Next, RawPeer};
+use anjian_tests::peer::RawPeer;
 use anjian_tests::process::{self, rss};
 use anjian_tests::{Inspector, PASSWORD, add_user, login_device, login_token};
 use automerge::AutoCommit;
-use automerge::sync::SyncDoc;
 use serde_json::json;
 
 fn main() {
@@ -95,28 +94,7 @@ async fn memory(server: &std::process::Child, addr: &str, url: &str, ids: usize)
 /// server's resident memory once all are answered, before the socket closes.
 async fn ask_random(server: &std::process::Child, addr: &str, token: &str, ids: usize) -> u64 {
     let mut peer = RawPeer::joined(addr, token).await;
-    let ask = AutoCommit::new()
-        .sync()
-        .generate_sync_message(&mut automerge::sync::State::new())
-        .expect("a first message")
-        .encode();
-    let mut answered = 0;
-    for i in 0..ids {
-        peer.send_sync(DocumentId::of(CaseId::new()), ask.clone())
-            .await;
-        while answered + 200 < i {
-            match peer.next(Duration::from_secs(30)).await {
-                Next::Message(_) => answered += 1,
-                other => panic!("{other:?}"),
-            }
-        }
-    }
-    while answered < ids {
-        match peer.next(Duration::from_secs(30)).await {
-            Next::Message(_) => answered += 1,
-            other => panic!("{other:?}"),
-        }
-    }
+    peer.ask_for_unknown_documents(ids, 200).await;
     rss(server)
 }
 

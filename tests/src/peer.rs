@@ -102,6 +102,36 @@ impl RawPeer {
         .await;
     }
 
+    /// Asks for `count` documents nobody has, a frame each, and reads the server's
+    /// doc-unavailable answer to every one as it goes (at most `ahead` unanswered), so that
+    /// neither side's buffers fill.
+    pub async fn ask_for_unknown_documents(&mut self, count: usize, ahead: usize) {
+        let ask = AutoCommit::new()
+            .sync()
+            .generate_sync_message(&mut sync::State::new())
+            .expect("a first message")
+            .encode();
+        let mut answered = 0;
+        for i in 0..count {
+            self.send_sync(DocumentId::of(anjian_core::CaseId::new()), ask.clone())
+                .await;
+            while answered + ahead < i + 1 {
+                self.read_unavailable(&mut answered).await;
+            }
+        }
+        while answered < count {
+            self.read_unavailable(&mut answered).await;
+        }
+    }
+
+    /// Reads one doc-unavailable answer.
+    async fn read_unavailable(&mut self, answered: &mut usize) {
+        match self.next(Duration::from_secs(30)).await {
+            Next::Message(WireMessage::DocUnavailable { .. }) => *answered += 1,
+            other => panic!("expected doc-unavailable, got {other:?}"),
+        }
+    }
+
     /// The next message, or what happened instead within `wait`.
     pub async fn next(&mut self, wait: Duration) -> Next {
         loop {

@@ -519,7 +519,7 @@ async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
     let before = metric(&url, "anjian_hub_documents").await;
     let token = login_token(&url, "insp").await;
     let mut peer = RawPeer::joined(&w.addr(), &token).await;
-    ask_for_unknown_documents(&mut peer, 10_000).await;
+    peer.ask_for_unknown_documents(10_000, 50).await;
     let during = metric(&url, "anjian_hub_documents").await;
     assert!(
         during <= before + limits.unknown_documents_per_connection as u64,
@@ -538,36 +538,6 @@ async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
     w.server.stop().await;
 }
 
-/// Asks for `count` documents nobody has, a frame each, and reads the server's
-/// doc-unavailable answer to every one, as it goes so that neither side's buffers fill.
-async fn ask_for_unknown_documents(peer: &mut RawPeer, count: usize) {
-    let ask = automerge::sync::SyncDoc::generate_sync_message(
-        &AutoCommit::new().sync(),
-        &mut automerge::sync::State::new(),
-    )
-    .expect("a first message")
-    .encode();
-    let mut answered = 0;
-    for i in 0..count {
-        peer.send_sync(DocumentId::of(CaseId::new()), ask.clone())
-            .await;
-        if i % 50 == 49 {
-            read_unavailable(peer, &mut answered, i - 25).await;
-        }
-    }
-    read_unavailable(peer, &mut answered, count).await;
-}
-
-/// Reads doc-unavailable answers until `answered` reaches `target`.
-async fn read_unavailable(peer: &mut RawPeer, answered: &mut usize, target: usize) {
-    while *answered < target {
-        match peer.next(Duration::from_secs(20)).await {
-            Next::Message(WireMessage::DocUnavailable { .. }) => *answered += 1,
-            other => panic!("expected doc-unavailable, got {other:?}"),
-        }
-    }
-}
-
 /// A connection sending faster than `frames_per_second` is read at that rate once its
 /// second's allowance is spent. Only a lower bound on the time is asserted: a slow
 /// machine makes it longer, never shorter.
@@ -583,7 +553,7 @@ async fn a_connection_flooding_frames_is_read_at_its_allowance() {
     let mut peer = RawPeer::joined(&w.addr(), &token).await;
     let frames = 3 * rate;
     let started = Instant::now();
-    ask_for_unknown_documents(&mut peer, frames as usize).await;
+    peer.ask_for_unknown_documents(frames as usize, 50).await;
     // A second's worth at once, then `rate` a second: at least 2 s for the other 400.
     let took = started.elapsed();
     let least = Duration::from_secs_f64(f64::from(frames - rate) / f64::from(rate));
