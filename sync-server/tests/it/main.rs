@@ -2,6 +2,7 @@
 
 mod api;
 mod bulletins;
+mod commits;
 #[cfg(feature = "demo")]
 mod demo;
 mod migrations;

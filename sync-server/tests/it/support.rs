@@ -92,9 +92,20 @@ pub fn record_case(dir: &Path, user: &str, district: &str, seed: u32) -> (Store,
 /// a new document or on top of the stored one). It goes past the server's in-memory
 /// documents, so upload a case before the server first loads it.
 pub fn upload(state: &AppState, store: &mut Store, case: CaseId, user: &str) {
+    for result in state
+        .storage
+        .commit_batch(&[commit_of(state, store, case, user)])
+    {
+        result.expect("committed");
+    }
+}
+
+/// What syncing a store's case in full commits (as a new document or on top of the stored
+/// one).
+pub fn commit_of(state: &AppState, store: &mut Store, case: CaseId, user: &str) -> Commit {
     let mut doc = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
     let stored = state.storage.stored_heads(case).expect("storage");
-    let commit = Commit {
+    Commit {
         case_id: case,
         bytes: doc.save(),
         new: stored.is_none(),
@@ -104,9 +115,6 @@ pub fn upload(state: &AppState, store: &mut Store, case: CaseId, user: &str) {
             .expect("projection"),
         user_id: state.storage.user(user).expect("user").id,
         receipts: Vec::new(),
-    };
-    for result in state.storage.commit_batch(&[commit]) {
-        result.expect("committed");
     }
 }
 
