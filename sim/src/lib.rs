@@ -408,10 +408,13 @@ impl Sim {
         Ok(())
     }
 
-    /// Heals: every phone syncs until a whole pass moves nothing.
+    /// Heals: every phone syncs until a whole pass moves nothing: no phone's cases and
+    /// none of the server's (a phone late in a pass may bring the server what the phones
+    /// before it have not received).
     fn heal(&mut self) -> Result<(), String> {
         for pass in 0..30 {
             let mut moved = false;
+            let commits = self.server_commits()?;
             for index in 0..self.phones.len() {
                 let before = self.phone_heads(index)?;
                 self.start_round(index)?;
@@ -436,6 +439,7 @@ impl Sim {
             }
             self.flush()?;
             while self.deliver()? {}
+            moved |= self.server_commits()? != commits;
             if !moved && pass > 0 {
                 self.log(format!("quiet after {pass} passes"));
                 return Ok(());
@@ -446,6 +450,21 @@ impl Sim {
 
     fn server_queue(&self) -> usize {
         self.server.as_ref().map(|s| s.queued()).unwrap_or_default()
+    }
+
+    /// The number of the server's last commit (each commit takes the next).
+    fn server_commits(&self) -> Result<i64, String> {
+        let server = self.server.as_ref().ok_or("the server is down")?;
+        server
+            .storage()
+            .read(|conn| {
+                conn.query_row(
+                    "SELECT coalesce(max(seq), 0) FROM documents",
+                    anjian_sync_server::db::params![],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(|e| e.to_string())
     }
 
     fn phone_heads(&mut self, index: usize) -> Result<BTreeMap<CaseId, Vec<String>>, String> {

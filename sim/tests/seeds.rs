@@ -75,6 +75,15 @@ fn seed_6_a_change_needed_after_a_lost_message_goes_again() {
     found_seed(6);
 }
 
+/// Healing stopped after a pass in which no phone's cases changed, though a phone late in
+/// that pass had just brought the server a finding the phones before it had not received:
+/// the check then found a phone behind the server. Healing now also waits until the
+/// server's cases stop changing. (Found in a 10,000-seed run.)
+#[test]
+fn seed_8150_healing_waits_until_the_server_stops_changing_too() {
+    seeds(8150, 1);
+}
+
 /// The first seed below 1,000 whose schedule fails with `bug` switched on.
 fn caught(bug: Bug) -> Option<(u64, String)> {
     (0..1000).find_map(|seed| {
