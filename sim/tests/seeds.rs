@@ -84,6 +84,15 @@ fn seed_8150_healing_waits_until_the_server_stops_changing_too() {
     seeds(8150, 1);
 }
 
+/// One phone settled a conflict by choosing a value the field held while another phone,
+/// which had seen both values, wrote a third: choosing deleted the other value instead of
+/// writing the chosen one, so the third won silently where a conflict was due. (Found in
+/// a 10,000-seed run.)
+#[test]
+fn seed_4268_settling_a_conflict_meets_a_concurrent_edit_as_a_conflict() {
+    seeds(4268, 1);
+}
+
 /// The first seed below 1,000 whose schedule fails with `bug` switched on.
 fn caught(bug: Bug) -> Option<(u64, String)> {
     (0..1000).find_map(|seed| {

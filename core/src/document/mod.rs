@@ -716,6 +716,13 @@ pub(crate) fn resolve_conflict(
         Resolution::Write(value) => value.clone(),
     };
     validate_field(&key, &value)?;
+    // A resolution is a person's judgement, an operation of its own even when it keeps a
+    // value the field holds (see `put_judgement`): a different resolution or edit made
+    // meanwhile on another device then meets it as a conflict, instead of one of the two
+    // winning silently.
+    if value != FieldValue::Object && values.contains(&value) {
+        doc.put(&obj, key.as_str(), ScalarValue::Null)?;
+    }
     put_field(doc, &obj, &key, &value)?;
     Ok(match path {
         [findings, id, ..] if findings == "findings" => id.parse().ok(),

@@ -494,9 +494,7 @@ fn concurrent_description_edits_merge_as_text() {
     let id = a
         .add_finding(case, &finding("仓库内堆放杂物"))
         .expect("finding");
-    let mut b = Store::open(dir.path().join("b.db"), inspector("li")).expect("b");
-    b.merge_case(&a.export_case(case).expect("export"))
-        .expect("receive");
+    let mut b = receiving(&dir, "b.db", "li", &mut a, case);
     let edit = |text: &str| FindingEdit {
         description: Some(text.into()),
         ..FindingEdit::default()
@@ -515,11 +513,7 @@ fn concurrent_description_edits_merge_as_text() {
 #[test]
 fn choosing_a_value_resolves_a_conflict_and_bad_resolutions_are_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut a, case) = store_with_case(&dir, "a.db", "zhang");
-    let id = a.add_finding(case, &finding("A")).expect("finding");
-    let mut b = Store::open(dir.path().join("b.db"), inspector("li")).expect("b");
-    b.merge_case(&a.export_case(case).expect("export"))
-        .expect("receive");
+    let (mut a, mut b, case, id) = two_stores_with_a_finding(&dir);
     let place = |p: &str| FindingEdit {
         place: Some(p.into()),
         level: Some(Level::Major),
@@ -577,14 +571,99 @@ fn choosing_a_value_resolves_a_conflict_and_bad_resolutions_are_refused() {
     );
 }
 
+/// Zhang's store with a case holding one finding, and Li's store holding the case too.
+fn two_stores_with_a_finding(
+    dir: &tempfile::TempDir,
+) -> (Store, Store, anjian_core::CaseId, anjian_core::FindingId) {
+    let (mut a, case) = store_with_case(dir, "a.db", "zhang");
+    let id = a.add_finding(case, &finding("A")).expect("finding");
+    let b = receiving(dir, "b.db", "li", &mut a, case);
+    (a, b, case, id)
+}
+
+/// `user`'s store in `file`, holding `case` as `from` exports it.
+fn receiving(
+    dir: &tempfile::TempDir,
+    file: &str,
+    user: &str,
+    from: &mut Store,
+    case: anjian_core::CaseId,
+) -> Store {
+    let mut store = Store::open(dir.path().join(file), inspector(user)).expect("store");
+    store
+        .merge_case(&from.export_case(case).expect("export"))
+        .expect("receive");
+    store
+}
+
+/// Two inspectors who each settle the same conflict offline, differently, or one settling
+/// it while the other edits the field: their judgements meet as a new conflict. (Choosing a
+/// value the field held used to delete the others instead of writing it: of two different
+/// choices one was left standing, and an edit made meanwhile won, with no conflict shown.)
+#[test]
+fn conflicts_settled_differently_at_once_meet_as_a_conflict_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut a, mut b, case, id) = two_stores_with_a_finding(&dir);
+    let place = |p: &str| FindingEdit {
+        place: Some(p.into()),
+        ..FindingEdit::default()
+    };
+    a.edit_finding(case, id, &place("一号罐")).expect("a");
+    b.edit_finding(case, id, &place("二号罐")).expect("b");
+    a.merge_case(&b.export_case(case).expect("export"))
+        .expect("merge");
+    b.merge_case(&a.export_case(case).expect("export"))
+        .expect("merge");
+    let values = |store: &mut Store| -> Vec<String> {
+        let conflicts = store.conflicts(case).expect("conflicts");
+        let mut values: Vec<String> = conflicts
+            .iter()
+            .filter(|c| c.path.last().map(String::as_str) == Some("place"))
+            .flat_map(|c| c.values.iter().map(|v| v.value.to_string()))
+            .collect();
+        values.sort();
+        values
+    };
+    let choose = |store: &mut Store, wanted: &str| {
+        let conflict = store
+            .conflicts(case)
+            .expect("conflicts")
+            .into_iter()
+            .find(|c| c.path.last().map(String::as_str) == Some("place"))
+            .expect("a conflict on place");
+        let index = conflict
+            .values
+            .iter()
+            .position(|v| v.value == FieldValue::Text(wanted.into()))
+            .expect("the value");
+        store
+            .resolve_conflict(case, &conflict.path, &Resolution::Choose(index))
+            .expect("resolve");
+    };
+    let mut c = receiving(&dir, "c.db", "wang", &mut a, case);
+
+    // Each settles it differently.
+    choose(&mut a, "一号罐");
+    choose(&mut b, "二号罐");
+    a.merge_case(&b.export_case(case).expect("export"))
+        .expect("merge");
+    assert_eq!(values(&mut a), ["一号罐", "二号罐"]);
+
+    // One settles it while another, who saw both values, writes a third.
+    choose(&mut c, "二号罐");
+    let mut d = receiving(&dir, "d.db", "zhao", &mut b, case);
+    d.edit_finding(case, id, &place("三号罐")).expect("d");
+    c.merge_case(&d.export_case(case).expect("export"))
+        .expect("merge");
+    assert_eq!(values(&mut c), ["三号罐", "二号罐"]);
+}
+
 #[test]
 fn history_lists_each_change_with_author_device_and_time() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut a, case) = store_with_case(&dir, "a.db", "zhang");
     a.add_finding(case, &finding("A")).expect("finding");
-    let mut b = Store::open(dir.path().join("b.db"), inspector("li")).expect("b");
-    b.merge_case(&a.export_case(case).expect("export"))
-        .expect("receive");
+    let mut b = receiving(&dir, "b.db", "li", &mut a, case);
     b.add_finding(case, &finding("B")).expect("finding");
     let history = b.history(case).expect("history");
     let rows: Vec<(&str, &str, bool)> = history
