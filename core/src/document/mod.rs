@@ -532,8 +532,8 @@ pub(crate) fn new_finding_projection(
 
 fn put_violation(doc: &mut AutoCommit, obj: &ObjId, violation: &Violation) -> Result<()> {
     put_judgement(doc, obj, "kind", violation.kind.code())?;
-    put_judgement(doc, obj, "post", &violation.post)?;
-    put_judgement(doc, obj, "person", &violation.person)?;
+    put_judgement(doc, obj, "post", violation.post.as_str())?;
+    put_judgement(doc, obj, "person", violation.person.as_str())?;
     Ok(())
 }
 
@@ -578,10 +578,17 @@ pub(crate) fn edit_finding(doc: &mut AutoCommit, id: FindingId, edit: &FindingEd
 /// keeps a finding "general" while another raises it to "major" offline would leave no
 /// value of their own, and the other judgement would win silently. Writing null and then
 /// the value in the same change makes the judgement an operation of its own, which a
-/// concurrent different value then meets as a conflict.
-fn put_judgement(doc: &mut AutoCommit, obj: &ObjId, key: &str, value: &str) -> Result<()> {
+/// concurrent different value then meets as a conflict. A conflict's resolution is written
+/// the same way (`put_field`).
+fn put_judgement(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    value: impl Into<ScalarValue>,
+) -> Result<()> {
+    let value = value.into();
     let current = doc.get_all(obj, key)?;
-    if current.iter().any(|(v, _)| v.as_str() == Some(value)) {
+    if current.iter().any(|(v, _)| v.as_scalar() == Some(&value)) {
         doc.put(obj, key, ScalarValue::Null)?;
     }
     doc.put(obj, key, value)?;
@@ -716,13 +723,6 @@ pub(crate) fn resolve_conflict(
         Resolution::Write(value) => value.clone(),
     };
     validate_field(&key, &value)?;
-    // A resolution is a person's judgement, an operation of its own even when it keeps a
-    // value the field holds (see `put_judgement`): a different resolution or edit made
-    // meanwhile on another device then meets it as a conflict, instead of one of the two
-    // winning silently.
-    if value != FieldValue::Object && values.contains(&value) {
-        doc.put(&obj, key.as_str(), ScalarValue::Null)?;
-    }
     put_field(doc, &obj, &key, &value)?;
     Ok(match path {
         [findings, id, ..] if findings == "findings" => id.parse().ok(),
@@ -900,7 +900,10 @@ pub(crate) fn values_at(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<Vec<
         .collect())
 }
 
-/// Writes a scalar `value` at `key` of `obj`, superseding every concurrent value.
+/// Writes a scalar `value` at `key` of `obj`, superseding every concurrent value, as a
+/// person's judgement (`put_judgement`): an operation of its own even when it keeps a
+/// value the field holds, so that a different resolution or edit made meanwhile on another
+/// device meets it as a conflict instead of one of the two winning silently.
 pub(crate) fn put_field(
     doc: &mut AutoCommit,
     obj: &ObjId,
@@ -920,8 +923,7 @@ pub(crate) fn put_field(
             ));
         }
     };
-    doc.put(obj, key, scalar)?;
-    Ok(())
+    put_judgement(doc, obj, key, scalar)
 }
 
 /// Every change of the case, oldest first in causal order.
