@@ -453,19 +453,10 @@ impl Sim {
         self.server.as_ref().map(|s| s.queued()).unwrap_or_default()
     }
 
-    /// The number of the server's last commit (each commit takes the next).
+    /// The catalog sequence number of the server's last commit.
     fn server_commits(&self) -> Result<i64, String> {
         let server = self.server.as_ref().ok_or("the server is down")?;
-        server
-            .storage()
-            .read(|conn| {
-                conn.query_row(
-                    "SELECT coalesce(max(seq), 0) FROM documents",
-                    anjian_sync_server::db::params![],
-                    |r| r.get(0),
-                )
-            })
-            .map_err(|e| e.to_string())
+        server.storage().last_commit().map_err(|e| e.to_string())
     }
 
     fn phone_heads(&mut self, index: usize) -> Result<BTreeMap<CaseId, Vec<String>>, String> {
