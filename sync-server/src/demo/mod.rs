@@ -331,7 +331,7 @@ impl Demo<'_> {
             .cloned()
             .ok_or_else(|| AppError::Internal(format!("demo enterprise {}", spec.enterprise)))?;
         let location = ENTERPRISES[spec.enterprise].location;
-        let opened_at = self.visit_time(spec)?;
+        let opened_at = visit_start(self.now, spec.days_ago, spec.at)?;
         let visit_day = opened_at.date_naive();
         let mut team = Vec::new();
         for username in spec.team {
@@ -470,21 +470,6 @@ impl Demo<'_> {
         self.sync(spec.inspector).await?;
         self.sync(member).await?;
         self.sync(spec.inspector).await
-    }
-
-    /// When a visit started: `days_ago` days before today at the given time, China time;
-    /// a visit of today no later than half an hour ago.
-    fn visit_time(&self, spec: &CaseSpec) -> AppResult<DateTime<FixedOffset>> {
-        let day = self
-            .now
-            .date_naive()
-            .checked_sub_days(Days::new(u64::from(spec.days_ago)))
-            .ok_or_else(|| AppError::Internal("demo visit date out of range".into()))?;
-        let at = day
-            .and_hms_opt(spec.at.0, spec.at.1, 0)
-            .and_then(|t| self.now.timezone().from_local_datetime(&t).single())
-            .ok_or_else(|| AppError::Internal(format!("demo visit time {:?}", spec.at)))?;
-        Ok(at.min(self.now - chrono::Duration::minutes(30)))
     }
 
     /// Counts what was recorded, from the stores of the inspectors who opened the cases
@@ -708,6 +693,35 @@ async fn answer(
     Ok(body)
 }
 
+/// When a visit started: `days_ago` days before `now`'s day at the given hour and
+/// minute, in `now`'s zone; a visit of today no later than half an hour before `now`. Just
+/// after midnight no half hour of today is behind us, so today's visits were yesterday's:
+/// a visit never spans two days.
+fn visit_start(
+    now: DateTime<FixedOffset>,
+    days_ago: u32,
+    (hour, minute): (u32, u32),
+) -> AppResult<DateTime<FixedOffset>> {
+    let on = |days_ago: u32| {
+        now.date_naive()
+            .checked_sub_days(Days::new(u64::from(days_ago)))
+            .and_then(|day| day.and_hms_opt(hour, minute, 0))
+            .and_then(|t| now.timezone().from_local_datetime(&t).single())
+            .ok_or_else(|| {
+                AppError::Internal(format!("demo visit {days_ago} days ago at {hour}:{minute}"))
+            })
+    };
+    let latest = now - chrono::Duration::minutes(30);
+    let planned = on(days_ago)?;
+    if planned <= latest {
+        Ok(planned)
+    } else if latest.date_naive() == planned.date_naive() {
+        Ok(latest)
+    } else {
+        on(days_ago + 1)
+    }
+}
+
 /// A clock that starts at `start` and moves on three minutes every time it is read, as
 /// the phone's clock does while an inspector walks through a site (never past now).
 fn walking_clock(start: DateTime<FixedOffset>) -> anjian_core::Clock {
@@ -722,4 +736,66 @@ fn walking_clock(start: DateTime<FixedOffset>) -> anjian_core::Clock {
 /// Now in China Standard Time, whatever the server's zone.
 fn china_now() -> DateTime<FixedOffset> {
     Utc::now().with_timezone(&crate::queries::china())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `visit_start` at `now` (China time) for a visit `days_ago` at `at`.
+    fn check(now: &str, days_ago: u32, at: (u32, u32), expected: &str) {
+        let now = DateTime::parse_from_rfc3339(now).expect("now");
+        let start = visit_start(now, days_ago, at).expect("visit start");
+        assert_eq!(start.to_rfc3339(), expected, "{now} {days_ago} {at:?}");
+    }
+
+    #[test]
+    fn a_visit_starts_at_its_planned_time_and_never_spans_two_days() {
+        // Planned, long past.
+        check(
+            "2026-12-06T15:00:00+08:00",
+            2,
+            (9, 30),
+            "2026-12-04T09:30:00+08:00",
+        );
+        check(
+            "2026-12-06T15:00:00+08:00",
+            0,
+            (9, 30),
+            "2026-12-06T09:30:00+08:00",
+        );
+        // A visit of today planned later than half an hour ago started half an hour ago.
+        check(
+            "2026-12-06T09:40:00+08:00",
+            0,
+            (9, 30),
+            "2026-12-06T09:10:00+08:00",
+        );
+        check(
+            "2026-12-06T00:40:00+08:00",
+            0,
+            (9, 30),
+            "2026-12-06T00:10:00+08:00",
+        );
+        // Just after midnight, today's visits were yesterday's, at their planned time.
+        check(
+            "2026-12-06T00:03:27+08:00",
+            0,
+            (9, 30),
+            "2026-12-05T09:30:00+08:00",
+        );
+        check(
+            "2026-12-06T00:29:59+08:00",
+            0,
+            (8, 30),
+            "2026-12-05T08:30:00+08:00",
+        );
+        // Earlier days are untouched by the hour.
+        check(
+            "2026-12-06T00:03:27+08:00",
+            1,
+            (15, 0),
+            "2026-12-05T15:00:00+08:00",
+        );
+    }
 }
