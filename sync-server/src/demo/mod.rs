@@ -742,60 +742,30 @@ fn china_now() -> DateTime<FixedOffset> {
 mod tests {
     use super::*;
 
-    /// `visit_start` at `now` (China time) for a visit `days_ago` at `at`.
-    fn check(now: &str, days_ago: u32, at: (u32, u32), expected: &str) {
-        let now = DateTime::parse_from_rfc3339(now).expect("now");
-        let start = visit_start(now, days_ago, at).expect("visit start");
-        assert_eq!(start.to_rfc3339(), expected, "{now} {days_ago} {at:?}");
-    }
-
     #[test]
     fn a_visit_starts_at_its_planned_time_and_never_spans_two_days() {
-        // Planned, long past.
-        check(
-            "2026-12-06T15:00:00+08:00",
-            2,
-            (9, 30),
-            "2026-12-04T09:30:00+08:00",
-        );
-        check(
-            "2026-12-06T15:00:00+08:00",
-            0,
-            (9, 30),
-            "2026-12-06T09:30:00+08:00",
-        );
-        // A visit of today planned later than half an hour ago started half an hour ago.
-        check(
-            "2026-12-06T09:40:00+08:00",
-            0,
-            (9, 30),
-            "2026-12-06T09:10:00+08:00",
-        );
-        check(
-            "2026-12-06T00:40:00+08:00",
-            0,
-            (9, 30),
-            "2026-12-06T00:10:00+08:00",
-        );
-        // Just after midnight, today's visits were yesterday's, at their planned time.
-        check(
-            "2026-12-06T00:03:27+08:00",
-            0,
-            (9, 30),
-            "2026-12-05T09:30:00+08:00",
-        );
-        check(
-            "2026-12-06T00:29:59+08:00",
-            0,
-            (8, 30),
-            "2026-12-05T08:30:00+08:00",
-        );
-        // Earlier days are untouched by the hour.
-        check(
-            "2026-12-06T00:03:27+08:00",
-            1,
-            (15, 0),
-            "2026-12-05T15:00:00+08:00",
-        );
+        // (now, days ago, planned hour and minute, when the visit started), China time.
+        let cases = [
+            // Planned, long past.
+            ("2026-12-06T15:00:00", 2, (9, 30), "2026-12-04T09:30:00"),
+            ("2026-12-06T15:00:00", 0, (9, 30), "2026-12-06T09:30:00"),
+            // A visit of today planned later than half an hour ago started half an hour ago.
+            ("2026-12-06T09:40:00", 0, (9, 30), "2026-12-06T09:10:00"),
+            ("2026-12-06T00:40:00", 0, (9, 30), "2026-12-06T00:10:00"),
+            // Just after midnight, today's visits were yesterday's, at their planned time.
+            ("2026-12-06T00:03:27", 0, (9, 30), "2026-12-05T09:30:00"),
+            ("2026-12-06T00:29:59", 0, (8, 30), "2026-12-05T08:30:00"),
+            // Earlier days are untouched by the hour.
+            ("2026-12-06T00:03:27", 1, (15, 0), "2026-12-05T15:00:00"),
+        ];
+        for (now, days_ago, at, expected) in cases {
+            let now = DateTime::parse_from_rfc3339(&format!("{now}+08:00")).expect("now");
+            let start = visit_start(now, days_ago, at).expect("visit start");
+            assert_eq!(
+                start.to_rfc3339(),
+                format!("{expected}+08:00"),
+                "{now} {days_ago} {at:?}"
+            );
+        }
     }
 }
