@@ -350,7 +350,7 @@ fn capture_time(
                     message: format!("{o:?} is not an offset like +08:00"),
                 })?
         }
-        None => FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset"),
+        None => crate::codes::china(),
     };
     let time = offset
         .from_local_datetime(&naive)

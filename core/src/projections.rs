@@ -285,7 +285,7 @@ pub(crate) fn write_case_projection(
         case.state.code(),
         case.opened_at.to_rfc3339(),
         case.opened_at.timestamp(),
-        case.opened_at.date_naive().to_string(),
+        crate::codes::day_in_china(&case.opened_at).to_string(),
         projection.case_conflicts as i64,
     ])?;
     tx.execute("DELETE FROM findings WHERE case_id = ?1", [&key])?;

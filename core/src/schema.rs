@@ -65,6 +65,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/009_number_blocks.sql"),
         rebuild_projections: false,
     },
+    Migration {
+        name: "010_china_days",
+        sql: include_str!("../migrations/010_china_days.sql"),
+        rebuild_projections: true,
+    },
 ];
 
 /// The store version this build writes.

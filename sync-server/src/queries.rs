@@ -3,7 +3,7 @@
 //! the caller's scope (`policy::scope`).
 
 use crate::db::{self, Conn, Value};
-use anjian_core::{Level, RectificationState, district_name};
+use anjian_core::{Level, RectificationState, district_name, in_china};
 use chrono::{FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,19 +12,14 @@ use crate::error::{AppError, AppResult};
 use crate::policy::Scope;
 use crate::schemas;
 
-/// China Standard Time, in which supervisors read times.
-pub fn china() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
-}
-
 /// Now in China.
 pub fn china_now() -> chrono::DateTime<FixedOffset> {
-    Utc::now().with_timezone(&china())
+    in_china(&Utc::now())
 }
 
 /// Today in China: deadlines are calendar days in China, whatever the server's zone.
 pub fn today() -> NaiveDate {
-    Utc::now().with_timezone(&china()).date_naive()
+    anjian_core::day_in_china(&Utc::now())
 }
 
 /// A WHERE clause under construction, with its parameters.
@@ -152,7 +147,7 @@ pub struct CaseRow {
     /// Review state code.
     #[schema(value_type = schemas::ReviewState)]
     pub state: String,
-    /// When the visit began (RFC 3339, device clock).
+    /// When the visit began, by the device clock, written in China's offset (RFC 3339, +08:00).
     #[schema(format = DateTime)]
     pub opened_at: String,
     /// Who opened it.
@@ -243,8 +238,9 @@ pub fn cases(
             vec![db::value(i.clone()), db::value(i)],
         );
     }
-    // `opened_at` is RFC 3339 with the inspector's offset: its first ten characters are
-    // the local day, so whole strings compare against day bounds, using the index.
+    // `opened_at` is RFC 3339 in China's offset (the projection writes it so): its first
+    // ten characters are the day in China, so whole strings compare against day bounds,
+    // using the index.
     if let Some(from) = date(&filter.from, "from")? {
         w.push("c.opened_at >= ?", vec![db::value(from.to_string())]);
     }

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{self, params};
 use crate::error::{AppError, AppResult};
-use crate::queries::china;
 use crate::state::AppState;
 use crate::users::User;
 use crate::{policy, queries, sync};
+use anjian_core::china;
 
 /// A case as a reviewer reads it.
 pub struct CaseDetail {

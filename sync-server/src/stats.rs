@@ -100,8 +100,9 @@ impl Period {
         self.days() > DAILY_UP_TO_DAYS
     }
 
-    /// The first day after the period (`YYYY-MM-DD`): an RFC 3339 time whose local day
-    /// is in the period compares at least `from` and less than this as text.
+    /// The first day after the period (`YYYY-MM-DD`): an RFC 3339 time written in China's
+    /// offset whose day is in the period compares at least `from` and less than this as
+    /// text.
     pub fn end(&self) -> String {
         self.to
             .checked_add_days(Days::new(1))
@@ -185,7 +186,7 @@ pub struct Totals {
 }
 
 /// The closed loop in a period: hazards counted by the day each step was taken (the
-/// recording inspector's local day), whenever their case was opened, so that a past
+/// day in China), whenever their case was opened, so that a past
 /// period's counts do not change with the day the bulletin is read. A hazard counts once
 /// per line however many such steps it had in the period.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -344,9 +345,9 @@ fn read_bulletin(
     today: NaiveDate,
 ) -> AppResult<Bulletin> {
     let mut w = Conditions::default();
-    // `opened_at` is RFC 3339 with the inspector's offset, so its first ten characters
-    // are the local day, and comparing whole strings against day bounds selects the
-    // same cases while using the index on `opened_at`.
+    // `opened_at` is RFC 3339 in China's offset (the projection writes it so), so its first
+    // ten characters are the day in China, and comparing whole strings against day bounds
+    // selects the same cases while using the index on `opened_at`.
     w.push(
         "c.opened_at >= ? AND c.opened_at < ?",
         vec![db::value(period.from.to_string()), db::value(period.end())],
@@ -526,8 +527,8 @@ fn read_bulletin(
 /// The enforcement documents in `scope` issued in `period`, by kind.
 fn writs_issued(conn: &mut dyn Conn, scope: Scope<'_>, period: Period) -> AppResult<Vec<CountRow>> {
     let mut w = Conditions::default();
-    // `issued_at` is RFC 3339 with the issuing device's offset: its first ten characters
-    // are the local day (compared as `opened_at` is, using its index).
+    // `issued_at` is RFC 3339 in China's offset: its first ten characters are the day in
+    // China (compared as `opened_at` is, using its index).
     w.push(
         "wr.issued_at >= ? AND wr.issued_at < ?",
         vec![db::value(period.from.to_string()), db::value(period.end())],

@@ -8,7 +8,7 @@ mod enums;
 mod geo;
 mod ids;
 
-pub use day::parse_day;
+pub use day::{china, day_in_china, in_china, parse_day};
 pub use districts::{district_label, district_name, district_with_code, districts};
 pub use enums::*;
 pub use geo::GeoPoint;

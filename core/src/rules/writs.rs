@@ -275,7 +275,7 @@ fn certified(trust: &Trust<'_>, old: Option<&Writ>, writ: &Writ) -> Result<(), R
         }
         let fine = records.certificate(&signature.user)?.is_some_and(|c| {
             c.number == signature.certificate_no.trim()
-                && signature.at.date_naive() <= c.valid_until
+                && crate::codes::day_in_china(&signature.at) <= c.valid_until
         });
         if !fine {
             return Err(refuse(format!(

@@ -888,7 +888,7 @@ impl Store {
             .optional()?
             .ok_or_else(|| Error::not_found("case", case))?;
         DateTime::parse_from_rfc3339(&opened_at)
-            .map(|t| t.date_naive())
+            .map(|t| crate::codes::day_in_china(&t))
             .map_err(|_| projections::corrupt_projection("opened_at", &opened_at))
     }
 

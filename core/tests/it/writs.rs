@@ -856,6 +856,18 @@ fn an_inspector_s_signature_names_the_certificate_on_record_valid_that_day() {
             signs("u2", "31000000002", "2026-01-31T18:00:00+08:00"),
             Ok(()),
         ),
+        // The day is the day in China, whatever offset the phone's clock wrote: 16:30
+        // UTC on the 31st is 00:30 on 1 February in China, a day after it expired.
+        (
+            "after midnight in China, written in UTC",
+            signs("u2", "31000000002", "2026-01-31T16:30:00Z"),
+            Err(Rule::Writ),
+        ),
+        (
+            "before midnight in China, written in UTC",
+            signs("u2", "31000000002", "2026-01-31T15:30:00Z"),
+            Ok(()),
+        ),
     ];
     let u1 = author("u1", Role::Inspector);
     let on_record = rules::Trust {

@@ -162,7 +162,7 @@ pub async fn seed(server: &str, data: &Path, accounts: &[DemoAccount]) -> AppRes
                 })
             })
             .collect::<AppResult<_>>()?,
-        now: china_now(),
+        now: crate::queries::china_now(),
         photos: 0,
         supervised: Vec::new(),
     };
@@ -731,11 +731,6 @@ fn walking_clock(start: DateTime<FixedOffset>) -> anjian_core::Clock {
         let now = Utc::now().with_timezone(start.offset());
         (start + chrono::Duration::minutes(3 * read)).min(now)
     })
-}
-
-/// Now in China Standard Time, whatever the server's zone.
-fn china_now() -> DateTime<FixedOffset> {
-    Utc::now().with_timezone(&crate::queries::china())
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "011_sign_in.sql")),
             include_str!(concat!($dir, "012_city_scale.sql")),
             include_str!(concat!($dir, "013_tallies.sql")),
+            include_str!(concat!($dir, "014_china_days.sql")),
         ]
     };
 }

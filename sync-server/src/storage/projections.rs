@@ -4,7 +4,9 @@
 
 use crate::db::{self, Conn, Value, params, row};
 use anjian_core::rules::CaseState;
-use anjian_core::{Case, Finding, HazardStep, RectificationState, ReinspectionResult};
+use anjian_core::{
+    Case, Finding, HazardStep, RectificationState, ReinspectionResult, day_in_china, in_china,
+};
 use automerge::AutoCommit;
 use chrono::Utc;
 use sha2::{Digest, Sha256};
@@ -123,7 +125,7 @@ pub(super) fn write_projections(
             case.district.as_str(),
             case.case_type.code(),
             case.state.code(),
-            case.opened_at.to_rfc3339(),
+            in_china(&case.opened_at).to_rfc3339(),
             case.opened_by,
             case.findings.len() as i64,
             majors as i64,
@@ -180,8 +182,8 @@ pub(super) fn write_projections(
                 w.provisional(),
                 department,
                 w.created_by,
-                w.seal.as_ref().map(|s| s.at.to_rfc3339()),
-                w.issued.as_ref().map(|i| i.at.to_rfc3339()),
+                w.seal.as_ref().map(|s| in_china(&s.at).to_rfc3339()),
+                w.issued.as_ref().map(|i| in_china(&i.at).to_rfc3339()),
                 w.voided.as_ref().map(|v| v.reason.as_str()),
                 w.numbered
                     .as_ref()
@@ -284,7 +286,7 @@ impl Facts<'_> {
             deadline: rect.map(|r| r.deadline.to_string()),
             violation: f.violation.as_ref().map(|v| v.kind.code()),
             post: f.violation.as_ref().map(|v| v.post.as_str()),
-            recorded_at: f.recorded_at.to_rfc3339(),
+            recorded_at: in_china(&f.recorded_at).to_rfc3339(),
         }
     }
 }
@@ -309,7 +311,7 @@ impl StepRow<'_> {
             .steps_with_deadlines()
             .into_iter()
             .map(|(step, deadline)| {
-                let day = step.at.date_naive();
+                let day = day_in_china(&step.at);
                 let (result, on_time) = match &step.step {
                     HazardStep::Reinspect { result, .. } => (
                         Some(result.code()),
@@ -360,7 +362,7 @@ fn tally_inputs(
             digest.update(value.as_bytes());
         }
     };
-    put(Some(&case.opened_at.to_rfc3339()));
+    put(Some(&in_china(&case.opened_at).to_rfc3339()));
     let mut districts = districts.to_vec();
     districts.sort_unstable();
     districts.dedup();

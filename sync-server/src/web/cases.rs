@@ -22,10 +22,10 @@ use crate::error::AppError;
 use crate::evidence::{self, ChangeCheck, Verdict};
 use crate::labels::label_of;
 use crate::policy;
-use crate::queries::china;
 use crate::queries::{self, CaseFilter, CaseRow};
 use crate::review::{self, HistoryRow};
 use crate::state::AppState;
+use anjian_core::china;
 use anjian_core::rules;
 
 /// `GET /cases`: the cases in the viewer's scope, filtered.

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use super::WebError;
 use super::session::encode_query;
 use crate::auth::Viewer;
-use crate::queries::china;
 use crate::review::{self, StepFields};
 use crate::state::AppState;
+use anjian_core::china;
 
 /// The follow-up of finding `f`: its steps, and the forms of the next ones for `decider`.
 pub fn section(case: &Case, f: &Finding, decider: Option<&Viewer>) -> Markup {

@@ -212,7 +212,7 @@ fn seed(dir: &Path, state: &AppState) {
         .expect("reinspect"); // past the deadline, but re-inspected
     // District A, enterprise 2 (construction): the last minute of October, and the last
     // day of September and the first minute of November, which are outside it (the day
-    // is the inspector's local day: 00:10 on 1 November is still October in UTC).
+    // is the day in China: 00:10 on 1 November is still October in UTC).
     let c3 = open(
         &mut a,
         2,
@@ -1044,6 +1044,80 @@ async fn steps_dated_by_clocks_far_off_are_counted_on_their_days_and_break_nothi
         let response = get(&app, &uri, &page).await;
         assert_eq!(response.status(), StatusCode::OK, "{uri}");
     }
+}
+
+/// A phone whose clock shows another zone than China's writes its times with that
+/// offset; the server counts them on the day in China, and lists them in time order among
+/// the others.
+#[tokio::test]
+async fn a_phone_set_to_another_zone_is_counted_on_the_day_in_china_and_listed_in_time_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = server(dir.path());
+    let mut insp = device(dir.path(), "insp_a", A);
+    // 00:30 on 1 November in China, with the phone showing UTC; its hazard is rectified
+    // at 00:30 on 2 November in China, a day after its deadline.
+    at(&mut insp, "2026-10-31T16:30:00Z");
+    let late = open(&mut insp, 1, CaseType::Routine, "2026-10-31T16:30:00Z", &[]);
+    let hazard = find(&mut insp, late, Level::Major, None);
+    order(&mut insp, late, hazard, "2026-11-01");
+    at(&mut insp, "2026-11-01T16:30:00Z");
+    insp.follow_up(late, hazard, &HazardStep::pass("已整改"))
+        .expect("rectified");
+    // 00:10 the same night, with the phone showing China's time: twenty minutes earlier.
+    at(&mut insp, "2026-11-01T00:10:00+08:00");
+    let early = open(
+        &mut insp,
+        2,
+        CaseType::Routine,
+        "2026-11-01T00:10:00+08:00",
+        &[],
+    );
+    find(&mut insp, early, Level::General, None);
+    upload(&state, &mut insp, late);
+    upload(&state, &mut insp, early);
+
+    let sup_a = token(&app, "sup_a", "00000000000000000000000000000a03").await;
+    let october = bulletin(&app, OCTOBER, &sup_a).await;
+    assert_eq!(october["totals"]["cases"], 0, "{october}");
+    assert_eq!(october["hazard_loop"]["found"], 0, "{october}");
+    let november = bulletin(&app, "from=2026-11-01&to=2026-11-01", &sup_a).await;
+    assert_eq!(november["totals"]["cases"], 2, "{november}");
+    assert_eq!(
+        (
+            &november["hazard_loop"]["found"],
+            &november["hazard_loop"]["rectified_on_time"],
+            &november["hazard_loop"]["rectified_late"]
+        ),
+        (&json!(2), &json!(0), &json!(0)),
+        "{november}"
+    );
+    let second = bulletin(&app, "from=2026-11-02&to=2026-11-02", &sup_a).await;
+    assert_eq!(second["hazard_loop"]["rectified_late"], 1, "{second}");
+
+    // The case list's days and order: newest visit first.
+    let list = |query: &'static str| {
+        let app = app.clone();
+        let sup_a = sup_a.clone();
+        async move {
+            let response = get(&app, &format!("/api/v1/cases?{query}"), &sup_a).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let body: Value = serde_json::from_slice(&bytes(response).await).expect("json");
+            body["cases"]
+                .as_array()
+                .expect("cases")
+                .iter()
+                .map(|c| (text(&c["id"]), text(&c["opened_at"])))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list("from=2026-11-01&to=2026-11-01").await,
+        [
+            (late.to_string(), "2026-11-01T00:30:00+08:00".to_owned()),
+            (early.to_string(), "2026-11-01T00:10:00+08:00".to_owned()),
+        ]
+    );
+    assert_eq!(list("from=2026-10-31&to=2026-10-31").await, []);
 }
 
 #[tokio::test]

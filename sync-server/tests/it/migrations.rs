@@ -117,6 +117,34 @@ fn an_interrupted_rebuild_resumes_on_the_next_start() {
 }
 
 #[test]
+fn the_upgrade_writes_times_of_another_zone_in_china_s_offset_and_counts_them_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_app, state) = server(dir.path(), &[("insp_a", Role::Inspector, "310101")]);
+    let (mut store, case) = record_case(dir.path(), "insp_a", "310101", 1);
+    upload(&state, &mut store, case, "insp_a");
+    let fresh = projections(&state.storage);
+    assert!(
+        fresh.iter().any(|row| row.contains("+08:00")),
+        "times are written in China's offset: {fresh:?}"
+    );
+    let database = testing::database(&dir.path().join("server"));
+    drop(state);
+    // As version 13 wrote a case opened and recorded by a phone showing UTC, at 23:30
+    // China time: its times with the phone's offset, and counted under the day before.
+    downgrade(
+        &database,
+        13,
+        "UPDATE cases SET opened_at = '2026-10-31T15:30:00+00:00';
+         UPDATE findings SET recorded_at = '2026-10-31T15:30:00+00:00';
+         UPDATE finding_tallies SET day = '2026-10-30';
+         UPDATE step_tallies SET day = '2026-10-30';
+         DELETE FROM meta WHERE key IN ('reproject_pending', 'retally_pending');",
+    );
+    let reopened = Storage::open(&database).expect("opens");
+    assert_eq!(projections(&reopened), fresh);
+}
+
+#[test]
 fn the_upgrade_finds_each_steps_previous_step_of_its_class_as_the_server_writes_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (_app, state) = server(dir.path(), &[("insp_a", Role::Inspector, "310101")]);

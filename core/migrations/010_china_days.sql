@@ -1,0 +1,3 @@
+-- `cases.opened_on` is the visit's day in China (UTC+8), whatever offset the device's clock
+-- wrote `opened_at` with; it was the day in that offset. Nothing changes in the tables:
+-- the projections are rebuilt from the documents once this step has run.
