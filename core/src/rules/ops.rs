@@ -3,7 +3,10 @@
 //! not as much as the document, so judging a finding recorded in a case of a thousand
 //! findings costs what judging it in an empty case costs.
 //! The changes were found well formed before they were applied (`written`): every
-//! operation names exactly what it replaces, so what it hides is what it overwrote.
+//! operation names exactly what it replaces. A change may still name nothing where a value
+//! is (built on heads from before that value was written): Automerge then keeps both as a
+//! conflict, and either may win. Such an operation competes with what was there and reads
+//! as overwriting it, since it may hide it from every reader.
 
 use std::borrow::Borrow;
 use std::collections::BTreeSet;
@@ -30,7 +33,8 @@ pub(crate) struct OpAt {
     /// What it writes: an object it makes (a text with its content after the changes) or a
     /// scalar; `None` for a deletion.
     pub value: Option<Leaf>,
-    /// It replaces or deletes an earlier value (one that existed before these changes).
+    /// It replaces or deletes an earlier value (one that existed before these changes), or
+    /// competes with one at the same key without naming it (a conflict it may win).
     pub overwrites: bool,
     /// Its own id.
     pub id: ObjId,
@@ -184,6 +188,7 @@ impl Ops {
         let mut present: HashMap<ObjId, bool> = HashMap::new();
         for op in &mut ops {
             op.superseded = preds.contains(&op.id);
+            op.overwrites |= competes(doc, op, &written);
             op.obj_present = *present
                 .entry(op.obj.clone())
                 .or_insert_with(|| kind_of(doc, &op.obj).is_some());
@@ -264,6 +269,19 @@ impl Ops {
                 _ => false,
             })
     }
+}
+
+/// Whether `op` writes a map key that also holds, after the changes, a value written
+/// before them: one it did not replace, so that the two stand as a conflict.
+fn competes(doc: &AutoCommit, op: &OpAt, written: &HashSet<ObjId>) -> bool {
+    let Some(Seg::Key(key)) = op.path.last() else {
+        return false;
+    };
+    if op.in_new_object || op.value.is_none() {
+        return false;
+    }
+    doc.get_all(&op.obj, key.as_str())
+        .is_ok_and(|values| values.iter().any(|(_, id)| !written.contains(id)))
 }
 
 /// The last element of list `obj` at `heads`.

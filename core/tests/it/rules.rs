@@ -1393,6 +1393,117 @@ fn a_value_hidden_in_a_conflict_is_judged_too() {
     assert_eq!(verdict(&chief, &f.doc, &after), Err(Rule::Fixed));
 }
 
+/// Copies the map `from` of `source` into the map `to` of `target`, objects made anew.
+fn copy_map(source: &AutoCommit, from: &ObjId, target: &mut AutoCommit, to: &ObjId) {
+    for key in source.keys(from).collect::<Vec<_>>() {
+        match source.get(from, &key).expect("get").expect("value") {
+            (automerge::Value::Object(automerge::ObjType::Map), child) => {
+                let made = target
+                    .put_object(to, &key, automerge::ObjType::Map)
+                    .expect("map");
+                copy_map(source, &child, target, &made);
+            }
+            (automerge::Value::Object(automerge::ObjType::Text), child) => {
+                let made = target
+                    .put_object(to, &key, automerge::ObjType::Text)
+                    .expect("text");
+                let text = source.text(&child).expect("text");
+                target.splice_text(&made, 0, 0, &text).expect("splice");
+            }
+            (automerge::Value::Object(kind), _) => {
+                // Lists start empty (a new finding's photos and steps).
+                target.put_object(to, &key, kind).expect("object");
+            }
+            (automerge::Value::Scalar(value), _) => {
+                target.put(to, &key, value.into_owned()).expect("put");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_finding_made_again_on_old_heads_cannot_win_a_conflict_over_the_finding() {
+    // A change built on the heads from before a finding was recorded makes a finding of
+    // the same id: Automerge keeps both maps as a conflict and the newcomer wins (by its
+    // actor's id), hiding the recorded finding without naming it.
+    let f = fixture();
+    let mut doc = f.doc.clone();
+    // The finding was the last thing recorded: its change's dependencies are the heads
+    // from just before it.
+    let deps = doc
+        .get_changes(&[])
+        .last()
+        .expect("changes")
+        .deps()
+        .to_vec();
+    let mut forger = doc
+        .fork_at(&deps)
+        .expect("fork")
+        .with_actor(automerge::ActorId::from([0xff; 16].as_slice()));
+    assert!(
+        !forger
+            .keys(
+                forger
+                    .get(ROOT, "findings")
+                    .expect("get")
+                    .expect("findings")
+                    .1
+            )
+            .any(|k| k == f.plain.to_string()),
+        "forked before the finding was recorded"
+    );
+    let findings = forger
+        .get(ROOT, "findings")
+        .expect("get")
+        .expect("findings")
+        .1;
+    let forged = forger
+        .put_object(&findings, f.plain.to_string(), automerge::ObjType::Map)
+        .expect("finding");
+    let original = f
+        .doc
+        .get(
+            f.doc
+                .get(ROOT, "findings")
+                .expect("get")
+                .expect("findings")
+                .1,
+            f.plain.to_string(),
+        )
+        .expect("get")
+        .expect("finding")
+        .1;
+    copy_map(&f.doc, &original, &mut forger, &forged);
+    forger
+        .put(&forged, "description", "已整改完毕")
+        .expect("put");
+    forger.commit();
+    let mut after = f.doc.clone();
+    after.merge(&mut forger).expect("merge");
+    let values = after
+        .get_all(
+            after
+                .get(ROOT, "findings")
+                .expect("get")
+                .expect("findings")
+                .1,
+            f.plain.to_string(),
+        )
+        .expect("read");
+    assert_eq!(values.len(), 2, "{values:?}");
+    let read = CaseState::of(&after).expect("reads");
+    let plain = read.case().findings.iter().find(|x| x.id == f.plain);
+    assert_eq!(
+        plain.map(|x| x.description.as_str()),
+        Some("已整改完毕"),
+        "the forged finding wins the conflict"
+    );
+    assert_eq!(
+        verdict(&author("insp", Role::Inspector, OWNER), &f.doc, &after),
+        Err(Rule::Evidence)
+    );
+}
+
 #[test]
 fn the_store_refuses_locally_what_the_server_would() {
     let dir = tempfile::tempdir().expect("temp dir");

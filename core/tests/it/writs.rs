@@ -1057,3 +1057,122 @@ fn an_issued_order_prints_as_a_pdf_with_its_font_embedded_and_every_field() {
         pdf.len()
     );
 }
+
+/// A change built on heads from before a document was sealed, making a seal of its own
+/// where the seal now is: Automerge keeps both as a conflict and the newcomer may win
+/// (here by its actor's id), replacing the number every reader sees without naming the
+/// seal it hides. It competes with the seal, and is refused as a rewrite.
+#[test]
+fn a_seal_made_on_old_heads_cannot_win_a_conflict_over_the_seal() {
+    let Visit {
+        mut store, case, ..
+    } = visit();
+    let writ = store
+        .create_writ(case, WritKind::InspectionRecord, None)
+        .expect("drawn up");
+    let mut unsealed =
+        AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    store.seal_writ(case, writ).expect("sealed");
+    let sealed = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let forged_number = "（沪黄）应急检记〔2026〕9999号";
+    let mut forger = unsealed
+        .fork()
+        .with_actor(automerge::ActorId::from([0xff; 16].as_slice()));
+    let kind = CaseState::of(&unsealed).expect("reads").case().writs[0].kind;
+    let fields = CaseState::of(&unsealed).expect("reads").case().writs[0]
+        .fields
+        .clone();
+    let writ_map = writ_obj(&forger, writ);
+    let seal = forger
+        .put_object(&writ_map, "seal", automerge::ObjType::Map)
+        .expect("seal");
+    let sha256 = anjian_core::writs::content_sha256(case, kind, forged_number, &fields);
+    for (key, value) in [
+        ("number", forged_number),
+        ("sha256", sha256.as_str()),
+        ("by", "u2"),
+        ("at", "2026-11-20T10:00:00+08:00"),
+    ] {
+        forger.put(&seal, key, value).expect("put");
+    }
+    forger.put(&seal, "provisional", 1_i64).expect("put");
+    forger.commit();
+    let mut after = sealed.clone();
+    after.merge(&mut forger).expect("merge");
+    let read = CaseState::of(&after).expect("reads");
+    assert_eq!(
+        read.case().writs[0]
+            .seal
+            .as_ref()
+            .map(|s| s.number.as_str()),
+        Some(forged_number),
+        "the forged seal wins the conflict"
+    );
+    assert_eq!(
+        verdict(&author("u2", Role::Inspector), &sealed, &after),
+        Err(Rule::Writ)
+    );
+}
+
+/// A signature put before the signatures there, by a change built on heads from before
+/// them, would read as an old one and go unchecked: signatures are only added after.
+#[test]
+fn a_signature_put_before_those_there_is_refused() {
+    let Visit {
+        mut store,
+        case,
+        image,
+        ..
+    } = visit();
+    let writ = store
+        .create_writ(case, WritKind::InspectionRecord, None)
+        .expect("drawn up");
+    store.seal_writ(case, writ).expect("sealed");
+    let mut unsigned =
+        AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    store
+        .sign_writ(case, writ, &inspector_signs("u1", "31000000001", &image))
+        .expect("signed");
+    let signed = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let mut forger = unsigned
+        .fork()
+        .with_actor(automerge::ActorId::from([0xff; 16].as_slice()));
+    let writ_map = writ_obj(&forger, writ);
+    let sha256 = match forger
+        .get(obj(&forger, &writ_map, "seal"), "sha256")
+        .expect("get")
+    {
+        Some((value, _)) => value.as_str().expect("text").to_owned(),
+        None => panic!("sealed"),
+    };
+    let list = obj(&forger, &writ_map, "signatures");
+    let entry = forger
+        .insert_object(&list, 0, automerge::ObjType::Map)
+        .expect("insert");
+    for (key, value) in [
+        ("role", "inspector"),
+        ("user", "u9"),
+        ("name", "u9"),
+        ("certificate_no", "000"),
+        ("image", image.as_str()),
+        ("sha256", sha256.as_str()),
+        ("by", "u2"),
+        ("at", "2026-11-20T10:00:00+08:00"),
+    ] {
+        forger.put(&entry, key, value).expect("put");
+    }
+    forger.commit();
+    let mut after = signed.clone();
+    after.merge(&mut forger).expect("merge");
+    let read = CaseState::of(&after).expect("reads");
+    let users: Vec<&str> = read.case().writs[0]
+        .signatures
+        .iter()
+        .map(|s| s.user.as_str())
+        .collect();
+    assert_eq!(users, ["u9", "u1"], "the forged signature reads first");
+    assert_eq!(
+        verdict(&author("u2", Role::Inspector), &signed, &after),
+        Err(Rule::Writ)
+    );
+}
