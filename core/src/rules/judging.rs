@@ -118,11 +118,25 @@ pub fn author_of(
     }
 }
 
+/// Held back: the message held more refused changes than one message may have judged.
+fn too_many_trials() -> Refusal {
+    held_back(
+        "本次同步中被拒绝的修改过多，其余修改将在下次同步时核验 (too many changes refused in one message; the rest are judged at the next sync)",
+    )
+}
+
 /// A change left out for now, not refused: it waits for what would let it be verified
 /// (its signer's key), and the device carrying it keeps it and sends it again.
 pub fn held_back(reason: &str) -> Refusal {
     Refusal::new(Rule::HeldBack, reason)
 }
+
+/// How many times one call of [`judge_changes`] may apply changes to a copy of the
+/// document to judge them. Each try copies the whole document: a message of thousands of
+/// changes that are each refused, and so each tried alone, would otherwise copy it as
+/// many times. Changes left when the tries run out are held back: the device carrying
+/// them sends them again at its next sync, and each message judges as many more.
+pub const TRIALS: usize = 64;
 
 /// Refused changes grouped by their refusal, in the order first refused.
 pub type RefusedChanges = (Refusal, Vec<String>);
@@ -182,6 +196,7 @@ pub fn judge_changes<S: Authored>(
         decoded,
         limits,
         trust,
+        trials: TRIALS,
     };
     let mut run: Vec<(Change, S)> = Vec::new();
     for (change, author) in fresh.into_iter().zip(authors) {
@@ -227,6 +242,8 @@ struct Judging<'a, S> {
     decoded: &'a intake::Decoded,
     limits: &'a intake::Limits,
     trust: &'a Trust<'a>,
+    /// Tries left (`TRIALS`).
+    trials: usize,
 }
 
 impl<S: Authored> Judging<'_, S> {
@@ -234,6 +251,12 @@ impl<S: Authored> Judging<'_, S> {
     /// each change alone.
     fn run(&mut self, run: Vec<(Change, S)>) {
         if run.is_empty() {
+            return;
+        }
+        if self.trials == 0 {
+            for (change, _) in &run {
+                self.drop(change, too_many_trials());
+            }
             return;
         }
         match self.try_apply(&run) {
@@ -248,6 +271,10 @@ impl<S: Authored> Judging<'_, S> {
                         self.drop_dependent(&change);
                         continue;
                     }
+                    if self.trials == 0 {
+                        self.drop(&change, too_many_trials());
+                        continue;
+                    }
                     if let Err(refusal) = self.try_apply(&[(change.clone(), signed)]) {
                         self.drop(&change, refusal);
                     }
@@ -259,6 +286,7 @@ impl<S: Authored> Judging<'_, S> {
     /// Applies changes of one author on a copy, judges them, and keeps the copy if the
     /// rule book allows them.
     fn try_apply(&mut self, run: &[(Change, S)]) -> Result<(), Refusal> {
+        self.trials -= 1;
         let changes: Vec<Change> = run.iter().map(|(c, _)| c.clone()).collect();
         let expanded: Vec<Cow<'_, ExpandedChange>> =
             changes.iter().map(|c| self.decoded.of(c)).collect();

@@ -6,7 +6,8 @@
 //! and a run-length-encoded column of a few bytes can declare billions of operations. So
 //! every incoming message first passes [`check`]:
 //!
-//! 1. its heads, needs and summaries are bounded, and each summary's bloom filter asks a
+//! 1. its heads, needs and summaries are bounded (each needed change named once), and each
+//!    summary's bloom filter asks a
 //!    sane number of probes per lookup;
 //! 2. the bytes of all its change entries are joined and walked chunk by chunk (a chunk
 //!    may span entries), reading only chunk headers;
@@ -28,7 +29,7 @@
 //! What the wire accepts, and what it costs in bytes, is written in docs/protocol.md §3.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use automerge::sync::{Message, SyncDoc};
@@ -148,6 +149,10 @@ impl Decoded {
 /// cap, before anything of it is applied.
 pub fn check(mut message: Message, limits: &Limits) -> Result<Checked, IntakeError> {
     check_summary(&message, limits)?;
+    // Automerge builds a change for each hash the peer needs, as often as it is named, and
+    // panics building a small change twice: each is named once.
+    let mut named = HashSet::new();
+    message.need.retain(|hash| named.insert(*hash));
     let joined: Vec<u8> = message.changes.iter().flatten().copied().collect();
     let mut rest = joined.as_slice();
     let mut chunks: Vec<Vec<u8>> = Vec::new();
@@ -790,6 +795,26 @@ mod tests {
             .map(|counted| (counted.operations, counted.predecessors)),
             Ok((2, 0))
         );
+    }
+
+    /// Automerge builds one change per hash a peer says it needs, duplicates too, and
+    /// panics on the second copy of a small change: a checked message names each once.
+    #[test]
+    fn a_change_needed_twice_is_answered_once() {
+        let mut doc = sample_doc();
+        let hash = doc.get_heads()[0];
+        let message = Message {
+            need: vec![hash, hash, hash],
+            ..carrying(Vec::new())
+        };
+        let checked = check(message, &Limits::default()).expect("passes");
+        assert_eq!(checked.message.need, [hash]);
+        let mut state = sync::State::new();
+        doc.sync()
+            .receive_sync_message(&mut state, checked.message)
+            .expect("receive");
+        let answer = crate::sync::next_message(&mut doc, &mut state).expect("answer");
+        assert_eq!(answer.changes.len(), 1);
     }
 
     #[test]

@@ -1927,3 +1927,42 @@ fn applied_changes_leave_no_record_of_patches_in_the_document() {
     assert_eq!(judged.get_heads(), plain.get_heads());
     assert_eq!(recorded(&judged), 0);
 }
+
+#[test]
+fn a_message_of_refused_changes_copies_the_case_a_bounded_number_of_times() {
+    // A hundred changes by one author, each on the case as it is and each refused: the run
+    // fails whole, and each would be tried alone on a copy of the case. After
+    // `TRIALS` tries the rest are held back, to be sent again.
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, OWNER);
+    let changes: Vec<automerge::Change> = (0..100)
+        .map(|_| {
+            let mut fork = f.doc.clone();
+            fork.set_actor(automerge::ActorId::random());
+            fork.put(ROOT, "district", OTHER).expect("put");
+            fork.commit();
+            fork.get_last_local_change().expect("change").clone()
+        })
+        .collect();
+    let authors = changes.iter().map(|_| Ok(insp.clone())).collect();
+    let judged = rules::judge_changes(
+        &f.doc,
+        Some(&CaseState::of(&f.doc).expect("reads")),
+        changes,
+        &anjian_core::sync::intake::Decoded::default(),
+        authors,
+        &anjian_core::sync::intake::Limits::default(),
+        &rules::Trust::default(),
+    );
+    assert!(judged.admitted.is_empty());
+    let count = |rule: Rule| {
+        judged
+            .refused
+            .iter()
+            .filter(|(refusal, _)| refusal.rule == rule)
+            .map(|(_, hashes)| hashes.len())
+            .sum::<usize>()
+    };
+    assert_eq!(count(Rule::Fixed), rules::TRIALS - 1);
+    assert_eq!(count(Rule::HeldBack), 100 - (rules::TRIALS - 1));
+}

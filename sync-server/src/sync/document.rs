@@ -37,6 +37,12 @@ pub enum Received {
         refused: Vec<RefusedChanges>,
         /// The peer's sync state, when the server has the document.
         state: Option<sync::State>,
+        /// Whether the rule book judged each change as its author's, so that its refusal
+        /// stands whoever carries it again. A refusal of the message as a whole (over a
+        /// limit of the wire, another case's changes, a case the sender may not see) says
+        /// nothing of the changes' authors: any device can carry another's changes inside
+        /// such a message, and the author's own device may still deliver them.
+        judged: bool,
     },
     /// The server does not have the document (or the user may not see it), and the peer
     /// only asked for it.
@@ -252,11 +258,15 @@ fn from_storage(
 }
 
 /// Keeps every refusal before the peer hears of it: a refusal is final. Not kept: what is
-/// only held back, and a relay the carrier could not vouch for (the author's own device
-/// may still deliver the change).
+/// only held back, a relay the carrier could not vouch for, and a message refused as a
+/// whole (the author's own device may still deliver the change).
 fn keep_refusals(context: &Context, received: &Received) -> AppResult<()> {
     let groups = match received {
-        Received::Refused { refused, .. } => refused.as_slice(),
+        Received::Refused {
+            refused,
+            judged: true,
+            ..
+        } => refused.as_slice(),
         Received::Commit(candidate) => candidate.refused.as_slice(),
         _ => return Ok(()),
     };
@@ -307,6 +317,7 @@ fn receive_visible(
         return Ok(Received::Refused {
             refused: judged.refused,
             state: Some(state),
+            judged: true,
         });
     };
     let before_heads = doc.get_heads();
@@ -402,6 +413,7 @@ fn receive_unknown(
         return Ok(Received::Refused {
             refused: judged.refused,
             state: None,
+            judged: true,
         });
     };
     let rules::Judged {
@@ -425,6 +437,7 @@ fn receive_unknown(
         return Ok(Received::Refused {
             refused: refusals,
             state: None,
+            judged: false,
         });
     }
     if case_doc::case_id(&candidate).ok() != Some(context.case_id) {
@@ -671,6 +684,8 @@ fn receipts(storage: &dyn Documents, applied: &[(Change, Signed)]) -> AppResult<
         .collect()
 }
 
+/// `changes` refused as a whole message, not as each author's (never kept: see
+/// `Received::Refused`).
 fn refused(refusal: Refusal, changes: &[Change], state: Option<sync::State>) -> Received {
     Received::Refused {
         refused: vec![(
@@ -678,6 +693,7 @@ fn refused(refusal: Refusal, changes: &[Change], state: Option<sync::State>) -> 
             changes.iter().map(|c| c.hash().to_string()).collect(),
         )],
         state,
+        judged: false,
     }
 }
 

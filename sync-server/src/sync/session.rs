@@ -287,7 +287,7 @@ impl Session {
                         .unwrap_or_default(),
                 )
             }
-            Ok(Received::Refused { refused, state }) => {
+            Ok(Received::Refused { refused, state, .. }) => {
                 if let Some(state) = state {
                     self.keep_synced(case, state);
                 }

@@ -183,6 +183,35 @@ async fn a_change_nesting_maps_deep_in_the_senders_own_case_is_refused() {
     w.server.stop().await;
 }
 
+/// A message refused as a whole (over a limit of the wire) says nothing of who wrote the
+/// changes it carried: a teammate who carries an inspector's change inside one cannot
+/// have it refused for good, and the inspector's own phone delivers it after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_refused_whole_refuses_none_of_its_changes_for_good() {
+    let mut w = world(&[("mate", Role::Inspector, "310101")], Limits::default()).await;
+    w.insp
+        .store
+        .add_finding(w.case, &sample::finding("消防栓被遮挡"))
+        .expect("finding");
+    // The teammate got the case with that finding from the inspector's phone on site.
+    let (token, mut doc) = w.device("mate").await;
+    let mut obj = automerge::ROOT;
+    for _ in 0..1_000 {
+        obj = doc
+            .put_object(&obj, "x", automerge::ObjType::Map)
+            .expect("put");
+    }
+    doc.commit();
+    let reason = w.refused_as_shape(&token, &mut doc).await;
+    assert!(reason.contains("levels deep"), "{reason}");
+    let report = w.insp.sync().await.expect("sync");
+    assert!(
+        report.refused.is_empty() && report.acknowledged >= 1,
+        "{report:?}"
+    );
+    w.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_district_cannot_take_a_case() {
     let dir = tempfile::tempdir().expect("temp dir");
