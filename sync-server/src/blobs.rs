@@ -109,7 +109,11 @@ pub async fn head(
     check(&app, &user, &sha256)?;
     Ok(match stored_size(&app, &sha256)? {
         Some(size) => offset_response(StatusCode::OK, size, true),
-        None => offset_response(StatusCode::OK, app.storage.upload_held(&sha256)?, false),
+        None => offset_response(
+            StatusCode::OK,
+            app.storage.upload_held(&sha256, user.id)?,
+            false,
+        ),
     })
 }
 
@@ -258,13 +262,13 @@ async fn append(
     if let Some(size) = stored_size(app, sha256)? {
         return Ok(offset_response(StatusCode::OK, size, true));
     }
-    let held = app.storage.upload_held(sha256)?;
+    let held = app.storage.upload_held(sha256, user.id)?;
     if offset != held {
         return Ok(offset_response(StatusCode::CONFLICT, held, false));
     }
     let total = held + body.len() as u64;
     if total > length {
-        app.storage.forget_upload(sha256)?;
+        app.storage.forget_upload(sha256, user.id)?;
         return Err(AppError::BadRequest(format!(
             "the upload went past Upload-Length ({total} > {length}); start again"
         )));
@@ -287,14 +291,14 @@ async fn append(
     let mut whole = if offset == 0 {
         Vec::new()
     } else {
-        app.storage.staged_bytes(sha256)?
+        app.storage.staged_bytes(sha256, user.id)?
     };
     if whole.len() as u64 != offset {
-        let held = app.storage.upload_held(sha256)?;
+        let held = app.storage.upload_held(sha256, user.id)?;
         return Ok(offset_response(StatusCode::CONFLICT, held, false));
     }
     whole.extend_from_slice(&body);
-    finish(app, sha256, Bytes::from(whole), Parts::Staged).await
+    finish(app, sha256, Bytes::from(whole), Parts::Staged(user.id)).await
 }
 
 /// Where a whole blob came from.
@@ -302,8 +306,9 @@ async fn append(
 enum Parts {
     /// One request: a refusal leaves anyone's unfinished upload of the blob alone.
     None,
-    /// The unfinished upload's parts and a last one: a refusal forgets the upload.
-    Staged,
+    /// The unfinished upload's parts (this user's) and a last one: a refusal forgets the
+    /// upload.
+    Staged(i64),
 }
 
 /// Verifies a whole blob (hash, then image or PDF, on the photo threads) and stores it
@@ -335,8 +340,8 @@ async fn finish(app: &AppState, sha256: &str, bytes: Bytes, parts: Parts) -> App
     let mime = match checked {
         Ok(mime) => mime,
         Err(message) => {
-            if parts == Parts::Staged {
-                app.storage.forget_upload(sha256)?;
+            if let Parts::Staged(user_id) = parts {
+                app.storage.forget_upload(sha256, user_id)?;
             }
             return Err(AppError::BadRequest(message));
         }

@@ -50,6 +50,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "012_city_scale.sql")),
             include_str!(concat!($dir, "013_tallies.sql")),
             include_str!(concat!($dir, "014_china_days.sql")),
+            include_str!(concat!($dir, "015_uploads_per_user.sql")),
         ]
     };
 }

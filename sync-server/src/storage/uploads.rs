@@ -1,6 +1,8 @@
 //! Unfinished blob uploads, held in the database part by part so that every server
 //! process sharing it sees the same upload: a part received by one node and the next by
-//! another. Each upload is attributed to who parked it, for the per-user quota.
+//! another. Each upload is its uploader's alone (two users sending the same blob each
+//! send their own), so that no one else can move, spoil or cancel it; and it counts
+//! against its uploader's quota.
 
 use chrono::{SecondsFormat, Utc};
 
@@ -21,9 +23,9 @@ pub enum Staged {
 }
 
 impl Storage {
-    /// Bytes the unfinished upload of `sha256` holds (0 if there is none).
-    pub fn upload_held(&self, sha256: &str) -> AppResult<u64> {
-        self.read(|conn| held(conn, sha256))
+    /// Bytes `user_id`'s unfinished upload of `sha256` holds (0 if there is none).
+    pub fn upload_held(&self, sha256: &str, user_id: i64) -> AppResult<u64> {
+        self.read(|conn| held(conn, sha256, user_id))
     }
 
     /// Keeps `part` of the unfinished upload of `sha256` by `user_id`, if it starts where
@@ -45,7 +47,7 @@ impl Storage {
                     // SQLite's write transaction already excludes every other writer.
                     tx.execute("SELECT 1 FROM users WHERE id = ?1 FOR UPDATE", params![user_id])?;
                 }
-                let holds = held(tx, sha256)?;
+                let holds = held(tx, sha256, user_id)?;
                 if holds != start {
                     return Ok(Staged::Elsewhere(holds));
                 }
@@ -65,37 +67,38 @@ impl Storage {
                 let moved = if start == 0 {
                     tx.execute(
                         "INSERT INTO uploads (sha256, user_id, bytes, updated_at) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (sha256) DO NOTHING",
+                         ON CONFLICT (sha256, user_id) DO NOTHING",
                         params![sha256, user_id, total as i64, now],
                     )?
                 } else {
                     tx.execute(
-                        "UPDATE uploads SET user_id = ?2, bytes = ?3, updated_at = ?4
-                         WHERE sha256 = ?1 AND bytes = ?5",
+                        "UPDATE uploads SET bytes = ?3, updated_at = ?4
+                         WHERE sha256 = ?1 AND user_id = ?2 AND bytes = ?5",
                         params![sha256, user_id, total as i64, now, start as i64],
                     )?
                 };
                 if moved != 1 {
-                    return Ok(Staged::Elsewhere(held(tx, sha256)?));
+                    return Ok(Staged::Elsewhere(held(tx, sha256, user_id)?));
                 }
                 tx.execute(
-                    "INSERT INTO upload_parts (sha256, start, bytes) VALUES (?1, ?2, ?3)",
-                    params![sha256, start as i64, part],
+                    "INSERT INTO upload_parts (sha256, user_id, start, bytes) VALUES (?1, ?2, ?3, ?4)",
+                    params![sha256, user_id, start as i64, part],
                 )?;
                 Ok(Staged::Kept(total))
             })
         })
     }
 
-    /// The bytes the unfinished upload of `sha256` holds, in order, read at one moment.
-    pub fn staged_bytes(&self, sha256: &str) -> AppResult<Vec<u8>> {
+    /// The bytes `user_id`'s unfinished upload of `sha256` holds, in order, read at one
+    /// moment.
+    pub fn staged_bytes(&self, sha256: &str, user_id: i64) -> AppResult<Vec<u8>> {
         self.read(|conn| {
             conn.consistent(|tx| {
-                let expected = held(tx, sha256)?;
+                let expected = held(tx, sha256, user_id)?;
                 let mut bytes = Vec::with_capacity(expected as usize);
                 for (start, part) in tx.query_map(
-                    "SELECT start, bytes FROM upload_parts WHERE sha256 = ?1 ORDER BY start",
-                    params![sha256],
+                    "SELECT start, bytes FROM upload_parts WHERE sha256 = ?1 AND user_id = ?2 ORDER BY start",
+                    params![sha256, user_id],
                     |r| Ok((r.get::<u64>(0)?, r.get::<Vec<u8>>(1)?)),
                 )? {
                     if start != bytes.len() as u64 {
@@ -117,9 +120,9 @@ impl Storage {
         })
     }
 
-    /// Forgets the unfinished upload of `sha256` (finished, refused or expired).
-    pub fn forget_upload(&self, sha256: &str) -> AppResult<()> {
-        self.write(|conn| conn.transaction(|tx| forget(tx, sha256)))
+    /// Forgets `user_id`'s unfinished upload of `sha256` (refused or expired).
+    pub fn forget_upload(&self, sha256: &str, user_id: i64) -> AppResult<()> {
+        self.write(|conn| conn.transaction(|tx| forget(tx, sha256, user_id)))
     }
 
     /// Forgets the unfinished uploads untouched for longer than `age`; how many.
@@ -132,13 +135,13 @@ impl Storage {
             });
         self.write(|conn| {
             conn.transaction(|tx| {
-                let stale: Vec<String> = tx.query_map(
-                    "SELECT sha256 FROM uploads WHERE updated_at < ?1",
+                let stale: Vec<(String, i64)> = tx.query_map(
+                    "SELECT sha256, user_id FROM uploads WHERE updated_at < ?1",
                     params![cutoff],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
-                for sha256 in &stale {
-                    forget(tx, sha256)?;
+                for (sha256, user_id) in &stale {
+                    forget(tx, sha256, *user_id)?;
                 }
                 Ok(stale.len())
             })
@@ -146,21 +149,24 @@ impl Storage {
     }
 }
 
-fn held(conn: &mut dyn Conn, sha256: &str) -> AppResult<u64> {
+fn held(conn: &mut dyn Conn, sha256: &str, user_id: i64) -> AppResult<u64> {
     Ok(conn
         .query_opt(
-            "SELECT bytes FROM uploads WHERE sha256 = ?1",
-            params![sha256],
+            "SELECT bytes FROM uploads WHERE sha256 = ?1 AND user_id = ?2",
+            params![sha256, user_id],
             |r| r.get::<u64>(0),
         )?
         .unwrap_or(0))
 }
 
-fn forget(tx: &mut dyn Conn, sha256: &str) -> AppResult<()> {
+fn forget(tx: &mut dyn Conn, sha256: &str, user_id: i64) -> AppResult<()> {
     tx.execute(
-        "DELETE FROM upload_parts WHERE sha256 = ?1",
-        params![sha256],
+        "DELETE FROM upload_parts WHERE sha256 = ?1 AND user_id = ?2",
+        params![sha256, user_id],
     )?;
-    tx.execute("DELETE FROM uploads WHERE sha256 = ?1", params![sha256])?;
+    tx.execute(
+        "DELETE FROM uploads WHERE sha256 = ?1 AND user_id = ?2",
+        params![sha256, user_id],
+    )?;
     Ok(())
 }

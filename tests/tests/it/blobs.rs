@@ -130,6 +130,52 @@ async fn an_interrupted_upload_resumes_from_where_it_stopped() {
     server.stop().await;
 }
 
+/// An unfinished upload is its uploader's: a colleague who may see the case (and so the
+/// blob's name) can neither append to it nor have it forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_cannot_spoil_an_unfinished_upload() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = noise_png(600, 600);
+    let (server, zhang, sha256) = setup(&dir, &photo).await;
+    add_user(&server.data, "wang", Role::Inspector, "310101", "应急管理");
+    let wang = login_token(&server.url(), "wang").await;
+    let url = blob_url(&server, &sha256);
+    let cut = photo.len() / 3;
+    let first = patch(&url, &zhang.token, 0, photo.len(), &photo[..cut]).await;
+    assert_eq!(first.status(), 204);
+
+    // Junk where Zhang's upload ends, then a part that goes past its length.
+    let junk = patch(&url, &wang, cut, photo.len(), &[0u8; 1000]).await;
+    assert_eq!(junk.status(), 409, "Wang's own upload holds nothing");
+    assert_eq!(junk.headers()["upload-offset"], "0");
+    let past = patch(&url, &wang, 0, 10, &[0u8; 20]).await;
+    assert_eq!(past.status(), 400);
+    let parked = patch(&url, &wang, 0, photo.len(), &[0u8; 1000]).await;
+    assert_eq!(
+        parked.status(),
+        204,
+        "Wang may send the same blob: his own upload"
+    );
+
+    // Zhang's upload is as he left it, and finishes.
+    let head = reqwest::Client::new()
+        .head(&url)
+        .bearer_auth(&zhang.token)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.headers()["upload-offset"], cut.to_string().as_str());
+    let rest = patch(&url, &zhang.token, cut, photo.len(), &photo[cut..]).await;
+    assert_eq!(rest.status(), 201, "{:?}", rest.text().await);
+    let stored = anjian_sync_server::testing::blob_store(&server.data)
+        .expect("blob store")
+        .read(&sha256)
+        .await
+        .expect("read");
+    assert_eq!(stored.as_deref(), Some(photo.as_slice()));
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_uploads_store_nothing_and_other_districts_see_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
