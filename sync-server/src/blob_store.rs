@@ -26,7 +26,14 @@ pub const PART_BYTES: usize = 5 * 1024 * 1024;
 pub struct BlobStore {
     place: Place,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Each account's turns at transferring blobs (`TRANSFERS_PER_USER`).
+    turns: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Blob transfers one account holds at once in this process; its others wait for one of
+/// these before they take one of the server's (`BLOB_TRANSFERS`), so that an account
+/// opening many slow transfers (a body sent a byte at a time) holds a few, not all.
+pub const TRANSFERS_PER_USER: usize = 4;
 
 enum Place {
     Folder(PathBuf),
@@ -58,7 +65,17 @@ impl BlobStore {
         Ok(BlobStore {
             place,
             locks: std::sync::Mutex::default(),
+            turns: std::sync::Mutex::default(),
         })
+    }
+
+    /// The turns at transferring blobs of the account `user_id`.
+    pub fn turns_of(&self, user_id: i64) -> Arc<tokio::sync::Semaphore> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        turns
+            .entry(user_id)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(TRANSFERS_PER_USER)))
+            .clone()
     }
 
     /// The lock of one blob (by its hash) in this process, so that concurrent uploads of

@@ -14,8 +14,9 @@ use crate::db::params;
 use anjian_core::Role;
 use anjian_core::photo::{self, PhotoLimits};
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
@@ -470,4 +471,19 @@ pub async fn sweep_uploads(app: Arc<AppState>, mut stop: tokio::sync::watch::Rec
 /// one meanwhile finds it gone and is told to start again from 0.
 async fn sweep(app: &AppState, age: std::time::Duration) -> AppResult<usize> {
     app.storage.forget_uploads_older_than(age)
+}
+
+/// Waits for one of the account's turns at transferring blobs before the request goes on
+/// (`blob_store::TRANSFERS_PER_USER`), holding it until the handler answers.
+pub async fn one_turn_per_transfer(
+    State(app): State<Arc<AppState>>,
+    AuthUser(user): AuthUser,
+    request: Request,
+    next: Next,
+) -> Response {
+    let turns = app.blobs.turns_of(user.id);
+    let Ok(_turn) = turns.acquire_owned().await else {
+        return AppError::Internal("the blob transfers' turns were closed".into()).into_response();
+    };
+    next.run(request).await
 }

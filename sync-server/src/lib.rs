@@ -148,7 +148,12 @@ pub fn router(state: Arc<AppState>) -> Router {
                 // Each transfer may hold a photo's bytes in memory: a bounded number at once.
                 .layer::<_, std::convert::Infallible>(
                     tower::limit::GlobalConcurrencyLimitLayer::new(BLOB_TRANSFERS),
-                ),
+                )
+                // An account's transfers beyond a few wait outside them.
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    blobs::one_turn_per_transfer,
+                )),
         )
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(ACTION_BODY_BYTES))

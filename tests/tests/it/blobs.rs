@@ -176,6 +176,53 @@ async fn a_colleague_cannot_spoil_an_unfinished_upload() {
     server.stop().await;
 }
 
+/// An account that opens as many uploads as the server transfers at once, each announcing
+/// a body it never sends, holds a few of them: another inspector's photo still loads
+/// (rather than after the body timeout, two minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_s_stalled_uploads_leave_room_for_everyone_else() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = noise_png(300, 300);
+    let (server, zhang, sha256) = setup(&dir, &photo).await;
+    let url = blob_url(&server, &sha256);
+    let put = reqwest::Client::new()
+        .put(&url)
+        .bearer_auth(&zhang.token)
+        .body(photo.clone())
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 201);
+    add_user(&server.data, "wang", Role::Inspector, "310101", "应急管理");
+    let wang = login_token(&server.url(), "wang").await;
+    let address = server.url().trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..anjian_sync_server::BLOB_TRANSFERS {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        let request = format!(
+            "PUT /api/v1/blobs/{sha256} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {wang}\r\nContent-Length: 1000000\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("headers");
+        stalled.push(stream);
+    }
+    // The server takes them in.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let got = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&zhang.token)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .expect("the photo loads while the stalled uploads are held");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.expect("bytes").as_ref(), photo.as_slice());
+    drop(stalled);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_uploads_store_nothing_and_other_districts_see_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
