@@ -406,10 +406,28 @@ fn root(op: &OpAt) -> Option<&str> {
     op.path.first().and_then(Seg::key)
 }
 
+/// Who recorded a finding and when, and who attached a checklist and when: written with
+/// the record and never after (an author field may only name the change's author, so
+/// rewriting it would let anyone who records in the case take a record as theirs).
+fn written_once(op: &OpAt) -> bool {
+    let keys: Vec<Option<&str>> = op.path.iter().map(Seg::key).collect();
+    matches!(
+        keys.as_slice(),
+        [Some("findings"), _, Some("recorded_by" | "recorded_at")]
+            | [Some("checklists"), _, Some("attached_by" | "attached_at")]
+    )
+}
+
 /// After creation, the fields written at creation stay as they are, the case's
 /// containers are never replaced, and only those who decide share it.
 fn structure(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
     for op in ops.iter() {
+        if op.overwrites && written_once(op) {
+            return Err(Refusal::new(
+                Rule::Attribution,
+                "记录人和记录时间写入后不能修改 (who recorded a record, and when, stay as written)",
+            ));
+        }
         let Some(key) = root(op) else { continue };
         // The documents' map is the one container made after opening (an old case's,
         // with its first document); `writs` judges it.

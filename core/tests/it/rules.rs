@@ -1966,3 +1966,38 @@ fn a_message_of_refused_changes_copies_the_case_a_bounded_number_of_times() {
     assert_eq!(count(Rule::Fixed), rules::TRIALS - 1);
     assert_eq!(count(Rule::HeldBack), 100 - (rules::TRIALS - 1));
 }
+
+#[test]
+fn who_recorded_a_finding_and_when_stay_as_written() {
+    // Anyone who records in the case may write only their own name in an author field:
+    // rewriting a finding's would take it as theirs.
+    let f = fixture();
+    let colleague = author("wang", Role::Inspector, OWNER);
+    let findings = |doc: &AutoCommit| doc.get(ROOT, "findings").expect("get").expect("map").1;
+    let finding = |doc: &AutoCommit| {
+        doc.get(findings(doc), f.plain.to_string())
+            .expect("get")
+            .expect("finding")
+            .1
+    };
+    for (key, value) in [
+        ("recorded_by", "wang"),
+        ("recorded_at", "2026-11-20T10:00:00+08:00"),
+    ] {
+        let after = changed(&f.doc, |doc| {
+            let obj = finding(doc);
+            doc.put(&obj, key, value).expect("put");
+        });
+        assert_eq!(
+            verdict(&colleague, &f.doc, &after),
+            Err(Rule::Attribution),
+            "{key}"
+        );
+    }
+    // The colleague's own edit of the finding stands.
+    let after = changed(&f.doc, |doc| {
+        let obj = finding(doc);
+        doc.put(&obj, "place", "二号仓库").expect("put");
+    });
+    assert_eq!(verdict(&colleague, &f.doc, &after), Ok(()));
+}
