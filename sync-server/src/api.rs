@@ -396,7 +396,7 @@ pub struct NumberBlocks {
         (status = 400, description = "The key id is not hex of 8 bytes, or a kind is asked for twice", body = ErrorBody),
         SignedOut,
         (status = 403, description = "The key is not one this device registered", body = ErrorBody),
-        (status = 409, description = "The key holds the most blocks of a kind a year allows", body = ErrorBody),
+        (status = 409, description = "The account holds the most blocks of a kind a year allows", body = ErrorBody),
         JsonBodyRefused,
     ),
 )]

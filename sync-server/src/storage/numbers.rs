@@ -17,8 +17,11 @@ use crate::users::User;
 /// Numbers in a block allocated to a device.
 pub const BLOCK_SIZE: u32 = 20;
 
-/// Blocks of one kind one device key may hold in a year: beyond them a device asks for
-/// more than any inspection team issues, and is refused.
+/// Blocks of one kind one account may hold in a year, whatever devices and keys it signed
+/// in with (each sign-in may register a new key): beyond them it asks for more than any
+/// inspector issues, and is refused. The numbers are its department's, one sequence:
+/// counted per key, an account signing in again and again under new keys could take
+/// them by the thousand.
 pub const MAX_BLOCKS_PER_YEAR: i64 = 50;
 
 impl Storage {
@@ -117,13 +120,13 @@ impl Storage {
                 let mut blocks = Vec::new();
                 for &kind in kinds {
                     let held: i64 = tx.query_row(
-                        "SELECT COUNT(*) FROM number_blocks WHERE key_id = ?1 AND kind = ?2 AND year = ?3",
-                        params![key.as_slice(), kind.code(), year],
+                        "SELECT COUNT(*) FROM number_blocks WHERE user_id = ?1 AND kind = ?2 AND year = ?3",
+                        params![user.id, kind.code(), year],
                         |r| r.get(0),
                     )?;
                     if held >= MAX_BLOCKS_PER_YEAR {
                         return Err(AppError::Conflict(format!(
-                            "本设备今年已领取 {held} 个{}编号段 (this key holds the most blocks of a kind a year allows)",
+                            "本账号今年已领取 {held} 个{}编号段 (this account holds the most blocks of a kind a year allows)",
                             kind.label()
                         )));
                     }

@@ -435,3 +435,38 @@ async fn an_inspector_signs_with_the_certificate_on_record_valid_that_day() {
     );
     server.stop().await;
 }
+
+/// Every sign-in may register a new key: an account signing in again and again under
+/// fresh keys is still held to the blocks its account may hold in a year (the numbers
+/// are its department's one sequence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_holds_a_bounded_number_of_blocks_whatever_keys_it_signs_in_with() {
+    use anjian_core::signing::{KeyAlgorithm, Signer, SoftwareKey};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = district(dir.path()).await;
+    let url = server.url();
+    let most = anjian_sync_server::storage::MAX_BLOCKS_PER_YEAR as usize;
+    let mut answers = Vec::new();
+    for round in 0..=most {
+        let key = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [round as u8 + 1; 32]);
+        let actor = automerge::ActorId::random().to_hex_string();
+        let token =
+            anjian_tests::login_device_with_key(&url, "zhang", &actor, Some(&key.public_key()))
+                .await;
+        let answer = reqwest::Client::new()
+            .post(format!("{url}/api/v1/number-blocks"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "key": hex::encode(key.public_key().id()),
+                "kinds": ["rectification_order"],
+            }))
+            .send()
+            .await
+            .expect("request");
+        answers.push(answer.status().as_u16());
+    }
+    let mut expected = vec![200; most];
+    expected.push(409);
+    assert_eq!(answers, expected);
+    server.stop().await;
+}
