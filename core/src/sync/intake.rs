@@ -7,8 +7,7 @@
 //! every incoming message first passes [`check`]:
 //!
 //! 1. its heads, needs and summaries are bounded (each needed change named once), and each
-//!    summary's bloom filter asks a
-//!    sane number of probes per lookup;
+//!    summary's bloom filter asks a sane number of probes per lookup;
 //! 2. the bytes of all its change entries are joined and walked chunk by chunk (a chunk
 //!    may span entries), reading only chunk headers;
 //! 3. whole-document and bundle chunks are refused (peers send changes; the server never
