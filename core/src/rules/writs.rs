@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use super::{Author, CaseState, OpAt, Ops, Refusal, Rule, Trust, decides};
 use crate::codes::{HazardAction, WritKind};
 use crate::codes::{ReviewState, SignerRole, WritId};
-use crate::model::Writ;
+use crate::model::{Writ, WritSignature};
 use crate::numbering::{PROVISIONAL_MARK, SignedBlock};
 use crate::paths::{Leaf, Seg};
 
@@ -146,15 +146,7 @@ fn steps(
         }
     }
     let sealed = writ.seal.as_ref().map(|s| s.sha256.as_str());
-    let old_signatures = old.map_or(&[][..], |w| w.signatures.as_slice());
-    // Signatures are added after those there (a change built on older heads could put one
-    // before them, where it would read as an old one and not be checked).
-    if !writ.signatures.starts_with(old_signatures) {
-        return Err(refuse(format!(
-            "{name}的签名只能追加在已有签名之后 (signatures are added after those there)"
-        )));
-    }
-    for signature in writ.signatures.iter().skip(old_signatures.len()) {
+    for signature in new_signatures(old, writ) {
         if Some(signature.sha256.as_str()) != sealed {
             return Err(refuse(format!(
                 "签名须针对{name}定稿后的内容 (a signature is given on the sealed content)"
@@ -270,14 +262,32 @@ fn grounded(after: &CaseState, writ: &Writ) -> Result<(), Refusal> {
     }
 }
 
+/// The signatures of `writ` that `old` does not have, wherever they are in the list: a
+/// signature made concurrently with one already there may be placed before it (Automerge
+/// orders concurrent insertions by their ids), so the new ones are not the last ones.
+fn new_signatures<'a>(old: Option<&Writ>, writ: &'a Writ) -> Vec<&'a WritSignature> {
+    let mut old: Vec<&WritSignature> = old
+        .map(|w| w.signatures.iter().collect())
+        .unwrap_or_default();
+    writ.signatures
+        .iter()
+        .filter(|s| match old.iter().position(|o| o == s) {
+            Some(i) => {
+                old.swap_remove(i);
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
 /// Where the judge holds the enforcement certificates on record (the server), every new
 /// inspector's signature names the signer's certificate, valid on the day signed.
 fn certified(trust: &Trust<'_>, old: Option<&Writ>, writ: &Writ) -> Result<(), Refusal> {
     let Some(records) = trust.records else {
         return Ok(());
     };
-    let old_signatures = old.map_or(0, |w| w.signatures.len());
-    for signature in writ.signatures.iter().skip(old_signatures) {
+    for signature in new_signatures(old, writ) {
         if signature.role != SignerRole::Inspector {
             continue;
         }
