@@ -149,8 +149,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .layer::<_, std::convert::Infallible>(
                     tower::limit::GlobalConcurrencyLimitLayer::new(BLOB_TRANSFERS),
                 )
-                // An account's transfers beyond a few wait outside them.
-                .layer(axum::middleware::from_fn_with_state(
+                // An account's transfers beyond a few wait outside them (on the routed
+                // methods only: any other is answered 405 without a token).
+                .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     blobs::one_turn_per_transfer,
                 )),
