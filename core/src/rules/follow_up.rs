@@ -505,18 +505,8 @@ fn state_of(finding: Option<&Finding>) -> RectificationState {
 /// The steps of `after` that `before` does not have, in order (the list only grows, so
 /// these are the ones the change made).
 fn new_events<'a>(before: Option<&Finding>, after: &'a Finding) -> Vec<&'a HazardEvent> {
-    let mut old: Vec<&HazardEvent> = before
-        .map(|f| f.events.iter().collect())
-        .unwrap_or_default();
-    after
-        .events
-        .iter()
-        .filter(|e| match old.iter().position(|o| o == e) {
-            Some(i) => {
-                old.swap_remove(i);
-                false
-            }
-            None => true,
-        })
-        .collect()
+    super::added(
+        before.map_or(&[][..], |f| f.events.as_slice()),
+        &after.events,
+    )
 }

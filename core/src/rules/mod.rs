@@ -402,6 +402,22 @@ fn title(finding: &Finding) -> &str {
     finding.description.lines().next().unwrap_or_default()
 }
 
+/// The entries of `new` that `old` does not have, in `new`'s order, each of `old` matched
+/// once: what a change added to a list that only grows, wherever Automerge placed it
+/// (concurrent insertions are ordered by their ids, so the new ones need not be last).
+fn added<'a, T: PartialEq>(old: &[T], new: &'a [T]) -> Vec<&'a T> {
+    let mut old: Vec<&T> = old.iter().collect();
+    new.iter()
+        .filter(|entry| match old.iter().position(|o| o == entry) {
+            Some(i) => {
+                old.swap_remove(i);
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
 fn root(op: &OpAt) -> Option<&str> {
     op.path.first().and_then(Seg::key)
 }

@@ -266,19 +266,10 @@ fn grounded(after: &CaseState, writ: &Writ) -> Result<(), Refusal> {
 /// signature made concurrently with one already there may be placed before it (Automerge
 /// orders concurrent insertions by their ids), so the new ones are not the last ones.
 fn new_signatures<'a>(old: Option<&Writ>, writ: &'a Writ) -> Vec<&'a WritSignature> {
-    let mut old: Vec<&WritSignature> = old
-        .map(|w| w.signatures.iter().collect())
-        .unwrap_or_default();
-    writ.signatures
-        .iter()
-        .filter(|s| match old.iter().position(|o| o == s) {
-            Some(i) => {
-                old.swap_remove(i);
-                false
-            }
-            None => true,
-        })
-        .collect()
+    super::added(
+        old.map_or(&[][..], |w| w.signatures.as_slice()),
+        &writ.signatures,
+    )
 }
 
 /// Where the judge holds the enforcement certificates on record (the server), every new
