@@ -796,6 +796,33 @@ impl rules::Records for OnRecord {
     }
 }
 
+/// Inserts at `index` of `writ`'s signatures an inspector's signature of its sealed
+/// content: `[user (and name), 执法证号, image, by, at]`.
+fn put_signature(doc: &mut AutoCommit, writ: WritId, index: usize, fields: [&str; 5]) {
+    let [user, number, image, by, at] = fields;
+    let writ_map = writ_obj(doc, writ);
+    let sha256 = match doc.get(obj(doc, &writ_map, "seal"), "sha256").expect("get") {
+        Some((value, _)) => value.as_str().expect("text").to_owned(),
+        None => panic!("sealed"),
+    };
+    let list = obj(doc, &writ_map, "signatures");
+    let entry = doc
+        .insert_object(&list, index, automerge::ObjType::Map)
+        .expect("insert");
+    for (key, value) in [
+        ("role", "inspector"),
+        ("user", user),
+        ("name", user),
+        ("certificate_no", number),
+        ("image", image),
+        ("sha256", sha256.as_str()),
+        ("by", by),
+        ("at", at),
+    ] {
+        doc.put(&entry, key, value).expect("put");
+    }
+}
+
 #[test]
 fn an_inspector_s_signature_names_the_certificate_on_record_valid_that_day() {
     let Visit {
@@ -812,27 +839,9 @@ fn an_inspector_s_signature_names_the_certificate_on_record_valid_that_day() {
     let signs = |user: &'static str, number: &'static str, at: &'static str| {
         let image = image.clone();
         move |doc: &mut AutoCommit| {
-            let writ_obj = writ_obj(doc, writ);
-            let sha256 = match doc.get(obj(doc, &writ_obj, "seal"), "sha256").expect("get") {
-                Some((value, _)) => value.as_str().expect("text").to_owned(),
-                None => panic!("sealed"),
-            };
-            let list = obj(doc, &writ_obj, "signatures");
-            let entry = doc
-                .insert_object(&list, doc.length(&list), automerge::ObjType::Map)
-                .expect("insert");
-            for (key, value) in [
-                ("role", "inspector"),
-                ("user", user),
-                ("name", user),
-                ("certificate_no", number),
-                ("image", image.as_str()),
-                ("sha256", sha256.as_str()),
-                ("by", "u1"),
-                ("at", at),
-            ] {
-                doc.put(&entry, key, value).expect("put");
-            }
+            let list = obj(doc, &writ_obj(doc, writ), "signatures");
+            let end = doc.length(&list);
+            put_signature(doc, writ, end, [user, number, &image, "u1", at]);
         }
     };
     let rows = [
@@ -1139,30 +1148,12 @@ fn a_signature_placed_before_those_there_is_judged_as_new() {
         let mut other = unsigned
             .fork()
             .with_actor(automerge::ActorId::from([0xff; 16].as_slice()));
-        let writ_map = writ_obj(&other, writ);
-        let sha256 = match other
-            .get(obj(&other, &writ_map, "seal"), "sha256")
-            .expect("get")
-        {
-            Some((value, _)) => value.as_str().expect("text").to_owned(),
-            None => panic!("sealed"),
-        };
-        let list = obj(&other, &writ_map, "signatures");
-        let entry = other
-            .insert_object(&list, 0, automerge::ObjType::Map)
-            .expect("insert");
-        for (key, value) in [
-            ("role", "inspector"),
-            ("user", user),
-            ("name", user),
-            ("certificate_no", number),
-            ("image", image.as_str()),
-            ("sha256", sha256.as_str()),
-            ("by", "u2"),
-            ("at", "2026-11-20T10:00:00+08:00"),
-        ] {
-            other.put(&entry, key, value).expect("put");
-        }
+        put_signature(
+            &mut other,
+            writ,
+            0,
+            [user, number, &image, "u2", "2026-11-20T10:00:00+08:00"],
+        );
         other.commit();
         let mut after = signed.clone();
         after.merge(&mut other).expect("merge");

@@ -77,6 +77,15 @@ pub(crate) async fn patch(
         .expect("a PATCH answer")
 }
 
+/// The bytes the server's blob store holds under `sha256`, if any.
+async fn stored(server: &TestServer, sha256: &str) -> Option<Vec<u8>> {
+    anjian_sync_server::testing::blob_store(&server.data)
+        .expect("blob store")
+        .read(sha256)
+        .await
+        .expect("read")
+}
+
 fn blob_url(server: &TestServer, sha256: &str) -> String {
     format!("{}/api/v1/blobs/{sha256}", server.url())
 }
@@ -167,12 +176,10 @@ async fn a_colleague_cannot_spoil_an_unfinished_upload() {
     assert_eq!(head.headers()["upload-offset"], cut.to_string().as_str());
     let rest = patch(&url, &zhang.token, cut, photo.len(), &photo[cut..]).await;
     assert_eq!(rest.status(), 201, "{:?}", rest.text().await);
-    let stored = anjian_sync_server::testing::blob_store(&server.data)
-        .expect("blob store")
-        .read(&sha256)
-        .await
-        .expect("read");
-    assert_eq!(stored.as_deref(), Some(photo.as_slice()));
+    assert_eq!(
+        stored(&server, &sha256).await.as_deref(),
+        Some(photo.as_slice())
+    );
     server.stop().await;
 }
 
@@ -359,12 +366,10 @@ async fn twenty_devices_uploading_one_photo_store_it_once() {
         0,
         "no unfinished upload is left"
     );
-    let stored = anjian_sync_server::testing::blob_store(&server.data)
-        .expect("blob store")
-        .read(&sha256)
-        .await
-        .expect("read");
-    assert_eq!(stored.as_deref(), Some(photo.as_slice()));
+    assert_eq!(
+        stored(&server, &sha256).await.as_deref(),
+        Some(photo.as_slice())
+    );
     server.stop().await;
 }
 

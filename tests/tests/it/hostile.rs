@@ -166,10 +166,8 @@ async fn bombs_and_whole_documents_are_refused_before_anything_expands() {
     w.server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_nesting_maps_deep_in_the_senders_own_case_is_refused() {
-    let mut w = world(&[], Limits::default()).await;
-    let (token, mut doc) = w.device("insp").await;
+/// Commits a change nesting maps 1,000 deep under the root of `doc`.
+fn nest_maps_deep(doc: &mut AutoCommit) {
     let mut obj = automerge::ROOT;
     for _ in 0..1_000 {
         obj = doc
@@ -177,6 +175,13 @@ async fn a_change_nesting_maps_deep_in_the_senders_own_case_is_refused() {
             .expect("put");
     }
     doc.commit();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_nesting_maps_deep_in_the_senders_own_case_is_refused() {
+    let mut w = world(&[], Limits::default()).await;
+    let (token, mut doc) = w.device("insp").await;
+    nest_maps_deep(&mut doc);
     let reason = w.refused_as_shape(&token, &mut doc).await;
     assert!(reason.contains("levels deep"), "{reason}");
     w.still_serves().await;
@@ -195,13 +200,7 @@ async fn a_message_refused_whole_refuses_none_of_its_changes_for_good() {
         .expect("finding");
     // The teammate got the case with that finding from the inspector's phone on site.
     let (token, mut doc) = w.device("mate").await;
-    let mut obj = automerge::ROOT;
-    for _ in 0..1_000 {
-        obj = doc
-            .put_object(&obj, "x", automerge::ObjType::Map)
-            .expect("put");
-    }
-    doc.commit();
+    nest_maps_deep(&mut doc);
     let reason = w.refused_as_shape(&token, &mut doc).await;
     assert!(reason.contains("levels deep"), "{reason}");
     let report = w.insp.sync().await.expect("sync");
