@@ -70,6 +70,7 @@ impl SimServer {
                 storage_id: storage.storage_id().to_owned(),
                 documents: limits.documents_per_connection,
                 unknown_documents: limits.unknown_documents_per_connection,
+                state_bytes: limits.sync_state_bytes_per_connection,
             },
             wire: limits.wire(),
             storage,

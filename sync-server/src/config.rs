@@ -69,6 +69,10 @@ pub struct Limits {
     /// Unknown document ids one sync connection is answered about later, when they
     /// appear (beyond this, the oldest are forgotten).
     pub unknown_documents_per_connection: usize,
+    /// Bytes the sync states one connection keeps may hold (the peer's summaries among
+    /// them, which a message may make as large as its frame): beyond this, the least
+    /// recently used are forgotten whatever their number.
+    pub sync_state_bytes_per_connection: usize,
     /// Bytes of one change, uncompressed.
     pub change_bytes: usize,
     /// Bytes of all changes in one sync message, uncompressed.
@@ -130,6 +134,7 @@ impl Default for Limits {
             frames_per_second: 1_000,
             documents_per_connection: 20_000,
             unknown_documents_per_connection: 1_024,
+            sync_state_bytes_per_connection: 4 * 1024 * 1024,
             change_bytes: wire.change_bytes,
             message_change_bytes: wire.message_bytes,
             change_operations: wire.change_ops,

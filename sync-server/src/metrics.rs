@@ -17,6 +17,8 @@ pub struct Metrics {
     pub changes_accepted: AtomicU64,
     /// Changes refused by policy.
     pub changes_refused: AtomicU64,
+    /// Bytes the sync states of every open connection hold (`Session::kept_bytes`).
+    pub sync_state_bytes: AtomicU64,
     /// Whole documents sent from their stored bytes to peers that had nothing of them,
     /// without reading the documents into memory.
     pub documents_served_stored: AtomicU64,
@@ -56,6 +58,12 @@ impl Metrics {
                 "Frames sent on sync connections.",
                 "counter",
                 &self.frames_sent,
+            ),
+            (
+                "anjian_sync_state_bytes",
+                "Bytes the sync states of open connections hold.",
+                "gauge",
+                &self.sync_state_bytes,
             ),
             (
                 "anjian_changes_accepted_total",

@@ -31,6 +31,9 @@ pub struct Server {
     pub documents: usize,
     /// Unknown documents (asked for, or being sent) one connection remembers.
     pub unknown_documents: usize,
+    /// Bytes the sync states one connection keeps may hold (`weight`); beyond them the
+    /// least recently used are forgotten, whatever their number.
+    pub state_bytes: usize,
 }
 
 /// What a frame came to.
@@ -86,11 +89,40 @@ struct Peer {
     metadata: PeerMetadata,
 }
 
-/// A document this connection syncs: the sync state with the peer, and when it was last
-/// used (for forgetting the least recently used beyond the limit).
+/// A document this connection syncs: the sync state with the peer, its `weight`, and
+/// when it was last used (for forgetting the least recently used beyond the limits).
 struct Synced {
     state: sync::State,
+    bytes: usize,
     used: u64,
+}
+
+/// A document the peer is sending that the server does not have: the peer's sync state,
+/// boxed (the table is empty almost always and keeps room for what it once held), and its
+/// `weight`.
+struct Gathered {
+    state: Box<Incoming>,
+    bytes: usize,
+}
+
+/// Bytes a sync state holds besides its hashes and the peer's summaries.
+const STATE_OVERHEAD: usize = 256;
+
+/// Roughly the bytes a kept sync state holds: its hashes and the summaries (bloom filters)
+/// the peer last sent, which a message may make as large as its frame.
+fn weight(state: &sync::State) -> usize {
+    let hashes = state.shared_heads.len()
+        + state.last_sent_heads.len()
+        + state.their_heads.as_ref().map_or(0, Vec::len)
+        + state.their_need.as_ref().map_or(0, Vec::len)
+        + state.sent_hashes.len();
+    let summaries: usize = state
+        .their_have
+        .iter()
+        .flatten()
+        .map(|have| have.last_sync.len() * 32 + have.bloom.to_bytes().len())
+        .sum();
+    STATE_OVERHEAD + hashes * 32 + summaries
 }
 
 /// One connection's protocol state.
@@ -98,9 +130,10 @@ pub struct Session {
     server: Server,
     peer: Option<Peer>,
     synced: HashMap<CaseId, Synced>,
-    /// The peer's sync states with documents it is sending that the server does not have;
-    /// boxed, since the table is empty almost always and keeps room for what it once held.
-    incoming: HashMap<CaseId, Box<Incoming>>,
+    /// The peer's sync states with documents it is sending that the server does not have.
+    incoming: HashMap<CaseId, Gathered>,
+    /// The `weight` of every state in `synced` and `incoming`.
+    kept_bytes: usize,
     /// Documents the peer asked for that the server does not have: it is told when they
     /// appear. Oldest first.
     unknown: VecDeque<CaseId>,
@@ -126,6 +159,7 @@ impl Session {
             peer: None,
             synced: HashMap::new(),
             incoming: HashMap::new(),
+            kept_bytes: 0,
             unknown: VecDeque::new(),
             subscribed: HashSet::new(),
             subscriptions: Vec::new(),
@@ -220,8 +254,7 @@ impl Session {
     /// and what it sent so far of a document the server does not have (both taken: the
     /// outcome given to `settle` puts back what lives on).
     pub fn take(&mut self, case: CaseId) -> (Option<sync::State>, Option<Incoming>) {
-        let state = self.synced.remove(&case).map(|s| s.state);
-        (state, self.incoming.remove(&case).map(|incoming| *incoming))
+        (self.forget_synced(case), self.forget_incoming(case))
     }
 
     /// Puts back what `take` took, as it was, to handle the same message again (after
@@ -232,21 +265,19 @@ impl Session {
         state: Option<sync::State>,
         incoming: Option<Incoming>,
     ) {
-        self.synced.remove(&case);
-        self.incoming.remove(&case);
+        self.forget_synced(case);
+        self.forget_incoming(case);
         if let Some(state) = state {
-            self.uses += 1;
-            self.synced.insert(
-                case,
-                Synced {
-                    state,
-                    used: self.uses,
-                },
-            );
+            self.keep_synced(case, state);
         }
         if let Some(incoming) = incoming {
-            self.incoming.insert(case, Box::new(incoming));
+            self.keep_incoming(case, incoming);
         }
+    }
+
+    /// The bytes the sync states this connection keeps hold (`weight`).
+    pub fn kept_bytes(&self) -> usize {
+        self.kept_bytes
     }
 
     /// Whether the peer reads `anjian-signatures` (the driver then looks up the
@@ -351,8 +382,8 @@ impl Session {
     /// Another connection changed `case`: the sync state to answer from if this
     /// connection syncs it, or asked for it while the server did not have it.
     pub fn changed(&mut self, case: CaseId) -> Option<sync::State> {
-        match self.synced.remove(&case) {
-            Some(synced) => Some(synced.state),
+        match self.forget_synced(case) {
+            Some(state) => Some(state),
             None if self.unknown.contains(&case) => {
                 self.unknown.retain(|c| *c != case);
                 Some(sync::State::new())
@@ -377,6 +408,7 @@ impl Session {
     pub fn close(&mut self) -> Vec<CaseId> {
         self.synced.clear();
         self.incoming.clear();
+        self.kept_bytes = 0;
         self.unknown.clear();
         self.subscriptions.clear();
         let mut cases: Vec<CaseId> = self.subscribed.drain().collect();
@@ -449,28 +481,66 @@ impl Session {
     }
 
     /// Keeps the sync state of a document this connection syncs, forgetting the least
-    /// recently used one beyond the limit.
+    /// recently used ones beyond the limits.
     fn keep_synced(&mut self, case: CaseId, state: sync::State) {
         self.uses += 1;
         self.unknown.retain(|c| *c != case);
+        self.forget_synced(case);
+        let bytes = weight(&state);
+        self.kept_bytes += bytes;
         self.synced.insert(
             case,
             Synced {
                 state,
+                bytes,
                 used: self.uses,
             },
         );
         self.subscribe(case);
-        if self.synced.len() > self.server.documents
-            && let Some(oldest) = self
-                .synced
-                .iter()
-                .min_by_key(|(_, s)| s.used)
-                .map(|(case, _)| *case)
-        {
-            self.synced.remove(&oldest);
-            self.unsubscribe(oldest);
+        while self.synced.len() > self.server.documents || self.over_budget() {
+            if !self.forget_least_recently_used() {
+                break;
+            }
         }
+    }
+
+    /// Whether the kept states hold more than the budget; documents being gathered are
+    /// forgotten first (the peer sends them again).
+    fn over_budget(&mut self) -> bool {
+        while self.kept_bytes > self.server.state_bytes
+            && let Some(any) = self.incoming.keys().min().copied()
+        {
+            self.forget_incoming(any);
+        }
+        self.kept_bytes > self.server.state_bytes
+    }
+
+    /// Forgets the least recently used synced document (its next message starts afresh);
+    /// `false` if there is none.
+    fn forget_least_recently_used(&mut self) -> bool {
+        let Some(oldest) = self
+            .synced
+            .iter()
+            .min_by_key(|(_, s)| s.used)
+            .map(|(case, _)| *case)
+        else {
+            return false;
+        };
+        self.forget_synced(oldest);
+        self.unsubscribe(oldest);
+        true
+    }
+
+    fn forget_synced(&mut self, case: CaseId) -> Option<sync::State> {
+        let synced = self.synced.remove(&case)?;
+        self.kept_bytes -= synced.bytes;
+        Some(synced.state)
+    }
+
+    fn forget_incoming(&mut self, case: CaseId) -> Option<Incoming> {
+        let gathered = self.incoming.remove(&case)?;
+        self.kept_bytes -= gathered.bytes;
+        Some(*gathered.state)
     }
 
     /// Remembers that the peer asked for a document the server does not have, so that it
@@ -490,13 +560,135 @@ impl Session {
     }
 
     /// Keeps a document the peer is sending that the server does not have, within the
-    /// same limit as unknown ids (the smallest id goes first).
+    /// same limit as unknown ids (the smallest id goes first) and the connection's budget.
     fn keep_incoming(&mut self, case: CaseId, state: sync::State) {
+        self.forget_incoming(case);
         if self.incoming.len() >= self.server.unknown_documents
             && let Some(any) = self.incoming.keys().min().copied()
         {
-            self.incoming.remove(&any);
+            self.forget_incoming(any);
         }
-        self.incoming.insert(case, Box::new(state));
+        let bytes = weight(&state);
+        self.kept_bytes += bytes;
+        self.incoming.insert(
+            case,
+            Gathered {
+                state: Box::new(state),
+                bytes,
+            },
+        );
+        while self.over_budget() {
+            if !self.forget_least_recently_used() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::ChangeHash;
+    use automerge::sync::{BloomFilter, Have};
+
+    fn session(state_bytes: usize) -> Session {
+        Session::new(Server {
+            peer_id: "server".into(),
+            storage_id: "storage".into(),
+            documents: 20_000,
+            unknown_documents: 1_024,
+            state_bytes,
+        })
+    }
+
+    /// A sync state holding the summary a peer claiming `changes` changes would send.
+    fn summarised(changes: u32) -> sync::State {
+        let hashes: Vec<ChangeHash> = (0..changes)
+            .map(|i| {
+                let mut bytes = [0u8; 32];
+                bytes[..4].copy_from_slice(&i.to_le_bytes());
+                ChangeHash(bytes)
+            })
+            .collect();
+        let mut state = sync::State::new();
+        state.their_heads = Some(vec![hashes[0]]);
+        state.their_have = Some(vec![Have {
+            last_sync: Vec::new(),
+            bloom: BloomFilter::from_hashes(hashes.iter()),
+        }]);
+        state
+    }
+
+    fn gathering(session: &mut Session, case: CaseId, state: sync::State) {
+        let settled = session.settle(
+            DocumentId::of(case),
+            Ok(Received::Gathering { state, reply: None }),
+        );
+        assert!(settled.commit.is_none());
+    }
+
+    #[test]
+    fn the_documents_a_peer_sends_are_kept_within_the_connection_s_bytes() {
+        let budget = 1024 * 1024;
+        let mut session = session(budget);
+        let one = weight(&summarised(80_000));
+        assert!(
+            one > 90_000,
+            "a summary of 80,000 changes weighs {one} bytes"
+        );
+        let mut cases = Vec::new();
+        for _ in 0..64 {
+            let case = CaseId::new();
+            gathering(&mut session, case, summarised(80_000));
+            cases.push(case);
+            assert!(session.kept_bytes() <= budget, "{}", session.kept_bytes());
+        }
+        let kept: Vec<CaseId> = cases
+            .iter()
+            .copied()
+            .filter(|case| session.incoming.contains_key(case))
+            .collect();
+        assert_eq!(kept.len(), budget / one, "as many as fit are kept");
+        let mut taken = 0;
+        for case in cases {
+            taken += session.take(case).1.map_or(0, |state| weight(&state));
+        }
+        assert_eq!(session.kept_bytes(), 0);
+        assert!(taken > 0 && taken <= budget);
+    }
+
+    #[test]
+    fn documents_synced_beyond_the_bytes_are_forgotten_least_recently_used_first() {
+        let one = weight(&summarised(40_000));
+        let mut session = session(4 * one);
+        let cases: Vec<CaseId> = (0..6).map(|_| CaseId::new()).collect();
+        for case in &cases[..4] {
+            session.answered(DocumentId::of(*case), summarised(40_000), None, Vec::new());
+        }
+        assert_eq!(session.kept_bytes(), 4 * one);
+        // The first is used again, so the second is the least recently used.
+        let (state, _) = session.take(cases[0]);
+        session.put_back(cases[0], state, None);
+        session.subscriptions();
+        session.answered(
+            DocumentId::of(cases[4]),
+            summarised(40_000),
+            None,
+            Vec::new(),
+        );
+        assert_eq!(session.kept_bytes(), 4 * one);
+        assert!(session.synced.contains_key(&cases[0]));
+        assert!(!session.synced.contains_key(&cases[1]));
+        assert_eq!(
+            session.subscriptions(),
+            vec![(cases[4], true), (cases[1], false)],
+            "the forgotten document is no longer followed"
+        );
+        // A peer's message for a document being gathered gives way to the synced ones.
+        gathering(&mut session, cases[5], summarised(40_000));
+        assert!(session.incoming.is_empty());
+        assert_eq!(session.kept_bytes(), 4 * one);
+        session.close();
+        assert_eq!(session.kept_bytes(), 0);
     }
 }

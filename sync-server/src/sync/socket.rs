@@ -123,6 +123,7 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
             }
             _ = shutdown.changed() => break,
         };
+        conn.report_kept_bytes();
         let mut broken = false;
         for reply in replies {
             app.metrics.frames_sent.fetch_add(1, Ordering::Relaxed);
@@ -180,6 +181,8 @@ struct Connection {
     /// Frames the connection may still send before it is read more slowly.
     allowance: f64,
     refilled: Instant,
+    /// The session's kept bytes as last added to the metrics' gauge.
+    reported_bytes: u64,
 }
 
 impl Connection {
@@ -197,6 +200,7 @@ impl Connection {
             storage_id: app.storage.storage_id().to_owned(),
             documents: limits.documents_per_connection,
             unknown_documents: limits.unknown_documents_per_connection,
+            state_bytes: limits.sync_state_bytes_per_connection,
         };
         Connection {
             session: Session::new(server),
@@ -208,6 +212,7 @@ impl Connection {
             registration,
             allowance,
             refilled: Instant::now(),
+            reported_bytes: 0,
         }
     }
 
@@ -437,5 +442,18 @@ impl Connection {
         for case in self.session.close() {
             self.app.hub.unsubscribe(case, self.id);
         }
+        self.report_kept_bytes();
+    }
+
+    /// Brings the metrics' gauge of sync state bytes up to date with this session's.
+    fn report_kept_bytes(&mut self) {
+        let kept = self.session.kept_bytes() as u64;
+        let gauge = &self.app.metrics.sync_state_bytes;
+        if kept >= self.reported_bytes {
+            gauge.fetch_add(kept - self.reported_bytes, Ordering::Relaxed);
+        } else {
+            gauge.fetch_sub(self.reported_bytes - kept, Ordering::Relaxed);
+        }
+        self.reported_bytes = kept;
     }
 }

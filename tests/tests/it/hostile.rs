@@ -566,6 +566,67 @@ async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
     w.server.stop().await;
 }
 
+/// A summary (bloom filter) may be as large as a frame, and the server keeps the peer's
+/// last one with every document it syncs or gathers: a peer claiming huge histories of
+/// many documents the server does not have is held to the connection's byte budget, and
+/// nothing is left once it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_summaries_of_many_documents_are_kept_within_the_connection_s_bytes() {
+    let limits = Limits {
+        frames_per_second: 1_000_000,
+        ..Limits::default()
+    };
+    let budget = limits.sync_state_bytes_per_connection as u64;
+    let w = world(&[], limits).await;
+    let url = w.server.url();
+    let token = login_token(&url, "insp").await;
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    // A summary of 400,000 changes: about 500 KB, so 64 documents would hold 32 MB.
+    let hashes: Vec<automerge::ChangeHash> = (0u32..400_000)
+        .map(|i| {
+            let mut bytes = [7u8; 32];
+            bytes[..4].copy_from_slice(&i.to_le_bytes());
+            automerge::ChangeHash(bytes)
+        })
+        .collect();
+    let message = automerge::sync::Message {
+        heads: vec![hashes[0]],
+        need: Vec::new(),
+        have: vec![automerge::sync::Have {
+            last_sync: Vec::new(),
+            bloom: automerge::sync::BloomFilter::from_hashes(hashes.iter()),
+        }],
+        changes: Vec::<Vec<u8>>::new().into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    }
+    .encode();
+    let mut peak = 0;
+    for _ in 0..64 {
+        peer.send_sync(DocumentId::of(CaseId::new()), message.clone())
+            .await;
+        match peer.next(Duration::from_secs(30)).await {
+            Next::Message(WireMessage::Sync { .. }) => {}
+            other => panic!("expected the server to ask for the changes, got {other:?}"),
+        }
+        peak = peak.max(metric(&url, "anjian_sync_state_bytes").await);
+    }
+    assert!(
+        peak > budget / 2 && peak <= budget,
+        "held {peak} bytes of sync state against a budget of {budget}"
+    );
+    drop(peer);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&url, "anjian_sync_state_bytes").await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "sync states still held after close"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.server.stop().await;
+}
+
 /// A connection sending faster than `frames_per_second` is read at that rate once its
 /// second's allowance is spent. Only a lower bound on the time is asserted: a slow
 /// machine makes it longer, never shorter.
