@@ -170,7 +170,9 @@ pub async fn catalog(
     AuthUser(user): AuthUser,
     Query(q): Query<Since>,
 ) -> AppResult<Json<CatalogPage>> {
-    let page = app.storage.catalog(&user, q.since)?;
+    let page = app
+        .reading(move |app| app.storage.catalog(&user, q.since))
+        .await?;
     Ok(Json(page))
 }
 
@@ -205,8 +207,11 @@ pub async fn cases(
     Query(filter): Query<CaseFilter>,
 ) -> AppResult<Json<CaseList>> {
     let (cases, total) = app
-        .storage
-        .read(|conn| queries::cases(conn, policy::scope(&user), &filter))?;
+        .reading(move |app| {
+            app.storage
+                .read(|conn| queries::cases(conn, policy::scope(&user), &filter))
+        })
+        .await?;
     Ok(Json(CaseList { total, cases }))
 }
 
@@ -247,7 +252,10 @@ pub async fn case(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> AppResult<Json<CaseView>> {
-    Ok(Json(CaseView::of(review::load(&app, &user, &id)?)))
+    let detail = app
+        .reading(move |app| review::load(app, &user, &id))
+        .await?;
+    Ok(Json(CaseView::of(detail)))
 }
 
 /// `POST /api/v1/proofs` body.
@@ -332,7 +340,9 @@ pub async fn proofs(
     // An id that is not a case id names no case the user may sync.
     let cases: Vec<anjian_core::CaseId> =
         body.cases.iter().filter_map(|id| id.parse().ok()).collect();
-    let proofs = app.storage.proofs(&user, &cases)?;
+    let proofs = app
+        .reading(move |app| app.storage.proofs(&user, &cases))
+        .await?;
     Ok(Json(Proofs {
         server_key: hex::encode(app.storage.server_key().public_key().bytes()),
         certificates: proofs.certificates.iter().map(hex::encode).collect(),
@@ -719,8 +729,11 @@ pub async fn documents(
 ) -> AppResult<Json<Register>> {
     policy::require_supervisor(&user)?;
     let documents = app
-        .storage
-        .read(|conn| queries::register(conn, policy::scope(&user), &filter))?;
+        .reading(move |app| {
+            app.storage
+                .read(|conn| queries::register(conn, policy::scope(&user), &filter))
+        })
+        .await?;
     Ok(Json(Register { documents }))
 }
 
@@ -774,8 +787,11 @@ pub async fn rectifications(
 ) -> AppResult<Json<Board>> {
     policy::require_supervisor(&user)?;
     let board = app
-        .storage
-        .read(|conn| queries::board(conn, policy::scope(&user), &filter))?;
+        .reading(move |app| {
+            app.storage
+                .read(|conn| queries::board(conn, policy::scope(&user), &filter))
+        })
+        .await?;
     Ok(Json(Board {
         today: queries::today().to_string(),
         rectifications: board.rows,

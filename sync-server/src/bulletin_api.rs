@@ -39,7 +39,10 @@ pub async fn json(
     AuthUser(user): AuthUser,
     Query(query): Query<PeriodQuery>,
 ) -> AppResult<Json<Bulletin>> {
-    Ok(Json(stats::for_user(&app, &user, &query)?))
+    Ok(Json(
+        app.reading(move |app| stats::for_user(app, &user, &query))
+            .await?,
+    ))
 }
 
 /// The bulletin as a workbook
@@ -66,8 +69,13 @@ pub async fn xlsx(
     AuthUser(user): AuthUser,
     Query(query): Query<PeriodQuery>,
 ) -> AppResult<Response> {
-    let bulletin = stats::for_user(&app, &user, &query)?;
-    let bytes = export::xlsx(&bulletin)?;
+    let (bulletin, bytes) = app
+        .reading(move |app| {
+            let bulletin = stats::for_user(app, &user, &query)?;
+            let bytes = export::xlsx(&bulletin)?;
+            Ok((bulletin, bytes))
+        })
+        .await?;
     Ok(attachment(&bulletin, "xlsx", export::XLSX_TYPE, bytes))
 }
 
@@ -95,7 +103,9 @@ pub async fn csv(
     AuthUser(user): AuthUser,
     Query(query): Query<PeriodQuery>,
 ) -> AppResult<Response> {
-    let bulletin = stats::for_user(&app, &user, &query)?;
+    let bulletin = app
+        .reading(move |app| stats::for_user(app, &user, &query))
+        .await?;
     let text = export::csv(&bulletin);
     Ok(attachment(
         &bulletin,

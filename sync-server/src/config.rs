@@ -86,6 +86,9 @@ pub struct Limits {
     pub case_operations: u64,
     /// Threads applying and saving documents.
     pub apply_threads: usize,
+    /// Threads answering reads that walk many rows or a whole case (lists, a case in full,
+    /// bulletins, registers, the catalog), so that they never hold an async worker.
+    pub read_threads: usize,
     /// Threads decoding photos.
     pub photo_threads: usize,
     /// Threads hashing passwords.
@@ -141,6 +144,7 @@ impl Default for Limits {
             message_operations: wire.message_ops,
             case_operations: wire.case_ops,
             apply_threads: cores,
+            read_threads: cores,
             photo_threads: 1,
             password_threads: 1,
             sign_in_queue: 16,

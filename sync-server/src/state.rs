@@ -26,6 +26,8 @@ pub struct AppState {
     pub writer: storage::Writer,
     /// Threads that apply, judge and save documents.
     pub apply: Pool,
+    /// Threads that answer heavy reads (`reading`).
+    pub reads: Pool,
     /// Threads that decode photos.
     pub photos: Pool,
     /// Threads that hash and check passwords.
@@ -48,6 +50,8 @@ pub struct AppState {
 
 /// Jobs that may wait for an apply thread (more wait for room: back-pressure).
 const APPLY_QUEUE: usize = 64;
+/// Reads that may wait for a read thread (more wait for room).
+const READ_QUEUE: usize = 64;
 /// Photos that may wait for a photo thread.
 const PHOTO_QUEUE: usize = 8;
 
@@ -64,6 +68,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             writer: storage::Writer::start(storage.clone()),
             apply: Pool::start("apply", limits.apply_threads, APPLY_QUEUE),
+            reads: Pool::start("reads", limits.read_threads, READ_QUEUE),
             photos: Pool::start("photos", limits.photo_threads, PHOTO_QUEUE),
             passwords: Pool::start("passwords", limits.password_threads, limits.sign_in_queue),
             blobs: BlobStore::open(settings.blobs.as_deref(), &settings.data)?,
@@ -76,5 +81,16 @@ impl AppState {
             shutdown,
             settings,
         }))
+    }
+
+    /// Runs `f` on the read threads: a read that walks many rows or a whole case (a list,
+    /// a case in full, a bulletin, a register, the catalog) must not hold an async worker,
+    /// which the sync connections share.
+    pub async fn reading<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&AppState) -> AppResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let app = self.clone();
+        self.reads.run(move || f(&app)).await?
     }
 }

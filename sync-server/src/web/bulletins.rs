@@ -19,7 +19,10 @@ pub async fn show(
     viewer: Viewer,
     Query(query): Query<PeriodQuery>,
 ) -> Result<Markup, WebError> {
-    let b = stats::for_user(&app, &viewer.user, &query)?;
+    let user = viewer.user.clone();
+    let b = app
+        .reading(move |app| stats::for_user(app, &user, &query))
+        .await?;
     Ok(page("执法通报", Some(&viewer), body(&b)))
 }
 

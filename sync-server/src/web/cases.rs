@@ -34,10 +34,13 @@ pub async fn list(
     viewer: Viewer,
     Query(filter): Query<CaseFilter>,
 ) -> Result<Markup, WebError> {
-    let user = &viewer.user;
+    let (user, asked) = (viewer.user.clone(), filter.clone());
     let (rows, total) = app
-        .storage
-        .read(|conn| queries::cases(conn, policy::scope(user), &filter))?;
+        .reading(move |app| {
+            app.storage
+                .read(|conn| queries::cases(conn, policy::scope(&user), &asked))
+        })
+        .await?;
     let body = html! {
         h1 { "案件审核" }
         form.filters method="get" action="/cases" {
@@ -100,13 +103,23 @@ fn select<'a>(
     }
 }
 
+/// The case `id` in full, as `viewer` may see it, read on the read threads.
+async fn load(
+    app: &Arc<AppState>,
+    viewer: &Viewer,
+    id: &str,
+) -> crate::error::AppResult<review::CaseDetail> {
+    let (user, id) = (viewer.user.clone(), id.to_owned());
+    app.reading(move |app| review::load(app, &user, &id)).await
+}
+
 /// `GET /cases/{id}`: one case in full.
 pub async fn show(
     State(app): State<Arc<AppState>>,
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Markup, WebError> {
-    let detail = review::load(&app, &viewer.user, &id)?;
+    let detail = load(&app, &viewer, &id).await?;
     let case = &detail.case;
     let author = policy::author(&viewer.user);
     let reviewer = rules::supervises(&author);
@@ -601,7 +614,7 @@ pub async fn evidence(
     Query(query): Query<EvidenceQuery>,
 ) -> Result<Response, WebError> {
     policy::require_supervisor(&viewer.user)?;
-    let case = review::load(&app, &viewer.user, &id)?.case.id;
+    let case = load(&app, &viewer, &id).await?.case.id;
     let photos = if query.photos {
         evidence::Photos::Included
     } else {
@@ -713,7 +726,7 @@ pub async fn photo(
     viewer: Viewer,
     Path((id, sha256)): Path<(String, String)>,
 ) -> Result<Markup, WebError> {
-    let detail = review::load(&app, &viewer.user, &id)?;
+    let detail = load(&app, &viewer, &id).await?;
     let case = &detail.case;
     let photo = case.photos().find(|p| p.sha256 == sha256).ok_or_else(|| {
         AppError::NotFound(format!(

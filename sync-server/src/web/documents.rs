@@ -21,9 +21,13 @@ pub async fn register(
     Query(filter): Query<RegisterFilter>,
 ) -> Result<Markup, WebError> {
     policy::require_supervisor(&viewer.user)?;
+    let (user, asked) = (viewer.user.clone(), filter.clone());
     let rows = app
-        .storage
-        .read(|conn| queries::register(conn, policy::scope(&viewer.user), &filter))?;
+        .reading(move |app| {
+            app.storage
+                .read(|conn| queries::register(conn, policy::scope(&user), &asked))
+        })
+        .await?;
     let body = html! {
         h1 { "执法文书台账" }
         form.filters method="get" action="/documents" {

@@ -24,18 +24,23 @@ pub async fn board(
     Query(filter): Query<BoardFilter>,
 ) -> Result<Markup, WebError> {
     policy::require_supervisor(&viewer.user)?;
-    let (board, decisions) = app.storage.read(|conn| {
-        let scope = policy::scope(&viewer.user);
-        let decisions = queries::register(
-            conn,
-            scope,
-            &RegisterFilter {
-                kind: WritKind::OnsiteDecision.code().into(),
-                ..RegisterFilter::default()
-            },
-        )?;
-        Ok((queries::board(conn, scope, &filter)?, decisions))
-    })?;
+    let (user, asked) = (viewer.user.clone(), filter.clone());
+    let (board, decisions) = app
+        .reading(move |app| {
+            app.storage.read(|conn| {
+                let scope = policy::scope(&user);
+                let decisions = queries::register(
+                    conn,
+                    scope,
+                    &RegisterFilter {
+                        kind: WritKind::OnsiteDecision.code().into(),
+                        ..RegisterFilter::default()
+                    },
+                )?;
+                Ok((queries::board(conn, scope, &asked)?, decisions))
+            })
+        })
+        .await?;
     let rows: Vec<&BoardRow> = board.rows.iter().collect();
     let (limit, offset) = queries::page_bounds(filter.limit, filter.offset);
     let first = if rows.is_empty() { offset } else { offset + 1 };
