@@ -326,6 +326,7 @@ fn committing(made: Made, sender: i64) -> Commit {
         base: Vec::new(),
         projection,
         user_id: sender,
+        token_hash: None,
         receipts: Vec::new(),
     }
 }

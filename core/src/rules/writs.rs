@@ -155,11 +155,16 @@ fn steps(
         let member = after.case.team.iter().any(|m| m.user_id == signature.user);
         let fine = match signature.role {
             SignerRole::Inspector => member && !signature.certificate_no.trim().is_empty(),
-            SignerRole::Enterprise => !signature.name.trim().is_empty(),
+            // The enterprise's signer is a person on site, not an account.
+            SignerRole::Enterprise => {
+                !signature.name.trim().is_empty()
+                    && signature.user.is_empty()
+                    && signature.certificate_no.is_empty()
+            }
         };
         if !fine {
             return Err(refuse(
-                "执法人员签名须为检查组成员并注明执法证号；被检查单位签名须写明姓名 (an inspector who signs is on the team and has a 执法证号)",
+                "执法人员签名须为检查组成员并注明执法证号；被检查单位签名须写明姓名，不填账号和执法证号 (an inspector who signs is on the team and has a 执法证号; the enterprise's signer is named, with no account or 执法证号)",
             ));
         }
     }

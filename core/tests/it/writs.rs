@@ -823,6 +823,45 @@ fn put_signature(doc: &mut AutoCommit, writ: WritId, index: usize, fields: [&str
     }
 }
 
+/// The enterprise's signer is a person on site: a signature in its name that names an
+/// account or a 执法证号 would read as an inspector's to whoever trusts those fields.
+#[test]
+fn the_enterprise_s_signature_names_a_person_and_no_account() {
+    let Visit {
+        mut store,
+        case,
+        image,
+        ..
+    } = visit();
+    let writ = store
+        .create_writ(case, WritKind::InspectionRecord, None)
+        .expect("drawn up");
+    store.seal_writ(case, writ).expect("sealed");
+    let enterprise = |user: &str, name: &str, certificate_no: &str| SignatureInput {
+        role: SignerRole::Enterprise,
+        user: user.to_owned(),
+        name: name.to_owned(),
+        certificate_no: certificate_no.to_owned(),
+        image: image.clone(),
+    };
+    for (row, input) in [
+        ("an account", enterprise("u2", "王建国", "")),
+        ("a 执法证号", enterprise("", "王建国", "31000000002")),
+        ("no name", enterprise("", " ", "")),
+    ] {
+        let refused = store.sign_writ(case, writ, &input);
+        assert!(
+            matches!(&refused, Err(anjian_core::Error::NotAllowed(m)) if m.contains("不填账号")),
+            "{row}: {refused:?}"
+        );
+    }
+    assert!(store.writ(case, writ).expect("writ").signatures.is_empty());
+    store
+        .sign_writ(case, writ, &enterprise("", "王建国", ""))
+        .expect("the enterprise's signer signs");
+    assert_eq!(store.writ(case, writ).expect("writ").signatures.len(), 1);
+}
+
 #[test]
 fn an_inspector_s_signature_names_the_certificate_on_record_valid_that_day() {
     let Visit {

@@ -52,6 +52,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "013_tallies.sql")),
             include_str!(concat!($dir, "014_china_days.sql")),
             include_str!(concat!($dir, "015_uploads_per_user.sql")),
+            include_str!(concat!($dir, "016_number_blocks_by_user.sql")),
         ]
     };
 }
@@ -284,6 +285,11 @@ pub struct Commit {
     pub projection: Projection,
     /// Who sent the changes.
     pub user_id: i64,
+    /// The token (its hash) the changes came with over sync: the commit writes nothing
+    /// unless the token is still good (neither it, its device nor its account revoked,
+    /// not expired), checked in its own transaction, so that nothing reaches the record
+    /// once a revocation has committed. `None` for changes made on the server.
+    pub token_hash: Option<String>,
     /// The changes, for receipts.
     pub receipts: Vec<Receipt>,
 }
@@ -920,14 +926,23 @@ fn lock_commits(tx: &mut dyn Conn) -> AppResult<()> {
 /// on PostgreSQL, the other server processes hear of it when it commits.
 fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64> {
     let key = commit.case_id.to_string();
-    // The stored heads and the next sequence number, in one round trip (commits hold
-    // the commit lock, so the number is free until this transaction ends).
-    let (stored, seq): (Option<String>, i64) = tx.query_row(
+    // The stored heads, the next sequence number and whether the sender's token is still
+    // good, in one round trip (commits hold the commit lock, so the number is free until
+    // this transaction ends).
+    let (stored, seq, signed_in): (Option<String>, i64, bool) = tx.query_row(
         "SELECT (SELECT heads FROM documents WHERE case_id = ?1),
-                (SELECT coalesce(max(seq), 0) + 1 FROM documents)",
-        params![&key],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+                (SELECT coalesce(max(seq), 0) + 1 FROM documents),
+                CAST(?2 AS TEXT) IS NULL OR EXISTS (
+                    SELECT 1 FROM tokens t JOIN users u ON u.id = t.user_id
+                    JOIN devices d ON d.actor_id = t.actor_id
+                    WHERE t.token_hash = ?2 AND t.revoked_at IS NULL AND d.revoked_at IS NULL
+                      AND u.disabled = 0 AND t.expires_at > ?3)",
+        params![&key, commit.token_hash, Utc::now().timestamp()],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
+    if !signed_in {
+        return Err(AppError::Unauthorized(crate::live::REVOKED.to_owned()));
+    }
     let judged_against = (!commit.new).then(|| commit.base.join(","));
     if stored != judged_against {
         return Err(AppError::Stale(format!(

@@ -932,6 +932,7 @@ impl Candidate {
                     all_blob_refs: false,
                 },
                 user_id,
+                token_hash: None,
                 receipts,
             },
             doc,

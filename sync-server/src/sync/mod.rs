@@ -49,21 +49,25 @@ async fn with_doc<T: Send + 'static>(
     Ok(value)
 }
 
-/// Commits a candidate and makes it the document everyone syncs.
+/// Commits a candidate and makes it the document everyone syncs. `token_hash`: the token
+/// the changes came with over sync, which must still be good when they commit
+/// (`Commit::token_hash`).
 async fn persist(
     app: &AppState,
     user: &User,
     case_id: CaseId,
     guard: &mut SlotDoc,
     candidate: Candidate,
+    token_hash: Option<&str>,
 ) -> AppResult<()> {
     let accepted = candidate.changes() as u64;
     let Committing {
-        commit,
+        mut commit,
         doc,
         case,
         conflicts,
     } = candidate.committing(user.id, case_id, guard.stored_heads());
+    commit.token_hash = token_hash.map(str::to_owned);
     let heads = commit.heads.clone();
     let chunks = match app.writer.commit(commit).await {
         Ok(chunks) => chunks,
@@ -146,7 +150,7 @@ async fn change_locked<T: Send + 'static>(
         return Err(AppError::NotFound(format!("no case {case_id}")));
     };
     if let Some(candidate) = candidate {
-        persist(app, user, case_id, guard, *candidate).await?;
+        persist(app, user, case_id, guard, *candidate, None).await?;
         app.hub.announce(case_id, None);
     }
     Ok(value)

@@ -174,6 +174,8 @@ struct Connection {
     app: Arc<AppState>,
     session: Session,
     user: User,
+    /// The hash of the token the connection signed in with (checked again at each commit).
+    token_hash: String,
     author: Author,
     id: u64,
     notify: mpsc::UnboundedSender<CaseId>,
@@ -206,6 +208,7 @@ impl Connection {
             session: Session::new(server),
             author: policy::author(&session.user),
             user: session.user.clone(),
+            token_hash: session.token_hash.clone(),
             app,
             id,
             notify,
@@ -335,7 +338,8 @@ impl Connection {
             let Some(candidate) = settle.commit.take() else {
                 break settle;
             };
-            match persist(&self.app, &self.user, case, guard, *candidate).await {
+            let token = Some(self.token_hash.as_str());
+            match persist(&self.app, &self.user, case, guard, *candidate, token).await {
                 Ok(()) => {
                     self.app.hub.announce(case, Some(self.id));
                     number_provisional(&self.app, case, guard).await;

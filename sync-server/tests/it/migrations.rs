@@ -236,6 +236,8 @@ fn downgrade(database: &anjian_sync_server::storage::Database, version: i64, sql
     storage
         .write(|c| {
             c.transaction(|tx| {
+                // What every step after 15 added, which no older server had.
+                tx.batch("DROP INDEX IF EXISTS number_blocks_by_user")?;
                 tx.batch(sql)?;
                 tx.batch(&match tx.dialect() {
                     Dialect::Sqlite => format!("PRAGMA user_version = {version}"),

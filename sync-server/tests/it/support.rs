@@ -114,6 +114,7 @@ pub fn commit_of(state: &AppState, store: &mut Store, case: CaseId, user: &str) 
         projection: Projection::of(&doc, &CaseState::of(&doc).expect("a case"))
             .expect("projection"),
         user_id: state.storage.user(user).expect("user").id,
+        token_hash: None,
         receipts: Vec::new(),
     }
 }

@@ -367,6 +367,64 @@ async fn revocation_closes_open_sockets_and_refuses_every_later_frame() {
     server.stop().await;
 }
 
+/// Revocation reaches the record, not only the socket: a message that comes after an
+/// account, a device or a token is revoked, before the server has noticed and closed the
+/// socket (it looks every quarter of a second), commits nothing: the token is checked
+/// again in the commit's own transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_reaches_the_record_once_a_revocation_has_committed() {
+    for way in ["disable", "device", "token"] {
+        let mut w = world(&[], Limits::default()).await;
+        let (token, mut doc) = w.device("insp").await;
+        let mut peer = RawPeer::joined(&w.addr(), &token).await;
+        assert!(
+            peer.push(DocumentId::of(w.case), &mut doc)
+                .await
+                .acknowledged
+        );
+        // What the CLI does, from a connection of its own to the same database.
+        let cli = anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(
+            &w.server.data,
+        ))
+        .expect("database");
+        match way {
+            "disable" => cli.set_disabled("insp", true).expect("disable"),
+            "device" => cli
+                .revoke_device(&doc.get_actor().to_hex_string())
+                .expect("revoke"),
+            _ => {
+                let hash = anjian_sync_server::users::token_hash(&token);
+                let id = cli
+                    .tokens(Some("insp"))
+                    .expect("tokens")
+                    .into_iter()
+                    .find(|t| hash.starts_with(&t.id))
+                    .expect("listed")
+                    .id;
+                cli.revoke_token(&id).expect("revoke");
+            }
+        }
+        anjian_core::case_doc::review(
+            &mut doc,
+            "insp",
+            anjian_core::ReviewAction::Comment,
+            "吊销之后发出的批注",
+            chrono::Utc::now().fixed_offset(),
+        )
+        .expect("comment");
+        doc.commit();
+        let late = doc.get_heads();
+        let pushed = peer.push(DocumentId::of(w.case), &mut doc).await;
+        assert!(!pushed.acknowledged, "{way}: {pushed:?}");
+        let mut stored = cli.load_document(w.case).expect("load").expect("stored");
+        assert!(
+            late.iter().all(|h| stored.get_change_by_hash(h).is_none()),
+            "{way}: a change sent after the revocation was committed"
+        );
+        w.server.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_cannot_claim_the_supervisors_server_actors() {
     let mut w = world(&[("chief", Role::Supervisor, "310101")], Limits::default()).await;
