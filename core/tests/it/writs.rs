@@ -823,6 +823,15 @@ fn put_signature(doc: &mut AutoCommit, writ: WritId, index: usize, fields: [&str
     }
 }
 
+/// An inspection record of `case`, drawn up and sealed.
+fn sealed_record(store: &mut Store, case: CaseId) -> WritId {
+    let writ = store
+        .create_writ(case, WritKind::InspectionRecord, None)
+        .expect("drawn up");
+    store.seal_writ(case, writ).expect("sealed");
+    writ
+}
+
 /// The enterprise's signer is a person on site: a signature in its name that names an
 /// account or a 执法证号 would read as an inspector's to whoever trusts those fields.
 #[test]
@@ -833,10 +842,7 @@ fn the_enterprise_s_signature_names_a_person_and_no_account() {
         image,
         ..
     } = visit();
-    let writ = store
-        .create_writ(case, WritKind::InspectionRecord, None)
-        .expect("drawn up");
-    store.seal_writ(case, writ).expect("sealed");
+    let writ = sealed_record(&mut store, case);
     let enterprise = |user: &str, name: &str, certificate_no: &str| SignatureInput {
         role: SignerRole::Enterprise,
         user: user.to_owned(),
@@ -870,10 +876,7 @@ fn an_inspector_s_signature_names_the_certificate_on_record_valid_that_day() {
         image,
         ..
     } = visit();
-    let writ = store
-        .create_writ(case, WritKind::InspectionRecord, None)
-        .expect("drawn up");
-    store.seal_writ(case, writ).expect("sealed");
+    let writ = sealed_record(&mut store, case);
     let base = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
     let signs = |user: &'static str, number: &'static str, at: &'static str| {
         let image = image.clone();
@@ -1173,10 +1176,7 @@ fn a_signature_placed_before_those_there_is_judged_as_new() {
         image,
         ..
     } = visit();
-    let writ = store
-        .create_writ(case, WritKind::InspectionRecord, None)
-        .expect("drawn up");
-    store.seal_writ(case, writ).expect("sealed");
+    let writ = sealed_record(&mut store, case);
     let mut unsigned =
         AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
     store
