@@ -218,8 +218,9 @@ pub async fn cases(
 /// One case
 ///
 /// The case in full, with its conflicts (every value with who wrote it) and its history
-/// (device time and server receipt time side by side). A case outside the user's scope is
-/// answered as one that does not exist.
+/// (device time and server receipt time side by side). Any case the user may read (as sync
+/// serves it: an inspector's district colleagues' cases too); another is answered as one
+/// that does not exist.
 #[utoipa::path(
     get,
     path = "/api/v1/cases/{id}",

@@ -29,11 +29,12 @@ pub fn decides_in(user: &User, owner: &anjian_core::DistrictCode) -> bool {
     rules::decides(&author(user), owner)
 }
 
-/// Which cases a user's pages and supervisors' endpoints cover: supervisors the cases
-/// their district may read (owned by or shared with it), admins everything, and
-/// inspectors only the cases they worked on (on the team, or sent changes to), read-only.
-/// It is the rule book's `may_read` written as a query; `queries::Conditions::scope`
-/// turns it into SQL over the `visibility` projection.
+/// Which cases the lists, the board and the bulletins cover: supervisors the cases their
+/// district may read (owned by or shared with it), admins everything, and inspectors only
+/// the cases they worked on (on the team, or sent changes to). It is the rule book's
+/// `may_read` written as a query, narrowed for inspectors' lists;
+/// `queries::Conditions::scope` turns it into SQL over the `visibility` projection. A
+/// case in full is answered by `may_read` alone, as sync serves it.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
     /// Every case.

@@ -298,18 +298,6 @@ pub fn cases(
     Ok((rows, total))
 }
 
-/// Whether `case_id` is in `scope` (pages answer cases outside it as absent).
-pub fn in_scope(conn: &mut dyn Conn, scope: Scope<'_>, case_id: &str) -> AppResult<bool> {
-    let mut w = Conditions::default();
-    w.push("c.case_id = ?", vec![db::value(case_id.to_owned())]);
-    w.scope(scope);
-    conn.query_row(
-        &format!("SELECT EXISTS (SELECT 1 FROM cases c {})", w.sql()),
-        w.params(),
-        |r| r.get(0),
-    )
-}
-
 /// Filters of the rectification board; empty values mean "any".
 #[derive(Debug, Default, Clone, Deserialize, Serialize, IntoParams)]
 #[serde(default)]

@@ -80,6 +80,42 @@ fn shape(message: &WireMessage) -> String {
     }
 }
 
+/// Who may read a case is one rule: an inspector's phone syncs every case of their
+/// district, so the API answers a district colleague's case in full too; only the list
+/// is narrowed to the cases the inspector worked on. Another district's inspector gets
+/// nothing, over HTTP and the wire alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inspector_reads_in_full_what_their_phone_syncs_and_lists_their_own() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "a_inspector", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "a_colleague", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "c_inspector", Role::Inspector, "310105", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut a = Inspector::sign_in(dir.path(), &url, "a_inspector", "应急管理", "310101").await;
+    let case = a.open_sample_case(2);
+    a.sync().await.expect("a syncs");
+
+    for (user, reads) in [("a_colleague", true), ("c_inspector", false)] {
+        let token = login_token(&url, user).await;
+        let (_, catalog) = get(&format!("{url}/api/v1/catalog?since=0"), &token).await;
+        let synced = catalog["documents"].as_array().map(Vec::len);
+        assert_eq!(synced, Some(usize::from(reads)), "{user} catalog");
+        let (status, body) = get(&format!("{url}/api/v1/cases/{case}"), &token).await;
+        assert_eq!(status, if reads { 200 } else { 404 }, "{user}: {body}");
+        let (_, cases) = get(&format!("{url}/api/v1/cases"), &token).await;
+        assert_eq!(
+            cases["total"], 0,
+            "{user} lists only the cases they worked on"
+        );
+    }
+    let token = login_token(&url, "a_inspector").await;
+    let (_, cases) = get(&format!("{url}/api/v1/cases"), &token).await;
+    assert_eq!(cases["total"], 1, "the inspector who opened it lists it");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cross_district_case_is_visible_to_both_districts_and_to_no_one_else() {
     let dir = tempfile::tempdir().expect("temp dir");
