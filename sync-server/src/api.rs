@@ -28,7 +28,10 @@ pub struct Login {
     username: String,
     /// Password.
     password: String,
-    /// The name the app gives the device (shown to administrators).
+    /// The name the app gives the device (shown to administrators and beside its changes):
+    /// at most 64 characters, none a control character or a direction override, and not
+    /// the server's own name for its actors.
+    #[schema(max_length = 64)]
     device_name: String,
     /// The device's Automerge actor id (16 bytes in hex), kept in its store for ever.
     #[schema(pattern = "^[0-9a-fA-F]{32}$")]
@@ -100,7 +103,7 @@ pub struct LoginAnswer {
     request_body = Login,
     responses(
         (status = 200, description = "Signed in", body = LoginAnswer),
-        (status = 400, description = "The body is not valid JSON, `actor_id` is not 32 hex digits, or the public key is not one of its algorithm", body = ErrorBody),
+        (status = 400, description = "The body is not valid JSON, `actor_id` is not 32 hex digits, the device name is too long, has a control character or is the server's own, or the public key is not one of its algorithm", body = ErrorBody),
         (status = 401, description = "Wrong name or password (the same answer for both)", body = ErrorBody),
         (status = 403, description = "The account is disabled, or the device revoked", body = ErrorBody),
         (status = 409, description = "The device is bound to another user, the actor id is the server's, or the public key is another device's", body = ErrorBody),

@@ -137,7 +137,7 @@ impl Default for Limits {
             frames_per_second: 1_000,
             documents_per_connection: 20_000,
             unknown_documents_per_connection: 1_024,
-            sync_state_bytes_per_connection: 4 * 1024 * 1024,
+            sync_state_bytes_per_connection: 16 * 1024 * 1024,
             change_bytes: wire.change_bytes,
             message_change_bytes: wire.message_bytes,
             change_operations: wire.change_ops,

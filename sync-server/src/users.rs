@@ -164,5 +164,9 @@ pub(crate) fn verify_password(password: &str, stored: &str) -> AppResult<bool> {
     Ok(difference == 0)
 }
 
-/// The device name of a user's server-side actor.
+/// The device name of a user's server-side actor (no device may sign in under it: the
+/// history would show its changes as made on the supervisors' pages).
 pub const SERVER_DEVICE_NAME: &str = "监管网页 (server)";
+
+/// Characters a device's name (given at sign-in, shown beside its changes) has at most.
+pub const DEVICE_NAME_CHARS: usize = 64;

@@ -11,8 +11,8 @@ use anjian_core::signing::{PublicKey, Signer};
 use super::{Storage, user_row};
 use crate::error::{AppError, AppResult};
 use crate::users::{
-    Device, NewUser, SERVER_DEVICE_NAME, Token, TokenSession, User, hash_password, token_hash,
-    verify_password,
+    DEVICE_NAME_CHARS, Device, NewUser, SERVER_DEVICE_NAME, Token, TokenSession, User,
+    hash_password, token_hash, verify_password,
 };
 
 impl Storage {
@@ -157,6 +157,15 @@ impl Storage {
             ));
         }
         let actor_id = actor_id.to_ascii_lowercase();
+        let device_name = device_name.trim();
+        if device_name.chars().count() > DEVICE_NAME_CHARS
+            || device_name.chars().any(hides_text)
+            || device_name == SERVER_DEVICE_NAME
+        {
+            return Err(AppError::BadRequest(format!(
+                "设备名称不超过 {DEVICE_NAME_CHARS} 个字符，且不能使用服务器自用的名称 (a device name has at most {DEVICE_NAME_CHARS} characters, none a control character or a direction override, and is not the server's own)"
+            )));
+        }
         let user = self.check_password(username, password)?;
         let user_id = user.id;
         let token = hex::encode(rand::random::<[u8; 32]>());
@@ -183,7 +192,7 @@ impl Storage {
                     None => {
                         tx.execute(
                             "INSERT INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-                            params![actor_id, user_id, device_name.trim(), Utc::now().to_rfc3339()],
+                            params![actor_id, user_id, device_name, Utc::now().to_rfc3339()],
                         )?;
                     }
                 }
@@ -573,4 +582,12 @@ fn unknown_user_hash() -> &'static str {
         hash_password(&hex::encode(rand::random::<[u8; 16]>()))
             .expect("hashing a random password works")
     })
+}
+
+/// A control character, or a direction override that would show a name other than it
+/// reads.
+fn hides_text(c: char) -> bool {
+    c.is_control()
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
 }

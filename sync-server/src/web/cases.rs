@@ -119,18 +119,26 @@ pub async fn show(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Markup, WebError> {
-    let detail = load(&app, &viewer, &id).await?;
+    // The case, and the check of every change's signature and receipt: both walk the
+    // whole case, on the read threads.
+    let (user, asked) = (viewer.user.clone(), id.clone());
+    let (detail, checks) = app
+        .reading(move |app| {
+            let detail = review::load(app, &user, &asked)?;
+            let mut doc = app
+                .storage
+                .load_document(detail.case.id)?
+                .ok_or_else(|| AppError::NotFound(format!("没有该案件 (no case {asked})")))?;
+            let checks = evidence::check(&app.storage, &mut doc)?;
+            Ok((detail, checks))
+        })
+        .await?;
     let case = &detail.case;
     let author = policy::author(&viewer.user);
     let reviewer = rules::supervises(&author);
     // Deciding belongs to the owning district; a district the case is shared with
     // comments (the rule book decides both).
     let decides = rules::decides(&author, &case.district);
-    let mut doc = app
-        .storage
-        .load_document(case.id)?
-        .ok_or_else(|| AppError::NotFound(format!("没有该案件 (no case {id})")))?;
-    let checks = evidence::check(&app.storage, &mut doc)?;
     let body = html! {
         header.case-head {
             h1 { (case.enterprise.name) }

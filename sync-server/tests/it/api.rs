@@ -156,6 +156,39 @@ async fn bad_logins_are_refused_with_a_reason() {
     );
 }
 
+/// The history shows each change's device by the name given at sign-in: a phone cannot
+/// take the name the server gives the actors of the supervisors' pages (its changes would
+/// read as made there), nor an endless or control-character name.
+#[tokio::test]
+async fn a_device_cannot_sign_in_under_the_server_s_name_or_a_name_that_is_no_name() {
+    use anjian_sync_server::users::{DEVICE_NAME_CHARS, SERVER_DEVICE_NAME};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = app(&dir);
+    let named = |name: &str| {
+        Request::post("/api/v1/login")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({"username": "zhang", "password": "correct horse battery", "device_name": name, "actor_id": ACTOR}).to_string(),
+            ))
+            .expect("request")
+    };
+    let long = "机".repeat(DEVICE_NAME_CHARS + 1);
+    let server = format!(" {SERVER_DEVICE_NAME} ");
+    for name in [server.as_str(), long.as_str(), "手\n机", "手机\u{202e}"] {
+        let (status, body) = call(&app, named(name)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}: {body}");
+    }
+    assert!(
+        state
+            .storage
+            .devices(Some("zhang"))
+            .expect("devices")
+            .is_empty()
+    );
+    let (status, body) = call(&app, named(&"机".repeat(DEVICE_NAME_CHARS))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn api_calls_without_a_valid_token_are_unauthorized() {
     let dir = tempfile::tempdir().expect("temp dir");
