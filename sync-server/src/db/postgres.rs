@@ -288,10 +288,16 @@ impl Pool {
 
     /// Runs `f` with a connection of the pool, waiting for one when all are in use.
     pub fn with<T>(&self, f: impl FnOnce(&mut PgConn) -> AppResult<T>) -> AppResult<T> {
-        let mut conn = self.take()?;
-        let result = f(&mut conn);
-        self.give_back(conn);
-        result
+        let mut lent = Lent {
+            pool: self,
+            conn: Some(self.take()?),
+        };
+        match lent.conn.as_mut() {
+            Some(conn) => f(conn),
+            None => Err(AppError::Internal(
+                "a connection lent without itself".into(),
+            )),
+        }
     }
 
     fn take(&self) -> AppResult<PgConn> {
@@ -318,14 +324,29 @@ impl Pool {
         }
     }
 
+    /// Takes a connection back; one closed, or whose user panicked (it may be in the
+    /// middle of anything), is let go, and a new one made when needed.
     fn give_back(&self, conn: PgConn) {
-        if let Ok(mut idle) = self.idle.lock() {
-            if conn.is_closed() {
-                idle.1 -= 1;
-            } else {
-                idle.0.push(conn);
-            }
-            self.returned.notify_one();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if conn.is_closed() || std::thread::panicking() {
+            idle.1 -= 1;
+        } else {
+            idle.0.push(conn);
+        }
+        self.returned.notify_one();
+    }
+}
+
+/// A connection lent out; it goes back when dropped, even if its user panicked.
+struct Lent<'a> {
+    pool: &'a Pool,
+    conn: Option<PgConn>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.give_back(conn);
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use anjian_core::rules::{Author, CaseState, Refusal};
 use anjian_core::signing::{ChangeSignature, KeyAlgorithm, KeyId, PublicKey, SoftwareKey};
@@ -100,13 +100,66 @@ impl std::fmt::Display for Database {
 /// Connections a server process keeps open to PostgreSQL at most.
 const POSTGRES_POOL: usize = 16;
 
+/// Reader connections a server process keeps to its SQLite file: the read threads, the
+/// apply threads and the async workers' small reads each take one, so that a long read
+/// holds one connection and the others go on (WAL lets every reader work beside the
+/// writer).
+const SQLITE_READERS: usize = 8;
+
 enum Engine {
-    /// One writer connection and one reader (WAL lets them work side by side).
+    /// One writer connection and `SQLITE_READERS` readers.
     Sqlite {
         writer: Mutex<Connection>,
-        reader: Mutex<Connection>,
+        readers: Readers,
     },
     Postgres(crate::db::postgres::Pool),
+}
+
+/// Idle reader connections to a SQLite file.
+struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    returned: Condvar,
+}
+
+/// A reader lent out; it goes back when dropped, even if its user panicked.
+struct Lent<'a> {
+    readers: &'a Readers,
+    conn: Option<Connection>,
+}
+
+impl Readers {
+    /// Runs `f` with an idle reader, waiting for one when all are in use.
+    fn with<T>(&self, f: impl FnOnce(&mut dyn Conn) -> AppResult<T>) -> AppResult<T> {
+        let poisoned = |_| AppError::Internal("storage readers poisoned".into());
+        let mut idle = self.idle.lock().map_err(poisoned)?;
+        let conn = loop {
+            if let Some(conn) = idle.pop() {
+                break conn;
+            }
+            idle = self.returned.wait(idle).map_err(poisoned)?;
+        };
+        drop(idle);
+        let mut lent = Lent {
+            readers: self,
+            conn: Some(conn),
+        };
+        match lent.conn.as_mut() {
+            Some(conn) => f(conn),
+            None => Err(AppError::Internal(
+                "a reader lent without its connection".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut idle = self.readers.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.push(conn);
+            self.readers.returned.notify_one();
+        }
+    }
 }
 
 impl Engine {
@@ -122,9 +175,15 @@ impl Engine {
             reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
             Ok(reader)
         };
+        let readers = (0..SQLITE_READERS)
+            .map(|_| reader())
+            .collect::<AppResult<Vec<_>>>()?;
         Ok(Engine::Sqlite {
             writer: Mutex::new(writer),
-            reader: Mutex::new(reader()?),
+            readers: Readers {
+                idle: Mutex::new(readers),
+                returned: Condvar::new(),
+            },
         })
     }
 
@@ -142,12 +201,7 @@ impl Engine {
 
     fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> AppResult<T>) -> AppResult<T> {
         match self {
-            Engine::Sqlite { reader, .. } => {
-                let mut conn = reader
-                    .lock()
-                    .map_err(|_| AppError::Internal("storage reader poisoned".into()))?;
-                f(&mut *conn)
-            }
+            Engine::Sqlite { readers, .. } => readers.with(f),
             Engine::Postgres(pool) => pool.with(|conn| f(conn)),
         }
     }

@@ -6,5 +6,6 @@ mod commits;
 #[cfg(feature = "demo")]
 mod demo;
 mod migrations;
+mod reads;
 mod support;
 mod web;
