@@ -33,6 +33,51 @@ pub const RECEIPT_CONTEXT: &[u8] = b"anjian receipt v1\n";
 /// its sign-in (the server, which knows revocations, checks every change again).
 pub const CERTIFICATE_VALIDITY: i64 = 30 * 86_400;
 
+/// Certificates one peer message or case file carries at most (a joint team is a
+/// handful of phones).
+pub const MAX_CERTIFICATES: u64 = 64;
+
+/// A certificate's bytes, at most (one the server issues is about 400).
+pub const MAX_CERTIFICATE_BYTES: usize = 4096;
+
+/// Writes certificates (their bytes) as a CBOR array.
+pub(crate) fn encode_certificates<W: minicbor::encode::Write>(
+    e: &mut minicbor::Encoder<W>,
+    certificates: &[Vec<u8>],
+) -> std::result::Result<(), minicbor::encode::Error<W::Error>> {
+    e.array(certificates.len() as u64)?;
+    for certificate in certificates {
+        e.bytes(certificate)?;
+    }
+    Ok(())
+}
+
+/// Reads a CBOR array of certificates (their bytes, unverified), within
+/// `MAX_CERTIFICATES` and `MAX_CERTIFICATE_BYTES`; why not, otherwise.
+pub(crate) fn decode_certificates(
+    d: &mut minicbor::Decoder<'_>,
+) -> std::result::Result<Vec<Vec<u8>>, String> {
+    let count = d
+        .array()
+        .map_err(|e| e.to_string())?
+        .ok_or("an array of known length")?;
+    if count > MAX_CERTIFICATES {
+        return Err(format!("{count} certificates, at most {MAX_CERTIFICATES}"));
+    }
+    let mut certificates = Vec::new();
+    for _ in 0..count {
+        let bytes = d.bytes().map_err(|e| e.to_string())?;
+        if bytes.len() > MAX_CERTIFICATE_BYTES {
+            return Err(format!(
+                "a certificate of {} bytes, at most {MAX_CERTIFICATE_BYTES}",
+                bytes.len()
+            ));
+        }
+        certificates.push(bytes.to_vec());
+    }
+    Ok(certificates)
+}
+
 /// What a certificate says about a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateFields {

@@ -143,3 +143,39 @@ pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
         .expect("encoding to memory cannot fail");
     out
 }
+
+/// Certifies each store's key as a server does at sign-in, under one made-up server key
+/// that all of them trust from then on (valid whatever a store's clock says): stores that
+/// hand each other cases (case files, peer sessions) then verify each other's signed
+/// changes, as phones signed in to one server do. For tests and demos; a store trusts
+/// only the server keys it is given.
+pub fn certify(stores: &mut [&mut crate::Store]) -> crate::Result<()> {
+    use crate::certificate::{Certificate, CertificateFields};
+    use crate::signing::{KeyAlgorithm, Signer, SoftwareKey};
+    let server = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [42; 32]);
+    for store in stores.iter_mut() {
+        let identity = store.identity().clone();
+        let certificate = Certificate::issue(
+            &server,
+            CertificateFields {
+                user: identity.user_id,
+                name: identity.name,
+                role: identity.role,
+                district: identity.district,
+                department: identity.department,
+                actor: store.device_id(),
+                key: store.public_key(),
+                issued_at: 0,
+                // 2100-01-01.
+                not_after: 4_102_444_800,
+                issuer: server.public_key().id(),
+            },
+        )?;
+        store.keep_sign_in(
+            "sample server",
+            &server.public_key(),
+            Some(&certificate.encode()),
+        )?;
+    }
+    Ok(())
+}

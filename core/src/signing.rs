@@ -394,11 +394,12 @@ pub fn change_message(hash: &ChangeHash) -> Vec<u8> {
 pub const CASE_FORMAT: &str = "anjian-case/1";
 
 /// A case as one device hands it to another (`Store::export_case`): the Automerge changes
-/// of its document and their signatures. Encoded as a CBOR map `{"format":
-/// "anjian-case/1", "changes": bytes, "signatures": bytes}`: the change chunks one after
-/// the other, as they travel in a sync message (never a whole-document chunk, which
-/// Automerge expands before anything could bound it), and the signature records one after
-/// the other (docs/protocol.md).
+/// of its document, their signatures and the certificates of their signers. Encoded as a
+/// CBOR map `{"format": "anjian-case/1", "changes": bytes, "signatures": bytes,
+/// "certificates": [bytes]}`: the change chunks one after the other, as they travel in a
+/// sync message (never a whole-document chunk, which Automerge expands before anything
+/// could bound it), the signature records one after the other, and the certificates as a
+/// peer message carries them (docs/protocol.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedCase {
     /// The change chunks, one after the other.
@@ -406,6 +407,9 @@ pub struct SignedCase {
     /// Signatures of its changes (a change may have none: one recorded before devices
     /// signed, or by a client that does not sign).
     pub signatures: Vec<ChangeSignature>,
+    /// The certificates the exporting device holds of the changes' signers (the receiving
+    /// phone keeps those a server it trusts issued, to verify the signatures).
+    pub certificates: Vec<Vec<u8>>,
 }
 
 impl SignedCase {
@@ -420,6 +424,7 @@ impl SignedCase {
                 .flat_map(|c| c.raw_bytes().to_vec())
                 .collect(),
             signatures: Vec::new(),
+            certificates: Vec::new(),
         }
     }
 
@@ -428,11 +433,12 @@ impl SignedCase {
         let mut out = Vec::new();
         let mut e = minicbor::Encoder::new(&mut out);
         let written: Result<(), minicbor::encode::Error<std::convert::Infallible>> = (|| {
-            e.map(3)?.str("format")?.str(CASE_FORMAT)?;
+            e.map(4)?.str("format")?.str(CASE_FORMAT)?;
             e.str("changes")?.bytes(&self.changes)?;
             e.str("signatures")?
                 .bytes(&ChangeSignature::records(&self.signatures))?;
-            Ok(())
+            e.str("certificates")?;
+            crate::certificate::encode_certificates(&mut e, &self.certificates)
         })();
         written.expect("writing to a vector cannot fail");
         out
@@ -453,14 +459,24 @@ impl SignedCase {
         let mut format = None;
         let mut changes = None;
         let mut signatures = Vec::new();
+        let mut certificates = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let fields = d
             .map()
             .map_err(cbor)?
             .ok_or_else(|| invalid("a map of known length"))?;
         for _ in 0..fields {
-            match d.str().map_err(cbor)? {
+            let field = d.str().map_err(cbor)?;
+            if !seen.insert(field) {
+                return Err(invalid(&format!("the field {field:?} twice")));
+            }
+            match field {
                 "format" => format = Some(d.str().map_err(cbor)?.to_owned()),
                 "changes" => changes = Some(d.bytes().map_err(cbor)?.to_vec()),
+                "certificates" => {
+                    certificates =
+                        crate::certificate::decode_certificates(&mut d).map_err(|e| invalid(&e))?;
+                }
                 "signatures" => {
                     signatures = ChangeSignature::from_records(d.bytes().map_err(cbor)?)
                         .map_err(|e| invalid(&e.to_string()))?;
@@ -479,6 +495,7 @@ impl SignedCase {
         Ok(SignedCase {
             changes: changes.ok_or_else(|| invalid("no changes"))?,
             signatures,
+            certificates,
         })
     }
 }
@@ -554,6 +571,7 @@ mod tests {
                 ChangeSignature::sign(&key, hash(1)).expect("sign"),
                 ChangeSignature::sign(&key, hash(2)).expect("sign"),
             ],
+            certificates: vec![vec![1, 2, 3], vec![4; 400]],
         };
         let bytes = case.encode();
         assert_eq!(SignedCase::decode(&bytes).expect("decode"), case);
@@ -567,6 +585,43 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(SignedCase::decode(&longer).is_err());
+    }
+
+    /// A case file carries at most `MAX_CERTIFICATES`, each field once: a field given
+    /// twice would let every occurrence pass the limit on its own.
+    #[test]
+    fn a_case_file_names_each_field_once_and_carries_a_bounded_number_of_certificates() {
+        let file = |fields: &[(&str, usize)]| {
+            let mut out = Vec::new();
+            let mut e = minicbor::Encoder::new(&mut out);
+            e.map(fields.len() as u64 + 2).expect("map");
+            e.str("format")
+                .expect("key")
+                .str(CASE_FORMAT)
+                .expect("format");
+            e.str("changes").expect("key").bytes(&[]).expect("changes");
+            for (name, certificates) in fields {
+                e.str(name).expect("key");
+                crate::certificate::encode_certificates(&mut e, &vec![vec![7; 8]; *certificates])
+                    .expect("certificates");
+            }
+            out
+        };
+        let max = crate::certificate::MAX_CERTIFICATES as usize;
+        let read = SignedCase::decode(&file(&[("certificates", max)])).expect("at the limit");
+        assert_eq!(read.certificates.len(), max);
+        for (why, fields) in [
+            ("over the limit", vec![("certificates", max + 1)]),
+            ("twice", vec![("certificates", max), ("certificates", max)]),
+        ] {
+            assert!(
+                matches!(
+                    SignedCase::decode(&file(&fields)),
+                    Err(Error::InvalidDocument(_))
+                ),
+                "{why}"
+            );
+        }
     }
 
     #[test]

@@ -260,33 +260,26 @@ class InspectorAppTest(unittest.TestCase):
         self.assertEqual(events[1].step.result, anjian.ReinspectionResult.FAIL)
 
     def test_a_teammate_carries_the_case_to_the_server_and_every_finding_stays(self):
-        # On site, without signal: Zhang opens the case and records a finding; Li receives
-        # the case from Zhang's phone and records one of her own.
+        # Both phones signed in before going on site: each holds the certificate of its
+        # key, with which the other verifies its changes. Without signal, Zhang opens the
+        # case and records a finding; Li receives the case from Zhang's phone as a case
+        # file and records one of her own.
         zhang = self.open_store("zhang-relay.db", inspector("zhangwei", "张伟", "应急管理"))
         li = self.open_store("li-relay.db", inspector("lina", "李娜", "消防"))
+        token = zhang.login(self.server.url, "zhangwei", PASSWORD, "张伟的手机")
+        li_token = li.login(self.server.url, "lina", PASSWORD, "李娜的平板")
         case_id = self.open_case_with_enterprise(zhang)
         zhang.add_finding(case_id, anjian.NewFinding(
             description="配电箱未接地", level=anjian.Level.GENERAL, category="电气",
             place="二号车间", legal_basis=""))
-        li.merge_case(zhang.export_case(case_id))
+        merged = li.merge_case(zhang.export_case(case_id))
+        self.assertEqual((merged.case_id, merged.result.refused), (case_id, []))
         li.add_finding(case_id, anjian.NewFinding(
             description="消防通道堵塞", level=anjian.Level.GENERAL, category="消防",
             place="仓库", legal_basis=""))
-        both = ["消防通道堵塞", "配电箱未接地"]
 
-        # Li reaches the network first. Zhang's phone has never signed in, so the server
-        # cannot tell Zhang's signature yet: it holds Zhang's changes back, and Li's finding
-        # built on them, without refusing anything; both findings stay on Li's phone.
-        li_token = li.login(self.server.url, "lina", PASSWORD, "李娜的平板")
-        result = asyncio.run(li.sync(self.server.url, li_token, None))
-        self.assertEqual(result.refused, [])
-        self.assertEqual([w.case_id for w in result.waiting], [case_id])
-        self.assertEqual(li.refusals(), [])
-        self.assertEqual(sorted(f.description for f in li.case(case_id).findings), both)
-
-        # Once Zhang's phone has signed in, Li's next sync carries everything, each
-        # finding as its author's, and Zhang's phone receives Li's.
-        token = zhang.login(self.server.url, "zhangwei", PASSWORD, "张伟的手机")
+        # Li reaches the network first and carries everything, each finding as its
+        # author's, and Zhang's phone receives Li's.
         result = asyncio.run(li.sync(self.server.url, li_token, None))
         self.assertEqual((result.refused, result.waiting), ([], []))
         result = asyncio.run(zhang.sync(self.server.url, token, None))
@@ -298,6 +291,16 @@ class InspectorAppTest(unittest.TestCase):
         for store in (zhang, li):
             upload = store.upload_state(case_id)
             self.assertEqual(upload.acknowledged, upload.changes)
+
+        # A phone that never signed in proves nothing about who wrote its changes: its
+        # case file is read and judged, and nothing of it is kept.
+        stranger = self.open_store("stranger-relay.db", inspector("zhaoliu", "赵六", "应急管理"))
+        stranger_case = self.open_case_with_enterprise(stranger)
+        merged = li.merge_case(stranger.export_case(stranger_case))
+        self.assertEqual(merged.result.accepted, 0)
+        self.assertNotEqual(merged.result.refused, [])
+        with self.assertRaises(anjian.AnjianError.NotFound):
+            li.case(stranger_case)
 
     def test_documents_issued_offline_reach_the_server(self):
         # Offline, a joint team of two: Zhang's phone draws up a 现场检查记录 and a

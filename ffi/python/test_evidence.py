@@ -149,14 +149,16 @@ class EvidenceTest(unittest.TestCase):
             photo = zhang.ingest_photo_file(PHOTO)
             zhang.attach_photo(case_id, anjian.PhotoTarget.FINDING(finding_id=finding),
                                photo.sha256, "报警控制器断电")
-            # On site: Li receives the case from Zhang's phone and records her own finding;
+            # Both phones signed in before going on site (each holds its certificate). On
+            # site: Li receives the case from Zhang's phone and records her own finding;
             # her phone carries both to the server.
-            li.merge_case(zhang.export_case(case_id))
+            zhang_token = zhang.login(cls.server.url, "zhangwei", PASSWORD, "张伟的手机")
+            li_token = li.login(cls.server.url, "lina", PASSWORD, "李娜的平板")
+            merged = li.merge_case(zhang.export_case(case_id))
+            assert merged.result.refused == [], merged
             li.add_finding(case_id, anjian.NewFinding(
                 description="消防通道堵塞", level=anjian.Level.GENERAL, category="消防",
                 place="仓库", legal_basis=""))
-            zhang_token = zhang.login(cls.server.url, "zhangwei", PASSWORD, "张伟的手机")
-            li_token = li.login(cls.server.url, "lina", PASSWORD, "李娜的平板")
             result = asyncio.run(li.sync(cls.server.url, li_token, None))
             assert (result.refused, result.waiting) == ([], []), result
             # Zhang hands the case in; his phone then uploads it with the photo it holds.

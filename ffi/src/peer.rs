@@ -32,6 +32,16 @@ pub struct PeerResult {
     pub waiting: u64,
 }
 
+/// What merging a case file from another phone came to.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MergedCase {
+    /// The case.
+    pub case_id: String,
+    /// Its changes allowed, and those left out (refused, or held back until their signer
+    /// can be verified), as a peer message's.
+    pub result: PeerResult,
+}
+
 /// Changes of a peer message left out for one reason.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PeerRefusal {
@@ -126,7 +136,13 @@ impl PeerSession {
             s.peer_receive(&mut session, &message)
                 .map_err(AnjianError::from)
         })?;
-        Ok(PeerResult {
+        Ok(PeerResult::from(received))
+    }
+}
+
+impl From<core::PeerReceived> for PeerResult {
+    fn from(received: core::PeerReceived) -> PeerResult {
+        PeerResult {
             accepted: received.accepted as u64,
             waiting: received.waiting() as u64,
             refused: received
@@ -138,7 +154,7 @@ impl PeerSession {
                     change_hashes,
                 })
                 .collect(),
-        })
+        }
     }
 }
 

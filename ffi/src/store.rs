@@ -556,10 +556,18 @@ impl InspectorStore {
         self.core(|s| s.export_case(records::case_id(&case_id)?))
     }
 
-    /// Merges a case document's bytes from elsewhere (creating the case if it is new
-    /// here); returns its id. Invalid bytes change nothing.
-    pub fn merge_case(&self, bytes: Vec<u8>) -> Result<String, AnjianError> {
-        self.core(|s| Ok(s.merge_case(&bytes)?.to_string()))
+    /// Merges a case file from another phone (`export_case`), creating the case if it is
+    /// new here: each new change is verified against its signer's certificate and judged
+    /// by the rule book, as in a peer session; what is left out is reported. Invalid bytes
+    /// change nothing.
+    pub fn merge_case(&self, bytes: Vec<u8>) -> Result<crate::peer::MergedCase, AnjianError> {
+        self.core(|s| {
+            let merged = s.merge_case(&bytes)?;
+            Ok(crate::peer::MergedCase {
+                case_id: merged.case.to_string(),
+                result: merged.received.into(),
+            })
+        })
     }
 
     /// Folds a case's stored chunks into one snapshot now.

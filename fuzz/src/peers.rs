@@ -6,9 +6,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anjian_core::certificate::{Certificate, CertificateFields};
 use anjian_core::checklist::Catalog;
-use anjian_core::signing::{KeyAlgorithm, Signer, SoftwareKey};
 use anjian_core::{CaseId, Store, sample};
 use anjian_sim::world;
 
@@ -98,39 +96,19 @@ struct Phones {
 impl Phones {
     fn new() -> Phones {
         let dir = tempfile::tempdir_in(anjian_sim::tmp_root()).expect("a temporary folder");
-        let server = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [0x5e; 32]);
         let phone = |index: usize| {
             let counter = Arc::new(AtomicU64::new((index as u64 + 1) << 32));
             let ids: anjian_core::Ids = Arc::new(move || {
                 uuid::Uuid::from_u128(u128::from(counter.fetch_add(1, Ordering::Relaxed)))
             });
-            let store = Store::open_with_ids(
+            let mut store = Store::open_with_ids(
                 dir.path().join(format!("phone{index}.db")),
                 world::identity(index),
                 Catalog::builtin(),
                 ids,
             )
             .expect("a store");
-            let identity = world::identity(index);
-            let certificate = Certificate::issue(
-                &server,
-                CertificateFields {
-                    user: identity.user_id,
-                    name: identity.name,
-                    role: identity.role,
-                    district: identity.district,
-                    department: identity.department,
-                    actor: store.device_id(),
-                    key: store.public_key(),
-                    issued_at: 0,
-                    not_after: i64::MAX,
-                    issuer: server.public_key().id(),
-                },
-            )
-            .expect("a certificate");
-            store
-                .keep_sign_in("fuzz", &server.public_key(), Some(&certificate.encode()))
-                .expect("the phone keeps its certificate");
+            anjian_core::sample::certify(&mut [&mut store]).expect("the phone is certified");
             store
         };
         // Two inspectors of the first district.

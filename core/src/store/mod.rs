@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use automerge::{ActorId, AutoCommit, ChangeHash};
+use automerge::{ActorId, AutoCommit};
 use chrono::{DateTime, FixedOffset, Local, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -33,7 +33,7 @@ mod proofs;
 mod sync;
 mod writs;
 
-pub use peer::{PEER_FORMAT, PeerReceived, PeerSession};
+pub use peer::{MergedCase, PEER_FORMAT, PeerReceived, PeerSession};
 
 /// How many case documents stay loaded in memory.
 const CACHE_CAPACITY: usize = 64;
@@ -650,17 +650,19 @@ impl Store {
         Ok(crate::case_doc::sorted_heads(&mut self.doc(case)?.doc))
     }
 
-    /// The case for another device (an on-site merge, `merge_case`): its changes and their
-    /// signatures (`signing::SignedCase`).
+    /// The case for another device (an on-site merge, `merge_case`): its changes, their
+    /// signatures, and the certificates this device holds of their signers and its own
+    /// (`signing::SignedCase`).
     pub fn export_case(&mut self, case: CaseId) -> Result<Vec<u8>> {
         let changes = self.doc(case)?.doc.get_changes(&[]);
-        let signatures = db::signatures_of(&self.conn, changes.iter().map(|c| c.hash()))?;
+        let (signatures, certificates) = self.vouching_for(&changes)?;
         Ok(SignedCase {
             changes: changes
                 .iter()
                 .flat_map(|c| c.raw_bytes().to_vec())
                 .collect(),
             signatures,
+            certificates,
         }
         .encode())
     }
@@ -671,22 +673,23 @@ impl Store {
         Ok(self.doc(case)?.doc.save())
     }
 
-    /// Merges a case from another device (`export_case`); creates the case if it is new
-    /// here. Returns its id. Invalid bytes change nothing. The changes pass the wire's
-    /// limits and are checked as the server checks them (`intake::check`, `rules::apply`)
-    /// before anything of them is expanded: the file came from another device, which may
-    /// have written anything. The signatures that came with them are kept, to travel on
-    /// with them.
-    pub fn merge_case(&mut self, bytes: &[u8]) -> Result<CaseId> {
+    /// Merges a case file from another phone (`export_case`), creating the case if it is
+    /// new here: the case's id and what its changes came to. The file came from another
+    /// device, which may have written anything, so it is taken exactly as a peer session
+    /// takes a message: its changes pass the wire's limits before anything of them is
+    /// expanded, must make a whole, readable case on their own, and each new one is
+    /// verified against its signer's certificate and judged with the rule book as its
+    /// author's (`judge_handed_over`); what is refused or cannot be verified is left out
+    /// and reported. Invalid bytes change nothing.
+    pub fn merge_case(&mut self, bytes: &[u8]) -> Result<MergedCase> {
         let signed = SignedCase::decode(bytes)?;
         let limits = intake::Limits::default();
         let checked = intake::check(intake::carrying(signed.changes), &limits)
             .map_err(|e| Error::InvalidDocument(e.to_string()))?;
-        let changes = &checked.changes;
-        // The case the changes make, on their own, validated whole (its depth and size
-        // first) before it touches the store.
+        // The case the changes make on their own, validated whole (its depth and size
+        // first): which case it is, and that it is one.
         let mut incoming = AutoCommit::new();
-        let (all, waiting) = intake::in_causal_order(&incoming, changes);
+        let (all, waiting) = intake::in_causal_order(&incoming, &checked.changes);
         if waiting > 0 {
             return Err(Error::InvalidDocument(format!(
                 "{waiting} changes of the case depend on changes it does not hold"
@@ -695,32 +698,14 @@ impl Store {
         intake::check_depth(&incoming, &all, &checked.decoded, limits.depth)
             .map_err(|e| Error::InvalidDocument(e.to_string()))?;
         rules::apply(&mut incoming, &all)?;
-        let id = document::check_case(&incoming)?;
-        let signatures_of = |changes: &[automerge::Change]| -> Vec<ChangeSignature> {
-            let hashes: std::collections::HashSet<ChangeHash> =
-                changes.iter().map(|c| c.hash()).collect();
-            signed
-                .signatures
-                .iter()
-                .filter(|s| hashes.contains(&s.hash))
-                .cloned()
-                .collect()
-        };
-        let Some(mut merged) = self.doc_if_exists(id)?.map(|loaded| loaded.doc.clone()) else {
-            // New here: the case the changes make is the case stored (`insert_case` reads
-            // and projects it whole before it touches the store).
-            self.insert_case(id, incoming, &signatures_of(&all))?;
-            return Ok(id);
-        };
+        let case = document::check_case(&incoming)?;
         rules::CaseState::of(&incoming)?;
         document::project_case(&incoming)?;
-        let (fresh, _) = intake::in_causal_order(&merged, &all);
-        rules::apply(&mut merged, &fresh)?;
-        let signatures = signatures_of(&fresh);
-        let loaded = self.cache.get_mut(id).expect("loaded just above");
-        loaded.doc = merged;
-        self.persist_merged(id, &signatures)?;
-        Ok(id)
+        let handed =
+            self.judge_handed_over(case, checked, signed.signatures, &signed.certificates)?;
+        let received = self.keep_handed_over(case, handed)?;
+        tracing::info!(case.id = %case, accepted = received.accepted, left_out = received.refused.len(), "case file merged");
+        Ok(MergedCase { case, received })
     }
 
     /// Stores a case document that is new here, after checking it is a readable case.

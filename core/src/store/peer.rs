@@ -15,6 +15,7 @@ use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
 
 use super::Store;
+use crate::certificate::{decode_certificates, encode_certificates};
 use crate::codes::CaseId;
 use crate::document;
 use crate::error::{Error, Result};
@@ -107,19 +108,12 @@ impl Store {
             }
             session.last_said = Some(said);
         }
-        let actors: HashMap<ChangeHash, String> = message
+        let changes: Vec<automerge::Change> = message
             .changes
             .iter()
             .filter_map(|bytes| automerge::Change::try_from(bytes).ok())
-            .map(|change| (change.hash(), change.actor_id().to_hex_string()))
             .collect();
-        let signatures = crate::db::signatures_of(&self.conn, actors.keys().copied())?;
-        let mut signers: Vec<(KeyId, String)> = signatures
-            .iter()
-            .filter_map(|s| Some((s.key, actors.get(&s.hash)?.clone())))
-            .collect();
-        signers.push((self.public_key().id(), self.device_id()));
-        let certificates = self.certificates_for(signers)?;
+        let (signatures, certificates) = self.vouching_for(&changes)?;
         Ok(Some(encode(
             session.case,
             &message.encode(),
@@ -145,11 +139,44 @@ impl Store {
         }
         let message = sync::Message::decode(&incoming.sync)
             .map_err(|e| Error::InvalidDocument(format!("peer sync message: {e}")))?;
-        let limits = intake::Limits::default();
-        let checked = intake::check(message, &limits)
+        let checked = intake::check(message, &intake::Limits::default())
             .map_err(|e| Error::InvalidDocument(format!("peer sync message: {e}")))?;
-        self.keep_certificates(&incoming.certificates)?;
         let case = session.case;
+        let mut handed =
+            self.judge_handed_over(case, checked, incoming.signatures, &incoming.certificates)?;
+        session.rewind |= handed.waiting > 0;
+        for (_, hashes) in &handed.received.refused {
+            session
+                .left_out
+                .extend(hashes.iter().filter_map(|h| h.parse::<ChangeHash>().ok()));
+        }
+        if let Some(message) = handed.message.take() {
+            handed
+                .merged
+                .sync()
+                .receive_sync_message(&mut session.state, message)?;
+        }
+        let received = self.keep_handed_over(case, handed)?;
+        tracing::info!(case.id = %case, accepted = received.accepted, left_out = received.refused.len(), "peer changes received");
+        Ok(received)
+    }
+
+    /// Judges the changes another phone handed over for `case` (in a peer session or a
+    /// case file) as the server will: the certificates that came with them are kept if a
+    /// server this phone trusts issued them, each new change's signature is verified
+    /// against its signer's certificate (a peer proves nothing about who it is, so a
+    /// change no certificate vouches for is left out: refused, or held back until its
+    /// signer's certificate is known), and each is judged as its author's with the rule
+    /// book. Nothing is recorded yet (`keep_handed_over`).
+    pub(crate) fn judge_handed_over(
+        &mut self,
+        case: CaseId,
+        checked: intake::Checked,
+        signatures: Vec<ChangeSignature>,
+        certificates: &[Vec<u8>],
+    ) -> Result<HandedOver> {
+        self.keep_certificates(certificates)?;
+        let limits = intake::Limits::default();
         let (doc, before) = match self.doc_if_exists(case)? {
             Some(loaded) => {
                 let before = super::judged_state(loaded)?;
@@ -159,17 +186,13 @@ impl Store {
             None => (AutoCommit::new(), None),
         };
         let admitted = intake::admit(&doc, checked);
-        session.rewind |= admitted.waiting > 0;
         let mut message = admitted.message;
         let fresh = admitted.changes;
         if let Err(e) = intake::check_depth(&doc, &fresh, &admitted.decoded, limits.depth) {
             return Err(Error::InvalidDocument(e.to_string()));
         }
-        let signatures: HashMap<ChangeHash, ChangeSignature> = incoming
-            .signatures
-            .into_iter()
-            .map(|s| (s.hash, s))
-            .collect();
+        let signatures: HashMap<ChangeHash, ChangeSignature> =
+            signatures.into_iter().map(|s| (s.hash, s)).collect();
         let mut verifier = Certified {
             store: self,
             known: HashMap::new(),
@@ -191,31 +214,44 @@ impl Store {
             &limits,
             &trust,
         );
-        for (_, hashes) in &judged.refused {
-            session
-                .left_out
-                .extend(hashes.iter().filter_map(|h| h.parse::<ChangeHash>().ok()));
-        }
         // What the message carried is in the judged document already, or was left out.
         message.changes = Vec::<Vec<u8>>::new().into();
-        let mut merged = judged.doc;
-        merged
-            .sync()
-            .receive_sync_message(&mut session.state, message)?;
         let kept: Vec<ChangeSignature> = judged
             .admitted
             .iter()
             .filter_map(|(change, _)| signatures.get(&change.hash()).cloned())
             .collect();
-        let received = PeerReceived {
-            accepted: judged.admitted.len(),
-            refused: judged.refused,
-        };
-        let Some(after) = judged.case else {
+        Ok(HandedOver {
+            merged: judged.doc,
+            after: judged.case,
+            kept,
+            received: PeerReceived {
+                accepted: judged.admitted.len(),
+                refused: judged.refused,
+            },
+            message: Some(message),
+            waiting: admitted.waiting,
+        })
+    }
+
+    /// Records what `judge_handed_over` allowed of `case`, with its signatures; nothing
+    /// if the case is not one this phone's inspector may read (the server would never
+    /// send it another district's case).
+    pub(crate) fn keep_handed_over(
+        &mut self,
+        case: CaseId,
+        handed: HandedOver,
+    ) -> Result<PeerReceived> {
+        let HandedOver {
+            merged,
+            after,
+            kept,
+            received,
+            ..
+        } = handed;
+        let Some(after) = after else {
             return Ok(received);
         };
-        // A teammate may hand over only cases this phone's inspector may read (the server
-        // would never send it another district's case): nothing of the message is kept.
         if !rules::may_read(&Author::from(&self.identity), after.case()) {
             return Err(rules::jurisdiction().into());
         }
@@ -230,15 +266,39 @@ impl Store {
                 let id = document::check_case(&merged)?;
                 if id != case {
                     return Err(Error::InvalidDocument(format!(
-                        "peer message for case {case} holds case {id}"
+                        "the changes handed over for case {case} make case {id}"
                     )));
                 }
                 self.insert_case(case, merged, &kept)?;
             }
         }
-        tracing::info!(case.id = %case, accepted = received.accepted, left_out = received.refused.len(), "peer changes received");
         Ok(received)
     }
+}
+
+/// What merging a case file came to (`Store::merge_case`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedCase {
+    /// The case.
+    pub case: CaseId,
+    /// Its changes allowed and left out.
+    pub received: PeerReceived,
+}
+
+/// What changes handed over by another phone came to, judged and not yet recorded.
+pub(crate) struct HandedOver {
+    /// The case with the allowed changes.
+    merged: AutoCommit,
+    /// The case as judged after them (`None` when nothing was allowed).
+    after: Option<rules::CaseState>,
+    /// The signatures of the allowed changes.
+    kept: Vec<ChangeSignature>,
+    /// What was allowed and what left out.
+    received: PeerReceived,
+    /// The sync message they came in, without its changes.
+    message: Option<sync::Message>,
+    /// Changes that waited for ones not handed over.
+    waiting: usize,
 }
 
 /// The keys and devices a phone knows: those of the certificates it verified. A peer
@@ -307,21 +367,12 @@ fn encode(
             e.str("sync")?.bytes(sync)?;
             e.str("signatures")?
                 .bytes(&ChangeSignature::records(signatures))?;
-            e.str("certificates")?.array(certificates.len() as u64)?;
-            for certificate in certificates {
-                e.bytes(certificate)?;
-            }
-            Ok(())
+            e.str("certificates")?;
+            encode_certificates(&mut e, certificates)
         })();
     written.expect("writing to a vector cannot fail");
     out
 }
-
-/// At most this many certificates in one message (a joint team is a handful of phones).
-const MAX_CERTIFICATES: u64 = 64;
-
-/// A certificate's bytes, at most (one the server issues is about 400).
-const MAX_CERTIFICATE_BYTES: usize = 4096;
 
 fn decode(bytes: &[u8]) -> Result<Incoming> {
     let invalid = |why: String| Error::InvalidDocument(format!("peer message: {why}"));
@@ -334,8 +385,13 @@ fn decode(bytes: &[u8]) -> Result<Incoming> {
         .map()
         .map_err(cbor)?
         .ok_or_else(|| invalid("a map of known length".into()))?;
+    let mut seen = HashSet::new();
     for _ in 0..fields {
-        match d.str().map_err(cbor)? {
+        let field = d.str().map_err(cbor)?;
+        if !seen.insert(field) {
+            return Err(invalid(format!("the field {field:?} twice")));
+        }
+        match field {
             "format" => format = Some(d.str().map_err(cbor)?.to_owned()),
             "case" => case = Some(d.str().map_err(cbor)?.to_owned()),
             "sync" => sync = Some(d.bytes().map_err(cbor)?.to_vec()),
@@ -343,27 +399,7 @@ fn decode(bytes: &[u8]) -> Result<Incoming> {
                 signatures = ChangeSignature::from_records(d.bytes().map_err(cbor)?)
                     .map_err(|e| invalid(e.to_string()))?;
             }
-            "certificates" => {
-                let count = d
-                    .array()
-                    .map_err(cbor)?
-                    .ok_or_else(|| invalid("an array of known length".into()))?;
-                if count > MAX_CERTIFICATES {
-                    return Err(invalid(format!(
-                        "{count} certificates, at most {MAX_CERTIFICATES}"
-                    )));
-                }
-                for _ in 0..count {
-                    let bytes = d.bytes().map_err(cbor)?;
-                    if bytes.len() > MAX_CERTIFICATE_BYTES {
-                        return Err(invalid(format!(
-                            "a certificate of {} bytes, at most {MAX_CERTIFICATE_BYTES}",
-                            bytes.len()
-                        )));
-                    }
-                    certificates.push(bytes.to_vec());
-                }
-            }
+            "certificates" => certificates = decode_certificates(&mut d).map_err(invalid)?,
             other => return Err(invalid(format!("unknown field {other:?}"))),
         }
     }

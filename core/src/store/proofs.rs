@@ -116,6 +116,25 @@ impl Store {
             .transpose()
     }
 
+    /// What another phone needs to verify `changes`: their signatures, and the
+    /// certificates kept of their signers and this device's own.
+    pub(crate) fn vouching_for(
+        &self,
+        changes: &[automerge::Change],
+    ) -> Result<(Vec<crate::signing::ChangeSignature>, Vec<Vec<u8>>)> {
+        let actors: std::collections::HashMap<automerge::ChangeHash, String> = changes
+            .iter()
+            .map(|c| (c.hash(), c.actor_id().to_hex_string()))
+            .collect();
+        let signatures = crate::db::signatures_of(&self.conn, actors.keys().copied())?;
+        let mut signers: Vec<(KeyId, String)> = signatures
+            .iter()
+            .filter_map(|s| Some((s.key, actors.get(&s.hash)?.clone())))
+            .collect();
+        signers.push((self.public_key().id(), self.device_id()));
+        Ok((signatures, self.certificates_for(signers)?))
+    }
+
     /// The certificates kept for the signers (key and device), and this device's own.
     pub(crate) fn certificates_for(
         &self,

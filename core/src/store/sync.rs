@@ -430,6 +430,7 @@ mod tests {
         a.register_enterprise(&enterprise).expect("enterprise");
         let case = a.open_case(&sample::new_case(&enterprise)).expect("case");
         let mut b = Store::open(dir.path().join("b.db"), sample::inspector("insp")).expect("b");
+        sample::certify(&mut [&mut a, &mut b]).expect("certified");
         b.merge_case(&a.export_case(case).expect("export"))
             .expect("merge");
         let known = AutoCommit::load(&b.export_document(case).expect("export"))
@@ -494,6 +495,7 @@ mod tests {
         // server holds any of the case).
         let mut other =
             Store::open(dir.path().join("b.db"), sample::inspector("other")).expect("other");
+        sample::certify(&mut [&mut phone, &mut other]).expect("certified");
         other
             .merge_case(&phone.export_case(case).expect("export"))
             .expect("merge");

@@ -547,7 +547,7 @@ fn concurrent_answers_to_one_item_are_a_conflict_and_answers_merge() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut a, case) = store_with_case(&dir, "a.db", "zhang");
     let checklist = a.attach_checklist(case, "hot-work").expect("attach");
-    let mut b = Store::open(dir.path().join("b.db"), inspector("li")).expect("b");
+    let mut b = certified(Store::open(dir.path().join("b.db"), inspector("li")).expect("b"));
     b.merge_case(&a.export_case(case).expect("export"))
         .expect("receive");
     let answer = |result| AnswerInput {

@@ -99,11 +99,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut stores = vec![first];
     let bytes = stores[0].export_case(case).expect("export");
     for i in 1..STORES {
-        let mut store = Store::open(
-            dir.path().join(format!("s{i}.db")),
-            inspector(&format!("u{i}")),
-        )
-        .expect("store");
+        let mut store = certified(
+            Store::open(
+                dir.path().join(format!("s{i}.db")),
+                inspector(&format!("u{i}")),
+            )
+            .expect("store"),
+        );
         store.merge_case(&bytes).expect("receive the case");
         stores.push(store);
     }

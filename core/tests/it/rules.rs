@@ -3,7 +3,7 @@
 //! author, with the verdict written by hand in the table.
 
 use anjian_core::rules::{self, Author, CaseState, Ops, Rule};
-use anjian_core::signing::SignedCase;
+use anjian_core::signing::{ChangeSignature, KeyAlgorithm, SignedCase, SoftwareKey};
 use anjian_core::{
     CaseId, DistrictCode, FindingEdit, FindingId, HazardStep, Level, NewCase, OnsiteMeasure,
     RectificationOrder, ReinspectionResult, ReviewAction, Role, Store, case_doc,
@@ -1712,8 +1712,13 @@ fn concurrent_edits_of_one_text_are_well_formed() {
     assert_eq!(verdict_on(&insp, &cut, added_change), Ok(()));
 }
 
+/// A case file from another phone is taken as a peer session takes a message: a file
+/// that breaks the case's shape is refused whole; a change no certificate vouches for
+/// (unsigned, or signed with a key no trusted server certified) is left out and reported,
+/// never kept: it could name anyone as its author, and everything the phone built on it
+/// afterwards would wait with it for ever. What a certificate vouches for is kept.
 #[test]
-fn a_case_file_from_another_device_is_checked_as_the_servers_changes_are() {
+fn a_case_file_from_another_device_is_judged_as_a_peer_s_message() {
     let f = fixture();
     // A device that replaced the shared district in place, past its own store.
     let forged = changed(&f.doc, |doc| {
@@ -1721,24 +1726,73 @@ fn a_case_file_from_another_device_is_checked_as_the_servers_changes_are() {
         doc.put(&list, 0, OTHER).expect("put");
     });
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut store = Store::open(dir.path().join("s.db"), inspector("insp")).expect("store");
+    let mut store =
+        certified(Store::open(dir.path().join("s.db"), inspector("insp2")).expect("store"));
     let err = store
         .merge_case(&SignedCase::unsigned(&forged).encode())
         .expect_err("refused");
     assert!(err.to_string().contains("列表"), "{err}");
     assert!(store.case(f.case).is_err(), "nothing of it is stored");
-    store
+    // The honest case, unsigned: read and judged, and nothing of it kept.
+    let merged = store
         .merge_case(&SignedCase::unsigned(&f.doc).encode())
-        .expect("the honest file merges");
-    assert_eq!(store.case(f.case).expect("case").findings.len(), 3);
-    let err = store
-        .merge_case(&SignedCase::unsigned(&forged).encode())
-        .expect_err("refused into the existing case too");
-    assert!(err.to_string().contains("列表"), "{err}");
+        .expect("read and judged");
+    assert_eq!(merged.received.accepted, 0);
+    assert!(!merged.received.refused.is_empty(), "{merged:?}");
+    assert!(store.case(f.case).is_err(), "nothing of it is kept");
+
+    // A certified teammate's file, with one more change from a device no server certified
+    // (a real signature, by a key nobody vouches for).
+    let (mut teammate, case) = store_with_case(&dir, "t.db", "zhang");
+    teammate
+        .add_finding(case, &finding("配电箱未接地"))
+        .expect("finding");
+    let file = SignedCase::decode(&teammate.export_case(case).expect("export")).expect("file");
+    let mut doc = AutoCommit::load(&teammate.export_document(case).expect("export"))
+        .expect("load")
+        .with_actor(automerge::ActorId::random());
+    anjian_core::case_doc::review(
+        &mut doc,
+        "zhang",
+        anjian_core::ReviewAction::Comment,
+        "无人担保的批注",
+        chrono::Utc::now().fixed_offset(),
+    )
+    .expect("comment");
+    doc.commit();
+    let stranger = doc.get_heads()[0];
+    let key = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [9; 32]);
+    let mut signatures = file.signatures.clone();
+    signatures.push(ChangeSignature::sign(&key, stranger).expect("signed"));
+    let handed = SignedCase {
+        changes: doc
+            .get_changes(&[])
+            .iter()
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect(),
+        signatures,
+        certificates: file.certificates.clone(),
+    };
+    let merged = store.merge_case(&handed.encode()).expect("merged");
+    assert_eq!(merged.case, case);
+    let left_out: Vec<&String> = merged
+        .received
+        .refused
+        .iter()
+        .flat_map(|(_, h)| h)
+        .collect();
+    assert_eq!(left_out, [&stranger.to_string()]);
     assert_eq!(
-        store.case(f.case).expect("case").visible_to,
-        vec![SHARED.parse::<DistrictCode>().expect("district")]
+        store.heads(case).expect("heads"),
+        teammate.heads(case).expect("heads"),
+        "the teammate's certified changes are kept, the stranger's is not"
     );
+    // What the phone records next builds on what it kept alone.
+    store
+        .add_finding(case, &finding("消防通道堵塞"))
+        .expect("finding");
+    let mine = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    assert!(mine.clone().get_change_by_hash(&stranger).is_none());
 }
 
 /// Automerge numbers each actor's changes 1, 2, 3, … and panics on a change that skips

@@ -415,7 +415,9 @@ fn concurrent_levels_become_a_conflict_naming_both_inspectors() {
     let id = a
         .add_finding(case, &finding("液氨储罐区无喷淋"))
         .expect("finding");
-    let mut b = Store::open(dir.path().join("b.db"), identity("li", "消防", "310101")).expect("b");
+    let mut b = certified(
+        Store::open(dir.path().join("b.db"), identity("li", "消防", "310101")).expect("b"),
+    );
     b.merge_case(&a.export_case(case).expect("export"))
         .expect("b receives");
 
@@ -589,7 +591,7 @@ fn receiving(
     from: &mut Store,
     case: anjian_core::CaseId,
 ) -> Store {
-    let mut store = Store::open(dir.path().join(file), inspector(user)).expect("store");
+    let mut store = certified(Store::open(dir.path().join(file), inspector(user)).expect("store"));
     store
         .merge_case(&from.export_case(case).expect("export"))
         .expect("receive");
@@ -694,7 +696,7 @@ fn merging_the_same_bytes_twice_changes_nothing() {
     let (mut a, case) = store_with_case(&dir, "a.db", "zhang");
     a.add_finding(case, &finding("A")).expect("finding");
     let bytes = a.export_case(case).expect("export");
-    let mut b = Store::open(dir.path().join("b.db"), inspector("li")).expect("b");
+    let mut b = certified(Store::open(dir.path().join("b.db"), inspector("li")).expect("b"));
     b.merge_case(&bytes).expect("first");
     b.merge_case(&bytes).expect("second");
     a.merge_case(&bytes).expect("own bytes");
@@ -798,8 +800,9 @@ fn reaffirming_a_value_in_conflict_stays_a_judgement_of_its_own() {
         .add_finding(case, &finding("液氨储罐区无喷淋"))
         .expect("finding");
     let mut open = |name: &str| {
-        let mut store =
-            Store::open(dir.path().join(format!("{name}.db")), inspector(name)).expect("store");
+        let mut store = certified(
+            Store::open(dir.path().join(format!("{name}.db")), inspector(name)).expect("store"),
+        );
         store
             .merge_case(&a.export_case(case).expect("export"))
             .expect("receive");
@@ -899,7 +902,8 @@ fn a_hazard_s_follow_up_keeps_every_step_and_its_deadlines() {
         role: anjian_core::Role::Supervisor,
         ..anjian_core::sample::inspector("chief")
     };
-    let mut chief = Store::open(dir.path().join("chief.db"), chief_identity).expect("store");
+    let mut chief =
+        certified(Store::open(dir.path().join("chief.db"), chief_identity).expect("store"));
     let hand_over = |from: &mut Store, to: &mut Store| {
         let bytes = from.export_case(case).expect("export");
         to.merge_case(&bytes).expect("merge");

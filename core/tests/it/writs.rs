@@ -958,7 +958,9 @@ fn an_approved_case_takes_only_the_follow_up_s_documents() {
     // Documents drawn up on devices that had not heard of the approval yet, each
     // carried over as its one change.
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut other = Store::open(dir.path().join("o.db"), inspector("u1")).expect("store");
+    let mut other =
+        certified(Store::open(dir.path().join("o.db"), inspector("u1")).expect("store"));
+    anjian_core::sample::certify(&mut [&mut store]).expect("certified");
     other
         .merge_case(&store.export_case(case).expect("export"))
         .expect("merge");
