@@ -126,7 +126,7 @@ impl Store {
             .iter()
             .map(|c| (c.hash(), c.actor_id().to_hex_string()))
             .collect();
-        let signatures = crate::db::signatures_of(&self.conn, actors.keys().copied())?;
+        let signatures = crate::db::signatures_of(&self.conn, changes.iter().map(|c| c.hash()))?;
         let mut signers: Vec<(KeyId, String)> = signatures
             .iter()
             .filter_map(|s| Some((s.key, actors.get(&s.hash)?.clone())))

@@ -44,12 +44,16 @@ fn finding(description: &str) -> NewFinding {
     }
 }
 
+/// `user`'s store with a case; its key certified first (by the sample server all such
+/// stores trust, as a sign-in would), so that stores hand each other case files.
 fn store_with_case(dir: &std::path::Path, user: &str) -> (Arc<InspectorStore>, String) {
-    let store = InspectorStore::open(
-        dir.join(format!("{user}.db")).display().to_string(),
-        identity(user),
-    )
-    .expect("open");
+    let path = dir.join(format!("{user}.db"));
+    {
+        let mut core =
+            anjian_core::Store::open(&path, anjian_core::sample::inspector(user)).expect("open");
+        anjian_core::sample::certify(&mut [&mut core]).expect("certified");
+    }
+    let store = InspectorStore::open(path.display().to_string(), identity(user)).expect("open");
     store
         .register_enterprise(enterprise(CREDIT_CODE))
         .expect("register");

@@ -78,6 +78,8 @@ fn device_of(dir: &Path, user: &str, district_code: &str, role: anjian_core::Rol
         },
     )
     .expect("store");
+    // Certified, as a sign-in would: devices hand each other case files.
+    anjian_core::sample::certify(&mut [&mut store]).expect("certified");
     for e in [
         enterprise(1, "滨江化工有限公司", A, Industry::HazardousChemicals),
         enterprise(2, "申城建工项目部", A, Industry::Construction),

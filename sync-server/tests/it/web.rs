@@ -429,6 +429,7 @@ async fn a_conflict_is_shown_with_its_writers_and_resolved_by_the_supervisor() {
     let web = setup();
     let (mut zhang, case) = web.record("insp_a", A, 1);
     let mut li = Store::open(web.dir.path().join("li.db"), identity("insp_a2", A)).expect("store");
+    sample::certify(&mut [&mut li]).expect("certified");
     li.merge_case(&zhang.export_case(case).expect("export"))
         .expect("merge");
     let finding = zhang.case(case).expect("case").findings[0].id;
