@@ -52,6 +52,16 @@ pub struct HistoryRow {
 
 /// Reads case `id` for `user`; a case they may not read is answered as absent.
 pub fn load(app: &AppState, user: &User, id: &str) -> AppResult<CaseDetail> {
+    Ok(load_with_document(app, user, id)?.0)
+}
+
+/// `load`, and the case's document as read for it (the case page checks its changes'
+/// signatures and receipts on it).
+pub fn load_with_document(
+    app: &AppState,
+    user: &User,
+    id: &str,
+) -> AppResult<(CaseDetail, automerge::AutoCommit)> {
     let not_found = || AppError::NotFound(format!("没有该案件 (no case {id})"));
     let case_id: CaseId = id.parse().map_err(|_| not_found())?;
     let mut doc = app.storage.load_document(case_id)?.ok_or_else(not_found)?;
@@ -102,12 +112,15 @@ pub fn load(app: &AppState, user: &User, id: &str) -> AppResult<CaseDetail> {
         )?;
         Ok(rows)
     })?;
-    Ok(CaseDetail {
-        case,
-        conflicts,
-        history,
-        amendments,
-    })
+    Ok((
+        CaseDetail {
+            case,
+            conflicts,
+            history,
+            amendments,
+        },
+        doc,
+    ))
 }
 
 /// A review action on case `id` (the rule book decides who may take which); returns the

@@ -132,3 +132,17 @@ pub fn name_photo(doc: &mut AutoCommit, finding: FindingId, sha256: &str, by: &s
     doc.put(&entry, "width", 1).expect("put");
     doc.put(&entry, "height", 1).expect("put");
 }
+
+/// Comments on the case in `doc` as `user`, now, and commits it: a change made past the
+/// store, as a device that writes its own changes does.
+pub fn comment(doc: &mut AutoCommit, user: &str, text: &str) {
+    anjian_core::case_doc::review(
+        doc,
+        user,
+        anjian_core::ReviewAction::Comment,
+        text,
+        chrono::Utc::now().fixed_offset(),
+    )
+    .expect("comment");
+    doc.commit();
+}

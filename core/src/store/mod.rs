@@ -699,8 +699,6 @@ impl Store {
             .map_err(|e| Error::InvalidDocument(e.to_string()))?;
         rules::apply(&mut incoming, &all)?;
         let case = document::check_case(&incoming)?;
-        rules::CaseState::of(&incoming)?;
-        document::project_case(&incoming)?;
         let handed =
             self.judge_handed_over(case, checked, signed.signatures, &signed.certificates)?;
         let received = self.keep_handed_over(case, handed)?;

@@ -406,10 +406,10 @@ impl Storage {
     pub fn token_session(&self, token_hash: &str) -> AppResult<Option<TokenSession>> {
         self.read(|conn| {
             conn.query_opt(
-                "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled, t.actor_id, t.expires_at
-                 FROM tokens t JOIN users u ON u.id = t.user_id JOIN devices d ON d.actor_id = t.actor_id
-                 WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND d.revoked_at IS NULL
-                   AND u.disabled = 0 AND t.expires_at > ?2",
+                concat!(
+                    "SELECT u.id, u.username, u.name, u.role, u.district, u.department, u.disabled, t.actor_id, t.expires_at ",
+                    good_token!()
+                ),
                 params![token_hash, Utc::now().timestamp()],
                 |r| Ok((user_row(r)?, r.get::<String>(7)?, r.get::<i64>(8)?)),
             )?

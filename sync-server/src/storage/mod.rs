@@ -1,6 +1,6 @@
 //! The server's storage: accounts, devices, tokens, case documents with their catalog
 //! sequence, visibility, receipts and projections, on SQLite (the embedded default: one
-//! writer connection and one reader, side by side in WAL, every write committed with
+//! writer connection and eight readers, side by side in WAL, every write committed with
 //! `synchronous=FULL`) or on PostgreSQL (a pool of connections, shared by any number of
 //! server processes; decision 0005). Every query is written once, through `db::Conn`;
 //! every write is one transaction, durable before anything acknowledges it.
@@ -21,6 +21,18 @@ use crate::db::{Conn, Dialect, Row, Value, params, row};
 
 use crate::error::{AppError, AppResult};
 use crate::users::User;
+
+/// The tokens that still sign their holder in, as SQL after `SELECT …`: the token `?1`
+/// joined with its account `u` and device `d`, neither it, its device nor its account
+/// revoked, and not expired at `?2` (unix seconds). One definition for checking a token
+/// and for checking it again when the changes it brought commit.
+macro_rules! good_token {
+    () => {
+        "FROM tokens t JOIN users u ON u.id = t.user_id JOIN devices d ON d.actor_id = t.actor_id
+         WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND d.revoked_at IS NULL
+           AND u.disabled = 0 AND t.expires_at > ?2"
+    };
+}
 
 mod accounts;
 mod numbers;
@@ -984,14 +996,14 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
     // good, in one round trip (commits hold the commit lock, so the number is free until
     // this transaction ends).
     let (stored, seq, signed_in): (Option<String>, i64, bool) = tx.query_row(
-        "SELECT (SELECT heads FROM documents WHERE case_id = ?1),
-                (SELECT coalesce(max(seq), 0) + 1 FROM documents),
-                CAST(?2 AS TEXT) IS NULL OR EXISTS (
-                    SELECT 1 FROM tokens t JOIN users u ON u.id = t.user_id
-                    JOIN devices d ON d.actor_id = t.actor_id
-                    WHERE t.token_hash = ?2 AND t.revoked_at IS NULL AND d.revoked_at IS NULL
-                      AND u.disabled = 0 AND t.expires_at > ?3)",
-        params![&key, commit.token_hash, Utc::now().timestamp()],
+        concat!(
+            "SELECT (SELECT heads FROM documents WHERE case_id = ?3),
+                    (SELECT coalesce(max(seq), 0) + 1 FROM documents),
+                    CAST(?1 AS TEXT) IS NULL OR EXISTS (SELECT 1 ",
+            good_token!(),
+            ")"
+        ),
+        params![commit.token_hash, Utc::now().timestamp(), &key],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     if !signed_in {

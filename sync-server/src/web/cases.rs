@@ -124,11 +124,7 @@ pub async fn show(
     let (user, asked) = (viewer.user.clone(), id.clone());
     let (detail, checks) = app
         .reading(move |app| {
-            let detail = review::load(app, &user, &asked)?;
-            let mut doc = app
-                .storage
-                .load_document(detail.case.id)?
-                .ok_or_else(|| AppError::NotFound(format!("没有该案件 (no case {asked})")))?;
+            let (detail, mut doc) = review::load_with_document(app, &user, &asked)?;
             let checks = evidence::check(&app.storage, &mut doc)?;
             Ok((detail, checks))
         })

@@ -10,7 +10,7 @@ use anjian_core::sync::wire::WireMessage;
 use anjian_core::{CaseId, FindingId, Role, sample};
 use anjian_sync_server::Settings;
 use anjian_sync_server::config::Limits;
-use anjian_tests::hostile::{compressed_bomb, name_photo, png, png_rows, sync_message};
+use anjian_tests::hostile::{comment, compressed_bomb, name_photo, png, png_rows, sync_message};
 use anjian_tests::peer::{Next, RawPeer};
 use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, login_device, login_token, metric};
 use automerge::AutoCommit;
@@ -152,14 +152,7 @@ async fn bombs_and_whole_documents_are_refused_before_anything_expands() {
     assert!(error_of(peer.next(wait).await).contains("bundle"));
 
     // A legitimate change still goes through on the same connection.
-    anjian_core::case_doc::review(
-        &mut doc,
-        "insp",
-        anjian_core::ReviewAction::Comment,
-        "现场照片已补充",
-        chrono::Utc::now().fixed_offset(),
-    )
-    .expect("comment");
+    comment(&mut doc, "insp", "现场照片已补充");
     let pushed = peer.push(ours, &mut doc).await;
     assert!(pushed.acknowledged, "{pushed:?}");
     w.still_serves().await;
@@ -404,15 +397,7 @@ async fn nothing_reaches_the_record_once_a_revocation_has_committed() {
                 cli.revoke_token(&id).expect("revoke");
             }
         }
-        anjian_core::case_doc::review(
-            &mut doc,
-            "insp",
-            anjian_core::ReviewAction::Comment,
-            "吊销之后发出的批注",
-            chrono::Utc::now().fixed_offset(),
-        )
-        .expect("comment");
-        doc.commit();
+        comment(&mut doc, "insp", "吊销之后发出的批注");
         let late = doc.get_heads();
         let pushed = peer.push(DocumentId::of(w.case), &mut doc).await;
         assert!(!pushed.acknowledged, "{way}: {pushed:?}");
@@ -957,15 +942,7 @@ async fn a_change_sent_without_its_dependency_is_asked_for_again_and_arrives() {
     let mut w = world(&[], Limits::default()).await;
     let (token, mut doc) = w.device("insp").await;
     for text in ["一号库房已复查", "二号库房已复查"] {
-        anjian_core::case_doc::review(
-            &mut doc,
-            "insp",
-            anjian_core::ReviewAction::Comment,
-            text,
-            chrono::Utc::now().fixed_offset(),
-        )
-        .expect("comment");
-        doc.commit();
+        comment(&mut doc, "insp", text);
     }
     let mut peer = RawPeer::joined(&w.addr(), &token).await;
     // The first comment is lost on the way, from whichever message carries it (as when a

@@ -6,6 +6,7 @@ use anjian_core::Role;
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_core::{CaseId, sample};
+use anjian_tests::hostile::comment;
 use anjian_tests::peer::RawPeer;
 use anjian_tests::{Inspector, TestServer, add_user, login_token};
 use futures_util::{SinkExt, StreamExt};
@@ -199,15 +200,7 @@ async fn a_cross_district_case_is_visible_to_both_districts_and_to_no_one_else()
     let mut forged = automerge::AutoCommit::load(&copy)
         .expect("load")
         .with_actor(automerge::ActorId::try_from(c_store.device_id().as_str()).expect("actor id"));
-    anjian_core::case_doc::review(
-        &mut forged,
-        "c_inspector",
-        anjian_core::ReviewAction::Comment,
-        "C 区检查员的记录",
-        chrono::Utc::now().fixed_offset(),
-    )
-    .expect("comment");
-    forged.commit();
+    comment(&mut forged, "c_inspector", "C 区检查员的记录");
     let mut peer = RawPeer::joined(&server.addr.to_string(), &c.token).await;
     let pushed = peer.push(DocumentId::of(case), &mut forged).await;
     let (_, reason) = pushed.refused.expect("refused");
