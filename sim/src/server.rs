@@ -377,7 +377,7 @@ impl SimServer {
                             .answered(DocumentId::of(case), state, message, signatures);
                     out.extend(messages.into_iter().map(|m| (id, m)));
                 }
-                Err(_) => continue,
+                Err(_) => conn.session.start_afresh(case),
             }
             self.subscriptions(id);
         }

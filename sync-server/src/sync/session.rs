@@ -373,10 +373,20 @@ impl Session {
         vec![self.sync_frame(document_id, message, signatures)]
     }
 
-    /// The error frame for a message whose handling failed (its sync state is forgotten:
-    /// the next message starts afresh).
-    pub fn failed(&self, document_id: DocumentId, e: &AppError) -> WireMessage {
+    /// The error frame for a message whose handling failed (`start_afresh`).
+    pub fn failed(&mut self, document_id: DocumentId, e: &AppError) -> WireMessage {
+        self.start_afresh(document_id.case_id());
         error(&format!("document {document_id}: {e}"))
+    }
+
+    /// Handling a message for `case`, or answering another connection's change of it,
+    /// failed, and the sync state taken for it is gone. A document the connection syncs
+    /// stays synced from a new state: the next exchange starts afresh, and another
+    /// connection's changes still reach the peer meanwhile.
+    pub fn start_afresh(&mut self, case: CaseId) {
+        if self.subscribed.contains(&case) && !self.synced.contains_key(&case) {
+            self.keep_synced(case, sync::State::new());
+        }
     }
 
     /// Another connection changed `case`: the sync state to answer from if this

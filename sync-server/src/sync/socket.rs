@@ -421,6 +421,7 @@ impl Connection {
                 }
                 Err(e) => {
                     tracing::error!(case.id = %case, error = %e, "cannot answer a changed document");
+                    self.session.start_afresh(case);
                     Vec::new()
                 }
             };

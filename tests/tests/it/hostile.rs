@@ -938,6 +938,33 @@ async fn a_case_grows_no_larger_than_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_fails_leaves_its_document_synced_live() {
+    let mut w = world(&[], Limits::default()).await;
+    let (token, mut doc) = w.device("insp").await;
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let document = DocumentId::of(w.case);
+    assert!(peer.push(document, &mut doc).await.acknowledged);
+    // A message the wire's check refuses: its handling fails, and the sync state the
+    // server kept for the document goes with it.
+    peer.send_sync(document, sync_message(vec![b"not a change".to_vec()]))
+        .await;
+    assert!(
+        matches!(
+            peer.next(Duration::from_secs(10)).await,
+            Next::Message(WireMessage::Error { .. })
+        ),
+        "the bad message is answered with an error"
+    );
+    // Another device records a finding: the peer still hears of it, unasked.
+    w.still_serves().await;
+    match peer.next(Duration::from_secs(10)).await {
+        Next::Message(WireMessage::Sync { document_id, .. }) => assert_eq!(document_id, document),
+        other => panic!("no live update after a failed message: {other:?}"),
+    }
+    w.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_sent_without_its_dependency_is_asked_for_again_and_arrives() {
     let mut w = world(&[], Limits::default()).await;
     let (token, mut doc) = w.device("insp").await;
