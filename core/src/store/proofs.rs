@@ -6,7 +6,7 @@ use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 
 use super::Store;
-use crate::certificate::{Certificate, Receipt};
+use crate::certificate::{CERTIFICATE_VALIDITY, Certificate, Receipt};
 use crate::codes::CaseId;
 use crate::error::{Error, Result};
 use crate::signing::{KeyId, PublicKey};
@@ -20,60 +20,82 @@ impl Store {
         server_key: &PublicKey,
         certificate: Option<&[u8]>,
     ) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO server_keys (key_id, public_key, server, first_seen)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![
-                server_key.id().as_slice(),
-                server_key.bytes(),
-                server,
-                Utc::now().to_rfc3339()
-            ],
-        )?;
-        if let Some(bytes) = certificate {
-            let kept = self.keep_certificates(&[bytes.to_vec()])?;
-            if kept == 0 {
+        self.in_one_transaction(|| {
+            self.conn.execute(
+                "INSERT OR IGNORE INTO server_keys (key_id, public_key, server, first_seen)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    server_key.id().as_slice(),
+                    server_key.bytes(),
+                    server,
+                    Utc::now().to_rfc3339()
+                ],
+            )?;
+            if let Some(bytes) = certificate
+                && self.keep_certificates(&[bytes.to_vec()])? == 0
+            {
                 return Err(Error::invalid(
                     "certificate",
                     "the server's certificate for this device does not verify against its key",
                 ));
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Keeps every certificate of `certificates` issued by a trusted server key and valid
     /// now (a later one for the same key and device replaces an earlier one); the others
-    /// are ignored: the changes they would vouch for wait. Returns how many verified.
+    /// are ignored: the changes they would vouch for wait. Certificates that expired more
+    /// than `CERTIFICATE_VALIDITY` ago (a margin for a phone's clock set wrong) vouch for
+    /// nothing any more and go. Returns how many verified.
     pub fn keep_certificates(&self, certificates: &[Vec<u8>]) -> Result<usize> {
         let now = self.now().timestamp();
-        let mut kept = 0;
-        for bytes in certificates {
-            let Ok(certificate) = Certificate::decode(bytes) else {
-                continue;
-            };
-            let Some(issuer) = self.trusted_key(&certificate.fields().issuer)? else {
-                continue;
-            };
-            if certificate.verify(&issuer, now).is_err() {
-                continue;
+        self.in_one_transaction(|| {
+            let mut kept = 0;
+            for bytes in certificates {
+                let Ok(certificate) = Certificate::decode(bytes) else {
+                    continue;
+                };
+                let Some(issuer) = self.trusted_key(&certificate.fields().issuer)? else {
+                    continue;
+                };
+                if certificate.verify(&issuer, now).is_err() {
+                    continue;
+                }
+                let fields = certificate.fields();
+                kept += 1;
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO certificates (key_id, actor, not_after, bytes)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (key_id, actor) DO UPDATE SET not_after = excluded.not_after,
+                            bytes = excluded.bytes
+                         WHERE excluded.not_after > certificates.not_after",
+                    )?
+                    .execute(params![
+                        fields.key.id().as_slice(),
+                        fields.actor,
+                        fields.not_after,
+                        bytes
+                    ])?;
             }
-            let fields = certificate.fields();
-            kept += 1;
-            self.conn.execute(
-                "INSERT INTO certificates (key_id, actor, not_after, bytes) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (key_id, actor) DO UPDATE SET not_after = excluded.not_after,
-                    bytes = excluded.bytes
-                 WHERE excluded.not_after > certificates.not_after",
-                params![
-                    fields.key.id().as_slice(),
-                    fields.actor,
-                    fields.not_after,
-                    bytes
-                ],
-            )?;
+            self.conn
+                .prepare_cached("DELETE FROM certificates WHERE not_after < ?1")?
+                .execute([now.saturating_sub(CERTIFICATE_VALIDITY)])?;
+            Ok(kept)
+        })
+    }
+
+    /// Runs `write` in one transaction, so that its statements reach the disk in one sync
+    /// and all or none of them are kept; inside a caller's transaction, in that one.
+    pub(crate) fn in_one_transaction<R>(&self, write: impl FnOnce() -> Result<R>) -> Result<R> {
+        if !self.conn.is_autocommit() {
+            return write();
         }
-        Ok(kept)
+        let tx = self.conn.unchecked_transaction()?;
+        let result = write()?;
+        tx.commit()?;
+        Ok(result)
     }
 
     /// This device's account as the rule book judges its own changes (signed with its
@@ -181,29 +203,34 @@ impl Store {
     /// server key this device trusts (from sign-in) signed; the rest are ignored. Returns
     /// how many were new.
     pub fn keep_receipts(&self, case: CaseId, receipts: &[Receipt]) -> Result<usize> {
-        let mut kept = 0;
-        for receipt in receipts {
-            let Some(server) = self.trusted_key(&receipt.issuer)? else {
-                continue;
-            };
-            if receipt.verify(&server).is_err() {
-                tracing::warn!(case.id = %case, change = %receipt.hash, "a receipt that does not verify was ignored");
-                continue;
+        self.in_one_transaction(|| {
+            let mut kept = 0;
+            for receipt in receipts {
+                let Some(server) = self.trusted_key(&receipt.issuer)? else {
+                    continue;
+                };
+                if receipt.verify(&server).is_err() {
+                    tracing::warn!(case.id = %case, change = %receipt.hash, "a receipt that does not verify was ignored");
+                    continue;
+                }
+                kept += self
+                    .conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO receipts
+                            (change_hash, case_id, actor, received_at, issuer, signature)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        receipt.hash.to_string(),
+                        case.to_string(),
+                        receipt.actor,
+                        receipt.received_at,
+                        receipt.issuer.as_slice(),
+                        receipt.signature
+                    ])?;
             }
-            kept += self.conn.execute(
-                "INSERT OR IGNORE INTO receipts (change_hash, case_id, actor, received_at, issuer, signature)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    receipt.hash.to_string(),
-                    case.to_string(),
-                    receipt.actor,
-                    receipt.received_at,
-                    receipt.issuer.as_slice(),
-                    receipt.signature
-                ],
-            )?;
-        }
-        Ok(kept)
+            Ok(kept)
+        })
     }
 
     /// Which of `cases` this store holds with changes the server acknowledged and no
@@ -246,5 +273,94 @@ impl Store {
                 .ok_or_else(|| Error::Corrupt(format!("a kept receipt of change {hash}")))
         })
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{DateTime, TimeZone};
+
+    use crate::certificate::{CERTIFICATE_VALIDITY, Certificate, CertificateFields};
+    use crate::sample;
+    use crate::signing::{KeyAlgorithm, Signer, SoftwareKey};
+    use crate::store::Store;
+
+    fn at(seconds: i64) -> crate::store::Clock {
+        let time: DateTime<chrono::FixedOffset> = chrono::Utc
+            .timestamp_opt(seconds, 0)
+            .single()
+            .expect("a time")
+            .into();
+        Arc::new(move || time)
+    }
+
+    fn kept(store: &Store) -> i64 {
+        store
+            .conn
+            .query_row("SELECT count(*) FROM certificates", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn a_certificate_long_expired_goes_and_a_failed_sign_in_trusts_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = Store::open(dir.path().join("a.db"), sample::inspector("wang")).expect("a");
+        let server = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [7; 32]);
+        let now = 1_800_000_000;
+        store.set_clock(at(now));
+
+        // A sign-in whose certificate does not verify keeps neither it nor the server's key.
+        let stranger = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [9; 32]);
+        let teammate = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [8; 32]);
+        let issue = |issuer: &SoftwareKey, not_after| {
+            Certificate::issue(
+                issuer,
+                CertificateFields {
+                    user: "li".into(),
+                    name: "李".into(),
+                    role: crate::Role::Inspector,
+                    district: "310101".parse().expect("district"),
+                    department: "应急管理".into(),
+                    actor: "0a0b0c0d".into(),
+                    key: teammate.public_key(),
+                    issued_at: now,
+                    not_after,
+                    issuer: issuer.public_key().id(),
+                },
+            )
+            .expect("issued")
+            .encode()
+        };
+        let forged = issue(&stranger, now + 86_400);
+        assert!(
+            store
+                .keep_sign_in("server", &server.public_key(), Some(&forged))
+                .is_err()
+        );
+        assert_eq!(
+            store
+                .keep_certificates(&[issue(&server, now + 86_400)])
+                .expect("keep"),
+            0
+        );
+
+        // Signed in: a teammate's certificate is kept until long after it ended.
+        store
+            .keep_sign_in("server", &server.public_key(), None)
+            .expect("sign-in");
+        assert_eq!(
+            store
+                .keep_certificates(&[issue(&server, now + 86_400)])
+                .expect("keep"),
+            1
+        );
+        store.set_clock(at(now + 2 * 86_400));
+        store.keep_certificates(&[]).expect("keep");
+        assert_eq!(kept(&store), 1, "a clock set wrong may come back");
+        store.set_clock(at(now + 86_400 + CERTIFICATE_VALIDITY + 1));
+        store.keep_certificates(&[]).expect("keep");
+        assert_eq!(kept(&store), 0, "it vouches for nothing any more");
     }
 }

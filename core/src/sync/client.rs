@@ -335,12 +335,14 @@ async fn fetch_proofs(
             read_proofs(answer).map_err(|why| Error::Sync(format!("proofs: {why}")))?;
         report.receipts += store
             .with(move |s| {
-                s.keep_certificates(&certificates)?;
-                let mut kept = 0;
-                for (case, receipts) in &cases {
-                    kept += s.keep_receipts(*case, receipts)?;
-                }
-                Ok(kept)
+                s.in_one_transaction(|| {
+                    s.keep_certificates(&certificates)?;
+                    let mut kept = 0;
+                    for (case, receipts) in &cases {
+                        kept += s.keep_receipts(*case, receipts)?;
+                    }
+                    Ok(kept)
+                })
             })
             .await?;
     }
