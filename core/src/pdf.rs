@@ -262,12 +262,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// The document `writ` of `case` as PDF bytes. `image` gives the bytes of a blob (the
 /// captured signatures); a signature whose image the device does not hold is printed by
-/// name only.
+/// name only, and an image that cannot be read ends the rendering with its error.
 pub fn render(
     case: &Case,
     writ: &Writ,
     font: &PdfFont,
-    image: &dyn Fn(&str) -> Option<Vec<u8>>,
+    image: &dyn Fn(&str) -> Result<Option<Vec<u8>>>,
 ) -> Result<Vec<u8>> {
     let mut layout = Layout {
         font,
@@ -315,7 +315,7 @@ pub fn render(
             SignerRole::Enterprise => format!("{inspected}负责人（签名）：{}", signature.name),
         };
         layout.paragraph(&who, BODY, false, 0.0);
-        if let Some(bytes) = image(&signature.image) {
+        if let Some(bytes) = image(&signature.image)? {
             layout.image(bytes, 28.0)?;
         }
         layout.paragraph(

@@ -295,7 +295,15 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         file.write_all(text.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
     }
-    std::fs::rename(&tmp, path).map_err(io)
+    std::fs::rename(&tmp, path).map_err(io)?;
+    // The rename is durable only once the directory that holds the name is.
+    #[cfg(unix)]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 /// A change's signature as it travels with the change: the change hash, the id of the key

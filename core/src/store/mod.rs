@@ -114,7 +114,13 @@ impl Store {
         if opened.rebuild_projections {
             projections::rebuild_projections(&mut conn)?;
         }
-        if !key_path(&path).exists() {
+        let key_held = key_path(&path).try_exists().map_err(|e| {
+            Error::Corrupt(format!(
+                "device key file {}: {e}",
+                key_path(&path).display()
+            ))
+        })?;
+        if !key_held {
             // A store whose key is gone was restored from a backup (the key never goes
             // into one): it becomes a new device. The lost phone may have written changes
             // after the backup under the old actor id, and each change must be its

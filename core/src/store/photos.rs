@@ -113,6 +113,18 @@ impl Store {
             )
             .optional()?
             .map(|(sha256, thumbnail_sha256, mime, size, width, height, orientation, captured, lat, lon)| {
+                // What was read from the photo at ingest is evidence: a stored value that no
+                // longer reads is damage to report, not a photo without it.
+                let damaged = |what: &str| Error::Corrupt(format!("photo {sha256}: its stored {what}"));
+                let captured_at = captured
+                    .map(|c| DateTime::parse_from_rfc3339(&c).map_err(|_| damaged("capture time")))
+                    .transpose()?;
+                let gps = match (lat, lon) {
+                    (Some(lat), Some(lon)) => {
+                        Some(GeoPoint::new(lat, lon).map_err(|_| damaged("location"))?)
+                    }
+                    _ => None,
+                };
                 Ok(PhotoInfo {
                     sha256,
                     thumbnail_sha256,
@@ -121,11 +133,8 @@ impl Store {
                     width,
                     height,
                     orientation,
-                    captured_at: captured.and_then(|c| DateTime::parse_from_rfc3339(&c).ok()),
-                    gps: match (lat, lon) {
-                        (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
-                        _ => None,
-                    },
+                    captured_at,
+                    gps,
                 })
             })
             .unwrap_or_else(|| Err(Error::not_found("photo", sha256)))

@@ -150,7 +150,11 @@ impl Store {
             .iter()
             .find(|w| w.id == writ)
             .ok_or_else(|| Error::not_found("writ", writ))?;
-        crate::pdf::render(&full, writ, font, &|sha256| self.blob(sha256).ok())
+        crate::pdf::render(&full, writ, font, &|sha256| match self.blob(sha256) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        })
     }
 
     /// Keeps the number blocks the server allocated (`POST /api/v1/number-blocks`) that

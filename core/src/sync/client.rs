@@ -461,10 +461,20 @@ async fn upload_blobs(
         }
         let sha256 = pending.sha256.clone();
         let bytes = store.with(move |s| s.blob(&sha256)).await?;
-        let mut offset = upload_offset(&head)?;
+        let mut offset = upload_offset(&head, bytes.len())?;
         let mut complete = header(&head, "upload-complete") == Some("true");
+        // Each part once, and as many again for parts the server lost: a server that
+        // never takes the rest ends the sync with an error, not an endless upload.
+        let mut parts_left = 2 * bytes.len().div_ceil(UPLOAD_PART) + 2;
         while !complete {
-            let end = (offset + UPLOAD_PART).min(bytes.len());
+            if parts_left == 0 {
+                return Err(Error::Sync(format!(
+                    "blob {}: the server does not take the rest of the upload",
+                    pending.sha256
+                )));
+            }
+            parts_left -= 1;
+            let end = offset.saturating_add(UPLOAD_PART).min(bytes.len());
             // A part of 256 KiB at a few KiB/s on a poor signal takes a while; a server
             // that stops reading it must still not hang the sync.
             let response = http
@@ -483,7 +493,7 @@ async fn upload_blobs(
                 _ => return Err(http_error(response).await),
             }
             report.blob_bytes_sent += (end - offset) as u64;
-            offset = upload_offset(&response)?;
+            offset = upload_offset(&response, bytes.len())?;
         }
         let sha256 = pending.sha256.clone();
         store.with(move |s| s.mark_uploaded(&sha256)).await?;
@@ -651,10 +661,16 @@ fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn upload_offset(response: &reqwest::Response) -> Result<usize> {
+/// How much of an upload of `length` bytes the server says it holds.
+fn upload_offset(response: &reqwest::Response, length: usize) -> Result<usize> {
     header(response, "upload-offset")
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Error::Sync("the server did not say how much of the upload it holds".into()))
+        .filter(|offset| *offset <= length)
+        .ok_or_else(|| {
+            Error::Sync(format!(
+                "the server did not say how much of the upload of {length} bytes it holds"
+            ))
+        })
 }
 
 fn network(e: impl std::fmt::Display) -> Error {
@@ -688,4 +704,32 @@ where
 /// The error of a server that stopped answering.
 fn silent() -> Error {
     Error::Network("the server stopped answering; sync again when the connection is back".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::http;
+
+    use super::upload_offset;
+    use crate::Error;
+
+    fn answer(offset: &str) -> reqwest::Response {
+        http::Response::builder()
+            .header("upload-offset", offset)
+            .body("")
+            .expect("a response")
+            .into()
+    }
+
+    #[test]
+    fn an_upload_offset_past_the_blob_is_an_error_not_a_slice_out_of_range() {
+        assert_eq!(upload_offset(&answer("1270"), 1270).expect("held"), 1270);
+        assert_eq!(upload_offset(&answer("0"), 1270).expect("held"), 0);
+        for wrong in ["1271", "999999999", "-1", "18446744073709551616", ""] {
+            assert!(
+                matches!(upload_offset(&answer(wrong), 1270), Err(Error::Sync(_))),
+                "{wrong}"
+            );
+        }
+    }
 }

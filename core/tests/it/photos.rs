@@ -4,7 +4,10 @@
 use std::io::Cursor;
 
 use anjian_core::photo::{PhotoError, PhotoLimits, sha256_hex};
-use anjian_core::{AnswerInput, AnswerResult, Error, PhotoTarget, RectificationOrder, Store};
+use anjian_core::{
+    AnswerInput, AnswerResult, CaseId, Error, FindingId, PhotoInfo, PhotoTarget,
+    RectificationOrder, Store,
+};
 use exif::{Field, In, Rational, Tag, Value};
 use image::{ImageEncoder, RgbImage};
 use proptest::prelude::*;
@@ -143,13 +146,7 @@ fn the_same_photo_ingested_twice_is_stored_once() {
 #[test]
 fn photos_attach_to_findings_answers_and_rectification_evidence() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
-    let finding = store
-        .add_finding(case, &finding("配电箱门缺失"))
-        .expect("finding");
-    let photo = store
-        .ingest_photo(&with_exif(&jpeg(1600, 1200), &camera_fields(1)))
-        .expect("ingest");
+    let (mut store, case, finding, photo) = a_finding_and_a_photo(&dir);
     store
         .attach_photo(
             case,
@@ -326,6 +323,43 @@ fn a_blob_damaged_in_storage_is_reported_not_served() {
         .expect("damage");
     let err = store.blob(&photo.sha256).expect_err("damaged");
     assert!(matches!(err, Error::BlobDamaged { .. }), "{err}");
+}
+
+/// What was read from a photo at ingest (when and where it was taken) is evidence: a
+/// stored value damaged since is reported, and the photo is not attached without it.
+#[test]
+fn a_photo_whose_stored_capture_time_is_damaged_is_not_attached_without_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut store, case, finding, photo) = a_finding_and_a_photo(&dir);
+    assert!(photo.captured_at.is_some());
+    rusqlite::Connection::open(dir.path().join("a.db"))
+        .expect("open")
+        .execute(
+            "UPDATE photos SET captured_at = 'yesterday' WHERE sha256 = ?1",
+            [&photo.sha256],
+        )
+        .expect("damage");
+    let err = store
+        .attach_photo(case, &PhotoTarget::Finding(finding), &photo.sha256, "全景")
+        .expect_err("damaged");
+    assert!(matches!(err, Error::Corrupt(_)), "{err}");
+    assert!(
+        store.case(case).expect("case").findings[0]
+            .photos
+            .is_empty()
+    );
+}
+
+/// A store in `dir` with a case, a finding and an ingested camera photo (not attached).
+fn a_finding_and_a_photo(dir: &tempfile::TempDir) -> (Store, CaseId, FindingId, PhotoInfo) {
+    let (mut store, case) = store_with_case(dir, "a.db", "u1");
+    let finding = store
+        .add_finding(case, &finding("配电箱门缺失"))
+        .expect("finding");
+    let photo = store
+        .ingest_photo(&with_exif(&jpeg(1600, 1200), &camera_fields(1)))
+        .expect("ingest");
+    (store, case, finding, photo)
 }
 
 /// A PNG whose header declares `w` x `h` pixels (with a tiny body).

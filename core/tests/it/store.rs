@@ -1072,3 +1072,28 @@ fn listing() -> HazardStep {
         deadline: date("2027-02-28"),
     }
 }
+
+/// A device key file that cannot be looked at (here a symlink loop; on a phone an I/O
+/// error) is an error, not a sign that the store was restored without its key: the
+/// device stays the device it was once the file can be read again.
+#[cfg(unix)]
+#[test]
+fn a_key_file_that_cannot_be_read_keeps_the_device_as_it_was() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("a.db");
+    let key = dir.path().join("a.db.key");
+    let device = Store::open(&path, inspector("u1"))
+        .expect("store")
+        .device_id();
+    std::fs::rename(&key, dir.path().join("kept")).expect("move the key away");
+    std::os::unix::fs::symlink(&key, &key).expect("a symlink loop");
+    assert!(Store::open(&path, inspector("u1")).is_err());
+    std::fs::remove_file(&key).expect("loop gone");
+    std::fs::rename(dir.path().join("kept"), &key).expect("key back");
+    assert_eq!(
+        Store::open(&path, inspector("u1"))
+            .expect("store")
+            .device_id(),
+        device
+    );
+}

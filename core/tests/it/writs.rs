@@ -1006,6 +1006,61 @@ fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// A rectification order with `requirement`, sealed, signed by `u1` and `u2` with
+/// `image`, refused by the enterprise's signer and issued: its id and seal.
+fn issued_order(
+    store: &mut Store,
+    case: CaseId,
+    image: &str,
+    requirement: &str,
+) -> (WritId, anjian_core::WritSeal) {
+    let order = store
+        .create_writ(case, WritKind::RectificationOrder, None)
+        .expect("drawn up");
+    store
+        .edit_writ(case, order, "requirement", requirement)
+        .expect("edited");
+    let seal = store.seal_writ(case, order).expect("sealed");
+    for (user, cert) in [("u1", "31000000001"), ("u2", "31000000002")] {
+        store
+            .sign_writ(case, order, &inspector_signs(user, cert, image))
+            .expect("signed");
+    }
+    store
+        .refuse_writ(case, order, "负责人拒绝签字", "园区安全员 赵某", None)
+        .expect("refused");
+    store.issue_writ(case, order).expect("issued");
+    (order, seal)
+}
+
+/// A signature image the device holds but cannot read (damaged in storage) stops the
+/// print: the copy of record is never printed without a signature it should show.
+#[test]
+fn a_signature_image_damaged_in_storage_stops_the_print_and_records_nothing() {
+    let Visit {
+        mut store,
+        case,
+        image,
+        _dir: dir,
+    } = visit();
+    let (order, _) = issued_order(&mut store, case, &image, "立即恢复报警装置。");
+    rusqlite::Connection::open(dir.path().join("s.db"))
+        .expect("open")
+        .execute(
+            "UPDATE blobs SET bytes = zeroblob(10) WHERE sha256 = ?1",
+            [&image],
+        )
+        .expect("damage");
+    let err = store
+        .print_writ(case, order, &cjk_font())
+        .expect_err("damaged");
+    assert!(
+        matches!(err, anjian_core::Error::BlobDamaged { .. }),
+        "{err}"
+    );
+    assert!(store.writ(case, order).expect("read").printed.is_none());
+}
+
 #[test]
 fn an_issued_order_prints_as_a_pdf_with_its_font_embedded_and_every_field() {
     let Visit {
@@ -1014,27 +1069,12 @@ fn an_issued_order_prints_as_a_pdf_with_its_font_embedded_and_every_field() {
         image,
         _dir: dir,
     } = visit();
-    let order = store
-        .create_writ(case, WritKind::RectificationOrder, None)
-        .expect("drawn up");
-    store
-        .edit_writ(
-            case,
-            order,
-            "requirement",
-            "1. 立即恢复报警装置并联调联试，整改完成后书面报告。",
-        )
-        .expect("edited");
-    let seal = store.seal_writ(case, order).expect("sealed");
-    for (user, cert) in [("u1", "31000000001"), ("u2", "31000000002")] {
-        store
-            .sign_writ(case, order, &inspector_signs(user, cert, &image))
-            .expect("signed");
-    }
-    store
-        .refuse_writ(case, order, "负责人拒绝签字", "园区安全员 赵某", None)
-        .expect("refused");
-    store.issue_writ(case, order).expect("issued");
+    let (order, seal) = issued_order(
+        &mut store,
+        case,
+        &image,
+        "1. 立即恢复报警装置并联调联试，整改完成后书面报告。",
+    );
     let pdf = store
         .render_writ(case, order, &cjk_font())
         .expect("rendered");
