@@ -39,14 +39,14 @@ impl LoadedDoc {
 /// Loads a case document from its snapshot and chunks; `None` if the case is unknown.
 pub(crate) fn load_document(conn: &Connection, id: CaseId) -> Result<Option<LoadedDoc>> {
     let key = id.to_string();
-    let snapshot: Option<Vec<u8>> = conn
+    let stored: Option<(Vec<u8>, String)> = conn
         .query_row(
-            "SELECT snapshot FROM documents WHERE case_id = ?1",
+            "SELECT snapshot, heads FROM documents WHERE case_id = ?1",
             [&key],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    let Some(snapshot) = snapshot else {
+    let Some((snapshot, heads)) = stored else {
         return Ok(None);
     };
     let damaged = |e: automerge::AutomergeError| Error::Corrupt(format!("case {id}: {e}"));
@@ -57,6 +57,14 @@ pub(crate) fn load_document(conn: &Connection, id: CaseId) -> Result<Option<Load
     while let Some(row) = rows.next()? {
         let bytes: Vec<u8> = row.get(0)?;
         doc.load_incremental(&bytes).map_err(damaged)?;
+    }
+    // Automerge loads what it can of a damaged chunk and says nothing; the heads written
+    // with the document say whether everything came back (empty only before migration 006
+    // filled them). A case that loads short is never saved again short of what it held.
+    if !heads.is_empty() && heads_text(&mut doc) != heads {
+        return Err(Error::Corrupt(format!(
+            "case {id}: its stored changes no longer make the case last written (damaged on disk)"
+        )));
     }
     crate::case_doc::forget_patches(&mut doc);
     Ok(Some(LoadedDoc::new(doc)))

@@ -1097,3 +1097,48 @@ fn a_key_file_that_cannot_be_read_keeps_the_device_as_it_was() {
         device
     );
 }
+
+/// A byte of a stored change flipped on disk: Automerge alone would load the case without
+/// that change and say nothing, and the next compaction would save it so. The store
+/// reports the damage and keeps every stored byte as it is.
+#[test]
+fn a_case_whose_stored_changes_are_damaged_is_reported_and_never_compacted_short() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("a.db");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    for text in ["配电箱门缺失", "消防通道堵塞"] {
+        store.add_finding(case, &finding(text)).expect("finding");
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let (seq, mut bytes): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT seq, bytes FROM chunks ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("a chunk");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    conn.execute(
+        "UPDATE chunks SET bytes = ?2 WHERE seq = ?1",
+        rusqlite::params![seq, bytes],
+    )
+    .expect("damage");
+    let stored = |conn: &rusqlite::Connection| -> Vec<Vec<u8>> {
+        conn.prepare("SELECT bytes FROM chunks ORDER BY seq")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("chunks")
+    };
+    let before = stored(&conn);
+
+    let mut store = Store::open(&path, inspector("u1")).expect("store");
+    let err = store.case(case).expect_err("damaged");
+    assert!(matches!(err, anjian_core::Error::Corrupt(_)), "{err}");
+    assert!(store.compact(case).is_err());
+    assert!(store.add_finding(case, &finding("又一条")).is_err());
+    assert_eq!(stored(&conn), before, "nothing stored was rewritten");
+}

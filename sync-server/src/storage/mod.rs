@@ -851,16 +851,27 @@ fn server_key(secret: &[u8]) -> SoftwareKey {
 
 /// A stored document, loaded from its snapshot and the chunks after it.
 fn load(conn: &mut dyn Conn, case: CaseId) -> AppResult<Option<AutoCommit>> {
-    let mut bytes = pieces(conn, case, true)?.bytes.into_iter();
+    let pieces = pieces(conn, case, true)?;
+    let mut bytes = pieces.bytes.into_iter();
     let Some(snapshot) = bytes.next() else {
         return Ok(None);
     };
-    let damaged = |e: automerge::AutomergeError| {
-        AppError::Internal(format!("stored case {case} is damaged: {e}"))
-    };
-    let mut doc = AutoCommit::load(&snapshot).map_err(damaged)?;
+    let damaged =
+        |what: String| AppError::Internal(format!("stored case {case} is damaged: {what}"));
+    let mut doc = AutoCommit::load(&snapshot).map_err(|e| damaged(e.to_string()))?;
     for chunk in bytes {
-        doc.load_incremental(&chunk).map_err(damaged)?;
+        doc.load_incremental(&chunk)
+            .map_err(|e| damaged(e.to_string()))?;
+    }
+    // Automerge loads what it can of a damaged chunk and says nothing: the heads written
+    // with the document say whether everything came back, so that a case that loads short
+    // is never served, judged or compacted as if it were whole.
+    let mut stored = split_heads(pieces.heads.as_deref().unwrap_or_default());
+    stored.sort();
+    if stored != anjian_core::case_doc::sorted_heads(&mut doc) {
+        return Err(damaged(
+            "its stored changes no longer make the heads last committed".into(),
+        ));
     }
     anjian_core::case_doc::forget_patches(&mut doc);
     Ok(Some(doc))

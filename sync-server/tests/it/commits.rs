@@ -70,3 +70,37 @@ fn a_stale_commit_fails_alone_and_the_rest_of_its_batch_is_written() {
         assert_eq!(findings(&state, case), 1);
     }
 }
+
+/// A byte of a stored change flipped on disk: Automerge alone would load the case without
+/// that change and say nothing, and the server would then serve, judge and compact the
+/// shortened case. The server reports the stored case as damaged instead.
+#[test]
+fn a_case_whose_stored_changes_are_damaged_does_not_load_short() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (_app, state) = server(dir.path(), &[("insp", Role::Inspector, "310115")]);
+    let (mut store, case) = record_case(dir.path(), "insp", "310115", 1);
+    upload(&state, &mut store, case, "insp");
+    store
+        .add_finding(case, &sample::finding("消防通道堆放杂物"))
+        .expect("finding");
+    upload(&state, &mut store, case, "insp");
+    assert!(state.storage.load_document(case).expect("load").is_some());
+    state
+        .storage
+        .write(|conn| {
+            let (seq, mut bytes): (i64, Vec<u8>) = conn.query_row(
+                "SELECT seq, bytes FROM chunks WHERE case_id = ?1 ORDER BY seq DESC LIMIT 1",
+                params![case.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            conn.execute(
+                "UPDATE chunks SET bytes = ?3 WHERE case_id = ?1 AND seq = ?2",
+                params![case.to_string(), seq, bytes],
+            )
+        })
+        .expect("damage");
+    let err = state.storage.load_document(case).expect_err("damaged");
+    assert!(matches!(err, AppError::Internal(_)), "{err}");
+}
