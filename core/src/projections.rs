@@ -374,6 +374,7 @@ pub(crate) fn rebuild_projections(conn: &mut Connection) -> Result<()> {
         write_case_projection(&tx, &document::project_case(&loaded.doc)?)?;
         db::set_heads(&tx, id, &mut loaded.doc)?;
     }
+    tx.execute("DELETE FROM meta WHERE key = 'projections_stale'", [])?;
     tx.commit()?;
     Ok(())
 }

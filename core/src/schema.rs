@@ -112,7 +112,6 @@ pub(crate) fn migrate_to(conn: Connection, path: &Path, target: i64) -> Result<O
             supported: STORE_VERSION,
         });
     }
-    let mut rebuild_projections = false;
     for (index, migration) in MIGRATIONS
         .iter()
         .enumerate()
@@ -124,12 +123,25 @@ pub(crate) fn migrate_to(conn: Connection, path: &Path, target: i64) -> Result<O
         // known version that the next open continues from.
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(migration.sql)?;
+        if migration.rebuild_projections && version > 0 {
+            // Recorded with the step, and forgotten only once the rebuild is written: a
+            // store closed between the two rebuilds them when it opens next.
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('projections_stale', 'yes')",
+                [],
+            )?;
+        }
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
         tx.pragma_update(None, "user_version", number)?;
         tx.commit()?;
         tracing::info!(migration = migration.name, "store migrated");
-        rebuild_projections |= migration.rebuild_projections && version > 0;
     }
+    let rebuild_projections = target > 0
+        && conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'projections_stale')",
+            [],
+            |r| r.get(0),
+        )?;
     Ok(Opened {
         conn,
         rebuild_projections,
@@ -219,9 +231,9 @@ mod tests {
         out
     }
 
-    #[test]
-    fn a_migrated_store_equals_a_fresh_one() {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// A store as the current version makes it, with one case of two findings, and the
+    /// same case in a store as version 1 of the app left it: documents, no projections.
+    fn fresh_and_old(dir: &tempfile::TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
         let fresh_path = dir.path().join("fresh.db");
         let mut fresh = Store::open(&fresh_path, sample::inspector("u1")).expect("fresh store");
         let enterprise = sample::enterprise(1);
@@ -250,7 +262,13 @@ mod tests {
         )
         .expect("document");
         drop(conn);
+        (fresh_path, old_path)
+    }
 
+    #[test]
+    fn a_migrated_store_equals_a_fresh_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (fresh_path, old_path) = fresh_and_old(&dir);
         Store::open(&old_path, sample::inspector("u1")).expect("migrates");
         let fresh = Connection::open(&fresh_path).expect("fresh");
         let old = Connection::open(&old_path).expect("old");
@@ -265,5 +283,31 @@ mod tests {
         for table in ["cases", "findings", "answers", "blob_refs", "documents"] {
             assert_eq!(rows_of(&old, table), rows_of(&fresh, table), "{table}");
         }
+    }
+
+    /// A store closed after its migrations and before the projections were rebuilt (the
+    /// app killed, the disk full) rebuilds them when it opens next.
+    #[test]
+    fn projections_a_migration_asked_for_are_rebuilt_even_after_an_interruption() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_, old_path) = fresh_and_old(&dir);
+        let conn = Connection::open(&old_path).expect("open");
+        let opened = migrate_to(conn, &old_path, STORE_VERSION).expect("migrated");
+        assert!(opened.rebuild_projections);
+        drop(opened);
+        let store = Store::open(&old_path, sample::inspector("u1")).expect("opens");
+        assert_eq!(
+            store.cases(&Default::default()).expect("cases").len(),
+            1,
+            "the case is listed"
+        );
+        drop(store);
+        let conn = Connection::open(&old_path).expect("open");
+        assert!(
+            !migrate_to(conn, &old_path, STORE_VERSION)
+                .expect("open")
+                .rebuild_projections,
+            "and only once"
+        );
     }
 }

@@ -280,28 +280,31 @@ impl Store {
     }
 
     /// Removes every blob no case references any more (photos detached everywhere, or
-    /// ingested and never attached). Only this call ever deletes evidence bytes.
+    /// ingested and never attached). A blob that a change the server refused names stays:
+    /// the refused change is kept for the inspector to enter again, and the photo it
+    /// attached may exist nowhere else. Only this call ever deletes evidence bytes.
     pub fn collect_garbage(&mut self) -> Result<GarbageReport> {
+        let refused = self.named_by_refused_changes()?;
         let tx = self.conn.transaction()?;
-        let report = tx.query_row(
-            "SELECT count(*), coalesce(sum(size), 0) FROM blobs
-             WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)",
-            [],
-            |r| {
-                Ok(GarbageReport {
-                    blobs: r.get::<_, i64>(0)? as u64,
-                    bytes: r.get::<_, i64>(1)? as u64,
-                })
-            },
-        )?;
-        tx.execute(
-            "DELETE FROM photos WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)",
-            [],
-        )?;
-        tx.execute(
-            "DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)",
-            [],
-        )?;
+        let unreferenced: Vec<(String, i64)> = tx
+            .prepare(
+                "SELECT sha256, size FROM blobs
+                 WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut report = GarbageReport { blobs: 0, bytes: 0 };
+        for (sha256, size) in unreferenced {
+            if refused.contains(&sha256) {
+                continue;
+            }
+            tx.prepare_cached("DELETE FROM photos WHERE sha256 = ?1")?
+                .execute([&sha256])?;
+            tx.prepare_cached("DELETE FROM blobs WHERE sha256 = ?1")?
+                .execute([&sha256])?;
+            report.blobs += 1;
+            report.bytes += size as u64;
+        }
         tx.commit()?;
         tracing::info!(
             blobs = report.blobs,
@@ -309,5 +312,27 @@ impl Store {
             "garbage collected"
         );
         Ok(report)
+    }
+
+    /// Every text the changes the server refused write that could name a blob (a hex
+    /// SHA-256): more than the photos they attach, never less.
+    fn named_by_refused_changes(&self) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self.conn.prepare("SELECT change FROM refusals")?;
+        let mut rows = stmt.query([])?;
+        let mut named = std::collections::HashSet::new();
+        while let Some(row) = rows.next()? {
+            let bytes: Vec<u8> = row.get(0)?;
+            let change = automerge::Change::try_from(bytes.as_slice())
+                .map_err(|e| Error::Corrupt(format!("a refused change: {e}")))?;
+            for op in change.decode().operations {
+                if let automerge::legacy::OpType::Put(automerge::ScalarValue::Str(text)) = op.action
+                    && text.len() == 64
+                    && text.bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    named.insert(text.to_string());
+                }
+            }
+        }
+        Ok(named)
     }
 }

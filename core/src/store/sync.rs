@@ -385,6 +385,12 @@ impl Store {
                     "DELETE FROM sync_states WHERE server = ?1 AND case_id = ?2",
                     params![server, key],
                 )?;
+                // The next round reads the whole catalog, so that whatever of the case the
+                // server does hold comes back, even should this round end in an error.
+                tx.execute(
+                    "UPDATE sync_servers SET cursor = 0 WHERE server = ?1",
+                    [server],
+                )?;
             }
         }
         tx.commit()?;
@@ -548,12 +554,20 @@ mod tests {
             .open_case(&sample::new_case(&enterprise))
             .expect("case");
         let hash = phone.heads(lone).expect("heads").remove(0);
+        phone
+            .finish_sync_round("server", 42, "ok")
+            .expect("a round");
         assert!(
             phone
                 .refuse("server", lone, "不在辖区", &[hash])
                 .expect("refuse")
         );
         assert!(!phone.has_case(lone).expect("has"));
+        assert_eq!(
+            phone.sync_cursor("server").expect("cursor"),
+            0,
+            "the next round reads the whole catalog, whatever ends this one"
+        );
     }
 
     #[test]
@@ -595,5 +609,49 @@ mod tests {
                 .contains(&case),
             "the next round fetches what the server holds (the approval)"
         );
+    }
+
+    /// A photo attached by a change the server refused (made while the case was approved
+    /// there, say) is named by no case any more, but the refused change is kept for the
+    /// inspector to enter again: the photo, which never reached the server, stays too.
+    #[test]
+    fn a_photo_attached_by_a_refused_change_outlives_garbage_collection() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut phone =
+            Store::open(dir.path().join("p.db"), sample::inspector("insp")).expect("phone");
+        let enterprise = sample::enterprise(1);
+        phone.register_enterprise(&enterprise).expect("enterprise");
+        let case = phone
+            .open_case(&sample::new_case(&enterprise))
+            .expect("case");
+        let finding = phone
+            .add_finding(case, &sample::finding("配电箱未接地"))
+            .expect("finding");
+        let photo = phone.ingest_photo(&sample::jpeg(64, 48)).expect("ingest");
+        let stray = phone.ingest_photo(&sample::jpeg(32, 24)).expect("ingest");
+        phone
+            .attach_photo(
+                case,
+                &crate::PhotoTarget::Finding(finding),
+                &photo.sha256,
+                "全景",
+            )
+            .expect("attach");
+        let hash = phone.heads(case).expect("heads").remove(0);
+        phone
+            .refuse("server", case, "案件已审核通过", &[hash])
+            .expect("refuse");
+        assert!(
+            phone.case(case).expect("case").findings[0]
+                .photos
+                .is_empty()
+        );
+
+        let collected = phone.collect_garbage().expect("collected");
+        assert_eq!(collected.blobs, 2, "the stray photo and its thumbnail go");
+        assert!(phone.blob(&stray.sha256).is_err());
+        for kept in [&photo.sha256, &photo.thumbnail_sha256] {
+            assert!(phone.blob(kept).is_ok(), "{kept}");
+        }
     }
 }
