@@ -267,11 +267,16 @@ async fn fetch_number_blocks(
     let url = format!("{server}/api/v1/number-blocks");
     let response = post_json(http, &url, token, &body).await?;
     report.http_requests += 1;
-    if response.status() == reqwest::StatusCode::FORBIDDEN {
+    if matches!(
+        response.status(),
+        reqwest::StatusCode::FORBIDDEN | reqwest::StatusCode::CONFLICT
+    ) {
         // The key signing now is not one this device registered (a platform key set after
-        // sign-in): the cases synced; documents take provisional numbers until it signs in.
+        // sign-in), or the account took the year's numbers of these kinds: the cases
+        // synced; documents take provisional numbers until it signs in again, or for the
+        // rest of the year.
         let refused = http_error(response).await;
-        tracing::warn!(error = %refused, "no document numbers for this key until it signs in again");
+        tracing::warn!(error = %refused, "no document numbers for now");
         return Ok(());
     }
     let answer: NumberBlocksAnswer = read_json(response, "number blocks").await?;

@@ -40,7 +40,7 @@ mod projections;
 mod uploads;
 
 pub use accounts::{TOKEN_ID_LEN, prepare_sign_in};
-pub use numbers::MAX_BLOCKS_PER_YEAR;
+pub use numbers::{MAX_BLOCKS_PER_YEAR, MAX_NUMBERS_PER_YEAR};
 pub(crate) use projections::FOUND;
 pub use projections::Projection;
 use projections::write_projections;

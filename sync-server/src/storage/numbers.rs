@@ -17,12 +17,17 @@ use crate::users::User;
 /// Numbers in a block allocated to a device.
 pub const BLOCK_SIZE: u32 = 20;
 
-/// Blocks of one kind one account may hold in a year, whatever devices and keys it signed
-/// in with (each sign-in may register a new key): beyond them it asks for more than any
-/// inspector issues, and is refused. The numbers are its department's, one sequence:
-/// counted per key, an account signing in again and again under new keys could take
-/// them by the thousand.
+/// Blocks of one kind one account may hold in a year when it takes its numbers in blocks
+/// alone (`MAX_NUMBERS_PER_YEAR`).
 pub const MAX_BLOCKS_PER_YEAR: i64 = 50;
+
+/// Numbers of one kind one account may take in a year, whatever devices and keys it signed
+/// in with (each sign-in may register a new key), in its devices' blocks and one at a time
+/// for the documents it sealed with a provisional number: beyond them it asks for more
+/// than any inspector issues, and is refused. The numbers are its department's, one
+/// sequence: counted per key, or per block, an account signing in again and again under
+/// new keys, or sealing provisionally again and again, could take them by the thousand.
+pub const MAX_NUMBERS_PER_YEAR: i64 = MAX_BLOCKS_PER_YEAR * BLOCK_SIZE as i64;
 
 impl Storage {
     /// Records `username`'s enforcement certificate (执法证): its number and the last day
@@ -117,18 +122,17 @@ impl Storage {
                         "该密钥不是本设备登记的签名密钥 (the key is not one this device registered; sign in again)".into(),
                     ));
                 }
+                // A kind the account took its year's numbers of is left out; the others
+                // are allocated (refused only when every kind asked for is left out).
                 let mut blocks = Vec::new();
+                let mut spent = None;
                 for &kind in kinds {
-                    let held: i64 = tx.query_row(
-                        "SELECT COUNT(*) FROM number_blocks WHERE user_id = ?1 AND kind = ?2 AND year = ?3",
-                        params![user.id, kind.code(), year],
-                        |r| r.get(0),
-                    )?;
-                    if held >= MAX_BLOCKS_PER_YEAR {
-                        return Err(AppError::Conflict(format!(
-                            "本账号今年已领取 {held} 个{}编号段 (this account holds the most blocks of a kind a year allows)",
-                            kind.label()
-                        )));
+                    match within_the_year_s_numbers(tx, user.id, kind, year, BLOCK_SIZE) {
+                        Err(AppError::Conflict(why)) => {
+                            spent = Some(why);
+                            continue;
+                        }
+                        checked => checked?,
                     }
                     let place = Place {
                         prefix: &prefix,
@@ -139,7 +143,10 @@ impl Storage {
                         self.allocate(tx, &place, BLOCK_SIZE, user.id, actor, *key)?;
                     blocks.push(block.encode());
                 }
-                Ok(blocks)
+                match spent {
+                    Some(why) if blocks.is_empty() => Err(AppError::Conflict(why)),
+                    _ => Ok(blocks),
+                }
             })
         })
     }
@@ -158,6 +165,7 @@ impl Storage {
         let key = self.server_key().public_key().id();
         self.write(|conn| {
             conn.transaction(|tx| {
+                within_the_year_s_numbers(tx, sealer.id, kind, year, 1)?;
                 let place = Place {
                     prefix: &prefix,
                     kind,
@@ -225,6 +233,30 @@ impl Storage {
         )?;
         Ok(block)
     }
+}
+
+/// Refuses `more` numbers of `kind` in `year` to the account `user_id` if they would take
+/// it past `MAX_NUMBERS_PER_YEAR`.
+fn within_the_year_s_numbers(
+    tx: &mut dyn Conn,
+    user_id: i64,
+    kind: WritKind,
+    year: i32,
+    more: u32,
+) -> AppResult<()> {
+    let taken: i64 = tx.query_row(
+        "SELECT coalesce(sum(last - first + 1), 0) FROM number_blocks
+         WHERE user_id = ?1 AND kind = ?2 AND year = ?3",
+        params![user_id, kind.code(), year],
+        |r| r.get(0),
+    )?;
+    if taken + i64::from(more) > MAX_NUMBERS_PER_YEAR {
+        return Err(AppError::Conflict(format!(
+            "本账号今年已领取 {taken} 个{}编号 (this account took the most numbers of a kind a year allows)",
+            kind.label()
+        )));
+    }
+    Ok(())
 }
 
 /// Where a number is allocated: the department's prefix, the kind and the year.

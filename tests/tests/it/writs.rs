@@ -470,3 +470,48 @@ async fn an_account_holds_a_bounded_number_of_blocks_whatever_keys_it_signs_in_w
     assert_eq!(answers, expected);
     server.stop().await;
 }
+
+/// A document sealed with a provisional number takes one number from the server: one
+/// number of the account's year, not a block of its devices'. However an account takes its
+/// numbers, it takes at most the year's allowance of a kind; a kind spent leaves the
+/// others to be allocated, and the phone's sync goes on with provisional numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_taken_one_at_a_time_count_as_numbers_and_a_spent_kind_stops_no_sync() {
+    use anjian_sync_server::storage::{MAX_BLOCKS_PER_YEAR, MAX_NUMBERS_PER_YEAR};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = district(dir.path()).await;
+    let cli =
+        anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&server.data))
+            .expect("database");
+    let zhang = cli.user("zhang").expect("zhang");
+    let actor = cli.server_actor(&zhang).expect("actor").to_hex_string();
+    // More documents sealed provisionally than an account may hold blocks.
+    for _ in 0..MAX_BLOCKS_PER_YEAR + 5 {
+        cli.allocate_server_number(&zhang, &actor, WritKind::RectificationOrder)
+            .expect("a number");
+    }
+    // Every number of on-site decisions of the year.
+    for _ in 0..MAX_NUMBERS_PER_YEAR {
+        cli.allocate_server_number(&zhang, &actor, WritKind::OnsiteDecision)
+            .expect("a number");
+    }
+    assert!(matches!(
+        cli.allocate_server_number(&zhang, &actor, WritKind::OnsiteDecision),
+        Err(anjian_sync_server::error::AppError::Conflict(_))
+    ));
+
+    let mut phone =
+        Inspector::sign_in(dir.path(), &server.url(), "zhang", "应急管理", "310101").await;
+    phone.open_sample_case(1);
+    let report = phone.sync().await.expect("the sync goes on");
+    assert_eq!(report.number_blocks, WritKind::ALL.len() - 1, "{report:?}");
+    for (kind, left) in phone.store.numbers_left().expect("left") {
+        let expected = if kind == WritKind::OnsiteDecision {
+            0
+        } else {
+            20
+        };
+        assert_eq!(left, expected, "{kind:?}");
+    }
+    server.stop().await;
+}
