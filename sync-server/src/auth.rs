@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::storage::{Storage, user_row};
 use crate::users::{TokenSession, User, token_hash};
 
-/// The signed-in user of a request (bearer token in `Authorization`, or `?token=`).
+/// The signed-in user of a request (bearer token in `Authorization`).
 pub struct AuthUser(pub User);
 
 impl FromRequestParts<Arc<AppState>> for AuthUser {
@@ -77,21 +77,27 @@ impl FromRequestParts<Arc<AppState>> for AuthDevice {
     }
 }
 
-/// The token of a request, from the `Authorization: Bearer` header or `?token=`.
+/// The token of a request, from the `Authorization: Bearer` header.
 pub fn token_from(parts: &Parts) -> Option<String> {
-    if let Some(header) = parts
+    let header = parts
         .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        && let Some(token) = header.strip_prefix("Bearer ")
-    {
-        return Some(token.trim().to_owned());
-    }
-    parts
-        .uri
-        .query()?
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("token=").map(str::to_owned))
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    Some(header.strip_prefix("Bearer ")?.trim().to_owned())
+}
+
+/// The token of a sync socket's upgrade: from the header, or from `?token=`, since a
+/// browser's WebSocket cannot set a header. Nowhere else: a token in a URL ends up in the
+/// logs of every proxy it passes.
+pub fn socket_token_from(parts: &Parts) -> Option<String> {
+    token_from(parts).or_else(|| {
+        parts
+            .uri
+            .query()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token=").map(str::to_owned))
+    })
 }
 
 /// The signed-in user of a page, with the CSRF token their forms carry.

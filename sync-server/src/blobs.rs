@@ -70,6 +70,20 @@ fn check(app: &AppState, user: &User, sha256: &str) -> AppResult<()> {
     if visible { Ok(()) } else { Err(not_found()) }
 }
 
+/// The body of an upload of `sha256`, read only once `check` allows it: a blob the user
+/// may not send is refused before its bytes take memory.
+async fn checked_body(
+    app: &AppState,
+    user: &User,
+    sha256: &str,
+    request: Request,
+) -> AppResult<Bytes> {
+    use axum::extract::FromRequest;
+    check(app, user, sha256)?;
+    let extract::Body(body) = extract::Body::from_request(request, &()).await?;
+    Ok(body)
+}
+
 fn offset_response(status: StatusCode, offset: u64, complete: bool) -> Response {
     let mut response = status.into_response();
     let headers = response.headers_mut();
@@ -152,9 +166,9 @@ pub async fn put(
     State(app): State<Arc<AppState>>,
     AuthUser(user): AuthUser,
     Path(sha256): Path<String>,
-    extract::Body(body): extract::Body,
+    request: Request,
 ) -> AppResult<Response> {
-    check(&app, &user, &sha256)?;
+    let body = checked_body(&app, &user, &sha256, request).await?;
     let lock = app.blobs.lock_for(&sha256);
     let result = async {
         let _held = lock.lock().await;
@@ -219,9 +233,9 @@ pub async fn patch(
     AuthUser(user): AuthUser,
     Path(sha256): Path<String>,
     headers: HeaderMap,
-    extract::Body(body): extract::Body,
+    request: Request,
 ) -> AppResult<Response> {
-    check(&app, &user, &sha256)?;
+    let body = checked_body(&app, &user, &sha256, request).await?;
     let number = |name: &str| -> AppResult<u64> {
         headers
             .get(name)

@@ -166,7 +166,7 @@ async fn sync_upgrade(
     parts: Parts,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let session = auth::token_from(&parts).and_then(|t| {
+    let session = auth::socket_token_from(&parts).and_then(|t| {
         app.storage
             .token_session(&users::token_hash(&t))
             .ok()

@@ -19,7 +19,7 @@ use crate::{api, blobs, bulletin_api};
             the rectification board, bulletins, and photo blobs. The sync itself is a \
             WebSocket at `/sync` (docs/protocol.md). Every endpoint but signing in and this \
             description takes a token from `POST /api/v1/login` as `Authorization: Bearer \
-            TOKEN` (or `?token=TOKEN`, or a supervisor's browser session cookie, with which \
+            TOKEN` (or a supervisor's browser session cookie, with which \
             anything but `GET`/`HEAD` must carry the session's `X-CSRF-Token`). Every error \
             is `{\"error\": code, \"message\": …}`, the message in Chinese."
     ),

@@ -225,6 +225,57 @@ async fn api_calls_without_a_valid_token_are_unauthorized() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// A token in a URL ends up in the logs of every proxy it passes: the API reads it from
+/// the header alone (only the sync socket's upgrade, which a browser cannot give a
+/// header, takes `?token=`).
+#[tokio::test]
+async fn a_token_in_the_url_of_an_api_call_is_not_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, _) = app(&dir);
+    let (_, body) = call(&app, login("zhang", "correct horse battery", ACTOR)).await;
+    let token = body["token"].as_str().expect("token").to_owned();
+    let in_url = Request::get(format!("/api/v1/catalog?since=0&token={token}"))
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(call(&app, in_url).await.0, StatusCode::UNAUTHORIZED);
+    let in_header = Request::get("/api/v1/catalog?since=0")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(call(&app, in_header).await.0, StatusCode::OK);
+}
+
+/// An upload of a blob no case of the user's mentions is refused before its body is read:
+/// a body that never ends (as a slow or hostile sender's) is answered at once.
+#[tokio::test]
+async fn an_upload_nobody_may_send_is_refused_before_its_body_is_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, _) = app(&dir);
+    let (_, body) = call(&app, login("zhang", "correct horse battery", ACTOR)).await;
+    let token = body["token"].as_str().expect("token").to_owned();
+    for method in ["PUT", "PATCH"] {
+        let endless = futures_util::StreamExt::chain(
+            futures_util::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
+                b"\xff\xd8\xff",
+            ))]),
+            futures_util::stream::pending(),
+        );
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("/api/v1/blobs/{}", "ab".repeat(32)))
+            .header("authorization", format!("Bearer {token}"))
+            .header("upload-offset", "0")
+            .header("upload-length", "1000")
+            .body(Body::from_stream(endless))
+            .expect("request");
+        let answered =
+            tokio::time::timeout(std::time::Duration::from_secs(10), call(&app, request))
+                .await
+                .expect("answered without the body");
+        assert_eq!(answered.0, StatusCode::NOT_FOUND, "{method}");
+    }
+}
+
 #[tokio::test]
 async fn requests_that_cannot_be_read_are_answered_as_json_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
