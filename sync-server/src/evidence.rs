@@ -36,9 +36,18 @@ pub const PACKAGE_CONTEXT: &[u8] = b"anjian evidence v1\n";
 pub enum Photos {
     /// Only each photo's hash (as the case names it) and type.
     Hashes,
-    /// Each photo's bytes as well, when the server holds them.
-    Included,
+    /// Each photo's bytes as well, when the server holds them and they come to at most
+    /// `limit` bytes in all (`None`: whatever they come to).
+    Included {
+        /// The most bytes of photos the package may carry, or `None`.
+        limit: Option<u64>,
+    },
 }
+
+/// The most bytes of photos a package made on the supervisors' pages carries (it is built
+/// in memory, a third larger in base64): a larger one is exported on the server
+/// (`anjian-sync-server evidence export --photos`).
+pub const PAGE_PHOTO_BYTES: u64 = 256 << 20;
 
 /// The evidence package of `case` as JSON bytes: every change of the case's document
 /// with its device signature and the server's receipt, the authors' accounts, devices,
@@ -61,6 +70,14 @@ pub fn export(
     let mut heads: Vec<ChangeHash> = doc.get_heads();
     heads.sort();
 
+    if let Photos::Included { limit: Some(limit) } = photos {
+        let total = photo_bytes(storage, &case_read)?;
+        if total > limit {
+            return Err(AppError::TooLarge(format!(
+                "该案件的照片共 {total} 字节，超过网页导出的上限 {limit} 字节，请在服务器上用 evidence export --photos 导出 (the case's photos come to {total} bytes, over the {limit} a page exports)"
+            )));
+        }
+    }
     let mut photo_entries: BTreeMap<String, PhotoEntry> = BTreeMap::new();
     for photo in case_read.photos() {
         for (sha256, kind, mime) in [
@@ -73,7 +90,7 @@ pub fn export(
             }
             let bytes = match photos {
                 Photos::Hashes => None,
-                Photos::Included => read_blob(blobs, sha256)?.map(|b| B64.encode(b)),
+                Photos::Included { .. } => read_blob(blobs, sha256)?.map(|b| B64.encode(b)),
             };
             photo_entries.insert(
                 sha256.clone(),
@@ -564,6 +581,26 @@ fn accounts(conn: &mut dyn Conn, ids: &BTreeSet<i64>) -> AppResult<BTreeMap<i64,
         }
     }
     Ok(found)
+}
+
+/// The bytes of the photos (originals and thumbnails) of `case` the server holds.
+fn photo_bytes(storage: &Storage, case: &anjian_core::Case) -> AppResult<u64> {
+    let named: std::collections::BTreeSet<&str> = case
+        .photos()
+        .flat_map(|p| [p.sha256.as_str(), p.thumbnail.as_str()])
+        .collect();
+    storage.read(|conn| {
+        let mut total = 0u64;
+        for sha256 in named {
+            let size: Option<i64> = conn.query_opt(
+                "SELECT size FROM blobs WHERE sha256 = ?1",
+                crate::db::params![sha256],
+                |r| r.get(0),
+            )?;
+            total += size.unwrap_or(0).max(0) as u64;
+        }
+        Ok(total)
+    })
 }
 
 /// A photo's bytes, if the server holds them.

@@ -368,7 +368,7 @@ async fn run(cli: Cli) -> AppResult<()> {
                 &settings.data,
             )?;
             let photos = if photos {
-                evidence::Photos::Included
+                evidence::Photos::Included { limit: None }
             } else {
                 evidence::Photos::Hashes
             };

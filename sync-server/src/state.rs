@@ -34,6 +34,8 @@ pub struct AppState {
     pub passwords: Pool,
     /// Stored blobs (a folder or an object store) and the locks of blobs being written.
     pub blobs: BlobStore,
+    /// Turns to build an evidence package in memory (`PACKAGES_AT_ONCE`).
+    pub packages: tokio::sync::Semaphore,
     /// Documents in use.
     pub hub: Hub,
     /// Open sync connections, for revocation.
@@ -54,6 +56,9 @@ const APPLY_QUEUE: usize = 64;
 const READ_QUEUE: usize = 64;
 /// Photos that may wait for a photo thread.
 const PHOTO_QUEUE: usize = 8;
+/// Evidence packages built at once on the pages (each holds its photos in memory, up to
+/// `evidence::PAGE_PHOTO_BYTES` and their encoding); more wait their turn.
+const PACKAGES_AT_ONCE: usize = 2;
 
 impl AppState {
     /// Opens the data folder and builds the shared state.
@@ -72,6 +77,7 @@ impl AppState {
             photos: Pool::start("photos", limits.photo_threads, PHOTO_QUEUE),
             passwords: Pool::start("passwords", limits.password_threads, limits.sign_in_queue),
             blobs: BlobStore::open(settings.blobs.as_deref(), &settings.data)?,
+            packages: tokio::sync::Semaphore::new(PACKAGES_AT_ONCE),
             signin: SignIn::new(limits.clone(), storage.clone()),
             storage,
             hub: Hub::default(),

@@ -620,10 +620,18 @@ pub async fn evidence(
     policy::require_supervisor(&viewer.user)?;
     let case = load(&app, &viewer, &id).await?.case.id;
     let photos = if query.photos {
-        evidence::Photos::Included
+        evidence::Photos::Included {
+            limit: Some(evidence::PAGE_PHOTO_BYTES),
+        }
     } else {
         evidence::Photos::Hashes
     };
+    // A package is built in memory: a few at a time.
+    let _turn = app
+        .packages
+        .acquire()
+        .await
+        .map_err(|_| AppError::Internal("the evidence packages' turns were closed".into()))?;
     // Reading photos and encoding them is blocking work: off the async workers.
     let state = app.clone();
     let package = tokio::task::spawn_blocking(move || {

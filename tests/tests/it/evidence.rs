@@ -88,12 +88,21 @@ async fn get(client: &reqwest::Client, session: &str, url: String) -> (u16, Vec<
 
 /// The evidence package of `case` as the command line exports it.
 async fn export(data: &std::path::Path, case: anjian_core::CaseId, photos: Photos) -> Vec<u8> {
+    try_export(data, case, photos).await.expect("export")
+}
+
+/// What the command line's export of `case` gives.
+async fn try_export(
+    data: &std::path::Path,
+    case: anjian_core::CaseId,
+    photos: Photos,
+) -> anjian_sync_server::error::AppResult<Vec<u8>> {
     let data = data.to_owned();
     tokio::task::spawn_blocking(move || {
         let storage =
             Storage::open(&anjian_sync_server::testing::database(&data)).expect("storage");
         let blobs = anjian_sync_server::testing::blob_store(&data).expect("blob store");
-        evidence::export(&storage, &blobs, case, photos).expect("export")
+        evidence::export(&storage, &blobs, case, photos)
     })
     .await
     .expect("exported")
@@ -143,9 +152,18 @@ async fn the_page_downloads_the_exported_package_and_every_signature_in_it_verif
     )
     .await;
     assert_eq!(status, 200);
-    let exported = export(&data, case, Photos::Included).await;
+    let exported = export(&data, case, Photos::Included { limit: None }).await;
     let storage = Storage::open(&anjian_sync_server::testing::database(&data)).expect("storage");
     assert_eq!(downloaded, exported);
+    // A package is built in memory: past its bytes of photos it is refused, before a photo
+    // is read (the original alone fits; with its thumbnail it does not).
+    let limited = Photos::Included {
+        limit: Some(photo.size),
+    };
+    assert!(matches!(
+        try_export(&data, case, limited).await,
+        Err(anjian_sync_server::error::AppError::TooLarge(_))
+    ));
 
     // Every change of the document is in it, signed by the device's registered key.
     let package: serde_json::Value = serde_json::from_slice(&downloaded).expect("JSON");
