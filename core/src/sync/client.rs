@@ -183,7 +183,7 @@ pub async fn login(
     if !response.status().is_success() {
         return Err(http_error(response).await);
     }
-    let answer = response.json::<LoginResponse>().await.map_err(network)?;
+    let answer: LoginResponse = read_json(response, "sign-in").await?;
     let server_key = answer
         .server_key
         .as_deref()
@@ -543,7 +543,9 @@ pub async fn fetch_blob(
     let mime = header(&response, "content-type")
         .unwrap_or("application/octet-stream")
         .to_owned();
-    let bytes = response.bytes().await.map_err(network)?.to_vec();
+    // A photo's original is the largest blob there is.
+    let most = crate::photo::PhotoLimits::default().max_bytes as usize;
+    let bytes = body_within(response, most, "a blob").await?;
     let (sha256, kind) = (sha256.to_owned(), kind.to_owned());
     store
         .with(move |s| {
@@ -573,7 +575,7 @@ async fn sync_round(
     if !response.status().is_success() {
         return Err(http_error(response).await);
     }
-    let body = response.bytes().await.map_err(network)?;
+    let body = body_within(response, JSON_BYTES, "the catalog").await?;
     let catalog: CatalogPage =
         serde_json::from_slice(&body).map_err(|e| Error::Sync(format!("catalog: {e}")))?;
     let owned = server.to_owned();
@@ -648,6 +650,13 @@ async fn post_json(
         .map_err(network)
 }
 
+/// The most bytes a JSON answer of the server may have (the catalog of every case a
+/// district sees is the largest): a server or a proxy sending more is not read to the end.
+const JSON_BYTES: usize = 64 << 20;
+
+/// The most bytes of an error's answer read for its message.
+const ERROR_BYTES: usize = 64 << 10;
+
 /// The JSON answer of a successful response (`what` names it in errors).
 async fn read_json<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
@@ -656,10 +665,25 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     if !response.status().is_success() {
         return Err(http_error(response).await);
     }
-    response
-        .json()
-        .await
-        .map_err(|e| Error::Sync(format!("{what}: {e}")))
+    let body = body_within(response, JSON_BYTES, what).await?;
+    serde_json::from_slice(&body).map_err(|e| Error::Sync(format!("{what}: {e}")))
+}
+
+/// The body of `response`, read only up to `limit` bytes: memory a phone cannot be made to
+/// run out of by a server that sends without end (`what` names it in errors).
+async fn body_within(mut response: reqwest::Response, limit: usize, what: &str) -> Result<Vec<u8>> {
+    let too_large = || Error::Sync(format!("{what}: the server sent more than {limit} bytes"));
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(network)? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
@@ -684,11 +708,11 @@ fn network(e: impl std::fmt::Display) -> Error {
 
 async fn http_error(response: reqwest::Response) -> Error {
     let status = response.status();
-    let message = response
-        .json::<ErrorBody>()
+    let message = body_within(response, ERROR_BYTES, "an error")
         .await
-        .map(|b| b.message)
-        .unwrap_or_else(|_| status.to_string());
+        .ok()
+        .and_then(|body| serde_json::from_slice::<ErrorBody>(&body).ok())
+        .map_or_else(|| status.to_string(), |b| b.message);
     match status.as_u16() {
         401 | 403 => Error::Auth(message),
         _ => Error::Network(format!("{status}: {message}")),
@@ -715,7 +739,7 @@ fn silent() -> Error {
 mod tests {
     use tokio_tungstenite::tungstenite::http;
 
-    use super::upload_offset;
+    use super::{body_within, upload_offset};
     use crate::Error;
 
     fn answer(offset: &str) -> reqwest::Response {
@@ -736,5 +760,25 @@ mod tests {
                 "{wrong}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_only_up_to_its_limit() {
+        let sent = |body: &'static str| -> reqwest::Response {
+            http::Response::builder()
+                .body(body)
+                .expect("a response")
+                .into()
+        };
+        assert_eq!(
+            body_within(sent("0123456789"), 10, "a test")
+                .await
+                .expect("within"),
+            b"0123456789"
+        );
+        assert!(matches!(
+            body_within(sent("0123456789!"), 10, "a test").await,
+            Err(Error::Sync(_))
+        ));
     }
 }
