@@ -614,11 +614,51 @@ pub fn register(
     if let Some(d) = some(&filter.district) {
         w.push("c.district = ?", vec![db::value(d)]);
     }
+    register_rows(conn, &w, "ORDER BY wr.sealed_at, wr.number")
+}
+
+/// The decisions on on-site measures in force in `scope` (issued, not voided): how many,
+/// and the `most` issued last, newest first (the board shows them above the hazards).
+pub fn decisions_in_force(
+    conn: &mut dyn Conn,
+    scope: Scope<'_>,
+    most: i64,
+) -> AppResult<(i64, Vec<RegisterRow>)> {
+    let mut w = Conditions::default();
+    w.scope(scope);
+    w.push(
+        "wr.kind = ? AND wr.state = ? AND wr.number IS NOT NULL",
+        vec![
+            db::value(anjian_core::WritKind::OnsiteDecision.code()),
+            db::value(anjian_core::WritState::Issued.code()),
+        ],
+    );
+    let total = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM writs wr JOIN cases c ON c.case_id = wr.case_id {}",
+            w.sql()
+        ),
+        w.params(),
+        |r| r.get(0),
+    )?;
+    let rows = register_rows(
+        conn,
+        &w,
+        &format!(
+            "ORDER BY wr.issued_at DESC, wr.number DESC LIMIT {}",
+            most.max(0)
+        ),
+    )?;
+    Ok((total, rows))
+}
+
+/// The register's rows of the documents `w` picks, in the order `tail` gives.
+fn register_rows(conn: &mut dyn Conn, w: &Conditions, tail: &str) -> AppResult<Vec<RegisterRow>> {
     let sql = format!(
         "SELECT wr.case_id, wr.writ_id, wr.kind, wr.state, wr.number, wr.provisional, wr.department,
                 c.district, wr.sealed_at, wr.issued_at, wr.voided, wr.provisional_number,
                 c.enterprise_name
-         FROM writs wr JOIN cases c ON c.case_id = wr.case_id {} ORDER BY wr.sealed_at, wr.number",
+         FROM writs wr JOIN cases c ON c.case_id = wr.case_id {} {tail}",
         w.sql()
     );
     let rows = conn.query_map(&sql, w.params(), |r| {

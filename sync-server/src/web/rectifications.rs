@@ -13,9 +13,13 @@ use super::{WebError, page};
 use crate::auth::Viewer;
 use crate::labels::label_of;
 use crate::policy;
-use crate::queries::{self, BoardFilter, BoardRow, RegisterFilter, RegisterRow};
+use crate::queries::{self, BoardFilter, BoardRow};
 use crate::state::AppState;
-use anjian_core::{Level, RectificationState, WritKind, WritState};
+use anjian_core::{Level, RectificationState, WritKind};
+
+/// Decisions on on-site measures the board lists (the last issued); the register has them
+/// all.
+const DECISIONS_SHOWN: i64 = 20;
 
 /// `GET /rectifications`.
 pub async fn board(
@@ -25,18 +29,11 @@ pub async fn board(
 ) -> Result<Markup, WebError> {
     policy::require_supervisor(&viewer.user)?;
     let (user, asked) = (viewer.user.clone(), filter.clone());
-    let (board, decisions) = app
+    let (board, (decisions_total, decisions)) = app
         .reading(move |app| {
             app.storage.read(|conn| {
                 let scope = policy::scope(&user);
-                let decisions = queries::register(
-                    conn,
-                    scope,
-                    &RegisterFilter {
-                        kind: WritKind::OnsiteDecision.code().into(),
-                        ..RegisterFilter::default()
-                    },
-                )?;
+                let decisions = queries::decisions_in_force(conn, scope, DECISIONS_SHOWN)?;
                 Ok((queries::board(conn, scope, &asked)?, decisions))
             })
         })
@@ -45,13 +42,6 @@ pub async fn board(
     let (limit, offset) = queries::page_bounds(filter.limit, filter.offset);
     let first = if rows.is_empty() { offset } else { offset + 1 };
     let last = offset + rows.len() as i64;
-    // Decisions on on-site measures in force (issued, not voided), newest first: a
-    // suspension reaches the supervisors the moment its document syncs.
-    let decisions: Vec<&RegisterRow> = decisions
-        .iter()
-        .rev()
-        .filter(|d| d.state == WritState::Issued.code())
-        .collect();
     let body = html! {
         h1 { "隐患整改" }
         p.summary {
@@ -71,7 +61,10 @@ pub async fn board(
         }
         @if !decisions.is_empty() {
             section.decisions #onsite-decisions {
-                h2 { "现场处理措施决定 (" (decisions.len()) ")" }
+                h2 { "现场处理措施决定 (" (decisions_total) ")" }
+                @if decisions_total > decisions.len() as i64 {
+                    p { "以下为最近签发的 " (decisions.len()) " 份；全部见" a href={ "/documents?kind=" (WritKind::OnsiteDecision.code()) } { "执法文书登记" } "。" }
+                }
                 table {
                     thead { tr { th { "企业" } th { "文书编号" } th { "签发" } th { "部门" } } }
                     tbody {
