@@ -704,15 +704,18 @@ pub async fn follow_up(
 /// The register of enforcement documents.
 #[derive(Serialize, ToSchema)]
 pub struct Register {
-    /// Every numbered document in scope, by when it was sealed.
+    /// The page of numbered documents asked for (`limit`, `offset`), the last sealed first.
     documents: Vec<queries::RegisterRow>,
+    /// Documents matching the filters, over every page.
+    total: i64,
 }
 
 /// The register of enforcement documents (执法文书)
 ///
-/// Every numbered document in the user's scope — awaiting signatures, issued or voided
-/// (a voided number stays on record) — with its number, kind, state and dates;
-/// supervisors and admins only.
+/// The numbered documents in the user's scope — awaiting signatures, issued or voided
+/// (a voided number stays on record) — with their number, kind, state and dates, a page
+/// at a time (the last sealed first) with the count over all; supervisors and admins
+/// only.
 #[utoipa::path(
     get,
     path = "/api/v1/documents",
@@ -732,13 +735,13 @@ pub async fn documents(
     Query(filter): Query<queries::RegisterFilter>,
 ) -> AppResult<Json<Register>> {
     policy::require_supervisor(&user)?;
-    let documents = app
+    let (total, documents) = app
         .reading(move |app| {
             app.storage
                 .read(|conn| queries::register(conn, policy::scope(&user), &filter))
         })
         .await?;
-    Ok(Json(Register { documents }))
+    Ok(Json(Register { documents, total }))
 }
 
 /// The rectification board.

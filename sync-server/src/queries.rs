@@ -555,6 +555,10 @@ pub struct RegisterFilter {
     /// Owning district code.
     #[param(value_type = schemas::DistrictCode)]
     pub district: String,
+    /// Page size (1 to 500; 50 by default; values outside are taken as the nearest end).
+    pub limit: Option<i64>,
+    /// Rows to skip (0 by default; below 0 is taken as 0).
+    pub offset: Option<i64>,
 }
 
 /// One enforcement document in the register.
@@ -595,13 +599,14 @@ pub struct RegisterRow {
     pub voided: Option<String>,
 }
 
-/// Every numbered enforcement document in `scope`, issued or voided or awaiting
-/// signatures, by when it was sealed.
+/// The numbered enforcement documents in `scope` the filter picks, issued or voided or
+/// awaiting signatures: how many in all, and one page of them (`limit`, `offset`), the
+/// last sealed first.
 pub fn register(
     conn: &mut dyn Conn,
     scope: Scope<'_>,
     filter: &RegisterFilter,
-) -> AppResult<Vec<RegisterRow>> {
+) -> AppResult<(i64, Vec<RegisterRow>)> {
     let mut w = Conditions::default();
     w.scope(scope);
     w.push("wr.number IS NOT NULL", vec![]);
@@ -614,7 +619,14 @@ pub fn register(
     if let Some(d) = some(&filter.district) {
         w.push("c.district = ?", vec![db::value(d)]);
     }
-    register_rows(conn, &w, "ORDER BY wr.sealed_at, wr.number")
+    let (limit, offset) = page_bounds(filter.limit, filter.offset);
+    let total = register_count(conn, &w)?;
+    let rows = register_rows(
+        conn,
+        &w,
+        &format!("ORDER BY wr.sealed_at DESC, wr.number DESC LIMIT {limit} OFFSET {offset}"),
+    )?;
+    Ok((total, rows))
 }
 
 /// The decisions on on-site measures in force in `scope` (issued, not voided): how many,
@@ -633,14 +645,7 @@ pub fn decisions_in_force(
             db::value(anjian_core::WritState::Issued.code()),
         ],
     );
-    let total = conn.query_row(
-        &format!(
-            "SELECT count(*) FROM writs wr JOIN cases c ON c.case_id = wr.case_id {}",
-            w.sql()
-        ),
-        w.params(),
-        |r| r.get(0),
-    )?;
+    let total = register_count(conn, &w)?;
     let rows = register_rows(
         conn,
         &w,
@@ -650,6 +655,18 @@ pub fn decisions_in_force(
         ),
     )?;
     Ok((total, rows))
+}
+
+/// How many documents of the register `w` picks.
+fn register_count(conn: &mut dyn Conn, w: &Conditions) -> AppResult<i64> {
+    conn.query_row(
+        &format!(
+            "SELECT count(*) FROM writs wr JOIN cases c ON c.case_id = wr.case_id {}",
+            w.sql()
+        ),
+        w.params(),
+        |r| r.get(0),
+    )
 }
 
 /// The register's rows of the documents `w` picks, in the order `tail` gives.

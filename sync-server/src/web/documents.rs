@@ -22,12 +22,15 @@ pub async fn register(
 ) -> Result<Markup, WebError> {
     policy::require_supervisor(&viewer.user)?;
     let (user, asked) = (viewer.user.clone(), filter.clone());
-    let rows = app
+    let (total, rows) = app
         .reading(move |app| {
             app.storage
                 .read(|conn| queries::register(conn, policy::scope(&user), &asked))
         })
         .await?;
+    let (limit, offset) = queries::page_bounds(filter.limit, filter.offset);
+    let first = if rows.is_empty() { offset } else { offset + 1 };
+    let last = offset + rows.len() as i64;
     let body = html! {
         h1 { "执法文书台账" }
         form.filters method="get" action="/documents" {
@@ -38,6 +41,7 @@ pub async fn register(
             label { "年度" input name="year" value=(filter.year) placeholder="2026"; }
             button type="submit" { "筛选" }
         }
+        p.count { "第 " (first) "–" (last) " 份，共 " (total) " 份（最近定稿的在前）" }
         table.register {
             thead { tr { th { "编号" } th { "文书" } th { "状态" } th { "部门" } th { "定稿" } th { "签发" } th { "案件" } } }
             tbody {
@@ -58,6 +62,20 @@ pub async fn register(
                 @if rows.is_empty() { tr { td colspan="7" { "没有已编号的执法文书" } } }
             }
         }
+        nav.pages {
+            @if offset > 0 { a rel="prev" href=(page_link(&filter, (offset - limit).max(0))) { "上一页" } " " }
+            @if last < total { a rel="next" href=(page_link(&filter, last)) { "下一页" } }
+        }
     };
     Ok(page("执法文书台账", Some(&viewer), body))
+}
+
+/// The register's address with `filter`, from row `offset`.
+fn page_link(filter: &RegisterFilter, offset: i64) -> String {
+    let pairs = [
+        ("kind", filter.kind.as_str()),
+        ("year", &filter.year),
+        ("district", &filter.district),
+    ];
+    super::paged("/documents", &pairs, filter.limit, offset)
 }

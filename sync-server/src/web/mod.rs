@@ -121,6 +121,24 @@ pub fn page(title: &str, viewer: Option<&Viewer>, body: Markup) -> Markup {
     }
 }
 
+/// The address of the page `path` with the non-empty `pairs` of its filters, the page
+/// size asked for, and from row `offset`.
+fn paged(path: &str, pairs: &[(&str, &str)], limit: Option<i64>, offset: i64) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        if !value.is_empty() {
+            query.append_pair(key, value);
+        }
+    }
+    if let Some(limit) = limit {
+        query.append_pair("limit", &limit.to_string());
+    }
+    if offset > 0 {
+        query.append_pair("offset", &offset.to_string());
+    }
+    format!("{path}?{}", query.finish())
+}
+
 /// The county-level districts the server knows by name, for a filter's `list`
 /// (`#districts`): the filter takes a code, and the browser offers 黄浦区 for 310101 as one
 /// types. Provinces and cities (codes ending in `00`) own no cases and are left out.

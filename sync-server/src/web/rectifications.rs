@@ -105,22 +105,12 @@ pub async fn board(
 
 /// The board's address with `filter`, from row `offset`, overdue ones only if `overdue`.
 fn page_link(filter: &BoardFilter, offset: i64, overdue: bool) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in [("district", &filter.district), ("level", &filter.level)] {
-        if !value.is_empty() {
-            query.append_pair(key, value);
-        }
-    }
-    if overdue {
-        query.append_pair("overdue", "true");
-    }
-    if let Some(limit) = filter.limit {
-        query.append_pair("limit", &limit.to_string());
-    }
-    if offset > 0 {
-        query.append_pair("offset", &offset.to_string());
-    }
-    format!("/rectifications?{}", query.finish())
+    let pairs = [
+        ("district", filter.district.as_str()),
+        ("level", &filter.level),
+        ("overdue", if overdue { "true" } else { "" }),
+    ];
+    super::paged("/rectifications", &pairs, filter.limit, offset)
 }
 
 fn table(rows: &[&BoardRow]) -> Markup {

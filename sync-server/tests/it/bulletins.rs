@@ -1197,6 +1197,29 @@ async fn issued_documents_are_in_the_register_and_counted_by_the_day_they_were_i
     ];
     wanted.sort();
     assert_eq!(listed, wanted, "a voided number stays on record");
+    assert_eq!(register["total"], 3);
+    // A page at a time, with the count over all.
+    let mut pages = Vec::new();
+    for offset in [0, 2] {
+        let uri = format!("/api/v1/documents?year=2026&limit=2&offset={offset}");
+        let page: Value =
+            serde_json::from_slice(&bytes(get(&app, &uri, &sup_a).await).await).expect("json");
+        assert_eq!(page["total"], 3);
+        pages.push(
+            page["documents"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .map(|r| text(&r["number"]))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!((pages[0].len(), pages[1].len()), (2, 1), "{pages:?}");
+    let mut every: Vec<String> = pages.concat();
+    every.sort();
+    let mut sealed = numbers.clone();
+    sealed.sort();
+    assert_eq!(every, sealed, "each document on one page");
     let response = get(&app, "/api/v1/documents?year=2025", &sup_a).await;
     let none: Value = serde_json::from_slice(&bytes(response).await).expect("json");
     assert_eq!(none["documents"], json!([]));

@@ -63,11 +63,11 @@ fn seal(phone: &mut Inspector, case: CaseId, kind: WritKind) -> anjian_core::Wri
     phone.store.seal_writ(case, writ).expect("sealed")
 }
 
-/// The register as the district's supervisor reads it.
+/// The register as the district's supervisor reads it, in one page.
 async fn register(server: &str) -> Vec<serde_json::Value> {
     let token = login_token(server, "chen").await;
     let body: serde_json::Value = reqwest::Client::new()
-        .get(format!("{server}/api/v1/documents"))
+        .get(format!("{server}/api/v1/documents?limit=500"))
         .bearer_auth(token)
         .send()
         .await
@@ -75,7 +75,9 @@ async fn register(server: &str) -> Vec<serde_json::Value> {
         .json()
         .await
         .expect("json");
-    body["documents"].as_array().expect("rows").clone()
+    let rows = body["documents"].as_array().expect("rows").clone();
+    assert_eq!(body["total"], rows.len(), "every document on the page");
+    rows
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
