@@ -70,6 +70,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/010_china_days.sql"),
         rebuild_projections: true,
     },
+    Migration {
+        name: "011_signature_images",
+        sql: include_str!("../migrations/011_signature_images.sql"),
+        rebuild_projections: true,
+    },
 ];
 
 /// The store version this build writes.

@@ -126,8 +126,11 @@ fn an_acknowledgement_sent_before_the_commit_is_caught() {
 #[test]
 fn a_change_dropped_from_storage_is_caught() {
     let (seed, failure) = caught(Bug::DropChange).expect("caught within 1,000 seeds");
+    // Loading the case finds its stored changes short of the heads committed with them,
+    // before any phone could miss the change.
     assert!(
-        failure.contains("was acknowledged and is not stored"),
+        failure.contains("no longer make the heads last committed")
+            || failure.contains("was acknowledged and is not stored"),
         "seed {seed}: {failure}"
     );
 }

@@ -136,12 +136,17 @@ fn read_entry(entry: &Fields) -> Option<PhotoRef> {
 }
 
 /// Every blob hash the document mentions anywhere (photo originals and thumbnails, in
-/// removed findings too), for garbage collection and blob access.
+/// removed findings too; a document's signature images, the photo of an enterprise's
+/// refusal to sign and its printed PDF), for garbage collection and blob access.
 pub(crate) fn blob_refs(doc: &AutoCommit) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     collect_refs(doc, &ROOT, &mut found);
     found
 }
+
+/// The keys whose values name blobs: a photo's original and thumbnail (and a printed
+/// document's PDF), a signature's image, a refusal's photo.
+const BLOB_KEYS: [&str; 4] = ["sha256", "thumbnail", "image", "photo"];
 
 fn collect_refs(doc: &AutoCommit, root: &ObjId, found: &mut BTreeSet<String>) {
     // Iterative: a hostile document may nest far deeper than the stack allows.
@@ -149,7 +154,7 @@ fn collect_refs(doc: &AutoCommit, root: &ObjId, found: &mut BTreeSet<String>) {
     while let Some(obj) = stack.pop() {
         match doc.object_type(&obj) {
             Ok(ObjType::Map) => {
-                for key in ["sha256", "thumbnail"] {
+                for key in BLOB_KEYS {
                     if let Some(hash) = string(doc, &obj, key).filter(|h| is_sha256(h)) {
                         found.insert(hash);
                     }

@@ -1007,12 +1007,14 @@ fn run(program: &str, args: &[&str]) -> String {
 }
 
 /// A rectification order with `requirement`, sealed, signed by `u1` and `u2` with
-/// `image`, refused by the enterprise's signer and issued: its id and seal.
+/// `image`, refused by the enterprise's signer (with `refusal_photo`, if any) and issued:
+/// its id and seal.
 fn issued_order(
     store: &mut Store,
     case: CaseId,
     image: &str,
     requirement: &str,
+    refusal_photo: Option<&str>,
 ) -> (WritId, anjian_core::WritSeal) {
     let order = store
         .create_writ(case, WritKind::RectificationOrder, None)
@@ -1027,10 +1029,38 @@ fn issued_order(
             .expect("signed");
     }
     store
-        .refuse_writ(case, order, "负责人拒绝签字", "园区安全员 赵某", None)
+        .refuse_writ(
+            case,
+            order,
+            "负责人拒绝签字",
+            "园区安全员 赵某",
+            refusal_photo,
+        )
         .expect("refused");
     store.issue_writ(case, order).expect("issued");
     (order, seal)
+}
+
+/// A document's signature images and the photo of the enterprise's refusal to sign are
+/// evidence the case names, which the phone may hold alone: garbage collection keeps them
+/// (and the server, which takes the blobs a case names, accepts their upload).
+#[test]
+fn signature_images_and_a_refusal_photo_outlive_garbage_collection() {
+    let Visit {
+        mut store,
+        case,
+        image,
+        _dir,
+    } = visit();
+    let photo = store
+        .ingest_photo(&anjian_core::sample::jpeg(48, 32))
+        .expect("photo")
+        .sha256;
+    issued_order(&mut store, case, &image, "立即恢复报警装置。", Some(&photo));
+    store.collect_garbage().expect("collected");
+    for blob in [&image, &photo] {
+        assert!(store.has_blob(blob).expect("has"), "{blob}");
+    }
 }
 
 /// A signature image the device holds but cannot read (damaged in storage) stops the
@@ -1043,7 +1073,7 @@ fn a_signature_image_damaged_in_storage_stops_the_print_and_records_nothing() {
         image,
         _dir: dir,
     } = visit();
-    let (order, _) = issued_order(&mut store, case, &image, "立即恢复报警装置。");
+    let (order, _) = issued_order(&mut store, case, &image, "立即恢复报警装置。", None);
     rusqlite::Connection::open(dir.path().join("s.db"))
         .expect("open")
         .execute(
@@ -1074,6 +1104,7 @@ fn an_issued_order_prints_as_a_pdf_with_its_font_embedded_and_every_field() {
         case,
         &image,
         "1. 立即恢复报警装置并联调联试，整改完成后书面报告。",
+        None,
     );
     let pdf = store
         .render_writ(case, order, &cjk_font())

@@ -65,6 +65,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "014_china_days.sql")),
             include_str!(concat!($dir, "015_uploads_per_user.sql")),
             include_str!(concat!($dir, "016_number_blocks_by_user.sql")),
+            include_str!(concat!($dir, "017_signature_images.sql")),
         ]
     };
 }

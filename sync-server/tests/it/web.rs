@@ -1258,15 +1258,21 @@ async fn an_issued_decision_is_on_the_case_page_with_its_pdf_and_on_the_board() 
     let (sha256, pdf) = store.print_writ(case, writ, &font).expect("printed");
     web.upload(&mut store, case, "insp_a");
     let token = device_token(&web.app, "insp_a", &store.device_id()).await;
-    let (status, _, body) = web
-        .call(
-            Request::put(format!("/api/v1/blobs/{sha256}"))
-                .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                .body(Body::from(pdf.clone()))
-                .expect("request"),
-        )
-        .await;
-    assert!(status.is_success(), "{status} {body}");
+    // The printed PDF and the signatures' image: blobs the case names, which upload.
+    for (blob, bytes) in [
+        (&sha256, pdf.clone()),
+        (&image, store.blob(&image).expect("image")),
+    ] {
+        let (status, _, body) = web
+            .call(
+                Request::put(format!("/api/v1/blobs/{blob}"))
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .body(Body::from(bytes))
+                    .expect("request"),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+    }
 
     let chief = web.sign_in("chief_a").await;
     let (_, page) = web.get(&chief, &format!("/cases/{case}")).await;
