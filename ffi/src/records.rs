@@ -1593,6 +1593,9 @@ pub struct SyncResult {
     pub waiting: Vec<RefusedCase>,
     /// Cases the server does not have or this inspector may not see.
     pub unavailable: Vec<String>,
+    /// Cases this device holds damaged (they no longer load), with why: left out of the
+    /// sync, which went on with the others. Their stored bytes are kept as they are.
+    pub damaged: Vec<RefusedCase>,
     /// The cases exchanged (sent, received or both).
     pub cases: Vec<String>,
     /// WebSocket frames sent.
@@ -1636,6 +1639,7 @@ impl SyncResult {
             refused: cases_with_reasons(report.refused),
             waiting: cases_with_reasons(report.waiting),
             unavailable: report.unavailable.iter().map(ToString::to_string).collect(),
+            damaged: cases_with_reasons(report.damaged),
             cases: report.cases.iter().map(ToString::to_string).collect(),
             frames_sent: count(report.frames_sent),
             frames_received: count(report.frames_received),

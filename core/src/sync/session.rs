@@ -66,6 +66,9 @@ pub struct SyncReport {
     pub waiting: Vec<(CaseId, String)>,
     /// Documents the server does not have or this user may not see.
     pub unavailable: Vec<CaseId>,
+    /// Documents this device holds damaged (they do not load: `Error::Corrupt`), with why:
+    /// left out of the sync, which goes on with the others.
+    pub damaged: Vec<(CaseId, String)>,
     /// WebSocket frames sent and received, and HTTP round trips.
     pub frames_sent: usize,
     /// Frames received.
@@ -98,6 +101,11 @@ impl SyncReport {
         self.refused.extend(other.refused);
         self.waiting.extend(other.waiting);
         self.unavailable.extend(other.unavailable);
+        for (case, why) in other.damaged {
+            if !self.damaged.iter().any(|(c, _)| *c == case) {
+                self.damaged.push((case, why));
+            }
+        }
         self.frames_sent += other.frames_sent;
         self.frames_received += other.frames_received;
         self.http_requests += other.http_requests;
@@ -222,13 +230,26 @@ impl SyncSession {
                 self.server_peer = Some(sender_id);
                 for case in self.pending.clone() {
                     let mut state = store.load_sync_state(&self.server, case)?;
-                    let mut data = store.generate_sync(case, &mut state)?;
-                    if data.is_none() {
-                        // The kept state believes we are in step although the catalog says
-                        // otherwise: start this document afresh.
-                        state = sync::State::new();
-                        data = store.generate_sync(case, &mut state)?;
-                    }
+                    let first = match store.generate_sync(case, &mut state) {
+                        Ok(None) => {
+                            // The kept state believes we are in step although the catalog
+                            // says otherwise: start this document afresh.
+                            state = sync::State::new();
+                            store.generate_sync(case, &mut state)
+                        }
+                        generated => generated,
+                    };
+                    let data = match first {
+                        Ok(data) => data,
+                        // One damaged case does not keep the others from the server.
+                        Err(Error::Corrupt(why)) => {
+                            tracing::error!(case.id = %case, why, "a damaged case is left out of the sync");
+                            self.pending.remove(&case);
+                            self.report.damaged.push((case, why));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     let request = !store.has_case(case)?;
                     self.states.insert(case, state);
                     if let Some(data) = data {
@@ -311,7 +332,9 @@ impl SyncSession {
         let cursor = if self.reread_catalog { 0 } else { cursor };
         store.finish_sync_round(&self.server, cursor, "ok")?;
         self.report.documents = self.total;
+        let damaged: BTreeSet<CaseId> = self.report.damaged.iter().map(|(c, _)| *c).collect();
         self.report.cases = self.planned;
+        self.report.cases.retain(|case| !damaged.contains(case));
         Ok(self.report)
     }
 

@@ -144,3 +144,58 @@ async fn a_server_that_accepts_and_never_answers_is_a_network_error_not_a_hang()
     assert!(matches!(err, anjian_core::Error::Network(_)), "{err}");
     drop(silent);
 }
+
+/// A case damaged on the phone's disk (a flipped byte in a stored change) does not keep
+/// the others from the server: the sync leaves it out, says so, and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_damaged_on_the_phone_does_not_keep_the_others_from_the_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "field", Role::Inspector, "310101", "应急管理");
+    let server = anjian_tests::TestServer::start(&data).await;
+    let mut phone =
+        Inspector::sign_in(dir.path(), &server.url(), "field", "应急管理", "310101").await;
+    let damaged = phone.open_sample_case(1);
+    let healthy = phone.open_sample_case(2);
+    for case in [damaged, healthy] {
+        phone
+            .store
+            .add_finding(case, &sample::finding("配电箱未接地"))
+            .expect("finding");
+    }
+    let path = dir.path().join("field.db");
+    let identity = phone.store.identity().clone();
+    phone.store = anjian_core::Store::open(dir.path().join("other.db"), identity.clone())
+        .expect("another store, while the phone's is damaged");
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let mut bytes: Vec<u8> = conn
+        .query_row(
+            "SELECT bytes FROM chunks WHERE case_id = ?1 ORDER BY seq DESC LIMIT 1",
+            [damaged.to_string()],
+            |r| r.get(0),
+        )
+        .expect("a stored change");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    conn.execute(
+        "UPDATE chunks SET bytes = ?2 WHERE case_id = ?1",
+        rusqlite::params![damaged.to_string(), bytes],
+    )
+    .expect("damage");
+    phone.store = anjian_core::Store::open(&path, identity).expect("the phone's store");
+
+    let report = phone.sync().await.expect("the sync goes on");
+    assert_eq!(
+        report
+            .damaged
+            .iter()
+            .map(|(case, _)| *case)
+            .collect::<Vec<_>>(),
+        [damaged],
+        "{report:?}"
+    );
+    let stored = Storage::open(&anjian_sync_server::testing::database(&data)).expect("db");
+    assert!(stored.load_document(healthy).expect("load").is_some());
+    assert!(stored.load_document(damaged).expect("load").is_none());
+    server.stop().await;
+}
