@@ -519,7 +519,9 @@ impl InspectorStore {
         self.core(|s| Ok(s.upload_originals()))
     }
 
-    /// Deletes every blob no case mentions any more; nothing else deletes evidence.
+    /// Deletes every blob no case mentions any more and none has for a day since it was
+    /// stored (a photo just taken is kept while it waits to be attached), but for those a
+    /// change the server refused names; nothing else deletes evidence.
     pub fn collect_garbage(&self) -> Result<GarbageReport, AnjianError> {
         self.core(|s| Ok(s.collect_garbage()?.into()))
     }

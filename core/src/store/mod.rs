@@ -34,6 +34,7 @@ mod sync;
 mod writs;
 
 pub use peer::{MergedCase, PEER_FORMAT, PeerReceived, PeerSession};
+pub use photos::UNATTACHED_HOURS;
 
 /// How many case documents stay loaded in memory.
 const CACHE_CAPACITY: usize = 64;

@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 use crate::model::{GarbageReport, PendingBlob, PhotoRef, PhotoTarget};
 use crate::photo::{self, PhotoError, PhotoInfo};
 
+/// Hours a blob no case names is kept after it was stored, before garbage collection may
+/// remove it.
+pub const UNATTACHED_HOURS: i64 = 24;
+
 impl Store {
     /// Verifies a photo, makes its thumbnail and stores both, content-addressed (the same
     /// photo ingested twice is stored once). The original is kept byte-exact.
@@ -280,22 +284,27 @@ impl Store {
     }
 
     /// Removes every blob no case references any more (photos detached everywhere, or
-    /// ingested and never attached). A blob that a change the server refused names stays:
-    /// the refused change is kept for the inspector to enter again, and the photo it
-    /// attached may exist nowhere else. Only this call ever deletes evidence bytes.
+    /// ingested and never attached) and none has for `UNATTACHED_HOURS` since it was
+    /// stored (a photo just taken is not attached yet while its caption is typed). A blob
+    /// that a change the server refused names stays: the refused change is kept for the
+    /// inspector to enter again, and the photo it attached may exist nowhere else. Only
+    /// this call ever deletes evidence bytes.
     pub fn collect_garbage(&mut self) -> Result<GarbageReport> {
         let refused = self.named_by_refused_changes()?;
+        let before = self.now() - chrono::Duration::hours(UNATTACHED_HOURS);
         let tx = self.conn.transaction()?;
-        let unreferenced: Vec<(String, i64)> = tx
+        let unreferenced: Vec<(String, i64, String)> = tx
             .prepare(
-                "SELECT sha256, size FROM blobs
+                "SELECT sha256, size, created_at FROM blobs
                  WHERE sha256 NOT IN (SELECT sha256 FROM blob_refs)",
             )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut report = GarbageReport { blobs: 0, bytes: 0 };
-        for (sha256, size) in unreferenced {
-            if refused.contains(&sha256) {
+        for (sha256, size, stored) in unreferenced {
+            // A time that does not read is kept as if recent: nothing is deleted on a guess.
+            let recent = DateTime::parse_from_rfc3339(&stored).map_or(true, |at| at > before);
+            if recent || refused.contains(&sha256) {
                 continue;
             }
             tx.prepare_cached("DELETE FROM photos WHERE sha256 = ?1")?

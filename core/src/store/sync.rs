@@ -647,6 +647,8 @@ mod tests {
                 .is_empty()
         );
 
+        let later = phone.now() + chrono::Duration::hours(crate::UNATTACHED_HOURS + 1);
+        phone.set_clock(std::sync::Arc::new(move || later));
         let collected = phone.collect_garbage().expect("collected");
         assert_eq!(collected.blobs, 2, "the stray photo and its thumbnail go");
         assert!(phone.blob(&stray.sha256).is_err());

@@ -277,6 +277,13 @@ fn detaching_keeps_evidence_still_referenced_and_only_collection_deletes() {
         matches!(err, Error::NotFound { what: "photo", .. }),
         "{err}"
     );
+    assert_eq!(
+        store.collect_garbage().expect("gc").blobs,
+        0,
+        "a photo just taken may not be attached yet"
+    );
+    let later = store.now() + chrono::Duration::hours(anjian_core::UNATTACHED_HOURS + 1);
+    store.set_clock(std::sync::Arc::new(move || later));
     let report = store.collect_garbage().expect("gc");
     assert_eq!(report.blobs, 2, "only the loose photo and its thumbnail go");
     assert!(

@@ -1057,6 +1057,8 @@ fn signature_images_and_a_refusal_photo_outlive_garbage_collection() {
         .expect("photo")
         .sha256;
     issued_order(&mut store, case, &image, "立即恢复报警装置。", Some(&photo));
+    let later = store.now() + chrono::Duration::hours(anjian_core::UNATTACHED_HOURS + 1);
+    store.set_clock(std::sync::Arc::new(move || later));
     store.collect_garbage().expect("collected");
     for blob in [&image, &photo] {
         assert!(store.has_blob(blob).expect("has"), "{blob}");
