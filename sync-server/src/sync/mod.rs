@@ -69,16 +69,12 @@ async fn persist(
     } = candidate.committing(user.id, case_id, guard.stored_heads());
     commit.token_hash = token_hash.map(str::to_owned);
     let heads = commit.heads.clone();
-    let chunks = match app.writer.commit(commit).await {
-        Ok(chunks) => chunks,
-        Err(e) => {
-            if matches!(e, AppError::Stale(_)) {
-                // Another server process committed changes of the case: read it again.
-                guard.forget();
-            }
-            return Err(e);
-        }
-    };
+    // Until the commit answers, the document in memory may no longer be the stored one:
+    // should this future be dropped while it waits (a request whose client went away),
+    // the commit still happens, and the next use must read the case as stored. If the
+    // commit fails, the stored case is still the one read next.
+    guard.forget();
+    let chunks = app.writer.commit(commit).await?;
     guard.replace(doc, case, conflicts, heads);
     if Storage::should_compact(chunks) {
         // The changes are committed: a compaction that fails leaves more chunks to read,

@@ -104,3 +104,53 @@ fn a_case_whose_stored_changes_are_damaged_does_not_load_short() {
     let err = state.storage.load_document(case).expect_err("damaged");
     assert!(matches!(err, AppError::Internal(_)), "{err}");
 }
+
+/// A supervisor's action whose request is dropped while its commit is under way (the
+/// browser closed, the network gone) is still committed; the case in memory must then
+/// not stay as it was before, or the next action would be judged against it and refused
+/// as stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_dropped_while_it_commits_leaves_the_case_to_be_read_as_stored() {
+    use anjian_core::ReviewAction;
+    use anjian_sync_server::review;
+    let dir = tempfile::tempdir().expect("dir");
+    let (_app, state) = server(
+        dir.path(),
+        &[
+            ("insp", Role::Inspector, "310115"),
+            ("chief", Role::Supervisor, "310115"),
+        ],
+    );
+    let (mut store, case) = record_case(dir.path(), "insp", "310115", 1);
+    upload(&state, &mut store, case, "insp");
+    let chief = state.storage.user("chief").expect("chief");
+    let id = case.to_string();
+    for attempt in 0..20 {
+        let before = state.storage.stored_heads(case).expect("heads");
+        let mut action = Box::pin(review::act(
+            &state,
+            &chief,
+            &id,
+            ReviewAction::Comment,
+            "请补充照片",
+        ));
+        // The action is polled until its change is stored, and dropped before it is
+        // polled again: it never learns that its commit went through.
+        let dropped_after_its_commit = loop {
+            if state.storage.stored_heads(case).expect("heads") != before {
+                break true;
+            }
+            if futures_util::poll!(&mut action).is_ready() {
+                break false;
+            }
+            tokio::time::sleep(std::time::Duration::from_micros(50)).await;
+        };
+        drop(action);
+        let next = review::act(&state, &chief, &id, ReviewAction::Comment, "已阅").await;
+        assert!(next.is_ok(), "attempt {attempt}: {next:?}");
+        if dropped_after_its_commit {
+            return;
+        }
+    }
+    panic!("no action was dropped after its commit");
+}
