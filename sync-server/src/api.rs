@@ -498,6 +498,11 @@ pub async fn review_case(
 pub struct ResolveBody {
     /// The conflict's path, as in the case's `conflicts`.
     path: Vec<String>,
+    /// The values the caller saw, as in the case's `conflicts`: if given, the field's
+    /// values must still be these (`409` otherwise), so that a value written since is
+    /// never overwritten unseen.
+    #[serde(default)]
+    shown: Option<Vec<String>>,
     /// The value to keep, as shown in the case's `conflicts`.
     keep: Option<String>,
     /// A new text value.
@@ -515,7 +520,7 @@ pub struct Resolved {
 ///
 /// Keeps the value shown as `keep` (refused if it is no longer one of the values, so that
 /// nothing is picked quietly), or writes a new text value: an edit of the field, judged by
-/// the rule book.
+/// the rule book. With `shown`, refused unless the field's values are still those.
 #[utoipa::path(
     post,
     path = "/api/v1/cases/{id}/resolve",
@@ -529,7 +534,7 @@ pub struct Resolved {
         SignedOut,
         (status = 403, description = "The rule book refuses the edit to the caller (`refused`, with its `rule`), or a cookie session sent no CSRF token", body = ErrorBody),
         (status = 404, description = "No such case or field, or not one this user may see", body = ErrorBody),
-        (status = 409, description = "The field is no longer in conflict, or `keep` is no longer one of its values", body = ErrorBody),
+        (status = 409, description = "The field is no longer in conflict, `keep` is no longer one of its values, or its values are not the `shown` ones", body = ErrorBody),
         JsonBodyRefused,
     ),
 )]
@@ -548,7 +553,7 @@ pub async fn resolve_conflict(
             ));
         }
     };
-    review::resolve(&app, &user, &id, &body.path, decision).await?;
+    review::resolve(&app, &user, &id, &body.path, body.shown, decision).await?;
     Ok(Json(Resolved {
         resolved: body.path,
     }))

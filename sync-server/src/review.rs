@@ -155,12 +155,15 @@ pub enum Decision {
 }
 
 /// A resolution of the conflict at `path` of case `id`: writing the value is an edit
-/// like any other, which the rule book judges.
+/// like any other, which the rule book judges. `seen`, the values the person deciding
+/// saw (as shown in the case's conflicts), must still be the field's values: a value
+/// another device wrote since is never overwritten unseen.
 pub async fn resolve(
     app: &AppState,
     user: &User,
     id: &str,
     path: &[String],
+    seen: Option<Vec<String>>,
     decision: Decision,
 ) -> AppResult<()> {
     let case_id = case_id(id)?;
@@ -169,27 +172,44 @@ pub async fn resolve(
     let shown = path.join("/");
     let path = path.to_vec();
     sync::change_on_server(app, user, case_id, move |doc| {
+        let conflict = case_doc::conflicts(doc)?
+            .into_iter()
+            .find(|c| c.path == path);
+        let changed = || {
+            anjian_core::Error::NotAllowed(
+                "冲突的值已变化，请刷新页面后重新选择 (the values changed since the page was shown)"
+                    .into(),
+            )
+        };
+        if let Some(mut seen) = seen {
+            let Some(conflict) = &conflict else {
+                return Err(changed());
+            };
+            let mut now: Vec<String> = conflict
+                .values
+                .iter()
+                .map(|v| v.value.to_string())
+                .collect();
+            now.sort();
+            seen.sort();
+            if now != seen {
+                return Err(changed());
+            }
+        }
         let resolution = match decision {
             Decision::Write(text) => Resolution::Write(FieldValue::Text(text)),
             Decision::Keep(shown) => {
-                let conflict = case_doc::conflicts(doc)?
-                    .into_iter()
-                    .find(|c| c.path == path)
-                    .ok_or_else(|| {
-                        anjian_core::Error::NotAllowed(format!(
-                            "{} 已不再冲突，请刷新页面 (no longer in conflict)",
-                            path.join("/")
-                        ))
-                    })?;
+                let conflict = conflict.ok_or_else(|| {
+                    anjian_core::Error::NotAllowed(format!(
+                        "{} 已不再冲突，请刷新页面 (no longer in conflict)",
+                        path.join("/")
+                    ))
+                })?;
                 let index = conflict
                     .values
                     .iter()
                     .position(|v| v.value.to_string() == shown)
-                    .ok_or_else(|| {
-                        anjian_core::Error::NotAllowed(
-                            "冲突的值已变化，请刷新页面后重新选择 (the values changed since the page was shown)".into(),
-                        )
-                    })?;
+                    .ok_or_else(changed)?;
                 Resolution::Choose(index)
             }
         };

@@ -526,6 +526,16 @@ fn shown(value: &FieldValue, key: &str) -> String {
     }
 }
 
+/// The values a conflict's form shows, as its `shown` field carries them (a JSON array).
+fn shown_values(conflict: &Conflict) -> String {
+    let values: Vec<String> = conflict
+        .values
+        .iter()
+        .map(|v| v.value.to_string())
+        .collect();
+    serde_json::to_string(&values).unwrap_or_default()
+}
+
 fn conflict_form(case: &Case, conflict: &Conflict, viewer: &Viewer, reviewer: bool) -> Markup {
     let path = conflict.path.join("/");
     let key = conflict.path.last().map(String::as_str).unwrap_or_default();
@@ -534,6 +544,7 @@ fn conflict_form(case: &Case, conflict: &Conflict, viewer: &Viewer, reviewer: bo
             h3 { (conflict_label(case, &conflict.path)) }
             input type="hidden" name="csrf" value=(viewer.csrf);
             input type="hidden" name="path" value=(path);
+            input type="hidden" name="shown" value=(shown_values(conflict));
             ul {
                 @for v in &conflict.values {
                     li {
@@ -704,6 +715,8 @@ pub async fn close(
 pub struct ResolveForm {
     csrf: String,
     path: String,
+    /// The values the page showed, as a JSON array of text.
+    shown: String,
     choice: String,
     #[serde(default)]
     value: String,
@@ -727,7 +740,12 @@ pub async fn resolve(
         }
     };
     let path: Vec<String> = form.path.split('/').map(str::to_owned).collect();
-    review::resolve(&app, &viewer.user, &id, &path, decision).await?;
+    let shown: Vec<String> = serde_json::from_str(&form.shown).map_err(|_| {
+        AppError::BadRequest(
+            "表单缺少页面所示的值，请刷新页面 (the form lacks the values shown)".into(),
+        )
+    })?;
+    review::resolve(&app, &viewer.user, &id, &path, Some(shown), decision).await?;
     Ok(Redirect::to(&format!("/cases/{}", encode_query(&id))).into_response())
 }
 

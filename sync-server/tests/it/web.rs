@@ -475,10 +475,14 @@ async fn a_conflict_is_shown_with_its_writers_and_resolved_by_the_supervisor() {
     let mut values = case_conflict_values(&web, case);
     values.sort();
     assert_eq!(values, ["general", "major"]);
-    let resolve = |choice: &'static str| {
+    // The form carries the values the page showed.
+    let shown = serde_json::to_string(&["major", "general"]).expect("json");
+    assert!(page.contains("name=\"shown\""));
+    let resolve = |choice: &'static str, shown: &str| {
         let fields = [
             ("csrf", chief.csrf.clone()),
             ("path", path.clone()),
+            ("shown", shown.to_owned()),
             ("choice", choice.to_owned()),
         ];
         let web = &web;
@@ -490,10 +494,14 @@ async fn a_conflict_is_shown_with_its_writers_and_resolved_by_the_supervisor() {
         }
     };
     // A value that is not (or no longer) among the values is refused: nothing is picked
-    // quietly; the review state is not resolved by hand.
-    assert_eq!(resolve("keep:minor").await, StatusCode::CONFLICT);
+    // quietly; the review state is not resolved by hand. Nor is a choice made on a page
+    // that showed other values than the field holds now (another device's since).
+    assert_eq!(resolve("keep:minor", &shown).await, StatusCode::CONFLICT);
+    let stale = serde_json::to_string(&["general", "minor"]).expect("json");
+    assert_eq!(resolve("keep:general", &stale).await, StatusCode::CONFLICT);
+    assert_eq!(resolve("custom", &stale).await, StatusCode::CONFLICT);
     assert_eq!(values.len(), case_conflict_values(&web, case).len());
-    let status = resolve("keep:major").await;
+    let status = resolve("keep:major", &shown).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let read = web.case_json(case);
     assert_eq!(read.findings[0].level, Level::Major);
