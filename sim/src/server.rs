@@ -334,7 +334,8 @@ impl SimServer {
             Reply::Answer { state, rewind } => {
                 let slot = self.docs.entry(document_id.case_id()).or_default();
                 let signed = conn.session.wants_signatures();
-                match document::answer(slot, self.storage.as_ref(), state, rewind, signed) {
+                let case = document_id.case_id();
+                match document::answer(slot, self.storage.as_ref(), case, state, rewind, signed) {
                     Ok((state, message, signatures)) => {
                         conn.session
                             .answered(document_id, state, message, signatures)

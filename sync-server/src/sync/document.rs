@@ -821,12 +821,19 @@ pub type Outgoing = (sync::State, Option<sync::Message>, Vec<ChangeSignature>);
 pub fn answer(
     slot: &mut SlotDoc,
     storage: &dyn Documents,
+    case: CaseId,
     mut state: sync::State,
     rewind: bool,
     with_signatures: bool,
 ) -> AppResult<Outgoing> {
     if rewind {
         return Ok((state, Some(intake::rewind()), Vec::new()));
+    }
+    // A commit after the message's own (a provisional number's) that failed, or a
+    // compaction that did, leaves the case to be read again: the answer is from it as
+    // stored, so that the peer still learns what the server holds.
+    if !slot.is_loaded() {
+        slot.load(storage, case)?;
     }
     let reply = slot.doc.as_mut().and_then(|d| next_message(d, &mut state));
     let signatures = signatures_in(storage, reply.as_ref(), with_signatures)?;

@@ -361,7 +361,7 @@ impl Connection {
                 let storage = self.app.storage.clone();
                 let with_signatures = self.session.wants_signatures();
                 match with_doc(&self.app, guard, move |doc| {
-                    document::answer(doc, storage.as_ref(), state, rewind, with_signatures)
+                    document::answer(doc, storage.as_ref(), case, state, rewind, with_signatures)
                 })
                 .await
                 .and_then(|outgoing| outgoing)
