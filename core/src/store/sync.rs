@@ -487,16 +487,22 @@ mod tests {
         assert_eq!(synced.get_heads(), server.get_heads());
     }
 
-    #[test]
-    fn a_refusal_takes_only_the_refused_changes_and_what_builds_on_them() {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// An inspector's phone in `dir` with one case of the sample enterprise.
+    fn phone_with_case(dir: &tempfile::TempDir) -> (Store, crate::CaseId) {
         let mut phone =
-            Store::open(dir.path().join("a.db"), sample::inspector("insp")).expect("phone");
+            Store::open(dir.path().join("phone.db"), sample::inspector("insp")).expect("phone");
         let enterprise = sample::enterprise(1);
         phone.register_enterprise(&enterprise).expect("enterprise");
         let case = phone
             .open_case(&sample::new_case(&enterprise))
             .expect("case");
+        (phone, case)
+    }
+
+    #[test]
+    fn a_refusal_takes_only_the_refused_changes_and_what_builds_on_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut phone, case) = phone_with_case(&dir);
         // Another inspector's finding reaches the phone (the phone never heard that the
         // server holds any of the case).
         let mut other =
@@ -551,7 +557,7 @@ mod tests {
 
         // A refused first change takes the case off the phone.
         let lone = phone
-            .open_case(&sample::new_case(&enterprise))
+            .open_case(&sample::new_case(&sample::enterprise(1)))
             .expect("case");
         let hash = phone.heads(lone).expect("heads").remove(0);
         phone
@@ -573,13 +579,7 @@ mod tests {
     #[test]
     fn a_case_with_a_refused_change_is_exchanged_again_next_round() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut phone =
-            Store::open(dir.path().join("a.db"), sample::inspector("insp")).expect("phone");
-        let enterprise = sample::enterprise(1);
-        phone.register_enterprise(&enterprise).expect("enterprise");
-        let case = phone
-            .open_case(&sample::new_case(&enterprise))
-            .expect("case");
+        let (mut phone, case) = phone_with_case(&dir);
         // The server acknowledged the case as it is.
         let mut state = sync::State::new();
         state.their_heads = Some(
@@ -617,13 +617,7 @@ mod tests {
     #[test]
     fn a_photo_attached_by_a_refused_change_outlives_garbage_collection() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut phone =
-            Store::open(dir.path().join("p.db"), sample::inspector("insp")).expect("phone");
-        let enterprise = sample::enterprise(1);
-        phone.register_enterprise(&enterprise).expect("enterprise");
-        let case = phone
-            .open_case(&sample::new_case(&enterprise))
-            .expect("case");
+        let (mut phone, case) = phone_with_case(&dir);
         let finding = phone
             .add_finding(case, &sample::finding("配电箱未接地"))
             .expect("finding");

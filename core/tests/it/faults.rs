@@ -256,3 +256,40 @@ fn a_truncated_or_scribbled_store_is_reported_as_damaged() {
         );
     }
 }
+
+/// A byte of a stored change flipped on disk: Automerge alone would load the case without
+/// that change and say nothing, and the next compaction would save it so. The store
+/// reports the damage and keeps every stored byte as it is.
+#[test]
+fn a_case_whose_stored_changes_are_damaged_is_reported_and_never_compacted_short() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("a.db");
+    let (mut store, case) = store_with_case(&dir, "a.db", "u1");
+    for text in ["配电箱门缺失", "消防通道堵塞"] {
+        store.add_finding(case, &finding(text)).expect("finding");
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let (seq, mut bytes): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT seq, bytes FROM chunks ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("a chunk");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    conn.execute(
+        "UPDATE chunks SET bytes = ?2 WHERE seq = ?1",
+        rusqlite::params![seq, bytes],
+    )
+    .expect("damage");
+    let before = fingerprint(&path);
+
+    let mut store = Store::open(&path, inspector("u1")).expect("store");
+    let err = store.case(case).expect_err("damaged");
+    assert!(matches!(err, Error::Corrupt(_)), "{err}");
+    assert!(store.compact(case).is_err());
+    assert!(store.add_finding(case, &finding("又一条")).is_err());
+    assert_eq!(fingerprint(&path), before, "nothing stored was rewritten");
+}

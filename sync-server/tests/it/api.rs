@@ -47,6 +47,13 @@ async fn call(app: &axum::Router, request: Request<Body>) -> (StatusCode, Value)
     )
 }
 
+/// Zhang's token, signed in from `ACTOR`.
+async fn zhang_token(app: &axum::Router) -> String {
+    let (status, body) = call(app, login("zhang", "correct horse battery", ACTOR)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["token"].as_str().expect("token").to_owned()
+}
+
 fn login(username: &str, password: &str, actor: &str) -> Request<Body> {
     Request::post("/api/v1/login")
         .header("content-type", "application/json")
@@ -232,8 +239,7 @@ async fn api_calls_without_a_valid_token_are_unauthorized() {
 async fn a_token_in_the_url_of_an_api_call_is_not_read() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (app, _) = app(&dir);
-    let (_, body) = call(&app, login("zhang", "correct horse battery", ACTOR)).await;
-    let token = body["token"].as_str().expect("token").to_owned();
+    let token = zhang_token(&app).await;
     let in_url = Request::get(format!("/api/v1/catalog?since=0&token={token}"))
         .body(Body::empty())
         .expect("request");
@@ -251,8 +257,7 @@ async fn a_token_in_the_url_of_an_api_call_is_not_read() {
 async fn an_upload_nobody_may_send_is_refused_before_its_body_is_read() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (app, _) = app(&dir);
-    let (_, body) = call(&app, login("zhang", "correct horse battery", ACTOR)).await;
-    let token = body["token"].as_str().expect("token").to_owned();
+    let token = zhang_token(&app).await;
     for method in ["PUT", "PATCH"] {
         let endless = futures_util::StreamExt::chain(
             futures_util::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
@@ -280,8 +285,7 @@ async fn an_upload_nobody_may_send_is_refused_before_its_body_is_read() {
 async fn requests_that_cannot_be_read_are_answered_as_json_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (app, _) = app(&dir);
-    let (_, body) = call(&app, login("zhang", "correct horse battery", ACTOR)).await;
-    let token = format!("Bearer {}", body["token"].as_str().expect("token"));
+    let token = format!("Bearer {}", zhang_token(&app).await);
     let post = |content_type: &str, body: String| {
         Request::post("/api/v1/login")
             .header("content-type", content_type)
