@@ -751,6 +751,9 @@ pub struct Refusal {
     pub reason: String,
     /// When the refusal arrived.
     pub refused_at: DateTime<FixedOffset>,
+    /// The change (hex hash) that holds this one again on the device: set for a change
+    /// of this device dropped only because it built on a refused one, and entered again.
+    pub reentered_as: Option<String>,
 }
 
 /// How much of a case the server has acknowledged.

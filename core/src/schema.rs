@@ -75,6 +75,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/011_signature_images.sql"),
         rebuild_projections: true,
     },
+    Migration {
+        name: "012_reentered",
+        sql: include_str!("../migrations/012_reentered.sql"),
+        rebuild_projections: false,
+    },
 ];
 
 /// The store version this build writes.

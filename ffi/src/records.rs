@@ -799,6 +799,9 @@ pub struct Refusal {
     pub reason: String,
     /// When the refusal arrived (RFC 3339).
     pub refused_at: String,
+    /// The change (hex hash) that holds this one again on the device: set for a change
+    /// of this device dropped only because it built on a refused one, and entered again.
+    pub reentered_as: Option<String>,
 }
 
 /// How much of a case the server has acknowledged.
@@ -1543,6 +1546,7 @@ impl From<core::Refusal> for Refusal {
             change_hash: value.change_hash,
             reason: value.reason,
             refused_at: time_out(value.refused_at),
+            reentered_as: value.reentered_as,
         }
     }
 }

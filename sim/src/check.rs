@@ -1,7 +1,8 @@
 //! The checks of a schedule, against the model (`Model`) and without the rule book: what
 //! the server acknowledged is kept; after healing every phone holds exactly what the
 //! server holds of the cases it may see, and nothing else; every concurrent edit of a
-//! field is a visible conflict; no change was refused but for a reason the model knows;
+//! field (one entered again after a refusal counted as its new change) is a visible
+//! conflict; no change was refused but for a reason the model knows;
 //! every stored case reads, only deciders decided, and no document number is carried
 //! twice.
 
@@ -49,9 +50,10 @@ pub fn outcome(sim: &mut Sim) -> Result<(), String> {
         }
     }
     let mut numbers: BTreeMap<String, CaseId> = BTreeMap::new();
+    let reentered = reentered(sim)?;
     for (case, doc) in &mut server_cases {
         rule_book_holds(sim, *case, doc)?;
-        conflicts_visible(sim, *case, doc)?;
+        conflicts_visible(sim, *case, doc, &reentered)?;
         let state = CaseState::of_stored(doc).map_err(|e| format!("case {case}: {e}"))?;
         for writ in state.case().writs.iter().filter(|w| !w.provisional()) {
             if let Some(number) = writ.number()
@@ -158,12 +160,39 @@ fn ancestors(doc: &mut AutoCommit, of: ChangeHash) -> BTreeSet<ChangeHash> {
 
 /// Each field edited concurrently with different values shows a conflict; a field whose
 /// every edit saw the previous ones shows none.
-fn conflicts_visible(sim: &Sim, case: CaseId, doc: &mut AutoCommit) -> Result<(), String> {
+/// Each change a phone entered again after a refusal took it (it built on a refused one),
+/// and the change that holds it now.
+fn reentered(sim: &mut Sim) -> Result<BTreeMap<ChangeHash, ChangeHash>, String> {
+    let mut again = BTreeMap::new();
+    for phone in &mut sim.phones {
+        let store = phone.store.as_mut().ok_or("a closed store")?;
+        for refusal in store.refusals().map_err(|e| e.to_string())? {
+            if let (Ok(old), Some(Ok(new))) = (
+                refusal.change_hash.parse::<ChangeHash>(),
+                refusal.reentered_as.map(|h| h.parse::<ChangeHash>()),
+            ) {
+                again.insert(old, new);
+            }
+        }
+    }
+    Ok(again)
+}
+
+fn conflicts_visible(
+    sim: &Sim,
+    case: CaseId,
+    doc: &mut AutoCommit,
+    reentered: &BTreeMap<ChangeHash, ChangeHash>,
+) -> Result<(), String> {
     let mut keys: BTreeMap<(String, &str), Vec<(ChangeHash, &str)>> = BTreeMap::new();
     for write in sim.model.writes.iter().filter(|w| w.case == case) {
-        let Ok(hash) = write.change.parse::<ChangeHash>() else {
+        let Ok(mut hash) = write.change.parse::<ChangeHash>() else {
             continue;
         };
+        // A write entered again (perhaps more than once) is in the change that holds it.
+        while let Some(again) = reentered.get(&hash) {
+            hash = *again;
+        }
         if doc.get_change_by_hash(&hash).is_none() {
             // Refused: the refusals check accounts for it.
             continue;

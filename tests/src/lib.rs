@@ -242,6 +242,19 @@ pub async fn metric(url: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} in {text}"))
 }
 
+/// The JSON body of a GET of `url` with the bearer `token`.
+pub async fn get_json(url: &str, token: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// Signs `username` in over HTTP (as a browser or integration would) and returns a token.
 pub async fn login_token(server: &str, username: &str) -> String {
     login_device(server, username, &uuid::Uuid::new_v4().simple().to_string()).await

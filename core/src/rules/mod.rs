@@ -89,6 +89,14 @@ coded_enum!(
     }
 );
 
+impl Rule {
+    /// Whether the rule refuses a change for who made it rather than for what it writes:
+    /// every later change of the author's to the case is refused for the same reason.
+    pub fn refuses_the_author(self) -> bool {
+        matches!(self, Rule::Jurisdiction | Rule::Signature)
+    }
+}
+
 /// Why the rule book refused something: the rule, and a reason to show a person
 /// (Chinese first, English in brackets).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -30,6 +30,7 @@ use sha2::Digest;
 mod peer;
 mod photos;
 mod proofs;
+mod reenter;
 mod sync;
 mod writs;
 

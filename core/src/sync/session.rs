@@ -303,14 +303,20 @@ impl SyncSession {
                 self.pending.remove(&case);
                 self.report.waiting.push((case, reason));
             }
+            WireMessage::Refused { rule, .. } if rule == crate::rules::Rule::Dependency.code() => {
+                // Changes refused only for building on a refused one: the refusal of that
+                // one, in the same answer (before or after this), drops them and enters
+                // again those of this device that stand without it.
+            }
             WireMessage::Refused {
                 document_id,
                 reason,
+                rule,
                 changes,
                 ..
             } => {
                 let case = document_id.case_id();
-                if store.refuse(&self.server, case, &reason, &changes)? {
+                if store.refuse(&self.server, case, &rule, &reason, &changes)? {
                     self.reread_catalog = true;
                 }
                 self.states.remove(&case);

@@ -713,15 +713,7 @@ async fn a_districts_day_split_across_two_nodes_merges_every_case_and_photo() {
     // Both nodes list every case and serve every photo, whichever node took it.
     let chief = login_token(&nodes[0], "chief").await;
     for url in &nodes {
-        let list: serde_json::Value = reqwest::Client::new()
-            .get(format!("{url}/api/v1/cases?limit=200"))
-            .bearer_auth(&chief)
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let list = anjian_tests::get_json(&format!("{url}/api/v1/cases?limit=200"), &chief).await;
         assert_eq!(list["total"], PHONES * CASES, "{url}");
         for sha256 in &photos {
             let response = reqwest::Client::new()

@@ -435,15 +435,7 @@ async fn devices_cannot_claim_the_supervisors_server_actors() {
         .expect("request");
     assert_eq!(comment.status().as_u16(), 200);
     // The inspector reads the supervisor's server actor from the history, and cannot bind it.
-    let case: Value = reqwest::Client::new()
-        .get(format!("{url}/api/v1/cases/{}", w.case))
-        .bearer_auth(&chief)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let case = anjian_tests::get_json(&format!("{url}/api/v1/cases/{}", w.case), &chief).await;
     let server_actor = case["history"]
         .as_array()
         .expect("history")

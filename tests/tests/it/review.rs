@@ -4,7 +4,7 @@
 
 use anjian_core::Role;
 use anjian_core::{FindingEdit, ReviewAction, ReviewState, sample};
-use anjian_tests::{Inspector, TestServer, add_user, login_token};
+use anjian_tests::{Inspector, TestServer, add_user, get_json, login_token};
 use serde_json::{Value, json};
 
 async fn review(
@@ -117,15 +117,7 @@ async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case()
         .expect("finding");
     let report = zhang.sync().await.expect("sync runs");
     assert!(report.refused.is_empty(), "{report:?}");
-    let original: Value = reqwest::Client::new()
-        .get(format!("{url}/api/v1/cases/{case}"))
-        .bearer_auth(&chief)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let original = get_json(&format!("{url}/api/v1/cases/{case}"), &chief).await;
     assert_eq!(
         original["amendments"][0]["id"],
         amending.to_string(),

@@ -10,7 +10,7 @@ use anjian_core::{
     case_doc, sample,
 };
 use anjian_tests::peer::RawPeer;
-use anjian_tests::{Inspector, TestServer, add_user, login_device, login_token};
+use anjian_tests::{Inspector, TestServer, add_user, get_json, login_device, login_token};
 use automerge::AutoCommit;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
@@ -277,5 +277,55 @@ async fn the_sync_path_and_the_api_give_the_table_s_verdicts() {
     // Nothing the table refused reached the inspector's device: its next sync is clean.
     let report = insp.sync().await.expect("sync");
     assert!(report.refused.is_empty(), "{report:?}");
+    server.stop().await;
+}
+
+/// A refusal takes none of the inspector's later work with it. The chief closes the major
+/// hazard on the server while the inspector, offline, takes another step on it and then
+/// records a new hazard: the step is refused, and the new hazard, which the device had
+/// built on it, is entered again and reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_step_takes_none_of_the_later_findings_with_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "insp", Role::Inspector, OWNER, "应急管理");
+    add_user(&data, "chief", Role::Supervisor, OWNER, "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut insp = Inspector::sign_in(dir.path(), &url, "insp", "应急管理", OWNER).await;
+    let fresh = fresh(&mut insp, &url, State::Submitted).await;
+    let (status, body) = api_close(&url, "chief", &fresh).await;
+    assert_eq!(status, 200, "{body}");
+
+    insp.store
+        .follow_up(fresh.case, fresh.major, &HazardStep::pass("再次复查"))
+        .expect("a step the device allows, not knowing of the close");
+    let later = insp
+        .store
+        .add_finding(fresh.case, &sample::finding("二号仓库安全出口锁闭"))
+        .expect("finding");
+    let report = insp.sync().await.expect("sync");
+    assert_eq!(report.refused.len(), 1, "only the step: {report:?}");
+    let report = insp.sync().await.expect("sync");
+    assert!(report.refused.is_empty(), "{report:?}");
+
+    let refusals = insp.store.refusals().expect("refusals");
+    assert_eq!(refusals.len(), 2, "{refusals:#?}");
+    assert!(
+        refusals.iter().any(|r| r.reentered_as.is_some()),
+        "{refusals:#?}"
+    );
+    let token = login_token(&url, "chief").await;
+    let case = get_json(&format!("{url}/api/v1/cases/{}", fresh.case), &token).await;
+    let findings = case["findings"].as_array().expect("findings");
+    assert!(
+        findings.iter().any(|f| f["id"] == later.to_string()),
+        "{case}"
+    );
+    let uploaded = insp.store.upload_state(fresh.case).expect("upload state");
+    assert_eq!(
+        uploaded.acknowledged, uploaded.changes,
+        "the server acknowledged every change the device holds"
+    );
     server.stop().await;
 }

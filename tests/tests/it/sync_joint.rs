@@ -126,17 +126,8 @@ async fn joint_team_records_merge_with_every_finding_and_the_level_conflict() {
     );
 
     // The server holds the same document: its catalog heads, and the supervisor's view.
-    let chief = reqwest::Client::new();
     let token = anjian_tests::login_token(&url, "chief").await;
-    let body: serde_json::Value = chief
-        .get(format!("{url}/api/v1/cases/{case}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let body = anjian_tests::get_json(&format!("{url}/api/v1/cases/{case}"), &token).await;
     assert_eq!(body["findings"].as_array().map(Vec::len), Some(4));
     assert!(
         body["conflicts"]

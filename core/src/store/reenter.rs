@@ -1,0 +1,389 @@
+//! Entering again what a refusal took with it.
+//!
+//! Every Automerge change depends on the changes its device held when it was made, so a
+//! refused change takes with it every later change of its case on the device, though
+//! most of them (the next findings, the next answers) need nothing of it. When the server
+//! refuses a change, the device rebuilds the case without the refused changes and what
+//! builds on them, then enters each of its own dropped changes again on top of that, as a
+//! new change by the same device with the same time and note:
+//!
+//! - its dependencies are the old ones as they stand now: a change entered again stands
+//!   for itself, one that is gone for what it depended on;
+//! - a map write replaces exactly the values its key holds at those dependencies (what the
+//!   refused change had written is gone, so what it replaced is back), so what was
+//!   concurrent stays concurrent and shows as a conflict;
+//! - a list element inserted after one the refused changes inserted goes after the
+//!   element that one was inserted after;
+//! - an operation in an object the refused changes made has nowhere to go and is left
+//!   out, as is a deletion of something they made (nothing is left to delete).
+//!
+//! Each change made so is checked and judged by the rule book like any edit on the
+//! device, and left out if the rule book refuses it now. Changes of other devices (merged
+//! on site) are not entered again here: their own devices do that when the server refuses
+//! the change to them.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::num::NonZeroU64;
+
+use automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType, SortedVec};
+use automerge::{ActorId, AutoCommit, Change, ChangeHash, ExpandedChange, ReadDoc};
+
+use crate::rules::{self, Author, CaseState, Trust};
+
+/// What became of a change dropped with a refused one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Refused itself.
+    Refused,
+    /// Entered again, whole, as the change given.
+    Entered(ChangeHash),
+    /// Entered again as the change given, without the operations that wrote into what
+    /// the refused changes made.
+    Partly(ChangeHash),
+    /// Not entered again: another device's change, one with nothing that stands without
+    /// the refused changes, or one the rule book refuses now.
+    Lost,
+}
+
+/// The case after re-entry, and the fate of each dropped change (in their order).
+pub(crate) struct Reentered {
+    pub doc: AutoCommit,
+    pub fates: Vec<(Change, Fate)>,
+}
+
+/// Enters again, on `kept` (the case without the dropped changes), each of `dropped` (in
+/// causal order) that `actor` made and that is not in `refused`, as `author` with `trust`.
+pub(crate) fn reenter(
+    kept: AutoCommit,
+    dropped: Vec<Change>,
+    refused: &BTreeSet<ChangeHash>,
+    actor: &ActorId,
+    author: &Author,
+    trust: &Trust<'_>,
+) -> Reentered {
+    let mut doc = kept;
+    let mut fates = Vec::with_capacity(dropped.len());
+    // A case that no longer reads (it cannot happen to one the device judged) takes
+    // nothing back.
+    let mut before = CaseState::of_stored(&doc).ok();
+    let mut rebase = Rebase::of(&mut doc, actor);
+    for change in dropped {
+        let expanded = change.decode();
+        let fate = match &mut before {
+            Some(case) if change.actor_id() == actor && !refused.contains(&change.hash()) => {
+                rebase.enter(&mut doc, &expanded, case, author, trust)
+            }
+            _ => None,
+        };
+        let fate = match fate {
+            Some(fate) => fate,
+            None => {
+                rebase.forget(&expanded);
+                if refused.contains(&change.hash()) {
+                    Fate::Refused
+                } else {
+                    Fate::Lost
+                }
+            }
+        };
+        fates.push((change, fate));
+    }
+    Reentered { doc, fates }
+}
+
+/// Where the dropped changes' operations and dependencies stand in the rebuilt case.
+struct Rebase<'a> {
+    actor: &'a ActorId,
+    /// The actor's last change number in the case.
+    seq: u64,
+    /// The largest operation counter in the case.
+    max_op: u64,
+    /// Each operation entered again, and its new id.
+    moved: HashMap<OpId, OpId>,
+    /// Operations not in the case: of changes not entered again, or left out of one that
+    /// was.
+    gone: HashSet<OpId>,
+    /// For each gone insertion, the element it was inserted after.
+    inserted_after: HashMap<OpId, ElementId>,
+    /// For each dropped change, what stands for it in the case: its new change, or (gone)
+    /// what it depended on.
+    stands_for: HashMap<ChangeHash, Vec<ChangeHash>>,
+    /// Each change in the case, and what it depends on.
+    graph: HashMap<ChangeHash, Vec<ChangeHash>>,
+}
+
+impl<'a> Rebase<'a> {
+    fn of(doc: &mut AutoCommit, actor: &'a ActorId) -> Rebase<'a> {
+        let (mut seq, mut max_op) = (0, 0);
+        let mut graph = HashMap::new();
+        for meta in doc.get_changes_meta(&[]) {
+            max_op = max_op.max(meta.max_op);
+            if meta.actor.as_ref() == actor {
+                seq = seq.max(meta.seq);
+            }
+            graph.insert(meta.hash, meta.deps);
+        }
+        Rebase {
+            actor,
+            seq,
+            max_op,
+            moved: HashMap::new(),
+            gone: HashSet::new(),
+            inserted_after: HashMap::new(),
+            stands_for: HashMap::new(),
+            graph,
+        }
+    }
+
+    /// Records a dropped change that is not entered again.
+    fn forget(&mut self, change: &ExpandedChange) {
+        for (i, op) in change.operations.iter().enumerate() {
+            self.forget_op(nth(change, i), op);
+        }
+        let deps = self.deps(&change.deps);
+        self.stands_for
+            .insert(change.hash.expect("decoded changes are hashed"), deps);
+    }
+
+    /// Records an operation that is not in the case (`id`, of a change dropped).
+    fn forget_op(&mut self, id: OpId, op: &Op) {
+        if let (true, Key::Seq(after)) = (op.insert, &op.key) {
+            self.inserted_after.insert(id.clone(), after.clone());
+        }
+        self.gone.insert(id);
+    }
+
+    /// Enters `change` again as a new change on `doc`, if anything of it stands and the
+    /// rule book allows it after `case` (which then becomes the case after it). `None`
+    /// leaves everything as it was.
+    fn enter(
+        &mut self,
+        doc: &mut AutoCommit,
+        change: &ExpandedChange,
+        case: &mut CaseState,
+        author: &Author,
+        trust: &Trust<'_>,
+    ) -> Option<Fate> {
+        let deps = self.deps(&change.deps);
+        // Counters of a change from elsewhere may be anything up to the largest there is.
+        let start = self.max_op.checked_add(1)?;
+        start.checked_add(change.operations.len() as u64)?;
+        let mut ops: Vec<Op> = Vec::new();
+        let mut moved = Vec::new();
+        let mut left_out = Vec::new();
+        let mut partly = false;
+        // The values each map key holds after this change's earlier operations.
+        let mut written: HashMap<(ObjectId, String), Vec<OpId>> = HashMap::new();
+        for (i, op) in change.operations.iter().enumerate() {
+            let old = nth(change, i);
+            let new = OpId(start + ops.len() as u64, self.actor.clone());
+            let deletes = op.action == OpType::Delete;
+            let Some(obj) = self.object(&op.obj) else {
+                partly |= !deletes;
+                left_out.push((old, op));
+                continue;
+            };
+            let entered = match &op.key {
+                Key::Map(key) => {
+                    let slot = (obj.clone(), key.to_string());
+                    let pred = match written.get(&slot) {
+                        Some(values) => values.clone(),
+                        None => values_at(doc, &obj, key, &deps),
+                    };
+                    if deletes && pred.is_empty() {
+                        left_out.push((old, op));
+                        continue;
+                    }
+                    written.insert(
+                        slot,
+                        if deletes {
+                            Vec::new()
+                        } else {
+                            vec![new.clone()]
+                        },
+                    );
+                    Op {
+                        action: op.action.clone(),
+                        obj,
+                        key: op.key.clone(),
+                        pred: SortedVec::from(pred),
+                        insert: false,
+                    }
+                }
+                Key::Seq(after) if op.insert => Op {
+                    action: op.action.clone(),
+                    obj,
+                    key: Key::Seq(self.after(after.clone())),
+                    pred: SortedVec::new(),
+                    insert: true,
+                },
+                Key::Seq(ElementId::Id(element)) if deletes => match self.element(element) {
+                    Some(element) => Op {
+                        action: OpType::Delete,
+                        obj,
+                        key: Key::Seq(ElementId::Id(element.clone())),
+                        pred: SortedVec::from(vec![element]),
+                        insert: false,
+                    },
+                    // Inserted by a refused change: nothing to delete.
+                    None => {
+                        left_out.push((old, op));
+                        continue;
+                    }
+                },
+                Key::Seq(_) => {
+                    partly = true;
+                    left_out.push((old, op));
+                    continue;
+                }
+            };
+            self.moved.insert(old.clone(), new);
+            moved.push(old);
+            ops.push(entered);
+        }
+        let entered = (!ops.is_empty())
+            .then(|| {
+                Change::from(ExpandedChange {
+                    operations: ops,
+                    actor_id: self.actor.clone(),
+                    hash: None,
+                    seq: self.seq + 1,
+                    start_op: NonZeroU64::new(start).expect("counters start at 1"),
+                    time: change.time,
+                    message: change.message.clone(),
+                    deps,
+                    extra_bytes: change.extra_bytes.clone(),
+                    author: None,
+                })
+            })
+            .and_then(|entered| admit(doc, &entered, case, author, trust).map(|()| entered));
+        let Some(entered) = entered else {
+            for old in moved {
+                self.moved.remove(&old);
+            }
+            return None;
+        };
+        // What was left out is gone: an id of it must never be taken for one in the case
+        // (the new change's ids may be the same numbers).
+        for (old, op) in left_out {
+            self.forget_op(old, op);
+        }
+        let hash = entered.hash();
+        self.graph.insert(hash, entered.deps().to_vec());
+        self.seq += 1;
+        self.max_op = entered.max_op();
+        self.stands_for
+            .insert(change.hash.expect("decoded changes are hashed"), vec![hash]);
+        Some(if partly {
+            Fate::Partly(hash)
+        } else {
+            Fate::Entered(hash)
+        })
+    }
+
+    /// `deps` as they stand in the case now: the fewest changes that hold all of them.
+    fn deps(&self, deps: &[ChangeHash]) -> Vec<ChangeHash> {
+        let mut heads: BTreeSet<ChangeHash> = BTreeSet::new();
+        for dep in deps {
+            match self.stands_for.get(dep) {
+                Some(now) => heads.extend(now.iter().copied()),
+                None => {
+                    heads.insert(*dep);
+                }
+            }
+        }
+        // A change another of them builds on is held through it.
+        let mut stack: Vec<ChangeHash> = heads
+            .iter()
+            .filter_map(|h| self.graph.get(h))
+            .flatten()
+            .copied()
+            .collect();
+        let mut seen = HashSet::new();
+        while let Some(hash) = stack.pop() {
+            if !seen.insert(hash) {
+                continue;
+            }
+            heads.remove(&hash);
+            if let Some(deps) = self.graph.get(&hash) {
+                stack.extend(deps.iter().copied());
+            }
+        }
+        heads.into_iter().collect()
+    }
+
+    /// The object `obj` in the case now, if it is there.
+    fn object(&self, obj: &ObjectId) -> Option<ObjectId> {
+        match obj {
+            ObjectId::Root => Some(ObjectId::Root),
+            ObjectId::Id(id) => self.element(id).map(ObjectId::Id),
+        }
+    }
+
+    /// The operation `id` in the case now (its new id if it was entered again), if it is
+    /// there.
+    fn element(&self, id: &OpId) -> Option<OpId> {
+        match self.moved.get(id) {
+            Some(new) => Some(new.clone()),
+            None if self.gone.contains(id) => None,
+            None => Some(id.clone()),
+        }
+    }
+
+    /// Where an element inserted after `after` goes now: after the element a gone one was
+    /// inserted after, in turn.
+    fn after(&self, mut after: ElementId) -> ElementId {
+        loop {
+            let ElementId::Id(id) = &after else {
+                return after;
+            };
+            if let Some(new) = self.moved.get(id) {
+                return ElementId::Id(new.clone());
+            }
+            match self.inserted_after.get(id) {
+                Some(before) => after = before.clone(),
+                None => return after,
+            }
+        }
+    }
+}
+
+/// Applies `change` to `doc` and judges it after `case`, as the device judges its own
+/// edits; on success `case` becomes the case after it, otherwise nothing changes.
+fn admit(
+    doc: &mut AutoCommit,
+    change: &Change,
+    case: &mut CaseState,
+    author: &Author,
+    trust: &Trust<'_>,
+) -> Option<()> {
+    let mut trial = doc.clone();
+    rules::apply(&mut trial, std::slice::from_ref(change)).ok()?;
+    let ops = rules::Ops::of(&trial, std::slice::from_ref(change)).ok()?;
+    let after = case.after(&trial, &ops).ok()?;
+    rules::judge(author, Some(case), &after, &ops, trust).ok()?;
+    *doc = trial;
+    *case = after;
+    Some(())
+}
+
+/// The id of the `i`th operation of `change`.
+fn nth(change: &ExpandedChange, i: usize) -> OpId {
+    OpId(change.start_op.get() + i as u64, change.actor_id.clone())
+}
+
+/// The values map key `key` of `obj` holds at `heads`.
+fn values_at(doc: &AutoCommit, obj: &ObjectId, key: &str, heads: &[ChangeHash]) -> Vec<OpId> {
+    let obj = rules::written::object_of(obj);
+    doc.get_all_at(&obj, key, heads)
+        .map(|values| {
+            values
+                .into_iter()
+                .filter_map(|(_, id)| match id {
+                    automerge::ObjId::Id(counter, actor, _) => Some(OpId(counter, actor)),
+                    automerge::ObjId::Root => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
