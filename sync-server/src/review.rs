@@ -2,6 +2,8 @@
 //! for a user (within their scope), and the supervisors' actions, which are changes
 //! written by the supervisor's own server-side actor through `sync::change_on_server`.
 
+use std::sync::Arc;
+
 use anjian_core::{
     Case, CaseId, Conflict, FieldValue, FindingId, HazardAction, HazardStep, RectificationState,
     Resolution, ReviewAction, ReviewState, case_doc,
@@ -126,7 +128,7 @@ pub fn load_with_document(
 /// A review action on case `id` (the rule book decides who may take which); returns the
 /// case's new state.
 pub async fn act(
-    app: &AppState,
+    app: &Arc<AppState>,
     user: &User,
     id: &str,
     action: ReviewAction,
@@ -159,7 +161,7 @@ pub enum Decision {
 /// saw (as shown in the case's conflicts), must still be the field's values: a value
 /// another device wrote since is never overwritten unseen.
 pub async fn resolve(
-    app: &AppState,
+    app: &Arc<AppState>,
     user: &User,
     id: &str,
     path: &[String],
@@ -321,7 +323,7 @@ impl StepFields {
 /// (销号, 挂牌督办, 摘牌, 延期, 复查 …), also on an approved case; the rule book says who
 /// may take which step where the loop stands. Returns the rectification's state after it.
 pub async fn follow_up(
-    app: &AppState,
+    app: &Arc<AppState>,
     user: &User,
     id: &str,
     finding: &str,
@@ -346,7 +348,7 @@ pub async fn follow_up(
 /// districts it was shared with): cross-district and joint work. Sharing belongs to the
 /// owning district's supervisors (or an admin).
 pub async fn share(
-    app: &AppState,
+    app: &Arc<AppState>,
     user: &User,
     id: &str,
     districts: Vec<anjian_core::DistrictCode>,

@@ -17,6 +17,7 @@ mod socket;
 
 pub use socket::serve_socket;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anjian_core::{CaseId, Numbering, WritId, WritKind};
@@ -102,20 +103,30 @@ async fn persist(
 /// then judged by the same rule book as changes arriving over sync, committed, and
 /// announced to every connection syncing the case, so inspectors' devices receive it on
 /// their next sync. A case the user may not see is answered as absent.
+///
+/// Once begun, the change runs to its end on a task of its own: a request that goes
+/// away while it commits (the browser closed, the network gone) still leaves it
+/// committed, announced, and the case's slot given back.
 pub async fn change_on_server<T: Send + 'static>(
-    app: &AppState,
+    app: &Arc<AppState>,
     user: &User,
     case_id: CaseId,
     edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T> + Send + 'static,
 ) -> AppResult<T> {
-    let slot = app.hub.slot(case_id);
-    let result = async {
-        let mut guard = slot.doc.lock().await;
-        change_locked(app, user, case_id, &mut guard, edit).await
-    }
-    .await;
-    app.hub.done_with(case_id, slot);
-    result
+    let app = app.clone();
+    let user = user.clone();
+    tokio::spawn(async move {
+        let slot = app.hub.slot(case_id);
+        let result = async {
+            let mut guard = slot.doc.lock().await;
+            change_locked(&app, &user, case_id, &mut guard, edit).await
+        }
+        .await;
+        app.hub.done_with(case_id, slot);
+        result
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("a change on the server stopped: {e}")))?
 }
 
 /// `change_on_server` with the document's lock already held (`guard`).

@@ -154,3 +154,60 @@ async fn an_action_dropped_while_it_commits_leaves_the_case_to_be_read_as_stored
     }
     panic!("no action was dropped after its commit");
 }
+
+/// The same action, dropped once its change is stored, is still announced to every
+/// connection syncing the case: it runs to its end on a task of its own, so devices
+/// syncing live receive the supervisor's change without waiting for their next round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_dropped_while_it_commits_is_still_announced_to_open_connections() {
+    use anjian_core::ReviewAction;
+    use anjian_sync_server::review;
+    let dir = tempfile::tempdir().expect("dir");
+    let (_app, state) = server(
+        dir.path(),
+        &[
+            ("insp", Role::Inspector, "310115"),
+            ("chief", Role::Supervisor, "310115"),
+        ],
+    );
+    let (mut store, case) = record_case(dir.path(), "insp", "310115", 1);
+    upload(&state, &mut store, case, "insp");
+    let chief = state.storage.user("chief").expect("chief");
+    let id = case.to_string();
+    // A connection syncing the case.
+    let (notify, mut told) = tokio::sync::mpsc::unbounded_channel();
+    let connection = state.hub.connection_id();
+    state.hub.subscribe(case, connection, &notify);
+    for attempt in 0..20 {
+        let before = state.storage.stored_heads(case).expect("heads");
+        let mut action = Box::pin(review::act(
+            &state,
+            &chief,
+            &id,
+            ReviewAction::Comment,
+            "请补充照片",
+        ));
+        let dropped_after_its_commit = loop {
+            if state.storage.stored_heads(case).expect("heads") != before {
+                break true;
+            }
+            if futures_util::poll!(&mut action).is_ready() {
+                break false;
+            }
+            tokio::time::sleep(std::time::Duration::from_micros(50)).await;
+        };
+        drop(action);
+        let announced = tokio::time::timeout(std::time::Duration::from_secs(10), told.recv()).await;
+        assert_eq!(
+            announced.ok().flatten(),
+            Some(case),
+            "attempt {attempt}: the connection is told"
+        );
+        if dropped_after_its_commit {
+            state.hub.unsubscribe(case, connection);
+            assert_eq!(state.hub.slots(), 0, "the case's slot is given back");
+            return;
+        }
+    }
+    panic!("no action was dropped after its commit");
+}

@@ -360,7 +360,15 @@ async fn an_inspector_signs_with_the_certificate_on_record_valid_that_day() {
         ],
     );
     let report = zhang.sync().await.expect("sync");
-    assert_eq!(report.refused.len(), 1, "{report:?}");
+    // Each signature is judged on its own: Li's, which the phone had recorded after
+    // Zhang's refused one, is entered again and refused for its own reason.
+    let reasons: Vec<&str> = report.refused.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(reasons.len(), 2, "{report:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("31010100009"))
+            && reasons.iter().any(|r| r.contains("31010100002")),
+        "{reasons:?}"
+    );
     assert!(
         zhang
             .store
