@@ -105,6 +105,27 @@ fn a_case_whose_stored_changes_are_damaged_does_not_load_short() {
     assert!(matches!(err, AppError::Internal(_)), "{err}");
 }
 
+/// Polls `action` until its change is stored, and drops it before it is polled again:
+/// it never learns that its commit went through. Whether that happened (false: the
+/// action ended first).
+async fn dropped_after_its_commit(
+    state: &AppState,
+    case: CaseId,
+    action: impl std::future::Future,
+) -> bool {
+    let before = state.storage.stored_heads(case).expect("heads");
+    let mut action = std::pin::pin!(action);
+    loop {
+        if state.storage.stored_heads(case).expect("heads") != before {
+            return true;
+        }
+        if futures_util::poll!(&mut action).is_ready() {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_micros(50)).await;
+    }
+}
+
 /// A supervisor's action whose request is dropped while its commit is under way (the
 /// browser closed, the network gone) is still committed; the case in memory must then
 /// not stay as it was before, or the next action would be judged against it and refused
@@ -126,26 +147,8 @@ async fn an_action_dropped_while_it_commits_leaves_the_case_to_be_read_as_stored
     let chief = state.storage.user("chief").expect("chief");
     let id = case.to_string();
     for attempt in 0..20 {
-        let before = state.storage.stored_heads(case).expect("heads");
-        let mut action = Box::pin(review::act(
-            &state,
-            &chief,
-            &id,
-            ReviewAction::Comment,
-            "请补充照片",
-        ));
-        // The action is polled until its change is stored, and dropped before it is
-        // polled again: it never learns that its commit went through.
-        let dropped_after_its_commit = loop {
-            if state.storage.stored_heads(case).expect("heads") != before {
-                break true;
-            }
-            if futures_util::poll!(&mut action).is_ready() {
-                break false;
-            }
-            tokio::time::sleep(std::time::Duration::from_micros(50)).await;
-        };
-        drop(action);
+        let action = review::act(&state, &chief, &id, ReviewAction::Comment, "请补充照片");
+        let dropped_after_its_commit = dropped_after_its_commit(&state, case, action).await;
         let next = review::act(&state, &chief, &id, ReviewAction::Comment, "已阅").await;
         assert!(next.is_ok(), "attempt {attempt}: {next:?}");
         if dropped_after_its_commit {
@@ -179,24 +182,8 @@ async fn an_action_dropped_while_it_commits_is_still_announced_to_open_connectio
     let connection = state.hub.connection_id();
     state.hub.subscribe(case, connection, &notify);
     for attempt in 0..20 {
-        let before = state.storage.stored_heads(case).expect("heads");
-        let mut action = Box::pin(review::act(
-            &state,
-            &chief,
-            &id,
-            ReviewAction::Comment,
-            "请补充照片",
-        ));
-        let dropped_after_its_commit = loop {
-            if state.storage.stored_heads(case).expect("heads") != before {
-                break true;
-            }
-            if futures_util::poll!(&mut action).is_ready() {
-                break false;
-            }
-            tokio::time::sleep(std::time::Duration::from_micros(50)).await;
-        };
-        drop(action);
+        let action = review::act(&state, &chief, &id, ReviewAction::Comment, "请补充照片");
+        let dropped_after_its_commit = dropped_after_its_commit(&state, case, action).await;
         let announced = tokio::time::timeout(std::time::Duration::from_secs(10), told.recv()).await;
         assert_eq!(
             announced.ok().flatten(),
