@@ -235,14 +235,16 @@ impl Store {
     /// Applies a sync message from the server; the result must still be a readable case,
     /// and is persisted before this returns. Its changes pass the same limits and the same
     /// check of how they are written as changes reaching the server: a server that is not
-    /// what it should be cannot crash the device or damage a case on it.
+    /// what it should be cannot crash the device or damage a case on it. Returns whether
+    /// changes were left to wait because a change held here has their numbers
+    /// (`without_taken_numbers`).
     pub(crate) fn receive_sync(
         &mut self,
         case: CaseId,
         state: &mut sync::State,
         data: &[u8],
         signatures: &[ChangeSignature],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let message = sync::Message::decode(data)
             .map_err(|e| Error::InvalidDocument(format!("sync message: {e}")))?;
         let checked = intake::check(message, &intake::Limits::default())
@@ -253,7 +255,7 @@ impl Store {
             rules::apply(&mut doc, &admitted.changes)?;
             intake::receive_applied(&mut doc, state, admitted.message)?;
             if doc.get_heads().is_empty() {
-                return Ok(());
+                return Ok(false);
             }
             let id = document::check_case(&doc)?;
             if id != case {
@@ -262,11 +264,12 @@ impl Store {
                 )));
             }
             let signed = signatures_of_changes(signatures, &admitted.changes);
-            return self.insert_case(case, doc, &signed);
+            return self.insert_case(case, doc, &signed).map(|()| false);
         }
         let loaded = self.cache.get_mut(case).expect("loaded just above");
         let mut admitted = intake::admit(&loaded.doc, checked);
         let mut applied = rules::apply(&mut loaded.doc, &admitted.changes);
+        let mut taken = false;
         if applied.is_err() {
             // What was applied leaves memory with the document, which is read again.
             self.cache.remove(case);
@@ -275,6 +278,7 @@ impl Store {
             // goes on, and this device sends the held change for the server to refuse.
             let left = without_taken_numbers(&mut loaded.doc, &admitted.changes);
             if left.len() < admitted.changes.len() {
+                taken = true;
                 admitted.changes = left;
                 applied = rules::apply(&mut loaded.doc, &admitted.changes);
             }
@@ -299,9 +303,9 @@ impl Store {
             return Err(e);
         }
         if unchanged {
-            return Ok(());
+            return Ok(taken);
         }
-        self.persist_merged(case, &signed)
+        self.persist_merged(case, &signed).map(|()| taken)
     }
 
     /// The signatures kept of the changes a sync message carries (`data`), to send before
@@ -833,18 +837,15 @@ mod tests {
                 "the same note, time and device"
             );
         }
-        let lost: Vec<&str> = refusals
+        let mut lost: Vec<&str> = refusals
             .iter()
             .filter(|r| r.change_hash != refused && r.reentered_as.is_none())
             .map(|r| find(&r.change_hash).author.as_str())
             .collect();
+        lost.sort();
         assert_eq!(
             lost,
-            {
-                let mut lost = vec!["insp", "third"];
-                lost.sort();
-                lost
-            },
+            ["insp", "third"],
             "the edit of the refused finding, and another device's change on it"
         );
         let entered: Vec<automerge::ChangeHash> = refusals
@@ -954,15 +955,20 @@ mod tests {
         );
     }
 
-    /// A teammate holds a change its author's phone dropped on a refusal (merged on site
-    /// before), and the server sends what the author entered again under the same change
-    /// numbers: the teammate leaves it waiting instead of failing, and takes it once the
-    /// server refused the held change to the teammate too.
-    #[test]
-    fn a_change_entered_again_waits_on_a_teammate_still_holding_the_dropped_one() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (mut phone, case) = phone_with_case(&dir);
-        let mut mate = phone_of(&dir, "mate");
+    /// A phone that entered a change again after a refusal, a teammate's phone still
+    /// holding the dropped one (merged on site before), and the server's case (what the
+    /// author's phone holds now).
+    struct Held {
+        phone: Store,
+        mate: Store,
+        case: crate::CaseId,
+        refused: String,
+        server: AutoCommit,
+    }
+
+    fn held_by_a_teammate(dir: &tempfile::TempDir) -> Held {
+        let (mut phone, case) = phone_with_case(dir);
+        let mut mate = phone_of(dir, "mate");
         sample::certify(&mut [&mut phone, &mut mate]).expect("certified");
         phone
             .add_finding(case, &sample::finding("配电箱未接地"))
@@ -982,10 +988,100 @@ mod tests {
                 std::slice::from_ref(&refused),
             )
             .expect("refuse");
+        let server = AutoCommit::load(&phone.export_document(case).expect("export")).expect("load");
+        Held {
+            phone,
+            mate,
+            case,
+            refused,
+            server,
+        }
+    }
 
-        // The server holds what the author's phone holds now, and answers the mate.
-        let mut server =
-            AutoCommit::load(&phone.export_document(case).expect("export")).expect("load");
+    /// A server that keeps sending the changes entered again without ever refusing the
+    /// held one (it never hears of it) does not keep the teammate's round going for ever:
+    /// after a few such messages the case waits for the next sync.
+    #[test]
+    fn changes_waiting_under_taken_numbers_end_the_case_s_round_after_a_few_messages() {
+        use crate::sync::{CatalogEntry, CatalogPage, DocumentId, SyncSession, WireMessage};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let Held {
+            mut mate,
+            case,
+            mut server,
+            ..
+        } = held_by_a_teammate(&dir);
+        let document_id = DocumentId::of(case);
+        let catalog = CatalogPage {
+            cursor: 1,
+            documents: vec![CatalogEntry {
+                document_id: document_id.to_string(),
+                heads: crate::case_doc::sorted_heads(&mut server),
+            }],
+        };
+        let mut session = SyncSession::plan(&mut mate, "server", &catalog).expect("plan");
+        let peer = WireMessage::Peer {
+            sender_id: "server".into(),
+            target_id: "mate".into(),
+            selected_version: "1".into(),
+            metadata: Default::default(),
+        };
+        let first = session.on_frame(&mut mate, &peer.encode()).expect("peer");
+        assert_eq!(first.len(), 1, "the mate asks for the case");
+        // The server answers every message with the changes entered again.
+        let changes: Vec<Vec<u8>> = server
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        let answer = WireMessage::Sync {
+            sender_id: "server".into(),
+            target_id: "mate".into(),
+            document_id,
+            data: sync::Message {
+                heads: server.get_heads(),
+                need: Vec::new(),
+                have: Vec::new(),
+                changes: changes.into(),
+                flags: None,
+                version: sync::MessageVersion::V1,
+            }
+            .encode(),
+            signatures: Vec::new(),
+        }
+        .encode();
+        let mut replies = 0;
+        for _ in 0..50 {
+            if session
+                .on_frame(&mut mate, &answer)
+                .expect("on frame")
+                .is_empty()
+            {
+                break;
+            }
+            replies += 1;
+        }
+        assert!(replies < 50, "the exchange ends");
+        assert!(session.is_done(), "nothing is left pending");
+        let report = session.finish(&mut mate, 1).expect("finish");
+        assert_eq!(report.waiting.len(), 1, "{report:?}");
+        assert_eq!(report.waiting[0].0, case);
+    }
+
+    /// A teammate holds a change its author's phone dropped on a refusal (merged on site
+    /// before), and the server sends what the author entered again under the same change
+    /// numbers: the teammate leaves it waiting instead of failing, and takes it once the
+    /// server refused the held change to the teammate too.
+    #[test]
+    fn a_change_entered_again_waits_on_a_teammate_still_holding_the_dropped_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let Held {
+            mut phone,
+            mut mate,
+            case,
+            refused,
+            mut server,
+        } = held_by_a_teammate(&dir);
         let exchange = |mate: &mut Store, server: &mut AutoCommit| {
             let mut state = sync::State::new();
             let mut server_state = sync::State::new();
@@ -1009,9 +1105,10 @@ mod tests {
                 "it carries the changes entered again"
             );
             mate.receive_sync(case, &mut state, &answer.encode(), &[])
-                .map(|()| state)
+                .map(|waits| (waits, state))
         };
-        let mut state = exchange(&mut mate, &mut server).expect("waits, not fails");
+        let (waits, mut state) = exchange(&mut mate, &mut server).expect("waits, not fails");
+        assert!(waits, "the session is told that changes wait");
         assert_eq!(
             mate.case(case).expect("case").findings.len(),
             2,
@@ -1037,7 +1134,8 @@ mod tests {
             std::slice::from_ref(&refused),
         )
         .expect("refuse");
-        exchange(&mut mate, &mut server).expect("received");
+        let (waits, _) = exchange(&mut mate, &mut server).expect("received");
+        assert!(!waits);
         assert_eq!(
             descriptions(&mut mate, case),
             descriptions(&mut phone, case)

@@ -132,7 +132,16 @@ pub struct SyncSession {
     report: SyncReport,
     /// A case left this device on a refusal: the next round reads the whole catalog.
     reread_catalog: bool,
+    /// How many of the server's messages for a case brought changes that wait because a
+    /// change held here has their numbers (`Store::receive_sync`).
+    taken: BTreeMap<CaseId, u32>,
 }
+
+/// Messages of changes waiting under numbers a change held here has, after which the
+/// case waits for the next sync: the exchange goes on so that this device sends the held
+/// change for the server to refuse, but a server that never hears of it (its filter of
+/// what it has says it has it) would answer with the same changes for ever.
+const TAKEN_NUMBER_MESSAGES: u32 = 8;
 
 impl SyncSession {
     /// Plans a round: every case whose heads differ from the catalog's, every case the
@@ -171,6 +180,7 @@ impl SyncSession {
             peer_id: format!("anjian-{}", store.device_id()),
             server_peer: None,
             states: BTreeMap::new(),
+            taken: BTreeMap::new(),
             total: pending.len(),
             planned: pending.iter().copied().collect(),
             pending,
@@ -273,7 +283,18 @@ impl SyncSession {
                 let signatures = ChangeSignature::from_records(&signatures)
                     .map_err(|e| Error::Sync(format!("the server sent signatures: {e}")))?;
                 let mut state = self.states.remove(&case).unwrap_or_default();
-                store.receive_sync(case, &mut state, &data, &signatures)?;
+                if store.receive_sync(case, &mut state, &data, &signatures)? {
+                    let times = self.taken.entry(case).or_default();
+                    *times += 1;
+                    if *times > TAKEN_NUMBER_MESSAGES {
+                        self.pending.remove(&case);
+                        self.report.waiting.push((
+                            case,
+                            "服务器的修改与本机保存的修改编号相同，待服务器处理本机的修改后再同步 (changes wait: a change held here has their numbers)".into(),
+                        ));
+                        return Ok(out);
+                    }
+                }
                 if let Some(reply) = store.generate_sync(case, &mut state)? {
                     out.push(self.doc_frame(store, case, reply, false)?);
                 }
