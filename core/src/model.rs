@@ -754,6 +754,9 @@ pub struct Refusal {
     /// The change (hex hash) that holds this one again on the device: set for a change
     /// of this device dropped only because it built on a refused one, and entered again.
     pub reentered_as: Option<String>,
+    /// What the change was, as the case's history shows a change: who made it, on which
+    /// device and when, and what it did (`add_finding`, `follow_up`, …).
+    pub change: HistoryEntry,
 }
 
 /// How much of a case the server has acknowledged.

@@ -928,19 +928,19 @@ pub(crate) fn put_field(
 
 /// Every change of the case, oldest first in causal order.
 pub(crate) fn history(doc: &mut AutoCommit) -> Vec<HistoryEntry> {
-    doc.get_changes(&[])
-        .iter()
-        .map(|change| {
-            let note = ChangeNote::parse(change.message());
-            HistoryEntry {
-                hash: change.hash().to_string(),
-                author: note.by,
-                device: change.actor_id().to_hex_string(),
-                device_time: change.timestamp(),
-                action: note.action,
-            }
-        })
-        .collect()
+    doc.get_changes(&[]).iter().map(history_entry).collect()
+}
+
+/// A change as the history shows it.
+pub(crate) fn history_entry(change: &automerge::Change) -> HistoryEntry {
+    let note = ChangeNote::parse(change.message());
+    HistoryEntry {
+        hash: change.hash().to_string(),
+        author: note.by,
+        device: change.actor_id().to_hex_string(),
+        device_time: change.timestamp(),
+        action: note.action,
+    }
 }
 
 /// What the query projections hold of one finding.

@@ -33,10 +33,10 @@ impl Store {
 
     /// Changes the server refused, newest first, with its reasons: each refused change,
     /// and each change dropped because it built on one (with the change that holds it
-    /// again, if this device entered it again).
+    /// again, if this device entered it again); each with what it was.
     pub fn refusals(&self) -> Result<Vec<Refusal>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT case_id, change_hash, reason, refused_at, reentered_as FROM refusals
+            "SELECT case_id, change_hash, reason, refused_at, reentered_as, change FROM refusals
              ORDER BY refused_at DESC, change_hash",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -46,10 +46,13 @@ impl Store {
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
             ))
         })?;
         rows.map(|row| {
-            let (case, change_hash, reason, at, reentered_as) = row?;
+            let (case, change_hash, reason, at, reentered_as, bytes) = row?;
+            let change = automerge::Change::try_from(bytes.as_slice())
+                .map_err(|e| Error::Corrupt(format!("refused change {change_hash}: {e}")))?;
             Ok(Refusal {
                 case_id: case
                     .parse()
@@ -59,6 +62,7 @@ impl Store {
                 refused_at: DateTime::parse_from_rfc3339(&at)
                     .map_err(|_| Error::Corrupt(format!("time {at:?}")))?,
                 reentered_as,
+                change: document::history_entry(&change),
             })
         })
         .collect()
@@ -837,10 +841,17 @@ mod tests {
                 "the same note, time and device"
             );
         }
+        for refusal in &refusals {
+            assert_eq!(
+                &refusal.change,
+                find(&refusal.change_hash),
+                "each dropped change reads as its history entry did"
+            );
+        }
         let mut lost: Vec<&str> = refusals
             .iter()
             .filter(|r| r.change_hash != refused && r.reentered_as.is_none())
-            .map(|r| find(&r.change_hash).author.as_str())
+            .map(|r| r.change.author.as_str())
             .collect();
         lost.sort();
         assert_eq!(
