@@ -474,6 +474,48 @@ class InspectorAppTest(unittest.TestCase):
         self.assertEqual(raised.exception.field, "signature")
         self.assertEqual(len(zhang.case(case_id).findings), 2)
 
+    def test_a_refused_step_takes_none_of_the_later_findings_with_it(self):
+        # Zhang closes a hazard (销号) while Li, offline, re-inspects it again and then
+        # records a new hazard: the server refuses the step, and the new hazard, which
+        # Li's phone had built on it, is entered again and reaches the server.
+        zhang = self.open_store("zhang-refused.db", inspector("zhangwei", "张伟", "应急管理"))
+        li = self.open_store("li-refused.db", inspector("lina", "李娜", "消防"))
+        case_id = self.open_case_with_enterprise(zhang)
+        finding_id = zhang.add_finding(case_id, anjian.NewFinding(description="安全出口堵塞"))
+        zhang.order_rectification(case_id, finding_id, anjian.RectificationOrder(
+            measures="清理通道", deadline="2026-11-27", responsible="王建国"))
+        token = zhang.login(self.server.url, "zhangwei", PASSWORD, "张伟的手机")
+        li_token = li.login(self.server.url, "lina", PASSWORD, "李娜的平板")
+        asyncio.run(zhang.sync(self.server.url, token, None))
+        asyncio.run(li.sync(self.server.url, li_token, None))
+        passed = anjian.HazardStep.REINSPECT(
+            result=anjian.ReinspectionResult.PASS, note="通道已清理", deadline=None,
+            escalation="")
+        zhang.follow_up(case_id, finding_id, passed)
+        zhang.follow_up(case_id, finding_id, anjian.HazardStep.CLOSE(note=""))
+        asyncio.run(zhang.sync(self.server.url, token, None))
+
+        li.follow_up(case_id, finding_id, passed)
+        later = li.add_finding(case_id, anjian.NewFinding(description="灭火器过期"))
+        result = asyncio.run(li.sync(self.server.url, li_token, None))
+        self.assertEqual([r.case_id for r in result.refused], [case_id])
+        result = asyncio.run(li.sync(self.server.url, li_token, None))
+        self.assertEqual((result.refused, result.waiting), ([], []))
+        asyncio.run(zhang.sync(self.server.url, token, None))
+        self.assertIn(later, [f.id for f in zhang.case(case_id).findings])
+        self.assertEqual(li.heads(case_id), zhang.heads(case_id))
+
+        # Each dropped change reads as what it was; the step, refused itself, is not
+        # entered again, and entering it by hand is refused by the loop as well.
+        refusals = {r.change.action: r for r in li.refusals()}
+        self.assertEqual(sorted(refusals), ["add_finding", "follow_up:reinspect"])
+        self.assertIsNone(refusals["follow_up:reinspect"].reentered_as)
+        self.assertEqual(refusals["follow_up:reinspect"].change.author, "lina")
+        self.assertIsNotNone(refusals["add_finding"].reentered_as)
+        with self.assertRaises(anjian.AnjianError.Conflict) as raised:
+            li.enter_again(case_id, refusals["follow_up:reinspect"].change_hash)
+        self.assertIn("已销号", raised.exception.reason)
+
     def test_bad_credit_code_is_a_validation_error_naming_the_field(self):
         store = self.open_store("validation.db", inspector("zhangwei", "张伟", "应急管理"))
         with self.assertRaises(anjian.AnjianError.Validation) as raised:

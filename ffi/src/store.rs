@@ -579,9 +579,19 @@ impl InspectorStore {
 
     // -- sync state -------------------------------------------------------------------
 
-    /// Changes the server refused, newest first, with its reasons.
+    /// Changes the server refused, newest first, with its reasons: each refused change,
+    /// and each dropped because it built on one (with the change that holds it again, if
+    /// the device entered it again); each with what it was.
     pub fn refusals(&self) -> Result<Vec<Refusal>, AnjianError> {
         self.core(|s| Ok(list(s.refusals()?)))
+    }
+
+    /// Enters again, by hand, a change of this device that a refusal dropped and that was
+    /// not entered again then (once the rule book allows it: the case reopened, say);
+    /// returns the new change's hash. What it wrote into records the dropped changes made
+    /// is left out.
+    pub fn enter_again(&self, case_id: String, change_hash: String) -> Result<String, AnjianError> {
+        self.core(|s| s.enter_again(records::case_id(&case_id)?, &change_hash))
     }
 
     /// How many of the case's changes the server has acknowledged.

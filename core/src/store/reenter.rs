@@ -28,7 +28,7 @@ use std::num::NonZeroU64;
 use automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType, SortedVec};
 use automerge::{ActorId, AutoCommit, Change, ChangeHash, ExpandedChange, ReadDoc};
 
-use crate::rules::{self, Author, CaseState, Trust};
+use crate::rules::{self, Author, CaseState, Refusal, Rule, Trust};
 
 /// What became of a change dropped with a refused one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,11 @@ pub(crate) fn reenter(
         let expanded = change.decode();
         let fate = match &mut before {
             Some(case) if change.actor_id() == actor && !refused.contains(&change.hash()) => {
-                rebase.enter(&mut doc, &expanded, case, author, trust)
+                match rebase.enter(&mut doc, &expanded, case, author, trust) {
+                    Ok((hash, false)) => Some(Fate::Entered(hash)),
+                    Ok((hash, true)) => Some(Fate::Partly(hash)),
+                    Err(_) => None,
+                }
             }
             _ => None,
         };
@@ -89,6 +93,63 @@ pub(crate) fn reenter(
         fates.push((change, fate));
     }
     Reentered { doc, fates }
+}
+
+/// Enters again on `doc`, by hand, `change`: a change of `actor` dropped on a refusal
+/// and not entered again then (refused itself, or refused by the rule book when the
+/// device tried). `dropped` holds every change of the case dropped on refusals (`change`
+/// among them), and `again` the change that holds each one entered again. What the
+/// dropped changes made counts as gone, even what was entered again (the new ids of its
+/// objects are not kept): an operation of `change` into it is left out.
+pub(crate) fn enter_one(
+    mut doc: AutoCommit,
+    change: &Change,
+    dropped: &[Change],
+    again: &HashMap<ChangeHash, ChangeHash>,
+    actor: &ActorId,
+    author: &Author,
+    trust: &Trust<'_>,
+) -> Result<(AutoCommit, ChangeHash), Refusal> {
+    let mut case = CaseState::of_stored(&doc).map_err(rules::not_a_case)?;
+    let mut rebase = Rebase::of(&mut doc, actor);
+    for gone in dropped {
+        for (i, op) in gone.decode().operations.iter().enumerate() {
+            rebase.forget_op(
+                OpId(gone.start_op().get() + i as u64, gone.actor_id().clone()),
+                op,
+            );
+        }
+    }
+    // What stands for each dropped change: the change that holds it again, or what it
+    // depended on, in turn (the refusals come in no particular order).
+    let mut open: Vec<&Change> = dropped.iter().collect();
+    loop {
+        let before = open.len();
+        let mut i = 0;
+        while i < open.len() {
+            let gone = open[i];
+            let known = |hash: &ChangeHash| {
+                rebase.graph.contains_key(hash) || rebase.stands_for.contains_key(hash)
+            };
+            let now = match again.get(&gone.hash()) {
+                Some(new) if known(new) => Some(rebase.deps(&[*new])),
+                _ if gone.deps().iter().all(known) => Some(rebase.deps(gone.deps())),
+                _ => None,
+            };
+            match now {
+                Some(now) => {
+                    rebase.stands_for.insert(gone.hash(), now);
+                    open.swap_remove(i);
+                }
+                None => i += 1,
+            }
+        }
+        if open.len() == before {
+            break;
+        }
+    }
+    let (hash, _) = rebase.enter(&mut doc, &change.decode(), &mut case, author, trust)?;
+    Ok((doc, hash))
 }
 
 /// Where the dropped changes' operations and dependencies stand in the rebuilt case.
@@ -154,8 +215,9 @@ impl<'a> Rebase<'a> {
     }
 
     /// Enters `change` again as a new change on `doc`, if anything of it stands and the
-    /// rule book allows it after `case` (which then becomes the case after it). `None`
-    /// leaves everything as it was.
+    /// rule book allows it after `case` (which then becomes the case after it): the new
+    /// change, and whether operations of it were left out. A refusal leaves everything as
+    /// it was.
     fn enter(
         &mut self,
         doc: &mut AutoCommit,
@@ -163,11 +225,19 @@ impl<'a> Rebase<'a> {
         case: &mut CaseState,
         author: &Author,
         trust: &Trust<'_>,
-    ) -> Option<Fate> {
+    ) -> Result<(ChangeHash, bool), Refusal> {
         let deps = self.deps(&change.deps);
         // Counters of a change from elsewhere may be anything up to the largest there is.
-        let start = self.max_op.checked_add(1)?;
-        start.checked_add(change.operations.len() as u64)?;
+        let start = self
+            .max_op
+            .checked_add(1 + change.operations.len() as u64)
+            .map(|_| self.max_op + 1)
+            .ok_or_else(|| {
+                Refusal::new(
+                    Rule::Shape,
+                    "修改的操作编号已到上限 (the case's operation counters are exhausted)",
+                )
+            })?;
         let mut ops: Vec<Op> = Vec::new();
         let mut moved = Vec::new();
         let mut left_out = Vec::new();
@@ -241,9 +311,13 @@ impl<'a> Rebase<'a> {
             moved.push(old);
             ops.push(entered);
         }
-        let entered = (!ops.is_empty())
-            .then(|| {
-                Change::from(ExpandedChange {
+        let entered = if ops.is_empty() {
+            Err(Refusal::new(
+                Rule::Dependency,
+                "其内容都写在被拒绝的修改所建的记录中，无可重新录入 (nothing of it stands without the refused changes)",
+            ))
+        } else {
+            Ok(Change::from(ExpandedChange {
                     operations: ops,
                     actor_id: self.actor.clone(),
                     hash: None,
@@ -254,14 +328,17 @@ impl<'a> Rebase<'a> {
                     deps,
                     extra_bytes: change.extra_bytes.clone(),
                     author: None,
-                })
-            })
-            .and_then(|entered| admit(doc, &entered, case, author, trust).map(|()| entered));
-        let Some(entered) = entered else {
-            for old in moved {
-                self.moved.remove(&old);
+            }))
+        }
+        .and_then(|entered| admit(doc, &entered, case, author, trust).map(|()| entered));
+        let entered = match entered {
+            Ok(entered) => entered,
+            Err(refusal) => {
+                for old in moved {
+                    self.moved.remove(&old);
+                }
+                return Err(refusal);
             }
-            return None;
         };
         // What was left out is gone: an id of it must never be taken for one in the case
         // (the new change's ids may be the same numbers).
@@ -274,11 +351,7 @@ impl<'a> Rebase<'a> {
         self.max_op = entered.max_op();
         self.stands_for
             .insert(change.hash.expect("decoded changes are hashed"), vec![hash]);
-        Some(if partly {
-            Fate::Partly(hash)
-        } else {
-            Fate::Entered(hash)
-        })
+        Ok((hash, partly))
     }
 
     /// `deps` as they stand in the case now: the fewest changes that hold all of them.
@@ -356,15 +429,15 @@ fn admit(
     case: &mut CaseState,
     author: &Author,
     trust: &Trust<'_>,
-) -> Option<()> {
+) -> Result<(), Refusal> {
     let mut trial = doc.clone();
-    rules::apply(&mut trial, std::slice::from_ref(change)).ok()?;
-    let ops = rules::Ops::of(&trial, std::slice::from_ref(change)).ok()?;
-    let after = case.after(&trial, &ops).ok()?;
-    rules::judge(author, Some(case), &after, &ops, trust).ok()?;
+    rules::apply(&mut trial, std::slice::from_ref(change))?;
+    let ops = rules::Ops::of(&trial, std::slice::from_ref(change))?;
+    let after = case.after(&trial, &ops).map_err(rules::not_a_case)?;
+    rules::judge(author, Some(case), &after, &ops, trust)?;
     *doc = trial;
     *case = after;
-    Some(())
+    Ok(())
 }
 
 /// The id of the `i`th operation of `change`.

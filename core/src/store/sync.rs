@@ -68,6 +68,77 @@ impl Store {
         .collect()
     }
 
+    /// Enters again, by hand, a change of this device that a refusal dropped and that was
+    /// not entered again then: one the server refused itself, or one the rule book did
+    /// not allow when the device tried (the case was approved, say, and has been reopened
+    /// since). It becomes a new change with the same time and note, judged by the rule
+    /// book now and by the server at the next sync; what it wrote into records the
+    /// dropped changes made is left out. Returns the new change's hash.
+    pub fn enter_again(&mut self, case: CaseId, change_hash: &str) -> Result<String> {
+        let rows: Vec<(Vec<u8>, Option<String>)> = self
+            .conn
+            .prepare_cached("SELECT change, reentered_as FROM refusals WHERE case_id = ?1")?
+            .query_map([case.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut dropped = Vec::with_capacity(rows.len());
+        let mut again = std::collections::HashMap::new();
+        let mut target = None;
+        for (bytes, reentered) in rows {
+            let change = automerge::Change::try_from(bytes.as_slice())
+                .map_err(|e| Error::Corrupt(format!("a refused change of case {case}: {e}")))?;
+            if let Some(new) = &reentered {
+                let new: ChangeHash = new
+                    .parse()
+                    .map_err(|_| Error::Corrupt(format!("refusals.reentered_as {new:?}")))?;
+                again.insert(change.hash(), new);
+            }
+            if change.hash().to_string() == change_hash {
+                target = Some((change.clone(), reentered));
+            }
+            dropped.push(change);
+        }
+        let Some((change, reentered)) = target else {
+            return Err(Error::not_found("refused change", change_hash));
+        };
+        if let Some(new) = reentered {
+            return Err(Error::invalid(
+                "change_hash",
+                format!("已重新录入为 {new} (already entered again as {new})"),
+            ));
+        }
+        if *change.actor_id() != self.actor {
+            return Err(Error::NotAllowed(
+                "只能重新录入本机的修改 (only this device's own changes can be entered again)"
+                    .into(),
+            ));
+        }
+        let (author, trust) = self.judging()?;
+        let doc = self.doc(case)?.doc.clone();
+        let (doc, hash) =
+            reenter::enter_one(doc, &change, &dropped, &again, &self.actor, &author, &trust)?;
+        let signature = ChangeSignature::sign(self.signer.as_ref(), hash)?;
+        let loaded = self.cache.get_mut(case).expect("loaded just above");
+        loaded.doc = doc;
+        loaded.judged = None;
+        let result = (|| {
+            let projection = document::project_case(&loaded.doc)?;
+            let bytes = loaded.doc.save_after(&loaded.saved_heads);
+            let tx = self.conn.transaction()?;
+            db::append_changes(&tx, case, &mut loaded.doc, &bytes)?;
+            crate::projections::write_case_projection(&tx, &projection)?;
+            db::keep_signatures(&tx, case, &[signature])?;
+            tx.execute(
+                "UPDATE refusals SET reentered_as = ?3 WHERE case_id = ?1 AND change_hash = ?2",
+                params![case.to_string(), change_hash, hash.to_string()],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })();
+        self.finish_write(case, result)?;
+        tracing::info!(case.id = %case, old = change_hash, new = %hash, "refused change entered again");
+        Ok(hash.to_string())
+    }
+
     /// How many of the case's changes the server has acknowledged ("not yet uploaded"
     /// is the difference).
     pub fn upload_state(&mut self, case: CaseId) -> Result<UploadState> {
@@ -1200,6 +1271,88 @@ mod tests {
             .refuse("server", case, "signature", "签名设备已被吊销", &[revoked])
             .expect("refuse");
         assert_eq!(descriptions(&mut phone, case), ["灭火器过期"]);
+    }
+
+    /// A change dropped on a refusal and not entered again then is entered again by hand
+    /// once the rule book allows it; one whose content all lay in a dropped finding, one
+    /// already entered again and one the device never had are refused with a reason.
+    #[test]
+    fn a_dropped_change_is_entered_again_by_hand() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut phone, case) = phone_with_case(&dir);
+        let mut hashes = Vec::new();
+        let first = phone
+            .add_finding(case, &sample::finding("配电箱未接地"))
+            .expect("finding");
+        hashes.push(phone.heads(case).expect("heads").remove(0));
+        phone
+            .add_finding(case, &sample::finding("安全出口锁闭"))
+            .expect("finding");
+        hashes.push(phone.heads(case).expect("heads").remove(0));
+        let edit = crate::FindingEdit {
+            description: Some("配电箱未接地，线路裸露".into()),
+            ..Default::default()
+        };
+        phone.edit_finding(case, first, &edit).expect("edit");
+        hashes.push(phone.heads(case).expect("heads").remove(0));
+        let before = phone.history(case).expect("history");
+        // Refused for its author: nothing was entered again then.
+        phone
+            .refuse("server", case, "jurisdiction", "不在辖区", &hashes[..1])
+            .expect("refuse");
+        assert!(descriptions(&mut phone, case).is_empty());
+
+        let later = phone.enter_again(case, &hashes[1]).expect("entered again");
+        assert_eq!(descriptions(&mut phone, case), ["安全出口锁闭"]);
+        let history = phone.history(case).expect("history");
+        let new = history
+            .iter()
+            .find(|e| e.hash == later)
+            .expect("in the case");
+        let old = before.iter().find(|e| e.hash == hashes[1]).expect("known");
+        assert_eq!(
+            (&new.action, new.device_time),
+            (&old.action, old.device_time)
+        );
+        let refusals = phone.refusals().expect("refusals");
+        let row = refusals
+            .iter()
+            .find(|r| r.change_hash == hashes[1])
+            .expect("row");
+        assert_eq!(row.reentered_as.as_deref(), Some(later.as_str()));
+        assert!(
+            matches!(
+                phone.enter_again(case, &hashes[1]),
+                Err(crate::Error::Invalid { .. })
+            ),
+            "entered once"
+        );
+
+        phone
+            .enter_again(case, &hashes[0])
+            .expect("the refused one too");
+        assert_eq!(
+            descriptions(&mut phone, case),
+            ["安全出口锁闭", "配电箱未接地"]
+        );
+        // The edit wrote only into the finding its first entry made, which is gone.
+        let edit_again = phone.enter_again(case, &hashes[2]);
+        assert!(
+            matches!(&edit_again, Err(crate::Error::NotAllowed(why)) if why.contains("无可重新录入")),
+            "{edit_again:?}"
+        );
+        assert!(matches!(
+            phone.enter_again(case, &"0".repeat(64)),
+            Err(crate::Error::NotFound { .. })
+        ));
+        // What was entered again is stored, signed, and goes to the server.
+        drop(phone);
+        let mut reopened =
+            Store::open(dir.path().join("phone.db"), sample::inspector("insp")).expect("reopen");
+        assert_eq!(
+            descriptions(&mut reopened, case),
+            ["安全出口锁闭", "配电箱未接地"]
+        );
     }
 
     #[test]
