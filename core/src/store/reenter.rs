@@ -113,11 +113,9 @@ pub(crate) fn enter_one(
     let mut case = CaseState::of_stored(&doc).map_err(rules::not_a_case)?;
     let mut rebase = Rebase::of(&mut doc, actor);
     for gone in dropped {
-        for (i, op) in gone.decode().operations.iter().enumerate() {
-            rebase.forget_op(
-                OpId(gone.start_op().get() + i as u64, gone.actor_id().clone()),
-                op,
-            );
+        let expanded = gone.decode();
+        for (i, op) in expanded.operations.iter().enumerate() {
+            rebase.forget_op(nth(&expanded, i), op);
         }
     }
     // What stands for each dropped change: the change that holds it again, or what it
@@ -228,16 +226,17 @@ impl<'a> Rebase<'a> {
     ) -> Result<(ChangeHash, bool), Refusal> {
         let deps = self.deps(&change.deps);
         // Counters of a change from elsewhere may be anything up to the largest there is.
-        let start = self
+        let exhausted = self
             .max_op
             .checked_add(1 + change.operations.len() as u64)
-            .map(|_| self.max_op + 1)
-            .ok_or_else(|| {
-                Refusal::new(
-                    Rule::Shape,
-                    "修改的操作编号已到上限 (the case's operation counters are exhausted)",
-                )
-            })?;
+            .is_none();
+        if exhausted {
+            return Err(Refusal::new(
+                Rule::Shape,
+                "修改的操作编号已到上限 (the case's operation counters are exhausted)",
+            ));
+        }
+        let start = self.max_op + 1;
         let mut ops: Vec<Op> = Vec::new();
         let mut moved = Vec::new();
         let mut left_out = Vec::new();
@@ -312,25 +311,22 @@ impl<'a> Rebase<'a> {
             ops.push(entered);
         }
         let entered = if ops.is_empty() {
-            Err(Refusal::new(
-                Rule::Dependency,
-                "其内容都写在被拒绝的修改所建的记录中，无可重新录入 (nothing of it stands without the refused changes)",
-            ))
+            Err(nothing_stands())
         } else {
-            Ok(Change::from(ExpandedChange {
-                    operations: ops,
-                    actor_id: self.actor.clone(),
-                    hash: None,
-                    seq: self.seq + 1,
-                    start_op: NonZeroU64::new(start).expect("counters start at 1"),
-                    time: change.time,
-                    message: change.message.clone(),
-                    deps,
-                    extra_bytes: change.extra_bytes.clone(),
-                    author: None,
-            }))
-        }
-        .and_then(|entered| admit(doc, &entered, case, author, trust).map(|()| entered));
+            let entered = Change::from(ExpandedChange {
+                operations: ops,
+                actor_id: self.actor.clone(),
+                hash: None,
+                seq: self.seq + 1,
+                start_op: NonZeroU64::new(start).expect("counters start at 1"),
+                time: change.time,
+                message: change.message.clone(),
+                deps,
+                extra_bytes: change.extra_bytes.clone(),
+                author: None,
+            });
+            admit(doc, &entered, case, author, trust).map(|()| entered)
+        };
         let entered = match entered {
             Ok(entered) => entered,
             Err(refusal) => {
@@ -419,6 +415,14 @@ impl<'a> Rebase<'a> {
             }
         }
     }
+}
+
+/// The refusal of a change whose every operation wrote into what dropped changes made.
+fn nothing_stands() -> Refusal {
+    Refusal::new(
+        Rule::Dependency,
+        "其内容都写在被拒绝的修改所建的记录中，无可重新录入 (nothing of it stands without the refused changes)",
+    )
 }
 
 /// Applies `change` to `doc` and judges it after `case`, as the device judges its own
