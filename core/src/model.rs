@@ -755,8 +755,9 @@ pub struct Refusal {
     /// of this device dropped only because it built on a refused one, and entered again.
     pub reentered_as: Option<String>,
     /// What the change was, as the case's history shows a change: who made it, on which
-    /// device and when, and what it did (`add_finding`, `follow_up`, …).
-    pub change: HistoryEntry,
+    /// device and when, and what it did (`add_finding`, `follow_up`, …); `None` if the
+    /// bytes kept of it are damaged (the rest of the list still reads).
+    pub change: Option<HistoryEntry>,
 }
 
 /// How much of a case the server has acknowledged.

@@ -802,8 +802,9 @@ pub struct Refusal {
     /// The change (hex hash) that holds this one again on the device: set for a change
     /// of this device dropped only because it built on a refused one, and entered again.
     pub reentered_as: Option<String>,
-    /// What the change was, as the case's history shows a change.
-    pub change: HistoryEntry,
+    /// What the change was, as the case's history shows a change; null if the bytes kept
+    /// of it are damaged.
+    pub change: Option<HistoryEntry>,
 }
 
 /// How much of a case the server has acknowledged.
@@ -1549,7 +1550,7 @@ impl From<core::Refusal> for Refusal {
             reason: value.reason,
             refused_at: time_out(value.refused_at),
             reentered_as: value.reentered_as,
-            change: value.change.into(),
+            change: value.change.map(Into::into),
         }
     }
 }

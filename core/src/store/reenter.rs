@@ -99,8 +99,10 @@ pub(crate) fn reenter(
 /// and not entered again then (refused itself, or refused by the rule book when the
 /// device tried). `dropped` holds every change of the case dropped on refusals (`change`
 /// among them), and `again` the change that holds each one entered again. What the
-/// dropped changes made counts as gone, even what was entered again (the new ids of its
-/// objects are not kept): an operation of `change` into it is left out.
+/// dropped changes `change` built on made counts as gone, even what was entered again
+/// (the new ids of its objects are not kept): an operation of `change` into it is left
+/// out. Returns the case with the new change, the new change, and whether operations of
+/// it were left out.
 pub(crate) fn enter_one(
     mut doc: AutoCommit,
     change: &Change,
@@ -109,17 +111,35 @@ pub(crate) fn enter_one(
     actor: &ActorId,
     author: &Author,
     trust: &Trust<'_>,
-) -> Result<(AutoCommit, ChangeHash), Refusal> {
+) -> Result<(AutoCommit, ChangeHash, bool), Refusal> {
     let mut case = CaseState::of_stored(&doc).map_err(rules::not_a_case)?;
     let mut rebase = Rebase::of(&mut doc, actor);
-    for gone in dropped {
-        let expanded = gone.decode();
-        for (i, op) in expanded.operations.iter().enumerate() {
-            rebase.forget_op(nth(&expanded, i), op);
+    if rebase.graph.contains_key(&change.hash()) {
+        return Err(Refusal::new(
+            Rule::Dependency,
+            "该修改已在案件中 (the change is in the case again)",
+        ));
+    }
+    // The operations of its history that are not in the case: those of the dropped
+    // changes it built on. (An id alone does not tell: a change entered again takes the
+    // operation numbers dropped ones had.)
+    let by_hash: HashMap<ChangeHash, &Change> = dropped.iter().map(|c| (c.hash(), c)).collect();
+    let mut seen = HashSet::new();
+    let mut stack = change.deps().to_vec();
+    while let Some(hash) = stack.pop() {
+        if !seen.insert(hash) || rebase.graph.contains_key(&hash) {
+            continue;
+        }
+        if let Some(gone) = by_hash.get(&hash) {
+            let expanded = gone.decode();
+            for (i, op) in expanded.operations.iter().enumerate() {
+                rebase.forget_op(nth(&expanded, i), op);
+            }
+            stack.extend(gone.deps().iter().copied());
         }
     }
-    // What stands for each dropped change: the change that holds it again, or what it
-    // depended on, in turn (the refusals come in no particular order).
+    // What stands for each dropped change: the change that holds it again, or (never
+    // entered again) what it depended on, in turn; the refusals come in no order.
     let mut open: Vec<&Change> = dropped.iter().collect();
     loop {
         let before = open.len();
@@ -130,9 +150,12 @@ pub(crate) fn enter_one(
                 rebase.graph.contains_key(hash) || rebase.stands_for.contains_key(hash)
             };
             let now = match again.get(&gone.hash()) {
-                Some(new) if known(new) => Some(rebase.deps(&[*new])),
-                _ if gone.deps().iter().all(known) => Some(rebase.deps(gone.deps())),
-                _ => None,
+                Some(new) => known(new).then(|| rebase.deps(&[*new])),
+                None => gone
+                    .deps()
+                    .iter()
+                    .all(known)
+                    .then(|| rebase.deps(gone.deps())),
             };
             match now {
                 Some(now) => {
@@ -146,8 +169,8 @@ pub(crate) fn enter_one(
             break;
         }
     }
-    let (hash, _) = rebase.enter(&mut doc, &change.decode(), &mut case, author, trust)?;
-    Ok((doc, hash))
+    let (hash, partly) = rebase.enter(&mut doc, &change.decode(), &mut case, author, trust)?;
+    Ok((doc, hash, partly))
 }
 
 /// Where the dropped changes' operations and dependencies stand in the rebuilt case.

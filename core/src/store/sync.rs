@@ -51,8 +51,13 @@ impl Store {
         })?;
         rows.map(|row| {
             let (case, change_hash, reason, at, reentered_as, bytes) = row?;
-            let change = automerge::Change::try_from(bytes.as_slice())
-                .map_err(|e| Error::Corrupt(format!("refused change {change_hash}: {e}")))?;
+            let change = match automerge::Change::try_from(bytes.as_slice()) {
+                Ok(change) => Some(document::history_entry(&change)),
+                Err(e) => {
+                    tracing::error!(change = %change_hash, error = %e, "the bytes kept of a refused change are damaged");
+                    None
+                }
+            };
             Ok(Refusal {
                 case_id: case
                     .parse()
@@ -62,7 +67,7 @@ impl Store {
                 refused_at: DateTime::parse_from_rfc3339(&at)
                     .map_err(|_| Error::Corrupt(format!("time {at:?}")))?,
                 reentered_as,
-                change: document::history_entry(&change),
+                change,
             })
         })
         .collect()
@@ -75,15 +80,17 @@ impl Store {
     /// book now and by the server at the next sync; what it wrote into records the
     /// dropped changes made is left out. Returns the new change's hash.
     pub fn enter_again(&mut self, case: CaseId, change_hash: &str) -> Result<String> {
-        let rows: Vec<(Vec<u8>, Option<String>)> = self
+        let rows: Vec<(Vec<u8>, Option<String>, String)> = self
             .conn
-            .prepare_cached("SELECT change, reentered_as FROM refusals WHERE case_id = ?1")?
-            .query_map([case.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .prepare_cached("SELECT change, reentered_as, reason FROM refusals WHERE case_id = ?1")?
+            .query_map([case.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         let mut dropped = Vec::with_capacity(rows.len());
         let mut again = std::collections::HashMap::new();
         let mut target = None;
-        for (bytes, reentered) in rows {
+        for (bytes, reentered, reason) in rows {
             let change = automerge::Change::try_from(bytes.as_slice())
                 .map_err(|e| Error::Corrupt(format!("a refused change of case {case}: {e}")))?;
             if let Some(new) = &reentered {
@@ -93,11 +100,11 @@ impl Store {
                 again.insert(change.hash(), new);
             }
             if change.hash().to_string() == change_hash {
-                target = Some((change.clone(), reentered));
+                target = Some((change.clone(), reentered, reason));
             }
             dropped.push(change);
         }
-        let Some((change, reentered)) = target else {
+        let Some((change, reentered, reason)) = target else {
             return Err(Error::not_found("refused change", change_hash));
         };
         if let Some(new) = reentered {
@@ -114,8 +121,14 @@ impl Store {
         }
         let (author, trust) = self.judging()?;
         let doc = self.doc(case)?.doc.clone();
-        let (doc, hash) =
+        let (doc, hash, partly) =
             reenter::enter_one(doc, &change, &dropped, &again, &self.actor, &author, &trust)?;
+        // What was left out is said where the refusal is shown.
+        let reason = if partly {
+            format!("写入已不存在记录的部分未能重新录入，其余已重新录入：{reason}")
+        } else {
+            reason
+        };
         let signature = ChangeSignature::sign(self.signer.as_ref(), hash)?;
         let loaded = self.cache.get_mut(case).expect("loaded just above");
         loaded.doc = doc;
@@ -128,8 +141,8 @@ impl Store {
             crate::projections::write_case_projection(&tx, &projection)?;
             db::keep_signatures(&tx, case, &[signature])?;
             tx.execute(
-                "UPDATE refusals SET reentered_as = ?3 WHERE case_id = ?1 AND change_hash = ?2",
-                params![case.to_string(), change_hash, hash.to_string()],
+                "UPDATE refusals SET reentered_as = ?3, reason = ?4 WHERE case_id = ?1 AND change_hash = ?2",
+                params![case.to_string(), change_hash, hash.to_string(), reason],
             )?;
             tx.commit()?;
             Ok(())
@@ -914,15 +927,15 @@ mod tests {
         }
         for refusal in &refusals {
             assert_eq!(
-                &refusal.change,
-                find(&refusal.change_hash),
+                refusal.change.as_ref(),
+                Some(find(&refusal.change_hash)),
                 "each dropped change reads as its history entry did"
             );
         }
         let mut lost: Vec<&str> = refusals
             .iter()
             .filter(|r| r.change_hash != refused && r.reentered_as.is_none())
-            .map(|r| r.change.author.as_str())
+            .filter_map(|r| r.change.as_ref().map(|c| c.author.as_str()))
             .collect();
         lost.sort();
         assert_eq!(
@@ -1353,6 +1366,89 @@ mod tests {
             descriptions(&mut reopened, case),
             ["安全出口锁闭", "配电箱未接地"]
         );
+    }
+
+    /// A change made after a refusal, on a finding entered again then, and refused in
+    /// turn, is entered again by hand into that finding: the operation numbers the first
+    /// refused change had, which the finding entered again took, are not taken for gone.
+    #[test]
+    fn a_change_on_a_finding_entered_again_is_entered_again_by_hand_into_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut phone, case) = phone_with_case(&dir);
+        phone
+            .add_finding(case, &sample::finding("配电箱未接地"))
+            .expect("finding");
+        let first = phone.heads(case).expect("heads").remove(0);
+        let later = phone
+            .add_finding(case, &sample::finding("安全出口锁闭"))
+            .expect("finding");
+        phone
+            .refuse("server", case, "review_trail", "审核记录只能追加", &[first])
+            .expect("refuse");
+        let edit = crate::FindingEdit {
+            place: Some("二号车间".into()),
+            ..Default::default()
+        };
+        phone.edit_finding(case, later, &edit).expect("edit");
+        let edited = phone.heads(case).expect("heads").remove(0);
+        phone
+            .refuse(
+                "server",
+                case,
+                "jurisdiction",
+                "不在辖区",
+                std::slice::from_ref(&edited),
+            )
+            .expect("refuse");
+        let place = |phone: &mut Store| phone.case(case).expect("case").findings[0].place.clone();
+        assert_eq!(place(&mut phone), sample::finding("").place, "as recorded");
+        phone.enter_again(case, &edited).expect("entered again");
+        assert_eq!(place(&mut phone), "二号车间");
+        let refusals = phone.refusals().expect("refusals");
+        let row = refusals
+            .iter()
+            .find(|r| r.change_hash == edited)
+            .expect("row");
+        assert!(
+            !row.reason.contains("未能重新录入"),
+            "entered whole: {}",
+            row.reason
+        );
+
+        // A dropped change that came back into the case is not entered twice.
+        let (mut other, mut third) = (phone_of(&dir, "other"), phone_of(&dir, "third"));
+        sample::certify(&mut [&mut other, &mut third]).expect("certified");
+        other
+            .register_enterprise(&sample::enterprise(1))
+            .expect("enterprise");
+        let lone = other
+            .open_case(&sample::new_case(&sample::enterprise(1)))
+            .expect("case");
+        other
+            .add_finding(lone, &sample::finding("灭火器过期"))
+            .expect("finding");
+        let gone = other.heads(lone).expect("heads").remove(0);
+        third
+            .merge_case(&other.export_case(lone).expect("export"))
+            .expect("merge");
+        other
+            .refuse(
+                "server",
+                lone,
+                "jurisdiction",
+                "不在辖区",
+                std::slice::from_ref(&gone),
+            )
+            .expect("refuse");
+        other
+            .merge_case(&third.export_case(lone).expect("export"))
+            .expect("it comes back from a teammate");
+        let twice = other.enter_again(lone, &gone);
+        assert!(
+            matches!(&twice, Err(crate::Error::NotAllowed(why)) if why.contains("已在案件中")),
+            "{twice:?}"
+        );
+        assert_eq!(descriptions(&mut other, lone), ["灭火器过期"]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::sync::atomic::Ordering;
 
 use anjian_core::{CaseId, Numbering, WritId, WritKind};
 use automerge::AutoCommit;
+use tracing::Instrument;
 
 use self::document::{Candidate, Committing};
 use crate::error::{AppError, AppResult};
@@ -115,7 +116,7 @@ pub async fn change_on_server<T: Send + 'static>(
 ) -> AppResult<T> {
     let app = app.clone();
     let user = user.clone();
-    tokio::spawn(async move {
+    let change = async move {
         let slot = app.hub.slot(case_id);
         let result = async {
             let mut guard = slot.doc.lock().await;
@@ -124,9 +125,10 @@ pub async fn change_on_server<T: Send + 'static>(
         .await;
         app.hub.done_with(case_id, slot);
         result
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("a change on the server stopped: {e}")))?
+    };
+    tokio::spawn(change.in_current_span())
+        .await
+        .map_err(|e| AppError::Internal(format!("a change on the server stopped: {e}")))?
 }
 
 /// `change_on_server` with the document's lock already held (`guard`).
