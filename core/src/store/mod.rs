@@ -745,6 +745,16 @@ impl Store {
         id: CaseId,
         signatures: &[ChangeSignature],
     ) -> Result<()> {
+        self.persist_merged_with(id, signatures, |_| Ok(()))
+    }
+
+    /// `persist_merged`, with `also` written in the same transaction.
+    pub(crate) fn persist_merged_with(
+        &mut self,
+        id: CaseId,
+        signatures: &[ChangeSignature],
+        also: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> Result<()> {
         let loaded = self.cache.get_mut(id).expect("the caller loaded it");
         let result = document::project_case(&loaded.doc).and_then(|projection| {
             let bytes = loaded.doc.save_after(&loaded.saved_heads);
@@ -754,6 +764,7 @@ impl Store {
             }
             projections::write_case_projection(&tx, &projection)?;
             db::keep_signatures(&tx, id, signatures)?;
+            also(&tx)?;
             tx.commit()?;
             Ok(())
         });

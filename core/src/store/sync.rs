@@ -133,21 +133,13 @@ impl Store {
         let loaded = self.cache.get_mut(case).expect("loaded just above");
         loaded.doc = doc;
         loaded.judged = None;
-        let result = (|| {
-            let projection = document::project_case(&loaded.doc)?;
-            let bytes = loaded.doc.save_after(&loaded.saved_heads);
-            let tx = self.conn.transaction()?;
-            db::append_changes(&tx, case, &mut loaded.doc, &bytes)?;
-            crate::projections::write_case_projection(&tx, &projection)?;
-            db::keep_signatures(&tx, case, &[signature])?;
+        self.persist_merged_with(case, &[signature], |tx| {
             tx.execute(
                 "UPDATE refusals SET reentered_as = ?3, reason = ?4 WHERE case_id = ?1 AND change_hash = ?2",
                 params![case.to_string(), change_hash, hash.to_string(), reason],
             )?;
-            tx.commit()?;
             Ok(())
-        })();
-        self.finish_write(case, result)?;
+        })?;
         tracing::info!(case.id = %case, old = change_hash, new = %hash, "refused change entered again");
         Ok(hash.to_string())
     }

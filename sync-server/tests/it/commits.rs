@@ -105,6 +105,29 @@ fn a_case_whose_stored_changes_are_damaged_does_not_load_short() {
     assert!(matches!(err, AppError::Internal(_)), "{err}");
 }
 
+/// A server in `dir` holding an inspector's case of district 310115, and that district's
+/// chief (keep the router: it holds the server's state alive).
+fn a_case_and_its_chief(
+    dir: &std::path::Path,
+) -> (
+    axum::Router,
+    std::sync::Arc<AppState>,
+    CaseId,
+    anjian_sync_server::users::User,
+) {
+    let (app, state) = server(
+        dir,
+        &[
+            ("insp", Role::Inspector, "310115"),
+            ("chief", Role::Supervisor, "310115"),
+        ],
+    );
+    let (mut store, case) = record_case(dir, "insp", "310115", 1);
+    upload(&state, &mut store, case, "insp");
+    let chief = state.storage.user("chief").expect("chief");
+    (app, state, case, chief)
+}
+
 /// Polls `action` until its change is stored, and drops it before it is polled again:
 /// it never learns that its commit went through. Whether that happened (false: the
 /// action ended first).
@@ -135,16 +158,7 @@ async fn an_action_dropped_while_it_commits_leaves_the_case_to_be_read_as_stored
     use anjian_core::ReviewAction;
     use anjian_sync_server::review;
     let dir = tempfile::tempdir().expect("dir");
-    let (_app, state) = server(
-        dir.path(),
-        &[
-            ("insp", Role::Inspector, "310115"),
-            ("chief", Role::Supervisor, "310115"),
-        ],
-    );
-    let (mut store, case) = record_case(dir.path(), "insp", "310115", 1);
-    upload(&state, &mut store, case, "insp");
-    let chief = state.storage.user("chief").expect("chief");
+    let (_app, state, case, chief) = a_case_and_its_chief(dir.path());
     let id = case.to_string();
     for attempt in 0..20 {
         let action = review::act(&state, &chief, &id, ReviewAction::Comment, "请补充照片");
@@ -166,16 +180,7 @@ async fn an_action_dropped_while_it_commits_is_still_announced_to_open_connectio
     use anjian_core::ReviewAction;
     use anjian_sync_server::review;
     let dir = tempfile::tempdir().expect("dir");
-    let (_app, state) = server(
-        dir.path(),
-        &[
-            ("insp", Role::Inspector, "310115"),
-            ("chief", Role::Supervisor, "310115"),
-        ],
-    );
-    let (mut store, case) = record_case(dir.path(), "insp", "310115", 1);
-    upload(&state, &mut store, case, "insp");
-    let chief = state.storage.user("chief").expect("chief");
+    let (_app, state, case, chief) = a_case_and_its_chief(dir.path());
     let id = case.to_string();
     // A connection syncing the case.
     let (notify, mut told) = tokio::sync::mpsc::unbounded_channel();
