@@ -143,6 +143,7 @@ fn change<T>(
             let note = document::ChangeNote {
                 by: by.to_owned(),
                 action: action.to_owned(),
+                again: None,
             };
             document::commit(doc, &note, at.timestamp());
             Ok(value)

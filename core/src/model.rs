@@ -729,6 +729,10 @@ pub struct HistoryEntry {
     pub device_time: i64,
     /// What the change did (`open_case`, `add_finding`, …).
     pub action: String,
+    /// The change (hex hash) this one enters again: the same device's earlier change,
+    /// dropped when the server refused a change it built on, whose records this one holds
+    /// now.
+    pub entered_again_for: Option<String>,
 }
 
 /// How a person resolves a conflict.

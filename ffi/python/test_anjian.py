@@ -512,6 +512,11 @@ class InspectorAppTest(unittest.TestCase):
         self.assertIsNone(refusals["follow_up:reinspect"].reentered_as)
         self.assertEqual(refusals["follow_up:reinspect"].change.author, "lina")
         self.assertIsNotNone(refusals["add_finding"].reentered_as)
+        # The new change names the one it enters again, on every phone and the server.
+        for store in (li, zhang):
+            entry = next(e for e in store.history(case_id)
+                         if e.hash == refusals["add_finding"].reentered_as)
+            self.assertEqual(entry.entered_again_for, refusals["add_finding"].change_hash)
         with self.assertRaises(anjian.AnjianError.Conflict) as raised:
             li.enter_again(case_id, refusals["follow_up:reinspect"].change_hash)
         self.assertIn("已销号", raised.exception.reason)

@@ -786,6 +786,9 @@ pub struct HistoryEntry {
     pub device_time: i64,
     /// What the change did (`open_case`, `add_finding`, …).
     pub action: String,
+    /// The change (hex hash) this one enters again: the same device's earlier change,
+    /// dropped when the server refused a change it built on.
+    pub entered_again_for: Option<String>,
 }
 
 /// A change the server refused, kept on the device with the reason.
@@ -1538,6 +1541,7 @@ impl From<core::HistoryEntry> for HistoryEntry {
             device: value.device,
             device_time: value.device_time,
             action: value.action,
+            entered_again_for: value.entered_again_for,
         }
     }
 }

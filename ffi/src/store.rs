@@ -587,9 +587,10 @@ impl InspectorStore {
     }
 
     /// Enters again, by hand, a change of this device that a refusal dropped and that was
-    /// not entered again then (once the rule book allows it: the case reopened, say);
-    /// returns the new change's hash. What it wrote into records the dropped changes made
-    /// is left out.
+    /// not entered again then, or only in part (once the rule book allows it: the case
+    /// reopened, say); returns the new change's hash. What it wrote into records of
+    /// dropped changes goes into them where they were entered again since, and is left
+    /// out where they were not.
     pub fn enter_again(&self, case_id: String, change_hash: String) -> Result<String, AnjianError> {
         self.core(|s| s.enter_again(records::case_id(&case_id)?, &change_hash))
     }

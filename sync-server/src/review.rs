@@ -45,6 +45,9 @@ pub struct HistoryRow {
     pub device_time: String,
     /// What the change did.
     pub action: String,
+    /// The change (hash, hex) this one enters again: its device's earlier change, dropped
+    /// when the server refused a change it built on.
+    pub entered_again_for: Option<String>,
     /// When the server received it (RFC 3339); `None` for changes it has not received
     /// itself (relayed in another change's document, before receipts existed).
     pub received_at: Option<String>,
@@ -90,6 +93,7 @@ pub fn load_with_document(
                 author_name,
                 device: change.device,
                 action: change.action,
+                entered_again_for: change.entered_again_for,
                 received_at: received_at.map(|t| {
                     DateTime::parse_from_rfc3339(&t)
                         .map(|t| t.with_timezone(&china()).to_rfc3339())

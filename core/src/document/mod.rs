@@ -47,6 +47,11 @@ pub(crate) struct ChangeNote {
     pub by: String,
     /// What the change did.
     pub action: String,
+    /// The change this one enters again (hex hash), when the server refused a change the
+    /// other one built on (`store::reenter`): the same device's earlier change, whose
+    /// records this one holds now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub again: Option<String>,
 }
 
 impl ChangeNote {
@@ -54,6 +59,7 @@ impl ChangeNote {
         ChangeNote {
             by: identity.user_id.clone(),
             action: action.to_owned(),
+            again: None,
         }
     }
 
@@ -63,13 +69,30 @@ impl ChangeNote {
             .unwrap_or_else(|| ChangeNote {
                 by: String::new(),
                 action: message.unwrap_or_default().to_owned(),
+                again: None,
             })
+    }
+}
+
+/// The note of a change entering again the change `old` whose message was `message`: the
+/// same note, naming `old` (a message that is no note of ours stays as it was).
+pub(crate) fn note_entering_again(message: Option<&str>, old: ChangeHash) -> Option<String> {
+    let note = message.and_then(|m| serde_json::from_str::<ChangeNote>(m).ok());
+    match note {
+        Some(note) => Some(
+            serde_json::to_string(&ChangeNote {
+                again: Some(old.to_string()),
+                ..note
+            })
+            .expect("a note of strings always serialises"),
+        ),
+        None => message.map(str::to_owned),
     }
 }
 
 /// Commits the open transaction of `doc` with `note` and `time` (device seconds).
 pub(crate) fn commit(doc: &mut AutoCommit, note: &ChangeNote, time: i64) -> Option<ChangeHash> {
-    let message = serde_json::to_string(note).expect("a note of two strings always serialises");
+    let message = serde_json::to_string(note).expect("a note of strings always serialises");
     doc.commit_with(
         CommitOptions::default()
             .with_message(message)
@@ -940,6 +963,8 @@ pub(crate) fn history_entry(change: &automerge::Change) -> HistoryEntry {
         device: change.actor_id().to_hex_string(),
         device_time: change.timestamp(),
         action: note.action,
+        // A change hash, or nothing: the note is the device's to write.
+        entered_again_for: note.again.filter(|h| h.parse::<ChangeHash>().is_ok()),
     }
 }
 

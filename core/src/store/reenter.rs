@@ -18,9 +18,13 @@
 //!   out, as is a deletion of something they made (nothing is left to delete).
 //!
 //! Each change made so is checked and judged by the rule book like any edit on the
-//! device, and left out if the rule book refuses it now. Changes of other devices (merged
-//! on site) are not entered again here: their own devices do that when the server refuses
-//! the change to them.
+//! device, and left out if the rule book refuses it now. Its note names the change it
+//! enters again (`ChangeNote::again`), so that every device that held the old one can
+//! follow its records into the new one. Changes of other devices (merged on site) are not
+//! entered again here: their own devices do that when the server refuses the change to
+//! them. A change of this device that wrote into records of such a change waits until
+//! that change's device has entered it again, then goes into the new records
+//! (`enter_one`, with what the case's notes say, `entered_again`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::num::NonZeroU64;
@@ -28,6 +32,7 @@ use std::num::NonZeroU64;
 use automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType, SortedVec};
 use automerge::{ActorId, AutoCommit, Change, ChangeHash, ExpandedChange, ReadDoc};
 
+use crate::document;
 use crate::rules::{self, Author, CaseState, Refusal, Rule, Trust};
 
 /// What became of a change dropped with a refused one.
@@ -71,7 +76,7 @@ pub(crate) fn reenter(
         let expanded = change.decode();
         let fate = match &mut before {
             Some(case) if change.actor_id() == actor && !refused.contains(&change.hash()) => {
-                match rebase.enter(&mut doc, &expanded, case, author, trust) {
+                match rebase.enter(&mut doc, &expanded, &[], case, author, trust) {
                     Ok((hash, false)) => Some(Fate::Entered(hash)),
                     Ok((hash, true)) => Some(Fate::Partly(hash)),
                     Err(_) => None,
@@ -95,14 +100,17 @@ pub(crate) fn reenter(
     Reentered { doc, fates }
 }
 
-/// Enters again on `doc`, by hand, `change`: a change of `actor` dropped on a refusal
-/// and not entered again then (refused itself, or refused by the rule book when the
-/// device tried). `dropped` holds every change of the case dropped on refusals (`change`
-/// among them), and `again` the change that holds each one entered again. What the
-/// dropped changes `change` built on made counts as gone, even what was entered again
-/// (the new ids of its objects are not kept): an operation of `change` into it is left
-/// out. Returns the case with the new change, the new change, and whether operations of
-/// it were left out.
+/// Enters again on `doc` `change`: a change of `actor` dropped on a refusal and not
+/// entered again then, or only in part (refused itself, refused by the rule book when
+/// the device tried, or written into records of another device's change that was dropped
+/// too). `dropped` holds every change of the case dropped on refusals (`change` among
+/// them), and `again` the change that holds each one this device entered again. A
+/// dropped change that is in the case again under new changes (this device's, by `again`,
+/// or its own device's, by their notes) has its records there: an operation of `change`
+/// into them goes into them, and one of `change` itself already entered again is not
+/// entered twice. What the other dropped changes `change` built on made counts as gone,
+/// and an operation of `change` into it is left out. Returns the case with the new
+/// change, the new change, and whether operations of it were left out.
 pub(crate) fn enter_one(
     mut doc: AutoCommit,
     change: &Change,
@@ -120,10 +128,38 @@ pub(crate) fn enter_one(
             "该修改已在案件中 (the change is in the case again)",
         ));
     }
-    // The operations of its history that are not in the case: those of the dropped
-    // changes it built on. (An id alone does not tell: a change entered again takes the
-    // operation numbers dropped ones had.)
     let by_hash: HashMap<ChangeHash, &Change> = dropped.iter().map(|c| (c.hash(), c)).collect();
+    // The changes in the case that hold each dropped change again, in the order their
+    // device made them: the one entered after a refusal, and what was entered of it later.
+    let mut holders: HashMap<ChangeHash, Vec<Change>> = HashMap::new();
+    let mut hold = |old: ChangeHash, new: &Change| {
+        let news = holders.entry(old).or_default();
+        if !news.iter().any(|n| n.hash() == new.hash()) {
+            news.push(new.clone());
+        }
+    };
+    for (old, new) in again {
+        if let Some(new) = doc.get_change_by_hash(new) {
+            hold(*old, &new);
+        }
+    }
+    for (old, new) in entered_again(&mut doc) {
+        // Only a change's own device enters it again.
+        if by_hash
+            .get(&old)
+            .is_some_and(|c| c.actor_id() == new.actor_id())
+        {
+            hold(old, &new);
+        }
+    }
+    for news in holders.values_mut() {
+        news.sort_by_key(Change::seq);
+    }
+    // Where the operations of its history stand: those of the dropped changes it built
+    // on (and its own) are where the changes that hold them again put them, or gone. Only
+    // its history is read: a change entered again takes the operation numbers dropped
+    // ones had, so an id alone does not tell, but within one history each id is one
+    // operation.
     let mut seen = HashSet::new();
     let mut stack = change.deps().to_vec();
     while let Some(hash) = stack.pop() {
@@ -131,14 +167,17 @@ pub(crate) fn enter_one(
             continue;
         }
         if let Some(gone) = by_hash.get(&hash) {
-            let expanded = gone.decode();
-            for (i, op) in expanded.operations.iter().enumerate() {
-                rebase.forget_op(nth(&expanded, i), op);
-            }
+            rebase.follow(
+                &gone.decode(),
+                holders.get(&hash).map_or(&[], Vec::as_slice),
+            );
             stack.extend(gone.deps().iter().copied());
         }
     }
-    // What stands for each dropped change: the change that holds it again, or (never
+    if let Some(news) = holders.get(&change.hash()) {
+        rebase.follow(&change.decode(), news);
+    }
+    // What stands for each dropped change: the changes that hold it again, or (never
     // entered again) what it depended on, in turn; the refusals come in no order.
     let mut open: Vec<&Change> = dropped.iter().collect();
     loop {
@@ -149,8 +188,11 @@ pub(crate) fn enter_one(
             let known = |hash: &ChangeHash| {
                 rebase.graph.contains_key(hash) || rebase.stands_for.contains_key(hash)
             };
-            let now = match again.get(&gone.hash()) {
-                Some(new) => known(new).then(|| rebase.deps(&[*new])),
+            let now = match holders.get(&gone.hash()) {
+                Some(news) => {
+                    let news: Vec<ChangeHash> = news.iter().map(Change::hash).collect();
+                    Some(rebase.deps(&news))
+                }
                 None => gone
                     .deps()
                     .iter()
@@ -169,7 +211,20 @@ pub(crate) fn enter_one(
             break;
         }
     }
-    let (hash, partly) = rebase.enter(&mut doc, &change.decode(), &mut case, author, trust)?;
+    // What of it was entered already is built on: an operation of the rest may follow an
+    // element that holds.
+    let entered: Vec<ChangeHash> = holders
+        .get(&change.hash())
+        .map(|news| news.iter().map(Change::hash).collect())
+        .unwrap_or_default();
+    let (hash, partly) = rebase.enter(
+        &mut doc,
+        &change.decode(),
+        &entered,
+        &mut case,
+        author,
+        trust,
+    )?;
     Ok((doc, hash, partly))
 }
 
@@ -227,6 +282,22 @@ impl<'a> Rebase<'a> {
             .insert(change.hash.expect("decoded changes are hashed"), deps);
     }
 
+    /// Records where the operations of `old`, a dropped change, are now: in the changes
+    /// that hold it again (`news`, in the order they were made), or gone.
+    fn follow(&mut self, old: &ExpandedChange, news: &[Change]) {
+        let mut held = HashMap::new();
+        for new in news {
+            let moved = moved_ops(old, &new.decode(), &held);
+            held.extend(moved);
+        }
+        for (i, op) in old.operations.iter().enumerate() {
+            if !held.contains_key(&nth(old, i)) {
+                self.forget_op(nth(old, i), op);
+            }
+        }
+        self.moved.extend(held);
+    }
+
     /// Records an operation that is not in the case (`id`, of a change dropped).
     fn forget_op(&mut self, id: OpId, op: &Op) {
         if let (true, Key::Seq(after)) = (op.insert, &op.key) {
@@ -235,19 +306,21 @@ impl<'a> Rebase<'a> {
         self.gone.insert(id);
     }
 
-    /// Enters `change` again as a new change on `doc`, if anything of it stands and the
-    /// rule book allows it after `case` (which then becomes the case after it): the new
-    /// change, and whether operations of it were left out. A refusal leaves everything as
-    /// it was.
+    /// Enters `change` again as a new change on `doc`, building on `also` too, if anything
+    /// of it stands and the rule book allows it after `case` (which then becomes the case
+    /// after it): the new change, and whether operations of it were left out. An
+    /// operation already entered again (`moved`) is not entered twice. A refusal leaves
+    /// everything as it was.
     fn enter(
         &mut self,
         doc: &mut AutoCommit,
         change: &ExpandedChange,
+        also: &[ChangeHash],
         case: &mut CaseState,
         author: &Author,
         trust: &Trust<'_>,
     ) -> Result<(ChangeHash, bool), Refusal> {
-        let deps = self.deps(&change.deps);
+        let deps = self.deps(&[change.deps.as_slice(), also].concat());
         // Counters of a change from elsewhere may be anything up to the largest there is.
         let exhausted = self
             .max_op
@@ -264,10 +337,15 @@ impl<'a> Rebase<'a> {
         let mut moved = Vec::new();
         let mut left_out = Vec::new();
         let mut partly = false;
+        let mut already = false;
         // The values each map key holds after this change's earlier operations.
         let mut written: HashMap<(ObjectId, String), Vec<OpId>> = HashMap::new();
         for (i, op) in change.operations.iter().enumerate() {
             let old = nth(change, i);
+            if self.moved.contains_key(&old) {
+                already = true;
+                continue;
+            }
             let new = OpId(start + ops.len() as u64, self.actor.clone());
             let deletes = op.action == OpType::Delete;
             let Some(obj) = self.object(&op.obj) else {
@@ -333,7 +411,12 @@ impl<'a> Rebase<'a> {
             moved.push(old);
             ops.push(entered);
         }
-        let entered = if ops.is_empty() {
+        let entered = if ops.is_empty() && already && !partly {
+            Err(Refusal::new(
+                Rule::Dependency,
+                "该修改已全部重新录入 (the change is entered again already)",
+            ))
+        } else if ops.is_empty() {
             Err(nothing_stands())
         } else {
             let entered = Change::from(ExpandedChange {
@@ -343,7 +426,10 @@ impl<'a> Rebase<'a> {
                 seq: self.seq + 1,
                 start_op: NonZeroU64::new(start).expect("counters start at 1"),
                 time: change.time,
-                message: change.message.clone(),
+                message: document::note_entering_again(
+                    change.message.as_deref(),
+                    change.hash.expect("decoded changes are hashed"),
+                ),
                 deps,
                 extra_bytes: change.extra_bytes.clone(),
                 author: None,
@@ -465,6 +551,76 @@ fn admit(
     *doc = trial;
     *case = after;
     Ok(())
+}
+
+/// Each change of `doc` that says it enters another again, with that other change's hash
+/// (`ChangeNote::again`). Whose it was is for the caller to check.
+fn entered_again(doc: &mut AutoCommit) -> Vec<(ChangeHash, Change)> {
+    let news: Vec<(ChangeHash, ChangeHash)> = doc
+        .get_changes_meta(&[])
+        .into_iter()
+        .filter_map(|meta| Some((says_again(meta.message.as_deref())?, meta.hash)))
+        .collect();
+    news.into_iter()
+        .filter_map(|(old, new)| Some((old, doc.get_change_by_hash(&new)?.clone())))
+        .collect()
+}
+
+/// Each change `changes` say they enter again (`ChangeNote::again`), with the device of
+/// the change that says so. Whose the old change was is for the caller to check.
+pub(crate) fn entered_again_by<'c>(
+    changes: impl IntoIterator<Item = &'c Change>,
+) -> Vec<(ChangeHash, ActorId)> {
+    changes
+        .into_iter()
+        .filter_map(|change| Some((says_again(change.message())?, change.actor_id().clone())))
+        .collect()
+}
+
+/// The change a change's message says it enters again.
+fn says_again(message: Option<&str>) -> Option<ChangeHash> {
+    // Most notes say nothing of it; only those that may are parsed.
+    let message = message.filter(|m| m.contains("\"again\""))?;
+    document::ChangeNote::parse(Some(message))
+        .again?
+        .parse()
+        .ok()
+}
+
+/// Whether `new` enters again every operation of `old`.
+pub(crate) fn holds_whole(old: &Change, new: &Change) -> bool {
+    let old = old.decode();
+    moved_ops(&old, &new.decode(), &HashMap::new()).len() == old.operations.len()
+}
+
+/// Each operation of `old` that `new` enters again and that is not in `already`,
+/// with its id in `new`: `new` holds them in the same order, with the same action and
+/// key, and leaves out the rest (`Rebase::enter`).
+fn moved_ops(
+    old: &ExpandedChange,
+    new: &ExpandedChange,
+    already: &HashMap<OpId, OpId>,
+) -> Vec<(OpId, OpId)> {
+    let same = |a: &Op, b: &Op| {
+        a.action == b.action
+            && a.insert == b.insert
+            && match (&a.key, &b.key) {
+                (Key::Map(a), Key::Map(b)) => a == b,
+                (Key::Seq(_), Key::Seq(_)) => true,
+                _ => false,
+            }
+    };
+    let mut olds = old.operations.iter().enumerate();
+    let mut moved = Vec::new();
+    for (j, op) in new.operations.iter().enumerate() {
+        let next = olds
+            .by_ref()
+            .find(|(i, candidate)| !already.contains_key(&nth(old, *i)) && same(candidate, op));
+        if let Some((i, _)) = next {
+            moved.push((nth(old, i), nth(new, j)));
+        }
+    }
+    moved
 }
 
 /// The id of the `i`th operation of `change`.

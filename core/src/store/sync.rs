@@ -1,10 +1,10 @@
 //! The store's side of sync: Automerge sync state per server and case, applying what a
 //! server sends, acknowledgements per change, and refusals. No networking here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::sync;
-use automerge::{AutoCommit, ChangeHash};
+use automerge::{ActorId, AutoCommit, ChangeHash};
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{OptionalExtension, params};
 
@@ -74,11 +74,13 @@ impl Store {
     }
 
     /// Enters again, by hand, a change of this device that a refusal dropped and that was
-    /// not entered again then: one the server refused itself, or one the rule book did
-    /// not allow when the device tried (the case was approved, say, and has been reopened
-    /// since). It becomes a new change with the same time and note, judged by the rule
-    /// book now and by the server at the next sync; what it wrote into records the
-    /// dropped changes made is left out. Returns the new change's hash.
+    /// not entered again then, or only in part: one the server refused itself, one the
+    /// rule book did not allow when the device tried (the case was approved, say, and has
+    /// been reopened since), or one whose records were not back yet. It becomes a new
+    /// change with the same time and note, judged by the rule book now and by the server
+    /// at the next sync; what it wrote into records of dropped changes goes into them
+    /// where they were entered again since (by this device, or by their own), and is left
+    /// out where they were not. Returns the new change's hash.
     pub fn enter_again(&mut self, case: CaseId, change_hash: &str) -> Result<String> {
         let rows: Vec<(Vec<u8>, Option<String>, String)> = self
             .conn
@@ -107,28 +109,31 @@ impl Store {
         let Some((change, reentered, reason)) = target else {
             return Err(Error::not_found("refused change", change_hash));
         };
-        if let Some(new) = reentered {
-            return Err(Error::invalid(
-                "change_hash",
-                format!("已重新录入为 {new} (already entered again as {new})"),
-            ));
-        }
         if *change.actor_id() != self.actor {
             return Err(Error::NotAllowed(
                 "只能重新录入本机的修改 (only this device's own changes can be entered again)"
                     .into(),
             ));
         }
+        let doc = &mut self.doc(case)?.doc;
+        // Entered again in part, the rest may go in now.
+        let held = reentered.as_deref().and_then(|new| {
+            let new = new.parse::<ChangeHash>().ok()?;
+            doc.get_change_by_hash(&new)
+        });
+        if let (Some(new), Some(held)) = (&reentered, held)
+            && reenter::holds_whole(&change, &held)
+        {
+            return Err(Error::invalid(
+                "change_hash",
+                format!("已重新录入为 {new} (already entered again as {new})"),
+            ));
+        }
+        let doc = doc.clone();
         let (author, trust) = self.judging()?;
-        let doc = self.doc(case)?.doc.clone();
         let (doc, hash, partly) =
             reenter::enter_one(doc, &change, &dropped, &again, &self.actor, &author, &trust)?;
-        // What was left out is said where the refusal is shown.
-        let reason = if partly {
-            format!("写入已不存在记录的部分未能重新录入，其余已重新录入：{reason}")
-        } else {
-            reason
-        };
+        let reason = reason_entered_again(&reason, partly);
         let signature = ChangeSignature::sign(self.signer.as_ref(), hash)?;
         let loaded = self.cache.get_mut(case).expect("loaded just above");
         loaded.doc = doc;
@@ -385,7 +390,81 @@ impl Store {
         if unchanged {
             return Ok(taken);
         }
-        self.persist_merged(case, &signed).map(|()| taken)
+        let entered_again = reenter::entered_again_by(&admitted.changes);
+        self.persist_merged(case, &signed)?;
+        if !entered_again.is_empty() {
+            self.enter_again_what_waited(case, &entered_again)?;
+        }
+        Ok(taken)
+    }
+
+    /// Enters again this device's changes of `case` that a refusal dropped, that were not
+    /// entered again or only in part, and that built on a change of another device dropped with them,
+    /// now that its own device has entered that change again (`entered_again`: each old
+    /// change, and the device of the change just received that enters it again). The
+    /// photo a teammate added on site to an inspector's finding comes back with the
+    /// finding. One the rule book refuses now stays as it was, refused.
+    pub(crate) fn enter_again_what_waited(
+        &mut self,
+        case: CaseId,
+        entered_again: &[(ChangeHash, ActorId)],
+    ) -> Result<()> {
+        let rows: Vec<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT change FROM refusals WHERE case_id = ?1")?
+            .query_map([case.to_string()], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut dropped = HashMap::with_capacity(rows.len());
+        let mut waiting = Vec::new();
+        for bytes in rows {
+            let change = automerge::Change::try_from(bytes.as_slice())
+                .map_err(|e| Error::Corrupt(format!("a refused change of case {case}: {e}")))?;
+            if *change.actor_id() == self.actor {
+                waiting.push(change.clone());
+            }
+            dropped.insert(change.hash(), change);
+        }
+        // Only a change's own device enters it again.
+        let followed: HashSet<ChangeHash> = entered_again
+            .iter()
+            .filter(|(old, actor)| dropped.get(old).is_some_and(|c| c.actor_id() == actor))
+            .map(|(old, _)| *old)
+            .collect();
+        waiting.retain(|change| {
+            let mut stack = change.deps().to_vec();
+            let mut seen = HashSet::new();
+            while let Some(hash) = stack.pop() {
+                if followed.contains(&hash) {
+                    return true;
+                }
+                if seen.insert(hash)
+                    && let Some(gone) = dropped.get(&hash)
+                {
+                    stack.extend(gone.deps().iter().copied());
+                }
+            }
+            false
+        });
+        // This device's changes, in the order it made them.
+        waiting.sort_by_key(|c| c.seq());
+        for change in waiting {
+            let hash = change.hash().to_string();
+            match self.enter_again(case, &hash) {
+                Ok(new) => {
+                    tracing::info!(case.id = %case, old = hash, new, "a change that waited on a teammate's is entered again")
+                }
+                Err(
+                    Error::NotAllowed(reason)
+                    | Error::Invalid {
+                        message: reason, ..
+                    },
+                ) => {
+                    tracing::info!(case.id = %case, change = hash, reason, "a change that waited on a teammate's stays refused")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// The signatures kept of the changes a sync message carries (`data`), to send before
@@ -505,16 +584,13 @@ impl Store {
                 let (why, again) = match fate {
                     Fate::Refused => (reason.to_owned(), None),
                     Fate::Entered(again) => (
-                        format!("依赖被拒绝的修改，已重新录入：{reason}"),
+                        format!("{DROPPED_ENTERED}{reason}"),
                         Some(again.to_string()),
                     ),
-                    Fate::Partly(again) => (
-                        format!(
-                            "依赖被拒绝的修改，写入被拒内容的部分未能重新录入，其余已重新录入：{reason}"
-                        ),
-                        Some(again.to_string()),
-                    ),
-                    Fate::Lost => (format!("依赖被拒绝的修改：{reason}"), None),
+                    Fate::Partly(again) => {
+                        (format!("{DROPPED_PARTLY}{reason}"), Some(again.to_string()))
+                    }
+                    Fate::Lost => (format!("{DROPPED}{reason}"), None),
                 };
                 insert.execute(params![key, hash, why, now, change.bytes().to_vec(), again])?;
             }
@@ -558,6 +634,31 @@ impl Store {
         let entered = signatures.len();
         tracing::warn!(case.id = %case, reason, entered, "server refused changes; case rebuilt without them, this device's later changes entered again");
         Ok(kept.is_none())
+    }
+}
+
+/// What a refusal row says before the server's reason, of a change dropped because it
+/// built on a refused one: not entered again, entered again, entered again in part.
+const DROPPED: &str = "依赖被拒绝的修改：";
+const DROPPED_ENTERED: &str = "依赖被拒绝的修改，已重新录入：";
+const DROPPED_PARTLY: &str = "依赖被拒绝的修改，写入被拒内容的部分未能重新录入，其余已重新录入：";
+/// What it says of a change refused itself and entered again in part by hand.
+const REFUSED_PARTLY: &str = "写入已不存在记录的部分未能重新录入，其余已重新录入：";
+
+/// A refusal row's `reason` once its change is entered again later (by hand, or after a
+/// teammate's change it wrote into came back): whether a part is still left out.
+fn reason_entered_again(reason: &str, partly: bool) -> String {
+    let dropped = [DROPPED_PARTLY, DROPPED_ENTERED, DROPPED]
+        .iter()
+        .find_map(|prefix| reason.strip_prefix(prefix));
+    let refused = reason.strip_prefix(REFUSED_PARTLY);
+    match (dropped, refused, partly) {
+        (Some(server), _, false) => format!("{DROPPED_ENTERED}{server}"),
+        (Some(server), _, true) => format!("{DROPPED_PARTLY}{server}"),
+        (None, Some(server), false) => server.to_owned(),
+        (None, Some(_), true) => reason.to_owned(),
+        (None, None, false) => reason.to_owned(),
+        (None, None, true) => format!("{REFUSED_PARTLY}{reason}"),
     }
 }
 
@@ -1042,6 +1143,176 @@ mod tests {
         );
     }
 
+    /// An inspector's phone and a teammate's after the server refused an earlier change
+    /// of the inspector's: the teammate had attached a photo on site to the inspector's
+    /// later finding, and both phones dropped the finding, and the photo with it. The
+    /// inspector's phone entered the finding again, naming the old change.
+    struct PhotoWaiting {
+        phone: Store,
+        mate: Store,
+        case: crate::CaseId,
+        /// The photo's hash.
+        photo: String,
+        /// The teammate's change that attached it.
+        attached: String,
+    }
+
+    fn a_photo_waiting(dir: &tempfile::TempDir) -> PhotoWaiting {
+        let TwoFindings {
+            mut phone,
+            mut mate,
+            case,
+            refused,
+            later: finding,
+            recorded,
+        } = two_findings_merged_on_site(dir);
+        let photo = mate.ingest_photo(&sample::jpeg(64, 48)).expect("ingest");
+        mate.attach_photo(
+            case,
+            &crate::PhotoTarget::Finding(finding),
+            &photo.sha256,
+            "安全出口",
+        )
+        .expect("attach");
+        let attached = mate.heads(case).expect("heads").remove(0);
+        for store in [&mut phone, &mut mate] {
+            store
+                .refuse(
+                    "server",
+                    case,
+                    "review_trail",
+                    "审核记录只能追加",
+                    std::slice::from_ref(&refused),
+                )
+                .expect("refuse");
+        }
+        // The teammate heard of the refusal before the finding entered again reached it:
+        // the photo has nowhere to go yet.
+        assert!(descriptions(&mut mate, case).is_empty());
+        let waiting = PhotoWaiting {
+            phone,
+            mate,
+            case,
+            photo: photo.sha256,
+            attached,
+        };
+        assert_eq!(waiting.row().reentered_as, None);
+        let again = waiting
+            .phone
+            .refusals()
+            .expect("refusals")
+            .into_iter()
+            .find(|r| r.change_hash == recorded)
+            .and_then(|r| r.reentered_as)
+            .expect("the finding is entered again");
+        let mut phone = waiting.phone;
+        assert_eq!(
+            entry(&mut phone, case, &again).and_then(|e| e.entered_again_for),
+            Some(recorded),
+            "the new change names the old one"
+        );
+        PhotoWaiting { phone, ..waiting }
+    }
+
+    impl PhotoWaiting {
+        /// The refusal row of the teammate's change.
+        fn row(&self) -> crate::Refusal {
+            self.mate
+                .refusals()
+                .expect("refusals")
+                .into_iter()
+                .find(|r| r.change_hash == self.attached)
+                .expect("the photo's change is kept")
+        }
+
+        /// The photos of the finding entered again, on `store`.
+        fn photos(case: crate::CaseId, store: &mut Store) -> Vec<String> {
+            store
+                .case(case)
+                .expect("case")
+                .findings
+                .into_iter()
+                .find(|f| f.description == "安全出口锁闭")
+                .expect("the finding")
+                .photos
+                .into_iter()
+                .map(|p| p.sha256)
+                .collect()
+        }
+
+        /// The photo is entered again on the teammate's phone into the finding as it is
+        /// now, naming the change it enters again, and reaches the inspector.
+        fn check_followed(mut self) {
+            let case = self.case;
+            let again = self.row().reentered_as.expect("the photo is entered again");
+            assert_eq!(
+                entry(&mut self.mate, case, &again).and_then(|e| e.entered_again_for),
+                Some(self.attached.clone())
+            );
+            let photo = std::slice::from_ref(&self.photo);
+            assert_eq!(Self::photos(case, &mut self.mate), photo);
+            self.phone
+                .merge_case(&self.mate.export_case(case).expect("export"))
+                .expect("merge");
+            assert_eq!(Self::photos(case, &mut self.phone), photo);
+        }
+    }
+
+    /// The history entry of change `hash` of `case` on `store`.
+    fn entry(store: &mut Store, case: crate::CaseId, hash: &str) -> Option<crate::HistoryEntry> {
+        store
+            .history(case)
+            .expect("history")
+            .into_iter()
+            .find(|e| e.hash == hash)
+    }
+
+    /// When the finding entered again reaches the teammate's phone through the server,
+    /// the photo is entered again into it.
+    #[test]
+    fn a_teammate_s_photo_follows_a_finding_entered_again_through_the_server() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut waiting = a_photo_waiting(&dir);
+        let case = waiting.case;
+        let mut server =
+            AutoCommit::load(&waiting.phone.export_document(case).expect("export")).expect("load");
+        let mut state = sync::State::new();
+        let mut server_state = sync::State::new();
+        loop {
+            let asked = waiting
+                .mate
+                .generate_sync(case, &mut state)
+                .expect("generate");
+            if let Some(asked) = asked {
+                server
+                    .sync()
+                    .receive_sync_message(
+                        &mut server_state,
+                        sync::Message::decode(&asked).expect("decode"),
+                    )
+                    .expect("receive");
+            }
+            let Some(answer) = server.sync().generate_sync_message(&mut server_state) else {
+                break;
+            };
+            waiting
+                .mate
+                .receive_sync(case, &mut state, &answer.encode(), &[])
+                .expect("received");
+        }
+        waiting.check_followed();
+    }
+
+    /// The same, when the inspector hands the case over on site again.
+    #[test]
+    fn a_teammate_s_photo_follows_a_finding_entered_again_handed_over_on_site() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut waiting = a_photo_waiting(&dir);
+        let handed = waiting.phone.export_case(waiting.case).expect("export");
+        waiting.mate.merge_case(&handed).expect("merge");
+        waiting.check_followed();
+    }
+
     /// A phone that entered a change again after a refusal, a teammate's phone still
     /// holding the dropped one (merged on site before), and the server's case (what the
     /// author's phone holds now).
@@ -1053,7 +1324,20 @@ mod tests {
         server: AutoCommit,
     }
 
-    fn held_by_a_teammate(dir: &tempfile::TempDir) -> Held {
+    /// An inspector's phone with two findings, the first to be refused, and a teammate's
+    /// phone that merged them on site.
+    struct TwoFindings {
+        phone: Store,
+        mate: Store,
+        case: crate::CaseId,
+        /// The change that recorded the first finding.
+        refused: String,
+        /// The later finding, and the change that recorded it.
+        later: crate::FindingId,
+        recorded: String,
+    }
+
+    fn two_findings_merged_on_site(dir: &tempfile::TempDir) -> TwoFindings {
         let (mut phone, case) = phone_with_case(dir);
         let mut mate = phone_of(dir, "mate");
         sample::certify(&mut [&mut phone, &mut mate]).expect("certified");
@@ -1061,11 +1345,30 @@ mod tests {
             .add_finding(case, &sample::finding("配电箱未接地"))
             .expect("finding");
         let refused = phone.heads(case).expect("heads").remove(0);
-        phone
+        let later = phone
             .add_finding(case, &sample::finding("安全出口锁闭"))
             .expect("finding");
+        let recorded = phone.heads(case).expect("heads").remove(0);
         mate.merge_case(&phone.export_case(case).expect("export"))
             .expect("merge");
+        TwoFindings {
+            phone,
+            mate,
+            case,
+            refused,
+            later,
+            recorded,
+        }
+    }
+
+    fn held_by_a_teammate(dir: &tempfile::TempDir) -> Held {
+        let TwoFindings {
+            mut phone,
+            mate,
+            case,
+            refused,
+            ..
+        } = two_findings_merged_on_site(dir);
         phone
             .refuse(
                 "server",
@@ -1340,12 +1643,19 @@ mod tests {
             descriptions(&mut phone, case),
             ["安全出口锁闭", "配电箱未接地"]
         );
-        // The edit wrote only into the finding its first entry made, which is gone.
-        let edit_again = phone.enter_again(case, &hashes[2]);
-        assert!(
-            matches!(&edit_again, Err(crate::Error::NotAllowed(why)) if why.contains("无可重新录入")),
-            "{edit_again:?}"
+        // The edit wrote into the finding its first entry made: it goes into the finding
+        // as entered again.
+        let edit_again = phone.enter_again(case, &hashes[2]).expect("entered again");
+        assert_eq!(
+            descriptions(&mut phone, case),
+            ["安全出口锁闭", "配电箱未接地，线路裸露"]
         );
+        let history = phone.history(case).expect("history");
+        let entry = history
+            .iter()
+            .find(|e| e.hash == edit_again)
+            .expect("entry");
+        assert_eq!(entry.entered_again_for.as_deref(), Some(hashes[2].as_str()));
         assert!(matches!(
             phone.enter_again(case, &"0".repeat(64)),
             Err(crate::Error::NotFound { .. })
@@ -1356,7 +1666,7 @@ mod tests {
             Store::open(dir.path().join("phone.db"), sample::inspector("insp")).expect("reopen");
         assert_eq!(
             descriptions(&mut reopened, case),
-            ["安全出口锁闭", "配电箱未接地"]
+            ["安全出口锁闭", "配电箱未接地，线路裸露"]
         );
     }
 

@@ -365,7 +365,15 @@ fn verdict(verdict: &Verdict, missing: &str) -> Markup {
 fn history_row(h: &HistoryRow) -> Markup {
     html! {
         tr {
-            td { (action_label(&h.action)) }
+            td {
+                (action_label(&h.action))
+                @if let Some(old) = &h.entered_again_for {
+                    " "
+                    span.note title=(format!("原修改所依赖的修改被服务器拒绝，由同一设备重新录入；原修改 {old}")) {
+                        "（重新录入，原修改 " code { (old.get(..8).unwrap_or(old)) } "）"
+                    }
+                }
+            }
             td {
                 @if let Some(name) = &h.author_name { (name) "（" (h.author) "）" }
                 @else if h.author.is_empty() { (h.received_from.as_deref().unwrap_or("—")) }

@@ -280,23 +280,31 @@ async fn the_sync_path_and_the_api_give_the_table_s_verdicts() {
     server.stop().await;
 }
 
-/// A refusal takes none of the inspector's later work with it. The chief closes the major
-/// hazard on the server while the inspector, offline, takes another step on it and then
-/// records a new hazard: the step is refused, and the new hazard, which the device had
-/// built on it, is entered again and reaches the server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_step_takes_none_of_the_later_findings_with_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
+/// The chief has closed a major hazard on the server; the inspector, offline and not
+/// knowing, took another step on it and then recorded a new hazard. A teammate of the
+/// same district is signed in too.
+struct Stepped {
+    server: TestServer,
+    url: String,
+    insp: Inspector,
+    mate: Inspector,
+    fresh: Fresh,
+    /// The new hazard.
+    later: FindingId,
+}
+
+async fn a_step_on_a_closed_hazard(dir: &tempfile::TempDir) -> Stepped {
     let data = dir.path().join("server");
     add_user(&data, "insp", Role::Inspector, OWNER, "应急管理");
+    add_user(&data, "mate", Role::Inspector, OWNER, "应急管理");
     add_user(&data, "chief", Role::Supervisor, OWNER, "应急管理");
     let server = TestServer::start(&data).await;
     let url = server.url();
     let mut insp = Inspector::sign_in(dir.path(), &url, "insp", "应急管理", OWNER).await;
+    let mate = Inspector::sign_in(dir.path(), &url, "mate", "应急管理", OWNER).await;
     let fresh = fresh(&mut insp, &url, State::Submitted).await;
     let (status, body) = api_close(&url, "chief", &fresh).await;
     assert_eq!(status, 200, "{body}");
-
     insp.store
         .follow_up(fresh.case, fresh.major, &HazardStep::pass("再次复查"))
         .expect("a step the device allows, not knowing of the close");
@@ -304,6 +312,31 @@ async fn a_refused_step_takes_none_of_the_later_findings_with_it() {
         .store
         .add_finding(fresh.case, &sample::finding("二号仓库安全出口锁闭"))
         .expect("finding");
+    Stepped {
+        server,
+        url,
+        insp,
+        mate,
+        fresh,
+        later,
+    }
+}
+
+/// A refusal takes none of the inspector's later work with it. The chief closes the major
+/// hazard on the server while the inspector, offline, takes another step on it and then
+/// records a new hazard: the step is refused, and the new hazard, which the device had
+/// built on it, is entered again and reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_step_takes_none_of_the_later_findings_with_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Stepped {
+        server,
+        url,
+        mut insp,
+        fresh,
+        later,
+        ..
+    } = a_step_on_a_closed_hazard(&dir).await;
     let report = insp.sync().await.expect("sync");
     assert_eq!(report.refused.len(), 1, "only the step: {report:?}");
     let report = insp.sync().await.expect("sync");
@@ -326,6 +359,98 @@ async fn a_refused_step_takes_none_of_the_later_findings_with_it() {
     assert_eq!(
         uploaded.acknowledged, uploaded.changes,
         "the server acknowledged every change the device holds"
+    );
+    server.stop().await;
+}
+
+/// A teammate's edit follows a finding entered again. As above, the inspector's step on
+/// the closed hazard is refused and the new hazard built on it is entered again; a
+/// teammate had merged that hazard on site and corrected its place. The server refuses
+/// the teammate's copy of the step too, and the correction with it; once the hazard as
+/// entered again reaches the teammate's phone, the correction is entered again into it
+/// and reaches the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teammate_s_edit_follows_a_finding_entered_again_to_the_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Stepped {
+        server,
+        url,
+        mut insp,
+        mut mate,
+        fresh,
+        later,
+    } = a_step_on_a_closed_hazard(&dir).await;
+    // On site, the teammate takes the case and corrects where the hazard is.
+    mate.store
+        .merge_case(&insp.store.export_case(fresh.case).expect("export"))
+        .expect("merged on site");
+    let place = "三号仓库东侧";
+    mate.store
+        .edit_finding(
+            fresh.case,
+            later,
+            &anjian_core::FindingEdit {
+                place: Some(place.into()),
+                ..Default::default()
+            },
+        )
+        .expect("edit");
+    let edit = mate.store.heads(fresh.case).expect("heads").remove(0);
+
+    // The teammate hears of the refusal first: the correction has nowhere to go yet
+    // (the rest of its change, the teammate's entry in the team, is entered again).
+    let report = mate.sync().await.expect("sync");
+    assert!(!report.refused.is_empty(), "{report:?}");
+    let waiting = |mate: &Inspector| {
+        mate.store
+            .refusals()
+            .expect("refusals")
+            .into_iter()
+            .find(|r| r.change_hash == edit)
+            .expect("the correction is kept")
+    };
+    assert!(
+        waiting(&mate).reason.contains("未能重新录入"),
+        "{:#?}",
+        waiting(&mate)
+    );
+    let first = waiting(&mate).reentered_as;
+    insp.sync().await.expect("sync");
+    insp.sync().await.expect("sync");
+    mate.sync().await.expect("sync");
+    mate.sync().await.expect("sync");
+    let now = waiting(&mate);
+    assert_ne!(now.reentered_as, first, "{now:#?}");
+    assert!(!now.reason.contains("未能重新录入"), "{now:#?}");
+
+    let token = login_token(&url, "chief").await;
+    let case = get_json(&format!("{url}/api/v1/cases/{}", fresh.case), &token).await;
+    let finding = case["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["id"] == later.to_string())
+        .unwrap_or_else(|| panic!("the hazard entered again: {case}"));
+    assert_eq!(finding["place"], place, "{finding}");
+    let history = case["history"].as_array().expect("history");
+    assert!(
+        history.iter().any(|h| h["entered_again_for"] == edit),
+        "the correction entered again names the one the server refused: {history:#?}"
+    );
+    for phone in [&mut insp, &mut mate] {
+        phone.sync().await.expect("sync");
+        let uploaded = phone.store.upload_state(fresh.case).expect("upload state");
+        assert_eq!(uploaded.acknowledged, uploaded.changes);
+    }
+    assert_eq!(
+        insp.store
+            .case(fresh.case)
+            .expect("case")
+            .findings
+            .iter()
+            .find(|f| f.id == later)
+            .map(|f| f.place.clone()),
+        Some(place.to_owned())
     );
     server.stop().await;
 }
