@@ -756,7 +756,8 @@ pub struct Refusal {
     /// When the refusal arrived.
     pub refused_at: DateTime<FixedOffset>,
     /// The change (hex hash) that holds this one again on the device: set for a change
-    /// of this device dropped only because it built on a refused one, and entered again.
+    /// of this device entered again after a refusal dropped it (the last, when it was
+    /// entered in parts: what it wrote into a teammate's records waited for them).
     pub reentered_as: Option<String>,
     /// What the change was, as the case's history shows a change: who made it, on which
     /// device and when, and what it did (`add_finding`, `follow_up`, …); `None` if the

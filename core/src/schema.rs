@@ -80,6 +80,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/012_reentered.sql"),
         rebuild_projections: false,
     },
+    Migration {
+        name: "013_waiting",
+        sql: include_str!("../migrations/013_waiting.sql"),
+        rebuild_projections: false,
+    },
 ];
 
 /// The store version this build writes.

@@ -803,7 +803,8 @@ pub struct Refusal {
     /// When the refusal arrived (RFC 3339).
     pub refused_at: String,
     /// The change (hex hash) that holds this one again on the device: set for a change
-    /// of this device dropped only because it built on a refused one, and entered again.
+    /// of this device entered again after a refusal dropped it (the last, when it was
+    /// entered in parts: what it wrote into a teammate's records waited for them).
     pub reentered_as: Option<String>,
     /// What the change was, as the case's history shows a change; null if the bytes kept
     /// of it are damaged.

@@ -208,6 +208,36 @@ impl Inspector {
         self.store.open_case(&new).expect("case")
     }
 
+    /// Records a major hazard in `case`, orders it rectified and re-inspects it as passed
+    /// on site: it waits for 销号.
+    pub fn reinspected_major_hazard(
+        &mut self,
+        case: anjian_core::CaseId,
+    ) -> anjian_core::FindingId {
+        let major = self
+            .store
+            .add_finding(
+                case,
+                &anjian_core::NewFinding {
+                    level: Some(anjian_core::Level::Major),
+                    ..anjian_core::sample::finding("液氯储罐区报警装置未投入使用")
+                },
+            )
+            .expect("finding");
+        let order = anjian_core::RectificationOrder {
+            measures: "恢复报警装置".into(),
+            deadline: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).expect("date"),
+            responsible: "安全总监".into(),
+        };
+        self.store
+            .order_rectification(case, major, &order)
+            .expect("order");
+        self.store
+            .follow_up(case, major, &anjian_core::HazardStep::pass("已恢复"))
+            .expect("reinspect");
+        major
+    }
+
     /// The descriptions of a case's findings, sorted.
     pub fn descriptions(&mut self, case: anjian_core::CaseId) -> Vec<String> {
         let mut found: Vec<String> = self

@@ -12,9 +12,9 @@
 use std::collections::{HashMap, HashSet};
 
 use automerge::sync::{self, SyncDoc};
-use automerge::{ActorId, AutoCommit, ChangeHash};
+use automerge::{AutoCommit, ChangeHash};
 
-use super::{Store, reenter};
+use super::Store;
 use crate::certificate::{decode_certificates, encode_certificates};
 use crate::codes::CaseId;
 use crate::document;
@@ -221,11 +221,9 @@ impl Store {
             .iter()
             .filter_map(|(change, _)| signatures.get(&change.hash()).cloned())
             .collect();
-        let entered_again = reenter::entered_again_by(judged.admitted.iter().map(|(c, _)| c));
         Ok(HandedOver {
             merged: judged.doc,
             after: judged.case,
-            entered_again,
             kept,
             received: PeerReceived {
                 accepted: judged.admitted.len(),
@@ -249,7 +247,6 @@ impl Store {
             after,
             kept,
             received,
-            entered_again,
             ..
         } = handed;
         let Some(after) = after else {
@@ -264,9 +261,7 @@ impl Store {
                 loaded.doc = merged.with_actor(actor);
                 loaded.judged = Some((loaded.doc.get_heads(), after));
                 self.persist_merged(case, &kept)?;
-                if !entered_again.is_empty() {
-                    self.enter_again_what_waited(case, &entered_again)?;
-                }
+                self.enter_again_what_waited(case);
             }
             None => {
                 let id = document::check_case(&merged)?;
@@ -305,8 +300,6 @@ pub(crate) struct HandedOver {
     message: Option<sync::Message>,
     /// Changes that waited for ones not handed over.
     waiting: usize,
-    /// Each dropped change an allowed one enters again, and the device that did.
-    entered_again: Vec<(ChangeHash, ActorId)>,
 }
 
 /// The keys and devices a phone knows: those of the certificates it verified. A peer

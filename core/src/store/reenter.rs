@@ -104,13 +104,15 @@ pub(crate) fn reenter(
 /// entered again then, or only in part (refused itself, refused by the rule book when
 /// the device tried, or written into records of another device's change that was dropped
 /// too). `dropped` holds every change of the case dropped on refusals (`change` among
-/// them), and `again` the change that holds each one this device entered again. A
-/// dropped change that is in the case again under new changes (this device's, by `again`,
-/// or its own device's, by their notes) has its records there: an operation of `change`
-/// into them goes into them, and one of `change` itself already entered again is not
-/// entered twice. What the other dropped changes `change` built on made counts as gone,
-/// and an operation of `change` into it is left out. Returns the case with the new
-/// change, the new change, and whether operations of it were left out.
+/// them), and `again` the change this device entered each one again as (the last, when
+/// in parts). A dropped change that is in the case again under new changes (this
+/// device's, by `again`, in turn if that one was dropped and entered again too; or its
+/// own device's, by their notes) has its records there: an operation of `change` into
+/// them goes into them, the new change builds on them, and an operation of `change`
+/// itself already entered again is not entered twice. What the other dropped changes
+/// `change` built on made counts as gone, and an operation of `change` into it is left
+/// out. Returns the case with the new change, the new change, and whether operations of
+/// it were left out.
 pub(crate) fn enter_one(
     mut doc: AutoCommit,
     change: &Change,
@@ -129,37 +131,13 @@ pub(crate) fn enter_one(
         ));
     }
     let by_hash: HashMap<ChangeHash, &Change> = dropped.iter().map(|c| (c.hash(), c)).collect();
-    // The changes in the case that hold each dropped change again, in the order their
-    // device made them: the one entered after a refusal, and what was entered of it later.
-    let mut holders: HashMap<ChangeHash, Vec<Change>> = HashMap::new();
-    let mut hold = |old: ChangeHash, new: &Change| {
-        let news = holders.entry(old).or_default();
-        if !news.iter().any(|n| n.hash() == new.hash()) {
-            news.push(new.clone());
-        }
-    };
-    for (old, new) in again {
-        if let Some(new) = doc.get_change_by_hash(new) {
-            hold(*old, &new);
-        }
-    }
-    for (old, new) in entered_again(&mut doc) {
-        // Only a change's own device enters it again.
-        if by_hash
-            .get(&old)
-            .is_some_and(|c| c.actor_id() == new.actor_id())
-        {
-            hold(old, &new);
-        }
-    }
-    for news in holders.values_mut() {
-        news.sort_by_key(Change::seq);
-    }
-    // Where the operations of its history stand: those of the dropped changes it built
-    // on (and its own) are where the changes that hold them again put them, or gone. Only
-    // its history is read: a change entered again takes the operation numbers dropped
-    // ones had, so an id alone does not tell, but within one history each id is one
-    // operation.
+    let holders = holders(&mut doc, &by_hash, again, &rebase.graph);
+    // Where the operations of its history stand: those of the dropped changes it built on
+    // (and its own) are where the changes that hold them again put them, or gone. Only
+    // its history is read, oldest first: a change entered again takes the operation
+    // numbers dropped ones had, so an id alone does not tell, but within one history each
+    // id is one operation.
+    let mut history = Vec::new();
     let mut seen = HashSet::new();
     let mut stack = change.deps().to_vec();
     while let Some(hash) = stack.pop() {
@@ -167,15 +145,15 @@ pub(crate) fn enter_one(
             continue;
         }
         if let Some(gone) = by_hash.get(&hash) {
-            rebase.follow(
-                &gone.decode(),
-                holders.get(&hash).map_or(&[], Vec::as_slice),
-            );
+            history.push(*gone);
             stack.extend(gone.deps().iter().copied());
         }
     }
-    if let Some(news) = holders.get(&change.hash()) {
-        rebase.follow(&change.decode(), news);
+    let mut also: Vec<ChangeHash> = Vec::new();
+    for gone in in_causal_order(history).into_iter().chain([change]) {
+        let news = holders.get(&gone.hash()).map_or(&[][..], Vec::as_slice);
+        rebase.follow(&gone.decode(), news);
+        also.extend(news.iter().map(Change::hash));
     }
     // What stands for each dropped change: the changes that hold it again, or (never
     // entered again) what it depended on, in turn; the refusals come in no order.
@@ -211,21 +189,79 @@ pub(crate) fn enter_one(
             break;
         }
     }
-    // What of it was entered already is built on: an operation of the rest may follow an
-    // element that holds.
-    let entered: Vec<ChangeHash> = holders
-        .get(&change.hash())
-        .map(|news| news.iter().map(Change::hash).collect())
-        .unwrap_or_default();
-    let (hash, partly) = rebase.enter(
-        &mut doc,
-        &change.decode(),
-        &entered,
-        &mut case,
-        author,
-        trust,
-    )?;
+    let (hash, partly) =
+        rebase.enter(&mut doc, &change.decode(), &also, &mut case, author, trust)?;
     Ok((doc, hash, partly))
+}
+
+/// The changes in `doc` (whose change graph is `graph`) that hold each of the `dropped`
+/// changes again, in the order their device made them: this device's by `again`, followed
+/// through changes of its own dropped and entered again in turn, and every device's own by
+/// their notes.
+fn holders(
+    doc: &mut AutoCommit,
+    dropped: &HashMap<ChangeHash, &Change>,
+    again: &HashMap<ChangeHash, ChangeHash>,
+    graph: &HashMap<ChangeHash, Vec<ChangeHash>>,
+) -> HashMap<ChangeHash, Vec<Change>> {
+    let mut holders: HashMap<ChangeHash, Vec<Change>> = HashMap::new();
+    let mut hold = |old: ChangeHash, new: Change| {
+        let news = holders.entry(old).or_default();
+        if !news.iter().any(|n| n.hash() == new.hash()) {
+            news.push(new);
+        }
+    };
+    for (old, new) in again {
+        let mut now = *new;
+        // Each step is a change entered again by a later one: at most one per row.
+        for _ in 0..=again.len() {
+            if graph.contains_key(&now) {
+                if let Some(new) = doc.get_change_by_hash(&now) {
+                    hold(*old, new);
+                }
+                break;
+            }
+            match again.get(&now) {
+                Some(next) => now = *next,
+                None => break,
+            }
+        }
+    }
+    for (old, new) in entered_again(doc) {
+        // Only a change's own device enters it again.
+        if dropped
+            .get(&old)
+            .is_some_and(|c| c.actor_id() == new.actor_id())
+        {
+            hold(old, new);
+        }
+    }
+    for news in holders.values_mut() {
+        news.sort_by_key(Change::seq);
+    }
+    holders
+}
+
+/// `changes` in an order in which each comes after those of them it depends on.
+fn in_causal_order(changes: Vec<&Change>) -> Vec<&Change> {
+    let mut left: HashMap<ChangeHash, &Change> = changes.iter().map(|c| (c.hash(), *c)).collect();
+    let mut ordered = Vec::with_capacity(changes.len());
+    while !left.is_empty() {
+        let ready: Vec<ChangeHash> = left
+            .values()
+            .filter(|c| c.deps().iter().all(|d| !left.contains_key(d)))
+            .map(|c| c.hash())
+            .collect();
+        if ready.is_empty() {
+            // Dependencies never go round; should they, the rest comes as it is.
+            ordered.extend(left.into_values());
+            break;
+        }
+        for hash in ready {
+            ordered.extend(left.remove(&hash));
+        }
+    }
+    ordered
 }
 
 /// Where the dropped changes' operations and dependencies stand in the rebuilt case.
@@ -242,8 +278,8 @@ struct Rebase<'a> {
     gone: HashSet<OpId>,
     /// For each gone insertion, the element it was inserted after.
     inserted_after: HashMap<OpId, ElementId>,
-    /// For each dropped change, what stands for it in the case: its new change, or (gone)
-    /// what it depended on.
+    /// For each dropped change, what stands for it in the case: the changes that hold it
+    /// again, or (gone) what it depended on.
     stands_for: HashMap<ChangeHash, Vec<ChangeHash>>,
     /// Each change in the case, and what it depends on.
     graph: HashMap<ChangeHash, Vec<ChangeHash>>,
@@ -283,11 +319,12 @@ impl<'a> Rebase<'a> {
     }
 
     /// Records where the operations of `old`, a dropped change, are now: in the changes
-    /// that hold it again (`news`, in the order they were made), or gone.
+    /// that hold it again (`news`, in the order they were made), or gone. The changes it
+    /// depends on must have been followed first.
     fn follow(&mut self, old: &ExpandedChange, news: &[Change]) {
         let mut held = HashMap::new();
         for new in news {
-            let moved = moved_ops(old, &new.decode(), &held);
+            let moved = self.held_in(old, &new.decode(), &held);
             held.extend(moved);
         }
         for (i, op) in old.operations.iter().enumerate() {
@@ -296,6 +333,52 @@ impl<'a> Rebase<'a> {
             }
         }
         self.moved.extend(held);
+    }
+
+    /// Each operation of `old` that `new` enters again and that is not in `held` already,
+    /// with its id in `new`: `new` holds them in the same order, each with the same action
+    /// and key, in the object where the old one's object is now, and leaves out the rest
+    /// (`Rebase::enter`).
+    fn held_in(
+        &self,
+        old: &ExpandedChange,
+        new: &ExpandedChange,
+        held: &HashMap<OpId, OpId>,
+    ) -> Vec<(OpId, OpId)> {
+        let mut found: HashMap<OpId, OpId> = HashMap::new();
+        let mut next = 0;
+        for (j, op) in new.operations.iter().enumerate() {
+            while next < old.operations.len() {
+                let (i, candidate) = (next, &old.operations[next]);
+                next += 1;
+                let id = nth(old, i);
+                if held.contains_key(&id) {
+                    continue;
+                }
+                // Where its object is now: made by an earlier operation of the same change,
+                // by an earlier holder, or elsewhere in the case.
+                let obj = match &candidate.obj {
+                    ObjectId::Id(made) => match found.get(made).or_else(|| held.get(made)) {
+                        Some(now) => Some(ObjectId::Id(now.clone())),
+                        None => self.object(&candidate.obj),
+                    },
+                    ObjectId::Root => Some(ObjectId::Root),
+                };
+                let same = candidate.action == op.action
+                    && candidate.insert == op.insert
+                    && obj.as_ref() == Some(&op.obj)
+                    && match (&candidate.key, &op.key) {
+                        (Key::Map(a), Key::Map(b)) => a == b,
+                        (Key::Seq(_), Key::Seq(_)) => true,
+                        _ => false,
+                    };
+                if same {
+                    found.insert(id, nth(new, j));
+                    break;
+                }
+            }
+        }
+        found.into_iter().collect()
     }
 
     /// Records an operation that is not in the case (`id`, of a change dropped).
@@ -310,7 +393,7 @@ impl<'a> Rebase<'a> {
     /// of it stands and the rule book allows it after `case` (which then becomes the case
     /// after it): the new change, and whether operations of it were left out. An
     /// operation already entered again (`moved`) is not entered twice. A refusal leaves
-    /// everything as it was.
+    /// the case as it was; the caller takes the change's operations for gone.
     fn enter(
         &mut self,
         doc: &mut AutoCommit,
@@ -335,7 +418,6 @@ impl<'a> Rebase<'a> {
         let start = self.max_op + 1;
         let mut ops: Vec<Op> = Vec::new();
         let mut moved = Vec::new();
-        let mut left_out = Vec::new();
         let mut partly = false;
         let mut already = false;
         // The values each map key holds after this change's earlier operations.
@@ -348,9 +430,11 @@ impl<'a> Rebase<'a> {
             }
             let new = OpId(start + ops.len() as u64, self.actor.clone());
             let deletes = op.action == OpType::Delete;
+            // What is left out is gone at once: a later operation into it must not take its
+            // id for one in the case (the new change's ids may be the same numbers).
             let Some(obj) = self.object(&op.obj) else {
                 partly |= !deletes;
-                left_out.push((old, op));
+                self.forget_op(old, op);
                 continue;
             };
             let entered = match &op.key {
@@ -361,7 +445,7 @@ impl<'a> Rebase<'a> {
                         None => values_at(doc, &obj, key, &deps),
                     };
                     if deletes && pred.is_empty() {
-                        left_out.push((old, op));
+                        self.forget_op(old, op);
                         continue;
                     }
                     written.insert(
@@ -397,13 +481,13 @@ impl<'a> Rebase<'a> {
                     },
                     // Inserted by a refused change: nothing to delete.
                     None => {
-                        left_out.push((old, op));
+                        self.forget_op(old, op);
                         continue;
                     }
                 },
                 Key::Seq(_) => {
                     partly = true;
-                    left_out.push((old, op));
+                    self.forget_op(old, op);
                     continue;
                 }
             };
@@ -445,11 +529,6 @@ impl<'a> Rebase<'a> {
                 return Err(refusal);
             }
         };
-        // What was left out is gone: an id of it must never be taken for one in the case
-        // (the new change's ids may be the same numbers).
-        for (old, op) in left_out {
-            self.forget_op(old, op);
-        }
         let hash = entered.hash();
         self.graph.insert(hash, entered.deps().to_vec());
         self.seq += 1;
@@ -555,7 +634,7 @@ fn admit(
 
 /// Each change of `doc` that says it enters another again, with that other change's hash
 /// (`ChangeNote::again`). Whose it was is for the caller to check.
-fn entered_again(doc: &mut AutoCommit) -> Vec<(ChangeHash, Change)> {
+pub(crate) fn entered_again(doc: &mut AutoCommit) -> Vec<(ChangeHash, Change)> {
     let news: Vec<(ChangeHash, ChangeHash)> = doc
         .get_changes_meta(&[])
         .into_iter()
@@ -563,17 +642,6 @@ fn entered_again(doc: &mut AutoCommit) -> Vec<(ChangeHash, Change)> {
         .collect();
     news.into_iter()
         .filter_map(|(old, new)| Some((old, doc.get_change_by_hash(&new)?.clone())))
-        .collect()
-}
-
-/// Each change `changes` say they enter again (`ChangeNote::again`), with the device of
-/// the change that says so. Whose the old change was is for the caller to check.
-pub(crate) fn entered_again_by<'c>(
-    changes: impl IntoIterator<Item = &'c Change>,
-) -> Vec<(ChangeHash, ActorId)> {
-    changes
-        .into_iter()
-        .filter_map(|change| Some((says_again(change.message())?, change.actor_id().clone())))
         .collect()
 }
 
@@ -585,42 +653,6 @@ fn says_again(message: Option<&str>) -> Option<ChangeHash> {
         .again?
         .parse()
         .ok()
-}
-
-/// Whether `new` enters again every operation of `old`.
-pub(crate) fn holds_whole(old: &Change, new: &Change) -> bool {
-    let old = old.decode();
-    moved_ops(&old, &new.decode(), &HashMap::new()).len() == old.operations.len()
-}
-
-/// Each operation of `old` that `new` enters again and that is not in `already`,
-/// with its id in `new`: `new` holds them in the same order, with the same action and
-/// key, and leaves out the rest (`Rebase::enter`).
-fn moved_ops(
-    old: &ExpandedChange,
-    new: &ExpandedChange,
-    already: &HashMap<OpId, OpId>,
-) -> Vec<(OpId, OpId)> {
-    let same = |a: &Op, b: &Op| {
-        a.action == b.action
-            && a.insert == b.insert
-            && match (&a.key, &b.key) {
-                (Key::Map(a), Key::Map(b)) => a == b,
-                (Key::Seq(_), Key::Seq(_)) => true,
-                _ => false,
-            }
-    };
-    let mut olds = old.operations.iter().enumerate();
-    let mut moved = Vec::new();
-    for (j, op) in new.operations.iter().enumerate() {
-        let next = olds
-            .by_ref()
-            .find(|(i, candidate)| !already.contains_key(&nth(old, *i)) && same(candidate, op));
-        if let Some((i, _)) = next {
-            moved.push((nth(old, i), nth(new, j)));
-        }
-    }
-    moved
 }
 
 /// The id of the `i`th operation of `change`.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::sync;
-use automerge::{ActorId, AutoCommit, ChangeHash};
+use automerge::{AutoCommit, ChangeHash};
 use chrono::{DateTime, FixedOffset, Utc};
 use rusqlite::{OptionalExtension, params};
 
@@ -116,18 +116,24 @@ impl Store {
             ));
         }
         let doc = &mut self.doc(case)?.doc;
-        // Entered again in part, the rest may go in now.
-        let held = reentered.as_deref().and_then(|new| {
-            let new = new.parse::<ChangeHash>().ok()?;
-            doc.get_change_by_hash(&new)
-        });
-        if let (Some(new), Some(held)) = (&reentered, held)
-            && reenter::holds_whole(&change, &held)
-        {
-            return Err(Error::invalid(
-                "change_hash",
-                format!("已重新录入为 {new} (already entered again as {new})"),
-            ));
+        // Entered again, and that change gone since (refused itself, say), without one
+        // entering it again in turn: what it held went with it.
+        if let Some(new) = &reentered {
+            let mut now: Option<ChangeHash> = new.parse().ok();
+            for _ in 0..=again.len() {
+                match now {
+                    Some(hash) if doc.get_change_by_hash(&hash).is_none() => {
+                        now = again.get(&hash).copied();
+                    }
+                    _ => break,
+                }
+            }
+            if now.is_none_or(|hash| doc.get_change_by_hash(&hash).is_none()) {
+                return Err(Error::invalid(
+                    "change_hash",
+                    format!("已重新录入为 {new} (already entered again as {new})"),
+                ));
+            }
         }
         let doc = doc.clone();
         let (author, trust) = self.judging()?;
@@ -139,9 +145,17 @@ impl Store {
         loaded.doc = doc;
         loaded.judged = None;
         self.persist_merged_with(case, &[signature], |tx| {
+            // Entered whole, it waits no more.
             tx.execute(
-                "UPDATE refusals SET reentered_as = ?3, reason = ?4 WHERE case_id = ?1 AND change_hash = ?2",
-                params![case.to_string(), change_hash, hash.to_string(), reason],
+                "UPDATE refusals SET reentered_as = ?3, reason = ?4, waits = waits AND ?5
+                 WHERE case_id = ?1 AND change_hash = ?2",
+                params![
+                    case.to_string(),
+                    change_hash,
+                    hash.to_string(),
+                    reason,
+                    partly
+                ],
             )?;
             Ok(())
         })?;
@@ -390,65 +404,28 @@ impl Store {
         if unchanged {
             return Ok(taken);
         }
-        let entered_again = reenter::entered_again_by(&admitted.changes);
         self.persist_merged(case, &signed)?;
-        if !entered_again.is_empty() {
-            self.enter_again_what_waited(case, &entered_again)?;
-        }
+        self.enter_again_what_waited(case);
         Ok(taken)
     }
 
-    /// Enters again this device's changes of `case` that a refusal dropped, that were not
-    /// entered again or only in part, and that built on a change of another device dropped with them,
-    /// now that its own device has entered that change again (`entered_again`: each old
-    /// change, and the device of the change just received that enters it again). The
-    /// photo a teammate added on site to an inspector's finding comes back with the
-    /// finding. One the rule book refuses now stays as it was, refused.
-    pub(crate) fn enter_again_what_waited(
-        &mut self,
-        case: CaseId,
-        entered_again: &[(ChangeHash, ActorId)],
-    ) -> Result<()> {
-        let rows: Vec<Vec<u8>> = self
-            .conn
-            .prepare_cached("SELECT change FROM refusals WHERE case_id = ?1")?
-            .query_map([case.to_string()], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut dropped = HashMap::with_capacity(rows.len());
-        let mut waiting = Vec::new();
-        for bytes in rows {
-            let change = automerge::Change::try_from(bytes.as_slice())
-                .map_err(|e| Error::Corrupt(format!("a refused change of case {case}: {e}")))?;
-            if *change.actor_id() == self.actor {
-                waiting.push(change.clone());
+    /// Enters again the changes of `case` that wait (`refusals.waits`): this device's,
+    /// dropped because they built on a refused change, and not entered again whole
+    /// because they wrote into records of another device's change dropped with them. Each
+    /// whose history reaches such a change that is back in the case, entered again by its
+    /// own device, goes into the records as they are now (`enter_again`). Called after
+    /// changes from elsewhere were kept; what stays refused (the rule book, a storage
+    /// error) keeps waiting, and is said in the log: what was received is kept either way.
+    pub(crate) fn enter_again_what_waited(&mut self, case: CaseId) {
+        let waiting = match self.waiting(case) {
+            Ok(waiting) => waiting,
+            Err(e) => {
+                tracing::error!(case.id = %case, error = %e, "changes waiting to be entered again cannot be read");
+                return;
             }
-            dropped.insert(change.hash(), change);
-        }
-        // Only a change's own device enters it again.
-        let followed: HashSet<ChangeHash> = entered_again
-            .iter()
-            .filter(|(old, actor)| dropped.get(old).is_some_and(|c| c.actor_id() == actor))
-            .map(|(old, _)| *old)
-            .collect();
-        waiting.retain(|change| {
-            let mut stack = change.deps().to_vec();
-            let mut seen = HashSet::new();
-            while let Some(hash) = stack.pop() {
-                if followed.contains(&hash) {
-                    return true;
-                }
-                if seen.insert(hash)
-                    && let Some(gone) = dropped.get(&hash)
-                {
-                    stack.extend(gone.deps().iter().copied());
-                }
-            }
-            false
-        });
-        // This device's changes, in the order it made them.
-        waiting.sort_by_key(|c| c.seq());
+        };
         for change in waiting {
-            let hash = change.hash().to_string();
+            let hash = change.to_string();
             match self.enter_again(case, &hash) {
                 Ok(new) => {
                     tracing::info!(case.id = %case, old = hash, new, "a change that waited on a teammate's is entered again")
@@ -459,12 +436,70 @@ impl Store {
                         message: reason, ..
                     },
                 ) => {
-                    tracing::info!(case.id = %case, change = hash, reason, "a change that waited on a teammate's stays refused")
+                    tracing::info!(case.id = %case, change = hash, reason, "a change that waited on a teammate's stays out")
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    tracing::error!(case.id = %case, change = hash, error = %e, "a change that waited on a teammate's could not be entered again")
+                }
             }
         }
-        Ok(())
+    }
+
+    /// The changes of `case` that wait and whose history reaches another device's dropped
+    /// change that is back in the case, in the order this device made them.
+    fn waiting(&mut self, case: CaseId) -> Result<Vec<ChangeHash>> {
+        let key = case.to_string();
+        let waits: bool = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM refusals WHERE case_id = ?1 AND waits = 1)",
+            )?
+            .query_row([&key], |r| r.get(0))?;
+        if !waits {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(Vec<u8>, bool)> = self
+            .conn
+            .prepare_cached("SELECT change, waits FROM refusals WHERE case_id = ?1")?
+            .query_map([&key], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut dropped = HashMap::with_capacity(rows.len());
+        let mut waiting = Vec::new();
+        for (bytes, waits) in rows {
+            let change = automerge::Change::try_from(bytes.as_slice())
+                .map_err(|e| Error::Corrupt(format!("a refused change of case {case}: {e}")))?;
+            if waits {
+                waiting.push(change.clone());
+            }
+            dropped.insert(change.hash(), change);
+        }
+        // Only a change's own device enters it again.
+        let back: HashSet<ChangeHash> = reenter::entered_again(&mut self.doc(case)?.doc)
+            .into_iter()
+            .filter(|(old, new)| {
+                dropped
+                    .get(old)
+                    .is_some_and(|c| c.actor_id() == new.actor_id())
+            })
+            .map(|(old, _)| old)
+            .collect();
+        waiting.retain(|change| {
+            let mut stack = change.deps().to_vec();
+            let mut seen = HashSet::new();
+            while let Some(hash) = stack.pop() {
+                if back.contains(&hash) {
+                    return true;
+                }
+                if seen.insert(hash)
+                    && let Some(gone) = dropped.get(&hash)
+                {
+                    stack.extend(gone.deps().iter().copied());
+                }
+            }
+            false
+        });
+        waiting.sort_by_key(|c| c.seq());
+        Ok(waiting.iter().map(automerge::Change::hash).collect())
     }
 
     /// The signatures kept of the changes a sync message carries (`data`), to send before
@@ -558,6 +593,23 @@ impl Store {
                 (kept, fates)
             }
         };
+        // This device's changes that wrote into records of another device's change
+        // dropped with them (not refused itself: its device may enter it again) wait for
+        // that change to come back.
+        let mut on_foreign: HashSet<ChangeHash> = HashSet::new();
+        let mut waits: HashSet<ChangeHash> = HashSet::new();
+        for (change, fate) in &fates {
+            let hash = change.hash();
+            let foreign = *change.actor_id() != self.actor;
+            if (foreign && !refused.contains(&hash))
+                || change.deps().iter().any(|d| on_foreign.contains(d))
+            {
+                on_foreign.insert(hash);
+                if !foreign && !for_the_author && matches!(fate, Fate::Lost | Fate::Partly(_)) {
+                    waits.insert(hash);
+                }
+            }
+        }
         let signatures = fates
             .iter()
             .filter_map(|(_, fate)| match fate {
@@ -571,8 +623,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO refusals (case_id, change_hash, reason, refused_at, change, reentered_as)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO refusals (case_id, change_hash, reason, refused_at, change, reentered_as, waits)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             // Their signatures go with them: a change the server refused may come back
             // from elsewhere, with a signature that verifies.
@@ -592,7 +644,16 @@ impl Store {
                     }
                     Fate::Lost => (format!("{DROPPED}{reason}"), None),
                 };
-                insert.execute(params![key, hash, why, now, change.bytes().to_vec(), again])?;
+                let waits = waits.contains(&change.hash());
+                insert.execute(params![
+                    key,
+                    hash,
+                    why,
+                    now,
+                    change.bytes().to_vec(),
+                    again,
+                    waits
+                ])?;
             }
         }
         db::keep_signatures(&tx, case, &signatures)?;
@@ -790,6 +851,21 @@ mod tests {
         .expect(name)
     }
 
+    /// `store` hears that the server refused change `hash` of `case` (the review trail's
+    /// rule, which refuses the change, not its author).
+    /// Returns whether the case left the device.
+    fn refused_by_the_trail(store: &mut Store, case: crate::CaseId, hash: &str) -> bool {
+        store
+            .refuse(
+                "server",
+                case,
+                "review_trail",
+                "审核记录只能追加",
+                &[hash.to_owned()],
+            )
+            .expect("refuse")
+    }
+
     /// The descriptions of the case's findings, sorted.
     fn descriptions(store: &mut Store, case: crate::CaseId) -> Vec<String> {
         let mut findings: Vec<String> = store
@@ -960,15 +1036,7 @@ mod tests {
 
         let tomorrow = phone.now() + chrono::Duration::days(1);
         phone.set_clock(std::sync::Arc::new(move || tomorrow));
-        let left = phone
-            .refuse(
-                "server",
-                case,
-                "review_trail",
-                "审核记录只能追加",
-                std::slice::from_ref(&refused),
-            )
-            .expect("refuse");
+        let left = refused_by_the_trail(&mut phone, case, &refused);
         assert!(!left);
 
         assert_eq!(
@@ -1121,15 +1189,7 @@ mod tests {
             doc.keys(&finding).collect::<Vec<_>>()
         };
         let before = keys(&mut phone);
-        phone
-            .refuse(
-                "server",
-                case,
-                "review_trail",
-                "审核记录只能追加",
-                std::slice::from_ref(&refused),
-            )
-            .expect("refuse");
+        refused_by_the_trail(&mut phone, case, &refused);
         assert_eq!(
             keys(&mut phone),
             before,
@@ -1155,6 +1215,8 @@ mod tests {
         photo: String,
         /// The teammate's change that attached it.
         attached: String,
+        /// The change that entered the rest of it again at the refusal.
+        first: Option<String>,
     }
 
     fn a_photo_waiting(dir: &tempfile::TempDir) -> PhotoWaiting {
@@ -1176,27 +1238,23 @@ mod tests {
         .expect("attach");
         let attached = mate.heads(case).expect("heads").remove(0);
         for store in [&mut phone, &mut mate] {
-            store
-                .refuse(
-                    "server",
-                    case,
-                    "review_trail",
-                    "审核记录只能追加",
-                    std::slice::from_ref(&refused),
-                )
-                .expect("refuse");
+            refused_by_the_trail(store, case, &refused);
         }
         // The teammate heard of the refusal before the finding entered again reached it:
-        // the photo has nowhere to go yet.
+        // the photo has nowhere to go yet (the rest of its change, the teammate's entry in
+        // the team, is entered again).
         assert!(descriptions(&mut mate, case).is_empty());
-        let waiting = PhotoWaiting {
+        let mut waiting = PhotoWaiting {
             phone,
             mate,
             case,
             photo: photo.sha256,
             attached,
+            first: None,
         };
-        assert_eq!(waiting.row().reentered_as, None);
+        let row = waiting.row();
+        assert!(row.reason.contains("未能重新录入"), "{row:#?}");
+        waiting.first = row.reentered_as;
         let again = waiting
             .phone
             .refusals()
@@ -1244,7 +1302,10 @@ mod tests {
         /// now, naming the change it enters again, and reaches the inspector.
         fn check_followed(mut self) {
             let case = self.case;
-            let again = self.row().reentered_as.expect("the photo is entered again");
+            let row = self.row();
+            assert!(!row.reason.contains("未能重新录入"), "{row:#?}");
+            let again = row.reentered_as.expect("the photo is entered again");
+            assert_ne!(Some(&again), self.first.as_ref());
             assert_eq!(
                 entry(&mut self.mate, case, &again).and_then(|e| e.entered_again_for),
                 Some(self.attached.clone())
@@ -1313,6 +1374,103 @@ mod tests {
         waiting.check_followed();
     }
 
+    /// The teammate recorded a finding of her own and then corrected the inspector's: the
+    /// finding is entered again at the refusal, and the correction, once the inspector's
+    /// finding comes back, builds on it and replaces its place, without a conflict.
+    #[test]
+    fn a_teammate_s_correction_made_after_her_own_finding_replaces_the_value() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let TwoFindings {
+            mut phone,
+            mut mate,
+            case,
+            refused,
+            later,
+            ..
+        } = two_findings_merged_on_site(&dir);
+        mate.add_finding(case, &sample::finding("灭火器过期"))
+            .expect("finding");
+        let edit = crate::FindingEdit {
+            place: Some("三号仓库东侧".into()),
+            ..Default::default()
+        };
+        mate.edit_finding(case, later, &edit).expect("edit");
+        let edited = mate.heads(case).expect("heads").remove(0);
+        for store in [&mut phone, &mut mate] {
+            refused_by_the_trail(store, case, &refused);
+        }
+        assert_eq!(descriptions(&mut mate, case), ["灭火器过期"]);
+        mate.merge_case(&phone.export_case(case).expect("export"))
+            .expect("the inspector's finding comes back on site");
+        let again = mate
+            .refusals()
+            .expect("refusals")
+            .into_iter()
+            .find(|r| r.change_hash == edited)
+            .and_then(|r| r.reentered_as)
+            .expect("the correction is entered again");
+        let finding = mate
+            .case(case)
+            .expect("case")
+            .findings
+            .into_iter()
+            .find(|f| f.description == "安全出口锁闭")
+            .expect("the finding");
+        assert_eq!(finding.place, "三号仓库东侧");
+        assert!(
+            mate.conflicts(case).expect("conflicts").is_empty(),
+            "{:#?}",
+            mate.conflicts(case)
+        );
+        let new = entry(&mut mate, case, &again).expect("in the case");
+        assert_eq!(new.entered_again_for.as_deref(), Some(edited.as_str()));
+    }
+
+    /// A change entered again whose new change went too (refused itself) is not entered a
+    /// second time by hand: what it held went with that change.
+    #[test]
+    fn a_change_whose_new_change_was_refused_is_not_entered_twice() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut phone, case) = phone_with_case(&dir);
+        phone
+            .add_finding(case, &sample::finding("配电箱未接地"))
+            .expect("finding");
+        let first = phone.heads(case).expect("heads").remove(0);
+        phone
+            .add_finding(case, &sample::finding("安全出口锁闭"))
+            .expect("finding");
+        let later = phone.heads(case).expect("heads").remove(0);
+        phone
+            .refuse("server", case, "review_trail", "审核记录只能追加", &[first])
+            .expect("refuse");
+        let new = phone
+            .refusals()
+            .expect("refusals")
+            .into_iter()
+            .find(|r| r.change_hash == later)
+            .and_then(|r| r.reentered_as)
+            .expect("entered again");
+        phone
+            .refuse(
+                "server",
+                case,
+                "jurisdiction",
+                "不在辖区",
+                std::slice::from_ref(&new),
+            )
+            .expect("refuse");
+        assert!(descriptions(&mut phone, case).is_empty());
+        let twice = phone.enter_again(case, &later);
+        assert!(
+            matches!(&twice, Err(crate::Error::Invalid { .. })),
+            "{twice:?}"
+        );
+        assert!(descriptions(&mut phone, case).is_empty());
+        // The new change itself can be.
+        phone.enter_again(case, &new).expect("entered again");
+        assert_eq!(descriptions(&mut phone, case), ["安全出口锁闭"]);
+    }
+
     /// A phone that entered a change again after a refusal, a teammate's phone still
     /// holding the dropped one (merged on site before), and the server's case (what the
     /// author's phone holds now).
@@ -1369,15 +1527,7 @@ mod tests {
             refused,
             ..
         } = two_findings_merged_on_site(dir);
-        phone
-            .refuse(
-                "server",
-                case,
-                "review_trail",
-                "审核记录只能追加",
-                std::slice::from_ref(&refused),
-            )
-            .expect("refuse");
+        refused_by_the_trail(&mut phone, case, &refused);
         let server = AutoCommit::load(&phone.export_document(case).expect("export")).expect("load");
         Held {
             phone,
@@ -1628,12 +1778,10 @@ mod tests {
             .find(|r| r.change_hash == hashes[1])
             .expect("row");
         assert_eq!(row.reentered_as.as_deref(), Some(later.as_str()));
+        let twice = phone.enter_again(case, &hashes[1]);
         assert!(
-            matches!(
-                phone.enter_again(case, &hashes[1]),
-                Err(crate::Error::Invalid { .. })
-            ),
-            "entered once"
+            matches!(&twice, Err(crate::Error::NotAllowed(why)) if why.contains("已全部重新录入")),
+            "entered once: {twice:?}"
         );
 
         phone

@@ -5,14 +5,10 @@
 
 use anjian_core::HazardStep;
 use anjian_core::sync::DocumentId;
-use anjian_core::{
-    CaseId, DistrictCode, FindingId, Level, NewFinding, RectificationOrder, ReviewAction, Role,
-    case_doc, sample,
-};
+use anjian_core::{CaseId, DistrictCode, FindingId, ReviewAction, Role, case_doc, sample};
 use anjian_tests::peer::RawPeer;
 use anjian_tests::{Inspector, TestServer, add_user, get_json, login_device, login_token};
 use automerge::AutoCommit;
-use chrono::NaiveDate;
 use serde_json::{Value, json};
 
 const OWNER: &str = "310101";
@@ -62,27 +58,7 @@ async fn fresh(insp: &mut Inspector, url: &str, state: State) -> Fresh {
             ..sample::new_case(&enterprise)
         })
         .expect("case");
-    let major = insp
-        .store
-        .add_finding(
-            case,
-            &NewFinding {
-                level: Some(Level::Major),
-                ..sample::finding("液氯储罐区报警装置未投入使用")
-            },
-        )
-        .expect("finding");
-    let order = RectificationOrder {
-        measures: "恢复报警装置".into(),
-        deadline: NaiveDate::from_ymd_opt(2026, 12, 31).expect("date"),
-        responsible: "安全总监".into(),
-    };
-    insp.store
-        .order_rectification(case, major, &order)
-        .expect("order");
-    insp.store
-        .follow_up(case, major, &HazardStep::pass("已恢复"))
-        .expect("reinspect");
+    let major = insp.reinspected_major_hazard(case);
     insp.store
         .review(case, ReviewAction::Submit, "检查完毕")
         .expect("submit");
