@@ -271,6 +271,8 @@ impl Store {
                     )));
                 }
                 self.insert_case(case, merged, &kept)?;
+                // A case that left this device on a refusal may have changes waiting.
+                self.enter_again_what_waited(case);
             }
         }
         Ok(received)

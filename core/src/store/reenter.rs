@@ -355,13 +355,16 @@ impl<'a> Rebase<'a> {
                 if held.contains_key(&id) {
                     continue;
                 }
-                // Where its object is now: made by an earlier operation of the same change,
-                // by an earlier holder, or elsewhere in the case.
+                // Where its object (and the element it deletes) is now: made by an earlier
+                // operation of the same change that a holder holds (one no holder holds is
+                // gone), or elsewhere in the case.
+                let now = |id: &OpId| match found.get(id).or_else(|| held.get(id)) {
+                    Some(now) => Some(now.clone()),
+                    None if within(old, id) => None,
+                    None => self.element(id),
+                };
                 let obj = match &candidate.obj {
-                    ObjectId::Id(made) => match found.get(made).or_else(|| held.get(made)) {
-                        Some(now) => Some(ObjectId::Id(now.clone())),
-                        None => self.object(&candidate.obj),
-                    },
+                    ObjectId::Id(made) => now(made).map(ObjectId::Id),
                     ObjectId::Root => Some(ObjectId::Root),
                 };
                 let same = candidate.action == op.action
@@ -369,6 +372,11 @@ impl<'a> Rebase<'a> {
                     && obj.as_ref() == Some(&op.obj)
                     && match (&candidate.key, &op.key) {
                         (Key::Map(a), Key::Map(b)) => a == b,
+                        (Key::Seq(ElementId::Id(a)), Key::Seq(ElementId::Id(b)))
+                            if !candidate.insert =>
+                        {
+                            now(a).as_ref() == Some(b)
+                        }
                         (Key::Seq(_), Key::Seq(_)) => true,
                         _ => false,
                     };
@@ -432,8 +440,11 @@ impl<'a> Rebase<'a> {
             let deletes = op.action == OpType::Delete;
             // What is left out is gone at once: a later operation into it must not take its
             // id for one in the case (the new change's ids may be the same numbers).
+            // A deletion of something gone is left out, and counts only if another device
+            // made what it deleted: that device may enter it again.
             let Some(obj) = self.object(&op.obj) else {
-                partly |= !deletes;
+                partly |=
+                    !deletes || matches!(&op.obj, ObjectId::Id(made) if made.1 != *self.actor);
                 self.forget_op(old, op);
                 continue;
             };
@@ -445,6 +456,7 @@ impl<'a> Rebase<'a> {
                         None => values_at(doc, &obj, key, &deps),
                     };
                     if deletes && pred.is_empty() {
+                        partly |= op.pred.iter().any(|value| value.1 != *self.actor);
                         self.forget_op(old, op);
                         continue;
                     }
@@ -481,6 +493,7 @@ impl<'a> Rebase<'a> {
                     },
                     // Inserted by a refused change: nothing to delete.
                     None => {
+                        partly |= element.1 != *self.actor;
                         self.forget_op(old, op);
                         continue;
                     }
@@ -653,6 +666,12 @@ fn says_again(message: Option<&str>) -> Option<ChangeHash> {
         .again?
         .parse()
         .ok()
+}
+
+/// Whether `id` is the id of an operation of `change`.
+fn within(change: &ExpandedChange, id: &OpId) -> bool {
+    let start = change.start_op.get();
+    id.1 == change.actor_id && (start..start + change.operations.len() as u64).contains(&id.0)
 }
 
 /// The id of the `i`th operation of `change`.

@@ -363,7 +363,10 @@ impl Store {
                 )));
             }
             let signed = signatures_of_changes(signatures, &admitted.changes);
-            return self.insert_case(case, doc, &signed).map(|()| false);
+            self.insert_case(case, doc, &signed)?;
+            // A case that left this device on a refusal may have changes waiting.
+            self.enter_again_what_waited(case);
+            return Ok(false);
         }
         let loaded = self.cache.get_mut(case).expect("loaded just above");
         let mut admitted = intake::admit(&loaded.doc, checked);
@@ -412,10 +415,11 @@ impl Store {
     /// Enters again the changes of `case` that wait (`refusals.waits`): this device's,
     /// dropped because they built on a refused change, and not entered again whole
     /// because they wrote into records of another device's change dropped with them. Each
-    /// whose history reaches such a change that is back in the case, entered again by its
-    /// own device, goes into the records as they are now (`enter_again`). Called after
-    /// changes from elsewhere were kept; what stays refused (the rule book, a storage
-    /// error) keeps waiting, and is said in the log: what was received is kept either way.
+    /// whose history has more such changes back in the case (entered again by their own
+    /// devices) than at its last try goes into the records as they are now
+    /// (`enter_again`). Called after changes from elsewhere were kept; what stays out (the
+    /// rule book, a storage error) is said in the log, and what was received is kept
+    /// either way.
     pub(crate) fn enter_again_what_waited(&mut self, case: CaseId) {
         let waiting = match self.waiting(case) {
             Ok(waiting) => waiting,
@@ -424,7 +428,7 @@ impl Store {
                 return;
             }
         };
-        for change in waiting {
+        for (change, back) in waiting {
             let hash = change.to_string();
             match self.enter_again(case, &hash) {
                 Ok(new) => {
@@ -439,15 +443,24 @@ impl Store {
                     tracing::info!(case.id = %case, change = hash, reason, "a change that waited on a teammate's stays out")
                 }
                 Err(e) => {
-                    tracing::error!(case.id = %case, change = hash, error = %e, "a change that waited on a teammate's could not be entered again")
+                    tracing::error!(case.id = %case, change = hash, error = %e, "a change that waited on a teammate's could not be entered again");
+                    continue;
                 }
+            }
+            let tried = self.conn.execute(
+                "UPDATE refusals SET tried_back = ?3 WHERE case_id = ?1 AND change_hash = ?2",
+                params![case.to_string(), hash, back],
+            );
+            if let Err(e) = tried {
+                tracing::error!(case.id = %case, change = hash, error = %e, "a try to enter a change again could not be recorded");
             }
         }
     }
 
-    /// The changes of `case` that wait and whose history reaches another device's dropped
-    /// change that is back in the case, in the order this device made them.
-    fn waiting(&mut self, case: CaseId) -> Result<Vec<ChangeHash>> {
+    /// The changes of `case` that wait and whose history has more of the other devices'
+    /// dropped changes back in the case than at their last try, in the order this device
+    /// made them, each with how many are back now.
+    fn waiting(&mut self, case: CaseId) -> Result<Vec<(ChangeHash, i64)>> {
         let key = case.to_string();
         let waits: bool = self
             .conn
@@ -458,48 +471,56 @@ impl Store {
         if !waits {
             return Ok(Vec::new());
         }
-        let rows: Vec<(Vec<u8>, bool)> = self
+        let rows: Vec<(Vec<u8>, bool, i64)> = self
             .conn
-            .prepare_cached("SELECT change, waits FROM refusals WHERE case_id = ?1")?
-            .query_map([&key], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .prepare_cached("SELECT change, waits, tried_back FROM refusals WHERE case_id = ?1")?
+            .query_map([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut dropped = HashMap::with_capacity(rows.len());
         let mut waiting = Vec::new();
-        for (bytes, waits) in rows {
+        for (bytes, waits, tried_back) in rows {
             let change = automerge::Change::try_from(bytes.as_slice())
                 .map_err(|e| Error::Corrupt(format!("a refused change of case {case}: {e}")))?;
             if waits {
-                waiting.push(change.clone());
+                waiting.push((change.clone(), tried_back));
             }
             dropped.insert(change.hash(), change);
         }
-        // Only a change's own device enters it again.
+        // Another device's changes, each entered again by that device itself.
+        let actor = self.actor.clone();
         let back: HashSet<ChangeHash> = reenter::entered_again(&mut self.doc(case)?.doc)
             .into_iter()
             .filter(|(old, new)| {
-                dropped
-                    .get(old)
-                    .is_some_and(|c| c.actor_id() == new.actor_id())
+                *new.actor_id() != actor
+                    && dropped
+                        .get(old)
+                        .is_some_and(|c| c.actor_id() == new.actor_id())
             })
             .map(|(old, _)| old)
             .collect();
-        waiting.retain(|change| {
-            let mut stack = change.deps().to_vec();
-            let mut seen = HashSet::new();
-            while let Some(hash) = stack.pop() {
-                if back.contains(&hash) {
-                    return true;
+        let mut ready: Vec<(automerge::Change, i64)> = waiting
+            .into_iter()
+            .filter_map(|(change, tried_back)| {
+                let mut count = 0;
+                let mut stack = change.deps().to_vec();
+                let mut seen = HashSet::new();
+                while let Some(hash) = stack.pop() {
+                    if !seen.insert(hash) {
+                        continue;
+                    }
+                    count += i64::from(back.contains(&hash));
+                    if let Some(gone) = dropped.get(&hash) {
+                        stack.extend(gone.deps().iter().copied());
+                    }
                 }
-                if seen.insert(hash)
-                    && let Some(gone) = dropped.get(&hash)
-                {
-                    stack.extend(gone.deps().iter().copied());
-                }
-            }
-            false
-        });
-        waiting.sort_by_key(|c| c.seq());
-        Ok(waiting.iter().map(automerge::Change::hash).collect())
+                (count > tried_back).then_some((change, count))
+            })
+            .collect();
+        ready.sort_by_key(|(c, _)| c.seq());
+        Ok(ready
+            .into_iter()
+            .map(|(c, count)| (c.hash(), count))
+            .collect())
     }
 
     /// The signatures kept of the changes a sync message carries (`data`), to send before
@@ -1424,6 +1445,56 @@ mod tests {
         );
         let new = entry(&mut mate, case, &again).expect("in the case");
         assert_eq!(new.entered_again_for.as_deref(), Some(edited.as_str()));
+    }
+
+    /// The teammate took off a photo the inspector had attached to his later finding (and
+    /// joined the team with the same change): the taking off waits with the finding, and
+    /// the photo does not come back with it.
+    #[test]
+    fn a_teammate_s_removal_of_a_photo_follows_a_finding_entered_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let TwoFindings {
+            mut phone,
+            mut mate,
+            case,
+            refused,
+            later,
+            ..
+        } = two_findings_merged_on_site(&dir);
+        let photo = phone.ingest_photo(&sample::jpeg(64, 48)).expect("ingest");
+        let target = crate::PhotoTarget::Finding(later);
+        phone
+            .attach_photo(case, &target, &photo.sha256, "安全出口")
+            .expect("attach");
+        mate.merge_case(&phone.export_case(case).expect("export"))
+            .expect("merge");
+        mate.detach_photo(case, &target, &photo.sha256)
+            .expect("detach");
+        let detached = mate.heads(case).expect("heads").remove(0);
+        for store in [&mut phone, &mut mate] {
+            refused_by_the_trail(store, case, &refused);
+        }
+        mate.merge_case(&phone.export_case(case).expect("export"))
+            .expect("the inspector's finding comes back on site");
+        let photos: Vec<String> = mate
+            .case(case)
+            .expect("case")
+            .findings
+            .into_iter()
+            .find(|f| f.id == later)
+            .expect("the finding")
+            .photos
+            .into_iter()
+            .map(|p| p.sha256)
+            .collect();
+        assert!(photos.is_empty(), "the photo stays off: {photos:?}");
+        let row = mate
+            .refusals()
+            .expect("refusals")
+            .into_iter()
+            .find(|r| r.change_hash == detached)
+            .expect("row");
+        assert!(!row.reason.contains("未能重新录入"), "{row:#?}");
     }
 
     /// A change entered again whose new change went too (refused itself) is not entered a
