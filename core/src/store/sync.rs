@@ -415,11 +415,11 @@ impl Store {
     /// Enters again the changes of `case` that wait (`refusals.waits`): this device's,
     /// dropped because they built on a refused change, and not entered again whole
     /// because they wrote into records of another device's change dropped with them. Each
-    /// whose history has more such changes back in the case (entered again by their own
-    /// devices) than at its last try goes into the records as they are now
-    /// (`enter_again`). Called after changes from elsewhere were kept; what stays out (the
-    /// rule book, a storage error) is said in the log, and what was received is kept
-    /// either way.
+    /// whose history has such changes back in the case (entered again by their own
+    /// devices), under other changes than at its last try, goes into the records as they
+    /// are now (`enter_again`). Called after changes from elsewhere were kept, and after
+    /// a refusal; what stays out (the rule book, a storage error) is said in the log, and
+    /// what was received is kept either way.
     pub(crate) fn enter_again_what_waited(&mut self, case: CaseId) {
         let waiting = match self.waiting(case) {
             Ok(waiting) => waiting,
@@ -428,7 +428,7 @@ impl Store {
                 return;
             }
         };
-        for (change, back) in waiting {
+        for (change, with) in waiting {
             let hash = change.to_string();
             match self.enter_again(case, &hash) {
                 Ok(new) => {
@@ -448,8 +448,8 @@ impl Store {
                 }
             }
             let tried = self.conn.execute(
-                "UPDATE refusals SET tried_back = ?3 WHERE case_id = ?1 AND change_hash = ?2",
-                params![case.to_string(), hash, back],
+                "UPDATE refusals SET tried_with = ?3 WHERE case_id = ?1 AND change_hash = ?2",
+                params![case.to_string(), hash, with],
             );
             if let Err(e) = tried {
                 tracing::error!(case.id = %case, change = hash, error = %e, "a try to enter a change again could not be recorded");
@@ -457,10 +457,10 @@ impl Store {
         }
     }
 
-    /// The changes of `case` that wait and whose history has more of the other devices'
-    /// dropped changes back in the case than at their last try, in the order this device
-    /// made them, each with how many are back now.
-    fn waiting(&mut self, case: CaseId) -> Result<Vec<(ChangeHash, i64)>> {
+    /// The changes of `case` that wait and whose history has other devices' dropped
+    /// changes back in the case under other changes than at their last try, in the order
+    /// this device made them, each with those changes (`refusals.tried_with`).
+    fn waiting(&mut self, case: CaseId) -> Result<Vec<(ChangeHash, String)>> {
         let key = case.to_string();
         let waits: bool = self
             .conn
@@ -471,55 +471,59 @@ impl Store {
         if !waits {
             return Ok(Vec::new());
         }
-        let rows: Vec<(Vec<u8>, bool, i64)> = self
+        let rows: Vec<(Vec<u8>, bool, String)> = self
             .conn
-            .prepare_cached("SELECT change, waits, tried_back FROM refusals WHERE case_id = ?1")?
+            .prepare_cached("SELECT change, waits, tried_with FROM refusals WHERE case_id = ?1")?
             .query_map([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut dropped = HashMap::with_capacity(rows.len());
         let mut waiting = Vec::new();
-        for (bytes, waits, tried_back) in rows {
+        for (bytes, waits, tried_with) in rows {
             let change = automerge::Change::try_from(bytes.as_slice())
                 .map_err(|e| Error::Corrupt(format!("a refused change of case {case}: {e}")))?;
             if waits {
-                waiting.push((change.clone(), tried_back));
+                waiting.push((change.clone(), tried_with));
             }
             dropped.insert(change.hash(), change);
         }
-        // Another device's changes, each entered again by that device itself.
+        // Another device's changes, each entered again (once, or in parts) by that device.
         let actor = self.actor.clone();
-        let back: HashSet<ChangeHash> = reenter::entered_again(&mut self.doc(case)?.doc)
+        let mut back: HashMap<ChangeHash, Vec<ChangeHash>> = HashMap::new();
+        for (old, new) in reenter::entered_again(&mut self.doc(case)?.doc) {
+            let theirs = dropped
+                .get(&old)
+                .is_some_and(|c| c.actor_id() == new.actor_id());
+            if theirs && *new.actor_id() != actor {
+                back.entry(old).or_default().push(new.hash());
+            }
+        }
+        let mut ready: Vec<(automerge::Change, String)> = waiting
             .into_iter()
-            .filter(|(old, new)| {
-                *new.actor_id() != actor
-                    && dropped
-                        .get(old)
-                        .is_some_and(|c| c.actor_id() == new.actor_id())
-            })
-            .map(|(old, _)| old)
-            .collect();
-        let mut ready: Vec<(automerge::Change, i64)> = waiting
-            .into_iter()
-            .filter_map(|(change, tried_back)| {
-                let mut count = 0;
+            .filter_map(|(change, tried_with)| {
+                let mut with: BTreeSet<ChangeHash> = BTreeSet::new();
                 let mut stack = change.deps().to_vec();
                 let mut seen = HashSet::new();
                 while let Some(hash) = stack.pop() {
                     if !seen.insert(hash) {
                         continue;
                     }
-                    count += i64::from(back.contains(&hash));
+                    with.extend(back.get(&hash).into_iter().flatten());
                     if let Some(gone) = dropped.get(&hash) {
                         stack.extend(gone.deps().iter().copied());
                     }
                 }
-                (count > tried_back).then_some((change, count))
+                let with = with
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                (!with.is_empty() && with != tried_with).then_some((change, with))
             })
             .collect();
         ready.sort_by_key(|(c, _)| c.seq());
         Ok(ready
             .into_iter()
-            .map(|(c, count)| (c.hash(), count))
+            .map(|(c, with)| (c.hash(), with))
             .collect())
     }
 
@@ -713,6 +717,10 @@ impl Store {
         }
         tx.commit()?;
         self.cache.remove(case);
+        if kept.is_some() {
+            // Another device's changes may have come back before this refusal.
+            self.enter_again_what_waited(case);
+        }
         let entered = signatures.len();
         tracing::warn!(case.id = %case, reason, entered, "server refused changes; case rebuilt without them, this device's later changes entered again");
         Ok(kept.is_none())
