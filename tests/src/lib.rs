@@ -353,3 +353,73 @@ pub async fn run_js(script: &str, args: Vec<String>) -> serde_json::Value {
     );
     serde_json::from_str(stdout.trim().lines().last().unwrap_or_default()).expect("a JSON line")
 }
+
+/// A browser signed in to the pages: its session cookie.
+pub async fn browser(server: &str, username: &str) -> (reqwest::Client, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = client
+        .get(format!("{server}/login"))
+        .send()
+        .await
+        .expect("login page");
+    let login_cookie = cookie(&page, "anjian_login");
+    let html = page.text().await.expect("page");
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("csrf field") + marker.len();
+    let csrf = &html[start..start + html[start..].find('"').expect("end")];
+    let answer = client
+        .post(format!("{server}/login"))
+        .header("cookie", format!("anjian_login={login_cookie}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            [
+                ("username", username),
+                ("password", PASSWORD),
+                ("csrf", csrf),
+                ("next", "/cases"),
+            ]
+            .iter()
+            .map(|(k, v)| format!("{k}={}", anjian_sync_server::web::session::encode_query(v)))
+            .collect::<Vec<_>>()
+            .join("&"),
+        )
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(answer.status(), 303, "{username} signs in");
+    let session = format!(
+        "__Host-anjian_session={}",
+        cookie(&answer, "__Host-anjian_session")
+    );
+    (client, session)
+}
+
+/// The value of cookie `name` that `response` sets.
+pub fn cookie(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let (pair, _) = v.split_once(';').unwrap_or((v, ""));
+            let (key, value) = pair.split_once('=')?;
+            (key == name).then(|| value.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no cookie {name}"))
+}
+
+/// What a browser with `session` (its cookie) gets at `url`: the status and the body.
+pub async fn get_page(client: &reqwest::Client, session: &str, url: String) -> (u16, Vec<u8>) {
+    let response = client
+        .get(url)
+        .header("cookie", session)
+        .send()
+        .await
+        .expect("answer");
+    let status = response.status().as_u16();
+    (status, response.bytes().await.expect("body").to_vec())
+}

@@ -11,80 +11,11 @@ use anjian_core::{PhotoTarget, ReviewAction, Role, sample};
 use anjian_sync_server::Storage;
 use anjian_sync_server::evidence::{self, Photos, Verdict};
 use anjian_sync_server::users::SERVER_DEVICE_NAME;
-use anjian_sync_server::web::session::encode_query;
-use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, login_token};
+use anjian_tests::{Inspector, TestServer, add_user, browser, get_page, login_token};
 use base64::Engine as _;
 use sha2::Digest as _;
 
 const PHOTO: &[u8] = include_bytes!("../../../ffi/tests/fixtures/tank-farm.jpg");
-
-/// A browser signed in to the pages: its session cookie.
-async fn browser(server: &str, username: &str) -> (reqwest::Client, String) {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let page = client
-        .get(format!("{server}/login"))
-        .send()
-        .await
-        .expect("login page");
-    let login_cookie = cookie(&page, "anjian_login");
-    let html = page.text().await.expect("page");
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("csrf field") + marker.len();
-    let csrf = &html[start..start + html[start..].find('"').expect("end")];
-    let answer = client
-        .post(format!("{server}/login"))
-        .header("cookie", format!("anjian_login={login_cookie}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            [
-                ("username", username),
-                ("password", PASSWORD),
-                ("csrf", csrf),
-                ("next", "/cases"),
-            ]
-            .iter()
-            .map(|(k, v)| format!("{k}={}", encode_query(v)))
-            .collect::<Vec<_>>()
-            .join("&"),
-        )
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(answer.status(), 303, "{username} signs in");
-    let session = format!(
-        "__Host-anjian_session={}",
-        cookie(&answer, "__Host-anjian_session")
-    );
-    (client, session)
-}
-
-fn cookie(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            let (pair, _) = v.split_once(';').unwrap_or((v, ""));
-            let (key, value) = pair.split_once('=')?;
-            (key == name).then(|| value.to_owned())
-        })
-        .unwrap_or_else(|| panic!("no cookie {name}"))
-}
-
-async fn get(client: &reqwest::Client, session: &str, url: String) -> (u16, Vec<u8>) {
-    let response = client
-        .get(url)
-        .header("cookie", session)
-        .send()
-        .await
-        .expect("answer");
-    let status = response.status().as_u16();
-    (status, response.bytes().await.expect("body").to_vec())
-}
 
 /// The evidence package of `case` as the command line exports it.
 async fn export(data: &std::path::Path, case: anjian_core::CaseId, photos: Photos) -> Vec<u8> {
@@ -145,7 +76,7 @@ async fn the_page_downloads_the_exported_package_and_every_signature_in_it_verif
 
     // The page's download is the command line's package, byte for byte.
     let (client, chen) = browser(&url, "chen").await;
-    let (status, downloaded) = get(
+    let (status, downloaded) = get_page(
         &client,
         &chen,
         format!("{url}/cases/{case}/evidence?photos=true"),
@@ -224,7 +155,7 @@ async fn the_page_downloads_the_exported_package_and_every_signature_in_it_verif
         .expect("the server signed the package");
 
     // Without photos: the same package but for the photos' bytes.
-    let (_, light) = get(&client, &chen, format!("{url}/cases/{case}/evidence")).await;
+    let (_, light) = get_page(&client, &chen, format!("{url}/cases/{case}/evidence")).await;
     let light: serde_json::Value = serde_json::from_slice(&light).expect("JSON");
     assert_eq!(light["changes"], package["changes"]);
     assert!(
@@ -237,24 +168,24 @@ async fn the_page_downloads_the_exported_package_and_every_signature_in_it_verif
 
     // Only supervisors who may read the case get it.
     let (client_sun, sun) = browser(&url, "sun").await;
-    let (status, _) = get(&client_sun, &sun, format!("{url}/cases/{case}/evidence")).await;
+    let (status, _) = get_page(&client_sun, &sun, format!("{url}/cases/{case}/evidence")).await;
     assert_eq!(status, 404, "another district's supervisor");
     let (client_zhang, zhang_web) = browser(&url, "zhang").await;
-    let (status, _) = get(
+    let (status, _) = get_page(
         &client_zhang,
         &zhang_web,
         format!("{url}/cases/{case}/evidence"),
     )
     .await;
     assert_eq!(status, 403, "an inspector, even of the case");
-    let (status, _) = get(&client, "", format!("{url}/cases/{case}/evidence")).await;
+    let (status, _) = get_page(&client, "", format!("{url}/cases/{case}/evidence")).await;
     assert_ne!(status, 200, "nobody signed in");
 
     // The page: every signature verifies; then one stored signature is damaged.
     let page = |client: reqwest::Client, session: String| {
         let url = format!("{url}/cases/{case}");
         async move {
-            let (status, body) = get(&client, &session, url).await;
+            let (status, body) = get_page(&client, &session, url).await;
             assert_eq!(status, 200);
             String::from_utf8(body).expect("UTF-8")
         }
@@ -341,7 +272,7 @@ async fn the_servers_signature_verifies_on_a_supervisors_decision_only() {
     // The page shows every signature verified, the decision's by the server's key.
     let (client, chen) = browser(&url, "chen").await;
     let page = || async {
-        let (status, body) = get(&client, &chen, format!("{url}/cases/{case}")).await;
+        let (status, body) = get_page(&client, &chen, format!("{url}/cases/{case}")).await;
         assert_eq!(status, 200);
         String::from_utf8(body).expect("UTF-8")
     };

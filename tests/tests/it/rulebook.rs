@@ -7,7 +7,9 @@ use anjian_core::HazardStep;
 use anjian_core::sync::DocumentId;
 use anjian_core::{CaseId, DistrictCode, FindingId, ReviewAction, Role, case_doc, sample};
 use anjian_tests::peer::RawPeer;
-use anjian_tests::{Inspector, TestServer, add_user, get_json, login_device, login_token};
+use anjian_tests::{
+    Inspector, TestServer, add_user, browser, get_json, get_page, login_device, login_token,
+};
 use automerge::AutoCommit;
 use serde_json::{Value, json};
 
@@ -412,6 +414,15 @@ async fn a_teammate_s_edit_follows_a_finding_entered_again_to_the_server() {
     assert!(
         history.iter().any(|h| h["entered_again_for"] == edit),
         "the correction entered again names the one the server refused: {history:#?}"
+    );
+    // The case page says so in its history.
+    let (client, session) = browser(&url, "chief").await;
+    let (status, page) = get_page(&client, &session, format!("{url}/cases/{}", fresh.case)).await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).expect("utf-8");
+    assert!(
+        page.contains(&format!("（重新录入，原修改 <code>{}</code>）", &edit[..8])),
+        "{page}"
     );
     for phone in [&mut insp, &mut mate] {
         phone.sync().await.expect("sync");
