@@ -123,7 +123,8 @@ enum UserCommand {
     },
     /// Lists users.
     List,
-    /// Disables a user (their tokens stop working).
+    /// Disables a user: their tokens are revoked and their browser sessions end (enabling
+    /// them again brings none back).
     Disable {
         /// Sign-in name.
         username: String,

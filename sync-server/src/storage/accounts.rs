@@ -66,24 +66,23 @@ impl Storage {
         })
     }
 
-    /// Disables (or enables) an account; a disabled account's tokens stop working.
+    /// Disables (or enables) an account. Disabling also revokes its tokens and ends its
+    /// browser sessions, so that enabling it again brings none of them back (one may have
+    /// been stolen): the user signs in anew.
     pub fn set_disabled(&self, username: &str, disabled: bool) -> AppResult<()> {
-        let changed = self.write(|conn| {
+        let user = self.user(username)?;
+        self.write(|conn| {
             conn.transaction(|tx| {
-                let changed = tx.execute(
-                    "UPDATE users SET disabled = ?2 WHERE username = ?1",
-                    params![username, disabled as i64],
+                tx.execute(
+                    "UPDATE users SET disabled = ?2 WHERE id = ?1",
+                    params![user.id, disabled as i64],
                 )?;
                 if disabled {
-                    bump_revocations(tx)?;
+                    end_sessions(tx, user.id)?;
                 }
-                Ok(changed)
+                Ok(())
             })
-        })?;
-        if changed == 0 {
-            return Err(AppError::NotFound(format!("no user {username:?}")));
-        }
-        Ok(())
+        })
     }
 
     /// Sets a new password and revokes every token of the account.
@@ -96,17 +95,7 @@ impl Storage {
                     "UPDATE users SET password_hash = ?2 WHERE id = ?1",
                     params![user.id, hash],
                 )?;
-                tx.execute(
-                    "UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
-                    params![user.id, Utc::now().to_rfc3339()],
-                )?;
-                // Browser sessions end too: a reset is how a stolen session is cut off.
-                tx.execute(
-                    "DELETE FROM web_sessions WHERE user_id = ?1",
-                    params![user.id],
-                )?;
-                bump_revocations(tx)?;
-                Ok(())
+                end_sessions(tx, user.id)
             })
         })
     }
@@ -548,6 +537,20 @@ fn register_key(tx: &mut dyn Conn, actor_id: &str, key: &PublicKey) -> AppResult
             Ok(())
         }
     }
+}
+
+/// Revokes every token of account `user_id` and ends its browser sessions (how a stolen
+/// token or session is cut off), and tells open connections to check theirs again.
+fn end_sessions(tx: &mut dyn Conn, user_id: i64) -> AppResult<()> {
+    tx.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+        params![user_id, Utc::now().to_rfc3339()],
+    )?;
+    tx.execute(
+        "DELETE FROM web_sessions WHERE user_id = ?1",
+        params![user_id],
+    )?;
+    bump_revocations(tx)
 }
 
 fn bump_revocations(tx: &mut dyn Conn) -> AppResult<()> {

@@ -133,34 +133,32 @@ async fn bad_logins_are_refused_with_a_reason() {
     let (status, body) = call(&app, login("li", "correct horse battery", ACTOR)).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     // A disabled account cannot sign in, and its tokens stop working.
-    let (_, body) = call(
-        &app,
-        login(
-            "li",
-            "correct horse battery",
-            "ffeeddccbbaa99887766554433221100",
-        ),
-    )
-    .await;
+    let li_signs_in = || {
+        call(
+            &app,
+            login(
+                "li",
+                "correct horse battery",
+                "ffeeddccbbaa99887766554433221100",
+            ),
+        )
+    };
+    let (_, body) = li_signs_in().await;
     let token = body["token"].as_str().expect("token").to_owned();
     state.storage.set_disabled("li", true).expect("disable");
-    let (status, _) = call(
-        &app,
-        login(
-            "li",
-            "correct horse battery",
-            "ffeeddccbbaa99887766554433221100",
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let request = Request::get("/api/v1/cases").header("authorization", format!("Bearer {token}"));
-    assert_eq!(
-        call(&app, request.body(Body::empty()).expect("request"))
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(li_signs_in().await.0, StatusCode::FORBIDDEN);
+    let cases = || {
+        Request::get("/api/v1/cases")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    assert_eq!(call(&app, cases()).await.0, StatusCode::UNAUTHORIZED);
+    // Disabling revoked the token: enabling the account again (after a stolen token, say)
+    // does not bring it back; the user signs in anew.
+    state.storage.set_disabled("li", false).expect("enable");
+    assert_eq!(call(&app, cases()).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(li_signs_in().await.0, StatusCode::OK);
 }
 
 /// The history shows each change's device by the name given at sign-in: a phone cannot
