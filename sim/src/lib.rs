@@ -56,6 +56,10 @@ pub struct Options {
     /// and resolve conflicts. Off, a seed replays the schedule it had before these were
     /// simulated (the regression seeds found then).
     pub field_work: bool,
+    /// Inspectors also enter again by hand, now and then, a change of theirs that a
+    /// refusal dropped and that was not entered again (the case may have been reopened
+    /// since). Off, a seed replays the schedule it had before this was simulated.
+    pub by_hand: bool,
 }
 
 impl Options {
@@ -66,6 +70,7 @@ impl Options {
             bug: None,
             verbose: false,
             field_work: true,
+            by_hand: true,
         }
     }
 }
@@ -137,10 +142,12 @@ struct Model {
     /// Cases a supervisor approved at some point (an edit concurrent with that is refused
     /// legitimately).
     approved: BTreeSet<CaseId>,
-    /// Per finding, the phones that ordered or moved its rectification or raised it to
-    /// major: a step taken on one phone concurrently with another's step, or with another's
-    /// raising the hazard to major (closing a major hazard is the supervisors'), may no
-    /// longer be one the rule book allows when the server judges it (refused legitimately).
+    /// Per finding, the phones that ordered or moved its rectification or set its level:
+    /// a step taken on one phone concurrently with another's step, or with another's
+    /// raising the hazard to major (closing a major hazard is the supervisors'), and a
+    /// major hazard lowered on one phone while another ordered its rectification (lowering
+    /// it then is the supervisors'), may no longer be what the rule book allows when the
+    /// server judges it (refused legitimately).
     rectified: BTreeMap<(CaseId, FindingId), BTreeSet<usize>>,
     /// Per case, every change the server showed a phone as its own (acknowledged).
     acknowledged: BTreeMap<CaseId, BTreeSet<automerge::ChangeHash>>,
@@ -180,6 +187,9 @@ struct Sim {
     /// Draws the field work (`Options::field_work`), apart from `rng` so that schedules
     /// without it stay as they were.
     field_work: Option<StdRng>,
+    /// Draws the entering again by hand (`Options::by_hand`), apart from the others so
+    /// that a schedule in which nothing waits to be entered again stays as it was.
+    by_hand: Option<StdRng>,
 }
 
 /// Runs one schedule.
@@ -275,6 +285,9 @@ impl Sim {
             field_work: options
                 .field_work
                 .then(|| StdRng::seed_from_u64(options.seed ^ 0xf1e1_d000)),
+            by_hand: options
+                .by_hand
+                .then(|| StdRng::seed_from_u64(options.seed ^ 0xa6a1_0000)),
         };
         for index in 0..sim.phones.len() {
             sim.open_store(index).expect("a phone's store opens");
@@ -767,6 +780,9 @@ impl Sim {
 
     /// An inspector records something on their phone.
     fn act(&mut self, index: usize) -> Result<(), String> {
+        if self.enter_again_by_hand(index)? {
+            return Ok(());
+        }
         if let Some(rng) = self.field_work.as_mut()
             && rng.random_bool(0.35)
         {
@@ -882,6 +898,61 @@ impl Sim {
         Ok(())
     }
 
+    /// Now and then, an inspector enters again by hand one of the phone's own changes that
+    /// a refusal dropped and that was not entered again then: the records it wrote into
+    /// may be back since. On a case the phone holds as approved, the inspector first asks
+    /// the owning district's supervisor to reopen it, as the refusal's reason says to; the
+    /// supervisor does so on the server. Returns whether anything was done (when nothing
+    /// waits, the schedule goes on as it was).
+    fn enter_again_by_hand(&mut self, index: usize) -> Result<bool, String> {
+        let (Some(rng), Some(store)) = (self.by_hand.as_mut(), self.phones[index].store.as_mut())
+        else {
+            return Ok(false);
+        };
+        let device = store.device_id();
+        let waiting: Vec<(CaseId, String)> = store
+            .refusals()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|r| {
+                r.reentered_as.is_none() && r.change.as_ref().is_some_and(|c| c.device == device)
+            })
+            .map(|r| (r.case_id, r.change_hash))
+            .collect();
+        if waiting.is_empty() || !rng.random_bool(0.2) {
+            return Ok(false);
+        }
+        let (case, change) = waiting[rng.random_range(0..waiting.len())].clone();
+        let approved = store
+            .case(case)
+            .is_ok_and(|c| c.state == anjian_core::ReviewState::Approved);
+        if approved {
+            let owner = self.model.cases[&case].0;
+            let (chief, _) = world::SUPERVISORS[owner];
+            let at = base_time() + Duration::milliseconds(self.now as i64);
+            let Some(server) = self.server.as_mut() else {
+                return Ok(false);
+            };
+            let (accepted, out) = server
+                .review(chief, case, ReviewAction::Reopen, at)
+                .map_err(|e| format!("{chief} reopen: {e}"))?;
+            self.log(format!(
+                "phone {index} asks {chief} to reopen {case}: {}",
+                if accepted { "reopened" } else { "not taken" }
+            ));
+            self.send_out(out)?;
+            return Ok(true);
+        }
+        let line = match store.enter_again(case, &change) {
+            Ok(new) => format!("phone {index}: enters {change} of {case} again by hand as {new}"),
+            Err(e) => {
+                format!("phone {index}: enters {change} of {case} again by hand: not entered: {e}")
+            }
+        };
+        self.log(line);
+        Ok(true)
+    }
+
     /// Records for the conflicts check that phone `index` just wrote `field` of `finding`.
     fn record_write(
         &mut self,
@@ -898,7 +969,7 @@ impl Sim {
             .into_iter()
             .next()
             .unwrap_or_default();
-        if field == "level" && value == "major" {
+        if field == "level" {
             self.model
                 .rectified
                 .entry((case, finding))

@@ -16,6 +16,7 @@ fn main() {
     let bug = value("--bug").map(|b| parse_bug(&b).unwrap_or_else(|| panic!("no bug {b}")));
     let verbose = args.iter().any(|a| a == "--trace");
     let field_work = !args.iter().any(|a| a == "--no-field-work");
+    let by_hand = !args.iter().any(|a| a == "--no-by-hand");
     let (first, count) = match (value("--seed"), value("--seeds")) {
         (Some(seed), _) => (seed.parse().expect("a seed"), 1),
         (None, Some(count)) => (
@@ -31,6 +32,7 @@ fn main() {
             bug,
             verbose,
             field_work,
+            by_hand,
             ..Options::seed(seed)
         });
         if let Some(failure) = outcome.failure {

@@ -20,13 +20,21 @@ fn seeds(from: u64, count: u64) {
 
 /// Seed `seed` as it ran when it found a bug, before field work was simulated.
 fn found_seed(seed: u64) {
+    found_with(seed, false);
+}
+
+/// Seed `seed` as it ran when it found a bug, with field work or without, and before
+/// entering again by hand was simulated.
+fn found_with(seed: u64, field_work: bool) {
     let outcome = run(Options {
-        field_work: false,
+        field_work,
+        by_hand: false,
         ..Options::seed(seed)
     });
     if let Some(failure) = outcome.failure {
+        let field_work = if field_work { "" } else { " --no-field-work" };
         panic!(
-            "seed {seed}: {failure}\nreplay: {} --no-field-work",
+            "seed {seed}: {failure}\nreplay: {}{field_work} --no-by-hand",
             replay_command(seed, None)
         );
     }
@@ -81,7 +89,7 @@ fn seed_6_a_change_needed_after_a_lost_message_goes_again() {
 /// server's cases stop changing. (Found in a 10,000-seed run.)
 #[test]
 fn seed_8150_healing_waits_until_the_server_stops_changing_too() {
-    seeds(8150, 1);
+    found_with(8150, true);
 }
 
 /// One phone settled a conflict by choosing a value the field held while another phone,
@@ -90,7 +98,7 @@ fn seed_8150_healing_waits_until_the_server_stops_changing_too() {
 /// a 10,000-seed run.)
 #[test]
 fn seed_4268_settling_a_conflict_meets_a_concurrent_edit_as_a_conflict() {
-    seeds(4268, 1);
+    found_with(4268, true);
 }
 
 /// A phone closed (销号) a hazard it held as general while another phone raised it to
@@ -99,7 +107,7 @@ fn seed_4268_settling_a_conflict_meets_a_concurrent_edit_as_a_conflict() {
 /// (Found in a 10,000-seed run.)
 #[test]
 fn seed_3858_a_closure_meeting_a_concurrent_raise_to_major_is_refused_with_cause() {
-    seeds(3858, 1);
+    found_with(3858, true);
 }
 
 /// A phone held a teammate's changes (merged on site) that the teammate's phone had
@@ -110,7 +118,7 @@ fn seed_3858_a_closure_meeting_a_concurrent_raise_to_major_is_refused_with_cause
 /// come in the next round. (Found in a 10,000-seed run, the first with re-entry.)
 #[test]
 fn seed_5821_changes_entered_again_reach_a_teammate_holding_the_old_ones() {
-    seeds(5821, 1);
+    found_with(5821, true);
 }
 
 /// The first seed below 1,000 whose schedule fails with `bug` switched on.

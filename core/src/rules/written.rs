@@ -20,7 +20,8 @@
 //! - it makes, writes or deletes: counters and marks are nothing the case uses;
 //! - it is its actor's next change: Automerge numbers each actor's changes 1, 2, 3, … and
 //!   panics on a change whose number skips ahead (or that carries an author and is not
-//!   its actor's first).
+//!   its actor's first); and it builds on its actor's last change (a document holding an
+//!   actor's change that does not saves bytes that no longer load).
 //!
 //! Each change is checked against the document with the changes before it applied, then
 //! applied: [`apply`]. The local store checks its own changes the same way, so a device
@@ -69,7 +70,7 @@ pub(crate) fn apply_expanded<E: Borrow<ExpandedChange>>(
         let mut seen = Seen::at(first.deps());
         for (change, ops) in changes.iter().zip(expanded) {
             seen.check(doc, ops.borrow())?;
-            numbered.check(doc, change)?;
+            numbered.check(doc, change, Some(first.deps()))?;
         }
         doc.apply_changes(changes.iter().cloned())
             .map_err(unapplied)?;
@@ -79,7 +80,7 @@ pub(crate) fn apply_expanded<E: Borrow<ExpandedChange>>(
     for (change, ops) in changes.iter().zip(expanded) {
         present(doc, change.deps())?;
         Seen::at(change.deps()).check(doc, ops.borrow())?;
-        numbered.check(doc, change)?;
+        numbered.check(doc, change, None)?;
         doc.apply_changes([change.clone()]).map_err(unapplied)?;
     }
     crate::case_doc::forget_patches(doc);
@@ -101,19 +102,28 @@ fn unapplied(e: automerge::AutomergeError) -> Refusal {
     )
 }
 
-/// The last change number and operation counter of each actor in a document, read once
-/// when first needed and kept up as changes are applied.
+/// The last change of each actor in a document (its number, its last operation counter
+/// and its hash), read once when first needed and kept up as changes are checked.
 #[derive(Default)]
 struct Numbered {
-    last: Option<HashMap<automerge::ActorId, (u64, u64)>>,
+    last: Option<HashMap<automerge::ActorId, (u64, u64, ChangeHash)>>,
+    /// Changes of the chain being checked, not yet applied.
+    chained: HashSet<ChangeHash>,
 }
 
 impl Numbered {
-    /// Whether `change` is its actor's next change in `doc`, with at least one operation
-    /// and operation counters after its actor's last; it counts as applied after. (A change
-    /// that breaks these makes Automerge panic, or leaves a document whose saved bytes no
-    /// longer load.)
-    fn check(&mut self, doc: &mut AutoCommit, change: &Change) -> Result<(), Refusal> {
+    /// Whether `change` is its actor's next change in `doc`, built on its actor's last
+    /// one, with at least one operation and operation counters after its actor's last; it
+    /// counts as applied after. `chain` is where the chain `change` belongs to starts (the
+    /// first one's dependencies), `None` for a change applied on its own. (A change that
+    /// breaks these makes Automerge panic, or leaves a document whose saved bytes no
+    /// longer load: an actor's change that its next one does not build on, say.)
+    fn check(
+        &mut self,
+        doc: &mut AutoCommit,
+        change: &Change,
+        chain: Option<&[ChangeHash]>,
+    ) -> Result<(), Refusal> {
         let seq = change.seq();
         let refuse = |why: &str| Err(Refusal::new(Rule::Shape, why.to_owned()));
         if change.is_empty() {
@@ -125,14 +135,21 @@ impl Numbered {
             );
         }
         let last = self.last.get_or_insert_with(|| {
-            let mut last: HashMap<automerge::ActorId, (u64, u64)> = HashMap::new();
+            let mut last: HashMap<automerge::ActorId, (u64, u64, ChangeHash)> = HashMap::new();
             for meta in doc.get_changes_meta(&[]) {
-                let entry = last.entry(meta.actor.into_owned()).or_insert((0, 0));
-                *entry = (entry.0.max(meta.seq), entry.1.max(meta.max_op));
+                let entry = last
+                    .entry(meta.actor.into_owned())
+                    .or_insert((0, 0, meta.hash));
+                if meta.seq >= entry.0 {
+                    *entry = (meta.seq, entry.1.max(meta.max_op), meta.hash);
+                } else {
+                    entry.1 = entry.1.max(meta.max_op);
+                }
             }
             last
         });
-        let (last_seq, last_op) = last.get(change.actor_id()).copied().unwrap_or((0, 0));
+        let previous = last.get(change.actor_id()).copied();
+        let (last_seq, last_op) = previous.map_or((0, 0), |(seq, op, _)| (seq, op));
         if seq != last_seq + 1 {
             return refuse(&format!(
                 "修改的序号 {seq} 不是其设备的下一条（应为 {}） (a change must be its actor's next)",
@@ -144,7 +161,33 @@ impl Numbered {
                 "修改的操作编号与其设备之前的修改重叠 (a change's operations must come after its actor's earlier ones)",
             );
         }
-        last.insert(change.actor_id().clone(), (seq, change.max_op()));
+        if let Some((_, _, before)) = previous {
+            let builds_on = change.deps().contains(&before)
+                || match chain {
+                    // An earlier change of the chain is in every later one's history; a
+                    // change the document holds is in it if it is in the chain's start's.
+                    Some(start) => {
+                        self.chained.contains(&before)
+                            || !doc.get_changes_meta(start).iter().any(|m| m.hash == before)
+                    }
+                    None => !doc
+                        .get_changes_meta(change.deps())
+                        .iter()
+                        .any(|m| m.hash == before),
+                };
+            if !builds_on {
+                return refuse(
+                    "修改未建立在其设备的上一条修改之上 (a change must build on its actor's last change)",
+                );
+            }
+        }
+        last.insert(
+            change.actor_id().clone(),
+            (seq, change.max_op(), change.hash()),
+        );
+        if chain.is_some() {
+            self.chained.insert(change.hash());
+        }
         Ok(())
     }
 }

@@ -7,8 +7,9 @@
 //! builds on them, then enters each of its own dropped changes again on top of that, as a
 //! new change by the same device with the same time and note:
 //!
-//! - its dependencies are the old ones as they stand now: a change entered again stands
-//!   for itself, one that is gone for what it depended on;
+//! - its dependencies are the old ones as they stand now (a change entered again stands
+//!   for itself, one that is gone for what it depended on), and the device's last change
+//!   in the case, as for every change a device makes;
 //! - a map write replaces exactly the values its key holds at those dependencies (what the
 //!   refused change had written is gone, so what it replaced is back), so what was
 //!   concurrent stays concurrent and shows as a conflict;
@@ -269,6 +270,11 @@ struct Rebase<'a> {
     actor: &'a ActorId,
     /// The actor's last change number in the case.
     seq: u64,
+    /// The actor's last change in the case: a change entered again builds on it, as
+    /// Automerge's own changes build on their actor's last one (an actor's change whose
+    /// last one it does not hold makes a document that no longer loads once that last one
+    /// goes, on a later refusal, and that Automerge panics rebuilding).
+    last: Option<ChangeHash>,
     /// The largest operation counter in the case.
     max_op: u64,
     /// Each operation entered again, and its new id.
@@ -287,18 +293,20 @@ struct Rebase<'a> {
 
 impl<'a> Rebase<'a> {
     fn of(doc: &mut AutoCommit, actor: &'a ActorId) -> Rebase<'a> {
-        let (mut seq, mut max_op) = (0, 0);
+        let (mut seq, mut max_op, mut last) = (0, 0, None);
         let mut graph = HashMap::new();
         for meta in doc.get_changes_meta(&[]) {
             max_op = max_op.max(meta.max_op);
-            if meta.actor.as_ref() == actor {
-                seq = seq.max(meta.seq);
+            if meta.actor.as_ref() == actor && meta.seq > seq {
+                seq = meta.seq;
+                last = Some(meta.hash);
             }
             graph.insert(meta.hash, meta.deps);
         }
         Rebase {
             actor,
             seq,
+            last,
             max_op,
             moved: HashMap::new(),
             gone: HashSet::new(),
@@ -411,7 +419,7 @@ impl<'a> Rebase<'a> {
         author: &Author,
         trust: &Trust<'_>,
     ) -> Result<(ChangeHash, bool), Refusal> {
-        let deps = self.deps(&[change.deps.as_slice(), also].concat());
+        let deps = self.deps(&[change.deps.as_slice(), also, self.last.as_slice()].concat());
         // Counters of a change from elsewhere may be anything up to the largest there is.
         let exhausted = self
             .max_op
@@ -545,6 +553,7 @@ impl<'a> Rebase<'a> {
         let hash = entered.hash();
         self.graph.insert(hash, entered.deps().to_vec());
         self.seq += 1;
+        self.last = Some(hash);
         self.max_op = entered.max_op();
         self.stands_for
             .insert(change.hash.expect("decoded changes are hashed"), vec![hash]);

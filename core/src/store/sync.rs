@@ -1813,6 +1813,43 @@ mod tests {
     /// A change dropped on a refusal and not entered again then is entered again by hand
     /// once the rule book allows it; one whose content all lay in a dropped finding, one
     /// already entered again and one the device never had are refused with a reason.
+    /// A change entered again by hand builds on the device's last change, as every change
+    /// of a device does: when a later refusal takes that last change, the one entered
+    /// again goes with it and comes back, and the case still saves and loads. (Found by
+    /// the simulation: built beside it, the change entered again stayed while the last
+    /// change went, and rebuilding the case panicked inside Automerge.)
+    #[test]
+    fn a_change_entered_again_by_hand_builds_on_the_device_s_last_change() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut phone, case) = phone_with_case(&dir);
+        phone
+            .add_finding(case, &sample::finding("配电箱未接地"))
+            .expect("finding");
+        let refused = phone.heads(case).expect("heads").remove(0);
+        assert!(!refused_by_the_trail(&mut phone, case, &refused));
+        phone
+            .add_finding(case, &sample::finding("安全出口锁闭"))
+            .expect("finding");
+        let last = phone.heads(case).expect("heads").remove(0);
+        let again = phone.enter_again(case, &refused).expect("entered again");
+        let mut doc =
+            AutoCommit::load(&phone.export_document(case).expect("export")).expect("loads");
+        let new: automerge::ChangeHash = again.parse().expect("a hash");
+        let deps = doc
+            .get_change_by_hash(&new)
+            .expect("in the case")
+            .deps()
+            .to_vec();
+        assert_eq!(
+            deps,
+            [last.parse::<automerge::ChangeHash>().expect("a hash")]
+        );
+
+        assert!(!refused_by_the_trail(&mut phone, case, &last));
+        assert_eq!(descriptions(&mut phone, case), ["配电箱未接地"]);
+        AutoCommit::load(&phone.export_document(case).expect("export")).expect("loads");
+    }
+
     #[test]
     fn a_dropped_change_is_entered_again_by_hand() {
         let dir = tempfile::tempdir().expect("temp dir");

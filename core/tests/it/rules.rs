@@ -132,6 +132,14 @@ fn close_by_hand(doc: &mut AutoCommit, id: FindingId, level: Option<Level>) {
     case_doc::follow_up(doc, "insp", id, &HazardStep::close(), at()).expect("step");
 }
 
+/// Sets the level of finding `id`, past the store's own checks.
+fn set_level(id: FindingId, level: Level) -> impl Fn(&mut AutoCommit) {
+    move |doc| {
+        let obj = finding_obj(doc, id);
+        doc.put(&obj, "level", level.code()).expect("put");
+    }
+}
+
 /// `by` records `step` on finding `id`, past the store's own checks.
 fn step(by: &'static str, id: FindingId, step: HazardStep) -> impl Fn(&mut AutoCommit) {
     move |doc| {
@@ -262,6 +270,7 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
         }
     });
     let listed = changed(base, step("chief", major, listing()));
+    let plain_major = changed(base, set_level(f.plain, Level::Major));
     let listed_closed = changed(&listed, |doc| {
         step("chief", major, HazardStep::pass("已整改"))(doc);
         step("chief", major, HazardStep::close())(doc);
@@ -638,6 +647,41 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
                 close_by_hand(doc, major, Some(Level::General));
             }),
             Err(Rule::Close),
+        ),
+        (
+            "major under rectification lowered to general by inspector",
+            &insp,
+            base,
+            Box::new(set_level(major, Level::General)),
+            Err(Rule::Close),
+        ),
+        (
+            "listed major lowered to general by inspector",
+            &insp,
+            &listed,
+            Box::new(set_level(major, Level::General)),
+            Err(Rule::Close),
+        ),
+        (
+            "major under rectification lowered to general by the supervisor",
+            &chief,
+            base,
+            Box::new(set_level(major, Level::General)),
+            Ok(()),
+        ),
+        (
+            "major not yet ordered lowered to general by inspector (a correction)",
+            &insp,
+            &plain_major,
+            Box::new(set_level(f.plain, Level::General)),
+            Ok(()),
+        ),
+        (
+            "general under rectification raised to major by inspector",
+            &insp,
+            base,
+            Box::new(set_level(general, Level::Major)),
+            Ok(()),
         ),
         (
             "general closed by its re-inspector",
@@ -1640,6 +1684,48 @@ fn an_operation_must_replace_exactly_the_values_it_saw() {
         insert.pred = vec![hidden.clone()].into();
     });
     assert_eq!(verdict_on(&insp, &f.doc, forged), Err(Rule::Shape));
+}
+
+#[test]
+fn a_change_builds_on_its_actor_s_last_change() {
+    let f = fixture();
+    let mut device = f.doc.clone();
+    device.set_actor(automerge::ActorId::random());
+    let base = device.get_heads();
+    let general = finding_obj(&device, f.general);
+    device.put(&general, "place", "二号罐区东侧").expect("put");
+    device.commit();
+    device
+        .put(&general, "description", "安全出口被货物堵塞")
+        .expect("put");
+    device.commit();
+    let mut changes = device.get_changes(&base);
+    let honest = changes.pop().expect("the second change");
+    let first = changes.pop().expect("the first change");
+    // The second change, numbered after the first but built beside it.
+    let mut beside = honest.decode();
+    beside.deps = base.clone();
+    let beside = automerge::Change::from(beside);
+
+    // Automerge alone takes it, and the document's saved bytes no longer load.
+    let mut alone = f.doc.clone();
+    alone
+        .apply_changes([first.clone(), beside.clone()])
+        .expect("Automerge takes it");
+    assert!(AutoCommit::load(&alone.save()).is_err());
+
+    let mut doc = f.doc.clone();
+    let together = rules::apply(&mut doc, &[first.clone(), beside.clone()]);
+    assert_eq!(together.map_err(|r| r.rule), Err(Rule::Shape));
+    let mut doc = f.doc.clone();
+    rules::apply(&mut doc, std::slice::from_ref(&first)).expect("the first change");
+    let after = rules::apply(&mut doc, std::slice::from_ref(&beside));
+    assert_eq!(after.map_err(|r| r.rule), Err(Rule::Shape));
+    // Built on it, the same edit goes in, alone or in a chain with the first.
+    rules::apply(&mut doc, std::slice::from_ref(&honest)).expect("built on the first");
+    let mut doc = f.doc.clone();
+    rules::apply(&mut doc, &[first, honest]).expect("a chain");
+    assert!(AutoCommit::load(&doc.save()).is_ok());
 }
 
 #[test]
