@@ -27,6 +27,8 @@ fn main() {
     };
     let started = Instant::now();
     let mut failures = 0;
+    // How often the schedules reached entering again by hand (a path few schedules take).
+    let mut entered_by_hand = 0;
     for seed in first..first + count {
         let outcome = run(Options {
             bug,
@@ -35,6 +37,11 @@ fn main() {
             by_hand,
             ..Options::seed(seed)
         });
+        entered_by_hand += outcome
+            .trace
+            .iter()
+            .filter(|line| line.contains("again by hand as"))
+            .count();
         if let Some(failure) = outcome.failure {
             failures += 1;
             println!(
@@ -44,7 +51,7 @@ fn main() {
         }
     }
     println!(
-        "{count} seeds from {first} ({}) in {:.1} s: {failures} failed",
+        "{count} seeds from {first} ({}) in {:.1} s: {failures} failed; {entered_by_hand} changes entered again by hand",
         describe(bug),
         started.elapsed().as_secs_f64()
     );

@@ -121,6 +121,16 @@ fn seed_5821_changes_entered_again_reach_a_teammate_holding_the_old_ones() {
     found_with(5821, true);
 }
 
+/// A phone entered again by hand a finding the approved-case lock had refused, built on the
+/// old change's dependencies beside the edit the phone had made since; the server then
+/// refused that edit, and rebuilding the case without it panicked inside Automerge (a
+/// device's change must build on its last). (Found in the first run entering again by
+/// hand.)
+#[test]
+fn seed_1003_a_change_entered_again_by_hand_builds_on_the_device_s_last_change() {
+    seeds(1003, 1);
+}
+
 /// The first seed below 1,000 whose schedule fails with `bug` switched on.
 fn caught(bug: Bug) -> Option<(u64, String)> {
     (0..1000).find_map(|seed| {
