@@ -79,7 +79,7 @@ pub fn outcome(sim: &mut Sim) -> Result<(), String> {
                 .any(|((c, _), phones)| *c == case && phones.len() > 1);
             if !sim.model.approved.contains(&case) && !contested {
                 return Err(format!(
-                    "phone {index}: a change of case {case} was refused though no one ever approved it nor took a rectification step or set a hazard's level concurrently: {}",
+                    "phone {index}: a change of case {case} was refused though no one ever approved it nor took a rectification step or raised a hazard to major concurrently: {}",
                     refusal.reason
                 ));
             }

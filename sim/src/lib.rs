@@ -142,12 +142,10 @@ struct Model {
     /// Cases a supervisor approved at some point (an edit concurrent with that is refused
     /// legitimately).
     approved: BTreeSet<CaseId>,
-    /// Per finding, the phones that ordered or moved its rectification or set its level:
-    /// a step taken on one phone concurrently with another's step, or with another's
-    /// raising the hazard to major (closing a major hazard is the supervisors'), and a
-    /// major hazard lowered on one phone while another ordered its rectification (lowering
-    /// it then is the supervisors'), may no longer be what the rule book allows when the
-    /// server judges it (refused legitimately).
+    /// Per finding, the phones that ordered or moved its rectification or raised it to
+    /// major: a step taken on one phone concurrently with another's step, or with another's
+    /// raising the hazard to major (closing a major hazard is the supervisors'), may no
+    /// longer be one the rule book allows when the server judges it (refused legitimately).
     rectified: BTreeMap<(CaseId, FindingId), BTreeSet<usize>>,
     /// Per case, every change the server showed a phone as its own (acknowledged).
     acknowledged: BTreeMap<CaseId, BTreeSet<automerge::ChangeHash>>,
@@ -969,7 +967,7 @@ impl Sim {
             .into_iter()
             .next()
             .unwrap_or_default();
-        if field == "level" {
+        if field == "level" && value == "major" {
             self.model
                 .rectified
                 .entry((case, finding))

@@ -134,24 +134,6 @@ pub(super) fn judge(
         listed: old.as_ref().is_some_and(|f| f.listing().is_some()),
     };
     let ordered_before = at.state != RectificationState::None;
-    // A major hazard whose rectification is ordered, or which is listed (挂牌督办), is
-    // the supervisors' to close: lowering it to general first would take that from them,
-    // so lowering it is theirs to decide too. Before the order it is the inspector's
-    // correction of what was recorded.
-    if old.as_ref().is_some_and(|f| f.level == Level::Major)
-        && finding.level != Level::Major
-        && (ordered_before || at.listed)
-        && !decides(author, &after.case.district)
-    {
-        return Err(Refusal::new(
-            Rule::Close,
-            format!(
-                "重大隐患“{}”已下达整改，改为一般隐患须由辖区 {} 的监管负责人决定 (a major hazard under rectification is lowered only by the owning district's supervisors)",
-                title(&finding),
-                after.case.district
-            ),
-        ));
-    }
     // Closing and listing are judged at the stricter of the levels before and after: a
     // hazard is not lowered to general and closed in one change.
     let mut judged = finding.clone();

@@ -59,8 +59,7 @@ coded_enum!(
         RectificationLoop = "rectification_loop" / "整改闭环",
         /// Re-inspection and closing need evidence, and evidence (and removals) stay.
         Evidence = "evidence" / "佐证",
-        /// Who may close (销号) which level of hazard, and lower a major one under
-        /// rectification.
+        /// Who may close (销号) which level of hazard.
         Close = "close" / "销号权限",
         /// Fields fixed when the case was opened.
         Fixed = "fixed" / "不可更改字段",

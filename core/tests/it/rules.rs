@@ -132,14 +132,6 @@ fn close_by_hand(doc: &mut AutoCommit, id: FindingId, level: Option<Level>) {
     case_doc::follow_up(doc, "insp", id, &HazardStep::close(), at()).expect("step");
 }
 
-/// Sets the level of finding `id`, past the store's own checks.
-fn set_level(id: FindingId, level: Level) -> impl Fn(&mut AutoCommit) {
-    move |doc| {
-        let obj = finding_obj(doc, id);
-        doc.put(&obj, "level", level.code()).expect("put");
-    }
-}
-
 /// `by` records `step` on finding `id`, past the store's own checks.
 fn step(by: &'static str, id: FindingId, step: HazardStep) -> impl Fn(&mut AutoCommit) {
     move |doc| {
@@ -270,7 +262,6 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
         }
     });
     let listed = changed(base, step("chief", major, listing()));
-    let plain_major = changed(base, set_level(f.plain, Level::Major));
     let listed_closed = changed(&listed, |doc| {
         step("chief", major, HazardStep::pass("已整改"))(doc);
         step("chief", major, HazardStep::close())(doc);
@@ -647,41 +638,6 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
                 close_by_hand(doc, major, Some(Level::General));
             }),
             Err(Rule::Close),
-        ),
-        (
-            "major under rectification lowered to general by inspector",
-            &insp,
-            base,
-            Box::new(set_level(major, Level::General)),
-            Err(Rule::Close),
-        ),
-        (
-            "listed major lowered to general by inspector",
-            &insp,
-            &listed,
-            Box::new(set_level(major, Level::General)),
-            Err(Rule::Close),
-        ),
-        (
-            "major under rectification lowered to general by the supervisor",
-            &chief,
-            base,
-            Box::new(set_level(major, Level::General)),
-            Ok(()),
-        ),
-        (
-            "major not yet ordered lowered to general by inspector (a correction)",
-            &insp,
-            &plain_major,
-            Box::new(set_level(f.plain, Level::General)),
-            Ok(()),
-        ),
-        (
-            "general under rectification raised to major by inspector",
-            &insp,
-            base,
-            Box::new(set_level(general, Level::Major)),
-            Ok(()),
         ),
         (
             "general closed by its re-inspector",

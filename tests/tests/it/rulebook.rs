@@ -35,9 +35,6 @@ enum State {
 enum Action {
     Review(ReviewAction),
     CloseMajor,
-    /// Sync only: the major hazard lowered to general, then closed (two changes, sent
-    /// together).
-    LowerAndCloseMajor,
     Share,
     /// Sync only: the owning district rewritten.
     RewriteDistrict,
@@ -93,9 +90,7 @@ async fn api(url: &str, user: &str, case: CaseId, action: Action) -> (u16, Value
             format!("/api/v1/cases/{case}/share"),
             json!({ "districts": [SHARED, OTHER] }),
         ),
-        Action::CloseMajor | Action::LowerAndCloseMajor | Action::RewriteDistrict => {
-            unreachable!("no API for this row")
-        }
+        Action::CloseMajor | Action::RewriteDistrict => unreachable!("no API for this row"),
     };
     let response = reqwest::Client::new()
         .post(format!("{url}{path}"))
@@ -138,21 +133,6 @@ async fn over_sync(server: &TestServer, user: &str, fresh: &Fresh, action: Actio
             case_doc::review(&mut doc, user, action, "意见", at).expect("a review step");
         }
         Action::CloseMajor => {
-            case_doc::follow_up(&mut doc, user, fresh.major, &HazardStep::close(), at)
-                .expect("a step of the loop");
-        }
-        Action::LowerAndCloseMajor => {
-            use automerge::ReadDoc;
-            use automerge::transaction::Transactable;
-            let object =
-                |doc: &AutoCommit, obj: &automerge::ObjId, key: &str| match doc.get(obj, key) {
-                    Ok(Some((automerge::Value::Object(_), id))) => id,
-                    other => panic!("{key}: {other:?}"),
-                };
-            let findings = object(&doc, &automerge::ROOT, "findings");
-            let finding = object(&doc, &findings, &fresh.major.to_string());
-            doc.put(&finding, "level", "general").expect("put");
-            doc.commit();
             case_doc::follow_up(&mut doc, user, fresh.major, &HazardStep::close(), at)
                 .expect("a step of the loop");
         }
@@ -239,10 +219,6 @@ async fn the_sync_path_and_the_api_give_the_table_s_verdicts() {
         // Approval locks the record of the visit, not the hazards' follow-up.
         ("chief", "owner", CloseMajor, Approved, Allowed),
         ("insp", "owner", CloseMajor, Approved, Refused),
-        // Nor is it theirs to lower it first: lowering a hazard under rectification is the
-        // supervisors' too.
-        ("insp", "owner", LowerAndCloseMajor, Submitted, Refused),
-        ("chief", "owner", LowerAndCloseMajor, Submitted, Allowed),
         ("chief", "owner", Share, Submitted, Allowed),
         ("admin", "any", Share, Submitted, Allowed),
         ("shared_chief", "shared", Share, Submitted, Refused),
@@ -267,7 +243,7 @@ async fn the_sync_path_and_the_api_give_the_table_s_verdicts() {
         }
         let target = fresh(&mut insp, &url, *state).await;
         let by_api = match action {
-            RewriteDistrict | LowerAndCloseMajor => continue,
+            RewriteDistrict => continue,
             CloseMajor => api_close(&url, user, &target).await,
             _ => api(&url, user, target.case, *action).await,
         };
