@@ -12,7 +12,10 @@
 //!   in the case, as for every change a device makes;
 //! - a map write replaces exactly the values its key holds at those dependencies (what the
 //!   refused change had written is gone, so what it replaced is back), so what was
-//!   concurrent stays concurrent and shows as a conflict;
+//!   concurrent stays concurrent and shows as a conflict; a write into a key that holds a
+//!   value the old change never saw, written since and seen by the device's last change
+//!   (a change entered by hand or after waiting comes after it), is left out and said,
+//!   since replacing that value would settle silently what was concurrent;
 //! - a list element inserted after one the refused changes inserted goes after the
 //!   element that one was inserted after;
 //! - an operation in an object the refused changes made has nowhere to go and is left
@@ -419,7 +422,10 @@ impl<'a> Rebase<'a> {
         author: &Author,
         trust: &Trust<'_>,
     ) -> Result<(ChangeHash, bool), Refusal> {
-        let deps = self.deps(&[change.deps.as_slice(), also, self.last.as_slice()].concat());
+        // What the change saw, and what it builds on: the same but for the device's last
+        // change when that one came later (a change entered by hand, or after waiting).
+        let saw = self.deps(&[change.deps.as_slice(), also].concat());
+        let deps = self.deps(&[saw.as_slice(), self.last.as_slice()].concat());
         // Counters of a change from elsewhere may be anything up to the largest there is.
         let exhausted = self
             .max_op
@@ -463,6 +469,17 @@ impl<'a> Rebase<'a> {
                         Some(values) => values.clone(),
                         None => values_at(doc, &obj, key, &deps),
                     };
+                    // A value written since that the change never saw: replacing it would
+                    // settle silently what was concurrent, and standing beside it is not
+                    // how a change built on it writes. The write is left out (and said).
+                    if saw != deps
+                        && !written.contains_key(&slot)
+                        && values_at(doc, &obj, key, &saw) != pred
+                    {
+                        partly = true;
+                        self.forget_op(old, op);
+                        continue;
+                    }
                     if deletes && pred.is_empty() {
                         partly |= op.pred.iter().any(|value| value.1 != *self.actor);
                         self.forget_op(old, op);
@@ -631,7 +648,7 @@ impl<'a> Rebase<'a> {
 fn nothing_stands() -> Refusal {
     Refusal::new(
         Rule::Dependency,
-        "其内容都写在被拒绝的修改所建的记录中，无可重新录入 (nothing of it stands without the refused changes)",
+        "其内容无可重新录入：写入的记录已随被拒绝的修改删除，或已被之后的修改改写 (nothing of it stands: what it wrote into went with the refused changes, or was written since)",
     )
 }
 

@@ -1810,9 +1810,44 @@ mod tests {
         assert_eq!(descriptions(&mut phone, case), ["灭火器过期"]);
     }
 
-    /// A change dropped on a refusal and not entered again then is entered again by hand
-    /// once the rule book allows it; one whose content all lay in a dropped finding, one
-    /// already entered again and one the device never had are refused with a reason.
+    /// A change entered again by hand after the device wrote the same field since leaves
+    /// that write out, and says so: replacing the later value would settle silently what
+    /// the two changes wrote in that order; the rest of it goes in.
+    #[test]
+    fn a_change_entered_again_by_hand_leaves_out_a_field_written_since() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut phone, case) = phone_with_case(&dir);
+        let finding = phone
+            .add_finding(case, &sample::finding("配电箱未接地"))
+            .expect("finding");
+        let edit = crate::FindingEdit {
+            description: Some("配电箱未接地，线路裸露".into()),
+            place: Some("一号车间".into()),
+            ..Default::default()
+        };
+        phone.edit_finding(case, finding, &edit).expect("edit");
+        let refused = phone.heads(case).expect("heads").remove(0);
+        assert!(!refused_by_the_trail(&mut phone, case, &refused));
+        let since = crate::FindingEdit {
+            place: Some("配电室".into()),
+            ..Default::default()
+        };
+        phone.edit_finding(case, finding, &since).expect("edit");
+
+        phone.enter_again(case, &refused).expect("entered again");
+        let read = phone.case(case).expect("case");
+        assert_eq!(read.findings[0].description, "配电箱未接地，线路裸露");
+        assert_eq!(read.findings[0].place, "配电室");
+        assert!(phone.conflicts(case).expect("conflicts").is_empty());
+        let refusals = phone.refusals().expect("refusals");
+        let row = refusals
+            .iter()
+            .find(|r| r.change_hash == refused)
+            .expect("row");
+        assert!(row.reentered_as.is_some());
+        assert!(row.reason.contains("未能重新录入"), "{}", row.reason);
+    }
+
     /// A change entered again by hand builds on the device's last change, as every change
     /// of a device does: when a later refusal takes that last change, the one entered
     /// again goes with it and comes back, and the case still saves and loads. (Found by
@@ -1850,6 +1885,9 @@ mod tests {
         AutoCommit::load(&phone.export_document(case).expect("export")).expect("loads");
     }
 
+    /// A change dropped on a refusal and not entered again then is entered again by hand
+    /// once the rule book allows it; one whose content all lay in a dropped finding, one
+    /// already entered again and one the device never had are refused with a reason.
     #[test]
     fn a_dropped_change_is_entered_again_by_hand() {
         let dir = tempfile::tempdir().expect("temp dir");
