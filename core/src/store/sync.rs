@@ -1284,13 +1284,8 @@ mod tests {
         let row = waiting.row();
         assert!(row.reason.contains("未能重新录入"), "{row:#?}");
         waiting.first = row.reentered_as;
-        let again = waiting
-            .phone
-            .refusals()
-            .expect("refusals")
-            .into_iter()
-            .find(|r| r.change_hash == recorded)
-            .and_then(|r| r.reentered_as)
+        let again = refusal_of(&waiting.phone, &recorded)
+            .reentered_as
             .expect("the finding is entered again");
         let mut phone = waiting.phone;
         assert_eq!(
@@ -1304,12 +1299,7 @@ mod tests {
     impl PhotoWaiting {
         /// The refusal row of the teammate's change.
         fn row(&self) -> crate::Refusal {
-            self.mate
-                .refusals()
-                .expect("refusals")
-                .into_iter()
-                .find(|r| r.change_hash == self.attached)
-                .expect("the photo's change is kept")
+            refusal_of(&self.mate, &self.attached)
         }
 
         /// The photos of the finding entered again, on `store`.
@@ -1346,6 +1336,16 @@ mod tests {
                 .expect("merge");
             assert_eq!(Self::photos(case, &mut self.phone), photo);
         }
+    }
+
+    /// The refusal row `store` keeps of change `hash`.
+    fn refusal_of(store: &Store, hash: &str) -> crate::Refusal {
+        store
+            .refusals()
+            .expect("refusals")
+            .into_iter()
+            .find(|r| r.change_hash == hash)
+            .expect("a refusal row of the change")
     }
 
     /// The history entry of change `hash` of `case` on `store`.
@@ -1431,12 +1431,8 @@ mod tests {
         assert_eq!(descriptions(&mut mate, case), ["灭火器过期"]);
         mate.merge_case(&phone.export_case(case).expect("export"))
             .expect("the inspector's finding comes back on site");
-        let again = mate
-            .refusals()
-            .expect("refusals")
-            .into_iter()
-            .find(|r| r.change_hash == edited)
-            .and_then(|r| r.reentered_as)
+        let again = refusal_of(&mate, &edited)
+            .reentered_as
             .expect("the correction is entered again");
         let finding = mate
             .case(case)
@@ -1496,12 +1492,7 @@ mod tests {
             .map(|p| p.sha256)
             .collect();
         assert!(photos.is_empty(), "the photo stays off: {photos:?}");
-        let row = mate
-            .refusals()
-            .expect("refusals")
-            .into_iter()
-            .find(|r| r.change_hash == detached)
-            .expect("row");
+        let row = refusal_of(&mate, &detached);
         assert!(!row.reason.contains("未能重新录入"), "{row:#?}");
     }
 
@@ -1522,12 +1513,8 @@ mod tests {
         phone
             .refuse("server", case, "review_trail", "审核记录只能追加", &[first])
             .expect("refuse");
-        let new = phone
-            .refusals()
-            .expect("refusals")
-            .into_iter()
-            .find(|r| r.change_hash == later)
-            .and_then(|r| r.reentered_as)
+        let new = refusal_of(&phone, &later)
+            .reentered_as
             .expect("entered again");
         phone
             .refuse(
@@ -1839,11 +1826,7 @@ mod tests {
         assert_eq!(read.findings[0].description, "配电箱未接地，线路裸露");
         assert_eq!(read.findings[0].place, "配电室");
         assert!(phone.conflicts(case).expect("conflicts").is_empty());
-        let refusals = phone.refusals().expect("refusals");
-        let row = refusals
-            .iter()
-            .find(|r| r.change_hash == refused)
-            .expect("row");
+        let row = refusal_of(&phone, &refused);
         assert!(row.reentered_as.is_some());
         assert!(row.reason.contains("未能重新录入"), "{}", row.reason);
     }
@@ -1926,11 +1909,7 @@ mod tests {
             (&new.action, new.device_time),
             (&old.action, old.device_time)
         );
-        let refusals = phone.refusals().expect("refusals");
-        let row = refusals
-            .iter()
-            .find(|r| r.change_hash == hashes[1])
-            .expect("row");
+        let row = refusal_of(&phone, &hashes[1]);
         assert_eq!(row.reentered_as.as_deref(), Some(later.as_str()));
         let twice = phone.enter_again(case, &hashes[1]);
         assert!(
@@ -2008,11 +1987,7 @@ mod tests {
         assert_eq!(place(&mut phone), sample::finding("").place, "as recorded");
         phone.enter_again(case, &edited).expect("entered again");
         assert_eq!(place(&mut phone), "二号车间");
-        let refusals = phone.refusals().expect("refusals");
-        let row = refusals
-            .iter()
-            .find(|r| r.change_hash == edited)
-            .expect("row");
+        let row = refusal_of(&phone, &edited);
         assert!(
             !row.reason.contains("未能重新录入"),
             "entered whole: {}",

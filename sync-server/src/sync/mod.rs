@@ -20,7 +20,7 @@ pub use socket::serve_socket;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use anjian_core::{CaseId, Numbering, WritId, WritKind};
+use anjian_core::{CaseId, Numbering, WritId, WritKind, case_doc};
 use automerge::AutoCommit;
 use tracing::Instrument;
 
@@ -107,12 +107,8 @@ async fn persist(
 /// bytes do not load, though its chunks do).
 fn loading_snapshot(doc: &mut AutoCommit) -> AppResult<Vec<u8>> {
     let snapshot = doc.save();
-    let loads = AutoCommit::load(&snapshot).is_ok_and(|mut copy| {
-        let (mut ours, mut theirs) = (doc.get_heads(), copy.get_heads());
-        ours.sort();
-        theirs.sort();
-        ours == theirs
-    });
+    let loads = AutoCommit::load(&snapshot)
+        .is_ok_and(|mut copy| case_doc::sorted_heads(&mut copy) == case_doc::sorted_heads(doc));
     if loads {
         Ok(snapshot)
     } else {
