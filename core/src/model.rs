@@ -637,6 +637,10 @@ pub struct Rectification {
     pub evidence: Vec<PhotoRef>,
     /// The re-inspection (复查), once recorded.
     pub reinspection: Option<Reinspection>,
+    /// The hazard's level when rectification was ordered, as the orderer read it; `None`
+    /// for a rectification ordered before the level was recorded with the order. A hazard
+    /// ordered as major is closed by the supervisors even if its level is lowered later.
+    pub ordered_level: Option<Level>,
 }
 
 impl Rectification {

@@ -162,6 +162,8 @@ class InspectorAppTest(unittest.TestCase):
         recorded = next(f for f in case.findings if f.id == finding_id)
         self.assertEqual([p.sha256 for p in recorded.photos], [photo.sha256])
         self.assertEqual(recorded.rectification.state, anjian.RectificationState.ORDERED)
+        self.assertEqual(recorded.rectification.ordered_level, anjian.Level.MAJOR,
+                         "the order keeps the level it was given at")
         self.assertEqual(case.checklists[0].entries[0].answer.finding_id, created)
         self.assertEqual(len(zhang.pending_uploads()), 2, "original and thumbnail wait")
         self.assertIsNone(zhang.last_sync_result())

@@ -441,6 +441,10 @@ pub struct Rectification {
     pub evidence: Vec<PhotoRef>,
     /// The re-inspection (复查), once recorded.
     pub reinspection: Option<Reinspection>,
+    /// The hazard's level when rectification was ordered (none for an order recorded
+    /// before the level was kept with it); a hazard ordered as major is closed by the
+    /// supervisors even if lowered since.
+    pub ordered_level: Option<Level>,
 }
 
 /// An inspector's re-inspection of a rectification (复查): the latest one.
@@ -1289,6 +1293,7 @@ impl From<core::Rectification> for Rectification {
                 by: r.by,
                 at: time_out(r.at),
             }),
+            ordered_level: value.ordered_level.map(Into::into),
         }
     }
 }

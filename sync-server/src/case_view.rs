@@ -340,6 +340,11 @@ pub struct RectificationView {
     pub evidence: Vec<String>,
     /// The re-inspection (复查), once recorded.
     pub reinspection: Option<ReinspectionView>,
+    /// The finding's level when rectification was ordered (absent for an order recorded
+    /// before the level was kept with it): a hazard ordered as major is closed by the
+    /// supervisors even if lowered since.
+    #[schema(value_type = Option<schemas::Level>)]
+    pub ordered_level: Option<&'static str>,
 }
 
 /// A re-inspection.
@@ -522,6 +527,7 @@ fn finding(f: &anjian_core::Finding) -> FindingView {
                 by: re.by.clone(),
                 at: re.at.to_rfc3339(),
             }),
+            ordered_level: r.ordered_level.map(|l| l.code()),
         }),
         violation: f.violation.as_ref().map(|v| ViolationView {
             kind: v.kind.code(),

@@ -429,6 +429,11 @@ fn read_finding_at(doc: &AutoCommit, id: FindingId, obj: &ObjId) -> Result<Optio
             evidence: photos::read_field(&rect, "evidence"),
             reinspection: latest_reinspection(&rect, &events)
                 .map_err(|_| bad("rectification.reinspected_at"))?,
+            ordered_level: rect
+                .has("ordered_level")
+                .then(|| rect.parse("ordered_level"))
+                .transpose()
+                .map_err(|_| bad("rectification.ordered_level"))?,
         })
     };
     let source = fields.object("source", ObjType::Map).and_then(|source| {
@@ -652,6 +657,8 @@ pub(crate) fn order_rectification(
     doc.put(&rect, "deadline", order.deadline.to_string())?;
     doc.put(&rect, "responsible", order.responsible.as_str())?;
     if state == RectificationState::None {
+        let level: Level = parse_field(doc, &obj, "level")?;
+        doc.put(&rect, "ordered_level", level.code())?;
         doc.put(&rect, "state", RectificationState::Ordered.code())?;
     }
     Ok(())

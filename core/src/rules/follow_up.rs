@@ -199,7 +199,8 @@ pub(super) fn judge(
             ),
         ));
     }
-    evidence_stays(old.as_ref(), &finding)
+    evidence_stays(old.as_ref(), &finding)?;
+    ordered_level_stays(old.as_ref(), &finding)
 }
 
 /// One new step, judged where the loop stands; moves the loop.
@@ -401,6 +402,30 @@ fn step(
         }
     }
     Ok(())
+}
+
+/// An order records the level the hazard reads with it (a hazard read as major is not
+/// ordered as general), and the level recorded stays: closing is judged at it
+/// (`may_close`), so a hazard ordered as major and lowered since is still closed by the
+/// supervisors. A teammate's lowering the level, before or after the order, stands as the
+/// level's own value.
+fn ordered_level_stays(old: Option<&Finding>, finding: &Finding) -> Result<(), Refusal> {
+    let recorded = |f: &Finding| f.rectification.as_ref().map(|r| r.ordered_level);
+    let fine = match (old.and_then(recorded), recorded(finding)) {
+        (Some(before), Some(after)) => before == after,
+        (None, Some(after)) => after == Some(finding.level) || after == Some(Level::Major),
+        (_, None) => true,
+    };
+    if fine {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Rule::RectificationLoop,
+        format!(
+            "隐患“{}”下达整改时须记录其当时的隐患等级（重大隐患按重大隐患记录），记录后不能修改 (an order records the hazard's level, and keeps it)",
+            title(finding)
+        ),
+    ))
 }
 
 /// A step carries the fields of its kind only: a deadline it replaced only when it moves

@@ -275,8 +275,8 @@ pub fn rectification_step(from: RectificationState, to: RectificationState) -> b
 }
 
 /// Whether `author` may close (销号) `finding` of `case` (re-inspected 合格): a major
-/// hazard (重大隐患) only by those who decide the case; a general one also by the
-/// inspector who re-inspected it.
+/// hazard (重大隐患), or one ordered to be rectified as major and lowered since, only by
+/// those who decide the case; a general one also by the inspector who re-inspected it.
 pub fn may_close(author: &Author, case: &Case, finding: &Finding) -> Result<(), Refusal> {
     if decides(author, &case.district) {
         return Ok(());
@@ -286,7 +286,16 @@ pub fn may_close(author: &Author, case: &Case, finding: &Finding) -> Result<(), 
         .as_ref()
         .and_then(|r| r.reinspection.as_ref())
         .map(|r| r.by.as_str());
-    match finding.level {
+    let ordered_as_major = finding
+        .rectification
+        .as_ref()
+        .is_some_and(|r| r.ordered_level == Some(Level::Major));
+    let level = if ordered_as_major {
+        Level::Major
+    } else {
+        finding.level
+    };
+    match level {
         Level::Major => Err(Refusal::new(
             Rule::Close,
             format!(

@@ -212,6 +212,7 @@ fn finding(path: &[P<'_>]) -> Option<Want> {
         [K("rectification")] => Map,
         [K("rectification"), K("state")] => Code(Coded::Rectification),
         [K("rectification"), K("deadline")] => Code(Coded::Date),
+        [K("rectification"), K("ordered_level")] => Code(Coded::Level),
         [
             K("rectification"),
             K(

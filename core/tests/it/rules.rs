@@ -132,6 +132,28 @@ fn close_by_hand(doc: &mut AutoCommit, id: FindingId, level: Option<Level>) {
     case_doc::follow_up(doc, "insp", id, &HazardStep::close(), at()).expect("step");
 }
 
+/// Orders rectification of finding `id` past the store's own checks, recording the
+/// hazard's level at the order as `level` (or not at all).
+fn order_by_hand(doc: &mut AutoCommit, id: FindingId, level: Option<&str>) {
+    let obj = finding_obj(doc, id);
+    let rect = map(doc, &obj, "rectification");
+    doc.put(&rect, "measures", "整改").expect("put");
+    doc.put(&rect, "deadline", "2027-01-31").expect("put");
+    doc.put(&rect, "responsible", "王五").expect("put");
+    if let Some(level) = level {
+        doc.put(&rect, "ordered_level", level).expect("put");
+    }
+    doc.put(&rect, "state", "ordered").expect("put");
+}
+
+/// Sets finding `id`'s level, past the store's own checks.
+fn level_put(id: FindingId, level: Level) -> impl Fn(&mut AutoCommit) {
+    move |doc| {
+        let obj = finding_obj(doc, id);
+        doc.put(&obj, "level", level.code()).expect("put");
+    }
+}
+
 /// `by` records `step` on finding `id`, past the store's own checks.
 fn step(by: &'static str, id: FindingId, step: HazardStep) -> impl Fn(&mut AutoCommit) {
     move |doc| {
@@ -262,6 +284,9 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
         }
     });
     let listed = changed(base, step("chief", major, listing()));
+    let lowered = changed(base, level_put(major, Level::General));
+    let raised = changed(base, level_put(f.plain, Level::Major));
+    let plain = f.plain;
     let listed_closed = changed(&listed, |doc| {
         step("chief", major, HazardStep::pass("已整改"))(doc);
         step("chief", major, HazardStep::close())(doc);
@@ -638,6 +663,77 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
                 close_by_hand(doc, major, Some(Level::General));
             }),
             Err(Rule::Close),
+        ),
+        // The level an order was given at is recorded with it and closing is judged at
+        // it: a major hazard lowered since is still the supervisors' to close.
+        (
+            "major lowered to general, then closed by inspector in another change",
+            &insp,
+            &lowered,
+            Box::new(move |doc: &mut AutoCommit| close_by_hand(doc, major, None)),
+            Err(Rule::Close),
+        ),
+        (
+            "major lowered to general, re-inspected and closed by the supervisor",
+            &chief,
+            &lowered,
+            Box::new(move |doc: &mut AutoCommit| {
+                step("chief", major, HazardStep::pass("已整改"))(doc);
+                step("chief", major, HazardStep::close())(doc);
+            }),
+            Ok(()),
+        ),
+        (
+            "another inspector lowers an ordered major hazard",
+            &other_insp,
+            base,
+            Box::new(level_put(major, Level::General)),
+            Ok(()),
+        ),
+        (
+            "the level recorded with an order rewritten",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| rect_put(doc, major, "ordered_level", "general")),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "a general hazard ordered with its level",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| order_by_hand(doc, plain, Some("general"))),
+            Ok(()),
+        ),
+        (
+            "an order without the hazard's level",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| order_by_hand(doc, plain, None)),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "a major hazard ordered as general",
+            &insp,
+            &raised,
+            Box::new(move |doc: &mut AutoCommit| order_by_hand(doc, plain, Some("general"))),
+            Err(Rule::RectificationLoop),
+        ),
+        (
+            "a major hazard lowered and ordered as general in one change",
+            &insp,
+            &raised,
+            Box::new(move |doc: &mut AutoCommit| {
+                level_put(plain, Level::General)(doc);
+                order_by_hand(doc, plain, Some("general"));
+            }),
+            Ok(()),
+        ),
+        (
+            "a major hazard ordered as major",
+            &insp,
+            &raised,
+            Box::new(move |doc: &mut AutoCommit| order_by_hand(doc, plain, Some("major"))),
+            Ok(()),
         ),
         (
             "general closed by its re-inspector",

@@ -415,6 +415,9 @@ fn finding_card(
                     dt { "整改" } dd {
                         (r.measures) " · 期限 " (r.deadline) " · 责任人 " (r.responsible) " · "
                         span class={ "rect " (r.state.code()) } { (r.state.label()) }
+                        @if let Some(level) = r.ordered_level.filter(|l| *l != f.level) {
+                            " · " span.ordered-level { "按" (level.label()) "下达整改" }
+                        }
                         @if let Some(re) = &r.reinspection { br; "复查" (re.result.label()) "：" (re.note) "（" (re.by) "，" (time(&re.at)) "）" }
                     }
                 }

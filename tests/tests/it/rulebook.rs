@@ -29,6 +29,8 @@ use Verdict::{Allowed, Refused};
 enum State {
     Submitted,
     Approved,
+    /// Submitted, the major hazard lowered to general by the inspector after its order.
+    Lowered,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +63,15 @@ async fn fresh(insp: &mut Inspector, url: &str, state: State) -> Fresh {
         })
         .expect("case");
     let major = insp.reinspected_major_hazard(case);
+    if state == State::Lowered {
+        let lower = anjian_core::FindingEdit {
+            level: Some(anjian_core::Level::General),
+            ..Default::default()
+        };
+        insp.store
+            .edit_finding(case, major, &lower)
+            .expect("lowered");
+    }
     insp.store
         .review(case, ReviewAction::Submit, "检查完毕")
         .expect("submit");
@@ -156,6 +167,20 @@ async fn over_sync(server: &TestServer, user: &str, fresh: &Fresh, action: Actio
     }
 }
 
+/// The case as the API gives it to the owning district's chief, and its finding `id`.
+async fn case_and_finding(url: &str, case: CaseId, id: FindingId) -> (Value, Value) {
+    let token = login_token(url, "chief").await;
+    let case = get_json(&format!("{url}/api/v1/cases/{case}"), &token).await;
+    let finding = case["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["id"] == id.to_string())
+        .unwrap_or_else(|| panic!("finding {id} in {case}"))
+        .clone();
+    (case, finding)
+}
+
 fn verdict_of(status: u16) -> Verdict {
     match status {
         200..=299 => Allowed,
@@ -219,6 +244,9 @@ async fn the_sync_path_and_the_api_give_the_table_s_verdicts() {
         // Approval locks the record of the visit, not the hazards' follow-up.
         ("chief", "owner", CloseMajor, Approved, Allowed),
         ("insp", "owner", CloseMajor, Approved, Refused),
+        // A hazard ordered as major and lowered since is still the supervisors' to close.
+        ("chief", "owner", CloseMajor, Lowered, Allowed),
+        ("insp", "owner", CloseMajor, Lowered, Refused),
         ("chief", "owner", Share, Submitted, Allowed),
         ("admin", "any", Share, Submitted, Allowed),
         ("shared_chief", "shared", Share, Submitted, Refused),
@@ -401,14 +429,7 @@ async fn a_teammate_s_edit_follows_a_finding_entered_again_to_the_server() {
     assert_ne!(now.reentered_as, first, "{now:#?}");
     assert!(!now.reason.contains("未能重新录入"), "{now:#?}");
 
-    let token = login_token(&url, "chief").await;
-    let case = get_json(&format!("{url}/api/v1/cases/{}", fresh.case), &token).await;
-    let finding = case["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["id"] == later.to_string())
-        .unwrap_or_else(|| panic!("the hazard entered again: {case}"));
+    let (case, finding) = case_and_finding(&url, fresh.case, later).await;
     assert_eq!(finding["place"], place, "{finding}");
     let history = case["history"].as_array().expect("history");
     assert!(
@@ -439,5 +460,31 @@ async fn a_teammate_s_edit_follows_a_finding_entered_again_to_the_server() {
             .map(|f| f.place.clone()),
         Some(place.to_owned())
     );
+    server.stop().await;
+}
+
+/// A hazard ordered as major and lowered since says so: the API gives the level the order
+/// was given at beside the level now, and the case page shows it beside the rectification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hazard_ordered_as_major_and_lowered_since_says_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "insp", Role::Inspector, OWNER, "应急管理");
+    add_user(&data, "chief", Role::Supervisor, OWNER, "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut insp = Inspector::sign_in(dir.path(), &url, "insp", "应急管理", OWNER).await;
+    let fresh = fresh(&mut insp, &url, State::Lowered).await;
+    let (_, finding) = case_and_finding(&url, fresh.case, fresh.major).await;
+    assert_eq!(finding["level"], "general", "{finding}");
+    assert_eq!(
+        finding["rectification"]["ordered_level"], "major",
+        "{finding}"
+    );
+    let (client, session) = browser(&url, "chief").await;
+    let (status, page) = get_page(&client, &session, format!("{url}/cases/{}", fresh.case)).await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).expect("utf-8");
+    assert!(page.contains("按重大隐患下达整改"), "{page}");
     server.stop().await;
 }
