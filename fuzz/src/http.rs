@@ -189,7 +189,7 @@ fn server() -> &'static Server {
                 let actor = format!("{:032x}", 0xa0 + i as u128);
                 state
                     .storage
-                    .login(name, world::PASSWORD, "fuzz", &actor, None, 30)
+                    .login(name, world::PASSWORD, "fuzz", &actor, None, 30, 1)
                     .expect("an account signs in")
                     .0
             })

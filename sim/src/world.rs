@@ -86,7 +86,15 @@ fn make_template() -> Vec<u8> {
         for (index, (user, _)) in INSPECTORS.iter().enumerate() {
             let actor = automerge::ActorId::from(device_actor(index).as_bytes().as_slice());
             storage
-                .login(user, PASSWORD, "phone", &actor.to_hex_string(), None, 365)
+                .login(
+                    user,
+                    PASSWORD,
+                    "phone",
+                    &actor.to_hex_string(),
+                    None,
+                    365,
+                    1,
+                )
                 .expect("bind the phone");
         }
         // A fixed secret: the supervisors' server-side actors are the same in every run.

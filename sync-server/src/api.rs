@@ -105,10 +105,10 @@ pub struct LoginAnswer {
         (status = 200, description = "Signed in", body = LoginAnswer),
         (status = 400, description = "The body is not valid JSON, `actor_id` is not 32 hex digits, the device name is too long, has a control character or is the server's own, or the public key is not one of its algorithm", body = ErrorBody),
         (status = 401, description = "Wrong name or password (the same answer for both)", body = ErrorBody),
-        (status = 403, description = "The account is disabled, or the device revoked", body = ErrorBody),
+        (status = 403, description = "The account is disabled, the device revoked, or a new device would pass the account's `devices_per_user`", body = ErrorBody),
         (status = 409, description = "The device is bound to another user, the actor id is the server's, or the public key is another device's", body = ErrorBody),
         JsonBodyRefused,
-        (status = 429, description = "Too many failed sign-ins: try again after `Retry-After` seconds", body = ErrorBody,
+        (status = 429, description = "Too many failed sign-ins, or the account signed in too often: try again after `Retry-After` seconds", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "The server is busy checking other sign-ins: try again after `Retry-After` seconds", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -121,6 +121,7 @@ pub async fn login(
 ) -> AppResult<Json<LoginAnswer>> {
     let storage = app.storage.clone();
     let days = app.settings.token_days;
+    let devices = app.settings.limits.devices_per_user;
     let name = body.username.trim().to_owned();
     let key = body.key()?;
     let server_key = hex::encode(app.storage.server_key().public_key().bytes());
@@ -132,6 +133,7 @@ pub async fn login(
             &body.actor_id,
             key.as_ref(),
             days,
+            devices,
         )
     })
     .await?;

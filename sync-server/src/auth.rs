@@ -201,11 +201,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// A sign-in held back for `wait`, and why (in Chinese and English).
+fn held_back(wait: std::time::Duration, why: &str, why_en: &str) -> AppError {
+    let seconds = wait.as_secs().max(1);
+    AppError::TooMany {
+        message: format!("{why}，请 {seconds} 秒后再试 ({why_en}; try again in {seconds} s)"),
+        retry_after: seconds,
+    }
+}
+
 /// One sign-in attempt as `name` from `address`: held back with 429 and `Retry-After`
-/// while earlier failures say so, turned away with 503 when the password threads' queue
-/// is full, and otherwise `check` (the password check) runs on a password thread, ahead
-/// of the queue when the address signed in as the name before. The outcome is recorded
-/// for the delays of later attempts.
+/// while earlier failures (or the name's many sign-ins) say so, turned away with 503 when
+/// the password threads' queue is full, and otherwise `check` (the password check) runs
+/// on a password thread, ahead of the queue when the address signed in as the name
+/// before. The outcome is recorded for the delays of later attempts.
 pub async fn sign_in<T: Send + 'static>(
     app: &AppState,
     name: &str,
@@ -215,13 +224,18 @@ pub async fn sign_in<T: Send + 'static>(
     let known = match app.signin.admit(name, address)? {
         Admission::Go { known } => known,
         Admission::Wait(wait) => {
-            let seconds = wait.as_secs().max(1);
-            return Err(AppError::TooMany {
-                message: format!(
-                    "登录失败次数过多，请 {seconds} 秒后再试 (too many failed sign-ins; try again in {seconds} s)"
-                ),
-                retry_after: seconds,
-            });
+            return Err(held_back(
+                wait,
+                "登录失败次数过多",
+                "too many failed sign-ins",
+            ));
+        }
+        Admission::TooOften(wait) => {
+            return Err(held_back(
+                wait,
+                "该账号登录过于频繁",
+                "this account signed in too often",
+            ));
         }
     };
     let attempt = app.signin.attempt(name, address);

@@ -102,6 +102,12 @@ pub struct Limits {
     /// Failed sign-ins of one name (any address) before attempts from addresses that never
     /// signed in as it successfully must wait.
     pub sign_in_failures_per_name: u32,
+    /// Successful sign-ins of one name (any address) within 15 minutes before each further
+    /// attempt waits, so that an account's owner cannot keep the password threads busy.
+    pub sign_ins_per_name: u32,
+    /// Devices one account may have that are not revoked (phones, tablets; the supervisors'
+    /// pages are not counted): a new one beyond them is refused until one is revoked.
+    pub devices_per_user: usize,
     /// Hours a partial blob upload is kept without progress.
     pub upload_hours: u64,
     /// Bytes of unfinished uploads one user may have parked on the server.
@@ -151,6 +157,8 @@ impl Default for Limits {
             sign_in_failures_per_name_and_address: 5,
             sign_in_failures_per_address: 20,
             sign_in_failures_per_name: 10,
+            sign_ins_per_name: 30,
+            devices_per_user: 20,
             upload_hours: 24,
             parked_bytes_per_user: 256 * 1024 * 1024,
         }

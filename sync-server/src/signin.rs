@@ -3,7 +3,10 @@
 //! so that guessing passwords is slow and a flood of wrong passwords cannot keep an
 //! account's owner out. An address that signed in as a name before is that name's known
 //! address: a flood against the name from elsewhere does not slow it down, and its
-//! attempts go ahead of the queue for the password threads. The counts are kept in the
+//! attempts go ahead of the queue for the password threads. Successful sign-ins of a name
+//! are counted too, and past their allowance slow further attempts alike: an account's
+//! owner cannot keep the password threads busy by signing in again and again from a known
+//! address (ahead of everyone else's sign-ins). The counts are kept in the
 //! database, so that every server process sharing it holds an attempt to the same delays
 //! (a balancer spreading a guesser's attempts over the nodes gains nothing).
 
@@ -62,18 +65,25 @@ pub enum Admission {
         /// Whether the attempt comes from a known address of the name.
         known: bool,
     },
-    /// Try again after this long.
+    /// Try again after this long: too many failures.
     Wait(Duration),
+    /// Try again after this long: the name signed in too often.
+    TooOften(Duration),
 }
 
-/// The three counts an attempt is weighed against: (scope, key).
-fn scopes(name: &str, address: IpAddr) -> [(&'static str, String); 3] {
+/// The four counts an attempt is weighed against: (scope, key). The first three count
+/// failures, the last successes.
+fn scopes(name: &str, address: IpAddr) -> [(&'static str, String); 4] {
     [
         ("pair", format!("{name}\n{address}")),
         ("address", address.to_string()),
         ("name", name.to_owned()),
+        (SIGNED_IN, name.to_owned()),
     ]
 }
+
+/// The scope counting a name's successful sign-ins.
+const SIGNED_IN: &str = "signed_in";
 
 impl SignIn {
     /// Attempts held to `limits`, counted in `storage`.
@@ -99,20 +109,29 @@ impl SignIn {
                     self.limits.sign_in_failures_per_name_and_address,
                     self.limits.sign_in_failures_per_address,
                     self.limits.sign_in_failures_per_name,
+                    self.limits.sign_ins_per_name,
                 ];
-                let mut stored = Vec::with_capacity(3);
-                let mut wait = Duration::ZERO;
+                let mut stored = Vec::with_capacity(keys.len());
+                let (mut wait, mut too_often) = (Duration::ZERO, Duration::ZERO);
                 for ((scope, key), allowed) in keys.iter().zip(allowed) {
-                    let failures = load(tx, scope, key)?;
+                    let counts = load(tx, scope, key)?;
                     // A known address is not held up by the name's failures elsewhere.
                     let weighed = !(known && *scope == "name");
-                    if let Some(f) = failures.filter(|_| weighed) {
-                        wait = wait.max(remaining(&f, allowed, now));
+                    if let Some(f) = counts.filter(|_| weighed) {
+                        let left = remaining(&f, allowed, now);
+                        if *scope == SIGNED_IN {
+                            too_often = left;
+                        } else {
+                            wait = wait.max(left);
+                        }
                     }
-                    stored.push(failures);
+                    stored.push(counts);
                 }
                 if !wait.is_zero() {
                     return Ok(Admission::Wait(wait));
+                }
+                if !too_often.is_zero() {
+                    return Ok(Admission::TooOften(too_often));
                 }
                 for ((scope, key), failures) in keys.iter().zip(stored) {
                     save(tx, scope, key, pend(failures, now))?;
@@ -141,8 +160,13 @@ impl SignIn {
         self.storage.write(|conn| {
             conn.transaction(|tx| {
                 for (scope, key) in &keys {
-                    if let Some(failures) = load(tx, scope, key)? {
-                        save(tx, scope, key, settle(failures, failed, now))?;
+                    let counted = if *scope == SIGNED_IN {
+                        outcome == Outcome::Success
+                    } else {
+                        failed
+                    };
+                    if let Some(counts) = load(tx, scope, key)? {
+                        save(tx, scope, key, settle(counts, counted, now))?;
                     }
                 }
                 if outcome == Outcome::Success {
@@ -392,6 +416,43 @@ mod tests {
             admit(&signin, "other", addr(3)),
             Admission::Go { known: false }
         );
+    }
+
+    #[test]
+    fn an_owner_signing_in_again_and_again_is_held_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let signin = signin(&dir);
+        let allowed = Limits::default().sign_ins_per_name;
+        admit(&signin, "li", addr(1));
+        record(&signin, "li", addr(1), Outcome::Success);
+        for _ in 1..allowed {
+            assert_eq!(admit(&signin, "li", addr(1)), Admission::Go { known: true });
+            record(&signin, "li", addr(1), Outcome::Success);
+        }
+        // From the known address and from any other: each attempt now waits.
+        assert!(matches!(
+            admit(&signin, "li", addr(1)),
+            Admission::TooOften(_)
+        ));
+        assert!(matches!(
+            admit(&signin, "li", addr(9)),
+            Admission::TooOften(_)
+        ));
+        // Other names are not held up, nor are the failures of the name changed.
+        assert_eq!(
+            admit(&signin, "wang", addr(1)),
+            Admission::Go { known: false }
+        );
+        assert_eq!(load_count(&signin, "pair", "li\n127.0.0.1"), None);
+    }
+
+    /// The count stored for (scope, key), if any.
+    fn load_count(signin: &SignIn, scope: &str, key: &str) -> Option<u32> {
+        signin
+            .storage
+            .write(|conn| load(conn, scope, key))
+            .expect("read")
+            .map(|f| f.count)
     }
 
     #[test]

@@ -110,13 +110,14 @@ fn stat_cpu_seconds(stat: &str) -> f64 {
 }
 
 /// A settings file for a load benchmark's server in `dir`: the limits on connections per
-/// address and per user raised, as for a load balancer in front of many phones of one
-/// test account (the benchmarks run every device from one address, often as one user).
+/// address and per user, on sign-ins per name and on devices per user raised, as for a
+/// load balancer in front of many phones of one test account (the benchmarks run every
+/// device from one address, often as one user).
 pub fn load_settings(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("load.toml");
     std::fs::write(
         &path,
-        "[limits]\nconnections_per_address = 100000\nsync_connections_per_user = 100000\n",
+        "[limits]\nconnections_per_address = 100000\nsync_connections_per_user = 100000\nsign_ins_per_name = 100000\ndevices_per_user = 100000\n",
     )
     .expect("settings file");
     path

@@ -31,6 +31,7 @@ pub use judging::{
 };
 use ops::OpAt;
 pub use ops::Ops;
+pub use shape::MAX_VALUE_BYTES;
 pub use written::{apply, check};
 
 use crate::codes::{

@@ -12,6 +12,13 @@ use crate::paths::{Leaf, Seg};
 
 use super::{Refusal, Rule};
 
+/// The most bytes one string value may hold: far more than anyone types into a field
+/// (some 20,000 Chinese characters), and a bound on what each value written costs every
+/// reader of the case, since a case keeps every value ever written. (A collaborative
+/// text grows a character per operation, and operations are bounded per change and per
+/// case.)
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
 /// What the schema expects at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {
@@ -103,6 +110,18 @@ pub(super) fn check(path: &[Seg], value: &Leaf) -> Result<(), Refusal> {
             ),
         ));
     };
+    if let Leaf::Str(text) = value
+        && text.len() > MAX_VALUE_BYTES
+    {
+        return Err(Refusal::new(
+            Rule::Shape,
+            format!(
+                "检查记录的“{}”内容过长（{} 字节，上限 {MAX_VALUE_BYTES} 字节） (a value holds at most {MAX_VALUE_BYTES} bytes)",
+                shown(),
+                text.len()
+            ),
+        ));
+    }
     let fits = match (want, value) {
         (Want::Str, Leaf::Str(_) | Leaf::Text(_)) => true,
         (Want::Int, Leaf::Int(_) | Leaf::Uint(_)) => true,

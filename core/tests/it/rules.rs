@@ -295,6 +295,12 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
         let obj = finding_obj(doc, major);
         doc.put(&obj, "place", "三号车间").expect("put");
     };
+    let place_of = |bytes: usize| {
+        move |doc: &mut AutoCommit| {
+            let obj = finding_obj(doc, major);
+            doc.put(&obj, "place", "a".repeat(bytes)).expect("put");
+        }
+    };
     let close = |id: FindingId, by: &'static str| step(by, id, HazardStep::close());
     let put_root = |key: &'static str, value: &'static str| {
         move |doc: &mut AutoCommit| {
@@ -634,6 +640,20 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
                 let obj = finding_obj(doc, major);
                 doc.put(&obj, "level", "catastrophic").expect("put");
             }),
+            Err(Rule::Shape),
+        ),
+        (
+            "a place as long as a value may be",
+            &insp,
+            base,
+            Box::new(place_of(rules::MAX_VALUE_BYTES)),
+            Ok(()),
+        ),
+        (
+            "a place longer than a value may be",
+            &insp,
+            base,
+            Box::new(place_of(rules::MAX_VALUE_BYTES + 1)),
             Err(Rule::Shape),
         ),
         (

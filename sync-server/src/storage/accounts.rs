@@ -129,8 +129,14 @@ impl Storage {
     }
 
     /// Checks a password; binds the device's actor id to the user (a device belongs to one
-    /// user for ever) and issues a token, and for a device that signs, a certificate of its
-    /// key. Returns the token, the user and the certificate.
+    /// user for ever; a user has at most `devices_per_user` devices not revoked) and issues
+    /// a token, ending the device's earlier tokens but the newest few, and for a device
+    /// that signs, a certificate of its key. Returns the token, the user and the
+    /// certificate.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a sign-in's every input, and the terms it is held to"
+    )]
     pub fn login(
         &self,
         username: &str,
@@ -139,6 +145,7 @@ impl Storage {
         actor_id: &str,
         key: Option<&PublicKey>,
         token_days: u32,
+        devices_per_user: usize,
     ) -> AppResult<(String, User, Option<Certificate>)> {
         if actor_id.len() != 32 || !actor_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AppError::BadRequest(
@@ -179,6 +186,16 @@ impl Storage {
                     Some((_, Some(_))) => return Err(AppError::Forbidden("this device was revoked".into())),
                     Some(_) => {}
                     None => {
+                        let devices: i64 = tx.query_row(
+                            "SELECT COUNT(*) FROM devices WHERE user_id = ?1 AND revoked_at IS NULL AND name <> ?2",
+                            params![user_id, SERVER_DEVICE_NAME],
+                            |r| r.get(0),
+                        )?;
+                        if devices >= devices_per_user as i64 {
+                            return Err(AppError::Forbidden(format!(
+                                "此账号已登记 {devices} 台设备（上限 {devices_per_user} 台），请联系管理员吊销不再使用的设备 (the account has as many devices as allowed; an administrator revokes one no longer used)"
+                            )));
+                        }
                         tx.execute(
                             "INSERT INTO devices (actor_id, user_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
                             params![actor_id, user_id, device_name, Utc::now().to_rfc3339()],
@@ -196,6 +213,7 @@ impl Storage {
                     }
                     None => None,
                 };
+                end_older_tokens(tx, &actor_id, now)?;
                 tx.execute(
                     "INSERT INTO tokens (token_hash, user_id, actor_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
@@ -477,6 +495,30 @@ impl Storage {
                 .unwrap_or_default())
         })
     }
+}
+
+/// Live tokens one device keeps: signing in again ends the older ones past this (a phone
+/// uses its newest; a few more let a sign-in cut off mid-answer be retried).
+pub const TOKENS_PER_DEVICE: i64 = 4;
+
+/// Revokes the live tokens of device `actor_id` but the newest `TOKENS_PER_DEVICE - 1`,
+/// making room for the one being issued.
+fn end_older_tokens(
+    tx: &mut dyn Conn,
+    actor_id: &str,
+    now: chrono::DateTime<Utc>,
+) -> AppResult<()> {
+    let ended = tx.execute(
+        "UPDATE tokens SET revoked_at = ?2 WHERE actor_id = ?1 AND revoked_at IS NULL
+         AND token_hash NOT IN (
+             SELECT token_hash FROM tokens WHERE actor_id = ?1 AND revoked_at IS NULL
+             ORDER BY created_at DESC, token_hash LIMIT ?3)",
+        params![actor_id, now.to_rfc3339(), TOKENS_PER_DEVICE - 1],
+    )?;
+    if ended > 0 {
+        bump_revocations(tx)?;
+    }
+    Ok(())
 }
 
 /// How many hex digits of a token's hash name it in the CLI.

@@ -161,6 +161,62 @@ async fn bad_logins_are_refused_with_a_reason() {
     assert_eq!(li_signs_in().await.0, StatusCode::OK);
 }
 
+/// What one account can make the server keep is bounded: at most `devices_per_user`
+/// devices not revoked (revoking one makes room), and each device keeps only its newest
+/// tokens (an older one stops working when the device signs in again past them).
+#[tokio::test]
+async fn an_account_s_devices_and_a_device_s_tokens_are_bounded() {
+    use anjian_sync_server::config::Limits;
+    use anjian_sync_server::storage::TOKENS_PER_DEVICE;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = app(&dir);
+    let sign_in = |user: &'static str, actor: String| {
+        let app = app.clone();
+        async move { call(&app, login(user, "correct horse battery", &actor)).await }
+    };
+    let allowed = Limits::default().devices_per_user;
+    let actor = |i: usize| format!("{i:032x}");
+    for i in 0..allowed {
+        let (status, body) = sign_in("zhang", actor(i)).await;
+        assert_eq!(status, StatusCode::OK, "device {i}: {body}");
+    }
+    let (status, body) = sign_in("zhang", actor(allowed)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("吊销"),
+        "{body}"
+    );
+    // A device already bound still signs in; a revoked one makes room for a new one.
+    assert_eq!(sign_in("zhang", actor(0)).await.0, StatusCode::OK);
+    state.storage.revoke_device(&actor(1)).expect("revoke");
+    assert_eq!(sign_in("zhang", actor(allowed)).await.0, StatusCode::OK);
+
+    let mut tokens = Vec::new();
+    for _ in 0..=TOKENS_PER_DEVICE {
+        let (status, body) = sign_in("li", ACTOR.to_owned()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        tokens.push(body["token"].as_str().expect("token").to_owned());
+    }
+    let works = |token: &String| {
+        let request = Request::get("/api/v1/cases")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request");
+        let app = app.clone();
+        async move { call(&app, request).await.0 == StatusCode::OK }
+    };
+    let mut working = Vec::new();
+    for token in &tokens {
+        working.push(works(token).await);
+    }
+    let mut expected = vec![true; tokens.len()];
+    expected[0] = false;
+    assert_eq!(working, expected, "the oldest token ended, the newest work");
+}
+
 /// The history shows each change's device by the name given at sign-in: a phone cannot
 /// take the name the server gives the actors of the supervisors' pages (its changes would
 /// read as made there), nor an endless or control-character name.

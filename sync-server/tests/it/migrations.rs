@@ -273,12 +273,28 @@ fn the_upgrade_revokes_a_device_that_took_a_supervisors_server_actor() {
     let old = hex::encode(&digest[..16]);
     let (squatter, _, _) = state
         .storage
-        .login("mallory", crate::support::PASSWORD, "手机", &old, None, 30)
+        .login(
+            "mallory",
+            crate::support::PASSWORD,
+            "手机",
+            &old,
+            None,
+            30,
+            20,
+        )
         .expect("binds");
     let honest = "00112233445566778899aabbccddeeff";
     let (kept, _, _) = state
         .storage
-        .login("chief", crate::support::PASSWORD, "平板", honest, None, 30)
+        .login(
+            "chief",
+            crate::support::PASSWORD,
+            "平板",
+            honest,
+            None,
+            30,
+            20,
+        )
         .expect("binds");
     let database = testing::database(&dir.path().join("server"));
     drop(state);

@@ -817,6 +817,65 @@ async fn a_flood_of_wrong_passwords_does_not_keep_the_owner_out() {
     w.server.stop().await;
 }
 
+/// An account's owner signing in again and again, with the right password, from the
+/// address the password threads serve first: past `sign_ins_per_name` the attempts are
+/// held back (`429`, with `Retry-After` and the reason), and another account still signs
+/// in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_signing_in_again_and_again_is_held_back() {
+    let allowance = 5;
+    let limits = Limits {
+        sign_ins_per_name: allowance,
+        ..Limits::default()
+    };
+    let w = world(&[("li", Role::Inspector, "310101")], limits).await;
+    let url = w.server.url();
+    let sign_in = |username: &'static str| {
+        let url = url.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("{url}/api/v1/login"))
+                .json(&json!({
+                    "username": username, "password": PASSWORD,
+                    "device_name": "手机", "actor_id": automerge::ActorId::random().to_hex_string(),
+                }))
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_u16();
+            let retry = response.headers().get("retry-after").cloned();
+            let body: serde_json::Value = response.json().await.expect("json");
+            (status, retry, body)
+        }
+    };
+    // The world signed "insp" in once already.
+    let mut statuses = Vec::new();
+    for _ in 0..allowance + 2 {
+        statuses.push(sign_in("insp").await.0);
+    }
+    let allowed = allowance as usize - 1;
+    assert!(
+        statuses[..allowed].iter().all(|s| *s == 200),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[allowed..].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
+    let (status, retry, body) = sign_in("insp").await;
+    assert_eq!(status, 429);
+    assert!(retry.is_some(), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("登录过于频繁"),
+        "{body}"
+    );
+    assert_eq!(sign_in("li").await.0, 200, "another account signs in");
+    w.server.stop().await;
+}
+
 /// The next refusal the server sends, skipping its sync messages.
 async fn refusal_of(peer: &mut RawPeer) -> (String, String) {
     for _ in 0..8 {

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use anjian_core::sync::DocumentId;
 use anjian_core::{CaseId, Role, WritKind};
+use anjian_sync_server::Settings;
+use anjian_sync_server::config::Limits;
 use anjian_tests::peer::RawPeer;
 use anjian_tests::{Inspector, TestServer, add_user, login_device, login_token};
 use automerge::AutoCommit;
@@ -28,12 +30,22 @@ fn certify(data: &Path, user: &str, number: &str, valid_until: &str) {
 
 /// A server with the phones' inspectors and a supervisor, all of 黄浦区's 应急管理.
 async fn district(dir: &Path) -> TestServer {
+    district_with(dir, Limits::default()).await
+}
+
+/// The district's server, held to `limits`.
+async fn district_with(dir: &Path, limits: Limits) -> TestServer {
     let data = dir.join("server");
     for user in PHONES {
         add_user(&data, user, Role::Inspector, "310101", "应急管理");
     }
     add_user(&data, "chen", Role::Supervisor, "310101", "应急管理");
-    TestServer::start(&data).await
+    TestServer::start_with(Settings {
+        data,
+        limits,
+        ..Settings::default()
+    })
+    .await
 }
 
 /// The district's server, and Zhang's phone with a case, synced once: it holds blocks of
@@ -447,21 +459,34 @@ async fn an_inspector_signs_with_the_certificate_on_record_valid_that_day() {
 }
 
 /// Every sign-in may register a new key: an account signing in again and again under
-/// fresh keys is still held to the blocks its account may hold in a year (the numbers
-/// are its department's one sequence).
+/// fresh keys (from fresh devices, as many as it may have, with the sign-ins per account
+/// raised past the year's blocks) is still held to the blocks its account may hold in a
+/// year (the numbers are its department's one sequence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_holds_a_bounded_number_of_blocks_whatever_keys_it_signs_in_with() {
     use anjian_core::signing::{KeyAlgorithm, Signer, SoftwareKey};
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = district(dir.path()).await;
+    let limits = Limits::default();
+    let devices = limits.devices_per_user;
+    let server = district_with(
+        dir.path(),
+        Limits {
+            sign_ins_per_name: 1_000,
+            ..limits
+        },
+    )
+    .await;
     let url = server.url();
     let most = anjian_sync_server::storage::MAX_BLOCKS_PER_YEAR as usize;
+    let actors: Vec<String> = (0..devices)
+        .map(|_| automerge::ActorId::random().to_hex_string())
+        .collect();
     let mut answers = Vec::new();
     for round in 0..=most {
         let key = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [round as u8 + 1; 32]);
-        let actor = automerge::ActorId::random().to_hex_string();
+        let actor = &actors[round % devices];
         let token =
-            anjian_tests::login_device_with_key(&url, "zhang", &actor, Some(&key.public_key()))
+            anjian_tests::login_device_with_key(&url, "zhang", actor, Some(&key.public_key()))
                 .await;
         let answer = reqwest::Client::new()
             .post(format!("{url}/api/v1/number-blocks"))
