@@ -497,6 +497,11 @@ impl Storage {
     }
 }
 
+/// Signing keys one device may register. Keys are kept for ever (they verify what the
+/// device signed), so each new one is a row and a certificate for good: a phone makes a
+/// new key only when its key store is lost, and then usually a new actor too.
+pub const KEYS_PER_DEVICE: i64 = 8;
+
 /// Live tokens one device keeps: signing in again ends the older ones past this (a phone
 /// uses its newest; a few more let a sign-in cut off mid-answer be retried).
 pub const TOKENS_PER_DEVICE: i64 = 4;
@@ -565,6 +570,16 @@ fn register_key(tx: &mut dyn Conn, actor_id: &str, key: &PublicKey) -> AppResult
             "this public key belongs to another device".into(),
         )),
         None => {
+            let keys: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM device_keys WHERE actor_id = ?1",
+                params![actor_id],
+                |r| r.get(0),
+            )?;
+            if keys >= KEYS_PER_DEVICE {
+                return Err(AppError::Forbidden(format!(
+                    "此设备已登记 {keys} 个签名密钥（上限 {KEYS_PER_DEVICE} 个），请以新设备登录 (the device has registered as many keys as allowed; sign in as a new device)"
+                )));
+            }
             tx.execute(
                 "INSERT INTO device_keys (key_id, actor_id, algorithm, public_key, registered_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -39,7 +39,7 @@ mod numbers;
 mod projections;
 mod uploads;
 
-pub use accounts::{TOKEN_ID_LEN, TOKENS_PER_DEVICE, prepare_sign_in};
+pub use accounts::{KEYS_PER_DEVICE, TOKEN_ID_LEN, TOKENS_PER_DEVICE, prepare_sign_in};
 pub use numbers::{MAX_BLOCKS_PER_YEAR, MAX_NUMBERS_PER_YEAR};
 pub(crate) use projections::FOUND;
 pub use projections::Projection;

@@ -217,6 +217,48 @@ async fn an_account_s_devices_and_a_device_s_tokens_are_bounded() {
     assert_eq!(working, expected, "the oldest token ended, the newest work");
 }
 
+/// A device registers at most `KEYS_PER_DEVICE` signing keys (each is kept for ever):
+/// one more is refused, and a key it has already registered still signs in.
+#[tokio::test]
+async fn a_device_registers_a_bounded_number_of_keys() {
+    use anjian_core::signing::{KeyAlgorithm, Signer, SoftwareKey};
+    use anjian_sync_server::storage::KEYS_PER_DEVICE;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = app(&dir);
+    let with_key = |i: u8| {
+        let key = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [i + 1; 32]).public_key();
+        Request::post("/api/v1/login")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                json!({
+                    "username": "zhang", "password": "correct horse battery",
+                    "device_name": "手机", "actor_id": ACTOR,
+                    "key_algorithm": key.algorithm().code(),
+                    "public_key": hex::encode(key.bytes()),
+                })
+                .to_string(),
+            ))
+            .expect("request")
+    };
+    let most = KEYS_PER_DEVICE as u8;
+    for i in 0..most {
+        let (status, body) = call(&app, with_key(i)).await;
+        assert_eq!(status, StatusCode::OK, "key {i}: {body}");
+    }
+    let (status, body) = call(&app, with_key(most)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(call(&app, with_key(0)).await.0, StatusCode::OK);
+    assert_eq!(
+        state
+            .storage
+            .certificates_of(ACTOR)
+            .expect("certificates")
+            .len(),
+        usize::from(most) + 1,
+        "no certificate for the key refused"
+    );
+}
+
 /// The history shows each change's device by the name given at sign-in: a phone cannot
 /// take the name the server gives the actors of the supervisors' pages (its changes would
 /// read as made there), nor an endless or control-character name.
