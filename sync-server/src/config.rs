@@ -84,6 +84,9 @@ pub struct Limits {
     /// Operations one case may hold (every change ever made to it): past this, changes
     /// are refused and the case is closed for growth.
     pub case_operations: u64,
+    /// Bytes of all the changes one case may hold, each counted as encoded alone and
+    /// uncompressed: past this, changes are refused and the case is closed for growth.
+    pub case_bytes: u64,
     /// Threads applying and saving documents.
     pub apply_threads: usize,
     /// Threads answering reads that walk many rows or a whole case (lists, a case in full,
@@ -149,6 +152,7 @@ impl Default for Limits {
             change_operations: wire.change_ops,
             message_operations: wire.message_ops,
             case_operations: wire.case_ops,
+            case_bytes: wire.case_bytes,
             apply_threads: cores,
             read_threads: cores,
             photo_threads: 1,
@@ -174,6 +178,7 @@ impl Limits {
             change_ops: self.change_operations,
             message_ops: self.message_operations,
             case_ops: self.case_operations,
+            case_bytes: self.case_bytes,
             ..anjian_core::sync::intake::Limits::default()
         }
     }

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::{AutoCommit, Change, ChangeHash, ExpandedChange};
 
-use super::{Author, CaseState, Ops, Refusal, Rule, Trust, judge, written};
+use super::{Author, CaseState, Ops, Refusal, Rule, Trust, bytes_of, judge, written};
 use crate::signing::{ChangeSignature, PublicKey};
 use crate::sync::intake;
 
@@ -293,6 +293,12 @@ impl<S: Authored> Judging<'_, S> {
         let author = run[0].1.author();
         let mut trial = self.doc.as_ref().clone();
         let heads = trial.get_heads();
+        let history = match self.case.as_ref().and_then(|c| c.history) {
+            Some(bytes) => bytes,
+            None => history_bytes(&mut trial),
+        };
+        let history = history + bytes_of(&changes);
+        within_bytes(history, self.limits)?;
         written::apply_expanded(&mut trial, &changes, &expanded)
             .and_then(|()| within_size(&trial, self.limits))?;
         let ops = Ops::of_expanded(&trial, &expanded)?;
@@ -310,7 +316,10 @@ impl<S: Authored> Judging<'_, S> {
         self.touched_conflict |= !builds_on_all && ops.touch_a_conflict(&trial);
         self.blob_refs.extend(ops.blob_refs());
         self.doc = Cow::Owned(trial);
-        self.case = Some(after);
+        self.case = Some(CaseState {
+            history: Some(history),
+            ..after
+        });
         self.admitted.extend(run.iter().cloned());
         Ok(())
     }
@@ -368,6 +377,29 @@ pub fn within_size(doc: &AutoCommit, limits: &intake::Limits) -> Result<(), Refu
             format!(
                 "案件记录过大（{ops} 项操作，上限 {}），请新建关联案件 (the case would hold more operations than allowed)",
                 limits.case_ops
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The bytes of every change `doc` holds (`bytes_of`). Counting reads every change again,
+/// so the judge keeps the count with the case (`CaseState`) and counts afresh only for a
+/// case read from storage.
+fn history_bytes(doc: &mut AutoCommit) -> u64 {
+    bytes_of(&doc.get_changes(&[]))
+}
+
+/// A case's changes hold at most the bytes the limits allow: a change of values of the
+/// largest size, again and again, would otherwise grow without end what every reader of
+/// the case loads.
+fn within_bytes(history: u64, limits: &intake::Limits) -> Result<(), Refusal> {
+    if history > limits.case_bytes {
+        return Err(Refusal::new(
+            Rule::Shape,
+            format!(
+                "案件记录过大（修改共 {history} 字节，上限 {} 字节），请新建关联案件 (the case's changes would hold more bytes than allowed)",
+                limits.case_bytes
             ),
         ));
     }

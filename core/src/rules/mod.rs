@@ -316,17 +316,39 @@ pub fn may_close(author: &Author, case: &Case, finding: &Finding) -> Result<(), 
     }
 }
 
+/// The bytes of `changes`, each as encoded alone and uncompressed: what
+/// `intake::Limits::case_bytes` bounds, the same for every holder of the same changes
+/// (whereas a saved document's size depends on how it was compressed).
+pub(crate) fn bytes_of(changes: &[automerge::Change]) -> u64 {
+    changes.iter().map(|c| c.raw_bytes().len() as u64).sum()
+}
+
 /// A case as the rule book judges it (see `CaseState::of` and `CaseState::after`, which
 /// read it from a document).
 #[derive(Debug, Clone)]
 pub struct CaseState {
     case: Case,
+    /// The bytes of every change the case holds, once the judge has counted them.
+    history: Option<u64>,
 }
 
 impl CaseState {
     /// The case as read.
     pub(crate) fn new(case: Case) -> CaseState {
-        CaseState { case }
+        CaseState {
+            case,
+            history: None,
+        }
+    }
+
+    /// This case (read after `changes` changed `before` into it) holding the bytes of
+    /// `changes` more than `before`, if `before`'s bytes were counted (see
+    /// `intake::Limits::case_bytes`).
+    pub fn grown_by(self, before: &CaseState, changes: &[automerge::Change]) -> CaseState {
+        CaseState {
+            history: before.history.map(|bytes| bytes + bytes_of(changes)),
+            ..self
+        }
     }
 
     /// The case.

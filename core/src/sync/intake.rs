@@ -63,6 +63,9 @@ pub struct Limits {
     pub depth: usize,
     /// Operations one document may hold.
     pub case_ops: u64,
+    /// Bytes of all the changes one document may hold, each counted as encoded alone and
+    /// uncompressed (a case keeps every value ever written, and every reader loads it).
+    pub case_bytes: u64,
 }
 
 impl Default for Limits {
@@ -75,6 +78,7 @@ impl Default for Limits {
             message_ops: 400_000,
             depth: crate::paths::MAX_DEPTH,
             case_ops: 1_000_000,
+            case_bytes: 64 * 1024 * 1024,
         }
     }
 }

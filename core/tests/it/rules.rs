@@ -2213,3 +2213,80 @@ fn who_recorded_a_finding_and_when_stay_as_written() {
     });
     assert_eq!(verdict(&colleague, &f.doc, &after), Ok(()));
 }
+
+#[test]
+fn a_case_holds_at_most_its_bytes_of_changes() {
+    // A device writes a place of the largest size again and again, each change on its
+    // last. The judge counts the case's changes as each is encoded alone, uncompressed:
+    // the change that would take them past the limit is refused for good, and those built
+    // on it with it, whether they come in one message or one at a time (the count then
+    // kept with the case, as the server keeps it between messages).
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, OWNER);
+    let mut device = f.doc.clone();
+    device.set_actor(automerge::ActorId::random());
+    let base = device.get_heads();
+    let finding = finding_obj(&device, f.major);
+    for i in 0..6 {
+        let place = i.to_string().repeat(rules::MAX_VALUE_BYTES);
+        device.put(&finding, "place", place).expect("put");
+        device.commit();
+    }
+    let changes = device.get_changes(&base);
+    let stored: u64 = f
+        .doc
+        .clone()
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.raw_bytes().len() as u64)
+        .sum();
+    let each = changes[0].raw_bytes().len() as u64;
+    let limits = anjian_core::sync::intake::Limits {
+        case_bytes: stored + 3 * each + each / 2,
+        ..anjian_core::sync::intake::Limits::default()
+    };
+    let judge = |doc: &AutoCommit, before: &CaseState, changes: Vec<automerge::Change>| {
+        let authors = changes.iter().map(|_| Ok(insp.clone())).collect();
+        rules::judge_changes(
+            doc,
+            Some(before),
+            changes,
+            &anjian_core::sync::intake::Decoded::default(),
+            authors,
+            &limits,
+            &rules::Trust::default(),
+        )
+    };
+    let rules_of = |judged: &rules::Judged<Author>| -> Vec<(Rule, usize)> {
+        judged
+            .refused
+            .iter()
+            .map(|(refusal, hashes)| (refusal.rule, hashes.len()))
+            .collect()
+    };
+    let whole = judge(
+        &f.doc,
+        &CaseState::of(&f.doc).expect("reads"),
+        changes.clone(),
+    );
+    assert_eq!(whole.admitted.len(), 3);
+    assert_eq!(rules_of(&whole), [(Rule::Shape, 1), (Rule::Dependency, 2)]);
+
+    let mut doc = f.doc.clone();
+    let mut before = CaseState::of(&doc).expect("reads");
+    let mut verdicts = Vec::new();
+    for change in changes {
+        let judged = judge(&doc, &before, vec![change]);
+        verdicts.push(rules_of(&judged));
+        if let Some(after) = judged.case {
+            doc = judged.doc;
+            before = after;
+        }
+    }
+    let admitted = verdicts.iter().filter(|v| v.is_empty()).count();
+    assert_eq!(admitted, 3, "{verdicts:?}");
+    assert_eq!(verdicts[3], [(Rule::Shape, 1)], "{verdicts:?}");
+    // Alone, the ones after are judged without their refused dependency (the server reads
+    // its record of refusals first): they would pass the limit too.
+    assert!(verdicts[4..].iter().all(|v| !v.is_empty()), "{verdicts:?}");
+}

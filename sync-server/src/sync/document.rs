@@ -771,7 +771,7 @@ pub fn change_in<T>(
         return Ok(Some((value, None)));
     }
     let ops = Ops::of(&candidate, &applied).map_err(AppError::Refused)?;
-    let after = before.after(&candidate, &ops)?;
+    let after = before.after(&candidate, &ops)?.grown_by(before, &applied);
     // The server signs the change with its own key.
     let mut author = author.clone();
     author.key = Some(storage.server_key().public_key().id());

@@ -159,6 +159,58 @@ async fn bombs_and_whole_documents_are_refused_before_anything_expands() {
     w.server.stop().await;
 }
 
+/// A device writing values of the largest size again and again into its own case is
+/// stopped at the case's bytes (`case_bytes`): the change that would pass them is refused
+/// for good, with its reason (open a linked case), and what was accepted before stays and
+/// is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_grown_by_large_values_again_and_again_stops_at_its_bytes() {
+    let limits = Limits {
+        case_bytes: 512 * 1024,
+        ..Limits::default()
+    };
+    let mut w = world(&[], limits).await;
+    let (token, mut doc) = w.device("insp").await;
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let ours = DocumentId::of(w.case);
+    let finding = at_path(&doc, &["findings", &w.finding.to_string()]);
+    let mut refused = None;
+    for i in 0..16 {
+        let place = (i % 10)
+            .to_string()
+            .repeat(anjian_core::rules::MAX_VALUE_BYTES);
+        doc.put(&finding, "place", place).expect("put");
+        doc.commit();
+        let pushed = peer.push(ours, &mut doc).await;
+        if let Some(refusal) = pushed.refused {
+            refused = Some((i, refusal));
+            break;
+        }
+        assert!(pushed.acknowledged, "{pushed:?}");
+    }
+    let (at, (rule, reason)) = refused.expect("refused before 16 values of 64 KiB");
+    assert_eq!(rule, "shape", "{reason}");
+    assert!(reason.contains("案件记录过大"), "{reason}");
+    assert!((5..8).contains(&at), "refused at value {at}");
+    // What was accepted is served.
+    let token = login_token(&w.server.url(), "insp").await;
+    let case = anjian_tests::get_json(
+        &format!("{}/api/v1/cases/{}", w.server.url(), w.case),
+        &token,
+    )
+    .await;
+    let place = case["findings"][0]["place"].as_str().unwrap_or_default();
+    assert_eq!(
+        place,
+        ((at - 1) % 10)
+            .to_string()
+            .repeat(anjian_core::rules::MAX_VALUE_BYTES)
+    );
+    // The room left takes an inspector's finding still.
+    w.still_serves().await;
+    w.server.stop().await;
+}
+
 /// Commits a change nesting maps 1,000 deep under the root of `doc`.
 fn nest_maps_deep(doc: &mut AutoCommit) {
     let mut obj = automerge::ROOT;
