@@ -293,11 +293,13 @@ impl<S: Authored> Judging<'_, S> {
         let author = run[0].1.author();
         let mut trial = self.doc.as_ref().clone();
         let heads = trial.get_heads();
-        let history = match self.case.as_ref().and_then(|c| c.history) {
-            Some(bytes) => bytes,
+        // Counted once per case read (a refused try keeps the count too).
+        let history = match self.case.as_mut() {
+            Some(case) => *case
+                .history
+                .get_or_insert_with(|| history_bytes(&mut trial)),
             None => history_bytes(&mut trial),
-        };
-        let history = history + bytes_of(&changes);
+        } + bytes_of(&changes);
         within_bytes(history, self.limits)?;
         written::apply_expanded(&mut trial, &changes, &expanded)
             .and_then(|()| within_size(&trial, self.limits))?;
