@@ -173,7 +173,7 @@ impl SimServer {
                 let answer = Some((id, document_id, settle.reply));
                 out.extend(self.enqueue(case, conn_user(&self.conns, id), *candidate, answer));
             }
-            None => out.extend(self.reply(id, document_id, settle.reply)),
+            None => out.extend(self.reply(id, document_id, settle.reply, false)),
         }
         self.subscriptions(id);
         out
@@ -205,7 +205,7 @@ impl SimServer {
             let except = answer.as_ref().map(|(id, _, _)| *id);
             let mut out = self.announce(case, except);
             if let Some((id, document_id, reply)) = answer {
-                out.extend(self.reply(id, document_id, reply));
+                out.extend(self.reply(id, document_id, reply, true));
                 self.subscriptions(id);
             }
             self.queue.push(Queued {
@@ -257,7 +257,7 @@ impl SimServer {
                     let except = answer.as_ref().map(|(id, _, _)| *id);
                     out.extend(self.announce(case, except));
                     if let Some((id, document_id, reply)) = answer {
-                        out.extend(self.reply(id, document_id, reply));
+                        out.extend(self.reply(id, document_id, reply, true));
                         self.subscriptions(id);
                     }
                 }
@@ -325,7 +325,9 @@ impl SimServer {
         }
     }
 
-    fn reply(&mut self, id: ConnId, document_id: DocumentId, reply: Reply) -> Out {
+    /// Sends `reply` to connection `id`; `committed` says whether handling the message
+    /// committed changes to the document.
+    fn reply(&mut self, id: ConnId, document_id: DocumentId, reply: Reply, committed: bool) -> Out {
         let Some(conn) = self.conns.get_mut(&id) else {
             return Vec::new();
         };
@@ -334,7 +336,7 @@ impl SimServer {
             Reply::Answer { state, rewind } => {
                 let slot = self.docs.entry(document_id.case_id()).or_default();
                 let signed = conn.session.wants_signatures();
-                let case = document_id.case_id();
+                let case = committed.then(|| document_id.case_id());
                 match document::answer(slot, self.storage.as_ref(), case, state, rewind, signed) {
                     Ok((state, message, signatures)) => {
                         conn.session

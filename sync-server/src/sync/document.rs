@@ -817,11 +817,12 @@ pub type Outgoing = (sync::State, Option<sync::Message>, Vec<ChangeSignature>);
 
 /// The answer to a message once what it brought is committed: the server's next sync
 /// message from the document as it now is, or, when changes had to wait for ones the
-/// message skipped, the message that asks the peer for every change again.
+/// message skipped, the message that asks the peer for every change again. `committed`
+/// names the case when handling the message committed changes to it.
 pub fn answer(
     slot: &mut SlotDoc,
     storage: &dyn Documents,
-    case: CaseId,
+    committed: Option<CaseId>,
     mut state: sync::State,
     rewind: bool,
     with_signatures: bool,
@@ -831,8 +832,12 @@ pub fn answer(
     }
     // A commit after the message's own (a provisional number's) that failed, or a
     // compaction that did, leaves the case to be read again: the answer is from it as
-    // stored, so that the peer still learns what the server holds.
-    if !slot.is_loaded() {
+    // stored, so that the peer still learns what the server holds. A message that
+    // committed nothing (one answered from the stored bytes among them) leaves the case
+    // unread.
+    if let Some(case) = committed
+        && !slot.is_loaded()
+    {
         slot.load(storage, case)?;
     }
     let reply = slot.doc.as_mut().and_then(|d| next_message(d, &mut state));

@@ -302,6 +302,7 @@ impl Connection {
         let case = document_id.case_id();
         let mut attempts = 0;
         let mut pending = Some((message, signatures));
+        let mut committed = None;
         let settle = loop {
             let (state, incoming) = self.session.take(case);
             // Kept to handle the message again on the document as now stored, should
@@ -341,6 +342,7 @@ impl Connection {
             let token = Some(self.token_hash.as_str());
             match persist(&self.app, &self.user, case, guard, *candidate, token).await {
                 Ok(()) => {
+                    committed = Some(case);
                     self.app.hub.announce(case, Some(self.id));
                     number_provisional(&self.app, case, guard).await;
                     break settle;
@@ -361,7 +363,14 @@ impl Connection {
                 let storage = self.app.storage.clone();
                 let with_signatures = self.session.wants_signatures();
                 match with_doc(&self.app, guard, move |doc| {
-                    document::answer(doc, storage.as_ref(), case, state, rewind, with_signatures)
+                    document::answer(
+                        doc,
+                        storage.as_ref(),
+                        committed,
+                        state,
+                        rewind,
+                        with_signatures,
+                    )
                 })
                 .await
                 .and_then(|outgoing| outgoing)

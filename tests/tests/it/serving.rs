@@ -37,6 +37,7 @@ fn heads_of(insp: &mut Inspector, case: anjian_core::CaseId) -> Vec<ChangeHash> 
 }
 
 const SERVED: &str = "anjian_documents_served_stored_total";
+const LOADED: &str = "anjian_loaded_documents";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_with_nothing_is_sent_the_stored_case_and_syncs_on_from_it() {
@@ -122,6 +123,21 @@ async fn a_peer_with_nothing_is_sent_the_stored_case_and_syncs_on_from_it() {
         "nothing more to send"
     );
     assert!(doc.sync().generate_sync_message(&mut state).is_none());
+    // Neither the ask nor the acknowledgement read the case into memory: once the
+    // inspector's connection has let go of it, no document is loaded, though the
+    // supervisor's connection still syncs it.
+    let mut loaded = metric(&url, LOADED).await;
+    for _ in 0..100 {
+        if loaded == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        loaded = metric(&url, LOADED).await;
+    }
+    assert_eq!(
+        loaded, 0,
+        "a document read into memory to serve a peer with nothing"
+    );
 
     // The inspector records more: the supervisor's peer is sent only what is new, from
     // the sync state the stored answer left.
