@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use anjian_sim::world;
+use anjian_sync_server::config::Limits;
 use anjian_sync_server::{AppState, Settings, router};
 use arbitrary::{Arbitrary, Unstructured};
 use axum::body::Body;
@@ -189,7 +190,15 @@ fn server() -> &'static Server {
                 let actor = format!("{:032x}", 0xa0 + i as u128);
                 state
                     .storage
-                    .login(name, world::PASSWORD, "fuzz", &actor, None, 30, 1)
+                    .login(
+                        name,
+                        world::PASSWORD,
+                        "fuzz",
+                        &actor,
+                        None,
+                        30,
+                        Limits::default().devices_per_user,
+                    )
                     .expect("an account signs in")
                     .0
             })

@@ -93,7 +93,7 @@ fn make_template() -> Vec<u8> {
                     &actor.to_hex_string(),
                     None,
                     365,
-                    1,
+                    anjian_sync_server::config::Limits::default().devices_per_user,
                 )
                 .expect("bind the phone");
         }
