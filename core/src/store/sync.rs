@@ -1635,24 +1635,11 @@ mod tests {
         let first = session.on_frame(&mut mate, &peer.encode()).expect("peer");
         assert_eq!(first.len(), 1, "the mate asks for the case");
         // The server answers every message with the changes entered again.
-        let changes: Vec<Vec<u8>> = server
-            .get_changes(&[])
-            .iter()
-            .map(|c| c.raw_bytes().to_vec())
-            .collect();
         let answer = WireMessage::Sync {
             sender_id: "server".into(),
             target_id: "mate".into(),
             document_id,
-            data: sync::Message {
-                heads: server.get_heads(),
-                need: Vec::new(),
-                have: Vec::new(),
-                changes: changes.into(),
-                flags: None,
-                version: sync::MessageVersion::V1,
-            }
-            .encode(),
+            data: every_change(&mut server).encode(),
             signatures: Vec::new(),
         }
         .encode();
@@ -1672,6 +1659,24 @@ mod tests {
         let report = session.finish(&mut mate, 1).expect("finish");
         assert_eq!(report.waiting.len(), 1, "{report:?}");
         assert_eq!(report.waiting[0].0, case);
+    }
+
+    /// A sync message from `server` carrying every change it has, whatever the peer's
+    /// summary claims.
+    fn every_change(server: &mut AutoCommit) -> sync::Message {
+        sync::Message {
+            heads: server.get_heads(),
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: server
+                .get_changes(&[])
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect::<Vec<_>>()
+                .into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        }
     }
 
     /// A teammate holds a change its author's phone dropped on a refusal (merged on site
@@ -1694,19 +1699,7 @@ mod tests {
         // hundred runs: the changes entered again would then come a round later.
         let exchange = |mate: &mut Store, server: &mut AutoCommit| {
             let mut state = sync::State::new();
-            let changes: Vec<Vec<u8>> = server
-                .get_changes(&[])
-                .iter()
-                .map(|c| c.raw_bytes().to_vec())
-                .collect();
-            let answer = sync::Message {
-                heads: server.get_heads(),
-                need: Vec::new(),
-                have: Vec::new(),
-                changes: changes.into(),
-                flags: None,
-                version: sync::MessageVersion::V1,
-            };
+            let answer = every_change(server);
             mate.receive_sync(case, &mut state, &answer.encode(), &[])
                 .map(|waits| (waits, state))
         };
