@@ -1040,6 +1040,20 @@ fn string(doc: &AutoCommit, obj: &ObjId, key: &str) -> Option<String> {
     text_of(doc, &value, Some(&id))
 }
 
+/// The string at `key` of `obj` as the document read at `heads`.
+pub(crate) fn string_at(
+    doc: &AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    heads: &[ChangeHash],
+) -> Option<String> {
+    match doc.get_at(obj, key, heads).ok()?? {
+        (Value::Scalar(s), _) => s.as_str().map(str::to_owned),
+        (Value::Object(ObjType::Text), text) => doc.text_at(&text, heads).ok(),
+        _ => None,
+    }
+}
+
 fn parse_field<T: std::str::FromStr<Err = Error>>(
     doc: &AutoCommit,
     obj: &ObjId,

@@ -112,12 +112,14 @@ struct Loop {
 }
 
 /// Judges the new steps of finding `id` (those in `after` and not in `before`), in order,
-/// then the state and deadline the change leaves.
+/// then the state and deadline the change leaves; `seen` is the level the finding read
+/// where its order's level was recorded (`Ops::level_seen_by_order`).
 pub(super) fn judge(
     author: &Author,
     before: Option<&CaseState>,
     after: &CaseState,
     id: FindingId,
+    seen: Option<Level>,
 ) -> Result<(), Refusal> {
     let find = |s: &CaseState| s.case.findings.iter().find(|f| f.id == id).cloned();
     let Some(finding) = find(after) else {
@@ -200,7 +202,7 @@ pub(super) fn judge(
         ));
     }
     evidence_stays(old.as_ref(), &finding)?;
-    ordered_level_stays(old.as_ref(), &finding)
+    ordered_level_stays(old.as_ref(), &finding, seen)
 }
 
 /// One new step, judged where the loop stands; moves the loop.
@@ -404,16 +406,25 @@ fn step(
     Ok(())
 }
 
-/// An order records the level the hazard reads with it (a hazard read as major is not
-/// ordered as general), and the level recorded stays: closing is judged at it
-/// (`may_close`), so a hazard ordered as major and lowered since is still closed by the
-/// supervisors. A teammate's lowering the level, before or after the order, stands as the
-/// level's own value.
-fn ordered_level_stays(old: Option<&Finding>, finding: &Finding) -> Result<(), Refusal> {
+/// An order records the level the hazard reads with it, or major: the level it reads
+/// after the change, or the level its inspector saw (`seen`: an inspector ordering offline
+/// does not see a teammate's concurrent raise, and is not refused for it; one who saw a
+/// major hazard does not order it as general). The level recorded stays: closing is judged
+/// at the stricter of it and the level now (`may_close`), so a hazard ordered as major and
+/// lowered since is still closed by the supervisors. A teammate's lowering the level,
+/// before or after the order, stands as the level's own value.
+fn ordered_level_stays(
+    old: Option<&Finding>,
+    finding: &Finding,
+    seen: Option<Level>,
+) -> Result<(), Refusal> {
     let recorded = |f: &Finding| f.rectification.as_ref().map(|r| r.ordered_level);
     let fine = match (old.and_then(recorded), recorded(finding)) {
         (Some(before), Some(after)) => before == after,
-        (None, Some(after)) => after == Some(finding.level) || after == Some(Level::Major),
+        (None, Some(after)) => matches!(
+            after,
+            Some(level) if level == finding.level || level == Level::Major || Some(level) == seen
+        ),
         (_, None) => true,
     };
     if fine {

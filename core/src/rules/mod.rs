@@ -725,7 +725,7 @@ fn rectifications(
 ) -> Result<(), Refusal> {
     follow_up::list_grows(before, ops)?;
     for id in ops.findings() {
-        follow_up::judge(author, before, after, id)?;
+        follow_up::judge(author, before, after, id, ops.level_seen_by_order(id))?;
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use automerge::{AutoCommit, Change, ChangeHash, ExpandedChange, ObjId, ObjType, 
 use super::written::{id_of, kind_of, nth_op, object_of};
 
 use super::{Refusal, Rule};
-use crate::codes::FindingId;
+use crate::codes::{FindingId, Level};
 use crate::paths::{Leaf, MAX_DEPTH, Seg, scalar};
 
 /// One operation (or, for edits inside a collaborative text, the text as they left it),
@@ -56,6 +56,9 @@ pub(crate) struct OpAt {
 #[derive(Debug, Clone, Default)]
 pub struct Ops {
     ops: Vec<OpAt>,
+    /// For each operation recording the level an order was given at: the level its finding
+    /// read in the view of the operation's change (`level_seen_by_order`).
+    levels_seen: HashMap<ObjId, Level>,
 }
 
 /// An object the operations write into: its path, type, and the object that holds it.
@@ -85,6 +88,7 @@ impl Ops {
         let mut preds = HashSet::new();
         let mut texts: Vec<ObjId> = Vec::new();
         let mut ops = Vec::new();
+        let mut levels_seen = HashMap::new();
         for expanded in changes {
             let expanded: &ExpandedChange = expanded.borrow();
             // The last element of each list this change inserts into, as it goes on.
@@ -155,6 +159,11 @@ impl Ops {
                     OpType::Delete => None,
                     _ => Some(Leaf::Other("counter or mark")),
                 };
+                if recorded_level_of(&path).is_some()
+                    && let Some(level) = level_seen(doc, &place.parent, expanded)
+                {
+                    levels_seen.insert(id.clone(), level);
+                }
                 ops.push(OpAt {
                     obj_present: false,
                     in_new_object: made.contains(&obj),
@@ -201,7 +210,7 @@ impl Ops {
                 op.value = Some(Leaf::Text(doc.text(&op.id).unwrap_or_default()));
             }
         }
-        Ok(Ops { ops })
+        Ok(Ops { ops, levels_seen })
     }
 
     /// Every operation.
@@ -233,6 +242,17 @@ impl Ops {
             .filter(|op| op.path.first().and_then(Seg::key) == Some("findings"))
             .filter_map(|op| op.path.get(1).and_then(Seg::key)?.parse().ok())
             .collect()
+    }
+
+    /// The level finding `id` read when its order was given: in the view of the change
+    /// that records the order's level (everything that change was built on, and itself).
+    /// An inspector ordering offline sees the level as it was before a teammate's
+    /// concurrent change to it, and the order records that.
+    pub(crate) fn level_seen_by_order(&self, id: FindingId) -> Option<Level> {
+        self.ops
+            .iter()
+            .filter(|op| !op.superseded && recorded_level_of(&op.path) == Some(id))
+            .find_map(|op| self.levels_seen.get(&op.id).copied())
     }
 
     /// Whether there are none.
@@ -282,6 +302,31 @@ fn competes(doc: &AutoCommit, op: &OpAt, written: &HashSet<ObjId>) -> bool {
     }
     doc.get_all(&op.obj, key.as_str())
         .is_ok_and(|values| values.iter().any(|(_, id)| !written.contains(id)))
+}
+
+/// The finding whose order's level `path` (`findings.<id>.rectification.ordered_level`)
+/// writes, if it writes one.
+fn recorded_level_of(path: &[Seg]) -> Option<FindingId> {
+    match path {
+        [
+            Seg::Key(findings),
+            Seg::Key(id),
+            Seg::Key(rect),
+            Seg::Key(key),
+        ] if findings == "findings" && rect == "rectification" && key == "ordered_level" => {
+            id.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+/// The level of the finding `finding` as `change` saw it: at the change itself, with what
+/// it was built on and nothing concurrent to it.
+fn level_seen(doc: &AutoCommit, finding: &ObjId, change: &ExpandedChange) -> Option<Level> {
+    let heads: Vec<ChangeHash> = change.hash.into_iter().collect();
+    crate::document::string_at(doc, finding, "level", &heads)?
+        .parse()
+        .ok()
 }
 
 /// The last element of list `obj` at `heads`.

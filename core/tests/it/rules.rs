@@ -1356,6 +1356,43 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
     assert_eq!(f.case, case_doc::case_id(base).expect("a case"));
 }
 
+/// Two inspectors of a joint team, one offline: a teammate raises a hazard to major while
+/// the other, who has not seen it, orders it rectified as general. The order records the
+/// level its inspector saw, and stands; the hazard still reads major, and its inspector may
+/// not close it. An inspector who had seen the raise may not record general.
+#[test]
+fn an_order_given_unaware_of_a_teammate_s_raise_records_the_level_its_inspector_saw() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, OWNER);
+    let plain = f.plain;
+    let base = &f.doc;
+    let raised = changed(base, level_put(plain, Level::Major));
+    let unaware = changed(base, |doc| order_by_hand(doc, plain, Some("general")));
+    let order = unaware.clone().get_changes(&base.clone().get_heads());
+    let mut merged = raised.clone();
+    merged.merge(&mut unaware.clone()).expect("merge");
+    assert_eq!(verdict_of(&insp, &raised, &merged, &order), Ok(()));
+
+    let read = CaseState::of(&merged).expect("reads");
+    let finding = read
+        .case()
+        .findings
+        .iter()
+        .find(|x| x.id == plain)
+        .expect("the finding");
+    assert_eq!(finding.level, Level::Major);
+    let rectification = finding.rectification.as_ref().expect("ordered");
+    assert_eq!(rectification.ordered_level, Some(Level::General));
+    let closed = changed(&merged, |doc| close_by_hand(doc, plain, None));
+    assert_eq!(verdict(&insp, &merged, &closed), Err(Rule::Close));
+
+    let aware = changed(&raised, |doc| order_by_hand(doc, plain, Some("general")));
+    assert_eq!(
+        verdict(&insp, &raised, &aware),
+        Err(Rule::RectificationLoop)
+    );
+}
+
 #[test]
 fn a_hazard_s_history_reads_in_the_order_it_was_written() {
     // Phones' clocks are wrong at times: a step reads after the steps it was taken after,

@@ -147,3 +147,74 @@ async fn joint_team_records_merge_with_every_finding_and_the_level_conflict() {
     );
     server.stop().await;
 }
+
+/// A joint team: one inspector raises a hazard to major and syncs, while another, offline
+/// and unaware, orders it rectified as the general hazard he sees. Both stand on the server:
+/// the order records general (what its inspector saw), the hazard reads major, and its
+/// closing is the supervisors', on his phone as on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_given_offline_stands_beside_a_teammate_s_raise() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "li", Role::Inspector, "310104", "消防");
+    add_user(&data, "chief", Role::Supervisor, "310101", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let mut li = Inspector::sign_in(dir.path(), &url, "li", "消防", "310104").await;
+    let case = zhang.open_joint_case(1, &[("li", "310104", "消防")]);
+    let hazard = zhang
+        .store
+        .add_finding(case, &sample::finding("消防通道堆放杂物"))
+        .expect("finding");
+    zhang.sync().await.expect("zhang syncs");
+    li.sync().await.expect("li receives");
+
+    let major = FindingEdit {
+        level: Some(Level::Major),
+        ..FindingEdit::default()
+    };
+    zhang
+        .store
+        .edit_finding(case, hazard, &major)
+        .expect("raised");
+    let raised = zhang.sync().await.expect("zhang syncs the raise");
+    assert!(raised.refused.is_empty(), "{raised:?}");
+    let order = anjian_core::RectificationOrder {
+        measures: "清理消防通道".into(),
+        deadline: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).expect("date"),
+        responsible: "安全主管".into(),
+    };
+    li.store
+        .order_rectification(case, hazard, &order)
+        .expect("ordered offline");
+    let ordered = li.sync().await.expect("li syncs the order");
+    assert!(ordered.refused.is_empty(), "{ordered:?}");
+    li.sync().await.expect("li receives the raise");
+
+    let token = anjian_tests::login_token(&url, "chief").await;
+    let body = anjian_tests::get_json(&format!("{url}/api/v1/cases/{case}"), &token).await;
+    let finding = body["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["id"] == hazard.to_string()))
+        .expect("the finding");
+    assert_eq!(finding["level"], "major", "{finding}");
+    assert_eq!(finding["rectification"]["state"], "ordered", "{finding}");
+    assert_eq!(
+        finding["rectification"]["ordered_level"], "general",
+        "{finding}"
+    );
+
+    li.store
+        .follow_up(case, hazard, &anjian_core::HazardStep::pass("已清理"))
+        .expect("re-inspected");
+    let closed = li
+        .store
+        .follow_up(case, hazard, &anjian_core::HazardStep::close());
+    assert!(
+        matches!(&closed, Err(anjian_core::Error::NotAllowed(m)) if m.contains("重大隐患")),
+        "{closed:?}"
+    );
+    server.stop().await;
+}
