@@ -305,6 +305,7 @@ impl SimServer {
             &author,
             user.id,
             actor,
+            &self.wire,
             |doc| case_doc::review(doc, &by, action, "模拟审核意见", at),
         );
         match edited {

@@ -385,6 +385,24 @@ pub fn within_size(doc: &AutoCommit, limits: &intake::Limits) -> Result<(), Refu
     Ok(())
 }
 
+/// `after`, the case `doc` holds, within the limits on a case's operations and on its
+/// changes' bytes: for changes made outside the sync path (the server's own, from the
+/// supervisors' pages and the API). The bytes are counted from `doc` when `after`'s were
+/// not (`CaseState::grown_by`), and kept with it.
+pub fn within_limits(
+    doc: &mut AutoCommit,
+    after: CaseState,
+    limits: &intake::Limits,
+) -> Result<CaseState, Refusal> {
+    within_size(doc, limits)?;
+    let history = after.history.unwrap_or_else(|| history_bytes(doc));
+    within_bytes(history, limits)?;
+    Ok(CaseState {
+        history: Some(history),
+        ..after
+    })
+}
+
 /// The bytes of every change `doc` holds (`bytes_of`). Counting reads every change again,
 /// so the judge keeps the count with the case (`CaseState`) and counts afresh only for a
 /// case read from storage.

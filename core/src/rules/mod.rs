@@ -27,7 +27,7 @@ pub(crate) mod written;
 
 pub use judging::{
     Authored, Judged, KeyHolder, RefusedChanges, TRIALS, Verifier, author_of, held_back,
-    judge_changes, not_a_case, within_size,
+    judge_changes, not_a_case, within_limits, within_size,
 };
 use ops::OpAt;
 pub use ops::Ops;

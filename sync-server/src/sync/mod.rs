@@ -163,6 +163,7 @@ async fn change_locked<T: Send + 'static>(
     let storage = app.storage.clone();
     let author = policy::author(user);
     let user_id = user.id;
+    let limits = app.settings.limits.wire();
     let outcome = with_doc(app, guard, move |slot| {
         document::change_in(
             slot,
@@ -171,6 +172,7 @@ async fn change_locked<T: Send + 'static>(
             &author,
             user_id,
             actor,
+            &limits,
             edit,
         )
     })

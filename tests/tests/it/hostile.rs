@@ -211,6 +211,55 @@ async fn a_case_grown_by_large_values_again_and_again_stops_at_its_bytes() {
     w.server.stop().await;
 }
 
+/// The server's own changes (a supervisor's comment through the API) are held to a case's
+/// bytes as a device's are: a case filled to its limit takes no comment past it, and the
+/// refusal says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_s_comment_does_not_take_a_case_past_its_bytes() {
+    let limits = Limits {
+        case_bytes: 256 * 1024,
+        ..Limits::default()
+    };
+    let mut w = world(&[("chief", Role::Supervisor, "310101")], limits).await;
+    let (token, mut doc) = w.device("insp").await;
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let ours = DocumentId::of(w.case);
+    let finding = at_path(&doc, &["findings", &w.finding.to_string()]);
+    // Values of 48 KiB until the case holds over 200 KiB of changes.
+    for i in 0..5 {
+        doc.put(&finding, "place", i.to_string().repeat(48 * 1024))
+            .expect("put");
+        doc.commit();
+        let pushed = peer.push(ours, &mut doc).await;
+        assert!(
+            pushed.acknowledged && pushed.refused.is_none(),
+            "{pushed:?}"
+        );
+    }
+    let url = w.server.url();
+    let chief = login_token(&url, "chief").await;
+    let comment = |text: String| {
+        reqwest::Client::new()
+            .post(format!("{url}/api/v1/cases/{}/review", w.case))
+            .bearer_auth(&chief)
+            .json(&serde_json::json!({ "action": "comment", "text": text }))
+            .send()
+    };
+    let history = |case: &serde_json::Value| case["history"].as_array().map(Vec::len);
+    let before = anjian_tests::get_json(&format!("{url}/api/v1/cases/{}", w.case), &chief).await;
+    let refused = comment("意".repeat(20 * 1024)).await.expect("request");
+    let status = refused.status().as_u16();
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("案件记录过大"), "{body}");
+    let after = anjian_tests::get_json(&format!("{url}/api/v1/cases/{}", w.case), &chief).await;
+    assert_eq!(history(&after), history(&before), "nothing was written");
+    // A short comment still fits.
+    let fits = comment("已阅".to_owned()).await.expect("request");
+    assert_eq!(fits.status().as_u16(), 200);
+    w.server.stop().await;
+}
+
 /// Commits a change nesting maps 1,000 deep under the root of `doc`.
 fn nest_maps_deep(doc: &mut AutoCommit) {
     let mut obj = automerge::ROOT;
