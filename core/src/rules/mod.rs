@@ -399,6 +399,7 @@ pub fn judge(
         team(author, before, ops)?;
         approved_lock(before, ops, &actions)?;
         evidence_stays(author, before, ops)?;
+        checklists_stay(ops)?;
     }
     attribution(author, ops)?;
     review_state(before, after, &actions)?;
@@ -600,6 +601,33 @@ fn evidence_stays(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), 
                     "已下达整改的隐患只能由辖区 {} 的监管负责人删除 (a finding ordered to be rectified is removed only by the owning district's supervisors)",
                     before.case.district
                 ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checklists are evidence too: an attached checklist is never deleted or replaced, nor
+/// is anything written with it (its template, version, title and kind; its `items` and
+/// `answers` maps); its questions stay as attached (`items`, written whole when it is
+/// attached); and each item's answer record and photo list, made when it is attached, stay
+/// the ones answers are written into. Answering again writes the answer's own fields.
+fn checklists_stay(ops: &Ops) -> Result<(), Refusal> {
+    for op in ops.iter().filter(|op| root(op) == Some("checklists")) {
+        let keys: Vec<Option<&str>> = op.path.iter().map(Seg::key).collect();
+        let replaced = op.overwrites
+            && matches!(
+                keys.as_slice(),
+                [_, _]
+                    | [_, _, _]
+                    | [_, _, Some("answers"), _]
+                    | [_, _, Some("answers"), _, Some("photos")]
+            );
+        let question = matches!(keys.as_slice(), [_, _, Some("items"), ..]) && !op.in_new_object;
+        if replaced || question {
+            return Err(Refusal::new(
+                Rule::Evidence,
+                "已附的检查表及其检查项、答题记录不能删除或替换 (an attached checklist, its questions and its answer records stay as attached)",
             ));
         }
     }

@@ -5,8 +5,8 @@
 use anjian_core::rules::{self, Author, CaseState, Ops, Rule};
 use anjian_core::signing::{ChangeSignature, KeyAlgorithm, SignedCase, SoftwareKey};
 use anjian_core::{
-    CaseId, DistrictCode, FindingEdit, FindingId, HazardStep, Level, NewCase, OnsiteMeasure,
-    RectificationOrder, ReinspectionResult, ReviewAction, Role, Store, case_doc,
+    CaseId, ChecklistId, DistrictCode, FindingEdit, FindingId, HazardStep, Level, NewCase,
+    OnsiteMeasure, RectificationOrder, ReinspectionResult, ReviewAction, Role, Store, case_doc,
 };
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc};
@@ -29,7 +29,8 @@ fn author(user: &str, role: Role, district: &str) -> Author {
 }
 
 /// The case every row starts from: opened by `insp` of 310101, shared with 310104, with a
-/// major finding (rectification ordered) and a general one (re-inspected by `insp`).
+/// major finding (rectification ordered), a general one (re-inspected by `insp`), a
+/// checklist answered in part, and last a finding with no rectification.
 struct Fixture {
     doc: AutoCommit,
     case: CaseId,
@@ -37,6 +38,8 @@ struct Fixture {
     general: FindingId,
     /// A finding with no rectification ordered.
     plain: FindingId,
+    /// A hot-work checklist attached by `insp`, its item `hw-001` answered.
+    checklist: ChecklistId,
 }
 
 fn fixture() -> Fixture {
@@ -76,6 +79,16 @@ fn fixture() -> Fixture {
     store
         .follow_up(case, general, &HazardStep::pass("已清理"))
         .expect("reinspect");
+    let checklist = store.attach_checklist(case, "hot-work").expect("attach");
+    let compliant = anjian_core::AnswerInput {
+        result: anjian_core::AnswerResult::Compliant,
+        note: String::new(),
+        post: None,
+        person: None,
+    };
+    store
+        .answer_item(case, checklist, "hw-001", &compliant)
+        .expect("answer");
     let plain = store
         .add_finding(case, &finding("临时堆放的纸箱"))
         .expect("finding");
@@ -86,6 +99,7 @@ fn fixture() -> Fixture {
         major,
         general,
         plain,
+        checklist,
     }
 }
 
@@ -144,6 +158,15 @@ fn order_by_hand(doc: &mut AutoCommit, id: FindingId, level: Option<&str>) {
         doc.put(&rect, "ordered_level", level).expect("put");
     }
     doc.put(&rect, "state", "ordered").expect("put");
+}
+
+/// The map at `path` under the attached checklist `id` (`path` empty: the checklist).
+fn checklist_map(doc: &AutoCommit, id: ChecklistId, path: &[&str]) -> ObjId {
+    let checklists = map(doc, &ROOT, "checklists");
+    path.iter()
+        .fold(map(doc, &checklists, &id.to_string()), |obj, key| {
+            map(doc, &obj, key)
+        })
 }
 
 /// Sets finding `id`'s level, past the store's own checks.
@@ -287,6 +310,7 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
     let lowered = changed(base, level_put(major, Level::General));
     let raised = changed(base, level_put(f.plain, Level::Major));
     let plain = f.plain;
+    let checklist = f.checklist;
     let listed_closed = changed(&listed, |doc| {
         step("chief", major, HazardStep::pass("已整改"))(doc);
         step("chief", major, HazardStep::close())(doc);
@@ -753,6 +777,127 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             &insp,
             &raised,
             Box::new(move |doc: &mut AutoCommit| order_by_hand(doc, plain, Some("major"))),
+            Ok(()),
+        ),
+        (
+            "a colleague deletes an attached checklist",
+            &other_insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let checklists = map(doc, &ROOT, "checklists");
+                doc.delete(&checklists, checklist.to_string())
+                    .expect("delete");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "a colleague replaces an attached checklist with one of their own",
+            &other_insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let checklists = map(doc, &ROOT, "checklists");
+                let obj = doc
+                    .put_object(&checklists, checklist.to_string(), ObjType::Map)
+                    .expect("put");
+                for (key, value) in [
+                    ("template", "hot-work"),
+                    ("version", "0"),
+                    ("title", "动火作业"),
+                    ("kind", "special_operation"),
+                    ("attached_by", "wang"),
+                    ("attached_at", "2026-11-29T11:00:00+08:00"),
+                ] {
+                    doc.put(&obj, key, value).expect("put");
+                }
+                doc.put_object(&obj, "items", ObjType::Map).expect("put");
+                doc.put_object(&obj, "answers", ObjType::Map).expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "an attached checklist's answers replaced",
+            &other_insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = checklist_map(doc, checklist, &[]);
+                doc.put_object(&obj, "answers", ObjType::Map).expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "an attached checklist's template rewritten",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = checklist_map(doc, checklist, &[]);
+                doc.put(&obj, "template", "confined-space").expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "a question of an attached checklist rewritten",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let item = checklist_map(doc, checklist, &["items", "hw-001"]);
+                doc.put(&item, "text", "动火作业已审批").expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "a question added to an attached checklist",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let items = checklist_map(doc, checklist, &["items"]);
+                let item = doc.put_object(&items, "hw-999", ObjType::Map).expect("put");
+                doc.put(&item, "order", 99_i64).expect("put");
+                for (key, value) in [
+                    ("text", "动火作业已审批"),
+                    ("category", "作业许可"),
+                    ("basis", "GB 30871"),
+                    ("level", "general"),
+                ] {
+                    doc.put(&item, key, value).expect("put");
+                }
+                doc.put_object(&item, "posts", ObjType::List).expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "an item's answer record replaced",
+            &other_insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let answers = checklist_map(doc, checklist, &["answers"]);
+                doc.put_object(&answers, "hw-001", ObjType::Map)
+                    .expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "an item's photo list replaced",
+            &other_insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let answer = checklist_map(doc, checklist, &["answers", "hw-001"]);
+                doc.put_object(&answer, "photos", ObjType::List)
+                    .expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "a colleague answers an item again",
+            &other_insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let answer = checklist_map(doc, checklist, &["answers", "hw-001"]);
+                doc.put(&answer, "result", "non_compliant").expect("put");
+                doc.put(&answer, "note", "未设监护人").expect("put");
+                doc.put(&answer, "answered_by", "wang").expect("put");
+                doc.put(&answer, "answered_at", "2026-11-29T11:00:00+08:00")
+                    .expect("put");
+            }),
             Ok(()),
         ),
         (

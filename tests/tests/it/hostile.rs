@@ -260,6 +260,38 @@ async fn a_supervisor_s_comment_does_not_take_a_case_past_its_bytes() {
     w.server.stop().await;
 }
 
+/// An attached checklist is evidence: a colleague's device deleting it is refused, and
+/// the inspector who attached it keeps it after syncing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_s_device_cannot_delete_an_attached_checklist() {
+    let mut w = world(&[("mate", Role::Inspector, "310101")], Limits::default()).await;
+    let checklist = w
+        .insp
+        .store
+        .attach_checklist(w.case, "hot-work")
+        .expect("attach");
+    let report = w.insp.sync().await.expect("sync");
+    assert!(report.refused.is_empty(), "{report:?}");
+    let (token, mut doc) = w.device("mate").await;
+    let checklists = at_path(&doc, &["checklists"]);
+    doc.delete(&checklists, checklist.to_string())
+        .expect("delete");
+    doc.commit();
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let pushed = peer.push(DocumentId::of(w.case), &mut doc).await;
+    let (rule, reason) = pushed.refused.expect("refused");
+    assert_eq!(rule, "evidence", "{reason}");
+    assert!(reason.contains("检查表"), "{reason}");
+    w.insp.sync().await.expect("sync");
+    let case = w.insp.store.case(w.case).expect("case");
+    assert_eq!(
+        case.checklists.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [checklist]
+    );
+    w.still_serves().await;
+    w.server.stop().await;
+}
+
 /// Commits a change nesting maps 1,000 deep under the root of `doc`.
 fn nest_maps_deep(doc: &mut AutoCommit) {
     let mut obj = automerge::ROOT;
