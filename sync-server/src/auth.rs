@@ -252,6 +252,8 @@ pub async fn sign_in<T: Send + 'static>(
     let recorded = match &outcome {
         Ok(_) => Outcome::Success,
         Err(AppError::Unauthorized(_)) => Outcome::Failure,
+        // The password was checked, and the device or its key refused (`Storage::login`).
+        Err(AppError::Conflict(_) | AppError::Forbidden(_)) => Outcome::Refused,
         Err(_) => Outcome::Unchecked,
     };
     attempt.record(recorded);

@@ -105,8 +105,9 @@ pub struct Limits {
     /// Failed sign-ins of one name (any address) before attempts from addresses that never
     /// signed in as it successfully must wait.
     pub sign_in_failures_per_name: u32,
-    /// Successful sign-ins of one name (any address) within 15 minutes before each further
-    /// attempt waits, so that an account's owner cannot keep the password threads busy.
+    /// Sign-ins of one name (any address) whose password was right, within 15 minutes,
+    /// before each further attempt waits, so that an account's owner cannot keep the
+    /// password threads busy.
     pub sign_ins_per_name: u32,
     /// Devices one account may have that are not revoked (phones, tablets; the supervisors'
     /// pages are not counted): a new one beyond them is refused until one is revoked.

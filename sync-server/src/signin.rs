@@ -51,6 +51,9 @@ struct Failures {
 pub enum Outcome {
     /// The password was right.
     Success,
+    /// The password was right and the sign-in refused for something else (the device or
+    /// its key): it cost a password check, and counts as a sign-in of the name.
+    Refused,
     /// The name or the password was wrong.
     Failure,
     /// It ended without a password check (the server was busy, or failed).
@@ -161,7 +164,7 @@ impl SignIn {
             conn.transaction(|tx| {
                 for (scope, key) in &keys {
                     let counted = if *scope == SIGNED_IN {
-                        outcome == Outcome::Success
+                        matches!(outcome, Outcome::Success | Outcome::Refused)
                     } else {
                         failed
                     };

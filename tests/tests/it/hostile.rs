@@ -953,7 +953,7 @@ async fn a_flood_of_wrong_passwords_does_not_keep_the_owner_out() {
 /// An account's owner signing in again and again, with the right password, from the
 /// address the password threads serve first: past `sign_ins_per_name` the attempts are
 /// held back (`429`, with `Retry-After` and the reason), and another account still signs
-/// in.
+/// in; so are sign-ins the password lets through and the device's key then refuses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_signing_in_again_and_again_is_held_back() {
     let allowance = 5;
@@ -1006,6 +1006,38 @@ async fn an_owner_signing_in_again_and_again_is_held_back() {
         "{body}"
     );
     assert_eq!(sign_in("li").await.0, 200, "another account signs in");
+
+    // Sign-ins the password lets through and the device or key then refuses cost a
+    // password check too, and count the same: here the server's own key as the device's.
+    let (_, _, answer) = sign_in("li").await;
+    let server_key = answer["server_key"]
+        .as_str()
+        .expect("server key")
+        .to_owned();
+    let mut statuses = Vec::new();
+    for _ in 0..allowance + 1 {
+        let response = reqwest::Client::new()
+            .post(format!("{url}/api/v1/login"))
+            .json(&json!({
+                "username": "li", "password": PASSWORD, "device_name": "手机",
+                "actor_id": automerge::ActorId::random().to_hex_string(),
+                "key_algorithm": "ed25519", "public_key": server_key,
+            }))
+            .send()
+            .await
+            .expect("request");
+        statuses.push(response.status().as_u16());
+    }
+    // "li" signed in twice above.
+    let allowed = allowance as usize - 2;
+    assert!(
+        statuses[..allowed].iter().all(|s| *s == 409),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[allowed..].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
     w.server.stop().await;
 }
 
