@@ -306,6 +306,7 @@ impl SimServer {
             user.id,
             actor,
             &self.wire,
+            None,
             |doc| case_doc::review(doc, &by, action, "模拟审核意见", at),
         );
         match edited {

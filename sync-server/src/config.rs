@@ -82,10 +82,12 @@ pub struct Limits {
     /// Operations in one sync message.
     pub message_operations: u64,
     /// Operations one case may hold (every change ever made to it): past this, changes
-    /// are refused and the case is closed for growth.
+    /// are refused and the case is closed for growth. A sixteenth of it is kept for those
+    /// who decide the case (`rules::Room`).
     pub case_operations: u64,
     /// Bytes of all the changes one case may hold, each counted as encoded alone and
-    /// uncompressed: past this, changes are refused and the case is closed for growth.
+    /// uncompressed: past this, changes are refused and the case is closed for growth. A
+    /// sixteenth of it is kept for those who decide the case (`rules::Room`).
     pub case_bytes: u64,
     /// Threads applying and saving documents.
     pub apply_threads: usize,

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::{AutoCommit, Change, ChangeHash, ExpandedChange};
 
-use super::{Author, CaseState, Ops, Refusal, Rule, Trust, bytes_of, judge, written};
+use super::{Author, CaseState, Ops, Refusal, Rule, Trust, bytes_of, decides, judge, written};
 use crate::signing::{ChangeSignature, PublicKey};
 use crate::sync::intake;
 
@@ -293,6 +293,7 @@ impl<S: Authored> Judging<'_, S> {
         let author = run[0].1.author();
         let mut trial = self.doc.as_ref().clone();
         let heads = trial.get_heads();
+        let room = Room::of(author, self.case.as_ref(), self.limits);
         // Counted once per case read (a refused try keeps the count too).
         let history = match self.case.as_mut() {
             Some(case) => *case
@@ -300,9 +301,9 @@ impl<S: Authored> Judging<'_, S> {
                 .get_or_insert_with(|| history_bytes(&mut trial)),
             None => history_bytes(&mut trial),
         } + bytes_of(&changes);
-        within_bytes(history, self.limits)?;
+        within_bytes(history, room)?;
         written::apply_expanded(&mut trial, &changes, &expanded)
-            .and_then(|()| within_size(&trial, self.limits))?;
+            .and_then(|()| within_size(&trial, room))?;
         let ops = Ops::of_expanded(&trial, &expanded)?;
         let after = match &self.case {
             Some(before) => before.after(&trial, &ops),
@@ -369,34 +370,68 @@ fn group(refused: Vec<(Refusal, ChangeHash)>) -> Vec<RefusedChanges> {
     groups
 }
 
-/// A case holds at most the operations the limits allow (a hostile device could
-/// otherwise grow one change at a time what every reader of the case loads).
-pub fn within_size(doc: &AutoCommit, limits: &intake::Limits) -> Result<(), Refusal> {
+/// What a change may leave a case holding: the operations and bytes of the limits, the
+/// whole of them for a change by one who decides the case (and for the server's own acts),
+/// all but a sixteenth for everyone else. A case its writers fill to the brim still takes
+/// its review, the closing of its hazards and its documents' numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    ops: u64,
+    bytes: u64,
+}
+
+impl Room {
+    /// The whole of the limits.
+    pub fn whole(limits: &intake::Limits) -> Room {
+        Room {
+            ops: limits.case_ops,
+            bytes: limits.case_bytes,
+        }
+    }
+
+    /// The room a change by `author` has in `case` (`None`: a case new to the judge).
+    pub fn of(author: &Author, case: Option<&CaseState>, limits: &intake::Limits) -> Room {
+        let whole = Room::whole(limits);
+        if case.is_some_and(|c| decides(author, &c.case.district)) {
+            return whole;
+        }
+        Room {
+            ops: whole.ops - whole.ops / DECIDERS_SHARE,
+            bytes: whole.bytes - whole.bytes / DECIDERS_SHARE,
+        }
+    }
+}
+
+/// The share of a case's limits (one in this many) kept for those who decide it.
+const DECIDERS_SHARE: u64 = 16;
+
+/// A case holds at most the operations its room allows (a hostile device could otherwise
+/// grow one change at a time what every reader of the case loads).
+fn within_size(doc: &AutoCommit, room: Room) -> Result<(), Refusal> {
     let ops = automerge::ReadDoc::stats(doc).num_ops;
-    if ops > limits.case_ops {
+    if ops > room.ops {
         return Err(Refusal::new(
             Rule::Shape,
             format!(
                 "案件记录过大（{ops} 项操作，上限 {}），请新建关联案件 (the case would hold more operations than allowed)",
-                limits.case_ops
+                room.ops
             ),
         ));
     }
     Ok(())
 }
 
-/// `after`, the case `doc` holds, within the limits on a case's operations and on its
-/// changes' bytes: for changes made outside the sync path (the server's own, from the
-/// supervisors' pages and the API). The bytes are counted from `doc` when `after`'s were
-/// not (`CaseState::grown_by`), and kept with it.
+/// `after`, the case `doc` holds, within `room`: for changes made outside the sync path
+/// (the server's own, from the supervisors' pages and the API). The bytes are counted from
+/// `doc` when `after`'s were not (`CaseState::grown_by`), and kept with it.
 pub fn within_limits(
     doc: &mut AutoCommit,
     after: CaseState,
-    limits: &intake::Limits,
+    room: Room,
 ) -> Result<CaseState, Refusal> {
-    within_size(doc, limits)?;
+    within_size(doc, room)?;
     let history = after.history.unwrap_or_else(|| history_bytes(doc));
-    within_bytes(history, limits)?;
+    within_bytes(history, room)?;
     Ok(CaseState {
         history: Some(history),
         ..after
@@ -410,16 +445,16 @@ fn history_bytes(doc: &mut AutoCommit) -> u64 {
     bytes_of(&doc.get_changes(&[]))
 }
 
-/// A case's changes hold at most the bytes the limits allow: a change of values of the
+/// A case's changes hold at most the bytes its room allows: a change of values of the
 /// largest size, again and again, would otherwise grow without end what every reader of
 /// the case loads.
-fn within_bytes(history: u64, limits: &intake::Limits) -> Result<(), Refusal> {
-    if history > limits.case_bytes {
+fn within_bytes(history: u64, room: Room) -> Result<(), Refusal> {
+    if history > room.bytes {
         return Err(Refusal::new(
             Rule::Shape,
             format!(
                 "案件记录过大（修改共 {history} 字节，上限 {} 字节），请新建关联案件 (the case's changes would hold more bytes than allowed)",
-                limits.case_bytes
+                room.bytes
             ),
         ));
     }

@@ -26,8 +26,8 @@ mod writs;
 pub(crate) mod written;
 
 pub use judging::{
-    Authored, Judged, KeyHolder, RefusedChanges, TRIALS, Verifier, author_of, held_back,
-    judge_changes, not_a_case, within_limits, within_size,
+    Authored, Judged, KeyHolder, RefusedChanges, Room, TRIALS, Verifier, author_of, held_back,
+    judge_changes, not_a_case, within_limits,
 };
 use ops::OpAt;
 pub use ops::Ops;

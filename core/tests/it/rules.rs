@@ -2472,3 +2472,51 @@ fn a_case_holds_at_most_its_bytes_of_changes() {
     // its record of refusals first): they would pass the limit too.
     assert!(verdicts[4..].iter().all(|v| !v.is_empty()), "{verdicts:?}");
 }
+
+#[test]
+fn a_case_keeps_a_sixteenth_of_its_bytes_for_those_who_decide_it() {
+    // A change that takes the case past all but a sixteenth of its bytes is refused from
+    // an inspector and admitted from the supervisor who decides the case: a case its
+    // writers fill still takes its review and closing.
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, OWNER);
+    let chief = author("chief", Role::Supervisor, OWNER);
+    let mut device = f.doc.clone();
+    device.set_actor(automerge::ActorId::random());
+    let base = device.get_heads();
+    let finding = finding_obj(&device, f.major);
+    device
+        .put(&finding, "place", "a".repeat(rules::MAX_VALUE_BYTES))
+        .expect("put");
+    device.commit();
+    let changes = device.get_changes(&base);
+    let stored: u64 = f
+        .doc
+        .clone()
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.raw_bytes().len() as u64)
+        .sum();
+    let total = stored + changes[0].raw_bytes().len() as u64;
+    // The total is over 30/31 of the limit: past the writers' 15/16, within the whole.
+    let limits = anjian_core::sync::intake::Limits {
+        case_bytes: total * 32 / 31 + 1,
+        ..anjian_core::sync::intake::Limits::default()
+    };
+    let judged_for = |who: &Author| {
+        rules::judge_changes(
+            &f.doc,
+            Some(&CaseState::of(&f.doc).expect("reads")),
+            changes.clone(),
+            &anjian_core::sync::intake::Decoded::default(),
+            vec![Ok(who.clone())],
+            &limits,
+            &rules::Trust::default(),
+        )
+    };
+    let refused = judged_for(&insp);
+    assert!(refused.admitted.is_empty());
+    assert_eq!(refused.refused[0].0.rule, Rule::Shape);
+    let admitted = judged_for(&chief);
+    assert_eq!(admitted.admitted.len(), 1, "{:?}", admitted.refused);
+}

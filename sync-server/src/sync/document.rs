@@ -745,7 +745,8 @@ pub type Edited<T> = Option<(T, Option<Box<Candidate>>)>;
 
 /// Makes the change `edit` makes on a copy of the document as the account `user_id`, with
 /// `actor` (the user's server-side actor), and judges it like any change arriving over
-/// sync, within the same `limits`.
+/// sync, within the same `limits`: in the room of the author's own changes, or in `room`
+/// when given (the server's own acts take the whole of the limits, `rules::Room`).
 #[expect(clippy::too_many_arguments)]
 pub fn change_in<T>(
     slot: &mut SlotDoc,
@@ -755,6 +756,7 @@ pub fn change_in<T>(
     user_id: i64,
     actor: automerge::ActorId,
     limits: &intake::Limits,
+    room: Option<rules::Room>,
     edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T>,
 ) -> AppResult<Edited<T>> {
     slot.load(storage, case_id)?;
@@ -774,7 +776,8 @@ pub fn change_in<T>(
     }
     let ops = Ops::of(&candidate, &applied).map_err(AppError::Refused)?;
     let after = before.after(&candidate, &ops)?.grown_by(before, &applied);
-    let after = rules::within_limits(&mut candidate, after, limits).map_err(AppError::Refused)?;
+    let room = room.unwrap_or_else(|| rules::Room::of(author, Some(before), limits));
+    let after = rules::within_limits(&mut candidate, after, room).map_err(AppError::Refused)?;
     // The server signs the change with its own key.
     let mut author = author.clone();
     author.key = Some(storage.server_key().public_key().id());

@@ -20,7 +20,7 @@ pub use socket::serve_socket;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use anjian_core::{CaseId, Numbering, WritId, WritKind, case_doc};
+use anjian_core::{CaseId, Numbering, WritId, WritKind, case_doc, rules};
 use automerge::AutoCommit;
 use tracing::Instrument;
 
@@ -140,7 +140,7 @@ pub async fn change_on_server<T: Send + 'static>(
         let slot = app.hub.slot(case_id);
         let result = async {
             let mut guard = slot.doc.lock().await;
-            change_locked(&app, &user, case_id, &mut guard, edit).await
+            change_locked(&app, &user, case_id, &mut guard, None, edit).await
         }
         .await;
         app.hub.done_with(case_id, slot);
@@ -151,12 +151,14 @@ pub async fn change_on_server<T: Send + 'static>(
         .map_err(|e| AppError::Internal(format!("a change on the server stopped: {e}")))?
 }
 
-/// `change_on_server` with the document's lock already held (`guard`).
+/// `change_on_server` with the document's lock already held (`guard`), in `room` when
+/// given (`document::change_in`).
 async fn change_locked<T: Send + 'static>(
     app: &AppState,
     user: &User,
     case_id: CaseId,
     guard: &mut SlotDoc,
+    room: Option<rules::Room>,
     edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T> + Send + 'static,
 ) -> AppResult<T> {
     let actor = app.storage.server_actor(user)?;
@@ -173,6 +175,7 @@ async fn change_locked<T: Send + 'static>(
             user_id,
             actor,
             &limits,
+            room,
             edit,
         )
     })
@@ -216,7 +219,10 @@ pub(crate) async fn number_provisional(app: &AppState, case_id: CaseId, guard: &
             let actor = app.storage.server_actor(&user)?.to_hex_string();
             let storage = app.storage.clone();
             let sealer_user = user.clone();
-            change_locked(app, &user, case_id, guard, move |doc| {
+            // A number is the server's own act: it takes the whole room, so that a case its
+            // writers filled still has its documents numbered.
+            let whole = rules::Room::whole(&app.settings.limits.wire());
+            change_locked(app, &user, case_id, guard, Some(whole), move |doc| {
                 // Checked again under the lock: a number is allocated only to be used.
                 let case = anjian_core::case_doc::read(doc)?;
                 if !case.writs.iter().any(|w| w.id == writ && w.provisional()) {

@@ -211,13 +211,16 @@ async fn a_case_grown_by_large_values_again_and_again_stops_at_its_bytes() {
     w.server.stop().await;
 }
 
-/// The server's own changes (a supervisor's comment through the API) are held to a case's
-/// bytes as a device's are: a case filled to its limit takes no comment past it, and the
-/// refusal says why.
+/// A case's writers fill it only to all but a sixteenth of its bytes: an inspector pushing
+/// large values is refused there, and the case's supervisor still comments (and so
+/// approves and closes) in the room kept for those who decide it. The server's own changes
+/// are held to the same rooms: an inspector's comment through the API past the writers'
+/// room is refused, and so is a supervisor's past the whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_supervisor_s_comment_does_not_take_a_case_past_its_bytes() {
+async fn a_case_filled_by_its_writers_still_takes_its_supervisor_s_decisions() {
+    let case_bytes = 256 * 1024;
     let limits = Limits {
-        case_bytes: 256 * 1024,
+        case_bytes,
         ..Limits::default()
     };
     let mut w = world(&[("chief", Role::Supervisor, "310101")], limits).await;
@@ -225,38 +228,66 @@ async fn a_supervisor_s_comment_does_not_take_a_case_past_its_bytes() {
     let mut peer = RawPeer::joined(&w.addr(), &token).await;
     let ours = DocumentId::of(w.case);
     let finding = at_path(&doc, &["findings", &w.finding.to_string()]);
-    // Values of 48 KiB until the case holds over 200 KiB of changes.
-    for i in 0..5 {
+    let mut refused = None;
+    for i in 0..8 {
         doc.put(&finding, "place", i.to_string().repeat(48 * 1024))
             .expect("put");
         doc.commit();
         let pushed = peer.push(ours, &mut doc).await;
-        assert!(
-            pushed.acknowledged && pushed.refused.is_none(),
-            "{pushed:?}"
-        );
+        if let Some(refusal) = pushed.refused {
+            refused = Some((i, refusal));
+            break;
+        }
+        assert!(pushed.acknowledged, "{pushed:?}");
     }
+    let (at, (rule, reason)) = refused.expect("refused before 8 values of 48 KiB");
+    assert_eq!(rule, "shape", "{reason}");
+    assert!(
+        reason.contains(&format!("上限 {} 字节", case_bytes - case_bytes / 16)),
+        "{reason}"
+    );
+    assert_eq!(
+        at, 4,
+        "four values and the case fit the writers' room, five do not"
+    );
+
     let url = w.server.url();
-    let chief = login_token(&url, "chief").await;
-    let comment = |text: String| {
-        reqwest::Client::new()
-            .post(format!("{url}/api/v1/cases/{}/review", w.case))
-            .bearer_auth(&chief)
-            .json(&serde_json::json!({ "action": "comment", "text": text }))
-            .send()
+    let comment = |user: &'static str, text: String| {
+        let url = url.clone();
+        let case = w.case;
+        async move {
+            let token = login_token(&url, user).await;
+            let response = reqwest::Client::new()
+                .post(format!("{url}/api/v1/cases/{case}/review"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "action": "comment", "text": text }))
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (status, body)
+        }
     };
-    let history = |case: &serde_json::Value| case["history"].as_array().map(Vec::len);
-    let before = anjian_tests::get_json(&format!("{url}/api/v1/cases/{}", w.case), &chief).await;
-    let refused = comment("意".repeat(20 * 1024)).await.expect("request");
-    let status = refused.status().as_u16();
-    let body: serde_json::Value = refused.json().await.expect("json");
-    assert_eq!(status, 403, "{body}");
-    assert!(body.to_string().contains("案件记录过大"), "{body}");
-    let after = anjian_tests::get_json(&format!("{url}/api/v1/cases/{}", w.case), &chief).await;
-    assert_eq!(history(&after), history(&before), "nothing was written");
-    // A short comment still fits.
-    let fits = comment("已阅".to_owned()).await.expect("request");
-    assert_eq!(fits.status().as_u16(), 200);
+    let (status, body) = comment("chief", "意".repeat(3 * 1024)).await;
+    assert_eq!(
+        status, 200,
+        "the supervisor comments in the room kept: {body}"
+    );
+    for user in ["insp", "chief"] {
+        let (status, body) = comment(user, "意".repeat(20 * 1024)).await;
+        assert_eq!(status, 403, "{user}: {body}");
+        assert!(body.to_string().contains("案件记录过大"), "{user}: {body}");
+    }
+    let chief = login_token(&url, "chief").await;
+    let case = anjian_tests::get_json(&format!("{url}/api/v1/cases/{}", w.case), &chief).await;
+    let comments = case["review_events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "comment")
+        .count();
+    assert_eq!(comments, 1, "only the comment that fit was written");
     w.server.stop().await;
 }
 
