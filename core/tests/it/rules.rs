@@ -2396,6 +2396,15 @@ fn who_recorded_a_finding_and_when_stay_as_written() {
     assert_eq!(verdict(&colleague, &f.doc, &after), Ok(()));
 }
 
+/// The bytes of every change `doc` holds, each as encoded alone (what `case_bytes` bounds).
+fn bytes_held(doc: &AutoCommit) -> u64 {
+    doc.clone()
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.raw_bytes().len() as u64)
+        .sum()
+}
+
 #[test]
 fn a_case_holds_at_most_its_bytes_of_changes() {
     // A device writes a place of the largest size again and again, each change on its
@@ -2415,13 +2424,7 @@ fn a_case_holds_at_most_its_bytes_of_changes() {
         device.commit();
     }
     let changes = device.get_changes(&base);
-    let stored: u64 = f
-        .doc
-        .clone()
-        .get_changes(&[])
-        .iter()
-        .map(|c| c.raw_bytes().len() as u64)
-        .sum();
+    let stored = bytes_held(&f.doc);
     let each = changes[0].raw_bytes().len() as u64;
     let limits = anjian_core::sync::intake::Limits {
         case_bytes: stored + 3 * each + each / 2,
@@ -2490,13 +2493,7 @@ fn a_case_keeps_a_sixteenth_of_its_bytes_for_those_who_decide_it() {
         .expect("put");
     device.commit();
     let changes = device.get_changes(&base);
-    let stored: u64 = f
-        .doc
-        .clone()
-        .get_changes(&[])
-        .iter()
-        .map(|c| c.raw_bytes().len() as u64)
-        .sum();
+    let stored = bytes_held(&f.doc);
     let total = stored + changes[0].raw_bytes().len() as u64;
     // The total is over 30/31 of the limit: past the writers' 15/16, within the whole.
     let limits = anjian_core::sync::intake::Limits {
