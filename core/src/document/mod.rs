@@ -4,6 +4,7 @@
 mod checklists;
 mod follow_up;
 mod photos;
+pub(crate) use photos::BLOB_KEYS;
 mod writs;
 
 pub(crate) use checklists::{

@@ -145,8 +145,9 @@ pub(crate) fn blob_refs(doc: &AutoCommit) -> BTreeSet<String> {
 }
 
 /// The keys whose values name blobs: a photo's original and thumbnail (and a printed
-/// document's PDF), a signature's image, a refusal's photo.
-const BLOB_KEYS: [&str; 4] = ["sha256", "thumbnail", "image", "photo"];
+/// document's PDF), a signature's image, a refusal's photo. One list for reading a whole
+/// document and for the changes the rule book judges (`rules::Ops::blob_refs`).
+pub(crate) const BLOB_KEYS: [&str; 4] = ["sha256", "thumbnail", "image", "photo"];
 
 fn collect_refs(doc: &AutoCommit, root: &ObjId, found: &mut BTreeSet<String>) {
     // Iterative: a hostile document may nest far deeper than the stack allows.

@@ -260,16 +260,17 @@ impl Ops {
         self.ops.is_empty()
     }
 
-    /// The blob hashes (photo originals and thumbnails) the operations name.
+    /// The blob hashes the operations name (`document::BLOB_KEYS`: photos and their
+    /// thumbnails, signature images, a refusal's photo, a printed document's PDF).
     pub fn blob_refs(&self) -> BTreeSet<String> {
         self.ops
             .iter()
             .filter(|op| !op.superseded)
             .filter(|op| {
-                matches!(
-                    op.path.last().and_then(Seg::key),
-                    Some("sha256" | "thumbnail")
-                )
+                op.path
+                    .last()
+                    .and_then(Seg::key)
+                    .is_some_and(|key| crate::document::BLOB_KEYS.contains(&key))
             })
             .filter_map(|op| op.value.as_ref()?.as_str())
             .filter(|hash| crate::codes::is_sha256(hash))

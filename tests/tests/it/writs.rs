@@ -396,9 +396,20 @@ async fn an_inspector_signs_with_the_certificate_on_record_valid_that_day() {
         .store
         .sign_writ(case, expired, &inspector("li", "31010100002"))
         .expect("signed");
+    let refusal_photo = zhang
+        .store
+        .ingest_photo(&anjian_core::sample::jpeg(32, 24))
+        .expect("a photo of the refusal")
+        .sha256;
     zhang
         .store
-        .refuse_writ(case, expired, "拒绝签字", "见证人 王某", None)
+        .refuse_writ(
+            case,
+            expired,
+            "拒绝签字",
+            "见证人 王某",
+            Some(&refusal_photo),
+        )
         .expect("refusal recorded");
     zhang.store.issue_writ(case, expired).expect("issued");
     // Printed on site: the same PDF bytes reach the server and are served with the case.
@@ -413,8 +424,8 @@ async fn an_inspector_signs_with_the_certificate_on_record_valid_that_day() {
     let report = zhang.sync().await.expect("sync");
     assert!(report.refused.is_empty(), "{report:?}");
     assert_eq!(
-        report.blobs_uploaded, 1,
-        "the PDF (the signature image went earlier): {report:?}"
+        report.blobs_uploaded, 2,
+        "the refusal's photo and the PDF (the signature image went earlier): {report:?}"
     );
     let rows = register(&url).await;
     assert!(
@@ -454,6 +465,26 @@ async fn an_inspector_signs_with_the_certificate_on_record_valid_that_day() {
     assert_eq!(
         response.bytes().await.expect("bytes").as_ref(),
         pdf.as_slice()
+    );
+    // The signature image and the refusal's photo are evidence the server keeps too.
+    for (what, blob) in [
+        ("signature image", &image),
+        ("refusal photo", &refusal_photo),
+    ] {
+        let response = http
+            .get(format!("{url}/api/v1/blobs/{blob}"))
+            .bearer_auth(&chen)
+            .send()
+            .await
+            .expect("blob");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "{what}");
+    }
+    let pending = zhang.store.pending_uploads().expect("pending");
+    assert!(
+        pending
+            .iter()
+            .all(|b| b.sha256 != image && b.sha256 != refusal_photo),
+        "neither waits on the phone: {pending:?}"
     );
     server.stop().await;
 }
