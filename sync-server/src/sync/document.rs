@@ -258,8 +258,10 @@ fn from_storage(
 }
 
 /// Keeps every refusal before the peer hears of it: a refusal is final. Not kept: what is
-/// only held back, a relay the carrier could not vouch for, and a message refused as a
-/// whole (the author's own device may still deliver the change).
+/// only held back, a relay the carrier could not vouch for, a message refused as a whole
+/// (the author's own device may still deliver the change), and a change refused only for
+/// building on a refused one (its root's kept refusal refuses it again; a root refused only
+/// for its carrier must not take it along for good).
 fn keep_refusals(context: &Context, received: &Received) -> AppResult<()> {
     let groups = match received {
         Received::Refused {
@@ -272,7 +274,12 @@ fn keep_refusals(context: &Context, received: &Received) -> AppResult<()> {
     };
     let refused: Vec<(String, Refusal)> = groups
         .iter()
-        .filter(|(refusal, _)| !matches!(refusal.rule, rules::Rule::HeldBack | rules::Rule::Relay))
+        .filter(|(refusal, _)| {
+            !matches!(
+                refusal.rule,
+                rules::Rule::HeldBack | rules::Rule::Relay | rules::Rule::Dependency
+            )
+        })
         .flat_map(|(refusal, hashes)| hashes.iter().map(|h| (h.clone(), refusal.clone())))
         .collect();
     context.storage.record_refusals(context.case_id, &refused)

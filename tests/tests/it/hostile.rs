@@ -368,6 +368,41 @@ async fn a_message_refused_whole_refuses_none_of_its_changes_for_good() {
     w.server.stop().await;
 }
 
+/// A teammate who carries an inspector's changes without their signatures has the first
+/// refused as a relay, and those built on it for building on a refused change: neither
+/// refusal is the author's, and neither stands when the inspector's own phone delivers
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_carried_unsigned_by_a_teammate_are_not_refused_for_good() {
+    let mut w = world(&[("mate", Role::Inspector, "310101")], Limits::default()).await;
+    for text in ["消防栓被遮挡", "灭火器过期"] {
+        w.insp
+            .store
+            .add_finding(w.case, &sample::finding(text))
+            .expect("finding");
+    }
+    // The teammate got both findings from the inspector's phone on site, and sends them
+    // from its own socket without their signatures.
+    let (token, mut doc) = w.device("mate").await;
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let pushed = peer.push(DocumentId::of(w.case), &mut doc).await;
+    assert!(pushed.refused.is_some(), "{pushed:?}");
+    let report = w
+        .insp
+        .sync()
+        .await
+        .expect("the inspector's own sync goes through");
+    assert!(report.refused.is_empty(), "{report:?}");
+    let token = login_token(&w.server.url(), "insp").await;
+    let case = anjian_tests::get_json(
+        &format!("{}/api/v1/cases/{}", w.server.url(), w.case),
+        &token,
+    )
+    .await;
+    assert_eq!(case["findings"].as_array().map(Vec::len), Some(3), "{case}");
+    w.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_district_cannot_take_a_case() {
     let dir = tempfile::tempdir().expect("temp dir");
