@@ -200,11 +200,22 @@ fn steps(
     if new(
         old.is_some_and(|w| w.printed.is_some()),
         writ.printed.is_some(),
-    ) && (writ.issued.is_none() || writ.voided.is_some())
-    {
-        return Err(refuse(format!(
-            "{name}签发后方可留存交付的文书 PDF (the PDF kept is the issued document's)"
-        )));
+    ) {
+        if writ.issued.is_none() || writ.voided.is_some() {
+            return Err(refuse(format!(
+                "{name}签发后方可留存交付的文书 PDF (the PDF kept is the issued document's)"
+            )));
+        }
+        // The PDF handed to the enterprise is kept once: by whoever signed the document,
+        // not by anyone who may read the case.
+        if !writ.inspectors_signed().contains(author.user_id.as_str()) {
+            return Err(Refusal::new(
+                Rule::Decide,
+                format!(
+                    "{name}交付的 PDF 由签名的执法人员留存 (the PDF handed over is kept by an inspector who signed it)"
+                ),
+            ));
+        }
     }
     if new(
         old.is_some_and(|w| w.voided.is_some()),

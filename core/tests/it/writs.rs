@@ -770,6 +770,33 @@ fn a_document_is_issued_by_an_inspector_who_signed_it_for_what_the_case_records(
         ),
         Err(Rule::Decide)
     );
+
+    // The PDF handed over is kept by an inspector who signed it, not by anyone else who
+    // may read the case (the record is written once: the first would stand for good).
+    let issued = changed(&base, issue("u2"));
+    let print = |by: &'static str| {
+        move |doc: &mut AutoCommit| {
+            let writ = writ_obj(doc, order);
+            let printed = doc
+                .put_object(&writ, "printed", automerge::ObjType::Map)
+                .expect("put");
+            doc.put(&printed, "sha256", "ab".repeat(32)).expect("put");
+            doc.put(&printed, "by", by).expect("put");
+            doc.put(&printed, "at", "2026-11-20T10:05:00+08:00")
+                .expect("put");
+        }
+    };
+    for (by, role, expected) in [
+        ("u1", Role::Inspector, Ok(())),
+        ("u3", Role::Inspector, Err(Rule::Decide)),
+        ("chief", Role::Supervisor, Err(Rule::Decide)),
+    ] {
+        assert_eq!(
+            verdict(&author(by, role), &issued, &changed(&issued, print(by))),
+            expected,
+            "{by}"
+        );
+    }
 }
 
 /// The certificates on record, as the server holds them.
