@@ -344,12 +344,10 @@ fn photos(path: &[P<'_>]) -> Option<Want> {
     Some(match path {
         [] => List,
         [I] => Map,
+        [I, K("sha256" | "thumbnail")] => Code(Coded::Sha256),
         [
             I,
-            K(
-                "sha256" | "thumbnail" | "caption" | "mime" | "captured_at" | "added_by"
-                | "added_at",
-            ),
+            K("caption" | "mime" | "captured_at" | "added_by" | "added_at"),
         ] => Str,
         [I, K("size" | "width" | "height")] => Int,
         [I, K("latitude" | "longitude")] => Num,

@@ -1452,6 +1452,34 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             Err(Rule::ApprovedLock),
         ),
         (
+            "a photo of the hazard attached",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let photos = map(doc, &obj, "photos");
+                attach(doc, &photos, OTHER_PHOTO);
+            }),
+            Ok(()),
+        ),
+        (
+            "a photo whose thumbnail names a page, not a hash",
+            &insp,
+            base,
+            Box::new(move |doc: &mut AutoCommit| {
+                let obj = finding_obj(doc, major);
+                let photos = map(doc, &obj, "photos");
+                attach(doc, &photos, OTHER_PHOTO);
+                let photo = match doc.get(&photos, 0).expect("get") {
+                    Some((_, id)) => id,
+                    None => panic!("the photo is attached"),
+                };
+                doc.put(&photo, "thumbnail", "../../cases/x/evidence?photos=true")
+                    .expect("put");
+            }),
+            Err(Rule::Shape),
+        ),
+        (
             "a photo of the hazard attached on an approved case",
             &insp,
             &approved,

@@ -480,7 +480,7 @@ fn photos(case: &Case, photos: &[PhotoRef]) -> Markup {
     html! {
         @if !photos.is_empty() {
             ul.photos {
-                @for p in photos {
+                @for p in photos.iter().filter(|p| anjian_core::is_sha256(&p.sha256) && anjian_core::is_sha256(&p.thumbnail)) {
                     li {
                         a href={ "/cases/" (case.id) "/photos/" (p.sha256) } {
                             img src={ "/api/v1/blobs/" (p.thumbnail) } alt=(p.caption) width="160" loading="lazy";
@@ -769,11 +769,16 @@ pub async fn photo(
 ) -> Result<Markup, WebError> {
     let detail = load(&app, &viewer, &id).await?;
     let case = &detail.case;
-    let photo = case.photos().find(|p| p.sha256 == sha256).ok_or_else(|| {
-        AppError::NotFound(format!(
-            "照片 {sha256} 不属于该案件 (no such photo in this case)"
-        ))
-    })?;
+    // Only a hash names a blob: a value written before the rule book checked photo
+    // hashes could otherwise make the page's image a request for another page.
+    let photo = case
+        .photos()
+        .find(|p| p.sha256 == sha256 && anjian_core::is_sha256(&p.sha256))
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "照片 {sha256} 不属于该案件 (no such photo in this case)"
+            ))
+        })?;
     let case_id: CaseId = case.id;
     let body = html! {
         p { a href={ "/cases/" (case_id) } { "← 返回 " (case.enterprise.name) } }
