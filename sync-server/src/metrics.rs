@@ -22,6 +22,9 @@ pub struct Metrics {
     /// Whole documents sent from their stored bytes to peers that had nothing of them,
     /// without reading the documents into memory.
     pub documents_served_stored: AtomicU64,
+    /// Tries to give a document sealed with a provisional number the server's number that
+    /// failed (tried again after the case's next commit).
+    pub numbers_not_given: AtomicU64,
 }
 
 impl Metrics {
@@ -82,6 +85,12 @@ impl Metrics {
                 "Whole documents sent from their stored bytes to peers that had nothing of them.",
                 "counter",
                 &self.documents_served_stored,
+            ),
+            (
+                "anjian_numbers_not_given_total",
+                "Tries to give a document sealed with a provisional number the server's number that failed.",
+                "counter",
+                &self.numbers_not_given,
             ),
         ] {
             out.push_str(&format!(

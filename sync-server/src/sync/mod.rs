@@ -17,6 +17,7 @@ mod socket;
 
 pub use socket::serve_socket;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -213,7 +214,14 @@ pub(crate) async fn number_provisional(app: &AppState, case_id: CaseId, guard: &
         .filter(|w| w.provisional() && w.voided.is_none())
         .filter_map(|w| Some((w.id, w.kind, w.seal.as_ref()?.by.clone())))
         .collect();
+    // A sealer whose number of a kind could not be had (the year's numbers spent, say)
+    // is not tried again for that kind until the case's next commit: each try reads the
+    // whole case, and a case may hold thousands of documents sealed offline.
+    let mut failed: HashSet<(String, WritKind)> = HashSet::new();
     for (writ, kind, sealer) in pending {
+        if failed.contains(&(sealer.clone(), kind)) {
+            continue;
+        }
         let numbered = async {
             let user = app.storage.user(&sealer)?;
             let actor = app.storage.server_actor(&user)?.to_hex_string();
@@ -246,6 +254,10 @@ pub(crate) async fn number_provisional(app: &AppState, case_id: CaseId, guard: &
         if let Err(e) = numbered {
             tracing::warn!(case.id = %case_id, writ = %writ, error = %e,
                 "a provisional document number was not replaced; tried again after the case's next commit");
+            app.metrics
+                .numbers_not_given
+                .fetch_add(1, Ordering::Relaxed);
+            failed.insert((sealer, kind));
         }
     }
 }

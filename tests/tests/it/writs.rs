@@ -579,5 +579,16 @@ async fn numbers_taken_one_at_a_time_count_as_numbers_and_a_spent_kind_stops_no_
         };
         assert_eq!(left, expected, "{kind:?}");
     }
+
+    // Decisions sealed offline with provisional numbers, of the kind spent: the server
+    // cannot number them, and tries once per commit, not once for each.
+    let case = phone.open_sample_case(2);
+    for _ in 0..6 {
+        assert!(seal(&mut phone, case, WritKind::OnsiteDecision).provisional);
+    }
+    let report = phone.sync().await.expect("the sync goes on");
+    assert!(report.refused.is_empty(), "{report:?}");
+    let tries = anjian_tests::metric(&server.url(), "anjian_numbers_not_given_total").await;
+    assert!((1..=2).contains(&tries), "{tries} tries for 6 documents");
     server.stop().await;
 }
