@@ -66,6 +66,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "015_uploads_per_user.sql")),
             include_str!(concat!($dir, "016_number_blocks_by_user.sql")),
             include_str!(concat!($dir, "017_signature_images.sql")),
+            include_str!(concat!($dir, "018_blob_refs_of_changes.sql")),
         ]
     };
 }
