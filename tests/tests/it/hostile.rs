@@ -82,6 +82,27 @@ impl World {
         reason
     }
 
+    /// Writes the finding's place again and again from a raw device of the inspector, a
+    /// value of `bytes` digits `i % 10` for the `i`-th of at most `most` changes, each
+    /// pushed alone and acknowledged until one is refused: its index and refusal.
+    async fn fill_place(&mut self, bytes: usize, most: usize) -> Option<(usize, (String, String))> {
+        let (token, mut doc) = self.device("insp").await;
+        let mut peer = RawPeer::joined(&self.addr(), &token).await;
+        let ours = DocumentId::of(self.case);
+        let finding = at_path(&doc, &["findings", &self.finding.to_string()]);
+        for i in 0..most {
+            doc.put(&finding, "place", (i % 10).to_string().repeat(bytes))
+                .expect("put");
+            doc.commit();
+            let pushed = peer.push(ours, &mut doc).await;
+            if let Some(refusal) = pushed.refused {
+                return Some((i, refusal));
+            }
+            assert!(pushed.acknowledged, "{pushed:?}");
+        }
+        None
+    }
+
     /// Whether the server still serves: `/healthz`, and an honest inspector's sync.
     async fn still_serves(&mut self) {
         let health = reqwest::get(format!("{}/healthz", self.server.url()))
@@ -170,25 +191,10 @@ async fn a_case_grown_by_large_values_again_and_again_stops_at_its_bytes() {
         ..Limits::default()
     };
     let mut w = world(&[], limits).await;
-    let (token, mut doc) = w.device("insp").await;
-    let mut peer = RawPeer::joined(&w.addr(), &token).await;
-    let ours = DocumentId::of(w.case);
-    let finding = at_path(&doc, &["findings", &w.finding.to_string()]);
-    let mut refused = None;
-    for i in 0..16 {
-        let place = (i % 10)
-            .to_string()
-            .repeat(anjian_core::rules::MAX_VALUE_BYTES);
-        doc.put(&finding, "place", place).expect("put");
-        doc.commit();
-        let pushed = peer.push(ours, &mut doc).await;
-        if let Some(refusal) = pushed.refused {
-            refused = Some((i, refusal));
-            break;
-        }
-        assert!(pushed.acknowledged, "{pushed:?}");
-    }
-    let (at, (rule, reason)) = refused.expect("refused before 16 values of 64 KiB");
+    let (at, (rule, reason)) = w
+        .fill_place(anjian_core::rules::MAX_VALUE_BYTES, 16)
+        .await
+        .expect("refused before 16 values of 64 KiB");
     assert_eq!(rule, "shape", "{reason}");
     assert!(reason.contains("案件记录过大"), "{reason}");
     assert!((5..8).contains(&at), "refused at value {at}");
@@ -224,23 +230,10 @@ async fn a_case_filled_by_its_writers_still_takes_its_supervisor_s_decisions() {
         ..Limits::default()
     };
     let mut w = world(&[("chief", Role::Supervisor, "310101")], limits).await;
-    let (token, mut doc) = w.device("insp").await;
-    let mut peer = RawPeer::joined(&w.addr(), &token).await;
-    let ours = DocumentId::of(w.case);
-    let finding = at_path(&doc, &["findings", &w.finding.to_string()]);
-    let mut refused = None;
-    for i in 0..8 {
-        doc.put(&finding, "place", i.to_string().repeat(48 * 1024))
-            .expect("put");
-        doc.commit();
-        let pushed = peer.push(ours, &mut doc).await;
-        if let Some(refusal) = pushed.refused {
-            refused = Some((i, refusal));
-            break;
-        }
-        assert!(pushed.acknowledged, "{pushed:?}");
-    }
-    let (at, (rule, reason)) = refused.expect("refused before 8 values of 48 KiB");
+    let (at, (rule, reason)) = w
+        .fill_place(48 * 1024, 8)
+        .await
+        .expect("refused before 8 values of 48 KiB");
     assert_eq!(rule, "shape", "{reason}");
     assert!(
         reason.contains(&format!("上限 {} 字节", case_bytes - case_bytes / 16)),
