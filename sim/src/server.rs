@@ -54,6 +54,7 @@ pub struct SimServer {
     waiting: VecDeque<Waiting>,
     server: Server,
     wire: anjian_core::sync::intake::Limits,
+    refusals_per_user: u64,
 }
 
 /// Frames to send: to which connection, what.
@@ -73,6 +74,7 @@ impl SimServer {
                 state_bytes: limits.sync_state_bytes_per_connection,
             },
             wire: limits.wire(),
+            refusals_per_user: limits.refusals_per_user,
             storage,
             docs: BTreeMap::new(),
             conns: BTreeMap::new(),
@@ -163,6 +165,7 @@ impl SimServer {
             user_id: conn.user.id,
             case_id: case,
             wire: self.wire.clone(),
+            refusals_per_user: self.refusals_per_user,
         };
         let slot = self.docs.entry(case).or_default();
         let received = document::receive(slot, state, incoming, message, &signatures, &context);

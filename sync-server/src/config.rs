@@ -118,6 +118,11 @@ pub struct Limits {
     pub upload_hours: u64,
     /// Bytes of unfinished uploads one user may have parked on the server.
     pub parked_bytes_per_user: u64,
+    /// Refused changes the server keeps (so that their refusal is final) from one
+    /// account's devices: once it keeps this many, every message of that account that
+    /// would have more kept is held back whole, until an administrator clears them
+    /// (`user refusals-clear`).
+    pub refusals_per_user: u64,
 }
 
 impl Default for Settings {
@@ -168,6 +173,7 @@ impl Default for Limits {
             devices_per_user: 20,
             upload_hours: 24,
             parked_bytes_per_user: 256 * 1024 * 1024,
+            refusals_per_user: 100_000,
         }
     }
 }

@@ -134,6 +134,13 @@ enum UserCommand {
         /// Sign-in name.
         username: String,
     },
+    /// Lets a user's devices send changes again once the server kept as many of their
+    /// refused changes as `limits.refusals_per_user` allows: those refusals stay final,
+    /// and no longer count against the user.
+    RefusalsClear {
+        /// Sign-in name.
+        username: String,
+    },
     /// Sets a new password and revokes the user's tokens.
     ResetPassword {
         /// Sign-in name.
@@ -296,6 +303,12 @@ async fn run(cli: Cli) -> AppResult<()> {
                 UserCommand::Enable { username } => {
                     storage.set_disabled(&username, false)?;
                     println!("enabled {username}");
+                }
+                UserCommand::RefusalsClear { username } => {
+                    let cleared = storage.clear_refusals(&username)?;
+                    println!(
+                        "{cleared} refused changes of {username} no longer count against them"
+                    );
                 }
                 UserCommand::ResetPassword { username, password } => {
                     storage.reset_password(&username, &password)?;

@@ -67,6 +67,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "016_number_blocks_by_user.sql")),
             include_str!(concat!($dir, "017_signature_images.sql")),
             include_str!(concat!($dir, "018_blob_refs_of_changes.sql")),
+            include_str!(concat!($dir, "019_refusals_by_account.sql")),
         ]
     };
 }
@@ -781,23 +782,61 @@ impl Storage {
         })
     }
 
-    /// Keeps refusals of changes of `case` (hex hashes), so that they are final.
-    pub fn record_refusals(&self, case: CaseId, refused: &[(String, Refusal)]) -> AppResult<()> {
+    /// Keeps refusals of changes of `case` (hex hashes) that the account `user_id`'s
+    /// device sent, so that they are final; unless that account's devices already have
+    /// `bound` kept, when nothing is kept and `false` is answered. The bound is checked
+    /// before the rows are written, not in the same lock, so that connections of one
+    /// account writing at once may pass it by a message each.
+    pub fn record_refusals(
+        &self,
+        case: CaseId,
+        user_id: i64,
+        refused: &[(String, Refusal)],
+        bound: u64,
+    ) -> AppResult<bool> {
         if refused.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         self.write(|conn| {
             conn.transaction(|tx| {
+                // Counted only up to the bound: an account at it costs no more to check.
+                let kept: i64 = tx.query_row(
+                    "SELECT count(*) FROM (SELECT 1 FROM refused_changes WHERE user_id = ?1 LIMIT ?2) AS kept",
+                    params![user_id, bound as i64],
+                    |r| r.get(0),
+                )?;
+                if kept as u64 >= bound {
+                    return Ok(false);
+                }
                 let now = Utc::now().to_rfc3339();
                 for (hash, refusal) in refused {
                     tx.execute(
-                        "INSERT INTO refused_changes (change_hash, case_id, rule, reason, refused_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                        params![hash, case.to_string(), refusal.rule.code(), &refusal.reason, &now],
+                        "INSERT INTO refused_changes (change_hash, case_id, rule, reason, refused_at, user_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                        params![
+                            hash,
+                            case.to_string(),
+                            refusal.rule.code(),
+                            &refusal.reason,
+                            &now,
+                            user_id
+                        ],
                     )?;
                 }
-                Ok(())
+                Ok(true)
             })
+        })
+    }
+
+    /// Lets the account `username`'s devices have refusals kept again: those kept stay
+    /// final, and count against no account. How many were cleared.
+    pub fn clear_refusals(&self, username: &str) -> AppResult<u64> {
+        let user = self.user(username)?;
+        self.write(|conn| {
+            conn.execute(
+                "UPDATE refused_changes SET user_id = NULL WHERE user_id = ?1",
+                params![user.id],
+            )
         })
     }
 
@@ -1111,8 +1150,15 @@ pub trait Documents: Send + Sync {
     /// Why each of `hashes` that the server ever refused was refused (one read for a
     /// whole message).
     fn refused_before(&self, hashes: &[ChangeHash]) -> AppResult<HashMap<ChangeHash, Refusal>>;
-    /// Keeps refusals of changes of a case, so that they are final.
-    fn record_refusals(&self, case: CaseId, refused: &[(String, Refusal)]) -> AppResult<()>;
+    /// Keeps refusals of changes of a case that an account's device sent, so that they
+    /// are final, unless that account's devices already have `bound` kept (`false`).
+    fn record_refusals(
+        &self,
+        case: CaseId,
+        user_id: i64,
+        refused: &[(String, Refusal)],
+        bound: u64,
+    ) -> AppResult<bool>;
     /// A key a device registered, with the device.
     fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>>;
     /// An account as the rule book knows it, unless disabled.
@@ -1160,8 +1206,14 @@ impl Documents for Storage {
         Storage::refused_before(self, hashes)
     }
 
-    fn record_refusals(&self, case: CaseId, refused: &[(String, Refusal)]) -> AppResult<()> {
-        Storage::record_refusals(self, case, refused)
+    fn record_refusals(
+        &self,
+        case: CaseId,
+        user_id: i64,
+        refused: &[(String, Refusal)],
+        bound: u64,
+    ) -> AppResult<bool> {
+        Storage::record_refusals(self, case, user_id, refused, bound)
     }
 
     fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>> {

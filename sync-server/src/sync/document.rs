@@ -101,6 +101,8 @@ pub struct Context {
     pub case_id: CaseId,
     /// What one message may cost.
     pub wire: intake::Limits,
+    /// Refusals the server keeps of one account's devices (`Limits::refusals_per_user`).
+    pub refusals_per_user: u64,
 }
 
 /// Handles one sync message for one document: `state` is the peer's sync state, `incoming`
@@ -133,8 +135,11 @@ pub fn receive(
     } else {
         receive_unknown(slot, incoming, checked, asks_only, signatures, context)?
     };
-    keep_refusals(context, &received)?;
-    Ok(received)
+    if keep_refusals(context, &received)? {
+        Ok(received)
+    } else {
+        Ok(held_back_whole(received))
+    }
 }
 
 /// The two messages of a peer reading a case it has nothing of that need nothing of the
@@ -261,8 +266,9 @@ fn from_storage(
 /// only held back, a relay the carrier could not vouch for, a message refused as a whole
 /// (the author's own device may still deliver the change), and a change refused only for
 /// building on a refused one (its root's kept refusal refuses it again; a root refused only
-/// for its carrier must not take it along for good).
-fn keep_refusals(context: &Context, received: &Received) -> AppResult<()> {
+/// for its carrier must not take it along for good). `false` when the sender's account
+/// has as many kept as it may (`Context::refusals_per_user`): nothing was kept.
+fn keep_refusals(context: &Context, received: &Received) -> AppResult<bool> {
     let groups = match received {
         Received::Refused {
             refused,
@@ -270,7 +276,7 @@ fn keep_refusals(context: &Context, received: &Received) -> AppResult<()> {
             ..
         } => refused.as_slice(),
         Received::Commit(candidate) => candidate.refused.as_slice(),
-        _ => return Ok(()),
+        _ => return Ok(true),
     };
     let refused: Vec<(String, Refusal)> = groups
         .iter()
@@ -282,7 +288,38 @@ fn keep_refusals(context: &Context, received: &Received) -> AppResult<()> {
         })
         .flat_map(|(refusal, hashes)| hashes.iter().map(|h| (h.clone(), refusal.clone())))
         .collect();
-    context.storage.record_refusals(context.case_id, &refused)
+    context.storage.record_refusals(
+        context.case_id,
+        context.user_id,
+        &refused,
+        context.refusals_per_user,
+    )
+}
+
+/// `received`, whose refusals could not be kept (the sender's account has as many as it
+/// may), as the whole message held back: nothing of it is committed, and the sender keeps
+/// every change of it, refused ones too, until an administrator clears the account's.
+fn held_back_whole(received: Received) -> Received {
+    let (refused, committed) = match received {
+        Received::Refused { refused, .. } => (refused, Vec::new()),
+        Received::Commit(candidate) => (candidate.refused, candidate.receipts),
+        other => return other,
+    };
+    let hashes = refused
+        .into_iter()
+        .flat_map(|(_, hashes)| hashes)
+        .chain(committed.iter().map(|r| r.signed.hash.to_string()))
+        .collect();
+    Received::Refused {
+        refused: vec![(
+            rules::held_back(
+                "本账号被拒绝的修改已达上限，请联系管理员 (this account's devices had too many changes refused; an administrator must clear them)",
+            ),
+            hashes,
+        )],
+        state: Some(sync::State::new()),
+        judged: false,
+    }
 }
 
 /// A document this user may see: apply on a copy, judge each change as its author's, and

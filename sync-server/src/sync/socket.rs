@@ -392,6 +392,7 @@ impl Connection {
             user_id: self.user.id,
             case_id,
             wire: self.app.settings.limits.wire(),
+            refusals_per_user: self.app.settings.limits.refusals_per_user,
         }
     }
 

@@ -237,7 +237,11 @@ fn downgrade(database: &anjian_sync_server::storage::Database, version: i64, sql
         .write(|c| {
             c.transaction(|tx| {
                 // What every step after 15 added, which no older server had.
-                tx.batch("DROP INDEX IF EXISTS number_blocks_by_user")?;
+                tx.batch(
+                    "DROP INDEX IF EXISTS number_blocks_by_user;
+                     DROP INDEX IF EXISTS refused_changes_by_user;
+                     ALTER TABLE refused_changes DROP COLUMN user_id;",
+                )?;
                 tx.batch(sql)?;
                 tx.batch(&match tx.dialect() {
                     Dialect::Sqlite => format!("PRAGMA user_version = {version}"),

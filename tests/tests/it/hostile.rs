@@ -396,6 +396,73 @@ async fn changes_carried_unsigned_by_a_teammate_are_not_refused_for_good() {
     w.server.stop().await;
 }
 
+/// From a new device of the inspector's (so that no refusal is met again) with the case as
+/// the server has it, one message of two changes: the finding's place, honest, then the
+/// case's district, refused.
+async fn place_and_district(w: &mut World, place: &str) -> anjian_tests::peer::Pushed {
+    w.insp.sync().await.expect("sync");
+    let (token, mut doc) = w.device("insp").await;
+    let finding = at_path(&doc, &["findings", &w.finding.to_string()]);
+    doc.put(&finding, "place", place).expect("put");
+    doc.commit();
+    doc.put(automerge::ROOT, "district", "310104").expect("put");
+    doc.commit();
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    peer.push(DocumentId::of(w.case), &mut doc).await
+}
+
+/// The finding's place, as the server's API reads it.
+async fn place_of(w: &World) -> Value {
+    let url = w.server.url();
+    let token = login_token(&url, "insp").await;
+    let case = anjian_tests::get_json(&format!("{url}/api/v1/cases/{}", w.case), &token).await;
+    let findings = case["findings"].as_array().expect("findings");
+    let ours = findings.iter().find(|f| f["id"] == w.finding.to_string());
+    ours.expect("the finding")["place"].clone()
+}
+
+/// A device that sends change after change made to be refused has each refusal kept (so
+/// that it is final) only up to its account's bound: past it, a message that would have
+/// more kept is held back whole, its honest changes with it, and nothing of it is kept;
+/// messages without refusals still go through; an administrator's clearing lets refusals
+/// be kept again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_kept_of_one_account_stop_at_its_bound() {
+    let limits = Limits {
+        refusals_per_user: 2,
+        ..Limits::default()
+    };
+    let mut w = world(&[], limits).await;
+    for text in ["一号车间", "二号车间"] {
+        let pushed = place_and_district(&mut w, text).await;
+        let (rule, reason) = pushed.refused.expect("refused");
+        assert_eq!(rule, "fixed", "{reason}");
+        assert_eq!(place_of(&w).await, text);
+    }
+
+    let pushed = place_and_district(&mut w, "三号车间").await;
+    let (rule, reason) = pushed.refused.expect("held back");
+    assert_eq!(rule, "held_back", "{reason}");
+    assert!(reason.contains("上限"), "{reason}");
+    assert_eq!(
+        place_of(&w).await,
+        "二号车间",
+        "nothing of the message was committed"
+    );
+    let storage = anjian_sync_server::storage::Storage::open(
+        &anjian_sync_server::testing::database(&w.server.data),
+    )
+    .expect("storage");
+    w.still_serves().await;
+
+    assert_eq!(storage.clear_refusals("insp").expect("cleared"), 2);
+    let pushed = place_and_district(&mut w, "三号车间").await;
+    let (rule, reason) = pushed.refused.expect("refused");
+    assert_eq!(rule, "fixed", "{reason}");
+    assert_eq!(place_of(&w).await, "三号车间");
+    w.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_district_cannot_take_a_case() {
     let dir = tempfile::tempdir().expect("temp dir");
