@@ -85,6 +85,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/013_waiting.sql"),
         rebuild_projections: false,
     },
+    Migration {
+        name: "014_refused_rule",
+        sql: include_str!("../migrations/014_refused_rule.sql"),
+        rebuild_projections: false,
+    },
 ];
 
 /// The store version this build writes.

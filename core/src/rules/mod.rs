@@ -96,6 +96,16 @@ impl Rule {
     pub fn refuses_the_author(self) -> bool {
         matches!(self, Rule::Jurisdiction | Rule::Signature)
     }
+
+    /// Whether a refusal by the rule stands whoever carries the change again, and
+    /// whenever: the server keeps it, and phones refuse the change again when a teammate
+    /// hands it over. Not final: what is only held back, a relay the carrier could not
+    /// vouch for (the author's own device may still deliver it), and a change refused only
+    /// for building on a refused one (its root's refusal refuses it again; a root refused
+    /// only for its carrier must not take it along for good).
+    pub fn is_final(self) -> bool {
+        !matches!(self, Rule::HeldBack | Rule::Relay | Rule::Dependency)
+    }
 }
 
 /// Why the rule book refused something: the rule, and a reason to show a person

@@ -197,9 +197,14 @@ impl Store {
             store: self,
             known: HashMap::new(),
         };
+        let mut refused_before =
+            self.refused_for_good(fresh.iter().map(automerge::Change::hash))?;
         let authors: Vec<std::result::Result<Author, Refusal>> = fresh
             .iter()
             .map(|change| {
+                if let Some(refusal) = refused_before.remove(&change.hash()) {
+                    return Err(refusal);
+                }
                 rules::author_of(change, signatures.get(&change.hash()), &mut verifier)
                     .map(|(author, _)| author)
             })

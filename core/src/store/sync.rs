@@ -73,6 +73,32 @@ impl Store {
         .collect()
     }
 
+    /// Why the server refused each of `hashes` for good (`Rule::is_final`), of those it
+    /// refused here: a teammate's phone handing one over again has it refused again, as
+    /// the server would.
+    pub(crate) fn refused_for_good(
+        &self,
+        hashes: impl Iterator<Item = ChangeHash>,
+    ) -> Result<HashMap<ChangeHash, rules::Refusal>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rule, reason FROM refusals WHERE change_hash = ?1 AND rule IS NOT NULL",
+        )?;
+        let mut found = HashMap::new();
+        for hash in hashes {
+            let row: Option<(String, String)> = stmt
+                .query_row([hash.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            // A rule this build does not know is not one it can say is final.
+            if let Some((rule, reason)) = row
+                && let Ok(rule) = rule.parse::<rules::Rule>()
+                && rule.is_final()
+            {
+                found.insert(hash, rules::Refusal::new(rule, reason));
+            }
+        }
+        Ok(found)
+    }
+
     /// Enters again, by hand, a change of this device that a refusal dropped and that was
     /// not entered again then, or only in part: one the server refused itself, one the
     /// rule book did not allow when the device tried (the case was approved, say, and has
@@ -648,8 +674,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO refusals (case_id, change_hash, reason, refused_at, change, reentered_as, waits)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR IGNORE INTO refusals (case_id, change_hash, reason, refused_at, change, reentered_as, waits, rule)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             // Their signatures go with them: a change the server refused may come back
             // from elsewhere, with a signature that verifies.
@@ -658,6 +684,7 @@ impl Store {
             for (change, fate) in &mut fates {
                 let hash = change.hash().to_string();
                 unsign.execute([&hash])?;
+                let refused_itself = matches!(fate, Fate::Refused).then_some(rule);
                 let (why, again) = match fate {
                     Fate::Refused => (reason.to_owned(), None),
                     Fate::Entered(again) => (
@@ -677,7 +704,8 @@ impl Store {
                     now,
                     change.bytes().to_vec(),
                     again,
-                    waits
+                    waits,
+                    refused_itself
                 ])?;
             }
         }
@@ -1984,7 +2012,8 @@ mod tests {
             row.reason
         );
 
-        // A dropped change that came back into the case is not entered twice.
+        // A dropped change that came back into the case is not entered twice (one refused
+        // only as a relay: one refused for good is refused again when handed back).
         let (mut other, mut third) = (phone_of(&dir, "other"), phone_of(&dir, "third"));
         sample::certify(&mut [&mut other, &mut third]).expect("certified");
         other
@@ -2004,8 +2033,8 @@ mod tests {
             .refuse(
                 "server",
                 lone,
-                "jurisdiction",
-                "不在辖区",
+                "relay",
+                "转交核验",
                 std::slice::from_ref(&gone),
             )
             .expect("refuse");

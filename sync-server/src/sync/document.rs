@@ -262,12 +262,10 @@ fn from_storage(
     }
 }
 
-/// Keeps every refusal before the peer hears of it: a refusal is final. Not kept: what is
-/// only held back, a relay the carrier could not vouch for, a message refused as a whole
-/// (the author's own device may still deliver the change), and a change refused only for
-/// building on a refused one (its root's kept refusal refuses it again; a root refused only
-/// for its carrier must not take it along for good). `false` when the sender's account
-/// has as many kept as it may (`Context::refusals_per_user`): nothing was kept.
+/// Keeps every final refusal (`Rule::is_final`) before the peer hears of it. Not kept
+/// either: a message refused as a whole (the author's own device may still deliver its
+/// changes). `false` when the sender's account has as many kept as it may
+/// (`Context::refusals_per_user`): nothing was kept.
 fn keep_refusals(context: &Context, received: &Received) -> AppResult<bool> {
     let groups = match received {
         Received::Refused {
@@ -280,12 +278,7 @@ fn keep_refusals(context: &Context, received: &Received) -> AppResult<bool> {
     };
     let refused: Vec<(String, Refusal)> = groups
         .iter()
-        .filter(|(refusal, _)| {
-            !matches!(
-                refusal.rule,
-                rules::Rule::HeldBack | rules::Rule::Relay | rules::Rule::Dependency
-            )
-        })
+        .filter(|(refusal, _)| refusal.rule.is_final())
         .flat_map(|(refusal, hashes)| hashes.iter().map(|h| (h.clone(), refusal.clone())))
         .collect();
     context.storage.record_refusals(

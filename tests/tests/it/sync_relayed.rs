@@ -187,6 +187,22 @@ async fn exactly_the_changes_with_a_forged_or_missing_signature_or_a_revoked_sig
         );
 
         if tamper == "revoked" {
+            // Zhang's phone, which still holds the finding, hands the case over again:
+            // Li's phone refuses it as the server did, for the same reason, though the
+            // certificate that came with it still verifies.
+            let merged = li
+                .store
+                .merge_case(&zhang.store.export_case(case).expect("export"))
+                .expect("li merges again");
+            let again: Vec<_> = merged
+                .received
+                .refused
+                .iter()
+                .filter(|(_, hashes)| hashes.contains(&hash))
+                .map(|(refusal, _)| refusal.rule)
+                .collect();
+            assert_eq!(again, [anjian_core::rules::Rule::Signature], "{merged:?}");
+            assert!(!li.descriptions(case).contains(&theirs));
             // Zhang's revoked phone cannot sync its finding either.
             assert!(
                 zhang.sync().await.is_err(),
