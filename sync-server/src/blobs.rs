@@ -70,6 +70,34 @@ fn check(app: &AppState, user: &User, sha256: &str) -> AppResult<()> {
     if visible { Ok(()) } else { Err(not_found()) }
 }
 
+/// Refuses an upload of a blob the server does not hold yet once `user`'s uploads stored
+/// `limits.blob_bytes_per_user_per_day` within the last 24 hours (`429`, before the body
+/// is read). Checked before, not with, the storing: uploads of one account running at once
+/// may pass the bound by a blob each.
+fn within_day(app: &AppState, user: &User, sha256: &str) -> AppResult<()> {
+    if stored_size(app, sha256)?.is_some() {
+        return Ok(());
+    }
+    let since = (Utc::now() - chrono::Duration::hours(24)).to_rfc3339();
+    let stored: i64 = app.storage.read(|conn| {
+        conn.query_row(
+            "SELECT coalesce(sum(size), 0) FROM blobs WHERE uploaded_by = ?1 AND stored_at > ?2",
+            params![user.id, since],
+            |r| r.get(0),
+        )
+    })?;
+    let bound = app.settings.limits.blob_bytes_per_user_per_day;
+    if (stored.max(0) as u64) < bound {
+        return Ok(());
+    }
+    Err(AppError::TooMany {
+        message: format!(
+            "今日上传已达上限，请稍后再传 (your uploads stored {stored} bytes within 24 hours, the limit is {bound})"
+        ),
+        retry_after: 3600,
+    })
+}
+
 /// The body of an upload of `sha256`, read only once `check` allows it: a blob the user
 /// may not send is refused before its bytes take memory.
 async fn checked_body(
@@ -80,6 +108,7 @@ async fn checked_body(
 ) -> AppResult<Bytes> {
     use axum::extract::FromRequest;
     check(app, user, sha256)?;
+    within_day(app, user, sha256)?;
     let extract::Body(body) = extract::Body::from_request(request, &()).await?;
     Ok(body)
 }
@@ -160,6 +189,8 @@ pub async fn head(
         (status = 403, description = "A cookie session sent no CSRF token", body = ErrorBody),
         (status = 404, description = "No case this user may see mentions the blob (or the name is not a SHA-256)", body = ErrorBody),
         (status = 413, description = "The body is larger than a photo may be", body = ErrorBody),
+        (status = 429, description = "The user's uploads stored as many bytes as they may within 24 hours (the body unread): try again after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
 )]
 pub async fn put(
@@ -175,7 +206,7 @@ pub async fn put(
         if let Some(size) = stored_size(&app, &sha256)? {
             return Ok(offset_response(StatusCode::OK, size, true));
         }
-        finish(&app, &sha256, body, Parts::None).await
+        finish(&app, &sha256, body, Parts::None(user.id)).await
     }
     .await;
     drop(lock);
@@ -226,6 +257,8 @@ pub async fn put(
                 ("Upload-Complete" = bool, description = "`false`"),
             )),
         (status = 413, description = "The body is larger than a photo may be, or the user's unfinished uploads would pass their quota (nothing was kept)", body = ErrorBody),
+        (status = 429, description = "The user's uploads stored as many bytes as they may within 24 hours (the body unread): try again after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     ),
 )]
 pub async fn patch(
@@ -316,14 +349,22 @@ async fn append(
     finish(app, sha256, Bytes::from(whole), Parts::Staged(user.id)).await
 }
 
-/// Where a whole blob came from.
+/// Where a whole blob came from, and whose upload it is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Parts {
     /// One request: a refusal leaves anyone's unfinished upload of the blob alone.
-    None,
+    None(i64),
     /// The unfinished upload's parts (this user's) and a last one: a refusal forgets the
     /// upload.
     Staged(i64),
+}
+
+impl Parts {
+    fn uploader(self) -> i64 {
+        match self {
+            Parts::None(user_id) | Parts::Staged(user_id) => user_id,
+        }
+    }
 }
 
 /// Verifies a whole blob (hash, then image or PDF, on the photo threads) and stores it
@@ -366,8 +407,9 @@ async fn finish(app: &AppState, sha256: &str, bytes: Bytes, parts: Parts) -> App
     app.storage.write(|conn| {
         conn.transaction(|tx| {
             tx.execute(
-                "INSERT INTO blobs (sha256, size, mime, stored_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                params![key, size, mime, Utc::now().to_rfc3339()],
+                "INSERT INTO blobs (sha256, size, mime, stored_at, uploaded_by) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING",
+                params![key, size, mime, Utc::now().to_rfc3339(), parts.uploader()],
             )?;
             tx.execute("DELETE FROM upload_parts WHERE sha256 = ?1", params![&key])?;
             tx.execute("DELETE FROM uploads WHERE sha256 = ?1", params![&key])?;

@@ -123,6 +123,11 @@ pub struct Limits {
     /// would have more kept is held back whole, until an administrator clears them
     /// (`user refusals-clear`).
     pub refusals_per_user: u64,
+    /// Bytes of blobs one account's uploads may store within 24 hours: past this, its
+    /// uploads of blobs the server does not hold yet are answered `429` until the oldest
+    /// of that day's fall out of the 24 hours (a day's photos, and a week's carried back
+    /// from where there was no signal, fit well within it).
+    pub blob_bytes_per_user_per_day: u64,
 }
 
 impl Default for Settings {
@@ -174,6 +179,7 @@ impl Default for Limits {
             upload_hours: 24,
             parked_bytes_per_user: 256 * 1024 * 1024,
             refusals_per_user: 100_000,
+            blob_bytes_per_user_per_day: 32 * 1024 * 1024 * 1024,
         }
     }
 }

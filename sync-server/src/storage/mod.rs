@@ -68,6 +68,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "017_signature_images.sql")),
             include_str!(concat!($dir, "018_blob_refs_of_changes.sql")),
             include_str!(concat!($dir, "019_refusals_by_account.sql")),
+            include_str!(concat!($dir, "020_blobs_by_uploader.sql")),
         ]
     };
 }

@@ -240,7 +240,9 @@ fn downgrade(database: &anjian_sync_server::storage::Database, version: i64, sql
                 tx.batch(
                     "DROP INDEX IF EXISTS number_blocks_by_user;
                      DROP INDEX IF EXISTS refused_changes_by_user;
-                     ALTER TABLE refused_changes DROP COLUMN user_id;",
+                     ALTER TABLE refused_changes DROP COLUMN user_id;
+                     DROP INDEX IF EXISTS blobs_by_uploader;
+                     ALTER TABLE blobs DROP COLUMN uploaded_by;",
                 )?;
                 tx.batch(sql)?;
                 tx.batch(&match tx.dialect() {

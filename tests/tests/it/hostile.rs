@@ -103,6 +103,32 @@ impl World {
         None
     }
 
+    /// `count` distinct PNGs of `side` × `side` that a new raw device of the inspector's
+    /// names as photos of the finding, synced: the device's token, the PNGs and their
+    /// hashes.
+    async fn named_pngs(&mut self, side: u32, count: u32) -> (String, Vec<Vec<u8>>, Vec<String>) {
+        let (token, mut doc) = self.device("insp").await;
+        let rows = png_rows(side, side);
+        let pngs: Vec<Vec<u8>> = (0..count)
+            .map(|seed| png(side, side, &rows, seed))
+            .collect();
+        let hashes: Vec<String> = pngs
+            .iter()
+            .map(|p| anjian_core::photo::sha256_hex(p))
+            .collect();
+        for sha256 in &hashes {
+            name_photo(&mut doc, self.finding, sha256, "insp");
+        }
+        doc.commit();
+        let mut peer = RawPeer::joined(&self.addr(), &token).await;
+        assert!(
+            peer.push(DocumentId::of(self.case), &mut doc)
+                .await
+                .acknowledged
+        );
+        (token, pngs, hashes)
+    }
+
     /// Whether the server still serves: `/healthz`, and an honest inspector's sync.
     async fn still_serves(&mut self) {
         let health = reqwest::get(format!("{}/healthz", self.server.url()))
@@ -830,6 +856,55 @@ async fn parked_uploads_count_against_a_quota_and_expire() {
     server.stop().await;
 }
 
+/// A device may name any blobs in its own case and upload them: what its account's
+/// uploads store within 24 hours is bounded, the next upload refused before its body is
+/// read (`429`, nothing kept), and taken once the day has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blobs_one_account_stores_in_a_day_are_bounded() {
+    let limits = Limits {
+        blob_bytes_per_user_per_day: 1,
+        ..Limits::default()
+    };
+    let mut w = world(&[], limits).await;
+    let (token, pngs, hashes) = w.named_pngs(64, 2).await;
+    let url = w.server.url();
+    let put = |i: usize| {
+        reqwest::Client::new()
+            .put(format!("{url}/api/v1/blobs/{}", hashes[i]))
+            .bearer_auth(&token)
+            .body(pngs[i].clone())
+            .send()
+    };
+    assert_eq!(put(0).await.expect("upload").status().as_u16(), 201);
+    let refused = put(1).await.expect("upload");
+    assert_eq!(refused.status().as_u16(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.expect("json");
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("上限")),
+        "{body}"
+    );
+    assert_eq!(held(&url, &token, &hashes[1]).await, 0, "nothing was kept");
+    assert_eq!(
+        put(0).await.expect("upload").status().as_u16(),
+        200,
+        "a blob stored already is answered as before"
+    );
+
+    // A day later.
+    anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&w.server.data))
+        .expect("db")
+        .write(|c| {
+            c.execute(
+                "UPDATE blobs SET stored_at = '2026-01-01T00:00:00+00:00'",
+                &[],
+            )
+        })
+        .expect("a day passes");
+    assert_eq!(put(1).await.expect("upload").status().as_u16(), 201);
+    w.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_document_ids_leave_nothing_behind_once_the_socket_closes() {
     let limits = Limits {
@@ -950,24 +1025,7 @@ async fn a_connection_flooding_frames_is_read_at_its_allowance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decoding_heavy_pngs_does_not_stall_the_server() {
     let mut w = world(&[], Limits::default()).await;
-    let (token, mut doc) = w.device("insp").await;
-    let (width, height) = (4_000, 4_000);
-    let rows = png_rows(width, height);
-    let pngs: Vec<Vec<u8>> = (0..4).map(|seed| png(width, height, &rows, seed)).collect();
-    let hashes: Vec<String> = pngs
-        .iter()
-        .map(|p| anjian_core::photo::sha256_hex(p))
-        .collect();
-    for sha256 in &hashes {
-        name_photo(&mut doc, w.finding, sha256, "insp");
-    }
-    doc.commit();
-    let mut peer = RawPeer::joined(&w.addr(), &token).await;
-    assert!(
-        peer.push(DocumentId::of(w.case), &mut doc)
-            .await
-            .acknowledged
-    );
+    let (token, pngs, hashes) = w.named_pngs(4_000, 4).await;
     let url = w.server.url();
     let uploads: Vec<_> = pngs
         .into_iter()
