@@ -1630,6 +1630,9 @@ pub struct SyncResult {
     pub blobs_uploaded: u64,
     /// Photo bytes sent.
     pub blob_bytes_sent: u64,
+    /// Why the server put off the photo uploads left (what one account may store in a
+    /// day): they stay on the device and go at a later sync.
+    pub uploads_deferred: Option<String>,
     /// Thumbnails downloaded.
     pub thumbnails_downloaded: u64,
     /// Blocks of document numbers the server newly allocated this device.
@@ -1666,6 +1669,7 @@ impl SyncResult {
             bytes_received: report.bytes_received,
             blobs_uploaded: count(report.blobs_uploaded),
             blob_bytes_sent: report.blob_bytes_sent,
+            uploads_deferred: report.uploads_deferred,
             thumbnails_downloaded: count(report.thumbnails_downloaded),
             number_blocks: count(report.number_blocks),
         }

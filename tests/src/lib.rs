@@ -81,6 +81,21 @@ impl TestServer {
     }
 }
 
+/// Makes every blob the server at `data` stored a day old, as if the day had passed (what
+/// one account's uploads store is bounded within 24 hours).
+pub fn blobs_stored_a_day_ago(data: &Path) {
+    Storage::open(&anjian_sync_server::testing::database(data))
+        .expect("server database")
+        .write(|c| {
+            let day_ago = (chrono::Utc::now() - chrono::Duration::hours(25)).to_rfc3339();
+            c.execute(
+                "UPDATE blobs SET stored_at = ?1",
+                anjian_sync_server::params![day_ago],
+            )
+        })
+        .expect("a day passes");
+}
+
 /// Adds a user to the server's database in `data` (the server may be running).
 pub fn add_user(data: &Path, username: &str, role: Role, district: &str, department: &str) {
     std::fs::create_dir_all(data).expect("data folder");

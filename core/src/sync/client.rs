@@ -495,6 +495,12 @@ async fn upload_blobs(
             match response.status().as_u16() {
                 200 | 201 => complete = true,
                 204 | 409 => {}
+                // The server takes no more of this account's uploads today: the rest
+                // stay here, and go at a later sync.
+                429 => {
+                    report.uploads_deferred = Some(error_message(response).await);
+                    return Ok(());
+                }
                 _ => return Err(http_error(response).await),
             }
             report.blob_bytes_sent += (end - offset) as u64;
@@ -708,15 +714,21 @@ fn network(e: impl std::fmt::Display) -> Error {
 
 async fn http_error(response: reqwest::Response) -> Error {
     let status = response.status();
-    let message = body_within(response, ERROR_BYTES, "an error")
-        .await
-        .ok()
-        .and_then(|body| serde_json::from_slice::<ErrorBody>(&body).ok())
-        .map_or_else(|| status.to_string(), |b| b.message);
+    let message = error_message(response).await;
     match status.as_u16() {
         401 | 403 => Error::Auth(message),
         _ => Error::Network(format!("{status}: {message}")),
     }
+}
+
+/// The message of the server's error answer (its status when it sent none).
+async fn error_message(response: reqwest::Response) -> String {
+    let status = response.status();
+    body_within(response, ERROR_BYTES, "an error")
+        .await
+        .ok()
+        .and_then(|body| serde_json::from_slice::<ErrorBody>(&body).ok())
+        .map_or_else(|| status.to_string(), |b| b.message)
 }
 
 /// Sends one frame, giving up when the server stops reading for `timeout`.

@@ -83,6 +83,9 @@ pub struct SyncReport {
     pub blobs_uploaded: usize,
     /// Blob bytes sent.
     pub blob_bytes_sent: u64,
+    /// Why the server put off the uploads left (its bound of what one account stores in a
+    /// day): they stay, and go at a later sync.
+    pub uploads_deferred: Option<String>,
     /// Thumbnails downloaded.
     pub thumbnails_downloaded: usize,
     /// The server's signed receipts of changes newly kept (`Store::receipts`).
@@ -113,6 +116,9 @@ impl SyncReport {
         self.bytes_received += other.bytes_received;
         self.blobs_uploaded += other.blobs_uploaded;
         self.blob_bytes_sent += other.blob_bytes_sent;
+        if other.uploads_deferred.is_some() {
+            self.uploads_deferred = other.uploads_deferred;
+        }
         self.thumbnails_downloaded += other.thumbnails_downloaded;
         self.receipts += other.receipts;
         self.number_blocks += other.number_blocks;

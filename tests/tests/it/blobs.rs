@@ -429,3 +429,67 @@ async fn sync_finishes_a_cut_upload_and_another_device_fetches_the_original() {
     assert_eq!(li.store.blob(&sha256).expect("kept and verified"), photo);
     server.stop().await;
 }
+
+/// Past what its account's uploads may store within a day, a phone's uploads are put off,
+/// not failed: the sync goes on and says why, the photos stay on the phone, and they go at
+/// a later sync once the day has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_past_a_day_s_bound_go_at_a_later_sync() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    let server = TestServer::start_with(anjian_sync_server::Settings {
+        data,
+        limits: anjian_sync_server::config::Limits {
+            blob_bytes_per_user_per_day: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let mut zhang =
+        Inspector::sign_in(dir.path(), &server.url(), "zhang", "应急管理", "310101").await;
+    zhang.store.set_upload_originals(false);
+    let case = zhang.open_sample_case(12);
+    let finding = zhang
+        .store
+        .add_finding(case, &sample::finding("配电箱无防护"))
+        .expect("finding");
+    for side in [64, 80] {
+        let info = zhang
+            .store
+            .ingest_photo(&noise_png(side, side))
+            .expect("ingest");
+        zhang
+            .store
+            .attach_photo(case, &PhotoTarget::Finding(finding), &info.sha256, "配电箱")
+            .expect("attach");
+    }
+    let thumbnails_left = |zhang: &Inspector| {
+        let pending = zhang.store.pending_uploads().expect("pending");
+        pending.iter().filter(|p| p.kind == "thumbnail").count()
+    };
+
+    let report = zhang.sync().await.expect("the sync goes on");
+    assert_eq!(report.blobs_uploaded, 1, "{report:?}");
+    assert!(
+        report
+            .uploads_deferred
+            .as_deref()
+            .is_some_and(|why| why.contains("上限")),
+        "{report:?}"
+    );
+    assert!(
+        report.refused.is_empty() && report.acknowledged >= 1,
+        "{report:?}"
+    );
+    assert_eq!(thumbnails_left(&zhang), 1);
+
+    // A day later.
+    anjian_tests::blobs_stored_a_day_ago(&server.data);
+    let report = zhang.sync().await.expect("sync");
+    assert_eq!(report.blobs_uploaded, 1, "{report:?}");
+    assert_eq!(report.uploads_deferred, None);
+    assert_eq!(thumbnails_left(&zhang), 0);
+    server.stop().await;
+}

@@ -892,15 +892,7 @@ async fn blobs_one_account_stores_in_a_day_are_bounded() {
     );
 
     // A day later.
-    anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&w.server.data))
-        .expect("db")
-        .write(|c| {
-            c.execute(
-                "UPDATE blobs SET stored_at = '2026-01-01T00:00:00+00:00'",
-                &[],
-            )
-        })
-        .expect("a day passes");
+    anjian_tests::blobs_stored_a_day_ago(&w.server.data);
     assert_eq!(put(1).await.expect("upload").status().as_u16(), 201);
     w.server.stop().await;
 }
