@@ -1,11 +1,11 @@
 //! What a hostile signed-in client sends, made for the tests and benchmarks: decompression
-//! bombs, heavy PNGs, photo records naming any hash.
+//! bombs, heavy PNGs, photo records naming any hash, records copied under ids not their own.
 
 use std::io::Write;
 
 use anjian_core::FindingId;
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjType, ROOT, ReadDoc};
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, Value};
 
 /// An Automerge compressed-change chunk whose DEFLATE data inflates to `size` zero bytes.
 pub fn compressed_bomb(size: usize) -> Vec<u8> {
@@ -131,6 +131,45 @@ pub fn name_photo(doc: &mut AutoCommit, finding: FindingId, sha256: &str, by: &s
         .expect("put");
     doc.put(&entry, "width", 1).expect("put");
     doc.put(&entry, "height", 1).expect("put");
+}
+
+/// Copies into the object `target` of `to` every entry of the object `source` of `from`,
+/// objects copied whole: records made again by `to`'s device, as they stand in `from`.
+pub fn copy_into(from: &AutoCommit, source: &ObjId, to: &mut AutoCommit, target: &ObjId) {
+    match from.object_type(source).expect("an object") {
+        ObjType::Map | ObjType::Table => {
+            for key in from.keys(source) {
+                let (value, id) = from.get(source, &key).expect("read").expect("a value");
+                match value {
+                    Value::Object(kind) => {
+                        let made = to.put_object(target, &key, kind).expect("put");
+                        copy_into(from, &id, to, &made);
+                    }
+                    Value::Scalar(scalar) => {
+                        to.put(target, &key, scalar.into_owned()).expect("put")
+                    }
+                }
+            }
+        }
+        ObjType::List => {
+            for at in 0..from.length(source) {
+                let (value, id) = from.get(source, at).expect("read").expect("a value");
+                match value {
+                    Value::Object(kind) => {
+                        let made = to.insert_object(target, at, kind).expect("insert");
+                        copy_into(from, &id, to, &made);
+                    }
+                    Value::Scalar(scalar) => {
+                        to.insert(target, at, scalar.into_owned()).expect("insert");
+                    }
+                }
+            }
+        }
+        ObjType::Text => {
+            let text = from.text(source).expect("text");
+            to.splice_text(target, 0, 0, &text).expect("splice");
+        }
+    }
 }
 
 /// Comments on the case in `doc` as `user`, now, and commits it: a change made past the

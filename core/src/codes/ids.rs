@@ -188,6 +188,44 @@ impl fmt::Display for DistrictCode {
     }
 }
 
+/// Where an id bound to its device (`bound_id`) holds the device's tag: every byte of the
+/// UUID but those with its version (6) and variant (8) bits, and the last four, random.
+const TAG_AT: [usize; 10] = [0, 1, 2, 3, 4, 5, 7, 9, 10, 11];
+
+/// The first ten bytes of the SHA-256 of a device's Automerge actor id.
+fn device_tag(actor: &[u8]) -> [u8; 10] {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(actor);
+    let mut tag = [0; 10];
+    tag.copy_from_slice(&digest[..10]);
+    tag
+}
+
+/// An id of a record made by the device `actor` (a case, a finding, a checklist, a
+/// document), from `random`: a version-8 UUID holding the device's tag (80 bits) and 42
+/// bits of `random`. The rule book lets no other device make a record under it
+/// (`made_by`), so that a teammate who saw the id on site cannot take it first.
+pub fn bound_id(random: Uuid, actor: &[u8]) -> Uuid {
+    let mut bytes = *random.as_bytes();
+    for (at, byte) in TAG_AT.into_iter().zip(device_tag(actor)) {
+        bytes[at] = byte;
+    }
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Whether the device `actor` may make a record under `id`: one bound to a device
+/// (version 8) only by that device; any other (the random ids made before) by any.
+pub fn made_by(id: Uuid, actor: &[u8]) -> bool {
+    if id.get_version_num() != 8 {
+        return true;
+    }
+    let bytes = id.as_bytes();
+    TAG_AT
+        .into_iter()
+        .zip(device_tag(actor))
+        .all(|(at, byte)| bytes[at] == byte)
+}
+
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
         $(#[$doc])*
@@ -273,6 +311,21 @@ uuid_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_bound_to_a_device_is_made_by_that_device_alone() {
+        let (ours, theirs) = (b"phone-a".as_slice(), b"phone-b".as_slice());
+        let random = Uuid::new_v4();
+        let id = bound_id(random, ours);
+        assert_eq!(id.get_version_num(), 8);
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        assert!(made_by(id, ours));
+        assert!(!made_by(id, theirs));
+        assert_ne!(bound_id(Uuid::new_v4(), ours), id, "random bits remain");
+        assert!(made_by(random, theirs), "a random id binds no device");
+        let parsed: FindingId = id.to_string().parse().expect("a UUID like any");
+        assert_eq!(parsed.uuid(), id);
+    }
 
     fn with_check(body: &str) -> String {
         let check = CreditCode::check_character(body).expect("valid body");

@@ -12,4 +12,6 @@ pub use day::{china, day_in_china, in_china, parse_day};
 pub use districts::{district_label, district_name, district_with_code, districts};
 pub use enums::*;
 pub use geo::GeoPoint;
-pub use ids::{CaseId, ChecklistId, CreditCode, DistrictCode, FindingId, WritId, is_sha256};
+pub use ids::{
+    CaseId, ChecklistId, CreditCode, DistrictCode, FindingId, WritId, bound_id, is_sha256, made_by,
+};

@@ -412,6 +412,7 @@ pub fn judge(
         checklists_stay(ops)?;
     }
     attribution(author, ops)?;
+    records_made_by_their_devices(ops)?;
     review_state(before, after, &actions)?;
     rectifications(author, before, after, ops)?;
     writs::judge(author, before, after, ops, trust)
@@ -658,6 +659,39 @@ fn attribution(author: &Author, ops: &Ops) -> Result<(), Refusal> {
                     "记录人“{}”必须是您本人（{}）({key} must name the change's author)",
                     value.as_str().unwrap_or_default(),
                     author.user_id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A record under an id bound to the device that made it (`codes::bound_id`: a case, a
+/// finding, a checklist, a document) is made by that device alone: a teammate given the id
+/// on site, in a peer session, cannot make a record of their own under it first, which
+/// would have the honest one refused as replacing it when it reaches the server.
+fn records_made_by_their_devices(ops: &Ops) -> Result<(), Refusal> {
+    for op in ops.iter() {
+        let automerge::ObjId::Id(_, maker, _) = &op.id else {
+            continue;
+        };
+        let id = match (op.path.as_slice(), &op.value) {
+            ([Seg::Key(key)], Some(value)) if key == "case_id" => value.as_str(),
+            ([Seg::Key(root), Seg::Key(id)], Some(_))
+                if ["findings", "checklists", "writs"].contains(&root.as_str()) =>
+            {
+                Some(id.as_str())
+            }
+            _ => None,
+        };
+        let Some(id) = id.and_then(|id| uuid::Uuid::parse_str(id).ok()) else {
+            continue;
+        };
+        if !crate::codes::made_by(id, maker.to_bytes()) {
+            return Err(Refusal::new(
+                Rule::Attribution,
+                format!(
+                    "编号 {id} 属于另一台设备建立的记录，不能以此编号新建 (the id is bound to the device that made its record)"
                 ),
             ));
         }

@@ -206,6 +206,12 @@ impl Store {
         (self.ids)()
     }
 
+    /// A new identifier of a record this device makes (a case, a finding, a checklist, a
+    /// document), bound to the device (`codes::bound_id`).
+    fn new_record_id(&self) -> uuid::Uuid {
+        crate::codes::bound_id(self.new_id(), self.actor.to_bytes())
+    }
+
     /// The device clock now (see `set_clock`).
     pub fn now(&self) -> DateTime<FixedOffset> {
         (self.clock)()
@@ -299,7 +305,7 @@ impl Store {
         visible_to.sort();
         visible_to.dedup();
 
-        let id = CaseId::from_uuid(self.new_id());
+        let id = CaseId::from_uuid(self.new_record_id());
         let mut doc = AutoCommit::new().with_actor(self.actor.clone());
         document::init_case(
             &mut doc,
@@ -391,7 +397,7 @@ impl Store {
                 "a three-violations record needs the post (岗位)",
             ));
         }
-        let id = FindingId::from_uuid(self.new_id());
+        let id = FindingId::from_uuid(self.new_record_id());
         let recorded_by = self.identity.user_id.clone();
         let now = self.now();
         let projection = document::new_finding_projection(id, finding, &recorded_by, now);
@@ -572,7 +578,7 @@ impl Store {
         let template = catalog
             .get(template_id)
             .ok_or_else(|| Error::not_found("checklist template", template_id))?;
-        let id = ChecklistId::from_uuid(self.new_id());
+        let id = ChecklistId::from_uuid(self.new_record_id());
         let by = self.identity.user_id.clone();
         let now = self.now();
         self.write(case, "attach_checklist", Touched::Case, |doc| {
@@ -615,7 +621,7 @@ impl Store {
         };
         let by = self.identity.user_id.clone();
         let now = self.now();
-        let id = FindingId::from_uuid(self.new_id());
+        let id = FindingId::from_uuid(self.new_record_id());
         self.write(case, "answer_item", Touched::Case, |doc| {
             let linked = document::answer_item(doc, checklist, item, input, &post, &by, now)?;
             if input.result != AnswerResult::NonCompliant || linked.is_some() {

@@ -23,7 +23,7 @@ impl Store {
         kind: WritKind,
         replaces: Option<WritId>,
     ) -> Result<WritId> {
-        let id = WritId::from_uuid(self.new_id());
+        let id = WritId::from_uuid(self.new_record_id());
         let fields = crate::writs::fill(kind, &self.case(case)?);
         let by = self.identity.user_id.clone();
         let now = self.now();

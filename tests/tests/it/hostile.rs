@@ -10,7 +10,9 @@ use anjian_core::sync::wire::WireMessage;
 use anjian_core::{CaseId, FindingId, Role, sample};
 use anjian_sync_server::Settings;
 use anjian_sync_server::config::Limits;
-use anjian_tests::hostile::{comment, compressed_bomb, name_photo, png, png_rows, sync_message};
+use anjian_tests::hostile::{
+    comment, compressed_bomb, copy_into, name_photo, png, png_rows, sync_message,
+};
 use anjian_tests::peer::{Next, RawPeer};
 use anjian_tests::{Inspector, PASSWORD, TestServer, add_user, login_device, login_token, metric};
 use automerge::AutoCommit;
@@ -486,6 +488,74 @@ async fn refusals_kept_of_one_account_stop_at_its_bound() {
     let (rule, reason) = pushed.refused.expect("refused");
     assert_eq!(rule, "fixed", "{reason}");
     assert_eq!(place_of(&w).await, "三号车间");
+    w.server.stop().await;
+}
+
+/// A teammate given the ids of an inspector's new finding and new case on site cannot
+/// make records of their own under them first (each would have the inspector's honest
+/// record refused as replacing it): each is refused, and the inspector's records then
+/// reach the server whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teammate_cannot_take_the_ids_of_an_inspector_s_records_first() {
+    let mut w = world(&[("mate", Role::Inspector, "310101")], Limits::default()).await;
+    // The teammate's device holds the case as synced; offline, the inspector records a
+    // finding and opens a new case, and the teammate sees both on site.
+    let (token, mut doc) = w.device("mate").await;
+    let finding = w
+        .insp
+        .store
+        .add_finding(w.case, &sample::finding("储罐区无静电接地"))
+        .expect("finding");
+    let opened = w.insp.open_sample_case(4);
+    let [theirs, new_case] = [w.case, opened].map(|case| {
+        AutoCommit::load(&w.insp.store.export_document(case).expect("export")).expect("load")
+    });
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let taken = |pushed: anjian_tests::peer::Pushed| {
+        let (rule, reason) = pushed.refused.expect("refused");
+        assert_eq!(rule, "attribution", "{reason}");
+        assert!(reason.contains("另一台设备"), "{reason}");
+    };
+
+    // A finding of the teammate's own under the inspector's finding's id.
+    let id = finding.to_string();
+    let into = at_path(&doc, &["findings"]);
+    let made = doc
+        .put_object(&into, &id, automerge::ObjType::Map)
+        .expect("put");
+    copy_into(
+        &theirs,
+        &at_path(&theirs, &["findings", &id]),
+        &mut doc,
+        &made,
+    );
+    doc.put(&made, "recorded_by", "mate").expect("put");
+    doc.commit();
+    taken(peer.push(DocumentId::of(w.case), &mut doc).await);
+
+    // A case of the teammate's own under the inspector's new case's id.
+    let mut squat = AutoCommit::new().with_actor(doc.get_actor().clone());
+    copy_into(&new_case, &automerge::ROOT, &mut squat, &automerge::ROOT);
+    squat
+        .put(automerge::ROOT, "opened_by", "mate")
+        .expect("put");
+    squat.commit();
+    taken(peer.push(DocumentId::of(opened), &mut squat).await);
+
+    let report = w.insp.sync().await.expect("sync");
+    assert!(report.refused.is_empty(), "{report:?}");
+    let url = w.server.url();
+    let token = login_token(&url, "insp").await;
+    let case = anjian_tests::get_json(&format!("{url}/api/v1/cases/{}", w.case), &token).await;
+    let findings = case["findings"].as_array().expect("findings");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["id"] == id && f["recorded_by"] == "insp"),
+        "{case}"
+    );
+    let case = anjian_tests::get_json(&format!("{url}/api/v1/cases/{opened}"), &token).await;
+    assert_eq!(case["opened_by"], "insp", "{case}");
     w.server.stop().await;
 }
 
