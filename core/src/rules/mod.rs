@@ -684,8 +684,16 @@ fn records_made_by_their_devices(ops: &Ops) -> Result<(), Refusal> {
             }
             _ => None,
         };
-        let Some(id) = id.and_then(|id| uuid::Uuid::parse_str(id).ok()) else {
+        let Some(id) = id else {
             continue;
+        };
+        // The shape admits only ids written as the apps write them; an operation it did not
+        // read (one a later operation of its change replaced) is held to that too.
+        let Ok(id) = id.parse::<CaseId>().map(|id| id.uuid()) else {
+            return Err(Refusal::new(
+                Rule::Shape,
+                format!("“{id}”不是记录编号 (not a record id)"),
+            ));
         };
         if !crate::codes::made_by(id, maker.to_bytes()) {
             return Err(Refusal::new(

@@ -4,7 +4,7 @@
 //! where none is expected) is refused, whoever sent it.
 
 use crate::codes::{
-    AnswerResult, ChecklistId, DistrictCode, FindingId, HazardAction, Level, OnsiteMeasure,
+    AnswerResult, CaseId, ChecklistId, DistrictCode, FindingId, HazardAction, Level, OnsiteMeasure,
     RectificationState, ReinspectionResult, ReviewAction, ReviewState, SignerRole, ViolationKind,
     WritId, WritKind, is_sha256,
 };
@@ -51,6 +51,8 @@ enum Coded {
     Sha256,
     WritKind,
     Signer,
+    /// A case id as the apps write it (lower-case hyphenated UUID, nothing around it).
+    CaseId,
 }
 
 impl Coded {
@@ -62,7 +64,9 @@ impl Coded {
             Coded::ReviewState => value.parse::<ReviewState>().is_ok(),
             Coded::ReviewAction => value.parse::<ReviewAction>().is_ok(),
             Coded::Answer => value.parse::<AnswerResult>().is_ok(),
-            Coded::District => value.parse::<DistrictCode>().is_ok(),
+            Coded::District => value
+                .parse::<DistrictCode>()
+                .is_ok_and(|d| d.as_str() == value),
             Coded::Date => crate::codes::parse_day(value).is_some(),
             Coded::HazardAction => value.parse::<HazardAction>().is_ok(),
             Coded::Reinspection => value.parse::<ReinspectionResult>().is_ok(),
@@ -70,8 +74,17 @@ impl Coded {
             Coded::Sha256 => is_sha256(value),
             Coded::WritKind => value.parse::<WritKind>().is_ok(),
             Coded::Signer => value.parse::<SignerRole>().is_ok(),
+            Coded::CaseId => canonical::<CaseId>(value),
         }
     }
+}
+
+/// Whether `value` is an id written exactly as the apps write it. Ids parse leniently
+/// (spaces around them, upper case, braces); a record under a key that reads as another's
+/// id would pass every rule keyed on that id while the projections and the readers found
+/// two records of one id.
+fn canonical<T: std::str::FromStr + std::fmt::Display>(value: &str) -> bool {
+    value.parse::<T>().is_ok_and(|id| id.to_string() == value)
 }
 
 /// A path step as the patterns below read it.
@@ -188,7 +201,8 @@ fn expected(path: &[P<'_>]) -> Option<Want> {
     Some(match path {
         [K("schema")] => Int,
         [K("district")] => Code(Coded::District),
-        [K("kind" | "case_id" | "type" | "opened_at" | "opened_by" | "amends")] => Str,
+        [K("case_id" | "amends")] => Code(Coded::CaseId),
+        [K("kind" | "type" | "opened_at" | "opened_by")] => Str,
         [K("enterprise")] => Map,
         [
             K("enterprise"),
@@ -203,13 +217,11 @@ fn expected(path: &[P<'_>]) -> Option<Want> {
         [K("location")] => Map,
         [K("location"), K("latitude" | "longitude")] => Num,
         [K("findings")] => Map,
-        [K("findings"), K(id), rest @ ..] if id.parse::<FindingId>().is_ok() => finding(rest)?,
+        [K("findings"), K(id), rest @ ..] if canonical::<FindingId>(id) => finding(rest)?,
         [K("checklists")] => Map,
-        [K("checklists"), K(id), rest @ ..] if id.parse::<ChecklistId>().is_ok() => {
-            checklist(rest)?
-        }
+        [K("checklists"), K(id), rest @ ..] if canonical::<ChecklistId>(id) => checklist(rest)?,
         [K("writs")] => Map,
-        [K("writs"), K(id), rest @ ..] if id.parse::<WritId>().is_ok() => writ(rest)?,
+        [K("writs"), K(id), rest @ ..] if canonical::<WritId>(id) => writ(rest)?,
         [K("review")] => Map,
         [K("review"), K("state")] => Code(Coded::ReviewState),
         [K("review"), K("events")] => List,

@@ -500,7 +500,7 @@ async fn a_teammate_cannot_take_the_ids_of_an_inspector_s_records_first() {
     let mut w = world(&[("mate", Role::Inspector, "310101")], Limits::default()).await;
     // The teammate's device holds the case as synced; offline, the inspector records a
     // finding and opens a new case, and the teammate sees both on site.
-    let (token, mut doc) = w.device("mate").await;
+    let (token, doc) = w.device("mate").await;
     let finding = w
         .insp
         .store
@@ -511,36 +511,49 @@ async fn a_teammate_cannot_take_the_ids_of_an_inspector_s_records_first() {
         AutoCommit::load(&w.insp.store.export_document(case).expect("export")).expect("load")
     });
     let mut peer = RawPeer::joined(&w.addr(), &token).await;
-    let taken = |pushed: anjian_tests::peer::Pushed| {
+    let taken = |pushed: anjian_tests::peer::Pushed, expected: &str| {
         let (rule, reason) = pushed.refused.expect("refused");
-        assert_eq!(rule, "attribution", "{reason}");
-        assert!(reason.contains("另一台设备"), "{reason}");
+        assert_eq!(rule, expected, "{reason}");
+        if expected == "attribution" {
+            assert!(reason.contains("另一台设备"), "{reason}");
+        }
     };
 
-    // A finding of the teammate's own under the inspector's finding's id.
+    // A finding of the teammate's own under the inspector's finding's id, and under the
+    // same id written otherwise (which every reader takes for the same id).
     let id = finding.to_string();
-    let into = at_path(&doc, &["findings"]);
-    let made = doc
-        .put_object(&into, &id, automerge::ObjType::Map)
-        .expect("put");
-    copy_into(
-        &theirs,
-        &at_path(&theirs, &["findings", &id]),
-        &mut doc,
-        &made,
-    );
-    doc.put(&made, "recorded_by", "mate").expect("put");
-    doc.commit();
-    taken(peer.push(DocumentId::of(w.case), &mut doc).await);
+    for (key, rule) in [(id.clone(), "attribution"), (format!("{id} "), "shape")] {
+        let mut doc = doc.clone();
+        let into = at_path(&doc, &["findings"]);
+        let made = doc
+            .put_object(&into, &key, automerge::ObjType::Map)
+            .expect("put");
+        copy_into(
+            &theirs,
+            &at_path(&theirs, &["findings", &id]),
+            &mut doc,
+            &made,
+        );
+        doc.put(&made, "recorded_by", "mate").expect("put");
+        doc.commit();
+        taken(peer.push(DocumentId::of(w.case), &mut doc).await, rule);
+    }
 
-    // A case of the teammate's own under the inspector's new case's id.
-    let mut squat = AutoCommit::new().with_actor(doc.get_actor().clone());
-    copy_into(&new_case, &automerge::ROOT, &mut squat, &automerge::ROOT);
-    squat
-        .put(automerge::ROOT, "opened_by", "mate")
-        .expect("put");
-    squat.commit();
-    taken(peer.push(DocumentId::of(opened), &mut squat).await);
+    // A case of the teammate's own under the inspector's new case's id, so written and
+    // written otherwise.
+    for (written, rule) in [
+        (opened.to_string(), "attribution"),
+        (format!(" {opened}"), "shape"),
+    ] {
+        let mut squat = AutoCommit::new().with_actor(doc.get_actor().clone());
+        copy_into(&new_case, &automerge::ROOT, &mut squat, &automerge::ROOT);
+        squat
+            .put(automerge::ROOT, "opened_by", "mate")
+            .expect("put");
+        squat.put(automerge::ROOT, "case_id", written).expect("put");
+        squat.commit();
+        taken(peer.push(DocumentId::of(opened), &mut squat).await, rule);
+    }
 
     let report = w.insp.sync().await.expect("sync");
     assert!(report.refused.is_empty(), "{report:?}");
