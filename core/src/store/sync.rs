@@ -73,8 +73,8 @@ impl Store {
         .collect()
     }
 
-    /// Why the server refused each of `hashes` for good (`Rule::is_final`), of those it
-    /// refused here: a teammate's phone handing one over again has it refused again, as
+    /// Why the server refused each of `hashes` for good (a refusal it kept, by a rule that
+    /// `Rule::is_final`), of those it refused here: a teammate's phone handing one over again has it refused again, as
     /// the server would.
     pub(crate) fn refused_for_good(
         &self,
@@ -575,7 +575,9 @@ impl Store {
     /// (bytes and reason) as evidence, with the change that holds it again. Returns
     /// whether the case left the device (its first change was refused): the round then
     /// reads the whole catalog next time, so that whatever of it the server does hold
-    /// comes back.
+    /// comes back. `kept_by_server`: the server kept the refusal (it is final); the rule
+    /// of each refused change is then kept with it, so that the phone refuses it again on
+    /// site.
     pub(crate) fn refuse(
         &mut self,
         server: &str,
@@ -583,6 +585,7 @@ impl Store {
         rule: &str,
         reason: &str,
         hashes: &[String],
+        kept_by_server: bool,
     ) -> Result<bool> {
         let Some(loaded) = self.doc_if_exists(case)? else {
             return Ok(false);
@@ -684,7 +687,8 @@ impl Store {
             for (change, fate) in &mut fates {
                 let hash = change.hash().to_string();
                 unsign.execute([&hash])?;
-                let refused_itself = matches!(fate, Fate::Refused).then_some(rule);
+                let refused_itself =
+                    (kept_by_server && matches!(fate, Fate::Refused)).then_some(rule);
                 let (why, again) = match fate {
                     Fate::Refused => (reason.to_owned(), None),
                     Fate::Entered(again) => (
@@ -919,6 +923,7 @@ mod tests {
                 "review_trail",
                 "审核记录只能追加",
                 &[hash.to_owned()],
+                true,
             )
             .expect("refuse")
     }
@@ -978,6 +983,7 @@ mod tests {
                     "approved_lock",
                     "案件已审核通过",
                     std::slice::from_ref(&hash),
+                    true,
                 )
                 .expect("refuse");
             assert!(!left, "the case stays on the phone");
@@ -1014,7 +1020,7 @@ mod tests {
             .expect("a round");
         assert!(
             phone
-                .refuse("server", lone, "jurisdiction", "不在辖区", &[hash])
+                .refuse("server", lone, "jurisdiction", "不在辖区", &[hash], true)
                 .expect("refuse")
         );
         assert!(!phone.has_case(lone).expect("has"));
@@ -1539,7 +1545,14 @@ mod tests {
             .expect("finding");
         let later = phone.heads(case).expect("heads").remove(0);
         phone
-            .refuse("server", case, "review_trail", "审核记录只能追加", &[first])
+            .refuse(
+                "server",
+                case,
+                "review_trail",
+                "审核记录只能追加",
+                &[first],
+                true,
+            )
             .expect("refuse");
         let new = refusal_of(&phone, &later)
             .reentered_as
@@ -1551,6 +1564,7 @@ mod tests {
                 "jurisdiction",
                 "不在辖区",
                 std::slice::from_ref(&new),
+                true,
             )
             .expect("refuse");
         assert!(descriptions(&mut phone, case).is_empty());
@@ -1756,6 +1770,7 @@ mod tests {
             "review_trail",
             "审核记录只能追加",
             std::slice::from_ref(&refused),
+            true,
         )
         .expect("refuse");
         let (waits, _) = exchange(&mut mate, &mut server).expect("received");
@@ -1782,7 +1797,14 @@ mod tests {
             hashes.push(phone.heads(case).expect("heads").remove(0));
         }
         phone
-            .refuse("server", case, "jurisdiction", "不在辖区", &hashes[..1])
+            .refuse(
+                "server",
+                case,
+                "jurisdiction",
+                "不在辖区",
+                &hashes[..1],
+                true,
+            )
             .expect("refuse");
         assert!(phone.case(case).expect("case").findings.is_empty());
         let refusals = phone.refusals().expect("refusals");
@@ -1810,7 +1832,14 @@ mod tests {
             .add_finding(case, &sample::finding("灭火器过期"))
             .expect("finding");
         phone
-            .refuse("server", case, "signature", "签名设备已被吊销", &[revoked])
+            .refuse(
+                "server",
+                case,
+                "signature",
+                "签名设备已被吊销",
+                &[revoked],
+                true,
+            )
             .expect("refuse");
         assert_eq!(descriptions(&mut phone, case), ["灭火器过期"]);
     }
@@ -1911,7 +1940,14 @@ mod tests {
         let before = phone.history(case).expect("history");
         // Refused for its author: nothing was entered again then.
         phone
-            .refuse("server", case, "jurisdiction", "不在辖区", &hashes[..1])
+            .refuse(
+                "server",
+                case,
+                "jurisdiction",
+                "不在辖区",
+                &hashes[..1],
+                true,
+            )
             .expect("refuse");
         assert!(descriptions(&mut phone, case).is_empty());
 
@@ -1984,7 +2020,14 @@ mod tests {
             .add_finding(case, &sample::finding("安全出口锁闭"))
             .expect("finding");
         phone
-            .refuse("server", case, "review_trail", "审核记录只能追加", &[first])
+            .refuse(
+                "server",
+                case,
+                "review_trail",
+                "审核记录只能追加",
+                &[first],
+                true,
+            )
             .expect("refuse");
         let edit = crate::FindingEdit {
             place: Some("二号车间".into()),
@@ -1999,6 +2042,7 @@ mod tests {
                 "jurisdiction",
                 "不在辖区",
                 std::slice::from_ref(&edited),
+                true,
             )
             .expect("refuse");
         let place = |phone: &mut Store| phone.case(case).expect("case").findings[0].place.clone();
@@ -2013,8 +2057,28 @@ mod tests {
         );
 
         // A dropped change that came back into the case is not entered twice (one refused
-        // only as a relay: one refused for good is refused again when handed back).
-        let (mut other, mut third) = (phone_of(&dir, "other"), phone_of(&dir, "third"));
+        // in a message the server refused whole, which it did not keep: one refused for
+        // good is refused again when handed back).
+        let (mut other, mut third, lone, gone) = a_teammate_s_merged_finding_refused(&dir, false);
+        other
+            .merge_case(&third.export_case(lone).expect("export"))
+            .expect("it comes back from a teammate");
+        let twice = other.enter_again(lone, &gone);
+        assert!(
+            matches!(&twice, Err(crate::Error::NotAllowed(why)) if why.contains("已在案件中")),
+            "{twice:?}"
+        );
+        assert_eq!(descriptions(&mut other, lone), ["灭火器过期"]);
+    }
+
+    /// A phone `other` with a case and a finding (`gone`, its change), merged by a teammate
+    /// `third`, then refused by the server as outside the jurisdiction, the refusal `kept`
+    /// or not.
+    fn a_teammate_s_merged_finding_refused(
+        dir: &tempfile::TempDir,
+        kept: bool,
+    ) -> (Store, Store, crate::CaseId, String) {
+        let (mut other, mut third) = (phone_of(dir, "other"), phone_of(dir, "third"));
         sample::certify(&mut [&mut other, &mut third]).expect("certified");
         other
             .register_enterprise(&sample::enterprise(1))
@@ -2029,24 +2093,30 @@ mod tests {
         third
             .merge_case(&other.export_case(lone).expect("export"))
             .expect("merge");
+        let gone_alone = std::slice::from_ref(&gone);
         other
-            .refuse(
-                "server",
-                lone,
-                "relay",
-                "转交核验",
-                std::slice::from_ref(&gone),
-            )
+            .refuse("server", lone, "jurisdiction", "不在辖区", gone_alone, kept)
             .expect("refuse");
-        other
+        (other, third, lone, gone)
+    }
+
+    #[test]
+    fn a_change_the_server_refused_for_good_is_refused_again_when_a_teammate_hands_it_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut other, mut third, lone, gone) = a_teammate_s_merged_finding_refused(&dir, true);
+        let merged = other
             .merge_case(&third.export_case(lone).expect("export"))
-            .expect("it comes back from a teammate");
-        let twice = other.enter_again(lone, &gone);
+            .expect("merge");
+        assert_eq!(merged.received.accepted, 0, "{merged:?}");
         assert!(
-            matches!(&twice, Err(crate::Error::NotAllowed(why)) if why.contains("已在案件中")),
-            "{twice:?}"
+            merged.received.refused.iter().any(|(refusal, hashes)| {
+                refusal.rule == crate::rules::Rule::Jurisdiction
+                    && refusal.reason == "不在辖区"
+                    && hashes.contains(&gone)
+            }),
+            "{merged:?}"
         );
-        assert_eq!(descriptions(&mut other, lone), ["灭火器过期"]);
+        assert!(descriptions(&mut other, lone).is_empty());
     }
 
     #[test]
@@ -2073,7 +2143,14 @@ mod tests {
             .expect("finding");
         let hash = phone.heads(case).expect("heads").remove(0);
         phone
-            .refuse("server", case, "approved_lock", "案件已审核通过", &[hash])
+            .refuse(
+                "server",
+                case,
+                "approved_lock",
+                "案件已审核通过",
+                &[hash],
+                true,
+            )
             .expect("refuse");
         assert!(
             phone
@@ -2106,7 +2183,14 @@ mod tests {
             .expect("attach");
         let hash = phone.heads(case).expect("heads").remove(0);
         phone
-            .refuse("server", case, "approved_lock", "案件已审核通过", &[hash])
+            .refuse(
+                "server",
+                case,
+                "approved_lock",
+                "案件已审核通过",
+                &[hash],
+                true,
+            )
             .expect("refuse");
         assert!(
             phone.case(case).expect("case").findings[0]

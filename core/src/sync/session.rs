@@ -340,10 +340,11 @@ impl SyncSession {
                 reason,
                 rule,
                 changes,
+                kept,
                 ..
             } => {
                 let case = document_id.case_id();
-                if store.refuse(&self.server, case, &rule, &reason, &changes)? {
+                if store.refuse(&self.server, case, &rule, &reason, &changes, kept)? {
                     self.reread_catalog = true;
                 }
                 self.states.remove(&case);

@@ -124,6 +124,11 @@ pub enum WireMessage {
         rule: String,
         /// The refused change hashes (hex).
         changes: Vec<String>,
+        /// The server kept the refusal (`rules::Rule::is_final`, judged as each change's
+        /// author's): it refuses the changes again whoever carries them, and a phone
+        /// refuses them again on site. Absent (false) from servers that send none, and for
+        /// a message refused whole, which says nothing of its changes' authors.
+        kept: bool,
     },
     /// A message type this implementation does not act on (`ephemeral`, `leave`,
     /// `remote-heads-changed`, `remote-subscription-change`).
@@ -319,13 +324,16 @@ impl WireMessage {
                 reason,
                 rule,
                 changes,
+                kept,
             } => {
-                e.map(7)?.str("type")?.str("anjian-refused")?;
+                e.map(8)?.str("type")?.str("anjian-refused")?;
                 write_doc_message(e, sender_id, target_id, document_id)?;
                 e.str("reason")?
                     .str(reason)?
                     .str("rule")?
                     .str(rule)?
+                    .str("kept")?
+                    .bool(*kept)?
                     .str("changes")?
                     .array(changes.len() as u64)?;
                 for c in changes {
@@ -548,6 +556,7 @@ impl Message {
                 reason: self.text("reason")?,
                 rule: self.optional_text("rule"),
                 changes: self.texts("changes"),
+                kept: matches!(self.get("kept"), Some(Field::Bool(true))),
             },
             "ephemeral" | "leave" | "remote-heads-changed" | "remote-subscription-change" => {
                 WireMessage::Ignored { kind }
@@ -676,6 +685,16 @@ mod tests {
                 reason: "已审核的案件不能修改".into(),
                 rule: "approved_lock".into(),
                 changes: vec!["ab".into()],
+                kept: true,
+            },
+            WireMessage::Refused {
+                sender_id: "s".into(),
+                target_id: "a".into(),
+                document_id: doc,
+                reason: "超出同步限制".into(),
+                rule: "shape".into(),
+                changes: vec!["ab".into()],
+                kept: false,
             },
         ] {
             assert_eq!(

@@ -318,11 +318,15 @@ impl Session {
                         .unwrap_or_default(),
                 )
             }
-            Ok(Received::Refused { refused, state, .. }) => {
+            Ok(Received::Refused {
+                refused,
+                state,
+                judged,
+            }) => {
                 if let Some(state) = state {
                     self.keep_synced(case, state);
                 }
-                send(self.refusals(document_id, refused))
+                send(self.refusals(document_id, refused, judged))
             }
             Ok(Received::Served { state, reply }) => {
                 send(self.answered(document_id, state, Some(*reply), Vec::new()))
@@ -345,7 +349,7 @@ impl Session {
                 self.keep_synced(case, state);
                 Settle {
                     commit: Some(candidate),
-                    reply: Reply::Send(self.refusals(document_id, refused)),
+                    reply: Reply::Send(self.refusals(document_id, refused, true)),
                 }
             }
         }
@@ -442,14 +446,17 @@ impl Session {
         }
     }
 
+    /// The frames telling the peer of `refused`; `judged` when each change was judged as
+    /// its author's, so that a final refusal was kept (`document::keep_refusals`).
     fn refusals(
         &mut self,
         document_id: DocumentId,
         refused: Vec<RefusedChanges>,
+        judged: bool,
     ) -> Vec<WireMessage> {
         refused
             .into_iter()
-            .map(|(refusal, hashes)| self.refusal(document_id, refusal, hashes))
+            .map(|(refusal, hashes)| self.refusal(document_id, refusal, hashes, judged))
             .collect()
     }
 
@@ -458,6 +465,7 @@ impl Session {
         document_id: DocumentId,
         refusal: Refusal,
         hashes: Vec<String>,
+        judged: bool,
     ) -> WireMessage {
         self.refused += hashes.len() as u64;
         tracing::warn!(document = %document_id, rule = refusal.rule.code(), reason = %refusal.reason, "changes refused");
@@ -469,6 +477,7 @@ impl Session {
                 reason: refusal.reason,
                 rule: refusal.rule.code().to_owned(),
                 changes: hashes,
+                kept: judged && refusal.rule.is_final(),
             },
             _ => error(&refusal.reason),
         }
