@@ -3,7 +3,7 @@
 //! allows it, by whom the rule book allows; the rectification's state and deadline move
 //! only as the steps (or the free moves of `rectification_step`) move them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 
@@ -104,6 +104,11 @@ fn fields_of_its_kind(ops: &Ops) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Steps one hazard's follow-up may hold: far more than any hazard needs, and few enough
+/// that judging a step inserted among them (which finds the new steps by search, not as
+/// the list's end) stays cheap.
+pub const MAX_STEPS: usize = 1_000;
+
 /// Where a finding's loop stands, as the steps of one change are judged one by one.
 struct Loop {
     state: RectificationState,
@@ -141,6 +146,16 @@ pub(super) fn judge(
     let mut judged = finding.clone();
     if old.as_ref().is_some_and(|f| f.level == Level::Major) {
         judged.level = Level::Major;
+    }
+    let grown = finding.events.len() > old.as_ref().map_or(0, |f| f.events.len());
+    if grown && finding.events.len() > MAX_STEPS {
+        return Err(Refusal::new(
+            Rule::RectificationLoop,
+            format!(
+                "隐患“{}”的整改记录已达 {MAX_STEPS} 条上限 (a hazard's follow-up holds at most {MAX_STEPS} steps)",
+                title(&finding)
+            ),
+        ));
     }
     let new = new_events(old.as_ref(), &finding);
     // A re-inspection reads only from a step: the fields re-inspections were kept in before
@@ -262,7 +277,7 @@ fn step(
                     ),
                 );
             }
-            let attached: Vec<&str> = finding
+            let attached: HashSet<&str> = finding
                 .rectification
                 .iter()
                 .flat_map(|r| r.evidence.iter())
@@ -511,7 +526,7 @@ fn evidence_stays(old: Option<&Finding>, finding: &Finding) -> Result<(), Refusa
     let Some(old) = old else {
         return Ok(());
     };
-    let hashes = |f: &Finding| -> Vec<String> {
+    let hashes = |f: &Finding| -> HashSet<String> {
         f.rectification
             .iter()
             .flat_map(|r| r.evidence.iter())

@@ -25,6 +25,7 @@ mod shape;
 mod writs;
 pub(crate) mod written;
 
+pub use follow_up::MAX_STEPS;
 pub use judging::{
     Authored, Judged, KeyHolder, RefusedChanges, Room, TRIALS, Verifier, author_of, held_back,
     judge_changes, not_a_case, within_limits,
@@ -458,6 +459,12 @@ fn title(finding: &Finding) -> &str {
 /// once: what a change added to a list that only grows, wherever Automerge placed it
 /// (concurrent insertions are ordered by their ids, so the new ones need not be last).
 fn added<'a, T: PartialEq>(old: &[T], new: &'a [T]) -> Vec<&'a T> {
+    // What a change appends at the end (nearly always): a pass over the list, where the
+    // search below costs its square, and a list of many thousand steps would make every
+    // later change to its finding cost seconds.
+    if new.starts_with(old) {
+        return new[old.len()..].iter().collect();
+    }
     let mut old: Vec<&T> = old.iter().collect();
     new.iter()
         .filter(|entry| match old.iter().position(|o| o == entry) {

@@ -2545,3 +2545,23 @@ fn a_case_keeps_a_sixteenth_of_its_bytes_for_those_who_decide_it() {
     let admitted = judged_for(&chief);
     assert_eq!(admitted.admitted.len(), 1, "{:?}", admitted.refused);
 }
+
+/// A hazard's follow-up holds at most `MAX_STEPS` steps: judging a step a change inserted
+/// among many (found by search, not as the list's end) costs the square of their number.
+#[test]
+fn a_hazard_s_follow_up_holds_a_bounded_number_of_steps() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, "310101");
+    let measure = || HazardStep::Onsite {
+        measure: OnsiteMeasure::Evacuate,
+        note: "现场人员撤离".into(),
+    };
+    let full = changed(&f.doc, |doc| {
+        for _ in 0..rules::MAX_STEPS {
+            step("insp", f.plain, measure())(doc);
+        }
+    });
+    assert_eq!(verdict(&insp, &f.doc, &full), Ok(()));
+    let over = changed(&full, step("insp", f.plain, measure()));
+    assert_eq!(verdict(&insp, &full, &over), Err(Rule::RectificationLoop));
+}
