@@ -135,7 +135,12 @@ pub fn receive(
     } else {
         receive_unknown(slot, incoming, checked, asks_only, signatures, context)?
     };
-    if keep_refusals(context, &received)? {
+    // A case the sender may not see is answered as one the server does not have, its
+    // refusals as a new case's would be; but none of them is kept: the changes were judged
+    // against a case that is not the one the server holds, and their authors' own devices
+    // (who may see it) may still deliver them.
+    let unseen = !visible && slot.doc.is_some();
+    if unseen || keep_refusals(context, &received)? {
         Ok(received)
     } else {
         Ok(held_back_whole(received))

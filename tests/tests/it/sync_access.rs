@@ -6,9 +6,10 @@ use anjian_core::Role;
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_core::{CaseId, sample};
-use anjian_tests::hostile::comment;
+use anjian_tests::hostile::{comment, copy_into};
 use anjian_tests::peer::RawPeer;
 use anjian_tests::{Inspector, TestServer, add_user, login_token};
+use automerge::transaction::Transactable;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -208,6 +209,33 @@ async fn a_cross_district_case_is_visible_to_both_districts_and_to_no_one_else()
         reason.contains("辖区") || reason.contains("未绑定"),
         "{reason}"
     );
+    // C makes a case of its own under the case's id, in A's district: refused as a new
+    // case would be, and, the case being one C may not see, no refusal of it is kept (its
+    // changes were judged against a case that is not the one the server holds).
+    let mut own = automerge::AutoCommit::new().with_actor(forged.get_actor().clone());
+    let source = automerge::AutoCommit::load(&copy).expect("load");
+    copy_into(&source, &automerge::ROOT, &mut own, &automerge::ROOT);
+    own.put(automerge::ROOT, "opened_by", "c_inspector")
+        .expect("put");
+    own.put_object(automerge::ROOT, "findings", automerge::ObjType::Map)
+        .expect("put");
+    own.commit();
+    let mut peer = RawPeer::joined(&server.addr.to_string(), &c.token).await;
+    let pushed = peer.push(DocumentId::of(case), &mut own).await;
+    let (rule, reason) = pushed.refused.expect("refused");
+    assert_eq!(rule, "jurisdiction", "{reason}");
+    let kept: i64 =
+        anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&server.data))
+            .expect("db")
+            .read(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM refused_changes WHERE case_id = ?1",
+                    anjian_sync_server::params![case.to_string()],
+                    |r| r.get(0),
+                )
+            })
+            .expect("count");
+    assert_eq!(kept, 0);
 
     // Nothing of C's reached the server or A.
     a.sync().await.expect("a syncs");
