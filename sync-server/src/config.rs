@@ -121,7 +121,7 @@ pub struct Limits {
     /// Refused changes the server keeps (so that their refusal is final) from one
     /// account's devices: once it keeps this many, every message of that account that
     /// would have more kept is held back whole, until an administrator clears them
-    /// (`user refusals-clear`).
+    /// (`user refusals-clear`). At 0, every message with a final refusal is held back.
     pub refusals_per_user: u64,
     /// Bytes of blobs one account's uploads may store within 24 hours: past this, its
     /// uploads of blobs the server does not hold yet are answered `429` until the oldest

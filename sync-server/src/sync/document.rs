@@ -298,9 +298,16 @@ fn keep_refusals(context: &Context, received: &Received) -> AppResult<bool> {
 /// may), as the whole message held back: nothing of it is committed, and the sender keeps
 /// every change of it, refused ones too, until an administrator clears the account's.
 fn held_back_whole(received: Received) -> Received {
-    let (refused, committed) = match received {
-        Received::Refused { refused, .. } => (refused, Vec::new()),
-        Received::Commit(candidate) => (candidate.refused, candidate.receipts),
+    // The peer starts the document afresh, if the server has it for the peer at all.
+    let (refused, committed, state) = match received {
+        Received::Refused { refused, state, .. } => {
+            (refused, Vec::new(), state.map(|_| sync::State::new()))
+        }
+        Received::Commit(candidate) => (
+            candidate.refused,
+            candidate.receipts,
+            Some(sync::State::new()),
+        ),
         other => return other,
     };
     let hashes = refused
@@ -315,7 +322,7 @@ fn held_back_whole(received: Received) -> Received {
             ),
             hashes,
         )],
-        state: Some(sync::State::new()),
+        state,
         judged: false,
     }
 }
