@@ -118,10 +118,10 @@ pub struct Limits {
     pub upload_hours: u64,
     /// Bytes of unfinished uploads one user may have parked on the server.
     pub parked_bytes_per_user: u64,
-    /// Refused changes the server keeps (so that their refusal is final) from one
-    /// account's devices: once it keeps this many, every message of that account that
-    /// would have more kept is held back whole, until an administrator clears them
-    /// (`user refusals-clear`). At 0, every message with a final refusal is held back.
+    /// Refused changes the server keeps (so that their refusal is final) of one account's
+    /// devices, whoever carried them: beyond this many, that account's changes are refused
+    /// all the same but not kept (judged again should they come back), until an
+    /// administrator clears them (`user refusals-clear`).
     pub refusals_per_user: u64,
     /// Bytes of blobs one account's uploads may store within 24 hours: past this, its
     /// uploads of blobs the server does not hold yet are answered `429` until the oldest

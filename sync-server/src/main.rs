@@ -134,9 +134,9 @@ enum UserCommand {
         /// Sign-in name.
         username: String,
     },
-    /// Lets a user's devices send changes again once the server kept as many of their
-    /// refused changes as `limits.refusals_per_user` allows: those refusals stay final,
-    /// and no longer count against the user.
+    /// Lets the server keep refusals of a user's changes again once it kept as many as
+    /// `limits.refusals_per_user` allows: those kept stay final, and no longer count
+    /// against the user.
     RefusalsClear {
         /// Sign-in name.
         username: String,

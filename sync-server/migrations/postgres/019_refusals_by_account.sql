@@ -1,5 +1,5 @@
--- Each kept refusal names the account whose device sent the refused change, so that what
--- one account's devices may have kept is bounded (`limits.refusals_per_user`): before,
+-- Each kept refusal names the account whose device made the refused change, so that what
+-- one account's changes may have kept is bounded (`limits.refusals_per_user`): before,
 -- every signed-in device could fill the table for ever with changes made to be refused, a
 -- row for each. Refusals kept before this have no account and count against none.
 -- `user refusals-clear` sets an account's to none again: they stay final.

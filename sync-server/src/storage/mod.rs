@@ -324,6 +324,17 @@ pub struct Receipt {
     pub signature: Option<ChangeSignature>,
 }
 
+/// A refusal to keep: the refused change (hex hash), the actor (hex) that made it, and why.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The change's hash, hex.
+    pub hash: String,
+    /// The actor that made it, hex.
+    pub actor: String,
+    /// Why it was refused.
+    pub refusal: Refusal,
+}
+
 /// A key a device registered, as the server keeps it.
 #[derive(Debug, Clone)]
 pub struct DeviceKey {
@@ -783,48 +794,68 @@ impl Storage {
         })
     }
 
-    /// Keeps refusals of changes of `case` (hex hashes) that the account `user_id`'s
-    /// device sent, so that they are final; unless that account's devices already have
-    /// `bound` kept, when nothing is kept and `false` is answered. The bound is checked
-    /// before the rows are written, not in the same lock, so that connections of one
-    /// account writing at once may pass it by a message each.
+    /// Keeps refusals of changes of `case` (hex hashes, each with the actor that made it),
+    /// so that they are final, each counted against the account of the device that made
+    /// the change (revoked or not; `sender`, whose device carried it, when no account has
+    /// that device). An account whose changes already have `bound` refusals kept has no
+    /// more kept: those are refused all the same, and judged again should they come back.
+    /// Answers how many were not kept. The bound is checked before the rows are written,
+    /// not under one lock, so that messages judged at once may pass it by a message each.
     pub fn record_refusals(
         &self,
         case: CaseId,
-        user_id: i64,
-        refused: &[(String, Refusal)],
+        sender: i64,
+        refused: &[Refused],
         bound: u64,
-    ) -> AppResult<bool> {
+    ) -> AppResult<usize> {
         if refused.is_empty() {
-            return Ok(true);
+            return Ok(0);
         }
         self.write(|conn| {
             conn.transaction(|tx| {
-                // Counted only up to the bound: an account at it costs no more to check.
-                let kept: i64 = tx.query_row(
-                    "SELECT count(*) FROM (SELECT 1 FROM refused_changes WHERE user_id = ?1 LIMIT ?2) AS kept",
-                    params![user_id, bound as i64],
-                    |r| r.get(0),
-                )?;
-                if kept as u64 >= bound {
-                    return Ok(false);
-                }
+                // Whose each change is, and whether that account may have more kept.
+                let mut accounts: HashMap<&str, (i64, bool)> = HashMap::new();
+                let mut not_kept = 0;
                 let now = Utc::now().to_rfc3339();
-                for (hash, refusal) in refused {
+                for row in refused {
+                    let (account, room) = match accounts.get(row.actor.as_str()) {
+                        Some(known) => *known,
+                        None => {
+                            let owner: Option<i64> = tx.query_opt(
+                                "SELECT user_id FROM devices WHERE actor_id = ?1",
+                                params![row.actor.as_str()],
+                                |r| r.get(0),
+                            )?;
+                            let account = owner.unwrap_or(sender);
+                            // Counted only up to the bound: an account at it costs no more.
+                            let kept: i64 = tx.query_row(
+                                "SELECT count(*) FROM (SELECT 1 FROM refused_changes WHERE user_id = ?1 LIMIT ?2) AS kept",
+                                params![account, bound as i64],
+                                |r| r.get(0),
+                            )?;
+                            let known = (account, (kept as u64) < bound);
+                            accounts.insert(&row.actor, known);
+                            known
+                        }
+                    };
+                    if !room {
+                        not_kept += 1;
+                        continue;
+                    }
                     tx.execute(
                         "INSERT INTO refused_changes (change_hash, case_id, rule, reason, refused_at, user_id)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
                         params![
-                            hash,
+                            row.hash.as_str(),
                             case.to_string(),
-                            refusal.rule.code(),
-                            &refusal.reason,
+                            row.refusal.rule.code(),
+                            &row.refusal.reason,
                             &now,
-                            user_id
+                            account
                         ],
                     )?;
                 }
-                Ok(true)
+                Ok(not_kept)
             })
         })
     }
@@ -1151,15 +1182,16 @@ pub trait Documents: Send + Sync {
     /// Why each of `hashes` that the server ever refused was refused (one read for a
     /// whole message).
     fn refused_before(&self, hashes: &[ChangeHash]) -> AppResult<HashMap<ChangeHash, Refusal>>;
-    /// Keeps refusals of changes of a case that an account's device sent, so that they
-    /// are final, unless that account's devices already have `bound` kept (`false`).
+    /// Keeps refusals of changes of a case, so that they are final, each counted against
+    /// the account of the device that made it, up to `bound` an account (`sender`'s when
+    /// no account has the device); how many were not kept.
     fn record_refusals(
         &self,
         case: CaseId,
-        user_id: i64,
-        refused: &[(String, Refusal)],
+        sender: i64,
+        refused: &[Refused],
         bound: u64,
-    ) -> AppResult<bool>;
+    ) -> AppResult<usize>;
     /// A key a device registered, with the device.
     fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>>;
     /// An account as the rule book knows it, unless disabled.
@@ -1210,11 +1242,11 @@ impl Documents for Storage {
     fn record_refusals(
         &self,
         case: CaseId,
-        user_id: i64,
-        refused: &[(String, Refusal)],
+        sender: i64,
+        refused: &[Refused],
         bound: u64,
-    ) -> AppResult<bool> {
-        Storage::record_refusals(self, case, user_id, refused, bound)
+    ) -> AppResult<usize> {
+        Storage::record_refusals(self, case, sender, refused, bound)
     }
 
     fn device_key(&self, id: &KeyId) -> AppResult<Option<DeviceKey>> {

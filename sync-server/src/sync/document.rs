@@ -18,7 +18,7 @@ use automerge::{AutoCommit, Change, ChangeHash};
 
 use crate::error::{AppError, AppResult};
 use crate::hub::SlotDoc;
-use crate::storage::{Commit, Documents, Projection, Receipt};
+use crate::storage::{Commit, Documents, Projection, Receipt, Refused};
 
 /// What handling one sync message came to.
 pub enum Received {
@@ -129,6 +129,12 @@ pub fn receive(
     }
     slot.load(context.storage.as_ref(), context.case_id)?;
     let visible = slot.may_read(&context.author)?;
+    // Who made each change, for the refusals kept (on the stack for a few changes).
+    let makers: Vec<(ChangeHash, automerge::ActorId)> = checked
+        .changes
+        .iter()
+        .map(|c| (c.hash(), c.actor_id().clone()))
+        .collect();
     let received = if visible {
         let state = state.unwrap_or_default();
         receive_visible(slot, state, checked, signatures, context)?
@@ -139,12 +145,14 @@ pub fn receive(
     // refusals as a new case's would be; but none of them is kept: the changes were judged
     // against a case that is not the one the server holds, and their authors' own devices
     // (who may see it) may still deliver them.
-    let unseen = !visible && slot.doc.is_some();
-    if unseen || keep_refusals(context, &received)? {
-        Ok(received)
-    } else {
-        Ok(held_back_whole(received))
+    // A case the sender may not see is answered as one the server does not have, its
+    // refusals as a new case's would be; but none of them is kept: the changes were judged
+    // against a case that is not the one the server holds, and their authors' own devices
+    // (who may see it) may still deliver them.
+    if visible || slot.doc.is_none() {
+        keep_refusals(context, &received, &makers)?;
     }
+    Ok(received)
 }
 
 /// The two messages of a peer reading a case it has nothing of that need nothing of the
@@ -267,11 +275,16 @@ fn from_storage(
     }
 }
 
-/// Keeps every final refusal (`Rule::is_final`) before the peer hears of it. Not kept
-/// either: a message refused as a whole (the author's own device may still deliver its
-/// changes). `false` when the sender's account has as many kept as it may
-/// (`Context::refusals_per_user`): nothing was kept.
-fn keep_refusals(context: &Context, received: &Received) -> AppResult<bool> {
+/// Keeps every final refusal (`Rule::is_final`) before the peer hears of it, each
+/// counted against the account of the device that made the change, up to
+/// `Context::refusals_per_user` an account (beyond, the change is refused all the same and
+/// not kept: `Storage::record_refusals`). Not kept either: a message refused as a whole
+/// (the author's own device may still deliver its changes).
+fn keep_refusals(
+    context: &Context,
+    received: &Received,
+    makers: &[(ChangeHash, automerge::ActorId)],
+) -> AppResult<()> {
     let groups = match received {
         Received::Refused {
             refused,
@@ -279,52 +292,40 @@ fn keep_refusals(context: &Context, received: &Received) -> AppResult<bool> {
             ..
         } => refused.as_slice(),
         Received::Commit(candidate) => candidate.refused.as_slice(),
-        _ => return Ok(true),
+        _ => return Ok(()),
     };
-    let refused: Vec<(String, Refusal)> = groups
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let makers: HashMap<&ChangeHash, &automerge::ActorId> =
+        makers.iter().map(|(hash, actor)| (hash, actor)).collect();
+    let maker = |hash: &str| {
+        hash.parse::<ChangeHash>()
+            .ok()
+            .and_then(|hash| makers.get(&hash).map(|actor| actor.to_hex_string()))
+            .unwrap_or_default()
+    };
+    let refused: Vec<Refused> = groups
         .iter()
         .filter(|(refusal, _)| refusal.rule.is_final())
-        .flat_map(|(refusal, hashes)| hashes.iter().map(|h| (h.clone(), refusal.clone())))
+        .flat_map(|(refusal, hashes)| {
+            hashes.iter().map(|hash| Refused {
+                hash: hash.clone(),
+                actor: maker(hash),
+                refusal: refusal.clone(),
+            })
+        })
         .collect();
-    context.storage.record_refusals(
+    let not_kept = context.storage.record_refusals(
         context.case_id,
         context.user_id,
         &refused,
         context.refusals_per_user,
-    )
-}
-
-/// `received`, whose refusals could not be kept (the sender's account has as many as it
-/// may), as the whole message held back: nothing of it is committed, and the sender keeps
-/// every change of it, refused ones too, until an administrator clears the account's.
-fn held_back_whole(received: Received) -> Received {
-    // The peer starts the document afresh, if the server has it for the peer at all.
-    let (refused, committed, state) = match received {
-        Received::Refused { refused, state, .. } => {
-            (refused, Vec::new(), state.map(|_| sync::State::new()))
-        }
-        Received::Commit(candidate) => (
-            candidate.refused,
-            candidate.receipts,
-            Some(sync::State::new()),
-        ),
-        other => return other,
-    };
-    let hashes = refused
-        .into_iter()
-        .flat_map(|(_, hashes)| hashes)
-        .chain(committed.iter().map(|r| r.signed.hash.to_string()))
-        .collect();
-    Received::Refused {
-        refused: vec![(
-            rules::held_back(
-                "本账号被拒绝的修改已达上限，请联系管理员 (this account's devices had too many changes refused; an administrator must clear them)",
-            ),
-            hashes,
-        )],
-        state,
-        judged: false,
+    )?;
+    if not_kept > 0 {
+        tracing::warn!(case = %context.case_id, changes = not_kept, "refusals not kept: their authors' accounts have as many kept as they may");
     }
+    Ok(())
 }
 
 /// A document this user may see: apply on a copy, judge each change as its author's, and

@@ -450,10 +450,9 @@ async fn place_of(w: &World) -> Value {
 }
 
 /// A device that sends change after change made to be refused has each refusal kept (so
-/// that it is final) only up to its account's bound: past it, a message that would have
-/// more kept is held back whole, its honest changes with it, and nothing of it is kept;
-/// messages without refusals still go through; an administrator's clearing lets refusals
-/// be kept again.
+/// that it is final) only up to its account's bound: past it, its changes are refused all
+/// the same and not kept, and the rest of each message is committed; an administrator's
+/// clearing lets refusals be kept again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_kept_of_one_account_stop_at_its_bound() {
     let limits = Limits {
@@ -461,33 +460,36 @@ async fn refusals_kept_of_one_account_stop_at_its_bound() {
         ..Limits::default()
     };
     let mut w = world(&[], limits).await;
-    for text in ["一号车间", "二号车间"] {
-        let pushed = place_and_district(&mut w, text).await;
-        let (rule, reason) = pushed.refused.expect("refused");
-        assert_eq!(rule, "fixed", "{reason}");
-        assert_eq!(place_of(&w).await, text);
-    }
-
-    let pushed = place_and_district(&mut w, "三号车间").await;
-    let (rule, reason) = pushed.refused.expect("held back");
-    assert_eq!(rule, "held_back", "{reason}");
-    assert!(reason.contains("上限"), "{reason}");
-    assert_eq!(
-        place_of(&w).await,
-        "二号车间",
-        "nothing of the message was committed"
-    );
     let storage = anjian_sync_server::storage::Storage::open(
         &anjian_sync_server::testing::database(&w.server.data),
     )
     .expect("storage");
+    let insp = storage.user("insp").expect("insp").id;
+    let kept = || {
+        storage
+            .read(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM refused_changes WHERE user_id = ?1",
+                    anjian_sync_server::params![insp],
+                    |r| r.get::<i64>(0),
+                )
+            })
+            .expect("count")
+    };
+    for (i, text) in ["一号车间", "二号车间", "三号车间"].into_iter().enumerate() {
+        let pushed = place_and_district(&mut w, text).await;
+        let (rule, reason) = pushed.refused.expect("refused");
+        assert_eq!(rule, "fixed", "{reason}");
+        assert_eq!(place_of(&w).await, text, "the honest change is committed");
+        assert_eq!(kept(), (i as i64 + 1).min(2));
+    }
     w.still_serves().await;
 
     assert_eq!(storage.clear_refusals("insp").expect("cleared"), 2);
-    let pushed = place_and_district(&mut w, "三号车间").await;
-    let (rule, reason) = pushed.refused.expect("refused");
-    assert_eq!(rule, "fixed", "{reason}");
-    assert_eq!(place_of(&w).await, "三号车间");
+    assert_eq!(kept(), 0);
+    let pushed = place_and_district(&mut w, "四号车间").await;
+    assert_eq!(pushed.refused.expect("refused").0, "fixed");
+    assert_eq!(kept(), 1);
     w.server.stop().await;
 }
 

@@ -187,6 +187,20 @@ async fn exactly_the_changes_with_a_forged_or_missing_signature_or_a_revoked_sig
         );
 
         if tamper == "revoked" {
+            // The server keeps the refusal against Zhang's account, whose device made the
+            // change, not Li's, whose phone carried it.
+            let storage = Storage::open(&anjian_sync_server::testing::database(&server.data))
+                .expect("server database");
+            let charged: Option<i64> = storage
+                .read(|c| {
+                    c.query_opt(
+                        "SELECT user_id FROM refused_changes WHERE change_hash = ?1",
+                        anjian_sync_server::params![hash.as_str()],
+                        |r| r.get(0),
+                    )
+                })
+                .expect("read");
+            assert_eq!(charged, Some(storage.user("zhang").expect("zhang").id));
             // Zhang's phone, which still holds the finding, hands the case over again:
             // Li's phone refuses it as the server did, for the same reason, though the
             // certificate that came with it still verifies.
