@@ -158,6 +158,15 @@ pub(super) fn judge(
         ));
     }
     let new = new_events(old.as_ref(), &finding);
+    if !deadlines_follow_in_order(old.as_ref(), &finding) {
+        return Err(Refusal::new(
+            Rule::RectificationLoop,
+            format!(
+                "隐患“{}”的延期或复查须接在已有记录之后，不能插在其前 (a step moving the deadline lands after the steps recorded, not among them)",
+                title(&finding)
+            ),
+        ));
+    }
     // A re-inspection reads only from a step: the fields re-inspections were kept in before
     // steps are neither written anew nor taken away.
     let reinspection = |f: Option<&Finding>| {
@@ -551,6 +560,38 @@ fn state_of(finding: Option<&Finding>) -> RectificationState {
     finding
         .and_then(|f| f.rectification.as_ref())
         .map_or(RectificationState::None, |r| r.state)
+}
+
+/// Whether, read in the list's order as every reader reads the steps, each step that moves
+/// the deadline replaces the deadline the steps before it left. A change built on old heads
+/// can land its step among the recorded ones rather than after them (Automerge orders
+/// concurrent insertions by their ids); the rule book judges it against the loop as it
+/// stands, so it must read the same where it lands, or a 合格 recorded late would read as
+/// on time against a deadline moved before it.
+fn deadlines_follow_in_order(old: Option<&Finding>, finding: &Finding) -> bool {
+    let Some(old) = old else {
+        return true;
+    };
+    if finding.events.starts_with(&old.events) {
+        return true;
+    }
+    let mut deadline = old
+        .events
+        .iter()
+        .find(|e| e.step.new_deadline().is_some())
+        .map_or_else(
+            || old.rectification.as_ref().map(|r| r.deadline),
+            |e| e.previous_deadline,
+        );
+    for event in &finding.events {
+        if let Some(moved) = event.step.new_deadline() {
+            if event.previous_deadline != deadline {
+                return false;
+            }
+            deadline = Some(moved);
+        }
+    }
+    true
 }
 
 /// The steps of `after` that `before` does not have, in order (the list only grows, so

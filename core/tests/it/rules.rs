@@ -2565,3 +2565,77 @@ fn a_hazard_s_follow_up_holds_a_bounded_number_of_steps() {
     let over = changed(&full, step("insp", f.plain, measure()));
     assert_eq!(verdict(&insp, &full, &over), Err(Rule::RectificationLoop));
 }
+
+/// A step moving the deadline, made on old heads so that it lands among the steps recorded
+/// since (Automerge orders concurrent insertions by their ids, and a change with many
+/// operations before it has high ones), is refused: it was judged against the loop as it
+/// stands, and readers, who read the steps in the list's order, would read a late 合格
+/// against the deadline it moved.
+#[test]
+fn a_deadline_moved_among_recorded_steps_is_refused() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, "310101");
+    let passed = changed(&f.doc, step("insp", f.major, HazardStep::pass("已整改")));
+    let failed = changed(
+        &passed,
+        step(
+            "insp",
+            f.major,
+            HazardStep::Reinspect {
+                result: ReinspectionResult::Fail,
+                note: "报警装置仍未投用".into(),
+                deadline: Some(day("2027-01-31")),
+                escalation: String::new(),
+            },
+        ),
+    );
+    let extend = |doc: &mut AutoCommit| {
+        let fields = [
+            ("kind", "extend"),
+            ("deadline", "2027-03-31"),
+            ("previous_deadline", "2027-01-31"),
+            ("reason", "企业申请延期"),
+        ];
+        hand_step(doc, f.major, &fields, &[]);
+        rect_put(doc, f.major, "deadline", "2027-03-31");
+    };
+    // Appended after the recorded steps, the extension stands.
+    let appended = changed(&failed, extend);
+    assert_eq!(verdict(&insp, &failed, &appended), Ok(()));
+
+    // Made on the heads from before the 合格, after comments enough to give it high ids.
+    let mut fork = f.doc.clone();
+    fork.set_actor(automerge::ActorId::random());
+    for _ in 0..20 {
+        review("insp", ReviewAction::Comment)(&mut fork);
+    }
+    fork.commit();
+    extend(&mut fork);
+    fork.commit();
+    let mut landed = failed.clone();
+    landed.merge(&mut fork).expect("merge");
+    let steps: Vec<_> = case_doc::read(&landed)
+        .expect("read")
+        .findings
+        .into_iter()
+        .find(|finding| finding.id == f.major)
+        .expect("the finding")
+        .events
+        .into_iter()
+        .map(|event| event.step.action())
+        .collect();
+    let extended = steps
+        .iter()
+        .position(|a| *a == anjian_core::HazardAction::Extend);
+    let passed_at = steps
+        .iter()
+        .position(|a| *a == anjian_core::HazardAction::Reinspect);
+    assert!(
+        extended < passed_at,
+        "the extension lands before the 合格: {steps:?}"
+    );
+    assert_eq!(
+        verdict(&insp, &failed, &landed),
+        Err(Rule::RectificationLoop)
+    );
+}
