@@ -316,14 +316,7 @@ impl Finding {
     /// move it made itself): a 合格 re-inspection on or before it rectified the hazard on
     /// time, one after it late.
     pub fn steps_with_deadlines(&self) -> Vec<(&HazardEvent, Option<NaiveDate>)> {
-        let mut deadline = self
-            .events
-            .iter()
-            .find(|e| e.step.new_deadline().is_some())
-            .map_or_else(
-                || self.rectification.as_ref().map(|r| r.deadline),
-                |e| e.previous_deadline,
-            );
+        let mut deadline = self.first_deadline();
         self.events
             .iter()
             .map(|e| {
@@ -334,6 +327,18 @@ impl Finding {
                 (e, then)
             })
             .collect()
+    }
+
+    /// The deadline the rectification was ordered with, before any step moved it: the one
+    /// the first step that moved it replaced, or the deadline now if none did.
+    pub fn first_deadline(&self) -> Option<NaiveDate> {
+        self.events
+            .iter()
+            .find(|e| e.step.new_deadline().is_some())
+            .map_or_else(
+                || self.rectification.as_ref().map(|r| r.deadline),
+                |e| e.previous_deadline,
+            )
     }
 
     /// The last step recorded of `action`.

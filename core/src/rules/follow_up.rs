@@ -575,14 +575,7 @@ fn deadlines_follow_in_order(old: Option<&Finding>, finding: &Finding) -> bool {
     if finding.events.starts_with(&old.events) {
         return true;
     }
-    let mut deadline = old
-        .events
-        .iter()
-        .find(|e| e.step.new_deadline().is_some())
-        .map_or_else(
-            || old.rectification.as_ref().map(|r| r.deadline),
-            |e| e.previous_deadline,
-        );
+    let mut deadline = old.first_deadline();
     for event in &finding.events {
         if let Some(moved) = event.step.new_deadline() {
             if event.previous_deadline != deadline {
