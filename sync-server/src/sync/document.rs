@@ -101,7 +101,7 @@ pub struct Context {
     pub case_id: CaseId,
     /// What one message may cost.
     pub wire: intake::Limits,
-    /// Refusals the server keeps of one account's devices (`Limits::refusals_per_user`).
+    /// Refusals the server keeps of one account's changes (`Limits::refusals_per_user`).
     pub refusals_per_user: u64,
 }
 
@@ -129,7 +129,7 @@ pub fn receive(
     }
     slot.load(context.storage.as_ref(), context.case_id)?;
     let visible = slot.may_read(&context.author)?;
-    // Who made each change, for the refusals kept (on the stack for a few changes).
+    // Who made each change, for the refusals kept (`keep_refusals`).
     let makers: Vec<(ChangeHash, automerge::ActorId)> = checked
         .changes
         .iter()
@@ -142,13 +142,9 @@ pub fn receive(
         receive_unknown(slot, incoming, checked, asks_only, signatures, context)?
     };
     // A case the sender may not see is answered as one the server does not have, its
-    // refusals as a new case's would be; but none of them is kept: the changes were judged
-    // against a case that is not the one the server holds, and their authors' own devices
-    // (who may see it) may still deliver them.
-    // A case the sender may not see is answered as one the server does not have, its
-    // refusals as a new case's would be; but none of them is kept: the changes were judged
-    // against a case that is not the one the server holds, and their authors' own devices
-    // (who may see it) may still deliver them.
+    // refusals as a new case's would be (`kept` among them); but none of them is kept: the
+    // changes were judged against a case that is not the one the server holds, and their
+    // authors' own devices (who may see it) may still deliver them.
     if visible || slot.doc.is_none() {
         keep_refusals(context, &received, &makers)?;
     }
