@@ -158,11 +158,11 @@ pub(super) fn judge(
         ));
     }
     let new = new_events(old.as_ref(), &finding);
-    if !deadlines_follow_in_order(old.as_ref(), &finding) {
+    if !reads_in_order(old.as_ref(), &finding) {
         return Err(Refusal::new(
             Rule::RectificationLoop,
             format!(
-                "隐患“{}”的延期或复查须接在已有记录之后，不能插在其前 (a step moving the deadline lands after the steps recorded, not among them)",
+                "隐患“{}”的延期、复查、销号或督办须接在已有记录之后，不能插在其前 (a step moving the loop lands after the steps recorded, not among them)",
                 title(&finding)
             ),
         ));
@@ -562,13 +562,16 @@ fn state_of(finding: Option<&Finding>) -> RectificationState {
         .map_or(RectificationState::None, |r| r.state)
 }
 
-/// Whether, read in the list's order as every reader reads the steps, each step that moves
-/// the deadline replaces the deadline the steps before it left. A change built on old heads
-/// can land its step among the recorded ones rather than after them (Automerge orders
-/// concurrent insertions by their ids); the rule book judges it against the loop as it
-/// stands, so it must read the same where it lands, or a 合格 recorded late would read as
-/// on time against a deadline moved before it.
-fn deadlines_follow_in_order(old: Option<&Finding>, finding: &Finding) -> bool {
+/// Whether, read in the list's order as every reader reads the steps, the loop moves as
+/// the rule book judged it. A change built on old heads can land its steps among the
+/// recorded ones rather than after them (Automerge orders concurrent insertions by their
+/// ids); the rule book judges them against the loop as it stands, so they must read the
+/// same where they land: each step that moves the deadline replaces the deadline the steps
+/// before it left (or a 合格 recorded late would read as on time against a deadline moved
+/// before it), and a new re-inspection or closing, or a new listing or delisting, follows
+/// every recorded one of its kind (or the latest re-inspection would read 合格 on a
+/// hazard the state says is still being rectified, or the reverse).
+fn reads_in_order(old: Option<&Finding>, finding: &Finding) -> bool {
     let Some(old) = old else {
         return true;
     };
@@ -584,7 +587,23 @@ fn deadlines_follow_in_order(old: Option<&Finding>, finding: &Finding) -> bool {
             deadline = Some(moved);
         }
     }
-    true
+    // Which steps are new: the recorded ones read in the same order among them.
+    let mut recorded = old.events.iter().peekable();
+    let new: Vec<bool> = finding
+        .events
+        .iter()
+        .map(|event| recorded.next_if(|r| *r == event).is_none())
+        .collect();
+    let lands_among_recorded = |kind: fn(&HazardStep) -> bool| {
+        let of_kind = |i: &usize| kind(&finding.events[*i].step);
+        let first_new = (0..new.len()).filter(of_kind).find(|&i| new[i]);
+        let last_recorded = (0..new.len()).filter(of_kind).rfind(|&i| !new[i]);
+        matches!((first_new, last_recorded), (Some(n), Some(r)) if n < r)
+    };
+    !lands_among_recorded(|s| matches!(s, HazardStep::Reinspect { .. } | HazardStep::Close { .. }))
+        && !lands_among_recorded(|s| {
+            matches!(s, HazardStep::List { .. } | HazardStep::Delist { .. })
+        })
 }
 
 /// The steps of `after` that `before` does not have, in order (the list only grows, so

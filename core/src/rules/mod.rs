@@ -411,6 +411,7 @@ pub fn judge(
         approved_lock(before, ops, &actions)?;
         evidence_stays(author, before, ops)?;
         checklists_stay(ops)?;
+        photo_records_stay(ops)?;
     }
     attribution(author, ops)?;
     records_made_by_their_devices(ops)?;
@@ -646,6 +647,43 @@ fn checklists_stay(ops: &Ops) -> Result<(), Refusal> {
             return Err(Refusal::new(
                 Rule::Evidence,
                 "已附的检查表及其检查项、答题记录不能删除或替换 (an attached checklist, its questions and its answer records stay as attached)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A photo record is written whole when its photo is attached, and stays as written: what
+/// it says of the photo (its hashes, when and where it was taken, who attached it and when)
+/// is evidence, on a hazard, a rectification or a checklist answer alike. A photo is
+/// detached whole where that is allowed, never rewritten field by field.
+fn photo_records_stay(ops: &Ops) -> Result<(), Refusal> {
+    for op in ops.iter().filter(|op| !op.in_new_object) {
+        let keys: Vec<Option<&str>> = op.path.iter().map(Seg::key).collect();
+        if matches!(
+            keys.as_slice(),
+            [Some("findings"), _, Some("photos"), None, Some(_)]
+                | [
+                    Some("findings"),
+                    _,
+                    Some("rectification"),
+                    Some("evidence"),
+                    None,
+                    Some(_)
+                ]
+                | [
+                    Some("checklists"),
+                    _,
+                    Some("answers"),
+                    _,
+                    Some("photos"),
+                    None,
+                    Some(_)
+                ]
+        ) {
+            return Err(Refusal::new(
+                Rule::Evidence,
+                "已附照片的记录（拍摄时间、位置、添加人等）不能修改 (a photo record stays as attached)",
             ));
         }
     }

@@ -209,6 +209,14 @@ fn attach(doc: &mut AutoCommit, photos: &ObjId, sha256: &str) {
         .expect("put");
 }
 
+/// The first photo record of the list `photos`.
+fn first_photo(doc: &AutoCommit, photos: &ObjId) -> ObjId {
+    match doc.get(photos, 0).expect("get") {
+        Some((_, photo)) => photo,
+        None => panic!("the photo is attached"),
+    }
+}
+
 /// The list `key` of finding `id`'s rectification.
 fn rect_list(doc: &AutoCommit, id: FindingId, key: &str) -> ObjId {
     let obj = finding_obj(doc, id);
@@ -305,6 +313,10 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             let evidence = rect_list(doc, id, "evidence");
             attach(doc, &evidence, PHOTO);
         }
+    });
+    let with_hazard_photo = changed(base, |doc| {
+        let photos = map(doc, &finding_obj(doc, major), "photos");
+        attach(doc, &photos, PHOTO);
     });
     let listed = changed(base, step("chief", major, listing()));
     let lowered = changed(base, level_put(major, Level::General));
@@ -1354,10 +1366,7 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             &with_photo,
             Box::new(move |doc: &mut AutoCommit| {
                 let evidence = rect_list(doc, general, "evidence");
-                let photo = match doc.get(&evidence, 0).expect("get") {
-                    Some((_, photo)) => photo,
-                    None => panic!("the photo is attached"),
-                };
+                let photo = first_photo(doc, &evidence);
                 doc.put(&photo, "sha256", OTHER_PHOTO).expect("put");
             }),
             Err(Rule::Evidence),
@@ -1368,13 +1377,44 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             &with_photo,
             Box::new(move |doc: &mut AutoCommit| {
                 let evidence = rect_list(doc, general, "evidence");
-                let photo = match doc.get(&evidence, 0).expect("get") {
-                    Some((_, photo)) => photo,
-                    None => panic!("the photo is attached"),
-                };
+                let photo = first_photo(doc, &evidence);
                 doc.put(&photo, "added_at", "昨天").expect("put");
             }),
             Err(Rule::Evidence),
+        ),
+        // A photo record stays as attached, re-inspected or not.
+        (
+            "the time a rectification photo was taken rewritten",
+            &insp,
+            &with_photo,
+            Box::new(move |doc: &mut AutoCommit| {
+                let evidence = rect_list(doc, major, "evidence");
+                let photo = first_photo(doc, &evidence);
+                doc.put(&photo, "captured_at", "2026-11-20T09:00:00+08:00")
+                    .expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "where a hazard photo was taken rewritten",
+            &insp,
+            &with_hazard_photo,
+            Box::new(move |doc: &mut AutoCommit| {
+                let photos = map(doc, &finding_obj(doc, major), "photos");
+                let photo = first_photo(doc, &photos);
+                doc.put(&photo, "latitude", 31.2).expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
+            "a second hazard photo attached",
+            &insp,
+            &with_hazard_photo,
+            Box::new(move |doc: &mut AutoCommit| {
+                let photos = map(doc, &finding_obj(doc, major), "photos");
+                attach(doc, &photos, OTHER_PHOTO);
+            }),
+            Ok(()),
         ),
         (
             "a re-inspected rectification written anew without its evidence",
@@ -1470,10 +1510,7 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
                 let obj = finding_obj(doc, major);
                 let photos = map(doc, &obj, "photos");
                 attach(doc, &photos, OTHER_PHOTO);
-                let photo = match doc.get(&photos, 0).expect("get") {
-                    Some((_, id)) => id,
-                    None => panic!("the photo is attached"),
-                };
+                let photo = first_photo(doc, &photos);
                 doc.put(&photo, "thumbnail", "../../cases/x/evidence?photos=true")
                     .expect("put");
             }),
@@ -2566,6 +2603,38 @@ fn a_hazard_s_follow_up_holds_a_bounded_number_of_steps() {
     assert_eq!(verdict(&insp, &full, &over), Err(Rule::RectificationLoop));
 }
 
+/// `now` with `edit` by `by` merged in, made on the heads of `old` after comments enough to
+/// give its operations high ids: Automerge orders concurrent insertions by their ids, so
+/// what it appends lands before what `now` appended since `old`.
+fn landed_from_old_heads(
+    old: &AutoCommit,
+    now: &AutoCommit,
+    by: &str,
+    edit: impl FnOnce(&mut AutoCommit),
+) -> AutoCommit {
+    let mut fork = old.clone();
+    fork.set_actor(automerge::ActorId::random());
+    for _ in 0..20 {
+        review(by, ReviewAction::Comment)(&mut fork);
+    }
+    fork.commit();
+    edit(&mut fork);
+    fork.commit();
+    let mut landed = now.clone();
+    landed.merge(&mut fork).expect("merge");
+    landed
+}
+
+/// Finding `id` as `doc` reads.
+fn finding_in(doc: &AutoCommit, id: FindingId) -> anjian_core::Finding {
+    case_doc::read(doc)
+        .expect("read")
+        .findings
+        .into_iter()
+        .find(|finding| finding.id == id)
+        .expect("the finding")
+}
+
 /// A step moving the deadline, made on old heads so that it lands among the steps recorded
 /// since (Automerge orders concurrent insertions by their ids, and a change with many
 /// operations before it has high ones), is refused: it was judged against the loop as it
@@ -2603,23 +2672,9 @@ fn a_deadline_moved_among_recorded_steps_is_refused() {
     let appended = changed(&failed, extend);
     assert_eq!(verdict(&insp, &failed, &appended), Ok(()));
 
-    // Made on the heads from before the 合格, after comments enough to give it high ids.
-    let mut fork = f.doc.clone();
-    fork.set_actor(automerge::ActorId::random());
-    for _ in 0..20 {
-        review("insp", ReviewAction::Comment)(&mut fork);
-    }
-    fork.commit();
-    extend(&mut fork);
-    fork.commit();
-    let mut landed = failed.clone();
-    landed.merge(&mut fork).expect("merge");
-    let steps: Vec<_> = case_doc::read(&landed)
-        .expect("read")
-        .findings
-        .into_iter()
-        .find(|finding| finding.id == f.major)
-        .expect("the finding")
+    // Made on the heads from before the 合格.
+    let landed = landed_from_old_heads(&f.doc, &failed, "insp", extend);
+    let steps: Vec<_> = finding_in(&landed, f.major)
         .events
         .into_iter()
         .map(|event| event.step.action())
@@ -2636,6 +2691,87 @@ fn a_deadline_moved_among_recorded_steps_is_refused() {
     );
     assert_eq!(
         verdict(&insp, &failed, &landed),
+        Err(Rule::RectificationLoop)
+    );
+}
+
+/// A re-inspection made on old heads that lands before one recorded since is refused: the
+/// state it moved is judged against the loop as it stands, and readers, who take the last
+/// re-inspection in the list's order as the hazard's, would read 合格 on a hazard whose
+/// state says it is still being rectified.
+#[test]
+fn a_re_inspection_among_recorded_steps_is_refused() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, "310101");
+    let passed = changed(&f.doc, step("insp", f.major, HazardStep::pass("已整改")));
+    // A 不合格 that escalates moves no deadline: only the order of re-inspections is at stake.
+    let failed = step(
+        "insp",
+        f.major,
+        HazardStep::Reinspect {
+            result: ReinspectionResult::Fail,
+            note: "报警装置仍未投用".into(),
+            deadline: None,
+            escalation: "移交执法".into(),
+        },
+    );
+    let appended = changed(&passed, &failed);
+    assert_eq!(verdict(&insp, &passed, &appended), Ok(()));
+
+    // Made on the heads from before the 合格.
+    let landed = landed_from_old_heads(&f.doc, &passed, "insp", failed);
+    let results: Vec<_> = finding_in(&landed, f.major)
+        .events
+        .iter()
+        .filter_map(|event| match &event.step {
+            HazardStep::Reinspect { result, .. } => Some(*result),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [ReinspectionResult::Fail, ReinspectionResult::Pass],
+        "the 不合格 lands before the 合格"
+    );
+    assert_eq!(
+        verdict(&insp, &passed, &landed),
+        Err(Rule::RectificationLoop)
+    );
+}
+
+/// A listing made on old heads that lands before a delisting recorded since is refused:
+/// judged after the delisting, it lists the hazard again, and readers, who take the last
+/// listing or delisting in the list's order, would read the hazard as not listed.
+#[test]
+fn a_listing_among_recorded_steps_is_refused() {
+    let f = fixture();
+    let chief = author("chief", Role::Supervisor, OWNER);
+    let closed = changed(&f.doc, |doc| {
+        step("chief", f.major, listing())(doc);
+        step("chief", f.major, HazardStep::pass("已整改"))(doc);
+        step("chief", f.major, HazardStep::close())(doc);
+    });
+    let delist = step(
+        "chief",
+        f.major,
+        HazardStep::Delist {
+            note: String::new(),
+        },
+    );
+    let delisted = changed(&closed, &delist);
+    let relisted = changed(&delisted, step("chief", f.major, listing()));
+    assert_eq!(verdict(&chief, &delisted, &relisted), Ok(()));
+
+    // Made on the heads from before the delisting.
+    let relist = step("chief", f.major, listing());
+    let landed = landed_from_old_heads(&closed, &delisted, "chief", relist);
+    assert_eq!(
+        finding_in(&landed, f.major).listing(),
+        None,
+        "the listing lands before the delisting"
+    );
+    assert_eq!(
+        verdict(&chief, &delisted, &landed),
         Err(Rule::RectificationLoop)
     );
 }
