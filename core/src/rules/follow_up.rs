@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use super::{Author, ReviewState};
 use super::{CaseState, OpAt, Ops, Refusal, Rule, decides, may_close, rectification_step, title};
 use crate::codes::{FindingId, HazardAction, Level, RectificationState, ReinspectionResult};
-use crate::model::{Finding, HazardEvent, HazardStep};
+use crate::model::{Finding, HazardEvent, HazardStep, PhotoRef};
 use crate::paths::{Leaf, Seg};
 
 /// Whether `op` writes into a finding's follow-up list (or makes it).
@@ -162,7 +162,7 @@ pub(super) fn judge(
         return Err(Refusal::new(
             Rule::RectificationLoop,
             format!(
-                "隐患“{}”的延期、复查、销号或督办须接在已有记录之后，不能插在其前 (a step moving the loop lands after the steps recorded, not among them)",
+                "隐患“{}”已有他人在此期间记录的复查、延期、销号或督办，本条记录排在其前，未被接受；请同步后按最新情况重新记录 (a step of the hazard's loop was recorded meanwhile and this one lands before it: sync, then record it again)",
                 title(&finding)
             ),
         ));
@@ -523,8 +523,9 @@ fn moves_deadline(
 }
 
 /// Re-inspection evidence stays: the evidence photos of a rectification re-inspected or
-/// closed (before or after the change) all read after it, however a change would take one
-/// away (detached, its list or its rectification written anew, its record rewritten).
+/// closed (before or after the change) all read after it as recorded, however a change
+/// would take one away or change what it says (detached, its list or its rectification
+/// written anew, its record rewritten or detached and attached again with the same hash).
 fn evidence_stays(old: Option<&Finding>, finding: &Finding) -> Result<(), Refusal> {
     let done = |f: &Finding| {
         matches!(
@@ -535,15 +536,14 @@ fn evidence_stays(old: Option<&Finding>, finding: &Finding) -> Result<(), Refusa
     let Some(old) = old else {
         return Ok(());
     };
-    let hashes = |f: &Finding| -> HashSet<String> {
+    let records = |f: &Finding| -> Vec<PhotoRef> {
         f.rectification
             .iter()
-            .flat_map(|r| r.evidence.iter())
-            .map(|p| p.sha256.clone())
+            .flat_map(|r| r.evidence.iter().cloned())
             .collect()
     };
-    let kept = hashes(finding);
-    let lost = hashes(old).iter().any(|hash| !kept.contains(hash));
+    let kept = records(finding);
+    let lost = !super::added(&kept, &records(old)).is_empty();
     if lost && (done(old) || done(finding)) {
         return Err(Refusal::new(
             Rule::Evidence,
@@ -568,9 +568,11 @@ fn state_of(finding: Option<&Finding>) -> RectificationState {
 /// ids); the rule book judges them against the loop as it stands, so they must read the
 /// same where they land: each step that moves the deadline replaces the deadline the steps
 /// before it left (or a 合格 recorded late would read as on time against a deadline moved
-/// before it), and a new re-inspection or closing, or a new listing or delisting, follows
-/// every recorded one of its kind (or the latest re-inspection would read 合格 on a
-/// hazard the state says is still being rectified, or the reverse).
+/// before it), a new step of the loop (re-inspection, closing, extension, delisting)
+/// follows every recorded one (or the latest re-inspection would read 合格 on a hazard
+/// the state says is still being rectified, a 合格 would read against a deadline it was
+/// not judged against, a delisting before the closing it needs), and a new listing or
+/// delisting follows every recorded one (or the hazard would read as not listed).
 fn reads_in_order(old: Option<&Finding>, finding: &Finding) -> bool {
     let Some(old) = old else {
         return true;
@@ -600,10 +602,18 @@ fn reads_in_order(old: Option<&Finding>, finding: &Finding) -> bool {
         let last_recorded = (0..new.len()).filter(of_kind).rfind(|&i| !new[i]);
         matches!((first_new, last_recorded), (Some(n), Some(r)) if n < r)
     };
-    !lands_among_recorded(|s| matches!(s, HazardStep::Reinspect { .. } | HazardStep::Close { .. }))
-        && !lands_among_recorded(|s| {
-            matches!(s, HazardStep::List { .. } | HazardStep::Delist { .. })
-        })
+    let of_the_loop = |s: &HazardStep| {
+        matches!(
+            s,
+            HazardStep::Reinspect { .. }
+                | HazardStep::Close { .. }
+                | HazardStep::Extend { .. }
+                | HazardStep::Delist { .. }
+        )
+    };
+    let of_the_listing =
+        |s: &HazardStep| matches!(s, HazardStep::List { .. } | HazardStep::Delist { .. });
+    !lands_among_recorded(of_the_loop) && !lands_among_recorded(of_the_listing)
 }
 
 /// The steps of `after` that `before` does not have, in order (the list only grows, so

@@ -1384,6 +1384,20 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
         ),
         // A photo record stays as attached, re-inspected or not.
         (
+            "re-inspection evidence attached again with its hash and another time",
+            &insp,
+            &with_photo,
+            Box::new(move |doc: &mut AutoCommit| {
+                let evidence = rect_list(doc, general, "evidence");
+                doc.delete(&evidence, 0).expect("delete");
+                attach(doc, &evidence, PHOTO);
+                let photo = first_photo(doc, &evidence);
+                doc.put(&photo, "captured_at", "2026-11-20T09:00:00+08:00")
+                    .expect("put");
+            }),
+            Err(Rule::Evidence),
+        ),
+        (
             "the time a rectification photo was taken rewritten",
             &insp,
             &with_photo,
@@ -2772,6 +2786,40 @@ fn a_listing_among_recorded_steps_is_refused() {
     );
     assert_eq!(
         verdict(&chief, &delisted, &landed),
+        Err(Rule::RectificationLoop)
+    );
+}
+
+/// A 合格 made on old heads that lands before an extension recorded since is refused: it
+/// was judged after the extension, and readers, who read each step against the deadline
+/// the steps before it in the list left, would read it against the deadline the extension
+/// replaced.
+#[test]
+fn a_re_inspection_landing_before_a_recorded_extension_is_refused() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, "310101");
+    let extension = HazardStep::Extend {
+        deadline: day("2027-01-31"),
+        reason: "设备到货延迟".into(),
+    };
+    let extended = changed(&f.doc, step("insp", f.major, extension));
+    let passed = step("insp", f.major, HazardStep::pass("已整改"));
+    let appended = changed(&extended, &passed);
+    assert_eq!(verdict(&insp, &extended, &appended), Ok(()));
+
+    let landed = landed_from_old_heads(&f.doc, &extended, "insp", passed);
+    let steps: Vec<_> = finding_in(&landed, f.major)
+        .events
+        .iter()
+        .map(|event| event.step.action())
+        .collect();
+    assert_eq!(
+        steps.first(),
+        Some(&anjian_core::HazardAction::Reinspect),
+        "the 合格 lands before the extension: {steps:?}"
+    );
+    assert_eq!(
+        verdict(&insp, &extended, &landed),
         Err(Rule::RectificationLoop)
     );
 }
