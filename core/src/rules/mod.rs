@@ -33,6 +33,7 @@ pub use judging::{
 use ops::OpAt;
 pub use ops::Ops;
 pub use shape::MAX_VALUE_BYTES;
+pub use writs::{MAX_SIGNATURES, MAX_WRITS};
 pub use written::{apply, check};
 
 use crate::codes::{

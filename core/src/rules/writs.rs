@@ -4,7 +4,7 @@
 //! the enterprise's signature or refusal, and voided with a reason; nothing of it is ever
 //! removed. On an approved case only the follow-up's documents (整改复查意见书) move.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::{Author, CaseState, OpAt, Ops, Refusal, Rule, Trust, decides};
 use crate::codes::{HazardAction, WritKind};
@@ -22,6 +22,14 @@ fn writ_of(op: &OpAt) -> Option<Option<WritId>> {
     }
 }
 
+/// Documents one case holds: far more than any visit needs, and few enough that a change
+/// making many cannot make judging it cost the server and every phone minutes.
+pub const MAX_WRITS: usize = 1_000;
+
+/// Signatures one document holds: two inspectors or more and the enterprise sign a
+/// document, never dozens.
+pub const MAX_SIGNATURES: usize = 32;
+
 fn refuse(why: impl Into<String>) -> Refusal {
     Refusal::new(Rule::Writ, why)
 }
@@ -35,6 +43,7 @@ pub(super) fn judge(
     trust: &Trust<'_>,
 ) -> Result<(), Refusal> {
     let mut touched = BTreeSet::new();
+    let mut fields_edited = BTreeSet::new();
     for op in ops.iter() {
         let Some(writ) = writ_of(op) else { continue };
         if op.value.is_none() {
@@ -54,6 +63,9 @@ pub(super) fn judge(
         };
         touched.insert(id);
         let key = op.path.get(2).and_then(Seg::key);
+        if key == Some("fields") {
+            fields_edited.insert(id);
+        }
         let whole = |op: &OpAt| !op.overwrites && matches!(op.value, Some(Leaf::Map | Leaf::List));
         let fine = match (op.path.len(), key) {
             (2, _) => whole(op),
@@ -71,13 +83,25 @@ pub(super) fn judge(
             ));
         }
     }
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let grows = after.case.writs.len() > before.map_or(0, |b| b.case.writs.len());
+    if grows && after.case.writs.len() > MAX_WRITS {
+        return Err(refuse(format!(
+            "一个案件至多有 {MAX_WRITS} 份执法文书 (a case holds at most {MAX_WRITS} documents)"
+        )));
+    }
+    let by_id = |s: &CaseState| -> HashMap<WritId, Writ> {
+        s.case.writs.iter().map(|w| (w.id, w.clone())).collect()
+    };
+    let (mut now, mut was) = (by_id(after), before.map(by_id).unwrap_or_default());
     let approved = before.is_some_and(|b| b.case.state == ReviewState::Approved);
     for id in touched {
-        let find = |s: &CaseState| s.case.writs.iter().find(|w| w.id == id).cloned();
-        let Some(writ) = find(after) else {
+        let Some(writ) = now.remove(&id) else {
             return Err(refuse("执法文书记录不完整 (the document is incomplete)"));
         };
-        let old = before.and_then(find);
+        let old = was.remove(&id);
         if approved && !writ.kind.is_follow_up() {
             return Err(Refusal::new(
                 Rule::ApprovedLock,
@@ -87,7 +111,13 @@ pub(super) fn judge(
                 ),
             ));
         }
-        steps(author, after, old.as_ref(), &writ, ops, id)?;
+        steps(
+            author,
+            after,
+            old.as_ref(),
+            &writ,
+            fields_edited.contains(&id),
+        )?;
         certified(trust, old.as_ref(), &writ)?;
         numbers(author, trust, after, old.as_ref(), &writ)?;
     }
@@ -100,13 +130,9 @@ fn steps(
     after: &CaseState,
     old: Option<&Writ>,
     writ: &Writ,
-    ops: &Ops,
-    id: WritId,
+    edits_fields: bool,
 ) -> Result<(), Refusal> {
     let name = writ.kind.label();
-    let edits_fields = ops.iter().any(|op| {
-        writ_of(op) == Some(Some(id)) && op.path.get(2).and_then(Seg::key) == Some("fields")
-    });
     if let Some(key) = writ
         .fields
         .keys()
@@ -128,7 +154,7 @@ fn steps(
             .case
             .writs
             .iter()
-            .any(|w| w.id == replaced && w.id != id)
+            .any(|w| w.id == replaced && w.id != writ.id)
     {
         return Err(refuse(format!(
             "被更正的文书 {replaced} 不存在 (no such document to correct)"
@@ -146,7 +172,35 @@ fn steps(
         }
     }
     let sealed = writ.seal.as_ref().map(|s| s.sha256.as_str());
-    for signature in new_signatures(old, writ) {
+    let signed = new_signatures(old, writ);
+    let refused_now = new(
+        old.is_some_and(|w| w.refusal.is_some()),
+        writ.refusal.is_some(),
+    );
+    // The document handed over is the one issued: nothing is signed or refused on it after.
+    if old.is_some_and(|w| w.issued.is_some()) && (!signed.is_empty() || refused_now) {
+        return Err(refuse(format!(
+            "{name}已签发，不能再签名或记录拒签 (an issued document takes no more signatures)"
+        )));
+    }
+    let enterprise_signed = writ
+        .signatures
+        .iter()
+        .any(|s| s.role == SignerRole::Enterprise);
+    if (refused_now || signed.iter().any(|s| s.role == SignerRole::Enterprise))
+        && enterprise_signed
+        && writ.refusal.is_some()
+    {
+        return Err(refuse(format!(
+            "{name}的被检查单位已签名或已记录拒签，二者只有其一 (the enterprise signs or refuses, not both)"
+        )));
+    }
+    if !signed.is_empty() && writ.signatures.len() > MAX_SIGNATURES {
+        return Err(refuse(format!(
+            "{name}至多有 {MAX_SIGNATURES} 个签名 (a document holds at most {MAX_SIGNATURES} signatures)"
+        )));
+    }
+    for signature in signed {
         if Some(signature.sha256.as_str()) != sealed {
             return Err(refuse(format!(
                 "签名须针对{name}定稿后的内容 (a signature is given on the sealed content)"
@@ -168,10 +222,7 @@ fn steps(
             ));
         }
     }
-    if new(
-        old.is_some_and(|w| w.refusal.is_some()),
-        writ.refusal.is_some(),
-    ) {
+    if refused_now {
         let refusal = writ.refusal.as_ref().expect("checked just above");
         if sealed.is_none() || refusal.reason.trim().is_empty() || refusal.witness.trim().is_empty()
         {
@@ -222,8 +273,10 @@ fn steps(
         writ.voided.is_some(),
     ) {
         let voiding = writ.voided.as_ref().expect("checked just above");
-        // An inspector who signed (an enterprise's signature names no account).
-        let signer = writ.inspectors_signed().contains(author.user_id.as_str());
+        // An inspector who had signed before this change (an enterprise's signature names
+        // no account): a signature given with the voiding is not yet the authority to
+        // void, as any reader may join the team and sign.
+        let signer = old.is_some_and(|w| w.inspectors_signed().contains(author.user_id.as_str()));
         let may =
             writ.created_by == author.user_id || signer || decides(author, &after.case.district);
         if sealed.is_none() || voiding.reason.trim().is_empty() {

@@ -1318,3 +1318,179 @@ fn a_signature_placed_before_those_there_is_judged_as_new() {
         Ok(())
     );
 }
+
+/// Writes `record` (`refusal`, `voided`, `issued`) on `writ` as `fields`, by `by`.
+fn put_record(doc: &mut AutoCommit, writ: WritId, record: &str, fields: &[(&str, &str)]) {
+    let writ = writ_obj(doc, writ);
+    let entry = doc
+        .put_object(&writ, record, automerge::ObjType::Map)
+        .expect("put");
+    for (key, value) in fields {
+        doc.put(&entry, *key, *value).expect("put");
+    }
+}
+
+/// An issued document is the one handed over: nothing is signed or refused on it after,
+/// and the enterprise signs or refuses, not both. Voiding and keeping the PDF are for
+/// those who signed before: a teammate cannot sign and void in one step.
+#[test]
+fn an_issued_document_takes_nothing_more_and_those_who_signed_before_void_it() {
+    let Visit {
+        mut store,
+        case,
+        image,
+        ..
+    } = visit();
+    let at = "2026-11-20T10:00:00+08:00";
+    let (u1, u2) = (author("u1", Role::Inspector), author("u2", Role::Inspector));
+    let order = store
+        .create_writ(case, WritKind::RectificationOrder, None)
+        .expect("drawn up");
+    store.seal_writ(case, order).expect("sealed");
+    for (user, number) in [("u1", "31000000001"), ("u2", "31000000002")] {
+        store
+            .sign_writ(case, order, &inspector_signs(user, number, &image))
+            .expect("signed");
+    }
+    let signed = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let enterprise_signs = |doc: &mut AutoCommit| {
+        put_signature(doc, order, 2, ["", "", &image, "u1", at]);
+        let list = obj(doc, &writ_obj(doc, order), "signatures");
+        let entry = match doc.get(&list, 2).expect("get") {
+            Some((_, entry)) => entry,
+            None => panic!("signed"),
+        };
+        doc.put(&entry, "role", "enterprise").expect("put");
+        doc.put(&entry, "name", "企业负责人 李某").expect("put");
+    };
+    assert_eq!(
+        verdict(&u1, &signed, &changed(&signed, enterprise_signs)),
+        Ok(())
+    );
+    let refuses = |doc: &mut AutoCommit| {
+        put_record(
+            doc,
+            order,
+            "refusal",
+            &[
+                ("reason", "拒绝签字"),
+                ("witness", "见证人 王某"),
+                ("by", "u1"),
+                ("at", at),
+            ],
+        );
+    };
+    let refused = changed(&signed, refuses);
+    assert_eq!(verdict(&u1, &signed, &refused), Ok(()));
+    // Both, in one change or one after the other.
+    let both = changed(&refused, enterprise_signs);
+    assert_eq!(verdict(&u1, &refused, &both), Err(Rule::Writ));
+    assert_eq!(verdict(&u1, &signed, &both), Err(Rule::Writ));
+
+    let issued = changed(&refused, |doc| {
+        put_record(doc, order, "issued", &[("by", "u1"), ("at", at)]);
+    });
+    assert_eq!(verdict(&u1, &refused, &issued), Ok(()));
+    let signed_after = changed(&issued, |doc| {
+        put_signature(doc, order, 2, ["u1", "31000000001", &image, "u1", at]);
+    });
+    assert_eq!(verdict(&u1, &issued, &signed_after), Err(Rule::Writ));
+
+    // A record sealed by u1: u2, on the team, signs and voids it in one change, refused;
+    // having signed, u2 may void it.
+    let record = sealed_record(&mut store, case);
+    let sealed = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let sign = |doc: &mut AutoCommit| {
+        put_signature(doc, record, 0, ["u2", "31000000002", &image, "u2", at]);
+    };
+    let void = |doc: &mut AutoCommit| {
+        put_record(
+            doc,
+            record,
+            "voided",
+            &[("reason", "内容有误"), ("by", "u2"), ("at", at)],
+        );
+    };
+    let at_once = changed(&sealed, |doc| {
+        sign(doc);
+        void(doc);
+    });
+    assert_eq!(verdict(&u2, &sealed, &at_once), Err(Rule::Decide));
+    let u2_signed = changed(&sealed, sign);
+    assert_eq!(verdict(&u2, &sealed, &u2_signed), Ok(()));
+    let voided = changed(&u2_signed, void);
+    assert_eq!(verdict(&u2, &u2_signed, &voided), Ok(()));
+}
+
+/// A case holds at most `MAX_WRITS` documents: judging a change on documents costs a pass
+/// over them, and a change making a hundred thousand would hold the case for minutes.
+#[test]
+fn a_case_holds_a_bounded_number_of_documents() {
+    let Visit {
+        mut store, case, ..
+    } = visit();
+    let base = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let u1 = author("u1", Role::Inspector);
+    let drawn_up = |n: usize| {
+        move |doc: &mut AutoCommit| {
+            let actor = doc.get_actor().to_bytes().to_vec();
+            let writs = obj(doc, &ROOT, "writs");
+            for _ in 0..n {
+                let id = anjian_core::bound_id(uuid::Uuid::new_v4(), &actor);
+                let writ = doc
+                    .put_object(&writs, id.to_string(), automerge::ObjType::Map)
+                    .expect("put");
+                doc.put(&writ, "kind", "inspection_record").expect("put");
+                doc.put(&writ, "created_by", "u1").expect("put");
+                doc.put(&writ, "created_at", "2026-11-20T10:00:00+08:00")
+                    .expect("put");
+                doc.put_object(&writ, "fields", automerge::ObjType::Map)
+                    .expect("put");
+                doc.put_object(&writ, "signatures", automerge::ObjType::List)
+                    .expect("put");
+            }
+        }
+    };
+    let full = changed(&base, drawn_up(rules::MAX_WRITS));
+    assert_eq!(verdict(&u1, &base, &full), Ok(()));
+    let over = changed(&full, drawn_up(1));
+    assert_eq!(verdict(&u1, &full, &over), Err(Rule::Writ));
+}
+
+/// A document holds at most `MAX_SIGNATURES` signatures: a signature inserted before the
+/// others is found by search, whose cost is the square of their number.
+#[test]
+fn a_document_holds_a_bounded_number_of_signatures() {
+    let Visit {
+        mut store,
+        case,
+        image,
+        ..
+    } = visit();
+    let record = sealed_record(&mut store, case);
+    let base = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let u1 = author("u1", Role::Inspector);
+    let signed = |n: usize| {
+        let image = image.clone();
+        move |doc: &mut AutoCommit| {
+            for _ in 0..n {
+                put_signature(
+                    doc,
+                    record,
+                    0,
+                    [
+                        "u1",
+                        "31000000001",
+                        &image,
+                        "u1",
+                        "2026-11-20T10:00:00+08:00",
+                    ],
+                );
+            }
+        }
+    };
+    let full = changed(&base, signed(rules::MAX_SIGNATURES));
+    assert_eq!(verdict(&u1, &base, &full), Ok(()));
+    let over = changed(&full, signed(1));
+    assert_eq!(verdict(&u1, &full, &over), Err(Rule::Writ));
+}
