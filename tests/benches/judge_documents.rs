@@ -1,0 +1,109 @@
+//! What judging a change that makes many enforcement documents costs (docs/BENCHMARKS.md):
+//! the rule book's judging of one change of N drafts on a case, against applying the same
+//! change with Automerge alone (the floor), in the same process. Past `rules::MAX_WRITS`
+//! documents the change is refused; what it costs to find that out is what a hostile
+//! device can make the server spend on one message.
+//!
+//! Run: `cargo bench -p anjian-tests --bench judge_documents [-- N…]` (1,000, 10,000 and
+//! 30,000 by default)
+
+use std::time::{Duration, Instant};
+
+use anjian_core::rules::{self, Author, CaseState};
+use anjian_core::sync::intake::{Decoded, Limits};
+use anjian_core::{Role, Store, sample};
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjType, ROOT, ReadDoc};
+
+fn main() {
+    let mut sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if sizes.is_empty() {
+        sizes = vec![1_000, 10_000, 30_000];
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(dir.path().join("s.db"), sample::inspector("u1")).expect("store");
+    let enterprise = sample::enterprise(1);
+    store.register_enterprise(&enterprise).expect("enterprise");
+    let case = store
+        .open_case(&sample::new_case(&enterprise))
+        .expect("case");
+    let base = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let author = Author {
+        user_id: "u1".into(),
+        role: Role::Inspector,
+        district: "310101".parse().expect("district"),
+        department: "应急管理".into(),
+        key: None,
+    };
+    let heads = base.clone().get_heads();
+    println!("# Judging one change of N new documents, against applying it with Automerge alone");
+    for n in sizes {
+        let mut device = base.clone();
+        device.set_actor(automerge::ActorId::random());
+        drafts(&mut device, n);
+        let changes = device.get_changes(&heads);
+        let floor = timed(|| {
+            let mut doc = base.clone();
+            doc.apply_changes(changes.clone()).expect("apply");
+        });
+        let before = CaseState::of(&base).expect("the case reads");
+        let mut verdict = String::new();
+        let judging = timed(|| {
+            let judged = rules::judge_changes(
+                &base,
+                Some(&before),
+                changes.clone(),
+                &Decoded::default(),
+                vec![Ok(author.clone())],
+                &Limits::default(),
+                &rules::Trust::default(),
+            );
+            verdict = match judged.refused.first() {
+                Some((refusal, _)) => format!("refused ({})", refusal.rule),
+                None => format!("admitted {}", judged.admitted.len()),
+            };
+        });
+        println!(
+            "N = {n:>6}: floor {:>9.1} ms, judging {:>9.1} ms ({:.1}x), {verdict}",
+            ms(floor),
+            ms(judging),
+            judging.as_secs_f64() / floor.as_secs_f64(),
+        );
+    }
+}
+
+/// Makes `n` drafts of 现场检查记录 in one change, under ids bound to the device.
+fn drafts(doc: &mut AutoCommit, n: usize) {
+    let actor = doc.get_actor().to_bytes().to_vec();
+    let writs = match doc.get(ROOT, "writs").expect("get") {
+        Some((_, writs)) => writs,
+        None => panic!("a case has its documents' map"),
+    };
+    for _ in 0..n {
+        let id = anjian_core::bound_id(uuid::Uuid::new_v4(), &actor);
+        let writ = doc
+            .put_object(&writs, id.to_string(), ObjType::Map)
+            .expect("put");
+        doc.put(&writ, "kind", "inspection_record").expect("put");
+        doc.put(&writ, "created_by", "u1").expect("put");
+        doc.put(&writ, "created_at", "2026-11-20T10:00:00+08:00")
+            .expect("put");
+        doc.put_object(&writ, "fields", ObjType::Map).expect("put");
+        doc.put_object(&writ, "signatures", ObjType::List)
+            .expect("put");
+    }
+    doc.commit();
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
