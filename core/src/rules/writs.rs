@@ -92,16 +92,19 @@ pub(super) fn judge(
             "一个案件至多有 {MAX_WRITS} 份执法文书 (a case holds at most {MAX_WRITS} documents)"
         )));
     }
-    let by_id = |s: &CaseState| -> HashMap<WritId, Writ> {
-        s.case.writs.iter().map(|w| (w.id, w.clone())).collect()
-    };
-    let (mut now, mut was) = (by_id(after), before.map(by_id).unwrap_or_default());
+    let (now, was) = (by_id(after), before.map(by_id).unwrap_or_default());
+    // Two maps of documents (made at once by two devices) read one after the other: a
+    // document under an id the other map holds too would be a second document of that id.
+    let doubled = |s: &CaseState, ids: &HashMap<WritId, &Writ>| ids.len() < s.case.writs.len();
+    if doubled(after, &now) && !before.is_some_and(|b| doubled(b, &was)) {
+        return Err(refuse("执法文书的标识重复 (two documents under one id)"));
+    }
     let approved = before.is_some_and(|b| b.case.state == ReviewState::Approved);
     for id in touched {
-        let Some(writ) = now.remove(&id) else {
+        let Some(&writ) = now.get(&id) else {
             return Err(refuse("执法文书记录不完整 (the document is incomplete)"));
         };
-        let old = was.remove(&id);
+        let old = was.get(&id).copied();
         if approved && !writ.kind.is_follow_up() {
             return Err(Refusal::new(
                 Rule::ApprovedLock,
@@ -111,17 +114,16 @@ pub(super) fn judge(
                 ),
             ));
         }
-        steps(
-            author,
-            after,
-            old.as_ref(),
-            &writ,
-            fields_edited.contains(&id),
-        )?;
-        certified(trust, old.as_ref(), &writ)?;
-        numbers(author, trust, after, old.as_ref(), &writ)?;
+        steps(author, after, old, writ, fields_edited.contains(&id))?;
+        certified(trust, old, writ)?;
+        numbers(author, trust, after, old, writ)?;
     }
     Ok(())
+}
+
+/// The documents of a case by their ids.
+fn by_id(state: &CaseState) -> HashMap<WritId, &Writ> {
+    state.case.writs.iter().map(|w| (w.id, w)).collect()
 }
 
 /// The steps a change takes on one document, judged against the document before it.

@@ -1422,6 +1422,21 @@ fn an_issued_document_takes_nothing_more_and_those_who_signed_before_void_it() {
     assert_eq!(verdict(&u2, &u2_signed, &voided), Ok(()));
 }
 
+/// Makes a draft of 现场检查记录 by `u1` under `id` in the map of documents `writs`.
+fn draft(doc: &mut AutoCommit, writs: &ObjId, id: &str) {
+    let writ = doc
+        .put_object(writs, id, automerge::ObjType::Map)
+        .expect("put");
+    doc.put(&writ, "kind", "inspection_record").expect("put");
+    doc.put(&writ, "created_by", "u1").expect("put");
+    doc.put(&writ, "created_at", "2026-11-20T10:00:00+08:00")
+        .expect("put");
+    doc.put_object(&writ, "fields", automerge::ObjType::Map)
+        .expect("put");
+    doc.put_object(&writ, "signatures", automerge::ObjType::List)
+        .expect("put");
+}
+
 /// A case holds at most `MAX_WRITS` documents: judging a change on documents costs a pass
 /// over them, and a change making a hundred thousand would hold the case for minutes.
 #[test]
@@ -1437,17 +1452,7 @@ fn a_case_holds_a_bounded_number_of_documents() {
             let writs = obj(doc, &ROOT, "writs");
             for _ in 0..n {
                 let id = anjian_core::bound_id(uuid::Uuid::new_v4(), &actor);
-                let writ = doc
-                    .put_object(&writs, id.to_string(), automerge::ObjType::Map)
-                    .expect("put");
-                doc.put(&writ, "kind", "inspection_record").expect("put");
-                doc.put(&writ, "created_by", "u1").expect("put");
-                doc.put(&writ, "created_at", "2026-11-20T10:00:00+08:00")
-                    .expect("put");
-                doc.put_object(&writ, "fields", automerge::ObjType::Map)
-                    .expect("put");
-                doc.put_object(&writ, "signatures", automerge::ObjType::List)
-                    .expect("put");
+                draft(doc, &writs, &id.to_string());
             }
         }
     };
@@ -1493,4 +1498,40 @@ fn a_document_holds_a_bounded_number_of_signatures() {
     assert_eq!(verdict(&u1, &base, &full), Ok(()));
     let over = changed(&full, signed(1));
     assert_eq!(verdict(&u1, &full, &over), Err(Rule::Writ));
+}
+
+/// Two devices of one account that each give an old case its map of documents, in one
+/// message, leave two maps under the key; a document under an id the other map holds too
+/// would be a second document of that id, never judged, that the server's register could
+/// not store.
+#[test]
+fn two_documents_under_one_id_are_refused() {
+    let Visit {
+        mut store, case, ..
+    } = visit();
+    let mut old_case =
+        AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    old_case.delete(ROOT, "writs").expect("delete");
+    old_case.commit();
+    // An id from an older build: a random one, bound to no device.
+    let id = uuid::Uuid::new_v4().to_string();
+    let device = |n: usize| {
+        let mut doc = old_case.clone();
+        doc.set_actor(automerge::ActorId::random());
+        let writs = doc
+            .put_object(ROOT, "writs", automerge::ObjType::Map)
+            .expect("put");
+        let ids = [id.clone(), uuid::Uuid::new_v4().to_string()];
+        draft(&mut doc, &writs, &ids[n]);
+        doc.commit();
+        doc
+    };
+    let u1 = author("u1", Role::Inspector);
+    let merged = |a: usize, b: usize| {
+        let mut doc = device(a);
+        doc.merge(&mut device(b)).expect("merge");
+        doc
+    };
+    assert_eq!(verdict(&u1, &old_case, &merged(0, 1)), Ok(()));
+    assert_eq!(verdict(&u1, &old_case, &merged(0, 0)), Err(Rule::Writ));
 }
