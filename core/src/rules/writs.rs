@@ -95,8 +95,8 @@ pub(super) fn judge(
     let (now, was) = (by_id(after), before.map(by_id).unwrap_or_default());
     // Two maps of documents (made at once by two devices) read one after the other: a
     // document under an id the other map holds too would be a second document of that id.
-    let doubled = |s: &CaseState, ids: &HashMap<WritId, &Writ>| ids.len() < s.case.writs.len();
-    if doubled(after, &now) && !before.is_some_and(|b| doubled(b, &was)) {
+    let doubled = |s: &CaseState, ids: &HashMap<WritId, &Writ>| s.case.writs.len() - ids.len();
+    if doubled(after, &now) > before.map_or(0, |b| doubled(b, &was)) {
         return Err(refuse("执法文书的标识重复 (two documents under one id)"));
     }
     let approved = before.is_some_and(|b| b.case.state == ReviewState::Approved);
@@ -121,9 +121,14 @@ pub(super) fn judge(
     Ok(())
 }
 
-/// The documents of a case by their ids.
+/// The documents of a case by their ids; of two under one id (which `judge` refuses a
+/// change to make), the first in the case's order.
 fn by_id(state: &CaseState) -> HashMap<WritId, &Writ> {
-    state.case.writs.iter().map(|w| (w.id, w)).collect()
+    let mut ids = HashMap::new();
+    for writ in &state.case.writs {
+        ids.entry(writ.id).or_insert(writ);
+    }
+    ids
 }
 
 /// The steps a change takes on one document, judged against the document before it.

@@ -1460,6 +1460,14 @@ fn a_case_holds_a_bounded_number_of_documents() {
     assert_eq!(verdict(&u1, &base, &full), Ok(()));
     let over = changed(&full, drawn_up(1));
     assert_eq!(verdict(&u1, &full, &over), Err(Rule::Writ));
+    // A case past the bound (from before it) still takes what its documents go through.
+    let edited = changed(&over, |doc: &mut AutoCommit| {
+        let writs = obj(doc, &ROOT, "writs");
+        let first = doc.keys(&writs).next().expect("a document");
+        let fields = obj(doc, &obj(doc, &writs, &first), "fields");
+        doc.put(&fields, "content", "补充检查情况").expect("put");
+    });
+    assert_eq!(verdict(&u1, &over, &edited), Ok(()));
 }
 
 /// A document holds at most `MAX_SIGNATURES` signatures: a signature inserted before the
@@ -1534,4 +1542,20 @@ fn two_documents_under_one_id_are_refused() {
     };
     assert_eq!(verdict(&u1, &old_case, &merged(0, 1)), Ok(()));
     assert_eq!(verdict(&u1, &old_case, &merged(0, 0)), Err(Rule::Writ));
+    // A case holding a doubled id already (from before the rule) takes no other.
+    let doubled = merged(0, 0);
+    let mut again = doubled.clone();
+    again.set_actor(automerge::ActorId::random());
+    let another = uuid::Uuid::new_v4().to_string();
+    let maps: Vec<ObjId> = again
+        .get_all(ROOT, "writs")
+        .expect("get")
+        .into_iter()
+        .map(|(_, writs)| writs)
+        .collect();
+    for writs in maps {
+        draft(&mut again, &writs, &another);
+    }
+    again.commit();
+    assert_eq!(verdict(&u1, &doubled, &again), Err(Rule::Writ));
 }
