@@ -158,15 +158,6 @@ pub(super) fn judge(
         ));
     }
     let new = new_events(old.as_ref(), &finding);
-    if !reads_in_order(old.as_ref(), &finding) {
-        return Err(Refusal::new(
-            Rule::RectificationLoop,
-            format!(
-                "隐患“{}”已有他人在此期间记录的复查、延期、销号或督办，本条记录排在其前，未被接受；请同步后按最新情况重新记录 (a step of the hazard's loop was recorded meanwhile and this one lands before it: sync, then record it again)",
-                title(&finding)
-            ),
-        ));
-    }
     // A re-inspection reads only from a step: the fields re-inspections were kept in before
     // steps are neither written anew nor taken away.
     let reinspection = |f: Option<&Finding>| {
@@ -193,6 +184,17 @@ pub(super) fn judge(
             ));
         }
         step(author, after, &judged, event, &mut at)?;
+    }
+    // Judged where the loop stands, the steps must read the same where they landed (a step
+    // wrong wherever it lands is refused above, for what is wrong with it).
+    if !reads_in_order(old.as_ref(), &finding) {
+        return Err(Refusal::new(
+            Rule::RectificationLoop,
+            format!(
+                "隐患“{}”已有他人在此期间记录的复查、延期、销号或督办，本条记录排在其前，未被接受；请同步后按最新情况重新记录 (a step of the hazard's loop was recorded meanwhile and this one lands before it: sync, then record it again)",
+                title(&finding)
+            ),
+        ));
     }
     let to = state_of(Some(&finding));
     if to != at.state {
