@@ -1159,6 +1159,7 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
         "ON CONFLICT DO NOTHING",
         receipts,
     )?;
+    numbers::numbers_still_free(tx, &key, &commit.projection.case)?;
     write_projections(tx, &key, &commit.projection, true, commit.new)?;
     if tx.dialect() == Dialect::Postgres {
         tx.query(
@@ -1293,13 +1294,7 @@ impl Documents for Storage {
     }
 
     fn number_elsewhere(&self, number: &str, case: CaseId) -> AppResult<bool> {
-        self.read(|conn| {
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM writs WHERE number = ?1 AND case_id <> ?2)",
-                params![number, case.to_string()],
-                |r| r.get(0),
-            )
-        })
+        self.read(|conn| numbers::number_elsewhere(conn, number, &case.to_string()))
     }
 }
 

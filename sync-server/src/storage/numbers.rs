@@ -3,11 +3,13 @@
 //! device's key (it issues from them offline), or to the server's own key for one number
 //! that replaces a provisional one. A number is allocated once, ever.
 
+use std::collections::HashSet;
+
 use crate::db::{Conn, params};
-use anjian_core::WritKind;
 use anjian_core::numbering::{self, NumberBlock, SignedBlock};
 use anjian_core::rules::EnforcementCertificate;
 use anjian_core::signing::{KeyId, Signer};
+use anjian_core::{Case, WritKind};
 use chrono::{Datelike, NaiveDate, Utc};
 
 use super::Storage;
@@ -233,6 +235,50 @@ impl Storage {
         )?;
         Ok(block)
     }
+}
+
+/// Whether a document of another case than `case` holds `number`, in the register as
+/// `conn` reads it: the rule book's check (`Records::number_elsewhere`), and the commit's.
+pub(super) fn number_elsewhere(conn: &mut dyn Conn, number: &str, case: &str) -> AppResult<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM writs WHERE number = ?1 AND case_id <> ?2)",
+        params![number, case],
+        |r| r.get(0),
+    )
+}
+
+/// Fails a commit as stale when a number in force of its case (`key`), one the register
+/// does not hold for the case yet, is held by another case's document. The rule book reads
+/// the register as last committed, so two connections sending one number in two cases at
+/// once would both pass it; commits run one at a time, so this check, inside the commit's
+/// transaction, sees every commit before it. Judged again, the change is refused for the
+/// number by the rule book.
+pub(super) fn numbers_still_free(tx: &mut dyn Conn, key: &str, case: &Case) -> AppResult<()> {
+    let mut numbers = case
+        .writs
+        .iter()
+        .filter(|w| !w.provisional())
+        .filter_map(|w| w.number())
+        .peekable();
+    if numbers.peek().is_none() {
+        return Ok(());
+    }
+    let recorded: HashSet<String> = tx
+        .query_map(
+            "SELECT number FROM writs WHERE case_id = ?1 AND number IS NOT NULL",
+            params![key],
+            |r| r.get(0),
+        )?
+        .into_iter()
+        .collect();
+    for number in numbers.filter(|n| !recorded.contains(*n)) {
+        if number_elsewhere(tx, number, key)? {
+            return Err(AppError::Stale(format!(
+                "文书编号 {number} 刚由另一案件使用，请重试 (another case took the number meanwhile; try again)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses `more` numbers of `kind` in `year` to the account `user_id` if they would take

@@ -1,9 +1,10 @@
 //! Commits written together: each commit of a batch gets its own result.
 
-use anjian_core::{CaseId, Role, sample};
+use anjian_core::{CaseId, Role, Store, WritKind, sample};
 use anjian_sync_server::AppState;
 use anjian_sync_server::db::params;
 use anjian_sync_server::error::AppError;
+use anjian_sync_server::storage::Commit;
 
 use crate::support::{commit_of, record_case, server, upload};
 
@@ -69,6 +70,86 @@ fn a_stale_commit_fails_alone_and_the_rest_of_its_batch_is_written() {
         );
         assert_eq!(findings(&state, case), 1);
     }
+}
+
+/// The numbers of the documents the register holds of `case`.
+fn register(state: &AppState, case: CaseId) -> Vec<String> {
+    state
+        .storage
+        .read(|conn| {
+            conn.query_map(
+                "SELECT number FROM writs WHERE case_id = ?1",
+                params![case.to_string()],
+                |r| r.get(0),
+            )
+        })
+        .expect("register")
+}
+
+/// A commit whose case seals a document under `number`: sealed on the phone with a
+/// provisional number, read by the commit as a number from a block (as a change the rule
+/// book let through reads).
+fn sealed_as(state: &AppState, store: &mut Store, case: CaseId, number: &str) -> Commit {
+    let writ = store
+        .create_writ(case, WritKind::RectificationOrder, None)
+        .expect("drawn up");
+    store.seal_writ(case, writ).expect("sealed");
+    let mut commit = commit_of(state, store, case, "insp");
+    let seal = commit.projection.case.writs[0]
+        .seal
+        .as_mut()
+        .expect("sealed");
+    seal.number = number.to_owned();
+    seal.provisional = false;
+    commit
+}
+
+/// Two connections sending one document number in two cases at once both pass the rule
+/// book, which reads the register as last committed. The commits run one at a time: the
+/// second finds the number taken, fails as stale (judged again, the rule book refuses the
+/// number) and writes nothing, in a batch of its own or in the first one's. A case
+/// committing again with its own number is not held up by it.
+#[test]
+fn a_number_another_case_took_meanwhile_fails_the_commit() {
+    const NUMBER: &str = "（沪浦）应急责改〔2026〕0007号";
+    let dir = tempfile::tempdir().expect("dir");
+    let (_app, state) = server(dir.path(), &[("insp", Role::Inspector, "310115")]);
+    let (mut first, first_case) = record_case(dir.path(), "insp", "310115", 1);
+    let (mut second, second_case) = record_case(dir.path(), "insp", "310115", 2);
+    let (mut third, third_case) = record_case(dir.path(), "insp", "310115", 3);
+
+    let batch = [
+        sealed_as(&state, &mut first, first_case, NUMBER),
+        sealed_as(&state, &mut second, second_case, NUMBER),
+    ];
+    let results = state.storage.commit_batch(&batch);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(&results[1], Err(AppError::Stale(m)) if m.contains(NUMBER)),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(
+        state.storage.stored_heads(second_case).expect("heads"),
+        None
+    );
+    assert_eq!(register(&state, first_case), [NUMBER]);
+    assert!(register(&state, second_case).is_empty());
+
+    let alone = state
+        .storage
+        .commit_batch(&[sealed_as(&state, &mut third, third_case, NUMBER)]);
+    assert!(matches!(alone[0], Err(AppError::Stale(_))), "{alone:?}");
+    assert_eq!(state.storage.stored_heads(third_case).expect("heads"), None);
+
+    first
+        .add_finding(first_case, &sample::finding("消防通道堆放杂物"))
+        .expect("finding");
+    let mut again = commit_of(&state, &mut first, first_case, "insp");
+    again.projection.case.writs = batch[0].projection.case.writs.clone();
+    let results = state.storage.commit_batch(&[again]);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert_eq!(findings(&state, first_case), 2);
 }
 
 /// A byte of a stored change flipped on disk: Automerge alone would load the case without
