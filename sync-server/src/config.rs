@@ -63,6 +63,10 @@ pub struct Limits {
     pub sync_idle_seconds: u64,
     /// Frames per second one sync connection may send (more are read more slowly).
     pub frames_per_second: u32,
+    /// Milliseconds of the apply threads one account's sync messages may take within a
+    /// minute (its bucket holds a minute's worth): past it, every connection of the
+    /// account reads nothing more until the time is made up (`apply_time`).
+    pub apply_ms_per_user_per_minute: u64,
     /// Documents one sync connection syncs at once (the least recently used beyond this
     /// are forgotten and synced afresh when asked again).
     pub documents_per_connection: usize,
@@ -157,6 +161,7 @@ impl Default for Limits {
             sync_connections_per_user: 8,
             sync_idle_seconds: 120,
             frames_per_second: 1_000,
+            apply_ms_per_user_per_minute: 60_000,
             documents_per_connection: 20_000,
             unknown_documents_per_connection: 1_024,
             sync_state_bytes_per_connection: 16 * 1024 * 1024,

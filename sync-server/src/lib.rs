@@ -3,12 +3,13 @@
 //! who may see and change what, and serves supervisors' queries.
 //!
 //! Modules, from the bottom of the dependency order up: `memory`, `schemas`, `error`,
-//! `config`, `users`, `storage`, `metrics`, `pool`, `hub`, `live`, `signin`, `blob_store`; then
+//! `config`, `users`, `storage`, `metrics`, `pool`, `apply_time`, `hub`, `live`, `signin`, `blob_store`; then
 //! `state` (what handlers share), `auth` (who is signed in) and `extract` (the API's
 //! extractors); then `policy`, the handlers (`sync`, `api`, `blobs`, `review`, `queries`,
 //! `stats`, `web`, …), `openapi` (their description) and `serve`.
 
 pub mod api;
+pub mod apply_time;
 pub mod auth;
 pub mod blob_store;
 pub mod blobs;

@@ -25,6 +25,9 @@ pub struct Metrics {
     /// Tries to give a document sealed with a provisional number the server's number that
     /// failed (tried again after the case's next commit).
     pub numbers_not_given: AtomicU64,
+    /// Frames held back because their account had spent its minute of the apply threads
+    /// (`limits.apply_ms_per_user_per_minute`).
+    pub apply_time_waits: AtomicU64,
 }
 
 impl Metrics {
@@ -91,6 +94,12 @@ impl Metrics {
                 "Tries to give a document sealed with a provisional number the server's number that failed.",
                 "counter",
                 &self.numbers_not_given,
+            ),
+            (
+                "anjian_sync_apply_time_waits_total",
+                "Frames held back because their account had spent its minute of the apply threads.",
+                "counter",
+                &self.apply_time_waits,
             ),
         ] {
             out.push_str(&format!(

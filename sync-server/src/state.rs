@@ -3,9 +3,11 @@
 //! It depends only on the modules below it, never on handlers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::apply_time::ApplyTime;
 use crate::blob_store::BlobStore;
 use crate::config::Settings;
 use crate::error::{AppError, AppResult};
@@ -26,6 +28,8 @@ pub struct AppState {
     pub writer: storage::Writer,
     /// Threads that apply, judge and save documents.
     pub apply: Pool,
+    /// What each account's sync messages took of the apply threads.
+    pub apply_time: ApplyTime,
     /// Threads that answer heavy reads (`reading`).
     pub reads: Pool,
     /// Threads that decode photos.
@@ -73,6 +77,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             writer: storage::Writer::start(storage.clone()),
             apply: Pool::start("apply", limits.apply_threads, APPLY_QUEUE),
+            apply_time: ApplyTime::new(Duration::from_millis(limits.apply_ms_per_user_per_minute)),
             reads: Pool::start("reads", limits.read_threads, READ_QUEUE),
             photos: Pool::start("photos", limits.photo_threads, PHOTO_QUEUE),
             passwords: Pool::start("passwords", limits.password_threads, limits.sign_in_queue),

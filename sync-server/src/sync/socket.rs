@@ -88,6 +88,17 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
                 match frame {
                     Some(Ok(Message::Binary(bytes))) => {
                         conn.pace().await;
+                        let owed = app.apply_time.wait(conn.user.id);
+                        if !owed.is_zero() {
+                            // The account spent its minute of the apply threads: nothing
+                            // more is read until it is made up.
+                            app.metrics.apply_time_waits.fetch_add(1, Ordering::Relaxed);
+                            tokio::select! {
+                                _ = tokio::time::sleep(owed) => {}
+                                _ = conn.registration.closed.changed() => {}
+                                _ = shutdown.changed() => break,
+                            }
+                        }
                         if conn.revoked() {
                             (vec![error(&conn.closed_reason())], true)
                         } else {
@@ -324,10 +335,16 @@ impl Connection {
                 return vec![self.session.failed(document_id, &e)];
             };
             let received = with_doc(&self.app, guard, move |doc| {
-                document::receive(doc, state, incoming, message, &signatures, &context)
+                let started = Instant::now();
+                let received =
+                    document::receive(doc, state, incoming, message, &signatures, &context);
+                (received, started.elapsed())
             })
             .await
-            .and_then(|received| received);
+            .and_then(|(received, spent)| {
+                self.app.apply_time.charge(self.user.id, spent);
+                received
+            });
             if matches!(received, Ok(Received::Served { .. })) {
                 self.app
                     .metrics

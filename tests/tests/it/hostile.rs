@@ -1099,6 +1099,47 @@ async fn a_connection_flooding_frames_is_read_at_its_allowance() {
     w.server.stop().await;
 }
 
+/// An account whose sync messages take more of the apply threads than its minute's
+/// allowance has its connections read nothing more until the time is made up (a device
+/// sending the costliest messages on every connection it may open would otherwise hold
+/// every apply thread). Another account is served meanwhile, and what the held device
+/// sends is answered once the time is made up: held back, not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_past_its_apply_time_is_held_back_while_others_are_served() {
+    const WAITS: &str = "anjian_sync_apply_time_waits_total";
+    let limits = Limits {
+        apply_ms_per_user_per_minute: 200,
+        ..Limits::default()
+    };
+    let mut w = world(&[("li", Role::Inspector, "310101")], limits).await;
+    let url = w.server.url();
+    let (token, mut doc) = w.device("insp").await;
+    let mut peer = RawPeer::joined(&w.addr(), &token).await;
+    let ours = DocumentId::of(w.case);
+    let finding = at_path(&doc, &["findings", &w.finding.to_string()]);
+    // Each change is acknowledged, the one held back among them once its time is made up.
+    let mut pushes = 0;
+    while metric(&url, WAITS).await == 0 {
+        assert!(pushes < 10_000, "never held back after {pushes} changes");
+        doc.put(&finding, "place", format!("配电室{pushes}号门口"))
+            .expect("put");
+        doc.commit();
+        let pushed = peer.push(ours, &mut doc).await;
+        assert!(pushed.acknowledged, "change {pushes}: {pushed:?}");
+        pushes += 1;
+    }
+    eprintln!("held back after {pushes} changes");
+
+    let mut li = Inspector::sign_in(w.dir.path(), &url, "li", "应急管理", "310101").await;
+    li.open_sample_case(7);
+    let report = li.sync().await.expect("another account is served");
+    assert!(
+        report.refused.is_empty() && report.acknowledged >= 1,
+        "{report:?}"
+    );
+    w.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decoding_heavy_pngs_does_not_stall_the_server() {
     let mut w = world(&[], Limits::default()).await;
