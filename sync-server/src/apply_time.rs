@@ -1,13 +1,15 @@
-//! The time each account's sync messages take on the apply threads, against what it may
-//! take (`limits.apply_ms_per_user_per_minute`). The wire's limits bound what one message
-//! may carry, not what judging it costs: a message of the largest size making objects
-//! costs seconds of a thread, and one account sending such messages on every connection it
-//! may open would hold every apply thread, with everyone else's changes queued behind.
-//! Each account has a bucket holding a minute's allowance, refilled as time passes; a
-//! message's time on the apply thread is taken from it after it ran, and while the bucket
-//! is below empty the account's connections read nothing more until it has refilled to
-//! empty. Honest devices spend far less (a case of twenty findings costs a few
-//! milliseconds), and a first sync of thousands of cases fits in the minute's allowance.
+//! The time each account's sync connections take on the apply threads, against what it
+//! may take (`limits.apply_ms_per_user_per_minute`). The wire's limits bound what one
+//! message may carry, not what judging it costs: a message of the largest size making
+//! objects costs seconds of a thread, and one account sending such messages on every
+//! connection it may open would hold every apply thread, with everyone else's changes
+//! queued behind. Each account has a bucket holding ten seconds' worth of its allowance,
+//! refilled as time passes; what a connection's work on the apply threads took (receiving
+//! a message, answering it, sending what others changed) is taken from it after it ran,
+//! and while the bucket is below empty the account's connections read nothing more until
+//! it has refilled to empty. A connection handles one message at a time, so one device
+//! alone never spends more than the time that passes: the default allowance, a minute a
+//! minute, holds back only an account busy on several connections at once.
 //!
 //! The buckets are each server process's own: its apply threads are what they protect.
 
@@ -17,9 +19,10 @@ use std::time::{Duration, Instant};
 
 /// Each account's bucket of apply time.
 pub struct ApplyTime {
-    /// What an account may spend within a minute: the bucket's size, in seconds, and what
-    /// refills it each minute.
+    /// What refills an account's bucket each minute, in seconds.
     per_minute: f64,
+    /// What a full bucket holds, in seconds: `BUCKET`'s worth of the allowance.
+    full: f64,
     accounts: Mutex<HashMap<i64, Bucket>>,
 }
 
@@ -30,15 +33,20 @@ struct Bucket {
     at: Instant,
 }
 
+/// A full bucket holds this long's worth of the allowance.
+const BUCKET: Duration = Duration::from_secs(10);
+
 /// Accounts kept before the full buckets among them are forgotten (a full bucket is what
 /// an account not kept starts with).
 const KEPT: usize = 1_024;
 
 impl ApplyTime {
-    /// Buckets of `per_minute` (at least a millisecond).
+    /// Buckets refilled by `per_minute` a minute (at least a millisecond).
     pub fn new(per_minute: Duration) -> ApplyTime {
+        let per_minute = per_minute.as_secs_f64().max(0.001);
         ApplyTime {
-            per_minute: per_minute.as_secs_f64().max(0.001),
+            per_minute,
+            full: per_minute * BUCKET.as_secs_f64() / 60.0,
             accounts: Mutex::new(HashMap::new()),
         }
     }
@@ -50,7 +58,7 @@ impl ApplyTime {
         let left = self.refilled(accounts.get(&user).copied(), now) - spent.as_secs_f64();
         accounts.insert(user, Bucket { left, at: now });
         if accounts.len() > KEPT {
-            accounts.retain(|_, bucket| self.refilled(Some(*bucket), now) < self.per_minute);
+            accounts.retain(|_, bucket| self.refilled(Some(*bucket), now) < self.full);
         }
     }
 
@@ -68,10 +76,10 @@ impl ApplyTime {
     /// What `bucket` holds at `now`, refilled since it was last charged.
     fn refilled(&self, bucket: Option<Bucket>, now: Instant) -> f64 {
         match bucket {
-            None => self.per_minute,
+            None => self.full,
             Some(b) => {
                 let refill = now.duration_since(b.at).as_secs_f64() * self.per_minute / 60.0;
-                (b.left + refill).min(self.per_minute)
+                (b.left + refill).min(self.full)
             }
         }
     }
@@ -82,25 +90,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_account_past_its_minute_waits_until_it_has_refilled_what_it_owes() {
-        let time = ApplyTime::new(Duration::from_secs(6));
-        time.charge(1, Duration::from_secs(5));
-        assert_eq!(
-            time.wait(1),
-            Duration::ZERO,
-            "within the minute's allowance"
-        );
+    fn an_account_past_its_bucket_waits_until_it_has_refilled_what_it_owes() {
+        // Refilled by 60 s a minute, so holding 10 s.
+        let time = ApplyTime::new(Duration::from_secs(60));
+        time.charge(1, Duration::from_secs(9));
+        assert_eq!(time.wait(1), Duration::ZERO, "within what the bucket holds");
         time.charge(1, Duration::from_secs(3));
-        // Two seconds owed, refilled at six seconds a minute: about twenty seconds.
+        // Two seconds owed, refilled at a second a second.
         let wait = time.wait(1).as_secs_f64();
-        assert!((19.0..=20.0).contains(&wait), "{wait}");
+        assert!((1.9..=2.0).contains(&wait), "{wait}");
         assert_eq!(time.wait(2), Duration::ZERO, "another account's own bucket");
+        // A bucket holds ten seconds of its allowance: 100 ms of 600 ms a minute.
+        let slow = ApplyTime::new(Duration::from_millis(600));
+        slow.charge(1, Duration::from_millis(150));
+        let wait = slow.wait(1).as_secs_f64();
+        assert!(
+            (4.9..=5.0).contains(&wait),
+            "50 ms owed at 10 ms a second: {wait}"
+        );
     }
 
     #[test]
     fn full_buckets_are_forgotten_and_owing_ones_kept() {
         let time = ApplyTime::new(Duration::from_secs(60));
-        time.charge(0, Duration::from_secs(61));
+        time.charge(0, Duration::from_secs(11));
         for user in 1..=KEPT as i64 {
             time.charge(user, Duration::ZERO);
         }

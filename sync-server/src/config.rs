@@ -63,8 +63,8 @@ pub struct Limits {
     pub sync_idle_seconds: u64,
     /// Frames per second one sync connection may send (more are read more slowly).
     pub frames_per_second: u32,
-    /// Milliseconds of the apply threads one account's sync messages may take within a
-    /// minute (its bucket holds a minute's worth): past it, every connection of the
+    /// Milliseconds of the apply threads one account's sync connections may take a
+    /// minute (its bucket holds ten seconds' worth): past it, every connection of the
     /// account reads nothing more until the time is made up (`apply_time`).
     pub apply_ms_per_user_per_minute: u64,
     /// Documents one sync connection syncs at once (the least recently used beyond this

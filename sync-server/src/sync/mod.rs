@@ -52,6 +52,24 @@ async fn with_doc<T: Send + 'static>(
     Ok(value)
 }
 
+/// As `with_doc`, with the time `f` takes on its apply thread charged to `user`'s bucket
+/// (`apply_time`): what a sync connection has done on the apply threads for its account.
+async fn with_doc_for<T: Send + 'static>(
+    app: &AppState,
+    user: i64,
+    guard: &mut SlotDoc,
+    f: impl FnOnce(&mut SlotDoc) -> T + Send + 'static,
+) -> AppResult<T> {
+    let (value, spent) = with_doc(app, guard, move |doc| {
+        let started = std::time::Instant::now();
+        let value = f(doc);
+        (value, started.elapsed())
+    })
+    .await?;
+    app.apply_time.charge(user, spent);
+    Ok(value)
+}
+
 /// Commits a candidate and makes it the document everyone syncs. `token_hash`: the token
 /// the changes came with over sync, which must still be good when they commit
 /// (`Commit::token_hash`).

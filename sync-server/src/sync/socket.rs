@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::document::{self, Context, Received, Signatures};
 use super::session::{Reply, Server, Session, Step, error};
-use super::{number_provisional, persist, with_doc};
+use super::{number_provisional, persist, with_doc_for};
 use crate::error::AppError;
 use crate::hub::SlotDoc;
 use crate::live::{self, Registration};
@@ -81,7 +81,7 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
             u64::try_from(session.expires_at - chrono::Utc::now().timestamp()).unwrap_or(0),
         );
     let mut last_heard = Instant::now();
-    loop {
+    'serving: loop {
         let (replies, close) = tokio::select! {
             frame = stream.next() => {
                 last_heard = Instant::now();
@@ -90,14 +90,27 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
                         conn.pace().await;
                         let owed = app.apply_time.wait(conn.user.id);
                         if !owed.is_zero() {
-                            // The account spent its minute of the apply threads: nothing
-                            // more is read until it is made up.
+                            // The account spent its allowance of the apply threads: nothing
+                            // more is read until it is made up. The peer is pinged
+                            // meanwhile, so that neither side takes the wait for a dead link.
                             app.metrics.apply_time_waits.fetch_add(1, Ordering::Relaxed);
-                            tokio::select! {
-                                _ = tokio::time::sleep(owed) => {}
-                                _ = conn.registration.closed.changed() => {}
-                                _ = shutdown.changed() => break,
+                            let until = tokio::time::Instant::now() + owed;
+                            loop {
+                                let next = until.min(tokio::time::Instant::now() + HELD_PING);
+                                tokio::select! {
+                                    _ = tokio::time::sleep_until(next) => {}
+                                    _ = conn.registration.closed.changed() => break,
+                                    _ = shutdown.changed() => break 'serving,
+                                }
+                                if next >= until {
+                                    break;
+                                }
+                                let ping = Message::Ping(Vec::new().into());
+                                if !send_within(&mut sink, ping, idle).await {
+                                    break 'serving;
+                                }
                             }
+                            last_heard = Instant::now();
                         }
                         if conn.revoked() {
                             (vec![error(&conn.closed_reason())], true)
@@ -159,6 +172,10 @@ pub async fn serve_socket(app: Arc<AppState>, session: Option<TokenSession>, soc
 const STALE_ATTEMPTS: u32 = 3;
 
 const TURN_AWAY: Duration = Duration::from_secs(5);
+
+/// How often a connection held back for its account's apply time is pinged: well within
+/// the phones' network timeout (30 s), which a ping restarts.
+const HELD_PING: Duration = Duration::from_secs(10);
 
 /// Tells a connection that is not served why, and closes it.
 async fn turn_away(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>, why: &str) {
@@ -334,17 +351,11 @@ impl Connection {
                 let e = AppError::Internal("a message handled twice".into());
                 return vec![self.session.failed(document_id, &e)];
             };
-            let received = with_doc(&self.app, guard, move |doc| {
-                let started = Instant::now();
-                let received =
-                    document::receive(doc, state, incoming, message, &signatures, &context);
-                (received, started.elapsed())
+            let received = with_doc_for(&self.app, self.user.id, guard, move |doc| {
+                document::receive(doc, state, incoming, message, &signatures, &context)
             })
             .await
-            .and_then(|(received, spent)| {
-                self.app.apply_time.charge(self.user.id, spent);
-                received
-            });
+            .and_then(|received| received);
             if matches!(received, Ok(Received::Served { .. })) {
                 self.app
                     .metrics
@@ -379,7 +390,7 @@ impl Connection {
                 // The reply shows what the server now has (only committed changes).
                 let storage = self.app.storage.clone();
                 let with_signatures = self.session.wants_signatures();
-                match with_doc(&self.app, guard, move |doc| {
+                match with_doc_for(&self.app, self.user.id, guard, move |doc| {
                     document::answer(
                         doc,
                         storage.as_ref(),
@@ -436,7 +447,7 @@ impl Connection {
         let with_signatures = self.session.wants_signatures();
         let replies = {
             let mut guard = slot.doc.lock().await;
-            let outcome = with_doc(&self.app, &mut guard, move |doc| {
+            let outcome = with_doc_for(&self.app, self.user.id, &mut guard, move |doc| {
                 document::changed(doc, storage.as_ref(), case, &author, state, with_signatures)
             })
             .await
