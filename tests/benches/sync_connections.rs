@@ -187,6 +187,13 @@ fn main() {
         elapsed.as_secs_f64(),
         cpu / elapsed.as_secs_f64() * 100.0
     );
+    // Every device signs in as one account: the whole load is charged to its bucket of
+    // apply time.
+    let held = runtime.block_on(anjian_tests::metric(
+        &format!("http://{addr}"),
+        "anjian_sync_apply_time_waits_total",
+    ));
+    println!("frames held back for their account's apply time: {held}");
     let _ = std::fs::write(format!("/proc/{}/clear_refs", server.id()), "5");
     process::stop(server);
 }
