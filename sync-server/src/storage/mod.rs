@@ -1100,6 +1100,7 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
             commit.case_id
         )));
     }
+    numbers::numbers_still_free(tx, &key, &commit.projection.case)?;
     let heads = commit.heads.join(",");
     if commit.new {
         tx.execute(
@@ -1159,7 +1160,6 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
         "ON CONFLICT DO NOTHING",
         receipts,
     )?;
-    numbers::numbers_still_free(tx, &key, &commit.projection.case)?;
     write_projections(tx, &key, &commit.projection, true, commit.new)?;
     if tx.dialect() == Dialect::Postgres {
         tx.query(
