@@ -11,11 +11,17 @@
 //! alone never spends more than the time that passes: the default allowance, a minute a
 //! minute, holds back only an account busy on several connections at once.
 //!
+//! However full its bucket, an account has at most all but one of the apply threads at
+//! once (one, with a single thread): its connections take turns for the rest, so that a
+//! burst of its costliest messages leaves a thread for everyone else.
+//!
 //! The buckets are each server process's own: its apply threads are what they protect.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Each account's bucket of apply time.
 pub struct ApplyTime {
@@ -24,6 +30,10 @@ pub struct ApplyTime {
     /// What a full bucket holds, in seconds: `BUCKET`'s worth of the allowance.
     full: f64,
     accounts: Mutex<HashMap<i64, Bucket>>,
+    /// Jobs one account may have on the apply threads at once.
+    turns: usize,
+    /// The turns of each account with jobs running or waiting.
+    running: Mutex<HashMap<i64, Arc<Semaphore>>>,
 }
 
 /// What is left of an account's allowance, in seconds (below zero: owed), as of `at`.
@@ -41,14 +51,34 @@ const BUCKET: Duration = Duration::from_secs(10);
 const KEPT: usize = 1_024;
 
 impl ApplyTime {
-    /// Buckets refilled by `per_minute` a minute (at least a millisecond).
-    pub fn new(per_minute: Duration) -> ApplyTime {
+    /// Buckets refilled by `per_minute` a minute (at least a millisecond), for `threads`
+    /// apply threads.
+    pub fn new(per_minute: Duration, threads: usize) -> ApplyTime {
         let per_minute = per_minute.as_secs_f64().max(0.001);
         ApplyTime {
             per_minute,
             full: per_minute * BUCKET.as_secs_f64() / 60.0,
             accounts: Mutex::new(HashMap::new()),
+            turns: threads.saturating_sub(1).max(1),
+            running: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Waits for `user`'s turn on the apply threads: one of the jobs the account may have
+    /// there at once, held until the permit is dropped.
+    pub async fn turn(&self, user: i64) -> OwnedSemaphorePermit {
+        let turns = {
+            let mut running = self.running.lock().expect("apply turns");
+            if running.len() > KEPT {
+                // Each permit, and each job waiting for one, holds its account's turns.
+                running.retain(|_, turns| Arc::strong_count(turns) > 1);
+            }
+            running
+                .entry(user)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.turns)))
+                .clone()
+        };
+        turns.acquire_owned().await.expect("turns are never closed")
     }
 
     /// Takes `spent` from `user`'s bucket.
@@ -92,7 +122,7 @@ mod tests {
     #[test]
     fn an_account_past_its_bucket_waits_until_it_has_refilled_what_it_owes() {
         // Refilled by 60 s a minute, so holding 10 s.
-        let time = ApplyTime::new(Duration::from_secs(60));
+        let time = ApplyTime::new(Duration::from_secs(60), 2);
         time.charge(1, Duration::from_secs(9));
         assert_eq!(time.wait(1), Duration::ZERO, "within what the bucket holds");
         time.charge(1, Duration::from_secs(3));
@@ -101,7 +131,7 @@ mod tests {
         assert!((1.9..=2.0).contains(&wait), "{wait}");
         assert_eq!(time.wait(2), Duration::ZERO, "another account's own bucket");
         // A bucket holds ten seconds of its allowance: 100 ms of 600 ms a minute.
-        let slow = ApplyTime::new(Duration::from_millis(600));
+        let slow = ApplyTime::new(Duration::from_millis(600), 2);
         slow.charge(1, Duration::from_millis(150));
         let wait = slow.wait(1).as_secs_f64();
         assert!(
@@ -110,9 +140,39 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn an_account_takes_all_but_one_of_the_threads_at_once() {
+        let time = Arc::new(ApplyTime::new(Duration::from_secs(60), 3));
+        let first = time.turn(1).await;
+        let _second = time.turn(1).await;
+        let now = |turn| tokio::time::timeout(Duration::ZERO, turn);
+        assert!(
+            now(time.turn(2)).await.is_ok(),
+            "another account's turn at once"
+        );
+        let third = tokio::spawn({
+            let time = time.clone();
+            async move { time.turn(1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!third.is_finished(), "a third job of the account waits");
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(5), third).await;
+        assert!(
+            third.is_ok(),
+            "the third job's turn, once the first is done"
+        );
+        let single = ApplyTime::new(Duration::from_secs(60), 1);
+        let _only = single.turn(1).await;
+        assert!(
+            now(single.turn(2)).await.is_ok(),
+            "one thread, one job an account"
+        );
+    }
+
     #[test]
     fn full_buckets_are_forgotten_and_owing_ones_kept() {
-        let time = ApplyTime::new(Duration::from_secs(60));
+        let time = ApplyTime::new(Duration::from_secs(60), 2);
         time.charge(0, Duration::from_secs(11));
         for user in 1..=KEPT as i64 {
             time.charge(user, Duration::ZERO);

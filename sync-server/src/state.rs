@@ -77,7 +77,10 @@ impl AppState {
         Ok(Arc::new(AppState {
             writer: storage::Writer::start(storage.clone()),
             apply: Pool::start("apply", limits.apply_threads, APPLY_QUEUE),
-            apply_time: ApplyTime::new(Duration::from_millis(limits.apply_ms_per_user_per_minute)),
+            apply_time: ApplyTime::new(
+                Duration::from_millis(limits.apply_ms_per_user_per_minute),
+                limits.apply_threads,
+            ),
             reads: Pool::start("reads", limits.read_threads, READ_QUEUE),
             photos: Pool::start("photos", limits.photo_threads, PHOTO_QUEUE),
             passwords: Pool::start("passwords", limits.password_threads, limits.sign_in_queue),

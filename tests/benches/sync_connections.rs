@@ -1,7 +1,8 @@
-//! Load (docs/BENCHMARKS.md): 1,000 simulated devices hold WebSocket connections to the
-//! server at once on loopback, each sending a small change every few seconds for a bounded
-//! time. Reports the round trip (change sent → the server's heads show it) at p50/p99,
-//! errors, the server's memory per connection and its CPU time.
+//! Load (docs/BENCHMARKS.md): 1,000 simulated devices, each signed in as an account of its
+//! own, hold WebSocket connections to the server at once on loopback, each sending a small
+//! change every few seconds for a bounded time. Reports the round trip (change sent → the
+//! server's heads show it) at p50/p99, errors, the server's memory per connection and its
+//! CPU time.
 //!
 //! With an interval of 0 the connections are idle: each device opens SOCKETS sockets,
 //! syncs its case once on each and then only holds them (the server's memory for many
@@ -18,6 +19,7 @@ use anjian_core::Role;
 use anjian_core::sync::DocumentId;
 use anjian_core::sync::wire::{PROTOCOL_VERSION, PeerMetadata, WireMessage};
 use anjian_core::{Store, sample};
+use anjian_sync_server::users::NewUser;
 use anjian_tests::process;
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
@@ -39,7 +41,25 @@ fn main() {
     let connections = devices * sockets;
     let work = tempfile::tempdir().expect("temp dir");
     let data = work.path().join("server");
-    anjian_tests::add_user(&data, "field", Role::Inspector, "310101", "应急管理");
+    // One account a device, as inspectors' phones are: each account's time on the apply
+    // threads is its own (`limits.apply_ms_per_user_per_minute`).
+    std::fs::create_dir_all(&data).expect("data folder");
+    let storage = anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&data))
+        .expect("server database");
+    for d in 0..devices {
+        let username = account(d);
+        storage
+            .add_user(&NewUser {
+                username: &username,
+                name: &format!("检查员{d}"),
+                role: Role::Inspector,
+                district: &"310101".parse().expect("district"),
+                department: "应急管理",
+                password: anjian_tests::PASSWORD,
+            })
+            .expect("user added");
+    }
+    drop(storage);
     let (server, addr) = process::spawn_listening(
         Command::new(env!("CARGO_BIN_EXE_test_server"))
             .arg(&data)
@@ -61,7 +81,7 @@ fn main() {
     for d in 0..devices {
         let mut store = Store::open(
             work.path().join(format!("d{d}.db")),
-            sample::inspector("field"),
+            sample::inspector(&account(d)),
         )
         .expect("store");
         let enterprise = sample::enterprise(d as u32);
@@ -80,9 +100,9 @@ fn main() {
     }
     let tokens: Vec<String> = runtime.block_on(async {
         let mut tokens = Vec::new();
-        for (_, actor, _) in &setup {
-            tokens
-                .push(anjian_tests::login_device(&format!("http://{addr}"), "field", actor).await);
+        for (d, (_, actor, _)) in setup.iter().enumerate() {
+            let url = format!("http://{addr}");
+            tokens.push(anjian_tests::login_device(&url, &account(d), actor).await);
         }
         tokens
     });
@@ -187,8 +207,6 @@ fn main() {
         elapsed.as_secs_f64(),
         cpu / elapsed.as_secs_f64() * 100.0
     );
-    // Every device signs in as one account: the whole load is charged to its bucket of
-    // apply time.
     let held = runtime.block_on(anjian_tests::metric(
         &format!("http://{addr}"),
         "anjian_sync_apply_time_waits_total",
@@ -307,6 +325,11 @@ async fn device(
     }
     let _ = socket.close(None).await;
     Ok(latencies)
+}
+
+/// The account of device `d`.
+fn account(d: usize) -> String {
+    format!("field{d:04}")
 }
 
 fn hex_bytes(hex: &str) -> Vec<u8> {
