@@ -52,16 +52,15 @@ async fn with_doc<T: Send + 'static>(
     Ok(value)
 }
 
-/// As `with_doc`, in one of `user`'s turns on the apply threads, with the time `f` takes
-/// there charged to the account's bucket (`apply_time`): what a sync connection does on
-/// the apply threads for its account.
+/// As `with_doc`, with the time `f` takes on its apply thread charged to `user`'s bucket
+/// (`apply_time`): what a sync connection does on the apply threads for its account (in
+/// one of the account's turns, taken before the document's lock).
 async fn with_doc_for<T: Send + 'static>(
     app: &AppState,
     user: i64,
     guard: &mut SlotDoc,
     f: impl FnOnce(&mut SlotDoc) -> T + Send + 'static,
 ) -> AppResult<T> {
-    let _turn = app.apply_time.turn(user).await;
     let (value, spent) = with_doc(app, guard, move |doc| {
         let started = std::time::Instant::now();
         let value = f(doc);

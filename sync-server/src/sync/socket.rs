@@ -304,6 +304,10 @@ impl Connection {
         signatures: Signatures,
     ) -> Vec<WireMessage> {
         let case = document_id.case_id();
+        // The account's turn first: no connection holds a document's lock while it waits
+        // for its account's turn, so that another account's connections on the document
+        // wait for no more than its work.
+        let _turn = self.app.apply_time.turn(self.user.id).await;
         let slot = self.app.hub.slot(case);
         let replies = {
             let mut guard = slot.doc.lock().await;
@@ -446,6 +450,7 @@ impl Connection {
         let storage = self.app.storage.clone();
         let with_signatures = self.session.wants_signatures();
         let replies = {
+            let _turn = self.app.apply_time.turn(self.user.id).await;
             let mut guard = slot.doc.lock().await;
             let outcome = with_doc_for(&self.app, self.user.id, &mut guard, move |doc| {
                 document::changed(doc, storage.as_ref(), case, &author, state, with_signatures)
