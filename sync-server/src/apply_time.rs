@@ -11,9 +11,11 @@
 //! alone never spends more than the time that passes: the default allowance, a minute a
 //! minute, holds back only an account busy on several connections at once.
 //!
-//! However full its bucket, an account has at most all but one of the apply threads at
-//! once (one, with a single thread): its connections take turns for the rest, so that a
-//! burst of its costliest messages leaves a thread for everyone else.
+//! However full its bucket, an account's sync connections handle at most as many
+//! messages at once as there are apply threads but one (one, with a single thread): they
+//! take turns, so that a burst of its costliest messages leaves a thread for everyone
+//! else. A turn is taken before the document's lock and held until the message is handled,
+//! its commit included: an account's messages beyond its turns wait, one account's only.
 //!
 //! The buckets are each server process's own: its apply threads are what they protect.
 
@@ -165,8 +167,12 @@ mod tests {
         let single = ApplyTime::new(Duration::from_secs(60), 1);
         let _only = single.turn(1).await;
         assert!(
-            now(single.turn(2)).await.is_ok(),
+            now(single.turn(1)).await.is_err(),
             "one thread, one job an account"
+        );
+        assert!(
+            now(single.turn(2)).await.is_ok(),
+            "and one of another account"
         );
     }
 

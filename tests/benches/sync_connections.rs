@@ -1,5 +1,5 @@
 //! Load (docs/BENCHMARKS.md): 1,000 simulated devices, each signed in as an account of its
-//! own, hold WebSocket connections to the server at once on loopback, each sending a small
+//! own (or PER_ACCOUNT devices an account), hold WebSocket connections to the server at once on loopback, each sending a small
 //! change every few seconds for a bounded time. Reports the round trip (change sent → the
 //! server's heads show it) at p50/p99, errors, the server's memory per connection and its
 //! CPU time.
@@ -8,7 +8,7 @@
 //! syncs its case once on each and then only holds them (the server's memory for many
 //! idle connections, sampled once every socket has synced).
 //!
-//! Run: `cargo bench -p anjian-tests --bench sync_connections [-- DEVICES SECONDS INTERVAL_MS [SOCKETS]]`
+//! Run: `cargo bench -p anjian-tests --bench sync_connections [-- DEVICES SECONDS INTERVAL_MS [SOCKETS [PER_ACCOUNT]]]`
 
 use std::process::Command;
 use std::sync::Arc;
@@ -38,15 +38,18 @@ fn main() {
         *args.get(2).unwrap_or(&3000),
         *args.get(3).unwrap_or(&1) as usize,
     );
+    let per_account = (*args.get(4).unwrap_or(&1) as usize).max(1);
+    let account = |d: usize| format!("field{:04}", d / per_account);
     let connections = devices * sockets;
     let work = tempfile::tempdir().expect("temp dir");
     let data = work.path().join("server");
-    // One account a device, as inspectors' phones are: each account's time on the apply
-    // threads is its own (`limits.apply_ms_per_user_per_minute`).
+    // One account a device, as inspectors' phones are, or `per_account` devices an account
+    // (a phone and a tablet): each account's time and turns on the apply threads are its
+    // own (`apply_time`).
     std::fs::create_dir_all(&data).expect("data folder");
     let storage = anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&data))
         .expect("server database");
-    for d in 0..devices {
+    for d in (0..devices).step_by(per_account) {
         let username = account(d);
         storage
             .add_user(&NewUser {
@@ -73,7 +76,9 @@ fn main() {
     if interval == 0 {
         println!("# {devices} devices × {sockets} sockets, idle for {seconds} s");
     } else {
-        println!("# {devices} devices, a change each every {interval} ms for {seconds} s");
+        println!(
+            "# {devices} devices ({per_account} an account), a change each every {interval} ms for {seconds} s"
+        );
     }
 
     // Every device: its own store, one case with one finding, signed in with its actor.
@@ -325,11 +330,6 @@ async fn device(
     }
     let _ = socket.close(None).await;
     Ok(latencies)
-}
-
-/// The account of device `d`.
-fn account(d: usize) -> String {
-    format!("field{d:04}")
 }
 
 fn hex_bytes(hex: &str) -> Vec<u8> {
