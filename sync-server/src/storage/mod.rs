@@ -1100,7 +1100,7 @@ fn apply_commit(tx: &mut dyn Conn, commit: &Commit, node: &str) -> AppResult<i64
             commit.case_id
         )));
     }
-    numbers::numbers_still_free(tx, &key, &commit.projection.case)?;
+    numbers::numbers_still_free(tx, &key, &commit.projection.case, commit.new)?;
     let heads = commit.heads.join(",");
     if commit.new {
         tx.execute(

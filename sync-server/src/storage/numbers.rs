@@ -252,8 +252,14 @@ pub(super) fn number_elsewhere(conn: &mut dyn Conn, number: &str, case: &str) ->
 /// the register as last committed, so two connections sending one number in two cases at
 /// once would both pass it; commits run one at a time, so this check, inside the commit's
 /// transaction, sees every commit before it. Judged again, the change is refused for the
-/// number by the rule book.
-pub(super) fn numbers_still_free(tx: &mut dyn Conn, key: &str, case: &Case) -> AppResult<()> {
+/// number by the rule book. `new`: the case is stored for the first time (the register
+/// holds nothing of it).
+pub(super) fn numbers_still_free(
+    tx: &mut dyn Conn,
+    key: &str,
+    case: &Case,
+    new: bool,
+) -> AppResult<()> {
     let mut numbers = case
         .writs
         .iter()
@@ -263,14 +269,17 @@ pub(super) fn numbers_still_free(tx: &mut dyn Conn, key: &str, case: &Case) -> A
     if numbers.peek().is_none() {
         return Ok(());
     }
-    let recorded: HashSet<String> = tx
-        .query_map(
+    let recorded: HashSet<String> = if new {
+        HashSet::new()
+    } else {
+        tx.query_map(
             "SELECT number FROM writs WHERE case_id = ?1 AND number IS NOT NULL",
             params![key],
             |r| r.get(0),
         )?
         .into_iter()
-        .collect();
+        .collect()
+    };
     for number in numbers.filter(|n| !recorded.contains(*n)) {
         if number_elsewhere(tx, number, key)? {
             return Err(AppError::Stale(format!(
