@@ -1,16 +1,22 @@
 //! Serving: the accept loop (a limit of open connections per address), HTTP/1.1 with a
 //! deadline for each request's headers (which also closes idle keep-alive connections) and
-//! for its body, the background tasks (revocation watch, expired uploads), and a graceful
+//! for its body, `Connection: close` on an answer given before its request's body was
+//! read, the background tasks (revocation watch, expired uploads), and a graceful
 //! shutdown.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
+use axum::http::HeaderValue;
+use axum::http::header::CONNECTION;
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -92,7 +98,22 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(client));
             counted.metrics.requests.fetch_add(1, Ordering::Relaxed);
             let app = app.clone();
-            async move { app.oneshot(request.map(axum::body::Body::new)).await }
+            let read = Arc::new(AtomicBool::new(request.body().is_end_stream()));
+            let request = request.map(|inner| {
+                axum::body::Body::new(Watched {
+                    inner,
+                    read: read.clone(),
+                })
+            });
+            async move {
+                let mut response = app.oneshot(request).await?;
+                if !read.load(Ordering::Relaxed) {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let mut builder = Builder::new(TokioExecutor::new());
         builder
@@ -138,6 +159,40 @@ pub fn forwarded_for(headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> Opt
         .find(|hop| !trusted.contains(hop))
         .or(hops.first())
         .copied()
+}
+
+/// A request's body, noting when it has been read to its end. A request answered before
+/// its body was read (refused by its token, its account's bound, its size) leaves the
+/// rest of the body on the connection, which the server then closes: its answer says so
+/// (`Connection: close`), or the client would send its next request on a connection being
+/// closed under it, and fail with a network error.
+struct Watched {
+    inner: Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A connection counted against its address; dropping it gives the count back.

@@ -183,6 +183,60 @@ async fn a_colleague_cannot_spoil_an_unfinished_upload() {
     server.stop().await;
 }
 
+/// An upload refused before its body was read (no token, a blob the account may not see)
+/// is answered `Connection: close`, as the server closes that connection: the client opens
+/// a new one for its next request instead of sending it into one being closed (a sync
+/// whose upload was put off failed on its next request, now and then). An upload whose
+/// body was read keeps its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_closes_its_connection_and_the_next_request_goes_through() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let photo = noise_png(300, 300);
+    let (server, zhang, sha256) = setup(&dir, &photo).await;
+    let outsider = login_token(&server.url(), "outsider").await;
+    let url = blob_url(&server, &sha256);
+    let closes = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("connection")
+            .is_some_and(|value| value == "close")
+    };
+    let http = reqwest::Client::new();
+    let part = |token: Option<&str>| {
+        let request = http
+            .patch(&url)
+            .header("upload-offset", 0)
+            .header("upload-length", photo.len())
+            .body(photo[..1000].to_vec());
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    };
+    for round in 0..20 {
+        for (token, status) in [(Some(outsider.as_str()), 404), (None, 401)] {
+            let refused = part(token).send().await.expect("a PATCH answer");
+            assert_eq!(refused.status(), status, "round {round}");
+            assert!(closes(&refused), "round {round}: {:?}", refused.headers());
+        }
+        let head = http
+            .head(&url)
+            .bearer_auth(&zhang.token)
+            .send()
+            .await
+            .expect("the next request on the same client goes through");
+        assert_eq!(head.status(), 200, "round {round}");
+        assert!(!closes(&head), "round {round}");
+    }
+    let taken = part(Some(&zhang.token))
+        .send()
+        .await
+        .expect("a PATCH answer");
+    assert_eq!(taken.status(), 204);
+    assert!(!closes(&taken), "{:?}", taken.headers());
+    server.stop().await;
+}
+
 /// An account that opens as many uploads as the server transfers at once, each announcing
 /// a body it never sends, holds a few of them: another inspector's photo still loads
 /// (rather than after the body timeout, two minutes).
