@@ -40,6 +40,10 @@ pub struct Settings {
     /// is not a proxy's), and its connections are not held to the cap on one address's.
     /// Empty by default: the server then trusts no header about where a request came from.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Addresses besides this machine's own that may read `/metrics` (a metrics
+    /// scraper's). Empty by default: the counters say how busy the server is and when,
+    /// which is no business of anyone on the network; everyone else is answered 404.
+    pub metrics_from: Vec<std::net::IpAddr>,
     /// What each client may cost.
     pub limits: Limits,
 }
@@ -145,6 +149,7 @@ impl Default for Settings {
             secure_cookies: true,
             token_days: 30,
             trusted_proxies: Vec::new(),
+            metrics_from: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -207,8 +212,8 @@ impl Limits {
 impl Settings {
     /// Defaults, overridden by the file (if given) and then by `ANJIAN_DATA`,
     /// `ANJIAN_DATABASE`, `ANJIAN_BLOBS`, `ANJIAN_LISTEN`, `ANJIAN_MAX_MESSAGE_BYTES`,
-    /// `ANJIAN_SECURE_COOKIES`, `ANJIAN_TOKEN_DAYS` and `ANJIAN_TRUSTED_PROXIES`
-    /// (comma-separated addresses).
+    /// `ANJIAN_SECURE_COOKIES`, `ANJIAN_TOKEN_DAYS`, `ANJIAN_TRUSTED_PROXIES` and
+    /// `ANJIAN_METRICS_FROM` (comma-separated addresses).
     pub fn load(file: Option<&std::path::Path>) -> AppResult<Settings> {
         let mut settings = match file {
             Some(path) => {
@@ -240,16 +245,11 @@ impl Settings {
         if let Some(days) = env("ANJIAN_TOKEN_DAYS")? {
             settings.token_days = days;
         }
-        if let Ok(proxies) = std::env::var("ANJIAN_TRUSTED_PROXIES") {
-            settings.trusted_proxies = proxies
-                .split(',')
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| {
-                    p.trim().parse().map_err(|e| {
-                        AppError::BadRequest(format!("ANJIAN_TRUSTED_PROXIES {p:?}: {e}"))
-                    })
-                })
-                .collect::<AppResult<_>>()?;
+        if let Some(proxies) = addresses("ANJIAN_TRUSTED_PROXIES")? {
+            settings.trusted_proxies = proxies;
+        }
+        if let Some(scrapers) = addresses("ANJIAN_METRICS_FROM")? {
+            settings.metrics_from = scrapers;
         }
         Ok(settings)
     }
@@ -263,6 +263,23 @@ impl Settings {
             None => Database::Sqlite(self.data.join("server.db")),
         }
     }
+}
+
+/// An environment variable of comma-separated addresses, parsed, if it is set.
+fn addresses(name: &str) -> AppResult<Option<Vec<std::net::IpAddr>>> {
+    let Ok(value) = std::env::var(name) else {
+        return Ok(None);
+    };
+    value
+        .split(',')
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| {
+            a.trim()
+                .parse()
+                .map_err(|e| AppError::BadRequest(format!("{name} {a:?}: {e}")))
+        })
+        .collect::<AppResult<_>>()
+        .map(Some)
 }
 
 /// An environment variable, parsed, if it is set.

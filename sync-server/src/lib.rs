@@ -45,10 +45,11 @@ pub mod testing;
 pub mod users;
 pub mod web;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -78,28 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let action = || DefaultBodyLimit::max(ACTION_BODY_BYTES);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            get(|State(app): State<Arc<AppState>>| async move {
-                app.metrics.render(&[
-                    (
-                        "anjian_hub_documents",
-                        "Documents held in memory for connections and requests.",
-                        app.hub.slots() as u64,
-                    ),
-                    (
-                        "anjian_loaded_documents",
-                        "Documents loaded in memory.",
-                        app.hub.loaded() as u64,
-                    ),
-                    (
-                        "anjian_live_connections",
-                        "Sync connections registered for revocation.",
-                        app.live.len() as u64,
-                    ),
-                ])
-            }),
-        )
+        .route("/metrics", get(metrics))
         .route("/sync", get(sync_upgrade))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route(
@@ -160,6 +140,44 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(ACTION_BODY_BYTES))
         .with_state(state)
+}
+
+/// The counters, for this machine's own requests and the addresses `metrics_from` names;
+/// 404 for anyone else. A request through a trusted proxy is its client's; one a proxy on
+/// this machine forwarded (it names a client) is not this machine's own.
+async fn metrics(State(app): State<Arc<AppState>>, parts: Parts) -> Response {
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip().to_canonical());
+    let forwarded = ["x-forwarded-for", "forwarded"]
+        .iter()
+        .any(|name| parts.headers.contains_key(*name));
+    let allowed = client.is_some_and(|ip| {
+        (ip.is_loopback() && !forwarded) || app.settings.metrics_from.contains(&ip)
+    });
+    if !allowed {
+        return AppError::NotFound("no such page".into()).into_response();
+    }
+    app.metrics
+        .render(&[
+            (
+                "anjian_hub_documents",
+                "Documents held in memory for connections and requests.",
+                app.hub.slots() as u64,
+            ),
+            (
+                "anjian_loaded_documents",
+                "Documents loaded in memory.",
+                app.hub.loaded() as u64,
+            ),
+            (
+                "anjian_live_connections",
+                "Sync connections registered for revocation.",
+                app.live.len() as u64,
+            ),
+        ])
+        .into_response()
 }
 
 async fn sync_upgrade(

@@ -467,6 +467,52 @@ async fn sign_in_delays_follow_the_client_a_trusted_proxy_names_and_no_one_else(
     }
 }
 
+/// `/metrics` answers this machine's own requests and the scrapers `metrics_from` names;
+/// anyone else, a client forwarded by a proxy on this machine included, is answered 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_this_machine_and_named_scrapers_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scraper: std::net::IpAddr = [203, 0, 113, 7].into();
+    let status = |url: String, forwarded: Option<&'static str>| async move {
+        let request = reqwest::Client::new().get(format!("{url}/metrics"));
+        let request = match forwarded {
+            Some(client) => request.header("X-Forwarded-For", client),
+            None => request,
+        };
+        request.send().await.expect("an answer").status().as_u16()
+    };
+    let open = TestServer::start_with(Settings {
+        data: dir.path().join("open"),
+        ..Settings::default()
+    })
+    .await;
+    assert_eq!(status(open.url(), None).await, 200);
+    assert_eq!(
+        status(open.url(), Some("203.0.113.7")).await,
+        404,
+        "forwarded by a proxy the server does not trust"
+    );
+    open.stop().await;
+
+    let behind = TestServer::start_with(Settings {
+        data: dir.path().join("behind"),
+        trusted_proxies: vec![[127, 0, 0, 1].into()],
+        metrics_from: vec![scraper],
+        ..Settings::default()
+    })
+    .await;
+    assert_eq!(status(behind.url(), Some("203.0.113.7")).await, 200);
+    assert_eq!(status(behind.url(), Some("198.51.100.9")).await, 404);
+    let text = reqwest::get(format!("{}/metrics", behind.url()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("anjian_http_requests_total"), "{text}");
+    behind.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_behind_a_round_robin_balancer_merges_and_reads_alike_on_every_request() {
     let dir = tempfile::tempdir().expect("temp dir");
