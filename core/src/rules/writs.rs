@@ -184,6 +184,7 @@ fn steps(
         old.is_some_and(|w| w.refusal.is_some()),
         writ.refusal.is_some(),
     );
+    let answered_now = refused_now || signed.iter().any(|s| s.role == SignerRole::Enterprise);
     // The document handed over is the one issued: nothing is signed or refused on it after.
     if old.is_some_and(|w| w.issued.is_some()) && (!signed.is_empty() || refused_now) {
         return Err(refuse(format!(
@@ -194,10 +195,7 @@ fn steps(
         .signatures
         .iter()
         .any(|s| s.role == SignerRole::Enterprise);
-    if (refused_now || signed.iter().any(|s| s.role == SignerRole::Enterprise))
-        && enterprise_signed
-        && writ.refusal.is_some()
-    {
+    if answered_now && enterprise_signed && writ.refusal.is_some() {
         return Err(refuse(format!(
             "{name}的被检查单位已签名或已记录拒签，二者只有其一 (the enterprise signs or refuses, not both)"
         )));
@@ -228,6 +226,18 @@ fn steps(
                 "执法人员签名须为检查组成员并注明执法证号；被检查单位签名须写明姓名，不填账号和执法证号 (an inspector who signs is on the team and has a 执法证号; the enterprise's signer is named, with no account or 执法证号)",
             ));
         }
+    }
+    // The enterprise's answer is recorded by whoever presents the document: its keeper,
+    // or an inspector whose signature it held before (not one given with the answer, as
+    // any reader may join the team and sign).
+    let signer = old.is_some_and(|w| w.inspectors_signed().contains(author.user_id.as_str()));
+    if answered_now && !keeper(author, writ) && !signer {
+        return Err(Refusal::new(
+            Rule::Decide,
+            format!(
+                "{name}的被检查单位签名或拒签由制作、定稿或已签名的执法人员记录 (the enterprise's answer is recorded by the document's maker, sealer or an inspector who signed it)"
+            ),
+        ));
     }
     if refused_now {
         let refusal = writ.refusal.as_ref().expect("checked just above");
@@ -280,12 +290,9 @@ fn steps(
         writ.voided.is_some(),
     ) {
         let voiding = writ.voided.as_ref().expect("checked just above");
-        // An inspector who had signed before this change (an enterprise's signature names
-        // no account): a signature given with the voiding is not yet the authority to
-        // void, as any reader may join the team and sign.
-        let signer = old.is_some_and(|w| w.inspectors_signed().contains(author.user_id.as_str()));
-        let may =
-            writ.created_by == author.user_id || signer || decides(author, &after.case.district);
+        // Not a co-signer's: any reader may join the team and sign, then void in a later
+        // change (a shared district's inspector, another department's).
+        let may = keeper(author, writ) || decides(author, &after.case.district);
         if sealed.is_none() || voiding.reason.trim().is_empty() {
             return Err(refuse(format!(
                 "只有已定稿编号的{name}需要作废，且须写明理由 (a sealed document is voided with a reason)"
@@ -336,6 +343,11 @@ fn grounded(after: &CaseState, writ: &Writ) -> Result<(), Refusal> {
             writ.kind.label()
         )))
     }
+}
+
+/// Whether `author` keeps `writ`: made it or sealed it.
+fn keeper(author: &Author, writ: &Writ) -> bool {
+    writ.created_by == author.user_id || writ.seal.as_ref().is_some_and(|s| s.by == author.user_id)
 }
 
 /// The signatures of `writ` that `old` does not have, wherever they are in the list: a

@@ -1331,10 +1331,11 @@ fn put_record(doc: &mut AutoCommit, writ: WritId, record: &str, fields: &[(&str,
 }
 
 /// An issued document is the one handed over: nothing is signed or refused on it after,
-/// and the enterprise signs or refuses, not both. Voiding and keeping the PDF are for
-/// those who signed before: a teammate cannot sign and void in one step.
+/// and the enterprise signs or refuses, not both. Voiding is for the document's maker or
+/// sealer and the district's supervisors, not for a teammate who signed it; the
+/// enterprise's answer is recorded by its keeper or an inspector who had signed.
 #[test]
-fn an_issued_document_takes_nothing_more_and_those_who_signed_before_void_it() {
+fn an_issued_document_takes_nothing_more_and_its_keepers_void_it() {
     let Visit {
         mut store,
         case,
@@ -1396,30 +1397,61 @@ fn an_issued_document_takes_nothing_more_and_those_who_signed_before_void_it() {
     });
     assert_eq!(verdict(&u1, &issued, &signed_after), Err(Rule::Writ));
 
-    // A record sealed by u1: u2, on the team, signs and voids it in one change, refused;
-    // having signed, u2 may void it.
+    // A record sealed by u1: u2, on the team, signs it, and voids it neither in that
+    // change nor in a later one (any reader may join the team and sign); u1, who made and
+    // sealed it, and the district's supervisor void it.
     let record = sealed_record(&mut store, case);
     let sealed = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
     let sign = |doc: &mut AutoCommit| {
         put_signature(doc, record, 0, ["u2", "31000000002", &image, "u2", at]);
     };
-    let void = |doc: &mut AutoCommit| {
-        put_record(
-            doc,
-            record,
-            "voided",
-            &[("reason", "内容有误"), ("by", "u2"), ("at", at)],
-        );
+    let void = |by: &'static str| {
+        move |doc: &mut AutoCommit| {
+            put_record(
+                doc,
+                record,
+                "voided",
+                &[("reason", "内容有误"), ("by", by), ("at", at)],
+            );
+        }
     };
     let at_once = changed(&sealed, |doc| {
         sign(doc);
-        void(doc);
+        void("u2")(doc);
     });
     assert_eq!(verdict(&u2, &sealed, &at_once), Err(Rule::Decide));
     let u2_signed = changed(&sealed, sign);
     assert_eq!(verdict(&u2, &sealed, &u2_signed), Ok(()));
-    let voided = changed(&u2_signed, void);
-    assert_eq!(verdict(&u2, &u2_signed, &voided), Ok(()));
+    let by_u2 = changed(&u2_signed, void("u2"));
+    assert_eq!(verdict(&u2, &u2_signed, &by_u2), Err(Rule::Decide));
+    let chief = author("chief", Role::Supervisor);
+    for (who, by) in [(&u1, "u1"), (&chief, "chief")] {
+        let voided = changed(&u2_signed, void(by));
+        assert_eq!(verdict(who, &u2_signed, &voided), Ok(()), "{by}");
+    }
+
+    // The enterprise's answer is recorded by whoever presents the document: not by u3,
+    // who neither made nor signed it; by u2, whose signature it held before.
+    let refusal_by = |by: &'static str| {
+        move |doc: &mut AutoCommit| {
+            put_record(
+                doc,
+                record,
+                "refusal",
+                &[
+                    ("reason", "拒绝签字"),
+                    ("witness", "见证人 王某"),
+                    ("by", by),
+                    ("at", at),
+                ],
+            );
+        }
+    };
+    let u3 = author("u3", Role::Inspector);
+    let by_u3 = changed(&u2_signed, refusal_by("u3"));
+    assert_eq!(verdict(&u3, &u2_signed, &by_u3), Err(Rule::Decide));
+    let by_u2 = changed(&u2_signed, refusal_by("u2"));
+    assert_eq!(verdict(&u2, &u2_signed, &by_u2), Ok(()));
 }
 
 /// Makes a draft of 现场检查记录 by `u1` under `id` in the map of documents `writs`.
