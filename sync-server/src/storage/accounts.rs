@@ -209,7 +209,10 @@ impl Storage {
                     }
                     Some(key) => {
                         register_key(tx, &actor_id, key)?;
-                        Some(self.certify(tx, &user, &actor_id, key, now)?)
+                        Some(match self.recent_certificate(tx, &user, &actor_id, key, now)? {
+                            Some(certificate) => certificate,
+                            None => self.certify(tx, &user, &actor_id, key, now)?,
+                        })
                     }
                     None => None,
                 };
@@ -228,6 +231,40 @@ impl Storage {
             })
         })
         .map(|certificate| (token, user, certificate))
+    }
+
+    /// The certificate issued within the last day for `key` on the device `actor_id` that
+    /// still says what `user` is, by the server's key of now: a device that signs in again
+    /// within the day is given it rather than a new one, so that signing in over and over
+    /// does not pile up certificates that every answer of proofs and every evidence
+    /// package of the device's cases carries.
+    fn recent_certificate(
+        &self,
+        tx: &mut dyn Conn,
+        user: &User,
+        actor_id: &str,
+        key: &PublicKey,
+        now: chrono::DateTime<Utc>,
+    ) -> AppResult<Option<Certificate>> {
+        let since = now - chrono::Duration::days(1);
+        let stored = tx.query_opt(
+            "SELECT bytes FROM certificates WHERE actor_id = ?1 AND key_id = ?2 AND issued_at > ?3
+             ORDER BY id DESC LIMIT 1",
+            params![actor_id, key.id().as_slice(), since.to_rfc3339()],
+            |r| r.get::<Vec<u8>>(0),
+        )?;
+        let Some(certificate) = stored.and_then(|bytes| Certificate::decode(&bytes).ok()) else {
+            return Ok(None);
+        };
+        let fields = certificate.fields();
+        let current = fields.user == user.username
+            && fields.name == user.name
+            && fields.role == user.role
+            && fields.district == user.district
+            && fields.department == user.department
+            && fields.issuer == self.server_key().public_key().id()
+            && fields.not_after > now.timestamp();
+        Ok(current.then_some(certificate))
     }
 
     /// Issues (and keeps) a certificate binding `key` to `user` and the device `actor_id`.

@@ -218,7 +218,8 @@ async fn an_account_s_devices_and_a_device_s_tokens_are_bounded() {
 }
 
 /// A device registers at most `KEYS_PER_DEVICE` signing keys (each is kept for ever):
-/// one more is refused, and a key it has already registered still signs in.
+/// one more is refused, and a key it has already registered still signs in, with the
+/// certificate it was given within the day.
 #[tokio::test]
 async fn a_device_registers_a_bounded_number_of_keys() {
     use anjian_core::signing::{KeyAlgorithm, Signer, SoftwareKey};
@@ -247,16 +248,36 @@ async fn a_device_registers_a_bounded_number_of_keys() {
     }
     let (status, body) = call(&app, with_key(most)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(call(&app, with_key(0)).await.0, StatusCode::OK);
+    let certificates = || state.storage.certificates_of(ACTOR).expect("certificates");
     assert_eq!(
-        state
-            .storage
-            .certificates_of(ACTOR)
-            .expect("certificates")
-            .len(),
-        usize::from(most) + 1,
+        certificates().len(),
+        usize::from(most),
         "no certificate for the key refused"
     );
+
+    // Signing in again within the day with a key certified is answered with the same
+    // certificate: sign-ins over and over pile up none. Once the account reads otherwise
+    // than the certificate says, a new one.
+    let first = certificates()[0].encode();
+    for _ in 0..3 {
+        let (status, body) = call(&app, with_key(0)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["certificate"], hex::encode(&first));
+    }
+    assert_eq!(certificates().len(), usize::from(most));
+    state
+        .storage
+        .write(|c| {
+            c.execute(
+                "UPDATE users SET department = '消防' WHERE username = 'zhang'",
+                anjian_sync_server::params![],
+            )
+        })
+        .expect("moved");
+    let (status, body) = call(&app, with_key(0)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ne!(body["certificate"], hex::encode(&first));
+    assert_eq!(certificates().len(), usize::from(most) + 1);
 }
 
 /// The history shows each change's device by the name given at sign-in: a phone cannot
