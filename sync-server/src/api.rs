@@ -270,6 +270,18 @@ pub struct ProofsRequest {
     /// The cases (ids), at most `MAX_PROOF_CASES` (100).
     #[schema(max_items = 100)]
     cases: Vec<String>,
+    /// By case id, where to go on in a case an earlier answer cut short (`more`): the
+    /// last receipt it gave of the case.
+    #[serde(default)]
+    after: std::collections::BTreeMap<String, ReceiptCursor>,
+}
+
+/// A receipt's place in its case's receipts, which are ordered by `received_at`, then
+/// `change_hash`.
+#[derive(Deserialize, ToSchema)]
+pub struct ReceiptCursor {
+    received_at: String,
+    change_hash: String,
 }
 
 /// Cases asked about in one `POST /api/v1/proofs`, at most.
@@ -295,8 +307,11 @@ pub struct CaseProofs {
     /// The case id.
     #[schema(format = Uuid)]
     case: String,
-    /// The server's signed receipt of each change of it.
+    /// The server's signed receipt of each change of it, in order, from after the cursor
+    /// asked with.
     receipts: Vec<ReceiptProof>,
+    /// Whether there are more, past the last of these: ask again with it in `after`.
+    more: bool,
 }
 
 /// The server's signed receipt of one change.
@@ -319,7 +334,10 @@ pub struct ReceiptProof {
 /// The server's signed receipts of the cases' changes (proof of when each reached the
 /// server) and the certificates of the devices that wrote them: a device keeps them, to
 /// show them as evidence and to verify its teammates' changes on site without signal.
-/// Answered for the cases the user may sync; others, and unknown ids, are left out.
+/// Answered for the cases the user may sync; others, and unknown ids, are left out. At
+/// most `limits.receipts_per_proofs_answer` (5,000) receipts an answer, with the
+/// certificates of their writers: a case cut short says `more`, and is asked again from
+/// its last receipt.
 #[utoipa::path(
     post,
     path = "/api/v1/proofs",
@@ -343,11 +361,27 @@ pub async fn proofs(
             "at most {MAX_PROOF_CASES} cases per request"
         )));
     }
-    // An id that is not a case id names no case the user may sync.
-    let cases: Vec<anjian_core::CaseId> =
-        body.cases.iter().filter_map(|id| id.parse().ok()).collect();
+    // An id that is not a case id names no case the user may sync; a case asked twice is
+    // answered once.
+    let mut seen = std::collections::HashSet::new();
+    let asked: Vec<(anjian_core::CaseId, Option<(String, String)>)> = body
+        .cases
+        .iter()
+        .filter_map(|id| Some((id.parse().ok()?, id)))
+        .filter(|(case, _)| seen.insert(*case))
+        .map(|(case, id)| {
+            let after = body
+                .after
+                .get(id)
+                .map(|c| (c.received_at.clone(), c.change_hash.clone()));
+            (case, after)
+        })
+        .collect();
     let proofs = app
-        .reading(move |app| app.storage.proofs(&user, &cases))
+        .reading(move |app| {
+            let most = app.settings.limits.receipts_per_proofs_answer;
+            app.storage.proofs(&user, &asked, most)
+        })
         .await?;
     Ok(Json(Proofs {
         server_key: hex::encode(app.storage.server_key().public_key().bytes()),
@@ -355,8 +389,9 @@ pub async fn proofs(
         cases: proofs
             .receipts
             .into_iter()
-            .map(|(case, receipts)| CaseProofs {
+            .map(|(case, receipts, more)| CaseProofs {
                 case: case.to_string(),
+                more,
                 receipts: receipts
                     .into_iter()
                     .map(|r| ReceiptProof {

@@ -131,6 +131,9 @@ pub struct Limits {
     /// all the same but not kept (judged again should they come back), until an
     /// administrator clears them (`user refusals-clear`).
     pub refusals_per_user: u64,
+    /// Receipts in one answer of `POST /api/v1/proofs` (about 400 bytes each): a case of
+    /// more changes is answered over several requests.
+    pub receipts_per_proofs_answer: usize,
     /// Bytes of blobs one account's uploads may store within 24 hours: past this, its
     /// uploads of blobs the server does not hold yet are answered `429` until the oldest
     /// of that day's fall out of the 24 hours (a day's photos, and a week's carried back
@@ -189,6 +192,7 @@ impl Default for Limits {
             upload_hours: 24,
             parked_bytes_per_user: 256 * 1024 * 1024,
             refusals_per_user: 100_000,
+            receipts_per_proofs_answer: 5_000,
             blob_bytes_per_user_per_day: 32 * 1024 * 1024 * 1024,
         }
     }

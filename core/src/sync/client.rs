@@ -231,8 +231,10 @@ pub async fn sync(
     // Photos after the cases that mention them: the server accepts only those.
     upload_blobs(store, &http, timeout, server, token, &mut total).await?;
     download_thumbnails(store, server, token, &mut total).await?;
-    fetch_proofs(store, &http, server, token, &mut total).await?;
+    // Numbers before proofs: a device short of numbers gets them even when the proofs
+    // fail.
     fetch_number_blocks(store, &http, server, token, &mut total).await?;
+    fetch_proofs(store, &http, server, token, &mut total).await?;
     Ok(total)
 }
 
@@ -301,6 +303,9 @@ struct ProofsAnswer {
 struct CaseProofsAnswer {
     case: String,
     receipts: Vec<ReceiptAnswer>,
+    /// Absent from servers before answers were cut short.
+    #[serde(default)]
+    more: bool,
 }
 
 #[derive(Deserialize)]
@@ -318,7 +323,8 @@ const PROOF_CASES: usize = 100;
 /// Keeps what the server signed about the cases this sync exchanged whose acknowledged
 /// changes lack a receipt here: its receipts of the changes (proof of when each reached
 /// the server) and the certificates of the devices that wrote them (to verify teammates'
-/// changes on site). One request per hundred such cases; none for an idle sync.
+/// changes on site). One request per hundred such cases, and more for cases whose answer
+/// the server cut short (`more`), each from the last receipt given; none for an idle sync.
 async fn fetch_proofs(
     store: &mut impl StoreAccess,
     http: &reqwest::Client,
@@ -331,33 +337,54 @@ async fn fetch_proofs(
         .with(move |s| s.cases_wanting_receipts(&exchanged))
         .await?;
     for batch in wanted.chunks(PROOF_CASES) {
-        let cases: Vec<String> = batch.iter().map(ToString::to_string).collect();
-        let body = serde_json::json!({ "cases": cases });
-        let response = post_json(http, &format!("{server}/api/v1/proofs"), token, &body).await?;
-        report.http_requests += 1;
-        let answer: ProofsAnswer = read_json(response, "proofs").await?;
-        let (certificates, cases) =
-            read_proofs(answer).map_err(|why| Error::Sync(format!("proofs: {why}")))?;
-        report.receipts += store
-            .with(move |s| {
-                s.in_one_transaction(|| {
-                    s.keep_certificates(&certificates)?;
-                    let mut kept = 0;
-                    for (case, receipts) in &cases {
-                        kept += s.keep_receipts(*case, receipts)?;
+        let mut asked: Vec<String> = batch.iter().map(ToString::to_string).collect();
+        let mut after = serde_json::Map::new();
+        while !asked.is_empty() {
+            let body = serde_json::json!({ "cases": asked, "after": after });
+            let response =
+                post_json(http, &format!("{server}/api/v1/proofs"), token, &body).await?;
+            report.http_requests += 1;
+            let answer: ProofsAnswer = read_json(response, "proofs").await?;
+            let (certificates, cases) =
+                read_proofs(answer).map_err(|why| Error::Sync(format!("proofs: {why}")))?;
+            // Cases cut short are asked again from their last receipt; a server that
+            // says more and gives nothing new is not asked again.
+            let sent = std::mem::take(&mut after);
+            asked.clear();
+            for (case, receipts, more) in &cases {
+                if let (true, Some(last)) = (*more, receipts.last()) {
+                    let cursor = serde_json::json!({
+                        "received_at": last.received_at,
+                        "change_hash": last.hash.to_string(),
+                    });
+                    if sent.get(&case.to_string()) != Some(&cursor) {
+                        asked.push(case.to_string());
+                        after.insert(case.to_string(), cursor);
                     }
-                    Ok(kept)
+                }
+            }
+            report.receipts += store
+                .with(move |s| {
+                    s.in_one_transaction(|| {
+                        s.keep_certificates(&certificates)?;
+                        let mut kept = 0;
+                        for (case, receipts, _) in &cases {
+                            kept += s.keep_receipts(*case, receipts)?;
+                        }
+                        Ok(kept)
+                    })
                 })
-            })
-            .await?;
+                .await?;
+        }
     }
     Ok(())
 }
 
-/// Certificates, and receipts by case, as the server sent them.
+/// Certificates, and receipts by case (and whether the case has more), as the server
+/// sent them.
 type ReadProofs = (
     Vec<Vec<u8>>,
-    Vec<(crate::codes::CaseId, Vec<crate::certificate::Receipt>)>,
+    Vec<(crate::codes::CaseId, Vec<crate::certificate::Receipt>, bool)>,
 );
 
 fn read_proofs(answer: ProofsAnswer) -> std::result::Result<ReadProofs, String> {
@@ -390,7 +417,7 @@ fn read_proofs(answer: ProofsAnswer) -> std::result::Result<ReadProofs, String> 
                     .ok_or_else(|| format!("the receipt of {:?} is malformed", r.change_hash))
                 })
                 .collect::<std::result::Result<_, String>>()?;
-            Ok((id, receipts))
+            Ok((id, receipts, case.more))
         })
         .collect::<std::result::Result<_, String>>()?;
     Ok((certificates, cases))

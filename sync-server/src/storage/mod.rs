@@ -69,6 +69,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "018_blob_refs_of_changes.sql")),
             include_str!(concat!($dir, "019_refusals_by_account.sql")),
             include_str!(concat!($dir, "020_blobs_by_uploader.sql")),
+            include_str!(concat!($dir, "021_receipts_in_order.sql")),
         ]
     };
 }
@@ -307,8 +308,8 @@ pub struct Storage {
 pub struct Proofs {
     /// Certificates of the devices and server-side actors that wrote in them (CBOR).
     pub certificates: Vec<Vec<u8>>,
-    /// The receipts of each case's changes.
-    pub receipts: Vec<(CaseId, Vec<anjian_core::certificate::Receipt>)>,
+    /// The receipts of each case's changes, and whether it has more than these.
+    pub receipts: Vec<(CaseId, Vec<anjian_core::certificate::Receipt>, bool)>,
 }
 
 /// One change received, for its receipt.
@@ -684,15 +685,23 @@ impl Storage {
         })
     }
 
-    /// What the server signed about the cases of `cases` that `user` may sync (the others
+    /// What the server signed about the cases of `asked` that `user` may sync (the others
     /// are left out, as if they did not exist): the server's receipts of each case's
-    /// changes, and the certificates of every device and server-side actor that wrote
-    /// one, each once.
-    pub fn proofs(&self, user: &User, cases: &[CaseId]) -> AppResult<Proofs> {
+    /// changes, in the order of `received_at` then `change_hash`, from after the place
+    /// asked (`(received_at, change_hash)`), at most `most` in all; and the certificates of
+    /// every device and server-side actor that wrote one of those, each once. A case cut
+    /// short says so.
+    pub fn proofs(
+        &self,
+        user: &User,
+        asked: &[(CaseId, Option<(String, String)>)],
+        most: usize,
+    ) -> AppResult<Proofs> {
         self.read(|conn| {
             let mut proofs = Proofs::default();
-            let mut seen = std::collections::HashSet::new();
-            for case in cases {
+            let mut writers = std::collections::BTreeSet::new();
+            let mut left = most;
+            for (case, after) in asked {
                 let key = case.to_string();
                 let may: bool = conn.query_row(
                     "SELECT ?1 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?2 AND v.case_id = ?3)",
@@ -702,23 +711,13 @@ impl Storage {
                 if !may {
                     continue;
                 }
-                let certificates = conn.query_map(
-                    "SELECT c.bytes FROM certificates c
-                     WHERE c.actor_id IN (SELECT DISTINCT actor_id FROM receipts WHERE case_id = ?1)
-                     ORDER BY c.id",
-                    params![&key],
-                    |r| r.get::<Vec<u8>>(0),
-                )?;
-                for bytes in certificates {
-                    if seen.insert(bytes.clone()) {
-                        proofs.certificates.push(bytes);
-                    }
-                }
-                let of_case = conn.query_map(
+                let (since, past) = after.clone().unwrap_or_default();
+                let mut of_case = conn.query_map(
                     "SELECT change_hash, actor_id, received_at, receipt_issuer, receipt_signature
                      FROM receipts WHERE case_id = ?1 AND receipt_signature IS NOT NULL
-                     ORDER BY received_at, change_hash",
-                    params![&key],
+                       AND (received_at > ?2 OR (received_at = ?2 AND change_hash > ?3))
+                     ORDER BY received_at, change_hash LIMIT ?4",
+                    params![&key, since, past, (left + 1) as i64],
                     |r| {
                         let hash: String = r.get(0)?;
                         let issuer: Vec<u8> = r.get(3)?;
@@ -732,7 +731,18 @@ impl Storage {
                         .ok_or_else(|| AppError::Internal(format!("the stored receipt of {hash}")))
                     },
                 )?;
-                proofs.receipts.push((*case, of_case));
+                let more = of_case.len() > left;
+                of_case.truncate(left);
+                left -= of_case.len();
+                writers.extend(of_case.iter().map(|r| r.actor.clone()));
+                proofs.receipts.push((*case, of_case, more));
+            }
+            for actor in writers {
+                proofs.certificates.extend(conn.query_map(
+                    "SELECT bytes FROM certificates WHERE actor_id = ?1 ORDER BY id",
+                    params![&actor],
+                    |r| r.get::<Vec<u8>>(0),
+                )?);
             }
             Ok(proofs)
         })

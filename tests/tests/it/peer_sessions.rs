@@ -361,6 +361,88 @@ async fn a_supervisor_s_decision_signed_by_the_server_is_verified_on_site_and_ev
     );
 }
 
+/// The server answers a case's receipts a page at a time (`receipts_per_proofs_answer`),
+/// each from the last receipt given, a case asked twice once: the phone follows the pages
+/// and keeps a receipt of every change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_s_receipts_come_a_page_at_a_time_and_all_reach_the_phone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    let page = 1;
+    let server = TestServer::start_with(anjian_sync_server::Settings {
+        data,
+        limits: anjian_sync_server::config::Limits {
+            receipts_per_proofs_answer: page,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let url = server.url();
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let case = zhang.open_sample_case(9);
+    for title in ["配电箱无防护", "安全出口堵塞", "灭火器过期"] {
+        zhang
+            .store
+            .add_finding(case, &sample::finding(title))
+            .expect("finding");
+    }
+    zhang.sync().await.expect("sync");
+    let history = zhang.store.history(case).expect("history");
+    assert!(history.len() > 2 * page, "{}", history.len());
+    let receipts = zhang.store.receipts(case).expect("receipts");
+    assert_eq!(receipts.len(), history.len(), "a receipt of every change");
+
+    // Page by page, as the phone asked.
+    let mut after = serde_json::json!({});
+    let mut hashes = Vec::new();
+    loop {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!("{url}/api/v1/proofs"))
+            .bearer_auth(&zhang.token)
+            .json(&serde_json::json!({
+                "cases": [case.to_string(), case.to_string()],
+                "after": after,
+            }))
+            .send()
+            .await
+            .expect("proofs")
+            .json()
+            .await
+            .expect("json");
+        let cases = answer["cases"].as_array().expect("cases");
+        assert_eq!(cases.len(), 1, "a case asked twice is answered once");
+        let got = cases[0]["receipts"].as_array().expect("receipts");
+        assert!(got.len() <= page && !got.is_empty(), "{answer}");
+        assert!(
+            !answer["certificates"]
+                .as_array()
+                .expect("certificates")
+                .is_empty()
+        );
+        hashes.extend(got.iter().map(|r| r["change_hash"].clone()));
+        if cases[0]["more"] == false {
+            break;
+        }
+        let last = got.last().expect("a receipt");
+        after = serde_json::json!({ case.to_string(): {
+            "received_at": last["received_at"], "change_hash": last["change_hash"],
+        }});
+    }
+    let distinct: std::collections::BTreeSet<String> = hashes
+        .iter()
+        .map(|h| h.as_str().expect("hex").to_owned())
+        .collect();
+    assert_eq!(hashes.len(), history.len(), "each once");
+    assert_eq!(
+        distinct,
+        history.iter().map(|h| h.hash.clone()).collect(),
+        "every change's"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_device_signs_in_with_the_server_s_key() {
     let dir = tempfile::tempdir().expect("temp dir");
