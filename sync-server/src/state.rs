@@ -70,7 +70,8 @@ impl AppState {
         std::fs::create_dir_all(&settings.data).map_err(|e| {
             AppError::Internal(format!("data folder {}: {e}", settings.data.display()))
         })?;
-        let storage = Arc::new(Storage::open(&settings.database())?);
+        let threads = settings.limits.read_threads + settings.limits.apply_threads;
+        let storage = Arc::new(Storage::open_for(&settings.database(), threads)?);
         storage::prepare_sign_in();
         let peer_id = format!("anjian-sync-server-{}", &storage.storage_id()[..8]);
         let limits = &settings.limits;

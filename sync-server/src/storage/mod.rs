@@ -114,17 +114,23 @@ impl std::fmt::Display for Database {
     }
 }
 
-/// Connections a server process keeps open to PostgreSQL at most.
+/// Connections a server process keeps open to PostgreSQL at most, unless its threads
+/// need more (`Storage::open_for`).
 const POSTGRES_POOL: usize = 16;
 
-/// Reader connections a server process keeps to its SQLite file: the read threads, the
-/// apply threads and the async workers' small reads each take one, so that a long read
-/// holds one connection and the others go on (WAL lets every reader work beside the
-/// writer).
+/// Reader connections a server process keeps to its SQLite file, unless its threads need
+/// more (`Storage::open_for`): the read threads, the apply threads and the async workers'
+/// small reads each take one, so that a long read holds one connection and the others go
+/// on (WAL lets every reader work beside the writer).
 const SQLITE_READERS: usize = 8;
 
+/// Connections kept beyond one for each read and apply thread: the async workers' small
+/// reads (a token, a session, a blob's visibility) must never wait for a connection that
+/// every busy thread holds, or the async side stalls with them.
+const CONNECTIONS_BESIDE_THREADS: usize = 4;
+
 enum Engine {
-    /// One writer connection and `SQLITE_READERS` readers.
+    /// One writer connection and its readers.
     Sqlite {
         writer: Mutex<Connection>,
         readers: Readers,
@@ -180,7 +186,7 @@ impl Drop for Lent<'_> {
 }
 
 impl Engine {
-    fn sqlite(path: &Path) -> AppResult<Engine> {
+    fn sqlite(path: &Path, readers: usize) -> AppResult<Engine> {
         let writer = crate::db::sqlite::open(path)?;
         writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
         writer.execute_batch(
@@ -192,7 +198,7 @@ impl Engine {
             reader.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")?;
             Ok(reader)
         };
-        let readers = (0..SQLITE_READERS)
+        let readers = (0..readers)
             .map(|_| reader())
             .collect::<AppResult<Vec<_>>>()?;
         Ok(Engine::Sqlite {
@@ -379,11 +385,19 @@ pub struct Commit {
 impl Storage {
     /// Opens (or creates) the database at `location`, bringing its schema up to date.
     pub fn open(location: &Database) -> AppResult<Storage> {
+        Storage::open_for(location, 0)
+    }
+
+    /// `open`, for a server process with `threads` read and apply threads: it keeps a
+    /// connection for each and `CONNECTIONS_BESIDE_THREADS` more.
+    pub fn open_for(location: &Database, threads: usize) -> AppResult<Storage> {
+        let wanted = threads + CONNECTIONS_BESIDE_THREADS;
         let engine = match location {
-            Database::Sqlite(path) => Engine::sqlite(path)?,
-            Database::Postgres(url) => {
-                Engine::Postgres(crate::db::postgres::Pool::open(url, POSTGRES_POOL)?)
-            }
+            Database::Sqlite(path) => Engine::sqlite(path, wanted.max(SQLITE_READERS))?,
+            Database::Postgres(url) => Engine::Postgres(crate::db::postgres::Pool::open(
+                url,
+                wanted.max(POSTGRES_POOL),
+            )?),
         };
         engine.write(|conn| migrate(conn, location))?;
         let (storage_id, secret) = engine.write(|conn| {
@@ -483,9 +497,11 @@ impl Storage {
         }
     }
 
-    /// Loads a case document; `None` if the server does not have it.
+    /// Loads a case document; `None` if the server does not have it. The connection goes
+    /// back once the stored bytes are read, before Automerge reads them.
     pub fn load_document(&self, case: CaseId) -> AppResult<Option<AutoCommit>> {
-        self.read(|conn| load(conn, case))
+        let pieces = self.read(|conn| pieces(conn, case, true))?;
+        assemble(case, pieces)
     }
 
     /// Commits new changes of several cases, each with everything derived from it, in one
@@ -933,8 +949,7 @@ fn server_key(secret: &[u8]) -> SoftwareKey {
 }
 
 /// A stored document, loaded from its snapshot and the chunks after it.
-fn load(conn: &mut dyn Conn, case: CaseId) -> AppResult<Option<AutoCommit>> {
-    let pieces = pieces(conn, case, true)?;
+fn assemble(case: CaseId, pieces: Pieces) -> AppResult<Option<AutoCommit>> {
     let mut bytes = pieces.bytes.into_iter();
     let Some(snapshot) = bytes.next() else {
         return Ok(None);
@@ -1352,5 +1367,64 @@ impl Writer {
         result
             .await
             .map_err(|_| AppError::Internal("the storage writer has stopped".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, mpsc};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A server of many threads keeps a connection for each and some more: with every
+    /// thread in a long read, a small read (a token's, on an async worker) still gets one.
+    #[test]
+    fn every_thread_in_a_long_read_leaves_connections_for_small_reads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let threads = 3 * SQLITE_READERS;
+        let storage = Arc::new(
+            Storage::open_for(&Database::Sqlite(dir.path().join("server.db")), threads)
+                .expect("storage"),
+        );
+        let inside = Arc::new(AtomicUsize::new(0));
+        let (release, released) = mpsc::channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        let long_reads: Vec<_> = (0..threads)
+            .map(|_| {
+                let (storage, inside, released) =
+                    (storage.clone(), inside.clone(), released.clone());
+                std::thread::spawn(move || {
+                    storage.read(|_| {
+                        inside.fetch_add(1, Ordering::SeqCst);
+                        let _ = released.lock().expect("lock").recv();
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        while inside.load(Ordering::SeqCst) < threads && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let held = inside.load(Ordering::SeqCst);
+        let (answer, answered) = mpsc::channel();
+        let small = storage.clone();
+        std::thread::spawn(move || {
+            let _ = answer.send(
+                small.read(|conn| conn.query_row("SELECT 1", params![], |r| r.get::<i64>(0))),
+            );
+        });
+        let small_read = answered.recv_timeout(Duration::from_secs(10));
+        drop(release);
+        for read in long_reads {
+            read.join().expect("joined").expect("read");
+        }
+        assert_eq!(held, threads, "every thread reads at once");
+        assert_eq!(
+            small_read.expect("a small read is answered").expect("read"),
+            1
+        );
     }
 }
