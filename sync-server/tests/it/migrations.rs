@@ -242,7 +242,9 @@ fn downgrade(database: &anjian_sync_server::storage::Database, version: i64, sql
                      DROP INDEX IF EXISTS refused_changes_by_user;
                      ALTER TABLE refused_changes DROP COLUMN user_id;
                      DROP INDEX IF EXISTS blobs_by_uploader;
-                     ALTER TABLE blobs DROP COLUMN uploaded_by;",
+                     ALTER TABLE blobs DROP COLUMN uploaded_by;
+                     DROP INDEX IF EXISTS receipts_in_order;
+                     CREATE INDEX receipts_by_case ON receipts (case_id);",
                 )?;
                 tx.batch(sql)?;
                 tx.batch(&match tx.dialect() {
