@@ -284,7 +284,7 @@ pub fn xlsx(b: &Bulletin) -> AppResult<Vec<u8>> {
             for (col, cell) in row.iter().enumerate() {
                 let col = col as u16;
                 match cell {
-                    Cell::Text(s) => sheet.write_string(r, col, s),
+                    Cell::Text(s) => sheet.write_string(r, col, within_cell(s)),
                     Cell::Count(n) => sheet.write_number(r, col, *n as f64),
                 }
                 .map_err(failed)?;
@@ -293,6 +293,18 @@ pub fn xlsx(b: &Bulletin) -> AppResult<Vec<u8>> {
         sheet.set_freeze_panes(1, 0).map_err(failed)?;
     }
     workbook.save_to_buffer().map_err(failed)
+}
+
+/// Characters a spreadsheet cell holds at most (Excel's bound; longer text is refused).
+const XLSX_CELL_CHARS: usize = 32_767;
+
+/// `text`, cut to what a cell holds, its end marked.
+fn within_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().nth(XLSX_CELL_CHARS).is_none() {
+        return text.into();
+    }
+    let kept: String = text.chars().take(XLSX_CELL_CHARS - 1).collect();
+    format!("{kept}…").into()
 }
 
 /// The bulletin as one CSV in UTF-8 with a byte-order mark (so that Excel in China reads
@@ -341,7 +353,24 @@ fn field(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::field;
+    use super::{XLSX_CELL_CHARS, field, within_cell};
+
+    #[test]
+    fn text_past_a_cell_s_bound_is_cut_and_marked_and_the_sheet_takes_it() {
+        let fits = "岗".repeat(XLSX_CELL_CHARS);
+        assert_eq!(within_cell(&fits), fits.as_str());
+        let cut = within_cell(&"岗".repeat(XLSX_CELL_CHARS + 1)).into_owned();
+        assert_eq!(cut.chars().count(), XLSX_CELL_CHARS);
+        assert!(cut.ends_with("岗…"));
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        assert!(sheet.write_string(0, 0, &fits).is_ok());
+        assert!(sheet.write_string(1, 0, &cut).is_ok());
+        assert!(
+            sheet.write_string(2, 0, format!("{fits}岗")).is_err(),
+            "the bound is Excel's"
+        );
+    }
 
     #[test]
     fn csv_fields_are_quoted_and_never_formulas() {

@@ -31,6 +31,13 @@ pub const MAX_DAYS: i64 = 3 * 366;
 pub const DAILY_UP_TO_DAYS: i64 = 62;
 /// How many enterprises the top lists hold.
 pub const TOP_ENTERPRISES: usize = 10;
+/// How many posts the three violations are counted by; the rest are summed under
+/// [`OTHER_POSTS`], so that posts recorded as free text cannot make a bulletin of any size.
+pub const TOP_POSTS: usize = 50;
+/// The row that sums the posts past [`TOP_POSTS`].
+pub const OTHER_POSTS: &str = "（其他岗位）";
+/// Characters of a post a bulletin shows (a post is free text, up to 64 KiB).
+pub const POST_CHARS: usize = 100;
 
 /// `?from=&to=` as sent (empty means the default).
 #[derive(Debug, Default, Clone, Deserialize, IntoParams)]
@@ -159,7 +166,8 @@ pub struct Bulletin {
     pub top_enterprises: Vec<EnterpriseRow>,
     /// The enterprises with the most major hazards.
     pub top_major_enterprises: Vec<EnterpriseRow>,
-    /// Three-violation findings by post.
+    /// Three-violation findings by post, the most first: at most [`TOP_POSTS`] rows, the
+    /// last summing the rest when there are more.
     pub violations_by_post: Vec<PostRow>,
     /// Three-violation findings by kind (every kind, zeros included).
     pub violations_by_kind: Vec<CountRow>,
@@ -427,6 +435,9 @@ fn read_bulletin(
             totals.violations += n;
             let post = match post.trim() {
                 "" => NO_POST.to_owned(),
+                post if post.chars().count() > POST_CHARS => {
+                    format!("{}…", post.chars().take(POST_CHARS).collect::<String>())
+                }
                 post => post.to_owned(),
             };
             let row = by_post.entry(post.clone()).or_insert_with(|| PostRow {
@@ -501,6 +512,25 @@ fn read_bulletin(
 
     let mut violations_by_post: Vec<PostRow> = by_post.into_values().collect();
     violations_by_post.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.post.cmp(&b.post)));
+    if violations_by_post.len() > TOP_POSTS {
+        let rest = violations_by_post.split_off(TOP_POSTS - 1);
+        violations_by_post.push(rest.into_iter().fold(
+            PostRow {
+                post: OTHER_POSTS.to_owned(),
+                illegal_command: 0,
+                illegal_operation: 0,
+                labour_discipline: 0,
+                total: 0,
+            },
+            |sum, row| PostRow {
+                illegal_command: sum.illegal_command + row.illegal_command,
+                illegal_operation: sum.illegal_operation + row.illegal_operation,
+                labour_discipline: sum.labour_discipline + row.labour_discipline,
+                total: sum.total + row.total,
+                ..sum
+            },
+        ));
+    }
 
     let (top_enterprises, top_major_enterprises) = top_enterprises(&cases);
     let hazard_loop = hazard_loop(conn, scope, period)?;

@@ -691,6 +691,69 @@ fn expected(b: &Value) -> Vec<(&'static str, &'static str, Vec<Vec<String>>)> {
     ]
 }
 
+/// Posts are free text: a district's bulletin counts the three violations by the
+/// `TOP_POSTS` posts with the most, the last row summing the rest, each post cut for
+/// showing; a post longer than a spreadsheet cell holds still exports.
+#[tokio::test]
+async fn posts_past_the_top_are_summed_and_a_long_one_still_exports() {
+    use anjian_sync_server::stats::{OTHER_POSTS, POST_CHARS, TOP_POSTS};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, state) = server(dir.path());
+    let mut a = device(dir.path(), "insp_a", A);
+    let case = open(
+        &mut a,
+        1,
+        CaseType::Routine,
+        "2026-10-05T09:00:00+08:00",
+        &[],
+    );
+    let long = "A".repeat(40_000);
+    let mut posts: Vec<String> = (0..TOP_POSTS + 1).map(|i| format!("岗位{i:03}")).collect();
+    posts.push(long.clone());
+    for post in &posts {
+        find(
+            &mut a,
+            case,
+            Level::General,
+            Some((ViolationKind::IllegalOperation, post)),
+        );
+    }
+    // The first post twice: it heads the list.
+    find(
+        &mut a,
+        case,
+        Level::General,
+        Some((ViolationKind::IllegalCommand, &posts[0])),
+    );
+    upload(&state, &mut a, case);
+    let sup = token(&app, "sup_a", "00000000000000000000000000000a03").await;
+    let b = bulletin(&app, OCTOBER, &sup).await;
+    let rows = b["violations_by_post"].as_array().expect("posts");
+    assert_eq!(rows.len(), TOP_POSTS, "{:#}", rows[0]);
+    assert_eq!(rows[0]["post"], posts[0].as_str());
+    assert_eq!(rows[0]["total"], 2);
+    let other = rows.last().expect("a row");
+    assert_eq!(other["post"], OTHER_POSTS);
+    let total: i64 = rows
+        .iter()
+        .map(|r| r["total"].as_i64().expect("total"))
+        .sum();
+    assert_eq!(total, posts.len() as i64 + 1, "every finding counted once");
+    assert_eq!(
+        other["total"],
+        posts.len() as i64 + 1 - 2 - (TOP_POSTS as i64 - 2)
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r["post"].as_str().expect("post").chars().count() <= POST_CHARS + 1)
+    );
+
+    let response = get(&app, &format!("/api/v1/bulletins.xlsx?{OCTOBER}"), &sup).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    calamine::open_workbook_from_rs::<Xlsx<_>, _>(Cursor::new(bytes(response).await))
+        .expect("xlsx");
+}
+
 #[tokio::test]
 async fn xlsx_and_csv_hold_exactly_the_numbers_of_the_json() {
     let dir = tempfile::tempdir().expect("temp dir");
