@@ -137,9 +137,24 @@ pub fn router(state: Arc<AppState>) -> Router {
                     blobs::one_turn_per_transfer,
                 )),
         )
+        .layer(axum::middleware::map_response(api_headers))
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(ACTION_BODY_BYTES))
         .with_state(state)
+}
+
+/// Headers every answer of the API carries (the pages carry their own): what it answers
+/// (a case in full, a photo, a document's PDF) is evidence and personal data, kept by no
+/// cache on the way or on a shared office computer, and read as the type it says it is.
+async fn api_headers(mut response: Response) -> Response {
+    use axum::http::HeaderValue;
+    use axum::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// The counters, for this machine's own requests and the addresses `metrics_from` names;

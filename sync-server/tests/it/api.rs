@@ -467,3 +467,31 @@ async fn requests_that_cannot_be_read_are_answered_as_json_errors() {
         );
     }
 }
+
+/// What the API answers is evidence and personal data: no cache keeps it, and no browser
+/// reads it as another type than it says, found or not.
+#[tokio::test]
+async fn api_answers_are_kept_by_no_cache_and_never_sniffed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (app, _state) = app(&dir);
+    let token = crate::support::device_token(&app, "zhang", ACTOR).await;
+    for uri in [
+        "/api/v1/cases".to_owned(),
+        format!("/api/v1/cases/{}", uuid::Uuid::new_v4()),
+        format!("/api/v1/blobs/{}", "0".repeat(64)),
+    ] {
+        let request = Request::get(&uri)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request");
+        let (status, headers, _) = crate::support::call(&app, request).await;
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("cache-control"), Some("no-store"), "{uri} {status}");
+        assert_eq!(header("x-content-type-options"), Some("nosniff"), "{uri}");
+    }
+}
