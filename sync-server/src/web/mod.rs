@@ -28,7 +28,12 @@ use anjian_core::Role;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/cases") }))
-        .route("/login", get(session::login_page).post(session::login))
+        .route(
+            "/login",
+            get(session::login_page)
+                .post(session::login)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::FORM_BODY_BYTES)),
+        )
         .route("/logout", post(session::logout))
         .route("/cases", get(cases::list))
         .route("/cases/{id}", get(cases::show))

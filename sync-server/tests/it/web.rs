@@ -138,6 +138,10 @@ async fn signing_in_sets_a_secure_http_only_strict_cookie() {
     // A login form without its own token is refused (login CSRF).
     let (status, _, _) = web.call(post(PASSWORD, "forged")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // A sign-in is small: a form past 8 KB is refused before anything reads it.
+    let long = "x".repeat(anjian_sync_server::FORM_BODY_BYTES);
+    let (status, _, _) = web.call(post(&long, &csrf)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
     let (status, headers, _) = web.call(post(PASSWORD, &csrf)).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
