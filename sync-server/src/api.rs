@@ -470,9 +470,11 @@ pub async fn number_blocks(
         }
         kinds.push(kind);
     }
-    let blocks =
-        app.storage
-            .allocate_number_blocks(&session.user, &session.actor_id, &key, &kinds)?;
+    let blocks = app
+        .writing(move |storage| {
+            storage.allocate_number_blocks(&session.user, &session.actor_id, &key, &kinds)
+        })
+        .await?;
     Ok(Json(NumberBlocks { blocks }))
 }
 

@@ -316,17 +316,18 @@ async fn append(
     }
     let total = held + body.len() as u64;
     if total > length {
-        app.storage.forget_upload(sha256, user.id)?;
+        forget(app, sha256, user.id).await?;
         return Err(AppError::BadRequest(format!(
             "the upload went past Upload-Length ({total} > {length}); start again"
         )));
     }
     if total < length {
         let quota = app.settings.limits.parked_bytes_per_user;
-        return match app
-            .storage
-            .stage_part(sha256, user.id, offset, &body, quota)?
-        {
+        let (key, user_id) = (sha256.to_owned(), user.id);
+        let staged = app
+            .writing(move |storage| storage.stage_part(&key, user_id, offset, &body, quota))
+            .await?;
+        return match staged {
             Staged::Kept(total) => Ok(offset_response(StatusCode::NO_CONTENT, total, false)),
             Staged::Elsewhere(held) => Ok(offset_response(StatusCode::CONFLICT, held, false)),
             Staged::OverQuota(parked) => Err(AppError::TooLarge(format!(
@@ -347,6 +348,13 @@ async fn append(
     }
     whole.extend_from_slice(&body);
     finish(app, sha256, Bytes::from(whole), Parts::Staged(user.id)).await
+}
+
+/// Forgets `user_id`'s unfinished upload of `sha256`, off the async workers.
+async fn forget(app: &AppState, sha256: &str, user_id: i64) -> AppResult<()> {
+    let key = sha256.to_owned();
+    app.writing(move |storage| storage.forget_upload(&key, user_id))
+        .await
 }
 
 /// Where a whole blob came from, and whose upload it is.
@@ -397,25 +405,28 @@ async fn finish(app: &AppState, sha256: &str, bytes: Bytes, parts: Parts) -> App
         Ok(mime) => mime,
         Err(message) => {
             if let Parts::Staged(user_id) = parts {
-                app.storage.forget_upload(sha256, user_id)?;
+                forget(app, sha256, user_id).await?;
             }
             return Err(AppError::BadRequest(message));
         }
     };
     app.blobs.put(sha256, bytes).await?;
     let key = sha256.to_owned();
-    app.storage.write(|conn| {
-        conn.transaction(|tx| {
-            tx.execute(
-                "INSERT INTO blobs (sha256, size, mime, stored_at, uploaded_by) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT DO NOTHING",
-                params![key, size, mime, Utc::now().to_rfc3339(), parts.uploader()],
-            )?;
-            tx.execute("DELETE FROM upload_parts WHERE sha256 = ?1", params![&key])?;
-            tx.execute("DELETE FROM uploads WHERE sha256 = ?1", params![&key])?;
-            Ok(())
+    app.writing(move |storage| {
+        storage.write(|conn| {
+            conn.transaction(|tx| {
+                tx.execute(
+                    "INSERT INTO blobs (sha256, size, mime, stored_at, uploaded_by) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT DO NOTHING",
+                    params![key, size, mime, Utc::now().to_rfc3339(), parts.uploader()],
+                )?;
+                tx.execute("DELETE FROM upload_parts WHERE sha256 = ?1", params![&key])?;
+                tx.execute("DELETE FROM uploads WHERE sha256 = ?1", params![&key])?;
+                Ok(())
+            })
         })
-    })?;
+    })
+    .await?;
     tracing::info!(blob = sha256, bytes = size, "blob stored");
     Ok(offset_response(StatusCode::CREATED, size as u64, true))
 }
@@ -526,7 +537,8 @@ pub async fn sweep_uploads(app: Arc<AppState>, mut stop: tokio::sync::watch::Rec
 /// Removes the unfinished uploads untouched for longer than `age`. A part arriving for
 /// one meanwhile finds it gone and is told to start again from 0.
 async fn sweep(app: &AppState, age: std::time::Duration) -> AppResult<usize> {
-    app.storage.forget_uploads_older_than(age)
+    app.writing(move |storage| storage.forget_uploads_older_than(age))
+        .await
 }
 
 /// Waits for one of the account's turns at transferring blobs before the request goes on

@@ -108,4 +108,17 @@ impl AppState {
         let app = self.clone();
         self.reads.run(move || f(&app)).await?
     }
+
+    /// Runs `f`, which writes to the database, off the async workers: a write waits for
+    /// the writer connection, which a commit may hold for a while, and an async worker
+    /// waiting on it would hold up every socket it serves.
+    pub async fn writing<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Storage) -> AppResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || f(&storage))
+            .await
+            .map_err(|e| AppError::Internal(format!("a write ended early: {e}")))?
+    }
 }

@@ -948,6 +948,20 @@ fn server_key(secret: &[u8]) -> SoftwareKey {
     SoftwareKey::from_secret(KeyAlgorithm::Ed25519, hasher.finalize().into())
 }
 
+/// Holds account `user_id` for the rest of the transaction `tx`, so that what is counted
+/// of it (its parked upload bytes, its numbers of the year) and then added to is not
+/// counted by another transaction meanwhile. SQLite's write transaction already excludes
+/// every other writer; PostgreSQL locks the account's row.
+fn lock_account(tx: &mut dyn Conn, user_id: i64) -> AppResult<()> {
+    if tx.dialect() == Dialect::Postgres {
+        tx.execute(
+            "SELECT 1 FROM users WHERE id = ?1 FOR UPDATE",
+            params![user_id],
+        )?;
+    }
+    Ok(())
+}
+
 /// A stored document, loaded from its snapshot and the chunks after it.
 fn assemble(case: CaseId, pieces: Pieces) -> AppResult<Option<AutoCommit>> {
     let mut bytes = pieces.bytes.into_iter();

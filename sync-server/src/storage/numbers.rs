@@ -299,6 +299,8 @@ fn within_the_year_s_numbers(
     year: i32,
     more: u32,
 ) -> AppResult<()> {
+    // Two requests at once must not both see room for one more block.
+    super::lock_account(tx, user_id)?;
     let taken: i64 = tx.query_row(
         "SELECT coalesce(sum(last - first + 1), 0) FROM number_blocks
          WHERE user_id = ?1 AND kind = ?2 AND year = ?3",

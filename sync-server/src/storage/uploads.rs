@@ -7,7 +7,7 @@
 use chrono::{SecondsFormat, Utc};
 
 use super::Storage;
-use crate::db::{Conn, Dialect, params};
+use crate::db::{Conn, params};
 use crate::error::{AppError, AppResult};
 
 /// What became of a part offered for an unfinished upload.
@@ -43,10 +43,7 @@ impl Storage {
     ) -> AppResult<Staged> {
         self.write(|conn| {
             conn.transaction(|tx| {
-                if tx.dialect() == Dialect::Postgres {
-                    // SQLite's write transaction already excludes every other writer.
-                    tx.execute("SELECT 1 FROM users WHERE id = ?1 FOR UPDATE", params![user_id])?;
-                }
+                super::lock_account(tx, user_id)?;
                 let holds = held(tx, sha256, user_id)?;
                 if holds != start {
                     return Ok(Staged::Elsewhere(holds));

@@ -537,6 +537,53 @@ async fn an_account_holds_a_bounded_number_of_blocks_whatever_keys_it_signs_in_w
     server.stop().await;
 }
 
+/// Numbers asked for at once, from several connections (or server processes), do not take
+/// an account past its year's allowance: each request holds the account while it counts
+/// what it took and adds to it.
+#[test]
+fn numbers_asked_for_at_once_stay_within_the_year_s_allowance() {
+    use anjian_sync_server::storage::MAX_NUMBERS_PER_YEAR;
+    use chrono::Datelike;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    anjian_tests::add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    let storage = std::sync::Arc::new(
+        anjian_sync_server::Storage::open(&anjian_sync_server::testing::database(&data))
+            .expect("database"),
+    );
+    let zhang = storage.user("zhang").expect("zhang");
+    let actor = storage.server_actor(&zhang).expect("actor").to_hex_string();
+    // All but three of the year's numbers of a kind taken already (under a prefix of
+    // before, as if the account had moved department).
+    let year = i64::from(anjian_sync_server::queries::china_now().year());
+    let kind = WritKind::RectificationOrder;
+    storage
+        .write(|c| {
+            c.execute(
+                "INSERT INTO number_blocks (prefix, kind, year, first, last, user_id, actor_id, key_id, issued_at, block)
+                 VALUES ('（旧）', ?1, ?2, 1, ?3, ?4, ?5, ?6, '2026-01-01T00:00:00+00:00', '')",
+                anjian_sync_server::params![
+                    kind.code(),
+                    year,
+                    MAX_NUMBERS_PER_YEAR - 3,
+                    zhang.id,
+                    &actor,
+                    vec![0u8; 8]
+                ],
+            )
+        })
+        .expect("taken");
+    let given: usize = std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| storage.allocate_server_number(&zhang, &actor, kind).is_ok()))
+            .collect();
+        asks.into_iter()
+            .map(|ask| usize::from(ask.join().expect("asked")))
+            .sum()
+    });
+    assert_eq!(given, 3);
+}
+
 /// A document sealed with a provisional number takes one number from the server: one
 /// number of the account's year, not a block of its devices'. However an account takes its
 /// numbers, it takes at most the year's allowance of a kind; a kind spent leaves the
