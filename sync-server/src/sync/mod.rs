@@ -154,9 +154,22 @@ pub async fn change_on_server<T: Send + 'static>(
     case_id: CaseId,
     edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T> + Send + 'static,
 ) -> AppResult<T> {
+    // An account past its time on the apply threads is told to wait, as its sync
+    // connections are held; otherwise its action takes one of its turns, before the lock.
+    let wait = app.apply_time.wait(user.id);
+    if !wait.is_zero() {
+        return Err(AppError::TooMany {
+            message: format!(
+                "操作过于频繁，请稍后再试 (this account took its time on the apply threads; wait {} s)",
+                wait.as_secs() + 1
+            ),
+            retry_after: wait.as_secs() + 1,
+        });
+    }
     let app = app.clone();
     let user = user.clone();
     let change = async move {
+        let _turn = app.apply_time.turn(user.id).await;
         let slot = app.hub.slot(case_id);
         let result = async {
             let mut guard = slot.doc.lock().await;
@@ -186,7 +199,7 @@ async fn change_locked<T: Send + 'static>(
     let author = policy::author(user);
     let user_id = user.id;
     let limits = app.settings.limits.wire();
-    let outcome = with_doc(app, guard, move |slot| {
+    let outcome = with_doc_for(app, user_id, guard, move |slot| {
         document::change_in(
             slot,
             storage.as_ref(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anjian_core::Role;
 use anjian_core::rules::CaseState;
 use anjian_core::{CaseId, Identity, Level, RectificationOrder, Store, case_doc, sample};
+use anjian_sync_server::config::Limits;
 use anjian_sync_server::storage::{Commit, Projection};
 use anjian_sync_server::users::NewUser;
 use anjian_sync_server::web::session::encode_query;
@@ -22,11 +23,21 @@ pub const PASSWORD: &str = "correct horse battery";
 /// A server with its data under `dir/server` and these accounts (username, role,
 /// district); each user's name is "USERNAME姓名".
 pub fn server(dir: &Path, users: &[(&str, Role, &str)]) -> (axum::Router, Arc<AppState>) {
+    server_with(dir, users, Limits::default())
+}
+
+/// `server`, holding clients to `limits`.
+pub fn server_with(
+    dir: &Path,
+    users: &[(&str, Role, &str)],
+    limits: Limits,
+) -> (axum::Router, Arc<AppState>) {
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let settings = Settings {
         data: dir.join("server"),
         database: anjian_sync_server::testing::postgres_database(&dir.join("server")),
         blobs: anjian_sync_server::testing::s3_blobs(&dir.join("server")),
+        limits,
         ..Settings::default()
     };
     let state = AppState::open(settings, stopped).expect("state");

@@ -1322,3 +1322,49 @@ async fn an_issued_decision_is_on_the_case_page_with_its_pdf_and_on_the_board() 
     let (_, board) = web.get(&other, "/rectifications").await;
     assert!(!board.contains(&number));
 }
+
+/// The actions of the pages and the API take their account's time on the apply threads as
+/// its sync does: past it (at a minute's allowance of 1 ms, the first action), the
+/// account is told to wait (`429`, `Retry-After`), and another account acts all the same.
+#[tokio::test]
+async fn actions_take_their_account_s_apply_time_and_wait_past_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let limits = anjian_sync_server::config::Limits {
+        apply_ms_per_user_per_minute: 1,
+        ..Default::default()
+    };
+    let (app, state) = server_with(
+        dir.path(),
+        &[
+            ("chief_a", Role::Supervisor, A),
+            ("admin", Role::Admin, A),
+            ("insp_a", Role::Inspector, A),
+        ],
+        limits,
+    );
+    let (mut store, case) = record_case(dir.path(), "insp_a", A, 1);
+    upload(&state, &mut store, case, "insp_a");
+    let comment = |token: &str| {
+        Request::post(format!("/api/v1/cases/{case}/review"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                json!({"action": "comment", "text": "请补充照片"}).to_string(),
+            ))
+            .expect("request")
+    };
+    let chief = device_token(&app, "chief_a", "00000000000000000000000000000a01").await;
+    let (status, _, body) = call(&app, comment(&chief)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, headers, body) = call(&app, comment(&chief)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "retry-after" && v.parse::<u64>().is_ok_and(|s| s >= 1)),
+        "{headers:?}"
+    );
+    let admin = device_token(&app, "admin", "00000000000000000000000000000a02").await;
+    let (status, _, body) = call(&app, comment(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
