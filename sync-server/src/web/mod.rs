@@ -197,10 +197,16 @@ impl IntoResponse for WebError {
             StatusCode::CONFLICT => "无法执行",
             _ => "服务器出错",
         };
+        // What was not found is named by the link, which anyone may write: the page says
+        // so in words of its own, never in the link's.
+        let message = match status {
+            StatusCode::NOT_FOUND => "您要查看的内容不存在，或您无权查看。".to_owned(),
+            _ => self.0.to_string(),
+        };
         let body = html! {
             section.error-page data-error=(code) {
                 h1 { (heading) }
-                p { (self.0.to_string()) }
+                p { (message) }
                 p { a href="/cases" { "返回案件列表" } }
             }
         };

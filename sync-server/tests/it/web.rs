@@ -1368,3 +1368,24 @@ async fn actions_take_their_account_s_apply_time_and_wait_past_it() {
     let (status, _, body) = call(&app, comment(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// A link anyone may write names what was not found: the page says so in words of its
+/// own, so that a link cannot make the official site show a message of its choosing.
+#[tokio::test]
+async fn a_page_not_found_shows_none_of_the_link_s_words() {
+    let web = setup();
+    let chief = web.sign_in("chief_a").await;
+    let bait = "系统升级请访问evil.example重新登录";
+    for uri in [
+        format!(
+            "/cases/{}",
+            anjian_sync_server::web::session::encode_query(bait)
+        ),
+        format!("/cases/{}", anjian_core::CaseId::new()),
+    ] {
+        let (status, body) = web.get(&chief, &uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(body.contains("您要查看的内容不存在"), "{body}");
+        assert!(!body.contains("evil.example"), "{body}");
+    }
+}
