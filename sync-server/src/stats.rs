@@ -36,8 +36,9 @@ pub const TOP_ENTERPRISES: usize = 10;
 pub const TOP_POSTS: usize = 50;
 /// The row that sums the posts past [`TOP_POSTS`].
 pub const OTHER_POSTS: &str = "（其他岗位）";
-/// Characters of a post a bulletin shows (a post is free text, up to 64 KiB).
-pub const POST_CHARS: usize = 100;
+/// Characters of a post a bulletin shows (a post is free text, up to 64 KiB), as the
+/// tallies keep it.
+pub use crate::storage::TALLIED_POST_CHARS as POST_CHARS;
 
 /// `?from=&to=` as sent (empty means the default).
 #[derive(Debug, Default, Clone, Deserialize, IntoParams)]

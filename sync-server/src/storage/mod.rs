@@ -42,8 +42,8 @@ mod uploads;
 pub use accounts::{KEYS_PER_DEVICE, TOKEN_ID_LEN, TOKENS_PER_DEVICE, prepare_sign_in};
 pub use numbers::{MAX_BLOCKS_PER_YEAR, MAX_NUMBERS_PER_YEAR};
 pub(crate) use projections::FOUND;
-pub use projections::Projection;
 use projections::write_projections;
+pub use projections::{Projection, TALLIED_POST_CHARS};
 pub use uploads::Staged;
 
 macro_rules! migrations {
@@ -70,6 +70,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "019_refusals_by_account.sql")),
             include_str!(concat!($dir, "020_blobs_by_uploader.sql")),
             include_str!(concat!($dir, "021_receipts_in_order.sql")),
+            include_str!(concat!($dir, "022_tallied_posts_cut.sql")),
         ]
     };
 }

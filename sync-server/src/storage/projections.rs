@@ -398,6 +398,10 @@ pub(super) fn recount_tallies(tx: &mut dyn Conn) -> AppResult<()> {
     tally(tx, None, 1)
 }
 
+/// Characters of a three-violation finding's post the tallies count it by (and a bulletin
+/// shows), before `…`.
+pub const TALLIED_POST_CHARS: usize = 100;
+
 /// Adds to the tallies (`sign` 1) or takes away from them (`sign` -1) what the
 /// projection rows of the case `key` count, or of every case. A case counts under each
 /// district it is visible to and once under '' (every case); the one place that says
@@ -412,12 +416,16 @@ fn tally(tx: &mut dyn Conn, key: Option<&str>, sign: i64) -> AppResult<()> {
           UNION ALL SELECT case_id, '' AS district FROM cases {only}) d"
     );
     let open = RectificationState::open_codes_sql();
+    // A post is free text, up to 64 KiB: kept as a bulletin shows it, and one character
+    // more to tell it was cut (a database index holds no row of 64 KiB).
+    let post_chars = TALLIED_POST_CHARS + 1;
     tx.execute(
         &format!(
             "INSERT INTO finding_tallies (district, day, level, rectification, deadline, violation, post, n)
              SELECT d.district, substr(c.opened_at, 1, 10), f.level, f.rectification,
                     CASE WHEN f.rectification IN ({open}) THEN coalesce(f.deadline, '') ELSE '' END,
-                    coalesce(f.violation, ''), coalesce(f.violation_post, ''), {sign} * count(*)
+                    coalesce(f.violation, ''), substr(coalesce(f.violation_post, ''), 1, {post_chars}),
+                    {sign} * count(*)
              FROM {districts} JOIN cases c ON c.case_id = d.case_id JOIN findings f ON f.case_id = d.case_id
              GROUP BY 1, 2, 3, 4, 5, 6, 7
              ON CONFLICT (district, day, level, rectification, deadline, violation, post)

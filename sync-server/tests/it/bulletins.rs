@@ -707,7 +707,16 @@ async fn posts_past_the_top_are_summed_and_a_long_one_still_exports() {
         "2026-10-05T09:00:00+08:00",
         &[],
     );
-    let long = "A".repeat(40_000);
+    // Long, and of no pattern that compresses (as a database index would store it).
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let long: String = (0..40_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            char::from(b'A' + (seed % 26) as u8)
+        })
+        .collect();
     let mut posts: Vec<String> = (0..TOP_POSTS + 1).map(|i| format!("岗位{i:03}")).collect();
     posts.push(long.clone());
     for post in &posts {
