@@ -25,6 +25,11 @@ pub const BLOCK_FORMAT: &str = "anjian-numbers/1";
 /// What the printed number of a provisional document starts with.
 pub const PROVISIONAL_MARK: &str = "（临时）";
 
+/// Characters a document number written by hand or by a device may hold (a provisional
+/// number, a listing's 文号): far more than any (（临时）责改〔2026〕3f9a0c21号 holds 22),
+/// and few enough for the registers that index them.
+pub const MAX_NUMBER_CHARS: usize = 64;
+
 /// A block of numbers the server allocated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberBlock {

@@ -11,6 +11,7 @@ use super::{Author, ReviewState};
 use super::{CaseState, OpAt, Ops, Refusal, Rule, decides, may_close, rectification_step, title};
 use crate::codes::{FindingId, HazardAction, Level, RectificationState, ReinspectionResult};
 use crate::model::{Finding, HazardEvent, HazardStep, PhotoRef};
+use crate::numbering::MAX_NUMBER_CHARS;
 use crate::paths::{Leaf, Seg};
 
 /// Whether `op` writes into a finding's follow-up list (or makes it).
@@ -380,10 +381,15 @@ fn step(
                     format!("隐患“{name}”已挂牌督办 (already listed)"),
                 );
             }
-            if authority.trim().is_empty() || number.trim().is_empty() {
+            if authority.trim().is_empty()
+                || number.trim().is_empty()
+                || number.chars().count() > MAX_NUMBER_CHARS
+            {
                 return refuse(
                     Rule::Evidence,
-                    "挂牌督办须写明督办单位和文号 (a listing names its authority and document number)".to_owned(),
+                    format!(
+                        "挂牌督办须写明督办单位和文号（文号至多 {MAX_NUMBER_CHARS} 字） (a listing names its authority and document number, at most {MAX_NUMBER_CHARS} characters)"
+                    ),
                 );
             }
             at.listed = true;

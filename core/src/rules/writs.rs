@@ -10,7 +10,7 @@ use super::{Author, CaseState, OpAt, Ops, Refusal, Rule, Trust, decides};
 use crate::codes::{HazardAction, WritKind};
 use crate::codes::{ReviewState, SignerRole, WritId};
 use crate::model::{Writ, WritSignature};
-use crate::numbering::{PROVISIONAL_MARK, SignedBlock};
+use crate::numbering::{MAX_NUMBER_CHARS, PROVISIONAL_MARK, SignedBlock};
 use crate::paths::{Leaf, Seg};
 
 /// The document an operation writes into, if it writes into one (or makes the map).
@@ -400,13 +400,15 @@ fn numbers(
     let sealed_now = old.is_none_or(|w| w.seal.is_none());
     if let Some(seal) = writ.seal.as_ref().filter(|_| sealed_now) {
         match &seal.block {
-            None if seal.provisional && seal.number.starts_with(PROVISIONAL_MARK) => {}
+            None if seal.provisional
+                && seal.number.starts_with(PROVISIONAL_MARK)
+                && seal.number.chars().count() <= MAX_NUMBER_CHARS => {}
             Some(block) if !seal.provisional => {
                 allocated(author, trust, writ.kind, &seal.number, block)?;
             }
             _ => {
                 return Err(refuse(format!(
-                    "{name}的编号须来自服务器分配的号段，或标明为临时编号 (a number comes from an allocated block, or is marked provisional)"
+                    "{name}的编号须来自服务器分配的号段，或标明为临时编号（至多 {MAX_NUMBER_CHARS} 字） (a number comes from an allocated block, or is marked provisional, at most {MAX_NUMBER_CHARS} characters)"
                 )));
             }
         }

@@ -1102,6 +1102,21 @@ fn every_rule_refuses_and_allows_what_the_table_says() {
             Ok(()),
         ),
         (
+            "a listing whose 文号 is longer than any number",
+            &chief,
+            base,
+            Box::new(step(
+                "chief",
+                major,
+                HazardStep::List {
+                    authority: "区安全生产委员会办公室".into(),
+                    number: "督".repeat(anjian_core::numbering::MAX_NUMBER_CHARS + 1),
+                    deadline: day("2027-02-28"),
+                },
+            )),
+            Err(Rule::Evidence),
+        ),
+        (
             "a hazard not listed delisted",
             &chief,
             base,

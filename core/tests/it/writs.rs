@@ -2,7 +2,7 @@
 //! inspectors and the enterprise (or its refusal), issued, voided and corrected; and
 //! what the rule book refuses whoever sends it.
 
-use anjian_core::numbering::{NumberBlock, SignedBlock};
+use anjian_core::numbering::{MAX_NUMBER_CHARS, NumberBlock, SignedBlock};
 use anjian_core::rules::{self, Author, CaseState, Ops, Rule};
 use anjian_core::signing::{KeyAlgorithm, KeyId, Signer, SoftwareKey};
 use anjian_core::{
@@ -560,6 +560,14 @@ fn a_number_is_one_its_signing_key_was_allocated() {
             "provisional, marked so",
             Box::new(|doc| seal(doc, draft, "（临时）责改〔2026〕0a1b2c3d号", None)),
             Ok(()),
+        ),
+        (
+            "provisional, longer than any number (a register indexes it)",
+            Box::new(|doc| {
+                let long = format!("（临时）{}号", "责".repeat(MAX_NUMBER_CHARS));
+                seal(doc, draft, &long, None);
+            }),
+            Err(Rule::Writ),
         ),
         (
             "from another key's block",
