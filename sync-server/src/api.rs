@@ -176,7 +176,7 @@ pub async fn catalog(
     Query(q): Query<Since>,
 ) -> AppResult<Json<CatalogPage>> {
     let page = app
-        .reading(move |app| app.storage.catalog(&user, q.since))
+        .reading(user.id, move |app| app.storage.catalog(&user, q.since))
         .await?;
     Ok(Json(page))
 }
@@ -212,7 +212,7 @@ pub async fn cases(
     Query(filter): Query<CaseFilter>,
 ) -> AppResult<Json<CaseList>> {
     let (cases, total) = app
-        .reading(move |app| {
+        .reading(user.id, move |app| {
             app.storage
                 .read(|conn| queries::cases(conn, policy::scope(&user), &filter))
         })
@@ -259,7 +259,7 @@ pub async fn case(
     Path(id): Path<String>,
 ) -> AppResult<Json<CaseView>> {
     let detail = app
-        .reading(move |app| review::load(app, &user, &id))
+        .reading(user.id, move |app| review::load(app, &user, &id))
         .await?;
     Ok(Json(CaseView::of(detail)))
 }
@@ -378,7 +378,7 @@ pub async fn proofs(
         })
         .collect();
     let proofs = app
-        .reading(move |app| {
+        .reading(user.id, move |app| {
             let most = app.settings.limits.receipts_per_proofs_answer;
             app.storage.proofs(&user, &asked, most)
         })
@@ -780,7 +780,7 @@ pub async fn documents(
 ) -> AppResult<Json<Register>> {
     policy::require_supervisor(&user)?;
     let (total, documents) = app
-        .reading(move |app| {
+        .reading(user.id, move |app| {
             app.storage
                 .read(|conn| queries::register(conn, policy::scope(&user), &filter))
         })
@@ -838,7 +838,7 @@ pub async fn rectifications(
 ) -> AppResult<Json<Board>> {
     policy::require_supervisor(&user)?;
     let board = app
-        .reading(move |app| {
+        .reading(user.id, move |app| {
             app.storage
                 .read(|conn| queries::board(conn, policy::scope(&user), &filter))
         })

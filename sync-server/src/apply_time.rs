@@ -20,10 +20,12 @@
 //! The buckets are each server process's own: its apply threads are what they protect.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::turns::Turns;
 
 /// Each account's bucket of apply time.
 pub struct ApplyTime {
@@ -32,10 +34,8 @@ pub struct ApplyTime {
     /// What a full bucket holds, in seconds: `BUCKET`'s worth of the allowance.
     full: f64,
     accounts: Mutex<HashMap<i64, Bucket>>,
-    /// Jobs one account may have on the apply threads at once.
-    turns: usize,
-    /// The turns of each account with jobs running or waiting.
-    running: Mutex<HashMap<i64, Arc<Semaphore>>>,
+    /// The jobs each account may have on the apply threads at once.
+    turns: Turns,
 }
 
 /// What is left of an account's allowance, in seconds (below zero: owed), as of `at`.
@@ -61,26 +61,14 @@ impl ApplyTime {
             per_minute,
             full: per_minute * BUCKET.as_secs_f64() / 60.0,
             accounts: Mutex::new(HashMap::new()),
-            turns: threads.saturating_sub(1).max(1),
-            running: Mutex::new(HashMap::new()),
+            turns: Turns::new(threads),
         }
     }
 
     /// Waits for `user`'s turn on the apply threads: one of the jobs the account may have
     /// there at once, held until the permit is dropped.
     pub async fn turn(&self, user: i64) -> OwnedSemaphorePermit {
-        let turns = {
-            let mut running = self.running.lock().expect("apply turns");
-            if running.len() > KEPT {
-                // Each permit, and each job waiting for one, holds its account's turns.
-                running.retain(|_, turns| Arc::strong_count(turns) > 1);
-            }
-            running
-                .entry(user)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.turns)))
-                .clone()
-        };
-        turns.acquire_owned().await.expect("turns are never closed")
+        self.turns.take(user).await
     }
 
     /// Takes `spent` from `user`'s bucket.
@@ -139,40 +127,6 @@ mod tests {
         assert!(
             (4.9..=5.0).contains(&wait),
             "50 ms owed at 10 ms a second: {wait}"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_account_takes_all_but_one_of_the_threads_at_once() {
-        let time = Arc::new(ApplyTime::new(Duration::from_secs(60), 3));
-        let first = time.turn(1).await;
-        let _second = time.turn(1).await;
-        let now = |turn| tokio::time::timeout(Duration::ZERO, turn);
-        assert!(
-            now(time.turn(2)).await.is_ok(),
-            "another account's turn at once"
-        );
-        let third = tokio::spawn({
-            let time = time.clone();
-            async move { time.turn(1).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!third.is_finished(), "a third job of the account waits");
-        drop(first);
-        let third = tokio::time::timeout(Duration::from_secs(5), third).await;
-        assert!(
-            third.is_ok(),
-            "the third job's turn, once the first is done"
-        );
-        let single = ApplyTime::new(Duration::from_secs(60), 1);
-        let _only = single.turn(1).await;
-        assert!(
-            now(single.turn(1)).await.is_err(),
-            "one thread, one job an account"
-        );
-        assert!(
-            now(single.turn(2)).await.is_ok(),
-            "and one of another account"
         );
     }
 

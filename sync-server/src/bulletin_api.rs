@@ -40,7 +40,7 @@ pub async fn json(
     Query(query): Query<PeriodQuery>,
 ) -> AppResult<Json<Bulletin>> {
     Ok(Json(
-        app.reading(move |app| stats::for_user(app, &user, &query))
+        app.reading(user.id, move |app| stats::for_user(app, &user, &query))
             .await?,
     ))
 }
@@ -70,7 +70,7 @@ pub async fn xlsx(
     Query(query): Query<PeriodQuery>,
 ) -> AppResult<Response> {
     let (bulletin, bytes) = app
-        .reading(move |app| {
+        .reading(user.id, move |app| {
             let bulletin = stats::for_user(app, &user, &query)?;
             let bytes = export::xlsx(&bulletin)?;
             Ok((bulletin, bytes))
@@ -104,7 +104,7 @@ pub async fn csv(
     Query(query): Query<PeriodQuery>,
 ) -> AppResult<Response> {
     let bulletin = app
-        .reading(move |app| stats::for_user(app, &user, &query))
+        .reading(user.id, move |app| stats::for_user(app, &user, &query))
         .await?;
     let text = export::csv(&bulletin);
     Ok(attachment(

@@ -3,7 +3,7 @@
 //! who may see and change what, and serves supervisors' queries.
 //!
 //! Modules, from the bottom of the dependency order up: `memory`, `schemas`, `error`,
-//! `config`, `users`, `storage`, `metrics`, `pool`, `apply_time`, `hub`, `live`, `signin`, `blob_store`; then
+//! `config`, `users`, `storage`, `metrics`, `pool`, `turns`, `apply_time`, `hub`, `live`, `signin`, `blob_store`; then
 //! `state` (what handlers share), `auth` (who is signed in) and `extract` (the API's
 //! extractors); then `policy`, the handlers (`sync`, `api`, `blobs`, `review`, `queries`,
 //! `stats`, `web`, …), `openapi` (their description) and `serve`.
@@ -42,6 +42,7 @@ pub mod stats;
 pub mod storage;
 pub mod sync;
 pub mod testing;
+pub mod turns;
 pub mod users;
 pub mod web;
 

@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::pool::Pool;
 use crate::signin::SignIn;
 use crate::storage::{self, Storage};
+use crate::turns::Turns;
 
 /// What every handler shares.
 pub struct AppState {
@@ -32,6 +33,8 @@ pub struct AppState {
     pub apply_time: ApplyTime,
     /// Threads that answer heavy reads (`reading`).
     pub reads: Pool,
+    /// Each account's turns on the read threads.
+    pub read_turns: Turns,
     /// Threads that decode photos.
     pub photos: Pool,
     /// Threads that hash and check passwords.
@@ -83,6 +86,7 @@ impl AppState {
                 limits.apply_threads,
             ),
             reads: Pool::start("reads", limits.read_threads, READ_QUEUE),
+            read_turns: Turns::new(limits.read_threads),
             photos: Pool::start("photos", limits.photo_threads, PHOTO_QUEUE),
             passwords: Pool::start("passwords", limits.password_threads, limits.sign_in_queue),
             blobs: BlobStore::open(settings.blobs.as_deref(), &settings.data)?,
@@ -98,13 +102,16 @@ impl AppState {
         }))
     }
 
-    /// Runs `f` on the read threads: a read that walks many rows or a whole case (a list,
-    /// a case in full, a bulletin, a register, the catalog) must not hold an async worker,
-    /// which the sync connections share.
+    /// Runs `f` for account `user` on the read threads: a read that walks many rows or a
+    /// whole case (a list, a case in full, a bulletin, a register, the catalog) must not
+    /// hold an async worker, which the sync connections share. An account's reads take
+    /// turns (`turns`): one account's many at once leave a read thread for everyone else.
     pub async fn reading<T: Send + 'static>(
         self: &Arc<Self>,
+        user: i64,
         f: impl FnOnce(&AppState) -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
+        let _turn = self.read_turns.take(user).await;
         let app = self.clone();
         self.reads.run(move || f(&app)).await?
     }

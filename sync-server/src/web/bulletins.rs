@@ -21,7 +21,7 @@ pub async fn show(
 ) -> Result<Markup, WebError> {
     let user = viewer.user.clone();
     let b = app
-        .reading(move |app| stats::for_user(app, &user, &query))
+        .reading(user.id, move |app| stats::for_user(app, &user, &query))
         .await?;
     Ok(page("执法通报", Some(&viewer), body(&b)))
 }

@@ -36,7 +36,7 @@ pub async fn list(
 ) -> Result<Markup, WebError> {
     let (user, asked) = (viewer.user.clone(), filter.clone());
     let (rows, total) = app
-        .reading(move |app| {
+        .reading(user.id, move |app| {
             app.storage
                 .read(|conn| queries::cases(conn, policy::scope(&user), &asked))
         })
@@ -110,7 +110,8 @@ async fn load(
     id: &str,
 ) -> crate::error::AppResult<review::CaseDetail> {
     let (user, id) = (viewer.user.clone(), id.to_owned());
-    app.reading(move |app| review::load(app, &user, &id)).await
+    app.reading(user.id, move |app| review::load(app, &user, &id))
+        .await
 }
 
 /// `GET /cases/{id}`: one case in full.
@@ -123,7 +124,7 @@ pub async fn show(
     // whole case, on the read threads.
     let (user, asked) = (viewer.user.clone(), id.clone());
     let (detail, checks) = app
-        .reading(move |app| {
+        .reading(user.id, move |app| {
             let (detail, mut doc) = review::load_with_document(app, &user, &asked)?;
             let checks = evidence::check(&app.storage, &mut doc)?;
             Ok((detail, checks))

@@ -23,7 +23,7 @@ pub async fn register(
     policy::require_supervisor(&viewer.user)?;
     let (user, asked) = (viewer.user.clone(), filter.clone());
     let (total, rows) = app
-        .reading(move |app| {
+        .reading(user.id, move |app| {
             app.storage
                 .read(|conn| queries::register(conn, policy::scope(&user), &asked))
         })

@@ -30,7 +30,7 @@ pub async fn board(
     policy::require_supervisor(&viewer.user)?;
     let (user, asked) = (viewer.user.clone(), filter.clone());
     let (board, (decisions_total, decisions)) = app
-        .reading(move |app| {
+        .reading(user.id, move |app| {
             app.storage.read(|conn| {
                 let scope = policy::scope(&user);
                 let decisions = queries::decisions_in_force(conn, scope, DECISIONS_SHOWN)?;
