@@ -55,6 +55,35 @@ pub struct HistoryRow {
     pub received_from: Option<String>,
 }
 
+/// What a change says it did, as its history shows it: the note is the device's to write,
+/// so only a code of ours (lower-case letters, digits, `_` and `:`) is shown, and a
+/// supervisor's decision (审核通过, 退回, 重新打开) only from a supervisor's or an
+/// administrator's account; anything else reads `other` (其他修改). What the change
+/// really did is in the case itself, judged by the rule book.
+fn shown_action(action: String, author_supervises: bool) -> String {
+    let ours = !action.is_empty()
+        && action
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b':');
+    let decision = action
+        .strip_prefix("review:")
+        .and_then(|a| a.parse::<ReviewAction>().ok())
+        .is_some_and(|a| {
+            matches!(
+                a,
+                ReviewAction::Approve | ReviewAction::Return | ReviewAction::Reopen
+            )
+        });
+    if ours && (author_supervises || !decision) {
+        action
+    } else {
+        OTHER_ACTION.to_owned()
+    }
+}
+
+/// What the history shows for a change whose note it does not show.
+pub const OTHER_ACTION: &str = "other";
+
 /// Reads case `id` for `user`; a case they may not read is answered as absent.
 pub fn load(app: &AppState, user: &User, id: &str) -> AppResult<CaseDetail> {
     Ok(load_with_document(app, user, id)?.0)
@@ -83,7 +112,12 @@ pub fn load_with_document(
         for change in changes {
             let receipt: Option<(String, String)> = conn.query_opt("SELECT r.received_at, u.username FROM receipts r JOIN users u ON u.id = r.user_id WHERE r.change_hash = ?1", params![&change.hash], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let (received_at, received_from) = receipt.unzip();
-            let author_name = conn.query_opt("SELECT name FROM users WHERE username = ?1", params![&change.author], |r| r.get(0))?;
+            let account: Option<(String, String)> = conn.query_opt("SELECT name, role FROM users WHERE username = ?1", params![&change.author], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let supervises = account.as_ref().is_some_and(|(_, role)| {
+                role.parse::<anjian_core::Role>()
+                    .is_ok_and(|role| matches!(role, anjian_core::Role::Supervisor | anjian_core::Role::Admin))
+            });
+            let author_name = account.map(|(name, _)| name);
             rows.push(HistoryRow {
                 device_time: DateTime::<Utc>::from_timestamp(change.device_time, 0)
                     .map(|t| t.with_timezone(&china()).to_rfc3339())
@@ -92,7 +126,7 @@ pub fn load_with_document(
                 author: change.author,
                 author_name,
                 device: change.device,
-                action: change.action,
+                action: shown_action(change.action, supervises),
                 entered_again_for: change.entered_again_for,
                 received_at: received_at.map(|t| {
                     DateTime::parse_from_rfc3339(&t)
@@ -374,4 +408,28 @@ pub async fn share(
 fn case_id(id: &str) -> AppResult<CaseId> {
     id.parse()
         .map_err(|_| AppError::NotFound(format!("没有该案件 (no case {id})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_shows_a_code_of_ours_and_a_decision_only_from_those_who_decide() {
+        let shown = |action: &str, supervises| shown_action(action.to_owned(), supervises);
+        assert_eq!(shown("writ:sign", false), "writ:sign");
+        assert_eq!(shown("review:submit", false), "review:submit");
+        assert_eq!(shown("review:approve", true), "review:approve");
+        for (spoof, supervises) in [
+            ("review:approve", false),
+            ("review:return", false),
+            ("review:reopen", false),
+            ("review:审核通过", true),
+            ("监管负责人已批准", true),
+            ("Approved", true),
+            ("", true),
+        ] {
+            assert_eq!(shown(spoof, supervises), OTHER_ACTION, "{spoof:?}");
+        }
+    }
 }

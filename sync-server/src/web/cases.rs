@@ -269,6 +269,7 @@ fn action_label(action: &str) -> &str {
         "attach_photo" => "添加照片",
         "detach_photo" => "移除照片",
         "resolve_conflict" => "处理冲突",
+        crate::review::OTHER_ACTION => "其他修改",
         other => other,
     }
 }
