@@ -231,7 +231,7 @@ fn steps(
     // or an inspector whose signature it held before (not one given with the answer, as
     // any reader may join the team and sign).
     let signer = old.is_some_and(|w| w.inspectors_signed().contains(author.user_id.as_str()));
-    if answered_now && !keeper(author, writ) && !signer {
+    if answered_now && !keeper(author, old, writ) && !signer {
         return Err(Refusal::new(
             Rule::Decide,
             format!(
@@ -292,7 +292,7 @@ fn steps(
         let voiding = writ.voided.as_ref().expect("checked just above");
         // Not a co-signer's: any reader may join the team and sign, then void in a later
         // change (a shared district's inspector, another department's).
-        let may = keeper(author, writ) || decides(author, &after.case.district);
+        let may = keeper(author, old, writ) || decides(author, &after.case.district);
         if sealed.is_none() || voiding.reason.trim().is_empty() {
             return Err(refuse(format!(
                 "只有已定稿编号的{name}需要作废，且须写明理由 (a sealed document is voided with a reason)"
@@ -345,9 +345,14 @@ fn grounded(after: &CaseState, writ: &Writ) -> Result<(), Refusal> {
     }
 }
 
-/// Whether `author` keeps `writ`: made it or sealed it.
-fn keeper(author: &Author, writ: &Writ) -> bool {
-    writ.created_by == author.user_id || writ.seal.as_ref().is_some_and(|s| s.by == author.user_id)
+/// Whether `author` keeps `writ`: made it, or had sealed it before the change (`old`): a
+/// seal given with the voiding or the answer is not yet that, as any reader may seal a
+/// draft of the case.
+fn keeper(author: &Author, old: Option<&Writ>, writ: &Writ) -> bool {
+    writ.created_by == author.user_id
+        || old
+            .and_then(|w| w.seal.as_ref())
+            .is_some_and(|s| s.by == author.user_id)
 }
 
 /// The signatures of `writ` that `old` does not have, wherever they are in the list: a

@@ -1460,6 +1460,50 @@ fn an_issued_document_takes_nothing_more_and_its_keepers_void_it() {
     assert_eq!(verdict(&u3, &u2_signed, &by_u3), Err(Rule::Decide));
     let by_u2 = changed(&u2_signed, refusal_by("u2"));
     assert_eq!(verdict(&u2, &u2_signed, &by_u2), Ok(()));
+
+    // A draft of u1's: u2 seals it and voids it, or answers for the enterprise, in the same
+    // change: a seal given with them is not yet the keeping.
+    let draft = store
+        .create_writ(case, WritKind::InspectionRecord, None)
+        .expect("drawn up");
+    let fields = store.writ(case, draft).expect("draft").fields;
+    let drafted = AutoCommit::load(&store.export_document(case).expect("export")).expect("load");
+    let u2_seals = move |doc: &mut AutoCommit| {
+        let number = "（临时）检记〔2026〕0a1b2c3d号";
+        let seal = doc
+            .put_object(&writ_obj(doc, draft), "seal", automerge::ObjType::Map)
+            .expect("put");
+        doc.put(&seal, "number", number).expect("put");
+        doc.put(&seal, "provisional", 1).expect("put");
+        let sha256 =
+            anjian_core::writs::content_sha256(case, WritKind::InspectionRecord, number, &fields);
+        doc.put(&seal, "sha256", sha256).expect("put");
+        doc.put(&seal, "by", "u2").expect("put");
+        doc.put(&seal, "at", at).expect("put");
+    };
+    assert_eq!(
+        verdict(&u2, &drafted, &changed(&drafted, &u2_seals)),
+        Ok(()),
+        "u2 may seal it"
+    );
+    let voided = [("reason", "内容有误"), ("by", "u2"), ("at", at)];
+    let refused = [
+        ("reason", "拒绝签字"),
+        ("witness", "见证人 王某"),
+        ("by", "u2"),
+        ("at", at),
+    ];
+    for (what, fields) in [("voided", &voided[..]), ("refusal", &refused[..])] {
+        let at_once = changed(&drafted, |doc| {
+            u2_seals(doc);
+            put_record(doc, draft, what, fields);
+        });
+        assert_eq!(
+            verdict(&u2, &drafted, &at_once),
+            Err(Rule::Decide),
+            "{what}"
+        );
+    }
 }
 
 /// Makes a draft of 现场检查记录 by `u1` under `id` in the map of documents `writs`.
