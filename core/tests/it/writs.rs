@@ -1471,7 +1471,7 @@ fn an_issued_document_takes_nothing_more_and_its_keepers_void_it() {
     let u2_seals = move |doc: &mut AutoCommit| {
         let number = "（临时）检记〔2026〕0a1b2c3d号";
         let seal = doc
-            .put_object(&writ_obj(doc, draft), "seal", automerge::ObjType::Map)
+            .put_object(writ_obj(doc, draft), "seal", automerge::ObjType::Map)
             .expect("put");
         doc.put(&seal, "number", number).expect("put");
         doc.put(&seal, "provisional", 1).expect("put");
