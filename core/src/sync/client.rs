@@ -347,20 +347,25 @@ async fn fetch_proofs(
             let answer: ProofsAnswer = read_json(response, "proofs").await?;
             let (certificates, cases) =
                 read_proofs(answer).map_err(|why| Error::Sync(format!("proofs: {why}")))?;
-            // Cases cut short are asked again from their last receipt; a server that
-            // says more and gives nothing new is not asked again.
-            let sent = std::mem::take(&mut after);
+            // Cases cut short are asked again from their last receipt, those the answer
+            // had no room for from where they were asked; an answer that gives nothing
+            // ends the asking.
+            let mut sent = std::mem::take(&mut after);
             asked.clear();
-            for (case, receipts, more) in &cases {
-                if let (true, Some(last)) = (*more, receipts.last()) {
-                    let cursor = serde_json::json!({
-                        "received_at": last.received_at,
-                        "change_hash": last.hash.to_string(),
-                    });
-                    if sent.get(&case.to_string()) != Some(&cursor) {
-                        asked.push(case.to_string());
-                        after.insert(case.to_string(), cursor);
+            if cases.iter().any(|(_, receipts, _)| !receipts.is_empty()) {
+                for (case, receipts, _) in cases.iter().filter(|(_, _, more)| *more) {
+                    let key = case.to_string();
+                    let cursor = match receipts.last() {
+                        Some(last) => Some(serde_json::json!({
+                            "received_at": last.received_at,
+                            "change_hash": last.hash.to_string(),
+                        })),
+                        None => sent.remove(&key),
+                    };
+                    if let Some(cursor) = cursor {
+                        after.insert(key.clone(), cursor);
                     }
+                    asked.push(key);
                 }
             }
             report.receipts += store

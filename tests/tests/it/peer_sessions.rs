@@ -381,18 +381,25 @@ async fn a_case_s_receipts_come_a_page_at_a_time_and_all_reach_the_phone() {
     .await;
     let url = server.url();
     let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
-    let case = zhang.open_sample_case(9);
-    for title in ["配电箱无防护", "安全出口堵塞", "灭火器过期"] {
-        zhang
-            .store
-            .add_finding(case, &sample::finding(title))
-            .expect("finding");
+    // Two cases: the second waits for room in the answers the first fills.
+    let cases = [zhang.open_sample_case(9), zhang.open_sample_case(10)];
+    for case in cases {
+        for title in ["配电箱无防护", "安全出口堵塞", "灭火器过期"] {
+            zhang
+                .store
+                .add_finding(case, &sample::finding(title))
+                .expect("finding");
+        }
     }
     zhang.sync().await.expect("sync");
+    for case in cases {
+        let history = zhang.store.history(case).expect("history");
+        assert!(history.len() > 2 * page, "{}", history.len());
+        let receipts = zhang.store.receipts(case).expect("receipts");
+        assert_eq!(receipts.len(), history.len(), "a receipt of every change");
+    }
+    let case = cases[0];
     let history = zhang.store.history(case).expect("history");
-    assert!(history.len() > 2 * page, "{}", history.len());
-    let receipts = zhang.store.receipts(case).expect("receipts");
-    assert_eq!(receipts.len(), history.len(), "a receipt of every change");
 
     // Page by page, as the phone asked.
     let mut after = serde_json::json!({});
