@@ -105,6 +105,16 @@ pub enum JsonBodyRefused {
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
+    /// Says in `response` when to try again (`Retry-After`), for an error that has a time.
+    pub fn tell_when_to_retry(&self, response: &mut Response) {
+        if let AppError::TooMany { retry_after, .. } | AppError::Busy { retry_after, .. } = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after),
+            );
+        }
+    }
+
     /// The HTTP status and the stable error code.
     pub fn parts(&self) -> (StatusCode, &'static str) {
         match self {
@@ -142,12 +152,7 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let AppError::TooMany { retry_after, .. } | AppError::Busy { retry_after, .. } = &self {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(*retry_after),
-            );
-        }
+        self.tell_when_to_retry(&mut response);
         response
     }
 }

@@ -155,21 +155,14 @@ pub async fn change_on_server<T: Send + 'static>(
     edit: impl FnOnce(&mut AutoCommit) -> anjian_core::Result<T> + Send + 'static,
 ) -> AppResult<T> {
     // An account past its time on the apply threads is told to wait, as its sync
-    // connections are held; otherwise its action takes one of its turns, before the lock.
-    let wait = app.apply_time.wait(user.id);
-    if !wait.is_zero() {
-        return Err(AppError::TooMany {
-            message: format!(
-                "操作过于频繁，请稍后再试 (this account took its time on the apply threads; wait {} s)",
-                wait.as_secs() + 1
-            ),
-            retry_after: wait.as_secs() + 1,
-        });
-    }
+    // connections are held; otherwise its action takes one of its turns, before the lock,
+    // and is told to wait if the actions before it in its turns spent the time meanwhile.
+    within_apply_time(app, user.id)?;
     let app = app.clone();
     let user = user.clone();
     let change = async move {
         let _turn = app.apply_time.turn(user.id).await;
+        within_apply_time(&app, user.id)?;
         let slot = app.hub.slot(case_id);
         let result = async {
             let mut guard = slot.doc.lock().await;
@@ -182,6 +175,21 @@ pub async fn change_on_server<T: Send + 'static>(
     tokio::spawn(change.in_current_span())
         .await
         .map_err(|e| AppError::Internal(format!("a change on the server stopped: {e}")))?
+}
+
+/// `TooMany` while account `user` owes time on the apply threads.
+fn within_apply_time(app: &AppState, user: i64) -> AppResult<()> {
+    let wait = app.apply_time.wait(user);
+    if wait.is_zero() {
+        return Ok(());
+    }
+    Err(AppError::TooMany {
+        message: format!(
+            "操作过于频繁，请稍后再试 (this account took its time on the apply threads; wait {} s)",
+            wait.as_secs() + 1
+        ),
+        retry_after: wait.as_secs() + 1,
+    })
 }
 
 /// `change_on_server` with the document's lock already held (`guard`), in `room` when

@@ -195,6 +195,8 @@ impl IntoResponse for WebError {
             StatusCode::NOT_FOUND => "未找到",
             StatusCode::BAD_REQUEST => "输入有误",
             StatusCode::CONFLICT => "无法执行",
+            StatusCode::TOO_MANY_REQUESTS => "操作过于频繁",
+            StatusCode::SERVICE_UNAVAILABLE => "服务器繁忙",
             _ => "服务器出错",
         };
         // What was not found is named by the link, which anyone may write: the page says
@@ -210,6 +212,8 @@ impl IntoResponse for WebError {
                 p { a href="/cases" { "返回案件列表" } }
             }
         };
-        (status, page(heading, None, body)).into_response()
+        let mut response = (status, page(heading, None, body)).into_response();
+        self.0.tell_when_to_retry(&mut response);
+        response
     }
 }

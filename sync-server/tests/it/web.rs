@@ -1337,6 +1337,7 @@ async fn actions_take_their_account_s_apply_time_and_wait_past_it() {
         dir.path(),
         &[
             ("chief_a", Role::Supervisor, A),
+            ("chief_c", Role::Supervisor, A),
             ("admin", Role::Admin, A),
             ("insp_a", Role::Inspector, A),
         ],
@@ -1364,9 +1365,50 @@ async fn actions_take_their_account_s_apply_time_and_wait_past_it() {
             .any(|(k, v)| k == "retry-after" && v.parse::<u64>().is_ok_and(|s| s >= 1)),
         "{headers:?}"
     );
+    // On the pages too: a page that says so, and when to try again.
+    let session = sign_in(&app, "chief_a").await;
+    let (status, headers, html) = call(
+        &app,
+        Request::post(format!("/cases/{case}/review"))
+            .header(header::COOKIE, &session.cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form(&[
+                ("csrf", &session.csrf),
+                ("action", "comment"),
+                ("text", "请补充照片"),
+            ])))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{html}");
+    assert!(html.contains("操作过于频繁"), "{html}");
+    assert!(
+        headers.iter().any(|(k, _)| k == "retry-after"),
+        "{headers:?}"
+    );
+
     let admin = device_token(&app, "admin", "00000000000000000000000000000a02").await;
     let (status, _, body) = call(&app, comment(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A burst at once: no more go through than the account's turns, each judged when its
+    // turn comes.
+    let burst = device_token(&app, "chief_c", "00000000000000000000000000000a04").await;
+    let answers = futures_util::future::join_all((0..8).map(|_| call(&app, comment(&burst)))).await;
+    let through = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::OK)
+        .count();
+    let turns = state.settings.limits.apply_threads.saturating_sub(1).max(1);
+    assert!(
+        (1..=turns).contains(&through),
+        "{through} of 8 went through"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _, _)| [StatusCode::OK, StatusCode::TOO_MANY_REQUESTS].contains(status))
+    );
 }
 
 /// A link anyone may write names what was not found: the page says so in words of its
