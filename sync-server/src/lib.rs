@@ -169,9 +169,12 @@ async fn metrics(State(app): State<Arc<AppState>>, parts: Parts) -> Response {
     let forwarded = ["x-forwarded-for", "forwarded"]
         .iter()
         .any(|name| parts.headers.contains_key(*name));
-    let allowed = client.is_some_and(|ip| {
-        (ip.is_loopback() && !forwarded) || app.settings.metrics_from.contains(&ip)
-    });
+    // A trusted proxy that names no client leaves its own address: its request is not
+    // this machine's own either.
+    let own = |ip: std::net::IpAddr| {
+        ip.is_loopback() && !forwarded && !app.settings.trusted_proxies.contains(&ip)
+    };
+    let allowed = client.is_some_and(|ip| own(ip) || app.settings.metrics_from.contains(&ip));
     if !allowed {
         return AppError::NotFound("no such page".into()).into_response();
     }

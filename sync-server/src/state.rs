@@ -35,6 +35,8 @@ pub struct AppState {
     pub reads: Pool,
     /// Each account's turns on the read threads.
     pub read_turns: Turns,
+    /// Room for the writes run off the async workers (`writing`).
+    writes: tokio::sync::Semaphore,
     /// Threads that decode photos.
     pub photos: Pool,
     /// Threads that hash and check passwords.
@@ -87,6 +89,7 @@ impl AppState {
             ),
             reads: Pool::start("reads", limits.read_threads, READ_QUEUE),
             read_turns: Turns::new(limits.read_threads),
+            writes: tokio::sync::Semaphore::new(storage::WRITES_AT_ONCE),
             photos: Pool::start("photos", limits.photo_threads, PHOTO_QUEUE),
             passwords: Pool::start("passwords", limits.password_threads, limits.sign_in_queue),
             blobs: BlobStore::open(settings.blobs.as_deref(), &settings.data)?,
@@ -123,6 +126,13 @@ impl AppState {
         &self,
         f: impl FnOnce(&Storage) -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
+        // A few at once: each holds a connection, which the async workers' small reads
+        // must still find (`storage::CONNECTIONS_BESIDE_THREADS`).
+        let _room = self
+            .writes
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("writes closed".into()))?;
         let storage = self.storage.clone();
         tokio::task::spawn_blocking(move || f(&storage))
             .await

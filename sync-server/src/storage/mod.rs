@@ -1,8 +1,8 @@
 //! The server's storage: accounts, devices, tokens, case documents with their catalog
 //! sequence, visibility, receipts and projections, on SQLite (the embedded default: one
-//! writer connection and eight readers, side by side in WAL, every write committed with
-//! `synchronous=FULL`) or on PostgreSQL (a pool of connections, shared by any number of
-//! server processes; decision 0005). Every query is written once, through `db::Conn`;
+//! writer connection and a reader for each read and apply thread and some more, side by
+//! side in WAL, every write committed with `synchronous=FULL`) or on PostgreSQL (a pool
+//! of as many connections, shared by any number of server processes; decision 0005). Every query is written once, through `db::Conn`;
 //! every write is one transaction, durable before anything acknowledges it.
 
 use std::collections::HashMap;
@@ -125,10 +125,15 @@ const POSTGRES_POOL: usize = 16;
 /// on (WAL lets every reader work beside the writer).
 const SQLITE_READERS: usize = 8;
 
-/// Connections kept beyond one for each read and apply thread: the async workers' small
-/// reads (a token, a session, a blob's visibility) must never wait for a connection that
-/// every busy thread holds, or the async side stalls with them.
-const CONNECTIONS_BESIDE_THREADS: usize = 4;
+/// Writes run at once off the async workers (`AppState::writing`: a number block, a part
+/// of an upload), each holding a connection.
+pub const WRITES_AT_ONCE: usize = 2;
+
+/// Connections kept beyond one for each read and apply thread: the writer's, those of the
+/// writes off the async workers, and some more, so that the async workers' small reads (a
+/// token, a session, a blob's visibility) never wait for a connection that every busy
+/// thread holds, or the async side stalls with them.
+const CONNECTIONS_BESIDE_THREADS: usize = 1 + WRITES_AT_ONCE + 3;
 
 enum Engine {
     /// One writer connection and its readers.
