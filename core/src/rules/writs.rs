@@ -177,6 +177,14 @@ fn steps(
                 "{name}的定稿须有文书编号，且摘要与内容一致 (a seal names a number and the SHA-256 of the content)"
             )));
         }
+        // Sealing freezes the content under a number: the maker's act, not a reader's on
+        // a colleague's draft.
+        if writ.created_by != author.user_id {
+            return Err(Refusal::new(
+                Rule::Decide,
+                format!("{name}由制作人定稿编号 (sealed by whoever drew it up)"),
+            ));
+        }
     }
     let sealed = writ.seal.as_ref().map(|s| s.sha256.as_str());
     let signed = new_signatures(old, writ);

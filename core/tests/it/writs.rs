@@ -1461,8 +1461,8 @@ fn an_issued_document_takes_nothing_more_and_its_keepers_void_it() {
     let by_u2 = changed(&u2_signed, refusal_by("u2"));
     assert_eq!(verdict(&u2, &u2_signed, &by_u2), Ok(()));
 
-    // A draft of u1's: u2 seals it and voids it, or answers for the enterprise, in the same
-    // change: a seal given with them is not yet the keeping.
+    // A draft of u1's: u2 may not seal it (the maker seals), nor seal it and void it, or
+    // answer for the enterprise, in one change (a seal given with them is not the keeping).
     let draft = store
         .create_writ(case, WritKind::InspectionRecord, None)
         .expect("drawn up");
@@ -1483,8 +1483,8 @@ fn an_issued_document_takes_nothing_more_and_its_keepers_void_it() {
     };
     assert_eq!(
         verdict(&u2, &drafted, &changed(&drafted, &u2_seals)),
-        Ok(()),
-        "u2 may seal it"
+        Err(Rule::Decide),
+        "the maker seals"
     );
     let voided = [("reason", "内容有误"), ("by", "u2"), ("at", at)];
     let refused = [

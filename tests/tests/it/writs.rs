@@ -261,8 +261,9 @@ async fn the_server_refuses_a_number_it_did_not_allocate_to_the_device() {
         .find_map(|w| w.seal.as_ref()?.block.clone())
         .expect("a block in the seal");
 
-    // Li's own device, speaking the protocol itself, seals Zhang's draft with the next
-    // number of Zhang's block (a block carried in the case for all to read).
+    // Li's own device, speaking the protocol itself, draws up a document of its own and
+    // seals it with the next number of Zhang's block (a block carried in the case for all
+    // to read).
     let actor = "11".repeat(16);
     let token = login_device(&url, "li", &actor).await;
     let mut doc =
@@ -274,10 +275,22 @@ async fn the_server_refuses_a_number_it_did_not_allocate_to_the_device() {
         Some((_, writs)) => writs,
         None => panic!("writs"),
     };
-    let writ = match automerge::ReadDoc::get(&doc, &writs, draft.to_string()).expect("get") {
-        Some((_, writ)) => writ,
-        None => panic!("the draft"),
-    };
+    let lis = anjian_core::WritId::new();
+    let writ = doc
+        .put_object(&writs, lis.to_string(), automerge::ObjType::Map)
+        .expect("put");
+    doc.put(&writ, "kind", "rectification_order").expect("put");
+    doc.put(&writ, "created_by", "li").expect("put");
+    doc.put(&writ, "created_at", "2026-11-20T10:00:00+08:00")
+        .expect("put");
+    let held = doc
+        .put_object(&writ, "fields", automerge::ObjType::Map)
+        .expect("put");
+    for (key, value) in &fields {
+        doc.put(&held, key.as_str(), value.as_str()).expect("put");
+    }
+    doc.put_object(&writ, "signatures", automerge::ObjType::List)
+        .expect("put");
     let seal = doc
         .put_object(&writ, "seal", automerge::ObjType::Map)
         .expect("put");
@@ -300,7 +313,10 @@ async fn the_server_refuses_a_number_it_did_not_allocate_to_the_device() {
     assert_eq!(rule, "writ", "{reason}");
     assert!(reason.contains("号段"), "{reason}");
     zhang.sync().await.expect("sync");
-    assert!(zhang.store.writ(case, draft).expect("draft").seal.is_none());
+    assert!(
+        zhang.store.writ(case, lis).is_err(),
+        "nothing of it reached the case"
+    );
     server.stop().await;
 }
 
