@@ -522,9 +522,11 @@ async fn metrics_answer_this_machine_and_named_scrapers_only() {
 async fn a_team_behind_a_round_robin_balancer_merges_and_reads_alike_on_every_request() {
     let dir = tempfile::tempdir().expect("temp dir");
     let shared = Shared::start(dir.path());
-    // Each node has a data folder of its own; both trust the balancer.
+    // Each node has a data folder of its own; both trust the balancer, and let the test
+    // read their counters, from the balancer's address as this machine is both.
     let settings = |name: &str| Settings {
         trusted_proxies: vec![[127, 0, 0, 1].into()],
+        metrics_from: vec![[127, 0, 0, 1].into()],
         ..shared.settings(dir.path().join(name))
     };
     let a = TestServer::start_with(settings("a")).await;
