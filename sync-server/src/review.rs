@@ -114,8 +114,7 @@ pub fn load_with_document(
             let (received_at, received_from) = receipt.unzip();
             let account: Option<(String, String)> = conn.query_opt("SELECT name, role FROM users WHERE username = ?1", params![&change.author], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let supervises = account.as_ref().is_some_and(|(_, role)| {
-                role.parse::<anjian_core::Role>()
-                    .is_ok_and(|role| matches!(role, anjian_core::Role::Supervisor | anjian_core::Role::Admin))
+                role.parse().is_ok_and(anjian_core::rules::role_supervises)
             });
             let author_name = account.map(|(name, _)| name);
             rows.push(HistoryRow {

@@ -222,7 +222,12 @@ pub fn decides(author: &Author, owner: &DistrictCode) -> bool {
 /// Whether `author` may take supervisors' actions anywhere (the rectification board and
 /// the bulletins are theirs): supervisors and admins.
 pub fn supervises(author: &Author) -> bool {
-    matches!(author.role, Role::Supervisor | Role::Admin)
+    role_supervises(author.role)
+}
+
+/// Whether accounts of `role` take supervisors' actions (`supervises`).
+pub fn role_supervises(role: Role) -> bool {
+    matches!(role, Role::Supervisor | Role::Admin)
 }
 
 /// The state a review action leads to from `current`, or why it cannot be taken there.

@@ -328,16 +328,8 @@ async fn a_supervisor_s_decision_signed_by_the_server_is_verified_on_site_and_ev
     let proofs = |token: String| {
         let url = url.clone();
         async move {
-            let answer: serde_json::Value = reqwest::Client::new()
-                .post(format!("{url}/api/v1/proofs"))
-                .bearer_auth(token)
-                .json(&serde_json::json!({"cases": [case.to_string(), "不是案件"]}))
-                .send()
-                .await
-                .expect("proofs")
-                .json()
-                .await
-                .expect("json");
+            let body = serde_json::json!({"cases": [case.to_string(), "不是案件"]});
+            let answer = post_proofs(&url, &token, &body).await;
             answer["cases"].as_array().map(Vec::len)
         }
     };
@@ -359,6 +351,20 @@ async fn a_supervisor_s_decision_signed_by_the_server_is_verified_on_site_and_ev
         li.store.heads(case).expect("heads"),
         zhang.store.heads(case).expect("heads")
     );
+}
+
+/// `POST /api/v1/proofs` with `body`, as `token`: the answer.
+async fn post_proofs(url: &str, token: &str, body: &serde_json::Value) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!("{url}/api/v1/proofs"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("proofs")
+        .json()
+        .await
+        .expect("json")
 }
 
 /// The server answers a case's receipts a page at a time (`receipts_per_proofs_answer`),
@@ -405,19 +411,11 @@ async fn a_case_s_receipts_come_a_page_at_a_time_and_all_reach_the_phone() {
     let mut after = serde_json::json!({});
     let mut hashes = Vec::new();
     loop {
-        let answer: serde_json::Value = reqwest::Client::new()
-            .post(format!("{url}/api/v1/proofs"))
-            .bearer_auth(&zhang.token)
-            .json(&serde_json::json!({
-                "cases": [case.to_string(), case.to_string()],
-                "after": after,
-            }))
-            .send()
-            .await
-            .expect("proofs")
-            .json()
-            .await
-            .expect("json");
+        let body = serde_json::json!({
+            "cases": [case.to_string(), case.to_string()],
+            "after": after,
+        });
+        let answer = post_proofs(&url, &zhang.token, &body).await;
         let cases = answer["cases"].as_array().expect("cases");
         assert_eq!(cases.len(), 1, "a case asked twice is answered once");
         let got = cases[0]["receipts"].as_array().expect("receipts");
