@@ -98,6 +98,10 @@ pub fn load_with_document(
 ) -> AppResult<(CaseDetail, automerge::AutoCommit)> {
     let not_found = || AppError::NotFound(format!("没有该案件 (no case {id})"));
     let case_id: CaseId = id.parse().map_err(|_| not_found())?;
+    // The projection answers first, so a case out of reach is not read and decoded.
+    if !app.storage.may_read(user, case_id)? {
+        return Err(not_found());
+    }
     let mut doc = app.storage.load_document(case_id)?.ok_or_else(not_found)?;
     let case = case_doc::read(&doc)?;
     // Who may read a case is the rule book's `may_read`, as sync serves it; lists

@@ -707,6 +707,13 @@ impl Storage {
         })
     }
 
+    /// Whether `user` may read `case` by the stored projection (the rule book's `may_read`
+    /// over the owner and the districts the case is shared with): a check before the
+    /// document is read. `false` when the server has no such case.
+    pub fn may_read(&self, user: &User, case: CaseId) -> AppResult<bool> {
+        self.read(|conn| sees(conn, user, &case.to_string()))
+    }
+
     /// What the server signed about the cases of `asked` that `user` may sync (the others
     /// are left out, as if they did not exist): the server's receipts of each case's
     /// changes, in the order of `received_at` then `change_hash`, from after the place
@@ -725,12 +732,7 @@ impl Storage {
             let mut left = most;
             for (case, after) in asked {
                 let key = case.to_string();
-                let may: bool = conn.query_row(
-                    "SELECT ?1 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?2 AND v.case_id = ?3)",
-                    params![user.role == Role::Admin, user.district.as_str(), &key],
-                    |r| r.get(0),
-                )?;
-                if !may {
+                if !sees(conn, user, &key)? {
                     continue;
                 }
                 let (since, past) = after.clone().unwrap_or_default();
@@ -1095,6 +1097,17 @@ fn stored_document(
             .collect::<AppResult<Vec<_>>>()?,
         bytes: bytes.concat(),
     }))
+}
+
+/// Whether `user` may read the case `key`: admins every case the server has, others the
+/// cases whose visibility rows (owner and shared districts) name their district.
+fn sees(conn: &mut dyn Conn, user: &User, key: &str) -> AppResult<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM documents WHERE case_id = ?3)
+                AND (?1 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?2 AND v.case_id = ?3))",
+        params![user.role == Role::Admin, user.district.as_str(), key],
+        |r| r.get(0),
+    )
 }
 
 /// Heads as stored (hex, comma-separated).

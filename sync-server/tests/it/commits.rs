@@ -4,6 +4,7 @@ use anjian_core::{CaseId, Role, Store, WritKind, sample};
 use anjian_sync_server::AppState;
 use anjian_sync_server::db::params;
 use anjian_sync_server::error::AppError;
+use anjian_sync_server::review;
 use anjian_sync_server::storage::Commit;
 
 use crate::support::{commit_of, record_case, server, upload};
@@ -154,11 +155,21 @@ fn a_number_another_case_took_meanwhile_fails_the_commit() {
 
 /// A byte of a stored change flipped on disk: Automerge alone would load the case without
 /// that change and say nothing, and the server would then serve, judge and compact the
-/// shortened case. The server reports the stored case as damaged instead.
+/// shortened case. The server reports the stored case as damaged instead. A supervisor of
+/// another district asking for the case is told it is not there: the server answers from
+/// the case's visibility before it reads the document (it used to read, decode and judge
+/// it first, and its damage then told the outsider the case existed).
 #[test]
 fn a_case_whose_stored_changes_are_damaged_does_not_load_short() {
     let dir = tempfile::tempdir().expect("dir");
-    let (_app, state) = server(dir.path(), &[("insp", Role::Inspector, "310115")]);
+    let (_app, state) = server(
+        dir.path(),
+        &[
+            ("insp", Role::Inspector, "310115"),
+            ("chief", Role::Supervisor, "310115"),
+            ("outsider", Role::Supervisor, "310101"),
+        ],
+    );
     let (mut store, case) = record_case(dir.path(), "insp", "310115", 1);
     upload(&state, &mut store, case, "insp");
     store
@@ -184,6 +195,13 @@ fn a_case_whose_stored_changes_are_damaged_does_not_load_short() {
         .expect("damage");
     let err = state.storage.load_document(case).expect_err("damaged");
     assert!(matches!(err, AppError::Internal(_)), "{err}");
+    let id = case.to_string();
+    let chief = state.storage.user("chief").expect("chief");
+    let answer = review::load(&state, &chief, &id).map(|_| ());
+    assert!(matches!(answer, Err(AppError::Internal(_))), "{answer:?}");
+    let outsider = state.storage.user("outsider").expect("outsider");
+    let answer = review::load(&state, &outsider, &id).map(|_| ());
+    assert!(matches!(answer, Err(AppError::NotFound(_))), "{answer:?}");
 }
 
 /// A server in `dir` holding an inspector's case of district 310115, and that district's
@@ -237,7 +255,6 @@ async fn dropped_after_its_commit(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_dropped_while_it_commits_leaves_the_case_to_be_read_as_stored() {
     use anjian_core::ReviewAction;
-    use anjian_sync_server::review;
     let dir = tempfile::tempdir().expect("dir");
     let (_app, state, case, chief) = a_case_and_its_chief(dir.path());
     let id = case.to_string();
@@ -259,7 +276,6 @@ async fn an_action_dropped_while_it_commits_leaves_the_case_to_be_read_as_stored
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_dropped_while_it_commits_is_still_announced_to_open_connections() {
     use anjian_core::ReviewAction;
-    use anjian_sync_server::review;
     let dir = tempfile::tempdir().expect("dir");
     let (_app, state, case, chief) = a_case_and_its_chief(dir.path());
     let id = case.to_string();
