@@ -336,10 +336,19 @@ fn line(out: &mut String, fields: impl Iterator<Item = String>) {
     out.push_str("\r\n");
 }
 
-/// One CSV text field (RFC 4180 quoting). Text that a spreadsheet would run as a formula
-/// (`=`, `+`, `-`, `@` first; names and posts are typed by people) is prefixed with `'`.
+/// Characters that make a spreadsheet read a cell as a formula when they come first, and
+/// their full-width forms, which Chinese input methods type and some spreadsheets take for
+/// the ASCII ones.
+const FORMULA_STARTS: [char; 10] = ['=', '+', '-', '@', '\t', '\r', '＝', '＋', '－', '＠'];
+
+/// One CSV text field (RFC 4180 quoting). Text that a spreadsheet could run as a formula (a
+/// `FORMULA_STARTS` character first, or after leading spaces, which spreadsheets may trim;
+/// names and posts are typed by people) is prefixed with `'`.
 fn field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let value = if value
+        .trim_start_matches([' ', '\u{3000}'])
+        .starts_with(FORMULA_STARTS)
+    {
         format!("'{value}")
     } else {
         value.to_owned()
@@ -379,5 +388,9 @@ mod tests {
         assert_eq!(field("他说\"停\""), "\"他说\"\"停\"\"\"");
         assert_eq!(field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(field("-1,2"), "\"'-1,2\"");
+        assert_eq!(field("＝HYPERLINK(1)"), "'＝HYPERLINK(1)");
+        assert_eq!(field("  @SUM(1)"), "'  @SUM(1)");
+        assert_eq!(field("\u{3000}＋1"), "'\u{3000}＋1");
+        assert_eq!(field("消防 =通道"), "消防 =通道");
     }
 }
