@@ -1,6 +1,6 @@
 //! Commits written together: each commit of a batch gets its own result.
 
-use anjian_core::{CaseId, Role, Store, WritKind, sample};
+use anjian_core::{CaseId, ReviewAction, Role, Store, WritKind, sample};
 use anjian_sync_server::AppState;
 use anjian_sync_server::db::params;
 use anjian_sync_server::error::AppError;
@@ -156,11 +156,12 @@ fn a_number_another_case_took_meanwhile_fails_the_commit() {
 /// A byte of a stored change flipped on disk: Automerge alone would load the case without
 /// that change and say nothing, and the server would then serve, judge and compact the
 /// shortened case. The server reports the stored case as damaged instead. A supervisor of
-/// another district asking for the case is told it is not there: the server answers from
-/// the case's visibility before it reads the document (it used to read, decode and judge
-/// it first, and its damage then told the outsider the case existed).
-#[test]
-fn a_case_whose_stored_changes_are_damaged_does_not_load_short() {
+/// another district asking for the case, or acting on it, is told it is not there: the
+/// server answers from the case's visibility before it reads the document (it used to
+/// read, decode and judge it first, and its damage then told the outsider the case
+/// existed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_whose_stored_changes_are_damaged_does_not_load_short() {
     let dir = tempfile::tempdir().expect("dir");
     let (_app, state) = server(
         dir.path(),
@@ -201,6 +202,10 @@ fn a_case_whose_stored_changes_are_damaged_does_not_load_short() {
     assert!(matches!(answer, Err(AppError::Internal(_))), "{answer:?}");
     let outsider = state.storage.user("outsider").expect("outsider");
     let answer = review::load(&state, &outsider, &id).map(|_| ());
+    assert!(matches!(answer, Err(AppError::NotFound(_))), "{answer:?}");
+    let answer = review::act(&state, &chief, &id, ReviewAction::Comment, "已阅").await;
+    assert!(matches!(answer, Err(AppError::Internal(_))), "{answer:?}");
+    let answer = review::act(&state, &outsider, &id, ReviewAction::Comment, "已阅").await;
     assert!(matches!(answer, Err(AppError::NotFound(_))), "{answer:?}");
 }
 
@@ -254,7 +259,6 @@ async fn dropped_after_its_commit(
 /// as stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_dropped_while_it_commits_leaves_the_case_to_be_read_as_stored() {
-    use anjian_core::ReviewAction;
     let dir = tempfile::tempdir().expect("dir");
     let (_app, state, case, chief) = a_case_and_its_chief(dir.path());
     let id = case.to_string();
@@ -275,7 +279,6 @@ async fn an_action_dropped_while_it_commits_leaves_the_case_to_be_read_as_stored
 /// syncing live receive the supervisor's change without waiting for their next round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_dropped_while_it_commits_is_still_announced_to_open_connections() {
-    use anjian_core::ReviewAction;
     let dir = tempfile::tempdir().expect("dir");
     let (_app, state, case, chief) = a_case_and_its_chief(dir.path());
     let id = case.to_string();
