@@ -71,6 +71,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "020_blobs_by_uploader.sql")),
             include_str!(concat!($dir, "021_receipts_in_order.sql")),
             include_str!(concat!($dir, "022_tallied_posts_cut.sql")),
+            include_str!(concat!($dir, "023_receipts_by_sender.sql")),
         ]
     };
 }

@@ -244,6 +244,7 @@ fn downgrade(database: &anjian_sync_server::storage::Database, version: i64, sql
                      DROP INDEX IF EXISTS blobs_by_uploader;
                      ALTER TABLE blobs DROP COLUMN uploaded_by;
                      DROP INDEX IF EXISTS receipts_in_order;
+                     DROP INDEX IF EXISTS receipts_by_sender;
                      CREATE INDEX receipts_by_case ON receipts (case_id);
                      CREATE INDEX findings_facts ON findings (case_id, level, rectification, deadline, violation, violation_post);",
                 )?;
