@@ -432,21 +432,64 @@ pub fn in_causal_order(doc: &AutoCommit, changes: &[Change]) -> (Vec<Change>, us
             }
         }
     }
-    let mut ready: std::collections::VecDeque<usize> = (0..fresh.len())
-        .filter(|&i| waiting_on[i] == 0 && !blocked[i])
-        .collect();
+    let mut ready = Ready::default();
+    for i in (0..fresh.len()).filter(|&i| waiting_on[i] == 0 && !blocked[i]) {
+        ready.push(fresh[i].actor_id(), i);
+    }
     let mut admitted = Vec::new();
-    while let Some(i) = ready.pop_front() {
+    while let Some(i) = ready.next() {
         admitted.push(fresh[i].clone());
         for &k in &dependents[i] {
             waiting_on[k] -= 1;
             if waiting_on[k] == 0 && !blocked[k] {
-                ready.push_back(k);
+                ready.push(fresh[k].actor_id(), k);
             }
         }
     }
     let waiting = fresh.len() - admitted.len();
     (admitted, waiting)
+}
+
+/// Changes whose dependencies are all taken, by actor. The next is the last actor's while
+/// it has one ready, then the first of the actor that has waited longest: each actor's
+/// changes come one after another as far as their dependencies allow. Concurrent work of
+/// two phones carried in one message would otherwise alternate, and the rule book judges
+/// one author's run of changes at a time, with a copy of the document for each run
+/// (`rules::judging::TRIALS`).
+#[derive(Default)]
+struct Ready<'a> {
+    by_actor: HashMap<&'a automerge::ActorId, std::collections::VecDeque<usize>>,
+    /// Actors in the order a change of theirs became ready when none was (one may be
+    /// named again after its changes were taken).
+    actors: std::collections::VecDeque<&'a automerge::ActorId>,
+    last: Option<&'a automerge::ActorId>,
+}
+
+impl<'a> Ready<'a> {
+    fn push(&mut self, actor: &'a automerge::ActorId, change: usize) {
+        let queue = self.by_actor.entry(actor).or_default();
+        if queue.is_empty() {
+            self.actors.push_back(actor);
+        }
+        queue.push_back(change);
+    }
+
+    fn next(&mut self) -> Option<usize> {
+        let has_one = |by_actor: &HashMap<_, std::collections::VecDeque<usize>>, actor| {
+            by_actor.get(actor).is_some_and(|q| !q.is_empty())
+        };
+        let actor = match self.last.filter(|a| has_one(&self.by_actor, *a)) {
+            Some(actor) => actor,
+            None => loop {
+                let actor = self.actors.pop_front()?;
+                if has_one(&self.by_actor, actor) {
+                    break actor;
+                }
+            },
+        };
+        self.last = Some(actor);
+        self.by_actor.get_mut(actor)?.pop_front()
+    }
 }
 
 /// Checks how deep the objects `changes` create would nest once applied to `doc`: an

@@ -188,6 +188,44 @@ async fn three_phones_merge_in_pairs_without_a_server_and_one_carries_it_all() {
     assert_eq!(writers, ["wang", "zhang"]);
 }
 
+/// A day's work of two inspectors, recorded apart (each finding its own change), carried
+/// by one of them to the third in one meeting: the third phone takes every change. The
+/// two chains are concurrent, and judged one author's run at a time; taken in the order
+/// they arrived they alternated, every change a run and a try of its own, and the tries
+/// ran out after 64: the rest were held back and the meeting ended without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_carries_two_teammates_long_days_to_a_third_in_one_meeting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_server, mut phones) = team(dir.path()).await;
+    let [mut zhang, mut li, mut wang] = [phones.remove(0), phones.remove(0), phones.remove(0)];
+    let case = joint_case(&mut zhang);
+    meet(&mut zhang, &mut li, case);
+    meet(&mut li, &mut wang, case);
+    let mut expected = Vec::new();
+    for n in 0..45 {
+        for (phone, who) in [(&mut zhang, "张"), (&mut wang, "王")] {
+            let text = format!("{who}记录的第{n}处隐患");
+            phone
+                .store
+                .add_finding(case, &sample::finding(&text))
+                .expect("finding");
+            expected.push(text);
+        }
+    }
+    expected.sort();
+    let (_, zhang_got) = meet(&mut wang, &mut zhang, case);
+    assert!(zhang_got.refused.is_empty(), "{zhang_got:?}");
+    assert_eq!(zhang.descriptions(case), expected);
+
+    let (_, li_got) = meet(&mut zhang, &mut li, case);
+    assert!(li_got.refused.is_empty(), "{:?}", li_got.refused);
+    assert_eq!(li.descriptions(case), expected);
+    assert_eq!(
+        li.store.history(case).expect("li's").len(),
+        zhang.store.history(case).expect("zhang's").len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_refuses_exactly_the_relayed_change_whose_signature_was_forged() {
     let dir = tempfile::tempdir().expect("temp dir");
