@@ -20,6 +20,7 @@
 //! Run: `TMPDIR=/dev/shm cargo bench -p anjian-tests --bench city_queries [-- CASES]` (the
 //! inspectors' stores are temporary: on tmpfs their fsyncs cost nothing).
 
+use anjian_tests::bench::ms;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -208,10 +209,6 @@ fn rows(body: &[u8]) -> usize {
         return list.len();
     }
     value["totals"]["cases"].as_u64().unwrap_or(0) as usize
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn documents(storage: &Storage) -> usize {

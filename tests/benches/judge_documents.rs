@@ -7,7 +7,7 @@
 //! Run: `cargo bench -p anjian-tests --bench judge_documents [-- N…]` (1,000, 10,000 and
 //! 30,000 by default)
 
-use std::time::{Duration, Instant};
+use anjian_tests::bench::{ms, sizes_or, timed};
 
 use anjian_core::rules::{self, Author, CaseState};
 use anjian_core::sync::intake::{Decoded, Limits};
@@ -16,13 +16,7 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc};
 
 fn main() {
-    let mut sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    if sizes.is_empty() {
-        sizes = vec![1_000, 10_000, 30_000];
-    }
+    let sizes = sizes_or(&[1_000, 10_000, 30_000]);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = Store::open(dir.path().join("s.db"), sample::inspector("u1")).expect("store");
     let enterprise = sample::enterprise(1);
@@ -96,14 +90,4 @@ fn drafts(doc: &mut AutoCommit, n: usize) {
             .expect("put");
     }
     doc.commit();
-}
-
-fn timed(f: impl FnOnce()) -> Duration {
-    let start = Instant::now();
-    f();
-    start.elapsed()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

@@ -5,6 +5,7 @@
 //! Run: `cargo bench -p anjian-tests --bench photo` (needs Debian's libvips-tools and
 //! imagemagick; a missing tool is reported and skipped).
 
+use anjian_tests::bench::ms;
 use std::io::Cursor;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -163,8 +164,4 @@ fn time_command(program: &str, args: &[&str]) -> Option<Duration> {
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

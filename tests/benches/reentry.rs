@@ -8,6 +8,7 @@
 //!
 //! Run: `cargo bench -p anjian-tests --bench reentry [-- N…]` (100, 400 and 1000 by default)
 
+use anjian_tests::bench::{ms, sizes_or};
 use std::time::{Duration, Instant};
 
 use anjian_core::sample;
@@ -17,13 +18,7 @@ use anjian_tests::{Inspector, TestServer, add_user, login_token};
 const DISTRICT: &str = "310101";
 
 fn main() {
-    let mut sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    if sizes.is_empty() {
-        sizes = vec![100, 400, 1000];
-    }
+    let sizes = sizes_or(&[100, 400, 1000]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -103,8 +98,4 @@ async fn closed_on_the_server(insp: &mut Inspector, url: &str) -> (CaseId, Findi
         .expect("request");
     assert_eq!(response.status().as_u16(), 200, "closed");
     (case, major)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

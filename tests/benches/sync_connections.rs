@@ -10,6 +10,7 @@
 //!
 //! Run: `cargo bench -p anjian-tests --bench sync_connections [-- DEVICES SECONDS INTERVAL_MS [SOCKETS [PER_ACCOUNT]]]`
 
+use anjian_tests::bench::ms;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -337,8 +338,4 @@ fn hex_bytes(hex: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
         .collect()
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

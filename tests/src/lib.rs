@@ -1,6 +1,7 @@
 //! End-to-end scenarios and benchmarks across the Anjian crates; this library holds what
 //! they share: a real sync server on `127.0.0.1:0` and inspectors with real stores.
 
+pub mod bench;
 pub mod cluster;
 pub mod hostile;
 pub mod kills;

@@ -68,8 +68,9 @@ pub(crate) fn apply_expanded<E: Borrow<ExpandedChange>>(
     {
         present(doc, first.deps())?;
         let mut seen = Seen::at(first.deps());
+        let mut inserted = Inserted::default();
         for (change, ops) in changes.iter().zip(expanded) {
-            seen.check(doc, ops.borrow())?;
+            seen.check(doc, ops.borrow(), &mut inserted)?;
             numbered.check(doc, change, Some(first.deps()))?;
         }
         doc.apply_changes(changes.iter().cloned())
@@ -77,9 +78,10 @@ pub(crate) fn apply_expanded<E: Borrow<ExpandedChange>>(
         crate::case_doc::forget_patches(doc);
         return Ok(());
     }
+    let mut inserted = Inserted::default();
     for (change, ops) in changes.iter().zip(expanded) {
         present(doc, change.deps())?;
-        Seen::at(change.deps()).check(doc, ops.borrow())?;
+        Seen::at(change.deps()).check(doc, ops.borrow(), &mut inserted)?;
         numbered.check(doc, change, None)?;
         doc.apply_changes([change.clone()]).map_err(unapplied)?;
     }
@@ -196,7 +198,7 @@ impl Numbered {
 /// `doc` (which holds the change's dependencies, and may hold the change itself).
 pub fn check(doc: &AutoCommit, change: &Change) -> Result<(), Refusal> {
     present(doc, change.deps())?;
-    Seen::at(change.deps()).check(doc, &change.decode())
+    Seen::at(change.deps()).check(doc, &change.decode(), &mut Inserted::default())
 }
 
 /// Refuses a change whose dependencies `doc` does not hold.
@@ -234,8 +236,14 @@ impl<'a> Seen<'a> {
     }
 
     /// Checks the operations of `expanded`, the next change of the chain, and keeps what
-    /// they wrote.
-    fn check(&mut self, doc: &AutoCommit, expanded: &ExpandedChange) -> Result<(), Refusal> {
+    /// they wrote. `inserted` is what the changes of the document that these name elements
+    /// of were read to hold.
+    fn check(
+        &mut self,
+        doc: &AutoCommit,
+        expanded: &ExpandedChange,
+        inserted: &mut Inserted,
+    ) -> Result<(), Refusal> {
         let Seen {
             base,
             made,
@@ -325,7 +333,7 @@ impl<'a> Seen<'a> {
                         ElementId::Head => op.insert,
                         ElementId::Id(e) => {
                             let e = id_of(e);
-                            let of_obj = known.contains(&e) || ever_in(doc, &obj, &e);
+                            let of_obj = known.contains(&e) || inserted.ever_in(doc, &obj, &e);
                             of_obj && (op.insert || named == BTreeSet::from([e]))
                         }
                     };
@@ -405,11 +413,41 @@ fn visible_at(doc: &AutoCommit, obj: &ObjId, heads: &[ChangeHash]) -> HashSet<Ob
         .collect()
 }
 
-/// Whether `element` was ever an element of list or text `obj`: it is one there as the
-/// change that inserted it left the document (a writer may name an element deleted since).
-fn ever_in(doc: &AutoCommit, obj: &ObjId, element: &ObjId) -> bool {
-    let Some(inserted_by) = doc.hash_for_opid(element) else {
-        return false;
-    };
-    visible_at(doc, obj, &[inserted_by]).contains(element)
+/// The elements changes of a document inserted, by list or text, each change read once
+/// and only when an operation names an element its writer could not see: an element
+/// deleted since (a writer may name one), or none of that object's.
+#[derive(Default)]
+pub(crate) struct Inserted(HashMap<ChangeHash, HashMap<ObjId, HashSet<u64>>>);
+
+impl Inserted {
+    /// Whether `element` was ever an element of list or text `obj`: the change that made
+    /// it inserted it there. (Reading the object as that change left it instead walked
+    /// the whole list for every element named, and a message naming each of thousands of
+    /// deleted characters walked it thousands of times.)
+    fn ever_in(&mut self, doc: &AutoCommit, obj: &ObjId, element: &ObjId) -> bool {
+        let ObjId::Id(counter, ..) = element else {
+            return false;
+        };
+        let Some(inserted_by) = doc.hash_for_opid(element) else {
+            return false;
+        };
+        let by_object = self.0.entry(inserted_by).or_insert_with(|| {
+            let mut by_object: HashMap<ObjId, HashSet<u64>> = HashMap::new();
+            if let Some(change) = doc.get_change_by_hash(&inserted_by) {
+                let change = change.decode();
+                for (i, op) in change.operations.iter().enumerate() {
+                    if op.insert {
+                        by_object
+                            .entry(object_of(&op.obj))
+                            .or_default()
+                            .insert(change.start_op.get() + i as u64);
+                    }
+                }
+            }
+            by_object
+        });
+        by_object
+            .get(obj)
+            .is_some_and(|made| made.contains(counter))
+    }
 }

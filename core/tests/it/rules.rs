@@ -2034,6 +2034,52 @@ fn an_operation_must_replace_exactly_the_values_it_saw() {
     assert_eq!(verdict_on(&insp, &f.doc, forged), Err(Rule::Shape));
 }
 
+/// A list element is inserted after an element of the same list: one deleted before the
+/// writer's change may still be named (its writer may have seen it), one of another list
+/// may not. Each element named is looked up in the change that inserted it.
+#[test]
+fn an_element_is_inserted_after_one_that_was_ever_in_its_list() {
+    let mut doc = AutoCommit::new();
+    let list = doc.put_object(ROOT, "photos", ObjType::List).expect("list");
+    let other = doc.put_object(ROOT, "other", ObjType::List).expect("list");
+    for (i, value) in ["a", "b", "c"].into_iter().enumerate() {
+        doc.insert(&list, i, value).expect("insert");
+        doc.insert(&other, i, value).expect("insert");
+    }
+    doc.commit();
+    let element = |doc: &AutoCommit, list: &ObjId, i: usize| -> automerge::legacy::OpId {
+        let (_, id) = doc.get(list, i).expect("read").expect("an element");
+        id.to_string().parse().expect("an operation id")
+    };
+    let deleted = element(&doc, &list, 1);
+    let of_other = element(&doc, &other, 1);
+    let mut before = changed(&doc, |doc| {
+        let list = map(doc, &ROOT, "photos");
+        doc.delete(&list, 1).expect("delete");
+    });
+    before.commit();
+    let after_first = |doc: &mut AutoCommit| {
+        let list = map(doc, &ROOT, "photos");
+        doc.insert(&list, 1, "x").expect("insert");
+    };
+    let after = |named: automerge::legacy::OpId| {
+        tampered(&before, after_first, move |change| {
+            change.operations[0].key =
+                automerge::legacy::Key::Seq(automerge::legacy::ElementId::Id(named));
+        })
+    };
+    let mut applied = before.clone();
+    rules::apply(&mut applied, &[after(deleted)]).expect("after a deleted element");
+    let list = map(&applied, &ROOT, "photos");
+    assert_eq!(applied.length(&list), 3);
+    let mut refused = before.clone();
+    assert_eq!(
+        rules::apply(&mut refused, &[after(of_other)]).map_err(|r| r.rule),
+        Err(Rule::Shape),
+        "after an element of another list"
+    );
+}
+
 #[test]
 fn a_change_builds_on_its_actor_s_last_change() {
     let f = fixture();
