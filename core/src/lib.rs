@@ -37,6 +37,6 @@ pub use photo::{PhotoError, PhotoInfo, PhotoLimits};
 pub use projections::{CaseQuery, FindingQuery};
 pub use schema::STORE_VERSION;
 pub use store::{
-    Clock, Ids, MergedCase, PEER_FORMAT, PeerReceived, PeerSession, Store, UNATTACHED_HOURS,
-    random_ids, system_clock,
+    Clock, Ids, MergedCase, PEER_FORMAT, PEER_MESSAGE_BYTES, PeerReceived, PeerSession, Store,
+    UNATTACHED_HOURS, random_ids, system_clock,
 };

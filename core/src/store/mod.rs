@@ -34,7 +34,7 @@ mod reenter;
 mod sync;
 mod writs;
 
-pub use peer::{MergedCase, PEER_FORMAT, PeerReceived, PeerSession};
+pub use peer::{MergedCase, PEER_FORMAT, PEER_MESSAGE_BYTES, PeerReceived, PeerSession};
 pub use photos::UNATTACHED_HOURS;
 
 /// How many case documents stay loaded in memory.

@@ -26,6 +26,11 @@ use crate::sync::intake;
 /// The format name a peer message starts with.
 pub const PEER_FORMAT: &str = "anjian-peer/1";
 
+/// Bytes one peer message may have: a sync message's changes (at most
+/// `intake::Limits::message_bytes` uncompressed) and room for their signatures and the
+/// certificates vouching for them. A longer one is refused before any of it is read.
+pub const PEER_MESSAGE_BYTES: usize = 24 * 1024 * 1024;
+
 /// One side of a peer session for one case (`Store::peer_session`): the Automerge sync
 /// state with the other phone, and what this side left out of what it received (never
 /// asked for again in this session).
@@ -385,6 +390,12 @@ fn encode(
 fn decode(bytes: &[u8]) -> Result<Incoming> {
     let invalid = |why: String| Error::InvalidDocument(format!("peer message: {why}"));
     let cbor = |e: minicbor::decode::Error| invalid(e.to_string());
+    if bytes.len() > PEER_MESSAGE_BYTES {
+        return Err(invalid(format!(
+            "{} bytes, over {PEER_MESSAGE_BYTES}",
+            bytes.len()
+        )));
+    }
     let mut d = minicbor::Decoder::new(bytes);
     let (mut format, mut case, mut sync) = (None, None, None);
     let mut signatures = Vec::new();
@@ -406,10 +417,18 @@ fn decode(bytes: &[u8]) -> Result<Incoming> {
             "signatures" => {
                 signatures = ChangeSignature::from_records(d.bytes().map_err(cbor)?)
                     .map_err(|e| invalid(e.to_string()))?;
+                // One for each change a message may carry.
+                let most = intake::Limits::default().changes;
+                if signatures.len() > most {
+                    return Err(invalid(format!("more than {most} signatures")));
+                }
             }
             "certificates" => certificates = decode_certificates(&mut d).map_err(invalid)?,
             other => return Err(invalid(format!("unknown field {other:?}"))),
         }
+    }
+    if d.position() != bytes.len() {
+        return Err(invalid("bytes after the message".into()));
     }
     if format.as_deref() != Some(PEER_FORMAT) {
         return Err(invalid(format!(

@@ -590,4 +590,29 @@ async fn a_phone_takes_no_case_its_inspector_may_not_read_and_no_oversized_messa
         matches!(&answer, Err(anjian_core::Error::InvalidDocument(why)) if why.contains("certificate of")),
         "{answer:?}"
     );
+
+    // A message past the bound is refused before any of it is read, and so is one with
+    // anything after it.
+    let mut past = huge.clone();
+    past.resize(anjian_core::PEER_MESSAGE_BYTES + 1, 0);
+    let answer = zhang
+        .store
+        .peer_receive(&mut zhang.store.peer_session(case), &past);
+    assert!(
+        matches!(&answer, Err(anjian_core::Error::InvalidDocument(why)) if why.contains("bytes, over")),
+        "{answer:?}"
+    );
+    let mut trailing = zhang
+        .store
+        .peer_message(&mut zhang.store.peer_session(case))
+        .expect("zhang's message")
+        .expect("zhang has the case to offer");
+    trailing.push(0);
+    let answer = outsider
+        .store
+        .peer_receive(&mut outsider.store.peer_session(case), &trailing);
+    assert!(
+        matches!(&answer, Err(anjian_core::Error::InvalidDocument(why)) if why.contains("bytes after")),
+        "{answer:?}"
+    );
 }
