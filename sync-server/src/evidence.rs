@@ -8,7 +8,7 @@
 //! [`export`], so that both give the same bytes for the same stored case; the case page's
 //! signature checks ([`check`]) read the same rows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::db::{Conn, params};
 use anjian_core::certificate::{Certificate, Receipt};
@@ -64,7 +64,7 @@ pub fn export(
     let mut doc = storage
         .load_document(case)?
         .ok_or_else(|| AppError::NotFound(format!("没有该案件 (no case {case})")))?;
-    let gathered = gather(storage, &mut doc)?;
+    let gathered = gather(storage, case, &mut doc)?;
     let case_read = case_doc::read(&doc)?;
     let server = storage.server_key();
     let mut heads: Vec<ChangeHash> = doc.get_heads();
@@ -265,8 +265,8 @@ pub struct ChangeCheck {
 
 /// Checks every change of `doc` as a verifier of its evidence package would: each
 /// change's signature ([`verify_change`]) and each receipt against the server's key.
-pub fn check(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Vec<ChangeCheck>> {
-    let gathered = gather(storage, doc)?;
+pub fn check(storage: &Storage, case: CaseId, doc: &mut AutoCommit) -> AppResult<Vec<ChangeCheck>> {
+    let gathered = gather(storage, case, doc)?;
     let server = storage.server_key().public_key();
     Ok(gathered
         .changes
@@ -456,32 +456,41 @@ impl Gathered {
     }
 }
 
-fn gather(storage: &Storage, doc: &mut AutoCommit) -> AppResult<Gathered> {
+fn gather(storage: &Storage, case: CaseId, doc: &mut AutoCommit) -> AppResult<Gathered> {
     let changes: Vec<Change> = doc.get_changes(&[]);
     storage.read(|conn| {
+        // The case's receipts in one statement (a case of many changes read them one by
+        // one), by change.
+        let mut rows: HashMap<String, _> = conn
+            .query_map(
+                "SELECT change_hash, user_id, relayed_by, received_at, key_id, signature, receipt_issuer, receipt_signature
+                 FROM receipts WHERE case_id = ?1",
+                params![case.to_string()],
+                |r| {
+                    Ok((
+                        r.get::<String>(0)?,
+                        (
+                            ReceiptRow {
+                                author: r.get(1)?,
+                                relayed_by: r.get(2)?,
+                                received_at: r.get(3)?,
+                                issuer: r.get(6)?,
+                                signature: r.get(7)?,
+                            },
+                            r.get::<Option<Vec<u8>>>(4)?,
+                            r.get::<Option<Vec<u8>>>(5)?,
+                        ),
+                    ))
+                },
+            )?
+            .into_iter()
+            .collect();
         let mut gathered = Vec::with_capacity(changes.len());
         let mut actors = BTreeSet::new();
         let mut account_ids = BTreeSet::new();
         for change in &changes {
             let hash = change.hash();
-            let row = conn.query_opt(
-                "SELECT user_id, relayed_by, received_at, key_id, signature, receipt_issuer, receipt_signature
-                 FROM receipts WHERE change_hash = ?1",
-                params![hash.to_string()],
-                |r| {
-                    Ok((
-                        ReceiptRow {
-                            author: r.get(0)?,
-                            relayed_by: r.get(1)?,
-                            received_at: r.get(2)?,
-                            issuer: r.get(5)?,
-                            signature: r.get(6)?,
-                        },
-                        r.get::<Option<Vec<u8>>>(3)?,
-                        r.get::<Option<Vec<u8>>>(4)?,
-                    ))
-                },
-            )?;
+            let row = rows.remove(&hash.to_string());
             let (receipt, signature) = match row {
                 Some((receipt, Some(key), Some(signature))) => (Some(receipt), Some((key, signature))),
                 Some((receipt, _, _)) => (Some(receipt), None),

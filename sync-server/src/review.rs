@@ -2,6 +2,7 @@
 //! for a user (within their scope), and the supervisors' actions, which are changes
 //! written by the supervisor's own server-side actor through `sync::change_on_server`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anjian_core::{
@@ -112,11 +113,28 @@ pub fn load_with_document(
     let conflicts = case_doc::conflicts(&doc)?;
     let changes = case_doc::history(&mut doc);
     let history = app.storage.read(|conn| {
+        // The case's receipts in one statement, and each author's account once: a case
+        // of many changes read them change by change.
+        let mut receipts: HashMap<String, (String, String)> = conn
+            .query_map(
+                "SELECT r.change_hash, r.received_at, u.username FROM receipts r JOIN users u ON u.id = r.user_id WHERE r.case_id = ?1",
+                params![case_id.to_string()],
+                |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))),
+            )?
+            .into_iter()
+            .collect();
+        let mut accounts: HashMap<String, Option<(String, String)>> = HashMap::new();
         let mut rows = Vec::with_capacity(changes.len());
         for change in changes {
-            let receipt: Option<(String, String)> = conn.query_opt("SELECT r.received_at, u.username FROM receipts r JOIN users u ON u.id = r.user_id WHERE r.change_hash = ?1", params![&change.hash], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            let (received_at, received_from) = receipt.unzip();
-            let account: Option<(String, String)> = conn.query_opt("SELECT name, role FROM users WHERE username = ?1", params![&change.author], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let (received_at, received_from) = receipts.remove(&change.hash).unzip();
+            let account = match accounts.get(&change.author) {
+                Some(account) => account.clone(),
+                None => {
+                    let account: Option<(String, String)> = conn.query_opt("SELECT name, role FROM users WHERE username = ?1", params![&change.author], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    accounts.insert(change.author.clone(), account.clone());
+                    account
+                }
+            };
             let supervises = account.as_ref().is_some_and(|(_, role)| {
                 role.parse().is_ok_and(anjian_core::rules::role_supervises)
             });

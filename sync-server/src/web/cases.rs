@@ -2,6 +2,7 @@
 //! checklists, conflicts with who wrote each value, the review trail and the history with
 //! device and server times side by side), and the review actions.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anjian_core::{
@@ -126,7 +127,7 @@ pub async fn show(
     let (detail, checks) = app
         .reading(user.id, move |app| {
             let (detail, mut doc) = review::load_with_document(app, &user, &asked)?;
-            let checks = evidence::check(&app.storage, &mut doc)?;
+            let checks = evidence::check(&app.storage, detail.case.id, &mut doc)?;
             Ok((detail, checks))
         })
         .await?;
@@ -222,8 +223,9 @@ pub async fn show(
             p.note { "时间均为北京时间。设备时间取自检查人员手机的时钟（可能不准），服务器接收时间由服务器记录。" }
             table {
                 thead { tr { th { "操作" } th { "修改人" } th { "设备" } th { "设备时间" } th { "服务器接收时间" } } }
-                tbody { @for h in &detail.history { (history_row(h)) } }
+                tbody { @for h in rows_shown(&detail.history, |_| false) { (history_row(h)) } }
             }
+            (more_than_shown(detail.history.len(), "最近的"))
         }
     };
     Ok(page(&case.enterprise.name, Some(&viewer), body))
@@ -297,11 +299,13 @@ fn signatures(
         .filter(|c| matches!(c.receipt, Verdict::Failed(_)))
         .count();
     let all = failed == 0 && unsigned == 0 && receipts_failed == 0;
-    let action = |hash: &str| {
-        history
-            .iter()
-            .find(|h| h.hash == hash)
-            .map_or("—", |h| action_label(&h.action))
+    let actions: HashMap<&str, &str> = history
+        .iter()
+        .map(|h| (h.hash.as_str(), action_label(&h.action)))
+        .collect();
+    let action = |hash: &str| actions.get(hash).copied().unwrap_or("—");
+    let failing = |c: &ChangeCheck| {
+        matches!(c.signature, Verdict::Failed(_)) || matches!(c.receipt, Verdict::Failed(_))
     };
     html! {
         section.signatures #signatures {
@@ -333,8 +337,8 @@ fn signatures(
             table {
                 thead { tr { th { "操作" } th { "作者账号" } th { "设备" } th { "密钥" } th { "设备签名" } th { "服务器回执" } th { "转交人" } th { "服务器接收时间" } } }
                 tbody {
-                    @for c in checks {
-                        tr.failed[matches!(c.signature, Verdict::Failed(_)) || matches!(c.receipt, Verdict::Failed(_))] data-change=(c.hash) {
+                    @for c in rows_shown(checks, failing) {
+                        tr.failed[failing(c)] data-change=(c.hash) {
                             td { (action(&c.hash)) }
                             td { @if let Some((username, name)) = &c.author { (name) "（" (username) "）" } @else { "—" } }
                             td { (c.device.as_deref().unwrap_or("未登记的设备")) br; small { code { (c.actor.get(..8).unwrap_or(&c.actor)) } } }
@@ -350,6 +354,46 @@ fn signatures(
                     }
                 }
             }
+            (more_than_shown(checks.len(), "核验未通过的与最近的"))
+        }
+    }
+}
+
+/// Rows of a case's changes one page shows at most: a case may hold hundreds of
+/// thousands of changes, and the evidence package has them all.
+const SHOWN_CHANGES: usize = 500;
+
+/// The rows of `rows` a page shows, in their order: those `first` picks (failed checks),
+/// then the latest others, `SHOWN_CHANGES` in all.
+fn rows_shown<T>(rows: &[T], first: impl Fn(&T) -> bool) -> Vec<&T> {
+    if rows.len() <= SHOWN_CHANGES {
+        return rows.iter().collect();
+    }
+    let mut keep = vec![false; rows.len()];
+    let mut left = SHOWN_CHANGES;
+    for (i, row) in rows.iter().enumerate() {
+        if left > 0 && first(row) {
+            keep[i] = true;
+            left -= 1;
+        }
+    }
+    for i in (0..rows.len()).rev() {
+        if left > 0 && !keep[i] {
+            keep[i] = true;
+            left -= 1;
+        }
+    }
+    rows.iter()
+        .zip(keep)
+        .filter_map(|(row, kept)| kept.then_some(row))
+        .collect()
+}
+
+/// The note under a table of `total` changes that shows only `which` of them.
+fn more_than_shown(total: usize, which: &str) -> Markup {
+    html! {
+        @if total > SHOWN_CHANGES {
+            p.note.more { "共 " (total) " 项修改，此处显示其中" (which) " " (SHOWN_CHANGES) " 项；全部修改见证据包。" }
         }
     }
 }
@@ -799,4 +843,23 @@ pub async fn photo(
         }
     };
     Ok(page("照片", Some(&viewer), body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SHOWN_CHANGES, rows_shown};
+
+    #[test]
+    fn a_long_table_shows_the_failed_rows_then_the_latest() {
+        let rows: Vec<usize> = (0..SHOWN_CHANGES * 3).collect();
+        let failed = |r: &usize| [3, 700, 1_200].contains(r);
+        let shown: Vec<usize> = rows_shown(&rows, failed).into_iter().copied().collect();
+        assert_eq!(shown.len(), SHOWN_CHANGES);
+        assert_eq!(&shown[..2], [3, 700]);
+        assert!(shown.contains(&1_200));
+        assert_eq!(shown.last(), Some(&(SHOWN_CHANGES * 3 - 1)));
+        assert!(shown.windows(2).all(|w| w[0] < w[1]), "in their order");
+        let short: Vec<usize> = (0..10).collect();
+        assert_eq!(rows_shown(&short, |_| false).len(), 10);
+    }
 }

@@ -248,7 +248,7 @@ async fn the_servers_signature_verifies_on_a_supervisors_decision_only() {
     let server_id = hex::encode(storage.server_key().public_key().id());
     let checks = || {
         let mut held = storage.load_document(case).expect("load").expect("case");
-        evidence::check(&storage, &mut held).expect("check")
+        evidence::check(&storage, case, &mut held).expect("check")
     };
     let before = checks();
     for c in &before {
