@@ -597,6 +597,21 @@ class InspectorAppTest(unittest.TestCase):
         with self.assertRaises(anjian.AnjianError.Auth):
             store.login(self.server.url, "zhangwei", "不是这个密码", "手机")
 
+    def test_a_phone_trusts_one_server_key_until_told_to_forget_it(self):
+        store = self.open_store("pinned.db", inspector("zhangwei", "张伟", "应急管理"))
+        store.login(self.server.url, "zhangwei", PASSWORD, "张伟的手机")
+        # Another server (its own secret, so its own key) at the address the phone was
+        # given: a wrong address, or something between the phone and the server.
+        other = SyncServer(os.path.join(self.tmp.name, "other-server"),
+                           [("zhangwei", "张伟", "应急管理")])
+        self.addCleanup(other.stop)
+        with self.assertRaises(anjian.AnjianError.Auth):
+            store.login(other.url, "zhangwei", PASSWORD, "张伟的手机")
+        store.login(self.server.url, "zhangwei", PASSWORD, "张伟的手机")
+        # The administrator confirms the key changed on purpose.
+        store.forget_server_keys()
+        self.assertTrue(store.login(other.url, "zhangwei", PASSWORD, "张伟的手机"))
+
     def test_cancelling_a_sync_that_hangs_reports_cancelled(self):
         # A server that accepts the connection and never answers: the sync waits (for
         # the network timeout, 30 s by default) unless the inspector cancels it first.

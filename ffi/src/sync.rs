@@ -127,6 +127,14 @@ impl InspectorStore {
         Ok(signed_in.token)
     }
 
+    /// Forgets the server key this device trusts (and the certificates it vouched for):
+    /// the next `login` trusts the key its server answers with. A device trusts one
+    /// server key, and a sign-in answered with another is `Auth`: call this only once an
+    /// administrator has confirmed that the server's key was changed on purpose.
+    pub fn forget_server_keys(&self) -> Result<(), AnjianError> {
+        self.with_store(|s| Ok(s.forget_server_keys()?))
+    }
+
     /// Starts a sync on a library thread and returns at once: pushes this device's changes
     /// and photos, pulls every case the inspector may see that changed. The listener hears
     /// progress and the end; the handle cancels.

@@ -13,7 +13,10 @@ use crate::signing::{KeyId, PublicKey};
 
 impl Store {
     /// Keeps the certificate the server issued this device at sign-in, and the server's
-    /// key, which it trusts from then on to issue certificates and receipts.
+    /// key, which it trusts from then on to issue certificates, receipts and blocks of
+    /// document numbers. A device trusts one server key: a sign-in answered with another
+    /// (a wrong address, or something between the phone and the server) is refused with
+    /// `Auth` and changes nothing, until `forget_server_keys`.
     pub fn keep_sign_in(
         &self,
         server: &str,
@@ -21,6 +24,19 @@ impl Store {
         certificate: Option<&[u8]>,
     ) -> Result<()> {
         self.in_one_transaction(|| {
+            let trusted: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT server FROM server_keys WHERE key_id != ?1 LIMIT 1",
+                    [server_key.id().as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(trusted) = trusted {
+                return Err(Error::Auth(format!(
+                    "服务器 {server} 的密钥与本机信任的服务器（{trusted}）的密钥不同，可能连接了错误的地址；如服务器确已更换密钥，请经管理员确认后重置本机信任的服务器 (the server's key is not the one this device trusts)"
+                )));
+            }
             self.conn.execute(
                 "INSERT OR IGNORE INTO server_keys (key_id, public_key, server, first_seen)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -39,6 +55,18 @@ impl Store {
                     "the server's certificate for this device does not verify against its key",
                 ));
             }
+            Ok(())
+        })
+    }
+
+    /// Forgets the server key this device trusts, and the certificates it vouched for:
+    /// the next sign-in trusts the key its server answers with. For a server whose key
+    /// was changed on purpose, once an administrator has confirmed it; the receipts kept
+    /// stay (each was verified when it was kept).
+    pub fn forget_server_keys(&self) -> Result<()> {
+        self.in_one_transaction(|| {
+            self.conn.execute("DELETE FROM certificates", [])?;
+            self.conn.execute("DELETE FROM server_keys", [])?;
             Ok(())
         })
     }
@@ -304,7 +332,8 @@ mod tests {
     }
 
     #[test]
-    fn a_certificate_long_expired_goes_and_a_failed_sign_in_trusts_nothing() {
+    fn one_server_key_is_trusted_a_failed_sign_in_trusts_nothing_and_long_expired_certificates_go()
+    {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut store = Store::open(dir.path().join("a.db"), sample::inspector("wang")).expect("a");
         let server = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [7; 32]);
@@ -362,5 +391,40 @@ mod tests {
         store.set_clock(at(now + 86_400 + CERTIFICATE_VALIDITY + 1));
         store.keep_certificates(&[]).expect("keep");
         assert_eq!(kept(&store), 0, "it vouches for nothing any more");
+
+        // A sign-in answered with another key (a wrong address, something in between) is
+        // refused, and that key vouches for nothing; once the trusted key is forgotten, the
+        // next sign-in trusts the key it is answered with.
+        store.set_clock(at(now));
+        assert!(matches!(
+            store.keep_sign_in("elsewhere", &stranger.public_key(), None),
+            Err(crate::Error::Auth(_))
+        ));
+        assert_eq!(
+            store
+                .keep_certificates(&[issue(&stranger, now + 86_400)])
+                .expect("keep"),
+            0
+        );
+        store
+            .keep_sign_in("server", &server.public_key(), None)
+            .expect("the trusted server again");
+        store.forget_server_keys().expect("forget");
+        assert_eq!(
+            store
+                .keep_certificates(&[issue(&server, now + 86_400)])
+                .expect("keep"),
+            0,
+            "the forgotten key vouches for nothing"
+        );
+        store
+            .keep_sign_in("elsewhere", &stranger.public_key(), None)
+            .expect("the new key, once the old one is forgotten");
+        assert_eq!(
+            store
+                .keep_certificates(&[issue(&stranger, now + 86_400)])
+                .expect("keep"),
+            1
+        );
     }
 }
