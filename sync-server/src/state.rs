@@ -45,6 +45,9 @@ pub struct AppState {
     pub blobs: BlobStore,
     /// Turns to build an evidence package in memory (`PACKAGES_AT_ONCE`).
     pub packages: tokio::sync::Semaphore,
+    /// Each account's turns at those: all but one of them, so that one account's
+    /// downloads at once never hold every turn and everyone else's wait behind them.
+    pub package_turns: Turns,
     /// Documents in use.
     pub hub: Hub,
     /// Open sync connections, for revocation.
@@ -94,6 +97,7 @@ impl AppState {
             passwords: Pool::start("passwords", limits.password_threads, limits.sign_in_queue),
             blobs: BlobStore::open(settings.blobs.as_deref(), &settings.data)?,
             packages: tokio::sync::Semaphore::new(PACKAGES_AT_ONCE),
+            package_turns: Turns::new(PACKAGES_AT_ONCE),
             signin: SignIn::new(limits.clone(), storage.clone()),
             storage,
             hub: Hub::default(),

@@ -694,7 +694,8 @@ pub async fn evidence(
     } else {
         evidence::Photos::Hashes
     };
-    // A package is built in memory: a few at a time.
+    // A package is built in memory: a few at a time, and one account's one at a time.
+    let _mine = app.package_turns.take(viewer.user.id).await;
     let _turn = app
         .packages
         .acquire()
