@@ -90,6 +90,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/014_refused_rule.sql"),
         rebuild_projections: false,
     },
+    Migration {
+        name: "015_revoked_devices",
+        sql: include_str!("../migrations/015_revoked_devices.sql"),
+        rebuild_projections: false,
+    },
 ];
 
 /// The store version this build writes.

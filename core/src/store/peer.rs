@@ -337,11 +337,15 @@ impl rules::Verifier for Certified<'_> {
             .store
             .certificate_of(&signature.key, actor)
             .map_err(|e| rules::held_back(&format!("无法读取证书 ({e})")))?;
+        let revoked = self
+            .store
+            .revoked_device(actor)
+            .map_err(|e| rules::held_back(&format!("无法读取吊销记录 ({e})")))?;
         let holder = certificate.map(|c| KeyHolder {
             actor: c.fields().actor.clone(),
             key: c.fields().key.clone(),
             author: Some(c.author()),
-            revoked: false,
+            revoked,
         });
         self.known.insert(slot, holder.clone());
         Ok(holder)

@@ -208,6 +208,15 @@ impl Store {
     /// The certificate kept for key `id` and the device `actor`, verified again now (one
     /// key may certify several actors: the server's own key certifies each supervisor's
     /// server-side actor).
+    /// Whether the server refused a change of device `actor` for its signer (revoked, or
+    /// its account disabled), as this phone learned at a sync.
+    pub(crate) fn revoked_device(&self, actor: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM revoked_devices WHERE actor = ?1")?
+            .exists([actor])?)
+    }
+
     pub(crate) fn certificate_of(&self, id: &KeyId, actor: &str) -> Result<Option<Certificate>> {
         let now = self.now().timestamp();
         let mut stmt = self

@@ -611,6 +611,27 @@ impl Store {
                 keep.push(change);
             }
         }
+        // A device revoked or an account disabled (the server refused the change for its
+        // signer): this phone refuses that device's changes on site too, in every case,
+        // whatever certificate a teammate hands over with them.
+        if rule
+            .parse::<rules::Rule>()
+            .is_ok_and(|r| r == rules::Rule::Signature)
+        {
+            let signers: BTreeSet<String> = pending
+                .iter()
+                .filter(|c| refused.contains(&c.hash()))
+                .map(|c| c.actor_id().to_hex_string())
+                .collect();
+            let now = self.now().to_rfc3339();
+            for signer in signers {
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO revoked_devices (actor, reason, learned_at)
+                     VALUES (?1, ?2, ?3)",
+                    params![signer, reason, now],
+                )?;
+            }
+        }
         let kept = if keep.is_empty() {
             None
         } else {

@@ -217,6 +217,23 @@ async fn exactly_the_changes_with_a_forged_or_missing_signature_or_a_revoked_sig
                 .collect();
             assert_eq!(again, [anjian_core::rules::Rule::Signature], "{merged:?}");
             assert!(!li.descriptions(case).contains(&theirs));
+            // Nor does it take what the revoked phone records in another case since, with
+            // the certificate that still verifies: Li's phone learned of the revocation from
+            // the server's refusal (before, it took them until the certificate expired).
+            let other = joint_case(&mut zhang);
+            let merged = li
+                .store
+                .merge_case(&zhang.store.export_case(other).expect("export"))
+                .expect("li is handed the other case");
+            assert_eq!(merged.received.accepted, 0, "{merged:?}");
+            assert!(
+                merged
+                    .received
+                    .refused
+                    .iter()
+                    .any(|(refusal, _)| refusal.rule == anjian_core::rules::Rule::Signature),
+                "{merged:?}"
+            );
             // Zhang's revoked phone cannot sync its finding either.
             assert!(
                 zhang.sync().await.is_err(),
