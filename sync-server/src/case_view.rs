@@ -44,6 +44,9 @@ pub struct CaseView {
     /// The case this one amends (更正), if any.
     #[schema(format = Uuid)]
     pub amends: Option<String>,
+    /// Whether the server holds the case `amends` names, of the same enterprise and
+    /// approved (false without `amends`): a device may write any case id there.
+    pub amends_confirmed: bool,
     /// The review trail, oldest first.
     pub review_events: Vec<ReviewEventView>,
     /// Findings, as recorded.
@@ -464,6 +467,7 @@ impl CaseView {
             opened_by: case.opened_by.clone(),
             state: case.state.code(),
             amends: case.amends.map(|id| id.to_string()),
+            amends_confirmed: detail.amends_confirmed,
             review_events: case
                 .review_events
                 .iter()

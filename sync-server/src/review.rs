@@ -27,8 +27,13 @@ pub struct CaseDetail {
     pub conflicts: Vec<Conflict>,
     /// Every change, oldest first.
     pub history: Vec<HistoryRow>,
-    /// Cases in the user's scope that amend this one (更正), oldest first: (id, visit).
+    /// Cases in the user's scope that amend this one (更正) and are of the same enterprise,
+    /// oldest first: (id, visit).
     pub amendments: Vec<(String, String)>,
+    /// Whether the case this one says it amends is on the server, of the same enterprise
+    /// and approved (the phone checks this when the amendment is opened; the server
+    /// checks it again, since a device may write any case id there).
+    pub amends_confirmed: bool,
 }
 
 /// One change of a case's history: device time and server receipt time side by side.
@@ -159,9 +164,11 @@ pub fn load_with_document(
         }
         Ok(rows)
     })?;
+    let credit_code = case.enterprise.credit_code.as_str().to_owned();
     let amendments = app.storage.read(|conn| {
         let mut w = queries::Conditions::default();
         w.push("c.amends = ?", vec![db::value(id.to_owned())]);
+        w.push("c.credit_code = ?", vec![db::value(credit_code.clone())]);
         w.scope(policy::scope(user));
         let rows = conn.query_map(
             &format!(
@@ -173,12 +180,23 @@ pub fn load_with_document(
         )?;
         Ok(rows)
     })?;
+    let amends_confirmed = match case.amends {
+        Some(amended) => app.storage.read(|conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM cases WHERE case_id = ?1 AND credit_code = ?2 AND state = ?3)",
+                params![amended.to_string(), &credit_code, ReviewState::Approved.code()],
+                |r| r.get(0),
+            )
+        })?,
+        None => false,
+    };
     Ok((
         CaseDetail {
             case,
             conflicts,
             history,
             amendments,
+            amends_confirmed,
         },
         doc,
     ))

@@ -143,7 +143,11 @@ pub async fn show(
             span class={ "state " (case.state.code()) } #review-state { (case.state.label()) }
         }
         @if let Some(amended) = case.amends {
-            p.amends { "本案是对案件 " a href={ "/cases/" (amended) } { (amended) } " 的更正（原案件已审核锁定）。" }
+            @if detail.amends_confirmed {
+                p.amends { "本案是对案件 " a href={ "/cases/" (amended) } { (amended) } " 的更正（原案件已审核锁定）。" }
+            } @else {
+                p.amends.unconfirmed { "本案声称更正案件 " (amended) "，但服务器上没有该企业经审核锁定的这一案件，请核实。" }
+            }
         }
         @if !detail.amendments.is_empty() {
             p.amends {

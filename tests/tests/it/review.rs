@@ -123,6 +123,15 @@ async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case()
         amending.to_string(),
         "{original}"
     );
+    let amends = |url: String, chief: String| async move {
+        get_json(&format!("{url}/api/v1/cases/{amending}"), &chief).await["amends_confirmed"]
+            .clone()
+    };
+    assert_eq!(
+        amends(url.clone(), chief.clone()).await,
+        true,
+        "the server finds the approved case of the same enterprise"
+    );
 
     // Reopened: the inspector may amend again.
     let (status, body) = review(&url, &chief, case, "reopen", "企业提交了新的整改材料").await;
@@ -130,6 +139,11 @@ async fn the_supervisors_review_reaches_the_device_and_approval_locks_the_case()
         (status, body["state"].as_str()),
         (200, Some("returned")),
         "{body}"
+    );
+    assert_eq!(
+        amends(url.clone(), chief.clone()).await,
+        false,
+        "the case it amends is no longer approved"
     );
     zhang.sync().await.expect("sync");
     zhang
