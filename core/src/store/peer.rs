@@ -337,16 +337,18 @@ impl rules::Verifier for Certified<'_> {
             .store
             .certificate_of(&signature.key, actor)
             .map_err(|e| rules::held_back(&format!("无法读取证书 ({e})")))?;
-        let revoked = self
-            .store
-            .revoked_device(actor)
-            .map_err(|e| rules::held_back(&format!("无法读取吊销记录 ({e})")))?;
-        let holder = certificate.map(|c| KeyHolder {
-            actor: c.fields().actor.clone(),
-            key: c.fields().key.clone(),
-            author: Some(c.author()),
-            revoked,
-        });
+        let holder = match certificate {
+            Some(c) => Some(KeyHolder {
+                revoked: self
+                    .store
+                    .revoked_device(actor, c.fields().issued_at)
+                    .map_err(|e| rules::held_back(&format!("无法读取吊销记录 ({e})")))?,
+                actor: c.fields().actor.clone(),
+                key: c.fields().key.clone(),
+                author: Some(c.author()),
+            }),
+            None => None,
+        };
         self.known.insert(slot, holder.clone());
         Ok(holder)
     }

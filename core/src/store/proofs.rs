@@ -24,10 +24,13 @@ impl Store {
         certificate: Option<&[u8]>,
     ) -> Result<()> {
         self.in_one_transaction(|| {
+            // (A phone that signed in to several servers before it trusted only one keeps
+            // trusting each of their keys.)
             let trusted: Option<String> = self
                 .conn
                 .query_row(
-                    "SELECT server FROM server_keys WHERE key_id != ?1 LIMIT 1",
+                    "SELECT server FROM server_keys
+                     WHERE NOT EXISTS (SELECT 1 FROM server_keys WHERE key_id = ?1) LIMIT 1",
                     [server_key.id().as_slice()],
                     |r| r.get(0),
                 )
@@ -59,13 +62,15 @@ impl Store {
         })
     }
 
-    /// Forgets the server key this device trusts, and the certificates it vouched for:
+    /// Forgets the server keys this device trusts, the certificates they vouched for and
+    /// what it learned of revoked devices:
     /// the next sign-in trusts the key its server answers with. For a server whose key
     /// was changed on purpose, once an administrator has confirmed it; the receipts kept
     /// stay (each was verified when it was kept).
     pub fn forget_server_keys(&self) -> Result<()> {
         self.in_one_transaction(|| {
             self.conn.execute("DELETE FROM certificates", [])?;
+            self.conn.execute("DELETE FROM revoked_devices", [])?;
             self.conn.execute("DELETE FROM server_keys", [])?;
             Ok(())
         })
@@ -205,18 +210,44 @@ impl Store {
         Ok(out)
     }
 
+    /// Learns from the server's refusal (rule `signature`, for `reason`) that device `actor`
+    /// was revoked or its account disabled: its certificates issued up to the newest this
+    /// phone holds (or until now, holding none) vouch for nothing more here.
+    pub(crate) fn learn_revoked(&self, actor: &str, reason: &str) -> Result<()> {
+        let mut newest = None;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT bytes FROM certificates WHERE actor = ?1")?;
+        for bytes in stmt.query_map([actor], |r| r.get::<_, Vec<u8>>(0))? {
+            if let Ok(certificate) = Certificate::decode(&bytes?) {
+                newest = newest.max(Some(certificate.fields().issued_at));
+            }
+        }
+        let issued_before = newest.unwrap_or_else(|| self.now().timestamp());
+        self.conn.execute(
+            "INSERT INTO revoked_devices (actor, issued_before, reason) VALUES (?1, ?2, ?3)
+             ON CONFLICT (actor) DO UPDATE SET reason = excluded.reason,
+                issued_before = max(issued_before, excluded.issued_before)",
+            params![actor, issued_before, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Whether a certificate of device `actor` issued at `issued_at` vouches for nothing
+    /// any more: the server refused a change of the device for its signer since
+    /// (`learn_revoked`).
+    pub(crate) fn revoked_device(&self, actor: &str, issued_at: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM revoked_devices WHERE actor = ?1 AND issued_before >= ?2",
+            )?
+            .exists(params![actor, issued_at])?)
+    }
+
     /// The certificate kept for key `id` and the device `actor`, verified again now (one
     /// key may certify several actors: the server's own key certifies each supervisor's
     /// server-side actor).
-    /// Whether the server refused a change of device `actor` for its signer (revoked, or
-    /// its account disabled), as this phone learned at a sync.
-    pub(crate) fn revoked_device(&self, actor: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT 1 FROM revoked_devices WHERE actor = ?1")?
-            .exists([actor])?)
-    }
-
     pub(crate) fn certificate_of(&self, id: &KeyId, actor: &str) -> Result<Option<Certificate>> {
         let now = self.now().timestamp();
         let mut stmt = self
@@ -418,7 +449,25 @@ mod tests {
         store
             .keep_sign_in("server", &server.public_key(), None)
             .expect("the trusted server again");
+
+        // The server refused a change of the teammate's device for its signer: its
+        // certificates issued until then vouch for nothing more; one issued after (the
+        // account enabled again, signed in again) does.
+        assert_eq!(
+            store
+                .keep_certificates(&[issue(&server, now + 86_400)])
+                .expect("keep"),
+            1
+        );
+        store.learn_revoked("0a0b0c0d", "已吊销").expect("learn");
+        assert!(store.revoked_device("0a0b0c0d", now).expect("read"));
+        assert!(!store.revoked_device("0a0b0c0d", now + 1).expect("read"));
+        assert!(!store.revoked_device("0e0f", now).expect("read"));
         store.forget_server_keys().expect("forget");
+        assert!(
+            !store.revoked_device("0a0b0c0d", now).expect("read"),
+            "forgotten with the keys"
+        );
         assert_eq!(
             store
                 .keep_certificates(&[issue(&server, now + 86_400)])
@@ -435,5 +484,23 @@ mod tests {
                 .expect("keep"),
             1
         );
+
+        // A phone that trusted two keys before it trusted only one signs in to either.
+        store
+            .conn
+            .execute(
+                "INSERT INTO server_keys (key_id, public_key, server, first_seen)
+                 VALUES (?1, ?2, 'server', '2026-01-01T00:00:00Z')",
+                rusqlite::params![
+                    server.public_key().id().as_slice(),
+                    server.public_key().bytes()
+                ],
+            )
+            .expect("a second key, as kept before");
+        for key in [&server, &stranger] {
+            store
+                .keep_sign_in("either", &key.public_key(), None)
+                .expect("a key it trusts");
+        }
     }
 }

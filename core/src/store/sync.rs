@@ -613,7 +613,7 @@ impl Store {
         }
         // A device revoked or an account disabled (the server refused the change for its
         // signer): this phone refuses that device's changes on site too, in every case,
-        // whatever certificate a teammate hands over with them.
+        // under any certificate of it issued before (`learn_revoked`).
         if rule
             .parse::<rules::Rule>()
             .is_ok_and(|r| r == rules::Rule::Signature)
@@ -623,13 +623,8 @@ impl Store {
                 .filter(|c| refused.contains(&c.hash()))
                 .map(|c| c.actor_id().to_hex_string())
                 .collect();
-            let now = self.now().to_rfc3339();
             for signer in signers {
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO revoked_devices (actor, reason, learned_at)
-                     VALUES (?1, ?2, ?3)",
-                    params![signer, reason, now],
-                )?;
+                self.learn_revoked(&signer, reason)?;
             }
         }
         let kept = if keep.is_empty() {

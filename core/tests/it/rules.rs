@@ -2053,6 +2053,7 @@ fn an_element_is_inserted_after_one_that_was_ever_in_its_list() {
     };
     let deleted = element(&doc, &list, 1);
     let of_other = element(&doc, &other, 1);
+    let not_an_element = value_id(&doc, &ROOT, "other");
     let mut before = changed(&doc, |doc| {
         let list = map(doc, &ROOT, "photos");
         doc.delete(&list, 1).expect("delete");
@@ -2077,6 +2078,11 @@ fn an_element_is_inserted_after_one_that_was_ever_in_its_list() {
         rules::apply(&mut refused, &[after(of_other)]).map_err(|r| r.rule),
         Err(Rule::Shape),
         "after an element of another list"
+    );
+    assert_eq!(
+        rules::apply(&mut before.clone(), &[after(not_an_element)]).map_err(|r| r.rule),
+        Err(Rule::Shape),
+        "after the operation that made a list, not an element"
     );
 }
 
