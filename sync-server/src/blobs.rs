@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use crate::db::params;
-use anjian_core::Role;
 use anjian_core::photo::{self, PhotoLimits};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -56,13 +55,13 @@ fn check(app: &AppState, user: &User, sha256: &str) -> AppResult<()> {
     if !anjian_core::is_sha256(sha256) {
         return Err(not_found());
     }
+    let (readable, mut values) = crate::policy::readable(user, "r.case_id");
+    values.insert(0, crate::db::value(sha256));
     let visible = app.storage.read(|conn| {
         Ok(conn
             .query_opt(
-                "SELECT 1 FROM blob_refs r WHERE r.sha256 = ?1
-                   AND (?2 OR EXISTS (SELECT 1 FROM visibility v WHERE v.case_id = r.case_id AND v.district = ?3))
-                 LIMIT 1",
-                params![sha256, user.role == Role::Admin, user.district.as_str()],
+                &format!("SELECT 1 FROM blob_refs r WHERE r.sha256 = ? AND {readable} LIMIT 1"),
+                &values,
                 |_| Ok(()),
             )?
             .is_some())

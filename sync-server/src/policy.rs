@@ -5,6 +5,7 @@
 use anjian_core::rules::{self, Author};
 use anjian_core::{Case, Role};
 
+use crate::db::{self, Value};
 use crate::error::{AppError, AppResult};
 use crate::users::User;
 
@@ -22,6 +23,23 @@ pub fn author(user: &User) -> Author {
 /// Whether `user` may read `case` (the rule book's `may_read`).
 pub fn can_see(user: &User, case: &Case) -> bool {
     rules::may_read(&author(user), case)
+}
+
+/// The rule book's `may_read` for `user` written as an SQL condition on the case id in the
+/// column `case_id`, with its parameters (plain `?`): admins every case, everyone else the
+/// cases whose visibility rows (the owning district and those it is shared with) name their
+/// district. Looked up row by row: for one case, or rows that each name one (sync's
+/// catalog, a blob's cases, proofs). The lists' wider scans take `Scope` instead.
+pub fn readable(user: &User, case_id: &str) -> (String, Vec<Value>) {
+    (
+        format!(
+            "(? OR EXISTS (SELECT 1 FROM visibility v WHERE v.case_id = {case_id} AND v.district = ?))"
+        ),
+        vec![
+            db::value(user.role == Role::Admin),
+            db::value(user.district.as_str()),
+        ],
+    )
 }
 
 /// Whether `user` decides the cases owned by district `owner` (the rule book's `decides`).

@@ -17,7 +17,7 @@ use automerge::{AutoCommit, ChangeHash};
 use chrono::Utc;
 use rusqlite::Connection;
 
-use crate::db::{Conn, Dialect, Row, Value, params, row};
+use crate::db::{self, Conn, Dialect, Row, Value, params, row};
 
 use crate::error::{AppError, AppResult};
 use crate::users::User;
@@ -665,12 +665,14 @@ impl Storage {
     pub fn catalog(&self, user: &User, since: i64) -> AppResult<CatalogPage> {
         self.read(|conn| {
             let cursor: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM documents", params![], |r| r.get(0))?;
+            let (readable, mut values) = crate::policy::readable(user, "d.case_id");
+            values.splice(0..0, [db::value(since), db::value(cursor)]);
             let rows = conn.query(
-                "SELECT d.case_id, d.heads FROM documents d
-                 WHERE d.seq > ?1 AND d.seq <= ?2
-                   AND (?3 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?4 AND v.case_id = d.case_id))
-                 ORDER BY d.seq",
-                params![since, cursor, user.role == Role::Admin, user.district.as_str()],
+                &format!(
+                    "SELECT d.case_id, d.heads FROM documents d
+                     WHERE d.seq > ? AND d.seq <= ? AND {readable} ORDER BY d.seq"
+                ),
+                &values,
             )?;
             let mut documents = Vec::new();
             for row in rows {
@@ -1100,13 +1102,13 @@ fn stored_document(
     }))
 }
 
-/// Whether `user` may read the case `key`: admins every case the server has, others the
-/// cases whose visibility rows (owner and shared districts) name their district.
+/// Whether the server has the case `key` and `user` may read it (`policy::readable`).
 fn sees(conn: &mut dyn Conn, user: &User, key: &str) -> AppResult<bool> {
+    let (readable, mut values) = crate::policy::readable(user, "d.case_id");
+    values.insert(0, db::value(key));
     conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM documents WHERE case_id = ?3)
-                AND (?1 OR EXISTS (SELECT 1 FROM visibility v WHERE v.district = ?2 AND v.case_id = ?3))",
-        params![user.role == Role::Admin, user.district.as_str(), key],
+        &format!("SELECT EXISTS (SELECT 1 FROM documents d WHERE d.case_id = ? AND {readable})"),
+        &values,
         |r| r.get(0),
     )
 }
