@@ -127,7 +127,8 @@ impl InspectorStore {
         Ok(signed_in.token)
     }
 
-    /// Forgets the server key this device trusts (and the certificates it vouched for):
+    /// Forgets the server key this device trusts (the certificates it vouched for, and what
+    /// the device learned of revoked devices):
     /// the next `login` trusts the key its server answers with. A device trusts one
     /// server key, and a sign-in answered with another is `Auth`: call this only once an
     /// administrator has confirmed that the server's key was changed on purpose.

@@ -14,9 +14,10 @@ use crate::signing::{KeyId, PublicKey};
 impl Store {
     /// Keeps the certificate the server issued this device at sign-in, and the server's
     /// key, which it trusts from then on to issue certificates, receipts and blocks of
-    /// document numbers. A device trusts one server key: a sign-in answered with another
-    /// (a wrong address, or something between the phone and the server) is refused with
-    /// `Auth` and changes nothing, until `forget_server_keys`.
+    /// document numbers. A device trusts the key of its first server (or those it trusted
+    /// before it trusted only one): a sign-in answered with another (a wrong address, or
+    /// something between the phone and the server) is refused with `Auth` and changes
+    /// nothing, until `forget_server_keys`.
     pub fn keep_sign_in(
         &self,
         server: &str,
@@ -63,10 +64,9 @@ impl Store {
     }
 
     /// Forgets the server keys this device trusts, the certificates they vouched for and
-    /// what it learned of revoked devices:
-    /// the next sign-in trusts the key its server answers with. For a server whose key
-    /// was changed on purpose, once an administrator has confirmed it; the receipts kept
-    /// stay (each was verified when it was kept).
+    /// what it learned of revoked devices: the next sign-in trusts the key its server
+    /// answers with. For a server whose key was changed on purpose, once an administrator
+    /// has confirmed it; the receipts kept stay (each was verified when it was kept).
     pub fn forget_server_keys(&self) -> Result<()> {
         self.in_one_transaction(|| {
             self.conn.execute("DELETE FROM certificates", [])?;

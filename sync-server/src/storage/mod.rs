@@ -664,7 +664,11 @@ impl Storage {
     /// cursor to pass next time.
     pub fn catalog(&self, user: &User, since: i64) -> AppResult<CatalogPage> {
         self.read(|conn| {
-            let cursor: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM documents", params![], |r| r.get(0))?;
+            let cursor: i64 = conn.query_row(
+                "SELECT coalesce(max(seq), 0) FROM documents",
+                params![],
+                |r| r.get(0),
+            )?;
             let (readable, mut values) = crate::policy::readable(user, "d.case_id");
             values.splice(0..0, [db::value(since), db::value(cursor)]);
             let rows = conn.query(
