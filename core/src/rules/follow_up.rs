@@ -119,7 +119,7 @@ struct Loop {
 
 /// Judges the new steps of finding `id` (those in `after` and not in `before`), in order,
 /// then the state and deadline the change leaves; `seen` is the level the finding read
-/// where its order's level was recorded (`Ops::level_seen_by_order`).
+/// where its order's level was recorded (`Ops::levels_seen_by_order`).
 pub(super) fn judge(
     author: &Author,
     before: Option<&CaseState>,

@@ -36,6 +36,9 @@ pub use shape::MAX_VALUE_BYTES;
 pub use writs::{MAX_SIGNATURES, MAX_WRITS};
 pub use written::{apply, check};
 
+use automerge::ObjId;
+use foldhash::{HashMap, HashMapExt};
+
 use crate::codes::{
     CaseId, DistrictCode, FindingId, Level, RectificationState, ReviewAction, ReviewState, Role,
 };
@@ -784,15 +787,23 @@ fn trail(
             _ => return Err(refuse()),
         }
     }
+    // The kinds written into each new event, in one pass (a pass for each event cost
+    // events × operations).
+    let mut kinds: HashMap<&ObjId, Vec<&str>> = HashMap::new();
+    for event in &new_events {
+        kinds.insert(*event, Vec::new());
+    }
+    for op in ops.iter().filter(|op| !op.superseded) {
+        if op.path.last().and_then(Seg::key) == Some("kind")
+            && let Some(written) = kinds.get_mut(&op.obj)
+            && let Some(kind) = op.value.as_ref().and_then(Leaf::as_str)
+        {
+            written.push(kind);
+        }
+    }
     let mut actions = Vec::new();
     for event in new_events {
-        let kinds: Vec<&str> = ops
-            .iter()
-            .filter(|op| op.obj == *event && !op.superseded)
-            .filter(|op| op.path.last().and_then(Seg::key) == Some("kind"))
-            .filter_map(|op| op.value.as_ref()?.as_str())
-            .collect();
-        let [kind] = kinds.as_slice() else {
+        let [kind] = kinds[event].as_slice() else {
             return Err(Refusal::new(
                 Rule::ReviewTrail,
                 "审核记录必须写明动作 (a review event needs exactly one kind)",
@@ -855,8 +866,9 @@ fn rectifications(
     ops: &Ops,
 ) -> Result<(), Refusal> {
     follow_up::list_grows(before, ops)?;
+    let seen = ops.levels_seen_by_order();
     for id in ops.findings() {
-        follow_up::judge(author, before, after, id, ops.level_seen_by_order(id))?;
+        follow_up::judge(author, before, after, id, seen.get(&id).copied())?;
     }
     Ok(())
 }

@@ -57,7 +57,7 @@ pub(crate) struct OpAt {
 pub struct Ops {
     ops: Vec<OpAt>,
     /// For each operation recording the level an order was given at: the level its finding
-    /// read in the view of the operation's change (`level_seen_by_order`).
+    /// read in the view of the operation's change (`levels_seen_by_order`).
     levels_seen: HashMap<ObjId, Level>,
 }
 
@@ -89,10 +89,25 @@ impl Ops {
         let mut texts: Vec<ObjId> = Vec::new();
         let mut ops = Vec::new();
         let mut levels_seen = HashMap::new();
+        // The last element of each list the changes insert into, as they go on; and the
+        // lists whose last element that still is (nothing inserted elsewhere in them or
+        // deleted from them since it was read).
+        let mut ends: HashMap<ObjId, Option<ObjId>> = HashMap::new();
+        let mut exact: HashSet<ObjId> = HashSet::new();
+        let mut previous: Option<ChangeHash> = None;
         for expanded in changes {
             let expanded: &ExpandedChange = expanded.borrow();
-            // The last element of each list this change inserts into, as it goes on.
-            let mut ends: HashMap<ObjId, Option<ObjId>> = HashMap::new();
+            // A change built on the one before alone (a device's chain) goes on from where
+            // that one left each list it kept exact; any other reads the list again at its
+            // own dependencies. (Reading it again for every change of a chain walked the
+            // whole list once for each: a chain of comments cost comments × events.)
+            if previous.is_some() && expanded.deps == previous.as_slice() {
+                ends.retain(|obj, _| exact.contains(obj));
+            } else {
+                ends.clear();
+                exact.clear();
+            }
+            previous = expanded.hash;
             for (i, op) in expanded.operations.iter().enumerate() {
                 let id = nth_op(expanded, i);
                 written.insert(id.clone());
@@ -108,6 +123,7 @@ impl Ops {
                 let appended = match &op.key {
                     Key::Seq(after) if op.insert => {
                         let end = ends.entry(obj.clone()).or_insert_with(|| {
+                            exact.insert(obj.clone());
                             if made.contains(&obj) {
                                 None
                             } else {
@@ -120,7 +136,14 @@ impl Ops {
                         };
                         let at_end = after == *end;
                         *end = Some(id.clone());
+                        if !at_end {
+                            exact.remove(&obj);
+                        }
                         at_end
+                    }
+                    Key::Seq(_) => {
+                        exact.remove(&obj);
+                        true
                     }
                     _ => true,
                 };
@@ -244,15 +267,22 @@ impl Ops {
             .collect()
     }
 
-    /// The level finding `id` read when its order was given: in the view of the change
-    /// that records the order's level (everything that change was built on, and itself).
-    /// An inspector ordering offline sees the level as it was before a teammate's
-    /// concurrent change to it, and the order records that.
-    pub(crate) fn level_seen_by_order(&self, id: FindingId) -> Option<Level> {
-        self.ops
-            .iter()
-            .filter(|op| !op.superseded && recorded_level_of(&op.path) == Some(id))
-            .find_map(|op| self.levels_seen.get(&op.id).copied())
+    /// The level each finding whose order's level the operations record read when its
+    /// order was given: in the view of the change that records the order's level
+    /// (everything that change was built on, and itself). An inspector ordering offline
+    /// sees the level as it was before a teammate's concurrent change to it, and the order
+    /// records that. One pass for every finding (a pass for each finding touched cost
+    /// findings × operations).
+    pub(crate) fn levels_seen_by_order(&self) -> HashMap<FindingId, Level> {
+        let mut seen = HashMap::new();
+        for op in self.ops.iter().filter(|op| !op.superseded) {
+            if let Some(id) = recorded_level_of(&op.path)
+                && let Some(level) = self.levels_seen.get(&op.id)
+            {
+                seen.entry(id).or_insert(*level);
+            }
+        }
+        seen
     }
 
     /// Whether there are none.
