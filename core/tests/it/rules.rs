@@ -2684,6 +2684,44 @@ fn a_hazard_s_follow_up_holds_a_bounded_number_of_steps() {
     assert_eq!(verdict(&insp, &full, &over), Err(Rule::RectificationLoop));
 }
 
+/// One device's chain of steps on one finding, judged as one run: each step appended after
+/// the one its chain wrote before stands; a step inserted before the one its own chain just
+/// appended is refused (where each change's insertions land is followed along the chain).
+#[test]
+fn a_chain_of_steps_appends_each_after_the_last() {
+    let f = fixture();
+    let insp = author("insp", Role::Inspector, "310101");
+    let measure = |n: usize| HazardStep::Onsite {
+        measure: OnsiteMeasure::Evacuate,
+        note: format!("第{n}次现场处理：人员撤离"),
+    };
+    let mut device = f.doc.clone();
+    device.set_actor(automerge::ActorId::random());
+    for n in 0..3 {
+        step("insp", f.plain, measure(n))(&mut device);
+        device.commit();
+    }
+    assert_eq!(verdict(&insp, &f.doc, &device), Ok(()));
+
+    let mut first = f.doc.clone();
+    first.set_actor(automerge::ActorId::random());
+    step("insp", f.plain, measure(0))(&mut first);
+    first.commit();
+    let before_it = tampered(&first, step("insp", f.plain, measure(1)), |change| {
+        let insert = change
+            .operations
+            .iter_mut()
+            .find(|op| op.insert)
+            .expect("the step is inserted");
+        insert.key = automerge::legacy::Key::Seq(automerge::legacy::ElementId::Head);
+    });
+    let mut hostile = first.clone();
+    hostile
+        .apply_changes([before_it])
+        .expect("Automerge takes it");
+    assert_eq!(verdict(&insp, &f.doc, &hostile), Err(Rule::Evidence));
+}
+
 /// `now` with `edit` by `by` merged in, made on the heads of `old` after comments enough to
 /// give its operations high ids: Automerge orders concurrent insertions by their ids, so
 /// what it appends lands before what `now` appended since `old`.
