@@ -233,8 +233,11 @@ impl crate::rules::CaseState {
                 ..header
             };
         }
-        for id in ops.findings() {
-            case.findings.retain(|f| f.id != id);
+        // The findings touched, read again (one pass to take them out: one for each cost
+        // findings touched × findings).
+        let touched = ops.findings();
+        case.findings.retain(|f| !touched.contains(&f.id));
+        for id in touched {
             if let Some(finding) = read_finding(doc, id)? {
                 case.findings.push(finding);
             }

@@ -24,18 +24,24 @@ pub(super) fn in_follow_up(op: &OpAt) -> bool {
 /// read in the order they were written and judged in (a step's time is its device's clock,
 /// and orders nothing).
 pub(super) fn list_grows(before: Option<&CaseState>, ops: &Ops) -> Result<(), Refusal> {
-    let has_steps = |op: &OpAt| {
-        let id = op
-            .path
-            .get(1)
-            .and_then(Seg::key)
-            .and_then(|id| id.parse::<FindingId>().ok());
-        before.is_some_and(|b| {
+    // The findings with steps, gathered once (looking each operation's finding up in the
+    // case's list cost operations × findings).
+    let with_steps: HashSet<FindingId> = before
+        .map(|b| {
             b.case
                 .findings
                 .iter()
-                .any(|f| Some(f.id) == id && !f.events.is_empty())
+                .filter(|f| !f.events.is_empty())
+                .map(|f| f.id)
+                .collect()
         })
+        .unwrap_or_default();
+    let has_steps = |op: &OpAt| {
+        op.path
+            .get(1)
+            .and_then(Seg::key)
+            .and_then(|id| id.parse::<FindingId>().ok())
+            .is_some_and(|id| with_steps.contains(&id))
     };
     for op in ops.iter().filter(|op| in_follow_up(op)) {
         let fine = match op.path.len() {
@@ -117,21 +123,20 @@ struct Loop {
     listed: bool,
 }
 
-/// Judges the new steps of finding `id` (those in `after` and not in `before`), in order,
-/// then the state and deadline the change leaves; `seen` is the level the finding read
-/// where its order's level was recorded (`Ops::levels_seen_by_order`).
+/// Judges the new steps of a finding (`finding` as the change leaves it, `old` as it was
+/// before, if it was), in order, then the state and deadline the change leaves; `seen` is
+/// the level the finding read where its order's level was recorded
+/// (`Ops::levels_seen_by_order`).
 pub(super) fn judge(
     author: &Author,
     before: Option<&CaseState>,
     after: &CaseState,
-    id: FindingId,
+    finding: &Finding,
+    old: Option<&Finding>,
     seen: Option<Level>,
 ) -> Result<(), Refusal> {
-    let find = |s: &CaseState| s.case.findings.iter().find(|f| f.id == id).cloned();
-    let Some(finding) = find(after) else {
-        return Ok(());
-    };
-    let old = before.and_then(find);
+    let finding = finding.clone();
+    let old = old.cloned();
     let approved = before.is_some_and(|b| b.case.state == ReviewState::Approved);
     let mut at = Loop {
         state: state_of(old.as_ref()),

@@ -37,7 +37,7 @@ pub use writs::{MAX_SIGNATURES, MAX_WRITS};
 pub use written::{apply, check};
 
 use automerge::ObjId;
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use crate::codes::{
     CaseId, DistrictCode, FindingId, Level, RectificationState, ReviewAction, ReviewState, Role,
@@ -607,6 +607,9 @@ fn approved_lock(before: &CaseState, ops: &Ops, actions: &[ReviewAction]) -> Res
 /// recorded, with who removed it and when. A finding ordered to be rectified is removed
 /// only by those who decide the case: removing it would end its closed loop unclosed.
 fn evidence_stays(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), Refusal> {
+    // The findings ordered to be rectified, gathered once when a removal needs them
+    // (looking each up in the case's list cost operations × findings).
+    let mut ordered_ids: Option<HashSet<FindingId>> = None;
     for op in ops.iter().filter(|op| root(op) == Some("findings")) {
         let removal = op.path.get(2).and_then(Seg::key) == Some("removed");
         if op.overwrites && (op.path.len() == 2 || removal) {
@@ -615,14 +618,25 @@ fn evidence_stays(author: &Author, before: &CaseState, ops: &Ops) -> Result<(), 
                 "隐患记录及其删除记录不能撤销或修改 (a finding, and its removal, stay recorded)",
             ));
         }
+        if !removal || decides(author, &before.case.district) {
+            continue;
+        }
+        let ordered_ids = ordered_ids.get_or_insert_with(|| {
+            before
+                .case
+                .findings
+                .iter()
+                .filter(|f| f.rectification.is_some())
+                .map(|f| f.id)
+                .collect()
+        });
         let ordered = op
             .path
             .get(1)
             .and_then(Seg::key)
             .and_then(|id| id.parse::<FindingId>().ok())
-            .and_then(|id| before.case.findings.iter().find(|f| f.id == id))
-            .is_some_and(|f| f.rectification.is_some());
-        if removal && ordered && !decides(author, &before.case.district) {
+            .is_some_and(|id| ordered_ids.contains(&id));
+        if ordered {
             return Err(Refusal::new(
                 Rule::Close,
                 format!(
@@ -857,6 +871,11 @@ fn review_state(
     ))
 }
 
+/// The findings of `state` by id.
+fn findings_by_id(state: &CaseState) -> HashMap<FindingId, &Finding> {
+    state.case.findings.iter().map(|f| (f.id, f)).collect()
+}
+
 /// Each touched finding's follow-up only grows, and its new steps, state and deadline
 /// keep the closed loop (`follow_up`).
 fn rectifications(
@@ -867,8 +886,16 @@ fn rectifications(
 ) -> Result<(), Refusal> {
     follow_up::list_grows(before, ops)?;
     let seen = ops.levels_seen_by_order();
+    let (olds, news) = (
+        before.map(findings_by_id).unwrap_or_default(),
+        findings_by_id(after),
+    );
     for id in ops.findings() {
-        follow_up::judge(author, before, after, id, seen.get(&id).copied())?;
+        let Some(finding) = news.get(&id) else {
+            continue;
+        };
+        let old = olds.get(&id).copied();
+        follow_up::judge(author, before, after, finding, old, seen.get(&id).copied())?;
     }
     Ok(())
 }
