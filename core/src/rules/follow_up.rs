@@ -24,19 +24,20 @@ pub(super) fn in_follow_up(op: &OpAt) -> bool {
 /// read in the order they were written and judged in (a step's time is its device's clock,
 /// and orders nothing).
 pub(super) fn list_grows(before: Option<&CaseState>, ops: &Ops) -> Result<(), Refusal> {
-    // The findings with steps, gathered once (looking each operation's finding up in the
-    // case's list cost operations × findings).
-    let with_steps: HashSet<FindingId> = before
-        .map(|b| {
-            b.case
-                .findings
-                .iter()
-                .filter(|f| !f.events.is_empty())
-                .map(|f| f.id)
-                .collect()
-        })
-        .unwrap_or_default();
-    let has_steps = |op: &OpAt| {
+    // The findings with steps, gathered once and only when a list is made (looking each
+    // operation's finding up in the case's list cost operations × findings).
+    let mut with_steps: Option<HashSet<FindingId>> = None;
+    let mut has_steps = |op: &OpAt| {
+        let with_steps = with_steps.get_or_insert_with(|| {
+            before.map_or_else(HashSet::new, |b| {
+                b.case
+                    .findings
+                    .iter()
+                    .filter(|f| !f.events.is_empty())
+                    .map(|f| f.id)
+                    .collect()
+            })
+        });
         op.path
             .get(1)
             .and_then(Seg::key)
@@ -135,35 +136,33 @@ pub(super) fn judge(
     old: Option<&Finding>,
     seen: Option<Level>,
 ) -> Result<(), Refusal> {
-    let finding = finding.clone();
-    let old = old.cloned();
     let approved = before.is_some_and(|b| b.case.state == ReviewState::Approved);
     let mut at = Loop {
-        state: state_of(old.as_ref()),
+        state: state_of(old),
         deadline: old
             .as_ref()
             .and_then(|f| f.rectification.as_ref())
             .map(|r| r.deadline),
-        listed: old.as_ref().is_some_and(|f| f.listing().is_some()),
+        listed: old.is_some_and(|f| f.listing().is_some()),
     };
     let ordered_before = at.state != RectificationState::None;
     // Closing and listing are judged at the stricter of the levels before and after: a
     // hazard is not lowered to general and closed in one change.
     let mut judged = finding.clone();
-    if old.as_ref().is_some_and(|f| f.level == Level::Major) {
+    if old.is_some_and(|f| f.level == Level::Major) {
         judged.level = Level::Major;
     }
-    let grown = finding.events.len() > old.as_ref().map_or(0, |f| f.events.len());
+    let grown = finding.events.len() > old.map_or(0, |f| f.events.len());
     if grown && finding.events.len() > MAX_STEPS {
         return Err(Refusal::new(
             Rule::RectificationLoop,
             format!(
                 "隐患“{}”的整改记录已达 {MAX_STEPS} 条上限 (a hazard's follow-up holds at most {MAX_STEPS} steps)",
-                title(&finding)
+                title(finding)
             ),
         ));
     }
-    let new = new_events(old.as_ref(), &finding);
+    let new = new_events(old, finding);
     // A re-inspection reads only from a step: the fields re-inspections were kept in before
     // steps are neither written anew nor taken away.
     let reinspection = |f: Option<&Finding>| {
@@ -173,12 +172,12 @@ pub(super) fn judge(
     let reinspects = new
         .iter()
         .any(|e| matches!(e.step, HazardStep::Reinspect { .. }));
-    if !reinspects && reinspection(old.as_ref()) != reinspection(Some(&finding)) {
+    if !reinspects && reinspection(old) != reinspection(Some(finding)) {
         return Err(Refusal::new(
             Rule::Evidence,
             format!(
                 "隐患“{}”的复查只能以复查记录办理，已有的复查记录不能修改 (a re-inspection is recorded as a step; one recorded stays)",
-                title(&finding)
+                title(finding)
             ),
         ));
     }
@@ -193,16 +192,16 @@ pub(super) fn judge(
     }
     // Judged where the loop stands, the steps must read the same where they landed (a step
     // wrong wherever it lands is refused above, for what is wrong with it).
-    if !reads_in_order(old.as_ref(), &finding) {
+    if !reads_in_order(old, finding) {
         return Err(Refusal::new(
             Rule::RectificationLoop,
             format!(
                 "隐患“{}”已有他人在此期间记录的复查、延期、销号或督办，本条记录排在其前，未被接受；请同步后按最新情况重新记录 (a step of the hazard's loop was recorded meanwhile and this one lands before it: sync, then record it again)",
-                title(&finding)
+                title(finding)
             ),
         ));
     }
-    let to = state_of(Some(&finding));
+    let to = state_of(Some(finding));
     if to != at.state {
         let ordering = at.state == RectificationState::None && to == RectificationState::Ordered;
         if approved && ordering {
@@ -216,7 +215,7 @@ pub(super) fn judge(
                 Rule::RectificationLoop,
                 format!(
                     "隐患“{}”的整改状态不能从“{}”变为“{}”：复查须记录结果，销号须记录销号 (not a step of the closed loop)",
-                    title(&finding),
+                    title(finding),
                     at.state.label(),
                     to.label()
                 ),
@@ -229,12 +228,12 @@ pub(super) fn judge(
             Rule::RectificationLoop,
             format!(
                 "隐患“{}”的整改期限只能通过延期或复查不合格变更，并留有记录 (a deadline moves only by a recorded extension or failed re-inspection)",
-                title(&finding)
+                title(finding)
             ),
         ));
     }
-    evidence_stays(old.as_ref(), &finding)?;
-    ordered_level_stays(old.as_ref(), &finding, seen)
+    evidence_stays(old, finding)?;
+    ordered_level_stays(old, finding, seen)
 }
 
 /// One new step, judged where the loop stands; moves the loop.

@@ -885,12 +885,16 @@ fn rectifications(
     ops: &Ops,
 ) -> Result<(), Refusal> {
     follow_up::list_grows(before, ops)?;
+    let touched = ops.findings();
+    if touched.is_empty() {
+        return Ok(());
+    }
     let seen = ops.levels_seen_by_order();
     let (olds, news) = (
         before.map(findings_by_id).unwrap_or_default(),
         findings_by_id(after),
     );
-    for id in ops.findings() {
+    for id in touched {
         let Some(finding) = news.get(&id) else {
             continue;
         };
