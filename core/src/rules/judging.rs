@@ -118,10 +118,11 @@ pub fn author_of(
     }
 }
 
-/// Held back: the message held more refused changes than one message may have judged.
+/// Held back: the message needed more tries than one message may have (many refused
+/// changes, or many runs).
 fn too_many_trials() -> Refusal {
     held_back(
-        "本次同步中被拒绝的修改过多，其余修改将在下次同步时核验 (too many changes refused in one message; the rest are judged at the next sync)",
+        "本次同步中需逐一核验的修改过多，其余修改将在下次同步时核验 (too many changes to judge one by one in one message; the rest are judged at the next sync)",
     )
 }
 
@@ -172,9 +173,11 @@ impl Authored for Author {
 }
 
 /// Judges `fresh` (in causal order) against `doc` (whose case is `before`, `None` for a
-/// case new to the judge), each run of consecutive changes by one author as that
-/// author's: a run the rule book allows is applied whole; in a run it refuses, each change
-/// is judged alone. A refused change, and every change built on it, is left out (a change
+/// case new to the judge), each run of consecutive changes by one author, each built on
+/// the one before alone, as that author's: a run the rule book allows is applied whole;
+/// in a run it refuses, each change is judged alone. (A run is a chain, checked against
+/// the document once at its start: a message of changes each built on more than the one
+/// before makes as many runs, and the tries, [`TRIALS`], bound what it costs.) A refused change, and every change built on it, is left out (a change
 /// built only on changes held back is held back too); the rest are admitted.
 pub fn judge_changes<S: Authored>(
     doc: &AutoCommit,
@@ -201,8 +204,9 @@ pub fn judge_changes<S: Authored>(
     let mut run: Vec<(Change, S)> = Vec::new();
     for (change, author) in fresh.into_iter().zip(authors) {
         let continues = matches!(
-            (&author, run.first()),
-            (Ok(signed), Some((_, first))) if signed.author() == first.author()
+            (&author, run.first(), run.last()),
+            (Ok(signed), Some((_, first)), Some((last, _)))
+                if signed.author() == first.author() && change.deps() == [last.hash()]
         );
         if !continues && !run.is_empty() {
             judging.run(std::mem::take(&mut run));

@@ -45,11 +45,13 @@ use super::{Refusal, Rule};
 /// formed. On a refusal, the changes before the refused one may stay applied: apply to a
 /// copy.
 ///
-/// A chain (each change built on the one before it alone, the way a device records) is
-/// checked whole against the document at the chain's start and then applied at once:
-/// what each change sees is what the document held there and what the changes before it
-/// in the chain wrote, which is what checking it after applying them one by one reads
-/// (and Automerge applies many changes at once for little more than one).
+/// The changes are taken chain by chain (a chain: each change built on the one before it
+/// alone, the way a device records). A chain is checked whole against the document at its
+/// start and then applied at once: what each change sees is what the document held there
+/// and what the changes before it in the chain wrote, which is what checking it after
+/// applying them one by one reads (and Automerge applies many changes at once for little
+/// more than one). A change built on more than the one before it (a device's first change
+/// after it took a teammate's work) starts a chain of its own.
 pub fn apply(doc: &mut AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
     let expanded: Vec<ExpandedChange> = changes.iter().map(Change::decode).collect();
     apply_expanded(doc, changes, &expanded)
@@ -63,38 +65,39 @@ pub(crate) fn apply_expanded<E: Borrow<ExpandedChange>>(
     expanded: &[E],
 ) -> Result<(), Refusal> {
     let mut numbered = Numbered::default();
-    if let Some(first) = changes.first()
-        && is_chain(changes)
-    {
-        present(doc, first.deps())?;
-        let mut seen = Seen::at(first.deps());
-        let mut inserted = Inserted::default();
-        for (change, ops) in changes.iter().zip(expanded) {
-            seen.check(doc, ops.borrow(), &mut inserted)?;
-            numbered.check(doc, change, Some(first.deps()))?;
-        }
-        doc.apply_changes(changes.iter().cloned())
-            .map_err(unapplied)?;
-        crate::case_doc::forget_patches(doc);
-        return Ok(());
-    }
     let mut inserted = Inserted::default();
-    for (change, ops) in changes.iter().zip(expanded) {
-        present(doc, change.deps())?;
-        Seen::at(change.deps()).check(doc, ops.borrow(), &mut inserted)?;
-        numbered.check(doc, change, None)?;
-        doc.apply_changes([change.clone()]).map_err(unapplied)?;
+    let mut from = 0;
+    while from < changes.len() {
+        let to = from + 1 + chain_length(&changes[from..]);
+        let chain = &changes[from..to];
+        let start = chain[0].deps();
+        present(doc, start)?;
+        let mut seen = Seen::at(start);
+        numbered.chained.clear();
+        for (change, ops) in chain.iter().zip(&expanded[from..to]) {
+            seen.check(doc, ops.borrow(), &mut inserted)?;
+            numbered.check(doc, change, &mut seen.start)?;
+        }
+        doc.apply_changes(chain.iter().cloned())
+            .map_err(unapplied)?;
+        from = to;
     }
     crate::case_doc::forget_patches(doc);
     Ok(())
 }
 
+/// How many changes after the first of `changes` each build on the one before alone.
+fn chain_length(changes: &[Change]) -> usize {
+    changes
+        .windows(2)
+        .take_while(|pair| pair[1].deps() == [pair[0].hash()])
+        .count()
+}
+
 /// Whether each of `changes` after the first depends on the one before it and nothing
 /// else.
 pub(crate) fn is_chain(changes: &[Change]) -> bool {
-    changes
-        .windows(2)
-        .all(|pair| pair[1].deps() == [pair[0].hash()])
+    changes.is_empty() || chain_length(changes) == changes.len() - 1
 }
 
 fn unapplied(e: automerge::AutomergeError) -> Refusal {
@@ -116,15 +119,14 @@ struct Numbered {
 impl Numbered {
     /// Whether `change` is its actor's next change in `doc`, built on its actor's last
     /// one, with at least one operation and operation counters after its actor's last; it
-    /// counts as applied after. `chain` is where the chain `change` belongs to starts (the
-    /// first one's dependencies), `None` for a change applied on its own. (A change that
-    /// breaks these makes Automerge panic, or leaves a document whose saved bytes no
-    /// longer load: an actor's change that its next one does not build on, say.)
+    /// counts as applied after. `start` is where the chain `change` belongs to starts.
+    /// (A change that breaks these makes Automerge panic, or leaves a document whose saved
+    /// bytes no longer load: an actor's change that its next one does not build on, say.)
     fn check(
         &mut self,
         doc: &mut AutoCommit,
         change: &Change,
-        chain: Option<&[ChangeHash]>,
+        start: &mut Start<'_>,
     ) -> Result<(), Refusal> {
         let seq = change.seq();
         let refuse = |why: &str| Err(Refusal::new(Rule::Shape, why.to_owned()));
@@ -164,19 +166,11 @@ impl Numbered {
             );
         }
         if let Some((_, _, before)) = previous {
+            // An earlier change of the chain is in every later one's history; a change
+            // the document holds is in it if it is in the chain's start's.
             let builds_on = change.deps().contains(&before)
-                || match chain {
-                    // An earlier change of the chain is in every later one's history; a
-                    // change the document holds is in it if it is in the chain's start's.
-                    Some(start) => {
-                        self.chained.contains(&before)
-                            || !doc.get_changes_meta(start).iter().any(|m| m.hash == before)
-                    }
-                    None => !doc
-                        .get_changes_meta(change.deps())
-                        .iter()
-                        .any(|m| m.hash == before),
-                };
+                || self.chained.contains(&before)
+                || start.holds(doc, &before);
             if !builds_on {
                 return refuse(
                     "修改未建立在其设备的上一条修改之上 (a change must build on its actor's last change)",
@@ -187,16 +181,14 @@ impl Numbered {
             change.actor_id().clone(),
             (seq, change.max_op(), change.hash()),
         );
-        if chain.is_some() {
-            self.chained.insert(change.hash());
-        }
+        self.chained.insert(change.hash());
         Ok(())
     }
 }
 
 /// Checks that every operation of `change` is one a well-behaved writer makes, against
 /// `doc` (which holds the change's dependencies, and may hold the change itself).
-pub fn check(doc: &AutoCommit, change: &Change) -> Result<(), Refusal> {
+pub fn check(doc: &mut AutoCommit, change: &Change) -> Result<(), Refusal> {
     present(doc, change.deps())?;
     Seen::at(change.deps()).check(doc, &change.decode(), &mut Inserted::default())
 }
@@ -212,23 +204,51 @@ fn present(doc: &AutoCommit, deps: &[ChangeHash]) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// What a chain of changes saw as it went on: the document at `base` (the first change's
-/// dependencies) and what the changes checked so far wrote.
+/// Where a chain of changes starts (its first change's dependencies): which changes of
+/// the document were written before it, read from the document's change graph once and
+/// only when asked.
+struct Start<'a> {
+    heads: &'a [ChangeHash],
+    /// The changes of the document outside the start's history.
+    outside: Option<HashSet<ChangeHash>>,
+}
+
+impl Start<'_> {
+    /// Whether the change `hash` of `doc` is in the history of the start.
+    fn holds(&mut self, doc: &mut AutoCommit, hash: &ChangeHash) -> bool {
+        let heads = self.heads;
+        !self
+            .outside
+            .get_or_insert_with(|| {
+                doc.get_changes_meta(heads)
+                    .into_iter()
+                    .map(|meta| meta.hash)
+                    .collect()
+            })
+            .contains(hash)
+    }
+}
+
+/// What a chain of changes saw as it went on: the document at its start and what the
+/// changes checked so far wrote.
 struct Seen<'a> {
-    base: &'a [ChangeHash],
+    start: Start<'a>,
     /// Objects the changes made, and their types.
     made: HashMap<ObjId, ObjType>,
     /// The values each map key holds as the changes go on.
     current: HashMap<(ObjId, String), BTreeSet<ObjId>>,
-    /// The elements of each list or text the changes write into: visible at `base`, or
+    /// The elements of each list or text the changes write into: visible at the start, or
     /// inserted by them.
     elements: HashMap<ObjId, HashSet<ObjId>>,
 }
 
 impl<'a> Seen<'a> {
-    fn at(base: &'a [ChangeHash]) -> Self {
+    fn at(heads: &'a [ChangeHash]) -> Self {
         Seen {
-            base,
+            start: Start {
+                heads,
+                outside: None,
+            },
             made: HashMap::new(),
             current: HashMap::new(),
             elements: HashMap::new(),
@@ -240,17 +260,17 @@ impl<'a> Seen<'a> {
     /// of were read to hold.
     fn check(
         &mut self,
-        doc: &AutoCommit,
+        doc: &mut AutoCommit,
         expanded: &ExpandedChange,
         inserted: &mut Inserted,
     ) -> Result<(), Refusal> {
         let Seen {
-            base,
+            start,
             made,
             current,
             elements,
         } = self;
-        let deps: &[ChangeHash] = base;
+        let deps: &[ChangeHash] = start.heads;
         for (i, op) in expanded.operations.iter().enumerate() {
             let id = nth_op(expanded, i);
             let obj = object_of(&op.obj);
@@ -333,7 +353,12 @@ impl<'a> Seen<'a> {
                         ElementId::Head => op.insert,
                         ElementId::Id(e) => {
                             let e = id_of(e);
-                            let of_obj = known.contains(&e) || inserted.ever_in(doc, &obj, &e);
+                            // Visible at the start, or inserted there by a change the
+                            // writer saw and deleted since (a writer may name one).
+                            let of_obj = known.contains(&e)
+                                || inserted
+                                    .inserted_by(doc, &obj, &e)
+                                    .is_some_and(|by| start.holds(doc, &by));
                             of_obj && (op.insert || named == BTreeSet::from([e]))
                         }
                     };
@@ -420,17 +445,20 @@ fn visible_at(doc: &AutoCommit, obj: &ObjId, heads: &[ChangeHash]) -> HashSet<Ob
 pub(crate) struct Inserted(HashMap<ChangeHash, HashMap<ObjId, HashSet<u64>>>);
 
 impl Inserted {
-    /// Whether `element` was ever an element of list or text `obj`: the change that made
-    /// it inserted it there. (Reading the object as that change left it instead walked
-    /// the whole list for every element named, and a message naming each of thousands of
-    /// deleted characters walked it thousands of times.)
-    fn ever_in(&mut self, doc: &AutoCommit, obj: &ObjId, element: &ObjId) -> bool {
+    /// The change that inserted `element` into list or text `obj`, if one of `doc`'s did.
+    /// (Reading the object as that change left it instead walked the whole list for every
+    /// element named, and a message naming each of thousands of deleted characters walked
+    /// it thousands of times.)
+    fn inserted_by(
+        &mut self,
+        doc: &AutoCommit,
+        obj: &ObjId,
+        element: &ObjId,
+    ) -> Option<ChangeHash> {
         let ObjId::Id(counter, ..) = element else {
-            return false;
+            return None;
         };
-        let Some(inserted_by) = doc.hash_for_opid(element) else {
-            return false;
-        };
+        let inserted_by = doc.hash_for_opid(element)?;
         let by_object = self.0.entry(inserted_by).or_insert_with(|| {
             let mut by_object: HashMap<ObjId, HashSet<u64>> = HashMap::new();
             if let Some(change) = doc.get_change_by_hash(&inserted_by) {
@@ -449,5 +477,6 @@ impl Inserted {
         by_object
             .get(obj)
             .is_some_and(|made| made.contains(counter))
+            .then_some(inserted_by)
     }
 }

@@ -330,7 +330,7 @@ impl Store {
         let opened = rules::CaseState::of_stored(&doc)?;
         let changes = doc.get_changes(&[]);
         for change in &changes {
-            rules::check(&doc, change)?;
+            rules::check(&mut doc, change)?;
         }
         let ops = rules::Ops::of(&doc, &changes)?;
         let (author, trust) = self.judging()?;
@@ -826,7 +826,7 @@ impl Store {
             .get_change_by_hash(&hash)
             .ok_or_else(|| Error::InvalidDocument("the change just made is missing".into()))
             .and_then(|change| {
-                rules::check(&loaded.doc, &change)?;
+                rules::check(&mut loaded.doc, &change)?;
                 Ok(rules::Ops::of(&loaded.doc, &[change])?)
             })
             .and_then(|ops| {

@@ -249,9 +249,10 @@ fn verdict_trusting(
     before: &AutoCommit,
     after: &AutoCommit,
 ) -> Result<(), Rule> {
-    let changes = after.clone().get_changes(&before.clone().get_heads());
+    let mut checked = after.clone();
+    let changes = checked.get_changes(&before.clone().get_heads());
     for change in &changes {
-        rules::check(after, change).map_err(|r| r.rule)?;
+        rules::check(&mut checked, change).map_err(|r| r.rule)?;
     }
     let state = CaseState::of(before).expect("before reads");
     let ops = Ops::of(after, &changes).map_err(|r| r.rule)?;
