@@ -2439,6 +2439,21 @@ fn a_chain_of_changes_is_checked_as_each_change_arriving_alone() {
     }
 }
 
+/// A device's `n` changes of the general finding's place, each built on the one before.
+fn places_written(f: &Fixture, n: usize) -> Vec<automerge::Change> {
+    let base = f.doc.clone().get_heads();
+    let mut device = f.doc.clone();
+    device.set_actor(automerge::ActorId::random());
+    let general = finding_obj(&device, f.general);
+    for i in 0..n {
+        device
+            .put(&general, "place", format!("{i} 号库房"))
+            .expect("put");
+        device.commit();
+    }
+    device.get_changes(&base)
+}
+
 /// A document the rule book applied changes to keeps no record of them as patches.
 /// Automerge 0.12 records every change a batch applies in the document's own patch log,
 /// whether or not the log is on, and copies that record with every clone: a case kept in
@@ -2446,17 +2461,7 @@ fn a_chain_of_changes_is_checked_as_each_change_arriving_alone() {
 #[test]
 fn applied_changes_leave_no_record_of_patches_in_the_document() {
     let f = fixture();
-    let base = f.doc.clone().get_heads();
-    let mut device = f.doc.clone();
-    device.set_actor(automerge::ActorId::random());
-    let general = finding_obj(&device, f.general);
-    for i in 0..40 {
-        device
-            .put(&general, "place", format!("{i} 号库房"))
-            .expect("put");
-        device.commit();
-    }
-    let chain = device.get_changes(&base);
+    let chain = places_written(&f, 40);
     let recorded = |doc: &AutoCommit| format!("{doc:?}").matches("PutMap").count();
 
     let mut plain = f.doc.clone();
@@ -2535,17 +2540,8 @@ fn a_message_of_changes_each_built_on_more_than_the_one_before_is_judged_in_boun
     let f = fixture();
     let insp = author("insp", Role::Inspector, OWNER);
     let start = f.doc.clone().get_heads();
-    let mut device = f.doc.clone();
-    device.set_actor(automerge::ActorId::random());
-    let general = finding_obj(&device, f.general);
-    for i in 0..100 {
-        device
-            .put(&general, "place", format!("{i} 号罐区"))
-            .expect("put");
-        device.commit();
-    }
     let mut changes: Vec<automerge::Change> = Vec::new();
-    for change in device.get_changes(&start) {
+    for change in places_written(&f, 100) {
         let mut expanded = change.decode();
         if let Some(before) = changes.last() {
             expanded.deps = vec![before.hash(), start[0]];
@@ -2575,7 +2571,7 @@ fn a_message_of_changes_each_built_on_more_than_the_one_before_is_judged_in_boun
             .get(&general, "place")
             .expect("read")
             .map(|(v, _)| v.to_string()),
-        Some("\"99 号罐区\"".to_owned())
+        Some("\"99 号库房\"".to_owned())
     );
 }
 
