@@ -32,7 +32,7 @@ use std::collections::BTreeSet;
 
 // The rule book hashes every operation id of every change it judges: a fast hasher,
 // seeded at random per process, so that a sender cannot choose ids that collide.
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
 use automerge::{
@@ -46,12 +46,15 @@ use super::{Refusal, Rule};
 /// copy.
 ///
 /// The changes are taken chain by chain (a chain: each change built on the one before it
-/// alone, the way a device records). A chain is checked whole against the document at its
-/// start and then applied at once: what each change sees is what the document held there
-/// and what the changes before it in the chain wrote, which is what checking it after
-/// applying them one by one reads (and Automerge applies many changes at once for little
-/// more than one). A change built on more than the one before it (a device's first change
-/// after it took a teammate's work) starts a chain of its own.
+/// and on nothing the chain had not seen, the way a device records). A chain is checked
+/// whole against the document at its start (the first change's dependencies) and then
+/// applied at once: what each change sees is what the document held there and what the
+/// changes before it in the chain wrote, which is what checking it after applying them one
+/// by one reads. Automerge applies many changes at once for little more than one, and each
+/// call costs about as much as the document is large: applied one by one, a history of
+/// thousands of changes costs thousands of times the document. A change built on work
+/// the chain had not seen (a device's first change after it took a teammate's) starts a
+/// chain of its own.
 pub fn apply(doc: &mut AutoCommit, changes: &[Change]) -> Result<(), Refusal> {
     let expanded: Vec<ExpandedChange> = changes.iter().map(Change::decode).collect();
     apply_expanded(doc, changes, &expanded)
@@ -67,18 +70,21 @@ pub(crate) fn apply_expanded<E: Borrow<ExpandedChange>>(
     let mut numbered = Numbered::default();
     let mut inserted = Inserted::default();
     let mut from = 0;
-    while from < changes.len() {
-        let to = from + 1 + chain_length(&changes[from..]);
-        let chain = &changes[from..to];
-        let start = chain[0].deps();
+    while let Some(first) = changes.get(from) {
+        let start = first.deps();
         present(doc, start)?;
         let mut seen = Seen::at(start);
         numbered.chained.clear();
-        for (change, ops) in chain.iter().zip(&expanded[from..to]) {
-            seen.check(doc, ops.borrow(), &mut inserted)?;
+        let mut to = from;
+        while let Some(change) = changes.get(to) {
+            if to > from && !numbered.continues(doc, &mut seen.start, &changes[to - 1], change) {
+                break;
+            }
+            seen.check(doc, expanded[to].borrow(), &mut inserted)?;
             numbered.check(doc, change, &mut seen.start)?;
+            to += 1;
         }
-        doc.apply_changes(chain.iter().cloned())
+        doc.apply_changes(changes[from..to].iter().cloned())
             .map_err(unapplied)?;
         from = to;
     }
@@ -86,18 +92,12 @@ pub(crate) fn apply_expanded<E: Borrow<ExpandedChange>>(
     Ok(())
 }
 
-/// How many changes after the first of `changes` each build on the one before alone.
-fn chain_length(changes: &[Change]) -> usize {
-    changes
-        .windows(2)
-        .take_while(|pair| pair[1].deps() == [pair[0].hash()])
-        .count()
-}
-
 /// Whether each of `changes` after the first depends on the one before it and nothing
 /// else.
 pub(crate) fn is_chain(changes: &[Change]) -> bool {
-    changes.is_empty() || chain_length(changes) == changes.len() - 1
+    changes
+        .windows(2)
+        .all(|pair| pair[1].deps() == [pair[0].hash()])
 }
 
 fn unapplied(e: automerge::AutomergeError) -> Refusal {
@@ -117,6 +117,23 @@ struct Numbered {
 }
 
 impl Numbered {
+    /// Whether `change` goes on the chain whose last change is `before`: it builds on
+    /// `before`, and whatever else it builds on is already in the chain's history (in the
+    /// chain, or before its `start`), so that it saw exactly what the chain left.
+    fn continues(
+        &self,
+        doc: &mut AutoCommit,
+        start: &mut Start<'_>,
+        before: &Change,
+        change: &Change,
+    ) -> bool {
+        change.deps().contains(&before.hash())
+            && change
+                .deps()
+                .iter()
+                .all(|dep| self.chained.contains(dep) || start.holds(doc, dep))
+    }
+
     /// Whether `change` is its actor's next change in `doc`, built on its actor's last
     /// one, with at least one operation and operation counters after its actor's last; it
     /// counts as applied after. `start` is where the chain `change` belongs to starts.
@@ -214,18 +231,19 @@ struct Start<'a> {
 }
 
 impl Start<'_> {
-    /// Whether the change `hash` of `doc` is in the history of the start.
+    /// Whether `doc` has the change `hash`, in the history of the start.
     fn holds(&mut self, doc: &mut AutoCommit, hash: &ChangeHash) -> bool {
         let heads = self.heads;
-        !self
-            .outside
-            .get_or_insert_with(|| {
-                doc.get_changes_meta(heads)
-                    .into_iter()
-                    .map(|meta| meta.hash)
-                    .collect()
-            })
-            .contains(hash)
+        ReadDoc::get_missing_deps(doc, &[*hash]).is_empty()
+            && !self
+                .outside
+                .get_or_insert_with(|| {
+                    doc.get_changes_meta(heads)
+                        .into_iter()
+                        .map(|meta| meta.hash)
+                        .collect()
+                })
+                .contains(hash)
     }
 }
 
@@ -237,8 +255,7 @@ struct Seen<'a> {
     made: HashMap<ObjId, ObjType>,
     /// The values each map key holds as the changes go on.
     current: HashMap<(ObjId, String), BTreeSet<ObjId>>,
-    /// The elements of each list or text the changes write into: visible at the start, or
-    /// inserted by them.
+    /// The elements the changes inserted, by list or text.
     elements: HashMap<ObjId, HashSet<ObjId>>,
 }
 
@@ -342,20 +359,14 @@ impl<'a> Seen<'a> {
                             "文本中只能有文字 (a text holds characters only)",
                         ));
                     }
-                    let known = elements.entry(obj.clone()).or_insert_with(|| {
-                        if made.contains_key(&obj) {
-                            HashSet::new()
-                        } else {
-                            visible_at(doc, &obj, deps)
-                        }
-                    });
+                    let ours = elements.entry(obj.clone()).or_default();
                     let fits = match element {
                         ElementId::Head => op.insert,
                         ElementId::Id(e) => {
                             let e = id_of(e);
-                            // Visible at the start, or inserted there by a change the
-                            // writer saw and deleted since (a writer may name one).
-                            let of_obj = known.contains(&e)
+                            // Inserted there by these changes, or by a change the writer
+                            // saw (and perhaps deleted since: a writer may name one).
+                            let of_obj = ours.contains(&e)
                                 || inserted
                                     .inserted_by(doc, &obj, &e)
                                     .is_some_and(|by| start.holds(doc, &by));
@@ -366,7 +377,7 @@ impl<'a> Seen<'a> {
                         return Err(forged(&id));
                     }
                     if op.insert {
-                        known.insert(id.clone());
+                        ours.insert(id.clone());
                     }
                 }
             }
@@ -431,16 +442,10 @@ fn values_at(doc: &AutoCommit, obj: &ObjId, key: &str, heads: &[ChangeHash]) -> 
         .unwrap_or_default()
 }
 
-/// The elements of list or text `obj` visible at `heads`.
-fn visible_at(doc: &AutoCommit, obj: &ObjId, heads: &[ChangeHash]) -> HashSet<ObjId> {
-    doc.list_range_at(obj, .., heads)
-        .map(|item| item.id())
-        .collect()
-}
-
 /// The elements changes of a document inserted, by list or text, each change read once
-/// and only when an operation names an element its writer could not see: an element
-/// deleted since (a writer may name one), or none of that object's.
+/// and only when an operation names an element it inserted. A list is never read whole to
+/// tell which elements a writer saw: that walked it once for every chain, and a message of
+/// changes each built on more than the one before walked it once for every change.
 #[derive(Default)]
 pub(crate) struct Inserted(HashMap<ChangeHash, HashMap<ObjId, HashSet<u64>>>);
 
