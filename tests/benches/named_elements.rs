@@ -66,14 +66,7 @@ fn deleted_elements(sizes: &[usize]) {
             let mut after = doc.clone();
             after.apply_changes([change.clone()]).expect("apply");
         });
-        let mut verdict = String::new();
-        let checking = timed(|| {
-            let mut after = doc.clone();
-            verdict = match rules::apply(&mut after, std::slice::from_ref(&change)) {
-                Ok(()) => "applied".into(),
-                Err(refusal) => format!("refused ({})", refusal.rule),
-            };
-        });
+        let (checking, verdict) = checked(&doc, std::slice::from_ref(&change));
         println!(
             "N = {n:>6}: floor {:>9.1} ms, checking {:>9.1} ms ({:.1}x), {verdict}",
             ms(floor),
@@ -165,14 +158,7 @@ fn report(n: usize, what: &str, changes: &[automerge::Change]) {
             doc.apply_changes([change.clone()]).expect("apply");
         }
     });
-    let mut verdict = String::new();
-    let checking = timed(|| {
-        let mut doc = AutoCommit::new();
-        verdict = match rules::apply(&mut doc, &ordered) {
-            Ok(()) => "applied".into(),
-            Err(refusal) => format!("refused ({})", refusal.rule),
-        };
-    });
+    let (checking, verdict) = checked(&AutoCommit::new(), &ordered);
     println!(
         "N = {n:>6}, {what:<31}: floor {:>9.1} ms, one by one {:>9.1} ms, checking {:>9.1} ms ({:.1}x), {verdict}",
         ms(floor),
@@ -180,4 +166,17 @@ fn report(n: usize, what: &str, changes: &[automerge::Change]) {
         ms(checking),
         checking.as_secs_f64() / floor.as_secs_f64(),
     );
+}
+
+/// How long `rules::apply` takes `changes` on a copy of `doc`, and what it made of them.
+fn checked(doc: &AutoCommit, changes: &[automerge::Change]) -> (std::time::Duration, String) {
+    let mut verdict = String::new();
+    let took = timed(|| {
+        let mut after = doc.clone();
+        verdict = match rules::apply(&mut after, changes) {
+            Ok(()) => "applied".into(),
+            Err(refusal) => format!("refused ({})", refusal.rule),
+        };
+    });
+    (took, verdict)
 }
