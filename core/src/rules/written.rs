@@ -17,6 +17,8 @@
 //! - a list or text element is inserted after an element of the same object (or at its
 //!   head), naming no predecessor, and deleted naming itself; it is never replaced in
 //!   place; a text holds characters only;
+//! - every object and element it names was made by a change in its history: Automerge
+//!   panics on a device that takes the change without the one that made what it names;
 //! - it makes, writes or deletes: counters and marks are nothing the case uses;
 //! - it is its actor's next change: Automerge numbers each actor's changes 1, 2, 3, … and
 //!   panics on a change whose number skips ahead (or that carries an author and is not
@@ -253,6 +255,9 @@ struct Seen<'a> {
     start: Start<'a>,
     /// Objects the changes made, and their types.
     made: HashMap<ObjId, ObjType>,
+    /// Objects of the document the changes write into, each made by a change in the
+    /// writer's history, and their types.
+    found: HashMap<ObjId, ObjType>,
     /// The values each map key holds as the changes go on.
     current: HashMap<(ObjId, String), BTreeSet<ObjId>>,
     /// The elements the changes inserted, by list or text.
@@ -267,6 +272,7 @@ impl<'a> Seen<'a> {
                 outside: None,
             },
             made: HashMap::new(),
+            found: HashMap::new(),
             current: HashMap::new(),
             elements: HashMap::new(),
         }
@@ -284,6 +290,7 @@ impl<'a> Seen<'a> {
         let Seen {
             start,
             made,
+            found,
             current,
             elements,
         } = self;
@@ -291,9 +298,20 @@ impl<'a> Seen<'a> {
         for (i, op) in expanded.operations.iter().enumerate() {
             let id = nth_op(expanded, i);
             let obj = object_of(&op.obj);
-            let kind = match made.get(&obj) {
+            let kind = match made.get(&obj).or_else(|| found.get(&obj)) {
                 Some(kind) => *kind,
-                None => kind_of(doc, &obj).ok_or_else(|| unknown(&id))?,
+                None => {
+                    // An object of the document, made by a change the writer saw.
+                    let saw = obj == automerge::ROOT
+                        || doc
+                            .hash_for_opid(&obj)
+                            .is_some_and(|by| start.holds(doc, &by));
+                    let kind = kind_of(doc, &obj)
+                        .filter(|_| saw)
+                        .ok_or_else(|| unknown(&id))?;
+                    found.insert(obj.clone(), kind);
+                    kind
+                }
             };
             let named: BTreeSet<ObjId> = op.pred.iter().map(id_of).collect();
             if named.len() != op.pred.len() {

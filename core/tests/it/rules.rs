@@ -2309,8 +2309,10 @@ fn a_change_whose_number_skips_ahead_is_refused_not_applied() {
 
 #[test]
 fn a_second_follow_up_list_is_made_only_for_a_finding_with_no_step() {
-    // A device claims to have written before the finding had its list: its list stands
-    // beside the first one, and its steps would read before the recorded ones.
+    // A device claims to have written before the finding had its list: its list would
+    // stand beside the first one, and its steps would read before the recorded ones. A
+    // finding is made with its list, so the device claims not to have seen the finding it
+    // writes into either, and how the change is written already refuses it.
     let f = fixture();
     let insp = author("insp", Role::Inspector, OWNER);
     let first = f
@@ -2344,7 +2346,7 @@ fn a_second_follow_up_list_is_made_only_for_a_finding_with_no_step() {
     };
     assert_eq!(
         verdict_on(&insp, &f.doc, second_list(f.general)),
-        Err(Rule::Evidence)
+        Err(Rule::Shape)
     );
 }
 
@@ -2511,6 +2513,68 @@ fn a_message_of_refused_changes_copies_the_case_a_bounded_number_of_times() {
     };
     assert_eq!(count(Rule::Fixed), rules::TRIALS);
     assert_eq!(count(Rule::HeldBack), 100 - rules::TRIALS);
+}
+
+/// Asserts that Automerge alone cannot take `change` on a device holding `doc`, the
+/// writer's history without the change that made what it names (it panics).
+fn automerge_alone_cannot_take(doc: &AutoCommit, change: &automerge::Change) {
+    let mut device = doc.clone();
+    let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        device.apply_changes([change.clone()])
+    }));
+    assert!(
+        !matches!(taken, Ok(Ok(()))),
+        "Automerge alone takes a change naming what its device does not hold"
+    );
+}
+
+/// An object may be written into only by a change that saw it made: a teammate's list or
+/// map the server holds, written into by a change built beside the teammate's, is refused.
+#[test]
+fn an_object_is_written_only_by_a_change_that_saw_it_made() {
+    let mut base = AutoCommit::new();
+    base.put_object(ROOT, "photos", ObjType::List)
+        .expect("list");
+    base.commit();
+    let teammate = changed(&base, |doc| {
+        doc.put_object(ROOT, "events", ObjType::List).expect("list");
+        doc.put_object(ROOT, "place", ObjType::Map).expect("map");
+    });
+    let mut server = base.clone();
+    server
+        .apply_changes(teammate.clone().get_changes(&base.clone().get_heads()))
+        .expect("the teammate's change");
+    let beside = |edit: &dyn Fn(&mut AutoCommit)| {
+        let heads = base.clone().get_heads();
+        tampered(&server, edit, move |change| change.deps = heads)
+    };
+    let at_head = beside(&|doc| {
+        let list = map(doc, &ROOT, "events");
+        doc.insert(&list, 0, "x").expect("insert");
+    });
+    let by_key = beside(&|doc| {
+        let place = map(doc, &ROOT, "place");
+        doc.put(&place, "building", "二号楼").expect("put");
+    });
+    for forged in [at_head, by_key] {
+        automerge_alone_cannot_take(&base, &forged);
+        assert_eq!(
+            rules::apply(&mut server.clone(), std::slice::from_ref(&forged)).map_err(|r| r.rule),
+            Err(Rule::Shape),
+            "into an object its writer never saw made"
+        );
+    }
+    // Written after the teammate's change, the same edit is taken.
+    let honest = changed(&server, |doc| {
+        let list = map(doc, &ROOT, "events");
+        doc.insert(&list, 0, "x").expect("insert");
+    });
+    let change = honest
+        .clone()
+        .get_changes(&server.clone().get_heads())
+        .pop()
+        .expect("a change");
+    rules::apply(&mut server.clone(), &[change]).expect("into an object its writer saw made");
 }
 
 /// `judge_changes` on `changes`, all by `who`, with the default limits.
@@ -3033,15 +3097,7 @@ fn an_element_is_named_only_by_a_change_that_saw_it() {
                 automerge::legacy::Key::Seq(automerge::legacy::ElementId::Id(unseen.clone()));
         },
     );
-    // Automerge alone panics on a device holding the writer's history only.
-    let mut phone = base.clone();
-    let on_phone = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        phone.apply_changes([forged.clone()])
-    }));
-    assert!(
-        !matches!(on_phone, Ok(Ok(()))),
-        "a device without the teammate's change cannot take it"
-    );
+    automerge_alone_cannot_take(&base, &forged);
     let mut judged = server.clone();
     assert_eq!(
         rules::apply(&mut judged, std::slice::from_ref(&forged)).map_err(|r| r.rule),
