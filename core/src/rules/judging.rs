@@ -177,8 +177,9 @@ impl Authored for Author {
 /// the one before alone, as that author's: a run the rule book allows is applied whole;
 /// in a run it refuses, each change is judged alone. (A run is a chain, checked against
 /// the document once at its start: a message of changes each built on more than the one
-/// before makes as many runs, and the tries, [`TRIALS`], bound what it costs.) A refused change, and every change built on it, is left out (a change
-/// built only on changes held back is held back too); the rest are admitted.
+/// before makes as many runs, and the tries, [`TRIALS`], bound what it costs.) A refused
+/// change, and every change built on it, is left out (a change built only on changes held
+/// back is held back too); the rest are admitted.
 pub fn judge_changes<S: Authored>(
     doc: &AutoCommit,
     before: Option<&CaseState>,
