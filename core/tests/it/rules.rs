@@ -3086,17 +3086,22 @@ fn an_element_is_named_only_by_a_change_that_saw_it() {
     server
         .apply_changes(teammate.clone().get_changes(&base.clone().get_heads()))
         .expect("the teammate's change");
-    let forged = tampered(
-        &base,
-        |doc| {
-            let list = map(doc, &ROOT, "photos");
-            doc.insert(&list, 1, "x").expect("insert");
-        },
-        |change| {
-            change.operations[0].key =
-                automerge::legacy::Key::Seq(automerge::legacy::ElementId::Id(unseen.clone()));
-        },
-    );
+    // An insertion into the list written on `doc`, after the teammate's element.
+    let after_unseen = |doc: &AutoCommit| {
+        let at = doc.length(map(doc, &ROOT, "photos"));
+        tampered(
+            doc,
+            |doc| {
+                let list = map(doc, &ROOT, "photos");
+                doc.insert(&list, at, "x").expect("insert");
+            },
+            |change| {
+                change.operations[0].key =
+                    automerge::legacy::Key::Seq(automerge::legacy::ElementId::Id(unseen.clone()));
+            },
+        )
+    };
+    let forged = after_unseen(&base);
     automerge_alone_cannot_take(&base, &forged);
     let mut judged = server.clone();
     assert_eq!(
@@ -3106,16 +3111,5 @@ fn an_element_is_named_only_by_a_change_that_saw_it() {
     );
     // The same change written after the teammate's is taken.
     let mut seen = server.clone();
-    let honest = tampered(
-        &server,
-        |doc| {
-            let list = map(doc, &ROOT, "photos");
-            doc.insert(&list, 2, "x").expect("insert");
-        },
-        |change| {
-            change.operations[0].key =
-                automerge::legacy::Key::Seq(automerge::legacy::ElementId::Id(unseen.clone()));
-        },
-    );
-    rules::apply(&mut seen, &[honest]).expect("after an element its writer saw");
+    rules::apply(&mut seen, &[after_unseen(&server)]).expect("after an element its writer saw");
 }
