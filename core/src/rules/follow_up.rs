@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 
 use super::{Author, ReviewState};
 use super::{CaseState, OpAt, Ops, Refusal, Rule, decides, may_close, rectification_step, title};
-use crate::codes::{FindingId, HazardAction, Level, RectificationState, ReinspectionResult};
+use crate::codes::{HazardAction, Level, RectificationState, ReinspectionResult};
 use crate::model::{Finding, HazardEvent, HazardStep, PhotoRef};
 use crate::numbering::MAX_NUMBER_CHARS;
 use crate::paths::{Leaf, Seg};
@@ -19,34 +19,15 @@ pub(super) fn in_follow_up(op: &OpAt) -> bool {
     matches!(op.path.as_slice(), [Seg::Key(f), _, Seg::Key(e), ..] if f == "findings" && e == "events")
 }
 
-/// The follow-up list only grows: a change makes the list of a finding that has no step,
-/// appends new steps at its end, and writes fields only into steps it makes. So the steps
-/// read in the order they were written and judged in (a step's time is its device's clock,
-/// and orders nothing).
-pub(super) fn list_grows(before: Option<&CaseState>, ops: &Ops) -> Result<(), Refusal> {
-    // The findings with steps, gathered once and only when a list is made (looking each
-    // operation's finding up in the case's list cost operations × findings).
-    let mut with_steps: Option<HashSet<FindingId>> = None;
-    let mut has_steps = |op: &OpAt| {
-        let with_steps = with_steps.get_or_insert_with(|| {
-            before.map_or_else(HashSet::new, |b| {
-                b.case
-                    .findings
-                    .iter()
-                    .filter(|f| !f.events.is_empty())
-                    .map(|f| f.id)
-                    .collect()
-            })
-        });
-        op.path
-            .get(1)
-            .and_then(Seg::key)
-            .and_then(|id| id.parse::<FindingId>().ok())
-            .is_some_and(|id| with_steps.contains(&id))
-    };
+/// The follow-up list only grows: a change makes the list of a finding that has none (a
+/// list made beside another, or in its place, competes with it or replaces it: it
+/// `overwrites`), appends new steps at its end, and writes fields only into steps it makes.
+/// So the steps read in the order they were written and judged in (a step's time is its
+/// device's clock, and orders nothing).
+pub(super) fn list_grows(ops: &Ops) -> Result<(), Refusal> {
     for op in ops.iter().filter(|op| in_follow_up(op)) {
         let fine = match op.path.len() {
-            3 => op.value == Some(Leaf::List) && !op.overwrites && !has_steps(op),
+            3 => op.value == Some(Leaf::List) && !op.overwrites,
             4 => op.value == Some(Leaf::Map) && !op.overwrites && op.appended,
             _ => op.in_new_object,
         };

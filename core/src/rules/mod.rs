@@ -884,7 +884,7 @@ fn rectifications(
     after: &CaseState,
     ops: &Ops,
 ) -> Result<(), Refusal> {
-    follow_up::list_grows(before, ops)?;
+    follow_up::list_grows(ops)?;
     let touched = ops.findings();
     if touched.is_empty() {
         return Ok(());

@@ -2308,7 +2308,7 @@ fn a_change_whose_number_skips_ahead_is_refused_not_applied() {
 }
 
 #[test]
-fn a_second_follow_up_list_is_made_only_for_a_finding_with_no_step() {
+fn a_follow_up_list_claimed_from_before_its_finding_is_refused() {
     // A device claims to have written before the finding had its list: its list would
     // stand beside the first one, and its steps would read before the recorded ones. A
     // finding is made with its list, so the device claims not to have seen the finding it
@@ -2347,6 +2347,71 @@ fn a_second_follow_up_list_is_made_only_for_a_finding_with_no_step() {
     assert_eq!(
         verdict_on(&insp, &f.doc, second_list(f.general)),
         Err(Rule::Shape)
+    );
+}
+
+/// A finding made without its follow-up list (a client that makes the list with the first
+/// step) can have that list made by two phones side by side, each with its first step. The
+/// first to reach the server stands; the second would put a list beside it (a conflict
+/// at the key, its step read before or after the recorded one by op id), and is refused.
+#[test]
+fn a_follow_up_list_made_beside_another_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut store = Store::open(dir.path().join("s.db"), inspector("insp")).expect("store");
+    let ent = enterprise(1);
+    store.register_enterprise(&ent).expect("enterprise");
+    let case = store.open_case(&new_case(&ent)).expect("case");
+    let export = |store: &mut Store| {
+        AutoCommit::load(&store.export_document(case).expect("export")).expect("load")
+    };
+    let mut opened = export(&mut store);
+    let id = store
+        .add_finding(case, &finding("配电箱未上锁"))
+        .expect("finding");
+    let listed = export(&mut store).get_changes(&opened.get_heads());
+    let [made] = listed.as_slice() else {
+        panic!("one change makes the finding, not {}", listed.len());
+    };
+    let mut without_list = made.decode();
+    let before = without_list.operations.len();
+    without_list
+        .operations
+        .retain(|op| op.key != automerge::legacy::Key::Map("events".into()));
+    assert_eq!(without_list.operations.len(), before - 1);
+    let insp = author("insp", Role::Inspector, OWNER);
+    let bare = verdict_on(
+        &insp,
+        &opened,
+        automerge::Change::from(without_list.clone()),
+    );
+    assert_eq!(bare, Ok(()), "a finding made without its list is taken");
+    rules::apply(&mut opened, &[automerge::Change::from(without_list)]).expect("applies");
+    assert!(
+        case_doc::read(&opened).expect("read").findings[0]
+            .events
+            .is_empty()
+    );
+
+    let measure = |note: &str| HazardStep::Onsite {
+        measure: OnsiteMeasure::Evacuate,
+        note: note.into(),
+    };
+    let first = changed(&opened, step("insp", id, measure("一号机撤离")));
+    let second = changed(&opened, step("insp", id, measure("二号机撤离")));
+    let second = second
+        .clone()
+        .get_changes(&opened.get_heads())
+        .pop()
+        .expect("its step");
+    assert_eq!(
+        verdict_on(&insp, &opened, second.clone()),
+        Ok(()),
+        "alone, either phone's first step is taken"
+    );
+    assert_eq!(
+        verdict_on(&insp, &first, second),
+        Err(Rule::Evidence),
+        "beside the list the first phone made"
     );
 }
 
