@@ -155,6 +155,8 @@ struct Round {
     conn: ConnId,
     session: Option<SyncSession>,
     cursor: i64,
+    /// The page of the catalog was cut short: the next round follows at once.
+    more: bool,
     moved: u64,
 }
 
@@ -587,11 +589,15 @@ impl Sim {
             Payload::Page(page) => {
                 let session = SyncSession::plan(store, SERVER, &page).map_err(|e| e.to_string())?;
                 round.cursor = page.cursor;
+                round.more = page.more;
                 if session.is_idle() {
                     session
                         .finish(store, page.cursor)
                         .map_err(|e| e.to_string())?;
                     phone.round = None;
+                    if page.more {
+                        self.start_round(index)?;
+                    }
                     return Ok(());
                 }
                 let mut session = session;
@@ -643,6 +649,9 @@ impl Sim {
             ));
         }
         self.send(To::Server, index, round.conn, Payload::Close);
+        if done && round.more {
+            self.start_round(index)?;
+        }
         Ok(())
     }
 
@@ -663,6 +672,7 @@ impl Sim {
             conn,
             session: None,
             cursor: 0,
+            more: false,
             moved: self.now,
         });
         self.log(format!("phone {index}: sync round {conn}"));

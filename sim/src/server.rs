@@ -21,6 +21,10 @@ use anjian_sync_server::{AppError, AppResult, Settings, policy};
 use automerge::sync;
 use chrono::{DateTime, FixedOffset};
 
+/// Documents in one page of the catalog: few, so that the district's phones read theirs
+/// over several pages, each a round, under every fault the schedule brings.
+const CATALOG_PAGE: usize = 3;
+
 /// A connection id.
 pub type ConnId = u64;
 
@@ -119,10 +123,10 @@ impl SimServer {
         self.waiting.retain(|(c, ..)| *c != id);
     }
 
-    /// `GET /api/v1/catalog` for `username`.
+    /// `GET /api/v1/catalog` for `username`, in pages of `CATALOG_PAGE` documents.
     pub fn catalog(&self, username: &str, since: i64) -> AppResult<anjian_core::sync::CatalogPage> {
         let user = self.storage.user(username)?;
-        self.storage.catalog(&user, since)
+        self.storage.catalog(&user, since, CATALOG_PAGE)
     }
 
     /// A frame arrives on connection `id`.

@@ -145,19 +145,24 @@ pub async fn login(
     }))
 }
 
-/// `?since=` of the catalog.
+/// `?since=&limit=` of the catalog.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Since {
     /// The cursor of the previous page (0, or absent, for everything).
     #[serde(default)]
     since: i64,
+    /// The most documents wanted in this page; the server's `limits.catalog_page` (1,000)
+    /// when absent or larger.
+    limit: Option<usize>,
 }
 
 /// The documents to sync
 ///
-/// The documents this user may see that changed after `since`, with their heads (hex
-/// change hashes, sorted), and the cursor to pass next time.
+/// The documents this user may see that changed after `since`, oldest change first, with
+/// their heads (hex change hashes, sorted), and the cursor to pass next time. At most
+/// `limits.catalog_page` (1,000) documents a page: a page cut short says `more`, and its
+/// cursor is that of its last document.
 #[utoipa::path(
     get,
     path = "/api/v1/catalog",
@@ -166,7 +171,7 @@ pub struct Since {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The documents changed since the cursor", body = CatalogPage),
-        (status = 400, description = "`since` is not a whole number, or is given twice", body = ErrorBody),
+        (status = 400, description = "`since` or `limit` is not a whole number, or is given twice", body = ErrorBody),
         SignedOut,
     ),
 )]
@@ -175,8 +180,12 @@ pub async fn catalog(
     AuthUser(user): AuthUser,
     Query(q): Query<Since>,
 ) -> AppResult<Json<CatalogPage>> {
+    let most = app.settings.limits.catalog_page;
+    let limit = q.limit.map_or(most, |limit| limit.min(most));
     let page = app
-        .reading(user.id, move |app| app.storage.catalog(&user, q.since))
+        .reading(user.id, move |app| {
+            app.storage.catalog(&user, q.since, limit)
+        })
         .await?;
     Ok(Json(page))
 }

@@ -134,6 +134,9 @@ pub struct Limits {
     /// Receipts in one answer of `POST /api/v1/proofs` (about 400 bytes each): a case of
     /// more changes is answered over several requests.
     pub receipts_per_proofs_answer: usize,
+    /// Documents in one page of `GET /api/v1/catalog` (about 130 bytes each): a device
+    /// that sees more of them changed reads the rest page by page, syncing each.
+    pub catalog_page: usize,
     /// Bytes of blobs one account's uploads may store within 24 hours: past this, its
     /// uploads of blobs the server does not hold yet are answered `429` until the oldest
     /// of that day's fall out of the 24 hours (a day's photos, and a week's carried back
@@ -193,6 +196,7 @@ impl Default for Limits {
             parked_bytes_per_user: 256 * 1024 * 1024,
             refusals_per_user: 100_000,
             receipts_per_proofs_answer: 5_000,
+            catalog_page: 1_000,
             blob_bytes_per_user_per_day: 32 * 1024 * 1024 * 1024,
         }
     }

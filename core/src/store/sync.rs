@@ -1682,6 +1682,7 @@ mod tests {
                 document_id: document_id.to_string(),
                 heads: crate::case_doc::sorted_heads(&mut server),
             }],
+            more: false,
         };
         let mut session = SyncSession::plan(&mut mate, "server", &catalog).expect("plan");
         let peer = WireMessage::Peer {

@@ -20,6 +20,11 @@ use crate::store::Store;
 /// Sync rounds in one `sync` call, at most.
 const MAX_ROUNDS: usize = 4;
 
+/// Pages of the catalog read in one `sync` call, at most (a million cases at the server's
+/// default page): a server that cuts every page short does not keep a phone syncing for
+/// ever.
+const MAX_PAGES: usize = 1_000;
+
 /// How the sync client reaches the store: `with` runs one local step (read the cursor,
 /// plan a round, apply a frame, read a blob) and returns; the client never holds the store
 /// while it waits for the network. An app that shares its store between threads
@@ -205,7 +210,8 @@ pub async fn login(
 
 /// Pushes local changes and pulls every visible case that changed, using the catalog: an
 /// idle resync is one HTTP round trip. Rounds repeat until the catalog shows nothing new
-/// (which also moves the cursor past this device's own pushes), at most a few times.
+/// (which also moves the cursor past this device's own pushes), at most a few times; a
+/// catalog of more documents than a page is read and synced page by page.
 /// Resumable: a round cut anywhere converges on the next. `progress` is called after
 /// every frame. The store is taken only for local steps (`StoreAccess`).
 pub async fn sync(
@@ -218,14 +224,20 @@ pub async fn sync(
     let timeout = store.with(|s| Ok(s.network_timeout())).await?;
     let http = http(timeout)?;
     let mut total = SyncReport::default();
-    for _ in 0..MAX_ROUNDS {
+    let (mut rounds, mut pages) = (0, 0);
+    while rounds < MAX_ROUNDS && pages < MAX_PAGES {
+        pages += 1;
         let held: std::collections::BTreeSet<_> =
             total.waiting.iter().map(|(case, _)| *case).collect();
-        let (report, idle) =
+        let (report, ended) =
             sync_round(store, &http, timeout, server, token, held, &mut progress).await?;
         total.absorb(report);
-        if idle {
-            break;
+        match ended {
+            // A page of the catalog cut short: the next page is read whatever this one
+            // exchanged, and is no round of its own.
+            Round::Paged => {}
+            Round::Idle => break,
+            Round::Exchanged => rounds += 1,
         }
     }
     // Photos after the cases that mention them: the server accepts only those.
@@ -593,6 +605,16 @@ pub async fn fetch_blob(
         .await
 }
 
+/// How a sync round ended.
+enum Round {
+    /// Its page of the catalog was cut short: more follow.
+    Paged,
+    /// The catalog showed nothing to exchange.
+    Idle,
+    /// Cases were exchanged.
+    Exchanged,
+}
+
 async fn sync_round(
     store: &mut impl StoreAccess,
     http: &reqwest::Client,
@@ -601,7 +623,7 @@ async fn sync_round(
     token: &str,
     held: std::collections::BTreeSet<crate::codes::CaseId>,
     progress: &mut (impl FnMut(SyncProgress) + Send),
-) -> Result<(SyncReport, bool)> {
+) -> Result<(SyncReport, Round)> {
     let owned = server.to_owned();
     let since = store.with(move |s| s.sync_cursor(&owned)).await?;
     let response = http
@@ -616,6 +638,8 @@ async fn sync_round(
     let body = body_within(response, JSON_BYTES, "the catalog").await?;
     let catalog: CatalogPage =
         serde_json::from_slice(&body).map_err(|e| Error::Sync(format!("catalog: {e}")))?;
+    // A page cut short moves the cursor on, or the pages would never end.
+    let paged = catalog.more && catalog.cursor > since;
     let owned = server.to_owned();
     let (mut session, catalog) = store
         .with(move |s| {
@@ -627,7 +651,7 @@ async fn sync_round(
     if session.is_idle() {
         let cursor = catalog.cursor;
         let report = store.with(move |s| session.finish(s, cursor)).await?;
-        return Ok((report, true));
+        return Ok((report, if paged { Round::Paged } else { Round::Idle }));
     }
 
     let ws_url = format!("{}/sync?token={token}", server.replacen("http", "ws", 1));
@@ -666,7 +690,14 @@ async fn sync_round(
     let _ = tokio::time::timeout(timeout, socket.close(None)).await;
     let cursor = catalog.cursor;
     let report = store.with(move |s| session.finish(s, cursor)).await?;
-    Ok((report, false))
+    Ok((
+        report,
+        if paged {
+            Round::Paged
+        } else {
+            Round::Exchanged
+        },
+    ))
 }
 
 /// Bytes per `PATCH` of an upload: small enough that a cut costs little on a weak

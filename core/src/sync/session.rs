@@ -28,14 +28,18 @@ pub struct CatalogEntry {
 }
 
 /// `GET /api/v1/catalog?since=CURSOR`: the documents this user may see that changed
-/// since the cursor, and the cursor to pass next time.
+/// since the cursor, and the cursor to pass next time; a page at a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogPage {
     /// Pass as `since` next time.
     pub cursor: i64,
-    /// Documents changed since the cursor.
+    /// Documents changed since the cursor, oldest change first.
     pub documents: Vec<CatalogEntry>,
+    /// The page was cut short: more documents changed after `cursor` (read them next).
+    /// Absent from servers before the catalog was paged.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// How far a sync round has come.

@@ -660,34 +660,47 @@ impl Storage {
         Ok(())
     }
 
-    /// The documents `user` may see that changed after `since`, with their heads, and the
-    /// cursor to pass next time.
-    pub fn catalog(&self, user: &User, since: i64) -> AppResult<CatalogPage> {
+    /// The documents `user` may see that changed after `since`, oldest change first, with
+    /// their heads, and the cursor to pass next time: at most `limit` of them (at least
+    /// one), the page cut short after the last it lists (`more`).
+    pub fn catalog(&self, user: &User, since: i64, limit: usize) -> AppResult<CatalogPage> {
+        let limit = limit.max(1);
         self.read(|conn| {
-            let cursor: i64 = conn.query_row(
+            let top: i64 = conn.query_row(
                 "SELECT coalesce(max(seq), 0) FROM documents",
                 params![],
                 |r| r.get(0),
             )?;
             let (readable, mut values) = crate::policy::readable(user, "d.case_id");
-            values.splice(0..0, [db::value(since), db::value(cursor)]);
+            values.splice(0..0, [db::value(since), db::value(top)]);
+            // One more than the page holds tells whether the page is cut short.
+            values.push(db::value(limit as i64 + 1));
             let rows = conn.query(
                 &format!(
-                    "SELECT d.case_id, d.heads FROM documents d
-                     WHERE d.seq > ? AND d.seq <= ? AND {readable} ORDER BY d.seq"
+                    "SELECT d.case_id, d.heads, d.seq FROM documents d
+                     WHERE d.seq > ? AND d.seq <= ? AND {readable} ORDER BY d.seq LIMIT ?"
                 ),
                 &values,
             )?;
-            let mut documents = Vec::new();
-            for row in rows {
+            let more = rows.len() > limit;
+            let mut cursor = top;
+            let mut documents = Vec::with_capacity(rows.len().min(limit));
+            for row in rows.into_iter().take(limit) {
                 let case: CaseId = row.get::<String>(0)?.parse()?;
                 let heads = split_heads(&row.get::<String>(1)?);
                 documents.push(CatalogEntry {
                     document_id: DocumentId::of(case).to_string(),
                     heads,
                 });
+                if more {
+                    cursor = row.get(2)?;
+                }
             }
-            Ok(CatalogPage { cursor, documents })
+            Ok(CatalogPage {
+                cursor,
+                documents,
+                more,
+            })
         })
     }
 

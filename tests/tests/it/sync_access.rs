@@ -320,3 +320,101 @@ async fn changes_from_a_device_bound_to_another_user_are_refused_and_go_nowhere(
     );
     server.stop().await;
 }
+
+/// The catalog comes a page at a time (`limits.catalog_page`): a page cut short says
+/// `more` and ends at its last document, a case changed after its page was read comes
+/// again in a later one, and a new phone reads and syncs every page in one sync (more
+/// pages than a sync has rounds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_comes_a_page_at_a_time_and_a_new_phone_syncs_every_page() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "a_inspector", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "a_colleague", Role::Inspector, "310101", "应急管理");
+    let page = 2;
+    let server = TestServer::start_with(anjian_sync_server::Settings {
+        data,
+        limits: anjian_sync_server::config::Limits {
+            catalog_page: page,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let url = server.url();
+    let mut a = Inspector::sign_in(dir.path(), &url, "a_inspector", "应急管理", "310101").await;
+    let ours: Vec<CaseId> = (0..9).map(|n| a.open_sample_case(20 + n)).collect();
+    a.sync().await.expect("a syncs");
+
+    // Page by page; the first case listed changes after its page.
+    let token = login_token(&url, "a_colleague").await;
+    let (mut since, mut listed, mut pages) = (0, Vec::new(), 0);
+    loop {
+        let (status, answer) = get(&format!("{url}/api/v1/catalog?since={since}"), &token).await;
+        assert_eq!(status, 200, "{answer}");
+        let documents = answer["documents"].as_array().expect("documents");
+        assert!(documents.len() <= page, "{answer}");
+        listed.extend(documents.iter().map(|d| d["document_id"].clone()));
+        let cursor = answer["cursor"].as_i64().expect("cursor");
+        assert!(cursor > since, "the cursor moves on: {answer}");
+        since = cursor;
+        pages += 1;
+        if pages == 1 {
+            let first: DocumentId = listed[0].as_str().expect("an id").parse().expect("id");
+            a.store
+                .add_finding(first.case_id(), &sample::finding("配电箱无防护"))
+                .expect("finding");
+            a.sync().await.expect("a syncs the change");
+        }
+        if answer["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(
+        listed.iter().filter(|d| **d == listed[0]).count(),
+        2,
+        "the case changed after its page comes again: {listed:?}"
+    );
+    let mut distinct = listed.clone();
+    distinct.sort_by_key(ToString::to_string);
+    distinct.dedup();
+    let mut expected: Vec<serde_json::Value> = ours
+        .iter()
+        .map(|case| serde_json::json!(DocumentId::of(*case).to_string()))
+        .collect();
+    expected.sort_by_key(ToString::to_string);
+    assert_eq!(
+        distinct, expected,
+        "every case, each once but the one changed"
+    );
+    assert_eq!(pages, 5, "ten listings, two a page");
+
+    for (limit, listed) in [(1, 1), (50, page)] {
+        let (_, answer) = get(
+            &format!("{url}/api/v1/catalog?since=0&limit={limit}"),
+            &token,
+        )
+        .await;
+        assert_eq!(
+            (
+                answer["documents"].as_array().map(Vec::len),
+                &answer["more"]
+            ),
+            (Some(listed), &serde_json::json!(true)),
+            "a page of {limit} asked: no more than the server's"
+        );
+    }
+
+    let mut colleague =
+        Inspector::sign_in(dir.path(), &url, "a_colleague", "应急管理", "310101").await;
+    let report = colleague.sync().await.expect("the colleague's first sync");
+    for case in &ours {
+        assert_eq!(
+            colleague.store.heads(*case).expect("held"),
+            a.store.heads(*case).expect("heads"),
+            "{case}"
+        );
+    }
+    assert_eq!(report.documents, ours.len(), "{report:?}");
+    server.stop().await;
+}

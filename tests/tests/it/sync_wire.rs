@@ -34,10 +34,10 @@ async fn an_idle_resync_of_two_thousand_cases_is_one_catalog_round_trip() {
     assert_eq!(first.acknowledged, 2_000, "{first:?}");
     assert_eq!(
         first.http_requests,
-        2 + 2_000 / 100 + 1,
-        "a second catalog read confirms and moves past its own pushes; the server's \
-         receipts of the 2,000 new cases come a hundred cases per request; the first \
-         blocks of document numbers in one more"
+        1 + 2_000 / 1_000 + 2_000 / 100 + 1,
+        "a second catalog read confirms and moves past its own pushes, in pages of a \
+         thousand cases; the server's receipts of the 2,000 new cases come a hundred \
+         cases per request; the first blocks of document numbers in one more"
     );
     assert_eq!(
         first.receipts, 2_000,
