@@ -664,7 +664,8 @@ impl Storage {
     /// their heads, and the cursor to pass next time: at most `limit` of them (at least
     /// one), the page cut short after the last it lists (`more`).
     pub fn catalog(&self, user: &User, since: i64, limit: usize) -> AppResult<CatalogPage> {
-        let limit = limit.max(1);
+        // At least one document, and one more than the page still a number SQL takes.
+        let limit = limit.clamp(1, i64::MAX as usize - 1);
         self.read(|conn| {
             let top: i64 = conn.query_row(
                 "SELECT coalesce(max(seq), 0) FROM documents",

@@ -389,7 +389,7 @@ async fn the_catalog_comes_a_page_at_a_time_and_a_new_phone_syncs_every_page() {
     );
     assert_eq!(pages, 5, "ten listings, two a page");
 
-    for (limit, listed) in [(1, 1), (50, page)] {
+    for (limit, listed) in [(0, 1), (1, 1), (50, page)] {
         let (_, answer) = get(
             &format!("{url}/api/v1/catalog?since=0&limit={limit}"),
             &token,
