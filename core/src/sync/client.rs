@@ -640,6 +640,7 @@ async fn sync_round(
         serde_json::from_slice(&body).map_err(|e| Error::Sync(format!("catalog: {e}")))?;
     // A page cut short moves the cursor on, or the pages would never end.
     let paged = catalog.more && catalog.cursor > since;
+    let ended = |otherwise| if paged { Round::Paged } else { otherwise };
     let owned = server.to_owned();
     let (mut session, catalog) = store
         .with(move |s| {
@@ -651,7 +652,7 @@ async fn sync_round(
     if session.is_idle() {
         let cursor = catalog.cursor;
         let report = store.with(move |s| session.finish(s, cursor)).await?;
-        return Ok((report, if paged { Round::Paged } else { Round::Idle }));
+        return Ok((report, ended(Round::Idle)));
     }
 
     let ws_url = format!("{}/sync?token={token}", server.replacen("http", "ws", 1));
@@ -690,14 +691,7 @@ async fn sync_round(
     let _ = tokio::time::timeout(timeout, socket.close(None)).await;
     let cursor = catalog.cursor;
     let report = store.with(move |s| session.finish(s, cursor)).await?;
-    Ok((
-        report,
-        if paged {
-            Round::Paged
-        } else {
-            Round::Exchanged
-        },
-    ))
+    Ok((report, ended(Round::Exchanged)))
 }
 
 /// Bytes per `PATCH` of an upload: small enough that a cut costs little on a weak

@@ -684,7 +684,11 @@ impl Storage {
                 &values,
             )?;
             let more = rows.len() > limit;
-            let mut cursor = top;
+            // A page cut short ends at its last document; a whole one at the last commit.
+            let cursor = match more {
+                true => rows[limit - 1].get(2)?,
+                false => top,
+            };
             let mut documents = Vec::with_capacity(rows.len().min(limit));
             for row in rows.into_iter().take(limit) {
                 let case: CaseId = row.get::<String>(0)?.parse()?;
@@ -693,9 +697,6 @@ impl Storage {
                     document_id: DocumentId::of(case).to_string(),
                     heads,
                 });
-                if more {
-                    cursor = row.get(2)?;
-                }
             }
             Ok(CatalogPage {
                 cursor,
