@@ -1598,7 +1598,7 @@ pub struct SyncResult {
     pub server: String,
     /// When the sync finished (RFC 3339, device clock).
     pub finished_at: String,
-    /// Case documents exchanged.
+    /// Case documents exchanged, each counted once however many rounds it took.
     pub documents: u64,
     /// Case documents the server now holds exactly as this device does.
     pub acknowledged: u64,

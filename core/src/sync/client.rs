@@ -227,8 +227,7 @@ pub async fn sync(
     let (mut rounds, mut pages) = (0, 0);
     while rounds < MAX_ROUNDS && pages < MAX_PAGES {
         pages += 1;
-        let held: std::collections::BTreeSet<_> =
-            total.waiting.iter().map(|(case, _)| *case).collect();
+        let held = total.settled_for_now();
         let (report, ended) =
             sync_round(store, &http, timeout, server, token, held, &mut progress).await?;
         total.absorb(report);

@@ -58,7 +58,7 @@ pub struct SyncProgress {
 /// What a sync round did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SyncReport {
-    /// Documents exchanged.
+    /// Documents exchanged, each counted once however many rounds and pages it took.
     pub documents: usize,
     /// Documents the server now holds exactly as this device does.
     pub acknowledged: usize,
@@ -101,9 +101,11 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
-    /// Adds another round's report to this one.
+    /// Adds another round's report to this one; a case exchanged in both counts once.
     pub fn absorb(&mut self, other: SyncReport) {
-        self.documents += other.documents;
+        let seen: BTreeSet<CaseId> = self.cases.iter().copied().collect();
+        let again = other.cases.iter().filter(|c| seen.contains(c)).count();
+        self.documents += other.documents - again;
         self.acknowledged += other.acknowledged;
         self.refused.extend(other.refused);
         self.waiting.extend(other.waiting);
@@ -126,7 +128,20 @@ impl SyncReport {
         self.thumbnails_downloaded += other.thumbnails_downloaded;
         self.receipts += other.receipts;
         self.number_blocks += other.number_blocks;
-        self.cases.extend(other.cases);
+        self.cases
+            .extend(other.cases.into_iter().filter(|c| !seen.contains(c)));
+    }
+
+    /// The cases that go no further in this sync: the server held their changes back, or
+    /// does not have them or lets this user see them, or this device holds them damaged.
+    /// A later round or page leaves them out; the next sync tries them again.
+    pub fn settled_for_now(&self) -> BTreeSet<CaseId> {
+        let waiting = self.waiting.iter().map(|(case, _)| *case);
+        let damaged = self.damaged.iter().map(|(case, _)| *case);
+        waiting
+            .chain(damaged)
+            .chain(self.unavailable.iter().copied())
+            .collect()
     }
 }
 
@@ -160,8 +175,9 @@ impl SyncSession {
         Self::plan_without(store, server, catalog, &BTreeSet::new())
     }
 
-    /// Plans a round as `plan` does, but leaves out `held` (cases whose changes the server
-    /// held back earlier in the same sync: they go again at the next sync, not at once).
+    /// Plans a round as `plan` does, but leaves out `held` (cases that went no further
+    /// earlier in the same sync, `SyncReport::settled_for_now`: they go again at the next
+    /// sync, not at once).
     pub fn plan_without(
         store: &mut Store,
         server: &str,
@@ -408,5 +424,26 @@ impl SyncSession {
         self.report.frames_sent += 1;
         self.report.bytes_sent += frame.len() as u64;
         frame
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A case exchanged in two rounds of one sync (sent again after a refusal, or listed
+    /// on two pages) is one document of the sync.
+    #[test]
+    fn a_case_exchanged_in_two_rounds_counts_once() {
+        let (a, b) = (CaseId::new(), CaseId::new());
+        let round = |cases: Vec<CaseId>| SyncReport {
+            documents: cases.len(),
+            cases,
+            ..SyncReport::default()
+        };
+        let mut total = round(vec![a]);
+        total.absorb(round(vec![a, b]));
+        total.absorb(round(vec![b]));
+        assert_eq!((total.documents, total.cases), (2, vec![a, b]));
     }
 }
