@@ -425,3 +425,80 @@ async fn a_late_relayed_change_is_judged_against_the_case_as_the_server_holds_it
         server.stop().await;
     }
 }
+
+/// A phone learns from its next sync's catalog that a teammate's device was revoked, or the
+/// teammate's account disabled, and from then on refuses on site what that device hands
+/// it, though the certificate it comes with still verifies and none of the device's
+/// changes ever reached the server through this phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_learns_of_revocations_with_the_catalog_and_refuses_them_on_site() {
+    for how in ["revoked", "disabled"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (server, mut zhang, mut li) = team(dir.path()).await;
+        let case = joint_case(&mut zhang);
+        zhang.sync().await.expect("zhang syncs the case");
+        li.sync().await.expect("li receives it");
+        let catalog = |li: &Inspector| {
+            let url = format!("{}/api/v1/catalog?since=0", li.server);
+            let token = li.token.clone();
+            async move {
+                let answer = reqwest::Client::new()
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .expect("catalog");
+                answer.json::<serde_json::Value>().await.expect("json")
+            }
+        };
+        assert!(
+            catalog(&li).await.get("revoked").is_none(),
+            "{how}: none yet"
+        );
+
+        let storage = Storage::open(&anjian_sync_server::testing::database(&server.data))
+            .expect("server database");
+        match how {
+            "revoked" => storage.revoke_device(&zhang.store.device_id()),
+            _ => storage.set_disabled("zhang", true),
+        }
+        .expect(how);
+        let listed = catalog(&li).await["revoked"].clone();
+        assert_eq!(
+            listed.as_array().map(|a| a.len()),
+            Some(1),
+            "{how}: {listed}"
+        );
+        assert_eq!(listed[0]["actor"], zhang.store.device_id(), "{how}");
+        let report = li.sync().await.expect("li syncs");
+        assert!(
+            report.refused.is_empty(),
+            "{how}: nothing refused: {report:?}"
+        );
+
+        // On site, Zhang's phone (still holding its certificate) records and hands over.
+        zhang
+            .store
+            .add_finding(case, &sample::finding("吊销后记录的隐患"))
+            .expect("zhang's finding");
+        let merged = li
+            .store
+            .merge_case(&zhang.store.export_case(case).expect("export"))
+            .expect("li is handed the case");
+        assert_eq!(merged.received.accepted, 0, "{how}: {merged:?}");
+        assert!(
+            merged
+                .received
+                .refused
+                .iter()
+                .any(|(refusal, _)| refusal.rule == anjian_core::rules::Rule::Signature),
+            "{how}: {merged:?}"
+        );
+        assert!(
+            !li.descriptions(case)
+                .contains(&"吊销后记录的隐患".to_owned()),
+            "{how}"
+        );
+        server.stop().await;
+    }
+}
