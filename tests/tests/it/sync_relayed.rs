@@ -63,24 +63,6 @@ fn tamper_signature(store: &Path, hash: &str, signature: Option<[u8; 64]>) {
     assert_eq!(changed, 1, "the store kept a signature of {hash}");
 }
 
-/// Zhang's phone hands Li's the case on site, and Li's takes none of it: every change it
-/// had not taken is refused for its signer.
-fn refused_on_site(li: &mut Inspector, zhang: &mut Inspector, case: CaseId, what: &str) {
-    let merged = li
-        .store
-        .merge_case(&zhang.store.export_case(case).expect("export"))
-        .expect("li is handed the case");
-    assert_eq!(merged.received.accepted, 0, "{what}: {merged:?}");
-    assert!(
-        merged
-            .received
-            .refused
-            .iter()
-            .any(|(refusal, _)| refusal.rule == anjian_core::rules::Rule::Signature),
-        "{what}: {merged:?}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_phone_carries_the_whole_team_s_work_each_change_as_its_author_s() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -239,7 +221,19 @@ async fn exactly_the_changes_with_a_forged_or_missing_signature_or_a_revoked_sig
             // the certificate that still verifies: Li's phone learned of the revocation from
             // the server's refusal (before, it took them until the certificate expired).
             let other = joint_case(&mut zhang);
-            refused_on_site(&mut li, &mut zhang, other, "the other case");
+            let merged = li
+                .store
+                .merge_case(&zhang.store.export_case(other).expect("export"))
+                .expect("li is handed the other case");
+            assert_eq!(merged.received.accepted, 0, "{merged:?}");
+            assert!(
+                merged
+                    .received
+                    .refused
+                    .iter()
+                    .any(|(refusal, _)| refusal.rule == anjian_core::rules::Rule::Signature),
+                "{merged:?}"
+            );
             // Zhang's revoked phone cannot sync its finding either.
             assert!(
                 zhang.sync().await.is_err(),
@@ -487,7 +481,19 @@ async fn a_phone_learns_of_revocations_with_the_catalog_and_refuses_them_on_site
             .store
             .add_finding(case, &sample::finding("吊销后记录的隐患"))
             .expect("zhang's finding");
-        refused_on_site(&mut li, &mut zhang, case, how);
+        let merged = li
+            .store
+            .merge_case(&zhang.store.export_case(case).expect("export"))
+            .expect("li is handed the case");
+        assert_eq!(merged.received.accepted, 0, "{how}: {merged:?}");
+        assert!(
+            merged
+                .received
+                .refused
+                .iter()
+                .any(|(refusal, _)| refusal.rule == anjian_core::rules::Rule::Signature),
+            "{how}: {merged:?}"
+        );
         assert!(
             !li.descriptions(case)
                 .contains(&"吊销后记录的隐患".to_owned()),
