@@ -10,10 +10,6 @@ use crate::certificate::{CERTIFICATE_VALIDITY, Certificate, Receipt};
 use crate::codes::CaseId;
 use crate::error::{Error, Result};
 use crate::signing::{KeyId, PublicKey};
-use crate::sync::RevokedDevice;
-
-/// Why a device the catalog lists as revoked vouches for nothing (`learn_revocations`).
-const LISTED_REVOKED: &str = "服务器通知该设备已吊销或其账号已停用 (the server lists the device as revoked or its account disabled)";
 
 impl Store {
     /// Keeps the certificate the server issued this device at sign-in, and the server's
@@ -237,31 +233,6 @@ impl Store {
         Ok(())
     }
 
-    /// Learns from the catalog (`CatalogPage::revoked`) which devices were revoked or had
-    /// their accounts disabled, before this phone ever carries one of their changes to the
-    /// server: their certificates issued up to the time given (never later than now, so
-    /// that no list makes certificates issued tomorrow worthless) vouch for nothing more
-    /// here. A device already known so is not written again.
-    pub fn learn_revocations(&self, revoked: &[RevokedDevice]) -> Result<()> {
-        if revoked.is_empty() {
-            return Ok(());
-        }
-        let now = self.now().timestamp();
-        self.in_one_transaction(|| {
-            let mut stmt = self.conn.prepare_cached(
-                "INSERT INTO revoked_devices (actor, issued_before, reason) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (actor) DO UPDATE SET reason = excluded.reason,
-                    issued_before = excluded.issued_before
-                 WHERE excluded.issued_before > revoked_devices.issued_before",
-            )?;
-            for device in revoked {
-                let issued_before = device.issued_before.min(now);
-                stmt.execute(params![device.actor, issued_before, LISTED_REVOKED])?;
-            }
-            Ok(())
-        })
-    }
-
     /// Whether a certificate of device `actor` issued at `issued_at` vouches for nothing
     /// any more: the server refused a change of the device for its signer since
     /// (`learn_revoked`).
@@ -383,7 +354,6 @@ mod tests {
     use crate::sample;
     use crate::signing::{KeyAlgorithm, Signer, SoftwareKey};
     use crate::store::Store;
-    use crate::sync::RevokedDevice;
 
     fn at(seconds: i64) -> crate::store::Clock {
         let time: DateTime<chrono::FixedOffset> = chrono::Utc
@@ -493,18 +463,6 @@ mod tests {
         assert!(store.revoked_device("0a0b0c0d", now).expect("read"));
         assert!(!store.revoked_device("0a0b0c0d", now + 1).expect("read"));
         assert!(!store.revoked_device("0e0f", now).expect("read"));
-        // The catalog lists devices as revoked: a time past now counts as now (certificates
-        // issued later still vouch), and an older listing moves nothing back.
-        let listed = |actor: &str, issued_before| RevokedDevice {
-            actor: actor.into(),
-            issued_before,
-        };
-        store
-            .learn_revocations(&[listed("0e0f", now + 3_600), listed("0a0b0c0d", now - 60)])
-            .expect("learn");
-        assert!(store.revoked_device("0e0f", now).expect("read"));
-        assert!(!store.revoked_device("0e0f", now + 1).expect("read"));
-        assert!(store.revoked_device("0a0b0c0d", now).expect("read"));
         store.forget_server_keys().expect("forget");
         assert!(
             !store.revoked_device("0a0b0c0d", now).expect("read"),

@@ -11,9 +11,7 @@ pub mod wire;
 pub mod client;
 
 pub use docid::DocumentId;
-pub use session::{
-    CatalogEntry, CatalogPage, RevokedDevice, SyncProgress, SyncReport, SyncSession,
-};
+pub use session::{CatalogEntry, CatalogPage, SyncProgress, SyncReport, SyncSession};
 pub use wire::{PeerMetadata, WireError, WireMessage};
 
 use automerge::AutoCommit;

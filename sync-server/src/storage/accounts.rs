@@ -1,15 +1,12 @@
 //! Accounts, devices and tokens in the database: creating and disabling accounts,
 //! checking passwords, binding devices at sign-in, issuing and revoking tokens.
 
-use std::sync::Arc;
-
 use crate::db::{Conn, params};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use anjian_core::certificate::{CERTIFICATE_VALIDITY, Certificate, CertificateFields};
 use anjian_core::signing::{PublicKey, Signer};
-use anjian_core::sync::RevokedDevice;
 
 use super::{Storage, user_row};
 use crate::error::{AppError, AppResult};
@@ -525,61 +522,16 @@ impl Storage {
     /// How many revocations there have been (every process sharing the database sees it
     /// move, and rechecks its open connections).
     pub fn revocations(&self) -> AppResult<i64> {
-        self.read(revocation_count)
+        self.read(|conn| {
+            Ok(conn
+                .query_opt(
+                    "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'revocations'",
+                    params![],
+                    |r| r.get(0),
+                )?
+                .unwrap_or_default())
+        })
     }
-
-    /// Devices revoked, or of disabled accounts, each with the newest certificate the
-    /// server issued it, while that certificate may still be within its validity (an
-    /// expired one vouches for nothing anyway): what the catalog tells phones, so that
-    /// they refuse such a device's changes on site. Read again only once the count of
-    /// revocations has moved.
-    pub(super) fn revoked_devices(&self, conn: &mut dyn Conn) -> AppResult<Arc<[RevokedDevice]>> {
-        let count = revocation_count(conn)?;
-        let cached = self
-            .revoked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some((seen, devices)) = cached
-            && seen == count
-        {
-            return Ok(devices);
-        }
-        let valid_after = Utc::now() - chrono::Duration::seconds(CERTIFICATE_VALIDITY);
-        let rows: Vec<(String, String)> = conn.query_map(
-            "SELECT d.actor_id, max(c.issued_at) FROM devices d
-             JOIN users u ON u.id = d.user_id
-             JOIN certificates c ON c.actor_id = d.actor_id
-             WHERE d.revoked_at IS NOT NULL OR u.disabled <> 0
-             GROUP BY d.actor_id HAVING max(c.issued_at) > ?1 ORDER BY d.actor_id",
-            params![valid_after.to_rfc3339()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let devices: Arc<[RevokedDevice]> = rows
-            .into_iter()
-            .map(|(actor, issued_at)| {
-                let issued = chrono::DateTime::parse_from_rfc3339(&issued_at)
-                    .map_err(|e| AppError::Internal(format!("a certificate's time: {e}")))?;
-                Ok(RevokedDevice {
-                    actor,
-                    issued_before: issued.timestamp(),
-                })
-            })
-            .collect::<AppResult<_>>()?;
-        *self.revoked.lock().unwrap_or_else(|p| p.into_inner()) = Some((count, devices.clone()));
-        Ok(devices)
-    }
-}
-
-/// How many revocations there have been.
-fn revocation_count(conn: &mut dyn Conn) -> AppResult<i64> {
-    Ok(conn
-        .query_opt(
-            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'revocations'",
-            params![],
-            |r| r.get(0),
-        )?
-        .unwrap_or_default())
 }
 
 /// Signing keys one device may register. Keys are kept for ever (they verify what the
