@@ -132,16 +132,15 @@ impl SyncReport {
             .extend(other.cases.into_iter().filter(|c| !seen.contains(c)));
     }
 
-    /// The cases that go no further in this sync: the server held their changes back, or
-    /// does not have them or lets this user see them, or this device holds them damaged.
-    /// A later round or page leaves them out; the next sync tries them again.
+    /// The cases this device holds that go no further in this sync: the server held their
+    /// changes back, or this device holds them damaged. A later round or page leaves them
+    /// out (each would be planned again, as not acknowledged); the next sync tries them
+    /// again. A case the server said `doc-unavailable` for is one this device asked for and
+    /// does not hold: it is planned again only if a later page lists it again.
     pub fn settled_for_now(&self) -> BTreeSet<CaseId> {
         let waiting = self.waiting.iter().map(|(case, _)| *case);
         let damaged = self.damaged.iter().map(|(case, _)| *case);
-        waiting
-            .chain(damaged)
-            .chain(self.unavailable.iter().copied())
-            .collect()
+        waiting.chain(damaged).collect()
     }
 }
 
