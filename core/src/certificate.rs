@@ -78,6 +78,63 @@ pub(crate) fn decode_certificates(
     Ok(certificates)
 }
 
+/// Receipts one peer message or case file carries at most: one for each change a message
+/// may carry.
+pub const MAX_RECEIPTS: u64 = 20_000;
+
+/// Writes receipts as a CBOR array of `[hash, actor, received_at, issuer, signature]`.
+pub(crate) fn encode_receipts<W: minicbor::encode::Write>(
+    e: &mut minicbor::Encoder<W>,
+    receipts: &[Receipt],
+) -> std::result::Result<(), minicbor::encode::Error<W::Error>> {
+    e.array(receipts.len() as u64)?;
+    for r in receipts {
+        e.array(5)?.bytes(&r.hash.0)?.str(&r.actor)?;
+        e.str(&r.received_at)?.bytes(r.issuer.as_slice())?;
+        e.bytes(&r.signature)?;
+    }
+    Ok(())
+}
+
+/// Reads a CBOR array of receipts (unverified), within `MAX_RECEIPTS`, each field of a
+/// size a server's receipt has; why not, otherwise.
+pub(crate) fn decode_receipts(
+    d: &mut minicbor::Decoder<'_>,
+) -> std::result::Result<Vec<Receipt>, String> {
+    let cbor = |e: minicbor::decode::Error| e.to_string();
+    let count = d.array().map_err(cbor)?.ok_or("an array of known length")?;
+    if count > MAX_RECEIPTS {
+        return Err(format!("{count} receipts, at most {MAX_RECEIPTS}"));
+    }
+    let mut receipts = Vec::new();
+    for _ in 0..count {
+        if d.array().map_err(cbor)? != Some(5) {
+            return Err("a receipt is an array of five".into());
+        }
+        let hash = d.bytes().map_err(cbor)?;
+        let actor = d.str().map_err(cbor)?;
+        let received_at = d.str().map_err(cbor)?;
+        let issuer = d.bytes().map_err(cbor)?;
+        let signature = d.bytes().map_err(cbor)?;
+        // An actor id is at most 128 hex digits here, a time an RFC 3339 one, a signature
+        // one of the algorithms' (at most 72 bytes, DER P-256).
+        let receipt = (actor.len() <= 128 && received_at.len() <= 64 && signature.len() <= 128)
+            .then(|| {
+                Some(Receipt {
+                    hash: ChangeHash(hash.try_into().ok()?),
+                    actor: actor.to_owned(),
+                    received_at: received_at.to_owned(),
+                    issuer: issuer.try_into().ok()?,
+                    signature: signature.to_vec(),
+                })
+            })
+            .flatten()
+            .ok_or("a receipt's fields are not a server's")?;
+        receipts.push(receipt);
+    }
+    Ok(receipts)
+}
+
 /// What a certificate says about a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateFields {

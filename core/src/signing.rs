@@ -418,6 +418,11 @@ pub struct SignedCase {
     /// The certificates the exporting device holds of the changes' signers (the receiving
     /// phone keeps those a server it trusts issued, to verify the signatures).
     pub certificates: Vec<Vec<u8>>,
+    /// The server's receipts the exporting device holds of changes whose signer it knows
+    /// was revoked since: the server took them before, so a phone that knows of the
+    /// revocation still takes them (written only when there are some, so that a file
+    /// without them reads on phones from before).
+    pub receipts: Vec<crate::certificate::Receipt>,
 }
 
 impl SignedCase {
@@ -433,6 +438,7 @@ impl SignedCase {
                 .collect(),
             signatures: Vec::new(),
             certificates: Vec::new(),
+            receipts: Vec::new(),
         }
     }
 
@@ -441,12 +447,20 @@ impl SignedCase {
         let mut out = Vec::new();
         let mut e = minicbor::Encoder::new(&mut out);
         let written: Result<(), minicbor::encode::Error<std::convert::Infallible>> = (|| {
-            e.map(4)?.str("format")?.str(CASE_FORMAT)?;
+            let receipts = !self.receipts.is_empty();
+            e.map(4 + receipts as u64)?
+                .str("format")?
+                .str(CASE_FORMAT)?;
             e.str("changes")?.bytes(&self.changes)?;
             e.str("signatures")?
                 .bytes(&ChangeSignature::records(&self.signatures))?;
             e.str("certificates")?;
-            crate::certificate::encode_certificates(&mut e, &self.certificates)
+            crate::certificate::encode_certificates(&mut e, &self.certificates)?;
+            if receipts {
+                e.str("receipts")?;
+                crate::certificate::encode_receipts(&mut e, &self.receipts)?;
+            }
+            Ok(())
         })();
         written.expect("writing to a vector cannot fail");
         out
@@ -468,6 +482,7 @@ impl SignedCase {
         let mut changes = None;
         let mut signatures = Vec::new();
         let mut certificates = Vec::new();
+        let mut receipts = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let fields = d
             .map()
@@ -489,6 +504,10 @@ impl SignedCase {
                     signatures = ChangeSignature::from_records(d.bytes().map_err(cbor)?)
                         .map_err(|e| invalid(&e.to_string()))?;
                 }
+                "receipts" => {
+                    receipts =
+                        crate::certificate::decode_receipts(&mut d).map_err(|e| invalid(&e))?;
+                }
                 other => return Err(invalid(&format!("unknown field {other:?}"))),
             }
         }
@@ -504,6 +523,7 @@ impl SignedCase {
             changes: changes.ok_or_else(|| invalid("no changes"))?,
             signatures,
             certificates,
+            receipts,
         })
     }
 }
@@ -580,9 +600,30 @@ mod tests {
                 ChangeSignature::sign(&key, hash(2)).expect("sign"),
             ],
             certificates: vec![vec![1, 2, 3], vec![4; 400]],
+            receipts: vec![
+                crate::certificate::Receipt::sign(
+                    &key,
+                    hash(1),
+                    "0a0b".into(),
+                    "2026-12-07T08:00:00+00:00".into(),
+                )
+                .expect("receipt"),
+            ],
         };
         let bytes = case.encode();
         assert_eq!(SignedCase::decode(&bytes).expect("decode"), case);
+        // Without receipts the file is the four fields phones from before read.
+        let without = SignedCase {
+            receipts: Vec::new(),
+            ..case.clone()
+        }
+        .encode();
+        assert_eq!(
+            (without[0], bytes[0]),
+            (0xa4, 0xa5),
+            "CBOR maps of four and five"
+        );
+        assert!(!without.windows(8).any(|w| w == b"receipts"));
         assert!(matches!(
             SignedCase::decode(&case.changes),
             Err(Error::InvalidDocument(_))

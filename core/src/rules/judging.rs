@@ -42,13 +42,19 @@ pub trait Verifier {
     /// accepts unsigned changes from it (the server, from a device bound to the account
     /// signed in; never a phone from a peer, which proves nothing about who it is).
     fn own_device(&mut self, actor: &str) -> Result<Option<Author>, Refusal>;
+    /// Whether a server this verifier trusts took `change` before its device was revoked
+    /// (a phone holds the server's receipt of it). The server, which holds every change it
+    /// ever took, never judges one of them again, so it answers no.
+    fn taken_before_revocation(&mut self, _change: &ChangeHash) -> bool {
+        false
+    }
 }
 
 /// The author of `change`, or why it is accepted from no one:
 ///
 /// - a change whose signature verifies against a key its own device holds is that
 ///   device's account's, whoever carries it, unless the device was revoked or the account
-///   disabled;
+///   disabled (and the change not taken by the server before);
 /// - a change signed with a key the verifier does not know waits (`held_back`) if its
 ///   device is unknown too, and is refused (`relay`) if the device is known;
 /// - an unsigned change is accepted only from the sender's own device, as the sender's.
@@ -71,7 +77,7 @@ pub fn author_of(
                 "修改的签名与其设备的密钥不符，未被接受 (the change's signature does not verify against its device's key)",
             ));
         }
-        if holder.revoked {
+        if holder.revoked && !verifier.taken_before_revocation(&change.hash()) {
             return Err(Refusal::new(
                 Rule::Signature,
                 format!(

@@ -669,14 +669,15 @@ impl Store {
     /// (`signing::SignedCase`).
     pub fn export_case(&mut self, case: CaseId) -> Result<Vec<u8>> {
         let changes = self.doc(case)?.doc.get_changes(&[]);
-        let (signatures, certificates) = self.vouching_for(&changes)?;
+        let vouching = self.vouching_for(&changes)?;
         Ok(SignedCase {
             changes: changes
                 .iter()
                 .flat_map(|c| c.raw_bytes().to_vec())
                 .collect(),
-            signatures,
-            certificates,
+            signatures: vouching.signatures,
+            certificates: vouching.certificates,
+            receipts: vouching.receipts,
         }
         .encode())
     }
@@ -713,8 +714,12 @@ impl Store {
             .map_err(|e| Error::InvalidDocument(e.to_string()))?;
         rules::apply(&mut incoming, &all)?;
         let case = document::check_case(&incoming)?;
-        let handed =
-            self.judge_handed_over(case, checked, signed.signatures, &signed.certificates)?;
+        let vouching = proofs::Vouching {
+            signatures: signed.signatures,
+            certificates: signed.certificates,
+            receipts: signed.receipts,
+        };
+        let handed = self.judge_handed_over(case, checked, vouching)?;
         let received = self.keep_handed_over(case, handed)?;
         tracing::info!(case.id = %case, accepted = received.accepted, left_out = received.refused.len(), "case file merged");
         Ok(MergedCase { case, received })

@@ -7,7 +7,8 @@
 //! server will refuse.
 //!
 //! A message is CBOR: `{"format": "anjian-peer/1", "case": text, "sync": bytes,
-//! "signatures": bytes, "certificates": [bytes]}` (docs/protocol.md).
+//! "signatures": bytes, "certificates": [bytes], "receipts": [[...]]}`, the receipts only
+//! when there are some (docs/protocol.md).
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,7 +16,10 @@ use automerge::sync::{self, SyncDoc};
 use automerge::{AutoCommit, ChangeHash};
 
 use super::Store;
-use crate::certificate::{decode_certificates, encode_certificates};
+use super::proofs::Vouching;
+use crate::certificate::{
+    Receipt, decode_certificates, decode_receipts, encode_certificates, encode_receipts,
+};
 use crate::codes::CaseId;
 use crate::document;
 use crate::error::{Error, Result};
@@ -118,13 +122,8 @@ impl Store {
             .iter()
             .filter_map(|bytes| automerge::Change::try_from(bytes).ok())
             .collect();
-        let (signatures, certificates) = self.vouching_for(&changes)?;
-        Ok(Some(encode(
-            session.case,
-            &message.encode(),
-            &signatures,
-            &certificates,
-        )))
+        let vouching = self.vouching_for(&changes)?;
+        Ok(Some(encode(session.case, &message.encode(), &vouching)))
     }
 
     /// Takes a message from the other phone: verifies the certificates it carries, and
@@ -147,8 +146,7 @@ impl Store {
         let checked = intake::check(message, &intake::Limits::default())
             .map_err(|e| Error::InvalidDocument(format!("peer sync message: {e}")))?;
         let case = session.case;
-        let mut handed =
-            self.judge_handed_over(case, checked, incoming.signatures, &incoming.certificates)?;
+        let mut handed = self.judge_handed_over(case, checked, incoming.vouching)?;
         session.rewind |= handed.waiting > 0;
         for (_, hashes) in &handed.received.refused {
             session
@@ -177,10 +175,10 @@ impl Store {
         &mut self,
         case: CaseId,
         checked: intake::Checked,
-        signatures: Vec<ChangeSignature>,
-        certificates: &[Vec<u8>],
+        vouching: Vouching,
     ) -> Result<HandedOver> {
-        self.keep_certificates(certificates)?;
+        self.keep_certificates(&vouching.certificates)?;
+        let receipts = self.verified_receipts(vouching.receipts)?;
         let limits = intake::Limits::default();
         let (doc, before) = match self.doc_if_exists(case)? {
             Some(loaded) => {
@@ -196,11 +194,15 @@ impl Store {
         if let Err(e) = intake::check_depth(&doc, &fresh, &admitted.decoded, limits.depth) {
             return Err(Error::InvalidDocument(e.to_string()));
         }
-        let signatures: HashMap<ChangeHash, ChangeSignature> =
-            signatures.into_iter().map(|s| (s.hash, s)).collect();
+        let signatures: HashMap<ChangeHash, ChangeSignature> = vouching
+            .signatures
+            .into_iter()
+            .map(|s| (s.hash, s))
+            .collect();
         let mut verifier = Certified {
             store: self,
             known: HashMap::new(),
+            receipts: &receipts,
         };
         let mut refused_before =
             self.refused_for_good(fresh.iter().map(automerge::Change::hash))?;
@@ -231,10 +233,16 @@ impl Store {
             .iter()
             .filter_map(|(change, _)| signatures.get(&change.hash()).cloned())
             .collect();
+        let receipts = judged
+            .admitted
+            .iter()
+            .filter_map(|(change, _)| receipts.get(&change.hash()).cloned())
+            .collect();
         Ok(HandedOver {
             merged: judged.doc,
             after: judged.case,
             kept,
+            receipts,
             received: PeerReceived {
                 accepted: judged.admitted.len(),
                 refused: judged.refused,
@@ -256,6 +264,7 @@ impl Store {
             merged,
             after,
             kept,
+            receipts,
             received,
             ..
         } = handed;
@@ -285,6 +294,9 @@ impl Store {
                 self.enter_again_what_waited(case);
             }
         }
+        // The receipts that vouched for changes of revoked devices vouch for them again
+        // when this phone hands them on.
+        self.keep_receipts(case, &receipts)?;
         Ok(received)
     }
 }
@@ -306,6 +318,8 @@ pub(crate) struct HandedOver {
     after: Option<rules::CaseState>,
     /// The signatures of the allowed changes.
     kept: Vec<ChangeSignature>,
+    /// The server's receipts that came with allowed changes.
+    receipts: Vec<Receipt>,
     /// What was allowed and what left out.
     received: PeerReceived,
     /// The sync message they came in, without its changes.
@@ -321,6 +335,8 @@ struct Certified<'a> {
     /// What was found for each key and device in this message (a certificate is
     /// verified once, not once per change).
     known: HashMap<(KeyId, String), Option<KeyHolder>>,
+    /// The receipts that came with the changes, each signed by a server this phone trusts.
+    receipts: &'a HashMap<ChangeHash, Receipt>,
 }
 
 impl rules::Verifier for Certified<'_> {
@@ -361,33 +377,40 @@ impl rules::Verifier for Certified<'_> {
     fn own_device(&mut self, _actor: &str) -> std::result::Result<Option<Author>, Refusal> {
         Ok(None)
     }
+
+    fn taken_before_revocation(&mut self, change: &ChangeHash) -> bool {
+        self.receipts.contains_key(change)
+    }
 }
 
 /// A peer message as read.
 struct Incoming {
     case: String,
     sync: Vec<u8>,
-    signatures: Vec<ChangeSignature>,
-    certificates: Vec<Vec<u8>>,
+    vouching: Vouching,
 }
 
-fn encode(
-    case: CaseId,
-    sync: &[u8],
-    signatures: &[ChangeSignature],
-    certificates: &[Vec<u8>],
-) -> Vec<u8> {
+fn encode(case: CaseId, sync: &[u8], vouching: &Vouching) -> Vec<u8> {
     let mut out = Vec::new();
     let mut e = minicbor::Encoder::new(&mut out);
     let written: std::result::Result<(), minicbor::encode::Error<std::convert::Infallible>> =
         (|| {
-            e.map(5)?.str("format")?.str(PEER_FORMAT)?;
+            // Receipts only when there are some, so that phones from before read the rest.
+            let receipts = !vouching.receipts.is_empty();
+            e.map(5 + receipts as u64)?
+                .str("format")?
+                .str(PEER_FORMAT)?;
             e.str("case")?.str(&case.to_string())?;
             e.str("sync")?.bytes(sync)?;
             e.str("signatures")?
-                .bytes(&ChangeSignature::records(signatures))?;
+                .bytes(&ChangeSignature::records(&vouching.signatures))?;
             e.str("certificates")?;
-            encode_certificates(&mut e, certificates)
+            encode_certificates(&mut e, &vouching.certificates)?;
+            if receipts {
+                e.str("receipts")?;
+                encode_receipts(&mut e, &vouching.receipts)?;
+            }
+            Ok(())
         })();
     written.expect("writing to a vector cannot fail");
     out
@@ -404,8 +427,7 @@ fn decode(bytes: &[u8]) -> Result<Incoming> {
     }
     let mut d = minicbor::Decoder::new(bytes);
     let (mut format, mut case, mut sync) = (None, None, None);
-    let mut signatures = Vec::new();
-    let mut certificates = Vec::new();
+    let mut vouching = Vouching::default();
     let fields = d
         .map()
         .map_err(cbor)?
@@ -421,15 +443,18 @@ fn decode(bytes: &[u8]) -> Result<Incoming> {
             "case" => case = Some(d.str().map_err(cbor)?.to_owned()),
             "sync" => sync = Some(d.bytes().map_err(cbor)?.to_vec()),
             "signatures" => {
-                signatures = ChangeSignature::from_records(d.bytes().map_err(cbor)?)
+                vouching.signatures = ChangeSignature::from_records(d.bytes().map_err(cbor)?)
                     .map_err(|e| invalid(e.to_string()))?;
                 // One for each change a message may carry.
                 let most = intake::Limits::default().changes;
-                if signatures.len() > most {
+                if vouching.signatures.len() > most {
                     return Err(invalid(format!("more than {most} signatures")));
                 }
             }
-            "certificates" => certificates = decode_certificates(&mut d).map_err(invalid)?,
+            "certificates" => {
+                vouching.certificates = decode_certificates(&mut d).map_err(invalid)?;
+            }
+            "receipts" => vouching.receipts = decode_receipts(&mut d).map_err(invalid)?,
             other => return Err(invalid(format!("unknown field {other:?}"))),
         }
     }
@@ -444,7 +469,133 @@ fn decode(bytes: &[u8]) -> Result<Incoming> {
     Ok(Incoming {
         case: case.ok_or_else(|| invalid("no case".into()))?,
         sync: sync.ok_or_else(|| invalid("no sync message".into()))?,
-        signatures,
-        certificates,
+        vouching,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample;
+    use crate::signing::{KeyAlgorithm, SignedCase, Signer, SoftwareKey};
+
+    fn phone(dir: &tempfile::TempDir, user: &str) -> Store {
+        let path = dir.path().join(format!("{user}.db"));
+        let mut store = Store::open(path, sample::inspector(user)).expect("store");
+        sample::certify(&mut [&mut store]).expect("certified");
+        store
+    }
+
+    /// How many of the changes a case file hands over a phone that knows Zhang's device
+    /// was revoked takes.
+    fn taken(dir: &tempfile::TempDir, name: &str, zhang: &str, file: &[u8]) -> usize {
+        let phone = &mut phone(dir, name);
+        phone.learn_revoked(zhang, "已吊销").expect("learn");
+        phone.merge_case(file).expect("merge").received.accepted
+    }
+
+    /// A revoked device's changes that the server took before the revocation are taken
+    /// on site when the phone that hands them on holds the server's receipts of them (it
+    /// sends them because it knows of the revocation too); without them, or with receipts
+    /// no trusted server signed, they are refused as the revoked device's, and a change
+    /// the device made after is refused whatever comes with it.
+    #[test]
+    fn a_revoked_device_s_changes_the_server_took_are_taken_with_its_receipts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut zhang, mut wang) = (phone(&dir, "zhang"), phone(&dir, "wang"));
+        let ent = sample::enterprise(1);
+        zhang.register_enterprise(&ent).expect("enterprise");
+        let case = zhang.open_case(&sample::new_case(&ent)).expect("case");
+        zhang
+            .add_finding(case, &sample::finding("配电箱未接地"))
+            .expect("finding");
+        wang.merge_case(&zhang.export_case(case).expect("export"))
+            .expect("wang takes the case");
+        let changes = zhang.history(case).expect("history");
+        // The sample server's key, which every certified phone trusts.
+        let server = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [42; 32]);
+        let stranger = SoftwareKey::from_secret(KeyAlgorithm::Ed25519, [7; 32]);
+        let receipts = |key: &SoftwareKey| -> Vec<Receipt> {
+            changes
+                .iter()
+                .map(|c| {
+                    let at = "2026-12-01T08:00:00+00:00".to_owned();
+                    Receipt::sign(key, c.hash.parse().expect("hash"), c.device.clone(), at)
+                        .expect("receipt")
+                })
+                .collect()
+        };
+        assert_eq!(
+            wang.keep_receipts(case, &receipts(&server)).expect("kept"),
+            changes.len()
+        );
+        let device = zhang.device_id();
+
+        // Wang does not know of the revocation yet: his file carries no receipts.
+        let unaware = wang.export_case(case).expect("export");
+        assert!(
+            SignedCase::decode(&unaware)
+                .expect("read")
+                .receipts
+                .is_empty()
+        );
+        wang.learn_revoked(&device, "已吊销").expect("learn");
+        let file = wang.export_case(case).expect("export");
+        let with_receipts = SignedCase::decode(&file).expect("read");
+        assert_eq!(with_receipts.receipts.len(), changes.len());
+        // Receipts of a server no phone trusts, and ones that name the trusted server but
+        // are signed by another key.
+        let untrusted = receipts(&stranger);
+        let mut forged = untrusted.clone();
+        for receipt in &mut forged {
+            receipt.issuer = server.public_key().id();
+        }
+        let with = |receipts: Vec<Receipt>| {
+            SignedCase {
+                receipts,
+                ..with_receipts.clone()
+            }
+            .encode()
+        };
+        assert_eq!(taken(&dir, "li", &device, &file), changes.len());
+        assert_eq!(taken(&dir, "li2", &device, &unaware), 0);
+        assert_eq!(taken(&dir, "li3", &device, &with(untrusted)), 0);
+        assert_eq!(taken(&dir, "li4", &device, &with(forged)), 0);
+        // A peer session carries them too.
+        let li = &mut phone(&dir, "li5");
+        li.learn_revoked(&device, "已吊销").expect("learn");
+        let (mut ours, mut theirs) = (wang.peer_session(case), li.peer_session(case));
+        let mut accepted = 0;
+        for _ in 0..10 {
+            let to_li = wang.peer_message(&mut ours).expect("message");
+            if let Some(bytes) = &to_li {
+                accepted += li.peer_receive(&mut theirs, bytes).expect("li").accepted;
+            }
+            let to_wang = li.peer_message(&mut theirs).expect("message");
+            if let Some(bytes) = &to_wang {
+                wang.peer_receive(&mut ours, bytes).expect("wang");
+            }
+            if to_li.is_none() && to_wang.is_none() {
+                break;
+            }
+        }
+        assert_eq!(accepted, changes.len());
+        assert_eq!(li.heads(case).expect("li"), wang.heads(case).expect("wang"));
+
+        // What Zhang's phone records after is refused, receipts or not.
+        zhang
+            .add_finding(case, &sample::finding("吊销后记录"))
+            .expect("finding");
+        let after = SignedCase::decode(&zhang.export_case(case).expect("export")).expect("read");
+        let later = SignedCase {
+            receipts: with_receipts.receipts,
+            ..after
+        }
+        .encode();
+        let li = &mut phone(&dir, "li6");
+        li.learn_revoked(&device, "已吊销").expect("learn");
+        let merged = li.merge_case(&later).expect("merge");
+        assert_eq!(merged.received.accepted, changes.len(), "{merged:?}");
+        assert_eq!(merged.received.refused.len(), 1, "{merged:?}");
+    }
 }

@@ -11,6 +11,16 @@ use crate::codes::CaseId;
 use crate::error::{Error, Result};
 use crate::signing::{KeyId, PublicKey};
 
+/// What vouches for changes a phone hands another (a case file, a peer message): their
+/// signatures, the certificates of their signers, and the server's receipts of those whose
+/// device the phone knows was revoked since (`Store::vouching_for`).
+#[derive(Debug, Default)]
+pub(crate) struct Vouching {
+    pub signatures: Vec<crate::signing::ChangeSignature>,
+    pub certificates: Vec<Vec<u8>>,
+    pub receipts: Vec<Receipt>,
+}
+
 impl Store {
     /// Keeps the certificate the server issued this device at sign-in, and the server's
     /// key, which it trusts from then on to issue certificates, receipts and blocks of
@@ -173,10 +183,7 @@ impl Store {
 
     /// What another phone needs to verify `changes`: their signatures, and the
     /// certificates kept of their signers and this device's own.
-    pub(crate) fn vouching_for(
-        &self,
-        changes: &[automerge::Change],
-    ) -> Result<(Vec<crate::signing::ChangeSignature>, Vec<Vec<u8>>)> {
+    pub(crate) fn vouching_for(&self, changes: &[automerge::Change]) -> Result<Vouching> {
         let actors: std::collections::HashMap<automerge::ChangeHash, String> = changes
             .iter()
             .map(|c| (c.hash(), c.actor_id().to_hex_string()))
@@ -187,7 +194,52 @@ impl Store {
             .filter_map(|s| Some((s.key, actors.get(&s.hash)?.clone())))
             .collect();
         signers.push((self.public_key().id(), self.device_id()));
-        Ok((signatures, self.certificates_for(signers)?))
+        Ok(Vouching {
+            signatures,
+            certificates: self.certificates_for(signers)?,
+            receipts: self.receipts_of_revoked(&actors)?,
+        })
+    }
+
+    /// The receipts kept here of those of the changes (hash to actor) whose device this
+    /// phone knows was revoked: the server took them before the revocation, and a phone
+    /// that knows of it takes them only with the receipt.
+    fn receipts_of_revoked(
+        &self,
+        actors: &std::collections::HashMap<automerge::ChangeHash, String>,
+    ) -> Result<Vec<Receipt>> {
+        let mut is_revoked = self
+            .conn
+            .prepare_cached("SELECT 1 FROM revoked_devices WHERE actor = ?1")?;
+        let mut revoked = std::collections::HashSet::new();
+        for actor in actors.values().collect::<std::collections::BTreeSet<_>>() {
+            if is_revoked.exists([actor])? {
+                revoked.insert(actor);
+            }
+        }
+        let mut receipt = self.conn.prepare_cached(
+            "SELECT actor, received_at, issuer, signature FROM receipts WHERE change_hash = ?1",
+        )?;
+        let mut receipts = Vec::new();
+        for (hash, _) in actors.iter().filter(|(_, a)| revoked.contains(a)) {
+            let key = hash.to_string();
+            let row = receipt
+                .query_row([&key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?))
+                })
+                .optional()?;
+            if let Some((actor, received_at, issuer, signature)) = row {
+                receipts.extend(Receipt::from_stored(
+                    &key,
+                    actor,
+                    received_at,
+                    &issuer,
+                    signature,
+                ));
+            }
+        }
+        receipts.sort_by_key(|r| r.hash);
+        Ok(receipts)
     }
 
     /// The certificates kept for the signers (key and device), and this device's own.
@@ -299,6 +351,23 @@ impl Store {
             }
             Ok(kept)
         })
+    }
+
+    /// The receipts among `receipts` that a server this phone trusts signed, by change
+    /// (another phone handed them over; the others vouch for nothing).
+    pub(crate) fn verified_receipts(
+        &self,
+        receipts: Vec<Receipt>,
+    ) -> Result<std::collections::HashMap<automerge::ChangeHash, Receipt>> {
+        let mut verified = std::collections::HashMap::new();
+        for receipt in receipts {
+            if let Some(server) = self.trusted_key(&receipt.issuer)?
+                && receipt.verify(&server).is_ok()
+            {
+                verified.insert(receipt.hash, receipt);
+            }
+        }
+        Ok(verified)
     }
 
     /// Which of `cases` this store holds with changes the server acknowledged and no

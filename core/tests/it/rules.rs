@@ -2259,6 +2259,7 @@ fn a_case_file_from_another_device_is_judged_as_a_peer_s_message() {
             .collect(),
         signatures,
         certificates: file.certificates.clone(),
+        receipts: Vec::new(),
     };
     let merged = store.merge_case(&handed.encode()).expect("merged");
     assert_eq!(merged.case, case);
