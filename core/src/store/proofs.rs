@@ -10,6 +10,10 @@ use crate::certificate::{CERTIFICATE_VALIDITY, Certificate, Receipt};
 use crate::codes::CaseId;
 use crate::error::{Error, Result};
 use crate::signing::{KeyId, PublicKey};
+use crate::sync::RevokedDevice;
+
+/// Why a device the catalog lists as revoked vouches for nothing (`learn_revocations`).
+const LISTED_REVOKED: &str = "服务器通知该设备已吊销或其账号已停用 (the server lists the device as revoked or its account disabled)";
 
 /// What vouches for changes a phone hands another (a case file, a peer message): their
 /// signatures, the certificates of their signers, and the server's receipts of those whose
@@ -285,6 +289,29 @@ impl Store {
         Ok(())
     }
 
+    /// Learns from the catalog (`CatalogPage::revoked`) which devices were revoked or had
+    /// their accounts disabled, before this phone ever carries one of their changes to the
+    /// server: their certificates issued up to the time given (the server's clock, as the
+    /// certificates' times are, whatever this phone's says) vouch for nothing more here but
+    /// with the server's receipt. A device already known so is not written again.
+    pub fn learn_revocations(&self, revoked: &[RevokedDevice]) -> Result<()> {
+        if revoked.is_empty() {
+            return Ok(());
+        }
+        self.in_one_transaction(|| {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT INTO revoked_devices (actor, issued_before, reason) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (actor) DO UPDATE SET reason = excluded.reason,
+                    issued_before = excluded.issued_before
+                 WHERE excluded.issued_before > revoked_devices.issued_before",
+            )?;
+            for device in revoked {
+                stmt.execute(params![device.actor, device.issued_before, LISTED_REVOKED])?;
+            }
+            Ok(())
+        })
+    }
+
     /// Whether a certificate of device `actor` issued at `issued_at` vouches for nothing
     /// any more: the server refused a change of the device for its signer since
     /// (`learn_revoked`).
@@ -423,6 +450,7 @@ mod tests {
     use crate::sample;
     use crate::signing::{KeyAlgorithm, Signer, SoftwareKey};
     use crate::store::Store;
+    use crate::sync::RevokedDevice;
 
     fn at(seconds: i64) -> crate::store::Clock {
         let time: DateTime<chrono::FixedOffset> = chrono::Utc
@@ -532,6 +560,19 @@ mod tests {
         assert!(store.revoked_device("0a0b0c0d", now).expect("read"));
         assert!(!store.revoked_device("0a0b0c0d", now + 1).expect("read"));
         assert!(!store.revoked_device("0e0f", now).expect("read"));
+        // The catalog lists devices as revoked: a time past this phone's clock is the
+        // server's (a certificate issued then, on a phone running slow, is still void), a
+        // later one is not, and an older listing moves nothing back.
+        let listed = |actor: &str, issued_before| RevokedDevice {
+            actor: actor.into(),
+            issued_before,
+        };
+        store
+            .learn_revocations(&[listed("0e0f", now + 3_600), listed("0a0b0c0d", now - 60)])
+            .expect("learn");
+        assert!(store.revoked_device("0e0f", now + 3_600).expect("read"));
+        assert!(!store.revoked_device("0e0f", now + 3_601).expect("read"));
+        assert!(store.revoked_device("0a0b0c0d", now).expect("read"));
         store.forget_server_keys().expect("forget");
         assert!(
             !store.revoked_device("0a0b0c0d", now).expect("read"),

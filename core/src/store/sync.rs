@@ -1683,6 +1683,7 @@ mod tests {
                 heads: crate::case_doc::sorted_heads(&mut server),
             }],
             more: false,
+            revoked: Vec::new(),
         };
         let mut session = SyncSession::plan(&mut mate, "server", &catalog).expect("plan");
         let peer = WireMessage::Peer {

@@ -643,6 +643,7 @@ async fn sync_round(
     let owned = server.to_owned();
     let (mut session, catalog) = store
         .with(move |s| {
+            s.learn_revocations(&catalog.revoked)?;
             let session = SyncSession::plan_without(s, &owned, &catalog, &held)?;
             Ok((session, catalog))
         })

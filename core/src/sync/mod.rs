@@ -11,7 +11,9 @@ pub mod wire;
 pub mod client;
 
 pub use docid::DocumentId;
-pub use session::{CatalogEntry, CatalogPage, SyncProgress, SyncReport, SyncSession};
+pub use session::{
+    CatalogEntry, CatalogPage, RevokedDevice, SyncProgress, SyncReport, SyncSession,
+};
 pub use wire::{PeerMetadata, WireError, WireMessage};
 
 use automerge::AutoCommit;

@@ -40,6 +40,23 @@ pub struct CatalogPage {
     /// Absent from servers before the catalog was paged.
     #[serde(default)]
     pub more: bool,
+    /// Devices revoked, or of disabled accounts, whose certificates may still be within
+    /// their validity: the phone refuses their changes on site from then on
+    /// (`Store::learn_revocations`). Absent when there are none, and from servers before
+    /// this.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<RevokedDevice>,
+}
+
+/// A device whose certificates issued up to `issued_before` vouch for nothing any more:
+/// it was revoked, or its account disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RevokedDevice {
+    /// The device's actor id (hex).
+    pub actor: String,
+    /// The newest certificate the server issued the device, Unix seconds.
+    pub issued_before: i64,
 }
 
 /// How far a sync round has come.

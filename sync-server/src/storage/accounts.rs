@@ -1,12 +1,15 @@
 //! Accounts, devices and tokens in the database: creating and disabling accounts,
 //! checking passwords, binding devices at sign-in, issuing and revoking tokens.
 
+use std::sync::Arc;
+
 use crate::db::{Conn, params};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use anjian_core::certificate::{CERTIFICATE_VALIDITY, Certificate, CertificateFields};
 use anjian_core::signing::{PublicKey, Signer};
+use anjian_core::sync::RevokedDevice;
 
 use super::{Storage, user_row};
 use crate::error::{AppError, AppResult};
@@ -79,6 +82,15 @@ impl Storage {
                 )?;
                 if disabled {
                     end_sessions(tx, user.id)?;
+                } else {
+                    // Certificates from before vouch for nothing on phones that learned of
+                    // the disabling: the next sign-in gets a new one (`recent_certificate`),
+                    // and the catalog stops listing the account's devices.
+                    tx.execute(
+                        "UPDATE users SET enabled_at = ?2 WHERE id = ?1",
+                        params![user.id, Utc::now().to_rfc3339()],
+                    )?;
+                    bump_revocations(tx)?;
                 }
                 Ok(())
             })
@@ -247,10 +259,12 @@ impl Storage {
         now: chrono::DateTime<Utc>,
     ) -> AppResult<Option<Certificate>> {
         let since = now - chrono::Duration::days(1);
+        // Never one issued before the account was last enabled again.
         let stored = tx.query_opt(
             "SELECT bytes FROM certificates WHERE actor_id = ?1 AND key_id = ?2 AND issued_at > ?3
+             AND issued_at > coalesce((SELECT enabled_at FROM users WHERE id = ?4), '')
              ORDER BY id DESC LIMIT 1",
-            params![actor_id, key.id().as_slice(), since.to_rfc3339()],
+            params![actor_id, key.id().as_slice(), since.to_rfc3339(), user.id],
             |r| r.get::<Vec<u8>>(0),
         )?;
         let Some(certificate) = stored.and_then(|bytes| Certificate::decode(&bytes).ok()) else {
@@ -522,16 +536,65 @@ impl Storage {
     /// How many revocations there have been (every process sharing the database sees it
     /// move, and rechecks its open connections).
     pub fn revocations(&self) -> AppResult<i64> {
-        self.read(|conn| {
-            Ok(conn
-                .query_opt(
-                    "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'revocations'",
-                    params![],
-                    |r| r.get(0),
-                )?
-                .unwrap_or_default())
-        })
+        self.read(revocation_count)
     }
+
+    /// Devices revoked, or of disabled accounts, each with the newest certificate the
+    /// server issued it, while that certificate may still be within its validity (an
+    /// expired one vouches for nothing anyway): what the catalog tells phones, so that
+    /// they refuse such a device's changes on site. Read again only once the count of
+    /// revocations has moved.
+    pub(super) fn revoked_devices(&self, conn: &mut dyn Conn) -> AppResult<Arc<[RevokedDevice]>> {
+        let count = revocation_count(conn)?;
+        let cached = self
+            .revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((seen, devices)) = cached
+            && seen == count
+        {
+            return Ok(devices);
+        }
+        let valid_after = Utc::now() - chrono::Duration::seconds(CERTIFICATE_VALIDITY);
+        // Not the server's own actors for supervisors: what they wrote, the server signed.
+        let rows: Vec<(String, String)> = conn.query_map(
+            "SELECT d.actor_id, max(c.issued_at) FROM devices d
+             JOIN users u ON u.id = d.user_id
+             JOIN certificates c ON c.actor_id = d.actor_id
+             WHERE (d.revoked_at IS NOT NULL OR u.disabled <> 0) AND d.name <> ?2
+             GROUP BY d.actor_id HAVING max(c.issued_at) > ?1 ORDER BY d.actor_id",
+            params![valid_after.to_rfc3339(), SERVER_DEVICE_NAME],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let devices: Arc<[RevokedDevice]> = rows
+            .into_iter()
+            .filter_map(|(actor, issued_at)| {
+                // One unreadable time (only `certify` writes them) costs its device, not
+                // every catalog.
+                let issued = chrono::DateTime::parse_from_rfc3339(&issued_at)
+                    .inspect_err(|e| tracing::warn!(%actor, error = %e, "a certificate's time does not read"))
+                    .ok()?;
+                Some(RevokedDevice {
+                    actor,
+                    issued_before: issued.timestamp(),
+                })
+            })
+            .collect();
+        *self.revoked.lock().unwrap_or_else(|p| p.into_inner()) = Some((count, devices.clone()));
+        Ok(devices)
+    }
+}
+
+/// How many revocations there have been.
+fn revocation_count(conn: &mut dyn Conn) -> AppResult<i64> {
+    Ok(conn
+        .query_opt(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'revocations'",
+            params![],
+            |r| r.get(0),
+        )?
+        .unwrap_or_default())
 }
 
 /// Signing keys one device may register. Keys are kept for ever (they verify what the

@@ -11,7 +11,7 @@ use std::sync::{Condvar, Mutex};
 
 use anjian_core::rules::{Author, CaseState, Refusal};
 use anjian_core::signing::{ChangeSignature, KeyAlgorithm, KeyId, PublicKey, SoftwareKey};
-use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId};
+use anjian_core::sync::{CatalogEntry, CatalogPage, DocumentId, RevokedDevice};
 use anjian_core::{CaseId, DistrictCode, Role};
 use automerge::{AutoCommit, ChangeHash};
 use chrono::Utc;
@@ -72,6 +72,7 @@ macro_rules! migrations {
             include_str!(concat!($dir, "021_receipts_in_order.sql")),
             include_str!(concat!($dir, "022_tallied_posts_cut.sql")),
             include_str!(concat!($dir, "023_receipts_by_sender.sql")),
+            include_str!(concat!($dir, "024_enabled_at.sql")),
         ]
     };
 }
@@ -314,6 +315,9 @@ pub struct Storage {
     secret: Vec<u8>,
     /// The server's signing key (certificates, receipts), derived from the secret.
     key: SoftwareKey,
+    /// The devices the catalog lists as revoked, as of a count of revocations
+    /// (`revoked_devices`).
+    revoked: Mutex<Option<(i64, std::sync::Arc<[RevokedDevice]>)>>,
 }
 
 /// What the server signed about some cases (`Storage::proofs`).
@@ -424,6 +428,7 @@ impl Storage {
             storage_id,
             secret,
             key,
+            revoked: Mutex::new(None),
         };
         if storage.pending("server_actors_repair")? {
             storage.repair_server_actors()?;
@@ -702,6 +707,7 @@ impl Storage {
                 cursor,
                 documents,
                 more,
+                revoked: self.revoked_devices(conn)?.to_vec(),
             })
         })
     }

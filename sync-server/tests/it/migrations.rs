@@ -245,6 +245,7 @@ fn downgrade(database: &anjian_sync_server::storage::Database, version: i64, sql
                      ALTER TABLE blobs DROP COLUMN uploaded_by;
                      DROP INDEX IF EXISTS receipts_in_order;
                      DROP INDEX IF EXISTS receipts_by_sender;
+                     ALTER TABLE users DROP COLUMN enabled_at;
                      CREATE INDEX receipts_by_case ON receipts (case_id);
                      CREATE INDEX findings_facts ON findings (case_id, level, rectification, deadline, violation, violation_post);",
                 )?;

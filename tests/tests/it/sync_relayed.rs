@@ -63,6 +63,24 @@ fn tamper_signature(store: &Path, hash: &str, signature: Option<[u8; 64]>) {
     assert_eq!(changed, 1, "the store kept a signature of {hash}");
 }
 
+/// Zhang's phone hands Li's the case on site, and Li's takes none of it: every change it
+/// had not taken is refused for its signer.
+fn refused_on_site(li: &mut Inspector, zhang: &mut Inspector, case: CaseId, what: &str) {
+    let merged = li
+        .store
+        .merge_case(&zhang.store.export_case(case).expect("export"))
+        .expect("li is handed the case");
+    assert_eq!(merged.received.accepted, 0, "{what}: {merged:?}");
+    assert!(
+        merged
+            .received
+            .refused
+            .iter()
+            .any(|(refusal, _)| refusal.rule == anjian_core::rules::Rule::Signature),
+        "{what}: {merged:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_phone_carries_the_whole_team_s_work_each_change_as_its_author_s() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -221,19 +239,7 @@ async fn exactly_the_changes_with_a_forged_or_missing_signature_or_a_revoked_sig
             // the certificate that still verifies: Li's phone learned of the revocation from
             // the server's refusal (before, it took them until the certificate expired).
             let other = joint_case(&mut zhang);
-            let merged = li
-                .store
-                .merge_case(&zhang.store.export_case(other).expect("export"))
-                .expect("li is handed the other case");
-            assert_eq!(merged.received.accepted, 0, "{merged:?}");
-            assert!(
-                merged
-                    .received
-                    .refused
-                    .iter()
-                    .any(|(refusal, _)| refusal.rule == anjian_core::rules::Rule::Signature),
-                "{merged:?}"
-            );
+            refused_on_site(&mut li, &mut zhang, other, "the other case");
             // Zhang's revoked phone cannot sync its finding either.
             assert!(
                 zhang.sync().await.is_err(),
@@ -422,6 +428,95 @@ async fn a_late_relayed_change_is_judged_against_the_case_as_the_server_holds_it
             zhang.descriptions(case).is_empty(),
             "{step}: the refused finding left Zhang's case, kept among the refusals"
         );
+        server.stop().await;
+    }
+}
+
+/// A phone learns from its next sync's catalog that a teammate's device was revoked, or the
+/// teammate's account disabled, and from then on refuses on site what that device hands
+/// it, though the certificate it comes with still verifies and none of the device's
+/// changes ever reached the server through this phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_learns_of_revocations_with_the_catalog_and_refuses_them_on_site() {
+    for how in ["revoked", "disabled"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (server, mut zhang, mut li) = team(dir.path()).await;
+        let case = joint_case(&mut zhang);
+        zhang.sync().await.expect("zhang syncs the case");
+        li.sync().await.expect("li receives it");
+        let catalog = |li: &Inspector| {
+            let url = format!("{}/api/v1/catalog?since=0", li.server);
+            let token = li.token.clone();
+            async move {
+                let answer = reqwest::Client::new()
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .expect("catalog");
+                answer.json::<serde_json::Value>().await.expect("json")
+            }
+        };
+        assert!(
+            catalog(&li).await.get("revoked").is_none(),
+            "{how}: none yet"
+        );
+
+        let storage = Storage::open(&anjian_sync_server::testing::database(&server.data))
+            .expect("server database");
+        // Zhang has acted on the supervisors' pages too: the server's own actor for him,
+        // whose changes the server signs, is never listed.
+        let zhang_account = storage.user("zhang").expect("zhang");
+        storage.server_actor(&zhang_account).expect("server actor");
+        match how {
+            "revoked" => storage.revoke_device(&zhang.store.device_id()),
+            _ => storage.set_disabled("zhang", true),
+        }
+        .expect(how);
+        let listed = catalog(&li).await["revoked"].clone();
+        assert_eq!(
+            listed.as_array().map(|a| a.len()),
+            Some(1),
+            "{how}: {listed}"
+        );
+        assert_eq!(listed[0]["actor"], zhang.store.device_id(), "{how}");
+        let report = li.sync().await.expect("li syncs");
+        assert!(
+            report.refused.is_empty(),
+            "{how}: nothing refused: {report:?}"
+        );
+
+        // On site, Zhang's phone (still holding its certificate) records and hands over.
+        zhang
+            .store
+            .add_finding(case, &sample::finding("吊销后记录的隐患"))
+            .expect("zhang's finding");
+        refused_on_site(&mut li, &mut zhang, case, how);
+        assert!(
+            !li.descriptions(case)
+                .contains(&"吊销后记录的隐患".to_owned()),
+            "{how}"
+        );
+
+        if how == "disabled" {
+            // Enabled again: the catalog lists the account's devices no more, and its
+            // next sign-in (a second later: certificates count whole seconds) gets a new
+            // certificate, never the one from before, so Li's phone takes what Zhang's
+            // phone hands over, as the server now would.
+            storage.set_disabled("zhang", false).expect("enable");
+            assert!(catalog(&li).await.get("revoked").is_none(), "{how}");
+            tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+            zhang
+                .store
+                .login(&zhang.server, "zhang", anjian_tests::PASSWORD, "手机")
+                .await
+                .expect("zhang signs in again");
+            let merged = li
+                .store
+                .merge_case(&zhang.store.export_case(case).expect("export"))
+                .expect("li is handed the case");
+            assert_eq!(merged.received.accepted, 1, "{merged:?}");
+        }
         server.stop().await;
     }
 }
