@@ -31,8 +31,9 @@ use crate::sync::intake;
 pub const PEER_FORMAT: &str = "anjian-peer/1";
 
 /// Bytes one peer message may have: a sync message's changes (at most
-/// `intake::Limits::message_bytes` uncompressed) and room for their signatures and the
-/// certificates vouching for them. A longer one is refused before any of it is read.
+/// `intake::Limits::message_bytes` uncompressed) and room for their signatures, the
+/// certificates vouching for them and the server's receipts of revoked devices' changes
+/// (about 180 bytes each). A longer one is refused before any of it is read.
 pub const PEER_MESSAGE_BYTES: usize = 24 * 1024 * 1024;
 
 /// One side of a peer session for one case (`Store::peer_session`): the Automerge sync
@@ -178,7 +179,6 @@ impl Store {
         vouching: Vouching,
     ) -> Result<HandedOver> {
         self.keep_certificates(&vouching.certificates)?;
-        let receipts = self.verified_receipts(vouching.receipts)?;
         let limits = intake::Limits::default();
         let (doc, before) = match self.doc_if_exists(case)? {
             Some(loaded) => {
@@ -194,6 +194,8 @@ impl Store {
         if let Err(e) = intake::check_depth(&doc, &fresh, &admitted.decoded, limits.depth) {
             return Err(Error::InvalidDocument(e.to_string()));
         }
+        let hashes = fresh.iter().map(automerge::Change::hash).collect();
+        let receipts = self.verified_receipts(vouching.receipts, &hashes)?;
         let signatures: HashMap<ChangeHash, ChangeSignature> = vouching
             .signatures
             .into_iter()
@@ -295,8 +297,11 @@ impl Store {
             }
         }
         // The receipts that vouched for changes of revoked devices vouch for them again
-        // when this phone hands them on.
-        self.keep_receipts(case, &receipts)?;
+        // when this phone hands them on; the merge is done whether or not they are kept
+        // (a sync fetches them again).
+        if let Err(e) = self.keep_receipts(case, &receipts) {
+            tracing::warn!(case.id = %case, error = %e, "the receipts that came with the changes were not kept");
+        }
         Ok(received)
     }
 }
@@ -597,5 +602,28 @@ mod tests {
         let merged = li.merge_case(&later).expect("merge");
         assert_eq!(merged.received.accepted, changes.len(), "{merged:?}");
         assert_eq!(merged.received.refused.len(), 1, "{merged:?}");
+
+        // Once a newer certificate vouches for the device again (its account enabled and
+        // signed in again), its changes need no receipts, and none go with them.
+        let identity = zhang.identity().clone();
+        let renewed = crate::certificate::Certificate::issue(
+            &server,
+            crate::certificate::CertificateFields {
+                user: identity.user_id,
+                name: identity.name,
+                role: identity.role,
+                district: identity.district,
+                department: identity.department,
+                actor: device.clone(),
+                key: zhang.public_key(),
+                issued_at: 10,
+                not_after: 4_102_444_801,
+                issuer: server.public_key().id(),
+            },
+        )
+        .expect("certificate");
+        wang.keep_certificates(&[renewed.encode()]).expect("kept");
+        let file = wang.export_case(case).expect("export");
+        assert!(SignedCase::decode(&file).expect("read").receipts.is_empty());
     }
 }

@@ -199,34 +199,47 @@ impl Store {
             .collect();
         signers.push((self.public_key().id(), self.device_id()));
         Ok(Vouching {
-            signatures,
+            receipts: self.receipts_of_revoked(&actors, &signatures)?,
             certificates: self.certificates_for(signers)?,
-            receipts: self.receipts_of_revoked(&actors)?,
+            signatures,
         })
     }
 
-    /// The receipts kept here of those of the changes (hash to actor) whose device this
-    /// phone knows was revoked: the server took them before the revocation, and a phone
-    /// that knows of it takes them only with the receipt.
+    /// The receipts kept here of those of the changes whose signer's certificate this
+    /// phone holds as revoked (`revoked_device`): the server took them before the
+    /// revocation, and a phone that knows of it takes them only with the receipt. None for
+    /// a device whose newer certificate vouches again, or whose certificate has expired
+    /// (no receipt helps then).
     fn receipts_of_revoked(
         &self,
         actors: &std::collections::HashMap<automerge::ChangeHash, String>,
+        signatures: &[crate::signing::ChangeSignature],
     ) -> Result<Vec<Receipt>> {
-        let mut is_revoked = self
-            .conn
-            .prepare_cached("SELECT 1 FROM revoked_devices WHERE actor = ?1")?;
-        let mut revoked = std::collections::HashSet::new();
-        for actor in actors.values().collect::<std::collections::BTreeSet<_>>() {
-            if is_revoked.exists([actor])? {
-                revoked.insert(actor);
-            }
-        }
+        let mut signers: std::collections::HashMap<(KeyId, &str), bool> =
+            std::collections::HashMap::new();
         let mut receipt = self.conn.prepare_cached(
             "SELECT actor, received_at, issuer, signature FROM receipts WHERE change_hash = ?1",
         )?;
         let mut receipts = Vec::new();
-        for (hash, _) in actors.iter().filter(|(_, a)| revoked.contains(a)) {
-            let key = hash.to_string();
+        for signature in signatures {
+            let Some(actor) = actors.get(&signature.hash) else {
+                continue;
+            };
+            let revoked = match signers.get(&(signature.key, actor.as_str())) {
+                Some(revoked) => *revoked,
+                None => {
+                    let revoked = match self.certificate_of(&signature.key, actor)? {
+                        Some(c) => self.revoked_device(actor, c.fields().issued_at)?,
+                        None => false,
+                    };
+                    signers.insert((signature.key, actor.as_str()), revoked);
+                    revoked
+                }
+            };
+            if !revoked {
+                continue;
+            }
+            let key = signature.hash.to_string();
             let row = receipt
                 .query_row([&key], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?))
@@ -380,14 +393,16 @@ impl Store {
         })
     }
 
-    /// The receipts among `receipts` that a server this phone trusts signed, by change
-    /// (another phone handed them over; the others vouch for nothing).
+    /// The receipts among `receipts` of the changes `of` that a server this phone trusts
+    /// signed, by change (another phone handed them over; the others vouch for nothing,
+    /// and receipts of other changes are not verified at all).
     pub(crate) fn verified_receipts(
         &self,
         receipts: Vec<Receipt>,
+        of: &std::collections::HashSet<automerge::ChangeHash>,
     ) -> Result<std::collections::HashMap<automerge::ChangeHash, Receipt>> {
         let mut verified = std::collections::HashMap::new();
-        for receipt in receipts {
+        for receipt in receipts.into_iter().filter(|r| of.contains(&r.hash)) {
             if let Some(server) = self.trusted_key(&receipt.issuer)?
                 && receipt.verify(&server).is_ok()
             {

@@ -540,8 +540,8 @@ impl Storage {
     }
 
     /// Devices revoked, or of disabled accounts, each with the newest certificate the
-    /// server issued it, while that certificate may still be within its validity (an
-    /// expired one vouches for nothing anyway): what the catalog tells phones, so that
+    /// server issued it, while that certificate may still be within its validity on a
+    /// phone (an expired one vouches for nothing anyway): what the catalog tells phones, so that
     /// they refuse such a device's changes on site. Read again only once the count of
     /// revocations has moved.
     pub(super) fn revoked_devices(&self, conn: &mut dyn Conn) -> AppResult<Arc<[RevokedDevice]>> {
@@ -556,7 +556,9 @@ impl Storage {
         {
             return Ok(devices);
         }
-        let valid_after = Utc::now() - chrono::Duration::seconds(CERTIFICATE_VALIDITY);
+        // Twice the validity: a phone whose clock runs slow still takes a certificate
+        // the server's clock has seen expire.
+        let valid_after = Utc::now() - chrono::Duration::seconds(2 * CERTIFICATE_VALIDITY);
         // Not the server's own actors for supervisors: what they wrote, the server signed.
         let rows: Vec<(String, String)> = conn.query_map(
             "SELECT d.actor_id, max(c.issued_at) FROM devices d
