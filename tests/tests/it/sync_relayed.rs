@@ -520,3 +520,68 @@ async fn a_phone_learns_of_revocations_with_the_catalog_and_refuses_them_on_site
         server.stop().await;
     }
 }
+
+/// Zhang's old phone worked on a case before it was replaced (the old device revoked). A
+/// supervisor then shares the case with Li's district, and Wang, whose phone synced it
+/// since, hands it to Li on site. Li's phone has never held the case, but knows of the
+/// revocation from the catalog: the old device's changes pass with the server's receipts
+/// Wang's phone fetched, and without them they are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_phone_s_work_passes_on_site_with_the_server_s_receipts() {
+    use anjian_core::signing::SignedCase;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("server");
+    add_user(&data, "zhang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "wang", Role::Inspector, "310101", "应急管理");
+    add_user(&data, "li", Role::Inspector, "310104", "消防");
+    add_user(&data, "chief", Role::Supervisor, "310101", "应急管理");
+    let server = TestServer::start(&data).await;
+    let url = server.url();
+    let mut zhang = Inspector::sign_in(dir.path(), &url, "zhang", "应急管理", "310101").await;
+    let mut wang = Inspector::sign_in(dir.path(), &url, "wang", "应急管理", "310101").await;
+    let mut li = Inspector::sign_in(dir.path(), &url, "li", "消防", "310104").await;
+    let case = zhang.open_joint_case(9, &[("wang", "310101", "应急管理")]);
+    zhang
+        .store
+        .add_finding(case, &sample::finding("旧手机记录的隐患"))
+        .expect("finding");
+    zhang.sync().await.expect("zhang syncs");
+    Storage::open(&anjian_sync_server::testing::database(&data))
+        .expect("server database")
+        .revoke_device(&zhang.store.device_id())
+        .expect("the old phone revoked");
+    li.sync().await.expect("li syncs");
+
+    let shared = reqwest::Client::new()
+        .post(format!("{url}/api/v1/cases/{case}/share"))
+        .bearer_auth(anjian_tests::login_token(&url, "chief").await)
+        .json(&serde_json::json!({ "districts": ["310104"] }))
+        .send()
+        .await
+        .expect("share");
+    assert_eq!(shared.status(), 200);
+    wang.sync().await.expect("wang syncs");
+    let file = wang.store.export_case(case).expect("export");
+    let signed = SignedCase::decode(&file).expect("read");
+    assert_eq!(
+        signed.receipts.len(),
+        zhang.store.history(case).expect("history").len(),
+        "a receipt of each of the old phone's changes"
+    );
+
+    let stripped = SignedCase {
+        receipts: Vec::new(),
+        ..signed
+    }
+    .encode();
+    let merged = li.store.merge_case(&stripped).expect("merge");
+    assert_eq!(merged.received.accepted, 0, "{merged:?}");
+    let merged = li.store.merge_case(&file).expect("merge");
+    assert!(merged.received.refused.is_empty(), "{merged:?}");
+    assert_eq!(li.descriptions(case), ["旧手机记录的隐患"]);
+    assert_eq!(
+        li.store.heads(case).expect("li"),
+        wang.store.heads(case).expect("wang")
+    );
+    server.stop().await;
+}
