@@ -418,10 +418,10 @@ pub struct SignedCase {
     /// The certificates the exporting device holds of the changes' signers (the receiving
     /// phone keeps those a server it trusts issued, to verify the signatures).
     pub certificates: Vec<Vec<u8>>,
-    /// The server's receipts the exporting device holds of changes whose signer it knows
-    /// was revoked since: the server took them before, so a phone that knows of the
-    /// revocation still takes them (written only when there are some, so that a file
-    /// without them reads on phones from before).
+    /// The server's receipts the exporting device holds of changes whose signer's
+    /// certificate it holds as revoked: the server took them before the revocation, so a
+    /// phone that knows of it still takes them (written only when there are some, so that
+    /// a file without them reads on phones from before).
     pub receipts: Vec<crate::certificate::Receipt>,
 }
 

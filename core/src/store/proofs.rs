@@ -17,7 +17,7 @@ const LISTED_REVOKED: &str = "服务器通知该设备已吊销或其账号已�
 
 /// What vouches for changes a phone hands another (a case file, a peer message): their
 /// signatures, the certificates of their signers, and the server's receipts of those whose
-/// device the phone knows was revoked since (`Store::vouching_for`).
+/// signer's certificate the phone holds as revoked (`Store::vouching_for`).
 #[derive(Debug, Default)]
 pub(crate) struct Vouching {
     pub signatures: Vec<crate::signing::ChangeSignature>,
@@ -185,8 +185,9 @@ impl Store {
             .transpose()
     }
 
-    /// What another phone needs to verify `changes`: their signatures, and the
-    /// certificates kept of their signers and this device's own.
+    /// What another phone needs to verify `changes`: their signatures, the certificates
+    /// kept of their signers and this device's own, and the receipts of those whose
+    /// signer's certificate this phone holds as revoked.
     pub(crate) fn vouching_for(&self, changes: &[automerge::Change]) -> Result<Vouching> {
         let actors: std::collections::HashMap<automerge::ChangeHash, String> = changes
             .iter()
@@ -327,7 +328,7 @@ impl Store {
 
     /// Whether a certificate of device `actor` issued at `issued_at` vouches for nothing
     /// any more: the server refused a change of the device for its signer since
-    /// (`learn_revoked`).
+    /// (`learn_revoked`), or the catalog listed the device (`learn_revocations`).
     pub(crate) fn revoked_device(&self, actor: &str, issued_at: i64) -> Result<bool> {
         Ok(self
             .conn

@@ -541,9 +541,9 @@ impl Storage {
 
     /// Devices revoked, or of disabled accounts, each with the newest certificate the
     /// server issued it, while that certificate may still be within its validity on a
-    /// phone (an expired one vouches for nothing anyway): what the catalog tells phones, so that
-    /// they refuse such a device's changes on site. Read again only once the count of
-    /// revocations has moved.
+    /// phone (an expired one vouches for nothing anyway): what the catalog tells phones,
+    /// so that they refuse such a device's changes on site. Read again only once the count
+    /// of revocations has moved.
     pub(super) fn revoked_devices(&self, conn: &mut dyn Conn) -> AppResult<Arc<[RevokedDevice]>> {
         let count = revocation_count(conn)?;
         let cached = self
