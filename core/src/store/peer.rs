@@ -180,7 +180,7 @@ impl Store {
     ) -> Result<HandedOver> {
         self.keep_certificates(&vouching.certificates)?;
         let limits = intake::Limits::default();
-        let (doc, before) = match self.doc_if_exists(case)? {
+        let (mut doc, before) = match self.doc_if_exists(case)? {
             Some(loaded) => {
                 let before = super::judged_state(loaded)?;
                 loaded.judged = Some((loaded.doc.get_heads(), before.clone()));
@@ -194,8 +194,13 @@ impl Store {
         if let Err(e) = intake::check_depth(&doc, &fresh, &admitted.decoded, limits.depth) {
             return Err(Error::InvalidDocument(e.to_string()));
         }
-        let hashes = fresh.iter().map(automerge::Change::hash).collect();
-        let receipts = self.verified_receipts(vouching.receipts, &hashes)?;
+        // The receipts of the changes taken, and of changes held here already that came
+        // without one (taken before this phone knew of their device's revocation), so
+        // that this phone can hand those on in turn; no others are verified.
+        let fresh_hashes: HashSet<ChangeHash> = fresh.iter().map(automerge::Change::hash).collect();
+        let held = self.held_wanting_receipts(&mut doc, &vouching.receipts)?;
+        let wanted = fresh_hashes.union(&held).copied().collect();
+        let receipts = self.verified_receipts(vouching.receipts, &wanted)?;
         let signatures: HashMap<ChangeHash, ChangeSignature> = vouching
             .signatures
             .into_iter()
@@ -235,16 +240,21 @@ impl Store {
             .iter()
             .filter_map(|(change, _)| signatures.get(&change.hash()).cloned())
             .collect();
-        let receipts = judged
+        let taken_receipts = judged
             .admitted
             .iter()
             .filter_map(|(change, _)| receipts.get(&change.hash()).cloned())
+            .collect();
+        let held_receipts = receipts
+            .into_values()
+            .filter(|r| !fresh_hashes.contains(&r.hash))
             .collect();
         Ok(HandedOver {
             merged: judged.doc,
             after: judged.case,
             kept,
-            receipts,
+            receipts: taken_receipts,
+            held_receipts,
             received: PeerReceived {
                 accepted: judged.admitted.len(),
                 refused: judged.refused,
@@ -267,9 +277,11 @@ impl Store {
             after,
             kept,
             receipts,
+            held_receipts,
             received,
             ..
         } = handed;
+        self.keep_receipts_handed(case, &held_receipts);
         let Some(after) = after else {
             return Ok(received);
         };
@@ -299,10 +311,16 @@ impl Store {
         // The receipts that vouched for changes of revoked devices vouch for them again
         // when this phone hands them on; the merge is done whether or not they are kept
         // (a sync fetches them again).
-        if let Err(e) = self.keep_receipts(case, &receipts) {
-            tracing::warn!(case.id = %case, error = %e, "the receipts that came with the changes were not kept");
-        }
+        self.keep_receipts_handed(case, &receipts);
         Ok(received)
+    }
+
+    /// Keeps receipts another phone handed over; the merge is done whether or not they
+    /// are kept (a sync fetches them again).
+    fn keep_receipts_handed(&mut self, case: CaseId, receipts: &[Receipt]) {
+        if let Err(e) = self.keep_receipts(case, receipts) {
+            tracing::warn!(case.id = %case, error = %e, "the receipts handed over were not kept");
+        }
     }
 }
 
@@ -325,6 +343,8 @@ pub(crate) struct HandedOver {
     kept: Vec<ChangeSignature>,
     /// The server's receipts that came with allowed changes.
     receipts: Vec<Receipt>,
+    /// The server's receipts of changes held here already that had none.
+    held_receipts: Vec<Receipt>,
     /// What was allowed and what left out.
     received: PeerReceived,
     /// The sync message they came in, without its changes.
@@ -586,6 +606,20 @@ mod tests {
         }
         assert_eq!(accepted, changes.len());
         assert_eq!(li.heads(case).expect("li"), wang.heads(case).expect("wang"));
+
+        // A phone that took the changes before it knew of the revocation picks up their
+        // receipts from a file that carries them, and hands them on.
+        let early = &mut phone(&dir, "li7");
+        let received = |phone: &mut Store| {
+            let file = phone.export_case(case).expect("export");
+            SignedCase::decode(&file).expect("read").receipts.len()
+        };
+        let taken_early = early.merge_case(&unaware).expect("merge").received.accepted;
+        assert_eq!(taken_early, changes.len());
+        early.learn_revoked(&device, "已吊销").expect("learn");
+        assert_eq!(received(early), 0);
+        early.merge_case(&file).expect("merge");
+        assert_eq!(received(early), changes.len());
 
         // What Zhang's phone records after is refused, receipts or not.
         zhang

@@ -413,6 +413,32 @@ impl Store {
         Ok(verified)
     }
 
+    /// Of the changes `receipts` are of, those `doc` holds with no receipt kept here and
+    /// whose device this phone knows was revoked: a receipt that came with them lets this
+    /// phone hand them on to phones that know of the revocation too.
+    pub(crate) fn held_wanting_receipts(
+        &self,
+        doc: &mut automerge::AutoCommit,
+        receipts: &[Receipt],
+    ) -> Result<std::collections::HashSet<automerge::ChangeHash>> {
+        let mut kept = self
+            .conn
+            .prepare_cached("SELECT 1 FROM receipts WHERE change_hash = ?1")?;
+        let mut revoked = self
+            .conn
+            .prepare_cached("SELECT 1 FROM revoked_devices WHERE actor = ?1")?;
+        let mut wanting = std::collections::HashSet::new();
+        for receipt in receipts {
+            if doc.get_change_by_hash(&receipt.hash).is_some()
+                && !kept.exists([receipt.hash.to_string()])?
+                && revoked.exists([&receipt.actor])?
+            {
+                wanting.insert(receipt.hash);
+            }
+        }
+        Ok(wanting)
+    }
+
     /// Which of `cases` this store holds with changes the server acknowledged and no
     /// receipt of them kept here: the cases to ask the server's proofs of.
     #[cfg(feature = "client")]
