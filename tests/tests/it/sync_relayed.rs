@@ -444,23 +444,10 @@ async fn a_phone_learns_of_revocations_with_the_catalog_and_refuses_them_on_site
         let case = joint_case(&mut zhang);
         zhang.sync().await.expect("zhang syncs the case");
         li.sync().await.expect("li receives it");
-        let catalog = |li: &Inspector| {
-            let url = format!("{}/api/v1/catalog?since=0", li.server);
-            let token = li.token.clone();
-            async move {
-                let answer = reqwest::Client::new()
-                    .get(url)
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .expect("catalog");
-                answer.json::<serde_json::Value>().await.expect("json")
-            }
-        };
-        assert!(
-            catalog(&li).await.get("revoked").is_none(),
-            "{how}: none yet"
-        );
+        let catalog_url = format!("{}/api/v1/catalog?since=0", li.server);
+        let token = li.token.clone();
+        let catalog = || anjian_tests::get_json(&catalog_url, &token);
+        assert!(catalog().await.get("revoked").is_none(), "{how}: none yet");
 
         let storage = Storage::open(&anjian_sync_server::testing::database(&server.data))
             .expect("server database");
@@ -473,7 +460,7 @@ async fn a_phone_learns_of_revocations_with_the_catalog_and_refuses_them_on_site
             _ => storage.set_disabled("zhang", true),
         }
         .expect(how);
-        let listed = catalog(&li).await["revoked"].clone();
+        let listed = catalog().await["revoked"].clone();
         assert_eq!(
             listed.as_array().map(|a| a.len()),
             Some(1),
@@ -504,7 +491,7 @@ async fn a_phone_learns_of_revocations_with_the_catalog_and_refuses_them_on_site
             // certificate, never the one from before, so Li's phone takes what Zhang's
             // phone hands over, as the server now would.
             storage.set_disabled("zhang", false).expect("enable");
-            assert!(catalog(&li).await.get("revoked").is_none(), "{how}");
+            assert!(catalog().await.get("revoked").is_none(), "{how}");
             tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
             zhang
                 .store
